@@ -1,0 +1,51 @@
+# Two commands: `make run` (everything, offline, on local defaults) and `make test`.
+SHELL := /bin/bash
+PY311 ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+RASA_VENV := .venv-rasa
+PIP_FLAGS := --disable-pip-version-check --quiet
+
+.PHONY: run test install train lint bench clean chat
+
+run: install
+	$(VENV)/bin/python -m bot run
+
+test: install
+	$(VENV)/bin/python -m bot train
+	$(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+install: $(VENV)/.installed $(RASA_VENV)/.installed
+
+# The app, the action server and the knowledge matrix: Python 3.11 (torch from the local CPU build).
+$(VENV)/.installed: pyproject.toml
+	@$(PY311) -c 'import sys; assert sys.version_info >= (3, 11), "need Python >= 3.11 for the app"'
+	test -x $(VENV)/bin/python || $(PY311) -m venv $(VENV)
+	$(VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
+	$(VENV)/bin/pip install $(PIP_FLAGS) torch==2.13.0 || $(VENV)/bin/pip install $(PIP_FLAGS) torch --index-url https://download.pytorch.org/whl/cpu
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[app,dev]'
+	touch $@
+
+# Rasa 3.6.21 and our connector: Python 3.10, its own environment.
+$(RASA_VENV)/.installed: pyproject.toml
+	@PY310=$$(scripts/find-python310) || exit 1; \
+	  test -x $(RASA_VENV)/bin/python || $$PY310 -m venv $(RASA_VENV)
+	$(RASA_VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
+	$(RASA_VENV)/bin/pip install $(PIP_FLAGS) -e '.[rasa]'
+	touch $@
+
+train: install
+	$(VENV)/bin/python -m bot train
+
+chat:
+	$(VENV)/bin/python -m bot chat
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy bot connectors
+
+bench: install
+	$(VENV)/bin/python -m bot train
+	$(VENV)/bin/python bench/webhook.py
+
+clean:
+	rm -rf $(VENV) $(RASA_VENV) models var

@@ -1,0 +1,69 @@
+"""The app on port 8000: the Graph API sandbox, the sandbox chat, and (later) the console and APIs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, Field
+
+from bot import sandbox, simulate
+from bot.settings import SANDBOX_PAGE_ID, Settings, load_settings
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+class ChatInput(BaseModel):
+    user_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    kind: Literal["text", "quick_reply", "postback"] = "text"
+    text: str = Field(default="", max_length=2000)
+    payload: str = Field(default="", max_length=1000)
+    page_id: str = SANDBOX_PAGE_ID
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    app = FastAPI(title="Ecuabots Messenger", version="0.1.0")
+    app.state.settings = settings
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "sandbox": not settings.is_production}
+
+    if not settings.is_production:
+        # The sandbox and its chat inject signed webhook events: never exposed in production.
+        app.state.sandbox = sandbox.GraphSandbox(settings)
+        app.include_router(sandbox.router)
+        _add_sandbox_chat(app, settings)
+    return app
+
+
+def _add_sandbox_chat(app: FastAPI, settings: Settings) -> None:
+    webhook_url = settings.rasa_url + "/webhooks/messenger/webhook"
+
+    @app.get("/sandbox/chat", response_class=HTMLResponse)
+    async def chat_page(request: Request) -> HTMLResponse:
+        return TEMPLATES.TemplateResponse(request, "chat.html", {"page_id": SANDBOX_PAGE_ID})
+
+    @app.post("/sandbox/chat/send")
+    async def chat_send(message: ChatInput) -> dict[str, Any]:
+        """Sign the message as Meta would and deliver it to the Rasa webhook: the real path."""
+        if message.kind == "text":
+            if not message.text.strip():
+                raise HTTPException(422, "text is empty")
+            item = simulate.text_message(message.page_id, message.user_id, message.text)
+        elif message.kind == "quick_reply":
+            item = simulate.quick_reply(message.page_id, message.user_id, message.text, message.payload)
+        else:
+            item = simulate.postback(message.page_id, message.user_id, message.text, message.payload)
+        raw, headers = simulate.signed_request(simulate.webhook_body(message.page_id, [item]), settings.app_secret)
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                answer = await client.post(webhook_url, content=raw, headers=headers)
+        except httpx.HTTPError as exc:
+            raise HTTPException(502, f"the Rasa webhook at {webhook_url} did not answer: {type(exc).__name__}") from exc
+        return {"webhook_status": answer.status_code, "mid": (item.get("message") or item.get("postback"))["mid"]}

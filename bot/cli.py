@@ -1,0 +1,136 @@
+"""`bot run` starts everything; `bot chat` talks to the running bot through the real webhook path."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from bot import simulate
+from bot.settings import ROOT, SANDBOX_PAGE_ID, SettingsError, load_settings
+from bot.stack import Ports, StackError, build_stack, ensure_model
+
+
+def _port(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def run(_args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    ports = Ports(rasa=_port("RASA_PORT", 5005), actions=_port("ACTION_PORT", 5055), app=_port("APP_PORT", 8000))
+    try:
+        model = ensure_model()
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    stack = build_stack(ports, Path(os.environ.get("BOT_DATA_DIR", ROOT / "var")), model)
+    stopping = False
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        print("Starting the app, the action server and Rasa (Rasa takes 20–60 s to load)…", flush=True)
+        stack.start()
+        print(
+            f"\nReady.\n  Talk to the bot:    {stack.app_url}/sandbox/chat\n"
+            f"  Messenger webhook:  {stack.webhook_url}\n"
+            f"  Sent messages:      {stack.app_url}/sandbox/sent\n"
+            f"  Logs:               {stack.log_dir}\n"
+            f"  Graph API:          {'the sandbox' if settings.uses_sandbox else settings.graph_api_base}\n"
+            "Press Ctrl-C to stop.",
+            flush=True,
+        )
+        while not stopping:
+            for name, process in stack.processes.items():
+                if process.poll() is not None:
+                    print(f"error: {name} exited with {process.returncode}; see {stack.log_dir / (name + '.log')}")
+                    return 1
+            time.sleep(0.5)
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        print("Stopping…", flush=True)
+        stack.stop()
+    return 0
+
+
+def chat(args: argparse.Namespace) -> int:
+    """A terminal chat: each line is signed and posted to the webhook; replies come from the sandbox."""
+    settings = load_settings()
+    webhook = settings.rasa_url + "/webhooks/messenger/webhook"
+    user = args.user or f"cli-{uuid.uuid4().hex[:8]}"
+    seen = len(_replies(settings.app_url, user))
+    print(f"Chat as {user} (Ctrl-D to leave). Quick replies show as [n] title; type the number to pick one.")
+    choices: list[dict] = []
+    for line in sys.stdin:
+        text = line.strip()
+        if not text:
+            continue
+        if text.isdigit() and 0 < int(text) <= len(choices):
+            choice = choices[int(text) - 1]
+            item = simulate.quick_reply(SANDBOX_PAGE_ID, user, choice["title"], choice.get("payload", ""))
+        else:
+            item = simulate.text_message(SANDBOX_PAGE_ID, user, text)
+        raw, headers = simulate.signed_request(simulate.webhook_body(SANDBOX_PAGE_ID, [item]), settings.app_secret)
+        status = httpx.post(webhook, content=raw, headers=headers, timeout=10).status_code
+        if status != 200:
+            print(f"(the webhook answered {status})")
+            continue
+        deadline = time.monotonic() + args.wait
+        while time.monotonic() < deadline:
+            replies = _replies(settings.app_url, user)
+            if len(replies) > seen and time.monotonic() > deadline - args.wait + 1.5:
+                break
+            time.sleep(0.3)
+        replies = _replies(settings.app_url, user)
+        choices = []
+        for reply in replies[seen:]:
+            message = reply["body"]["message"]
+            text = message.get("text") or (message.get("attachment") or {}).get("payload", {}).get("text", "")
+            print(f"bot> {text}")
+            for quick in message.get("quick_replies") or []:
+                choices.append(quick)
+                print(f"     [{len(choices)}] {quick.get('title')}")
+        seen = len(replies)
+    return 0
+
+
+def _replies(app_url: str, user: str) -> list[dict]:
+    sent = httpx.get(f"{app_url}/sandbox/sent", params={"recipient_id": user}, timeout=10).json()
+    return [item for item in sent if "message" in item.get("body", {})]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bot")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="train if needed and start Rasa, the action server and the app").set_defaults(
+        func=run
+    )
+    chat_parser = commands.add_parser("chat", help="talk to the running bot through the signed webhook")
+    chat_parser.add_argument("--user", help="the sender id (PSID) to use")
+    chat_parser.add_argument("--wait", type=float, default=6.0, help="seconds to wait for replies")
+    chat_parser.set_defaults(func=chat)
+    commands.add_parser("train", help="train the Rasa model if the training data changed").set_defaults(
+        func=lambda _a: (ensure_model(), 0)[1]
+    )
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""One typed settings object, read from the environment.
+
+Imported by both Python environments (the Rasa 3.10 one and the app's 3.11 one), so it
+uses the standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+DEMO_APP_SECRET = "demo-app-secret"
+DEMO_VERIFY_TOKEN = "demo-verify-token"
+DEMO_SERVICE_TOKEN = "demo-service-token"
+SANDBOX_PAGE_ID = "100000000000001"
+SANDBOX_PAGE_TOKEN = "sandbox-page-token"
+DEFAULT_GRAPH_API_VERSION = "v21.0"
+PAGE_INBOX_APP_ID = "263902037430900"
+ENVIRONMENTS = frozenset({"development", "test", "production"})
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A setting is missing or unsafe; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    environment: str = "development"
+    app_secret: str = DEMO_APP_SECRET
+    verify_token: str = DEMO_VERIFY_TOKEN
+    app_id: str = ""
+    page_tokens: Mapping[str, str] = field(default_factory=lambda: {SANDBOX_PAGE_ID: SANDBOX_PAGE_TOKEN})
+    graph_api_base: str = "http://127.0.0.1:8000"
+    graph_api_version: str = DEFAULT_GRAPH_API_VERSION
+    data_dir: Path = ROOT / "var"
+    rasa_url: str = "http://127.0.0.1:5005"
+    action_server_url: str = "http://127.0.0.1:5055/webhook"
+    app_url: str = "http://127.0.0.1:8000"
+    service_token: str = DEMO_SERVICE_TOKEN
+    graph_timeout_seconds: float = 10.0
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return self.page_tokens.get(SANDBOX_PAGE_ID) == SANDBOX_PAGE_TOKEN
+
+    @property
+    def ingest_db_path(self) -> Path:
+        return self.data_dir / "messenger.sqlite3"
+
+    def token_for_page(self, page_id: str) -> str | None:
+        return self.page_tokens.get(page_id)
+
+    def check_production_safe(self) -> None:
+        """Refuse to run in production with any demo secret or the sandbox as Graph API."""
+        if not self.is_production:
+            return
+        problems = []
+        if self.app_secret == DEMO_APP_SECRET:
+            problems.append("MESSENGER_APP_SECRET is the demo value")
+        if self.verify_token == DEMO_VERIFY_TOKEN:
+            problems.append("MESSENGER_VERIFY_TOKEN is the demo value")
+        if self.service_token == DEMO_SERVICE_TOKEN:
+            problems.append("BOT_SERVICE_TOKEN is the demo value")
+        if self.uses_sandbox:
+            problems.append("no page token is set (MESSENGER_PAGE_ACCESS_TOKEN or MESSENGER_PAGES)")
+        if not self.uses_sandbox and self.graph_api_base.startswith(self.app_url):
+            problems.append("GRAPH_API_BASE points at the sandbox")
+        if not self.app_id:
+            problems.append("MESSENGER_APP_ID is not set (needed to tell our own echoes from a person's)")
+        if problems:
+            raise SettingsError(
+                "BOT_ENV=production refuses to start: " + "; ".join(problems) + ". See README, 'A real page'."
+            )
+
+
+def parse_page_tokens(pages: str) -> dict[str, str]:
+    """`MESSENGER_PAGES="111:tokenA,222:tokenB"` (commas, spaces or new lines between pairs)."""
+    tokens: dict[str, str] = {}
+    items = [item for item in pages.replace("\n", ",").replace(" ", ",").split(",") if item]
+    for number, item in enumerate(items, start=1):
+        page_id, sep, token = item.partition(":")
+        if not sep or not page_id.strip().isdigit() or not token.strip():
+            # Never echo the entry: it may hold a page token (or be one, when the id is missing).
+            raise SettingsError(
+                f"MESSENGER_PAGES entry {number} of {len(items)} is not 'page_id:token' with a numeric page id"
+            )
+        tokens[page_id.strip()] = token.strip()
+    return tokens
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    get = env.get
+    page_tokens: dict[str, str] = {}
+    if get("MESSENGER_PAGES"):
+        page_tokens.update(parse_page_tokens(get("MESSENGER_PAGES", "")))
+    if get("MESSENGER_PAGE_ACCESS_TOKEN"):
+        page_id = get("MESSENGER_PAGE_ID", "")
+        if not page_id.isdigit():
+            raise SettingsError("MESSENGER_PAGE_ACCESS_TOKEN needs MESSENGER_PAGE_ID (the page's numeric id)")
+        page_tokens[page_id] = get("MESSENGER_PAGE_ACCESS_TOKEN", "")
+    if not page_tokens:
+        page_tokens = {SANDBOX_PAGE_ID: SANDBOX_PAGE_TOKEN}
+    try:
+        timeout = float(get("GRAPH_API_TIMEOUT_SECONDS", "10"))
+    except ValueError as exc:
+        raise SettingsError("GRAPH_API_TIMEOUT_SECONDS must be a number of seconds") from exc
+    app_url = get("BOT_APP_URL", "http://127.0.0.1:8000").rstrip("/")
+    uses_sandbox = page_tokens == {SANDBOX_PAGE_ID: SANDBOX_PAGE_TOKEN}
+    # With only the sandbox page configured, sends go to the sandbox in the app; else to Meta.
+    graph_api_base = get("GRAPH_API_BASE") or (app_url if uses_sandbox else "https://graph.facebook.com")
+    environment = get("BOT_ENV", "development")
+    if environment not in ENVIRONMENTS:
+        raise SettingsError(f"BOT_ENV must be one of {', '.join(sorted(ENVIRONMENTS))}, not {environment!r}")
+    settings = Settings(
+        environment=environment,
+        app_secret=get("MESSENGER_APP_SECRET", DEMO_APP_SECRET),
+        verify_token=get("MESSENGER_VERIFY_TOKEN", DEMO_VERIFY_TOKEN),
+        app_id=get("MESSENGER_APP_ID", ""),
+        page_tokens=page_tokens,
+        graph_api_base=graph_api_base.rstrip("/"),
+        graph_api_version=get("GRAPH_API_VERSION", DEFAULT_GRAPH_API_VERSION),
+        data_dir=Path(get("BOT_DATA_DIR", str(ROOT / "var"))),
+        rasa_url=get("RASA_URL", "http://127.0.0.1:5005").rstrip("/"),
+        action_server_url=get("ACTION_SERVER_URL", "http://127.0.0.1:5055/webhook"),
+        app_url=app_url,
+        service_token=get("BOT_SERVICE_TOKEN", DEMO_SERVICE_TOKEN),
+        graph_timeout_seconds=timeout,
+    )
+    settings.check_production_safe()
+    return settings

@@ -1,0 +1,86 @@
+"""The real stack (Rasa + action server + app) on free ports, for integration tests."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+import yaml
+
+from bot import simulate
+from bot.settings import DEMO_APP_SECRET, ROOT, SANDBOX_PAGE_ID
+from bot.stack import RASA_BIN, Ports, Stack, build_stack, ensure_model
+
+PAGE_ID = SANDBOX_PAGE_ID
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rasa_available() -> bool:
+    return RASA_BIN.exists()
+
+
+def start_stack(data_dir: Path, extra_env: dict[str, str] | None = None) -> Stack:
+    model = ensure_model()
+    stack = build_stack(Ports(free_port(), free_port(), free_port()), data_dir, model, extra_env)
+    try:
+        stack.start()
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+def response_texts(name: str) -> set[str]:
+    """Every variant of a domain response, to recognise which reply answered which message."""
+    domain = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
+    return {variant["text"] for variant in domain["responses"][name] if "text" in variant}
+
+
+class Messenger:
+    """Talks to the stack as Meta does: signed deliveries in, Send API requests out (the sandbox)."""
+
+    def __init__(self, stack: Stack, app_secret: str = DEMO_APP_SECRET) -> None:
+        self.stack = stack
+        self.app_secret = app_secret
+        self.http = httpx.Client(timeout=30)
+
+    def deliver(self, body: dict[str, Any], secret: str | None = None) -> httpx.Response:
+        raw, headers = simulate.signed_request(body, secret or self.app_secret)
+        return self.deliver_raw(raw, headers)
+
+    def deliver_raw(self, raw: bytes, headers: dict[str, str]) -> httpx.Response:
+        return self.http.post(self.stack.webhook_url, content=raw, headers=headers)
+
+    def say(self, user_id: str, text: str) -> httpx.Response:
+        return self.deliver(simulate.webhook_body(PAGE_ID, [simulate.text_message(PAGE_ID, user_id, text)]))
+
+    def sent(self, user_id: str | None = None) -> list[dict[str, Any]]:
+        params = {"recipient_id": user_id} if user_id else {}
+        return self.http.get(self.stack.app_url + "/sandbox/sent", params=params).json()
+
+    def replies(self, user_id: str) -> list[dict[str, Any]]:
+        """The `message` objects sent to a user, oldest first (sender actions left out)."""
+        return [item["body"]["message"] for item in self.sent(user_id) if "message" in item["body"]]
+
+    def texts(self, user_id: str) -> list[str]:
+        return [reply.get("text", "") for reply in self.replies(user_id)]
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float = 60, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+    def wait_for_text(self, user_id: str, expected: set[str], timeout: float = 60) -> list[str]:
+        self.wait_for(lambda: any(t in expected for t in self.texts(user_id)), timeout, f"a reply to {user_id}")
+        return self.texts(user_id)

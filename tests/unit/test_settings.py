@@ -1,0 +1,269 @@
+"""One settings object from the environment: safe local defaults, clear refusals in production."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.settings import (
+    DEFAULT_GRAPH_API_VERSION,
+    DEMO_APP_SECRET,
+    DEMO_SERVICE_TOKEN,
+    DEMO_VERIFY_TOKEN,
+    ROOT,
+    SANDBOX_PAGE_ID,
+    SANDBOX_PAGE_TOKEN,
+    Settings,
+    SettingsError,
+    load_settings,
+    parse_page_tokens,
+)
+
+APP_SECRET = "3b1f0c9d8e7a6b5c4d3e2f1a0b9c8d7e"
+VERIFY_TOKEN = "verify-7Qp2xZr9"
+SERVICE_TOKEN = "service-Kd83hFq1"
+PAGE_TOKEN = "EAAGm0PX4ZCpsBAKZBZCexampleTOKENvalue1"
+OTHER_PAGE_TOKEN = "EAAGm0PX4ZCpsBAOTHERexampleTOKENvalue2"
+APP_ID = "1517776481860111"
+SECRET_VALUES = (APP_SECRET, VERIFY_TOKEN, SERVICE_TOKEN, PAGE_TOKEN, OTHER_PAGE_TOKEN)
+
+
+def production_env(**overrides: str) -> dict[str, str]:
+    env = {
+        "BOT_ENV": "production",
+        "MESSENGER_APP_SECRET": APP_SECRET,
+        "MESSENGER_VERIFY_TOKEN": VERIFY_TOKEN,
+        "BOT_SERVICE_TOKEN": SERVICE_TOKEN,
+        "MESSENGER_APP_ID": APP_ID,
+        "MESSENGER_PAGE_ID": "104523456789012",
+        "MESSENGER_PAGE_ACCESS_TOKEN": PAGE_TOKEN,
+    }
+    env.update(overrides)
+    return {key: value for key, value in env.items() if value != "<unset>"}
+
+
+def assert_no_secret_in(message: str) -> None:
+    for value in (*SECRET_VALUES, DEMO_APP_SECRET, DEMO_VERIFY_TOKEN, DEMO_SERVICE_TOKEN, SANDBOX_PAGE_TOKEN):
+        assert value not in message, value
+
+
+# --- local defaults -----------------------------------------------------------------------------
+
+
+def test_empty_environment_gives_safe_local_defaults() -> None:
+    settings = load_settings({})
+
+    assert settings.environment == "development" and not settings.is_production
+    assert (settings.app_secret, settings.verify_token, settings.service_token) == (
+        DEMO_APP_SECRET,
+        DEMO_VERIFY_TOKEN,
+        DEMO_SERVICE_TOKEN,
+    )
+    assert settings.app_id == ""
+    assert dict(settings.page_tokens) == {SANDBOX_PAGE_ID: SANDBOX_PAGE_TOKEN}
+    assert settings.uses_sandbox
+    assert settings.app_url == "http://127.0.0.1:8000"
+    assert settings.graph_api_base == settings.app_url  # sends go to the sandbox inside the app
+    assert settings.graph_api_version == DEFAULT_GRAPH_API_VERSION
+    assert settings.graph_timeout_seconds == 10.0
+    assert settings.rasa_url == "http://127.0.0.1:5005"
+    assert settings.ingest_db_path == ROOT / "var" / "messenger.sqlite3"
+
+
+def test_load_settings_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("MESSENGER_PAGES", "MESSENGER_PAGE_ACCESS_TOKEN", "GRAPH_API_BASE", "BOT_ENV", "BOT_APP_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MESSENGER_APP_SECRET", APP_SECRET)
+    monkeypatch.setenv("BOT_DATA_DIR", str(tmp_path))
+
+    settings = load_settings()
+
+    assert settings.app_secret == APP_SECRET
+    assert settings.ingest_db_path == tmp_path / "messenger.sqlite3"
+
+
+def test_sandbox_graph_base_follows_the_app_url_without_trailing_slash() -> None:
+    settings = load_settings({"BOT_APP_URL": "http://10.0.0.5:9000/"})
+
+    assert settings.app_url == "http://10.0.0.5:9000"
+    assert settings.graph_api_base == "http://10.0.0.5:9000"
+
+
+def test_urls_lose_their_trailing_slash() -> None:
+    settings = load_settings({"RASA_URL": "http://rasa:5005/", "GRAPH_API_BASE": "http://graph-proxy:8080/"})
+
+    assert settings.rasa_url == "http://rasa:5005"
+    assert settings.graph_api_base == "http://graph-proxy:8080"
+
+
+def test_timeout_is_read_as_seconds() -> None:
+    assert load_settings({"GRAPH_API_TIMEOUT_SECONDS": "2.5"}).graph_timeout_seconds == 2.5
+
+
+def test_non_numeric_timeout_is_a_clear_error() -> None:
+    with pytest.raises(SettingsError, match="GRAPH_API_TIMEOUT_SECONDS must be a number"):
+        load_settings({"GRAPH_API_TIMEOUT_SECONDS": "ten"})
+
+
+# --- pages and tokens ---------------------------------------------------------------------------
+
+
+def test_messenger_pages_with_commas_spaces_and_new_lines() -> None:
+    pages = f"111111111111111:{PAGE_TOKEN}, 222222222222222:{OTHER_PAGE_TOKEN}\n333333333333333:tokenC"
+
+    assert parse_page_tokens(pages) == {
+        "111111111111111": PAGE_TOKEN,
+        "222222222222222": OTHER_PAGE_TOKEN,
+        "333333333333333": "tokenC",
+    }
+
+
+def test_real_pages_send_to_meta() -> None:
+    settings = load_settings({"MESSENGER_PAGES": f"111111111111111:{PAGE_TOKEN},222222222222222:{OTHER_PAGE_TOKEN}"})
+
+    assert dict(settings.page_tokens) == {"111111111111111": PAGE_TOKEN, "222222222222222": OTHER_PAGE_TOKEN}
+    assert not settings.uses_sandbox
+    assert settings.graph_api_base == "https://graph.facebook.com"
+    assert settings.token_for_page("222222222222222") == OTHER_PAGE_TOKEN
+    assert settings.token_for_page(SANDBOX_PAGE_ID) is None
+
+
+@pytest.mark.parametrize(
+    ("pages", "bad_entry"),
+    [
+        (f"abc:{PAGE_TOKEN}", 1),  # page id not numeric
+        (PAGE_TOKEN, 1),  # the token alone, page id forgotten
+        ("111111111111111:", 1),  # token missing
+        (f"111111111111111:{PAGE_TOKEN},222222222222222", 2),
+        (f"111111111111111:{PAGE_TOKEN}\n:{OTHER_PAGE_TOKEN}", 2),  # empty page id
+    ],
+    ids=["id-not-numeric", "token-without-id", "token-missing", "second-without-colon", "second-with-empty-id"],
+)
+def test_bad_messenger_pages_entry_is_named_without_its_token(pages: str, bad_entry: int) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"MESSENGER_PAGES": pages})
+
+    message = str(caught.value)
+    assert "MESSENGER_PAGES" in message
+    assert f"entry {bad_entry} of" in message
+    assert "page_id:token" in message
+    assert_no_secret_in(message)
+
+
+def test_single_page_token_needs_the_page_id() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"MESSENGER_PAGE_ACCESS_TOKEN": PAGE_TOKEN})
+
+    assert "MESSENGER_PAGE_ID" in str(caught.value)
+    assert_no_secret_in(str(caught.value))
+
+
+def test_single_page_token_needs_a_numeric_page_id() -> None:
+    with pytest.raises(SettingsError, match="MESSENGER_PAGE_ID"):
+        load_settings({"MESSENGER_PAGE_ACCESS_TOKEN": PAGE_TOKEN, "MESSENGER_PAGE_ID": "mi-pagina"})
+
+
+def test_single_page_token_sends_to_meta() -> None:
+    settings = load_settings({"MESSENGER_PAGE_ACCESS_TOKEN": PAGE_TOKEN, "MESSENGER_PAGE_ID": "104523456789012"})
+
+    assert dict(settings.page_tokens) == {"104523456789012": PAGE_TOKEN}
+    assert settings.graph_api_base == "https://graph.facebook.com"
+    assert not settings.uses_sandbox
+
+
+def test_single_page_and_messenger_pages_are_combined() -> None:
+    settings = load_settings(
+        {
+            "MESSENGER_PAGES": f"111111111111111:{OTHER_PAGE_TOKEN}",
+            "MESSENGER_PAGE_ACCESS_TOKEN": PAGE_TOKEN,
+            "MESSENGER_PAGE_ID": "104523456789012",
+        }
+    )
+
+    assert dict(settings.page_tokens) == {"111111111111111": OTHER_PAGE_TOKEN, "104523456789012": PAGE_TOKEN}
+
+
+def test_explicit_graph_base_wins_over_the_default() -> None:
+    settings = load_settings({"MESSENGER_PAGES": f"111111111111111:{PAGE_TOKEN}", "GRAPH_API_BASE": "http://mock:1"})
+
+    assert settings.graph_api_base == "http://mock:1"
+
+
+# --- production ---------------------------------------------------------------------------------
+
+
+def test_production_accepts_a_complete_configuration() -> None:
+    settings = load_settings(production_env())
+
+    assert settings.is_production
+    assert settings.app_secret == APP_SECRET and settings.app_id == APP_ID
+    assert settings.graph_api_base == "https://graph.facebook.com"
+    assert not settings.uses_sandbox
+
+
+def test_production_with_nothing_set_lists_every_problem() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"BOT_ENV": "production"})
+
+    message = str(caught.value)
+    assert message.startswith("BOT_ENV=production refuses to start")
+    for name in (
+        "MESSENGER_APP_SECRET",
+        "MESSENGER_VERIFY_TOKEN",
+        "BOT_SERVICE_TOKEN",
+        "MESSENGER_APP_ID",
+        "MESSENGER_PAGE_ACCESS_TOKEN or MESSENGER_PAGES",
+    ):
+        assert name in message, name
+    assert_no_secret_in(message)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named", "problem_count"),
+    [
+        ({"MESSENGER_APP_SECRET": "<unset>"}, "MESSENGER_APP_SECRET is the demo value", 1),
+        ({"MESSENGER_APP_SECRET": DEMO_APP_SECRET}, "MESSENGER_APP_SECRET is the demo value", 1),
+        ({"MESSENGER_VERIFY_TOKEN": "<unset>"}, "MESSENGER_VERIFY_TOKEN is the demo value", 1),
+        ({"BOT_SERVICE_TOKEN": "<unset>"}, "BOT_SERVICE_TOKEN is the demo value", 1),
+        ({"MESSENGER_APP_ID": "<unset>"}, "MESSENGER_APP_ID is not set", 1),
+        ({"MESSENGER_PAGE_ACCESS_TOKEN": "<unset>", "MESSENGER_PAGE_ID": "<unset>"}, "no page token is set", 1),
+        (
+            {"MESSENGER_PAGE_ACCESS_TOKEN": "<unset>", "MESSENGER_PAGES": f"{SANDBOX_PAGE_ID}:{SANDBOX_PAGE_TOKEN}"},
+            "no page token is set",
+            1,
+        ),
+        ({"MESSENGER_APP_ID": "<unset>", "BOT_SERVICE_TOKEN": "<unset>"}, "MESSENGER_APP_ID is not set", 2),
+    ],
+)
+def test_production_names_what_is_wrong_and_never_a_secret(
+    overrides: dict[str, str], named: str, problem_count: int
+) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(production_env(**overrides))
+
+    message = str(caught.value)
+    assert named in message
+    problems = message.removeprefix("BOT_ENV=production refuses to start: ").split(". See README")[0].split("; ")
+    assert len(problems) == problem_count, problems
+    assert_no_secret_in(message)
+
+
+def test_demo_values_are_fine_outside_production() -> None:
+    settings = load_settings({"BOT_ENV": "development"})
+
+    settings.check_production_safe()  # does not raise
+    assert settings.uses_sandbox and settings.app_secret == DEMO_APP_SECRET
+
+
+def test_check_production_safe_on_a_hand_built_settings_object() -> None:
+    unsafe = Settings(
+        environment="production",
+        app_secret=APP_SECRET,
+        verify_token=VERIFY_TOKEN,
+        service_token=SERVICE_TOKEN,
+        app_id=APP_ID,
+    )  # page tokens default to the sandbox
+
+    with pytest.raises(SettingsError, match="no page token is set"):
+        unsafe.check_production_safe()
