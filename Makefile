@@ -5,7 +5,7 @@ VENV := .venv
 RASA_VENV := .venv-rasa
 PIP_FLAGS := --disable-pip-version-check --quiet
 
-.PHONY: run test install train lint bench clean chat
+.PHONY: run test install train lint bench clean chat chromium
 
 run: install
 	$(VENV)/bin/python -m bot run
@@ -14,7 +14,15 @@ test: install
 	$(VENV)/bin/python -m bot train
 	$(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
-install: $(VENV)/.installed $(RASA_VENV)/.installed
+install: $(VENV)/.installed $(RASA_VENV)/.installed chromium
+
+# Debian's Chromium for the browser tests (no browser download at test time).
+chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "Installing Debian's chromium for the browser tests…"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -q chromium >/dev/null 2>&1 || { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium >/dev/null; } || \
+	  echo "warning: could not install chromium; browser tests will skip (fail under REQUIRE_SERVICES=1)"; }
 
 # The app, the action server and the knowledge matrix: Python 3.11 (torch from the local CPU build).
 $(VENV)/.installed: pyproject.toml

@@ -117,10 +117,14 @@ async def main() -> None:
         finally:
             stack.stop()
     print(f"events={args.events} users={args.users} concurrency={args.concurrency}")
-    print(f"messenger webhook answer: p50 {ours['webhook_p50_ms']:.1f} ms, p99 {ours['webhook_p99_ms']:.1f} ms, "
-          f"mean {ours['webhook_mean_ms']:.1f} ms; all accepted in {ours['accept_all_s']:.2f} s")
-    print(f"messenger end to end (replies in the sandbox): {ours['end_to_end_s']:.2f} s, "
-          f"{ours['messages_per_s']:.1f} msg/s")
+    print(
+        f"messenger webhook answer: p50 {ours['webhook_p50_ms']:.1f} ms, p99 {ours['webhook_p99_ms']:.1f} ms, "
+        f"mean {ours['webhook_mean_ms']:.1f} ms; all accepted in {ours['accept_all_s']:.2f} s"
+    )
+    print(
+        f"messenger end to end (replies in the sandbox): {ours['end_to_end_s']:.2f} s, "
+        f"{ours['messages_per_s']:.1f} msg/s"
+    )
     print(f"rasa REST channel (floor): {rest['end_to_end_s']:.2f} s, {rest['messages_per_s']:.1f} msg/s")
     overhead = (rest["messages_per_s"] / ours["messages_per_s"] - 1) * 100
     print(f"overhead vs REST: {overhead:+.1f}% time per message")

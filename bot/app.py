@@ -66,4 +66,5 @@ def _add_sandbox_chat(app: FastAPI, settings: Settings) -> None:
                 answer = await client.post(webhook_url, content=raw, headers=headers)
         except httpx.HTTPError as exc:
             raise HTTPException(502, f"the Rasa webhook at {webhook_url} did not answer: {type(exc).__name__}") from exc
-        return {"webhook_status": answer.status_code, "mid": (item.get("message") or item.get("postback"))["mid"]}
+        content = item.get("message") or item.get("postback") or {}
+        return {"webhook_status": answer.status_code, "mid": content.get("mid")}

@@ -7,9 +7,9 @@ uses the standard library only.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 DEMO_APP_SECRET = "demo-app-secret"
 DEMO_VERIFY_TOKEN = "demo-verify-token"

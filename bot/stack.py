@@ -85,10 +85,10 @@ class Stack:
         return self.rasa_url + "/webhooks/messenger/webhook"
 
     def _spawn(self, name: str, command: list[str]) -> None:
-        log = open(self.log_dir / f"{name}.log", "ab")
-        self.processes[name] = subprocess.Popen(
-            command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
+        with open(self.log_dir / f"{name}.log", "ab") as log:  # the child keeps its own copy
+            self.processes[name] = subprocess.Popen(
+                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
     def _wait_healthy(self, name: str, url: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -108,8 +108,19 @@ class Stack:
         python = sys.executable
         self._spawn(
             "app",
-            [python, "-m", "uvicorn", "bot.app:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(self.ports.app), "--log-level", "warning"],
+            [
+                python,
+                "-m",
+                "uvicorn",
+                "bot.app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.ports.app),
+                "--log-level",
+                "warning",
+            ],
         )
         self._wait_healthy("app", self.app_url + "/health", 60)
 
@@ -122,9 +133,21 @@ class Stack:
     def start_rasa(self) -> None:
         self._spawn(
             "rasa",
-            [str(RASA_BIN), "run", "--model", str(self.model), "--port", str(self.ports.rasa),
-             "--credentials", "credentials.yml", "--endpoints", "endpoints.yml", "--enable-api",
-             "--interface", "127.0.0.1"],
+            [
+                str(RASA_BIN),
+                "run",
+                "--model",
+                str(self.model),
+                "--port",
+                str(self.ports.rasa),
+                "--credentials",
+                "credentials.yml",
+                "--endpoints",
+                "endpoints.yml",
+                "--enable-api",
+                "--interface",
+                "127.0.0.1",
+            ],
         )
         self._wait_healthy("rasa", self.rasa_url + "/webhooks/messenger/", 240)
 

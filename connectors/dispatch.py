@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Awaitable, Callable, Deque, Dict, Generic, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 logger = logging.getLogger(__name__)
 
@@ -19,8 +20,8 @@ T = TypeVar("T")
 class ConversationDispatcher(Generic[T]):
     def __init__(self, handler: Callable[[T], Awaitable[None]], max_concurrency: int = 32) -> None:
         self._handler = handler
-        self._queues: Dict[str, Deque[T]] = {}
-        self._tasks: Dict[str, asyncio.Task] = {}
+        self._queues: dict[str, deque[T]] = {}
+        self._tasks: dict[str, asyncio.Task] = {}
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._idle = asyncio.Event()
         self._idle.set()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 RATE_LIMIT_CODES = frozenset({4, 17, 32, 613, 80006})
 OUTSIDE_WINDOW_CODES = frozenset({10, 2018278})
@@ -76,7 +77,7 @@ def classify_graph_error(status: int, body: Any, headers: Mapping[str, str] | No
         error = {"message": str(body)[:500] if body else f"HTTP {status} without an error body"}
     code = _int_or_none(error.get("code"))
     subcode = _int_or_none(error.get("error_subcode"))
-    fields = {
+    fields: dict[str, Any] = {
         "message": str(error.get("message") or ""),
         "status": status,
         "code": code,

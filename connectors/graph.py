@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 
 from bot.settings import Settings
 from connectors.errors import GraphError, TransientGraphError, UnknownPageError, classify_graph_error

@@ -6,15 +6,20 @@ Events recorded but not finished are picked up again after a restart.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable
+from typing import Any, TypeVar
 
 from connectors.events import InboundEvent
+
+T = TypeVar("T")
 
 # Statuses: pending → done | failed; `recorded` for events kept but not for Rasa (receipts,
 # standby, handover, unknown), `ignored` for our own echoes.
@@ -83,7 +88,12 @@ class IngestStore:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA busy_timeout=5000")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-store")
         self._migrate()
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Call a method of this store off the event loop (commits wait for fsync)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     def _migrate(self) -> None:
         with self._lock:
@@ -92,6 +102,7 @@ class IngestStore:
                 self._conn.executescript("BEGIN IMMEDIATE;" + script + f"PRAGMA user_version={number}; COMMIT;")
 
     def close(self) -> None:
+        self._executor.shutdown(wait=True)
         with self._lock:
             self._conn.close()
 

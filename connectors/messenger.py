@@ -10,8 +10,8 @@ import asyncio
 import hmac
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Awaitable, Callable, Dict, Optional, Text
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint, response
@@ -24,7 +24,7 @@ from connectors.errors import GraphError, MessengerError, TransientGraphError
 from connectors.events import WebhookPayloadError, parse_webhook
 from connectors.graph import GraphClient
 from connectors.ingest import DONE, FAILED, PENDING, IngestStore, StoredEvent
-from connectors.outgoing import build_messages, mark_seen_action, typing_action
+from connectors.outgoing import OutgoingMessageError, build_messages, mark_seen_action, typing_action
 from connectors.signature import SIGNATURE_HEADER, is_valid_signature
 
 logger = logging.getLogger(__name__)
@@ -37,25 +37,25 @@ INLINE_SEND_RETRIES = 2
 class MessengerOutput(OutputChannel):
     """Sends one conversation's replies through the Send API, one message at a time, in order."""
 
-    def __init__(self, client: GraphClient, store: IngestStore, page_id: Optional[str], typing: bool = True) -> None:
+    def __init__(self, client: GraphClient, store: IngestStore, page_id: str | None, typing: bool = True) -> None:
         self.client = client
         self.store = store
         self.page_id = page_id
         self.typing = typing
 
     @classmethod
-    def name(cls) -> Text:
+    def name(cls) -> str:
         return "messenger"
 
-    def _page_for(self, recipient_id: Text) -> str:
-        page_id = self.page_id or self.store.page_for_user(recipient_id)
+    async def _page_for(self, recipient_id: str) -> str:
+        page_id = self.page_id or await self.store.run(self.store.page_for_user, recipient_id)
         if not page_id:
             raise MessengerError(f"no page known for recipient {recipient_id}")
         return page_id
 
-    async def _send(self, recipient_id: Text, body: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    async def _send(self, recipient_id: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """The one send path; a failure is logged and recorded, never raised into Rasa's turn."""
-        page_id = self._page_for(recipient_id)
+        page_id = await self._page_for(recipient_id)
         request = {"recipient": {"id": recipient_id}, **body}
         for attempt in range(INLINE_SEND_RETRIES + 1):
             try:
@@ -65,34 +65,54 @@ class MessengerOutput(OutputChannel):
                     delay = min(getattr(exc, "retry_after_seconds", None) or 0.3 * 2**attempt, 5.0)
                     await asyncio.sleep(delay)
                     continue
-                return self._record_failure(page_id, recipient_id, request, exc)
+                await self._record_failure(page_id, recipient_id, request, exc)
+                return None
             except GraphError as exc:
-                return self._record_failure(page_id, recipient_id, request, exc)
+                await self._record_failure(page_id, recipient_id, request, exc)
+                return None
             if "message" in request:
-                self.store.log_send(page_id, recipient_id, request, "sent", message_id=result.get("message_id"))
+                await self.store.run(
+                    self.store.log_send, page_id, recipient_id, request, "sent", result.get("message_id")
+                )
             return result
         return None
 
-    def _record_failure(self, page_id: str, recipient_id: str, request: Dict[str, Any], exc: GraphError) -> None:
+    async def _record_failure(self, page_id: str, recipient_id: str, request: dict[str, Any], exc: GraphError) -> None:
         logger.error(
             "Send API call failed",
-            extra={"page_id": page_id, "recipient_id": recipient_id, "code": exc.code, "subcode": exc.subcode,
-                   "status": exc.status, "error_kind": type(exc).__name__, "graph_message": exc.message},
+            extra={
+                "page_id": page_id,
+                "recipient_id": recipient_id,
+                "code": exc.code,
+                "subcode": exc.subcode,
+                "status": exc.status,
+                "error_kind": type(exc).__name__,
+                "graph_message": exc.message,
+            },
         )
-        self.store.log_send(page_id, recipient_id, request, "failed", error_code=exc.code, error_message=str(exc))
+        await self.store.run(self.store.log_send, page_id, recipient_id, request, "failed", None, exc.code, str(exc))
         return None
 
-    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
-        outgoing = build_messages(message)
+    async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
+        try:
+            outgoing = build_messages(message)
+        except OutgoingMessageError as exc:
+            # A response that cannot become a Messenger message is a content bug: say so loudly.
+            logger.error("bot response cannot be sent to Messenger: %s", exc, extra={"recipient_id": recipient_id})
+            page_id = await self._page_for(recipient_id)
+            await self.store.run(
+                self.store.log_send, page_id, recipient_id, dict(message), "failed", None, None, str(exc)
+            )
+            return
         for warning in outgoing.warnings:
             logger.warning("reply adjusted to Messenger limits: %s", warning, extra={"recipient_id": recipient_id})
         for item in outgoing.messages:
             await self._send(recipient_id, {"messaging_type": "RESPONSE", "message": item})
 
-    async def send_text_message(self, recipient_id: Text, text: Text, **kwargs: Any) -> None:
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
         await self.send_response(recipient_id, {"text": text})
 
-    async def send_sender_actions(self, recipient_id: Text) -> None:
+    async def send_sender_actions(self, recipient_id: str) -> None:
         if self.typing:
             await self._send(recipient_id, mark_seen_action())
             await self._send(recipient_id, typing_action(True))
@@ -102,11 +122,11 @@ class MessengerInput(InputChannel):
     """Webhook at /webhooks/messenger/webhook."""
 
     @classmethod
-    def name(cls) -> Text:
+    def name(cls) -> str:
         return "messenger"
 
     @classmethod
-    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "MessengerInput":
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> MessengerInput:
         # Secrets come from the environment (one settings object), not from credentials.yml.
         return cls(load_settings())
 
@@ -115,17 +135,13 @@ class MessengerInput(InputChannel):
         self.store = IngestStore(settings.ingest_db_path)
         self.client = GraphClient(settings)
         self.typing = True
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="messenger-ingest")
-        self._dispatcher: Optional[ConversationDispatcher[StoredEvent]] = None
-        self._on_new_message: Optional[Callable[[UserMessage], Awaitable[Any]]] = None
+        self._dispatcher: ConversationDispatcher[StoredEvent] | None = None
+        self._on_new_message: Callable[[UserMessage], Awaitable[Any]] | None = None
         self._app: Any = None
 
     def get_output_channel(self) -> OutputChannel:
         """For Rasa's HTTP API (`trigger_intent`, reminders): the page is looked up per recipient."""
         return MessengerOutput(self.client, self.store, None, typing=False)
-
-    async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def _agent_ready(self) -> None:
         for _ in range(600):
@@ -155,13 +171,13 @@ class MessengerInput(InputChannel):
                 )
             except Exception as exc:  # recorded with the event, retried, then given up visibly
                 logger.exception("processing a Messenger event failed", extra={"event_id": stored.id})
-                attempts = await self._in_thread(self.store.note_attempt_failed, stored.id, repr(exc)[:500])
+                attempts = await self.store.run(self.store.note_attempt_failed, stored.id, repr(exc)[:500])
                 if attempts >= MAX_PROCESSING_ATTEMPTS:
-                    await self._in_thread(self.store.finish, stored.id, FAILED, repr(exc)[:500])
+                    await self.store.run(self.store.finish, stored.id, FAILED, repr(exc)[:500])
                     return
                 await asyncio.sleep(0.5 * 2**attempt)
                 continue
-            await self._in_thread(self.store.finish, stored.id, DONE, None)
+            await self.store.run(self.store.finish, stored.id, DONE, None)
             return
 
     def _dispatch(self, events: Any) -> None:
@@ -178,7 +194,7 @@ class MessengerInput(InputChannel):
         async def start(app: Any, _loop: Any) -> None:
             self._app = app
             self._dispatcher = ConversationDispatcher(self._process)
-            recovered = await self._in_thread(self.store.pending)
+            recovered = await self.store.run(self.store.pending)
             if recovered:
                 logger.info("resuming %d Messenger events recorded before a restart", len(recovered))
             self._dispatch(recovered)
@@ -214,7 +230,7 @@ class MessengerInput(InputChannel):
                 events = parse_webhook(json.loads(body))
             except (ValueError, WebhookPayloadError) as exc:
                 return response.json({"error": f"not a Messenger page webhook: {exc}"}, status=400)
-            fresh = await self._in_thread(self.store.record, events, self.settings.app_id)
+            fresh = await self.store.run(self.store.record, events, self.settings.app_id)
             self._dispatch(fresh)
             return response.text("EVENT_RECEIVED")
 

@@ -29,6 +29,7 @@ from connectors.limits import (
     BUTTON_TEMPLATE_TEXT_MAX_CHARS,
     BUTTON_TITLE_MAX_CHARS,
     BUTTONS_MAX,
+    ELEMENT_BUTTONS_MAX,
     ELEMENT_SUBTITLE_MAX_CHARS,
     ELEMENT_TITLE_MAX_CHARS,
     GENERIC_ELEMENTS_MAX,
@@ -80,7 +81,7 @@ def mark_seen_action() -> dict[str, Any]:
 
 # --- splitting text ------------------------------------------------------------------------
 
-# Characters that never start a new piece: "\s" minus the no-break spaces, which say "do not break here".
+# Whitespace a piece may end with: "\s" minus the no-break spaces, which say "do not break here".
 _BREAKABLE_SPACE = r"[^\S\xa0\u2007\u202f]"
 _PARAGRAPH_BREAK = re.compile(r"(?:\n[^\S\n]*\n|\u2029)\s*")
 _LINE_BREAK = re.compile(r"[\n\r\x0b\x0c\x85\u2028]\s*")
@@ -287,7 +288,7 @@ def build_messages(response: Mapping[str, Any], *, continuation_text: str = CONT
         raise ValueError("continuation_text must be a non-blank button template text")
     report: list[str] = []
     messages: list[dict[str, Any]] = []
-    passthrough: set[int] = set()  # indexes of custom messages, which are never modified
+    passthrough: set[int] = set()  # indexes of messages passed through as given, never modified
 
     text = _text(response.get("text"))
     buttons = [
@@ -567,17 +568,17 @@ def _element(raw: Any, field: str, report: list[str]) -> tuple[dict[str, Any], l
         _button(button, f"{field}.buttons[{index}]", report)
         for index, button in enumerate(_items(raw.get("buttons"), f"{field}.buttons"))
     ]
-    if len(buttons) > BUTTONS_MAX:
+    if len(buttons) > ELEMENT_BUTTONS_MAX:
         report.append(
-            f"{field}.buttons: {len(buttons)} buttons; {len(buttons) - BUTTONS_MAX} sent after the carousel "
+            f"{field}.buttons: {len(buttons)} buttons; {len(buttons) - ELEMENT_BUTTONS_MAX} sent after the carousel "
             "in button templates titled with the element"
         )
     if buttons:
-        element["buttons"] = buttons[:BUTTONS_MAX]
+        element["buttons"] = buttons[:ELEMENT_BUTTONS_MAX]
     if len(element) == 1:
         raise OutgoingMessageError(field, "needs a subtitle, image_url, default_action or buttons besides its title")
     _report_dropped_keys(raw, set(_ELEMENT_KEYS), field, report)
-    return element, buttons[BUTTONS_MAX:]
+    return element, buttons[ELEMENT_BUTTONS_MAX:]
 
 
 def _default_action(raw: Any, field: str) -> dict[str, Any]:

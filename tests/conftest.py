@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from bot.stack import Stack
 
 TESTS = Path(__file__).parent
 
@@ -24,3 +27,14 @@ def require_or_skip(available: bool, what: str) -> None:
     if os.environ.get("REQUIRE_SERVICES") == "1":
         pytest.fail(f"{what} is required (REQUIRE_SERVICES=1) but not available")
     pytest.skip(f"{what} not available")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One real stack (Rasa, action server, app) per test session, on free ports."""
+    from tests.support.stack import rasa_available, start_stack
+
+    require_or_skip(rasa_available(), "the Rasa environment (.venv-rasa; run `make install`)")
+    running = start_stack(Path(tmp_path_factory.mktemp("stack")))
+    yield running
+    running.stop()

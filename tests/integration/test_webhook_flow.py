@@ -20,12 +20,16 @@ def new_user() -> str:
 
 def test_verification_handshake(stack: Stack) -> None:
     url = stack.webhook_url
-    ok = httpx.get(url, params={"hub.mode": "subscribe", "hub.verify_token": "demo-verify-token", "hub.challenge": "42"})
+    ok = httpx.get(
+        url, params={"hub.mode": "subscribe", "hub.verify_token": "demo-verify-token", "hub.challenge": "42"}
+    )
     assert (ok.status_code, ok.text) == (200, "42")
     assert ok.headers["content-type"].startswith("text/plain")
     wrong = httpx.get(url, params={"hub.mode": "subscribe", "hub.verify_token": "nope", "hub.challenge": "42"})
     assert wrong.status_code == 403
-    assert httpx.get(url, params={"hub.mode": "unsubscribe", "hub.verify_token": "demo-verify-token"}).status_code == 403
+    assert (
+        httpx.get(url, params={"hub.mode": "unsubscribe", "hub.verify_token": "demo-verify-token"}).status_code == 403
+    )
 
 
 def test_signed_message_gets_a_reply_through_the_send_api(messenger: Messenger) -> None:
@@ -48,13 +52,21 @@ def test_batched_events_from_two_users_are_all_answered_in_order_per_user(messen
     body = {
         "object": "page",
         "entry": [
-            {"id": PAGE_ID, "time": simulate.now_ms(), "messaging": [
-                simulate.text_message(PAGE_ID, alice, "hola"),
-                simulate.text_message(PAGE_ID, bob, "buenas tardes"),
-            ]},
-            {"id": PAGE_ID, "time": simulate.now_ms(), "messaging": [
-                simulate.text_message(PAGE_ID, alice, "muchas gracias"),
-            ]},
+            {
+                "id": PAGE_ID,
+                "time": simulate.now_ms(),
+                "messaging": [
+                    simulate.text_message(PAGE_ID, alice, "hola"),
+                    simulate.text_message(PAGE_ID, bob, "buenas tardes"),
+                ],
+            },
+            {
+                "id": PAGE_ID,
+                "time": simulate.now_ms(),
+                "messaging": [
+                    simulate.text_message(PAGE_ID, alice, "muchas gracias"),
+                ],
+            },
         ],
     }
     assert messenger.deliver(body).status_code == 200
@@ -108,11 +120,14 @@ def test_standby_and_receipts_are_recorded_without_a_reply(messenger: Messenger)
     user = new_user()
     standby = simulate.webhook_body(PAGE_ID, [simulate.text_message(PAGE_ID, user, "hola")], standby=True)
     assert messenger.deliver(standby).status_code == 200
-    receipts = simulate.webhook_body(PAGE_ID, [
-        simulate.messaging(PAGE_ID, user, delivery={"mids": ["m_1"], "watermark": simulate.now_ms()}),
-        simulate.messaging(PAGE_ID, user, read={"watermark": simulate.now_ms()}),
-        simulate.messaging(PAGE_ID, user, something_new={"x": 1}),
-    ])
+    receipts = simulate.webhook_body(
+        PAGE_ID,
+        [
+            simulate.messaging(PAGE_ID, user, delivery={"mids": ["m_1"], "watermark": simulate.now_ms()}),
+            simulate.messaging(PAGE_ID, user, read={"watermark": simulate.now_ms()}),
+            simulate.messaging(PAGE_ID, user, something_new={"x": 1}),
+        ],
+    )
     assert messenger.deliver(receipts).status_code == 200
     assert messenger.say(user, "gracias").status_code == 200
     texts = messenger.wait_for_text(user, response_texts("utter_thanks"))
@@ -136,8 +151,10 @@ def test_send_api_errors_are_surfaced_not_swallowed(messenger: Messenger, stack:
         assert messenger.say(user, "hola").status_code == 200
         store = IngestStore(stack.data_dir / "messenger.sqlite3")
         try:
-            messenger.wait_for(lambda: any(row[1] == user and row[2] == 551 for row in store.send_failures()),
-                               what="the failed send recorded with code 551")
+            messenger.wait_for(
+                lambda: any(row[1] == user and row[2] == 551 for row in store.send_failures()),
+                what="the failed send recorded with code 551",
+            )
         finally:
             store.close()
     finally:

@@ -309,7 +309,7 @@ WORDS = st.sampled_from(
     ["hola", "señor", "ñandú", "¿qué", "tal?", "¡bien!", "fin.", "😀", "👍🏽", "\n", "\n\n", "a" * 300, "🇪🇨", "…"]
 )
 # Up to tens of thousands of characters: several Messenger messages' worth.
-LONG_TEXT = st.builds(lambda words, repeat: " ".join(words * repeat), st.lists(WORDS, min_size=1), st.integers(1, 60))
+LONG_TEXT = st.builds(lambda words, repeat: " ".join(words * repeat), st.lists(WORDS, min_size=1), st.integers(5, 80))
 
 
 @given(text=LONG_TEXT)
@@ -385,6 +385,15 @@ def test_long_text_is_split_and_quick_replies_go_on_the_last_chunk() -> None:
     assert_meta_accepts(outgoing)
 
 
+def test_one_character_over_the_limit_makes_two_messages() -> None:
+    text = paragraph("Sin saltos de línea.", limits.TEXT_MAX_CHARS + 1)
+    outgoing = build_messages({"text": text})
+    assert len(outgoing.messages) == 2
+    assert all(len(message["text"]) <= limits.TEXT_MAX_CHARS for message in outgoing.messages)
+    assert outgoing.messages[0]["text"].endswith(".")  # cut after a sentence, not inside a word
+    assert_meta_accepts(outgoing)
+
+
 def test_whitespace_at_the_edges_is_not_sent() -> None:
     outgoing = build_messages({"text": "\n\n  Hola  \n"})
     assert outgoing.messages == ({"text": "Hola"},)
@@ -421,12 +430,8 @@ def test_a_title_without_spaces_is_cut_at_the_limit() -> None:
 
 def test_more_than_13_quick_replies_become_postback_buttons_in_order() -> None:
     provinces = [f"Provincia {number}" for number in range(1, 17)]
-    response = {
-        "text": "¿Desde qué provincia nos escribes?",
-        "quick_replies": [
-            {"title": name, "payload": f'/inform{{"provincia": {number}}}'} for number, name in enumerate(provinces)
-        ],
-    }
+    replies = [{"title": name, "payload": f'/inform{{"provincia": {number}}}'} for number, name in enumerate(provinces)]
+    response = {"text": "¿Desde qué provincia nos escribes?", "quick_replies": replies}
     outgoing = build_messages(response)
     assert all("quick_replies" not in message for message in outgoing.messages)
     templates = [template(message) for message in outgoing.messages]
@@ -435,7 +440,7 @@ def test_more_than_13_quick_replies_become_postback_buttons_in_order() -> None:
     assert all(payload["text"] == CONTINUATION_TEXT for payload in templates[1:])
     buttons = all_buttons(outgoing)
     assert [button["title"] for button in buttons] == provinces
-    assert [button["payload"] for button in buttons] == [reply["payload"] for reply in response["quick_replies"]]
+    assert [button["payload"] for button in buttons] == [reply["payload"] for reply in replies]
     assert all(button["type"] == "postback" for button in buttons)
     assert any("16 options exceed 13" in warning for warning in outgoing.warnings)
     assert_meta_accepts(outgoing)
@@ -566,6 +571,13 @@ def test_text_over_640_goes_first_and_the_template_carries_the_last_part() -> No
     assert non_space("".join(m["text"] for m in leading) + template(last)["text"]) == non_space(text)
     assert any("640" in warning for warning in outgoing.warnings)
     assert_meta_accepts(outgoing)
+
+
+def test_the_template_carries_as_many_closing_paragraphs_as_fit() -> None:
+    closing = "Tenemos envíos a todo el país.\n\n¿Te comunico con alguien del equipo?"
+    text = paragraph("Te cuento.", 1500) + "\n\n" + closing
+    outgoing = build_messages({"text": text, "buttons": [{"title": "Sí", "payload": "/request_human"}]})
+    assert template(outgoing.messages[-1])["text"] == closing
 
 
 def test_very_long_text_with_buttons_uses_full_text_messages_first() -> None:
@@ -834,7 +846,7 @@ def test_input_is_not_modified() -> None:
 
 # --- build_messages: properties ------------------------------------------------------------
 
-TITLE = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30).filter(str.strip)
+TITLE = st.text(min_size=1, max_size=30).filter(str.strip)
 PAYLOAD = st.text(min_size=1, max_size=60).map(lambda text: "/" + text)
 URL = st.sampled_from(["https://example.ec", "https://cdn.example.ec/a.jpg", "http://tienda.example.ec/x?y=1"])
 POSTBACK = st.fixed_dictionaries({"title": TITLE, "payload": PAYLOAD})
@@ -850,11 +862,11 @@ ELEMENT = st.fixed_dictionaries(
 RESPONSE = st.fixed_dictionaries(
     {},
     optional={
-        "text": st.one_of(st.none(), TRICKY_TEXT, LONG_TEXT),
-        "quick_replies": st.lists(POSTBACK, max_size=18),
-        "buttons": st.lists(BUTTON, max_size=8),
+        "text": st.one_of(st.none(), TRICKY_TEXT, LONG_TEXT, LONG_TEXT),
+        "quick_replies": st.one_of(st.lists(POSTBACK, max_size=4), st.lists(POSTBACK, min_size=12, max_size=18)),
+        "buttons": st.one_of(st.just([]), st.lists(BUTTON, max_size=8)),
         "image": st.one_of(st.none(), URL),
-        "elements": st.lists(ELEMENT, max_size=13),
+        "elements": st.one_of(st.lists(ELEMENT, max_size=3), st.lists(ELEMENT, min_size=9, max_size=13)),
         "template_name": st.just("utter_algo"),
     },
 )
