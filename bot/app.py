@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -11,8 +14,12 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
-from bot import sandbox, simulate
+from bot import outbox_api, sandbox, simulate
 from bot.settings import SANDBOX_PAGE_ID, Settings, load_settings
+from connectors.graph import GraphClient
+from outbox.policy import load_policy
+from outbox.store import open_store
+from outbox.worker import OutboxWorker
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -27,8 +34,26 @@ class ChatInput(BaseModel):
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
-    app = FastAPI(title="Ecuabots Messenger", version="0.1.0")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The app's outbox worker sends what the API queues (agent replies, follow-ups) and retries.
+        store = open_store(settings.outbox_store_url)
+        client = GraphClient(settings)
+        worker = OutboxWorker(store, client, load_policy(), page_rate=settings.outbox_page_rate)
+        app.state.outbox_worker = worker
+        task = asyncio.create_task(worker.run())
+        try:
+            yield
+        finally:
+            worker.stop()
+            await task
+            await client.close()
+            store.close()
+
+    app = FastAPI(title="Ecuabots Messenger", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
+    app.include_router(outbox_api.router)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:

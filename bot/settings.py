@@ -42,6 +42,8 @@ class Settings:
     app_url: str = "http://127.0.0.1:8000"
     service_token: str = DEMO_SERVICE_TOKEN
     graph_timeout_seconds: float = 10.0
+    outbox_url: str = ""  # sqlite:///path (default: <data_dir>/outbox.sqlite3) or postgresql://…
+    outbox_page_rate: float = 40.0  # sends per second per page
 
     @property
     def is_production(self) -> bool:
@@ -50,6 +52,10 @@ class Settings:
     @property
     def uses_sandbox(self) -> bool:
         return self.page_tokens.get(SANDBOX_PAGE_ID) == SANDBOX_PAGE_TOKEN
+
+    @property
+    def outbox_store_url(self) -> str:
+        return self.outbox_url or f"sqlite:///{self.data_dir / 'outbox.sqlite3'}"
 
     @property
     def ingest_db_path(self) -> Path:
@@ -96,6 +102,16 @@ def parse_page_tokens(pages: str) -> dict[str, str]:
     return tokens
 
 
+def _number(get: Callable[..., Any], name: str, default: float) -> float:
+    raw = get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number, not {raw!r}") from exc
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     get = env.get
@@ -109,10 +125,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         page_tokens[page_id] = get("MESSENGER_PAGE_ACCESS_TOKEN", "")
     if not page_tokens:
         page_tokens = {SANDBOX_PAGE_ID: SANDBOX_PAGE_TOKEN}
-    try:
-        timeout = float(get("GRAPH_API_TIMEOUT_SECONDS", "10"))
-    except ValueError as exc:
-        raise SettingsError("GRAPH_API_TIMEOUT_SECONDS must be a number of seconds") from exc
+    timeout = _number(get, "GRAPH_API_TIMEOUT_SECONDS", 10.0)
     app_url = get("BOT_APP_URL", "http://127.0.0.1:8000").rstrip("/")
     uses_sandbox = page_tokens == {SANDBOX_PAGE_ID: SANDBOX_PAGE_TOKEN}
     # With only the sandbox page configured, sends go to the sandbox in the app; else to Meta.
@@ -134,6 +147,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         app_url=app_url,
         service_token=get("BOT_SERVICE_TOKEN", DEMO_SERVICE_TOKEN),
         graph_timeout_seconds=timeout,
+        outbox_url=get("OUTBOX_URL", ""),
+        outbox_page_rate=_number(get, "OUTBOX_PAGE_RATE", 40.0),
     )
     settings.check_production_safe()
     return settings

@@ -11,6 +11,7 @@ import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
 from typing import Any
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
@@ -20,28 +21,53 @@ from sanic.response import HTTPResponse
 
 from bot.settings import Settings, load_settings
 from connectors.dispatch import ConversationDispatcher
-from connectors.errors import GraphError, MessengerError, TransientGraphError
-from connectors.events import WebhookPayloadError, parse_webhook
+from connectors.errors import GraphError, MessengerError
+from connectors.events import EventKind, InboundEvent, WebhookPayloadError, parse_webhook
 from connectors.graph import GraphClient
 from connectors.ingest import DONE, FAILED, PENDING, IngestStore, StoredEvent
 from connectors.outgoing import OutgoingMessageError, build_messages, mark_seen_action, typing_action
 from connectors.signature import SIGNATURE_HEADER, is_valid_signature
+from outbox.model import NewMessage, Purpose, SenderKind
+from outbox.policy import load_policy
+from outbox.store import open_store
+from outbox.worker import OutboxWorker
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_PROCESSING_ATTEMPTS = 3
-INLINE_SEND_RETRIES = 2
+# What opens the 24-hour window: the user's own actions (not echoes, receipts or standby noise).
+WINDOW_OPENING_KINDS = (EventKind.MESSAGE, EventKind.POSTBACK, EventKind.REFERRAL)
+
+
+def user_message_time(event: InboundEvent) -> datetime:
+    now = datetime.now(timezone.utc)
+    if event.timestamp_ms <= 0:
+        return now
+    # Meta's timestamp, but never in our future (clock skew must not stretch the window).
+    return min(datetime.fromtimestamp(event.timestamp_ms / 1000, tz=timezone.utc), now)
 
 
 class MessengerOutput(OutputChannel):
-    """Sends one conversation's replies through the Send API, one message at a time, in order."""
+    """Rasa's replies for one conversation: each message is written to the outbox (durable,
+    policy-checked, in order per recipient) and the worker is woken to send it at once."""
 
-    def __init__(self, client: GraphClient, store: IngestStore, page_id: str | None, typing: bool = True) -> None:
+    def __init__(
+        self,
+        client: GraphClient,
+        store: IngestStore,
+        worker: OutboxWorker,
+        page_id: str | None,
+        key_prefix: str | None = None,
+        typing: bool = True,
+    ) -> None:
         self.client = client
         self.store = store
+        self.worker = worker
         self.page_id = page_id
+        self.key_prefix = key_prefix
         self.typing = typing
+        self._sequence = 0
 
     @classmethod
     def name(cls) -> str:
@@ -53,53 +79,19 @@ class MessengerOutput(OutputChannel):
             raise MessengerError(f"no page known for recipient {recipient_id}")
         return page_id
 
-    async def _send(self, recipient_id: str, body: dict[str, Any]) -> dict[str, Any] | None:
-        """The one send path; a failure is logged and recorded, never raised into Rasa's turn."""
-        page_id = await self._page_for(recipient_id)
-        request = {"recipient": {"id": recipient_id}, **body}
-        for attempt in range(INLINE_SEND_RETRIES + 1):
-            try:
-                result = await self.client.send_message(page_id, request)
-            except TransientGraphError as exc:
-                if attempt < INLINE_SEND_RETRIES:
-                    delay = min(getattr(exc, "retry_after_seconds", None) or 0.3 * 2**attempt, 5.0)
-                    await asyncio.sleep(delay)
-                    continue
-                await self._record_failure(page_id, recipient_id, request, exc)
-                return None
-            except GraphError as exc:
-                await self._record_failure(page_id, recipient_id, request, exc)
-                return None
-            if "message" in request:
-                await self.store.run(
-                    self.store.log_send, page_id, recipient_id, request, "sent", result.get("message_id")
-                )
-            return result
-        return None
-
-    async def _record_failure(self, page_id: str, recipient_id: str, request: dict[str, Any], exc: GraphError) -> None:
-        logger.error(
-            "Send API call failed",
-            extra={
-                "page_id": page_id,
-                "recipient_id": recipient_id,
-                "code": exc.code,
-                "subcode": exc.subcode,
-                "status": exc.status,
-                "error_kind": type(exc).__name__,
-                "graph_message": exc.message,
-            },
-        )
-        await self.store.run(self.store.log_send, page_id, recipient_id, request, "failed", None, exc.code, str(exc))
-        return None
+    def _idempotency_key(self) -> str | None:
+        """Replies to one event get positional keys: reprocessing the event after a crash
+        enqueues the same keys, so nothing is sent twice."""
+        self._sequence += 1
+        return f"{self.key_prefix}:{self._sequence}" if self.key_prefix else None
 
     async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
+        page_id = await self._page_for(recipient_id)
         try:
             outgoing = build_messages(message)
         except OutgoingMessageError as exc:
             # A response that cannot become a Messenger message is a content bug: say so loudly.
             logger.error("bot response cannot be sent to Messenger: %s", exc, extra={"recipient_id": recipient_id})
-            page_id = await self._page_for(recipient_id)
             await self.store.run(
                 self.store.log_send, page_id, recipient_id, dict(message), "failed", None, None, str(exc)
             )
@@ -107,15 +99,37 @@ class MessengerOutput(OutputChannel):
         for warning in outgoing.warnings:
             logger.warning("reply adjusted to Messenger limits: %s", warning, extra={"recipient_id": recipient_id})
         for item in outgoing.messages:
-            await self._send(recipient_id, {"messaging_type": "RESPONSE", "message": item})
+            new = NewMessage(
+                page_id=page_id,
+                recipient_id=recipient_id,
+                message=item,
+                sender=SenderKind.BOT,
+                purpose=Purpose.REPLY,
+                idempotency_key=self._idempotency_key(),
+            )
+            await self.worker.enqueue(new)
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
         await self.send_response(recipient_id, {"text": text})
 
     async def send_sender_actions(self, recipient_id: str) -> None:
-        if self.typing:
-            await self._send(recipient_id, mark_seen_action())
-            await self._send(recipient_id, typing_action(True))
+        """mark_seen and typing_on: ephemeral, so sent directly; a failure is logged and recorded."""
+        if not self.typing:
+            return
+        page_id = await self._page_for(recipient_id)
+        for action in (mark_seen_action(), typing_action(True)):
+            request = {"recipient": {"id": recipient_id}, **action}
+            try:
+                await self.client.send_message(page_id, request)
+            except GraphError as exc:
+                logger.warning(
+                    "sender action failed",
+                    extra={"page_id": page_id, "recipient_id": recipient_id, "code": exc.code, "status": exc.status},
+                )
+                await self.store.run(
+                    self.store.log_send, page_id, recipient_id, request, "failed", None, exc.code, str(exc)
+                )
+                return
 
 
 class MessengerInput(InputChannel):
@@ -134,6 +148,9 @@ class MessengerInput(InputChannel):
         self.settings = settings
         self.store = IngestStore(settings.ingest_db_path)
         self.client = GraphClient(settings)
+        self.outbox = open_store(settings.outbox_store_url)
+        self.worker = OutboxWorker(self.outbox, self.client, load_policy(), page_rate=settings.outbox_page_rate)
+        self._worker_task: asyncio.Task | None = None
         self.typing = True
         self._dispatcher: ConversationDispatcher[StoredEvent] | None = None
         self._on_new_message: Callable[[UserMessage], Awaitable[Any]] | None = None
@@ -141,7 +158,7 @@ class MessengerInput(InputChannel):
 
     def get_output_channel(self) -> OutputChannel:
         """For Rasa's HTTP API (`trigger_intent`, reminders): the page is looked up per recipient."""
-        return MessengerOutput(self.client, self.store, None, typing=False)
+        return MessengerOutput(self.client, self.store, self.worker, None, typing=False)
 
     async def _agent_ready(self) -> None:
         for _ in range(600):
@@ -154,9 +171,11 @@ class MessengerInput(InputChannel):
     async def _process(self, stored: StoredEvent) -> None:
         event = stored.event
         assert self._on_new_message is not None
-        output = MessengerOutput(self.client, self.store, event.page_id, typing=self.typing)
+        key_prefix = f"reply:{event.page_id}:{event.dedup_key}"
         for attempt in range(stored.attempts, MAX_PROCESSING_ATTEMPTS):
+            output = MessengerOutput(self.client, self.store, self.worker, event.page_id, key_prefix, self.typing)
             try:
+                await self._record_window(event)
                 await self._agent_ready()
                 await output.send_sender_actions(event.user_id)
                 await self._on_new_message(
@@ -180,6 +199,12 @@ class MessengerInput(InputChannel):
             await self.store.run(self.store.finish, stored.id, DONE, None)
             return
 
+    async def _record_window(self, event: InboundEvent) -> None:
+        if event.kind in WINDOW_OPENING_KINDS and event.user_id:
+            await self.worker.run_store(
+                self.outbox.record_user_message, event.page_id, event.user_id, user_message_time(event)
+            )
+
     def _dispatch(self, events: Any) -> None:
         assert self._dispatcher is not None
         for stored in events:
@@ -194,6 +219,7 @@ class MessengerInput(InputChannel):
         async def start(app: Any, _loop: Any) -> None:
             self._app = app
             self._dispatcher = ConversationDispatcher(self._process)
+            self._worker_task = asyncio.get_running_loop().create_task(self.worker.run())
             recovered = await self.store.run(self.store.pending)
             if recovered:
                 logger.info("resuming %d Messenger events recorded before a restart", len(recovered))
@@ -203,6 +229,9 @@ class MessengerInput(InputChannel):
         async def stop(_app: Any, _loop: Any) -> None:
             if self._dispatcher is not None:
                 await self._dispatcher.stop()
+            self.worker.stop()
+            if self._worker_task is not None:
+                await self._worker_task
             await self.client.close()
 
         @webhook.route("/", methods=["GET"])
@@ -231,6 +260,9 @@ class MessengerInput(InputChannel):
             except (ValueError, WebhookPayloadError) as exc:
                 return response.json({"error": f"not a Messenger page webhook: {exc}"}, status=400)
             fresh = await self.store.run(self.store.record, events, self.settings.app_id)
+            for stored in fresh:
+                if stored.status != PENDING:  # not for Rasa, but a user writing still opens the window
+                    await self._record_window(stored.event)
             self._dispatch(fresh)
             return response.text("EVENT_RECEIVED")
 

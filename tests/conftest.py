@@ -13,11 +13,19 @@ from bot.stack import Stack
 TESTS = Path(__file__).parent
 
 
+LAYERS = ("unit", "integration", "e2e")
+
+
+def _layer(item: pytest.Item) -> str:
+    return Path(str(item.fspath)).relative_to(TESTS).parts[0]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Markers come from the folder; fast layers run first (unit, then integration, then e2e)."""
     for item in items:
-        relative = Path(str(item.fspath)).relative_to(TESTS)
-        if relative.parts[0] in ("unit", "integration", "e2e"):
-            item.add_marker(getattr(pytest.mark, relative.parts[0]))
+        if _layer(item) in LAYERS:
+            item.add_marker(getattr(pytest.mark, _layer(item)))
+    items.sort(key=lambda item: LAYERS.index(_layer(item)) if _layer(item) in LAYERS else 0)
 
 
 def require_or_skip(available: bool, what: str) -> None:

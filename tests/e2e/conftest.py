@@ -20,9 +20,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's Chromium driven by Playwright (no browser download)."""
+    """Debian's Chromium driven by Playwright (no browser download). Module scope: Playwright's sync
+    API keeps an event loop running while open, which asyncio tests elsewhere must not see."""
     executable = shutil.which("chromium") or shutil.which("chromium-browser")
     require_or_skip(executable is not None, "Chromium (apt-get install chromium)")
     from playwright.sync_api import sync_playwright

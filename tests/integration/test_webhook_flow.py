@@ -142,21 +142,20 @@ def test_quick_reply_payload_drives_rasa(messenger: Messenger) -> None:
 
 
 def test_send_api_errors_are_surfaced_not_swallowed(messenger: Messenger, stack: Stack) -> None:
-    from connectors.ingest import IngestStore
-
     user = new_user()
     failure = {"code": 551, "message": "This person isn't available right now.", "count": 10, "recipient_id": user}
     assert httpx.post(stack.app_url + "/sandbox/failures", json=failure).status_code in (200, 201)
+    auth = {"Authorization": "Bearer demo-service-token"}
     try:
         assert messenger.say(user, "hola").status_code == 200
-        store = IngestStore(stack.data_dir / "messenger.sqlite3")
-        try:
-            messenger.wait_for(
-                lambda: any(row[1] == user and row[2] == 551 for row in store.send_failures()),
-                what="the failed send recorded with code 551",
-            )
-        finally:
-            store.close()
+
+        def failed() -> list[dict]:
+            answer = httpx.get(stack.app_url + "/api/outbox", params={"recipient_id": user, "status": "failed"},
+                               headers=auth)
+            return answer.json()["messages"]
+
+        messenger.wait_for(lambda: len(failed()) >= 2, what="the failed replies recorded in the outbox")
+        assert {(m["last_error_code"], m["reason_code"]) for m in failed()} == {(551, "person_unavailable")}
     finally:
         httpx.delete(stack.app_url + "/sandbox/failures")
 

@@ -1,0 +1,310 @@
+"""A built matrix ready to answer: entries, embedder, vector index and settings together.
+
+The action server loads one with `KnowledgeBase.load(artifact_dir)` and calls
+`search(message)` then `decide(hits)` (or `answer(message)` for both). Building, saving and
+loading are the I/O around the pure scoring in `retrieval.py`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from knowledge_matrix.artifact import (
+    FORMAT_VERSION,
+    Manifest,
+    check_compatible,
+    read_manifest,
+    utc_timestamp,
+    write_artifact,
+)
+from knowledge_matrix.embedders import Embedder, EmbedderPart, create_embedder, embedder_parts
+from knowledge_matrix.errors import ArtifactError, KnowledgeMatrixError
+from knowledge_matrix.index import FaissIndex, NumpyIndex, VectorIndex
+from knowledge_matrix.lexical import LexicalIndex
+from knowledge_matrix.matrix import Entry, Matrix
+from knowledge_matrix.retrieval import (
+    Calibration,
+    Hit,
+    Verdict,
+    background_stats,
+    decide,
+    fused_scores,
+    margins,
+    rank_entries,
+)
+from knowledge_matrix.settings import DEFAULT_SETTINGS, RetrievalSettings
+from knowledge_matrix.text import expand_shorthand
+
+FloatMatrix = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+
+ENTRIES_FILE = "entries.json"
+ROWS_FILE = "rows.npy"
+BACKGROUND_FILE = "background.npy"
+FAISS_FILE = "index.faiss"
+VECTORS_FILE = "vectors.npy"
+LEXICAL_FILE = "lexical.npz"
+
+
+def row_texts(entries: Sequence[Entry], fields: str) -> tuple[list[str], list[int]]:
+    """One row per way of asking; with `question+answer` the answer is embedded along with it."""
+    texts: list[str] = []
+    owners: list[int] = []
+    for entry_index, entry in enumerate(entries):
+        for question in entry.questions:
+            texts.append(f"{question}\n{entry.answer}" if fields == "question+answer" else question)
+            owners.append(entry_index)
+    return texts, owners
+
+
+def background_sample(row_count: int, limit: int) -> IntArray:
+    """All rows of a small matrix; an evenly spread, deterministic sample of a large one."""
+    if row_count <= limit:
+        return np.arange(row_count, dtype=np.int64)
+    return np.unique(np.linspace(0, row_count - 1, num=limit).round().astype(np.int64))
+
+
+class KnowledgeBase:
+    """Entries plus the index over their rows; `search` and `decide` are what the bot calls."""
+
+    def __init__(
+        self,
+        *,
+        entries: Sequence[Entry],
+        embedder: Embedder,
+        index: VectorIndex,
+        row_entries: IntArray,
+        background: IntArray,
+        settings: RetrievalSettings,
+        lexical: LexicalIndex | None = None,
+        matrix_sha256: str = "",
+        source_sha256: str = "",
+    ) -> None:
+        if index.size != len(row_entries):
+            raise ArtifactError(f"the index has {index.size} rows but {len(row_entries)} row owners")
+        if index.dimension != embedder.dimension:
+            raise ArtifactError(f"the index has dimension {index.dimension}, the embedder {embedder.dimension}")
+        self._entries = tuple(entries)
+        self._embedder = embedder
+        self._index = index
+        self._row_entries = np.asarray(row_entries, dtype=np.int64)
+        self._background = np.asarray(background, dtype=np.int64)
+        self._background_vectors = index.vectors(self._background.tolist())
+        self._settings = settings
+        self._lexical = lexical
+        self._parts: tuple[EmbedderPart, ...] = embedder_parts(embedder)
+        self._calibration: Calibration = settings.calibration_for(embedder.name)
+        self._matrix_sha256 = matrix_sha256
+        self._source_sha256 = source_sha256
+        self._rows_by_entry: list[list[int]] = [[] for _ in self._entries]
+        for row, owner in enumerate(self._row_entries.tolist()):
+            self._rows_by_entry[owner].append(row)
+
+    # --- building and files -----------------------------------------------------------------------
+
+    @classmethod
+    def build(
+        cls,
+        matrix: Matrix,
+        embedder: Embedder,
+        settings: RetrievalSettings = DEFAULT_SETTINGS,
+        *,
+        in_memory_index: bool = False,
+    ) -> KnowledgeBase:
+        """Embed every enabled entry's rows and index them. `in_memory_index` uses the numpy fake."""
+        entries = matrix.enabled_entries
+        if not entries:
+            raise KnowledgeMatrixError("la matriz no tiene entradas activas")
+        texts, owners = row_texts(entries, settings.passage_fields)
+        vectors = embedder.embed(texts, role="passage")
+        index: VectorIndex
+        if in_memory_index:
+            index = NumpyIndex(vectors)
+        else:
+            index = FaissIndex.build(vectors, exact_max_rows=settings.exact_max_rows)
+        lexical = LexicalIndex.build(texts) if settings.lexical_weight > 0 else None
+        return cls(
+            entries=entries,
+            embedder=embedder,
+            index=index,
+            row_entries=np.asarray(owners, dtype=np.int64),
+            background=background_sample(len(texts), settings.background_rows),
+            settings=settings,
+            lexical=lexical,
+            matrix_sha256=matrix.sha256,
+            source_sha256=matrix.source_sha256,
+        )
+
+    def manifest(self, now: datetime) -> Manifest:
+        return Manifest(
+            format_version=FORMAT_VERSION,
+            matrix_sha256=self._matrix_sha256,
+            source_sha256=self._source_sha256,
+            model_name=self._embedder.name,
+            dimension=self._embedder.dimension,
+            created_at=utc_timestamp(now),
+            entry_count=len(self._entries),
+            row_count=self._index.size,
+            index_kind=self._index.kind,
+            settings=self._settings.to_dict(),
+        )
+
+    def save(self, directory: Path, *, now: datetime) -> Manifest:
+        """Write the artifact directory atomically (see `artifact.py`) and return its manifest."""
+        manifest = self.manifest(now)
+        entries_json = json.dumps([e.to_dict() for e in self._entries], ensure_ascii=False, indent=1)
+        files = {
+            ENTRIES_FILE: lambda path: path.write_text(entries_json + "\n", encoding="utf-8"),
+            ROWS_FILE: lambda path: np.save(path, self._row_entries),
+            BACKGROUND_FILE: lambda path: np.save(path, self._background),
+            (VECTORS_FILE if self._index.kind == "numpy" else FAISS_FILE): self._index.save,
+        }
+        if self._lexical is not None:
+            files[LEXICAL_FILE] = self._lexical.save
+        write_artifact(directory, manifest, files)
+        return manifest
+
+    @classmethod
+    def load(cls, directory: Path, embedder: Embedder | None = None) -> KnowledgeBase:
+        """Open an artifact; without `embedder`, the one its manifest names is created.
+
+        Raises `RebuildRequiredError` when the artifact was built for another model, dimension
+        or format version, and `ArtifactError` when files are missing or unreadable.
+        """
+        manifest = read_manifest(directory)
+        if embedder is None:
+            check_compatible(manifest, manifest.model_name, manifest.dimension)
+            embedder = create_embedder(manifest.model_name)
+        check_compatible(manifest, embedder.name, embedder.dimension)
+        settings = RetrievalSettings.from_dict(manifest.settings)
+        try:
+            entries = [Entry.from_dict(item) for item in json.loads((directory / ENTRIES_FILE).read_text("utf-8"))]
+            row_entries = np.load(directory / ROWS_FILE)
+            background = np.load(directory / BACKGROUND_FILE)
+            index: VectorIndex
+            if manifest.index_kind == "numpy":
+                index = NumpyIndex.load(directory / VECTORS_FILE)
+            elif manifest.index_kind in ("flat", "hnsw"):
+                index = FaissIndex.load(directory / FAISS_FILE, manifest.index_kind)  # type: ignore[arg-type]
+            else:
+                raise ArtifactError(f"unknown index kind {manifest.index_kind!r}")
+            lexical = LexicalIndex.load(directory / LEXICAL_FILE) if settings.lexical_weight > 0 else None
+        except (OSError, ValueError, KeyError) as exc:
+            raise ArtifactError(f"artifact {directory} is incomplete or corrupt: {exc}") from exc
+        if len(entries) != manifest.entry_count:
+            raise ArtifactError(f"manifest says {manifest.entry_count} entries, {ENTRIES_FILE} has {len(entries)}")
+        return cls(
+            entries=entries,
+            embedder=embedder,
+            index=index,
+            row_entries=row_entries,
+            background=background,
+            settings=settings,
+            lexical=lexical,
+            matrix_sha256=manifest.matrix_sha256,
+            source_sha256=manifest.source_sha256,
+        )
+
+    # --- answering --------------------------------------------------------------------------------
+
+    @property
+    def entries(self) -> tuple[Entry, ...]:
+        return self._entries
+
+    @property
+    def settings(self) -> RetrievalSettings:
+        return self._settings
+
+    @property
+    def embedder(self) -> Embedder:
+        return self._embedder
+
+    @property
+    def index_kind(self) -> str:
+        return self._index.kind
+
+    @property
+    def matrix_sha256(self) -> str:
+        return self._matrix_sha256
+
+    def search(self, query: str, k: int = 5) -> list[Hit]:
+        """The `k` best entries for a message, best first, each with its calibrated score."""
+        return self.search_many([query], k)[0]
+
+    def search_many(self, queries: Sequence[str], k: int = 5) -> list[list[Hit]]:
+        """`search` for several messages with one embedding call (evaluation, benchmarks)."""
+        if not queries:
+            return []
+        prepared = [expand_shorthand(q) if self._settings.expand_shorthand else q for q in queries]
+        vectors = self._embedder.embed(prepared, role="query")
+        return [self._hits(query, vector, k) for query, vector in zip(queries, vectors, strict=True)]
+
+    def decide(self, hits: Sequence[Hit]) -> Verdict:
+        return decide(hits, self._settings.thresholds)
+
+    def answer(self, query: str) -> Verdict:
+        """`decide(search(query))`: answer, ambiguous (up to 3 candidates) or no_match."""
+        return self.decide(self.search(query, k=max(3, self._settings.thresholds.max_candidates)))
+
+    # --- scoring ----------------------------------------------------------------------------------
+
+    def _part_cosines(self, vectors: FloatMatrix, query: FloatMatrix) -> FloatMatrix:
+        """(rows × models) cosines: each block's inner product divided by its share."""
+        columns = [
+            (vectors[:, part.start : part.stop] @ query[part.start : part.stop]) / np.float32(part.weight)
+            for part in self._parts
+        ]
+        return np.stack(columns, axis=1).astype(np.float32) if columns else np.zeros((len(vectors), 0), np.float32)
+
+    def _hits(self, query: str, vector: FloatMatrix, k: int) -> list[Hit]:
+        weights = [part.weight for part in self._parts]
+        stats = background_stats(self._part_cosines(self._background_vectors, vector))
+        # Search with the query already standardized per model: FAISS then ranks rows by the
+        # fused score itself (the constant offset does not change the order).
+        scaled = vector.copy()
+        for part, std in zip(self._parts, stats.std, strict=True):
+            scaled[part.start : part.stop] /= np.float32(part.weight) * np.float32(std)
+        wanted = max(self._settings.candidate_rows, 4 * (k + 1))
+        _, found = self._index.search(scaled.reshape(1, -1), min(wanted, self._index.size))
+        candidate_rows = {int(row) for row in found[0] if row >= 0}
+        lexical_all = None
+        if self._lexical is not None:
+            lexical_all = self._lexical.scores(query)
+            top_lexical = np.argsort(-lexical_all)[: self._settings.candidate_rows]
+            candidate_rows.update(int(row) for row in top_lexical)
+        # Every row of every candidate entry, scored exactly.
+        owners = sorted({int(self._row_entries[row]) for row in candidate_rows})
+        rows = [row for owner in owners for row in self._rows_by_entry[owner]]
+        cosines = self._part_cosines(self._index.vectors(rows), vector)
+        fused = fused_scores(cosines, stats, weights)
+        if lexical_all is not None:
+            lexical_background = lexical_all[self._background]
+            lexical_std = max(float(lexical_background.std()), 1e-4)
+            lexical_z = (lexical_all[rows] - float(lexical_background.mean())) / lexical_std
+            weight = self._settings.lexical_weight
+            fused = ((fused * sum(weights) + weight * lexical_z) / (sum(weights) + weight)).astype(np.float32)
+        ranked = rank_entries(rows, [int(self._row_entries[r]) for r in rows], fused, cosines)
+        leads = margins(ranked)
+        texts = self._row_question
+        return [
+            Hit(
+                entry=self._entries[item.entry_index],
+                score=self._calibration.confidence(item.fused, lead, item.cosines),
+                fused=item.fused,
+                margin=lead,
+                matched_question=texts(item.row),
+                cosines=item.cosines,
+            )
+            for item, lead in zip(ranked[:k], leads[:k], strict=True)
+        ]
+
+    def _row_question(self, row: int) -> str:
+        owner = int(self._row_entries[row])
+        position = self._rows_by_entry[owner].index(row)
+        return self._entries[owner].questions[position]

@@ -1,0 +1,167 @@
+"""Lexical scoring: hashed TF-IDF over stemmed words and character n-grams, cosine in [0, 1].
+
+Dense models miss exact product words (`snippets`, `m.me`, `WABA`) and stumble on typos in
+short queries; a lexical score catches both. Features are hashed (crc32, stable across
+processes) so the index needs no vocabulary and saves as a few numpy arrays. Postings are
+stored per feature, so a query touches only the documents that share a feature with it.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from knowledge_matrix.text import char_ngrams, content_terms
+
+HASH_BITS = 20
+BUCKETS = 1 << HASH_BITS
+
+FloatArray = npt.NDArray[np.float32]
+Featurizer = Callable[[str], list[str]]
+
+
+def _bucket(feature: str) -> int:
+    return zlib.crc32(feature.encode("utf-8")) & (BUCKETS - 1)
+
+
+def _weighted(features: list[str], idf: FloatArray) -> tuple[npt.NDArray[np.int64], FloatArray]:
+    """Sublinear tf × idf, L2-normalized, summed per bucket."""
+    counts = Counter(_bucket(feature) for feature in features)
+    if not counts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    buckets = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+    tf = np.fromiter((1.0 + math.log(c) for c in counts.values()), dtype=np.float32, count=len(counts))
+    weights = tf * idf[buckets]
+    norm = float(np.linalg.norm(weights))
+    if norm == 0.0:
+        return buckets, weights
+    return buckets, (weights / norm).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class HashedTfidf:
+    """One feature family over a fixed list of documents, with postings per hashed feature."""
+
+    doc_count: int
+    idf: FloatArray  # (BUCKETS,)
+    indptr: npt.NDArray[np.int64]  # (BUCKETS + 1,) postings offsets per bucket
+    postings_doc: npt.NDArray[np.int32]
+    postings_weight: FloatArray
+
+    @classmethod
+    def build(cls, documents: Sequence[str], featurize: Featurizer) -> HashedTfidf:
+        features = [featurize(doc) for doc in documents]
+        doc_frequency = np.zeros(BUCKETS, dtype=np.int64)
+        for doc_features in features:
+            for bucket in {_bucket(f) for f in doc_features}:
+                doc_frequency[bucket] += 1
+        count = len(documents)
+        idf = (np.log((count + 1.0) / (doc_frequency + 1.0)) + 1.0).astype(np.float32)
+        docs: list[npt.NDArray[np.int32]] = []
+        buckets: list[npt.NDArray[np.int64]] = []
+        weights: list[FloatArray] = []
+        for doc_id, doc_features in enumerate(features):
+            doc_buckets, doc_weights = _weighted(doc_features, idf)
+            docs.append(np.full(len(doc_buckets), doc_id, dtype=np.int32))
+            buckets.append(doc_buckets)
+            weights.append(doc_weights)
+        all_buckets = np.concatenate(buckets) if buckets else np.zeros(0, dtype=np.int64)
+        order = np.argsort(all_buckets, kind="stable")
+        indptr = np.zeros(BUCKETS + 1, dtype=np.int64)
+        np.cumsum(np.bincount(all_buckets, minlength=BUCKETS), out=indptr[1:])
+        return cls(
+            doc_count=count,
+            idf=idf,
+            indptr=indptr,
+            postings_doc=(np.concatenate(docs) if docs else np.zeros(0, dtype=np.int32))[order],
+            postings_weight=(np.concatenate(weights) if weights else np.zeros(0, dtype=np.float32))[order],
+        )
+
+    def scores(self, features: list[str]) -> FloatArray:
+        """Cosine between the query features and every document, shape (doc_count,)."""
+        query_buckets, query_weights = _weighted(features, self.idf)
+        if len(query_buckets) == 0 or self.doc_count == 0:
+            return np.zeros(self.doc_count, dtype=np.float32)
+        starts = self.indptr[query_buckets]
+        ends = self.indptr[query_buckets + 1]
+        lengths = ends - starts
+        if int(lengths.sum()) == 0:
+            return np.zeros(self.doc_count, dtype=np.float32)
+        positions = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends, strict=True) if e > s])
+        contributions = self.postings_weight[positions] * np.repeat(query_weights, lengths)
+        summed = np.bincount(self.postings_doc[positions], weights=contributions, minlength=self.doc_count)
+        return np.clip(summed, 0.0, 1.0).astype(np.float32)
+
+    def to_arrays(self, prefix: str) -> dict[str, npt.NDArray[np.generic]]:
+        used = np.flatnonzero(self.indptr[1:] - self.indptr[:-1])
+        return {
+            f"{prefix}_doc_count": np.array([self.doc_count], dtype=np.int64),
+            f"{prefix}_used_buckets": used.astype(np.int64),
+            f"{prefix}_used_idf": self.idf[used],
+            f"{prefix}_default_idf": np.array([math.log(self.doc_count + 1.0) + 1.0], dtype=np.float32),
+            f"{prefix}_indptr": self.indptr,
+            f"{prefix}_postings_doc": self.postings_doc,
+            f"{prefix}_postings_weight": self.postings_weight,
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, npt.NDArray[np.generic]], prefix: str) -> HashedTfidf:
+        idf = np.full(BUCKETS, float(arrays[f"{prefix}_default_idf"][0]), dtype=np.float32)
+        idf[arrays[f"{prefix}_used_buckets"].astype(np.int64)] = arrays[f"{prefix}_used_idf"]
+        return cls(
+            doc_count=int(arrays[f"{prefix}_doc_count"][0]),
+            idf=idf,
+            indptr=arrays[f"{prefix}_indptr"].astype(np.int64),
+            postings_doc=arrays[f"{prefix}_postings_doc"].astype(np.int32),
+            postings_weight=arrays[f"{prefix}_postings_weight"].astype(np.float32),
+        )
+
+
+@dataclass(frozen=True)
+class LexicalIndex:
+    """Words and character n-grams, each a cosine, mixed by `char_weight`."""
+
+    words: HashedTfidf
+    chars: HashedTfidf
+    char_weight: float = 0.5
+
+    @classmethod
+    def build(cls, documents: Sequence[str], char_weight: float = 0.5) -> LexicalIndex:
+        return cls(
+            words=HashedTfidf.build(documents, content_terms),
+            chars=HashedTfidf.build(documents, char_ngrams),
+            char_weight=char_weight,
+        )
+
+    @property
+    def doc_count(self) -> int:
+        return self.words.doc_count
+
+    def scores(self, query: str) -> FloatArray:
+        word_scores = self.words.scores(content_terms(query))
+        char_scores = self.chars.scores(char_ngrams(query))
+        mixed = (1.0 - self.char_weight) * word_scores + self.char_weight * char_scores
+        return mixed.astype(np.float32)
+
+    def save(self, path: Path) -> None:
+        arrays = {**self.words.to_arrays("words"), **self.chars.to_arrays("chars")}
+        arrays["char_weight"] = np.array([self.char_weight], dtype=np.float32)
+        with path.open("wb") as handle:
+            np.savez(handle, **arrays)  # type: ignore[arg-type]
+
+    @classmethod
+    def load(cls, path: Path) -> LexicalIndex:
+        with np.load(path) as data:
+            arrays = {name: data[name] for name in data.files}
+        return cls(
+            words=HashedTfidf.from_arrays(arrays, "words"),
+            chars=HashedTfidf.from_arrays(arrays, "chars"),
+            char_weight=float(arrays["char_weight"][0]),
+        )

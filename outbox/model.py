@@ -1,0 +1,230 @@
+"""The outbox's value objects and the store contract every backend implements.
+
+Standard library only, Python 3.10: the Rasa process (the connector's replies) and the app
+(API, worker) both use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any, Mapping, Protocol, Sequence
+
+
+class OutboxError(Exception):
+    """Root of everything the outbox package raises."""
+
+
+class OutboxInputError(OutboxError, ValueError):
+    """A request the outbox refuses (answered with a 4xx); `reason_code` is machine-readable."""
+
+    def __init__(self, reason_code: str, message: str) -> None:
+        super().__init__(message)
+        self.reason_code = reason_code
+
+
+class NotFound(OutboxError, LookupError):
+    pass
+
+
+class InvalidTransition(OutboxError):
+    """E.g. cancelling a message already sent, or retrying one that is not dead."""
+
+
+class Status(str, Enum):
+    PENDING = "pending"  # waiting for its time, its turn (order per recipient) or a retry
+    SENDING = "sending"  # claimed by a worker; a lease reclaims it after a crash
+    SENT = "sent"
+    BLOCKED = "blocked"  # the policy (or Meta: codes 10/2018278) forbids it; not retried
+    FAILED = "failed"  # a permanent Send API error (e.g. 551, 100); not retried
+    DEAD = "dead"  # transient errors until the attempts ran out; `retry` revives it
+    CANCELLED = "cancelled"
+
+
+TERMINAL = frozenset({Status.SENT, Status.BLOCKED, Status.FAILED, Status.DEAD, Status.CANCELLED})
+
+
+class SenderKind(str, Enum):
+    BOT = "bot"  # automated replies and automated follow-ups
+    HUMAN = "human"  # an agent typing in the console
+    SYSTEM = "system"  # broadcasts, reminders scheduled by the business
+
+
+class Purpose(str, Enum):
+    REPLY = "reply"  # an answer to what the user just wrote
+    FOLLOW_UP = "follow_up"  # proactive: reminders, agent replies later, broadcasts
+    PRIVATE_REPLY = "private_reply"  # reply to a comment on the page (recipient: comment_id)
+
+
+def utc(dt: datetime) -> datetime:
+    """Every time in the outbox is timezone-aware UTC."""
+    if dt.tzinfo is None:
+        raise ValueError("naive datetime: the outbox only takes timezone-aware UTC times")
+    return dt.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """What a caller asks to send. `message` is a Send API `message` object."""
+
+    page_id: str
+    recipient_id: str
+    message: Mapping[str, Any]
+    sender: SenderKind = SenderKind.BOT
+    purpose: Purpose = Purpose.FOLLOW_UP
+    tag: str | None = None  # a requested message tag (e.g. HUMAN_AGENT); None: let the policy choose
+    promotional: bool = False
+    not_before: datetime | None = None  # scheduled send
+    idempotency_key: str | None = None  # the same key twice → the same message, not a second one
+    sender_name: str | None = None  # the agent's name for HUMAN sends (shown to agents, not sent)
+    max_attempts: int = 8
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    id: int
+    page_id: str
+    recipient_id: str
+    message: Mapping[str, Any]
+    sender: SenderKind
+    purpose: Purpose
+    tag: str | None
+    promotional: bool
+    idempotency_key: str
+    status: Status
+    created_at: datetime
+    due_at: datetime  # not_before, or created_at: the order per recipient is (due_at, id)
+    next_attempt_at: datetime
+    attempts: int = 0
+    max_attempts: int = 8
+    sender_name: str | None = None
+    messaging_type: str | None = None  # what the policy decided at send time
+    sent_tag: str | None = None
+    reason_code: str | None = None  # why blocked/failed/dead (policy reason or Graph error)
+    reason: str | None = None  # a sentence an agent understands
+    last_error_code: int | None = None
+    graph_message_id: str | None = None
+    sent_at: datetime | None = None
+    claimed_by: str | None = None
+    lease_until: datetime | None = None
+
+    def with_changes(self, **changes: Any) -> OutboxMessage:
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            elif isinstance(value, Enum):
+                value = value.value
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            data[name] = value
+        return data
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to a claimed message; the store applies it atomically."""
+
+    status: Status  # SENT, BLOCKED, FAILED, DEAD, or PENDING (retry later)
+    next_attempt_at: datetime | None = None
+    messaging_type: str | None = None
+    sent_tag: str | None = None
+    reason_code: str | None = None
+    reason: str | None = None
+    last_error_code: int | None = None
+    graph_message_id: str | None = None
+    sent_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PageState:
+    page_id: str
+    paused: bool = False
+    paused_reason: str | None = None
+    paused_at: datetime | None = None
+    utility_templates: bool = False
+
+
+@dataclass(frozen=True)
+class Alert:
+    id: int
+    page_id: str
+    code: str
+    message: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class MessageFilter:
+    recipient_id: str | None = None
+    page_id: str | None = None
+    statuses: Sequence[Status] = field(default_factory=tuple)
+    limit: int = 100
+    before_id: int | None = None  # pagination: newest first, ids below this
+
+
+class OutboxStore(Protocol):
+    """One contract for the in-memory fake, SQLite and PostgreSQL (tests/contract runs all three)."""
+
+    def enqueue(self, new: NewMessage, now: datetime) -> tuple[OutboxMessage, bool]:
+        """Write the message (pending). Returns (message, created); an existing idempotency key returns
+        the stored message and False, whatever its state."""
+        ...
+
+    def get(self, message_id: int) -> OutboxMessage: ...
+
+    def find(self, query: MessageFilter) -> list[OutboxMessage]:
+        """Newest first."""
+        ...
+
+    def claim(self, worker_id: str, now: datetime, lease_seconds: float, limit: int) -> list[OutboxMessage]:
+        """Atomically move up to `limit` due messages to SENDING with a lease. Only the head of each
+        recipient's queue (lowest (due_at, id) not terminal) is eligible, so a recipient's second
+        message never goes before the first is sent or given up; paused pages are skipped."""
+        ...
+
+    def complete(self, message_id: int, worker_id: str, outcome: Outcome) -> OutboxMessage:
+        """Apply an outcome to a message this worker holds (attempts + 1). A worker whose lease was
+        taken over gets InvalidTransition and must not touch the message."""
+        ...
+
+    def reclaim_expired(self, now: datetime) -> int:
+        """SENDING rows whose lease ran out (a crashed worker) go back to PENDING."""
+        ...
+
+    def cancel(self, message_id: int, now: datetime) -> OutboxMessage:
+        """Only a PENDING message can be cancelled."""
+        ...
+
+    def retry(self, message_id: int, now: datetime) -> OutboxMessage:
+        """A DEAD or FAILED message goes back to PENDING, due now, with its attempts reset."""
+        ...
+
+    def record_user_message(self, page_id: str, user_id: str, at: datetime) -> None:
+        """The 24-hour window counts only the user's own messages, per page."""
+        ...
+
+    def last_user_message_at(self, page_id: str, user_id: str) -> datetime | None: ...
+
+    def page(self, page_id: str) -> PageState: ...
+
+    def pause_page(self, page_id: str, reason: str, now: datetime) -> None:
+        """Stop claiming this page's messages (token invalid) and raise an alert."""
+        ...
+
+    def resume_page(self, page_id: str) -> None: ...
+
+    def set_utility_templates(self, page_id: str, enabled: bool) -> None: ...
+
+    def alerts(self, limit: int = 100) -> list[Alert]: ...
+
+    def counts(self) -> dict[str, int]:
+        """Messages per status (for health and benchmarks)."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,161 @@
+-- Every SQL statement the PostgreSQL store runs, by name (outbox/store.py loads them).
+-- Format: a line `-- name: <name>`, an optional comment saying why, the statement.
+-- Parameters are %(named)s (psycopg2). The session runs READ COMMITTED: each statement sees what
+-- was committed before it started (the claim depends on that, see lock_claimable_recipients).
+
+-- name: create_migrations_table
+CREATE TABLE IF NOT EXISTS outbox_migrations (
+    version integer PRIMARY KEY,
+    name text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- name: lock_migrations
+-- One migrator at a time (an app and a Rasa process starting together); released at COMMIT.
+SELECT pg_advisory_xact_lock(hashtext('outbox_migrations'));
+
+-- name: schema_version
+SELECT COALESCE(MAX(version), 0) AS version FROM outbox_migrations;
+
+-- name: record_migration
+INSERT INTO outbox_migrations (version, name) VALUES (%(version)s, %(name)s);
+
+-- name: open_lane
+-- The recipient's row in conversations is the lock a claim takes for it (lock_claimable_recipients).
+-- DO NOTHING does not wait for a claim holding that lock.
+INSERT INTO conversations (page_id, user_id) VALUES (%(page_id)s, %(recipient_id)s)
+ON CONFLICT (page_id, user_id) DO NOTHING;
+
+-- name: insert_message
+-- An existing idempotency key inserts nothing (no row returned); the caller reads the stored message.
+INSERT INTO messages (
+    page_id, recipient_id, message, sender, purpose, tag, promotional, idempotency_key, status,
+    created_at, due_at, next_attempt_at, attempts, max_attempts, sender_name
+) VALUES (
+    %(page_id)s, %(recipient_id)s, %(message)s::jsonb, %(sender)s, %(purpose)s, %(tag)s, %(promotional)s,
+    %(idempotency_key)s, 'pending', %(created_at)s, %(due_at)s, %(next_attempt_at)s, 0, %(max_attempts)s,
+    %(sender_name)s
+)
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING *;
+
+-- name: get_message
+SELECT * FROM messages WHERE id = %(id)s;
+
+-- name: get_message_by_key
+SELECT * FROM messages WHERE idempotency_key = %(idempotency_key)s;
+
+-- name: find_messages
+-- Newest first; a NULL filter matches everything.
+SELECT * FROM messages
+WHERE (%(page_id)s::text IS NULL OR page_id = %(page_id)s::text)
+  AND (%(recipient_id)s::text IS NULL OR recipient_id = %(recipient_id)s::text)
+  AND (%(statuses)s::text[] IS NULL OR status = ANY (%(statuses)s::text[]))
+  AND (%(before_id)s::bigint IS NULL OR id < %(before_id)s::bigint)
+ORDER BY id DESC
+LIMIT %(limit)s;
+
+-- name: lock_claimable_recipients
+-- Claim, step 1 of 2 (one transaction): lock the conversations rows of the recipients whose head
+-- is due, oldest head first, skipping recipients another claim (or a webhook) holds right now.
+-- The lock serializes claims per recipient; it is taken in its own statement so that step 2
+-- starts after it and sees every claim of these recipients committed before.
+SELECT c.page_id, c.user_id AS recipient_id
+FROM claimable_heads AS head
+JOIN conversations AS c ON c.page_id = head.page_id AND c.user_id = head.recipient_id
+WHERE head.due_at <= %(now)s AND head.next_attempt_at <= %(now)s
+ORDER BY head.due_at, head.id
+LIMIT %(limit)s
+FOR UPDATE OF c SKIP LOCKED;
+
+-- name: claim_heads
+-- Claim, step 2 of 2: with a fresh snapshot, take the head of each locked recipient if it is
+-- still claimable (a message taken in the meantime is in flight and shows here). SKIP LOCKED:
+-- a head being cancelled right now is left alone; `status = 'pending'` re-checks the row itself.
+UPDATE messages AS m
+SET status = 'sending', claimed_by = %(worker_id)s, lease_until = %(lease_until)s
+WHERE m.status = 'pending'
+  AND m.id IN (
+      SELECT head.id
+      FROM claimable_heads AS head
+      WHERE (head.page_id, head.recipient_id) IN (
+                SELECT * FROM unnest(%(page_ids)s::text[], %(recipient_ids)s::text[])
+            )
+        AND head.due_at <= %(now)s AND head.next_attempt_at <= %(now)s
+      FOR UPDATE SKIP LOCKED
+  )
+RETURNING m.*;
+
+-- name: complete_message
+-- Only the holder of the claim; next_attempt_at is kept unless the outcome gives one (retry later).
+UPDATE messages
+SET status = %(status)s,
+    attempts = attempts + 1,
+    next_attempt_at = COALESCE(%(next_attempt_at)s::timestamptz, next_attempt_at),
+    messaging_type = %(messaging_type)s,
+    sent_tag = %(sent_tag)s,
+    reason_code = %(reason_code)s,
+    reason = %(reason)s,
+    last_error_code = %(last_error_code)s,
+    graph_message_id = %(graph_message_id)s,
+    sent_at = %(sent_at)s::timestamptz,
+    claimed_by = NULL,
+    lease_until = NULL
+WHERE id = %(id)s AND status = 'sending' AND claimed_by = %(worker_id)s
+RETURNING *;
+
+-- name: reclaim_expired
+-- A crashed worker's messages go back to the head of their queues; not an attempt.
+UPDATE messages
+SET status = 'pending', claimed_by = NULL, lease_until = NULL
+WHERE status = 'sending' AND lease_until < %(now)s;
+
+-- name: cancel_message
+UPDATE messages SET status = 'cancelled' WHERE id = %(id)s AND status = 'pending'
+RETURNING *;
+
+-- name: retry_message
+-- Due now: the message joins the back of its recipient's queue (see store.py, `retry`).
+UPDATE messages
+SET status = 'pending', attempts = 0, due_at = %(now)s, next_attempt_at = %(now)s
+WHERE id = %(id)s AND status IN ('dead', 'failed')
+RETURNING *;
+
+-- name: record_user_message
+-- Webhooks arrive late and out of order: keep the latest time (GREATEST ignores NULL).
+INSERT INTO conversations (page_id, user_id, last_user_message_at)
+VALUES (%(page_id)s, %(user_id)s, %(at)s)
+ON CONFLICT (page_id, user_id) DO UPDATE
+SET last_user_message_at = GREATEST(conversations.last_user_message_at, excluded.last_user_message_at);
+
+-- name: last_user_message_at
+SELECT last_user_message_at FROM conversations WHERE page_id = %(page_id)s AND user_id = %(user_id)s;
+
+-- name: get_page
+SELECT * FROM pages WHERE page_id = %(page_id)s;
+
+-- name: pause_page
+-- Changes a row (rowcount 1) only when the page was not paused yet: one alert per outage.
+INSERT INTO pages (page_id, paused, paused_reason, paused_at)
+VALUES (%(page_id)s, true, %(reason)s, %(now)s)
+ON CONFLICT (page_id) DO UPDATE
+SET paused = true, paused_reason = excluded.paused_reason, paused_at = excluded.paused_at
+WHERE NOT pages.paused;
+
+-- name: resume_page
+INSERT INTO pages (page_id, paused) VALUES (%(page_id)s, false)
+ON CONFLICT (page_id) DO UPDATE SET paused = false, paused_reason = NULL, paused_at = NULL;
+
+-- name: set_utility_templates
+INSERT INTO pages (page_id, utility_templates) VALUES (%(page_id)s, %(enabled)s)
+ON CONFLICT (page_id) DO UPDATE SET utility_templates = excluded.utility_templates;
+
+-- name: insert_alert
+INSERT INTO alerts (page_id, code, message, created_at)
+VALUES (%(page_id)s, %(code)s, %(message)s, %(created_at)s);
+
+-- name: list_alerts
+SELECT * FROM alerts ORDER BY id DESC LIMIT %(limit)s;
+
+-- name: count_by_status
+SELECT status, COUNT(*) AS count FROM messages GROUP BY status;

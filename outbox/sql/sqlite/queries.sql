@@ -1,0 +1,118 @@
+-- Every SQL statement the SQLite store runs, by name (outbox/store.py loads them).
+-- Format: a line `-- name: <name>`, an optional comment saying why, the statement.
+-- Parameters are :named. Times are ISO text (see 001_initial.sql). Writes run inside BEGIN IMMEDIATE.
+
+-- name: insert_message
+-- An existing idempotency key inserts nothing (rowcount 0); the caller reads the stored message.
+INSERT INTO messages (
+    page_id, recipient_id, message, sender, purpose, tag, promotional, idempotency_key, status,
+    created_at, due_at, next_attempt_at, attempts, max_attempts, sender_name
+) VALUES (
+    :page_id, :recipient_id, :message, :sender, :purpose, :tag, :promotional, :idempotency_key, 'pending',
+    :created_at, :due_at, :next_attempt_at, 0, :max_attempts, :sender_name
+)
+ON CONFLICT (idempotency_key) DO NOTHING;
+
+-- name: get_message
+SELECT * FROM messages WHERE id = :id;
+
+-- name: get_message_by_key
+SELECT * FROM messages WHERE idempotency_key = :idempotency_key;
+
+-- name: find_messages
+-- Newest first; a NULL filter matches everything. :statuses is a JSON array or NULL.
+SELECT * FROM messages
+WHERE (:page_id IS NULL OR page_id = :page_id)
+  AND (:recipient_id IS NULL OR recipient_id = :recipient_id)
+  AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+  AND (:before_id IS NULL OR id < :before_id)
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: select_claimable
+-- Inside BEGIN IMMEDIATE: this connection is the only writer until COMMIT, so what it reads is
+-- what it updates. claimable_heads (001_initial.sql) keeps one message per recipient.
+SELECT id FROM claimable_heads
+WHERE due_at <= :now AND next_attempt_at <= :now
+ORDER BY due_at, id
+LIMIT :limit;
+
+-- name: mark_sending
+UPDATE messages
+SET status = 'sending', claimed_by = :worker_id, lease_until = :lease_until
+WHERE id = :id AND status = 'pending';
+
+-- name: complete_message
+-- Only the holder of the claim; next_attempt_at is kept unless the outcome gives one (retry later).
+UPDATE messages
+SET status = :status,
+    attempts = attempts + 1,
+    next_attempt_at = COALESCE(:next_attempt_at, next_attempt_at),
+    messaging_type = :messaging_type,
+    sent_tag = :sent_tag,
+    reason_code = :reason_code,
+    reason = :reason,
+    last_error_code = :last_error_code,
+    graph_message_id = :graph_message_id,
+    sent_at = :sent_at,
+    claimed_by = NULL,
+    lease_until = NULL
+WHERE id = :id AND status = 'sending' AND claimed_by = :worker_id;
+
+-- name: reclaim_expired
+-- A crashed worker's messages go back to the head of their queues; not an attempt.
+UPDATE messages
+SET status = 'pending', claimed_by = NULL, lease_until = NULL
+WHERE status = 'sending' AND lease_until < :now;
+
+-- name: cancel_message
+UPDATE messages SET status = 'cancelled' WHERE id = :id AND status = 'pending';
+
+-- name: retry_message
+-- Due now: the message joins the back of its recipient's queue (see store.py, `retry`).
+UPDATE messages
+SET status = 'pending', attempts = 0, due_at = :now, next_attempt_at = :now
+WHERE id = :id AND status IN ('dead', 'failed');
+
+-- name: record_user_message
+-- Webhooks arrive late and out of order: keep the latest time.
+INSERT INTO conversations (page_id, user_id, last_user_message_at)
+VALUES (:page_id, :user_id, :at)
+ON CONFLICT (page_id, user_id) DO UPDATE
+SET last_user_message_at = CASE
+    WHEN conversations.last_user_message_at IS NULL
+      OR excluded.last_user_message_at > conversations.last_user_message_at
+    THEN excluded.last_user_message_at
+    ELSE conversations.last_user_message_at
+END;
+
+-- name: last_user_message_at
+SELECT last_user_message_at FROM conversations WHERE page_id = :page_id AND user_id = :user_id;
+
+-- name: get_page
+SELECT * FROM pages WHERE page_id = :page_id;
+
+-- name: pause_page
+-- Changes a row (rowcount 1) only when the page was not paused yet: one alert per outage.
+INSERT INTO pages (page_id, paused, paused_reason, paused_at)
+VALUES (:page_id, 1, :reason, :now)
+ON CONFLICT (page_id) DO UPDATE
+SET paused = 1, paused_reason = excluded.paused_reason, paused_at = excluded.paused_at
+WHERE pages.paused = 0;
+
+-- name: resume_page
+INSERT INTO pages (page_id, paused) VALUES (:page_id, 0)
+ON CONFLICT (page_id) DO UPDATE SET paused = 0, paused_reason = NULL, paused_at = NULL;
+
+-- name: set_utility_templates
+INSERT INTO pages (page_id, utility_templates) VALUES (:page_id, :enabled)
+ON CONFLICT (page_id) DO UPDATE SET utility_templates = excluded.utility_templates;
+
+-- name: insert_alert
+INSERT INTO alerts (page_id, code, message, created_at) VALUES (:page_id, :code, :message, :created_at);
+
+-- name: list_alerts
+SELECT * FROM alerts ORDER BY id DESC LIMIT :limit;
+
+-- name: count_by_status
+SELECT status, COUNT(*) AS count FROM messages GROUP BY status;

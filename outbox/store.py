@@ -1,0 +1,902 @@
+"""The outbox stores: an in-memory fake, SQLite and PostgreSQL, one contract (`OutboxStore`).
+
+The SQL lives in `outbox/sql/<backend>/`: numbered migrations and `queries.sql` (named queries).
+Stores are synchronous and thread-safe; async callers run them in a thread executor.
+
+The claim, the heart of the outbox: a recipient's messages go out one at a time and in order,
+(due_at, id). Only the head of a recipient's queue is claimable: the pending message with the
+lowest (due_at, id), while no message of that recipient is in flight (SENDING), on a page that is
+not paused (the `claimable_heads` view). Each backend makes "read the heads, mark them SENDING"
+atomic its own way:
+
+- memory: one lock around everything.
+- SQLite: `BEGIN IMMEDIATE` takes the database's single write lock before reading, so the claim
+  reads the latest committed state and nobody writes until it commits (other processes too).
+- PostgreSQL: two statements in one READ COMMITTED transaction. First lock the recipients'
+  `conversations` rows `FOR UPDATE SKIP LOCKED` (claims of one recipient are serialized; a worker
+  never waits for another); then, in a second statement whose snapshot is taken after those locks,
+  `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING *` the heads. A single
+  statement would not be enough: its snapshot predates the lock it waits for, so it could decide
+  on a head another worker had already claimed and committed meanwhile. See `PostgresOutboxStore`.
+
+Whatever the claim decides, a partial unique index on SQLite and PostgreSQL refuses a second
+SENDING message for one recipient.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from outbox.model import (
+    Alert,
+    InvalidTransition,
+    MessageFilter,
+    NewMessage,
+    NotFound,
+    OutboxError,
+    OutboxInputError,
+    OutboxMessage,
+    OutboxStore,
+    Outcome,
+    PageState,
+    Purpose,
+    SenderKind,
+    Status,
+    utc,
+)
+
+SQL_DIR = Path(__file__).parent / "sql"
+
+# What `complete` accepts: a final state, or PENDING to try again at `next_attempt_at`.
+OUTCOME_STATUSES = frozenset({Status.SENT, Status.BLOCKED, Status.FAILED, Status.DEAD, Status.PENDING})
+RETRYABLE = frozenset({Status.DEAD, Status.FAILED})
+TOKEN_INVALID = "token_invalid"  # the alert raised when a page is paused
+
+_MIGRATION_FILE = re.compile(r"^(\d{3})_(\w+)\.sql$")
+_QUERY_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+
+
+# --- the SQL files ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    script: str
+
+
+def load_migrations(backend: str) -> list[Migration]:
+    """`sql/<backend>/NNN_name.sql`, numbered 1, 2, 3… without gaps."""
+    migrations = []
+    for path in sorted((SQL_DIR / backend).glob("*.sql")):
+        match = _MIGRATION_FILE.match(path.name)
+        if match:
+            migrations.append(Migration(int(match.group(1)), match.group(2), path.read_text(encoding="utf-8")))
+    if [migration.version for migration in migrations] != list(range(1, len(migrations) + 1)):
+        raise OutboxError(f"the {backend} migrations must be numbered 001, 002, … without gaps")
+    return migrations
+
+
+def load_queries(backend: str) -> dict[str, str]:
+    """`sql/<backend>/queries.sql`: each statement follows a `-- name: <name>` line."""
+    text = (SQL_DIR / backend / "queries.sql").read_text(encoding="utf-8")
+    parts = _QUERY_NAME.split(text)
+    queries: dict[str, str] = {}
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        if name in queries:
+            raise OutboxError(f"query {name!r} is defined twice in {backend}/queries.sql")
+        queries[name] = body.strip().rstrip(";")
+    return queries
+
+
+def sqlite_statements(script: str) -> Iterator[str]:
+    """Split a SQLite script into statements (sqlite3.complete_statement knows strings and triggers)."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending.strip()
+            pending = ""
+    if pending.strip() and not all(not line.strip() or line.strip().startswith("--") for line in pending.splitlines()):
+        raise OutboxError(f"unterminated SQL statement: {pending.strip()[:80]!r}")
+
+
+# --- shared pure parts -----------------------------------------------------------------------
+
+
+def new_message_record(new: NewMessage, now: datetime) -> tuple[OutboxMessage, str]:
+    """The row `enqueue` writes (id 0 until stored) and its `message` as JSON text."""
+    if not new.page_id or not new.recipient_id:
+        raise OutboxInputError("missing_recipient", "a message needs a page_id and a recipient_id")
+    if new.max_attempts < 1:
+        raise OutboxInputError("invalid_max_attempts", "max_attempts must be at least 1")
+    if not isinstance(new.message, Mapping):
+        raise OutboxInputError("invalid_message", "message must be a Send API message object")
+    try:
+        message_json = json.dumps(dict(new.message), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise OutboxInputError("invalid_message", f"message is not JSON: {exc}") from exc
+    created_at = utc(now)
+    due_at = utc(new.not_before) if new.not_before is not None else created_at
+    record = OutboxMessage(
+        id=0,
+        page_id=new.page_id,
+        recipient_id=new.recipient_id,
+        message=json.loads(message_json),
+        sender=SenderKind(new.sender),
+        purpose=Purpose(new.purpose),
+        tag=new.tag,
+        promotional=bool(new.promotional),
+        idempotency_key=new.idempotency_key if new.idempotency_key is not None else str(uuid.uuid4()),
+        status=Status.PENDING,
+        created_at=created_at,
+        due_at=due_at,
+        next_attempt_at=due_at,
+        attempts=0,
+        max_attempts=new.max_attempts,
+        sender_name=new.sender_name,
+    )
+    return record, message_json
+
+
+def check_outcome(outcome: Outcome) -> None:
+    if outcome.status not in OUTCOME_STATUSES:
+        raise OutboxInputError("invalid_outcome", f"an outcome cannot be {Status(outcome.status).value}")
+    if outcome.status is Status.PENDING and outcome.next_attempt_at is None:
+        raise OutboxInputError("invalid_outcome", "a retry-later outcome (pending) needs next_attempt_at")
+
+
+def queue_position(message: OutboxMessage) -> tuple[datetime, int]:
+    """A recipient's messages go out in this order."""
+    return (message.due_at, message.id)
+
+
+def check_limit(limit: int) -> int:
+    if limit < 0:
+        raise OutboxInputError("invalid_limit", "limit must not be negative")
+    return limit
+
+
+def to_utc(value: Any) -> datetime | None:
+    """A time read back from a database (ISO text or a datetime) as aware UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return utc(value)
+
+
+def required_utc(value: Any) -> datetime:
+    found = to_utc(value)
+    if found is None:
+        raise OutboxError("a required time is missing in the database")
+    return found
+
+
+def message_from_row(row: Any) -> OutboxMessage:
+    """A `messages` row (sqlite3.Row or a dict) as an OutboxMessage."""
+    payload = row["message"]
+    return OutboxMessage(
+        id=int(row["id"]),
+        page_id=row["page_id"],
+        recipient_id=row["recipient_id"],
+        message=json.loads(payload) if isinstance(payload, (str, bytes)) else payload,
+        sender=SenderKind(row["sender"]),
+        purpose=Purpose(row["purpose"]),
+        tag=row["tag"],
+        promotional=bool(row["promotional"]),
+        idempotency_key=row["idempotency_key"],
+        status=Status(row["status"]),
+        created_at=required_utc(row["created_at"]),
+        due_at=required_utc(row["due_at"]),
+        next_attempt_at=required_utc(row["next_attempt_at"]),
+        attempts=int(row["attempts"]),
+        max_attempts=int(row["max_attempts"]),
+        sender_name=row["sender_name"],
+        messaging_type=row["messaging_type"],
+        sent_tag=row["sent_tag"],
+        reason_code=row["reason_code"],
+        reason=row["reason"],
+        last_error_code=row["last_error_code"],
+        graph_message_id=row["graph_message_id"],
+        sent_at=to_utc(row["sent_at"]),
+        claimed_by=row["claimed_by"],
+        lease_until=to_utc(row["lease_until"]),
+    )
+
+
+def page_from_row(page_id: str, row: Any | None) -> PageState:
+    if row is None:
+        return PageState(page_id)
+    return PageState(
+        page_id=row["page_id"],
+        paused=bool(row["paused"]),
+        paused_reason=row["paused_reason"],
+        paused_at=to_utc(row["paused_at"]),
+        utility_templates=bool(row["utility_templates"]),
+    )
+
+
+def alert_from_row(row: Any) -> Alert:
+    return Alert(int(row["id"]), row["page_id"], row["code"], row["message"], required_utc(row["created_at"]))
+
+
+def counts_from_rows(rows: Any) -> dict[str, int]:
+    """Every status, zero included, so health checks and benchmarks see the same keys."""
+    counts = {status.value: 0 for status in Status}
+    for row in rows:
+        counts[row["status"]] = int(row["count"])
+    return counts
+
+
+def transition_error(message: OutboxMessage, action: str) -> InvalidTransition:
+    return InvalidTransition(f"cannot {action} message {message.id}: it is {message.status.value}")
+
+
+# --- in memory -------------------------------------------------------------------------------
+
+
+class InMemoryOutboxStore:
+    """The fake: the same semantics as the SQL stores, one lock around plain dicts.
+
+    Messages are kept as JSON text too, so a caller mutating what it passed in or got back never
+    changes the stored message (as with a database)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._messages: dict[int, OutboxMessage] = {}
+        self._payloads: dict[int, str] = {}
+        self._by_key: dict[str, int] = {}
+        self._last_user_message: dict[tuple[str, str], datetime] = {}
+        self._pages: dict[str, PageState] = {}
+        self._alerts: list[Alert] = []
+
+    def _out(self, message: OutboxMessage) -> OutboxMessage:
+        return message.with_changes(message=json.loads(self._payloads[message.id]))
+
+    def _get(self, message_id: int) -> OutboxMessage:
+        try:
+            return self._messages[message_id]
+        except KeyError:
+            raise NotFound(f"no outbox message {message_id}") from None
+
+    def _put(self, message: OutboxMessage) -> OutboxMessage:
+        self._messages[message.id] = message
+        return self._out(message)
+
+    def enqueue(self, new: NewMessage, now: datetime) -> tuple[OutboxMessage, bool]:
+        record, message_json = new_message_record(new, now)
+        with self._lock:
+            existing = self._by_key.get(record.idempotency_key)
+            if existing is not None:
+                return self._out(self._messages[existing]), False
+            message_id = len(self._messages) + 1
+            self._by_key[record.idempotency_key] = message_id
+            self._payloads[message_id] = message_json
+            return self._put(record.with_changes(id=message_id)), True
+
+    def get(self, message_id: int) -> OutboxMessage:
+        with self._lock:
+            return self._out(self._get(message_id))
+
+    def find(self, query: MessageFilter) -> list[OutboxMessage]:
+        limit = check_limit(query.limit)
+        statuses = {Status(status) for status in query.statuses}
+        with self._lock:
+            found = [
+                message
+                for message in self._messages.values()
+                if (query.page_id is None or message.page_id == query.page_id)
+                and (query.recipient_id is None or message.recipient_id == query.recipient_id)
+                and (not statuses or message.status in statuses)
+                and (query.before_id is None or message.id < query.before_id)
+            ]
+            found.sort(key=lambda message: message.id, reverse=True)
+            return [self._out(message) for message in found[:limit]]
+
+    def claim(self, worker_id: str, now: datetime, lease_seconds: float, limit: int) -> list[OutboxMessage]:
+        now = utc(now)
+        lease_until = now + timedelta(seconds=lease_seconds)
+        with self._lock:
+            in_flight = {(m.page_id, m.recipient_id) for m in self._messages.values() if m.status is Status.SENDING}
+            heads: dict[tuple[str, str], OutboxMessage] = {}
+            for message in self._messages.values():
+                lane = (message.page_id, message.recipient_id)
+                if message.status is Status.PENDING and (
+                    lane not in heads or queue_position(message) < queue_position(heads[lane])
+                ):
+                    heads[lane] = message
+            claimable = sorted(
+                (
+                    head
+                    for lane, head in heads.items()
+                    if lane not in in_flight
+                    and not self._page(head.page_id).paused
+                    and head.due_at <= now
+                    and head.next_attempt_at <= now
+                ),
+                key=queue_position,
+            )[: max(limit, 0)]
+            return [
+                self._put(head.with_changes(status=Status.SENDING, claimed_by=worker_id, lease_until=lease_until))
+                for head in claimable
+            ]
+
+    def complete(self, message_id: int, worker_id: str, outcome: Outcome) -> OutboxMessage:
+        check_outcome(outcome)
+        with self._lock:
+            message = self._get(message_id)
+            if message.status is not Status.SENDING or message.claimed_by != worker_id:
+                raise InvalidTransition(
+                    f"message {message_id} is not held by {worker_id} (it is {message.status.value})"
+                )
+            return self._put(
+                message.with_changes(
+                    status=Status(outcome.status),
+                    attempts=message.attempts + 1,
+                    next_attempt_at=(
+                        utc(outcome.next_attempt_at) if outcome.next_attempt_at is not None else message.next_attempt_at
+                    ),
+                    messaging_type=outcome.messaging_type,
+                    sent_tag=outcome.sent_tag,
+                    reason_code=outcome.reason_code,
+                    reason=outcome.reason,
+                    last_error_code=outcome.last_error_code,
+                    graph_message_id=outcome.graph_message_id,
+                    sent_at=utc(outcome.sent_at) if outcome.sent_at is not None else None,
+                    claimed_by=None,
+                    lease_until=None,
+                )
+            )
+
+    def reclaim_expired(self, now: datetime) -> int:
+        now = utc(now)
+        with self._lock:
+            expired = [
+                message
+                for message in self._messages.values()
+                if message.status is Status.SENDING and message.lease_until is not None and message.lease_until < now
+            ]
+            for message in expired:
+                self._put(message.with_changes(status=Status.PENDING, claimed_by=None, lease_until=None))
+            return len(expired)
+
+    def cancel(self, message_id: int, now: datetime) -> OutboxMessage:
+        utc(now)
+        with self._lock:
+            message = self._get(message_id)
+            if message.status is not Status.PENDING:
+                raise transition_error(message, "cancel")
+            return self._put(message.with_changes(status=Status.CANCELLED))
+
+    def retry(self, message_id: int, now: datetime) -> OutboxMessage:
+        now = utc(now)
+        with self._lock:
+            message = self._get(message_id)
+            if message.status not in RETRYABLE:
+                raise transition_error(message, "retry")
+            return self._put(message.with_changes(status=Status.PENDING, attempts=0, due_at=now, next_attempt_at=now))
+
+    def record_user_message(self, page_id: str, user_id: str, at: datetime) -> None:
+        at = utc(at)
+        with self._lock:
+            known = self._last_user_message.get((page_id, user_id))
+            if known is None or at > known:
+                self._last_user_message[(page_id, user_id)] = at
+
+    def last_user_message_at(self, page_id: str, user_id: str) -> datetime | None:
+        with self._lock:
+            return self._last_user_message.get((page_id, user_id))
+
+    def _page(self, page_id: str) -> PageState:
+        return self._pages.get(page_id, PageState(page_id))
+
+    def page(self, page_id: str) -> PageState:
+        with self._lock:
+            return self._page(page_id)
+
+    def pause_page(self, page_id: str, reason: str, now: datetime) -> None:
+        now = utc(now)
+        with self._lock:
+            state = self._page(page_id)
+            if state.paused:
+                return
+            self._pages[page_id] = PageState(page_id, True, reason, now, state.utility_templates)
+            self._alerts.append(Alert(len(self._alerts) + 1, page_id, TOKEN_INVALID, reason, now))
+
+    def resume_page(self, page_id: str) -> None:
+        with self._lock:
+            self._pages[page_id] = PageState(page_id, utility_templates=self._page(page_id).utility_templates)
+
+    def set_utility_templates(self, page_id: str, enabled: bool) -> None:
+        with self._lock:
+            state = self._page(page_id)
+            self._pages[page_id] = PageState(page_id, state.paused, state.paused_reason, state.paused_at, enabled)
+
+    def alerts(self, limit: int = 100) -> list[Alert]:
+        limit = check_limit(limit)
+        with self._lock:
+            return list(reversed(self._alerts))[:limit]
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return counts_from_rows(
+                {"status": status.value, "count": sum(1 for m in self._messages.values() if m.status is status)}
+                for status in Status
+            )
+
+    def close(self) -> None:
+        pass
+
+
+# --- SQLite ----------------------------------------------------------------------------------
+
+
+def sqlite_time(value: datetime | None) -> str | None:
+    """Fixed-width UTC ISO text: text order is time order."""
+    return None if value is None else utc(value).isoformat(timespec="microseconds")
+
+
+def record_params(record: OutboxMessage, message_json: str, time: Callable[[datetime | None], Any]) -> dict[str, Any]:
+    return {
+        "page_id": record.page_id,
+        "recipient_id": record.recipient_id,
+        "message": message_json,
+        "sender": record.sender.value,
+        "purpose": record.purpose.value,
+        "tag": record.tag,
+        "promotional": record.promotional,
+        "idempotency_key": record.idempotency_key,
+        "created_at": time(record.created_at),
+        "due_at": time(record.due_at),
+        "next_attempt_at": time(record.next_attempt_at),
+        "max_attempts": record.max_attempts,
+        "sender_name": record.sender_name,
+    }
+
+
+def outcome_params(
+    message_id: int, worker_id: str, outcome: Outcome, time: Callable[[datetime | None], Any]
+) -> dict[str, Any]:
+    return {
+        "id": message_id,
+        "worker_id": worker_id,
+        "status": Status(outcome.status).value,
+        "next_attempt_at": time(outcome.next_attempt_at),
+        "messaging_type": outcome.messaging_type,
+        "sent_tag": outcome.sent_tag,
+        "reason_code": outcome.reason_code,
+        "reason": outcome.reason,
+        "last_error_code": outcome.last_error_code,
+        "graph_message_id": outcome.graph_message_id,
+        "sent_at": time(outcome.sent_at),
+    }
+
+
+def find_params(query: MessageFilter, statuses: Any) -> dict[str, Any]:
+    return {
+        "page_id": query.page_id,
+        "recipient_id": query.recipient_id,
+        "statuses": statuses,
+        "before_id": query.before_id,
+        "limit": check_limit(query.limit),
+    }
+
+
+def status_values(query: MessageFilter) -> list[str] | None:
+    return [Status(status).value for status in query.statuses] or None
+
+
+class SQLiteOutboxStore:
+    """One connection guarded by a lock (as connectors/ingest.py). WAL + synchronous=FULL: a commit
+    is on disk when it returns, and a store opened after a crash sees every committed write. Every
+    write is a `BEGIN IMMEDIATE` transaction, so several stores (threads or processes: the Rasa
+    process and the app) can share one file; readers never block the writer."""
+
+    backend = "sqlite"
+
+    def __init__(self, path: Path | str, *, busy_timeout_ms: int = 10_000) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._queries = load_queries(self.backend)
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        try:
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._migrate()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _migrate(self) -> None:
+        migrations = load_migrations(self.backend)
+        with self._write() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(migrations):
+                raise OutboxError(f"{self.path} has outbox schema {version}, newer than this code knows")
+            for migration in migrations[version:]:
+                for statement in sqlite_statements(migration.script):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={migration.version}")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: BEGIN IMMEDIATE waits (busy_timeout) for the single write lock."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+
+    def _read(self, name: str, params: Mapping[str, Any]) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(self._queries[name], params).fetchall()
+
+    def _one(self, conn: sqlite3.Connection, message_id: int) -> OutboxMessage:
+        row = conn.execute(self._queries["get_message"], {"id": message_id}).fetchone()
+        if row is None:
+            raise NotFound(f"no outbox message {message_id}")
+        return message_from_row(row)
+
+    def enqueue(self, new: NewMessage, now: datetime) -> tuple[OutboxMessage, bool]:
+        record, message_json = new_message_record(new, now)
+        with self._write() as conn:
+            cursor = conn.execute(self._queries["insert_message"], record_params(record, message_json, sqlite_time))
+            if cursor.rowcount == 1 and cursor.lastrowid is not None:
+                return self._one(conn, cursor.lastrowid), True
+            row = conn.execute(self._queries["get_message_by_key"], {"idempotency_key": record.idempotency_key})
+            return message_from_row(row.fetchone()), False
+
+    def get(self, message_id: int) -> OutboxMessage:
+        with self._lock:
+            return self._one(self._conn, message_id)
+
+    def find(self, query: MessageFilter) -> list[OutboxMessage]:
+        statuses = status_values(query)
+        params = find_params(query, json.dumps(statuses) if statuses else None)
+        return [message_from_row(row) for row in self._read("find_messages", params)]
+
+    def claim(self, worker_id: str, now: datetime, lease_seconds: float, limit: int) -> list[OutboxMessage]:
+        if limit <= 0:
+            return []
+        now = utc(now)
+        lease_until = sqlite_time(now + timedelta(seconds=lease_seconds))
+        with self._write() as conn:
+            ids = [
+                row["id"]
+                for row in conn.execute(self._queries["select_claimable"], {"now": sqlite_time(now), "limit": limit})
+            ]
+            conn.executemany(
+                self._queries["mark_sending"],
+                [{"id": message_id, "worker_id": worker_id, "lease_until": lease_until} for message_id in ids],
+            )
+            return [self._one(conn, message_id) for message_id in ids]
+
+    def complete(self, message_id: int, worker_id: str, outcome: Outcome) -> OutboxMessage:
+        check_outcome(outcome)
+        with self._write() as conn:
+            cursor = conn.execute(
+                self._queries["complete_message"], outcome_params(message_id, worker_id, outcome, sqlite_time)
+            )
+            message = self._one(conn, message_id)
+            if cursor.rowcount != 1:
+                raise InvalidTransition(
+                    f"message {message_id} is not held by {worker_id} (it is {message.status.value})"
+                )
+            return message
+
+    def reclaim_expired(self, now: datetime) -> int:
+        with self._write() as conn:
+            return conn.execute(self._queries["reclaim_expired"], {"now": sqlite_time(now)}).rowcount
+
+    def _transition(self, name: str, action: str, message_id: int, now: datetime) -> OutboxMessage:
+        with self._write() as conn:
+            cursor = conn.execute(self._queries[name], {"id": message_id, "now": sqlite_time(now)})
+            message = self._one(conn, message_id)
+            if cursor.rowcount != 1:
+                raise transition_error(message, action)
+            return message
+
+    def cancel(self, message_id: int, now: datetime) -> OutboxMessage:
+        return self._transition("cancel_message", "cancel", message_id, now)
+
+    def retry(self, message_id: int, now: datetime) -> OutboxMessage:
+        return self._transition("retry_message", "retry", message_id, now)
+
+    def record_user_message(self, page_id: str, user_id: str, at: datetime) -> None:
+        with self._write() as conn:
+            conn.execute(
+                self._queries["record_user_message"], {"page_id": page_id, "user_id": user_id, "at": sqlite_time(at)}
+            )
+
+    def last_user_message_at(self, page_id: str, user_id: str) -> datetime | None:
+        rows = self._read("last_user_message_at", {"page_id": page_id, "user_id": user_id})
+        return to_utc(rows[0]["last_user_message_at"]) if rows else None
+
+    def page(self, page_id: str) -> PageState:
+        rows = self._read("get_page", {"page_id": page_id})
+        return page_from_row(page_id, rows[0] if rows else None)
+
+    def pause_page(self, page_id: str, reason: str, now: datetime) -> None:
+        at = sqlite_time(now)
+        with self._write() as conn:
+            if conn.execute(self._queries["pause_page"], {"page_id": page_id, "reason": reason, "now": at}).rowcount:
+                conn.execute(
+                    self._queries["insert_alert"],
+                    {"page_id": page_id, "code": TOKEN_INVALID, "message": reason, "created_at": at},
+                )
+
+    def resume_page(self, page_id: str) -> None:
+        with self._write() as conn:
+            conn.execute(self._queries["resume_page"], {"page_id": page_id})
+
+    def set_utility_templates(self, page_id: str, enabled: bool) -> None:
+        with self._write() as conn:
+            conn.execute(self._queries["set_utility_templates"], {"page_id": page_id, "enabled": bool(enabled)})
+
+    def alerts(self, limit: int = 100) -> list[Alert]:
+        return [alert_from_row(row) for row in self._read("list_alerts", {"limit": check_limit(limit)})]
+
+    def counts(self) -> dict[str, int]:
+        return counts_from_rows(self._read("count_by_status", {}))
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------
+
+
+def postgres_time(value: datetime | None) -> datetime | None:
+    return None if value is None else utc(value)
+
+
+class PostgresOutboxStore:
+    """One psycopg2 connection guarded by a lock; reconnects if the connection was lost.
+
+    Why the claim is correct (`lock_claimable_recipients` + `claim_heads` in queries.sql):
+
+    - The same message twice: the UPDATE re-checks `status = 'pending'` on the row it updates
+      (READ COMMITTED re-evaluates the WHERE on the latest row version), and the inner
+      `FOR UPDATE SKIP LOCKED` skips a row another transaction is changing.
+    - Two messages of one recipient at once, or out of order: every claim of a recipient first
+      holds that recipient's `conversations` row lock (SKIP LOCKED: it is never waited for, a busy
+      recipient is simply left to the next poll). Step 2 starts after the lock is held, so its
+      snapshot contains every claim of that recipient that committed before (a claim still running
+      holds the lock and we skipped the recipient). It therefore sees the recipient's message in
+      flight, if any, and the recipient's true head otherwise. Writes that do not take the lock
+      only make a stale view more cautious: complete/reclaim turn SENDING into something else
+      (we keep waiting one poll longer), cancel turns the head into CANCELLED (the re-check on
+      `status` drops it). Enqueue and retry are the exception: a message committed after step 2
+      started is not seen; if it sorts before the head we take, it goes right after it, which is
+      the order of a serial schedule where it was committed a moment later. Never at the same
+      time: the taken head is SENDING and blocks the recipient's queue.
+    - And whatever happens, `messages_one_sending_per_recipient` (a partial unique index) refuses
+      a second SENDING row per recipient.
+    """
+
+    backend = "postgres"
+
+    def __init__(self, dsn: str) -> None:
+        import psycopg2  # only the PostgreSQL store needs it
+        import psycopg2.extras
+
+        self._psycopg2 = psycopg2
+        self._dict_cursor = psycopg2.extras.RealDictCursor
+        self._dsn = dsn
+        self._queries = load_queries(self.backend)
+        self._lock = threading.Lock()
+        self._conn: Any = None
+        self._migrate()
+
+    def _connection(self) -> Any:
+        if self._conn is None or self._conn.closed:
+            conn = self._psycopg2.connect(self._dsn)
+            conn.set_session(isolation_level="READ COMMITTED", autocommit=False)
+            self._conn = conn
+        return self._conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        """A cursor (rows as dicts) in one transaction: COMMIT on success, ROLLBACK on error."""
+        with self._lock:
+            conn = self._connection()
+            try:
+                with conn.cursor(cursor_factory=self._dict_cursor) as cursor:
+                    yield cursor
+                conn.commit()
+            except BaseException:
+                self._roll_back(conn)
+                raise
+
+    def _roll_back(self, conn: Any) -> None:
+        if conn.closed:
+            return
+        try:
+            conn.rollback()
+        except self._psycopg2.Error:  # the connection is broken: drop it, the next call reconnects
+            conn.close()
+
+    def _migrate(self) -> None:
+        migrations = load_migrations(self.backend)
+        with self._transaction() as cursor:
+            cursor.execute(self._queries["lock_migrations"])
+            cursor.execute(self._queries["create_migrations_table"])
+            cursor.execute(self._queries["schema_version"])
+            version = cursor.fetchone()["version"]
+            if version > len(migrations):
+                raise OutboxError(f"the database has outbox schema {version}, newer than this code knows")
+            for migration in migrations[version:]:
+                cursor.execute(migration.script)
+                cursor.execute(
+                    self._queries["record_migration"], {"version": migration.version, "name": migration.name}
+                )
+
+    def _one(self, cursor: Any, message_id: int) -> OutboxMessage:
+        cursor.execute(self._queries["get_message"], {"id": message_id})
+        row = cursor.fetchone()
+        if row is None:
+            raise NotFound(f"no outbox message {message_id}")
+        return message_from_row(row)
+
+    def enqueue(self, new: NewMessage, now: datetime) -> tuple[OutboxMessage, bool]:
+        record, message_json = new_message_record(new, now)
+        with self._transaction() as cursor:
+            cursor.execute(self._queries["open_lane"], {"page_id": record.page_id, "recipient_id": record.recipient_id})
+            cursor.execute(self._queries["insert_message"], record_params(record, message_json, postgres_time))
+            row = cursor.fetchone()
+            if row is not None:
+                return message_from_row(row), True
+            cursor.execute(self._queries["get_message_by_key"], {"idempotency_key": record.idempotency_key})
+            return message_from_row(cursor.fetchone()), False
+
+    def get(self, message_id: int) -> OutboxMessage:
+        with self._transaction() as cursor:
+            return self._one(cursor, message_id)
+
+    def find(self, query: MessageFilter) -> list[OutboxMessage]:
+        with self._transaction() as cursor:
+            cursor.execute(self._queries["find_messages"], find_params(query, status_values(query)))
+            return [message_from_row(row) for row in cursor.fetchall()]
+
+    def claim(self, worker_id: str, now: datetime, lease_seconds: float, limit: int) -> list[OutboxMessage]:
+        if limit <= 0:
+            return []
+        now = utc(now)
+        with self._transaction() as cursor:
+            cursor.execute(self._queries["lock_claimable_recipients"], {"now": now, "limit": limit})
+            lanes = cursor.fetchall()
+            if not lanes:
+                return []
+            cursor.execute(
+                self._queries["claim_heads"],
+                {
+                    "worker_id": worker_id,
+                    "now": now,
+                    "lease_until": now + timedelta(seconds=lease_seconds),
+                    "page_ids": [lane["page_id"] for lane in lanes],
+                    "recipient_ids": [lane["recipient_id"] for lane in lanes],
+                },
+            )
+            return sorted((message_from_row(row) for row in cursor.fetchall()), key=queue_position)
+
+    def complete(self, message_id: int, worker_id: str, outcome: Outcome) -> OutboxMessage:
+        check_outcome(outcome)
+        with self._transaction() as cursor:
+            cursor.execute(
+                self._queries["complete_message"], outcome_params(message_id, worker_id, outcome, postgres_time)
+            )
+            row = cursor.fetchone()
+            if row is not None:
+                return message_from_row(row)
+            message = self._one(cursor, message_id)
+        raise InvalidTransition(f"message {message_id} is not held by {worker_id} (it is {message.status.value})")
+
+    def reclaim_expired(self, now: datetime) -> int:
+        with self._transaction() as cursor:
+            cursor.execute(self._queries["reclaim_expired"], {"now": utc(now)})
+            return int(cursor.rowcount)
+
+    def _transition(self, name: str, action: str, message_id: int, now: datetime) -> OutboxMessage:
+        with self._transaction() as cursor:
+            cursor.execute(self._queries[name], {"id": message_id, "now": utc(now)})
+            row = cursor.fetchone()
+            if row is not None:
+                return message_from_row(row)
+            message = self._one(cursor, message_id)
+        raise transition_error(message, action)
+
+    def cancel(self, message_id: int, now: datetime) -> OutboxMessage:
+        return self._transition("cancel_message", "cancel", message_id, now)
+
+    def retry(self, message_id: int, now: datetime) -> OutboxMessage:
+        return self._transition("retry_message", "retry", message_id, now)
+
+    def record_user_message(self, page_id: str, user_id: str, at: datetime) -> None:
+        with self._transaction() as cursor:
+            cursor.execute(
+                self._queries["record_user_message"], {"page_id": page_id, "user_id": user_id, "at": utc(at)}
+            )
+
+    def last_user_message_at(self, page_id: str, user_id: str) -> datetime | None:
+        with self._transaction() as cursor:
+            cursor.execute(self._queries["last_user_message_at"], {"page_id": page_id, "user_id": user_id})
+            row = cursor.fetchone()
+        return to_utc(row["last_user_message_at"]) if row else None
+
+    def page(self, page_id: str) -> PageState:
+        with self._transaction() as cursor:
+            cursor.execute(self._queries["get_page"], {"page_id": page_id})
+            return page_from_row(page_id, cursor.fetchone())
+
+    def pause_page(self, page_id: str, reason: str, now: datetime) -> None:
+        at = utc(now)
+        with self._transaction() as cursor:
+            cursor.execute(self._queries["pause_page"], {"page_id": page_id, "reason": reason, "now": at})
+            if cursor.rowcount:
+                cursor.execute(
+                    self._queries["insert_alert"],
+                    {"page_id": page_id, "code": TOKEN_INVALID, "message": reason, "created_at": at},
+                )
+
+    def resume_page(self, page_id: str) -> None:
+        with self._transaction() as cursor:
+            cursor.execute(self._queries["resume_page"], {"page_id": page_id})
+
+    def set_utility_templates(self, page_id: str, enabled: bool) -> None:
+        with self._transaction() as cursor:
+            cursor.execute(self._queries["set_utility_templates"], {"page_id": page_id, "enabled": bool(enabled)})
+
+    def alerts(self, limit: int = 100) -> list[Alert]:
+        with self._transaction() as cursor:
+            cursor.execute(self._queries["list_alerts"], {"limit": check_limit(limit)})
+            return [alert_from_row(row) for row in cursor.fetchall()]
+
+    def counts(self) -> dict[str, int]:
+        with self._transaction() as cursor:
+            cursor.execute(self._queries["count_by_status"])
+            return counts_from_rows(cursor.fetchall())
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and not self._conn.closed:
+                self._conn.close()
+
+
+# --- by URL ----------------------------------------------------------------------------------
+
+
+def open_store(url: str) -> OutboxStore:
+    """`memory://`, `sqlite:///relative/path`, `sqlite:////absolute/path` (as SQLAlchemy),
+    `postgresql://…` or `postgres://…` (a libpq URI; `?options=-csearch_path%3Dmy_schema` picks a schema)."""
+    if url == "memory://":
+        return InMemoryOutboxStore()
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///") :]
+        if not path:
+            raise OutboxInputError("invalid_store_url", "sqlite:/// needs a path")
+        return SQLiteOutboxStore(path)
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresOutboxStore(url)
+    scheme = url.split(":", 1)[0]
+    raise OutboxInputError("invalid_store_url", f"unsupported outbox store URL scheme {scheme!r}")

@@ -1,0 +1,187 @@
+"""The outbox worker: claim due messages, decide by policy, send, record the outcome.
+
+Runs in the Rasa process (bot replies, kicked right after they are written) and in the app
+(agent replies, scheduled follow-ups, retries). The store's claim makes the two safe together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from connectors.errors import GraphError
+from connectors.graph import GraphClient
+from outbox.model import NewMessage, OutboxMessage, OutboxStore, Outcome, Purpose, Status
+from outbox.policy import ConversationWindow, Policy, decide
+from outbox.retry import retry_decision
+
+logger = logging.getLogger(__name__)
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class PageRateLimiter:
+    """A token bucket per page: at most `rate` sends per second, bursts up to `rate`."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = asyncio.Lock()
+
+    async def acquire(self, page_id: str) -> None:
+        if self.rate <= 0:
+            return
+        while True:
+            async with self._lock:
+                tokens, last = self._buckets.get(page_id, (self.rate, self.clock()))
+                now = self.clock()
+                tokens = min(self.rate, tokens + (now - last) * self.rate)
+                if tokens >= 1:
+                    self._buckets[page_id] = (tokens - 1, now)
+                    return
+                self._buckets[page_id] = (tokens, now)
+                wait = (1 - tokens) / self.rate
+            await asyncio.sleep(wait)
+
+
+def send_api_body(message: OutboxMessage, messaging_type: str, tag: str | None) -> dict[str, Any]:
+    recipient_key = "comment_id" if message.purpose is Purpose.PRIVATE_REPLY else "id"
+    body: dict[str, Any] = {"recipient": {recipient_key: message.recipient_id}, "messaging_type": messaging_type}
+    if tag:
+        body["tag"] = tag
+    body["message"] = dict(message.message)
+    return body
+
+
+class OutboxWorker:
+    def __init__(
+        self,
+        store: OutboxStore,
+        client: GraphClient,
+        policy: Policy,
+        *,
+        worker_id: str | None = None,
+        lease_seconds: float = 30.0,
+        batch_size: int = 32,
+        poll_seconds: float = 1.0,
+        page_rate: float = 40.0,
+        clock: Callable[[], datetime] = utc_now,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.policy = policy
+        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:8]}"
+        self.lease_seconds = lease_seconds
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.limiter = PageRateLimiter(page_rate)
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    async def run_store(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+    async def enqueue(self, new: NewMessage) -> tuple[OutboxMessage, bool]:
+        """Write first (durable), then wake the loop so a bot reply leaves at once."""
+        result = await self.run_store(self.store.enqueue, new, self.clock())
+        self.kick()
+        return result
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        """One claim-and-send round; returns how many messages it handled."""
+        now = self.clock()
+        await self.run_store(self.store.reclaim_expired, now)
+        claimed = await self.run_store(self.store.claim, self.worker_id, now, self.lease_seconds, self.batch_size)
+        # claim returns at most one message per recipient (the head of its queue): safe to send concurrently.
+        await asyncio.gather(*(self._deliver(message) for message in claimed))
+        return len(claimed)
+
+    async def run(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                handled = await self.run_once()
+            except Exception:  # a store or network hiccup must not end the loop; it is logged
+                logger.exception("outbox round failed", extra={"worker_id": self.worker_id})
+                handled = 0
+            if handled:
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+            except asyncio.TimeoutError:
+                pass
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def _deliver(self, message: OutboxMessage) -> None:
+        now = self.clock()
+        last_user = await self.run_store(self.store.last_user_message_at, message.page_id, message.recipient_id)
+        page = await self.run_store(self.store.page, message.page_id)
+        window = ConversationWindow(last_user_message_at=last_user, page_utility_opt_in=page.utility_templates)
+        decision = decide(message, window, now, self.policy)
+        if not decision.allowed:
+            await self._complete(
+                message, Outcome(Status.BLOCKED, reason_code=decision.reason_code, reason=decision.reason_es)
+            )
+            return
+        body = send_api_body(message, decision.messaging_type or "RESPONSE", decision.tag)
+        await self.limiter.acquire(message.page_id)
+        try:
+            result = await self.client.send_message(message.page_id, body)
+        except GraphError as error:
+            verdict = retry_decision(error, message.attempts + 1, message.max_attempts, self.clock(), self.rng)
+            if verdict.pause_page:
+                await self.run_store(self.store.pause_page, message.page_id, verdict.reason, self.clock())
+                logger.error("page paused: its access token is invalid", extra={"page_id": message.page_id})
+            log = logger.warning if verdict.status is Status.PENDING else logger.error
+            log(
+                "outbox send failed",
+                extra={"message_id": message.id, "page_id": message.page_id, "code": error.code,
+                       "subcode": error.subcode, "outcome": verdict.status.value},
+            )
+            await self._complete(
+                message,
+                Outcome(
+                    verdict.status,
+                    next_attempt_at=verdict.next_attempt_at,
+                    reason_code=verdict.reason_code,
+                    reason=verdict.reason,
+                    last_error_code=error.code,
+                ),
+            )
+            return
+        except Exception as error:  # e.g. UnknownPageError: nothing to retry, the reason is recorded
+            await self._complete(message, Outcome(Status.FAILED, reason_code="not_sendable", reason=str(error)))
+            return
+        await self._complete(
+            message,
+            Outcome(
+                Status.SENT,
+                messaging_type=decision.messaging_type,
+                sent_tag=decision.tag,
+                graph_message_id=result.get("message_id"),
+                sent_at=self.clock(),
+            ),
+        )
+
+    async def _complete(self, message: OutboxMessage, outcome: Outcome) -> None:
+        try:
+            await self.run_store(self.store.complete, message.id, self.worker_id, outcome)
+        except Exception:  # our lease was taken over (we were too slow): the other worker owns it now
+            logger.exception("could not record an outbox outcome", extra={"message_id": message.id})
