@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
-import math
 import resource
 import statistics
 import sys
@@ -83,12 +81,16 @@ def variants() -> list[Variant]:
         Variant("USE-m3 question only", base.with_changes(embedder="use-multilingual-v3", passage_fields="question")),
         Variant("USE-m3 question+answer", base.with_changes(embedder="use-multilingual-v3")),
         Variant("e5+USE question only", base.with_changes(embedder=ensemble, passage_fields="question")),
-        Variant("e5+USE question+answer, no shorthand", base.with_changes(expand_shorthand=False)),
-        Variant("e5+USE question+answer (default)", base),
+        Variant("defaults without shorthand expansion", base.with_changes(expand_shorthand=False)),
+        Variant("e5+USE question+answer", base.with_changes(passage_fields="question+answer")),
+        Variant("e5+USE question | question+answer rows", base.with_changes(passage_fields="question|question+answer")),
+        Variant("defaults", base),
         Variant("e5+USE q+a + lexical 0.25", base.with_changes(lexical_weight=0.25)),
         Variant("e5+USE q+a + lexical 0.5", base.with_changes(lexical_weight=0.5)),
         Variant("e5+USE q+a + lexical 1.0", base.with_changes(lexical_weight=1.0)),
-        Variant("lexical only (fake embedder + lexical 50)", base.with_changes(embedder="hashing:64", lexical_weight=50.0)),
+        Variant(
+            "lexical only (fake embedder + lexical 50)", base.with_changes(embedder="hashing:64", lexical_weight=50.0)
+        ),
     ]
 
 
@@ -101,7 +103,9 @@ def embedder_for(spec: str) -> Embedder:
     return _EMBEDDERS[spec]
 
 
-def run_variant(settings: RetrievalSettings, sets: dict[str, tuple[Matrix, list[LabeledQuery]]]) -> dict[str, list[QueryResult]]:
+def run_variant(
+    settings: RetrievalSettings, sets: dict[str, tuple[Matrix, list[LabeledQuery]]]
+) -> dict[str, list[QueryResult]]:
     embedder = embedder_for(settings.embedder)
     out = {}
     for name, (matrix, queries) in sets.items():
@@ -190,7 +194,10 @@ def operating_points(settings: RetrievalSettings, sets: dict[str, tuple[Matrix, 
                 for r in rows
             ]
             s = summarize(decided)
-            cells.append(f"{name[:10]:10s} {fmt(s.answered_precision)} {fmt(s.answered_coverage)} {fmt(s.unanswerable_rejection)}")
+            cells.append(
+                f"{name[:10]:10s} {fmt(s.answered_precision)} {fmt(s.answered_coverage)} "
+                f"{fmt(s.unanswerable_rejection)}"
+            )
         print(f"  {threshold:.2f} | " + " | ".join(cells))
 
 
@@ -217,8 +224,20 @@ def calibrate() -> None:
 def synthetic_entries(count: int, seed: int = 7) -> list[Entry]:
     """Spanish-looking FAQ entries built from templates; content does not matter for speed."""
     rng = np.random.default_rng(seed)
-    subjects = ["el envío", "la factura", "mi cuenta", "el chatbot", "la suscripción", "el pedido", "la tarjeta",
-                "el horario", "la página de Facebook", "los contactos", "una transmisión", "el reporte"]
+    subjects = [
+        "el envío",
+        "la factura",
+        "mi cuenta",
+        "el chatbot",
+        "la suscripción",
+        "el pedido",
+        "la tarjeta",
+        "el horario",
+        "la página de Facebook",
+        "los contactos",
+        "una transmisión",
+        "el reporte",
+    ]
     verbs = ["cambio", "cancelo", "consulto", "configuro", "pago", "activo", "descargo", "conecto", "reviso", "pauso"]
     entries = []
     for number in range(count):
@@ -281,13 +300,22 @@ def speed(sizes: Sequence[int], queries: int) -> None:
     started = time.perf_counter()
     real = create_embedder(DEFAULT_SETTINGS.embedder)
     real.embed(["calentar el modelo"], role="query")
-    print(f"embedder {real.name}: load + first query {time.perf_counter() - started:.2f}s, peak RSS {rss_mib():.0f} MiB")
+    print(
+        f"embedder {real.name}: load + first query {time.perf_counter() - started:.2f}s, peak RSS {rss_mib():.0f} MiB"
+    )
     texts = [f"{e.questions[0]}\n{e.answer}" for e in synthetic_entries(200)]
     started = time.perf_counter()
     real.embed(texts, role="passage")
     per_second = len(texts) / (time.perf_counter() - started)
-    print(f"passage embedding throughput: {per_second:.0f} rows/s (a real build of N entries takes about N/{per_second:.0f} s more)")
-    probe = [f"como {v} mi {s} por favor" for v in ("cambio", "pago", "veo", "cancelo") for s in ("cuenta", "pedido", "factura", "bot")]
+    print(
+        f"passage embedding throughput: {per_second:.0f} rows/s "
+        f"(a real build of N entries spends about N/{per_second:.0f} s embedding)"
+    )
+    probe = [
+        f"como {v} mi {s} por favor"
+        for v in ("cambio", "pago", "veo", "cancelo")
+        for s in ("cuenta", "pedido", "factura", "bot")
+    ]
     for size in sizes:
         vectors = synthetic_vectors(real, size)
         entries = synthetic_entries(size)
@@ -331,7 +359,9 @@ def exact_vs_hnsw(real: Embedder, sizes: Sequence[int] = (5_000, 20_000, 50_000,
     rng = np.random.default_rng(3)
     for size in sizes:
         vectors = synthetic_vectors(real, size)
-        queries = normalize_rows(vectors[rng.integers(size, size=50)] + rng.normal(scale=0.05, size=(50, vectors.shape[1])))
+        queries = normalize_rows(
+            vectors[rng.integers(size, size=50)] + rng.normal(scale=0.05, size=(50, vectors.shape[1]))
+        )
         timings = {}
         found = {}
         for kind in ("flat", "hnsw"):

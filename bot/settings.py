@@ -7,13 +7,15 @@ uses the standard library only.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
 DEMO_APP_SECRET = "demo-app-secret"
 DEMO_VERIFY_TOKEN = "demo-verify-token"
 DEMO_SERVICE_TOKEN = "demo-service-token"
+DEMO_RASA_TOKEN = "demo-rasa-token"
 SANDBOX_PAGE_ID = "100000000000001"
 SANDBOX_PAGE_TOKEN = "sandbox-page-token"
 DEFAULT_GRAPH_API_VERSION = "v21.0"
@@ -41,6 +43,7 @@ class Settings:
     action_server_url: str = "http://127.0.0.1:5055/webhook"
     app_url: str = "http://127.0.0.1:8000"
     service_token: str = DEMO_SERVICE_TOKEN
+    rasa_token: str = DEMO_RASA_TOKEN  # Rasa's HTTP API (--auth-token), used by the console
     graph_timeout_seconds: float = 10.0
     outbox_url: str = ""  # sqlite:///path (default: <data_dir>/outbox.sqlite3) or postgresql://…
     outbox_page_rate: float = 40.0  # sends per second per page
@@ -75,6 +78,8 @@ class Settings:
             problems.append("MESSENGER_VERIFY_TOKEN is the demo value")
         if self.service_token == DEMO_SERVICE_TOKEN:
             problems.append("BOT_SERVICE_TOKEN is the demo value")
+        if self.rasa_token == DEMO_RASA_TOKEN:
+            problems.append("RASA_API_TOKEN is the demo value")
         if self.uses_sandbox:
             problems.append("no page token is set (MESSENGER_PAGE_ACCESS_TOKEN or MESSENGER_PAGES)")
         if not self.uses_sandbox and self.graph_api_base.startswith(self.app_url):
@@ -146,6 +151,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         action_server_url=get("ACTION_SERVER_URL", "http://127.0.0.1:5055/webhook"),
         app_url=app_url,
         service_token=get("BOT_SERVICE_TOKEN", DEMO_SERVICE_TOKEN),
+        rasa_token=get("RASA_API_TOKEN", DEMO_RASA_TOKEN),
         graph_timeout_seconds=timeout,
         outbox_url=get("OUTBOX_URL", ""),
         outbox_page_rate=_number(get, "OUTBOX_PAGE_RATE", 40.0),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from bot.settings import ROOT
+from bot.settings import DEMO_RASA_TOKEN, ROOT
 
 RASA_BIN = ROOT / ".venv-rasa" / "bin" / "rasa"
 TRAINING_INPUTS = ("config.yml", "domain.yml", "data")

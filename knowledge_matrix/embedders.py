@@ -188,14 +188,16 @@ class SentenceTransformerEmbedder:
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise EmbedderUnavailableError("the sentence-transformers package is not installed") from exc
         try:
-            self._model = SentenceTransformer(
-                model_name_or_path, device=device, local_files_only=not allow_download
-            )
+            self._model = SentenceTransformer(model_name_or_path, device=device, local_files_only=not allow_download)
         except (OSError, ValueError) as exc:
             raise EmbedderUnavailableError(
                 f"could not load sentence-transformers model {model_name_or_path!r} from local files: {exc}"
             ) from exc
-        dimension = self._model.get_sentence_embedding_dimension()
+        # sentence-transformers 5+ renamed the method; older releases only have the first name.
+        get_dimension = getattr(self._model, "get_embedding_dimension", None) or getattr(
+            self._model, "get_sentence_embedding_dimension"
+        )
+        dimension = get_dimension()
         if dimension is None:
             raise EmbedderUnavailableError(f"model {model_name_or_path!r} does not report its embedding dimension")
         self._dimension = int(dimension)
@@ -269,7 +271,8 @@ class EnsembleEmbedder:
     @property
     def name(self) -> str:
         return "+".join(
-            f"{embedder.name}*{weight:g}" for (embedder, _), weight in zip(self._members, self._raw_weights, strict=True)
+            f"{embedder.name}*{weight:g}"
+            for (embedder, _), weight in zip(self._members, self._raw_weights, strict=True)
         )
 
     @property

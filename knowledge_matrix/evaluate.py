@@ -94,7 +94,9 @@ def summarize(results: Sequence[QueryResult]) -> Summary:
     return Summary(
         top1=_ratio(sum(r.top_id == r.expected_id for r in answerable), len(answerable)),
         mrr=_ratio(sum(1.0 / r.rank for r in answerable if r.rank > 0), len(answerable)),
-        answered_precision=_ratio(sum(bool(r.expected_id) and r.top_id == r.expected_id for r in answered), len(answered)),
+        answered_precision=_ratio(
+            sum(bool(r.expected_id) and r.top_id == r.expected_id for r in answered), len(answered)
+        ),
         answered_coverage=_ratio(sum(r.answered for r in answerable), len(answerable)),
         unanswerable_rejection=_ratio(sum(not r.answered for r in unanswerable), len(unanswerable)),
         answerable=len(answerable),
@@ -154,4 +156,3 @@ def evaluate(knowledge_base: KnowledgeBase, queries: Sequence[LabeledQuery]) -> 
 def report(results: Sequence[QueryResult]) -> dict[str, Any]:
     """The JSON object `eval --json` prints."""
     return {"results": [r.to_dict() for r in results], "summary": summarize(results).to_dict()}
-

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -102,7 +102,7 @@ class NumpyIndex:
 class FaissIndex:
     """FAISS `IndexFlatIP` (exact) or `IndexHNSWFlat` with inner product (approximate)."""
 
-    def __init__(self, index: object, kind: IndexKind) -> None:
+    def __init__(self, index: Any, kind: IndexKind) -> None:
         self._index = index
         self._kind = kind
 
@@ -119,6 +119,7 @@ class FaissIndex:
         matrix = np.ascontiguousarray(vectors, dtype=np.float32)
         dimension = int(matrix.shape[1])
         chosen: IndexKind = kind or ("flat" if len(matrix) <= exact_max_rows else "hnsw")
+        index: Any
         if chosen == "flat":
             index = faiss.IndexFlatIP(dimension)
         else:
@@ -134,15 +135,15 @@ class FaissIndex:
 
     @property
     def dimension(self) -> int:
-        return int(self._index.d)  # type: ignore[attr-defined]
+        return int(self._index.d)
 
     @property
     def size(self) -> int:
-        return int(self._index.ntotal)  # type: ignore[attr-defined]
+        return int(self._index.ntotal)
 
     def search(self, queries: FloatMatrix, k: int) -> tuple[FloatMatrix, IdMatrix]:
         queries = _check(queries, self.dimension)
-        scores, ids = self._index.search(queries, k)  # type: ignore[attr-defined]
+        scores, ids = self._index.search(queries, k)
         scores = np.where(ids < 0, -np.inf, scores).astype(np.float32)
         return scores, ids.astype(np.int64)
 
@@ -150,7 +151,7 @@ class FaissIndex:
         ids = np.asarray(rows, dtype=np.int64)
         if len(ids) == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.asarray(self._index.reconstruct_batch(ids), dtype=np.float32)  # type: ignore[attr-defined]
+        return np.asarray(self._index.reconstruct_batch(ids), dtype=np.float32)
 
     def save(self, path: Path) -> None:
         import faiss
@@ -166,5 +167,6 @@ class FaissIndex:
         except RuntimeError as exc:
             raise ArtifactError(f"cannot read the FAISS index {path}: {exc}") from exc
         if kind == "hnsw":
-            faiss.downcast_index(index).hnsw.efSearch = HNSW_EF_SEARCH
+            hnsw: Any = faiss.downcast_index(index)
+            hnsw.hnsw.efSearch = HNSW_EF_SEARCH
         return cls(index, kind)

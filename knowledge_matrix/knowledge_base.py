@@ -52,15 +52,26 @@ VECTORS_FILE = "vectors.npy"
 LEXICAL_FILE = "lexical.npz"
 
 
-def row_texts(entries: Sequence[Entry], fields: str) -> tuple[list[str], list[int]]:
-    """One row per way of asking; with `question+answer` the answer is embedded along with it."""
+def row_texts(entries: Sequence[Entry], fields: str) -> tuple[list[str], list[int], list[int]]:
+    """One row per way of asking; with `question+answer` the answer is embedded along with it, with
+    `question|question+answer` each way of asking gets both rows. Returns the texts, the entry of
+    each row and the position of its question in the entry."""
+    if fields not in ("question", "question+answer", "question|question+answer"):
+        raise ValueError(f"unknown passage fields {fields!r}")
     texts: list[str] = []
     owners: list[int] = []
+    positions: list[int] = []
     for entry_index, entry in enumerate(entries):
-        for question in entry.questions:
-            texts.append(f"{question}\n{entry.answer}" if fields == "question+answer" else question)
-            owners.append(entry_index)
-    return texts, owners
+        for position, question in enumerate(entry.questions):
+            if fields in ("question", "question|question+answer"):
+                texts.append(question)
+                owners.append(entry_index)
+                positions.append(position)
+            if fields in ("question+answer", "question|question+answer"):
+                texts.append(f"{question}\n{entry.answer}")
+                owners.append(entry_index)
+                positions.append(position)
+    return texts, owners, positions
 
 
 def background_sample(row_count: int, limit: int) -> IntArray:
@@ -102,8 +113,12 @@ class KnowledgeBase:
         self._calibration: Calibration = settings.calibration_for(embedder.name)
         self._matrix_sha256 = matrix_sha256
         self._source_sha256 = source_sha256
+        _, owners, positions = row_texts(self._entries, settings.passage_fields)
+        if owners != self._row_entries.tolist():
+            raise ArtifactError("the rows of the index do not match the entries and settings")
+        self._row_question_position = positions
         self._rows_by_entry: list[list[int]] = [[] for _ in self._entries]
-        for row, owner in enumerate(self._row_entries.tolist()):
+        for row, owner in enumerate(owners):
             self._rows_by_entry[owner].append(row)
 
     # --- building and files -----------------------------------------------------------------------
@@ -121,7 +136,7 @@ class KnowledgeBase:
         entries = matrix.enabled_entries
         if not entries:
             raise KnowledgeMatrixError("la matriz no tiene entradas activas")
-        texts, owners = row_texts(entries, settings.passage_fields)
+        texts, owners, _ = row_texts(entries, settings.passage_fields)
         vectors = embedder.embed(texts, role="passage")
         index: VectorIndex
         if in_memory_index:
@@ -291,20 +306,14 @@ class KnowledgeBase:
             fused = ((fused * sum(weights) + weight * lexical_z) / (sum(weights) + weight)).astype(np.float32)
         ranked = rank_entries(rows, [int(self._row_entries[r]) for r in rows], fused, cosines)
         leads = margins(ranked)
-        texts = self._row_question
         return [
             Hit(
                 entry=self._entries[item.entry_index],
                 score=self._calibration.confidence(item.fused, lead, item.cosines),
                 fused=item.fused,
                 margin=lead,
-                matched_question=texts(item.row),
+                matched_question=self._entries[item.entry_index].questions[self._row_question_position[item.row]],
                 cosines=item.cosines,
             )
             for item, lead in zip(ranked[:k], leads[:k], strict=True)
         ]
-
-    def _row_question(self, row: int) -> str:
-        owner = int(self._row_entries[row])
-        position = self._rows_by_entry[owner].index(row)
-        return self._entries[owner].questions[position]

@@ -100,13 +100,14 @@ class HashedTfidf:
         return np.clip(summed, 0.0, 1.0).astype(np.float32)
 
     def to_arrays(self, prefix: str) -> dict[str, npt.NDArray[np.generic]]:
-        used = np.flatnonzero(self.indptr[1:] - self.indptr[:-1])
+        counts = self.indptr[1:] - self.indptr[:-1]
+        used = np.flatnonzero(counts)
         return {
             f"{prefix}_doc_count": np.array([self.doc_count], dtype=np.int64),
             f"{prefix}_used_buckets": used.astype(np.int64),
             f"{prefix}_used_idf": self.idf[used],
             f"{prefix}_default_idf": np.array([math.log(self.doc_count + 1.0) + 1.0], dtype=np.float32),
-            f"{prefix}_indptr": self.indptr,
+            f"{prefix}_used_counts": counts[used],
             f"{prefix}_postings_doc": self.postings_doc,
             f"{prefix}_postings_weight": self.postings_weight,
         }
@@ -114,11 +115,16 @@ class HashedTfidf:
     @classmethod
     def from_arrays(cls, arrays: dict[str, npt.NDArray[np.generic]], prefix: str) -> HashedTfidf:
         idf = np.full(BUCKETS, float(arrays[f"{prefix}_default_idf"][0]), dtype=np.float32)
-        idf[arrays[f"{prefix}_used_buckets"].astype(np.int64)] = arrays[f"{prefix}_used_idf"]
+        used = arrays[f"{prefix}_used_buckets"].astype(np.int64)
+        idf[used] = arrays[f"{prefix}_used_idf"]
+        counts = np.zeros(BUCKETS, dtype=np.int64)
+        counts[used] = arrays[f"{prefix}_used_counts"]
+        indptr = np.zeros(BUCKETS + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
         return cls(
             doc_count=int(arrays[f"{prefix}_doc_count"][0]),
             idf=idf,
-            indptr=arrays[f"{prefix}_indptr"].astype(np.int64),
+            indptr=indptr,
             postings_doc=arrays[f"{prefix}_postings_doc"].astype(np.int32),
             postings_weight=arrays[f"{prefix}_postings_weight"].astype(np.float32),
         )
@@ -152,7 +158,7 @@ class LexicalIndex:
 
     def save(self, path: Path) -> None:
         arrays = {**self.words.to_arrays("words"), **self.chars.to_arrays("chars")}
-        arrays["char_weight"] = np.array([self.char_weight], dtype=np.float32)
+        arrays["char_weight"] = np.array([self.char_weight], dtype=np.float64)
         with path.open("wb") as handle:
             np.savez(handle, **arrays)  # type: ignore[arg-type]
 

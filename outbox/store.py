@@ -13,14 +13,26 @@ atomic its own way:
 - SQLite: `BEGIN IMMEDIATE` takes the database's single write lock before reading, so the claim
   reads the latest committed state and nobody writes until it commits (other processes too).
 - PostgreSQL: two statements in one READ COMMITTED transaction. First lock the recipients'
-  `conversations` rows `FOR UPDATE SKIP LOCKED` (claims of one recipient are serialized; a worker
-  never waits for another); then, in a second statement whose snapshot is taken after those locks,
-  `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING *` the heads. A single
-  statement would not be enough: its snapshot predates the lock it waits for, so it could decide
-  on a head another worker had already claimed and committed meanwhile. See `PostgresOutboxStore`.
+  `conversations` rows `FOR NO KEY UPDATE SKIP LOCKED` (claims of one recipient are serialized; a
+  worker never waits for another); then, in a second statement whose snapshot is taken after those
+  locks, `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING *` the heads. A single
+  statement would not be enough: its snapshot is taken before it acquires the locks, so it could
+  decide on a head another worker claimed and committed meanwhile. See `PostgresOutboxStore`.
 
 Whatever the claim decides, a partial unique index on SQLite and PostgreSQL refuses a second
 SENDING message for one recipient.
+
+Choices the Protocol leaves open, the same in every store:
+
+- `retry` makes a DEAD or FAILED message due now (due_at = next_attempt_at = now), not due at its
+  original time: it joins the back of its recipient's queue, behind what was queued since, instead
+  of jumping ahead of messages the recipient is waiting for (its old place is gone anyway: later
+  messages may have been sent meanwhile). Its reason fields stay until the next outcome.
+- `complete` writes every field of the outcome (None clears): an outcome describes the latest
+  attempt. next_attempt_at is only replaced when the outcome gives one.
+- `pause_page` on a page already paused changes nothing and raises no second alert (several
+  workers hit the same invalid token); `resume_page` then a new pause raises a new one.
+- `counts` lists every status, zero included.
 """
 
 from __future__ import annotations
@@ -108,8 +120,9 @@ def sqlite_statements(script: str) -> Iterator[str]:
         if sqlite3.complete_statement(pending):
             yield pending.strip()
             pending = ""
-    if pending.strip() and not all(not line.strip() or line.strip().startswith("--") for line in pending.splitlines()):
-        raise OutboxError(f"unterminated SQL statement: {pending.strip()[:80]!r}")
+    leftover = [line for line in pending.splitlines() if line.strip() and not line.strip().startswith("--")]
+    if leftover:
+        raise OutboxError(f"unterminated SQL statement: {leftover[0][:80]!r}")
 
 
 # --- shared pure parts -----------------------------------------------------------------------
@@ -152,8 +165,10 @@ def new_message_record(new: NewMessage, now: datetime) -> tuple[OutboxMessage, s
 
 def check_outcome(outcome: Outcome) -> None:
     if outcome.status not in OUTCOME_STATUSES:
-        raise OutboxInputError("invalid_outcome", f"an outcome cannot be {Status(outcome.status).value}")
-    if outcome.status is Status.PENDING and outcome.next_attempt_at is None:
+        raise OutboxInputError(
+            "invalid_outcome", f"an outcome cannot be {getattr(outcome.status, 'value', outcome.status)}"
+        )
+    if Status(outcome.status) is Status.PENDING and outcome.next_attempt_at is None:
         raise OutboxInputError("invalid_outcome", "a retry-later outcome (pending) needs next_attempt_at")
 
 
@@ -440,12 +455,7 @@ class InMemoryOutboxStore:
         pass
 
 
-# --- SQLite ----------------------------------------------------------------------------------
-
-
-def sqlite_time(value: datetime | None) -> str | None:
-    """Fixed-width UTC ISO text: text order is time order."""
-    return None if value is None else utc(value).isoformat(timespec="microseconds")
+# --- parameters of the SQL stores' queries -----------------------------------------------------
 
 
 def record_params(record: OutboxMessage, message_json: str, time: Callable[[datetime | None], Any]) -> dict[str, Any]:
@@ -498,6 +508,14 @@ def status_values(query: MessageFilter) -> list[str] | None:
     return [Status(status).value for status in query.statuses] or None
 
 
+# --- SQLite ----------------------------------------------------------------------------------
+
+
+def sqlite_time(value: datetime | None) -> str | None:
+    """Fixed-width UTC ISO text: text order is time order."""
+    return None if value is None else utc(value).isoformat(timespec="microseconds")
+
+
 class SQLiteOutboxStore:
     """One connection guarded by a lock (as connectors/ingest.py). WAL + synchronous=FULL: a commit
     is on disk when it returns, and a store opened after a crash sees every committed write. Every
@@ -516,7 +534,9 @@ class SQLiteOutboxStore:
         try:
             self._conn.row_factory = sqlite3.Row
             self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-            self._conn.execute("PRAGMA journal_mode=WAL")
+            journal_mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if journal_mode != "wal" and str(path) != ":memory:":
+                raise OutboxError(f"{path}: SQLite could not switch to WAL (journal_mode={journal_mode})")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._migrate()
         except BaseException:
@@ -676,23 +696,23 @@ class PostgresOutboxStore:
 
     Why the claim is correct (`lock_claimable_recipients` + `claim_heads` in queries.sql):
 
-    - The same message twice: the UPDATE re-checks `status = 'pending'` on the row it updates
-      (READ COMMITTED re-evaluates the WHERE on the latest row version), and the inner
+    - Never the same message twice: the UPDATE re-checks `status = 'pending'` on the row it
+      updates (READ COMMITTED re-evaluates the WHERE on the latest row version), and the inner
       `FOR UPDATE SKIP LOCKED` skips a row another transaction is changing.
-    - Two messages of one recipient at once, or out of order: every claim of a recipient first
-      holds that recipient's `conversations` row lock (SKIP LOCKED: it is never waited for, a busy
-      recipient is simply left to the next poll). Step 2 starts after the lock is held, so its
-      snapshot contains every claim of that recipient that committed before (a claim still running
-      holds the lock and we skipped the recipient). It therefore sees the recipient's message in
-      flight, if any, and the recipient's true head otherwise. Writes that do not take the lock
-      only make a stale view more cautious: complete/reclaim turn SENDING into something else
-      (we keep waiting one poll longer), cancel turns the head into CANCELLED (the re-check on
-      `status` drops it). Enqueue and retry are the exception: a message committed after step 2
-      started is not seen; if it sorts before the head we take, it goes right after it, which is
-      the order of a serial schedule where it was committed a moment later. Never at the same
-      time: the taken head is SENDING and blocks the recipient's queue.
-    - And whatever happens, `messages_one_sending_per_recipient` (a partial unique index) refuses
-      a second SENDING row per recipient.
+    - Never two messages of one recipient at once, never out of order: a claim first locks the
+      recipient's `conversations` row (SKIP LOCKED: nobody waits, a busy recipient is left to the
+      next poll; a foreign key guarantees the row exists; NO KEY UPDATE leaves enqueue's foreign-key
+      check alone). Step 2 is a new statement, so its snapshot is taken after that lock is held: it
+      contains every claim of the recipient that committed before (one still running holds the lock,
+      and we skipped the recipient). So step 2 sees the recipient's message in flight, if any, and
+      its true head otherwise. Writes that take no lock can only make step 2 more cautious:
+      complete and reclaim turn SENDING into something else (we take the next one a poll later),
+      cancel turns the head into CANCELLED (the `status` re-check drops it). Enqueue and retry can
+      add a message that sorts before the head step 2 takes but commits after its snapshot; it then
+      goes right after that head (the order of a schedule where it committed a moment later), never
+      at the same time, since the head is SENDING and blocks the queue.
+    - Whatever a query decides, `messages_one_sending_per_recipient` (a partial unique index)
+      refuses a second SENDING row per recipient.
     """
 
     backend = "postgres"

@@ -38,6 +38,7 @@ def production_env(**overrides: str) -> dict[str, str]:
         "MESSENGER_APP_ID": APP_ID,
         "MESSENGER_PAGE_ID": "104523456789012",
         "MESSENGER_PAGE_ACCESS_TOKEN": PAGE_TOKEN,
+        "RASA_API_TOKEN": "prod-rasa-token-123",
     }
     env.update(overrides)
     return {key: value for key, value in env.items() if value != "<unset>"}

@@ -21,8 +21,8 @@ SELECT COALESCE(MAX(version), 0) AS version FROM outbox_migrations;
 INSERT INTO outbox_migrations (version, name) VALUES (%(version)s, %(name)s);
 
 -- name: open_lane
--- The recipient's row in conversations is the lock a claim takes for it (lock_claimable_recipients).
--- DO NOTHING does not wait for a claim holding that lock.
+-- The recipient's row in conversations is the lock a claim takes for it (lock_claimable_recipients);
+-- messages reference it. DO NOTHING does not wait for a claim holding that lock.
 INSERT INTO conversations (page_id, user_id) VALUES (%(page_id)s, %(recipient_id)s)
 ON CONFLICT (page_id, user_id) DO NOTHING;
 
@@ -59,14 +59,15 @@ LIMIT %(limit)s;
 -- Claim, step 1 of 2 (one transaction): lock the conversations rows of the recipients whose head
 -- is due, oldest head first, skipping recipients another claim (or a webhook) holds right now.
 -- The lock serializes claims per recipient; it is taken in its own statement so that step 2
--- starts after it and sees every claim of these recipients committed before.
+-- starts after it and sees every claim of these recipients committed before. NO KEY UPDATE: the
+-- strongest lock that leaves enqueue's foreign-key check (KEY SHARE) alone, so neither waits.
 SELECT c.page_id, c.user_id AS recipient_id
 FROM claimable_heads AS head
 JOIN conversations AS c ON c.page_id = head.page_id AND c.user_id = head.recipient_id
 WHERE head.due_at <= %(now)s AND head.next_attempt_at <= %(now)s
 ORDER BY head.due_at, head.id
 LIMIT %(limit)s
-FOR UPDATE OF c SKIP LOCKED;
+FOR NO KEY UPDATE OF c SKIP LOCKED;
 
 -- name: claim_heads
 -- Claim, step 2 of 2: with a fresh snapshot, take the head of each locked recipient if it is
@@ -77,12 +78,10 @@ SET status = 'sending', claimed_by = %(worker_id)s, lease_until = %(lease_until)
 WHERE m.status = 'pending'
   AND m.id IN (
       SELECT head.id
-      FROM claimable_heads AS head
-      WHERE (head.page_id, head.recipient_id) IN (
-                SELECT * FROM unnest(%(page_ids)s::text[], %(recipient_ids)s::text[])
-            )
-        AND head.due_at <= %(now)s AND head.next_attempt_at <= %(now)s
-      FOR UPDATE SKIP LOCKED
+      FROM unnest(%(page_ids)s::text[], %(recipient_ids)s::text[]) AS lane (page_id, recipient_id)
+      JOIN claimable_heads AS head ON head.page_id = lane.page_id AND head.recipient_id = lane.recipient_id
+      WHERE head.due_at <= %(now)s AND head.next_attempt_at <= %(now)s
+      FOR UPDATE OF head SKIP LOCKED
   )
 RETURNING m.*;
 
@@ -115,7 +114,7 @@ UPDATE messages SET status = 'cancelled' WHERE id = %(id)s AND status = 'pending
 RETURNING *;
 
 -- name: retry_message
--- Due now: the message joins the back of its recipient's queue (see store.py, `retry`).
+-- Due now: the message joins the back of its recipient's queue (outbox/store.py says why).
 UPDATE messages
 SET status = 'pending', attempts = 0, due_at = %(now)s, next_attempt_at = %(now)s
 WHERE id = %(id)s AND status IN ('dead', 'failed')

@@ -69,7 +69,7 @@ WHERE status = 'sending' AND lease_until < :now;
 UPDATE messages SET status = 'cancelled' WHERE id = :id AND status = 'pending';
 
 -- name: retry_message
--- Due now: the message joins the back of its recipient's queue (see store.py, `retry`).
+-- Due now: the message joins the back of its recipient's queue (outbox/store.py says why).
 UPDATE messages
 SET status = 'pending', attempts = 0, due_at = :now, next_attempt_at = :now
 WHERE id = :id AND status IN ('dead', 'failed');

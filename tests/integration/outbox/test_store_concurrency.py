@@ -89,6 +89,9 @@ def test_workers_claim_every_message_once_and_in_order_per_recipient(database: s
                     NewMessage(PAGE, recipient, {"text": key}, idempotency_key=key),
                     T0 + timedelta(milliseconds=index),
                 )
+        except BaseException:
+            stop.set()
+            raise
         finally:
             store.close()
 

@@ -193,8 +193,14 @@ def test_no_decision_breaks_metas_rules(scenario: tuple[Timeline, NewMessage, bo
 # The same rules, with the requests drawn where each invariant is at risk.
 
 
-@settings(max_examples=300, deadline=None)
-@given(scenarios(promotional=st.just(True)))
+@settings(max_examples=500, deadline=None)
+@given(
+    scenarios(
+        tags=st.sampled_from(sorted(TAGS_META_ACCEPTS)),  # untagged promotional requests: the general test
+        promotional=st.just(True),
+        contents=st.sampled_from([TEXT, FEEDBACK_TEMPLATE]),
+    )
+)
 def test_promotional_content_is_never_tagged(scenario: tuple[Timeline, NewMessage, bool, datetime]) -> None:
     decision = decide_and_check(scenario)
     assert decision.tag is None and decision.messaging_type in (None, "RESPONSE", "UPDATE")

@@ -1,0 +1,102 @@
+"""Human handoff: the value objects and the service contract shared by the console and the triggers.
+
+A conversation is one user on one page: `conversation_id = f"{page_id}:{user_id}"`; Rasa's
+sender id is the user id (PSIDs are page-scoped).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any, AsyncIterator, Protocol
+
+
+class HandoffError(Exception):
+    """Root of the handoff errors."""
+
+
+class ConversationNotFound(HandoffError, LookupError):
+    pass
+
+
+class PauseReason(str, Enum):
+    USER_ASKED = "user_asked"  # intent request_human or the quick reply "Hablar con un agente"
+    BOT_FAILED = "bot_failed"  # N fallbacks in a row (HANDOFF_MAX_FAILURES)
+    LLM_DECLINED = "llm_declined"  # the GPT fallback said the matrix has no answer
+    AGENT_WROTE_OUTSIDE = "agent_wrote_outside"  # an echo from the Page inbox or another app
+    AGENT_TOOK_OVER = "agent_took_over"  # an agent pressed "Pausar el Chatbot" in the console
+
+
+class ConversationState(str, Enum):
+    BOT = "bot"  # the bot answers
+    PAUSED = "paused"  # a person answers; Rasa predicts nothing (ConversationPaused)
+
+
+def conversation_id_of(page_id: str, user_id: str) -> str:
+    return f"{page_id}:{user_id}"
+
+
+def split_conversation_id(conversation_id: str) -> tuple[str, str]:
+    page_id, sep, user_id = conversation_id.partition(":")
+    if not sep or not page_id or not user_id:
+        raise ConversationNotFound(f"not a conversation id: {conversation_id!r}")
+    return page_id, user_id
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    page_id: str
+    user_id: str
+    state: ConversationState
+    paused_reason: PauseReason | None = None
+    paused_by: str | None = None  # "bot", "connector", or an agent's username
+    paused_at: datetime | None = None
+    assigned_to: str | None = None
+    last_user_message_at: datetime | None = None
+    last_message_text: str | None = None
+    last_activity_at: datetime | None = None
+    contact_name: str | None = None
+
+
+@dataclass(frozen=True)
+class TranscriptItem:
+    at: datetime
+    author: str  # "user", "bot", or "agent:<username>"
+    text: str
+    data: dict[str, Any] | None = None  # quick replies, attachments…
+
+
+@dataclass(frozen=True)
+class ConsoleEvent:
+    """Pushed to open console pages (server-sent events)."""
+
+    kind: str  # "paused", "resumed", "user_message", "agent_message", "assigned"
+    conversation_id: str
+    at: datetime
+    data: dict[str, Any]
+
+
+class HandoffService(Protocol):
+    async def pause(self, page_id: str, user_id: str, reason: PauseReason, paused_by: str) -> Conversation: ...
+
+    async def resume(self, conversation_id: str, by: str, closing_note: str) -> Conversation: ...
+
+    async def record_user_message(self, page_id: str, user_id: str, text: str, at: datetime) -> None: ...
+
+    async def reply_as_agent(self, conversation_id: str, agent: str, text: str) -> dict[str, Any]:
+        """Through the outbox as a HUMAN sender; returns the outbox message or raises with the policy reason."""
+        ...
+
+    async def assign(self, conversation_id: str, agent: str | None) -> Conversation: ...
+
+    async def paused_conversations(self) -> list[Conversation]: ...
+
+    async def get(self, conversation_id: str) -> Conversation: ...
+
+    async def transcript(self, conversation_id: str) -> list[TranscriptItem]:
+        """From Rasa's tracker store (Rasa's HTTP API), agent messages included."""
+        ...
+
+    def subscribe(self) -> AsyncIterator[ConsoleEvent]: ...

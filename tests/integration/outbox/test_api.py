@@ -1,0 +1,148 @@
+"""The outbox HTTP API over real HTTP: auth, enqueue, clear 4xx for bad input, list, cancel, retry."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.app import create_app
+from bot.settings import Settings
+from outbox.model import Status
+from outbox.store import open_store
+from tests.support.servers import RunningServer, serve_asgi
+
+PAGE = "100000000000001"
+AUTH = {"Authorization": "Bearer test-service-token"}
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    with serve_asgi(create_app(Settings(data_dir=tmp_path_factory.mktemp("sandbox")))) as server:
+        yield server
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+@pytest.fixture
+def api(sandbox: RunningServer, data_dir: Path) -> Iterator[httpx.Client]:
+    settings = Settings(data_dir=data_dir, graph_api_base=sandbox.base_url, service_token="test-service-token")
+    with serve_asgi(create_app(settings)) as server, httpx.Client(base_url=server.base_url, timeout=10) as client:
+        yield client
+
+
+def user_wrote(data_dir: Path, user: str, hours_ago: float = 0) -> None:
+    store = open_store(f"sqlite:///{data_dir / 'outbox.sqlite3'}")
+    try:
+        store.record_user_message(PAGE, user, datetime.now(timezone.utc) - timedelta(hours=hours_ago))
+    finally:
+        store.close()
+
+
+def enqueue(api: httpx.Client, **fields: object) -> httpx.Response:
+    body = {"page_id": PAGE, "recipient_id": "u1", "text": "hola", **fields}
+    return api.post("/api/outbox", json=body, headers=AUTH)
+
+
+def wait_status(api: httpx.Client, message_id: int, status: str, timeout: float = 15) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = api.get(f"/api/outbox/{message_id}", headers=AUTH).json()["message"]
+        if message["status"] == status:
+            return message
+        time.sleep(0.05)
+    raise AssertionError(f"message {message_id} never reached {status}: {message}")
+
+
+def test_requires_the_service_token(api: httpx.Client) -> None:
+    assert api.get("/api/outbox").status_code == 401
+    assert api.get("/api/outbox", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert api.post("/api/outbox", json={}).status_code == 401
+
+
+def test_enqueue_sends_and_is_idempotent(api: httpx.Client, data_dir: Path, sandbox: RunningServer) -> None:
+    user_wrote(data_dir, "u1")
+    first = enqueue(api, idempotency_key="k-1", sender="human", purpose="reply")
+    assert first.status_code == 201, first.text
+    assert first.json()["decision"] == {"messaging_type": "RESPONSE", "tag": None}
+    again = enqueue(api, idempotency_key="k-1", sender="human", purpose="reply")
+    assert again.status_code == 200 and again.json()["created"] is False
+    assert again.json()["message"]["id"] == first.json()["message"]["id"]
+    sent = wait_status(api, first.json()["message"]["id"], Status.SENT.value)
+    assert sent["graph_message_id"]
+    delivered = httpx.get(sandbox.url("/sandbox/sent"), params={"recipient_id": "u1"}).json()
+    assert [item["body"]["message"]["text"] for item in delivered].count("hola") >= 1
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason_code"),
+    [
+        ({"tag": "NOT_A_TAG"}, "unknown_tag"),
+        ({"tag": "HUMAN_AGENT", "promotional": True, "sender": "human"}, "promotional_with_tag"),
+        ({"recipient_id": "never-wrote"}, "never_wrote"),
+        ({"text": "x" * 2001}, "invalid_message"),
+        ({"text": None, "message": {"text": "a", "attachment": {"type": "image"}}}, "invalid_message"),
+        ({"text": None}, "invalid_message"),
+        ({"not_before": "mañana a las 9"}, "invalid_date"),
+        ({"not_before": "2020-01-01T00:00:00Z"}, "date_in_past"),
+        ({"not_before": "2030-01-01T00:00:00"}, "invalid_date"),
+        ({"page_id": "999"}, "unknown_page"),
+    ],
+)
+def test_bad_input_is_a_clear_4xx_and_nothing_is_queued(
+    api: httpx.Client, data_dir: Path, fields: dict, reason_code: str
+) -> None:
+    user_wrote(data_dir, "u1")
+    answer = enqueue(api, **fields)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["reason_code"] == reason_code
+    assert answer.json()["error"]["message"]
+    assert api.get("/api/outbox", headers=AUTH).json()["messages"] == []
+
+
+def test_outside_the_window_the_bot_is_refused_but_an_agent_may_use_human_agent(
+    api: httpx.Client, data_dir: Path
+) -> None:
+    user_wrote(data_dir, "u1", hours_ago=30)
+    refused = enqueue(api, sender="bot")
+    assert refused.status_code == 422
+    assert refused.json()["error"]["reason_code"] == "outside_window"
+    assert refused.json()["error"]["reason_es"]
+    human = enqueue(api, sender="human", text="Hola, soy Ana")
+    assert human.status_code == 201, human.text
+    assert human.json()["decision"] == {"messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT"}
+
+
+def test_list_filter_cancel_and_retry(api: httpx.Client, data_dir: Path) -> None:
+    user_wrote(data_dir, "u1")
+    later = (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()
+    scheduled = enqueue(api, not_before=later).json()["message"]
+    assert scheduled["status"] == "pending"
+    listed = api.get("/api/outbox", params={"recipient_id": "u1", "status": "pending"}, headers=AUTH).json()
+    assert [m["id"] for m in listed["messages"]] == [scheduled["id"]]
+    assert api.get("/api/outbox", params={"status": "nonsense"}, headers=AUTH).status_code == 422
+    cancelled = api.post(f"/api/outbox/{scheduled['id']}/cancel", headers=AUTH)
+    assert cancelled.status_code == 200 and cancelled.json()["message"]["status"] == "cancelled"
+    assert api.post(f"/api/outbox/{scheduled['id']}/cancel", headers=AUTH).status_code == 409
+    assert api.post(f"/api/outbox/{scheduled['id']}/retry", headers=AUTH).status_code == 409
+    assert api.post("/api/outbox/999999/cancel", headers=AUTH).status_code == 404
+    assert api.get("/api/outbox/999999", headers=AUTH).status_code == 404
+
+
+def test_a_dead_message_can_be_retried(api: httpx.Client, data_dir: Path, sandbox: RunningServer) -> None:
+    user_wrote(data_dir, "u-dead")
+    failure = {"code": 100, "message": "Invalid parameter", "count": 1, "recipient_id": "u-dead"}
+    httpx.post(sandbox.url("/sandbox/failures"), json=failure)
+    message = enqueue(api, recipient_id="u-dead").json()["message"]
+    failed = wait_status(api, message["id"], Status.FAILED.value)
+    assert failed["last_error_code"] == 100
+    retried = api.post(f"/api/outbox/{message['id']}/retry", headers=AUTH)
+    assert retried.status_code == 200 and retried.json()["message"]["status"] == "pending"
+    wait_status(api, message["id"], Status.SENT.value)

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from knowledge_matrix.matrix import Entry
+from knowledge_matrix.retrieval import (
+    Calibration,
+    Hit,
+    Thresholds,
+    background_stats,
+    decide,
+    fused_scores,
+    margins,
+    rank_entries,
+)
+
+THRESHOLDS = Thresholds(answer=0.6, suggest=0.2, max_candidates=3)
+
+
+def hit(entry_id: str, score: float) -> Hit:
+    return Hit(entry=Entry(entry_id, ("¿?",), "r"), score=score, fused=0.0, margin=0.0, matched_question="¿?")
+
+
+def test_a_confident_top_hit_is_answered_alone() -> None:
+    verdict = decide([hit("a", 0.9), hit("b", 0.5)], THRESHOLDS)
+    assert verdict.kind == "answer" and [h.entry_id for h in verdict.hits] == ["a"]
+    assert verdict.hit is not None and verdict.hit.entry_id == "a" and verdict.candidates == ()
+
+
+def test_the_ambiguous_band_offers_up_to_three_candidates_above_suggest() -> None:
+    verdict = decide([hit("a", 0.5), hit("b", 0.3), hit("c", 0.25), hit("d", 0.24)], THRESHOLDS)
+    assert verdict.kind == "ambiguous"
+    assert [h.entry_id for h in verdict.candidates] == ["a", "b", "c"]
+    only_one = decide([hit("a", 0.4), hit("b", 0.1)], THRESHOLDS)
+    assert [h.entry_id for h in only_one.candidates] == ["a"]
+
+
+def test_below_suggest_or_nothing_is_no_match() -> None:
+    assert decide([hit("a", 0.1)], THRESHOLDS).kind == "no_match"
+    assert decide([], THRESHOLDS).kind == "no_match"
+    assert decide([], THRESHOLDS).hit is None
+
+
+def test_thresholds_are_boundaries_inclusive() -> None:
+    assert decide([hit("a", 0.6)], THRESHOLDS).kind == "answer"
+    assert decide([hit("a", 0.2)], THRESHOLDS).kind == "ambiguous"
+
+
+@pytest.mark.parametrize(("answer", "suggest", "count"), [(0.5, 0.6, 3), (1.5, 0.1, 3), (0.5, -0.1, 3), (0.5, 0.1, 0)])
+def test_inconsistent_thresholds_are_refused(answer: float, suggest: float, count: int) -> None:
+    with pytest.raises(ValueError):
+        Thresholds(answer=answer, suggest=suggest, max_candidates=count)
+
+
+@given(
+    st.lists(st.floats(min_value=0, max_value=1), max_size=8).map(lambda s: sorted(s, reverse=True)),
+    st.floats(min_value=0, max_value=1),
+    st.floats(min_value=0, max_value=1),
+    st.integers(min_value=1, max_value=5),
+)
+def test_decide_properties(scores: list[float], a: float, b: float, count: int) -> None:
+    thresholds = Thresholds(answer=max(a, b), suggest=min(a, b), max_candidates=count)
+    hits = [hit(f"e{i}", s) for i, s in enumerate(scores)]
+    verdict = decide(hits, thresholds)
+    if verdict.kind == "answer":
+        assert verdict.hits == (hits[0],) and hits[0].score >= thresholds.answer
+    elif verdict.kind == "ambiguous":
+        assert 1 <= len(verdict.hits) <= count
+        assert all(thresholds.suggest <= h.score < thresholds.answer or h is not hits[0] for h in verdict.hits)
+        assert list(verdict.hits) == hits[: len(verdict.hits)]
+    else:
+        assert not hits or hits[0].score < thresholds.suggest or hits[0].score < thresholds.answer
+
+
+def test_calibration_grows_with_each_feature_and_stays_a_probability() -> None:
+    calibration = Calibration(intercept=-4.0, z=1.0, margin=1.5, cosine=(2.0,))
+    base = calibration.confidence(2.0, 0.5, [0.4])
+    assert 0.0 < base < 1.0
+    assert calibration.confidence(3.0, 0.5, [0.4]) > base
+    assert calibration.confidence(2.0, 1.5, [0.4]) > base
+    assert calibration.confidence(2.0, 0.5, [0.8]) > base
+    assert calibration.confidence(1e9, 1e9, [1.0]) == pytest.approx(1.0)
+    # a calibration for another number of models ignores the cosines instead of failing
+    assert calibration.confidence(2.0, 0.5, [0.4, 0.3]) == Calibration(-4.0, 1.0, 1.5).confidence(2.0, 0.5, [])
+    assert Calibration.from_dict(calibration.to_dict()) == calibration
+
+
+def test_fused_scores_standardize_each_model_before_mixing() -> None:
+    background = np.array([[0.80, 0.1], [0.82, 0.3], [0.84, 0.5]], dtype=np.float32)
+    stats = background_stats(background)
+    rows = np.array([[0.84, 0.1], [0.80, 0.5]], dtype=np.float32)
+    fused = fused_scores(rows, stats, [0.5, 0.5])
+    # e5-like compressed scale and USE-like spread scale count equally once standardized
+    assert fused[0] == pytest.approx(fused[1], abs=1e-4)
+    assert fused_scores(rows, stats, [0.9, 0.1])[0] > fused_scores(rows, stats, [0.9, 0.1])[1]
+
+
+def test_background_stats_never_divide_by_zero() -> None:
+    stats = background_stats(np.ones((4, 2), dtype=np.float32))
+    assert np.all(stats.std > 0)
+    assert background_stats(np.zeros((0, 2), dtype=np.float32)).std.tolist() == [1.0, 1.0]
+
+
+def test_rank_entries_keeps_each_entrys_best_row_and_margins() -> None:
+    rows = [10, 11, 12, 13]
+    owners = [0, 0, 1, 2]
+    fused = np.array([0.5, 2.0, 1.0, 1.5], dtype=np.float32)
+    cosines = np.array([[0.1], [0.9], [0.5], [0.7]], dtype=np.float32)
+    ranked = rank_entries(rows, owners, fused, cosines)
+    assert [(r.entry_index, r.row) for r in ranked] == [(0, 11), (2, 13), (1, 12)]
+    assert ranked[0].cosines == pytest.approx((0.9,))
+    assert margins(ranked) == pytest.approx([0.5, -0.5, -1.0])
+    assert margins([]) == []
