@@ -15,6 +15,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions.handoff import answered, handoff_events, no_answer
+
 ACTION_NAME = "action_knowledge_answer"
 
 OFFER_PERSON_QUICK_REPLIES: tuple[dict[str, str], ...] = (
@@ -80,9 +82,14 @@ class ActionKnowledgeAnswer(Action):
         answer = await self._lookup(question) if question.strip() else None
         if answer is not None:
             dispatcher.utter_message(text=answer.text)
-            return []
+            return answered(tracker)
+        # HANDOFF_MAX_FAILURES misses in a row hand off (the GPT fallback declining: llm_declined=True).
+        decision = no_answer(tracker)
+        if decision.hand_off:
+            assert decision.reason is not None
+            return await handoff_events(dispatcher, tracker, decision.reason)
         dispatcher.utter_message(
             text=no_answer_text(count_previous_runs(tracker.events)),
             quick_replies=[dict(reply) for reply in OFFER_PERSON_QUICK_REPLIES],
         )
-        return []
+        return decision.events

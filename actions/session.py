@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActionExecuted, EventType, SessionStarted, SlotSet
+from rasa_sdk.events import ActionExecuted, ConversationPaused, EventType, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
@@ -58,6 +58,11 @@ class ActionSessionStart(Action):
         events: list[EventType] = [SessionStarted()]
         if carries_over_slots(domain):
             events.extend(slots_to_carry_over(tracker.applied_events()))
-        dispatcher.utter_message(text=AUTOMATION_DISCLOSURE)
+        if tracker.is_paused():
+            # A person holds this conversation: a new session must not unpause it (SessionStarted does) nor
+            # greet the user in the middle of it.
+            events.append(ConversationPaused())
+        else:
+            dispatcher.utter_message(text=AUTOMATION_DISCLOSURE)
         events.append(ActionExecuted("action_listen"))
         return events

@@ -31,7 +31,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from knowledge_matrix.embedders import Embedder, create_embedder, normalize_rows  # noqa: E402
+from knowledge_matrix.embedders import (  # noqa: E402
+    Embedder,
+    EmbedderPart,
+    TextRole,
+    create_embedder,
+    embedder_parts,
+    normalize_rows,
+)
 from knowledge_matrix.evaluate import LabeledQuery, QueryResult, evaluate, read_queries, summarize  # noqa: E402
 from knowledge_matrix.knowledge_base import KnowledgeBase  # noqa: E402
 from knowledge_matrix.matrix import Entry, Matrix, entries_from_sheet, read_sheet  # noqa: E402
@@ -84,6 +91,7 @@ def variants() -> list[Variant]:
         Variant("defaults without shorthand expansion", base.with_changes(expand_shorthand=False)),
         Variant("e5+USE question+answer", base.with_changes(passage_fields="question+answer")),
         Variant("e5+USE question | question+answer rows", base.with_changes(passage_fields="question|question+answer")),
+        Variant("defaults without off-topic anchors", base.with_changes(off_topic_anchors=False)),
         Variant("defaults", base),
         Variant("e5+USE q+a + lexical 0.25", base.with_changes(lexical_weight=0.25)),
         Variant("e5+USE q+a + lexical 0.5", base.with_changes(lexical_weight=0.5)),
@@ -149,7 +157,8 @@ def features_and_labels(
         rows, labels, owners = [], [], []
         for position, hits in enumerate(knowledge_base.search_many([q.query for q in queries], k=depth)):
             for hit in hits:
-                rows.append([hit.fused, hit.margin, *hit.cosines])
+                gap = [] if hit.off_topic_gap is None else [hit.off_topic_gap]
+                rows.append([hit.fused, hit.margin, *hit.cosines, *gap])
                 labels.append(hit.entry_id == queries[position].expected_id)
                 owners.append(position)
         out[name] = (np.asarray(rows, dtype=np.float64), np.asarray(labels, dtype=np.float64), np.asarray(owners))
@@ -173,17 +182,18 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = 1.0, iter
     return weights
 
 
-def calibration_from(weights: np.ndarray) -> Calibration:
+def calibration_from(weights: np.ndarray, models: int) -> Calibration:
     return Calibration(
         intercept=float(weights[0]),
         z=float(weights[1]),
         margin=float(weights[2]),
-        cosine=tuple(float(w) for w in weights[3:]),
+        cosine=tuple(float(w) for w in weights[3 : 3 + models]),
+        off_topic=float(weights[3 + models]) if len(weights) > 3 + models else 0.0,
     )
 
 
 def operating_points(settings: RetrievalSettings, sets: dict[str, tuple[Matrix, list[LabeledQuery]]]) -> None:
-    answer_grid = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
+    answer_grid = [0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8]
     results = run_variant(settings.with_changes(thresholds=Thresholds(answer=0.0, suggest=0.0)), sets)
     print("answer threshold → per set: answered precision / coverage / unanswerable rejection")
     for threshold in answer_grid:
@@ -206,14 +216,15 @@ def calibrate() -> None:
     settings = DEFAULT_SETTINGS.with_changes(calibration=Calibration(0.0, 1.0, 0.0))
     data = features_and_labels(settings, sets)
     names = list(data)
+    models = len(embedder_parts(embedder_for(settings.embedder)))
     print("leave-one-set-out: fit on the others, operating points on the one left out")
     for held in names:
         train = [n for n in names if n != held]
         weights = fit_logistic(np.vstack([data[n][0] for n in train]), np.concatenate([data[n][1] for n in train]))
-        print(f"held out {held}: {calibration_from(weights)}")
-        operating_points(settings.with_changes(calibration=calibration_from(weights)), {held: sets[held]})
+        print(f"held out {held}: {calibration_from(weights, models)}")
+        operating_points(settings.with_changes(calibration=calibration_from(weights, models)), {held: sets[held]})
     weights = fit_logistic(np.vstack([data[n][0] for n in names]), np.concatenate([data[n][1] for n in names]))
-    final = calibration_from(weights)
+    final = calibration_from(weights, models)
     print(f"\nfit on all sets ({DEFAULT_SETTINGS.embedder}):\n  {final}")
     operating_points(settings.with_changes(calibration=final), sets)
 
@@ -270,10 +281,10 @@ class PrecomputedEmbedder:
         return self._real.dimension
 
     @property
-    def parts(self):  # type: ignore[no-untyped-def]
-        return getattr(self._real, "parts", ())
+    def parts(self) -> tuple[EmbedderPart, ...]:
+        return embedder_parts(self._real)
 
-    def embed(self, texts, *, role="query"):  # type: ignore[no-untyped-def]
+    def embed(self, texts: Sequence[str], *, role: TextRole = "query") -> np.ndarray:
         if role == "passage" and len(texts) == len(self._rows):
             return self._rows
         return self._real.embed(texts, role=role)
@@ -324,7 +335,7 @@ def speed(sizes: Sequence[int], queries: int) -> None:
         gc.collect()
         tracemalloc.start()
         started = time.perf_counter()
-        knowledge_base = KnowledgeBase.build(matrix, fake)  # type: ignore[arg-type]
+        knowledge_base = KnowledgeBase.build(matrix, fake)
         build_seconds = time.perf_counter() - started
         _, traced_peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
@@ -338,7 +349,7 @@ def speed(sizes: Sequence[int], queries: int) -> None:
             knowledge_base.save(Path(tmp) / "kb", now=datetime.now(UTC))
             save_seconds = time.perf_counter() - started
             started = time.perf_counter()
-            KnowledgeBase.load(Path(tmp) / "kb", embedder=fake)  # type: ignore[arg-type]
+            KnowledgeBase.load(Path(tmp) / "kb", embedder=fake)
             load_seconds = time.perf_counter() - started
         print(
             f"{size:>7} entries ({knowledge_base.index_kind:4s}): query p50 {statistics.median(latencies):6.1f} ms, "
@@ -353,7 +364,7 @@ def speed(sizes: Sequence[int], queries: int) -> None:
 
 def exact_vs_hnsw(real: Embedder, sizes: Sequence[int] = (5_000, 20_000, 50_000, 100_000)) -> None:
     """Search time of the exact index against HNSW at each size: where to switch."""
-    from knowledge_matrix.index import FaissIndex
+    from knowledge_matrix.index import FaissIndex, IndexKind
 
     print("exact (flat) vs HNSW search only, ms per query (p50), and HNSW recall@10 against exact:")
     rng = np.random.default_rng(3)
@@ -364,9 +375,10 @@ def exact_vs_hnsw(real: Embedder, sizes: Sequence[int] = (5_000, 20_000, 50_000,
         )
         timings = {}
         found = {}
-        for kind in ("flat", "hnsw"):
+        kinds: tuple[IndexKind, ...] = ("flat", "hnsw")
+        for kind in kinds:
             started = time.perf_counter()
-            index = FaissIndex.build(vectors, kind)  # type: ignore[arg-type]
+            index = FaissIndex.build(vectors, kind)
             built = time.perf_counter() - started
             times = []
             ids = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,7 +15,9 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
-from bot import outbox_api, sandbox, simulate
+from bot import console, internal_api, outbox_api, sandbox, simulate
+from bot.handoff import Handoff, HandoffStore
+from bot.rasa_api import HttpRasaTrackers
 from bot.settings import SANDBOX_PAGE_ID, Settings, load_settings
 from connectors.graph import GraphClient
 from outbox.policy import load_policy
@@ -43,17 +46,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         worker = OutboxWorker(store, client, load_policy(), page_rate=settings.outbox_page_rate)
         app.state.outbox_worker = worker
         task = asyncio.create_task(worker.run())
+        # Human handoff: the console and the internal API use app.state.handoff.
+        handoff_store = HandoffStore(settings.handoff_db_path)
+        rasa = HttpRasaTrackers(settings.rasa_url, settings.rasa_token)
+        app.state.handoff = Handoff(settings, handoff_store, rasa, worker, graph=client)
+        auto_resume = asyncio.create_task(app.state.handoff.run_auto_resume())
         try:
             yield
         finally:
+            auto_resume.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await auto_resume
             worker.stop()
             await task
+            await rasa.close()
+            handoff_store.close()
             await client.close()
             store.close()
 
-    app = FastAPI(title="Ecuabots Messenger", version="0.1.0", lifespan=lifespan)
+    docs = not settings.is_production  # the API docs describe every endpoint: development only, like the sandbox
+    app = FastAPI(
+        title="Ecuabots Messenger", version="0.1.0", lifespan=lifespan, docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None, openapi_url="/openapi.json" if docs else None,
+    )
     app.state.settings = settings
     app.include_router(outbox_api.router)
+    app.include_router(internal_api.router)
+    console.install(app, settings)  # pages under /console, JSON under /api/console (login required)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:

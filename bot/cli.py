@@ -15,6 +15,8 @@ import httpx
 from bot import simulate
 from bot.settings import ROOT, SANDBOX_PAGE_ID, SettingsError, load_settings
 from bot.stack import Ports, StackError, build_stack, ensure_model
+from bot.users_cli import add_parser as add_users_parser
+from bot.users_cli import console_logins_hint
 
 
 def _port(name: str, default: int) -> int:
@@ -49,6 +51,7 @@ def run(_args: argparse.Namespace) -> int:
             f"\nReady.\n  Talk to the bot:    {stack.app_url}/sandbox/chat\n"
             f"  Messenger webhook:  {stack.webhook_url}\n"
             f"  Sent messages:      {stack.app_url}/sandbox/sent\n"
+            f"  Console:            {stack.app_url}/console  {console_logins_hint(settings)}\n"
             f"  Logs:               {stack.log_dir}\n"
             f"  Graph API:          {'the sandbox' if settings.uses_sandbox else settings.graph_api_base}\n"
             "Press Ctrl-C to stop.",
@@ -121,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("run", help="train if needed and start Rasa, the action server and the app").set_defaults(
         func=run
     )
+    add_users_parser(commands)
     chat_parser = commands.add_parser("chat", help="talk to the running bot through the signed webhook")
     chat_parser.add_argument("--user", help="the sender id (PSID) to use")
     chat_parser.add_argument("--wait", type=float, default=6.0, help="seconds to wait for replies")

@@ -6,10 +6,11 @@ sender id is the user id (PSIDs are page-scoped).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any, AsyncIterator, Protocol
+from typing import Any, Protocol
 
 
 class HandoffError(Exception):
@@ -18,6 +19,20 @@ class HandoffError(Exception):
 
 class ConversationNotFound(HandoffError, LookupError):
     pass
+
+
+class ReplyRefused(HandoffError):
+    """An agent's reply the outbox policy (or the input) refuses; the console shows `reason_es`."""
+
+    def __init__(self, reason_code: str, reason_es: str, reason_en: str = "") -> None:
+        super().__init__(reason_en or reason_es)
+        self.reason_code = reason_code
+        self.reason_es = reason_es
+        self.reason_en = reason_en or reason_es
+
+
+class RasaUnavailable(HandoffError):
+    """Rasa's HTTP API did not answer or refused: the pause or resume did not happen."""
 
 
 class PauseReason(str, Enum):
@@ -59,6 +74,22 @@ class Conversation:
     last_activity_at: datetime | None = None
     contact_name: str | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "page_id": self.page_id,
+            "user_id": self.user_id,
+            "state": self.state.value,
+            "paused_reason": self.paused_reason.value if self.paused_reason else None,
+            "paused_by": self.paused_by,
+            "paused_at": _iso(self.paused_at),
+            "assigned_to": self.assigned_to,
+            "last_user_message_at": _iso(self.last_user_message_at),
+            "last_message_text": self.last_message_text,
+            "last_activity_at": _iso(self.last_activity_at),
+            "contact_name": self.contact_name,
+        }
+
 
 @dataclass(frozen=True)
 class TranscriptItem:
@@ -67,15 +98,41 @@ class TranscriptItem:
     text: str
     data: dict[str, Any] | None = None  # quick replies, attachments…
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"at": _iso(self.at), "author": self.author, "text": self.text, "data": self.data}
+
 
 @dataclass(frozen=True)
 class ConsoleEvent:
     """Pushed to open console pages (server-sent events)."""
 
-    kind: str  # "paused", "resumed", "user_message", "agent_message", "assigned"
+    kind: str  # "paused", "resumed", "user_message", "agent_message", "assigned"; "resync": events were lost
     conversation_id: str
     at: datetime
     data: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "conversation_id": self.conversation_id, "at": _iso(self.at), "data": self.data}
+
+
+@dataclass(frozen=True)
+class HandoffLogEntry:
+    """Who paused or resumed a conversation, why and when; a resume carries the closing note."""
+
+    conversation_id: str
+    action: str  # "paused", "resumed", "assigned"
+    by: str
+    at: datetime
+    reason: str | None = None
+    closing_note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"conversation_id": self.conversation_id, "action": self.action, "by": self.by, "at": _iso(self.at),
+                "reason": self.reason, "closing_note": self.closing_note}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 class HandoffService(Protocol):

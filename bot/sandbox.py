@@ -6,6 +6,7 @@ in development, tests and benchmarks goes through Meta's validation rules
 (`connectors.validate`) and is recorded for inspection:
 
 - `POST /{version}/{page_id}/messages` (also `/{version}/me/messages`): the Send API.
+- `POST /{version}/{page_id}/pass_thread_control` and `/take_thread_control`: the handover protocol.
 - `GET /sandbox/sent`, `GET /sandbox/requests`, `DELETE /sandbox/sent`: what was sent.
 - `POST|GET|DELETE /sandbox/failures`: make the next sends fail as Meta would.
 - `POST|GET /sandbox/latency`: answer slower, for benchmarks.
@@ -267,6 +268,16 @@ def recipient_id_of(body: Any) -> str | None:
     return sandbox_psid(values[0]) if values else None
 
 
+def thread_control_error(body: Any, passing: bool) -> GraphErrorSpec | None:
+    """Meta's checks on a handover call: a recipient id, and for a pass the numeric id of the target app."""
+    recipient = body.get("recipient") if isinstance(body, Mapping) else None
+    if not isinstance(recipient, Mapping) or not str(recipient.get("id") or "").strip():
+        return GraphErrorSpec("(#100) The parameter recipient is required", 100)
+    if passing and not str(body.get("target_app_id") or "").strip().isdigit():
+        return GraphErrorSpec("(#100) param target_app_id must be a valid app ID", 100)
+    return None
+
+
 # --- injected failures ---------------------------------------------------------------------
 
 
@@ -378,6 +389,29 @@ class GraphSandbox:
                 if body.get("message") is not None:
                     result["message_id"] = _new_message_id()
                 answer = SandboxAnswer(200, result)
+            self._record(version, page_id, path, body, answer)
+        return answer
+
+    def handle_thread_control(
+        self,
+        *,
+        version: str,
+        node: str,
+        path: str,
+        token: str | None,
+        body: Any,
+        body_error: GraphErrorSpec | None = None,
+    ) -> SandboxAnswer:
+        """Answer `POST /{version}/{node}/pass_thread_control` or `/take_thread_control`, recorded like sends."""
+        authorized = authorize(self._token_pages, node, token)
+        page_id = authorized if isinstance(authorized, str) else node
+        with self._lock:
+            error = authorized if isinstance(authorized, GraphErrorSpec) else body_error
+            error = error or thread_control_error(body, passing=path.endswith("/pass_thread_control"))
+            if error is not None:
+                answer = SandboxAnswer(error.http_status, error.to_body(_new_fbtrace_id()))
+            else:
+                answer = SandboxAnswer(200, {"success": True})
             self._record(version, page_id, path, body, answer)
         return answer
 
@@ -523,6 +557,18 @@ async def send_api(request: Request, version: str, node: str) -> JSONResponse:
         body, body_error = parse_body(content_type, await request.body())
     token = access_token_of(request.query_params, request.headers.get("authorization"), body)
     answer = sandbox.handle_send(
+        version=version, node=node, path=request.url.path, token=token, body=body, body_error=body_error
+    )
+    return _json(answer)
+
+
+@router.post("/{version:graph_version}/{node:graph_node}/pass_thread_control", include_in_schema=False)
+@router.post("/{version:graph_version}/{node:graph_node}/take_thread_control", include_in_schema=False)
+async def thread_control(request: Request, version: str, node: str) -> JSONResponse:
+    """Meta's handover protocol: `{"success": true}`, or Meta's error for a missing token, recipient or app id."""
+    body, body_error = parse_body(request.headers.get("content-type", ""), await request.body())
+    token = access_token_of(request.query_params, request.headers.get("authorization"), body)
+    answer = _sandbox(request).handle_thread_control(
         version=version, node=node, path=request.url.path, token=token, body=body, body_error=body_error
     )
     return _json(answer)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from bot.business_hours import BusinessHours, BusinessHoursError, parse_business_hours
 
 DEMO_APP_SECRET = "demo-app-secret"
 DEMO_VERIFY_TOKEN = "demo-verify-token"
@@ -20,6 +22,11 @@ SANDBOX_PAGE_ID = "100000000000001"
 SANDBOX_PAGE_TOKEN = "sandbox-page-token"
 DEFAULT_GRAPH_API_VERSION = "v21.0"
 PAGE_INBOX_APP_ID = "263902037430900"
+DEFAULT_BUSINESS_TIMEZONE = "America/Guayaquil"
+DEFAULT_AWAY_MESSAGE = (
+    "Fuera de Horario 🕘 Nuestro horario de atención es {horario}. "
+    "Te responderemos por aquí en cuanto estemos de vuelta."
+)
 ENVIRONMENTS = frozenset({"development", "test", "production"})
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +54,13 @@ class Settings:
     graph_timeout_seconds: float = 10.0
     outbox_url: str = ""  # sqlite:///path (default: <data_dir>/outbox.sqlite3) or postgresql://…
     outbox_page_rate: float = 40.0  # sends per second per page
+    # Human handoff (bot/handoff.py, actions/handoff.py).
+    handoff_max_failures: int = 2  # answers not found in a row before the bot hands off
+    handoff_idle_resume_minutes: float = 240.0  # a paused conversation idle this long goes back to the bot (0: never)
+    business_hours: str = ""  # "lun-vie 08:00-18:00; sáb 09:00-13:00"; empty: no "Fuera de Horario" message
+    business_timezone: str = DEFAULT_BUSINESS_TIMEZONE
+    away_message: str = DEFAULT_AWAY_MESSAGE  # "{horario}" becomes the business hours in words
+    handover_to_page_inbox: bool = False  # Meta's handover protocol: pass the thread to the Page inbox on pause
 
     @property
     def is_production(self) -> bool:
@@ -63,6 +77,17 @@ class Settings:
     @property
     def ingest_db_path(self) -> Path:
         return self.data_dir / "messenger.sqlite3"
+
+    @property
+    def handoff_db_path(self) -> Path:
+        return self.data_dir / "handoff.sqlite3"
+
+    @property
+    def console_db_path(self) -> Path:
+        return self.data_dir / "console.sqlite3"
+
+    def business_schedule(self) -> BusinessHours:
+        return parse_business_hours(self.business_hours, self.business_timezone)
 
     def token_for_page(self, page_id: str) -> str | None:
         return self.page_tokens.get(page_id)
@@ -117,6 +142,15 @@ def _number(get: Callable[..., Any], name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, not {raw!r}") from exc
 
 
+def _flag(get: Callable[..., Any], name: str) -> bool:
+    raw = (get(name) or "0").strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be 0 or 1, not {raw!r}")
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     get = env.get
@@ -155,6 +189,20 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         graph_timeout_seconds=timeout,
         outbox_url=get("OUTBOX_URL", ""),
         outbox_page_rate=_number(get, "OUTBOX_PAGE_RATE", 40.0),
+        handoff_max_failures=int(_number(get, "HANDOFF_MAX_FAILURES", 2)),
+        handoff_idle_resume_minutes=_number(get, "HANDOFF_IDLE_RESUME_MINUTES", 240.0),
+        business_hours=get("BUSINESS_HOURS", ""),
+        business_timezone=get("BUSINESS_TIMEZONE") or DEFAULT_BUSINESS_TIMEZONE,
+        away_message=get("AWAY_MESSAGE") or DEFAULT_AWAY_MESSAGE,
+        handover_to_page_inbox=_flag(get, "HANDOVER_TO_PAGE_INBOX"),
     )
+    if settings.handoff_max_failures < 1:
+        raise SettingsError("HANDOFF_MAX_FAILURES must be 1 or more (answers not found in a row before a handoff)")
+    if settings.handoff_idle_resume_minutes < 0:
+        raise SettingsError("HANDOFF_IDLE_RESUME_MINUTES must be 0 (never) or more")
+    try:
+        settings.business_schedule()  # a schedule nobody can read must stop the start, not the first handoff
+    except BusinessHoursError as exc:
+        raise SettingsError(str(exc)) from exc
     settings.check_production_safe()
     return settings

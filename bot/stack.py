@@ -145,6 +145,8 @@ class Stack:
                 "--endpoints",
                 "endpoints.yml",
                 "--enable-api",
+                "--auth-token",  # the app's handoff service calls Rasa's HTTP API with RASA_API_TOKEN
+                self.env.get("RASA_API_TOKEN") or DEMO_RASA_TOKEN,
                 "--interface",
                 "127.0.0.1",
             ],

@@ -90,6 +90,17 @@ class InboundEvent:
     def is_page_inbox_echo(self) -> bool:
         return self.kind is EventKind.ECHO and self.app_id in (None, "", PAGE_INBOX_APP_ID)
 
+    def is_person_echo(self, own_app_id: str) -> bool:
+        """A message the page sent that is not ours: a person in the Page inbox or another app (the bot steps back).
+        Without our own app id only the Page inbox is certain: our own echoes look like another app's."""
+        if self.kind is not EventKind.ECHO or self.is_own_echo(own_app_id):
+            return False
+        return bool(own_app_id) or self.is_page_inbox_echo
+
+    def shown_text(self) -> str:
+        """What the user saw themselves send: a quick reply's title rather than its payload."""
+        return self.text or self.title or self.payload or attachments_surrogate(self.attachments)
+
     def user_text(self) -> str:
         """The text Rasa parses: a quick reply or postback payload wins over the shown text."""
         if self.payload:

@@ -92,10 +92,10 @@ class GraphClient:
             raise UnknownPageError(f"no access token configured for page {page_id}")
         return token
 
-    async def send_message(self, page_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    async def _post(self, page_id: str, edge: str, body: Mapping[str, Any]) -> dict[str, Any]:
         request = GraphRequest(
             "POST",
-            f"/{self.settings.graph_api_version}/{page_id}/messages",
+            f"/{self.settings.graph_api_version}/{page_id}/{edge}",
             params={"access_token": self._token(page_id)},
             json_body=body,
         )
@@ -104,6 +104,25 @@ class GraphClient:
         if error is not None:
             raise error
         return response.body if isinstance(response.body, dict) else {}
+
+    async def send_message(self, page_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return await self._post(page_id, "messages", body)
+
+    async def pass_thread_control(
+        self, page_id: str, user_id: str, target_app_id: str, metadata: str | None = None
+    ) -> dict[str, Any]:
+        """Handover protocol: give the thread to another app (the Page inbox is 263902037430900)."""
+        body: dict[str, Any] = {"recipient": {"id": user_id}, "target_app_id": int(target_app_id)}
+        if metadata:
+            body["metadata"] = metadata[:1000]
+        return await self._post(page_id, "pass_thread_control", body)
+
+    async def take_thread_control(self, page_id: str, user_id: str, metadata: str | None = None) -> dict[str, Any]:
+        """Handover protocol: the primary receiver (this app) takes the thread back."""
+        body: dict[str, Any] = {"recipient": {"id": user_id}}
+        if metadata:
+            body["metadata"] = metadata[:1000]
+        return await self._post(page_id, "take_thread_control", body)
 
     async def close(self) -> None:
         await self.transport.close()

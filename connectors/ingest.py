@@ -89,6 +89,8 @@ class IngestStore:
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA busy_timeout=5000")
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-store")
+        self._waiting: list[tuple[list[InboundEvent], str, asyncio.Future[list[StoredEvent]]]] = []
+        self._flushing = False
         self._migrate()
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -108,34 +110,69 @@ class IngestStore:
 
     def record(self, events: Iterable[InboundEvent], own_app_id: str = "") -> list[StoredEvent]:
         """Insert all events in one transaction; return the new ones (redeliveries are skipped)."""
+        return self.record_many([(list(events), own_app_id)])[0]
+
+    def record_many(self, deliveries: list[tuple[list[InboundEvent], str]]) -> list[list[StoredEvent]]:
+        """Several webhook deliveries in one transaction (one fsync): the group commit behind
+        `record_async`. Returns the new events of each delivery, in order."""
         now = utc_now_iso()
-        fresh: list[StoredEvent] = []
+        results: list[list[StoredEvent]] = []
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                for event in events:
-                    status = initial_status(event, own_app_id)
-                    cursor = self._conn.execute(
-                        "INSERT OR IGNORE INTO inbound_events"
-                        " (dedup_key, page_id, user_id, kind, status, event_json, received_at)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            event.dedup_key,
-                            event.page_id,
-                            event.user_id,
-                            event.kind.value,
-                            status,
-                            json.dumps(event.to_dict(), ensure_ascii=False),
-                            now,
-                        ),
-                    )
-                    if cursor.rowcount:
-                        fresh.append(StoredEvent(int(cursor.lastrowid or 0), event, status, 0))
+                for events, own_app_id in deliveries:
+                    fresh: list[StoredEvent] = []
+                    for event in events:
+                        status = initial_status(event, own_app_id)
+                        cursor = self._conn.execute(
+                            "INSERT OR IGNORE INTO inbound_events"
+                            " (dedup_key, page_id, user_id, kind, status, event_json, received_at)"
+                            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (
+                                event.dedup_key,
+                                event.page_id,
+                                event.user_id,
+                                event.kind.value,
+                                status,
+                                json.dumps(event.to_dict(), ensure_ascii=False),
+                                now,
+                            ),
+                        )
+                        if cursor.rowcount:
+                            fresh.append(StoredEvent(int(cursor.lastrowid or 0), event, status, 0))
+                    results.append(fresh)
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-        return fresh
+        return results
+
+    async def record_async(self, events: list[InboundEvent], own_app_id: str = "") -> list[StoredEvent]:
+        """`record` off the event loop, with concurrent deliveries committed together: under a burst
+        each webhook waits for one shared fsync instead of queueing behind everyone else's."""
+        future: asyncio.Future[list[StoredEvent]] = asyncio.get_running_loop().create_future()
+        self._waiting.append((events, own_app_id, future))
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                try:
+                    results = await self.run(self.record_many, [(events, app_id) for events, app_id, _ in batch])
+                except Exception as exc:  # every waiting webhook answers 500 and Meta redelivers
+                    for _, _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, _, future), fresh in zip(batch, results):
+                    if not future.done():
+                        future.set_result(fresh)
+        finally:
+            self._flushing = False
 
     def pending(self) -> list[StoredEvent]:
         """Events recorded but not finished, oldest first (recovery after a restart)."""

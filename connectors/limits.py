@@ -34,7 +34,7 @@ ELEMENT_BUTTONS_MAX = 3
 # Media template: exactly one element (an image or a video), up to 3 buttons.
 MEDIA_TEMPLATE_ELEMENTS_MAX = 1
 
-MESSAGING_TYPES = frozenset({"RESPONSE", "UPDATE", "MESSAGE_TAG"})
+MESSAGING_TYPES = frozenset({"RESPONSE", "UPDATE", "MESSAGE_TAG", "UTILITY"})
 
 # The tags Meta has documented. Whether a tag may still be used at a given date is not
 # decided here: the outbox policy module owns that.

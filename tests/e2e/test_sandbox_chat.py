@@ -8,6 +8,8 @@ from typing import Any
 
 from playwright.sync_api import expect
 
+from actions.handoff import HANDOFF_TEXTS
+from bot.handoff_model import PauseReason
 from bot.stack import Stack
 from tests.support.stack import Messenger, response_texts
 
@@ -34,8 +36,8 @@ def test_chat_page_round_trip_with_quick_replies(page: Any, stack: Stack) -> Non
     expect(page.locator(".msg.user").last).to_have_text("Hablar con un agente")
     messenger = Messenger(stack)
     try:
-        texts = messenger.wait_for_text(user, response_texts("utter_request_human"), timeout=30)
-        assert texts[-1] in response_texts("utter_request_human")
+        texts = messenger.wait_for_text(user, {HANDOFF_TEXTS[PauseReason.USER_ASKED]}, timeout=30)
+        assert texts[-1] == HANDOFF_TEXTS[PauseReason.USER_ASKED]
         expect(page.locator(".msg.bot").last).to_have_text(texts[-1], timeout=30_000)
     finally:
         messenger.http.close()

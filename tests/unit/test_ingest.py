@@ -339,3 +339,31 @@ def test_store_creates_its_directory(tmp_path: Path) -> None:
     IngestStore(path).close()
 
     assert path.is_file()
+
+
+async def test_concurrent_deliveries_are_committed_together_and_each_gets_its_own_events(tmp_path) -> None:
+    import asyncio
+
+    from connectors.events import parse_webhook
+
+    store = IngestStore(tmp_path / "group.sqlite3")
+    calls: list[int] = []
+    original = store.record_many
+
+    def counting(deliveries):
+        calls.append(len(deliveries))
+        return original(deliveries)
+
+    store.record_many = counting  # type: ignore[method-assign]
+    bodies = [
+        {"object": "page", "entry": [{"id": "1", "time": 1, "messaging": [
+            {"sender": {"id": f"u{n}"}, "recipient": {"id": "1"}, "timestamp": 1,
+             "message": {"mid": f"m{n}", "text": f"hola {n}"}}]}]}
+        for n in range(20)
+    ]
+    results = await asyncio.gather(*(store.record_async(parse_webhook(body)) for body in bodies))
+    assert [[stored.event.mid for stored in fresh] for fresh in results] == [[f"m{n}"] for n in range(20)]
+    assert sum(calls) == 20 and len(calls) < 20, calls
+    again = await asyncio.gather(*(store.record_async(parse_webhook(body)) for body in bodies[:3]))
+    assert again == [[], [], []]
+    store.close()

@@ -304,7 +304,7 @@ def test_messaging_type_must_be_known(messaging_type: str) -> None:
     assert error_of(text_request(messaging_type=messaging_type)) == (
         100,
         None,
-        "(#100) Param messaging_type must be one of {MESSAGE_TAG, RESPONSE, UPDATE}",
+        "(#100) Param messaging_type must be one of {MESSAGE_TAG, RESPONSE, UPDATE, UTILITY}",
     )
 
 
@@ -824,7 +824,7 @@ def test_limits_are_metas() -> None:
     assert (limits.PAYLOAD_MAX_CHARS, limits.BUTTON_TEMPLATE_TEXT_MAX_CHARS, limits.BUTTONS_MAX) == (1000, 640, 3)
     assert (limits.BUTTON_TITLE_MAX_CHARS, limits.GENERIC_ELEMENTS_MAX) == (20, 10)
     assert (limits.ELEMENT_TITLE_MAX_CHARS, limits.ELEMENT_SUBTITLE_MAX_CHARS) == (80, 80)
-    assert set(limits.MESSAGING_TYPES) == {"RESPONSE", "UPDATE", "MESSAGE_TAG"}
+    assert set(limits.MESSAGING_TYPES) == {"RESPONSE", "UPDATE", "MESSAGE_TAG", "UTILITY"}
     assert set(limits.SENDER_ACTIONS) == {"typing_on", "typing_off", "mark_seen"}
     assert set(limits.MESSAGE_TAGS) == {
         "HUMAN_AGENT",
@@ -833,3 +833,13 @@ def test_limits_are_metas() -> None:
         "ACCOUNT_UPDATE",
         "CUSTOMER_FEEDBACK",
     }
+
+
+def test_utility_messages_carry_a_template_and_only_with_utility() -> None:
+    template = {"template": {"name": "order_shipped", "language": "es", "components": []}}
+    ok = {"recipient": {"id": "1"}, "messaging_type": "UTILITY", "message": template}
+    assert validate_send_request(ok) is None
+    assert validate_send_request({**ok, "messaging_type": "UPDATE"}) is not None
+    assert validate_send_request({**ok, "message": {"text": "hola"}}) is not None
+    assert validate_send_request({**ok, "message": {"template": {"name": "x"}}}) is not None
+    assert validate_send_request({**ok, "message": {**template, "text": "hola"}}) is not None

@@ -42,7 +42,10 @@ def test_rows_are_one_per_question_with_the_answer_attached() -> None:
     assert texts[1] == "¿A qué hora abren?\nDe lunes a viernes de 8 a 18."
     assert row_texts(ENTRIES[:1], "question")[0] == list(ENTRIES[0].questions)
     both, owners, positions = row_texts(ENTRIES[:1], "question|question+answer")
-    assert both[:2] == ["¿Cuál es el horario de atención?", "¿Cuál es el horario de atención?\nDe lunes a viernes de 8 a 18."]
+    assert both[:2] == [
+        "¿Cuál es el horario de atención?",
+        "¿Cuál es el horario de atención?\nDe lunes a viernes de 8 a 18.",
+    ]
     assert (owners, positions) == ([0, 0, 0, 0], [0, 0, 1, 1])
     with pytest.raises(ValueError):
         row_texts(ENTRIES, "answer")

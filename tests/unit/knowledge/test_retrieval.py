@@ -15,6 +15,7 @@ from knowledge_matrix.retrieval import (
     fused_scores,
     margins,
     rank_entries,
+    standardized_query,
 )
 
 THRESHOLDS = Thresholds(answer=0.6, suggest=0.2, max_candidates=3)
@@ -114,3 +115,25 @@ def test_rank_entries_keeps_each_entrys_best_row_and_margins() -> None:
     assert ranked[0].cosines == pytest.approx((0.9,))
     assert margins(ranked) == pytest.approx([0.5, -0.5, -1.0])
     assert margins([]) == []
+
+
+@given(st.floats(min_value=0.05, max_value=0.95), st.integers(min_value=0, max_value=2**31))
+def test_the_standardized_query_ranks_rows_by_the_fused_score(share: float, seed: int) -> None:
+    from knowledge_matrix.embedders import normalize_rows
+
+    rng = np.random.default_rng(seed)
+    blocks = [(0, 6, share), (6, 10, 1.0 - share)]
+
+    def joint(count: int) -> np.ndarray:
+        a, b = normalize_rows(rng.normal(size=(count, 6))), normalize_rows(rng.normal(size=(count, 4)))
+        return np.hstack([a * np.sqrt(share), b * np.sqrt(1.0 - share)]).astype(np.float32)
+
+    rows, background, query = joint(12), joint(8), joint(1)[0]
+
+    def cosines(vectors: np.ndarray) -> np.ndarray:
+        return np.stack([(vectors[:, s:e] @ query[s:e]) / w for s, e, w in blocks], axis=1).astype(np.float32)
+
+    stats = background_stats(cosines(background))
+    scaled, offset = standardized_query(query, blocks, stats)
+    fused = fused_scores(cosines(rows), stats, [w for _, _, w in blocks])
+    assert np.allclose(rows @ scaled - offset, fused, atol=1e-3)

@@ -70,7 +70,9 @@ def test_button_template_text_limit_and_button_rules() -> None:
         f"x,¿Algo?,{answer},Uno => https://a.ec | Dos | Tres | Cuatro\n"
         "y,¿Otro?,Corto.,Un título demasiado largo para botón => https://b.ec\n"
         "z,¿Más?,Corto.,Mal enlace => https://\n"
+        "w,¿Web?,Corto.,Sitio => www.ejemplo.ec\n"
     )
+    assert any(i.code == "invalid_url" and i.row == 5 and "https://" in i.message for i in report.issues)
     assert {"answer_too_long_for_buttons", "too_many_buttons", "button_title_too_long", "invalid_url"} <= set(
         report.codes()
     )

@@ -1,0 +1,399 @@
+"""Who may use the console: users with a role, argon2 password hashes, server-side sessions, CSRF, a login limit.
+
+- Roles: `admin` (everything), `agent` ("agente": conversations, replies, snippets), `editor` (the knowledge
+  matrix). Each endpoint names the roles it admits with `require_role(...)`.
+- Sessions: a random id in an HttpOnly, SameSite=Lax cookie (`Secure` in production); the database keeps only
+  its SHA-256. Each session has a CSRF token, required on every state-changing request (the `X-CSRF-Token`
+  header or a `csrf_token` form field).
+- Login limit: `LOGIN_LIMIT` failures for one username from one address within the window → 429 until the
+  oldest of them leaves the window (`throttle_decision`, pure).
+- Machine clients may use the service token (`Authorization: Bearer …`) on the endpoints that say so; it never
+  stands for a person, so it can read and manage the matrix but never write to a customer.
+
+Passwords and tokens are never logged or shown; errors name the username at most.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+
+from bot.console_store import ROLES, ConsoleStore, User, UserExists
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ROLE_LABELS_ES = {"admin": "admin", "agent": "agente", "editor": "editor"}
+ROLE_ALIASES = {"agente": "agent", "administrador": "admin", "administrator": "admin"}
+SERVICE_ROLE = "service"
+
+SESSION_COOKIE = "console_session"
+LOGIN_CSRF_COOKIE = "console_login_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+SESSION_LIFETIME = timedelta(hours=12)
+
+USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,39}$")
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024  # argon2 takes anything, but a megabyte "password" is a denial of service
+
+# Development only: seeded by `create_app` and printed by `bot run`; production never seeds and refuses them.
+DEMO_USERS: tuple[tuple[str, str, str, str], ...] = (
+    # username, role, password, display name
+    ("admin", "admin", "admin-demo", "Admin (demo)"),
+    ("agente", "agent", "agente-demo", "Agente (demo)"),
+    ("editor", "editor", "editor-demo", "Editor (demo)"),
+)
+
+
+class AuthError(Exception):
+    """Root of the console's authentication and authorization errors; `message_es` is shown to people."""
+
+    status_code = 400
+    reason_code = "auth_error"
+
+    def __init__(self, message_es: str) -> None:
+        super().__init__(message_es)
+        self.message_es = message_es
+
+
+class NotAuthenticated(AuthError):
+    status_code = 401
+    reason_code = "not_authenticated"
+
+
+class InvalidCredentials(AuthError):
+    status_code = 401
+    reason_code = "invalid_credentials"
+
+
+class Forbidden(AuthError):
+    status_code = 403
+    reason_code = "forbidden"
+
+
+class CsrfRejected(AuthError):
+    status_code = 403
+    reason_code = "csrf_rejected"
+
+
+class TooManyAttempts(AuthError):
+    status_code = 429
+    reason_code = "too_many_attempts"
+
+    def __init__(self, message_es: str, retry_after: timedelta) -> None:
+        super().__init__(message_es)
+        self.retry_after = retry_after
+
+
+class UserInputError(AuthError):
+    """A username, role or password that cannot be used (user management)."""
+
+    status_code = 422
+    reason_code = "invalid_user"
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# --- pure parts ----------------------------------------------------------------------------------
+
+
+def parse_role(value: str) -> str:
+    """`agent`, `agente`, `Admin` … → the stored role; anything else is refused."""
+    role = ROLE_ALIASES.get(value.strip().lower(), value.strip().lower())
+    if role not in ROLES:
+        labels = ", ".join(f"{name} ({ROLE_LABELS_ES[name]})" if ROLE_LABELS_ES[name] != name else name
+                           for name in ROLES)
+        raise UserInputError(f"rol desconocido «{value}»; use uno de: {labels}")
+    return role
+
+
+def normalize_username(value: str) -> str:
+    return value.strip().lower()
+
+
+def check_username(value: str) -> str:
+    username = normalize_username(value)
+    if not USERNAME_PATTERN.match(username):
+        raise UserInputError(
+            "el nombre de usuario debe tener de 2 a 40 caracteres: letras minúsculas, números, «.», «_» o «-»"
+        )
+    return username
+
+
+def check_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise UserInputError(f"la contraseña debe tener al menos {MIN_PASSWORD_LENGTH} caracteres")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise UserInputError(f"la contraseña no puede tener más de {MAX_PASSWORD_LENGTH} caracteres")
+    return password
+
+
+@dataclass(frozen=True)
+class LoginLimit:
+    max_failures: int = 5
+    window: timedelta = timedelta(minutes=5)
+
+
+LOGIN_LIMIT = LoginLimit()
+
+
+@dataclass(frozen=True)
+class ThrottleDecision:
+    allowed: bool
+    retry_after: timedelta = timedelta(0)
+    recent_failures: int = 0
+
+    @property
+    def message_es(self) -> str:
+        minutes = max(1, -(-int(self.retry_after.total_seconds()) // 60))  # rounded up
+        unit = "minuto" if minutes == 1 else "minutos"
+        return (
+            f"Demasiados intentos fallidos para este usuario. Espere {minutes} {unit} antes de volver a intentarlo."
+        )
+
+
+def throttle_decision(failures: Sequence[datetime], now: datetime, limit: LoginLimit = LOGIN_LIMIT) -> ThrottleDecision:
+    """May one more login be tried? Refused while `max_failures` failures fall inside the window; the refusal
+    lasts until the oldest of the latest `max_failures` leaves it."""
+    recent = sorted(at for at in failures if now - limit.window < at <= now)
+    if len(recent) < limit.max_failures:
+        return ThrottleDecision(True, recent_failures=len(recent))
+    oldest_counted = recent[-limit.max_failures]
+    return ThrottleDecision(False, retry_after=oldest_counted + limit.window - now, recent_failures=len(recent))
+
+
+def throttle_key(username: str, client_address: str) -> str:
+    return f"{normalize_username(username)}|{client_address}"
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def same_secret(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+# --- who is asking -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A logged-in person (or the service token) as endpoints see it."""
+
+    username: str
+    display_name: str
+    role: str
+    csrf_token: str = ""
+    session_digest: str = ""
+
+    @property
+    def is_service(self) -> bool:
+        return self.role == SERVICE_ROLE
+
+    @property
+    def role_label(self) -> str:
+        return ROLE_LABELS_ES.get(self.role, self.role)
+
+    def to_dict(self) -> dict[str, str]:
+        return {"username": self.username, "display_name": self.display_name, "role": self.role,
+                "role_label": self.role_label}
+
+
+SERVICE_PRINCIPAL = Principal(username="service", display_name="Servicio (token)", role=SERVICE_ROLE)
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    principal: Principal
+    session_token: str  # goes into the cookie, never anywhere else
+    expires_at: datetime
+
+
+class Authenticator:
+    """Users, sessions and the login limit over a `ConsoleStore`. Synchronous: call it from a thread."""
+
+    def __init__(
+        self,
+        store: ConsoleStore,
+        settings: Settings,
+        *,
+        hasher: PasswordHasher | None = None,
+        limit: LoginLimit = LOGIN_LIMIT,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.hasher = hasher or PasswordHasher()
+        self.limit = limit
+        self.clock = clock
+        # Verified when the username is unknown, so a login takes as long whether or not the user exists.
+        self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
+
+    # users
+
+    def add_user(self, username: str, role: str, password: str, display_name: str | None = None) -> User:
+        name = check_username(username)
+        stored_role = parse_role(role)
+        check_password(password)
+        try:
+            return self.store.add_user(name, (display_name or name).strip()[:80] or name, stored_role,
+                                       self.hasher.hash(password), self.clock())
+        except UserExists as exc:
+            raise UserInputError(f"el usuario «{name}» ya existe") from exc
+
+    def set_password(self, username: str, password: str) -> None:
+        check_password(password)
+        self.store.set_password_hash(normalize_username(username), self.hasher.hash(password), self.clock())
+
+    def seed_demo_users(self) -> list[str]:
+        """Development only: create the demo users that are missing. Returns the usernames created."""
+        if self.settings.environment != "development":
+            return []
+        created = []
+        for username, role, password, display_name in DEMO_USERS:
+            if self.store.find_user(username) is None:
+                try:
+                    self.add_user(username, role, password, display_name)
+                except UserInputError:
+                    continue  # another process seeded it first
+                created.append(username)
+        return created
+
+    # logging in and out
+
+    def login(self, username: str, password: str, client_address: str) -> LoginResult:
+        now = self.clock()
+        name = normalize_username(username)
+        key = throttle_key(name, client_address)
+        decision = throttle_decision(self.store.login_failures_since(key, now - self.limit.window), now, self.limit)
+        if not decision.allowed:
+            log.warning("console login refused: too many failures", extra={"username": name[:40]})
+            raise TooManyAttempts(decision.message_es, decision.retry_after)
+        user = self.store.find_user(name) if USERNAME_PATTERN.match(name) else None
+        if not self._password_matches(user, password[:MAX_PASSWORD_LENGTH]) or user is None or not user.active:
+            self.store.add_login_failure(key, now)
+            log.info("console login failed", extra={"username": name[:40]})
+            raise InvalidCredentials("Usuario o contraseña incorrectos.")
+        if self.settings.is_production and any(
+            user.username == demo_name and password == demo_password for demo_name, _, demo_password, _ in DEMO_USERS
+        ):
+            raise InvalidCredentials(
+                "Esta cuenta usa la contraseña de demostración, que no se admite en producción. "
+                "Cámbiela con «python -m bot users passwd " + user.username + "»."
+            )
+        if self.hasher.check_needs_rehash(user.password_hash):
+            self.store.set_password_hash(user.username, self.hasher.hash(password), now)
+        self.store.clear_login_failures(key)
+        # Housekeeping rides on logins: expired sessions and failures older than the window go.
+        self.store.delete_expired_sessions(now)
+        self.store.forget_login_failures_before(now - self.limit.window)
+        token = secrets.token_urlsafe(32)
+        csrf = secrets.token_urlsafe(32)
+        expires_at = now + SESSION_LIFETIME
+        self.store.add_session(token_digest(token), user.username, csrf, now, expires_at)
+        log.info("console login", extra={"username": user.username, "role": user.role})
+        principal = Principal(user.username, user.display_name, user.role, csrf, token_digest(token))
+        return LoginResult(principal, token, expires_at)
+
+    def _password_matches(self, user: User | None, password: str) -> bool:
+        try:
+            return self.hasher.verify(user.password_hash if user else self._dummy_hash, password) and user is not None
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    def session_principal(self, session_token: str) -> Principal | None:
+        if not session_token or len(session_token) > 200:
+            return None
+        stored = self.store.session(token_digest(session_token), self.clock())
+        if stored is None or not stored.active:
+            return None
+        return Principal(stored.username, stored.display_name, stored.role, stored.csrf_token, stored.id_sha256)
+
+    def logout(self, principal: Principal) -> None:
+        if principal.session_digest:
+            self.store.delete_session(principal.session_digest)
+
+
+# --- FastAPI dependencies ------------------------------------------------------------------------
+
+
+def authenticator_of(request: Request) -> Authenticator:
+    return request.app.state.console_auth  # type: ignore[no-any-return]
+
+
+def _bearer_token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def _csrf_token_sent(request: Request) -> str:
+    header = request.headers.get(CSRF_HEADER)
+    if header:
+        return header
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()
+        value = form.get(CSRF_FIELD)
+        return value if isinstance(value, str) else ""
+    return ""
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+Dependency = Callable[[Request], Awaitable[Principal]]
+
+
+def require_role(*roles: str, service: bool = False) -> Dependency:
+    """A dependency admitting a logged-in person with one of `roles` (and the service token if `service`).
+
+    State-changing requests must carry the session's CSRF token. The admitted roles are kept on the
+    dependency (`allowed_roles`, `admits_service`) so the route table can be listed and tested.
+    """
+    allowed = frozenset(roles)
+    unknown = allowed - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown roles {sorted(unknown)}")
+
+    async def dependency(request: Request) -> Principal:
+        bearer = _bearer_token(request)
+        if bearer is not None and service:
+            if not same_secret(bearer, request.app.state.settings.service_token):
+                raise NotAuthenticated("El token de servicio no es válido.")
+            return SERVICE_PRINCIPAL
+        auth = authenticator_of(request)
+        token = request.cookies.get(SESSION_COOKIE, "")
+        principal = await run_in_threadpool(auth.session_principal, token) if token else None
+        if principal is None:
+            raise NotAuthenticated("Inicie sesión para continuar.")
+        if request.method not in SAFE_METHODS:
+            sent = await _csrf_token_sent(request)
+            if not sent or not same_secret(sent, principal.csrf_token):
+                raise CsrfRejected("La sesión de esta página caducó (falta el token CSRF). Recargue la página.")
+        if principal.role not in allowed:
+            raise Forbidden(f"Su rol ({principal.role_label}) no tiene permiso para esto.")
+        return principal
+
+    dependency.allowed_roles = allowed  # type: ignore[attr-defined]
+    dependency.admits_service = service  # type: ignore[attr-defined]
+    return dependency
+
+
+ANY_ROLE = ROLES

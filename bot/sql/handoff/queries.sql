@@ -1,0 +1,52 @@
+-- Human handoff's named queries (SQLite). Parameters are :named.
+
+-- name: get_conversation
+SELECT * FROM conversations WHERE id = :id;
+
+-- name: insert_conversation
+INSERT OR IGNORE INTO conversations (id, page_id, user_id, state, paused_reason, paused_by, paused_at,
+                                     last_activity_at)
+VALUES (:id, :page_id, :user_id, :state, :reason, :by, :paused_at, :now);
+
+-- name: pause
+UPDATE conversations
+SET state = 'paused', paused_reason = :reason, paused_by = :by, paused_at = :now, last_activity_at = :now
+WHERE id = :id AND state = 'bot';
+
+-- name: resume
+UPDATE conversations
+SET state = 'bot', paused_reason = NULL, paused_by = NULL, paused_at = NULL, assigned_to = NULL,
+    last_activity_at = :now
+WHERE id = :id AND state = 'paused';
+
+-- name: assign
+UPDATE conversations SET assigned_to = :agent, last_activity_at = :now WHERE id = :id;
+
+-- name: note_user_message
+UPDATE conversations
+SET last_user_message_at = :at, last_message_text = :text, last_activity_at = :now
+WHERE id = :id;
+
+-- name: touch
+UPDATE conversations SET last_activity_at = :now WHERE id = :id;
+
+-- name: list_paused
+SELECT * FROM conversations WHERE state = 'paused' ORDER BY last_activity_at DESC, id;
+
+-- name: idle_paused
+SELECT * FROM conversations
+WHERE state = 'paused' AND COALESCE(last_activity_at, paused_at) < :cutoff
+ORDER BY last_activity_at, id;
+
+-- name: insert_log
+INSERT INTO handoff_log (conversation_id, action, actor, reason, closing_note, at)
+VALUES (:id, :action, :by, :reason, :closing_note, :now);
+
+-- name: list_log
+SELECT * FROM handoff_log WHERE conversation_id = :id ORDER BY id;
+
+-- name: insert_message
+INSERT INTO messages (conversation_id, author, text, at, outbox_id) VALUES (:id, :author, :text, :at, :outbox_id);
+
+-- name: list_messages
+SELECT * FROM (SELECT * FROM messages WHERE conversation_id = :id ORDER BY id DESC LIMIT :limit) ORDER BY id;

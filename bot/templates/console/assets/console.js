@@ -1,0 +1,507 @@
+// The console's pages: actions through the JSON API (with the session's CSRF token), live updates through
+// server-sent events. Text from customers is only ever set with textContent.
+"use strict";
+
+(function () {
+  const csrfToken = (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+  const pageName = document.body.dataset.page;
+
+  class ApiError extends Error {
+    constructor(message, status, body) { super(message); this.status = status; this.body = body; }
+  }
+
+  async function api(method, url, body) {
+    const options = { method, credentials: "same-origin", headers: { "Accept": "application/json", "X-CSRF-Token": csrfToken } };
+    if (body instanceof FormData) {
+      options.body = body;
+    } else if (body !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    const response = await fetch(url, options);
+    let data = null;
+    try { data = await response.json(); } catch (_) { data = null; }
+    if (response.status === 401) {
+      location.href = "/console/login?next=" + encodeURIComponent(location.pathname);
+      throw new ApiError("Su sesión terminó; inicie sesión de nuevo.", 401, data);
+    }
+    if (!response.ok) {
+      const message = (data && data.error && data.error.message) || ("Error " + response.status);
+      throw new ApiError(message, response.status, data);
+    }
+    return data;
+  }
+
+  function el(tag, attributes, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attributes || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (name === "class") node.className = value;
+      else if (name === "dataset") Object.assign(node.dataset, value);
+      else node.setAttribute(name, value === true ? "" : value);
+    }
+    for (const child of children) {
+      if (child === null || child === undefined) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  let toastTimer = null;
+  function toast(message, isError) {
+    const box = document.getElementById("toast");
+    if (!box) return;
+    box.textContent = message;
+    box.className = isError ? "error" : "";
+    box.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { box.hidden = true; }, isError ? 8000 : 3500);
+  }
+
+  function pageData() {
+    const node = document.getElementById("page-data");
+    return node ? JSON.parse(node.textContent) : {};
+  }
+
+  function hhmm(iso) {
+    const at = new Date(iso);
+    return isNaN(at) ? "" : at.toLocaleTimeString("es-EC", { hour: "2-digit", minute: "2-digit" });
+  }
+
+  function debounce(fn, ms) {
+    let timer = null;
+    return (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };
+  }
+
+  // Live updates: one EventSource per page. `hello` says whether the page must reload what it shows
+  // (a fresh stream, or one that missed more than the server kept); other events are handoff events.
+  // "resync" comes from the service when this app's listener fell behind: reload, whatever the conversation.
+  const EVENT_KINDS = ["paused", "resumed", "user_message", "agent_message", "assigned", "bot_message", "resync"];
+  function live(onEvent, onResync) {
+    if (!window.EventSource) return;
+    const status = document.getElementById("live-status");
+    const source = new EventSource("/console/events");
+    source.addEventListener("hello", (event) => {
+      if (status) { status.hidden = false; status.textContent = "En vivo"; status.classList.add("on"); }
+      const hello = JSON.parse(event.data);
+      if (hello.resync) onResync();
+    });
+    for (const kind of EVENT_KINDS) {
+      source.addEventListener(kind, (event) => {
+        const data = JSON.parse(event.data);
+        if (data.kind === "resync") onResync(); else onEvent(data);
+      });
+    }
+    source.onerror = () => {
+      if (status) { status.textContent = "Reconectando…"; status.classList.remove("on"); }
+    };
+  }
+
+  // --- inbox -------------------------------------------------------------------------------------
+
+  function inboxRow(c) {
+    const link = el("a", { href: "/console/conversations/" + encodeURIComponent(c.id) }, c.contact_name || c.user_id);
+    const assign = el("button", { type: "button", class: "assign-me", dataset: { conversationId: c.id } }, "Asignarme");
+    return el("tr", { dataset: { conversationId: c.id } },
+      el("td", {}, link),
+      el("td", {}, c.waiting_es || "—"),
+      el("td", {}, c.paused_reason_es || "—"),
+      el("td", { class: "last-message" }, c.last_message_text || ""),
+      el("td", {}, c.assigned_to || "Sin asignar"),
+      el("td", {}, assign));
+  }
+
+  function initInbox() {
+    const rows = document.getElementById("inbox-rows");
+    const empty = document.getElementById("inbox-empty");
+    const me = document.getElementById("current-user").dataset.username;
+
+    function render(conversations, freshId) {
+      rows.replaceChildren(...conversations.map((c) => {
+        const row = inboxRow(c);
+        if (c.id === freshId) row.classList.add("fresh");
+        return row;
+      }));
+      empty.hidden = conversations.length > 0;
+    }
+
+    let freshId = null;
+    const reload = debounce(async () => {
+      try {
+        const data = await api("GET", "/api/console/conversations");
+        render(data.conversations, freshId);
+      } catch (error) { toast(error.message, true); }
+    }, 80);
+
+    rows.addEventListener("click", async (event) => {
+      const button = event.target.closest("button.assign-me");
+      if (!button) return;
+      try {
+        await api("POST", "/api/console/conversations/" + encodeURIComponent(button.dataset.conversationId) + "/assign", { agent: me });
+        toast("Conversación asignada a usted.");
+        reload();
+      } catch (error) { toast(error.message, true); }
+    });
+
+    document.getElementById("open-conversation").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const form = new FormData(event.target);
+      location.href = "/console/conversations/" + encodeURIComponent(form.get("page_id") + ":" + form.get("user_id").trim());
+    });
+
+    live((event) => {
+      freshId = event.conversation_id;
+      // Show the customer's words at once; the reload brings the rest (waiting time, order, assignment).
+      const row = rows.querySelector('tr[data-conversation-id="' + CSS.escape(event.conversation_id) + '"]');
+      if (row && event.kind === "user_message" && event.data && typeof event.data.text === "string") {
+        row.querySelector(".last-message").textContent = event.data.text;
+        row.classList.remove("fresh"); void row.offsetWidth; row.classList.add("fresh");
+      }
+      reload();
+    }, reload);
+  }
+
+  // --- conversation ------------------------------------------------------------------------------
+
+  function initConversation() {
+    const data = pageData();
+    let conversation = data.conversation;
+    let snippets = data.snippets || [];
+    const id = conversation.id;
+    const transcript = document.getElementById("transcript");
+    const textArea = document.getElementById("reply-text");
+    const sendButton = document.getElementById("reply-send");
+    const replyError = document.getElementById("reply-error");
+    const menu = document.getElementById("snippet-menu");
+    const me = document.getElementById("current-user").dataset.username;
+    let shown = conversation.transcript.map((item) => ({ author: item.author, text: item.text, at: item.at }));
+
+    function kindOf(author) { return author.split(":")[0]; }
+    function labelOf(author) {
+      if (author === "user") return "Cliente";
+      if (author === "bot") return "Bot";
+      if (author.startsWith("agent:")) return author.slice(6) || "Agente";
+      return author;
+    }
+
+    function itemNode(item) {
+      return el("li", { class: "msg " + kindOf(item.author), dataset: { author: item.author } },
+        el("span", { class: "author" }, item.author_label || labelOf(item.author)),
+        el("span", { class: "text" }, item.text),
+        el("time", { datetime: item.at }, hhmm(item.at)));
+    }
+
+    function scrollDown() { transcript.scrollTop = transcript.scrollHeight; }
+
+    function renderTranscript(items) {
+      shown = items.map((item) => ({ author: item.author, text: item.text, at: item.at }));
+      transcript.replaceChildren(...items.map(itemNode));
+      scrollDown();
+    }
+
+    // The same message can arrive as an event and in a reload: show it once.
+    function alreadyShown(item) {
+      const at = Date.parse(item.at);
+      return shown.slice(-8).some((other) => other.author === item.author && other.text === item.text &&
+        Math.abs(Date.parse(other.at) - at) < 120000);
+    }
+
+    function append(item) {
+      if (!item.text || alreadyShown(item)) return;
+      shown.push({ author: item.author, text: item.text, at: item.at });
+      transcript.append(itemNode(item));
+      scrollDown();
+    }
+
+    function renderState(c) {
+      conversation = c;
+      const paused = c.state === "paused";
+      const badge = document.getElementById("state-badge");
+      badge.textContent = paused ? "Chatbot en pausa" : "Atiende el chatbot";
+      badge.className = "badge " + c.state;
+      document.getElementById("reply-form").hidden = !paused;
+      document.getElementById("paused-actions").hidden = !paused;
+      document.getElementById("bot-actions").hidden = paused;
+      document.getElementById("assigned-to").textContent = c.assigned_to || "Sin asignar";
+      document.getElementById("paused-reason").textContent = c.paused_reason_es || "—";
+      document.getElementById("last-user-at").textContent = c.last_user_message_at || "—";
+      const select = document.getElementById("assign-agent");
+      if (select) select.value = c.assigned_to || "";
+      const windowBox = document.getElementById("window");
+      const replyWindow = c.window || { can_reply: true, message_es: "" };
+      windowBox.textContent = paused ? replyWindow.message_es : "El chatbot responde a este cliente.";
+      windowBox.classList.toggle("closed", paused && !replyWindow.can_reply);
+      textArea.disabled = !replyWindow.can_reply;
+      sendButton.disabled = !replyWindow.can_reply;
+    }
+
+    const reload = debounce(async () => {
+      try {
+        const answer = await api("GET", "/api/console/conversations/" + encodeURIComponent(id));
+        renderState(answer.conversation);
+        renderTranscript(answer.conversation.transcript);
+      } catch (error) { toast(error.message, true); }
+    }, 80);
+
+    renderState(conversation);
+    scrollDown();
+
+    const refreshState = debounce(async () => {
+      try {
+        const answer = await api("GET", "/api/console/conversations/" + encodeURIComponent(id));
+        renderState(answer.conversation);
+      } catch (error) { toast(error.message, true); }
+    }, 300);
+
+    // Snippets: "/" at the start of a word opens the menu; Enter or Tab inserts, Escape closes.
+    let matches = [];
+    let selected = 0;
+    function snippetQuery() {
+      const before = textArea.value.slice(0, textArea.selectionStart);
+      const match = before.match(/(^|\s)\/([a-z0-9_-]*)$/i);
+      return match ? { query: match[2].toLowerCase(), start: before.length - match[2].length - 1 } : null;
+    }
+    function closeMenu() { menu.hidden = true; matches = []; }
+    function showMenu() {
+      const found = snippetQuery();
+      if (!found) { closeMenu(); return; }
+      matches = snippets.filter((s) => s.name.startsWith(found.query)).slice(0, 8);
+      if (!matches.length) { closeMenu(); return; }
+      selected = Math.min(selected, matches.length - 1);
+      menu.replaceChildren(...matches.map((s, index) => {
+        const option = el("li", { role: "option", "aria-selected": index === selected ? "true" : "false", dataset: { name: s.name } },
+          "/" + s.name, el("small", {}, s.text));
+        option.addEventListener("mousedown", (event) => { event.preventDefault(); insertSnippet(s); });
+        return option;
+      }));
+      menu.hidden = false;
+    }
+    function insertSnippet(snippet) {
+      const found = snippetQuery();
+      if (!found) return;
+      const caret = textArea.selectionStart;
+      textArea.value = textArea.value.slice(0, found.start) + snippet.text + textArea.value.slice(caret);
+      const position = found.start + snippet.text.length;
+      textArea.setSelectionRange(position, position);
+      closeMenu();
+      textArea.focus();
+    }
+    textArea.addEventListener("input", () => { selected = 0; showMenu(); });
+    textArea.addEventListener("keydown", (event) => {
+      if (!menu.hidden && matches.length) {
+        if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+          event.preventDefault();
+          selected = (selected + (event.key === "ArrowDown" ? 1 : matches.length - 1)) % matches.length;
+          showMenu();
+          return;
+        }
+        if (event.key === "Enter" || event.key === "Tab") { event.preventDefault(); insertSnippet(matches[selected]); return; }
+        if (event.key === "Escape") { closeMenu(); return; }
+      }
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        document.getElementById("reply-form").requestSubmit();
+      }
+    });
+    textArea.addEventListener("blur", () => setTimeout(closeMenu, 150));
+
+    document.getElementById("reply-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const text = textArea.value.trim();
+      if (!text) return;
+      sendButton.disabled = true;
+      replyError.hidden = true;
+      try {
+        const answer = await api("POST", "/api/console/conversations/" + encodeURIComponent(id) + "/reply", { text });
+        textArea.value = "";
+        append({ author: "agent:" + me, text: answer.text, at: new Date().toISOString() });
+      } catch (error) {
+        replyError.textContent = error.message;
+        replyError.hidden = false;
+      } finally {
+        sendButton.disabled = !(conversation.window || { can_reply: true }).can_reply;
+        textArea.focus();
+      }
+    });
+
+    async function assignTo(agent) {
+      try {
+        const answer = await api("POST", "/api/console/conversations/" + encodeURIComponent(id) + "/assign", { agent: agent || null });
+        renderState(answer.conversation);
+        toast(agent ? "Conversación asignada a " + agent + "." : "Conversación sin asignar.");
+      } catch (error) { toast(error.message, true); }
+    }
+    document.getElementById("assign-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      assignTo(document.getElementById("assign-agent").value);
+    });
+    document.getElementById("assign-me").addEventListener("click", () => assignTo(me));
+
+    document.getElementById("close-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const note = document.getElementById("close-note").value.trim();
+      if (!note) return;
+      try {
+        const answer = await api("POST", "/api/console/conversations/" + encodeURIComponent(id) + "/close", { note });
+        renderState(answer.conversation);
+        document.getElementById("close-note").value = "";
+        toast("Conversación cerrada: el chatbot vuelve a responder.");
+      } catch (error) { toast(error.message, true); }
+    });
+
+    document.getElementById("pause-bot").addEventListener("click", async () => {
+      try {
+        const answer = await api("POST", "/api/console/conversations/" + encodeURIComponent(id) + "/pause");
+        renderState(answer.conversation);
+        toast("Chatbot en pausa: ahora responde usted.");
+        reload();
+      } catch (error) { toast(error.message, true); }
+    });
+
+    live((event) => {
+      if (event.conversation_id !== id) return;
+      const text = event.data && typeof event.data.text === "string" ? event.data.text : null;
+      if (event.kind === "user_message" && text !== null) {
+        append({ author: "user", text, at: event.at });
+      } else if (event.kind === "agent_message" && text !== null) {
+        append({ author: (event.data && event.data.author) || ("agent:" + ((event.data && event.data.agent) || "")), text, at: event.at });
+      } else if (event.kind === "bot_message" && text !== null) {
+        append({ author: "bot", text, at: event.at });
+      } else {
+        reload();
+        return;
+      }
+      // The window and the last message time move with every message: refresh the state, keep the transcript.
+      refreshState();
+    }, reload);
+
+  }
+
+  // --- snippets page -----------------------------------------------------------------------------
+
+  function initSnippets() {
+    const rows = document.getElementById("snippet-rows");
+    function render(list) {
+      rows.replaceChildren(...list.map((s) => el("tr", { dataset: { name: s.name } },
+        el("td", {}, el("code", {}, "/" + s.name)), el("td", { class: "snippet-text" }, s.text), el("td", {}, s.created_by),
+        el("td", {}, el("button", { type: "button", class: "delete-snippet danger link", dataset: { name: s.name } }, "Borrar")))));
+      document.getElementById("snippets-empty").hidden = list.length > 0;
+    }
+    async function reload() { render((await api("GET", "/api/console/snippets")).snippets); }
+    document.getElementById("snippet-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const name = document.getElementById("snippet-name").value.trim().replace(/^\//, "").toLowerCase();
+      const text = document.getElementById("snippet-text").value;
+      try {
+        await api("PUT", "/api/console/snippets/" + encodeURIComponent(name), { text });
+        event.target.reset();
+        toast("Atajo /" + name + " guardado.");
+        await reload();
+      } catch (error) { toast(error.message, true); }
+    });
+    rows.addEventListener("click", async (event) => {
+      const button = event.target.closest("button.delete-snippet");
+      if (!button) return;
+      try {
+        await api("DELETE", "/api/console/snippets/" + encodeURIComponent(button.dataset.name));
+        await reload();
+      } catch (error) { toast(error.message, true); }
+    });
+  }
+
+  // --- knowledge page ----------------------------------------------------------------------------
+
+  function initKnowledge() {
+    let draft = null;
+    const publishButton = document.getElementById("publish-button");
+
+    function answerText(answer, none) {
+      if (!answer) return none;
+      if (answer.outcome === "answer") return answer.text + (answer.entry_id ? "\n\n(entrada «" + answer.entry_id + "»)" : "");
+      if (answer.outcome === "suggest") return "No responde directamente; sugiere: " + answer.suggestions.join(", ");
+      return "No encuentra respuesta: el bot ofrecería hablar con una persona.";
+    }
+
+    function renderReport(d) {
+      draft = d;
+      document.getElementById("report-card").hidden = false;
+      const summary = document.getElementById("report-summary");
+      summary.textContent = d.ok
+        ? "«" + d.filename + "» es válida: " + d.entry_count + " entradas listas para publicar" + (d.warning_count ? " (" + d.warning_count + " advertencias)." : ".")
+        : "«" + d.filename + "» tiene " + d.error_count + " error(es): corríjalos y vuelva a subir el archivo. La versión publicada sigue respondiendo.";
+      summary.className = "alert " + (d.ok ? "ok" : "error");
+      document.getElementById("report-rows").replaceChildren(...d.issues.map((issue) => el("tr", { class: issue.severity, dataset: { row: issue.row === null ? "" : issue.row } },
+        el("td", {}, issue.row === null ? "—" : "Fila " + issue.row),
+        el("td", {}, issue.column || "—"),
+        el("td", {}, issue.severity === "error" ? "Error" : "Advertencia"),
+        el("td", {}, issue.message))));
+      publishButton.disabled = !d.ok;
+    }
+
+    function renderStatus(status) {
+      const live = document.getElementById("live-version");
+      live.textContent = status.live ? status.live.id + " · " + status.live.entry_count + " entradas · " + status.live.published_by : "ninguna todavía";
+      document.getElementById("versions").replaceChildren(...status.versions.map((v) => el("li", { dataset: { versionId: v.id } },
+        v.id + " · " + v.entry_count + " entradas · " + v.published_by + " · " + v.published_at.slice(0, 16).replace("T", " "),
+        v.live ? el("strong", {}, " (publicada)") : null)));
+      document.getElementById("rollback-button").disabled = status.versions.length < 2;
+    }
+
+    document.getElementById("upload-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const file = document.getElementById("matrix-file").files[0];
+      if (!file) return;
+      const form = new FormData();
+      form.append("file", file, file.name);
+      const button = document.getElementById("upload-button");
+      button.disabled = true;
+      button.textContent = "Revisando…";
+      try {
+        renderReport((await api("POST", "/api/console/knowledge/drafts", form)).draft);
+      } catch (error) { toast(error.message, true); }
+      finally { button.disabled = false; button.textContent = "Subir y revisar"; }
+    });
+
+    publishButton.addEventListener("click", async () => {
+      if (!draft) return;
+      publishButton.disabled = true;
+      publishButton.textContent = "Publicando…";
+      try {
+        const answer = await api("POST", "/api/console/knowledge/publish", { draft_id: draft.id });
+        toast("Matriz publicada: versión " + answer.version.id + ".");
+        renderStatus(await api("GET", "/api/console/knowledge"));
+        publishButton.textContent = "Publicada";
+      } catch (error) {
+        toast(error.message, true);
+        publishButton.disabled = false;
+        publishButton.textContent = "Publicar este borrador";
+      }
+    });
+
+    document.getElementById("rollback-button").addEventListener("click", async () => {
+      try {
+        const answer = await api("POST", "/api/console/knowledge/rollback", {});
+        toast("El chatbot vuelve a responder con la versión " + answer.version.id + ".");
+        renderStatus(await api("GET", "/api/console/knowledge"));
+      } catch (error) { toast(error.message, true); }
+    });
+
+    document.getElementById("try-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const question = document.getElementById("try-question").value.trim();
+      if (!question) return;
+      const draftBox = document.getElementById("try-draft");
+      const liveBox = document.getElementById("try-live");
+      draftBox.textContent = liveBox.textContent = "Buscando…";
+      try {
+        const answer = await api("POST", "/api/console/knowledge/try", { question, draft_id: draft ? draft.id : null });
+        draftBox.textContent = answerText(answer.draft, "Suba un borrador para probarlo.");
+        liveBox.textContent = answerText(answer.live, "Todavía no hay una versión publicada.");
+        draftBox.classList.remove("muted"); liveBox.classList.remove("muted");
+      } catch (error) { draftBox.textContent = liveBox.textContent = ""; toast(error.message, true); }
+    });
+  }
+
+  const pages = { inbox: initInbox, conversation: initConversation, snippets: initSnippets, knowledge: initKnowledge };
+  if (pages[pageName]) pages[pageName]();
+})();

@@ -1,0 +1,108 @@
+"""Who may call each route of the app: the table the route tests (unit and integration) hold the app to.
+
+A route missing here fails those tests until someone decides who may call it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+
+PAGE = "100000000000001"
+
+AGENTS = frozenset({"admin", "agent"})
+EDITORS = frozenset({"admin", "editor"})
+EVERYONE = frozenset({"admin", "agent", "editor"})
+
+# Reachable without logging in, in every environment. (Rasa's webhook lives on Rasa's port, not here.)
+PUBLIC = {
+    ("GET", "/health"),
+    ("GET", "/console/login"),
+    ("POST", "/console/login"),
+    ("POST", "/api/console/login"),
+    ("GET", "/console/assets/{name}"),  # the login page's CSS and JavaScript
+}
+
+# Machine clients with the service token (Authorization: Bearer BOT_SERVICE_TOKEN) only.
+SERVICE_TOKEN_ONLY = {
+    ("POST", "/api/outbox"),
+    ("GET", "/api/outbox"),
+    ("GET", "/api/outbox/alerts"),
+    ("GET", "/api/outbox/pages/{page_id}"),
+    ("POST", "/api/outbox/pages/{page_id}/resume"),
+    ("GET", "/api/outbox/{message_id}"),
+    ("POST", "/api/outbox/{message_id}/cancel"),
+    ("POST", "/api/outbox/{message_id}/retry"),
+    ("POST", "/internal/handoff/pause"),
+    ("POST", "/internal/handoff/user-message"),
+    ("GET", "/internal/handoff/state"),
+    ("POST", "/internal/handoff/reply"),
+    ("POST", "/internal/handoff/resume"),
+}
+
+# People, by role (and whether the service token is accepted too).
+ROLES: dict[tuple[str, str], tuple[frozenset[str], bool]] = {
+    ("POST", "/console/logout"): (EVERYONE, False),
+    ("GET", "/console"): (EVERYONE, False),
+    ("GET", "/console/inbox"): (AGENTS, False),
+    ("GET", "/console/conversations/{conversation_id}"): (AGENTS, False),
+    ("GET", "/console/snippets"): (AGENTS, False),
+    ("GET", "/console/events"): (AGENTS, False),
+    ("GET", "/console/knowledge"): (EDITORS, False),
+    ("POST", "/api/console/logout"): (EVERYONE, False),
+    ("GET", "/api/console/me"): (EVERYONE, False),
+    ("GET", "/api/console/agents"): (AGENTS, False),
+    ("GET", "/api/console/conversations"): (AGENTS, True),
+    ("GET", "/api/console/conversations/{conversation_id}"): (AGENTS, True),
+    ("POST", "/api/console/conversations/{conversation_id}/reply"): (AGENTS, False),
+    ("POST", "/api/console/conversations/{conversation_id}/assign"): (AGENTS, False),
+    ("POST", "/api/console/conversations/{conversation_id}/pause"): (AGENTS, False),
+    ("POST", "/api/console/conversations/{conversation_id}/close"): (AGENTS, False),
+    ("GET", "/api/console/snippets"): (AGENTS, False),
+    ("PUT", "/api/console/snippets/{name}"): (AGENTS, False),
+    ("DELETE", "/api/console/snippets/{name}"): (AGENTS, False),
+    ("GET", "/api/console/knowledge"): (EDITORS, True),
+    ("POST", "/api/console/knowledge/drafts"): (EDITORS, True),
+    ("POST", "/api/console/knowledge/try"): (EDITORS, True),
+    ("POST", "/api/console/knowledge/publish"): (EDITORS, True),
+    ("POST", "/api/console/knowledge/rollback"): (EDITORS, True),
+}
+
+# Development only (BOT_ENV=production does not mount them): the Graph API sandbox, its chat, the API docs.
+DEVELOPMENT_ONLY_OPEN_PREFIXES = ("/sandbox/", "/{version:graph_version}/", "/docs", "/redoc", "/openapi.json")
+
+PRODUCTION = {
+    "environment": "production",
+    "app_secret": "3b1f0c9d8e7a6b5c4d3e2f1a0b9c8d7e",
+    "verify_token": "verify-7Qp2xZr9",
+    "service_token": "service-Kd83hFq1",
+    "rasa_token": "rasa-Hq83kd9",
+    "page_tokens": {PAGE: "EAAGm0PX4ZCpsBAKZBZCexampleTOKENvalue1"},
+    "app_id": "1517776481860111",
+    "graph_api_base": "https://graph.facebook.com",
+}
+
+def app_routes(app: FastAPI) -> set[tuple[str, str]]:
+    found = set()
+    for context in iter_route_contexts(app.routes):
+        for method in getattr(context.original_route, "methods", None) or ():
+            found.add((method, context.path))
+    return found
+
+
+def concrete(path: str, conversation_id: str = f"{PAGE}:u1") -> str:
+    values = {"conversation_id": conversation_id, "name": "console.css", "message_id": "1", "page_id": PAGE,
+              "version": "v21.0", "node": "me"}
+    return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], path)
+
+
+def is_development_only(path: str) -> bool:
+    return path.startswith(DEVELOPMENT_ONLY_OPEN_PREFIXES)
+
+
+def unknown_routes(routes: set[tuple[str, str]]) -> list[tuple[str, str]]:
+    known = PUBLIC | SERVICE_TOKEN_ONLY | set(ROLES)
+    return sorted(route for route in routes - known if not is_development_only(route[1]))
+
