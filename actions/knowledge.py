@@ -1,26 +1,63 @@
 """Answers what small talk does not cover: the questions meant for the knowledge matrix.
 
-The retrieval itself arrives later. It plugs in as a `KnowledgeLookup`: given the
-user's message, return a `KnowledgeAnswer` or `None`. Until then the lookup finds
-nothing and the action says so honestly, without inventing facts, and offers a person.
+The live version of the matrix (`knowledge_matrix.live.LiveKnowledge`, switched without a
+restart when an editor publishes) decides what to do with the message:
+
+- **answer**: the entry's answer, its link appended, its image, its quick replies or buttons;
+- **ambiguous**: "¿Quisiste decir…?" with up to 3 candidate questions as quick replies; tapping one
+  sends `/ask_knowledge{"entry_id":"…"}`, which Rasa's regex interpreter turns into the intent
+  `ask_knowledge` with the entity `entry_id`, and this action answers that entry. A matrix quick
+  reply or button `=> #id` sends the same payload;
+- **no match**: the GPT fallback (`knowledge_matrix.llm`) answers from the best entries alone, or
+  declines. Declining, or no key configured, ends in the honest "no tengo esa respuesta" and the
+  offer of a person; `actions.handoff` counts those misses and hands off after
+  `HANDOFF_MAX_FAILURES` in a row, or at once when the GPT fallback declined.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import json
+import logging
+import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.handoff import answered, handoff_events, no_answer
+from bot.settings import load_settings
+from knowledge_matrix.errors import KnowledgeMatrixError
+from knowledge_matrix.live import LiveKnowledge, Lookup
+from knowledge_matrix.llm import (
+    GroundedEntry,
+    LLMClient,
+    LLMSettings,
+    LLMSettingsError,
+    Turn,
+    answer_with_fallback,
+    load_llm_settings,
+    make_llm_client,
+)
+from knowledge_matrix.matrix import Button, Entry, QuickReply
+from knowledge_matrix.retrieval import Hit
+from knowledge_matrix.text import fold
+
+logger = logging.getLogger(__name__)
 
 ACTION_NAME = "action_knowledge_answer"
+ENTRY_INTENT = "ask_knowledge"
+ENTRY_ENTITY = "entry_id"
+QUICK_REPLY_TITLE_LIMIT = 20  # Messenger
+MAX_CANDIDATES = 3
+FALLBACK_TURNS = 6  # earlier messages of the session given to the GPT fallback
 
+DID_YOU_MEAN = "¿Quisiste decir…?"
+AGENT_QUICK_REPLY: dict[str, str] = {"title": "Hablar con un agente", "payload": "/request_human"}
 OFFER_PERSON_QUICK_REPLIES: tuple[dict[str, str], ...] = (
-    {"title": "Hablar con un agente", "payload": "/request_human"},
+    AGENT_QUICK_REPLY,
     {"title": "No, gracias", "payload": "/deny"},
 )
 
@@ -33,25 +70,180 @@ NO_ANSWER_TEXTS: tuple[str, ...] = (
     "Todavía no sé responder eso y no quiero darte un dato equivocado. ¿Prefieres que te atienda una persona?",
 )
 
+# Why the GPT fallback gave no answer without being asked, or without replying: these count as one
+# more miss. Any other reason means the model replied and it (or our checks) declined: hand off at once.
+NOT_ASKED_OR_FAILED = frozenset(
+    {"llm_disabled", "empty_question", "no_entries", "injection_suspected", "llm_timeout", "llm_unavailable",
+     "llm_rejected"}
+)
+
+# Words a too-long question can lose at its start ("¿Qué son los mensajes de etiqueta?" → "Mensajes de etiqueta").
+_LEADING_FILLERS = frozenset(
+    {"como", "que", "cual", "cuales", "donde", "cuando", "quien", "es", "son", "se", "hay", "el", "la", "los", "las",
+     "un", "una", "mi", "mis"}
+)
+# Words a shortened title should not end on ("Cómo pauso el…" says less than "Cómo pauso…").
+_TRAILING_FILLERS = frozenset(
+    {"a", "al", "con", "de", "del", "el", "en", "es", "la", "las", "lo", "los", "mi", "mis", "o", "para", "por",
+     "que", "se", "su", "sus", "tu", "tus", "un", "una", "y"}
+)
+
+
+# --- the seam -----------------------------------------------------------------------------------------
+
+
+class KnowledgeSource(Protocol):
+    """What the action needs from the matrix; `LiveKnowledge` in the server, a fake in tests."""
+
+    async def lookup(self, question: str) -> Lookup | None:
+        """The verdict and best entries of the live version; None when nothing is published."""
+        ...
+
+    async def entry(self, entry_id: str) -> Entry | None: ...
+
 
 @dataclass(frozen=True)
-class KnowledgeAnswer:
-    """An answer found for the user's message, ready to send."""
+class Fallback:
+    """The GPT fallback's settings and client (None without a key: nothing is ever sent)."""
 
-    text: str
-
-
-KnowledgeLookup = Callable[[str], Awaitable[KnowledgeAnswer | None]]
+    settings: LLMSettings
+    client: LLMClient | None
 
 
-async def lookup_nothing_yet(question: str) -> KnowledgeAnswer | None:
-    """The knowledge matrix is not connected yet, so there is never an answer."""
-    return None
+_defaults_lock = threading.Lock()
+_default_knowledge: LiveKnowledge | None = None
+_default_fallback: Fallback | None = None
+
+
+def default_knowledge() -> LiveKnowledge:
+    """One `LiveKnowledge` per action server process, warming up in the background from the
+    moment the action is registered, so the first customer does not wait for the models."""
+    global _default_knowledge
+    with _defaults_lock:
+        if _default_knowledge is None:
+            _default_knowledge = LiveKnowledge(load_settings().data_dir)
+            _default_knowledge.start_warm_up()
+        return _default_knowledge
+
+
+def default_fallback() -> Fallback:
+    """`LLM_*` from the environment; a value we cannot use is logged and the fallback is off."""
+    global _default_fallback
+    with _defaults_lock:
+        if _default_fallback is None:
+            try:
+                settings = load_llm_settings()
+            except LLMSettingsError as exc:
+                logger.error("the GPT fallback is off: %s", exc)
+                settings = LLMSettings()
+            _default_fallback = Fallback(settings, make_llm_client(settings))
+        return _default_fallback
+
+
+# --- what is sent ---------------------------------------------------------------------------------------
+
+
+def entry_payload(entry_id: str) -> str:
+    """The payload that makes this action answer an entry: `/ask_knowledge{"entry_id":"…"}`."""
+    return f"/{ENTRY_INTENT}" + json.dumps({ENTRY_ENTITY: entry_id}, ensure_ascii=False, separators=(",", ":"))
+
+
+def reply_payload(value: str) -> str:
+    """A matrix payload as sent: `#id` points to an entry; anything else (`/request_human`, a text) as is."""
+    value = value.strip()
+    if value.startswith("#") and len(value) > 1:
+        return entry_payload(value[1:].strip())
+    return value
+
+
+def quick_reply_dict(reply: QuickReply) -> dict[str, str]:
+    return {"title": reply.title, "payload": reply_payload(reply.payload or reply.title)}
+
+
+def button_dict(button: Button) -> dict[str, str]:
+    if button.is_link:
+        return {"type": "web_url", "title": button.title, "url": button.url}
+    return {"type": "postback", "title": button.title, "payload": reply_payload(button.payload or button.title)}
+
+
+def answer_text(entry: Entry) -> str:
+    """The answer with the entry's link on its own line (unless the answer already has it)."""
+    if entry.link and entry.link not in entry.answer:
+        return f"{entry.answer}\n\n{entry.link}"
+    return entry.answer
+
+
+def answer_message(entry: Entry) -> dict[str, Any]:
+    """`utter_message` arguments for an entry. The connector sends the image as its own message
+    after the text and attaches the quick replies to the last message, where Messenger shows them."""
+    message: dict[str, Any] = {"text": answer_text(entry)}
+    if entry.image:
+        message["image"] = entry.image
+    if entry.quick_replies:
+        message["quick_replies"] = [quick_reply_dict(reply) for reply in entry.quick_replies]
+    if entry.buttons:
+        message["buttons"] = [button_dict(button) for button in entry.buttons]
+    return message
+
+
+def _clean_question(text: str) -> str:
+    cleaned = " ".join(text.translate(str.maketrans("", "", "¿?¡!")).split())
+    return cleaned[:1].upper() + cleaned[1:]
+
+
+def short_title(text: str, limit: int = QUICK_REPLY_TITLE_LIMIT) -> str:
+    """A question as a quick reply title, never over `limit`: without ¿?¡!; if still too long, without
+    its leading question words; else cut after a whole word, with "…"."""
+    cleaned = _clean_question(text)
+    if len(cleaned) <= limit:
+        return cleaned
+    words = cleaned.split()
+    while len(words) > 1 and fold(words[0]) in _LEADING_FILLERS:
+        words.pop(0)
+    core = _clean_question(" ".join(words))
+    if len(core) <= limit:
+        return core
+    kept: list[str] = []
+    for word in cleaned.split():
+        if len(" ".join([*kept, word])) > limit - 1:
+            break
+        kept.append(word)
+    while len(kept) > 1 and fold(kept[-1]) in _TRAILING_FILLERS:
+        kept.pop()
+    if not kept:
+        return cleaned[: limit - 1].rstrip() + "…"
+    return " ".join(kept) + "…"
+
+
+def candidate_question(hit: Hit, limit: int = QUICK_REPLY_TITLE_LIMIT) -> str:
+    """The question to offer for a candidate: the one that matched, unless another way of asking
+    fits a quick reply title whole."""
+    for question in (hit.matched_question, *hit.entry.questions):
+        if len(_clean_question(question)) <= limit:
+            return question
+    return hit.matched_question or hit.entry.questions[0]
+
+
+def did_you_mean_message(candidates: Sequence[Hit]) -> dict[str, Any]:
+    """"¿Quisiste decir…?", the candidate questions in full, one quick reply each (and a person)."""
+    chosen = list(candidates[:MAX_CANDIDATES])
+    questions = [candidate_question(hit) for hit in chosen]
+    titles = [short_title(question) for question in questions]
+    if len(set(titles)) < len(titles):  # two shortened alike: number them as the list does
+        titles = [short_title(f"{number}. {question}") for number, question in enumerate(questions, start=1)]
+    lines = [DID_YOU_MEAN, *(f"• {question}" for question in questions)]
+    replies = [
+        {"title": title, "payload": entry_payload(hit.entry.id)} for title, hit in zip(titles, chosen, strict=True)
+    ]
+    return {"text": "\n".join(lines), "quick_replies": [*replies, dict(AGENT_QUICK_REPLY)]}
 
 
 def no_answer_text(previous_runs: int) -> str:
     """The honest reply when nothing was found, varied by `previous_runs` in this session."""
     return NO_ANSWER_TEXTS[previous_runs % len(NO_ANSWER_TEXTS)]
+
+
+# --- what is read from the conversation ------------------------------------------------------------------
 
 
 def count_previous_runs(events: list[dict[str, Any]]) -> int:
@@ -65,9 +257,52 @@ def count_previous_runs(events: list[dict[str, Any]]) -> int:
     return runs
 
 
+def selected_entry_id(tracker: Tracker) -> str | None:
+    """The entry a tapped quick reply or button asks for (`/ask_knowledge{"entry_id":"…"}`)."""
+    for value in tracker.get_latest_entity_values(ENTRY_ENTITY):
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def recent_turns(events: Iterable[dict[str, Any]], limit: int = FALLBACK_TURNS) -> list[Turn]:
+    """The last messages of the current session, the user's and the bot's, for the GPT fallback.
+    Payloads (`/intent…`) are what a button sent, not what anyone wrote: left out."""
+    turns: list[Turn] = []
+    for event in events:
+        kind = event.get("event")
+        if kind in ("session_started", "restart"):
+            turns = []
+            continue
+        text = (event.get("text") or "").strip()
+        if not text or text.startswith("/"):
+            continue
+        if kind == "user":
+            turns.append(Turn("user", text))
+        elif kind == "bot":
+            turns.append(Turn("bot", text))
+    return turns[-limit:] if limit > 0 else []
+
+
+def grounded_entries(hits: Iterable[Hit]) -> list[GroundedEntry]:
+    return [GroundedEntry(hit.entry.id, hit.entry.questions, hit.entry.answer) for hit in hits]
+
+
+def fallback_declined(reason: str) -> bool:
+    """The model was asked and replied, and the reply was `NO_ANSWER` or failed our checks."""
+    return reason not in NOT_ASKED_OR_FAILED
+
+
+# --- the action ------------------------------------------------------------------------------------------
+
+
 class ActionKnowledgeAnswer(Action):
-    def __init__(self, lookup: KnowledgeLookup = lookup_nothing_yet) -> None:
-        self._lookup = lookup
+    """Registered by the action server with no arguments (the live matrix and `LLM_*` from the
+    environment); tests pass a fake `knowledge` and a `Fallback` with `FakeLLMClient`."""
+
+    def __init__(self, knowledge: KnowledgeSource | None = None, fallback: Fallback | None = None) -> None:
+        self._knowledge = knowledge if knowledge is not None else default_knowledge()
+        self._fallback = fallback
 
     def name(self) -> str:
         return ACTION_NAME
@@ -78,18 +313,57 @@ class ActionKnowledgeAnswer(Action):
         tracker: Tracker,
         domain: DomainDict,
     ) -> list[dict[str, Any]]:
-        question = tracker.latest_message.get("text") or ""
-        answer = await self._lookup(question) if question.strip() else None
-        if answer is not None:
-            dispatcher.utter_message(text=answer.text)
+        entry_id = selected_entry_id(tracker)
+        if entry_id is not None:
+            entry = await self._knowledge.entry(entry_id)
+            if entry is not None:
+                dispatcher.utter_message(**answer_message(entry))
+                return answered(tracker)
+            logger.warning("a quick reply points to an entry the live version does not have",
+                           extra={"entry_id": entry_id, "user_id": tracker.sender_id})
+            return await self._no_answer(dispatcher, tracker, llm_declined=False)
+
+        question = (tracker.latest_message.get("text") or "").strip()
+        if not question:
+            return await self._no_answer(dispatcher, tracker, llm_declined=False)
+        lookup = await self._lookup(question)
+        if lookup is not None and lookup.verdict.kind == "answer" and lookup.verdict.hit is not None:
+            dispatcher.utter_message(**answer_message(lookup.verdict.hit.entry))
             return answered(tracker)
-        # HANDOFF_MAX_FAILURES misses in a row hand off (the GPT fallback declining: llm_declined=True).
-        decision = no_answer(tracker)
+        if lookup is not None and lookup.verdict.kind == "ambiguous":
+            dispatcher.utter_message(**did_you_mean_message(lookup.verdict.candidates))
+            return []  # neither an answer nor a miss: the user picks, or asks again
+
+        fallback = self._fallback or default_fallback()
+        result = await answer_with_fallback(
+            question,
+            grounded_entries(lookup.hits if lookup is not None else ()),
+            recent_turns(tracker.events or []),
+            fallback.client,
+            fallback.settings,
+        )
+        if result.kind == "answer":
+            dispatcher.utter_message(text=result.text)
+            return answered(tracker)
+        return await self._no_answer(dispatcher, tracker, llm_declined=fallback_declined(result.reason))
+
+    async def _lookup(self, question: str) -> Lookup | None:
+        try:
+            return await self._knowledge.lookup(question)
+        except KnowledgeMatrixError as exc:
+            logger.error("knowledge lookup failed; answering as if nothing matched", extra={"error": str(exc)})
+            return None
+
+    async def _no_answer(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, *, llm_declined: bool
+    ) -> list[dict[str, Any]]:
+        """The honest "not in my information" and the offer of a person, or the handoff itself."""
+        decision = no_answer(tracker, llm_declined=llm_declined)
         if decision.hand_off:
             assert decision.reason is not None
             return await handoff_events(dispatcher, tracker, decision.reason)
         dispatcher.utter_message(
-            text=no_answer_text(count_previous_runs(tracker.events)),
+            text=no_answer_text(count_previous_runs(tracker.events or [])),
             quick_replies=[dict(reply) for reply in OFFER_PERSON_QUICK_REPLIES],
         )
         return decision.events

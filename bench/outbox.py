@@ -41,10 +41,26 @@ def percentile(values: list[float], q: float) -> float:
 
 def start_sandbox(data_dir: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "BOT_DATA_DIR": str(data_dir), "BOT_APP_URL": f"http://127.0.0.1:{port}"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "BOT_DATA_DIR": str(data_dir),
+        "BOT_APP_URL": f"http://127.0.0.1:{port}",
+    }
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bot.app:create_app", "--factory", "--port", str(port), "--log-level",
-         "warning"], cwd=ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bot.app:create_app",
+            "--factory",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):
@@ -79,12 +95,23 @@ def throughput(store_url: str, sandbox_url: str, messages: int, recipients: int,
     for n in range(messages):
         store.enqueue(NewMessage(PAGE, f"{run}-{n % recipients}", {"text": f"m{n}"}, purpose=Purpose.REPLY), now)
     before = store.counts().get(Status.SENT.value, 0)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OUTBOX_URL": store_url, "GRAPH_API_BASE": sandbox_url,
-           "OUTBOX_PAGE_RATE": "0", "OUTBOX_BATCH_SIZE": "64"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "OUTBOX_URL": store_url,
+        "GRAPH_API_BASE": sandbox_url,
+        "OUTBOX_PAGE_RATE": "0",
+        "OUTBOX_BATCH_SIZE": "64",
+    }
     started = time.perf_counter()
     processes = [
-        subprocess.Popen([sys.executable, "-m", "outbox", "worker"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
+        subprocess.Popen(
+            [sys.executable, "-m", "outbox", "worker"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for _ in range(workers)
     ]
     try:
@@ -124,8 +151,9 @@ async def reply_delay(store_url: str, sandbox_url: str, count: int = 300) -> dic
             user = f"delay-{n}"
             store.record_user_message(PAGE, user, now)
             started = time.perf_counter()
-            await client.send_message(PAGE, {"recipient": {"id": user}, "messaging_type": "RESPONSE",
-                                             "message": {"text": "directo"}})
+            await client.send_message(
+                PAGE, {"recipient": {"id": user}, "messaging_type": "RESPONSE", "message": {"text": "directo"}}
+            )
             direct.append((time.perf_counter() - started) * 1000)
             started = time.perf_counter()
             message, _ = await worker.enqueue(NewMessage(PAGE, user, {"text": "outbox"}, purpose=Purpose.REPLY))
@@ -137,19 +165,25 @@ async def reply_delay(store_url: str, sandbox_url: str, count: int = 300) -> dic
         await task
         await client.close()
         store.close()
-    added = [t - d for t, d in zip(through, direct)]
-    return {"direct_p50": percentile(direct, 0.5), "direct_p99": percentile(direct, 0.99),
-            "outbox_p50": percentile(through, 0.5), "outbox_p99": percentile(through, 0.99),
-            "added_p50": percentile(added, 0.5), "added_p99": percentile(added, 0.99),
-            "added_mean": statistics.fmean(added)}
+    added = [t - d for t, d in zip(through, direct, strict=True)]
+    return {
+        "direct_p50": percentile(direct, 0.5),
+        "direct_p99": percentile(direct, 0.99),
+        "outbox_p50": percentile(through, 0.5),
+        "outbox_p99": percentile(through, 0.99),
+        "added_p50": percentile(added, 0.5),
+        "added_p99": percentile(added, 0.99),
+        "added_mean": statistics.fmean(added),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--recipients", type=int, default=200)
-    parser.add_argument("--postgres", default=os.environ.get("OUTBOX_TEST_POSTGRES_DSN",
-                                                              "postgresql://postgres@127.0.0.1:5432/test"))
+    parser.add_argument(
+        "--postgres", default=os.environ.get("OUTBOX_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         sandbox, sandbox_url = start_sandbox(Path(tmp) / "sandbox")
@@ -160,16 +194,24 @@ def main() -> None:
             for name, make_url in backends.items():
                 for workers in (1, 2):
                     rate = throughput(make_url(), sandbox_url, args.messages, args.recipients, workers)
-                    print(f"{name:8s} workers={workers}: {rate:7.1f} msg/s into the sandbox "
-                          f"({args.messages} messages, {args.recipients} recipients)")
+                    print(
+                        f"{name:8s} workers={workers}: {rate:7.1f} msg/s into the sandbox "
+                        f"({args.messages} messages, {args.recipients} recipients)"
+                    )
                 p50, p99 = enqueue_latency(make_url())
                 print(f"{name:8s} enqueue latency: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
             delay = asyncio.run(reply_delay(backends["sqlite"](), sandbox_url))
-            print(f"bot reply, direct Send API call: p50 {delay['direct_p50']:.2f} ms, p99 {delay['direct_p99']:.2f} ms")
-            print(f"bot reply through the outbox (SQLite, kicked worker): p50 {delay['outbox_p50']:.2f} ms, "
-                  f"p99 {delay['outbox_p99']:.2f} ms")
-            print(f"delay added by the outbox: p50 {delay['added_p50']:.2f} ms, p99 {delay['added_p99']:.2f} ms, "
-                  f"mean {delay['added_mean']:.2f} ms")
+            print(
+                f"bot reply, direct Send API call: p50 {delay['direct_p50']:.2f} ms, p99 {delay['direct_p99']:.2f} ms"
+            )
+            print(
+                f"bot reply through the outbox (SQLite, kicked worker): p50 {delay['outbox_p50']:.2f} ms, "
+                f"p99 {delay['outbox_p99']:.2f} ms"
+            )
+            print(
+                f"delay added by the outbox: p50 {delay['added_p50']:.2f} ms, p99 {delay['added_p99']:.2f} ms, "
+                f"mean {delay['added_mean']:.2f} ms"
+            )
         finally:
             sandbox.terminate()
             sandbox.wait()

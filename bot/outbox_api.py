@@ -110,16 +110,23 @@ async def enqueue(payload: EnqueueRequest, request: Request) -> JSONResponse:
     page = await worker.run_store(store.page, payload.page_id)
     # Decide now for an immediate send; a scheduled one is decided again when it is due.
     decision = decide(
-        new, ConversationWindow(last_user_message_at=last_user, page_utility_opt_in=page.utility_templates),
-        not_before or now, worker.policy,
+        new,
+        ConversationWindow(last_user_message_at=last_user, page_utility_opt_in=page.utility_templates),
+        not_before or now,
+        worker.policy,
     )
     if not decision.allowed:
         return refuse(decision.reason_code or "not_allowed", decision.reason_en, reason_es=decision.reason_es)
     stored, created = await worker.enqueue(new)
     return JSONResponse(
-        {"message": stored.to_dict(), "created": created, "decision": {
-            "messaging_type": decision.messaging_type, "tag": decision.tag,
-        }},
+        {
+            "message": stored.to_dict(),
+            "created": created,
+            "decision": {
+                "messaging_type": decision.messaging_type,
+                "tag": decision.tag,
+            },
+        },
         status_code=201 if created else 200,
     )
 
@@ -138,7 +145,9 @@ async def list_messages(
     except ValueError as exc:
         raise HTTPException(422, f"unknown status; use one of {[s.value for s in Status]}") from exc
     worker = worker_of(request)
-    query = MessageFilter(recipient_id=recipient_id, page_id=page_id, statuses=statuses, limit=limit, before_id=before_id)
+    query = MessageFilter(
+        recipient_id=recipient_id, page_id=page_id, statuses=statuses, limit=limit, before_id=before_id
+    )
     messages = await worker.run_store(worker.store.find, query)
     return {"messages": [message.to_dict() for message in messages]}
 
@@ -147,16 +156,30 @@ async def list_messages(
 async def alerts(request: Request) -> dict[str, Any]:
     worker = worker_of(request)
     found = await worker.run_store(worker.store.alerts, 100)
-    return {"alerts": [{"id": a.id, "page_id": a.page_id, "code": a.code, "message": a.message,
-                        "created_at": a.created_at.isoformat()} for a in found]}
+    return {
+        "alerts": [
+            {
+                "id": a.id,
+                "page_id": a.page_id,
+                "code": a.code,
+                "message": a.message,
+                "created_at": a.created_at.isoformat(),
+            }
+            for a in found
+        ]
+    }
 
 
 @router.get("/pages/{page_id}", dependencies=[Depends(require_service_token)])
 async def page_state(page_id: str, request: Request) -> dict[str, Any]:
     worker = worker_of(request)
     page = await worker.run_store(worker.store.page, page_id)
-    return {"page_id": page.page_id, "paused": page.paused, "paused_reason": page.paused_reason,
-            "utility_templates": page.utility_templates}
+    return {
+        "page_id": page.page_id,
+        "paused": page.paused,
+        "paused_reason": page.paused_reason,
+        "utility_templates": page.utility_templates,
+    }
 
 
 @router.post("/pages/{page_id}/resume", dependencies=[Depends(require_service_token)])

@@ -21,6 +21,7 @@ from bot.settings import DEMO_RASA_TOKEN, ROOT
 
 RASA_BIN = ROOT / ".venv-rasa" / "bin" / "rasa"
 TRAINING_INPUTS = ("config.yml", "domain.yml", "data")
+DEMO_MATRIX = ROOT / "data" / "knowledge_matrix.csv"
 
 
 class StackError(RuntimeError):
@@ -153,10 +154,36 @@ class Stack:
         )
         self._wait_healthy("rasa", self.rasa_url + "/webhooks/messenger/", 240)
 
+    def start_knowledge(self) -> None:
+        """With nothing published yet, publish the demo matrix, so `make run` answers out of the box; never in
+        production, where the editors' own matrix is the only one the bot may answer from. It runs while the
+        other processes start (the action server picks the version up when it lands); see `wait_knowledge`."""
+        if self.env.get("BOT_ENV") == "production":
+            return
+        self._spawn(
+            "knowledge",
+            [sys.executable, "-m", "knowledge_matrix", "publish", str(DEMO_MATRIX), "--if-nothing-published",
+             "--by", "demo"],
+        )
+
+    def wait_knowledge(self, timeout: float = 300) -> None:
+        process = self.processes.pop("knowledge", None)
+        if process is None:
+            return
+        try:
+            returncode = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            os.killpg(process.pid, signal.SIGKILL)
+            raise StackError(f"publishing the demo matrix took over {timeout:.0f} s; see {self.log_dir}") from exc
+        if returncode != 0:
+            raise StackError(f"publishing the demo matrix failed ({returncode}); see {self.log_dir / 'knowledge.log'}")
+
     def start(self) -> None:
+        self.start_knowledge()
         self.start_app()
         self.start_actions()
         self.start_rasa()
+        self.wait_knowledge()
 
     def stop_process(self, name: str, kill: bool = False) -> None:
         process = self.processes.pop(name, None)
@@ -170,7 +197,7 @@ class Stack:
             process.wait()
 
     def stop(self) -> None:
-        for name in ("rasa", "actions", "app"):
+        for name in ("knowledge", "rasa", "actions", "app"):
             self.stop_process(name)
 
 

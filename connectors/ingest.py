@@ -168,7 +168,7 @@ class IngestStore:
                         if not future.done():
                             future.set_exception(exc)
                     continue
-                for (_, _, future), fresh in zip(batch, results):
+                for (_, _, future), fresh in zip(batch, results, strict=True):
                     if not future.done():
                         future.set_result(fresh)
         finally:

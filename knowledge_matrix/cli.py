@@ -1,45 +1,52 @@
-"""`python -m knowledge_matrix …`: validate, build and evaluate a matrix.
+"""`python -m knowledge_matrix …`: validate, build, evaluate, publish and roll back a matrix.
 
-Exit codes: 0 fine, 1 the matrix has errors (nothing built), 2 the command could not run
-(file unreadable, model unavailable, bad arguments).
+Exit codes: 0 fine, 1 the matrix has errors (nothing built or published) or there is nothing to
+roll back, 2 the command could not run (file unreadable, model unavailable, bad arguments).
+`publish`, `rollback` and `versions` work on `<data dir>/knowledge` (`--data-dir`, else
+`$BOT_DATA_DIR`, else `var/` in the repository, as the bot's own settings).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-import numpy as np
-
-from knowledge_matrix.embedders import Embedder, create_embedder
+from knowledge_matrix.embedders import create_embedder, shared_embedder
 from knowledge_matrix.errors import KnowledgeMatrixError
 from knowledge_matrix.evaluate import evaluate, read_queries, report, summarize
 from knowledge_matrix.knowledge_base import KnowledgeBase
-from knowledge_matrix.matrix import Matrix, Sheet, entries_from_sheet, read_sheet
-from knowledge_matrix.settings import DEFAULT_SETTINGS, near_duplicate_threshold
-from knowledge_matrix.validation import Report, near_duplicate_issues, question_refs, validate_sheet
+from knowledge_matrix.matrix import Matrix, entries_from_sheet, read_sheet
+from knowledge_matrix.publish import (
+    NothingToRollBackError,
+    activate,
+    full_report,
+    list_versions,
+    publish,
+    read_pointer,
+    rollback,
+)
+from knowledge_matrix.settings import DEFAULT_SETTINGS
+from knowledge_matrix.validation import validate_sheet
+
+__all__ = ["full_report", "main", "parser"]
 
 EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_FAILED = 2
 
+# The bot's own default (bot/settings.py): the repository's var/ unless BOT_DATA_DIR says otherwise.
+DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "var"
 
-def full_report(sheet: Sheet, embedder: Embedder | None) -> Report:
-    """Structural checks, plus near-duplicate questions when an embedder is at hand."""
-    report_ = validate_sheet(sheet)
-    if embedder is None:
-        return report_
-    refs = question_refs(sheet)
-    if len(refs) < 2:
-        return report_
-    vectors = embedder.embed([ref.text for ref in refs], role="query")
-    similarity = np.asarray(vectors @ vectors.T)
-    return report_.with_issues(near_duplicate_issues(refs, similarity, near_duplicate_threshold(embedder.name)))
+
+def data_dir_from(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(args.data_dir or env.get("BOT_DATA_DIR") or DEFAULT_DATA_DIR)
 
 
 def _validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -100,6 +107,72 @@ def _eval(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _publish(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    data_dir = data_dir_from(args)
+    if args.if_nothing_published:
+        pointer = read_pointer(data_dir)
+        if pointer is not None:
+            out.write(f"Ya hay una versión publicada ({pointer.version}); no se publica {args.file}.\n")
+            return EXIT_OK
+    result = publish(Path(args.file), data_dir, datetime.now(UTC), by=args.by, embedder=shared_embedder(args.embedder))
+    if not result.published or result.version is None:
+        err.write(result.report.render() + "\n")
+        return EXIT_INVALID
+    if result.report.warnings:
+        err.write(result.report.render() + "\n")
+    version = result.version
+    previous = f"; antes respondía la {result.previous_version}" if result.previous_version else ""
+    out.write(
+        f"Publicada la versión {version.id}: {version.entry_count} entradas, {version.row_count} preguntas, "
+        f"modelo {version.model_name}{previous}. El bot responde con ella desde el próximo mensaje.\n"
+    )
+    return EXIT_OK
+
+
+def _rollback(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    data_dir = data_dir_from(args)
+    now = datetime.now(UTC)
+    try:
+        version = activate(data_dir, args.to, now, by=args.by) if args.to else rollback(data_dir, now, by=args.by)
+    except NothingToRollBackError as exc:
+        err.write(f"{exc}\n")
+        return EXIT_INVALID
+    out.write(
+        f"El bot responde ahora con la versión {version.id} (publicada {version.published_at} por "
+        f"{version.published_by or '?'}, {version.entry_count} entradas, archivo {version.filename}).\n"
+    )
+    return EXIT_OK
+
+
+def _versions(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    data_dir = data_dir_from(args)
+    pointer = read_pointer(data_dir)
+    versions = list_versions(data_dir)
+    live = pointer.version if pointer else None
+    if args.json:
+        payload = {
+            "live": live,
+            "lineage": list(pointer.lineage) if pointer else [],
+            "versions": [{**version.to_dict(), "live": version.id == live} for version in versions],
+        }
+        out.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+        return EXIT_OK
+    if not versions:
+        out.write(f"Todavía no se publicó ninguna versión en {data_dir}.\n")
+        return EXIT_OK
+    for version in reversed(versions):
+        mark = "*" if version.id == live else " "
+        out.write(
+            f"{mark} {version.id}  {version.published_at}  {version.entry_count:4d} entradas  "
+            f"{version.filename}  ({version.published_by})\n"
+        )
+    if pointer and pointer.previous:
+        out.write(f"* = en vivo. `rollback` vuelve a la {pointer.previous}.\n")
+    else:
+        out.write("* = en vivo. No hay una versión anterior a la que volver.\n")
+    return EXIT_OK
+
+
 Command = Callable[[argparse.Namespace, TextIO, TextIO], int]
 
 
@@ -126,6 +199,27 @@ def parser() -> argparse.ArgumentParser:
     evaluate_.add_argument("--json", action="store_true", help="print one JSON object (results and summary)")
     evaluate_.add_argument("--embedder", default=DEFAULT_SETTINGS.embedder)
     evaluate_.set_defaults(run=_eval)
+
+    publish_ = commands.add_parser("publish", help="validate, build and make the matrix the live version")
+    publish_.add_argument("file", help="matrix .csv or .xlsx")
+    publish_.add_argument("--data-dir", help="the bot's data directory (default: $BOT_DATA_DIR or var/)")
+    publish_.add_argument("--embedder", default=DEFAULT_SETTINGS.embedder)
+    publish_.add_argument("--by", default="cli", help="who publishes (kept with the version)")
+    publish_.add_argument(
+        "--if-nothing-published", action="store_true", help="do nothing when a version is already live"
+    )
+    publish_.set_defaults(run=_publish)
+
+    rollback_ = commands.add_parser("rollback", help="serve the version that was live before the current one")
+    rollback_.add_argument("--to", help="serve this version instead (e.g. 0003)")
+    rollback_.add_argument("--data-dir", help="the bot's data directory (default: $BOT_DATA_DIR or var/)")
+    rollback_.add_argument("--by", default="cli", help="who rolls back (kept in the history)")
+    rollback_.set_defaults(run=_rollback)
+
+    versions_ = commands.add_parser("versions", help="list the published versions, the live one marked with *")
+    versions_.add_argument("--data-dir", help="the bot's data directory (default: $BOT_DATA_DIR or var/)")
+    versions_.add_argument("--json", action="store_true")
+    versions_.set_defaults(run=_versions)
     return root
 
 

@@ -322,3 +322,23 @@ def create_embedder(spec: str) -> Embedder:
     if kind == "sentence-transformers" and argument:
         return SentenceTransformerEmbedder(argument, spec=spec)
     raise EmbedderUnavailableError(f"unknown embedder spec {spec!r}")
+
+
+_shared: dict[str, Embedder] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_embedder(spec: str) -> Embedder:
+    """The embedder a spec names, created once per process and reused.
+
+    Loading a model takes 1-2 s and ~200 MB; publishing a new version or serving it must not
+    load it again. Every backend serializes its own calls, so one instance serves all threads.
+    """
+    key = spec.strip()
+    with _shared_lock:
+        embedder = _shared.get(key)
+        if embedder is None:
+            embedder = create_embedder(key)
+            _shared[key] = embedder
+            _shared[embedder.name] = embedder  # the manifest stores the canonical name
+        return embedder

@@ -6,10 +6,11 @@ Standard library only, Python 3.10: the Rasa process (the connector's replies) a
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 
 class OutboxError(Exception):

@@ -7,12 +7,14 @@ Runs in the Rasa process (bot replies, kicked right after they are written) and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any
 
 from connectors.errors import GraphError
 from connectors.graph import GraphClient
@@ -120,10 +122,8 @@ class OutboxWorker:
                 handled = 0
             if handled:
                 continue
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
-            except asyncio.TimeoutError:
-                pass
 
     def stop(self) -> None:
         self._stopping = True
@@ -152,8 +152,13 @@ class OutboxWorker:
             log = logger.warning if verdict.status is Status.PENDING else logger.error
             log(
                 "outbox send failed",
-                extra={"message_id": message.id, "page_id": message.page_id, "code": error.code,
-                       "subcode": error.subcode, "outcome": verdict.status.value},
+                extra={
+                    "message_id": message.id,
+                    "page_id": message.page_id,
+                    "code": error.code,
+                    "subcode": error.subcode,
+                    "outcome": verdict.status.value,
+                },
             )
             await self._complete(
                 message,

@@ -95,7 +95,8 @@ def test_an_agent_takes_over_replies_and_gives_the_conversation_back(
     assert listed["waiting_seconds"] is not None
 
     view = agent.conversation(conversation_id)
-    assert view["transcript"][0] == {**view["transcript"][0], "author": "user", "text": "quiero hablar con una persona"}
+    user_lines = [item["text"] for item in view["transcript"] if item["author"] == "user"]
+    assert user_lines == ["quiero hablar con una persona"]
     assert any(HANDOFF_PHRASE in item["text"].lower() for item in view["transcript"] if item["author"] == "bot")
     assert view["window"]["can_reply"] and view["window"]["messaging_type"] == "RESPONSE"
 
@@ -144,7 +145,8 @@ def test_pausar_el_chatbot_from_the_console(messenger: Messenger, agent: Console
     assert messenger.say(user, "hola").status_code == 200
     messenger.wait_for(lambda: len(messenger.texts(user)) > 0, 60, "the bot's greeting")
     view = agent.conversation(conversation_id)
-    assert view["state"] == "bot" and view["transcript"][0]["text"] == "hola"
+    assert view["state"] == "bot"
+    assert [item["text"] for item in view["transcript"] if item["author"] == "user"] == ["hola"]
 
     paused = agent.post(f"/api/console/conversations/{conversation_id}/pause")
     assert paused.status_code == 200, paused.text

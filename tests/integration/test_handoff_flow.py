@@ -3,6 +3,7 @@ Send API sandbox out. The worst failure is the bot answering while a person talk
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 from actions.handoff import HANDOFF_TEXTS
 from actions.knowledge import NO_ANSWER_TEXTS
 from bot import simulate
+from bot.handoff import transcript_items
 from bot.handoff_model import PauseReason, conversation_id_of
 from bot.settings import DEMO_RASA_TOKEN, DEMO_SERVICE_TOKEN, PAGE_INBOX_APP_ID
 from bot.stack import Stack
@@ -107,6 +109,11 @@ def test_a_person_takes_over_the_bot_stays_silent_and_comes_back_after_the_close
     agent_events = [e for e in rasa_tracker(stack, user)["events"] if e["event"] == "bot"
                     and (e.get("metadata") or {}).get("agent") == "ana"]
     assert [e["text"] for e in agent_events] == ["Hola, soy Ana. Te ayudo."], "the transcript includes the agent"
+    transcript = [(item.author, item.text) for item in transcript_items(rasa_tracker(stack, user)["events"])]
+    asked = transcript.index(("user", "quiero hablar con una persona"))
+    assert transcript[asked + 1] == ("bot", HANDOFF_TEXTS[PauseReason.USER_ASKED])
+    assert transcript[-3:] == [("user", "hola, ¿hay alguien?"), ("user", "/restart"),
+                               ("agent:ana", "Hola, soy Ana. Te ayudo.")]
     assert rasa_tracker(stack, user)["paused"] is True
 
     # 4. Closed with a note: Rasa resumes, and the next message gets the bot's answer.
@@ -179,3 +186,31 @@ def test_the_internal_api_needs_the_service_token(stack: Stack, path: str) -> No
 def test_rasa_api_needs_its_token(stack: Stack) -> None:
     answer = httpx.get(f"{stack.rasa_url}/conversations/someone/tracker")
     assert answer.status_code == 401, "Rasa's HTTP API (pause/resume) is not open to anyone"
+
+
+def test_a_new_session_does_not_wake_a_paused_bot(messenger: Messenger, stack: Stack) -> None:
+    """Rasa starts a new session after an hour of silence, and SessionStarted unpauses: a customer coming back
+    to a conversation a person holds must still get no bot answer (actions/session.py keeps the pause)."""
+    user = new_user()
+    two_hours_ago = time.time() - 2 * 3600
+    parse_data = {"text": "hola", "intent": {"name": "greet", "confidence": 1.0}, "entities": []}
+    history = [
+        {"event": "action", "name": "action_session_start", "timestamp": two_hours_ago},
+        {"event": "session_started", "timestamp": two_hours_ago},
+        {"event": "action", "name": "action_listen", "timestamp": two_hours_ago},
+        {"event": "user", "text": "hola", "parse_data": parse_data, "timestamp": two_hours_ago},
+        {"event": "pause", "timestamp": two_hours_ago},
+    ]
+    answer = httpx.put(f"{stack.rasa_url}/conversations/{user}/tracker/events", params={"token": DEMO_RASA_TOKEN},
+                       json=history)
+    assert answer.status_code == 200, answer.text
+
+    for text in ("hola, ¿me ayudan?", "gracias"):
+        assert messenger.say(user, text).status_code == 200
+    messenger.wait_for(lambda: len(handoff_state(stack, user)["messages"]) == 2, 30, "both messages in the live view")
+    assert requests_to(stack, user) == [], "no disclosure, no typing, no answer"
+    tracker = rasa_tracker(stack, user)
+    assert tracker["paused"] is True
+    assert any(event["event"] == "session_started" for event in tracker["events"]), "a new session did start"
+    conversation = handoff_state(stack, user)["conversation"]
+    assert (conversation["state"], conversation["paused_by"]) == ("paused", "rasa"), "listed for agents"

@@ -535,3 +535,31 @@ def test_state_is_safe_across_threads() -> None:
     assert len(records) == per_thread * threads
     assert [record["seq"] for record in records] == list(range(1, per_thread * threads + 1))
     assert len(state.sent()) == per_thread * threads - 300
+
+
+# --- the handover protocol --------------------------------------------------------------------------------------
+
+
+def test_passing_and_taking_thread_control_answer_as_meta_and_are_recorded(client: httpx.Client) -> None:
+    passed = client.post(f"/{VERSION}/{SANDBOX_PAGE_ID}/pass_thread_control", params=TOKEN,
+                         json={"recipient": {"id": PSID}, "target_app_id": 263902037430900, "metadata": "handoff"})
+    taken = client.post(f"/{VERSION}/me/take_thread_control", params=TOKEN, json={"recipient": {"id": PSID}})
+    assert (passed.status_code, passed.json()) == (200, {"success": True})
+    assert (taken.status_code, taken.json()) == (200, {"success": True})
+    recorded = client.get("/sandbox/requests", params={"recipient_id": PSID}).json()
+    assert [(r["path"], r["accepted"]) for r in recorded] == [
+        (f"/{VERSION}/{SANDBOX_PAGE_ID}/pass_thread_control", True),
+        (f"/{VERSION}/me/take_thread_control", True),
+    ]
+    assert recorded[0]["body"]["target_app_id"] == 263902037430900
+
+
+def test_thread_control_is_refused_like_meta_without_a_token_recipient_or_app(client: httpx.Client) -> None:
+    path = f"/{VERSION}/{SANDBOX_PAGE_ID}/pass_thread_control"
+    no_token = client.post(path, json={"recipient": {"id": PSID}, "target_app_id": 263902037430900})
+    no_recipient = client.post(path, params=TOKEN, json={"target_app_id": 263902037430900})
+    no_app = client.post(path, params=TOKEN, json={"recipient": {"id": PSID}})
+    for answer in (no_token, no_recipient, no_app):
+        assert answer.status_code == 400 and "error" in answer.json(), answer.text
+    assert "target_app_id" in no_app.json()["error"]["message"]
+    assert all(not r["accepted"] for r in client.get("/sandbox/requests").json())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -24,12 +26,21 @@ from actions.handoff import (
 from actions.knowledge import (
     NO_ANSWER_TEXTS,
     ActionKnowledgeAnswer,
-    KnowledgeAnswer,
+    Fallback,
     count_previous_runs,
+    did_you_mean_message,
+    entry_payload,
+    fallback_declined,
+    recent_turns,
+    short_title,
 )
 from actions.session import AUTOMATION_DISCLOSURE, ActionSessionStart, slots_to_carry_over
 from bot.handoff_model import PauseReason
 from bot.settings import Settings, load_settings
+from knowledge_matrix.live import Lookup
+from knowledge_matrix.llm import NO_ANSWER, FakeLLMClient, LLMSettings, ScriptedReply
+from knowledge_matrix.matrix import Button, Entry, QuickReply
+from knowledge_matrix.retrieval import Hit, Verdict
 
 MESSENGER_QUICK_REPLY_TITLE_LIMIT = 20
 MESSENGER_TEXT_LIMIT = 2000
@@ -110,22 +121,293 @@ def assert_sendable_on_messenger(message: dict[str, Any]) -> None:
 
 # --- action_knowledge_answer -------------------------------------------------------
 
+NO_KEY = Fallback(LLMSettings(), None)
+SHIPPING = Entry(
+    "envios",
+    ("¿Hacen envíos a todo el país?", "¿Envían a provincias?"),
+    "Sí, enviamos a todo Ecuador por Servientrega; llega en 2 a 3 días hábiles.",
+)
+PAYMENTS = Entry("pagos", ("¿Qué formas de pago aceptan?",), "Aceptamos transferencia y tarjeta de crédito.")
+HOURS = Entry(
+    "horario",
+    ("¿Cuál es el horario de atención de la tienda?", "¿A qué hora abren?"),
+    "Abrimos de lunes a sábado de 9:00 a 19:00.",
+    quick_replies=(QuickReply("Formas de pago", "#pagos"), QuickReply("Agente", "/request_human"),
+                   QuickReply("Envíos", "Envíos")),
+    link="https://tienda.ec/horario",
+    image="https://tienda.ec/local.jpg",
+)
 
-async def test_knowledge_answer_without_knowledge_says_so_and_offers_a_person() -> None:
+
+def hit(entry: Entry, score: float, matched_question: str | None = None) -> Hit:
+    return Hit(entry=entry, score=score, fused=1.0, margin=0.5, matched_question=matched_question or entry.questions[0])
+
+
+def found(kind: str, *hits: Hit, candidates: int | None = None) -> Lookup:
+    chosen = hits[:1] if kind == "answer" else hits[: candidates or 3] if kind == "ambiguous" else ()
+    return Lookup("0007", Verdict(kind, chosen), hits)  # type: ignore[arg-type]
+
+
+class FakeKnowledge:
+    """The live matrix's interface, answering from literals; records what was asked."""
+
+    def __init__(self, result: Lookup | None = None, entries: tuple[Entry, ...] = (SHIPPING, PAYMENTS, HOURS)):
+        self.result = result
+        self.entries = {entry.id: entry for entry in entries}
+        self.asked: list[str] = []
+
+    async def lookup(self, question: str) -> Lookup | None:
+        self.asked.append(question)
+        return self.result
+
+    async def entry(self, entry_id: str) -> Entry | None:
+        return self.entries.get(entry_id)
+
+
+def knowledge_action(result: Lookup | None = None, fallback: Fallback = NO_KEY) -> ActionKnowledgeAnswer:
+    return ActionKnowledgeAnswer(knowledge=FakeKnowledge(result), fallback=fallback)
+
+
+def with_key(client: FakeLLMClient) -> Fallback:
+    return Fallback(LLMSettings(api_key="sk-test", timeout_seconds=1.0, max_retries=0), client)
+
+
+async def test_a_confident_match_gets_the_entry_with_its_link_image_and_quick_replies() -> None:
+    dispatcher = CollectingDispatcher()
+    knowledge = FakeKnowledge(found("answer", hit(HOURS, 0.93), hit(PAYMENTS, 0.01)))
+    tracker = make_tracker(latest_message=user_message("a q hora abren?"), slots={FAILURES_SLOT: 1})
+
+    events = await ActionKnowledgeAnswer(knowledge=knowledge, fallback=NO_KEY).run(dispatcher, tracker, DOMAIN)
+
+    assert knowledge.asked == ["a q hora abren?"]
+    assert events == [SlotSet(FAILURES_SLOT, 0)], "an answer starts the count of misses again"
+    [message] = dispatcher.messages
+    assert message["text"] == "Abrimos de lunes a sábado de 9:00 a 19:00.\n\nhttps://tienda.ec/horario"
+    assert message["image"] == "https://tienda.ec/local.jpg"
+    assert message["quick_replies"] == [
+        {"title": "Formas de pago", "payload": '/ask_knowledge{"entry_id":"pagos"}'},
+        {"title": "Agente", "payload": "/request_human"},
+        {"title": "Envíos", "payload": "Envíos"},
+    ]
+    assert message["buttons"] == []
+
+
+async def test_buttons_become_rasa_buttons_and_an_entry_link_a_payload() -> None:
+    entry = Entry(
+        "planes", ("¿Qué planes tienen?",), "Tenemos el plan básico y el plan pro.",
+        buttons=(Button("Ver planes", url="https://tienda.ec/planes"), Button("Plan pro", payload="#pagos"),
+                 Button("Agente", payload="/request_human")),
+        link="https://tienda.ec/planes",
+    )
+    dispatcher = CollectingDispatcher()
+
+    await knowledge_action(found("answer", hit(entry, 0.9))).run(
+        dispatcher, make_tracker(latest_message=user_message("planes?")), DOMAIN
+    )
+
+    [message] = dispatcher.messages
+    assert message["text"] == "Tenemos el plan básico y el plan pro.\n\nhttps://tienda.ec/planes"
+    assert message["buttons"] == [
+        {"type": "web_url", "title": "Ver planes", "url": "https://tienda.ec/planes"},
+        {"type": "postback", "title": "Plan pro", "payload": '/ask_knowledge{"entry_id":"pagos"}'},
+        {"type": "postback", "title": "Agente", "payload": "/request_human"},
+    ]
+    assert "quick_replies" not in message and message["image"] is None
+
+
+async def test_a_tapped_entry_payload_answers_that_entry_without_searching() -> None:
+    payload = entry_payload("pagos")
+    knowledge = FakeKnowledge(found("no_match"))
+    latest = {**user_message(payload, intent="ask_knowledge"),
+              "entities": [{"entity": "entry_id", "value": "pagos", "extractor": "RegexMessageHandler"}]}
+    dispatcher = CollectingDispatcher()
+
+    events = await ActionKnowledgeAnswer(knowledge=knowledge, fallback=NO_KEY).run(
+        dispatcher, make_tracker(latest_message=latest), DOMAIN
+    )
+
+    assert knowledge.asked == []
+    assert [m["text"] for m in dispatcher.messages] == [PAYMENTS.answer]
+    assert events == []
+
+
+async def test_a_payload_for_an_entry_the_live_version_lost_is_an_honest_miss() -> None:
+    latest = {**user_message(entry_payload("borrada"), intent="ask_knowledge"),
+              "entities": [{"entity": "entry_id", "value": "borrada"}]}
+    dispatcher = CollectingDispatcher()
+
+    events = await knowledge_action().run(dispatcher, make_tracker(latest_message=latest), DOMAIN)
+
+    assert dispatcher.messages[0]["text"] in NO_ANSWER_TEXTS
+    assert events == [SlotSet(FAILURES_SLOT, 1)]
+
+
+@pytest.mark.parametrize("entry_id", ["pagos", "envío_rápido", 'con "comillas"', "a@b", "x{y}"])
+def test_an_entry_payload_is_read_back_by_rasas_regex_interpreter(entry_id: str) -> None:
+    """The pattern of rasa 3.6 `YAMLStoryReader._regex_message_pattern` and its JSON entity parsing."""
+    payload = entry_payload(entry_id)
+    match = re.match(r"^/(?P<intent>[^{@]+)(?P<confidence>@[0-9.]+)?(?P<entities>{.+})?(?P<rest>.*)", payload)
+    assert match is not None
+    assert (match.group("intent"), match.group("rest")) == ("ask_knowledge", "")
+    assert json.loads(match.group("entities")) == {"entry_id": entry_id}
+
+
+async def test_an_ambiguous_message_asks_which_one_with_up_to_three_quick_replies() -> None:
+    pause = Entry("pausar_chatbot", ("¿Cómo pauso el chatbot para atender yo a un cliente?", "¿Cómo apago el bot?"),
+                  "Use Pausar el Chatbot.")
+    assign = Entry("asignar", ("¿Cómo asigno una conversación a un agente de ventas?",), "Use Asignar.")
+    close = Entry("cerrar", ("¿Cómo cierro una conversación terminada?",), "Use Cerrar.")
+    hits = (hit(pause, 0.45, pause.questions[0]), hit(assign, 0.3), hit(close, 0.22), hit(SHIPPING, 0.21))
+    dispatcher = CollectingDispatcher()
+    tracker = make_tracker(latest_message=user_message("como pauso"), slots={FAILURES_SLOT: 1})
+
+    events = await knowledge_action(found("ambiguous", *hits)).run(dispatcher, tracker, DOMAIN)
+
+    assert events == [], "neither an answer nor a miss"
+    [message] = dispatcher.messages
+    assert message["text"].splitlines() == [
+        "¿Quisiste decir…?",
+        "• ¿Cómo apago el bot?",
+        "• ¿Cómo asigno una conversación a un agente de ventas?",
+        "• ¿Cómo cierro una conversación terminada?",
+    ]
+    assert message["quick_replies"] == [
+        {"title": "Cómo apago el bot", "payload": '/ask_knowledge{"entry_id":"pausar_chatbot"}'},
+        {"title": "Cómo asigno…", "payload": '/ask_knowledge{"entry_id":"asignar"}'},
+        {"title": "Cómo cierro…", "payload": '/ask_knowledge{"entry_id":"cerrar"}'},
+        {"title": "Hablar con un agente", "payload": "/request_human"},
+    ]
+    assert_sendable_on_messenger(message)
+
+
+@pytest.mark.parametrize(
+    ("question", "title"),
+    [
+        ("¿A qué hora abren?", "A qué hora abren"),
+        ("¿Cuánto tiempo tarda la implementación?", "Cuánto tiempo tarda…"),
+        ("¿Cómo pauso el chatbot?", "Pauso el chatbot"),
+        ("¿Qué son los mensajes de etiqueta?", "Mensajes de etiqueta"),
+        ("¿Cómo asigno una conversación a un agente?", "Cómo asigno…"),
+        ("Supercalifragilisticoespialidoso", "Supercalifragilisti…"),
+        ("¡hola!", "Hola"),
+    ],
+)
+def test_candidate_titles_fit_messenger_and_end_on_a_meaningful_word(question: str, title: str) -> None:
+    assert short_title(question) == title
+    assert len(short_title(question)) <= MESSENGER_QUICK_REPLY_TITLE_LIMIT
+
+
+def test_two_candidates_that_shorten_alike_are_numbered() -> None:
+    first = Entry("a", ("¿Cómo configuro las respuestas rápidas?",), "A.")
+    second = Entry("b", ("¿Cómo configuro las respuestas privadas?",), "B.")
+    message = did_you_mean_message([hit(first, 0.4), hit(second, 0.3)])
+    titles = [reply["title"] for reply in message["quick_replies"]]
+    assert titles[:2] == ["1. Cómo configuro…", "2. Cómo configuro…"]
+
+
+async def test_no_match_asks_the_gpt_fallback_with_the_best_entries_and_the_conversation() -> None:
+    client = FakeLLMClient(["Sí, enviamos a todo Ecuador por Servientrega y llega en 2 a 3 días hábiles."])
+    history = [
+        SessionStarted(),
+        user_event("hola"),
+        {"event": "bot", "text": "¡Buenas! Cuéntame, ¿en qué te ayudo?", "timestamp": None},
+        user_event("/request_human"),
+        user_event("mandan a Loja?"),
+    ]
+    dispatcher = CollectingDispatcher()
+    tracker = make_tracker(history, latest_message=user_message("mandan a Loja?"))
+
+    events = await knowledge_action(found("no_match", hit(SHIPPING, 0.1), hit(PAYMENTS, 0.01)),
+                                    with_key(client)).run(dispatcher, tracker, DOMAIN)
+
+    assert [m["text"] for m in dispatcher.messages] == [
+        "Sí, enviamos a todo Ecuador por Servientrega y llega en 2 a 3 días hábiles."
+    ]
+    assert events == []
+    [call] = client.calls
+    prompt = call.messages[-1]["content"]
+    assert SHIPPING.answer in prompt and PAYMENTS.answer in prompt
+    assert "¡Buenas! Cuéntame" in prompt and "request_human" not in prompt
+    assert "mandan a Loja?" in prompt
+
+
+async def test_when_the_gpt_fallback_declines_the_conversation_goes_to_a_person_at_once(
+    notifier: RecordingNotifier,
+) -> None:
+    client = FakeLLMClient([NO_ANSWER])
+    dispatcher = CollectingDispatcher()
+    tracker = make_tracker([user_event("tienen sucursal en Loja?")], latest_message=user_message("tienen sucursal?"))
+
+    events = await knowledge_action(found("no_match", hit(SHIPPING, 0.1)), with_key(client)).run(
+        dispatcher, tracker, DOMAIN
+    )
+
+    assert len(client.calls) == 1
+    assert ConversationPaused() in events
+    assert [m["text"] for m in dispatcher.messages] == [HANDOFF_TEXTS[PauseReason.LLM_DECLINED]]
+    assert [call[2] for call in notifier.calls] == [PauseReason.LLM_DECLINED]
+
+
+async def test_an_ungrounded_gpt_answer_is_not_sent() -> None:
+    client = FakeLLMClient(["Sí, el envío a Loja cuesta $4.99 y llega mañana."])
+    dispatcher = CollectingDispatcher()
+
+    events = await knowledge_action(found("no_match", hit(SHIPPING, 0.1)), with_key(client)).run(
+        dispatcher, make_tracker([user_event("envio a loja?")], latest_message=user_message("envio a loja?")), DOMAIN
+    )
+
+    assert "4.99" not in " ".join(str(m["text"]) for m in dispatcher.messages)
+    assert ConversationPaused() in events, "a reply we cannot trust counts as the fallback declining"
+
+
+async def test_without_a_key_no_match_goes_straight_to_offering_a_person() -> None:
     dispatcher = CollectingDispatcher()
     tracker = make_tracker(latest_message=user_message("cuanto cuesta el plan"))
 
-    events = await ActionKnowledgeAnswer().run(dispatcher, tracker, DOMAIN)
+    events = await knowledge_action(found("no_match", hit(SHIPPING, 0.1))).run(dispatcher, tracker, DOMAIN)
 
     assert events == [SlotSet("consecutive_failures", 1)], "one answer not found, counted towards a handoff"
-    assert len(dispatcher.messages) == 1
-    message = dispatcher.messages[0]
+    [message] = dispatcher.messages
     assert_sendable_on_messenger(message)
     assert message["text"] in NO_ANSWER_TEXTS
     assert message["quick_replies"] == [
         {"title": "Hablar con un agente", "payload": "/request_human"},
         {"title": "No, gracias", "payload": "/deny"},
     ]
+
+
+async def test_a_gpt_fallback_that_times_out_counts_as_one_miss_not_a_handoff() -> None:
+    client = FakeLLMClient([ScriptedReply(text="Tarde.", delay_seconds=5.0)])
+    dispatcher = CollectingDispatcher()
+
+    events = await knowledge_action(found("no_match", hit(SHIPPING, 0.1)), with_key(client)).run(
+        dispatcher, make_tracker(latest_message=user_message("envian a loja?")), DOMAIN
+    )
+
+    assert events == [SlotSet(FAILURES_SLOT, 1)]
+    assert dispatcher.messages[0]["text"] in NO_ANSWER_TEXTS
+
+
+async def test_with_nothing_published_the_bot_says_so_honestly() -> None:
+    client = FakeLLMClient(["no debería llamarse"])
+    dispatcher = CollectingDispatcher()
+
+    events = await knowledge_action(None, with_key(client)).run(
+        dispatcher, make_tracker(latest_message=user_message("a que hora abren")), DOMAIN
+    )
+
+    assert client.calls == [], "no entries: nothing to ground an answer on"
+    assert dispatcher.messages[0]["text"] in NO_ANSWER_TEXTS
+    assert events == [SlotSet(FAILURES_SLOT, 1)]
+
+
+@pytest.mark.parametrize(
+    ("reason", "declined"),
+    [("sentinel", True), ("ungrounded_amount", True), ("prompt_leak", True), ("llm_disabled", False),
+     ("llm_timeout", False), ("injection_suspected", False), ("no_entries", False)],
+)
+def test_which_fallback_outcomes_count_as_declining(reason: str, declined: bool) -> None:
+    assert fallback_declined(reason) is declined
 
 
 def test_every_no_answer_text_is_honest_and_offers_a_person() -> None:
@@ -150,8 +432,8 @@ async def test_knowledge_answer_varies_when_asked_again_in_the_same_session() ->
     ]
     first, second = CollectingDispatcher(), CollectingDispatcher()
 
-    await ActionKnowledgeAnswer().run(first, make_tracker(first_turn, user_message("a que hora abren")), DOMAIN)
-    await ActionKnowledgeAnswer().run(second, make_tracker(second_turn, user_message("tienen envios")), DOMAIN)
+    await knowledge_action().run(first, make_tracker(first_turn, user_message("a que hora abren")), DOMAIN)
+    await knowledge_action().run(second, make_tracker(second_turn, user_message("tienen envios")), DOMAIN)
 
     assert first.messages[0]["text"] != second.messages[0]["text"]
 
@@ -170,37 +452,36 @@ def test_previous_runs_are_counted_only_in_the_current_session() -> None:
     assert count_previous_runs([]) == 0
 
 
-async def test_knowledge_answer_sends_what_the_lookup_finds() -> None:
-    asked: list[str] = []
-
-    async def lookup(question: str) -> KnowledgeAnswer | None:
-        asked.append(question)
-        return KnowledgeAnswer(text="Atendemos de lunes a viernes de 9:00 a 18:00.")
-
-    dispatcher = CollectingDispatcher()
-    tracker = make_tracker(latest_message=user_message("a que hora abren"))
-
-    events = await ActionKnowledgeAnswer(lookup=lookup).run(dispatcher, tracker, DOMAIN)
-
-    assert events == []
-    assert asked == ["a que hora abren"]
-    assert [m["text"] for m in dispatcher.messages] == ["Atendemos de lunes a viernes de 9:00 a 18:00."]
+def test_the_fallback_sees_the_last_turns_of_this_session_without_payloads() -> None:
+    events = [
+        user_event("mensaje de la sesión anterior"),
+        SessionStarted(),
+        *[user_event(f"pregunta {n}") for n in range(8)],
+        user_event('/ask_knowledge{"entry_id":"pagos"}'),
+        {"event": "bot", "text": "Aceptamos tarjeta.", "timestamp": None},
+        {"event": "bot", "text": None, "timestamp": None},
+    ]
+    turns = recent_turns(events, limit=3)
+    assert [(turn.role, turn.text) for turn in turns] == [
+        ("user", "pregunta 6"), ("user", "pregunta 7"), ("bot", "Aceptamos tarjeta.")
+    ]
 
 
 @pytest.mark.parametrize("text", ["", "   "])
 async def test_knowledge_answer_does_not_look_up_an_empty_message(text: str) -> None:
-    async def lookup(question: str) -> KnowledgeAnswer | None:
-        raise AssertionError("an empty message must not reach the lookup")
-
+    knowledge = FakeKnowledge(found("answer", hit(HOURS, 0.9)))
     dispatcher = CollectingDispatcher()
 
-    await ActionKnowledgeAnswer(lookup=lookup).run(dispatcher, make_tracker(latest_message=user_message(text)), DOMAIN)
+    await ActionKnowledgeAnswer(knowledge=knowledge, fallback=NO_KEY).run(
+        dispatcher, make_tracker(latest_message=user_message(text)), DOMAIN
+    )
 
+    assert knowledge.asked == []
     assert dispatcher.messages[0]["text"] in NO_ANSWER_TEXTS
 
 
 def test_knowledge_answer_is_registered_under_its_domain_name() -> None:
-    assert ActionKnowledgeAnswer().name() == "action_knowledge_answer"
+    assert knowledge_action().name() == "action_knowledge_answer"
 
 
 # --- action_session_start ----------------------------------------------------------
@@ -381,28 +662,30 @@ def test_no_answer_reads_the_count_from_the_slot() -> None:
 
 
 async def test_the_second_miss_in_a_row_hands_off(notifier: RecordingNotifier) -> None:
+    """What action_knowledge_answer does with a miss: `no_answer` decides, `handoff_events` hands off."""
     dispatcher = CollectingDispatcher()
-    tracker = make_tracker(
-        [user_event("tienen envios")], latest_message=user_message("tienen envios"), slots={FAILURES_SLOT: 1}
-    )
+    tracker = make_tracker([user_event("tienen envios")], slots={FAILURES_SLOT: 1})
 
-    events = await ActionKnowledgeAnswer().run(dispatcher, tracker, DOMAIN)
+    decision = no_answer(tracker, max_failures=2)
+    assert decision.hand_off and decision.reason is PauseReason.BOT_FAILED
+    events = await handoff.handoff_events(dispatcher, tracker, decision.reason)
 
     assert events == [SlotSet(FAILURES_SLOT, 0), ConversationPaused(), ActionExecuted("action_listen")]
     assert [m["text"] for m in dispatcher.messages] == [HANDOFF_TEXTS[PauseReason.BOT_FAILED]]
     assert notifier.calls == [("100000000000001", "1234567890", PauseReason.BOT_FAILED, "bot")]
 
 
-async def test_an_answer_after_a_miss_starts_the_count_again(notifier: RecordingNotifier) -> None:
-    async def lookup(question: str) -> KnowledgeAnswer | None:
-        return KnowledgeAnswer(text="Sí, hacemos envíos a todo el país.")
+async def test_a_declined_gpt_answer_hands_off_at_once(notifier: RecordingNotifier) -> None:
+    dispatcher = CollectingDispatcher()
+    tracker = make_tracker([user_event("cual es la capital de Mongolia")])
 
-    tracker = make_tracker(latest_message=user_message("tienen envios"), slots={FAILURES_SLOT: 1})
+    decision = no_answer(tracker, llm_declined=True)
+    assert decision.reason is not None
+    events = await handoff.handoff_events(dispatcher, tracker, decision.reason)
 
-    events = await ActionKnowledgeAnswer(lookup=lookup).run(CollectingDispatcher(), tracker, DOMAIN)
-
-    assert events == [SlotSet(FAILURES_SLOT, 0)]
-    assert notifier.calls == []
+    assert ConversationPaused() in events
+    assert [m["text"] for m in dispatcher.messages] == [HANDOFF_TEXTS[PauseReason.LLM_DECLINED]]
+    assert [call[2] for call in notifier.calls] == [PauseReason.LLM_DECLINED]
 
 
 # --- a new session while a person holds the conversation ---------------------------

@@ -606,3 +606,63 @@ def test_the_store_keeps_its_schema_version() -> None:
     store = HandoffStore(":memory:")
     assert store.schema_version == 1
     store.close()
+
+
+# --- the fakes and the connector's pure parts ---------------------------------------------------------------
+
+
+async def test_the_rasa_fake_pauses_and_resumes_like_rasa() -> None:
+    rasa = InMemoryRasaTrackers()
+    assert (await rasa.tracker("u"))["paused"] is False
+    await rasa.append_events("u", [{"event": "pause"}])
+    assert rasa.is_paused("u")
+    await rasa.append_events("u", [{"event": "session_started"}])
+    assert not rasa.is_paused("u"), "a new session unpauses in Rasa (actions/session.py pauses again)"
+    await rasa.append_events("u", [{"event": "pause"}, {"event": "resume"}])
+    assert not rasa.is_paused("u")
+    tracker = await rasa.tracker("u")
+    tracker["events"].append({"event": "restart"})
+    assert len((await rasa.tracker("u"))["events"]) == 4, "callers get copies"
+    rasa.fail_with = RasaUnavailable("down")
+    with pytest.raises(RasaUnavailable):
+        await rasa.append_events("u", [{"event": "pause"}])
+
+
+def echo(app_id: int | None, text: str = "Hola, soy Ana") -> Any:
+    from connectors.events import parse_messaging_item
+
+    message: dict[str, Any] = {"mid": "m_1", "text": text, "is_echo": True}
+    if app_id is not None:
+        message["app_id"] = app_id
+    item = {"sender": {"id": PAGE}, "recipient": {"id": USER}, "timestamp": 1, "message": message}
+    return parse_messaging_item(item, PAGE)
+
+
+def test_which_echoes_are_a_person_writing_from_outside() -> None:
+    own = "1517776481860111"
+    assert echo(int(PAGE_INBOX_APP_ID)).is_person_echo(own)
+    assert echo(None).is_person_echo(own), "typed in the Page's own Messenger"
+    assert echo(42).is_person_echo(own), "another app"
+    assert not echo(int(own)).is_person_echo(own), "our own bot or console"
+    # Without our own app id, only the Page inbox is certain: another app id might be ours.
+    assert echo(int(PAGE_INBOX_APP_ID)).is_person_echo("")
+    assert not echo(42).is_person_echo("")
+
+
+def test_what_the_user_saw_is_what_agents_read() -> None:
+    from connectors.events import parse_messaging_item
+
+    quick = {"sender": {"id": USER}, "recipient": {"id": PAGE}, "timestamp": 1,
+             "message": {"mid": "m_2", "text": "Hablar con un agente", "quick_reply": {"payload": "/request_human"}}}
+    event = parse_messaging_item(quick, PAGE)
+    assert (event.user_text(), event.shown_text()) == ("/request_human", "Hablar con un agente")
+    photo = {"sender": {"id": USER}, "recipient": {"id": PAGE}, "timestamp": 1,
+             "message": {"mid": "m_3", "attachments": [{"type": "image", "payload": {"url": "https://x/y.jpg"}}]}}
+    assert parse_messaging_item(photo, PAGE).shown_text() == "[imagen]"
+
+
+def test_an_echo_author_names_the_page_inbox_or_the_app() -> None:
+    from connectors.handoff import outside_author
+
+    assert outside_author(PAGE_INBOX_APP_ID) == outside_author(None) == "page_inbox"
+    assert outside_author("42") == "app:42"
