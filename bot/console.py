@@ -59,7 +59,7 @@ from bot.handoff_model import (
     TranscriptItem,
     split_conversation_id,
 )
-from bot.knowledge_editor import KnowledgeEditor, KnowledgeEditorError
+from bot.knowledge_editor import KnowledgeEditor, KnowledgeEditorError, MatrixEditor
 from bot.reply_window import ReplyWindow, duration_es, reply_window
 from bot.settings import Settings
 from outbox.policy import Policy, load_policy
@@ -627,6 +627,7 @@ def install(app: FastAPI, settings: Settings, authenticator: Authenticator | Non
     Tests pass their own `authenticator` (a clock they move, cheaper hashing)."""
     auth = authenticator or Authenticator(ConsoleStore(settings.console_db_path), settings)
     app.state.console_auth = auth
+    app.state.knowledge_editor = MatrixEditor(settings.data_dir, auth.clock)
     created = auth.seed_demo_users()
     if created:
         log.info("demo console users created", extra={"usernames": created})

@@ -1,15 +1,42 @@
 """The knowledge editor page's narrow view of the knowledge matrix: upload a draft, try it, publish, roll back.
 
-The console programs against `KnowledgeEditor`; the implementation over the `knowledge_matrix` package lives
-beside it, and tests use an in-memory fake with the same semantics. Calls are synchronous (they read files
-and embed text): the console runs them in a thread.
+The console programs against `KnowledgeEditor`; `MatrixEditor` implements it over `knowledge_matrix.publish`
+(the same versions and live pointer the action server answers from), and unit tests use an in-memory fake with
+the same semantics. Calls are synchronous (they read files and embed text): the console runs them in a thread.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import re
+import shutil
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
+
+from knowledge_matrix.embedders import Embedder, shared_embedder
+from knowledge_matrix.errors import KnowledgeMatrixError
+from knowledge_matrix.knowledge_base import KnowledgeBase
+from knowledge_matrix.publish import (
+    NothingToRollBackError,
+    UnknownVersionError,
+    VersionInfo,
+    activate,
+    check_matrix,
+    current_version,
+    list_versions,
+    load_draft,
+    load_version,
+)
+from knowledge_matrix.publish import publish as publish_matrix
+from knowledge_matrix.publish import rollback as roll_back_matrix
+from knowledge_matrix.retrieval import Verdict
+from knowledge_matrix.settings import DEFAULT_SETTINGS
+from knowledge_matrix.validation import Report
 
 
 class KnowledgeEditorError(Exception):
@@ -151,3 +178,180 @@ class KnowledgeEditor(Protocol):
     def rollback(self, by: str, version_id: str | None = None) -> Version:
         """Serve the previous published version again (or `version_id`)."""
         ...
+
+
+# --- over the knowledge_matrix package -----------------------------------------------------------------
+
+
+DRAFTS_DIR = "knowledge-drafts"
+KEEP_DRAFTS = 20
+DRAFT_FILE = "draft.json"
+_SUFFIX = re.compile(r"^\.[a-z0-9]{1,5}$")
+
+
+def _issues(report: Report) -> tuple[ReportIssue, ...]:
+    return tuple(ReportIssue(i.severity, i.code, i.render(), i.row, i.column) for i in report.issues)
+
+
+def _tried(verdict: Verdict) -> TriedAnswer:
+    hit = verdict.hit
+    if verdict.kind == "answer" and hit is not None:
+        return TriedAnswer("answer", hit.entry.answer, hit.entry.id, round(hit.score, 3))
+    if verdict.kind == "ambiguous":
+        return TriedAnswer("suggest", suggestions=tuple(h.entry.questions[0] if h.entry.questions else h.entry.id
+                                                        for h in verdict.candidates))
+    return TriedAnswer("none", confidence=round(hit.score, 3) if hit is not None else None)
+
+
+def _version(info: VersionInfo, live_id: str | None) -> Version:
+    return Version(info.id, info.published_datetime, info.published_by, info.entry_count, info.filename,
+                   live=info.id == live_id)
+
+
+class MatrixEditor:
+    """`KnowledgeEditor` over `knowledge_matrix.publish`: drafts kept under `<data_dir>/knowledge-drafts/`,
+    versions and the live pointer where the action server reads them (`<data_dir>/knowledge/`).
+
+    The embedding model is loaded on first use (the process-wide one) unless one is given (tests).
+    """
+
+    def __init__(self, data_dir: Path, clock: Callable[[], datetime], embedder: Embedder | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.clock = clock
+        self._embedder = embedder
+        self._lock = threading.Lock()
+        self._built: dict[str, KnowledgeBase] = {}  # draft id or "live:<version>" → knowledge base
+
+    @property
+    def drafts_dir(self) -> Path:
+        return self.data_dir / DRAFTS_DIR
+
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            try:
+                self._embedder = shared_embedder(DEFAULT_SETTINGS.embedder)
+            except KnowledgeMatrixError as exc:
+                raise KnowledgeUnavailable(f"No se pudo cargar el modelo de la matriz: {exc}") from exc
+        return self._embedder
+
+    # drafts
+
+    def _draft_source(self, draft_id: str) -> Path:
+        if not re.fullmatch(r"[0-9a-f]{12}", draft_id):
+            raise DraftNotFound("No existe ese borrador.")
+        directory = self.drafts_dir / draft_id
+        sources = sorted(directory.glob("source.*"))
+        if not sources:
+            raise DraftNotFound("No existe ese borrador; vuelva a subir el archivo.")
+        return sources[0]
+
+    def _read_draft(self, directory: Path) -> Draft | None:
+        try:
+            data = json.loads((directory / DRAFT_FILE).read_text(encoding="utf-8"))
+            return Draft(
+                id=data["id"], filename=data["filename"], uploaded_by=data["uploaded_by"],
+                uploaded_at=datetime.fromisoformat(data["uploaded_at"]), ok=data["ok"],
+                entry_count=data["entry_count"], summary=data["summary"],
+                issues=tuple(ReportIssue(**issue) for issue in data["issues"]),
+            )
+        except (OSError, KeyError, TypeError, ValueError):
+            return None
+
+    def drafts(self) -> list[Draft]:
+        """Newest first."""
+        if not self.drafts_dir.is_dir():
+            return []
+        found = [self._read_draft(path) for path in self.drafts_dir.iterdir() if path.is_dir()]
+        return sorted((d for d in found if d is not None), key=lambda d: d.uploaded_at, reverse=True)
+
+    def upload(self, filename: str, data: bytes, by: str) -> Draft:
+        name = Path(filename.replace("\\", "/")).name[:200] or "matriz.csv"
+        suffix = Path(name).suffix.lower()
+        draft_id = uuid.uuid4().hex[:12]
+        directory = self.drafts_dir / draft_id
+        directory.mkdir(parents=True)
+        source = directory / ("source" + (suffix if _SUFFIX.match(suffix) else ".bin"))
+        source.write_bytes(data)
+        report, _sheet = check_matrix(source, self.embedder())
+        draft = Draft(draft_id, name, by, self.clock(), report.ok, report.entry_count, _issues(report), report.render())
+        (directory / DRAFT_FILE).write_text(json.dumps(draft.to_dict(), ensure_ascii=False), encoding="utf-8")
+        self._forget_old_drafts()
+        return draft
+
+    def _forget_old_drafts(self) -> None:
+        for draft in self.drafts()[KEEP_DRAFTS:]:
+            shutil.rmtree(self.drafts_dir / draft.id, ignore_errors=True)
+            self._built.pop(draft.id, None)
+
+    # trying
+
+    def _draft_knowledge(self, draft_id: str) -> KnowledgeBase | None:
+        source = self._draft_source(draft_id)
+        with self._lock:
+            built = self._built.get(draft_id)
+        if built is None:
+            _report, built = load_draft(source, embedder=self.embedder())
+            if built is None:
+                return None  # a draft with errors cannot answer
+            with self._lock:
+                self._built = {key: kb for key, kb in self._built.items() if key.startswith("live:")}
+                self._built[draft_id] = built
+        return built
+
+    def _live_knowledge(self) -> KnowledgeBase | None:
+        live = current_version(self.data_dir)
+        if live is None:
+            return None
+        key = f"live:{live.id}"
+        with self._lock:
+            built = self._built.get(key)
+        if built is None:
+            built = load_version(self.data_dir, live.id, lambda _name: self.embedder())
+            with self._lock:
+                self._built = {k: kb for k, kb in self._built.items() if not k.startswith("live:")}
+                self._built[key] = built
+        return built
+
+    def try_question(self, question: str, draft_id: str | None) -> TryResult:
+        draft_answer = None
+        if draft_id:
+            knowledge = self._draft_knowledge(draft_id)
+            draft_answer = _tried(knowledge.answer(question)) if knowledge is not None else TriedAnswer(
+                "none", text="El borrador tiene errores: corríjalos para probarlo.")
+        live = self._live_knowledge()
+        return TryResult(question, draft_answer, _tried(live.answer(question)) if live is not None else None)
+
+    # versions
+
+    def status(self) -> KnowledgeStatus:
+        live = current_version(self.data_dir)
+        live_id = live.id if live else None
+        versions = tuple(_version(info, live_id) for info in reversed(list_versions(self.data_dir)))
+        return KnowledgeStatus(live=_version(live, live_id) if live else None, versions=versions,
+                               drafts=tuple(self.drafts()[:5]))
+
+    def publish(self, draft_id: str, by: str) -> Version:
+        source = self._draft_source(draft_id)
+        draft = self._read_draft(source.parent)
+        result = publish_matrix(source, self.data_dir, self.clock(), by=by, embedder=self.embedder())
+        if result.version is None:
+            raise DraftHasErrors(
+                f"El borrador tiene {result.report.error_count} error(es): corríjalos y vuelva a subir el archivo. "
+                "La versión publicada sigue respondiendo."
+            )
+        info = result.version
+        if draft is not None:  # the editor's file name, not the draft's copy
+            info = replace(info, filename=draft.filename)
+        return _version(info, info.id)
+
+    def rollback(self, by: str, version_id: str | None = None) -> Version:
+        try:
+            if version_id is None:
+                info = roll_back_matrix(self.data_dir, self.clock(), by=by)
+            else:
+                info = activate(self.data_dir, version_id, self.clock(), by=by)
+        except NothingToRollBackError as exc:
+            raise NothingToRollBack("No hay una versión anterior a la que volver.") from exc
+        except UnknownVersionError as exc:
+            raise NothingToRollBack(str(exc)[:1].upper() + str(exc)[1:] + ".") from exc
+        return _version(info, info.id)

@@ -116,7 +116,7 @@ class LiveKnowledge:
         try:
             pointer = read_pointer(self.data_dir)
         except KnowledgeMatrixError as exc:
-            logger.error("cannot read the knowledge pointer; the loaded version keeps answering",
+            logger.error("cannot read the knowledge pointer (%s); version %s keeps answering", exc, self.version,
                          extra={"error": str(exc), "version": self.version})
             return
         if pointer is None or pointer.version == self.version or pointer.version == self._failed_version:
@@ -126,14 +126,15 @@ class LiveKnowledge:
             knowledge = load_version(self.data_dir, pointer.version, self._embedder_for)
         except KnowledgeMatrixError as exc:
             self._failed_version = pointer.version
-            logger.error("cannot load a knowledge version; the previous one keeps answering",
-                         extra={"version": pointer.version, "previous": self.version, "error": str(exc)})
+            logger.error("cannot load knowledge version %s (%s); version %s keeps answering", pointer.version, exc,
+                         self.version, extra={"version": pointer.version, "previous": self.version, "error": str(exc)})
             return
         previous = self.version
         self._current = LiveVersion.of(pointer.version, knowledge)  # one reference assignment: the swap
         self._failed_version = None
-        logger.info("knowledge version live", extra={"version": pointer.version, "previous": previous,
-                                                     "load_ms": round((time.perf_counter() - started) * 1000)})
+        elapsed_ms = round((time.perf_counter() - started) * 1000)
+        logger.info("knowledge version %s live (was %s; loaded in %d ms)", pointer.version, previous, elapsed_ms,
+                    extra={"version": pointer.version, "previous": previous, "load_ms": elapsed_ms})
 
     @property
     def version(self) -> str | None:
@@ -174,10 +175,11 @@ class LiveKnowledge:
             else:
                 self._embedder_for(DEFAULT_SETTINGS.embedder).embed(["hola"])
         except KnowledgeMatrixError as exc:
-            logger.error("knowledge warm-up failed", extra={"error": str(exc)})
+            logger.error("knowledge warm-up failed: %s", exc, extra={"error": str(exc)})
             return
-        logger.info("knowledge warm-up done", extra={"version": self.version,
-                                                     "warm_up_ms": round((time.perf_counter() - started) * 1000)})
+        elapsed_ms = round((time.perf_counter() - started) * 1000)
+        logger.info("knowledge warm-up done in %d ms (version %s)", elapsed_ms, self.version,
+                    extra={"version": self.version, "warm_up_ms": elapsed_ms})
 
     def start_warm_up(self) -> threading.Thread:
         """`warm_up` in a daemon thread: the action server answers its health check meanwhile, and a

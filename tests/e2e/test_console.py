@@ -128,7 +128,7 @@ def write_matrix(path: Path, answer: str) -> Path:
         "id,preguntas,respuesta\n"
         "horario_e2e,¿Cuál es el horario de atención de la tienda? | ¿A qué hora abren?,"
         "Abrimos de lunes a sábado de 9:00 a 19:00.\n"
-        f"envio_galapagos,¿Hacen envíos a Galápagos? | ¿Envían a las islas Galápagos?,{answer}\n",
+        f'envio_galapagos,¿Hacen envíos a Galápagos? | ¿Envían a las islas Galápagos?,"{answer}"\n',
         encoding="utf-8",
     )
     return path
@@ -161,12 +161,25 @@ def test_an_editor_fixes_a_matrix_publishes_it_and_the_bot_answers_from_it(
     page.click("#publish-button")
     expect(page.locator("#publish-button")).to_have_text("Publicada", timeout=300_000)
 
+    expect(page.locator("#versions li").first).to_contain_text("(publicada)")
+    expect(page.locator("#versions li").first).to_contain_text("editor")
+
     # The bot answers from the new version.
     messenger = Messenger(stack)
-    user = f"e2e-{uuid.uuid4().hex[:10]}"
     try:
+        user = f"e2e-{uuid.uuid4().hex[:10]}"
         assert messenger.say(user, "¿hacen envíos a Galápagos?").status_code == 200
         messenger.wait_for(lambda: any("Servientrega" in text for text in messenger.texts(user)), 90,
                            "the bot's answer from the published matrix")
+
+        # Rolled back: the previous version answers again (and later tests get the demo matrix back).
+        published = page.locator("#live-version").inner_text()
+        page.click("#rollback-button")
+        expect(page.locator("#live-version")).not_to_have_text(published, timeout=30_000)
+        other = f"e2e-{uuid.uuid4().hex[:10]}"
+        assert messenger.say(other, "¿hacen envíos a Galápagos?").status_code == 200
+        messenger.wait_for(lambda: len(messenger.texts(other)) > 0, 90, "the bot's answer after the rollback")
+        time.sleep(2)
+        assert not any("Servientrega" in text for text in messenger.texts(other))
     finally:
         messenger.http.close()

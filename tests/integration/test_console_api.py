@@ -280,3 +280,55 @@ def test_sessions_are_server_side_and_logout_ends_them(stack: Stack) -> None:
     replay = httpx.get(stack.app_url + "/api/console/me", cookies={"console_session": cookie})
     assert replay.status_code == 401
     session.close()
+
+
+MATRIX_HEADER = "id,preguntas,respuesta\n"
+MATRIX_ROWS = (
+    "horario_api,¿Cuál es el horario de atención de la tienda? | ¿A qué hora abren?,"
+    "Abrimos de lunes a sábado de 9:00 a 19:00.\n"
+    'retiro_api,¿Puedo retirar mi pedido en el local? | ¿Tienen retiro en tienda?,"{answer}"\n'
+)
+
+
+def test_an_editor_publishes_through_the_api_and_the_bot_answers_from_it(
+    stack: Stack, messenger: Messenger
+) -> None:
+    editor = ConsoleSession(stack.app_url, "editor")
+    try:
+        before = editor.get("/api/console/knowledge").json()
+        broken = (MATRIX_HEADER + MATRIX_ROWS.format(answer="")).encode("utf-8")
+        draft = editor.post("/api/console/knowledge/drafts", files={"file": ("matriz.csv", broken, "text/csv")},
+                            timeout=300)
+        assert draft.status_code == 201, draft.text
+        report = draft.json()["draft"]
+        assert not report["ok"]
+        assert [(i["row"], i["code"]) for i in report["issues"] if i["severity"] == "error"] == [
+            (3, "missing_answer")]
+        refused = editor.post("/api/console/knowledge/publish", json={"draft_id": report["id"]})
+        assert refused.status_code == 409 and refused.json()["error"]["reason_code"] == "draft_has_errors"
+
+        answer = "Sí, puede retirarlo en nuestro local de la Av. Amazonas en Quito."
+        fixed = (MATRIX_HEADER + MATRIX_ROWS.format(answer=answer)).encode("utf-8")
+        draft = editor.post("/api/console/knowledge/drafts", files={"file": ("matriz.csv", fixed, "text/csv")},
+                            timeout=300).json()["draft"]
+        assert draft["ok"] and draft["entry_count"] == 2
+        tried = editor.post("/api/console/knowledge/try", json={"question": "puedo retirar mi pedido en el local?",
+                                                                "draft_id": draft["id"]}, timeout=300).json()
+        assert tried["draft"]["outcome"] == "answer" and tried["draft"]["text"] == answer
+        assert tried["live"] is None or tried["live"]["text"] != answer
+        published = editor.post("/api/console/knowledge/publish", json={"draft_id": draft["id"]}, timeout=300)
+        assert published.status_code == 200, published.text
+        version = published.json()["version"]
+        assert version["live"] and version["published_by"] == "editor" and version["filename"] == "matriz.csv"
+
+        user = new_user()
+        assert messenger.say(user, "¿puedo retirar mi pedido en el local?").status_code == 200
+        messenger.wait_for(lambda: answer in messenger.texts(user), 90, "the answer from the published version")
+
+        rolled = editor.post("/api/console/knowledge/rollback", json={})
+        assert rolled.status_code == 200, rolled.text
+        status = editor.get("/api/console/knowledge").json()
+        assert status["live"]["id"] == (before["live"]["id"] if before["live"] else rolled.json()["version"]["id"])
+        assert status["versions"][0]["id"] == version["id"] and not status["versions"][0]["live"]
+    finally:
+        editor.close()
