@@ -22,6 +22,8 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.templating import Jinja2Templates
@@ -663,6 +665,16 @@ def install(app: FastAPI, settings: Settings, authenticator: Authenticator | Non
         log.error("handoff error in the console", extra={"error": type(exc).__name__})
         return error_response(request, 500, "handoff_error", "El servicio de atención falló; intente de nuevo.")
 
+    async def invalid_request(request: Request, exc: Exception) -> Response:
+        """The console answers in its own shape and in Spanish; the rest of the app keeps FastAPI's."""
+        assert isinstance(exc, RequestValidationError)
+        if not request.url.path.startswith(CONSOLE_PREFIXES):
+            return await request_validation_exception_handler(request, exc)
+        fields = sorted({".".join(str(p) for p in error.get("loc", ())[1:]) or "cuerpo" for error in exc.errors()})
+        return error_response(request, 422, "invalid_request",
+                              "La solicitud no es válida (revise: " + ", ".join(fields) + ").")
+
+    app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(AuthError, auth_error)
     app.add_exception_handler(ConsoleError, console_error)
     app.add_exception_handler(KnowledgeEditorError, knowledge_error)

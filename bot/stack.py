@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from bot.settings import DEMO_RASA_TOKEN, ROOT
+from bot.settings import DEMO_RASA_TOKEN, ROOT, load_settings
 
 RASA_BIN = ROOT / ".venv-rasa" / "bin" / "rasa"
 TRAINING_INPUTS = ("config.yml", "domain.yml", "data")
@@ -158,7 +158,7 @@ class Stack:
         """With nothing published yet, publish the demo matrix, so `make run` answers out of the box; never in
         production, where the editors' own matrix is the only one the bot may answer from. It runs while the
         other processes start (the action server picks the version up when it lands); see `wait_knowledge`."""
-        if self.env.get("BOT_ENV") == "production":
+        if load_settings(self.env).is_production:
             return
         self._spawn(
             "knowledge",

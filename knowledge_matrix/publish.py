@@ -311,11 +311,13 @@ def publish(
     now: datetime,
     *,
     by: str = "cli",
+    filename: str | None = None,
     embedder: Embedder | None = None,
     settings: RetrievalSettings = DEFAULT_SETTINGS,
 ) -> PublishResult:
     """Validate, build, save as the next version and make it live. A matrix with errors is refused
-    (the result carries the Spanish report) and the live version keeps serving."""
+    (the result carries the Spanish report) and the live version keeps serving. `filename` is the
+    name the editor knows the file by (default: the name of `path`)."""
     path = Path(path)
     embedder = embedder or shared_embedder(settings.embedder)
     report, sheet = check_matrix(path, embedder)
@@ -339,7 +341,7 @@ def publish(
                 id=version_id,
                 published_at=timestamp,
                 published_by=by,
-                filename=path.name,
+                filename=filename or path.name,
                 entry_count=manifest.entry_count,
                 row_count=manifest.row_count,
                 model_name=manifest.model_name,

@@ -18,7 +18,7 @@ import pytest
 from bot import simulate
 from bot.app import create_app
 from bot.handoff_model import conversation_id_of
-from bot.settings import ROOT, Settings
+from bot.settings import DEMO_SERVICE_TOKEN, ROOT, Settings
 from bot.stack import Stack
 from tests.support.console_client import ConsoleSession, EventListener
 from tests.support.console_routes import (
@@ -94,6 +94,9 @@ def test_an_agent_takes_over_replies_and_gives_the_conversation_back(
     assert listed["paused_reason_es"] == "El cliente pidió hablar con una persona"
     assert listed["waiting_seconds"] is not None
 
+    # Rasa saves the tracker when the pausing action is done, a moment after the app hears of the pause.
+    messenger.wait_for(lambda: any(i["author"] == "user" for i in agent.conversation(conversation_id)["transcript"]),
+                       10, "the user's message in the transcript")
     view = agent.conversation(conversation_id)
     user_lines = [item["text"] for item in view["transcript"] if item["author"] == "user"]
     assert user_lines == ["quiero hablar con una persona"]
@@ -280,6 +283,10 @@ def test_sessions_are_server_side_and_logout_ends_them(stack: Stack) -> None:
     replay = httpx.get(stack.app_url + "/api/console/me", cookies={"console_session": cookie})
     assert replay.status_code == 401
     session.close()
+    # Nothing secret in the processes' logs: passwords, the session, the CSRF token, the service token.
+    logs = "".join(path.read_text(encoding="utf-8", errors="replace") for path in stack.log_dir.glob("*.log"))
+    for secret in (cookie, session.csrf, "agente-demo", "admin-demo", "editor-demo", DEMO_SERVICE_TOKEN):
+        assert secret not in logs
 
 
 MATRIX_HEADER = "id,preguntas,respuesta\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from datetime import timedelta
@@ -95,6 +96,18 @@ def test_the_login_page_shows_the_limit_too(console_env: ConsoleApp) -> None:
         client.post("/console/login", data={"username": "maria", "password": "mala-mala-mala", "csrf_token": token})
     answer = client.post("/console/login", data={"username": "maria", "password": "mala", "csrf_token": token})
     assert answer.status_code == 429 and "Demasiados intentos fallidos" in answer.text
+
+
+def test_the_json_login_only_takes_json(console_env: ConsoleApp) -> None:
+    """A cross-site form can post text/plain but not application/json: the JSON login cannot be forged."""
+    body = json.dumps({"username": "maria", "password": USERS["maria"][1]})
+    client = console_env.anonymous()
+    forged = client.post("/api/console/login", content=body, headers={"Content-Type": "text/plain"})
+    assert forged.status_code == 422 and SESSION_COOKIE not in client.cookies
+    assert forged.json()["error"]["reason_code"] == "invalid_request"
+    assert forged.json()["error"]["message"].startswith("La solicitud no es válida")
+    assert client.post("/api/console/login", content=body, headers={"Content-Type": "application/json"}).status_code \
+        == 200
 
 
 def test_state_changes_need_the_csrf_token(console_env: ConsoleApp) -> None:

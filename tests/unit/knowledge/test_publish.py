@@ -86,11 +86,13 @@ def hours_answer(live: LiveKnowledge) -> tuple[str | None, str]:
 
 
 def test_publish_keeps_the_version_with_its_source_and_report_and_makes_it_live(
-    data_dir: Path, write: Callable[[str, str], Path]
+    data_dir: Path, write: Callable[[str, str], Path], tmp_path: Path
 ) -> None:
     source = write("matriz.csv", matrix_text("De 9 a 18."))
 
     result = publish(source, data_dir, NOW, by="ana", embedder=EMBEDDER)
+    renamed = publish(source, tmp_path / "other", NOW, filename="Matriz julio.xlsx", embedder=EMBEDDER)
+    assert renamed.version is not None and renamed.version.filename == "Matriz julio.xlsx"
 
     assert result.published and result.previous_version is None
     assert result.version is not None

@@ -159,6 +159,7 @@
       }
       reload();
     }, reload);
+    setInterval(reload, 30000);  // waiting times keep counting
   }
 
   // --- conversation ------------------------------------------------------------------------------
@@ -245,6 +246,10 @@
 
     renderState(conversation);
     scrollDown();
+    setInterval(() => refreshState(), 60000);  // the time left in the window keeps counting
+    // Rasa saves the conversation when the pausing action is done, a moment after the pause is announced: a page
+    // opened right then reads the transcript once more.
+    if (conversation.paused_at && Date.now() - Date.parse(conversation.paused_at) < 10000) setTimeout(reload, 2000);
 
     const refreshState = debounce(async () => {
       try {
