@@ -54,6 +54,9 @@ lint: install
 bench: install
 	$(VENV)/bin/python -m bot train
 	$(VENV)/bin/python bench/webhook.py
+	$(VENV)/bin/python bench/outbox.py
+	$(VENV)/bin/python bench/knowledge.py
+	$(VENV)/bin/python bench/console.py
 
 clean:
 	rm -rf $(VENV) $(RASA_VENV) models var

@@ -77,8 +77,12 @@ class ResumeRequest(BaseModel):
 async def pause(payload: PauseRequest, request: Request) -> Any:
     try:
         conversation = await handoff_of(request).pause(
-            payload.page_id, payload.user_id, payload.reason, payload.paused_by,
-            rasa_already_paused=payload.rasa_already_paused, text=payload.text,
+            payload.page_id,
+            payload.user_id,
+            payload.reason,
+            payload.paused_by,
+            rasa_already_paused=payload.rasa_already_paused,
+            text=payload.text,
         )
     except HandoffError as exc:
         return handoff_error_response(exc)
@@ -107,6 +111,17 @@ async def state(page_id: str, user_id: str, request: Request) -> Any:
 
 @router.post("/reply")
 async def reply(payload: ReplyRequest, request: Request) -> Any:
+    if request.app.state.settings.is_production:
+        # A human-sender reply (it may carry HUMAN_AGENT) must come from a person logged in to the console.
+        return JSONResponse(
+            {
+                "error": {
+                    "reason_code": "human_sender_required",
+                    "message": "in production agent replies are sent from the console by a logged-in person",
+                }
+            },
+            status_code=403,
+        )
     try:
         return await handoff_of(request).reply_as_agent(
             payload.conversation_id, payload.agent, payload.text, idempotency_key=payload.idempotency_key

@@ -36,7 +36,7 @@ from knowledge_matrix.publish import publish as publish_matrix
 from knowledge_matrix.publish import rollback as roll_back_matrix
 from knowledge_matrix.retrieval import Verdict
 from knowledge_matrix.settings import DEFAULT_SETTINGS
-from knowledge_matrix.validation import Report
+from knowledge_matrix.validation import COLUMN_LABELS, Report
 
 
 class KnowledgeEditorError(Exception):
@@ -74,13 +74,18 @@ class KnowledgeUnavailable(KnowledgeEditorError):
 class ReportIssue:
     severity: str  # "error" or "warning"
     code: str
-    message: str  # Spanish, as `knowledge_matrix.validation.Issue.render()` words it
+    message: str  # Spanish, without the row and column (they have their own fields)
     row: int | None = None
-    column: str | None = None
+    column: str | None = None  # the canonical column ("answer")
+
+    @property
+    def column_label(self) -> str | None:
+        """The column as editors name it ("respuesta")."""
+        return COLUMN_LABELS.get(self.column, self.column) if self.column else None
 
     def to_dict(self) -> dict[str, Any]:
         return {"severity": self.severity, "code": self.code, "message": self.message, "row": self.row,
-                "column": self.column}
+                "column": self.column, "column_label": self.column_label}
 
 
 @dataclass(frozen=True)
@@ -190,7 +195,7 @@ _SUFFIX = re.compile(r"^\.[a-z0-9]{1,5}$")
 
 
 def _issues(report: Report) -> tuple[ReportIssue, ...]:
-    return tuple(ReportIssue(i.severity, i.code, i.render(), i.row, i.column) for i in report.issues)
+    return tuple(ReportIssue(i.severity, i.code, i.message, i.row, i.column) for i in report.issues)
 
 
 def _tried(verdict: Verdict) -> TriedAnswer:
@@ -252,7 +257,8 @@ class MatrixEditor:
                 id=data["id"], filename=data["filename"], uploaded_by=data["uploaded_by"],
                 uploaded_at=datetime.fromisoformat(data["uploaded_at"]), ok=data["ok"],
                 entry_count=data["entry_count"], summary=data["summary"],
-                issues=tuple(ReportIssue(**issue) for issue in data["issues"]),
+                issues=tuple(ReportIssue(**{k: v for k, v in issue.items() if k != "column_label"})
+                             for issue in data["issues"]),
             )
         except (OSError, KeyError, TypeError, ValueError):
             return None

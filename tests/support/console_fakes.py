@@ -170,7 +170,7 @@ class FakeKnowledgeEditor:
             self.drafts[draft.id] = (draft, {})
             return draft
         report = validate_sheet(sheet)
-        issues = tuple(ReportIssue(i.severity, i.code, i.render(), i.row, i.column) for i in report.issues)
+        issues = tuple(ReportIssue(i.severity, i.code, i.message, i.row, i.column) for i in report.issues)
         entries = {e.id: (e.questions, e.answer) for e in entries_from_sheet(sheet)}
         draft = Draft(uuid.uuid4().hex[:12], filename, by, self.clock(), report.ok, report.entry_count, issues,
                       report.render())

@@ -30,7 +30,8 @@ def editor(tmp_path: Path, clock: Clock) -> MatrixEditor:
 def test_a_draft_with_errors_is_reported_by_row_and_never_published(editor: MatrixEditor, tmp_path: Path) -> None:
     draft = editor.upload("matriz.csv", matrix(""), "editor")
     assert not draft.ok and [(i.row, i.code) for i in draft.issues if i.severity == "error"] == [(3, "missing_answer")]
-    assert "fila 3" in draft.issues[0].message and "NO se publicará" in draft.summary
+    assert draft.issues[0].message == "falta la respuesta." and draft.issues[0].column_label == "respuesta"
+    assert "fila 3" in draft.summary and "NO se publicará" in draft.summary
     with pytest.raises(DraftHasErrors):
         editor.publish(draft.id, "editor")
     assert current_version(tmp_path) is None and editor.status().live is None

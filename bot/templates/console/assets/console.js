@@ -68,6 +68,11 @@
     return isNaN(at) ? "" : at.toLocaleTimeString("es-EC", { hour: "2-digit", minute: "2-digit" });
   }
 
+  function dateTime(iso) {
+    const at = new Date(iso);
+    return isNaN(at) ? iso : at.toLocaleString("es-EC", { dateStyle: "medium", timeStyle: "short" });
+  }
+
   function debounce(fn, ms) {
     let timer = null;
     return (...args) => { clearTimeout(timer); timer = setTimeout(() => fn(...args), ms); };
@@ -225,7 +230,7 @@
       document.getElementById("bot-actions").hidden = paused;
       document.getElementById("assigned-to").textContent = c.assigned_to || "Sin asignar";
       document.getElementById("paused-reason").textContent = c.paused_reason_es || "—";
-      document.getElementById("last-user-at").textContent = c.last_user_message_at || "—";
+      document.getElementById("last-user-at").textContent = c.last_user_message_at ? dateTime(c.last_user_message_at) : "—";
       const select = document.getElementById("assign-agent");
       if (select) select.value = c.assigned_to || "";
       const windowBox = document.getElementById("window");
@@ -424,7 +429,7 @@
       if (!answer) return none;
       if (answer.outcome === "answer") return answer.text + (answer.entry_id ? "\n\n(entrada «" + answer.entry_id + "»)" : "");
       if (answer.outcome === "suggest") return "No responde directamente; sugiere: " + answer.suggestions.join(", ");
-      return "No encuentra respuesta: el bot ofrecería hablar con una persona.";
+      return answer.text || "No encuentra respuesta: el bot ofrecería hablar con una persona.";
     }
 
     function renderReport(d) {
@@ -437,7 +442,7 @@
       summary.className = "alert " + (d.ok ? "ok" : "error");
       document.getElementById("report-rows").replaceChildren(...d.issues.map((issue) => el("tr", { class: issue.severity, dataset: { row: issue.row === null ? "" : issue.row } },
         el("td", {}, issue.row === null ? "—" : "Fila " + issue.row),
-        el("td", {}, issue.column || "—"),
+        el("td", {}, issue.column_label || issue.column || "—"),
         el("td", {}, issue.severity === "error" ? "Error" : "Advertencia"),
         el("td", {}, issue.message))));
       publishButton.disabled = !d.ok;
