@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from bot import console, internal_api, outbox_api, sandbox, simulate
 from bot.handoff import Handoff, HandoffStore
 from bot.rasa_api import HttpRasaTrackers
-from bot.settings import SANDBOX_PAGE_ID, Settings, load_settings
+from bot.settings import DEMO_APP_SECRET, SANDBOX_PAGE_ID, Settings, load_settings
 from connectors.graph import GraphClient
 from outbox.policy import load_policy
 from outbox.store import open_store
@@ -82,7 +82,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The sandbox and its chat inject signed webhook events: never exposed in production.
         app.state.sandbox = sandbox.GraphSandbox(settings)
         app.include_router(sandbox.router)
-        _add_sandbox_chat(app, settings)
+        if settings.app_secret == DEMO_APP_SECRET:
+            # The chat signs events with the app secret: never with a real one, whatever the mode.
+            _add_sandbox_chat(app, settings)
     return app
 
 

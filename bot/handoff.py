@@ -44,7 +44,7 @@ from bot.sqlite_file import SQLiteFile
 from connectors.errors import GraphError
 from connectors.graph import GraphClient
 from connectors.outgoing import OutgoingMessageError, build_messages
-from outbox.model import NewMessage, Purpose, SenderKind
+from outbox.model import InvalidTransition, MessageFilter, NewMessage, Purpose, SenderKind, Status
 from outbox.policy import ConversationWindow, decide
 from outbox.worker import OutboxWorker
 
@@ -322,6 +322,7 @@ class Handoff:
         if not rasa_already_paused:
             await self.rasa.append_events(user_id, [pause_event(now)])
         conversation, changed = await self._db(self.store.pause, page_id, user_id, reason, paused_by, now)
+        await self._cancel_stale_bot_messages(page_id, user_id, now)
         if changed:
             logger.info("conversation paused", extra={"conversation_id": conversation.id, "reason": reason.value,
                                                       "paused_by": paused_by})
@@ -331,6 +332,20 @@ class Handoff:
             conversation = await self._db(self.store.record_agent_message, conversation.id, paused_by, text, now)
             self._publish("agent_message", conversation, now, author=f"agent:{paused_by}", text=text)
         return conversation
+
+    async def _cancel_stale_bot_messages(self, page_id: str, user_id: str, now: datetime) -> None:
+        """Bot messages still queued from before the pause (in retry backoff, scheduled, or held by a paused
+        page) must not reach a person who is now talking to an agent. Fresh replies of the current turn
+        (the handoff notice itself) are left to go."""
+        query = MessageFilter(recipient_id=user_id, page_id=page_id, statuses=(Status.PENDING,), limit=1000)
+        for message in await self.outbox.run_store(self.outbox.store.find, query):
+            stale = message.attempts > 0 or message.purpose is not Purpose.REPLY or message.due_at > now
+            if message.sender is SenderKind.BOT and stale:
+                try:
+                    await self.outbox.run_store(self.outbox.store.cancel, message.id, now)
+                except InvalidTransition:  # claimed meanwhile: it is being sent or already was
+                    continue
+                logger.info("queued bot message cancelled by a pause", extra={"message_id": message.id})
 
     async def resume(self, conversation_id: str, by: str, closing_note: str) -> Conversation:
         """The bot answers again (Rasa's `ConversationResumed`); the closing note stays in the log."""

@@ -33,7 +33,7 @@ PAST_TOLERANCE = timedelta(seconds=60)
 def require_service_token(request: Request, authorization: str = Header(default="")) -> None:
     expected = request.app.state.settings.service_token
     scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
+    if not token or scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
         raise HTTPException(401, "a service token is required: Authorization: Bearer <BOT_SERVICE_TOKEN>")
 
 
@@ -87,6 +87,9 @@ async def enqueue(payload: EnqueueRequest, request: Request) -> JSONResponse:
     )
     if problem is not None:
         return refuse("invalid_message", problem.message, graph_code=problem.code, graph_subcode=problem.error_subcode)
+    if payload.sender == "human" and request.app.state.settings.is_production:
+        # A human sender may use HUMAN_AGENT: in production only the console (a logged-in person) sends as one.
+        return refuse("human_sender_required", "sender 'human' is only accepted from the console in production")
     if payload.page_id not in request.app.state.settings.page_tokens:
         return refuse("unknown_page", f"page {payload.page_id} is not configured")
     try:

@@ -97,6 +97,14 @@ class Settings:
         if not self.is_production:
             return
         problems = []
+        for name, value in (
+            ("MESSENGER_APP_SECRET", self.app_secret),
+            ("MESSENGER_VERIFY_TOKEN", self.verify_token),
+            ("BOT_SERVICE_TOKEN", self.service_token),
+            ("RASA_API_TOKEN", self.rasa_token),
+        ):
+            if not value.strip():
+                problems.append(f"{name} is empty")
         if self.app_secret == DEMO_APP_SECRET:
             problems.append("MESSENGER_APP_SECRET is the demo value")
         if self.verify_token == DEMO_VERIFY_TOKEN:

@@ -73,8 +73,9 @@ def utc_now_iso() -> str:
 def initial_status(event: InboundEvent, own_app_id: str) -> str:
     if event.is_own_echo(own_app_id):
         return IGNORED
-    # An echo from the Page inbox or another app is a person writing: kept as an agent message.
-    return PENDING if event.is_user_input else RECORDED
+    # An echo from the Page inbox or another app is a person writing: it pauses the bot, in order with the
+    # user's own messages (so the bot cannot answer after the person), and is retried after a crash.
+    return PENDING if event.is_user_input or event.is_person_echo(own_app_id) else RECORDED
 
 
 class IngestStore:

@@ -41,7 +41,7 @@ MAX_BODY_BYTES = 1024 * 1024
 MAX_PROCESSING_ATTEMPTS = 3
 PROCESSING_CONCURRENCY = int(os.environ.get("MESSENGER_PROCESSING_CONCURRENCY", "8"))
 # What opens the 24-hour window: the user's own actions (not echoes, receipts or standby noise).
-WINDOW_OPENING_KINDS = (EventKind.MESSAGE, EventKind.POSTBACK, EventKind.REFERRAL)
+WINDOW_OPENING_KINDS = (EventKind.MESSAGE, EventKind.POSTBACK, EventKind.REFERRAL, EventKind.REACTION)
 
 
 def user_message_time(event: InboundEvent) -> datetime:
@@ -49,7 +49,10 @@ def user_message_time(event: InboundEvent) -> datetime:
     if event.timestamp_ms <= 0:
         return now
     # Meta's timestamp, but never in our future (clock skew must not stretch the window).
-    return min(datetime.fromtimestamp(event.timestamp_ms / 1000, tz=timezone.utc), now)
+    try:
+        return min(datetime.fromtimestamp(event.timestamp_ms / 1000, tz=timezone.utc), now)
+    except (OverflowError, OSError, ValueError):
+        return now
 
 
 class MessengerOutput(OutputChannel):
@@ -158,6 +161,7 @@ class MessengerInput(InputChannel):
         self.handoff = AppHandoffClient(settings)
         self.typing = True
         self._dispatcher: ConversationDispatcher[StoredEvent] | None = None
+        self._inflight: set[int] = set()
         self._on_new_message: Callable[[UserMessage], Awaitable[Any]] | None = None
         self._app: Any = None
 
@@ -174,8 +178,41 @@ class MessengerInput(InputChannel):
         raise MessengerError("Rasa's agent did not become ready within 300 s")
 
     async def _process(self, stored: StoredEvent) -> None:
+        try:
+            await self._process_once(stored)
+        finally:
+            self._inflight.discard(stored.id)
+
+    async def _pause_for_person(self, event: InboundEvent) -> None:
+        """A person wrote from the Page inbox or another app: pause before any later message is handled."""
+        author = outside_author(event.app_id)
+        paused = await self.handoff.pause(
+            event.page_id, event.user_id, PauseReason.AGENT_WROTE_OUTSIDE, author, text=event.shown_text()
+        )
+        if not paused:
+            raise MessengerError("the app did not record the pause; retrying")
+
+    async def _process_once(self, stored: StoredEvent) -> None:
         event = stored.event
         assert self._on_new_message is not None
+        if stored.attempts >= MAX_PROCESSING_ATTEMPTS:  # a crash between the last attempt and its verdict
+            await self.store.run(self.store.finish, stored.id, FAILED, "attempts exhausted before a restart")
+            return
+        if event.kind is EventKind.ECHO:
+            for attempt in range(stored.attempts, MAX_PROCESSING_ATTEMPTS):
+                try:
+                    await self._pause_for_person(event)
+                except Exception as exc:  # the app is down: retried, then given up visibly
+                    logger.exception("pausing after a person's message failed", extra={"event_id": stored.id})
+                    attempts = await self.store.run(self.store.note_attempt_failed, stored.id, repr(exc)[:500])
+                    if attempts >= MAX_PROCESSING_ATTEMPTS:
+                        await self.store.run(self.store.finish, stored.id, FAILED, repr(exc)[:500])
+                        return
+                    await asyncio.sleep(0.5 * 2**attempt)
+                    continue
+                await self.store.run(self.store.finish, stored.id, DONE, None)
+                return
+            return
         key_prefix = f"reply:{event.page_id}:{event.dedup_key}"
         for attempt in range(stored.attempts, MAX_PROCESSING_ATTEMPTS):
             output = MessengerOutput(self.client, self.store, self.worker, event.page_id, key_prefix, self.typing)
@@ -231,13 +268,7 @@ class MessengerInput(InputChannel):
     def _notice_recorded(self, event: InboundEvent) -> None:
         """Events not for Rasa that matter to a handoff: a person writing from outside pauses the bot; what a
         user writes while another app holds the thread (standby) reaches the live view."""
-        if event.is_person_echo(self.settings.app_id) and event.user_id:
-            author = outside_author(event.app_id)
-            self.handoff.in_background(
-                self.handoff.pause(event.page_id, event.user_id, PauseReason.AGENT_WROTE_OUTSIDE, author,
-                                   text=event.shown_text())
-            )
-        elif event.standby and event.kind in WINDOW_OPENING_KINDS and event.user_id:
+        if event.standby and event.kind in WINDOW_OPENING_KINDS and event.user_id:
             self.handoff.in_background(
                 self.handoff.user_message(event.page_id, event.user_id, event.shown_text(), user_message_time(event))
             )
@@ -251,7 +282,9 @@ class MessengerInput(InputChannel):
     def _dispatch(self, events: Any) -> None:
         assert self._dispatcher is not None
         for stored in events:
-            if stored.status == PENDING:
+            # `_inflight`: an event recovered at start-up may also arrive from a webhook racing the recovery.
+            if stored.status == PENDING and stored.id not in self._inflight:
+                self._inflight.add(stored.id)
                 self._dispatcher.submit(stored.event.conversation_key, stored)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
@@ -305,11 +338,14 @@ class MessengerInput(InputChannel):
             except (ValueError, WebhookPayloadError) as exc:
                 return response.json({"error": f"not a Messenger page webhook: {exc}"}, status=400)
             fresh = await self.store.record_async(events, self.settings.app_id)
+            self._dispatch(fresh)  # first: once committed, nothing may keep the events from being processed
             for stored in fresh:
                 if stored.status != PENDING:  # not for Rasa, but a user writing still opens the window
-                    await self._record_window(stored.event)
-                    self._notice_recorded(stored.event)
-            self._dispatch(fresh)
+                    try:
+                        await self._record_window(stored.event)
+                        self._notice_recorded(stored.event)
+                    except Exception:  # the events are safe; this bookkeeping is logged, not fatal
+                        logger.exception("recording a non-Rasa event's side effects failed")
             return response.text("EVENT_RECEIVED")
 
         return webhook

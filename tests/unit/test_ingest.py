@@ -104,8 +104,9 @@ def test_duplicate_inside_one_batch_is_recorded_once(store: IngestStore) -> None
         (meta.pass_thread_control(), False, RECORDED),
         (meta.take_thread_control(), False, RECORDED),
         (meta.message_edit("m_e", "editado"), False, RECORDED),
-        (meta.echo("m_other", "de otra app", app_id=int(meta.OTHER_APP_ID)), False, RECORDED),
-        (meta.echo("m_inbox", "Soy Ana", app_id=meta.PAGE_INBOX_APP_ID_NUMBER), False, RECORDED),
+        # a person writing from another app or the Page inbox: processed in order (it pauses the bot)
+        (meta.echo("m_other", "de otra app", app_id=int(meta.OTHER_APP_ID)), False, PENDING),
+        (meta.echo("m_inbox", "Soy Ana", app_id=meta.PAGE_INBOX_APP_ID_NUMBER), False, PENDING),
         (meta.echo("m_own", "respuesta del bot", app_id=int(meta.OUR_APP_ID)), False, IGNORED),
     ],
 )
