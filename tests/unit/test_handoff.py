@@ -31,7 +31,7 @@ from bot.pubsub import Broadcaster
 from bot.rasa_api import InMemoryRasaTrackers
 from bot.settings import PAGE_INBOX_APP_ID, SANDBOX_PAGE_ID, Settings, SettingsError, load_settings
 from connectors.graph import GraphClient, GraphRequest, GraphResponse
-from outbox.model import Purpose, SenderKind
+from outbox.model import MessageFilter, NewMessage, Outcome, Purpose, SenderKind, Status
 from outbox.policy import load_policy
 from outbox.store import InMemoryOutboxStore
 from outbox.worker import OutboxWorker
@@ -367,6 +367,54 @@ async def test_when_rasa_cannot_be_paused_nothing_is_recorded(parts: Parts) -> N
     with pytest.raises(RasaUnavailable):
         await parts.handoff.pause(PAGE, USER, PauseReason.AGENT_TOOK_OVER, "ana")
     assert await parts.handoff.paused_conversations() == []
+
+
+def queue(
+    parts: Parts,
+    name: str,
+    *,
+    page: str = PAGE,
+    user: str = USER,
+    sender: SenderKind = SenderKind.BOT,
+    purpose: Purpose = Purpose.REPLY,
+    not_before: datetime | None = None,
+) -> int:
+    """Queue a message (its idempotency key is `name`) as the outbox holds it at T0."""
+    new = NewMessage(
+        page, user, {"text": name}, sender=sender, purpose=purpose, not_before=not_before, idempotency_key=name
+    )
+    message, _created = parts.outbox_store.enqueue(new, T0)
+    return message.id
+
+
+async def test_a_pause_cancels_the_bot_messages_still_queued_from_before_it(parts: Parts) -> None:
+    # A reply that failed once and waits in backoff (attempts 1): queued first, so it heads the user's queue.
+    backoff = queue(parts, "backoff")
+    [claimed] = parts.outbox_store.claim("w", T0, 30, 1)
+    parts.outbox_store.complete(claimed.id, "w", Outcome(Status.PENDING, next_attempt_at=T0 + timedelta(minutes=1)))
+    queue(parts, "scheduled", not_before=T0 + timedelta(hours=1))  # a bot REPLY, but due later
+    queue(parts, "follow-up", purpose=Purpose.FOLLOW_UP)  # due now, but not an answer to this turn
+    queue(parts, "fresh-reply")  # attempts 0, due now: the current turn (the handoff notice itself)
+    queue(parts, "human", sender=SenderKind.HUMAN, purpose=Purpose.FOLLOW_UP, not_before=T0 + timedelta(hours=1))
+    queue(parts, "system", sender=SenderKind.SYSTEM, purpose=Purpose.FOLLOW_UP, not_before=T0 + timedelta(hours=1))
+    queue(parts, "other-user", user="psid-2", purpose=Purpose.FOLLOW_UP)
+    queue(parts, "other-page", page="104523456789012", purpose=Purpose.FOLLOW_UP)
+    assert parts.outbox_store.get(backoff).attempts == 1
+    assert parts.outbox_store.get(backoff).due_at == T0, "only its attempts make it stale"
+
+    await parts.handoff.pause(PAGE, USER, PauseReason.USER_ASKED, "bot")
+
+    statuses = {m.idempotency_key: m.status for m in parts.outbox_store.find(MessageFilter())}
+    assert statuses == {
+        "backoff": Status.CANCELLED,
+        "scheduled": Status.CANCELLED,
+        "follow-up": Status.CANCELLED,
+        "fresh-reply": Status.PENDING,
+        "human": Status.PENDING,
+        "system": Status.PENDING,
+        "other-user": Status.PENDING,
+        "other-page": Status.PENDING,
+    }
 
 
 async def test_resume_hands_back_to_the_bot_with_a_closing_note(parts: Parts) -> None:

@@ -250,6 +250,19 @@ def test_production_names_what_is_wrong_and_never_a_secret(
     assert_no_secret_in(message)
 
 
+@pytest.mark.parametrize(
+    "name", ["MESSENGER_APP_SECRET", "BOT_SERVICE_TOKEN", "RASA_API_TOKEN", "MESSENGER_VERIFY_TOKEN"]
+)
+@pytest.mark.parametrize("empty", ["", "   "])
+def test_production_refuses_an_empty_secret(name: str, empty: str) -> None:
+    # Set but empty is not "unset": no demo default fills it in, and an empty secret would match an empty one.
+    with pytest.raises(SettingsError) as caught:
+        load_settings(production_env(**{name: empty}))
+
+    assert f"{name} is empty" in str(caught.value)
+    assert_no_secret_in(str(caught.value))
+
+
 def test_demo_values_are_fine_outside_production() -> None:
     settings = load_settings({"BOT_ENV": "development"})
 

@@ -100,6 +100,17 @@ def test_nothing_but_the_public_routes_answers_without_credentials(apps: dict[st
         assert "Inicie sesión" in answer.text or answer.status_code in (303, 401)
 
 
+def test_with_a_real_app_secret_in_development_the_graph_sandbox_is_mounted_but_not_the_chat(tmp_path: Path) -> None:
+    # The chat signs webhook events with the app secret: it must never sign with a real one.
+    app = create_app(Settings(environment="development", data_dir=tmp_path, app_secret=PRODUCTION["app_secret"]))
+    routes = app_routes(app)
+    assert ("GET", "/sandbox/sent") in routes, "the Graph API sandbox stays"
+    assert not {route for route in routes if route[1].startswith("/sandbox/chat")}
+    client = TestClient(app)
+    assert client.get("/sandbox/chat").status_code == 404
+    assert client.post("/sandbox/chat/send", json={"kind": "text", "text": "hola"}).status_code in (404, 405)
+
+
 def test_production_serves_health_and_the_login_only(apps: dict[str, FastAPI]) -> None:
     client = TestClient(apps["production"])
     assert client.get("/health").json() == {"status": "ok", "sandbox": False}
