@@ -79,7 +79,7 @@ PRODUCTION = {
     "verify_token": "verify-7Qp2xZr9",
     "service_token": "service-Kd83hFq1",
     "rasa_token": "rasa-Hq83kd9",
-    "page_tokens": {PAGE: "EAAGm0PX4ZCpsBAKZBZCexampleTOKENvalue1"},
+    "page_tokens": {PAGE: "fake-page-token-for-tests-0001"},
     "app_id": "1517776481860111",
     "graph_api_base": "https://graph.facebook.com",
 }
