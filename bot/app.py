@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await client.close()
             store.close()
 
-    docs = not settings.is_production  # the API docs describe every endpoint: development only, like the sandbox
+    docs = settings.is_demo  # the API docs describe every endpoint: the demo only, like the sandbox chat
     app = FastAPI(
         title="Ecuabots Messenger", version="0.1.0", lifespan=lifespan, docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None, openapi_url="/openapi.json" if docs else None,
@@ -76,15 +76,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "sandbox": not settings.is_production}
+        return {"status": "ok", "sandbox": settings.serves_graph_sandbox}
 
-    if not settings.is_production:
-        # The sandbox and its chat inject signed webhook events: never exposed in production.
+    if settings.serves_graph_sandbox:
+        # The Graph API sandbox answers the app's own sends: never in production, never beside Meta's Graph API.
         app.state.sandbox = sandbox.GraphSandbox(settings)
         app.include_router(sandbox.router)
-        if settings.app_secret == DEMO_APP_SECRET:
-            # The chat signs events with the app secret: never with a real one, whatever the mode.
-            _add_sandbox_chat(app, settings)
+    if settings.is_demo and settings.app_secret == DEMO_APP_SECRET:
+        # The chat injects signed webhook events: the demo only, and never signed with a real app secret.
+        _add_sandbox_chat(app, settings)
     return app
 
 

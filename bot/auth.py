@@ -262,8 +262,9 @@ class Authenticator:
         self.store.set_password_hash(normalize_username(username), self.hasher.hash(password), self.clock())
 
     def seed_demo_users(self) -> list[str]:
-        """Development only: create the demo users that are missing. Returns the usernames created."""
-        if self.settings.environment != "development":
+        """The demo only (development with the sandbox page alone, `Settings.is_demo`): create the demo users that
+        are missing. Returns the usernames created."""
+        if not self.settings.is_demo:
             return []
         created = []
         for username, role, password, display_name in DEMO_USERS:

@@ -299,7 +299,7 @@ def _page(request: Request, template: str, principal: Principal | None, status_c
         request,
         f"console/{template}",
         {"user": principal, "csrf_token": principal.csrf_token if principal else "",
-         "is_production": settings.is_production, **context},
+         "is_production": settings.is_production, "is_demo": settings.is_demo, **context},
         status_code=status_code,
     )
 

@@ -28,6 +28,14 @@ DEFAULT_AWAY_MESSAGE = (
     "Te responderemos por aquí en cuanto estemos de vuelta."
 )
 ENVIRONMENTS = frozenset({"development", "test", "production"})
+# Production refuses shorter secrets: Meta's app secret is 32 hex characters; our own tokens are random strings
+# (`python -c "import secrets; print(secrets.token_urlsafe(32))"` gives 43 characters).
+MIN_SECRET_LENGTHS = {
+    "MESSENGER_APP_SECRET": 32,
+    "MESSENGER_VERIFY_TOKEN": 16,
+    "BOT_SERVICE_TOKEN": 32,
+    "RASA_API_TOKEN": 32,
+}
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,6 +56,9 @@ class Settings:
     data_dir: Path = ROOT / "var"
     rasa_url: str = "http://127.0.0.1:5005"
     action_server_url: str = "http://127.0.0.1:5055/webhook"
+    action_server_host: str = "127.0.0.1"  # where the action server listens (ACTION_SERVER_HOST); not loopback: token
+    action_server_token: str = ""  # shared token Rasa sends to the action server (ACTION_SERVER_TOKEN)
+    action_outage_seconds: float = 60.0  # how long a message waits for a dead action server before the honest reply
     app_url: str = "http://127.0.0.1:8000"
     service_token: str = DEMO_SERVICE_TOKEN
     rasa_token: str = DEMO_RASA_TOKEN  # Rasa's HTTP API (--auth-token), used by the console
@@ -69,6 +80,25 @@ class Settings:
     @property
     def uses_sandbox(self) -> bool:
         return self.page_tokens.get(SANDBOX_PAGE_ID) == SANDBOX_PAGE_TOKEN
+
+    @property
+    def is_demo(self) -> bool:
+        """Development with the sandbox page as the only page: the one mode with demo users (and their printed
+        passwords), the API docs and the sandbox chat. Any other page, or any other mode, has none of them."""
+        return self.environment == "development" and dict(self.page_tokens) == {SANDBOX_PAGE_ID: SANDBOX_PAGE_TOKEN}
+
+    @property
+    def serves_graph_sandbox(self) -> bool:
+        """The app answers the Graph API itself only outside production and only when sends go to it."""
+        return not self.is_production and self.graph_api_base == self.app_url
+
+    def secrets_by_name(self) -> dict[str, str]:
+        return {
+            "MESSENGER_APP_SECRET": self.app_secret,
+            "MESSENGER_VERIFY_TOKEN": self.verify_token,
+            "BOT_SERVICE_TOKEN": self.service_token,
+            "RASA_API_TOKEN": self.rasa_token,
+        }
 
     @property
     def outbox_store_url(self) -> str:
@@ -93,36 +123,66 @@ class Settings:
         return self.page_tokens.get(page_id)
 
     def check_production_safe(self) -> None:
-        """Refuse to run in production with any demo secret or the sandbox as Graph API."""
+        """Refuse to run in production with a demo, empty, short or reused secret, the sandbox as Graph API, or a
+        Graph API reached without TLS. The messages name the setting, never its value."""
         if not self.is_production:
             return
-        problems = []
-        for name, value in (
-            ("MESSENGER_APP_SECRET", self.app_secret),
-            ("MESSENGER_VERIFY_TOKEN", self.verify_token),
-            ("BOT_SERVICE_TOKEN", self.service_token),
-            ("RASA_API_TOKEN", self.rasa_token),
-        ):
-            if not value.strip():
-                problems.append(f"{name} is empty")
-        if self.app_secret == DEMO_APP_SECRET:
-            problems.append("MESSENGER_APP_SECRET is the demo value")
-        if self.verify_token == DEMO_VERIFY_TOKEN:
-            problems.append("MESSENGER_VERIFY_TOKEN is the demo value")
-        if self.service_token == DEMO_SERVICE_TOKEN:
-            problems.append("BOT_SERVICE_TOKEN is the demo value")
-        if self.rasa_token == DEMO_RASA_TOKEN:
-            problems.append("RASA_API_TOKEN is the demo value")
+        problems = [*secret_problems(self.secrets_by_name(), self.page_tokens)]
         if self.uses_sandbox:
             problems.append("no page token is set (MESSENGER_PAGE_ACCESS_TOKEN or MESSENGER_PAGES)")
-        if not self.uses_sandbox and self.graph_api_base.startswith(self.app_url):
+        elif self.graph_api_base.startswith(self.app_url):
             problems.append("GRAPH_API_BASE points at the sandbox")
+        elif not self.graph_api_base.startswith("https://"):
+            problems.append("GRAPH_API_BASE must start with https:// (page tokens travel with every send)")
         if not self.app_id:
             problems.append("MESSENGER_APP_ID is not set (needed to tell our own echoes from a person's)")
         if problems:
             raise SettingsError(
                 "BOT_ENV=production refuses to start: " + "; ".join(problems) + ". See README, 'A real page'."
             )
+
+    def check_real_pages_need_production(self) -> None:
+        """A page other than the sandbox's outside production would get development's demo users, printed
+        passwords and demo service token: refuse, and say how to fix it."""
+        if self.environment == "development" and not self.is_demo:
+            raise SettingsError(
+                "a real page is configured (MESSENGER_PAGE_ACCESS_TOKEN or MESSENGER_PAGES) but BOT_ENV is not "
+                "production: set BOT_ENV=production (development mode has demo users with published passwords). "
+                "Tests against a fake Graph API may set BOT_ENV=test instead."
+            )
+
+
+DEMO_SECRETS = {
+    "MESSENGER_APP_SECRET": DEMO_APP_SECRET,
+    "MESSENGER_VERIFY_TOKEN": DEMO_VERIFY_TOKEN,
+    "BOT_SERVICE_TOKEN": DEMO_SERVICE_TOKEN,
+    "RASA_API_TOKEN": DEMO_RASA_TOKEN,
+}
+
+
+def secret_problems(secrets: Mapping[str, str], page_tokens: Mapping[str, str] | None = None) -> list[str]:
+    """What is wrong with these secrets for production (pure): empty, the demo value, too short, or one value
+    used for two of them (or for a secret and a page token). Names only, never values."""
+    problems = []
+    for name, value in secrets.items():
+        minimum = MIN_SECRET_LENGTHS.get(name, 32)
+        if not value.strip():
+            problems.append(f"{name} is empty")
+        elif value == DEMO_SECRETS.get(name):
+            problems.append(f"{name} is the demo value")
+        elif len(value.strip()) < minimum:
+            problems.append(f"{name} is shorter than {minimum} characters")
+    names_by_value: dict[str, list[str]] = {}
+    for name, value in secrets.items():
+        if value.strip():
+            names_by_value.setdefault(value.strip(), []).append(name)
+    for page_id, token in (page_tokens or {}).items():
+        if token.strip() in names_by_value:
+            names_by_value[token.strip()].append(f"the page token of {page_id}")
+    for names in names_by_value.values():
+        if len(names) > 1:
+            problems.append(f"{' and '.join(names)} are the same value (use a different secret for each)")
+    return problems
 
 
 def parse_page_tokens(pages: str) -> dict[str, str]:
@@ -191,6 +251,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         data_dir=Path(get("BOT_DATA_DIR", str(ROOT / "var"))),
         rasa_url=get("RASA_URL", "http://127.0.0.1:5005").rstrip("/"),
         action_server_url=get("ACTION_SERVER_URL", "http://127.0.0.1:5055/webhook"),
+        action_server_host=get("ACTION_SERVER_HOST") or "127.0.0.1",
+        action_server_token=get("ACTION_SERVER_TOKEN", ""),
+        action_outage_seconds=_number(get, "ACTION_OUTAGE_SECONDS", 60.0),
         app_url=app_url,
         service_token=get("BOT_SERVICE_TOKEN", DEMO_SERVICE_TOKEN),
         rasa_token=get("RASA_API_TOKEN", DEMO_RASA_TOKEN),
@@ -213,4 +276,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     except BusinessHoursError as exc:
         raise SettingsError(str(exc)) from exc
     settings.check_production_safe()
+    settings.check_real_pages_need_production()
     return settings

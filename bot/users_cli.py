@@ -18,7 +18,7 @@ from bot.settings import Settings, SettingsError, load_settings
 
 def console_logins_hint(settings: Settings) -> str:
     """What `bot run` prints beside the console's address."""
-    if settings.environment == "development":
+    if settings.is_demo:
         return "(demo users: " + ", ".join(f"{name} / {password}" for name, _, password, _ in DEMO_USERS) + ")"
     return "(add users with: python -m bot users add NAME --role agent)"
 

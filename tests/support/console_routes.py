@@ -76,9 +76,9 @@ DEVELOPMENT_ONLY_OPEN_PREFIXES = ("/sandbox/", "/{version:graph_version}/", "/do
 PRODUCTION = {
     "environment": "production",
     "app_secret": "3b1f0c9d8e7a6b5c4d3e2f1a0b9c8d7e",
-    "verify_token": "verify-7Qp2xZr9",
-    "service_token": "service-Kd83hFq1",
-    "rasa_token": "rasa-Hq83kd9",
+    "verify_token": "verify-token-for-tests-7Qp2xZr9",
+    "service_token": "service-token-for-tests-Kd83hFq1-0001",
+    "rasa_token": "rasa-token-for-tests-Hq83kd9-000000001",
     "page_tokens": {PAGE: "fake-page-token-for-tests-0001"},
     "app_id": "1517776481860111",
     "graph_api_base": "https://graph.facebook.com",

@@ -21,12 +21,13 @@ from bot.settings import (
 )
 
 APP_SECRET = "3b1f0c9d8e7a6b5c4d3e2f1a0b9c8d7e"
-VERIFY_TOKEN = "verify-7Qp2xZr9"
-SERVICE_TOKEN = "service-Kd83hFq1"
+VERIFY_TOKEN = "verify-token-for-tests-7Qp2xZr9"
+SERVICE_TOKEN = "service-token-for-tests-Kd83hFq1-0001"
+RASA_TOKEN = "rasa-token-for-tests-Hq83kd9-000000001"
 PAGE_TOKEN = "fake-page-token-for-tests-0001"
 OTHER_PAGE_TOKEN = "fake-page-token-for-tests-0002"
 APP_ID = "1517776481860111"
-SECRET_VALUES = (APP_SECRET, VERIFY_TOKEN, SERVICE_TOKEN, PAGE_TOKEN, OTHER_PAGE_TOKEN)
+SECRET_VALUES = (APP_SECRET, VERIFY_TOKEN, SERVICE_TOKEN, RASA_TOKEN, PAGE_TOKEN, OTHER_PAGE_TOKEN)
 
 
 def production_env(**overrides: str) -> dict[str, str]:
@@ -38,7 +39,7 @@ def production_env(**overrides: str) -> dict[str, str]:
         "MESSENGER_APP_ID": APP_ID,
         "MESSENGER_PAGE_ID": "104523456789012",
         "MESSENGER_PAGE_ACCESS_TOKEN": PAGE_TOKEN,
-        "RASA_API_TOKEN": "prod-rasa-token-123",
+        "RASA_API_TOKEN": RASA_TOKEN,
     }
     env.update(overrides)
     return {key: value for key, value in env.items() if value != "<unset>"}
@@ -121,7 +122,9 @@ def test_messenger_pages_with_commas_spaces_and_new_lines() -> None:
 
 
 def test_real_pages_send_to_meta() -> None:
-    settings = load_settings({"MESSENGER_PAGES": f"111111111111111:{PAGE_TOKEN},222222222222222:{OTHER_PAGE_TOKEN}"})
+    settings = load_settings(
+        {"BOT_ENV": "test", "MESSENGER_PAGES": f"111111111111111:{PAGE_TOKEN},222222222222222:{OTHER_PAGE_TOKEN}"}
+    )
 
     assert dict(settings.page_tokens) == {"111111111111111": PAGE_TOKEN, "222222222222222": OTHER_PAGE_TOKEN}
     assert not settings.uses_sandbox
@@ -166,7 +169,9 @@ def test_single_page_token_needs_a_numeric_page_id() -> None:
 
 
 def test_single_page_token_sends_to_meta() -> None:
-    settings = load_settings({"MESSENGER_PAGE_ACCESS_TOKEN": PAGE_TOKEN, "MESSENGER_PAGE_ID": "104523456789012"})
+    settings = load_settings(
+        {"BOT_ENV": "test", "MESSENGER_PAGE_ACCESS_TOKEN": PAGE_TOKEN, "MESSENGER_PAGE_ID": "104523456789012"}
+    )
 
     assert dict(settings.page_tokens) == {"104523456789012": PAGE_TOKEN}
     assert settings.graph_api_base == "https://graph.facebook.com"
@@ -176,6 +181,7 @@ def test_single_page_token_sends_to_meta() -> None:
 def test_single_page_and_messenger_pages_are_combined() -> None:
     settings = load_settings(
         {
+            "BOT_ENV": "test",
             "MESSENGER_PAGES": f"111111111111111:{OTHER_PAGE_TOKEN}",
             "MESSENGER_PAGE_ACCESS_TOKEN": PAGE_TOKEN,
             "MESSENGER_PAGE_ID": "104523456789012",
@@ -186,7 +192,9 @@ def test_single_page_and_messenger_pages_are_combined() -> None:
 
 
 def test_explicit_graph_base_wins_over_the_default() -> None:
-    settings = load_settings({"MESSENGER_PAGES": f"111111111111111:{PAGE_TOKEN}", "GRAPH_API_BASE": "http://mock:1"})
+    settings = load_settings(
+        {"BOT_ENV": "test", "MESSENGER_PAGES": f"111111111111111:{PAGE_TOKEN}", "GRAPH_API_BASE": "http://mock:1"}
+    )
 
     assert settings.graph_api_base == "http://mock:1"
 
@@ -276,8 +284,100 @@ def test_check_production_safe_on_a_hand_built_settings_object() -> None:
         app_secret=APP_SECRET,
         verify_token=VERIFY_TOKEN,
         service_token=SERVICE_TOKEN,
+        rasa_token=RASA_TOKEN,
         app_id=APP_ID,
     )  # page tokens default to the sandbox
 
     with pytest.raises(SettingsError, match="no page token is set"):
         unsafe.check_production_safe()
+
+
+# --- strong secrets in production (issue 8, item 10) -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "short", "minimum"),
+    [
+        ("MESSENGER_APP_SECRET", "3b1f0c9d8e7a6b5c", 32),
+        ("BOT_SERVICE_TOKEN", "service-Kd83hFq1", 32),
+        ("RASA_API_TOKEN", "rasa-Hq83kd9", 32),
+        ("MESSENGER_VERIFY_TOKEN", "verify-7Qp2", 16),
+    ],
+)
+def test_production_refuses_a_short_secret_without_echoing_it(name: str, short: str, minimum: int) -> None:
+    # Old code: any non-empty, non-demo value was accepted.
+    with pytest.raises(SettingsError) as caught:
+        load_settings(production_env(**{name: short}))
+
+    message = str(caught.value)
+    assert f"{name} is shorter than {minimum} characters" in message
+    assert short not in message
+    assert_no_secret_in(message)
+
+
+def test_production_refuses_one_value_for_two_secrets() -> None:
+    # Old code: the service token could be the Rasa token (a leak of one is a leak of both).
+    with pytest.raises(SettingsError) as caught:
+        load_settings(production_env(RASA_API_TOKEN=SERVICE_TOKEN))
+
+    message = str(caught.value)
+    assert "BOT_SERVICE_TOKEN and RASA_API_TOKEN are the same value" in message
+    assert_no_secret_in(message)
+
+
+def test_production_refuses_a_page_token_reused_as_a_secret() -> None:
+    load_settings(production_env(BOT_SERVICE_TOKEN=PAGE_TOKEN + "-and-more-characters"))  # different: fine
+
+    with pytest.raises(SettingsError) as caught:
+        load_settings(production_env(MESSENGER_PAGE_ACCESS_TOKEN=SERVICE_TOKEN))
+    message = str(caught.value)
+    assert "BOT_SERVICE_TOKEN and the page token of 104523456789012 are the same value" in message
+    assert_no_secret_in(message)
+
+
+@pytest.mark.parametrize("base", ["http://graph.facebook.com", "http://10.0.0.7:8080", "graph.facebook.com"])
+def test_production_refuses_a_graph_api_without_tls(base: str) -> None:
+    # Old code: GRAPH_API_BASE=http://… was accepted, and every send carries a page token.
+    with pytest.raises(SettingsError, match="GRAPH_API_BASE must start with https://"):
+        load_settings(production_env(GRAPH_API_BASE=base))
+
+
+def test_production_accepts_https_graph_proxies() -> None:
+    assert load_settings(production_env(GRAPH_API_BASE="https://graph-proxy.internal/")).graph_api_base == (
+        "https://graph-proxy.internal"
+    )
+
+
+# --- a real page is never run in development (issue 8, item 2) --------------------------------------
+
+
+@pytest.mark.parametrize(
+    "pages",
+    [
+        {"MESSENGER_PAGE_ACCESS_TOKEN": PAGE_TOKEN, "MESSENGER_PAGE_ID": "104523456789012"},
+        {"MESSENGER_PAGES": f"111111111111111:{PAGE_TOKEN}"},
+        {"MESSENGER_PAGES": f"{SANDBOX_PAGE_ID}:{SANDBOX_PAGE_TOKEN},111111111111111:{PAGE_TOKEN}"},
+    ],
+    ids=["single-page", "messenger-pages", "sandbox-plus-a-real-page"],
+)
+@pytest.mark.parametrize("bot_env", ["<unset>", "development"])
+def test_a_real_page_outside_production_refuses_to_start(pages: dict[str, str], bot_env: str) -> None:
+    # Old code started in development: demo users admin/admin-demo beside a real page.
+    env = {"MESSENGER_APP_SECRET": APP_SECRET, "BOT_SERVICE_TOKEN": SERVICE_TOKEN, **pages}
+    if bot_env != "<unset>":
+        env["BOT_ENV"] = bot_env
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env)
+
+    message = str(caught.value)
+    assert "set BOT_ENV=production" in message
+    assert_no_secret_in(message)
+
+
+def test_only_the_sandbox_page_in_development_is_the_demo() -> None:
+    assert load_settings({}).is_demo
+    assert load_settings({"MESSENGER_PAGES": f"{SANDBOX_PAGE_ID}:{SANDBOX_PAGE_TOKEN}"}).is_demo
+    assert not load_settings({"BOT_ENV": "test"}).is_demo
+    assert not load_settings(production_env()).is_demo
+    fake_page = load_settings({"BOT_ENV": "test", "MESSENGER_PAGES": f"111111111111111:{PAGE_TOKEN}"})
+    assert not fake_page.is_demo and not fake_page.serves_graph_sandbox
