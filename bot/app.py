@@ -11,13 +11,14 @@ from typing import Any, Literal
 
 import httpx
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
 from bot import console, internal_api, outbox_api, sandbox, simulate
 from bot.handoff import Handoff, HandoffStore
 from bot.rasa_api import HttpRasaTrackers
+from bot.request_guard import Guard, RequestGuard
 from bot.settings import DEMO_APP_SECRET, SANDBOX_PAGE_ID, Settings, load_settings
 from connectors.graph import GraphClient
 from outbox.policy import load_policy
@@ -70,6 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url="/redoc" if docs else None, openapi_url="/openapi.json" if docs else None,
     )
     app.state.settings = settings
+    # Inside the console's security headers (added later, so outside): body limits, credentials before bodies.
+    app.add_middleware(RequestGuard, fastapi_app=app, service_token_dependency=outbox_api.require_service_token,
+                       unauthenticated=_unauthenticated)
     app.include_router(outbox_api.router)
     app.include_router(internal_api.router)
     console.install(app, settings)  # pages under /console, JSON under /api/console (login required)
@@ -86,6 +90,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The chat injects signed webhook events: the demo only, and never signed with a real app secret.
         _add_sandbox_chat(app, settings)
     return app
+
+
+def _unauthenticated(request: Request, guard: Guard) -> Response:
+    """The answer the route's own dependency would give, before the body is read."""
+    if guard.service_only:
+        return JSONResponse({"detail": outbox_api.SERVICE_TOKEN_REQUIRED}, status_code=401)
+    return console.error_response(request, 401, "not_authenticated", "Inicie sesión para continuar.")
 
 
 def _add_sandbox_chat(app: FastAPI, settings: Settings) -> None:

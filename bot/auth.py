@@ -5,8 +5,12 @@
 - Sessions: a random id in an HttpOnly, SameSite=Lax cookie (`Secure` in production); the database keeps only
   its SHA-256. Each session has a CSRF token, required on every state-changing request (the `X-CSRF-Token`
   header or a `csrf_token` form field).
-- Login limit: `LOGIN_LIMIT` failures for one username from one address within the window → 429 until the
-  oldest of them leaves the window (`throttle_decision`, pure).
+- Login limits, checked before any password is verified: `LOGIN_LIMIT` failures for one username from one
+  address, or `ADDRESS_LIMIT` failures for any usernames from one address, within the window → 429 until the
+  oldest of them leaves the window (`throttle_decision`, pure). Each verify is an argon2id hash (64 MiB, ≈0.25 s):
+  at most `VERIFY_SLOTS` run at once, and a login that finds them taken gets 503 with Retry-After, not a queue.
+  The address is the peer uvicorn reports: behind a proxy, start uvicorn with `--proxy-headers
+  --forwarded-allow-ips=<the proxy's address>` (`BOT_FORWARDED_ALLOW_IPS`), or every client shares the proxy's.
 - Machine clients may use the service token (`Authorization: Bearer …`) on the endpoints that say so; it never
   stands for a person, so it can read and manage the matrix but never write to a customer.
 
@@ -17,9 +21,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import re
 import secrets
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -98,6 +104,13 @@ class TooManyAttempts(AuthError):
         self.retry_after = retry_after
 
 
+class LoginBusy(TooManyAttempts):
+    """Every password-verify slot is taken: try again in a second (503 with Retry-After)."""
+
+    status_code = 503
+    reason_code = "login_busy"
+
+
 class UserInputError(AuthError):
     """A username, role or password that cannot be used (user management)."""
 
@@ -150,6 +163,9 @@ class LoginLimit:
 
 
 LOGIN_LIMIT = LoginLimit()
+ADDRESS_LIMIT = LoginLimit(max_failures=20)  # any usernames, one address: 50 guessed names are not 50 verifies
+VERIFY_SLOTS = 2  # argon2id verifies at once (64 MiB each)
+VERIFY_WAIT_SECONDS = 1.0  # how long a login waits for a slot before 503
 
 
 @dataclass(frozen=True)
@@ -160,11 +176,12 @@ class ThrottleDecision:
 
     @property
     def message_es(self) -> str:
+        return self.message_for("para este usuario")
+
+    def message_for(self, whose: str) -> str:
         minutes = max(1, -(-int(self.retry_after.total_seconds()) // 60))  # rounded up
         unit = "minuto" if minutes == 1 else "minutos"
-        return (
-            f"Demasiados intentos fallidos para este usuario. Espere {minutes} {unit} antes de volver a intentarlo."
-        )
+        return f"Demasiados intentos fallidos {whose}. Espere {minutes} {unit} antes de volver a intentarlo."
 
 
 def throttle_decision(failures: Sequence[datetime], now: datetime, limit: LoginLimit = LOGIN_LIMIT) -> ThrottleDecision:
@@ -179,6 +196,11 @@ def throttle_decision(failures: Sequence[datetime], now: datetime, limit: LoginL
 
 def throttle_key(username: str, client_address: str) -> str:
     return f"{normalize_username(username)}|{client_address}"
+
+
+def address_throttle_key(client_address: str) -> str:
+    """Failures of any username from one address ('*' is never a username)."""
+    return f"*|{client_address}"
 
 
 def token_digest(token: str) -> str:
@@ -235,12 +257,18 @@ class Authenticator:
         *,
         hasher: PasswordHasher | None = None,
         limit: LoginLimit = LOGIN_LIMIT,
+        address_limit: LoginLimit = ADDRESS_LIMIT,
+        verify_slots: int = VERIFY_SLOTS,
+        verify_wait_seconds: float = VERIFY_WAIT_SECONDS,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.store = store
         self.settings = settings
         self.hasher = hasher or PasswordHasher()
         self.limit = limit
+        self.address_limit = address_limit
+        self.verify_slots = threading.BoundedSemaphore(verify_slots)
+        self.verify_wait_seconds = verify_wait_seconds
         self.clock = clock
         # Verified when the username is unknown, so a login takes as long whether or not the user exists.
         self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
@@ -282,13 +310,13 @@ class Authenticator:
         now = self.clock()
         name = normalize_username(username)
         key = throttle_key(name, client_address)
-        decision = throttle_decision(self.store.login_failures_since(key, now - self.limit.window), now, self.limit)
-        if not decision.allowed:
-            log.warning("console login refused: too many failures", extra={"username": name[:40]})
-            raise TooManyAttempts(decision.message_es, decision.retry_after)
+        address_key = address_throttle_key(client_address)
+        self._check_limit(address_key, now, self.address_limit, "desde esta dirección", name, client_address)
+        self._check_limit(key, now, self.limit, "para este usuario", name, client_address)
         user = self.store.find_user(name) if USERNAME_PATTERN.match(name) else None
         if not self._password_matches(user, password[:MAX_PASSWORD_LENGTH]) or user is None or not user.active:
             self.store.add_login_failure(key, now)
+            self.store.add_login_failure(address_key, now)
             log.info("console login failed", extra={"username": name[:40]})
             raise InvalidCredentials("Usuario o contraseña incorrectos.")
         if self.settings.is_production and any(
@@ -312,11 +340,29 @@ class Authenticator:
         principal = Principal(user.username, user.display_name, user.role, csrf, token_digest(token))
         return LoginResult(principal, token, expires_at)
 
+    def _check_limit(self, key: str, now: datetime, limit: LoginLimit, whose: str, name: str, address: str) -> None:
+        decision = throttle_decision(self.store.login_failures_since(key, now - limit.window), now, limit)
+        if decision.allowed:
+            return
+        log.warning("console login refused: too many failures",
+                    extra={"username": name[:40], "client_address": address, "limit": whose})
+        if limit is self.address_limit and _looks_like_a_proxy(address):
+            log.warning("every login seems to come from %s: behind a proxy, start the app with --proxy-headers "
+                        "--forwarded-allow-ips (BOT_FORWARDED_ALLOW_IPS) or one client locks out everyone", address)
+        raise TooManyAttempts(decision.message_for(whose), decision.retry_after)
+
     def _password_matches(self, user: User | None, password: str) -> bool:
+        """One argon2id verify (also for unknown users, so timing does not tell), at most `verify_slots` at once."""
+        if not self.verify_slots.acquire(timeout=self.verify_wait_seconds):
+            log.warning("console login refused: every password-verify slot is busy")
+            raise LoginBusy("Hay demasiados inicios de sesión a la vez. Intente de nuevo en unos segundos.",
+                            timedelta(seconds=2))
         try:
             return self.hasher.verify(user.password_hash if user else self._dummy_hash, password) and user is not None
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
+        finally:
+            self.verify_slots.release()
 
     def session_principal(self, session_token: str) -> Principal | None:
         if not session_token or len(session_token) > 200:
@@ -338,7 +384,15 @@ def authenticator_of(request: Request) -> Authenticator:
     return request.app.state.console_auth  # type: ignore[no-any-return]
 
 
-def _bearer_token(request: Request) -> str | None:
+def _looks_like_a_proxy(address: str) -> bool:
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return parsed.is_loopback or parsed.is_private
+
+
+def bearer_token(request: Request) -> str | None:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
@@ -374,7 +428,7 @@ def require_role(*roles: str, service: bool = False) -> Dependency:
         raise ValueError(f"unknown roles {sorted(unknown)}")
 
     async def dependency(request: Request) -> Principal:
-        bearer = _bearer_token(request)
+        bearer = bearer_token(request)
         if bearer is not None and service:
             if not same_secret(bearer, request.app.state.settings.service_token):
                 raise NotAuthenticated("El token de servicio no es válido.")

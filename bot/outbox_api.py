@@ -30,11 +30,14 @@ router = APIRouter(prefix="/api/outbox", tags=["outbox"])
 PAST_TOLERANCE = timedelta(seconds=60)
 
 
+SERVICE_TOKEN_REQUIRED = "a service token is required: Authorization: Bearer <BOT_SERVICE_TOKEN>"
+
+
 def require_service_token(request: Request, authorization: str = Header(default="")) -> None:
     expected = request.app.state.settings.service_token
     scheme, _, token = authorization.partition(" ")
     if not token or scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
-        raise HTTPException(401, "a service token is required: Authorization: Bearer <BOT_SERVICE_TOKEN>")
+        raise HTTPException(401, SERVICE_TOKEN_REQUIRED)
 
 
 def worker_of(request: Request) -> OutboxWorker:
