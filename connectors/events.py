@@ -1,14 +1,25 @@
 """Parsing of Messenger webhook deliveries into typed events.
 
 Pure functions over Meta's documented shapes. Unknown fields and unknown event kinds are
-kept (`raw`), never fatal: a new webhook field must not break the bot.
+kept (`raw`), never fatal: a new webhook field must not break the bot. A field we read that has
+the wrong shape (`text: 5`, `attachments: 7`, a message without a sender) is refused here, before
+anything is stored, so no stored event can fail later because of its shape:
+
+- the envelope (not JSON, not an object, `object` not "page", `entry`/`messaging`/`standby` not lists,
+  an entry that is not an object or has no page id, nesting deeper than `MAX_NESTING_DEPTH`, a number
+  that is not finite or longer than `MAX_INTEGER_DIGITS`, text that is not valid Unicode) refuses the
+  whole body (`WebhookPayloadError`, answered 400);
+- one malformed item among well-formed ones is skipped and reported (`ParsedWebhook.skipped`, logged),
+  the others are kept: the body is Meta's, signed, and refusing it would lose the good items with it;
+- a body whose every item is malformed is refused (400).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -18,6 +29,18 @@ from bot.settings import PAGE_INBOX_APP_ID
 
 class WebhookPayloadError(ValueError):
     """The body is not a Messenger page webhook; answered with 400."""
+
+
+class MalformedItemError(WebhookPayloadError):
+    """One `messaging`/`standby` item has a field we read in the wrong shape: the item is skipped."""
+
+
+# Meta's deepest documented item (an echoed generic template) nests about 10 levels.
+MAX_NESTING_DEPTH = 32
+# Ids and millisecond timestamps fit in 64 bits (at most 20 digits); longer numbers are not Meta's.
+MAX_INTEGER_DIGITS = 20
+# Millisecond timestamps: anything past this (year ~287,000) is not a time.
+MAX_TIMESTAMP_MS = 2**53
 
 
 class EventKind(str, Enum):
@@ -32,6 +55,8 @@ class EventKind(str, Enum):
     UNKNOWN = "unknown"
 
 
+# What opens the 24-hour window: the user's own actions (not echoes, receipts or standby noise).
+WINDOW_OPENING_KINDS = (EventKind.MESSAGE, EventKind.POSTBACK, EventKind.REFERRAL, EventKind.REACTION)
 _HANDOVER_KEYS = ("pass_thread_control", "take_thread_control", "request_thread_control", "app_roles")
 THUMBS_UP_STICKER_IDS = {369239263222822, 369239343222814, 369239383222810}
 
@@ -82,6 +107,11 @@ class InboundEvent:
     def is_user_input(self) -> bool:
         """Whether Rasa should see it: what the user said or clicked, while we own the thread."""
         return not self.standby and self.kind in (EventKind.MESSAGE, EventKind.POSTBACK)
+
+    @property
+    def opens_window(self) -> bool:
+        """A user acting opens Meta's 24-hour window, whoever holds the thread."""
+        return self.kind in WINDOW_OPENING_KINDS and bool(self.user_id)
 
     def is_own_echo(self, own_app_id: str) -> bool:
         return self.kind is EventKind.ECHO and bool(own_app_id) and self.app_id == own_app_id
@@ -154,105 +184,258 @@ def attachments_surrogate(attachments: tuple[Mapping[str, Any], ...]) -> str:
                 continue
         label = _ATTACHMENT_LABELS.get(kind, kind)
         if kind == "location" and isinstance(payload, Mapping):
-            coordinates = payload.get("coordinates") or {}
-            if "lat" in coordinates and "long" in coordinates:
+            coordinates = payload.get("coordinates")
+            if isinstance(coordinates, Mapping) and "lat" in coordinates and "long" in coordinates:
                 label = f"{label} {coordinates['lat']},{coordinates['long']}"
         parts.append(f"[{label}]")
     return " ".join(parts) if parts else "[mensaje vacío]"
 
 
-def _str_or_none(value: Any) -> str | None:
-    return None if value is None else str(value)
+def _object_field(container: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any] | None:
+    value = container.get(key)
+    if value is None or isinstance(value, Mapping):
+        return value
+    raise MalformedItemError(f"{where}{key} is not an object")
 
 
-def _party_id(party: Any) -> str:
-    """`sender`/`recipient`: a PSID, or a `user_ref` (chat plugin); anything malformed gives ''."""
-    if not isinstance(party, Mapping):
+def _text_field(container: Mapping[str, Any], key: str, where: str) -> str | None:
+    value = container.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise MalformedItemError(f"{where}{key} is not a string")
+
+
+def _id_field(container: Mapping[str, Any], key: str, where: str) -> str | None:
+    """Ids, payloads and titles: a string, or an integer (Meta sends app ids as numbers)."""
+    value = container.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise MalformedItemError(f"{where}{key} is not a string or an integer")
+
+
+def _party_id(item: Mapping[str, Any], key: str) -> str:
+    """`sender`/`recipient`: a PSID, or a `user_ref` (chat plugin); absent gives ''."""
+    party = _object_field(item, key, "")
+    if party is None:
         return ""
-    return _str_or_none(party.get("id") or party.get("user_ref")) or ""
+    return _id_field(party, "id", f"{key}.") or _id_field(party, "user_ref", f"{key}.") or ""
+
+
+def _timestamp_ms(item: Mapping[str, Any]) -> int:
+    """`timestamp`, or an entry's own `time` (an entry without items is kept as one UNKNOWN event)."""
+    key = "timestamp" if item.get("timestamp") is not None else "time"
+    value = item.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TIMESTAMP_MS:
+        raise MalformedItemError(f"{key} is not a time in milliseconds")
+    return value
+
+
+def _attachments(message: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
+    value = message.get("attachments")
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise MalformedItemError("message.attachments is not a list")
+    # An attachment that is not an object is left out: the others still stand for the message.
+    return tuple(a for a in value if isinstance(a, Mapping))
+
+
+def _needs(user_id: str, party: str, kind: EventKind) -> str:
+    """What Rasa, the window or a handoff acts on needs its user: refused here, not failed later."""
+    if not user_id:
+        raise MalformedItemError(f"a {kind.value} without a {party} id")
+    return user_id
 
 
 def parse_messaging_item(item: Mapping[str, Any], page_id: str, standby: bool = False) -> InboundEvent:
-    """One `messaging` item → an event. Anything unrecognised becomes UNKNOWN, keeping `raw`."""
+    """One `messaging` item → an event; unrecognised items become UNKNOWN, keeping `raw`.
+    Raises `MalformedItemError` when a field we read has the wrong shape."""
     if not isinstance(item, Mapping):
-        return InboundEvent(EventKind.UNKNOWN, page_id, "", 0, raw={"value": item}, standby=standby)
-    sender = _party_id(item.get("sender"))
-    recipient = _party_id(item.get("recipient"))
-    # `time` is an entry's own timestamp: an entry without items is kept as one UNKNOWN event.
-    try:
-        timestamp = int(item.get("timestamp") or item.get("time") or 0)
-    except (TypeError, ValueError):
-        timestamp = 0
-    base: dict[str, Any] = {"page_id": page_id, "timestamp_ms": timestamp, "raw": item, "standby": standby}
-    message = item.get("message")
-    if isinstance(message, Mapping):
-        attachments = tuple(a for a in (message.get("attachments") or ()) if isinstance(a, Mapping))
+        raise MalformedItemError("an item is not an object")
+    sender = _party_id(item, "sender")
+    recipient = _party_id(item, "recipient")
+    base: dict[str, Any] = {"page_id": page_id, "timestamp_ms": _timestamp_ms(item), "raw": item, "standby": standby}
+    message = _object_field(item, "message", "")
+    if message is not None:
+        attachments = _attachments(message)
+        text = _text_field(message, "text", "message.")
+        mid = _id_field(message, "mid", "message.")
         if message.get("is_echo"):
             # The page sent it: the user is the recipient.
             return InboundEvent(
                 EventKind.ECHO,
-                user_id=recipient,
-                mid=_str_or_none(message.get("mid")),
-                text=message.get("text"),
+                user_id=_needs(recipient, "recipient", EventKind.ECHO),
+                mid=mid,
+                text=text,
                 attachments=attachments,
-                app_id=_str_or_none(message.get("app_id")),
+                app_id=_id_field(message, "app_id", "message."),
                 **base,
             )
-        quick_reply = message.get("quick_reply") or {}
+        quick_reply = _object_field(message, "quick_reply", "message.")
         return InboundEvent(
             EventKind.MESSAGE,
-            user_id=sender,
-            mid=_str_or_none(message.get("mid")),
-            text=message.get("text"),
-            payload=_str_or_none(quick_reply.get("payload")) if isinstance(quick_reply, Mapping) else None,
+            user_id=_needs(sender, "sender", EventKind.MESSAGE),
+            mid=mid,
+            text=text,
+            payload=_id_field(quick_reply, "payload", "message.quick_reply.") if quick_reply else None,
             attachments=attachments,
-            referral=message.get("referral") if isinstance(message.get("referral"), Mapping) else None,
+            referral=_object_field(message, "referral", "message."),
             **base,
         )
-    postback = item.get("postback")
-    if isinstance(postback, Mapping):
+    postback = _object_field(item, "postback", "")
+    if postback is not None:
         return InboundEvent(
             EventKind.POSTBACK,
-            user_id=sender,
-            mid=_str_or_none(postback.get("mid")),
-            payload=_str_or_none(postback.get("payload")),
-            title=_str_or_none(postback.get("title")),
-            referral=postback.get("referral") if isinstance(postback.get("referral"), Mapping) else None,
+            user_id=_needs(sender, "sender", EventKind.POSTBACK),
+            mid=_id_field(postback, "mid", "postback."),
+            payload=_id_field(postback, "payload", "postback."),
+            title=_id_field(postback, "title", "postback."),
+            referral=_object_field(postback, "referral", "postback."),
             **base,
         )
-    if isinstance(item.get("referral"), Mapping):
-        return InboundEvent(EventKind.REFERRAL, user_id=sender, referral=item["referral"], **base)
-    if isinstance(item.get("delivery"), Mapping):
+    referral = _object_field(item, "referral", "")
+    if referral is not None:
+        return InboundEvent(
+            EventKind.REFERRAL, user_id=_needs(sender, "sender", EventKind.REFERRAL), referral=referral, **base
+        )
+    if _object_field(item, "delivery", "") is not None:
         return InboundEvent(EventKind.DELIVERY, user_id=sender, **base)
-    if isinstance(item.get("read"), Mapping):
+    if _object_field(item, "read", "") is not None:
         return InboundEvent(EventKind.READ, user_id=sender, **base)
-    if isinstance(item.get("reaction"), Mapping):
-        return InboundEvent(EventKind.REACTION, user_id=sender, mid=_str_or_none(item["reaction"].get("mid")), **base)
+    reaction = _object_field(item, "reaction", "")
+    if reaction is not None:
+        return InboundEvent(
+            EventKind.REACTION,
+            user_id=_needs(sender, "sender", EventKind.REACTION),
+            mid=_id_field(reaction, "mid", "reaction."),
+            **base,
+        )
     if any(key in item for key in _HANDOVER_KEYS):
         return InboundEvent(EventKind.HANDOVER, user_id=sender, **base)
     return InboundEvent(EventKind.UNKNOWN, user_id=sender, **base)
 
 
-def parse_webhook(body: Any) -> list[InboundEvent]:
-    """Every entry and every item, in delivery order; `standby` items are marked as such."""
+@dataclass(frozen=True)
+class SkippedItem:
+    """A malformed item left out of a delivery: where it was and why (logged, never stored)."""
+
+    entry_index: int
+    list_name: str  # "messaging", "standby", or "entry" for an entry without items
+    item_index: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ParsedWebhook:
+    events: tuple[InboundEvent, ...]
+    skipped: tuple[SkippedItem, ...] = ()
+
+
+def _item_list(entry: Mapping[str, Any], key: str) -> list[Any]:
+    value = entry.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise WebhookPayloadError(f"an entry's {key} is not a list")
+    return value
+
+
+def _entry_page_id(entry: Mapping[str, Any]) -> str:
+    page_id = entry.get("id")
+    if isinstance(page_id, bool) or not isinstance(page_id, (str, int)) or page_id in ("", None):
+        raise WebhookPayloadError("an entry has no page id")
+    return str(page_id)
+
+
+def read_webhook(body: Any) -> ParsedWebhook:
+    """Every entry and every item, in delivery order; `standby` items are marked as such; malformed
+    items are skipped and reported. Raises `WebhookPayloadError` for a malformed envelope, and when
+    items were sent but none of them is usable."""
     if not isinstance(body, Mapping):
         raise WebhookPayloadError("the body is not a JSON object")
     if body.get("object") != "page":
-        raise WebhookPayloadError(f"object is {body.get('object')!r}, expected 'page'")
+        raise WebhookPayloadError(f"object is {str(body.get('object'))[:40]!r}, expected 'page'")
     entries = body.get("entry")
     if not isinstance(entries, list):
         raise WebhookPayloadError("entry is missing or not a list")
     events: list[InboundEvent] = []
-    for entry in entries:
+    skipped: list[SkippedItem] = []
+    for entry_index, entry in enumerate(entries):
         if not isinstance(entry, Mapping):
             raise WebhookPayloadError("an entry is not an object")
-        page_id = str(entry.get("id") or "")
-        for item in entry.get("messaging") or ():
-            events.append(parse_messaging_item(item, page_id))
-        for item in entry.get("standby") or ():
-            events.append(parse_messaging_item(item, page_id, standby=True))
-        if not entry.get("messaging") and not entry.get("standby"):
+        page_id = _entry_page_id(entry)
+        lists = [("messaging", _item_list(entry, "messaging")), ("standby", _item_list(entry, "standby"))]
+        if not lists[0][1] and not lists[1][1]:
             # e.g. `changes` (feed comments): kept for later features, not fatal.
             # Parsed like an item so that `from_dict(to_dict())` rebuilds the same event.
-            events.append(parse_messaging_item(entry, page_id))
-    return events
+            lists = [("entry", [entry])]
+        for list_name, items in lists:
+            for item_index, item in enumerate(items):
+                try:
+                    events.append(parse_messaging_item(item, page_id, standby=list_name == "standby"))
+                except MalformedItemError as exc:
+                    skipped.append(SkippedItem(entry_index, list_name, item_index, str(exc)))
+    if skipped and not events:
+        raise WebhookPayloadError(f"no usable item ({skipped[0].reason})")
+    return ParsedWebhook(tuple(events), tuple(skipped))
+
+
+def parse_webhook(body: Any) -> list[InboundEvent]:
+    """The usable events of a decoded body (see `read_webhook` for what is skipped or refused)."""
+    return list(read_webhook(body).events)
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise WebhookPayloadError(f"a number has more than {MAX_INTEGER_DIGITS} digits")
+    return int(digits)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise WebhookPayloadError("a number is too large")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise WebhookPayloadError(f"{name} is not JSON")
+
+
+def _check_nesting(body: Any) -> None:
+    """Iterative, so a deep body cannot exhaust the stack here (or later in `json.dumps`)."""
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Iterable[Any] = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > MAX_NESTING_DEPTH:
+            raise WebhookPayloadError(f"the body nests deeper than {MAX_NESTING_DEPTH} levels")
+        stack.extend((child, depth + 1) for child in children)
+
+
+def decode_webhook(raw: bytes) -> ParsedWebhook:
+    """Raw body → events: what the webhook stores is exactly what this accepts."""
+    try:
+        body = json.loads(raw, parse_int=_bounded_int, parse_float=_finite_float, parse_constant=_no_constant)
+    except RecursionError as exc:
+        raise WebhookPayloadError(f"the body nests deeper than {MAX_NESTING_DEPTH} levels") from exc
+    except WebhookPayloadError:
+        raise
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise WebhookPayloadError(f"not JSON ({type(exc).__name__})") from exc
+    _check_nesting(body)
+    try:
+        # Lone surrogates (`"\ud800"`) decode but cannot be stored as UTF-8.
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise WebhookPayloadError("the body has text that is not valid Unicode") from exc
+    return read_webhook(body)

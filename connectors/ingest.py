@@ -1,25 +1,33 @@
 """The durable inbox of webhook events (SQLite), written before the webhook answers 200.
 
 Meta redelivers on slow answers and on restarts; the dedup key makes a redelivery a no-op.
-Events recorded but not finished are picked up again after a restart.
+Events recorded but not finished are picked up again after a restart. An event not for Rasa that
+opens the 24-hour window (a reaction, a referral, a message in standby) is journaled with
+`window_pending` in the same transaction, so the window is applied again after a crash.
+
+Retention (`prune`): finished events older than the retention are deleted; the dedup keys of those
+still inside Meta's redelivery horizon move to `inbound_seen`, so a late redelivery stays a no-op.
+Pending events and unapplied windows are never deleted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from connectors.events import InboundEvent
+from connectors.events import InboundEvent, WebhookPayloadError
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 # Statuses: pending → done | failed; `recorded` for events kept but not for Rasa (receipts,
 # standby, handover, unknown), `ignored` for our own echoes.
@@ -55,6 +63,34 @@ _MIGRATIONS = (
     );
     CREATE INDEX send_log_conversation ON send_log (page_id, user_id, id);
     """,
+    """
+    ALTER TABLE inbound_events ADD COLUMN window_pending INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX inbound_events_window_pending ON inbound_events (id) WHERE window_pending = 1;
+    CREATE INDEX inbound_events_received ON inbound_events (received_at);
+    CREATE INDEX send_log_created ON send_log (created_at);
+    CREATE TABLE inbound_seen (
+        dedup_key TEXT PRIMARY KEY,
+        received_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX inbound_seen_received ON inbound_seen (received_at);
+    """,
+)
+
+# Meta retries a failed delivery for about 36 hours; dedup keys are kept comfortably longer.
+DEFAULT_DEDUP_HORIZON = timedelta(days=7)
+DEFAULT_RETENTION = timedelta(days=30)
+_PRUNE_CHUNK = 5000
+
+_INSERT_EVENT = (
+    "INSERT OR IGNORE INTO inbound_events"
+    " (dedup_key, page_id, user_id, kind, status, event_json, received_at, window_pending)"
+    " SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM inbound_seen WHERE dedup_key = ?)"
+)
+# What may be deleted: finished, its window applied, received before the cutoff.
+_PRUNABLE = "status != 'pending' AND window_pending = 0 AND received_at < ?"
+_KEEP_SEEN_KEYS = (
+    "INSERT OR IGNORE INTO inbound_seen (dedup_key, received_at)"
+    " SELECT dedup_key, received_at FROM inbound_events WHERE id IN ({ids}) AND received_at >= ?"
 )
 
 
@@ -64,10 +100,23 @@ class StoredEvent:
     event: InboundEvent
     status: str
     attempts: int
+    window_pending: bool = False
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    events_deleted: int
+    keys_kept: int
+    keys_expired: int
+    sends_deleted: int
+
+
+def iso(at: datetime) -> str:
+    return at.astimezone(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def utc_now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return iso(datetime.now(timezone.utc))
 
 
 def initial_status(event: InboundEvent, own_app_id: str) -> str:
@@ -125,10 +174,10 @@ class IngestStore:
                     fresh: list[StoredEvent] = []
                     for event in events:
                         status = initial_status(event, own_app_id)
+                        # Not for Rasa but a user acting: the window is journaled with the event.
+                        window_pending = status != PENDING and event.opens_window
                         cursor = self._conn.execute(
-                            "INSERT OR IGNORE INTO inbound_events"
-                            " (dedup_key, page_id, user_id, kind, status, event_json, received_at)"
-                            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            _INSERT_EVENT,
                             (
                                 event.dedup_key,
                                 event.page_id,
@@ -137,10 +186,12 @@ class IngestStore:
                                 status,
                                 json.dumps(event.to_dict(), ensure_ascii=False),
                                 now,
+                                int(window_pending),
+                                event.dedup_key,
                             ),
                         )
                         if cursor.rowcount:
-                            fresh.append(StoredEvent(int(cursor.lastrowid or 0), event, status, 0))
+                            fresh.append(StoredEvent(int(cursor.lastrowid or 0), event, status, 0, window_pending))
                     results.append(fresh)
                 self._conn.execute("COMMIT")
             except BaseException:
@@ -179,10 +230,78 @@ class IngestStore:
         """Events recorded but not finished, oldest first (recovery after a restart)."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT id, event_json, status, attempts FROM inbound_events WHERE status = ? ORDER BY id",
+                "SELECT id, event_json, status, attempts, window_pending FROM inbound_events WHERE status = ?"
+                " ORDER BY id",
                 (PENDING,),
             ).fetchall()
-        return [StoredEvent(row[0], InboundEvent.from_dict(json.loads(row[1])), row[2], row[3]) for row in rows]
+        return self._rebuild(rows)
+
+    def windows_pending(self) -> list[StoredEvent]:
+        """Events not for Rasa whose window was journaled but not yet applied, oldest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, event_json, status, attempts, window_pending FROM inbound_events"
+                " WHERE window_pending = 1 ORDER BY id"
+            ).fetchall()
+        return self._rebuild(rows)
+
+    def window_applied(self, event_id: int) -> None:
+        with self._lock:
+            self._conn.execute("UPDATE inbound_events SET window_pending = 0 WHERE id = ?", (event_id,))
+
+    def _rebuild(self, rows: list[tuple[int, str, str, int, int]]) -> list[StoredEvent]:
+        """A row that no longer parses (stored before the parser refused its shape) is failed, not retried."""
+        rebuilt: list[StoredEvent] = []
+        for event_id, event_json, status, attempts, window_pending in rows:
+            try:
+                event = InboundEvent.from_dict(json.loads(event_json))
+            except (WebhookPayloadError, ValueError, KeyError, TypeError) as exc:
+                logger.error("stored event %d cannot be parsed; marked failed: %s", event_id, exc)
+                with self._lock:
+                    self._conn.execute(
+                        "UPDATE inbound_events SET status = ?, window_pending = 0, last_error = ?, finished_at = ?"
+                        " WHERE id = ?",
+                        (FAILED, f"unparseable: {exc}"[:500], utc_now_iso(), event_id),
+                    )
+                continue
+            rebuilt.append(StoredEvent(event_id, event, status, attempts, bool(window_pending)))
+        return rebuilt
+
+    def prune(
+        self,
+        now: datetime,
+        retention: timedelta = DEFAULT_RETENTION,
+        dedup_horizon: timedelta = DEFAULT_DEDUP_HORIZON,
+    ) -> PruneResult:
+        """Delete finished events and send logs older than `retention`, keeping the dedup keys of
+        deleted events younger than `dedup_horizon`. In chunks, so webhooks are not held up."""
+        cutoff, horizon = iso(now - retention), iso(now - dedup_horizon)
+        deleted = kept = 0
+        while True:
+            with self._lock:
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    ids = [
+                        row[0]
+                        for row in self._conn.execute(
+                            f"SELECT id FROM inbound_events WHERE {_PRUNABLE} ORDER BY id LIMIT {_PRUNE_CHUNK}",
+                            (cutoff,),
+                        )
+                    ]
+                    if ids:
+                        marks = ",".join("?" * len(ids))
+                        kept += self._conn.execute(_KEEP_SEEN_KEYS.format(ids=marks), (*ids, horizon)).rowcount
+                        deleted += self._conn.execute(f"DELETE FROM inbound_events WHERE id IN ({marks})", ids).rowcount
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+            if len(ids) < _PRUNE_CHUNK:
+                break
+        with self._lock:
+            expired = self._conn.execute("DELETE FROM inbound_seen WHERE received_at < ?", (horizon,)).rowcount
+            sends = self._conn.execute("DELETE FROM send_log WHERE created_at < ?", (cutoff,)).rowcount
+        return PruneResult(deleted, kept, expired, sends)
 
     def finish(self, event_id: int, status: str, error: str | None = None) -> None:
         with self._lock:

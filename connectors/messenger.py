@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, OutputChannel, UserMessage
@@ -22,14 +21,23 @@ from sanic.response import HTTPResponse
 
 from bot.handoff_model import PauseReason
 from bot.settings import Settings, load_settings
+from connectors.action_server import (
+    OUTAGE_TEXT,
+    ActionServerWatch,
+    end_turn,
+    health_url,
+    observe,
+    start_turn,
+)
+from connectors.delivery import judge_delivery
 from connectors.dispatch import ConversationDispatcher
 from connectors.errors import GraphError, MessengerError
-from connectors.events import EventKind, InboundEvent, WebhookPayloadError, parse_webhook
+from connectors.events import EventKind, InboundEvent
 from connectors.graph import GraphClient
 from connectors.handoff import AppHandoffClient, outside_author
 from connectors.ingest import DONE, FAILED, PENDING, IngestStore, StoredEvent
 from connectors.outgoing import OutgoingMessageError, build_messages, mark_seen_action, typing_action
-from connectors.signature import SIGNATURE_HEADER, is_valid_signature
+from connectors.signature import SIGNATURE_HEADER
 from outbox.model import NewMessage, Purpose, SenderKind
 from outbox.policy import load_policy
 from outbox.store import open_store
@@ -37,11 +45,18 @@ from outbox.worker import OutboxWorker
 
 logger = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1024 * 1024
+# Sanic's own cap (REQUEST_MAX_SIZE) for every request on Rasa's port, refused (413) before the body is read.
+# The webhook's limit is 1 MiB (connectors/delivery.py); nothing we send to Rasa's HTTP API comes near 2 MiB.
+MAX_REQUEST_BYTES = 2 * 1024 * 1024
+# Upkeep: journaled windows retried, then old finished events pruned (connectors/ingest.py).
+UPKEEP_INTERVAL_SECONDS = float(os.environ.get("MESSENGER_UPKEEP_SECONDS", "30"))
+PRUNE_INTERVAL_SECONDS = 3600.0
 MAX_PROCESSING_ATTEMPTS = 3
 PROCESSING_CONCURRENCY = int(os.environ.get("MESSENGER_PROCESSING_CONCURRENCY", "8"))
-# What opens the 24-hour window: the user's own actions (not echoes, receipts or standby noise).
-WINDOW_OPENING_KINDS = (EventKind.MESSAGE, EventKind.POSTBACK, EventKind.REFERRAL, EventKind.REACTION)
+
+
+class ActionCallsFailed(MessengerError):
+    """Action calls of a turn failed (Rasa logged and swallowed them): the turn is undone and retried."""
 
 
 def user_message_time(event: InboundEvent) -> datetime:
@@ -158,12 +173,17 @@ class MessengerInput(InputChannel):
         self.outbox = open_store(settings.outbox_store_url)
         self.worker = OutboxWorker(self.outbox, self.client, load_policy(), page_rate=settings.outbox_page_rate)
         self._worker_task: asyncio.Task | None = None
+        self._upkeep_task: asyncio.Task | None = None
+        self._window_tasks: set[asyncio.Task] = set()
         self.handoff = AppHandoffClient(settings)
         self.typing = True
         self._dispatcher: ConversationDispatcher[StoredEvent] | None = None
         self._inflight: set[int] = set()
         self._on_new_message: Callable[[UserMessage], Awaitable[Any]] | None = None
         self._app: Any = None
+        # A dead action server: messages wait for it (bounded), then get an honest reply (connectors/action_server.py).
+        self.actions = ActionServerWatch(health_url(settings.action_server_url), settings.action_outage_seconds)
+        self._told_in_outage: dict[str, float] = {}
 
     def get_output_channel(self) -> OutputChannel:
         """For Rasa's HTTP API (`trigger_intent`, reminders): the page is looked up per recipient."""
@@ -221,18 +241,22 @@ class MessengerInput(InputChannel):
                 await self._agent_ready()
                 if await self._is_paused(event.user_id):
                     await self._store_while_paused(event)
+                elif not await self.actions.wait_until_up():  # nothing written to the tracker while it is down
+                    down = f"the action server was down for {self.actions.down_for():.0f} s"
+                    await self._give_up_on_actions(stored, down)
+                    return
                 else:
                     await output.send_sender_actions(event.user_id)
-                    await self._on_new_message(
-                        UserMessage(
-                            event.user_text(),
-                            output,
-                            event.user_id,
-                            input_channel=self.name(),
-                            message_id=event.mid,
-                            metadata=event.metadata(),
-                        )
-                    )
+                    await self._run_turn(event, output)
+            except ActionCallsFailed as exc:  # the server died mid-turn (or an action crashed): undo, wait, retry
+                logger.error("an action call failed in a turn: %s", exc, extra={"event_id": stored.id})
+                self.actions.saw_failure()
+                await self._revert_turn(event)
+                attempts = await self.store.run(self.store.note_attempt_failed, stored.id, str(exc)[:500])
+                if attempts >= MAX_PROCESSING_ATTEMPTS:
+                    await self._give_up_on_actions(stored, str(exc))
+                    return
+                continue
             except Exception as exc:  # recorded with the event, retried, then given up visibly
                 logger.exception("processing a Messenger event failed", extra={"event_id": stored.id})
                 attempts = await self.store.run(self.store.note_attempt_failed, stored.id, repr(exc)[:500])
@@ -243,6 +267,68 @@ class MessengerInput(InputChannel):
                 continue
             await self.store.run(self.store.finish, stored.id, DONE, None)
             return
+
+    async def _run_turn(self, event: InboundEvent, output: MessengerOutput) -> None:
+        """Rasa's turn, with its failed action calls (which Rasa swallows) raised as `ActionCallsFailed`."""
+        assert self._on_new_message is not None
+        observe(self._app.ctx.agent.processor)
+        turn = start_turn()
+        try:
+            await self._on_new_message(
+                UserMessage(
+                    event.user_text(),
+                    output,
+                    event.user_id,
+                    input_channel=self.name(),
+                    message_id=event.mid,
+                    metadata=event.metadata(),
+                )
+            )
+        finally:
+            failures = end_turn(turn)
+        if failures:
+            raise ActionCallsFailed("; ".join(failures))
+
+    async def _revert_turn(self, event: InboundEvent) -> None:
+        """Rasa's `UserUtteranceReverted`: the failed turn stays in the tracker's history but no longer counts, so
+        the retry is the user's message once for the dialogue (the raw event list keeps both)."""
+        from rasa.shared.core.events import UserUtteranceReverted
+
+        agent = self._app.ctx.agent
+        try:
+            async with agent.lock_store.lock(event.user_id):
+                tracker = await agent.tracker_store.retrieve(event.user_id)
+                latest = tracker.latest_message if tracker is not None else None
+                if latest is None or (event.mid and latest.message_id != event.mid):
+                    return
+                tracker.update(UserUtteranceReverted())
+                await agent.tracker_store.save(tracker)
+        except Exception:  # the retry still runs; the dialogue may then see the message twice
+            logger.exception("reverting a failed turn failed", extra={"user_id": event.user_id})
+
+    async def _give_up_on_actions(self, stored: StoredEvent, reason: str) -> None:
+        """Never silence: the customer is told (once per outage) and the event is `failed` with the reason."""
+        event = stored.event
+        outage = self.actions.down_since
+        told = ""
+        if outage is not None and self._told_in_outage.get(event.conversation_key) == outage:
+            told = "the customer was already told in this outage"
+        else:
+            try:
+                await self.worker.enqueue(NewMessage(
+                    page_id=event.page_id, recipient_id=event.user_id, message={"text": OUTAGE_TEXT},
+                    sender=SenderKind.BOT, purpose=Purpose.REPLY,
+                    idempotency_key=f"outage:{event.page_id}:{event.dedup_key}",
+                ))
+                told = "the customer was told"
+                if outage is not None:
+                    self._told_in_outage[event.conversation_key] = outage
+            except Exception as exc:
+                logger.exception("telling the customer about the outage failed", extra={"event_id": stored.id})
+                told = f"telling the customer failed ({type(exc).__name__})"
+        logger.error("a message was not answered: %s; %s", reason, told,
+                     extra={"event_id": stored.id, "user_id": event.user_id})
+        await self.store.run(self.store.finish, stored.id, FAILED, f"action server unavailable: {reason}; {told}"[:500])
 
     async def _is_paused(self, user_id: str) -> bool:
         """A person holds the conversation (Rasa's ConversationPaused): the bot sends nothing at all."""
@@ -268,16 +354,43 @@ class MessengerInput(InputChannel):
     def _notice_recorded(self, event: InboundEvent) -> None:
         """Events not for Rasa that matter to a handoff: a person writing from outside pauses the bot; what a
         user writes while another app holds the thread (standby) reaches the live view."""
-        if event.standby and event.kind in WINDOW_OPENING_KINDS and event.user_id:
+        if event.standby and event.opens_window:
             self.handoff.in_background(
                 self.handoff.user_message(event.page_id, event.user_id, event.shown_text(), user_message_time(event))
             )
 
     async def _record_window(self, event: InboundEvent) -> None:
-        if event.kind in WINDOW_OPENING_KINDS and event.user_id:
+        if event.opens_window:
             await self.worker.run_store(
                 self.outbox.record_user_message, event.page_id, event.user_id, user_message_time(event)
             )
+
+    async def _apply_windows(self, journaled: list[StoredEvent]) -> None:
+        """Windows of events not for Rasa, journaled in the ingest transaction: each is cleared once the outbox
+        has it; a failure leaves it journaled for the upkeep loop (and the next start) to apply again."""
+        for stored in journaled:
+            try:
+                await self._record_window(stored.event)
+                await self.store.run(self.store.window_applied, stored.id)
+            except Exception:  # the journal keeps it; logged and retried, never lost
+                logger.exception("recording the window failed; retried later", extra={"event_id": stored.id})
+
+    async def _upkeep(self) -> None:
+        """Apply journaled windows (at start: those a crash or an outage left behind) and prune old events."""
+        loop = asyncio.get_running_loop()
+        last_prune = None
+        while True:
+            try:
+                await self._apply_windows(await self.store.run(self.store.windows_pending))
+                if last_prune is None or loop.time() - last_prune >= PRUNE_INTERVAL_SECONDS:
+                    retention = timedelta(days=self.settings.event_retention_days)
+                    pruned = await self.store.run(self.store.prune, datetime.now(timezone.utc), retention)
+                    last_prune = loop.time()
+                    if pruned.events_deleted or pruned.sends_deleted or pruned.keys_expired:
+                        logger.info("pruned old webhook events: %s", pruned)
+            except Exception:  # upkeep must keep running; the next round tries again
+                logger.exception("webhook upkeep failed")
+            await asyncio.sleep(UPKEEP_INTERVAL_SECONDS)
 
     def _dispatch(self, events: Any) -> None:
         assert self._dispatcher is not None
@@ -297,13 +410,22 @@ class MessengerInput(InputChannel):
             # Rasa's turns are CPU-bound on this event loop: a few at a time keeps the webhook responsive.
             self._dispatcher = ConversationDispatcher(self._process, max_concurrency=PROCESSING_CONCURRENCY)
             self._worker_task = asyncio.get_running_loop().create_task(self.worker.run())
+            self._upkeep_task = asyncio.get_running_loop().create_task(self._upkeep())
             recovered = await self.store.run(self.store.pending)
             if recovered:
                 logger.info("resuming %d Messenger events recorded before a restart", len(recovered))
             self._dispatch(recovered)
 
+        @webhook.listener("before_server_start")
+        async def cap_request_size(app: Any, _loop: Any) -> None:
+            # Sanic reads this per connection: bodies over it get 413 before they are buffered.
+            if "SANIC_REQUEST_MAX_SIZE" not in os.environ:
+                app.config.REQUEST_MAX_SIZE = min(app.config.REQUEST_MAX_SIZE, MAX_REQUEST_BYTES)
+
         @webhook.listener("before_server_stop")
         async def stop(_app: Any, _loop: Any) -> None:
+            if self._upkeep_task is not None:
+                self._upkeep_task.cancel()
             if self._dispatcher is not None:
                 await self._dispatcher.stop()
             self.worker.stop()
@@ -327,25 +449,32 @@ class MessengerInput(InputChannel):
 
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
-            body = request.body or b""
-            if len(body) > MAX_BODY_BYTES:
-                return response.json({"error": "body larger than 1 MiB"}, status=413)
-            if not is_valid_signature(body, request.headers.get(SIGNATURE_HEADER), self.settings.app_secret):
+            verdict = judge_delivery(
+                request.body or b"", request.headers.get(SIGNATURE_HEADER), self.settings.app_secret
+            )
+            if verdict.status == 403:
                 logger.warning("webhook rejected: missing or wrong %s", SIGNATURE_HEADER)
-                return response.json({"error": "invalid signature"}, status=403)
-            try:
-                events = parse_webhook(json.loads(body))
-            except (ValueError, WebhookPayloadError) as exc:
-                return response.json({"error": f"not a Messenger page webhook: {exc}"}, status=400)
-            fresh = await self.store.record_async(events, self.settings.app_id)
+            if not verdict.accepted:
+                if verdict.status == 400:
+                    logger.warning("webhook refused: %s", verdict.error)
+                return response.json({"error": verdict.error}, status=verdict.status)
+            for skipped in verdict.skipped:  # signed by Meta but unusable: left out, said out loud
+                logger.warning(
+                    "webhook item skipped: %s",
+                    skipped.reason,
+                    extra={"entry": skipped.entry_index, "list": skipped.list_name, "item": skipped.item_index},
+                )
+            # Windows of events not for Rasa are journaled in this same transaction (`window_pending`).
+            fresh = await self.store.record_async(list(verdict.events), self.settings.app_id)
             self._dispatch(fresh)  # first: once committed, nothing may keep the events from being processed
             for stored in fresh:
-                if stored.status != PENDING:  # not for Rasa, but a user writing still opens the window
-                    try:
-                        await self._record_window(stored.event)
-                        self._notice_recorded(stored.event)
-                    except Exception:  # the events are safe; this bookkeeping is logged, not fatal
-                        logger.exception("recording a non-Rasa event's side effects failed")
+                if stored.status != PENDING:
+                    self._notice_recorded(stored.event)
+            journaled = [stored for stored in fresh if stored.window_pending]
+            if journaled:  # applied after the answer; the journal makes it survive a crash or an outage
+                task = asyncio.get_running_loop().create_task(self._apply_windows(journaled))
+                self._window_tasks.add(task)
+                task.add_done_callback(self._window_tasks.discard)
             return response.text("EVENT_RECEIVED")
 
         return webhook

@@ -10,7 +10,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.events import EventKind, InboundEvent, WebhookPayloadError, parse_messaging_item, parse_webhook
+from connectors.events import (
+    EventKind,
+    InboundEvent,
+    WebhookPayloadError,
+    decode_webhook,
+    parse_messaging_item,
+    parse_webhook,
+    read_webhook,
+)
 from tests.support import meta_payloads as meta
 
 
@@ -370,11 +378,17 @@ def test_entry_with_changes_only_is_one_unknown_event() -> None:
     assert dict(event.raw) == entry
 
 
-def test_item_that_is_not_an_object_becomes_unknown() -> None:
-    events = parse_webhook({"object": "page", "entry": [{"id": meta.PAGE_ID, "time": meta.T0, "messaging": ["?", 3]}]})
+def test_items_that_are_not_objects_are_skipped_and_alone_refused() -> None:
+    """Was: kept as UNKNOWN events (stored noise). Now skipped beside good items, refused when alone."""
+    mixed = {"object": "page", "entry": [{"id": meta.PAGE_ID, "time": meta.T0, "messaging": ["?", meta.read(1), 3]}]}
+    parsed = read_webhook(mixed)
 
-    assert [e.kind for e in events] == [EventKind.UNKNOWN, EventKind.UNKNOWN]
-    assert [e.raw for e in events] == [{"value": "?"}, {"value": 3}]
+    assert [e.kind for e in parsed.events] == [EventKind.READ]
+    assert [(s.item_index, s.reason) for s in parsed.skipped] == [(0, "an item is not an object")] + [
+        (2, "an item is not an object")
+    ]
+    with pytest.raises(WebhookPayloadError, match="no usable item"):
+        parse_webhook({"object": "page", "entry": [{"id": meta.PAGE_ID, "time": meta.T0, "messaging": ["?", 3]}]})
 
 
 # --- batches ------------------------------------------------------------------------------------
@@ -657,3 +671,104 @@ def test_every_item_of_a_batch_becomes_one_event_in_order(
         assert round_trip(event) == event
         if kind in (EventKind.MESSAGE, EventKind.POSTBACK):
             assert event.is_user_input is not standby
+
+
+# --- malformed but signed bodies (issue 8, item 7) --------------------------------------------------
+# Each of these once answered 500 (or was stored and then failed three times in processing).
+
+
+def _raw(body: Any) -> bytes:
+    return json.dumps(body).encode("utf-8")
+
+
+def _one_item_body(item: Any) -> bytes:
+    return _raw(meta.webhook(meta.entry([item])))
+
+
+def _with(path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    item = meta.text_message(mid="m_bad")
+    target = item
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return item
+
+
+MALFORMED_BODIES: list[tuple[str, bytes]] = [
+    ("messaging_not_a_list", _raw({"object": "page", "entry": [{"id": meta.PAGE_ID, "messaging": 5}]})),
+    ("standby_not_a_list", _raw({"object": "page", "entry": [{"id": meta.PAGE_ID, "standby": "x"}]})),
+    ("attachments_not_a_list", _one_item_body(meta.attachment_message("m_a", 7))),  # type: ignore[arg-type]
+    ("timestamp_1e400", _one_item_body(meta.text_message()).replace(str(meta.T0).encode(), b"1e400")),
+    ("timestamp_float", _one_item_body(meta.text_message()).replace(str(meta.T0).encode(), b"1.5e300")),
+    ("timestamp_huge_int", _one_item_body(meta.text_message()).replace(str(meta.T0).encode(), b"9" * 25)),
+    ("timestamp_string", _one_item_body(_with(("timestamp",), "ayer"))),
+    ("timestamp_negative", _one_item_body(_with(("timestamp",), -5))),
+    ("timestamp_bool", _one_item_body(_with(("timestamp",), True))),
+    (
+        "int_with_5000_digits",
+        _raw(meta.webhook(meta.entry([meta.read(1)]))).replace(b'"page"', b'"page","n":' + b"7" * 5000),
+    ),
+    ("deep_nesting_100k", b'{"object":"page","entry":' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+    ("deep_nesting_40", _one_item_body({**meta.text_message(), "x_extra": json.loads("[" * 40 + "]" * 40)})),
+    ("text_number", _one_item_body(_with(("message", "text"), 5))),
+    ("text_object", _one_item_body(_with(("message", "text"), {"body": "hola"}))),
+    ("message_not_an_object", _one_item_body(_with(("message",), "hola"))),
+    ("mid_object", _one_item_body(_with(("message", "mid"), {"id": 1}))),
+    ("quick_reply_payload_list", _one_item_body(_with(("message", "quick_reply"), {"payload": ["/a"]}))),
+    ("entry_not_an_object", _raw({"object": "page", "entry": ["oops"]})),
+    ("entry_without_id", _raw({"object": "page", "entry": [{"messaging": [meta.text_message()]}]})),
+    ("entry_id_object", _raw({"object": "page", "entry": [{"id": {"x": 1}, "messaging": [meta.text_message()]}]})),
+    ("message_without_sender", _one_item_body({k: v for k, v in meta.text_message().items() if k != "sender"})),
+    ("sender_not_an_object", _one_item_body(_with(("sender",), "7012345678901234"))),
+    ("sender_id_float", _one_item_body(_with(("sender", "id"), 1.5))),
+    ("sender_id_bool", _one_item_body(_with(("sender", "id"), True))),
+    ("echo_without_recipient", _one_item_body({**meta.echo("m_e", "hola", app_id=None), "recipient": {}})),
+    ("postback_not_an_object", _one_item_body({**meta.referral(meta.shortlink_referral()), "postback": 3})),
+    ("reaction_without_sender", _one_item_body({k: v for k, v in meta.reaction("m_r").items() if k != "sender"})),
+    ("nan", _one_item_body(meta.text_message()).replace(str(meta.T0).encode(), b"NaN")),
+    ("infinity", _one_item_body(meta.text_message()).replace(str(meta.T0).encode(), b"-Infinity")),
+    ("lone_surrogate", _one_item_body(meta.text_message(text="x")).replace(b'"x"', b'"\\ud800"')),
+    ("invalid_utf8", b'{"object": "page", "entry": [], "x": "\xff\xfe"}'),
+    ("not_json", b"object=page&entry="),
+    ("empty", b""),
+    ("items_all_not_objects", _raw({"object": "page", "entry": [{"id": meta.PAGE_ID, "messaging": [1, "dos", None]}]})),
+]
+
+
+@pytest.mark.parametrize("raw", [raw for _, raw in MALFORMED_BODIES], ids=[name for name, _ in MALFORMED_BODIES])
+def test_malformed_bodies_are_refused_whole_with_a_payload_error(raw: bytes) -> None:
+    """Proves each shape that used to crash the webhook (500) or poison the store is refused before storage."""
+    with pytest.raises(WebhookPayloadError):
+        decode_webhook(raw)
+
+
+def test_one_bad_item_among_good_ones_is_skipped_and_the_others_kept() -> None:
+    """Meta's body is signed: refusing it whole would lose the good items with the bad one."""
+    good = meta.text_message(mid="m_good")
+    bad = _with(("message", "text"), 5)
+    parsed = decode_webhook(_raw(meta.webhook(meta.entry([bad, good, meta.read(1)]))))
+
+    assert [(e.kind, e.mid) for e in parsed.events] == [(EventKind.MESSAGE, "m_good"), (EventKind.READ, None)]
+    assert [(s.entry_index, s.list_name, s.item_index) for s in parsed.skipped] == [(0, "messaging", 0)]
+    assert parsed.skipped[0].reason == "message.text is not a string"
+
+
+def test_coordinates_that_are_not_an_object_do_not_crash_the_surrogate() -> None:
+    """Was: `coordinates: ["lat", "long"]` passed the `in` test and crashed `user_text()` with a TypeError."""
+    attachment = {"type": "location", "payload": {"coordinates": ["lat", "long"]}}
+    event = parse_one(meta.attachment_message("m_loc", [attachment]))
+
+    assert event.user_text() == "[ubicación]"
+
+
+def test_well_formed_numbers_and_ids_still_pass() -> None:
+    """Meta's app ids arrive as JSON numbers; page ids may be numbers too: both stay accepted."""
+    echo = meta.echo("m_e", "hola", app_id=meta.PAGE_INBOX_APP_ID_NUMBER)
+    parsed = decode_webhook(_raw({"object": "page", "entry": [{"id": int(meta.PAGE_ID), "messaging": [echo]}]}))
+
+    (event,) = parsed.events
+    assert (event.page_id, event.app_id, event.timestamp_ms) == (
+        meta.PAGE_ID,
+        str(meta.PAGE_INBOX_APP_ID_NUMBER),
+        meta.T0,
+    )

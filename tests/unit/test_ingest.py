@@ -357,9 +357,23 @@ async def test_concurrent_deliveries_are_committed_together_and_each_gets_its_ow
 
     store.record_many = counting  # type: ignore[method-assign]
     bodies = [
-        {"object": "page", "entry": [{"id": "1", "time": 1, "messaging": [
-            {"sender": {"id": f"u{n}"}, "recipient": {"id": "1"}, "timestamp": 1,
-             "message": {"mid": f"m{n}", "text": f"hola {n}"}}]}]}
+        {
+            "object": "page",
+            "entry": [
+                {
+                    "id": "1",
+                    "time": 1,
+                    "messaging": [
+                        {
+                            "sender": {"id": f"u{n}"},
+                            "recipient": {"id": "1"},
+                            "timestamp": 1,
+                            "message": {"mid": f"m{n}", "text": f"hola {n}"},
+                        }
+                    ],
+                }
+            ],
+        }
         for n in range(20)
     ]
     results = await asyncio.gather(*(store.record_async(parse_webhook(body)) for body in bodies))
@@ -368,3 +382,125 @@ async def test_concurrent_deliveries_are_committed_together_and_each_gets_its_ow
     again = await asyncio.gather(*(store.record_async(parse_webhook(body)) for body in bodies[:3]))
     assert again == [[], [], []]
     store.close()
+
+
+# --- window journal (issue 8, item 10: window bookkeeping survives a crash) ---------------------------
+
+
+def test_windows_of_events_not_for_rasa_are_journaled_in_the_same_commit(db_path: Path) -> None:
+    """A reaction, a referral and a standby message open the window but are not processed by Rasa: their window
+    is journaled with the event (a crash right after the commit no longer loses it) and survives a restart."""
+    store = IngestStore(db_path)
+    fresh = store.record(
+        events_of(meta.reaction("m_r"), meta.referral(meta.shortlink_referral()), meta.read(meta.T0))
+        + events_of(meta.text_message(mid="m_sb"), standby=True)
+        + events_of(meta.text_message(mid="m_rasa"))
+    )
+    store.close()  # the crash: nothing applied
+
+    assert [(s.event.kind.value, s.window_pending) for s in fresh] == [
+        ("reaction", True),
+        ("referral", True),
+        ("read", False),
+        ("message", True),  # standby
+        ("message", False),  # for Rasa: its processing records the window and is retried itself
+    ]
+    reopened = IngestStore(db_path)
+    try:
+        journaled = reopened.windows_pending()
+        assert [s.event.kind.value for s in journaled] == ["reaction", "referral", "message"]
+        reopened.window_applied(journaled[0].id)
+        assert [s.event.kind.value for s in reopened.windows_pending()] == ["referral", "message"]
+        assert reopened.counts_by_status() == {RECORDED: 4, PENDING: 1}
+    finally:
+        reopened.close()
+
+
+def test_a_stored_row_that_no_longer_parses_is_failed_not_crashing_recovery(store: IngestStore, db_path: Path) -> None:
+    """Rows stored before the parser refused bad shapes (`text: 5`) must not crash the start-up recovery."""
+    (good,) = store.record(events_of(meta.text_message(mid="m_ok")))
+    (bad,) = store.record(events_of(meta.text_message(mid="m_bad")))
+    poisoned = {"page_id": meta.PAGE_ID, "standby": False, "item": {**meta.text_message(mid="m_bad"), "message": 5}}
+    with closing(sqlite3.connect(db_path)) as conn, conn:
+        conn.execute("UPDATE inbound_events SET event_json = ? WHERE id = ?", (json.dumps(poisoned), bad.id))
+
+    assert [s.id for s in store.pending()] == [good.id]
+    assert row(db_path, bad.id)["status"] == FAILED
+    assert row(db_path, bad.id)["last_error"].startswith("unparseable")
+
+
+# --- retention (issue 8, item 10: inbound_events grows forever) -------------------------------------------
+
+DAY = timedelta(days=1)
+
+
+def _age(db_path: Path, event_id: int, days: float) -> None:
+    at = (datetime.now(timezone.utc) - timedelta(days=days)).isoformat(timespec="milliseconds")
+    with closing(sqlite3.connect(db_path)) as conn, conn:
+        conn.execute("UPDATE inbound_events SET received_at = ? WHERE id = ?", (at, event_id))
+
+
+def test_prune_deletes_old_finished_events_and_keeps_pending_ones(store: IngestStore, db_path: Path) -> None:
+    done, failed, pending, recent = store.record(
+        events_of(
+            meta.text_message(mid="m_done"),
+            meta.text_message(mid="m_failed"),
+            meta.text_message(mid="m_pending"),
+            meta.text_message(mid="m_recent"),
+        )
+    )
+    store.finish(done.id, DONE)
+    store.finish(failed.id, FAILED, "boom")
+    store.finish(recent.id, DONE)
+    for event in (done, failed, pending):
+        _age(db_path, event.id, 40)
+    store.log_send(meta.PAGE_ID, meta.USER_ID, {"message": {"text": "hola"}}, "sent", "m_out")
+
+    result = store.prune(datetime.now(timezone.utc), retention=30 * DAY)
+
+    assert result.events_deleted == 2
+    assert {s.event.mid for s in store.pending()} == {"m_pending"}, "a pending event is never deleted"
+    assert store.counts_by_status() == {PENDING: 1, DONE: 1}
+    assert result.keys_kept == 0, "older than the dedup horizon: nothing to keep"
+    assert result.sends_deleted == 0, "a recent send log stays"
+
+
+def test_redelivery_inside_the_horizon_is_still_deduplicated_after_pruning(store: IngestStore, db_path: Path) -> None:
+    """Retention shorter than Meta's redelivery horizon: the row goes, its dedup key stays, a redelivery is a no-op;
+    past the horizon the key expires too."""
+    body_items = (meta.text_message(mid="m_redelivered"), meta.reaction("m_redelivered"))
+    fresh = store.record(events_of(*body_items))
+    for stored in fresh:
+        store.finish(stored.id, DONE)
+        store.window_applied(stored.id)
+        _age(db_path, stored.id, 2)
+
+    result = store.prune(datetime.now(timezone.utc), retention=1 * DAY, dedup_horizon=7 * DAY)
+
+    assert (result.events_deleted, result.keys_kept) == (2, 2)
+    assert store.counts_by_status() == {}
+    assert store.record(events_of(*body_items)) == [], "Meta's redelivery after pruning is still a duplicate"
+
+    later = store.prune(datetime.now(timezone.utc) + 8 * DAY, retention=1 * DAY, dedup_horizon=7 * DAY)
+    assert later.keys_expired == 2
+    assert len(store.record(events_of(*body_items))) == 2, "past the horizon the keys are forgotten"
+
+
+def test_prune_keeps_an_unapplied_window(store: IngestStore, db_path: Path) -> None:
+    (reaction,) = store.record(events_of(meta.reaction("m_r")))
+    _age(db_path, reaction.id, 40)
+
+    assert store.prune(datetime.now(timezone.utc), retention=30 * DAY).events_deleted == 0
+    assert [s.id for s in store.windows_pending()] == [reaction.id]
+
+
+def test_prune_works_in_chunks(store: IngestStore, db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import connectors.ingest as ingest
+
+    monkeypatch.setattr(ingest, "_PRUNE_CHUNK", 3)
+    fresh = store.record(events_of(*(meta.read(meta.T0 + n) for n in range(8))))
+    for stored in fresh:
+        _age(db_path, stored.id, 40)
+
+    assert store.prune(datetime.now(timezone.utc), retention=30 * DAY).events_deleted == 8
+    assert store.counts_by_status() == {}
