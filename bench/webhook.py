@@ -107,7 +107,8 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        stack = start_stack(Path(tmp))
+        # Rasa's REST channel is not in the served credentials.yml (it has no authentication): this file adds it.
+        stack = start_stack(Path(tmp), credentials="bench/credentials-rest.yml")
         try:
             # Warm up both paths (first-call costs: model graph, action server, connections).
             await run_rest(stack, plan(20, 5, "warm-rest"), 5)

@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 
 from bot import simulate
+from bot.exposure import check_action_server_exposure
 from bot.settings import ROOT, SANDBOX_PAGE_ID, SettingsError, load_settings
-from bot.stack import Ports, StackError, build_stack, ensure_model
+from bot.stack import Ports, StackError, Supervisor, build_stack, ensure_model
 from bot.users_cli import add_parser as add_users_parser
 from bot.users_cli import console_logins_hint
 
@@ -26,6 +27,9 @@ def _port(name: str, default: int) -> int:
 def run(_args: argparse.Namespace) -> int:
     try:
         settings = load_settings()
+        # `bot run` makes a random action server token when none is set: fine on loopback, useless to a Rasa on
+        # another host, so an open ACTION_SERVER_HOST needs the operator's own ACTION_SERVER_TOKEN.
+        check_action_server_exposure(settings.action_server_host, settings.action_server_token)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -45,8 +49,7 @@ def run(_args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        print("Starting the app, the action server and Rasa (Rasa takes 20–60 s to load)…", flush=True)
-        stack.start()
+        stack.start(say=lambda line: print(line, flush=True))
         print(
             f"\nReady.\n  Talk to the bot:    {stack.app_url}/sandbox/chat\n"
             f"  Messenger webhook:  {stack.webhook_url}\n"
@@ -54,15 +57,10 @@ def run(_args: argparse.Namespace) -> int:
             f"  Console:            {stack.app_url}/console  {console_logins_hint(settings)}\n"
             f"  Logs:               {stack.log_dir}\n"
             f"  Graph API:          {'the sandbox' if settings.uses_sandbox else settings.graph_api_base}\n"
-            "Press Ctrl-C to stop.",
+            "A process that dies is restarted (after 1 s, 2 s, 4 s … up to 60 s). Press Ctrl-C to stop.",
             flush=True,
         )
-        while not stopping:
-            for name, process in stack.processes.items():
-                if process.poll() is not None:
-                    print(f"error: {name} exited with {process.returncode}; see {stack.log_dir / (name + '.log')}")
-                    return 1
-            time.sleep(0.5)
+        Supervisor(stack, say=lambda line: print(line, flush=True)).run(lambda: stopping)
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,13 +1,20 @@
 """Rasa's HTTP API as the app uses it: append events to a conversation, read its tracker.
 
-`RasaTrackers` is the seam; `HttpRasaTrackers` talks to the Rasa server (`--enable-api --auth-token`),
+`RasaTrackers` is the seam; `HttpRasaTrackers` talks to the Rasa server (`--enable-api`, started by
+`bot/rasa_launcher.py` with `--jwt-secret` = `RASA_API_TOKEN`): each call carries `Authorization: Bearer <JWT>`
+(HS256, role admin, valid for minutes), never the secret itself nor a query-string token;
 `InMemoryRasaTrackers` is the fake with the same semantics for tests (pause/resume/restart/session starts).
 Rasa's sender id is the user's PSID.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
+import hmac
+import json
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -15,6 +22,26 @@ from urllib.parse import quote
 import httpx
 
 from bot.handoff_model import RasaUnavailable
+
+JWT_LIFETIME_SECONDS = 300
+JWT_USERNAME = "bot-app"
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def rasa_jwt(secret: str, now: float, lifetime_seconds: float = JWT_LIFETIME_SECONDS) -> str:
+    """An HS256 JWT Rasa's `requires_auth` accepts (sanic-jwt): role `admin` may use every conversation."""
+    header = {"alg": "HS256", "typ": "JWT"}
+    payload = {"user": {"username": JWT_USERNAME, "role": "admin"}, "iat": int(now), "exp": int(now + lifetime_seconds)}
+    signing_input = ".".join(_b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, payload))
+    signature = hmac.new(secret.encode(), signing_input.encode("ascii"), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64url(signature)}"
+
+
+def rasa_auth_headers(secret: str, now: float | None = None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {rasa_jwt(secret, time.time() if now is None else now)}"}
 
 
 class RasaTrackers(Protocol):
@@ -39,13 +66,12 @@ class HttpRasaTrackers:
         return f"{self.base_url}/conversations/{quote(sender_id, safe='')}/{tail}"
 
     async def _call(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
-        params = {**kwargs.pop("params", {}), "token": self._token}
         try:
-            response = await self._http.request(method, url, params=params, **kwargs)
+            response = await self._http.request(method, url, headers=rasa_auth_headers(self._token), **kwargs)
         except httpx.HTTPError as exc:
             raise RasaUnavailable(f"Rasa's HTTP API did not answer ({type(exc).__name__})") from exc
         if response.status_code != 200:
-            # Rasa's error bodies name the problem; the token is in the URL, never in them.
+            # Rasa's error bodies name the problem; the token is in a header, never in them.
             raise RasaUnavailable(f"Rasa's HTTP API answered {response.status_code}: {response.text[:300]}")
         body = response.json()
         return body if isinstance(body, dict) else {}

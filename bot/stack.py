@@ -1,25 +1,37 @@
-"""Start and stop the three processes: Rasa (3.10 env), the action server and the app (3.11 env).
+"""Start, supervise and stop the three processes: Rasa (3.10 env), the action server and the app (3.11 env).
 
 Used by `bot run` (what `make run` calls), by the integration tests and by the benchmark, so
-all three start the stack the same way.
+all three start the stack the same way. `Supervisor` restarts a process that died (exponential backoff,
+capped) without stopping the others.
+
+Ports and tokens: the app and Rasa listen on 127.0.0.1; the action server on `ACTION_SERVER_HOST` (default
+127.0.0.1) and always with a token (`ACTION_SERVER_TOKEN`, or a random one per start). Rasa's API secret
+(`RASA_API_TOKEN`) reaches Rasa through the environment (`bot/rasa_launcher.py`), never its command line.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from bot.settings import DEMO_RASA_TOKEN, ROOT, load_settings
+from bot.settings import ROOT, load_settings
 
 RASA_BIN = ROOT / ".venv-rasa" / "bin" / "rasa"
+RASA_PYTHON = ROOT / ".venv-rasa" / "bin" / "python"
+SERVED_CREDENTIALS = "credentials.yml"  # our Messenger channel only; never Rasa's unauthenticated REST channel
+# What each start-up step usually takes on a laptop (said before the step, so a wait is never a mystery).
+USUAL_START_SECONDS = {"app": 5, "actions": 5, "rasa": 40, "knowledge": 30}
+LABELS = {"app": "the app", "actions": "the action server", "rasa": "Rasa", "knowledge": "the demo matrix"}
 TRAINING_INPUTS = ("config.yml", "domain.yml", "data")
 DEMO_MATRIX = ROOT / "data" / "knowledge_matrix.csv"
 
@@ -50,7 +62,11 @@ def ensure_model(models_dir: Path = ROOT / "models", log=print) -> Path:
     log("Training data changed: training the Rasa model (about a minute)…")
     models_dir.mkdir(parents=True, exist_ok=True)
     command = [str(RASA_BIN), "train", "--fixed-model-name", fingerprint, "--out", str(models_dir)]
-    env = {**os.environ, "ACTION_SERVER_URL": os.environ.get("ACTION_SERVER_URL", "http://127.0.0.1:5055/webhook")}
+    env = {
+        **os.environ,
+        "ACTION_SERVER_URL": os.environ.get("ACTION_SERVER_URL", "http://127.0.0.1:5055/webhook"),
+        "ACTION_SERVER_TOKEN": os.environ.get("ACTION_SERVER_TOKEN") or "unused-while-training",
+    }
     result = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if result.returncode != 0 or not model.exists():
         raise StackError("rasa train failed:\n" + result.stdout[-4000:])
@@ -71,6 +87,7 @@ class Stack:
     model: Path
     env: dict[str, str]
     log_dir: Path
+    credentials: str = SERVED_CREDENTIALS
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     @property
@@ -80,6 +97,10 @@ class Stack:
     @property
     def app_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.app}"
+
+    @property
+    def actions_url(self) -> str:
+        return f"http://{client_host(self.env.get('ACTION_SERVER_HOST') or '127.0.0.1')}:{self.ports.actions}"
 
     @property
     def webhook_url(self) -> str:
@@ -105,54 +126,46 @@ class Stack:
             time.sleep(0.3)
         raise StackError(f"{name} not healthy at {url} after {timeout:.0f} s; see {self.log_dir / (name + '.log')}")
 
-    def start_app(self) -> None:
+    def command(self, name: str) -> list[str]:
+        """The command line of each long-running process (no secret on any of them: they read the environment)."""
         python = sys.executable
-        self._spawn(
-            "app",
-            [
-                python,
-                "-m",
-                "uvicorn",
-                "bot.app:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.ports.app),
-                "--log-level",
-                "warning",
-            ],
-        )
-        self._wait_healthy("app", self.app_url + "/health", 60)
+        commands = {
+            "app": [python, "-m", "uvicorn", "bot.app:create_app", "--factory", "--host", "127.0.0.1",
+                    "--port", str(self.ports.app), "--log-level", "warning"],
+            "actions": [python, "-m", "actions.server", "--port", str(self.ports.actions)],
+            "rasa": [str(RASA_PYTHON), "-m", "bot.rasa_launcher", "--model", str(self.model),
+                     "--port", str(self.ports.rasa), "--credentials", self.credentials, "--endpoints", "endpoints.yml",
+                     "--enable-api", "--interface", "127.0.0.1"],
+        }
+        return commands[name]
+
+    def health_url(self, name: str) -> str:
+        return {
+            "app": self.app_url + "/health",
+            "actions": self.actions_url + "/health",
+            "rasa": self.rasa_url + "/webhooks/messenger/",
+        }[name]
+
+    def spawn(self, name: str) -> None:
+        self._spawn(name, self.command(name))
+
+    def is_healthy(self, name: str) -> bool:
+        try:
+            return httpx.get(self.health_url(name), timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def start_app(self) -> None:
+        self.spawn("app")
+        self._wait_healthy("app", self.health_url("app"), 60)
 
     def start_actions(self) -> None:
-        self._spawn(
-            "actions", [sys.executable, "-m", "rasa_sdk", "--actions", "actions", "--port", str(self.ports.actions)]
-        )
-        self._wait_healthy("actions", f"http://127.0.0.1:{self.ports.actions}/health", 60)
+        self.spawn("actions")
+        self._wait_healthy("actions", self.health_url("actions"), 60)
 
     def start_rasa(self) -> None:
-        self._spawn(
-            "rasa",
-            [
-                str(RASA_BIN),
-                "run",
-                "--model",
-                str(self.model),
-                "--port",
-                str(self.ports.rasa),
-                "--credentials",
-                "credentials.yml",
-                "--endpoints",
-                "endpoints.yml",
-                "--enable-api",
-                "--auth-token",  # the app's handoff service calls Rasa's HTTP API with RASA_API_TOKEN
-                self.env.get("RASA_API_TOKEN") or DEMO_RASA_TOKEN,
-                "--interface",
-                "127.0.0.1",
-            ],
-        )
-        self._wait_healthy("rasa", self.rasa_url + "/webhooks/messenger/", 240)
+        self.spawn("rasa")
+        self._wait_healthy("rasa", self.health_url("rasa"), 240)
 
     def start_knowledge(self) -> None:
         """With nothing published yet, publish the demo matrix, so `make run` answers out of the box; never in
@@ -178,11 +191,21 @@ class Stack:
         if returncode != 0:
             raise StackError(f"publishing the demo matrix failed ({returncode}); see {self.log_dir / 'knowledge.log'}")
 
-    def start(self) -> None:
+    def start(self, say: Callable[[str], None] = lambda _line: None) -> None:
+        """Each step says what it starts and how long it usually takes, then how long it took."""
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("app", self.start_app), ("actions", self.start_actions), ("rasa", self.start_rasa),
+        ]
         self.start_knowledge()
-        self.start_app()
-        self.start_actions()
-        self.start_rasa()
+        if "knowledge" in self.processes:
+            say(f"Publishing the demo matrix in the background (about {USUAL_START_SECONDS['knowledge']} s)…")
+        for name, step in steps:
+            say(f"Starting {LABELS[name]} (about {USUAL_START_SECONDS[name]} s)…")
+            started = time.monotonic()
+            step()
+            say(f"  {LABELS[name]} ready in {time.monotonic() - started:.0f} s.")
+        if "knowledge" in self.processes:
+            say("Waiting for the demo matrix…")
         self.wait_knowledge()
 
     def stop_process(self, name: str, kill: bool = False) -> None:
@@ -201,20 +224,97 @@ class Stack:
             self.stop_process(name)
 
 
-def build_stack(ports: Ports, data_dir: Path, model: Path, extra_env: dict[str, str] | None = None) -> Stack:
+def client_host(listen_host: str) -> str:
+    """Where local clients reach a server listening on `listen_host` (a wildcard is reached on loopback)."""
+    return "127.0.0.1" if listen_host in ("0.0.0.0", "::", "") else listen_host
+
+
+def build_stack(
+    ports: Ports,
+    data_dir: Path,
+    model: Path,
+    extra_env: dict[str, str] | None = None,
+    credentials: str = SERVED_CREDENTIALS,
+) -> Stack:
     data_dir.mkdir(parents=True, exist_ok=True)
     log_dir = data_dir / "logs"
     log_dir.mkdir(exist_ok=True)
+    merged = {**os.environ, **(extra_env or {})}
+    actions_host = client_host(merged.get("ACTION_SERVER_HOST") or "127.0.0.1")
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
         "BOT_DATA_DIR": str(data_dir),
         "RASA_URL": f"http://127.0.0.1:{ports.rasa}",
-        "ACTION_SERVER_URL": f"http://127.0.0.1:{ports.actions}/webhook",
+        "ACTION_SERVER_URL": f"http://{actions_host}:{ports.actions}/webhook",
+        # Rasa sends it (endpoints.yml), the action server requires it: a fresh random one unless one is set.
+        "ACTION_SERVER_TOKEN": merged.get("ACTION_SERVER_TOKEN") or secrets.token_urlsafe(32),
         "BOT_APP_URL": f"http://127.0.0.1:{ports.app}",
         "RASA_TRACKER_DB": str(data_dir / "rasa_tracker.sqlite3"),
         "RASA_TELEMETRY_ENABLED": "false",
         "TF_CPP_MIN_LOG_LEVEL": "2",
         **(extra_env or {}),
     }
-    return Stack(ports=ports, data_dir=data_dir, model=model, env=env, log_dir=log_dir)
+    env["ACTION_SERVER_TOKEN"] = env["ACTION_SERVER_TOKEN"] or secrets.token_urlsafe(32)
+    return Stack(ports=ports, data_dir=data_dir, model=model, env=env, log_dir=log_dir, credentials=credentials)
+
+
+# --- supervision ---------------------------------------------------------------------------------------------
+
+SUPERVISED = ("app", "actions", "rasa")
+RESTART_BASE_SECONDS = 1.0
+RESTART_CAP_SECONDS = 60.0
+STABLE_AFTER_SECONDS = 120.0  # a process up this long has recovered: its next crash starts the backoff again
+
+
+def restart_delay(crashes_in_a_row: int, base: float = RESTART_BASE_SECONDS, cap: float = RESTART_CAP_SECONDS) -> float:
+    """Pure: 1 s, 2 s, 4 s, … up to `cap` for the 1st, 2nd, 3rd … crash in a row."""
+    return min(cap, base * 2 ** max(crashes_in_a_row - 1, 0))
+
+
+@dataclass
+class _Watch:
+    started_at: float
+    crashes_in_a_row: int = 0
+    restart_at: float | None = None
+
+
+class Supervisor:
+    """Restarts a process of the stack that exited, after a growing delay; the others keep running."""
+
+    def __init__(self, stack: Stack, say: Callable[[str], None] = print, clock: Callable[[], float] = time.monotonic):
+        self.stack = stack
+        self.say = say
+        self.clock = clock
+        now = clock()
+        self.watches = {name: _Watch(now) for name in SUPERVISED if name in stack.processes}
+        self.restarts: dict[str, int] = {name: 0 for name in self.watches}
+
+    def check(self) -> None:
+        """One pass: notice exits, restart those whose delay is over."""
+        now = self.clock()
+        for name, watch in self.watches.items():
+            process = self.stack.processes.get(name)
+            if watch.restart_at is not None:
+                if now >= watch.restart_at:
+                    self.stack.spawn(name)
+                    watch.started_at, watch.restart_at = now, None
+                    self.restarts[name] += 1
+                    self.say(f"Restarted {LABELS[name]} (pid {self.stack.processes[name].pid}).")
+                continue
+            if process is None or process.poll() is None:
+                if now - watch.started_at >= STABLE_AFTER_SECONDS:
+                    watch.crashes_in_a_row = 0
+                continue
+            watch.crashes_in_a_row += 1
+            delay = restart_delay(watch.crashes_in_a_row)
+            watch.restart_at = now + delay
+            self.say(
+                f"error: {LABELS[name]} exited with {process.returncode}; see {self.stack.log_dir / (name + '.log')}. "
+                f"Restarting it in {delay:.0f} s (crash {watch.crashes_in_a_row} in a row)."
+            )
+
+    def run(self, stopping: Callable[[], bool], every: float = 0.5) -> None:
+        while not stopping():
+            self.check()
+            time.sleep(every)

@@ -15,6 +15,7 @@ from actions.knowledge import NO_ANSWER_TEXTS
 from bot import simulate
 from bot.handoff import transcript_items
 from bot.handoff_model import PauseReason, conversation_id_of
+from bot.rasa_api import rasa_auth_headers
 from bot.settings import DEMO_RASA_TOKEN, DEMO_SERVICE_TOKEN, PAGE_INBOX_APP_ID
 from bot.stack import Stack
 from tests.support.stack import PAGE_ID, Messenger, response_texts
@@ -40,7 +41,7 @@ def conversation_state(stack: Stack, user: str) -> str | None:
 
 
 def rasa_tracker(stack: Stack, user: str) -> dict[str, Any]:
-    answer = httpx.get(f"{stack.rasa_url}/conversations/{user}/tracker", params={"token": DEMO_RASA_TOKEN})
+    answer = httpx.get(f"{stack.rasa_url}/conversations/{user}/tracker", headers=rasa_auth_headers(DEMO_RASA_TOKEN))
     assert answer.status_code == 200, answer.text
     return answer.json()
 
@@ -202,7 +203,8 @@ def test_a_new_session_does_not_wake_a_paused_bot(messenger: Messenger, stack: S
         {"event": "user", "text": "hola", "parse_data": parse_data, "timestamp": two_hours_ago},
         {"event": "pause", "timestamp": two_hours_ago},
     ]
-    answer = httpx.put(f"{stack.rasa_url}/conversations/{user}/tracker/events", params={"token": DEMO_RASA_TOKEN},
+    answer = httpx.put(f"{stack.rasa_url}/conversations/{user}/tracker/events",
+                       headers=rasa_auth_headers(DEMO_RASA_TOKEN),
                        json=history)
     assert answer.status_code == 200, answer.text
 

@@ -13,7 +13,7 @@ import yaml
 
 from bot import simulate
 from bot.settings import DEMO_APP_SECRET, ROOT, SANDBOX_PAGE_ID
-from bot.stack import RASA_BIN, Ports, Stack, build_stack, ensure_model
+from bot.stack import RASA_BIN, SERVED_CREDENTIALS, Ports, Stack, build_stack, ensure_model
 
 PAGE_ID = SANDBOX_PAGE_ID
 
@@ -28,9 +28,11 @@ def rasa_available() -> bool:
     return RASA_BIN.exists()
 
 
-def start_stack(data_dir: Path, extra_env: dict[str, str] | None = None) -> Stack:
+def start_stack(
+    data_dir: Path, extra_env: dict[str, str] | None = None, credentials: str = SERVED_CREDENTIALS
+) -> Stack:
     model = ensure_model()
-    stack = build_stack(Ports(free_port(), free_port(), free_port()), data_dir, model, extra_env)
+    stack = build_stack(Ports(free_port(), free_port(), free_port()), data_dir, model, extra_env, credentials)
     try:
         stack.start()
     except BaseException:
