@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -62,7 +62,7 @@ class Guard:
         return self.roles is None and not self.service_only
 
 
-def guard_of(route: APIRoute, service_token_dependency: Callable[..., object]) -> Guard:
+def guard_of(route: APIRoute | RouteContext, service_token_dependency: Callable[..., object]) -> Guard:
     pending = list(route.dependant.dependencies)
     while pending:
         dependency = pending.pop()
@@ -94,11 +94,11 @@ class RequestGuard:
         self.unauthenticated = unauthenticated
 
     def _guard(self, scope: Scope) -> Guard:
-        for route in self.fastapi_app.router.routes:
-            if isinstance(route, APIRoute):
-                match, _ = route.matches(scope)
+        for context in iter_route_contexts(self.fastapi_app.routes):
+            if isinstance(context.original_route, APIRoute):
+                match, _ = context.matches(scope)
                 if match is Match.FULL:
-                    return guard_of(route, self.service_token_dependency)
+                    return guard_of(context, self.service_token_dependency)
         return Guard()
 
     async def _authenticated(self, request: Request, guard: Guard) -> bool:
@@ -178,7 +178,7 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _send_json(send: Send, status: int, body: dict[str, object]) -> None:
-    payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
                             (b"connection", b"close")]})

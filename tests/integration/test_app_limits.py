@@ -1,0 +1,188 @@
+"""Request sizes before any work, and the login limit per client address behind a proxy (issue 8, items 4 and 6),
+over real HTTP: the app under uvicorn on a free port, driven with raw sockets where the order of bytes matters.
+
+On the old code the console spooled a whole upload before checking who sent it (a 30 MB unauthenticated upload
+was read, then 401), bodies had no limit at all, and every client behind a proxy shared the proxy's address.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.app import create_app
+from bot.auth import ADDRESS_LIMIT, Authenticator
+from bot.request_guard import DEFAULT_BODY_LIMIT, MAX_UPLOAD_BYTES, MULTIPART_ENVELOPE_BYTES
+from bot.settings import Settings
+from tests.support.servers import RunningServer, serve_asgi
+from tests.unit.console.conftest import fast_hasher
+
+UPLOAD = "/api/console/knowledge/drafts"
+CHUNK = 16 * 1024
+
+
+def make_app(data_dir: Path, environment: str = "development") -> object:
+    app = create_app(Settings(data_dir=data_dir, environment=environment))
+    store = app.state.console_auth.store
+    app.state.console_auth = Authenticator(store, app.state.settings, hasher=fast_hasher())
+    app.state.console_auth.add_user("ines", "editor", "ines-clave-segura-1")
+    return app
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    with serve_asgi(make_app(tmp_path_factory.mktemp("limits"))) as running:
+        yield running
+
+
+def head(method: str, path: str, headers: dict[str, str]) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", *(f"{k}: {v}" for k, v in headers.items())]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def read_status(sock: socket.socket) -> tuple[int, bytes]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = sock.recv(65536)
+        if not piece:
+            break
+        data += piece
+    status = int(data.split(b" ", 2)[1])
+    return status, data
+
+
+def send_until_answered(sock: socket.socket, chunks: Iterator[bytes], limit_bytes: int) -> tuple[int, int, bytes]:
+    """Send body pieces until the server answers (or `limit_bytes` are sent): (status, bytes sent, answer)."""
+    sent = 0
+    for chunk in chunks:
+        readable, _, _ = select.select([sock], [], [], 0.02)
+        if readable:
+            break
+        try:
+            sock.sendall(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            break  # the server answered and closed: read the answer
+        sent += len(chunk)
+        if sent >= limit_bytes:
+            break
+    status, answer = read_status(sock)
+    return status, sent, answer
+
+
+def multipart_head(total: int) -> dict[str, str]:
+    return {"Content-Type": "multipart/form-data; boundary=xyz", "Content-Length": str(total)}
+
+
+def test_an_unauthenticated_upload_is_refused_before_its_body_is_read(server: RunningServer) -> None:
+    # 4 MB: under the upload limit, so only the missing credentials can refuse it, and before the body.
+    total = 4 * 1024 * 1024
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        sock.sendall(head("POST", UPLOAD, multipart_head(total)))
+        status, sent, answer = send_until_answered(sock, iter(lambda: b"x" * CHUNK, None), total)
+    assert status == 401, answer
+    assert sent < total, f"the server answered only after all {total} bytes: it read the body first"
+    assert b"not_authenticated" in answer
+
+
+def test_a_30_mb_upload_is_refused_from_its_content_length(server: RunningServer) -> None:
+    total = 30 * 1024 * 1024
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        sock.sendall(head("POST", UPLOAD, multipart_head(total)))
+        status, answer = read_status(sock)  # not one byte of the body sent
+    assert status == 413, answer
+    assert b"body_too_large" in answer
+
+
+def test_a_fake_session_cookie_is_no_credential(server: RunningServer) -> None:
+    total = 4 * 1024 * 1024
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        sock.sendall(head("POST", UPLOAD, {**multipart_head(total), "Cookie": "console_session=made-up"}))
+        status, sent, answer = send_until_answered(sock, iter(lambda: b"x" * CHUNK, None), total)
+    assert status == 401 and sent < total, answer
+
+
+def chunked(size: int, first: bytes = b"", chunk: int = CHUNK) -> Iterator[bytes]:
+    if first:
+        yield f"{len(first):x}\r\n".encode() + first + b"\r\n"
+    piece = b"a" * chunk
+    for _ in range(size // chunk):
+        yield f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+
+
+@pytest.mark.parametrize("path", ["/api/console/login", "/sandbox/chat/send", "/api/outbox"])
+def test_a_chunked_json_body_is_cut_at_the_limit(server: RunningServer, path: str) -> None:
+    total = 64 * 1024 * 1024  # far more than any socket buffer holds: an answer before the end is an early one
+    headers = {"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
+    if path == "/api/outbox":
+        headers["Authorization"] = "Bearer demo-service-token"
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        sock.sendall(head("POST", path, headers))
+        status, sent, answer = send_until_answered(sock, chunked(total), total)
+    assert status == 413, answer
+    assert sent < total
+    assert f'"limit_bytes":{DEFAULT_BODY_LIMIT}'.encode() in answer
+
+
+def test_a_json_body_over_the_limit_is_refused_from_its_content_length(server: RunningServer) -> None:
+    answer = httpx.post(server.url("/api/console/login"), content=b"{" + b" " * DEFAULT_BODY_LIMIT + b"}",
+                        headers={"Content-Type": "application/json"})
+    assert answer.status_code == 413
+    assert answer.json()["error"]["reason_code"] == "body_too_large"
+
+
+def test_a_logged_in_editor_streaming_past_5_mb_is_cut_at_the_limit(server: RunningServer) -> None:
+    with httpx.Client(base_url=server.base_url) as client:
+        login = client.post("/api/console/login", json={"username": "ines", "password": "ines-clave-segura-1"})
+        assert login.status_code == 200, login.text
+        cookie = f"console_session={client.cookies['console_session']}"
+        csrf = login.json()["csrf_token"]
+    total = 64 * 1024 * 1024
+    headers = {"Content-Type": "multipart/form-data; boundary=xyz", "Transfer-Encoding": "chunked",
+               "Cookie": cookie, "X-CSRF-Token": csrf}
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        sock.sendall(head("POST", UPLOAD, headers))
+        part = b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="m.csv"\r\n\r\npregunta,respuesta\n'
+        status, sent, answer = send_until_answered(sock, chunked(total, part, 128 * 1024), total)
+    assert status == 413, answer
+    assert f'"limit_bytes":{MAX_UPLOAD_BYTES + MULTIPART_ENVELOPE_BYTES}'.encode() in answer
+    assert sent < total
+
+
+def test_a_small_legitimate_body_still_works(server: RunningServer) -> None:
+    answer = httpx.post(server.url("/api/console/login"), json={"username": "ines", "password": "ines-clave-segura-1"})
+    assert answer.status_code == 200
+
+
+# --- the per-address login limit behind a proxy ----------------------------------------------------------------
+
+
+def fail_logins(base_url: str, forwarded_for: str, count: int) -> list[int]:
+    statuses = []
+    with httpx.Client(base_url=base_url) as client:
+        for number in range(count):
+            answer = client.post("/api/console/login", json={"username": f"nadie{number}", "password": "no-es"},
+                                 headers={"X-Forwarded-For": forwarded_for})
+            statuses.append(answer.status_code)
+    return statuses
+
+
+def test_behind_a_trusted_proxy_two_clients_are_limited_independently(tmp_path: Path) -> None:
+    # uvicorn --proxy-headers --forwarded-allow-ips=127.0.0.1: the proxy (this test, on 127.0.0.1) names the client.
+    with serve_asgi(make_app(tmp_path, "test"), proxy_headers=True, forwarded_allow_ips="127.0.0.1") as running:
+        first = fail_logins(running.base_url, "203.0.113.1", ADDRESS_LIMIT.max_failures + 1)
+        second = fail_logins(running.base_url, "203.0.113.2", 1)
+    assert first == [401] * ADDRESS_LIMIT.max_failures + [429], first
+    assert second == [401], "the second client was locked out by the first one's failures"
+
+
+def test_without_trusting_the_proxy_every_client_shares_its_address(tmp_path: Path) -> None:
+    # The failure mode the README warns about: the proxy's header ignored, one client locks everyone out.
+    with serve_asgi(make_app(tmp_path, "test"), proxy_headers=False) as running:
+        fail_logins(running.base_url, "203.0.113.1", ADDRESS_LIMIT.max_failures)
+        second = fail_logins(running.base_url, "203.0.113.2", 1)
+    assert second == [429]
