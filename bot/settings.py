@@ -6,6 +6,7 @@ uses the standard library only.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -73,6 +74,9 @@ class Settings:
     business_timezone: str = DEFAULT_BUSINESS_TIMEZONE
     away_message: str = DEFAULT_AWAY_MESSAGE  # "{horario}" becomes the business hours in words
     handover_to_page_inbox: bool = False  # Meta's handover protocol: pass the thread to the Page inbox on pause
+    # The proxies whose X-Forwarded-For names the client (uvicorn --forwarded-allow-ips): the login limits count
+    # per client address, so without it every client behind a proxy on another host shares the proxy's address.
+    forwarded_allow_ips: str = "127.0.0.1"
 
     @property
     def is_production(self) -> bool:
@@ -220,6 +224,21 @@ def _flag(get: Callable[..., Any], name: str) -> bool:
     raise SettingsError(f"{name} must be 0 or 1, not {raw!r}")
 
 
+def _address_list(get: Callable[..., Any], name: str, default: str) -> str:
+    """Comma-separated IP addresses or networks (`10.0.0.0/8`), or `*` (trust every peer: only when the app's
+    port is reachable by the proxy alone)."""
+    raw = (get(name) or default).replace(" ", "")
+    for item in raw.split(","):
+        if item == "*":
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError as exc:
+            raise SettingsError(f"{name} must list IP addresses or networks (e.g. 10.0.0.5,10.1.0.0/16), "
+                                f"not {item!r}") from exc
+    return raw
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     get = env.get
@@ -268,6 +287,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         business_timezone=get("BUSINESS_TIMEZONE") or DEFAULT_BUSINESS_TIMEZONE,
         away_message=get("AWAY_MESSAGE") or DEFAULT_AWAY_MESSAGE,
         handover_to_page_inbox=_flag(get, "HANDOVER_TO_PAGE_INBOX"),
+        forwarded_allow_ips=_address_list(get, "BOT_FORWARDED_ALLOW_IPS", "127.0.0.1"),
     )
     if not 0 <= settings.event_retention_days <= 36500:
         raise SettingsError("MESSENGER_EVENT_RETENTION_DAYS must be 0 to 36500 (days finished webhook events are kept)")

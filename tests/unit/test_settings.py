@@ -381,3 +381,25 @@ def test_only_the_sandbox_page_in_development_is_the_demo() -> None:
     assert not load_settings(production_env()).is_demo
     fake_page = load_settings({"BOT_ENV": "test", "MESSENGER_PAGES": f"111111111111111:{PAGE_TOKEN}"})
     assert not fake_page.is_demo and not fake_page.serves_graph_sandbox
+
+
+# --- the proxies trusted for the client's address (issue 8, item 6) ---------------------------------
+
+
+def test_forwarded_allow_ips_defaults_to_loopback_and_is_checked() -> None:
+    assert load_settings({}).forwarded_allow_ips == "127.0.0.1"
+    assert load_settings({"BOT_FORWARDED_ALLOW_IPS": "10.0.0.5, 172.16.0.0/12"}).forwarded_allow_ips == (
+        "10.0.0.5,172.16.0.0/12"
+    )
+    with pytest.raises(SettingsError, match="BOT_FORWARDED_ALLOW_IPS must list IP addresses"):
+        load_settings({"BOT_FORWARDED_ALLOW_IPS": "proxy.internal"})
+
+
+def test_the_launcher_starts_the_app_trusting_only_the_configured_proxies(tmp_path: Path) -> None:
+    from bot.stack import Ports, Stack
+
+    stack = Stack(ports=Ports(), data_dir=tmp_path, model=tmp_path / "model.tar.gz",
+                  env={"BOT_FORWARDED_ALLOW_IPS": "10.0.0.5"}, log_dir=tmp_path)
+    command = stack.command("app")
+    assert "--proxy-headers" in command
+    assert command[command.index("--forwarded-allow-ips") + 1] == "10.0.0.5"
