@@ -14,23 +14,19 @@ import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 from rasa.utils.endpoints import ClientResponseError, EndpointConfig
 
+from connectors.outage import OUTAGE_TEXT, decide_during_outage
+
+__all__ = ["OUTAGE_TEXT", "ActionServerWatch", "ObservedEndpoint", "end_turn", "observe", "start_turn"]
+
 logger = logging.getLogger(__name__)
 
 HEALTH_TIMEOUT_SECONDS = 2.0
-MAX_POLL_SECONDS = 5.0
 UP_CACHE_SECONDS = 1.0
-
-# What the customer reads when their message could not be answered: honest, no promise of a time.
-OUTAGE_TEXT = (
-    "Estamos con un problema técnico y por ahora no puedo responder tu mensaje 😕. "
-    "Ya lo estamos revisando; por favor escríbenos de nuevo en unos minutos."
-)
 
 _TURN_FAILURES: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("action_failures", default=None)
 
@@ -87,24 +83,6 @@ def observe(processor: Any) -> None:
 def health_url(webhook_url: str) -> str:
     base = webhook_url.rstrip("/")
     return (base[: -len("/webhook")] if base.endswith("/webhook") else base) + "/health"
-
-
-@dataclass(frozen=True)
-class OutageDecision:
-    """While the action server is down: wait this long and look again, or give up (wait is None)."""
-
-    wait_seconds: float | None
-
-    @property
-    def gives_up(self) -> bool:
-        return self.wait_seconds is None
-
-
-def decide_during_outage(down_for: float, bound: float, polls: int) -> OutageDecision:
-    """Pure: poll at 0.5 s, 1 s, 2 s … (at most 5 s) until the outage has lasted `bound` seconds."""
-    if down_for >= bound:
-        return OutageDecision(None)
-    return OutageDecision(min(0.5 * 2**polls, MAX_POLL_SECONDS, bound - down_for))
 
 
 async def probe(url: str, timeout: float = HEALTH_TIMEOUT_SECONDS) -> bool:
