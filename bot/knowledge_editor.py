@@ -3,6 +3,8 @@
 The console programs against `KnowledgeEditor`; `MatrixEditor` implements it over `knowledge_matrix.publish`
 (the same versions and live pointer the action server answers from), and unit tests use an in-memory fake with
 the same semantics. Calls are synchronous (they read files and embed text): the console runs them in a thread.
+Heavy work (validating an upload, building a draft to try, publishing) runs one at a time per editor: a second
+request meanwhile is refused at once with `EditorBusy` (429, in Spanish) instead of queueing threads and memory.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import re
 import shutil
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -68,6 +71,17 @@ class NothingToRollBack(KnowledgeEditorError):
 class KnowledgeUnavailable(KnowledgeEditorError):
     status_code = 503
     reason_code = "knowledge_unavailable"
+
+
+class EditorBusy(KnowledgeEditorError):
+    status_code = 429
+    reason_code = "knowledge_busy"
+
+
+BUSY_MESSAGE = (
+    "Ya se está validando o publicando otra matriz. Espere a que termine (puede tardar un minuto) "
+    "y vuelva a intentarlo."
+)
 
 
 @dataclass(frozen=True)
@@ -225,7 +239,18 @@ class MatrixEditor:
         self.clock = clock
         self._embedder = embedder
         self._lock = threading.Lock()
+        self._heavy = threading.Lock()  # one validation, build or publish at a time
         self._built: dict[str, KnowledgeBase] = {}  # draft id or "live:<version>" → knowledge base
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Heavy work one at a time; a second caller is refused at once (the console answers 429)."""
+        if not self._heavy.acquire(blocking=False):
+            raise EditorBusy(BUSY_MESSAGE)
+        try:
+            yield
+        finally:
+            self._heavy.release()
 
     @property
     def drafts_dir(self) -> Path:
@@ -275,12 +300,20 @@ class MatrixEditor:
         suffix = Path(name).suffix.lower()
         draft_id = uuid.uuid4().hex[:12]
         directory = self.drafts_dir / draft_id
-        directory.mkdir(parents=True)
-        source = directory / ("source" + (suffix if _SUFFIX.match(suffix) else ".bin"))
-        source.write_bytes(data)
-        report, _sheet = check_matrix(source, self.embedder())
-        draft = Draft(draft_id, name, by, self.clock(), report.ok, report.entry_count, _issues(report), report.render())
-        (directory / DRAFT_FILE).write_text(json.dumps(draft.to_dict(), ensure_ascii=False), encoding="utf-8")
+        with self._exclusive():
+            embedder = self.embedder()
+            directory.mkdir(parents=True)
+            try:
+                source = directory / ("source" + (suffix if _SUFFIX.match(suffix) else ".bin"))
+                source.write_bytes(data)
+                report, _sheet = check_matrix(source, embedder)
+                draft = Draft(draft_id, name, by, self.clock(), report.ok, report.entry_count, _issues(report),
+                              report.render())
+                (directory / DRAFT_FILE).write_text(json.dumps(draft.to_dict(), ensure_ascii=False),
+                                                    encoding="utf-8")
+            except BaseException:
+                shutil.rmtree(directory, ignore_errors=True)  # no orphan draft, whatever went wrong
+                raise
         self._forget_old_drafts()
         return draft
 
@@ -296,7 +329,8 @@ class MatrixEditor:
         with self._lock:
             built = self._built.get(draft_id)
         if built is None:
-            _report, built = load_draft(source, embedder=self.embedder())
+            with self._exclusive():
+                _report, built = load_draft(source, embedder=self.embedder())
             if built is None:
                 return None  # a draft with errors cannot answer
             with self._lock:
@@ -339,7 +373,8 @@ class MatrixEditor:
     def publish(self, draft_id: str, by: str) -> Version:
         source = self._draft_source(draft_id)
         draft = self._read_draft(source.parent)
-        result = publish_matrix(source, self.data_dir, self.clock(), by=by, embedder=self.embedder())
+        with self._exclusive():
+            result = publish_matrix(source, self.data_dir, self.clock(), by=by, embedder=self.embedder())
         if result.version is None:
             raise DraftHasErrors(
                 f"El borrador tiene {result.report.error_count} error(es): corríjalos y vuelva a subir el archivo. "

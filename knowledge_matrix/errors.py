@@ -13,7 +13,15 @@ class KnowledgeMatrixError(Exception):
 
 
 class MatrixReadError(KnowledgeMatrixError):
-    """The file cannot be read as a matrix at all (missing, unknown format, no header row)."""
+    """The file cannot be read as a matrix at all (missing, unknown format, no header row, broken)."""
+
+    code = "unreadable_file"
+
+
+class MatrixTooLargeError(MatrixReadError):
+    """The file is over a documented cap (size, rows, columns, declared dimensions): refused before the work."""
+
+    code = "matrix_too_large"
 
 
 class InvalidMatrixError(KnowledgeMatrixError):

@@ -7,6 +7,11 @@ case, with or without accents, in English or Spanish (`Pregunta(s)`, `Respuesta`
 row number the editor sees), and a `Sheet` becomes frozen `Entry` objects.
 
 Reading is thin I/O (`read_sheet`); everything after the bytes are in memory is pure.
+
+Files come from editors and may be hostile or broken: every read is bounded by `SheetLimits`
+(file size, data rows, columns, declared XLSX dimensions, uncompressed XLSX size) and refused
+with a Spanish message before the work, and anything a parser raises on a malformed file
+becomes a `MatrixReadError`.
 """
 
 from __future__ import annotations
@@ -16,13 +21,14 @@ import hashlib
 import io
 import json
 import re
+import warnings
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zipfile import BadZipFile
 
-from knowledge_matrix.errors import MatrixReadError
+from knowledge_matrix.errors import MatrixReadError, MatrixTooLargeError
 from knowledge_matrix.text import fold
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("id", "questions", "answer")
@@ -83,6 +89,36 @@ _FALSE = frozenset({"0", "no", "n", "false", "falso", "inactivo", "inactiva", "d
 _DELIMITERS = (",", ";", "\t")
 _CSV_SUFFIXES = frozenset({".csv", ".txt", ".tsv"})
 _XLSX_SUFFIXES = frozenset({".xlsx", ".xlsm"})
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # encrypted OOXML and old .xls are OLE compound files
+
+
+@dataclass(frozen=True)
+class SheetLimits:
+    """What a matrix file may hold; anything bigger is refused before it is parsed or embedded.
+
+    50,000 rows validate with the FAISS near-duplicate check within ~1 GB (bench/spreadsheets.py);
+    50 columns leave room for every known column and the editor's own notes.
+    """
+
+    file_bytes: int = 5 * 1024 * 1024
+    rows: int = 50_000  # data rows, the header row not counted
+    columns: int = 50
+    blank_tail: int = 1_000  # blank rows tolerated after the last allowed row (formatting, not content)
+    text_chars: int = 20_000_000  # all cells together (an .xlsx can repeat one long shared string everywhere)
+    questions: int = 200_000  # ways of asking, all entries together (each one is embedded)
+    xlsx_uncompressed_bytes: int = 100 * 1024 * 1024
+    xlsx_members: int = 1_000
+
+
+LIMITS = SheetLimits()
+
+
+def _thousands(value: int) -> str:
+    return f"{value:,}".replace(",", ".")
+
+
+def _megabytes(value: int) -> str:
+    return f"{value / (1024 * 1024):.1f}".replace(".", ",").replace(",0", "")
 
 
 def canonical_column(header: str) -> str | None:
@@ -335,6 +371,62 @@ def entries_from_sheet(sheet: Sheet) -> tuple[Entry, ...]:
 # --- tables ---------------------------------------------------------------------------------------
 
 
+def _column_letter(index: int) -> str:
+    """1 → A, 27 → AA (as the editor sees the column)."""
+    letters = ""
+    while index > 0:
+        index, remainder = divmod(index - 1, 26)
+        letters = chr(65 + remainder) + letters
+    return letters
+
+
+def bounded_table(rows: Iterable[Sequence[Any]], limits: SheetLimits = LIMITS) -> list[list[Any]]:
+    """The rows of a table, read lazily and refused as soon as they go past `limits`.
+
+    Stops early: the first data row over `limits.rows`, the first cell with content past
+    `limits.columns`, or more than `limits.blank_tail` rows (even blank) after the allowed ones.
+    Cells past the column limit that are empty (trailing separators, formatting) are dropped.
+    """
+    table: list[list[Any]] = []
+    header_seen = False
+    data_rows = 0
+    characters = 0
+    max_total = limits.rows + 1 + limits.blank_tail
+    for number, row in enumerate(rows, start=1):
+        if number > max_total:
+            raise MatrixTooLargeError(
+                f"la hoja tiene más de {_thousands(max_total)} filas (contando las vacías); el máximo es "
+                f"{_thousands(limits.rows)} filas de datos. Borre las filas sobrantes (también las vacías con "
+                "formato) y vuelva a guardar el archivo."
+            )
+        cells = list(row[: limits.columns])
+        for offset, value in enumerate(row[limits.columns :], start=limits.columns + 1):
+            if _cell_text(value):
+                raise MatrixTooLargeError(
+                    f"la fila {number} tiene datos en la columna {_column_letter(offset)} (columna {offset}); "
+                    f"el máximo es {limits.columns} columnas. Quite las columnas que no use."
+                )
+        characters += sum(len(value) if isinstance(value, str) else 16 for value in cells if value is not None)
+        if characters > limits.text_chars:
+            raise MatrixTooLargeError(
+                f"la hoja tiene más de {_thousands(limits.text_chars)} caracteres de texto; el máximo es "
+                f"{_thousands(limits.text_chars)}. Acorte las respuestas o divida la matriz."
+            )
+        blank = not any(_cell_text(value) for value in cells)
+        if not blank:
+            if header_seen:
+                data_rows += 1
+                if data_rows > limits.rows:
+                    raise MatrixTooLargeError(
+                        f"la hoja tiene más de {_thousands(limits.rows)} filas de datos; el máximo es "
+                        f"{_thousands(limits.rows)}. Divida la matriz o quite filas."
+                    )
+            header_seen = True
+        table.append(cells)
+    return table
+
+
+
 def sheet_from_table(table: Sequence[Sequence[Any]], source_sha256: str = "") -> Sheet:
     """A header row and data rows (row 1 is the header, as the editor sees it) → `Sheet`.
 
@@ -429,44 +521,141 @@ def _count_outside_quotes(line: str, delimiter: str) -> int:
     return count
 
 
-def parse_csv_bytes(data: bytes) -> Sheet:
+def parse_csv_bytes(data: bytes, limits: SheetLimits = LIMITS) -> Sheet:
     """A CSV export as bytes → `Sheet`. Pure: no file access."""
+    _check_size(len(data), limits)
     text = decode_csv_bytes(data)
+    if "\x00" in text:
+        raise MatrixReadError(
+            "el archivo tiene caracteres nulos: no parece un CSV de texto. Expórtelo de nuevo como CSV (UTF-8)."
+        )
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=sniff_delimiter(text))
     try:
-        table = list(reader)
+        table = bounded_table(reader, limits)
     except csv.Error as exc:
         raise MatrixReadError(f"el CSV no se puede leer: {exc}") from exc
     return sheet_from_table(table, hashlib.sha256(data).hexdigest())
 
 
-def read_xlsx(path: Path) -> Sheet:
-    """The first worksheet of an .xlsx (values, not formulas) → `Sheet`."""
-    from openpyxl import load_workbook
-    from openpyxl.utils.exceptions import InvalidFileException
+def _check_size(size: int, limits: SheetLimits) -> None:
+    if size > limits.file_bytes:
+        raise MatrixTooLargeError(
+            f"el archivo pesa {_megabytes(size)} MB; el máximo es {_megabytes(limits.file_bytes)} MB. "
+            "Quite filas o columnas que no use, o divida la matriz."
+        )
 
-    data = path.read_bytes()
+
+def check_xlsx_container(data: bytes, limits: SheetLimits = LIMITS) -> None:
+    """Refuse what must not reach the XML parser: not a zip, encrypted, macros, a zip bomb."""
+    if data.startswith(_OLE_MAGIC):
+        raise MatrixReadError(
+            "el archivo está protegido con contraseña o es un Excel antiguo (.xls): quite la contraseña y "
+            "guárdelo como .xlsx o .csv."
+        )
     try:
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (BadZipFile, InvalidFileException, OSError, ValueError, KeyError) as exc:
-        raise MatrixReadError(f"el archivo no es un Excel .xlsx válido: {exc}") from exc
-    try:
-        worksheet = workbook.worksheets[0]
-        table = [list(row) for row in worksheet.iter_rows(values_only=True)]
-    finally:
-        workbook.close()
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+        raise MatrixReadError(
+            "el archivo no es un Excel .xlsx válido (no es un libro de Excel o está dañado)."
+        ) from exc
+    if len(members) > limits.xlsx_members:
+        raise MatrixTooLargeError(f"el libro tiene {len(members)} partes internas; no parece una matriz.")
+    if any(member.flag_bits & 0x1 for member in members):
+        raise MatrixReadError("el archivo está cifrado: quite la contraseña y guárdelo como .xlsx o .csv.")
+    if any(member.filename.lower().endswith("vbaproject.bin") for member in members):
+        raise MatrixReadError(
+            "el libro contiene macros: guárdelo como «Libro de Excel (.xlsx)» sin macros, o como .csv."
+        )
+    uncompressed = sum(member.file_size for member in members)
+    if uncompressed > limits.xlsx_uncompressed_bytes:
+        raise MatrixTooLargeError(
+            f"el libro descomprimido ocupa {_megabytes(uncompressed)} MB; el máximo es "
+            f"{_megabytes(limits.xlsx_uncompressed_bytes)} MB. Quite filas, columnas o formatos que no use."
+        )
+
+
+def _check_declared_dimensions(max_row: int | None, max_column: int | None, limits: SheetLimits) -> None:
+    """The worksheet's `<dimension>`: a 5 KB file may declare a cell at XFD1048576 (openpyxl would pad to it)."""
+    rows, columns = max_row or 0, max_column or 0
+    if rows > limits.rows + 1 + limits.blank_tail or columns > limits.columns:
+        raise MatrixTooLargeError(
+            f"la hoja declara un rango de {_thousands(rows)} filas y {_thousands(columns)} columnas "
+            f"(hasta la celda {_column_letter(columns)}{rows}); el máximo es {_thousands(limits.rows)} filas de datos "
+            f"y {limits.columns} columnas. Borre las filas y columnas sobrantes (también las vacías con formato) "
+            "y vuelva a guardar el archivo."
+        )
+
+
+def parse_xlsx_bytes(data: bytes, limits: SheetLimits = LIMITS) -> Sheet:
+    """The first worksheet of an .xlsx (values, not formulas) → `Sheet`, bounded by `limits`.
+
+    Read-only mode streams the XML; rows are read with explicit column and row bounds, so
+    neither a declared dimension nor a far-away cell makes openpyxl pad rows.
+    """
+    _check_size(len(data), limits)
+    check_xlsx_container(data, limits)
+    from openpyxl import load_workbook
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # openpyxl warns about styles and extensions it drops; none matter here
+        try:
+            workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True, keep_links=False)
+        except MatrixReadError:
+            raise
+        except Exception as exc:  # an untrusted file: whatever the parser raises means "broken"
+            raise MatrixReadError(f"el archivo no es un Excel .xlsx válido: {_reason(exc)}") from exc
+        try:
+            worksheets = workbook.worksheets
+            if not worksheets:
+                raise MatrixReadError("el libro no tiene ninguna hoja de cálculo")
+            worksheet: Any = worksheets[0]
+            _check_declared_dimensions(worksheet.max_row, worksheet.max_column, limits)
+            rows = worksheet.iter_rows(
+                min_row=1,
+                max_row=limits.rows + 2 + limits.blank_tail,
+                min_col=1,
+                max_col=limits.columns + 1,
+                values_only=True,
+            )
+            table = bounded_table(rows, limits)
+        except MatrixReadError:
+            raise
+        except Exception as exc:  # broken XML, bad cell types, truncated parts …
+            raise MatrixReadError(f"el archivo no es un Excel .xlsx válido: {_reason(exc)}") from exc
+        finally:
+            workbook.close()
     return sheet_from_table(table, hashlib.sha256(data).hexdigest())
 
 
-def read_sheet(path: Path) -> Sheet:
-    """A .csv/.tsv/.txt or .xlsx/.xlsm file → `Sheet`."""
+def _reason(exc: Exception) -> str:
+    """A short, safe description of a parser failure (type and the start of its message)."""
+    text = " ".join(str(exc).split())[:120]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def read_xlsx(path: Path, limits: SheetLimits = LIMITS) -> Sheet:
+    """The first worksheet of an .xlsx file → `Sheet`."""
+    return parse_xlsx_bytes(_read_bounded(path, limits), limits)
+
+
+def _read_bounded(path: Path, limits: SheetLimits) -> bytes:
+    _check_size(path.stat().st_size, limits)
+    with path.open("rb") as handle:
+        data = handle.read(limits.file_bytes + 1)
+    _check_size(len(data), limits)
+    return data
+
+
+def read_sheet(path: Path, limits: SheetLimits = LIMITS) -> Sheet:
+    """A .csv/.tsv/.txt or .xlsx/.xlsm file → `Sheet` (refused with a `MatrixReadError` when over `limits`)."""
     if not path.is_file():
         raise MatrixReadError(f"no existe el archivo {path}")
     suffix = path.suffix.lower()
     if suffix in _XLSX_SUFFIXES:
-        return read_xlsx(path)
+        return read_xlsx(path, limits)
     if suffix in _CSV_SUFFIXES:
-        return parse_csv_bytes(path.read_bytes())
+        return parse_csv_bytes(_read_bounded(path, limits), limits)
     if suffix == ".xls":
         raise MatrixReadError("el formato .xls (Excel 97-2003) no se admite: guárdelo como .xlsx o .csv")
     raise MatrixReadError(f"formato no admitido: {path.suffix or '(sin extensión)'}; use .csv o .xlsx")

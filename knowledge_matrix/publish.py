@@ -41,13 +41,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, cast
 
-import numpy as np
-
 from knowledge_matrix.artifact import MANIFEST, read_manifest, utc_timestamp
+from knowledge_matrix.duplicates import similar_question_pairs
 from knowledge_matrix.embedders import Embedder, shared_embedder
 from knowledge_matrix.errors import ArtifactError, KnowledgeMatrixError, MatrixReadError
 from knowledge_matrix.knowledge_base import KnowledgeBase
-from knowledge_matrix.matrix import Matrix, Sheet, entries_from_sheet, read_sheet
+from knowledge_matrix.matrix import LIMITS, Matrix, Sheet, SheetLimits, entries_from_sheet, read_sheet
 from knowledge_matrix.settings import DEFAULT_SETTINGS, RetrievalSettings, near_duplicate_threshold
 from knowledge_matrix.validation import Issue, Report, near_duplicate_issues, question_refs, validate_sheet
 
@@ -261,17 +260,24 @@ def load_version(
 # --- checking and building ----------------------------------------------------------------------------
 
 
-def full_report(sheet: Sheet, embedder: Embedder | None) -> Report:
-    """Structural checks, plus near-duplicate questions when an embedder is at hand."""
+def full_report(sheet: Sheet, embedder: Embedder | None, limits: SheetLimits = LIMITS) -> Report:
+    """Structural checks, plus near-duplicate questions when an embedder is at hand (FAISS top-k
+    neighbours, never an N×N matrix)."""
     report = validate_sheet(sheet)
     if embedder is None:
         return report
     refs = question_refs(sheet)
+    if len(refs) > limits.questions:
+        return report.with_issues([Issue(
+            "error", "too_many_questions",
+            f"la matriz tiene {len(refs)} formas de preguntar en total; el máximo es {limits.questions}. "
+            "Quite variantes repetidas o divida la matriz.",
+        )])
     if len(refs) < 2:
         return report
-    vectors = embedder.embed([ref.text for ref in refs], role="query")
-    similarity = np.asarray(vectors @ vectors.T)
-    return report.with_issues(near_duplicate_issues(refs, similarity, near_duplicate_threshold(embedder.name)))
+    threshold = near_duplicate_threshold(embedder.name)
+    pairs = similar_question_pairs([ref.text for ref in refs], [ref.entry_id for ref in refs], embedder, threshold)
+    return report.with_issues(near_duplicate_issues(refs, pairs, threshold))
 
 
 def check_matrix(path: Path, embedder: Embedder | None) -> tuple[Report, Sheet | None]:
@@ -279,7 +285,7 @@ def check_matrix(path: Path, embedder: Embedder | None) -> tuple[Report, Sheet |
     try:
         sheet = read_sheet(Path(path))
     except MatrixReadError as exc:
-        return Report((Issue("error", "unreadable_file", str(exc)),)), None
+        return Report((Issue("error", exc.code, str(exc)),)), None
     return full_report(sheet, embedder), sheet
 
 

@@ -1,19 +1,16 @@
 """Checks an editor can act on: every issue has a row number and a message in Spanish.
 
 Errors block building and publishing (the live version keeps serving); warnings are shown
-but do not block. Everything here is pure: the near-duplicate check takes a similarity
-matrix computed by the caller with the same embedder the bot uses.
+but do not block. Everything here is pure: the near-duplicate check takes the similar pairs
+the caller found with the same embedder the bot uses (`duplicates.py`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlparse
-
-import numpy as np
-import numpy.typing as npt
 
 from knowledge_matrix.matrix import (
     REQUIRED_COLUMNS,
@@ -385,30 +382,37 @@ class QuestionRef:
     text: str
 
 
+MAX_NEAR_DUPLICATE_WARNINGS = 200
+
+
 def near_duplicate_issues(
     questions: Sequence[QuestionRef],
-    similarity: npt.NDArray[np.floating[Any]],
+    pairs: Iterable[tuple[int, int, float]],
     threshold: float,
+    *,
+    max_warnings: int = MAX_NEAR_DUPLICATE_WARNINGS,
 ) -> list[Issue]:
     """Warn about questions of different entries that the bot can hardly tell apart.
 
-    `similarity[i, j]` compares `questions[i]` and `questions[j]` (cosine with the bot's own
-    embedder). Each pair of entries is reported once, with its most similar questions.
+    `pairs` are `(i, j, cosine)` between `questions[i]` and `questions[j]` with the bot's own
+    embedder (`duplicates.similar_question_pairs` finds them without an N×N matrix). Each pair
+    of entries is reported once, with its most similar questions; past `max_warnings` one more
+    warning says how many were left out, so a pathological matrix cannot make a huge report.
     """
-    if len(questions) != similarity.shape[0]:
-        raise ValueError("one similarity row per question is needed")
     best: dict[tuple[str, str], tuple[float, int, int]] = {}
-    for i in range(len(questions)):
-        for j in range(i + 1, len(questions)):
-            a, b = questions[i], questions[j]
-            if a.entry_id == b.entry_id or similarity[i, j] < threshold:
-                continue
-            pair = tuple(sorted((a.entry_id, b.entry_id)))
-            current = best.get(pair)  # type: ignore[arg-type]
-            if current is None or similarity[i, j] > current[0]:
-                best[pair] = (float(similarity[i, j]), i, j)  # type: ignore[index]
+    for i, j, score in pairs:
+        if not (0 <= i < len(questions) and 0 <= j < len(questions)):
+            raise ValueError("a pair names a question that does not exist")
+        a, b = questions[i], questions[j]
+        if a.entry_id == b.entry_id or score < threshold:
+            continue
+        key = (min(a.entry_id, b.entry_id), max(a.entry_id, b.entry_id))
+        current = best.get(key)
+        if current is None or score > current[0]:
+            best[key] = (float(score), i, j)
+    ranked = sorted(best.values(), key=lambda item: (-item[0], item[1], item[2]))
     issues = []
-    for score, i, j in sorted(best.values(), key=lambda item: -item[0]):
+    for score, i, j in ranked[:max_warnings]:
         first, second = sorted((questions[i], questions[j]), key=lambda q: q.row)
         issues.append(
             _warning(
@@ -419,6 +423,14 @@ def near_duplicate_issues(
                 "reformule una de ellas o una las dos entradas.",
                 second.row,
                 "questions",
+            )
+        )
+    if len(ranked) > max_warnings:
+        issues.append(
+            _warning(
+                "near_duplicate_question",
+                f"hay {len(ranked) - max_warnings} pares de entradas más con preguntas casi iguales; "
+                "corrija las anteriores y vuelva a subir el archivo para verlos.",
             )
         )
     return issues

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -129,11 +128,11 @@ def test_near_duplicates_across_entries_warn_once_per_pair() -> None:
         QuestionRef("a", 2, "horario"),
         QuestionRef("b", 3, "¿a que hora abren?"),
     ]
-    similarity = np.array([[1.0, 0.5, 0.97], [0.5, 1.0, 0.93], [0.97, 0.93, 1.0]])
-    (issue,) = near_duplicate_issues(refs, similarity, threshold=0.9)
+    pairs = [(0, 1, 0.5), (0, 2, 0.97), (1, 2, 0.93)]
+    (issue,) = near_duplicate_issues(refs, pairs, threshold=0.9)
     assert issue.severity == "warning" and issue.row == 3
     assert "«a», fila 2" in issue.message and "0.97" in issue.message
-    assert near_duplicate_issues(refs, similarity, threshold=0.99) == []
+    assert near_duplicate_issues(refs, pairs, threshold=0.99) == []
 
 
 def test_question_refs_skip_rows_without_id() -> None:
