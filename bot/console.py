@@ -234,8 +234,13 @@ class LoginBody(BaseModel):
     password: str = Field(min_length=1, max_length=1024)
 
 
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_.:-]{8,100}$"
+
+
 class ReplyBody(BaseModel):
     text: str = Field(min_length=1, max_length=20000)
+    # The same key twice is one message (a retried POST); the page makes a new one for each reply it sends.
+    idempotency_key: str | None = Field(default=None, pattern=IDEMPOTENCY_KEY_PATTERN)
 
 
 class AssignBody(BaseModel):
@@ -402,7 +407,7 @@ async def conversation_page(conversation_id: str, request: Request, principal: A
     view = await _conversation_with_transcript(request, conversation_id)
     snippets = [snippet.to_dict() for snippet in await run_in_threadpool(store_of(request).snippets)]
     return _page(request, "conversation.html", principal, conversation=view, agents=await _agents(request),
-                 snippets=snippets, closing_notes=CLOSING_NOTES)
+                 snippets=snippets, closing_notes=CLOSING_NOTES, reply_key=secrets.token_urlsafe(18))
 
 
 @pages.get("/snippets", response_class=HTMLResponse)
@@ -489,12 +494,25 @@ async def get_conversation(conversation_id: str, request: Request, principal: Ag
     return {"conversation": await _conversation_with_transcript(request, conversation_id)}
 
 
+def reply_idempotency_key(request: Request, body: ReplyBody, conversation_id: str, username: str) -> str | None:
+    """The client's key (the `Idempotency-Key` header or the body's `idempotency_key`), scoped to this agent and
+    conversation so one agent's key never matches another's message."""
+    header = request.headers.get("idempotency-key")
+    if header is not None and not re.match(IDEMPOTENCY_KEY_PATTERN, header):
+        raise ConsoleError(422, "invalid_idempotency_key",
+                           "La cabecera Idempotency-Key debe tener de 8 a 100 letras, números, «.», «_», «:» o «-».")
+    key = header or body.idempotency_key
+    return f"console:{username}:{conversation_id}:{key}" if key else None
+
+
 @api.post("/conversations/{conversation_id}/reply")
 async def reply(conversation_id: str, body: ReplyBody, request: Request, principal: Agent) -> JSONResponse:
     """Send a person's reply through the outbox: a normal reply within 24 h of the customer's last message, with
-    the HUMAN_AGENT tag up to 7 days, refused after that (422 with the policy's reason in Spanish)."""
+    the HUMAN_AGENT tag up to 7 days, refused after that (422 with the policy's reason in Spanish). With an
+    `Idempotency-Key` header (or `idempotency_key`), a retried request is the same message, not a second one."""
     service = handoff_of(request)
     split_conversation_id(conversation_id)
+    idempotency_key = reply_idempotency_key(request, body, conversation_id, principal.username)
     saved = {s.name: s.text for s in await run_in_threadpool(store_of(request).snippets)}
     expansion = snippet_rules.expand(body.text.strip(), saved)
     text = expansion.text.strip()
@@ -503,11 +521,12 @@ async def reply(conversation_id: str, body: ReplyBody, request: Request, princip
     if len(text) > MAX_REPLY:
         raise ConsoleError(422, "reply_too_long", f"El mensaje tiene {len(text)} caracteres; Messenger admite "
                                                   f"{MAX_REPLY}. Divídalo en dos mensajes.")
-    queued = await service.reply_as_agent(conversation_id, principal.username, text)
+    queued = await service.reply_as_agent(conversation_id, principal.username, text, idempotency_key=idempotency_key)
+    repeated = bool(queued.get("repeated"))
     log.info("console reply queued", extra={"conversation_id": conversation_id, "agent": principal.username,
-                                            "snippets": list(expansion.used)})
-    return JSONResponse({"queued": True, "text": text, "snippets_used": list(expansion.used), "outbox": queued},
-                        status_code=201)
+                                            "snippets": list(expansion.used), "repeated": repeated})
+    return JSONResponse({"queued": True, "repeated": repeated, "text": text, "snippets_used": list(expansion.used),
+                         "outbox": queued}, status_code=200 if repeated else 201)
 
 
 @api.post("/conversations/{conversation_id}/assign")

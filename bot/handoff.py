@@ -428,10 +428,20 @@ class Handoff:
         if conversation is None or conversation.state is not ConversationState.PAUSED:
             await self.pause(page_id, user_id, PauseReason.AGENT_TOOK_OVER, agent)
         stored = []
+        created = []
         for number, message in enumerate(messages):
             key = f"{idempotency_key}:{number}" if idempotency_key else None
-            outbox_message, _created = await self.outbox.enqueue(replace(first, message=message, idempotency_key=key))
+            outbox_message, new = await self.outbox.enqueue(replace(first, message=message, idempotency_key=key))
             stored.append(outbox_message)
+            created.append(new)
+        answer = {
+            "message": stored[0].to_dict(),
+            "messages": [message.to_dict() for message in stored],
+            "decision": {"messaging_type": decision.messaging_type, "tag": decision.tag,
+                         "window_ends_at": _time(decision.window_ends_at) if decision.window_ends_at else None},
+        }
+        if not any(created):  # a retried request (same idempotency key): queued and recorded the first time
+            return {**answer, "repeated": True}
         try:
             await self.rasa.append_events(user_id, [agent_message_event(text, agent, now, stored[0].id)])
         except Exception:  # the reply is queued; only the transcript misses it
@@ -440,12 +450,7 @@ class Handoff:
         conversation = await self._db(self.store.record_agent_message, conversation_id, agent, text, now, stored[0].id)
         self._publish("agent_message", conversation, now, author=f"agent:{agent}", text=text,
                       outbox_id=stored[0].id)
-        return {
-            "message": stored[0].to_dict(),
-            "messages": [message.to_dict() for message in stored],
-            "decision": {"messaging_type": decision.messaging_type, "tag": decision.tag,
-                         "window_ends_at": _time(decision.window_ends_at) if decision.window_ends_at else None},
-        }
+        return answer
 
     # Reading.
 

@@ -142,8 +142,11 @@ class HandoffService(Protocol):
 
     async def record_user_message(self, page_id: str, user_id: str, text: str, at: datetime) -> None: ...
 
-    async def reply_as_agent(self, conversation_id: str, agent: str, text: str) -> dict[str, Any]:
-        """Through the outbox as a HUMAN sender; returns the outbox message or raises with the policy reason."""
+    async def reply_as_agent(
+        self, conversation_id: str, agent: str, text: str, *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """Through the outbox as a HUMAN sender; returns the outbox message or raises with the policy reason.
+        The same `idempotency_key` again returns the first message with `"repeated": True` and sends nothing."""
         ...
 
     async def assign(self, conversation_id: str, agent: str | None) -> Conversation: ...

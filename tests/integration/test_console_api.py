@@ -165,6 +165,28 @@ def test_pausar_el_chatbot_from_the_console(messenger: Messenger, agent: Console
                       json={"note": "Prueba de pausa"}).status_code == 200
 
 
+def test_a_retried_reply_is_one_message_through_the_real_outbox(messenger: Messenger, agent: ConsoleSession) -> None:
+    """Issue 8, item 10: the same Idempotency-Key twice (a retried POST) sends once and is recorded once; on the
+    old code the console had no key and the retry reached the customer twice."""
+    user = new_user()
+    conversation_id = ask_for_a_person(messenger, agent, user)
+    url = f"/api/console/conversations/{conversation_id}/reply"
+    text = f"Respuesta única {uuid.uuid4().hex[:6]}"
+    key = {"Idempotency-Key": f"retry-{uuid.uuid4().hex}"}
+    first = agent.post(url, json={"text": text}, headers=key)
+    retried = agent.post(url, json={"text": text}, headers=key)
+    assert (first.status_code, retried.status_code) == (201, 200), (first.text, retried.text)
+    assert retried.json()["repeated"] is True
+    assert retried.json()["outbox"]["message"]["id"] == first.json()["outbox"]["message"]["id"]
+    messenger.wait_for(lambda: text in messenger.texts(user), 30, "the agent's reply at the sandbox")
+    time.sleep(1.0)  # give a second copy, if there were one, the time to be sent too
+    assert messenger.texts(user).count(text) == 1
+    agent_lines = [i for i in agent.conversation(conversation_id)["transcript"] if i["author"] == "agent:agente"]
+    assert [i["text"] for i in agent_lines] == [text]
+    assert agent.post(f"/api/console/conversations/{conversation_id}/close",
+                      json={"note": "Prueba de reintento"}).status_code == 200
+
+
 def test_human_agent_after_24_hours_and_a_clear_refusal_after_7_days(
     messenger: Messenger, agent: ConsoleSession
 ) -> None:

@@ -56,6 +56,7 @@ class FakeHandoff:
         self.conversations: dict[str, Conversation] = {}
         self.transcripts: dict[str, list[TranscriptItem]] = {}
         self.sent: list[dict[str, Any]] = []
+        self.replies_by_key: dict[str, dict[str, Any]] = {}
         self.closing_notes: dict[str, str] = {}
         self.policy = load_policy()
         self._events: Broadcaster[ConsoleEvent] = Broadcaster(lambda: ConsoleEvent("resync", "", self.clock(), {}))
@@ -108,7 +109,18 @@ class FakeHandoff:
         self.conversations[conversation_id] = conversation
         self._publish("user_message", conversation, text=text)
 
-    async def reply_as_agent(self, conversation_id: str, agent: str, text: str) -> dict[str, Any]:
+    async def reply_as_agent(
+        self, conversation_id: str, agent: str, text: str, *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """Like the outbox: the same idempotency key again is the first message, not a second one."""
+        if idempotency_key is not None and idempotency_key in self.replies_by_key:
+            return {**self.replies_by_key[idempotency_key], "repeated": True}
+        answer = await self._reply(conversation_id, agent, text)
+        if idempotency_key is not None:
+            self.replies_by_key[idempotency_key] = answer
+        return answer
+
+    async def _reply(self, conversation_id: str, agent: str, text: str) -> dict[str, Any]:
         conversation = await self.get(conversation_id)
         decision = reply_window(conversation.last_user_message_at, self.clock(), self.policy)
         if not decision.can_reply:

@@ -386,3 +386,48 @@ def test_secrets_never_appear_in_pages_or_logs(tmp_path: Path, clock: Clock, cap
     for value in [*secrets.values(), "EAAGpagetokenSECRET1", USERS["admin"][1], "wrong-password-x", session]:
         assert value and all(value not in page for page in pages), value
         assert value not in logs, value
+
+
+# --- a retried reply is one message (issue 8, item 10) -------------------------------------------------------
+
+
+def test_a_retried_reply_with_the_same_idempotency_key_is_one_message(console_env: ConsoleApp) -> None:
+    # Old code: no key was accepted and each POST sent the reply again.
+    paused(console_env)
+    agent = console_env.login("agente")
+    url = f"/api/console/conversations/{CONVERSATION}/reply"
+    first = agent.post(url, json={"text": "Hola, ¿en qué le ayudo?"}, headers={"Idempotency-Key": "clave-0001"})
+    again = agent.post(url, json={"text": "Hola, ¿en qué le ayudo?"}, headers={"Idempotency-Key": "clave-0001"})
+    assert (first.status_code, first.json()["repeated"]) == (201, False)
+    assert (again.status_code, again.json()["repeated"]) == (200, True)
+    # The same key in the body (what the page sends) works the same way; a new key is a new message.
+    in_body = agent.post(url, json={"text": "Un momento, por favor.", "idempotency_key": "clave-0002"})
+    in_body_again = agent.post(url, json={"text": "Un momento, por favor.", "idempotency_key": "clave-0002"})
+    assert (in_body.status_code, in_body_again.status_code) == (201, 200)
+    assert [m["text"] for m in console_env.handoff.sent] == ["Hola, ¿en qué le ayudo?", "Un momento, por favor."]
+    # Without a key, two POSTs are two messages (as before).
+    agent.post(url, json={"text": "Sin clave"})
+    agent.post(url, json={"text": "Sin clave"})
+    assert [m["text"] for m in console_env.handoff.sent].count("Sin clave") == 2
+
+
+def test_idempotency_keys_are_per_agent_and_checked(console_env: ConsoleApp) -> None:
+    paused(console_env)
+    url = f"/api/console/conversations/{CONVERSATION}/reply"
+    console_env.login("agente").post(url, json={"text": "de agente"}, headers={"Idempotency-Key": "clave-comun"})
+    other = console_env.login("maria").post(url, json={"text": "de maria"}, headers={"Idempotency-Key": "clave-comun"})
+    assert other.status_code == 201, "another agent's key must never swallow this agent's reply"
+    assert [m["text"] for m in console_env.handoff.sent] == ["de agente", "de maria"]
+    bad = console_env.login("agente").post(url, json={"text": "x"}, headers={"Idempotency-Key": "corta"})
+    assert bad.status_code == 422 and bad.json()["error"]["reason_code"] == "invalid_idempotency_key"
+    bad_body = console_env.login("agente").post(url, json={"text": "x", "idempotency_key": "no vale!"})
+    assert bad_body.status_code == 422
+
+
+def test_the_reply_form_carries_a_new_key_on_each_render(console_env: ConsoleApp) -> None:
+    paused(console_env)
+    agent = console_env.login("agente")
+    keys = [re.search(r'id="reply-key" name="idempotency_key" value="([^"]+)"', agent.get(
+        f"/console/conversations/{CONVERSATION}").text) for _ in range(2)]
+    assert all(keys), "the reply form has no idempotency key"
+    assert keys[0].group(1) != keys[1].group(1)  # type: ignore[union-attr]

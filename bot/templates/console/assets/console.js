@@ -10,6 +10,12 @@
     constructor(message, status, body) { super(message); this.status = status; this.body = body; }
   }
 
+  function newReplyKey() {
+    const bytes = new Uint8Array(18);
+    crypto.getRandomValues(bytes);  // unlike randomUUID, available without https too
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
   async function api(method, url, body) {
     const options = { method, credentials: "same-origin", headers: { "Accept": "application/json", "X-CSRF-Token": csrfToken } };
     if (body instanceof FormData) {
@@ -322,7 +328,11 @@
       sendButton.disabled = true;
       replyError.hidden = true;
       try {
-        const answer = await api("POST", "/api/console/conversations/" + encodeURIComponent(id) + "/reply", { text });
+        // One key per reply: a retried POST (a lost answer, a double click) is the same message, not a second one.
+        const replyKey = document.getElementById("reply-key");
+        const answer = await api("POST", "/api/console/conversations/" + encodeURIComponent(id) + "/reply",
+                                 { text, idempotency_key: replyKey.value });
+        replyKey.value = newReplyKey();
         textArea.value = "";
         append({ author: "agent:" + me, text: answer.text, at: new Date().toISOString() });
       } catch (error) {
