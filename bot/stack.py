@@ -272,7 +272,7 @@ STABLE_AFTER_SECONDS = 120.0  # a process up this long has recovered: its next c
 
 def restart_delay(crashes_in_a_row: int, base: float = RESTART_BASE_SECONDS, cap: float = RESTART_CAP_SECONDS) -> float:
     """Pure: 1 s, 2 s, 4 s, … up to `cap` for the 1st, 2nd, 3rd … crash in a row."""
-    return min(cap, base * 2 ** max(crashes_in_a_row - 1, 0))
+    return min(cap, base * 2 ** min(max(crashes_in_a_row - 1, 0), 30))  # the exponent is capped too: no overflow
 
 
 @dataclass

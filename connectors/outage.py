@@ -32,4 +32,4 @@ def decide_during_outage(down_for: float, bound: float, polls: int) -> OutageDec
     """Pure: poll at 0.5 s, 1 s, 2 s … (at most 5 s) until the outage has lasted `bound` seconds."""
     if down_for >= bound:
         return OutageDecision(None)
-    return OutageDecision(min(0.5 * 2**polls, MAX_POLL_SECONDS, bound - down_for))
+    return OutageDecision(min(0.5 * 2 ** min(polls, 30), MAX_POLL_SECONDS, bound - down_for))
