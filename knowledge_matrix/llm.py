@@ -31,8 +31,10 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
+from urllib.parse import urlsplit
 
 from knowledge_matrix.errors import KnowledgeMatrixError
+from knowledge_matrix.numbers import words_to_digits
 from knowledge_matrix.text import SPANISH_STOPWORDS, fold, raw_tokens
 
 if TYPE_CHECKING:
@@ -112,11 +114,31 @@ def _number_setting(
     return value
 
 
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def check_base_url(base_url: str, *, production: bool) -> str:
+    """`LLM_BASE_URL` must be an http(s) URL; in production https, except a loopback server (a local
+    model on the same host: the key and the customers' words never leave the machine)."""
+    parsed = urlsplit(base_url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise LLMSettingsError("LLM_BASE_URL must be an http(s) URL")
+    host = parsed.hostname.lower()
+    loopback = host in LOOPBACK_HOSTS or host.startswith("127.")
+    if production and parsed.scheme != "https" and not loopback:
+        raise LLMSettingsError("LLM_BASE_URL must use https in production (http only for a loopback server)")
+    return base_url
+
+
 def load_llm_settings(env: Mapping[str, str] | None = None) -> LLMSettings:
-    """Read `LLM_*` (the key also as `OPENAI_API_KEY`); safe defaults, fallback off without a key."""
+    """Read `LLM_*` (the key also as `OPENAI_API_KEY`); safe defaults, fallback off without a key.
+    With `BOT_ENV=production` the base URL must be https (or loopback)."""
     env = os.environ if env is None else env
+    production = env.get("BOT_ENV", "").strip().lower() == "production"
     return LLMSettings(
-        base_url=(env.get("LLM_BASE_URL", "").strip() or DEFAULT_BASE_URL).rstrip("/"),
+        base_url=check_base_url(
+            (env.get("LLM_BASE_URL", "").strip() or DEFAULT_BASE_URL).rstrip("/"), production=production
+        ),
         api_key=(env.get("LLM_API_KEY", "").strip() or env.get("OPENAI_API_KEY", "").strip()),
         model=env.get("LLM_MODEL", "").strip() or DEFAULT_MODEL,
         timeout_seconds=_number_setting(env, "LLM_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS, 0.5, 30.0),
@@ -600,7 +622,11 @@ _SENTINEL_ANYWHERE = re.compile(r"no_answer", re.IGNORECASE)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _URL = re.compile(
     r"(?:https?://|www\.)[^\s<>\"')\]]+|\b(?:[a-z0-9-]+\.)+(?:com|ec|net|org|info|shop|store|app|io|co|me|link|ly)"
-    r"\b(?:/[^\s<>\"')\]]*)?",
+    r"(?![\w-]|\.[\w-])(?:/[^\s<>\"')\]]*)?"
+    # Any other domain-looking name, Unicode look-alikes and punycode included (`ecuab0ts.site`, `ecuabοts.com`,
+    # `xn--ecuabts-…`): a label of 3+ characters, dots, a 2-24 letter top-level label.
+    r"|(?<![\w@.-])(?:[\w-]+\.)*[\w-]*[^\W_]{3,}[\w-]*\.(?:[\w-]+\.)*(?:xn--[a-z0-9-]+|[^\W\d_]{2,24})(?![\w-])"
+    r"(?:/[^\s<>\"')\]]*)?",
     re.IGNORECASE,
 )
 _PHONE = re.compile(r"\+?\d[\d \-().]{5,}\d")
@@ -627,6 +653,7 @@ _FILLER_WORDS = _word_set(
     saludos gracias ayudarte ayudar informacion consultar consulta pregunta respuesta this that these those with
     from have your yours there their what which about would could should please thanks hello also into than then
     them they were will just only some more most very here when where does dont cant
+    puede puedo pueden podria quiero quiere quieren hacen hace hacer tiene tienen tener dijeron dicen dijo
     """
 )
 _SPANISH_MARKERS = _word_set("el la los las de del que en y por para con una un es son se nuestro tenemos")
@@ -720,8 +747,16 @@ class Facts:
 
 
 def _url_key(url: str) -> str:
-    key = re.sub(r"^(https?://)?(www\.)?", "", url.lower())
-    return key.rstrip("/.,;:!?")
+    """`https://www.Tienda.ec/x` → `tienda.ec/x`; a Unicode host in its punycode form, so a look-alike
+    (`ecuabοts.com` with a Greek omicron) and its `xn--` spelling are the same name, and neither is ours."""
+    key = re.sub(r"^(https?://)?(www\.)?", "", url.lower()).rstrip("/.,;:!?")
+    host, slash, path = key.partition("/")
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            host = "invalid:" + host
+    return host + slash + path
 
 
 def _url_is_known(url: str, known_urls: Iterable[str]) -> bool:
@@ -787,6 +822,11 @@ def _guess_language(text: str) -> str | None:
 MIN_GROUNDED_SHARE = 0.5
 
 
+def _digits(text: str) -> str:
+    """Numbers written in words as digits, so "cinco dólares" is checked like "$5" (`numbers.py`)."""
+    return words_to_digits(text, english=_guess_language(text) == "en")
+
+
 @dataclass(frozen=True)
 class Grounding:
     grounded: bool
@@ -795,14 +835,15 @@ class Grounding:
 
 
 def check_grounding(reply: str, entries: Sequence[GroundedEntry], *, question: str = "") -> Grounding:
-    """Is `reply` built from `entries`? Every e-mail, link, phone and number in it must appear in
-    them; at least one entry must support it; and, when reply and entries share a language, at
-    least half of its content words must come from the entries (or the question).
+    """Is `reply` built from `entries`? Every e-mail, link (with or without a scheme, look-alikes
+    included), phone and number (in digits or in words, Spanish or English) in it must appear in
+    them; at least one entry must support it; and, when reply and entries share a language, no
+    content word may come from the question alone and at least half must come from the entries.
 
     Lexical, so it catches invented facts and off-topic replies, not a subtly wrong yes or no.
     """
-    facts = extract_facts(reply)
-    per_entry = [(entry, extract_facts(" \n ".join((*entry.questions, entry.answer)))) for entry in entries]
+    facts = extract_facts(_digits(reply))
+    per_entry = [(entry, extract_facts(_digits(" \n ".join((*entry.questions, entry.answer))))) for entry in entries]
     known_emails = {email for _, entry_facts in per_entry for email in entry_facts.emails}
     known_urls = {url for _, entry_facts in per_entry for url in entry_facts.urls}
     known_phones = {phone for _, entry_facts in per_entry for phone in entry_facts.phones}
@@ -837,7 +878,11 @@ def check_grounding(reply: str, entries: Sequence[GroundedEntry], *, question: s
     entries_language = _guess_language(_entries_text(entries))
     same_language = not (reply_language and entries_language and reply_language != entries_language)
     if reply_stems and same_language:
-        vocabulary = _content_stems(_entries_text(entries)) | _content_stems(question)
+        # Only the entries ground a claim. A word the reply takes from the customer's question and the
+        # entries never use ("me dijeron que es gratis" → "Sí, es gratis") is the customer's claim echoed.
+        vocabulary = _content_stems(extract_facts(_digits(_entries_text(entries))).rest)
+        if (reply_stems & _content_stems(question)) - vocabulary:
+            return Grounding(False, "echoes_question")
         share = len(reply_stems & vocabulary) / len(reply_stems)
         if share < MIN_GROUNDED_SHARE:
             return Grounding(False, "off_topic")

@@ -138,8 +138,9 @@ def _warning(code: str, message: str, row: int | None = None, column: str | None
 
 
 def _is_url(value: str) -> bool:
+    """Only https: Messenger shows these links to customers, and a plain-http page can be tampered with."""
     parsed = urlparse(value)
-    return parsed.scheme in ("http", "https") and bool(parsed.netloc) and " " not in value
+    return parsed.scheme == "https" and bool(parsed.netloc) and " " not in value
 
 
 def _check_row(row: SheetRow, limits: MessengerLimits) -> list[Issue]:
@@ -237,7 +238,8 @@ def _check_row(row: SheetRow, limits: MessengerLimits) -> list[Issue]:
             issues.append(
                 _error(
                     "invalid_url",
-                    f"el enlace del botón «{button.title}» no es una dirección web válida.",
+                    f"el enlace del botón «{button.title}» no es una dirección web válida "
+                    "(debe empezar con https://).",
                     number,
                     "buttons",
                 )
