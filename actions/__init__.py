@@ -1,4 +1,4 @@
-"""Custom actions for the Rasa action server (`python -m rasa_sdk --actions actions`).
+"""Custom actions for the Rasa action server (`python -m actions.server`, see `actions/server.py`).
 
 rasa_sdk imports every module of this package and registers each `Action` subclass.
 """
