@@ -259,7 +259,18 @@ def transcript_items(events: Sequence[Mapping[str, Any]]) -> list[TranscriptItem
                 data["outbox_id"] = metadata["outbox_id"]
             author = f"agent:{agent}" if agent else "bot"
             items.append(TranscriptItem(_event_time(event), author, str(event.get("text") or ""), data or None))
+        elif kind == "rewind":
+            # Rasa's `UserUtteranceReverted` undoes the last user message and what followed it (the connector
+            # reverts a turn whose action server died, then processes the message again): show it once.
+            _drop_last_user_turn(items)
     return items
+
+
+def _drop_last_user_turn(items: list[TranscriptItem]) -> None:
+    for index in range(len(items) - 1, -1, -1):
+        if items[index].author == "user":
+            del items[index:]
+            return
 
 
 # --- the service ---------------------------------------------------------------------------------------------

@@ -650,6 +650,24 @@ def test_the_transcript_shows_what_the_user_saw_and_who_wrote_each_message() -> 
     assert items[3].data == {"outbox_id": 41} and items[3].at == datetime.fromtimestamp(6, UTC)
 
 
+def test_a_turn_reverted_after_an_action_server_failure_shows_the_message_once() -> None:
+    """The connector reverts a turn whose action server died (`rewind`) and processes the message again: the
+    agent reads the customer's message once, with the reply of the attempt that worked."""
+    events = [
+        {"event": "bot", "text": "Hola", "timestamp": 1},
+        {"event": "user", "text": "precio del plan", "timestamp": 2},
+        {"event": "bot", "text": "(respuesta parcial)", "timestamp": 3},
+        {"event": "rewind", "timestamp": 4},
+        {"event": "user", "text": "precio del plan", "timestamp": 5},
+        {"event": "bot", "text": "El plan cuesta $30", "timestamp": 6},
+    ]
+    assert [(i.author, i.text) for i in transcript_items(events)] == [
+        ("bot", "Hola"),
+        ("user", "precio del plan"),
+        ("bot", "El plan cuesta $30"),
+    ]
+
+
 def test_the_store_keeps_its_schema_version() -> None:
     store = HandoffStore(":memory:")
     assert store.schema_version == 1
