@@ -5,15 +5,14 @@
 
 Prints one JSON line per case with the peak RSS (`ru_maxrss` of the child process) and the
 wall-clock time. Nothing is asserted on time; the point is that memory stays bounded (the old
-N×N similarity matrix needed ~3.6 GB for 30,000 questions). The embedder is `FastFakeEmbedder`
-(one hash per text, through the package's `Embedder` interface): real models cost minutes of CPU
+N×N similarity matrix needed ~3.6 GB for 30,000 questions). The embedder is `SeededRandomEmbedder`
+(one hash per text, the package's cheap fake behind its `Embedder` interface): real models cost minutes of CPU
 for 50,000 questions and measure the model, not the check.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import resource
 import subprocess
@@ -22,40 +21,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from knowledge_matrix.text import content_terms  # noqa: E402
-
-
-class FastFakeEmbedder:
-    """An `Embedder` for benchmarks and tests of scale: a seeded random unit vector per set of content terms.
-
-    Questions with the same content terms (`¿Cuál es el precio de X?`, `precio X`) get identical vectors
-    (cosine 1), others are near-orthogonal, so the near-duplicate check has real work and a known answer."""
-
-    def __init__(self, dimension: int = 64) -> None:
-        self._dimension = dimension
-
-    @property
-    def name(self) -> str:
-        return f"fast-fake:{self._dimension}"
-
-    @property
-    def dimension(self) -> int:
-        return self._dimension
-
-    def embed(self, texts: Sequence[str], *, role: str = "query") -> np.ndarray:
-        out = np.empty((len(texts), self._dimension), dtype=np.float32)
-        for row, text in enumerate(texts):
-            key = " ".join(sorted(set(content_terms(text))))
-            seed = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little")
-            out[row] = np.random.default_rng(seed).standard_normal(self._dimension)
-        out /= np.linalg.norm(out, axis=1, keepdims=True)
-        return out
+from knowledge_matrix.embedders import SeededRandomEmbedder  # noqa: E402
 
 
 def word(number: int) -> str:
@@ -98,11 +68,11 @@ def write_matrix(path: Path, rows: int, near_duplicates: int = 10, questions_per
             csv.writer(handle).writerows(table)
 
 
-def run_case(path: Path) -> dict[str, object]:
+def run_case(path: Path, dimension: int) -> dict[str, object]:
     from knowledge_matrix.publish import check_matrix
 
     started = time.perf_counter()
-    report, _sheet = check_matrix(path, FastFakeEmbedder())
+    report, _sheet = check_matrix(path, SeededRandomEmbedder(dimension))
     elapsed = time.perf_counter() - started
     near = [issue for issue in report.issues if issue.code == "near_duplicate_question"]
     return {
@@ -116,10 +86,10 @@ def run_case(path: Path) -> dict[str, object]:
     }
 
 
-def measure_in_subprocess(path: Path) -> dict[str, object]:
+def measure_in_subprocess(path: Path, dimension: int = 64) -> dict[str, object]:
     """Run one validation in a fresh interpreter, so its peak RSS is its own."""
     output = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--child", str(path)],
+        [sys.executable, str(Path(__file__).resolve()), "--child", str(path), "--dimension", str(dimension)],
         check=True, capture_output=True, text=True, cwd=ROOT,
     ).stdout
     return json.loads(output.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -129,10 +99,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--format", choices=("csv", "xlsx", "both"), default="both")
+    parser.add_argument("--dimension", type=int, default=64, help="of the fake embedder (64: HNSW at 50,000 rows)")
+    parser.add_argument("--questions-per-row", type=int, default=2)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(run_case(Path(args.child))))
+        print(json.dumps(run_case(Path(args.child), args.dimension)))
         return 0
     import tempfile
 
@@ -140,8 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as directory:
         for suffix in formats:
             path = Path(directory) / f"matriz_{args.rows}.{suffix}"
-            write_matrix(path, args.rows)
-            print(json.dumps(measure_in_subprocess(path)), flush=True)
+            write_matrix(path, args.rows, questions_per_row=args.questions_per_row)
+            print(json.dumps(measure_in_subprocess(path, args.dimension)), flush=True)
     return 0
 
 

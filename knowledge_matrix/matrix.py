@@ -489,7 +489,13 @@ def _cell_text(value: Any) -> str:
 def decode_csv_bytes(data: bytes) -> str:
     """UTF-8 (with or without BOM), UTF-16 with BOM (Excel "Unicode text"), else cp1252 (Excel on Windows)."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:  # a truncated or damaged "Unicode text" export
+            raise MatrixReadError(
+                "el archivo dice ser texto Unicode (UTF-16) pero está dañado o cortado: expórtelo de nuevo, "
+                "mejor como «CSV UTF-8»."
+            ) from exc
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
