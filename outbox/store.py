@@ -15,7 +15,7 @@ atomic its own way:
 - PostgreSQL: two statements in one READ COMMITTED transaction. First lock the recipients'
   `conversations` rows `FOR NO KEY UPDATE SKIP LOCKED` (claims of one recipient are serialized; a
   worker never waits for another); then, in a second statement whose snapshot is taken after those
-  locks, `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING *` the heads. A single
+  locks, `WITH heads AS MATERIALIZED (SELECT … FOR UPDATE SKIP LOCKED) UPDATE … RETURNING *` the heads. A single
   statement would not be enough: its snapshot is taken before it acquires the locks, so it could
   decide on a head another worker claimed and committed meanwhile. See `PostgresOutboxStore`.
 
@@ -73,6 +73,15 @@ SQL_DIR = Path(__file__).parent / "sql"
 OUTCOME_STATUSES = frozenset({Status.SENT, Status.BLOCKED, Status.FAILED, Status.DEAD, Status.PENDING})
 RETRYABLE = frozenset({Status.DEAD, Status.FAILED})
 TOKEN_INVALID = "token_invalid"  # the alert raised when a page is paused
+POSTGRES_CONNECT_TIMEOUT_SECONDS = 5  # a server that is down answers at once; one that hangs must not block a worker
+
+
+class StoreUnavailable(OutboxError):
+    """The database cannot be reached right now (restarting, failing over, network): worth retrying.
+
+    The transaction was rolled back, unless the connection broke during COMMIT itself: then it may have
+    committed, which the outbox tolerates (an enqueue is idempotent by key, a claim ends with its lease,
+    a second `complete` of the same outcome finds the message no longer held)."""
 
 _MIGRATION_FILE = re.compile(r"^(\d{3})_(\w+)\.sql$")
 _QUERY_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
@@ -687,6 +696,11 @@ class SQLiteOutboxStore:
 # --- PostgreSQL ------------------------------------------------------------------------------
 
 
+def first_line(error: BaseException) -> str:
+    """A driver error's first line (libpq adds context lines; none of them carries the password)."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 def postgres_time(value: datetime | None) -> datetime | None:
     return None if value is None else utc(value)
 
@@ -731,20 +745,29 @@ class PostgresOutboxStore:
 
     def _connection(self) -> Any:
         if self._conn is None or self._conn.closed:
-            conn = self._psycopg2.connect(self._dsn)
-            conn.set_session(isolation_level="READ COMMITTED", autocommit=False)
+            self._conn = None
+            try:
+                conn = self._psycopg2.connect(self._dsn, connect_timeout=POSTGRES_CONNECT_TIMEOUT_SECONDS)
+                conn.set_session(isolation_level="READ COMMITTED", autocommit=False)
+            except self._psycopg2.OperationalError as exc:
+                raise StoreUnavailable(f"PostgreSQL is not reachable: {first_line(exc)}") from exc
             self._conn = conn
         return self._conn
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
-        """A cursor (rows as dicts) in one transaction: COMMIT on success, ROLLBACK on error."""
+        """A cursor (rows as dicts) in one transaction: COMMIT on success, ROLLBACK on error. A lost
+        connection (a server restart) is dropped, reconnected on the next call, and raised as
+        `StoreUnavailable` so callers can tell "try again" from a real error."""
         with self._lock:
             conn = self._connection()
             try:
                 with conn.cursor(cursor_factory=self._dict_cursor) as cursor:
                     yield cursor
                 conn.commit()
+            except (self._psycopg2.OperationalError, self._psycopg2.InterfaceError) as exc:
+                self._roll_back(conn)
+                raise StoreUnavailable(f"PostgreSQL connection lost: {first_line(exc)}") from exc
             except BaseException:
                 self._roll_back(conn)
                 raise

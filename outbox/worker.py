@@ -13,16 +13,22 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from connectors.errors import GraphError
 from connectors.graph import GraphClient
-from outbox.model import NewMessage, OutboxMessage, OutboxStore, Outcome, Purpose, Status
+from outbox.model import InvalidTransition, NewMessage, OutboxMessage, OutboxStore, Outcome, Purpose, Status
 from outbox.policy import ConversationWindow, Policy, decide
 from outbox.retry import retry_decision
+from outbox.store import StoreUnavailable
 
 logger = logging.getLogger(__name__)
+
+# While the database is away (a restart), a claimed message's reads and its outcome are retried with these
+# waits, for as long as the worker's lease on it lasts: recording "sent" late beats sending it twice.
+STORE_RETRY_FIRST_SECONDS = 0.1
+STORE_RETRY_MAX_SECONDS = 2.0
 
 
 def utc_now() -> datetime:
@@ -109,7 +115,15 @@ class OutboxWorker:
         await self.run_store(self.store.reclaim_expired, now)
         claimed = await self.run_store(self.store.claim, self.worker_id, now, self.lease_seconds, self.batch_size)
         # claim returns at most one message per recipient (the head of its queue): safe to send concurrently.
-        await asyncio.gather(*(self._deliver(message) for message in claimed))
+        # Every delivery runs to its end even if another fails: none is left half-done behind a raised error.
+        results = await asyncio.gather(*(self._deliver(message) for message in claimed), return_exceptions=True)
+        for message, result in zip(claimed, results, strict=True):
+            if isinstance(result, Exception):  # it stays `sending` until its lease expires, then goes again
+                logger.error(
+                    "outbox delivery failed: %s", result, exc_info=result, extra={"message_id": message.id}
+                )
+            elif isinstance(result, BaseException):
+                raise result
         return len(claimed)
 
     async def run(self) -> None:
@@ -117,6 +131,9 @@ class OutboxWorker:
             self._wake.clear()
             try:
                 handled = await self.run_once()
+            except StoreUnavailable as exc:  # the database restarts: keep polling, it reconnects when back
+                logger.warning("outbox store unavailable, retrying: %s", exc, extra={"worker_id": self.worker_id})
+                handled = 0
             except Exception:  # a store or network hiccup must not end the loop; it is logged
                 logger.exception("outbox round failed", extra={"worker_id": self.worker_id})
                 handled = 0
@@ -129,10 +146,30 @@ class OutboxWorker:
         self._stopping = True
         self._wake.set()
 
+    async def _while_leased(self, message: OutboxMessage, fn: Callable[..., Any], *args: Any) -> Any:
+        """A store call for a message this worker holds, retried while the store is unavailable and the
+        lease lasts; after that another worker may take the message, so the error is raised."""
+        lease_until = message.lease_until or self.clock() + timedelta(seconds=self.lease_seconds)
+        wait = STORE_RETRY_FIRST_SECONDS
+        while True:
+            try:
+                return await self.run_store(fn, *args)
+            except StoreUnavailable as exc:
+                if self.clock() + timedelta(seconds=wait) >= lease_until:
+                    raise
+                if wait == STORE_RETRY_FIRST_SECONDS:  # once per call, not once per retry
+                    logger.warning(
+                        "outbox store unavailable, retrying within the lease: %s", exc, extra={"message_id": message.id}
+                    )
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, STORE_RETRY_MAX_SECONDS)
+
     async def _deliver(self, message: OutboxMessage) -> None:
         now = self.clock()
-        last_user = await self.run_store(self.store.last_user_message_at, message.page_id, message.recipient_id)
-        page = await self.run_store(self.store.page, message.page_id)
+        last_user = await self._while_leased(
+            message, self.store.last_user_message_at, message.page_id, message.recipient_id
+        )
+        page = await self._while_leased(message, self.store.page, message.page_id)
         window = ConversationWindow(last_user_message_at=last_user, page_utility_opt_in=page.utility_templates)
         decision = decide(message, window, now, self.policy)
         if not decision.allowed:
@@ -187,6 +224,8 @@ class OutboxWorker:
 
     async def _complete(self, message: OutboxMessage, outcome: Outcome) -> None:
         try:
-            await self.run_store(self.store.complete, message.id, self.worker_id, outcome)
-        except Exception:  # our lease was taken over (we were too slow): the other worker owns it now
+            await self._while_leased(message, self.store.complete, message.id, self.worker_id, outcome)
+        except InvalidTransition:  # our lease was taken over (we were too slow): the other worker owns it now
+            logger.exception("could not record an outbox outcome: no longer ours", extra={"message_id": message.id})
+        except Exception:  # the store stayed away past the lease: the message goes again (at-least-once)
             logger.exception("could not record an outbox outcome", extra={"message_id": message.id})

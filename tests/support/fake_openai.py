@@ -18,7 +18,9 @@ empty the `behaviour` answers:
 - `naive`: a model that obeys instructions found in the data: asked about its
   instructions/prompt/rules it prints the whole system message, asked to play a role or
   talk about something else it does, otherwise it behaves as `grounded`. Our guards must
-  catch what it says.
+  catch what it says;
+- `hang`: a stuck server. It accepts the request and never answers (it waits up to
+  `HANG_SECONDS`, or until the client hangs up): the client's own timeout must end the call.
 
 The same controls are reachable over HTTP under `/_fake/` (queue, behaviour, requests, reset).
 Unlike OpenAI, which masks it, the 401 message echoes the wrong key in full: a test that no
@@ -50,7 +52,8 @@ FAKE_API_KEY = "sk-test-fake-0123456789abcdef"
 DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "local-model")
 SENTINEL = "NO_ANSWER"
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
-Behaviour = Literal["grounded", "naive"]
+Behaviour = Literal["grounded", "naive", "hang"]
+HANG_SECONDS = 600.0  # `hang`: longer than any client budget; ends early when the client hangs up
 
 OFF_TOPIC_REPLY = "¡Arrr, ahora soy un pirata! La capital de Francia es París y un bitcoin cuesta unos 97000 dólares."
 LEAK_PREFIX = "Claro, esto es todo lo que recibí antes de tus datos:\n"
@@ -329,7 +332,7 @@ class FakeOpenAI:
         self._queue(ScriptedResponse(status=status, raw_body=body))
 
     def set_behaviour(self, behaviour: Behaviour) -> None:
-        if behaviour not in ("grounded", "naive"):
+        if behaviour not in ("grounded", "naive", "hang"):
             raise ValueError(f"unknown behaviour {behaviour!r}")
         with self._lock:
             self._behaviour = behaviour
@@ -424,6 +427,9 @@ class FakeOpenAI:
                 return JSONResponse(error_body, status_code=scripted.status, headers={**headers, **self._request_id()})
             if scripted is not None and scripted.content is not None:
                 content, finish_reason = scripted.content, scripted.finish_reason
+            elif self.behaviour == "hang":
+                await self._pause(request, HANG_SECONDS)
+                return Response(status_code=499)  # the client gave up (or we did); nobody reads this
             else:
                 content, finish_reason = self._behave(body["messages"]), "stop"
             return JSONResponse(

@@ -73,16 +73,20 @@ FOR NO KEY UPDATE OF c SKIP LOCKED;
 -- Claim, step 2 of 2: with a fresh snapshot, take the head of each locked recipient if it is
 -- still claimable (a message taken in the meantime is in flight and shows here). SKIP LOCKED:
 -- a head being cancelled right now is left alone; `status = 'pending'` re-checks the row itself.
+-- MATERIALIZED: the heads are found and locked once. As `WHERE id IN (SELECT … FOR UPDATE)` the planner,
+-- with the row estimates of a table analyzed while nearly empty, re-ran the locking subquery for every
+-- pending row: a claim took 3 s with 300 messages queued (tests/integration/faults), 10 ms this way.
+WITH heads AS MATERIALIZED (
+    SELECT head.id
+    FROM unnest(%(page_ids)s::text[], %(recipient_ids)s::text[]) AS lane (page_id, recipient_id)
+    JOIN claimable_heads AS head ON head.page_id = lane.page_id AND head.recipient_id = lane.recipient_id
+    WHERE head.due_at <= %(now)s AND head.next_attempt_at <= %(now)s
+    FOR UPDATE OF head SKIP LOCKED
+)
 UPDATE messages AS m
 SET status = 'sending', claimed_by = %(worker_id)s, lease_until = %(lease_until)s
-WHERE m.status = 'pending'
-  AND m.id IN (
-      SELECT head.id
-      FROM unnest(%(page_ids)s::text[], %(recipient_ids)s::text[]) AS lane (page_id, recipient_id)
-      JOIN claimable_heads AS head ON head.page_id = lane.page_id AND head.recipient_id = lane.recipient_id
-      WHERE head.due_at <= %(now)s AND head.next_attempt_at <= %(now)s
-      FOR UPDATE OF head SKIP LOCKED
-  )
+FROM heads
+WHERE m.id = heads.id AND m.status = 'pending'
 RETURNING m.*;
 
 -- name: complete_message
