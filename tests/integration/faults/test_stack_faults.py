@@ -257,13 +257,13 @@ def test_kill_9_of_rasa_mid_burst_every_message_answered_or_visibly_failed(fault
 
         def busy() -> bool:  # replies already out, and messages recorded but not yet finished
             unfinished = sum(row["status"] == "pending" for row in journal_rows(faults, users))
-            return sum(len(sandbox_sent(http, stack.app_url, user)) for user in users) >= 3 and unfinished >= 2
+            return sum(len(sandbox_sent(http, stack.app_url, user)) for user in users) >= 2 and unfinished >= 1
 
-        wait_until(lambda: busy() or burst.done(), 120, "Rasa busy with the burst", 0.05)
-        assert not burst.done(), "Rasa is killed mid-burst, not after it"
+        wait_until(busy, 120, "Rasa busy with the burst", 0.05)
         stack.stop_process("rasa", kill=True)
         in_flight_at_kill = in_flight(faults, users)
         pending_at_kill = sum(row["status"] == "pending" for row in journal_rows(faults, users))
+        assert pending_at_kill >= 1, "Rasa was killed mid-burst, with messages recorded but not yet answered"
         stack.start_rasa()
         accepted = burst.result(timeout=300)
         wait_until(lambda: settled(faults, users, accepted), 180, "every message answered or failed", 0.5)
@@ -321,9 +321,11 @@ def test_kill_9_of_the_app_mid_burst_sends_are_retried_and_nothing_is_lost(fault
             120,
             "the first sends of the burst",
         )
-        assert not (burst.done() and api.done()), "the app is killed mid-burst, not after it"
         stack.stop_process("app", kill=True)
         in_flight_at_kill = in_flight(faults, everyone)
+        unfinished = sum(row["status"] == "pending" for row in journal_rows(faults, users))
+        unsent = sum(row["status"] in ("pending", "sending") for row in outbox_rows(faults, everyone))
+        assert unfinished or unsent or not api.done(), "the app was killed mid-burst, with work still to do"
         time.sleep(2)  # sends meet a dead Graph API for a while
         stack.start_app()
         accepted = burst.result(timeout=300)
