@@ -44,7 +44,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The app's outbox worker sends what the API queues (agent replies, follow-ups) and retries.
         store = open_store(settings.outbox_store_url)
         client = GraphClient(settings)
-        worker = OutboxWorker(store, client, load_policy(), page_rate=settings.outbox_page_rate)
+        worker = OutboxWorker(store, client, load_policy(), page_rate=settings.outbox_page_rate,
+                              lease_seconds=settings.outbox_lease_seconds)
         app.state.outbox_worker = worker
         task = asyncio.create_task(worker.run())
         # Human handoff: the console and the internal API use app.state.handoff.

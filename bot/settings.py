@@ -66,6 +66,7 @@ class Settings:
     graph_timeout_seconds: float = 10.0
     outbox_url: str = ""  # sqlite:///path (default: <data_dir>/outbox.sqlite3) or postgresql://…
     outbox_page_rate: float = 40.0  # sends per second per page
+    outbox_lease_seconds: float = 30.0  # a claimed message is another worker's after this (at-least-once window)
     event_retention_days: float = 30.0  # finished webhook events kept this long (connectors/ingest.py)
     # Human handoff (bot/handoff.py, actions/handoff.py).
     handoff_max_failures: int = 2  # answers not found in a row before the bot hands off
@@ -280,6 +281,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         graph_timeout_seconds=timeout,
         outbox_url=get("OUTBOX_URL", ""),
         outbox_page_rate=_number(get, "OUTBOX_PAGE_RATE", 40.0),
+        outbox_lease_seconds=_number(get, "OUTBOX_LEASE_SECONDS", 30.0),
         event_retention_days=_number(get, "MESSENGER_EVENT_RETENTION_DAYS", 30.0),
         handoff_max_failures=int(_number(get, "HANDOFF_MAX_FAILURES", 2)),
         handoff_idle_resume_minutes=_number(get, "HANDOFF_IDLE_RESUME_MINUTES", 240.0),
@@ -291,6 +293,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     )
     if not 0 <= settings.event_retention_days <= 36500:
         raise SettingsError("MESSENGER_EVENT_RETENTION_DAYS must be 0 to 36500 (days finished webhook events are kept)")
+    if not 1 <= settings.outbox_lease_seconds <= 3600:
+        raise SettingsError("OUTBOX_LEASE_SECONDS must be 1 to 3600 (seconds before a claimed message may be retried)")
     if settings.handoff_max_failures < 1:
         raise SettingsError("HANDOFF_MAX_FAILURES must be 1 or more (answers not found in a row before a handoff)")
     if settings.handoff_idle_resume_minutes < 0:

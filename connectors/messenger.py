@@ -15,6 +15,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, OutputChannel, UserMessage
+from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
+from rasa.shared.core.events import ActionExecuted, SessionStarted
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -171,7 +173,8 @@ class MessengerInput(InputChannel):
         self.store = IngestStore(settings.ingest_db_path)
         self.client = GraphClient(settings)
         self.outbox = open_store(settings.outbox_store_url)
-        self.worker = OutboxWorker(self.outbox, self.client, load_policy(), page_rate=settings.outbox_page_rate)
+        self.worker = OutboxWorker(self.outbox, self.client, load_policy(), page_rate=settings.outbox_page_rate,
+                                   lease_seconds=settings.outbox_lease_seconds)
         self._worker_task: asyncio.Task | None = None
         self._upkeep_task: asyncio.Task | None = None
         self._window_tasks: set[asyncio.Task] = set()
@@ -206,11 +209,28 @@ class MessengerInput(InputChannel):
     async def _pause_for_person(self, event: InboundEvent) -> None:
         """A person wrote from the Page inbox or another app: pause before any later message is handled."""
         author = outside_author(event.app_id)
+        await self._ensure_conversation(event.user_id)
         paused = await self.handoff.pause(
             event.page_id, event.user_id, PauseReason.AGENT_WROTE_OUTSIDE, author, text=event.shown_text()
         )
         if not paused:
             raise MessengerError("the app did not record the pause; retrying")
+
+    async def _ensure_conversation(self, user_id: str) -> None:
+        """Rasa's HTTP API starts a session for a conversation it has never seen, with no output channel: the
+        session start's messages then fail the append (500). When a person writes first, the conversation starts
+        here, without the bot's greeting (a person is talking); the pause is then appended to it."""
+        await self._agent_ready()
+        agent = self._app.ctx.agent
+        async with agent.lock_store.lock(user_id):
+            tracker = await agent.tracker_store.retrieve(user_id)
+            if tracker is not None and tracker.events:
+                return
+            tracker = await agent.processor.get_tracker(user_id)
+            for started in (ActionExecuted(ACTION_SESSION_START_NAME), SessionStarted(),
+                            ActionExecuted(ACTION_LISTEN_NAME)):
+                tracker.update(started)
+            await agent.tracker_store.save(tracker)
 
     async def _process_once(self, stored: StoredEvent) -> None:
         event = stored.event

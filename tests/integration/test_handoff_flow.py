@@ -153,6 +153,29 @@ def test_an_echo_from_the_page_inbox_pauses_the_conversation(messenger: Messenge
     assert len(requests_to(stack, user)) == requests_before
 
 
+def test_a_person_writing_first_to_someone_the_bot_never_met_pauses_the_conversation(
+    messenger: Messenger, stack: Stack
+) -> None:
+    """A person writes from the Page inbox to a customer who never wrote to the bot: Rasa has no conversation
+    for them yet, and appending the pause used to run a session start with no output channel (Rasa answered
+    500, the echo ended `failed` and the bot was not paused)."""
+    user = new_user()
+    text = "Hola, le escribimos por su pedido"
+    message = {"mid": simulate.new_mid(), "text": text, "is_echo": True, "app_id": int(PAGE_INBOX_APP_ID)}
+    echo = simulate.messaging(PAGE_ID, user, message=message)
+    echo["sender"], echo["recipient"] = {"id": PAGE_ID}, {"id": user}
+    assert messenger.deliver(simulate.webhook_body(PAGE_ID, [echo])).status_code == 200
+
+    messenger.wait_for(lambda: conversation_state(stack, user) == "paused", 30,
+                       "the first-contact echo to pause the conversation")
+    assert rasa_tracker(stack, user)["paused"] is True, "Rasa itself must hold the conversation paused"
+    requests_before = len(requests_to(stack, user))
+    assert messenger.say(user, "hola, sí, ¿qué pasó?").status_code == 200
+    messenger.wait_for(lambda: any(m["text"] == "hola, sí, ¿qué pasó?" for m in handoff_state(stack, user)["messages"]),
+                       30, "the customer's answer in the live view")
+    assert len(requests_to(stack, user)) == requests_before, "the bot must stay silent while a person holds it"
+
+
 def test_two_questions_in_a_row_without_an_answer_hand_off(messenger: Messenger, stack: Stack) -> None:
     # Off-topic for the demo matrix: no answer and no "¿Quisiste decir…?"; without an LLM key, no GPT fallback.
     user = new_user()

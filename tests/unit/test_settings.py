@@ -403,3 +403,13 @@ def test_the_launcher_starts_the_app_trusting_only_the_configured_proxies(tmp_pa
     command = stack.command("app")
     assert "--proxy-headers" in command
     assert command[command.index("--forwarded-allow-ips") + 1] == "10.0.0.5"
+
+
+def test_every_outbox_worker_reads_the_lease_and_refuses_nonsense() -> None:
+    """The workers inside Rasa and the app use OUTBOX_LEASE_SECONDS too (the at-least-once window users read
+    about in the README), not only `python -m outbox worker`."""
+    assert load_settings({}).outbox_lease_seconds == 30.0
+    assert load_settings({"OUTBOX_LEASE_SECONDS": "5"}).outbox_lease_seconds == 5.0
+    for bad in ("0", "-1", "86400"):
+        with pytest.raises(SettingsError, match="OUTBOX_LEASE_SECONDS"):
+            load_settings({"OUTBOX_LEASE_SECONDS": bad})
