@@ -3,11 +3,13 @@
 Meta redelivers on slow answers and on restarts; the dedup key makes a redelivery a no-op.
 Events recorded but not finished are picked up again after a restart. An event not for Rasa that
 opens the 24-hour window (a reaction, a referral, a message in standby) is journaled with
-`window_pending` in the same transaction, so the window is applied again after a crash.
+`window_pending` in the same transaction, so the window is applied again after a crash. What a user
+writes in standby (another app holds the thread) is journaled the same way with `notice_pending`: the
+agents' live view gets it once the app confirms, even if the process dies or the app is down.
 
 Retention (`prune`): finished events older than the retention are deleted; the dedup keys of those
 still inside Meta's redelivery horizon move to `inbound_seen`, so a late redelivery stays a no-op.
-Pending events and unapplied windows are never deleted.
+Pending events and unapplied windows or notices are never deleted.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -74,6 +76,10 @@ _MIGRATIONS = (
     ) WITHOUT ROWID;
     CREATE INDEX inbound_seen_received ON inbound_seen (received_at);
     """,
+    """
+    ALTER TABLE inbound_events ADD COLUMN notice_pending INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX inbound_events_notice_pending ON inbound_events (id) WHERE notice_pending = 1;
+    """,
 )
 
 # Meta retries a failed delivery for about 36 hours; dedup keys are kept comfortably longer.
@@ -83,11 +89,12 @@ _PRUNE_CHUNK = 5000
 
 _INSERT_EVENT = (
     "INSERT OR IGNORE INTO inbound_events"
-    " (dedup_key, page_id, user_id, kind, status, event_json, received_at, window_pending)"
-    " SELECT ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM inbound_seen WHERE dedup_key = ?)"
+    " (dedup_key, page_id, user_id, kind, status, event_json, received_at, window_pending, notice_pending)"
+    " SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM inbound_seen WHERE dedup_key = ?)"
 )
-# What may be deleted: finished, its window applied, received before the cutoff.
-_PRUNABLE = "status != 'pending' AND window_pending = 0 AND received_at < ?"
+# What may be deleted: finished, its window and notice applied, received before the cutoff.
+_PRUNABLE = "status != 'pending' AND window_pending = 0 AND notice_pending = 0 AND received_at < ?"
+_ROW = "id, event_json, status, attempts, window_pending, notice_pending"
 _KEEP_SEEN_KEYS = (
     "INSERT OR IGNORE INTO inbound_seen (dedup_key, received_at)"
     " SELECT dedup_key, received_at FROM inbound_events WHERE id IN ({ids}) AND received_at >= ?"
@@ -101,6 +108,7 @@ class StoredEvent:
     status: str
     attempts: int
     window_pending: bool = False
+    notice_pending: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,6 +133,60 @@ def initial_status(event: InboundEvent, own_app_id: str) -> str:
     # An echo from the Page inbox or another app is a person writing: it pauses the bot, in order with the
     # user's own messages (so the bot cannot answer after the person), and is retried after a crash.
     return PENDING if event.is_user_input or event.is_person_echo(own_app_id) else RECORDED
+
+
+def needs_live_view_notice(event: InboundEvent, status: str) -> bool:
+    """What a user writes while another app holds the thread (standby) is shown in the agents' live view."""
+    return status != PENDING and event.standby and event.opens_window
+
+
+class JournalApplier:
+    """Applies what the ingest transaction journaled for events not for Rasa, after the webhook's 200: the window
+    (`record_window`, then `window_applied`) and the live-view notice (`notify` → True once the app confirmed it,
+    then `notice_applied`). A failure leaves the flag set for the next round (the upkeep loop, the next start).
+    One task at a time per row, and the flags are read again under that guard, so a confirmed notice is never sent
+    twice by the webhook's task racing the upkeep loop (a notice the app recorded but whose answer was lost is sent
+    again: at least once)."""
+
+    def __init__(
+        self,
+        store: IngestStore,
+        record_window: Callable[[InboundEvent], Awaitable[None]],
+        notify: Callable[[InboundEvent], Awaitable[bool]],
+    ) -> None:
+        self.store = store
+        self.record_window = record_window
+        self.notify = notify
+        self._inflight: set[int] = set()
+
+    async def apply(self, journaled: Iterable[StoredEvent]) -> None:
+        for stored in journaled:
+            if stored.id in self._inflight:
+                continue
+            self._inflight.add(stored.id)
+            try:
+                await self._apply_one(stored)
+            finally:
+                self._inflight.discard(stored.id)
+
+    async def _apply_one(self, stored: StoredEvent) -> None:
+        window_pending, notice_pending = await self.store.run(self.store.journal_state, stored.id)
+        if window_pending:
+            try:
+                await self.record_window(stored.event)
+                await self.store.run(self.store.window_applied, stored.id)
+            except Exception:  # the journal keeps it; logged and retried, never lost
+                logger.exception("recording the window failed; retried later", extra={"event_id": stored.id})
+        if notice_pending:
+            try:
+                shown = await self.notify(stored.event)
+            except Exception:  # the journal keeps it; logged and retried, never lost
+                logger.exception("the live-view notice failed; retried later", extra={"event_id": stored.id})
+                return
+            if shown:
+                await self.store.run(self.store.notice_applied, stored.id)
+            else:  # the handoff client logged why (the app is down or refused it)
+                logger.warning("the live-view notice was not confirmed; retried later", extra={"event_id": stored.id})
 
 
 class IngestStore:
@@ -176,6 +238,7 @@ class IngestStore:
                         status = initial_status(event, own_app_id)
                         # Not for Rasa but a user acting: the window is journaled with the event.
                         window_pending = status != PENDING and event.opens_window
+                        notice_pending = needs_live_view_notice(event, status)
                         cursor = self._conn.execute(
                             _INSERT_EVENT,
                             (
@@ -187,11 +250,13 @@ class IngestStore:
                                 json.dumps(event.to_dict(), ensure_ascii=False),
                                 now,
                                 int(window_pending),
+                                int(notice_pending),
                                 event.dedup_key,
                             ),
                         )
                         if cursor.rowcount:
-                            fresh.append(StoredEvent(int(cursor.lastrowid or 0), event, status, 0, window_pending))
+                            event_id = int(cursor.lastrowid or 0)
+                            fresh.append(StoredEvent(event_id, event, status, 0, window_pending, notice_pending))
                     results.append(fresh)
                 self._conn.execute("COMMIT")
             except BaseException:
@@ -230,9 +295,7 @@ class IngestStore:
         """Events recorded but not finished, oldest first (recovery after a restart)."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT id, event_json, status, attempts, window_pending FROM inbound_events WHERE status = ?"
-                " ORDER BY id",
-                (PENDING,),
+                f"SELECT {_ROW} FROM inbound_events WHERE status = ? ORDER BY id", (PENDING,)
             ).fetchall()
         return self._rebuild(rows)
 
@@ -240,8 +303,16 @@ class IngestStore:
         """Events not for Rasa whose window was journaled but not yet applied, oldest first."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT id, event_json, status, attempts, window_pending FROM inbound_events"
-                " WHERE window_pending = 1 ORDER BY id"
+                f"SELECT {_ROW} FROM inbound_events WHERE window_pending = 1 ORDER BY id"
+            ).fetchall()
+        return self._rebuild(rows)
+
+    def journaled(self) -> list[StoredEvent]:
+        """Events whose window or live-view notice was journaled but not yet applied, oldest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_ROW} FROM inbound_events WHERE window_pending = 1"
+                f" UNION SELECT {_ROW} FROM inbound_events WHERE notice_pending = 1 ORDER BY id"
             ).fetchall()
         return self._rebuild(rows)
 
@@ -249,22 +320,36 @@ class IngestStore:
         with self._lock:
             self._conn.execute("UPDATE inbound_events SET window_pending = 0 WHERE id = ?", (event_id,))
 
-    def _rebuild(self, rows: list[tuple[int, str, str, int, int]]) -> list[StoredEvent]:
+    def journal_state(self, event_id: int) -> tuple[bool, bool]:
+        """(window_pending, notice_pending) as committed now: a snapshot read earlier may be stale."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT window_pending, notice_pending FROM inbound_events WHERE id = ?", (event_id,)
+            ).fetchone()
+        return (bool(row[0]), bool(row[1])) if row else (False, False)
+
+    def notice_applied(self, event_id: int) -> None:
+        """The app confirmed the live-view notice: it is never sent again."""
+        with self._lock:
+            self._conn.execute("UPDATE inbound_events SET notice_pending = 0 WHERE id = ?", (event_id,))
+
+    def _rebuild(self, rows: list[tuple[int, str, str, int, int, int]]) -> list[StoredEvent]:
         """A row that no longer parses (stored before the parser refused its shape) is failed, not retried."""
         rebuilt: list[StoredEvent] = []
-        for event_id, event_json, status, attempts, window_pending in rows:
+        for event_id, event_json, status, attempts, window_pending, notice_pending in rows:
             try:
                 event = InboundEvent.from_dict(json.loads(event_json))
             except (WebhookPayloadError, ValueError, KeyError, TypeError) as exc:
                 logger.error("stored event %d cannot be parsed; marked failed: %s", event_id, exc)
                 with self._lock:
                     self._conn.execute(
-                        "UPDATE inbound_events SET status = ?, window_pending = 0, last_error = ?, finished_at = ?"
+                        "UPDATE inbound_events SET status = ?, window_pending = 0, notice_pending = 0, last_error = ?,"
+                        " finished_at = ?"
                         " WHERE id = ?",
                         (FAILED, f"unparseable: {exc}"[:500], utc_now_iso(), event_id),
                     )
                 continue
-            rebuilt.append(StoredEvent(event_id, event, status, attempts, bool(window_pending)))
+            rebuilt.append(StoredEvent(event_id, event, status, attempts, bool(window_pending), bool(notice_pending)))
         return rebuilt
 
     def prune(

@@ -25,11 +25,10 @@ from bot.handoff_model import PauseReason
 from bot.settings import Settings, load_settings
 from connectors.action_server import (
     OUTAGE_TEXT,
-    ActionServerWatch,
     end_turn,
-    health_url,
     observe,
     start_turn,
+    watch_action_server,
 )
 from connectors.delivery import judge_delivery
 from connectors.dispatch import ConversationDispatcher
@@ -37,7 +36,7 @@ from connectors.errors import GraphError, MessengerError
 from connectors.events import EventKind, InboundEvent
 from connectors.graph import GraphClient
 from connectors.handoff import AppHandoffClient, outside_author
-from connectors.ingest import DONE, FAILED, PENDING, IngestStore, StoredEvent
+from connectors.ingest import DONE, FAILED, PENDING, IngestStore, JournalApplier, StoredEvent
 from connectors.outgoing import OutgoingMessageError, build_messages, mark_seen_action, typing_action
 from connectors.signature import SIGNATURE_HEADER
 from outbox.model import NewMessage, Purpose, SenderKind
@@ -178,6 +177,7 @@ class MessengerInput(InputChannel):
         self._worker_task: asyncio.Task | None = None
         self._upkeep_task: asyncio.Task | None = None
         self._window_tasks: set[asyncio.Task] = set()
+        self._journal = JournalApplier(self.store, self._record_window, self._notice_recorded)
         self.handoff = AppHandoffClient(settings)
         self.typing = True
         self._dispatcher: ConversationDispatcher[StoredEvent] | None = None
@@ -185,8 +185,7 @@ class MessengerInput(InputChannel):
         self._on_new_message: Callable[[UserMessage], Awaitable[Any]] | None = None
         self._app: Any = None
         # A dead action server: messages wait for it (bounded), then get an honest reply (connectors/action_server.py).
-        self.actions = ActionServerWatch(health_url(settings.action_server_url), settings.action_outage_seconds)
-        self._told_in_outage: dict[str, float] = {}
+        self.actions = watch_action_server(settings.action_server_url, settings.action_outage_seconds)
 
     def get_output_channel(self) -> OutputChannel:
         """For Rasa's HTTP API (`trigger_intent`, reminders): the page is looked up per recipient."""
@@ -291,7 +290,7 @@ class MessengerInput(InputChannel):
     async def _run_turn(self, event: InboundEvent, output: MessengerOutput) -> None:
         """Rasa's turn, with its failed action calls (which Rasa swallows) raised as `ActionCallsFailed`."""
         assert self._on_new_message is not None
-        observe(self._app.ctx.agent.processor)
+        observe(self._app.ctx.agent.processor, self.settings.action_timeout_seconds)
         turn = start_turn()
         try:
             await self._on_new_message(
@@ -371,13 +370,12 @@ class MessengerInput(InputChannel):
             await agent.log_message(message)
         await self.handoff.user_message(event.page_id, event.user_id, event.shown_text(), user_message_time(event))
 
-    def _notice_recorded(self, event: InboundEvent) -> None:
-        """Events not for Rasa that matter to a handoff: a person writing from outside pauses the bot; what a
-        user writes while another app holds the thread (standby) reaches the live view."""
-        if event.standby and event.opens_window:
-            self.handoff.in_background(
-                self.handoff.user_message(event.page_id, event.user_id, event.shown_text(), user_message_time(event))
-            )
+    async def _notice_recorded(self, event: InboundEvent) -> bool:
+        """What a user writes while another app holds the thread (standby) reaches the agents' live view. Journaled
+        (`notice_pending`) in the ingest transaction; True once the app confirmed it."""
+        return await self.handoff.user_message(
+            event.page_id, event.user_id, event.shown_text(), user_message_time(event)
+        )
 
     async def _record_window(self, event: InboundEvent) -> None:
         if event.opens_window:
@@ -386,22 +384,19 @@ class MessengerInput(InputChannel):
             )
 
     async def _apply_windows(self, journaled: list[StoredEvent]) -> None:
-        """Windows of events not for Rasa, journaled in the ingest transaction: each is cleared once the outbox
-        has it; a failure leaves it journaled for the upkeep loop (and the next start) to apply again."""
-        for stored in journaled:
-            try:
-                await self._record_window(stored.event)
-                await self.store.run(self.store.window_applied, stored.id)
-            except Exception:  # the journal keeps it; logged and retried, never lost
-                logger.exception("recording the window failed; retried later", extra={"event_id": stored.id})
+        """Windows and live-view notices of events not for Rasa, journaled in the ingest transaction: each flag is
+        cleared once the outbox (window) or the app (notice) has it; a failure leaves it journaled for the upkeep
+        loop (and the next start) to apply again (`connectors.ingest.JournalApplier`)."""
+        await self._journal.apply(journaled)
 
     async def _upkeep(self) -> None:
-        """Apply journaled windows (at start: those a crash or an outage left behind) and prune old events."""
+        """Apply journaled windows and live-view notices (at start: those a crash or an outage left behind) and
+        prune old events."""
         loop = asyncio.get_running_loop()
         last_prune = None
         while True:
             try:
-                await self._apply_windows(await self.store.run(self.store.windows_pending))
+                await self._apply_windows(await self.store.run(self.store.journaled))
                 if last_prune is None or loop.time() - last_prune >= PRUNE_INTERVAL_SECONDS:
                     retention = timedelta(days=self.settings.event_retention_days)
                     pruned = await self.store.run(self.store.prune, datetime.now(timezone.utc), retention)
@@ -484,13 +479,10 @@ class MessengerInput(InputChannel):
                     skipped.reason,
                     extra={"entry": skipped.entry_index, "list": skipped.list_name, "item": skipped.item_index},
                 )
-            # Windows of events not for Rasa are journaled in this same transaction (`window_pending`).
+            # Windows and live-view notices of events not for Rasa are journaled in this same transaction.
             fresh = await self.store.record_async(list(verdict.events), self.settings.app_id)
             self._dispatch(fresh)  # first: once committed, nothing may keep the events from being processed
-            for stored in fresh:
-                if stored.status != PENDING:
-                    self._notice_recorded(stored.event)
-            journaled = [stored for stored in fresh if stored.window_pending]
+            journaled = [stored for stored in fresh if stored.window_pending or stored.notice_pending]
             if journaled:  # applied after the answer; the journal makes it survive a crash or an outage
                 task = asyncio.get_running_loop().create_task(self._apply_windows(journaled))
                 self._window_tasks.add(task)
