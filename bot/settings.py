@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from bot.business_hours import BusinessHours, BusinessHoursError, parse_business_hours
 
@@ -36,9 +37,19 @@ MIN_SECRET_LENGTHS = {
     "MESSENGER_VERIFY_TOKEN": 16,
     "BOT_SERVICE_TOKEN": 32,
     "RASA_API_TOKEN": 32,
+    # Rasa → action server. `bot run` makes a random one per start when unset; production needs an explicit one
+    # (the same in every process, kept across restarts and hosts).
+    "ACTION_SERVER_TOKEN": 32,
 }
+# Checked for reuse only (a local model may have no key): the same value as one of our secrets leaks both.
+REUSE_CHECKED_KEYS = ("LLM_API_KEY", "OPENAI_API_KEY")
+DEFAULT_LLM_BASE_URL = "https://api.openai.com/v1"  # knowledge_matrix/llm.py's default
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+DEFAULT_LLM_TIMEOUT_SECONDS = 4.0  # knowledge_matrix/llm.py's default LLM_TIMEOUT_SECONDS
+ACTION_TIMEOUT_MARGIN_SECONDS = 15.0  # retrieval, the app's calls and Rasa's side of an action call
 
 
 class SettingsError(ValueError):
@@ -60,9 +71,11 @@ class Settings:
     action_server_host: str = "127.0.0.1"  # where the action server listens (ACTION_SERVER_HOST); not loopback: token
     action_server_token: str = ""  # shared token Rasa sends to the action server (ACTION_SERVER_TOKEN)
     action_outage_seconds: float = 60.0  # how long a message waits for a dead action server before the honest reply
+    # One action call at most this long (Rasa's own is 300 s); a timeout is a failed call. Default: LLM budget + 15 s.
+    action_timeout_seconds: float = DEFAULT_LLM_TIMEOUT_SECONDS + ACTION_TIMEOUT_MARGIN_SECONDS
     app_url: str = "http://127.0.0.1:8000"
     service_token: str = DEMO_SERVICE_TOKEN
-    rasa_token: str = DEMO_RASA_TOKEN  # Rasa's HTTP API (--auth-token), used by the console
+    rasa_token: str = DEMO_RASA_TOKEN  # Rasa's HTTP API: JWTs signed with it (bot/rasa_api.py), for the console
     graph_timeout_seconds: float = 10.0
     outbox_url: str = ""  # sqlite:///path (default: <data_dir>/outbox.sqlite3) or postgresql://…
     outbox_page_rate: float = 40.0  # sends per second per page
@@ -78,6 +91,10 @@ class Settings:
     # The proxies whose X-Forwarded-For names the client (uvicorn --forwarded-allow-ips): the login limits count
     # per client address, so without it every client behind a proxy on another host shares the proxy's address.
     forwarded_allow_ips: str = "127.0.0.1"
+    # The GPT fallback's server (LLM_BASE_URL, knowledge_matrix/llm.py): checked here too, so an unsafe one stops
+    # a production start instead of only the action server's fallback.
+    llm_base_url: str = DEFAULT_LLM_BASE_URL
+    llm_api_key: str = field(default="", repr=False)  # LLM_API_KEY (or OPENAI_API_KEY): only checked for reuse
 
     @property
     def is_production(self) -> bool:
@@ -104,7 +121,12 @@ class Settings:
             "MESSENGER_VERIFY_TOKEN": self.verify_token,
             "BOT_SERVICE_TOKEN": self.service_token,
             "RASA_API_TOKEN": self.rasa_token,
+            "ACTION_SERVER_TOKEN": self.action_server_token,
         }
+
+    def other_keys_by_name(self) -> dict[str, str]:
+        """Keys that are not ours to size (the LLM's) but must not be one of our secrets."""
+        return {"LLM_API_KEY": self.llm_api_key} if self.llm_api_key.strip() else {}
 
     @property
     def outbox_store_url(self) -> str:
@@ -133,7 +155,12 @@ class Settings:
         Graph API reached without TLS. The messages name the setting, never its value."""
         if not self.is_production:
             return
-        problems = [*secret_problems(self.secrets_by_name(), self.page_tokens)]
+        problems = [*secret_problems(self.secrets_by_name(), self.page_tokens, self.other_keys_by_name())]
+        if not self.action_server_token.strip():
+            problems[problems.index("ACTION_SERVER_TOKEN is empty")] = (
+                "ACTION_SERVER_TOKEN is not set (outside production `bot run` makes a random one per start; in "
+                "production set one of at least 32 characters, the same for Rasa and the action server)"
+            )
         if self.uses_sandbox:
             problems.append("no page token is set (MESSENGER_PAGE_ACCESS_TOKEN or MESSENGER_PAGES)")
         elif self.graph_api_base.startswith(self.app_url):
@@ -142,20 +169,39 @@ class Settings:
             problems.append("GRAPH_API_BASE must start with https:// (page tokens travel with every send)")
         if not self.app_id:
             problems.append("MESSENGER_APP_ID is not set (needed to tell our own echoes from a person's)")
+        llm_url = urlsplit(self.llm_base_url)
+        if llm_url.scheme != "https" and not is_loopback_host(llm_url.hostname or ""):
+            problems.append("LLM_BASE_URL must start with https:// (http only for a loopback server: 127.0.0.1, "
+                            "::1 or localhost)")
         if problems:
             raise SettingsError(
                 "BOT_ENV=production refuses to start: " + "; ".join(problems) + ". See README, 'A real page'."
             )
 
+    @property
+    def has_real_page(self) -> bool:
+        return any(page_id != SANDBOX_PAGE_ID or token != SANDBOX_PAGE_TOKEN
+                   for page_id, token in self.page_tokens.items())
+
     def check_real_pages_need_production(self) -> None:
-        """A page other than the sandbox's outside production would get development's demo users, printed
-        passwords and demo service token: refuse, and say how to fix it."""
-        if self.environment == "development" and not self.is_demo:
+        """Outside production the secrets may be the published demo ones: a page other than the sandbox's is
+        allowed only in `BOT_ENV=test` against a fake Graph API on this machine (a loopback `GRAPH_API_BASE`).
+        Anything else would answer real customers with public secrets: refuse, and say how to fix it."""
+        if self.is_production or not self.has_real_page:
+            return
+        if self.environment == "test" and is_loopback_host(urlsplit(self.graph_api_base).hostname or ""):
+            return
+        if self.environment == "test":
             raise SettingsError(
-                "a real page is configured (MESSENGER_PAGE_ACCESS_TOKEN or MESSENGER_PAGES) but BOT_ENV is not "
-                "production: set BOT_ENV=production (development mode has demo users with published passwords). "
-                "Tests against a fake Graph API may set BOT_ENV=test instead."
+                "BOT_ENV=test is for a fake Graph API on this machine, but GRAPH_API_BASE is not a loopback address "
+                "(127.0.0.0/8, ::1 or localhost) and a page token is set: outside production the secrets may be "
+                "the published demo ones. For a real page set BOT_ENV=production."
             )
+        raise SettingsError(
+            "a real page is configured (MESSENGER_PAGE_ACCESS_TOKEN or MESSENGER_PAGES) but BOT_ENV is not "
+            "production: set BOT_ENV=production (development mode has demo users with published passwords). "
+            "Tests against a fake Graph API on this machine may set BOT_ENV=test with a loopback GRAPH_API_BASE."
+        )
 
 
 DEMO_SECRETS = {
@@ -166,9 +212,25 @@ DEMO_SECRETS = {
 }
 
 
-def secret_problems(secrets: Mapping[str, str], page_tokens: Mapping[str, str] | None = None) -> list[str]:
+def is_loopback_host(host: str) -> bool:
+    """`localhost` or an address in 127.0.0.0/8 or ::1 — parsed, so `127.evil.com` or `127.0.0.1.nip.io` is not."""
+    host = host.strip().strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def secret_problems(
+    secrets: Mapping[str, str],
+    page_tokens: Mapping[str, str] | None = None,
+    other_keys: Mapping[str, str] | None = None,
+) -> list[str]:
     """What is wrong with these secrets for production (pure): empty, the demo value, too short, or one value
-    used for two of them (or for a secret and a page token). Names only, never values."""
+    used for two of them (or for a secret and a page token or another key, e.g. the LLM's). Names only, never
+    values."""
     problems = []
     for name, value in secrets.items():
         minimum = MIN_SECRET_LENGTHS.get(name, 32)
@@ -185,6 +247,9 @@ def secret_problems(secrets: Mapping[str, str], page_tokens: Mapping[str, str] |
     for page_id, token in (page_tokens or {}).items():
         if token.strip() in names_by_value:
             names_by_value[token.strip()].append(f"the page token of {page_id}")
+    for name, value in (other_keys or {}).items():
+        if value.strip() in names_by_value:
+            names_by_value[value.strip()].append(name)
     for names in names_by_value.values():
         if len(names) > 1:
             problems.append(f"{' and '.join(names)} are the same value (use a different secret for each)")
@@ -214,6 +279,17 @@ def _number(get: Callable[..., Any], name: str, default: float) -> float:
         return float(raw)
     except ValueError as exc:
         raise SettingsError(f"{name} must be a number, not {raw!r}") from exc
+
+
+def _action_timeout(get: Callable[..., Any]) -> float:
+    """ACTION_TIMEOUT_SECONDS, by default the GPT fallback's budget (LLM_TIMEOUT_SECONDS) plus a margin; never at
+    or under that budget, or every call that reaches the fallback would be cut before its honest answer."""
+    llm_budget = _number(get, "LLM_TIMEOUT_SECONDS", DEFAULT_LLM_TIMEOUT_SECONDS)
+    timeout = _number(get, "ACTION_TIMEOUT_SECONDS", llm_budget + ACTION_TIMEOUT_MARGIN_SECONDS)
+    if not llm_budget < timeout <= 600:
+        raise SettingsError(f"ACTION_TIMEOUT_SECONDS must be more than LLM_TIMEOUT_SECONDS ({llm_budget:g}) and at "
+                            f"most 600 (seconds an action call may take), not {timeout:g}")
+    return timeout
 
 
 def _flag(get: Callable[..., Any], name: str) -> bool:
@@ -275,6 +351,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         action_server_host=get("ACTION_SERVER_HOST") or "127.0.0.1",
         action_server_token=get("ACTION_SERVER_TOKEN", ""),
         action_outage_seconds=_number(get, "ACTION_OUTAGE_SECONDS", 60.0),
+        action_timeout_seconds=_action_timeout(get),
         app_url=app_url,
         service_token=get("BOT_SERVICE_TOKEN", DEMO_SERVICE_TOKEN),
         rasa_token=get("RASA_API_TOKEN", DEMO_RASA_TOKEN),
@@ -290,6 +367,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         away_message=get("AWAY_MESSAGE") or DEFAULT_AWAY_MESSAGE,
         handover_to_page_inbox=_flag(get, "HANDOVER_TO_PAGE_INBOX"),
         forwarded_allow_ips=_address_list(get, "BOT_FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        llm_base_url=(get("LLM_BASE_URL") or "").strip().rstrip("/") or DEFAULT_LLM_BASE_URL,
+        llm_api_key=next((get(name, "").strip() for name in REUSE_CHECKED_KEYS if (get(name) or "").strip()), ""),
     )
     if not 0 <= settings.event_retention_days <= 36500:
         raise SettingsError("MESSENGER_EVENT_RETENTION_DAYS must be 0 to 36500 (days finished webhook events are kept)")

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 from urllib.parse import urlsplit
 
+from bot.settings import is_loopback_host  # one rule for loopback, also checked at start in production
 from knowledge_matrix.errors import KnowledgeMatrixError
 from knowledge_matrix.numbers import words_to_digits
 from knowledge_matrix.text import SPANISH_STOPWORDS, fold, raw_tokens
@@ -114,17 +115,13 @@ def _number_setting(
     return value
 
 
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-
-
 def check_base_url(base_url: str, *, production: bool) -> str:
     """`LLM_BASE_URL` must be an http(s) URL; in production https, except a loopback server (a local
     model on the same host: the key and the customers' words never leave the machine)."""
     parsed = urlsplit(base_url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise LLMSettingsError("LLM_BASE_URL must be an http(s) URL")
-    host = parsed.hostname.lower()
-    loopback = host in LOOPBACK_HOSTS or host.startswith("127.")
+    loopback = is_loopback_host(parsed.hostname)
     if production and parsed.scheme != "https" and not loopback:
         raise LLMSettingsError("LLM_BASE_URL must use https in production (http only for a loopback server)")
     return base_url

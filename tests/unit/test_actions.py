@@ -624,7 +624,8 @@ def test_the_page_comes_from_the_latest_user_message_or_the_only_page() -> None:
     tracker = make_tracker([user_event("hola", page_id="111"), user_event("agente", page_id="222")])
     assert page_of(tracker, settings) == "222"
     assert page_of(make_tracker(), settings) == "100000000000001"
-    two_pages = load_settings({"BOT_ENV": "test", "MESSENGER_PAGES": "111:tokenA,222:tokenB"})
+    two_pages = load_settings({"BOT_ENV": "test", "MESSENGER_PAGES": "111:tokenA,222:tokenB",
+                               "GRAPH_API_BASE": "http://127.0.0.1:9"})
     assert page_of(make_tracker(), two_pages) is None
 
 

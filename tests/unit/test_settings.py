@@ -27,7 +27,10 @@ RASA_TOKEN = "rasa-token-for-tests-Hq83kd9-000000001"
 PAGE_TOKEN = "fake-page-token-for-tests-0001"
 OTHER_PAGE_TOKEN = "fake-page-token-for-tests-0002"
 APP_ID = "1517776481860111"
-SECRET_VALUES = (APP_SECRET, VERIFY_TOKEN, SERVICE_TOKEN, RASA_TOKEN, PAGE_TOKEN, OTHER_PAGE_TOKEN)
+ACTION_TOKEN = "action-token-for-tests-Zp41mQw8-00000001"
+LLM_KEY = "sk-llm-key-for-tests-Rt51nQx0-0000000001"
+SECRET_VALUES = (APP_SECRET, VERIFY_TOKEN, SERVICE_TOKEN, RASA_TOKEN, PAGE_TOKEN, OTHER_PAGE_TOKEN, ACTION_TOKEN,
+                 LLM_KEY)
 
 
 def production_env(**overrides: str) -> dict[str, str]:
@@ -40,6 +43,7 @@ def production_env(**overrides: str) -> dict[str, str]:
         "MESSENGER_PAGE_ID": "104523456789012",
         "MESSENGER_PAGE_ACCESS_TOKEN": PAGE_TOKEN,
         "RASA_API_TOKEN": RASA_TOKEN,
+        "ACTION_SERVER_TOKEN": ACTION_TOKEN,
     }
     env.update(overrides)
     return {key: value for key, value in env.items() if value != "<unset>"}
@@ -122,9 +126,10 @@ def test_messenger_pages_with_commas_spaces_and_new_lines() -> None:
 
 
 def test_real_pages_send_to_meta() -> None:
-    settings = load_settings(
-        {"BOT_ENV": "test", "MESSENGER_PAGES": f"111111111111111:{PAGE_TOKEN},222222222222222:{OTHER_PAGE_TOKEN}"}
-    )
+    settings = load_settings(production_env(
+        MESSENGER_PAGE_ID="<unset>", MESSENGER_PAGE_ACCESS_TOKEN="<unset>",
+        MESSENGER_PAGES=f"111111111111111:{PAGE_TOKEN},222222222222222:{OTHER_PAGE_TOKEN}",
+    ))
 
     assert dict(settings.page_tokens) == {"111111111111111": PAGE_TOKEN, "222222222222222": OTHER_PAGE_TOKEN}
     assert not settings.uses_sandbox
@@ -169,9 +174,7 @@ def test_single_page_token_needs_a_numeric_page_id() -> None:
 
 
 def test_single_page_token_sends_to_meta() -> None:
-    settings = load_settings(
-        {"BOT_ENV": "test", "MESSENGER_PAGE_ACCESS_TOKEN": PAGE_TOKEN, "MESSENGER_PAGE_ID": "104523456789012"}
-    )
+    settings = load_settings(production_env())
 
     assert dict(settings.page_tokens) == {"104523456789012": PAGE_TOKEN}
     assert settings.graph_api_base == "https://graph.facebook.com"
@@ -182,6 +185,7 @@ def test_single_page_and_messenger_pages_are_combined() -> None:
     settings = load_settings(
         {
             "BOT_ENV": "test",
+            "GRAPH_API_BASE": "http://127.0.0.1:9",
             "MESSENGER_PAGES": f"111111111111111:{OTHER_PAGE_TOKEN}",
             "MESSENGER_PAGE_ACCESS_TOKEN": PAGE_TOKEN,
             "MESSENGER_PAGE_ID": "104523456789012",
@@ -193,10 +197,10 @@ def test_single_page_and_messenger_pages_are_combined() -> None:
 
 def test_explicit_graph_base_wins_over_the_default() -> None:
     settings = load_settings(
-        {"BOT_ENV": "test", "MESSENGER_PAGES": f"111111111111111:{PAGE_TOKEN}", "GRAPH_API_BASE": "http://mock:1"}
+        {"BOT_ENV": "test", "MESSENGER_PAGES": f"111111111111111:{PAGE_TOKEN}", "GRAPH_API_BASE": "http://localhost:1/"}
     )
 
-    assert settings.graph_api_base == "http://mock:1"
+    assert settings.graph_api_base == "http://localhost:1"
 
 
 # --- production ---------------------------------------------------------------------------------
@@ -285,6 +289,7 @@ def test_check_production_safe_on_a_hand_built_settings_object() -> None:
         verify_token=VERIFY_TOKEN,
         service_token=SERVICE_TOKEN,
         rasa_token=RASA_TOKEN,
+        action_server_token=ACTION_TOKEN,
         app_id=APP_ID,
     )  # page tokens default to the sandbox
 
@@ -379,7 +384,8 @@ def test_only_the_sandbox_page_in_development_is_the_demo() -> None:
     assert load_settings({"MESSENGER_PAGES": f"{SANDBOX_PAGE_ID}:{SANDBOX_PAGE_TOKEN}"}).is_demo
     assert not load_settings({"BOT_ENV": "test"}).is_demo
     assert not load_settings(production_env()).is_demo
-    fake_page = load_settings({"BOT_ENV": "test", "MESSENGER_PAGES": f"111111111111111:{PAGE_TOKEN}"})
+    fake_page = load_settings({"BOT_ENV": "test", "MESSENGER_PAGES": f"111111111111111:{PAGE_TOKEN}",
+                               "GRAPH_API_BASE": "http://127.0.0.1:9"})
     assert not fake_page.is_demo and not fake_page.serves_graph_sandbox
 
 
@@ -413,3 +419,93 @@ def test_every_outbox_worker_reads_the_lease_and_refuses_nonsense() -> None:
     for bad in ("0", "-1", "86400"):
         with pytest.raises(SettingsError, match="OUTBOX_LEASE_SECONDS"):
             load_settings({"OUTBOX_LEASE_SECONDS": bad})
+
+
+# --- outside production a real page needs a fake Graph API on this machine (issue 8 review, item 1) ---------------
+
+
+@pytest.mark.parametrize(
+    "graph_base", [None, "https://graph.facebook.com", "http://10.0.0.7:8080", "http://127.evil.com",
+                   "http://127.0.0.1.nip.io", "http://mock:1"],
+)
+def test_bot_env_test_with_a_real_page_and_a_graph_api_off_this_machine_refuses(graph_base: str | None) -> None:
+    """Old code: `BOT_ENV=test` with a page token started on the published demo secrets and sent to Meta."""
+    env = {"BOT_ENV": "test", "MESSENGER_PAGE_ACCESS_TOKEN": PAGE_TOKEN, "MESSENGER_PAGE_ID": "104523456789012"}
+    if graph_base:
+        env["GRAPH_API_BASE"] = graph_base
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env)
+
+    message = str(caught.value)
+    assert "BOT_ENV=test is for a fake Graph API" in message and "set BOT_ENV=production" in message
+    assert_no_secret_in(message)
+
+
+@pytest.mark.parametrize("graph_base", ["http://127.0.0.1:8123", "http://127.3.4.5:9", "http://[::1]:8123",
+                                        "http://localhost:8123"])
+def test_bot_env_test_with_a_real_page_against_a_loopback_fake_starts(graph_base: str) -> None:
+    settings = load_settings({"BOT_ENV": "test", "MESSENGER_PAGE_ACCESS_TOKEN": PAGE_TOKEN,
+                              "MESSENGER_PAGE_ID": "104523456789012", "GRAPH_API_BASE": graph_base})
+    assert settings.environment == "test" and settings.has_real_page and not settings.is_demo
+
+
+def test_bot_env_test_with_only_the_sandbox_page_needs_no_fake() -> None:
+    assert not load_settings({"BOT_ENV": "test", "GRAPH_API_BASE": "https://graph.facebook.com"}).has_real_page
+
+
+def test_development_with_a_real_page_refuses_even_against_a_loopback_fake() -> None:
+    with pytest.raises(SettingsError, match="set BOT_ENV=production"):
+        load_settings({"MESSENGER_PAGE_ACCESS_TOKEN": PAGE_TOKEN, "MESSENGER_PAGE_ID": "104523456789012",
+                       "GRAPH_API_BASE": "http://127.0.0.1:9"})
+
+
+# --- the action server's token and the LLM's key in production (issue 8 review, item 4) -----------------------
+
+
+@pytest.mark.parametrize("unset", ["<unset>", "", "  "])
+def test_production_requires_an_explicit_action_server_token(unset: str) -> None:
+    """Old code: production started without ACTION_SERVER_TOKEN (bot run then made a random one per start)."""
+    with pytest.raises(SettingsError) as caught:
+        load_settings(production_env(ACTION_SERVER_TOKEN=unset))
+
+    message = str(caught.value)
+    assert "ACTION_SERVER_TOKEN is not set" in message and "random one per start" in message
+    assert_no_secret_in(message)
+
+
+def test_production_refuses_a_short_or_reused_action_server_token() -> None:
+    with pytest.raises(SettingsError, match="ACTION_SERVER_TOKEN is shorter than 32 characters"):
+        load_settings(production_env(ACTION_SERVER_TOKEN="action-Zp41mQw8"))
+    with pytest.raises(SettingsError) as caught:
+        load_settings(production_env(ACTION_SERVER_TOKEN=RASA_TOKEN))
+    assert "RASA_API_TOKEN and ACTION_SERVER_TOKEN are the same value" in str(caught.value)
+    assert_no_secret_in(str(caught.value))
+
+
+@pytest.mark.parametrize("key_name", ["LLM_API_KEY", "OPENAI_API_KEY"])
+def test_production_refuses_the_llm_key_reused_as_a_secret(key_name: str) -> None:
+    """Old code: the LLM key was not compared with our secrets."""
+    load_settings(production_env(**{key_name: LLM_KEY}))  # its own value: fine
+
+    with pytest.raises(SettingsError) as caught:
+        load_settings(production_env(**{key_name: SERVICE_TOKEN}))
+    message = str(caught.value)
+    assert "BOT_SERVICE_TOKEN and LLM_API_KEY are the same value" in message
+    assert_no_secret_in(message)
+
+
+# --- LLM_BASE_URL is checked at start in production (issue 8 review, item 5) ------------------------------------
+
+
+@pytest.mark.parametrize("url", ["http://api.example.com/v1", "http://127.evil.com/v1", "http://127.0.0.1.nip.io/v1",
+                                 "http://10.0.0.8:11434/v1"])
+def test_production_refuses_an_llm_base_url_without_tls_off_this_machine(url: str) -> None:
+    """Old code: settings did not read LLM_BASE_URL, so production started and only the fallback failed later."""
+    with pytest.raises(SettingsError, match="LLM_BASE_URL must start with https://"):
+        load_settings(production_env(LLM_BASE_URL=url))
+
+
+@pytest.mark.parametrize("url", ["https://api.openai.com/v1", "http://127.0.0.1:11434/v1", "http://[::1]:8080/v1",
+                                 "http://localhost:8080/v1"])
+def test_production_accepts_an_https_or_loopback_llm_base_url(url: str) -> None:
+    assert load_settings(production_env(LLM_BASE_URL=url)).llm_base_url == url
