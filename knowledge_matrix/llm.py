@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 from bot.settings import is_loopback_host  # one rule for loopback, also checked at start in production
 from knowledge_matrix.errors import KnowledgeMatrixError
-from knowledge_matrix.numbers import words_to_digits
+from knowledge_matrix.numbers import quantity_claims, words_to_digits
 from knowledge_matrix.text import SPANISH_STOPWORDS, fold, raw_tokens
 
 if TYPE_CHECKING:
@@ -628,10 +628,26 @@ _URL = re.compile(
 )
 _PHONE = re.compile(r"\+?\d[\d \-().]{5,}\d")
 _AMOUNT = re.compile(
-    r"(?:US\$|\$|USD ?)\s?(\d+(?:[.,]\d+)*)|(\d+(?:[.,]\d+)*)\s?(?:dólares|dolares|usd|ctvs|centavos)\b",
+    r"(?:US\$|\$|USD ?)\s?(\d+(?:[.,]\d+)*)|(\d+(?:[.,]\d+)*)\s?(?:dólares|dolares|dollars|usd|ctvs|centavos)\b",
     re.IGNORECASE,
 )
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+# Disguised dots and at-signs, undone before links and e-mails are read: `ecuabots[.]xyz`, `ecuabots(dot)xyz`,
+# `ecuabots . com`, `ecuabots punto com`, `ecuabots․xyz` (one dot leader) and other dots a browser or a
+# reader takes for a full stop. Spaced and spelled-out dots count only before a top-level name, so
+# "a las 9 en punto de la mañana" stays a sentence.
+DOT_LOOK_ALIKES = "\u2024\uff0e\u3002\uff61\ufe52\u00b7\u2027\u2219\u22c5\u06d4\u0701\u0702\u2e3c\ua4f8\u30fb\uff65"
+_DISGUISE_TLDS = (
+    "com|net|org|info|biz|xyz|site|online|shop|store|app|io|co|ec|me|link|ly|top|club|live|pro|tech|dev|ai|us|uk"
+    "|mx|pe|ar|cl|bo|ve|uy|py|cr|gt|hn|ni|pa|sv|do|pr|cu|gob|edu|click|page|web|net|win|vip|icu|cc|tk|ml|ga|cf|gq"
+)
+_DISGUISED_DOT = re.compile(
+    r"\s*[\[({<]\s*(?:\.|dot|punto)\s*[\])}>]\s*"  # [.]  (.)  {dot}  [punto]
+    rf"|[{DOT_LOOK_ALIKES}]"
+    rf"|(?<=[\w-])(?:\s+\.\s*|\s*\.\s+|\s+(?:dot|punto)\s+)(?=(?:{_DISGUISE_TLDS})(?![\w-]))",
+    re.IGNORECASE,
+)
+_DISGUISED_AT = re.compile(r"\s*[\[({<]\s*(?:@|at|arroba)\s*[\])}>]\s*|(?<=[\w.])\s+arroba\s+(?=\w)", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?…](?=\s|$)|\n")
 _LIST_MARKER = re.compile(r"^\s*\d{1,2}[.)]\s+", re.MULTILINE)  # "1. Transferencia" is not a claimed number
 _MARKDOWN = re.compile(r"\*\*|__|`+|^#{1,6}\s*", re.MULTILINE)
@@ -741,6 +757,7 @@ class Facts:
     numbers: frozenset[str]
     plain_numbers: frozenset[str]
     rest: str  # the text without them, for the word check
+    quantities: frozenset[str] = frozenset()  # relative and vague quantities: `x2` (el doble), `~100` (cientos)
 
 
 def _url_key(url: str) -> str:
@@ -769,8 +786,14 @@ def _number_key(token: str) -> str:
     return str(int("".join(groups)))
 
 
+def undisguise(text: str) -> str:
+    """`ecuabots[.]xyz`, `ecuabots punto com`, `pagos(at)ecuabots․xyz` → plain dots and at-signs."""
+    return _DISGUISED_AT.sub("@", _DISGUISED_DOT.sub(".", text))
+
+
 def extract_facts(text: str) -> Facts:
-    rest = _LIST_MARKER.sub(" ", text)
+    """The claims of `text`, whose numbers in words are already digits (`_digits`)."""
+    rest = _LIST_MARKER.sub(" ", undisguise(text))
     emails = frozenset(match.lower() for match in _EMAIL.findall(rest))
     rest = _EMAIL.sub(" ", rest)
     urls = frozenset(_url_key(match) for match in _URL.findall(rest))
@@ -790,7 +813,8 @@ def extract_facts(text: str) -> Facts:
     tokens = _NUMBER.findall(rest)
     numbers = frozenset(_number_key(token) for token in tokens)
     plain_numbers = frozenset(_number_key(token) for token in tokens if ":" not in token)
-    return Facts(emails, urls, frozenset(phones), amounts, numbers, plain_numbers, _NUMBER.sub(" ", rest))
+    rest, quantities = quantity_claims(_NUMBER.sub(" ", rest))
+    return Facts(emails, urls, frozenset(phones), amounts, numbers, plain_numbers, rest, quantities)
 
 
 def _content_stems(text: str) -> set[str]:
@@ -847,6 +871,7 @@ def check_grounding(reply: str, entries: Sequence[GroundedEntry], *, question: s
     known_amounts = {amount for _, entry_facts in per_entry for amount in entry_facts.amounts}
     known_numbers = {number for _, entry_facts in per_entry for number in entry_facts.numbers}
     known_plain = {number for _, entry_facts in per_entry for number in entry_facts.plain_numbers}
+    known_quantities = {quantity for _, entry_facts in per_entry for quantity in entry_facts.quantities}
     if not facts.emails <= known_emails:
         return Grounding(False, "ungrounded_email")
     if not all(_url_is_known(url, known_urls) for url in facts.urls):
@@ -858,6 +883,9 @@ def check_grounding(reply: str, entries: Sequence[GroundedEntry], *, question: s
         return Grounding(False, "ungrounded_amount")
     if not facts.numbers <= known_numbers | known_amounts | known_phones:
         return Grounding(False, "ungrounded_number")
+    # "el doble", "la mitad", "cientos de clientes": a claim only an entry that makes it grounds.
+    if not facts.quantities <= known_quantities:
+        return Grounding(False, "ungrounded_quantity")
 
     reply_stems = _content_stems(facts.rest)
     scores: list[tuple[int, int, str]] = []
@@ -865,6 +893,7 @@ def check_grounding(reply: str, entries: Sequence[GroundedEntry], *, question: s
         shared = len(reply_stems & _content_stems(entry_facts.rest))
         shared += len(facts.emails & entry_facts.emails) + len(facts.phones & entry_facts.phones)
         shared += len(facts.numbers & entry_facts.numbers) + len(facts.amounts & entry_facts.amounts)
+        shared += len(facts.quantities & entry_facts.quantities)
         shared += sum(_url_is_known(url, entry_facts.urls) for url in facts.urls)
         if shared:
             scores.append((shared, -position, entry.id))

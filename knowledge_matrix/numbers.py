@@ -6,6 +6,11 @@ The grounding check compares the numbers of a model's reply with those of the en
 a run of number words is read with the usual rules (a smaller value may follow a larger one, `hundred` and
 `mil`/`thousand`/`millón`/`million` multiply), and a word that cannot continue the number starts a new one
 (`dos y tres` stays two numbers). A lone `un`/`una`/`uno`/`one` is an article unless money follows.
+
+Quantity words are numbers too. Counted ones become digits (`una docena de` → `12`, `dos docenas` → `24`,
+`half a dozen` → `6`, `un par de`/`a couple of` → `2`); relative (`el doble`, `la mitad`, `twice`, `half`) and
+vague ones (`cientos de`, `decenas`, `thousands of`) have no digits to become, so `quantity_claims` names each
+as a claim key (`x2`, `x1/2`, `~100`) that the entries must also make.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ _TENS_EN = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "
             "ninety": 90}
 SIMPLE: dict[str, int] = {**_UNITS_ES, **_TEENS_ES, **_TENS_ES, **_HUNDREDS_ES, **_UNITS_EN, **_TEENS_EN, **_TENS_EN}
 TENS = frozenset(_TENS_ES) | frozenset(_TENS_EN)
+PLURAL_SCALES = frozenset({"hundreds", "thousands", "millions", "millones"})  # vague unless a number precedes
 SCALES: dict[str, int] = {"mil": 1000, "thousand": 1000, "thousands": 1000, "millón": 1_000_000,
                           "millon": 1_000_000, "millones": 1_000_000, "million": 1_000_000, "millions": 1_000_000}
 HUNDRED = "hundred"
@@ -84,6 +90,10 @@ def _parse(tokens: list[str]) -> list[tuple[int, int, int]]:
                 start = position
             current += value
             last_simple = value
+        elif word in PLURAL_SCALES and (start < 0 or pending_connector):
+            close(previous)  # "hundreds of", "millones de": no count, a vague quantity (`quantity_claims`)
+            pending_connector = False
+            continue
         elif word in (HUNDRED, "hundreds"):
             if pending_connector:
                 close(previous)
@@ -103,6 +113,74 @@ def _parse(tokens: list[str]) -> list[tuple[int, int, int]]:
         pending_connector = False
     close(previous)
     return numbers
+
+
+# Counted quantity words: a count (digits, an article, "media"/"half a") before a unit of this size.
+_COUNTED_UNITS: dict[str, int] = {"docena": 12, "docenas": 12, "dozen": 12, "dozens": 12, "decena": 10,
+                                  "decenas": 10, "centena": 100, "centenas": 100, "centenar": 100,
+                                  "centenares": 100, "millar": 1000, "millares": 1000}
+_PAIRS = frozenset({"par", "couple", "pair"})  # only after an article: "a la par", "número par" are not 2
+_COUNT_ARTICLES = frozenset({"un", "una", "uno", "a", "an", "one"})
+_HALF_ARTICLES = ("media", "medio", "half a", "half an")
+_COUNTED = re.compile(
+    r"(?<![\w-])(?P<count>\d+|un|una|uno|an?|one|media|medio|half\s+an?)\s+"
+    r"(?P<unit>" + "|".join(sorted([*_COUNTED_UNITS, *_PAIRS], key=len, reverse=True)) + r")"
+    r"(?P<of>\s+(?:de|of))?(?![\w-])"
+    r"|(?<![\w-])(?P<bare>docena|dozen)(?![\w-])",  # "a $5 por docena", "per dozen"
+    re.IGNORECASE,
+)
+# Relative and vague quantities: a claim key each; the entries must make the same claim.
+QUANTITY_CLAIMS: dict[str, str] = {
+    "doble": "x2", "dobles": "x2", "duplica": "x2", "duplican": "x2", "double": "x2", "doubles": "x2",
+    "doubled": "x2", "twice": "x2", "triple": "x3", "triples": "x3", "triplica": "x3", "tripled": "x3",
+    "thrice": "x3", "cuádruple": "x4", "cuadruple": "x4", "quadruple": "x4",
+    "mitad": "x1/2", "half": "x1/2", "halves": "x1/2",
+    "decenas": "~10", "docenas": "~12", "dozens": "~12", "cientos": "~100", "centenares": "~100",
+    "hundreds": "~100", "millares": "~1000", "thousands": "~1000", "millones": "~1000000", "millions": "~1000000",
+    "miles de": "~1000", "tens of": "~10", "scores of": "~20",  # "miles", "tens", "scores" alone are other words
+}
+_CLAIM = re.compile(
+    r"(?<![\w-])(?:" + "|".join(re.escape(word).replace(r"\ ", r"\s+")
+                                for word in sorted(QUANTITY_CLAIMS, key=len, reverse=True)) + r")(?![\w-])",
+    re.IGNORECASE,
+)
+
+
+def _counted_to_digits(text: str) -> str:
+    """`una docena de` → `12`, `2 docenas` → `24`, `half a dozen` → `6`, `un par de` → `2`."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group("bare"):
+            return str(_COUNTED_UNITS[match.group("bare").lower()])
+        count = " ".join(match.group("count").lower().split())
+        unit = match.group("unit").lower()
+        if unit in _PAIRS:
+            value = 2 if count in _COUNT_ARTICLES else None
+        elif count.isdigit():
+            value = int(count) * _COUNTED_UNITS[unit]
+        elif unit.endswith("s"):  # "a decenas de clientes" is Spanish "to tens of", not ten
+            value = None
+        elif count in _HALF_ARTICLES and _COUNTED_UNITS[unit] % 2 == 0:
+            value = _COUNTED_UNITS[unit] // 2
+        elif count in _COUNT_ARTICLES:
+            value = _COUNTED_UNITS[unit]
+        else:
+            value = None
+        return match.group() if value is None else str(value)
+
+    return _COUNTED.sub(replace, text)
+
+
+def quantity_claims(text: str) -> tuple[str, frozenset[str]]:
+    """The relative and vague quantities of `text` (run `words_to_digits` first) as claim keys, and the text
+    without them: `"cuesta el doble"` → `("cuesta el  ", {"x2"})`, `"cientos de clientes"` → `{"~100"}`."""
+    keys: set[str] = set()
+
+    def take(match: re.Match[str]) -> str:
+        keys.add(QUANTITY_CLAIMS[" ".join(match.group().lower().split())])
+        return " "
+
+    return _CLAIM.sub(take, text), frozenset(keys)
 
 
 def words_to_digits(text: str, *, english: bool = False) -> str:
@@ -127,4 +205,4 @@ def words_to_digits(text: str, *, english: bool = False) -> str:
         pieces.extend(tokens[cursor:])
         return " ".join(pieces)
 
-    return _RUN.sub(replace, text)
+    return _counted_to_digits(_RUN.sub(replace, text))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from knowledge_matrix.llm import GroundedEntry, LLMSettingsError, interpret_reply, load_llm_settings
-from knowledge_matrix.numbers import words_to_digits
+from knowledge_matrix.numbers import quantity_claims, words_to_digits
 
 PLAN_ES = GroundedEntry(
     "plan", ("¿Cuánto cuesta el plan?",),
@@ -141,3 +141,138 @@ def test_loopback_http_is_allowed_in_production_and_anything_http_in_development
         assert load_llm_settings({"BOT_ENV": "production", "LLM_BASE_URL": url}).base_url == url.rstrip("/")
     assert load_llm_settings({"LLM_BASE_URL": "http://llm.lan/v1"}).base_url == "http://llm.lan/v1"
     assert load_llm_settings({"BOT_ENV": "production"}).base_url.startswith("https://")
+
+
+# --------------------------------------------------------------------------- quantity words and disguised links
+# Review of item 9: on the previous check every "declined" reply below was sent as grounded. Quantity words had
+# no digits ("una docena de dólares", "el doble", "cientos de clientes"), and a link with a disguised dot
+# (`ecuabots[.]xyz`, `ecuabots punto com`, U+2024 one dot leader) was not a link.
+
+NO_LINK = GroundedEntry("pagos", ("¿Cómo pago?",), "Puede pagar el plan Pro por transferencia bancaria o en efectivo.")
+CLIENTS = GroundedEntry(
+    "clientes", ("¿Tienen clientes?",),
+    "Atendemos a cientos de clientes. El plan Empresa cuesta el doble que el plan Pro. Una caja trae una docena "
+    "de botellas.",
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("una docena de dólares", "12 dólares"),
+        ("dos docenas de botellas", "24 botellas"),
+        ("media docena", "6"),
+        ("half a dozen bottles", "6 bottles"),
+        ("un par de dólares", "2 dólares"),
+        ("a couple of dollars", "2 dollars"),
+        ("a la par", "a la par"),  # not a pair
+        ("llegamos a decenas de clientes", "llegamos a decenas de clientes"),  # vague, not "a" = 1 × 10
+        ("dos millones de dólares", "2000000 de dólares"),  # a counted scale stays a number
+    ],
+)
+def test_counted_quantity_words_become_digits(text: str, expected: str) -> None:
+    assert words_to_digits(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "claims"),
+    [
+        ("cuesta el doble", {"x2"}),
+        ("la mitad del precio", {"x1/2"}),
+        ("twice the price, half the time", {"x2", "x1/2"}),
+        ("cientos de clientes y decenas de pedidos", {"~100", "~10"}),
+        ("hundreds of customers, thousands of orders", {"~100", "~1000"}),
+        ("miles de clientes", {"~1000"}),
+        ("10 miles away", set()),  # English miles are a distance
+    ],
+)
+def test_relative_and_vague_quantities_are_claims(text: str, claims: set[str]) -> None:
+    assert quantity_claims(words_to_digits(text))[1] == claims
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "El plan Pro cuesta una docena de dólares al mes.",
+        "El plan Pro cuesta un par de dólares al mes.",
+        "El plan Empresa cuesta el doble del plan Pro.",
+        "La instalación cuesta la mitad del plan Pro.",
+        "El plan Pro tiene cientos de clientes.",
+        "El plan Pro tiene decenas de clientes.",
+        "The Pro plan costs a dozen dollars per month.",
+        "The Pro plan costs a couple of dollars per month.",
+        "Setup is half the Pro plan.",
+        "The Business plan costs twice the Pro plan.",
+        "The Pro plan has hundreds of customers.",
+    ],
+)
+def test_quantity_words_the_entries_do_not_say_are_declined(reply: str) -> None:
+    result = interpret_reply(reply, ENTRIES)
+    assert result.kind == "no_answer", f"an ungrounded quantity was sent: {result}"
+    assert result.reason in ("ungrounded_amount", "ungrounded_number", "ungrounded_quantity"), result
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "Atendemos a cientos de clientes.",
+        "El plan Empresa cuesta el doble que el plan Pro.",
+        "Una caja trae 12 botellas.",  # the entry says "una docena"
+        "Una caja trae doce botellas.",
+    ],
+)
+def test_quantity_words_the_entries_say_are_sent(reply: str) -> None:
+    """Controls: the same claims, made by the entry in the same or other words."""
+    assert interpret_reply(reply, (CLIENTS,)).kind == "answer"
+
+
+def test_a_dozen_is_grounded_by_twelve_in_the_entries() -> None:
+    entry = GroundedEntry("caja", ("¿Cuántas botellas trae una caja?",), "Cada caja trae 12 botellas.")
+    assert interpret_reply("Cada caja trae una docena de botellas.", (entry,)).kind == "answer"
+    assert interpret_reply("Cada caja trae dos docenas de botellas.", (entry,)).kind == "no_answer"
+
+
+@pytest.mark.parametrize(
+    ("domain", "entries"),
+    [
+        ("ecuabots[.]xyz", ENTRIES),
+        ("ecuabots(.)xyz", ENTRIES),
+        ("ecuabots[dot]xyz", ENTRIES),
+        ("ecuabots . xyz", ENTRIES),
+        ("ecuabots dot xyz", ENTRIES),
+        ("ecuabots punto xyz", ENTRIES),
+        ("ecuabots\u2024xyz", ENTRIES),  # one dot leader
+        ("ecuabots\uff0exyz", ENTRIES),  # fullwidth full stop
+        ("ecuabots\u3002xyz", ENTRIES),  # ideographic full stop
+        ("ecuabots\uff61xyz", ENTRIES),  # halfwidth ideographic full stop
+        ("ecuabots . com/pagar", ENTRIES),  # a path the entries do not give
+        ("ecuabots . com", (NO_LINK,)),
+        ("ecuabots dot com", (NO_LINK,)),
+        ("ecuabots punto com", (NO_LINK,)),
+        ("ecuabots[.]com", (NO_LINK,)),
+        ("ecuabots\u2024com", (NO_LINK,)),
+    ],
+)
+def test_links_with_disguised_dots_are_declined(domain: str, entries: tuple[GroundedEntry, ...]) -> None:
+    result = interpret_reply(f"Pague el plan Pro en {domain}.", entries)
+    assert (result.kind, result.reason) == ("no_answer", "ungrounded_link"), result
+
+
+@pytest.mark.parametrize("address", ["pagos(at)ecuabots.xyz", "pagos [at] ecuabots[.]com", "pagos arroba ecuabots.com"])
+def test_e_mails_with_disguised_at_signs_are_declined(address: str) -> None:
+    result = interpret_reply(f"Pague el plan Pro escribiendo a {address}.", (NO_LINK,))
+    assert (result.kind, result.reason) == ("no_answer", "ungrounded_email"), result
+
+
+@pytest.mark.parametrize(
+    ("entry_answer", "reply"),
+    [
+        ("Abrimos a las 9 en punto de la mañana.", "Abrimos a las 9 en punto."),
+        ("Nuestro punto de venta está en Quito.", "El punto de venta está en Quito."),
+        ("Pague en https://ecuabots.com/pagar", "Pague en ecuabots . com/pagar."),  # the entries' own link
+    ],
+)
+def test_spaced_and_spelled_dots_elsewhere_are_not_links(entry_answer: str, reply: str) -> None:
+    """Controls: "punto" and a spaced dot are not read as a link where no top-level name follows."""
+    entry = GroundedEntry("e", ("¿Dónde?",), entry_answer)
+    assert interpret_reply(reply, (entry,)).kind == "answer"
