@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 
 from bot import simulate
-from bot.exposure import check_action_server_exposure
-from bot.settings import ROOT, SANDBOX_PAGE_ID, SettingsError, load_settings
+from bot.exposure import startup_settings
+from bot.settings import ROOT, SANDBOX_PAGE_ID, load_settings
 from bot.stack import Ports, StackError, Supervisor, build_stack, ensure_model
 from bot.users_cli import add_parser as add_users_parser
 from bot.users_cli import console_logins_hint
@@ -25,13 +25,10 @@ def _port(name: str, default: int) -> int:
 
 
 def run(_args: argparse.Namespace) -> int:
-    try:
-        settings = load_settings()
-        # `bot run` makes a random action server token when none is set: fine on loopback, useless to a Rasa on
-        # another host, so an open ACTION_SERVER_HOST needs the operator's own ACTION_SERVER_TOKEN.
-        check_action_server_exposure(settings.action_server_host, settings.action_server_token)
-    except SettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    # `bot run` makes a random action server token when none is set: fine on loopback, useless to a Rasa on
+    # another host, so an open ACTION_SERVER_HOST needs the operator's own ACTION_SERVER_TOKEN.
+    settings = startup_settings("bot run")
+    if settings is None:
         return 2
     ports = Ports(rasa=_port("RASA_PORT", 5005), actions=_port("ACTION_PORT", 5055), app=_port("APP_PORT", 8000))
     try:

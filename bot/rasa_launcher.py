@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import sys
 
-from bot.settings import SettingsError, load_settings
+from bot.exposure import startup_settings
+from bot.settings import SettingsError
 
 REFUSED_ARGUMENTS = ("--auth-token", "--jwt-secret", "--jwt-private-key", "-t")
 
@@ -26,8 +27,11 @@ def rasa_argv(arguments: list[str], secret: str) -> list[str]:
 
 
 def main(arguments: list[str] | None = None) -> int:
+    settings = startup_settings("rasa")  # endpoints.yml sends ACTION_SERVER_TOKEN: say so if it is missing
+    if settings is None:
+        return 2
     try:
-        sys.argv = rasa_argv(list(sys.argv[1:] if arguments is None else arguments), load_settings().rasa_token)
+        sys.argv = rasa_argv(list(sys.argv[1:] if arguments is None else arguments), settings.rasa_token)
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

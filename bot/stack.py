@@ -300,10 +300,7 @@ class Supervisor:
             process = self.stack.processes.get(name)
             if watch.restart_at is not None:
                 if now >= watch.restart_at:
-                    self.stack.spawn(name)
-                    watch.started_at, watch.restart_at = now, None
-                    self.restarts[name] += 1
-                    self.say(f"Restarted {LABELS[name]} (pid {self.stack.processes[name].pid}).")
+                    self._restart(name, watch, now)
                 continue
             if process is None or process.poll() is None:
                 if now - watch.started_at >= STABLE_AFTER_SECONDS:
@@ -316,6 +313,22 @@ class Supervisor:
                 f"error: {LABELS[name]} exited with {process.returncode}; see {self.stack.log_dir / (name + '.log')}. "
                 f"Restarting it in {delay:.0f} s (crash {watch.crashes_in_a_row} in a row)."
             )
+
+    def _restart(self, name: str, watch: _Watch, now: float) -> None:
+        """A restart that cannot even start (no memory for a fork, a missing interpreter, a full disk for the log)
+        counts as one more crash: said, and tried again later; it never stops the others."""
+        try:
+            self.stack.spawn(name)
+        except (OSError, subprocess.SubprocessError, ValueError) as exc:
+            watch.crashes_in_a_row += 1
+            delay = restart_delay(watch.crashes_in_a_row)
+            watch.restart_at = now + delay
+            self.say(f"error: restarting {LABELS[name]} failed ({type(exc).__name__}: {exc}). "
+                     f"Trying again in {delay:.0f} s (crash {watch.crashes_in_a_row} in a row).")
+            return
+        watch.started_at, watch.restart_at = now, None
+        self.restarts[name] += 1
+        self.say(f"Restarted {LABELS[name]} (pid {self.stack.processes[name].pid}).")
 
     def run(self, stopping: Callable[[], bool], every: float = 0.5) -> None:
         while not stopping():

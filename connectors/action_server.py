@@ -3,8 +3,10 @@
 Rasa 3.6 swallows a failed action call (`MessageProcessor._run_action` logs "Encountered an exception while running
 action" and goes on with no events), so a dead action server would end a turn with no reply and nothing to retry.
 `ObservedEndpoint` is Rasa's action endpoint that, before re-raising, notes each failed call in the running turn
-(`turn_failures()`); `ActionServerWatch` polls the action server's `/health` and decides, with one clock for the
-whole outage, how long a message may still wait for it (`ACTION_OUTAGE_SECONDS`). Runs inside Rasa (Python 3.10).
+(`start_turn`/`end_turn`), and bounds each call by `ACTION_TIMEOUT_SECONDS` (Rasa's own is 300 s: a hung action
+server would hold a processing slot for 15 min over three attempts); a call that times out is a failed call.
+`ActionServerWatch` (connectors/outage.py) polls the action server's `/health` and decides, with one clock for
+the whole outage, how long a message may still wait for it (`ACTION_OUTAGE_SECONDS`). Runs inside Rasa (3.10).
 """
 
 from __future__ import annotations
@@ -12,21 +14,19 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 from rasa.utils.endpoints import ClientResponseError, EndpointConfig
 
-from connectors.outage import OUTAGE_TEXT, decide_during_outage
+from connectors.outage import OUTAGE_TEXT, ActionServerWatch
 
-__all__ = ["OUTAGE_TEXT", "ActionServerWatch", "ObservedEndpoint", "end_turn", "observe", "start_turn"]
+__all__ = ["OUTAGE_TEXT", "ActionServerWatch", "ObservedEndpoint", "end_turn", "observe", "start_turn",
+           "watch_action_server"]
 
 logger = logging.getLogger(__name__)
 
 HEALTH_TIMEOUT_SECONDS = 2.0
-UP_CACHE_SECONDS = 1.0
 
 _TURN_FAILURES: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("action_failures", default=None)
 
@@ -49,35 +49,44 @@ def _note(failure: str) -> None:
 
 
 class ObservedEndpoint(EndpointConfig):
-    """Rasa's action endpoint, noting failed calls (not 400: that is a form's normal rejection) in the turn."""
+    """Rasa's action endpoint, noting failed calls (not 400: that is a form's normal rejection) in the turn, each
+    call bounded by `timeout_seconds`."""
+
+    timeout_seconds: float = 300.0
 
     @classmethod
-    def wrap(cls, endpoint: EndpointConfig) -> ObservedEndpoint:
-        return cls(
+    def wrap(cls, endpoint: EndpointConfig, timeout_seconds: float) -> ObservedEndpoint:
+        wrapped = cls(
             url=endpoint.url, params=endpoint.params, headers=endpoint.headers, basic_auth=endpoint.basic_auth,
             token=endpoint.token, token_name=endpoint.token_name, cafile=getattr(endpoint, "cafile", None),
             **endpoint.kwargs,
         )
+        wrapped.timeout_seconds = timeout_seconds
+        return wrapped
 
     async def request(self, *args: Any, **kwargs: Any) -> Any:
         body = kwargs.get("json")
         action = body.get("next_action") if isinstance(body, dict) else None
+        kwargs["timeout"] = aiohttp.ClientTimeout(total=self.timeout_seconds)  # RemoteAction passes 300 s
         try:
             return await super().request(*args, **kwargs)
         except ClientResponseError as exc:
             if exc.status != 400:
                 _note(f"{action}: the action server answered {exc.status}")
             raise
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except asyncio.TimeoutError:
+            _note(f"{action}: the action server did not answer within {self.timeout_seconds:g} s")
+            raise
+        except (aiohttp.ClientError, OSError) as exc:
             _note(f"{action}: the action server did not answer ({type(exc).__name__})")
             raise
 
 
-def observe(processor: Any) -> None:
-    """Make a processor's action calls observed (idempotent; a new model brings a new processor)."""
+def observe(processor: Any, timeout_seconds: float) -> None:
+    """Make a processor's action calls observed and bounded (idempotent; a new model brings a new processor)."""
     endpoint = getattr(processor, "action_endpoint", None)
     if isinstance(endpoint, EndpointConfig) and not isinstance(endpoint, ObservedEndpoint):
-        processor.action_endpoint = ObservedEndpoint.wrap(endpoint)
+        processor.action_endpoint = ObservedEndpoint.wrap(endpoint, timeout_seconds)
 
 
 def health_url(webhook_url: str) -> str:
@@ -96,50 +105,5 @@ async def probe(url: str, timeout: float = HEALTH_TIMEOUT_SECONDS) -> bool:
         return False
 
 
-class ActionServerWatch:
-    """One clock per outage, shared by every message: a message arriving late in a long outage does not wait the
-    whole bound again, it gets the honest reply at once."""
-
-    def __init__(
-        self,
-        health: str,
-        bound_seconds: float,
-        check: Callable[[str], Awaitable[bool]] = probe,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.health = health
-        self.bound_seconds = bound_seconds
-        self._check = check
-        self._clock = clock
-        self.down_since: float | None = None
-        self._up_at: float | None = None  # the last health check that passed
-
-    async def wait_until_up(self) -> bool:
-        """True when the action server answers its health check; False once the outage outlasted the bound."""
-        polls = 0
-        while True:
-            if self._up_at is not None and self._clock() - self._up_at < UP_CACHE_SECONDS:
-                return True  # a death since then shows up in the turn itself (`turn_failures`)
-            if await self._check(self.health):
-                self._up_at = self._clock()
-                if self.down_since is not None:
-                    logger.warning("the action server is back after %.0f s", self._clock() - self.down_since)
-                self.down_since = None
-                return True
-            now = self._clock()
-            self._up_at = None
-            if self.down_since is None:
-                self.down_since = now
-                logger.error("the action server does not answer at %s; messages wait for it", self.health)
-            decision = decide_during_outage(now - self.down_since, self.bound_seconds, polls)
-            if decision.wait_seconds is None:
-                return False
-            polls += 1
-            await asyncio.sleep(decision.wait_seconds)
-
-    def saw_failure(self) -> None:
-        """A call failed in a turn: the next message checks the health again instead of trusting the cache."""
-        self._up_at = None
-
-    def down_for(self) -> float:
-        return 0.0 if self.down_since is None else self._clock() - self.down_since
+def watch_action_server(webhook_url: str, bound_seconds: float) -> ActionServerWatch:
+    return ActionServerWatch(health_url(webhook_url), bound_seconds, probe)

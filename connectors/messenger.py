@@ -328,9 +328,8 @@ class MessengerInput(InputChannel):
     async def _give_up_on_actions(self, stored: StoredEvent, reason: str) -> None:
         """Never silence: the customer is told (once per outage) and the event is `failed` with the reason."""
         event = stored.event
-        outage = self.actions.down_since
         told = ""
-        if outage is not None and self._told_in_outage.get(event.conversation_key) == outage:
+        if self.actions.was_told(event.conversation_key):  # forgotten when the server is back: bounded
             told = "the customer was already told in this outage"
         else:
             try:
@@ -340,8 +339,7 @@ class MessengerInput(InputChannel):
                     idempotency_key=f"outage:{event.page_id}:{event.dedup_key}",
                 ))
                 told = "the customer was told"
-                if outage is not None:
-                    self._told_in_outage[event.conversation_key] = outage
+                self.actions.note_told(event.conversation_key)
             except Exception as exc:
                 logger.exception("telling the customer about the outage failed", extra={"event_id": stored.id})
                 told = f"telling the customer failed ({type(exc).__name__})"
