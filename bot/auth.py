@@ -8,9 +8,14 @@
 - Login limits, checked before any password is verified: `LOGIN_LIMIT` failures for one username from one
   address, or `ADDRESS_LIMIT` failures for any usernames from one address, within the window → 429 until the
   oldest of them leaves the window (`throttle_decision`, pure). Each verify is an argon2id hash (64 MiB, ≈0.25 s):
-  at most `VERIFY_SLOTS` run at once, and a login that finds them taken gets 503 with Retry-After, not a queue.
+  at most `VERIFY_SLOTS` run at once; a login waits for a slot on the event loop (never in a worker thread) up to
+  `VERIFY_WAIT_SECONDS`, then gets 503 with Retry-After.
   The address is the peer uvicorn reports: behind a proxy, start uvicorn with `--proxy-headers
   --forwarded-allow-ips=<the proxy's address>` (`BOT_FORWARDED_ALLOW_IPS`), or every client shares the proxy's.
+  So the limit across usernames counts only an address known to be the client's (`login_client`, pure): a
+  loopback or private peer without `X-Forwarded-For` is a proxy that did not say who the client is, and one
+  stranger's failures must not lock out everyone behind it (the per-username limit and the verify cap still
+  hold). IPv6 addresses count by their /64 (one host usually owns a whole /64).
 - Machine clients may use the service token (`Authorization: Bearer …`) on the endpoints that say so; it never
   stands for a person, so it can read and manage the matrix but never write to a customer.
 
@@ -19,6 +24,7 @@ Passwords and tokens are never logged or shown; errors name the username at most
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import ipaddress
@@ -26,6 +32,7 @@ import logging
 import re
 import secrets
 import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -166,6 +173,12 @@ LOGIN_LIMIT = LoginLimit()
 ADDRESS_LIMIT = LoginLimit(max_failures=20)  # any usernames, one address: 50 guessed names are not 50 verifies
 VERIFY_SLOTS = 2  # argon2id verifies at once (64 MiB each)
 VERIFY_WAIT_SECONDS = 1.0  # how long a login waits for a slot before 503
+VERIFY_POLL_SECONDS = 0.02  # how often a waiting login looks for a free slot (on the event loop)
+IPV6_CLIENT_PREFIX = 64
+# Where a proxy in front of the app usually sits (not `is_private`, which also covers documentation ranges).
+PROXY_NETWORKS = tuple(ipaddress.ip_network(net) for net in (
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "fc00::/7", "fe80::/10",
+))
 
 
 @dataclass(frozen=True)
@@ -192,6 +205,44 @@ def throttle_decision(failures: Sequence[datetime], now: datetime, limit: LoginL
         return ThrottleDecision(True, recent_failures=len(recent))
     oldest_counted = recent[-limit.max_failures]
     return ThrottleDecision(False, retry_after=oldest_counted + limit.window - now, recent_failures=len(recent))
+
+
+@dataclass(frozen=True)
+class LoginClient:
+    """Who is logging in, as far as the limits can tell: `address` is the key the limits count under (an IPv6
+    address as its /64); `known` is False when it is probably a proxy's address, not the client's."""
+
+    address: str
+    known: bool = True
+
+
+def address_key(host: str) -> str:
+    """The address the limits count under: IPv4 as is, IPv6 as its /64 (IPv4-mapped IPv6 as the IPv4)."""
+    try:
+        parsed = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{parsed}/{IPV6_CLIENT_PREFIX}", strict=False))
+    return str(parsed)
+
+
+def login_client(peer: str, forwarded_for: str | None) -> LoginClient:
+    """Is `peer` (what uvicorn reports, after any trusted `X-Forwarded-For`) the client? A public address is.
+    A loopback or private one is only when the request carried `X-Forwarded-For` (a proxy that names the client,
+    trusted through BOT_FORWARDED_ALLOW_IPS); without it, it is the proxy's own address, shared by every client."""
+    key = address_key(peer)
+    try:
+        parsed = ipaddress.ip_address(peer)
+    except ValueError:
+        return LoginClient(key, known=False)
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        parsed = parsed.ipv4_mapped
+    if parsed.is_loopback or any(parsed in network for network in PROXY_NETWORKS):
+        return LoginClient(key, known=bool((forwarded_for or "").strip()))
+    return LoginClient(key, known=True)
 
 
 def throttle_key(username: str, client_address: str) -> str:
@@ -270,6 +321,7 @@ class Authenticator:
         self.verify_slots = threading.BoundedSemaphore(verify_slots)
         self.verify_wait_seconds = verify_wait_seconds
         self.clock = clock
+        self._warned_unknown_address = False
         # Verified when the username is unknown, so a login takes as long whether or not the user exists.
         self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
 
@@ -306,24 +358,50 @@ class Authenticator:
 
     # logging in and out
 
-    def login(self, username: str, password: str, client_address: str) -> LoginResult:
+    def login(self, username: str, password: str, client: str | LoginClient) -> LoginResult:
+        """Synchronous login (a thread, the CLI, tests): waits for a verify slot by blocking. The app's routes use
+        `login_on_event_loop`, which waits without holding a worker thread."""
+        self.check_login_limits(username, client)
+        if not self.verify_slots.acquire(timeout=self.verify_wait_seconds):
+            raise self._busy()
+        try:
+            return self.login_with_slot(username, password, client)
+        finally:
+            self.verify_slots.release()
+
+    def check_login_limits(self, username: str, client: str | LoginClient) -> None:
+        """The limits alone (reads the store, no verify): a refused login never waits for a slot."""
+        who = _as_client(client)
+        name = normalize_username(username)
+        now = self.clock()
+        if who.known:
+            self._check_limit(address_throttle_key(who.address), now, self.address_limit, "desde esta dirección",
+                              name, who.address)
+        else:
+            self._warn_unknown_address(who.address)
+        self._check_limit(throttle_key(name, who.address), now, self.limit, "para este usuario", name, who.address)
+
+    def login_with_slot(self, username: str, password: str, client: str | LoginClient) -> LoginResult:
+        """The login proper, for a caller that holds one of `verify_slots`: limits again (another attempt may have
+        failed meanwhile), one verify, the session."""
+        who = _as_client(client)
+        self.check_login_limits(username, who)
         now = self.clock()
         name = normalize_username(username)
-        key = throttle_key(name, client_address)
-        address_key = address_throttle_key(client_address)
-        self._check_limit(address_key, now, self.address_limit, "desde esta dirección", name, client_address)
-        self._check_limit(key, now, self.limit, "para este usuario", name, client_address)
+        key = throttle_key(name, who.address)
         user = self.store.find_user(name) if USERNAME_PATTERN.match(name) else None
         if not self._password_matches(user, password[:MAX_PASSWORD_LENGTH]) or user is None or not user.active:
             self.store.add_login_failure(key, now)
-            self.store.add_login_failure(address_key, now)
+            if who.known:
+                self.store.add_login_failure(address_throttle_key(who.address), now)
             log.info("console login failed", extra={"username": name[:40]})
             raise InvalidCredentials("Usuario o contraseña incorrectos.")
-        if self.settings.is_production and any(
+        if not self.settings.is_demo and any(
             user.username == demo_name and password == demo_password for demo_name, _, demo_password, _ in DEMO_USERS
         ):
+            # Left by an earlier `make run` on the same data directory: published passwords open nothing but the demo.
             raise InvalidCredentials(
-                "Esta cuenta usa la contraseña de demostración, que no se admite en producción. "
+                "Esta cuenta usa la contraseña de demostración, que solo se admite en la demostración local. "
                 "Cámbiela con «python -m bot users passwd " + user.username + "»."
             )
         if self.hasher.check_needs_rehash(user.password_hash):
@@ -346,23 +424,36 @@ class Authenticator:
             return
         log.warning("console login refused: too many failures",
                     extra={"username": name[:40], "client_address": address, "limit": whose})
-        if limit is self.address_limit and _looks_like_a_proxy(address):
-            log.warning("every login seems to come from %s: behind a proxy, start the app with --proxy-headers "
-                        "--forwarded-allow-ips (BOT_FORWARDED_ALLOW_IPS) or one client locks out everyone", address)
         raise TooManyAttempts(decision.message_for(whose), decision.retry_after)
 
+    def _warn_unknown_address(self, address: str) -> None:
+        if self._warned_unknown_address:
+            return
+        self._warned_unknown_address = True
+        log.warning("console logins come from %s without X-Forwarded-For: probably a proxy that does not name the "
+                    "client, so the login limit across usernames is off (the per-username limit stays). Behind a "
+                    "proxy, have it send X-Forwarded-For and list its address in BOT_FORWARDED_ALLOW_IPS", address)
+
+    def _busy(self) -> LoginBusy:
+        log.warning("console login refused: every password-verify slot is busy")
+        return LoginBusy("Hay demasiados inicios de sesión a la vez. Intente de nuevo en unos segundos.",
+                         timedelta(seconds=2))
+
+    async def wait_for_verify_slot(self) -> None:
+        """Take a verify slot, waiting on the event loop (a worker thread is never held while waiting); LoginBusy
+        after `verify_wait_seconds`. The caller releases `verify_slots`."""
+        deadline = time.monotonic() + self.verify_wait_seconds
+        while not self.verify_slots.acquire(blocking=False):
+            if time.monotonic() >= deadline:
+                raise self._busy()
+            await asyncio.sleep(VERIFY_POLL_SECONDS)
+
     def _password_matches(self, user: User | None, password: str) -> bool:
-        """One argon2id verify (also for unknown users, so timing does not tell), at most `verify_slots` at once."""
-        if not self.verify_slots.acquire(timeout=self.verify_wait_seconds):
-            log.warning("console login refused: every password-verify slot is busy")
-            raise LoginBusy("Hay demasiados inicios de sesión a la vez. Intente de nuevo en unos segundos.",
-                            timedelta(seconds=2))
+        """One argon2id verify (also for unknown users, so timing does not tell); the caller holds a slot."""
         try:
             return self.hasher.verify(user.password_hash if user else self._dummy_hash, password) and user is not None
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
-        finally:
-            self.verify_slots.release()
 
     def session_principal(self, session_token: str) -> Principal | None:
         if not session_token or len(session_token) > 200:
@@ -384,12 +475,21 @@ def authenticator_of(request: Request) -> Authenticator:
     return request.app.state.console_auth  # type: ignore[no-any-return]
 
 
-def _looks_like_a_proxy(address: str) -> bool:
+def _as_client(client: str | LoginClient) -> LoginClient:
+    """A bare address (the CLI, tests) is taken as the client's own."""
+    return client if isinstance(client, LoginClient) else LoginClient(address_key(client), known=True)
+
+
+async def login_on_event_loop(auth: Authenticator, username: str, password: str, client: LoginClient) -> LoginResult:
+    """The routes' login: the limits first (a refused login costs no slot), then a verify slot awaited on the event
+    loop, then the verify in a worker thread. Forty logins at once hold two threads, not forty, so the rest of the
+    console (sessions, the store) keeps its thread pool."""
+    await run_in_threadpool(auth.check_login_limits, username, client)
+    await auth.wait_for_verify_slot()
     try:
-        parsed = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return parsed.is_loopback or parsed.is_private
+        return await run_in_threadpool(auth.login_with_slot, username, password, client)
+    finally:
+        auth.verify_slots.release()
 
 
 def bearer_token(request: Request) -> str | None:
@@ -411,6 +511,10 @@ async def _csrf_token_sent(request: Request) -> str:
 
 def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+def request_login_client(request: Request) -> LoginClient:
+    return login_client(client_address(request), request.headers.get("x-forwarded-for"))
 
 
 Dependency = Callable[[Request], Awaitable[Principal]]

@@ -43,7 +43,8 @@ from bot.auth import (
     Principal,
     TooManyAttempts,
     authenticator_of,
-    client_address,
+    login_on_event_loop,
+    request_login_client,
     require_role,
     same_secret,
 )
@@ -353,7 +354,7 @@ async def login_form(
                      error="El formulario caducó. Vuelva a escribir su usuario y contraseña.")
     auth = authenticator_of(request)
     try:
-        result = await run_in_threadpool(auth.login, username, password, client_address(request))
+        result = await login_on_event_loop(auth, username, password, request_login_client(request))
     except (InvalidCredentials, TooManyAttempts) as exc:
         response = _page(request, "login.html", None, status_code=exc.status_code, next=next, login_csrf=expected,
                          error=exc.message_es, username=username[:80])
@@ -441,8 +442,8 @@ async def events(request: Request, principal: Agent) -> StreamingResponse:
 @api.post("/login")
 async def api_login(body: LoginBody, request: Request) -> JSONResponse:
     """Log in from a program or the page: the session cookie is set; use the returned CSRF token as X-CSRF-Token."""
-    result = await run_in_threadpool(authenticator_of(request).login, body.username, body.password,
-                                     client_address(request))
+    result = await login_on_event_loop(authenticator_of(request), body.username, body.password,
+                                       request_login_client(request))
     response = JSONResponse({"user": result.principal.to_dict(), "csrf_token": result.principal.csrf_token,
                              "expires_at": result.expires_at.isoformat()})
     _set_session_cookie(response, request, result.session_token)

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import select
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 
 from bot.app import create_app
 from bot.auth import ADDRESS_LIMIT, Authenticator
+from bot.console_store import ConsoleStore
 from bot.request_guard import DEFAULT_BODY_LIMIT, MAX_UPLOAD_BYTES, MULTIPART_ENVELOPE_BYTES
 from bot.settings import Settings
 from tests.support.servers import RunningServer, serve_asgi
@@ -186,3 +191,85 @@ def test_without_trusting_the_proxy_every_client_shares_its_address(tmp_path: Pa
         fail_logins(running.base_url, "203.0.113.1", ADDRESS_LIMIT.max_failures)
         second = fail_logins(running.base_url, "203.0.113.2", 1)
     assert second == [429]
+
+
+# --- the verify-slot wait never holds the thread pool (issue 8 review, item 3) ----------------------------------
+
+
+class GatedHasher(PasswordHasher):
+    """Real (fast) argon2id whose verifies wait on a gate the test opens: two slow logins, held as long as needed."""
+
+    def __init__(self) -> None:
+        base = fast_hasher()
+        super().__init__(time_cost=base.time_cost, memory_cost=base.memory_cost, parallelism=base.parallelism)
+        self.gate = threading.Event()
+        self.verifying = 0
+        self.lock = threading.Lock()
+
+    def verify(self, hash: Any, password: Any) -> bool:  # noqa: A002 - argon2's own parameter name
+        with self.lock:
+            self.verifying += 1
+        self.gate.wait(60)
+        return super().verify(hash, password)
+
+
+class CountingStore(ConsoleStore):
+    """Notes every username whose login reached the limits check: a login the server is working on."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.names_checked: set[str] = set()
+
+    def login_failures_since(self, key: str, since: Any) -> Any:
+        self.names_checked.add(key.partition("|")[0])
+        return super().login_failures_since(key, since)
+
+
+def test_forty_logins_waiting_for_a_verify_slot_leave_the_console_answering(tmp_path: Path) -> None:
+    """Old code: each login waited for a verify slot inside a worker thread (`BoundedSemaphore.acquire`), so 40
+    logins at once held all 40 threads and the session check of any other request (and every store call) waited
+    behind them. Now a login waits on the event loop: while 40 are in flight (2 verifying, 38 waiting), a logged-in
+    person's GET answers."""
+    app = create_app(Settings(data_dir=tmp_path))
+    store = CountingStore(tmp_path / "console-counting.sqlite3")
+    hasher = GatedHasher()
+    auth = Authenticator(store, app.state.settings, hasher=hasher, verify_wait_seconds=60)
+    app.state.console_auth = auth
+    auth.add_user("ines", "editor", "ines-clave-segura-1")
+    burst = 40
+    statuses: list[int] = []
+    with serve_asgi(app) as running, httpx.Client(base_url=running.base_url, timeout=60) as person:
+        hasher.gate.set()  # ines logs in first, with nothing in the way
+        assert person.post("/api/console/login",
+                           json={"username": "ines", "password": "ines-clave-segura-1"}).status_code == 200
+        hasher.gate.clear()
+        with hasher.lock:
+            hasher.verifying = 0
+
+        def attempt(number: int) -> None:
+            answer = httpx.post(running.url("/api/console/login"), timeout=90,
+                                json={"username": f"nadie{number}", "password": "no-es-la-clave"})
+            statuses.append(answer.status_code)
+
+        threads = [threading.Thread(target=attempt, args=(n,), daemon=True) for n in range(burst)]
+        for thread in threads:
+            thread.start()
+        try:
+            for _ in range(1000):  # until the server is working on every login (bounded: old code gets there too)
+                if len({n for n in store.names_checked if n.startswith("nadie")}) == burst and hasher.verifying == 2:
+                    break
+                time.sleep(0.01)
+            assert hasher.verifying == 2 and not statuses, "expected 2 logins verifying and 38 waiting"
+            try:
+                me = person.get("/api/console/me", timeout=10)
+            except httpx.TimeoutException:
+                pytest.fail("an authenticated GET did not answer while 40 logins were waiting: the thread pool is "
+                            "held by logins waiting for a verify slot")
+            assert me.status_code == 200 and me.json()["user"]["username"] == "ines", me.text
+            assert not statuses, "the GET answered while every login was still in flight"
+        finally:
+            hasher.gate.set()
+            for thread in threads:
+                thread.join(60)
+    assert statuses == [401] * burst, statuses
+    store.close()
