@@ -64,6 +64,7 @@ from bot.handoff_model import (
 )
 from bot.knowledge_editor import KnowledgeEditor, KnowledgeEditorError, MatrixEditor
 from bot.reply_window import ReplyWindow, duration_es, reply_window
+from bot.request_guard import MAX_UPLOAD_BYTES
 from bot.settings import Settings
 from outbox.policy import Policy, load_policy
 
@@ -73,7 +74,6 @@ TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 ASSETS = Path(__file__).parent / "templates" / "console" / "assets"
 ASSET_TYPES = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8"}
 MAX_REPLY = 2000  # one Messenger text message
-MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 
 AGENTS = ("admin", "agent")
 EDITORS = ("admin", "editor")
