@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -57,6 +58,11 @@ class EventKind(str, Enum):
 
 # What opens the 24-hour window: the user's own actions (not echoes, receipts or standby noise).
 WINDOW_OPENING_KINDS = (EventKind.MESSAGE, EventKind.POSTBACK, EventKind.REFERRAL, EventKind.REACTION)
+# Rasa reads text starting with "/" as a command (`/intent{"entity": …}`, regardless of its NLU). What a user types is
+# their words, never a command; a payload (our own buttons) may name an intent, but never Rasa's conversation controls,
+# which answer nothing (`/back` undoes the user's turn silently, `/restart` forgets the conversation).
+_RASA_COMMAND = re.compile(r"^\s*/+\s*([^\s{@]*)")
+RASA_CONTROL_INTENTS = frozenset({"restart", "back", "session_start"})
 _HANDOVER_KEYS = ("pass_thread_control", "take_thread_control", "request_thread_control", "app_roles")
 THUMBS_UP_STICKER_IDS = {369239263222822, 369239343222814, 369239383222810}
 
@@ -132,13 +138,17 @@ class InboundEvent:
         return self.text or self.title or self.payload or attachments_surrogate(self.attachments)
 
     def user_text(self) -> str:
-        """The text Rasa parses: a quick reply or postback payload wins over the shown text."""
+        """The text Rasa parses: a quick reply or postback payload wins over the shown text. Typed text and titles
+        never reach Rasa as a `/command`, payloads never as one of Rasa's conversation controls."""
         if self.payload:
-            return self.payload
+            command = _RASA_COMMAND.match(self.payload)
+            if command is None or command.group(1) not in RASA_CONTROL_INTENTS:
+                return self.payload
+            return as_words(self.payload)
         if self.text:
-            return self.text
+            return as_words(self.text)
         if self.kind is EventKind.POSTBACK and self.title:
-            return self.title
+            return as_words(self.title)
         return attachments_surrogate(self.attachments)
 
     def metadata(self) -> dict[str, Any]:
@@ -150,8 +160,8 @@ class InboundEvent:
             data["payload"] = self.payload
         if self.title:
             data["title"] = self.title
-        if self.text and self.payload:
-            data["shown_text"] = self.text
+        if self.text and (self.payload or self.user_text() != self.text):
+            data["shown_text"] = self.text  # what the console shows: a quick reply's title, a typed "/restart"
         if self.attachments:
             data["attachments"] = [dict(a) for a in self.attachments]
         if self.referral:
@@ -164,6 +174,15 @@ class InboundEvent:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> InboundEvent:
         return parse_messaging_item(data["item"], str(data["page_id"]), standby=bool(data.get("standby")))
+
+
+def as_words(text: str) -> str:
+    """Text Rasa will not read as a `/command`: the leading slashes go ("/restart" → "restart"); a text of only
+    slashes is no command and stays."""
+    if not _RASA_COMMAND.match(text):
+        return text
+    words = text.strip().lstrip("/").strip()
+    return words or text
 
 
 def attachments_surrogate(attachments: tuple[Mapping[str, Any], ...]) -> str:

@@ -5,7 +5,8 @@ zero connection failures (no crash), Rasa still healthy, and every row the fuzz 
 (none left pending, none failed): nothing half-stored. On the old code the first signed `messaging: 5` answered 500.
 
 Only a handful of the fuzz's events reach Rasa: user input must use one of a few fuzz users and mids (the rest are
-duplicates, receipts, reactions, standby...), so the run stays cheap.
+duplicates, receipts, reactions, standby...), so the run stays cheap. Random values processed by Rasa to the end are
+fuzzed by test_webhook_processing_fuzz.py.
 """
 
 from __future__ import annotations

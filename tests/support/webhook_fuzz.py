@@ -190,3 +190,101 @@ def signed_or_not(draw: Callable[..., Any], bodies: st.SearchStrategy[bytes], fa
     wrong = [None, "", "sha256=", sign(raw, "not-the-secret"), "sha1=00", sign(raw, SIGNING_SECRET_TYPO)]
     header = draw(st.sampled_from(wrong) | printable | printable.map(lambda text: "sha256=" + text))
     return FuzzBody(raw, header, family, False)
+
+
+# --- bodies that reach Rasa: fresh mids, random values, valid shapes (test_webhook_processing_fuzz.py)
+
+# What looks like Rasa's own syntax (`/intent{entities}`, Rasa's default intents and actions) or JSON.
+RASA_LOOKALIKES = (
+    "/restart",
+    "/restart{}",
+    '/request_human{"x":1}',
+    "/request_human",
+    "/session_start",
+    "/action_listen",
+    "/back",
+    "/out_of_scope",
+    "/nlu_fallback",
+    "/greet",
+    '/greet{"entry_id": null}',
+    '/ask_knowledge{"entry_id":"no-such-entry"}',
+    '/ask_knowledge{"entry_id": {"a": [1, 2]}}',
+    "/ask_knowledge{",
+    '/greet{"a":1}@0.99',
+    "/EXTERNAL: x",
+    "/",
+    "//",
+    "/ ",
+    "/😀",
+    '{"text": "hola"}',
+    "[1, 2, 3]",
+    "null",
+    "{}",
+    '{"intent": {"name": "restart"}}',
+)
+# Meta's limits: a message's text up to 2,000 characters (longer ones are split), payloads up to 1,000.
+MAX_TEXT_CHARS = 2000
+MAX_PAYLOAD_CHARS = 1000
+_any_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+_LONG_UNITS = ["a", "ñ", "😀", "👍🏽", "中", " ", "\u200d", "🏳️‍🌈"]
+_long_text = st.integers(100, MAX_TEXT_CHARS).flatmap(
+    lambda size: st.sampled_from(_LONG_UNITS).map(lambda unit: (unit * size)[:size])
+)
+_EMOJI = ["😀", "👍", "❤️", "🇨🇴", "👨‍👩‍👧", "\U0001fae0", "¿", "¡", "ß", "ٱ"]
+_emoji_text = st.lists(st.sampled_from(_EMOJI), max_size=20).map("".join)
+fuzz_texts = _any_text | _long_text | _emoji_text | st.sampled_from(RASA_LOOKALIKES) | st.just("")
+fuzz_payloads = (
+    st.sampled_from(RASA_LOOKALIKES)
+    | st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=MAX_PAYLOAD_CHARS)
+    | st.sampled_from(RASA_LOOKALIKES).flatmap(lambda base: _any_text.map(lambda tail: base + tail))
+)
+fuzz_refs = st.one_of(
+    st.builds(meta.shortlink_referral, _any_text),
+    st.builds(meta.ad_referral, st.text("0123456789", min_size=1, max_size=20), _any_text),
+    st.dictionaries(st.text(max_size=8), json_scalars, max_size=4),
+)
+_unicode_url = _any_text.map(lambda tail: "https://example.com/" + tail)
+fuzz_attachments = st.lists(
+    st.builds(meta.media, st.sampled_from(["image", "audio", "video", "file"]), _unicode_url)
+    | st.builds(meta.location, st.floats(-90, 90), st.floats(-180, 180))
+    | st.builds(meta.location, st.floats(allow_nan=False, allow_infinity=False), st.integers(-(2**53), 2**53))
+    | st.builds(meta.fallback, _unicode_url, _any_text)
+    | st.builds(meta.fallback_without_payload)
+    | st.builds(meta.sticker_attachments, st.integers(0, 2**62), st.booleans()).map(lambda found: found[-1])
+    | st.dictionaries(st.sampled_from(["type", "payload", "title", "url"]), json_scalars, max_size=4)
+    | st.fixed_dictionaries({"type": _any_text, "payload": st.dictionaries(st.text(max_size=8), json_scalars)}),
+    min_size=1,
+    max_size=4,
+)
+
+
+@st.composite
+def processed_items(draw: Callable[..., Any], mid: str, sender: str, timestamp: int) -> dict[str, Any]:
+    """One user message Rasa will process: text, a quick reply, a postback (maybe with a referral), attachments
+    (maybe with text), a sticker, or a message carrying a referral; values random, shape Meta's."""
+    choice = draw(st.integers(0, 6))
+    if choice == 0:
+        return meta.text_message(mid=mid, text=draw(fuzz_texts), sender=sender, timestamp=timestamp)
+    if choice == 1:
+        return meta.quick_reply(mid, draw(fuzz_texts), draw(fuzz_payloads), sender=sender, timestamp=timestamp)
+    if choice == 2:
+        return meta.postback(
+            mid,
+            draw(fuzz_texts | st.none()),
+            draw(fuzz_payloads | st.none()),
+            referral=draw(fuzz_refs | st.none()),
+            sender=sender,
+            timestamp=timestamp,
+        )
+    if choice == 3:
+        return meta.attachment_message(
+            mid, draw(fuzz_attachments), text=draw(fuzz_texts | st.none()), sender=sender, timestamp=timestamp
+        )
+    if choice == 4:
+        item = meta.sticker_message(mid, draw(st.integers(0, 2**62)), draw(st.booleans()))
+        return {**item, "sender": {"id": sender}, "timestamp": timestamp}
+    if choice == 5:
+        item = meta.text_message(mid=mid, text=draw(fuzz_texts), sender=sender, timestamp=timestamp)
+        item["message"]["referral"] = draw(fuzz_refs)
+        return item
+    return meta.text_message(mid=mid, text=draw(st.sampled_from(RASA_LOOKALIKES)), sender=sender, timestamp=timestamp)

@@ -772,3 +772,39 @@ def test_well_formed_numbers_and_ids_still_pass() -> None:
         str(meta.PAGE_INBOX_APP_ID_NUMBER),
         meta.T0,
     )
+
+
+# --- Rasa's `/command` syntax (found by tests/integration/test_webhook_processing_fuzz.py) -------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("/back", "back"),  # was Rasa's action_back: the user's turn undone, no reply at all
+        ("/restart", "restart"),
+        ('  //request_human{"x":1}', 'request_human{"x":1}'),
+        ("/", "/"),  # no command: stays as typed
+        ("hola /restart", "hola /restart"),
+    ],
+)
+def test_typed_text_never_reaches_rasa_as_a_command(text: str, expected: str) -> None:
+    (event,) = parse_webhook(meta.webhook(meta.entry([meta.text_message(text=text)])))
+    assert event.user_text() == expected
+    assert event.shown_text() == text, "the live view shows what the user typed"
+    assert event.metadata().get("shown_text", event.user_text()) == text, "and so does the console's transcript"
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ('/ask_knowledge{"entry_id":"horario"}', '/ask_knowledge{"entry_id":"horario"}'),  # our own buttons
+        ("/request_human", "/request_human"),
+        ("/back", "back"),  # Rasa's conversation controls answer nothing: never from Messenger
+        ("/restart{}", "restart{}"),
+        ("/session_start", "session_start"),
+    ],
+)
+def test_payloads_may_name_intents_but_not_rasa_controls(payload: str, expected: str) -> None:
+    (quick,) = parse_webhook(meta.webhook(meta.entry([meta.quick_reply("m_q", "Sí", payload)])))
+    (button,) = parse_webhook(meta.webhook(meta.entry([meta.postback("m_p", "Sí", payload)])))
+    assert quick.user_text() == button.user_text() == expected
