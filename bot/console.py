@@ -98,6 +98,8 @@ SECURITY_HEADERS = (
     (b"cache-control", b"no-store"),
 )
 CONSOLE_PREFIXES = ("/console", "/api/console")
+# A refused reply is 422 (the policy or the input), except an idempotency key reused with other words: a conflict.
+REPLY_REFUSED_STATUS = {"idempotency_key_reused": 409}
 
 
 class ConsoleError(Exception):
@@ -510,7 +512,8 @@ def reply_idempotency_key(request: Request, body: ReplyBody, conversation_id: st
 async def reply(conversation_id: str, body: ReplyBody, request: Request, principal: Agent) -> JSONResponse:
     """Send a person's reply through the outbox: a normal reply within 24 h of the customer's last message, with
     the HUMAN_AGENT tag up to 7 days, refused after that (422 with the policy's reason in Spanish). With an
-    `Idempotency-Key` header (or `idempotency_key`), a retried request is the same message, not a second one."""
+    `Idempotency-Key` header (or `idempotency_key`), a retried request is the same message, not a second one
+    (200, `repeated`, the words the outbox holds); the same key with other words is 409 `idempotency_key_reused`."""
     service = handoff_of(request)
     split_conversation_id(conversation_id)
     idempotency_key = reply_idempotency_key(request, body, conversation_id, principal.username)
@@ -526,7 +529,9 @@ async def reply(conversation_id: str, body: ReplyBody, request: Request, princip
     repeated = bool(queued.get("repeated"))
     log.info("console reply queued", extra={"conversation_id": conversation_id, "agent": principal.username,
                                             "snippets": list(expansion.used), "repeated": repeated})
-    return JSONResponse({"queued": True, "repeated": repeated, "text": text, "snippets_used": list(expansion.used),
+    # A repeat answers with what the outbox holds (the same words: other words under the same key are a 409).
+    return JSONResponse({"queued": True, "repeated": repeated, "text": queued.get("text", text),
+                         "snippets_used": list(expansion.used),
                          "outbox": queued}, status_code=200 if repeated else 201)
 
 
@@ -677,7 +682,8 @@ def install(app: FastAPI, settings: Settings, authenticator: Authenticator | Non
         if isinstance(exc, ConversationNotFound):
             return error_response(request, 404, "conversation_not_found", "No existe esa conversación.")
         if isinstance(exc, ReplyRefused):
-            return error_response(request, 422, exc.reason_code, exc.reason_es)
+            return error_response(request, REPLY_REFUSED_STATUS.get(exc.reason_code, 422), exc.reason_code,
+                                  exc.reason_es)
         if isinstance(exc, RasaUnavailable):
             return error_response(request, 502, "rasa_unavailable",
                                   "El chatbot (Rasa) no respondió, así que la conversación no cambió. "

@@ -195,6 +195,21 @@ class HandoffStore:
             conn.execute(self._db.queries["touch"], {"id": conversation_id, "now": _time(at)})
             return self._get(conn, conversation_id)
 
+    def record_agent_reply_once(
+        self, conversation_id: str, agent: str, text: str, at: datetime, outbox_id: int
+    ) -> tuple[Conversation, bool]:
+        """`record_agent_message` for an outbox message, at most once (a retried reply finishes what the first
+        request left undone without writing it twice). Returns (conversation, written now)."""
+        with self._db.write() as conn:
+            self._get(conn, conversation_id)
+            seen = conn.execute(self._db.queries["message_of_outbox"], {"id": conversation_id, "outbox_id": outbox_id})
+            if seen.fetchone() is not None:
+                return self._get(conn, conversation_id), False
+            conn.execute(self._db.queries["insert_message"], {"id": conversation_id, "author": f"agent:{agent}",
+                                                              "text": text, "at": _time(at), "outbox_id": outbox_id})
+            conn.execute(self._db.queries["touch"], {"id": conversation_id, "now": _time(at)})
+            return self._get(conn, conversation_id), True
+
     def paused(self) -> list[Conversation]:
         return [_conversation(row) for row in self._db.read("list_paused", {})]
 
@@ -215,6 +230,9 @@ class HandoffStore:
                            {"outbox_id": row["outbox_id"]} if row["outbox_id"] is not None else None)
             for row in self._db.read("list_messages", {"id": conversation_id, "limit": limit})
         ]
+
+
+IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"  # the console answers it with 409
 
 
 # --- Rasa's side ---------------------------------------------------------------------------------------------
@@ -443,25 +461,49 @@ class Handoff:
         for number, message in enumerate(messages):
             key = f"{idempotency_key}:{number}" if idempotency_key else None
             outbox_message, new = await self.outbox.enqueue(replace(first, message=message, idempotency_key=key))
+            if not new and outbox_message.message != message:
+                # The key of an earlier reply with other words: answering "repeated" would tell the agent that
+                # this text was sent when the customer got the earlier one.
+                raise ReplyRefused(IDEMPOTENCY_KEY_REUSED,
+                                   "Esa clave de idempotencia ya se usó para otro mensaje con otro texto; no se envió "
+                                   "nada. Recargue la página y vuelva a enviar.",
+                                   f"idempotency key already used for outbox message {outbox_message.id} with "
+                                   "another text; nothing was sent")
             stored.append(outbox_message)
             created.append(new)
         answer = {
             "message": stored[0].to_dict(),
             "messages": [message.to_dict() for message in stored],
+            "text": text,  # what the outbox holds: a repeated key with other words was refused above
             "decision": {"messaging_type": decision.messaging_type, "tag": decision.tag,
                          "window_ends_at": _time(decision.window_ends_at) if decision.window_ends_at else None},
         }
-        if not any(created):  # a retried request (same idempotency key): queued and recorded the first time
-            return {**answer, "repeated": True}
+        repeated = not any(created)  # a retried request (same idempotency key): queued the first time
+        # Recorded once per outbox message, in this order, so a retry finishes whatever a first request that died
+        # after queueing left undone: the local transcript (written at most once), then Rasa's tracker.
+        conversation, written = await self._db(self.store.record_agent_reply_once, conversation_id, agent, text,
+                                               now, stored[0].id)
+        if written or not await self._in_rasa_tracker(user_id, stored[0].id):
+            try:
+                await self.rasa.append_events(user_id, [agent_message_event(text, agent, now, stored[0].id)])
+            except Exception:  # the reply is queued; only the transcript misses it (a retry adds it)
+                logger.exception("could not add an agent reply to Rasa's tracker",
+                                 extra={"conversation_id": conversation_id})
+        if written:
+            self._publish("agent_message", conversation, now, author=f"agent:{agent}", text=text,
+                          outbox_id=stored[0].id)
+        return {**answer, "repeated": True} if repeated else answer
+
+    async def _in_rasa_tracker(self, user_id: str, outbox_id: int) -> bool:
+        """Does Rasa's tracker already hold the agent's reply for this outbox message? (Unknown counts as yes:
+        never a second copy on a guess.)"""
         try:
-            await self.rasa.append_events(user_id, [agent_message_event(text, agent, now, stored[0].id)])
-        except Exception:  # the reply is queued; only the transcript misses it
-            logger.exception("could not add an agent reply to Rasa's tracker",
-                             extra={"conversation_id": conversation_id})
-        conversation = await self._db(self.store.record_agent_message, conversation_id, agent, text, now, stored[0].id)
-        self._publish("agent_message", conversation, now, author=f"agent:{agent}", text=text,
-                      outbox_id=stored[0].id)
-        return answer
+            tracker = await self.rasa.tracker(user_id)
+        except Exception:
+            logger.exception("could not read Rasa's tracker to finish a retried reply", extra={"user_id": user_id})
+            return True
+        return any((event.get("metadata") or {}).get("outbox_id") == outbox_id
+                   for event in tracker.get("events") or [] if event.get("event") == "bot")
 
     # Reading.
 

@@ -114,7 +114,10 @@ class FakeHandoff:
     ) -> dict[str, Any]:
         """Like the outbox: the same idempotency key again is the first message, not a second one."""
         if idempotency_key is not None and idempotency_key in self.replies_by_key:
-            return {**self.replies_by_key[idempotency_key], "repeated": True}
+            first = self.replies_by_key[idempotency_key]
+            if first["text"] != text:  # as bot.handoff: other words under a used key are refused (409)
+                raise ReplyRefused("idempotency_key_reused", "Esa clave de idempotencia ya se usó con otro texto.")
+            return {**first, "repeated": True}
         answer = await self._reply(conversation_id, agent, text)
         if idempotency_key is not None:
             self.replies_by_key[idempotency_key] = answer
@@ -131,7 +134,7 @@ class FakeHandoff:
         self.sent.append(message)
         self.transcripts.setdefault(conversation_id, []).append(TranscriptItem(now, f"agent:{agent}", text))
         self._publish("agent_message", conversation, author=f"agent:{agent}", text=text)
-        return {"message": message}
+        return {"message": message, "text": text}
 
     async def assign(self, conversation_id: str, agent: str | None) -> Conversation:
         conversation = replace(await self.get(conversation_id), assigned_to=agent)

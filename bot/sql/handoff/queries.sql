@@ -48,5 +48,8 @@ SELECT * FROM handoff_log WHERE conversation_id = :id ORDER BY id;
 -- name: insert_message
 INSERT INTO messages (conversation_id, author, text, at, outbox_id) VALUES (:id, :author, :text, :at, :outbox_id);
 
+-- name: message_of_outbox
+SELECT id FROM messages WHERE conversation_id = :id AND outbox_id = :outbox_id LIMIT 1;
+
 -- name: list_messages
 SELECT * FROM (SELECT * FROM messages WHERE conversation_id = :id ORDER BY id DESC LIMIT :limit) ORDER BY id;

@@ -321,6 +321,7 @@
     });
     textArea.addEventListener("blur", () => setTimeout(closeMenu, 150));
 
+    let replyKeyText = null;  // the words last sent under the current key (null: the key is unused)
     document.getElementById("reply-form").addEventListener("submit", async (event) => {
       event.preventDefault();
       const text = textArea.value.trim();
@@ -329,10 +330,15 @@
       replyError.hidden = true;
       try {
         // One key per reply: a retried POST (a lost answer, a double click) is the same message, not a second one.
+        // The key stays after a failure, so sending again is deduplicated if the first POST did reach the server;
+        // edited words are another message and get a new key (the server refuses a used key with other words).
         const replyKey = document.getElementById("reply-key");
+        if (replyKeyText !== null && replyKeyText !== text) replyKey.value = newReplyKey();
+        replyKeyText = text;
         const answer = await api("POST", "/api/console/conversations/" + encodeURIComponent(id) + "/reply",
                                  { text, idempotency_key: replyKey.value });
         replyKey.value = newReplyKey();
+        replyKeyText = null;
         textArea.value = "";
         append({ author: "agent:" + me, text: answer.text, at: new Date().toISOString() });
       } catch (error) {
