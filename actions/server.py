@@ -27,9 +27,8 @@ from bot.settings import Settings
 logger = logging.getLogger(__name__)
 
 OPEN_PATHS = frozenset({"/health"})  # says "ok" and nothing else; the process supervisor polls it
-# Rasa posts the whole tracker with every call. A 1,000-turn conversation is about 1 MiB of JSON (measured in
-# tests/integration/test_action_outage.py), and Rasa starts a new session after an hour of silence: 8 MiB leaves
-# room for long sessions while refusing (413) what only an attacker sends.
+# Rasa posts the whole tracker (every event of the conversation, a few KB per turn) with every call: 8 MiB leaves
+# room for conversations of thousands of turns while refusing (413) before buffering what only an attacker sends.
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
 
 

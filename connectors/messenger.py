@@ -60,6 +60,13 @@ class ActionCallsFailed(MessengerError):
     """Action calls of a turn failed (Rasa logged and swallowed them): the turn is undone and retried."""
 
 
+def attempt_key_prefix(base: str, attempt: int) -> str:
+    """The outbox keys of an attempt's replies. A retry is a new turn (the failed one was reverted): its replies
+    get their own keys, or its answer (reply 1) would be taken for the failed attempt's greeting (also reply 1) and
+    dropped. A replay of the same attempt after a crash resumes at the same attempt, so it reuses the keys."""
+    return base if attempt == 0 else f"{base}:attempt{attempt}"
+
+
 def user_message_time(event: InboundEvent) -> datetime:
     now = datetime.now(timezone.utc)
     if event.timestamp_ms <= 0:
@@ -254,7 +261,8 @@ class MessengerInput(InputChannel):
             return
         key_prefix = f"reply:{event.page_id}:{event.dedup_key}"
         for attempt in range(stored.attempts, MAX_PROCESSING_ATTEMPTS):
-            output = MessengerOutput(self.client, self.store, self.worker, event.page_id, key_prefix, self.typing)
+            output = MessengerOutput(self.client, self.store, self.worker, event.page_id,
+                                     attempt_key_prefix(key_prefix, attempt), self.typing)
             try:
                 await self._record_window(event)
                 await self._agent_ready()

@@ -178,6 +178,22 @@ def test_the_action_server_is_closed_to_other_hosts_and_to_calls_without_the_tok
     assert listed.status_code == 200 and "action_handoff" in listed.text, "Rasa's token opens it"
 
 
+def test_the_action_server_caps_bodies_and_refuses_a_missing_token_before_the_body(bot_run: BotRun) -> None:
+    """Sanic's cap (8 MiB, actions/server.py) instead of its 100 MB default: 413 even with the token; without
+    the token 401, decided before the body is read. On the old code both were 500 (rasa-sdk maps every
+    exception to 500, and the token was checked after buffering the whole body)."""
+    url = f"http://127.0.0.1:{bot_run.ports['ACTION_PORT']}/webhook"
+    oversized = b"{" + b" " * (9 * 1024 * 1024) + b"}"
+    with httpx.Client(timeout=60) as http:
+        too_big = http.post(url, content=oversized, headers={"Authorization": f"Bearer {ACTION_TOKEN}",
+                                                             "Content-Type": "application/json"})
+        assert too_big.status_code == 413, too_big.text
+        refused = http.post(url, content=oversized, headers={"Content-Type": "application/json"})
+        assert refused.status_code == 401 and "token" in refused.json()["error"], refused.text
+        bad_json = http.post(url, content=b"{", headers={"Authorization": f"Bearer {ACTION_TOKEN}"})
+        assert bad_json.status_code == 400, f"a clear 4xx, never a 500: {bad_json.status_code} {bad_json.text}"
+
+
 def test_no_secret_on_any_command_line_and_rasa_takes_only_a_jwt(bot_run: BotRun) -> None:
     lines = stack_command_lines(bot_run)
     assert len(lines) >= 3, "found the stack's processes"
