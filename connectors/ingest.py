@@ -166,6 +166,9 @@ class JournalApplier:
             self._inflight.add(stored.id)
             try:
                 await self._apply_one(stored)
+            except Exception:  # the journal itself failed (the SQLite file locked, the disk): the flags stay set,
+                # the next round retries this row; the rest of the batch is still applied
+                logger.exception("applying a journaled event failed; retried later", extra={"event_id": stored.id})
             finally:
                 self._inflight.discard(stored.id)
 

@@ -167,3 +167,33 @@ def test_only_standby_user_actions_journal_a_notice(tmp_path: Path) -> None:
         ]
     finally:
         store.close()
+
+
+async def test_a_journal_error_on_one_row_does_not_drop_the_rest_of_the_batch(
+    tmp_path: Path, app: FakeApp, handoff: AppHandoffClient
+) -> None:
+    """The journal itself failing for one row (the SQLite file locked, a disk error) used to escape `apply` and skip
+    every later row of that round; now that row stays journaled for the next round and the others are applied."""
+    await app.start()
+    store = IngestStore(tmp_path / "messenger.sqlite3")
+    real_state = store.journal_state
+    first = store.record(standby_message("m_one", "uno"))[0]
+    second = store.record(standby_message("m_two", "dos"))[0]
+
+    def failing_once(event_id: int) -> tuple[bool, bool]:
+        if event_id == first.id and not failing_once.failed:  # type: ignore[attr-defined]
+            failing_once.failed = True  # type: ignore[attr-defined]
+            raise OSError("disk I/O error")
+        return real_state(event_id)
+
+    failing_once.failed = False  # type: ignore[attr-defined]
+    store.journal_state = failing_once  # type: ignore[method-assign]
+    try:
+        journal = applier(store, handoff, [])
+        await journal.apply([first, second])
+        assert [item["text"] for item in app.received] == ["dos"], "the row after the failing one was applied"
+        assert [s.id for s in store.journaled()] == [first.id], "the failing row stays journaled"
+        await journal.apply(store.journaled())
+        assert [item["text"] for item in app.received] == ["dos", "uno"], "and is applied in the next round"
+    finally:
+        store.close()
