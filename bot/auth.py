@@ -12,10 +12,12 @@
   `VERIFY_WAIT_SECONDS`, then gets 503 with Retry-After.
   The address is the peer uvicorn reports: behind a proxy, start uvicorn with `--proxy-headers
   --forwarded-allow-ips=<the proxy's address>` (`BOT_FORWARDED_ALLOW_IPS`), or every client shares the proxy's.
-  So the limit across usernames counts only an address known to be the client's (`login_client`, pure): a
-  loopback or private peer without `X-Forwarded-For` is a proxy that did not say who the client is, and one
-  stranger's failures must not lock out everyone behind it (the per-username limit and the verify cap still
-  hold). IPv6 addresses count by their /64 (one host usually owns a whole /64).
+  So the limit across usernames counts only an address known to be the client's (`login_client`, pure, from
+  the peer, the header and `BOT_FORWARDED_ALLOW_IPS`): the client uvicorn took from a trusted proxy's header, or
+  a public peer (a header it sent is ignored). A listed proxy's own address, and a loopback or private peer
+  without the header or with a header from a proxy that is not trusted, is shared by every client behind it:
+  one stranger's failures must not lock out everyone (the per-username limit and the verify cap still hold), and
+  a warning naming `BOT_FORWARDED_ALLOW_IPS` is logged once. IPv6 addresses count by their /64.
 - Machine clients may use the service token (`Authorization: Bearer …`) on the endpoints that say so; it never
   stands for a person, so it can read and manage the matrix but never write to a customer.
 
@@ -210,10 +212,35 @@ def throttle_decision(failures: Sequence[datetime], now: datetime, limit: LoginL
 @dataclass(frozen=True)
 class LoginClient:
     """Who is logging in, as far as the limits can tell: `address` is the key the limits count under (an IPv6
-    address as its /64); `known` is False when it is probably a proxy's address, not the client's."""
+    address as its /64); `known` is False when it is probably a proxy's address, not the client's; `warning` names
+    what the operator should fix (a key of `CLIENT_WARNINGS`, empty when nothing)."""
 
     address: str
     known: bool = True
+    warning: str = ""
+
+
+# Why a login's address may not be the client's, logged once per reason (each names what to fix).
+CLIENT_WARNINGS = {
+    "not_an_address": "console logins come from %(peer)s, which is not an IP address: the login limit across "
+                      "usernames is off for it (the per-username limit stays)",
+    "unnamed": "console logins come from %(peer)s without X-Forwarded-For: probably a proxy that does not name the "
+               "client, so the login limit across usernames is off for that address (the per-username limit "
+               "stays). Behind a proxy, have it send X-Forwarded-For and list its address in "
+               "BOT_FORWARDED_ALLOW_IPS (now %(trusted)s)",
+    "proxy_itself": "console logins come from %(peer)s, listed in BOT_FORWARDED_ALLOW_IPS (%(trusted)s), with "
+                    "X-Forwarded-For but the address was not replaced by the client's: uvicorn runs without "
+                    "--proxy-headers --forwarded-allow-ips=<the same list>, or the client is on the proxy's host. "
+                    "The login limit across usernames is off for that address (the per-username limit stays)",
+    "untrusted_proxy": "console logins come from %(peer)s with an X-Forwarded-For the app does not trust: that "
+                       "address is not in BOT_FORWARDED_ALLOW_IPS (%(trusted)s), or uvicorn was started with "
+                       "another --forwarded-allow-ips. Every client behind that proxy shares its address, so the "
+                       "login limit across usernames is off for it (the per-username limit stays). List the "
+                       "proxy's address in BOT_FORWARDED_ALLOW_IPS",
+    "ignored_forwarded_for": "console logins come from %(peer)s with an X-Forwarded-For the app does not trust "
+                             "(not in BOT_FORWARDED_ALLOW_IPS, now %(trusted)s): the header is ignored and the login "
+                             "limits count %(peer)s itself. If it is your proxy, list its address there",
+}
 
 
 def address_key(host: str) -> str:
@@ -229,20 +256,79 @@ def address_key(host: str) -> str:
     return str(parsed)
 
 
-def login_client(peer: str, forwarded_for: str | None) -> LoginClient:
-    """Is `peer` (what uvicorn reports, after any trusted `X-Forwarded-For`) the client? A public address is.
-    A loopback or private one is only when the request carried `X-Forwarded-For` (a proxy that names the client,
-    trusted through BOT_FORWARDED_ALLOW_IPS); without it, it is the proxy's own address, shared by every client."""
-    key = address_key(peer)
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        parsed = ipaddress.ip_address(peer)
+        return ipaddress.ip_address(host)
     except ValueError:
-        return LoginClient(key, known=False)
+        return None
+
+
+def _is_trusted(host: str, trusted: str) -> bool:
+    """Is `host` one of the proxies in `trusted` (BOT_FORWARDED_ALLOW_IPS: addresses, networks or `*`)?"""
+    if trusted.strip() == "*":
+        return True
+    items = [item.strip() for item in trusted.split(",") if item.strip()]
+    parsed = _ip(host)
+    if parsed is None:
+        return host in items
+    networks = []
+    for item in items:
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            continue
+    return any(parsed in network for network in networks)
+
+
+def _forwarded_host(value: str) -> str:
+    """The host of one X-Forwarded-For entry: `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1` or `[2001:db8::1]:443`."""
+    if value.startswith("[") and "]" in value:
+        return value[1:value.index("]")]
+    if value.count(":") == 1:
+        return value.rsplit(":", 1)[0]
+    return value
+
+
+def forwarded_client(forwarded_for: str, trusted: str) -> str:
+    """The client uvicorn's `--proxy-headers --forwarded-allow-ips=<trusted>` takes from X-Forwarded-For: the last
+    entry that is not a trusted proxy (the first entry when all are, or with `*`)."""
+    hosts = [_forwarded_host(item.strip()) for item in forwarded_for.split(",")]
+    return next((host for host in reversed(hosts) if not _is_trusted(host, trusted)), hosts[0])
+
+
+def _same_host(first: str, second: str) -> bool:
+    first_ip, second_ip = _ip(first), _ip(second)
+    return first == second if first_ip is None or second_ip is None else first_ip == second_ip
+
+
+def login_client(peer: str, forwarded_for: str | None, trusted: str) -> LoginClient:
+    """Is `peer` (what uvicorn reports) the client's own address? `trusted` is BOT_FORWARDED_ALLOW_IPS, the list
+    uvicorn is started with. uvicorn replaces the peer with the client named in X-Forwarded-For only when the peer
+    is a trusted proxy, and does not say whether it did; so the peer is the client's when:
+
+    - it is the client uvicorn would take from the header (the header came through a trusted proxy), and is not
+      itself a listed proxy; or
+    - it is a public address that no listed proxy stands for: a stranger's own (a header it sent is ignored, so
+      sending one cannot dodge the limit).
+
+    A loopback or private peer otherwise is a proxy shared by every client behind it (no header, or a header from a
+    proxy that is not trusted), and so is a listed proxy's own address: the limit across usernames must not count
+    it, or one stranger's failures lock out everyone."""
+    key = address_key(peer)
+    parsed = _ip(peer)
+    if parsed is None:
+        return LoginClient(key, known=False, warning="not_an_address")
     if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
         parsed = parsed.ipv4_mapped
+    header = (forwarded_for or "").strip()
+    listed_proxy = _is_trusted(str(parsed), trusted) and trusted.strip() != "*"
+    if listed_proxy:
+        return LoginClient(key, known=False, warning="proxy_itself" if header else "unnamed")
+    if header and _same_host(forwarded_client(header, trusted), str(parsed)):
+        return LoginClient(key, known=True)  # uvicorn took it from a trusted proxy's header
     if parsed.is_loopback or any(parsed in network for network in PROXY_NETWORKS):
-        return LoginClient(key, known=bool((forwarded_for or "").strip()))
-    return LoginClient(key, known=True)
+        return LoginClient(key, known=False, warning="untrusted_proxy" if header else "unnamed")
+    return LoginClient(key, known=True, warning="ignored_forwarded_for" if header else "")
 
 
 def throttle_key(username: str, client_address: str) -> str:
@@ -321,7 +407,7 @@ class Authenticator:
         self.verify_slots = threading.BoundedSemaphore(verify_slots)
         self.verify_wait_seconds = verify_wait_seconds
         self.clock = clock
-        self._warned_unknown_address = False
+        self._warned: set[str] = set()  # CLIENT_WARNINGS already logged (each once)
         # Verified when the username is unknown, so a login takes as long whether or not the user exists.
         self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
 
@@ -374,11 +460,11 @@ class Authenticator:
         who = _as_client(client)
         name = normalize_username(username)
         now = self.clock()
+        if who.warning:
+            self._warn_once(who)
         if who.known:
             self._check_limit(address_throttle_key(who.address), now, self.address_limit, "desde esta dirección",
                               name, who.address)
-        else:
-            self._warn_unknown_address(who.address)
         self._check_limit(throttle_key(name, who.address), now, self.limit, "para este usuario", name, who.address)
 
     def login_with_slot(self, username: str, password: str, client: str | LoginClient) -> LoginResult:
@@ -426,13 +512,11 @@ class Authenticator:
                     extra={"username": name[:40], "client_address": address, "limit": whose})
         raise TooManyAttempts(decision.message_for(whose), decision.retry_after)
 
-    def _warn_unknown_address(self, address: str) -> None:
-        if self._warned_unknown_address:
+    def _warn_once(self, who: LoginClient) -> None:
+        if who.warning in self._warned:
             return
-        self._warned_unknown_address = True
-        log.warning("console logins come from %s without X-Forwarded-For: probably a proxy that does not name the "
-                    "client, so the login limit across usernames is off (the per-username limit stays). Behind a "
-                    "proxy, have it send X-Forwarded-For and list its address in BOT_FORWARDED_ALLOW_IPS", address)
+        self._warned.add(who.warning)
+        log.warning(CLIENT_WARNINGS[who.warning], {"peer": who.address, "trusted": self.settings.forwarded_allow_ips})
 
     def _busy(self) -> LoginBusy:
         log.warning("console login refused: every password-verify slot is busy")
@@ -514,7 +598,8 @@ def client_address(request: Request) -> str:
 
 
 def request_login_client(request: Request) -> LoginClient:
-    return login_client(client_address(request), request.headers.get("x-forwarded-for"))
+    return login_client(client_address(request), request.headers.get("x-forwarded-for"),
+                        request.app.state.settings.forwarded_allow_ips)
 
 
 Dependency = Callable[[Request], Awaitable[Principal]]

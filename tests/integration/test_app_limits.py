@@ -7,6 +7,7 @@ was read, then 401), bodies had no limit at all, and every client behind a proxy
 
 from __future__ import annotations
 
+import logging
 import select
 import socket
 import threading
@@ -31,8 +32,8 @@ UPLOAD = "/api/console/knowledge/drafts"
 CHUNK = 16 * 1024
 
 
-def make_app(data_dir: Path, environment: str = "development") -> object:
-    app = create_app(Settings(data_dir=data_dir, environment=environment))
+def make_app(data_dir: Path, environment: str = "development", forwarded_allow_ips: str = "127.0.0.1") -> object:
+    app = create_app(Settings(data_dir=data_dir, environment=environment, forwarded_allow_ips=forwarded_allow_ips))
     store = app.state.console_auth.store
     app.state.console_auth = Authenticator(store, app.state.settings, hasher=fast_hasher())
     app.state.console_auth.add_user("ines", "editor", "ines-clave-segura-1")
@@ -166,12 +167,13 @@ def test_a_small_legitimate_body_still_works(server: RunningServer) -> None:
 # --- the per-address login limit behind a proxy ----------------------------------------------------------------
 
 
-def fail_logins(base_url: str, forwarded_for: str, count: int) -> list[int]:
+def fail_logins(base_url: str, forwarded_for: str | None, count: int, first: int = 0) -> list[int]:
     statuses = []
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
     with httpx.Client(base_url=base_url) as client:
-        for number in range(count):
+        for number in range(first, first + count):
             answer = client.post("/api/console/login", json={"username": f"nadie{number}", "password": "no-es"},
-                                 headers={"X-Forwarded-For": forwarded_for})
+                                 headers=headers)
             statuses.append(answer.status_code)
     return statuses
 
@@ -181,16 +183,48 @@ def test_behind_a_trusted_proxy_two_clients_are_limited_independently(tmp_path: 
     with serve_asgi(make_app(tmp_path, "test"), proxy_headers=True, forwarded_allow_ips="127.0.0.1") as running:
         first = fail_logins(running.base_url, "203.0.113.1", ADDRESS_LIMIT.max_failures + 1)
         second = fail_logins(running.base_url, "203.0.113.2", 1)
+        # A client on the proxy's LAN is its own address too (uvicorn replaced the peer with it).
+        lan = fail_logins(running.base_url, "192.168.7.1", ADDRESS_LIMIT.max_failures + 1, first=100)
     assert first == [401] * ADDRESS_LIMIT.max_failures + [429], first
     assert second == [401], "the second client was locked out by the first one's failures"
+    assert lan == [401] * ADDRESS_LIMIT.max_failures + [429], lan
 
 
-def test_without_trusting_the_proxy_every_client_shares_its_address(tmp_path: Path) -> None:
-    # The failure mode the README warns about: the proxy's header ignored, one client locks everyone out.
-    with serve_asgi(make_app(tmp_path, "test"), proxy_headers=False) as running:
-        fail_logins(running.base_url, "203.0.113.1", ADDRESS_LIMIT.max_failures)
-        second = fail_logins(running.base_url, "203.0.113.2", 1)
-    assert second == [429]
+@pytest.mark.parametrize(
+    ("uvicorn_options", "allow_ips", "forwarded_for", "warning"),
+    [
+        # The review's case: a proxy sends X-Forwarded-For but is not in BOT_FORWARDED_ALLOW_IPS (the same list
+        # uvicorn gets), so uvicorn keeps the proxy's address as the peer. Old code: 429 for everyone.
+        pytest.param({"forwarded_allow_ips": "10.9.9.9"}, "10.9.9.9", "203.0.113.1",
+                     "is not in BOT_FORWARDED_ALLOW_IPS",
+                     id="proxy-not-listed"),
+        # Listed, but uvicorn started without --proxy-headers. Old code: 429 for everyone.
+        pytest.param({"proxy_headers": False}, "127.0.0.1", "203.0.113.1", "listed in BOT_FORWARDED_ALLOW_IPS",
+                     id="uvicorn-without-proxy-headers"),
+        # No header at all (a guard: the old code already got this one right).
+        pytest.param({}, "127.0.0.1", None, "without X-Forwarded-For", id="no-header"),
+    ],
+)
+def test_a_proxy_whose_header_is_not_trusted_locks_nobody_out_across_usernames(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, uvicorn_options: dict[str, Any], allow_ips: str,
+    forwarded_for: str | None, warning: str,
+) -> None:
+    """Every client behind such a proxy arrives as the proxy's address: one stranger's 25 failures across
+    usernames must not lock out the next client (the per-username limit still holds), and the operator is told
+    once, by name, which setting to fix."""
+    caplog.set_level(logging.WARNING, logger="bot.auth")
+    app = make_app(tmp_path, "test", forwarded_allow_ips=allow_ips)
+    with serve_asgi(app, **uvicorn_options) as running:
+        stranger = fail_logins(running.base_url, forwarded_for, ADDRESS_LIMIT.max_failures + 5)
+        other = fail_logins(running.base_url, forwarded_for and "203.0.113.2", 1, first=100)
+        with httpx.Client(base_url=running.base_url) as client:
+            ines = client.post("/api/console/login", json={"username": "ines", "password": "ines-clave-segura-1"},
+                               headers={"X-Forwarded-For": forwarded_for} if forwarded_for else {})
+    assert stranger == [401] * (ADDRESS_LIMIT.max_failures + 5), stranger
+    assert other == [401], "another client behind the proxy was locked out by a stranger's failures"
+    assert ines.status_code == 200, ines.text
+    warnings = [r.getMessage() for r in caplog.records if "BOT_FORWARDED_ALLOW_IPS" in r.getMessage()]
+    assert len(warnings) == 1 and warning in warnings[0] and "127.0.0.1" in warnings[0], warnings
 
 
 # --- the verify-slot wait never holds the thread pool (issue 8 review, item 3) ----------------------------------
