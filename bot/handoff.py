@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import weakref
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -321,6 +322,10 @@ class Handoff:
         self.events: Broadcaster[ConsoleEvent] = Broadcaster(
             lambda: ConsoleEvent("resync", "", self.clock(), {}), max_queued=max_queued_events
         )
+        # One lock per outbox message being recorded, so a double-clicked reply (two requests, one key) records
+        # the transcript and Rasa's event one request at a time. The app is one process (the console's live
+        # events and this store are in it), so an in-process lock covers every request; a lock nobody holds goes.
+        self._reply_locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.to_thread(fn, *args)
@@ -481,14 +486,19 @@ class Handoff:
         repeated = not any(created)  # a retried request (same idempotency key): queued the first time
         # Recorded once per outbox message, in this order, so a retry finishes whatever a first request that died
         # after queueing left undone: the local transcript (written at most once), then Rasa's tracker.
-        conversation, written = await self._db(self.store.record_agent_reply_once, conversation_id, agent, text,
-                                               now, stored[0].id)
-        if written or not await self._in_rasa_tracker(user_id, stored[0].id):
-            try:
-                await self.rasa.append_events(user_id, [agent_message_event(text, agent, now, stored[0].id)])
-            except Exception:  # the reply is queued; only the transcript misses it (a retry adds it)
-                logger.exception("could not add an agent reply to Rasa's tracker",
-                                 extra={"conversation_id": conversation_id})
+        # Under the message's lock: a concurrent repeat (a double click) waits until the first request has appended
+        # to Rasa, then finds the event there and adds nothing; a repeat after a first request that failed or died
+        # before appending finds nothing and finishes it.
+        lock = self._reply_locks.setdefault(stored[0].id, asyncio.Lock())
+        async with lock:
+            conversation, written = await self._db(self.store.record_agent_reply_once, conversation_id, agent, text,
+                                                   now, stored[0].id)
+            if written or not await self._in_rasa_tracker(user_id, stored[0].id):
+                try:
+                    await self.rasa.append_events(user_id, [agent_message_event(text, agent, now, stored[0].id)])
+                except Exception:  # the reply is queued; only the transcript misses it (a retry adds it)
+                    logger.exception("could not add an agent reply to Rasa's tracker",
+                                     extra={"conversation_id": conversation_id})
         if written:
             self._publish("agent_message", conversation, now, author=f"agent:{agent}", text=text,
                           outbox_id=stored[0].id)

@@ -4,6 +4,7 @@ its fakes (Rasa's trackers in memory, the handoff store's SQL on `:memory:`, the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -732,3 +733,54 @@ def test_an_echo_author_names_the_page_inbox_or_the_app() -> None:
 
     assert outside_author(PAGE_INBOX_APP_ID) == outside_author(None) == "page_inbox"
     assert outside_author("42") == "app:42"
+
+
+class SlowToLandRasa(InMemoryRasaTrackers):
+    """Rasa whose first agent reply (a `bot` event) lands only after someone else has read the tracker (or after a
+    second, when nobody does): the window in which a double-clicked reply's second request looks for the first
+    one's event."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tracker_read = asyncio.Event()
+        self.appends = 0
+
+    async def tracker(self, sender_id: str) -> dict[str, Any]:
+        self.tracker_read.set()
+        return await super().tracker(sender_id)
+
+    async def append_events(self, sender_id: str, events: Any) -> dict[str, Any]:
+        self.appends += any(event.get("event") == "bot" for event in events)
+        if self.appends == 1 and not self.tracker_read.is_set():
+            with contextlib.suppress(TimeoutError):  # nobody looked while this one was appending: the fix at work
+                await asyncio.wait_for(self.tracker_read.wait(), 1.0)
+        return await super().append_events(sender_id, events)
+
+
+async def test_a_double_clicked_reply_is_added_to_rasas_tracker_once() -> None:
+    """Two requests with one idempotency key at once (a double click). Old code: the one that did not write the
+    local row read Rasa's tracker before the other's `append_events` had landed, found nothing and appended a
+    second copy: the reply twice in the transcript. Now only one request at a time records a message, so the
+    second finds the first one's event and adds nothing; the customer gets one message either way."""
+    parts = Parts(load_settings({}))
+    parts.rasa = SlowToLandRasa()
+    parts.handoff.rasa = parts.rasa
+    parts.user_wrote(T0 - timedelta(hours=1))
+    await parts.handoff.pause(PAGE, USER, PauseReason.USER_ASKED, "bot")
+
+    first, second = await asyncio.gather(
+        parts.handoff.reply_as_agent(CONVERSATION, "ana", "Ya lo reviso.", idempotency_key="doble-clic"),
+        parts.handoff.reply_as_agent(CONVERSATION, "ana", "Ya lo reviso.", idempotency_key="doble-clic"),
+    )
+
+    [stored] = parts.outbox_store.find(_all_messages())
+    assert first["message"]["id"] == second["message"]["id"] == stored.id
+    assert sorted([bool(first.get("repeated")), bool(second.get("repeated"))]) == [False, True]
+    in_rasa = [e for e in parts.rasa.trackers[USER] if (e.get("metadata") or {}).get("outbox_id") == stored.id]
+    assert len(in_rasa) == 1, f"the reply is in Rasa's tracker {len(in_rasa)} times"
+    transcript = await parts.handoff.transcript(CONVERSATION)
+    assert [(item.author, item.text) for item in transcript] == [("agent:ana", "Ya lo reviso.")]
+    assert [m.text for m in await parts.handoff.messages(CONVERSATION)] == ["Ya lo reviso."]
+    assert not parts.handoff._reply_locks, "a lock nobody holds is kept"
+    parts.store.close()
+
