@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 from bot.settings import is_loopback_host  # one rule for loopback, also checked at start in production
 from knowledge_matrix.errors import KnowledgeMatrixError
-from knowledge_matrix.numbers import quantity_claims, words_to_digits
+from knowledge_matrix.numbers import durations, quantity_claims, words_to_digits
 from knowledge_matrix.text import SPANISH_STOPWORDS, fold, raw_tokens
 
 if TYPE_CHECKING:
@@ -632,29 +632,109 @@ _AMOUNT = re.compile(
     re.IGNORECASE,
 )
 _NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
-# Disguised dots and at-signs, undone before links and e-mails are read: `ecuabots[.]xyz`, `ecuabots(dot)xyz`,
-# `ecuabots . com`, `ecuabots punto com`, `ecuabots․xyz` (one dot leader) and other dots a browser or a
-# reader takes for a full stop. Spaced and spelled-out dots count only before a top-level name, so
-# "a las 9 en punto de la mañana" stays a sentence.
-DOT_LOOK_ALIKES = "\u2024\uff0e\u3002\uff61\ufe52\u00b7\u2027\u2219\u22c5\u06d4\u0701\u0702\u2e3c\ua4f8\u30fb\uff65"
-_DISGUISE_TLDS = (
-    "com|net|org|info|biz|xyz|site|online|shop|store|app|io|co|ec|me|link|ly|top|club|live|pro|tech|dev|ai|us|uk"
-    "|mx|pe|ar|cl|bo|ve|uy|py|cr|gt|hn|ni|pa|sv|do|pr|cu|gob|edu|click|page|web|net|win|vip|icu|cc|tk|ml|ga|cf|gq"
-)
-_DISGUISED_DOT = re.compile(
-    r"\s*[\[({<]\s*(?:\.|dot|punto)\s*[\])}>]\s*"  # [.]  (.)  {dot}  [punto]
-    rf"|[{DOT_LOOK_ALIKES}]"
-    rf"|(?<=[\w-])(?:\s+\.\s*|\s*\.\s+|\s+(?:dot|punto)\s+)(?=(?:{_DISGUISE_TLDS})(?![\w-]))",
-    re.IGNORECASE,
-)
-_DISGUISED_AT = re.compile(r"\s*[\[({<]\s*(?:@|at|arroba)\s*[\])}>]\s*|(?<=[\w.])\s+arroba\s+(?=\w)", re.IGNORECASE)
-_SENTENCE_END = re.compile(r"[.!?…](?=\s|$)|\n")
-_LIST_MARKER = re.compile(r"^\s*\d{1,2}[.)]\s+", re.MULTILINE)  # "1. Transferencia" is not a claimed number
-_MARKDOWN = re.compile(r"\*\*|__|`+|^#{1,6}\s*", re.MULTILINE)
 
 
 def _word_set(words: str) -> frozenset[str]:
     return frozenset(words.split())
+
+
+# Disguised dots and at-signs, undone before links and e-mails are read: `ecuabots[.]xyz`, `ecuabots(dot)xyz`,
+# `ecuabots . ru`, `ecuabots punto es`, `ecuabots dot com dot ru`, `ecuabots․xyz` (one dot leader) and other dots
+# a browser or a reader takes for a full stop; `ventas at ecuabots dot com`, `pagos arroba ecuabots.com`.
+# Bracketed dots and dot look-alikes are always dots. A spelled-out or spaced dot between two labels is a dot when
+# the left label looks like a domain label (`_is_domain_dot`): it continues a domain, or it is not a common
+# Spanish/English word, so "a las 9 en punto de la mañana", "nuestro punto de venta" and "Gracias . Me alegra"
+# stay sentences.
+DOT_LOOK_ALIKES = "\u2024\uff0e\u3002\uff61\ufe52\u00b7\u2027\u2219\u22c5\u06d4\u0701\u0702\u2e3c\ua4f8\u30fb\uff65"
+# Generic top-level names; any two-letter label also counts as a (country) top-level name.
+GENERIC_TLDS = _word_set(
+    "com net org info biz xyz site online shop store app io co me link ly top club live pro tech dev ai gob edu"
+    " click page web win vip icu tienda website space fun cloud digital email help"
+)
+_DISGUISED_DOT = re.compile(
+    r"\s*[\[({<]\s*(?:\.|dot|punto)\s*[\])}>]\s*"  # [.]  (.)  {dot}  [punto]
+    rf"|[{DOT_LOOK_ALIKES}]",
+    re.IGNORECASE,
+)
+_SPACED_DOT = re.compile(
+    r"(?<![\w-])(?P<left>[\w-]+)"
+    r"(?:(?P<spelled>\s+(?:dot|punto)\s+)|(?P<spaced>\s+\.\s*)|(?P<trailing>\.\s+))"
+    r"(?=(?P<right>[^\W\d_]{2,24})(?![\w-]))",
+    re.IGNORECASE,
+)
+_DISGUISED_AT = re.compile(
+    r"\s*[\[({<]\s*(?:@|at|arroba)\s*[\])}>]\s*"  # [at]  (@)  {arroba}
+    r"|(?<=[\w.])\s+arroba\s+(?=\w)"
+    # `ventas at ecuabots.com`, `ventas at ecuabots dot com`: a bare "at" before a domain, plain or disguised
+    r"|(?<![\w.+-])(?P<local>[\w.+-]+)\s+at\s+"
+    r"(?=(?P<domain>[\w-]+(?:(?:\s*\.\s*|\s+(?:dot|punto)\s+)[\w-]+)+))",
+    re.IGNORECASE,
+)
+# Words that precede "punto", "dot", a spaced full stop or "at" in ordinary prose, folded: never a domain label
+# or a mailbox. The shared stopwords and the filler words below join them.
+_PROSE_WORDS = _word_set(
+    """
+    buen buena mejor peor cierto cierta mismo misma ultimo ultima primer primero primera segundo segunda tercer
+    tercero cada mal gran medio justo exacto exactamente ningun nuestro nuestra vuestro su sus mi tu hasta etc
+    the a an and or in on at of to is are be our your my this that each every one any some per polka
+    pay paid us me him her them online available store shop order orders located find found visit reach contact
+    call email mail write book buy sign log register here there site website page form link portal checkout
+    anytime directly only now today open opens closed look see start starts begin begins arrive arrives
+    """
+)
+
+
+def _is_common_word(word: str) -> bool:
+    folded = fold(word)
+    return (
+        folded in _PROSE_WORDS
+        or folded in SPANISH_STOPWORDS
+        or folded in _FILLER_WORDS
+        or folded in _SPANISH_MARKERS
+        or folded in _ENGLISH_MARKERS
+    )
+
+
+def _is_domain_dot(kind: str, left: str, right: str, chained: bool) -> bool:
+    """Is "<left> <dot> <right>" a disguised domain? `kind`: `spelled` (dot, punto), `spaced` (`x . y`, `x .y`)
+    or `trailing` (`x. y`, also an ordinary full stop); `chained`: `left` already ends a dotted name."""
+    if not re.search(r"[^\W\d_]", left) or (not chained and _is_common_word(left)):
+        return False
+    tld_like = len(right) == 2 or right.lower() in GENERIC_TLDS
+    if kind == "trailing":  # "Gracias. Me alegra", "Abrimos el lunes. los sábados" are sentences
+        return right.islower() and tld_like
+    # "Visite ecuabots.com . Me alegra": a capital after a spaced full stop starts a sentence, unless it is `Com`.
+    return not (kind == "spaced" and right[:1].isupper() and right.lower() not in GENERIC_TLDS)
+
+
+def _undo_spaced_dots(text: str) -> str:
+    undone_at = -1  # where the right label of the last undone dot starts: a chain (`ecuabots dot com dot ru`)
+    # (a label right after an at-sign is a domain label too: `ventas@tienda punto com`)
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal undone_at
+        start = match.start()
+        chained = start == undone_at or bool(re.search(r"(?:[\w-]\.|@)$", text[:start]))
+        kind = next(name for name in ("spelled", "spaced", "trailing") if match.group(name))
+        if not _is_domain_dot(kind, match.group("left"), match.group("right"), chained):
+            return match.group()
+        undone_at = match.end()
+        return match.group("left") + "."
+
+    return _SPACED_DOT.sub(replace, text)
+
+
+def _is_disguised_at(local: str, domain: str, *, english: bool) -> bool:
+    """`<local> at <domain>` is an e-mail address unless `local` is a common word ("pay at", "us at"). In English,
+    where "at" is a preposition ("the Pro plan at ecuabots.com"), only when the domain's dots are spelled out too."""
+    if _is_common_word(local):
+        return False
+    return not english or not re.fullmatch(r"[\w-]+(?:\.[\w-]+)+", domain)
+
+
+_SENTENCE_END = re.compile(r"[.!?…](?=\s|$)|\n")
+_LIST_MARKER = re.compile(r"^\s*\d{1,2}[.)]\s+", re.MULTILINE)  # "1. Transferencia" is not a claimed number
+_MARKDOWN = re.compile(r"\*\*|__|`+|^#{1,6}\s*", re.MULTILINE)
 
 
 # Words that say nothing about the business, on top of the shared Spanish stopwords.
@@ -758,6 +838,7 @@ class Facts:
     plain_numbers: frozenset[str]
     rest: str  # the text without them, for the word check
     quantities: frozenset[str] = frozenset()  # relative and vague quantities: `x2` (el doble), `~100` (cientos)
+    durations: frozenset[tuple[str, int]] = frozenset()  # (number, its unit of time in minutes): `2 semanas`
 
 
 def _url_key(url: str) -> str:
@@ -786,14 +867,23 @@ def _number_key(token: str) -> str:
     return str(int("".join(groups)))
 
 
-def undisguise(text: str) -> str:
-    """`ecuabots[.]xyz`, `ecuabots punto com`, `pagos(at)ecuabots․xyz` → plain dots and at-signs."""
-    return _DISGUISED_AT.sub("@", _DISGUISED_DOT.sub(".", text))
+def undisguise(text: str, *, english: bool = False) -> str:
+    """`ecuabots[.]xyz`, `ecuabots punto com`, `pagos(at)ecuabots․xyz`, `ventas at ecuabots dot com` → plain dots
+    and at-signs (see `_is_domain_dot` and `_is_disguised_at` for when a spaced or spelled-out one is one)."""
+
+    def undo_at(match: re.Match[str]) -> str:
+        local = match.group("local")
+        if local is None:
+            return "@"
+        return local + "@" if _is_disguised_at(local, match.group("domain"), english=english) else match.group()
+
+    return _undo_spaced_dots(_DISGUISED_AT.sub(undo_at, _DISGUISED_DOT.sub(".", text)))
 
 
-def extract_facts(text: str) -> Facts:
-    """The claims of `text`, whose numbers in words are already digits (`_digits`)."""
-    rest = _LIST_MARKER.sub(" ", undisguise(text))
+def extract_facts(text: str, *, english: bool = False) -> Facts:
+    """The claims of `text`, whose numbers in words are already digits (`_facts`); `english`: the text reads as
+    English (a bare "at" is then a preposition unless the dots are spelled out too)."""
+    rest = _LIST_MARKER.sub(" ", undisguise(text, english=english))
     emails = frozenset(match.lower() for match in _EMAIL.findall(rest))
     rest = _EMAIL.sub(" ", rest)
     urls = frozenset(_url_key(match) for match in _URL.findall(rest))
@@ -810,11 +900,12 @@ def extract_facts(text: str) -> Facts:
     rest = _PHONE.sub(take_phone, rest)
     amounts = frozenset(_number_key(prefixed or suffixed) for prefixed, suffixed in _AMOUNT.findall(rest))
     rest = _AMOUNT.sub(" ", rest)
+    spans = frozenset((_number_key(number), minutes) for number, minutes in durations(rest))
     tokens = _NUMBER.findall(rest)
     numbers = frozenset(_number_key(token) for token in tokens)
     plain_numbers = frozenset(_number_key(token) for token in tokens if ":" not in token)
     rest, quantities = quantity_claims(_NUMBER.sub(" ", rest))
-    return Facts(emails, urls, frozenset(phones), amounts, numbers, plain_numbers, rest, quantities)
+    return Facts(emails, urls, frozenset(phones), amounts, numbers, plain_numbers, rest, quantities, spans)
 
 
 def _content_stems(text: str) -> set[str]:
@@ -843,9 +934,10 @@ def _guess_language(text: str) -> str | None:
 MIN_GROUNDED_SHARE = 0.5
 
 
-def _digits(text: str) -> str:
-    """Numbers written in words as digits, so "cinco dólares" is checked like "$5" (`numbers.py`)."""
-    return words_to_digits(text, english=_guess_language(text) == "en")
+def _facts(text: str) -> Facts:
+    """The claims of `text`, its numbers in words as digits first, so "cinco dólares" is checked like "$5"."""
+    english = _guess_language(text) == "en"
+    return extract_facts(words_to_digits(text, english=english), english=english)
 
 
 @dataclass(frozen=True)
@@ -863,8 +955,8 @@ def check_grounding(reply: str, entries: Sequence[GroundedEntry], *, question: s
 
     Lexical, so it catches invented facts and off-topic replies, not a subtly wrong yes or no.
     """
-    facts = extract_facts(_digits(reply))
-    per_entry = [(entry, extract_facts(_digits(" \n ".join((*entry.questions, entry.answer))))) for entry in entries]
+    facts = _facts(reply)
+    per_entry = [(entry, _facts(" \n ".join((*entry.questions, entry.answer)))) for entry in entries]
     known_emails = {email for _, entry_facts in per_entry for email in entry_facts.emails}
     known_urls = {url for _, entry_facts in per_entry for url in entry_facts.urls}
     known_phones = {phone for _, entry_facts in per_entry for phone in entry_facts.phones}
@@ -886,6 +978,15 @@ def check_grounding(reply: str, entries: Sequence[GroundedEntry], *, question: s
     # "el doble", "la mitad", "cientos de clientes": a claim only an entry that makes it grounds.
     if not facts.quantities <= known_quantities:
         return Grounding(False, "ungrounded_quantity")
+    # A span of time is its number and its unit: "2 semanas" is not grounded by "2 días". A number the entries
+    # never give with a unit of time (a unit they spell in a way not read here) is left to the number check.
+    known_spans = {span for _, entry_facts in per_entry for span in entry_facts.durations}
+    timed_numbers = {number for number, _ in known_spans}
+    known_totals = {int(number) * minutes for number, minutes in known_spans}  # `48 horas` is `2 días`
+    if any(
+        number in timed_numbers and int(number) * minutes not in known_totals for number, minutes in facts.durations
+    ):
+        return Grounding(False, "ungrounded_duration")
 
     reply_stems = _content_stems(facts.rest)
     scores: list[tuple[int, int, str]] = []
@@ -906,7 +1007,7 @@ def check_grounding(reply: str, entries: Sequence[GroundedEntry], *, question: s
     if reply_stems and same_language:
         # Only the entries ground a claim. A word the reply takes from the customer's question and the
         # entries never use ("me dijeron que es gratis" → "Sí, es gratis") is the customer's claim echoed.
-        vocabulary = _content_stems(extract_facts(_digits(_entries_text(entries))).rest)
+        vocabulary = _content_stems(_facts(_entries_text(entries)).rest)
         if (reply_stems & _content_stems(question)) - vocabulary:
             return Grounding(False, "echoes_question")
         share = len(reply_stems & vocabulary) / len(reply_stems)

@@ -10,7 +10,9 @@ a run of number words is read with the usual rules (a smaller value may follow a
 Quantity words are numbers too. Counted ones become digits (`una docena de` → `12`, `dos docenas` → `24`,
 `half a dozen` → `6`, `un par de`/`a couple of` → `2`); relative (`el doble`, `la mitad`, `twice`, `half`) and
 vague ones (`cientos de`, `decenas`, `thousands of`) have no digits to become, so `quantity_claims` names each
-as a claim key (`x2`, `x1/2`, `~100`) that the entries must also make.
+as a claim key (`x2`, `x1/2`, `~100`) that the entries must also make. A counted span of time keeps its unit
+(`una quincena` → `15 días`, `a fortnight` → `14 days`), and `durations` reads a number followed by a unit of time
+(`2 semanas`, `48 horas`, `3 to 5 days`) as minutes, so "un par de semanas" is not "2 días".
 """
 
 from __future__ import annotations
@@ -118,7 +120,11 @@ def _parse(tokens: list[str]) -> list[tuple[int, int, int]]:
 # Counted quantity words: a count (digits, an article, "media"/"half a") before a unit of this size.
 _COUNTED_UNITS: dict[str, int] = {"docena": 12, "docenas": 12, "dozen": 12, "dozens": 12, "decena": 10,
                                   "decenas": 10, "centena": 100, "centenas": 100, "centenar": 100,
-                                  "centenares": 100, "millar": 1000, "millares": 1000}
+                                  "centenares": 100, "millar": 1000, "millares": 1000, "quincena": 15,
+                                  "quincenas": 15, "fortnight": 14, "fortnights": 14}
+# Counted spans of time keep their unit: `una quincena` → `15 días`, `two fortnights` → `28 days`.
+_COUNTED_SUFFIX: dict[str, str] = {"quincena": " días", "quincenas": " días", "fortnight": " days",
+                                   "fortnights": " days"}
 _PAIRS = frozenset({"par", "couple", "pair"})  # only after an article: "a la par", "número par" are not 2
 _COUNT_ARTICLES = frozenset({"un", "una", "uno", "a", "an", "one"})
 _HALF_ARTICLES = ("media", "medio", "half a", "half an")
@@ -166,7 +172,11 @@ def _counted_to_digits(text: str) -> str:
             value = _COUNTED_UNITS[unit]
         else:
             value = None
-        return match.group() if value is None else str(value)
+        if value is None:
+            return match.group()
+        if unit in _COUNTED_SUFFIX:  # "una quincena de espera" → "15 días de espera"
+            return f"{value}{_COUNTED_SUFFIX[unit]}{match.group('of') or ''}"
+        return str(value)
 
     return _COUNTED.sub(replace, text)
 
@@ -206,3 +216,30 @@ def words_to_digits(text: str, *, english: bool = False) -> str:
         return " ".join(pieces)
 
     return _counted_to_digits(_RUN.sub(replace, text))
+
+
+# Units of time in minutes: a number right before one (`2 semanas`, `48 h`, `2 a 3 días hábiles`) is a duration.
+TIME_UNITS: dict[str, int] = {
+    **dict.fromkeys(("minuto", "minutos", "min", "mins", "minute", "minutes"), 1),
+    **dict.fromkeys(("hora", "horas", "h", "hr", "hrs", "hour", "hours"), 60),
+    **dict.fromkeys(("día", "días", "dia", "dias", "day", "days"), 24 * 60),
+    **dict.fromkeys(("semana", "semanas", "week", "weeks"), 7 * 24 * 60),
+    **dict.fromkeys(("mes", "meses", "month", "months"), 30 * 24 * 60),
+    **dict.fromkeys(("año", "años", "ano", "anos", "year", "years"), 365 * 24 * 60),
+}
+_AMOUNT_OF_TIME = re.compile(
+    r"(?<![\w.,:])(?P<first>\d+(?:[.,]\d+)?)"
+    r"(?:\s*(?:a|y|o|-|–|to|or|and)\s*(?P<second>\d+(?:[.,]\d+)?))?"
+    r"\s*(?P<unit>" + "|".join(sorted(TIME_UNITS, key=len, reverse=True)) + r")(?![\w-])",
+    re.IGNORECASE,
+)
+
+
+def durations(text: str) -> frozenset[tuple[str, int]]:
+    """Numbers followed by a unit of time (run `words_to_digits` first), as (number as written, unit in minutes):
+    `"2 a 3 días"` → `{("2", 1440), ("3", 1440)}`; times of day (`9:00`) are not durations."""
+    found: set[tuple[str, int]] = set()
+    for match in _AMOUNT_OF_TIME.finditer(text):
+        minutes = TIME_UNITS[match.group("unit").lower()]
+        found.update((number, minutes) for number in (match.group("first"), match.group("second")) if number)
+    return frozenset(found)

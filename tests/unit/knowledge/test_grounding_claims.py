@@ -8,9 +8,23 @@ que es gratis" → "Sí, es gratis"). The "sent" cases are the controls: the sam
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
-from knowledge_matrix.llm import GroundedEntry, LLMSettingsError, interpret_reply, load_llm_settings
+from knowledge_matrix.llm import (
+    _EMAIL,
+    _URL,
+    GroundedEntry,
+    LLMSettingsError,
+    _url_key,
+    check_grounding,
+    extract_facts,
+    interpret_reply,
+    load_llm_settings,
+)
+from knowledge_matrix.matrix import entries_from_sheet, parse_csv_bytes
 from knowledge_matrix.numbers import quantity_claims, words_to_digits
 
 PLAN_ES = GroundedEntry(
@@ -276,3 +290,135 @@ def test_spaced_and_spelled_dots_elsewhere_are_not_links(entry_answer: str, repl
     """Controls: "punto" and a spaced dot are not read as a link where no top-level name follows."""
     entry = GroundedEntry("e", ("¿Dónde?",), entry_answer)
     assert interpret_reply(reply, (entry,)).kind == "answer"
+
+
+# --------------------------------------------------------------------------- second review: any top-level label
+# On the previous check every "declined" reply below was sent as grounded: a spaced or spelled-out dot was undone
+# only before a fixed list of top-level names (`ecuabots punto es`, `ecuabots . ru` and a second label after
+# `.com` were prose), a bare "at" was no at-sign, "una quincena" was no number and a span of time had no unit.
+# And the controls "Gracias. Me alegra" / "Gracias . Me alegra" were read as the link `gracias.me`.
+
+PAGOS = GroundedEntry(
+    "pagos", ("¿Cómo pago el plan Pro?",),
+    "Pague el plan Pro en https://ecuabots.com/pagos o escriba a pagos@ecuabots.com. La entrega tarda 2 días.",
+)
+PAGOS_EN = GroundedEntry(
+    "pagos_en", ("How do I pay for the Pro plan?",),
+    "Pay for the Pro plan at https://ecuabots.com/pagos or write to pagos@ecuabots.com. Delivery takes 2 days.",
+)
+
+
+@pytest.mark.parametrize(
+    "domain",
+    [
+        "ecuabots punto es",
+        "ecuabots punto de",
+        "ecuabots . ru",
+        "ecuabots .ru",
+        "ecuabots dot com dot ru",
+        "ecuabots punto com punto br",
+        "ecuabots.com punto br",
+        "ecuabots.com . ru",
+        "ecuabots punto tienda",
+        "ecuab0ts punto com",
+        "ecuabots . Shop",
+    ],
+)
+def test_spaced_and_spelled_dots_before_any_label_are_declined(domain: str) -> None:
+    """A disguised dot before any 2–24-letter label makes a link, which the entries must hold."""
+    for sentence in (f"Pague el plan Pro en {domain}.", f"Pay for the Pro plan on {domain}."):
+        result = interpret_reply(sentence, (PAGOS, PAGOS_EN))
+        assert (result.kind, result.reason) == ("no_answer", "ungrounded_link"), (sentence, result)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "Escríbanos a ventas at ecuabots dot com para pagar el plan Pro.",
+        "Escríbanos a ventas at ecuabots.com para pagar el plan Pro.",
+        "Escríbanos a ventas arroba ecuabots punto com para pagar el plan Pro.",
+        "Write to sales at ecuabots dot com to pay for the Pro plan.",
+    ],
+)
+def test_a_bare_at_between_a_mailbox_and_a_domain_is_an_e_mail(reply: str) -> None:
+    """`ventas at ecuabots dot com` is ventas@ecuabots.com, an address the entries do not give."""
+    result = interpret_reply(reply, (PAGOS, PAGOS_EN))
+    assert (result.kind, result.reason) == ("no_answer", "ungrounded_email"), result
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        ("La entrega del plan Pro tarda una quincena.", "ungrounded_number"),
+        ("La entrega del plan Pro tarda un par de semanas.", "ungrounded_duration"),
+        ("La entrega del plan Pro tarda 2 semanas.", "ungrounded_duration"),
+        ("La entrega del plan Pro tarda 2 meses.", "ungrounded_duration"),
+        ("Delivery of the Pro plan takes a couple of weeks.", "ungrounded_duration"),
+        ("Delivery of the Pro plan takes 2 hours.", "ungrounded_duration"),
+    ],
+)
+def test_spans_of_time_must_have_the_entries_number_and_unit(reply: str, reason: str) -> None:
+    result = interpret_reply(reply, (PAGOS, PAGOS_EN))
+    assert (result.kind, result.reason) == ("no_answer", reason), result
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("una quincena", "15 días"),
+        ("una quincena de espera", "15 días de espera"),
+        ("dos quincenas", "30 días"),
+        ("a fortnight", "14 days"),
+        ("un par de semanas", "2 semanas"),
+    ],
+)
+def test_counted_spans_of_time_keep_their_unit(text: str, expected: str) -> None:
+    assert words_to_digits(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("entry_answer", "reply"),
+    [
+        ("Gracias por escribir. Me alegra ayudarle con el plan Pro.", "Gracias. Me alegra ayudarle con el plan Pro."),
+        ("Gracias por escribir. Me alegra ayudarle con el plan Pro.", "Gracias . Me alegra ayudarle con el plan Pro."),
+        ("Visite https://ecuabots.com/pagos para el plan Pro.", "Visite ecuabots.com/pagos . Es el plan Pro."),
+        ("Abrimos a las 9 en punto de la mañana.", "Abrimos a las 9 en punto de la mañana."),
+        ("Nuestro punto de venta está en Quito.", "Nuestro punto de venta está en Quito."),
+        ("Tenemos un buen punto de venta en Quito.", "Es el mejor punto de venta de Quito."),
+        ("Pay for the Pro plan at https://ecuabots.com/pagos", "Pay for the Pro plan at ecuabots.com/pagos."),
+        ("Find us at https://ecuabots.com/pagos", "Find us at ecuabots dot com/pagos."),
+        ("Escriba a pagos@ecuabots.com", "Escriba a pagos at ecuabots punto com."),  # the entries' own address
+        ("La entrega tarda 2 a 3 días hábiles.", "La entrega tarda 2 días hábiles."),
+        ("Atendemos 24 horas.", "Atendemos 24 horas."),
+        ("Abrimos de 9:00 a 18:00.", "Abrimos de 9 a 18 horas."),  # times of day are not spans
+        ("Soporte las 24 horas.", "Soporte las 24 h."),  # the same span, another spelling of the unit
+    ],
+)
+def test_prose_dots_and_matching_spans_are_sent(entry_answer: str, reply: str) -> None:
+    """Controls: full stops (spaced or not), "en punto", "punto de venta", "at" as a preposition, the entries' own
+    link or address however spelled, and a span of time the entries give. The first two were declined as the link
+    `gracias.me` on the previous check."""
+    entry = GroundedEntry("e", ("¿Qué ofrecen?",), entry_answer)
+    result = interpret_reply(reply, (entry,))
+    assert result.kind == "answer", result
+
+
+def test_every_demo_answer_and_each_of_its_sentences_is_grounded_by_its_own_entry() -> None:
+    """Control for the wider reading of disguised dots, at-signs and spans of time: every answer of the demo matrix
+    (`data/knowledge_matrix.csv`), whole and sentence by sentence, is grounded by its own entry, and reads no link or
+    address beyond those it writes plainly. (A guard against false alarms: it passes on the previous check too.)"""
+    root = Path(__file__).resolve().parents[3]
+    entries = entries_from_sheet(parse_csv_bytes((root / "data" / "knowledge_matrix.csv").read_bytes()))
+    assert len(entries) >= 30, "the demo matrix was not read"
+    for entry in entries:
+        own = (GroundedEntry(entry.id, entry.questions, entry.answer),)
+        pieces = [entry.answer] + [
+            sentence for sentence in re.split(r"(?<=[.!?])\s+|\n", entry.answer) if len(sentence.split()) >= 4
+        ]
+        for piece in pieces:
+            result = check_grounding(piece, own)
+            assert result.grounded, f"{entry.id}: {piece!r} → {result}"
+        plain_links = {_url_key(url) for url in _URL.findall(_EMAIL.sub(" ", entry.answer))}
+        plain_emails = {email.lower() for email in _EMAIL.findall(entry.answer)}
+        facts = extract_facts(entry.answer)
+        assert (facts.urls, facts.emails) == (plain_links, plain_emails), entry.id
