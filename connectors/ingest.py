@@ -80,6 +80,11 @@ _MIGRATIONS = (
     ALTER TABLE inbound_events ADD COLUMN notice_pending INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX inbound_events_notice_pending ON inbound_events (id) WHERE notice_pending = 1;
     """,
+    # Turns of the event undone after a failed action call (`UserUtteranceReverted`): the replies of each re-run
+    # turn get their own outbox keys (connectors/messenger.py `reply_key_prefix`); `attempts` counts every failure.
+    """
+    ALTER TABLE inbound_events ADD COLUMN reverted_turns INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 # Meta retries a failed delivery for about 36 hours; dedup keys are kept comfortably longer.
@@ -406,6 +411,27 @@ class IngestStore:
             )
             row = self._conn.execute("SELECT attempts FROM inbound_events WHERE id = ?", (event_id,)).fetchone()
         return int(row[0]) if row else 0
+
+    def reverted_turns(self, event_id: int) -> int:
+        """How many turns of the event were undone after a failed action call (`note_turn_reverted`)."""
+        with self._lock:
+            row = self._conn.execute("SELECT reverted_turns FROM inbound_events WHERE id = ?", (event_id,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def note_turn_reverted(self, event_id: int, error: str) -> tuple[int, int]:
+        """A turn failed in an action call and is about to be undone: a failed attempt and a reverted turn, in one
+        write, recorded BEFORE the revert (a crash in between replays under the new turn's keys, and the replay
+        finishes the revert). Returns (attempts, reverted_turns)."""
+        with self._lock:
+            self._conn.execute(
+                "UPDATE inbound_events SET attempts = attempts + 1, reverted_turns = reverted_turns + 1,"
+                " last_error = ? WHERE id = ?",
+                (error, event_id),
+            )
+            row = self._conn.execute(
+                "SELECT attempts, reverted_turns FROM inbound_events WHERE id = ?", (event_id,)
+            ).fetchone()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
 
     def log_send(
         self,

@@ -60,11 +60,14 @@ class ActionCallsFailed(MessengerError):
     """Action calls of a turn failed (Rasa logged and swallowed them): the turn is undone and retried."""
 
 
-def attempt_key_prefix(base: str, attempt: int) -> str:
-    """The outbox keys of an attempt's replies. A retry is a new turn (the failed one was reverted): its replies
-    get their own keys, or its answer (reply 1) would be taken for the failed attempt's greeting (also reply 1) and
-    dropped. A replay of the same attempt after a crash resumes at the same attempt, so it reuses the keys."""
-    return base if attempt == 0 else f"{base}:attempt{attempt}"
+def reply_key_prefix(base: str, reverted_turns: int) -> str:
+    """The outbox keys of a turn's replies, from the event's count of reverted turns (the ingest journal's
+    `reverted_turns`), never from its attempts. A turn undone after a failed action call (`UserUtteranceReverted`)
+    is followed by a new turn: its replies get new keys, or its answer (reply 2) would be taken for something the
+    undone turn queued under the same position and dropped. Every other retry (a crash, or a failure that escaped
+    Rasa's turn, such as the outbox refusing a write: Rasa then saved nothing) replays the same turn: it reuses the
+    keys, so what the failed attempt already queued (the greeting, the disclosure) is not queued, nor sent, again."""
+    return base if reverted_turns == 0 else f"{base}:revert{reverted_turns}"
 
 
 def user_message_time(event: InboundEvent) -> datetime:
@@ -260,12 +263,19 @@ class MessengerInput(InputChannel):
                 return
             return
         key_prefix = f"reply:{event.page_id}:{event.dedup_key}"
+        reverted = await self.store.run(self.store.reverted_turns, stored.id)
+        # A replay after a crash that may have come between recording a revert and doing it: finish it (a no-op
+        # when the tracker's latest message is no longer this one).
+        unfinished_revert = reverted > 0
         for attempt in range(stored.attempts, MAX_PROCESSING_ATTEMPTS):
             output = MessengerOutput(self.client, self.store, self.worker, event.page_id,
-                                     attempt_key_prefix(key_prefix, attempt), self.typing)
+                                     reply_key_prefix(key_prefix, reverted), self.typing)
             try:
                 await self._record_window(event)
                 await self._agent_ready()
+                if unfinished_revert:
+                    await self._revert_turn(event)
+                    unfinished_revert = False
                 if await self._is_paused(event.user_id):
                     await self._store_while_paused(event)
                 elif not await self.actions.wait_until_up():  # nothing written to the tracker while it is down
@@ -278,8 +288,9 @@ class MessengerInput(InputChannel):
             except ActionCallsFailed as exc:  # the server died mid-turn (or an action crashed): undo, wait, retry
                 logger.error("an action call failed in a turn: %s", exc, extra={"event_id": stored.id})
                 self.actions.saw_failure()
+                # Recorded before the revert: the next turn's replies (and a replay after a crash) use new keys.
+                attempts, reverted = await self.store.run(self.store.note_turn_reverted, stored.id, str(exc)[:500])
                 await self._revert_turn(event)
-                attempts = await self.store.run(self.store.note_attempt_failed, stored.id, str(exc)[:500])
                 if attempts >= MAX_PROCESSING_ATTEMPTS:
                     await self._give_up_on_actions(stored, str(exc))
                     return

@@ -26,11 +26,13 @@ from bot.settings import DEMO_RASA_TOKEN
 from bot.stack import Stack
 from connectors.outage import OUTAGE_TEXT
 from tests.conftest import require_or_skip
+from tests.integration.faults.support import repeated_replies
 from tests.support.fake_openai import FAKE_API_KEY, RunningFakeOpenAI, serve_fake_openai
 from tests.support.stack import Messenger, rasa_available, start_stack
 
 BOUND_SECONDS = 12.0
-LLM_TIMEOUT_SECONDS = 6.0  # how long an action may be caught mid-call while the fake LLM hangs
+LLM_TIMEOUT_SECONDS = 4.0  # how long an action may be caught mid-call while the fake LLM hangs; well under
+# ACTION_TIMEOUT_SECONDS, so a hanging LLM ends in the honest reply, never in a timed-out action call
 ACTION_TIMEOUT_SECONDS = 8.0  # above the LLM budget (settings refuse less); a hung action server costs 3 x this
 UNANSWERABLE = "¿tienen sucursal en Loja con parqueadero para camiones?"  # not in the demo matrix: the fallback
 
@@ -214,6 +216,11 @@ def test_kill_9_of_the_action_server_while_an_action_runs_answers_once(
     assert len(answers) == 1 and answers[0] != OUTAGE_TEXT, f"exactly one answer for the message: {texts}"
     assert texts[0] == AUTOMATION_DISCLOSURE and texts.count(AUTOMATION_DISCLOSURE) == 1, texts
     assert counted_user_turns(outage_stack, user) == [UNANSWERABLE], "one user turn for it after the revert"
+    journal = journal_of(outage_stack, user)
+    assert journal[0]["reverted_turns"] >= 1, f"the undone turn was counted, so its retry got new keys: {journal}"
+    assert repeated_replies(journal, outbox_replies(outage_stack, user)) == {}, (
+        "nothing queued more often than once per turn, the undone turn included"
+    )
     raw = [event for event in tracker_events(outage_stack, user) if event["event"] in ("user", "rewind")]
     assert [event["event"] for event in raw][-1] == "user" and any(e["event"] == "rewind" for e in raw), (
         "the failed turn was reverted (Rasa's UserUtteranceReverted), then the message counted once"
@@ -320,3 +327,76 @@ def test_a_hung_action_server_is_bounded_by_the_action_timeout(messenger: Messen
     assert hung.calls >= 3, f"each of the three attempts called it and was cut by the timeout: {hung.calls}"
     assert messenger.texts(user) == [OUTAGE_TEXT], "the honest reply, once"
     assert counted_user_turns(outage_stack, user) == [], "every failed turn was reverted"
+
+
+# --- a turn that fails outside Rasa's action call (the outbox refusing a write) -----------------------------------
+
+
+def outbox_replies(stack: Stack, user: str) -> list[dict[str, Any]]:
+    with closing(sqlite3.connect(str(stack.data_dir / "outbox.sqlite3"), timeout=10)) as conn:
+        conn.row_factory = sqlite3.Row
+        rows = conn.execute(
+            "SELECT message, idempotency_key, status FROM messages WHERE recipient_id = ? ORDER BY id", (user,)
+        ).fetchall()
+    return [dict(row) for row in rows]
+
+
+def journal_of(stack: Stack, user: str) -> list[dict[str, Any]]:
+    with closing(sqlite3.connect(str(stack.data_dir / "messenger.sqlite3"), timeout=10)) as conn:
+        conn.row_factory = sqlite3.Row
+        rows = conn.execute(
+            "SELECT page_id, dedup_key, status, reverted_turns FROM inbound_events WHERE user_id = ? ORDER BY id",
+            (user,),
+        ).fetchall()
+    return [dict(row) for row in rows]
+
+
+def test_a_turn_replayed_after_the_outbox_refused_a_write_sends_nothing_twice(
+    messenger: Messenger, outage_stack: Stack, fake_llm: RunningFakeOpenAI
+) -> None:
+    """The outbox refuses a write in the middle of a turn (its SQLite file held by another writer longer than the
+    busy timeout: "database is locked"), after the automation notice was queued and sent. Rasa 3.6 sends a turn's
+    replies outside `_run_action`'s try, so the error leaves `handle_message`: nothing is saved in the tracker and
+    the retry replays the whole turn, notice included. The replay must reuse the failed attempt's outbox keys, so
+    the notice is deduplicated, not queued and sent a second time. Fails on the code that took the keys from the
+    event's `attempts` (any failure bumps it: the replay queued the notice again under `…:attempt1:1` and the
+    customer got it twice)."""
+    user = new_user()
+    fake_llm.fake.set_behaviour("hang")  # the turn stops in action_knowledge_answer until LLM_TIMEOUT_SECONDS
+    asked_before = len(fake_llm.fake.chat_requests)
+    assert messenger.say(user, UNANSWERABLE).status_code == 200
+    wait_until_asked(fake_llm, asked_before, messenger)
+    messenger.wait_for(lambda: [row["status"] for row in outbox_replies(outage_stack, user)] == ["sent"], 30,
+                       "the automation notice queued and sent before the knowledge action answers")
+    failed_attempt: list[dict[str, Any]] = []
+    with closing(sqlite3.connect(str(outage_stack.data_dir / "outbox.sqlite3"), timeout=30,
+                                 isolation_level=None)) as holder:
+        holder.execute("BEGIN EXCLUSIVE")  # every writer of the outbox now waits, then fails after its busy timeout
+        try:
+            def first_attempt_failed() -> bool:
+                failed_attempt[:] = events_of(outage_stack, user)
+                return (failed_attempt[0]["attempts"] or 0) >= 1
+
+            messenger.wait_for(first_attempt_failed, LLM_TIMEOUT_SECONDS + 60,
+                               "the turn failing on the locked outbox when it queues the answer")
+        finally:
+            holder.execute("ROLLBACK")
+    assert "locked" in (failed_attempt[0]["last_error"] or ""), (
+        f"the first attempt failed on the outbox write (the generic path, not an action call): {failed_attempt}"
+    )
+    messenger.wait_for(lambda: events_of(outage_stack, user)[0]["status"] != "pending", 90, "the message finished")
+    time.sleep(1.5)  # anything sent twice would show up by now
+    texts = messenger.texts(user)
+    assert texts.count(AUTOMATION_DISCLOSURE) == 1, (
+        f"the notice queued by the failed attempt was not sent again by the replayed turn: {texts}"
+    )
+    answers = [text for text in texts if text != AUTOMATION_DISCLOSURE]
+    assert texts[0] == AUTOMATION_DISCLOSURE and len(answers) == 1, f"then the answer, once: {texts}"
+    journal = journal_of(outage_stack, user)
+    assert [row["status"] for row in journal] == ["done"] and journal[0]["reverted_turns"] == 0, journal
+    queued = outbox_replies(outage_stack, user)
+    assert repeated_replies(journal, queued) == {}, f"nothing queued twice under the event's reply keys: {queued}"
+    assert all(":revert" not in (row["idempotency_key"] or "") for row in queued), (
+        f"no new keys for a turn that was not undone: {[row['idempotency_key'] for row in queued]}"
+    )
+    assert counted_user_turns(outage_stack, user) == [UNANSWERABLE], "the failed attempt saved nothing in the tracker"

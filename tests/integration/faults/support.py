@@ -3,7 +3,8 @@ decides whether a message was lost or sent twice.
 
 Every count is by (recipient, text) on what the Graph sandbox accepted, compared with what the
 outbox holds; the tests give each message a text of its own where they can, so a duplicate is
-never a legitimate second message.
+never a legitimate second message. That comparison cannot see a reply queued twice (under two
+keys): `repeated_replies` counts, per inbound event, what was queued under all its reply keys.
 """
 
 from __future__ import annotations
@@ -104,6 +105,35 @@ def delivered(records: Iterable[dict[str, Any]]) -> collections.Counter[tuple[st
 def sent_twice(counts: collections.Counter[tuple[str, str]], expected: collections.Counter[tuple[str, str]]) -> dict:
     """What reached the Send API more often than the outbox holds it: the duplicates."""
     return {key: counts[key] - expected[key] for key in counts if counts[key] > expected[key]}
+
+
+def event_reply_prefix(page_id: str, dedup_key: str) -> str:
+    """What every outbox key of a reply to one inbound event starts with: `reply:<page>:<event>:<n>` for its turn,
+    `reply:<page>:<event>:revert<k>:<n>` for the turn re-run after its k-th revert (connectors/messenger.py)."""
+    return f"reply:{page_id}:{dedup_key}:"
+
+
+def repeated_replies(events: Iterable[Any], outgoing: Iterable[Any]) -> dict[tuple[str, str], int]:
+    """The queue-level duplicates that `sent_twice` cannot see (it counts against the outbox, so a reply queued twice
+    under two keys looks expected): per inbound event (rows with `page_id`, `dedup_key`, `reverted_turns`), each
+    message queued under its reply keys, whatever the key prefix, more often than allowed. Allowed: once, plus once
+    per turn undone after a failed action call (the documented case: what the undone turn said before the failing
+    call, such as the automation notice, may be said again). A crash or a failed write replays the same turn under
+    the same keys, so it allows nothing. Returns (dedup key, text) → how many times too many."""
+    rows = [(row["idempotency_key"] or "", _canonical(row["message"])) for row in outgoing]
+    too_many: dict[tuple[str, str], int] = {}
+    for event in events:
+        prefix = event_reply_prefix(event["page_id"], event["dedup_key"])
+        queued = collections.Counter(message for key, message in rows if key.startswith(prefix))
+        allowed = 1 + int(event["reverted_turns"] or 0)
+        for message, count in queued.items():
+            if count > allowed:
+                too_many[(event["dedup_key"], json.loads(message).get("text", message))] = count - allowed
+    return too_many
+
+
+def _canonical(message: str | dict[str, Any]) -> str:
+    return json.dumps(json.loads(message) if isinstance(message, str) else message, sort_keys=True, ensure_ascii=False)
 
 
 def per_recipient_order(records: Iterable[dict[str, Any]]) -> dict[str, list[str]]:

@@ -41,6 +41,7 @@ from tests.integration.faults.support import (
     SERVICE_TOKEN,
     GraphTap,
     delivered,
+    repeated_replies,
     sandbox_sent,
     sent_twice,
     sqlite_rows,
@@ -144,7 +145,7 @@ def outbox_rows(faults: FaultStack, users: list[str]) -> list[Any]:
 def journal_rows(faults: FaultStack, users: list[str]) -> list[Any]:
     return sqlite_rows(
         faults.journal,
-        f"SELECT user_id, page_id, dedup_key, status, last_error FROM inbound_events "
+        f"SELECT user_id, page_id, dedup_key, status, last_error, reverted_turns FROM inbound_events "
         f"WHERE user_id IN ({placeholders(users)}) AND kind = 'message' ORDER BY id",
         users,
     )
@@ -208,6 +209,11 @@ def check_verdict(
     assert set(duplicates) <= in_flight_at_kill, (
         f"{fault}: only messages in flight at the kill ({len(in_flight_at_kill)}) were sent twice (the "
         f"at-least-once window); sent twice: {duplicates}"
+    )
+    queued_twice = repeated_replies(events, outgoing)
+    assert not queued_twice, (
+        f"{fault}: no reply to a message was queued again under other keys (a replayed turn reuses its keys; only a "
+        f"turn undone after a failed action call may repeat what it said): queued again {queued_twice}"
     )
     return {"answered": answered, "failed": failed, "outbox": len(outgoing), "duplicates": sum(duplicates.values())}
 
