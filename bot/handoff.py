@@ -499,7 +499,7 @@ class Handoff:
                 except Exception:  # the reply is queued; only the transcript misses it (a retry adds it)
                     logger.exception("could not add an agent reply to Rasa's tracker",
                                      extra={"conversation_id": conversation_id})
-        if written:
+        if written and conversation is not None:
             self._publish("agent_message", conversation, now, author=f"agent:{agent}", text=text,
                           outbox_id=stored[0].id)
         return {**answer, "repeated": True} if repeated else answer
