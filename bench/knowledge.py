@@ -6,7 +6,7 @@
                                                      # the held-out sets (top-1, MRR, operating point)
     .venv/bin/python bench/knowledge.py --calibrate  # fit the calibration of the default embedder, pick thresholds
 
-Quality sets: ../shared/eval (public dev set) and tests/data/knowledge/heldout_*.csv (written from the
+Quality sets: tests/data/knowledge/dev_*.csv (a copy of the public dev set in ../shared/eval) and tests/data/knowledge/heldout_*.csv (written from the
 seed's help pages and for a shop, one question per entry, informal queries with typos, unanswerable ones).
 Nothing in the test suite asserts a duration.
 """
@@ -47,7 +47,7 @@ from knowledge_matrix.settings import DEFAULT_SETTINGS, RetrievalSettings  # noq
 
 DATA = ROOT / "tests" / "data" / "knowledge"
 SETS: dict[str, tuple[Path, Path]] = {
-    "dev": (ROOT / "../shared/eval/dev_matrix.csv", ROOT / "../shared/eval/dev_queries.csv"),
+    "dev": (ROOT / "tests/data/knowledge/dev_matrix.csv", ROOT / "tests/data/knowledge/dev_queries.csv"),
     "heldout_ecuabots": (DATA / "heldout_ecuabots_matrix.csv", DATA / "heldout_ecuabots_queries.csv"),
     "heldout_tienda": (DATA / "heldout_tienda_matrix.csv", DATA / "heldout_tienda_queries.csv"),
 }

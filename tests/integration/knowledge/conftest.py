@@ -12,7 +12,7 @@ from knowledge_matrix.settings import DEFAULT_SETTINGS
 from tests.conftest import require_or_skip
 
 ROOT = Path(__file__).resolve().parents[3]
-DEV_SET = ROOT / "../shared/eval"
+DEV_SET = ROOT / "tests/data/knowledge"  # a copy of the public dev set (../shared/eval), so CI always has it
 HELD_OUT = ROOT / "tests" / "data" / "knowledge"
 DEMO_MATRIX = ROOT / "data" / "knowledge_matrix.csv"
 
