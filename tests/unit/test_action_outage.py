@@ -10,14 +10,12 @@ action server and Rasa started without ACTION_SERVER_TOKEN (Rasa then failed on 
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pytest
 
 from actions.server import is_authorized
 from bot.exposure import MISSING_TOKEN, startup_settings
 from bot.settings import DEFAULT_LLM_TIMEOUT_SECONDS, SettingsError, load_settings
-from bot.stack import Supervisor, restart_delay
 from connectors.outage import UP_CACHE_SECONDS, ActionServerWatch
 from knowledge_matrix.llm import DEFAULT_TIMEOUT_SECONDS
 
@@ -102,55 +100,6 @@ async def test_who_was_told_is_remembered_per_outage_and_dropped_when_the_server
     time.now += 10
     assert not await watch.wait_until_up()
     assert not watch.was_told("page:a"), "a new outage tells everyone again"
-
-
-class FakeProcess:
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.returncode: int | None = None
-
-    def poll(self) -> int | None:
-        return self.returncode
-
-
-class FlakySpawnStack:
-    """A `Stack` whose spawn raises (no memory to fork, a missing interpreter) the first `failures` times."""
-
-    log_dir = Path("/var/log/bot")
-
-    def __init__(self, failures: int) -> None:
-        self.failures = failures
-        self.processes = {name: FakeProcess(index) for index, name in enumerate(("app", "actions", "rasa"))}
-
-    def spawn(self, name: str) -> None:
-        if self.failures:
-            self.failures -= 1
-            raise OSError(12, "Cannot allocate memory")
-        self.processes[name] = FakeProcess(999)
-
-
-def test_a_restart_that_cannot_spawn_is_said_and_tried_again_with_backoff() -> None:
-    """Review: an OSError from spawning escaped `Supervisor.check` and `bot run` stopped everything."""
-    now = [0.0]
-    lines: list[str] = []
-    stack = FlakySpawnStack(failures=2)
-    supervisor = Supervisor(stack, say=lines.append, clock=lambda: now[0])  # type: ignore[arg-type]
-    stack.processes["actions"].returncode = -9
-    supervisor.check()  # the crash: restart in 1 s
-    now[0] = 1.0
-    supervisor.check()  # the spawn fails: said, rescheduled
-    assert lines[-1].startswith("error: restarting the action server failed (OSError")
-    assert "Trying again in 2 s (crash 2 in a row)" in lines[-1], lines[-1]
-    now[0] = 2.5
-    supervisor.check()
-    assert len(lines) == 2, "not before its delay"
-    now[0] = 3.0
-    supervisor.check()  # fails again: a longer delay
-    assert f"Trying again in {restart_delay(3):.0f} s (crash 3 in a row)" in lines[-1]
-    now[0] = 3.0 + restart_delay(3)
-    supervisor.check()
-    assert lines[-1] == "Restarted the action server (pid 999)." and supervisor.restarts["actions"] == 1
-    assert stack.processes["app"].pid == 0 and stack.processes["rasa"].pid == 2, "the others were left alone"
 
 
 def test_action_calls_are_bounded_by_the_llm_budget_plus_a_margin() -> None:

@@ -16,7 +16,7 @@ from bot.exposure import ExposureError, check_action_server_exposure, is_loopbac
 from bot.rasa_api import rasa_jwt
 from bot.rasa_launcher import rasa_argv
 from bot.settings import SettingsError
-from bot.stack import RESTART_CAP_SECONDS, restart_delay
+from bot.stack import RESTART_CAP_SECONDS, Supervisor, restart_delay
 from connectors.outage import MAX_POLL_SECONDS, decide_during_outage
 
 
@@ -92,25 +92,29 @@ class FakeProcess:
 
 
 class FakeStack:
-    """What the supervisor uses of a `Stack`: its processes, `spawn` and the log directory."""
+    """What the supervisor uses of a `Stack`: its processes, `spawn` and the log directory. After start-up, spawn
+    raises (no memory to fork, a missing interpreter) the next `failures` times."""
 
-    def __init__(self) -> None:
+    def __init__(self, failures: int = 0) -> None:
         from pathlib import Path
 
         self.log_dir = Path("/var/log/bot")
         self.spawned = 0
+        self.failures = 0
         self.processes: dict[str, FakeProcess] = {}
         for name in ("app", "actions", "rasa"):
             self.spawn(name)
+        self.failures = failures
 
     def spawn(self, name: str) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OSError(12, "Cannot allocate memory")
         self.spawned += 1
         self.processes[name] = FakeProcess(1000 + self.spawned)
 
 
 def test_the_supervisor_restarts_only_the_dead_process_with_a_growing_delay() -> None:
-    from bot.stack import Supervisor
-
     now = [0.0]
     lines: list[str] = []
     stack = FakeStack()
@@ -140,3 +144,28 @@ def test_the_supervisor_restarts_only_the_dead_process_with_a_growing_delay() ->
     stack.processes["actions"].returncode = 1
     supervisor.check()
     assert "Restarting it in 1 s (crash 1 in a row)" in lines[-1]
+
+
+def test_a_restart_that_cannot_spawn_is_said_and_tried_again_with_backoff() -> None:
+    """Review: an OSError from spawning escaped `Supervisor.check` and `bot run` stopped everything."""
+    now = [0.0]
+    lines: list[str] = []
+    stack = FakeStack(failures=2)
+    supervisor = Supervisor(stack, say=lines.append, clock=lambda: now[0])  # type: ignore[arg-type]
+    app, rasa = stack.processes["app"], stack.processes["rasa"]
+    stack.processes["actions"].returncode = -9
+    supervisor.check()  # the crash: restart in 1 s
+    now[0] = 1.0
+    supervisor.check()  # the spawn fails: said, rescheduled
+    assert lines[-1].startswith("error: restarting the action server failed (OSError")
+    assert "Trying again in 2 s (crash 2 in a row)" in lines[-1], lines[-1]
+    now[0] = 2.5
+    supervisor.check()
+    assert len(lines) == 2, "not before its delay"
+    now[0] = 3.0
+    supervisor.check()  # fails again: a longer delay
+    assert f"Trying again in {restart_delay(3):.0f} s (crash 3 in a row)" in lines[-1]
+    now[0] = 3.0 + restart_delay(3)
+    supervisor.check()
+    assert lines[-1] == "Restarted the action server (pid 1004)." and supervisor.restarts["actions"] == 1
+    assert (stack.processes["app"], stack.processes["rasa"]) == (app, rasa), "the others were left alone"
