@@ -7,12 +7,12 @@ and the action server need the same `ACTION_SERVER_TOKEN`, and each says so clea
 
 from __future__ import annotations
 
-import ipaddress
 import sys
 from collections.abc import Callable, Mapping
 from typing import TextIO
 
 from bot.settings import Settings, SettingsError, load_settings
+from knowledge_matrix.hosts import is_loopback_host
 
 
 class ExposureError(SettingsError):
@@ -26,17 +26,8 @@ MISSING_TOKEN = (
 )
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name other than localhost may resolve anywhere
-        return False
-
-
 def check_action_server_exposure(host: str, token: str) -> None:
-    if not is_loopback(host) and not token.strip():
+    if not is_loopback_host(host) and not token.strip():
         raise ExposureError(
             f"ACTION_SERVER_HOST={host} makes the action server reachable from other hosts; set ACTION_SERVER_TOKEN "
             "(a long random string, the same for Rasa and the action server) or keep the default 127.0.0.1"

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bot.business_hours import BusinessHours, BusinessHoursError, parse_business_hours
+from knowledge_matrix.hosts import is_loopback_host
 
 DEMO_APP_SECRET = "demo-app-secret"
 DEMO_VERIFY_TOKEN = "demo-verify-token"
@@ -210,17 +211,6 @@ DEMO_SECRETS = {
     "BOT_SERVICE_TOKEN": DEMO_SERVICE_TOKEN,
     "RASA_API_TOKEN": DEMO_RASA_TOKEN,
 }
-
-
-def is_loopback_host(host: str) -> bool:
-    """`localhost` or an address in 127.0.0.0/8 or ::1 — parsed, so `127.evil.com` or `127.0.0.1.nip.io` is not."""
-    host = host.strip().strip("[]").lower()
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def secret_problems(

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 from urllib.parse import urlsplit
 
-from bot.settings import is_loopback_host  # one rule for loopback, also checked at start in production
 from knowledge_matrix.errors import KnowledgeMatrixError
+from knowledge_matrix.hosts import is_loopback_host  # one rule for loopback, also checked at start in production
 from knowledge_matrix.numbers import durations, quantity_claims, words_to_digits
 from knowledge_matrix.text import SPANISH_STOPWORDS, fold, raw_tokens
 

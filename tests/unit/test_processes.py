@@ -12,12 +12,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from actions.server import is_authorized
-from bot.exposure import ExposureError, check_action_server_exposure, is_loopback
+from bot.exposure import ExposureError, check_action_server_exposure
 from bot.rasa_api import rasa_jwt
 from bot.rasa_launcher import rasa_argv
 from bot.settings import SettingsError
 from bot.stack import RESTART_CAP_SECONDS, Supervisor, restart_delay
 from connectors.outage import MAX_POLL_SECONDS, decide_during_outage
+from knowledge_matrix.hosts import is_loopback_host
 
 
 def test_restart_delay_doubles_up_to_the_cap() -> None:
@@ -41,7 +42,7 @@ def test_an_outage_wait_never_passes_the_bound(down_for: float, bound: float, po
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
 def test_loopback_needs_no_token(host: str) -> None:
-    assert is_loopback(host)
+    assert is_loopback_host(host)
     check_action_server_exposure(host, "")
 
 
