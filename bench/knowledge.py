@@ -6,7 +6,8 @@
                                                      # the held-out sets (top-1, MRR, operating point)
     .venv/bin/python bench/knowledge.py --calibrate  # fit the calibration of the default embedder, pick thresholds
 
-Quality sets: tests/data/knowledge/dev_*.csv (a copy of the public dev set in ../shared/eval) and tests/data/knowledge/heldout_*.csv (written from the
+Quality sets: tests/data/knowledge/dev_*.csv (a copy of the public dev set in ../shared/eval) and
+tests/data/knowledge/heldout_*.csv (written from the
 seed's help pages and for a shop, one question per entry, informal queries with typos, unanswerable ones).
 Nothing in the test suite asserts a duration.
 """
