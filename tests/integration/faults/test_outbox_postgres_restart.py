@@ -16,8 +16,6 @@ done once per run.
 from __future__ import annotations
 
 import collections
-import functools
-import os
 import shutil
 import subprocess
 import time
@@ -46,20 +44,11 @@ from tests.integration.faults.support import (
     stop,
     wait_until,
 )
+from tests.integration.outbox.test_store_contract import POSTGRES_DSN, postgres_available, with_search_path
 
-POSTGRES_DSN = os.environ.get("OUTBOX_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 USERS = [f"faults-pg-{n:02d}" for n in range(20)]
 MESSAGES = 300
 LEASE_SECONDS = "30"  # the default; longer than a restart, so a worker that reconnects records its outcomes
-
-
-@functools.lru_cache(maxsize=1)
-def postgres_available() -> bool:
-    try:
-        psycopg2.connect(POSTGRES_DSN, connect_timeout=3).close()
-    except psycopg2.OperationalError:
-        return False
-    return True
 
 
 def cluster_version() -> str | None:
@@ -88,7 +77,7 @@ def fresh_schema() -> Iterator[str]:
         with admin.cursor() as cursor:
             cursor.execute(f"CREATE SCHEMA {schema}")
     try:
-        yield f"{POSTGRES_DSN}?options=-csearch_path%3D{schema}"
+        yield with_search_path(POSTGRES_DSN, schema)
     finally:
         with closing(connect_when_up(POSTGRES_DSN, 60)) as admin:
             admin.autocommit = True
