@@ -78,13 +78,20 @@ def kill_actions(stack: Stack) -> None:
     process.wait()
 
 
-def events_of(stack: Stack, user: str) -> list[dict[str, Any]]:
-    with closing(sqlite3.connect(str(stack.data_dir / "messenger.sqlite3"), timeout=10)) as conn:
+def rows_of(database: Path, query: str, user: str) -> list[dict[str, Any]]:
+    with closing(sqlite3.connect(str(database), timeout=10)) as conn:
         conn.row_factory = sqlite3.Row
-        rows = conn.execute(
-            "SELECT status, attempts, last_error FROM inbound_events WHERE user_id = ? ORDER BY id", (user,)
-        ).fetchall()
-    return [dict(row) for row in rows]
+        return [dict(row) for row in conn.execute(query, (user,)).fetchall()]
+
+
+def events_of(stack: Stack, user: str) -> list[dict[str, Any]]:
+    """The user's rows of the ingest journal, oldest first."""
+    return rows_of(
+        stack.data_dir / "messenger.sqlite3",
+        "SELECT page_id, dedup_key, status, attempts, last_error, reverted_turns FROM inbound_events"
+        " WHERE user_id = ? ORDER BY id",
+        user,
+    )
 
 
 def user_texts_in_tracker(stack: Stack, user: str) -> list[str]:
@@ -216,7 +223,7 @@ def test_kill_9_of_the_action_server_while_an_action_runs_answers_once(
     assert len(answers) == 1 and answers[0] != OUTAGE_TEXT, f"exactly one answer for the message: {texts}"
     assert texts[0] == AUTOMATION_DISCLOSURE and texts.count(AUTOMATION_DISCLOSURE) == 1, texts
     assert counted_user_turns(outage_stack, user) == [UNANSWERABLE], "one user turn for it after the revert"
-    journal = journal_of(outage_stack, user)
+    journal = events_of(outage_stack, user)
     assert journal[0]["reverted_turns"] >= 1, f"the undone turn was counted, so its retry got new keys: {journal}"
     assert repeated_replies(journal, outbox_replies(outage_stack, user)) == {}, (
         "nothing queued more often than once per turn, the undone turn included"
@@ -333,22 +340,11 @@ def test_a_hung_action_server_is_bounded_by_the_action_timeout(messenger: Messen
 
 
 def outbox_replies(stack: Stack, user: str) -> list[dict[str, Any]]:
-    with closing(sqlite3.connect(str(stack.data_dir / "outbox.sqlite3"), timeout=10)) as conn:
-        conn.row_factory = sqlite3.Row
-        rows = conn.execute(
-            "SELECT message, idempotency_key, status FROM messages WHERE recipient_id = ? ORDER BY id", (user,)
-        ).fetchall()
-    return [dict(row) for row in rows]
-
-
-def journal_of(stack: Stack, user: str) -> list[dict[str, Any]]:
-    with closing(sqlite3.connect(str(stack.data_dir / "messenger.sqlite3"), timeout=10)) as conn:
-        conn.row_factory = sqlite3.Row
-        rows = conn.execute(
-            "SELECT page_id, dedup_key, status, reverted_turns FROM inbound_events WHERE user_id = ? ORDER BY id",
-            (user,),
-        ).fetchall()
-    return [dict(row) for row in rows]
+    return rows_of(
+        stack.data_dir / "outbox.sqlite3",
+        "SELECT message, idempotency_key, status FROM messages WHERE recipient_id = ? ORDER BY id",
+        user,
+    )
 
 
 def test_a_turn_replayed_after_the_outbox_refused_a_write_sends_nothing_twice(
@@ -392,7 +388,7 @@ def test_a_turn_replayed_after_the_outbox_refused_a_write_sends_nothing_twice(
     )
     answers = [text for text in texts if text != AUTOMATION_DISCLOSURE]
     assert texts[0] == AUTOMATION_DISCLOSURE and len(answers) == 1, f"then the answer, once: {texts}"
-    journal = journal_of(outage_stack, user)
+    journal = events_of(outage_stack, user)
     assert [row["status"] for row in journal] == ["done"] and journal[0]["reverted_turns"] == 0, journal
     queued = outbox_replies(outage_stack, user)
     assert repeated_replies(journal, queued) == {}, f"nothing queued twice under the event's reply keys: {queued}"
