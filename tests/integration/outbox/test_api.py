@@ -12,7 +12,7 @@ import pytest
 
 from bot.app import create_app
 from bot.settings import Settings
-from outbox.model import Status
+from outbox.model import NewMessage, Purpose, SenderKind, Status
 from outbox.store import open_store
 from tests.support.servers import RunningServer, serve_asgi
 
@@ -136,13 +136,64 @@ def test_list_filter_cancel_and_retry(api: httpx.Client, data_dir: Path) -> None
     assert api.get("/api/outbox/999999", headers=AUTH).status_code == 404
 
 
-def test_a_dead_message_can_be_retried(api: httpx.Client, data_dir: Path, sandbox: RunningServer) -> None:
+def test_a_dead_message_shows_why_and_retry_sends_it(
+    api: httpx.Client, data_dir: Path, sandbox: RunningServer
+) -> None:
+    """Graph keeps failing transiently (code 2, HTTP 500) for more sends than the message may attempt: it ends
+    `dead` after exactly `max_attempts` attempts, with the reason; `retry` gives it a fresh set of attempts and it
+    is sent. Fails if transient errors were never given up (no `dead`), were given up early or late (attempts),
+    if the API hid why (reason_code, reason, last_error_code), or if retry did not revive it.
+
+    The API always asks for 8 attempts (about 2 to 3 minutes of backoff); the message is written through the
+    store contract, as the Rasa connector writes its replies, with 2 attempts (one backoff of 1 to 1.5 s). The
+    app's own worker sends it and the API shows it."""
     user_wrote(data_dir, "u-dead")
-    failure = {"code": 100, "message": "Invalid parameter", "count": 1, "recipient_id": "u-dead"}
-    httpx.post(sandbox.url("/sandbox/failures"), json=failure)
-    message = enqueue(api, recipient_id="u-dead").json()["message"]
+    max_attempts = 2
+    # One failure more than the attempts: the first send after the retry fails too, and is retried again.
+    failure = {"code": 2, "count": max_attempts + 1, "recipient_id": "u-dead"}
+    assert httpx.post(sandbox.url("/sandbox/failures"), json=failure).status_code == 200
+    store = open_store(f"sqlite:///{data_dir / 'outbox.sqlite3'}")
+    try:
+        new = NewMessage(page_id=PAGE, recipient_id="u-dead", message={"text": "su pedido está listo"},
+                         sender=SenderKind.BOT, purpose=Purpose.REPLY, max_attempts=max_attempts)
+        stored, created = store.enqueue(new, datetime.now(timezone.utc))
+    finally:
+        store.close()
+    assert created
+    dead = wait_status(api, stored.id, Status.DEAD.value)
+    assert dead["attempts"] == max_attempts and dead["max_attempts"] == max_attempts, dead
+    assert dead["reason_code"] == "graph_2" and dead["last_error_code"] == 2, dead
+    assert f"Se agotaron los {max_attempts} intentos" in dead["reason"], dead["reason"]
+    assert "unexpected error" in dead["reason"], "the reason carries Meta's last error message"
+    listed = api.get("/api/outbox", params={"status": "dead", "recipient_id": "u-dead"}, headers=AUTH).json()
+    assert [m["id"] for m in listed["messages"]] == [stored.id], "the dead message is listed as dead"
+    assert sent_texts(sandbox, "u-dead") == [], "nothing was delivered while Graph failed"
+
+    retried = api.post(f"/api/outbox/{stored.id}/retry", headers=AUTH)
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["message"]["status"] == "pending" and retried.json()["message"]["attempts"] == 0
+    sent = wait_status(api, stored.id, Status.SENT.value)
+    assert sent["attempts"] == 2, "after the retry: one more transient failure, then sent (fresh attempts)"
+    assert sent["reason_code"] is None and sent["graph_message_id"], sent
+    assert sent_texts(sandbox, "u-dead") == ["su pedido está listo"], "sent exactly once"
+    assert api.post(f"/api/outbox/{stored.id}/retry", headers=AUTH).status_code == 409, "a sent message stays sent"
+
+
+def sent_texts(sandbox: RunningServer, recipient_id: str) -> list[str]:
+    delivered = httpx.get(sandbox.url("/sandbox/sent"), params={"recipient_id": recipient_id}).json()
+    return [item["body"]["message"].get("text", "") for item in delivered if "message" in item["body"]]
+
+
+def test_a_failed_message_can_be_retried(api: httpx.Client, data_dir: Path, sandbox: RunningServer) -> None:
+    """A permanent error (code 100) fails the message at once, without retrying (`failed`, one attempt); `retry`
+    sends it again once the cause is fixed."""
+    user_wrote(data_dir, "u-failed")
+    failure = {"code": 100, "message": "Invalid parameter", "count": 1, "recipient_id": "u-failed"}
+    assert httpx.post(sandbox.url("/sandbox/failures"), json=failure).status_code == 200
+    message = enqueue(api, recipient_id="u-failed").json()["message"]
     failed = wait_status(api, message["id"], Status.FAILED.value)
-    assert failed["last_error_code"] == 100
+    assert failed["last_error_code"] == 100 and failed["attempts"] == 1 and failed["reason_code"] == "graph_100"
     retried = api.post(f"/api/outbox/{message['id']}/retry", headers=AUTH)
     assert retried.status_code == 200 and retried.json()["message"]["status"] == "pending"
     wait_status(api, message["id"], Status.SENT.value)
+    assert sent_texts(sandbox, "u-failed") == ["hola"]
