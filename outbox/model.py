@@ -152,6 +152,15 @@ class PageState:
 
 
 @dataclass(frozen=True)
+class SendSlot:
+    """A page's send slot (`OutboxStore.reserve_send_slot`, decided by outbox/rate.py). `granted`: send at
+    `send_at`, the store recorded it. Not granted: the first free slot, `send_at`, is too late; nothing recorded."""
+
+    granted: bool
+    send_at: datetime
+
+
+@dataclass(frozen=True)
 class Alert:
     id: int
     page_id: str
@@ -196,6 +205,20 @@ class OutboxStore(Protocol):
 
     def reclaim_expired(self, now: datetime) -> int:
         """SENDING rows whose lease ran out (a crashed worker) go back to PENDING."""
+        ...
+
+    def release(self, message_id: int, worker_id: str, not_before: datetime) -> OutboxMessage:
+        """Give back a message this worker holds, unsent (its page has no send slot for it soon): PENDING,
+        due again at `not_before`, its attempts and its place in its recipient's queue unchanged. A worker
+        that does not hold it gets InvalidTransition."""
+        ...
+
+    def reserve_send_slot(
+        self, page_id: str, now: datetime, rate: float, not_after: datetime | None = None
+    ) -> SendSlot:
+        """The page's next send slot at `rate` sends per second (`outbox.rate.next_send_slot` decides from
+        the latest slot granted), recorded if it starts by `not_after`. Atomic: workers in any number of
+        processes on one store never get slots closer than the rate allows."""
         ...
 
     def cancel(self, message_id: int, now: datetime) -> OutboxMessage:

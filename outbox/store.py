@@ -33,6 +33,10 @@ Choices the Protocol leaves open, the same in every store:
 - `pause_page` on a page already paused changes nothing and raises no second alert (several
   workers hit the same invalid token); `resume_page` then a new pause raises a new one.
 - `counts` lists every status, zero included.
+- `reserve_send_slot` keeps one row per page (the latest slot granted); `outbox/rate.py` decides, the
+  store only makes read-decide-record atomic: memory, the lock; SQLite, `BEGIN IMMEDIATE`; PostgreSQL,
+  the page's row locked by an upsert until COMMIT. A slot not granted records nothing.
+- `release` sets next_attempt_at to `not_before` and leaves due_at and attempts alone.
 """
 
 from __future__ import annotations
@@ -63,9 +67,11 @@ from outbox.model import (
     PageState,
     Purpose,
     SenderKind,
+    SendSlot,
     Status,
     utc,
 )
+from outbox.rate import next_send_slot
 
 SQL_DIR = Path(__file__).parent / "sql"
 
@@ -285,6 +291,7 @@ class InMemoryOutboxStore:
         self._last_user_message: dict[tuple[str, str], datetime] = {}
         self._pages: dict[str, PageState] = {}
         self._alerts: list[Alert] = []
+        self._latest_send_slots: dict[str, datetime] = {}
 
     def _out(self, message: OutboxMessage) -> OutboxMessage:
         return message.with_changes(message=json.loads(self._payloads[message.id]))
@@ -395,6 +402,29 @@ class InMemoryOutboxStore:
             for message in expired:
                 self._put(message.with_changes(status=Status.PENDING, claimed_by=None, lease_until=None))
             return len(expired)
+
+    def release(self, message_id: int, worker_id: str, not_before: datetime) -> OutboxMessage:
+        not_before = utc(not_before)
+        with self._lock:
+            message = self._get(message_id)
+            if message.status is not Status.SENDING or message.claimed_by != worker_id:
+                raise InvalidTransition(
+                    f"message {message_id} is not held by {worker_id} (it is {message.status.value})"
+                )
+            return self._put(
+                message.with_changes(
+                    status=Status.PENDING, claimed_by=None, lease_until=None, next_attempt_at=not_before
+                )
+            )
+
+    def reserve_send_slot(
+        self, page_id: str, now: datetime, rate: float, not_after: datetime | None = None
+    ) -> SendSlot:
+        with self._lock:
+            slot = next_send_slot(now, self._latest_send_slots.get(page_id), rate, not_after)
+            if slot.granted:
+                self._latest_send_slots[page_id] = slot.send_at
+            return slot
 
     def cancel(self, message_id: int, now: datetime) -> OutboxMessage:
         utc(now)
@@ -637,6 +667,29 @@ class SQLiteOutboxStore:
         with self._write() as conn:
             return conn.execute(self._queries["reclaim_expired"], {"now": sqlite_time(now)}).rowcount
 
+    def release(self, message_id: int, worker_id: str, not_before: datetime) -> OutboxMessage:
+        params = {"id": message_id, "worker_id": worker_id, "not_before": sqlite_time(not_before)}
+        with self._write() as conn:
+            cursor = conn.execute(self._queries["release_message"], params)
+            message = self._one(conn, message_id)
+            if cursor.rowcount != 1:
+                raise InvalidTransition(
+                    f"message {message_id} is not held by {worker_id} (it is {message.status.value})"
+                )
+            return message
+
+    def reserve_send_slot(
+        self, page_id: str, now: datetime, rate: float, not_after: datetime | None = None
+    ) -> SendSlot:
+        with self._write() as conn:
+            row = conn.execute(self._queries["latest_send_slot"], {"page_id": page_id}).fetchone()
+            slot = next_send_slot(now, to_utc(row["latest_slot"]) if row else None, rate, not_after)
+            if slot.granted:
+                conn.execute(
+                    self._queries["record_send_slot"], {"page_id": page_id, "latest_slot": sqlite_time(slot.send_at)}
+                )
+            return slot
+
     def _transition(self, name: str, action: str, message_id: int, now: datetime) -> OutboxMessage:
         with self._write() as conn:
             cursor = conn.execute(self._queries[name], {"id": message_id, "now": sqlite_time(now)})
@@ -859,6 +912,26 @@ class PostgresOutboxStore:
         with self._transaction() as cursor:
             cursor.execute(self._queries["reclaim_expired"], {"now": utc(now)})
             return int(cursor.rowcount)
+
+    def release(self, message_id: int, worker_id: str, not_before: datetime) -> OutboxMessage:
+        params = {"id": message_id, "worker_id": worker_id, "not_before": utc(not_before)}
+        with self._transaction() as cursor:
+            cursor.execute(self._queries["release_message"], params)
+            row = cursor.fetchone()
+            if row is not None:
+                return message_from_row(row)
+            message = self._one(cursor, message_id)
+        raise InvalidTransition(f"message {message_id} is not held by {worker_id} (it is {message.status.value})")
+
+    def reserve_send_slot(
+        self, page_id: str, now: datetime, rate: float, not_after: datetime | None = None
+    ) -> SendSlot:
+        with self._transaction() as cursor:
+            cursor.execute(self._queries["lock_send_slot"], {"page_id": page_id})
+            slot = next_send_slot(now, to_utc(cursor.fetchone()["latest_slot"]), rate, not_after)
+            if slot.granted:
+                cursor.execute(self._queries["record_send_slot"], {"page_id": page_id, "latest_slot": slot.send_at})
+            return slot
 
     def _transition(self, name: str, action: str, message_id: int, now: datetime) -> OutboxMessage:
         with self._transaction() as cursor:

@@ -2,6 +2,7 @@
 
 Runs in the Rasa process (bot replies, kicked right after they are written) and in the app
 (agent replies, scheduled follow-ups, retries). The store's claim makes the two safe together.
+The per-page rate is the store's too (outbox/rate.py): every worker on one store shares it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -20,6 +20,7 @@ from connectors.errors import GraphError
 from connectors.graph import GraphClient
 from outbox.model import InvalidTransition, NewMessage, OutboxMessage, OutboxStore, Outcome, Purpose, Status
 from outbox.policy import ConversationWindow, Policy, decide
+from outbox.rate import is_rate_limited
 from outbox.retry import retry_decision
 from outbox.store import StoreUnavailable
 
@@ -33,31 +34,6 @@ STORE_RETRY_MAX_SECONDS = 2.0
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-class PageRateLimiter:
-    """A token bucket per page: at most `rate` sends per second, bursts up to `rate`."""
-
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = rate
-        self.clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = asyncio.Lock()
-
-    async def acquire(self, page_id: str) -> None:
-        if self.rate <= 0:
-            return
-        while True:
-            async with self._lock:
-                tokens, last = self._buckets.get(page_id, (self.rate, self.clock()))
-                now = self.clock()
-                tokens = min(self.rate, tokens + (now - last) * self.rate)
-                if tokens >= 1:
-                    self._buckets[page_id] = (tokens - 1, now)
-                    return
-                self._buckets[page_id] = (tokens, now)
-                wait = (1 - tokens) / self.rate
-            await asyncio.sleep(wait)
 
 
 def send_api_body(message: OutboxMessage, messaging_type: str, tag: str | None) -> dict[str, Any]:
@@ -93,7 +69,7 @@ class OutboxWorker:
         self.poll_seconds = poll_seconds
         self.clock = clock
         self.rng = rng or random.Random()
-        self.limiter = PageRateLimiter(page_rate)
+        self.page_rate = page_rate  # sends per second per page, shared through the store; 0: no limit
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -172,13 +148,31 @@ class OutboxWorker:
         page = await self._while_leased(message, self.store.page, message.page_id)
         window = ConversationWindow(last_user_message_at=last_user, page_utility_opt_in=page.utility_templates)
         decision = decide(message, window, now, self.policy)
+        send_at = now
+        if decision.allowed and is_rate_limited(self.page_rate):
+            lease_until = message.lease_until or now + timedelta(seconds=self.lease_seconds)
+            slot = await self._while_leased(
+                message,
+                self.store.reserve_send_slot,
+                message.page_id,
+                self.clock(),
+                self.page_rate,
+                lease_until - timedelta(seconds=self.lease_seconds / 2),  # the other half: to send and record
+            )
+            if not slot.granted:  # the page's slots are taken past our lease: whoever is free then sends it
+                await self._release(message, slot.send_at)
+                return
+            send_at = slot.send_at
+            decision = decide(message, window, send_at, self.policy)  # as of when it leaves (a window may close)
         if not decision.allowed:
             await self._complete(
                 message, Outcome(Status.BLOCKED, reason_code=decision.reason_code, reason=decision.reason_es)
             )
             return
         body = send_api_body(message, decision.messaging_type or "RESPONSE", decision.tag)
-        await self.limiter.acquire(message.page_id)
+        wait = (send_at - self.clock()).total_seconds()
+        if wait > 0:
+            await asyncio.sleep(wait)
         try:
             result = await self.client.send_message(message.page_id, body)
         except GraphError as error:
@@ -221,6 +215,14 @@ class OutboxWorker:
                 sent_at=self.clock(),
             ),
         )
+
+    async def _release(self, message: OutboxMessage, not_before: datetime) -> None:
+        try:
+            await self._while_leased(message, self.store.release, message.id, self.worker_id, not_before)
+        except InvalidTransition:  # our lease was taken over: the other worker owns it now
+            logger.exception("could not give an outbox message back: no longer ours", extra={"message_id": message.id})
+        except Exception:  # the store stayed away past the lease: the lease expiry gives it back
+            logger.exception("could not give an outbox message back", extra={"message_id": message.id})
 
     async def _complete(self, message: OutboxMessage, outcome: Outcome) -> None:
         try:

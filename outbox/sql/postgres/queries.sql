@@ -113,6 +113,13 @@ UPDATE messages
 SET status = 'pending', claimed_by = NULL, lease_until = NULL
 WHERE status = 'sending' AND lease_until < %(now)s;
 
+-- name: release_message
+-- Given back unsent (no send slot for it soon): due again later; not an attempt, its queue place unchanged.
+UPDATE messages
+SET status = 'pending', claimed_by = NULL, lease_until = NULL, next_attempt_at = %(not_before)s
+WHERE id = %(id)s AND status = 'sending' AND claimed_by = %(worker_id)s
+RETURNING *;
+
 -- name: cancel_message
 UPDATE messages SET status = 'cancelled' WHERE id = %(id)s AND status = 'pending'
 RETURNING *;
@@ -162,3 +169,14 @@ SELECT * FROM alerts ORDER BY id DESC LIMIT %(limit)s;
 
 -- name: count_by_status
 SELECT status, COUNT(*) AS count FROM messages GROUP BY status;
+
+-- name: lock_send_slot
+-- The page's row, created if missing, locked until COMMIT (the upsert takes the row lock even when it
+-- changes nothing), with the latest slot granted (NULL: none). A second reservation of the page waits
+-- here and then reads what the first recorded; other pages are not held up.
+INSERT INTO page_send_slots (page_id) VALUES (%(page_id)s)
+ON CONFLICT (page_id) DO UPDATE SET page_id = excluded.page_id
+RETURNING latest_slot;
+
+-- name: record_send_slot
+UPDATE page_send_slots SET latest_slot = %(latest_slot)s WHERE page_id = %(page_id)s;

@@ -65,6 +65,12 @@ UPDATE messages
 SET status = 'pending', claimed_by = NULL, lease_until = NULL
 WHERE status = 'sending' AND lease_until < :now;
 
+-- name: release_message
+-- Given back unsent (no send slot for it soon): due again later; not an attempt, its queue place unchanged.
+UPDATE messages
+SET status = 'pending', claimed_by = NULL, lease_until = NULL, next_attempt_at = :not_before
+WHERE id = :id AND status = 'sending' AND claimed_by = :worker_id;
+
 -- name: cancel_message
 UPDATE messages SET status = 'cancelled' WHERE id = :id AND status = 'pending';
 
@@ -116,3 +122,11 @@ SELECT * FROM alerts ORDER BY id DESC LIMIT :limit;
 
 -- name: count_by_status
 SELECT status, COUNT(*) AS count FROM messages GROUP BY status;
+
+-- name: latest_send_slot
+-- Inside BEGIN IMMEDIATE with record_send_slot: nobody reserves in between (outbox/rate.py decides).
+SELECT latest_slot FROM page_send_slots WHERE page_id = :page_id;
+
+-- name: record_send_slot
+INSERT INTO page_send_slots (page_id, latest_slot) VALUES (:page_id, :latest_slot)
+ON CONFLICT (page_id) DO UPDATE SET latest_slot = excluded.latest_slot;

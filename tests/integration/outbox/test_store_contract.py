@@ -38,6 +38,7 @@ from outbox.model import (
     PageState,
     Purpose,
     SenderKind,
+    SendSlot,
     Status,
 )
 from outbox.store import InMemoryOutboxStore, PostgresOutboxStore, SQLiteOutboxStore, open_store
@@ -111,7 +112,10 @@ def postgres_run_url() -> Iterator[str]:
 
 def empty_postgres_tables(url: str) -> None:
     with closing(psycopg2.connect(url)) as conn, conn, conn.cursor() as cursor:
-        cursor.execute("DELETE FROM messages; DELETE FROM conversations; DELETE FROM pages; DELETE FROM alerts")
+        cursor.execute(
+            "DELETE FROM messages; DELETE FROM conversations; DELETE FROM pages; DELETE FROM alerts; "
+            "DELETE FROM page_send_slots"
+        )
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])
@@ -589,6 +593,98 @@ def test_reclaim_keeps_the_attempts_made(store: OutboxStore) -> None:
     assert store.get(message.id).attempts == 1
 
 
+# --- release ---------------------------------------------------------------------------------------
+
+
+def test_release_gives_a_claimed_message_back_unsent_due_later(store: OutboxStore) -> None:
+    message = enqueue(store)
+    later = enqueue(store)
+    claim(store)
+
+    released = store.release(message.id, "w1", at(5))
+
+    assert (released.status, released.claimed_by, released.lease_until) == (Status.PENDING, None, None)
+    assert (released.next_attempt_at, released.due_at, released.attempts) == (at(5), T0, 0), "not an attempt"
+    assert store.get(message.id) == released
+    assert claim(store, at(4.9), worker="w2") == [], "not before not_before, and its recipient's next one waits"
+    assert claim(store, at(5), worker="w2") == [message.id], "still the head of its recipient's queue"
+    send(store, message.id, "w2")
+    assert claim(store, at(5), worker="w2") == [later.id]
+
+
+def test_release_keeps_the_attempts_made(store: OutboxStore) -> None:
+    message = enqueue(store)
+    claim(store)
+    store.complete(message.id, "w1", Outcome(Status.PENDING, next_attempt_at=at(1), last_error_code=2))
+    claim(store, at(1))
+
+    released = store.release(message.id, "w1", at(3))
+
+    assert (released.attempts, released.last_error_code) == (1, 2)
+
+
+def test_release_by_a_worker_that_does_not_hold_the_message_is_refused(store: OutboxStore) -> None:
+    message = enqueue(store)
+    pending = enqueue(store, recipient="u2", not_before=at(60))
+    claim(store, worker="w1")
+
+    with pytest.raises(InvalidTransition):
+        store.release(message.id, "w2", at(5))
+    with pytest.raises(InvalidTransition):
+        store.release(pending.id, "w1", at(5))
+    with pytest.raises(NotFound):
+        store.release(999_999, "w1", at(5))
+    assert store.get(message.id).status is Status.SENDING
+    assert store.get(pending.id).next_attempt_at == at(60)
+
+
+# --- reserve_send_slot ----------------------------------------------------------------------------
+
+
+def test_send_slots_of_a_page_are_an_interval_apart(store: OutboxStore) -> None:
+    slots = [store.reserve_send_slot(PAGE, T0, 5) for _ in range(3)]
+
+    assert slots == [SendSlot(True, T0), SendSlot(True, at(0.2)), SendSlot(True, at(0.4))]
+
+
+def test_send_slots_are_per_page(store: OutboxStore) -> None:
+    store.reserve_send_slot(PAGE, T0, 5)
+    store.reserve_send_slot(PAGE, T0, 5)
+
+    assert store.reserve_send_slot(OTHER_PAGE, T0, 5) == SendSlot(True, T0), "another page is not held up"
+
+
+def test_an_idle_page_gets_its_slot_at_once(store: OutboxStore) -> None:
+    store.reserve_send_slot(PAGE, T0, 5)
+
+    assert store.reserve_send_slot(PAGE, at(60), 5) == SendSlot(True, at(60))
+    assert store.reserve_send_slot(PAGE, at(60), 5) == SendSlot(True, at(60.2))
+
+
+def test_a_slot_after_not_after_is_not_granted_and_not_recorded(store: OutboxStore) -> None:
+    store.reserve_send_slot(PAGE, T0, 5)
+
+    refused = store.reserve_send_slot(PAGE, T0, 5, not_after=at(0.1))
+
+    assert refused == SendSlot(False, at(0.2)), "it says when the page is free"
+    assert store.reserve_send_slot(PAGE, T0, 5) == SendSlot(True, at(0.2)), "the refused slot is still free"
+
+
+def test_a_new_rate_applies_from_the_next_slot(store: OutboxStore) -> None:
+    store.reserve_send_slot(PAGE, T0, 1)
+
+    assert store.reserve_send_slot(PAGE, T0, 10) == SendSlot(True, at(0.1)), "the latest slot is kept, not a debt"
+
+
+def test_send_slots_come_back_as_utc_whatever_zone_went_in(store: OutboxStore) -> None:
+    madrid = timezone(timedelta(hours=2))
+    store.reserve_send_slot(PAGE, T0.astimezone(madrid), 5)
+
+    slot = store.reserve_send_slot(PAGE, T0.astimezone(madrid), 5)
+
+    assert slot.send_at == at(0.2) and slot.send_at.tzinfo == timezone.utc
+
+
 # --- cancel, retry -------------------------------------------------------------------------------
 
 
@@ -939,6 +1035,21 @@ def test_a_reopened_store_sees_what_was_committed(durable_url: str) -> None:
         assert len(reopened.alerts()) == 1
         send(reopened, message.id)
         assert claim(reopened) == [waiting.id]
+    finally:
+        reopened.close()
+
+
+def test_two_stores_on_one_database_share_the_send_slots(durable_url: str) -> None:
+    app, rasa = open_store(durable_url), open_store(durable_url)
+    try:
+        slots = [store.reserve_send_slot(PAGE, T0, 5).send_at for store in (app, rasa, app, rasa)]
+        assert slots == [T0, at(0.2), at(0.4), at(0.6)], "two processes on one page keep one rate"
+    finally:
+        app.close()
+        rasa.close()
+    reopened = open_store(durable_url)
+    try:
+        assert reopened.reserve_send_slot(PAGE, T0, 5).send_at == at(0.8), "the latest slot is committed"
     finally:
         reopened.close()
 
