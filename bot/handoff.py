@@ -56,6 +56,7 @@ T = TypeVar("T")
 AUTO_RESUME_NOTE = "Reanudado automáticamente por inactividad"
 AUTO_RESUME_BY = "system"
 AUTO_RESUME_CHECK_SECONDS = 60.0
+AUTO_RESUME_SHORTEST_CHECK_SECONDS = 0.5
 # Who paused when the app learns of a pause only from the connector (the action's notice was lost).
 PAUSED_BY_RASA = "rasa"
 
@@ -299,6 +300,14 @@ def idle_cutoff(now: datetime, idle_minutes: float) -> datetime:
     return now - timedelta(minutes=idle_minutes)
 
 
+def auto_resume_interval(idle_minutes: float, longest: float = AUTO_RESUME_CHECK_SECONDS) -> float:
+    """How often the app looks for idle conversations: every minute, or a quarter of a shorter idle time (at
+    least every half second), so a conversation goes back to the bot at most a quarter of its idle time late."""
+    if idle_minutes <= 0:
+        return longest
+    return max(AUTO_RESUME_SHORTEST_CHECK_SECONDS, min(longest, idle_minutes * 60 / 4))
+
+
 class Handoff:
     """`HandoffService` over Rasa's HTTP API, the handoff store, the outbox and (optionally) Meta's handover."""
 
@@ -409,8 +418,10 @@ class Handoff:
                 logger.exception("auto-resume failed", extra={"conversation_id": conversation.id})
         return resumed
 
-    async def run_auto_resume(self, interval_seconds: float = AUTO_RESUME_CHECK_SECONDS) -> None:
-        """The app's background task (cancel it to stop)."""
+    async def run_auto_resume(self, interval_seconds: float | None = None) -> None:
+        """The app's background task (cancel it to stop); by default it looks every `auto_resume_interval`."""
+        if interval_seconds is None:
+            interval_seconds = auto_resume_interval(self.settings.handoff_idle_resume_minutes)
         while True:
             try:
                 await self.resume_idle()
