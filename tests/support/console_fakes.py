@@ -8,11 +8,12 @@ be published, a rollback serves the previous version.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
+from bot.handoff import IDEMPOTENCY_KEY_REUSED, PAUSED_BY_RASA
 from bot.handoff_model import (
     ConsoleEvent,
     Conversation,
@@ -36,12 +37,16 @@ from bot.knowledge_editor import (
     Version,
 )
 from bot.pubsub import Broadcaster
-from bot.reply_window import reply_window
+from bot.reply_window import ReplyWindow, reply_window
+from bot.settings import SANDBOX_PAGE_ID
+from connectors.outgoing import OutgoingMessageError, build_messages
 from knowledge_matrix.errors import KnowledgeMatrixError
 from knowledge_matrix.matrix import entries_from_sheet, parse_csv_bytes
 from knowledge_matrix.text import fold
 from knowledge_matrix.validation import validate_sheet
-from outbox.policy import load_policy
+from outbox.model import NewMessage, Purpose, SenderKind
+from outbox.policy import ConversationWindow, decide, load_policy
+from outbox.store import InMemoryOutboxStore
 
 
 def utc_now() -> datetime:
@@ -49,16 +54,22 @@ def utc_now() -> datetime:
 
 
 class FakeHandoff:
-    """`HandoffService` in memory. `sent` keeps the agents' replies as the outbox would get them."""
+    """`HandoffService` in memory, with `window_status` as the console calls it. The outbox is the outbox's own
+    in-memory store (contract-tested against SQLite and PostgreSQL): the customer's last own message, idempotency
+    keys and the queued agents' replies live there, as in the real service. `sent` keeps the agents' replies as the
+    outbox would send them (text, sender, messaging type and tag).
 
-    def __init__(self, clock: Callable[[], datetime] = utc_now) -> None:
+    Checked against `bot.handoff.Handoff` by tests/integration/console/test_handoff_contract.py."""
+
+    def __init__(self, clock: Callable[[], datetime] = utc_now, page_ids: Iterable[str] = (SANDBOX_PAGE_ID,)) -> None:
         self.clock = clock
+        self.page_ids = frozenset(page_ids)
         self.conversations: dict[str, Conversation] = {}
-        self.transcripts: dict[str, list[TranscriptItem]] = {}
+        self.transcripts: dict[str, list[TranscriptItem]] = {}  # what Rasa's tracker would show
         self.sent: list[dict[str, Any]] = []
-        self.replies_by_key: dict[str, dict[str, Any]] = {}
-        self.closing_notes: dict[str, str] = {}
+        self.closing_notes: dict[str, str | None] = {}
         self.policy = load_policy()
+        self.outbox = InMemoryOutboxStore()
         self._events: Broadcaster[ConsoleEvent] = Broadcaster(lambda: ConsoleEvent("resync", "", self.clock(), {}))
 
     def _publish(self, kind: str, conversation: Conversation, **data: Any) -> None:
@@ -66,84 +77,123 @@ class FakeHandoff:
                                                                                **data}))
 
     def add_user_message(self, page_id: str, user_id: str, text: str, at: datetime | None = None) -> None:
-        """A message the bot answered (before any pause): only the transcript sees it."""
+        """A message the bot saw (the connector's part): Rasa's tracker and the outbox's record of the customer's
+        last own message (the reply window) know it; the handoff record does not."""
         at = at or self.clock()
-        conversation_id = conversation_id_of(page_id, user_id)
-        self.transcripts.setdefault(conversation_id, []).append(TranscriptItem(at, "user", text))
-        if conversation_id in self.conversations:
-            self.conversations[conversation_id] = replace(self.conversations[conversation_id],
-                                                          last_user_message_at=at, last_message_text=text)
+        self.transcripts.setdefault(conversation_id_of(page_id, user_id), []).append(TranscriptItem(at, "user", text))
+        self.outbox.record_user_message(page_id, user_id, at)
 
     async def pause(self, page_id: str, user_id: str, reason: PauseReason, paused_by: str) -> Conversation:
         conversation_id = conversation_id_of(page_id, user_id)
         now = self.clock()
         current = self.conversations.get(conversation_id)
         if current is not None and current.state is ConversationState.PAUSED:
-            return current
-        last_user = max((i.at for i in self.transcripts.get(conversation_id, []) if i.author == "user"), default=None)
-        conversation = Conversation(
-            id=conversation_id, page_id=page_id, user_id=user_id, state=ConversationState.PAUSED,
-            paused_reason=PauseReason(reason), paused_by=paused_by, paused_at=now,
-            assigned_to=current.assigned_to if current else None, last_user_message_at=last_user,
-            last_activity_at=now,
-        )
+            return current  # the first reason and author stay
+        base = current or Conversation(conversation_id, page_id, user_id, ConversationState.BOT)
+        conversation = replace(base, state=ConversationState.PAUSED, paused_reason=PauseReason(reason),
+                               paused_by=paused_by, paused_at=now, last_activity_at=now)
         self.conversations[conversation_id] = conversation
         self._publish("paused", conversation, reason=PauseReason(reason).value, by=paused_by)
         return conversation
 
     async def resume(self, conversation_id: str, by: str, closing_note: str) -> Conversation:
-        conversation = await self.get(conversation_id)
-        conversation = replace(conversation, state=ConversationState.BOT, paused_reason=None, paused_by=None,
-                               paused_at=None, assigned_to=None)
+        current = await self.get(conversation_id)
+        if current.state is not ConversationState.PAUSED:
+            return current  # resuming a conversation the bot has changes nothing and tells nobody
+        conversation = replace(current, state=ConversationState.BOT, paused_reason=None, paused_by=None,
+                               paused_at=None, assigned_to=None, last_activity_at=self.clock())
         self.conversations[conversation_id] = conversation
-        self.closing_notes[conversation_id] = closing_note
-        self._publish("resumed", conversation, by=by, closing_note=closing_note)
+        note = closing_note.strip() or None
+        self.closing_notes[conversation_id] = note
+        self._publish("resumed", conversation, by=by, closing_note=note)
         return conversation
 
     async def record_user_message(self, page_id: str, user_id: str, text: str, at: datetime) -> None:
+        """A customer wrote while paused (the connector tells the app). A conversation the app never saw paused is
+        recorded as paused by Rasa."""
         conversation_id = conversation_id_of(page_id, user_id)
-        self.transcripts.setdefault(conversation_id, []).append(TranscriptItem(at, "user", text))
-        conversation = self.conversations.get(conversation_id) or Conversation(
-            conversation_id, page_id, user_id, ConversationState.PAUSED, paused_by="rasa", paused_at=at)
-        conversation = replace(conversation, last_user_message_at=at, last_message_text=text, last_activity_at=at)
+        now = self.clock()
+        self.add_user_message(page_id, user_id, text, at)
+        conversation = self.conversations.get(conversation_id)
+        if conversation is None:
+            conversation = Conversation(conversation_id, page_id, user_id, ConversationState.PAUSED,
+                                        paused_by=PAUSED_BY_RASA, paused_at=now, last_activity_at=now)
+            self.conversations[conversation_id] = conversation
+            self._publish("paused", conversation, reason=None, by=PAUSED_BY_RASA)
+        conversation = replace(conversation, last_user_message_at=at, last_message_text=text, last_activity_at=now)
         self.conversations[conversation_id] = conversation
-        self._publish("user_message", conversation, text=text)
+        self._publish("user_message", conversation, text=text, message_at=at.isoformat(timespec="microseconds"))
 
     async def reply_as_agent(
         self, conversation_id: str, agent: str, text: str, *, idempotency_key: str | None = None
     ) -> dict[str, Any]:
-        """Like the outbox: the same idempotency key again is the first message, not a second one."""
-        if idempotency_key is not None and idempotency_key in self.replies_by_key:
-            first = self.replies_by_key[idempotency_key]
-            if first["text"] != text:  # as bot.handoff: other words under a used key are refused (409)
-                raise ReplyRefused("idempotency_key_reused", "Esa clave de idempotencia ya se usó con otro texto.")
-            return {**first, "repeated": True}
-        answer = await self._reply(conversation_id, agent, text)
-        if idempotency_key is not None:
-            self.replies_by_key[idempotency_key] = answer
+        """As `Handoff.reply_as_agent`: the input, then the outbox policy, then the pause (a conversation the bot
+        holds is paused first), then the outbox with the key (the same key again is the first message, other
+        words under it are refused)."""
+        page_id, user_id = split_conversation_id(conversation_id)
+        text = text.strip()
+        if not text:
+            raise ReplyRefused("empty_text", "El mensaje está vacío.", "The message is empty.")
+        if page_id not in self.page_ids:
+            raise ReplyRefused("unknown_page", f"La página {page_id} no está configurada.",
+                               f"page {page_id} is not configured")
+        try:
+            messages = build_messages({"text": text}).messages
+        except OutgoingMessageError as exc:
+            raise ReplyRefused("invalid_message", "El mensaje no se puede enviar por Messenger.", str(exc)) from exc
+        now = self.clock()
+        first = NewMessage(page_id=page_id, recipient_id=user_id, message=messages[0], sender=SenderKind.HUMAN,
+                           purpose=Purpose.REPLY, sender_name=agent)
+        window = ConversationWindow(self.outbox.last_user_message_at(page_id, user_id),
+                                    self.outbox.page(page_id).utility_templates)
+        decision = decide(first, window, now, self.policy)
+        if not decision.allowed:
+            raise ReplyRefused(decision.reason_code, decision.reason_es, decision.reason_en)
+        current = self.conversations.get(conversation_id)
+        if current is None or current.state is not ConversationState.PAUSED:
+            await self.pause(page_id, user_id, PauseReason.AGENT_TOOK_OVER, agent)
+        stored, created = [], []
+        for number, message in enumerate(messages):
+            key = f"{idempotency_key}:{number}" if idempotency_key else None
+            queued, new = self.outbox.enqueue(replace(first, message=message, idempotency_key=key), now)
+            if not new and queued.message != message:
+                raise ReplyRefused(IDEMPOTENCY_KEY_REUSED, "Esa clave de idempotencia ya se usó para otro mensaje "
+                                   "con otro texto; no se envió nada.", "idempotency key already used")
+            stored.append(queued)
+            created.append(new)
+        answer = {
+            "message": stored[0].to_dict(),
+            "messages": [message.to_dict() for message in stored],
+            "text": text,
+            "decision": {"messaging_type": decision.messaging_type, "tag": decision.tag,
+                         "window_ends_at": decision.window_ends_at.isoformat(timespec="microseconds")
+                         if decision.window_ends_at else None},
+        }
+        if not any(created):
+            return {**answer, "repeated": True}
+        for message in stored:
+            self.sent.append({"recipient_id": user_id, "text": message.message.get("text", ""), "sender_name": agent,
+                              "messaging_type": decision.messaging_type, "tag": decision.tag})
+        outbox_id = stored[0].id
+        self.transcripts.setdefault(conversation_id, []).append(
+            TranscriptItem(now, f"agent:{agent}", text, {"outbox_id": outbox_id}))
+        conversation = replace(self.conversations[conversation_id], last_activity_at=now)
+        self.conversations[conversation_id] = conversation
+        self._publish("agent_message", conversation, author=f"agent:{agent}", text=text, outbox_id=outbox_id)
         return answer
 
-    async def _reply(self, conversation_id: str, agent: str, text: str) -> dict[str, Any]:
-        conversation = await self.get(conversation_id)
-        decision = reply_window(conversation.last_user_message_at, self.clock(), self.policy)
-        if not decision.can_reply:
-            raise ReplyRefused(decision.reason_code, decision.message_es)
-        now = self.clock()
-        message = {"recipient_id": conversation.user_id, "text": text, "sender_name": agent,
-                   "messaging_type": decision.messaging_type, "tag": decision.tag}
-        self.sent.append(message)
-        self.transcripts.setdefault(conversation_id, []).append(TranscriptItem(now, f"agent:{agent}", text))
-        self._publish("agent_message", conversation, author=f"agent:{agent}", text=text)
-        return {"message": message, "text": text}
-
     async def assign(self, conversation_id: str, agent: str | None) -> Conversation:
-        conversation = replace(await self.get(conversation_id), assigned_to=agent)
+        conversation = replace(await self.get(conversation_id), assigned_to=agent, last_activity_at=self.clock())
         self.conversations[conversation_id] = conversation
         self._publish("assigned", conversation, agent=agent)
         return conversation
 
     async def paused_conversations(self) -> list[Conversation]:
-        return [c for c in self.conversations.values() if c.state is ConversationState.PAUSED]
+        """Latest activity first, as the real store lists them."""
+        paused = sorted((c for c in self.conversations.values() if c.state is ConversationState.PAUSED),
+                        key=lambda c: c.id)
+        return sorted(paused, key=lambda c: c.last_activity_at or datetime.min.replace(tzinfo=timezone.utc),
+                      reverse=True)
 
     async def get(self, conversation_id: str) -> Conversation:
         split_conversation_id(conversation_id)
@@ -155,6 +205,10 @@ class FakeHandoff:
     async def transcript(self, conversation_id: str) -> list[TranscriptItem]:
         split_conversation_id(conversation_id)
         return list(self.transcripts.get(conversation_id, []))
+
+    async def window_status(self, conversation_id: str, now: datetime | None = None) -> ReplyWindow:
+        page_id, user_id = split_conversation_id(conversation_id)
+        return reply_window(self.outbox.last_user_message_at(page_id, user_id), now or self.clock(), self.policy)
 
     def subscribe(self) -> AsyncIterator[ConsoleEvent]:
         return self._events.subscribe()

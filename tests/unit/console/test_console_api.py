@@ -217,8 +217,12 @@ def test_reply_limits(console_env: ConsoleApp) -> None:
     assert too_long.status_code == 422 and "2001 caracteres" in too_long.json()["error"]["message"]
     blank = agent.post(f"/api/console/conversations/{CONVERSATION}/reply", json={"text": "   "})
     assert blank.status_code == 422
+    # A customer who never wrote: the real service refuses by the policy (nobody to answer), not "not found".
     unknown = agent.post(f"/api/console/conversations/{PAGE}:nadie/reply", json={"text": "hola"})
-    assert unknown.status_code == 404 and unknown.json()["error"]["message"] == "No existe esa conversación."
+    assert unknown.status_code == 422 and unknown.json()["error"]["reason_code"] == "never_wrote"
+    malformed = agent.post("/api/console/conversations/sin-pagina/reply", json={"text": "hola"})
+    assert malformed.status_code == 404 and malformed.json()["error"]["message"] == "No existe esa conversación."
+    assert console_env.handoff.sent == []
 
 
 def test_assign_to_me_to_another_agent_and_unassign(console_env: ConsoleApp) -> None:
