@@ -40,6 +40,10 @@ class AiohttpTransport:
     """Async HTTP to the Graph API (or the sandbox), one pooled session per process."""
 
     def __init__(self, base_url: str, timeout_seconds: float = 10.0) -> None:
+        # Loaded here, not on the first send: the import takes ~0.3 s, and on a worker's first send it stalled the
+        # event loop, so the sends due meanwhile went out together (a burst at a rate-limited page).
+        import aiohttp  # noqa: F401
+
         self.base_url = base_url.rstrip("/")
         self.timeout_seconds = timeout_seconds
         self._session: Any = None
