@@ -20,7 +20,7 @@ from connectors.errors import GraphError
 from connectors.graph import GraphClient
 from outbox.model import InvalidTransition, NewMessage, OutboxMessage, OutboxStore, Outcome, Purpose, Status
 from outbox.policy import ConversationWindow, Policy, decide
-from outbox.rate import is_rate_limited
+from outbox.rate import is_rate_limited, send_interval
 from outbox.retry import retry_decision
 from outbox.store import StoreUnavailable
 
@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 # waits, for as long as the worker's lease on it lasts: recording "sent" late beats sending it twice.
 STORE_RETRY_FIRST_SECONDS = 0.1
 STORE_RETRY_MAX_SECONDS = 2.0
+# A worker that wakes up a whole send interval after the slot it slept for (its event loop or its machine stalled)
+# would send on top of the page's next slot: it takes a new slot instead, this many times at most, then sends late.
+STALE_SLOT_RETRIES = 1
 
 
 def utc_now() -> datetime:
@@ -148,31 +151,18 @@ class OutboxWorker:
         page = await self._while_leased(message, self.store.page, message.page_id)
         window = ConversationWindow(last_user_message_at=last_user, page_utility_opt_in=page.utility_templates)
         decision = decide(message, window, now, self.policy)
-        send_at = now
         if decision.allowed and is_rate_limited(self.page_rate):
-            lease_until = message.lease_until or now + timedelta(seconds=self.lease_seconds)
-            slot = await self._while_leased(
-                message,
-                self.store.reserve_send_slot,
-                message.page_id,
-                self.clock(),
-                self.page_rate,
-                lease_until - timedelta(seconds=self.lease_seconds / 2),  # the other half: to send and record
-            )
-            if not slot.granted:  # the page's slots are taken past our lease: whoever is free then sends it
-                await self._release(message, slot.send_at)
+            send_at = await self._wait_for_send_slot(message)
+            if send_at is None:
                 return
-            send_at = slot.send_at
-            decision = decide(message, window, send_at, self.policy)  # as of when it leaves (a window may close)
+            # Decided again for the moment it leaves: a window may have closed while it waited.
+            decision = decide(message, window, max(self.clock(), send_at), self.policy)
         if not decision.allowed:
             await self._complete(
                 message, Outcome(Status.BLOCKED, reason_code=decision.reason_code, reason=decision.reason_es)
             )
             return
         body = send_api_body(message, decision.messaging_type or "RESPONSE", decision.tag)
-        wait = (send_at - self.clock()).total_seconds()
-        if wait > 0:
-            await asyncio.sleep(wait)
         try:
             result = await self.client.send_message(message.page_id, body)
         except GraphError as error:
@@ -215,6 +205,34 @@ class OutboxWorker:
                 sent_at=self.clock(),
             ),
         )
+
+    async def _wait_for_send_slot(self, message: OutboxMessage) -> datetime | None:
+        """Reserve the page's next send slot in the store (shared by every worker) and sleep until it; None when
+        the message was given back instead. Only a slot within the first half of the lease is taken: the other
+        half is for sending and recording, so the lease never runs out while the message waits."""
+        lease_until = message.lease_until or self.clock() + timedelta(seconds=self.lease_seconds)
+        not_after = lease_until - timedelta(seconds=self.lease_seconds / 2)
+        interval = send_interval(self.page_rate)
+        retries = STALE_SLOT_RETRIES
+        while True:
+            slot = await self._while_leased(
+                message, self.store.reserve_send_slot, message.page_id, self.clock(), self.page_rate, not_after
+            )
+            if not slot.granted:  # the page's slots are taken past our lease: whoever is free then sends it
+                await self._release(message, slot.send_at)
+                return None
+            wait = (slot.send_at - self.clock()).total_seconds()
+            if wait <= 0:  # due already: it goes now (late by the round trip to the store at most)
+                return slot.send_at
+            await asyncio.sleep(wait)
+            late = self.clock() - slot.send_at
+            if late < interval or retries == 0:
+                return slot.send_at
+            retries -= 1
+            logger.info(
+                "outbox send slot missed, taking a new one",
+                extra={"message_id": message.id, "page_id": message.page_id, "late_seconds": late.total_seconds()},
+            )
 
     async def _release(self, message: OutboxMessage, not_before: datetime) -> None:
         try:

@@ -1,0 +1,78 @@
+"""The worker and the shared per-page rate: in-memory store, fake Graph transport, the worker's clock fixed.
+
+What a worker does with its page's send slot: asks the store for it before each send (not when the rate is 0),
+gives the message back unsent when the slot starts past half its lease (holding it longer would let the lease
+expire and another worker send it too), and decides the policy for the moment the message leaves, not the moment
+it was claimed. The timing of real sends is tests/integration/outbox/test_page_rate.py.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from bot.settings import SANDBOX_PAGE_ID, Settings
+from connectors.graph import GraphClient
+from outbox.model import NewMessage, OutboxMessage, Purpose, SendSlot, Status
+from outbox.policy import load_policy
+from outbox.store import InMemoryOutboxStore
+from outbox.worker import OutboxWorker
+from tests.unit.outbox.test_worker_store_outage import RecordingTransport
+
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
+USER = "psid-rate"
+
+
+def worker_for(store: InMemoryOutboxStore, transport: RecordingTransport, rate: float) -> OutboxWorker:
+    client = GraphClient(Settings(), transport=transport)
+    return OutboxWorker(
+        store, client, load_policy(), worker_id="w1", lease_seconds=30, page_rate=rate, clock=lambda: T0
+    )
+
+
+def reply(store: InMemoryOutboxStore, user_wrote_at: datetime = T0) -> OutboxMessage:
+    store.record_user_message(SANDBOX_PAGE_ID, USER, user_wrote_at)
+    message, _ = store.enqueue(NewMessage(SANDBOX_PAGE_ID, USER, {"text": "listo"}, purpose=Purpose.REPLY), T0)
+    return message
+
+
+@pytest.mark.parametrize(("rate", "next_free"), [(0, T0), (5, T0 + timedelta(seconds=0.2))])
+async def test_each_send_takes_a_slot_unless_the_rate_is_off(rate: float, next_free: datetime) -> None:
+    store, transport = InMemoryOutboxStore(), RecordingTransport()
+    message = reply(store)
+
+    assert await worker_for(store, transport, rate).run_once() == 1
+
+    assert store.get(message.id).status is Status.SENT and len(transport.sent) == 1
+    # Rate 0: no slot recorded, the page is free now. Rate 5: the worker took T0, the next free one is T0 + 0.2 s.
+    assert store.reserve_send_slot(SANDBOX_PAGE_ID, T0, 5).send_at == next_free
+
+
+async def test_a_message_whose_slot_is_past_half_the_lease_is_given_back_unsent() -> None:
+    store, transport = InMemoryOutboxStore(), RecordingTransport()
+    message = reply(store)
+    store.reserve_send_slot(SANDBOX_PAGE_ID, T0 + timedelta(seconds=100), 1)  # other workers took the page's slots
+
+    assert await worker_for(store, transport, 1).run_once() == 1
+
+    back = store.get(message.id)
+    assert transport.sent == [], "not sent: waiting 101 s would outlive its 30 s lease"
+    assert (back.status, back.claimed_by, back.attempts) == (Status.PENDING, None, 0), "given back, not an attempt"
+    assert back.next_attempt_at == T0 + timedelta(seconds=101), "due again when the page has a free slot"
+    assert store.reserve_send_slot(SANDBOX_PAGE_ID, T0, 1) == SendSlot(True, T0 + timedelta(seconds=101)), (
+        "the slot it did not take is still free"
+    )
+
+
+async def test_the_window_is_decided_for_the_moment_the_message_leaves() -> None:
+    """The customer's 24 hours end 0.1 s after the claim; the page's next slot is 0.2 s after it."""
+    store, transport = InMemoryOutboxStore(), RecordingTransport()
+    message = reply(store, user_wrote_at=T0 - timedelta(hours=24) + timedelta(seconds=0.1))
+    store.reserve_send_slot(SANDBOX_PAGE_ID, T0, 5)
+
+    assert await worker_for(store, transport, 5).run_once() == 1
+
+    blocked = store.get(message.id)
+    assert transport.sent == [], "it would have reached Meta outside the 24-hour window"
+    assert (blocked.status, blocked.reason_code) == (Status.BLOCKED, "outside_window")
