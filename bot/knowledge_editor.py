@@ -16,7 +16,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -208,7 +208,15 @@ DRAFT_FILE = "draft.json"
 _SUFFIX = re.compile(r"^\.[a-z0-9]{1,5}$")
 
 
-def _issues(report: Report) -> tuple[ReportIssue, ...]:
+def upload_names(filename: str) -> tuple[str, str]:
+    """The name an upload is kept under (no folders; "matriz.csv" when empty) and the name of the draft's copy
+    (`source` with the upload's suffix when it looks like one: the reader picks the format by it)."""
+    name = Path(filename.replace("\\", "/")).name[:200] or "matriz.csv"
+    suffix = Path(name).suffix.lower()
+    return name, "source" + (suffix if _SUFFIX.match(suffix) else ".bin")
+
+
+def report_issues(report: Report) -> tuple[ReportIssue, ...]:
     return tuple(ReportIssue(i.severity, i.code, i.message, i.row, i.column) for i in report.issues)
 
 
@@ -296,18 +304,17 @@ class MatrixEditor:
         return sorted((d for d in found if d is not None), key=lambda d: d.uploaded_at, reverse=True)
 
     def upload(self, filename: str, data: bytes, by: str) -> Draft:
-        name = Path(filename.replace("\\", "/")).name[:200] or "matriz.csv"
-        suffix = Path(name).suffix.lower()
+        name, source_name = upload_names(filename)
         draft_id = uuid.uuid4().hex[:12]
         directory = self.drafts_dir / draft_id
         with self._exclusive():
             embedder = self.embedder()
             directory.mkdir(parents=True)
             try:
-                source = directory / ("source" + (suffix if _SUFFIX.match(suffix) else ".bin"))
+                source = directory / source_name
                 source.write_bytes(data)
                 report, _sheet = check_matrix(source, embedder)
-                draft = Draft(draft_id, name, by, self.clock(), report.ok, report.entry_count, _issues(report),
+                draft = Draft(draft_id, name, by, self.clock(), report.ok, report.entry_count, report_issues(report),
                               report.render())
                 (directory / DRAFT_FILE).write_text(json.dumps(draft.to_dict(), ensure_ascii=False),
                                                     encoding="utf-8")
@@ -374,16 +381,16 @@ class MatrixEditor:
         source = self._draft_source(draft_id)
         draft = self._read_draft(source.parent)
         with self._exclusive():
-            result = publish_matrix(source, self.data_dir, self.clock(), by=by, embedder=self.embedder())
+            # Stored with the editor's file name, not the draft's copy ("source.csv"): the version list and a
+            # rollback read it back from the version.
+            result = publish_matrix(source, self.data_dir, self.clock(), by=by, embedder=self.embedder(),
+                                    filename=draft.filename if draft is not None else None)
         if result.version is None:
             raise DraftHasErrors(
                 f"El borrador tiene {result.report.error_count} error(es): corríjalos y vuelva a subir el archivo. "
                 "La versión publicada sigue respondiendo."
             )
-        info = result.version
-        if draft is not None:  # the editor's file name, not the draft's copy
-            info = replace(info, filename=draft.filename)
-        return _version(info, info.id)
+        return _version(result.version, result.version.id)
 
     def rollback(self, by: str, version_id: str | None = None) -> Version:
         try:

@@ -7,10 +7,13 @@ be published, a rollback serves the previous version.
 
 from __future__ import annotations
 
+import re
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from bot.handoff import IDEMPOTENCY_KEY_REUSED, PAUSED_BY_RASA
@@ -26,24 +29,25 @@ from bot.handoff_model import (
     split_conversation_id,
 )
 from bot.knowledge_editor import (
+    KEEP_DRAFTS,
     Draft,
     DraftHasErrors,
     DraftNotFound,
     KnowledgeStatus,
     NothingToRollBack,
-    ReportIssue,
     TriedAnswer,
     TryResult,
     Version,
+    report_issues,
+    upload_names,
 )
 from bot.pubsub import Broadcaster
 from bot.reply_window import ReplyWindow, reply_window
 from bot.settings import SANDBOX_PAGE_ID
 from connectors.outgoing import OutgoingMessageError, build_messages
-from knowledge_matrix.errors import KnowledgeMatrixError
-from knowledge_matrix.matrix import entries_from_sheet, parse_csv_bytes
+from knowledge_matrix.matrix import entries_from_sheet
+from knowledge_matrix.publish import check_matrix
 from knowledge_matrix.text import fold
-from knowledge_matrix.validation import validate_sheet
 from outbox.model import NewMessage, Purpose, SenderKind
 from outbox.policy import ConversationWindow, decide, load_policy
 from outbox.store import InMemoryOutboxStore
@@ -214,78 +218,109 @@ class FakeHandoff:
         return self._events.subscribe()
 
 
+# Words too common to tell two questions apart: the fake's "retrieval" matches the rest.
+STOPWORDS = frozenset({
+    "a", "al", "como", "con", "cual", "cuales", "cuando", "de", "del", "donde", "el", "en", "es", "esta", "este",
+    "hay", "la", "las", "lo", "los", "me", "mi", "o", "para", "por", "que", "se", "su", "sus", "te", "tu", "un",
+    "una", "y",
+})
+Entries = dict[str, tuple[tuple[str, ...], str]]  # entry id → (questions, answer)
+
+
 class FakeKnowledgeEditor:
-    """`KnowledgeEditor` in memory: real parsing and validation (pure), a word-overlap "retrieval"."""
+    """`KnowledgeEditor` in memory: the real reading and validation of the file (the package's pure checks, without
+    the model's near-duplicate warnings), numbered versions with the real undo history, and a word-overlap
+    "retrieval" (an asked question answers from its entry; a question sharing no content words answers nothing).
+
+    Checked against `bot.knowledge_editor.MatrixEditor` by
+    tests/integration/console/test_knowledge_editor_contract.py."""
 
     def __init__(self, clock: Callable[[], datetime] = utc_now) -> None:
         self.clock = clock
-        self.drafts: dict[str, tuple[Draft, dict[str, tuple[tuple[str, ...], str]]]] = {}
-        self.versions: list[tuple[Version, dict[str, tuple[tuple[str, ...], str]]]] = []
-        self.live_index: int | None = None
+        self.drafts: dict[str, tuple[Draft, Entries | None]] = {}  # None: the draft has errors
+        self.versions: list[tuple[Version, Entries]] = []  # oldest first; "0001" is versions[0]
+        self.lineage: list[int] = []  # indexes into versions, the live one last: what a rollback undoes
+
+    @property
+    def live_index(self) -> int | None:
+        return self.lineage[-1] if self.lineage else None
 
     def status(self) -> KnowledgeStatus:
-        live = self.versions[self.live_index][0] if self.live_index is not None else None
+        live = self.live_index
         numbered = reversed(list(enumerate(self.versions)))
-        versions = tuple(replace(version, live=(i == self.live_index)) for i, (version, _) in numbered)
-        drafts = tuple(d for d, _ in reversed(list(self.drafts.values())))
-        return KnowledgeStatus(live=replace(live, live=True) if live else None, versions=versions, drafts=drafts)
+        versions = tuple(replace(version, live=(i == live)) for i, (version, _) in numbered)
+        live_version = replace(self.versions[live][0], live=True) if live is not None else None
+        return KnowledgeStatus(live=live_version, versions=versions, drafts=tuple(self._drafts_newest_first()[:5]))
+
+    def _drafts_newest_first(self) -> list[Draft]:
+        newest_last = [draft for draft, _ in self.drafts.values()]
+        return sorted(reversed(newest_last), key=lambda draft: draft.uploaded_at, reverse=True)
 
     def upload(self, filename: str, data: bytes, by: str) -> Draft:
-        try:
-            sheet = parse_csv_bytes(data)
-        except KnowledgeMatrixError as exc:
-            issues: tuple[ReportIssue, ...] = (ReportIssue("error", "unreadable", str(exc)),)
-            draft = Draft(uuid.uuid4().hex[:12], filename, by, self.clock(), False, 0, issues, str(exc))
-            self.drafts[draft.id] = (draft, {})
-            return draft
-        report = validate_sheet(sheet)
-        issues = tuple(ReportIssue(i.severity, i.code, i.message, i.row, i.column) for i in report.issues)
-        entries = {e.id: (e.questions, e.answer) for e in entries_from_sheet(sheet)}
-        draft = Draft(uuid.uuid4().hex[:12], filename, by, self.clock(), report.ok, report.entry_count, issues,
-                      report.render())
+        name, source_name = upload_names(filename)
+        with tempfile.TemporaryDirectory() as directory:
+            source = Path(directory) / source_name
+            source.write_bytes(data)
+            report, sheet = check_matrix(source, None)
+        entries = {e.id: (e.questions, e.answer) for e in entries_from_sheet(sheet)} if report.ok and sheet else None
+        draft = Draft(uuid.uuid4().hex[:12], name, by, self.clock(), report.ok, report.entry_count,
+                      report_issues(report), report.render())
         self.drafts[draft.id] = (draft, entries)
+        for old in self._drafts_newest_first()[KEEP_DRAFTS:]:
+            del self.drafts[old.id]
         return draft
 
     @staticmethod
-    def _answer(entries: dict[str, tuple[tuple[str, ...], str]], question: str) -> TriedAnswer:
-        words = set(fold(question).split())
+    def _words(text: str) -> set[str]:
+        return {word for word in re.findall(r"\w+", fold(text)) if word not in STOPWORDS}
+
+    @classmethod
+    def _answer(cls, entries: Entries, question: str) -> TriedAnswer:
+        words = cls._words(question)
         best, best_score = None, 0
         for entry_id, (questions, _answer) in entries.items():
-            score = max((len(words & set(fold(q).split())) for q in questions), default=0)
+            score = max((len(words & cls._words(q)) for q in questions), default=0)
             if score > best_score:
                 best, best_score = entry_id, score
-        if best is None or best_score < 2:
+        if best is None or best_score < min(2, len(words)):
             return TriedAnswer("none")
         return TriedAnswer("answer", entries[best][1], best, 0.9)
 
-    def try_question(self, question: str, draft_id: str | None) -> TryResult:
-        draft = None
-        if draft_id is not None:
-            if draft_id not in self.drafts:
-                raise DraftNotFound("No existe ese borrador.")
-            draft = self._answer(self.drafts[draft_id][1], question)
-        live = self._answer(self.versions[self.live_index][1], question) if self.live_index is not None else None
-        return TryResult(question, draft, live)
-
-    def publish(self, draft_id: str, by: str) -> Version:
+    def _draft(self, draft_id: str) -> tuple[Draft, Entries | None]:
         if draft_id not in self.drafts:
             raise DraftNotFound("No existe ese borrador.")
-        draft, entries = self.drafts[draft_id]
-        if not draft.ok:
-            raise DraftHasErrors("El borrador tiene errores: corríjalos y vuelva a subirlo.")
-        version = Version(f"v{len(self.versions) + 1}", self.clock(), by, draft.entry_count, draft.filename)
+        return self.drafts[draft_id]
+
+    def try_question(self, question: str, draft_id: str | None) -> TryResult:
+        draft = None
+        if draft_id:
+            entries = self._draft(draft_id)[1]
+            draft = self._answer(entries, question) if entries is not None else TriedAnswer(
+                "none", text="El borrador tiene errores: corríjalos para probarlo.")
+        live = self.live_index
+        return TryResult(question, draft, self._answer(self.versions[live][1], question) if live is not None else None)
+
+    def publish(self, draft_id: str, by: str) -> Version:
+        draft, entries = self._draft(draft_id)
+        if entries is None:
+            errors = sum(1 for issue in draft.issues if issue.severity == "error")
+            raise DraftHasErrors(f"El borrador tiene {errors} error(es): corríjalos y vuelva a subir el archivo. "
+                                 "La versión publicada sigue respondiendo.")
+        version = Version(f"{len(self.versions) + 1:04d}", self.clock(), by, draft.entry_count, draft.filename)
         self.versions.append((version, entries))
-        self.live_index = len(self.versions) - 1
+        self.lineage.append(len(self.versions) - 1)
         return replace(version, live=True)
 
     def rollback(self, by: str, version_id: str | None = None) -> Version:
-        if self.live_index is None or (version_id is None and self.live_index == 0):
-            raise NothingToRollBack("No hay una versión anterior a la que volver.")
+        """Undo the last switch (a publication or a version made live); with `version_id`, make that one live."""
         if version_id is None:
-            self.live_index -= 1
+            if len(self.lineage) < 2:
+                raise NothingToRollBack("No hay una versión anterior a la que volver.")
+            self.lineage.pop()
         else:
-            ids = [v.id for v, _ in self.versions]
+            ids = [version.id for version, _ in self.versions]
             if version_id not in ids:
-                raise NothingToRollBack(f"No existe la versión {version_id}.")
-            self.live_index = ids.index(version_id)
-        return replace(self.versions[self.live_index][0], live=True)
+                raise NothingToRollBack(f"La versión {version_id} no existe.")
+            if ids.index(version_id) != self.live_index:
+                self.lineage.append(ids.index(version_id))
+        return replace(self.versions[self.lineage[-1]][0], live=True)

@@ -311,15 +311,15 @@ def test_editor_uploads_sees_the_row_fixes_publishes_tries_and_rolls_back(consol
     tried = editor.post("/api/console/knowledge/try", json={"question": "¿Cuánto cuesta el plan?",
                                                             "draft_id": fixed_id}).json()
     assert tried["draft"]["entry_id"] == "precios" and tried["live"] is None
-    assert editor.post("/api/console/knowledge/publish", json={"draft_id": fixed_id}).json()["version"]["id"] == "v1"
+    assert editor.post("/api/console/knowledge/publish", json={"draft_id": fixed_id}).json()["version"]["id"] == "0001"
     tried = editor.post("/api/console/knowledge/try", json={"question": "¿Cuánto cuesta el plan?"}).json()
     assert tried["live"]["text"] == "El plan básico cuesta 30 dólares al mes." and tried["draft"] is None
     nothing_before = editor.post("/api/console/knowledge/rollback", json={})
     assert nothing_before.status_code == 409
-    assert editor.post("/api/console/knowledge/publish", json={"draft_id": fixed_id}).json()["version"]["id"] == "v2"
-    assert editor.post("/api/console/knowledge/rollback", json={}).json()["version"]["id"] == "v1"
+    assert editor.post("/api/console/knowledge/publish", json={"draft_id": fixed_id}).json()["version"]["id"] == "0002"
+    assert editor.post("/api/console/knowledge/rollback", json={}).json()["version"]["id"] == "0001"
     status = editor.get("/api/console/knowledge").json()
-    assert status["live"]["id"] == "v1" and [v["id"] for v in status["versions"]] == ["v2", "v1"]
+    assert status["live"]["id"] == "0001" and [v["id"] for v in status["versions"]] == ["0002", "0001"]
     page = editor.get("/console/knowledge")
     assert page.status_code == 200 and "Matriz de Conocimientos" in page.text
 

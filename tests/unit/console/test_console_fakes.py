@@ -1,52 +1,32 @@
-"""The fakes the console's unit tests use keep the real services' semantics (see tests/support/console_fakes.py)."""
+"""What the console's unit tests read off the fakes besides the services' own answers (`sent`, `closing_notes`,
+`drafts`, `versions`). Whether the fakes behave as the real services is the contract suites' job:
+tests/integration/console/test_handoff_contract.py and test_knowledge_editor_contract.py."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
-import pytest
-
-from bot.handoff_model import ConversationNotFound, ConversationState, PauseReason, ReplyRefused
-from bot.knowledge_editor import DraftHasErrors, NothingToRollBack
+from bot.handoff_model import PauseReason, conversation_id_of
 from tests.support.console_fakes import FakeHandoff, FakeKnowledgeEditor
 from tests.unit.console.conftest import PAGE, Clock
 
 
-async def test_fake_handoff_pause_reply_resume_and_events(clock: Clock) -> None:
+async def test_sent_holds_each_new_reply_as_the_outbox_sends_it_and_closing_notes_the_kept_note(clock: Clock) -> None:
     handoff = FakeHandoff(clock)
-    events = handoff.subscribe()
-    pending = asyncio.ensure_future(events.__anext__())
-    await asyncio.sleep(0)
     handoff.add_user_message(PAGE, "u1", "hola", at=clock() - timedelta(days=2))
-    paused = await handoff.pause(PAGE, "u1", PauseReason.USER_ASKED, "bot")
-    assert (await pending).kind == "paused"
-    assert paused.state is ConversationState.PAUSED
-    assert (await handoff.pause(PAGE, "u1", PauseReason.BOT_FAILED, "bot")).paused_reason is PauseReason.USER_ASKED
-    await handoff.reply_as_agent(paused.id, "maria", "Hola")
-    assert handoff.sent[-1]["tag"] == "HUMAN_AGENT"
-    clock.advance(days=6)
-    with pytest.raises(ReplyRefused) as refused:
-        await handoff.reply_as_agent(paused.id, "maria", "¿Sigue ahí?")
-    assert refused.value.reason_code == "human_agent_window_expired"
-    resumed = await handoff.resume(paused.id, "maria", "Resuelto")
-    assert resumed.state is ConversationState.BOT and handoff.closing_notes[paused.id] == "Resuelto"
-    assert [c.id for c in await handoff.paused_conversations()] == []
-    with pytest.raises(ConversationNotFound):
-        await handoff.get(f"{PAGE}:nadie")
-    await events.aclose()
+    await handoff.pause(PAGE, "u1", PauseReason.USER_ASKED, "bot")
+    conversation_id = conversation_id_of(PAGE, "u1")
+    answer = await handoff.reply_as_agent(conversation_id, "maria", "Hola", idempotency_key="k-1")
+    await handoff.reply_as_agent(conversation_id, "maria", "Hola", idempotency_key="k-1")  # a repeat: not sent again
+    assert handoff.sent == [{"recipient_id": "u1", "text": "Hola", "sender_name": "maria",
+                             "messaging_type": answer["decision"]["messaging_type"], "tag": "HUMAN_AGENT"}]
+    await handoff.resume(conversation_id, "maria", " Resuelto ")
+    assert handoff.closing_notes == {conversation_id: "Resuelto"}
 
 
-def test_fake_knowledge_editor_publish_and_rollback(clock: Clock) -> None:
+def test_drafts_and_versions_are_what_the_editor_holds(clock: Clock) -> None:
     editor = FakeKnowledgeEditor(clock)
-    bad = editor.upload("m.csv", b"id,preguntas,respuesta\nx,hola,\n", "ed")
-    assert not bad.ok and bad.issues[0].row == 2
-    with pytest.raises(DraftHasErrors):
-        editor.publish(bad.id, "ed")
-    with pytest.raises(NothingToRollBack):
-        editor.rollback("ed")
-    good = editor.upload("m.csv", b"id,preguntas,respuesta\nhorario,horario de atencion,De 8 a 18\n", "ed")
-    assert editor.publish(good.id, "ed").id == "v1" and editor.publish(good.id, "ed").id == "v2"
-    assert editor.try_question("horario de atencion", None).live == editor.try_question(
-        "horario de atencion", good.id).draft
-    assert editor.rollback("ed").id == "v1" and editor.status().live.id == "v1"  # type: ignore[union-attr]
+    draft = editor.upload("m.csv", b"id,preguntas,respuesta\nhorario,horario de atencion,De 8 a 18\n", "ed")
+    assert list(editor.drafts) == [draft.id] and editor.versions == []
+    version = editor.publish(draft.id, "ed")
+    assert [v.id for v, _entries in editor.versions] == [version.id]
