@@ -30,8 +30,9 @@ logger = logging.getLogger(__name__)
 # waits, for as long as the worker's lease on it lasts: recording "sent" late beats sending it twice.
 STORE_RETRY_FIRST_SECONDS = 0.1
 STORE_RETRY_MAX_SECONDS = 2.0
-# A worker that wakes up a whole send interval after the slot it slept for (its event loop or its machine stalled)
-# would send on top of the page's next slot: it takes a new slot instead, this many times at most, then sends late.
+# A worker a whole send interval past its slot when it is about to send (its event loop or its machine stalled, or
+# the store answered that slowly) would send on top of the page's next slot: it takes a new slot instead, this many
+# times at most, then sends late. The limit errs towards sending less.
 STALE_SLOT_RETRIES = 1
 
 
@@ -222,9 +223,8 @@ class OutboxWorker:
                 await self._release(message, slot.send_at)
                 return None
             wait = (slot.send_at - self.clock()).total_seconds()
-            if wait <= 0:  # due already: it goes now (late by the round trip to the store at most)
-                return slot.send_at
-            await asyncio.sleep(wait)
+            if wait > 0:
+                await asyncio.sleep(wait)
             late = self.clock() - slot.send_at
             if late < interval or retries == 0:
                 return slot.send_at

@@ -76,3 +76,42 @@ async def test_the_window_is_decided_for_the_moment_the_message_leaves() -> None
     blocked = store.get(message.id)
     assert transport.sent == [], "it would have reached Meta outside the 24-hour window"
     assert (blocked.status, blocked.reason_code) == (Status.BLOCKED, "outside_window")
+
+
+class StallingStore(InMemoryOutboxStore):
+    """The worker's clock jumps `stall` right after its first slot is granted: its event loop stalled (a busy
+    machine, a long blocking call) or the store answered that late."""
+
+    def __init__(self, clock: list[datetime], stall: timedelta) -> None:
+        super().__init__()
+        self.clock, self.stall, self.granted = clock, stall, 0
+
+    def reserve_send_slot(
+        self, page_id: str, now: datetime, rate: float, not_after: datetime | None = None
+    ) -> SendSlot:
+        slot = super().reserve_send_slot(page_id, now, rate, not_after)
+        self.granted += 1
+        if self.granted == 2:  # the first is the test's own: the worker's slot is 0.2 s ahead, it sleeps for it
+            self.clock[0] += self.stall
+        return slot
+
+
+@pytest.mark.parametrize(("stall_seconds", "its_slot"), [(0.1, 0.2), (1.0, 1.0)])
+async def test_a_slot_missed_by_a_whole_interval_is_replaced_not_used_late(
+    stall_seconds: float, its_slot: float
+) -> None:
+    """Its slot is 0.2 s ahead. Stalled 0.1 s: it sleeps the rest and sends in its slot. Stalled 1 s: its slot is
+    0.8 s behind, sending now would land on whoever has the slots since (at 5/s, one each 0.2 s), so it takes a new
+    one, now, and the page's next free slot comes after that one."""
+    clock = [T0]
+    store, transport = StallingStore(clock, timedelta(seconds=stall_seconds)), RecordingTransport()
+    message = reply(store)
+    store.reserve_send_slot(SANDBOX_PAGE_ID, T0, 5)  # another worker's send, now
+    client = GraphClient(Settings(), transport=transport)
+    worker = OutboxWorker(store, client, load_policy(), worker_id="w1", page_rate=5, clock=lambda: clock[0])
+
+    assert await worker.run_once() == 1
+
+    assert store.get(message.id).status is Status.SENT and len(transport.sent) == 1
+    next_free = store.reserve_send_slot(SANDBOX_PAGE_ID, T0, 5).send_at
+    assert next_free == T0 + timedelta(seconds=its_slot + 0.2)
