@@ -58,19 +58,29 @@ def served(tmp_path: Path) -> Iterator[tuple[RunningServer, GatedEmbedder]]:
     stop_asgi(running)
 
 
-def login(base_url: str, username: str) -> tuple[httpx.Client, dict[str, str]]:
+@pytest.fixture
+def opened() -> Iterator[list[httpx.Client]]:
+    """The test's HTTP clients, closed at its end (an unclosed socket is an error in this suite)."""
+    clients: list[httpx.Client] = []
+    yield clients
+    for client in clients:
+        client.close()
+
+
+def login(base_url: str, username: str, opened: list[httpx.Client]) -> tuple[httpx.Client, dict[str, str]]:
     client = httpx.Client(base_url=base_url, timeout=30)
+    opened.append(client)
     answer = client.post("/api/console/login", json={"username": username, "password": USERS[username][1]})
     assert answer.status_code == 200, answer.text
     return client, {"X-CSRF-Token": answer.json()["csrf_token"]}
 
 
 def test_the_console_answers_while_a_matrix_is_validated_and_a_second_upload_waits_its_turn(
-    served: tuple[RunningServer, GatedEmbedder], tmp_path: Path
+    served: tuple[RunningServer, GatedEmbedder], tmp_path: Path, opened: list[httpx.Client]
 ) -> None:
     running, embedder = served
-    editor, csrf = login(running.base_url, "editor")
-    agent, _ = login(running.base_url, "agente")
+    editor, csrf = login(running.base_url, "editor", opened)
+    agent, _ = login(running.base_url, "agente", opened)
     first: dict[str, httpx.Response] = {}
 
     def upload() -> None:
@@ -108,11 +118,11 @@ def test_the_console_answers_while_a_matrix_is_validated_and_a_second_upload_wai
 
 
 def test_a_broken_workbook_gets_a_clear_answer_and_leaves_no_draft(
-    served: tuple[RunningServer, GatedEmbedder], tmp_path: Path
+    served: tuple[RunningServer, GatedEmbedder], tmp_path: Path, opened: list[httpx.Client]
 ) -> None:
     running, embedder = served
     embedder.gate.set()
-    editor, csrf = login(running.base_url, "editor")
+    editor, csrf = login(running.base_url, "editor", opened)
     broken = b"PK\x03\x04" + b"\x00" * 200  # starts like an XLSX (a zip), is not one
     answer = editor.post("/api/console/knowledge/drafts", headers=csrf,
                          files={"file": ("matriz.xlsx", broken, "application/octet-stream")})

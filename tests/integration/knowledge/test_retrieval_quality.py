@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,6 +37,9 @@ def demo(knowledge_embedder: Embedder) -> KnowledgeBase:
 
 
 def test_dev_set_top1_meets_the_goal(knowledge_embedder: Embedder) -> None:
+    """The goal the product set itself on the public dev set: top-1 at least 0.95 (23 of its 24 answerable queries).
+    The defaults were chosen on this set, so this says nothing about other businesses' questions; the floors
+    below guard the rest of its figures."""
     matrix_path, queries_path = dev_files()
     knowledge_base = KnowledgeBase.build(load_matrix(matrix_path), knowledge_embedder)
     summary = summarize(evaluate(knowledge_base, read_queries(queries_path)))
@@ -75,19 +79,79 @@ def test_eval_command_prints_the_json_contract() -> None:
     assert summary["top1"] >= 0.95
 
 
-# Floors a little under what the defaults measured (README_SECTION.md): a regression fails here.
-HELD_OUT_FLOORS = {
-    "heldout_ecuabots": {"top1": 0.83, "mrr": 0.88, "answered_precision": 0.85, "unanswerable_rejection": 0.80},
-    "heldout_tienda": {"top1": 0.75, "mrr": 0.83, "answered_precision": 0.80, "unanswerable_rejection": 0.80},
+@dataclass(frozen=True)
+class Measured:
+    """What the defaults measured on one set (`python -m knowledge_matrix eval --json`; README, "Measured"), with
+    the number of answerable and unanswerable queries each figure is a share of."""
+
+    answerable: int
+    unanswerable: int
+    figures: dict[str, float]
+
+    def floor(self, metric: str) -> float:
+        """One query under the measured figure: losing any single query fails, noise cannot (the run is
+        deterministic). Precision is a share of the answered queries, so one wrong answer more than measured."""
+        per_query = {
+            "top1": 1 / self.answerable,
+            "mrr": 1 / self.answerable,
+            "answered_coverage": 1 / self.answerable,
+            "answered_precision": 1 / round(self.figures["answered_coverage"] * self.answerable),
+            "unanswerable_rejection": 1 / self.unanswerable,
+        }[metric]
+        return self.figures[metric] - per_query - 1e-9
+
+
+# The defaults (embedders, text handling, threshold 0.6, calibration) were CHOSEN on these three sets: the
+# "held-out" sets were written before the choice but measured during it. So these floors are regression guards,
+# not evidence that the bot answers questions nobody tuned for (issue 15 measures that on unseen sets). What they
+# guard: the text normalisation, the shorthand expansion, both embedders' loading and standardisation, the
+# index, the calibration and the decision threshold. Coverage has a floor next to precision and rejection because
+# raising the threshold buys precision with coverage: without it, a stricter bot that answers less would pass.
+# A change that improves a figure should raise it here (the failure message prints the new summary).
+MEASURED = {
+    "dev": Measured(24, 4, {"top1": 0.958333, "mrr": 0.979167, "answered_precision": 1.0,
+                            "answered_coverage": 0.791667, "unanswerable_rejection": 1.0}),
+    "heldout_ecuabots": Measured(108, 25, {"top1": 0.87037, "mrr": 0.916049, "answered_precision": 0.90625,
+                                           "answered_coverage": 0.861111, "unanswerable_rejection": 0.88}),
+    "heldout_tienda": Measured(60, 15, {"top1": 0.8, "mrr": 0.878598, "answered_precision": 0.860465,
+                                        "answered_coverage": 0.683333, "unanswerable_rejection": 0.866667}),
 }
 
 
-@pytest.mark.parametrize("name", sorted(HELD_OUT_FLOORS))
-def test_held_out_sets_stay_above_their_floors(knowledge_embedder: Embedder, name: str) -> None:
-    knowledge_base = KnowledgeBase.build(load_matrix(HELD_OUT / f"{name}_matrix.csv"), knowledge_embedder)
-    summary = summarize(evaluate(knowledge_base, read_queries(HELD_OUT / f"{name}_queries.csv"))).to_dict()
-    for metric, floor in HELD_OUT_FLOORS[name].items():
-        assert summary[metric] >= floor, (metric, summary)
+def set_files(name: str) -> tuple[Path, Path]:
+    return dev_files() if name == "dev" else (HELD_OUT / f"{name}_matrix.csv", HELD_OUT / f"{name}_queries.csv")
+
+
+@pytest.mark.parametrize("name", sorted(MEASURED))
+def test_each_set_stays_within_one_query_of_what_the_defaults_measured(
+    knowledge_embedder: Embedder, name: str
+) -> None:
+    matrix_path, queries_path = set_files(name)
+    queries = read_queries(queries_path)
+    measured = MEASURED[name]
+    assert sum(q.answerable for q in queries) == measured.answerable, "the set changed: measure again"
+    knowledge_base = KnowledgeBase.build(load_matrix(matrix_path), knowledge_embedder)
+    summary = summarize(evaluate(knowledge_base, queries)).to_dict()
+    below = {
+        metric: (summary[metric], round(measured.floor(metric), 4))
+        for metric in measured.figures
+        if summary[metric] is None or summary[metric] < measured.floor(metric)
+    }
+    assert below == {}, f"{name}: figure (floor) {below}; whole summary {summary}"
+
+
+def test_a_stricter_threshold_is_caught_by_the_coverage_floor(knowledge_embedder: Embedder) -> None:
+    """The floors can fail the way they are meant to: the same set answered with a higher threshold keeps its
+    ranking (top-1, MRR) and its precision, but loses coverage, and only the coverage floor says so."""
+    matrix_path, queries_path = set_files("heldout_ecuabots")
+    thresholds = DEFAULT_SETTINGS.thresholds
+    strict = replace(DEFAULT_SETTINGS, thresholds=replace(thresholds, answer=min(1.0, thresholds.answer + 0.1)))
+    knowledge_base = KnowledgeBase.build(load_matrix(matrix_path), knowledge_embedder, strict)
+    summary = summarize(evaluate(knowledge_base, read_queries(queries_path))).to_dict()
+    measured = MEASURED["heldout_ecuabots"]
+    assert summary["top1"] >= measured.floor("top1")
+    assert summary["answered_precision"] >= measured.floor("answered_precision")
+    assert summary["answered_coverage"] < measured.floor("answered_coverage"), summary
 
 
 def test_demo_matrix_is_valid_without_near_duplicates(knowledge_embedder: Embedder) -> None:
