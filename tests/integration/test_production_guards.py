@@ -34,7 +34,7 @@ from bot import sandbox, simulate
 from bot.app import create_app
 from bot.auth import SESSION_COOKIE, Authenticator
 from bot.console_store import ConsoleStore
-from bot.handoff import AUTO_RESUME_BY, AUTO_RESUME_NOTE, HandoffStore
+from bot.handoff import AUTO_RESUME_BY, AUTO_RESUME_NOTE, HandoffStore, auto_resume_interval
 from bot.handoff_model import PauseReason, conversation_id_of
 from bot.rasa_api import rasa_auth_headers
 from bot.settings import DEMO_APP_SECRET, DEMO_RASA_TOKEN, DEMO_SERVICE_TOKEN, Settings, load_settings
@@ -347,6 +347,16 @@ def rasa_events(stack: Stack, user: str) -> list[dict[str, Any]]:
                        headers=rasa_auth_headers(DEMO_RASA_TOKEN), timeout=30)
     assert answer.status_code == 200, answer.text
     return list(answer.json()["events"])
+
+
+@pytest.mark.parametrize(("idle_minutes", "every_seconds"), [
+    (240, 60), (4, 60), (1, 15), (IDLE_RESUME_MINUTES, 0.75), (0.001, 0.5), (0, 60),
+])
+def test_the_app_looks_for_idle_conversations_often_enough_for_the_idle_time(
+    idle_minutes: float, every_seconds: float
+) -> None:
+    """A minute at most, a quarter of a short idle time (a conversation is resumed at most that late)."""
+    assert auto_resume_interval(idle_minutes) == pytest.approx(every_seconds)
 
 
 def test_a_paused_conversation_left_idle_goes_back_to_the_bot_by_the_app_s_own_loop(
