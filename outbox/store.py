@@ -927,6 +927,7 @@ class PostgresOutboxStore:
         self, page_id: str, now: datetime, rate: float, not_after: datetime | None = None
     ) -> SendSlot:
         with self._transaction() as cursor:
+            cursor.execute(self._queries["send_slot_commit_without_waiting"])
             cursor.execute(self._queries["lock_send_slot"], {"page_id": page_id})
             slot = next_send_slot(now, to_utc(cursor.fetchone()["latest_slot"]), rate, not_after)
             if slot.granted:

@@ -170,6 +170,11 @@ SELECT * FROM alerts ORDER BY id DESC LIMIT %(limit)s;
 -- name: count_by_status
 SELECT status, COUNT(*) AS count FROM messages GROUP BY status;
 
+-- name: send_slot_commit_without_waiting
+-- A reservation does not wait for its commit to reach the disk (this transaction only): it is on every send's
+-- path, and after a database crash losing the latest slot costs at most one send early, nothing else.
+SET LOCAL synchronous_commit TO OFF;
+
 -- name: lock_send_slot
 -- The page's row, created if missing, locked until COMMIT (the upsert takes the row lock even when it
 -- changes nothing), with the latest slot granted (NULL: none). A second reservation of the page waits
