@@ -37,9 +37,9 @@ from knowledge_matrix.publish import (
 )
 from knowledge_matrix.publish import publish as publish_matrix
 from knowledge_matrix.publish import rollback as roll_back_matrix
+from knowledge_matrix.report import COLUMN_LABELS, Report
 from knowledge_matrix.retrieval import Verdict
 from knowledge_matrix.settings import DEFAULT_SETTINGS
-from knowledge_matrix.validation import COLUMN_LABELS, Report
 
 
 class KnowledgeEditorError(Exception):

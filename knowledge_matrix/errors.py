@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from knowledge_matrix.validation import Report
+from knowledge_matrix.report import Report  # the ground floor: errors.py imports nothing else of the package
 
 
 class KnowledgeMatrixError(Exception):

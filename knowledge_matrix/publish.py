@@ -47,8 +47,9 @@ from knowledge_matrix.embedders import Embedder, shared_embedder
 from knowledge_matrix.errors import ArtifactError, KnowledgeMatrixError, MatrixReadError
 from knowledge_matrix.knowledge_base import KnowledgeBase
 from knowledge_matrix.matrix import LIMITS, Matrix, Sheet, SheetLimits, entries_from_sheet, read_sheet
+from knowledge_matrix.report import Issue, Report
 from knowledge_matrix.settings import DEFAULT_SETTINGS, RetrievalSettings, near_duplicate_threshold
-from knowledge_matrix.validation import Issue, Report, near_duplicate_issues, question_refs, validate_sheet
+from knowledge_matrix.validation import near_duplicate_issues, question_refs, validate_sheet
 
 logger = logging.getLogger(__name__)
 

@@ -7,13 +7,16 @@ the caller found with the same embedder the bot uses (`duplicates.py`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import groupby
 from typing import Any, Literal
 from urllib.parse import urlparse
 
 from knowledge_matrix.matrix import (
     REQUIRED_COLUMNS,
+    Button,
+    QuickReply,
     Sheet,
     SheetRow,
     parse_buttons,
@@ -21,9 +24,8 @@ from knowledge_matrix.matrix import (
     parse_quick_replies,
     split_questions,
 )
+from knowledge_matrix.report import COLUMN_LABELS, Issue, Report, Severity
 from knowledge_matrix.text import canonical_key
-
-Severity = Literal["error", "warning"]
 
 
 @dataclass(frozen=True)
@@ -41,93 +43,6 @@ class MessengerLimits:
 
 MESSENGER = MessengerLimits()
 
-COLUMN_LABELS: dict[str, str] = {
-    "id": "id",
-    "questions": "preguntas",
-    "answer": "respuesta",
-    "category": "categoría",
-    "quick_replies": "respuestas rápidas",
-    "buttons": "botones",
-    "link": "enlace",
-    "image": "imagen",
-    "enabled": "activo",
-    "language": "idioma",
-    "tags": "etiquetas",
-}
-
-
-@dataclass(frozen=True)
-class Issue:
-    severity: Severity
-    code: str
-    message: str
-    row: int | None = None
-    column: str | None = None
-
-    def render(self) -> str:
-        where = []
-        if self.row is not None:
-            where.append(f"fila {self.row}")
-        if self.column is not None:
-            where.append(f"columna «{COLUMN_LABELS.get(self.column, self.column)}»")
-        prefix = ", ".join(where)
-        return f"{prefix}: {self.message}" if prefix else self.message
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "severity": self.severity,
-            "code": self.code,
-            "row": self.row,
-            "column": self.column,
-            "message": self.message,
-        }
-
-
-@dataclass(frozen=True)
-class Report:
-    issues: tuple[Issue, ...]
-    entry_count: int = 0
-
-    @property
-    def errors(self) -> tuple[Issue, ...]:
-        return tuple(issue for issue in self.issues if issue.severity == "error")
-
-    @property
-    def warnings(self) -> tuple[Issue, ...]:
-        return tuple(issue for issue in self.issues if issue.severity == "warning")
-
-    @property
-    def error_count(self) -> int:
-        return len(self.errors)
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    def with_issues(self, more: Sequence[Issue]) -> Report:
-        return Report(issues=self.issues + tuple(more), entry_count=self.entry_count)
-
-    def codes(self) -> list[str]:
-        return [issue.code for issue in self.issues]
-
-    def render(self) -> str:
-        """The report as an editor reads it, in Spanish."""
-        lines: list[str] = []
-        if self.errors:
-            lines.append(f"Errores ({len(self.errors)}): hay que corregirlos para publicar la matriz.")
-            lines.extend(f"  - {issue.render()}" for issue in self.errors)
-        if self.warnings:
-            lines.append(f"Advertencias ({len(self.warnings)}): conviene revisarlas, pero no impiden publicar.")
-            lines.extend(f"  - {issue.render()}" for issue in self.warnings)
-        if self.ok:
-            lines.append(f"La matriz es válida: {self.entry_count} entrada(s) lista(s) para publicar.")
-        else:
-            lines.append("La matriz NO se publicará hasta corregir los errores; la versión actual sigue respondiendo.")
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "entry_count": self.entry_count, "issues": [issue.to_dict() for issue in self.issues]}
-
 
 def _error(code: str, message: str, row: int | None = None, column: str | None = None) -> Issue:
     return Issue("error", code, message, row, column)
@@ -143,171 +58,202 @@ def _is_url(value: str) -> bool:
     return parsed.scheme == "https" and bool(parsed.netloc) and " " not in value
 
 
+@dataclass(frozen=True)
+class RowCells:
+    """One row's cells as the checks read them: stripped, split and parsed once."""
+
+    number: int
+    entry_id: str
+    answer: str
+    questions: tuple[str, ...]
+    quick_replies: tuple[QuickReply, ...]
+    buttons: tuple[Button, ...]
+    link: str
+    image: str
+    enabled: str  # as written: the message quotes it
+    repeats: tuple[tuple[str, str], ...]  # (a question, the earlier question of this entry it repeats)
+
+    @classmethod
+    def of(cls, row: SheetRow) -> RowCells:
+        questions = split_questions(row.get("questions"))
+        first_of: dict[str, str] = {}
+        repeats = []
+        for question in questions:
+            key = canonical_key(question)
+            if key and key in first_of:
+                repeats.append((question, first_of[key]))
+            first_of.setdefault(key, question)
+        return cls(
+            number=row.number,
+            entry_id=row.get("id").strip(),
+            answer=row.get("answer").strip(),
+            questions=questions,
+            quick_replies=parse_quick_replies(row.get("quick_replies")),
+            buttons=parse_buttons(row.get("buttons")),
+            link=row.get("link").strip(),
+            image=row.get("image").strip(),
+            enabled=row.get("enabled"),
+            repeats=tuple(repeats),
+        )
+
+
+RowScope = Literal["row", "quick_reply", "button", "repeat"]
+
+# What a check of each scope runs on: the row once, or each of its quick replies, buttons, repeated questions.
+ITEMS_OF: dict[RowScope, Callable[[RowCells], Sequence[Any]]] = {
+    "row": lambda row: (row,),
+    "quick_reply": lambda row: row.quick_replies,
+    "button": lambda row: row.buttons,
+    "repeat": lambda row: row.repeats,
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One rule for a row: on each item of `scope`, when `fails(item, limits)`, an issue `code` on `column`
+    that says `message(item, limits)`."""
+
+    scope: RowScope
+    severity: Severity
+    code: str
+    column: str
+    fails: Callable[[Any, MessengerLimits], bool]
+    message: Callable[[Any, MessengerLimits], str]
+
+
+def _example_id(entry_id: str) -> str:
+    return "_".join(entry_id.split())
+
+
+# In the order of the report. Consecutive checks of one scope run together on each item in turn:
+# a quick reply's title, then its value, then the next quick reply's.
+# fmt: off
+ROW_CHECKS: tuple[Check, ...] = (
+    #     scope, severity, code, column; then when it fails; then what the editor reads
+    Check("row", "error", "missing_id", "id",
+          lambda row, _: not row.entry_id,
+          lambda row, _: "falta el id de la entrada (un nombre corto y único, p. ej. «horario»)."),
+    Check("row", "warning", "id_with_spaces", "id",
+          lambda row, _: bool(row.entry_id) and any(ch.isspace() for ch in row.entry_id),
+          lambda row, _: f"el id «{row.entry_id}» tiene espacios; use guiones bajos "
+                         f"(p. ej. «{_example_id(row.entry_id)}»)."),
+    Check("row", "error", "missing_questions", "questions",
+          lambda row, _: not row.questions,
+          lambda row, _: "falta al menos una forma de preguntar."),
+    Check("row", "error", "missing_answer", "answer",
+          lambda row, _: not row.answer,
+          lambda row, _: "falta la respuesta."),
+    Check("row", "error", "answer_too_long", "answer",
+          lambda row, limits: bool(row.answer) and len(row.answer) > limits.text,
+          lambda row, limits: f"la respuesta tiene {len(row.answer)} caracteres; Messenger admite {limits.text}. "
+                              "Acórtela o divídala en dos entradas."),
+    Check("row", "error", "too_many_quick_replies", "quick_replies",
+          lambda row, limits: len(row.quick_replies) > limits.quick_replies,
+          lambda row, limits: f"hay {len(row.quick_replies)} respuestas rápidas; "
+                              f"Messenger admite {limits.quick_replies}."),
+    Check("quick_reply", "error", "quick_reply_title_too_long", "quick_replies",
+          lambda reply, limits: len(reply.title) > limits.quick_reply_title,
+          lambda reply, limits: f"la respuesta rápida «{reply.title}» tiene {len(reply.title)} caracteres; "
+                                f"el máximo es {limits.quick_reply_title}."),
+    Check("quick_reply", "error", "payload_too_long", "quick_replies",
+          lambda reply, limits: len(reply.payload) > limits.payload,
+          lambda reply, limits: f"el valor de «{reply.title}» supera {limits.payload} caracteres."),
+    Check("row", "error", "too_many_buttons", "buttons",
+          lambda row, limits: len(row.buttons) > limits.buttons,
+          lambda row, limits: f"hay {len(row.buttons)} botones; Messenger admite {limits.buttons}."),
+    Check("button", "error", "button_title_too_long", "buttons",
+          lambda button, limits: len(button.title) > limits.button_title,
+          lambda button, limits: f"el botón «{button.title}» tiene {len(button.title)} caracteres; "
+                                 f"el máximo es {limits.button_title}."),
+    Check("button", "error", "invalid_url", "buttons",
+          lambda button, _: not button.is_link and button.payload.lower().startswith("www."),
+          lambda button, _: f"el botón «{button.title}» parece un enlace («{button.payload}»): "
+                            "escriba la dirección completa, con https://."),
+    Check("button", "error", "invalid_url", "buttons",
+          lambda button, _: button.is_link and not _is_url(button.url),
+          lambda button, _: f"el enlace del botón «{button.title}» no es una dirección web válida "
+                            "(debe empezar con https://)."),
+    Check("row", "error", "answer_too_long_for_buttons", "answer",
+          lambda row, limits: bool(row.buttons and row.answer) and len(row.answer) > limits.button_template_text,
+          lambda row, limits: f"con botones la respuesta puede tener hasta {limits.button_template_text} "
+                              f"caracteres y tiene {len(row.answer)}. Acórtela o quite los botones."),
+    Check("row", "error", "invalid_url", "link",
+          lambda row, _: bool(row.link) and not _is_url(row.link),
+          lambda row, _: f"«{row.link}» no es una dirección web válida (debe empezar con https://)."),
+    Check("row", "error", "invalid_url", "image",
+          lambda row, _: bool(row.image) and not _is_url(row.image),
+          lambda row, _: f"«{row.image}» no es una dirección web válida (debe empezar con https://)."),
+    Check("row", "error", "invalid_enabled", "enabled",
+          lambda row, _: parse_enabled(row.enabled) is None,
+          lambda row, _: f"no se entiende «{row.enabled}»; escriba «sí» o «no» (vacío cuenta como «sí»)."),
+    Check("repeat", "warning", "repeated_question_in_entry", "questions",
+          lambda repeat, _: True,  # `RowCells.repeats` holds only the repeats
+          lambda repeat, _: f"«{repeat[0]}» repite «{repeat[1]}» en la misma entrada."),
+)
+# fmt: on
+ROW_CHECK_GROUPS: tuple[tuple[RowScope, tuple[Check, ...]], ...] = tuple(
+    (scope, tuple(checks)) for scope, checks in groupby(ROW_CHECKS, key=lambda check: check.scope)
+)
+
+
 def _check_row(row: SheetRow, limits: MessengerLimits) -> list[Issue]:
-    issues: list[Issue] = []
-    number = row.number
-    entry_id = row.get("id").strip()
-    answer = row.get("answer").strip()
-    questions = split_questions(row.get("questions"))
-    if not entry_id:
-        issues.append(
-            _error("missing_id", "falta el id de la entrada (un nombre corto y único, p. ej. «horario»).", number, "id")
-        )
-    elif any(ch.isspace() for ch in entry_id):
-        issues.append(
-            _warning(
-                "id_with_spaces",
-                f"el id «{entry_id}» tiene espacios; use guiones bajos (p. ej. «{'_'.join(entry_id.split())}»).",
-                number,
-                "id",
-            )
-        )
-    if not questions:
-        issues.append(_error("missing_questions", "falta al menos una forma de preguntar.", number, "questions"))
-    if not answer:
-        issues.append(_error("missing_answer", "falta la respuesta.", number, "answer"))
-    elif len(answer) > limits.text:
-        issues.append(
-            _error(
-                "answer_too_long",
-                f"la respuesta tiene {len(answer)} caracteres; Messenger admite {limits.text}. "
-                "Acórtela o divídala en dos entradas.",
-                number,
-                "answer",
-            )
-        )
-    quick_replies = parse_quick_replies(row.get("quick_replies"))
-    if len(quick_replies) > limits.quick_replies:
-        issues.append(
-            _error(
-                "too_many_quick_replies",
-                f"hay {len(quick_replies)} respuestas rápidas; Messenger admite {limits.quick_replies}.",
-                number,
-                "quick_replies",
-            )
-        )
-    for reply in quick_replies:
-        if len(reply.title) > limits.quick_reply_title:
-            issues.append(
-                _error(
-                    "quick_reply_title_too_long",
-                    f"la respuesta rápida «{reply.title}» tiene {len(reply.title)} caracteres; "
-                    f"el máximo es {limits.quick_reply_title}.",
-                    number,
-                    "quick_replies",
-                )
-            )
-        if len(reply.payload) > limits.payload:
-            issues.append(
-                _error(
-                    "payload_too_long",
-                    f"el valor de «{reply.title}» supera {limits.payload} caracteres.",
-                    number,
-                    "quick_replies",
-                )
-            )
-    buttons = parse_buttons(row.get("buttons"))
-    if len(buttons) > limits.buttons:
-        issues.append(
-            _error(
-                "too_many_buttons", f"hay {len(buttons)} botones; Messenger admite {limits.buttons}.", number, "buttons"
-            )
-        )
-    for button in buttons:
-        if len(button.title) > limits.button_title:
-            issues.append(
-                _error(
-                    "button_title_too_long",
-                    f"el botón «{button.title}» tiene {len(button.title)} caracteres; "
-                    f"el máximo es {limits.button_title}.",
-                    number,
-                    "buttons",
-                )
-            )
-        if not button.is_link and button.payload.lower().startswith("www."):
-            issues.append(
-                _error(
-                    "invalid_url",
-                    f"el botón «{button.title}» parece un enlace («{button.payload}»): escriba la dirección "
-                    "completa, con https://.",
-                    number,
-                    "buttons",
-                )
-            )
-        if button.is_link and not _is_url(button.url):
-            issues.append(
-                _error(
-                    "invalid_url",
-                    f"el enlace del botón «{button.title}» no es una dirección web válida "
-                    "(debe empezar con https://).",
-                    number,
-                    "buttons",
-                )
-            )
-    if buttons and answer and len(answer) > limits.button_template_text:
-        issues.append(
-            _error(
-                "answer_too_long_for_buttons",
-                f"con botones la respuesta puede tener hasta {limits.button_template_text} caracteres "
-                f"y tiene {len(answer)}. "
-                "Acórtela o quite los botones.",
-                number,
-                "answer",
-            )
-        )
-    for column in ("link", "image"):
-        value = row.get(column).strip()
-        if value and not _is_url(value):
-            issues.append(
-                _error(
-                    "invalid_url",
-                    f"«{value}» no es una dirección web válida (debe empezar con https://).",
-                    number,
-                    column,
-                )
-            )
-    if parse_enabled(row.get("enabled")) is None:
-        issues.append(
-            _error(
-                "invalid_enabled",
-                f"no se entiende «{row.get('enabled')}»; escriba «sí» o «no» (vacío cuenta como «sí»).",
-                number,
-                "enabled",
-            )
-        )
-    seen: dict[str, str] = {}
-    for question in questions:
-        key = canonical_key(question)
-        if key and key in seen:
-            issues.append(
-                _warning(
-                    "repeated_question_in_entry",
-                    f"«{question}» repite «{seen[key]}» en la misma entrada.",
-                    number,
-                    "questions",
-                )
-            )
-        seen.setdefault(key, question)
-    return issues
+    cells = RowCells.of(row)
+    return [
+        Issue(check.severity, check.code, check.message(item, limits), cells.number, check.column)
+        for scope, checks in ROW_CHECK_GROUPS
+        for item in ITEMS_OF[scope](cells)
+        for check in checks
+        if check.fails(item, limits)
+    ]
+
+
+def _missing_columns(sheet: Sheet) -> list[str]:
+    return [column for column in REQUIRED_COLUMNS if column not in sheet.columns]
+
+
+@dataclass(frozen=True)
+class HeaderCheck:
+    """One rule for the header row: an issue `code` on row 1 for each of `headers(sheet)`, saying `message(header)`."""
+
+    severity: Severity
+    code: str
+    headers: Callable[[Sheet], Sequence[str]]
+    message: Callable[[str], str]
+
+
+HEADER_CHECKS: tuple[HeaderCheck, ...] = (
+    HeaderCheck(
+        "error",
+        "missing_column",
+        _missing_columns,
+        lambda column: (
+            f"falta la columna «{COLUMN_LABELS[column]}» en la fila de encabezados (fila 1). "
+            "Columnas obligatorias: id, preguntas, respuesta."
+        ),
+    ),
+    HeaderCheck(
+        "warning",
+        "unknown_column",
+        lambda sheet: sheet.unknown_headers,
+        lambda header: f"la columna «{header}» no se usa; se conserva sin cambios.",
+    ),
+    HeaderCheck(
+        "error",
+        "duplicate_column",
+        lambda sheet: sheet.duplicate_headers,
+        lambda header: f"la columna «{header}» está repetida; deje solo una.",
+    ),
+)
 
 
 def validate_sheet(sheet: Sheet, limits: MessengerLimits = MESSENGER) -> Report:
     """Structure, each row, duplicate ids and questions repeated across entries."""
-    issues: list[Issue] = []
-    missing = [column for column in REQUIRED_COLUMNS if column not in sheet.columns]
-    for column in missing:
-        issues.append(
-            _error(
-                "missing_column",
-                f"falta la columna «{COLUMN_LABELS[column]}» en la fila de encabezados (fila 1). "
-                "Columnas obligatorias: id, preguntas, respuesta.",
-                1,
-            )
-        )
-    for header in sheet.unknown_headers:
-        issues.append(_warning("unknown_column", f"la columna «{header}» no se usa; se conserva sin cambios.", 1))
-    for header in sheet.duplicate_headers:
-        issues.append(_error("duplicate_column", f"la columna «{header}» está repetida; deje solo una.", 1))
+    issues = [
+        Issue(check.severity, check.code, check.message(header), 1)
+        for check in HEADER_CHECKS
+        for header in check.headers(sheet)
+    ]
+    missing = _missing_columns(sheet)
     if missing:
         return Report(tuple(issues))
     ids: dict[str, int] = {}
