@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from bot.settings import Settings  # noqa: E402
 from connectors.graph import GraphClient  # noqa: E402
 from outbox.model import NewMessage, Purpose, Status  # noqa: E402
-from outbox.policy import load_policy  # noqa: E402
+from outbox.policy_file import load_policy  # noqa: E402
 from outbox.store import open_store  # noqa: E402
 from outbox.worker import OutboxWorker  # noqa: E402
 from tests.support.stack import free_port  # noqa: E402

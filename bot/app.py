@@ -21,7 +21,7 @@ from bot.rasa_api import HttpRasaTrackers
 from bot.request_guard import Guard, RequestGuard
 from bot.settings import DEMO_APP_SECRET, SANDBOX_PAGE_ID, Settings, load_settings
 from connectors.graph import GraphClient
-from outbox.policy import load_policy
+from outbox.policy_file import load_policy
 from outbox.store import open_store
 from outbox.worker import OutboxWorker
 

@@ -66,7 +66,8 @@ from bot.knowledge_editor import KnowledgeEditor, KnowledgeEditorError, MatrixEd
 from bot.reply_window import ReplyWindow, duration_es, reply_window
 from bot.request_guard import MAX_UPLOAD_BYTES
 from bot.settings import Settings
-from outbox.policy import Policy, load_policy
+from outbox.policy import Policy
+from outbox.policy_file import load_policy
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import sys
 
 from bot.settings import SettingsError, load_settings
 from connectors.graph import GraphClient
-from outbox.policy import load_policy
+from outbox.policy_file import load_policy
 from outbox.store import open_store
 from outbox.worker import OutboxWorker
 

@@ -1,35 +1,25 @@
 """Which way of sending Meta allows for a message, decided by a pure function over a policy file.
 
 `decide(message, conversation, now, policy)` returns a `Decision`: how to send (messaging_type, tag) or why not,
-with a machine reason code and a sentence an agent understands, in Spanish and English. The rules themselves are
-data (`outbox/policy.yml`, overridable per deployment): when Meta moves them again, nobody edits this module.
+with a machine reason code and a sentence an agent understands, in Spanish and English (worded by
+`outbox.wording`). The rules themselves are data (`outbox/policy.yml`, read by `outbox.policy_file`, overridable per
+deployment): when Meta moves them again, nobody edits this module.
 
-Standard library + PyYAML, Python 3.10: the Rasa process imports it too.
+Standard library, Python 3.10: the Rasa process imports it too.
 """
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from enum import Enum
-from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-import yaml
-
 from connectors.limits import MESSAGE_TAGS, MESSAGING_TYPES
-from outbox.model import OutboxError, OutboxInputError, Purpose, SenderKind, utc
+from outbox.model import OutboxInputError, Purpose, SenderKind, utc
+from outbox.wording import Facts, explain, explain_alternative, explain_write_again
 
-DEFAULT_POLICY_FILE = Path(__file__).with_name("policy.yml")
-POLICY_FILE_ENV = "OUTBOX_POLICY_FILE"
-RETIRED_TAGS_UNTIL_ENV = "OUTBOX_RETIRED_TAGS_UNTIL"
-
-# Meta retired these three tags in 2026 (2026-02-10 or 2026-04-27 depending on the report; see policy.yml).
-# OUTBOX_RETIRED_TAGS_UNTIL moves their `valid_until`; everything else about them stays in the policy file.
-RETIRED_TAGS = frozenset({"CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE", "ACCOUNT_UPDATE"})
 HUMAN_AGENT_TAG = "HUMAN_AGENT"
 
 # connectors/limits.py does not know UTILITY yet (nor does the sandbox validator); the policy does.
@@ -79,10 +69,6 @@ REFUSAL_CODES = frozenset(
         RULE_EXPIRED,
     }
 )
-
-
-class PolicyFileError(OutboxError):
-    """The policy file cannot be used: unreadable, malformed, or a rule Meta would not accept."""
 
 
 class ContentKind(str, Enum):
@@ -160,7 +146,7 @@ class SendingRule:
         for name in ("valid_from", "valid_until"):
             value = getattr(self, name)
             if value is not None:
-                object.__setattr__(self, name, _aware(value, name))
+                object.__setattr__(self, name, aware_utc(value, name))
         if self.valid_from is not None and self.valid_until is not None and self.valid_from >= self.valid_until:
             raise ValueError("valid_from must be before valid_until")
 
@@ -205,7 +191,9 @@ class ConversationWindow:
 
     def __post_init__(self) -> None:
         if self.last_user_message_at is not None:
-            object.__setattr__(self, "last_user_message_at", _aware(self.last_user_message_at, "last_user_message_at"))
+            object.__setattr__(
+                self, "last_user_message_at", aware_utc(self.last_user_message_at, "last_user_message_at")
+            )
 
 
 class SendRequest(Protocol):
@@ -273,7 +261,7 @@ def last_user_message_at(events: Iterable[tuple[Any, str, datetime]], page_id: s
         name = kind.value if isinstance(kind, Enum) else str(kind)
         if event_page_id != page_id or name not in USER_EVENT_KINDS:
             continue
-        at = _aware(at, "event time")
+        at = aware_utc(at, "event time")
         if latest is None or at > latest:
             latest = at
     return latest
@@ -335,7 +323,7 @@ def _first_fitting(rules: Iterable[SendingRule], request: _Request, situation: _
 
 def decide(message: SendRequest, conversation: ConversationWindow, now: datetime, policy: Policy) -> Decision:
     """How to send `message` now, or why not. Pure: the same inputs give the same decision."""
-    now = _aware(now, "now")
+    now = aware_utc(now, "now")
     request = _Request(
         sender=SenderKind(message.sender),
         purpose=Purpose(message.purpose),
@@ -343,17 +331,17 @@ def decide(message: SendRequest, conversation: ConversationWindow, now: datetime
         promotional=bool(message.promotional),
         content=content_kind(getattr(message, "message", None)),
     )
-    words = _Words(now)
+    asked = Facts(now, tag=request.tag, sender=request.sender, purpose=request.purpose)
     if request.tag is not None:
         if request.tag not in MESSAGE_TAGS:
-            return words.refuse(UNKNOWN_TAG, tag=request.tag)
+            return _refused(UNKNOWN_TAG, asked)
         if request.promotional:
-            return words.refuse(PROMOTIONAL_WITH_TAG, tag=request.tag)
+            return _refused(PROMOTIONAL_WITH_TAG, asked)
         if not policy.rules_for_tag(request.tag):
-            return words.refuse(TAG_NOT_IN_POLICY, tag=request.tag)
+            return _refused(TAG_NOT_IN_POLICY, asked)
     last = conversation.last_user_message_at
     if last is None:
-        return words.refuse(NEVER_WROTE, private_reply=request.purpose is Purpose.PRIVATE_REPLY)
+        return _refused(NEVER_WROTE, asked)
     situation = _Situation(now, last, max(now - last, timedelta(0)), conversation.page_utility_opt_in)
 
     if request.tag is not None:
@@ -364,7 +352,7 @@ def decide(message: SendRequest, conversation: ConversationWindow, now: datetime
     for rule in candidates:
         failed = _failed_check(rule, request, situation)
         if failed is None:
-            return words.allow(rule, situation)
+            return _allowed(ALLOWED, rule, _facts(asked, situation, rule))
         reach = rule.window_to if rule.window_to is not None else timedelta.max
         failures.append((_CHECKS.index(failed), reach, rule, failed))
     # The rule that got furthest explains the refusal best; among rules that were only too late, the one with
@@ -375,11 +363,54 @@ def decide(message: SendRequest, conversation: ConversationWindow, now: datetime
         untagged = (r for r in policy.rules if r.tag is None and not r.only_when_requested)
         standard = _first_fitting(untagged, replace(request, tag=None), situation)
         if standard is not None:
-            return words.allow(standard, situation, dropped_tag=request.tag)
+            return _allowed(TAG_NOT_NEEDED, standard, _facts(asked, situation, standard))
 
     code = _reason_code(rule, failed, request)
     alternative = _alternative(policy, request, situation) if code in _WITH_ALTERNATIVES else None
-    return words.refuse(code, rule=rule, request=request, situation=situation, alternative=alternative)
+    return _refused(code, _facts(asked, situation, rule), alternative)
+
+
+def _facts(asked: Facts, situation: _Situation, rule: SendingRule) -> Facts:
+    return replace(asked, rule=rule, last=situation.last, elapsed=situation.elapsed)
+
+
+def _allowed(code: str, rule: SendingRule, facts: Facts) -> Decision:
+    es, en = explain(code, facts)
+    return Decision(
+        allowed=True,
+        reason_code=code,
+        reason_es=es,
+        reason_en=en,
+        messaging_type=rule.messaging_type,
+        tag=rule.tag,
+        rule=rule.name,
+        window_ends_at=rule.ends_at(facts.last) if facts.last is not None else None,
+    )
+
+
+# Refusals only the customer can lift by writing again, said so when no other way of sending is left.
+_WRITE_AGAIN = frozenset({OUTSIDE_WINDOW, HUMAN_AGENT_WINDOW_EXPIRED})
+
+
+def _refused(code: str, facts: Facts, alternative: SendingRule | None = None) -> Decision:
+    es, en = explain(code, facts)
+    alternative_until = None
+    if alternative is not None and facts.last is not None:
+        alternative_es, alternative_en = explain_alternative(alternative, facts)
+        es, en = f"{es} {alternative_es}", f"{en} {alternative_en}"
+        alternative_until = alternative.ends_at(facts.last)
+    elif code in _WRITE_AGAIN and facts.purpose is not Purpose.PRIVATE_REPLY:
+        again_es, again_en = explain_write_again(facts)
+        es, en = f"{es} {again_es}", f"{en} {again_en}"
+    return Decision(
+        allowed=False,
+        reason_code=code,
+        reason_es=es,
+        reason_en=en,
+        rule=facts.rule.name if facts.rule is not None else None,
+        alternative=alternative.name if alternative is not None else None,
+        alternative_until=alternative_until,
+    )
 
 
 def _reason_code(rule: SendingRule, failed: str, request: _Request) -> str:
@@ -442,518 +473,19 @@ def _alternative(policy: Policy, request: _Request, situation: _Situation) -> Se
     return None
 
 
-# --- sentences -----------------------------------------------------------------------------------------------
-
-_MESES = (
-    "enero",
-    "febrero",
-    "marzo",
-    "abril",
-    "mayo",
-    "junio",
-    "julio",
-    "agosto",
-    "septiembre",
-    "octubre",
-    "noviembre",
-    "diciembre",
-)
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
-_SENDER_ES = {SenderKind.BOT: "el bot", SenderKind.HUMAN: "una persona", SenderKind.SYSTEM: "un envío programado"}
-_SENDER_EN = {SenderKind.BOT: "the bot", SenderKind.HUMAN: "a person", SenderKind.SYSTEM: "a scheduled send"}
-_PURPOSE_ES = {
-    Purpose.REPLY: "respuestas",
-    Purpose.FOLLOW_UP: "mensajes de seguimiento",
-    Purpose.PRIVATE_REPLY: "respuestas privadas a comentarios",
-}
-_PURPOSE_EN = {Purpose.REPLY: "replies", Purpose.FOLLOW_UP: "follow-ups", Purpose.PRIVATE_REPLY: "private replies"}
-_CONTENT_ES = {
-    ContentKind.STANDARD: "mensajes normales",
-    ContentKind.UTILITY_TEMPLATE: "plantillas de utilidad",
-    ContentKind.CUSTOMER_FEEDBACK_TEMPLATE: "la plantilla de encuesta (customer_feedback)",
-}
-_CONTENT_EN = {
-    ContentKind.STANDARD: "ordinary messages",
-    ContentKind.UTILITY_TEMPLATE: "utility templates",
-    ContentKind.CUSTOMER_FEEDBACK_TEMPLATE: "the customer feedback template",
-}
-
-
-def _how(rule: SendingRule) -> str:
-    return f"la etiqueta {rule.tag}" if rule.tag else rule.messaging_type
-
-
-def _how_en(rule: SendingRule) -> str:
-    return f"the {rule.tag} tag" if rule.tag else rule.messaging_type
-
-
-def _first_upper(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-@dataclass(frozen=True)
-class _Words:
-    """Sentences for agents, times in UTC; `window_ends_at` is there for a console to show local time."""
-
-    now: datetime
-
-    def when_es(self, at: datetime, with_time: bool = True) -> str:
-        text = f"{at.day} de {_MESES[at.month - 1]}"
-        if at.year != self.now.year or not with_time:
-            text += f" de {at.year}"
-        return text + (f", {at:%H:%M} UTC" if with_time else "")
-
-    def when_en(self, at: datetime, with_time: bool = True) -> str:
-        text = f"{_MONTHS[at.month - 1]} {at.day}"
-        if at.year != self.now.year or not with_time:
-            text += f", {at.year}"
-        return text + (f", {at:%H:%M} UTC" if with_time else "")
-
-    def until(self, rule: SendingRule, last: datetime) -> tuple[str, str]:
-        """'hasta el 2 de diciembre, 14:05 UTC' for a window, 'antes del 27 de abril de 2026' for a retirement."""
-        ends = rule.ends_at(last)
-        if ends is None:
-            return "", ""
-        if rule.valid_until is not None and ends == rule.valid_until:
-            return (
-                f" antes del {self.when_es(ends, with_time=False)}",
-                f" before {self.when_en(ends, with_time=False)}",
-            )
-        return f" hasta el {self.when_es(ends)}", f" until {self.when_en(ends)}"
-
-    def allow(self, rule: SendingRule, situation: _Situation, dropped_tag: str | None = None) -> Decision:
-        until_es, until_en = self.until(rule, situation.last)
-        if dropped_tag is not None:
-            window = rule.window_to if rule.window_to is not None else situation.elapsed
-            es = (
-                f"El cliente escribió dentro de las últimas {_duration_es(window)}: se envía como "
-                f"{rule.messaging_type}, sin la etiqueta {dropped_tag}, que dentro de la ventana no hace falta."
-            )
-            en = (
-                f"The customer wrote within the last {_duration_en(window)}: sent as {rule.messaging_type} "
-                f"without the {dropped_tag} tag, which is not needed inside the window."
-            )
-            code = TAG_NOT_NEEDED
-        else:
-            es = f"Se puede enviar con {_how(rule)}{until_es}."
-            en = f"Can be sent with {_how_en(rule)}{until_en}."
-            code = ALLOWED
-        return Decision(
-            allowed=True,
-            reason_code=code,
-            reason_es=es,
-            reason_en=en,
-            messaging_type=rule.messaging_type,
-            tag=rule.tag,
-            rule=rule.name,
-            window_ends_at=rule.ends_at(situation.last),
-        )
-
-    def refuse(
-        self,
-        code: str,
-        *,
-        tag: str | None = None,
-        private_reply: bool = False,
-        rule: SendingRule | None = None,
-        request: _Request | None = None,
-        situation: _Situation | None = None,
-        alternative: SendingRule | None = None,
-    ) -> Decision:
-        es, en = self._refusal(code, tag, private_reply, rule, request, situation)
-        alternative_until = None
-        if alternative is not None and situation is not None:
-            alt_es, alt_en = self._alternative(alternative, request, situation)
-            es, en = f"{es} {alt_es}", f"{en} {alt_en}"
-            alternative_until = alternative.ends_at(situation.last)
-        elif code in (OUTSIDE_WINDOW, HUMAN_AGENT_WINDOW_EXPIRED) and (
-            request is None or request.purpose is not Purpose.PRIVATE_REPLY
-        ):
-            es += " El cliente tiene que escribir de nuevo para reabrir la conversación."
-            en += " The customer has to write again to reopen the conversation."
-        return Decision(
-            allowed=False,
-            reason_code=code,
-            reason_es=es,
-            reason_en=en,
-            rule=rule.name if rule is not None else None,
-            alternative=alternative.name if alternative is not None else None,
-            alternative_until=alternative_until,
-        )
-
-    def _refusal(
-        self,
-        code: str,
-        tag: str | None,
-        private_reply: bool,
-        rule: SendingRule | None,
-        request: _Request | None,
-        situation: _Situation | None,
-    ) -> tuple[str, str]:
-        if code == UNKNOWN_TAG:
-            known = ", ".join(sorted(MESSAGE_TAGS))
-            return (
-                f"La etiqueta «{tag}» no existe en Messenger. Etiquetas conocidas: {known}.",
-                f"There is no Messenger tag {tag!r}. Known tags: {known}.",
-            )
-        if code == PROMOTIONAL_WITH_TAG:
-            return (
-                f"El contenido promocional (ofertas, cupones, descuentos) nunca se puede enviar con una etiqueta "
-                f"de mensaje como {tag}: Meta lo prohíbe y puede restringir la página.",
-                f"Promotional content (offers, coupons, discounts) can never be sent with a message tag such as "
-                f"{tag}: Meta forbids it and may restrict the page.",
-            )
-        if code == TAG_NOT_IN_POLICY:
-            return (
-                f"La etiqueta {tag} no está habilitada en la política de envío de esta instalación.",
-                f"The {tag} tag is not enabled in this deployment's sending policy.",
-            )
-        if code == NEVER_WROTE:
-            if private_reply:
-                return (
-                    "No consta el comentario al que se quiere responder en privado.",
-                    "There is no comment on record to reply to privately.",
-                )
-            return (
-                "Este cliente nunca ha escrito a esta página: Messenger solo permite escribir a quien inició la "
-                "conversación.",
-                "This customer has never written to this page: Messenger only allows messaging people who started "
-                "the conversation.",
-            )
-        assert rule is not None and request is not None and situation is not None
-        last_es, last_en = self.when_es(situation.last), self.when_en(situation.last)
-        if request.purpose is Purpose.PRIVATE_REPLY:
-            since_es, since_en = "el comentario del cliente", "the customer's comment"
-        else:
-            since_es, since_en = "el último mensaje del cliente", "the customer's last message"
-        if code == HUMAN_AGENT_BOT_SENDER:
-            return (
-                f"La etiqueta HUMAN_AGENT es solo para mensajes escritos por una persona; {_SENDER_ES[request.sender]} "
-                "no puede usarla.",
-                f"The HUMAN_AGENT tag is only for messages written by a person; {_SENDER_EN[request.sender]} cannot "
-                "use it.",
-            )
-        if code == SENDER_NOT_ALLOWED:
-            return (
-                f"{_first_upper(_how(rule))} no admite mensajes de {_SENDER_ES[request.sender]}.",
-                f"{_first_upper(_how_en(rule))} does not accept messages from {_SENDER_EN[request.sender]}.",
-            )
-        if code == PURPOSE_NOT_ALLOWED:
-            return (
-                f"{_first_upper(_how(rule))} no sirve para {_PURPOSE_ES[request.purpose]}.",
-                f"{_first_upper(_how_en(rule))} cannot be used for {_PURPOSE_EN[request.purpose]}.",
-            )
-        if code == CONTENT_NOT_ALLOWED:
-            kinds_es = " o ".join(_CONTENT_ES[kind] for kind in sorted(rule.content))
-            kinds_en = " or ".join(_CONTENT_EN[kind] for kind in sorted(rule.content))
-            return (
-                f"{_first_upper(_how(rule))} solo se puede usar con {kinds_es}.",
-                f"{_first_upper(_how_en(rule))} can only be used with {kinds_en}.",
-            )
-        if code == TAG_RETIRED:
-            assert rule.valid_until is not None
-            return (
-                f"Meta retiró la etiqueta {rule.tag} el {self.when_es(rule.valid_until, with_time=False)}; ya no se "
-                "puede usar.",
-                f"Meta retired the {rule.tag} tag on {self.when_en(rule.valid_until, with_time=False)}; it can no "
-                "longer be used.",
-            )
-        if code == RULE_EXPIRED:
-            assert rule.valid_until is not None
-            return (
-                f"{_first_upper(_how(rule))} dejó de estar disponible el "
-                f"{self.when_es(rule.valid_until, with_time=False)}.",
-                f"{_first_upper(_how_en(rule))} stopped being available on "
-                f"{self.when_en(rule.valid_until, with_time=False)}.",
-            )
-        if code == RULE_NOT_YET_VALID:
-            assert rule.valid_from is not None
-            return (
-                f"{_first_upper(_how(rule))} solo se puede usar desde el {self.when_es(rule.valid_from)}.",
-                f"{_first_upper(_how_en(rule))} can only be used from {self.when_en(rule.valid_from)}.",
-            )
-        if code == UTILITY_NOT_ENABLED:
-            return (
-                "Esta página no tiene activadas las plantillas de utilidad (Meta solo las ofrece en algunos "
-                "mercados); un administrador puede activarlas si están disponibles.",
-                "Utility templates are not enabled for this page (Meta offers them only in some markets); an "
-                "admin can enable them where available.",
-            )
-        if code == PROMOTIONAL_OUTSIDE_WINDOW:
-            window = rule.window_to if rule.window_to is not None else timedelta(hours=24)
-            return (
-                f"El contenido promocional solo se puede enviar dentro de las {_duration_es(window)} siguientes al "
-                f"último mensaje del cliente ({last_es}), nunca con etiqueta; ese plazo ya pasó.",
-                f"Promotional content can only be sent within {_duration_en(window)} of the customer's last "
-                f"message ({last_en}), never with a tag; that time is over.",
-            )
-        if code == HUMAN_AGENT_WINDOW_EXPIRED:
-            assert rule.window_to is not None
-            return (
-                f"Han pasado más de {_duration_es(rule.window_to)} desde el último mensaje del cliente ({last_es}): "
-                "ya no se puede responder, ni siquiera con la etiqueta HUMAN_AGENT.",
-                f"More than {_duration_en(rule.window_to)} have passed since the customer's last message "
-                f"({last_en}): no reply is possible any more, not even with the HUMAN_AGENT tag.",
-            )
-        # OUTSIDE_WINDOW
-        if situation.elapsed < rule.window_from:
-            return (
-                f"{_first_upper(_how(rule))} solo se usa a partir de {_duration_es(rule.window_from)} después de "
-                f"{since_es} ({last_es}).",
-                f"{_first_upper(_how_en(rule))} only applies from {_duration_en(rule.window_from)} after "
-                f"{since_en} ({last_en}).",
-            )
-        window = rule.window_to if rule.window_to is not None else timedelta(0)
-        return (
-            f"Han pasado más de {_duration_es(window)} desde {since_es} ({last_es}).",
-            f"More than {_duration_en(window)} have passed since {since_en} ({last_en}).",
-        )
-
-    def _alternative(
-        self, alternative: SendingRule, request: _Request | None, situation: _Situation
-    ) -> tuple[str, str]:
-        until_es, until_en = self.until(alternative, situation.last)
-        if alternative.tag == HUMAN_AGENT_TAG:
-            return (
-                f"Un agente aún puede responder con la etiqueta HUMAN_AGENT{until_es}.",
-                f"A person can still answer with the HUMAN_AGENT tag{until_en}.",
-            )
-        if alternative.messaging_type == UTILITY:
-            return (
-                f"Se puede enviar una plantilla de utilidad aprobada (UTILITY){until_es}.",
-                f"An approved utility template (UTILITY) can be sent{until_en}.",
-            )
-        if alternative.only_when_requested:
-            return (
-                f"Si el mensaje corresponde al caso de uso de {alternative.tag}, se puede pedir esa "
-                f"etiqueta{until_es}.",
-                f"If the message fits the {alternative.tag} use case, that tag can be requested{until_en}.",
-            )
-        if request is not None and request.sender not in alternative.senders:
-            return (
-                f"Un agente aún puede responder con {_how(alternative)}{until_es}.",
-                f"A person can still answer with {_how_en(alternative)}{until_en}.",
-            )
-        return (
-            f"Se puede enviar sin etiqueta, con {_how(alternative)}{until_es}.",
-            f"It can be sent without a tag, with {_how_en(alternative)}{until_en}.",
-        )
-
-
-def _duration_parts(value: timedelta) -> tuple[int, int, int]:
-    """Whole days from 2 days up ("7 días"), else hours ("24 horas", as Meta says it) and minutes."""
-    minutes = int(value.total_seconds()) // 60
-    days, rest = divmod(minutes, 24 * 60)
-    if days >= 2 and not rest:
-        return days, 0, 0
-    hours, minutes = divmod(minutes, 60)
-    return 0, hours, minutes
-
-
-def _duration_es(value: timedelta) -> str:
-    days, hours, minutes = _duration_parts(value)
-    if days:
-        return f"{days} días"
-    parts = [f"{hours} hora{'s' if hours != 1 else ''}"] if hours else []
-    if minutes or not parts:
-        parts.append(f"{minutes} minuto{'s' if minutes != 1 else ''}")
-    return " y ".join(parts)
-
-
-def _duration_en(value: timedelta) -> str:
-    days, hours, minutes = _duration_parts(value)
-    if days:
-        return f"{days} days"
-    parts = [f"{hours} hour{'s' if hours != 1 else ''}"] if hours else []
-    if minutes or not parts:
-        parts.append(f"{minutes} minute{'s' if minutes != 1 else ''}")
-    return " and ".join(parts)
-
-
-# --- loading -------------------------------------------------------------------------------------------------
-
-_RULE_FIELDS = frozenset(
-    {
-        "name",
-        "messaging_type",
-        "tag",
-        "senders",
-        "purposes",
-        "window_from",
-        "window_to",
-        "promotional_allowed",
-        "valid_from",
-        "valid_until",
-        "requires_page_opt_in",
-        "content",
-        "only_when_requested",
-    }
-)
-_REQUIRED_RULE_FIELDS = frozenset(
-    {"name", "messaging_type", "tag", "senders", "purposes", "window_from", "window_to", "promotional_allowed"}
-)
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
-
-
-def load_policy(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Policy:
-    """Read the policy: `path`, else $OUTBOX_POLICY_FILE, else outbox/policy.yml. $OUTBOX_RETIRED_TAGS_UNTIL
-    (YYYY-MM-DD) moves the retirement date of the three tags Meta retired in 2026."""
-    environ = os.environ if env is None else env
-    chosen = Path(path) if path is not None else Path(environ.get(POLICY_FILE_ENV) or DEFAULT_POLICY_FILE)
-    try:
-        text = chosen.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PolicyFileError(f"{chosen}: cannot read the policy file ({exc.strerror or exc})") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PolicyFileError(f"{chosen}: not valid YAML: {exc}") from exc
-    retired_until: datetime | None = None
-    raw_until = (environ.get(RETIRED_TAGS_UNTIL_ENV) or "").strip()
-    if raw_until:
-        try:
-            retired_until = _parse_date(raw_until, RETIRED_TAGS_UNTIL_ENV)
-        except ValueError as exc:
-            raise PolicyFileError(f"{RETIRED_TAGS_UNTIL_ENV}={raw_until!r}: {exc}") from exc
-    return parse_policy(data, source=str(chosen), retired_tags_until=retired_until)
-
-
-def parse_policy(data: Any, source: str = "<memory>", retired_tags_until: datetime | None = None) -> Policy:
-    """Build a `Policy` from the YAML's data, with an error that names the file, the rule and the field."""
-    if not isinstance(data, Mapping):
-        raise PolicyFileError(f"{source}: the policy must be a mapping with `version` and `rules`")
-    unknown = set(data) - {"version", "rules"}
-    if unknown:
-        raise PolicyFileError(f"{source}: unknown top-level keys: {', '.join(sorted(map(str, unknown)))}")
-    version = data.get("version")
-    if not isinstance(version, (str, int)) or isinstance(version, bool) or not str(version).strip():
-        raise PolicyFileError(f'{source}: `version` is required (a string such as "2026-11-25")')
-    raw_rules = data.get("rules")
-    if not isinstance(raw_rules, list) or not raw_rules:
-        raise PolicyFileError(f"{source}: `rules` must be a non-empty list")
-    rules = []
-    for index, raw in enumerate(raw_rules, start=1):
-        label = f"rule {index}"
-        if isinstance(raw, Mapping) and isinstance(raw.get("name"), str):
-            label += f" ({raw['name']})"
-        try:
-            rule = _parse_rule(raw)
-            if retired_tags_until is not None and rule.tag in RETIRED_TAGS:
-                rule = replace(rule, valid_until=retired_tags_until)
-        except (ValueError, TypeError) as exc:
-            raise PolicyFileError(f"{source}: {label}: {exc}") from exc
-        rules.append(rule)
-    try:
-        return Policy(version=str(version), rules=tuple(rules), source=source)
-    except ValueError as exc:
-        raise PolicyFileError(f"{source}: {exc}") from exc
-
-
-def _parse_rule(raw: Any) -> SendingRule:
-    if not isinstance(raw, Mapping):
-        raise ValueError("a rule must be a mapping")
-    unknown = set(raw) - _RULE_FIELDS
-    if unknown:
-        raise ValueError(f"unknown fields: {', '.join(sorted(map(str, unknown)))}")
-    missing = _REQUIRED_RULE_FIELDS - set(raw)
-    if missing:
-        raise ValueError(f"missing fields: {', '.join(sorted(missing))}")
-    tag = raw["tag"]
-    if tag is not None and not isinstance(tag, str):
-        raise ValueError("tag must be a string or null")
-    window_to = raw["window_to"]
-    return SendingRule(
-        name=_string(raw["name"], "name"),
-        messaging_type=_string(raw["messaging_type"], "messaging_type"),
-        tag=tag,
-        senders=_members(raw["senders"], "senders", SenderKind),
-        purposes=_members(raw["purposes"], "purposes", Purpose),
-        window_from=_parse_duration(raw["window_from"], "window_from"),
-        window_to=None if window_to is None else _parse_duration(window_to, "window_to"),
-        promotional_allowed=_flag(raw["promotional_allowed"], "promotional_allowed"),
-        valid_from=_optional_date(raw.get("valid_from"), "valid_from"),
-        valid_until=_optional_date(raw.get("valid_until"), "valid_until"),
-        requires_page_opt_in=_flag(raw.get("requires_page_opt_in", False), "requires_page_opt_in"),
-        content=_members(raw["content"], "content", ContentKind) if "content" in raw else DEFAULT_CONTENT,
-        only_when_requested=_flag(raw.get("only_when_requested", False), "only_when_requested"),
-    )
-
-
-def _string(value: Any, name: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{name} must be a non-empty string")
-    return value
-
-
-def _flag(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false, not {value!r}")
-    return value
-
-
-def _members(value: Any, name: str, kind: Any) -> frozenset[Any]:
-    if not isinstance(value, list) or not value:
-        raise ValueError(f"{name} must be a non-empty list")
-    allowed = [member.value for member in kind]
-    members = set()
-    for item in value:
-        if item not in allowed:
-            raise ValueError(f"{name}: unknown value {item!r}; allowed: {', '.join(allowed)}")
-        members.add(kind(item))
-    return frozenset(members)
-
-
-def _parse_duration(value: Any, name: str) -> timedelta:
-    if value == 0 and not isinstance(value, bool):
-        return timedelta(0)
-    match = _DURATION.match(value) if isinstance(value, str) and value else None
-    if match is None or not any(match.groups()):
-        raise ValueError(f"{name}: {value!r} is not a duration such as 0, 30m, 24h, 7d or 1d12h")
-    days, hours, minutes, seconds = (int(group or 0) for group in match.groups())
-    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-
-
-def _optional_date(value: Any, name: str) -> datetime | None:
-    return None if value is None else _parse_date(value, name)
-
-
-def _parse_date(value: Any, name: str) -> datetime:
-    """A date means 00:00 UTC; a time must say its zone (Python 3.10's fromisoformat does not read 'Z')."""
-    if isinstance(value, datetime):
-        return _aware(value, name)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
-    if isinstance(value, str):
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        try:
-            if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-                return _parse_date(date.fromisoformat(text), name)
-            parsed = datetime.fromisoformat(text)
-        except ValueError as exc:
-            raise ValueError(f"{name}: {value!r} is not a date (YYYY-MM-DD) or an ISO time with a zone") from exc
-        return _aware(parsed, name)
-    raise ValueError(f"{name}: {value!r} is not a date (YYYY-MM-DD) or an ISO time with a zone")
-
-
-def _aware(value: datetime, name: str) -> datetime:
+def aware_utc(value: datetime, name: str) -> datetime:
+    """`value` in UTC; a naive time is an error that names the field (the policy file's loader uses it too)."""
     if not isinstance(value, datetime):
         raise ValueError(f"{name} must be a datetime, not {type(value).__name__}")
     try:
         return utc(value)
     except ValueError as exc:
         raise ValueError(f"{name}: {exc}") from exc
+
+
+def __getattr__(name: str) -> Any:  # TEMPORARY (policy-plan): connectors/messenger.py moves to outbox.policy_file
+    if name == "load_policy":
+        from outbox.policy_file import load_policy
+
+        return load_policy
+    raise AttributeError(name)

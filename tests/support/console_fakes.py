@@ -49,7 +49,8 @@ from knowledge_matrix.matrix import entries_from_sheet
 from knowledge_matrix.publish import check_matrix
 from knowledge_matrix.text import fold
 from outbox.model import NewMessage, Purpose, SenderKind
-from outbox.policy import ConversationWindow, decide, load_policy
+from outbox.policy import ConversationWindow, decide
+from outbox.policy_file import load_policy
 from outbox.store import InMemoryOutboxStore
 
 

@@ -33,7 +33,7 @@ from bot.rasa_api import InMemoryRasaTrackers
 from bot.settings import PAGE_INBOX_APP_ID, SANDBOX_PAGE_ID, Settings, SettingsError, load_settings
 from connectors.graph import GraphClient, GraphRequest, GraphResponse
 from outbox.model import MessageFilter, NewMessage, Outcome, Purpose, SenderKind, Status
-from outbox.policy import load_policy
+from outbox.policy_file import load_policy
 from outbox.store import InMemoryOutboxStore
 from outbox.worker import OutboxWorker
 

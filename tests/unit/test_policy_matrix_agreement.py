@@ -19,7 +19,8 @@ import pytest
 
 from knowledge_matrix.matrix import Entry, entries_from_sheet, read_sheet
 from knowledge_matrix.numbers import words_to_digits
-from outbox.policy import Policy, load_policy
+from outbox.policy import Policy
+from outbox.policy_file import load_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 MATRICES = sorted((ROOT / "data").glob("*.csv"))

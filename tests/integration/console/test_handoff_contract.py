@@ -35,7 +35,7 @@ from bot.reply_window import ReplyWindow, reply_window
 from bot.settings import SANDBOX_PAGE_ID, Settings
 from connectors.graph import GraphClient
 from outbox.model import MessageFilter, SenderKind
-from outbox.policy import load_policy
+from outbox.policy_file import load_policy
 from outbox.store import open_store
 from outbox.worker import OutboxWorker
 from tests.integration.outbox.test_store_contract import postgres_schema

@@ -31,7 +31,7 @@ from bot.app import create_app
 from bot.settings import SANDBOX_PAGE_ID, SANDBOX_PAGE_TOKEN, Settings
 from connectors.graph import GraphClient
 from outbox.model import MessageFilter, NewMessage, OutboxStore, Purpose, Status
-from outbox.policy import load_policy
+from outbox.policy_file import load_policy
 from outbox.rate import send_interval
 from outbox.store import open_store
 from outbox.worker import OutboxWorker

@@ -17,7 +17,7 @@ from bot.app import create_app
 from bot.settings import Settings
 from connectors.graph import GraphClient
 from outbox.model import NewMessage, OutboxStore, Purpose, SenderKind, Status
-from outbox.policy import load_policy
+from outbox.policy_file import load_policy
 from outbox.store import open_store
 from outbox.worker import OutboxWorker
 from tests.support.servers import RunningServer, serve_asgi

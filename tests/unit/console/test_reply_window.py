@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.reply_window import duration_es, reply_window
-from outbox.policy import HUMAN_AGENT_WINDOW_EXPIRED, NEVER_WROTE, load_policy
+from outbox.policy import HUMAN_AGENT_WINDOW_EXPIRED, NEVER_WROTE
+from outbox.policy_file import load_policy
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
 POLICY = load_policy()

@@ -18,7 +18,7 @@ from bot.app import create_app
 from bot.settings import Settings
 from connectors.graph import GraphClient, GraphRequest, GraphResponse
 from outbox.model import MessageFilter
-from outbox.policy import load_policy
+from outbox.policy_file import load_policy
 from outbox.store import InMemoryOutboxStore
 from outbox.worker import OutboxWorker
 from tests.support.console_routes import PAGE, PRODUCTION

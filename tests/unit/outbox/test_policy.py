@@ -13,22 +13,18 @@ from connectors.events import EventKind
 from connectors.limits import MESSAGE_TAGS
 from outbox.model import NewMessage, OutboxInputError, Purpose, SenderKind
 from outbox.policy import (
-    DEFAULT_POLICY_FILE,
     REFUSAL_CODES,
-    RETIRED_TAGS,
     ContentKind,
     ConversationWindow,
     Decision,
     Policy,
-    PolicyFileError,
     SendingRule,
     TimelineEvent,
     content_kind,
     decide,
     last_user_message_at,
-    load_policy,
-    parse_policy,
 )
+from outbox.policy_file import DEFAULT_POLICY_FILE, RETIRED_TAGS, PolicyFileError, load_policy, parse_policy
 
 UTC = timezone.utc
 LAST = datetime(2026, 11, 25, 14, 5, tzinfo=UTC)  # the customer's last message in most tests

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from outbox.model import NewMessage, Purpose, SenderKind
-from outbox.policy import ConversationWindow, Decision, Policy, decide, last_user_message_at, load_policy
+from outbox.policy import ConversationWindow, Decision, Policy, decide, last_user_message_at
+from outbox.policy_file import load_policy
 
 UTC = timezone.utc
 START = datetime(2026, 1, 1, tzinfo=UTC)  # timelines span both sides of the 2026-04-27 retirement

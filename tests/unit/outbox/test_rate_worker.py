@@ -15,7 +15,7 @@ import pytest
 from bot.settings import SANDBOX_PAGE_ID, Settings
 from connectors.graph import GraphClient
 from outbox.model import NewMessage, OutboxMessage, Purpose, SendSlot, Status
-from outbox.policy import load_policy
+from outbox.policy_file import load_policy
 from outbox.store import InMemoryOutboxStore
 from outbox.worker import OutboxWorker
 from tests.unit.outbox.test_worker_store_outage import RecordingTransport

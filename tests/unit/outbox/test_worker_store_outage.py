@@ -14,7 +14,7 @@ from typing import Any
 from bot.settings import SANDBOX_PAGE_ID, Settings
 from connectors.graph import GraphClient, GraphRequest, GraphResponse
 from outbox.model import MessageFilter, NewMessage, Outcome, Status
-from outbox.policy import load_policy
+from outbox.policy_file import load_policy
 from outbox.store import InMemoryOutboxStore, StoreUnavailable
 from outbox.worker import OutboxWorker
 
