@@ -32,7 +32,7 @@ STORE_RETRY_FIRST_SECONDS = 0.1
 STORE_RETRY_MAX_SECONDS = 2.0
 # A worker a whole send interval past its slot when it is about to send (its event loop or its machine stalled, or
 # the store answered that slowly) would send on top of the page's next slot: it takes a new slot instead, this many
-# times at most, then sends late. The limit errs towards sending less.
+# times at most, then sends late (or, past half its lease, gives the message back). The limit errs towards sending less.
 STALE_SLOT_RETRIES = 1
 
 
@@ -209,8 +209,9 @@ class OutboxWorker:
 
     async def _wait_for_send_slot(self, message: OutboxMessage) -> datetime | None:
         """Reserve the page's next send slot in the store (shared by every worker) and sleep until it; None when
-        the message was given back instead. Only a slot within the first half of the lease is taken: the other
-        half is for sending and recording, so the lease never runs out while the message waits."""
+        the message was given back instead. Only a slot within the first half of the lease is taken, and a worker
+        that wakes past that half (stalled) gives the message back rather than send: the other half is for sending
+        and recording, so the lease does not run out before the outcome is recorded."""
         lease_until = message.lease_until or self.clock() + timedelta(seconds=self.lease_seconds)
         not_after = lease_until - timedelta(seconds=self.lease_seconds / 2)
         interval = send_interval(self.page_rate)
@@ -225,9 +226,17 @@ class OutboxWorker:
             wait = (slot.send_at - self.clock()).total_seconds()
             if wait > 0:
                 await asyncio.sleep(wait)
-            late = self.clock() - slot.send_at
-            if late < interval or retries == 0:
+            now = self.clock()
+            late = now - slot.send_at
+            if late < interval:
                 return slot.send_at
+            if retries == 0:
+                if now <= not_after:
+                    return slot.send_at
+                # Stalled past half the lease: sending now could outlive it, and the worker that reclaims the
+                # message would send it again.
+                await self._release(message, now)
+                return None
             retries -= 1
             logger.info(
                 "outbox send slot missed, taking a new one",

@@ -79,12 +79,12 @@ async def test_the_window_is_decided_for_the_moment_the_message_leaves() -> None
 
 
 class StallingStore(InMemoryOutboxStore):
-    """The worker's clock jumps `stall` right after its first slot is granted: its event loop stalled (a busy
-    machine, a long blocking call) or the store answered that late."""
+    """The worker's clock jumps `stall` right after its first slot is granted (and `then_stall` after its second):
+    its event loop stalled (a busy machine, a long blocking call) or the store answered that late."""
 
-    def __init__(self, clock: list[datetime], stall: timedelta) -> None:
+    def __init__(self, clock: list[datetime], stall: timedelta, then_stall: timedelta = timedelta(0)) -> None:
         super().__init__()
-        self.clock, self.stall, self.granted = clock, stall, 0
+        self.clock, self.stall, self.then_stall, self.granted = clock, stall, then_stall, 0
 
     def reserve_send_slot(
         self, page_id: str, now: datetime, rate: float, not_after: datetime | None = None
@@ -93,6 +93,8 @@ class StallingStore(InMemoryOutboxStore):
         self.granted += 1
         if self.granted == 2:  # the first is the test's own: the worker's slot is 0.2 s ahead, it sleeps for it
             self.clock[0] += self.stall
+        elif self.granted == 3:
+            self.clock[0] += self.then_stall
         return slot
 
 
@@ -115,3 +117,25 @@ async def test_a_slot_missed_by_a_whole_interval_is_replaced_not_used_late(
     assert store.get(message.id).status is Status.SENT and len(transport.sent) == 1
     next_free = store.reserve_send_slot(SANDBOX_PAGE_ID, T0, 5).send_at
     assert next_free == T0 + timedelta(seconds=its_slot + 0.2)
+
+
+async def test_a_worker_stalled_again_past_half_its_lease_gives_the_message_back_unsent() -> None:
+    """Stalled 1 s past its slot (it takes a new one, now), then 20 s past that one: 21 s into a 30 s lease, less
+    than the half kept for the request and the outcome is left, and a worker that reclaims the message when the
+    lease runs out would send it a second time. It gives the message back instead of sending it late."""
+    clock = [T0]
+    store = StallingStore(clock, timedelta(seconds=1), then_stall=timedelta(seconds=20))
+    transport = RecordingTransport()
+    message = reply(store)
+    store.reserve_send_slot(SANDBOX_PAGE_ID, T0, 5)  # another worker's send, now
+    client = GraphClient(Settings(), transport=transport)
+    worker = OutboxWorker(
+        store, client, load_policy(), worker_id="w1", lease_seconds=30, page_rate=5, clock=lambda: clock[0]
+    )
+
+    assert await worker.run_once() == 1
+
+    back = store.get(message.id)
+    assert transport.sent == [], "not sent 21 s into its 30 s lease"
+    assert (back.status, back.claimed_by, back.attempts) == (Status.PENDING, None, 0), "given back, not an attempt"
+    assert back.next_attempt_at == T0 + timedelta(seconds=21), "due again at once, for whichever worker is free"
