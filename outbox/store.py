@@ -274,6 +274,11 @@ def transition_error(message: OutboxMessage, action: str) -> InvalidTransition:
     return InvalidTransition(f"cannot {action} message {message.id}: it is {message.status.value}")
 
 
+def not_held_error(message: OutboxMessage, worker_id: str) -> InvalidTransition:
+    """`complete` or `release` by a worker that no longer holds the message (its lease was taken over)."""
+    return InvalidTransition(f"message {message.id} is not held by {worker_id} (it is {message.status.value})")
+
+
 # --- in memory -------------------------------------------------------------------------------
 
 
@@ -301,6 +306,12 @@ class InMemoryOutboxStore:
             return self._messages[message_id]
         except KeyError:
             raise NotFound(f"no outbox message {message_id}") from None
+
+    def _held(self, message_id: int, worker_id: str) -> OutboxMessage:
+        message = self._get(message_id)
+        if message.status is not Status.SENDING or message.claimed_by != worker_id:
+            raise not_held_error(message, worker_id)
+        return message
 
     def _put(self, message: OutboxMessage) -> OutboxMessage:
         self._messages[message.id] = message
@@ -367,11 +378,7 @@ class InMemoryOutboxStore:
     def complete(self, message_id: int, worker_id: str, outcome: Outcome) -> OutboxMessage:
         check_outcome(outcome)
         with self._lock:
-            message = self._get(message_id)
-            if message.status is not Status.SENDING or message.claimed_by != worker_id:
-                raise InvalidTransition(
-                    f"message {message_id} is not held by {worker_id} (it is {message.status.value})"
-                )
+            message = self._held(message_id, worker_id)
             return self._put(
                 message.with_changes(
                     status=Status(outcome.status),
@@ -406,11 +413,7 @@ class InMemoryOutboxStore:
     def release(self, message_id: int, worker_id: str, not_before: datetime) -> OutboxMessage:
         not_before = utc(not_before)
         with self._lock:
-            message = self._get(message_id)
-            if message.status is not Status.SENDING or message.claimed_by != worker_id:
-                raise InvalidTransition(
-                    f"message {message_id} is not held by {worker_id} (it is {message.status.value})"
-                )
+            message = self._held(message_id, worker_id)
             return self._put(
                 message.with_changes(
                     status=Status.PENDING, claimed_by=None, lease_until=None, next_attempt_at=not_before
@@ -652,16 +655,8 @@ class SQLiteOutboxStore:
 
     def complete(self, message_id: int, worker_id: str, outcome: Outcome) -> OutboxMessage:
         check_outcome(outcome)
-        with self._write() as conn:
-            cursor = conn.execute(
-                self._queries["complete_message"], outcome_params(message_id, worker_id, outcome, sqlite_time)
-            )
-            message = self._one(conn, message_id)
-            if cursor.rowcount != 1:
-                raise InvalidTransition(
-                    f"message {message_id} is not held by {worker_id} (it is {message.status.value})"
-                )
-            return message
+        params = outcome_params(message_id, worker_id, outcome, sqlite_time)
+        return self._change_held("complete_message", params, message_id, worker_id)
 
     def reclaim_expired(self, now: datetime) -> int:
         with self._write() as conn:
@@ -669,13 +664,15 @@ class SQLiteOutboxStore:
 
     def release(self, message_id: int, worker_id: str, not_before: datetime) -> OutboxMessage:
         params = {"id": message_id, "worker_id": worker_id, "not_before": sqlite_time(not_before)}
+        return self._change_held("release_message", params, message_id, worker_id)
+
+    def _change_held(self, name: str, params: Mapping[str, Any], message_id: int, worker_id: str) -> OutboxMessage:
+        """An UPDATE that only changes the message while `worker_id` holds it (SENDING, claimed by it)."""
         with self._write() as conn:
-            cursor = conn.execute(self._queries["release_message"], params)
+            cursor = conn.execute(self._queries[name], params)
             message = self._one(conn, message_id)
             if cursor.rowcount != 1:
-                raise InvalidTransition(
-                    f"message {message_id} is not held by {worker_id} (it is {message.status.value})"
-                )
+                raise not_held_error(message, worker_id)
             return message
 
     def reserve_send_slot(
@@ -898,15 +895,8 @@ class PostgresOutboxStore:
 
     def complete(self, message_id: int, worker_id: str, outcome: Outcome) -> OutboxMessage:
         check_outcome(outcome)
-        with self._transaction() as cursor:
-            cursor.execute(
-                self._queries["complete_message"], outcome_params(message_id, worker_id, outcome, postgres_time)
-            )
-            row = cursor.fetchone()
-            if row is not None:
-                return message_from_row(row)
-            message = self._one(cursor, message_id)
-        raise InvalidTransition(f"message {message_id} is not held by {worker_id} (it is {message.status.value})")
+        params = outcome_params(message_id, worker_id, outcome, postgres_time)
+        return self._change_held("complete_message", params, message_id, worker_id)
 
     def reclaim_expired(self, now: datetime) -> int:
         with self._transaction() as cursor:
@@ -915,13 +905,17 @@ class PostgresOutboxStore:
 
     def release(self, message_id: int, worker_id: str, not_before: datetime) -> OutboxMessage:
         params = {"id": message_id, "worker_id": worker_id, "not_before": utc(not_before)}
+        return self._change_held("release_message", params, message_id, worker_id)
+
+    def _change_held(self, name: str, params: Mapping[str, Any], message_id: int, worker_id: str) -> OutboxMessage:
+        """An UPDATE … RETURNING that only changes the message while `worker_id` holds it (SENDING, claimed by it)."""
         with self._transaction() as cursor:
-            cursor.execute(self._queries["release_message"], params)
+            cursor.execute(self._queries[name], params)
             row = cursor.fetchone()
             if row is not None:
                 return message_from_row(row)
             message = self._one(cursor, message_id)
-        raise InvalidTransition(f"message {message_id} is not held by {worker_id} (it is {message.status.value})")
+        raise not_held_error(message, worker_id)
 
     def reserve_send_slot(
         self, page_id: str, now: datetime, rate: float, not_after: datetime | None = None
