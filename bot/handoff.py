@@ -19,7 +19,7 @@ import asyncio
 import logging
 import sqlite3
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -45,8 +45,8 @@ from bot.sqlite_file import SQLiteFile
 from connectors.errors import GraphError
 from connectors.graph import GraphClient
 from connectors.outgoing import OutgoingMessageError, build_messages
-from outbox.model import InvalidTransition, MessageFilter, NewMessage, Purpose, SenderKind, Status
-from outbox.policy import ConversationWindow, decide
+from outbox.model import InvalidTransition, MessageFilter, NewMessage, OutboxMessage, Purpose, SenderKind, Status
+from outbox.policy import ConversationWindow, Decision, decide
 from outbox.worker import OutboxWorker
 
 logger = logging.getLogger(__name__)
@@ -308,6 +308,33 @@ def auto_resume_interval(idle_minutes: float, longest: float = AUTO_RESUME_CHECK
     return max(AUTO_RESUME_SHORTEST_CHECK_SECONDS, min(longest, idle_minutes * 60 / 4))
 
 
+def checked_agent_reply(page_id: str, text: str, page_ids: Collection[str]) -> tuple[str, tuple[dict[str, Any], ...]]:
+    """An agent's reply as Messenger will get it: the text stripped, and the messages the outbox will send. Refused
+    (`ReplyRefused`) before anything is read or written: empty, for a page not configured, or not sendable."""
+    text = text.strip()
+    if not text:
+        raise ReplyRefused("empty_text", "El mensaje está vacío.", "The message is empty.")
+    if page_id not in page_ids:
+        raise ReplyRefused("unknown_page", f"La página {page_id} no está configurada.",
+                           f"page {page_id} is not configured")
+    try:
+        return text, build_messages({"text": text}).messages
+    except OutgoingMessageError as exc:
+        raise ReplyRefused("invalid_message", "El mensaje no se puede enviar por Messenger.", str(exc)) from exc
+
+
+def agent_reply_answer(stored: Sequence[OutboxMessage], text: str, decision: Decision) -> dict[str, Any]:
+    """What `reply_as_agent` answers: the messages queued (the first one on its own), the text, the policy's
+    decision (how it goes out and until when the window is open)."""
+    return {
+        "message": stored[0].to_dict(),
+        "messages": [message.to_dict() for message in stored],
+        "text": text,
+        "decision": {"messaging_type": decision.messaging_type, "tag": decision.tag,
+                     "window_ends_at": _time(decision.window_ends_at) if decision.window_ends_at else None},
+    }
+
+
 class Handoff:
     """`HandoffService` over Rasa's HTTP API, the handoff store, the outbox and (optionally) Meta's handover."""
 
@@ -449,16 +476,7 @@ class Handoff:
         and the bot must never answer together.
         """
         page_id, user_id = split_conversation_id(conversation_id)
-        text = text.strip()
-        if not text:
-            raise ReplyRefused("empty_text", "El mensaje está vacío.", "The message is empty.")
-        if page_id not in self.settings.page_tokens:
-            raise ReplyRefused("unknown_page", f"La página {page_id} no está configurada.",
-                               f"page {page_id} is not configured")
-        try:
-            messages = build_messages({"text": text}).messages
-        except OutgoingMessageError as exc:
-            raise ReplyRefused("invalid_message", "El mensaje no se puede enviar por Messenger.", str(exc)) from exc
+        text, messages = checked_agent_reply(page_id, text, self.settings.page_tokens)
         now = self.clock()
         store = self.outbox.store
         last_user = await self.outbox.run_store(store.last_user_message_at, page_id, user_id)
@@ -487,13 +505,8 @@ class Handoff:
                                    "another text; nothing was sent")
             stored.append(outbox_message)
             created.append(new)
-        answer = {
-            "message": stored[0].to_dict(),
-            "messages": [message.to_dict() for message in stored],
-            "text": text,  # what the outbox holds: a repeated key with other words was refused above
-            "decision": {"messaging_type": decision.messaging_type, "tag": decision.tag,
-                         "window_ends_at": _time(decision.window_ends_at) if decision.window_ends_at else None},
-        }
+        # The text is what the outbox holds: a repeated key with other words was refused above.
+        answer = agent_reply_answer(stored, text, decision)
         repeated = not any(created)  # a retried request (same idempotency key): queued the first time
         # Recorded once per outbox message, in this order, so a retry finishes whatever a first request that died
         # after queueing left undone: the local transcript (written at most once), then Rasa's tracker.

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bot.handoff import IDEMPOTENCY_KEY_REUSED, PAUSED_BY_RASA
+from bot.handoff import IDEMPOTENCY_KEY_REUSED, PAUSED_BY_RASA, agent_reply_answer, checked_agent_reply
 from bot.handoff_model import (
     ConsoleEvent,
     Conversation,
@@ -44,7 +44,6 @@ from bot.knowledge_editor import (
 from bot.pubsub import Broadcaster
 from bot.reply_window import ReplyWindow, reply_window
 from bot.settings import SANDBOX_PAGE_ID
-from connectors.outgoing import OutgoingMessageError, build_messages
 from knowledge_matrix.matrix import entries_from_sheet
 from knowledge_matrix.publish import check_matrix
 from knowledge_matrix.text import fold
@@ -136,16 +135,7 @@ class FakeHandoff:
         holds is paused first), then the outbox with the key (the same key again is the first message, other
         words under it are refused)."""
         page_id, user_id = split_conversation_id(conversation_id)
-        text = text.strip()
-        if not text:
-            raise ReplyRefused("empty_text", "El mensaje está vacío.", "The message is empty.")
-        if page_id not in self.page_ids:
-            raise ReplyRefused("unknown_page", f"La página {page_id} no está configurada.",
-                               f"page {page_id} is not configured")
-        try:
-            messages = build_messages({"text": text}).messages
-        except OutgoingMessageError as exc:
-            raise ReplyRefused("invalid_message", "El mensaje no se puede enviar por Messenger.", str(exc)) from exc
+        text, messages = checked_agent_reply(page_id, text, self.page_ids)
         now = self.clock()
         first = NewMessage(page_id=page_id, recipient_id=user_id, message=messages[0], sender=SenderKind.HUMAN,
                            purpose=Purpose.REPLY, sender_name=agent)
@@ -166,14 +156,7 @@ class FakeHandoff:
                                    "con otro texto; no se envió nada.", "idempotency key already used")
             stored.append(queued)
             created.append(new)
-        answer = {
-            "message": stored[0].to_dict(),
-            "messages": [message.to_dict() for message in stored],
-            "text": text,
-            "decision": {"messaging_type": decision.messaging_type, "tag": decision.tag,
-                         "window_ends_at": decision.window_ends_at.isoformat(timespec="microseconds")
-                         if decision.window_ends_at else None},
-        }
+        answer = agent_reply_answer(stored, text, decision)
         if not any(created):
             return {**answer, "repeated": True}
         for message in stored:
