@@ -40,22 +40,12 @@ from outbox.store import open_store
 from outbox.worker import OutboxWorker
 from tests.integration.outbox.test_store_contract import postgres_schema
 from tests.support.console_fakes import FakeHandoff
+from tests.unit.console.conftest import Clock
 
 PAGE = SANDBOX_PAGE_ID
 OTHER_PAGE = "100000000000999"  # not configured
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
 BACKENDS = ("fake", "real-sqlite", "real-postgres")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 class Service(Protocol):
@@ -89,7 +79,7 @@ class Subject:
 
 
 def fake_subject() -> Subject:
-    clock = Clock()
+    clock = Clock(T0)
     fake = FakeHandoff(clock)
     return Subject(fake, clock, fake.add_user_message,
                    lambda user: [(m["text"], m["sender_name"]) for m in fake.sent if m["recipient_id"] == user])
@@ -143,7 +133,7 @@ def outbox_url_for(backend: str, tmp_path: Path) -> Iterator[str | None]:
 
 @pytest.fixture(params=BACKENDS)
 async def subject(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Subject]:
-    clock = Clock()
+    clock = Clock(T0)
     parts: RealParts | None = None
     with outbox_url_for(request.param, tmp_path) as outbox_url:
         if outbox_url is None:

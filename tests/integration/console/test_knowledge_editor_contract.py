@@ -32,6 +32,7 @@ from knowledge_matrix.errors import EmbedderUnavailableError
 from knowledge_matrix.settings import DEFAULT_SETTINGS
 from tests.conftest import require_or_skip
 from tests.support.console_fakes import FakeKnowledgeEditor
+from tests.unit.console.conftest import Clock
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
 ROWS = [
@@ -45,17 +46,6 @@ WITH_ERRORS = b"id,preguntas,respuesta\nx,hola,\n"
 UNRELATED = "¿Cuál es la capital de Mongolia?"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
 @pytest.fixture(scope="module")
 def embedder() -> Embedder:
     try:
@@ -67,7 +57,7 @@ def embedder() -> Embedder:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 @pytest.fixture(params=["fake", "real"])
