@@ -172,7 +172,11 @@ SELECT status, COUNT(*) AS count FROM messages GROUP BY status;
 
 -- name: send_slot_commit_without_waiting
 -- A reservation does not wait for its commit to reach the disk (this transaction only): it is on every send's
--- path, and after a database crash losing the latest slot costs at most one send early, nothing else.
+-- path. The cost, after a crash of the database server: the reservations of its last moments (up to three
+-- wal_writer_delay, 0.6 s by default) are lost, though the workers already hold those slots, which can reach up to
+-- half a lease ahead. Until those slots have passed, new reservations can be granted the same times, so the page
+-- can get up to twice its rate for a while (Meta answers rate limited, and those sends are retried). Nothing is
+-- sent twice or lost: the messages' own writes still wait for the disk.
 SET LOCAL synchronous_commit TO OFF;
 
 -- name: lock_send_slot
