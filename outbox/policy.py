@@ -10,7 +10,7 @@ Standard library, Python 3.10: the Rasa process imports it too.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
@@ -69,6 +69,7 @@ REFUSAL_CODES = frozenset(
         RULE_EXPIRED,
     }
 )
+REASON_CODES = REFUSAL_CODES | {ALLOWED, TAG_NOT_NEEDED}  # every code `decide` returns; outbox.wording words each
 
 
 class ContentKind(str, Enum):
@@ -289,28 +290,25 @@ class _Situation:
 
 # The checks in the order they are tried; a refusal reports the rule that got furthest. What is being sent comes
 # first: a utility template is explained by the UTILITY rule, never by RESPONSE.
-_CHECKS = ("content", "sender", "purpose", "promotional", "not_yet_valid", "retired", "opt_in", "too_early", "too_late")
+_Check = Callable[[SendingRule, _Request, _Situation], bool]  # True: the rule does not fit
+_CHECKS: tuple[tuple[str, _Check], ...] = (
+    ("content", lambda rule, request, situation: request.content not in rule.content),
+    ("sender", lambda rule, request, situation: request.sender not in rule.senders),
+    ("purpose", lambda rule, request, situation: request.purpose not in rule.purposes),
+    ("promotional", lambda rule, request, situation: request.promotional and not rule.promotional_allowed),
+    ("not_yet_valid", lambda rule, request, situation: rule.valid_from is not None and situation.now < rule.valid_from),
+    ("retired", lambda rule, request, situation: rule.valid_until is not None and situation.now >= rule.valid_until),
+    ("opt_in", lambda rule, request, situation: rule.requires_page_opt_in and not situation.opted_in),
+    ("too_early", lambda rule, request, situation: situation.elapsed < rule.window_from),
+    ("too_late", lambda rule, request, situation: rule.window_to is not None and situation.elapsed > rule.window_to),
+)
+_CHECK_ORDER = tuple(name for name, _ in _CHECKS)
 
 
 def _failed_check(rule: SendingRule, request: _Request, situation: _Situation) -> str | None:
-    if request.content not in rule.content:
-        return "content"
-    if request.sender not in rule.senders:
-        return "sender"
-    if request.purpose not in rule.purposes:
-        return "purpose"
-    if request.promotional and not rule.promotional_allowed:
-        return "promotional"
-    if rule.valid_from is not None and situation.now < rule.valid_from:
-        return "not_yet_valid"
-    if rule.valid_until is not None and situation.now >= rule.valid_until:
-        return "retired"
-    if rule.requires_page_opt_in and not situation.opted_in:
-        return "opt_in"
-    if situation.elapsed < rule.window_from:
-        return "too_early"
-    if rule.window_to is not None and situation.elapsed > rule.window_to:
-        return "too_late"
+    for name, fails in _CHECKS:
+        if fails(rule, request, situation):
+            return name
     return None
 
 
@@ -354,7 +352,7 @@ def decide(message: SendRequest, conversation: ConversationWindow, now: datetime
         if failed is None:
             return _allowed(ALLOWED, rule, _facts(asked, situation, rule))
         reach = rule.window_to if rule.window_to is not None else timedelta.max
-        failures.append((_CHECKS.index(failed), reach, rule, failed))
+        failures.append((_CHECK_ORDER.index(failed), reach, rule, failed))
     # The rule that got furthest explains the refusal best; among rules that were only too late, the one with
     # the longest window (a person at 8 days hears about HUMAN_AGENT's 7 days, not UPDATE's 24 hours).
     _, _, rule, failed = max(failures, key=lambda failure: (failure[0], failure[1]))
@@ -371,7 +369,7 @@ def decide(message: SendRequest, conversation: ConversationWindow, now: datetime
 
 
 def _facts(asked: Facts, situation: _Situation, rule: SendingRule) -> Facts:
-    return replace(asked, rule=rule, last=situation.last, elapsed=situation.elapsed)
+    return Facts(asked.now, asked.tag, rule, asked.sender, asked.purpose, situation.last, situation.elapsed)
 
 
 def _allowed(code: str, rule: SendingRule, facts: Facts) -> Decision:
