@@ -350,7 +350,7 @@ def decide(message: SendRequest, conversation: ConversationWindow, now: datetime
     for rule in candidates:
         failed = _failed_check(rule, request, situation)
         if failed is None:
-            return _allowed(ALLOWED, rule, _facts(asked, situation, rule))
+            return _allowed(ALLOWED, rule, asked, situation)
         reach = rule.window_to if rule.window_to is not None else timedelta.max
         failures.append((_CHECK_ORDER.index(failed), reach, rule, failed))
     # The rule that got furthest explains the refusal best; among rules that were only too late, the one with
@@ -361,7 +361,7 @@ def decide(message: SendRequest, conversation: ConversationWindow, now: datetime
         untagged = (r for r in policy.rules if r.tag is None and not r.only_when_requested)
         standard = _first_fitting(untagged, replace(request, tag=None), situation)
         if standard is not None:
-            return _allowed(TAG_NOT_NEEDED, standard, _facts(asked, situation, standard))
+            return _allowed(TAG_NOT_NEEDED, standard, asked, situation)
 
     code = _reason_code(rule, failed, request)
     alternative = _alternative(policy, request, situation) if code in _WITH_ALTERNATIVES else None
@@ -372,8 +372,8 @@ def _facts(asked: Facts, situation: _Situation, rule: SendingRule) -> Facts:
     return Facts(asked.now, asked.tag, rule, asked.sender, asked.purpose, situation.last, situation.elapsed)
 
 
-def _allowed(code: str, rule: SendingRule, facts: Facts) -> Decision:
-    es, en = explain(code, facts)
+def _allowed(code: str, rule: SendingRule, asked: Facts, situation: _Situation) -> Decision:
+    es, en = explain(code, _facts(asked, situation, rule))
     return Decision(
         allowed=True,
         reason_code=code,
@@ -382,7 +382,7 @@ def _allowed(code: str, rule: SendingRule, facts: Facts) -> Decision:
         messaging_type=rule.messaging_type,
         tag=rule.tag,
         rule=rule.name,
-        window_ends_at=rule.ends_at(facts.last) if facts.last is not None else None,
+        window_ends_at=rule.ends_at(situation.last),
     )
 
 
