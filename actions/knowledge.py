@@ -29,18 +29,13 @@ from rasa_sdk.types import DomainDict
 
 from actions.handoff import answered, handoff_events, no_answer
 from bot.settings import load_settings
-from knowledge_matrix.errors import KnowledgeMatrixError
+from knowledge_matrix.errors import KnowledgeMatrixError, LLMSettingsError
 from knowledge_matrix.live import LiveKnowledge, Lookup
-from knowledge_matrix.llm import (
-    GroundedEntry,
-    LLMClient,
-    LLMSettings,
-    LLMSettingsError,
-    Turn,
-    answer_with_fallback,
-    load_llm_settings,
-    make_llm_client,
-)
+from knowledge_matrix.llm.client import LLMClient, make_llm_client
+from knowledge_matrix.llm.fallback import answer_with_fallback
+from knowledge_matrix.llm.grounding import GroundedEntry
+from knowledge_matrix.llm.prompt import Turn
+from knowledge_matrix.llm.settings import LLMSettings, load_llm_settings
 from knowledge_matrix.matrix import Button, Entry, QuickReply
 from knowledge_matrix.retrieval import Hit
 from knowledge_matrix.text import fold

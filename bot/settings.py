@@ -44,12 +44,12 @@ MIN_SECRET_LENGTHS = {
 }
 # Checked for reuse only (a local model may have no key): the same value as one of our secrets leaks both.
 REUSE_CHECKED_KEYS = ("LLM_API_KEY", "OPENAI_API_KEY")
-DEFAULT_LLM_BASE_URL = "https://api.openai.com/v1"  # knowledge_matrix/llm.py's default
+DEFAULT_LLM_BASE_URL = "https://api.openai.com/v1"  # knowledge_matrix/llm/settings.py's default
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-DEFAULT_LLM_TIMEOUT_SECONDS = 4.0  # knowledge_matrix/llm.py's default LLM_TIMEOUT_SECONDS
+DEFAULT_LLM_TIMEOUT_SECONDS = 4.0  # knowledge_matrix/llm/settings.py's default LLM_TIMEOUT_SECONDS
 ACTION_TIMEOUT_MARGIN_SECONDS = 15.0  # retrieval, the app's calls and Rasa's side of an action call
 
 
@@ -92,8 +92,8 @@ class Settings:
     # The proxies whose X-Forwarded-For names the client (uvicorn --forwarded-allow-ips): the login limits count
     # per client address, so without it every client behind a proxy on another host shares the proxy's address.
     forwarded_allow_ips: str = "127.0.0.1"
-    # The GPT fallback's server (LLM_BASE_URL, knowledge_matrix/llm.py): checked here too, so an unsafe one stops
-    # a production start instead of only the action server's fallback.
+    # The GPT fallback's server (LLM_BASE_URL, knowledge_matrix/llm/settings.py): checked here too, so an unsafe one
+    # stops a production start instead of only the action server's fallback.
     llm_base_url: str = DEFAULT_LLM_BASE_URL
     llm_api_key: str = field(default="", repr=False)  # LLM_API_KEY (or OPENAI_API_KEY): only checked for reuse
 

@@ -39,3 +39,43 @@ class ArtifactError(KnowledgeMatrixError):
 
 class RebuildRequiredError(ArtifactError):
     """The artifact was built for another model, dimension or format version: build it again."""
+
+
+# The GPT fallback (`knowledge_matrix.llm`)
+
+
+class LLMError(KnowledgeMatrixError):
+    """Root of what the GPT fallback raises."""
+
+
+class LLMSettingsError(LLMError, ValueError):
+    """An `LLM_*` variable has a value we cannot use; the message names it (never its value)."""
+
+
+class LLMCallError(LLMError):
+    """One call to the model failed. Messages carry the class of failure and the HTTP status only:
+    a server's error text can echo the key (or part of it) and must never reach a log."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class LLMTransientError(LLMCallError):
+    """Worth another attempt if time allows: 5xx, 408, 409, connection errors."""
+
+
+class LLMTimeoutError(LLMTransientError):
+    """The attempt ran out of time."""
+
+
+class LLMRateLimitedError(LLMTransientError):
+    """429; `retry_after_seconds` from `retry-after-ms` / `retry-after` when the server sent one."""
+
+    def __init__(self, message: str, *, status: int | None = 429, retry_after_seconds: float | None = None) -> None:
+        super().__init__(message, status=status)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class LLMPermanentError(LLMCallError):
+    """The same request will fail the same way: wrong key, unknown model, bad request, no quota."""

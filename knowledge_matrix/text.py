@@ -121,3 +121,32 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 def expand_shorthand(text: str) -> str:
     """`cuanto tengo q pagar x el bot` → `cuanto tengo que pagar por el bot`; the rest unchanged."""
     return _WORD.sub(lambda m: _DENSE_SHORTHAND.get(m.group(0).casefold(), m.group(0)), text)
+
+
+# Lengths: what the GPT fallback shows the model and what it sends back.
+
+
+def clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+_SENTENCE_END = re.compile(r"[.!?…](?=\s|$)|\n")
+
+
+def cut_at_sentence_boundary(text: str, limit: int) -> str | None:
+    """`text` if it fits, else its longest prefix within `limit` that ends a sentence, else None."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    ends = [match.end() for match in _SENTENCE_END.finditer(text, 0, limit + 1) if match.end() <= limit]
+    return text[: ends[-1]].rstrip() if ends else None
+
+
+def drop_unfinished_sentence(text: str) -> str:
+    """Whole sentences only: `"Abrimos a las 9. Los sábados de"` → `"Abrimos a las 9."`."""
+    text = text.strip()
+    if not text or _SENTENCE_END.fullmatch(text[-1]):
+        return text
+    ends = [match.end() for match in _SENTENCE_END.finditer(text)]
+    return text[: ends[-1]].rstrip() if ends else ""

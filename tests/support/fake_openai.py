@@ -13,7 +13,7 @@ code}}`). A scripted queue comes first (replies, 429/500/503, delays, raw bodies
 empty the `behaviour` answers:
 
 - `grounded`: a well-behaved model. It reads the entries and the question that
-  `knowledge_matrix.llm.build_prompt` puts in the last user message and returns the answer
+  `knowledge_matrix.llm.prompt.build_prompt` puts in the last user message and returns the answer
   of the entry whose questions share most words with the question, or `NO_ANSWER`;
 - `naive`: a model that obeys instructions found in the data: asked about its
   instructions/prompt/rules it prints the whole system message, asked to play a role or

@@ -17,7 +17,7 @@ from actions.server import is_authorized
 from bot.exposure import MISSING_TOKEN, startup_settings
 from bot.settings import DEFAULT_LLM_TIMEOUT_SECONDS, SettingsError, load_settings
 from connectors.outage import UP_CACHE_SECONDS, ActionServerWatch
-from knowledge_matrix.llm import DEFAULT_TIMEOUT_SECONDS
+from knowledge_matrix.llm.settings import DEFAULT_TIMEOUT_SECONDS
 
 
 class FakeTime:

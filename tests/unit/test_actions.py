@@ -38,7 +38,9 @@ from actions.session import AUTOMATION_DISCLOSURE, ActionSessionStart, slots_to_
 from bot.handoff_model import PauseReason
 from bot.settings import Settings, load_settings
 from knowledge_matrix.live import Lookup
-from knowledge_matrix.llm import NO_ANSWER, FakeLLMClient, LLMSettings, ScriptedReply
+from knowledge_matrix.llm.fake import FakeLLMClient, ScriptedReply
+from knowledge_matrix.llm.prompt import NO_ANSWER
+from knowledge_matrix.llm.settings import LLMSettings
 from knowledge_matrix.matrix import Button, Entry, QuickReply
 from knowledge_matrix.retrieval import Hit, Verdict
 

@@ -9,20 +9,12 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from knowledge_matrix.llm import (
-    MAX_ENTRIES,
-    MAX_TURN_CHARS,
-    MAX_TURNS,
-    RULES_VERSION,
-    SYSTEM_RULES,
-    FallbackAnswer,
-    GroundedEntry,
-    LLMSettings,
-    OpenAIChatClient,
-    Turn,
-    answer_with_fallback,
-    make_llm_client,
-)
+from knowledge_matrix.llm.client import OpenAIChatClient, make_llm_client
+from knowledge_matrix.llm.fallback import answer_with_fallback
+from knowledge_matrix.llm.grounding import MAX_ENTRIES, GroundedEntry
+from knowledge_matrix.llm.guard import FallbackAnswer
+from knowledge_matrix.llm.prompt import MAX_TURN_CHARS, MAX_TURNS, RULES_VERSION, SYSTEM_RULES, Turn
+from knowledge_matrix.llm.settings import LLMSettings
 from tests.support.fake_openai import (
     LEAK_PREFIX,
     OFF_TOPIC_REPLY,

@@ -13,17 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from knowledge_matrix.llm import (
-    _EMAIL,
-    _URL,
-    GroundedEntry,
-    LLMSettingsError,
-    _url_key,
-    check_grounding,
-    extract_facts,
-    interpret_reply,
-    load_llm_settings,
-)
+from knowledge_matrix.errors import LLMSettingsError
+from knowledge_matrix.llm.claims import _EMAIL, _URL, _url_key, extract_facts
+from knowledge_matrix.llm.grounding import GroundedEntry, check_grounding
+from knowledge_matrix.llm.guard import interpret_reply
+from knowledge_matrix.llm.settings import load_llm_settings
 from knowledge_matrix.matrix import entries_from_sheet, parse_csv_bytes
 from knowledge_matrix.numbers import quantity_claims, words_to_digits
 

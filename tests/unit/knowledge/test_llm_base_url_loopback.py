@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from knowledge_matrix.llm import LLMSettingsError, check_base_url
+from knowledge_matrix.errors import LLMSettingsError
+from knowledge_matrix.llm.settings import check_base_url
 
 
 @pytest.mark.parametrize("url", ["http://127.evil.com/v1", "http://127.0.0.1.nip.io/v1", "http://localhost.evil.com/v1"])

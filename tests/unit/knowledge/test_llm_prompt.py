@@ -15,46 +15,47 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from knowledge_matrix.errors import KnowledgeMatrixError
-from knowledge_matrix.llm import (
-    CLOSING_REMINDER,
-    MAX_ENTRIES,
-    MAX_ENTRY_ANSWER_CHARS,
-    MAX_TURN_CHARS,
-    MAX_TURNS,
-    MESSENGER_TEXT_LIMIT,
-    MIN_ATTEMPT_SECONDS,
-    NO_ANSWER,
-    RULES_VERSION,
-    FakeLLMClient,
-    GroundedEntry,
+from knowledge_matrix.errors import (
+    KnowledgeMatrixError,
     LLMError,
     LLMPermanentError,
     LLMRateLimitedError,
-    LLMSettings,
     LLMSettingsError,
     LLMTimeoutError,
     LLMTransientError,
+)
+from knowledge_matrix.llm.client import (
+    MIN_ATTEMPT_SECONDS,
     Message,
     OpenAIChatClient,
-    ScriptedReply,
-    Turn,
-    answer_with_fallback,
-    bound_entries,
-    bound_turns,
-    build_prompt,
-    check_grounding,
     classify_status,
-    cut_at_sentence_boundary,
     decide_retry,
-    drop_unfinished_sentence,
-    interpret_reply,
-    leaks_instructions,
-    load_llm_settings,
-    looks_like_injection,
     make_llm_client,
     parse_retry_after,
 )
+from knowledge_matrix.llm.fake import FakeLLMClient, ScriptedReply
+from knowledge_matrix.llm.fallback import answer_with_fallback
+from knowledge_matrix.llm.grounding import (
+    MAX_ENTRIES,
+    MAX_ENTRY_ANSWER_CHARS,
+    GroundedEntry,
+    bound_entries,
+    check_grounding,
+)
+from knowledge_matrix.llm.guard import MESSENGER_TEXT_LIMIT, interpret_reply, leaks_instructions
+from knowledge_matrix.llm.injection import looks_like_injection
+from knowledge_matrix.llm.prompt import (
+    CLOSING_REMINDER,
+    MAX_TURN_CHARS,
+    MAX_TURNS,
+    NO_ANSWER,
+    RULES_VERSION,
+    Turn,
+    bound_turns,
+    build_prompt,
+)
+from knowledge_matrix.llm.settings import LLMSettings, load_llm_settings
+from knowledge_matrix.text import cut_at_sentence_boundary, drop_unfinished_sentence
 
 API_KEY = "sk-unit-SECRET-7f3a9c2e1b"
 
