@@ -8,7 +8,7 @@ the caller found with the same embedder the bot uses (`duplicates.py`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -256,8 +256,7 @@ def validate_sheet(sheet: Sheet, limits: MessengerLimits = MESSENGER) -> Report:
     missing = _missing_columns(sheet)
     if missing:
         return Report(tuple(issues))
-    ids: dict[str, int] = {}
-    question_owner: dict[str, tuple[str, int, str]] = {}
+    seen = SeenSoFar()
     entry_count = 0
     for row in sheet.rows:
         if row.is_empty:
@@ -265,41 +264,56 @@ def validate_sheet(sheet: Sheet, limits: MessengerLimits = MESSENGER) -> Report:
             continue
         row_issues = _check_row(row, limits)
         issues.extend(row_issues)
-        entry_id = row.get("id").strip()
-        if entry_id:
-            folded = entry_id.casefold()
-            if folded in ids:
-                issues.append(
-                    _error(
-                        "duplicate_id",
-                        f"el id «{entry_id}» ya se usa en la fila {ids[folded]}; cada id debe ser único.",
-                        row.number,
-                        "id",
-                    )
-                )
-            else:
-                ids[folded] = row.number
-        for question in split_questions(row.get("questions")):
-            key = canonical_key(question)
-            owner = question_owner.get(key)
-            if key and owner is not None and owner[0] != entry_id.casefold():
-                issues.append(
-                    _error(
-                        "duplicate_question",
-                        f"la pregunta «{question}» ya está en la entrada «{owner[2]}» (fila {owner[1]}); "
-                        "el bot no sabría cuál responder. Déjela en una sola entrada.",
-                        row.number,
-                        "questions",
-                    )
-                )
-            elif key and owner is None:
-                question_owner[key] = (entry_id.casefold(), row.number, entry_id)
+        issues.extend(_check_against_earlier_rows(row, seen))
         if not any(issue.severity == "error" for issue in row_issues):
             entry_count += 1
-    issues.extend(_check_links_to_entries(sheet, set(ids)))
+    issues.extend(_check_links_to_entries(sheet, set(seen.ids)))
     if entry_count == 0 and not missing:
         issues.append(_error("no_entries", "la matriz no tiene ninguna entrada completa (id, preguntas y respuesta)."))
     return Report(tuple(issues), entry_count=entry_count)
+
+
+@dataclass
+class SeenSoFar:
+    """What the rows above used: ids (folded → row number) and questions (canonical key → folded id, row, id)."""
+
+    ids: dict[str, int] = field(default_factory=dict)
+    questions: dict[str, tuple[str, int, str]] = field(default_factory=dict)
+
+
+def _check_against_earlier_rows(row: SheetRow, seen: SeenSoFar) -> list[Issue]:
+    """An id used above (in any case), a question another entry above already has; records this row's."""
+    issues = []
+    entry_id = row.get("id").strip()
+    if entry_id:
+        folded = entry_id.casefold()
+        if folded in seen.ids:
+            issues.append(
+                _error(
+                    "duplicate_id",
+                    f"el id «{entry_id}» ya se usa en la fila {seen.ids[folded]}; cada id debe ser único.",
+                    row.number,
+                    "id",
+                )
+            )
+        else:
+            seen.ids[folded] = row.number
+    for question in split_questions(row.get("questions")):
+        key = canonical_key(question)
+        owner = seen.questions.get(key)
+        if key and owner is not None and owner[0] != entry_id.casefold():
+            issues.append(
+                _error(
+                    "duplicate_question",
+                    f"la pregunta «{question}» ya está en la entrada «{owner[2]}» (fila {owner[1]}); "
+                    "el bot no sabría cuál responder. Déjela en una sola entrada.",
+                    row.number,
+                    "questions",
+                )
+            )
+        elif key and owner is None:
+            seen.questions[key] = (entry_id.casefold(), row.number, entry_id)
+    return issues
 
 
 def _check_links_to_entries(sheet: Sheet, ids: set[str]) -> list[Issue]:
