@@ -1,4 +1,5 @@
-# Two commands: `make run` (everything, offline, on local defaults) and `make test`.
+# Two commands: `make run` (everything, offline, on local defaults) and `make test` (the main suite in the app's
+# environment, then the connector's in-process tests, tests/channel, in Rasa's).
 SHELL := /bin/bash
 PY311 ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -13,6 +14,7 @@ run: install
 test: install
 	$(VENV)/bin/python -m bot train
 	$(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(RASA_VENV)/bin/python -m pytest -p no:cacheprovider tests/channel
 
 install: $(VENV)/.installed $(RASA_VENV)/.installed chromium
 
@@ -41,7 +43,7 @@ $(RASA_VENV)/.installed: pyproject.toml
 	@PY310=$$(scripts/find-python310) || exit 1; \
 	  test -x $(RASA_VENV)/bin/python || $$PY310 -m venv $(RASA_VENV)
 	$(RASA_VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
-	$(RASA_VENV)/bin/pip install $(PIP_FLAGS) -e '.[rasa]'
+	$(RASA_VENV)/bin/pip install $(PIP_FLAGS) -e '.[rasa,rasa-dev]'
 	touch $@
 
 train: install

@@ -1,16 +1,27 @@
-"""Markers come from the folder; services skip cleanly unless REQUIRE_SERVICES=1 (CI)."""
+"""Markers come from the folder; services skip cleanly unless REQUIRE_SERVICES=1 (CI).
+
+Imported by both test runs: the main one (.venv, Python 3.11) and the connector's own (tests/channel, run with
+.venv-rasa's Python 3.10, where the app's packages such as httpx are absent): keep its imports to the standard
+library and pytest.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from bot.stack import Stack
+if TYPE_CHECKING:
+    from bot.stack import Stack
 
 TESTS = Path(__file__).parent
+
+# tests/channel imports the connector, which needs Rasa: it runs in Rasa's environment (`make test` runs both).
+collect_ignore = [] if importlib.util.find_spec("rasa") is not None else ["channel"]
 
 
 LAYERS = ("unit", "integration", "e2e")
