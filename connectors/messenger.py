@@ -40,7 +40,7 @@ from connectors.ingest import DONE, FAILED, PENDING, IngestStore, JournalApplier
 from connectors.outgoing import OutgoingMessageError, build_messages, mark_seen_action, typing_action
 from connectors.signature import SIGNATURE_HEADER
 from outbox.model import NewMessage, Purpose, SenderKind
-from outbox.policy import load_policy
+from outbox.policy_file import load_policy
 from outbox.store import open_store
 from outbox.worker import OutboxWorker
 
@@ -223,7 +223,7 @@ class MessengerInput(InputChannel):
             event.page_id, event.user_id, PauseReason.AGENT_WROTE_OUTSIDE, author, text=event.shown_text()
         )
         if not paused:
-            raise MessengerError("the app did not record the pause; retrying")
+            raise MessengerError("the app did not record the pause (it is down or refused the call)")
 
     async def _ensure_conversation(self, user_id: str) -> None:
         """Rasa's HTTP API starts a session for a conversation it has never seen, with no output channel: the
@@ -257,7 +257,7 @@ class MessengerInput(InputChannel):
                     if attempts >= MAX_PROCESSING_ATTEMPTS:
                         await self.store.run(self.store.finish, stored.id, FAILED, repr(exc)[:500])
                         return
-                    await asyncio.sleep(0.5 * 2**attempt)
+                    await asyncio.sleep(0)
                     continue
                 await self.store.run(self.store.finish, stored.id, DONE, None)
                 return

@@ -479,11 +479,3 @@ def aware_utc(value: datetime, name: str) -> datetime:
         return utc(value)
     except ValueError as exc:
         raise ValueError(f"{name}: {exc}") from exc
-
-
-def __getattr__(name: str) -> Any:  # TEMPORARY (policy-plan): connectors/messenger.py moves to outbox.policy_file
-    if name == "load_policy":
-        from outbox.policy_file import load_policy
-
-        return load_policy
-    raise AttributeError(name)

@@ -34,7 +34,7 @@ from bot import simulate
 from bot.settings import DEMO_APP_SECRET, SANDBOX_PAGE_ID, Settings
 from connectors.ingest import IngestStore
 from connectors.messenger import MessengerInput
-from outbox.policy import load_policy
+from outbox.policy_file import load_policy
 from outbox.store import SQLiteOutboxStore
 from outbox.worker import OutboxWorker
 

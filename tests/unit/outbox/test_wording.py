@@ -106,11 +106,6 @@ def test_the_wording_sits_below_the_decisions() -> None:
     assert "outbox.wording" in _imported_modules(OUTBOX / "policy.py")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="outbox/policy.py lends load_policy to connectors/messenger.py (a TEMPORARY __getattr__) until the "
-    "connector imports it from outbox.policy_file: then delete the __getattr__ and this marker",
-)
 def test_the_policy_file_loader_sits_above_the_decisions() -> None:
     policy = _imported_modules(OUTBOX / "policy.py")
 
