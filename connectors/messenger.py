@@ -223,7 +223,7 @@ class MessengerInput(InputChannel):
             event.page_id, event.user_id, PauseReason.AGENT_WROTE_OUTSIDE, author, text=event.shown_text()
         )
         if not paused:
-            raise MessengerError("the app did not record the pause (it is down or refused the call)")
+            raise MessengerError("the app did not record the pause; retrying")
 
     async def _ensure_conversation(self, user_id: str) -> None:
         """Rasa's HTTP API starts a session for a conversation it has never seen, with no output channel: the
@@ -257,7 +257,7 @@ class MessengerInput(InputChannel):
                     if attempts >= MAX_PROCESSING_ATTEMPTS:
                         await self.store.run(self.store.finish, stored.id, FAILED, repr(exc)[:500])
                         return
-                    await asyncio.sleep(0)
+                    await asyncio.sleep(0.5 * 2**attempt)
                     continue
                 await self.store.run(self.store.finish, stored.id, DONE, None)
                 return
