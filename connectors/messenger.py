@@ -223,7 +223,7 @@ class MessengerInput(InputChannel):
             event.page_id, event.user_id, PauseReason.AGENT_WROTE_OUTSIDE, author, text=event.shown_text()
         )
         if not paused:
-            raise MessengerError("the app did not record the pause; retrying")
+            raise MessengerError("the app did not record the pause (it is down or refused the call)")
 
     async def _ensure_conversation(self, user_id: str) -> None:
         """Rasa's HTTP API starts a session for a conversation it has never seen, with no output channel: the
