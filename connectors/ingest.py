@@ -15,6 +15,7 @@ Pending events and unapplied windows or notices are never deleted.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import sqlite3
@@ -213,9 +214,9 @@ class IngestStore:
         self._flushing = False
         self._migrate()
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call a method of this store off the event loop (commits wait for fsync)."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
 
     def _migrate(self) -> None:
         with self._lock:
@@ -396,12 +397,14 @@ class IngestStore:
             sends = self._conn.execute("DELETE FROM send_log WHERE created_at < ?", (cutoff,)).rowcount
         return PruneResult(deleted, kept, expired, sends)
 
-    def finish(self, event_id: int, status: str, error: str | None = None) -> None:
+    def finish(self, event_id: int, status: str, error: str | None = None, *, counted: bool = False) -> None:
+        """The event's verdict. The attempt that ends it is counted here, unless it was `counted` already (a give-up
+        right after `note_attempt_failed` or `note_turn_reverted`, or attempts that ran out before a restart)."""
         with self._lock:
             self._conn.execute(
-                "UPDATE inbound_events SET status = ?, last_error = ?, finished_at = ?, attempts = attempts + 1"
+                "UPDATE inbound_events SET status = ?, last_error = ?, finished_at = ?, attempts = attempts + ?"
                 " WHERE id = ?",
-                (status, error, utc_now_iso(), event_id),
+                (status, error, utc_now_iso(), 0 if counted else 1, event_id),
             )
 
     def note_attempt_failed(self, event_id: int, error: str) -> int:

@@ -245,7 +245,9 @@ class MessengerInput(InputChannel):
         event = stored.event
         assert self._on_new_message is not None
         if stored.attempts >= MAX_PROCESSING_ATTEMPTS:  # a crash between the last attempt and its verdict
-            await self.store.run(self.store.finish, stored.id, FAILED, "attempts exhausted before a restart")
+            await self.store.run(
+                self.store.finish, stored.id, FAILED, "attempts exhausted before a restart", counted=True
+            )
             return
         if event.kind is EventKind.ECHO:
             for attempt in range(stored.attempts, MAX_PROCESSING_ATTEMPTS):
@@ -255,7 +257,7 @@ class MessengerInput(InputChannel):
                     logger.exception("pausing after a person's message failed", extra={"event_id": stored.id})
                     attempts = await self.store.run(self.store.note_attempt_failed, stored.id, repr(exc)[:500])
                     if attempts >= MAX_PROCESSING_ATTEMPTS:
-                        await self.store.run(self.store.finish, stored.id, FAILED, repr(exc)[:500])
+                        await self.store.run(self.store.finish, stored.id, FAILED, repr(exc)[:500], counted=True)
                         return
                     await asyncio.sleep(0.5 * 2**attempt)
                     continue
@@ -292,14 +294,14 @@ class MessengerInput(InputChannel):
                 attempts, reverted = await self.store.run(self.store.note_turn_reverted, stored.id, str(exc)[:500])
                 await self._revert_turn(event)
                 if attempts >= MAX_PROCESSING_ATTEMPTS:
-                    await self._give_up_on_actions(stored, str(exc))
+                    await self._give_up_on_actions(stored, str(exc), counted=True)
                     return
                 continue
             except Exception as exc:  # recorded with the event, retried, then given up visibly
                 logger.exception("processing a Messenger event failed", extra={"event_id": stored.id})
                 attempts = await self.store.run(self.store.note_attempt_failed, stored.id, repr(exc)[:500])
                 if attempts >= MAX_PROCESSING_ATTEMPTS:
-                    await self.store.run(self.store.finish, stored.id, FAILED, repr(exc)[:500])
+                    await self.store.run(self.store.finish, stored.id, FAILED, repr(exc)[:500], counted=True)
                     return
                 await asyncio.sleep(0.5 * 2**attempt)
                 continue
@@ -344,7 +346,7 @@ class MessengerInput(InputChannel):
         except Exception:  # the retry still runs; the dialogue may then see the message twice
             logger.exception("reverting a failed turn failed", extra={"user_id": event.user_id})
 
-    async def _give_up_on_actions(self, stored: StoredEvent, reason: str) -> None:
+    async def _give_up_on_actions(self, stored: StoredEvent, reason: str, counted: bool = False) -> None:
         """Never silence: the customer is told (once per outage) and the event is `failed` with the reason."""
         event = stored.event
         told = ""
@@ -364,7 +366,9 @@ class MessengerInput(InputChannel):
                 told = f"telling the customer failed ({type(exc).__name__})"
         logger.error("a message was not answered: %s; %s", reason, told,
                      extra={"event_id": stored.id, "user_id": event.user_id})
-        await self.store.run(self.store.finish, stored.id, FAILED, f"action server unavailable: {reason}; {told}"[:500])
+        await self.store.run(
+            self.store.finish, stored.id, FAILED, f"action server unavailable: {reason}; {told}"[:500], counted=counted
+        )
 
     async def _is_paused(self, user_id: str) -> bool:
         """A person holds the conversation (Rasa's ConversationPaused): the bot sends nothing at all."""
@@ -425,7 +429,10 @@ class MessengerInput(InputChannel):
             await asyncio.sleep(UPKEEP_INTERVAL_SECONDS)
 
     def _dispatch(self, events: Any) -> None:
-        assert self._dispatcher is not None
+        if self._dispatcher is None:
+            # A webhook served before the start-up listener ran: the events are recorded (pending), and the
+            # listener, which creates the dispatcher before it reads the pending events, picks them up.
+            return
         for stored in events:
             # `_inflight`: an event recovered at start-up may also arrive from a webhook racing the recovery.
             if stored.status == PENDING and stored.id not in self._inflight:

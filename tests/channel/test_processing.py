@@ -68,6 +68,7 @@ async def test_a_failure_on_every_attempt_ends_failed_with_its_reason(
     assert row["status"] == "failed", row
     assert "OperationalError" in row["last_error"] and "database is locked" in row["last_error"], row
     assert failed_attempts_logged(caplog) == MAX_PROCESSING_ATTEMPTS
+    assert row["attempts"] == MAX_PROCESSING_ATTEMPTS, "the journal counts each attempt once (the give-up is none)"
     assert fake_graph.requests == [] and await channel.user_texts_in_tracker(user) == [], "no turn ran"
 
 
@@ -129,6 +130,7 @@ async def test_an_event_whose_attempts_ran_out_before_a_restart_is_failed_withou
     await eventually(lambda: statuses(server, user) != ["pending"], "the recovered event finished")
     [row] = server.journal(user)
     assert row["status"] == "failed" and row["last_error"] == "attempts exhausted before a restart", row
+    assert row["attempts"] == MAX_PROCESSING_ATTEMPTS, row
     assert fake_graph.requests == [] and await server.user_texts_in_tracker(user) == [], "no fourth attempt"
 
 
@@ -148,3 +150,4 @@ async def test_attempts_made_before_a_restart_count_towards_the_limit(
     [row] = server.journal(user)
     assert row["status"] == "failed" and "database is locked" in row["last_error"], row
     assert failed_attempts_logged(caplog) == 1, "one attempt was left"
+    assert row["attempts"] == MAX_PROCESSING_ATTEMPTS, row

@@ -51,3 +51,20 @@ async def test_a_message_dispatched_by_its_webhook_during_the_recovery_is_proces
     assert fake_graph.sender_actions(user, "mark_seen") == 1, "one turn"
     assert await server.user_texts_in_tracker(user) == ["hola"], "Rasa saw the message once"
     assert server.journal(user)[0]["attempts"] == 1, server.journal(user)
+
+
+async def test_a_webhook_served_before_the_start_up_listener_is_answered_and_processed_after_it(
+    open_channel: OpenChannel, fake_graph: FakeGraph
+) -> None:
+    """Sanic listens before `after_server_start` has created the dispatcher: a delivery then is recorded and
+    answered 200 (before the fix, `_dispatch` asserted and Meta got a 500), and the start-up recovery, which reads
+    the pending events after creating the dispatcher, processes it once."""
+    server = await open_channel()
+    user = "psid-channel-before-start"
+    assert server.channel._dispatcher is None
+    assert await server.say(user, "hola") == 200
+    assert [row["status"] for row in server.journal(user)] == ["pending"]
+    await server.start()
+    await eventually(lambda: [row["status"] for row in server.journal(user)] == ["done"], "the message done")
+    assert fake_graph.sender_actions(user, "mark_seen") == 1, "one turn"
+    assert await server.user_texts_in_tracker(user) == ["hola"]

@@ -193,6 +193,7 @@ def test_an_echo_while_the_app_is_down_is_retried_with_backoff_then_failed_with_
     [row] = glue.journal(user)
     assert (row["kind"], row["status"]) == ("echo", "failed"), row
     assert "the app did not record the pause" in row["last_error"], row
+    assert row["attempts"] == MAX_PROCESSING_ATTEMPTS, "each attempt counted once (the give-up is none)"
     refusals = glue.outage.refusals("/internal/handoff/pause", user)
     assert len(refusals) == MAX_PROCESSING_ATTEMPTS, f"tried {MAX_PROCESSING_ATTEMPTS} times: {refusals}"
     gaps = [later - earlier for earlier, later in zip(refusals, refusals[1:], strict=False)]
