@@ -54,7 +54,7 @@ chat:
 
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy bot connectors
+	$(VENV)/bin/mypy core meta knowledge_matrix outbox handoff sandbox console connectors actions bot
 
 bench: install
 	$(VENV)/bin/python -m bot train

@@ -24,9 +24,9 @@ from rasa_sdk.events import ActionExecuted, ConversationPaused, EventType, SlotS
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from bot.business_hours import BusinessHours, is_within_business_hours
-from bot.handoff_model import PauseReason
-from bot.settings import Settings, load_settings
+from core.business_hours import BusinessHours, is_within_business_hours
+from core.settings import Settings, load_settings
+from handoff.model import PauseReason
 
 logger = logging.getLogger(__name__)
 

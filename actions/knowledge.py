@@ -28,7 +28,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.handoff import answered, handoff_events, no_answer
-from bot.settings import load_settings
+from core.settings import load_settings
 from knowledge_matrix.errors import KnowledgeMatrixError, LLMSettingsError
 from knowledge_matrix.live import LiveKnowledge, Lookup
 from knowledge_matrix.llm.client import LLMClient, make_llm_client

@@ -21,8 +21,8 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 
-from bot.exposure import startup_settings
-from bot.settings import Settings
+from core.exposure import startup_settings
+from core.settings import Settings
 
 logger = logging.getLogger(__name__)
 

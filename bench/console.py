@@ -26,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot import simulate  # noqa: E402
-from bot.handoff_model import conversation_id_of  # noqa: E402
+from handoff.model import conversation_id_of  # noqa: E402
+from sandbox import simulate  # noqa: E402
 from tests.support.console_client import ConsoleSession, EventListener  # noqa: E402
 from tests.support.stack import PAGE_ID, Messenger, start_stack  # noqa: E402
 

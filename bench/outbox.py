@@ -23,8 +23,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.settings import Settings  # noqa: E402
-from connectors.graph import GraphClient  # noqa: E402
+from core.settings import Settings  # noqa: E402
+from meta.graph import GraphClient  # noqa: E402
 from outbox.model import NewMessage, Purpose, Status  # noqa: E402
 from outbox.policy_file import load_policy  # noqa: E402
 from outbox.store import open_store  # noqa: E402

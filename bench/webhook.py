@@ -25,8 +25,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot import simulate  # noqa: E402
-from bot.settings import DEMO_APP_SECRET, SANDBOX_PAGE_ID  # noqa: E402
+from core.settings import DEMO_APP_SECRET, SANDBOX_PAGE_ID  # noqa: E402
+from sandbox import simulate  # noqa: E402
 from tests.support.stack import start_stack  # noqa: E402
 
 TEXTS = ["hola", "gracias", "buenas tardes", "chao", "ok de una", "eres un bot?", "muchas gracias", "no"]

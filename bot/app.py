@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any, Literal
 
 import httpx
@@ -15,17 +14,21 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
-from bot import console, internal_api, outbox_api, sandbox, simulate
-from bot.handoff import Handoff, HandoffStore
-from bot.rasa_api import HttpRasaTrackers
+from bot import internal_api
 from bot.request_guard import Guard, RequestGuard
-from bot.settings import DEMO_APP_SECRET, SANDBOX_PAGE_ID, Settings, load_settings
-from connectors.graph import GraphClient
+from console import routes as console
+from core.settings import DEMO_APP_SECRET, SANDBOX_PAGE_ID, Settings, load_settings
+from handoff.rasa_api import HttpRasaTrackers
+from handoff.service import Handoff, HandoffStore
+from meta.graph import GraphClient
+from outbox import api as outbox_api
 from outbox.policy_file import load_policy
 from outbox.store import open_store
 from outbox.worker import OutboxWorker
+from sandbox import graph as sandbox
+from sandbox import simulate
 
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+TEMPLATES = Jinja2Templates(directory=str(sandbox.TEMPLATES_DIR))
 
 
 class ChatInput(BaseModel):

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import httpx
 
-from bot import simulate
-from bot.exposure import startup_settings
-from bot.settings import ROOT, SANDBOX_PAGE_ID, load_settings
 from bot.stack import Ports, StackError, Supervisor, build_stack, ensure_model
-from bot.users_cli import add_parser as add_users_parser
-from bot.users_cli import console_logins_hint
+from console.users_cli import add_parser as add_users_parser
+from console.users_cli import console_logins_hint
+from core.exposure import startup_settings
+from core.settings import ROOT, SANDBOX_PAGE_ID, load_settings
+from sandbox import simulate
 
 
 def _port(name: str, default: int) -> int:

@@ -19,9 +19,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from bot.handoff import Handoff
-from bot.handoff_model import ConversationNotFound, HandoffError, PauseReason, RasaUnavailable, ReplyRefused
-from bot.outbox_api import require_service_token
+from handoff.model import ConversationNotFound, HandoffError, PauseReason, RasaUnavailable, ReplyRefused
+from handoff.service import Handoff
+from outbox.api import require_service_token
 
 router = APIRouter(prefix="/internal/handoff", tags=["handoff"], dependencies=[Depends(require_service_token)])
 

@@ -3,15 +3,15 @@
 `python -m bot.rasa_launcher --model … --port 5005 …` (in `.venv-rasa`) takes every argument of `rasa run` but
 `--auth-token`/`--jwt-secret`; it adds `--jwt-secret $RASA_API_TOKEN` in-process, so the secret is not in
 `/proc/<pid>/cmdline` nor `ps`. Rasa then accepts only `Authorization: Bearer <JWT signed with it>` (HS256, see
-`bot/rasa_api.py`): no token in query strings, so none in access logs. Standard library only (Python 3.10).
+`handoff/rasa_api.py`): no token in query strings, so none in access logs. Standard library only (Python 3.10).
 """
 
 from __future__ import annotations
 
 import sys
 
-from bot.exposure import startup_settings
-from bot.settings import SettingsError
+from core.exposure import startup_settings
+from core.settings import SettingsError
 
 REFUSED_ARGUMENTS = ("--auth-token", "--jwt-secret", "--jwt-private-key", "-t")
 

@@ -24,10 +24,9 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bot.auth import SAFE_METHODS, SESSION_COOKIE, authenticator_of, bearer_token, same_secret
-from knowledge_matrix.matrix import SheetLimits
+from console.auth import SAFE_METHODS, SESSION_COOKIE, authenticator_of, bearer_token, same_secret
+from console.knowledge_editor import MAX_UPLOAD_BYTES
 
-MAX_UPLOAD_BYTES = SheetLimits().file_bytes  # the matrix's own file limit (bot/console.py checks it again)
 MULTIPART_ENVELOPE_BYTES = 64 * 1024  # boundaries, part headers and the CSRF field around the file
 DEFAULT_BODY_LIMIT = 256 * 1024
 """The largest legitimate JSON body: a 20,000-character text (the internal API's and the outbox's limit) written

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from bot.settings import ROOT, load_settings
+from core.settings import ROOT, load_settings
 
 RASA_BIN = ROOT / ".venv-rasa" / "bin" / "rasa"
 RASA_PYTHON = ROOT / ".venv-rasa" / "bin" / "python"
@@ -134,7 +134,7 @@ class Stack:
                     "--port", str(self.ports.app), "--log-level", "warning",
                     # The client's address for the login limits: X-Forwarded-For, only from these proxies.
                     "--proxy-headers", "--forwarded-allow-ips",
-                    self.env.get("BOT_FORWARDED_ALLOW_IPS") or "127.0.0.1"],  # so does bot/auth.py login_client
+                    self.env.get("BOT_FORWARDED_ALLOW_IPS") or "127.0.0.1"],  # so does console/auth.py login_client
             "actions": [python, "-m", "actions.server", "--port", str(self.ports.actions)],
             "rasa": [str(RASA_PYTHON), "-m", "bot.rasa_launcher", "--model", str(self.model),
                      "--port", str(self.ports.rasa), "--credentials", self.credentials, "--endpoints", "endpoints.yml",

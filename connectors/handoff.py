@@ -14,8 +14,8 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from bot.handoff_model import PauseReason
-from bot.settings import PAGE_INBOX_APP_ID, Settings
+from core.settings import PAGE_INBOX_APP_ID, Settings
+from handoff.model import PauseReason
 
 logger = logging.getLogger(__name__)
 

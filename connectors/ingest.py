@@ -27,7 +27,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from connectors.events import InboundEvent, WebhookPayloadError
+from meta.events import InboundEvent, WebhookPayloadError
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)

@@ -21,8 +21,6 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot.handoff_model import PauseReason
-from bot.settings import Settings, load_settings
 from connectors.action_server import (
     OUTAGE_TEXT,
     end_turn,
@@ -30,15 +28,17 @@ from connectors.action_server import (
     start_turn,
     watch_action_server,
 )
-from connectors.delivery import judge_delivery
 from connectors.dispatch import ConversationDispatcher
-from connectors.errors import GraphError, MessengerError
-from connectors.events import EventKind, InboundEvent
-from connectors.graph import GraphClient
 from connectors.handoff import AppHandoffClient, outside_author
 from connectors.ingest import DONE, FAILED, PENDING, IngestStore, JournalApplier, StoredEvent
-from connectors.outgoing import OutgoingMessageError, build_messages, mark_seen_action, typing_action
-from connectors.signature import SIGNATURE_HEADER
+from core.settings import Settings, load_settings
+from handoff.model import PauseReason
+from meta.delivery import judge_delivery
+from meta.errors import GraphError, MessengerError
+from meta.events import EventKind, InboundEvent
+from meta.graph import GraphClient
+from meta.outgoing import OutgoingMessageError, build_messages, mark_seen_action, typing_action
+from meta.signature import SIGNATURE_HEADER
 from outbox.model import NewMessage, Purpose, SenderKind
 from outbox.policy_file import load_policy
 from outbox.store import open_store
@@ -47,7 +47,7 @@ from outbox.worker import OutboxWorker
 logger = logging.getLogger(__name__)
 
 # Sanic's own cap (REQUEST_MAX_SIZE) for every request on Rasa's port, refused (413) before the body is read.
-# The webhook's limit is 1 MiB (connectors/delivery.py); nothing we send to Rasa's HTTP API comes near 2 MiB.
+# The webhook's limit is 1 MiB (meta/delivery.py); nothing we send to Rasa's HTTP API comes near 2 MiB.
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
 # Upkeep: journaled windows retried, then old finished events pruned (connectors/ingest.py).
 UPKEEP_INTERVAL_SECONDS = float(os.environ.get("MESSENGER_UPKEEP_SECONDS", "30"))

@@ -40,7 +40,7 @@ EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_FAILED = 2
 
-# The bot's own default (bot/settings.py): the repository's var/ unless BOT_DATA_DIR says otherwise.
+# The bot's own default (core/settings.py): the repository's var/ unless BOT_DATA_DIR says otherwise.
 DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "var"
 
 

@@ -30,7 +30,7 @@ from knowledge_matrix.text import canonical_key
 
 @dataclass(frozen=True)
 class MessengerLimits:
-    """What the Send API accepts (see connectors/outgoing.py for the sending side)."""
+    """What the Send API accepts (see meta/outgoing.py for the sending side)."""
 
     text: int = 2000
     button_template_text: int = 640

@@ -13,8 +13,8 @@ import os
 import signal
 import sys
 
-from bot.settings import SettingsError, load_settings
-from connectors.graph import GraphClient
+from core.settings import SettingsError, load_settings
+from meta.graph import GraphClient
 from outbox.policy_file import load_policy
 from outbox.store import open_store
 from outbox.worker import OutboxWorker

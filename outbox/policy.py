@@ -16,17 +16,17 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, NamedTuple, Protocol
 
-from connectors.limits import MESSAGE_TAGS, MESSAGING_TYPES
+from meta.limits import MESSAGE_TAGS, MESSAGING_TYPES
 from outbox.model import OutboxInputError, Purpose, SenderKind, utc
 from outbox.wording import Facts, explain, explain_alternative, explain_write_again
 
 HUMAN_AGENT_TAG = "HUMAN_AGENT"
 
-# connectors/limits.py does not know UTILITY yet (nor does the sandbox validator); the policy does.
+# meta/limits.py does not know UTILITY yet (nor does the sandbox validator); the policy does.
 UTILITY = "UTILITY"
 SEND_MESSAGING_TYPES = MESSAGING_TYPES | {UTILITY}
 
-# Webhook event kinds (connectors.events.EventKind values) that are the user's own doing and reopen the standard
+# Webhook event kinds (meta.events.EventKind values) that are the user's own doing and reopen the standard
 # window on that page: messages (quick replies arrive as messages), postbacks (Get Started, buttons, menu),
 # referrals into an existing thread (m.me links, ads) and reactions. Never: echoes (our bot, an agent in the Page
 # inbox), delivery and read receipts, handover, comments (those allow one private reply, not a window).
@@ -250,7 +250,7 @@ class Decision:
 
 
 class TimelineEvent(NamedTuple):
-    kind: str  # a connectors.events.EventKind value, or bot_message/agent_message for what we sent
+    kind: str  # a meta.events.EventKind value, or bot_message/agent_message for what we sent
     page_id: str
     at: datetime
 

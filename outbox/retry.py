@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from connectors.errors import (
+from meta.errors import (
     GraphError,
     PolicyViolationError,
     RateLimitedError,

@@ -42,17 +42,16 @@ Choices the Protocol leaves open, the same in every store:
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from core.sqlite import load_migrations, load_queries, sqlite_statements
 from outbox.model import (
     Alert,
     InvalidTransition,
@@ -88,57 +87,6 @@ class StoreUnavailable(OutboxError):
     The transaction was rolled back, unless the connection broke during COMMIT itself: then it may have
     committed, which the outbox tolerates (an enqueue is idempotent by key, a claim ends with its lease,
     a second `complete` of the same outcome finds the message no longer held)."""
-
-_MIGRATION_FILE = re.compile(r"^(\d{3})_(\w+)\.sql$")
-_QUERY_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
-
-
-# --- the SQL files ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    name: str
-    script: str
-
-
-def load_migrations(backend: str, sql_dir: Path = SQL_DIR) -> list[Migration]:
-    """`sql/<backend>/NNN_name.sql`, numbered 1, 2, 3… without gaps (the console keeps its own `sql_dir`)."""
-    migrations = []
-    for path in sorted((sql_dir / backend).glob("*.sql")):
-        match = _MIGRATION_FILE.match(path.name)
-        if match:
-            migrations.append(Migration(int(match.group(1)), match.group(2), path.read_text(encoding="utf-8")))
-    if [migration.version for migration in migrations] != list(range(1, len(migrations) + 1)):
-        raise OutboxError(f"the {backend} migrations must be numbered 001, 002, … without gaps")
-    return migrations
-
-
-def load_queries(backend: str, sql_dir: Path = SQL_DIR) -> dict[str, str]:
-    """`sql/<backend>/queries.sql`: each statement follows a `-- name: <name>` line."""
-    text = (sql_dir / backend / "queries.sql").read_text(encoding="utf-8")
-    parts = _QUERY_NAME.split(text)
-    queries: dict[str, str] = {}
-    for name, body in zip(parts[1::2], parts[2::2], strict=True):
-        if name in queries:
-            raise OutboxError(f"query {name!r} is defined twice in {backend}/queries.sql")
-        queries[name] = body.strip().rstrip(";")
-    return queries
-
-
-def sqlite_statements(script: str) -> Iterator[str]:
-    """Split a SQLite script into statements (sqlite3.complete_statement knows strings and triggers)."""
-    pending = ""
-    for line in script.splitlines(keepends=True):
-        pending += line
-        if sqlite3.complete_statement(pending):
-            yield pending.strip()
-            pending = ""
-    leftover = [line for line in pending.splitlines() if line.strip() and not line.strip().startswith("--")]
-    if leftover:
-        raise OutboxError(f"unterminated SQL statement: {leftover[0][:80]!r}")
-
 
 # --- shared pure parts -----------------------------------------------------------------------
 
@@ -570,7 +518,7 @@ class SQLiteOutboxStore:
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._queries = load_queries(self.backend)
+        self._queries = load_queries(SQL_DIR / self.backend)
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         try:
@@ -586,7 +534,7 @@ class SQLiteOutboxStore:
             raise
 
     def _migrate(self) -> None:
-        migrations = load_migrations(self.backend)
+        migrations = load_migrations(SQL_DIR / self.backend)
         with self._write() as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > len(migrations):
@@ -788,7 +736,7 @@ class PostgresOutboxStore:
         self._psycopg2 = psycopg2
         self._dict_cursor = psycopg2.extras.RealDictCursor
         self._dsn = dsn
-        self._queries = load_queries(self.backend)
+        self._queries = load_queries(SQL_DIR / self.backend)
         self._lock = threading.Lock()
         self._conn: Any = None
         self._migrate()
@@ -831,7 +779,7 @@ class PostgresOutboxStore:
             conn.close()
 
     def _migrate(self) -> None:
-        migrations = load_migrations(self.backend)
+        migrations = load_migrations(SQL_DIR / self.backend)
         with self._transaction() as cursor:
             cursor.execute(self._queries["lock_migrations"])
             cursor.execute(self._queries["create_migrations_table"])

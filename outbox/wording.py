@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
 
-from connectors.limits import MESSAGE_TAGS
+from meta.limits import MESSAGE_TAGS
 from outbox.model import Purpose, SenderKind
 
 

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from connectors.errors import GraphError
-from connectors.graph import GraphClient
+from meta.errors import GraphError
+from meta.graph import GraphClient
 from outbox.model import InvalidTransition, NewMessage, OutboxMessage, OutboxStore, Outcome, Purpose, Status
 from outbox.policy import ConversationWindow, Policy, decide
 from outbox.rate import is_rate_limited, send_interval

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from core.hosts import is_loopback_host  # one rule for loopback, also checked at start in production
 from knowledge_matrix.errors import LLMSettingsError
-from knowledge_matrix.hosts import is_loopback_host  # one rule for loopback, also checked at start in production
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-mini"

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from bot.settings import ROOT
+from core.settings import ROOT
 from tests.channel.support import (
     ActionTap,
     ChannelServer,

@@ -30,13 +30,13 @@ import aiohttp
 from aiohttp import web
 from sanic import Sanic
 
-from bot import simulate
-from bot.settings import DEMO_APP_SECRET, SANDBOX_PAGE_ID, Settings
 from connectors.ingest import IngestStore
 from connectors.messenger import MessengerInput
+from core.settings import DEMO_APP_SECRET, SANDBOX_PAGE_ID, Settings
 from outbox.policy_file import load_policy
 from outbox.store import SQLiteOutboxStore
 from outbox.worker import OutboxWorker
+from sandbox import simulate
 
 PAGE_ID = SANDBOX_PAGE_ID
 

@@ -16,10 +16,10 @@ import pytest
 import yaml
 
 from actions.session import AUTOMATION_DISCLOSURE
-from bot import simulate
-from bot.settings import ROOT
-from connectors.events import parse_webhook
 from connectors.messenger import MAX_PROCESSING_ATTEMPTS, MessengerInput
+from core.settings import ROOT
+from meta.events import parse_webhook
+from sandbox import simulate
 from tests.channel.conftest import OpenChannel
 from tests.channel.support import PAGE_ID, ActionTap, ChannelServer, FakeGraph, WriteLock, eventually
 

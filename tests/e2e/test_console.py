@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 from playwright.sync_api import expect
 
-from bot.handoff_model import conversation_id_of
 from bot.stack import Stack
+from handoff.model import conversation_id_of
 from tests.support.stack import PAGE_ID, Messenger
 
 LIVE_TIMEOUT = 30_000

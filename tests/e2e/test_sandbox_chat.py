@@ -9,8 +9,8 @@ from typing import Any
 from playwright.sync_api import expect
 
 from actions.handoff import HANDOFF_TEXTS
-from bot.handoff_model import PauseReason
 from bot.stack import Stack
+from handoff.model import PauseReason
 from tests.support.stack import Messenger, response_texts
 
 

@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 
 from actions.session import AUTOMATION_DISCLOSURE
-from bot.handoff import transcript_items
-from bot.rasa_api import rasa_auth_headers
-from bot.settings import DEMO_RASA_TOKEN
 from bot.stack import Stack
 from connectors.outage import OUTAGE_TEXT
+from core.settings import DEMO_RASA_TOKEN
+from handoff.rasa_api import rasa_auth_headers
+from handoff.service import transcript_items
 from tests.conftest import require_or_skip
 from tests.integration.faults.support import repeated_replies
 from tests.support.fake_openai import FAKE_API_KEY, RunningFakeOpenAI, serve_fake_openai

@@ -21,10 +21,10 @@ import pytest
 from argon2 import PasswordHasher
 
 from bot.app import create_app
-from bot.auth import ADDRESS_LIMIT, Authenticator
-from bot.console_store import ConsoleStore
 from bot.request_guard import DEFAULT_BODY_LIMIT, MAX_UPLOAD_BYTES, MULTIPART_ENVELOPE_BYTES
-from bot.settings import Settings
+from console.auth import ADDRESS_LIMIT, Authenticator
+from console.store import ConsoleStore
+from core.settings import Settings
 from tests.support.servers import RunningServer, serve_asgi
 from tests.unit.console.conftest import fast_hasher
 
@@ -212,7 +212,7 @@ def test_a_proxy_whose_header_is_not_trusted_locks_nobody_out_across_usernames(
     """Every client behind such a proxy arrives as the proxy's address: one stranger's 25 failures across
     usernames must not lock out the next client (the per-username limit still holds), and the operator is told
     once, by name, which setting to fix."""
-    caplog.set_level(logging.WARNING, logger="bot.auth")
+    caplog.set_level(logging.WARNING, logger="console.auth")
     app = make_app(tmp_path, "test", forwarded_allow_ips=allow_ips)
     with serve_asgi(app, **uvicorn_options) as running:
         stranger = fail_logins(running.base_url, forwarded_for, ADDRESS_LIMIT.max_failures + 5)

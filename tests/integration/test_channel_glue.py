@@ -26,9 +26,9 @@ from typing import Any
 import httpx
 import pytest
 
-from bot import simulate
-from bot.settings import DEMO_SERVICE_TOKEN, PAGE_INBOX_APP_ID
 from bot.stack import Stack
+from core.settings import DEMO_SERVICE_TOKEN, PAGE_INBOX_APP_ID
+from sandbox import simulate
 from tests.conftest import require_or_skip
 from tests.integration.faults.support import GraphTap, sqlite_rows, wait_until
 from tests.support.servers import serve_asgi
@@ -131,8 +131,8 @@ class Glue:
         return list(httpx.get(self.stack.app_url + "/sandbox/requests", params={"recipient_id": user}).json())
 
     def rasa_tracker(self, user: str) -> dict[str, Any]:
-        from bot.rasa_api import rasa_auth_headers
-        from bot.settings import DEMO_RASA_TOKEN
+        from core.settings import DEMO_RASA_TOKEN
+        from handoff.rasa_api import rasa_auth_headers
 
         answer = httpx.get(f"{self.stack.rasa_url}/conversations/{user}/tracker",
                            headers=rasa_auth_headers(DEMO_RASA_TOKEN))

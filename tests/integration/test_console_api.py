@@ -15,11 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
-from bot import simulate
 from bot.app import create_app
-from bot.handoff_model import conversation_id_of
-from bot.settings import DEMO_SERVICE_TOKEN, ROOT, Settings
 from bot.stack import Stack
+from core.settings import DEMO_SERVICE_TOKEN, ROOT, Settings
+from handoff.model import conversation_id_of
+from sandbox import simulate
 from tests.support.console_client import ConsoleSession, EventListener
 from tests.support.console_routes import (
     PUBLIC,

@@ -12,12 +12,12 @@ import pytest
 
 from actions.handoff import HANDOFF_TEXTS
 from actions.knowledge import NO_ANSWER_TEXTS
-from bot import simulate
-from bot.handoff import transcript_items
-from bot.handoff_model import PauseReason, conversation_id_of
-from bot.rasa_api import rasa_auth_headers
-from bot.settings import DEMO_RASA_TOKEN, DEMO_SERVICE_TOKEN, PAGE_INBOX_APP_ID
 from bot.stack import Stack
+from core.settings import DEMO_RASA_TOKEN, DEMO_SERVICE_TOKEN, PAGE_INBOX_APP_ID
+from handoff.model import PauseReason, conversation_id_of
+from handoff.rasa_api import rasa_auth_headers
+from handoff.service import transcript_items
+from sandbox import simulate
 from tests.support.stack import PAGE_ID, Messenger, response_texts
 
 AUTH = {"Authorization": f"Bearer {DEMO_SERVICE_TOKEN}"}

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.handoff import HandoffStore
-from bot.handoff_model import ConversationState, PauseReason, conversation_id_of
-from bot.sqlite_file import SchemaTooNew
+from core.sqlite import SchemaTooNew
+from handoff.model import ConversationState, PauseReason, conversation_id_of
+from handoff.service import HandoffStore
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)
 

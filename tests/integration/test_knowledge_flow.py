@@ -21,11 +21,11 @@ import pytest
 
 from actions.handoff import HANDOFF_TEXTS
 from actions.knowledge import NO_ANSWER_TEXTS, entry_payload
-from bot import simulate
-from bot.handoff_model import PauseReason
-from bot.settings import ROOT
 from bot.stack import Stack
+from core.settings import ROOT
+from handoff.model import PauseReason
 from knowledge_matrix.publish import activate, read_pointer
+from sandbox import simulate
 from tests.support.fake_openai import FAKE_API_KEY, RunningFakeOpenAI, serve_fake_openai
 from tests.support.stack import PAGE_ID, Messenger, start_stack
 

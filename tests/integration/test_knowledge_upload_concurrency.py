@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.knowledge_editor import MatrixEditor
+from console.knowledge_editor import MatrixEditor
 from knowledge_matrix.embedders import HashingEmbedder
 from tests.support.servers import RunningServer, start_asgi, stop_asgi
 from tests.unit.console.conftest import USERS, Clock, console_app

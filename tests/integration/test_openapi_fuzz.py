@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.app import create_app
-from bot.auth import Authenticator
-from bot.settings import Settings
+from console.auth import Authenticator
+from core.settings import Settings
 from tests.support.console_routes import PAGE, PRODUCTION, PUBLIC, ROLES, SERVICE_TOKEN_ONLY
 from tests.support.servers import RunningServer, serve_asgi
 from tests.unit.console.conftest import fast_hasher

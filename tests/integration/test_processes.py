@@ -23,9 +23,9 @@ import httpx
 import pytest
 
 from actions.session import AUTOMATION_DISCLOSURE
-from bot import simulate
-from bot.rasa_api import rasa_auth_headers
-from bot.settings import ROOT, SANDBOX_PAGE_ID
+from core.settings import ROOT, SANDBOX_PAGE_ID
+from handoff.rasa_api import rasa_auth_headers
+from sandbox import simulate
 from tests.conftest import require_or_skip
 from tests.support.stack import free_port, rasa_available
 

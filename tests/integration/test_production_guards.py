@@ -30,17 +30,18 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from actions.handoff import HANDOFF_TEXTS
-from bot import sandbox, simulate
 from bot.app import create_app
-from bot.auth import SESSION_COOKIE, Authenticator
-from bot.console_store import ConsoleStore
-from bot.handoff import AUTO_RESUME_BY, AUTO_RESUME_NOTE, HandoffStore, auto_resume_interval
-from bot.handoff_model import PauseReason, conversation_id_of
-from bot.rasa_api import rasa_auth_headers
-from bot.settings import DEMO_APP_SECRET, DEMO_RASA_TOKEN, DEMO_SERVICE_TOKEN, Settings, load_settings
 from bot.stack import Stack
+from console.auth import SESSION_COOKIE, Authenticator
+from console.store import ConsoleStore
+from core.settings import DEMO_APP_SECRET, DEMO_RASA_TOKEN, DEMO_SERVICE_TOKEN, Settings, load_settings
+from handoff.model import PauseReason, conversation_id_of
+from handoff.rasa_api import rasa_auth_headers
+from handoff.service import AUTO_RESUME_BY, AUTO_RESUME_NOTE, HandoffStore, auto_resume_interval
 from outbox.model import MessageFilter, SenderKind
 from outbox.store import open_store
+from sandbox import graph as sandbox
+from sandbox import simulate
 from tests.conftest import require_or_skip
 from tests.support.console_client import ConsoleSession, EventListener
 from tests.support.servers import RunningServer, free_socket, serve_asgi

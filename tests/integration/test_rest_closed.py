@@ -13,10 +13,10 @@ from typing import Any
 
 import httpx
 
-from bot import simulate
-from bot.rasa_api import rasa_auth_headers
-from bot.settings import DEMO_RASA_TOKEN, DEMO_SERVICE_TOKEN
 from bot.stack import Stack
+from core.settings import DEMO_RASA_TOKEN, DEMO_SERVICE_TOKEN
+from handoff.rasa_api import rasa_auth_headers
+from sandbox import simulate
 from tests.support.stack import PAGE_ID, Messenger
 
 AUTH = {"Authorization": f"Bearer {DEMO_SERVICE_TOKEN}"}

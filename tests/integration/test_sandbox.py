@@ -15,9 +15,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from bot import sandbox
-from bot.settings import SANDBOX_PAGE_ID, SANDBOX_PAGE_TOKEN, Settings, SettingsError
-from connectors.validate import GraphErrorSpec
+from core.settings import SANDBOX_PAGE_ID, SANDBOX_PAGE_TOKEN, Settings, SettingsError
+from meta.validate import GraphErrorSpec
+from sandbox import graph as sandbox
 from tests.support.servers import RunningServer, serve_asgi
 
 OTHER_PAGE_ID = "200000000000002"

@@ -7,8 +7,8 @@ import uuid
 
 import httpx
 
-from bot import simulate
 from bot.stack import Stack
+from sandbox import simulate
 from tests.support.stack import PAGE_ID, Messenger, response_texts
 
 DISCLOSURE = "asistente virtual automático"
@@ -107,7 +107,7 @@ def test_bad_or_missing_signature_is_403_and_nothing_is_processed(messenger: Mes
 def test_malformed_bodies_are_rejected_with_clear_statuses(messenger: Messenger) -> None:
     raw = b"not json"
     _, headers = simulate.signed_request({}, messenger.app_secret)
-    from connectors.signature import SIGNATURE_HEADER, sign
+    from meta.signature import SIGNATURE_HEADER, sign
 
     headers[SIGNATURE_HEADER] = sign(raw, messenger.app_secret)
     assert messenger.deliver_raw(raw, headers).status_code == 400

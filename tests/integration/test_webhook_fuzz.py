@@ -21,12 +21,12 @@ from contextlib import closing
 import httpx
 from hypothesis import HealthCheck, given, settings
 
-from bot.settings import DEMO_APP_SECRET
 from bot.stack import Stack
-from connectors.delivery import judge_delivery
-from connectors.events import InboundEvent
 from connectors.ingest import PENDING, initial_status
-from connectors.signature import SIGNATURE_HEADER
+from core.settings import DEMO_APP_SECRET
+from meta.delivery import judge_delivery
+from meta.events import InboundEvent
+from meta.signature import SIGNATURE_HEADER
 from tests.support.stack import PAGE_ID, Messenger
 from tests.support.webhook_fuzz import (
     FUZZ_MIDS,

@@ -8,8 +8,8 @@ import time
 import uuid
 from contextlib import closing
 
-from bot import simulate
 from bot.stack import Stack
+from sandbox import simulate
 from tests.support.stack import PAGE_ID, Messenger
 
 THIRTY_MB = 30 * 1024 * 1024

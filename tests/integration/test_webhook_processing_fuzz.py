@@ -24,11 +24,11 @@ from typing import Any
 import httpx
 from hypothesis import HealthCheck, given, settings
 
-from bot.settings import DEMO_APP_SECRET, DEMO_SERVICE_TOKEN
 from bot.stack import Stack
-from connectors.delivery import judge_delivery
 from connectors.ingest import DONE, PENDING
-from connectors.signature import SIGNATURE_HEADER, sign
+from core.settings import DEMO_APP_SECRET, DEMO_SERVICE_TOKEN
+from meta.delivery import judge_delivery
+from meta.signature import SIGNATURE_HEADER, sign
 from tests.support import meta_payloads as meta
 from tests.support.stack import PAGE_ID, Messenger
 from tests.support.webhook_fuzz import processed_items, serialise

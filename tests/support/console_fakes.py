@@ -16,19 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bot.handoff import IDEMPOTENCY_KEY_REUSED, PAUSED_BY_RASA, agent_reply_answer, checked_agent_reply
-from bot.handoff_model import (
-    ConsoleEvent,
-    Conversation,
-    ConversationNotFound,
-    ConversationState,
-    PauseReason,
-    ReplyRefused,
-    TranscriptItem,
-    conversation_id_of,
-    split_conversation_id,
-)
-from bot.knowledge_editor import (
+from console.knowledge_editor import (
     KEEP_DRAFTS,
     Draft,
     DraftHasErrors,
@@ -41,9 +29,21 @@ from bot.knowledge_editor import (
     report_issues,
     upload_names,
 )
-from bot.pubsub import Broadcaster
-from bot.reply_window import ReplyWindow, reply_window
-from bot.settings import SANDBOX_PAGE_ID
+from core.settings import SANDBOX_PAGE_ID
+from handoff.model import (
+    ConsoleEvent,
+    Conversation,
+    ConversationNotFound,
+    ConversationState,
+    PauseReason,
+    ReplyRefused,
+    TranscriptItem,
+    conversation_id_of,
+    split_conversation_id,
+)
+from handoff.pubsub import Broadcaster
+from handoff.reply_window import ReplyWindow, reply_window
+from handoff.service import IDEMPOTENCY_KEY_REUSED, PAUSED_BY_RASA, agent_reply_answer, checked_agent_reply
 from knowledge_matrix.matrix import entries_from_sheet
 from knowledge_matrix.publish import check_matrix
 from knowledge_matrix.text import fold
@@ -63,7 +63,7 @@ class FakeHandoff:
     keys and the queued agents' replies live there, as in the real service. `sent` keeps the agents' replies as the
     outbox would send them (text, sender, messaging type and tag).
 
-    Checked against `bot.handoff.Handoff` by tests/integration/console/test_handoff_contract.py."""
+    Checked against `handoff.service.Handoff` by tests/integration/console/test_handoff_contract.py."""
 
     def __init__(self, clock: Callable[[], datetime] = utc_now, page_ids: Iterable[str] = (SANDBOX_PAGE_ID,)) -> None:
         self.clock = clock
@@ -216,7 +216,7 @@ class FakeKnowledgeEditor:
     the model's near-duplicate warnings), numbered versions with the real undo history, and a word-overlap
     "retrieval" (an asked question answers from its entry; a question sharing no content words answers nothing).
 
-    Checked against `bot.knowledge_editor.MatrixEditor` by
+    Checked against `console.knowledge_editor.MatrixEditor` by
     tests/integration/console/test_knowledge_editor_contract.py."""
 
     def __init__(self, clock: Callable[[], datetime] = utc_now) -> None:

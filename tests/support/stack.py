@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import yaml
 
-from bot import simulate
-from bot.settings import DEMO_APP_SECRET, ROOT, SANDBOX_PAGE_ID
 from bot.stack import RASA_BIN, SERVED_CREDENTIALS, Ports, Stack, build_stack, ensure_model
+from core.settings import DEMO_APP_SECRET, ROOT, SANDBOX_PAGE_ID
+from sandbox import simulate
 
 PAGE_ID = SANDBOX_PAGE_ID
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from connectors.signature import sign
+from meta.signature import sign
 from tests.support import meta_payloads as meta
 
 # Serialised as the literal `1e400` (json gives inf) and as 5,000 nested lists: Python's json cannot write them.

@@ -1,9 +1,9 @@
 """One contract suite for the handoff service the console calls (`HandoffService` and `window_status`): the same
 tests against the console's fake (`tests/support/console_fakes.py`, what the console's unit tests run on) and the
-real `bot.handoff.Handoff` on a real SQLite handoff store with its outbox on SQLite and on PostgreSQL. The fake
+real `handoff.service.Handoff` on a real SQLite handoff store with its outbox on SQLite and on PostgreSQL. The fake
 passing here is what lets the console's unit tests stand for the real service.
 
-Every method the console calls is covered (grep `service.` in bot/console.py): pause, assign, resume,
+Every method the console calls is covered (grep `service.` in console/routes.py): pause, assign, resume,
 reply_as_agent, paused_conversations, get, transcript, window_status and subscribe, with their refusals.
 Rasa's HTTP API is the in-memory `InMemoryRasaTrackers` (Rasa's own contract is tested against a real Rasa in
 tests/integration/test_handoff_flow.py). Time is a clock the tests move; nothing sleeps.
@@ -21,8 +21,8 @@ from typing import Any, Protocol
 
 import pytest
 
-from bot.handoff import Handoff, HandoffStore
-from bot.handoff_model import (
+from core.settings import SANDBOX_PAGE_ID, Settings
+from handoff.model import (
     ConsoleEvent,
     ConversationNotFound,
     ConversationState,
@@ -30,10 +30,10 @@ from bot.handoff_model import (
     ReplyRefused,
     conversation_id_of,
 )
-from bot.rasa_api import InMemoryRasaTrackers
-from bot.reply_window import ReplyWindow, reply_window
-from bot.settings import SANDBOX_PAGE_ID, Settings
-from connectors.graph import GraphClient
+from handoff.rasa_api import InMemoryRasaTrackers
+from handoff.reply_window import ReplyWindow, reply_window
+from handoff.service import Handoff, HandoffStore
+from meta.graph import GraphClient
 from outbox.model import MessageFilter, SenderKind
 from outbox.policy_file import load_policy
 from outbox.store import open_store
@@ -49,7 +49,7 @@ BACKENDS = ("fake", "real-sqlite", "real-postgres")
 
 
 class Service(Protocol):
-    """What the console calls (bot/console.py), `window_status` included."""
+    """What the console calls (console/routes.py), `window_status` included."""
 
     async def pause(self, page_id: str, user_id: str, reason: PauseReason, paused_by: str) -> Any: ...
     async def resume(self, conversation_id: str, by: str, closing_note: str) -> Any: ...

@@ -20,7 +20,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from bot.knowledge_editor import (
+from console.knowledge_editor import (
     DraftHasErrors,
     DraftNotFound,
     KnowledgeEditor,

@@ -26,8 +26,8 @@ from typing import Any
 
 import httpx
 
-from bot.settings import ROOT
 from bot.stack import Ports, Stack, build_stack
+from core.settings import ROOT
 from tests.support.stack import free_port
 
 SERVICE_TOKEN = "demo-service-token"  # the development default of BOT_SERVICE_TOKEN

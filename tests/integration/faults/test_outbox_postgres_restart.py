@@ -30,7 +30,7 @@ import httpx
 import psycopg2
 import psycopg2.extras
 
-from bot.settings import SANDBOX_PAGE_ID
+from core.settings import SANDBOX_PAGE_ID
 from outbox.model import NewMessage
 from outbox.store import open_store
 from tests.conftest import require_or_skip

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from bot.settings import SANDBOX_PAGE_ID
+from core.settings import SANDBOX_PAGE_ID
 from outbox.store import open_store
 from tests.integration.faults.support import (
     SERVICE_TOKEN,

@@ -32,10 +32,10 @@ import httpx
 import pytest
 
 from actions.knowledge import NO_ANSWER_TEXTS
-from bot import simulate
-from bot.settings import DEMO_APP_SECRET
 from bot.stack import Stack
+from core.settings import DEMO_APP_SECRET
 from outbox.store import open_store
+from sandbox import simulate
 from tests.conftest import require_or_skip
 from tests.integration.faults.support import (
     SERVICE_TOKEN,

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from bot.app import create_app
-from bot.settings import Settings
+from core.settings import Settings
 from outbox.model import NewMessage, Purpose, SenderKind, Status
 from outbox.store import open_store
 from tests.support.servers import RunningServer, serve_asgi

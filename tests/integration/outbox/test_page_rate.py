@@ -28,8 +28,8 @@ import httpx
 import pytest
 
 from bot.app import create_app
-from bot.settings import SANDBOX_PAGE_ID, SANDBOX_PAGE_TOKEN, Settings
-from connectors.graph import GraphClient
+from core.settings import SANDBOX_PAGE_ID, SANDBOX_PAGE_TOKEN, Settings
+from meta.graph import GraphClient
 from outbox.model import MessageFilter, NewMessage, OutboxStore, Purpose, Status
 from outbox.policy_file import load_policy
 from outbox.rate import send_interval

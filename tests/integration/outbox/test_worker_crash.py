@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 from bot.app import create_app
-from bot.settings import ROOT, Settings
+from core.settings import ROOT, Settings
 from outbox.model import MessageFilter, NewMessage, Status
 from outbox.store import open_store
 from tests.support.servers import serve_asgi

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from bot.app import create_app
-from bot.settings import Settings
-from connectors.graph import GraphClient
+from core.settings import Settings
+from meta.graph import GraphClient
 from outbox.model import NewMessage, OutboxStore, Purpose, SenderKind, Status
 from outbox.policy_file import load_policy
 from outbox.store import open_store

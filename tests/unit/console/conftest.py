@@ -12,10 +12,10 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from bot import console
-from bot.auth import Authenticator
-from bot.console_store import ConsoleStore
-from bot.settings import Settings
+from console import routes as console
+from console.auth import Authenticator
+from console.store import ConsoleStore
+from core.settings import Settings
 from tests.support.console_fakes import FakeHandoff, FakeKnowledgeEditor
 
 START = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)

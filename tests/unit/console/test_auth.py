@@ -1,4 +1,4 @@
-"""Users, password hashing, sessions and the login limit (`bot.auth`, `bot.console_store`)."""
+"""Users, password hashing, sessions and the login limit (`console.auth`, `console.store`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.auth import (
+from console.auth import (
     LOGIN_LIMIT,
     Authenticator,
     InvalidCredentials,
@@ -19,8 +19,8 @@ from bot.auth import (
     parse_role,
     throttle_decision,
 )
-from bot.console_store import ConsoleStore
-from bot.settings import Settings
+from console.store import ConsoleStore
+from core.settings import Settings
 from tests.unit.console.conftest import START, Clock, fast_hasher
 
 PASSWORD = "clave-muy-segura-1"

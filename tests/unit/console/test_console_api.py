@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE
-from bot.handoff_model import PauseReason
-from bot.settings import Settings
+from console.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE
+from core.settings import Settings
+from handoff.model import PauseReason
 from tests.unit.console.conftest import PAGE, USERS, Clock, ConsoleApp, console_app
 
 CONVERSATION = f"{PAGE}:u1"

@@ -7,9 +7,9 @@ import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 
-from bot.console_events import EventHub, NumberedEvent, sse_frame
-from bot.handoff_model import ConsoleEvent
-from bot.pubsub import Broadcaster
+from console.events import EventHub, NumberedEvent, sse_frame
+from handoff.model import ConsoleEvent
+from handoff.pubsub import Broadcaster
 
 AT = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.handoff_model import PauseReason, conversation_id_of
+from handoff.model import PauseReason, conversation_id_of
 from tests.support.console_fakes import FakeHandoff, FakeKnowledgeEditor
 from tests.unit.console.conftest import PAGE, Clock
 

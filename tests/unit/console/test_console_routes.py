@@ -15,10 +15,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from bot.app import create_app
-from bot.auth import Authenticator
-from bot.console import route_roles
-from bot.console_events import EventHub
-from bot.settings import Settings
+from console.auth import Authenticator
+from console.events import EventHub
+from console.routes import route_roles
+from core.settings import Settings
 from tests.support.console_fakes import FakeHandoff, FakeKnowledgeEditor
 from tests.support.console_routes import (
     DEVELOPMENT_ONLY_OPEN_PREFIXES,

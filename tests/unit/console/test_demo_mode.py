@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bot.app import create_app
-from bot.settings import Settings, SettingsError, load_settings
-from bot.users_cli import console_logins_hint
+from console.users_cli import console_logins_hint
+from core.settings import Settings, SettingsError, load_settings
 from tests.support.console_routes import PAGE, PRODUCTION, app_routes
 
 REAL_PAGE = "104523456789012"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook
 
-from bot.knowledge_editor import DraftHasErrors, DraftNotFound, MatrixEditor, NothingToRollBack
+from console.knowledge_editor import DraftHasErrors, DraftNotFound, MatrixEditor, NothingToRollBack
 from knowledge_matrix.embedders import HashingEmbedder
 from knowledge_matrix.publish import current_version
 from tests.unit.console.conftest import Clock

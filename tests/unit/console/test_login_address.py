@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.auth import (
+from console.auth import (
     ADDRESS_LIMIT,
     LOGIN_LIMIT,
     Authenticator,
@@ -24,8 +24,8 @@ from bot.auth import (
     forwarded_client,
     login_client,
 )
-from bot.console_store import ConsoleStore
-from bot.settings import SANDBOX_PAGE_ID, SANDBOX_PAGE_TOKEN, Settings
+from console.store import ConsoleStore
+from core.settings import SANDBOX_PAGE_ID, SANDBOX_PAGE_TOKEN, Settings
 from tests.unit.console.conftest import Clock, fast_hasher
 
 PASSWORD = "clave-muy-segura-1"
@@ -99,7 +99,7 @@ def test_a_proxy_without_x_forwarded_for_does_not_lock_out_everyone(
     auth = authenticator(store, clock, tmp_path)
     auth.add_user("maria", "agent", PASSWORD)
     proxy = login_client("10.0.0.2", None, LOCAL)
-    caplog.set_level(logging.WARNING, logger="bot.auth")
+    caplog.set_level(logging.WARNING, logger="console.auth")
     for number in range(ADDRESS_LIMIT.max_failures + 5):
         with pytest.raises(InvalidCredentials):  # never TooManyAttempts: the address is not the client's
             auth.login(f"usuario{number}", "no-es-la-clave", proxy)
@@ -122,7 +122,7 @@ def test_a_proxy_that_is_not_trusted_does_not_lock_out_everyone_despite_its_head
     20 failures by one stranger locked out every user behind the proxy, with no warning."""
     auth = authenticator(store, clock, tmp_path)
     auth.add_user("maria", "agent", PASSWORD)
-    caplog.set_level(logging.WARNING, logger="bot.auth")
+    caplog.set_level(logging.WARNING, logger="console.auth")
     for number in range(ADDRESS_LIMIT.max_failures + 5):
         with pytest.raises(InvalidCredentials):
             auth.login(f"usuario{number}", "no-es-la-clave",

@@ -16,9 +16,9 @@ import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
-from bot.auth import ADDRESS_LIMIT, Authenticator, InvalidCredentials, LoginBusy, TooManyAttempts
-from bot.console_store import ConsoleStore
-from bot.settings import Settings
+from console.auth import ADDRESS_LIMIT, Authenticator, InvalidCredentials, LoginBusy, TooManyAttempts
+from console.store import ConsoleStore
+from core.settings import Settings
 from tests.unit.console.conftest import Clock, console_app, fast_hasher
 
 PASSWORD = "clave-muy-segura-1"

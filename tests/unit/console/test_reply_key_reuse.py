@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from bot.handoff_model import PauseReason, ReplyRefused
+from handoff.model import PauseReason, ReplyRefused
 from outbox.model import NewMessage, Purpose, SenderKind
 from tests.unit.console.conftest import ConsoleApp
 from tests.unit.console.test_console_api import CONVERSATION, paused
-from tests.unit.test_handoff import CONVERSATION as SERVICE_CONVERSATION
-from tests.unit.test_handoff import PAGE, T0, USER, Parts, parts  # noqa: F401 - the fixture
+from tests.unit.handoff.test_handoff import CONVERSATION as SERVICE_CONVERSATION
+from tests.unit.handoff.test_handoff import PAGE, T0, USER, Parts, parts  # noqa: F401 - the fixture
 
 URL = f"/api/console/conversations/{CONVERSATION}/reply"
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.snippets import SnippetError, check_name, check_text, expand
+from console.snippets import SnippetError, check_name, check_text, expand
 
 SAVED = {"horario": "Atendemos de lunes a viernes, de 08:00 a 18:00.", "gracias": "¡Gracias por escribirnos!"}
 

@@ -15,8 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bot.app import create_app
-from bot.settings import Settings
-from connectors.graph import GraphClient, GraphRequest, GraphResponse
+from core.settings import Settings
+from meta.graph import GraphClient, GraphRequest, GraphResponse
 from outbox.model import MessageFilter
 from outbox.policy_file import load_policy
 from outbox.store import InMemoryOutboxStore

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from connectors.events import EventKind
-from connectors.limits import MESSAGE_TAGS
+from meta.events import EventKind
+from meta.limits import MESSAGE_TAGS
 from outbox.model import NewMessage, OutboxInputError, Purpose, SenderKind
 from outbox.policy import (
     REFUSAL_CODES,

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot.settings import SANDBOX_PAGE_ID, Settings
-from connectors.graph import GraphClient
+from core.settings import SANDBOX_PAGE_ID, Settings
+from meta.graph import GraphClient
 from outbox.model import NewMessage, OutboxMessage, Purpose, SendSlot, Status
 from outbox.policy_file import load_policy
 from outbox.store import InMemoryOutboxStore

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.limits import MESSAGE_TAGS
+from meta.limits import MESSAGE_TAGS
 from outbox.model import NewMessage, Purpose, SenderKind
 from outbox.policy import REASON_CODES, REFUSAL_CODES, ContentKind, ConversationWindow, Policy, SendingRule, decide
 from outbox.policy_file import load_policy

@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from bot.settings import SANDBOX_PAGE_ID, Settings
-from connectors.graph import GraphClient, GraphRequest, GraphResponse
+from core.settings import SANDBOX_PAGE_ID, Settings
+from meta.graph import GraphClient, GraphRequest, GraphResponse
 from outbox.model import MessageFilter, NewMessage, Outcome, Status
 from outbox.policy_file import load_policy
 from outbox.store import InMemoryOutboxStore, StoreUnavailable

@@ -1,0 +1,752 @@
+"""The console: pages under `/console/...` and the same operations as JSON under `/api/console/...`.
+
+People log in (`console.auth`); agents see the paused conversations, read the transcript, reply through the outbox
+as a person, assign, pause the bot ("Pausar el Chatbot") and close with a note ("Nota de cierre"); editors
+upload, try, publish and roll back the knowledge matrix. Every route names the roles it admits
+(`require_role`), and `route_roles(app)` lists them for the tests and the README.
+
+The pages are server-rendered and use the JSON API for actions (with the session's CSRF token) and
+server-sent events (`/console/events`) for live updates. No external assets: the console works offline.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, UploadFile
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from console import snippets as snippet_rules
+from console.auth import (
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    SESSION_LIFETIME,
+    Authenticator,
+    AuthError,
+    CsrfRejected,
+    InvalidCredentials,
+    Principal,
+    TooManyAttempts,
+    authenticator_of,
+    login_on_event_loop,
+    request_login_client,
+    require_role,
+    same_secret,
+)
+from console.events import EventHub
+from console.knowledge_editor import MAX_UPLOAD_BYTES, KnowledgeEditor, KnowledgeEditorError, MatrixEditor
+from console.store import ConsoleStore
+from core.settings import Settings
+from handoff.model import (
+    Conversation,
+    ConversationNotFound,
+    ConversationState,
+    HandoffError,
+    HandoffService,
+    PauseReason,
+    RasaUnavailable,
+    ReplyRefused,
+    TranscriptItem,
+    split_conversation_id,
+)
+from handoff.reply_window import ReplyWindow, duration_es, reply_window
+from outbox.policy import Policy
+from outbox.policy_file import load_policy
+
+log = logging.getLogger(__name__)
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+ASSETS = Path(__file__).parent / "templates" / "console" / "assets"
+ASSET_TYPES = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8"}
+MAX_REPLY = 2000  # one Messenger text message
+
+AGENTS = ("admin", "agent")
+EDITORS = ("admin", "editor")
+EVERYONE = ("admin", "agent", "editor")
+
+PAUSE_REASONS_ES = {
+    PauseReason.USER_ASKED: "El cliente pidió hablar con una persona",
+    PauseReason.BOT_FAILED: "El bot no entendió varias veces seguidas",
+    PauseReason.LLM_DECLINED: "El asistente no encontró la respuesta en la matriz",
+    PauseReason.AGENT_WROTE_OUTSIDE: "Un agente escribió desde la bandeja de Facebook",
+    PauseReason.AGENT_TOOK_OVER: "Un agente pausó el chatbot",
+}
+CLOSING_NOTES = ("Consulta resuelta", "Venta concretada", "Cliente no respondió", "Derivado a otra área", "Spam")
+
+SECURITY_HEADERS = (
+    (b"content-security-policy",
+     b"default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; "
+     b"frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    (b"cache-control", b"no-store"),
+)
+CONSOLE_PREFIXES = ("/console", "/api/console")
+# A refused reply is 422 (the policy or the input), except an idempotency key reused with other words: a conflict.
+REPLY_REFUSED_STATUS = {"idempotency_key_reused": 409}
+
+
+class ConsoleError(Exception):
+    """A refusal an agent or editor can act on: `message_es` is shown, `reason_code` is for programs."""
+
+    def __init__(self, status_code: int, reason_code: str, message_es: str, **extra: Any) -> None:
+        super().__init__(message_es)
+        self.status_code = status_code
+        self.reason_code = reason_code
+        self.message_es = message_es
+        self.extra = extra
+
+
+# --- the app's pieces ------------------------------------------------------------------------------
+
+
+def handoff_of(request: Request) -> HandoffService:
+    service = getattr(request.app.state, "handoff", None)
+    if service is None:
+        raise ConsoleError(503, "handoff_unavailable",
+                           "El servicio de atención por personas no está disponible; intente en un momento.")
+    return service  # type: ignore[no-any-return]
+
+
+def knowledge_of(request: Request) -> KnowledgeEditor:
+    editor = getattr(request.app.state, "knowledge_editor", None)
+    if editor is None:
+        raise ConsoleError(503, "knowledge_unavailable", "El editor de la matriz de conocimientos no está disponible.")
+    return editor  # type: ignore[no-any-return]
+
+
+def policy_of(request: Request) -> Policy:
+    worker = getattr(request.app.state, "outbox_worker", None)
+    if worker is not None:
+        return worker.policy  # type: ignore[no-any-return]
+    policy = getattr(request.app.state, "console_policy", None)
+    if policy is None:
+        policy = request.app.state.console_policy = load_policy()
+    return policy  # type: ignore[no-any-return]
+
+
+def hub_of(request: Request) -> EventHub:
+    hub: EventHub | None = getattr(request.app.state, "console_hub", None)
+    if hub is None:
+        service = handoff_of(request)
+        hub = request.app.state.console_hub = EventHub(service.subscribe)
+    hub.start()
+    return hub
+
+
+def now_of(request: Request) -> datetime:
+    return authenticator_of(request).clock()
+
+
+def store_of(request: Request) -> ConsoleStore:
+    return authenticator_of(request).store
+
+
+# --- JSON shapes ---------------------------------------------------------------------------------
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def conversation_view(conversation: Conversation, now: datetime, window: ReplyWindow | None = None) -> dict[str, Any]:
+    reason = conversation.paused_reason
+    waiting = now - conversation.paused_at if conversation.paused_at else None
+    return {
+        "id": conversation.id,
+        "page_id": conversation.page_id,
+        "user_id": conversation.user_id,
+        "contact_name": conversation.contact_name,
+        "state": conversation.state.value,
+        "paused_reason": reason.value if reason else None,
+        "paused_reason_es": PAUSE_REASONS_ES.get(reason, reason.value) if reason else None,
+        "paused_by": conversation.paused_by,
+        "paused_at": _iso(conversation.paused_at),
+        "waiting_seconds": int(waiting.total_seconds()) if waiting is not None else None,
+        "waiting_es": duration_es(waiting) if waiting is not None else None,
+        "assigned_to": conversation.assigned_to,
+        "last_user_message_at": _iso(conversation.last_user_message_at),
+        "last_message_text": conversation.last_message_text,
+        "last_activity_at": _iso(conversation.last_activity_at),
+        "window": window.to_dict() if window is not None else None,
+    }
+
+
+async def window_of(request: Request, conversation: Conversation) -> ReplyWindow:
+    """The service knows the customer's last own message best (the outbox records every one); a service
+    without `window_status` is asked through the conversation's own record."""
+    service = handoff_of(request)
+    status = getattr(service, "window_status", None)
+    if status is not None:
+        return await status(conversation.id, now_of(request))  # type: ignore[no-any-return]
+    return reply_window(conversation.last_user_message_at, now_of(request), policy_of(request))
+
+
+async def conversation_or_bot(request: Request, conversation_id: str) -> Conversation:
+    """A conversation the bot always handled has no handoff record yet: show it as the bot's (so an agent can
+    pause the bot in it) when Rasa knows the customer."""
+    service = handoff_of(request)
+    page_id, user_id = split_conversation_id(conversation_id)
+    try:
+        return await service.get(conversation_id)
+    except ConversationNotFound:
+        if page_id not in request.app.state.settings.page_tokens or not await service.transcript(conversation_id):
+            raise
+        return Conversation(id=conversation_id, page_id=page_id, user_id=user_id, state=ConversationState.BOT)
+
+
+def author_label(author: str) -> str:
+    if author == "user":
+        return "Cliente"
+    if author == "bot":
+        return "Bot"
+    if author.startswith("agent:"):
+        return author.split(":", 1)[1] or "Agente"
+    return author
+
+
+def transcript_view(items: list[TranscriptItem]) -> list[dict[str, Any]]:
+    return [
+        {"at": item.at.isoformat(), "author": item.author, "author_label": author_label(item.author),
+         "kind": item.author.split(":", 1)[0], "text": item.text, "data": item.data}
+        for item in items
+    ]
+
+
+# --- request bodies ------------------------------------------------------------------------------
+
+
+class LoginBody(BaseModel):
+    username: str = Field(min_length=1, max_length=80)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_.:-]{8,100}$"
+
+
+class ReplyBody(BaseModel):
+    text: str = Field(min_length=1, max_length=20000)
+    # The same key twice is one message (a retried POST); the page makes a new one for each reply it sends.
+    idempotency_key: str | None = Field(default=None, pattern=IDEMPOTENCY_KEY_PATTERN)
+
+
+class AssignBody(BaseModel):
+    agent: str | None = Field(default=None, max_length=80)  # None: unassign
+
+
+class CloseBody(BaseModel):
+    note: str = Field(min_length=1, max_length=1000)
+
+
+class SnippetBody(BaseModel):
+    text: str = Field(min_length=1, max_length=5000)
+
+
+class TryBody(BaseModel):
+    question: str = Field(min_length=1, max_length=1000)
+    draft_id: str | None = Field(default=None, max_length=100)
+
+
+class PublishBody(BaseModel):
+    draft_id: str = Field(min_length=1, max_length=100)
+
+
+class RollbackBody(BaseModel):
+    version_id: str | None = Field(default=None, max_length=100)
+
+
+# --- routers -------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # The app's own lifespan has run: start listening to the handoff service if it is there already.
+    service = getattr(app.state, "handoff", None)
+    if service is not None and getattr(app.state, "console_hub", None) is None:
+        app.state.console_hub = EventHub(service.subscribe)
+        app.state.console_hub.start()
+    try:
+        yield
+    finally:
+        hub = getattr(app.state, "console_hub", None)
+        if hub is not None:
+            await hub.stop()
+            app.state.console_hub = None
+
+
+pages = APIRouter(prefix="/console", tags=["console pages"], lifespan=_lifespan)
+api = APIRouter(prefix="/api/console", tags=["console"])
+
+Agent = Annotated[Principal, Depends(require_role(*AGENTS))]
+AgentOrService = Annotated[Principal, Depends(require_role(*AGENTS, service=True))]
+Editor = Annotated[Principal, Depends(require_role(*EDITORS, service=True))]
+EditorPage = Annotated[Principal, Depends(require_role(*EDITORS))]
+Anyone = Annotated[Principal, Depends(require_role(*EVERYONE))]
+
+
+def _page(request: Request, template: str, principal: Principal | None, status_code: int = 200,
+          **context: Any) -> HTMLResponse:
+    settings: Settings = request.app.state.settings
+    return TEMPLATES.TemplateResponse(
+        request,
+        f"console/{template}",
+        {"user": principal, "csrf_token": principal.csrf_token if principal else "",
+         "is_production": settings.is_production, "is_demo": settings.is_demo, **context},
+        status_code=status_code,
+    )
+
+
+def _set_session_cookie(response: Response, request: Request, token: str) -> None:
+    response.set_cookie(SESSION_COOKIE, token, max_age=int(SESSION_LIFETIME.total_seconds()), httponly=True,
+                        samesite="lax", secure=request.app.state.settings.is_production, path="/")
+
+
+_SAFE_NEXT = re.compile(r"^/console/[A-Za-z0-9_.:%/-]*(\?[A-Za-z0-9_.:%=&-]*)?$")
+
+
+def _safe_next(value: str | None, principal: Principal) -> str:
+    if value and _SAFE_NEXT.match(value) and ".." not in value:
+        return value
+    return _home(principal)
+
+
+def _home(principal: Principal) -> str:
+    return "/console/knowledge" if principal.role == "editor" else "/console/inbox"
+
+
+# login and logout (pages)
+
+
+@pages.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request, next: str | None = None) -> HTMLResponse:
+    token = secrets.token_urlsafe(32)
+    response = _page(request, "login.html", None, next=next or "", login_csrf=token, error=None)
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, httponly=True, samesite="strict",
+                        secure=request.app.state.settings.is_production, path="/console/login")
+    return response
+
+
+@pages.post("/login", response_class=HTMLResponse)
+async def login_form(
+    request: Request,
+    username: Annotated[str, Form(max_length=80)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+    csrf_token: Annotated[str, Form(max_length=200)] = "",
+    next: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not csrf_token or not same_secret(csrf_token, expected):
+        return _page(request, "login.html", None, status_code=403, next=next, login_csrf=expected or "",
+                     error="El formulario caducó. Vuelva a escribir su usuario y contraseña.")
+    auth = authenticator_of(request)
+    try:
+        result = await login_on_event_loop(auth, username, password, request_login_client(request))
+    except (InvalidCredentials, TooManyAttempts) as exc:
+        response = _page(request, "login.html", None, status_code=exc.status_code, next=next, login_csrf=expected,
+                         error=exc.message_es, username=username[:80])
+        if isinstance(exc, TooManyAttempts):
+            response.headers["Retry-After"] = str(max(1, int(exc.retry_after.total_seconds())))
+        return response
+    redirect = RedirectResponse(_safe_next(next, result.principal), status_code=303)
+    _set_session_cookie(redirect, request, result.session_token)
+    redirect.delete_cookie(LOGIN_CSRF_COOKIE, path="/console/login")
+    return redirect
+
+
+@pages.post("/logout")
+async def logout_form(request: Request, principal: Anyone) -> RedirectResponse:
+    await run_in_threadpool(authenticator_of(request).logout, principal)
+    response = RedirectResponse("/console/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@pages.get("/assets/{name}")
+async def asset(name: str) -> Response:
+    """The console's own CSS and JavaScript: public, like the login page that needs them."""
+    if name not in ASSET_TYPES:
+        raise ConsoleError(404, "not_found", "No existe ese archivo.")
+    return Response((ASSETS / name).read_bytes(), media_type=ASSET_TYPES[name],
+                    headers={"Cache-Control": "no-cache"})
+
+
+# pages for people who are logged in
+
+
+@pages.get("", response_class=RedirectResponse)
+async def console_home(principal: Anyone) -> RedirectResponse:
+    return RedirectResponse(_home(principal), status_code=303)
+
+
+@pages.get("/inbox", response_class=HTMLResponse)
+async def inbox_page(request: Request, principal: Agent) -> HTMLResponse:
+    service = handoff_of(request)
+    now = now_of(request)
+    conversations = [conversation_view(c, now) for c in await service.paused_conversations()]
+    conversations.sort(key=lambda c: c["paused_at"] or "")
+    settings: Settings = request.app.state.settings
+    return _page(request, "inbox.html", principal, conversations=conversations, page_ids=sorted(settings.page_tokens),
+                 agents=await _agents(request))
+
+
+@pages.get("/conversations/{conversation_id}", response_class=HTMLResponse)
+async def conversation_page(conversation_id: str, request: Request, principal: Agent) -> HTMLResponse:
+    view = await _conversation_with_transcript(request, conversation_id)
+    snippets = [snippet.to_dict() for snippet in await run_in_threadpool(store_of(request).snippets)]
+    return _page(request, "conversation.html", principal, conversation=view, agents=await _agents(request),
+                 snippets=snippets, closing_notes=CLOSING_NOTES, reply_key=secrets.token_urlsafe(18))
+
+
+@pages.get("/snippets", response_class=HTMLResponse)
+async def snippets_page(request: Request, principal: Agent) -> HTMLResponse:
+    snippets = [snippet.to_dict() for snippet in await run_in_threadpool(store_of(request).snippets)]
+    return _page(request, "snippets.html", principal, snippets=snippets)
+
+
+@pages.get("/knowledge", response_class=HTMLResponse)
+async def knowledge_page(request: Request, principal: EditorPage) -> HTMLResponse:
+    try:
+        status = (await run_in_threadpool(knowledge_of(request).status)).to_dict()
+        unavailable = None
+    except (ConsoleError, KnowledgeEditorError) as exc:
+        status, unavailable = None, getattr(exc, "message_es", str(exc))
+    return _page(request, "knowledge.html", principal, status=status, unavailable=unavailable)
+
+
+@pages.get("/events")
+async def events(request: Request, principal: Agent) -> StreamingResponse:
+    """Server-sent events: every handoff event, for the inbox and conversation pages."""
+    hub = hub_of(request)
+    stream = hub.stream(request.headers.get("last-event-id"), is_disconnected=request.is_disconnected)
+    return StreamingResponse(stream, media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+# --- JSON API ------------------------------------------------------------------------------------
+
+
+@api.post("/login")
+async def api_login(body: LoginBody, request: Request) -> JSONResponse:
+    """Log in from a program or the page: the session cookie is set; use the returned CSRF token as X-CSRF-Token."""
+    result = await login_on_event_loop(authenticator_of(request), body.username, body.password,
+                                       request_login_client(request))
+    response = JSONResponse({"user": result.principal.to_dict(), "csrf_token": result.principal.csrf_token,
+                             "expires_at": result.expires_at.isoformat()})
+    _set_session_cookie(response, request, result.session_token)
+    return response
+
+
+@api.post("/logout")
+async def api_logout(request: Request, principal: Anyone) -> JSONResponse:
+    await run_in_threadpool(authenticator_of(request).logout, principal)
+    response = JSONResponse({"logged_out": True})
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@api.get("/me")
+async def me(principal: Anyone) -> dict[str, Any]:
+    return {"user": principal.to_dict(), "csrf_token": principal.csrf_token}
+
+
+async def _agents(request: Request) -> list[dict[str, str]]:
+    users = await run_in_threadpool(store_of(request).users)
+    return [{"username": u.username, "display_name": u.display_name} for u in users if u.active and u.role in AGENTS]
+
+
+@api.get("/agents")
+async def agents(request: Request, principal: Agent) -> dict[str, Any]:
+    return {"agents": await _agents(request)}
+
+
+@api.get("/conversations")
+async def list_conversations(request: Request, principal: AgentOrService) -> dict[str, Any]:
+    service = handoff_of(request)
+    now = now_of(request)
+    conversations = [conversation_view(c, now) for c in await service.paused_conversations()]
+    conversations.sort(key=lambda c: c["paused_at"] or "")
+    return {"conversations": conversations, "now": now.isoformat()}
+
+
+async def _conversation_with_transcript(request: Request, conversation_id: str) -> dict[str, Any]:
+    conversation = await conversation_or_bot(request, conversation_id)
+    transcript = await handoff_of(request).transcript(conversation_id)
+    view = conversation_view(conversation, now_of(request), await window_of(request, conversation))
+    view["transcript"] = transcript_view(transcript)
+    return view
+
+
+@api.get("/conversations/{conversation_id}")
+async def get_conversation(conversation_id: str, request: Request, principal: AgentOrService) -> dict[str, Any]:
+    return {"conversation": await _conversation_with_transcript(request, conversation_id)}
+
+
+def reply_idempotency_key(request: Request, body: ReplyBody, conversation_id: str, username: str) -> str | None:
+    """The client's key (the `Idempotency-Key` header or the body's `idempotency_key`), scoped to this agent and
+    conversation so one agent's key never matches another's message."""
+    header = request.headers.get("idempotency-key")
+    if header is not None and not re.match(IDEMPOTENCY_KEY_PATTERN, header):
+        raise ConsoleError(422, "invalid_idempotency_key",
+                           "La cabecera Idempotency-Key debe tener de 8 a 100 letras, números, «.», «_», «:» o «-».")
+    key = header or body.idempotency_key
+    return f"console:{username}:{conversation_id}:{key}" if key else None
+
+
+@api.post("/conversations/{conversation_id}/reply")
+async def reply(conversation_id: str, body: ReplyBody, request: Request, principal: Agent) -> JSONResponse:
+    """Send a person's reply through the outbox: a normal reply within 24 h of the customer's last message, with
+    the HUMAN_AGENT tag up to 7 days, refused after that (422 with the policy's reason in Spanish). With an
+    `Idempotency-Key` header (or `idempotency_key`), a retried request is the same message, not a second one
+    (200, `repeated`, the words the outbox holds); the same key with other words is 409 `idempotency_key_reused`."""
+    service = handoff_of(request)
+    split_conversation_id(conversation_id)
+    idempotency_key = reply_idempotency_key(request, body, conversation_id, principal.username)
+    saved = {s.name: s.text for s in await run_in_threadpool(store_of(request).snippets)}
+    expansion = snippet_rules.expand(body.text.strip(), saved)
+    text = expansion.text.strip()
+    if not text:
+        raise ConsoleError(422, "empty_reply", "El mensaje está vacío.")
+    if len(text) > MAX_REPLY:
+        raise ConsoleError(422, "reply_too_long", f"El mensaje tiene {len(text)} caracteres; Messenger admite "
+                                                  f"{MAX_REPLY}. Divídalo en dos mensajes.")
+    queued = await service.reply_as_agent(conversation_id, principal.username, text, idempotency_key=idempotency_key)
+    repeated = bool(queued.get("repeated"))
+    log.info("console reply queued", extra={"conversation_id": conversation_id, "agent": principal.username,
+                                            "snippets": list(expansion.used), "repeated": repeated})
+    # A repeat answers with what the outbox holds (the same words: other words under the same key are a 409).
+    return JSONResponse({"queued": True, "repeated": repeated, "text": queued.get("text", text),
+                         "snippets_used": list(expansion.used),
+                         "outbox": queued}, status_code=200 if repeated else 201)
+
+
+@api.post("/conversations/{conversation_id}/assign")
+async def assign(conversation_id: str, body: AssignBody, request: Request, principal: Agent) -> dict[str, Any]:
+    """Assign to an agent (yourself or another; "me" is you) or unassign (`agent: null`)."""
+    service = handoff_of(request)
+    agent = body.agent.strip().lower() if body.agent else None
+    if agent == "me":
+        agent = principal.username
+    if agent is not None and agent not in {a["username"] for a in await _agents(request)}:
+        raise ConsoleError(422, "unknown_agent", f"No hay ningún agente activo llamado «{agent}».")
+    conversation = await service.assign(conversation_id, agent)
+    return {"conversation": conversation_view(conversation, now_of(request), await window_of(request, conversation))}
+
+
+@api.post("/conversations/{conversation_id}/pause")
+async def pause(conversation_id: str, request: Request, principal: Agent) -> dict[str, Any]:
+    """"Pausar el Chatbot": the bot stops answering this customer and the conversation is assigned to you."""
+    service = handoff_of(request)
+    page_id, user_id = split_conversation_id(conversation_id)
+    if page_id not in request.app.state.settings.page_tokens:
+        raise ConsoleError(404, "unknown_page", f"La página {page_id} no está configurada.")
+    await service.pause(page_id, user_id, PauseReason.AGENT_TOOK_OVER, principal.username)
+    conversation = await service.assign(conversation_id, principal.username)
+    return {"conversation": conversation_view(conversation, now_of(request), await window_of(request, conversation))}
+
+
+@api.post("/conversations/{conversation_id}/close")
+async def close(conversation_id: str, body: CloseBody, request: Request, principal: Agent) -> dict[str, Any]:
+    """Close with a closing note ("Nota de cierre"): the bot answers this customer again."""
+    note = body.note.strip()
+    if not note:
+        raise ConsoleError(422, "empty_note", "Escriba una nota de cierre.")
+    conversation = await handoff_of(request).resume(conversation_id, principal.username, note)
+    return {"conversation": conversation_view(conversation, now_of(request), await window_of(request, conversation))}
+
+
+@api.get("/snippets")
+async def list_snippets(request: Request, principal: Agent) -> dict[str, Any]:
+    return {"snippets": [s.to_dict() for s in await run_in_threadpool(store_of(request).snippets)]}
+
+
+@api.put("/snippets/{name}")
+async def save_snippet(name: str, body: SnippetBody, request: Request, principal: Agent) -> dict[str, Any]:
+    try:
+        checked_name, text = snippet_rules.check_name(name), snippet_rules.check_text(body.text)
+    except snippet_rules.SnippetError as exc:
+        raise ConsoleError(422, "invalid_snippet", str(exc)[:1].upper() + str(exc)[1:] + ".") from exc
+    store = store_of(request)
+    saved = await run_in_threadpool(store.save_snippet, checked_name, text, principal.username, now_of(request))
+    return {"snippet": saved.to_dict()}
+
+
+@api.delete("/snippets/{name}")
+async def delete_snippet(name: str, request: Request, principal: Agent) -> dict[str, Any]:
+    if not await run_in_threadpool(store_of(request).delete_snippet, name.strip().lstrip("/").lower()):
+        raise ConsoleError(404, "snippet_not_found", f"No hay ningún atajo «/{name}».")
+    return {"deleted": name}
+
+
+@api.get("/knowledge")
+async def knowledge_status(request: Request, principal: Editor) -> dict[str, Any]:
+    return (await run_in_threadpool(knowledge_of(request).status)).to_dict()
+
+
+@api.post("/knowledge/drafts")
+async def upload_draft(request: Request, principal: Editor, file: Annotated[UploadFile, File()]) -> JSONResponse:
+    """Upload a matrix (.csv or .xlsx): it is validated and kept as a draft; the live version keeps answering."""
+    data = await file.read(MAX_UPLOAD_BYTES + 1)
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ConsoleError(413, "file_too_large", f"El archivo supera {MAX_UPLOAD_BYTES // (1024 * 1024)} MB.")
+    draft = await run_in_threadpool(knowledge_of(request).upload, file.filename or "matriz.csv", data,
+                                    principal.username)
+    return JSONResponse({"draft": draft.to_dict()}, status_code=201)
+
+
+@api.post("/knowledge/try")
+async def try_question(body: TryBody, request: Request, principal: Editor) -> dict[str, Any]:
+    result = await run_in_threadpool(knowledge_of(request).try_question, body.question.strip(), body.draft_id)
+    return result.to_dict()
+
+
+@api.post("/knowledge/publish")
+async def publish(body: PublishBody, request: Request, principal: Editor) -> dict[str, Any]:
+    version = await run_in_threadpool(knowledge_of(request).publish, body.draft_id, principal.username)
+    log.info("knowledge matrix published", extra={"version": version.id, "by": principal.username})
+    return {"version": version.to_dict()}
+
+
+@api.post("/knowledge/rollback")
+async def rollback(body: RollbackBody, request: Request, principal: Editor) -> dict[str, Any]:
+    version = await run_in_threadpool(knowledge_of(request).rollback, principal.username, body.version_id)
+    log.info("knowledge matrix rolled back", extra={"version": version.id, "by": principal.username})
+    return {"version": version.to_dict()}
+
+
+# --- errors, headers, mounting -------------------------------------------------------------------
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def error_response(request: Request, status_code: int, reason_code: str, message_es: str,
+                   headers: Mapping[str, str] | None = None, **extra: Any) -> Response:
+    """Every refusal of the console, mapped in one place: JSON for the API, a page (or the login) for people."""
+    if _wants_json(request):
+        return JSONResponse({"error": {"reason_code": reason_code, "message": message_es, **extra}},
+                            status_code=status_code, headers=dict(headers or {}))
+    if status_code == 401:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/console/login?next={quote(target, safe='/')}", status_code=303)
+    return _page(request, "error.html", None, status_code=status_code, message=message_es,
+                 reason_code=reason_code)
+
+
+def install(app: FastAPI, settings: Settings, authenticator: Authenticator | None = None) -> Authenticator:
+    """Mount the console on the app: its routes, error mapping, security headers, users (demo ones in development).
+    Tests pass their own `authenticator` (a clock they move, cheaper hashing)."""
+    auth = authenticator or Authenticator(ConsoleStore(settings.console_db_path), settings)
+    app.state.console_auth = auth
+    app.state.knowledge_editor = MatrixEditor(settings.data_dir, auth.clock)
+    created = auth.seed_demo_users()
+    if created:
+        log.info("demo console users created", extra={"usernames": created})
+    app.include_router(pages)
+    app.include_router(api)
+
+    async def auth_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, AuthError)
+        headers = {}
+        if isinstance(exc, TooManyAttempts):
+            headers["Retry-After"] = str(max(1, int(exc.retry_after.total_seconds())))
+        if isinstance(exc, CsrfRejected) and not _wants_json(request):
+            return error_response(request, 403, exc.reason_code, exc.message_es)
+        return error_response(request, exc.status_code, exc.reason_code, exc.message_es, headers)
+
+    async def console_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ConsoleError)
+        return error_response(request, exc.status_code, exc.reason_code, exc.message_es, **exc.extra)
+
+    async def knowledge_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, KnowledgeEditorError)
+        return error_response(request, exc.status_code, exc.reason_code, exc.message_es)
+
+    async def handoff_error(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, ConversationNotFound):
+            return error_response(request, 404, "conversation_not_found", "No existe esa conversación.")
+        if isinstance(exc, ReplyRefused):
+            return error_response(request, REPLY_REFUSED_STATUS.get(exc.reason_code, 422), exc.reason_code,
+                                  exc.reason_es)
+        if isinstance(exc, RasaUnavailable):
+            return error_response(request, 502, "rasa_unavailable",
+                                  "El chatbot (Rasa) no respondió, así que la conversación no cambió. "
+                                  "Intente de nuevo en un momento.")
+        log.error("handoff error in the console", extra={"error": type(exc).__name__})
+        return error_response(request, 500, "handoff_error", "El servicio de atención falló; intente de nuevo.")
+
+    async def invalid_request(request: Request, exc: Exception) -> Response:
+        """The console answers in its own shape and in Spanish; the rest of the app keeps FastAPI's."""
+        assert isinstance(exc, RequestValidationError)
+        if not request.url.path.startswith(CONSOLE_PREFIXES):
+            return await request_validation_exception_handler(request, exc)
+        fields = sorted({".".join(str(p) for p in error.get("loc", ())[1:]) or "cuerpo" for error in exc.errors()})
+        return error_response(request, 422, "invalid_request",
+                              "La solicitud no es válida (revise: " + ", ".join(fields) + ").")
+
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(AuthError, auth_error)
+    app.add_exception_handler(ConsoleError, console_error)
+    app.add_exception_handler(KnowledgeEditorError, knowledge_error)
+    app.add_exception_handler(HandoffError, handoff_error)
+    app.add_middleware(ConsoleHeaders)
+    return auth
+
+
+class ConsoleHeaders:
+    """Security headers on console pages and API answers only (the sandbox and the outbox API keep theirs)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not str(scope.get("path", "")).startswith(CONSOLE_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(name, value) for name, value in SECURITY_HEADERS if name not in present]
+                message["headers"] = list(message.get("headers", [])) + extra
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def route_roles(app: FastAPI) -> list[dict[str, Any]]:
+    """Every route of the app with the roles it admits: (method, path, roles, service token?, public?)."""
+    table = []
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        path = getattr(context, "path", None) or getattr(route, "path", "")
+        methods = sorted(getattr(route, "methods", None) or [])
+        roles: frozenset[str] | None = None
+        service = False
+        if isinstance(route, APIRoute):
+            for dependency in route.dependant.dependencies:
+                call = dependency.call
+                if call is not None and hasattr(call, "allowed_roles"):
+                    roles = call.allowed_roles
+                    service = bool(getattr(call, "admits_service", False))
+        for method in methods:
+            table.append({"method": method, "path": path, "roles": sorted(roles) if roles is not None else None,
+                          "service_token": service})
+    return table
+

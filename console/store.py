@@ -1,0 +1,225 @@
+"""The console's SQLite file: users, sessions, failed logins and snippets ("Atajos").
+
+Numbered migrations and named queries live in `console/sql/` (`core.sqlite.SQLiteFile`). The store is
+synchronous and thread-safe; async code calls it through a thread (`run_in_threadpool`).
+It stores what it is given: hashing, tokens and decisions are `console.auth`'s and `console.snippets`'.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from core.sqlite import SQLiteFile
+
+SQL_DIR = Path(__file__).parent / "sql"  # numbered migrations and queries.sql
+
+ROLES = ("admin", "agent", "editor")
+
+
+class ConsoleStoreError(Exception):
+    """Root of what the store raises on purpose."""
+
+
+class UserExists(ConsoleStoreError):
+    pass
+
+
+class UnknownUser(ConsoleStoreError, LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class User:
+    username: str
+    display_name: str
+    role: str
+    password_hash: str
+    active: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredSession:
+    id_sha256: str
+    username: str
+    display_name: str
+    role: str
+    active: bool
+    csrf_token: str
+    created_at: datetime
+    expires_at: datetime
+    last_seen_at: datetime
+
+
+@dataclass(frozen=True)
+class Snippet:
+    name: str
+    text: str
+    created_by: str
+    updated_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "text": self.text, "created_by": self.created_by,
+                "updated_at": self.updated_at.isoformat()}
+
+
+def _time(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: the console stores timezone-aware UTC times")
+    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _parse(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def _user(row: sqlite3.Row) -> User:
+    return User(
+        username=row["username"],
+        display_name=row["display_name"],
+        role=row["role"],
+        password_hash=row["password_hash"],
+        active=bool(row["active"]),
+        created_at=_parse(row["created_at"]),
+    )
+
+
+class ConsoleStore:
+    BACKEND = "console"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = SQLiteFile(path, self.BACKEND, SQL_DIR)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @property
+    def schema_version(self) -> int:
+        return self._db.schema_version
+
+    def _read(self, name: str, params: Mapping[str, Any]) -> list[sqlite3.Row]:
+        return self._db.read(name, params)
+
+    def _run(self, name: str, params: Mapping[str, Any]) -> int:
+        return self._db.run(name, params)
+
+    # --- users -----------------------------------------------------------------------------------
+
+    def add_user(self, username: str, display_name: str, role: str, password_hash: str, now: datetime) -> User:
+        if role not in ROLES:
+            raise ConsoleStoreError(f"unknown role {role!r}")
+        try:
+            self._run("insert_user", {"username": username, "display_name": display_name, "role": role,
+                                      "password_hash": password_hash, "now": _time(now)})
+        except sqlite3.IntegrityError as exc:
+            raise UserExists(f"the user {username!r} already exists") from exc
+        return self.get_user(username)
+
+    def get_user(self, username: str) -> User:
+        rows = self._read("get_user", {"username": username})
+        if not rows:
+            raise UnknownUser(f"no user {username!r}")
+        return _user(rows[0])
+
+    def find_user(self, username: str) -> User | None:
+        rows = self._read("get_user", {"username": username})
+        return _user(rows[0]) if rows else None
+
+    def users(self) -> list[User]:
+        return [_user(row) for row in self._read("list_users", {})]
+
+    def set_password_hash(self, username: str, password_hash: str, now: datetime) -> None:
+        """A new password logs the user out everywhere."""
+        with self._db.write() as conn:
+            changed = conn.execute(
+                self._db.queries["set_password"], {"username": username, "password_hash": password_hash,
+                                                "now": _time(now)}
+            ).rowcount
+            if not changed:
+                raise UnknownUser(f"no user {username!r}")
+            conn.execute(self._db.queries["delete_user_sessions"], {"username": username})
+
+    def set_role(self, username: str, role: str, now: datetime) -> None:
+        if role not in ROLES:
+            raise ConsoleStoreError(f"unknown role {role!r}")
+        if not self._run("set_role", {"username": username, "role": role, "now": _time(now)}):
+            raise UnknownUser(f"no user {username!r}")
+
+    def set_active(self, username: str, active: bool, now: datetime) -> None:
+        """Deactivating a user ends their sessions."""
+        with self._db.write() as conn:
+            changed = conn.execute(
+                self._db.queries["set_active"], {"username": username, "active": int(active), "now": _time(now)}
+            ).rowcount
+            if not changed:
+                raise UnknownUser(f"no user {username!r}")
+            if not active:
+                conn.execute(self._db.queries["delete_user_sessions"], {"username": username})
+
+    # --- sessions --------------------------------------------------------------------------------
+
+    def add_session(self, id_sha256: str, username: str, csrf_token: str, now: datetime, expires_at: datetime) -> None:
+        self._run("insert_session", {"id_sha256": id_sha256, "username": username, "csrf_token": csrf_token,
+                                     "now": _time(now), "expires_at": _time(expires_at)})
+
+    def session(self, id_sha256: str, now: datetime) -> StoredSession | None:
+        rows = self._read("get_session", {"id_sha256": id_sha256, "now": _time(now)})
+        if not rows:
+            return None
+        row = rows[0]
+        return StoredSession(
+            id_sha256=row["id_sha256"],
+            username=row["username"],
+            display_name=row["display_name"],
+            role=row["role"],
+            active=bool(row["active"]),
+            csrf_token=row["csrf_token"],
+            created_at=_parse(row["created_at"]),
+            expires_at=_parse(row["expires_at"]),
+            last_seen_at=_parse(row["last_seen_at"]),
+        )
+
+    def touch_session(self, id_sha256: str, now: datetime) -> None:
+        self._run("touch_session", {"id_sha256": id_sha256, "now": _time(now)})
+
+    def delete_session(self, id_sha256: str) -> None:
+        self._run("delete_session", {"id_sha256": id_sha256})
+
+    def delete_expired_sessions(self, now: datetime) -> int:
+        return self._run("delete_expired_sessions", {"now": _time(now)})
+
+    # --- failed logins ---------------------------------------------------------------------------
+
+    def add_login_failure(self, throttle_key: str, at: datetime) -> None:
+        self._run("insert_login_failure", {"throttle_key": throttle_key, "at": _time(at)})
+
+    def login_failures_since(self, throttle_key: str, since: datetime) -> list[datetime]:
+        rows = self._read("login_failures_since", {"throttle_key": throttle_key, "since": _time(since)})
+        return [_parse(row["at"]) for row in rows]
+
+    def clear_login_failures(self, throttle_key: str) -> None:
+        self._run("clear_login_failures", {"throttle_key": throttle_key})
+
+    def forget_login_failures_before(self, before: datetime) -> int:
+        return self._run("forget_old_login_failures", {"before": _time(before)})
+
+    # --- snippets --------------------------------------------------------------------------------
+
+    def snippets(self) -> list[Snippet]:
+        return [
+            Snippet(row["name"], row["text"], row["created_by"], _parse(row["updated_at"]))
+            for row in self._read("list_snippets", {})
+        ]
+
+    def save_snippet(self, name: str, text: str, created_by: str, now: datetime) -> Snippet:
+        self._run("upsert_snippet", {"name": name, "text": text, "created_by": created_by, "now": _time(now)})
+        return Snippet(name, text, created_by, now.astimezone(timezone.utc))
+
+    def delete_snippet(self, name: str) -> bool:
+        return self._run("delete_snippet", {"name": name}) > 0

@@ -1,0 +1,377 @@
+"""One typed settings object, read from the environment.
+
+Imported by both Python environments (the Rasa 3.10 one and the app's 3.11 one), so it
+uses the standard library only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from core.business_hours import BusinessHours, BusinessHoursError, parse_business_hours
+from core.hosts import is_loopback_host
+
+DEMO_APP_SECRET = "demo-app-secret"
+DEMO_VERIFY_TOKEN = "demo-verify-token"
+DEMO_SERVICE_TOKEN = "demo-service-token"
+DEMO_RASA_TOKEN = "demo-rasa-token"
+SANDBOX_PAGE_ID = "100000000000001"
+SANDBOX_PAGE_TOKEN = "sandbox-page-token"
+DEFAULT_GRAPH_API_VERSION = "v21.0"
+PAGE_INBOX_APP_ID = "263902037430900"
+DEFAULT_BUSINESS_TIMEZONE = "America/Guayaquil"
+DEFAULT_AWAY_MESSAGE = (
+    "Fuera de Horario 🕘 Nuestro horario de atención es {horario}. "
+    "Te responderemos por aquí en cuanto estemos de vuelta."
+)
+ENVIRONMENTS = frozenset({"development", "test", "production"})
+# Production refuses shorter secrets: Meta's app secret is 32 hex characters; our own tokens are random strings
+# (`python -c "import secrets; print(secrets.token_urlsafe(32))"` gives 43 characters).
+MIN_SECRET_LENGTHS = {
+    "MESSENGER_APP_SECRET": 32,
+    "MESSENGER_VERIFY_TOKEN": 16,
+    "BOT_SERVICE_TOKEN": 32,
+    "RASA_API_TOKEN": 32,
+    # Rasa → action server. `bot run` makes a random one per start when unset; production needs an explicit one
+    # (the same in every process, kept across restarts and hosts).
+    "ACTION_SERVER_TOKEN": 32,
+}
+# Checked for reuse only (a local model may have no key): the same value as one of our secrets leaks both.
+REUSE_CHECKED_KEYS = ("LLM_API_KEY", "OPENAI_API_KEY")
+DEFAULT_LLM_BASE_URL = "https://api.openai.com/v1"  # knowledge_matrix/llm/settings.py's default
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+DEFAULT_LLM_TIMEOUT_SECONDS = 4.0  # knowledge_matrix/llm/settings.py's default LLM_TIMEOUT_SECONDS
+ACTION_TIMEOUT_MARGIN_SECONDS = 15.0  # retrieval, the app's calls and Rasa's side of an action call
+
+
+class SettingsError(ValueError):
+    """A setting is missing or unsafe; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    environment: str = "development"
+    app_secret: str = DEMO_APP_SECRET
+    verify_token: str = DEMO_VERIFY_TOKEN
+    app_id: str = ""
+    page_tokens: Mapping[str, str] = field(default_factory=lambda: {SANDBOX_PAGE_ID: SANDBOX_PAGE_TOKEN})
+    graph_api_base: str = "http://127.0.0.1:8000"
+    graph_api_version: str = DEFAULT_GRAPH_API_VERSION
+    data_dir: Path = ROOT / "var"
+    rasa_url: str = "http://127.0.0.1:5005"
+    action_server_url: str = "http://127.0.0.1:5055/webhook"
+    action_server_host: str = "127.0.0.1"  # where the action server listens (ACTION_SERVER_HOST); not loopback: token
+    action_server_token: str = ""  # shared token Rasa sends to the action server (ACTION_SERVER_TOKEN)
+    action_outage_seconds: float = 60.0  # how long a message waits for a dead action server before the honest reply
+    # One action call at most this long (Rasa's own is 300 s); a timeout is a failed call. Default: LLM budget + 15 s.
+    action_timeout_seconds: float = DEFAULT_LLM_TIMEOUT_SECONDS + ACTION_TIMEOUT_MARGIN_SECONDS
+    app_url: str = "http://127.0.0.1:8000"
+    service_token: str = DEMO_SERVICE_TOKEN
+    rasa_token: str = DEMO_RASA_TOKEN  # Rasa's HTTP API: JWTs signed with it (handoff/rasa_api.py), for the console
+    graph_timeout_seconds: float = 10.0
+    outbox_url: str = ""  # sqlite:///path (default: <data_dir>/outbox.sqlite3) or postgresql://…
+    outbox_page_rate: float = 40.0  # sends per second per page
+    outbox_lease_seconds: float = 30.0  # a claimed message is another worker's after this (at-least-once window)
+    event_retention_days: float = 30.0  # finished webhook events kept this long (connectors/ingest.py)
+    # Human handoff (handoff/service.py, actions/handoff.py).
+    handoff_max_failures: int = 2  # answers not found in a row before the bot hands off
+    handoff_idle_resume_minutes: float = 240.0  # a paused conversation idle this long goes back to the bot (0: never)
+    business_hours: str = ""  # "lun-vie 08:00-18:00; sáb 09:00-13:00"; empty: no "Fuera de Horario" message
+    business_timezone: str = DEFAULT_BUSINESS_TIMEZONE
+    away_message: str = DEFAULT_AWAY_MESSAGE  # "{horario}" becomes the business hours in words
+    handover_to_page_inbox: bool = False  # Meta's handover protocol: pass the thread to the Page inbox on pause
+    # The proxies whose X-Forwarded-For names the client (uvicorn --forwarded-allow-ips): the login limits count
+    # per client address, so without it every client behind a proxy on another host shares the proxy's address.
+    forwarded_allow_ips: str = "127.0.0.1"
+    # The GPT fallback's server (LLM_BASE_URL, knowledge_matrix/llm/settings.py): checked here too, so an unsafe one
+    # stops a production start instead of only the action server's fallback.
+    llm_base_url: str = DEFAULT_LLM_BASE_URL
+    llm_api_key: str = field(default="", repr=False)  # LLM_API_KEY (or OPENAI_API_KEY): only checked for reuse
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def uses_sandbox(self) -> bool:
+        return self.page_tokens.get(SANDBOX_PAGE_ID) == SANDBOX_PAGE_TOKEN
+
+    @property
+    def is_demo(self) -> bool:
+        """Development with the sandbox page as the only page: the one mode with demo users (and their printed
+        passwords), the API docs and the sandbox chat. Any other page, or any other mode, has none of them."""
+        return self.environment == "development" and dict(self.page_tokens) == {SANDBOX_PAGE_ID: SANDBOX_PAGE_TOKEN}
+
+    @property
+    def serves_graph_sandbox(self) -> bool:
+        """The app answers the Graph API itself only outside production and only when sends go to it."""
+        return not self.is_production and self.graph_api_base == self.app_url
+
+    def secrets_by_name(self) -> dict[str, str]:
+        return {
+            "MESSENGER_APP_SECRET": self.app_secret,
+            "MESSENGER_VERIFY_TOKEN": self.verify_token,
+            "BOT_SERVICE_TOKEN": self.service_token,
+            "RASA_API_TOKEN": self.rasa_token,
+            "ACTION_SERVER_TOKEN": self.action_server_token,
+        }
+
+    def other_keys_by_name(self) -> dict[str, str]:
+        """Keys that are not ours to size (the LLM's) but must not be one of our secrets."""
+        return {"LLM_API_KEY": self.llm_api_key} if self.llm_api_key.strip() else {}
+
+    @property
+    def outbox_store_url(self) -> str:
+        return self.outbox_url or f"sqlite:///{self.data_dir / 'outbox.sqlite3'}"
+
+    @property
+    def ingest_db_path(self) -> Path:
+        return self.data_dir / "messenger.sqlite3"
+
+    @property
+    def handoff_db_path(self) -> Path:
+        return self.data_dir / "handoff.sqlite3"
+
+    @property
+    def console_db_path(self) -> Path:
+        return self.data_dir / "console.sqlite3"
+
+    def business_schedule(self) -> BusinessHours:
+        return parse_business_hours(self.business_hours, self.business_timezone)
+
+    def token_for_page(self, page_id: str) -> str | None:
+        return self.page_tokens.get(page_id)
+
+    def check_production_safe(self) -> None:
+        """Refuse to run in production with a demo, empty, short or reused secret, the sandbox as Graph API, or a
+        Graph API reached without TLS. The messages name the setting, never its value."""
+        if not self.is_production:
+            return
+        problems = [*secret_problems(self.secrets_by_name(), self.page_tokens, self.other_keys_by_name())]
+        if not self.action_server_token.strip():
+            problems[problems.index("ACTION_SERVER_TOKEN is empty")] = (
+                "ACTION_SERVER_TOKEN is not set (outside production `bot run` makes a random one per start; in "
+                "production set one of at least 32 characters, the same for Rasa and the action server)"
+            )
+        if self.uses_sandbox:
+            problems.append("no page token is set (MESSENGER_PAGE_ACCESS_TOKEN or MESSENGER_PAGES)")
+        elif self.graph_api_base.startswith(self.app_url):
+            problems.append("GRAPH_API_BASE points at the sandbox")
+        elif not self.graph_api_base.startswith("https://"):
+            problems.append("GRAPH_API_BASE must start with https:// (page tokens travel with every send)")
+        if not self.app_id:
+            problems.append("MESSENGER_APP_ID is not set (needed to tell our own echoes from a person's)")
+        llm_url = urlsplit(self.llm_base_url)
+        if llm_url.scheme != "https" and not is_loopback_host(llm_url.hostname or ""):
+            problems.append("LLM_BASE_URL must start with https:// (http only for a loopback server: 127.0.0.1, "
+                            "::1 or localhost)")
+        if problems:
+            raise SettingsError(
+                "BOT_ENV=production refuses to start: " + "; ".join(problems) + ". See README, 'A real page'."
+            )
+
+    @property
+    def has_real_page(self) -> bool:
+        return any(page_id != SANDBOX_PAGE_ID or token != SANDBOX_PAGE_TOKEN
+                   for page_id, token in self.page_tokens.items())
+
+    def check_real_pages_need_production(self) -> None:
+        """Outside production the secrets may be the published demo ones: a page other than the sandbox's is
+        allowed only in `BOT_ENV=test` against a fake Graph API on this machine (a loopback `GRAPH_API_BASE`).
+        Anything else would answer real customers with public secrets: refuse, and say how to fix it."""
+        if self.is_production or not self.has_real_page:
+            return
+        if self.environment == "test" and is_loopback_host(urlsplit(self.graph_api_base).hostname or ""):
+            return
+        if self.environment == "test":
+            raise SettingsError(
+                "BOT_ENV=test is for a fake Graph API on this machine, but GRAPH_API_BASE is not a loopback address "
+                "(127.0.0.0/8, ::1 or localhost) and a page token is set: outside production the secrets may be "
+                "the published demo ones. For a real page set BOT_ENV=production."
+            )
+        raise SettingsError(
+            "a real page is configured (MESSENGER_PAGE_ACCESS_TOKEN or MESSENGER_PAGES) but BOT_ENV is not "
+            "production: set BOT_ENV=production (development mode has demo users with published passwords). "
+            "Tests against a fake Graph API on this machine may set BOT_ENV=test with a loopback GRAPH_API_BASE."
+        )
+
+
+DEMO_SECRETS = {
+    "MESSENGER_APP_SECRET": DEMO_APP_SECRET,
+    "MESSENGER_VERIFY_TOKEN": DEMO_VERIFY_TOKEN,
+    "BOT_SERVICE_TOKEN": DEMO_SERVICE_TOKEN,
+    "RASA_API_TOKEN": DEMO_RASA_TOKEN,
+}
+
+
+def secret_problems(
+    secrets: Mapping[str, str],
+    page_tokens: Mapping[str, str] | None = None,
+    other_keys: Mapping[str, str] | None = None,
+) -> list[str]:
+    """What is wrong with these secrets for production (pure): empty, the demo value, too short, or one value
+    used for two of them (or for a secret and a page token or another key, e.g. the LLM's). Names only, never
+    values."""
+    problems = []
+    for name, value in secrets.items():
+        minimum = MIN_SECRET_LENGTHS.get(name, 32)
+        if not value.strip():
+            problems.append(f"{name} is empty")
+        elif value == DEMO_SECRETS.get(name):
+            problems.append(f"{name} is the demo value")
+        elif len(value.strip()) < minimum:
+            problems.append(f"{name} is shorter than {minimum} characters")
+    names_by_value: dict[str, list[str]] = {}
+    for name, value in secrets.items():
+        if value.strip():
+            names_by_value.setdefault(value.strip(), []).append(name)
+    for page_id, token in (page_tokens or {}).items():
+        if token.strip() in names_by_value:
+            names_by_value[token.strip()].append(f"the page token of {page_id}")
+    for name, value in (other_keys or {}).items():
+        if value.strip() in names_by_value:
+            names_by_value[value.strip()].append(name)
+    for names in names_by_value.values():
+        if len(names) > 1:
+            problems.append(f"{' and '.join(names)} are the same value (use a different secret for each)")
+    return problems
+
+
+def parse_page_tokens(pages: str) -> dict[str, str]:
+    """`MESSENGER_PAGES="111:tokenA,222:tokenB"` (commas, spaces or new lines between pairs)."""
+    tokens: dict[str, str] = {}
+    items = [item for item in pages.replace("\n", ",").replace(" ", ",").split(",") if item]
+    for number, item in enumerate(items, start=1):
+        page_id, sep, token = item.partition(":")
+        if not sep or not page_id.strip().isdigit() or not token.strip():
+            # Never echo the entry: it may hold a page token (or be one, when the id is missing).
+            raise SettingsError(
+                f"MESSENGER_PAGES entry {number} of {len(items)} is not 'page_id:token' with a numeric page id"
+            )
+        tokens[page_id.strip()] = token.strip()
+    return tokens
+
+
+def _number(get: Callable[..., Any], name: str, default: float) -> float:
+    raw = get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number, not {raw!r}") from exc
+
+
+def _action_timeout(get: Callable[..., Any]) -> float:
+    """ACTION_TIMEOUT_SECONDS, by default the GPT fallback's budget (LLM_TIMEOUT_SECONDS) plus a margin; never at
+    or under that budget, or every call that reaches the fallback would be cut before its honest answer."""
+    llm_budget = _number(get, "LLM_TIMEOUT_SECONDS", DEFAULT_LLM_TIMEOUT_SECONDS)
+    timeout = _number(get, "ACTION_TIMEOUT_SECONDS", llm_budget + ACTION_TIMEOUT_MARGIN_SECONDS)
+    if not llm_budget < timeout <= 600:
+        raise SettingsError(f"ACTION_TIMEOUT_SECONDS must be more than LLM_TIMEOUT_SECONDS ({llm_budget:g}) and at "
+                            f"most 600 (seconds an action call may take), not {timeout:g}")
+    return timeout
+
+
+def _flag(get: Callable[..., Any], name: str) -> bool:
+    raw = (get(name) or "0").strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be 0 or 1, not {raw!r}")
+
+
+def _address_list(get: Callable[..., Any], name: str, default: str) -> str:
+    """Comma-separated IP addresses or networks (`10.0.0.0/8`), or `*` (trust every peer: only when the app's
+    port is reachable by the proxy alone)."""
+    raw = (get(name) or default).replace(" ", "")
+    for item in raw.split(","):
+        if item == "*":
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError as exc:
+            raise SettingsError(f"{name} must list IP addresses or networks (e.g. 10.0.0.5,10.1.0.0/16), "
+                                f"not {item!r}") from exc
+    return raw
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    get = env.get
+    page_tokens: dict[str, str] = {}
+    if get("MESSENGER_PAGES"):
+        page_tokens.update(parse_page_tokens(get("MESSENGER_PAGES", "")))
+    if get("MESSENGER_PAGE_ACCESS_TOKEN"):
+        page_id = get("MESSENGER_PAGE_ID", "")
+        if not page_id.isdigit():
+            raise SettingsError("MESSENGER_PAGE_ACCESS_TOKEN needs MESSENGER_PAGE_ID (the page's numeric id)")
+        page_tokens[page_id] = get("MESSENGER_PAGE_ACCESS_TOKEN", "")
+    if not page_tokens:
+        page_tokens = {SANDBOX_PAGE_ID: SANDBOX_PAGE_TOKEN}
+    timeout = _number(get, "GRAPH_API_TIMEOUT_SECONDS", 10.0)
+    app_url = get("BOT_APP_URL", "http://127.0.0.1:8000").rstrip("/")
+    uses_sandbox = page_tokens == {SANDBOX_PAGE_ID: SANDBOX_PAGE_TOKEN}
+    # With only the sandbox page configured, sends go to the sandbox in the app; else to Meta.
+    graph_api_base = get("GRAPH_API_BASE") or (app_url if uses_sandbox else "https://graph.facebook.com")
+    environment = get("BOT_ENV", "development")
+    if environment not in ENVIRONMENTS:
+        raise SettingsError(f"BOT_ENV must be one of {', '.join(sorted(ENVIRONMENTS))}, not {environment!r}")
+    settings = Settings(
+        environment=environment,
+        app_secret=get("MESSENGER_APP_SECRET", DEMO_APP_SECRET),
+        verify_token=get("MESSENGER_VERIFY_TOKEN", DEMO_VERIFY_TOKEN),
+        app_id=get("MESSENGER_APP_ID", ""),
+        page_tokens=page_tokens,
+        graph_api_base=graph_api_base.rstrip("/"),
+        graph_api_version=get("GRAPH_API_VERSION", DEFAULT_GRAPH_API_VERSION),
+        data_dir=Path(get("BOT_DATA_DIR", str(ROOT / "var"))),
+        rasa_url=get("RASA_URL", "http://127.0.0.1:5005").rstrip("/"),
+        action_server_url=get("ACTION_SERVER_URL", "http://127.0.0.1:5055/webhook"),
+        action_server_host=get("ACTION_SERVER_HOST") or "127.0.0.1",
+        action_server_token=get("ACTION_SERVER_TOKEN", ""),
+        action_outage_seconds=_number(get, "ACTION_OUTAGE_SECONDS", 60.0),
+        action_timeout_seconds=_action_timeout(get),
+        app_url=app_url,
+        service_token=get("BOT_SERVICE_TOKEN", DEMO_SERVICE_TOKEN),
+        rasa_token=get("RASA_API_TOKEN", DEMO_RASA_TOKEN),
+        graph_timeout_seconds=timeout,
+        outbox_url=get("OUTBOX_URL", ""),
+        outbox_page_rate=_number(get, "OUTBOX_PAGE_RATE", 40.0),
+        outbox_lease_seconds=_number(get, "OUTBOX_LEASE_SECONDS", 30.0),
+        event_retention_days=_number(get, "MESSENGER_EVENT_RETENTION_DAYS", 30.0),
+        handoff_max_failures=int(_number(get, "HANDOFF_MAX_FAILURES", 2)),
+        handoff_idle_resume_minutes=_number(get, "HANDOFF_IDLE_RESUME_MINUTES", 240.0),
+        business_hours=get("BUSINESS_HOURS", ""),
+        business_timezone=get("BUSINESS_TIMEZONE") or DEFAULT_BUSINESS_TIMEZONE,
+        away_message=get("AWAY_MESSAGE") or DEFAULT_AWAY_MESSAGE,
+        handover_to_page_inbox=_flag(get, "HANDOVER_TO_PAGE_INBOX"),
+        forwarded_allow_ips=_address_list(get, "BOT_FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        llm_base_url=(get("LLM_BASE_URL") or "").strip().rstrip("/") or DEFAULT_LLM_BASE_URL,
+        llm_api_key=next((get(name, "").strip() for name in REUSE_CHECKED_KEYS if (get(name) or "").strip()), ""),
+    )
+    if not 0 <= settings.event_retention_days <= 36500:
+        raise SettingsError("MESSENGER_EVENT_RETENTION_DAYS must be 0 to 36500 (days finished webhook events are kept)")
+    if not 1 <= settings.outbox_lease_seconds <= 3600:
+        raise SettingsError("OUTBOX_LEASE_SECONDS must be 1 to 3600 (seconds before a claimed message may be retried)")
+    if settings.handoff_max_failures < 1:
+        raise SettingsError("HANDOFF_MAX_FAILURES must be 1 or more (answers not found in a row before a handoff)")
+    if settings.handoff_idle_resume_minutes < 0:
+        raise SettingsError("HANDOFF_IDLE_RESUME_MINUTES must be 0 (never) or more")
+    try:
+        settings.business_schedule()  # a schedule nobody can read must stop the start, not the first handoff
+    except BusinessHoursError as exc:
+        raise SettingsError(str(exc)) from exc
+    settings.check_production_safe()
+    settings.check_real_pages_need_production()
+    return settings

@@ -1,0 +1,135 @@
+"""The Graph API client: one transport seam, errors mapped in one place."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from core.settings import Settings
+from meta.errors import GraphError, TransientGraphError, UnknownPageError, classify_graph_error
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GraphRequest:
+    method: str
+    path: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    json_body: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class GraphResponse:
+    status: int
+    body: Any
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class GraphTransport(Protocol):
+    async def send(self, request: GraphRequest) -> GraphResponse: ...
+
+    async def close(self) -> None: ...
+
+
+class AiohttpTransport:
+    """Async HTTP to the Graph API (or the sandbox), one pooled session per process."""
+
+    def __init__(self, base_url: str, timeout_seconds: float = 10.0) -> None:
+        # Loaded here, not on the first send: the import takes ~0.3 s, and on a worker's first send it stalled the
+        # event loop, so the sends due meanwhile went out together (a burst at a rate-limited page).
+        import aiohttp  # noqa: F401
+
+        self.base_url = base_url.rstrip("/")
+        self.timeout_seconds = timeout_seconds
+        self._session: Any = None
+
+    async def _get_session(self) -> Any:
+        import aiohttp
+
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.timeout_seconds),
+                connector=aiohttp.TCPConnector(limit=64),
+            )
+        return self._session
+
+    async def send(self, request: GraphRequest) -> GraphResponse:
+        import aiohttp
+
+        session = await self._get_session()
+        try:
+            async with session.request(
+                request.method, self.base_url + request.path, params=dict(request.params), json=request.json_body
+            ) as response:
+                text = await response.text()
+                try:
+                    body: Any = json.loads(text) if text else None
+                except ValueError:
+                    body = text
+                return GraphResponse(response.status, body, dict(response.headers))
+        except asyncio.TimeoutError as exc:
+            raise TransientGraphError(f"timed out after {self.timeout_seconds} s", status=0) from exc
+        except aiohttp.ClientError as exc:
+            raise TransientGraphError(f"connection failed: {type(exc).__name__}", status=0) from exc
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class GraphClient:
+    """Send API calls for every configured page; raises a `GraphError` subclass on failure."""
+
+    def __init__(self, settings: Settings, transport: GraphTransport | None = None) -> None:
+        self.settings = settings
+        self.transport = transport or AiohttpTransport(settings.graph_api_base, settings.graph_timeout_seconds)
+
+    def _token(self, page_id: str) -> str:
+        token = self.settings.token_for_page(page_id)
+        if not token:
+            raise UnknownPageError(f"no access token configured for page {page_id}")
+        return token
+
+    async def _post(self, page_id: str, edge: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        request = GraphRequest(
+            "POST",
+            f"/{self.settings.graph_api_version}/{page_id}/{edge}",
+            params={"access_token": self._token(page_id)},
+            json_body=body,
+        )
+        response = await self.transport.send(request)
+        error = classify_graph_error(response.status, response.body, response.headers)
+        if error is not None:
+            raise error
+        return response.body if isinstance(response.body, dict) else {}
+
+    async def send_message(self, page_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return await self._post(page_id, "messages", body)
+
+    async def pass_thread_control(
+        self, page_id: str, user_id: str, target_app_id: str, metadata: str | None = None
+    ) -> dict[str, Any]:
+        """Handover protocol: give the thread to another app (the Page inbox is 263902037430900)."""
+        body: dict[str, Any] = {"recipient": {"id": user_id}, "target_app_id": int(target_app_id)}
+        if metadata:
+            body["metadata"] = metadata[:1000]
+        return await self._post(page_id, "pass_thread_control", body)
+
+    async def take_thread_control(self, page_id: str, user_id: str, metadata: str | None = None) -> dict[str, Any]:
+        """Handover protocol: the primary receiver (this app) takes the thread back."""
+        body: dict[str, Any] = {"recipient": {"id": user_id}}
+        if metadata:
+            body["metadata"] = metadata[:1000]
+        return await self._post(page_id, "take_thread_control", body)
+
+    async def close(self) -> None:
+        await self.transport.close()
+
+
+__all__ = ["GraphClient", "GraphError", "GraphRequest", "GraphResponse", "GraphTransport", "AiohttpTransport"]

@@ -1,0 +1,229 @@
+"""The outbox's HTTP API (service-token auth): enqueue, list, cancel, retry, page state, alerts."""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime, timedelta, timezone
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from meta.validate import validate_send_request
+from outbox.model import (
+    InvalidTransition,
+    MessageFilter,
+    NewMessage,
+    NotFound,
+    OutboxInputError,
+    Purpose,
+    SenderKind,
+    Status,
+)
+from outbox.policy import ConversationWindow, decide
+from outbox.worker import OutboxWorker
+
+router = APIRouter(prefix="/api/outbox", tags=["outbox"])
+
+# A scheduled time this far in the past is a client clock or typing error, not "send now".
+PAST_TOLERANCE = timedelta(seconds=60)
+
+
+SERVICE_TOKEN_REQUIRED = "a service token is required: Authorization: Bearer <BOT_SERVICE_TOKEN>"
+
+
+def require_service_token(request: Request, authorization: str = Header(default="")) -> None:
+    expected = request.app.state.settings.service_token
+    scheme, _, token = authorization.partition(" ")
+    if not token or scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise HTTPException(401, SERVICE_TOKEN_REQUIRED)
+
+
+def worker_of(request: Request) -> OutboxWorker:
+    return request.app.state.outbox_worker
+
+
+class EnqueueRequest(BaseModel):
+    page_id: str = Field(min_length=1, max_length=64)
+    recipient_id: str = Field(min_length=1, max_length=128)
+    message: dict[str, Any] | None = None
+    text: str | None = None
+    sender: Literal["bot", "human", "system"] = "system"
+    sender_name: str | None = Field(default=None, max_length=120)
+    purpose: Literal["reply", "follow_up", "private_reply"] = "follow_up"
+    tag: str | None = None
+    promotional: bool = False
+    not_before: str | None = Field(default=None, description="ISO 8601 with a time zone, e.g. 2026-12-01T14:00:00Z")
+    idempotency_key: str | None = Field(default=None, max_length=200)
+
+
+def refuse(reason_code: str, message: str, status: int = 422, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": {"reason_code": reason_code, "message": message, **extra}}, status_code=status)
+
+
+def parse_not_before(value: str | None, now: datetime) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise OutboxInputError("invalid_date", f"not_before {value!r} is not an ISO 8601 date-time") from exc
+    if parsed.tzinfo is None:
+        raise OutboxInputError("invalid_date", "not_before needs a time zone (e.g. 'Z' or '-05:00')")
+    parsed = parsed.astimezone(timezone.utc)
+    if parsed < now - PAST_TOLERANCE:
+        raise OutboxInputError("date_in_past", f"not_before {value} is in the past")
+    return parsed
+
+
+@router.post("", dependencies=[Depends(require_service_token)])
+async def enqueue(payload: EnqueueRequest, request: Request) -> JSONResponse:
+    worker = worker_of(request)
+    now = worker.clock()
+    if (payload.message is None) == (payload.text is None):
+        return refuse("invalid_message", "give exactly one of 'message' (a Send API message object) or 'text'")
+    message = payload.message if payload.message is not None else {"text": payload.text}
+    recipient_key = "comment_id" if payload.purpose == "private_reply" else "id"
+    problem = validate_send_request(
+        {"recipient": {recipient_key: payload.recipient_id}, "messaging_type": "UPDATE", "message": message}
+    )
+    if problem is not None:
+        return refuse("invalid_message", problem.message, graph_code=problem.code, graph_subcode=problem.error_subcode)
+    if payload.sender == "human" and request.app.state.settings.is_production:
+        # A human sender may use HUMAN_AGENT: in production only the console (a logged-in person) sends as one.
+        return refuse("human_sender_required", "sender 'human' is only accepted from the console in production")
+    if payload.page_id not in request.app.state.settings.page_tokens:
+        return refuse("unknown_page", f"page {payload.page_id} is not configured")
+    try:
+        not_before = parse_not_before(payload.not_before, now)
+    except OutboxInputError as exc:
+        return refuse(exc.reason_code, str(exc))
+    new = NewMessage(
+        page_id=payload.page_id,
+        recipient_id=payload.recipient_id,
+        message=message,
+        sender=SenderKind(payload.sender),
+        purpose=Purpose(payload.purpose),
+        tag=payload.tag,
+        promotional=payload.promotional,
+        not_before=not_before,
+        idempotency_key=payload.idempotency_key,
+        sender_name=payload.sender_name,
+    )
+    store = worker.store
+    last_user = await worker.run_store(store.last_user_message_at, payload.page_id, payload.recipient_id)
+    page = await worker.run_store(store.page, payload.page_id)
+    # Decide now for an immediate send; a scheduled one is decided again when it is due.
+    decision = decide(
+        new,
+        ConversationWindow(last_user_message_at=last_user, page_utility_opt_in=page.utility_templates),
+        not_before or now,
+        worker.policy,
+    )
+    if not decision.allowed:
+        return refuse(decision.reason_code or "not_allowed", decision.reason_en, reason_es=decision.reason_es)
+    stored, created = await worker.enqueue(new)
+    return JSONResponse(
+        {
+            "message": stored.to_dict(),
+            "created": created,
+            "decision": {
+                "messaging_type": decision.messaging_type,
+                "tag": decision.tag,
+            },
+        },
+        status_code=201 if created else 200,
+    )
+
+
+@router.get("", dependencies=[Depends(require_service_token)])
+async def list_messages(
+    request: Request,
+    recipient_id: str | None = None,
+    page_id: str | None = None,
+    status: list[str] = Query(default=[]),
+    limit: int = Query(default=100, ge=1, le=1000),
+    before_id: int | None = None,
+) -> dict[str, Any]:
+    try:
+        statuses = tuple(Status(value) for value in status)
+    except ValueError as exc:
+        raise HTTPException(422, f"unknown status; use one of {[s.value for s in Status]}") from exc
+    worker = worker_of(request)
+    query = MessageFilter(
+        recipient_id=recipient_id, page_id=page_id, statuses=statuses, limit=limit, before_id=before_id
+    )
+    messages = await worker.run_store(worker.store.find, query)
+    return {"messages": [message.to_dict() for message in messages]}
+
+
+@router.get("/alerts", dependencies=[Depends(require_service_token)])
+async def alerts(request: Request) -> dict[str, Any]:
+    worker = worker_of(request)
+    found = await worker.run_store(worker.store.alerts, 100)
+    return {
+        "alerts": [
+            {
+                "id": a.id,
+                "page_id": a.page_id,
+                "code": a.code,
+                "message": a.message,
+                "created_at": a.created_at.isoformat(),
+            }
+            for a in found
+        ]
+    }
+
+
+@router.get("/pages/{page_id}", dependencies=[Depends(require_service_token)])
+async def page_state(page_id: str, request: Request) -> dict[str, Any]:
+    worker = worker_of(request)
+    page = await worker.run_store(worker.store.page, page_id)
+    return {
+        "page_id": page.page_id,
+        "paused": page.paused,
+        "paused_reason": page.paused_reason,
+        "utility_templates": page.utility_templates,
+    }
+
+
+@router.post("/pages/{page_id}/resume", dependencies=[Depends(require_service_token)])
+async def resume_page(page_id: str, request: Request) -> dict[str, Any]:
+    worker = worker_of(request)
+    await worker.run_store(worker.store.resume_page, page_id)
+    worker.kick()
+    return {"page_id": page_id, "paused": False}
+
+
+async def _transition(request: Request, message_id: int, action: str) -> dict[str, Any]:
+    worker = worker_of(request)
+    operation = worker.store.cancel if action == "cancel" else worker.store.retry
+    try:
+        message = await worker.run_store(operation, message_id, worker.clock())
+    except NotFound as exc:
+        raise HTTPException(404, f"no outbox message {message_id}") from exc
+    except InvalidTransition as exc:
+        raise HTTPException(409, str(exc)) from exc
+    worker.kick()
+    return {"message": message.to_dict()}
+
+
+@router.get("/{message_id}", dependencies=[Depends(require_service_token)])
+async def get_message(message_id: int, request: Request) -> dict[str, Any]:
+    worker = worker_of(request)
+    try:
+        message = await worker.run_store(worker.store.get, message_id)
+    except NotFound as exc:
+        raise HTTPException(404, f"no outbox message {message_id}") from exc
+    return {"message": message.to_dict()}
+
+
+@router.post("/{message_id}/cancel", dependencies=[Depends(require_service_token)])
+async def cancel(message_id: int, request: Request) -> dict[str, Any]:
+    return await _transition(request, message_id, "cancel")
+
+
+@router.post("/{message_id}/retry", dependencies=[Depends(require_service_token)])
+async def retry(message_id: int, request: Request) -> dict[str, Any]:
+    return await _transition(request, message_id, "retry")

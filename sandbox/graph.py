@@ -1,0 +1,671 @@
+"""A local stand-in for Meta's Send API: same paths, same checks, same error bodies.
+
+The app mounts `router` and keeps one `GraphSandbox` in `app.state.sandbox`. The connector
+talks to it exactly as to graph.facebook.com (`GRAPH_API_BASE`), so every reply the bot sends
+in development, tests and benchmarks goes through Meta's validation rules
+(`meta.validate`) and is recorded for inspection:
+
+- `POST /{version}/{page_id}/messages` (also `/{version}/me/messages`): the Send API.
+- `POST /{version}/{page_id}/pass_thread_control` and `/take_thread_control`: the handover protocol.
+- `GET /sandbox/sent`, `GET /sandbox/requests`, `DELETE /sandbox/sent`: what was sent.
+- `POST|GET|DELETE /sandbox/failures`: make the next sends fail as Meta would.
+- `POST|GET /sandbox/latency`: answer slower, for benchmarks.
+- `POST /sandbox/reset`: all of the above back to empty.
+
+Decisions (who may send, what Meta would answer, which injected failure applies) are pure
+functions; `GraphSandbox` only holds state behind one lock, so it is safe from any number of
+concurrent requests and threads. It never stores or logs an access token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import json
+import math
+import secrets
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.convertors import Convertor, register_url_convertor
+
+from core.settings import Settings, SettingsError
+from meta.limits import RECIPIENT_KEYS
+from meta.validate import GraphErrorSpec, validate_send_request
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"  # the sandbox chat page (chat.html), served by the app
+
+GRAPH_METHOD_EXCEPTION = "GraphMethodException"
+RATE_LIMIT_CODES = frozenset({4, 17, 32, 613, 80006})
+TRANSIENT_CODES = frozenset({1, 2, 1200})
+MAX_LATENCY_MS = 60_000
+
+
+# --- Meta's errors -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _KnownError:
+    message: str
+    http_status: int = 400
+    is_transient: bool = False
+    type: str = "OAuthException"
+
+
+# Default wording and HTTP status per (code, subcode), as Meta answers them.
+KNOWN_ERRORS: Mapping[tuple[int, int | None], _KnownError] = {
+    (1, None): _KnownError("An unknown error has occurred.", 500, True),
+    (2, None): _KnownError("An unexpected error has occurred. Please retry your request later.", 500, True),
+    (4, None): _KnownError("(#4) Application request limit reached", 403, True),
+    (10, 2018278): _KnownError(
+        "(#10) This message is sent outside of allowed window. Learn more about the new policy here: "
+        "https://developers.facebook.com/docs/messenger-platform/policy-overview"
+    ),
+    (17, None): _KnownError("(#17) User request limit reached", 403, True),
+    (32, None): _KnownError("(#32) Page request limit reached", 403, True),
+    (100, None): _KnownError("(#100) Invalid parameter"),
+    (100, 2018001): _KnownError("(#100) No matching user found"),
+    (190, None): _KnownError("Invalid OAuth access token."),
+    (551, 1545041): _KnownError("(#551) This person isn't available right now."),
+    (613, None): _KnownError("(#613) Calls to this api have exceeded the rate limit."),
+    (1200, None): _KnownError("Temporary send message failure. Please try again later.", 500, True),
+    (80006, None): _KnownError(
+        "(#80006) There have been too many messages requests to this Page. Wait a while before trying again."
+    ),
+}
+# A bare code that Meta only ever sends on the Send API with this subcode.
+DEFAULT_SUBCODES: Mapping[int, int] = {10: 2018278, 551: 1545041}
+# A subcode given where a code is expected (`{"code": 2018278}`) means that (code, subcode).
+SUBCODE_ALIASES: Mapping[int, tuple[int, int]] = {
+    2018278: (10, 2018278),
+    2018001: (100, 2018001),
+    1545041: (551, 1545041),
+}
+
+
+def graph_error(
+    code: int,
+    error_subcode: int | None = None,
+    *,
+    message: str | None = None,
+    http_status: int | None = None,
+    error_type: str | None = None,
+) -> GraphErrorSpec:
+    """Meta's error for `code` (and subcode), with Meta's wording unless `message` is given."""
+    if error_subcode is None and code in SUBCODE_ALIASES:
+        code, error_subcode = SUBCODE_ALIASES[code]
+    if error_subcode is None:
+        error_subcode = DEFAULT_SUBCODES.get(code)
+    known = KNOWN_ERRORS.get((code, error_subcode)) or KNOWN_ERRORS.get((code, None))
+    if known is None:
+        default_status = 500 if code in TRANSIENT_CODES else 400
+        known = _KnownError(f"(#{code}) Sandbox-injected Graph API error", default_status, code in TRANSIENT_CODES)
+    return GraphErrorSpec(
+        message=message or known.message,
+        code=code,
+        error_subcode=error_subcode,
+        type=error_type or known.type,
+        http_status=http_status or known.http_status,
+        is_transient=known.is_transient,
+    )
+
+
+def token_missing_error(is_me: bool) -> GraphErrorSpec:
+    if is_me:
+        return GraphErrorSpec("An active access token must be used to query information about the current user.", 2500)
+    return GraphErrorSpec("An access token is required to request this resource.", 104)
+
+
+def token_invalid_error() -> GraphErrorSpec:
+    return GraphErrorSpec("Invalid OAuth access token - Cannot parse access token", 190)
+
+
+def unsupported_post_error(object_id: str) -> GraphErrorSpec:
+    """What Meta answers when the token cannot act for the object in the path (another page's token)."""
+    return GraphErrorSpec(
+        f"Unsupported post request. Object with ID '{object_id}' does not exist, cannot be loaded due to missing "
+        "permissions, or does not support this operation. Please read the Graph API documentation at "
+        "https://developers.facebook.com/docs/graph-api",
+        100,
+        error_subcode=33,
+        type=GRAPH_METHOD_EXCEPTION,
+    )
+
+
+def unparsable_body_error() -> GraphErrorSpec:
+    return GraphErrorSpec("(#100) The request body could not be parsed as JSON", 100)
+
+
+def error_headers(error: GraphErrorSpec, page_id: str, retry_after_seconds: float | None) -> dict[str, str]:
+    """The headers Meta sends with this error: usage headers on rate limits, WWW-Authenticate on tokens."""
+    headers: dict[str, str] = {}
+    regain_minutes = math.ceil(retry_after_seconds / 60) if retry_after_seconds else 0
+    usage: dict[str, Any] = {"call_count": 100, "total_cputime": 100, "total_time": 100}
+    if error.code in (4, 17):
+        headers["X-App-Usage"] = _compact_json(usage)
+    elif error.code == 32:
+        headers["X-Page-Usage"] = _compact_json({**usage, "estimated_time_to_regain_access": regain_minutes})
+    elif error.code in (613, 80006):
+        buc = {"type": "messenger", **usage, "estimated_time_to_regain_access": regain_minutes}
+        headers["X-Business-Use-Case-Usage"] = _compact_json({page_id: [buc]})
+    elif error.code in (104, 190, 2500):
+        reason = "invalid_token" if error.code == 190 else "invalid_request"
+        headers["WWW-Authenticate"] = f'OAuth "Facebook Platform" "{reason}" "{error.message}"'
+    if retry_after_seconds is not None:
+        headers["Retry-After"] = str(math.ceil(retry_after_seconds))
+    return headers
+
+
+def _compact_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+# --- who may send for which page -----------------------------------------------------------
+
+
+def pages_by_token(page_tokens: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    """Each token and the pages it can act for (one, unless a token is shared between pages)."""
+    pages: dict[str, list[str]] = {}
+    for page_id, token in page_tokens.items():
+        pages.setdefault(token, []).append(page_id)
+    return {token: tuple(ids) for token, ids in pages.items()}
+
+
+def authorize(token_pages: Mapping[str, tuple[str, ...]], node: str, token: str | None) -> str | GraphErrorSpec:
+    """The page this request acts for, or Meta's error. `node` is the path's page id or "me"."""
+    is_me = node == "me"
+    if not token:
+        return token_missing_error(is_me)
+    pages = token_pages.get(token)
+    if not pages:
+        return token_invalid_error()
+    if is_me:
+        return pages[0]
+    if node not in pages:
+        return unsupported_post_error(node)
+    return node
+
+
+def access_token_of(query: Mapping[str, str], authorization: str | None, body: Any) -> str | None:
+    """The token from `?access_token=`, `Authorization: Bearer|OAuth`, or the body, like the Graph API."""
+    if query.get("access_token"):
+        return query["access_token"]
+    if authorization:
+        scheme, _, credentials = authorization.strip().partition(" ")
+        if scheme.lower() in ("bearer", "oauth") and credentials.strip():
+            return credentials.strip()
+    if isinstance(body, Mapping) and isinstance(body.get("access_token"), str):
+        return body["access_token"]
+    return None
+
+
+# --- the request body ----------------------------------------------------------------------
+
+
+def parse_form_fields(fields: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """Form-encoded Graph parameters: structured ones (recipient, message) are JSON strings."""
+    body: dict[str, Any] = {}
+    for name, value in fields:
+        stripped = value.strip()
+        if stripped.startswith(("{", "[")):
+            try:
+                body[name] = json.loads(stripped)
+                continue
+            except ValueError:
+                pass
+        body[name] = value
+    return body
+
+
+def parse_body(content_type: str, raw: bytes) -> tuple[Any, GraphErrorSpec | None]:
+    """The parsed body of a JSON or `application/x-www-form-urlencoded` request, or Meta's error."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    text = raw.decode("utf-8", errors="replace")
+    if media_type == "application/x-www-form-urlencoded":
+        return parse_form_fields(parse_qsl(text, keep_blank_values=True)), None
+    if not text.strip():
+        return {}, None
+    try:
+        return json.loads(text), None
+    except ValueError:
+        return text, unparsable_body_error()
+
+
+def without_token(body: Any) -> Any:
+    """The body as recorded: never with an access token in it."""
+    if isinstance(body, Mapping) and "access_token" in body:
+        return {key: value for key, value in body.items() if key != "access_token"}
+    return body
+
+
+def sandbox_psid(value: str) -> str:
+    """A stable page-scoped id for a recipient given as user_ref, post_id, comment_id or token."""
+    return str(int(hashlib.sha256(value.encode("utf-8")).hexdigest(), 16))[:16]
+
+
+def recipient_values(body: Any) -> tuple[str, ...]:
+    """Every way the body names its recipient (its id, user_ref, ...), as strings."""
+    recipient = body.get("recipient") if isinstance(body, Mapping) else None
+    if not isinstance(recipient, Mapping):
+        return ()
+    return tuple(str(recipient[key]) for key in RECIPIENT_KEYS if recipient.get(key) is not None)
+
+
+def recipient_id_of(body: Any) -> str | None:
+    """The `recipient_id` Meta answers with: the PSID itself, or the one behind a user_ref/post/comment."""
+    recipient = body.get("recipient") if isinstance(body, Mapping) else None
+    if not isinstance(recipient, Mapping):
+        return None
+    if recipient.get("id") is not None:
+        return str(recipient["id"])
+    values = recipient_values(body)
+    return sandbox_psid(values[0]) if values else None
+
+
+def thread_control_error(body: Any, passing: bool) -> GraphErrorSpec | None:
+    """Meta's checks on a handover call: a recipient id, and for a pass the numeric id of the target app."""
+    recipient = body.get("recipient") if isinstance(body, Mapping) else None
+    if not isinstance(recipient, Mapping) or not str(recipient.get("id") or "").strip():
+        return GraphErrorSpec("(#100) The parameter recipient is required", 100)
+    if passing and not str(body.get("target_app_id") or "").strip().isdigit():
+        return GraphErrorSpec("(#100) param target_app_id must be a valid app ID", 100)
+    return None
+
+
+# --- injected failures ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FailureRule:
+    """The next `remaining` sends that match fail with `error`."""
+
+    error: GraphErrorSpec
+    remaining: int = 1
+    retry_after_seconds: float | None = None
+    recipient_id: str | None = None
+    page_id: str | None = None
+
+    def matches(self, page_id: str, recipients: tuple[str, ...]) -> bool:
+        if self.page_id is not None and self.page_id != page_id:
+            return False
+        return self.recipient_id is None or self.recipient_id in recipients
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.error.code,
+            "error_subcode": self.error.error_subcode,
+            "http_status": self.error.http_status,
+            "message": self.error.message,
+            "type": self.error.type,
+            "count": self.remaining,
+            "retry_after_seconds": self.retry_after_seconds,
+            "recipient_id": self.recipient_id,
+            "page_id": self.page_id,
+        }
+
+
+def take_failure(
+    rules: tuple[FailureRule, ...], page_id: str, recipients: tuple[str, ...]
+) -> tuple[FailureRule | None, tuple[FailureRule, ...]]:
+    """The first rule matching this send, and the rules left once it is used up by one."""
+    for index, rule in enumerate(rules):
+        if rule.matches(page_id, recipients):
+            left = replace(rule, remaining=rule.remaining - 1)
+            rest = rules[:index] + ((left,) if left.remaining > 0 else ()) + rules[index + 1 :]
+            return rule, rest
+    return None, rules
+
+
+# --- the state -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SandboxAnswer:
+    status: int
+    body: dict[str, Any]
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _new_fbtrace_id() -> str:
+    return secrets.token_urlsafe(8)
+
+
+def _new_message_id() -> str:
+    return "m_" + secrets.token_urlsafe(32)
+
+
+class GraphSandbox:
+    """In-memory Send API: records every request, answers as Meta would. Safe across threads and tasks."""
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = _utc_now) -> None:
+        if settings.is_production:
+            raise SettingsError("the Graph API sandbox must never run with BOT_ENV=production")
+        self._token_pages = pages_by_token(settings.page_tokens)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._records: list[dict[str, Any]] = []
+        self._failures: tuple[FailureRule, ...] = ()
+        self._next_seq = 1
+        self._latency_ms = 0
+
+    # The Send API.
+
+    def handle_send(
+        self,
+        *,
+        version: str,
+        node: str,
+        path: str,
+        token: str | None,
+        body: Any,
+        body_error: GraphErrorSpec | None = None,
+    ) -> SandboxAnswer:
+        """Answer one `POST /{version}/{node}/messages` and record it, accepted or not."""
+        authorized = authorize(self._token_pages, node, token)
+        page_id = authorized if isinstance(authorized, str) else node
+        with self._lock:
+            retry_after: float | None = None
+            error = authorized if isinstance(authorized, GraphErrorSpec) else body_error or validate_send_request(body)
+            if error is None:
+                rule, self._failures = take_failure(self._failures, page_id, recipient_values(body))
+                if rule is not None:
+                    error, retry_after = rule.error, rule.retry_after_seconds
+            if error is not None:
+                answer = SandboxAnswer(
+                    error.http_status, error.to_body(_new_fbtrace_id()), error_headers(error, page_id, retry_after)
+                )
+            else:
+                result: dict[str, Any] = {"recipient_id": recipient_id_of(body)}
+                if body.get("message") is not None:
+                    result["message_id"] = _new_message_id()
+                answer = SandboxAnswer(200, result)
+            self._record(version, page_id, path, body, answer)
+        return answer
+
+    def handle_thread_control(
+        self,
+        *,
+        version: str,
+        node: str,
+        path: str,
+        token: str | None,
+        body: Any,
+        body_error: GraphErrorSpec | None = None,
+    ) -> SandboxAnswer:
+        """Answer `POST /{version}/{node}/pass_thread_control` or `/take_thread_control`, recorded like sends."""
+        authorized = authorize(self._token_pages, node, token)
+        page_id = authorized if isinstance(authorized, str) else node
+        with self._lock:
+            error = authorized if isinstance(authorized, GraphErrorSpec) else body_error
+            error = error or thread_control_error(body, passing=path.endswith("/pass_thread_control"))
+            if error is not None:
+                answer = SandboxAnswer(error.http_status, error.to_body(_new_fbtrace_id()))
+            else:
+                answer = SandboxAnswer(200, {"success": True})
+            self._record(version, page_id, path, body, answer)
+        return answer
+
+    def _record(self, version: str, page_id: str, path: str, body: Any, answer: SandboxAnswer) -> None:
+        record = {
+            "seq": self._next_seq,
+            "received_at": self._clock().astimezone(timezone.utc).isoformat(timespec="microseconds"),
+            "page_id": page_id,
+            "version": version,
+            "path": path,
+            "recipient_id": answer.body.get("recipient_id") or recipient_id_of(body),
+            "accepted": answer.status == 200,
+            "status": answer.status,
+            "body": copy.deepcopy(without_token(body)),
+            "response": copy.deepcopy(answer.body),
+        }
+        self._next_seq += 1
+        self._records.append(record)
+
+    # What was sent.
+
+    def requests(
+        self, *, recipient_id: str | None = None, page_id: str | None = None, after_seq: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Every recorded request, accepted or rejected, oldest first."""
+        with self._lock:
+            records = list(self._records)
+        return [copy.deepcopy(record) for record in records if _matches(record, recipient_id, page_id, after_seq)]
+
+    def sent(
+        self, *, recipient_id: str | None = None, page_id: str | None = None, after_seq: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The accepted requests only, oldest first."""
+        return [
+            record
+            for record in self.requests(recipient_id=recipient_id, page_id=page_id, after_seq=after_seq)
+            if record["accepted"]
+        ]
+
+    def clear_records(self) -> int:
+        """Forget every recorded request; `seq` keeps counting up."""
+        with self._lock:
+            cleared = len(self._records)
+            self._records = []
+        return cleared
+
+    # Injected failures and latency.
+
+    def add_failure(self, rule: FailureRule) -> None:
+        if rule.remaining < 1:
+            raise ValueError("a failure rule must apply to at least one send")
+        with self._lock:
+            self._failures = self._failures + (rule,)
+
+    def pending_failures(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [rule.to_dict() for rule in self._failures]
+
+    def clear_failures(self) -> int:
+        with self._lock:
+            cleared = len(self._failures)
+            self._failures = ()
+        return cleared
+
+    @property
+    def latency_ms(self) -> int:
+        return self._latency_ms
+
+    def set_latency_ms(self, ms: int) -> None:
+        if not 0 <= ms <= MAX_LATENCY_MS:
+            raise ValueError(f"latency must be between 0 and {MAX_LATENCY_MS} ms")
+        self._latency_ms = ms
+
+    def reset(self) -> None:
+        self.clear_records()
+        self.clear_failures()
+        self.set_latency_ms(0)
+
+
+def _matches(record: Mapping[str, Any], recipient_id: str | None, page_id: str | None, after_seq: int | None) -> bool:
+    if page_id is not None and record["page_id"] != page_id:
+        return False
+    if after_seq is not None and record["seq"] <= after_seq:
+        return False
+    if recipient_id is None:
+        return True
+    return recipient_id == record["recipient_id"] or recipient_id in recipient_values(record["body"])
+
+
+# --- HTTP ----------------------------------------------------------------------------------
+
+
+class GraphVersionConvertor(Convertor[str]):
+    """Only `v21.0`-like segments reach the Send API route; other paths stay free for the app."""
+
+    regex = r"v[0-9]+\.[0-9]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+class GraphNodeConvertor(Convertor[str]):
+    """A numeric page id or `me`."""
+
+    regex = r"me|[0-9]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("graph_version", GraphVersionConvertor())
+register_url_convertor("graph_node", GraphNodeConvertor())
+
+router = APIRouter()
+
+
+def _sandbox(request: Request) -> GraphSandbox:
+    return request.app.state.sandbox
+
+
+def _json(answer: SandboxAnswer) -> JSONResponse:
+    return JSONResponse(answer.body, status_code=answer.status, headers=dict(answer.headers))
+
+
+@router.post("/{version:graph_version}/{node:graph_node}/messages", include_in_schema=False)
+async def send_api(request: Request, version: str, node: str) -> JSONResponse:
+    """Meta's Send API: `POST /{version}/{page_id}/messages` and `POST /{version}/me/messages`."""
+    sandbox = _sandbox(request)
+    if sandbox.latency_ms:
+        await asyncio.sleep(sandbox.latency_ms / 1000)
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";", 1)[0].strip().lower() == "multipart/form-data":
+        form = await request.form()
+        body: Any = parse_form_fields((name, value) for name, value in form.multi_items() if isinstance(value, str))
+        body_error = None
+    else:
+        body, body_error = parse_body(content_type, await request.body())
+    token = access_token_of(request.query_params, request.headers.get("authorization"), body)
+    answer = sandbox.handle_send(
+        version=version, node=node, path=request.url.path, token=token, body=body, body_error=body_error
+    )
+    return _json(answer)
+
+
+@router.post("/{version:graph_version}/{node:graph_node}/pass_thread_control", include_in_schema=False)
+@router.post("/{version:graph_version}/{node:graph_node}/take_thread_control", include_in_schema=False)
+async def thread_control(request: Request, version: str, node: str) -> JSONResponse:
+    """Meta's handover protocol: `{"success": true}`, or Meta's error for a missing token, recipient or app id."""
+    body, body_error = parse_body(request.headers.get("content-type", ""), await request.body())
+    token = access_token_of(request.query_params, request.headers.get("authorization"), body)
+    answer = _sandbox(request).handle_thread_control(
+        version=version, node=node, path=request.url.path, token=token, body=body, body_error=body_error
+    )
+    return _json(answer)
+
+
+class FailureIn(BaseModel):
+    code: int
+    error_subcode: int | None = None
+    http_status: int | None = Field(default=None, ge=400, le=599)
+    message: str | None = None
+    type: str | None = None
+    count: int = Field(default=1, ge=1, le=100_000)
+    retry_after_seconds: float | None = Field(default=None, ge=0)
+    recipient_id: str | None = None
+    page_id: str | None = None
+
+    def to_rule(self) -> FailureRule:
+        error = graph_error(
+            self.code, self.error_subcode, message=self.message, http_status=self.http_status, error_type=self.type
+        )
+        return FailureRule(error, self.count, self.retry_after_seconds, self.recipient_id, self.page_id)
+
+
+class LatencyIn(BaseModel):
+    ms: int = Field(ge=0, le=MAX_LATENCY_MS)
+
+
+@router.get("/sandbox/sent")
+async def list_sent(
+    request: Request, recipient_id: str | None = None, page_id: str | None = None, after: int | None = None
+) -> list[dict[str, Any]]:
+    """Accepted Send API requests, oldest first, each with its full request body."""
+    return _sandbox(request).sent(recipient_id=recipient_id, page_id=page_id, after_seq=after)
+
+
+@router.get("/sandbox/requests")
+async def list_requests(
+    request: Request, recipient_id: str | None = None, page_id: str | None = None, after: int | None = None
+) -> list[dict[str, Any]]:
+    """Every Send API request, rejected ones included, oldest first."""
+    return _sandbox(request).requests(recipient_id=recipient_id, page_id=page_id, after_seq=after)
+
+
+@router.delete("/sandbox/sent")
+async def clear_sent(request: Request) -> dict[str, int]:
+    """Forget every recorded request (accepted and rejected)."""
+    return {"cleared": _sandbox(request).clear_records()}
+
+
+@router.post("/sandbox/failures")
+async def add_failure(request: Request, failure: FailureIn) -> dict[str, Any]:
+    rule = failure.to_rule()
+    sandbox = _sandbox(request)
+    sandbox.add_failure(rule)
+    return {"added": rule.to_dict(), "pending": sandbox.pending_failures()}
+
+
+@router.get("/sandbox/failures")
+async def list_failures(request: Request) -> list[dict[str, Any]]:
+    return _sandbox(request).pending_failures()
+
+
+@router.delete("/sandbox/failures")
+async def clear_failures(request: Request) -> dict[str, int]:
+    return {"cleared": _sandbox(request).clear_failures()}
+
+
+@router.post("/sandbox/latency")
+async def set_latency(request: Request, latency: LatencyIn) -> dict[str, int]:
+    _sandbox(request).set_latency_ms(latency.ms)
+    return {"ms": latency.ms}
+
+
+@router.get("/sandbox/latency")
+async def get_latency(request: Request) -> dict[str, int]:
+    return {"ms": _sandbox(request).latency_ms}
+
+
+@router.post("/sandbox/reset")
+async def reset(request: Request) -> dict[str, str]:
+    _sandbox(request).reset()
+    return {"status": "reset"}
+
+
+__all__ = [
+    "FailureRule",
+    "GraphSandbox",
+    "SandboxAnswer",
+    "authorize",
+    "error_headers",
+    "graph_error",
+    "parse_body",
+    "recipient_id_of",
+    "router",
+    "sandbox_psid",
+    "take_failure",
+]
