@@ -252,11 +252,17 @@ class CountingStore(ConsoleStore):
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
-        self.names_checked: set[str] = set()
+        self._names_lock = threading.Lock()  # the server's threads add while the test reads
+        self._names_checked: set[str] = set()
 
     def login_failures_since(self, key: str, since: Any) -> Any:
-        self.names_checked.add(key.partition("|")[0])
+        with self._names_lock:
+            self._names_checked.add(key.partition("|")[0])
         return super().login_failures_since(key, since)
+
+    def names_checked(self) -> set[str]:
+        with self._names_lock:
+            return set(self._names_checked)
 
 
 def test_forty_logins_waiting_for_a_verify_slot_leave_the_console_answering(tmp_path: Path) -> None:
@@ -290,7 +296,7 @@ def test_forty_logins_waiting_for_a_verify_slot_leave_the_console_answering(tmp_
             thread.start()
         try:
             for _ in range(1000):  # until the server is working on every login (bounded: old code gets there too)
-                if len({n for n in store.names_checked if n.startswith("nadie")}) == burst and hasher.verifying == 2:
+                if len({n for n in store.names_checked() if n.startswith("nadie")}) == burst and hasher.verifying == 2:
                     break
                 time.sleep(0.01)
             assert hasher.verifying == 2 and not statuses, "expected 2 logins verifying and 38 waiting"
