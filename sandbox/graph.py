@@ -39,57 +39,17 @@ from pydantic import BaseModel, Field
 from starlette.convertors import Convertor, register_url_convertor
 
 from core.settings import Settings, SettingsError
+from meta.errors import DEFAULT_SUBCODES, META_ERRORS, SUBCODE_ALIASES, Kind, MetaErrorCode
 from meta.limits import RECIPIENT_KEYS
 from meta.validate import GraphErrorSpec, validate_send_request
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"  # the sandbox chat page (chat.html), served by the app
 
 GRAPH_METHOD_EXCEPTION = "GraphMethodException"
-RATE_LIMIT_CODES = frozenset({4, 17, 32, 613, 80006})
-TRANSIENT_CODES = frozenset({1, 2, 1200})
 MAX_LATENCY_MS = 60_000
 
 
-# --- Meta's errors -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _KnownError:
-    message: str
-    http_status: int = 400
-    is_transient: bool = False
-    type: str = "OAuthException"
-
-
-# Default wording and HTTP status per (code, subcode), as Meta answers them.
-KNOWN_ERRORS: Mapping[tuple[int, int | None], _KnownError] = {
-    (1, None): _KnownError("An unknown error has occurred.", 500, True),
-    (2, None): _KnownError("An unexpected error has occurred. Please retry your request later.", 500, True),
-    (4, None): _KnownError("(#4) Application request limit reached", 403, True),
-    (10, 2018278): _KnownError(
-        "(#10) This message is sent outside of allowed window. Learn more about the new policy here: "
-        "https://developers.facebook.com/docs/messenger-platform/policy-overview"
-    ),
-    (17, None): _KnownError("(#17) User request limit reached", 403, True),
-    (32, None): _KnownError("(#32) Page request limit reached", 403, True),
-    (100, None): _KnownError("(#100) Invalid parameter"),
-    (100, 2018001): _KnownError("(#100) No matching user found"),
-    (190, None): _KnownError("Invalid OAuth access token."),
-    (551, 1545041): _KnownError("(#551) This person isn't available right now."),
-    (613, None): _KnownError("(#613) Calls to this api have exceeded the rate limit."),
-    (1200, None): _KnownError("Temporary send message failure. Please try again later.", 500, True),
-    (80006, None): _KnownError(
-        "(#80006) There have been too many messages requests to this Page. Wait a while before trying again."
-    ),
-}
-# A bare code that Meta only ever sends on the Send API with this subcode.
-DEFAULT_SUBCODES: Mapping[int, int] = {10: 2018278, 551: 1545041}
-# A subcode given where a code is expected (`{"code": 2018278}`) means that (code, subcode).
-SUBCODE_ALIASES: Mapping[int, tuple[int, int]] = {
-    2018278: (10, 2018278),
-    2018001: (100, 2018001),
-    1545041: (551, 1545041),
-}
+# --- Meta's errors (their codes, wording and statuses: meta.errors.META_ERRORS) ---------------
 
 
 def graph_error(
@@ -105,10 +65,9 @@ def graph_error(
         code, error_subcode = SUBCODE_ALIASES[code]
     if error_subcode is None:
         error_subcode = DEFAULT_SUBCODES.get(code)
-    known = KNOWN_ERRORS.get((code, error_subcode)) or KNOWN_ERRORS.get((code, None))
+    known = META_ERRORS.get((code, error_subcode)) or META_ERRORS.get((code, None))
     if known is None:
-        default_status = 500 if code in TRANSIENT_CODES else 400
-        known = _KnownError(f"(#{code}) Sandbox-injected Graph API error", default_status, code in TRANSIENT_CODES)
+        known = MetaErrorCode(Kind.PERMANENT, f"(#{code}) Sandbox-injected Graph API error")
     return GraphErrorSpec(
         message=message or known.message,
         code=code,
