@@ -85,7 +85,7 @@ def meta_error(code: int | None, subcode: int | None = None) -> MetaErrorCode | 
         return None
     return (
         META_ERRORS.get((code, subcode))
-        or (META_ERRORS.get(SUBCODE_ALIASES[subcode]) if subcode in SUBCODE_ALIASES else None)
+        or (META_ERRORS.get(SUBCODE_ALIASES[subcode]) if subcode is not None and subcode in SUBCODE_ALIASES else None)
         or (META_ERRORS.get(SUBCODE_ALIASES[code]) if code in SUBCODE_ALIASES else None)
         or META_ERRORS.get((code, None))
     )
