@@ -40,20 +40,17 @@ from meta.graph import GraphClient
 from meta.outgoing import OutgoingMessageError, build_messages, mark_seen_action, typing_action
 from meta.signature import SIGNATURE_HEADER
 from outbox.model import NewMessage, Purpose, SenderKind
-from outbox.policy_file import load_policy
-from outbox.store import open_store
-from outbox.worker import OutboxWorker
+from outbox.outbox import Outbox, open_outbox
 
 logger = logging.getLogger(__name__)
 
 # Sanic's own cap (REQUEST_MAX_SIZE) for every request on Rasa's port, refused (413) before the body is read.
 # The webhook's limit is 1 MiB (meta/delivery.py); nothing we send to Rasa's HTTP API comes near 2 MiB.
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
-# Upkeep: journaled windows retried, then old finished events pruned (connectors/ingest.py).
-UPKEEP_INTERVAL_SECONDS = float(os.environ.get("MESSENGER_UPKEEP_SECONDS", "30"))
+# Upkeep: journaled windows retried every `Settings.messenger_upkeep_seconds`, then old finished events pruned
+# (connectors/ingest.py).
 PRUNE_INTERVAL_SECONDS = 3600.0
 MAX_PROCESSING_ATTEMPTS = 3
-PROCESSING_CONCURRENCY = int(os.environ.get("MESSENGER_PROCESSING_CONCURRENCY", "8"))
 
 
 class ActionCallsFailed(MessengerError):
@@ -89,14 +86,14 @@ class MessengerOutput(OutputChannel):
         self,
         client: GraphClient,
         store: IngestStore,
-        worker: OutboxWorker,
+        outbox: Outbox,
         page_id: str | None,
         key_prefix: str | None = None,
         typing: bool = True,
     ) -> None:
         self.client = client
         self.store = store
-        self.worker = worker
+        self.outbox = outbox
         self.page_id = page_id
         self.key_prefix = key_prefix
         self.typing = typing
@@ -140,7 +137,7 @@ class MessengerOutput(OutputChannel):
                 purpose=Purpose.REPLY,
                 idempotency_key=self._idempotency_key(),
             )
-            await self.worker.enqueue(new)
+            await self.outbox.enqueue(new)
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
         await self.send_response(recipient_id, {"text": text})
@@ -181,10 +178,9 @@ class MessengerInput(InputChannel):
         self.settings = settings
         self.store = IngestStore(settings.ingest_db_path)
         self.client = GraphClient(settings)
-        self.outbox = open_store(settings.outbox_store_url)
-        self.worker = OutboxWorker(self.outbox, self.client, load_policy(), page_rate=settings.outbox_page_rate,
-                                   lease_seconds=settings.outbox_lease_seconds)
-        self._worker_task: asyncio.Task | None = None
+        self.outbox = open_outbox(settings.outbox_store_url, self.client, policy_file=settings.outbox_policy_file,
+                                  retired_tags_until=settings.outbox_retired_tags_until,
+                                  page_rate=settings.outbox_page_rate, lease_seconds=settings.outbox_lease_seconds)
         self._upkeep_task: asyncio.Task | None = None
         self._window_tasks: set[asyncio.Task] = set()
         self._journal = JournalApplier(self.store, self._record_window, self._notice_recorded)
@@ -199,7 +195,7 @@ class MessengerInput(InputChannel):
 
     def get_output_channel(self) -> OutputChannel:
         """For Rasa's HTTP API (`trigger_intent`, reminders): the page is looked up per recipient."""
-        return MessengerOutput(self.client, self.store, self.worker, None, typing=False)
+        return MessengerOutput(self.client, self.store, self.outbox, None, typing=False)
 
     async def _agent_ready(self) -> None:
         for _ in range(600):
@@ -270,7 +266,7 @@ class MessengerInput(InputChannel):
         # when the tracker's latest message is no longer this one).
         unfinished_revert = reverted > 0
         for attempt in range(stored.attempts, MAX_PROCESSING_ATTEMPTS):
-            output = MessengerOutput(self.client, self.store, self.worker, event.page_id,
+            output = MessengerOutput(self.client, self.store, self.outbox, event.page_id,
                                      reply_key_prefix(key_prefix, reverted), self.typing)
             try:
                 await self._record_window(event)
@@ -354,7 +350,7 @@ class MessengerInput(InputChannel):
             told = "the customer was already told in this outage"
         else:
             try:
-                await self.worker.enqueue(NewMessage(
+                await self.outbox.enqueue(NewMessage(
                     page_id=event.page_id, recipient_id=event.user_id, message={"text": OUTAGE_TEXT},
                     sender=SenderKind.BOT, purpose=Purpose.REPLY,
                     idempotency_key=f"outage:{event.page_id}:{event.dedup_key}",
@@ -400,9 +396,7 @@ class MessengerInput(InputChannel):
 
     async def _record_window(self, event: InboundEvent) -> None:
         if event.opens_window:
-            await self.worker.run_store(
-                self.outbox.record_user_message, event.page_id, event.user_id, user_message_time(event)
-            )
+            await self.outbox.record_user_message(event.page_id, event.user_id, user_message_time(event))
 
     async def _apply_windows(self, journaled: list[StoredEvent]) -> None:
         """Windows and live-view notices of events not for Rasa, journaled in the ingest transaction: each flag is
@@ -426,7 +420,7 @@ class MessengerInput(InputChannel):
                         logger.info("pruned old webhook events: %s", pruned)
             except Exception:  # upkeep must keep running; the next round tries again
                 logger.exception("webhook upkeep failed")
-            await asyncio.sleep(UPKEEP_INTERVAL_SECONDS)
+            await asyncio.sleep(self.settings.messenger_upkeep_seconds)
 
     def _dispatch(self, events: Any) -> None:
         if self._dispatcher is None:
@@ -447,8 +441,10 @@ class MessengerInput(InputChannel):
         async def start(app: Any, _loop: Any) -> None:
             self._app = app
             # Rasa's turns are CPU-bound on this event loop: a few at a time keeps the webhook responsive.
-            self._dispatcher = ConversationDispatcher(self._process, max_concurrency=PROCESSING_CONCURRENCY)
-            self._worker_task = asyncio.get_running_loop().create_task(self.worker.run())
+            self._dispatcher = ConversationDispatcher(
+                self._process, max_concurrency=self.settings.messenger_processing_concurrency
+            )
+            self.outbox.start()
             self._upkeep_task = asyncio.get_running_loop().create_task(self._upkeep())
             recovered = await self.store.run(self.store.pending)
             if recovered:
@@ -467,9 +463,7 @@ class MessengerInput(InputChannel):
                 self._upkeep_task.cancel()
             if self._dispatcher is not None:
                 await self._dispatcher.stop()
-            self.worker.stop()
-            if self._worker_task is not None:
-                await self._worker_task
+            await self.outbox.stop()
             await self.handoff.close()
             await self.client.close()
 

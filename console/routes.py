@@ -137,7 +137,10 @@ def policy_of(request: Request) -> Policy:
         return worker.policy  # type: ignore[no-any-return]
     policy = getattr(request.app.state, "console_policy", None)
     if policy is None:
-        policy = request.app.state.console_policy = load_policy()
+        settings: Settings = request.app.state.settings
+        policy = request.app.state.console_policy = load_policy(
+            settings.outbox_policy_file, retired_tags_until=settings.outbox_retired_tags_until
+        )
     return policy  # type: ignore[no-any-return]
 
 

@@ -7,9 +7,12 @@ uses the standard library only.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -81,7 +84,19 @@ class Settings:
     outbox_url: str = ""  # sqlite:///path (default: <data_dir>/outbox.sqlite3) or postgresql://…
     outbox_page_rate: float = 40.0  # sends per second per page
     outbox_lease_seconds: float = 30.0  # a claimed message is another worker's after this (at-least-once window)
+    outbox_batch_size: int = 32  # messages a standalone worker (`python -m outbox worker`) claims at once
+    # The sending policy (outbox/policy_file.py): None is the shipped outbox/policy.yml (OUTBOX_POLICY_FILE), and
+    # OUTBOX_RETIRED_TAGS_UNTIL moves the retirement date of the three tags Meta retired in 2026 (None: the file's).
+    outbox_policy_file: Path | None = None
+    outbox_retired_tags_until: datetime | None = None
     event_retention_days: float = 30.0  # finished webhook events kept this long (connectors/ingest.py)
+    # The Rasa channel (connectors/messenger.py): journaled windows re-applied this often; Rasa turns at once.
+    messenger_upkeep_seconds: float = 30.0
+    messenger_processing_concurrency: int = 8
+    # `bot run`'s ports (RASA_PORT, ACTION_PORT, APP_PORT).
+    rasa_port: int = 5005
+    action_port: int = 5055
+    app_port: int = 8000
     # Human handoff (handoff/service.py, actions/handoff.py).
     handoff_max_failures: int = 2  # answers not found in a row before the bot hands off
     handoff_idle_resume_minutes: float = 240.0  # a paused conversation idle this long goes back to the bot (0: never)
@@ -282,6 +297,40 @@ def _action_timeout(get: Callable[..., Any]) -> float:
     return timeout
 
 
+def _bounded(get: Callable[..., Any], name: str, default: float, low: float, high: float, meaning: str) -> float:
+    """A number from `low` to `high` (the message says what it means), or `default` when unset."""
+    value = _number(get, name, default)
+    if math.isnan(value) or not low <= value <= high:
+        raise SettingsError(f"{name} must be {low:g} to {high:g} ({meaning}), not {get(name)!r}")
+    return value
+
+
+def _whole(get: Callable[..., Any], name: str, default: int, low: int, high: int, meaning: str) -> int:
+    """A whole number from `low` to `high`, or `default` when unset."""
+    value = _bounded(get, name, float(default), low, high, meaning)
+    if not value.is_integer():
+        raise SettingsError(f"{name} must be a whole number ({meaning}), not {get(name)!r}")
+    return int(value)
+
+
+def _moment(get: Callable[..., Any], name: str) -> datetime | None:
+    """A date (YYYY-MM-DD, 00:00 UTC) or an ISO time with its zone; None when unset."""
+    raw = (get(name) or "").strip()
+    if not raw:
+        return None
+    text = raw[:-1] + "+00:00" if raw.endswith(("Z", "z")) else raw
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            day = date.fromisoformat(text)
+            return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None or moment.utcoffset() is None:
+        raise SettingsError(f"{name} must be a date (YYYY-MM-DD) or an ISO time with its zone, not {raw!r}")
+    return moment.astimezone(timezone.utc)
+
+
 def _flag(get: Callable[..., Any], name: str) -> bool:
     raw = (get(name) or "0").strip().lower()
     if raw in ("1", "true", "yes", "on"):
@@ -304,6 +353,13 @@ def _address_list(get: Callable[..., Any], name: str, default: str) -> str:
             raise SettingsError(f"{name} must list IP addresses or networks (e.g. 10.0.0.5,10.1.0.0/16), "
                                 f"not {item!r}") from exc
     return raw
+
+
+def data_dir_from_env(env: Mapping[str, str] | None = None) -> Path:
+    """BOT_DATA_DIR, else the repository's var/: for a tool that needs the data directory and nothing else (the
+    knowledge matrix CLI), without the checks a whole start makes."""
+    env = os.environ if env is None else env
+    return Path(env.get("BOT_DATA_DIR") or ROOT / "var")
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -335,7 +391,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         page_tokens=page_tokens,
         graph_api_base=graph_api_base.rstrip("/"),
         graph_api_version=get("GRAPH_API_VERSION", DEFAULT_GRAPH_API_VERSION),
-        data_dir=Path(get("BOT_DATA_DIR", str(ROOT / "var"))),
+        data_dir=data_dir_from_env(env),
         rasa_url=get("RASA_URL", "http://127.0.0.1:5005").rstrip("/"),
         action_server_url=get("ACTION_SERVER_URL", "http://127.0.0.1:5055/webhook"),
         action_server_host=get("ACTION_SERVER_HOST") or "127.0.0.1",
@@ -349,7 +405,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         outbox_url=get("OUTBOX_URL", ""),
         outbox_page_rate=_number(get, "OUTBOX_PAGE_RATE", 40.0),
         outbox_lease_seconds=_number(get, "OUTBOX_LEASE_SECONDS", 30.0),
+        outbox_batch_size=_whole(get, "OUTBOX_BATCH_SIZE", 32, 1, 1000, "messages a worker claims at once"),
+        outbox_policy_file=Path(get("OUTBOX_POLICY_FILE")) if get("OUTBOX_POLICY_FILE") else None,
+        outbox_retired_tags_until=_moment(get, "OUTBOX_RETIRED_TAGS_UNTIL"),
         event_retention_days=_number(get, "MESSENGER_EVENT_RETENTION_DAYS", 30.0),
+        messenger_upkeep_seconds=_bounded(get, "MESSENGER_UPKEEP_SECONDS", 30.0, 0.1, 3600,
+                                          "seconds between rounds of the webhook upkeep"),
+        messenger_processing_concurrency=_whole(get, "MESSENGER_PROCESSING_CONCURRENCY", 8, 1, 256,
+                                                "conversations Rasa works on at once"),
+        rasa_port=_whole(get, "RASA_PORT", 5005, 1, 65535, "a TCP port"),
+        action_port=_whole(get, "ACTION_PORT", 5055, 1, 65535, "a TCP port"),
+        app_port=_whole(get, "APP_PORT", 8000, 1, 65535, "a TCP port"),
         handoff_max_failures=int(_number(get, "HANDOFF_MAX_FAILURES", 2)),
         handoff_idle_resume_minutes=_number(get, "HANDOFF_IDLE_RESUME_MINUTES", 240.0),
         business_hours=get("BUSINESS_HOURS", ""),

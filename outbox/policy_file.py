@@ -1,15 +1,15 @@
 """The policy file: `outbox/policy.yml`, or the deployment's own copy, read into a `Policy`.
 
-`load_policy()` reads the file the environment names (`OUTBOX_POLICY_FILE`) and moves the retirement date of the
-tags Meta retired in 2026 (`OUTBOX_RETIRED_TAGS_UNTIL`); `parse_policy()` builds the rules, and a file Meta would not
-accept, or that is not what this module expects, is a `PolicyFileError` naming the file, the rule and the field.
+`load_policy()` reads the file the settings name (`OUTBOX_POLICY_FILE`, read by core/settings.py) and moves the
+retirement date of the tags Meta retired in 2026 (`OUTBOX_RETIRED_TAGS_UNTIL`); `parse_policy()` builds the rules,
+and a file Meta would not accept, or that is not what this module expects, is a `PolicyFileError` naming the file,
+the rule and the field.
 
 Standard library + PyYAML, Python 3.10: the Rasa process imports it too.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import replace
@@ -23,8 +23,6 @@ from outbox.model import OutboxError, Purpose, SenderKind
 from outbox.policy import DEFAULT_CONTENT, ContentKind, Policy, SendingRule, aware_utc
 
 DEFAULT_POLICY_FILE = Path(__file__).with_name("policy.yml")
-POLICY_FILE_ENV = "OUTBOX_POLICY_FILE"
-RETIRED_TAGS_UNTIL_ENV = "OUTBOX_RETIRED_TAGS_UNTIL"
 
 # Meta retired these three tags in 2026 (2026-02-10 or 2026-04-27 depending on the report; see policy.yml).
 # OUTBOX_RETIRED_TAGS_UNTIL moves their `valid_until`; everything else about them stays in the policy file.
@@ -58,11 +56,11 @@ _REQUIRED_RULE_FIELDS = frozenset(
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
-def load_policy(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Policy:
-    """Read the policy: `path`, else $OUTBOX_POLICY_FILE, else outbox/policy.yml. $OUTBOX_RETIRED_TAGS_UNTIL
-    (YYYY-MM-DD) moves the retirement date of the three tags Meta retired in 2026. `env` defaults to os.environ."""
-    environ = os.environ if env is None else env
-    chosen = Path(path) if path is not None else policy_file_path(environ)
+def load_policy(path: str | Path | None = None, *, retired_tags_until: datetime | None = None) -> Policy:
+    """Read the policy: `path` (the deployment's `Settings.outbox_policy_file`), else the shipped outbox/policy.yml.
+    `retired_tags_until` (`Settings.outbox_retired_tags_until`) moves the retirement date of the three tags Meta
+    retired in 2026; None keeps the file's dates."""
+    chosen = Path(path) if path is not None else DEFAULT_POLICY_FILE
     try:
         text = chosen.read_text(encoding="utf-8")
     except OSError as exc:
@@ -71,23 +69,7 @@ def load_policy(path: str | Path | None = None, env: Mapping[str, str] | None = 
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise PolicyFileError(f"{chosen}: not valid YAML: {exc}") from exc
-    return parse_policy(data, source=str(chosen), retired_tags_until=retired_tags_until(environ))
-
-
-def policy_file_path(env: Mapping[str, str]) -> Path:
-    """$OUTBOX_POLICY_FILE in `env`, else the shipped outbox/policy.yml."""
-    return Path(env.get(POLICY_FILE_ENV) or DEFAULT_POLICY_FILE)
-
-
-def retired_tags_until(env: Mapping[str, str]) -> datetime | None:
-    """$OUTBOX_RETIRED_TAGS_UNTIL in `env` (a date, 00:00 UTC), or None to keep the policy file's dates."""
-    raw_until = (env.get(RETIRED_TAGS_UNTIL_ENV) or "").strip()
-    if not raw_until:
-        return None
-    try:
-        return _parse_date(raw_until, RETIRED_TAGS_UNTIL_ENV)
-    except ValueError as exc:
-        raise PolicyFileError(f"{RETIRED_TAGS_UNTIL_ENV}={raw_until!r}: {exc}") from exc
+    return parse_policy(data, source=str(chosen), retired_tags_until=retired_tags_until)
 
 
 def parse_policy(data: Any, source: str = "<memory>", retired_tags_until: datetime | None = None) -> Policy:

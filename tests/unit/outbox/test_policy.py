@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from core.settings import SettingsError, load_settings
 from meta.events import EventKind
 from meta.limits import MESSAGE_TAGS
 from outbox.model import NewMessage, OutboxInputError, Purpose, SenderKind
@@ -54,7 +55,7 @@ FEEDBACK_TEMPLATE: Mapping[str, Any] = {
 
 @pytest.fixture(scope="module")
 def policy() -> Policy:
-    return load_policy(env={})  # the shipped file, whatever the developer's environment says
+    return load_policy()  # the shipped file (the loader never reads the environment)
 
 
 def send(
@@ -477,8 +478,14 @@ def test_a_rule_without_a_tag_past_its_valid_until_is_expired() -> None:
 # --- overrides -----------------------------------------------------------------------------------------------
 
 
+def policy_from(env: dict[str, str]) -> Policy:
+    """The policy as a process opens it: the settings read the environment, the loader gets their values."""
+    settings = load_settings(env)
+    return load_policy(settings.outbox_policy_file, retired_tags_until=settings.outbox_retired_tags_until)
+
+
 def test_the_retirement_date_moves_with_the_environment() -> None:
-    stricter = load_policy(env={"OUTBOX_RETIRED_TAGS_UNTIL": "2026-02-10"})
+    stricter = policy_from({"OUTBOX_RETIRED_TAGS_UNTIL": "2026-02-10"})
     now = datetime(2026, 3, 1, tzinfo=UTC)
     decision = decide(send(BOT, FOLLOW_UP, tag="ACCOUNT_UPDATE"), ConversationWindow(now - 2 * DAY), now, stricter)
 
@@ -488,9 +495,8 @@ def test_the_retirement_date_moves_with_the_environment() -> None:
     assert stricter.rule("HUMAN_AGENT").valid_until is None  # only the three retired tags move
 
 
-def test_a_later_retirement_date_keeps_the_tags_usable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OUTBOX_RETIRED_TAGS_UNTIL", "2027-01-01")
-    later = load_policy()
+def test_a_later_retirement_date_keeps_the_tags_usable() -> None:
+    later = policy_from({"OUTBOX_RETIRED_TAGS_UNTIL": "2027-01-01"})
     now = datetime(2026, 12, 1, tzinfo=UTC)
     decision = decide(send(BOT, FOLLOW_UP, tag="CONFIRMED_EVENT_UPDATE"), ConversationWindow(now - 2 * DAY), now, later)
     assert (decision.allowed, decision.tag) == (True, "CONFIRMED_EVENT_UPDATE")
@@ -498,8 +504,8 @@ def test_a_later_retirement_date_keeps_the_tags_usable(monkeypatch: pytest.Monke
 
 @pytest.mark.parametrize("value", ["27/04/2026", "2026-13-01", "mañana", "2026-04-27T10:00:00"])
 def test_a_bad_retirement_date_in_the_environment_is_a_clear_error(value: str) -> None:
-    with pytest.raises(PolicyFileError, match="OUTBOX_RETIRED_TAGS_UNTIL"):
-        load_policy(env={"OUTBOX_RETIRED_TAGS_UNTIL": value})
+    with pytest.raises(SettingsError, match="OUTBOX_RETIRED_TAGS_UNTIL"):
+        policy_from({"OUTBOX_RETIRED_TAGS_UNTIL": value})
 
 
 MINIMAL = """
@@ -516,12 +522,11 @@ rules:
 """
 
 
-def test_the_policy_file_comes_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_policy_file_comes_from_the_environment(tmp_path: Path) -> None:
     custom = tmp_path / "policy.yml"
     custom.write_text(MINIMAL, encoding="utf-8")
-    monkeypatch.setenv("OUTBOX_POLICY_FILE", str(custom))
 
-    loaded = load_policy()
+    loaded = policy_from({"OUTBOX_POLICY_FILE": str(custom)})
 
     assert (loaded.version, loaded.source, [rule.name for rule in loaded.rules]) == (
         "deployment-7",
@@ -532,17 +537,21 @@ def test_the_policy_file_comes_from_the_environment(tmp_path: Path, monkeypatch:
     assert decide_after(loaded, 12 * HOUR, send(BOT, REPLY)).allowed
 
 
-def test_an_explicit_path_wins_over_the_environment(tmp_path: Path) -> None:
+def test_the_loader_never_reads_the_environment_itself(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings are read once, by core/settings.py: a variable set after the start changes nothing here."""
     custom = tmp_path / "policy.yml"
     custom.write_text(MINIMAL, encoding="utf-8")
-    loaded = load_policy(DEFAULT_POLICY_FILE, env={"OUTBOX_POLICY_FILE": str(custom)})
-    assert loaded.version == "2026-11-25"
+    monkeypatch.setenv("OUTBOX_POLICY_FILE", str(custom))
+    monkeypatch.setenv("OUTBOX_RETIRED_TAGS_UNTIL", "2027-01-01")
+    loaded = load_policy()
+    assert (loaded.version, loaded.source) == ("2026-11-25", str(DEFAULT_POLICY_FILE))
+    assert policy_from({}).rule("ACCOUNT_UPDATE").valid_until == loaded.rule("ACCOUNT_UPDATE").valid_until
 
 
 def test_times_with_a_z_zone_load_on_python_3_10_too(tmp_path: Path) -> None:
     custom = tmp_path / "policy.yml"
     custom.write_text(MINIMAL + '    valid_until: "2026-04-27T05:00:00Z"\n', encoding="utf-8")
-    rule = load_policy(custom, env={}).rule("ONLY_REPLIES")
+    rule = load_policy(custom).rule("ONLY_REPLIES")
     assert rule.valid_until == datetime(2026, 4, 27, 5, tzinfo=UTC)
 
 
@@ -627,9 +636,9 @@ def test_a_file_that_is_not_yaml_or_not_there_is_a_clear_error(tmp_path: Path) -
     broken = tmp_path / "broken.yml"
     broken.write_text("version: 1\nrules: [\n", encoding="utf-8")
     with pytest.raises(PolicyFileError, match="broken.yml: not valid YAML"):
-        load_policy(broken, env={})
+        load_policy(broken)
     with pytest.raises(PolicyFileError, match="missing.yml: cannot read the policy file"):
-        load_policy(tmp_path / "missing.yml", env={})
+        load_policy(tmp_path / "missing.yml")
 
 
 def test_policy_file_errors_belong_to_the_outbox_errors() -> None:

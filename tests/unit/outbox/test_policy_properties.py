@@ -37,7 +37,7 @@ FEEDBACK_TEMPLATE: Mapping[str, Any] = {
     "attachment": {"type": "template", "payload": {"template_type": "customer_feedback"}}
 }
 
-POLICY: Policy = load_policy(env={})
+POLICY: Policy = load_policy()
 
 Timeline = list[tuple[str, str, datetime]]
 

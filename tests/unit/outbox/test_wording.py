@@ -32,7 +32,7 @@ def test_every_reason_code_decide_returns_has_a_template_in_both_languages() -> 
 
 
 def test_decide_returns_only_the_codes_it_declares() -> None:
-    policy = load_policy(env={})
+    policy = load_policy()
     messages = [{"text": "x"}, {"template": {"name": "t"}}]
     seen = set()
     for sender, purpose, tag, promotional, message, hours, opt_in in itertools.product(
