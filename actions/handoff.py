@@ -127,9 +127,9 @@ class PauseNotifier(Protocol):
 class AppPauseNotifier:
     """`POST {BOT_APP_URL}/internal/handoff/pause`; a failure is logged, the pause in Rasa happens anyway."""
 
-    def __init__(self, settings: Settings, timeout_seconds: float = NOTIFY_TIMEOUT_SECONDS) -> None:
-        self.url = settings.app_url + "/internal/handoff/pause"
-        self._token = settings.service_token
+    def __init__(self, app_url: str, service_token: str, timeout_seconds: float = NOTIFY_TIMEOUT_SECONDS) -> None:
+        self.url = app_url + "/internal/handoff/pause"
+        self._token = service_token
         self.timeout_seconds = timeout_seconds
 
     async def pause(self, page_id: str, user_id: str, reason: PauseReason, paused_by: str) -> None:
@@ -156,7 +156,7 @@ class HandoffTrigger:
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.settings = settings or load_settings()
-        self.notifier = notifier or AppPauseNotifier(self.settings)
+        self.notifier = notifier or AppPauseNotifier(self.settings.app_url, self.settings.service_token)
         self.clock = clock
 
     async def events(self, dispatcher: CollectingDispatcher, tracker: Tracker, reason: PauseReason) -> list[EventType]:

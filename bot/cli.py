@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 
@@ -16,12 +14,8 @@ from bot.stack import Ports, StackError, Supervisor, build_stack, ensure_model
 from console.users_cli import add_parser as add_users_parser
 from console.users_cli import console_logins_hint
 from core.exposure import startup_settings
-from core.settings import ROOT, SANDBOX_PAGE_ID, load_settings
+from core.settings import SANDBOX_PAGE_ID, load_settings
 from sandbox import simulate
-
-
-def _port(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
 
 
 def run(_args: argparse.Namespace) -> int:
@@ -30,13 +24,13 @@ def run(_args: argparse.Namespace) -> int:
     settings = startup_settings("bot run")
     if settings is None:
         return 2
-    ports = Ports(rasa=_port("RASA_PORT", 5005), actions=_port("ACTION_PORT", 5055), app=_port("APP_PORT", 8000))
+    ports = Ports(rasa=settings.rasa_port, actions=settings.action_port, app=settings.app_port)
     try:
         model = ensure_model()
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    stack = build_stack(ports, Path(os.environ.get("BOT_DATA_DIR", ROOT / "var")), model)
+    stack = build_stack(ports, settings.data_dir, model)
     stopping = False
 
     def stop(_signum: int, _frame: object) -> None:

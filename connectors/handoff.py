@@ -14,7 +14,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from core.settings import PAGE_INBOX_APP_ID, Settings
+from core.settings import PAGE_INBOX_APP_ID
 from handoff.model import PauseReason
 
 logger = logging.getLogger(__name__)
@@ -30,9 +30,9 @@ def outside_author(app_id: str | None) -> str:
 class AppHandoffClient:
     """`POST {BOT_APP_URL}/internal/handoff/…` with aiohttp (one pooled session)."""
 
-    def __init__(self, settings: Settings, timeout_seconds: float = TIMEOUT_SECONDS) -> None:
-        self.base_url = settings.app_url + "/internal/handoff"
-        self._headers = {"Authorization": f"Bearer {settings.service_token}"}
+    def __init__(self, app_url: str, service_token: str, timeout_seconds: float = TIMEOUT_SECONDS) -> None:
+        self.base_url = app_url + "/internal/handoff"
+        self._headers = {"Authorization": f"Bearer {service_token}"}
         self.timeout_seconds = timeout_seconds
         self._session: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()

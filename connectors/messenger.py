@@ -177,14 +177,15 @@ class MessengerInput(InputChannel):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = IngestStore(settings.ingest_db_path)
-        self.client = GraphClient(settings)
+        self.client = GraphClient(settings.page_tokens, base_url=settings.graph_api_base,
+                                  version=settings.graph_api_version, timeout_seconds=settings.graph_timeout_seconds)
         self.outbox = open_outbox(settings.outbox_store_url, self.client, policy_file=settings.outbox_policy_file,
                                   retired_tags_until=settings.outbox_retired_tags_until,
                                   page_rate=settings.outbox_page_rate, lease_seconds=settings.outbox_lease_seconds)
         self._upkeep_task: asyncio.Task | None = None
         self._window_tasks: set[asyncio.Task] = set()
         self._journal = JournalApplier(self.store, self._record_window, self._notice_recorded)
-        self.handoff = AppHandoffClient(settings)
+        self.handoff = AppHandoffClient(settings.app_url, settings.service_token)
         self.typing = True
         self._dispatcher: ConversationDispatcher[StoredEvent] | None = None
         self._inflight: set[int] = set()

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from core.settings import data_dir_from_env
 from knowledge_matrix.embedders import create_embedder, shared_embedder
 from knowledge_matrix.errors import KnowledgeMatrixError
 from knowledge_matrix.evaluate import evaluate, read_queries, report, summarize
@@ -40,13 +40,9 @@ EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_FAILED = 2
 
-# The bot's own default (core/settings.py): the repository's var/ unless BOT_DATA_DIR says otherwise.
-DEFAULT_DATA_DIR = Path(__file__).resolve().parent.parent / "var"
-
-
-def data_dir_from(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
-    return Path(args.data_dir or env.get("BOT_DATA_DIR") or DEFAULT_DATA_DIR)
+def data_dir_from(args: argparse.Namespace) -> Path:
+    """`--data-dir`, else the bot's own (core/settings.py: $BOT_DATA_DIR, else the repository's var/)."""
+    return Path(args.data_dir) if args.data_dir else data_dir_from_env()
 
 
 def _validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from core.settings import Settings
+from core.settings import DEFAULT_GRAPH_API_VERSION
 from meta.errors import GraphError, TransientGraphError, UnknownPageError, classify_graph_error
 
 logger = logging.getLogger(__name__)
@@ -84,14 +84,26 @@ class AiohttpTransport:
 
 
 class GraphClient:
-    """Send API calls for every configured page; raises a `GraphError` subclass on failure."""
+    """Send API calls for every configured page; raises a `GraphError` subclass on failure.
 
-    def __init__(self, settings: Settings, transport: GraphTransport | None = None) -> None:
-        self.settings = settings
-        self.transport = transport or AiohttpTransport(settings.graph_api_base, settings.graph_timeout_seconds)
+    It gets what it needs from the settings (`GRAPH_API_BASE`, `GRAPH_API_VERSION`, the page tokens,
+    `GRAPH_API_TIMEOUT_SECONDS`), not the settings themselves; `transport` replaces the HTTP calls (tests)."""
+
+    def __init__(
+        self,
+        page_tokens: Mapping[str, str],
+        *,
+        base_url: str = "https://graph.facebook.com",
+        version: str = DEFAULT_GRAPH_API_VERSION,
+        timeout_seconds: float = 10.0,
+        transport: GraphTransport | None = None,
+    ) -> None:
+        self.page_tokens = dict(page_tokens)
+        self.version = version
+        self.transport = transport or AiohttpTransport(base_url, timeout_seconds)
 
     def _token(self, page_id: str) -> str:
-        token = self.settings.token_for_page(page_id)
+        token = self.page_tokens.get(page_id)
         if not token:
             raise UnknownPageError(f"no access token configured for page {page_id}")
         return token
@@ -99,7 +111,7 @@ class GraphClient:
     async def _post(self, page_id: str, edge: str, body: Mapping[str, Any]) -> dict[str, Any]:
         request = GraphRequest(
             "POST",
-            f"/{self.settings.graph_api_version}/{page_id}/{edge}",
+            f"/{self.version}/{page_id}/{edge}",
             params={"access_token": self._token(page_id)},
             json_body=body,
         )

@@ -127,7 +127,7 @@ async def test_one_worker_keeps_each_pages_rate_and_pages_do_not_wait_for_each_o
     http: httpx.Client, sandbox: RunningServer, tmp_path: Path
 ) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'outbox.sqlite3'}")
-    client = GraphClient(Settings(page_tokens=TOKENS, graph_api_base=sandbox.base_url))
+    client = GraphClient(TOKENS, base_url=sandbox.base_url)
     worker = OutboxWorker(store, client, load_policy(), page_rate=RATE, poll_seconds=0.2)
     enqueue_replies(store, PAGE_A, 20, "busy")  # first in the queue: 4 s of sends at 5/s
     enqueue_replies(store, PAGE_B, 5, "quiet")

@@ -67,7 +67,7 @@ async def app() -> AsyncIterator[FakeApp]:
 
 @pytest.fixture
 async def handoff(app: FakeApp) -> AsyncIterator[AppHandoffClient]:
-    client = AppHandoffClient(Settings(app_url=f"http://127.0.0.1:{app.port}"), timeout_seconds=2)
+    client = AppHandoffClient(f"http://127.0.0.1:{app.port}", Settings().service_token, timeout_seconds=2)
     yield client
     await client.close()
 

@@ -25,7 +25,7 @@ USER = "psid-rate"
 
 
 def worker_for(store: InMemoryOutboxStore, transport: RecordingTransport, rate: float) -> OutboxWorker:
-    client = GraphClient(Settings(), transport=transport)
+    client = GraphClient(Settings().page_tokens, transport=transport)
     return OutboxWorker(
         store, client, load_policy(), worker_id="w1", lease_seconds=30, page_rate=rate, clock=lambda: T0
     )
@@ -109,7 +109,7 @@ async def test_a_slot_missed_by_a_whole_interval_is_replaced_not_used_late(
     store, transport = StallingStore(clock, timedelta(seconds=stall_seconds)), RecordingTransport()
     message = reply(store)
     store.reserve_send_slot(SANDBOX_PAGE_ID, T0, 5)  # another worker's send, now
-    client = GraphClient(Settings(), transport=transport)
+    client = GraphClient(Settings().page_tokens, transport=transport)
     worker = OutboxWorker(store, client, load_policy(), worker_id="w1", page_rate=5, clock=lambda: clock[0])
 
     assert await worker.run_once() == 1
@@ -128,7 +128,7 @@ async def test_a_worker_stalled_again_past_half_its_lease_gives_the_message_back
     transport = RecordingTransport()
     message = reply(store)
     store.reserve_send_slot(SANDBOX_PAGE_ID, T0, 5)  # another worker's send, now
-    client = GraphClient(Settings(), transport=transport)
+    client = GraphClient(Settings().page_tokens, transport=transport)
     worker = OutboxWorker(
         store, client, load_policy(), worker_id="w1", lease_seconds=30, page_rate=5, clock=lambda: clock[0]
     )

@@ -59,7 +59,7 @@ class RestartingStore(InMemoryOutboxStore):
 
 
 def worker_for(store: InMemoryOutboxStore, transport: RecordingTransport, lease_seconds: float) -> OutboxWorker:
-    client = GraphClient(Settings(), transport=transport)
+    client = GraphClient(Settings().page_tokens, transport=transport)
     return OutboxWorker(store, client, load_policy(), worker_id="w1", lease_seconds=lease_seconds, page_rate=0)
 
 
