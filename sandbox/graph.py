@@ -38,7 +38,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.convertors import Convertor, register_url_convertor
 
-from core.settings import Settings, SettingsError
+from core.settings import SettingsError
 from meta.errors import DEFAULT_SUBCODES, META_ERRORS, SUBCODE_ALIASES, Kind, MetaErrorCode
 from meta.limits import RECIPIENT_KEYS
 from meta.validate import GraphErrorSpec, validate_send_request
@@ -309,10 +309,14 @@ def _new_message_id() -> str:
 class GraphSandbox:
     """In-memory Send API: records every request, answers as Meta would. Safe across threads and tasks."""
 
-    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = _utc_now) -> None:
-        if settings.is_production:
+    def __init__(
+        self, page_tokens: Mapping[str, str], *, production: bool = False, clock: Callable[[], datetime] = _utc_now
+    ) -> None:
+        """`page_tokens` are the pages it answers for (a token acts for its own page only); `production` is
+        `Settings.is_production`, refused."""
+        if production:
             raise SettingsError("the Graph API sandbox must never run with BOT_ENV=production")
-        self._token_pages = pages_by_token(settings.page_tokens)
+        self._token_pages = pages_by_token(page_tokens)
         self._clock = clock
         self._lock = threading.Lock()
         self._records: list[dict[str, Any]] = []

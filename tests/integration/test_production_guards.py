@@ -259,7 +259,7 @@ class RecordingGraph:
 def recording_graph_app(page_tokens: dict[str, str]) -> tuple[ASGIApp, TokenTap, sandbox.GraphSandbox]:
     """The app's own Send API sandbox (Meta's checks: a token acts for its own page only), behind the tap."""
     app = FastAPI()
-    graph = sandbox.GraphSandbox(Settings(environment="test", page_tokens=page_tokens))
+    graph = sandbox.GraphSandbox(page_tokens)
     app.state.sandbox = graph
     app.include_router(sandbox.router)
     tap = TokenTap(app)

@@ -31,7 +31,7 @@ TOKEN = {"access_token": SANDBOX_PAGE_TOKEN}
 def make_app() -> FastAPI:
     settings = Settings(page_tokens={SANDBOX_PAGE_ID: SANDBOX_PAGE_TOKEN, OTHER_PAGE_ID: OTHER_PAGE_TOKEN})
     app = FastAPI()
-    app.state.sandbox = sandbox.GraphSandbox(settings)
+    app.state.sandbox = sandbox.GraphSandbox(settings.page_tokens)
     app.include_router(sandbox.router)
     return app
 
@@ -485,12 +485,13 @@ async def test_concurrent_sends_consume_each_failure_once(server: RunningServer,
 
 def test_sandbox_refuses_production() -> None:
     with pytest.raises(SettingsError):
-        sandbox.GraphSandbox(Settings(environment="production"))
+        settings = Settings(environment="production")
+        sandbox.GraphSandbox(settings.page_tokens, production=settings.is_production)
 
 
 def test_sandbox_uses_the_given_clock() -> None:
     moment = datetime(2024, 5, 1, 12, 30, tzinfo=timezone.utc)
-    state = sandbox.GraphSandbox(Settings(), clock=lambda: moment)
+    state = sandbox.GraphSandbox(Settings().page_tokens, clock=lambda: moment)
     answer = state.handle_send(
         version=VERSION, node=SANDBOX_PAGE_ID, path=SEND_PATH, token=SANDBOX_PAGE_TOKEN, body=text_body()
     )
@@ -513,7 +514,7 @@ def test_take_failure_is_pure_and_ordered() -> None:
 
 def test_state_is_safe_across_threads() -> None:
     """Sends from many threads: every one recorded once, seq unique and in record order, failures used once."""
-    state = sandbox.GraphSandbox(Settings())
+    state = sandbox.GraphSandbox(Settings().page_tokens)
     state.add_failure(sandbox.FailureRule(GraphErrorSpec("(#2) x", 2, http_status=500), remaining=300))
     per_thread, threads = 250, 8
     switch_interval = sys.getswitchinterval()
