@@ -35,7 +35,7 @@ from knowledge_matrix.llm.client import LLMClient, make_llm_client
 from knowledge_matrix.llm.fallback import answer_with_fallback
 from knowledge_matrix.llm.grounding import GroundedEntry
 from knowledge_matrix.llm.prompt import Turn
-from knowledge_matrix.llm.settings import LLMSettings, load_llm_settings
+from knowledge_matrix.llm.settings import LLMSettings, llm_settings_from
 from knowledge_matrix.matrix import Button, Entry, QuickReply
 from knowledge_matrix.retrieval import Hit
 from knowledge_matrix.text import fold
@@ -122,12 +122,12 @@ def default_knowledge() -> LiveKnowledge:
 
 
 def default_fallback() -> Fallback:
-    """`LLM_*` from the environment; a value we cannot use is logged and the fallback is off."""
+    """`LLM_*` from the settings; a base URL we cannot use is logged and the fallback is off."""
     global _default_fallback
     with _defaults_lock:
         if _default_fallback is None:
             try:
-                settings = load_llm_settings()
+                settings = llm_settings_from(load_settings())
             except LLMSettingsError as exc:
                 logger.error("the GPT fallback is off: %s", exc)
                 settings = LLMSettings()

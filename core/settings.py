@@ -47,12 +47,13 @@ MIN_SECRET_LENGTHS = {
 }
 # Checked for reuse only (a local model may have no key): the same value as one of our secrets leaks both.
 REUSE_CHECKED_KEYS = ("LLM_API_KEY", "OPENAI_API_KEY")
-DEFAULT_LLM_BASE_URL = "https://api.openai.com/v1"  # knowledge_matrix/llm/settings.py's default
+DEFAULT_LLM_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_LLM_MODEL = "gpt-4o-mini"
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-DEFAULT_LLM_TIMEOUT_SECONDS = 4.0  # knowledge_matrix/llm/settings.py's default LLM_TIMEOUT_SECONDS
+DEFAULT_LLM_TIMEOUT_SECONDS = 4.0  # LLM_TIMEOUT_SECONDS: a fallback answer in all, retries included
 ACTION_TIMEOUT_MARGIN_SECONDS = 15.0  # retrieval, the app's calls and Rasa's side of an action call
 
 
@@ -107,10 +108,14 @@ class Settings:
     # The proxies whose X-Forwarded-For names the client (uvicorn --forwarded-allow-ips): the login limits count
     # per client address, so without it every client behind a proxy on another host shares the proxy's address.
     forwarded_allow_ips: str = "127.0.0.1"
-    # The GPT fallback's server (LLM_BASE_URL, knowledge_matrix/llm/settings.py): checked here too, so an unsafe one
-    # stops a production start instead of only the action server's fallback.
+    # The GPT fallback (LLM_*, knowledge_matrix/llm/): its server is checked here too, so an unsafe one stops a
+    # production start instead of only the action server's fallback. No key: the fallback never calls out.
     llm_base_url: str = DEFAULT_LLM_BASE_URL
-    llm_api_key: str = field(default="", repr=False)  # LLM_API_KEY (or OPENAI_API_KEY): only checked for reuse
+    llm_api_key: str = field(default="", repr=False)  # LLM_API_KEY (or OPENAI_API_KEY); also checked for reuse
+    llm_model: str = DEFAULT_LLM_MODEL
+    llm_timeout_seconds: float = DEFAULT_LLM_TIMEOUT_SECONDS
+    llm_max_retries: int = 1
+    llm_max_tokens: int = 300
 
     @property
     def is_production(self) -> bool:
@@ -286,10 +291,9 @@ def _number(get: Callable[..., Any], name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, not {raw!r}") from exc
 
 
-def _action_timeout(get: Callable[..., Any]) -> float:
+def _action_timeout(get: Callable[..., Any], llm_budget: float) -> float:
     """ACTION_TIMEOUT_SECONDS, by default the GPT fallback's budget (LLM_TIMEOUT_SECONDS) plus a margin; never at
     or under that budget, or every call that reaches the fallback would be cut before its honest answer."""
-    llm_budget = _number(get, "LLM_TIMEOUT_SECONDS", DEFAULT_LLM_TIMEOUT_SECONDS)
     timeout = _number(get, "ACTION_TIMEOUT_SECONDS", llm_budget + ACTION_TIMEOUT_MARGIN_SECONDS)
     if not llm_budget < timeout <= 600:
         raise SettingsError(f"ACTION_TIMEOUT_SECONDS must be more than LLM_TIMEOUT_SECONDS ({llm_budget:g}) and at "
@@ -380,6 +384,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     uses_sandbox = page_tokens == {SANDBOX_PAGE_ID: SANDBOX_PAGE_TOKEN}
     # With only the sandbox page configured, sends go to the sandbox in the app; else to Meta.
     graph_api_base = get("GRAPH_API_BASE") or (app_url if uses_sandbox else "https://graph.facebook.com")
+    llm_timeout = _bounded(get, "LLM_TIMEOUT_SECONDS", DEFAULT_LLM_TIMEOUT_SECONDS, 0.5, 30,
+                           "seconds a fallback answer may take in all")
     environment = get("BOT_ENV", "development")
     if environment not in ENVIRONMENTS:
         raise SettingsError(f"BOT_ENV must be one of {', '.join(sorted(ENVIRONMENTS))}, not {environment!r}")
@@ -397,7 +403,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         action_server_host=get("ACTION_SERVER_HOST") or "127.0.0.1",
         action_server_token=get("ACTION_SERVER_TOKEN", ""),
         action_outage_seconds=_number(get, "ACTION_OUTAGE_SECONDS", 60.0),
-        action_timeout_seconds=_action_timeout(get),
+        action_timeout_seconds=_action_timeout(get, llm_timeout),
         app_url=app_url,
         service_token=get("BOT_SERVICE_TOKEN", DEMO_SERVICE_TOKEN),
         rasa_token=get("RASA_API_TOKEN", DEMO_RASA_TOKEN),
@@ -406,7 +412,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         outbox_page_rate=_number(get, "OUTBOX_PAGE_RATE", 40.0),
         outbox_lease_seconds=_number(get, "OUTBOX_LEASE_SECONDS", 30.0),
         outbox_batch_size=_whole(get, "OUTBOX_BATCH_SIZE", 32, 1, 1000, "messages a worker claims at once"),
-        outbox_policy_file=Path(get("OUTBOX_POLICY_FILE")) if get("OUTBOX_POLICY_FILE") else None,
+        outbox_policy_file=Path(get("OUTBOX_POLICY_FILE", "")) if get("OUTBOX_POLICY_FILE") else None,
         outbox_retired_tags_until=_moment(get, "OUTBOX_RETIRED_TAGS_UNTIL"),
         event_retention_days=_number(get, "MESSENGER_EVENT_RETENTION_DAYS", 30.0),
         messenger_upkeep_seconds=_bounded(get, "MESSENGER_UPKEEP_SECONDS", 30.0, 0.1, 3600,
@@ -425,6 +431,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         forwarded_allow_ips=_address_list(get, "BOT_FORWARDED_ALLOW_IPS", "127.0.0.1"),
         llm_base_url=(get("LLM_BASE_URL") or "").strip().rstrip("/") or DEFAULT_LLM_BASE_URL,
         llm_api_key=next((get(name, "").strip() for name in REUSE_CHECKED_KEYS if (get(name) or "").strip()), ""),
+        llm_model=(get("LLM_MODEL") or "").strip() or DEFAULT_LLM_MODEL,
+        llm_timeout_seconds=llm_timeout,
+        llm_max_retries=_whole(get, "LLM_MAX_RETRIES", 1, 0, 5, "retries of a failed fallback call"),
+        llm_max_tokens=_whole(get, "LLM_MAX_TOKENS", 300, 16, 4096, "the longest fallback answer, in tokens"),
     )
     if not 0 <= settings.event_retention_days <= 36500:
         raise SettingsError("MESSENGER_EVENT_RETENTION_DAYS must be 0 to 36500 (days finished webhook events are kept)")

@@ -1,19 +1,18 @@
-"""Where the OpenAI-compatible server is and how long a fallback answer may take: `LLM_*`, read in one place."""
+"""Where the OpenAI-compatible server is and how long a fallback answer may take: `LLMSettings`, made from the
+values `core.settings.load_settings()` read and checked (`LLM_*`)."""
 
 from __future__ import annotations
 
-import math
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from core.hosts import is_loopback_host  # one rule for loopback, also checked at start in production
+from core.settings import DEFAULT_LLM_BASE_URL, DEFAULT_LLM_MODEL, DEFAULT_LLM_TIMEOUT_SECONDS, Settings
 from knowledge_matrix.errors import LLMSettingsError
 
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
-DEFAULT_MODEL = "gpt-4o-mini"
-DEFAULT_TIMEOUT_SECONDS = 4.0
+DEFAULT_BASE_URL = DEFAULT_LLM_BASE_URL
+DEFAULT_MODEL = DEFAULT_LLM_MODEL
+DEFAULT_TIMEOUT_SECONDS = DEFAULT_LLM_TIMEOUT_SECONDS
 DEFAULT_MAX_RETRIES = 1
 DEFAULT_MAX_TOKENS = 300
 
@@ -35,23 +34,6 @@ class LLMSettings:
         return bool(self.api_key.strip())
 
 
-def _number_setting(
-    env: Mapping[str, str], name: str, default: float, low: float, high: float, *, whole: bool = False
-) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise LLMSettingsError(f"{name} must be a number") from exc
-    if not (low <= value <= high) or math.isnan(value):
-        raise LLMSettingsError(f"{name} must be between {low:g} and {high:g}")
-    if whole and not value.is_integer():
-        raise LLMSettingsError(f"{name} must be a whole number")
-    return value
-
-
 def check_base_url(base_url: str, *, production: bool) -> str:
     """`LLM_BASE_URL` must be an http(s) URL; in production https, except a loopback server (a local
     model on the same host: the key and the customers' words never leave the machine)."""
@@ -64,18 +46,15 @@ def check_base_url(base_url: str, *, production: bool) -> str:
     return base_url
 
 
-def load_llm_settings(env: Mapping[str, str] | None = None) -> LLMSettings:
-    """Read `LLM_*` (the key also as `OPENAI_API_KEY`); safe defaults, fallback off without a key.
-    With `BOT_ENV=production` the base URL must be https (or loopback)."""
-    env = os.environ if env is None else env
-    production = env.get("BOT_ENV", "").strip().lower() == "production"
+def llm_settings_from(settings: Settings) -> LLMSettings:
+    """The fallback's part of the settings (`LLM_*`, the key also as `OPENAI_API_KEY`; numbers already checked by
+    `load_settings`); a base URL that is not http(s), or not https in production off this machine, is an
+    `LLMSettingsError` (the action server then keeps the fallback off)."""
     return LLMSettings(
-        base_url=check_base_url(
-            (env.get("LLM_BASE_URL", "").strip() or DEFAULT_BASE_URL).rstrip("/"), production=production
-        ),
-        api_key=(env.get("LLM_API_KEY", "").strip() or env.get("OPENAI_API_KEY", "").strip()),
-        model=env.get("LLM_MODEL", "").strip() or DEFAULT_MODEL,
-        timeout_seconds=_number_setting(env, "LLM_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS, 0.5, 30.0),
-        max_retries=int(_number_setting(env, "LLM_MAX_RETRIES", DEFAULT_MAX_RETRIES, 0, 5, whole=True)),
-        max_tokens=int(_number_setting(env, "LLM_MAX_TOKENS", DEFAULT_MAX_TOKENS, 16, 4096, whole=True)),
+        base_url=check_base_url(settings.llm_base_url, production=settings.is_production),
+        api_key=settings.llm_api_key,
+        model=settings.llm_model,
+        timeout_seconds=settings.llm_timeout_seconds,
+        max_retries=settings.llm_max_retries,
+        max_tokens=settings.llm_max_tokens,
     )

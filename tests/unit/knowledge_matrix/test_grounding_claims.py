@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import Settings, load_settings
 from knowledge_matrix.errors import LLMSettingsError
 from knowledge_matrix.llm.claims import _EMAIL, _URL, _url_key, extract_facts
 from knowledge_matrix.llm.grounding import GroundedEntry, check_grounding
 from knowledge_matrix.llm.guard import interpret_reply
-from knowledge_matrix.llm.settings import load_llm_settings
+from knowledge_matrix.llm.settings import llm_settings_from
 from knowledge_matrix.matrix import entries_from_sheet, parse_csv_bytes
 from knowledge_matrix.numbers import quantity_claims, words_to_digits
 
@@ -141,14 +142,14 @@ def test_production_requires_an_https_llm_base_url(url: str) -> None:
     """Item 10: `BOT_ENV=production` with a non-https LLM_BASE_URL is refused (the action server then logs
     the error and keeps the fallback off, as for any unusable LLM_* value)."""
     with pytest.raises(LLMSettingsError, match="LLM_BASE_URL"):
-        load_llm_settings({"BOT_ENV": "production", "LLM_BASE_URL": url, "LLM_API_KEY": "k"})
+        llm_settings_from(Settings(environment="production", llm_base_url=url, llm_api_key="k"))
 
 
 def test_loopback_http_is_allowed_in_production_and_anything_http_in_development() -> None:
     for url in ("http://127.0.0.1:8080/v1", "http://localhost:11434/v1", "http://[::1]:8000/v1"):
-        assert load_llm_settings({"BOT_ENV": "production", "LLM_BASE_URL": url}).base_url == url.rstrip("/")
-    assert load_llm_settings({"LLM_BASE_URL": "http://llm.lan/v1"}).base_url == "http://llm.lan/v1"
-    assert load_llm_settings({"BOT_ENV": "production"}).base_url.startswith("https://")
+        assert llm_settings_from(Settings(environment="production", llm_base_url=url)).base_url == url
+    assert llm_settings_from(load_settings({"LLM_BASE_URL": "http://llm.lan/v1/"})).base_url == "http://llm.lan/v1"
+    assert llm_settings_from(Settings(environment="production")).base_url.startswith("https://")
 
 
 # --------------------------------------------------------------------------- quantity words and disguised links
