@@ -15,18 +15,16 @@ Pending events and unapplied windows or notices are never deleted.
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
-import sqlite3
-import threading
 from collections.abc import Awaitable, Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
+from core.offload import Offload
+from core.sqlite import SQLiteFile, numbered
 from meta.events import InboundEvent, WebhookPayloadError
 
 T = TypeVar("T")
@@ -199,35 +197,31 @@ class JournalApplier:
 
 
 class IngestStore:
-    """A single SQLite connection guarded by a lock; callers run it off the event loop."""
+    """One SQLite file (`core.sqlite.SQLiteFile`, synchronous=FULL: a commit waits for fsync); callers run it off the
+    event loop (`run`)."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA busy_timeout=5000")
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-store")
+        self._db = SQLiteFile(
+            self.path,
+            "ingest",
+            numbered(_MIGRATIONS),
+            synchronous="FULL",
+            busy_timeout_ms=5000,
+            allow_newer=True,  # as it always has: an older Rasa keeps using a journal a newer one migrated
+            row_factory=None,
+        )
+        self._offload = Offload("ingest-store")
         self._waiting: list[tuple[list[InboundEvent], str, asyncio.Future[list[StoredEvent]]]] = []
         self._flushing = False
-        self._migrate()
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call a method of this store off the event loop (commits wait for fsync)."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
-
-    def _migrate(self) -> None:
-        with self._lock:
-            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-            for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
-                self._conn.executescript("BEGIN IMMEDIATE;" + script + f"PRAGMA user_version={number}; COMMIT;")
+        return await self._offload.run(fn, *args, **kwargs)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True)
-        with self._lock:
-            self._conn.close()
+        self._offload.close()
+        self._db.close()
 
     def record(self, events: Iterable[InboundEvent], own_app_id: str = "") -> list[StoredEvent]:
         """Insert all events in one transaction; return the new ones (redeliveries are skipped)."""
@@ -238,39 +232,33 @@ class IngestStore:
         `record_async`. Returns the new events of each delivery, in order."""
         now = utc_now_iso()
         results: list[list[StoredEvent]] = []
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                for events, own_app_id in deliveries:
-                    fresh: list[StoredEvent] = []
-                    for event in events:
-                        status = initial_status(event, own_app_id)
-                        # Not for Rasa but a user acting: the window is journaled with the event.
-                        window_pending = status != PENDING and event.opens_window
-                        notice_pending = needs_live_view_notice(event, status)
-                        cursor = self._conn.execute(
-                            _INSERT_EVENT,
-                            (
-                                event.dedup_key,
-                                event.page_id,
-                                event.user_id,
-                                event.kind.value,
-                                status,
-                                json.dumps(event.to_dict(), ensure_ascii=False),
-                                now,
-                                int(window_pending),
-                                int(notice_pending),
-                                event.dedup_key,
-                            ),
-                        )
-                        if cursor.rowcount:
-                            event_id = int(cursor.lastrowid or 0)
-                            fresh.append(StoredEvent(event_id, event, status, 0, window_pending, notice_pending))
-                    results.append(fresh)
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        with self._db.write() as conn:
+            for events, own_app_id in deliveries:
+                fresh: list[StoredEvent] = []
+                for event in events:
+                    status = initial_status(event, own_app_id)
+                    # Not for Rasa but a user acting: the window is journaled with the event.
+                    window_pending = status != PENDING and event.opens_window
+                    notice_pending = needs_live_view_notice(event, status)
+                    cursor = conn.execute(
+                        _INSERT_EVENT,
+                        (
+                            event.dedup_key,
+                            event.page_id,
+                            event.user_id,
+                            event.kind.value,
+                            status,
+                            json.dumps(event.to_dict(), ensure_ascii=False),
+                            now,
+                            int(window_pending),
+                            int(notice_pending),
+                            event.dedup_key,
+                        ),
+                    )
+                    if cursor.rowcount:
+                        event_id = int(cursor.lastrowid or 0)
+                        fresh.append(StoredEvent(event_id, event, status, 0, window_pending, notice_pending))
+                results.append(fresh)
         return results
 
     async def record_async(self, events: list[InboundEvent], own_app_id: str = "") -> list[StoredEvent]:
@@ -302,45 +290,45 @@ class IngestStore:
 
     def pending(self) -> list[StoredEvent]:
         """Events recorded but not finished, oldest first (recovery after a restart)."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._db.connection() as conn:
+            rows = conn.execute(
                 f"SELECT {_ROW} FROM inbound_events WHERE status = ? ORDER BY id", (PENDING,)
             ).fetchall()
         return self._rebuild(rows)
 
     def windows_pending(self) -> list[StoredEvent]:
         """Events not for Rasa whose window was journaled but not yet applied, oldest first."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._db.connection() as conn:
+            rows = conn.execute(
                 f"SELECT {_ROW} FROM inbound_events WHERE window_pending = 1 ORDER BY id"
             ).fetchall()
         return self._rebuild(rows)
 
     def journaled(self) -> list[StoredEvent]:
         """Events whose window or live-view notice was journaled but not yet applied, oldest first."""
-        with self._lock:
-            rows = self._conn.execute(
+        with self._db.connection() as conn:
+            rows = conn.execute(
                 f"SELECT {_ROW} FROM inbound_events WHERE window_pending = 1"
                 f" UNION SELECT {_ROW} FROM inbound_events WHERE notice_pending = 1 ORDER BY id"
             ).fetchall()
         return self._rebuild(rows)
 
     def window_applied(self, event_id: int) -> None:
-        with self._lock:
-            self._conn.execute("UPDATE inbound_events SET window_pending = 0 WHERE id = ?", (event_id,))
+        with self._db.connection() as conn:
+            conn.execute("UPDATE inbound_events SET window_pending = 0 WHERE id = ?", (event_id,))
 
     def journal_state(self, event_id: int) -> tuple[bool, bool]:
         """(window_pending, notice_pending) as committed now: a snapshot read earlier may be stale."""
-        with self._lock:
-            row = self._conn.execute(
+        with self._db.connection() as conn:
+            row = conn.execute(
                 "SELECT window_pending, notice_pending FROM inbound_events WHERE id = ?", (event_id,)
             ).fetchone()
         return (bool(row[0]), bool(row[1])) if row else (False, False)
 
     def notice_applied(self, event_id: int) -> None:
         """The app confirmed the live-view notice: it is never sent again."""
-        with self._lock:
-            self._conn.execute("UPDATE inbound_events SET notice_pending = 0 WHERE id = ?", (event_id,))
+        with self._db.connection() as conn:
+            conn.execute("UPDATE inbound_events SET notice_pending = 0 WHERE id = ?", (event_id,))
 
     def _rebuild(self, rows: list[tuple[int, str, str, int, int, int]]) -> list[StoredEvent]:
         """A row that no longer parses (stored before the parser refused its shape) is failed, not retried."""
@@ -350,8 +338,8 @@ class IngestStore:
                 event = InboundEvent.from_dict(json.loads(event_json))
             except (WebhookPayloadError, ValueError, KeyError, TypeError) as exc:
                 logger.error("stored event %d cannot be parsed; marked failed: %s", event_id, exc)
-                with self._lock:
-                    self._conn.execute(
+                with self._db.connection() as conn:
+                    conn.execute(
                         "UPDATE inbound_events SET status = ?, window_pending = 0, notice_pending = 0, last_error = ?,"
                         " finished_at = ?"
                         " WHERE id = ?",
@@ -372,66 +360,59 @@ class IngestStore:
         cutoff, horizon = iso(now - retention), iso(now - dedup_horizon)
         deleted = kept = 0
         while True:
-            with self._lock:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    ids = [
-                        row[0]
-                        for row in self._conn.execute(
-                            f"SELECT id FROM inbound_events WHERE {_PRUNABLE} ORDER BY id LIMIT {_PRUNE_CHUNK}",
-                            (cutoff,),
-                        )
-                    ]
-                    if ids:
-                        marks = ",".join("?" * len(ids))
-                        kept += self._conn.execute(_KEEP_SEEN_KEYS.format(ids=marks), (*ids, horizon)).rowcount
-                        deleted += self._conn.execute(f"DELETE FROM inbound_events WHERE id IN ({marks})", ids).rowcount
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
+            with self._db.write() as conn:
+                ids = [
+                    row[0]
+                    for row in conn.execute(
+                        f"SELECT id FROM inbound_events WHERE {_PRUNABLE} ORDER BY id LIMIT {_PRUNE_CHUNK}", (cutoff,)
+                    )
+                ]
+                if ids:
+                    marks = ",".join("?" * len(ids))
+                    kept += conn.execute(_KEEP_SEEN_KEYS.format(ids=marks), (*ids, horizon)).rowcount
+                    deleted += conn.execute(f"DELETE FROM inbound_events WHERE id IN ({marks})", ids).rowcount
             if len(ids) < _PRUNE_CHUNK:
                 break
-        with self._lock:
-            expired = self._conn.execute("DELETE FROM inbound_seen WHERE received_at < ?", (horizon,)).rowcount
-            sends = self._conn.execute("DELETE FROM send_log WHERE created_at < ?", (cutoff,)).rowcount
+        with self._db.connection() as conn:
+            expired = conn.execute("DELETE FROM inbound_seen WHERE received_at < ?", (horizon,)).rowcount
+            sends = conn.execute("DELETE FROM send_log WHERE created_at < ?", (cutoff,)).rowcount
         return PruneResult(deleted, kept, expired, sends)
 
     def finish(self, event_id: int, status: str, error: str | None = None, *, counted: bool = False) -> None:
         """The event's verdict. The attempt that ends it is counted here, unless it was `counted` already (a give-up
         right after `note_attempt_failed` or `note_turn_reverted`, or attempts that ran out before a restart)."""
-        with self._lock:
-            self._conn.execute(
+        with self._db.connection() as conn:
+            conn.execute(
                 "UPDATE inbound_events SET status = ?, last_error = ?, finished_at = ?, attempts = attempts + ?"
                 " WHERE id = ?",
                 (status, error, utc_now_iso(), 0 if counted else 1, event_id),
             )
 
     def note_attempt_failed(self, event_id: int, error: str) -> int:
-        with self._lock:
-            self._conn.execute(
+        with self._db.connection() as conn:
+            conn.execute(
                 "UPDATE inbound_events SET attempts = attempts + 1, last_error = ? WHERE id = ?", (error, event_id)
             )
-            row = self._conn.execute("SELECT attempts FROM inbound_events WHERE id = ?", (event_id,)).fetchone()
+            row = conn.execute("SELECT attempts FROM inbound_events WHERE id = ?", (event_id,)).fetchone()
         return int(row[0]) if row else 0
 
     def reverted_turns(self, event_id: int) -> int:
         """How many turns of the event were undone after a failed action call (`note_turn_reverted`)."""
-        with self._lock:
-            row = self._conn.execute("SELECT reverted_turns FROM inbound_events WHERE id = ?", (event_id,)).fetchone()
+        with self._db.connection() as conn:
+            row = conn.execute("SELECT reverted_turns FROM inbound_events WHERE id = ?", (event_id,)).fetchone()
         return int(row[0]) if row else 0
 
     def note_turn_reverted(self, event_id: int, error: str) -> tuple[int, int]:
         """A turn failed in an action call and is about to be undone: a failed attempt and a reverted turn, in one
         write, recorded BEFORE the revert (a crash in between replays under the new turn's keys, and the replay
         finishes the revert). Returns (attempts, reverted_turns)."""
-        with self._lock:
-            self._conn.execute(
+        with self._db.connection() as conn:
+            conn.execute(
                 "UPDATE inbound_events SET attempts = attempts + 1, reverted_turns = reverted_turns + 1,"
                 " last_error = ? WHERE id = ?",
                 (error, event_id),
             )
-            row = self._conn.execute(
+            row = conn.execute(
                 "SELECT attempts, reverted_turns FROM inbound_events WHERE id = ?", (event_id,)
             ).fetchone()
         return (int(row[0]), int(row[1])) if row else (0, 0)
@@ -446,8 +427,8 @@ class IngestStore:
         error_code: int | None = None,
         error_message: str | None = None,
     ) -> None:
-        with self._lock:
-            self._conn.execute(
+        with self._db.connection() as conn:
+            conn.execute(
                 "INSERT INTO send_log (page_id, user_id, request_json, status, message_id, error_code, error_message,"
                 " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -463,28 +444,28 @@ class IngestStore:
             )
 
     def counts_by_status(self) -> dict[str, int]:
-        with self._lock:
-            rows = self._conn.execute("SELECT status, COUNT(*) FROM inbound_events GROUP BY status").fetchall()
+        with self._db.connection() as conn:
+            rows = conn.execute("SELECT status, COUNT(*) FROM inbound_events GROUP BY status").fetchall()
         return {row[0]: row[1] for row in rows}
 
     def events_for(self, page_id: str, user_id: str) -> list[tuple[str, str, str]]:
         """(kind, status, event_json) of one conversation, oldest first."""
-        with self._lock:
-            return self._conn.execute(
+        with self._db.connection() as conn:
+            return conn.execute(
                 "SELECT kind, status, event_json FROM inbound_events WHERE page_id = ? AND user_id = ? ORDER BY id",
                 (page_id, user_id),
             ).fetchall()
 
     def send_failures(self) -> list[tuple[str, str, int | None, str | None]]:
-        with self._lock:
-            return self._conn.execute(
+        with self._db.connection() as conn:
+            return conn.execute(
                 "SELECT page_id, user_id, error_code, error_message FROM send_log WHERE status = 'failed' ORDER BY id"
             ).fetchall()
 
     def page_for_user(self, user_id: str) -> str | None:
         """The page a user last wrote to (PSIDs are page-scoped, so this is unambiguous)."""
-        with self._lock:
-            row = self._conn.execute(
+        with self._db.connection() as conn:
+            row = conn.execute(
                 "SELECT page_id FROM inbound_events WHERE user_id = ? ORDER BY id DESC LIMIT 1", (user_id,)
             ).fetchone()
         return row[0] if row else None

@@ -1,8 +1,10 @@
-"""One SQLite file of the app: numbered migrations (`PRAGMA user_version`) and named queries from a folder of `.sql`
-files (`handoff/sql/`, `console/sql/`; the outbox's stores read theirs with the same loaders).
+"""Every SQLite file of the app (`SQLiteFile`): connection settings, WAL, numbered migrations (`PRAGMA user_version`),
+the write transaction (`BEGIN IMMEDIATE`) and named queries from a folder of `.sql` files (`handoff/sql/`,
+`console/sql/`, `outbox/sql/sqlite/`; the PostgreSQL outbox reads its folder with the same loaders). What differs
+between the files (the outbox's, the ingest journal's, the handoff's, the console's) is an option.
 
-A single connection behind a lock, WAL, `BEGIN IMMEDIATE` for writes. Synchronous and thread-safe: async code
-calls it through a thread.
+A single connection behind a lock. Synchronous and thread-safe: async code calls it off the event loop.
+Standard library only, and Python 3.10 (the ingest journal runs inside Rasa).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,26 +80,75 @@ class SchemaTooNew(RuntimeError):
     """The file was migrated by a newer version of the code."""
 
 
-class SQLiteFile:
-    def __init__(self, path: Path, backend: str, sql_dir: Path) -> None:
-        self.path = path
-        self.backend = backend
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.execute("PRAGMA busy_timeout=10000")
-        self.queries = load_queries(sql_dir)
-        self._migrate(sql_dir)
+class WALUnavailable(RuntimeError):
+    """SQLite could not switch the file to WAL (a file system without shared memory, a network share)."""
 
-    def _migrate(self, sql_dir: Path) -> None:
-        migrations = load_migrations(sql_dir)
+
+def numbered(scripts: Sequence[str]) -> list[Migration]:
+    """Migrations written in the code, numbered 1, 2, 3… in order."""
+    return [Migration(version, f"migration_{version}", script) for version, script in enumerate(scripts, start=1)]
+
+
+class SQLiteFile:
+    """One SQLite file: a single connection behind a lock (autocommit; `write()` for transactions), WAL, migrated on
+    open. What differs between the app's files is an option:
+
+    - `migrations`: a folder of `NNN_name.sql` files or a list (`numbered(...)`); `queries`: a folder holding
+      `queries.sql` (named queries for `read`/`run`/`query`), or none.
+    - `synchronous`: `"FULL"` (a commit is on disk when it returns) or None (SQLite's default);
+      `busy_timeout_ms`: how long a write waits for another connection's lock; `foreign_keys`.
+    - `require_wal`: refuse a file that cannot switch to WAL (`WALUnavailable`) instead of running in its old mode.
+    - `allow_newer`: open a file a newer version of the code migrated further (else `SchemaTooNew`).
+    - `row_factory`: `sqlite3.Row` (by name and index) or None (plain tuples).
+
+    `":memory:"` is a private in-memory database (no folder, no WAL). Synchronous and thread-safe: async code calls
+    it off the event loop (`core.offload.Offload`).
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        name: str,
+        migrations: Path | Sequence[Migration],
+        *,
+        queries: Path | None = None,
+        synchronous: str | None = None,
+        busy_timeout_ms: int = 10_000,
+        foreign_keys: bool = False,
+        require_wal: bool = False,
+        allow_newer: bool = False,
+        row_factory: Any = sqlite3.Row,
+    ) -> None:
+        self.path = Path(path)
+        self.name = name
+        in_memory = str(path) == ":memory:"
+        if not in_memory:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.queries = load_queries(queries) if queries is not None else {}
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        try:
+            self._conn.row_factory = row_factory
+            self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            journal_mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if require_wal and not in_memory and str(journal_mode).lower() != "wal":
+                raise WALUnavailable(f"{path}: SQLite could not switch to WAL (journal_mode={journal_mode})")
+            if synchronous is not None:
+                self._conn.execute(f"PRAGMA synchronous={synchronous}")
+            if foreign_keys:
+                self._conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate(load_migrations(migrations) if isinstance(migrations, Path) else list(migrations),
+                          allow_newer)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _migrate(self, migrations: list[Migration], allow_newer: bool) -> None:
+        """Every migration past the file's `user_version`, in order, in one write transaction."""
         with self.write() as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > len(migrations):
-                raise SchemaTooNew(f"{self.path} has {self.backend} schema {version}, newer than this code knows")
+            if version > len(migrations) and not allow_newer:
+                raise SchemaTooNew(f"{self.path} has {self.name} schema {version}, newer than this code knows")
             for migration in migrations[version:]:
                 for statement in sqlite_statements(migration.script):
                     conn.execute(statement)
@@ -110,7 +161,8 @@ class SQLiteFile:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """One transaction holding SQLite's write lock from its first statement."""
+        """One transaction holding SQLite's write lock from its first statement (`BEGIN IMMEDIATE` waits up to the
+        busy timeout for it): COMMIT when the block ends, ROLLBACK when it raises."""
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -121,11 +173,19 @@ class SQLiteFile:
                     self._conn.execute("ROLLBACK")
                 raise
 
-    def read(self, name: str, params: Mapping[str, Any]) -> list[sqlite3.Row]:
+    @contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """The connection to this thread alone, in autocommit: reads, and writes of one statement each."""
+        with self._lock:
+            yield self._conn
+
+    def read(self, name: str, params: Mapping[str, Any]) -> list[Any]:
+        """The rows of a named query."""
         with self._lock:
             return self._conn.execute(self.queries[name], params).fetchall()
 
     def run(self, name: str, params: Mapping[str, Any]) -> int:
+        """A named query in its own write transaction; how many rows it changed."""
         with self.write() as conn:
             return conn.execute(self.queries[name], params).rowcount
 

@@ -51,7 +51,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from core.sqlite import load_migrations, load_queries, sqlite_statements
+from core.sqlite import SchemaTooNew, SQLiteFile, WALUnavailable, load_migrations, load_queries
 from outbox.model import (
     Alert,
     InvalidTransition,
@@ -507,7 +507,7 @@ def sqlite_time(value: datetime | None) -> str | None:
 
 
 class SQLiteOutboxStore:
-    """One connection guarded by a lock (as connectors/ingest.py). WAL + synchronous=FULL: a commit
+    """One `core.sqlite.SQLiteFile` (a connection guarded by a lock). WAL + synchronous=FULL: a commit
     is on disk when it returns, and a store opened after a crash sees every committed write. Every
     write is a `BEGIN IMMEDIATE` transaction, so several stores (threads or processes: the Rasa
     process and the app) can share one file; readers never block the writer."""
@@ -516,50 +516,23 @@ class SQLiteOutboxStore:
 
     def __init__(self, path: Path | str, *, busy_timeout_ms: int = 10_000) -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._queries = load_queries(SQL_DIR / self.backend)
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        sql_dir = SQL_DIR / self.backend
         try:
-            self._conn.row_factory = sqlite3.Row
-            self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-            journal_mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if journal_mode != "wal" and str(path) != ":memory:":
-                raise OutboxError(f"{path}: SQLite could not switch to WAL (journal_mode={journal_mode})")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._migrate()
-        except BaseException:
-            self._conn.close()
-            raise
-
-    def _migrate(self) -> None:
-        migrations = load_migrations(SQL_DIR / self.backend)
-        with self._write() as conn:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > len(migrations):
-                raise OutboxError(f"{self.path} has outbox schema {version}, newer than this code knows")
-            for migration in migrations[version:]:
-                for statement in sqlite_statements(migration.script):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version={migration.version}")
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: BEGIN IMMEDIATE waits (busy_timeout) for the single write lock."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-                self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
+            self._db = SQLiteFile(
+                path,
+                "outbox",
+                sql_dir,
+                queries=sql_dir,
+                synchronous="FULL",
+                busy_timeout_ms=busy_timeout_ms,
+                require_wal=True,
+            )
+        except (SchemaTooNew, WALUnavailable) as exc:
+            raise OutboxError(str(exc)) from exc
+        self._queries = self._db.queries
 
     def _read(self, name: str, params: Mapping[str, Any]) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._conn.execute(self._queries[name], params).fetchall()
+        return self._db.read(name, params)
 
     def _one(self, conn: sqlite3.Connection, message_id: int) -> OutboxMessage:
         row = conn.execute(self._queries["get_message"], {"id": message_id}).fetchone()
@@ -569,7 +542,7 @@ class SQLiteOutboxStore:
 
     def enqueue(self, new: NewMessage, now: datetime) -> tuple[OutboxMessage, bool]:
         record, message_json = new_message_record(new, now)
-        with self._write() as conn:
+        with self._db.write() as conn:
             cursor = conn.execute(self._queries["insert_message"], record_params(record, message_json, sqlite_time))
             if cursor.rowcount == 1 and cursor.lastrowid is not None:
                 return self._one(conn, cursor.lastrowid), True
@@ -577,8 +550,8 @@ class SQLiteOutboxStore:
             return message_from_row(row.fetchone()), False
 
     def get(self, message_id: int) -> OutboxMessage:
-        with self._lock:
-            return self._one(self._conn, message_id)
+        with self._db.connection() as conn:
+            return self._one(conn, message_id)
 
     def find(self, query: MessageFilter) -> list[OutboxMessage]:
         statuses = status_values(query)
@@ -590,7 +563,7 @@ class SQLiteOutboxStore:
             return []
         now = utc(now)
         lease_until = sqlite_time(now + timedelta(seconds=lease_seconds))
-        with self._write() as conn:
+        with self._db.write() as conn:
             ids = [
                 row["id"]
                 for row in conn.execute(self._queries["select_claimable"], {"now": sqlite_time(now), "limit": limit})
@@ -607,7 +580,7 @@ class SQLiteOutboxStore:
         return self._change_held("complete_message", params, message_id, worker_id)
 
     def reclaim_expired(self, now: datetime) -> int:
-        with self._write() as conn:
+        with self._db.write() as conn:
             return conn.execute(self._queries["reclaim_expired"], {"now": sqlite_time(now)}).rowcount
 
     def release(self, message_id: int, worker_id: str, not_before: datetime) -> OutboxMessage:
@@ -616,7 +589,7 @@ class SQLiteOutboxStore:
 
     def _change_held(self, name: str, params: Mapping[str, Any], message_id: int, worker_id: str) -> OutboxMessage:
         """An UPDATE that only changes the message while `worker_id` holds it (SENDING, claimed by it)."""
-        with self._write() as conn:
+        with self._db.write() as conn:
             cursor = conn.execute(self._queries[name], params)
             message = self._one(conn, message_id)
             if cursor.rowcount != 1:
@@ -626,7 +599,7 @@ class SQLiteOutboxStore:
     def reserve_send_slot(
         self, page_id: str, now: datetime, rate: float, not_after: datetime | None = None
     ) -> SendSlot:
-        with self._write() as conn:
+        with self._db.write() as conn:
             row = conn.execute(self._queries["latest_send_slot"], {"page_id": page_id}).fetchone()
             slot = next_send_slot(now, to_utc(row["latest_slot"]) if row else None, rate, not_after)
             if slot.granted:
@@ -636,7 +609,7 @@ class SQLiteOutboxStore:
             return slot
 
     def _transition(self, name: str, action: str, message_id: int, now: datetime) -> OutboxMessage:
-        with self._write() as conn:
+        with self._db.write() as conn:
             cursor = conn.execute(self._queries[name], {"id": message_id, "now": sqlite_time(now)})
             message = self._one(conn, message_id)
             if cursor.rowcount != 1:
@@ -650,7 +623,7 @@ class SQLiteOutboxStore:
         return self._transition("retry_message", "retry", message_id, now)
 
     def record_user_message(self, page_id: str, user_id: str, at: datetime) -> None:
-        with self._write() as conn:
+        with self._db.write() as conn:
             conn.execute(
                 self._queries["record_user_message"], {"page_id": page_id, "user_id": user_id, "at": sqlite_time(at)}
             )
@@ -665,7 +638,7 @@ class SQLiteOutboxStore:
 
     def pause_page(self, page_id: str, reason: str, now: datetime) -> None:
         at = sqlite_time(now)
-        with self._write() as conn:
+        with self._db.write() as conn:
             if conn.execute(self._queries["pause_page"], {"page_id": page_id, "reason": reason, "now": at}).rowcount:
                 conn.execute(
                     self._queries["insert_alert"],
@@ -673,11 +646,11 @@ class SQLiteOutboxStore:
                 )
 
     def resume_page(self, page_id: str) -> None:
-        with self._write() as conn:
+        with self._db.write() as conn:
             conn.execute(self._queries["resume_page"], {"page_id": page_id})
 
     def set_utility_templates(self, page_id: str, enabled: bool) -> None:
-        with self._write() as conn:
+        with self._db.write() as conn:
             conn.execute(self._queries["set_utility_templates"], {"page_id": page_id, "enabled": bool(enabled)})
 
     def alerts(self, limit: int = 100) -> list[Alert]:
@@ -687,8 +660,7 @@ class SQLiteOutboxStore:
         return counts_from_rows(self._read("count_by_status", {}))
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self._db.close()
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------
