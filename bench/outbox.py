@@ -26,9 +26,8 @@ sys.path.insert(0, str(ROOT))
 from core.settings import Settings  # noqa: E402
 from meta.graph import GraphClient  # noqa: E402
 from outbox.model import NewMessage, Purpose, Status  # noqa: E402
-from outbox.policy_file import load_policy  # noqa: E402
+from outbox.outbox import open_outbox  # noqa: E402
 from outbox.store import open_store  # noqa: E402
-from outbox.worker import OutboxWorker  # noqa: E402
 from tests.support.stack import free_port  # noqa: E402
 
 PAGE = "100000000000001"
@@ -140,31 +139,29 @@ def enqueue_latency(store_url: str, count: int = 1000) -> tuple[float, float]:
 
 async def reply_delay(store_url: str, sandbox_url: str, count: int = 300) -> dict[str, float]:
     """Direct Send API call vs enqueue → in-process worker (kicked) → sent, for one reply at a time."""
-    store = open_store(store_url)
-    client = GraphClient(Settings(graph_api_base=sandbox_url))
-    worker = OutboxWorker(store, client, load_policy(), page_rate=0, poll_seconds=1.0)
-    task = asyncio.create_task(worker.run())
+    client = GraphClient(Settings().page_tokens, base_url=sandbox_url)
+    outbox = open_outbox(store_url, client, page_rate=0)
+    outbox.start()
     now = datetime.now(timezone.utc)
     direct, through = [], []
     try:
         for n in range(count):
             user = f"delay-{n}"
-            store.record_user_message(PAGE, user, now)
+            await outbox.record_user_message(PAGE, user, now)
             started = time.perf_counter()
             await client.send_message(
                 PAGE, {"recipient": {"id": user}, "messaging_type": "RESPONSE", "message": {"text": "directo"}}
             )
             direct.append((time.perf_counter() - started) * 1000)
             started = time.perf_counter()
-            message, _ = await worker.enqueue(NewMessage(PAGE, user, {"text": "outbox"}, purpose=Purpose.REPLY))
-            while (await worker.run_store(store.get, message.id)).status is not Status.SENT:
+            message, _ = await outbox.enqueue(NewMessage(PAGE, user, {"text": "outbox"}, purpose=Purpose.REPLY))
+            while (await outbox.get(message.id)).status is not Status.SENT:
                 await asyncio.sleep(0.0005)
             through.append((time.perf_counter() - started) * 1000)
     finally:
-        worker.stop()
-        await task
+        await outbox.stop()
         await client.close()
-        store.close()
+        outbox.close()
     added = [t - d for t, d in zip(through, direct, strict=True)]
     return {
         "direct_p50": percentile(direct, 0.5),

@@ -1,6 +1,6 @@
 """How long a person can still answer a paused conversation, and how: the console's window indicator.
 
-Pure: asks the outbox policy (`outbox.policy.decide`, the same function the outbox uses to send) about a
+Pure: asks the outbox's policy (`Outbox.decide`, the same decision the outbox sends by) about a
 reply written by a person, now and at the end of the current way of sending, and words the answer for an
 agent. Within 24 h of the customer's last message that is a normal reply; from 24 h to 7 days only with the
 HUMAN_AGENT tag; after that nothing, until the customer writes again.
@@ -8,12 +8,16 @@ HUMAN_AGENT tag; after that nothing, until the customer writes again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from outbox.model import NewMessage, Purpose, SenderKind
-from outbox.policy import ConversationWindow, Decision, Policy, decide
+from outbox.policy import ConversationWindow, Decision, SendRequest
+
+# The outbox's policy question (`outbox.outbox.Outbox.decide`): how would this message go out at that moment?
+Decide = Callable[[SendRequest, ConversationWindow, datetime], Decision]
 
 # A person answering what the customer wrote.
 _AGENT_REPLY = NewMessage(page_id="-", recipient_id="-", message={"text": "."}, sender=SenderKind.HUMAN,
@@ -64,15 +68,15 @@ def _how(decision: Decision) -> str:
     return f"la etiqueta {decision.tag}" if decision.tag else f"una respuesta normal ({decision.messaging_type})"
 
 
-def reply_window(last_user_message_at: datetime | None, now: datetime, policy: Policy) -> ReplyWindow:
+def reply_window(last_user_message_at: datetime | None, now: datetime, decide: Decide) -> ReplyWindow:
     conversation = ConversationWindow(last_user_message_at=last_user_message_at)
-    current = decide(_AGENT_REPLY, conversation, now, policy)
+    current = decide(_AGENT_REPLY, conversation, now)
     if not current.allowed:
         return ReplyWindow(False, current.reason_code, current.reason_es)
     last_chance = current.window_ends_at
     following: Decision | None = None
     if current.window_ends_at is not None:
-        after = decide(_AGENT_REPLY, conversation, current.window_ends_at + timedelta(seconds=1), policy)
+        after = decide(_AGENT_REPLY, conversation, current.window_ends_at + timedelta(seconds=1))
         if after.allowed:
             following = after
             last_chance = after.window_ends_at

@@ -25,7 +25,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from core.settings import PAGE_INBOX_APP_ID, Settings
+from core.offload import Offload
+from core.settings import PAGE_INBOX_APP_ID
 from core.sqlite import SQLiteFile
 from handoff.model import (
     ConsoleEvent,
@@ -45,9 +46,9 @@ from handoff.reply_window import ReplyWindow, reply_window
 from meta.errors import GraphError
 from meta.graph import GraphClient
 from meta.outgoing import OutgoingMessageError, build_messages
-from outbox.model import InvalidTransition, MessageFilter, NewMessage, OutboxMessage, Purpose, SenderKind, Status
-from outbox.policy import ConversationWindow, Decision, decide
-from outbox.worker import OutboxWorker
+from outbox.model import NewMessage, OutboxMessage, Purpose, SenderKind
+from outbox.outbox import Outbox
+from outbox.policy import Decision
 
 logger = logging.getLogger(__name__)
 
@@ -342,16 +343,22 @@ class Handoff:
 
     def __init__(
         self,
-        settings: Settings,
         store: HandoffStore,
         rasa: RasaTrackers,
-        outbox: OutboxWorker,
+        outbox: Outbox,
         *,
+        page_tokens: Mapping[str, str],
+        idle_resume_minutes: float = 240.0,
+        handover_to_page_inbox: bool = False,
         graph: GraphClient | None = None,
         clock: Callable[[], datetime] = utc_now,
         max_queued_events: int = 1000,
     ) -> None:
-        self.settings = settings
+        # From the settings, only what it uses: the pages an agent may answer on (MESSENGER_PAGES),
+        # HANDOFF_IDLE_RESUME_MINUTES (0: never) and HANDOVER_TO_PAGE_INBOX.
+        self.page_tokens = dict(page_tokens)
+        self.idle_resume_minutes = idle_resume_minutes
+        self.handover_to_page_inbox = handover_to_page_inbox
         self.store = store
         self.rasa = rasa
         self.outbox = outbox
@@ -364,9 +371,10 @@ class Handoff:
         # the transcript and Rasa's event one request at a time. The app is one process (the console's live
         # events and this store are in it), so an in-process lock covers every request; a lock nobody holds goes.
         self._reply_locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._offload = Offload("handoff-store")  # the store's calls, off the event loop
 
     async def _db(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.to_thread(fn, *args)
+        return await self._offload.run(fn, *args)
 
     def _publish(self, kind: str, conversation: Conversation, at: datetime, **data: Any) -> None:
         self.events.publish(ConsoleEvent(kind, conversation.id, at, {"conversation": conversation.to_dict(), **data}))
@@ -394,7 +402,8 @@ class Handoff:
         if not rasa_already_paused:
             await self.rasa.append_events(user_id, [pause_event(now)])
         conversation, changed = await self._db(self.store.pause, page_id, user_id, reason, paused_by, now)
-        await self._cancel_stale_bot_messages(page_id, user_id, now)
+        # Bot messages queued from before the pause must not reach a person now talking to an agent.
+        await self.outbox.cancel_stale_bot_messages(page_id, user_id, now)
         if changed:
             logger.info("conversation paused", extra={"conversation_id": conversation.id, "reason": reason.value,
                                                       "paused_by": paused_by})
@@ -404,20 +413,6 @@ class Handoff:
             conversation = await self._db(self.store.record_agent_message, conversation.id, paused_by, text, now)
             self._publish("agent_message", conversation, now, author=f"agent:{paused_by}", text=text)
         return conversation
-
-    async def _cancel_stale_bot_messages(self, page_id: str, user_id: str, now: datetime) -> None:
-        """Bot messages still queued from before the pause (in retry backoff, scheduled, or held by a paused
-        page) must not reach a person who is now talking to an agent. Fresh replies of the current turn
-        (the handoff notice itself) are left to go."""
-        query = MessageFilter(recipient_id=user_id, page_id=page_id, statuses=(Status.PENDING,), limit=1000)
-        for message in await self.outbox.run_store(self.outbox.store.find, query):
-            stale = message.attempts > 0 or message.purpose is not Purpose.REPLY or message.due_at > now
-            if message.sender is SenderKind.BOT and stale:
-                try:
-                    await self.outbox.run_store(self.outbox.store.cancel, message.id, now)
-                except InvalidTransition:  # claimed meanwhile: it is being sent or already was
-                    continue
-                logger.info("queued bot message cancelled by a pause", extra={"message_id": message.id})
 
     async def resume(self, conversation_id: str, by: str, closing_note: str) -> Conversation:
         """The bot answers again (Rasa's `ConversationResumed`); the closing note stays in the log."""
@@ -435,7 +430,7 @@ class Handoff:
 
     async def resume_idle(self, now: datetime | None = None) -> list[Conversation]:
         """Resume every conversation paused and idle for `HANDOFF_IDLE_RESUME_MINUTES`, so none stays paused forever."""
-        minutes = self.settings.handoff_idle_resume_minutes
+        minutes = self.idle_resume_minutes
         if minutes <= 0:
             return []
         now = now or self.clock()
@@ -450,7 +445,7 @@ class Handoff:
     async def run_auto_resume(self, interval_seconds: float | None = None) -> None:
         """The app's background task (cancel it to stop); by default it looks every `auto_resume_interval`."""
         if interval_seconds is None:
-            interval_seconds = auto_resume_interval(self.settings.handoff_idle_resume_minutes)
+            interval_seconds = auto_resume_interval(self.idle_resume_minutes)
         while True:
             try:
                 await self.resume_idle()
@@ -478,14 +473,11 @@ class Handoff:
         and the bot must never answer together.
         """
         page_id, user_id = split_conversation_id(conversation_id)
-        text, messages = checked_agent_reply(page_id, text, self.settings.page_tokens)
+        text, messages = checked_agent_reply(page_id, text, self.page_tokens)
         now = self.clock()
-        store = self.outbox.store
-        last_user = await self.outbox.run_store(store.last_user_message_at, page_id, user_id)
-        page = await self.outbox.run_store(store.page, page_id)
         first = NewMessage(page_id=page_id, recipient_id=user_id, message=messages[0], sender=SenderKind.HUMAN,
                            purpose=Purpose.REPLY, sender_name=agent)
-        decision = decide(first, ConversationWindow(last_user, page.utility_templates), now, self.outbox.policy)
+        decision = await self.outbox.preview(first, now)
         if not decision.allowed:
             raise ReplyRefused(decision.reason_code, decision.reason_es, decision.reason_en)
 
@@ -576,8 +568,8 @@ class Handoff:
     async def window_status(self, conversation_id: str, now: datetime | None = None) -> ReplyWindow:
         """How long a person can still answer, from the outbox's record of the user's last own message."""
         page_id, user_id = split_conversation_id(conversation_id)
-        last_user = await self.outbox.run_store(self.outbox.store.last_user_message_at, page_id, user_id)
-        return reply_window(last_user, now or self.clock(), self.outbox.policy)
+        window = await self.outbox.conversation_window(page_id, user_id)
+        return reply_window(window.last_user_message_at, now or self.clock(), self.outbox.decide)
 
     def subscribe(self) -> AsyncIterator[ConsoleEvent]:
         return self.events.subscribe()
@@ -585,7 +577,7 @@ class Handoff:
     # Meta's handover protocol (HANDOVER_TO_PAGE_INBOX=1).
 
     async def _pass_thread(self, conversation: Conversation, reason: PauseReason) -> None:
-        if not self.settings.handover_to_page_inbox or self.graph is None:
+        if not self.handover_to_page_inbox or self.graph is None:
             return
         try:
             await self.graph.pass_thread_control(conversation.page_id, conversation.user_id, PAGE_INBOX_APP_ID,
@@ -595,7 +587,7 @@ class Handoff:
                                                                 "code": exc.code, "status": exc.status})
 
     async def _take_thread(self, conversation: Conversation) -> None:
-        if not self.settings.handover_to_page_inbox or self.graph is None:
+        if not self.handover_to_page_inbox or self.graph is None:
             return
         try:
             await self.graph.take_thread_control(conversation.page_id, conversation.user_id, metadata="handoff:resumed")

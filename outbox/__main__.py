@@ -1,7 +1,7 @@
 """`python -m outbox worker`: a standalone outbox worker (more throughput, or a worker per host).
 
-Settings come from the environment like the rest (OUTBOX_URL, GRAPH_API_BASE, page tokens);
-OUTBOX_LEASE_SECONDS and OUTBOX_BATCH_SIZE tune the claim.
+Settings come from the environment like the rest (core/settings.py: OUTBOX_URL, GRAPH_API_BASE, page tokens,
+OUTBOX_LEASE_SECONDS and OUTBOX_BATCH_SIZE for the claim), opened as one `outbox.outbox.Outbox`.
 """
 
 from __future__ import annotations
@@ -9,38 +9,40 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import sys
 
 from core.settings import SettingsError, load_settings
 from meta.graph import GraphClient
-from outbox.policy_file import load_policy
-from outbox.store import open_store
-from outbox.worker import OutboxWorker
+from outbox.outbox import open_outbox
 
 
 async def run_worker(worker_id: str | None) -> None:
     settings = load_settings()
-    store = open_store(settings.outbox_store_url)
-    client = GraphClient(settings)
-    worker = OutboxWorker(
-        store,
-        client,
-        load_policy(),
-        worker_id=worker_id,
-        lease_seconds=float(os.environ.get("OUTBOX_LEASE_SECONDS", "30")),
-        batch_size=int(os.environ.get("OUTBOX_BATCH_SIZE", "32")),
-        page_rate=settings.outbox_page_rate,
-    )
+    client = GraphClient(settings.page_tokens, base_url=settings.graph_api_base, version=settings.graph_api_version,
+                         timeout_seconds=settings.graph_timeout_seconds)
+    try:
+        outbox = open_outbox(
+            settings.outbox_store_url,
+            client,
+            policy_file=settings.outbox_policy_file,
+            retired_tags_until=settings.outbox_retired_tags_until,
+            page_rate=settings.outbox_page_rate,
+            lease_seconds=settings.outbox_lease_seconds,
+            batch_size=settings.outbox_batch_size,
+            worker_id=worker_id,
+        )
+    except BaseException:
+        await client.close()
+        raise
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, worker.stop)
+        loop.add_signal_handler(signum, outbox.request_stop)
     try:
-        await worker.run()
+        await outbox.run()
     finally:
         await client.close()
-        store.close()
+        outbox.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,9 +16,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from core.offload import Offload
 from meta.errors import GraphError
 from meta.graph import GraphClient
-from outbox.model import InvalidTransition, NewMessage, OutboxMessage, OutboxStore, Outcome, Purpose, Status
+from outbox.model import InvalidTransition, OutboxMessage, OutboxStore, Outcome, Purpose, Status
 from outbox.policy import ConversationWindow, Policy, decide
 from outbox.rate import is_rate_limited, send_interval
 from outbox.retry import retry_decision
@@ -49,7 +50,17 @@ def send_api_body(message: OutboxMessage, messaging_type: str, tag: str | None) 
     return body
 
 
+def read_window(store: OutboxStore, page_id: str, user_id: str) -> ConversationWindow:
+    """The conversation window the policy decides on, as the store knows it now: the user's last own message on
+    this page and the page's opt-in to utility templates. Blocking (run it off the loop); the worker's and the
+    outbox's (outbox/outbox.py) one way to read it."""
+    last_user = store.last_user_message_at(page_id, user_id)
+    return ConversationWindow(last_user_message_at=last_user, page_utility_opt_in=store.page(page_id).utility_templates)
+
+
 class OutboxWorker:
+    """Claims due messages and sends them; everything else callers want goes through `outbox.outbox.Outbox`."""
+
     def __init__(
         self,
         store: OutboxStore,
@@ -76,15 +87,11 @@ class OutboxWorker:
         self.page_rate = page_rate  # sends per second per page, shared through the store; 0: no limit
         self._wake = asyncio.Event()
         self._stopping = False
+        self._offload = Offload("outbox-store")
 
     async def run_store(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
-
-    async def enqueue(self, new: NewMessage) -> tuple[OutboxMessage, bool]:
-        """Write first (durable), then wake the loop so a bot reply leaves at once."""
-        result = await self.run_store(self.store.enqueue, new, self.clock())
-        self.kick()
-        return result
+        """A store call off the event loop (the store's own thread)."""
+        return await self._offload.run(fn, *args)
 
     def kick(self) -> None:
         self._wake.set()
@@ -146,11 +153,7 @@ class OutboxWorker:
 
     async def _deliver(self, message: OutboxMessage) -> None:
         now = self.clock()
-        last_user = await self._while_leased(
-            message, self.store.last_user_message_at, message.page_id, message.recipient_id
-        )
-        page = await self._while_leased(message, self.store.page, message.page_id)
-        window = ConversationWindow(last_user_message_at=last_user, page_utility_opt_in=page.utility_templates)
+        window = await self._while_leased(message, read_window, self.store, message.page_id, message.recipient_id)
         decision = decide(message, window, now, self.policy)
         if decision.allowed and is_rate_limited(self.page_rate):
             send_at = await self._wait_for_send_slot(message)

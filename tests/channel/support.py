@@ -33,9 +33,9 @@ from sanic import Sanic
 from connectors.ingest import IngestStore
 from connectors.messenger import MessengerInput
 from core.settings import DEMO_APP_SECRET, SANDBOX_PAGE_ID, Settings
+from outbox.outbox import Outbox
 from outbox.policy_file import load_policy
 from outbox.store import SQLiteOutboxStore
-from outbox.worker import OutboxWorker
 from sandbox import simulate
 
 PAGE_ID = SANDBOX_PAGE_ID
@@ -183,10 +183,9 @@ def with_short_outbox_busy_timeout(channel: MessengerInput, busy_timeout_ms: int
     """The channel's own outbox store and worker, on the same file, with a 1 s busy timeout instead of 10 s: a test
     that holds the outbox's write lock sees each refused write in a second."""
     channel.outbox.close()
-    channel.outbox = SQLiteOutboxStore(channel.settings.data_dir / "outbox.sqlite3", busy_timeout_ms=busy_timeout_ms)
-    channel.worker = OutboxWorker(channel.outbox, channel.client, load_policy(),
-                                  page_rate=channel.settings.outbox_page_rate,
-                                  lease_seconds=channel.settings.outbox_lease_seconds)
+    store = SQLiteOutboxStore(channel.settings.data_dir / "outbox.sqlite3", busy_timeout_ms=busy_timeout_ms)
+    channel.outbox = Outbox(store, channel.client, load_policy(), page_rate=channel.settings.outbox_page_rate,
+                            lease_seconds=channel.settings.outbox_lease_seconds)
 
 
 class RecoveryGatedIngestStore(IngestStore):

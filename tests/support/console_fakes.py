@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +49,10 @@ from knowledge_matrix.matrix import entries_from_sheet
 from knowledge_matrix.publish import check_matrix
 from knowledge_matrix.text import fold
 from outbox.model import NewMessage, Purpose, SenderKind
-from outbox.policy import ConversationWindow, decide
+from outbox.policy import decide
 from outbox.policy_file import load_policy
 from outbox.store import InMemoryOutboxStore
+from outbox.worker import read_window
 
 
 def utc_now() -> datetime:
@@ -72,7 +74,7 @@ class FakeHandoff:
         self.transcripts: dict[str, list[TranscriptItem]] = {}  # what Rasa's tracker would show
         self.sent: list[dict[str, Any]] = []
         self.closing_notes: dict[str, str | None] = {}
-        self.policy = load_policy()
+        self.decide = partial(decide, policy=load_policy())  # what `Outbox.decide` is
         self.outbox = InMemoryOutboxStore()
         self._events: Broadcaster[ConsoleEvent] = Broadcaster(lambda: ConsoleEvent("resync", "", self.clock(), {}))
 
@@ -139,9 +141,7 @@ class FakeHandoff:
         now = self.clock()
         first = NewMessage(page_id=page_id, recipient_id=user_id, message=messages[0], sender=SenderKind.HUMAN,
                            purpose=Purpose.REPLY, sender_name=agent)
-        window = ConversationWindow(self.outbox.last_user_message_at(page_id, user_id),
-                                    self.outbox.page(page_id).utility_templates)
-        decision = decide(first, window, now, self.policy)
+        decision = self.decide(first, read_window(self.outbox, page_id, user_id), now)
         if not decision.allowed:
             raise ReplyRefused(decision.reason_code, decision.reason_es, decision.reason_en)
         current = self.conversations.get(conversation_id)
@@ -196,7 +196,7 @@ class FakeHandoff:
 
     async def window_status(self, conversation_id: str, now: datetime | None = None) -> ReplyWindow:
         page_id, user_id = split_conversation_id(conversation_id)
-        return reply_window(self.outbox.last_user_message_at(page_id, user_id), now or self.clock(), self.policy)
+        return reply_window(self.outbox.last_user_message_at(page_id, user_id), now or self.clock(), self.decide)
 
     def subscribe(self) -> AsyncIterator[ConsoleEvent]:
         return self._events.subscribe()

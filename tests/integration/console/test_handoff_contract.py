@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,9 +36,10 @@ from handoff.reply_window import ReplyWindow, reply_window
 from handoff.service import Handoff, HandoffStore
 from meta.graph import GraphClient
 from outbox.model import MessageFilter, SenderKind
+from outbox.outbox import Outbox
+from outbox.policy import decide
 from outbox.policy_file import load_policy
 from outbox.store import open_store
-from outbox.worker import OutboxWorker
 from tests.integration.outbox.test_store_contract import postgres_schema
 from tests.support.console_fakes import FakeHandoff
 from tests.unit.console.conftest import Clock
@@ -99,9 +101,11 @@ def real_parts(tmp_path: Path, outbox_url: str, clock: Clock) -> RealParts:
     store = HandoffStore(settings.handoff_db_path)
     outbox = open_store(outbox_url)
     rasa = InMemoryRasaTrackers()
-    graph = GraphClient(settings)  # never called: the worker's loop does not run here
-    worker = OutboxWorker(outbox, graph, load_policy(), clock=clock)
-    return RealParts(Handoff(settings, store, rasa, worker, graph=graph, clock=clock), store, outbox, rasa, graph)
+    # Never called: the worker's loop does not run here.
+    graph = GraphClient(settings.page_tokens, base_url=settings.graph_api_base)
+    facade = Outbox(outbox, graph, load_policy(), clock=clock)
+    handoff = Handoff(store, rasa, facade, page_tokens=settings.page_tokens, graph=graph, clock=clock)
+    return RealParts(handoff, store, outbox, rasa, graph)
 
 
 def real_subject(parts: RealParts, clock: Clock) -> Subject:
@@ -360,7 +364,7 @@ async def test_the_window_comes_from_the_customer_s_last_own_message(subject: Su
         subject.customer_wrote(PAGE, "u1", "hola", T0 - ago)
     await subject.service.pause(PAGE, "u1", PauseReason.USER_ASKED, "bot")
     window = await subject.service.window_status(cid("u1"), T0)
-    assert window == reply_window(T0 - ago if ago is not None else None, T0, load_policy())
+    assert window == reply_window(T0 - ago if ago is not None else None, T0, partial(decide, policy=load_policy()))
     later = await subject.service.window_status(cid("u1"))  # now: the service's clock
     assert later == window
 

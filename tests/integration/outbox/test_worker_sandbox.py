@@ -17,9 +17,9 @@ from bot.app import create_app
 from core.settings import Settings
 from meta.graph import GraphClient
 from outbox.model import NewMessage, OutboxStore, Purpose, SenderKind, Status
+from outbox.outbox import Outbox
 from outbox.policy_file import load_policy
 from outbox.store import open_store
-from outbox.worker import OutboxWorker
 from tests.support.servers import RunningServer, serve_asgi
 
 PAGE_A, PAGE_B = "100000000000001", "100000000000002"
@@ -66,9 +66,10 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def worker(store: OutboxStore, sandbox: RunningServer, clock: Clock) -> Iterator[OutboxWorker]:
-    client = GraphClient(Settings(page_tokens=TOKENS, graph_api_base=sandbox.base_url))
-    yield OutboxWorker(store, client, load_policy(), clock=clock, page_rate=0)
+async def worker(store: OutboxStore, sandbox: RunningServer, clock: Clock) -> Iterator[Outbox]:
+    """The outbox over `store`, its worker's rounds run by hand (`run_once`)."""
+    client = GraphClient(TOKENS, base_url=sandbox.base_url)
+    yield Outbox(store, client, load_policy(), clock=clock, page_rate=0)
     await client.close()
 
 

@@ -33,9 +33,9 @@ from handoff.service import (
 )
 from meta.graph import GraphClient, GraphRequest, GraphResponse
 from outbox.model import MessageFilter, NewMessage, Outcome, Purpose, SenderKind, Status
+from outbox.outbox import Outbox
 from outbox.policy_file import load_policy
 from outbox.store import InMemoryOutboxStore
-from outbox.worker import OutboxWorker
 
 UTC = timezone.utc
 GUAYAQUIL_OFFSET = timedelta(hours=-5)
@@ -285,9 +285,11 @@ class Parts:
         self.store = HandoffStore(":memory:")
         self.outbox_store = InMemoryOutboxStore()
         self.transport = RecordingTransport()
-        graph = GraphClient(settings, transport=self.transport)
-        self.worker = OutboxWorker(self.outbox_store, graph, load_policy(), clock=self.clock)
-        self.handoff = Handoff(settings, self.store, self.rasa, self.worker, graph=graph, clock=self.clock)
+        graph = GraphClient(settings.page_tokens, transport=self.transport)
+        self.outbox = Outbox(self.outbox_store, graph, load_policy(), clock=self.clock)
+        self.handoff = Handoff(self.store, self.rasa, self.outbox, page_tokens=settings.page_tokens,
+                               idle_resume_minutes=settings.handoff_idle_resume_minutes,
+                               handover_to_page_inbox=settings.handover_to_page_inbox, graph=graph, clock=self.clock)
 
     def user_wrote(self, at: datetime) -> None:
         self.outbox_store.record_user_message(PAGE, USER, at)
@@ -488,7 +490,7 @@ async def test_an_agent_reply_in_the_24_hours_goes_through_the_outbox_as_a_perso
     assert [(item.author, item.text) for item in transcript] == [("agent:ana", "Hola, soy Ana. ¿En qué te ayudo?")]
     await until(lambda: live.kinds() == ["agent_message"])
     await live.stop()
-    await parts.worker.run_once()
+    await parts.outbox.run_once()
     [sent] = [r for r in parts.transport.requests if r.path.endswith("/messages")]
     assert sent.json_body is not None and sent.json_body["messaging_type"] == "RESPONSE"
 

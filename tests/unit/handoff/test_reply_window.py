@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from functools import partial
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from handoff.reply_window import duration_es, reply_window
-from outbox.policy import HUMAN_AGENT_WINDOW_EXPIRED, NEVER_WROTE
+from outbox.policy import HUMAN_AGENT_WINDOW_EXPIRED, NEVER_WROTE, decide
 from outbox.policy_file import load_policy
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
-POLICY = load_policy()
+DECIDE = partial(decide, policy=load_policy())  # what `Outbox.decide` is
 
 
 def test_within_24_hours_a_normal_reply_then_human_agent() -> None:
-    window = reply_window(NOW - timedelta(hours=2), NOW, POLICY)
+    window = reply_window(NOW - timedelta(hours=2), NOW, DECIDE)
     assert window.can_reply
     assert (window.messaging_type, window.tag) == ("RESPONSE", None)
     assert window.ends_at == NOW + timedelta(hours=22)
@@ -26,7 +27,7 @@ def test_within_24_hours_a_normal_reply_then_human_agent() -> None:
 
 
 def test_between_24_hours_and_7_days_only_human_agent() -> None:
-    window = reply_window(NOW - timedelta(days=3), NOW, POLICY)
+    window = reply_window(NOW - timedelta(days=3), NOW, DECIDE)
     assert window.can_reply
     assert (window.messaging_type, window.tag) == ("MESSAGE_TAG", "HUMAN_AGENT")
     assert window.time_left == timedelta(days=4)
@@ -35,7 +36,7 @@ def test_between_24_hours_and_7_days_only_human_agent() -> None:
 
 
 def test_after_7_days_refused_with_the_policy_reason() -> None:
-    window = reply_window(NOW - timedelta(days=8), NOW, POLICY)
+    window = reply_window(NOW - timedelta(days=8), NOW, DECIDE)
     assert not window.can_reply
     assert window.reason_code == HUMAN_AGENT_WINDOW_EXPIRED
     assert "ni siquiera con la etiqueta HUMAN_AGENT" in window.message_es
@@ -43,7 +44,7 @@ def test_after_7_days_refused_with_the_policy_reason() -> None:
 
 
 def test_a_customer_who_never_wrote() -> None:
-    window = reply_window(None, NOW, POLICY)
+    window = reply_window(None, NOW, DECIDE)
     assert not window.can_reply and window.reason_code == NEVER_WROTE
 
 
@@ -67,7 +68,7 @@ def test_the_indicator_agrees_with_seven_days(seconds_ago: int) -> None:
     """Whatever the age of the last message: a reply is possible exactly up to 7 days, and the time left
     never exceeds what is left of those 7 days."""
     last = NOW - timedelta(seconds=seconds_ago)
-    window = reply_window(last, NOW, POLICY)
+    window = reply_window(last, NOW, DECIDE)
     assert window.can_reply == (seconds_ago <= 7 * 24 * 3600)
     if window.can_reply:
         assert window.time_left is not None

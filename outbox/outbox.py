@@ -1,0 +1,215 @@
+"""The outbox as its callers see it (as procrastinate's App is to its connector): one object, opened by
+`open_outbox`, for everything the bot, the console, the handoff and the API ask of the outbox.
+
+Callers enqueue, preview a decision, record that a user wrote, cancel stale bot messages, read the conversation
+window and the queue, and start and stop the worker. The store and the policy stay behind it; the worker
+(outbox/worker.py) only claims and sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from meta.graph import GraphClient
+from outbox.model import (
+    Alert,
+    InvalidTransition,
+    MessageFilter,
+    NewMessage,
+    OutboxMessage,
+    OutboxStore,
+    PageState,
+    Purpose,
+    SenderKind,
+    Status,
+)
+from outbox.policy import ConversationWindow, Decision, Policy, SendRequest, decide
+from outbox.policy_file import load_policy
+from outbox.store import open_store
+from outbox.worker import OutboxWorker, read_window, utc_now
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# A pause leaves a user's pending bot messages alone up to this many (newest first); more is not a conversation.
+STALE_SCAN_LIMIT = 1000
+
+
+class Outbox:
+    """One outbox: its store, its policy and its worker. The store and the policy are not part of its face."""
+
+    def __init__(
+        self,
+        store: OutboxStore,
+        client: GraphClient,
+        policy: Policy,
+        *,
+        worker_id: str | None = None,
+        lease_seconds: float = 30.0,
+        batch_size: int = 32,
+        poll_seconds: float = 1.0,
+        page_rate: float = 40.0,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._store = store
+        self._policy = policy
+        self.clock = clock
+        self._worker = OutboxWorker(
+            store, client, policy, worker_id=worker_id, lease_seconds=lease_seconds, batch_size=batch_size,
+            poll_seconds=poll_seconds, page_rate=page_rate, clock=clock,
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    # --- the worker ------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run the worker in the background (on the running loop) until `stop()`."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._worker.run())
+
+    async def run(self) -> None:
+        """Run the worker in the foreground until `request_stop()` (`python -m outbox worker`)."""
+        await self._worker.run()
+
+    def request_stop(self) -> None:
+        """Tell the worker to finish its round and end (safe from a signal handler)."""
+        self._worker.stop()
+
+    async def stop(self) -> None:
+        """End the background worker and wait for it; the store stays open (`close()`)."""
+        self._worker.stop()
+        if self._task is not None:
+            task, self._task = self._task, None
+            await task
+
+    def close(self) -> None:
+        self._store.close()
+
+    def kick(self) -> None:
+        """Wake the worker: something is due now."""
+        self._worker.kick()
+
+    async def run_once(self) -> int:
+        """One claim-and-send round of this outbox's worker (tests, benchmarks); how many it handled."""
+        return await self._worker.run_once()
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        """A store call off the event loop (the store is blocking: SQLite, psycopg)."""
+        result: T = await self._worker.run_store(fn, *args)
+        return result
+
+    # --- writing ---------------------------------------------------------------------------------------
+
+    async def enqueue(self, new: NewMessage) -> tuple[OutboxMessage, bool]:
+        """Write first (durable), then wake the worker so a reply leaves at once. (message, created): a known
+        idempotency key returns the stored message and False."""
+        result = await self._run(self._store.enqueue, new, self.clock())
+        self.kick()
+        return result
+
+    async def record_user_message(self, page_id: str, user_id: str, at: datetime) -> None:
+        """The user wrote on this page at `at`: the windows count from their own last message."""
+        await self._run(self._store.record_user_message, page_id, user_id, at)
+
+    async def cancel_stale_bot_messages(self, page_id: str, user_id: str, now: datetime | None = None) -> list[int]:
+        """Bot messages still queued from before a person took over (in retry backoff, scheduled, or held by a
+        paused page) must not reach someone now talking to an agent. Fresh replies of the current turn (the
+        handoff notice itself) are left to go. Returns the ids cancelled."""
+        now = now or self.clock()
+        query = MessageFilter(recipient_id=user_id, page_id=page_id, statuses=(Status.PENDING,),
+                              limit=STALE_SCAN_LIMIT)
+        cancelled = []
+        for message in await self._run(self._store.find, query):
+            stale = message.attempts > 0 or message.purpose is not Purpose.REPLY or message.due_at > now
+            if message.sender is SenderKind.BOT and stale:
+                try:
+                    await self._run(self._store.cancel, message.id, now)
+                except InvalidTransition:  # claimed meanwhile: it is being sent or already was
+                    continue
+                logger.info("queued bot message cancelled by a pause", extra={"message_id": message.id})
+                cancelled.append(message.id)
+        return cancelled
+
+    async def cancel(self, message_id: int) -> OutboxMessage:
+        """A pending message → cancelled (NotFound, InvalidTransition)."""
+        message = await self._run(self._store.cancel, message_id, self.clock())
+        self.kick()  # the recipient's next message may now be the head of its queue
+        return message
+
+    async def retry(self, message_id: int) -> OutboxMessage:
+        """A dead or failed message → pending, due now (NotFound, InvalidTransition)."""
+        message = await self._run(self._store.retry, message_id, self.clock())
+        self.kick()
+        return message
+
+    async def resume_page(self, page_id: str) -> None:
+        await self._run(self._store.resume_page, page_id)
+        self.kick()
+
+    # --- the policy's view -----------------------------------------------------------------------------
+
+    async def conversation_window(self, page_id: str, user_id: str) -> ConversationWindow:
+        """What the policy decides on for this user on this page: their last own message, the page's opt-in."""
+        return await self._run(read_window, self._store, page_id, user_id)
+
+    def decide(self, message: SendRequest, window: ConversationWindow, at: datetime) -> Decision:
+        """The policy's answer for `message` sent at `at` within `window` (pure: nothing is read or written)."""
+        return decide(message, window, at, self._policy)
+
+    async def preview(self, new: NewMessage, at: datetime | None = None) -> Decision:
+        """How `new` would go out at `at` (default now), from what the store knows now; nothing is written.
+        A message scheduled for later is decided again when it is due."""
+        window = await self.conversation_window(new.page_id, new.recipient_id)
+        return self.decide(new, window, at or self.clock())
+
+    # --- reading ---------------------------------------------------------------------------------------
+
+    async def get(self, message_id: int) -> OutboxMessage:
+        return await self._run(self._store.get, message_id)
+
+    async def find(self, query: MessageFilter) -> list[OutboxMessage]:
+        """Newest first."""
+        return await self._run(self._store.find, query)
+
+    async def page(self, page_id: str) -> PageState:
+        return await self._run(self._store.page, page_id)
+
+    async def alerts(self, limit: int = 100) -> list[Alert]:
+        return await self._run(self._store.alerts, limit)
+
+    async def counts(self) -> dict[str, int]:
+        """Messages per status."""
+        return await self._run(self._store.counts)
+
+
+def open_outbox(
+    store_url: str,
+    client: GraphClient,
+    *,
+    policy_file: str | Path | None = None,
+    retired_tags_until: datetime | None = None,
+    page_rate: float = 40.0,
+    lease_seconds: float = 30.0,
+    batch_size: int = 32,
+    worker_id: str | None = None,
+) -> Outbox:
+    """The one wiring, from the settings' values: the store at `store_url` (sqlite:///…, postgresql://…,
+    memory://), the policy file (None: the shipped outbox/policy.yml) and the retired tags' date, the Graph client
+    it sends with (the caller's: shared, and closed by the caller), the page rate and the worker's claim.
+    `close()` closes the store."""
+    policy = load_policy(policy_file, retired_tags_until=retired_tags_until)  # first: a broken file opens nothing
+    store = open_store(store_url)
+    try:
+        return Outbox(store, client, policy, worker_id=worker_id, lease_seconds=lease_seconds,
+                      batch_size=batch_size, page_rate=page_rate)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            store.close()
+        raise
