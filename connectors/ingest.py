@@ -208,6 +208,7 @@ class IngestStore:
             numbered(_MIGRATIONS),
             synchronous="FULL",
             busy_timeout_ms=5000,
+            foreign_keys=False,
             allow_newer=True,  # as it always has: an older Rasa keeps using a journal a newer one migrated
             row_factory=None,
         )

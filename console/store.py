@@ -94,7 +94,7 @@ class ConsoleStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db = SQLiteFile(path, self.BACKEND, SQL_DIR, queries=SQL_DIR, foreign_keys=True)
+        self._db = SQLiteFile(path, self.BACKEND, SQL_DIR)
 
     def close(self) -> None:
         self._db.close()

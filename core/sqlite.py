@@ -93,10 +93,10 @@ class SQLiteFile:
     """One SQLite file: a single connection behind a lock (autocommit; `write()` for transactions), WAL, migrated on
     open. What differs between the app's files is an option:
 
-    - `migrations`: a folder of `NNN_name.sql` files or a list (`numbered(...)`); `queries`: a folder holding
-      `queries.sql` (named queries for `read`/`run`/`query`), or none.
+    - `migrations`: a folder of `NNN_name.sql` files or a list (`numbered(...)`); `queries`: the folder holding
+      `queries.sql` (named queries for `read` and `run`), by default the migrations folder when it has one.
     - `synchronous`: `"FULL"` (a commit is on disk when it returns) or None (SQLite's default);
-      `busy_timeout_ms`: how long a write waits for another connection's lock; `foreign_keys`.
+      `busy_timeout_ms`: how long a write waits for another connection's lock; `foreign_keys` (on by default).
     - `require_wal`: refuse a file that cannot switch to WAL (`WALUnavailable`) instead of running in its old mode.
     - `allow_newer`: open a file a newer version of the code migrated further (else `SchemaTooNew`).
     - `row_factory`: `sqlite3.Row` (by name and index) or None (plain tuples).
@@ -114,7 +114,7 @@ class SQLiteFile:
         queries: Path | None = None,
         synchronous: str | None = None,
         busy_timeout_ms: int = 10_000,
-        foreign_keys: bool = False,
+        foreign_keys: bool = True,
         require_wal: bool = False,
         allow_newer: bool = False,
         row_factory: Any = sqlite3.Row,
@@ -124,6 +124,8 @@ class SQLiteFile:
         in_memory = str(path) == ":memory:"
         if not in_memory:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        if queries is None and isinstance(migrations, Path) and (migrations / "queries.sql").exists():
+            queries = migrations
         self.queries = load_queries(queries) if queries is not None else {}
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)

@@ -522,9 +522,9 @@ class SQLiteOutboxStore:
                 path,
                 "outbox",
                 sql_dir,
-                queries=sql_dir,
                 synchronous="FULL",
                 busy_timeout_ms=busy_timeout_ms,
+                foreign_keys=False,
                 require_wal=True,
             )
         except (SchemaTooNew, WALUnavailable) as exc:

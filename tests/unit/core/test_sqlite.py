@@ -69,7 +69,7 @@ def test_options_become_the_connection_pragmas(tmp_path: Path) -> None:
     db.close()
     assert pragma(tmp_path / "a" / "full.sqlite3", "journal_mode") == "wal"  # the folder was made, WAL stays
 
-    plain = SQLiteFile(tmp_path / "plain.sqlite3", "test", numbered(SCRIPTS), synchronous="NORMAL")
+    plain = SQLiteFile(tmp_path / "plain.sqlite3", "test", numbered(SCRIPTS), synchronous="NORMAL", foreign_keys=False)
     with plain.connection() as conn:
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 0
@@ -131,7 +131,7 @@ def test_a_newer_schema_is_refused_unless_allowed(tmp_path: Path) -> None:
 
 def test_migrations_and_named_queries_from_a_folder(tmp_path: Path) -> None:
     folder = sql_folder(tmp_path, FOLDER_FILES)
-    db = SQLiteFile(tmp_path / "f.sqlite3", "test", folder, queries=folder, foreign_keys=True)
+    db = SQLiteFile(tmp_path / "f.sqlite3", "test", folder)  # queries.sql from the same folder; foreign keys on
     assert db.schema_version == 2
     assert db.run("add_item", {"name": "wheel"}) == 1
     db.run("add_part", {"item_id": 1})  # the trigger from a multi-statement migration file ran
