@@ -14,17 +14,16 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
-from bot import internal_api
+from bot import errors, internal_api
 from bot.request_guard import Guard, RequestGuard
 from console import routes as console
+from console.auth import NotAuthenticated
 from core.settings import DEMO_APP_SECRET, SANDBOX_PAGE_ID, Settings, load_settings
 from handoff.rasa_api import HttpRasaTrackers
 from handoff.service import Handoff, HandoffStore
 from meta.graph import GraphClient
 from outbox import api as outbox_api
-from outbox.policy_file import load_policy
-from outbox.store import open_store
-from outbox.worker import OutboxWorker
+from outbox.outbox import open_outbox
 from sandbox import graph as sandbox
 from sandbox import simulate
 
@@ -45,16 +44,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The app's outbox worker sends what the API queues (agent replies, follow-ups) and retries.
-        store = open_store(settings.outbox_store_url)
-        client = GraphClient(settings)
-        worker = OutboxWorker(store, client, load_policy(), page_rate=settings.outbox_page_rate,
-                              lease_seconds=settings.outbox_lease_seconds)
-        app.state.outbox_worker = worker
-        task = asyncio.create_task(worker.run())
+        client = GraphClient(settings.page_tokens, base_url=settings.graph_api_base, version=settings.graph_api_version,
+                             timeout_seconds=settings.graph_timeout_seconds)
+        outbox = open_outbox(settings.outbox_store_url, client, policy_file=settings.outbox_policy_file,
+                             retired_tags_until=settings.outbox_retired_tags_until,
+                             page_rate=settings.outbox_page_rate, lease_seconds=settings.outbox_lease_seconds)
+        app.state.outbox = outbox
+        outbox.start()
         # Human handoff: the console and the internal API use app.state.handoff.
         handoff_store = HandoffStore(settings.handoff_db_path)
         rasa = HttpRasaTrackers(settings.rasa_url, settings.rasa_token)
-        app.state.handoff = Handoff(settings, handoff_store, rasa, worker, graph=client)
+        app.state.handoff = Handoff(handoff_store, rasa, outbox, page_tokens=settings.page_tokens,
+                                    idle_resume_minutes=settings.handoff_idle_resume_minutes,
+                                    handover_to_page_inbox=settings.handover_to_page_inbox, graph=client)
         auto_resume = asyncio.create_task(app.state.handoff.run_auto_resume())
         try:
             yield
@@ -62,12 +64,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             auto_resume.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await auto_resume
-            worker.stop()
-            await task
+            await outbox.stop()
             await rasa.close()
             handoff_store.close()
             await client.close()
-            store.close()
+            outbox.close()
 
     docs = settings.is_demo  # the API docs describe every endpoint: the demo only, like the sandbox chat
     app = FastAPI(
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(outbox_api.router)
     app.include_router(internal_api.router)
     console.install(app, settings)  # pages under /console, JSON under /api/console (login required)
+    errors.install(app)  # every error of every package, answered from one table
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -88,7 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     if settings.serves_graph_sandbox:
         # The Graph API sandbox answers the app's own sends: never in production, never beside Meta's Graph API.
-        app.state.sandbox = sandbox.GraphSandbox(settings)
+        app.state.sandbox = sandbox.GraphSandbox(settings.page_tokens, production=settings.is_production)
         app.include_router(sandbox.router)
     if settings.is_demo and settings.app_secret == DEMO_APP_SECRET:
         # The chat injects signed webhook events: the demo only, and never signed with a real app secret.
@@ -99,8 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _unauthenticated(request: Request, guard: Guard) -> Response:
     """The answer the route's own dependency would give, before the body is read."""
     if guard.service_only:
-        return JSONResponse({"detail": outbox_api.SERVICE_TOKEN_REQUIRED}, status_code=401)
-    return console.error_response(request, 401, "not_authenticated", "Inicie sesión para continuar.")
+        return errors.answer(request, outbox_api.ServiceTokenRequired())
+    return errors.answer(request, NotAuthenticated("Inicie sesión para continuar."))
 
 
 def _add_sandbox_chat(app: FastAPI, settings: Settings) -> None:

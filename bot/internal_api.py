@@ -7,7 +7,7 @@
 - `POST /internal/handoff/reply` and `/resume`: what the console does, for other tools (and the tests) that
   hold the service token.
 
-Handoff errors become HTTP statuses in one place, `handoff_error_response` (the console's API uses it too).
+Handoff errors are answered by the app's one error handler (bot/errors.py), as in the console's API.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from handoff.model import ConversationNotFound, HandoffError, PauseReason, RasaUnavailable, ReplyRefused
+from handoff.model import PauseReason, ReplyRefused
 from handoff.service import Handoff
 from outbox.api import require_service_token
 
@@ -28,20 +27,6 @@ router = APIRouter(prefix="/internal/handoff", tags=["handoff"], dependencies=[D
 
 def handoff_of(request: Request) -> Handoff:
     return request.app.state.handoff
-
-
-def handoff_error_response(exc: HandoffError) -> JSONResponse:
-    """404 unknown conversation, 422 a refused reply (with the policy's reason), 502 Rasa unreachable."""
-    if isinstance(exc, ConversationNotFound):
-        return JSONResponse({"error": {"reason_code": "not_found", "message": str(exc)}}, status_code=404)
-    if isinstance(exc, ReplyRefused):
-        return JSONResponse(
-            {"error": {"reason_code": exc.reason_code, "message": exc.reason_en, "reason_es": exc.reason_es}},
-            status_code=422,
-        )
-    if isinstance(exc, RasaUnavailable):
-        return JSONResponse({"error": {"reason_code": "rasa_unavailable", "message": str(exc)}}, status_code=502)
-    return JSONResponse({"error": {"reason_code": "handoff_error", "message": str(exc)}}, status_code=500)
 
 
 class PauseRequest(BaseModel):
@@ -75,27 +60,21 @@ class ResumeRequest(BaseModel):
 
 @router.post("/pause")
 async def pause(payload: PauseRequest, request: Request) -> Any:
-    try:
-        conversation = await handoff_of(request).pause(
-            payload.page_id,
-            payload.user_id,
-            payload.reason,
-            payload.paused_by,
-            rasa_already_paused=payload.rasa_already_paused,
-            text=payload.text,
-        )
-    except HandoffError as exc:
-        return handoff_error_response(exc)
+    conversation = await handoff_of(request).pause(
+        payload.page_id,
+        payload.user_id,
+        payload.reason,
+        payload.paused_by,
+        rasa_already_paused=payload.rasa_already_paused,
+        text=payload.text,
+    )
     return {"conversation": conversation.to_dict()}
 
 
 @router.post("/user-message")
 async def user_message(payload: UserMessageRequest, request: Request) -> Any:
     at = payload.at if payload.at.tzinfo is not None else payload.at.replace(tzinfo=timezone.utc)
-    try:
-        await handoff_of(request).record_user_message(payload.page_id, payload.user_id, payload.text, at)
-    except HandoffError as exc:
-        return handoff_error_response(exc)
+    await handoff_of(request).record_user_message(payload.page_id, payload.user_id, payload.text, at)
     return {"recorded": True}
 
 
@@ -113,27 +92,17 @@ async def state(page_id: str, user_id: str, request: Request) -> Any:
 async def reply(payload: ReplyRequest, request: Request) -> Any:
     if request.app.state.settings.is_production:
         # A human-sender reply (it may carry HUMAN_AGENT) must come from a person logged in to the console.
-        return JSONResponse(
-            {
-                "error": {
-                    "reason_code": "human_sender_required",
-                    "message": "in production agent replies are sent from the console by a logged-in person",
-                }
-            },
-            status_code=403,
+        raise ReplyRefused(
+            "human_sender_required",
+            "En producción las respuestas de agentes se envían desde la consola, con sesión iniciada.",
+            "in production agent replies are sent from the console by a logged-in person",
         )
-    try:
-        return await handoff_of(request).reply_as_agent(
-            payload.conversation_id, payload.agent, payload.text, idempotency_key=payload.idempotency_key
-        )
-    except HandoffError as exc:
-        return handoff_error_response(exc)
+    return await handoff_of(request).reply_as_agent(
+        payload.conversation_id, payload.agent, payload.text, idempotency_key=payload.idempotency_key
+    )
 
 
 @router.post("/resume")
 async def resume(payload: ResumeRequest, request: Request) -> Any:
-    try:
-        conversation = await handoff_of(request).resume(payload.conversation_id, payload.by, payload.closing_note)
-    except HandoffError as exc:
-        return handoff_error_response(exc)
+    conversation = await handoff_of(request).resume(payload.conversation_id, payload.by, payload.closing_note)
     return {"conversation": conversation.to_dict()}

@@ -45,6 +45,7 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from console.store import ROLES, ConsoleStore, User, UserExists
+from core.errors import DomainError
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,10 +74,9 @@ DEMO_USERS: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
-class AuthError(Exception):
+class AuthError(DomainError):
     """Root of the console's authentication and authorization errors; `message_es` is shown to people."""
 
-    status_code = 400
     reason_code = "auth_error"
 
     def __init__(self, message_es: str) -> None:
@@ -85,27 +85,22 @@ class AuthError(Exception):
 
 
 class NotAuthenticated(AuthError):
-    status_code = 401
     reason_code = "not_authenticated"
 
 
 class InvalidCredentials(AuthError):
-    status_code = 401
     reason_code = "invalid_credentials"
 
 
 class Forbidden(AuthError):
-    status_code = 403
     reason_code = "forbidden"
 
 
 class CsrfRejected(AuthError):
-    status_code = 403
     reason_code = "csrf_rejected"
 
 
 class TooManyAttempts(AuthError):
-    status_code = 429
     reason_code = "too_many_attempts"
 
     def __init__(self, message_es: str, retry_after: timedelta) -> None:
@@ -116,14 +111,12 @@ class TooManyAttempts(AuthError):
 class LoginBusy(TooManyAttempts):
     """Every password-verify slot is taken: try again in a second (503 with Retry-After)."""
 
-    status_code = 503
     reason_code = "login_busy"
 
 
 class UserInputError(AuthError):
     """A username, role or password that cannot be used (user management)."""
 
-    status_code = 422
     reason_code = "invalid_user"
 
 

@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from core.errors import DomainError
 from knowledge_matrix.embedders import Embedder, shared_embedder
 from knowledge_matrix.errors import KnowledgeMatrixError
 from knowledge_matrix.knowledge_base import KnowledgeBase
@@ -45,10 +46,9 @@ from knowledge_matrix.settings import DEFAULT_SETTINGS
 MAX_UPLOAD_BYTES = SheetLimits().file_bytes  # the matrix's own limit, for the request guard and the upload route
 
 
-class KnowledgeEditorError(Exception):
+class KnowledgeEditorError(DomainError):
     """Root of the editor's errors; `message_es` is shown to the editor."""
 
-    status_code = 422
     reason_code = "knowledge_error"
 
     def __init__(self, message_es: str) -> None:
@@ -57,27 +57,22 @@ class KnowledgeEditorError(Exception):
 
 
 class DraftNotFound(KnowledgeEditorError):
-    status_code = 404
     reason_code = "draft_not_found"
 
 
 class DraftHasErrors(KnowledgeEditorError):
-    status_code = 409
     reason_code = "draft_has_errors"
 
 
 class NothingToRollBack(KnowledgeEditorError):
-    status_code = 409
     reason_code = "nothing_to_roll_back"
 
 
 class KnowledgeUnavailable(KnowledgeEditorError):
-    status_code = 503
     reason_code = "knowledge_unavailable"
 
 
 class EditorBusy(KnowledgeEditorError):
-    status_code = 429
     reason_code = "knowledge_busy"
 
 

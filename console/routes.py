@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -22,8 +22,6 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, UploadFile
-from fastapi.exception_handlers import request_validation_exception_handler
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.templating import Jinja2Templates
@@ -37,8 +35,6 @@ from console.auth import (
     SESSION_COOKIE,
     SESSION_LIFETIME,
     Authenticator,
-    AuthError,
-    CsrfRejected,
     InvalidCredentials,
     Principal,
     TooManyAttempts,
@@ -51,22 +47,19 @@ from console.auth import (
 from console.events import EventHub
 from console.knowledge_editor import MAX_UPLOAD_BYTES, KnowledgeEditor, KnowledgeEditorError, MatrixEditor
 from console.store import ConsoleStore
+from core.errors import DomainError, status_of
 from core.settings import Settings
 from handoff.model import (
     Conversation,
     ConversationNotFound,
     ConversationState,
-    HandoffError,
     HandoffService,
     PauseReason,
-    RasaUnavailable,
-    ReplyRefused,
     TranscriptItem,
     split_conversation_id,
 )
 from handoff.reply_window import ReplyWindow, duration_es, reply_window
-from outbox.policy import Policy
-from outbox.policy_file import load_policy
+from outbox.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -98,19 +91,22 @@ SECURITY_HEADERS = (
     (b"cache-control", b"no-store"),
 )
 CONSOLE_PREFIXES = ("/console", "/api/console")
-# A refused reply is 422 (the policy or the input), except an idempotency key reused with other words: a conflict.
-REPLY_REFUSED_STATUS = {"idempotency_key_reused": 409}
 
 
-class ConsoleError(Exception):
-    """A refusal an agent or editor can act on: `message_es` is shown, `reason_code` is for programs."""
+class ConsoleError(DomainError):
+    """A refusal an agent or editor can act on: `message_es` is shown, `reason_code` is for programs (the app's
+    table in bot/errors.py gives its HTTP status)."""
 
-    def __init__(self, status_code: int, reason_code: str, message_es: str, **extra: Any) -> None:
+    reason_code = "console_error"
+
+    def __init__(self, reason_code: str, message_es: str, **extra: Any) -> None:
         super().__init__(message_es)
-        self.status_code = status_code
         self.reason_code = reason_code
         self.message_es = message_es
         self.extra = extra
+
+    def details(self) -> dict[str, Any]:
+        return dict(self.extra)
 
 
 # --- the app's pieces ------------------------------------------------------------------------------
@@ -119,7 +115,7 @@ class ConsoleError(Exception):
 def handoff_of(request: Request) -> HandoffService:
     service = getattr(request.app.state, "handoff", None)
     if service is None:
-        raise ConsoleError(503, "handoff_unavailable",
+        raise ConsoleError("handoff_unavailable",
                            "El servicio de atención por personas no está disponible; intente en un momento.")
     return service  # type: ignore[no-any-return]
 
@@ -127,21 +123,15 @@ def handoff_of(request: Request) -> HandoffService:
 def knowledge_of(request: Request) -> KnowledgeEditor:
     editor = getattr(request.app.state, "knowledge_editor", None)
     if editor is None:
-        raise ConsoleError(503, "knowledge_unavailable", "El editor de la matriz de conocimientos no está disponible.")
+        raise ConsoleError("knowledge_unavailable", "El editor de la matriz de conocimientos no está disponible.")
     return editor  # type: ignore[no-any-return]
 
 
-def policy_of(request: Request) -> Policy:
-    worker = getattr(request.app.state, "outbox_worker", None)
-    if worker is not None:
-        return worker.policy  # type: ignore[no-any-return]
-    policy = getattr(request.app.state, "console_policy", None)
-    if policy is None:
-        settings: Settings = request.app.state.settings
-        policy = request.app.state.console_policy = load_policy(
-            settings.outbox_policy_file, retired_tags_until=settings.outbox_retired_tags_until
-        )
-    return policy  # type: ignore[no-any-return]
+def outbox_of(request: Request) -> Outbox:
+    outbox: Outbox | None = getattr(request.app.state, "outbox", None)
+    if outbox is None:
+        raise ConsoleError("outbox_unavailable", "El envío de mensajes no está disponible; intente en un momento.")
+    return outbox
 
 
 def hub_of(request: Request) -> EventHub:
@@ -193,12 +183,12 @@ def conversation_view(conversation: Conversation, now: datetime, window: ReplyWi
 
 async def window_of(request: Request, conversation: Conversation) -> ReplyWindow:
     """The service knows the customer's last own message best (the outbox records every one); a service
-    without `window_status` is asked through the conversation's own record."""
+    without `window_status` asks the outbox's policy about the conversation's own record."""
     service = handoff_of(request)
     status = getattr(service, "window_status", None)
     if status is not None:
         return await status(conversation.id, now_of(request))  # type: ignore[no-any-return]
-    return reply_window(conversation.last_user_message_at, now_of(request), policy_of(request))
+    return reply_window(conversation.last_user_message_at, now_of(request), outbox_of(request).decide)
 
 
 async def conversation_or_bot(request: Request, conversation_id: str) -> Conversation:
@@ -361,9 +351,9 @@ async def login_form(
     try:
         result = await login_on_event_loop(auth, username, password, request_login_client(request))
     except (InvalidCredentials, TooManyAttempts) as exc:
-        response = _page(request, "login.html", None, status_code=exc.status_code, next=next, login_csrf=expected,
+        response = _page(request, "login.html", None, status_code=status_of(exc), next=next, login_csrf=expected,
                          error=exc.message_es, username=username[:80])
-        if isinstance(exc, TooManyAttempts):
+        if exc.retry_after is not None:
             response.headers["Retry-After"] = str(max(1, int(exc.retry_after.total_seconds())))
         return response
     redirect = RedirectResponse(_safe_next(next, result.principal), status_code=303)
@@ -384,7 +374,7 @@ async def logout_form(request: Request, principal: Anyone) -> RedirectResponse:
 async def asset(name: str) -> Response:
     """The console's own CSS and JavaScript: public, like the login page that needs them."""
     if name not in ASSET_TYPES:
-        raise ConsoleError(404, "not_found", "No existe ese archivo.")
+        raise ConsoleError("not_found", "No existe ese archivo.")
     return Response((ASSETS / name).read_bytes(), media_type=ASSET_TYPES[name],
                     headers={"Cache-Control": "no-cache"})
 
@@ -505,7 +495,7 @@ def reply_idempotency_key(request: Request, body: ReplyBody, conversation_id: st
     conversation so one agent's key never matches another's message."""
     header = request.headers.get("idempotency-key")
     if header is not None and not re.match(IDEMPOTENCY_KEY_PATTERN, header):
-        raise ConsoleError(422, "invalid_idempotency_key",
+        raise ConsoleError("invalid_idempotency_key",
                            "La cabecera Idempotency-Key debe tener de 8 a 100 letras, números, «.», «_», «:» o «-».")
     key = header or body.idempotency_key
     return f"console:{username}:{conversation_id}:{key}" if key else None
@@ -524,9 +514,9 @@ async def reply(conversation_id: str, body: ReplyBody, request: Request, princip
     expansion = snippet_rules.expand(body.text.strip(), saved)
     text = expansion.text.strip()
     if not text:
-        raise ConsoleError(422, "empty_reply", "El mensaje está vacío.")
+        raise ConsoleError("empty_reply", "El mensaje está vacío.")
     if len(text) > MAX_REPLY:
-        raise ConsoleError(422, "reply_too_long", f"El mensaje tiene {len(text)} caracteres; Messenger admite "
+        raise ConsoleError("reply_too_long", f"El mensaje tiene {len(text)} caracteres; Messenger admite "
                                                   f"{MAX_REPLY}. Divídalo en dos mensajes.")
     queued = await service.reply_as_agent(conversation_id, principal.username, text, idempotency_key=idempotency_key)
     repeated = bool(queued.get("repeated"))
@@ -546,7 +536,7 @@ async def assign(conversation_id: str, body: AssignBody, request: Request, princ
     if agent == "me":
         agent = principal.username
     if agent is not None and agent not in {a["username"] for a in await _agents(request)}:
-        raise ConsoleError(422, "unknown_agent", f"No hay ningún agente activo llamado «{agent}».")
+        raise ConsoleError("unknown_agent", f"No hay ningún agente activo llamado «{agent}».")
     conversation = await service.assign(conversation_id, agent)
     return {"conversation": conversation_view(conversation, now_of(request), await window_of(request, conversation))}
 
@@ -557,7 +547,7 @@ async def pause(conversation_id: str, request: Request, principal: Agent) -> dic
     service = handoff_of(request)
     page_id, user_id = split_conversation_id(conversation_id)
     if page_id not in request.app.state.settings.page_tokens:
-        raise ConsoleError(404, "unknown_page", f"La página {page_id} no está configurada.")
+        raise ConsoleError("unknown_page", f"La página {page_id} no está configurada.")
     await service.pause(page_id, user_id, PauseReason.AGENT_TOOK_OVER, principal.username)
     conversation = await service.assign(conversation_id, principal.username)
     return {"conversation": conversation_view(conversation, now_of(request), await window_of(request, conversation))}
@@ -568,7 +558,7 @@ async def close(conversation_id: str, body: CloseBody, request: Request, princip
     """Close with a closing note ("Nota de cierre"): the bot answers this customer again."""
     note = body.note.strip()
     if not note:
-        raise ConsoleError(422, "empty_note", "Escriba una nota de cierre.")
+        raise ConsoleError("empty_note", "Escriba una nota de cierre.")
     conversation = await handoff_of(request).resume(conversation_id, principal.username, note)
     return {"conversation": conversation_view(conversation, now_of(request), await window_of(request, conversation))}
 
@@ -583,7 +573,7 @@ async def save_snippet(name: str, body: SnippetBody, request: Request, principal
     try:
         checked_name, text = snippet_rules.check_name(name), snippet_rules.check_text(body.text)
     except snippet_rules.SnippetError as exc:
-        raise ConsoleError(422, "invalid_snippet", str(exc)[:1].upper() + str(exc)[1:] + ".") from exc
+        raise ConsoleError("invalid_snippet", str(exc)[:1].upper() + str(exc)[1:] + ".") from exc
     store = store_of(request)
     saved = await run_in_threadpool(store.save_snippet, checked_name, text, principal.username, now_of(request))
     return {"snippet": saved.to_dict()}
@@ -592,7 +582,7 @@ async def save_snippet(name: str, body: SnippetBody, request: Request, principal
 @api.delete("/snippets/{name}")
 async def delete_snippet(name: str, request: Request, principal: Agent) -> dict[str, Any]:
     if not await run_in_threadpool(store_of(request).delete_snippet, name.strip().lstrip("/").lower()):
-        raise ConsoleError(404, "snippet_not_found", f"No hay ningún atajo «/{name}».")
+        raise ConsoleError("snippet_not_found", f"No hay ningún atajo «/{name}».")
     return {"deleted": name}
 
 
@@ -606,7 +596,7 @@ async def upload_draft(request: Request, principal: Editor, file: Annotated[Uplo
     """Upload a matrix (.csv or .xlsx): it is validated and kept as a draft; the live version keeps answering."""
     data = await file.read(MAX_UPLOAD_BYTES + 1)
     if len(data) > MAX_UPLOAD_BYTES:
-        raise ConsoleError(413, "file_too_large", f"El archivo supera {MAX_UPLOAD_BYTES // (1024 * 1024)} MB.")
+        raise ConsoleError("file_too_large", f"El archivo supera {MAX_UPLOAD_BYTES // (1024 * 1024)} MB.")
     draft = await run_in_threadpool(knowledge_of(request).upload, file.filename or "matriz.csv", data,
                                     principal.username)
     return JSONResponse({"draft": draft.to_dict()}, status_code=201)
@@ -635,16 +625,8 @@ async def rollback(body: RollbackBody, request: Request, principal: Editor) -> d
 # --- errors, headers, mounting -------------------------------------------------------------------
 
 
-def _wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
-
-
-def error_response(request: Request, status_code: int, reason_code: str, message_es: str,
-                   headers: Mapping[str, str] | None = None, **extra: Any) -> Response:
-    """Every refusal of the console, mapped in one place: JSON for the API, a page (or the login) for people."""
-    if _wants_json(request):
-        return JSONResponse({"error": {"reason_code": reason_code, "message": message_es, **extra}},
-                            status_code=status_code, headers=dict(headers or {}))
+def error_page(request: Request, status_code: int, reason_code: str, message_es: str) -> Response:
+    """A refusal on a console page (bot/errors.py answers the JSON API): the login for a 401, else the error page."""
     if status_code == 401:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/console/login?next={quote(target, safe='/')}", status_code=303)
@@ -653,7 +635,8 @@ def error_response(request: Request, status_code: int, reason_code: str, message
 
 
 def install(app: FastAPI, settings: Settings, authenticator: Authenticator | None = None) -> Authenticator:
-    """Mount the console on the app: its routes, error mapping, security headers, users (demo ones in development).
+    """Mount the console on the app: its routes, security headers, users (demo ones in development); its errors are
+    answered by the app's one handler (bot/errors.py).
     Tests pass their own `authenticator` (a clock they move, cheaper hashing)."""
     auth = authenticator or Authenticator(ConsoleStore(settings.console_db_path), settings)
     app.state.console_auth = auth
@@ -664,50 +647,6 @@ def install(app: FastAPI, settings: Settings, authenticator: Authenticator | Non
     app.include_router(pages)
     app.include_router(api)
 
-    async def auth_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, AuthError)
-        headers = {}
-        if isinstance(exc, TooManyAttempts):
-            headers["Retry-After"] = str(max(1, int(exc.retry_after.total_seconds())))
-        if isinstance(exc, CsrfRejected) and not _wants_json(request):
-            return error_response(request, 403, exc.reason_code, exc.message_es)
-        return error_response(request, exc.status_code, exc.reason_code, exc.message_es, headers)
-
-    async def console_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ConsoleError)
-        return error_response(request, exc.status_code, exc.reason_code, exc.message_es, **exc.extra)
-
-    async def knowledge_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, KnowledgeEditorError)
-        return error_response(request, exc.status_code, exc.reason_code, exc.message_es)
-
-    async def handoff_error(request: Request, exc: Exception) -> Response:
-        if isinstance(exc, ConversationNotFound):
-            return error_response(request, 404, "conversation_not_found", "No existe esa conversación.")
-        if isinstance(exc, ReplyRefused):
-            return error_response(request, REPLY_REFUSED_STATUS.get(exc.reason_code, 422), exc.reason_code,
-                                  exc.reason_es)
-        if isinstance(exc, RasaUnavailable):
-            return error_response(request, 502, "rasa_unavailable",
-                                  "El chatbot (Rasa) no respondió, así que la conversación no cambió. "
-                                  "Intente de nuevo en un momento.")
-        log.error("handoff error in the console", extra={"error": type(exc).__name__})
-        return error_response(request, 500, "handoff_error", "El servicio de atención falló; intente de nuevo.")
-
-    async def invalid_request(request: Request, exc: Exception) -> Response:
-        """The console answers in its own shape and in Spanish; the rest of the app keeps FastAPI's."""
-        assert isinstance(exc, RequestValidationError)
-        if not request.url.path.startswith(CONSOLE_PREFIXES):
-            return await request_validation_exception_handler(request, exc)
-        fields = sorted({".".join(str(p) for p in error.get("loc", ())[1:]) or "cuerpo" for error in exc.errors()})
-        return error_response(request, 422, "invalid_request",
-                              "La solicitud no es válida (revise: " + ", ".join(fields) + ").")
-
-    app.add_exception_handler(RequestValidationError, invalid_request)
-    app.add_exception_handler(AuthError, auth_error)
-    app.add_exception_handler(ConsoleError, console_error)
-    app.add_exception_handler(KnowledgeEditorError, knowledge_error)
-    app.add_exception_handler(HandoffError, handoff_error)
     app.add_middleware(ConsoleHeaders)
     return auth
 

@@ -12,13 +12,19 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Protocol
 
+from core.errors import DomainError
 
-class HandoffError(Exception):
+
+class HandoffError(DomainError):
     """Root of the handoff errors."""
+
+    reason_code = "handoff_error"
+    message_es = "El servicio de atención falló; intente de nuevo."
 
 
 class ConversationNotFound(HandoffError, LookupError):
-    pass
+    reason_code = "conversation_not_found"
+    message_es = "No existe esa conversación."
 
 
 class ReplyRefused(HandoffError):
@@ -29,10 +35,18 @@ class ReplyRefused(HandoffError):
         self.reason_code = reason_code
         self.reason_es = reason_es
         self.reason_en = reason_en or reason_es
+        self.message_es = reason_es
+
+    def details(self) -> dict[str, Any]:
+        return {"reason_es": self.reason_es}
 
 
 class RasaUnavailable(HandoffError):
     """Rasa's HTTP API did not answer or refused: the pause or resume did not happen."""
+
+    reason_code = "rasa_unavailable"
+    message_es = ("El chatbot (Rasa) no respondió, así que la conversación no cambió. "
+                  "Intente de nuevo en un momento.")
 
 
 class PauseReason(str, Enum):

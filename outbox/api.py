@@ -1,4 +1,7 @@
-"""The outbox's HTTP API (service-token auth): enqueue, list, cancel, retry, page state, alerts."""
+"""The outbox's HTTP API (service-token auth): enqueue, list, cancel, retry, page state, alerts.
+
+Refusals are raised as the outbox's errors (a reason code, never a status); the app answers them (bot/errors.py).
+"""
 
 from __future__ import annotations
 
@@ -6,23 +9,21 @@ import hmac
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from meta.validate import validate_send_request
 from outbox.model import (
-    InvalidTransition,
     MessageFilter,
     NewMessage,
-    NotFound,
+    OutboxError,
     OutboxInputError,
     Purpose,
     SenderKind,
     Status,
 )
-from outbox.policy import ConversationWindow, decide
-from outbox.worker import OutboxWorker
+from outbox.outbox import Outbox
 
 router = APIRouter(prefix="/api/outbox", tags=["outbox"])
 
@@ -33,15 +34,23 @@ PAST_TOLERANCE = timedelta(seconds=60)
 SERVICE_TOKEN_REQUIRED = "a service token is required: Authorization: Bearer <BOT_SERVICE_TOKEN>"
 
 
+class ServiceTokenRequired(OutboxError):
+    reason_code = "service_token_required"
+
+    def __init__(self) -> None:
+        super().__init__(SERVICE_TOKEN_REQUIRED)
+
+
 def require_service_token(request: Request, authorization: str = Header(default="")) -> None:
     expected = request.app.state.settings.service_token
     scheme, _, token = authorization.partition(" ")
     if not token or scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected.encode()):
-        raise HTTPException(401, SERVICE_TOKEN_REQUIRED)
+        raise ServiceTokenRequired()
 
 
-def worker_of(request: Request) -> OutboxWorker:
-    return request.app.state.outbox_worker
+def outbox_of(request: Request) -> Outbox:
+    outbox: Outbox = request.app.state.outbox
+    return outbox
 
 
 class EnqueueRequest(BaseModel):
@@ -56,10 +65,6 @@ class EnqueueRequest(BaseModel):
     promotional: bool = False
     not_before: str | None = Field(default=None, description="ISO 8601 with a time zone, e.g. 2026-12-01T14:00:00Z")
     idempotency_key: str | None = Field(default=None, max_length=200)
-
-
-def refuse(reason_code: str, message: str, status: int = 422, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": {"reason_code": reason_code, "message": message, **extra}}, status_code=status)
 
 
 def parse_not_before(value: str | None, now: datetime) -> datetime | None:
@@ -79,26 +84,25 @@ def parse_not_before(value: str | None, now: datetime) -> datetime | None:
 
 @router.post("", dependencies=[Depends(require_service_token)])
 async def enqueue(payload: EnqueueRequest, request: Request) -> JSONResponse:
-    worker = worker_of(request)
-    now = worker.clock()
+    outbox = outbox_of(request)
+    now = outbox.clock()
     if (payload.message is None) == (payload.text is None):
-        return refuse("invalid_message", "give exactly one of 'message' (a Send API message object) or 'text'")
+        raise OutboxInputError("invalid_message", "give exactly one of 'message' (a Send API message object) or 'text'")
     message = payload.message if payload.message is not None else {"text": payload.text}
     recipient_key = "comment_id" if payload.purpose == "private_reply" else "id"
     problem = validate_send_request(
         {"recipient": {recipient_key: payload.recipient_id}, "messaging_type": "UPDATE", "message": message}
     )
     if problem is not None:
-        return refuse("invalid_message", problem.message, graph_code=problem.code, graph_subcode=problem.error_subcode)
+        raise OutboxInputError("invalid_message", problem.message, graph_code=problem.code,
+                               graph_subcode=problem.error_subcode)
     if payload.sender == "human" and request.app.state.settings.is_production:
         # A human sender may use HUMAN_AGENT: in production only the console (a logged-in person) sends as one.
-        return refuse("human_sender_required", "sender 'human' is only accepted from the console in production")
+        raise OutboxInputError("human_sender_required",
+                               "sender 'human' is only accepted from the console in production")
     if payload.page_id not in request.app.state.settings.page_tokens:
-        return refuse("unknown_page", f"page {payload.page_id} is not configured")
-    try:
-        not_before = parse_not_before(payload.not_before, now)
-    except OutboxInputError as exc:
-        return refuse(exc.reason_code, str(exc))
+        raise OutboxInputError("unknown_page", f"page {payload.page_id} is not configured")
+    not_before = parse_not_before(payload.not_before, now)
     new = NewMessage(
         page_id=payload.page_id,
         recipient_id=payload.recipient_id,
@@ -111,19 +115,11 @@ async def enqueue(payload: EnqueueRequest, request: Request) -> JSONResponse:
         idempotency_key=payload.idempotency_key,
         sender_name=payload.sender_name,
     )
-    store = worker.store
-    last_user = await worker.run_store(store.last_user_message_at, payload.page_id, payload.recipient_id)
-    page = await worker.run_store(store.page, payload.page_id)
     # Decide now for an immediate send; a scheduled one is decided again when it is due.
-    decision = decide(
-        new,
-        ConversationWindow(last_user_message_at=last_user, page_utility_opt_in=page.utility_templates),
-        not_before or now,
-        worker.policy,
-    )
+    decision = await outbox.preview(new, not_before or now)
     if not decision.allowed:
-        return refuse(decision.reason_code or "not_allowed", decision.reason_en, reason_es=decision.reason_es)
-    stored, created = await worker.enqueue(new)
+        raise OutboxInputError(decision.reason_code or "not_allowed", decision.reason_en, reason_es=decision.reason_es)
+    stored, created = await outbox.enqueue(new)
     return JSONResponse(
         {
             "message": stored.to_dict(),
@@ -149,19 +145,17 @@ async def list_messages(
     try:
         statuses = tuple(Status(value) for value in status)
     except ValueError as exc:
-        raise HTTPException(422, f"unknown status; use one of {[s.value for s in Status]}") from exc
-    worker = worker_of(request)
+        raise OutboxInputError("invalid_status", f"unknown status; use one of {[s.value for s in Status]}") from exc
     query = MessageFilter(
         recipient_id=recipient_id, page_id=page_id, statuses=statuses, limit=limit, before_id=before_id
     )
-    messages = await worker.run_store(worker.store.find, query)
+    messages = await outbox_of(request).find(query)
     return {"messages": [message.to_dict() for message in messages]}
 
 
 @router.get("/alerts", dependencies=[Depends(require_service_token)])
 async def alerts(request: Request) -> dict[str, Any]:
-    worker = worker_of(request)
-    found = await worker.run_store(worker.store.alerts, 100)
+    found = await outbox_of(request).alerts(100)
     return {
         "alerts": [
             {
@@ -178,8 +172,7 @@ async def alerts(request: Request) -> dict[str, Any]:
 
 @router.get("/pages/{page_id}", dependencies=[Depends(require_service_token)])
 async def page_state(page_id: str, request: Request) -> dict[str, Any]:
-    worker = worker_of(request)
-    page = await worker.run_store(worker.store.page, page_id)
+    page = await outbox_of(request).page(page_id)
     return {
         "page_id": page.page_id,
         "paused": page.paused,
@@ -190,32 +183,20 @@ async def page_state(page_id: str, request: Request) -> dict[str, Any]:
 
 @router.post("/pages/{page_id}/resume", dependencies=[Depends(require_service_token)])
 async def resume_page(page_id: str, request: Request) -> dict[str, Any]:
-    worker = worker_of(request)
-    await worker.run_store(worker.store.resume_page, page_id)
-    worker.kick()
+    await outbox_of(request).resume_page(page_id)
     return {"page_id": page_id, "paused": False}
 
 
 async def _transition(request: Request, message_id: int, action: str) -> dict[str, Any]:
-    worker = worker_of(request)
-    operation = worker.store.cancel if action == "cancel" else worker.store.retry
-    try:
-        message = await worker.run_store(operation, message_id, worker.clock())
-    except NotFound as exc:
-        raise HTTPException(404, f"no outbox message {message_id}") from exc
-    except InvalidTransition as exc:
-        raise HTTPException(409, str(exc)) from exc
-    worker.kick()
+    outbox = outbox_of(request)
+    operation = outbox.cancel if action == "cancel" else outbox.retry
+    message = await operation(message_id)  # NotFound, InvalidTransition: the app's error table answers them
     return {"message": message.to_dict()}
 
 
 @router.get("/{message_id}", dependencies=[Depends(require_service_token)])
 async def get_message(message_id: int, request: Request) -> dict[str, Any]:
-    worker = worker_of(request)
-    try:
-        message = await worker.run_store(worker.store.get, message_id)
-    except NotFound as exc:
-        raise HTTPException(404, f"no outbox message {message_id}") from exc
+    message = await outbox_of(request).get(message_id)
     return {"message": message.to_dict()}
 
 

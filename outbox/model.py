@@ -12,25 +12,35 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Protocol
 
+from core.errors import DomainError
 
-class OutboxError(Exception):
+
+class OutboxError(DomainError):
     """Root of everything the outbox package raises."""
+
+    reason_code = "outbox_error"
 
 
 class OutboxInputError(OutboxError, ValueError):
-    """A request the outbox refuses (answered with a 4xx); `reason_code` is machine-readable."""
+    """A request the outbox refuses; `reason_code` is machine-readable, `details` go into the error body."""
 
-    def __init__(self, reason_code: str, message: str) -> None:
+    def __init__(self, reason_code: str, message: str, **details: Any) -> None:
         super().__init__(message)
         self.reason_code = reason_code
+        self._details = details
+
+    def details(self) -> dict[str, Any]:
+        return dict(self._details)
 
 
 class NotFound(OutboxError, LookupError):
-    pass
+    reason_code = "message_not_found"
 
 
 class InvalidTransition(OutboxError):
     """E.g. cancelling a message already sent, or retrying one that is not dead."""
+
+    reason_code = "invalid_transition"
 
 
 class Status(str, Enum):

@@ -32,6 +32,8 @@ RETIRED_TAGS = frozenset({"CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE", "ACC
 class PolicyFileError(OutboxError):
     """The policy file cannot be used: unreadable, malformed, or a rule Meta would not accept."""
 
+    reason_code = "policy_file_invalid"
+
 
 _RULE_FIELDS = frozenset(
     {

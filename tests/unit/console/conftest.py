@@ -12,6 +12,7 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from bot import errors
 from console import routes as console
 from console.auth import Authenticator
 from console.store import ConsoleStore
@@ -108,6 +109,7 @@ def console_app(tmp_path: Path, clock: Clock, settings: Settings | None = None) 
     for username, (role, password) in USERS.items():
         auth.add_user(username, role, password)
     console.install(app, settings, auth)
+    errors.install(app)  # the app's one error handler, as bot.app mounts it
     handoff, knowledge = FakeHandoff(clock), FakeKnowledgeEditor(clock)
     app.state.handoff = handoff
     app.state.knowledge_editor = knowledge

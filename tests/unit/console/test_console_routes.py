@@ -100,7 +100,8 @@ def test_nothing_but_the_public_routes_answers_without_credentials(apps: dict[st
         if answer.status_code == 401:  # the refusal names the missing credential: a login, or the service token
             body = answer.json()
             if (method, path) in SERVICE_TOKEN_ONLY:
-                assert "service token" in body["detail"], (method, path, body)
+                assert body["error"]["reason_code"] == "service_token_required", (method, path, body)
+                assert "service token" in body["error"]["message"], (method, path, body)
             else:
                 assert body["error"]["reason_code"] == "not_authenticated", (method, path, body)
                 assert "Inicie sesión" in body["error"]["message"], (method, path, body)

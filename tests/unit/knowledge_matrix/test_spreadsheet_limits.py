@@ -18,6 +18,7 @@ import pytest
 from openpyxl import Workbook
 
 from console.knowledge_editor import EditorBusy, MatrixEditor
+from core.errors import status_of
 from knowledge_matrix.duplicates import similar_question_pairs
 from knowledge_matrix.embedders import HashingEmbedder
 from knowledge_matrix.errors import MatrixReadError, MatrixTooLargeError
@@ -187,7 +188,7 @@ def test_an_upload_that_fails_leaves_no_draft_and_a_second_one_meanwhile_is_refu
     editor = MatrixEditor(tmp_path, clock, embedder=HashingEmbedder(16))
     with editor._exclusive(), pytest.raises(EditorBusy) as busy:  # another validation is running
         editor.upload("m.csv", good, "editor")
-    assert busy.value.status_code == 429 and "Espere" in busy.value.message_es
+    assert status_of(busy.value) == 429 and "Espere" in busy.value.message_es
     assert editor.upload("m.csv", good, "editor").ok
     bomb = editor.upload("bomba.xlsx", xlsx(GOOD, far_cell="XFD1048576"), "editor")
     assert not bomb.ok and bomb.issues[0].code == "matrix_too_large" and "XFD1048576" in bomb.summary

@@ -18,9 +18,9 @@ from bot.app import create_app
 from core.settings import Settings
 from meta.graph import GraphClient, GraphRequest, GraphResponse
 from outbox.model import MessageFilter
+from outbox.outbox import Outbox
 from outbox.policy_file import load_policy
 from outbox.store import InMemoryOutboxStore
-from outbox.worker import OutboxWorker
 from tests.support.console_routes import PAGE, PRODUCTION
 
 
@@ -39,7 +39,8 @@ class App:
         self.store = InMemoryOutboxStore()
         self.store.record_user_message(PAGE, "u1", datetime.now(timezone.utc))
         app = create_app(settings)  # not entered: the lifespan (real store, worker, Rasa) does not run
-        app.state.outbox_worker = OutboxWorker(self.store, GraphClient(settings, OfflineTransport()), load_policy())
+        client = GraphClient(settings.page_tokens, transport=OfflineTransport())
+        app.state.outbox = Outbox(self.store, client, load_policy())
         self.client = TestClient(app)
 
     def enqueue(self, headers: dict[str, str], **fields: Any) -> Any:
@@ -66,7 +67,7 @@ PRODUCTION_AUTH = {"Authorization": f"Bearer {PRODUCTION['service_token']}"}
 def test_in_production_the_api_refuses_a_human_sender(production: App, tag: str | None) -> None:
     answer = production.enqueue(PRODUCTION_AUTH, sender="human", sender_name="ana", tag=tag)
 
-    assert answer.status_code == 422, answer.text
+    assert answer.status_code == 403, answer.text
     assert answer.json()["error"]["reason_code"] == "human_sender_required"
     assert production.queued() == []
 

@@ -1,0 +1,110 @@
+"""The root of the errors a request can end in: a reason code for programs, words for people, never an HTTP status.
+
+Each package's errors derive from `DomainError` (the outbox's, handoff's, console's, knowledge editor's). The app
+turns them into HTTP answers in one place, `bot/errors.py`, reading the one table below from reason code to HTTP
+status; a package never chooses a status. The table is plain strings, so it sits on the ground floor where every
+package (the console's login page too) can read it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+
+class DomainError(Exception):
+    """`reason_code` (a class attribute, or set per instance) is the machine-readable reason; `str(self)` the message.
+
+    `message_es`: the Spanish wording the console shows (empty: the message). `details()`: extra fields of the error
+    body. `retry_after`: when to try again (sent as Retry-After).
+    """
+
+    reason_code: str = "domain_error"
+    message_es: str = ""
+    retry_after: timedelta | None = None
+
+    def details(self) -> dict[str, Any]:
+        return {}
+
+
+# Reason code -> HTTP status; every reason code a DomainError can carry has a row (tests/unit/bot/test_errors.py).
+HTTP_STATUS: Mapping[str, int] = {
+    # Any package's catch-all roots: a bug or an outage, never the caller's fault.
+    "domain_error": 500,
+    "outbox_error": 500,
+    "policy_file_invalid": 500,
+    "invalid_store_url": 500,
+    "handoff_error": 500,
+    "console_error": 500,
+    "auth_error": 400,
+    "knowledge_error": 422,
+    # Who is asking.
+    "service_token_required": 401,
+    "not_authenticated": 401,
+    "invalid_credentials": 401,
+    "forbidden": 403,
+    "csrf_rejected": 403,
+    "human_sender_required": 403,
+    "too_many_attempts": 429,
+    "login_busy": 503,
+    # What does not exist.
+    "not_found": 404,
+    "conversation_not_found": 404,
+    "message_not_found": 404,
+    "draft_not_found": 404,
+    "snippet_not_found": 404,
+    # A state that forbids it now.
+    "idempotency_key_reused": 409,
+    "invalid_transition": 409,
+    "draft_has_errors": 409,
+    "nothing_to_roll_back": 409,
+    "knowledge_busy": 429,
+    "file_too_large": 413,
+    # A part of the app that did not answer.
+    "rasa_unavailable": 502,
+    "handoff_unavailable": 503,
+    "outbox_unavailable": 503,
+    "knowledge_unavailable": 503,
+    # The request itself.
+    "invalid_request": 422,
+    "invalid_user": 422,
+    "invalid_message": 422,
+    "invalid_date": 422,
+    "date_in_past": 422,
+    "invalid_status": 422,
+    "invalid_idempotency_key": 422,
+    "invalid_snippet": 422,
+    "invalid_limit": 422,
+    "invalid_outcome": 422,
+    "invalid_max_attempts": 422,
+    "missing_recipient": 422,
+    "unknown_page": 422,
+    "unknown_agent": 422,
+    "empty_text": 422,
+    "empty_reply": 422,
+    "reply_too_long": 422,
+    "empty_note": 422,
+    # The outbox policy's refusals (outbox.policy, worded in outbox.wording).
+    "not_allowed": 422,
+    "never_wrote": 422,
+    "outside_window": 422,
+    "human_agent_window_expired": 422,
+    "human_agent_bot_sender": 422,
+    "tag_retired": 422,
+    "promotional_with_tag": 422,
+    "promotional_outside_window": 422,
+    "unknown_tag": 422,
+    "tag_not_in_policy": 422,
+    "utility_not_enabled": 422,
+    "sender_not_allowed": 422,
+    "purpose_not_allowed": 422,
+    "content_not_allowed": 422,
+    "rule_not_yet_valid": 422,
+    "rule_expired": 422,
+}
+
+
+def status_of(error: DomainError) -> int:
+    """The HTTP status of an error's reason code (500 for a code without a row: a bug the unit test catches)."""
+    return HTTP_STATUS.get(error.reason_code, 500)
