@@ -369,16 +369,7 @@ def data_dir_from_env(env: Mapping[str, str] | None = None) -> Path:
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     get = env.get
-    page_tokens: dict[str, str] = {}
-    if get("MESSENGER_PAGES"):
-        page_tokens.update(parse_page_tokens(get("MESSENGER_PAGES", "")))
-    if get("MESSENGER_PAGE_ACCESS_TOKEN"):
-        page_id = get("MESSENGER_PAGE_ID", "")
-        if not page_id.isdigit():
-            raise SettingsError("MESSENGER_PAGE_ACCESS_TOKEN needs MESSENGER_PAGE_ID (the page's numeric id)")
-        page_tokens[page_id] = get("MESSENGER_PAGE_ACCESS_TOKEN", "")
-    if not page_tokens:
-        page_tokens = {SANDBOX_PAGE_ID: SANDBOX_PAGE_TOKEN}
+    page_tokens = _page_tokens(get)
     timeout = _number(get, "GRAPH_API_TIMEOUT_SECONDS", 10.0)
     app_url = get("BOT_APP_URL", "http://127.0.0.1:8000").rstrip("/")
     uses_sandbox = page_tokens == {SANDBOX_PAGE_ID: SANDBOX_PAGE_TOKEN}
@@ -436,6 +427,27 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         llm_max_retries=_whole(get, "LLM_MAX_RETRIES", 1, 0, 5, "retries of a failed fallback call"),
         llm_max_tokens=_whole(get, "LLM_MAX_TOKENS", 300, 16, 4096, "the longest fallback answer, in tokens"),
     )
+    _check_limits(settings)
+    settings.check_production_safe()
+    settings.check_real_pages_need_production()
+    return settings
+
+
+def _page_tokens(get: Callable[..., Any]) -> dict[str, str]:
+    """MESSENGER_PAGES and/or MESSENGER_PAGE_ID + MESSENGER_PAGE_ACCESS_TOKEN; the sandbox page when neither."""
+    page_tokens: dict[str, str] = {}
+    if get("MESSENGER_PAGES"):
+        page_tokens.update(parse_page_tokens(get("MESSENGER_PAGES", "")))
+    if get("MESSENGER_PAGE_ACCESS_TOKEN"):
+        page_id = get("MESSENGER_PAGE_ID", "")
+        if not page_id.isdigit():
+            raise SettingsError("MESSENGER_PAGE_ACCESS_TOKEN needs MESSENGER_PAGE_ID (the page's numeric id)")
+        page_tokens[page_id] = get("MESSENGER_PAGE_ACCESS_TOKEN", "")
+    return page_tokens or {SANDBOX_PAGE_ID: SANDBOX_PAGE_TOKEN}
+
+
+def _check_limits(settings: Settings) -> None:
+    """The ranges checked on the parsed values (the others are checked while parsing)."""
     if not 0 <= settings.event_retention_days <= 36500:
         raise SettingsError("MESSENGER_EVENT_RETENTION_DAYS must be 0 to 36500 (days finished webhook events are kept)")
     if not 1 <= settings.outbox_lease_seconds <= 3600:
@@ -448,6 +460,3 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         settings.business_schedule()  # a schedule nobody can read must stop the start, not the first handoff
     except BusinessHoursError as exc:
         raise SettingsError(str(exc)) from exc
-    settings.check_production_safe()
-    settings.check_real_pages_need_production()
-    return settings
