@@ -561,7 +561,8 @@ def check_xlsx_container(data: bytes, limits: SheetLimits = LIMITS) -> None:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+    # NotImplementedError: a member needing a newer zip version or an unknown compression (a damaged header).
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, ValueError, EOFError) as exc:
         raise MatrixReadError(
             "el archivo no es un Excel .xlsx válido (no es un libro de Excel o está dañado)."
         ) from exc

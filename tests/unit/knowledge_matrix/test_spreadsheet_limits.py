@@ -104,10 +104,22 @@ def test_a_zip_bomb_is_refused_from_its_directory() -> None:
         parse_xlsx_bytes(bomb, SMALL)
 
 
+def _with_version(data: bytes, version: int) -> bytes:
+    """The same zip with every central-directory entry claiming it needs zip `version` (a damaged header)."""
+    out = bytearray(data)
+    start = 0
+    while (found := out.find(b"PK\x01\x02", start)) != -1:
+        out[found + 6:found + 8] = version.to_bytes(2, "little")  # "version needed to extract"
+        start = found + 4
+    return bytes(out)
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
         (b"not a zip at all", "no es un Excel"),
+        # Found by the spreadsheet fuzz: zipfile raised NotImplementedError ("zip file version 14.5"), a 500.
+        (_with_version(xlsx(GOOD), 145), "no es un Excel"),
         (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600, "contraseña"),
         (rezip(xlsx(GOOD), {}, extra={"xl/vbaProject.bin": b"macro"}), "macros"),
         (rezip(xlsx(GOOD), {SHEET: b"<worksheet><sheetData><row r='1'><c r='A1'"}), "no es un Excel"),
@@ -115,7 +127,8 @@ def test_a_zip_bomb_is_refused_from_its_directory() -> None:
         (rezip(xlsx(GOOD), {"xl/workbook.xml": b"\x00\xff garbage"}), "no es un Excel"),
         (xlsx(GOOD)[:200], "no es un Excel"),
     ],
-    ids=["not-a-zip", "encrypted", "macros", "broken-xml", "missing-sheet", "broken-workbook", "truncated"],
+    ids=["not-a-zip", "newer-zip-version", "encrypted", "macros", "broken-xml", "missing-sheet", "broken-workbook",
+         "truncated"],
 )
 def test_malformed_books_are_a_read_error_not_a_crash(data: bytes, message: str) -> None:
     with pytest.raises(MatrixReadError, match=message):
