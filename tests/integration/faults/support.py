@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -211,3 +212,19 @@ class GraphTap:
 
         methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
         return Starlette(routes=[Route("/{path:path}", forward, methods=methods)], lifespan=lifespan)
+
+
+@dataclass
+class StackFiles:
+    """A fault test's own stack, with the two SQLite files its verdicts read."""
+
+    stack: Stack
+
+    @property
+    def journal(self) -> Path:
+        """The ingest journal: every inbound event and its verdict."""
+        return self.stack.data_dir / "messenger.sqlite3"
+
+    @property
+    def outbox(self) -> Path:
+        return self.stack.data_dir / "outbox.sqlite3"

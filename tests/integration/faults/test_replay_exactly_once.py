@@ -29,9 +29,10 @@ import httpx
 import pytest
 
 from actions.session import AUTOMATION_DISCLOSURE
-from bot.stack import Stack, Supervisor
+from bot.stack import Supervisor
 from tests.conftest import require_or_skip
 from tests.integration.faults.support import (
+    StackFiles,
     event_reply_prefix,
     kill_9,
     repeated_replies,
@@ -53,19 +54,10 @@ RETRY_AFTER_SECONDS = 20
 
 
 @dataclass
-class ReplayStack:
-    stack: Stack
+class ReplayStack(StackFiles):
     openai: RunningFakeOpenAI
     supervisor: Supervisor
     said: list[str]
-
-    @property
-    def journal(self) -> Path:
-        return self.stack.data_dir / "messenger.sqlite3"
-
-    @property
-    def outbox(self) -> Path:
-        return self.stack.data_dir / "outbox.sqlite3"
 
 
 @pytest.fixture(scope="module")

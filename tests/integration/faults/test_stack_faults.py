@@ -40,6 +40,7 @@ from tests.conftest import require_or_skip
 from tests.integration.faults.support import (
     SERVICE_TOKEN,
     GraphTap,
+    StackFiles,
     delivered,
     repeated_replies,
     sandbox_sent,
@@ -66,18 +67,9 @@ def new_user(tag: str) -> str:
 
 
 @dataclass
-class FaultStack:
-    stack: Stack
+class FaultStack(StackFiles):
     tap: GraphTap
     openai: RunningFakeOpenAI
-
-    @property
-    def journal(self) -> Path:
-        return self.stack.data_dir / "messenger.sqlite3"
-
-    @property
-    def outbox(self) -> Path:
-        return self.stack.data_dir / "outbox.sqlite3"
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import math
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -27,8 +26,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.app import create_app
-from core.settings import SANDBOX_PAGE_ID, SANDBOX_PAGE_TOKEN, Settings
 from meta.graph import GraphClient
 from outbox.model import MessageFilter, NewMessage, OutboxStore, Purpose, Status
 from outbox.policy_file import load_policy
@@ -36,29 +33,14 @@ from outbox.rate import send_interval
 from outbox.store import open_store
 from outbox.worker import OutboxWorker
 from tests.integration.faults.support import start_worker, stop, wait_until
+from tests.integration.outbox.conftest import PAGE_A, PAGE_B, TOKENS
 from tests.integration.outbox.test_store_contract import database_url
-from tests.support.servers import RunningServer, serve_asgi
+from tests.support.servers import RunningServer
 
-PAGE_A, PAGE_B = SANDBOX_PAGE_ID, "100000000000002"
-TOKENS = {PAGE_A: SANDBOX_PAGE_TOKEN, PAGE_B: "sandbox-page-token-b"}
 RATE = 5.0
 ONE_SECOND = timedelta(seconds=1)
 ARRIVAL_TOLERANCE = 1  # sends per window, see the module docstring
 WINDOW_SECONDS = (1, 2, 3, 4, 5)
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    settings = Settings(page_tokens=TOKENS, data_dir=tmp_path_factory.mktemp("sandbox"))
-    with serve_asgi(create_app(settings)) as server:
-        yield server
-
-
-@pytest.fixture
-def http(sandbox: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sandbox.base_url, timeout=10) as client:
-        client.delete("/sandbox/sent")
-        yield client
 
 
 def enqueue_replies(store: OutboxStore, page_id: str, count: int, prefix: str) -> None:

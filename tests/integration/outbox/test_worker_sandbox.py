@@ -13,17 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.app import create_app
-from core.settings import Settings
 from meta.graph import GraphClient
 from outbox.model import NewMessage, OutboxStore, Purpose, SenderKind, Status
 from outbox.outbox import Outbox
 from outbox.policy_file import load_policy
 from outbox.store import open_store
-from tests.support.servers import RunningServer, serve_asgi
-
-PAGE_A, PAGE_B = "100000000000001", "100000000000002"
-TOKENS = {PAGE_A: "sandbox-page-token", PAGE_B: "sandbox-page-token-b"}
+from tests.integration.outbox.conftest import PAGE_A, PAGE_B, TOKENS
+from tests.support.servers import RunningServer
 
 
 @dataclass
@@ -35,22 +31,6 @@ class Clock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    settings = Settings(page_tokens=TOKENS, data_dir=tmp_path_factory.mktemp("sandbox"))
-    with serve_asgi(create_app(settings)) as server:
-        yield server
-
-
-@pytest.fixture
-def http(sandbox: RunningServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=sandbox.base_url, timeout=10) as client:
-        client.delete("/sandbox/sent")
-        client.delete("/sandbox/failures")
-        yield client
-        client.delete("/sandbox/failures")
 
 
 @pytest.fixture
