@@ -95,10 +95,15 @@ class Measured:
             "top1": 1 / self.answerable,
             "mrr": 1 / self.answerable,
             "answered_coverage": 1 / self.answerable,
-            "answered_precision": 1 / round(self.figures["answered_coverage"] * self.answerable),
+            "answered_precision": 1 / self.answered(),
             "unanswerable_rejection": 1 / self.unanswerable,
         }[metric]
         return self.figures[metric] - per_query - 1e-9
+
+    def answered(self) -> int:
+        """Queries answered, answerable or not: what precision is a share of."""
+        wrongly = (1 - self.figures["unanswerable_rejection"]) * self.unanswerable
+        return round(self.figures["answered_coverage"] * self.answerable + wrongly)
 
 
 # The defaults (embedders, text handling, threshold 0.6, calibration) were CHOSEN on these three sets: the
