@@ -84,12 +84,29 @@ _MIGRATIONS = (
     """
     ALTER TABLE inbound_events ADD COLUMN reverted_turns INTEGER NOT NULL DEFAULT 0;
     """,
+    # Claims: several Rasa instances share one journal; a conversation is processed by one of them at a time, under
+    # a lease (`claim_pending`). The key is computed (older code that inserts without it keeps working).
+    """
+    ALTER TABLE inbound_events ADD COLUMN conversation_key TEXT
+        GENERATED ALWAYS AS (page_id || ':' || user_id) VIRTUAL;
+    CREATE INDEX inbound_events_pending_conversation ON inbound_events (conversation_key, id)
+        WHERE status = 'pending';
+    CREATE TABLE ingest_claims (
+        conversation_key TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        lease_until TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX ingest_claims_owner ON ingest_claims (owner, conversation_key);
+    """,
 )
 
 # Meta retries a failed delivery for about 36 hours; dedup keys are kept comfortably longer.
 DEFAULT_DEDUP_HORIZON = timedelta(days=7)
 DEFAULT_RETENTION = timedelta(days=30)
 _PRUNE_CHUNK = 5000
+# A claim whose lease ran out this long ago is left by an owner that is gone: `prune` deletes it (one that ran out
+# more recently is claimable all the same, and its owner may still renew it if nobody took it over).
+STALE_CLAIM = timedelta(hours=1)
 
 _INSERT_EVENT = (
     "INSERT OR IGNORE INTO inbound_events"
@@ -103,6 +120,26 @@ _KEEP_SEEN_KEYS = (
     "INSERT OR IGNORE INTO inbound_seen (dedup_key, received_at)"
     " SELECT dedup_key, received_at FROM inbound_events WHERE id IN ({ids}) AND received_at >= ?"
 )
+
+
+# Claims (`claim_pending`): the conversations whose pending events an owner may take, oldest event first: unclaimed,
+# claimed by the owner, or claimed under a lease that ran out.
+_CLAIMABLE = (
+    "SELECT e.conversation_key FROM inbound_events e WHERE e.status = 'pending' AND NOT EXISTS"
+    " (SELECT 1 FROM ingest_claims c WHERE c.conversation_key = e.conversation_key AND c.owner != ?"
+    " AND c.lease_until > ?) ORDER BY e.id LIMIT ?"
+)
+# Taken only if nobody else holds it under a live lease (re-checked on the row the upsert meets).
+_TAKE_CLAIM = (
+    "INSERT INTO ingest_claims (conversation_key, owner, lease_until) VALUES (?, ?, ?)"
+    " ON CONFLICT (conversation_key) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until"
+    " WHERE ingest_claims.owner = excluded.owner OR ingest_claims.lease_until <= ?"
+)
+
+
+def distinct(keys: Iterable[str]) -> list[str]:
+    """Keys in their first order, each once."""
+    return list(dict.fromkeys(keys))
 
 
 @dataclass(frozen=True)
@@ -121,6 +158,7 @@ class PruneResult:
     keys_kept: int
     keys_expired: int
     sends_deleted: int
+    claims_deleted: int = 0
 
 
 def iso(at: datetime) -> str:
@@ -350,6 +388,58 @@ class IngestStore:
             rebuilt.append(StoredEvent(event_id, event, status, attempts, bool(window_pending), bool(notice_pending)))
         return rebuilt
 
+    def claim_pending(
+        self, owner: str, now: datetime, lease: timedelta, limit: int = 200
+    ) -> list[StoredEvent]:
+        """One transaction: the pending events, oldest first, of conversations that are unclaimed, claimed by `owner`
+        or whose claim ran out; those conversations are (re)claimed for `owner` until `now + lease`. Returns the
+        events in id order, including those `owner` already has in flight (the caller skips its own)."""
+        if limit <= 0:
+            return []
+        at, until = iso(now), iso(now + lease)
+        with self._db.write() as conn:  # BEGIN IMMEDIATE: one claimer at a time on this file
+            keys = distinct(row[0] for row in conn.execute(_CLAIMABLE, (owner, at, limit)))
+            held = [key for key in keys if conn.execute(_TAKE_CLAIM, (key, owner, until, at)).rowcount]
+            if not held:
+                return []
+            marks = ",".join("?" * len(held))
+            rows = conn.execute(
+                f"SELECT {_ROW} FROM inbound_events WHERE status = 'pending' AND conversation_key IN ({marks})"
+                " ORDER BY id LIMIT ?",
+                (*held, limit),
+            ).fetchall()
+        return self._rebuild(rows)
+
+    def renew_claims(self, owner: str, conversation_keys: list[str], now: datetime, lease: timedelta) -> list[str]:
+        """Extend `owner`'s claims until `now + lease`; the keys it still holds (a claim another owner took over
+        after it ran out is not renewed)."""
+        keys = distinct(conversation_keys)
+        if not keys:
+            return []
+        until = iso(now + lease)
+        with self._db.write() as conn:
+            return [
+                key
+                for key in keys
+                if conn.execute(
+                    "UPDATE ingest_claims SET lease_until = ? WHERE conversation_key = ? AND owner = ?",
+                    (until, key, owner),
+                ).rowcount
+            ]
+
+    def release_claim(self, owner: str, conversation_key: str) -> None:
+        """`owner` drained its queue for the conversation: the claim goes, if `owner` still holds it."""
+        with self._db.connection() as conn:
+            conn.execute(
+                "DELETE FROM ingest_claims WHERE conversation_key = ? AND owner = ?", (conversation_key, owner)
+            )
+
+    def claims(self) -> dict[str, tuple[str, datetime]]:
+        """conversation_key → (owner, lease_until) of every claim (tests, diagnostics)."""
+        with self._db.connection() as conn:
+            rows = conn.execute("SELECT conversation_key, owner, lease_until FROM ingest_claims").fetchall()
+        return {key: (owner, datetime.fromisoformat(until)) for key, owner, until in rows}
+
     def prune(
         self,
         now: datetime,
@@ -377,7 +467,10 @@ class IngestStore:
         with self._db.connection() as conn:
             expired = conn.execute("DELETE FROM inbound_seen WHERE received_at < ?", (horizon,)).rowcount
             sends = conn.execute("DELETE FROM send_log WHERE created_at < ?", (cutoff,)).rowcount
-        return PruneResult(deleted, kept, expired, sends)
+            claims = conn.execute(
+                "DELETE FROM ingest_claims WHERE lease_until < ?", (iso(now - STALE_CLAIM),)
+            ).rowcount
+        return PruneResult(deleted, kept, expired, sends, claims)
 
     def finish(self, event_id: int, status: str, error: str | None = None, *, counted: bool = False) -> None:
         """The event's verdict. The attempt that ends it is counted here, unless it was `counted` already (a give-up
@@ -470,3 +563,13 @@ class IngestStore:
                 "SELECT page_id FROM inbound_events WHERE user_id = ? ORDER BY id DESC LIMIT 1", (user_id,)
             ).fetchone()
         return row[0] if row else None
+
+
+def open_ingest_store(url_or_path: Path | str) -> IngestStore:
+    """The journal at a path or a `sqlite:///` URL (SQLite)."""
+    location = str(url_or_path)
+    if location.startswith("sqlite:///"):
+        location = location[len("sqlite:///") :]
+    if not location:
+        raise ValueError("the ingest journal needs a path or a URL")
+    return IngestStore(location)
