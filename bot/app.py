@@ -106,7 +106,7 @@ def _unauthenticated(request: Request, guard: Guard) -> Response:
 
 
 def _add_sandbox_chat(app: FastAPI, settings: Settings) -> None:
-    webhook_url = settings.rasa_url + "/webhooks/messenger/webhook"
+    webhook_url = settings.webhook_url  # the webhook process, as Meta's deliveries
 
     @app.get("/sandbox/chat", response_class=HTMLResponse)
     async def chat_page(request: Request) -> HTMLResponse:

@@ -24,7 +24,8 @@ def run(_args: argparse.Namespace) -> int:
     settings = startup_settings("bot run")
     if settings is None:
         return 2
-    ports = Ports(rasa=settings.rasa_port, actions=settings.action_port, app=settings.app_port)
+    ports = Ports(rasa=settings.rasa_port, actions=settings.action_port, app=settings.app_port,
+                  webhook=settings.webhook_port)
     try:
         model = ensure_model()
     except StackError as exc:
@@ -43,7 +44,7 @@ def run(_args: argparse.Namespace) -> int:
         stack.start(say=lambda line: print(line, flush=True))
         print(
             f"\nReady.\n  Talk to the bot:    {stack.app_url}/sandbox/chat\n"
-            f"  Messenger webhook:  {stack.webhook_url}\n"
+            f"  Messenger webhook:  {stack.webhook_url}  (the URL to give Meta, behind your HTTPS proxy)\n"
             f"  Sent messages:      {stack.app_url}/sandbox/sent\n"
             f"  Console:            {stack.app_url}/console  {console_logins_hint(settings)}\n"
             f"  Logs:               {stack.log_dir}\n"
@@ -64,7 +65,7 @@ def run(_args: argparse.Namespace) -> int:
 def chat(args: argparse.Namespace) -> int:
     """A terminal chat: each line is signed and posted to the webhook; replies come from the sandbox."""
     settings = load_settings()
-    webhook = settings.rasa_url + "/webhooks/messenger/webhook"
+    webhook = settings.webhook_url
     user = args.user or f"cli-{uuid.uuid4().hex[:8]}"
     seen = len(_replies(settings.app_url, user))
     print(f"Chat as {user} (Ctrl-D to leave). Quick replies show as [n] title; type the number to pick one.")

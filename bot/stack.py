@@ -30,8 +30,9 @@ RASA_BIN = ROOT / ".venv-rasa" / "bin" / "rasa"
 RASA_PYTHON = ROOT / ".venv-rasa" / "bin" / "python"
 SERVED_CREDENTIALS = "credentials.yml"  # our Messenger channel only; never Rasa's unauthenticated REST channel
 # What each start-up step usually takes on a laptop (said before the step, so a wait is never a mystery).
-USUAL_START_SECONDS = {"app": 5, "actions": 5, "rasa": 40, "knowledge": 30}
-LABELS = {"app": "the app", "actions": "the action server", "rasa": "Rasa", "knowledge": "the demo matrix"}
+USUAL_START_SECONDS = {"app": 5, "actions": 5, "webhook": 2, "rasa": 40, "knowledge": 30}
+LABELS = {"app": "the app", "actions": "the action server", "webhook": "the webhook", "rasa": "Rasa",
+          "knowledge": "the demo matrix"}
 TRAINING_INPUTS = ("config.yml", "domain.yml", "data")
 DEMO_MATRIX = ROOT / "data" / "knowledge_matrix.csv"
 
@@ -78,6 +79,7 @@ class Ports:
     rasa: int = 5005
     actions: int = 5055
     app: int = 8000
+    webhook: int = 5006  # the webhook process (Meta's deliveries, connectors/webhook_server.py)
 
 
 @dataclass
@@ -103,8 +105,13 @@ class Stack:
         return f"http://{client_host(self.env.get('ACTION_SERVER_HOST') or '127.0.0.1')}:{self.ports.actions}"
 
     @property
+    def webhook_base_url(self) -> str:
+        return f"http://{client_host(self.env.get('WEBHOOK_HOST') or '127.0.0.1')}:{self.ports.webhook}"
+
+    @property
     def webhook_url(self) -> str:
-        return self.rasa_url + "/webhooks/messenger/webhook"
+        """The URL to give Meta: the webhook process, not Rasa (which is fed from the journal)."""
+        return self.webhook_base_url + "/webhooks/messenger/webhook"
 
     def _spawn(self, name: str, command: list[str]) -> None:
         with open(self.log_dir / f"{name}.log", "ab") as log:  # the child keeps its own copy
@@ -136,6 +143,7 @@ class Stack:
                     "--proxy-headers", "--forwarded-allow-ips",
                     self.env.get("BOT_FORWARDED_ALLOW_IPS") or "127.0.0.1"],  # so does console/auth.py login_client
             "actions": [python, "-m", "actions.server", "--port", str(self.ports.actions)],
+            "webhook": [python, "-m", "connectors.webhook_server", "--port", str(self.ports.webhook)],
             "rasa": [str(RASA_PYTHON), "-m", "bot.rasa_launcher", "--model", str(self.model),
                      "--port", str(self.ports.rasa), "--credentials", self.credentials, "--endpoints", "endpoints.yml",
                      "--enable-api", "--interface", "127.0.0.1"],
@@ -146,6 +154,7 @@ class Stack:
         return {
             "app": self.app_url + "/health",
             "actions": self.actions_url + "/health",
+            "webhook": self.webhook_base_url + "/health",
             "rasa": self.rasa_url + "/webhooks/messenger/",
         }[name]
 
@@ -165,6 +174,10 @@ class Stack:
     def start_actions(self) -> None:
         self.spawn("actions")
         self._wait_healthy("actions", self.health_url("actions"), 60)
+
+    def start_webhook(self) -> None:
+        self.spawn("webhook")
+        self._wait_healthy("webhook", self.health_url("webhook"), 60)
 
     def start_rasa(self) -> None:
         self.spawn("rasa")
@@ -197,7 +210,8 @@ class Stack:
     def start(self, say: Callable[[str], None] = lambda _line: None) -> None:
         """Each step says what it starts and how long it usually takes, then how long it took."""
         steps: list[tuple[str, Callable[[], None]]] = [
-            ("app", self.start_app), ("actions", self.start_actions), ("rasa", self.start_rasa),
+            ("app", self.start_app), ("actions", self.start_actions), ("webhook", self.start_webhook),
+            ("rasa", self.start_rasa),
         ]
         self.start_knowledge()
         if "knowledge" in self.processes:
@@ -223,7 +237,7 @@ class Stack:
             process.wait()
 
     def stop(self) -> None:
-        for name in ("knowledge", "rasa", "actions", "app"):
+        for name in ("knowledge", "webhook", "rasa", "actions", "app"):
             self.stop_process(name)
 
 
@@ -253,6 +267,7 @@ def build_stack(
         # Rasa sends it (endpoints.yml), the action server requires it: a fresh random one unless one is set.
         "ACTION_SERVER_TOKEN": merged.get("ACTION_SERVER_TOKEN") or secrets.token_urlsafe(32),
         "BOT_APP_URL": f"http://127.0.0.1:{ports.app}",
+        "WEBHOOK_PORT": str(ports.webhook),
         "RASA_TRACKER_DB": str(data_dir / "rasa_tracker.sqlite3"),
         "RASA_TELEMETRY_ENABLED": "false",
         "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -264,7 +279,7 @@ def build_stack(
 
 # --- supervision ---------------------------------------------------------------------------------------------
 
-SUPERVISED = ("app", "actions", "rasa")
+SUPERVISED = ("app", "actions", "rasa", "webhook")
 RESTART_BASE_SECONDS = 1.0
 RESTART_CAP_SECONDS = 60.0
 STABLE_AFTER_SECONDS = 120.0  # a process up this long has recovered: its next crash starts the backoff again

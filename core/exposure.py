@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import TextIO
 
 from core.hosts import is_loopback_host
-from core.settings import Settings, SettingsError, load_settings
+from core.settings import Settings, SettingsError, load_settings, secret_problems
 
 
 class ExposureError(SettingsError):
@@ -39,6 +39,25 @@ def check_action_server_token(token: str) -> None:
         raise ExposureError(MISSING_TOKEN)
 
 
+def check_webhook_exposure(host: str, app_secret: str, verify_token: str) -> None:
+    """The webhook process (connectors/webhook_server.py) is what Meta reaches, so it may listen beyond loopback, but
+    only with secrets of our own: the demo ones are published, and anyone could sign deliveries with them."""
+    if is_loopback_host(host):
+        return
+    problems = [problem for problem in secret_problems({"MESSENGER_APP_SECRET": app_secret,
+                                                        "MESSENGER_VERIFY_TOKEN": verify_token})
+                if "same value" not in problem]
+    if problems:
+        raise ExposureError(
+            f"WEBHOOK_HOST={host} makes the webhook reachable from other hosts, but " + "; ".join(problems)
+            + ": set your Meta app's secret and your own verify token, or keep the default 127.0.0.1"
+        )
+
+
+def _webhook_exposure(settings: Settings) -> None:
+    check_webhook_exposure(settings.webhook_host, settings.app_secret, settings.verify_token)
+
+
 def _exposure(settings: Settings) -> None:
     check_action_server_exposure(settings.action_server_host, settings.action_server_token)
 
@@ -50,9 +69,10 @@ def _token(settings: Settings) -> None:
 # What each process checks before it starts. `bot run` makes a token when none is set, which only a loopback
 # action server can use; a process started on its own (a process manager) must be given the token.
 STARTUP_CHECKS: Mapping[str, tuple[Callable[[Settings], None], ...]] = {
-    "bot run": (_exposure,),
+    "bot run": (_exposure, _webhook_exposure),
     "action server": (_exposure, _token),
     "rasa": (_token,),
+    "webhook": (_webhook_exposure,),
 }
 
 

@@ -32,7 +32,8 @@ def start_stack(
     data_dir: Path, extra_env: dict[str, str] | None = None, credentials: str = SERVED_CREDENTIALS
 ) -> Stack:
     model = ensure_model()
-    stack = build_stack(Ports(free_port(), free_port(), free_port()), data_dir, model, extra_env, credentials)
+    ports = Ports(free_port(), free_port(), free_port(), webhook=free_port())
+    stack = build_stack(ports, data_dir, model, extra_env, credentials)
     try:
         stack.start()
     except BaseException:
