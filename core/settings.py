@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from core.business_hours import BusinessHours, BusinessHoursError, parse_business_hours
 from core.hosts import is_loopback_host
@@ -49,6 +49,10 @@ MIN_SECRET_LENGTHS = {
 REUSE_CHECKED_KEYS = ("LLM_API_KEY", "OPENAI_API_KEY")
 DEFAULT_LLM_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_LLM_MODEL = "gpt-4o-mini"
+PROFILES = ("embedded", "scale")
+DEFAULT_SCALE_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,6 +106,18 @@ class Settings:
     # The webhook process (connectors/webhook_server.py): Meta's deliveries; a non-loopback host needs a real secret.
     webhook_host: str = "127.0.0.1"
     webhook_port: int = 5006
+    # The profile (BOT_PROFILE): "embedded" runs on one machine with SQLite and Rasa's in-memory lock; "scale" runs
+    # Rasa on its SQL tracker store (PostgreSQL), Redis lock store and Pika event broker (RabbitMQ), so several Rasa
+    # instances (RASA_INSTANCES) serve the same users, and standalone outbox workers (OUTBOX_WORKERS) send.
+    profile: str = "embedded"
+    rasa_tracker_db_url: str = field(default="", repr=False)  # scale: postgresql://… (Rasa's SQL tracker store)
+    redis_url: str = field(default=DEFAULT_REDIS_URL, repr=False)  # scale: Rasa's lock store
+    rasa_lock_key_prefix: str = "ecuabots"  # scale: Redis keys "<prefix>:lock:<sender>" (letters and digits only)
+    rabbitmq_url: str = field(default=DEFAULT_RABBITMQ_URL, repr=False)  # scale: Rasa's event broker
+    rasa_events_exchange: str = "rasa-exchange"  # scale: the fanout exchange Rasa publishes to
+    rasa_events_queue: str = "rasa_events"  # scale: the durable queue bound to it, consumed by the app
+    rasa_instances: int = 1  # Rasa processes `bot run` starts (more than 1: scale only)
+    outbox_workers: int = 0  # standalone outbox workers `bot run` starts; 0: the app and Rasa run one each
     # `bot run`'s ports (RASA_PORT, ACTION_PORT, APP_PORT).
     rasa_port: int = 5005
     action_port: int = 5055
@@ -156,6 +172,15 @@ class Settings:
     def other_keys_by_name(self) -> dict[str, str]:
         """Keys that are not ours to size (the LLM's) but must not be one of our secrets."""
         return {"LLM_API_KEY": self.llm_api_key} if self.llm_api_key.strip() else {}
+
+    @property
+    def is_scale(self) -> bool:
+        return self.profile == "scale"
+
+    @property
+    def runs_outbox_in_process(self) -> bool:
+        """The app and the Rasa channel run an outbox worker each unless standalone workers send (OUTBOX_WORKERS)."""
+        return self.outbox_workers == 0
 
     @property
     def outbox_store_url(self) -> str:
@@ -432,6 +457,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rasa_instance_id=(get("RASA_INSTANCE_ID") or "").strip(),
         webhook_host=(get("WEBHOOK_HOST") or "").strip() or "127.0.0.1",
         webhook_port=_whole(get, "WEBHOOK_PORT", 5006, 1, 65535, "a TCP port"),
+        **_profile(get),
         rasa_port=_whole(get, "RASA_PORT", 5005, 1, 65535, "a TCP port"),
         action_port=_whole(get, "ACTION_PORT", 5055, 1, 65535, "a TCP port"),
         app_port=_whole(get, "APP_PORT", 8000, 1, 65535, "a TCP port"),
@@ -453,6 +479,75 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     settings.check_production_safe()
     settings.check_real_pages_need_production()
     return settings
+
+
+def _service_url(get: Callable[..., Any], name: str, default: str, schemes: tuple[str, ...], what: str) -> str:
+    """A service's URL with one of `schemes` and a host; the message never echoes it (it may hold a password)."""
+    raw = (get(name) or "").strip() or default
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - a bad port raises here
+    except ValueError as exc:
+        raise SettingsError(f"{name} is not a valid URL ({what})") from exc
+    if parts.scheme not in schemes or not parts.hostname:
+        raise SettingsError(f"{name} must be a {' or '.join(s + '://' for s in schemes)}host… URL ({what})")
+    return raw
+
+
+def _tracker_db_url(get: Callable[..., Any]) -> str:
+    """Rasa's SQL tracker store: RASA_TRACKER_DB_URL, else RASA_TRACKER_DB_HOST with _PORT, _NAME, _USER and
+    _PASSWORD, else BOT_DATABASE_URL (the stores' PostgreSQL), else PostgreSQL on this machine."""
+    if not (get("RASA_TRACKER_DB_URL") or "").strip() and (get("RASA_TRACKER_DB_HOST") or "").strip():
+        port = _whole(get, "RASA_TRACKER_DB_PORT", 5432, 1, 65535, "a TCP port")
+        user = quote((get("RASA_TRACKER_DB_USER") or "").strip() or "postgres", safe="")
+        password = get("RASA_TRACKER_DB_PASSWORD") or ""
+        login = f"{user}:{quote(password, safe='')}" if password else user
+        name = quote((get("RASA_TRACKER_DB_NAME") or "").strip() or "rasa", safe="")
+        host = get("RASA_TRACKER_DB_HOST", "").strip()
+        return f"postgresql://{login}@{host}:{port}/{name}"
+    default = (get("BOT_DATABASE_URL") or "").strip() or DEFAULT_SCALE_DATABASE_URL
+    url = _service_url(get, "RASA_TRACKER_DB_URL", default, ("postgresql", "postgres"), "Rasa's tracker store")
+    return "postgresql://" + url.split("://", 1)[1]  # SQLAlchemy knows only postgresql://
+
+
+def _profile(get: Callable[..., Any]) -> dict[str, Any]:
+    """BOT_PROFILE and what the scale profile needs (Rasa's tracker store, lock store and event broker, the numbers
+    of Rasa instances and outbox workers), checked; in the embedded profile only the numbers matter."""
+    profile = (get("BOT_PROFILE") or "").strip().lower() or "embedded"
+    if profile not in PROFILES:
+        raise SettingsError(f"BOT_PROFILE must be one of {', '.join(PROFILES)}, not {profile!r}")
+    scale = profile == "scale"
+    instances = _whole(get, "RASA_INSTANCES", 2 if scale else 1, 1, 16, "Rasa processes")
+    if instances > 1 and not scale:
+        raise SettingsError("RASA_INSTANCES above 1 needs BOT_PROFILE=scale (the instances share the conversations "
+                            "through PostgreSQL and Redis; the embedded profile keeps them in one process)")
+    fields: dict[str, Any] = {
+        "profile": profile,
+        "rasa_instances": instances,
+        "outbox_workers": _whole(get, "OUTBOX_WORKERS", 2 if scale else 0, 0, 32, "standalone outbox workers"),
+    }
+    if not scale:
+        return fields
+    prefix = (get("RASA_LOCK_KEY_PREFIX") or "").strip() or "ecuabots"
+    if not prefix.isalnum():
+        raise SettingsError(f"RASA_LOCK_KEY_PREFIX must be letters and digits only (Rasa ignores others), "
+                            f"not {prefix!r}")
+    names: dict[str, str] = {}
+    for name, default in (("RASA_EVENTS_EXCHANGE", "rasa-exchange"), ("RASA_EVENTS_QUEUE", "rasa_events")):
+        value = (get(name) or "").strip() or default
+        if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,200}", value):
+            raise SettingsError(f"{name} must be 1 to 200 letters, digits, '_', '.', ':' or '-', not {value!r}")
+        names[name] = value
+    return {
+        **fields,
+        "rasa_tracker_db_url": _tracker_db_url(get),
+        "redis_url": _service_url(get, "REDIS_URL", DEFAULT_REDIS_URL, ("redis",), "Rasa's lock store"),
+        "rasa_lock_key_prefix": prefix,
+        "rabbitmq_url": _service_url(get, "RABBITMQ_URL", DEFAULT_RABBITMQ_URL, ("amqp",),
+                                     "Rasa's event broker"),
+        "rasa_events_exchange": names["RASA_EVENTS_EXCHANGE"],
+        "rasa_events_queue": names["RASA_EVENTS_QUEUE"],
+    }
 
 
 def _page_tokens(get: Callable[..., Any]) -> dict[str, str]:
