@@ -19,6 +19,7 @@ from urllib.parse import quote, urlsplit
 
 from core.business_hours import BusinessHours, BusinessHoursError, parse_business_hours
 from core.hosts import is_loopback_host
+from core.postgres import SCHEMA_NAME, is_postgres_url, schema_in_url, with_schema
 
 DEMO_APP_SECRET = "demo-app-secret"
 DEMO_VERIFY_TOKEN = "demo-verify-token"
@@ -55,6 +56,15 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 ROOT = Path(__file__).resolve().parent.parent
+# The stores that live in a SQLite file or a PostgreSQL schema: their own URL's field (and variable) and file name.
+STORES = {
+    "ingest": ("ingest_db_url", "messenger.sqlite3"),
+    "handoff": ("handoff_db_url", "handoff.sqlite3"),
+    "console": ("console_db_url", "console.sqlite3"),
+    "outbox": ("outbox_url", "outbox.sqlite3"),
+}
+STORE_URL_VARIABLES = {"ingest_db_url": "INGEST_DB_URL", "handoff_db_url": "HANDOFF_DB_URL",
+                       "console_db_url": "CONSOLE_DB_URL", "outbox_url": "OUTBOX_URL"}
 
 
 DEFAULT_LLM_TIMEOUT_SECONDS = 4.0  # LLM_TIMEOUT_SECONDS: a fallback answer in all, retries included
@@ -87,6 +97,14 @@ class Settings:
     rasa_token: str = DEMO_RASA_TOKEN  # Rasa's HTTP API: JWTs signed with it (handoff/rasa_api.py), for the console
     graph_timeout_seconds: float = 10.0
     outbox_url: str = ""  # sqlite:///path (default: <data_dir>/outbox.sqlite3) or postgresql://…
+    # The stores' database (BOT_DATABASE_URL, postgresql://…): each store gets its own schema on it, named
+    # <BOT_DATABASE_SCHEMA_PREFIX><store> (bot_ingest, bot_handoff, bot_console, bot_outbox). Empty: SQLite files
+    # under data_dir. A store's own URL (INGEST_DB_URL, HANDOFF_DB_URL, CONSOLE_DB_URL, OUTBOX_URL) wins.
+    database_url: str = field(default="", repr=False)
+    database_schema_prefix: str = "bot_"
+    ingest_db_url: str = field(default="", repr=False)
+    handoff_db_url: str = field(default="", repr=False)
+    console_db_url: str = field(default="", repr=False)
     outbox_page_rate: float = 40.0  # sends per second per page
     outbox_lease_seconds: float = 30.0  # a claimed message is another worker's after this (at-least-once window)
     outbox_batch_size: int = 32  # messages a standalone worker (`python -m outbox worker`) claims at once
@@ -182,9 +200,30 @@ class Settings:
         """The app and the Rasa channel run an outbox worker each unless standalone workers send (OUTBOX_WORKERS)."""
         return self.outbox_workers == 0
 
+    def store_url(self, store: str) -> str:
+        """Where a store lives: its own URL, else its schema on BOT_DATABASE_URL, else its SQLite file."""
+        own, file_name = STORES[store]
+        if getattr(self, own):
+            return str(getattr(self, own))
+        if self.database_url:
+            return with_schema(self.database_url, f"{self.database_schema_prefix}{store}")
+        return f"sqlite:///{self.data_dir / file_name}"
+
     @property
     def outbox_store_url(self) -> str:
-        return self.outbox_url or f"sqlite:///{self.data_dir / 'outbox.sqlite3'}"
+        return self.store_url("outbox")
+
+    @property
+    def ingest_store_url(self) -> str:
+        return self.store_url("ingest")
+
+    @property
+    def handoff_store_url(self) -> str:
+        return self.store_url("handoff")
+
+    @property
+    def console_store_url(self) -> str:
+        return self.store_url("console")
 
     @property
     def webhook_url(self) -> str:
@@ -439,7 +478,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         service_token=get("BOT_SERVICE_TOKEN", DEMO_SERVICE_TOKEN),
         rasa_token=get("RASA_API_TOKEN", DEMO_RASA_TOKEN),
         graph_timeout_seconds=timeout,
-        outbox_url=get("OUTBOX_URL", ""),
+        **_store_urls(get),
         outbox_page_rate=_number(get, "OUTBOX_PAGE_RATE", 40.0),
         outbox_lease_seconds=_number(get, "OUTBOX_LEASE_SECONDS", 30.0),
         outbox_batch_size=_whole(get, "OUTBOX_BATCH_SIZE", 32, 1, 1000, "messages a worker claims at once"),
@@ -548,6 +587,46 @@ def _profile(get: Callable[..., Any]) -> dict[str, Any]:
         "rasa_events_exchange": names["RASA_EVENTS_EXCHANGE"],
         "rasa_events_queue": names["RASA_EVENTS_QUEUE"],
     }
+
+
+def _store_url(get: Callable[..., Any], name: str, schemes: tuple[str, ...]) -> str:
+    """A store's URL (`sqlite:///path`, `postgresql://…`; the outbox also `memory://`), or "" when unset. The
+    message names the variable, never the value (it may hold a password)."""
+    raw = (get(name) or "").strip()
+    if not raw:
+        return ""
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - a bad port raises here
+    except ValueError as exc:
+        raise SettingsError(f"{name} is not a valid URL") from exc
+    if parts.scheme not in schemes:
+        raise SettingsError(f"{name} must start with {' or '.join(f'{s}://' for s in schemes)}")
+    if parts.scheme == "sqlite" and not raw.startswith("sqlite:///") or raw == "sqlite:///":
+        raise SettingsError(f"{name} must be sqlite:///relative/path or sqlite:////absolute/path")
+    if is_postgres_url(raw):
+        schema = schema_in_url(raw)
+        if schema is not None and not SCHEMA_NAME.match(schema):
+            raise SettingsError(f"{name}: the search_path's schema must be lower-case letters, digits and _")
+    return raw
+
+
+def _store_urls(get: Callable[..., Any]) -> dict[str, Any]:
+    """BOT_DATABASE_URL (PostgreSQL, no search_path: each store picks its schema), BOT_DATABASE_SCHEMA_PREFIX and
+    the stores' own URLs, checked."""
+    database_url = _store_url(get, "BOT_DATABASE_URL", ("postgresql", "postgres"))
+    if database_url and schema_in_url(database_url) is not None:
+        raise SettingsError("BOT_DATABASE_URL must not set a search_path: each store takes its own schema "
+                            "(BOT_DATABASE_SCHEMA_PREFIX + the store's name)")
+    prefix = (get("BOT_DATABASE_SCHEMA_PREFIX") or "").strip() or "bot_"
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,40}", prefix):
+        raise SettingsError(f"BOT_DATABASE_SCHEMA_PREFIX must be 1 to 41 lower-case letters, digits or _ (not "
+                            f"starting with a digit), not {prefix!r}")
+    fields: dict[str, Any] = {"database_url": database_url, "database_schema_prefix": prefix}
+    for field_name, variable in STORE_URL_VARIABLES.items():
+        schemes = ("sqlite", "postgresql", "postgres") + (("memory",) if variable == "OUTBOX_URL" else ())
+        fields[field_name] = _store_url(get, variable, schemes)
+    return fields
 
 
 def _page_tokens(get: Callable[..., Any]) -> dict[str, str]:
