@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -41,7 +42,7 @@ def plan(events: int, users: int, prefix: str) -> list[tuple[str, str]]:
     return [(f"{prefix}-{i % users}", TEXTS[(i // users) % len(TEXTS)]) for i in range(events)]
 
 
-async def run_ours(stack, messages: list[tuple[str, str]], concurrency: int) -> dict[str, float]:
+async def run_ours(stack, messages: list[tuple[str, str]], concurrency: int) -> dict[str, Any]:
     latencies: list[float] = []
     semaphore = asyncio.Semaphore(concurrency)
     db = stack.data_dir / "messenger.sqlite3"
@@ -72,6 +73,7 @@ async def run_ours(stack, messages: list[tuple[str, str]], concurrency: int) -> 
         "webhook_p50_ms": percentile(latencies, 0.50),
         "webhook_p99_ms": percentile(latencies, 0.99),
         "webhook_mean_ms": statistics.fmean(latencies),
+        "webhook_latencies_ms": latencies,  # every answer's latency (bench/report.py charts them)
         "accept_all_s": accepted,
         "end_to_end_s": total,
         "messages_per_s": len(messages) / total,
