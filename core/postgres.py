@@ -45,6 +45,7 @@ __all__ = [
     "SchemaInUse",
     "SchemaTooNew",
     "check_schema_name",
+    "create_schema_of",
     "is_postgres_url",
     "redacted",
     "schema_in_url",
@@ -117,6 +118,32 @@ def redacted(url: str) -> str:
 def first_line(error: BaseException) -> str:
     """A driver error's first line (libpq adds context lines; none of them carries the password)."""
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def create_schema_of(url: str, connect_timeout: float = CONNECT_TIMEOUT_SECONDS) -> bool:
+    """Create the schema the URL's search_path names if it is missing (True when created), for a store that creates
+    its tables in the search_path without creating the schema itself (the outbox's). Nothing to do (False) when
+    the URL names no schema; a server that cannot be reached is left for the store to report."""
+    import psycopg2
+
+    schema = schema_in_url(url)
+    if schema is None:
+        return False
+    check_schema_name(schema)
+    try:
+        conn = psycopg2.connect(url, connect_timeout=max(1, int(connect_timeout)))
+    except psycopg2.OperationalError:
+        return False
+    try:
+        with conn, conn.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"schema_migrations:{schema}",))
+            cursor.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+            if cursor.fetchone() is not None:
+                return False
+            cursor.execute(f'CREATE SCHEMA "{schema}"')
+            return True
+    finally:
+        conn.close()
 
 
 # --- one database schema ---------------------------------------------------------------------------------------

@@ -51,6 +51,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from core.postgres import create_schema_of
 from core.sqlite import SchemaTooNew, SQLiteFile, WALUnavailable, load_migrations, load_queries
 from outbox.model import (
     Alert,
@@ -928,6 +929,7 @@ def open_store(url: str) -> OutboxStore:
             raise OutboxInputError("invalid_store_url", "sqlite:/// needs a path")
         return SQLiteOutboxStore(path)
     if url.startswith(("postgresql://", "postgres://")):
+        create_schema_of(url)  # BOT_DATABASE_URL names a schema per store (core/settings.py); the tables go there
         return PostgresOutboxStore(url)
     scheme = url.split(":", 1)[0]
     raise OutboxInputError("invalid_store_url", f"unsupported outbox store URL scheme {scheme!r}")

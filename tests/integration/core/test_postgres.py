@@ -179,3 +179,18 @@ def test_an_unreachable_server_is_unavailable_and_names_no_password() -> None:
     with pytest.raises(DatabaseUnavailable) as caught:
         PostgresDatabase(url, "items", numbered(SCRIPTS), connect_timeout=1)
     assert "s3cret" not in str(caught.value)
+
+
+def test_create_schema_of_creates_the_urls_schema_once(prefix: str) -> None:
+    from core.postgres import create_schema_of
+    from outbox.store import open_store
+
+    url = with_schema(POSTGRES_URL, f"{prefix}_outbox")
+    assert create_schema_of(url) is True
+    assert create_schema_of(url) is False
+    assert create_schema_of(POSTGRES_URL) is False  # no search_path: nothing to create
+    store = open_store(with_schema(POSTGRES_URL, f"{prefix}_outbox2"))  # the outbox's store opens a missing schema
+    try:
+        assert "messages" in tables_in(f"{prefix}_outbox2")
+    finally:
+        store.close()
