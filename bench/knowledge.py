@@ -308,6 +308,50 @@ def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+PROBE_QUERIES = [
+    f"como {v} mi {s} por favor"
+    for v in ("cambio", "pago", "veo", "cancelo")
+    for s in ("cuenta", "pedido", "factura", "bot")
+]
+
+
+def retrieval_latency(real: Embedder, size: int, queries: int) -> dict:
+    """One matrix of `size` synthetic entries (stored vectors, the real model for queries): query latency
+    (embed + search, every query's ms in `latencies_ms`), index build, save and load."""
+    vectors = synthetic_vectors(real, size)
+    fake = PrecomputedEmbedder(real, vectors)
+    gc.collect()
+    tracemalloc.start()
+    started = time.perf_counter()
+    knowledge_base = KnowledgeBase.build(Matrix.of(synthetic_entries(size)), fake)
+    build_seconds = time.perf_counter() - started
+    _, traced_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    latencies = []
+    for number in range(queries):
+        started = time.perf_counter()
+        knowledge_base.search(PROBE_QUERIES[number % len(PROBE_QUERIES)] + f" {number}", k=5)
+        latencies.append((time.perf_counter() - started) * 1000)
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        knowledge_base.save(Path(tmp) / "kb", now=datetime.now(UTC))
+        save_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        KnowledgeBase.load(Path(tmp) / "kb", embedder=fake)
+        load_seconds = time.perf_counter() - started
+    return {
+        "size": size,
+        "index": knowledge_base.index_kind,
+        "p50_ms": statistics.median(latencies),
+        "p99_ms": percentile(latencies, 0.99),
+        "latencies_ms": latencies,
+        "build_s": build_seconds,
+        "traced_peak_mib": traced_peak / 2**20,
+        "save_s": save_seconds,
+        "load_s": load_seconds,
+    }
+
+
 def speed(sizes: Sequence[int], queries: int) -> None:
     started = time.perf_counter()
     real = create_embedder(DEFAULT_SETTINGS.embedder)
@@ -323,42 +367,14 @@ def speed(sizes: Sequence[int], queries: int) -> None:
         f"passage embedding throughput: {per_second:.0f} rows/s "
         f"(a real build of N entries spends about N/{per_second:.0f} s embedding)"
     )
-    probe = [
-        f"como {v} mi {s} por favor"
-        for v in ("cambio", "pago", "veo", "cancelo")
-        for s in ("cuenta", "pedido", "factura", "bot")
-    ]
     for size in sizes:
-        vectors = synthetic_vectors(real, size)
-        entries = synthetic_entries(size)
-        matrix = Matrix.of(entries)
-        fake = PrecomputedEmbedder(real, vectors)
-        gc.collect()
-        tracemalloc.start()
-        started = time.perf_counter()
-        knowledge_base = KnowledgeBase.build(matrix, fake)
-        build_seconds = time.perf_counter() - started
-        _, traced_peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        latencies = []
-        for number in range(queries):
-            started = time.perf_counter()
-            knowledge_base.search(probe[number % len(probe)] + f" {number}", k=5)
-            latencies.append((time.perf_counter() - started) * 1000)
-        with tempfile.TemporaryDirectory() as tmp:
-            started = time.perf_counter()
-            knowledge_base.save(Path(tmp) / "kb", now=datetime.now(UTC))
-            save_seconds = time.perf_counter() - started
-            started = time.perf_counter()
-            KnowledgeBase.load(Path(tmp) / "kb", embedder=fake)
-            load_seconds = time.perf_counter() - started
+        figures = retrieval_latency(real, size, queries)
         print(
-            f"{size:>7} entries ({knowledge_base.index_kind:4s}): query p50 {statistics.median(latencies):6.1f} ms, "
-            f"p99 {percentile(latencies, 0.99):6.1f} ms | index build {build_seconds:6.2f} s "
-            f"(traced peak {traced_peak / 2**20:6.0f} MiB) | save {save_seconds:5.2f} s, load {load_seconds:5.2f} s "
-            f"| process peak RSS {rss_mib():.0f} MiB"
+            f"{size:>7} entries ({figures['index']:4s}): query p50 {figures['p50_ms']:6.1f} ms, "
+            f"p99 {figures['p99_ms']:6.1f} ms | index build {figures['build_s']:6.2f} s "
+            f"(traced peak {figures['traced_peak_mib']:6.0f} MiB) | save {figures['save_s']:5.2f} s, "
+            f"load {figures['load_s']:5.2f} s | process peak RSS {rss_mib():.0f} MiB"
         )
-        del knowledge_base, fake, vectors
     exact_vs_hnsw(real)
     publish_like(real)
 

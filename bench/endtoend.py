@@ -1,0 +1,237 @@
+"""End to end, per message, side by side: our channel against Rasa's REST channel on the same stack and model.
+
+Both run the same plan the same way (closed loop): U conversations at once, each user sending the next message
+once the bot answered the previous one, as people chat. So both keep U messages in flight and the per-message
+latencies compare:
+
+- REST: the POST to `/webhooks/rest/webhook` until its answer (the replies are in it);
+- ours: the signed webhook POST until the sandbox recorded the last reply to that message. Which reply belongs
+  to which message is exact, afterwards: the outbox keys every reply `reply:<page>:message:<mid>[…]:<n>`
+  (connectors/messenger.py) and holds the Graph message id the sandbox answered with; the sandbox's record of that
+  id has its arrival time. While running, the next message waits for as many replies as the REST run got at the
+  same position of the same plan (same model, same history), so the pacing needs no store.
+
+Usage (a stack of its own): .venv/bin/python bench/endtoend.py [--events 500] [--users 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.reporting import latency_summary  # noqa: E402
+from bench.webhook import plan  # noqa: E402
+from core.settings import DEMO_APP_SECRET, SANDBOX_PAGE_ID, load_settings  # noqa: E402
+from outbox.model import MessageFilter  # noqa: E402
+from outbox.store import open_store  # noqa: E402
+from sandbox import simulate  # noqa: E402
+from tests.support.stack import start_stack  # noqa: E402
+
+REPLY_TIMEOUT_SECONDS = 60.0
+
+
+@dataclass
+class ChannelRun:
+    latencies_ms: list[float]
+    elapsed_s: float
+    messages: int
+    replies_by_position: dict[int, int] = field(default_factory=dict)  # REST: most common reply count per position
+    unmatched: int = 0  # ours: messages whose replies could not be tied to them afterwards
+
+    @property
+    def messages_per_s(self) -> float:
+        return self.messages / self.elapsed_s if self.elapsed_s else 0.0
+
+    def summary(self) -> dict[str, float]:
+        return {**latency_summary(self.latencies_ms), "msg_per_s": self.messages_per_s}
+
+
+def conversations(messages: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """The plan as each user's messages, in order."""
+    by_user: dict[str, list[str]] = {}
+    for user, text in messages:
+        by_user.setdefault(user, []).append(text)
+    return by_user
+
+
+async def rest_closed_loop(stack: Any, messages: list[tuple[str, str]], on_message: Any = None) -> ChannelRun:
+    by_user = conversations(messages)
+    latencies: list[float] = []
+    counts: dict[int, collections.Counter[int]] = collections.defaultdict(collections.Counter)
+    limits = httpx.Limits(max_connections=len(by_user) + 1)
+    async with httpx.AsyncClient(timeout=REPLY_TIMEOUT_SECONDS, limits=limits) as client:
+
+        async def conversation(user: str, texts: list[str]) -> None:
+            for position, text in enumerate(texts):
+                started = time.perf_counter()
+                answer = await client.post(
+                    stack.rasa_url + "/webhooks/rest/webhook", json={"sender": user, "message": text}
+                )
+                latencies.append((time.perf_counter() - started) * 1000)
+                answer.raise_for_status()
+                counts[position][len(answer.json())] += 1
+                if on_message:
+                    on_message()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(conversation(user, texts) for user, texts in by_user.items()))
+        elapsed = time.perf_counter() - started
+    replies = {position: counter.most_common(1)[0][0] for position, counter in counts.items()}
+    return ChannelRun(latencies, elapsed, len(messages), replies_by_position=replies)
+
+
+class SentWatcher:
+    """Follows the sandbox's record of sends (`GET /sandbox/sent?after=<seq>`, one request per tick for every
+    user) and counts the message replies (not sender actions) each recipient got."""
+
+    def __init__(self, client: httpx.AsyncClient, app_url: str, every: float = 0.02) -> None:
+        self.client = client
+        self.app_url = app_url
+        self.every = every
+        self.after = 0
+        self.replies: collections.Counter[str] = collections.Counter()
+        self.arrivals: dict[str, datetime] = {}  # Graph message id -> when the sandbox received it
+        self.changed = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        records = (await self.client.get(self.app_url + "/sandbox/sent")).json()
+        self.after = max((record["seq"] for record in records), default=0)
+        self._task = asyncio.create_task(self._follow())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def poll_once(self) -> None:
+        records = (await self.client.get(self.app_url + "/sandbox/sent", params={"after": self.after})).json()
+        if not records:
+            return
+        for record in records:
+            self.after = max(self.after, record["seq"])
+            if "message" in record["body"]:
+                self.replies[record["recipient_id"]] += 1
+                if message_id := record["response"].get("message_id"):
+                    self.arrivals[message_id] = datetime.fromisoformat(record["received_at"])
+        async with self.changed:
+            self.changed.notify_all()
+
+    async def _follow(self) -> None:
+        while True:
+            await self.poll_once()
+            await asyncio.sleep(self.every)
+
+    async def wait_for(self, user: str, count: int, timeout: float) -> None:
+        async with self.changed:
+            await asyncio.wait_for(self.changed.wait_for(lambda: self.replies[user] >= count), timeout)
+
+
+def reply_arrivals(stack: Any, users: list[str], arrivals: dict[str, datetime]) -> dict[str, datetime]:
+    """mid -> when the sandbox received the last reply to it (from the outbox's keys and Graph message ids)."""
+    url = load_settings(stack.env).outbox_store_url
+    store = open_store(url() if callable(url) else url)
+    last: dict[str, datetime] = {}
+    prefix = f"reply:{SANDBOX_PAGE_ID}:message:"
+    try:
+        for user in users:
+            for message in store.find(MessageFilter(recipient_id=user, limit=10_000)):
+                if not message.idempotency_key.startswith(prefix):
+                    continue
+                mid = message.idempotency_key[len(prefix) :].split(":", 1)[0]
+                at = arrivals.get(message.graph_message_id or "") or message.sent_at
+                if at is not None and (mid not in last or at > last[mid]):
+                    last[mid] = at
+    finally:
+        store.close()
+    return last
+
+
+async def ours_closed_loop(
+    stack: Any, messages: list[tuple[str, str]], replies_by_position: dict[int, int], on_message: Any = None
+) -> ChannelRun:
+    by_user = conversations(messages)
+    posted: dict[str, float] = {}  # mid -> wall clock of the POST's start
+    limits = httpx.Limits(max_connections=len(by_user) + 2)
+    async with httpx.AsyncClient(timeout=REPLY_TIMEOUT_SECONDS, limits=limits) as client:
+        watcher = SentWatcher(client, stack.app_url)
+        await watcher.start()
+
+        async def conversation(user: str, texts: list[str]) -> None:
+            expected = watcher.replies[user]
+            for position, text in enumerate(texts):
+                mid = simulate.new_mid()
+                body = simulate.webhook_body(SANDBOX_PAGE_ID, [simulate.text_message(SANDBOX_PAGE_ID, user, text, mid)])
+                raw, headers = simulate.signed_request(body, DEMO_APP_SECRET)
+                posted[mid] = time.time()
+                answer = await client.post(stack.webhook_url, content=raw, headers=headers)
+                answer.raise_for_status()
+                expected += replies_by_position.get(position, 1)
+                try:
+                    await watcher.wait_for(user, expected, REPLY_TIMEOUT_SECONDS)
+                except TimeoutError as exc:
+                    raise RuntimeError(
+                        f"no reply to {user}'s message {position + 1} ({text!r}) within {REPLY_TIMEOUT_SECONDS:.0f} s "
+                        f"through our channel; see {stack.log_dir}"
+                    ) from exc
+                if on_message:
+                    on_message()
+
+        started = time.perf_counter()
+        try:
+            await asyncio.gather(*(conversation(user, texts) for user, texts in by_user.items()))
+            elapsed = time.perf_counter() - started
+            await asyncio.sleep(0.3)  # the last replies' records
+            await watcher.poll_once()
+        finally:
+            await watcher.stop()
+    last = reply_arrivals(stack, list(by_user), watcher.arrivals)
+    latencies = [(last[mid].timestamp() - at) * 1000 for mid, at in posted.items() if mid in last]
+    return ChannelRun(latencies, elapsed, len(messages), unmatched=len(posted) - len(latencies))
+
+
+async def side_by_side(stack: Any, events: int, users: int, on_message: Any = None) -> tuple[ChannelRun, ChannelRun]:
+    """REST first (it also tells how many replies each position gets), then ours, on the same plan's shape."""
+    rest = await rest_closed_loop(stack, plan(events, users, f"e2e-rest-{time.time_ns()}"), on_message)
+    ours = await ours_closed_loop(
+        stack, plan(events, users, f"e2e-ours-{time.time_ns()}"), rest.replies_by_position, on_message
+    )
+    return rest, ours
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=500)
+    parser.add_argument("--users", type=int, default=50)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        stack = start_stack(Path(tmp), credentials="bench/credentials-rest.yml")
+        try:
+            await side_by_side(stack, 20, 5)  # warm up both paths
+            rest, ours = await side_by_side(stack, args.events, args.users)
+        finally:
+            stack.stop()
+    for name, run in (("rasa REST", rest), ("ours", ours)):
+        s = run.summary()
+        print(
+            f"{name:9s}: {s['msg_per_s']:.1f} msg/s, p50 {s['p50']:.0f} ms, p90 {s['p90']:.0f} ms, "
+            f"p99 {s['p99']:.0f} ms, max {s['max']:.0f} ms"
+        )
+    print(f"time per message, ours / REST: {rest.messages_per_s / ours.messages_per_s:.3f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
