@@ -18,6 +18,7 @@ from bot import errors, internal_api
 from bot.request_guard import Guard, RequestGuard
 from console import routes as console
 from console.auth import NotAuthenticated
+from console.rasa_events import RasaEventFeed, paused_check
 from core.settings import DEMO_APP_SECRET, SANDBOX_PAGE_ID, Settings, load_settings
 from handoff.rasa_api import HttpRasaTrackers
 from handoff.service import Handoff, HandoffStore
@@ -50,7 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                              retired_tags_until=settings.outbox_retired_tags_until,
                              page_rate=settings.outbox_page_rate, lease_seconds=settings.outbox_lease_seconds)
         app.state.outbox = outbox
-        outbox.start()
+        if settings.runs_outbox_in_process:  # else standalone workers send (OUTBOX_WORKERS, `python -m outbox worker`)
+            outbox.start()
         # Human handoff: the console and the internal API use app.state.handoff.
         handoff_store = HandoffStore(settings.handoff_db_path)
         rasa = HttpRasaTrackers(settings.rasa_url, settings.rasa_token)
@@ -58,9 +60,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                     idle_resume_minutes=settings.handoff_idle_resume_minutes,
                                     handover_to_page_inbox=settings.handover_to_page_inbox, graph=client)
         auto_resume = asyncio.create_task(app.state.handoff.run_auto_resume())
+        # The scale profile: Rasa's event broker feeds the console's live view (user and bot messages, pauses).
+        app.state.rasa_events = _rasa_event_feed(settings, app.state.handoff)
+        if app.state.rasa_events is not None:
+            app.state.rasa_events.start()
         try:
             yield
         finally:
+            if app.state.rasa_events is not None:
+                await app.state.rasa_events.stop()
             auto_resume.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await auto_resume
@@ -96,6 +104,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The chat injects signed webhook events: the demo only, and never signed with a real app secret.
         _add_sandbox_chat(app, settings)
     return app
+
+
+def _rasa_event_feed(settings: Settings, handoff: Handoff) -> RasaEventFeed | None:
+    if not settings.is_scale:
+        return None
+    return RasaEventFeed(settings.rabbitmq_url, settings.rasa_events_exchange, settings.rasa_events_queue,
+                         handoff.events.publish, paused_check(handoff.find), list(settings.page_tokens))
 
 
 def _unauthenticated(request: Request, guard: Guard) -> Response:

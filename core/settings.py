@@ -196,6 +196,15 @@ class Settings:
         return self.profile == "scale"
 
     @property
+    def rasa_tracker_store_url(self) -> str:
+        """Rasa's SQL tracker store (scale): RASA_TRACKER_DB_URL (or its parts), else the schema <prefix>rasa on
+        BOT_DATABASE_URL (`bot run` creates it; Rasa creates only its table)."""
+        if self.rasa_tracker_db_url:
+            return self.rasa_tracker_db_url
+        url = with_schema(self.database_url or DEFAULT_SCALE_DATABASE_URL, f"{self.database_schema_prefix}rasa")
+        return "postgresql://" + url.split("://", 1)[1]  # SQLAlchemy knows only postgresql://
+
+    @property
     def runs_outbox_in_process(self) -> bool:
         """The app and the Rasa channel run an outbox worker each unless standalone workers send (OUTBOX_WORKERS)."""
         return self.outbox_workers == 0
@@ -447,7 +456,7 @@ def data_dir_from_env(env: Mapping[str, str] | None = None) -> Path:
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
-    get = env.get
+    get = _with_profile_defaults(env.get)
     page_tokens = _page_tokens(get)
     timeout = _number(get, "GRAPH_API_TIMEOUT_SECONDS", 10.0)
     app_url = get("BOT_APP_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -534,8 +543,8 @@ def _service_url(get: Callable[..., Any], name: str, default: str, schemes: tupl
 
 
 def _tracker_db_url(get: Callable[..., Any]) -> str:
-    """Rasa's SQL tracker store: RASA_TRACKER_DB_URL, else RASA_TRACKER_DB_HOST with _PORT, _NAME, _USER and
-    _PASSWORD, else BOT_DATABASE_URL (the stores' PostgreSQL), else PostgreSQL on this machine."""
+    """Rasa's SQL tracker store when set: RASA_TRACKER_DB_URL, else RASA_TRACKER_DB_HOST with _PORT, _NAME, _USER
+    and _PASSWORD; "" otherwise (`Settings.rasa_tracker_store_url` then takes a schema on BOT_DATABASE_URL)."""
     if not (get("RASA_TRACKER_DB_URL") or "").strip() and (get("RASA_TRACKER_DB_HOST") or "").strip():
         port = _whole(get, "RASA_TRACKER_DB_PORT", 5432, 1, 65535, "a TCP port")
         user = quote((get("RASA_TRACKER_DB_USER") or "").strip() or "postgres", safe="")
@@ -544,9 +553,24 @@ def _tracker_db_url(get: Callable[..., Any]) -> str:
         name = quote((get("RASA_TRACKER_DB_NAME") or "").strip() or "rasa", safe="")
         host = get("RASA_TRACKER_DB_HOST", "").strip()
         return f"postgresql://{login}@{host}:{port}/{name}"
-    default = (get("BOT_DATABASE_URL") or "").strip() or DEFAULT_SCALE_DATABASE_URL
-    url = _service_url(get, "RASA_TRACKER_DB_URL", default, ("postgresql", "postgres"), "Rasa's tracker store")
+    if not (get("RASA_TRACKER_DB_URL") or "").strip():
+        return ""
+    url = _service_url(get, "RASA_TRACKER_DB_URL", "", ("postgresql", "postgres"), "Rasa's tracker store")
     return "postgresql://" + url.split("://", 1)[1]  # SQLAlchemy knows only postgresql://
+
+
+def _with_profile_defaults(get: Callable[..., Any]) -> Callable[..., Any]:
+    """The scale profile keeps the stores on PostgreSQL (on this machine unless BOT_DATABASE_URL says where)."""
+    if (get("BOT_PROFILE") or "").strip().lower() != "scale":
+        return get
+
+    def scaled(name: str, default: Any = None) -> Any:
+        value = get(name, default)
+        if name == "BOT_DATABASE_URL" and not (value or "").strip():
+            return DEFAULT_SCALE_DATABASE_URL
+        return value
+
+    return scaled
 
 
 def _profile(get: Callable[..., Any]) -> dict[str, Any]:

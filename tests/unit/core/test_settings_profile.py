@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from core.settings import DEFAULT_RABBITMQ_URL, DEFAULT_REDIS_URL, SettingsError, load_settings
+from core.postgres import schema_in_url, with_schema
+from core.settings import (
+    DEFAULT_RABBITMQ_URL,
+    DEFAULT_REDIS_URL,
+    DEFAULT_SCALE_DATABASE_URL,
+    SettingsError,
+    load_settings,
+)
 
 
 def test_the_embedded_profile_is_the_default_with_one_rasa_and_in_process_outbox_workers() -> None:
@@ -18,21 +25,30 @@ def test_the_scale_profile_defaults_to_two_rasa_instances_two_workers_and_local_
     settings = load_settings({"BOT_PROFILE": "scale"})
     assert settings.is_scale
     assert (settings.rasa_instances, settings.outbox_workers, settings.runs_outbox_in_process) == (2, 2, False)
-    assert settings.rasa_tracker_db_url == "postgresql://postgres@127.0.0.1:5432/postgres"
+    # Every store on PostgreSQL on this machine, Rasa's trackers in a schema of their own beside them.
+    assert settings.database_url == DEFAULT_SCALE_DATABASE_URL
+    assert settings.rasa_tracker_store_url == with_schema(DEFAULT_SCALE_DATABASE_URL, "bot_rasa")
+    assert schema_in_url(settings.rasa_tracker_store_url) == "bot_rasa"
     assert (settings.redis_url, settings.rabbitmq_url) == (DEFAULT_REDIS_URL, DEFAULT_RABBITMQ_URL)
     assert (settings.rasa_events_exchange, settings.rasa_events_queue) == ("rasa-exchange", "rasa_events")
 
 
+def test_the_embedded_profile_keeps_its_sqlite_files() -> None:
+    assert load_settings({}).database_url == ""
+
+
 def test_the_tracker_url_comes_from_its_own_variable_then_its_parts_then_the_stores_database() -> None:
     scale = {"BOT_PROFILE": "scale"}
-    shared = load_settings({**scale, "BOT_DATABASE_URL": "postgres://bot@db.internal/bot"})
-    assert shared.rasa_tracker_db_url == "postgresql://bot@db.internal/bot"  # SQLAlchemy's scheme
+    shared = load_settings({**scale, "BOT_DATABASE_URL": "postgres://bot@db.internal/bot",
+                            "BOT_DATABASE_SCHEMA_PREFIX": "acme_"})
+    assert shared.rasa_tracker_store_url.startswith("postgresql://bot@db.internal/bot?")  # SQLAlchemy's scheme
+    assert schema_in_url(shared.rasa_tracker_store_url) == "acme_rasa"
     parts = load_settings({**scale, "BOT_DATABASE_URL": "postgresql://x@y/z", "RASA_TRACKER_DB_HOST": "10.0.0.7",
                            "RASA_TRACKER_DB_USER": "rasa", "RASA_TRACKER_DB_PASSWORD": "p@ss/word",
                            "RASA_TRACKER_DB_NAME": "tracker", "RASA_TRACKER_DB_PORT": "6432"})
-    assert parts.rasa_tracker_db_url == "postgresql://rasa:p%40ss%2Fword@10.0.0.7:6432/tracker"
-    own = load_settings({**scale, "RASA_TRACKER_DB_URL": "postgresql://a@b/c", "RASA_TRACKER_DB_HOST": "ignored"})
-    assert own.rasa_tracker_db_url == "postgresql://a@b/c"
+    assert parts.rasa_tracker_store_url == "postgresql://rasa:p%40ss%2Fword@10.0.0.7:6432/tracker"
+    own = load_settings({**scale, "RASA_TRACKER_DB_URL": "postgres://a@b/c", "RASA_TRACKER_DB_HOST": "ignored"})
+    assert own.rasa_tracker_store_url == "postgresql://a@b/c"
 
 
 def test_more_than_one_rasa_instance_needs_the_scale_profile() -> None:
