@@ -1,4 +1,7 @@
-"""The durable inbox of webhook events (SQLite), written before the webhook answers 200.
+"""The durable inbox of webhook events, written before the webhook answers 200: a SQLite file (`IngestStore`, the
+embedded profile) or a PostgreSQL schema (`connectors.ingest_postgres.PostgresIngestStore`, the scale profile, shared
+by the webhook process and every Rasa instance); `open_ingest_store(settings.ingest_store_url)` picks one. Both keep
+the contract of `connectors.ingest_journal.IngestJournal` (one contract suite: tests/integration/ingest/).
 
 Meta redelivers on slow answers and on restarts; the dedup key makes a redelivery a no-op.
 Events recorded but not finished are picked up again after a restart. An event not for Rasa that
@@ -14,25 +17,55 @@ Pending events and unapplied windows or notices are never deleted.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
 
-from core.offload import Offload
+from connectors.ingest_journal import (
+    DEFAULT_DEDUP_HORIZON,
+    DEFAULT_RETENTION,
+    DONE,
+    FAILED,
+    IGNORED,
+    PENDING,
+    RECORDED,
+    STALE_CLAIM,
+    IngestJournal,
+    PruneResult,
+    StoredEvent,
+    distinct,
+    initial_status,
+    iso,
+    needs_live_view_notice,
+    new_row,
+    utc_now_iso,
+)
 from core.sqlite import SQLiteFile, numbered
-from meta.events import InboundEvent, WebhookPayloadError
+from meta.events import InboundEvent
 
-T = TypeVar("T")
+__all__ = [
+    "DEFAULT_DEDUP_HORIZON",
+    "DEFAULT_RETENTION",
+    "DONE",
+    "FAILED",
+    "IGNORED",
+    "PENDING",
+    "RECORDED",
+    "STALE_CLAIM",
+    "IngestJournal",
+    "IngestStore",
+    "JournalApplier",
+    "PruneResult",
+    "StoredEvent",
+    "initial_status",
+    "needs_live_view_notice",
+    "open_ingest_store",
+    "utc_now_iso",
+]
+
 logger = logging.getLogger(__name__)
-
-# Statuses: pending → done | failed; `recorded` for events kept but not for Rasa (receipts,
-# standby, handover, unknown), `ignored` for our own echoes.
-PENDING, DONE, FAILED, RECORDED, IGNORED = "pending", "done", "failed", "recorded", "ignored"
 
 _MIGRATIONS = (
     """
@@ -100,13 +133,7 @@ _MIGRATIONS = (
     """,
 )
 
-# Meta retries a failed delivery for about 36 hours; dedup keys are kept comfortably longer.
-DEFAULT_DEDUP_HORIZON = timedelta(days=7)
-DEFAULT_RETENTION = timedelta(days=30)
 _PRUNE_CHUNK = 5000
-# A claim whose lease ran out this long ago is left by an owner that is gone: `prune` deletes it (one that ran out
-# more recently is claimable all the same, and its owner may still renew it if nobody took it over).
-STALE_CLAIM = timedelta(hours=1)
 
 _INSERT_EVENT = (
     "INSERT OR IGNORE INTO inbound_events"
@@ -137,51 +164,6 @@ _TAKE_CLAIM = (
 )
 
 
-def distinct(keys: Iterable[str]) -> list[str]:
-    """Keys in their first order, each once."""
-    return list(dict.fromkeys(keys))
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    id: int
-    event: InboundEvent
-    status: str
-    attempts: int
-    window_pending: bool = False
-    notice_pending: bool = False
-
-
-@dataclass(frozen=True)
-class PruneResult:
-    events_deleted: int
-    keys_kept: int
-    keys_expired: int
-    sends_deleted: int
-    claims_deleted: int = 0
-
-
-def iso(at: datetime) -> str:
-    return at.astimezone(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def utc_now_iso() -> str:
-    return iso(datetime.now(timezone.utc))
-
-
-def initial_status(event: InboundEvent, own_app_id: str) -> str:
-    if event.is_own_echo(own_app_id):
-        return IGNORED
-    # An echo from the Page inbox or another app is a person writing: it pauses the bot, in order with the
-    # user's own messages (so the bot cannot answer after the person), and is retried after a crash.
-    return PENDING if event.is_user_input or event.is_person_echo(own_app_id) else RECORDED
-
-
-def needs_live_view_notice(event: InboundEvent, status: str) -> bool:
-    """What a user writes while another app holds the thread (standby) is shown in the agents' live view."""
-    return status != PENDING and event.standby and event.opens_window
-
-
 class JournalApplier:
     """Applies what the ingest transaction journaled for events not for Rasa, after the webhook's 200: the window
     (`record_window`, then `window_applied`) and the live-view notice (`notify` → True once the app confirmed it,
@@ -192,7 +174,7 @@ class JournalApplier:
 
     def __init__(
         self,
-        store: IngestStore,
+        store: IngestJournal,
         record_window: Callable[[InboundEvent], Awaitable[None]],
         notify: Callable[[InboundEvent], Awaitable[bool]],
     ) -> None:
@@ -234,9 +216,9 @@ class JournalApplier:
                 logger.warning("the live-view notice was not confirmed; retried later", extra={"event_id": stored.id})
 
 
-class IngestStore:
+class IngestStore(IngestJournal):
     """One SQLite file (`core.sqlite.SQLiteFile`, synchronous=FULL: a commit waits for fsync); callers run it off the
-    event loop (`run`)."""
+    event loop (`run`). Writers queue on SQLite's lock (`BEGIN IMMEDIATE`), so ids grow in commit order."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -250,35 +232,19 @@ class IngestStore:
             allow_newer=True,  # as it always has: an older Rasa keeps using a journal a newer one migrated
             row_factory=None,
         )
-        self._offload = Offload("ingest-store")
-        self._waiting: list[tuple[list[InboundEvent], str, asyncio.Future[list[StoredEvent]]]] = []
-        self._flushing = False
+        super().__init__("ingest-store")
 
-    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Call a method of this store off the event loop (commits wait for fsync)."""
-        return await self._offload.run(fn, *args, **kwargs)
-
-    def close(self) -> None:
-        self._offload.close()
+    def _close_database(self) -> None:
         self._db.close()
 
-    def record(self, events: Iterable[InboundEvent], own_app_id: str = "") -> list[StoredEvent]:
-        """Insert all events in one transaction; return the new ones (redeliveries are skipped)."""
-        return self.record_many([(list(events), own_app_id)])[0]
-
     def record_many(self, deliveries: list[tuple[list[InboundEvent], str]]) -> list[list[StoredEvent]]:
-        """Several webhook deliveries in one transaction (one fsync): the group commit behind
-        `record_async`. Returns the new events of each delivery, in order."""
         now = utc_now_iso()
         results: list[list[StoredEvent]] = []
         with self._db.write() as conn:
             for events, own_app_id in deliveries:
                 fresh: list[StoredEvent] = []
                 for event in events:
-                    status = initial_status(event, own_app_id)
-                    # Not for Rasa but a user acting: the window is journaled with the event.
-                    window_pending = status != PENDING and event.opens_window
-                    notice_pending = needs_live_view_notice(event, status)
+                    row = new_row(event, own_app_id)
                     cursor = conn.execute(
                         _INSERT_EVENT,
                         (
@@ -286,46 +252,20 @@ class IngestStore:
                             event.page_id,
                             event.user_id,
                             event.kind.value,
-                            status,
-                            json.dumps(event.to_dict(), ensure_ascii=False),
+                            row.status,
+                            row.event_json,
                             now,
-                            int(window_pending),
-                            int(notice_pending),
+                            int(row.window_pending),
+                            int(row.notice_pending),
                             event.dedup_key,
                         ),
                     )
                     if cursor.rowcount:
                         event_id = int(cursor.lastrowid or 0)
-                        fresh.append(StoredEvent(event_id, event, status, 0, window_pending, notice_pending))
+                        fresh.append(StoredEvent(event_id, event, row.status, 0, row.window_pending,
+                                                 row.notice_pending))
                 results.append(fresh)
         return results
-
-    async def record_async(self, events: list[InboundEvent], own_app_id: str = "") -> list[StoredEvent]:
-        """`record` off the event loop, with concurrent deliveries committed together: under a burst
-        each webhook waits for one shared fsync instead of queueing behind everyone else's."""
-        future: asyncio.Future[list[StoredEvent]] = asyncio.get_running_loop().create_future()
-        self._waiting.append((events, own_app_id, future))
-        if not self._flushing:
-            self._flushing = True
-            asyncio.get_running_loop().create_task(self._flush())
-        return await future
-
-    async def _flush(self) -> None:
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting, []
-                try:
-                    results = await self.run(self.record_many, [(events, app_id) for events, app_id, _ in batch])
-                except Exception as exc:  # every waiting webhook answers 500 and Meta redelivers
-                    for _, _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for (_, _, future), fresh in zip(batch, results, strict=True):
-                    if not future.done():
-                        future.set_result(fresh)
-        finally:
-            self._flushing = False
 
     def pending(self) -> list[StoredEvent]:
         """Events recorded but not finished, oldest first (recovery after a restart)."""
@@ -369,24 +309,13 @@ class IngestStore:
         with self._db.connection() as conn:
             conn.execute("UPDATE inbound_events SET notice_pending = 0 WHERE id = ?", (event_id,))
 
-    def _rebuild(self, rows: list[tuple[int, str, str, int, int, int]]) -> list[StoredEvent]:
-        """A row that no longer parses (stored before the parser refused its shape) is failed, not retried."""
-        rebuilt: list[StoredEvent] = []
-        for event_id, event_json, status, attempts, window_pending, notice_pending in rows:
-            try:
-                event = InboundEvent.from_dict(json.loads(event_json))
-            except (WebhookPayloadError, ValueError, KeyError, TypeError) as exc:
-                logger.error("stored event %d cannot be parsed; marked failed: %s", event_id, exc)
-                with self._db.connection() as conn:
-                    conn.execute(
-                        "UPDATE inbound_events SET status = ?, window_pending = 0, notice_pending = 0, last_error = ?,"
-                        " finished_at = ?"
-                        " WHERE id = ?",
-                        (FAILED, f"unparseable: {exc}"[:500], utc_now_iso(), event_id),
-                    )
-                continue
-            rebuilt.append(StoredEvent(event_id, event, status, attempts, bool(window_pending), bool(notice_pending)))
-        return rebuilt
+    def _mark_unparseable(self, event_id: int, error: str) -> None:
+        with self._db.connection() as conn:
+            conn.execute(
+                "UPDATE inbound_events SET status = ?, window_pending = 0, notice_pending = 0, last_error = ?,"
+                " finished_at = ? WHERE id = ?",
+                (FAILED, error, utc_now_iso(), event_id),
+            )
 
     def claim_pending(
         self, owner: str, now: datetime, lease: timedelta, limit: int = 200
@@ -565,9 +494,14 @@ class IngestStore:
         return row[0] if row else None
 
 
-def open_ingest_store(url_or_path: Path | str) -> IngestStore:
-    """The journal at a path or a `sqlite:///` URL (SQLite)."""
+def open_ingest_store(url_or_path: Path | str) -> IngestJournal:
+    """The journal at a path or a `sqlite:///` URL (SQLite: `IngestStore`), or at a `postgresql://…` URL
+    (`PostgresIngestStore`; its schema is the URL's `search_path`, else `ingest`)."""
     location = str(url_or_path)
+    if location.startswith(("postgresql://", "postgres://")):
+        from connectors.ingest_postgres import PostgresIngestStore  # psycopg2 only when PostgreSQL is used
+
+        return PostgresIngestStore(location)
     if location.startswith("sqlite:///"):
         location = location[len("sqlite:///") :]
     if not location:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from connectors.ingest import IngestStore, open_ingest_store
+from connectors.ingest import IngestJournal, open_ingest_store
 from tests.conftest import require_or_skip
 
 POSTGRES_DSN = os.environ.get("INGEST_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
@@ -55,7 +55,7 @@ def postgres_url() -> Iterator[str]:
         admin.close()
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgres"])
 def journal_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Where a journal lives: a path for SQLite (as the settings give it), a URL for PostgreSQL."""
     if request.param == "postgres":
@@ -64,11 +64,11 @@ def journal_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def open_store(journal_url: str) -> Iterator[Callable[[], IngestStore]]:
+def open_store(journal_url: str) -> Iterator[Callable[[], IngestJournal]]:
     """Opens the test's journal (again: a restart, a second process); every store opened is closed at the end."""
-    opened: list[IngestStore] = []
+    opened: list[IngestJournal] = []
 
-    def opener() -> IngestStore:
+    def opener() -> IngestJournal:
         opened.append(open_ingest_store(journal_url))
         return opened[-1]
 
@@ -78,5 +78,5 @@ def open_store(journal_url: str) -> Iterator[Callable[[], IngestStore]]:
 
 
 @pytest.fixture
-def store(open_store: Callable[[], IngestStore]) -> IngestStore:
+def store(open_store: Callable[[], IngestJournal]) -> IngestJournal:
     return open_store()

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from connectors.ingest import DONE, FAILED, IGNORED, PENDING, RECORDED, IngestStore
+from connectors.ingest import DONE, FAILED, IGNORED, PENDING, RECORDED, IngestJournal
 from meta.events import InboundEvent, parse_webhook
 from tests.support import meta_payloads as meta
 
@@ -45,7 +45,7 @@ def mids(stored: list[Any]) -> list[str | None]:
 # --- record, dedup, pending ------------------------------------------------------------------------
 
 
-def test_record_returns_the_new_events_in_order_with_their_statuses(store: IngestStore) -> None:
+def test_record_returns_the_new_events_in_order_with_their_statuses(store: IngestJournal) -> None:
     events = events_of(message("m_1"), meta.read(meta.T0), meta.postback("m_3", "Menú", "/menu"))
 
     fresh = store.record(events)
@@ -56,7 +56,7 @@ def test_record_returns_the_new_events_in_order_with_their_statuses(store: Inges
     assert store.counts_by_status() == {PENDING: 2, RECORDED: 1}
 
 
-def test_a_redelivery_is_recorded_once(store: IngestStore) -> None:
+def test_a_redelivery_is_recorded_once(store: IngestJournal) -> None:
     body = meta.webhook(meta.entry([message("m_1"), meta.delivery(["m_x"], meta.T0)]))
     store.record(parse_webhook(body))
 
@@ -66,7 +66,7 @@ def test_a_redelivery_is_recorded_once(store: IngestStore) -> None:
     assert store.counts_by_status() == {PENDING: 3, RECORDED: 1}
 
 
-def test_own_echoes_are_ignored_and_person_echoes_pending(store: IngestStore) -> None:
+def test_own_echoes_are_ignored_and_person_echoes_pending(store: IngestJournal) -> None:
     own, person = store.record(
         events_of(
             meta.echo("m_own", "respuesta del bot", app_id=int(meta.OUR_APP_ID)),
@@ -78,7 +78,7 @@ def test_own_echoes_are_ignored_and_person_echoes_pending(store: IngestStore) ->
     assert (own.status, person.status) == (IGNORED, PENDING)
 
 
-def test_record_async_commits_concurrent_deliveries_together(store: IngestStore) -> None:
+def test_record_async_commits_concurrent_deliveries_together(store: IngestJournal) -> None:
     async def burst() -> list[list[Any]]:
         return await asyncio.gather(
             *(store.record_async(events_of(message(f"m_{n}", user=USER_A if n % 2 else USER_B))) for n in range(20)),
@@ -91,7 +91,7 @@ def test_record_async_commits_concurrent_deliveries_together(store: IngestStore)
     assert sorted(str(stored.event.mid) for stored in store.pending()) == sorted(f"m_{n}" for n in range(20))
 
 
-def test_pending_survives_a_restart_in_insertion_order(open_store: Callable[[], IngestStore]) -> None:
+def test_pending_survives_a_restart_in_insertion_order(open_store: Callable[[], IngestJournal]) -> None:
     first = open_store()
     first.record(events_of(message("m_1"), meta.read(meta.T0), message("m_2", user=USER_B), message("m_3")))
     first.close()
@@ -103,7 +103,7 @@ def test_pending_survives_a_restart_in_insertion_order(open_store: Callable[[], 
     assert pending[1].event.user_id == USER_B and pending[1].event.user_text() == "m_2"
 
 
-def test_finish_attempts_and_reverted_turns(store: IngestStore) -> None:
+def test_finish_attempts_and_reverted_turns(store: IngestJournal) -> None:
     first, second, third = store.record(events_of(message("m_1"), message("m_2"), message("m_3")))
 
     assert store.note_attempt_failed(second.id, "the action server answered 502") == 1
@@ -118,7 +118,7 @@ def test_finish_attempts_and_reverted_turns(store: IngestStore) -> None:
     assert store.note_attempt_failed(999_999, "gone") == 0 and store.reverted_turns(999_999) == 0
 
 
-def test_events_for_page_for_user_and_the_send_log(store: IngestStore) -> None:
+def test_events_for_page_for_user_and_the_send_log(store: IngestJournal) -> None:
     store.record(events_of(message("m_1"), message("m_2", user=USER_B)))
     store.record(events_of(message("m_3"), page="100000000000009"))
     store.log_send(meta.PAGE_ID, USER_A, {"text": "hola"}, "sent", message_id="m_out")
@@ -132,7 +132,7 @@ def test_events_for_page_for_user_and_the_send_log(store: IngestStore) -> None:
 # --- journal flags ---------------------------------------------------------------------------------
 
 
-def test_window_and_notice_flags_until_applied(store: IngestStore) -> None:
+def test_window_and_notice_flags_until_applied(store: IngestJournal) -> None:
     reaction, standby = store.record(events_of(meta.reaction("m_x"))) + store.record(
         events_of(message("m_sb"), standby=True)
     )
@@ -154,7 +154,7 @@ def test_window_and_notice_flags_until_applied(store: IngestStore) -> None:
 # --- retention -------------------------------------------------------------------------------------
 
 
-def test_prune_deletes_old_finished_events_and_keeps_their_dedup_keys(store: IngestStore) -> None:
+def test_prune_deletes_old_finished_events_and_keeps_their_dedup_keys(store: IngestJournal) -> None:
     done, pending = store.record(events_of(message("m_done"), message("m_pending")))
     [window] = store.record(events_of(meta.reaction("m_x")))
     store.finish(done.id, DONE)
@@ -176,7 +176,7 @@ def test_prune_deletes_old_finished_events_and_keeps_their_dedup_keys(store: Ing
 # --- claims ----------------------------------------------------------------------------------------
 
 
-def test_a_claim_returns_the_pending_events_in_id_order_and_holds_their_conversations(store: IngestStore) -> None:
+def test_a_claim_returns_the_pending_events_in_id_order_and_holds_their_conversations(store: IngestJournal) -> None:
     store.record(events_of(message("a1"), message("b1", user=USER_B), meta.read(meta.T0), message("a2")))
     store.record(events_of(message("c1", user=USER_C), message("b2", user=USER_B)))
 
@@ -188,7 +188,7 @@ def test_a_claim_returns_the_pending_events_in_id_order_and_holds_their_conversa
     assert store.claims() == {k: ("rasa-1", at(30)) for k in (key(USER_A), key(USER_B), key(USER_C))}
 
 
-def test_two_owners_never_hold_the_same_conversation(store: IngestStore) -> None:
+def test_two_owners_never_hold_the_same_conversation(store: IngestJournal) -> None:
     store.record(events_of(message("a1"), message("b1", user=USER_B)))
     first = store.claim_pending("rasa-1", at(0), LEASE)
     store.record(events_of(message("a2"), message("c1", user=USER_C)))
@@ -201,7 +201,7 @@ def test_two_owners_never_hold_the_same_conversation(store: IngestStore) -> None
     assert mids(store.claim_pending("rasa-1", at(2), LEASE)) == ["a1", "b1", "a2"], "its own, in flight included"
 
 
-def test_an_expired_claim_is_taken_over_and_not_renewed_by_its_old_owner(store: IngestStore) -> None:
+def test_an_expired_claim_is_taken_over_and_not_renewed_by_its_old_owner(store: IngestJournal) -> None:
     store.record(events_of(message("a1"), message("b1", user=USER_B)))
     store.claim_pending("rasa-1", at(0), LEASE)
 
@@ -213,7 +213,7 @@ def test_an_expired_claim_is_taken_over_and_not_renewed_by_its_old_owner(store: 
     assert store.claims()[key(USER_A)] == ("rasa-2", at(60))
 
 
-def test_renewing_keeps_a_conversation_from_the_others(store: IngestStore) -> None:
+def test_renewing_keeps_a_conversation_from_the_others(store: IngestJournal) -> None:
     store.record(events_of(message("a1"), message("b1", user=USER_B)))
     store.claim_pending("rasa-1", at(0), LEASE)
 
@@ -223,7 +223,7 @@ def test_renewing_keeps_a_conversation_from_the_others(store: IngestStore) -> No
     assert store.renew_claims("rasa-1", [], at(41), LEASE) == []
 
 
-def test_a_released_conversation_with_a_new_event_is_claimable_by_anyone(store: IngestStore) -> None:
+def test_a_released_conversation_with_a_new_event_is_claimable_by_anyone(store: IngestJournal) -> None:
     [a1] = store.record(events_of(message("a1")))
     store.claim_pending("rasa-1", at(0), LEASE)
     store.finish(a1.id, DONE)
@@ -239,7 +239,7 @@ def test_a_released_conversation_with_a_new_event_is_claimable_by_anyone(store: 
 
 
 def test_finished_events_are_not_claimed_and_a_conversation_without_pending_events_is_not_held(
-    store: IngestStore,
+    store: IngestJournal,
 ) -> None:
     a1, b1 = store.record(events_of(message("a1"), message("b1", user=USER_B)))
     store.finish(a1.id, DONE)
@@ -249,7 +249,7 @@ def test_finished_events_are_not_claimed_and_a_conversation_without_pending_even
     assert set(store.claims()) == {key(USER_B)}
 
 
-def test_the_limit_counts_events_and_the_rest_follows_on_the_next_claim(store: IngestStore) -> None:
+def test_the_limit_counts_events_and_the_rest_follows_on_the_next_claim(store: IngestJournal) -> None:
     store.record(events_of(*(message(f"a{n}") for n in range(5)), message("b1", user=USER_B)))
 
     first = store.claim_pending("rasa-1", at(0), LEASE, limit=3)
@@ -259,7 +259,7 @@ def test_the_limit_counts_events_and_the_rest_follows_on_the_next_claim(store: I
     assert mids(store.claim_pending("rasa-1", at(2), LEASE, limit=10)) == ["a0", "a1", "a2", "a3", "a4"]
 
 
-def test_claims_survive_a_restart(open_store: Callable[[], IngestStore]) -> None:
+def test_claims_survive_a_restart(open_store: Callable[[], IngestJournal]) -> None:
     first = open_store()
     first.record(events_of(message("a1")))
     first.claim_pending("rasa-1", at(0), LEASE)
@@ -271,7 +271,7 @@ def test_claims_survive_a_restart(open_store: Callable[[], IngestStore]) -> None
     assert mids(reopened.claim_pending("rasa-1", at(10), LEASE)) == ["a1"]
 
 
-def test_prune_forgets_claims_left_by_a_gone_owner(store: IngestStore) -> None:
+def test_prune_forgets_claims_left_by_a_gone_owner(store: IngestJournal) -> None:
     store.record(events_of(message("a1"), message("b1", user=USER_B)))
     store.claim_pending("rasa-1", at(0), LEASE)
     store.renew_claims("rasa-1", [key(USER_B)], T0 + 2 * DAY, LEASE)

@@ -1,0 +1,281 @@
+"""The ingest journal's contract (`IngestJournal`), whatever holds it: a SQLite file (`connectors.ingest.IngestStore`)
+or a PostgreSQL schema (`connectors.ingest_postgres.PostgresIngestStore`); `connectors.ingest.open_ingest_store`
+picks one. What both share lives here: the statuses, what the ingest transaction writes for an event (`new_row`),
+the group commit (`record_async`), the rebuilding of stored events.
+
+Python 3.10 too (the Rasa channel runs it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
+
+from core.offload import Offload
+from meta.events import InboundEvent, WebhookPayloadError
+
+T = TypeVar("T")
+logger = logging.getLogger("connectors.ingest")
+
+# Statuses: pending → done | failed; `recorded` for events kept but not for Rasa (receipts,
+# standby, handover, unknown), `ignored` for our own echoes.
+PENDING, DONE, FAILED, RECORDED, IGNORED = "pending", "done", "failed", "recorded", "ignored"
+
+# Meta retries a failed delivery for about 36 hours; dedup keys are kept comfortably longer.
+DEFAULT_DEDUP_HORIZON = timedelta(days=7)
+DEFAULT_RETENTION = timedelta(days=30)
+
+# A claim whose lease ran out this long ago is left by an owner that is gone: `prune` deletes it (one that ran out
+# more recently is claimable all the same, and its owner may still renew it if nobody took it over).
+STALE_CLAIM = timedelta(hours=1)
+
+
+def distinct(keys: Iterable[str]) -> list[str]:
+    """Keys in their first order, each once."""
+    return list(dict.fromkeys(keys))
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    id: int
+    event: InboundEvent
+    status: str
+    attempts: int
+    window_pending: bool = False
+    notice_pending: bool = False
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    events_deleted: int
+    keys_kept: int
+    keys_expired: int
+    sends_deleted: int
+    claims_deleted: int = 0
+
+
+def iso(at: datetime) -> str:
+    return at.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def utc_now_iso() -> str:
+    return iso(datetime.now(timezone.utc))
+
+
+def initial_status(event: InboundEvent, own_app_id: str) -> str:
+    if event.is_own_echo(own_app_id):
+        return IGNORED
+    # An echo from the Page inbox or another app is a person writing: it pauses the bot, in order with the
+    # user's own messages (so the bot cannot answer after the person), and is retried after a crash.
+    return PENDING if event.is_user_input or event.is_person_echo(own_app_id) else RECORDED
+
+
+def needs_live_view_notice(event: InboundEvent, status: str) -> bool:
+    """What a user writes while another app holds the thread (standby) is shown in the agents' live view."""
+    return status != PENDING and event.standby and event.opens_window
+
+
+@dataclass(frozen=True)
+class NewRow:
+    """What the ingest transaction writes for one event."""
+
+    event: InboundEvent
+    status: str
+    window_pending: bool
+    notice_pending: bool
+    event_json: str
+
+
+def new_row(event: InboundEvent, own_app_id: str) -> NewRow:
+    status = initial_status(event, own_app_id)
+    # Not for Rasa but a user acting: the window is journaled with the event.
+    return NewRow(
+        event,
+        status,
+        status != PENDING and event.opens_window,
+        needs_live_view_notice(event, status),
+        json.dumps(event.to_dict(), ensure_ascii=False),
+    )
+
+
+class IngestJournal(ABC):
+    """The journal's contract, whatever holds it (`IngestStore`: a SQLite file; `PostgresIngestStore`: a PostgreSQL
+    schema; `open_ingest_store` picks one). The methods are synchronous and thread-safe; async code calls them off
+    the event loop (`run`), one thread per store; `record_async` groups concurrent deliveries into one commit.
+
+    Claims (several Rasa instances share one journal): a conversation (`InboundEvent.conversation_key`) is processed
+    by one owner at a time, under a lease. `claim_pending` takes the pending events, oldest first, of conversations
+    that are unclaimed, the owner's own or whose lease ran out, and (re)claims them; `renew_claims` extends what the
+    owner still holds; `release_claim` lets go of a conversation whose queue the owner drained."""
+
+    def __init__(self, offload_name: str) -> None:
+        self._offload = Offload(offload_name)
+        self._waiting: list[tuple[list[InboundEvent], str, asyncio.Future[list[StoredEvent]]]] = []
+        self._flushing = False
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call a method of this store off the event loop (commits wait for the disk)."""
+        return await self._offload.run(fn, *args, **kwargs)
+
+    def close(self) -> None:
+        self._offload.close()
+        self._close_database()
+
+    @abstractmethod
+    def _close_database(self) -> None: ...
+
+    def record(self, events: Iterable[InboundEvent], own_app_id: str = "") -> list[StoredEvent]:
+        """Insert all events in one transaction; return the new ones (redeliveries are skipped)."""
+        return self.record_many([(list(events), own_app_id)])[0]
+
+    @abstractmethod
+    def record_many(self, deliveries: list[tuple[list[InboundEvent], str]]) -> list[list[StoredEvent]]:
+        """Several webhook deliveries in one transaction (one commit): the group commit behind `record_async`.
+        Returns the new events of each delivery, in order; ids grow in commit order."""
+
+    async def record_async(self, events: list[InboundEvent], own_app_id: str = "") -> list[StoredEvent]:
+        """`record` off the event loop, with concurrent deliveries committed together: under a burst
+        each webhook waits for one shared commit instead of queueing behind everyone else's."""
+        future: asyncio.Future[list[StoredEvent]] = asyncio.get_running_loop().create_future()
+        self._waiting.append((events, own_app_id, future))
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                try:
+                    results = await self.run(self.record_many, [(events, app_id) for events, app_id, _ in batch])
+                except Exception as exc:  # every waiting webhook answers 500 and Meta redelivers
+                    for _, _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, _, future), fresh in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(fresh)
+        finally:
+            self._flushing = False
+
+    def _rebuild(self, rows: Iterable[tuple[int, str, str, int, Any, Any]]) -> list[StoredEvent]:
+        """A row that no longer parses (stored before the parser refused its shape) is failed, not retried."""
+        rebuilt: list[StoredEvent] = []
+        for event_id, event_json, status, attempts, window_pending, notice_pending in rows:
+            try:
+                event = InboundEvent.from_dict(json.loads(event_json))
+            except (WebhookPayloadError, ValueError, KeyError, TypeError) as exc:
+                logger.error("stored event %d cannot be parsed; marked failed: %s", event_id, exc)
+                self._mark_unparseable(event_id, f"unparseable: {exc}"[:500])
+                continue
+            rebuilt.append(StoredEvent(event_id, event, status, attempts, bool(window_pending), bool(notice_pending)))
+        return rebuilt
+
+    @abstractmethod
+    def _mark_unparseable(self, event_id: int, error: str) -> None: ...
+
+    @abstractmethod
+    def pending(self) -> list[StoredEvent]:
+        """Events recorded but not finished, oldest first (recovery after a restart)."""
+
+    @abstractmethod
+    def windows_pending(self) -> list[StoredEvent]:
+        """Events not for Rasa whose window was journaled but not yet applied, oldest first."""
+
+    @abstractmethod
+    def journaled(self) -> list[StoredEvent]:
+        """Events whose window or live-view notice was journaled but not yet applied, oldest first."""
+
+    @abstractmethod
+    def window_applied(self, event_id: int) -> None: ...
+
+    @abstractmethod
+    def journal_state(self, event_id: int) -> tuple[bool, bool]:
+        """(window_pending, notice_pending) as committed now: a snapshot read earlier may be stale."""
+
+    @abstractmethod
+    def notice_applied(self, event_id: int) -> None:
+        """The app confirmed the live-view notice: it is never sent again."""
+
+    @abstractmethod
+    def claim_pending(self, owner: str, now: datetime, lease: timedelta, limit: int = 200) -> list[StoredEvent]:
+        """One transaction: the pending events, oldest first, of conversations that are unclaimed, claimed by `owner`
+        or whose claim ran out; those conversations are (re)claimed for `owner` until `now + lease`. Returns the
+        events in id order, including those `owner` already has in flight (the caller skips its own). `limit`
+        counts events: the rest of a conversation follows on the next call."""
+
+    @abstractmethod
+    def renew_claims(self, owner: str, conversation_keys: list[str], now: datetime, lease: timedelta) -> list[str]:
+        """Extend `owner`'s claims until `now + lease`; the keys it still holds, in the order given (a claim another
+        owner took over after it ran out is not renewed)."""
+
+    @abstractmethod
+    def release_claim(self, owner: str, conversation_key: str) -> None:
+        """`owner` drained its queue for the conversation: the claim goes, if `owner` still holds it."""
+
+    @abstractmethod
+    def claims(self) -> dict[str, tuple[str, datetime]]:
+        """conversation_key → (owner, lease_until) of every claim (tests, diagnostics)."""
+
+    @abstractmethod
+    def prune(
+        self,
+        now: datetime,
+        retention: timedelta = DEFAULT_RETENTION,
+        dedup_horizon: timedelta = DEFAULT_DEDUP_HORIZON,
+    ) -> PruneResult:
+        """Delete finished events and send logs older than `retention`, keeping the dedup keys of deleted events
+        younger than `dedup_horizon`, and claims left long ago (`STALE_CLAIM`). In chunks, so webhooks are not held
+        up."""
+
+    @abstractmethod
+    def finish(self, event_id: int, status: str, error: str | None = None, *, counted: bool = False) -> None:
+        """The event's verdict. The attempt that ends it is counted here, unless it was `counted` already (a give-up
+        right after `note_attempt_failed` or `note_turn_reverted`, or attempts that ran out before a restart)."""
+
+    @abstractmethod
+    def note_attempt_failed(self, event_id: int, error: str) -> int: ...
+
+    @abstractmethod
+    def reverted_turns(self, event_id: int) -> int:
+        """How many turns of the event were undone after a failed action call (`note_turn_reverted`)."""
+
+    @abstractmethod
+    def note_turn_reverted(self, event_id: int, error: str) -> tuple[int, int]:
+        """A turn failed in an action call and is about to be undone: a failed attempt and a reverted turn, in one
+        write, recorded BEFORE the revert (a crash in between replays under the new turn's keys, and the replay
+        finishes the revert). Returns (attempts, reverted_turns)."""
+
+    @abstractmethod
+    def log_send(
+        self,
+        page_id: str,
+        user_id: str,
+        request: dict,
+        status: str,
+        message_id: str | None = None,
+        error_code: int | None = None,
+        error_message: str | None = None,
+    ) -> None: ...
+
+    @abstractmethod
+    def counts_by_status(self) -> dict[str, int]: ...
+
+    @abstractmethod
+    def events_for(self, page_id: str, user_id: str) -> list[tuple[str, str, str]]:
+        """(kind, status, event_json) of one conversation, oldest first."""
+
+    @abstractmethod
+    def send_failures(self) -> list[tuple[str, str, int | None, str | None]]: ...
+
+    @abstractmethod
+    def page_for_user(self, user_id: str) -> str | None:
+        """The page a user last wrote to (PSIDs are page-scoped, so this is unambiguous)."""
