@@ -3,8 +3,9 @@ Rasa instance share it. The same contract as the SQLite journal (`connectors.ing
 suite, tests/integration/ingest/), its SQL in `connectors/sql/ingest/postgres/` (numbered migrations, named
 queries), opened through `core.postgres.PostgresDatabase` (its schema: the URL's `search_path`, else `ingest`).
 
-- **Order.** Writers take one advisory lock per transaction (`serialize_writers`), so ids are taken in commit order
-  as on SQLite: a claimer never sees a user's later message while an earlier one is still being committed.
+- **Order.** A group commit is one statement whose ids follow the order of arrival; writers take one advisory lock
+  per transaction (`serialize_writers`), so ids are taken in commit order as on SQLite: a claimer never sees a
+  user's later message while an earlier one is still being committed.
 - **Dedup.** `ON CONFLICT (dedup_key) DO NOTHING` (two webhook processes recording one redelivery at once: the
   second waits for the first and inserts nothing) and the pruned keys in `inbound_seen`.
 - **Claims.** Candidates (`claimable_conversations`), then one upsert that takes a conversation only if it is
@@ -70,32 +71,34 @@ class PostgresIngestStore(IngestJournal):
         return self._db.run(name, params)
 
     def record_many(self, deliveries: list[tuple[list[InboundEvent], str]]) -> list[list[StoredEvent]]:
-        now = utc_now()
-        results: list[list[StoredEvent]] = []
+        batch = [(index, new_row(event, own_app_id)) for index, (events, own_app_id) in enumerate(deliveries)
+                 for event in events]
+        if not batch:
+            return [[] for _ in deliveries]
         with self._db.write() as session:
             session.execute(self._q["serialize_writers"])
-            for events, own_app_id in deliveries:
-                fresh: list[StoredEvent] = []
-                for event in events:
-                    row = new_row(event, own_app_id)
-                    inserted = session.execute(
-                        self._q["insert_event"],
-                        {
-                            "dedup_key": event.dedup_key,
-                            "page_id": event.page_id,
-                            "user_id": event.user_id,
-                            "kind": event.kind.value,
-                            "status": row.status,
-                            "event_json": row.event_json,
-                            "received_at": now,
-                            "window_pending": row.window_pending,
-                            "notice_pending": row.notice_pending,
-                        },
-                    ).fetchone()
-                    if inserted is not None:
-                        fresh.append(StoredEvent(int(inserted["id"]), event, row.status, 0, row.window_pending,
-                                                 row.notice_pending))
-                results.append(fresh)
+            inserted = session.execute(
+                self._q["insert_events"],
+                {
+                    "received_at": utc_now(),
+                    "dedup_keys": [row.event.dedup_key for _, row in batch],
+                    "page_ids": [row.event.page_id for _, row in batch],
+                    "user_ids": [row.event.user_id for _, row in batch],
+                    "kinds": [row.event.kind.value for _, row in batch],
+                    "statuses": [row.status for _, row in batch],
+                    "event_jsons": [row.event_json for _, row in batch],
+                    "window_pendings": [row.window_pending for _, row in batch],
+                    "notice_pendings": [row.notice_pending for _, row in batch],
+                },
+            ).fetchall()
+        ids = {row["dedup_key"]: int(row["id"]) for row in inserted}
+        results: list[list[StoredEvent]] = [[] for _ in deliveries]
+        for index, row in batch:  # a key repeated in the batch is new once: at its first occurrence
+            event_id = ids.pop(row.event.dedup_key, None)
+            if event_id is not None:
+                results[index].append(
+                    StoredEvent(event_id, row.event, row.status, 0, row.window_pending, row.notice_pending)
+                )
         return results
 
     def _mark_unparseable(self, event_id: int, error: str) -> None:

@@ -5,14 +5,21 @@
 -- of a conversation committed while an earlier one is still in flight in another webhook process's transaction.
 SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.inbound_events'));
 
--- name: insert_event
+-- name: insert_events
+-- One statement for a whole group commit: ids are taken in the arrays' order (the order of arrival); a key already
+-- journaled, pruned within Meta's redelivery horizon (inbound_seen) or repeated in the batch inserts nothing.
 INSERT INTO inbound_events
     (dedup_key, page_id, user_id, kind, status, event_json, received_at, window_pending, notice_pending)
-SELECT %(dedup_key)s, %(page_id)s, %(user_id)s, %(kind)s, %(status)s, %(event_json)s, %(received_at)s,
-       %(window_pending)s, %(notice_pending)s
-WHERE NOT EXISTS (SELECT 1 FROM inbound_seen WHERE dedup_key = %(dedup_key)s)
+SELECT e.dedup_key, e.page_id, e.user_id, e.kind, e.status, e.event_json, %(received_at)s, e.window_pending,
+       e.notice_pending
+FROM unnest(%(dedup_keys)s::text[], %(page_ids)s::text[], %(user_ids)s::text[], %(kinds)s::text[],
+            %(statuses)s::text[], %(event_jsons)s::text[], %(window_pendings)s::boolean[],
+            %(notice_pendings)s::boolean[])
+     WITH ORDINALITY AS e(dedup_key, page_id, user_id, kind, status, event_json, window_pending, notice_pending, n)
+WHERE NOT EXISTS (SELECT 1 FROM inbound_seen s WHERE s.dedup_key = e.dedup_key)
+ORDER BY e.n
 ON CONFLICT (dedup_key) DO NOTHING
-RETURNING id;
+RETURNING id, dedup_key;
 
 -- name: pending
 SELECT id, event_json, status, attempts, window_pending, notice_pending
