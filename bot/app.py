@@ -21,7 +21,7 @@ from console.auth import NotAuthenticated
 from console.rasa_events import RasaEventFeed, paused_check
 from core.settings import DEMO_APP_SECRET, SANDBOX_PAGE_ID, Settings, load_settings
 from handoff.rasa_api import HttpRasaTrackers
-from handoff.service import Handoff, HandoffStore
+from handoff.service import Handoff, open_handoff_store
 from meta.graph import GraphClient
 from outbox import api as outbox_api
 from outbox.outbox import open_outbox
@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.runs_outbox_in_process:  # else standalone workers send (OUTBOX_WORKERS, `python -m outbox worker`)
             outbox.start()
         # Human handoff: the console and the internal API use app.state.handoff.
-        handoff_store = HandoffStore(settings.handoff_db_path)
+        handoff_store = open_handoff_store(settings.handoff_store_url)
         rasa = HttpRasaTrackers(settings.rasa_url, settings.rasa_token)
         app.state.handoff = Handoff(handoff_store, rasa, outbox, page_tokens=settings.page_tokens,
                                     idle_resume_minutes=settings.handoff_idle_resume_minutes,

@@ -326,6 +326,10 @@ class IngestStore(IngestJournal):
         if limit <= 0:
             return []
         at, until = iso(now), iso(now + lease)
+        with self._db.connection() as conn:  # a read first (WAL: it never waits): an idle poll takes no write lock,
+            # so the webhook's commits never queue behind it
+            if conn.execute(_CLAIMABLE, (owner, at, 1)).fetchone() is None:
+                return []
         with self._db.write() as conn:  # BEGIN IMMEDIATE: one claimer at a time on this file
             keys = distinct(row[0] for row in conn.execute(_CLAIMABLE, (owner, at, limit)))
             held = [key for key in keys if conn.execute(_TAKE_CLAIM, (key, owner, until, at)).rowcount]
