@@ -46,7 +46,7 @@ from console.auth import (
 )
 from console.events import EventHub
 from console.knowledge_editor import MAX_UPLOAD_BYTES, KnowledgeEditor, KnowledgeEditorError, MatrixEditor
-from console.store import ConsoleStore
+from console.store import ConsoleStore, open_console_store
 from core.errors import DomainError, status_of
 from core.settings import Settings
 from handoff.model import (
@@ -638,7 +638,7 @@ def install(app: FastAPI, settings: Settings, authenticator: Authenticator | Non
     """Mount the console on the app: its routes, security headers, users (demo ones in development); its errors are
     answered by the app's one handler (bot/errors.py).
     Tests pass their own `authenticator` (a clock they move, cheaper hashing)."""
-    auth = authenticator or Authenticator(ConsoleStore(settings.console_db_path), settings)
+    auth = authenticator or Authenticator(open_console_store(settings.console_store_url), settings)
     app.state.console_auth = auth
     app.state.knowledge_editor = MatrixEditor(settings.data_dir, auth.clock)
     created = auth.seed_demo_users()

@@ -1,22 +1,22 @@
-"""The console's SQLite file: users, sessions, failed logins and snippets ("Atajos").
+"""The console's store: users, sessions, failed logins and snippets ("Atajos"), in a SQLite file or a PostgreSQL
+schema (`open_console_store(url)`, `core.database`).
 
-Numbered migrations and named queries live in `console/sql/` (`core.sqlite.SQLiteFile`). The store is
+Numbered migrations and named queries live in `console/sql/sqlite/` and `console/sql/postgres/`. The store is
 synchronous and thread-safe; async code calls it through a thread (`run_in_threadpool`).
 It stores what it is given: hashing, tokens and decisions are `console.auth`'s and `console.snippets`'.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from core.sqlite import SQLiteFile
+from core.database import Database, moment, open_database, stored_time
 
-SQL_DIR = Path(__file__).parent / "sql"  # numbered migrations and queries.sql
+SQL_DIR = Path(__file__).parent / "sql"  # sqlite/ and postgres/: numbered migrations and queries.sql
 
 ROLES = ("admin", "agent", "editor")
 
@@ -68,17 +68,11 @@ class Snippet:
                 "updated_at": self.updated_at.isoformat()}
 
 
-def _time(value: datetime) -> str:
-    if value.tzinfo is None:
-        raise ValueError("naive datetime: the console stores timezone-aware UTC times")
-    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+_time = stored_time
+_parse = moment
 
 
-def _parse(value: str) -> datetime:
-    return datetime.fromisoformat(value)
-
-
-def _user(row: sqlite3.Row) -> User:
+def _user(row: Any) -> User:
     return User(
         username=row["username"],
         display_name=row["display_name"],
@@ -92,9 +86,10 @@ def _user(row: sqlite3.Row) -> User:
 class ConsoleStore:
     BACKEND = "console"
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db = SQLiteFile(path, self.BACKEND, SQL_DIR)
+    def __init__(self, target: Path | str) -> None:
+        """A file path, `sqlite:///path` or `postgresql://…` (schema: the URL's search_path, else "console")."""
+        self.path = target
+        self._db: Database = open_database(target, self.BACKEND, SQL_DIR)
 
     def close(self) -> None:
         self._db.close()
@@ -103,7 +98,7 @@ class ConsoleStore:
     def schema_version(self) -> int:
         return self._db.schema_version
 
-    def _read(self, name: str, params: Mapping[str, Any]) -> list[sqlite3.Row]:
+    def _read(self, name: str, params: Mapping[str, Any]) -> list[Any]:
         return self._db.read(name, params)
 
     def _run(self, name: str, params: Mapping[str, Any]) -> int:
@@ -114,11 +109,9 @@ class ConsoleStore:
     def add_user(self, username: str, display_name: str, role: str, password_hash: str, now: datetime) -> User:
         if role not in ROLES:
             raise ConsoleStoreError(f"unknown role {role!r}")
-        try:
-            self._run("insert_user", {"username": username, "display_name": display_name, "role": role,
-                                      "password_hash": password_hash, "now": _time(now)})
-        except sqlite3.IntegrityError as exc:
-            raise UserExists(f"the user {username!r} already exists") from exc
+        if not self._run("insert_user", {"username": username, "display_name": display_name, "role": role,
+                                         "password_hash": password_hash, "now": _time(now)}):
+            raise UserExists(f"the user {username!r} already exists")
         return self.get_user(username)
 
     def get_user(self, username: str) -> User:
@@ -155,7 +148,7 @@ class ConsoleStore:
         """Deactivating a user ends their sessions."""
         with self._db.write() as conn:
             changed = conn.execute(
-                self._db.queries["set_active"], {"username": username, "active": int(active), "now": _time(now)}
+                self._db.queries["set_active"], {"username": username, "active": bool(active), "now": _time(now)}
             ).rowcount
             if not changed:
                 raise UnknownUser(f"no user {username!r}")
@@ -223,3 +216,8 @@ class ConsoleStore:
 
     def delete_snippet(self, name: str) -> bool:
         return self._run("delete_snippet", {"name": name}) > 0
+
+
+def open_console_store(url: Path | str) -> ConsoleStore:
+    """The console store at `Settings.console_store_url`: `sqlite:///path` (or a path) or `postgresql://…`."""
+    return ConsoleStore(url)

@@ -12,7 +12,8 @@ import sys
 from typing import TextIO
 
 from console.auth import DEMO_USERS, ROLE_LABELS_ES, Authenticator, UserInputError, check_username, parse_role
-from console.store import ConsoleStore, UnknownUser
+from console.store import UnknownUser, open_console_store
+from core.postgres import DatabaseUnavailable
 from core.settings import Settings, SettingsError, load_settings
 
 
@@ -60,7 +61,11 @@ def run(args: argparse.Namespace, stdin: TextIO | None = None, out: TextIO | Non
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    store = ConsoleStore(settings.console_db_path)
+    try:
+        store = open_console_store(settings.console_store_url)
+    except DatabaseUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     auth = Authenticator(store, settings)
     try:
         command = args.users_command

@@ -2,11 +2,11 @@
 
 Rasa is the source of truth for "the bot must not answer": a pause is Rasa's `ConversationPaused` (Rasa then
 predicts nothing for that conversation) and a resume its `ConversationResumed`, both appended through Rasa's
-HTTP API. `HandoffStore` (`<data_dir>/handoff.sqlite3`) keeps what the console needs around that: who or what
-paused each conversation, why and when, who it is assigned to, the pause/resume log with closing notes, and a
-copy of the messages written while paused for the live view. Agents' replies go through the outbox as HUMAN
-sends, after the same policy check the outbox makes, and are appended to Rasa's tracker as `bot` events with
-`metadata.agent`, so the transcript (read back from Rasa) shows them.
+HTTP API. `HandoffStore` (`<data_dir>/handoff.sqlite3`, or its schema on PostgreSQL) keeps what the console needs
+around that: who or what paused each conversation, why and when, who it is assigned to, the pause/resume log with
+closing notes, and a copy of the messages written while paused for the live view. Agents' replies go through the
+outbox as HUMAN sends, after the same policy check the outbox makes, and are appended to Rasa's tracker as `bot`
+events with `metadata.agent`, so the transcript (read back from Rasa) shows them.
 
 Triggers: `actions/handoff.py` (the user asked, the bot failed, the GPT fallback declined) and the connector
 (a person wrote from the Page inbox or another app) call `POST /internal/handoff/pause` (`bot/internal_api.py`);
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import weakref
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import replace
@@ -25,9 +24,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
+from core.database import Database, Session, moment, open_database, stored_time
 from core.offload import Offload
 from core.settings import PAGE_INBOX_APP_ID
-from core.sqlite import SQLiteFile
 from handoff.model import (
     ConsoleEvent,
     Conversation,
@@ -54,7 +53,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-SQL_DIR = Path(__file__).parent / "sql"  # numbered migrations and queries.sql
+SQL_DIR = Path(__file__).parent / "sql"  # sqlite/ and postgres/: numbered migrations and queries.sql
 
 AUTO_RESUME_NOTE = "Reanudado automáticamente por inactividad"
 AUTO_RESUME_BY = "system"
@@ -68,17 +67,14 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _time(value: datetime) -> str:
-    if value.tzinfo is None:
-        raise ValueError("naive datetime: handoff times are timezone-aware UTC")
-    return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+_time = stored_time
 
 
-def _parse(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+def _parse(value: str | datetime | None) -> datetime | None:
+    return moment(value) if value else None
 
 
-def _conversation(row: sqlite3.Row) -> Conversation:
+def _conversation(row: Any) -> Conversation:
     return Conversation(
         id=row["id"],
         page_id=row["page_id"],
@@ -96,13 +92,17 @@ def _conversation(row: sqlite3.Row) -> Conversation:
 
 
 class HandoffStore:
-    """The handoff's SQLite file. Synchronous and thread-safe; `Handoff` calls it through a thread."""
+    """The handoff's SQLite file or PostgreSQL schema (`core.database`). Synchronous and thread-safe; `Handoff`
+    calls it through a thread. Every write is one transaction that first locks the conversation it changes
+    (`lock_conversation`: SQLite's write lock, PostgreSQL's row lock), so writers of one conversation take turns
+    in every process."""
 
     BACKEND = "handoff"
 
-    def __init__(self, path: Path | str) -> None:
-        """A file path, or ":memory:" (the same SQL in memory: unit tests)."""
-        self._db = SQLiteFile(Path(path), self.BACKEND, SQL_DIR)
+    def __init__(self, target: Path | str) -> None:
+        """A file path, `sqlite:///path`, `postgresql://…` (schema: the URL's search_path, else "handoff"), or
+        ":memory:" (the same SQL in memory: unit tests)."""
+        self._db: Database = open_database(target, self.BACKEND, SQL_DIR)
 
     @property
     def schema_version(self) -> int:
@@ -111,14 +111,14 @@ class HandoffStore:
     def close(self) -> None:
         self._db.close()
 
-    def _get(self, conn: sqlite3.Connection, conversation_id: str) -> Conversation:
-        row = conn.execute(self._db.queries["get_conversation"], {"id": conversation_id}).fetchone()
+    def _get(self, conn: Session, conversation_id: str, query: str = "get_conversation") -> Conversation:
+        row = conn.execute(self._db.queries[query], {"id": conversation_id}).fetchone()
         if row is None:
             raise ConversationNotFound(f"no conversation {conversation_id}")
         return _conversation(row)
 
     def _insert(
-        self, conn: sqlite3.Connection, page_id: str, user_id: str, now: datetime, paused_by: str | None = None
+        self, conn: Session, page_id: str, user_id: str, now: datetime, paused_by: str | None = None
     ) -> bool:
         """A conversation seen for the first time: the bot's, unless `paused_by` says Rasa already holds it."""
         params = {
@@ -128,7 +128,7 @@ class HandoffStore:
         }
         return bool(conn.execute(self._db.queries["insert_conversation"], params).rowcount)
 
-    def _log(self, conn: sqlite3.Connection, conversation_id: str, action: str, by: str, now: datetime,
+    def _log(self, conn: Session, conversation_id: str, action: str, by: str, now: datetime,
              reason: str | None = None, closing_note: str | None = None) -> None:
         conn.execute(self._db.queries["insert_log"], {"id": conversation_id, "action": action, "by": by,
                                                       "reason": reason, "closing_note": closing_note,
@@ -161,7 +161,7 @@ class HandoffStore:
         self, conversation_id: str, by: str, closing_note: str | None, now: datetime
     ) -> tuple[Conversation, bool]:
         with self._db.write() as conn:
-            self._get(conn, conversation_id)
+            self._get(conn, conversation_id, "lock_conversation")
             params = {"id": conversation_id, "now": _time(now)}
             changed = bool(conn.execute(self._db.queries["resume"], params).rowcount)
             if changed:
@@ -170,7 +170,7 @@ class HandoffStore:
 
     def assign(self, conversation_id: str, agent: str | None, by: str, now: datetime) -> Conversation:
         with self._db.write() as conn:
-            self._get(conn, conversation_id)
+            self._get(conn, conversation_id, "lock_conversation")
             conn.execute(self._db.queries["assign"], {"id": conversation_id, "agent": agent, "now": _time(now)})
             self._log(conn, conversation_id, "assigned", by, now, reason=agent)
             return self._get(conn, conversation_id)
@@ -194,7 +194,7 @@ class HandoffStore:
         self, conversation_id: str, agent: str, text: str, at: datetime, outbox_id: int | None = None
     ) -> Conversation:
         with self._db.write() as conn:
-            self._get(conn, conversation_id)
+            self._get(conn, conversation_id, "lock_conversation")
             conn.execute(self._db.queries["insert_message"], {"id": conversation_id, "author": f"agent:{agent}",
                                                               "text": text, "at": _time(at), "outbox_id": outbox_id})
             conn.execute(self._db.queries["touch"], {"id": conversation_id, "now": _time(at)})
@@ -206,7 +206,7 @@ class HandoffStore:
         """`record_agent_message` for an outbox message, at most once (a retried reply finishes what the first
         request left undone without writing it twice). Returns (conversation, written now)."""
         with self._db.write() as conn:
-            self._get(conn, conversation_id)
+            self._get(conn, conversation_id, "lock_conversation")
             seen = conn.execute(self._db.queries["message_of_outbox"], {"id": conversation_id, "outbox_id": outbox_id})
             if seen.fetchone() is not None:
                 return self._get(conn, conversation_id), False
@@ -224,17 +224,22 @@ class HandoffStore:
 
     def log(self, conversation_id: str) -> list[HandoffLogEntry]:
         return [
-            HandoffLogEntry(row["conversation_id"], row["action"], row["actor"], datetime.fromisoformat(row["at"]),
+            HandoffLogEntry(row["conversation_id"], row["action"], row["actor"], moment(row["at"]),
                             row["reason"], row["closing_note"])
             for row in self._db.read("list_log", {"id": conversation_id})
         ]
 
     def messages(self, conversation_id: str, limit: int = 100) -> list[TranscriptItem]:
         return [
-            TranscriptItem(datetime.fromisoformat(row["at"]), row["author"], row["text"],
+            TranscriptItem(moment(row["at"]), row["author"], row["text"],
                            {"outbox_id": row["outbox_id"]} if row["outbox_id"] is not None else None)
             for row in self._db.read("list_messages", {"id": conversation_id, "limit": limit})
         ]
+
+
+def open_handoff_store(url: Path | str) -> HandoffStore:
+    """The handoff store at `Settings.handoff_store_url`: `sqlite:///path` (or a path) or `postgresql://…`."""
+    return HandoffStore(url)
 
 
 IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"  # the console answers it with 409

@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg2
 
@@ -71,4 +72,18 @@ def fresh_schemas(prefix: str) -> Iterator[str]:
 def schema_url(prefix: str = "test") -> Iterator[str]:
     """A store URL whose search_path is a schema of its own (not created: the store creates it), dropped after."""
     with fresh_schemas(prefix) as schema:
+        yield with_schema(POSTGRES_URL, schema)
+
+
+STORE_BACKENDS = ("sqlite", "postgres")
+
+
+@contextmanager
+def store_url(backend: str, tmp_path: Path, store: str) -> Iterator[str]:
+    """A store's URL on `backend`: a SQLite file in tmp_path, or a PostgreSQL schema of this test's own (named
+    `<store>_<unique>`, created by the store, dropped afterwards)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / f'{store}.sqlite3'}"
+        return
+    with fresh_schemas(store) as schema:
         yield with_schema(POSTGRES_URL, schema)

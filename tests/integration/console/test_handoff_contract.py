@@ -1,6 +1,6 @@
 """One contract suite for the handoff service the console calls (`HandoffService` and `window_status`): the same
 tests against the console's fake (`tests/support/console_fakes.py`, what the console's unit tests run on) and the
-real `handoff.service.Handoff` on a real SQLite handoff store with its outbox on SQLite and on PostgreSQL. The fake
+real `handoff.service.Handoff` with its handoff store and outbox both on SQLite, and both on PostgreSQL. The fake
 passing here is what lets the console's unit tests stand for the real service.
 
 Every method the console calls is covered (grep `service.` in console/routes.py): pause, assign, resume,
@@ -33,7 +33,7 @@ from handoff.model import (
 )
 from handoff.rasa_api import InMemoryRasaTrackers
 from handoff.reply_window import ReplyWindow, reply_window
-from handoff.service import Handoff, HandoffStore
+from handoff.service import Handoff, HandoffStore, open_handoff_store
 from meta.graph import GraphClient
 from outbox.model import MessageFilter, SenderKind
 from outbox.outbox import Outbox
@@ -42,6 +42,7 @@ from outbox.policy_file import load_policy
 from outbox.store import open_store
 from tests.integration.outbox.test_store_contract import postgres_schema
 from tests.support.console_fakes import FakeHandoff
+from tests.support.postgres import store_url
 from tests.unit.console.conftest import Clock
 
 PAGE = SANDBOX_PAGE_ID
@@ -96,9 +97,9 @@ class RealParts:
     graph: GraphClient
 
 
-def real_parts(tmp_path: Path, outbox_url: str, clock: Clock) -> RealParts:
+def real_parts(tmp_path: Path, handoff_url: str, outbox_url: str, clock: Clock) -> RealParts:
     settings = Settings(data_dir=tmp_path)
-    store = HandoffStore(settings.handoff_db_path)
+    store = open_handoff_store(handoff_url)
     outbox = open_store(outbox_url)
     rasa = InMemoryRasaTrackers()
     # Never called: the worker's loop does not run here.
@@ -124,26 +125,26 @@ def real_subject(parts: RealParts, clock: Clock) -> Subject:
 
 
 @contextmanager
-def outbox_url_for(backend: str, tmp_path: Path) -> Iterator[str | None]:
-    """None for the fake; the outbox store's URL for the real service."""
+def store_urls_for(backend: str, tmp_path: Path) -> Iterator[tuple[str, str] | None]:
+    """None for the fake; the handoff store's and the outbox store's URLs for the real service."""
     if backend == "fake":
         yield None
     elif backend == "real-sqlite":
-        yield f"sqlite:///{tmp_path / 'outbox.sqlite3'}"
+        yield Settings(data_dir=tmp_path).handoff_store_url, f"sqlite:///{tmp_path / 'outbox.sqlite3'}"
     else:
-        with postgres_schema() as url:
-            yield url
+        with store_url("postgres", tmp_path, "handoff") as handoff_url, postgres_schema() as outbox_url:
+            yield handoff_url, outbox_url
 
 
 @pytest.fixture(params=BACKENDS)
 async def subject(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Subject]:
     clock = Clock(T0)
     parts: RealParts | None = None
-    with outbox_url_for(request.param, tmp_path) as outbox_url:
-        if outbox_url is None:
+    with store_urls_for(request.param, tmp_path) as urls:
+        if urls is None:
             made = fake_subject()
         else:
-            parts = real_parts(tmp_path, outbox_url, clock)
+            parts = real_parts(tmp_path, *urls, clock)
             made = real_subject(parts, clock)
         listener = asyncio.ensure_future(_collect(made))
         await asyncio.sleep(0)  # the listener is subscribed from here on

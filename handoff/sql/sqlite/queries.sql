@@ -3,6 +3,10 @@
 -- name: get_conversation
 SELECT * FROM conversations WHERE id = :id;
 
+-- name: lock_conversation
+-- The write transaction already holds SQLite's single write lock (BEGIN IMMEDIATE).
+SELECT * FROM conversations WHERE id = :id;
+
 -- name: insert_conversation
 INSERT OR IGNORE INTO conversations (id, page_id, user_id, state, paused_reason, paused_by, paused_at,
                                      last_activity_at)

@@ -1,8 +1,10 @@
 -- The console's named queries (SQLite). Parameters are :named.
 
 -- name: insert_user
+-- An existing username inserts nothing (no row changed: the store says the user exists).
 INSERT INTO users (username, display_name, role, password_hash, active, created_at, updated_at)
-VALUES (:username, :display_name, :role, :password_hash, 1, :now, :now);
+VALUES (:username, :display_name, :role, :password_hash, 1, :now, :now)
+ON CONFLICT (username) DO NOTHING;
 
 -- name: get_user
 SELECT username, display_name, role, password_hash, active, created_at FROM users WHERE username = :username;

@@ -1,0 +1,65 @@
+-- Human handoff's named queries (PostgreSQL, psycopg2). Parameters are %(named)s; times arrive as ISO 8601 UTC
+-- text and are cast by the columns they meet. The same names as handoff/sql/sqlite/queries.sql.
+
+-- name: get_conversation
+SELECT * FROM conversations WHERE id = %(id)s;
+
+-- name: lock_conversation
+-- A write transaction reads the conversation it changes through this: the row stays locked until COMMIT, so two
+-- writers of one conversation (a retried agent reply, a pause and a resume) take turns, as SQLite's single writer.
+SELECT * FROM conversations WHERE id = %(id)s FOR UPDATE;
+
+-- name: insert_conversation
+-- A conversation seen for the first time; a concurrent first sight waits for the other's COMMIT and inserts nothing.
+INSERT INTO conversations (id, page_id, user_id, state, paused_reason, paused_by, paused_at, last_activity_at)
+VALUES (%(id)s, %(page_id)s, %(user_id)s, %(state)s, %(reason)s, %(by)s, %(paused_at)s, %(now)s)
+ON CONFLICT DO NOTHING;
+
+-- name: pause
+UPDATE conversations
+SET state = 'paused', paused_reason = %(reason)s, paused_by = %(by)s, paused_at = %(now)s, last_activity_at = %(now)s
+WHERE id = %(id)s AND state = 'bot';
+
+-- name: resume
+UPDATE conversations
+SET state = 'bot', paused_reason = NULL, paused_by = NULL, paused_at = NULL, assigned_to = NULL,
+    last_activity_at = %(now)s
+WHERE id = %(id)s AND state = 'paused';
+
+-- name: assign
+UPDATE conversations SET assigned_to = %(agent)s, last_activity_at = %(now)s WHERE id = %(id)s;
+
+-- name: note_user_message
+UPDATE conversations
+SET last_user_message_at = %(at)s, last_message_text = %(text)s, last_activity_at = %(now)s
+WHERE id = %(id)s;
+
+-- name: touch
+UPDATE conversations SET last_activity_at = %(now)s WHERE id = %(id)s;
+
+-- name: list_paused
+-- NULLS LAST here and NULLS FIRST below: where SQLite puts them.
+SELECT * FROM conversations WHERE state = 'paused' ORDER BY last_activity_at DESC NULLS LAST, id;
+
+-- name: idle_paused
+SELECT * FROM conversations
+WHERE state = 'paused' AND COALESCE(last_activity_at, paused_at) < %(cutoff)s
+ORDER BY last_activity_at NULLS FIRST, id;
+
+-- name: insert_log
+INSERT INTO handoff_log (conversation_id, action, actor, reason, closing_note, at)
+VALUES (%(id)s, %(action)s, %(by)s, %(reason)s, %(closing_note)s, %(now)s);
+
+-- name: list_log
+SELECT * FROM handoff_log WHERE conversation_id = %(id)s ORDER BY id;
+
+-- name: insert_message
+INSERT INTO messages (conversation_id, author, text, at, outbox_id)
+VALUES (%(id)s, %(author)s, %(text)s, %(at)s, %(outbox_id)s);
+
+-- name: message_of_outbox
+SELECT id FROM messages WHERE conversation_id = %(id)s AND outbox_id = %(outbox_id)s LIMIT 1;
+
+-- name: list_messages
+SELECT * FROM (SELECT * FROM messages WHERE conversation_id = %(id)s ORDER BY id DESC LIMIT %(limit)s) AS newest
+ORDER BY id;
