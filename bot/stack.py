@@ -19,18 +19,27 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
 
+from bot.profile import (
+    EMBEDDED_ENDPOINTS,
+    endpoints_file,
+    extra_rasa_ports,
+    outbox_worker_names,
+    prepare_tracker_schema,
+    rasa_endpoints_env,
+    rasa_names,
+)
 from core.settings import ROOT, load_settings
 
 RASA_BIN = ROOT / ".venv-rasa" / "bin" / "rasa"
 RASA_PYTHON = ROOT / ".venv-rasa" / "bin" / "python"
 SERVED_CREDENTIALS = "credentials.yml"  # our Messenger channel only; never Rasa's unauthenticated REST channel
 # What each start-up step usually takes on a laptop (said before the step, so a wait is never a mystery).
-USUAL_START_SECONDS = {"app": 5, "actions": 5, "webhook": 2, "rasa": 40, "knowledge": 30}
+USUAL_START_SECONDS = {"app": 5, "actions": 5, "webhook": 2, "rasa": 40, "outbox": 2, "knowledge": 30}
 LABELS = {"app": "the app", "actions": "the action server", "webhook": "the webhook", "rasa": "Rasa",
           "knowledge": "the demo matrix"}
 TRAINING_INPUTS = ("config.yml", "domain.yml", "data")
@@ -80,6 +89,7 @@ class Ports:
     actions: int = 5055
     app: int = 8000
     webhook: int = 5006  # the webhook process (Meta's deliveries, connectors/webhook_server.py)
+    rasa_extra: tuple[int, ...] = ()  # the scale profile's "rasa-2", "rasa-3" … (bot/profile.py)
 
 
 @dataclass
@@ -91,6 +101,24 @@ class Stack:
     log_dir: Path
     credentials: str = SERVED_CREDENTIALS
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    endpoints: str = EMBEDDED_ENDPOINTS  # endpoints-scale.yml in the scale profile
+    outbox_workers: int = 0  # standalone `python -m outbox worker` processes ("outbox-1", …)
+
+    @property
+    def rasa_names(self) -> list[str]:
+        return rasa_names(1 + len(self.ports.rasa_extra))
+
+    @property
+    def outbox_worker_names(self) -> list[str]:
+        return outbox_worker_names(self.outbox_workers)
+
+    @property
+    def process_names(self) -> list[str]:
+        """The long-running processes, in start order."""
+        return ["app", "actions", "webhook", *self.rasa_names, *self.outbox_worker_names]
+
+    def rasa_port(self, name: str) -> int:
+        return ([self.ports.rasa, *self.ports.rasa_extra])[self.rasa_names.index(name)]
 
     @property
     def rasa_url(self) -> str:
@@ -114,9 +142,11 @@ class Stack:
         return self.webhook_base_url + "/webhooks/messenger/webhook"
 
     def _spawn(self, name: str, command: list[str]) -> None:
+        # Each Rasa process owns its journal claims under its own name, the same after a restart.
+        env = {**self.env, "RASA_INSTANCE_ID": name} if name.startswith("rasa") else self.env
         with open(self.log_dir / f"{name}.log", "ab") as log:  # the child keeps its own copy
             self.processes[name] = subprocess.Popen(
-                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
 
     def _wait_healthy(self, name: str, url: str, timeout: float) -> None:
@@ -136,6 +166,12 @@ class Stack:
     def command(self, name: str) -> list[str]:
         """The command line of each long-running process (no secret on any of them: they read the environment)."""
         python = sys.executable
+        if name in self.outbox_worker_names:
+            return [python, "-m", "outbox", "worker", "--id", name]
+        if name in self.rasa_names:
+            return [str(RASA_PYTHON), "-m", "bot.rasa_launcher", "--model", str(self.model),
+                    "--port", str(self.rasa_port(name)), "--credentials", self.credentials, "--endpoints",
+                    self.endpoints, "--enable-api", "--interface", "127.0.0.1"]
         commands = {
             "app": [python, "-m", "uvicorn", "bot.app:create_app", "--factory", "--host", "127.0.0.1",
                     "--port", str(self.ports.app), "--log-level", "warning",
@@ -144,24 +180,25 @@ class Stack:
                     self.env.get("BOT_FORWARDED_ALLOW_IPS") or "127.0.0.1"],  # so does console/auth.py login_client
             "actions": [python, "-m", "actions.server", "--port", str(self.ports.actions)],
             "webhook": [python, "-m", "connectors.webhook_server", "--port", str(self.ports.webhook)],
-            "rasa": [str(RASA_PYTHON), "-m", "bot.rasa_launcher", "--model", str(self.model),
-                     "--port", str(self.ports.rasa), "--credentials", self.credentials, "--endpoints", "endpoints.yml",
-                     "--enable-api", "--interface", "127.0.0.1"],
         }
         return commands[name]
 
     def health_url(self, name: str) -> str:
+        if name in self.rasa_names:
+            return f"http://127.0.0.1:{self.rasa_port(name)}/webhooks/messenger/"
         return {
             "app": self.app_url + "/health",
             "actions": self.actions_url + "/health",
             "webhook": self.webhook_base_url + "/health",
-            "rasa": self.rasa_url + "/webhooks/messenger/",
         }[name]
 
     def spawn(self, name: str) -> None:
         self._spawn(name, self.command(name))
 
     def is_healthy(self, name: str) -> bool:
+        if name in self.outbox_worker_names:  # no port: alive is healthy
+            process = self.processes.get(name)
+            return process is not None and process.poll() is None
         try:
             return httpx.get(self.health_url(name), timeout=2).status_code == 200
         except httpx.HTTPError:
@@ -180,8 +217,24 @@ class Stack:
         self._wait_healthy("webhook", self.health_url("webhook"), 60)
 
     def start_rasa(self) -> None:
-        self.spawn("rasa")
-        self._wait_healthy("rasa", self.health_url("rasa"), 240)
+        """Every Rasa instance at once (each loads the model on its own), then each waited for."""
+        prepare_tracker_schema(load_settings(self.env))
+        for name in self.rasa_names:
+            self.spawn(name)
+        for name in self.rasa_names:
+            self._wait_healthy(name, self.health_url(name), 240)
+
+    def start_outbox_workers(self, settle_seconds: float = 1.5) -> None:
+        """Standalone workers have no port: started, and alive a moment later (a bad setting exits at once)."""
+        for name in self.outbox_worker_names:
+            self.spawn(name)
+        deadline = time.monotonic() + settle_seconds
+        while time.monotonic() < deadline:
+            for name in self.outbox_worker_names:
+                process = self.processes[name]
+                if process.poll() is not None:
+                    raise StackError(f"{name} exited with {process.returncode}; see {self.log_dir / (name + '.log')}")
+            time.sleep(0.1)
 
     def start_knowledge(self) -> None:
         """With nothing published yet, publish the demo matrix, so `make run` answers out of the box; never in
@@ -213,14 +266,16 @@ class Stack:
             ("app", self.start_app), ("actions", self.start_actions), ("webhook", self.start_webhook),
             ("rasa", self.start_rasa),
         ]
+        if self.outbox_workers:
+            steps.append(("outbox", self.start_outbox_workers))
         self.start_knowledge()
         if "knowledge" in self.processes:
             say(f"Publishing the demo matrix in the background (about {USUAL_START_SECONDS['knowledge']} s)…")
         for name, step in steps:
-            say(f"Starting {LABELS[name]} (about {USUAL_START_SECONDS[name]} s)…")
+            say(f"Starting {self.step_label(name)} (about {USUAL_START_SECONDS[name]} s)…")
             started = time.monotonic()
             step()
-            say(f"  {LABELS[name]} ready in {time.monotonic() - started:.0f} s.")
+            say(f"  {self.step_label(name)} ready in {time.monotonic() - started:.0f} s.")
         if "knowledge" in self.processes:
             say("Waiting for the demo matrix…")
         self.wait_knowledge()
@@ -236,9 +291,27 @@ class Stack:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
+    def step_label(self, name: str) -> str:
+        if name == "rasa" and len(self.rasa_names) > 1:
+            return f"{len(self.rasa_names)} Rasa instances"
+        if name == "outbox":
+            return f"{self.outbox_workers} outbox worker{'s' if self.outbox_workers > 1 else ''}"
+        return label(name)
+
     def stop(self) -> None:
-        for name in ("knowledge", "webhook", "rasa", "actions", "app"):
+        for name in ("knowledge", "webhook", *self.outbox_worker_names, *reversed(self.rasa_names), "actions", "app"):
             self.stop_process(name)
+
+
+def label(name: str) -> str:
+    """How a process is named to the operator: "the app", "Rasa (rasa-2)", "outbox worker outbox-1"."""
+    if name in LABELS:
+        return LABELS[name]
+    if name.startswith("rasa-"):
+        return f"Rasa ({name})"
+    if name.startswith("outbox-"):
+        return f"outbox worker {name}"
+    return name
 
 
 def client_host(listen_host: str) -> str:
@@ -274,12 +347,20 @@ def build_stack(
         **(extra_env or {}),
     }
     env["ACTION_SERVER_TOKEN"] = env["ACTION_SERVER_TOKEN"] or secrets.token_urlsafe(32)
-    return Stack(ports=ports, data_dir=data_dir, model=model, env=env, log_dir=log_dir, credentials=credentials)
+    # The profile (bot/profile.py): which endpoints Rasa reads, and the variables endpoints-scale.yml needs.
+    settings = load_settings(env)
+    env.update(rasa_endpoints_env(settings))
+    wanted = settings.rasa_instances - 1
+    extra = ports.rasa_extra[:wanted] if len(ports.rasa_extra) >= wanted else extra_rasa_ports(
+        ports.rasa, settings.rasa_instances)
+    ports = replace(ports, rasa_extra=tuple(extra))
+    return Stack(ports=ports, data_dir=data_dir, model=model, env=env, log_dir=log_dir, credentials=credentials,
+                 endpoints=endpoints_file(settings), outbox_workers=settings.outbox_workers)
 
 
 # --- supervision ---------------------------------------------------------------------------------------------
 
-SUPERVISED = ("app", "actions", "rasa", "webhook")
+ONE_SHOT = ("knowledge",)  # runs once at start (the demo matrix), never restarted
 RESTART_BASE_SECONDS = 1.0
 RESTART_CAP_SECONDS = 60.0
 STABLE_AFTER_SECONDS = 120.0  # a process up this long has recovered: its next crash starts the backoff again
@@ -305,7 +386,8 @@ class Supervisor:
         self.say = say
         self.clock = clock
         now = clock()
-        self.watches = {name: _Watch(now) for name in SUPERVISED if name in stack.processes}
+        # Every long-running process of the profile (the Rasa instances and outbox workers too); not a one-shot job.
+        self.watches = {name: _Watch(now) for name in stack.processes if name not in ONE_SHOT}
         self.restarts: dict[str, int] = {name: 0 for name in self.watches}
 
     def check(self) -> None:
@@ -325,7 +407,7 @@ class Supervisor:
             delay = restart_delay(watch.crashes_in_a_row)
             watch.restart_at = now + delay
             self.say(
-                f"error: {LABELS[name]} exited with {process.returncode}; see {self.stack.log_dir / (name + '.log')}. "
+                f"error: {label(name)} exited with {process.returncode}; see {self.stack.log_dir / (name + '.log')}. "
                 f"Restarting it in {delay:.0f} s (crash {watch.crashes_in_a_row} in a row)."
             )
 
@@ -338,12 +420,12 @@ class Supervisor:
             watch.crashes_in_a_row += 1
             delay = restart_delay(watch.crashes_in_a_row)
             watch.restart_at = now + delay
-            self.say(f"error: restarting {LABELS[name]} failed ({type(exc).__name__}: {exc}). "
+            self.say(f"error: restarting {label(name)} failed ({type(exc).__name__}: {exc}). "
                      f"Trying again in {delay:.0f} s (crash {watch.crashes_in_a_row} in a row).")
             return
         watch.started_at, watch.restart_at = now, None
         self.restarts[name] += 1
-        self.say(f"Restarted {LABELS[name]} (pid {self.stack.processes[name].pid}).")
+        self.say(f"Restarted {label(name)} (pid {self.stack.processes[name].pid}).")
 
     def run(self, stopping: Callable[[], bool], every: float = 0.5) -> None:
         while not stopping():
