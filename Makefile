@@ -1,5 +1,6 @@
 # Two commands: `make run` (everything, offline, on local defaults) and `make test` (the main suite in the app's
-# environment, then the connector's in-process tests, tests/channel, in Rasa's).
+# environment, then the connector's in-process tests, tests/channel, in Rasa's). `make run PROFILE=scale` starts the
+# scale profile (several Rasa instances and outbox workers on PostgreSQL, Redis and RabbitMQ; bot/profile.py).
 SHELL := /bin/bash
 PY311 ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -9,7 +10,7 @@ PIP_FLAGS := --disable-pip-version-check --quiet
 .PHONY: run test install train lint bench clean chat chromium
 
 run: install
-	$(VENV)/bin/python -m bot run
+	$(VENV)/bin/python -m bot run $(if $(PROFILE),--profile $(PROFILE))
 
 test: install
 	$(VENV)/bin/python -m bot train

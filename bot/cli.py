@@ -10,28 +10,38 @@ import uuid
 
 import httpx
 
+from bot.profile import extra_rasa_ports, unreachable_services
 from bot.stack import Ports, StackError, Supervisor, build_stack, ensure_model
 from console.users_cli import add_parser as add_users_parser
 from console.users_cli import console_logins_hint
 from core.exposure import startup_settings
-from core.settings import SANDBOX_PAGE_ID, load_settings
+from core.settings import PROFILES, SANDBOX_PAGE_ID, Settings, load_settings
 from sandbox import simulate
 
 
-def run(_args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     # `bot run` makes a random action server token when none is set: fine on loopback, useless to a Rasa on
     # another host, so an open ACTION_SERVER_HOST needs the operator's own ACTION_SERVER_TOKEN.
-    settings = startup_settings("bot run")
+    overrides = {"BOT_PROFILE": args.profile} if getattr(args, "profile", None) else {}
+    settings = startup_settings("bot run", overrides=overrides)
     if settings is None:
         return 2
+    missing = unreachable_services(settings)  # the scale profile's PostgreSQL, Redis and RabbitMQ
+    if missing:
+        for problem in missing:
+            print(f"error: {problem}", file=sys.stderr)
+        print("The scale profile needs PostgreSQL, Redis and RabbitMQ (README, 'The scale profile'); `make run` "
+              "without PROFILE runs everything on this machine without them.", file=sys.stderr)
+        return 2
     ports = Ports(rasa=settings.rasa_port, actions=settings.action_port, app=settings.app_port,
-                  webhook=settings.webhook_port)
+                  webhook=settings.webhook_port,
+                  rasa_extra=extra_rasa_ports(settings.rasa_port, settings.rasa_instances))
     try:
         model = ensure_model()
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    stack = build_stack(ports, settings.data_dir, model)
+    stack = build_stack(ports, settings.data_dir, model, overrides)
     stopping = False
 
     def stop(_signum: int, _frame: object) -> None:
@@ -49,6 +59,7 @@ def run(_args: argparse.Namespace) -> int:
             f"  Console:            {stack.app_url}/console  {console_logins_hint(settings)}\n"
             f"  Logs:               {stack.log_dir}\n"
             f"  Graph API:          {'the sandbox' if settings.uses_sandbox else settings.graph_api_base}\n"
+            f"  Profile:            {profile_summary(settings, stack.rasa_names)}\n"
             "A process that dies is restarted (after 1 s, 2 s, 4 s … up to 60 s). Press Ctrl-C to stop.",
             flush=True,
         )
@@ -60,6 +71,14 @@ def run(_args: argparse.Namespace) -> int:
         print("Stopping…", flush=True)
         stack.stop()
     return 0
+
+
+def profile_summary(settings: Settings, rasa_names: list[str]) -> str:
+    if not settings.is_scale:
+        return "embedded (SQLite under BOT_DATA_DIR, one Rasa; `make run PROFILE=scale`: PostgreSQL, Redis, RabbitMQ)"
+    workers = settings.outbox_workers
+    return (f"scale ({len(rasa_names)} Rasa instances on PostgreSQL + Redis, events on RabbitMQ, "
+            f"{workers} outbox worker{'s' if workers != 1 else ''}{'' if workers else ' (in the app and Rasa)'})")
 
 
 def chat(args: argparse.Namespace) -> int:
@@ -111,9 +130,11 @@ def _replies(app_url: str, user: str) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bot")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("run", help="train if needed and start Rasa, the action server and the app").set_defaults(
-        func=run
-    )
+    run_parser = commands.add_parser("run", help="train if needed and start Rasa, the action server and the app")
+    run_parser.add_argument("--profile", choices=PROFILES,
+                            help="embedded (default: one machine, SQLite) or scale (PostgreSQL, Redis, RabbitMQ; "
+                                 "BOT_PROFILE)")
+    run_parser.set_defaults(func=run)
     add_users_parser(commands)
     chat_parser = commands.add_parser("chat", help="talk to the running bot through the signed webhook")
     chat_parser.add_argument("--user", help="the sender id (PSID) to use")

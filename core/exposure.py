@@ -76,10 +76,13 @@ STARTUP_CHECKS: Mapping[str, tuple[Callable[[Settings], None], ...]] = {
 }
 
 
-def startup_settings(process: str, err: TextIO | None = None) -> Settings | None:
-    """The settings, checked for `process`; on a problem it prints `error: …` and returns None (exit code 2)."""
+def startup_settings(
+    process: str, err: TextIO | None = None, overrides: Mapping[str, str] | None = None
+) -> Settings | None:
+    """The settings (with a command's `overrides`), checked for `process`; on a problem it prints `error: …` and
+    returns None (exit code 2)."""
     try:
-        settings = load_settings()
+        settings = load_settings(overrides=overrides)
         for check in STARTUP_CHECKS[process]:
             check(settings)
     except SettingsError as exc:

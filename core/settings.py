@@ -454,8 +454,12 @@ def data_dir_from_env(env: Mapping[str, str] | None = None) -> Path:
     return Path(env.get("BOT_DATA_DIR") or ROOT / "var")
 
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+def load_settings(env: Mapping[str, str] | None = None, overrides: Mapping[str, str] | None = None) -> Settings:
+    """The settings from `env` (the process's environment by default), with `overrides` (a command's options, e.g.
+    `bot run --profile scale`) on top."""
     env = os.environ if env is None else env
+    if overrides:
+        env = {**env, **overrides}
     get = _with_profile_defaults(env.get)
     page_tokens = _page_tokens(get)
     timeout = _number(get, "GRAPH_API_TIMEOUT_SECONDS", 10.0)

@@ -29,11 +29,19 @@ def rasa_available() -> bool:
 
 
 def start_stack(
-    data_dir: Path, extra_env: dict[str, str] | None = None, credentials: str = SERVED_CREDENTIALS
+    data_dir: Path,
+    extra_env: dict[str, str] | None = None,
+    credentials: str = SERVED_CREDENTIALS,
+    profile: str = "embedded",
+    rasa_instances: int = 1,
 ) -> Stack:
+    """The whole stack on free ports. `profile="scale"`: `rasa_instances` Rasa processes; `extra_env` then says
+    where PostgreSQL, Redis and RabbitMQ are and which names are this test's (tests/support/scale.py)."""
     model = ensure_model()
-    ports = Ports(free_port(), free_port(), free_port(), webhook=free_port())
-    stack = build_stack(ports, data_dir, model, extra_env, credentials)
+    ports = Ports(free_port(), free_port(), free_port(), webhook=free_port(),
+                  rasa_extra=tuple(free_port() for _ in range(rasa_instances - 1)))
+    env = {**(extra_env or {}), "BOT_PROFILE": profile, "RASA_INSTANCES": str(rasa_instances)}
+    stack = build_stack(ports, data_dir, model, env, credentials)
     try:
         stack.start()
     except BaseException:

@@ -139,3 +139,17 @@ def test_the_supervisor_restarts_any_instance_of_the_scale_profile(dead: str) ->
     supervisor.check()
     assert stack.spawned == [dead]
     assert label(dead) in lines[0] and "Restarting it in 1 s" in lines[0]
+
+
+def test_bot_run_with_the_scale_profile_names_a_missing_service_and_starts_nothing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from bot import cli
+
+    monkeypatch.setenv("BOT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # nothing listens on port 1
+    monkeypatch.delenv("BOT_PROFILE", raising=False)
+    monkeypatch.setattr(cli, "ensure_model", lambda: pytest.fail("bot run went on without Redis"))
+    assert cli.main(["run", "--profile", "scale"]) == 2
+    err = capsys.readouterr().err
+    assert "error: Redis is not reachable at 127.0.0.1:1" in err and "set REDIS_URL" in err
