@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
-from connectors.ingest import IngestStore
+from connectors.ingest import IngestJournal, open_ingest_store
 from core.exposure import STARTUP_CHECKS
 from core.settings import Settings, SettingsError, load_settings
 from meta.delivery import MAX_BODY_BYTES, judge_delivery
@@ -131,7 +131,7 @@ class WebhookApp:
     """The ASGI app. `store` is the ingest journal (its `record_async` commits concurrent deliveries together);
     `app_id` tells our own echoes from a person's (MESSENGER_APP_ID)."""
 
-    def __init__(self, store: IngestStore, *, app_secret: str, verify_token: str, app_id: str = "") -> None:
+    def __init__(self, store: IngestJournal, *, app_secret: str, verify_token: str, app_id: str = "") -> None:
         self.store = store
         self.app_secret = app_secret
         self.verify_token = verify_token
@@ -211,9 +211,9 @@ class WebhookApp:
                 return
 
 
-def create_app(settings: Settings | None = None, store: IngestStore | None = None) -> WebhookApp:
+def create_app(settings: Settings | None = None, store: IngestJournal | None = None) -> WebhookApp:
     settings = settings or load_settings()
-    return WebhookApp(store or IngestStore(settings.ingest_db_path), app_secret=settings.app_secret,
+    return WebhookApp(store or open_ingest_store(settings.ingest_store_url), app_secret=settings.app_secret,
                       verify_token=settings.verify_token, app_id=settings.app_id)
 
 
