@@ -8,8 +8,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
+from bot.profile import prepare_tracker_schema, rasa_endpoints_env
 from core.exposure import startup_settings
 from core.settings import SettingsError
 
@@ -30,6 +32,10 @@ def main(arguments: list[str] | None = None) -> int:
     settings = startup_settings("rasa")  # endpoints.yml sends ACTION_SERVER_TOKEN: say so if it is missing
     if settings is None:
         return 2
+    # endpoints-scale.yml reads Redis, RabbitMQ and the tracker's URL in parts: the settings are the one source, so a
+    # host's unit (deploy/) sets REDIS_URL, RABBITMQ_URL, BOT_DATABASE_URL … like every other process.
+    os.environ.update(rasa_endpoints_env(settings))
+    prepare_tracker_schema(settings)  # Rasa creates its table, not the schema its URL names
     try:
         sys.argv = rasa_argv(list(sys.argv[1:] if arguments is None else arguments), settings.rasa_token)
     except SettingsError as exc:

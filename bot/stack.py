@@ -29,7 +29,6 @@ from bot.profile import (
     endpoints_file,
     extra_rasa_ports,
     outbox_worker_names,
-    prepare_tracker_schema,
     rasa_endpoints_env,
     rasa_names,
 )
@@ -218,7 +217,6 @@ class Stack:
 
     def start_rasa(self) -> None:
         """Every Rasa instance at once (each loads the model on its own), then each waited for."""
-        prepare_tracker_schema(load_settings(self.env))
         for name in self.rasa_names:
             self.spawn(name)
         for name in self.rasa_names:

@@ -22,6 +22,8 @@ ALLOWED_ENV_ACCESS: dict[str, tuple[str, ...]] = {
     "core/settings.py": (),  # the one reader (every line may)
     # The launcher composes its child processes' environment: it copies os.environ and sets what they need.
     "bot/stack.py": (),
+    # The Rasa launcher writes the variables endpoints-scale.yml reads, from the settings (bot/profile.py).
+    "bot/rasa_launcher.py": ("rasa_endpoints_env",),
     # Sanic reads its own SANIC_* variables; the channel only asks whether the operator set this one.
     "connectors/messenger.py": ("SANIC_REQUEST_MAX_SIZE",),
     # Sets a thread-pool tuning of the embedding library for this process (a default, read by the library).
