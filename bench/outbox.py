@@ -62,13 +62,17 @@ def start_sandbox(data_dir: Path) -> tuple[subprocess.Popen, str]:
         env=env,
     )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
+    for _ in range(300):
+        if process.poll() is not None:
+            raise RuntimeError(f"the sandbox (the app) exited with {process.returncode} while starting")
         try:
             if httpx.get(url + "/health").status_code == 200:
                 return process, url
         except httpx.HTTPError:
             time.sleep(0.1)
-    raise RuntimeError("sandbox did not start")
+    process.terminate()
+    process.wait()
+    raise RuntimeError("the sandbox (the app) did not answer /health within 30 s")
 
 
 def postgres_url(dsn: str) -> str | None:
