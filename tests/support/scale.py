@@ -217,3 +217,59 @@ async def _delete_rabbit(names: ScaleNames) -> None:
         channel = await connection.channel()
         await channel.queue_delete(names.queue)
         await channel.exchange_delete(names.exchange)
+
+
+# --- watching a scale stack while it works -----------------------------------------------------------------------
+
+
+class StackWatcher:
+    """Polls, in a thread, who holds a conversation's journal claim (ingest_claims) and which Rasa lock keys exist in
+    Redis, so a test can say which instances processed a user and that the lock store was in use."""
+
+    def __init__(self, names: ScaleNames, every: float = 0.01) -> None:
+        import threading
+
+        self.names = names
+        self.every = every
+        self.owners: dict[str, set[str]] = {}  # conversation key → owners seen
+        self.lock_keys: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="scale-watcher", daemon=True)
+
+    def __enter__(self) -> StackWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        import time
+
+        connection = psycopg2.connect(with_schema(POSTGRES_URL, f"{self.names.stores_prefix}ingest"))
+        connection.autocommit = True
+        try:
+            while not self._stop.is_set():
+                try:
+                    with connection.cursor() as cursor:
+                        cursor.execute("SELECT conversation_key, owner FROM ingest_claims")
+                        for key, owner in cursor.fetchall():
+                            self.owners.setdefault(key, set()).add(owner)
+                except psycopg2.Error:  # the table is not there yet (the first claim creates nothing: migrations)
+                    pass
+                self.lock_keys.update(redis_keys(f"{self.names.key_prefix}:lock:*"))
+                time.sleep(self.every)
+        finally:
+            connection.close()
+
+
+def journal_rows(names: ScaleNames, user_id: str) -> list[tuple[int, str]]:
+    """(id, status) of a user's events in the PostgreSQL journal."""
+    connection = psycopg2.connect(with_schema(POSTGRES_URL, f"{names.stores_prefix}ingest"))
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT id, status FROM inbound_events WHERE user_id = %s ORDER BY id", (user_id,))
+            return [(int(row[0]), str(row[1])) for row in cursor.fetchall()]
+    finally:
+        connection.close()
