@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from bench.reporting import latency_summary  # noqa: E402
 from bench.webhook import plan  # noqa: E402
 from core.settings import DEMO_APP_SECRET, SANDBOX_PAGE_ID, load_settings  # noqa: E402
-from outbox.model import MessageFilter  # noqa: E402
+from outbox.model import MessageFilter, OutboxMessage  # noqa: E402
 from outbox.store import open_store  # noqa: E402
 from sandbox import simulate  # noqa: E402
 from tests.support.stack import start_stack  # noqa: E402
@@ -140,23 +140,27 @@ class SentWatcher:
             await asyncio.wait_for(self.changed.wait_for(lambda: self.replies[user] >= count), timeout)
 
 
-def reply_arrivals(stack: Any, users: list[str], arrivals: dict[str, datetime]) -> dict[str, datetime]:
-    """mid -> when the sandbox received the last reply to it (from the outbox's keys and Graph message ids)."""
+def outbox_messages(stack: Any, users: list[str]) -> list[OutboxMessage]:
+    """Every outbox message to these users (read from the stack's outbox store, whichever it is)."""
     url = load_settings(stack.env).outbox_store_url
     store = open_store(url() if callable(url) else url)
-    last: dict[str, datetime] = {}
-    prefix = f"reply:{SANDBOX_PAGE_ID}:message:"
     try:
-        for user in users:
-            for message in store.find(MessageFilter(recipient_id=user, limit=10_000)):
-                if not message.idempotency_key.startswith(prefix):
-                    continue
-                mid = message.idempotency_key[len(prefix) :].split(":", 1)[0]
-                at = arrivals.get(message.graph_message_id or "") or message.sent_at
-                if at is not None and (mid not in last or at > last[mid]):
-                    last[mid] = at
+        return [message for user in users for message in store.find(MessageFilter(recipient_id=user, limit=10_000))]
     finally:
         store.close()
+
+
+def reply_arrivals(stack: Any, users: list[str], arrivals: dict[str, datetime]) -> dict[str, datetime]:
+    """mid -> when the sandbox received the last reply to it (from the outbox's keys and Graph message ids)."""
+    last: dict[str, datetime] = {}
+    prefix = f"reply:{SANDBOX_PAGE_ID}:message:"
+    for message in outbox_messages(stack, users):
+        if not message.idempotency_key.startswith(prefix):
+            continue
+        mid = message.idempotency_key[len(prefix) :].split(":", 1)[0]
+        at = arrivals.get(message.graph_message_id or "") or message.sent_at
+        if at is not None and (mid not in last or at > last[mid]):
+            last[mid] = at
     return last
 
 
