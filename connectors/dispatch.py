@@ -1,16 +1,25 @@
-"""In-order processing per conversation, concurrency across conversations.
+"""In-order processing per conversation, concurrency across conversations; and the feeder that fills it from the
+ingest journal.
 
 One user's burst is handled in sequence (the second message never overtakes the first);
 different users run concurrently up to `max_concurrency`.
+
+`JournalFeeder`: the webhook process (connectors/webhook_server.py) records Meta's deliveries in the journal; each
+Rasa instance's feeder claims pending events (`claim_pending`: a conversation is one instance's at a time, under a
+lease), hands them to its dispatcher in id order, renews its claims while it works and releases a conversation once
+its queue drained. Recovery after a restart is the same loop (the restarted instance keeps its id, so its own claims
+are its again at once; another instance's claims are taken over when their lease runs out).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any, Generic, Protocol, TypeVar
 
 logger = logging.getLogger(__name__)
 
@@ -18,8 +27,10 @@ T = TypeVar("T")
 
 
 class ConversationDispatcher(Generic[T]):
-    def __init__(self, handler: Callable[[T], Awaitable[None]], max_concurrency: int = 32) -> None:
+    def __init__(self, handler: Callable[[T], Awaitable[None]], max_concurrency: int = 32,
+                 on_drained: Callable[[str], None] | None = None) -> None:
         self._handler = handler
+        self._on_drained = on_drained  # told when a conversation's queue ran empty (not when stopped)
         self._queues: dict[str, deque[T]] = {}
         self._tasks: dict[str, asyncio.Task] = {}
         self._semaphore = asyncio.Semaphore(max_concurrency)
@@ -35,6 +46,7 @@ class ConversationDispatcher(Generic[T]):
 
     async def _drain(self, key: str) -> None:
         queue = self._queues[key]
+        drained = False
         try:
             while queue:
                 item = queue[0]
@@ -44,11 +56,18 @@ class ConversationDispatcher(Generic[T]):
                     except Exception:  # the handler records its own failures; keep the queue moving
                         logger.exception("conversation handler failed", extra={"conversation": key})
                 queue.popleft()
+            drained = True
         finally:
             del self._tasks[key]
             del self._queues[key]
             if not self._tasks:
                 self._idle.set()
+            if drained and self._on_drained is not None:
+                self._on_drained(key)
+
+    def active_keys(self) -> list[str]:
+        """The conversations with queued or running items."""
+        return list(self._tasks)
 
     @property
     def pending_count(self) -> int:
@@ -70,3 +89,194 @@ class ConversationDispatcher(Generic[T]):
                 self._queues.pop(key, None)
         if not self._tasks:
             self._idle.set()
+
+
+# --- the journal feeder ---------------------------------------------------------------------------------------
+
+
+class Claimed(Protocol):
+    """What the feeder needs of a journal row (`connectors.ingest.StoredEvent`)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def status(self) -> str: ...
+
+
+class ClaimingJournal(Protocol):
+    """The ingest journal's claim methods (`connectors.ingest.IngestStore` and its PostgreSQL twin)."""
+
+    async def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any: ...
+
+    def claim_pending(self, owner: str, now: datetime, lease: timedelta, limit: int = 200) -> Sequence[Any]: ...
+
+    def renew_claims(self, owner: str, conversation_keys: list[str], now: datetime, lease: timedelta) -> list[str]: ...
+
+    def release_claim(self, owner: str, conversation_key: str) -> None: ...
+
+    def journaled(self) -> Sequence[Any]: ...
+
+
+FAILED_ROUND_PAUSE_SECONDS = 1.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class JournalFeeder:
+    """Claims pending events for `owner` and dispatches them per conversation, in id order.
+
+    One loop does every journal call in turn (release, renew, claim), so a conversation is never released while a
+    claim that returned new events for it is being handed to the dispatcher. An event the handler finished while a
+    claim was reading the journal may come back from that claim as still pending: it is not dispatched again
+    (`_finished_while_claiming`). Rows whose window or live-view notice the webhook process journaled are handed
+    to `apply_journaled` in the same round, so they are applied within a poll, not at the next upkeep.
+    """
+
+    def __init__(
+        self,
+        store: ClaimingJournal,
+        owner: str,
+        handler: Callable[[Any], Awaitable[None]],
+        key_of: Callable[[Any], str],
+        *,
+        apply_journaled: Callable[[list[Any]], Coroutine[Any, Any, None]] | None = None,
+        max_concurrency: int = 8,
+        poll_seconds: float = 0.02,
+        lease_seconds: float = 30.0,
+        batch: int = 200,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.store = store
+        self.owner = owner
+        self._handler = handler
+        self._key_of = key_of
+        self._apply_journaled = apply_journaled
+        self.poll_seconds = poll_seconds
+        self.lease = timedelta(seconds=lease_seconds)
+        self.batch = batch
+        self.clock = clock
+        self._drained: set[str] = set()
+        self.dispatcher: ConversationDispatcher[Any] = ConversationDispatcher(
+            self._handle, max_concurrency=max_concurrency, on_drained=self._drained.add
+        )
+        self._inflight: set[int] = set()
+        self._finished_while_claiming: set[int] | None = None
+        self._wake = asyncio.Event()
+        self._last_renewal: datetime | None = None
+        self._task: asyncio.Task | None = None
+        self._journal_tasks: set[asyncio.Task] = set()
+        self.rounds = 0
+
+    # -- lifecycle
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self.run())
+
+    def wake(self) -> None:
+        """Something was recorded: claim at once instead of at the next poll."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop claiming and working; this instance's claims are released so another takes them over at once."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        for task in list(self._journal_tasks):
+            task.cancel()
+        held = self.dispatcher.active_keys() + sorted(self._drained)
+        await self.dispatcher.stop()
+        for key in dict.fromkeys(held):
+            try:
+                await self.store.run(self.store.release_claim, self.owner, key)
+            except Exception:  # the lease runs out instead
+                logger.exception("releasing a claim at stop failed", extra={"conversation": key})
+
+    @property
+    def pending_count(self) -> int:
+        return self.dispatcher.pending_count
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()  # a wake during the round asks for another round
+            wait = self.poll_seconds
+            try:
+                await self.round()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the journal is locked or down: the next round tries again, a little later
+                logger.exception("claiming journaled events failed")
+                wait = max(wait, FAILED_ROUND_PAUSE_SECONDS)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
+
+    # -- one round
+
+    async def round(self) -> int:
+        """Release drained conversations, renew held ones when due, claim and dispatch. Returns events dispatched."""
+        self.rounds += 1
+        await self._release_drained()
+        await self._renew_if_due()
+        self._finished_while_claiming = set()
+        try:
+            claimed, journaled = await self.store.run(self._claim_and_read_journal, self.clock())
+            finished = self._finished_while_claiming
+        finally:
+            self._finished_while_claiming = None
+        dispatched = 0
+        for stored in claimed:
+            if stored.id in self._inflight or stored.id in finished:
+                continue
+            self._inflight.add(stored.id)
+            self.dispatcher.submit(self._key_of(stored), stored)
+            dispatched += 1
+        if journaled and self._apply_journaled is not None:
+            task = asyncio.get_running_loop().create_task(self._apply_journaled(list(journaled)))
+            self._journal_tasks.add(task)
+            task.add_done_callback(self._journal_tasks.discard)
+        return dispatched
+
+    def _claim_and_read_journal(self, now: datetime) -> tuple[Sequence[Any], Sequence[Any]]:
+        """On the store's thread: one hop for the claim and the journaled rows."""
+        claimed = self.store.claim_pending(self.owner, now, self.lease, self.batch)
+        journaled = self.store.journaled() if self._apply_journaled is not None else ()
+        return claimed, journaled
+
+    async def _release_drained(self) -> None:
+        if not self._drained:
+            return
+        active = set(self.dispatcher.active_keys())
+        keys = [key for key in self._drained if key not in active]
+        self._drained.clear()
+        if keys:
+            await self.store.run(self._release_all, keys)
+
+    def _release_all(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self.store.release_claim(self.owner, key)
+
+    async def _renew_if_due(self) -> None:
+        now = self.clock()
+        if self._last_renewal is not None and now - self._last_renewal < self.lease / 3:
+            return
+        self._last_renewal = now
+        keys = self.dispatcher.active_keys()
+        if not keys:
+            return
+        held = set(await self.store.run(self.store.renew_claims, self.owner, keys, now, self.lease))
+        lost = [key for key in keys if key not in held]
+        if lost:  # this instance stood still longer than the lease: another may process them too
+            logger.error("lost the claim of %d conversations while working on them", len(lost),
+                         extra={"owner": self.owner})
+
+    async def _handle(self, stored: Any) -> None:
+        try:
+            await self._handler(stored)
+        finally:
+            self._inflight.discard(stored.id)
+            if self._finished_while_claiming is not None:
+                self._finished_while_claiming.add(stored.id)

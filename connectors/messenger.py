@@ -1,7 +1,10 @@
 """The Messenger channel for Rasa: `credentials.yml` names it `connectors.messenger.MessengerInput`.
 
-The webhook answers 200 as soon as the events are durably recorded, then processes them in
-the background, in order per user. Runs inside the Rasa process (Python 3.10).
+Meta's deliveries reach the webhook process (connectors/webhook_server.py), which records them in the ingest journal
+and answers 200. This channel's feeder (`connectors.dispatch.JournalFeeder`) claims the pending events of the journal
+for this Rasa instance (RASA_INSTANCE_ID) and processes them in the background, in order per user. The channel's own
+POST route stays (one-process deployments, tests): it records the same way and wakes the feeder at once.
+Runs inside the Rasa process (Python 3.10).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import asyncio
 import hmac
 import logging
 import os
+import socket
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -28,9 +32,9 @@ from connectors.action_server import (
     start_turn,
     watch_action_server,
 )
-from connectors.dispatch import ConversationDispatcher
+from connectors.dispatch import ConversationDispatcher, JournalFeeder
 from connectors.handoff import AppHandoffClient, outside_author
-from connectors.ingest import DONE, FAILED, PENDING, IngestStore, JournalApplier, StoredEvent
+from connectors.ingest import DONE, FAILED, IngestStore, JournalApplier, StoredEvent, open_ingest_store
 from core.settings import Settings, load_settings
 from handoff.model import PauseReason
 from meta.delivery import judge_delivery
@@ -51,6 +55,12 @@ MAX_REQUEST_BYTES = 2 * 1024 * 1024
 # (connectors/ingest.py).
 PRUNE_INTERVAL_SECONDS = 3600.0
 MAX_PROCESSING_ATTEMPTS = 3
+
+
+def instance_id(configured: str) -> str:
+    """The journal claims' owner: RASA_INSTANCE_ID (`bot run` gives each Rasa process its name, so a restarted one
+    finds its claims its own), else "<hostname>:<pid>"."""
+    return configured or f"{socket.gethostname()}:{os.getpid()}"
 
 
 class ActionCallsFailed(MessengerError):
@@ -176,7 +186,7 @@ class MessengerInput(InputChannel):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = IngestStore(settings.ingest_db_path)
+        self.store = open_ingest_store(settings.ingest_store_url)
         self.client = GraphClient(settings.page_tokens, base_url=settings.graph_api_base,
                                   version=settings.graph_api_version, timeout_seconds=settings.graph_timeout_seconds)
         self.outbox = open_outbox(settings.outbox_store_url, self.client, policy_file=settings.outbox_policy_file,
@@ -187,8 +197,8 @@ class MessengerInput(InputChannel):
         self._journal = JournalApplier(self.store, self._record_window, self._notice_recorded)
         self.handoff = AppHandoffClient(settings.app_url, settings.service_token)
         self.typing = True
-        self._dispatcher: ConversationDispatcher[StoredEvent] | None = None
-        self._inflight: set[int] = set()
+        self.owner = instance_id(settings.rasa_instance_id)
+        self._feeder: JournalFeeder | None = None
         self._on_new_message: Callable[[UserMessage], Awaitable[Any]] | None = None
         self._app: Any = None
         # A dead action server: messages wait for it (bounded), then get an honest reply (connectors/action_server.py).
@@ -206,11 +216,12 @@ class MessengerInput(InputChannel):
             await asyncio.sleep(0.5)
         raise MessengerError("Rasa's agent did not become ready within 300 s")
 
+    @property
+    def _dispatcher(self) -> ConversationDispatcher[StoredEvent] | None:
+        return self._feeder.dispatcher if self._feeder is not None else None
+
     async def _process(self, stored: StoredEvent) -> None:
-        try:
-            await self._process_once(stored)
-        finally:
-            self._inflight.discard(stored.id)
+        await self._process_once(stored)
 
     async def _pause_for_person(self, event: InboundEvent) -> None:
         """A person wrote from the Page inbox or another app: pause before any later message is handled."""
@@ -423,16 +434,11 @@ class MessengerInput(InputChannel):
                 logger.exception("webhook upkeep failed")
             await asyncio.sleep(self.settings.messenger_upkeep_seconds)
 
-    def _dispatch(self, events: Any) -> None:
-        if self._dispatcher is None:
-            # A webhook served before the start-up listener ran: the events are recorded (pending), and the
-            # listener, which creates the dispatcher before it reads the pending events, picks them up.
-            return
-        for stored in events:
-            # `_inflight`: an event recovered at start-up may also arrive from a webhook racing the recovery.
-            if stored.status == PENDING and stored.id not in self._inflight:
-                self._inflight.add(stored.id)
-                self._dispatcher.submit(stored.event.conversation_key, stored)
+    def _wake_feeder(self) -> None:
+        # Before the start-up listener ran there is no feeder yet: the events are recorded (pending), and the
+        # feeder's first round, right after it starts, claims them.
+        if self._feeder is not None:
+            self._feeder.wake()
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         self._on_new_message = on_new_message
@@ -441,16 +447,21 @@ class MessengerInput(InputChannel):
         @webhook.listener("after_server_start")
         async def start(app: Any, _loop: Any) -> None:
             self._app = app
-            # Rasa's turns are CPU-bound on this event loop: a few at a time keeps the webhook responsive.
-            self._dispatcher = ConversationDispatcher(
-                self._process, max_concurrency=self.settings.messenger_processing_concurrency
+            # The feeder claims what the webhook process recorded (and, at start, what a restart left pending).
+            self._feeder = JournalFeeder(
+                self.store, self.owner, self._process, lambda stored: stored.event.conversation_key,
+                apply_journaled=self._apply_windows,
+                max_concurrency=self.settings.messenger_processing_concurrency,
+                poll_seconds=self.settings.messenger_feeder_poll_seconds,
+                lease_seconds=self.settings.messenger_claim_lease_seconds,
             )
-            self.outbox.start()
+            if self.settings.runs_outbox_in_process:  # else standalone workers send (OUTBOX_WORKERS)
+                self.outbox.start()
             self._upkeep_task = asyncio.get_running_loop().create_task(self._upkeep())
-            recovered = await self.store.run(self.store.pending)
-            if recovered:
-                logger.info("resuming %d Messenger events recorded before a restart", len(recovered))
-            self._dispatch(recovered)
+            dispatched = await self._feeder.round()  # the recovery: what a restart left pending, claimed now
+            if dispatched:
+                logger.info("resuming %d Messenger events recorded before this start", dispatched)
+            self._feeder.start()
 
         @webhook.listener("before_server_start")
         async def cap_request_size(app: Any, _loop: Any) -> None:
@@ -462,15 +473,15 @@ class MessengerInput(InputChannel):
         async def stop(_app: Any, _loop: Any) -> None:
             if self._upkeep_task is not None:
                 self._upkeep_task.cancel()
-            if self._dispatcher is not None:
-                await self._dispatcher.stop()
+            if self._feeder is not None:
+                await self._feeder.stop()
             await self.outbox.stop()
             await self.handoff.close()
             await self.client.close()
 
         @webhook.route("/", methods=["GET"])
         async def health(_request: Request) -> HTTPResponse:
-            return response.json({"status": "ok", "pending": self._dispatcher.pending_count if self._dispatcher else 0})
+            return response.json({"status": "ok", "pending": self._feeder.pending_count if self._feeder else 0})
 
         @webhook.route("/webhook", methods=["GET"])
         async def verify(request: Request) -> HTTPResponse:
@@ -500,7 +511,7 @@ class MessengerInput(InputChannel):
                 )
             # Windows and live-view notices of events not for Rasa are journaled in this same transaction.
             fresh = await self.store.record_async(list(verdict.events), self.settings.app_id)
-            self._dispatch(fresh)  # first: once committed, nothing may keep the events from being processed
+            self._wake_feeder()  # the feeder claims them at once (and this instance's claim keeps them in order)
             journaled = [stored for stored in fresh if stored.window_pending or stored.notice_pending]
             if journaled:  # applied after the answer; the journal makes it survive a crash or an outage
                 task = asyncio.get_running_loop().create_task(self._apply_windows(journaled))

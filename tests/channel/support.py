@@ -30,6 +30,7 @@ import aiohttp
 from aiohttp import web
 from sanic import Sanic
 
+from connectors.dispatch import JournalFeeder
 from connectors.ingest import IngestStore
 from connectors.messenger import MessengerInput
 from core.settings import DEMO_APP_SECRET, SANDBOX_PAGE_ID, Settings
@@ -189,18 +190,21 @@ def with_short_outbox_busy_timeout(channel: MessengerInput, busy_timeout_ms: int
 
 
 class RecoveryGatedIngestStore(IngestStore):
-    """The real ingest journal, whose read of the pending events at start-up (the recovery after a restart) waits
-    for `recovery_gate`: a webhook can then be made to arrive while the recovery is still reading."""
+    """The real ingest journal, whose first claim (the feeder's round at start-up: the recovery after a restart)
+    waits for `recovery_gate`: a webhook can then be made to arrive while the recovery is still reading."""
 
     def __init__(self, path: Path | str) -> None:
         super().__init__(path)
         self.recovery_gate = asyncio.Event()
         self.recovery_reading = asyncio.Event()
+        self.claims = 0
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        if getattr(fn, "__func__", None) is IngestStore.pending:
-            self.recovery_reading.set()
-            await self.recovery_gate.wait()
+        if getattr(fn, "__func__", None) is JournalFeeder._claim_and_read_journal:
+            self.claims += 1
+            if self.claims == 1:
+                self.recovery_reading.set()
+                await self.recovery_gate.wait()
         return await super().run(fn, *args)
 
 

@@ -1,7 +1,7 @@
-"""Start-up recovery: events recorded but not finished before a restart are dispatched again when the channel starts
-(`after_server_start` reads the pending events). Sanic already accepts webhooks while that runs, so a message can be
-recorded and dispatched by its webhook and then also be read by the recovery, still pending: `_dispatch`'s
-`_inflight` guard must keep it from being processed twice.
+"""Start-up recovery and the feeder: events recorded but not finished before a restart are claimed again when the
+channel starts (`after_server_start` runs the feeder's first round), and the feeder's later rounds, which claim the
+journal every few milliseconds, see an event that is still being processed as pending: its `_inflight` guard must
+keep it from being processed twice.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from tests.channel.support import FakeGraph, RecoveryGatedIngestStore, eventuall
 
 def gate_the_recovery(gated: list[RecoveryGatedIngestStore]) -> object:
     def prepare(channel: MessengerInput) -> None:
-        """The channel's journal on the same file, its start-up read held at a gate."""
+        """The channel's journal on the same file, its start-up claim held at a gate."""
         channel.store.close()
         store = RecoveryGatedIngestStore(channel.settings.ingest_db_path)
         channel.store = store
@@ -23,13 +23,13 @@ def gate_the_recovery(gated: list[RecoveryGatedIngestStore]) -> object:
     return prepare
 
 
-async def test_a_message_dispatched_by_its_webhook_during_the_recovery_is_processed_once(
+async def test_a_message_still_in_its_turn_is_not_claimed_again_by_the_next_rounds(
     open_channel: OpenChannel, fake_graph: FakeGraph
 ) -> None:
-    """The webhook records and dispatches the message while the recovery is about to read the journal; the
-    message's turn is parked (its typing indicator held at the Graph API), so the recovery reads it as pending.
-    Processed once: one turn (one mark_seen), Rasa's tracker holds the message once, one attempt recorded. Fails
-    without the `_inflight` guard (the recovered copy queues behind the first and runs the turn again)."""
+    """The webhook records the message while the recovery is about to read the journal; the recovery dispatches it
+    and its turn is parked (its typing indicator held at the Graph API) while the feeder claims the journal round
+    after round, each time reading the message as pending. Processed once: one turn (one mark_seen), Rasa's tracker
+    holds the message once, one attempt recorded. Fails without the feeder's `_inflight` guard."""
     gated: list[RecoveryGatedIngestStore] = []
     server = await open_channel(gate_the_recovery(gated))
     [store] = gated
@@ -39,10 +39,13 @@ async def test_a_message_dispatched_by_its_webhook_during_the_recovery_is_proces
     await store.recovery_reading.wait()
 
     assert await server.say(user, "hola") == 200
-    await eventually(lambda: fake_graph.sender_actions(user, "mark_seen") == 1, "the webhook's dispatch running")
-    assert [row["status"] for row in server.journal(user)] == ["pending"], "the recovery will read it as pending"
+    assert [row["status"] for row in server.journal(user)] == ["pending"]
     store.recovery_gate.set()
     await starting  # the recovery dispatched what it read
+    await eventually(lambda: fake_graph.sender_actions(user, "mark_seen") == 1, "the recovered message's turn")
+    claims = store.claims
+    await eventually(lambda: store.claims >= claims + 3, "three more rounds of the feeder while the turn is parked")
+    assert [row["status"] for row in server.journal(user)] == ["pending"], "the rounds read it as pending"
     fake_graph.hold_sender_actions.set()
 
     await eventually(lambda: [row["status"] for row in server.journal(user)] == ["done"], "the message done")
@@ -56,9 +59,8 @@ async def test_a_message_dispatched_by_its_webhook_during_the_recovery_is_proces
 async def test_a_webhook_served_before_the_start_up_listener_is_answered_and_processed_after_it(
     open_channel: OpenChannel, fake_graph: FakeGraph
 ) -> None:
-    """Sanic listens before `after_server_start` has created the dispatcher: a delivery then is recorded and
-    answered 200 (before the fix, `_dispatch` asserted and Meta got a 500), and the start-up recovery, which reads
-    the pending events after creating the dispatcher, processes it once."""
+    """Sanic listens before `after_server_start` has created the feeder: a delivery then is recorded and answered
+    200, and the feeder's first round (the start-up recovery) processes it once."""
     server = await open_channel()
     user = "psid-channel-before-start"
     assert server.channel._dispatcher is None
@@ -68,3 +70,27 @@ async def test_a_webhook_served_before_the_start_up_listener_is_answered_and_pro
     await eventually(lambda: [row["status"] for row in server.journal(user)] == ["done"], "the message done")
     assert fake_graph.sender_actions(user, "mark_seen") == 1, "one turn"
     assert await server.user_texts_in_tracker(user) == ["hola"]
+
+
+async def test_the_feeder_releases_a_conversation_once_its_queue_drained(
+    open_channel: OpenChannel, fake_graph: FakeGraph
+) -> None:
+    """While a message is processed the conversation is claimed by this instance; once done, the claim goes (another
+    Rasa instance may take the user's next message at once)."""
+    server = await open_channel()
+    await server.start()
+    user = "psid-channel-claim"
+    fake_graph.hold_sender_actions.clear()
+    assert await server.say(user, "hola") == 200
+    await eventually(lambda: fake_graph.sender_actions(user, "mark_seen") == 1, "the turn parked")
+    key = f"{fake_graph_page()}:{user}"
+    assert server.channel.store.claims()[key][0] == server.channel.owner
+    fake_graph.hold_sender_actions.set()
+    await eventually(lambda: [row["status"] for row in server.journal(user)] == ["done"], "the message done")
+    await eventually(lambda: key not in server.channel.store.claims(), "the claim released")
+
+
+def fake_graph_page() -> str:
+    from tests.channel.support import PAGE_ID
+
+    return PAGE_ID

@@ -1,0 +1,216 @@
+"""The journal feeder (`connectors.dispatch.JournalFeeder`) on a real SQLite ingest journal: what the webhook
+process recorded is claimed, dispatched per conversation in order, processed once, and released when drained;
+two feeders (two Rasa instances) on one journal never work on one conversation at the same time."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors.dispatch import JournalFeeder
+from connectors.ingest import DONE, IngestStore, StoredEvent
+from meta.events import InboundEvent, parse_messaging_item
+from sandbox import simulate
+
+PAGE = "100000000000001"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[IngestStore]:
+    journal = IngestStore(tmp_path / "messenger.sqlite3")
+    yield journal
+    journal.close()
+
+
+def message(user: str, text: str) -> InboundEvent:
+    return parse_messaging_item(simulate.text_message(PAGE, user, text), PAGE)
+
+
+def key_of(stored: StoredEvent) -> str:
+    return stored.event.conversation_key
+
+
+class Recorder:
+    """A handler: notes (owner, user, text) and finishes the event, optionally holding it on a gate."""
+
+    def __init__(self, store: IngestStore, owner: str, log: list[tuple[str, str, str]],
+                 active: dict[str, str] | None = None) -> None:
+        self.store, self.owner, self.log = store, owner, log
+        self.active = active if active is not None else {}
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def __call__(self, stored: StoredEvent) -> None:
+        user = stored.event.user_id
+        other = self.active.get(user)
+        assert other is None, f"{self.owner} works on {user} while {other} does"
+        self.active[user] = self.owner
+        try:
+            await self.gate.wait()
+            await asyncio.sleep(0.001)
+            self.log.append((self.owner, user, stored.event.text or ""))
+            await self.store.run(self.store.finish, stored.id, DONE, None)
+        finally:
+            del self.active[user]
+
+
+async def until(condition: Any, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+def test_a_burst_is_processed_once_in_order_and_released(store: IngestStore) -> None:
+    async def scenario() -> None:
+        log: list[tuple[str, str, str]] = []
+        feeder = JournalFeeder(store, "rasa", Recorder(store, "rasa", log), key_of, poll_seconds=0.005)
+        feeder.start()
+        for number in range(30):
+            await store.record_async([message(f"u{number % 3}", f"m{number}")])
+            if number % 7 == 0:
+                feeder.wake()
+        await until(lambda: len(log) == 30)
+        await until(lambda: not store.claims())
+        await feeder.stop()
+        for user in ("u0", "u1", "u2"):
+            texts = [text for _owner, who, text in log if who == user]
+            assert texts == [f"m{n}" for n in range(30) if n % 3 == int(user[1])]
+        assert store.counts_by_status() == {DONE: 30}
+
+    asyncio.run(scenario())
+
+
+def test_a_message_in_its_turn_is_not_dispatched_again_by_later_rounds(store: IngestStore) -> None:
+    async def scenario() -> None:
+        log: list[tuple[str, str, str]] = []
+        handler = Recorder(store, "rasa", log)
+        handler.gate.clear()
+        feeder = JournalFeeder(store, "rasa", handler, key_of, poll_seconds=0.002)
+        await store.record_async([message("u", "hola")])
+        feeder.start()
+        await until(lambda: "u" in handler.active)
+        rounds = feeder.rounds
+        await until(lambda: feeder.rounds >= rounds + 5)  # each round reads the message as pending
+        handler.gate.set()
+        await until(lambda: store.counts_by_status() == {DONE: 1})
+        await asyncio.sleep(0.05)
+        await feeder.stop()
+        assert log == [("rasa", "u", "hola")]
+
+    asyncio.run(scenario())
+
+
+class StaleClaims(IngestStore):
+    """A journal whose claim read runs before the handler's verdict lands (the race of two threads): the claim
+    returns the event as pending although it was finished during the read."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.during_claim: asyncio.Event | None = None
+        self.release_claim_read = asyncio.Event()
+
+    async def run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(fn, "__name__", "") == "_claim_and_read_journal" and self.during_claim is not None:
+            result = await super().run(fn, *args, **kwargs)  # read while the event is still pending
+            self.during_claim.set()
+            await self.release_claim_read.wait()  # the handler finishes the event meanwhile
+            return result
+        return await super().run(fn, *args, **kwargs)
+
+
+def test_an_event_finished_while_a_claim_read_it_is_not_dispatched_again(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        journal = StaleClaims(tmp_path / "stale.sqlite3")
+        log: list[tuple[str, str, str]] = []
+        handler = Recorder(journal, "rasa", log)
+        handler.gate.clear()
+        feeder = JournalFeeder(journal, "rasa", handler, key_of, poll_seconds=0.002)
+        await journal.record_async([message("u", "hola")])
+        await feeder.round()  # dispatched; the handler waits at its gate
+        await until(lambda: "u" in handler.active)
+        journal.during_claim = asyncio.Event()
+        second = asyncio.get_running_loop().create_task(feeder.round())
+        await journal.during_claim.wait()  # the claim read the event as pending
+        handler.gate.set()
+        await until(lambda: journal.counts_by_status() == {DONE: 1} and "u" not in handler.active)
+        journal.release_claim_read.set()
+        assert await second == 0, "the stale copy is not dispatched"
+        await feeder.dispatcher.wait_idle()
+        assert log == [("rasa", "u", "hola")]
+        await feeder.stop()
+        journal.close()
+
+    asyncio.run(scenario())
+
+
+def test_two_instances_share_a_journal_without_sharing_a_conversation(store: IngestStore, tmp_path: Path) -> None:
+    """Two feeders, each with its own connection to the file (two Rasa processes): every event processed once, each
+    user's messages in order, never two instances on one user at once (the handler asserts it)."""
+
+    async def scenario() -> None:
+        second_store = IngestStore(tmp_path / "messenger.sqlite3")
+        log: list[tuple[str, str, str]] = []
+        active: dict[str, str] = {}
+        feeders = [
+            JournalFeeder(journal, owner, Recorder(journal, owner, log, active), key_of, poll_seconds=0.003)
+            for journal, owner in ((store, "rasa"), (second_store, "rasa-2"))
+        ]
+        for feeder in feeders:
+            feeder.start()
+        for number in range(60):
+            await store.record_async([message(f"u{number % 5}", f"m{number}")])
+            if number % 10 == 0:
+                await asyncio.sleep(0.01)
+        await until(lambda: len(log) == 60, timeout=30)
+        for feeder in feeders:
+            await feeder.stop()
+        second_store.close()
+        for user_number in range(5):
+            texts = [text for _owner, user, text in log if user == f"u{user_number}"]
+            assert texts == [f"m{n}" for n in range(60) if n % 5 == user_number]
+        assert {owner for owner, _user, _text in log} == {"rasa", "rasa-2"}, "both instances worked"
+
+    asyncio.run(scenario())
+
+
+def test_journaled_windows_and_notices_are_handed_over_in_the_round(store: IngestStore) -> None:
+    async def scenario() -> None:
+        seen: list[list[StoredEvent]] = []
+
+        async def apply(rows: list[StoredEvent]) -> None:
+            seen.append(rows)
+
+        feeder = JournalFeeder(store, "rasa", Recorder(store, "rasa", []), key_of, apply_journaled=apply)
+        reaction = parse_messaging_item(
+            simulate.messaging(PAGE, "u", reaction={"reaction": "love", "action": "react", "mid": "m.1"}), PAGE)
+        [stored] = await store.record_async([reaction])
+        assert stored.window_pending
+        await feeder.round()
+        await until(lambda: bool(seen))
+        assert [row.id for row in seen[0]] == [stored.id]
+        await feeder.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_stopped_feeder_releases_its_claims(store: IngestStore) -> None:
+    async def scenario() -> None:
+        handler = Recorder(store, "rasa", [])
+        handler.gate.clear()
+        feeder = JournalFeeder(store, "rasa", handler, key_of)
+        await store.record_async([message("u", "hola")])
+        await feeder.round()
+        assert list(store.claims()) == [f"{PAGE}:u"]
+        await feeder.stop()
+        assert store.claims() == {}
+        now = datetime.now(timezone.utc)
+        [again] = store.claim_pending("rasa-2", now, timedelta(seconds=30))
+        assert again.event.text == "hola", "another instance takes it over at once"
+
+    asyncio.run(scenario())
