@@ -18,11 +18,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import inspect
 import os
 import platform
 import shlex
-import socket
 import subprocess
 import sys
 import tempfile
@@ -373,13 +371,24 @@ def retrieval_section(rows: Sequence[dict[str, Any]], queries: int) -> Section:
     )
 
 
-def compare_section(key: str, runs: dict[str, ChannelRun], what: str, file: str, title: str) -> Section:
+def compare_section(
+    key: str,
+    runs: dict[str, ChannelRun],
+    what: str,
+    file: str,
+    title: str,
+    memory: dict[str, dict[str, float]] | None = None,
+) -> Section:
+    """`memory`: per run, each process's RSS (MiB) right after it."""
     base = next(iter(runs.values()))
     notes = [
         f"{name}: {run.messages_per_s / base.messages_per_s:.2f}× the msg/s of {next(iter(runs))}"
         for name, run in list(runs.items())[1:]
         if base.messages_per_s
     ]
+    for name, processes in (memory or {}).items():
+        each = ", ".join(f"{process} {mb(value)}" for process, value in processes.items())
+        notes.append(f"{name}, resident memory after the run: {mb(sum(processes.values()))} MiB in all ({each})")
     return Section(
         key,
         what=what,
@@ -643,37 +652,32 @@ def run_retrieval(sizes: Sizes, progress: Progress) -> Section:
     return retrieval_section(rows, sizes.retrieval_queries)
 
 
-def services_missing() -> list[str]:
-    missing = []
-    for name, port in (("PostgreSQL", 5432), ("Redis", 6379), ("RabbitMQ", 5672)):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        except OSError:
-            missing.append(f"{name} (127.0.0.1:{port})")
-    return missing
-
-
 def scale_unavailable() -> str | None:
-    parameters = inspect.signature(start_stack).parameters
-    if "profile" not in parameters or "rasa_instances" not in parameters:
-        return (
-            "tests/support/stack.py start_stack() has no profile/rasa_instances parameters yet "
-            "(the scale profile's stack)"
-        )
-    if missing := services_missing():
-        return "the scale profile needs " + ", ".join(missing)
+    from tests.support.postgres import postgres_available
+    from tests.support.scale import rabbitmq_available, redis_available
+
+    checks = (("PostgreSQL", postgres_available), ("Redis", redis_available), ("RabbitMQ", rabbitmq_available))
+    if missing := [name for name, available in checks if not available()]:
+        return "the scale profile needs " + ", ".join(missing) + " (not reachable here)"
     return None
 
 
-def run_profile(sizes: Sizes, progress: Progress, label: str, **options: Any) -> ChannelRun:
-    with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
+def run_profile(
+    sizes: Sizes, progress: Progress, label: str, profile: str, rasa_instances: int
+) -> tuple[ChannelRun, dict[str, float]]:
+    """One stack of the profile: a warm-up, then our channel end to end (the REST run before it gives the pacing).
+    The scale profile's stack uses its own schemas, Redis key prefix and RabbitMQ names, removed afterwards."""
+    from tests.support.scale import scale_names
+
+    with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp, scale_names() as names:
+        env = names.env(rasa_instances=rasa_instances, outbox_workers=2) if profile == "scale" else {}
         progress.step(f"{label}: starting the stack…")
-        stack = start_stack(Path(tmp), credentials=REST_CREDENTIALS, **options)
+        stack = start_stack(Path(tmp), env, REST_CREDENTIALS, profile=profile, rasa_instances=rasa_instances)
         try:
-            asyncio.run(endtoend.side_by_side(stack, 20, 5))  # warm up; also the reply counts per position
+            asyncio.run(endtoend.side_by_side(stack, 20, 5))  # warm up
             tick = progress.bar(label, 2 * sizes.scale_events)
             _, ours = asyncio.run(endtoend.side_by_side(stack, sizes.scale_events, sizes.scale_users, tick))
-            return ours
+            return ours, stack_rss(stack)
         finally:
             stack.stop()
 
@@ -685,13 +689,14 @@ def run_scale(sizes: Sizes, only: set[str], progress: Progress) -> list[Section]
     if why := scale_unavailable():
         return [not_run(key, why) for key in wanted]
     runs: dict[str, ChannelRun] = {}
+    memory: dict[str, dict[str, float]] = {}
     what = (
         f"Our channel end to end (closed loop, {sizes.scale_events} messages, {sizes.scale_users} conversations; "
         "as in the end-to-end section) on a stack of each kind, one after the other."
     )
 
     def measure(label: str, **options: Any) -> None:
-        runs[label] = run_profile(sizes, progress, label, **options)
+        runs[label], memory[label] = run_profile(sizes, progress, label, **options)
 
     sections = []
     if "profiles" in only:
@@ -705,6 +710,7 @@ def run_scale(sizes: Sizes, only: set[str], progress: Progress) -> list[Section]
                 what + " Scale: PostgreSQL (journal, outbox, Rasa's tracker), Redis lock store, RabbitMQ event broker.",
                 "profiles.png",
                 "Embedded vs scale profile",
+                {k: memory[k] for k in ("embedded", "scale, 1 Rasa")},
             )
 
         sections.append(guarded("profiles", progress, profiles))
@@ -720,6 +726,7 @@ def run_scale(sizes: Sizes, only: set[str], progress: Progress) -> list[Section]
                 what + f" The machine has {os.cpu_count()} cores for every process of the stack.",
                 "rasa_instances.png",
                 "1 vs 2 Rasa instances (scale profile)",
+                {k: memory[k] for k in ("scale, 1 Rasa", "scale, 2 Rasa")},
             )
 
         sections.append(guarded("rasa_instances", progress, instances))

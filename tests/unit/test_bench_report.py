@@ -76,7 +76,12 @@ def synthetic_sections() -> list[Section]:
             50,
         ),
         report.compare_section(
-            "profiles", {"embedded": run([100.0], 5.0), "scale, 1 Rasa": run([130.0], 6.0)}, "", "profiles.png", "p"
+            "profiles",
+            {"embedded": run([100.0], 5.0), "scale, 1 Rasa": run([130.0], 6.0)},
+            "",
+            "profiles.png",
+            "p",
+            {"embedded": {"app": 90.0, "rasa": 850.0}, "scale, 1 Rasa": {"app": 95.0, "rasa": 880.0, "outbox-1": 60.0}},
         ),
         report.not_run("rasa_instances", "the scale profile needs RabbitMQ (127.0.0.1:5672)"),
         report.memory_section({"app": 120.0, "rasa": 850.0}, {"app": 130.0, "rasa": 900.0}),
@@ -116,6 +121,7 @@ def test_the_tables_carry_the_figures(tmp_path: Path) -> None:
     assert "| app | 100 | 102 | 102 | +2.00 |" in text
     assert "| rasa | 900 | 900 | 900 | +0.00 |" in text
     assert "scale, 1 Rasa: 0.83× the msg/s of embedded" in text
+    assert "scale, 1 Rasa, resident memory after the run: 1035 MiB in all (app 95, rasa 880, outbox-1 60)" in text
 
 
 def test_a_section_left_out_is_listed_as_not_run() -> None:
