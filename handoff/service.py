@@ -248,12 +248,16 @@ IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"  # the console answers it with
 # --- Rasa's side ---------------------------------------------------------------------------------------------
 
 
-def pause_event(at: datetime) -> dict[str, Any]:
-    return {"event": "pause", "timestamp": at.timestamp()}
+# No timestamp: Rasa stamps an appended event when it holds the conversation's lock. Ours would be from before the
+# wait for a turn in progress (another Rasa instance's, in the scale profile), so it could be older than a session
+# that turn started, and Rasa's SQL tracker store reads only the events stamped since the latest session start: the
+# pause (or resume) would vanish and the bot answer a paused conversation (tests/integration/scale found it).
+def pause_event() -> dict[str, Any]:
+    return {"event": "pause"}
 
 
-def resume_event(at: datetime) -> dict[str, Any]:
-    return {"event": "resume", "timestamp": at.timestamp()}
+def resume_event() -> dict[str, Any]:
+    return {"event": "resume"}
 
 
 def agent_message_event(text: str, agent: str, at: datetime, outbox_id: int | None) -> dict[str, Any]:
@@ -405,7 +409,7 @@ class Handoff:
         reason = PauseReason(reason)
         now = self.clock()
         if not rasa_already_paused:
-            await self.rasa.append_events(user_id, [pause_event(now)])
+            await self.rasa.append_events(user_id, [pause_event()])
         conversation, changed = await self._db(self.store.pause, page_id, user_id, reason, paused_by, now)
         # Bot messages queued from before the pause must not reach a person now talking to an agent.
         await self.outbox.cancel_stale_bot_messages(page_id, user_id, now)
@@ -424,7 +428,7 @@ class Handoff:
         split_conversation_id(conversation_id)
         current = await self._db(self.store.get, conversation_id)
         now = self.clock()
-        await self.rasa.append_events(current.user_id, [resume_event(now)])
+        await self.rasa.append_events(current.user_id, [resume_event()])
         note = closing_note.strip() or None
         conversation, changed = await self._db(self.store.resume, conversation_id, by, note, now)
         if changed:

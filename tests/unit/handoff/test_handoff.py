@@ -786,3 +786,12 @@ async def test_a_double_clicked_reply_is_added_to_rasas_tracker_once() -> None:
     assert not parts.handoff._reply_locks, "a lock nobody holds is kept"
     parts.store.close()
 
+
+
+async def test_pause_and_resume_reach_rasa_without_our_timestamp(parts: Parts) -> None:
+    """Rasa stamps them when it holds the conversation's lock: a time of ours, from before waiting for a turn in
+    progress, could be older than the session that turn started, and Rasa's SQL tracker store would not read the
+    pause back (tests/integration/scale)."""
+    conversation = await parts.handoff.pause(PAGE, USER, PauseReason.AGENT_TOOK_OVER, "ana")
+    await parts.handoff.resume(conversation.id, "ana", "")
+    assert parts.rasa.trackers[USER] == [{"event": "pause"}, {"event": "resume"}]
