@@ -57,7 +57,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy core meta knowledge_matrix outbox handoff sandbox console connectors actions bot
 
-# Every benchmark in one run: bench/REPORT.md and its charts (about 25 minutes; `BENCH_ARGS=--quick` for a short one).
+# Every benchmark in one run: bench/REPORT.md and its charts (about 30 minutes; `BENCH_ARGS=--quick` for a short one).
 # The single scripts (bench/webhook.py, outbox.py, knowledge.py, console.py, spreadsheets.py) still run on their own.
 # SOAK_MINUTES=N changes the soak's length (10 minutes; 1 with --quick).
 bench: install

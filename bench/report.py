@@ -1,6 +1,6 @@
 """Every benchmark in one run: `bench/REPORT.md` with a table and a PNG chart per section (what `make bench` runs).
 
-    .venv/bin/python bench/report.py                      # the full run (about 25 minutes with a 10-minute soak)
+    .venv/bin/python bench/report.py                      # the full run (about 30 minutes with a 10-minute soak)
     .venv/bin/python bench/report.py --quick              # small sizes, a 1-minute soak, written to var/bench-quick/
     .venv/bin/python bench/report.py --only webhook,memory --quick
 
