@@ -119,6 +119,7 @@ class ClaimingJournal(Protocol):
 
 
 FAILED_ROUND_PAUSE_SECONDS = 1.0
+FULL_CLAIM_SECONDS = 1.0  # a claim is made at least this often, whatever the journal's pending ids say
 
 
 def utc_now() -> datetime:
@@ -166,6 +167,9 @@ class JournalFeeder:
         self._finished_while_claiming: set[int] | None = None
         self._wake = asyncio.Event()
         self._last_renewal: datetime | None = None
+        self._last_full_claim: datetime | None = None
+        self._elsewhere: set[int] = set()  # pending ids the last claim left to another instance
+        self.full_claim_every = timedelta(seconds=FULL_CLAIM_SECONDS)
         self._task: asyncio.Task | None = None
         self._journal_tasks: set[asyncio.Task] = set()
         self.rounds = 0
@@ -222,11 +226,18 @@ class JournalFeeder:
         await self._release_drained()
         await self._renew_if_due()
         self._finished_while_claiming = set()
+        now = self.clock()
+        full = self._last_full_claim is None or now - self._last_full_claim >= self.full_claim_every
+        known = frozenset() if full else frozenset(self._inflight | self._elsewhere)
         try:
-            claimed, journaled = await self.store.run(self._claim_and_read_journal, self.clock())
+            claimed, journaled, unclaimed = await self.store.run(self._claim_and_read_journal, now, known)
             finished = self._finished_while_claiming
         finally:
             self._finished_while_claiming = None
+        if full:
+            self._last_full_claim = now
+        if unclaimed is not None:
+            self._elsewhere = unclaimed
         dispatched = 0
         for stored in claimed:
             if stored.id in self._inflight or stored.id in finished:
@@ -240,11 +251,24 @@ class JournalFeeder:
             task.add_done_callback(self._journal_tasks.discard)
         return dispatched
 
-    def _claim_and_read_journal(self, now: datetime) -> tuple[Sequence[Any], Sequence[Any]]:
-        """On the store's thread: one hop for the claim and the journaled rows."""
-        claimed = self.store.claim_pending(self.owner, now, self.lease, self.batch)
+    def _claim_and_read_journal(
+        self, now: datetime, known: frozenset[int]
+    ) -> tuple[Sequence[Any], Sequence[Any], set[int] | None]:
+        """On the store's thread: one hop for the claim and the journaled rows. A claim is a write (its own fsync,
+        and the webhook process's commits wait for the lock): with `pending_ids` (a read), it is made only when a
+        pending event is neither in flight here nor left unclaimed by the last claim (another instance holds it);
+        `known` empty (every `full_claim_every`) claims anyway, for claims that ran out. Returns the pending ids the
+        claim did not give this instance (None: unknown)."""
         journaled = self.store.journaled() if self._apply_journaled is not None else ()
-        return claimed, journaled
+        pending_ids = getattr(self.store, "pending_ids", None)
+        ids: list[int] | None = pending_ids() if pending_ids is not None else None
+        if known and ids is not None and all(event_id in known for event_id in ids):
+            return (), journaled, None
+        claimed = self.store.claim_pending(self.owner, now, self.lease, self.batch)
+        unclaimed = None
+        if ids is not None and len(claimed) < self.batch:
+            unclaimed = set(ids) - {stored.id for stored in claimed}
+        return claimed, journaled, unclaimed
 
     async def _release_drained(self) -> None:
         if not self._drained:

@@ -275,6 +275,12 @@ class IngestStore(IngestJournal):
             ).fetchall()
         return self._rebuild(rows)
 
+    def pending_ids(self) -> list[int]:
+        """The ids of the pending events, oldest first (a read: the feeder claims only when one is new to it)."""
+        with self._db.connection() as conn:
+            rows = conn.execute("SELECT id FROM inbound_events WHERE status = 'pending' ORDER BY id").fetchall()
+        return [row[0] for row in rows]
+
     def windows_pending(self) -> list[StoredEvent]:
         """Events not for Rasa whose window was journaled but not yet applied, oldest first."""
         with self._db.connection() as conn:

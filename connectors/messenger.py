@@ -20,7 +20,7 @@ from typing import Any
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, OutputChannel, UserMessage
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
-from rasa.shared.core.events import ActionExecuted, SessionStarted
+from rasa.shared.core.events import ActionExecuted, ConversationPaused, SessionStarted
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -108,6 +108,17 @@ class MessengerOutput(OutputChannel):
         self.key_prefix = key_prefix
         self.typing = typing
         self._sequence = 0
+        # The sender actions (mark_seen, typing_on), started as the turn starts: they run alongside Rasa, and the
+        # first reply is queued only once they went out, so Meta still gets them before the answer.
+        self.before_first_reply: asyncio.Task | None = None
+
+    async def _ready_to_reply(self) -> None:
+        task, self.before_first_reply = self.before_first_reply, None
+        if task is not None:
+            try:
+                await task
+            except Exception:  # ephemeral: a failure never holds the reply back
+                logger.warning("sender actions failed", exc_info=True)
 
     @classmethod
     def name(cls) -> str:
@@ -138,6 +149,7 @@ class MessengerOutput(OutputChannel):
             return
         for warning in outgoing.warnings:
             logger.warning("reply adjusted to Messenger limits: %s", warning, extra={"recipient_id": recipient_id})
+        await self._ready_to_reply()
         for item in outgoing.messages:
             new = NewMessage(
                 page_id=page_id,
@@ -293,8 +305,14 @@ class MessengerInput(InputChannel):
                     await self._give_up_on_actions(stored, down)
                     return
                 else:
-                    await output.send_sender_actions(event.user_id)
-                    await self._run_turn(event, output)
+                    # mark_seen and typing_on go out while Rasa works on the turn (not before it): the first reply
+                    # waits for them, so Meta still gets them first.
+                    output.before_first_reply = asyncio.get_running_loop().create_task(
+                        output.send_sender_actions(event.user_id))
+                    try:
+                        await self._run_turn(event, output)
+                    finally:
+                        await output._ready_to_reply()  # a turn without replies (or a failed one) still ends it
             except ActionCallsFailed as exc:  # the server died mid-turn (or an action crashed): undo, wait, retry
                 logger.error("an action call failed in a turn: %s", exc, extra={"event_id": stored.id})
                 self.actions.saw_failure()
@@ -379,8 +397,13 @@ class MessengerInput(InputChannel):
         )
 
     async def _is_paused(self, user_id: str) -> bool:
-        """A person holds the conversation (Rasa's ConversationPaused): the bot sends nothing at all."""
-        tracker = await self._app.ctx.agent.tracker_store.retrieve(user_id)
+        """A person holds the conversation (Rasa's ConversationPaused): the bot sends nothing at all. Only a
+        `pause` event ever makes a tracker paused, so a conversation that never had one is not, and its tracker is
+        not loaded a second time for the turn (Rasa loads it anyway): one indexed query instead."""
+        agent = self._app.ctx.agent
+        if not ever_paused(agent.tracker_store, user_id):
+            return False
+        tracker = await agent.tracker_store.retrieve(user_id)
         return bool(tracker is not None and tracker.is_paused())
 
     async def _store_while_paused(self, event: InboundEvent) -> None:
@@ -520,6 +543,29 @@ class MessengerInput(InputChannel):
             return response.text("EVENT_RECEIVED")
 
         return webhook
+
+
+def ever_paused(tracker_store: Any, sender_id: str) -> bool:
+    """Whether Rasa's SQL tracker store holds a `pause` event (ConversationPaused) for the sender, in any session;
+    True when it cannot tell (another kind of tracker store, or the query failed): the caller then loads the
+    tracker."""
+    store = tracker_store
+    while hasattr(store, "_tracker_store"):  # Rasa's AwaitableTrackerStore / FailSafeTrackerStore wrappers
+        store = store._tracker_store
+    events = getattr(store, "SQLEvent", None)
+    if events is None or not hasattr(store, "session_scope"):
+        return True
+    try:
+        with store.session_scope() as session:
+            found = (
+                session.query(events.id)
+                .filter(events.sender_id == sender_id, events.type_name == ConversationPaused.type_name)
+                .first()
+            )
+    except Exception:  # the full retrieve says it (and fails the same way if the store is down)
+        logger.exception("checking for a pause event failed", extra={"sender_id": sender_id})
+        return True
+    return found is not None
 
 
 def is_valid_token(given: str, expected: str) -> bool:
