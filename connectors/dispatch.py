@@ -133,7 +133,8 @@ class JournalFeeder:
     claim that returned new events for it is being handed to the dispatcher. An event the handler finished while a
     claim was reading the journal may come back from that claim as still pending: it is not dispatched again
     (`_finished_while_claiming`). Rows whose window or live-view notice the webhook process journaled are handed
-    to `apply_journaled` in the same round, so they are applied within a poll, not at the next upkeep.
+    to `apply_journaled` in the round that first sees them, so they are applied within a poll, not at the next
+    upkeep; retrying the ones that failed stays the upkeep loop's job.
     """
 
     def __init__(
@@ -169,6 +170,7 @@ class JournalFeeder:
         self._last_renewal: datetime | None = None
         self._last_full_claim: datetime | None = None
         self._elsewhere: set[int] = set()  # pending ids the last claim left to another instance
+        self._journal_seen: set[int] = set()  # journaled rows already handed over
         self.full_claim_every = timedelta(seconds=FULL_CLAIM_SECONDS)
         self._task: asyncio.Task | None = None
         self._journal_tasks: set[asyncio.Task] = set()
@@ -245,11 +247,20 @@ class JournalFeeder:
             self._inflight.add(stored.id)
             self.dispatcher.submit(self._key_of(stored), stored)
             dispatched += 1
-        if journaled and self._apply_journaled is not None:
-            task = asyncio.get_running_loop().create_task(self._apply_journaled(list(journaled)))
+        self._hand_over_journaled(journaled)
+        return dispatched
+
+    def _hand_over_journaled(self, journaled: Sequence[Any]) -> None:
+        """Each journaled row once, as soon as it appears; a row still journaled after that (the app was down) is
+        the upkeep loop's to retry, at its own pace, not every poll."""
+        if self._apply_journaled is None:
+            return
+        fresh = [row for row in journaled if row.id not in self._journal_seen]
+        self._journal_seen = {row.id for row in journaled}  # forgets the applied ones: bounded
+        if fresh:
+            task = asyncio.get_running_loop().create_task(self._apply_journaled(fresh))
             self._journal_tasks.add(task)
             task.add_done_callback(self._journal_tasks.discard)
-        return dispatched
 
     def _claim_and_read_journal(
         self, now: datetime, known: frozenset[int]

@@ -253,3 +253,23 @@ def test_rounds_claim_only_when_a_pending_event_is_new_to_the_feeder(tmp_path: P
         journal.close()
 
     asyncio.run(scenario())
+
+
+def test_a_journaled_row_is_handed_over_once_and_retries_are_left_to_the_upkeep(store: IngestStore) -> None:
+    async def scenario() -> None:
+        seen: list[int] = []
+
+        async def apply(rows: list[StoredEvent]) -> None:  # the app is down: nothing is applied
+            seen.extend(row.id for row in rows)
+
+        feeder = JournalFeeder(store, "rasa", Recorder(store, "rasa", []), key_of, apply_journaled=apply)
+        reaction = parse_messaging_item(
+            simulate.messaging(PAGE, "u", reaction={"reaction": "love", "action": "react", "mid": "m.2"}), PAGE)
+        [stored] = await store.record_async([reaction])
+        for _ in range(5):
+            await feeder.round()
+            await asyncio.sleep(0)
+        assert seen == [stored.id], "handed over once, although still journaled"
+        await feeder.stop()
+
+    asyncio.run(scenario())
