@@ -16,7 +16,8 @@ AGENTS = frozenset({"admin", "agent"})
 EDITORS = frozenset({"admin", "editor"})
 EVERYONE = frozenset({"admin", "agent", "editor"})
 
-# Reachable without logging in, in every environment. (Rasa's webhook lives on Rasa's port, not here.)
+# Reachable without logging in, in every environment. (Meta's webhook is the webhook process's: its own table is
+# connectors/webhook_server.py ROUTES, held to it by tests/unit/connectors/test_webhook_server.py.)
 PUBLIC = {
     ("GET", "/health"),
     ("GET", "/console/login"),
