@@ -2,18 +2,22 @@
 
 Starts the real stack on free ports (same model), then:
 1. the webhook process (connectors/webhook_server.py, what Meta posts to): N signed events from U users posted
-   with C in flight; each answer's latency (p50/p99), then 100 more at 20/s while Rasa works through the burst's
-   backlog (Rasa saturated), then the time until the journal has processed every event;
+   with C in flight (closed loop: by Little's law its mean latency is C / the server's throughput), then 1000 more
+   at 200/s (open loop, `--rate`, `--saturated-events`: a campaign's deliveries, each on time whatever the answers)
+   while Rasa works through the burst's backlog (saturated); p50/p90/p99/max of each; then the time until the
+   journal has processed every event;
 2. end to end, side by side on the same stack, alternating (`--rounds`): Rasa's REST channel against ours
    (bench/endtoend.py: closed loop per user; ours until the sandbox got the replies, outbox on).
 
 Usage: .venv/bin/python bench/webhook.py [--events 500] [--users 50] [--concurrency 50] [--e2e-events 300]
+       [--rate 200] [--saturated-events 1000] [--webhook-only] [--env NAME=VALUE …]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sqlite3
 import statistics
 import sys
@@ -78,11 +82,24 @@ async def post_all(url: str, signed: list[tuple[bytes, dict[str, str]]], concurr
     return latencies
 
 
+def summary(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50": 0.0, "p90": 0.0, "p99": 0.0, "max": 0.0, "mean": 0.0}
+    return {"p50": percentile(values, 0.50), "p90": percentile(values, 0.90), "p99": percentile(values, 0.99),
+            "max": max(values), "mean": statistics.fmean(values)}
+
+
+def describe(values: list[float]) -> str:
+    s = summary(values)
+    return (f"p50 {s['p50']:.1f} ms, p90 {s['p90']:.1f} ms, p99 {s['p99']:.1f} ms, max {s['max']:.1f} ms, "
+            f"mean {s['mean']:.1f} ms")
+
+
 async def run_ours(stack, messages: list[tuple[str, str]], concurrency: int,
-                   backlog_rate: float = 20.0, backlog_events: int = 100) -> dict[str, Any]:
+                   backlog_rate: float = 200.0, backlog_events: int = 1000) -> dict[str, Any]:
     """The burst (closed loop, `concurrency` in flight) to the webhook process, then, while Rasa works through the
-    burst's backlog (saturated), `backlog_events` more at `backlog_rate`/s (open loop); then waits until the
-    journal has processed every event."""
+    burst's backlog (saturated), `backlog_events` more at `backlog_rate`/s (open loop, as Meta sends: each delivery
+    leaves on time whatever the answers); then waits until the journal has processed every event."""
     db = stack.data_dir / "messenger.sqlite3"
 
     def done_count() -> int:
@@ -96,7 +113,10 @@ async def run_ours(stack, messages: list[tuple[str, str]], concurrency: int,
     latencies = await post_all(stack.webhook_url, burst, concurrency)
     accepted = time.perf_counter() - started
     pending_then = len(messages) - (done_count() - before)
-    saturated = await post_all(stack.webhook_url, extra, concurrency, rate=backlog_rate) if extra else []
+    # Open loop: enough connections that a slow answer never holds back the next delivery's departure.
+    saturated_started = time.perf_counter()
+    saturated = await post_all(stack.webhook_url, extra, max(concurrency, 200), rate=backlog_rate) if extra else []
+    saturated_s = time.perf_counter() - saturated_started
     pending_after = len(messages) + len(extra) - (done_count() - before)
     while done_count() - before < len(messages) + len(extra):
         await asyncio.sleep(0.05)
@@ -109,12 +129,29 @@ async def run_ours(stack, messages: list[tuple[str, str]], concurrency: int,
         "saturated_p50_ms": percentile(saturated, 0.50) if saturated else 0.0,
         "saturated_p99_ms": percentile(saturated, 0.99) if saturated else 0.0,
         "saturated_latencies_ms": saturated,
+        "saturated_rate": backlog_rate,
+        "saturated_s": saturated_s,
         "backlog_when_burst_accepted": pending_then,
         "backlog_after_saturated_phase": pending_after,
         "accept_all_s": accepted,
         "end_to_end_s": total,
         "messages_per_s": (len(messages) + len(extra)) / total,
     }
+
+
+def print_webhook(ours: dict[str, Any], events: int, concurrency: int) -> None:
+    latencies = ours["webhook_latencies_ms"]
+    throughput = events / ours["accept_all_s"]
+    print(f"webhook process, closed loop ({concurrency} in flight, {events} events): {describe(latencies)}; "
+          f"all accepted in {ours['accept_all_s']:.2f} s = {throughput:.0f} req/s "
+          f"({ours['backlog_when_burst_accepted']} still waiting for Rasa)")
+    print(f"  Little's law: mean latency = in flight / throughput = {concurrency} / {throughput:.0f} per s = "
+          f"{concurrency / throughput * 1000:.1f} ms; a closed loop of {concurrency} measures the server's "
+          f"throughput, not the latency a delivery meets (a p50 of 5 ms would need {concurrency / 0.005:.0f} req/s)")
+    saturated = ours["saturated_latencies_ms"]
+    print(f"webhook process while Rasa is saturated (open loop {ours['saturated_rate']:g}/s, {len(saturated)} events "
+          f"in {ours['saturated_s']:.2f} s, backlog {ours['backlog_after_saturated_phase']} after it): "
+          f"{describe(saturated)}")
 
 
 async def run_rest(stack, messages: list[tuple[str, str]], concurrency: int) -> dict[str, float]:
@@ -148,27 +185,29 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--e2e-events", type=int, default=300, help="messages per channel in the side-by-side run")
     parser.add_argument("--rounds", type=int, default=2, help="REST/ours alternations of the side-by-side run")
+    parser.add_argument("--rate", type=float, default=200.0, help="open-loop deliveries/s while Rasa is saturated")
+    parser.add_argument("--saturated-events", type=int, default=1000, help="deliveries of the open-loop phase")
+    parser.add_argument("--webhook-only", action="store_true", help="skip the end-to-end side-by-side rounds")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment of the stack's processes (e.g. WEBHOOK_WORKERS=2); repeatable")
     args = parser.parse_args()
+    extra_env = dict(item.split("=", 1) for item in args.env)
     with tempfile.TemporaryDirectory() as tmp:
         # Rasa's REST channel is not in the served credentials.yml (it has no authentication): this file adds it.
-        stack = start_stack(Path(tmp), credentials="bench/credentials-rest.yml")
+        stack = start_stack(Path(tmp), extra_env or None, credentials="bench/credentials-rest.yml")
         try:
             await endtoend.side_by_side(stack, 20, 5)  # warm up both paths
-            ours = await run_ours(stack, plan(args.events, args.users, f"burst-{time.time_ns()}"), args.concurrency)
-            runs = [await endtoend.side_by_side(stack, args.e2e_events, args.users) for _ in range(args.rounds)]
+            ours = await run_ours(stack, plan(args.events, args.users, f"burst-{time.time_ns()}"), args.concurrency,
+                                  args.rate, args.saturated_events)
+            rounds = 0 if args.webhook_only else args.rounds
+            runs = [await endtoend.side_by_side(stack, args.e2e_events, args.users) for _ in range(rounds)]
         finally:
             stack.stop()
-    print(f"events={args.events} users={args.users} concurrency={args.concurrency}")
-    print(
-        f"webhook process, burst ({args.concurrency} in flight): p50 {ours['webhook_p50_ms']:.1f} ms, "
-        f"p99 {ours['webhook_p99_ms']:.1f} ms, mean {ours['webhook_mean_ms']:.1f} ms; all accepted in "
-        f"{ours['accept_all_s']:.2f} s ({ours['backlog_when_burst_accepted']} still waiting for Rasa)"
-    )
-    print(
-        f"webhook process while Rasa is saturated (open loop, 20/s, backlog "
-        f"{ours['backlog_after_saturated_phase']} after it): p50 {ours['saturated_p50_ms']:.1f} ms, "
-        f"p99 {ours['saturated_p99_ms']:.1f} ms"
-    )
+    print(f"events={args.events} users={args.users} concurrency={args.concurrency} load average "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print_webhook(ours, args.events, args.concurrency)
+    if not runs:
+        return
     rest_time = sum(rest.elapsed_s / rest.messages for rest, _ours in runs)
     ours_time = sum(mine.elapsed_s / mine.messages for _rest, mine in runs)
     for number, (rest, mine) in enumerate(runs, start=1):

@@ -31,10 +31,15 @@ from connectors.ingest_journal import (
     IGNORED,
     PENDING,
     RECORDED,
+    ROLE_ALL,
+    ROLE_FEEDER,
+    ROLE_WEBHOOK,
+    ROLES,
     STALE_CLAIM,
     IngestJournal,
     PruneResult,
     StoredEvent,
+    check_role,
     distinct,
     initial_status,
     iso,
@@ -57,6 +62,10 @@ __all__ = [
     "IngestJournal",
     "IngestStore",
     "JournalApplier",
+    "ROLES",
+    "ROLE_ALL",
+    "ROLE_FEEDER",
+    "ROLE_WEBHOOK",
     "PruneResult",
     "StoredEvent",
     "initial_status",
@@ -216,18 +225,41 @@ class JournalApplier:
                 logger.warning("the live-view notice was not confirmed; retried later", extra={"event_id": stored.id})
 
 
-class IngestStore(IngestJournal):
-    """One SQLite file (`core.sqlite.SQLiteFile`, synchronous=FULL: a commit waits for fsync); callers run it off the
-    event loop (`run`). Writers queue on SQLite's lock (`BEGIN IMMEDIATE`), so ids grow in commit order."""
+# The webhook process checkpoints only past this much WAL (~40 MB: the feeder's side is down), so the commit a
+# delivery waits for is not the one that copies 1000 pages back into the database file.
+_WEBHOOK_AUTOCHECKPOINT = 10_000
 
-    def __init__(self, path: Path | str) -> None:
+
+class IngestStore(IngestJournal):
+    """One SQLite file (`core.sqlite.SQLiteFile`); callers run it off the event loop (`run`). Writers queue on
+    SQLite's lock (`BEGIN IMMEDIATE`, retried in short steps: `short_waits`), so ids grow in commit order.
+
+    Two processes write the file at once: the webhook process (its deliveries) and Rasa's side (claims, verdicts,
+    releases). What each commit costs depends on `role`:
+    - a delivery (`record_many`) is always synchronous=FULL: on disk before the webhook answers 200;
+    - `ROLE_FEEDER` (Rasa's side) runs its own writes (claims, `finish`, `release_claim`, the applied windows and
+      notices, the send log, prunes) with synchronous=NORMAL in WAL: the commit returns without an fsync (the next
+      FULL commit or checkpoint syncs it), so it holds the write lock microseconds, not a disk flush, and the
+      webhook's commits rarely wait behind it. A process crash loses nothing (the WAL is written); a power cut or
+      OS crash may lose the last of these writes: an event then reads pending again and is replayed (its replies'
+      outbox keys make the replay send nothing twice), a claim is taken again, a window or notice is applied again
+      (at least once already). What must not be lost even then stays FULL: `note_attempt_failed` and
+      `note_turn_reverted` (a reverted turn's replay needs its new outbox keys);
+    - `ROLE_WEBHOOK` checkpoints only past ~40 MB of WAL (the feeder's side does it after its commits);
+    - `ROLE_ALL` (the default): every commit FULL, SQLite's checkpoints."""
+
+    def __init__(self, path: Path | str, role: str = ROLE_ALL) -> None:
+        check_role(role)
         self.path = Path(path)
+        self.role = role
         self._db = SQLiteFile(
             self.path,
             "ingest",
             numbered(_MIGRATIONS),
-            synchronous="FULL",
+            synchronous="NORMAL" if role == ROLE_FEEDER else "FULL",
             busy_timeout_ms=5000,
+            short_waits=True,
+            wal_autocheckpoint=_WEBHOOK_AUTOCHECKPOINT if role == ROLE_WEBHOOK else None,
             foreign_keys=False,
             allow_newer=True,  # as it always has: an older Rasa keeps using a journal a newer one migrated
             row_factory=None,
@@ -240,7 +272,7 @@ class IngestStore(IngestJournal):
     def record_many(self, deliveries: list[tuple[list[InboundEvent], str]]) -> list[list[StoredEvent]]:
         now = utc_now_iso()
         results: list[list[StoredEvent]] = []
-        with self._db.write() as conn:
+        with self._db.write(synchronous="FULL") as conn:  # durable before the 200, whatever the role
             for events, own_app_id in deliveries:
                 fresh: list[StoredEvent] = []
                 for event in events:
@@ -299,7 +331,7 @@ class IngestStore(IngestJournal):
         return self._rebuild(rows)
 
     def window_applied(self, event_id: int) -> None:
-        with self._db.connection() as conn:
+        with self._db.write() as conn:
             conn.execute("UPDATE inbound_events SET window_pending = 0 WHERE id = ?", (event_id,))
 
     def journal_state(self, event_id: int) -> tuple[bool, bool]:
@@ -312,11 +344,11 @@ class IngestStore(IngestJournal):
 
     def notice_applied(self, event_id: int) -> None:
         """The app confirmed the live-view notice: it is never sent again."""
-        with self._db.connection() as conn:
+        with self._db.write() as conn:
             conn.execute("UPDATE inbound_events SET notice_pending = 0 WHERE id = ?", (event_id,))
 
     def _mark_unparseable(self, event_id: int, error: str) -> None:
-        with self._db.connection() as conn:
+        with self._db.write() as conn:
             conn.execute(
                 "UPDATE inbound_events SET status = ?, window_pending = 0, notice_pending = 0, last_error = ?,"
                 " finished_at = ? WHERE id = ?",
@@ -368,7 +400,7 @@ class IngestStore(IngestJournal):
 
     def release_claim(self, owner: str, conversation_key: str) -> None:
         """`owner` drained its queue for the conversation: the claim goes, if `owner` still holds it."""
-        with self._db.connection() as conn:
+        with self._db.write() as conn:
             conn.execute(
                 "DELETE FROM ingest_claims WHERE conversation_key = ? AND owner = ?", (conversation_key, owner)
             )
@@ -403,7 +435,7 @@ class IngestStore(IngestJournal):
                     deleted += conn.execute(f"DELETE FROM inbound_events WHERE id IN ({marks})", ids).rowcount
             if len(ids) < _PRUNE_CHUNK:
                 break
-        with self._db.connection() as conn:
+        with self._db.write() as conn:
             expired = conn.execute("DELETE FROM inbound_seen WHERE received_at < ?", (horizon,)).rowcount
             sends = conn.execute("DELETE FROM send_log WHERE created_at < ?", (cutoff,)).rowcount
             claims = conn.execute(
@@ -414,7 +446,7 @@ class IngestStore(IngestJournal):
     def finish(self, event_id: int, status: str, error: str | None = None, *, counted: bool = False) -> None:
         """The event's verdict. The attempt that ends it is counted here, unless it was `counted` already (a give-up
         right after `note_attempt_failed` or `note_turn_reverted`, or attempts that ran out before a restart)."""
-        with self._db.connection() as conn:
+        with self._db.write() as conn:
             conn.execute(
                 "UPDATE inbound_events SET status = ?, last_error = ?, finished_at = ?, attempts = attempts + ?"
                 " WHERE id = ?",
@@ -422,7 +454,7 @@ class IngestStore(IngestJournal):
             )
 
     def note_attempt_failed(self, event_id: int, error: str) -> int:
-        with self._db.connection() as conn:
+        with self._db.write(synchronous="FULL") as conn:
             conn.execute(
                 "UPDATE inbound_events SET attempts = attempts + 1, last_error = ? WHERE id = ?", (error, event_id)
             )
@@ -439,7 +471,7 @@ class IngestStore(IngestJournal):
         """A turn failed in an action call and is about to be undone: a failed attempt and a reverted turn, in one
         write, recorded BEFORE the revert (a crash in between replays under the new turn's keys, and the replay
         finishes the revert). Returns (attempts, reverted_turns)."""
-        with self._db.connection() as conn:
+        with self._db.write(synchronous="FULL") as conn:
             conn.execute(
                 "UPDATE inbound_events SET attempts = attempts + 1, reverted_turns = reverted_turns + 1,"
                 " last_error = ? WHERE id = ?",
@@ -460,7 +492,7 @@ class IngestStore(IngestJournal):
         error_code: int | None = None,
         error_message: str | None = None,
     ) -> None:
-        with self._db.connection() as conn:
+        with self._db.write() as conn:
             conn.execute(
                 "INSERT INTO send_log (page_id, user_id, request_json, status, message_id, error_code, error_message,"
                 " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -504,16 +536,17 @@ class IngestStore(IngestJournal):
         return row[0] if row else None
 
 
-def open_ingest_store(url_or_path: Path | str) -> IngestJournal:
+def open_ingest_store(url_or_path: Path | str, role: str = ROLE_ALL) -> IngestJournal:
     """The journal at a path or a `sqlite:///` URL (SQLite: `IngestStore`), or at a `postgresql://…` URL
-    (`PostgresIngestStore`; its schema is the URL's `search_path`, else `ingest`)."""
+    (`PostgresIngestStore`; its schema is the URL's `search_path`, else `ingest`). `role`: who opens it
+    (`ROLE_WEBHOOK`, `ROLE_FEEDER`, `ROLE_ALL`; see `IngestStore`)."""
     location = str(url_or_path)
     if location.startswith(("postgresql://", "postgres://")):
         from connectors.ingest_postgres import PostgresIngestStore  # psycopg2 only when PostgreSQL is used
 
-        return PostgresIngestStore(location)
+        return PostgresIngestStore(location, role=role)
     if location.startswith("sqlite:///"):
         location = location[len("sqlite:///") :]
     if not location:
         raise ValueError("the ingest journal needs a path or a URL")
-    return IngestStore(location)
+    return IngestStore(location, role=role)

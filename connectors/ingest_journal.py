@@ -36,6 +36,19 @@ DEFAULT_RETENTION = timedelta(days=30)
 STALE_CLAIM = timedelta(hours=1)
 
 
+# Who opens the journal (`IngestStore(path, role=…)`, `open_ingest_store(…, role=…)`).
+ROLE_ALL = "all"  # records and feeds (one process: tests, tools): every commit waits for fsync
+ROLE_WEBHOOK = "webhook"  # the webhook process: records; leaves checkpoints to the feeder's side
+ROLE_FEEDER = "feeder"  # a Rasa instance: claims, finishes, releases; fsyncs only what it records
+ROLES = (ROLE_ALL, ROLE_WEBHOOK, ROLE_FEEDER)
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    return role
+
+
 def distinct(keys: Iterable[str]) -> list[str]:
     """Keys in their first order, each once."""
     return list(dict.fromkeys(keys))
@@ -185,6 +198,10 @@ class IngestJournal(ABC):
     @abstractmethod
     def pending(self) -> list[StoredEvent]:
         """Events recorded but not finished, oldest first (recovery after a restart)."""
+
+    @abstractmethod
+    def pending_ids(self) -> list[int]:
+        """The ids of the pending events, oldest first (a read: the feeder claims only when one is new to it)."""
 
     @abstractmethod
     def windows_pending(self) -> list[StoredEvent]:

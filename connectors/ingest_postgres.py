@@ -25,10 +25,12 @@ from typing import Any
 from connectors.ingest_journal import (
     DEFAULT_DEDUP_HORIZON,
     DEFAULT_RETENTION,
+    ROLE_ALL,
     STALE_CLAIM,
     IngestJournal,
     PruneResult,
     StoredEvent,
+    check_role,
     distinct,
     new_row,
 )
@@ -55,8 +57,10 @@ class PostgresIngestStore(IngestJournal):
     connection raised as `DatabaseUnavailable` and reopened on the next call); callers run it off the event loop
     (`run`). A commit is durable when it returns (the server's `synchronous_commit`)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, role: str = ROLE_ALL) -> None:
         self.url = url
+        # Every commit is durable here, whoever writes it: no file lock for the webhook's commits to meet.
+        self.role = check_role(role)
         self._db = PostgresDatabase(url, "ingest", SQL_DIR)
         self._q = self._db.queries
         super().__init__("ingest-store")
@@ -106,6 +110,10 @@ class PostgresIngestStore(IngestJournal):
 
     def pending(self) -> list[StoredEvent]:
         return self._rebuild(event_rows(self._rows("pending")))
+
+    def pending_ids(self) -> list[int]:
+        """The ids of the pending events, oldest first (a read: the feeder claims only when one is new to it)."""
+        return [int(row["id"]) for row in self._rows("pending_ids")]
 
     def windows_pending(self) -> list[StoredEvent]:
         return self._rebuild(event_rows(self._rows("windows_pending")))

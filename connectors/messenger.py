@@ -198,7 +198,7 @@ class MessengerInput(InputChannel):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = open_ingest_store(settings.ingest_store_url)
+        self.store = open_ingest_store(settings.ingest_store_url, role="feeder")  # status writes without fsync
         self.client = GraphClient(settings.page_tokens, base_url=settings.graph_api_base,
                                   version=settings.graph_api_version, timeout_seconds=settings.graph_timeout_seconds)
         self.outbox = open_outbox(settings.outbox_store_url, self.client, policy_file=settings.outbox_policy_file,

@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
-from connectors.ingest import IngestJournal, open_ingest_store
+from connectors.ingest import ROLE_WEBHOOK, IngestJournal, open_ingest_store
 from core.exposure import STARTUP_CHECKS
 from core.settings import Settings, SettingsError, load_settings
 from meta.delivery import MAX_BODY_BYTES, judge_delivery
@@ -213,8 +213,9 @@ class WebhookApp:
 
 def create_app(settings: Settings | None = None, store: IngestJournal | None = None) -> WebhookApp:
     settings = settings or load_settings()
-    return WebhookApp(store or open_ingest_store(settings.ingest_store_url), app_secret=settings.app_secret,
-                      verify_token=settings.verify_token, app_id=settings.app_id)
+    journal = store or open_ingest_store(settings.ingest_store_url, role=ROLE_WEBHOOK)
+    return WebhookApp(journal, app_secret=settings.app_secret, verify_token=settings.verify_token,
+                      app_id=settings.app_id)
 
 
 def main(argv: list[str] | None = None) -> int:

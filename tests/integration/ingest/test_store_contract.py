@@ -12,7 +12,19 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from connectors.ingest import DONE, FAILED, IGNORED, PENDING, RECORDED, IngestJournal
+import pytest
+
+from connectors.ingest import (
+    DONE,
+    FAILED,
+    IGNORED,
+    PENDING,
+    RECORDED,
+    ROLE_FEEDER,
+    ROLE_WEBHOOK,
+    IngestJournal,
+    open_ingest_store,
+)
 from meta.events import InboundEvent, parse_webhook
 from tests.support import meta_payloads as meta
 
@@ -101,6 +113,38 @@ def test_pending_survives_a_restart_in_insertion_order(open_store: Callable[[], 
     assert mids(pending) == ["m_1", "m_2", "m_3"]
     assert [stored.id for stored in pending] == sorted(stored.id for stored in pending)
     assert pending[1].event.user_id == USER_B and pending[1].event.user_text() == "m_2"
+
+
+def test_pending_ids_are_the_pending_events_oldest_first(store: IngestJournal) -> None:
+    first, _read, second, third = store.record(
+        events_of(message("m_1"), meta.read(meta.T0), message("m_2", user=USER_B), message("m_3"))
+    )
+    store.finish(second.id, DONE)
+
+    assert store.pending_ids() == [first.id, third.id] == [stored.id for stored in store.pending()]
+
+
+def test_the_webhook_and_a_feeder_share_one_journal_in_their_roles(journal_url: str) -> None:
+    """The webhook process records (`ROLE_WEBHOOK`), a Rasa instance claims and finishes (`ROLE_FEEDER`); each sees
+    what the other committed, and what the feeder itself records is kept as well."""
+    webhook = open_ingest_store(journal_url, role=ROLE_WEBHOOK)
+    feeder = open_ingest_store(journal_url, role=ROLE_FEEDER)
+    try:
+        one, two = webhook.record(events_of(message("m_1"), message("m_2", user=USER_B)))
+        claimed = feeder.claim_pending("rasa", at(0), LEASE)
+        feeder.finish(one.id, DONE)
+        feeder.release_claim("rasa", key(USER_A))
+        [own] = feeder.record(events_of(message("m_3", user=USER_C)))
+
+        assert [stored.id for stored in claimed] == [one.id, two.id]
+        assert webhook.pending_ids() == [two.id, own.id]
+        assert set(webhook.claims()) == {key(USER_B)}
+        assert webhook.counts_by_status() == {DONE: 1, PENDING: 2}
+    finally:
+        webhook.close()
+        feeder.close()
+    with pytest.raises(ValueError, match="role"):
+        open_ingest_store(journal_url, role="reader")
 
 
 def test_finish_attempts_and_reverted_turns(store: IngestJournal) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -167,6 +168,68 @@ def test_write_takes_the_file_lock_at_begin(tmp_path: Path) -> None:
     other.execute("BEGIN IMMEDIATE")
     other.execute("COMMIT")
     other.close()
+    db.close()
+
+
+def test_short_waits_take_the_lock_once_the_other_connection_lets_go(tmp_path: Path) -> None:
+    """`short_waits`: BEGIN IMMEDIATE retried in short steps while another connection holds the lock; the busy
+    timeout is the connection's again afterwards (reads keep SQLite's busy handler)."""
+    path = tmp_path / "spin.sqlite3"
+    db = SQLiteFile(path, "test", numbered(SCRIPTS), busy_timeout_ms=10_000, short_waits=True)
+    other = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO items (name) VALUES ('theirs')")
+    tried = threading.Event()
+    original_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:  # the first short pause: the writer met the lock; let it go
+        assert seconds <= 0.001
+        if not tried.is_set():
+            tried.set()
+            other.execute("COMMIT")
+        original_sleep(seconds)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("core.sqlite.time.sleep", sleep)
+        with db.write() as conn:
+            conn.execute("INSERT INTO items (name) VALUES ('ours')")
+    assert tried.is_set()
+    with db.connection() as conn:
+        assert [row[0] for row in conn.execute("SELECT name FROM items ORDER BY id")] == ["theirs", "ours"]
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
+    other.close()
+    db.close()
+
+
+def test_short_waits_give_up_after_the_busy_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "spin.sqlite3"
+    db = SQLiteFile(path, "test", numbered(SCRIPTS), busy_timeout_ms=20, short_waits=True)
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(sqlite3.OperationalError, match="locked"), db.write() as conn:
+        conn.execute("INSERT INTO items (name) VALUES ('never')")
+    other.execute("COMMIT")
+    with db.connection() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 0
+        assert not conn.in_transaction
+    other.close()
+    db.close()
+
+
+def test_one_transaction_may_commit_with_another_synchronous(tmp_path: Path) -> None:
+    db = SQLiteFile(tmp_path / "s.sqlite3", "test", numbered(SCRIPTS), synchronous="NORMAL", wal_autocheckpoint=0)
+    seen = []
+    with db.write(synchronous="FULL") as conn:
+        seen.append(conn.execute("PRAGMA synchronous").fetchone()[0])
+        conn.execute("INSERT INTO items (name) VALUES ('durable')")
+    with pytest.raises(RuntimeError), db.write(synchronous="FULL") as conn:
+        raise RuntimeError("rolled back")
+    with db.connection() as conn:
+        assert seen == [2]  # FULL inside
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL again, after a commit or a rollback
+        assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    with pytest.raises(ValueError, match="synchronous"), db.write(synchronous="FULL; DROP TABLE items"):
+        pass
     db.close()
 
 

@@ -25,6 +25,9 @@ RETURNING id, dedup_key;
 SELECT id, event_json, status, attempts, window_pending, notice_pending
 FROM inbound_events WHERE status = 'pending' ORDER BY id;
 
+-- name: pending_ids
+SELECT id FROM inbound_events WHERE status = 'pending' ORDER BY id;
+
 -- name: windows_pending
 SELECT id, event_json, status, attempts, window_pending, notice_pending
 FROM inbound_events WHERE window_pending ORDER BY id;
