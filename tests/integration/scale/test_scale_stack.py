@@ -117,6 +117,11 @@ def test_one_users_messages_alternate_between_the_instances_in_order(
                 sent.append(text)
                 messenger.wait_for(lambda: len(kinds_of_replies(messenger.texts(user))) == len(sent), 90,
                                    f"the reply to message {number + 1}")
+                # The reply can be out (the outbox worker sent it) before the instance wrote the event's verdict:
+                # freezing it in that gap would leave the event pending under its claim, and the other instance
+                # would run the turn again once the lease ran out (a message stored twice in Rasa's tracker).
+                messenger.wait_for(lambda: [s for _i, s in journal_rows(names, user)] == ["done"] * len(sent), 90,
+                                   f"message {number + 1} done in the journal")
     assert kinds_of_replies(messenger.texts(user)) == ["greet", "thanks"] * 10
     assert watcher.owners[f"{SANDBOX_PAGE_ID}:{user}"] == {"rasa", "rasa-2"}, "the journal's claims' owners"
     check_tracker(names, user, sent)
