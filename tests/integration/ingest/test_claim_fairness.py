@@ -20,7 +20,8 @@ SPAMMER, VICTIM = "7000000000000001", "7000000000000002"
 LIMIT = 20
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="claim_pending picks candidates per event, not per conversation")
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="claim_pending picks candidates per event, not per conversation")
 def test_a_backlog_of_one_user_does_not_starve_another_users_message(store: IngestJournal) -> None:
     items = [meta.text_message(mid=f"m_spam_{n}", text=str(n), sender=SPAMMER) for n in range(LIMIT + 5)]
     store.record(parse_webhook(meta.webhook(meta.entry(items))))
