@@ -1,58 +1,23 @@
 """The ingest journal's backends for the contract suite: a SQLite file under tmp_path, and PostgreSQL in a fresh
-schema per test (picked with search_path in the URL, dropped afterwards, so parallel runs never meet); PostgreSQL
-unreachable → skipped (fails with REQUIRE_SERVICES=1)."""
+schema per test (picked with search_path in the URL, dropped afterwards, so parallel runs never meet:
+tests/support/postgres.py); PostgreSQL unreachable → skipped (fails with REQUIRE_SERVICES=1)."""
 
 from __future__ import annotations
 
-import functools
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from connectors.ingest import IngestJournal, open_ingest_store
-from tests.conftest import require_or_skip
-
-POSTGRES_DSN = os.environ.get("INGEST_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-@functools.lru_cache(maxsize=1)
-def postgres_available() -> bool:
-    import psycopg2
-
-    try:
-        psycopg2.connect(POSTGRES_DSN, connect_timeout=3).close()
-    except psycopg2.OperationalError:
-        return False
-    return True
-
-
-def with_search_path(url: str, schema: str) -> str:
-    separator = "&" if "?" in url else "?"
-    return f"{url}{separator}options=-csearch_path%3D{schema}"
+from tests.support.postgres import schema_url
 
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    """A journal URL whose search_path is a fresh schema, dropped afterwards."""
-    require_or_skip(postgres_available(), "PostgreSQL")
-    import psycopg2
-
-    schema = f"ingest_test_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(POSTGRES_DSN)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute(f"CREATE SCHEMA {schema}")
-        try:
-            yield with_search_path(POSTGRES_DSN, schema)
-        finally:
-            with admin.cursor() as cursor:
-                cursor.execute(f"DROP SCHEMA {schema} CASCADE")
-    finally:
-        admin.close()
+    """A journal URL whose search_path is a fresh schema (the store creates it), dropped afterwards."""
+    with schema_url("ingest_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
