@@ -1,4 +1,5 @@
-"""The webhook against a real Rasa: Sanic's own body cap, and window bookkeeping that survives a crash (issue 8)."""
+"""The webhook against a real Rasa: the body cap of the webhook process and of Sanic, and window bookkeeping that
+survives a crash (issue 8)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import time
 import uuid
 from contextlib import closing
 
+import pytest
+
 from bot.stack import Stack
 from sandbox import simulate
 from tests.support.stack import PAGE_ID, Messenger
@@ -15,13 +18,25 @@ from tests.support.stack import PAGE_ID, Messenger
 THIRTY_MB = 30 * 1024 * 1024
 
 
-def test_a_30_mb_body_is_refused_before_it_is_read(stack: Stack) -> None:
+# Both servers that take Meta's deliveries: the webhook process (connectors/webhook_server.py, what Meta is given)
+# and the Rasa channel's own route (single-process deployments).
+SERVERS = pytest.mark.parametrize("server", ["webhook", "rasa"])
+
+
+def port_of(stack: Stack, server: str) -> int:
+    return stack.ports.webhook if server == "webhook" else stack.ports.rasa
+
+
+@SERVERS
+def test_a_30_mb_body_is_refused_before_it_is_read(stack: Stack, server: str) -> None:
     """Sanic used to buffer up to its 100 MB default before the webhook's 1 MiB check: a client declaring 30 MB and
-    sending 64 KB got no answer (the server waited for the rest). Now Sanic answers 413 at once, body unread."""
-    with socket.create_connection(("127.0.0.1", stack.ports.rasa), timeout=15) as conn:
+    sending 64 KB got no answer (the server waited for the rest). Now both servers answer 413 at once, body
+    unread."""
+    port = port_of(stack, server)
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as conn:
         head = (
             "POST /webhooks/messenger/webhook HTTP/1.1\r\n"
-            f"Host: 127.0.0.1:{stack.ports.rasa}\r\n"
+            f"Host: 127.0.0.1:{port}\r\n"
             "Content-Type: application/json\r\n"
             f"Content-Length: {THIRTY_MB}\r\n\r\n"
         )
@@ -31,12 +46,15 @@ def test_a_30_mb_body_is_refused_before_it_is_read(stack: Stack) -> None:
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
 
 
-def test_a_chunked_body_over_the_cap_is_cut_off(stack: Stack) -> None:
-    """Without a Content-Length Sanic counts as it reads: it stops at the cap (2 MiB), not at 100 MB."""
-    with socket.create_connection(("127.0.0.1", stack.ports.rasa), timeout=15) as conn:
+@SERVERS
+def test_a_chunked_body_over_the_cap_is_cut_off(stack: Stack, server: str) -> None:
+    """Without a Content-Length both count as they read: they stop at the cap (1 MiB for the webhook process, 2 MiB
+    for Sanic), not at 100 MB."""
+    port = port_of(stack, server)
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as conn:
         head = (
             "POST /webhooks/messenger/webhook HTTP/1.1\r\n"
-            f"Host: 127.0.0.1:{stack.ports.rasa}\r\n"
+            f"Host: 127.0.0.1:{port}\r\n"
             "Transfer-Encoding: chunked\r\n\r\n"
         )
         conn.sendall(head.encode("ascii"))
