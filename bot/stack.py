@@ -30,6 +30,7 @@ from bot.profile import (
     extra_rasa_ports,
     outbox_worker_names,
     rasa_endpoints_env,
+    rasa_instance_id,
     rasa_names,
 )
 from core.settings import ROOT, load_settings
@@ -141,8 +142,9 @@ class Stack:
         return self.webhook_base_url + "/webhooks/messenger/webhook"
 
     def _spawn(self, name: str, command: list[str]) -> None:
-        # Each Rasa process owns its journal claims under its own name, the same after a restart.
-        env = {**self.env, "RASA_INSTANCE_ID": name} if name.startswith("rasa") else self.env
+        # Each Rasa process owns its journal claims as "<host>:<name>": the same after a restart, and distinct from
+        # the "rasa" of another host's `bot run` on the same database (two owners of one name would share claims).
+        env = {**self.env, "RASA_INSTANCE_ID": rasa_instance_id(name)} if name in self.rasa_names else self.env
         with open(self.log_dir / f"{name}.log", "ab") as log:  # the child keeps its own copy
             self.processes[name] = subprocess.Popen(
                 command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

@@ -231,7 +231,7 @@ class StackWatcher:
 
         self.names = names
         self.every = every
-        self.owners: dict[str, set[str]] = {}  # conversation key → owners seen
+        self.owners: dict[str, set[str]] = {}  # conversation key → owners seen (the stack's process names)
         self.lock_keys: set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="scale-watcher", daemon=True)
@@ -254,8 +254,8 @@ class StackWatcher:
                 try:
                     with connection.cursor() as cursor:
                         cursor.execute("SELECT conversation_key, owner FROM ingest_claims")
-                        for key, owner in cursor.fetchall():
-                            self.owners.setdefault(key, set()).add(owner)
+                        for key, owner in cursor.fetchall():  # "<host>:rasa-2" → "rasa-2" (bot/profile.py)
+                            self.owners.setdefault(key, set()).add(owner.rsplit(":", 1)[-1])
                 except psycopg2.Error:  # the table is not there yet (the first claim creates nothing: migrations)
                     pass
                 self.lock_keys.update(redis_keys(f"{self.names.key_prefix}:lock:*"))
