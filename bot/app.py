@@ -49,8 +49,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                              timeout_seconds=settings.graph_timeout_seconds)
         outbox = open_outbox(settings.outbox_store_url, client, policy_file=settings.outbox_policy_file,
                              retired_tags_until=settings.outbox_retired_tags_until,
-                             page_rate=settings.outbox_page_rate, lease_seconds=settings.outbox_lease_seconds)
+                             page_rate=settings.outbox_page_rate, lease_seconds=settings.outbox_lease_seconds,
+                             poll_seconds=settings.outbox_poll_seconds)
         app.state.outbox = outbox
+        # It also sends Rasa's replies (found within OUTBOX_POLL_SECONDS), unless Rasa runs its own (OUTBOX_IN_RASA).
         if settings.runs_outbox_in_process:  # else standalone workers send (OUTBOX_WORKERS, `python -m outbox worker`)
             outbox.start()
         # Human handoff: the console and the internal API use app.state.handoff.

@@ -34,6 +34,7 @@ class ConversationDispatcher(Generic[T]):
         self._queues: dict[str, deque[T]] = {}
         self._tasks: dict[str, asyncio.Task] = {}
         self._semaphore = asyncio.Semaphore(max_concurrency)
+        self.max_concurrency = max_concurrency
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -72,6 +73,11 @@ class ConversationDispatcher(Generic[T]):
     @property
     def pending_count(self) -> int:
         return sum(len(queue) for queue in self._queues.values())
+
+    @property
+    def waiting_conversations(self) -> int:
+        """Conversations with work that wait for a free slot (`max_concurrency` run at once)."""
+        return max(0, len(self._tasks) - self.max_concurrency)
 
     async def wait_idle(self) -> None:
         await self._idle.wait()
@@ -120,6 +126,11 @@ class ClaimingJournal(Protocol):
 
 FAILED_ROUND_PAUSE_SECONDS = 1.0
 FULL_CLAIM_SECONDS = 1.0  # a claim is made at least this often, whatever the journal's pending ids say
+# An idle feeder (nothing dispatched, nothing in flight) looks at the journal less often: its poll doubles from
+# `poll_seconds` up to this, and is back to `poll_seconds` as soon as there is work (a wake is always at once).
+# A saturated one (at least half its concurrency of conversations waiting for a slot) polls this often too: what it
+# would claim sooner could not start sooner, and every round is a journal read (a thread hop on Rasa's loop).
+IDLE_POLL_MAX_SECONDS = 0.1
 
 
 def utc_now() -> datetime:
@@ -206,17 +217,29 @@ class JournalFeeder:
     def pending_count(self) -> int:
         return self.dispatcher.pending_count
 
+    def next_wait(self, previous: float, dispatched: int) -> float:
+        """The poll after a round: `poll_seconds` while there is work (dispatched now or in flight), else doubling
+        up to IDLE_POLL_MAX_SECONDS (a quiet instance costs less; a wake from the channel's route is at once);
+        IDLE_POLL_MAX_SECONDS too while half its concurrency of conversations already waits for a slot."""
+        slowest = max(IDLE_POLL_MAX_SECONDS, self.poll_seconds)
+        if self.dispatcher.waiting_conversations >= max(1, self.dispatcher.max_concurrency // 2):
+            return slowest
+        if dispatched or self.dispatcher.active_keys() or self._drained:
+            return self.poll_seconds
+        return min(max(previous * 2, self.poll_seconds), slowest)
+
     async def run(self) -> None:
+        idle_wait = self.poll_seconds
         while True:
             self._wake.clear()  # a wake during the round asks for another round
-            wait = self.poll_seconds
             try:
-                await self.round()
+                dispatched = await self.round()
+                wait = idle_wait = self.next_wait(idle_wait, dispatched)
             except asyncio.CancelledError:
                 raise
             except Exception:  # the journal is locked or down: the next round tries again, a little later
                 logger.exception("claiming journaled events failed")
-                wait = max(wait, FAILED_ROUND_PAUSE_SECONDS)
+                wait = max(self.poll_seconds, FAILED_ROUND_PAUSE_SECONDS)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
 

@@ -203,7 +203,8 @@ class MessengerInput(InputChannel):
                                   version=settings.graph_api_version, timeout_seconds=settings.graph_timeout_seconds)
         self.outbox = open_outbox(settings.outbox_store_url, self.client, policy_file=settings.outbox_policy_file,
                                   retired_tags_until=settings.outbox_retired_tags_until,
-                                  page_rate=settings.outbox_page_rate, lease_seconds=settings.outbox_lease_seconds)
+                                  page_rate=settings.outbox_page_rate, lease_seconds=settings.outbox_lease_seconds,
+                                  poll_seconds=settings.outbox_poll_seconds)
         self._upkeep_task: asyncio.Task | None = None
         self._window_tasks: set[asyncio.Task] = set()
         self._journal = JournalApplier(self.store, self._record_window, self._notice_recorded)
@@ -285,7 +286,9 @@ class MessengerInput(InputChannel):
                 return
             return
         key_prefix = f"reply:{event.page_id}:{event.dedup_key}"
-        reverted = await self.store.run(self.store.reverted_turns, stored.id)
+        # A reverted turn is also a failed attempt (`note_turn_reverted`), and attempts only grow: a first attempt
+        # needs no journal read (a thread hop per message on Rasa's loop).
+        reverted = await self.store.run(self.store.reverted_turns, stored.id) if stored.attempts else 0
         # A replay after a crash that may have come between recording a revert and doing it: finish it (a no-op
         # when the tracker's latest message is no longer this one).
         unfinished_revert = reverted > 0
@@ -478,7 +481,9 @@ class MessengerInput(InputChannel):
                 poll_seconds=self.settings.messenger_feeder_poll_seconds,
                 lease_seconds=self.settings.messenger_claim_lease_seconds,
             )
-            if self.settings.runs_outbox_in_process:  # else standalone workers send (OUTBOX_WORKERS)
+            # Rasa's replies are sent by the app's worker (or the standalone ones, OUTBOX_WORKERS), off Rasa's event
+            # loop: it finds them within OUTBOX_POLL_SECONDS. OUTBOX_IN_RASA=1 runs a worker here too.
+            if self.settings.rasa_runs_outbox:
                 self.outbox.start()
             self._upkeep_task = asyncio.get_running_loop().create_task(self._upkeep())
             dispatched = await self._feeder.round()  # the recovery: what a restart left pending, claimed now

@@ -108,6 +108,12 @@ class Settings:
     outbox_page_rate: float = 40.0  # sends per second per page
     outbox_lease_seconds: float = 30.0  # a claimed message is another worker's after this (at-least-once window)
     outbox_batch_size: int = 32  # messages a standalone worker (`python -m outbox worker`) claims at once
+    # An outbox worker with nothing to do looks for new messages this often (another process's enqueue: Rasa's
+    # replies reach the app's or a standalone worker within about this long; a cheap look on SQLite).
+    outbox_poll_seconds: float = 0.03
+    # OUTBOX_IN_RASA=1: the Rasa channel runs an outbox worker on Rasa's event loop too (embedded profile); by
+    # default the app's worker (or the standalone ones) sends Rasa's replies, off Rasa's loop.
+    outbox_in_rasa: bool = False
     # The sending policy (outbox/policy_file.py): None is the shipped outbox/policy.yml (OUTBOX_POLICY_FILE), and
     # OUTBOX_RETIRED_TAGS_UNTIL moves the retirement date of the three tags Meta retired in 2026 (None: the file's).
     outbox_policy_file: Path | None = None
@@ -206,8 +212,14 @@ class Settings:
 
     @property
     def runs_outbox_in_process(self) -> bool:
-        """The app and the Rasa channel run an outbox worker each unless standalone workers send (OUTBOX_WORKERS)."""
+        """The app runs an outbox worker unless standalone workers send (OUTBOX_WORKERS)."""
         return self.outbox_workers == 0
+
+    @property
+    def rasa_runs_outbox(self) -> bool:
+        """The Rasa channel runs an outbox worker of its own only when asked (OUTBOX_IN_RASA) and no standalone
+        workers send: by default Rasa's replies are sent by the app's worker, off Rasa's event loop."""
+        return self.outbox_in_rasa and self.runs_outbox_in_process
 
     def store_url(self, store: str) -> str:
         """Where a store lives: its own URL, else its schema on BOT_DATABASE_URL, else its SQLite file."""
@@ -495,6 +507,9 @@ def load_settings(env: Mapping[str, str] | None = None, overrides: Mapping[str, 
         outbox_page_rate=_number(get, "OUTBOX_PAGE_RATE", 40.0),
         outbox_lease_seconds=_number(get, "OUTBOX_LEASE_SECONDS", 30.0),
         outbox_batch_size=_whole(get, "OUTBOX_BATCH_SIZE", 32, 1, 1000, "messages a worker claims at once"),
+        outbox_poll_seconds=_bounded(get, "OUTBOX_POLL_SECONDS", 0.03, 0.005, 60,
+                                     "seconds between an idle outbox worker's looks for new messages"),
+        outbox_in_rasa=_flag(get, "OUTBOX_IN_RASA"),
         outbox_policy_file=Path(get("OUTBOX_POLICY_FILE", "")) if get("OUTBOX_POLICY_FILE") else None,
         outbox_retired_tags_until=_moment(get, "OUTBOX_RETIRED_TAGS_UNTIL"),
         event_retention_days=_number(get, "MESSENGER_EVENT_RETENTION_DAYS", 30.0),

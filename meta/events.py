@@ -152,10 +152,14 @@ class InboundEvent:
         return attachments_surrogate(self.attachments)
 
     def metadata(self) -> dict[str, Any]:
-        """What travels with the message into Rasa's tracker (`UserUttered.metadata`)."""
-        data: dict[str, Any] = {"page_id": self.page_id, "kind": self.kind.value, "timestamp_ms": self.timestamp_ms}
-        if self.mid:
-            data["mid"] = self.mid
+        """What travels with the message into Rasa's tracker (`UserUttered.metadata`, and Rasa's
+        `session_started_metadata` slot): only what the actions and the console read (the page; what the console
+        shows and the handoff transcript keeps). Every tracker load and save carries it, so the rest stays in the
+        ingest journal's event JSON: the mid is the UserUttered's `message_id`, Meta's timestamp the journal's, and
+        the kind is said only when it is not a plain message."""
+        data: dict[str, Any] = {"page_id": self.page_id}
+        if self.kind is not EventKind.MESSAGE:
+            data["kind"] = self.kind.value
         if self.payload:
             data["payload"] = self.payload
         if self.title:

@@ -31,6 +31,7 @@ async def run_worker(worker_id: str | None) -> None:
             lease_seconds=settings.outbox_lease_seconds,
             batch_size=settings.outbox_batch_size,
             worker_id=worker_id,
+            poll_seconds=settings.outbox_poll_seconds,
         )
     except BaseException:
         await client.close()

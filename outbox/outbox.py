@@ -199,16 +199,18 @@ def open_outbox(
     lease_seconds: float = 30.0,
     batch_size: int = 32,
     worker_id: str | None = None,
+    poll_seconds: float = 1.0,
 ) -> Outbox:
     """The one wiring, from the settings' values: the store at `store_url` (sqlite:///…, postgresql://…,
     memory://), the policy file (None: the shipped outbox/policy.yml) and the retired tags' date, the Graph client
-    it sends with (the caller's: shared, and closed by the caller), the page rate and the worker's claim.
+    it sends with (the caller's: shared, and closed by the caller), the page rate, the worker's claim and how often an
+    idle worker looks for new messages (OUTBOX_POLL_SECONDS).
     `close()` closes the store."""
     policy = load_policy(policy_file, retired_tags_until=retired_tags_until)  # first: a broken file opens nothing
     store = open_store(store_url)
     try:
         return Outbox(store, client, policy, worker_id=worker_id, lease_seconds=lease_seconds,
-                      batch_size=batch_size, page_rate=page_rate)
+                      batch_size=batch_size, page_rate=page_rate, poll_seconds=poll_seconds)
     except BaseException:
         with contextlib.suppress(Exception):
             store.close()

@@ -584,6 +584,12 @@ class SQLiteOutboxStore:
         with self._db.write() as conn:
             return conn.execute(self._queries["reclaim_expired"], {"now": sqlite_time(now)}).rowcount
 
+    def change_token(self) -> int:
+        """Changes whenever another connection (another process's store: Rasa's enqueues) committed to the file
+        (SQLite's `data_version`): an idle worker's cheap look for new messages, instead of a write transaction."""
+        with self._db.connection() as conn:
+            return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
     def release(self, message_id: int, worker_id: str, not_before: datetime) -> OutboxMessage:
         params = {"id": message_id, "worker_id": worker_id, "not_before": sqlite_time(not_before)}
         return self._change_held("release_message", params, message_id, worker_id)

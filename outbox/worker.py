@@ -1,7 +1,8 @@
 """The outbox worker: claim due messages, decide by policy, send, record the outcome.
 
-Runs in the Rasa process (bot replies, kicked right after they are written) and in the app
-(agent replies, scheduled follow-ups, retries). The store's claim makes the two safe together.
+Runs in the app (Rasa's replies, found by its poll: a cheap change look on SQLite every OUTBOX_POLL_SECONDS; agent
+replies, kicked; scheduled follow-ups, retries) or in standalone workers, and in the Rasa process only when asked
+(OUTBOX_IN_RASA). The store's claim makes several safe together.
 The per-page rate is the store's too (outbox/rate.py): every worker on one store shares it.
 """
 
@@ -35,6 +36,10 @@ STORE_RETRY_MAX_SECONDS = 2.0
 # the store answered that slowly) would send on top of the page's next slot: it takes a new slot instead, this many
 # times at most, then sends late (or, past half its lease, gives the message back). The limit errs towards sending less.
 STALE_SLOT_RETRIES = 1
+# An idle worker looks for new messages every `poll_seconds`: on a store with a change token (SQLite's
+# data_version) only a change makes it claim; a full claim round still runs at least this often (scheduled messages,
+# retries in backoff, expired leases: due by the clock, not by a commit).
+FULL_ROUND_SECONDS = 1.0
 
 
 def utc_now() -> datetime:
@@ -113,21 +118,47 @@ class OutboxWorker:
                 raise result
         return len(claimed)
 
+    async def _change_token(self) -> Any:
+        """The store's change token (None: the store has none, every poll claims)."""
+        probe = getattr(self.store, "change_token", None)
+        if probe is None:
+            return None
+        try:
+            return await self.run_store(probe)
+        except Exception:  # the claim round says what is wrong with the store
+            return None
+
+    async def _idle(self, token: Any, poll_seconds: float) -> None:
+        """Wait until kicked, until the store changed since `token` (looked at every `poll_seconds`; a store without
+        a token: the first look), or until a full round is due (FULL_ROUND_SECONDS)."""
+        loop = asyncio.get_running_loop()
+        full_round_at = loop.time() + max(FULL_ROUND_SECONDS, poll_seconds)
+        while not self._stopping:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=poll_seconds)
+                return
+            if token is None or loop.time() >= full_round_at:
+                return
+            if await self._change_token() != token:
+                return
+
     async def run(self) -> None:
         while not self._stopping:
             self._wake.clear()
+            token = await self._change_token()  # before the claim: a commit after it shows as a change
             try:
                 handled = await self.run_once()
             except StoreUnavailable as exc:  # the database restarts: keep polling, it reconnects when back
                 logger.warning("outbox store unavailable, retrying: %s", exc, extra={"worker_id": self.worker_id})
-                handled = 0
+                await self._idle(None, FULL_ROUND_SECONDS)
+                continue
             except Exception:  # a store or network hiccup must not end the loop; it is logged
                 logger.exception("outbox round failed", extra={"worker_id": self.worker_id})
-                handled = 0
+                await self._idle(None, FULL_ROUND_SECONDS)
+                continue
             if handled:
                 continue
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+            await self._idle(token, self.poll_seconds)
 
     def stop(self) -> None:
         self._stopping = True

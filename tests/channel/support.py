@@ -217,6 +217,7 @@ def channel_settings(data_dir: Path, graph_url: str, action_server_url: str, act
         action_server_token=action_server_token,
         action_outage_seconds=10.0,
         action_timeout_seconds=20.0,
+        outbox_in_rasa=True,  # no app here: the channel's own worker sends
     )
 
 

@@ -282,3 +282,43 @@ def test_a_journaled_row_is_handed_over_once_and_retries_are_left_to_the_upkeep(
         await feeder.stop()
 
     asyncio.run(scenario())
+
+
+async def test_an_idle_feeder_polls_less_often_and_is_back_to_its_poll_with_work(store: IngestStore) -> None:
+    from connectors.dispatch import IDLE_POLL_MAX_SECONDS
+
+    feeder = JournalFeeder(store, "rasa", Recorder(store, "rasa", []), key_of, poll_seconds=0.02)
+    waits = [0.02]
+    for _ in range(6):
+        waits.append(feeder.next_wait(waits[-1], dispatched=0))
+    assert waits == [0.02, 0.04, 0.08, IDLE_POLL_MAX_SECONDS, IDLE_POLL_MAX_SECONDS, IDLE_POLL_MAX_SECONDS,
+                     IDLE_POLL_MAX_SECONDS]
+    assert feeder.next_wait(IDLE_POLL_MAX_SECONDS, dispatched=1) == 0.02, "work: back to the poll at once"
+    await store.record_async([message("u-idle", "hola")])
+    gate_recorder = Recorder(store, "rasa", [])
+    gate_recorder.gate.clear()
+    busy = JournalFeeder(store, "rasa", gate_recorder, key_of, poll_seconds=0.02)
+    assert await busy.round() == 1
+    assert busy.next_wait(IDLE_POLL_MAX_SECONDS, dispatched=0) == 0.02, "a conversation in flight: the poll stays"
+    gate_recorder.gate.set()
+    await busy.dispatcher.wait_idle()
+    await busy.stop()
+
+
+async def test_a_saturated_feeder_polls_at_its_slowest(store: IngestStore) -> None:
+    """Conversations already waiting for a slot: claiming sooner would start nothing sooner."""
+    from connectors.dispatch import IDLE_POLL_MAX_SECONDS
+
+    recorder = Recorder(store, "rasa", [])
+    recorder.gate.clear()
+    feeder = JournalFeeder(store, "rasa", recorder, key_of, max_concurrency=2, poll_seconds=0.02)
+    for number in range(3):
+        await store.record_async([message(f"u-sat{number}", "hola")])
+    assert await feeder.round() == 3
+    await asyncio.sleep(0.01)
+    assert feeder.dispatcher.waiting_conversations == 1
+    assert feeder.next_wait(0.02, dispatched=3) == IDLE_POLL_MAX_SECONDS
+    recorder.gate.set()
+    await feeder.dispatcher.wait_idle()
+    assert feeder.next_wait(0.02, dispatched=0) == 0.02, "the drained conversations are released at the next poll"
+    await feeder.stop()

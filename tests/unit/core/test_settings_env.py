@@ -123,6 +123,8 @@ FIELDS = [
     ("RASA_INSTANCE_ID", "rasa_instance_id", "", "rasa-a", "rasa-a"),
     ("MESSENGER_FEEDER_POLL_SECONDS", "messenger_feeder_poll_seconds", 0.02, "0.05", 0.05),
     ("MESSENGER_CLAIM_LEASE_SECONDS", "messenger_claim_lease_seconds", 30.0, "10", 10.0),
+    ("OUTBOX_POLL_SECONDS", "outbox_poll_seconds", 0.03, "0.02", 0.02),
+    ("OUTBOX_IN_RASA", "outbox_in_rasa", False, "1", True),
     ("OUTBOX_POLICY_FILE", "outbox_policy_file", None, "/etc/bot/policy.yml", Path("/etc/bot/policy.yml")),
     ("OUTBOX_RETIRED_TAGS_UNTIL", "outbox_retired_tags_until", None, "2026-02-10",
      datetime(2026, 2, 10, tzinfo=timezone.utc)),
@@ -161,6 +163,9 @@ def test_each_variable_is_a_field_with_its_default(variable: str, name: str, def
         ("WEBHOOK_PORT", "0"),
         ("MESSENGER_FEEDER_POLL_SECONDS", "0"),
         ("MESSENGER_CLAIM_LEASE_SECONDS", "nan"),
+        ("OUTBOX_POLL_SECONDS", "0"),
+        ("OUTBOX_POLL_SECONDS", "soon"),
+        ("OUTBOX_IN_RASA", "maybe"),
         ("OUTBOX_RETIRED_TAGS_UNTIL", "27/04/2026"),
         ("OUTBOX_RETIRED_TAGS_UNTIL", "2026-13-01"),
         ("OUTBOX_RETIRED_TAGS_UNTIL", "2026-04-27T10:00:00"),  # a time without its zone
