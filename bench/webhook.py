@@ -190,12 +190,17 @@ async def main() -> None:
     parser.add_argument("--webhook-only", action="store_true", help="skip the end-to-end side-by-side rounds")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment of the stack's processes (e.g. WEBHOOK_WORKERS=2); repeatable")
+    parser.add_argument("--rasa-nice", type=int, default=0,
+                        help="run Rasa's processes at this niceness (an experiment: the webhook first, Rasa the rest)")
     args = parser.parse_args()
     extra_env = dict(item.split("=", 1) for item in args.env)
     with tempfile.TemporaryDirectory() as tmp:
         # Rasa's REST channel is not in the served credentials.yml (it has no authentication): this file adds it.
         stack = start_stack(Path(tmp), extra_env or None, credentials="bench/credentials-rest.yml")
         try:
+            if args.rasa_nice:
+                for name in stack.rasa_names:
+                    os.setpriority(os.PRIO_PGRP, stack.processes[name].pid, args.rasa_nice)
             await endtoend.side_by_side(stack, 20, 5)  # warm up both paths
             ours = await run_ours(stack, plan(args.events, args.users, f"burst-{time.time_ns()}"), args.concurrency,
                                   args.rate, args.saturated_events)
@@ -203,7 +208,8 @@ async def main() -> None:
             runs = [await endtoend.side_by_side(stack, args.e2e_events, args.users) for _ in range(rounds)]
         finally:
             stack.stop()
-    print(f"events={args.events} users={args.users} concurrency={args.concurrency} load average "
+    print(f"events={args.events} users={args.users} concurrency={args.concurrency} rasa nice={args.rasa_nice} "
+          f"load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print_webhook(ours, args.events, args.concurrency)
     if not runs:
