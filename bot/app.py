@@ -24,7 +24,7 @@ from handoff.rasa_api import HttpRasaTrackers
 from handoff.service import Handoff, open_handoff_store
 from meta.graph import GraphClient
 from outbox import api as outbox_api
-from outbox.outbox import open_outbox
+from outbox.outbox import WAKE_FILE_NAME, open_outbox
 from sandbox import graph as sandbox
 from sandbox import simulate
 
@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.outbox = outbox
         # It also sends Rasa's replies (found within OUTBOX_POLL_SECONDS), unless Rasa runs its own (OUTBOX_IN_RASA).
         if settings.runs_outbox_in_process:  # else standalone workers send (OUTBOX_WORKERS, `python -m outbox worker`)
-            outbox.start()
+            outbox.start(wake_path=settings.data_dir / WAKE_FILE_NAME)  # the Rasa channel pings it after an enqueue
         # Human handoff: the console and the internal API use app.state.handoff.
         handoff_store = open_handoff_store(settings.handoff_store_url)
         rasa = HttpRasaTrackers(settings.rasa_url, settings.rasa_token)

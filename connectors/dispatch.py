@@ -34,7 +34,6 @@ class ConversationDispatcher(Generic[T]):
         self._queues: dict[str, deque[T]] = {}
         self._tasks: dict[str, asyncio.Task] = {}
         self._semaphore = asyncio.Semaphore(max_concurrency)
-        self.max_concurrency = max_concurrency
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -73,11 +72,6 @@ class ConversationDispatcher(Generic[T]):
     @property
     def pending_count(self) -> int:
         return sum(len(queue) for queue in self._queues.values())
-
-    @property
-    def waiting_conversations(self) -> int:
-        """Conversations with work that wait for a free slot (`max_concurrency` run at once)."""
-        return max(0, len(self._tasks) - self.max_concurrency)
 
     async def wait_idle(self) -> None:
         await self._idle.wait()
@@ -128,8 +122,6 @@ FAILED_ROUND_PAUSE_SECONDS = 1.0
 FULL_CLAIM_SECONDS = 1.0  # a claim is made at least this often, whatever the journal's pending ids say
 # An idle feeder (nothing dispatched, nothing in flight) looks at the journal less often: its poll doubles from
 # `poll_seconds` up to this, and is back to `poll_seconds` as soon as there is work (a wake is always at once).
-# A saturated one (at least half its concurrency of conversations waiting for a slot) polls this often too: what it
-# would claim sooner could not start sooner, and every round is a journal read (a thread hop on Rasa's loop).
 IDLE_POLL_MAX_SECONDS = 0.1
 
 
@@ -219,11 +211,8 @@ class JournalFeeder:
 
     def next_wait(self, previous: float, dispatched: int) -> float:
         """The poll after a round: `poll_seconds` while there is work (dispatched now or in flight), else doubling
-        up to IDLE_POLL_MAX_SECONDS (a quiet instance costs less; a wake from the channel's route is at once);
-        IDLE_POLL_MAX_SECONDS too while half its concurrency of conversations already waits for a slot."""
+        up to IDLE_POLL_MAX_SECONDS (a quiet instance costs less; a wake from the channel's route is at once)."""
         slowest = max(IDLE_POLL_MAX_SECONDS, self.poll_seconds)
-        if self.dispatcher.waiting_conversations >= max(1, self.dispatcher.max_concurrency // 2):
-            return slowest
         if dispatched or self.dispatcher.active_keys() or self._drained:
             return self.poll_seconds
         return min(max(previous * 2, self.poll_seconds), slowest)

@@ -44,7 +44,7 @@ from meta.graph import GraphClient
 from meta.outgoing import OutgoingMessageError, build_messages, mark_seen_action, typing_action
 from meta.signature import SIGNATURE_HEADER
 from outbox.model import NewMessage, Purpose, SenderKind
-from outbox.outbox import Outbox, open_outbox
+from outbox.outbox import WAKE_FILE_NAME, Outbox, open_outbox
 
 logger = logging.getLogger(__name__)
 
@@ -485,6 +485,8 @@ class MessengerInput(InputChannel):
             # loop: it finds them within OUTBOX_POLL_SECONDS. OUTBOX_IN_RASA=1 runs a worker here too.
             if self.settings.rasa_runs_outbox:
                 self.outbox.start()
+            elif self.settings.runs_outbox_in_process:  # the app's worker: woken after each enqueue, not polled
+                self.outbox.wake_others(self.settings.data_dir / WAKE_FILE_NAME)
             self._upkeep_task = asyncio.get_running_loop().create_task(self._upkeep())
             dispatched = await self._feeder.round()  # the recovery: what a restart left pending, claimed now
             if dispatched:

@@ -32,11 +32,14 @@ from outbox.model import (
 from outbox.policy import ConversationWindow, Decision, Policy, SendRequest, decide
 from outbox.policy_file import load_policy
 from outbox.store import open_store
-from outbox.worker import OutboxWorker, read_window, utc_now
+from outbox.worker import OutboxWorker, WakeSocket, read_window, utc_now
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# The app's worker listens on this file in BOT_DATA_DIR; the Rasa channel pings it after each reply it enqueued.
+WAKE_FILE_NAME = "outbox.wake"
 
 # A pause leaves a user's pending bot messages alone up to this many (newest first); more is not a conversation.
 STALE_SCAN_LIMIT = 1000
@@ -66,13 +69,25 @@ class Outbox:
             poll_seconds=poll_seconds, page_rate=page_rate, clock=clock,
         )
         self._task: asyncio.Task[None] | None = None
+        self._wake_listener: WakeSocket | None = None
+        self._wake_others: WakeSocket | None = None
 
     # --- the worker ------------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Run the worker in the background (on the running loop) until `stop()`."""
+    def start(self, wake_path: Path | None = None) -> None:
+        """Run the worker in the background (on the running loop) until `stop()`. `wake_path`: also wake it when
+        another process's outbox pings that path after an enqueue (`wake_others`)."""
         if self._task is None:
+            if wake_path is not None and self._wake_listener is None:
+                listener = WakeSocket(wake_path)
+                if listener.listen(self.kick):
+                    self._wake_listener = listener
             self._task = asyncio.get_running_loop().create_task(self._worker.run())
+
+    def wake_others(self, wake_path: Path) -> None:
+        """After each enqueue, ping the worker listening at `wake_path` (another process's: the app's), so it sends
+        at once instead of at its next poll."""
+        self._wake_others = WakeSocket(wake_path)
 
     async def run(self) -> None:
         """Run the worker in the foreground until `request_stop()` (`python -m outbox worker`)."""
@@ -88,6 +103,10 @@ class Outbox:
         if self._task is not None:
             task, self._task = self._task, None
             await task
+        for wake in (self._wake_listener, self._wake_others):
+            if wake is not None:
+                wake.close()
+        self._wake_listener = self._wake_others = None
 
     def close(self) -> None:
         self._store.close()
@@ -112,6 +131,8 @@ class Outbox:
         idempotency key returns the stored message and False."""
         result = await self._run(self._store.enqueue, new, self.clock())
         self.kick()
+        if self._wake_others is not None:
+            self._wake_others.ping()
         return result
 
     async def record_user_message(self, page_id: str, user_id: str, at: datetime) -> None:

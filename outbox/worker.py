@@ -12,9 +12,11 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from core.offload import Offload
@@ -61,6 +63,60 @@ def read_window(store: OutboxStore, page_id: str, user_id: str) -> ConversationW
     outbox's (outbox/outbox.py) one way to read it."""
     last_user = store.last_user_message_at(page_id, user_id)
     return ConversationWindow(last_user_message_at=last_user, page_utility_opt_in=store.page(page_id).utility_templates)
+
+
+class WakeSocket:
+    """A wake-up across processes of one machine (the embedded profile: Rasa enqueues, the app's worker sends): a Unix
+    datagram socket at `path` (in BOT_DATA_DIR). The worker listens; an enqueuer pings it after its commit. Best
+    effort both ways: a path too long, a missing listener or a full buffer only leave the worker to its poll."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._sock: socket.socket | None = None
+        self._listening = False
+
+    def listen(self, on_wake: Callable[[], None]) -> bool:
+        """Bind the socket and call `on_wake` on the running loop for every ping; False when it cannot."""
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()  # a previous run's file (no one else listens on it: one worker per data dir)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sock.setblocking(False)
+            sock.bind(str(self.path))
+        except OSError as exc:
+            logger.info("outbox wake socket unavailable, polling only: %s", exc, extra={"path": str(self.path)})
+            return False
+
+        def drain() -> None:
+            with contextlib.suppress(OSError):
+                while sock.recv(64):
+                    pass
+            on_wake()
+
+        asyncio.get_running_loop().add_reader(sock.fileno(), drain)
+        self._sock, self._listening = sock, True
+        return True
+
+    def ping(self) -> None:
+        """Tell the listening worker something was enqueued (never blocks, never raises)."""
+        try:
+            if self._sock is None:
+                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                self._sock.setblocking(False)
+            self._sock.sendto(b"!", str(self.path))
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is None:
+            return
+        if self._listening:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(sock.fileno())
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+        sock.close()
 
 
 class OutboxWorker:

@@ -79,3 +79,33 @@ async def test_a_store_without_a_change_look_is_claimed_every_poll(tmp_path: Pat
         worker.stop()
         await running
         store.close()
+
+
+async def test_another_process_enqueue_wakes_the_worker_through_its_wake_socket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app's worker listens on BOT_DATA_DIR/outbox.wake; the Rasa channel's outbox pings it after an enqueue:
+    sent without waiting for a poll (here the poll is an hour)."""
+    from outbox.outbox import WAKE_FILE_NAME, Outbox
+
+    monkeypatch.setattr(worker_module, "FULL_ROUND_SECONDS", 3600.0)
+    monkeypatch.delattr(SQLiteOutboxStore, "change_token")  # only the ping can wake it
+    path = tmp_path / "outbox.sqlite3"
+    transport = RecordingTransport()
+    client = GraphClient(Settings().page_tokens, transport=transport)
+    app = Outbox(CountingStore(path), client, load_policy(), page_rate=0, poll_seconds=3600)
+    rasa = Outbox(SQLiteOutboxStore(path), client, load_policy(), page_rate=0)
+    app.start(wake_path=tmp_path / WAKE_FILE_NAME)
+    rasa.wake_others(tmp_path / WAKE_FILE_NAME)
+    try:
+        await wait_for(lambda: app._store.claims >= 1)  # type: ignore[attr-defined]
+        await rasa.record_user_message(SANDBOX_PAGE_ID, USER, utc_now())
+        message, _ = await rasa.enqueue(NewMessage(SANDBOX_PAGE_ID, USER, {"text": "hola"}, purpose=Purpose.REPLY))
+        await wait_for(lambda: len(transport.sent) == 1)
+        assert (await rasa.get(message.id)).status is Status.SENT
+    finally:
+        await app.stop()
+        await rasa.stop()
+        app.close()
+        rasa.close()
+    assert not (tmp_path / WAKE_FILE_NAME).exists(), "the listener removes its socket file at stop"

@@ -304,21 +304,3 @@ async def test_an_idle_feeder_polls_less_often_and_is_back_to_its_poll_with_work
     await busy.dispatcher.wait_idle()
     await busy.stop()
 
-
-async def test_a_saturated_feeder_polls_at_its_slowest(store: IngestStore) -> None:
-    """Conversations already waiting for a slot: claiming sooner would start nothing sooner."""
-    from connectors.dispatch import IDLE_POLL_MAX_SECONDS
-
-    recorder = Recorder(store, "rasa", [])
-    recorder.gate.clear()
-    feeder = JournalFeeder(store, "rasa", recorder, key_of, max_concurrency=2, poll_seconds=0.02)
-    for number in range(3):
-        await store.record_async([message(f"u-sat{number}", "hola")])
-    assert await feeder.round() == 3
-    await asyncio.sleep(0.01)
-    assert feeder.dispatcher.waiting_conversations == 1
-    assert feeder.next_wait(0.02, dispatched=3) == IDLE_POLL_MAX_SECONDS
-    recorder.gate.set()
-    await feeder.dispatcher.wait_idle()
-    assert feeder.next_wait(0.02, dispatched=0) == 0.02, "the drained conversations are released at the next poll"
-    await feeder.stop()
