@@ -241,9 +241,10 @@ class IngestStore(IngestJournal):
       notices, the send log, prunes) with synchronous=NORMAL in WAL: the commit returns without an fsync (the next
       FULL commit or checkpoint syncs it), so it holds the write lock microseconds, not a disk flush, and the
       webhook's commits rarely wait behind it. A process crash loses nothing (the WAL is written); a power cut or
-      OS crash may lose the last of these writes: an event then reads pending again and is replayed (its replies'
-      outbox keys make the replay send nothing twice), a claim is taken again, a window or notice is applied again
-      (at least once already). What must not be lost even then stays FULL: `note_attempt_failed` and
+      OS crash may lose the last of these writes (those before the next FULL commit of either process): an event
+      then reads pending again and is replayed, as after a crash between a turn and its `finish` with FULL (its
+      replies' outbox keys make the replay send nothing twice), a claim is taken again, a window or notice is
+      applied again (at least once already). What must not be lost even then stays FULL: `note_attempt_failed` and
       `note_turn_reverted` (a reverted turn's replay needs its new outbox keys);
     - `ROLE_WEBHOOK` checkpoints only past ~40 MB of WAL (the feeder's side does it after its commits);
     - `ROLE_ALL` (the default): every commit FULL, SQLite's checkpoints."""
