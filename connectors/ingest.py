@@ -158,12 +158,21 @@ _KEEP_SEEN_KEYS = (
 )
 
 
-# Claims (`claim_pending`): the conversations whose pending events an owner may take, oldest event first: unclaimed,
-# claimed by the owner, or claimed under a lease that ran out.
+# Claims (`claim_pending`): the conversations whose pending events an owner may take, the one waiting longest first
+# (by its oldest pending event): unclaimed, claimed by the owner, or claimed under a lease that ran out. One row per
+# conversation, so `limit` candidates are `limit` conversations however long one user's backlog is.
 _CLAIMABLE = (
     "SELECT e.conversation_key FROM inbound_events e WHERE e.status = 'pending' AND NOT EXISTS"
     " (SELECT 1 FROM ingest_claims c WHERE c.conversation_key = e.conversation_key AND c.owner != ?"
-    " AND c.lease_until > ?) ORDER BY e.id LIMIT ?"
+    " AND c.lease_until > ?) GROUP BY e.conversation_key ORDER BY min(e.id) LIMIT ?"
+)
+# The held conversations' pending events, taken round robin (each conversation's first pending event, then each
+# one's second, ...) up to the limit, returned in id order: every held conversation gets its oldest event, and
+# fewer than `limit` rows means every pending event of those conversations is there.
+_PENDING_OF = (
+    "SELECT " + _ROW + " FROM (SELECT " + _ROW + ", row_number() OVER"
+    " (PARTITION BY conversation_key ORDER BY id) AS turn FROM inbound_events"
+    " WHERE status = 'pending' AND conversation_key IN ({keys}) ORDER BY turn, id LIMIT ?) ORDER BY id"
 )
 # Taken only if nobody else holds it under a live lease (re-checked on the row the upsert meets).
 _TAKE_CLAIM = (
@@ -359,9 +368,10 @@ class IngestStore(IngestJournal):
     def claim_pending(
         self, owner: str, now: datetime, lease: timedelta, limit: int = 200
     ) -> list[StoredEvent]:
-        """One transaction: the pending events, oldest first, of conversations that are unclaimed, claimed by `owner`
-        or whose claim ran out; those conversations are (re)claimed for `owner` until `now + lease`. Returns the
-        events in id order, including those `owner` already has in flight (the caller skips its own)."""
+        """One transaction: up to `limit` conversations that are unclaimed, claimed by `owner` or whose claim ran
+        out, longest waiting first, are (re)claimed for `owner` until `now + lease`; their pending events, round
+        robin up to `limit` events, are returned in id order, including those `owner` already has in flight (the
+        caller skips its own)."""
         if limit <= 0:
             return []
         at, until = iso(now), iso(now + lease)
@@ -375,11 +385,7 @@ class IngestStore(IngestJournal):
             if not held:
                 return []
             marks = ",".join("?" * len(held))
-            rows = conn.execute(
-                f"SELECT {_ROW} FROM inbound_events WHERE status = 'pending' AND conversation_key IN ({marks})"
-                " ORDER BY id LIMIT ?",
-                (*held, limit),
-            ).fetchall()
+            rows = conn.execute(_PENDING_OF.format(keys=marks), (*held, limit)).fetchall()
         return self._rebuild(rows)
 
     def renew_claims(self, owner: str, conversation_keys: list[str], now: datetime, lease: timedelta) -> list[str]:

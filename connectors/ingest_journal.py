@@ -224,10 +224,13 @@ class IngestJournal(ABC):
 
     @abstractmethod
     def claim_pending(self, owner: str, now: datetime, lease: timedelta, limit: int = 200) -> list[StoredEvent]:
-        """One transaction: the pending events, oldest first, of conversations that are unclaimed, claimed by `owner`
-        or whose claim ran out; those conversations are (re)claimed for `owner` until `now + lease`. Returns the
-        events in id order, including those `owner` already has in flight (the caller skips its own). `limit`
-        counts events: the rest of a conversation follows on the next call."""
+        """One transaction: up to `limit` conversations that are unclaimed, claimed by `owner` or whose claim ran
+        out, the one waiting longest first (by its oldest pending event), are (re)claimed for `owner` until
+        `now + lease`. Returns their pending events in id order, including those `owner` already has in flight (the
+        caller skips its own), taken round robin up to `limit` events (every conversation's first, then every one's
+        second, ...): one user's backlog never hides another user's message, every claimed conversation gets its
+        oldest event, and fewer than `limit` events means none of theirs was left out. The rest of a backlog follows
+        on the next call."""
 
     @abstractmethod
     def renew_claims(self, owner: str, conversation_keys: list[str], now: datetime, lease: timedelta) -> list[str]:

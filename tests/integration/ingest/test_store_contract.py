@@ -293,14 +293,23 @@ def test_finished_events_are_not_claimed_and_a_conversation_without_pending_even
     assert set(store.claims()) == {key(USER_B)}
 
 
-def test_the_limit_counts_events_and_the_rest_follows_on_the_next_claim(store: IngestJournal) -> None:
+def test_the_limit_shares_the_events_round_robin_and_the_rest_follows_on_the_next_claim(store: IngestJournal) -> None:
     store.record(events_of(*(message(f"a{n}") for n in range(5)), message("b1", user=USER_B)))
 
     first = store.claim_pending("rasa-1", at(0), LEASE, limit=3)
-    assert mids(first) == ["a0", "a1", "a2"] and set(store.claims()) == {key(USER_A)}
+    assert mids(first) == ["a0", "a1", "b1"], "each conversation's first event, then the second, in id order"
+    assert set(store.claims()) == {key(USER_A), key(USER_B)}
     assert store.claim_pending("rasa-1", at(0), LEASE, limit=0) == []
-    assert mids(store.claim_pending("rasa-2", at(1), LEASE, limit=3)) == ["b1"]
-    assert mids(store.claim_pending("rasa-1", at(2), LEASE, limit=10)) == ["a0", "a1", "a2", "a3", "a4"]
+    assert store.claim_pending("rasa-2", at(1), LEASE, limit=3) == [], "both held by rasa-1"
+    assert mids(store.claim_pending("rasa-1", at(2), LEASE, limit=10)) == ["a0", "a1", "a2", "a3", "a4", "b1"]
+
+
+def test_the_limit_counts_conversations_claimed_longest_waiting_first(store: IngestJournal) -> None:
+    store.record(events_of(message("a0"), message("b0", user=USER_B), message("a1"), message("c0", user=USER_C)))
+
+    assert mids(store.claim_pending("rasa-1", at(0), LEASE, limit=2)) == ["a0", "b0"]
+    assert set(store.claims()) == {key(USER_A), key(USER_B)}, "C waits: two conversations were asked for"
+    assert mids(store.claim_pending("rasa-2", at(1), LEASE, limit=2)) == ["c0"]
 
 
 def test_claims_survive_a_restart(open_store: Callable[[], IngestJournal]) -> None:

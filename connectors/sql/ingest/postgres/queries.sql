@@ -51,13 +51,15 @@ SET status = 'failed', window_pending = false, notice_pending = false, last_erro
 WHERE id = %(id)s;
 
 -- name: claimable_conversations
--- The conversations of the oldest pending events that nobody else holds under a live lease (one row per event).
+-- The conversations nobody else holds under a live lease, the one waiting longest first (by its oldest pending
+-- event): one row per conversation, so `limit` candidates are `limit` conversations however long one backlog is.
 SELECT e.conversation_key FROM inbound_events e
 WHERE e.status = 'pending'
   AND NOT EXISTS (
       SELECT 1 FROM ingest_claims c
       WHERE c.conversation_key = e.conversation_key AND c.owner <> %(owner)s AND c.lease_until > %(now)s)
-ORDER BY e.id
+GROUP BY e.conversation_key
+ORDER BY min(e.id)
 LIMIT %(limit)s;
 
 -- name: take_claims
@@ -71,11 +73,18 @@ WHERE ingest_claims.owner = EXCLUDED.owner OR ingest_claims.lease_until <= %(now
 RETURNING conversation_key;
 
 -- name: pending_of_conversations
--- A new statement after the claims are held: its snapshot sees every event another owner finished before.
+-- A new statement after the claims are held: its snapshot sees every event another owner finished before. Round
+-- robin (each conversation's first pending event, then each one's second, ...) up to the limit, in id order: every
+-- held conversation gets its oldest event, and fewer than `limit` rows means all their pending events are there.
 SELECT id, event_json, status, attempts, window_pending, notice_pending
-FROM inbound_events WHERE status = 'pending' AND conversation_key = ANY(%(keys)s)
-ORDER BY id
-LIMIT %(limit)s;
+FROM (
+    SELECT id, event_json, status, attempts, window_pending, notice_pending,
+           row_number() OVER (PARTITION BY conversation_key ORDER BY id) AS turn
+    FROM inbound_events WHERE status = 'pending' AND conversation_key = ANY(%(keys)s)
+    ORDER BY turn, id
+    LIMIT %(limit)s
+) AS taken
+ORDER BY id;
 
 -- name: renew_claims
 UPDATE ingest_claims SET lease_until = %(until)s
