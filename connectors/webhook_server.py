@@ -13,6 +13,11 @@ Routes (the same path the Rasa channel had, so Meta's setting only changes host 
 - `GET /health`: `{"status": "ok"}`.
 Anything else is 404 (405 for a known path with another method). Bad input is a 4xx, never a 500.
 
+Unsigned clients cannot hold the process: at most `MAX_CONNECTIONS` connections at once (uvicorn's
+`limit_concurrency`: a request beyond them is answered 503), an idle keep-alive connection is closed after
+`KEEP_ALIVE_SECONDS`, and a body must arrive within `BODY_READ_SECONDS` of the request (else 408 and the connection
+closes: uvicorn has no read deadline of its own), so a slow sender holds its 1 MiB for seconds, not forever.
+
 A minimal ASGI app on uvicorn (httptools parser, uvloop when installed, no access log): no framework on the path.
 """
 
@@ -48,6 +53,9 @@ ROUTES: dict[tuple[str, str], str] = {
 }
 _SIGNATURE = SIGNATURE_HEADER.lower().encode("latin-1")
 MAX_QUERY_BYTES = 4096  # a verification's query string is a few dozen bytes
+MAX_CONNECTIONS = 512  # uvicorn's limit_concurrency: connections (or tasks) beyond it are answered 503
+KEEP_ALIVE_SECONDS = 5  # an idle keep-alive connection is closed after this
+BODY_READ_SECONDS = 10.0  # a delivery's whole body must arrive within this (Meta sends its few KB at once)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -129,10 +137,12 @@ async def answer_json(send: Send, status: int, payload: dict[str, Any], close: b
 
 class WebhookApp:
     """The ASGI app. `store` is the ingest journal (its `record_async` commits concurrent deliveries together);
-    `app_id` tells our own echoes from a person's (MESSENGER_APP_ID)."""
+    `app_id` tells our own echoes from a person's (MESSENGER_APP_ID); `body_deadline` bounds a slow body."""
 
-    def __init__(self, store: IngestJournal, *, app_secret: str, verify_token: str, app_id: str = "") -> None:
+    def __init__(self, store: IngestJournal, *, app_secret: str, verify_token: str, app_id: str = "",
+                 body_deadline: float = BODY_READ_SECONDS) -> None:
         self.store = store
+        self.body_deadline = body_deadline  # seconds for the whole body to arrive (408 after)
         self.app_secret = app_secret
         self.verify_token = verify_token
         self.app_id = app_id
@@ -171,7 +181,10 @@ class WebhookApp:
             await answer_json(send, 413, {"error": "body larger than 1 MiB"}, close=True)
             return
         try:
-            raw = await read_body(receive, MAX_BODY_BYTES)
+            raw = await asyncio.wait_for(read_body(receive, MAX_BODY_BYTES), self.body_deadline)
+        except TimeoutError:  # a slow (or stalled) sender: it does not keep its connection and buffer
+            await answer_json(send, 408, {"error": "the body did not arrive in time"}, close=True)
+            return
         except BodyTooLarge:
             await answer_json(send, 413, {"error": "body larger than 1 MiB"}, close=True)
             return
@@ -218,6 +231,16 @@ def create_app(settings: Settings | None = None, store: IngestJournal | None = N
                       app_id=settings.app_id)
 
 
+def server_config(app: WebhookApp, host: str, port: int, loop: str = "asyncio") -> Any:
+    """How uvicorn serves the app (a `uvicorn.Config`): httptools, no access log, and the limits that keep unsigned
+    clients from holding the process (`MAX_CONNECTIONS`, `KEEP_ALIVE_SECONDS`; the body deadline is the app's)."""
+    import uvicorn
+
+    return uvicorn.Config(app, host=host, port=port, loop=loop, http="httptools", access_log=False,
+                          log_level="warning", lifespan="on", server_header=False,
+                          limit_concurrency=MAX_CONNECTIONS, timeout_keep_alive=KEEP_ALIVE_SECONDS)
+
+
 def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
@@ -242,9 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         loop = "uvloop"
     except ImportError:
         loop = "asyncio"
-    config = uvicorn.Config(app, host=host, port=args.port or settings.webhook_port, loop=loop, http="httptools",
-                            access_log=False, log_level="warning", lifespan="on", server_header=False)
-    uvicorn.Server(config).run()
+    uvicorn.Server(server_config(app, host, args.port or settings.webhook_port, loop)).run()
     return 0
 
 
