@@ -34,7 +34,7 @@ from connectors.action_server import (
 )
 from connectors.dispatch import ConversationDispatcher, JournalFeeder
 from connectors.handoff import AppHandoffClient, outside_author
-from connectors.ingest import DONE, FAILED, IngestStore, JournalApplier, StoredEvent, open_ingest_store
+from connectors.ingest import DONE, FAILED, IngestJournal, JournalApplier, StoredEvent, open_ingest_store
 from core.settings import Settings, load_settings
 from handoff.model import PauseReason
 from meta.delivery import judge_delivery
@@ -95,7 +95,7 @@ class MessengerOutput(OutputChannel):
     def __init__(
         self,
         client: GraphClient,
-        store: IngestStore,
+        store: IngestJournal,
         outbox: Outbox,
         page_id: str | None,
         key_prefix: str | None = None,
