@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from core.postgres import create_schema_of, redacted
-from core.settings import Settings
+from core.settings import EXTRA_RASA_PORT_STEP, Settings
 
 EMBEDDED_ENDPOINTS = "endpoints.yml"
 SCALE_ENDPOINTS = "endpoints-scale.yml"
-EXTRA_RASA_PORT_STEP = 10  # rasa-2 on RASA_PORT+10, rasa-3 on +20 … (RASA_PORT+1 is the webhook's default)
 
 
 def endpoints_file(settings: Settings) -> str:

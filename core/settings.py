@@ -67,6 +67,10 @@ STORE_URL_VARIABLES = {"ingest_db_url": "INGEST_DB_URL", "handoff_db_url": "HAND
                        "console_db_url": "CONSOLE_DB_URL", "outbox_url": "OUTBOX_URL"}
 
 
+# `bot run` puts "rasa-2" on RASA_PORT+10, "rasa-3" on +20 … (bot/profile.py extra_rasa_ports; RASA_PORT+1 is the
+# webhook's default).
+EXTRA_RASA_PORT_STEP = 10
+
 DEFAULT_LLM_TIMEOUT_SECONDS = 4.0  # LLM_TIMEOUT_SECONDS: a fallback answer in all, retries included
 ACTION_TIMEOUT_MARGIN_SECONDS = 15.0  # retrieval, the app's calls and Rasa's side of an action call
 
@@ -685,6 +689,27 @@ def _page_tokens(get: Callable[..., Any]) -> dict[str, str]:
     return page_tokens or {SANDBOX_PAGE_ID: SANDBOX_PAGE_TOKEN}
 
 
+def _check_shared(settings: Settings) -> None:
+    """What several processes share must be shareable: the outbox (an in-memory one is each process's own, so
+    replies enqueued by one are never sent by another's worker) and the ports (the webhook process must not take a
+    port another process of `bot run` binds)."""
+    if settings.outbox_store_url == "memory://" and (
+        settings.outbox_workers > 0 or settings.rasa_instances > 1 or settings.is_scale
+    ):
+        raise SettingsError(
+            "OUTBOX_URL=memory:// keeps the outbox inside one process, but several processes share it here "
+            f"(BOT_PROFILE={settings.profile}, RASA_INSTANCES={settings.rasa_instances}, "
+            f"OUTBOX_WORKERS={settings.outbox_workers}): use sqlite:///… or postgresql://…")
+    taken = {"RASA_PORT": settings.rasa_port, "APP_PORT": settings.app_port, "ACTION_PORT": settings.action_port}
+    for number in range(1, settings.rasa_instances):
+        taken[f"RASA_PORT+{EXTRA_RASA_PORT_STEP * number} (rasa-{number + 1})"] = (
+            settings.rasa_port + EXTRA_RASA_PORT_STEP * number)
+    clashes = [name for name, port in taken.items() if port == settings.webhook_port]
+    if clashes:
+        raise SettingsError(f"WEBHOOK_PORT={settings.webhook_port} is also {clashes[0]}: give the webhook process "
+                            "a port of its own")
+
+
 def _check_limits(settings: Settings) -> None:
     """The ranges checked on the parsed values (the others are checked while parsing)."""
     if not 0 <= settings.event_retention_days <= 36500:
@@ -695,6 +720,7 @@ def _check_limits(settings: Settings) -> None:
         raise SettingsError("HANDOFF_MAX_FAILURES must be 1 or more (answers not found in a row before a handoff)")
     if settings.handoff_idle_resume_minutes < 0:
         raise SettingsError("HANDOFF_IDLE_RESUME_MINUTES must be 0 (never) or more")
+    _check_shared(settings)
     try:
         settings.business_schedule()  # a schedule nobody can read must stop the start, not the first handoff
     except BusinessHoursError as exc:
