@@ -115,6 +115,8 @@ class ClaimingJournal(Protocol):
 
     def release_claim(self, owner: str, conversation_key: str) -> None: ...
 
+    def pending_ids(self) -> list[int]: ...
+
     def journaled(self) -> Sequence[Any]: ...
 
 
@@ -244,7 +246,7 @@ class JournalFeeder:
         full = self._last_full_claim is None or now - self._last_full_claim >= self.full_claim_every
         known = frozenset() if full else frozenset(self._inflight | self._elsewhere)
         try:
-            claimed, journaled, unclaimed = await self.store.run(self._claim_and_read_journal, now, known)
+            claimed, journaled, unclaimed = await self.store.run(self._claim_and_read_journal, now, known, full)
             finished = self._finished_while_claiming
         finally:
             self._finished_while_claiming = None
@@ -275,21 +277,20 @@ class JournalFeeder:
             task.add_done_callback(self._journal_tasks.discard)
 
     def _claim_and_read_journal(
-        self, now: datetime, known: frozenset[int]
+        self, now: datetime, known: frozenset[int], full: bool
     ) -> tuple[Sequence[Any], Sequence[Any], set[int] | None]:
         """On the store's thread: one hop for the claim and the journaled rows. A claim is a write (its own fsync,
-        and the webhook process's commits wait for the lock): with `pending_ids` (a read), it is made only when a
-        pending event is neither in flight here nor left unclaimed by the last claim (another instance holds it);
-        `known` empty (every `full_claim_every`) claims anyway, for claims that ran out. Returns the pending ids the
-        claim did not give this instance (None: unknown)."""
+        and the webhook process's commits wait for the lock): after `pending_ids` (a read), it is made only when a
+        pending event is neither in flight here nor left unclaimed by the last claim (another instance holds it), so
+        an idle journal (no pending id) is never claimed; a `full` round (every `full_claim_every`) claims anyway,
+        for claims that ran out. Returns the pending ids the claim did not give this instance (None: unknown)."""
         journaled = self.store.journaled() if self._apply_journaled is not None else ()
-        pending_ids = getattr(self.store, "pending_ids", None)
-        ids: list[int] | None = pending_ids() if pending_ids is not None else None
-        if known and ids is not None and all(event_id in known for event_id in ids):
+        ids = self.store.pending_ids()
+        if not full and set(ids) <= known:
             return (), journaled, None
         claimed = self.store.claim_pending(self.owner, now, self.lease, self.batch)
         unclaimed = None
-        if ids is not None and len(claimed) < self.batch:
+        if len(claimed) < self.batch:
             unclaimed = set(ids) - {stored.id for stored in claimed}
         return claimed, journaled, unclaimed
 

@@ -264,6 +264,27 @@ def test_rounds_claim_only_when_a_pending_event_is_new_to_the_feeder(tmp_path: P
     asyncio.run(scenario())
 
 
+def test_an_idle_journal_is_not_claimed_between_full_claims(tmp_path: Path) -> None:
+    """Nothing pending, nothing in flight: a round reads the pending ids and makes no claim (a write) until the next
+    full claim; a message recorded meanwhile is claimed in the next round."""
+
+    async def scenario() -> None:
+        journal = CountingClaims(tmp_path / "idle.sqlite3")
+        feeder = JournalFeeder(journal, "rasa", Recorder(journal, "rasa", []), key_of)
+        feeder.full_claim_every = timedelta(hours=1)
+        assert await feeder.round() == 0 and journal.claims_made == 1, "the first round is a full claim"
+        for _ in range(5):
+            assert await feeder.round() == 0
+        assert journal.claims_made == 1, "no claim on an idle journal"
+        await journal.record_async([message("u", "hola")])
+        assert await feeder.round() == 1 and journal.claims_made == 2
+        await until(lambda: journal.counts_by_status() == {DONE: 1})
+        await feeder.stop()
+        journal.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_journaled_row_is_handed_over_once_and_retries_are_left_to_the_upkeep(store: IngestStore) -> None:
     async def scenario() -> None:
         seen: list[int] = []
