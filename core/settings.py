@@ -222,8 +222,10 @@ class Settings:
     @property
     def rasa_runs_outbox(self) -> bool:
         """The Rasa channel runs an outbox worker of its own only when asked (OUTBOX_IN_RASA) and no standalone
-        workers send: by default Rasa's replies are sent by the app's worker, off Rasa's event loop."""
-        return self.outbox_in_rasa and self.runs_outbox_in_process
+        workers send: by default Rasa's replies are sent by the app's worker, off Rasa's event loop. An in-memory
+        outbox (`memory://`) is the process's own, so the channel must send what it queues itself."""
+        in_memory = self.outbox_store_url.startswith("memory:")
+        return (self.outbox_in_rasa or in_memory) and self.runs_outbox_in_process
 
     def store_url(self, store: str) -> str:
         """Where a store lives: its own URL, else its schema on BOT_DATABASE_URL, else its SQLite file."""

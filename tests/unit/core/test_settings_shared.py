@@ -16,6 +16,14 @@ def test_an_in_memory_outbox_is_fine_for_one_process() -> None:
     assert load_settings(MEMORY).outbox_store_url == "memory://"
 
 
+def test_rasa_sends_what_it_queues_in_an_in_memory_outbox() -> None:
+    """The app's worker cannot see Rasa's memory: with `memory://` the channel runs its own worker, or its replies
+    would wait forever, unsent and unsaid."""
+    assert load_settings(MEMORY).rasa_runs_outbox
+    assert not load_settings({}).rasa_runs_outbox  # a shared store: the app's worker sends, off Rasa's loop
+    assert load_settings({"OUTBOX_IN_RASA": "1"}).rasa_runs_outbox
+
+
 @pytest.mark.parametrize("env", [
     {"OUTBOX_WORKERS": "1"},
     {"BOT_PROFILE": "scale"},
