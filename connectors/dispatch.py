@@ -34,6 +34,7 @@ class ConversationDispatcher(Generic[T]):
         self._queues: dict[str, deque[T]] = {}
         self._tasks: dict[str, asyncio.Task] = {}
         self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._started: set[str] = set()  # conversations whose head item is in the handler
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -49,21 +50,39 @@ class ConversationDispatcher(Generic[T]):
         drained = False
         try:
             while queue:
-                item = queue[0]
                 async with self._semaphore:
+                    if not queue:  # dropped while waiting for a slot
+                        break
+                    item = queue[0]
+                    self._started.add(key)
                     try:
                         await self._handler(item)
                     except Exception:  # the handler records its own failures; keep the queue moving
                         logger.exception("conversation handler failed", extra={"conversation": key})
+                    finally:
+                        self._started.discard(key)
                 queue.popleft()
             drained = True
         finally:
+            self._started.discard(key)
             del self._tasks[key]
             del self._queues[key]
             if not self._tasks:
                 self._idle.set()
             if drained and self._on_drained is not None:
                 self._on_drained(key)
+
+    def drop_queued(self, key: str) -> list[T]:
+        """Forget the conversation's items not yet started (the one in the handler, if any, runs to its end);
+        returns them. The conversation is drained as usual once nothing of it runs."""
+        queue = self._queues.get(key)
+        if not queue:
+            return []
+        keep = 1 if key in self._started else 0
+        dropped = list(queue)[keep:]
+        while len(queue) > keep:
+            queue.pop()
+        return dropped
 
     def active_keys(self) -> list[str]:
         """The conversations with queued or running items."""
@@ -317,9 +336,19 @@ class JournalFeeder:
             return
         held = set(await self.store.run(self.store.renew_claims, self.owner, keys, now, self.lease))
         lost = [key for key in keys if key not in held]
-        if lost:  # this instance stood still longer than the lease: another may process them too
-            logger.error("lost the claim of %d conversations while working on them", len(lost),
-                         extra={"owner": self.owner})
+        if lost:  # this instance stood still longer than the lease: another instance may have claimed them
+            self._drop_lost(lost)
+
+    def _drop_lost(self, keys: list[str]) -> None:
+        """Conversations whose claim this instance no longer holds: their queued items not yet started are dropped
+        (they stay pending in the journal, the claim's new holder runs them; the one in the handler, if any, cannot
+        be taken back), so two instances never run one conversation's next turns."""
+        for key in keys:
+            dropped = self.dispatcher.drop_queued(key)
+            for stored in dropped:
+                self._inflight.discard(stored.id)
+            logger.error("lost the claim of a conversation while working on it; dropped %d queued events",
+                         len(dropped), extra={"owner": self.owner, "conversation": key})
 
     async def _handle(self, stored: Any) -> None:
         try:

@@ -285,6 +285,36 @@ def test_an_idle_journal_is_not_claimed_between_full_claims(tmp_path: Path) -> N
     asyncio.run(scenario())
 
 
+def test_a_lost_claim_drops_the_conversations_queued_events(tmp_path: Path) -> None:
+    """This instance stood still past its lease and another instance claimed the conversation: at the renewal, the
+    events queued behind the running one are dropped (left to the new holder), so both never run them."""
+
+    async def scenario() -> None:
+        journal = IngestStore(tmp_path / "lost.sqlite3")
+        log: list[tuple[str, str, str]] = []
+        handler = Recorder(journal, "rasa", log)
+        handler.gate.clear()
+        now = datetime.now(timezone.utc)
+        clock = [now]
+        feeder = JournalFeeder(journal, "rasa", handler, key_of, lease_seconds=30, clock=lambda: clock[0])
+        await journal.record_async([message("u", "uno"), message("u", "dos"), message("u", "tres")])
+        assert await feeder.round() == 3
+        await until(lambda: "u" in handler.active)
+        clock[0] = now + timedelta(seconds=31)  # the lease ran out while "uno" was in the handler
+        taken = journal.claim_pending("rasa-2", clock[0], timedelta(seconds=30))
+        assert [stored.event.text for stored in taken] == ["uno", "dos", "tres"], "'uno' is still pending too"
+        await feeder.round()  # the renewal finds the claim lost
+        assert feeder.pending_count == 1, "only the running event is left"
+        handler.gate.set()
+        await feeder.dispatcher.wait_idle()
+        assert log == [("rasa", "u", "uno")]
+        assert journal.claims()[f"{PAGE}:u"][0] == "rasa-2", "the new holder keeps its claim"
+        await feeder.stop()
+        journal.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_journaled_row_is_handed_over_once_and_retries_are_left_to_the_upkeep(store: IngestStore) -> None:
     async def scenario() -> None:
         seen: list[int] = []
