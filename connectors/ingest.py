@@ -184,11 +184,12 @@ _TAKE_CLAIM = (
 
 class JournalApplier:
     """Applies what the ingest transaction journaled for events not for Rasa, after the webhook's 200: the window
-    (`record_window`, then `window_applied`) and the live-view notice (`notify` → True once the app confirmed it,
-    then `notice_applied`). A failure leaves the flag set for the next round (the upkeep loop, the next start).
-    One task at a time per row, and the flags are read again under that guard, so a confirmed notice is never sent
-    twice by the webhook's task racing the upkeep loop (a notice the app recorded but whose answer was lost is sent
-    again: at least once)."""
+    (`record_window`) and the live-view notice (`notify` → True once the app confirmed it). Each row's flags are
+    taken atomically first (`take_journaled`), so of the webhook's task, the upkeep loop and every Rasa instance
+    reading the same journaled row (each one's feeder reads `journaled()`), one applies it; a failure (or a
+    cancellation) sets the flag back (`restore_journaled`) for the next round (the upkeep loop, the next start). A
+    notice the app recorded but whose answer was lost is sent again (at least once); a process killed between the
+    take and the apply loses that one window or notice (at most the rows it was applying)."""
 
     def __init__(
         self,
@@ -215,23 +216,34 @@ class JournalApplier:
                 self._inflight.discard(stored.id)
 
     async def _apply_one(self, stored: StoredEvent) -> None:
-        window_pending, notice_pending = await self.store.run(self.store.journal_state, stored.id)
-        if window_pending:
-            try:
-                await self.record_window(stored.event)
-                await self.store.run(self.store.window_applied, stored.id)
-            except Exception:  # the journal keeps it; logged and retried, never lost
-                logger.exception("recording the window failed; retried later", extra={"event_id": stored.id})
-        if notice_pending:
-            try:
-                shown = await self.notify(stored.event)
-            except Exception:  # the journal keeps it; logged and retried, never lost
-                logger.exception("the live-view notice failed; retried later", extra={"event_id": stored.id})
-                return
-            if shown:
-                await self.store.run(self.store.notice_applied, stored.id)
-            else:  # the handoff client logged why (the app is down or refused it)
-                logger.warning("the live-view notice was not confirmed; retried later", extra={"event_id": stored.id})
+        # Taken atomically: of the instances (and tasks) holding this row, one gets each flag and applies it.
+        window, notice = await self.store.run(self.store.take_journaled, stored.id)
+        window_failed, notice_failed = window, notice  # until applied (a cancellation puts them back too)
+        try:
+            if window:
+                try:
+                    await self.record_window(stored.event)
+                    window_failed = False
+                except Exception:  # put back below; logged and retried, never lost
+                    logger.exception("recording the window failed; retried later", extra={"event_id": stored.id})
+            if notice:
+                try:
+                    notice_failed = not await self.notify(stored.event)
+                    if notice_failed:  # the handoff client logged why (the app is down or refused it)
+                        logger.warning("the live-view notice was not confirmed; retried later",
+                                       extra={"event_id": stored.id})
+                except Exception:  # put back below; logged and retried, never lost
+                    logger.exception("the live-view notice failed; retried later", extra={"event_id": stored.id})
+        finally:
+            if window_failed or notice_failed:
+                await self._restore(stored.id, window_failed, notice_failed)
+
+    async def _restore(self, event_id: int, window: bool, notice: bool) -> None:
+        try:
+            await self.store.run(self.store.restore_journaled, event_id, window, notice)
+        except Exception:  # the flags cannot be put back: this window / notice is not retried
+            logger.exception("putting a journaled event back failed: not retried",
+                             extra={"event_id": event_id, "window": window, "notice": notice})
 
 
 # The webhook process checkpoints only past this much WAL (~40 MB: the feeder's side is down), so the commit a
@@ -356,6 +368,26 @@ class IngestStore(IngestJournal):
         """The app confirmed the live-view notice: it is never sent again."""
         with self._db.write() as conn:
             conn.execute("UPDATE inbound_events SET notice_pending = 0 WHERE id = ?", (event_id,))
+
+    def take_journaled(self, event_id: int) -> tuple[bool, bool]:
+        with self._db.write() as conn:  # BEGIN IMMEDIATE: one taker at a time on this file
+            row = conn.execute(
+                "SELECT window_pending, notice_pending FROM inbound_events WHERE id = ?", (event_id,)
+            ).fetchone()
+            if row is None or not (row[0] or row[1]):
+                return (False, False)
+            conn.execute("UPDATE inbound_events SET window_pending = 0, notice_pending = 0 WHERE id = ?", (event_id,))
+        return (bool(row[0]), bool(row[1]))
+
+    def restore_journaled(self, event_id: int, window: bool, notice: bool) -> None:
+        if not (window or notice):
+            return
+        with self._db.write(synchronous="FULL") as conn:  # lost, it would lose the window or the notice
+            conn.execute(
+                "UPDATE inbound_events SET window_pending = max(window_pending, ?),"
+                " notice_pending = max(notice_pending, ?) WHERE id = ?",
+                (int(window), int(notice), event_id),
+            )
 
     def _mark_unparseable(self, event_id: int, error: str) -> None:
         with self._db.write() as conn:

@@ -223,6 +223,16 @@ class IngestJournal(ABC):
         """The app confirmed the live-view notice: it is never sent again."""
 
     @abstractmethod
+    def take_journaled(self, event_id: int) -> tuple[bool, bool]:
+        """One transaction: clears the row's `window_pending` and `notice_pending` and returns which of them were set
+        (`(window, notice)`): the caller that gets True applies that part, so two Rasa instances reading the same
+        journaled row never both apply it. `restore_journaled` sets a part again when applying it failed."""
+
+    @abstractmethod
+    def restore_journaled(self, event_id: int, window: bool, notice: bool) -> None:
+        """Sets the flags named True again (applying what `take_journaled` gave failed): retried at a later round."""
+
+    @abstractmethod
     def claim_pending(self, owner: str, now: datetime, lease: timedelta, limit: int = 200) -> list[StoredEvent]:
         """One transaction: up to `limit` conversations that are unclaimed, claimed by `owner` or whose claim ran
         out, the one waiting longest first (by its oldest pending event), are (re)claimed for `owner` until

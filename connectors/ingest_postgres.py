@@ -131,6 +131,14 @@ class PostgresIngestStore(IngestJournal):
     def notice_applied(self, event_id: int) -> None:
         self._write("notice_applied", id=event_id)
 
+    def take_journaled(self, event_id: int) -> tuple[bool, bool]:
+        rows = self._rows("take_journaled", id=event_id)  # the row locked: a second taker reads it cleared
+        return (bool(rows[0]["window_pending"]), bool(rows[0]["notice_pending"])) if rows else (False, False)
+
+    def restore_journaled(self, event_id: int, window: bool, notice: bool) -> None:
+        if window or notice:
+            self._write("restore_journaled", id=event_id, window=window, notice=notice)
+
     # Claims.
 
     def claim_pending(self, owner: str, now: datetime, lease: timedelta, limit: int = 200) -> list[StoredEvent]:

@@ -195,6 +195,55 @@ def test_window_and_notice_flags_until_applied(store: IngestJournal) -> None:
     assert store.journal_state(999_999) == (False, False)
 
 
+def test_a_journaled_row_is_taken_by_one_caller_and_can_be_put_back(
+    store: IngestJournal, open_store: Callable[[], IngestJournal]
+) -> None:
+    """Two Rasa instances read the same journaled row (`journaled()`): `take_journaled` gives each flag to one of
+    them; a failed apply puts it back for a later round."""
+    other = open_store()  # a second instance: its own connection
+    reaction, standby = store.record(events_of(meta.reaction("m_tk"))) + store.record(
+        events_of(message("m_tk_sb"), standby=True)
+    )
+    assert store.take_journaled(standby.id) == (True, True)
+    assert other.take_journaled(standby.id) == (False, False), "already taken"
+    assert [s.id for s in store.journaled()] == [reaction.id]
+    store.restore_journaled(standby.id, window=False, notice=True)  # the app was down
+    assert other.journal_state(standby.id) == (False, True)
+    assert other.take_journaled(standby.id) == (False, True) and store.take_journaled(standby.id) == (False, False)
+    assert other.take_journaled(reaction.id) == (True, False)
+    assert store.journaled() == [] and store.take_journaled(999_999) == (False, False)
+
+
+def test_instances_taking_journaled_rows_at_once_each_get_a_row_once(
+    open_store: Callable[[], IngestJournal]
+) -> None:
+    """Three instances (threads, each with its own connection) take the same rows at the same moment: every flag
+    goes to exactly one of them."""
+    import threading
+
+    stores = [open_store() for _ in range(3)]
+    rows = stores[0].record(events_of(*(message(f"m_at_{n}") for n in range(15)), standby=True))
+    assert all(row.notice_pending for row in rows)
+    won: list[tuple[int, bool, bool]] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(len(stores))
+
+    def take_all(journal: IngestJournal) -> None:
+        for row in rows:
+            barrier.wait()
+            window, notice = journal.take_journaled(row.id)
+            with lock:
+                won.extend([(row.id, True, False)] * window + [(row.id, False, True)] * notice)
+
+    threads = [threading.Thread(target=take_all, args=(journal,)) for journal in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    expected = sorted([(row.id, True, False) for row in rows] + [(row.id, False, True) for row in rows])
+    assert sorted(won) == expected, "each flag taken once"
+
+
 # --- retention -------------------------------------------------------------------------------------
 
 

@@ -150,6 +150,45 @@ async def test_the_webhook_task_racing_the_upkeep_loop_sends_the_notice_once(
         store.close()
 
 
+async def test_two_rasa_instances_reading_one_journaled_row_send_the_notice_once(
+    tmp_path: Path, app: FakeApp, handoff: AppHandoffClient
+) -> None:
+    """Every instance's feeder reads `journaled()` and hands the rows to its own applier: only the instance that
+    takes the row (`take_journaled`) applies it; the window is recorded once too."""
+    await app.start()
+    path = tmp_path / "messenger.sqlite3"
+    first_store, second_store = IngestStore(path), IngestStore(path)
+    windows: list[str] = []
+    try:
+        first, second = applier(first_store, handoff, windows), applier(second_store, handoff, windows)
+        first_store.record(standby_message("m_two_instances", "hola"))
+        await asyncio.gather(first.apply(first_store.journaled()), second.apply(second_store.journaled()))
+        assert [item["text"] for item in app.received] == ["hola"]
+        assert windows == ["m_two_instances"]
+        assert first_store.journaled() == []
+    finally:
+        first_store.close()
+        second_store.close()
+
+
+async def test_a_notice_the_app_did_not_confirm_is_put_back_for_any_instance(
+    tmp_path: Path, app: FakeApp, handoff: AppHandoffClient
+) -> None:
+    """Taken by one instance while the app is down: the flag is set again, and another instance sends it later."""
+    path = tmp_path / "messenger.sqlite3"
+    first_store, second_store = IngestStore(path), IngestStore(path)
+    try:
+        (stored,) = first_store.record(standby_message("m_back", "otra vez"))
+        await applier(first_store, handoff, []).apply([stored])
+        assert second_store.journal_state(stored.id) == (False, True)
+        await app.start()
+        await applier(second_store, handoff, []).apply(second_store.journaled())
+        assert [item["text"] for item in app.received] == ["otra vez"] and first_store.journaled() == []
+    finally:
+        first_store.close()
+        second_store.close()
+
+
 def test_only_standby_user_actions_journal_a_notice(tmp_path: Path) -> None:
     """Messages for Rasa reach the live view through processing; receipts and reactions have nothing to show."""
     store = IngestStore(tmp_path / "messenger.sqlite3")
@@ -176,7 +215,7 @@ async def test_a_journal_error_on_one_row_does_not_drop_the_rest_of_the_batch(
     every later row of that round; now that row stays journaled for the next round and the others are applied."""
     await app.start()
     store = IngestStore(tmp_path / "messenger.sqlite3")
-    real_state = store.journal_state
+    real_take = store.take_journaled
     first = store.record(standby_message("m_one", "uno"))[0]
     second = store.record(standby_message("m_two", "dos"))[0]
 
@@ -184,10 +223,10 @@ async def test_a_journal_error_on_one_row_does_not_drop_the_rest_of_the_batch(
         if event_id == first.id and not failing_once.failed:  # type: ignore[attr-defined]
             failing_once.failed = True  # type: ignore[attr-defined]
             raise OSError("disk I/O error")
-        return real_state(event_id)
+        return real_take(event_id)
 
     failing_once.failed = False  # type: ignore[attr-defined]
-    store.journal_state = failing_once  # type: ignore[method-assign]
+    store.take_journaled = failing_once  # type: ignore[method-assign]
     try:
         journal = applier(store, handoff, [])
         await journal.apply([first, second])

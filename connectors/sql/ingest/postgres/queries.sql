@@ -45,6 +45,17 @@ UPDATE inbound_events SET notice_pending = false WHERE id = %(id)s;
 -- name: journal_state
 SELECT window_pending, notice_pending FROM inbound_events WHERE id = %(id)s;
 
+-- name: take_journaled
+UPDATE inbound_events AS event SET window_pending = false, notice_pending = false
+FROM (SELECT id, window_pending, notice_pending FROM inbound_events WHERE id = %(id)s FOR UPDATE) AS old
+WHERE event.id = old.id AND (old.window_pending OR old.notice_pending)
+RETURNING old.window_pending, old.notice_pending;
+
+-- name: restore_journaled
+UPDATE inbound_events
+SET window_pending = window_pending OR %(window)s, notice_pending = notice_pending OR %(notice)s
+WHERE id = %(id)s;
+
 -- name: mark_unparseable
 UPDATE inbound_events
 SET status = 'failed', window_pending = false, notice_pending = false, last_error = %(error)s, finished_at = %(now)s
