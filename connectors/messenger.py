@@ -20,7 +20,7 @@ from typing import Any
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, OutputChannel, UserMessage
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
-from rasa.shared.core.events import ActionExecuted, ConversationPaused, SessionStarted
+from rasa.shared.core.events import ActionExecuted, ConversationPaused, SessionStarted, UserUttered
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -129,6 +129,11 @@ class MessengerOutput(OutputChannel):
         if not page_id:
             raise MessengerError(f"no page known for recipient {recipient_id}")
         return page_id
+
+    @property
+    def replied(self) -> bool:
+        """Whether a reply was queued in this turn."""
+        return self._sequence > 0
 
     def _idempotency_key(self) -> str | None:
         """Replies to one event get positional keys: reprocessing the event after a crash
@@ -316,6 +321,11 @@ class MessengerInput(InputChannel):
                         await self._run_turn(event, output)
                     finally:
                         await output._ready_to_reply()  # a turn without replies (or a failed one) still ends it
+                    if not output.replied and await self._stored_while_paused(event):
+                        # a pause landed between the check above and the turn: Rasa stored the message without
+                        # predicting, the live view hears of it as for any message written while paused
+                        await self.handoff.user_message(event.page_id, event.user_id, event.shown_text(),
+                                                        user_message_time(event))
             except ActionCallsFailed as exc:  # the server died mid-turn (or an action crashed): undo, wait, retry
                 logger.error("an action call failed in a turn: %s", exc, extra={"event_id": stored.id})
                 self.actions.saw_failure()
@@ -408,6 +418,15 @@ class MessengerInput(InputChannel):
             return False
         tracker = await agent.tracker_store.retrieve(user_id)
         return bool(tracker is not None and tracker.is_paused())
+
+    async def _stored_while_paused(self, event: InboundEvent) -> bool:
+        """After a turn that sent nothing: whether Rasa only stored the message because the conversation was paused
+        by then (no action ran after it; `stored_unpredicted`)."""
+        agent = self._app.ctx.agent
+        if not ever_paused(agent.tracker_store, event.user_id):
+            return False
+        tracker = await agent.tracker_store.retrieve(event.user_id)
+        return bool(tracker is not None and tracker.is_paused() and stored_unpredicted(tracker.events, event.mid))
 
     async def _store_while_paused(self, event: InboundEvent) -> None:
         """Rasa keeps the message (nothing is predicted, even for `/restart`; a collecting channel catches
@@ -550,6 +569,17 @@ class MessengerInput(InputChannel):
             return response.text("EVENT_RECEIVED")
 
         return webhook
+
+
+def stored_unpredicted(events: Any, mid: str | None) -> bool:
+    """Pure: the tracker's latest user message is `mid` (any, when None) and no action ran after it: Rasa stored it
+    without predicting (the conversation was paused)."""
+    for event in reversed(list(events)):
+        if isinstance(event, ActionExecuted):
+            return False
+        if isinstance(event, UserUttered):
+            return mid is None or event.message_id == mid
+    return False
 
 
 def ever_paused(tracker_store: Any, sender_id: str) -> bool:

@@ -5,6 +5,7 @@ had is loaded and asked, and a resumed one is then not paused."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from rasa.core.tracker_store import AwaitableTrackerStore, SQLTrackerStore
 from rasa.shared.core.domain import Domain
@@ -33,3 +34,60 @@ async def test_only_a_conversation_with_a_pause_event_is_loaded(tmp_path: Path) 
 
 def test_a_store_it_cannot_query_sends_the_caller_to_the_tracker() -> None:
     assert ever_paused(object(), "anyone")
+
+
+def test_a_message_stored_without_a_prediction_is_told_apart() -> None:
+    """`stored_unpredicted`: the latest user message with no action after it (Rasa held a paused conversation)."""
+    from rasa.shared.core.events import ActionExecuted, BotUttered
+
+    from connectors.messenger import stored_unpredicted
+
+    answered = [UserUttered("hola", message_id="m1"), ActionExecuted("utter_greet"), BotUttered("¡Hola!"),
+                ActionExecuted("action_listen")]
+    assert not stored_unpredicted(answered, "m1")
+    held = [*answered, ConversationPaused(), UserUttered("¿hay alguien?", message_id="m2")]
+    assert stored_unpredicted(held, "m2") and stored_unpredicted(held, None)
+    assert not stored_unpredicted(held, "m1"), "another message is the latest"
+    assert not stored_unpredicted([ConversationPaused()], "m1")
+
+
+async def test_a_pause_landing_after_the_check_still_reaches_the_live_view(open_channel: Any) -> None:
+    """The pause arrives between the channel's `_is_paused` and the turn: Rasa stores the message without predicting
+    and the Rasa event feed skips user messages of paused conversations, so the channel reports it to the app
+    (handoff user_message) as it does for any message written while paused. Fails on a channel that does not check
+    again after a turn without replies: nothing reaches the live view."""
+    from connectors.handoff import AppHandoffClient
+    from tests.channel.support import ChannelServer, eventually
+
+    user = "psid-pause-race"
+    told: list[tuple[str, str]] = []
+
+    class HandoffTap(AppHandoffClient):
+        async def user_message(self, page_id: str, user_id: str, text: str, at: Any) -> bool:
+            told.append((user_id, text))
+            return True
+
+    def prepare(channel: Any) -> None:
+        channel.handoff = HandoffTap(channel.settings.app_url, channel.settings.service_token)
+
+    server: ChannelServer = await open_channel(prepare)
+    await server.start()
+    assert await server.say(user, "hola") == 200
+    await eventually(lambda: [row["status"] for row in server.journal(user)] == ["done"], "the first turn done")
+    assert told == []
+
+    agent, real_is_paused = server.agent, server.channel._is_paused
+
+    async def pause_lands_after_the_check(user_id: str) -> bool:
+        paused = await real_is_paused(user_id)
+        async with agent.lock_store.lock(user_id):  # what the handoff service's pause does to the tracker
+            tracker = await agent.tracker_store.retrieve(user_id)
+            tracker.update(ConversationPaused())
+            await agent.tracker_store.save(tracker)
+        return paused
+
+    server.channel._is_paused = pause_lands_after_the_check
+    assert await server.say(user, "¿me ayudan?") == 200
+    await eventually(lambda: [row["status"] for row in server.journal(user)] == ["done", "done"], "the second done")
+    assert await server.user_texts_in_tracker(user) == ["hola", "¿me ayudan?"], "Rasa stored it"
+    assert told == [(user, "¿me ayudan?")], "the live view hears of it"
