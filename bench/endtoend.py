@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.reporting import latency_summary  # noqa: E402
-from bench.webhook import plan  # noqa: E402
+from bench.workload import plan  # noqa: E402
 from core.settings import DEMO_APP_SECRET, SANDBOX_PAGE_ID, load_settings  # noqa: E402
 from outbox.model import MessageFilter, OutboxMessage  # noqa: E402
 from outbox.store import open_store  # noqa: E402

@@ -39,7 +39,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import endtoend  # noqa: E402
+from bench import endtoend, workload  # noqa: E402
 from bench import outbox as outbox_bench  # noqa: E402
 from bench import webhook as webhook_bench  # noqa: E402
 from bench.endtoend import ChannelRun  # noqa: E402
@@ -513,7 +513,7 @@ async def soak(stack: Stack, sizes: Sizes, progress: Progress) -> SoakResult:
 
         async def post(number: int) -> None:
             user = users[number % len(users)]
-            text = webhook_bench.TEXTS[(number // len(users)) % len(webhook_bench.TEXTS)]
+            text = workload.TEXTS[(number // len(users)) % len(workload.TEXTS)]
             body = simulate.webhook_body(SANDBOX_PAGE_ID, [simulate.text_message(SANDBOX_PAGE_ID, user, text)])
             raw, headers = simulate.signed_request(body, DEMO_APP_SECRET)
             async with in_flight:

@@ -31,20 +31,15 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.workload import plan  # noqa: E402
 from core.settings import DEMO_APP_SECRET, SANDBOX_PAGE_ID  # noqa: E402
 from sandbox import simulate  # noqa: E402
 from tests.support.stack import start_stack  # noqa: E402
-
-TEXTS = ["hola", "gracias", "buenas tardes", "chao", "ok de una", "eres un bot?", "muchas gracias", "no"]
 
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
-def plan(events: int, users: int, prefix: str) -> list[tuple[str, str]]:
-    return [(f"{prefix}-{i % users}", TEXTS[(i // users) % len(TEXTS)]) for i in range(events)]
 
 
 def signed_bodies(messages: list[tuple[str, str]]) -> list[tuple[bytes, dict[str, str]]]:
