@@ -33,6 +33,7 @@ from bot.profile import (
     rasa_instance_id,
     rasa_names,
 )
+from core.hosts import client_host
 from core.settings import ROOT, load_settings
 
 RASA_BIN = ROOT / ".venv-rasa" / "bin" / "rasa"
@@ -312,11 +313,6 @@ def label(name: str) -> str:
     if name.startswith("outbox-"):
         return f"outbox worker {name}"
     return name
-
-
-def client_host(listen_host: str) -> str:
-    """Where local clients reach a server listening on `listen_host` (a wildcard is reached on loopback)."""
-    return "127.0.0.1" if listen_host in ("0.0.0.0", "::", "") else listen_host
 
 
 def build_stack(

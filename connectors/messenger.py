@@ -10,7 +10,6 @@ Runs inside the Rasa process (Python 3.10).
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import os
 import socket
@@ -42,7 +41,7 @@ from meta.errors import GraphError, MessengerError
 from meta.events import EventKind, InboundEvent
 from meta.graph import GraphClient
 from meta.outgoing import OutgoingMessageError, build_messages, mark_seen_action, typing_action
-from meta.signature import SIGNATURE_HEADER
+from meta.signature import SIGNATURE_HEADER, is_valid_verify_token
 from outbox.model import NewMessage, Purpose, SenderKind
 from outbox.outbox import WAKE_FILE_NAME, Outbox, open_outbox
 
@@ -537,7 +536,7 @@ class MessengerInput(InputChannel):
             mode = request.args.get("hub.mode")
             token = request.args.get("hub.verify_token") or ""
             challenge = request.args.get("hub.challenge") or ""
-            if mode == "subscribe" and is_valid_token(token, self.settings.verify_token):
+            if mode == "subscribe" and is_valid_verify_token(token, self.settings.verify_token):
                 return response.text(challenge)
             return response.text("forbidden", status=403)
 
@@ -605,5 +604,3 @@ def ever_paused(tracker_store: Any, sender_id: str) -> bool:
     return found is not None
 
 
-def is_valid_token(given: str, expected: str) -> bool:
-    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))

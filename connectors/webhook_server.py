@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import hmac
 import json
 import logging
 import sys
@@ -38,7 +37,7 @@ from connectors.ingest import ROLE_WEBHOOK, IngestJournal, open_ingest_store
 from core.exposure import STARTUP_CHECKS
 from core.settings import Settings, SettingsError, load_settings
 from meta.delivery import MAX_BODY_BYTES, judge_delivery
-from meta.signature import SIGNATURE_HEADER
+from meta.signature import SIGNATURE_HEADER, is_valid_verify_token
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +66,6 @@ class BodyTooLarge(Exception):
     """The body passed `MAX_BODY_BYTES` while it streamed in."""
 
 
-def is_valid_token(given: str, expected: str) -> bool:
-    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
 def declared_length(headers: list[tuple[bytes, bytes]]) -> int | None | str:
@@ -99,7 +96,7 @@ def verify_answer(query_string: bytes, verify_token: str) -> tuple[int, bytes]:
     mode = (query.get("hub.mode") or [""])[0]
     token = (query.get("hub.verify_token") or [""])[0]
     challenge = (query.get("hub.challenge") or [""])[0]
-    if mode == "subscribe" and is_valid_token(token, verify_token):
+    if mode == "subscribe" and is_valid_verify_token(token, verify_token):
         return 200, challenge.encode("utf-8")
     return 403, b"forbidden"
 

@@ -18,3 +18,8 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:  # a host name other than localhost may resolve anywhere
         return False
+
+
+def client_host(listen_host: str) -> str:
+    """Where local clients reach a server listening on `listen_host` (a wildcard is reached on loopback)."""
+    return "127.0.0.1" if listen_host in ("0.0.0.0", "::", "") else listen_host

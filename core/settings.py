@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from core.business_hours import BusinessHours, BusinessHoursError, parse_business_hours
-from core.hosts import is_loopback_host
+from core.hosts import client_host, is_loopback_host
 from core.postgres import SCHEMA_NAME, is_postgres_url, schema_in_url, with_schema
 
 DEMO_APP_SECRET = "demo-app-secret"
@@ -255,7 +255,7 @@ class Settings:
     @property
     def webhook_url(self) -> str:
         """Where this machine posts Meta's deliveries: the webhook process (a wildcard host is reached on loopback)."""
-        host = "127.0.0.1" if self.webhook_host in ("0.0.0.0", "::", "") else self.webhook_host
+        host = client_host(self.webhook_host)
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.webhook_port}/webhooks/messenger/webhook"
 

@@ -21,3 +21,8 @@ def is_valid_signature(body: bytes, header_value: str | None, app_secret: str) -
         return False
     expected = sign(body, app_secret)
     return hmac.compare_digest(expected.encode("ascii"), header_value.strip().encode("ascii", "replace"))
+
+
+def is_valid_verify_token(given: str, expected: str) -> bool:
+    """Meta's subscription check (`hub.verify_token`), compared in constant time."""
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
