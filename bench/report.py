@@ -618,9 +618,10 @@ def run_outbox(sizes: Sizes, progress: Progress) -> Section:
             backends: dict[str, Callable[[], str]] = {
                 "sqlite": lambda: f"sqlite:///{Path(tmp) / uuid.uuid4().hex}.sqlite3"
             }
-            dsn = os.environ.get("OUTBOX_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-            if outbox_bench.postgres_url(dsn):
-                backends["postgresql"] = lambda: outbox_bench.postgres_url(dsn) or ""
+            from tests.support.postgres import POSTGRES_URL, postgres_available
+
+            if postgres_available():  # each run then gets a schema of its own
+                backends["postgresql"] = lambda: outbox_bench.postgres_url(POSTGRES_URL) or ""
             else:
                 notes.append("PostgreSQL not reachable: SQLite only")
             tick = progress.bar("outbox runs", 2 * len(backends))
