@@ -62,9 +62,15 @@ STORES = {
     "handoff": ("handoff_db_url", "handoff.sqlite3"),
     "console": ("console_db_url", "console.sqlite3"),
     "outbox": ("outbox_url", "outbox.sqlite3"),
+    "comment_journal": ("comment_journal_db_url", "comment_journal.sqlite3"),  # feed comments (the webhook process)
+    "comments": ("comments_db_url", "comments.sqlite3"),  # private-reply rules ("Respuestas privadas")
+    "links": ("links_db_url", "links.sqlite3"),  # m.me links, QR codes, referrals
+    "page_profile": ("page_profile_db_url", "page_profile.sqlite3"),  # the page's Messenger profile
 }
 STORE_URL_VARIABLES = {"ingest_db_url": "INGEST_DB_URL", "handoff_db_url": "HANDOFF_DB_URL",
-                       "console_db_url": "CONSOLE_DB_URL", "outbox_url": "OUTBOX_URL"}
+                       "console_db_url": "CONSOLE_DB_URL", "outbox_url": "OUTBOX_URL",
+                       "comment_journal_db_url": "COMMENT_JOURNAL_DB_URL", "comments_db_url": "COMMENTS_DB_URL",
+                       "links_db_url": "LINKS_DB_URL", "page_profile_db_url": "PAGE_PROFILE_DB_URL"}
 
 
 # `bot run` puts "rasa-2" on RASA_PORT+10, "rasa-3" on +20 … (bot/profile.py extra_rasa_ports; RASA_PORT+1 is the
@@ -109,6 +115,10 @@ class Settings:
     ingest_db_url: str = field(default="", repr=False)
     handoff_db_url: str = field(default="", repr=False)
     console_db_url: str = field(default="", repr=False)
+    comment_journal_db_url: str = field(default="", repr=False)
+    comments_db_url: str = field(default="", repr=False)
+    links_db_url: str = field(default="", repr=False)
+    page_profile_db_url: str = field(default="", repr=False)
     outbox_page_rate: float = 40.0  # sends per second per page
     outbox_lease_seconds: float = 30.0  # a claimed message is another worker's after this (at-least-once window)
     outbox_batch_size: int = 32  # messages a standalone worker (`python -m outbox worker`) claims at once

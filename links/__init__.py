@@ -1,0 +1,1 @@
+"""m.me links and their QR codes, and the campaigns (referrals) that conversations arrive by."""
