@@ -39,6 +39,7 @@ HTTP_STATUS: Mapping[str, int] = {
     "console_error": 500,
     "auth_error": 400,
     "knowledge_error": 422,
+    "rule_error": 500,
     # Who is asking.
     "service_token_required": 401,
     "not_authenticated": 401,
@@ -54,6 +55,7 @@ HTTP_STATUS: Mapping[str, int] = {
     "message_not_found": 404,
     "draft_not_found": 404,
     "snippet_not_found": 404,
+    "rule_not_found": 404,
     # A state that forbids it now.
     "idempotency_key_reused": 409,
     "invalid_transition": 409,
@@ -75,6 +77,7 @@ HTTP_STATUS: Mapping[str, int] = {
     "invalid_status": 422,
     "invalid_idempotency_key": 422,
     "invalid_snippet": 422,
+    "rule_invalid": 422,
     "invalid_limit": 422,
     "invalid_outcome": 422,
     "invalid_max_attempts": 422,
