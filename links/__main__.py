@@ -1,0 +1,7 @@
+"""`python -m links`: see links/cli.py."""
+
+import sys
+
+from links.cli import main
+
+sys.exit(main())
