@@ -56,11 +56,13 @@ HTTP_STATUS: Mapping[str, int] = {
     "draft_not_found": 404,
     "snippet_not_found": 404,
     "rule_not_found": 404,
+    "link_not_found": 404,
     # A state that forbids it now.
     "idempotency_key_reused": 409,
     "invalid_transition": 409,
     "draft_has_errors": 409,
     "nothing_to_roll_back": 409,
+    "ref_in_use": 409,
     "knowledge_busy": 429,
     "file_too_large": 413,
     # A part of the app that did not answer.
@@ -68,6 +70,7 @@ HTTP_STATUS: Mapping[str, int] = {
     "handoff_unavailable": 503,
     "outbox_unavailable": 503,
     "knowledge_unavailable": 503,
+    "links_unavailable": 503,
     # The request itself.
     "invalid_request": 422,
     "invalid_user": 422,
@@ -78,6 +81,7 @@ HTTP_STATUS: Mapping[str, int] = {
     "invalid_idempotency_key": 422,
     "invalid_snippet": 422,
     "rule_invalid": 422,
+    "link_invalid": 422,
     "invalid_limit": 422,
     "invalid_outcome": 422,
     "invalid_max_attempts": 422,
