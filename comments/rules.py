@@ -175,7 +175,7 @@ _REPEATED_LETTER = re.compile(r"([^\W\d_])\1+")
 
 def normalize(text: str) -> str:
     """Lower case, no accents, punctuation and emoji as spaces, repeated letters once, single spaces."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
     kept = []
     for char in decomposed:
         if unicodedata.combining(char):
@@ -314,8 +314,9 @@ def _unknown_keys(body: Mapping[str, Any], allowed: frozenset[str], path: str) -
     unknown = sorted(str(key) for key in body if key not in allowed)
     if unknown:
         where = f" en {path}" if path else ""
-        raise RuleInvalid(f"{path}.{unknown[0]}" if path else unknown[0],
-                          f"Campo desconocido «{unknown[0][:40]}»{where}.")
+        key = unknown[0][:40]
+        raise RuleInvalid(".".join(part for part in (path, key) if part) or "cuerpo",
+                          f"Campo desconocido «{key}»{where}.")
 
 
 def _words_list(value: Any, path: str, what: str, most: int) -> tuple[str, ...]:
