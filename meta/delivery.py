@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from meta.events import InboundEvent, SkippedItem, WebhookPayloadError, decode_webhook
+from meta.feed import FeedChange
 from meta.signature import is_valid_signature
 
 # Meta's deliveries are a few KB (a batch of up to 1,000 items stays well under this). Sanic refuses
@@ -23,6 +24,7 @@ class DeliveryVerdict:
     error: str = ""
     events: tuple[InboundEvent, ...] = ()
     skipped: tuple[SkippedItem, ...] = ()
+    changes: tuple[FeedChange, ...] = ()  # `feed` changes: the comment journal's (connectors/webhook_server.py)
 
     @property
     def accepted(self) -> bool:
@@ -39,4 +41,4 @@ def judge_delivery(raw: bytes, signature_header: str | None, app_secret: str) ->
         parsed = decode_webhook(raw)
     except WebhookPayloadError as exc:
         return DeliveryVerdict(400, f"not a Messenger page webhook: {exc}")
-    return DeliveryVerdict(200, events=parsed.events, skipped=parsed.skipped)
+    return DeliveryVerdict(200, events=parsed.events, skipped=parsed.skipped, changes=parsed.changes)

@@ -26,6 +26,7 @@ from enum import Enum
 from typing import Any
 
 from core.settings import PAGE_INBOX_APP_ID
+from meta.feed import FeedChange, MalformedChangeError, is_feed_change, parse_feed_value
 
 
 class WebhookPayloadError(ValueError):
@@ -347,7 +348,7 @@ class SkippedItem:
     """A malformed item left out of a delivery: where it was and why (logged, never stored)."""
 
     entry_index: int
-    list_name: str  # "messaging", "standby", or "entry" for an entry without items
+    list_name: str  # "messaging", "standby", "changes" (a feed change), or "entry" for an entry without items
     item_index: int
     reason: str
 
@@ -356,6 +357,7 @@ class SkippedItem:
 class ParsedWebhook:
     events: tuple[InboundEvent, ...]
     skipped: tuple[SkippedItem, ...] = ()
+    changes: tuple[FeedChange, ...] = ()  # the entries' `feed` changes (comments, visitor posts), meta.feed
 
 
 def _item_list(entry: Mapping[str, Any], key: str) -> list[Any]:
@@ -375,8 +377,9 @@ def _entry_page_id(entry: Mapping[str, Any]) -> str:
 
 
 def read_webhook(body: Any) -> ParsedWebhook:
-    """Every entry and every item, in delivery order; `standby` items are marked as such; malformed
-    items are skipped and reported. Raises `WebhookPayloadError` for a malformed envelope, and when
+    """Every entry and every item, in delivery order; `standby` items are marked as such; an entry's `feed`
+    changes go to `changes` (an entry whose changes are all `feed` ones is no UNKNOWN event); malformed
+    items and changes are skipped and reported. Raises `WebhookPayloadError` for a malformed envelope, and when
     items were sent but none of them is usable."""
     if not isinstance(body, Mapping):
         raise WebhookPayloadError("the body is not a JSON object")
@@ -386,14 +389,26 @@ def read_webhook(body: Any) -> ParsedWebhook:
     if not isinstance(entries, list):
         raise WebhookPayloadError("entry is missing or not a list")
     events: list[InboundEvent] = []
+    changes: list[FeedChange] = []
     skipped: list[SkippedItem] = []
     for entry_index, entry in enumerate(entries):
         if not isinstance(entry, Mapping):
             raise WebhookPayloadError("an entry is not an object")
         page_id = _entry_page_id(entry)
         lists = [("messaging", _item_list(entry, "messaging")), ("standby", _item_list(entry, "standby"))]
-        if not lists[0][1] and not lists[1][1]:
-            # e.g. `changes` (feed comments): kept for later features, not fatal.
+        entry_changes = entry.get("changes")
+        feed_only = False
+        if isinstance(entry_changes, list):
+            feed_only = bool(entry_changes) and all(is_feed_change(change) for change in entry_changes)
+            for change_index, change in enumerate(entry_changes):
+                if not is_feed_change(change):
+                    continue
+                try:
+                    changes.append(parse_feed_value(change.get("value"), page_id))
+                except MalformedChangeError as exc:
+                    skipped.append(SkippedItem(entry_index, "changes", change_index, str(exc)))
+        if not lists[0][1] and not lists[1][1] and not feed_only:
+            # e.g. `changes` of another field than `feed`: kept for later features, not fatal.
             # Parsed like an item so that `from_dict(to_dict())` rebuilds the same event.
             lists = [("entry", [entry])]
         for list_name, items in lists:
@@ -402,9 +417,9 @@ def read_webhook(body: Any) -> ParsedWebhook:
                     events.append(parse_messaging_item(item, page_id, standby=list_name == "standby"))
                 except MalformedItemError as exc:
                     skipped.append(SkippedItem(entry_index, list_name, item_index, str(exc)))
-    if skipped and not events:
+    if skipped and not events and not changes:
         raise WebhookPayloadError(f"no usable item ({skipped[0].reason})")
-    return ParsedWebhook(tuple(events), tuple(skipped))
+    return ParsedWebhook(tuple(events), tuple(skipped), tuple(changes))
 
 
 def parse_webhook(body: Any) -> list[InboundEvent]:

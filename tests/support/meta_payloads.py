@@ -192,9 +192,10 @@ def entry(items: list[Item], page: str = PAGE_ID, time: int = T0, standby: bool 
 
 
 def changes_entry(page: str = PAGE_ID, time: int = T0) -> dict[str, Any]:
-    """A feed change (a comment on a post): an entry with `changes` and no messaging items."""
-    value = {"item": "comment", "verb": "add", "comment_id": "123_456", "message": "¿Precio?"}
-    return {"id": page, "time": time, "changes": [{"field": "feed", "value": value}]}
+    """A change of a Page field the parser does not model (a rating): an entry with `changes` and no messaging
+    items, kept as one UNKNOWN event. (`feed` changes are parsed: see `feed_entry`.)"""
+    value = {"item": "rating", "verb": "add", "rating": 5, "review_text": "Muy buena atención", "reviewer_id": "55"}
+    return {"id": page, "time": time, "changes": [{"field": "ratings", "value": value}]}
 
 
 def webhook(*entries: dict[str, Any]) -> dict[str, Any]:

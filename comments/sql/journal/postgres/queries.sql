@@ -1,0 +1,95 @@
+-- The comment journal's named queries (PostgreSQL, psycopg2). Parameters are %(named)s; times arrive as ISO 8601 UTC
+-- text and are cast by the columns they meet. The same names as ../sqlite/queries.sql.
+-- Every query that returns rows returns the whole row (comments.journal.StoredComment).
+
+-- name: insert_change
+-- A redelivery (same dedup_key) inserts nothing and returns no row.
+INSERT INTO feed_changes (dedup_key, page_id, item, verb, comment_id, post_id, parent_id, from_id, from_name, message,
+                          created_at, received_at, raw_json, status, reason_code)
+VALUES (%(dedup_key)s, %(page_id)s, %(item)s, %(verb)s, %(comment_id)s, %(post_id)s, %(parent_id)s, %(from_id)s,
+        %(from_name)s, %(message)s, %(created_at)s, %(received_at)s, %(raw_json)s, %(status)s, %(reason_code)s)
+ON CONFLICT (dedup_key) DO NOTHING
+RETURNING id;
+
+-- name: claim_pending
+-- Pending comments nobody holds, this owner's own, or whose lease ran out, oldest first.
+UPDATE feed_changes SET claimed_by = %(owner)s, lease_until = %(lease_until)s
+WHERE id IN (
+    SELECT id FROM feed_changes
+    WHERE status = 'pending' AND (claimed_by IS NULL OR claimed_by = %(owner)s OR lease_until <= %(now)s)
+    ORDER BY id LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING *;
+
+-- name: finish
+-- Only the claim's holder writes the verdict, once (a lost lease changes nothing: the new holder decides).
+UPDATE feed_changes
+SET status = %(status)s, reason_code = %(reason_code)s, rule_id = %(rule_id)s,
+    private_outbox_id = %(private_outbox_id)s, public_outbox_id = %(public_outbox_id)s, handled_at = %(now)s,
+    claimed_by = NULL, lease_until = NULL
+WHERE id = %(id)s AND status = 'pending' AND claimed_by = %(owner)s;
+
+-- name: set_psid
+UPDATE feed_changes SET psid = %(psid)s WHERE id = %(id)s;
+
+-- name: awaiting_psid
+SELECT * FROM feed_changes
+WHERE status = 'replied' AND psid IS NULL AND private_outbox_id IS NOT NULL
+ORDER BY id LIMIT %(limit)s;
+
+-- name: replied_to_person_since
+SELECT 1 AS found FROM feed_changes
+WHERE page_id = %(page_id)s AND from_id = %(from_id)s AND post_id = %(post_id)s AND status = 'replied'
+  AND handled_at >= %(since)s
+LIMIT 1;
+
+-- name: origin_of
+-- The first comment whose private reply reached this person: where the conversation started.
+SELECT * FROM feed_changes WHERE page_id = %(page_id)s AND psid = %(psid)s ORDER BY id LIMIT 1;
+
+-- name: get
+SELECT * FROM feed_changes WHERE id = %(id)s;
+
+-- name: recent
+SELECT * FROM feed_changes
+WHERE (%(page_id)s::text IS NULL OR page_id = %(page_id)s::text)
+  AND (%(before_id)s::bigint IS NULL OR id < %(before_id)s::bigint)
+ORDER BY id DESC LIMIT %(limit)s;
+
+-- name: post_message
+-- The post's latest text as its own feed changes told it (a post added or edited), for rules that match post text.
+SELECT message FROM feed_changes
+WHERE page_id = %(page_id)s AND post_id = %(post_id)s AND comment_id IS NULL AND verb IN ('add', 'edited', 'edit')
+  AND message <> ''
+ORDER BY id DESC LIMIT 1;
+
+-- name: count_by_status
+SELECT status, count(*) AS n FROM feed_changes
+WHERE (%(page_id)s::text IS NULL OR page_id = %(page_id)s::text)
+  AND (%(since)s::timestamptz IS NULL OR received_at >= %(since)s::timestamptz)
+GROUP BY status;
+
+-- name: count_received
+-- Comments (and replies) people added: the page's own are not "received".
+SELECT count(*) AS n FROM feed_changes
+WHERE (%(page_id)s::text IS NULL OR page_id = %(page_id)s::text)
+  AND (%(since)s::timestamptz IS NULL OR received_at >= %(since)s::timestamptz)
+  AND item = 'comment' AND verb = 'add' AND status <> 'ignored';
+
+-- name: count_by_reason
+SELECT reason_code, count(*) AS n FROM feed_changes
+WHERE (%(page_id)s::text IS NULL OR page_id = %(page_id)s::text)
+  AND (%(since)s::timestamptz IS NULL OR received_at >= %(since)s::timestamptz)
+  AND status IN ('skipped', 'ignored')
+GROUP BY reason_code;
+
+-- name: count_by_rule
+SELECT rule_id, count(*) AS matched, count(private_outbox_id) AS private_replies,
+       count(public_outbox_id) AS public_replies,
+       count(psid) AS delivered
+FROM feed_changes
+WHERE (%(page_id)s::text IS NULL OR page_id = %(page_id)s::text)
+  AND (%(since)s::timestamptz IS NULL OR received_at >= %(since)s::timestamptz)
+  AND rule_id IS NOT NULL
+GROUP BY rule_id;

@@ -1,0 +1,86 @@
+-- The comment journal's named queries (SQLite). Parameters are :named. The same names as ../postgres/queries.sql.
+-- Every query that returns rows returns the whole row (comments.journal.StoredComment).
+
+-- name: insert_change
+-- A redelivery (same dedup_key) inserts nothing and returns no row.
+INSERT INTO feed_changes (dedup_key, page_id, item, verb, comment_id, post_id, parent_id, from_id, from_name, message,
+                          created_at, received_at, raw_json, status, reason_code)
+VALUES (:dedup_key, :page_id, :item, :verb, :comment_id, :post_id, :parent_id, :from_id, :from_name, :message,
+        :created_at, :received_at, :raw_json, :status, :reason_code)
+ON CONFLICT (dedup_key) DO NOTHING
+RETURNING id;
+
+-- name: claim_pending
+-- Pending comments nobody holds, this owner's own, or whose lease ran out, oldest first.
+UPDATE feed_changes SET claimed_by = :owner, lease_until = :lease_until
+WHERE id IN (
+    SELECT id FROM feed_changes
+    WHERE status = 'pending' AND (claimed_by IS NULL OR claimed_by = :owner OR lease_until <= :now)
+    ORDER BY id LIMIT :limit
+)
+RETURNING *;
+
+-- name: finish
+-- Only the claim's holder writes the verdict, once (a lost lease changes nothing: the new holder decides).
+UPDATE feed_changes
+SET status = :status, reason_code = :reason_code, rule_id = :rule_id, private_outbox_id = :private_outbox_id,
+    public_outbox_id = :public_outbox_id, handled_at = :now, claimed_by = NULL, lease_until = NULL
+WHERE id = :id AND status = 'pending' AND claimed_by = :owner;
+
+-- name: set_psid
+UPDATE feed_changes SET psid = :psid WHERE id = :id;
+
+-- name: awaiting_psid
+SELECT * FROM feed_changes
+WHERE status = 'replied' AND psid IS NULL AND private_outbox_id IS NOT NULL
+ORDER BY id LIMIT :limit;
+
+-- name: replied_to_person_since
+SELECT 1 AS found FROM feed_changes
+WHERE page_id = :page_id AND from_id = :from_id AND post_id = :post_id AND status = 'replied' AND handled_at >= :since
+LIMIT 1;
+
+-- name: origin_of
+-- The first comment whose private reply reached this person: where the conversation started.
+SELECT * FROM feed_changes WHERE page_id = :page_id AND psid = :psid ORDER BY id LIMIT 1;
+
+-- name: get
+SELECT * FROM feed_changes WHERE id = :id;
+
+-- name: recent
+SELECT * FROM feed_changes
+WHERE (:page_id IS NULL OR page_id = :page_id) AND (:before_id IS NULL OR id < :before_id)
+ORDER BY id DESC LIMIT :limit;
+
+-- name: post_message
+-- The post's latest text as its own feed changes told it (a post added or edited), for rules that match post text.
+SELECT message FROM feed_changes
+WHERE page_id = :page_id AND post_id = :post_id AND comment_id IS NULL AND verb IN ('add', 'edited', 'edit')
+  AND message <> ''
+ORDER BY id DESC LIMIT 1;
+
+-- name: count_by_status
+SELECT status, count(*) AS n FROM feed_changes
+WHERE (:page_id IS NULL OR page_id = :page_id) AND (:since IS NULL OR received_at >= :since)
+GROUP BY status;
+
+-- name: count_received
+-- Comments (and replies) people added: the page's own are not "received".
+SELECT count(*) AS n FROM feed_changes
+WHERE (:page_id IS NULL OR page_id = :page_id) AND (:since IS NULL OR received_at >= :since)
+  AND item = 'comment' AND verb = 'add' AND status <> 'ignored';
+
+-- name: count_by_reason
+SELECT reason_code, count(*) AS n FROM feed_changes
+WHERE (:page_id IS NULL OR page_id = :page_id) AND (:since IS NULL OR received_at >= :since)
+  AND status IN ('skipped', 'ignored')
+GROUP BY reason_code;
+
+-- name: count_by_rule
+SELECT rule_id, count(*) AS matched, count(private_outbox_id) AS private_replies,
+       count(public_outbox_id) AS public_replies,
+       count(psid) AS delivered
+FROM feed_changes
+WHERE (:page_id IS NULL OR page_id = :page_id) AND (:since IS NULL OR received_at >= :since)
+  AND rule_id IS NOT NULL
+GROUP BY rule_id;
