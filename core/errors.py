@@ -109,6 +109,7 @@ HTTP_STATUS: Mapping[str, int] = {
     "content_not_allowed": 422,
     "rule_not_yet_valid": 422,
     "rule_expired": 422,
+    "private_reply_already_sent": 409,  # the outbox store: one private reply per comment
 }
 
 

@@ -60,6 +60,10 @@ META_ERRORS: Mapping[tuple[int, int | None], MetaErrorCode] = {
     (551, None): MetaErrorCode(Kind.RECIPIENT_UNAVAILABLE, "(#551) This person isn't available right now."),
     (551, 1545041): MetaErrorCode(Kind.RECIPIENT_UNAVAILABLE, "(#551) This person isn't available right now."),
     (613, None): MetaErrorCode(Kind.RATE_LIMITED, "(#613) Calls to this api have exceeded the rate limit."),
+    # Private replies (recipient.comment_id): one per comment, within 7 days of it. 10903 is also what Meta answers
+    # for a comment older than that (and for a commenter who cannot be messaged): never retried.
+    (10900, None): MetaErrorCode(Kind.PERMANENT, "(#10900) Activity already replied to"),
+    (10903, None): MetaErrorCode(Kind.PERMANENT, "(#10903) This user can't reply to this activity"),
     (1200, None): MetaErrorCode(
         Kind.TRANSIENT, "Temporary send message failure. Please try again later.", 500, True
     ),

@@ -66,6 +66,7 @@ class Purpose(str, Enum):
     REPLY = "reply"  # an answer to what the user just wrote
     FOLLOW_UP = "follow_up"  # proactive: reminders, agent replies later, broadcasts
     PRIVATE_REPLY = "private_reply"  # reply to a comment on the page (recipient: comment_id)
+    PUBLIC_REPLY = "public_reply"  # a comment under a comment (Graph /{comment_id}/comments; recipient: comment_id)
 
 
 def utc(dt: datetime) -> datetime:
@@ -116,6 +117,7 @@ class OutboxMessage:
     reason: str | None = None  # a sentence an agent understands
     last_error_code: int | None = None
     graph_message_id: str | None = None
+    graph_recipient_id: str | None = None  # the Send API's `recipient_id` (a private reply's: the commenter's PSID)
     sent_at: datetime | None = None
     claimed_by: str | None = None
     lease_until: datetime | None = None
@@ -150,6 +152,7 @@ class Outcome:
     last_error_code: int | None = None
     graph_message_id: str | None = None
     sent_at: datetime | None = None
+    graph_recipient_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -193,7 +196,9 @@ class OutboxStore(Protocol):
 
     def enqueue(self, new: NewMessage, now: datetime) -> tuple[OutboxMessage, bool]:
         """Write the message (pending). Returns (message, created); an existing idempotency key returns
-        the stored message and False, whatever its state."""
+        the stored message and False, whatever its state. A PRIVATE_REPLY to a comment that already has one
+        (not cancelled, not blocked), under another key, is refused: OutboxInputError
+        `private_reply_already_sent` (Meta allows one per comment)."""
         ...
 
     def get(self, message_id: int) -> OutboxMessage: ...

@@ -18,13 +18,17 @@ from typing import Any, NamedTuple, Protocol
 
 from meta.limits import MESSAGE_TAGS, MESSAGING_TYPES
 from outbox.model import OutboxInputError, Purpose, SenderKind, utc
-from outbox.wording import Facts, explain, explain_alternative, explain_write_again
+from outbox.wording import PUBLIC_COMMENT, Facts, explain, explain_alternative, explain_write_again
 
 HUMAN_AGENT_TAG = "HUMAN_AGENT"
 
 # meta/limits.py does not know UTILITY yet (nor does the sandbox validator); the policy does.
 UTILITY = "UTILITY"
 SEND_MESSAGING_TYPES = MESSAGING_TYPES | {UTILITY}
+# Not a Send API message: a public reply posted under the comment (Graph POST /{comment_id}/comments). The rules
+# for Purpose.PUBLIC_REPLY say COMMENT, and only they do; nothing of it goes on the wire as a messaging_type.
+COMMENT = PUBLIC_COMMENT
+RULE_MESSAGING_TYPES = SEND_MESSAGING_TYPES | {COMMENT}
 
 # Webhook event kinds (meta.events.EventKind values) that are the user's own doing and reopen the standard
 # window on that page: messages (quick replies arrive as messages), postbacks (Get Started, buttons, menu),
@@ -119,10 +123,15 @@ class SendingRule:
         """Rules Meta would refuse (or that would break the invariants) cannot even be built."""
         if not self.name or not isinstance(self.name, str):
             raise ValueError("a rule needs a name")
-        if self.messaging_type not in SEND_MESSAGING_TYPES:
+        if self.messaging_type not in RULE_MESSAGING_TYPES:
             raise ValueError(
-                f"messaging_type {self.messaging_type!r} is not one of {', '.join(sorted(SEND_MESSAGING_TYPES))}"
+                f"messaging_type {self.messaging_type!r} is not one of {', '.join(sorted(RULE_MESSAGING_TYPES))}"
             )
+        if (self.messaging_type == COMMENT) != (Purpose.PUBLIC_REPLY in self.purposes):
+            raise ValueError("public replies (purpose public_reply) go with messaging_type COMMENT, and COMMENT is "
+                             "for public replies only")
+        if self.messaging_type == COMMENT and self.purposes != {Purpose.PUBLIC_REPLY}:
+            raise ValueError("a COMMENT rule serves public_reply only: a comment is not a Messenger message")
         if (self.messaging_type == "MESSAGE_TAG") != (self.tag is not None):
             raise ValueError("a tag goes with messaging_type MESSAGE_TAG, and MESSAGE_TAG needs a tag")
         if self.tag is not None and self.tag not in MESSAGE_TAGS:
@@ -397,7 +406,7 @@ def _refused(code: str, facts: Facts, alternative: SendingRule | None = None) ->
         alternative_es, alternative_en = explain_alternative(alternative, facts)
         es, en = f"{es} {alternative_es}", f"{en} {alternative_en}"
         alternative_until = alternative.ends_at(facts.last)
-    elif code in _WRITE_AGAIN and facts.purpose is not Purpose.PRIVATE_REPLY:
+    elif code in _WRITE_AGAIN and facts.purpose not in (Purpose.PRIVATE_REPLY, Purpose.PUBLIC_REPLY):
         again_es, again_en = explain_write_again(facts)
         es, en = f"{es} {again_es}", f"{en} {again_en}"
     return Decision(
@@ -449,7 +458,7 @@ _WITH_ALTERNATIVES = frozenset(
 def _alternative(policy: Policy, request: _Request, situation: _Situation) -> SendingRule | None:
     """What would work instead, for the agent's sentence: the same message without its tag, a person with
     HUMAN_AGENT, a tag that must be asked for, or a utility template."""
-    if request.purpose is Purpose.PRIVATE_REPLY:
+    if request.purpose in (Purpose.PRIVATE_REPLY, Purpose.PUBLIC_REPLY):
         return None
     automatic = tuple(rule for rule in policy.rules if not rule.only_when_requested)
     on_request = tuple(rule for rule in policy.rules if rule.only_when_requested)

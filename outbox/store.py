@@ -72,6 +72,7 @@ from outbox.model import (
     utc,
 )
 from outbox.rate import next_send_slot
+from outbox.wording import explain_private_reply_already_sent
 
 SQL_DIR = Path(__file__).parent / "sql"
 
@@ -125,6 +126,23 @@ def new_message_record(new: NewMessage, now: datetime) -> tuple[OutboxMessage, s
         sender_name=new.sender_name,
     )
     return record, message_json
+
+
+# Meta allows one private reply per comment; a second enqueue, whatever its idempotency key, is refused with this.
+PRIVATE_REPLY_ALREADY_SENT = "private_reply_already_sent"
+# The index that makes it atomic in SQLite and PostgreSQL (sql/*/00N_comment_replies.sql).
+ONE_PRIVATE_REPLY_INDEX = "messages_one_private_reply_per_comment"
+SQLITE_ONE_PRIVATE_REPLY_COLUMNS = "messages.page_id, messages.recipient_id"
+# Statuses that mean "that private reply never reached Meta": a new one may take its place.
+NOT_A_PRIVATE_REPLY_YET = frozenset({Status.CANCELLED, Status.BLOCKED})
+
+
+def private_reply_already_sent(record: OutboxMessage) -> OutboxInputError:
+    """The refusal of a second private reply to one comment (`record.recipient_id` is the comment id)."""
+    es, en = explain_private_reply_already_sent()
+    error = OutboxInputError(PRIVATE_REPLY_ALREADY_SENT, en, page_id=record.page_id, comment_id=record.recipient_id)
+    error.message_es = es
+    return error
 
 
 def check_outcome(outcome: Outcome) -> None:
@@ -189,6 +207,7 @@ def message_from_row(row: Any) -> OutboxMessage:
         reason=row["reason"],
         last_error_code=row["last_error_code"],
         graph_message_id=row["graph_message_id"],
+        graph_recipient_id=row["graph_recipient_id"],
         sent_at=to_utc(row["sent_at"]),
         claimed_by=row["claimed_by"],
         lease_until=to_utc(row["lease_until"]),
@@ -272,6 +291,13 @@ class InMemoryOutboxStore:
             existing = self._by_key.get(record.idempotency_key)
             if existing is not None:
                 return self._out(self._messages[existing]), False
+            if record.purpose is Purpose.PRIVATE_REPLY and any(
+                message.purpose is Purpose.PRIVATE_REPLY
+                and (message.page_id, message.recipient_id) == (record.page_id, record.recipient_id)
+                and message.status not in NOT_A_PRIVATE_REPLY_YET
+                for message in self._messages.values()
+            ):
+                raise private_reply_already_sent(record)
             message_id = len(self._messages) + 1
             self._by_key[record.idempotency_key] = message_id
             self._payloads[message_id] = message_json
@@ -341,6 +367,7 @@ class InMemoryOutboxStore:
                     reason=outcome.reason,
                     last_error_code=outcome.last_error_code,
                     graph_message_id=outcome.graph_message_id,
+                    graph_recipient_id=outcome.graph_recipient_id,
                     sent_at=utc(outcome.sent_at) if outcome.sent_at is not None else None,
                     claimed_by=None,
                     lease_until=None,
@@ -481,6 +508,7 @@ def outcome_params(
         "reason": outcome.reason,
         "last_error_code": outcome.last_error_code,
         "graph_message_id": outcome.graph_message_id,
+        "graph_recipient_id": outcome.graph_recipient_id,
         "sent_at": time(outcome.sent_at),
     }
 
@@ -544,11 +572,23 @@ class SQLiteOutboxStore:
     def enqueue(self, new: NewMessage, now: datetime) -> tuple[OutboxMessage, bool]:
         record, message_json = new_message_record(new, now)
         with self._db.write() as conn:
-            cursor = conn.execute(self._queries["insert_message"], record_params(record, message_json, sqlite_time))
-            if cursor.rowcount == 1 and cursor.lastrowid is not None:
+            try:
+                cursor: sqlite3.Cursor | None = conn.execute(
+                    self._queries["insert_message"], record_params(record, message_json, sqlite_time)
+                )
+            except sqlite3.IntegrityError as exc:
+                # SQLite names the columns, not the index: (page_id, recipient_id) of a pending row can only be
+                # the one-private-reply index (the key's conflict inserts nothing, a new row is never sending).
+                if SQLITE_ONE_PRIVATE_REPLY_COLUMNS not in str(exc):
+                    raise
+                cursor = None
+            if cursor is not None and cursor.rowcount == 1 and cursor.lastrowid is not None:
                 return self._one(conn, cursor.lastrowid), True
             row = conn.execute(self._queries["get_message_by_key"], {"idempotency_key": record.idempotency_key})
-            return message_from_row(row.fetchone()), False
+            stored = row.fetchone()
+            if stored is None:
+                raise private_reply_already_sent(record)
+            return message_from_row(stored), False
 
     def get(self, message_id: int) -> OutboxMessage:
         with self._db.connection() as conn:
@@ -781,14 +821,26 @@ class PostgresOutboxStore:
 
     def enqueue(self, new: NewMessage, now: datetime) -> tuple[OutboxMessage, bool]:
         record, message_json = new_message_record(new, now)
-        with self._transaction() as cursor:
-            cursor.execute(self._queries["open_lane"], {"page_id": record.page_id, "recipient_id": record.recipient_id})
-            cursor.execute(self._queries["insert_message"], record_params(record, message_json, postgres_time))
-            row = cursor.fetchone()
-            if row is not None:
-                return message_from_row(row), True
+        try:
+            with self._transaction() as cursor:
+                cursor.execute(
+                    self._queries["open_lane"], {"page_id": record.page_id, "recipient_id": record.recipient_id}
+                )
+                cursor.execute(self._queries["insert_message"], record_params(record, message_json, postgres_time))
+                row = cursor.fetchone()
+                if row is not None:
+                    return message_from_row(row), True
+                cursor.execute(self._queries["get_message_by_key"], {"idempotency_key": record.idempotency_key})
+                return message_from_row(cursor.fetchone()), False
+        except self._psycopg2.IntegrityError as exc:  # rolled back; only the one-private-reply index is ours
+            if getattr(getattr(exc, "diag", None), "constraint_name", None) != ONE_PRIVATE_REPLY_INDEX:
+                raise
+        with self._transaction() as cursor:  # the same key may have won meanwhile: that is its message
             cursor.execute(self._queries["get_message_by_key"], {"idempotency_key": record.idempotency_key})
-            return message_from_row(cursor.fetchone()), False
+            stored = cursor.fetchone()
+        if stored is None:
+            raise private_reply_already_sent(record)
+        return message_from_row(stored), False
 
     def get(self, message_id: int) -> OutboxMessage:
         with self._transaction() as cursor:

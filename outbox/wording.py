@@ -59,6 +59,10 @@ TEMPLATES: Mapping[str, Template] = {
         "No consta el comentario al que se quiere responder en privado.",
         "There is no comment on record to reply to privately.",
     ),
+    "never_wrote:public_reply": Template(
+        "No consta el comentario al que se quiere responder públicamente.",
+        "There is no comment on record to reply to publicly.",
+    ),
     # refused by the rule that got furthest
     "human_agent_bot_sender": Template(
         "La etiqueta HUMAN_AGENT es solo para mensajes escritos por una persona; {sender} no puede usarla.",
@@ -127,7 +131,15 @@ TEMPLATES: Mapping[str, Template] = {
         "El cliente tiene que escribir de nuevo para reabrir la conversación.",
         "The customer has to write again to reopen the conversation.",
     ),
+    # refused by the store, not by a rule: Meta allows one private reply per comment
+    "private_reply_already_sent": Template(
+        "Este comentario ya recibió su respuesta privada: Messenger permite una sola por comentario.",
+        "This comment already got its private reply: Messenger allows only one per comment.",
+    ),
 }
+
+# outbox.policy.COMMENT: the "messaging type" of a public reply, which is a comment, not a Messenger message.
+PUBLIC_COMMENT = "COMMENT"
 
 
 class RuleFacts(Protocol):
@@ -195,6 +207,7 @@ class _Language:
     until_window_end: str  # "{when}"
     since_comment: str
     since_message: str
+    public_comment: str  # how a rule with messaging_type COMMENT is named
     senders: Mapping[SenderKind, str]
     purposes: Mapping[Purpose, str]
     contents: Mapping[str, str]  # by outbox.policy.ContentKind value
@@ -228,11 +241,13 @@ SPANISH = _Language(
     until_window_end=" hasta el {when}",
     since_comment="el comentario del cliente",
     since_message="el último mensaje del cliente",
+    public_comment="una respuesta pública bajo el comentario",
     senders={SenderKind.BOT: "el bot", SenderKind.HUMAN: "una persona", SenderKind.SYSTEM: "un envío programado"},
     purposes={
         Purpose.REPLY: "respuestas",
         Purpose.FOLLOW_UP: "mensajes de seguimiento",
         Purpose.PRIVATE_REPLY: "respuestas privadas a comentarios",
+        Purpose.PUBLIC_REPLY: "respuestas públicas a comentarios",
     },
     contents={
         "standard": "mensajes normales",
@@ -268,8 +283,14 @@ ENGLISH = _Language(
     until_window_end=" until {when}",
     since_comment="the customer's comment",
     since_message="the customer's last message",
+    public_comment="a public reply under the comment",
     senders={SenderKind.BOT: "the bot", SenderKind.HUMAN: "a person", SenderKind.SYSTEM: "a scheduled send"},
-    purposes={Purpose.REPLY: "replies", Purpose.FOLLOW_UP: "follow-ups", Purpose.PRIVATE_REPLY: "private replies"},
+    purposes={
+        Purpose.REPLY: "replies",
+        Purpose.FOLLOW_UP: "follow-ups",
+        Purpose.PRIVATE_REPLY: "private replies",
+        Purpose.PUBLIC_REPLY: "public replies to comments",
+    },
     contents={
         "standard": "ordinary messages",
         "utility_template": "utility templates",
@@ -293,6 +314,11 @@ def explain_write_again(facts: Facts) -> Template:
     return fill("write_again", facts)
 
 
+def explain_private_reply_already_sent() -> Template:
+    """The store's refusal of a second private reply to one comment (the reason code is the key)."""
+    return TEMPLATES["private_reply_already_sent"]
+
+
 def fill(key: str, facts: Facts) -> Template:
     """The template `key` with its fields filled in each language."""
     es, en = TEMPLATES[key]
@@ -301,8 +327,8 @@ def fill(key: str, facts: Facts) -> Template:
 
 def _variant(code: str, facts: Facts) -> str:
     """Two reasons read differently in one case: a private reply with no comment, a rule that starts later."""
-    if code == "never_wrote" and facts.purpose is Purpose.PRIVATE_REPLY:
-        return "never_wrote:private_reply"
+    if code == "never_wrote" and facts.purpose in (Purpose.PRIVATE_REPLY, Purpose.PUBLIC_REPLY):
+        return f"never_wrote:{Purpose(facts.purpose).value}"
     if code == "outside_window" and facts.elapsed is not None and facts.elapsed < _rule(facts).window_from:
         return "outside_window:too_early"
     return code
@@ -345,6 +371,8 @@ def _last(facts: Facts) -> datetime:
 
 
 def _how(language: _Language, rule: RuleFacts) -> str:
+    if rule.messaging_type == PUBLIC_COMMENT:
+        return language.public_comment
     return language.tag.format(tag=rule.tag) if rule.tag else rule.messaging_type
 
 
@@ -401,7 +429,9 @@ _FIELDS: Mapping[str, Callable[[_Language, str, Facts], object]] = {
     "window_from": lambda language, key, facts: _duration(language, _rule(facts).window_from),
     "last": lambda language, key, facts: _when(language, _last(facts), facts.now),
     "since": lambda language, key, facts: (
-        language.since_comment if facts.purpose is Purpose.PRIVATE_REPLY else language.since_message
+        language.since_comment
+        if facts.purpose in (Purpose.PRIVATE_REPLY, Purpose.PUBLIC_REPLY)
+        else language.since_message
     ),
     "until": lambda language, key, facts: _until(language, facts),
 }

@@ -57,6 +57,14 @@ def send_api_body(message: OutboxMessage, messaging_type: str, tag: str | None) 
     return body
 
 
+def public_reply_text(message: OutboxMessage) -> str:
+    """A public reply is the `text` of its message (a comment has no quick replies, buttons or attachments)."""
+    text = message.message.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("a public reply needs message.text")
+    return text
+
+
 def read_window(store: OutboxStore, page_id: str, user_id: str) -> ConversationWindow:
     """The conversation window the policy decides on, as the store knows it now: the user's last own message on
     this page and the page's opt-in to utility templates. Blocking (run it off the loop); the worker's and the
@@ -253,9 +261,14 @@ class OutboxWorker:
                 message, Outcome(Status.BLOCKED, reason_code=decision.reason_code, reason=decision.reason_es)
             )
             return
-        body = send_api_body(message, decision.messaging_type or "RESPONSE", decision.tag)
         try:
-            result = await self.client.send_message(message.page_id, body)
+            if message.purpose is Purpose.PUBLIC_REPLY:  # a comment under the person's comment, not a message
+                result = await self.client.reply_to_comment(
+                    message.page_id, message.recipient_id, public_reply_text(message)
+                )
+            else:
+                body = send_api_body(message, decision.messaging_type or "RESPONSE", decision.tag)
+                result = await self.client.send_message(message.page_id, body)
         except GraphError as error:
             verdict = retry_decision(error, message.attempts + 1, message.max_attempts, self.clock(), self.rng)
             if verdict.pause_page:
@@ -292,7 +305,8 @@ class OutboxWorker:
                 Status.SENT,
                 messaging_type=decision.messaging_type,
                 sent_tag=decision.tag,
-                graph_message_id=result.get("message_id"),
+                graph_message_id=result.get("message_id") or result.get("id"),  # a public reply: the comment's id
+                graph_recipient_id=result.get("recipient_id"),  # a private reply's: the commenter's PSID
                 sent_at=self.clock(),
             ),
         )

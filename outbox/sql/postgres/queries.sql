@@ -101,6 +101,7 @@ SET status = %(status)s,
     reason = %(reason)s,
     last_error_code = %(last_error_code)s,
     graph_message_id = %(graph_message_id)s,
+    graph_recipient_id = %(graph_recipient_id)s,
     sent_at = %(sent_at)s::timestamptz,
     claimed_by = NULL,
     lease_until = NULL

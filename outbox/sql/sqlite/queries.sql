@@ -54,6 +54,7 @@ SET status = :status,
     reason = :reason,
     last_error_code = :last_error_code,
     graph_message_id = :graph_message_id,
+    graph_recipient_id = :graph_recipient_id,
     sent_at = :sent_at,
     claimed_by = NULL,
     lease_until = NULL

@@ -290,6 +290,64 @@ def test_the_same_idempotency_key_returns_the_message_whatever_its_state(store: 
     assert again.status is Status.SENT
 
 
+# --- one private reply per comment (Meta: "(#10900) Activity already replied to") ------------------------------
+
+
+def private_reply(comment: str = "111_222", key: str | None = None, page: str = PAGE) -> NewMessage:
+    return new(comment, page=page, purpose=Purpose.PRIVATE_REPLY, idempotency_key=key or f"private:{uuid.uuid4()}")
+
+
+def test_a_second_private_reply_to_one_comment_is_refused_whatever_its_key(store: OutboxStore) -> None:
+    first, created = store.enqueue(private_reply(key="private_reply:p:111_222"), T0)
+
+    with pytest.raises(OutboxInputError) as refused:
+        store.enqueue(private_reply(key="another-key"), at(1))
+
+    assert created and refused.value.reason_code == "private_reply_already_sent"
+    assert refused.value.details() == {"page_id": PAGE, "comment_id": "111_222"}
+    assert "una sola por comentario" in refused.value.message_es
+    assert store.find(MessageFilter(recipient_id="111_222")) == [first]
+    # The same key is the same message, not a refusal; another comment, another page, a public reply are free.
+    assert store.enqueue(private_reply(key="private_reply:p:111_222"), at(2)) == (first, False)
+    assert store.enqueue(private_reply("111_333"), at(3))[1]
+    assert store.enqueue(private_reply(page=OTHER_PAGE), at(4))[1]
+    assert store.enqueue(new("111_222", purpose=Purpose.PUBLIC_REPLY), at(5))[1]
+
+
+@pytest.mark.parametrize("final", [Status.SENT, Status.FAILED, Status.DEAD])
+def test_a_private_reply_that_may_have_reached_meta_keeps_its_comment(store: OutboxStore, final: Status) -> None:
+    first, _ = store.enqueue(private_reply(), T0)
+    claim(store)
+    store.complete(first.id, "w1", Outcome(final, sent_at=T0 if final is Status.SENT else None))
+
+    with pytest.raises(OutboxInputError, match="one per comment"):
+        store.enqueue(private_reply(), at(60))
+
+
+def test_a_cancelled_or_blocked_private_reply_leaves_room_for_another(store: OutboxStore) -> None:
+    cancelled, _ = store.enqueue(private_reply(), T0)
+    store.cancel(cancelled.id, at(1))
+    blocked, created = store.enqueue(private_reply(), at(2))
+    assert created
+    claim(store, at(2))
+    store.complete(blocked.id, "w1", Outcome(Status.BLOCKED, reason_code="outside_window"))
+
+    third, created = store.enqueue(private_reply(), at(3))
+
+    assert created and third.status is Status.PENDING
+
+
+def test_the_send_apis_recipient_id_is_kept_with_the_message(store: OutboxStore) -> None:
+    message, _ = store.enqueue(private_reply(), T0)
+    claim(store)
+
+    done = store.complete(message.id, "w1", Outcome(Status.SENT, graph_message_id="m_1", graph_recipient_id="psid-9",
+                                                    sent_at=T0))
+
+    assert (done.graph_recipient_id, store.get(message.id).graph_recipient_id) == ("psid-9", "psid-9")
+    assert message.graph_recipient_id is None
+
+
 def test_a_stored_message_does_not_change_with_the_callers_dicts(store: OutboxStore) -> None:
     payload: dict[str, Any] = {"text": "hola", "quick_replies": [{"title": "Sí"}]}
     message = enqueue(store, message=payload)

@@ -86,12 +86,13 @@ def decide_after(
 
 
 def test_the_shipped_policy_has_one_rule_per_way_of_sending_in_order(policy: Policy) -> None:
-    assert policy.version == "2026-11-25"
+    assert policy.version == "2026-11-30"
     assert policy.source == str(DEFAULT_POLICY_FILE)
     assert [rule.name for rule in policy.rules] == [
         "RESPONSE",
         "UPDATE",
         "PRIVATE_REPLY",
+        "PUBLIC_REPLY",
         "HUMAN_AGENT",
         "CUSTOMER_FEEDBACK",
         "UTILITY",
@@ -129,6 +130,10 @@ def test_the_shipped_rules_say_what_the_issue_asks(policy: Policy) -> None:
 
     private = policy.rule("PRIVATE_REPLY")
     assert (private.messaging_type, private.purposes, private.window_to) == ("RESPONSE", {PRIVATE_REPLY}, 7 * DAY)
+
+    public = policy.rule("PUBLIC_REPLY")
+    assert (public.messaging_type, public.purposes, public.tag) == ("COMMENT", {Purpose.PUBLIC_REPLY}, None)
+    assert (public.window_from, public.window_to, public.content) == (timedelta(0), None, {ContentKind.STANDARD})
 
 
 def test_no_shipped_rule_tags_promotional_content_or_lets_a_bot_use_human_agent(policy: Policy) -> None:
@@ -544,7 +549,7 @@ def test_the_loader_never_reads_the_environment_itself(tmp_path: Path, monkeypat
     monkeypatch.setenv("OUTBOX_POLICY_FILE", str(custom))
     monkeypatch.setenv("OUTBOX_RETIRED_TAGS_UNTIL", "2027-01-01")
     loaded = load_policy()
-    assert (loaded.version, loaded.source) == ("2026-11-25", str(DEFAULT_POLICY_FILE))
+    assert (loaded.version, loaded.source) == ("2026-11-30", str(DEFAULT_POLICY_FILE))
     assert policy_from({}).rule("ACCOUNT_UPDATE").valid_until == loaded.rule("ACCOUNT_UPDATE").valid_until
 
 

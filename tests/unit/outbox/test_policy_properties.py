@@ -114,16 +114,19 @@ def scenarios(
     return timeline, request, draw(opt_in), now
 
 
+COMMENT_PURPOSES = (Purpose.PRIVATE_REPLY, Purpose.PUBLIC_REPLY)  # measured from the comment
+
+
 def oracle_last_contact(timeline: Timeline, page: str, purpose: Purpose) -> datetime | None:
-    """For a private reply, the comment; otherwise the user's own last message, postback, ... on that page."""
-    kinds = {"comment"} if purpose is Purpose.PRIVATE_REPLY else ORACLE_USER_KINDS
+    """For a private or public reply, the comment; otherwise the user's own last message, postback, ... on that page."""
+    kinds = {"comment"} if purpose in COMMENT_PURPOSES else ORACLE_USER_KINDS
     times = [at for kind, event_page, at in timeline if event_page == page and kind in kinds]
     return max(times) if times else None
 
 
 def conversation_for(timeline: Timeline, request: NewMessage, opt_in: bool) -> ConversationWindow:
     """What the outbox would pass: the store's last user message (here the helper), or the comment's time."""
-    if request.purpose is Purpose.PRIVATE_REPLY:
+    if request.purpose in COMMENT_PURPOSES:
         comments = [at for kind, page, at in timeline if page == request.page_id and kind == "comment"]
         return ConversationWindow(max(comments) if comments else None, page_utility_opt_in=opt_in)
     return ConversationWindow(last_user_message_at(timeline, request.page_id), page_utility_opt_in=opt_in)
@@ -147,8 +150,10 @@ def check_meta_rules(
         assert decision.reason_code and decision.reason_es and decision.reason_en
         return
 
+    # A public reply is a comment (no messaging_type on the wire), and only a public reply is.
+    assert (decision.messaging_type == "COMMENT") == (request.purpose is Purpose.PUBLIC_REPLY)
     # What goes on the wire is a pair Meta accepts.
-    assert decision.messaging_type in {"RESPONSE", "UPDATE", "MESSAGE_TAG", "UTILITY"}
+    assert decision.messaging_type in {"RESPONSE", "UPDATE", "MESSAGE_TAG", "UTILITY", "COMMENT"}
     assert (decision.messaging_type == "MESSAGE_TAG") == (decision.tag is not None)
     assert decision.tag is None or decision.tag in TAGS_META_ACCEPTS
 
@@ -168,7 +173,7 @@ def check_meta_rules(
 
     # Promotional content only ever goes as a plain message.
     if request.promotional:
-        assert decision.messaging_type in ("RESPONSE", "UPDATE")
+        assert decision.messaging_type in ("RESPONSE", "UPDATE", "COMMENT")
     # The policy never makes up a use-case tag nobody asked for, and never swaps one tag for another.
     if request.tag is None:
         assert decision.tag in (None, "HUMAN_AGENT", "CUSTOMER_FEEDBACK")

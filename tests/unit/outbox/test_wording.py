@@ -81,7 +81,8 @@ def test_every_template_fills_with_fields_the_wording_knows(key: str) -> None:
     ],
 )
 def test_durations_read_as_days_or_hours_and_minutes_in_both_languages(window: timedelta, es: str, en: str) -> None:
-    rule = SendingRule("SHORT", "RESPONSE", None, frozenset(SenderKind), frozenset(Purpose), timedelta(0), window, True)
+    messages = frozenset(Purpose) - {Purpose.PUBLIC_REPLY}  # a public reply is a comment, not a RESPONSE
+    rule = SendingRule("SHORT", "RESPONSE", None, frozenset(SenderKind), messages, timedelta(0), window, True)
     request = NewMessage("1", "2", {"text": "x"}, sender=SenderKind.BOT, purpose=Purpose.REPLY)
     decision = decide(request, ConversationWindow(LAST), LAST + window + timedelta(seconds=1), Policy("t", (rule,)))
 
