@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        unauthenticated=_unauthenticated)
     app.include_router(outbox_api.router)
     app.include_router(internal_api.router)
+    app.include_router(internal_api.referrals_router)  # m.me links, QR codes, ads (connectors/referrals.py)
     console.install(app, settings)  # pages under /console, JSON under /api/console (login required)
     errors.install(app)  # every error of every package, answered from one table
 

@@ -7,18 +7,27 @@
 - `POST /internal/handoff/reply` and `/resume`: what the console does, for other tools (and the tests) that
   hold the service token.
 
+- `POST /internal/referrals` (`referrals_router`): the connector reports a referral (an m.me link or QR code opened,
+  a Get Started postback with a ref, a message from an ad); the app records it in the links store (once per event
+  key) and answers the link's start (`{"intent": …}` / `{"entry_id": …}`), which the connector gives Rasa as the
+  user's message.
+
 Handoff errors are answered by the app's one error handler (bot/errors.py), as in the console's API.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
+from console.links import LinksRefused, links_of
+from core.postgres import DatabaseUnavailable
 from handoff.model import PauseReason, ReplyRefused
+from links.model import MAX_INCOMING_REF, Referral
 from handoff.service import Handoff
 from outbox.api import require_service_token
 
@@ -106,3 +115,36 @@ async def reply(payload: ReplyRequest, request: Request) -> Any:
 async def resume(payload: ResumeRequest, request: Request) -> Any:
     conversation = await handoff_of(request).resume(payload.conversation_id, payload.by, payload.closing_note)
     return {"conversation": conversation.to_dict()}
+
+
+referrals_router = APIRouter(prefix="/internal", tags=["referrals"], dependencies=[Depends(require_service_token)])
+
+
+class ReferralRequest(BaseModel):
+    event_key: str = Field(min_length=1, max_length=200)  # the ingest journal's dedup key: recorded once
+    page_id: str = Field(pattern=r"^[0-9]{1,64}$")
+    user_id: str = Field(min_length=1, max_length=128)
+    ref: str = Field(default="", max_length=MAX_INCOMING_REF)  # an ad may have none
+    source: str = Field(default="", max_length=64)
+    via: Literal["referral", "postback", "message"]
+    ad_id: str | None = Field(default=None, max_length=64)
+    at: datetime
+
+
+@referrals_router.post("/referrals")
+async def referral(payload: ReferralRequest, request: Request) -> Any:
+    """Record a referral and answer what it starts: `start` is the link's (None: a ref no link has, a link
+    switched off or one without a start; the connector then keeps today's behaviour)."""
+    at = payload.at if payload.at.tzinfo is not None else payload.at.replace(tzinfo=timezone.utc)
+    store = links_of(request)
+    try:
+        recorded = await run_in_threadpool(store.record_referral, Referral(
+            event_key=payload.event_key, page_id=payload.page_id, psid=payload.user_id, ref=payload.ref,
+            source=payload.source, via=payload.via, ad_id=payload.ad_id, at=at))
+    except DatabaseUnavailable as exc:
+        raise LinksRefused("links_unavailable", "the links store did not answer") from exc
+    link = recorded.link
+    start = recorded.start
+    return {"recorded": recorded.recorded,
+            "link": {"id": link.id, "name": link.name, "enabled": link.enabled} if link is not None else None,
+            "start": start.to_dict() if start is not None else None}

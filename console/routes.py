@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from console import links as link_pages
 from console import snippets as snippet_rules
 from console.auth import (
     LOGIN_CSRF_COOKIE,
@@ -482,6 +483,7 @@ async def _conversation_with_transcript(request: Request, conversation_id: str) 
     transcript = await handoff_of(request).transcript(conversation_id)
     view = conversation_view(conversation, now_of(request), await window_of(request, conversation))
     view["transcript"] = transcript_view(transcript)
+    view["arrived_by"] = await link_pages.arrival_of(request, conversation.page_id, conversation.user_id)
     return view
 
 
@@ -646,6 +648,7 @@ def install(app: FastAPI, settings: Settings, authenticator: Authenticator | Non
         log.info("demo console users created", extra={"usernames": created})
     app.include_router(pages)
     app.include_router(api)
+    link_pages.install(app, settings)  # m.me links and QR codes: /console/links, /api/console/links
 
     app.add_middleware(ConsoleHeaders)
     return auth

@@ -15,6 +15,7 @@ PAGE = "100000000000001"
 AGENTS = frozenset({"admin", "agent"})
 EDITORS = frozenset({"admin", "editor"})
 EVERYONE = frozenset({"admin", "agent", "editor"})
+ADMINS = frozenset({"admin"})
 
 # Reachable without logging in, in every environment. (Meta's webhook is the webhook process's: its own table is
 # connectors/webhook_server.py ROUTES, held to it by tests/unit/connectors/test_webhook_server.py.)
@@ -41,6 +42,7 @@ SERVICE_TOKEN_ONLY = {
     ("GET", "/internal/handoff/state"),
     ("POST", "/internal/handoff/reply"),
     ("POST", "/internal/handoff/resume"),
+    ("POST", "/internal/referrals"),
 }
 
 # People, by role (and whether the service token is accepted too).
@@ -69,6 +71,12 @@ ROLES: dict[tuple[str, str], tuple[frozenset[str], bool]] = {
     ("POST", "/api/console/knowledge/try"): (EDITORS, True),
     ("POST", "/api/console/knowledge/publish"): (EDITORS, True),
     ("POST", "/api/console/knowledge/rollback"): (EDITORS, True),
+    ("GET", "/console/links"): (ADMINS, False),
+    ("GET", "/api/console/links"): (ADMINS, True),
+    ("POST", "/api/console/links"): (ADMINS, True),
+    ("PATCH", "/api/console/links/{link_id}"): (ADMINS, False),
+    ("GET", "/api/console/links/{link_id}/qr.{fmt}"): (ADMINS, True),
+    ("PUT", "/api/console/links/usernames/{page_id}"): (ADMINS, False),
 }
 
 # Development only (BOT_ENV=production does not mount them): the Graph API sandbox, its chat, the API docs.
@@ -96,7 +104,7 @@ def app_routes(app: FastAPI) -> set[tuple[str, str]]:
 
 def concrete(path: str, conversation_id: str = f"{PAGE}:u1") -> str:
     values = {"conversation_id": conversation_id, "name": "console.css", "message_id": "1", "page_id": PAGE,
-              "version": "v21.0", "node": "me"}
+              "version": "v21.0", "node": "me", "link_id": "1", "fmt": "png"}
     return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], path)
 
 

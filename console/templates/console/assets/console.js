@@ -528,6 +528,53 @@
     });
   }
 
-  const pages = { inbox: initInbox, conversation: initConversation, snippets: initSnippets, knowledge: initKnowledge };
+  // --- m.me links page ---------------------------------------------------------------------------
+
+  function initLinks() {
+    const kind = document.getElementById("link-start-kind");
+    const valueLabel = document.getElementById("link-start-label");
+    const valueInput = document.getElementById("link-start-value");
+    kind.addEventListener("change", () => {
+      valueLabel.hidden = !kind.value;
+      valueInput.required = Boolean(kind.value);
+      document.getElementById("link-start-caption").textContent = kind.value === "intent"
+        ? "Intención del chatbot (por ejemplo greet)" : "Id de la entrada (columna «id» de la matriz)";
+    });
+    document.getElementById("link-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const body = { name: document.getElementById("link-name").value };
+      const ref = document.getElementById("link-ref").value.trim();
+      if (ref) body.ref = ref;
+      const page = document.getElementById("link-page");
+      if (page) body.page_id = page.value;
+      if (kind.value) body.start = { [kind.value]: valueInput.value.trim() };
+      try {
+        const answer = await api("POST", "/api/console/links", body);
+        toast("Enlace creado: " + answer.link.url);
+        location.reload();
+      } catch (error) { toast(error.message, true); }
+    });
+    document.getElementById("link-rows").addEventListener("click", async (event) => {
+      const button = event.target.closest("button.switch-link");
+      if (!button) return;
+      const enabled = button.dataset.enabled !== "true";
+      try {
+        await api("PATCH", "/api/console/links/" + encodeURIComponent(button.dataset.linkId), { enabled });
+        location.reload();
+      } catch (error) { toast(error.message, true); }
+    });
+    for (const form of document.querySelectorAll("form.username-form")) {
+      form.addEventListener("submit", async (event) => {
+        event.preventDefault();
+        try {
+          await api("PUT", "/api/console/links/usernames/" + encodeURIComponent(form.dataset.pageId),
+                    { username: form.elements.username.value.trim() });
+          location.reload();
+        } catch (error) { toast(error.message, true); }
+      });
+    }
+  }
+
+  const pages = { inbox: initInbox, conversation: initConversation, snippets: initSnippets, knowledge: initKnowledge, links: initLinks };
   if (pages[pageName]) pages[pageName]();
 })();
