@@ -649,6 +649,8 @@ def install(app: FastAPI, settings: Settings, authenticator: Authenticator | Non
     app.include_router(pages)
     app.include_router(api)
     link_pages.install(app, settings)  # m.me links and QR codes: /console/links, /api/console/links
+    from console.comments import router as comments_router  # it imports this module, so it is mounted from here
+    app.include_router(comments_router)  # "Respuestas privadas": /console/comments, /api/console/comments
 
     app.add_middleware(ConsoleHeaders)
     return auth

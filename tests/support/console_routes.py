@@ -77,6 +77,18 @@ ROLES: dict[tuple[str, str], tuple[frozenset[str], bool]] = {
     ("PATCH", "/api/console/links/{link_id}"): (ADMINS, False),
     ("GET", "/api/console/links/{link_id}/qr.{fmt}"): (ADMINS, True),
     ("PUT", "/api/console/links/usernames/{page_id}"): (ADMINS, False),
+    ("GET", "/console/comments"): (ADMINS, False),
+    ("GET", "/api/console/comments/pages/{page_id}/rules"): (ADMINS, True),
+    ("POST", "/api/console/comments/pages/{page_id}/rules"): (ADMINS, True),
+    ("PUT", "/api/console/comments/pages/{page_id}/order"): (ADMINS, True),
+    ("GET", "/api/console/comments/pages/{page_id}/settings"): (ADMINS, True),
+    ("PUT", "/api/console/comments/pages/{page_id}/settings"): (ADMINS, True),
+    ("GET", "/api/console/comments/pages/{page_id}/recent"): (ADMINS, True),
+    ("GET", "/api/console/comments/pages/{page_id}/counts"): (ADMINS, True),
+    ("GET", "/api/console/comments/rules/{rule_id}"): (ADMINS, True),
+    ("PUT", "/api/console/comments/rules/{rule_id}"): (ADMINS, True),
+    ("PUT", "/api/console/comments/rules/{rule_id}/enabled"): (ADMINS, True),
+    ("DELETE", "/api/console/comments/rules/{rule_id}"): (ADMINS, True),
 }
 
 # Development only (BOT_ENV=production does not mount them): the Graph API sandbox, its chat, the API docs.
@@ -104,7 +116,8 @@ def app_routes(app: FastAPI) -> set[tuple[str, str]]:
 
 def concrete(path: str, conversation_id: str = f"{PAGE}:u1") -> str:
     values = {"conversation_id": conversation_id, "name": "console.css", "message_id": "1", "page_id": PAGE,
-              "version": "v21.0", "node": "me", "link_id": "1", "fmt": "png"}
+              "version": "v21.0", "node": "me", "link_id": "1", "fmt": "png",
+              "rule_id": "1"}
     return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], path)
 
 

@@ -575,6 +575,156 @@
     }
   }
 
-  const pages = { inbox: initInbox, conversation: initConversation, snippets: initSnippets, knowledge: initKnowledge, links: initLinks };
+  // --- comment reply rules page ("Respuestas privadas") -------------------------------------------
+
+  function initComments() {
+    const data = pageData();
+    const form = document.getElementById("rule-form");
+    if (!form) return;  // no page configured
+    const pageId = data.page_id;
+    const rules = data.rules || [];
+    const $ = (id) => document.getElementById(id);
+    const lines = (text) => text.split("\n").map((line) => line.trim()).filter(Boolean);
+    const commaList = (text) => text.split(",").map((part) => part.trim()).filter(Boolean);
+    const titled = (line) => {
+      const at = line.indexOf("|");
+      return at < 0 ? [line, ""] : [line.slice(0, at).trim(), line.slice(at + 1).trim()];
+    };
+
+    function showModes() {
+      $("rule-post-ids-label").hidden = $("rule-posts-mode").value !== "ids";
+      $("rule-post-words-label").hidden = $("rule-posts-mode").value !== "text";
+      $("rule-keywords-label").hidden = $("rule-comments-mode").value !== "keywords";
+      $("rule-fixed").hidden = $("rule-reply-mode").value !== "fixed";
+    }
+    for (const id of ["rule-posts-mode", "rule-comments-mode", "rule-reply-mode"]) $(id).addEventListener("change", showModes);
+    showModes();
+
+    function button(line) {
+      const [title, target] = titled(line);
+      if (/^https?:\/\//i.test(target)) return { type: "web_url", title, url: target };
+      if (/^\+[0-9 ]+$/.test(target)) return { type: "phone_number", title, payload: target };
+      return { type: "postback", title, payload: target || title };
+    }
+
+    function message() {
+      const text = $("rule-text").value.trim();
+      const quickReplies = lines($("rule-quick-replies").value).map((line) => {
+        const [title, payload] = titled(line);
+        return { content_type: "text", title, payload: payload || title };
+      });
+      const buttons = lines($("rule-buttons").value).map(button);
+      const built = buttons.length
+        ? { attachment: { type: "template", payload: { template_type: "button", text, buttons } } }
+        : { text };
+      if (quickReplies.length) built.quick_replies = quickReplies;
+      return built;
+    }
+
+    function body() {
+      const postsMode = $("rule-posts-mode").value;
+      const commentsMode = $("rule-comments-mode").value;
+      const replyMode = $("rule-reply-mode").value;
+      return {
+        name: $("rule-name").value.trim(),
+        enabled: $("rule-enabled").checked,
+        posts: postsMode === "ids" ? { mode: "ids", post_ids: lines($("rule-post-ids").value) }
+          : postsMode === "text" ? { mode: "text", post_words: commaList($("rule-post-words").value) } : { mode: "all" },
+        comments: commentsMode === "keywords" ? { mode: "keywords", keywords: commaList($("rule-keywords").value) } : { mode: "any" },
+        reply: replyMode === "knowledge" ? { mode: "knowledge" } : { mode: "fixed", message: message() },
+        public_replies: lines($("rule-public-replies").value),
+      };
+    }
+
+    function fill(rule) {
+      $("rule-id").value = rule ? rule.id : "";
+      $("rule-form-title").textContent = rule ? "Editar la regla «" + rule.name + "»" : "Nueva regla";
+      $("rule-cancel").hidden = !rule;
+      $("rule-name").value = rule ? rule.name : "";
+      $("rule-enabled").checked = rule ? rule.enabled : true;
+      $("rule-posts-mode").value = rule ? rule.posts.mode : "all";
+      $("rule-post-ids").value = rule ? rule.posts.post_ids.join("\n") : "";
+      $("rule-post-words").value = rule ? rule.posts.post_words.join(", ") : "";
+      $("rule-comments-mode").value = rule ? rule.comments.mode : "keywords";
+      $("rule-keywords").value = rule ? rule.comments.keywords.join(", ") : "";
+      $("rule-reply-mode").value = rule ? rule.reply.mode : "fixed";
+      const m = (rule && rule.reply.message) || {};
+      const template = m.attachment ? m.attachment.payload : null;
+      $("rule-text").value = template ? template.text : (m.text || "");
+      $("rule-quick-replies").value = (m.quick_replies || []).map((q) => q.title + " | " + q.payload).join("\n");
+      $("rule-buttons").value = template ? template.buttons.map((b) => b.title + " | " + (b.url || b.payload)).join("\n") : "";
+      $("rule-public-replies").value = rule ? rule.public_replies.join("\n") : "";
+      showModes();
+      if (rule) form.scrollIntoView({ behavior: "smooth" });
+    }
+
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const id = $("rule-id").value;
+      try {
+        if (id) await api("PUT", "/api/console/comments/rules/" + encodeURIComponent(id), body());
+        else await api("POST", "/api/console/comments/pages/" + encodeURIComponent(pageId) + "/rules", body());
+        toast("Regla guardada.");
+        location.reload();
+      } catch (error) { toast(error.message, true); }
+    });
+    $("rule-cancel").addEventListener("click", () => fill(null));
+
+    $("rule-rows").addEventListener("click", async (event) => {
+      const target = event.target.closest("button");
+      if (!target) return;
+      const id = Number(target.dataset.ruleId);
+      const rule = rules.find((r) => r.id === id);
+      try {
+        if (target.classList.contains("edit-rule")) { fill(rule); return; }
+        if (target.classList.contains("switch-rule")) {
+          await api("PUT", "/api/console/comments/rules/" + id + "/enabled", { enabled: target.dataset.enabled !== "true" });
+        } else if (target.classList.contains("delete-rule")) {
+          if (!confirm("¿Borrar la regla «" + (rule ? rule.name : id) + "»?")) return;
+          await api("DELETE", "/api/console/comments/rules/" + id);
+        } else if (target.classList.contains("move-rule")) {
+          const order = rules.map((r) => r.id);
+          const from = order.indexOf(id);
+          const to = from + Number(target.dataset.step);
+          if (from < 0 || to < 0 || to >= order.length) return;
+          [order[from], order[to]] = [order[to], order[from]];
+          await api("PUT", "/api/console/comments/pages/" + encodeURIComponent(pageId) + "/order", { rule_ids: order });
+        } else {
+          return;
+        }
+        location.reload();
+      } catch (error) { toast(error.message, true); }
+    });
+
+    $("settings-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const score = $("settings-score").value.trim();
+      try {
+        await api("PUT", "/api/console/comments/pages/" + encodeURIComponent(pageId) + "/settings", {
+          one_reply_per_person_per_post_per_day: $("settings-once").checked,
+          knowledge_min_score: score === "" ? null : Number(score),
+        });
+        toast("Configuración guardada.");
+      } catch (error) { toast(error.message, true); }
+    });
+
+    async function refreshRecent() {
+      try {
+        const answer = await api("GET", "/api/console/comments/pages/" + encodeURIComponent(pageId) + "/recent");
+        $("recent-rows").replaceChildren(...answer.comments.map((c) => el("tr", { dataset: { commentId: c.comment_id || "", status: c.status } },
+          el("td", { class: "nowrap" }, el("time", { datetime: c.created_at }, dateTime(c.created_at))),
+          el("td", {}, c.from_name || c.from_id),
+          el("td", { class: "comment-text" }, c.message),
+          el("td", { class: "comment-status" }, c.status_es),
+          el("td", {}, c.reason_es || ""),
+          el("td", {}, c.rule_name || ""))));
+        $("recent-empty").hidden = answer.comments.length > 0;
+      } catch (error) { toast(error.message, true); }
+    }
+    $("recent-refresh").addEventListener("click", refreshRecent);
+    setInterval(refreshRecent, 15000);
+  }
+
+  const pages = { inbox: initInbox, conversation: initConversation, snippets: initSnippets, knowledge: initKnowledge, links: initLinks, comments: initComments };
   if (pages[pageName]) pages[pageName]();
 })();
