@@ -9,7 +9,9 @@ Routes (the same path the Rasa channel had, so Meta's setting only changes host 
 - `POST /webhooks/messenger/webhook`: a delivery. The size is capped before the body is read (`Content-Length`,
   then a running count for a body without one): 413. Then `meta.delivery.judge_delivery` (403 bad signature, 400
   malformed), the events recorded with the journal's group commit (`IngestStore.record_async`: concurrent
-  deliveries share one fsync), then 200. A journal that cannot be written is 503, so Meta delivers again;
+  deliveries share one fsync), the delivery's `feed` changes (comments on the page's posts, `meta.feed`) in the
+  comment journal (`comments.journal`, one commit per delivery, in its own thread), then 200. A journal that cannot
+  be written is 503, so Meta delivers again (what was recorded already is a no-op then);
 - `GET /health`: `{"status": "ok"}`.
 Anything else is 404 (405 for a known path with another method). Bad input is a 4xx, never a 500.
 
@@ -30,13 +32,15 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qs
 
+from comments.journal import CommentJournal, open_comment_journal
 from connectors.ingest import ROLE_WEBHOOK, IngestJournal, open_ingest_store
 from core.exposure import STARTUP_CHECKS
 from core.settings import Settings, SettingsError, load_settings
-from meta.delivery import MAX_BODY_BYTES, judge_delivery
+from meta.delivery import MAX_BODY_BYTES, DeliveryVerdict, judge_delivery
 from meta.signature import SIGNATURE_HEADER, is_valid_verify_token
 
 logger = logging.getLogger(__name__)
@@ -132,13 +136,21 @@ async def answer_json(send: Send, status: int, payload: dict[str, Any], close: b
     await answer(send, status, body, b"application/json", close)
 
 
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 class WebhookApp:
     """The ASGI app. `store` is the ingest journal (its `record_async` commits concurrent deliveries together);
-    `app_id` tells our own echoes from a person's (MESSENGER_APP_ID); `body_deadline` bounds a slow body."""
+    `comments` the comment journal (`feed` changes; without one they are logged and left out); `app_id` tells our
+    own echoes from a person's (MESSENGER_APP_ID); `body_deadline` bounds a slow body."""
 
     def __init__(self, store: IngestJournal, *, app_secret: str, verify_token: str, app_id: str = "",
-                 body_deadline: float = BODY_READ_SECONDS) -> None:
+                 body_deadline: float = BODY_READ_SECONDS, comments: CommentJournal | None = None,
+                 clock: Callable[[], datetime] = utc_now) -> None:
         self.store = store
+        self.comments = comments
+        self.clock = clock
         self.body_deadline = body_deadline  # seconds for the whole body to arrive (408 after)
         self.app_secret = app_secret
         self.verify_token = verify_token
@@ -207,8 +219,24 @@ class WebhookApp:
                 logger.exception("recording a webhook delivery failed")
                 await answer_json(send, 503, {"error": "the journal is unavailable; deliver again"})
                 return
+        if verdict.changes and not await self._record_changes(verdict):
+            await answer_json(send, 503, {"error": "the comment journal is unavailable; deliver again"})
+            return
         self.received += 1
         await answer(send, 200, b"EVENT_RECEIVED")
+
+    async def _record_changes(self, verdict: DeliveryVerdict) -> bool:
+        """The delivery's feed changes, durable before the 200 (False: the comment journal cannot be written)."""
+        if self.comments is None:
+            logger.warning("feed changes not recorded: this webhook process has no comment journal",
+                           extra={"changes": len(verdict.changes)})
+            return True
+        try:
+            await self.comments.record_async(list(verdict.changes), self.clock())
+        except Exception:  # the journal cannot be written (disk full, database down): Meta delivers again later
+            logger.exception("recording a delivery's feed changes failed")
+            return False
+        return True
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -217,6 +245,8 @@ class WebhookApp:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await asyncio.get_running_loop().run_in_executor(None, self.store.close)
+                if self.comments is not None:
+                    await asyncio.get_running_loop().run_in_executor(None, self.comments.close)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -225,7 +255,7 @@ def create_app(settings: Settings | None = None, store: IngestJournal | None = N
     settings = settings or load_settings()
     journal = store or open_ingest_store(settings.ingest_store_url, role=ROLE_WEBHOOK)
     return WebhookApp(journal, app_secret=settings.app_secret, verify_token=settings.verify_token,
-                      app_id=settings.app_id)
+                      app_id=settings.app_id, comments=open_comment_journal(settings.store_url("comment_journal")))
 
 
 def server_config(app: WebhookApp, host: str, port: int, loop: str = "asyncio") -> Any:

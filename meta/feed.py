@@ -28,9 +28,11 @@ from typing import Any
 FEED_FIELD = "feed"
 # Epoch seconds up to the year 9999: beyond that it is not a time (and `datetime` cannot hold it).
 MAX_EPOCH_SECONDS = 253_402_300_799
-# The verbs whose change is one per target (a redelivery of "comment add 123" is the same change whatever else it
-# carries); other verbs may happen several times to one target (an edit, a hide after an unhide, a reaction).
+# A comment or a post is added once and removed once: a redelivery of "comment add 123" is the same change whatever
+# else it carries. Other verbs may happen several times to one target (an edit, a hide after an unhide), and other
+# items (reactions, likes) are many per post: those are told apart by their content.
 _ONCE_PER_TARGET = ("add", "remove")
+_CONTENT_ITEMS = ("comment", "status", "post", "photo", "video", "share", "note", "event")
 
 
 class MalformedChangeError(ValueError):
@@ -86,11 +88,11 @@ class FeedChange:
 
     @property
     def dedup_key(self) -> str:
-        """Meta redelivers: one row per change. An add or a removal happens once to its comment/post; an edit is
-        told apart by its text and time; anything else (hide/unhide, reactions) by its whole value."""
+        """Meta redelivers: one row per change. A comment or post is added (removed) once; an edit is told apart by
+        its text and time; anything else (hide/unhide, reactions) by its whole value."""
         target = self.target_id
         prefix = f"feed:{self.item}:{self.verb}"
-        if target and self.verb in _ONCE_PER_TARGET:
+        if target and self.verb in _ONCE_PER_TARGET and self.item in _CONTENT_ITEMS:
             return f"{prefix}:{target}"
         if target and self.verb in ("edited", "edit"):
             stamp = self.created_time.isoformat() if self.created_time else ""

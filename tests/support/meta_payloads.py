@@ -2,7 +2,8 @@
 
 Shapes follow the Messenger Platform webhook reference (`messages`, `messaging_postbacks`,
 `message_echoes`, `message_deliveries`, `message_reads`, `messaging_referrals`, `message_reactions`,
-`messaging_handovers`, `standby`). Every builder returns a fresh dict, so a test may mutate it.
+`messaging_handovers`, `standby`), and the Page's `feed` field (Webhooks for Pages: comments, replies, edits,
+removals, visitor posts, reactions). Every builder returns a fresh dict, so a test may mutate it.
 """
 
 from __future__ import annotations
@@ -196,6 +197,109 @@ def changes_entry(page: str = PAGE_ID, time: int = T0) -> dict[str, Any]:
     items, kept as one UNKNOWN event. (`feed` changes are parsed: see `feed_entry`.)"""
     value = {"item": "rating", "verb": "add", "rating": 5, "review_text": "Muy buena atención", "reviewer_id": "55"}
     return {"id": page, "time": time, "changes": [{"field": "ratings", "value": value}]}
+
+
+# --- the `feed` field (Webhooks for Pages): comments on the page's posts, visitor posts ------------------------
+
+POST_ID = f"{PAGE_ID}_880011223344"  # `<page id>_<post number>`
+COMMENT_ID = "880011223344_120000000001"  # `<post number>_<comment number>`
+OTHER_COMMENT_ID = "880011223344_120000000002"
+COMMENTER_ID = "6123456789012345"  # an app-scoped id: not the PSID the private reply reaches
+T0_SECONDS = T0 // 1000  # feed times are epoch seconds
+
+
+def _post_object(post_id: str) -> dict[str, Any]:
+    return {
+        "status_type": "added_photos",
+        "is_published": True,
+        "updated_time": "2024-06-10T06:13:20+0000",
+        "permalink_url": f"https://www.facebook.com/{post_id}",
+        "promotion_status": "inactive",
+        "id": post_id,
+    }
+
+
+def comment_value(
+    message: str = "¿Precio?",
+    comment_id: str = COMMENT_ID,
+    post_id: str = POST_ID,
+    parent_id: str | None = None,
+    sender: str = COMMENTER_ID,
+    name: str = "María Pérez",
+    verb: str = "add",
+    created_time: int = T0_SECONDS,
+) -> dict[str, Any]:
+    """A comment on a page's post as Meta sends it (`item: comment`); a reply names another comment as parent; a
+    removal has no `message`."""
+    value: dict[str, Any] = {
+        "from": {"id": sender, "name": name},
+        "post": _post_object(post_id),
+        "message": message,
+        "post_id": post_id,
+        "comment_id": comment_id,
+        "created_time": created_time,
+        "item": "comment",
+        "parent_id": parent_id or post_id,
+        "verb": verb,
+    }
+    if verb == "remove":
+        del value["message"]
+    return value
+
+
+def reply_value(message: str = "Yo también quiero saber", comment_id: str = OTHER_COMMENT_ID,
+                parent_id: str = COMMENT_ID) -> dict[str, Any]:
+    return comment_value(message, comment_id=comment_id, parent_id=parent_id, sender="6123456789099999",
+                         name="Luis Andrade")
+
+
+def edited_value(message: str = "¿Precio del combo familiar?", created_time: int = T0_SECONDS + 60) -> dict[str, Any]:
+    return comment_value(message, verb="edited", created_time=created_time)
+
+
+def removed_value() -> dict[str, Any]:
+    return comment_value(verb="remove", created_time=T0_SECONDS + 120)
+
+
+def hidden_value(verb: str = "hide") -> dict[str, Any]:
+    """The page hid (or unhid) the comment."""
+    return comment_value(verb=verb, created_time=T0_SECONDS + 180)
+
+
+def page_comment_value(message: str = "¡Gracias por escribirnos!") -> dict[str, Any]:
+    """The page's own comment (its admins, or a public reply we sent): `from` is the page."""
+    return comment_value(message, comment_id="880011223344_120000000009", sender=PAGE_ID, name="Pizzería Don Lucho")
+
+
+def visitor_post_value(message: str = "¿Hacen entregas a Cumbayá?", post_id: str = f"{PAGE_ID}_990000000001",
+                       sender: str = COMMENTER_ID) -> dict[str, Any]:
+    """A post someone wrote on the page (`item: status`)."""
+    return {
+        "from": {"id": sender, "name": "María Pérez"},
+        "message": message,
+        "post_id": post_id,
+        "created_time": T0_SECONDS,
+        "item": "status",
+        "published": 1,
+        "verb": "add",
+    }
+
+
+def reaction_value(reaction_type: str = "love") -> dict[str, Any]:
+    return {
+        "from": {"id": COMMENTER_ID, "name": "María Pérez"},
+        "post_id": POST_ID,
+        "created_time": T0_SECONDS,
+        "item": "reaction",
+        "parent_id": POST_ID,
+        "reaction_type": reaction_type,
+        "verb": "add",
+    }
+
+
+def feed_entry(*values: dict[str, Any], page: str = PAGE_ID, time: int = T0_SECONDS) -> dict[str, Any]:
+    """An entry of `feed` changes (`{"field": "feed", "value": …}` each)."""
+    return {"id": page, "time": time, "changes": [{"field": "feed", "value": value} for value in values]}
 
 
 def webhook(*entries: dict[str, Any]) -> dict[str, Any]:

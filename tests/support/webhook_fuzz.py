@@ -1,9 +1,9 @@
 """Generated webhook deliveries for the fuzz tests (unit: the parser in-process; integration: the running webhook).
 
 Three families, each yielding `FuzzBody(raw, signature, family)`:
-- `shaped`: Meta's documented shapes (tests/support/meta_payloads.py) with random values, random extra fields and,
-  often, one field or one envelope part replaced by a random or poisonous JSON value (`1e400`, NaN, a 25-digit
-  integer, a lone surrogate, deep nesting, a wrong type);
+- `shaped`: Meta's documented shapes (tests/support/meta_payloads.py: `messaging`/`standby` items and `feed`
+  changes) with random values, random extra fields and, often, one field or one envelope part replaced by a random
+  or poisonous JSON value (`1e400`, NaN, a 25-digit integer, a lone surrogate, deep nesting, a wrong type);
 - `random_json`: arbitrary JSON documents, sometimes wrapped in a page envelope;
 - `random_bytes`: arbitrary bytes.
 Most bodies are signed with the app secret (the parser is reached); some are unsigned or wrongly signed.
@@ -134,6 +134,17 @@ def _items(users: st.SearchStrategy[str], mids: st.SearchStrategy[str]) -> st.Se
 
 
 ITEMS = _items(users, mids)
+# `feed` changes (comments on the page's posts, visitor posts, reactions): Meta's shapes with random values.
+FEED_VERBS = st.sampled_from(["add", "edited", "remove", "hide", "unhide"])
+FEED_VALUES = st.one_of(
+    st.builds(
+        lambda t, v, s: meta.comment_value(t, verb=v, sender=s), texts, FEED_VERBS, users | st.just(meta.PAGE_ID)
+    ),
+    st.builds(meta.reply_value, texts),
+    st.builds(meta.page_comment_value, texts),
+    st.builds(meta.visitor_post_value, texts),
+    st.builds(meta.reaction_value, st.sampled_from(["like", "love", "haha", "wow"])),
+)
 
 
 def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -160,8 +171,13 @@ def shaped_bodies(draw: Callable[..., Any], page_id: str = meta.PAGE_ID) -> byte
     """A page webhook of Meta's shapes with random values; usually one place replaced by a bad value."""
     entries = []
     for _ in range(draw(st.integers(1, 2))):
-        entry_items = [{**draw(ITEMS), **draw(extra_fields)} for _ in range(draw(st.integers(0, 3)))]
-        entry: dict[str, Any] = meta.entry(entry_items, page=page_id, standby=draw(st.booleans()))
+        entry: dict[str, Any]
+        if draw(st.integers(0, 4)) == 0:  # a `feed` entry (changes), one in five
+            values = [{**draw(FEED_VALUES), **draw(extra_fields)} for _ in range(draw(st.integers(1, 3)))]
+            entry = meta.feed_entry(*values, page=page_id)
+        else:
+            entry_items = [{**draw(ITEMS), **draw(extra_fields)} for _ in range(draw(st.integers(0, 3)))]
+            entry = meta.entry(entry_items, page=page_id, standby=draw(st.booleans()))
         entries.append({**entry, **draw(extra_fields)})
     # A deep copy: a replacement below must never reach into a value another draw may return again.
     body: Any = copy.deepcopy({**meta.webhook(*entries), **draw(extra_fields)})
