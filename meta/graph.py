@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -109,11 +109,19 @@ class GraphClient:
         return token
 
     async def _post(self, page_id: str, edge: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return await self._call("POST", page_id, f"/{self.version}/{page_id}/{edge}", body)
+
+    async def _call(
+        self,
+        method: str,
+        page_id: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """One Graph call with the page's token; a `GraphError` subclass on failure."""
         request = GraphRequest(
-            "POST",
-            f"/{self.version}/{page_id}/{edge}",
-            params={"access_token": self._token(page_id)},
-            json_body=body,
+            method, path, params={**(params or {}), "access_token": self._token(page_id)}, json_body=body
         )
         response = await self.transport.send(request)
         error = classify_graph_error(response.status, response.body, response.headers)
@@ -123,6 +131,11 @@ class GraphClient:
 
     async def send_message(self, page_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
         return await self._post(page_id, "messages", body)
+
+    async def reply_to_comment(self, page_id: str, comment_id: str, text: str) -> dict[str, Any]:
+        """The page's public reply under a comment: POST /{comment_id}/comments with `message` (the page token needs
+        pages_manage_engagement). Meta answers `{"id": <the new comment's id>}`."""
+        return await self._call("POST", page_id, f"/{self.version}/{comment_id}/comments", {"message": text})
 
     async def pass_thread_control(
         self, page_id: str, user_id: str, target_app_id: str, metadata: str | None = None
@@ -139,6 +152,21 @@ class GraphClient:
         if metadata:
             body["metadata"] = metadata[:1000]
         return await self._post(page_id, "take_thread_control", body)
+
+    # The Messenger Profile API (Get Started, greeting, ice breakers, persistent menu): `/me/messenger_profile` with
+    # the page's token. POST sets the fields it names, DELETE removes the named fields; both answer
+    # {"result": "success"}. GET answers {"data": [{...the fields set...}]} ({"data": []} when none is).
+
+    async def set_messenger_profile(self, page_id: str, profile: Mapping[str, Any]) -> dict[str, Any]:
+        return await self._call("POST", page_id, f"/{self.version}/me/messenger_profile", profile)
+
+    async def get_messenger_profile(self, page_id: str, fields: Sequence[str]) -> dict[str, Any]:
+        return await self._call(
+            "GET", page_id, f"/{self.version}/me/messenger_profile", params={"fields": ",".join(fields)}
+        )
+
+    async def delete_messenger_profile_fields(self, page_id: str, fields: Sequence[str]) -> dict[str, Any]:
+        return await self._call("DELETE", page_id, f"/{self.version}/me/messenger_profile", {"fields": list(fields)})
 
     async def close(self) -> None:
         await self.transport.close()

@@ -7,6 +7,8 @@ in development, tests and benchmarks goes through Meta's validation rules
 
 - `POST /{version}/{page_id}/messages` (also `/{version}/me/messages`): the Send API.
 - `POST /{version}/{page_id}/pass_thread_control` and `/take_thread_control`: the handover protocol.
+- `GET|POST|DELETE /{version}/me/messenger_profile`: the page's Messenger profile (Get Started, greeting, ice
+  breakers, persistent menu), checked as Meta checks it (`meta.messenger_profile`), kept per page.
 - `GET /sandbox/sent`, `GET /sandbox/requests`, `DELETE /sandbox/sent`: what was sent.
 - `POST|GET|DELETE /sandbox/failures`: make the next sends fail as Meta would.
 - `POST|GET /sandbox/latency`: answer slower, for benchmarks.
@@ -41,6 +43,7 @@ from starlette.convertors import Convertor, register_url_convertor
 from core.settings import SettingsError
 from meta.errors import DEFAULT_SUBCODES, META_ERRORS, SUBCODE_ALIASES, Kind, MetaErrorCode
 from meta.limits import RECIPIENT_KEYS
+from meta.messenger_profile import PROFILE_FIELDS, fields_problem, profile_problem, to_graph_error
 from meta.validate import GraphErrorSpec, validate_send_request
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"  # the sandbox chat page (chat.html), served by the app
@@ -323,6 +326,7 @@ class GraphSandbox:
         self._failures: tuple[FailureRule, ...] = ()
         self._next_seq = 1
         self._latency_ms = 0
+        self._profiles: dict[str, dict[str, Any]] = {}  # page id -> its Messenger profile's fields
 
     # The Send API.
 
@@ -381,9 +385,59 @@ class GraphSandbox:
             self._record(version, page_id, path, body, answer)
         return answer
 
-    def _record(self, version: str, page_id: str, path: str, body: Any, answer: SandboxAnswer) -> None:
+    def handle_messenger_profile(
+        self,
+        *,
+        method: str,
+        version: str,
+        node: str,
+        path: str,
+        token: str | None,
+        body: Any,
+        fields: Any = None,
+        body_error: GraphErrorSpec | None = None,
+    ) -> SandboxAnswer:
+        """Answer `GET|POST|DELETE /{version}/{node}/messenger_profile` as Meta does, recorded like sends. POST sets
+        the fields it names; DELETE removes `fields`; GET answers `{"data": [{...the `fields` set...}]}`."""
+        authorized = authorize(self._token_pages, node, token)
+        page_id = authorized if isinstance(authorized, str) else node
+        with self._lock:
+            profile = self._profiles.setdefault(page_id, {}) if isinstance(authorized, str) else {}
+            error = authorized if isinstance(authorized, GraphErrorSpec) else body_error
+            result: dict[str, Any] = {"result": "success"}
+            if error is None and method == "POST":
+                problem = profile_problem(body, has_get_started="get_started" in profile)
+                error = to_graph_error(problem) if problem else None
+                if error is None:
+                    profile.update({name: copy.deepcopy(body[name]) for name in PROFILE_FIELDS if name in body})
+            elif error is None:
+                problem = fields_problem(fields)
+                error = to_graph_error(problem) if problem else None
+                if error is None and method == "DELETE":
+                    for name in fields:
+                        profile.pop(name, None)
+                elif error is None:
+                    found = {name: copy.deepcopy(profile[name]) for name in fields if name in profile}
+                    result = {"data": [found] if found else []}
+            if error is not None:
+                answer = SandboxAnswer(error.http_status, error.to_body(_new_fbtrace_id()))
+            else:
+                answer = SandboxAnswer(200, result)
+            recorded = body if method == "POST" else {"fields": fields}
+            self._record(version, page_id, path, recorded, answer, method=method)
+        return answer
+
+    def messenger_profile(self, page_id: str) -> dict[str, Any]:
+        """The page's Messenger profile as the sandbox keeps it (tests)."""
+        with self._lock:
+            return copy.deepcopy(self._profiles.get(page_id, {}))
+
+    def _record(
+        self, version: str, page_id: str, path: str, body: Any, answer: SandboxAnswer, method: str = "POST"
+    ) -> None:
         record = {
             "seq": self._next_seq,
+            "method": method,
             "received_at": self._clock().astimezone(timezone.utc).isoformat(timespec="microseconds"),
             "page_id": page_id,
             "version": version,
@@ -453,6 +507,8 @@ class GraphSandbox:
 
     def reset(self) -> None:
         self.clear_records()
+        with self._lock:
+            self._profiles = {}
         self.clear_failures()
         self.set_latency_ms(0)
 
@@ -536,6 +592,37 @@ async def thread_control(request: Request, version: str, node: str) -> JSONRespo
     token = access_token_of(request.query_params, request.headers.get("authorization"), body)
     answer = _sandbox(request).handle_thread_control(
         version=version, node=node, path=request.url.path, token=token, body=body, body_error=body_error
+    )
+    return _json(answer)
+
+
+def profile_fields_of(value: Any) -> Any:
+    """`fields` as a GET or DELETE gives it: a JSON array, a comma-separated string, or a list already."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except ValueError:
+                return value
+        return [name.strip() for name in text.split(",") if name.strip()] if text else None
+    return value
+
+
+@router.get("/{version:graph_version}/{node:graph_node}/messenger_profile", include_in_schema=False)
+@router.post("/{version:graph_version}/{node:graph_node}/messenger_profile", include_in_schema=False)
+@router.delete("/{version:graph_version}/{node:graph_node}/messenger_profile", include_in_schema=False)
+async def messenger_profile(request: Request, version: str, node: str) -> JSONResponse:
+    """Meta's Messenger Profile API: set (POST), read (GET `?fields=`) and delete (DELETE `{"fields": [...]}`)
+    the page's Get Started button, greeting, ice breakers and persistent menu."""
+    body, body_error = parse_body(request.headers.get("content-type", ""), await request.body())
+    token = access_token_of(request.query_params, request.headers.get("authorization"), body)
+    fields = request.query_params.get("fields")
+    if fields is None and isinstance(body, Mapping):
+        fields = body.get("fields")
+    answer = _sandbox(request).handle_messenger_profile(
+        method=request.method, version=version, node=node, path=request.url.path, token=token,
+        body=without_token(body), fields=profile_fields_of(fields), body_error=body_error,
     )
     return _json(answer)
 
