@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 from core.offload import Offload
-from meta.events import InboundEvent, WebhookPayloadError
+from meta.events import EventKind, InboundEvent, WebhookPayloadError
 
 T = TypeVar("T")
 logger = logging.getLogger("connectors.ingest")
@@ -86,7 +86,10 @@ def initial_status(event: InboundEvent, own_app_id: str) -> str:
         return IGNORED
     # An echo from the Page inbox or another app is a person writing: it pauses the bot, in order with the
     # user's own messages (so the bot cannot answer after the person), and is retried after a crash.
-    return PENDING if event.is_user_input or event.is_person_echo(own_app_id) else RECORDED
+    # A referral (an m.me link or QR code opened) is processed in order too: its link may start an answer
+    # (connectors/referrals.py).
+    referral = event.kind is EventKind.REFERRAL and not event.standby
+    return PENDING if event.is_user_input or event.is_person_echo(own_app_id) or referral else RECORDED
 
 
 def needs_live_view_notice(event: InboundEvent, status: str) -> bool:

@@ -34,6 +34,7 @@ from connectors.action_server import (
 from connectors.dispatch import ConversationDispatcher, JournalFeeder
 from connectors.handoff import AppHandoffClient, outside_author
 from connectors.ingest import DONE, FAILED, IngestJournal, JournalApplier, StoredEvent, open_ingest_store
+from connectors.referrals import AppReferralClient, referral_report, turn_event
 from core.settings import Settings, load_settings
 from handoff.model import PauseReason
 from meta.delivery import judge_delivery
@@ -213,6 +214,7 @@ class MessengerInput(InputChannel):
         self._window_tasks: set[asyncio.Task] = set()
         self._journal = JournalApplier(self.store, self._record_window, self._notice_recorded)
         self.handoff = AppHandoffClient(settings.app_url, settings.service_token)
+        self.referrals = AppReferralClient(settings.app_url, settings.service_token)
         self.typing = True
         self.owner = instance_id(settings.rasa_instance_id)
         self._feeder: JournalFeeder | None = None
@@ -289,6 +291,10 @@ class MessengerInput(InputChannel):
                 await self.store.run(self.store.finish, stored.id, DONE, None)
                 return
             return
+        # A referral is recorded by the app, and its link may start an intent or a matrix entry: Rasa then gets that
+        # (connectors/referrals.py). None: a standalone referral that starts nothing (recorded only, no turn).
+        turn = await self._referral_turn(event)
+        event = turn if turn is not None else event
         key_prefix = f"reply:{event.page_id}:{event.dedup_key}"
         # A reverted turn is also a failed attempt (`note_turn_reverted`), and attempts only grow: a first attempt
         # needs no journal read (a thread hop per message on Rasa's loop).
@@ -301,6 +307,9 @@ class MessengerInput(InputChannel):
                                      reply_key_prefix(key_prefix, reverted), self.typing)
             try:
                 await self._record_window(event)
+                if turn is None:
+                    await self.store.run(self.store.finish, stored.id, DONE, None)
+                    return
                 await self._agent_ready()
                 if unfinished_revert:
                     await self._revert_turn(event)
@@ -345,6 +354,14 @@ class MessengerInput(InputChannel):
                 continue
             await self.store.run(self.store.finish, stored.id, DONE, None)
             return
+
+    async def _referral_turn(self, event: InboundEvent) -> InboundEvent | None:
+        """The event Rasa gets: unchanged without a referral, else what the app answered for it (the app down: as
+        if there were no links, logged)."""
+        report = referral_report(event, user_message_time(event))
+        if report is None:
+            return None if event.kind is EventKind.REFERRAL else event
+        return turn_event(event, await self.referrals.report(report))
 
     async def _run_turn(self, event: InboundEvent, output: MessengerOutput) -> None:
         """Rasa's turn, with its failed action calls (which Rasa swallows) raised as `ActionCallsFailed`."""
@@ -525,6 +542,7 @@ class MessengerInput(InputChannel):
                 await self._feeder.stop()
             await self.outbox.stop()
             await self.handoff.close()
+            await self.referrals.close()
             await self.client.close()
 
         @webhook.route("/", methods=["GET"])

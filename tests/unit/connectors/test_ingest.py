@@ -98,7 +98,8 @@ def test_duplicate_inside_one_batch_is_recorded_once(store: IngestStore) -> None
         (meta.delivery(["m_x"], meta.T0), False, RECORDED),
         (meta.read(meta.T0), False, RECORDED),
         (meta.reaction("m_x"), False, RECORDED),
-        (meta.referral(meta.shortlink_referral()), False, RECORDED),
+        (meta.referral(meta.shortlink_referral()), False, PENDING),  # its link may start an answer (links/)
+        (meta.referral(meta.shortlink_referral()), True, RECORDED),
         (meta.text_message(mid="m_sb"), True, RECORDED),  # standby: another app owns the thread
         (meta.postback("m_sbp", "Menú", "/menu"), True, RECORDED),
         (meta.pass_thread_control(), False, RECORDED),
@@ -388,22 +389,25 @@ async def test_concurrent_deliveries_are_committed_together_and_each_gets_its_ow
 
 
 def test_windows_of_events_not_for_rasa_are_journaled_in_the_same_commit(db_path: Path) -> None:
-    """A reaction, a referral and a standby message open the window but are not processed by Rasa: their window
-    is journaled with the event (a crash right after the commit no longer loses it) and survives a restart."""
+    """A reaction, a referral in standby and a standby message open the window but are not processed by Rasa: their
+    window is journaled with the event (a crash right after the commit no longer loses it) and survives a restart.
+    (A referral while we hold the thread is processed in order, like a message: its processing records the window.)"""
     store = IngestStore(db_path)
     fresh = store.record(
-        events_of(meta.reaction("m_r"), meta.referral(meta.shortlink_referral()), meta.read(meta.T0))
+        events_of(meta.reaction("m_r"), meta.read(meta.T0))
+        + events_of(meta.referral(meta.shortlink_referral()), standby=True)
         + events_of(meta.text_message(mid="m_sb"), standby=True)
-        + events_of(meta.text_message(mid="m_rasa"))
+        + events_of(meta.text_message(mid="m_rasa"), meta.referral(meta.shortlink_referral("otra")))
     )
     store.close()  # the crash: nothing applied
 
     assert [(s.event.kind.value, s.window_pending) for s in fresh] == [
         ("reaction", True),
-        ("referral", True),
         ("read", False),
+        ("referral", True),  # standby
         ("message", True),  # standby
         ("message", False),  # for Rasa: its processing records the window and is retried itself
+        ("referral", False),  # processed in order (connectors/referrals.py): likewise
     ]
     reopened = IngestStore(db_path)
     try:
@@ -411,7 +415,7 @@ def test_windows_of_events_not_for_rasa_are_journaled_in_the_same_commit(db_path
         assert [s.event.kind.value for s in journaled] == ["reaction", "referral", "message"]
         reopened.window_applied(journaled[0].id)
         assert [s.event.kind.value for s in reopened.windows_pending()] == ["referral", "message"]
-        assert reopened.counts_by_status() == {RECORDED: 4, PENDING: 1}
+        assert reopened.counts_by_status() == {RECORDED: 4, PENDING: 2}
     finally:
         reopened.close()
 
