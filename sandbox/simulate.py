@@ -71,6 +71,67 @@ def webhook_body(page_id: str, items: list[dict[str, Any]], standby: bool = Fals
     return {"object": "page", "entry": [entry]}
 
 
+# --- the page's `feed` webhook (comments on its posts, visitor posts): Meta's shapes, `meta.feed` reads them ----------
+
+
+def now_seconds() -> int:
+    return int(time.time())
+
+
+def new_post_id(page_id: str) -> str:
+    """Meta's post ids: `<page id>_<post number>`."""
+    return f"{page_id}_{uuid.uuid4().int % 10**15}"
+
+
+def new_comment_id(post_id: str) -> str:
+    """Meta's comment ids: `<post number>_<comment number>`."""
+    return f"{post_id.rsplit('_', 1)[-1]}_{uuid.uuid4().int % 10**15}"
+
+
+def feed_change(value: dict[str, Any]) -> dict[str, Any]:
+    return {"field": "feed", "value": value}
+
+
+def comment(page_id: str, from_id: str, from_name: str, post_id: str, message: str, comment_id: str | None = None,
+            parent_id: str | None = None, verb: str = "add", created_time: int | None = None) -> dict[str, Any]:
+    """One `changes` item: a comment on `post_id` (a reply when `parent_id` is another comment's id), added, edited
+    ("edited"), removed ("remove", no message), hidden or unhidden, as Meta sends it with the `post` object."""
+    value: dict[str, Any] = {
+        "from": {"id": from_id, "name": from_name},
+        "post": {"status_type": "added_photos", "is_published": True, "updated_time": "2024-06-10T15:09:57+0000",
+                 "permalink_url": f"https://www.facebook.com/{post_id}", "promotion_status": "inactive",
+                 "id": post_id},
+        "post_id": post_id,
+        "comment_id": comment_id or new_comment_id(post_id),
+        "created_time": now_seconds() if created_time is None else created_time,
+        "item": "comment",
+        "parent_id": parent_id or post_id,
+        "verb": verb,
+    }
+    if verb != "remove":
+        value["message"] = message
+    return feed_change(value)
+
+
+def visitor_post(page_id: str, from_id: str, from_name: str, message: str, post_id: str | None = None,
+                 item: str = "status", created_time: int | None = None) -> dict[str, Any]:
+    """One `changes` item: a post someone wrote on the page (or the page's own post, `from_id` = the page)."""
+    return feed_change({
+        "from": {"id": from_id, "name": from_name},
+        "message": message,
+        "post_id": post_id or new_post_id(page_id),
+        "created_time": now_seconds() if created_time is None else created_time,
+        "item": item,
+        "published": 1,
+        "verb": "add",
+    })
+
+
+def feed_body(page_id: str, changes: list[dict[str, Any]]) -> dict[str, Any]:
+    """A delivery of `feed` changes: the entry's `time` is in seconds here (messaging entries say milliseconds)."""
+    return {"object": "page", "entry": [{"id": page_id, "time": now_seconds(), "changes": changes}]}
+
+
 def signed_request(body: dict[str, Any], app_secret: str) -> tuple[bytes, dict[str, str]]:
     """The raw bytes and headers of a delivery; sign the bytes you send, as Meta does."""
     raw = json.dumps(body, ensure_ascii=False).encode("utf-8")
