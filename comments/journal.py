@@ -263,6 +263,21 @@ class CommentJournal:
         """The person's page-scoped id, from the private reply's Send API answer (`recipient_id`)."""
         self._db.run("set_psid", {"id": int(id), "psid": psid})
 
+    def psid_of(self, page_id: str, from_id: str) -> str | None:
+        """The PSID an earlier private reply to this person (by their feed `from` id) reached, if any: how the
+        processor finds the person's conversation (to leave a paused one alone). Added by the processor's helper."""
+        if not from_id:
+            return None
+        rows = self._db.read("psid_of", {"page_id": page_id, "from_id": from_id})
+        return rows[0]["psid"] if rows else None
+
+    def reply_failed(self, id: int, reason_code: str) -> bool:
+        """A replied comment whose private reply never reached the person (the outbox gave up on it: blocked,
+        failed, dead or cancelled) becomes `skipped` with why, so the console says it and `awaiting_psid` stops
+        returning it. False when it is not waiting for its PSID any more. Added by the processor's helper."""
+        changed = self._db.run("reply_failed", {"id": int(id), "reason_code": reason_code})
+        return changed > 0
+
     def awaiting_psid(self, limit: int = 50) -> list[StoredComment]:
         """Replied comments with a private reply whose PSID is not known yet, oldest first."""
         return [_stored(row) for row in self._db.read("awaiting_psid", {"limit": int(limit)})]

@@ -9,6 +9,11 @@ in development, tests and benchmarks goes through Meta's validation rules
 - `POST /{version}/{page_id}/pass_thread_control` and `/take_thread_control`: the handover protocol.
 - `GET|POST|DELETE /{version}/me/messenger_profile`: the page's Messenger profile (Get Started, greeting, ice
   breakers, persistent menu), checked as Meta checks it (`meta.messenger_profile`), kept per page.
+- Private replies (`recipient.comment_id`) as Meta answers them: the commenter's PSID as `recipient_id` (for comments
+  the sandbox was told about, `register_comment`; else a stable id from the comment id), one per comment
+  ("(#10900) Activity already replied to"), none to a comment older than 7 days ("(#10903) This user can't reply to
+  this activity").
+- `POST /{version}/{comment_id}/comments`: the page's public reply under a comment, recorded like sends.
 - `GET /sandbox/sent`, `GET /sandbox/requests`, `DELETE /sandbox/sent`: what was sent.
 - `POST|GET|DELETE /sandbox/failures`: make the next sends fail as Meta would.
 - `POST|GET /sandbox/latency`: answer slower, for benchmarks.
@@ -30,7 +35,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -233,6 +238,57 @@ def recipient_id_of(body: Any) -> str | None:
     return sandbox_psid(values[0]) if values else None
 
 
+# --- comments: private replies and public replies ------------------------------------------------------------------
+
+PRIVATE_REPLY_DAYS = 7  # Meta: "within 7 days from when the post or comment was created"
+
+
+@dataclass(frozen=True)
+class SandboxComment:
+    """A comment the sandbox was told about (`/sandbox/comments` simulated it): whose it is and when it was made."""
+
+    page_id: str
+    author_psid: str
+    created_at: datetime
+
+
+def comment_id_of(body: Any) -> str | None:
+    """The comment a Send API body answers privately (`recipient.comment_id`), if it is a private reply."""
+    recipient = body.get("recipient") if isinstance(body, Mapping) else None
+    if not isinstance(recipient, Mapping) or recipient.get("comment_id") is None:
+        return None
+    return str(recipient["comment_id"])
+
+
+def already_replied_error() -> GraphErrorSpec:
+    return GraphErrorSpec("(#10900) Activity already replied to", 10900)
+
+
+def cannot_reply_error() -> GraphErrorSpec:
+    """Meta's answer to a private reply it does not allow: a comment older than 7 days (or a commenter who cannot be
+    messaged)."""
+    return GraphErrorSpec("(#10903) This user can't reply to this activity", 10903, error_subcode=1893049)
+
+
+def private_reply_error(
+    comment: SandboxComment | None, already_replied: bool, now: datetime
+) -> GraphErrorSpec | None:
+    """Pure: Meta's refusal of a private reply to this comment now, or None."""
+    if already_replied:
+        return already_replied_error()
+    if comment is not None and now - comment.created_at > timedelta(days=PRIVATE_REPLY_DAYS):
+        return cannot_reply_error()
+    return None
+
+
+def comment_reply_error(body: Any) -> GraphErrorSpec | None:
+    """Meta's check of a public reply's body: a non-empty `message`."""
+    message = body.get("message") if isinstance(body, Mapping) else None
+    if not isinstance(message, str) or not message.strip():
+        return GraphErrorSpec("(#100) Missing message or attachment", 100)
+    return None
+
+
 def thread_control_error(body: Any, passing: bool) -> GraphErrorSpec | None:
     """Meta's checks on a handover call: a recipient id, and for a pass the numeric id of the target app."""
     recipient = body.get("recipient") if isinstance(body, Mapping) else None
@@ -326,6 +382,8 @@ class GraphSandbox:
         self._failures: tuple[FailureRule, ...] = ()
         self._next_seq = 1
         self._latency_ms = 0
+        self._comments: dict[str, SandboxComment] = {}  # comment id -> its page, author and time (simulated ones)
+        self._privately_replied: set[str] = set()  # comment ids that got their one private reply
         self._profiles: dict[str, dict[str, Any]] = {}  # page id -> its Messenger profile's fields
 
     # The Send API.
@@ -346,6 +404,10 @@ class GraphSandbox:
         with self._lock:
             retry_after: float | None = None
             error = authorized if isinstance(authorized, GraphErrorSpec) else body_error or validate_send_request(body)
+            comment_id = comment_id_of(body) if error is None else None
+            if comment_id is not None:
+                comment = self._comments.get(comment_id)
+                error = private_reply_error(comment, comment_id in self._privately_replied, self._clock())
             if error is None:
                 rule, self._failures = take_failure(self._failures, page_id, recipient_values(body))
                 if rule is not None:
@@ -355,10 +417,54 @@ class GraphSandbox:
                     error.http_status, error.to_body(_new_fbtrace_id()), error_headers(error, page_id, retry_after)
                 )
             else:
-                result: dict[str, Any] = {"recipient_id": recipient_id_of(body)}
+                known = self._comments.get(comment_id) if comment_id is not None else None
+                result: dict[str, Any] = {"recipient_id": known.author_psid if known else recipient_id_of(body)}
                 if body.get("message") is not None:
                     result["message_id"] = _new_message_id()
                 answer = SandboxAnswer(200, result)
+                if comment_id is not None:
+                    self._privately_replied.add(comment_id)
+            self._record(version, page_id, path, body, answer)
+        return answer
+
+    def register_comment(self, comment_id: str, page_id: str, author_psid: str, created_at: datetime) -> None:
+        """A comment the sandbox simulated: a private reply to it reaches `author_psid` (the PSID the sandbox chat
+        talks as), and only within 7 days of `created_at`."""
+        with self._lock:
+            self._comments[comment_id] = SandboxComment(page_id, author_psid, created_at.astimezone(timezone.utc))
+
+    def handle_comment_reply(
+        self,
+        *,
+        version: str,
+        comment_id: str,
+        path: str,
+        token: str | None,
+        body: Any,
+        body_error: GraphErrorSpec | None = None,
+    ) -> SandboxAnswer:
+        """Answer `POST /{version}/{comment_id}/comments` (the page's public reply) and record it: `{"id": ...}`, the
+        new comment's id. The token must be the page's that has the comment, when the sandbox knows the comment."""
+        with self._lock:
+            known = self._comments.get(comment_id)
+            node = known.page_id if known is not None else "me"
+            authorized = authorize(self._token_pages, node, token)
+            if isinstance(authorized, GraphErrorSpec) and known is not None and authorized.code == 100:
+                authorized = unsupported_post_error(comment_id)
+            page_id = authorized if isinstance(authorized, str) else node
+            error = authorized if isinstance(authorized, GraphErrorSpec) else body_error or comment_reply_error(body)
+            retry_after: float | None = None
+            if error is None:
+                rule, self._failures = take_failure(self._failures, page_id, (comment_id,))
+                if rule is not None:
+                    error, retry_after = rule.error, rule.retry_after_seconds
+            if error is not None:
+                answer = SandboxAnswer(
+                    error.http_status, error.to_body(_new_fbtrace_id()), error_headers(error, page_id, retry_after)
+                )
+            else:
+                post_part = comment_id.split("_", 1)[0]
+                answer = SandboxAnswer(200, {"id": f"{post_part}_{secrets.randbelow(10**15)}"})
             self._record(version, page_id, path, body, answer)
         return answer
 
@@ -508,6 +614,8 @@ class GraphSandbox:
     def reset(self) -> None:
         self.clear_records()
         with self._lock:
+            self._comments, self._privately_replied = {}, set()
+        with self._lock:
             self._profiles = {}
         self.clear_failures()
         self.set_latency_ms(0)
@@ -550,7 +658,20 @@ class GraphNodeConvertor(Convertor[str]):
         return value
 
 
+class GraphObjectConvertor(Convertor[str]):
+    """A Graph object id: a number, or Meta's compound ids (`<post>_<comment>`)."""
+
+    regex = r"[0-9]+(?:_[0-9]+)+|[0-9]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
 register_url_convertor("graph_version", GraphVersionConvertor())
+register_url_convertor("graph_object", GraphObjectConvertor())
 register_url_convertor("graph_node", GraphNodeConvertor())
 
 router = APIRouter()
@@ -623,6 +744,18 @@ async def messenger_profile(request: Request, version: str, node: str) -> JSONRe
     answer = _sandbox(request).handle_messenger_profile(
         method=request.method, version=version, node=node, path=request.url.path, token=token,
         body=without_token(body), fields=profile_fields_of(fields), body_error=body_error,
+    )
+    return _json(answer)
+
+
+@router.post("/{version:graph_version}/{comment_id:graph_object}/comments", include_in_schema=False)
+async def comment_reply(request: Request, version: str, comment_id: str) -> JSONResponse:
+    """Meta's `POST /{version}/{comment_id}/comments`: the page's public reply under a comment."""
+    body, body_error = parse_body(request.headers.get("content-type", ""), await request.body())
+    token = access_token_of(request.query_params, request.headers.get("authorization"), body)
+    answer = _sandbox(request).handle_comment_reply(
+        version=version, comment_id=comment_id, path=request.url.path, token=token, body=without_token(body),
+        body_error=body_error,
     )
     return _json(answer)
 

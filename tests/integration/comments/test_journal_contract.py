@@ -180,6 +180,27 @@ def test_psid_origin_and_one_reply_per_person_per_post(journal: CommentJournal) 
     assert journal.origin_of(meta.OTHER_PAGE_ID, "7012345678901234") is None
 
 
+def test_the_persons_psid_and_a_reply_that_never_reached_them(journal: CommentJournal) -> None:
+    """The processor's two reads/writes after a reply: the PSID of a person by their feed id (is their conversation
+    paused?), and a private reply the outbox gave up on turning the verdict into skipped with the outbox's reason."""
+    ids = journal.record([comment(1), comment(2), comment(3, sender="6100000000000001")], NOW)
+    for stored in journal.claim_pending("p", NOW, LEASE):
+        journal.finish(stored.id, "p", REPLIED, rule_id="r1", private_outbox_id=100 + stored.id, now=later(1))
+    assert journal.psid_of(meta.PAGE_ID, meta.COMMENTER_ID) is None
+    journal.set_psid(ids[0], "7012345678901234")
+
+    assert journal.reply_failed(ids[1], "graph_10903")
+    assert not journal.reply_failed(ids[0], "graph_10903"), "a reply that reached the person stays replied"
+    assert not journal.reply_failed(ids[1], "again"), "once"
+    assert journal.psid_of(meta.PAGE_ID, meta.COMMENTER_ID) == "7012345678901234"
+    assert journal.psid_of(meta.PAGE_ID, "6100000000000001") is None
+    assert journal.psid_of(meta.OTHER_PAGE_ID, meta.COMMENTER_ID) is None
+    assert journal.psid_of(meta.PAGE_ID, "") is None
+    failed = journal.get(ids[1])
+    assert failed is not None and (failed.status, failed.reason_code) == (SKIPPED, "graph_10903")
+    assert [stored.id for stored in journal.awaiting_psid()] == [ids[2]]
+
+
 def test_recent_pages_back_by_id_and_by_page(journal: CommentJournal) -> None:
     ids = journal.record([comment(n) for n in range(1, 6)], NOW)
     journal.record([parse_feed_value(meta.comment_value(comment_id="9_9"), meta.OTHER_PAGE_ID)], NOW)
@@ -210,7 +231,7 @@ def test_counts(journal: CommentJournal) -> None:
     verdicts = {1: (REPLIED, None, "r1", 11, 12), 2: (REPLIED, None, "r1", 13, None),
                 3: (SKIPPED, "no_rule", None, None, None), 4: (SKIPPED, "already_replied_today", "r2", None, None)}
     for stored in journal.claim_pending("p", NOW, LEASE):
-        status, reason, rule, private, public = verdicts[int(stored.comment_id.rsplit("_", 1)[1])]
+        status, reason, rule, private, public = verdicts[int(str(stored.comment_id).rsplit("_", 1)[1])]
         journal.finish(stored.id, "p", status, reason, rule, private, public, now=later(5))
     replied_first = next(s for s in journal.recent(None, 10) if s.comment_id == "880011223344_1")
     journal.set_psid(replied_first.id, "psid-1")

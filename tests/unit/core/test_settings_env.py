@@ -125,6 +125,7 @@ FIELDS = [
     ("MESSENGER_CLAIM_LEASE_SECONDS", "messenger_claim_lease_seconds", 30.0, "10", 10.0),
     ("OUTBOX_POLL_SECONDS", "outbox_poll_seconds", 0.03, "0.02", 0.02),
     ("OUTBOX_IN_RASA", "outbox_in_rasa", False, "1", True),
+    ("COMMENTS_POLL_SECONDS", "comments_poll_seconds", 1.0, "0.2", 0.2),
     ("OUTBOX_POLICY_FILE", "outbox_policy_file", None, "/etc/bot/policy.yml", Path("/etc/bot/policy.yml")),
     ("OUTBOX_RETIRED_TAGS_UNTIL", "outbox_retired_tags_until", None, "2026-02-10",
      datetime(2026, 2, 10, tzinfo=timezone.utc)),
@@ -166,6 +167,8 @@ def test_each_variable_is_a_field_with_its_default(variable: str, name: str, def
         ("OUTBOX_POLL_SECONDS", "0"),
         ("OUTBOX_POLL_SECONDS", "soon"),
         ("OUTBOX_IN_RASA", "maybe"),
+        ("COMMENTS_POLL_SECONDS", "0"),
+        ("COMMENTS_POLL_SECONDS", "nan"),
         ("OUTBOX_RETIRED_TAGS_UNTIL", "27/04/2026"),
         ("OUTBOX_RETIRED_TAGS_UNTIL", "2026-13-01"),
         ("OUTBOX_RETIRED_TAGS_UNTIL", "2026-04-27T10:00:00"),  # a time without its zone

@@ -33,6 +33,17 @@ WHERE id = %(id)s AND status = 'pending' AND claimed_by = %(owner)s;
 -- name: set_psid
 UPDATE feed_changes SET psid = %(psid)s WHERE id = %(id)s;
 
+-- name: psid_of
+-- The person's PSID from an earlier private reply (the processor: is their conversation paused?).
+SELECT psid FROM feed_changes
+WHERE page_id = %(page_id)s AND from_id = %(from_id)s AND psid IS NOT NULL
+ORDER BY id DESC LIMIT 1;
+
+-- name: reply_failed
+-- The private reply never reached the person: the verdict becomes skipped, with the outbox's reason.
+UPDATE feed_changes SET status = 'skipped', reason_code = %(reason_code)s
+WHERE id = %(id)s AND status = 'replied' AND psid IS NULL;
+
 -- name: awaiting_psid
 SELECT * FROM feed_changes
 WHERE status = 'replied' AND psid IS NULL AND private_outbox_id IS NOT NULL
