@@ -226,7 +226,7 @@ def test_a_malformed_change_beside_good_ones_is_skipped_and_said() -> None:
 
 def test_a_delivery_of_only_malformed_changes_is_refused() -> None:
     with pytest.raises(WebhookPayloadError, match="no usable item"):
-        read_webhook(meta.webhook(meta.feed_entry(broken(item=...), "nonsense")))
+        read_webhook(meta.webhook(meta.feed_entry(broken(item=...), broken(verb=["add"]))))
 
 
 def test_the_signed_delivery_verdict_carries_the_changes() -> None:
@@ -283,8 +283,8 @@ def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 
 @settings(max_examples=400, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(FEED_VALUES, st.data())
-def test_any_value_in_any_field_parses_or_is_malformed(value: dict[str, Any], data: st.DataObject) -> None:
-    value = copy.deepcopy(value)
+def test_any_value_in_any_field_parses_or_is_malformed(drawn: dict[str, Any], data: st.DataObject) -> None:
+    value: Any = copy.deepcopy(drawn)
     path = data.draw(st.sampled_from(_paths(value)))
     replacement = data.draw(json_values)
     if path:
