@@ -14,21 +14,26 @@ import logging
 import sqlite3
 import threading
 from datetime import datetime, timedelta
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from comments.journal import RECORD_REASONS, CommentJournal, StoredComment, open_comment_journal
 from comments.rules import RuleInvalid, parse_rule, parse_settings
-from comments.rules_store import RulesStore, open_rules_store
-from console.auth import Principal, require_role
-from console.routes import ConsoleError, _page, now_of
+from comments.rules_store import RuleNotFound, RulesStore, open_rules_store
+from console.auth import Principal, authenticator_of, require_role
+from core.errors import DomainError
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# Mounted by `console.routes.install`, which imports this module: this one does not import it.
+TEMPLATES = Jinja2Templates(directory=str(FilePath(__file__).parent / "templates"))
 
 ADMINS = ("admin",)
 MAX_ID = 2**62  # a database integer; larger ids are refused by validation, not by the database
@@ -64,7 +69,20 @@ def reason_es(code: str | None) -> str | None:
     return REASONS_ES.get(code, f"Sin respuesta (motivo «{code}»)")
 
 
+class CommentsRefused(DomainError):
+    """A refusal an admin can act on (`message_es` is shown; bot/errors.py gives the status of `reason_code`)."""
+
+    def __init__(self, reason_code: str, message_es: str) -> None:
+        super().__init__(message_es)
+        self.reason_code = reason_code
+        self.message_es = message_es
+
+
 # --- the app's pieces ----------------------------------------------------------------------------------
+
+
+def now_of(request: Request) -> datetime:
+    return authenticator_of(request).clock()
 
 _opening = threading.Lock()
 
@@ -98,7 +116,7 @@ def journal_of(request: Request) -> CommentJournal:
 
 def known_page(request: Request, page_id: str) -> str:
     if page_id not in request.app.state.settings.page_tokens:
-        raise ConsoleError("unknown_page", f"La página {page_id[:40]} no está configurada.")
+        raise CommentsRefused("unknown_page", f"La página {page_id[:40]} no está configurada.")
     return page_id
 
 
@@ -180,7 +198,10 @@ async def comments_page(request: Request, principal: AdminPage,
         except (sqlite3.Error, RuntimeError) as exc:  # another store: the rules stay editable without it
             log.warning("comment journal unavailable", extra={"error": type(exc).__name__})
             unavailable = "Los comentarios recibidos no se pueden leer en este momento."
-    return _page(request, "comments.html", principal, data=data, unavailable=unavailable)
+    settings: Settings = request.app.state.settings
+    return TEMPLATES.TemplateResponse(request, "console/comments.html", {
+        "user": principal, "csrf_token": principal.csrf_token, "is_production": settings.is_production,
+        "is_demo": settings.is_demo, "data": data, "unavailable": unavailable})
 
 
 @router.get(API + "/pages/{page_id}/rules")
@@ -278,6 +299,6 @@ async def switch_rule(rule_id: RuleId, body: EnabledBody, request: Request, prin
 async def delete_rule(rule_id: RuleId, request: Request, principal: Admin) -> dict[str, Any]:
     store = rules_of(request)
     if not await run_in_threadpool(store.delete_rule, rule_id):
-        raise ConsoleError("rule_not_found", f"No existe la regla {rule_id}; quizás alguien la borró.")
+        raise RuleNotFound(rule_id)
     log.info("comment rule deleted", extra={"rule_id": rule_id, "by": principal.username})
     return {"deleted": rule_id}

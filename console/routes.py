@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from console import comments as comment_pages
 from console import links as link_pages
 from console import snippets as snippet_rules
 from console.auth import (
@@ -649,8 +650,7 @@ def install(app: FastAPI, settings: Settings, authenticator: Authenticator | Non
     app.include_router(pages)
     app.include_router(api)
     link_pages.install(app, settings)  # m.me links and QR codes: /console/links, /api/console/links
-    from console.comments import router as comments_router  # it imports this module, so it is mounted from here
-    app.include_router(comments_router)  # "Respuestas privadas": /console/comments, /api/console/comments
+    app.include_router(comment_pages.router)  # "Respuestas privadas": /console/comments, /api/console/comments
 
     app.add_middleware(ConsoleHeaders)
     return auth

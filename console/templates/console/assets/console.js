@@ -721,8 +721,15 @@
         $("recent-empty").hidden = answer.comments.length > 0;
       } catch (error) { toast(error.message, true); }
     }
-    $("recent-refresh").addEventListener("click", refreshRecent);
-    setInterval(refreshRecent, 15000);
+    // A comment still pending is decided within seconds: look again soon while one is shown, else now and then.
+    let timer = null;
+    function schedule() {
+      clearTimeout(timer);
+      const pending = document.querySelector('#recent-rows tr[data-status="pending"]');
+      timer = setTimeout(async () => { await refreshRecent(); schedule(); }, pending ? 2000 : 15000);
+    }
+    $("recent-refresh").addEventListener("click", async () => { await refreshRecent(); schedule(); });
+    schedule();
   }
 
   const pages = { inbox: initInbox, conversation: initConversation, snippets: initSnippets, knowledge: initKnowledge, links: initLinks, comments: initComments };
