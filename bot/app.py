@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                              page_rate=settings.outbox_page_rate, lease_seconds=settings.outbox_lease_seconds,
                              poll_seconds=settings.outbox_poll_seconds)
         app.state.outbox = outbox
+        app.state.graph = client  # the console's "Aplicar en Facebook" (page profile) calls the Graph API with it
         # It also sends Rasa's replies (found within OUTBOX_POLL_SECONDS), unless Rasa runs its own (OUTBOX_IN_RASA).
         if settings.runs_outbox_in_process:  # else standalone workers send (OUTBOX_WORKERS, `python -m outbox worker`)
             outbox.start(wake_path=settings.data_dir / WAKE_FILE_NAME)  # the Rasa channel pings it after an enqueue

@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from console import comments as comment_pages
 from console import links as link_pages
+from console import page_profile as page_profile_pages
 from console import snippets as snippet_rules
 from console.auth import (
     LOGIN_CSRF_COOKIE,
@@ -650,6 +651,7 @@ def install(app: FastAPI, settings: Settings, authenticator: Authenticator | Non
     app.include_router(pages)
     app.include_router(api)
     link_pages.install(app, settings)  # m.me links and QR codes: /console/links, /api/console/links
+    page_profile_pages.install(app)  # the page's Messenger profile: /console/page-profile, /api/console/page-profile
     app.include_router(comment_pages.router)  # "Respuestas privadas": /console/comments, /api/console/comments
 
     app.add_middleware(ConsoleHeaders)

@@ -109,6 +109,14 @@ HTTP_STATUS: Mapping[str, int] = {
     "content_not_allowed": 422,
     "rule_not_yet_valid": 422,
     "rule_expired": 422,
+    # The page's Messenger profile (page_profile): the edit, then Facebook's answer to "Aplicar en Facebook".
+    "page_profile_error": 500,
+    "invalid_profile": 422,
+    "nothing_to_apply": 409,
+    "facebook_rate_limited": 429,
+    "facebook_refused": 502,
+    "page_token_invalid": 502,
+    "facebook_unavailable": 503,
     "private_reply_already_sent": 409,  # the outbox store: one private reply per comment
 }
 

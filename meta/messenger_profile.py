@@ -121,7 +121,7 @@ def profile_problem(body: Any, *, has_get_started: bool = False) -> ProfileProbl
         return ProfileProblem("messenger_profile", "not_object")
     unknown = [str(key) for key in body if key not in REQUEST_KEYS]
     if unknown:
-        return ProfileProblem("messenger_profile", "invalid_keys", value=", ".join(unknown)[:200])
+        return ProfileProblem("messenger_profile", "invalid_keys", value=_shown(", ".join(unknown), 200))
     if not any(field in body for field in PROFILE_FIELDS):
         return ProfileProblem("messenger_profile", "nothing_to_set", allowed=PROFILE_FIELDS)
     checks = (
@@ -151,7 +151,7 @@ def fields_problem(fields: Any, path: str = "fields") -> ProfileProblem | None:
         return ProfileProblem(path, "too_few")
     for index, field in enumerate(fields):
         if field not in PROFILE_FIELDS:
-            return ProfileProblem(f"{path}[{index}]", "not_one_of", value=str(field)[:80], allowed=PROFILE_FIELDS)
+            return ProfileProblem(f"{path}[{index}]", "not_one_of", value=_shown(field, 80), allowed=PROFILE_FIELDS)
     return None
 
 
@@ -264,7 +264,7 @@ def _check_menu_item(path: str, item: Any) -> ProfileProblem | None:
     if kind is None:
         return ProfileProblem(f"{path}[type]", "required")
     if kind not in MENU_ITEM_TYPES:
-        return ProfileProblem(f"{path}[type]", "not_one_of", value=str(kind)[:80],
+        return ProfileProblem(f"{path}[type]", "not_one_of", value=_shown(kind, 80),
                               allowed=tuple(sorted(MENU_ITEM_TYPES)))
     problem = _check_text(f"{path}[title]", item.get("title"), MENU_ITEM_TITLE_MAX_CHARS)
     if problem:
@@ -281,7 +281,7 @@ def _check_menu_item(path: str, item: Any) -> ProfileProblem | None:
         return problem
     ratio = item.get("webview_height_ratio")
     if ratio is not None and ratio not in WEBVIEW_HEIGHT_RATIOS:
-        return ProfileProblem(f"{path}[webview_height_ratio]", "not_one_of", value=str(ratio)[:80],
+        return ProfileProblem(f"{path}[webview_height_ratio]", "not_one_of", value=_shown(ratio, 80),
                               allowed=tuple(sorted(WEBVIEW_HEIGHT_RATIOS)))
     return None
 
@@ -319,13 +319,13 @@ def _check_list(path: str, value: Any, most: int | None) -> ProfileProblem | Non
 
 def _check_keys(path: str, value: Mapping[str, Any], allowed: frozenset[str]) -> ProfileProblem | None:
     unknown = [str(key) for key in value if key not in allowed]
-    return ProfileProblem(path, "invalid_keys", value=", ".join(unknown)[:200]) if unknown else None
+    return ProfileProblem(path, "invalid_keys", value=_shown(", ".join(unknown), 200)) if unknown else None
 
 
 def _check_text(path: str, value: Any, most: int | None) -> ProfileProblem | None:
     if value is None:
         return ProfileProblem(path, "required")
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str) or not value.strip() or not _is_utf8(value):
         return ProfileProblem(path, "not_string")
     if most is not None and len(value) > most:
         return ProfileProblem(path, "too_long", limit=most, actual=len(value))
@@ -336,7 +336,7 @@ def _check_locale(path: str, value: Any) -> ProfileProblem | None:
     if value is None:
         return ProfileProblem(path, "required")
     if not isinstance(value, str) or not (value == DEFAULT_LOCALE or LOCALE_PATTERN.match(value)):
-        return ProfileProblem(path, "invalid_locale", value=str(value)[:40])
+        return ProfileProblem(path, "invalid_locale", value=_shown(value, 40))
     return None
 
 
@@ -353,13 +353,27 @@ def _check_locales(path: str, items: Sequence[Mapping[str, Any]]) -> ProfileProb
 
 
 def _is_url(value: Any, schemes: tuple[str, ...]) -> bool:
-    if not isinstance(value, str) or not value or any(char.isspace() for char in value):
+    if not isinstance(value, str) or not value or any(char.isspace() for char in value) or not _is_utf8(value):
         return False
     try:
         parts = urlsplit(value)
         return parts.scheme in schemes and bool(parts.hostname)
     except ValueError:
         return False
+
+
+def _is_utf8(value: str) -> bool:
+    """False for a lone surrogate (JSON's "\\ud800") or a NUL: not text Meta (or PostgreSQL's jsonb) takes."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in value
+
+
+def _shown(value: Any, most: int) -> str:
+    """A value quoted in a message: cut short, anything that is not UTF-8 replaced."""
+    return str(value)[:most].encode("utf-8", "replace").decode("utf-8")
 
 
 def _is_array(value: Any) -> bool:

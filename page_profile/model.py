@@ -187,7 +187,7 @@ def parse_profile(body: Any) -> MessengerProfile:
     if not isinstance(body, Mapping):
         raise ProfileInvalid("profile", "Perfil: debe ser un objeto JSON con get_started, greeting, ice_breakers "
                                         "o persistent_menu.")
-    unknown = [str(key) for key in body if key not in MANAGED_FIELDS]
+    unknown = [str(key).encode("utf-8", "replace").decode("utf-8") for key in body if key not in MANAGED_FIELDS]
     if unknown:
         raise ProfileInvalid(unknown[0][:80], f"Perfil: «{unknown[0][:40]}» no es parte del perfil que edita la "
                                               "consola; use get_started, greeting, ice_breakers o persistent_menu.")

@@ -89,6 +89,11 @@ ROLES: dict[tuple[str, str], tuple[frozenset[str], bool]] = {
     ("PUT", "/api/console/comments/rules/{rule_id}"): (ADMINS, True),
     ("PUT", "/api/console/comments/rules/{rule_id}/enabled"): (ADMINS, True),
     ("DELETE", "/api/console/comments/rules/{rule_id}"): (ADMINS, True),
+    ("GET", "/console/page-profile"): (ADMINS, False),
+    ("GET", "/api/console/page-profile"): (ADMINS, True),
+    ("PUT", "/api/console/page-profile"): (ADMINS, True),
+    ("POST", "/api/console/page-profile/apply"): (ADMINS, True),
+    ("GET", "/api/console/page-profile/live"): (ADMINS, True),
 }
 
 # Development only (BOT_ENV=production does not mount them): the Graph API sandbox, its chat, the API docs.

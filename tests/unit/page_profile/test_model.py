@@ -114,6 +114,8 @@ RULES = [
     ({"greeting": [{"locale": "default", "text": "a"}, {"locale": "default", "text": "b"}]}, "greeting", "dos veces"),
     ({"greeting": [{"locale": "español", "text": "a"}]}, "greeting[0][locale]", "idioma"),
     ({"greeting": [{"locale": "default", "text": "   "}]}, "greeting[0][text]", "vacío"),
+    ({"greeting": [{"locale": "default", "text": "Hola \ud800"}]}, "greeting[0][text]", "texto"),
+    ({"get_started": {"payload": "/greet\x00"}}, "get_started[payload]", "texto"),
     ({"greeting": [{"locale": "default", "text": "Hola {{first_name}}"}]}, "greeting[0][text]", "{{first_name}}"),
     ({"persistent_menu": [{"locale": "default", "call_to_actions": [
         {"type": "postback", "title": "Menú", "payload": "/menu"}]}]}, "persistent_menu", "Empezar"),
@@ -150,7 +152,7 @@ def test_the_consoles_own_rules_are_stricter_than_metas_never_looser() -> None:
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 5) | st.sampled_from(
         ["", " ", "default", "es_LA", "postback", "web_url", "https://ejemplo.ec", "/greet", "x" * 170,
-         "{{user_first_name}}", "{{x}}", "locale", "text", "payload", "question"]),
+         "{{user_first_name}}", "{{x}}", "locale", "text", "payload", "question", "\ud800", "a\x00b"]),
     lambda children: st.lists(children, max_size=5) | st.dictionaries(
         st.sampled_from(["locale", "text", "payload", "question", "call_to_actions", "type", "title", "url",
                          "composer_input_disabled", "webview_height_ratio", "x"]), children, max_size=5),

@@ -732,6 +732,206 @@
     schedule();
   }
 
-  const pages = { inbox: initInbox, conversation: initConversation, snippets: initSnippets, knowledge: initKnowledge, links: initLinks, comments: initComments };
+  // --- Messenger profile page (Get Started, greeting, ice breakers, persistent menu) ---------------
+
+  function initPageProfile() {
+    const $ = (id) => document.getElementById(id);
+    const data = pageData();
+    const picker = $("profile-page");
+    if (picker) picker.addEventListener("change", () => {
+      location.href = "/console/page-profile?page_id=" + encodeURIComponent(picker.value);
+    });
+    if (!data.page_id) return;
+    const limits = data.limits;
+    // Groups for other locales (set over the API): kept as they are, after the default one.
+    let otherIceBreakers = [];
+    let otherMenus = [];
+
+    function counted(field, most) {
+      const counter = el("small", { class: "muted counter" });
+      const update = () => { counter.textContent = field.value.length + "/" + most; };
+      field.addEventListener("input", update);
+      update();
+      return counter;
+    }
+    function removeButton() { return el("button", { type: "button", class: "link danger remove-row" }, "Quitar"); }
+
+    function greetingRow(locale, text) {
+      const isDefault = locale === "default";
+      const localeInput = el("input", { class: "greeting-locale", size: 8, placeholder: "es_ES", readonly: isDefault });
+      const textArea = el("textarea", { class: "greeting-text", rows: 2, maxlength: limits.greeting_text });
+      localeInput.value = locale;
+      textArea.value = text;
+      return el("div", { class: "row greeting-row" },
+        el("label", {}, "Idioma", localeInput),
+        el("label", { class: "grow" }, isDefault ? "Saludo (predeterminado)" : "Saludo", textArea, counted(textArea, limits.greeting_text)),
+        isDefault ? null : removeButton());
+    }
+    function iceBreakerRow(question, payload) {
+      const q = el("input", { class: "ice-question", maxlength: limits.ice_breaker_question, placeholder: "¿Cuál es el horario?" });
+      const p = el("input", { class: "ice-payload", maxlength: limits.payload, placeholder: "/ask_knowledge{\"entry_id\":\"horario\"}" });
+      q.value = question; p.value = payload;
+      return el("tr", { class: "ice-row" }, el("td", {}, q, counted(q, limits.ice_breaker_question)), el("td", {}, p), el("td", {}, removeButton()));
+    }
+    function menuRow(item) {
+      const kind = el("select", { class: "menu-type" }, el("option", { value: "postback" }, "Respuesta del chatbot"), el("option", { value: "web_url" }, "Enlace"));
+      const title = el("input", { class: "menu-title", maxlength: limits.menu_item_title, placeholder: "Ver el menú" });
+      const value = el("input", { class: "menu-value", maxlength: limits.payload });
+      kind.value = item.type === "web_url" ? "web_url" : "postback";
+      title.value = item.title || "";
+      value.value = (kind.value === "web_url" ? item.url : item.payload) || "";
+      const hint = () => { value.placeholder = kind.value === "web_url" ? "https://…" : "/greet"; };
+      kind.addEventListener("change", hint);
+      hint();
+      return el("tr", { class: "menu-row" }, el("td", {}, kind), el("td", {}, title), el("td", {}, value), el("td", {}, removeButton()));
+    }
+
+    function updateButtons() {
+      $("add-ice-breaker").disabled = $("ice-breaker-rows").children.length >= limits.ice_breakers;
+      $("add-menu-item").disabled = $("menu-rows").children.length >= limits.menu_items;
+    }
+
+    function load(profile) {
+      const getStarted = profile.get_started;
+      $("get-started-enabled").checked = Boolean(getStarted);
+      $("get-started-payload").value = getStarted ? getStarted.payload : data.default_get_started_payload;
+      const greetings = profile.greeting || [];
+      const byDefault = greetings.find((g) => g.locale === "default");
+      $("greeting-rows").replaceChildren(greetingRow("default", byDefault ? byDefault.text : ""),
+        ...greetings.filter((g) => g.locale !== "default").map((g) => greetingRow(g.locale, g.text)));
+      const groups = profile.ice_breakers || [];
+      const iceDefault = groups.find((g) => g.locale === "default");
+      otherIceBreakers = groups.filter((g) => g.locale !== "default");
+      $("ice-breaker-rows").replaceChildren(...(iceDefault ? iceDefault.call_to_actions : []).map((q) => iceBreakerRow(q.question, q.payload)));
+      const menus = profile.persistent_menu || [];
+      const menuDefault = menus.find((m) => m.locale === "default");
+      otherMenus = menus.filter((m) => m.locale !== "default");
+      $("composer-disabled").checked = Boolean(menuDefault && menuDefault.composer_input_disabled);
+      $("menu-rows").replaceChildren(...(menuDefault ? menuDefault.call_to_actions || [] : []).map(menuRow));
+      updateButtons();
+    }
+
+    // The profile in Meta's shape; each field gets the path Meta (and the server) would name it by.
+    function collect() {
+      const profile = {};
+      if ($("get-started-enabled").checked) profile.get_started = { payload: $("get-started-payload").value.trim() };
+      const greetingRows = [...$("greeting-rows").querySelectorAll(".greeting-row")];
+      const greetings = greetingRows.map((row, i) => {
+        row.querySelector(".greeting-locale").dataset.path = `greeting[${i}][locale]`;
+        row.querySelector(".greeting-text").dataset.path = `greeting[${i}][text]`;
+        return { locale: row.querySelector(".greeting-locale").value.trim(), text: row.querySelector(".greeting-text").value.trim() };
+      });
+      if (greetings.some((g) => g.text)) profile.greeting = greetings;
+      const questions = [...$("ice-breaker-rows").children].map((row, j) => {
+        row.querySelector(".ice-question").dataset.path = `ice_breakers[0][call_to_actions][${j}][question]`;
+        row.querySelector(".ice-payload").dataset.path = `ice_breakers[0][call_to_actions][${j}][payload]`;
+        return { question: row.querySelector(".ice-question").value.trim(), payload: row.querySelector(".ice-payload").value.trim() };
+      });
+      $("ice-breaker-rows").dataset.path = "ice_breakers[0][call_to_actions]";
+      if (questions.length) profile.ice_breakers = [{ call_to_actions: questions, locale: "default" }, ...otherIceBreakers];
+      else if (otherIceBreakers.length) profile.ice_breakers = otherIceBreakers;
+      const items = [...$("menu-rows").children].map((row, j) => {
+        const type = row.querySelector(".menu-type").value;
+        const base = `persistent_menu[0][call_to_actions][${j}]`;
+        row.querySelector(".menu-title").dataset.path = base + "[title]";
+        row.querySelector(".menu-value").dataset.path = base + (type === "web_url" ? "[url]" : "[payload]");
+        const item = { type, title: row.querySelector(".menu-title").value.trim() };
+        item[type === "web_url" ? "url" : "payload"] = row.querySelector(".menu-value").value.trim();
+        return item;
+      });
+      $("menu-rows").dataset.path = "persistent_menu[0][call_to_actions]";
+      const disabled = $("composer-disabled").checked;
+      if (items.length || disabled) {
+        const menu = { locale: "default", composer_input_disabled: disabled };
+        if (items.length) menu.call_to_actions = items;
+        profile.persistent_menu = [menu, ...otherMenus];
+      } else if (otherMenus.length) profile.persistent_menu = otherMenus;
+      return profile;
+    }
+
+    function renderStatus(view) {
+      const box = $("profile-status");
+      const s = view.status;
+      box.hidden = false;
+      if (!s) {
+        box.className = "alert";
+        box.textContent = "Perfil sugerido: todavía no se ha guardado uno para esta página.";
+      } else if (s.last_ok === false) {
+        const error = (s.last_answer && s.last_answer.error) || {};
+        box.className = "alert error";
+        box.textContent = "No se aplicó en Facebook (" + dateTime(s.last_attempt_at) + ", " + s.last_attempt_by + "). Facebook dijo: " + (error.message || "sin respuesta");
+      } else if (s.applied_at && !s.has_unapplied_changes) {
+        box.className = "alert ok";
+        box.textContent = "Aplicado en Facebook el " + dateTime(s.applied_at) + " por " + s.applied_by + ".";
+      } else {
+        box.className = "alert";
+        box.textContent = "Hay cambios guardados sin aplicar en Facebook" + (s.applied_at ? " (última aplicación: " + dateTime(s.applied_at) + ")." : ".");
+      }
+    }
+
+    function clearError() {
+      $("profile-error").hidden = true;
+      for (const node of document.querySelectorAll(".invalid")) node.classList.remove("invalid");
+    }
+    function showError(error) {
+      const box = $("profile-error");
+      box.textContent = error.message;
+      box.hidden = false;
+      let path = error.body && error.body.error && error.body.error.field;
+      while (path) {
+        const target = document.querySelector(`[data-path="${CSS.escape(path)}"]`);
+        if (target) { target.classList.add("invalid"); if (target.focus) target.focus(); break; }
+        const cut = path.lastIndexOf("[");
+        path = cut > 0 ? path.slice(0, cut) : "";
+      }
+    }
+
+    async function save() {
+      clearError();
+      const view = await api("PUT", "/api/console/page-profile", { page_id: data.page_id, profile: collect() });
+      renderStatus(view);
+      return view;
+    }
+
+    $("profile-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try { await save(); toast("Perfil guardado. Pulse «Aplicar en Facebook» para publicarlo."); } catch (error) { showError(error); }
+    });
+    $("apply-profile").addEventListener("click", async () => {
+      const button = $("apply-profile");
+      button.disabled = true;
+      try {
+        await save();
+        renderStatus(await api("POST", "/api/console/page-profile/apply", { page_id: data.page_id }));
+        toast("Perfil aplicado en Facebook.");
+      } catch (error) {
+        showError(error);
+        try { renderStatus(await api("GET", "/api/console/page-profile?page_id=" + encodeURIComponent(data.page_id))); } catch (_) { /* the error shown is enough */ }
+      } finally { button.disabled = false; }
+    });
+    $("show-live").addEventListener("click", async () => {
+      const box = $("live-profile");
+      try {
+        const answer = await api("GET", "/api/console/page-profile/live?page_id=" + encodeURIComponent(data.page_id));
+        box.textContent = Object.keys(answer.live).length ? JSON.stringify(answer.live, null, 2) : "Facebook no tiene perfil para esta página.";
+        box.hidden = false;
+      } catch (error) { toast(error.message, true); }
+    });
+    $("add-greeting").addEventListener("click", () => { $("greeting-rows").append(greetingRow("", "")); });
+    $("add-ice-breaker").addEventListener("click", () => { $("ice-breaker-rows").append(iceBreakerRow("", "")); updateButtons(); });
+    $("add-menu-item").addEventListener("click", () => { $("menu-rows").append(menuRow({ type: "postback" })); updateButtons(); });
+    $("profile-form").addEventListener("click", (event) => {
+      const button = event.target.closest("button.remove-row");
+      if (!button) return;
+      button.closest(".greeting-row, tr").remove();
+      updateButtons();
+    });
+    $("profile-form").addEventListener("input", (event) => { event.target.classList.remove("invalid"); });
+
+    load(data.profile);
+    renderStatus(data);
+  }
+
+  const pages = { inbox: initInbox, conversation: initConversation, snippets: initSnippets, knowledge: initKnowledge, links: initLinks, comments: initComments, "page-profile": initPageProfile };
   if (pages[pageName]) pages[pageName]();
 })();

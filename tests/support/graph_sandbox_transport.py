@@ -1,0 +1,36 @@
+"""A Graph client transport answered by a `GraphSandbox` in the same process: the real `GraphClient` (its paths,
+its error mapping) against the sandbox's Meta checks, without a server. The Messenger Profile API only, for now."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from meta.graph import GraphRequest, GraphResponse
+from sandbox.graph import GraphSandbox, profile_fields_of
+
+PROFILE_PATH = re.compile(r"^/(v[0-9]+\.[0-9]+)/(me|[0-9]+)/messenger_profile$")
+
+
+class SandboxTransport:
+    """`fail_with` (status, body, headers): the next calls get that answer instead (an outage, a refusal)."""
+
+    def __init__(self, sandbox: GraphSandbox) -> None:
+        self.sandbox = sandbox
+        self.fail_with: tuple[int, dict[str, Any], dict[str, str]] | None = None
+
+    async def send(self, request: GraphRequest) -> GraphResponse:
+        if self.fail_with is not None:
+            return GraphResponse(*self.fail_with)
+        match = PROFILE_PATH.match(request.path)
+        if match is None:
+            raise NotImplementedError(f"the in-process sandbox transport does not answer {request.path}")
+        body: Any = dict(request.json_body or {})
+        fields = request.params.get("fields", body.get("fields"))
+        answer = self.sandbox.handle_messenger_profile(
+            method=request.method, version=match[1], node=match[2], path=request.path,
+            token=request.params.get("access_token"), body=body, fields=profile_fields_of(fields))
+        return GraphResponse(answer.status, answer.body, dict(answer.headers))
+
+    async def close(self) -> None:
+        return None
