@@ -361,3 +361,42 @@ def test_an_editor_publishes_through_the_api_and_the_bot_answers_from_it(
         assert status["versions"][0]["id"] == version["id"] and not status["versions"][0]["live"]
     finally:
         editor.close()
+
+
+def test_an_admin_applies_the_page_profile_to_the_graph_sandbox_over_http(stack: Stack) -> None:
+    """The console's page profile through the running app: saved (checked as Meta checks it), applied with the real
+    Graph client over HTTP to the real sandbox, which records the call and keeps the profile."""
+    admin = ConsoleSession(stack.app_url, "admin")
+    profile = {
+        "get_started": {"payload": "/greet"},
+        "greeting": [{"locale": "default", "text": f"¡Hola {{{{user_first_name}}}}! {uuid.uuid4().hex[:6]}"}],
+        "ice_breakers": [{"call_to_actions": [{"question": "¿Cuál es el horario?", "payload": "/horario"}],
+                          "locale": "default"}],
+    }
+    try:
+        too_long = {"greeting": [{"locale": "default", "text": "x" * 161}]}
+        refused = admin.send("PUT", "/api/console/page-profile", json={"page_id": PAGE_ID, "profile": too_long})
+        assert refused.status_code == 422 and refused.json()["error"]["field"] == "greeting[0][text]"
+        saved = admin.send("PUT", "/api/console/page-profile", json={"page_id": PAGE_ID, "profile": profile})
+        assert saved.status_code == 200, saved.text
+        seen = [r["seq"] for r in admin.get("/sandbox/requests").json()]
+        applied = admin.post("/api/console/page-profile/apply", json={"page_id": PAGE_ID})
+        assert applied.status_code == 200, applied.text
+        assert (applied.json()["status"]["applied_by"], applied.json()["status"]["last_ok"]) == ("admin", True)
+        calls = [r for r in admin.get("/sandbox/requests", params={"page_id": PAGE_ID, "after": max(seen, default=0)})
+                 .json() if r["path"].endswith("/me/messenger_profile")]
+        posted = [r for r in calls if r["method"] == "POST"]
+        assert posted and posted[-1]["accepted"] and posted[-1]["body"] == profile
+        deleted = [r for r in calls if r["method"] == "DELETE"]
+        assert deleted and deleted[-1]["body"] == {"fields": ["persistent_menu"]}
+        live = admin.get("/api/console/page-profile/live", params={"page_id": PAGE_ID})
+        assert live.json()["live"] == profile
+        # An agent cannot; the service token can read it.
+        agent = ConsoleSession(stack.app_url, "agente")
+        assert agent.get("/api/console/page-profile", params={"page_id": PAGE_ID}).status_code == 403
+        agent.close()
+        service = httpx.get(stack.app_url + "/api/console/page-profile", params={"page_id": PAGE_ID},
+                            headers={"Authorization": f"Bearer {DEMO_SERVICE_TOKEN}"}, timeout=30)
+        assert service.status_code == 200 and service.json()["profile"] == profile
+    finally:
+        admin.close()
