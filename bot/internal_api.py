@@ -27,8 +27,8 @@ from starlette.concurrency import run_in_threadpool
 from console.links import LinksRefused, links_of
 from core.postgres import DatabaseUnavailable
 from handoff.model import PauseReason, ReplyRefused
-from links.model import MAX_INCOMING_REF, Referral
 from handoff.service import Handoff
+from links.model import MAX_INCOMING_REF, Referral
 from outbox.api import require_service_token
 
 router = APIRouter(prefix="/internal/handoff", tags=["handoff"], dependencies=[Depends(require_service_token)])
