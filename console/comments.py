@@ -29,6 +29,7 @@ from comments.rules_store import RuleNotFound, RulesStore, open_rules_store
 from console.auth import Principal, authenticator_of, require_role
 from core.errors import DomainError
 from core.settings import Settings
+from outbox import wording
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +60,24 @@ REASONS_ES: dict[str, str] = {
     "never_wrote": "No consta el comentario al que se quiere responder",
     "purpose_not_allowed": "La política de envío no permite respuestas privadas",
     "page_paused": "Los envíos de esta página están detenidos",
-    "comment_too_old": "El comentario es demasiado antiguo para responder en privado",
+    "private_reply_failed": "El mensaje privado no se pudo enviar",
+    "person_unavailable": "Esta persona no está disponible en Messenger",
 }
 
 
 def reason_es(code: str | None) -> str | None:
+    """A reason code in Spanish: the table above, Meta's refusals (`graph_<code>`), the outbox's own sentences that
+    need no facts, else the code itself (never a blank)."""
     if code is None:
         return None
-    return REASONS_ES.get(code, f"Sin respuesta (motivo «{code}»)")
+    if code in REASONS_ES:
+        return REASONS_ES[code]
+    if code.startswith("graph_"):
+        return f"Meta rechazó el mensaje privado (error {code.removeprefix('graph_')})"
+    template = wording.TEMPLATES.get(code)
+    if template is not None and "{" not in template.es:
+        return template.es.rstrip(".")
+    return f"Sin respuesta (motivo «{code}»)"
 
 
 class CommentsRefused(DomainError):
