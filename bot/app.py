@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
 import httpx
@@ -16,12 +17,16 @@ from pydantic import BaseModel, Field
 
 from bot import errors, internal_api
 from bot.request_guard import Guard, RequestGuard
+from comments.journal import open_comment_journal
+from comments.processor import CommentProcessor, knowledge_answerer
+from comments.rules_store import open_rules_store
 from console import routes as console
 from console.auth import NotAuthenticated
 from console.rasa_events import RasaEventFeed, paused_check
 from core.settings import DEMO_APP_SECRET, SANDBOX_PAGE_ID, Settings, load_settings
 from handoff.rasa_api import HttpRasaTrackers
 from handoff.service import Handoff, open_handoff_store
+from knowledge_matrix.live import LiveKnowledge
 from meta.graph import GraphClient
 from outbox import api as outbox_api
 from outbox.outbox import WAKE_FILE_NAME, open_outbox
@@ -36,6 +41,18 @@ class ChatInput(BaseModel):
     kind: Literal["text", "quick_reply", "postback"] = "text"
     text: str = Field(default="", max_length=2000)
     payload: str = Field(default="", max_length=1000)
+    page_id: str = SANDBOX_PAGE_ID
+
+
+class CommentInput(BaseModel):
+    """A comment someone writes under one of the page's posts (the sandbox signs it as Meta's `feed` webhook)."""
+
+    user_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")  # whose (the chat's PSID)
+    from_name: str = Field(default="Cliente de prueba", min_length=1, max_length=100)
+    text: str = Field(min_length=1, max_length=8000)
+    post_id: str | None = Field(default=None, pattern=r"^[0-9]{1,30}_[0-9]{1,30}$")  # None: a new post
+    parent_id: str | None = Field(default=None, pattern=r"^[0-9]{1,30}_[0-9]{1,30}$")  # a reply to this comment
+    days_ago: float = Field(default=0.0, ge=0.0, le=60.0)  # the comment's age (Meta's 7-day private-reply limit)
     page_id: str = SANDBOX_PAGE_ID
 
 
@@ -63,6 +80,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                     idle_resume_minutes=settings.handoff_idle_resume_minutes,
                                     handover_to_page_inbox=settings.handover_to_page_inbox, graph=client)
         auto_resume = asyncio.create_task(app.state.handoff.run_auto_resume())
+        # Comments on the page's posts (comments/processor.py): each one the webhook process journaled becomes outbox
+        # sends (a private reply, maybe a public one) or a recorded reason why not; knowledge answers come from the
+        # live version, as the console's "try" answers; a paused conversation is left to its agent.
+        comment_journal = app.state.comment_journal = open_comment_journal(settings.store_url("comment_journal"))
+        comment_rules = app.state.comment_rules = open_rules_store(settings.store_url("comments"))
+        app.state.comments = CommentProcessor(comment_journal, comment_rules, outbox,
+                                              answer=knowledge_answerer(LiveKnowledge(settings.data_dir)),
+                                              is_paused=paused_check(app.state.handoff.find))
+        comment_task = asyncio.create_task(app.state.comments.run(settings.comments_poll_seconds))
         # The scale profile: Rasa's event broker feeds the console's live view (user and bot messages, pauses).
         app.state.rasa_events = _rasa_event_feed(settings, app.state.handoff)
         if app.state.rasa_events is not None:
@@ -75,9 +101,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             auto_resume.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await auto_resume
+            app.state.comments.stop()
+            await comment_task
             await outbox.stop()
             await rasa.close()
             handoff_store.close()
+            comment_journal.close()
+            comment_rules.close()
             await client.close()
             outbox.close()
 
@@ -150,3 +180,26 @@ def _add_sandbox_chat(app: FastAPI, settings: Settings) -> None:
             raise HTTPException(502, f"the Rasa webhook at {webhook_url} did not answer: {type(exc).__name__}") from exc
         content = item.get("message") or item.get("postback") or {}
         return {"webhook_status": answer.status_code, "mid": content.get("mid")}
+
+    @app.post("/sandbox/comments")
+    async def comment_send(comment: CommentInput) -> dict[str, Any]:
+        """A comment under one of the page's posts, signed as Meta's `feed` webhook and delivered to the webhook
+        process (the real path: journal, processor, outbox). The sandbox's Graph API learns whose comment it is, so
+        the private reply reaches `user_id`, the PSID the sandbox chat talks as."""
+        if not comment.text.strip():
+            raise HTTPException(422, "El comentario está vacío.")
+        created = datetime.now(timezone.utc) - timedelta(days=comment.days_ago)
+        post_id = comment.post_id or simulate.new_post_id(comment.page_id)
+        change = simulate.comment(comment.page_id, comment.user_id, comment.from_name, post_id, comment.text,
+                                  parent_id=comment.parent_id, created_time=int(created.timestamp()))
+        comment_id = str(change["value"]["comment_id"])
+        graph = getattr(app.state, "sandbox", None)
+        if graph is not None:
+            graph.register_comment(comment_id, comment.page_id, comment.user_id, created)
+        raw, headers = simulate.signed_request(simulate.feed_body(comment.page_id, [change]), settings.app_secret)
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                answer = await client.post(webhook_url, content=raw, headers=headers)
+        except httpx.HTTPError as exc:
+            raise HTTPException(502, f"El webhook en {webhook_url} no respondió ({type(exc).__name__}).") from exc
+        return {"webhook_status": answer.status_code, "comment_id": comment_id, "post_id": post_id}

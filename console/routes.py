@@ -486,7 +486,31 @@ async def _conversation_with_transcript(request: Request, conversation_id: str) 
     view = conversation_view(conversation, now_of(request), await window_of(request, conversation))
     view["transcript"] = transcript_view(transcript)
     view["arrived_by"] = await link_pages.arrival_of(request, conversation.page_id, conversation.user_id)
+    view["from_comment"] = await comment_origin_of(request, conversation.page_id, conversation.user_id)
     return view
+
+
+COMMENT_ORIGIN_CHARS = 200  # the comment a conversation started from, as the conversation view quotes it
+
+
+async def comment_origin_of(request: Request, page_id: str, user_id: str) -> dict[str, Any] | None:
+    """The comment this conversation started from (its private reply reached this PSID: `CommentJournal.origin_of`),
+    for "Inició desde un comentario: «…»"; None when it did not start from one or the journal cannot say now."""
+    journal = getattr(request.app.state, "comment_journal", None)
+    if journal is None:
+        return None
+    try:
+        origin = await journal.run(journal.origin_of, page_id, user_id)
+    except Exception as exc:  # the journal's database is away: the conversation still shows, without its origin
+        log.warning("comment origin unavailable: %s", exc, extra={"page_id": page_id})
+        return None
+    if origin is None:
+        return None
+    text = origin.message
+    if len(text) > COMMENT_ORIGIN_CHARS:
+        text = text[:COMMENT_ORIGIN_CHARS] + "…"
+    return {"text": text, "at": origin.created_at.isoformat(), "post_id": origin.post_id,
+            "comment_id": origin.comment_id}
 
 
 @api.get("/conversations/{conversation_id}")

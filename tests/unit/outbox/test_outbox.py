@@ -166,3 +166,21 @@ def test_no_package_above_the_outbox_opens_its_store_worker_or_policy_file_itsel
                     [alias.name for alias in node.names] if isinstance(node, ast.Import) else [])
                 found += [f"{path.relative_to(ROOT)}:{node.lineno} {name}" for name in names if name in behind]
     assert found == []
+
+
+async def test_a_public_reply_goes_under_the_comment_and_one_without_text_fails_with_its_reason(parts) -> None:
+    outbox, _store, transport = parts
+    comment_id = "880011223344_5"
+    await outbox.record_user_message(PAGE, comment_id, T0 - timedelta(days=30))  # the comment: no window applies
+    public, _ = await outbox.enqueue(NewMessage(PAGE, comment_id, {"text": "¡Te escribimos! 📩"},
+                                                purpose=Purpose.PUBLIC_REPLY, idempotency_key="public:1"))
+    empty, _ = await outbox.enqueue(NewMessage(PAGE, "880011223344_6", {"attachment": {"type": "image"}},
+                                               purpose=Purpose.PUBLIC_REPLY))
+    await outbox.record_user_message(PAGE, "880011223344_6", T0)
+
+    assert await outbox.run_once() == 2
+
+    sent, failed = await outbox.get(public.id), await outbox.get(empty.id)
+    assert (sent.status, sent.messaging_type, sent.graph_message_id) == (Status.SENT, "COMMENT", "m_1")
+    assert transport.sent == [{"message": "¡Te escribimos! 📩"}]
+    assert (failed.status, failed.reason_code) == (Status.FAILED, "not_sendable")

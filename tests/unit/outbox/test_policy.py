@@ -438,6 +438,31 @@ def test_a_private_reply_a_second_after_7_days_is_refused(policy: Policy) -> Non
     assert "since the customer's comment" in decision.reason_en
 
 
+@pytest.mark.parametrize("elapsed", [timedelta(0), 8 * DAY, 400 * DAY])
+def test_a_public_reply_is_a_comment_with_no_messaging_window(policy: Policy, elapsed: timedelta) -> None:
+    decision = decide_after(policy, elapsed, send(BOT, Purpose.PUBLIC_REPLY, promotional=True))
+
+    assert (decision.allowed, decision.messaging_type, decision.tag) == (True, "COMMENT", None)
+    assert (decision.rule, decision.window_ends_at) == ("PUBLIC_REPLY", None)
+    assert "respuesta pública bajo el comentario" in decision.reason_es
+
+
+def test_a_public_reply_needs_the_comment_on_record_and_takes_no_tag(policy: Policy) -> None:
+    unknown = decide_after(policy, HOUR, send(BOT, Purpose.PUBLIC_REPLY), last=None)
+    tagged = decide_after(policy, 30 * HOUR, send(HUMAN, Purpose.PUBLIC_REPLY, tag="HUMAN_AGENT"))
+
+    assert (unknown.allowed, unknown.reason_code) == (False, "never_wrote")
+    assert "responder públicamente" in unknown.reason_es and "reply to publicly" in unknown.reason_en
+    assert (tagged.allowed, tagged.reason_code, tagged.alternative) == (False, "purpose_not_allowed", None)
+
+
+@pytest.mark.parametrize("purpose", [REPLY, FOLLOW_UP, PRIVATE_REPLY])
+def test_no_messenger_message_ever_goes_as_a_comment(policy: Policy, purpose: Purpose) -> None:
+    for elapsed in (HOUR, 3 * DAY, 90 * DAY):
+        decision = decide_after(policy, elapsed, send(BOT, purpose))
+        assert decision.messaging_type != "COMMENT" and decision.rule != "PUBLIC_REPLY"
+
+
 # --- rules limited in time (custom policies) -----------------------------------------------------------------
 
 
@@ -611,6 +636,9 @@ def rule_with(**changes: Any) -> dict[str, Any]:
         (rule_with(requires_page_opt_in=1), "requires_page_opt_in must be true or false"),
         (rule_with(valid_from="soon"), "valid_from: 'soon' is not a date"),
         (rule_with(name=""), "name must be a non-empty string"),
+        (rule_with(messaging_type="COMMENT"), "COMMENT is for public replies only"),
+        (rule_with(purposes=["public_reply"]), "public replies .* go with messaging_type COMMENT"),
+        (rule_with(messaging_type="COMMENT", purposes=["public_reply", "reply"]), "a comment is not a Messenger"),
         ("RESPONSE", "a rule must be a mapping"),
     ],
 )
