@@ -16,6 +16,7 @@ from console.users_cli import add_parser as add_users_parser
 from console.users_cli import console_logins_hint
 from core.exposure import startup_settings
 from core.settings import PROFILES, SANDBOX_PAGE_ID, Settings, load_settings
+from links.cli import add_parser as add_links_parser
 from sandbox import simulate
 
 
@@ -136,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                                  "BOT_PROFILE)")
     run_parser.set_defaults(func=run)
     add_users_parser(commands)
+    add_links_parser(commands)  # m.me links and QR codes (python -m links …)
     chat_parser = commands.add_parser("chat", help="talk to the running bot through the signed webhook")
     chat_parser.add_argument("--user", help="the sender id (PSID) to use")
     chat_parser.add_argument("--wait", type=float, default=6.0, help="seconds to wait for replies")
