@@ -27,10 +27,14 @@ from comments.processor import (
     CommentFacts,
     CommentProcessor,
     decide_comment,
+    knowledge_answerer,
     public_reply_for,
 )
 from comments.rules import CommentMatch, PageCommentSettings, ReplyContent, ReplyRule
 from comments.rules_store import RulesStore, open_rules_store
+from knowledge_matrix.live import Lookup
+from knowledge_matrix.matrix import Entry
+from knowledge_matrix.retrieval import Hit, Verdict
 from meta.feed import parse_feed_value
 from meta.graph import GraphClient, GraphRequest, GraphResponse
 from meta.limits import TEXT_MAX_CHARS
@@ -163,6 +167,39 @@ def test_the_public_reply_is_random_but_the_same_for_the_same_comment() -> None:
     assert again == chosen
     assert set(chosen.values()) == set(PUBLIC), "every public reply gets used across comments"
     assert public_reply_for(rule(public=()), "880011_1") is None
+
+
+# --- the knowledge answer ------------------------------------------------------------------------------------------
+
+
+class LiveStub:
+    """The live knowledge base's `lookup` with a fixed best hit (what the matrix decided for it)."""
+
+    def __init__(self, score: float, kind: str) -> None:
+        entry = Entry(id="horario", questions=("¿a qué hora abren?",), answer="Abrimos de 9 a 18.")
+        hit = Hit(entry=entry, score=score, fused=score, margin=0.2, matched_question=entry.questions[0])
+        self.result = Lookup("v1", Verdict(kind, (hit,)), (hit,))  # type: ignore[arg-type]
+
+    async def lookup(self, question: str) -> Lookup:
+        return self.result
+
+
+@pytest.mark.parametrize(
+    ("score", "kind", "min_score", "expected"),
+    [
+        (0.91, "answer", None, "Abrimos de 9 a 18."),  # the matrix's own threshold said "answer"
+        (0.55, "ambiguous", None, None),  # "¿quisiste decir…?" is no answer to send privately
+        (0.30, "no_match", None, None),
+        (0.55, "ambiguous", 0.5, "Abrimos de 9 a 18."),  # the page's own, lower threshold
+        (0.91, "answer", 0.95, None),  # the page's own, higher threshold
+    ],
+)
+async def test_the_knowledge_answer_only_above_the_threshold(
+    score: float, kind: str, min_score: float | None, expected: str | None
+) -> None:
+    answer = knowledge_answerer(LiveStub(score, kind))  # type: ignore[arg-type]
+
+    assert await answer("a que hora abren", min_score) == expected
 
 
 # --- the processor over real stores ------------------------------------------------------------------------------
