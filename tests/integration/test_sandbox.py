@@ -150,17 +150,21 @@ def test_tokens_are_never_recorded(client: httpx.Client) -> None:
     assert "leaked-token-value" not in recorded
 
 
-def test_private_reply_gets_a_stable_recipient_id(client: httpx.Client) -> None:
-    body = {
-        "recipient": {"comment_id": "1234567890_987654321"},
-        "messaging_type": "RESPONSE",
-        "message": {"text": "Thanks for your comment"},
-    }
-    first = send(client, body).json()["recipient_id"]
-    second = send(client, body).json()["recipient_id"]
-    assert first == second == sandbox.sandbox_psid("1234567890_987654321")
-    assert first.isdigit()
-    assert len(client.get("/sandbox/sent", params={"recipient_id": "1234567890_987654321"}).json()) == 2
+def test_private_reply_gets_a_stable_recipient_id_once_per_comment(client: httpx.Client) -> None:
+    def private_reply(comment_id: str) -> httpx.Response:
+        return send(client, {"recipient": {"comment_id": comment_id}, "messaging_type": "RESPONSE",
+                             "message": {"text": "Thanks for your comment"}})
+
+    first = private_reply("1234567890_987654321")
+    second = private_reply("1234567890_987654321")  # Meta allows one private reply per comment
+    other = private_reply("1234567890_111")
+
+    assert first.json()["recipient_id"] == sandbox.sandbox_psid("1234567890_987654321")
+    assert first.json()["recipient_id"].isdigit()
+    assert (second.status_code, second.json()["error"]["code"]) == (400, 10900)
+    assert second.json()["error"]["message"] == "(#10900) Activity already replied to"
+    assert other.json()["recipient_id"] == sandbox.sandbox_psid("1234567890_111")
+    assert len(client.get("/sandbox/sent", params={"recipient_id": "1234567890_987654321"}).json()) == 1
 
 
 # --- tokens and paths ----------------------------------------------------------------------
