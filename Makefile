@@ -17,7 +17,10 @@ test: install
 	$(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 	$(RASA_VENV)/bin/python -m pytest -p no:cacheprovider tests/channel
 
-install: $(VENV)/.installed $(RASA_VENV)/.installed chromium
+# The two environments and the browser are built side by side (`-j3`: pip and apt mostly wait on the disk and
+# unpack wheels), which takes about as long as the slower of them instead of their sum.
+install:
+	@$(MAKE) --no-print-directory -j3 $(VENV)/.installed $(RASA_VENV)/.installed chromium
 
 # Debian's Chromium for the browser tests (no browser download at test time).
 chromium:
