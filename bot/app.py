@@ -87,7 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         comment_rules = app.state.comment_rules = open_rules_store(settings.store_url("comments"))
         app.state.comments = CommentProcessor(comment_journal, comment_rules, outbox,
                                               answer=knowledge_answerer(LiveKnowledge(settings.data_dir)),
-                                              is_paused=paused_check(app.state.handoff.find))
+                                              is_paused=paused_check(app.state.handoff.find),
+                                              time_zone=settings.business_timezone)
         comment_task = asyncio.create_task(app.state.comments.run(settings.comments_poll_seconds))
         # The scale profile: Rasa's event broker feeds the console's live view (user and bot messages, pauses).
         app.state.rasa_events = _rasa_event_feed(settings, app.state.handoff)

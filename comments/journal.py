@@ -9,7 +9,8 @@ the verdict on each new comment (replied, or skipped with its reason). A SQLite 
 - **Deciding** (`claim_pending`, `finish`, the app's processor): pending comments are claimed under a lease, so two
   processors never decide one comment; only the holder writes the verdict (`replied` / `skipped` + reason), once.
 - **After the reply** (`set_psid`, `awaiting_psid`, `origin_of`): the private reply's Send API answer names the
-  person's PSID; the conversation that follows knows the comment it started from.
+  person's PSID; the conversation that follows knows the comment it started from. When the person then writes to the
+  page (`awaiting_answer`, `set_answered`), the conversation counts as started from the comment (and its rule).
 
 Synchronous and thread-safe; async code calls it off the event loop (`run`, `record_async`: one thread per
 journal). A SQLite file commits with `synchronous=FULL`: a change recorded is on disk when the webhook answers.
@@ -104,6 +105,14 @@ class StoredComment:
     claimed_by: str | None = None
     lease_until: datetime | None = None
     handled_at: datetime | None = None
+    reply_sent_at: datetime | None = None  # when the private reply was sent (with the PSID)
+    answered_at: datetime | None = None  # the person wrote to the page after it: a conversation started
+
+    @property
+    def replied_at(self) -> datetime | None:
+        """When the private reply went out: the outbox's sent time, else the verdict's (rows from before it was
+        kept)."""
+        return self.reply_sent_at or self.handled_at
 
     @property
     def change(self) -> FeedChange:
@@ -133,6 +142,7 @@ class StoredComment:
             "status": self.status, "reason_code": self.reason_code, "rule_id": self.rule_id,
             "private_outbox_id": self.private_outbox_id, "public_outbox_id": self.public_outbox_id,
             "psid": self.psid, "handled_at": self.handled_at.isoformat() if self.handled_at else None,
+            "answered_at": self.answered_at.isoformat() if self.answered_at else None,
         }
 
 
@@ -169,6 +179,8 @@ def _stored(row: Any) -> StoredComment:
         claimed_by=row["claimed_by"],
         lease_until=_optional_time(row["lease_until"]),
         handled_at=_optional_time(row["handled_at"]),
+        reply_sent_at=_optional_time(row["reply_sent_at"]),
+        answered_at=_optional_time(row["answered_at"]),
     )
 
 
@@ -259,9 +271,23 @@ class CommentJournal:
 
     # --- after the reply -------------------------------------------------------------------------------------
 
-    def set_psid(self, id: int, psid: str) -> None:
-        """The person's page-scoped id, from the private reply's Send API answer (`recipient_id`)."""
-        self._db.run("set_psid", {"id": int(id), "psid": psid})
+    def set_psid(self, id: int, psid: str, sent_at: datetime | None = None) -> None:
+        """The person's page-scoped id, from the private reply's Send API answer (`recipient_id`), and when the
+        reply was sent (the outbox's `sent_at`; None: the verdict's time stands for it)."""
+        self._db.run("set_psid", {"id": int(id), "psid": psid,
+                                  "sent_at": None if sent_at is None else stored_time(sent_at)})
+
+    def awaiting_answer(self, since: datetime, after_id: int = 0, limit: int = 100) -> list[StoredComment]:
+        """Private replies that reached the person since `since` whose person has not been seen writing back yet,
+        by id after `after_id` (the processor goes round them a batch at a time)."""
+        return [_stored(row) for row in self._db.read("awaiting_answer", {
+            "since": stored_time(since), "after_id": int(after_id), "limit": int(limit),
+        })]
+
+    def set_answered(self, id: int, at: datetime) -> bool:
+        """The person wrote to the page at `at`, after the private reply: a conversation started from this comment.
+        Once: False when it was already noted."""
+        return self._db.run("set_answered", {"id": int(id), "at": stored_time(at)}) > 0
 
     def psid_of(self, page_id: str, from_id: str) -> str | None:
         """The PSID an earlier private reply to this person (by their feed `from` id) reached, if any: how the
@@ -319,13 +345,16 @@ class CommentJournal:
         """The counters the console shows, over changes received since `since` (all when None):
         `received` (comments and replies people added; not the page's own), `by_status`, `by_reason` (why comments
         got no reply: skipped or ignored), `private`/`public` (replies enqueued), `delivered` (private replies
-        sent: the person's PSID known), and `by_rule`: rule id → `matched`, `private`, `public`, `delivered`."""
+        sent: the person's PSID known), `started` (conversations started: distinct people who wrote to the page
+        after their private reply), and `by_rule`: rule id → `matched`, `private`, `public`, `delivered`,
+        `started`."""
         params = {"page_id": page_id, "since": None if since is None else stored_time(since)}
         by_rule: dict[str, dict[str, int]] = {}
         for row in self._db.read("count_by_rule", params):
             by_rule[str(row["rule_id"])] = {
                 "matched": int(row["matched"]), "private": int(row["private_replies"]),
                 "public": int(row["public_replies"]), "delivered": int(row["delivered"]),
+                "started": int(row["started"]),
             }
         return {
             "received": int(self._db.read("count_received", params)[0]["n"]),
@@ -334,6 +363,7 @@ class CommentJournal:
             "private": sum(rule["private"] for rule in by_rule.values()),
             "public": sum(rule["public"] for rule in by_rule.values()),
             "delivered": sum(rule["delivered"] for rule in by_rule.values()),
+            "started": int(self._db.read("count_started", params)[0]["n"]),
             "by_rule": by_rule,
         }
 

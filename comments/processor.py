@@ -9,8 +9,8 @@ comment twice), gathers the facts about each and asks the pure `decide_comment` 
 - no enabled rule of the page matches → `skipped`, `no_rule`;
 - the private reply's window is over (older than the policy's 7 days: the outbox policy refuses it) → `skipped` with
   the outbox's reason code (`outside_window`);
-- the person already got a reply for this post in the last 24 hours (page setting, on by default) →
-  `already_replied_today`;
+- the person already got a reply for this post today, the business's calendar day in BUSINESS_TIMEZONE (page
+  setting, on by default) → `already_replied_today`;
 - the person's conversation is paused (their PSID known from an earlier private reply) → `conversation_paused`;
 - a knowledge-mode rule and no knowledge answer above the threshold → `no_answer`;
 - else `replied`: the comment's time is recorded as the private reply's window anchor, the private reply is enqueued
@@ -20,9 +20,12 @@ comment twice), gathers the facts about each and asks the pure `decide_comment` 
   comment (`private_reply_already_sent`) is a `skipped` verdict with that reason.
 
 `reconcile()` follows the private replies: a SENT one gives the journal the person's PSID (the Send API's
-`recipient_id`, kept as `graph_recipient_id`): the conversation that follows knows the comment it started from
-(`CommentJournal.origin_of`); one the outbox gave up on (blocked, failed, dead, cancelled) turns the verdict into
-`skipped` with the outbox's reason, so nothing is silent.
+`recipient_id`, kept as `graph_recipient_id`) and its sent time: the conversation that follows knows the comment it
+started from (`CommentJournal.origin_of`); one the outbox gave up on (blocked, failed, dead, cancelled) turns the
+verdict into `skipped` with the outbox's reason, so nothing is silent. Every ANSWER_CHECK_EVERY it also looks at the
+replies of the last ANSWER_WINDOW whose person has not written back: when the outbox's record of the person's own
+messages (`Outbox.conversation_window`) has one after the reply, the comment's `answered_at` is set: a conversation
+started from that rule (`CommentJournal.counts` `started`).
 
 The console words every reason code in Spanish (console/comments.py REASONS_ES): the processor's below, the outbox
 policy's (`outside_window`, ...), the outbox store's `private_reply_already_sent`, and the worker's for a reply Meta
@@ -43,6 +46,7 @@ from typing import Any, Protocol
 
 from comments.journal import BY_PAGE, IGNORED, REPLIED, SKIPPED, CommentJournal, StoredComment
 from comments.rules import PageCommentSettings, ReplyRule, first_match
+from core.business_hours import DEFAULT_TIMEZONE, start_of_business_day
 from knowledge_matrix.live import LiveKnowledge
 from meta.outgoing import split_text
 from outbox.model import TERMINAL, NewMessage, NotFound, OutboxInputError, Purpose, SenderKind, Status
@@ -58,8 +62,11 @@ CONVERSATION_PAUSED = "conversation_paused"
 NO_ANSWER = "no_answer"
 PRIVATE_REPLY_FAILED = "private_reply_failed"  # the outbox gave up without a reason code of its own
 
-# "One reply per person per post per day": the day is the last 24 hours.
-REPLY_DAY = timedelta(hours=24)
+# "One reply per person per post per day": the business's calendar day (BUSINESS_TIMEZONE), from its midnight.
+# A conversation counts as started from a comment when the person writes to the page within this long of the reply.
+ANSWER_WINDOW = timedelta(days=7)
+ANSWER_CHECK_EVERY = timedelta(seconds=30)  # how often reconcile looks for people who wrote back
+ANSWER_BATCH = 200
 CLAIM_LEASE = timedelta(seconds=60)
 CLAIM_BATCH = 20
 RECONCILE_BATCH = 50
@@ -73,7 +80,7 @@ class CommentFacts:
 
     rule: ReplyRule | None  # the page's first enabled rule that matches (comments.rules.first_match)
     private_reply: Decision | None = None  # the outbox policy on a private reply now (measured from the comment)
-    replied_today: bool = False  # the setting is on and this person got a reply for this post within REPLY_DAY
+    replied_today: bool = False  # the setting is on and this person got a reply for this post today
     paused: bool = False  # the person's conversation is paused (a person answers it)
     knowledge_answer: str | None = None  # a knowledge-mode rule: the answer above the threshold, if any
 
@@ -183,6 +190,7 @@ class CommentProcessor:
         *,
         lease: timedelta = CLAIM_LEASE,
         batch: int = CLAIM_BATCH,
+        time_zone: str = DEFAULT_TIMEZONE,
     ) -> None:
         self.journal = journal
         self.rules_store = rules_store
@@ -193,6 +201,9 @@ class CommentProcessor:
         self.owner = owner or f"comments-{uuid.uuid4().hex[:8]}"
         self.lease = lease
         self.batch = batch
+        self.time_zone = time_zone  # the business's (BUSINESS_TIMEZONE): "today" for one reply per person per post
+        self._answers_due_at: datetime | None = None
+        self._answers_after_id = 0
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -230,7 +241,8 @@ class CommentProcessor:
             return CommentFacts(rule, decision)
         settings = await asyncio.to_thread(self.rules_store.page_settings, comment.page_id)
         replied_today = settings.one_reply_per_person_per_post_per_day and await self.journal.run(
-            self.journal.replied_to_person_since, comment.page_id, comment.from_id, comment.post_id, now - REPLY_DAY
+            self.journal.replied_to_person_since, comment.page_id, comment.from_id, comment.post_id,
+            start_of_business_day(now, self.time_zone),
         )
         psid = await self.journal.run(self.journal.psid_of, comment.page_id, comment.from_id)
         paused = psid is not None and await self.is_paused(comment.page_id, psid)
@@ -292,13 +304,35 @@ class CommentProcessor:
                 changed += 1
                 continue
             if message.status is Status.SENT and message.graph_recipient_id:
-                await self.journal.run(self.journal.set_psid, comment.id, message.graph_recipient_id)
+                await self.journal.run(self.journal.set_psid, comment.id, message.graph_recipient_id, message.sent_at)
                 changed += 1
             elif message.status in TERMINAL and message.status is not Status.SENT:
                 await self.journal.run(self.journal.reply_failed, comment.id,
                                        message.reason_code or PRIVATE_REPLY_FAILED)
                 changed += 1
+        now = self.clock()
+        if self._answers_due_at is None or now >= self._answers_due_at:
+            self._answers_due_at = now + ANSWER_CHECK_EVERY
+            changed += await self.notice_answers(now)
         return changed
+
+    async def notice_answers(self, now: datetime) -> int:
+        """One batch of the private replies of the last ANSWER_WINDOW whose person has not written back: those
+        whose person's own last message on the page (the outbox's record) came after the reply get `answered_at`.
+        Goes round them all, ANSWER_BATCH at a time. How many were noted."""
+        waiting = await self.journal.run(self.journal.awaiting_answer, now - ANSWER_WINDOW, self._answers_after_id,
+                                         ANSWER_BATCH)
+        self._answers_after_id = waiting[-1].id if len(waiting) == ANSWER_BATCH else 0
+        noted = 0
+        for comment in waiting:
+            replied_at = comment.replied_at
+            if comment.psid is None or replied_at is None:
+                continue
+            window = await self.outbox.conversation_window(comment.page_id, comment.psid)
+            wrote_at = window.last_user_message_at
+            if wrote_at is not None and wrote_at > replied_at:
+                noted += await self.journal.run(self.journal.set_answered, comment.id, wrote_at)
+        return noted
 
     # --- the loop ----------------------------------------------------------------------------------------------
 

@@ -146,7 +146,7 @@ def counts_view(counts: dict[str, Any], rule_names: dict[str, str]) -> dict[str,
     """The journal's counters with names: one row per rule of the page (zeros included), then rules since
     deleted that still have counts."""
     by_rule = counts.get("by_rule", {})
-    zero = {"matched": 0, "private": 0, "public": 0, "delivered": 0}
+    zero = {"matched": 0, "private": 0, "public": 0, "delivered": 0, "started": 0}
     rows = [{"rule_id": rule_id, "name": name, **zero, **by_rule.get(rule_id, {})}
             for rule_id, name in rule_names.items()]
     rows += [{"rule_id": rule_id, "name": f"Regla {rule_id} (borrada)", **zero, **values}
@@ -155,7 +155,8 @@ def counts_view(counts: dict[str, Any], rule_names: dict[str, str]) -> dict[str,
                for code, count in sorted(counts.get("by_reason", {}).items(), key=lambda item: -item[1])]
     return {"received": counts.get("received", 0), "private": counts.get("private", 0),
             "public": counts.get("public", 0), "delivered": counts.get("delivered", 0),
-            "by_status": counts.get("by_status", {}), "rules": rows, "reasons": reasons}
+            "started": counts.get("started", 0), "by_status": counts.get("by_status", {}), "rules": rows,
+            "reasons": reasons}
 
 
 def _rule_names(store: RulesStore, page_id: str) -> dict[str, str]:

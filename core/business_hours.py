@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_TIMEZONE = "America/Guayaquil"
@@ -200,3 +200,15 @@ def is_within_business_hours(now: datetime, hours: BusinessHours) -> bool:
     local = now.astimezone(ZoneInfo(hours.timezone))
     moment = timedelta(hours=local.hour, minutes=local.minute, seconds=local.second, microseconds=local.microsecond)
     return any(item.contains(moment) for item in hours.days[local.weekday()])
+
+
+def start_of_business_day(now: datetime, time_zone: str = DEFAULT_TIMEZONE) -> datetime:
+    """When the business's calendar day holding `now` began (its local midnight), as aware UTC: "today" for
+    limits like one private reply per person per post per day. A DST gap at midnight starts the day at the first
+    local time that exists (zoneinfo folds it forward)."""
+    if now.tzinfo is None:
+        raise ValueError("naive datetime: pass a timezone-aware time")
+    zone = ZoneInfo(time_zone)
+    local = now.astimezone(zone)
+    midnight = datetime(local.year, local.month, local.day, tzinfo=zone)
+    return midnight.astimezone(timezone.utc)

@@ -107,7 +107,7 @@ def _list(store: LinksStore, args: argparse.Namespace, out: TextIO) -> None:
         state = "" if link.enabled else "  (apagado)"
         start = link.start.label_es() if link.start else "sin inicio"
         print(f"{link.id:>4}  {link.name}  ref={link.ref}  {start}  "
-              f"escaneos/clics={used.referrals if used else 0} personas={used.people if used else 0}  "
+              f"escaneos/clics={used.referrals if used else 0} conversaciones_iniciadas={used.people if used else 0}  "
               f"{link.url(usernames.get(link.page_id))}{state}", file=out)
 
 

@@ -241,9 +241,12 @@ def test_counts(journal: CommentJournal) -> None:
     assert counts["received"] == 5, "the page's own comment is not received"
     assert counts["by_status"] == {REPLIED: 2, SKIPPED: 2, IGNORED: 1, RECORDED: 1, PENDING: 1}
     assert counts["by_reason"] == {"no_rule": 1, "already_replied_today": 1, "by_page": 1}
-    assert counts["by_rule"] == {"r1": {"matched": 2, "private": 2, "public": 1, "delivered": 1},
-                                 "r2": {"matched": 1, "private": 0, "public": 0, "delivered": 0}}
-    assert (counts["private"], counts["public"], counts["delivered"]) == (2, 1, 1)
+    assert counts["by_rule"] == {"r1": {"matched": 2, "private": 2, "public": 1, "delivered": 1, "started": 0},
+                                 "r2": {"matched": 1, "private": 0, "public": 0, "delivered": 0, "started": 0}}
+    assert (counts["private"], counts["public"], counts["delivered"], counts["started"]) == (2, 1, 1, 0)
+    assert journal.set_answered(replied_first.id, later(600))
+    assert journal.counts(meta.PAGE_ID)["by_rule"]["r1"]["started"] == 1
+    assert journal.counts(meta.PAGE_ID)["started"] == 1
     assert journal.counts(meta.PAGE_ID, since=later(60))["received"] == 1
     assert journal.counts(meta.OTHER_PAGE_ID)["received"] == 0
     assert journal.counts()["received"] == 5
@@ -252,7 +255,7 @@ def test_counts(journal: CommentJournal) -> None:
 def test_the_journal_survives_a_reopen_and_refuses_a_newer_schema(url: str, tmp_path: Path) -> None:
     first = open_comment_journal(url)
     (stored_id,) = first.record([comment(1)], NOW)
-    assert first.schema_version == 1
+    assert first.schema_version == 2
     first.close()
     reopened = open_comment_journal(url)
     try:
@@ -273,3 +276,30 @@ async def test_record_async_commits_off_the_event_loop(journal: CommentJournal) 
 
     assert len(fresh) == 2 and again == []
     assert [s.id for s in await journal.run(journal.claim_pending, "a", NOW, LEASE)] == fresh
+
+
+def test_conversations_started_after_the_private_reply(journal: CommentJournal) -> None:
+    """`awaiting_answer` lists replies that reached the person since a time, in id order after a cursor, until
+    `set_answered` notes the person wrote back (once); the reply's time is the outbox's sent time, else the
+    verdict's."""
+    ids = journal.record([comment(1), comment(2, sender="6100000000000001"), comment(3, sender="6100000000000002")],
+                         NOW)
+    for stored in journal.claim_pending("p", NOW, LEASE):
+        journal.finish(stored.id, "p", REPLIED, rule_id="r1", private_outbox_id=100 + stored.id, now=later(1))
+    journal.set_psid(ids[0], "psid-a", later(5))
+    journal.set_psid(ids[1], "psid-b")  # no sent time: the verdict's stands for it
+    # ids[2]: no PSID yet (the reply not sent): not awaited
+
+    awaited = journal.awaiting_answer(NOW)
+    assert [s.id for s in awaited] == ids[:2]
+    assert [s.replied_at for s in awaited] == [later(5), later(1)]
+    assert [s.id for s in journal.awaiting_answer(NOW, after_id=ids[0])] == [ids[1]]
+    assert [s.id for s in journal.awaiting_answer(later(3))] == [ids[0]], "replies before `since` are left"
+    assert [s.id for s in journal.awaiting_answer(NOW, limit=1)] == [ids[0]]
+
+    assert journal.set_answered(ids[0], later(60))
+    assert not journal.set_answered(ids[0], later(120)), "once"
+    answered = journal.get(ids[0])
+    assert answered is not None and answered.answered_at == later(60)
+    assert answered.to_dict()["answered_at"] == later(60).isoformat()
+    assert [s.id for s in journal.awaiting_answer(NOW)] == [ids[1]]

@@ -158,6 +158,7 @@ def test_recent_comments_show_their_verdict_in_spanish(admin: ConsoleSession, se
     assert counts["received"] >= 1 and any(r["reason_code"] == "by_page" for r in counts["reasons"])
     page = admin.get("/console/comments")
     assert "¿Precio? 😍" in page.text and "Comentario de la propia página" in page.text
+    assert counts["started"] >= 0 and '<th>Conversaciones iniciadas</th>' in page.text
 
 
 def test_agents_and_editors_do_not_see_the_page(server: RunningServer) -> None:

@@ -347,3 +347,47 @@ async def test_a_private_reply_meta_refuses_turns_the_verdict_into_a_skip_with_m
     row = parts.row(change_id)
     assert (row.status, row.reason_code, row.psid) == (SKIPPED, "graph_10903", None)
     assert parts.journal.awaiting_psid() == []
+
+
+async def test_a_conversation_starts_when_the_person_writes_after_the_private_reply(parts: Parts) -> None:
+    """Would catch: a delivered reply counted as a conversation started, a person's message from before the reply
+    counted, a reply older than the 7 days still watched, or a started conversation counted twice."""
+    first, earlier_writer = parts.comment(1), parts.comment(2, sender="6100000000000077")
+    await parts.processor.run_once()
+    while await parts.outbox.run_once():
+        pass
+    psid, other_psid = "psid-880011223344_1", "psid-880011223344_2"
+    await parts.outbox.record_user_message(PAGE, other_psid, NOW - timedelta(days=1))  # wrote before, not after
+    assert await parts.processor.reconcile() == 2, "both PSIDs known; nobody wrote back yet"
+    assert parts.row(first).reply_sent_at == NOW and parts.row(first).answered_at is None
+    assert parts.journal.counts(PAGE)["by_rule"]["1"]["started"] == 0
+
+    wrote_at = NOW + timedelta(minutes=5)
+    await parts.outbox.record_user_message(PAGE, psid, wrote_at)
+    parts.now = NOW + timedelta(minutes=10)
+    assert await parts.processor.reconcile() == 1
+    assert await parts.processor.reconcile() == 0, "looked at again only after ANSWER_CHECK_EVERY"
+
+    assert parts.row(first).answered_at == wrote_at and parts.row(earlier_writer).answered_at is None
+    counts = parts.journal.counts(PAGE)
+    assert (counts["started"], counts["by_rule"]["1"]["started"], counts["by_rule"]["1"]["delivered"]) == (1, 1, 2)
+    await parts.outbox.record_user_message(PAGE, other_psid, NOW + timedelta(days=8))
+    parts.now = NOW + timedelta(days=8, minutes=1)
+    assert await parts.processor.reconcile() == 0, "a reply of more than 7 days ago is not watched any more"
+
+
+async def test_one_reply_per_person_per_post_is_per_calendar_day_in_the_business_time_zone(parts: Parts) -> None:
+    """America/Guayaquil is UTC-5: 23:30 there is 04:30 UTC the next day. Would catch "today" read as the last 24
+    hours (the 00:30 comment skipped) or as the UTC day (the 23:50 one replied)."""
+    parts.now = datetime(2026, 3, 3, 4, 30, tzinfo=timezone.utc)  # 23:30 on 2 March in Guayaquil
+    parts.comment(1)
+    await parts.processor.run_once()
+    parts.now = datetime(2026, 3, 3, 4, 50, tzinfo=timezone.utc)  # 23:50, the same local day
+    same_day = parts.comment(2)
+    await parts.processor.run_once()
+    parts.now = datetime(2026, 3, 3, 5, 30, tzinfo=timezone.utc)  # 00:30 on 3 March in Guayaquil
+    next_day = parts.comment(3)
+    await parts.processor.run_once()
+
+    assert (parts.row(same_day).status, parts.row(same_day).reason_code) == (SKIPPED, ALREADY_REPLIED_TODAY)
+    assert parts.row(next_day).status == REPLIED

@@ -31,7 +31,20 @@ SET status = %(status)s, reason_code = %(reason_code)s, rule_id = %(rule_id)s,
 WHERE id = %(id)s AND status = 'pending' AND claimed_by = %(owner)s;
 
 -- name: set_psid
-UPDATE feed_changes SET psid = %(psid)s WHERE id = %(id)s;
+-- The private reply reached the person: their PSID and when it was sent (NULL: not known, the verdict's time counts).
+UPDATE feed_changes SET psid = %(psid)s, reply_sent_at = %(sent_at)s::timestamptz WHERE id = %(id)s;
+
+-- name: awaiting_answer
+-- Private replies that reached the person, sent since `since`, the person not seen writing back yet; `after_id` pages
+-- through them (the processor goes round them all, a batch at a time).
+SELECT * FROM feed_changes
+WHERE status = 'replied' AND psid IS NOT NULL AND answered_at IS NULL
+  AND coalesce(reply_sent_at, handled_at) >= %(since)s::timestamptz AND id > %(after_id)s
+ORDER BY id LIMIT %(limit)s;
+
+-- name: set_answered
+-- The person wrote to the page after the private reply: a conversation started from this comment (once).
+UPDATE feed_changes SET answered_at = %(at)s::timestamptz WHERE id = %(id)s AND answered_at IS NULL;
 
 -- name: psid_of
 -- The person's PSID from an earlier private reply (the processor: is their conversation paused?).
@@ -98,9 +111,17 @@ GROUP BY reason_code;
 -- name: count_by_rule
 SELECT rule_id, count(*) AS matched, count(private_outbox_id) AS private_replies,
        count(public_outbox_id) AS public_replies,
-       count(psid) AS delivered
+       count(psid) AS delivered,
+       count(DISTINCT CASE WHEN answered_at IS NOT NULL THEN psid END) AS started
 FROM feed_changes
 WHERE (%(page_id)s::text IS NULL OR page_id = %(page_id)s::text)
   AND (%(since)s::timestamptz IS NULL OR received_at >= %(since)s::timestamptz)
   AND rule_id IS NOT NULL
 GROUP BY rule_id;
+
+-- name: count_started
+-- Conversations started from comments: distinct people who wrote to the page after their private reply.
+SELECT count(DISTINCT psid) AS n FROM feed_changes
+WHERE (%(page_id)s::text IS NULL OR page_id = %(page_id)s::text)
+  AND (%(since)s::timestamptz IS NULL OR received_at >= %(since)s::timestamptz)
+  AND rule_id IS NOT NULL AND answered_at IS NOT NULL;
