@@ -60,11 +60,28 @@ class EnqueueRequest(BaseModel):
     text: str | None = None
     sender: Literal["bot", "human", "system"] = "system"
     sender_name: str | None = Field(default=None, max_length=120)
-    purpose: Literal["reply", "follow_up", "private_reply"] = "follow_up"
+    purpose: Literal["reply", "follow_up", "private_reply", "public_reply"] = "follow_up"
     tag: str | None = None
     promotional: bool = False
     not_before: str | None = Field(default=None, description="ISO 8601 with a time zone, e.g. 2026-12-01T14:00:00Z")
     idempotency_key: str | None = Field(default=None, max_length=200)
+
+
+def public_reply_message(message: dict[str, Any]) -> dict[str, Any]:
+    """A public reply (purpose `public_reply`, recipient: the comment id) is a comment under the comment: its text
+    only (no quick replies, buttons or attachments), not blank. The length is checked as a Messenger text's (2,000
+    characters; our cap, shorter than Facebook's for comments)."""
+    extra = sorted(set(message) - {"text"})
+    if extra:
+        raise OutboxInputError(
+            "invalid_message", f"a public reply is text only; remove {', '.join(extra)}",
+            reason_es=f"Una respuesta pública es solo texto; quite {', '.join(extra)}.",
+        )
+    text = message.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise OutboxInputError("invalid_message", "a public reply needs a non-empty text",
+                               reason_es="Una respuesta pública necesita un texto.")
+    return {"text": text}
 
 
 def parse_not_before(value: str | None, now: datetime) -> datetime | None:
@@ -89,7 +106,9 @@ async def enqueue(payload: EnqueueRequest, request: Request) -> JSONResponse:
     if (payload.message is None) == (payload.text is None):
         raise OutboxInputError("invalid_message", "give exactly one of 'message' (a Send API message object) or 'text'")
     message = payload.message if payload.message is not None else {"text": payload.text}
-    recipient_key = "comment_id" if payload.purpose == "private_reply" else "id"
+    if payload.purpose == "public_reply":
+        message = public_reply_message(message)
+    recipient_key = "comment_id" if payload.purpose in ("private_reply", "public_reply") else "id"
     problem = validate_send_request(
         {"recipient": {recipient_key: payload.recipient_id}, "messaging_type": "UPDATE", "message": message}
     )

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.app import create_app
 from core.settings import Settings
@@ -96,3 +98,75 @@ def test_an_empty_token_never_matches_an_empty_configured_one(tmp_path: Path, au
     assert app.enqueue(headers, sender="bot").status_code == 401
     assert app.queued() == []
     app.client.close()
+
+
+# --- public replies (purpose public_reply: the recipient is the comment id, the message its text only) ---------------
+
+COMMENT_ID, REFUSED_ID, FUZZ_ID = "880011223344_5", "880011223344_6", "880011223344_7"
+
+
+@pytest.fixture(scope="module")
+def dev_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    """One app for the public-reply tests (each uses its own comment id): building the app takes half a second."""
+    made = App(Settings(data_dir=tmp_path_factory.mktemp("public_reply"), service_token="dev-token"))
+    for comment_id in (COMMENT_ID, REFUSED_ID, FUZZ_ID):  # the comments, on record
+        made.store.record_user_message(PAGE, comment_id, datetime.now(timezone.utc))
+    yield made
+    made.client.close()
+
+
+def queued_for(app: App, recipient_id: str) -> list[Any]:
+    return [message for message in app.queued() if message.recipient_id == recipient_id]
+
+
+DEV_AUTH = {"Authorization": "Bearer dev-token"}
+
+
+def test_a_public_reply_is_queued_as_a_comment_under_the_comment(dev_app: App) -> None:
+    answer = dev_app.enqueue(DEV_AUTH, recipient_id=COMMENT_ID, purpose="public_reply", sender="bot",
+                             text="¡Te escribimos por interno! 📩")
+
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["decision"]["messaging_type"] == "COMMENT"
+    [queued] = queued_for(dev_app, COMMENT_ID)
+    assert (queued.purpose.value, queued.recipient_id, queued.message) == (
+        "public_reply", COMMENT_ID, {"text": "¡Te escribimos por interno! 📩"})
+
+
+@pytest.mark.parametrize(("fields", "words"), [
+    ({"message": {"text": "Mira", "quick_replies": [{"content_type": "text", "title": "Sí", "payload": "SI"}]}},
+     "solo texto; quite quick_replies"),
+    ({"message": {"attachment": {"type": "image", "payload": {"url": "https://example.com/a.png"}}}},
+     "solo texto; quite attachment"),
+    ({"text": "   "}, "necesita un texto"),
+])
+def test_a_public_reply_with_more_than_text_or_blank_is_refused_in_spanish(
+    dev_app: App, fields: dict[str, Any], words: str
+) -> None:
+    answer = dev_app.enqueue(DEV_AUTH, recipient_id=REFUSED_ID, purpose="public_reply", sender="bot",
+                             **{"text": None, **fields})
+
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["reason_code"] == "invalid_message" and words in error["reason_es"]
+    assert queued_for(dev_app, REFUSED_ID) == []
+
+
+def test_a_public_reply_to_a_comment_not_on_record_is_refused(dev_app: App) -> None:
+    answer = dev_app.enqueue(DEV_AUTH, recipient_id="880011223344_404", purpose="public_reply", sender="bot",
+                             text="Hola")
+
+    assert 400 <= answer.status_code < 500 and answer.json()["error"]["reason_code"] == "never_wrote", answer.text
+    assert queued_for(dev_app, "880011223344_404") == []
+
+
+@settings(max_examples=40, deadline=None)
+@given(message=st.dictionaries(st.sampled_from(["text", "quick_replies", "attachment", "metadata", ""]),
+                               st.one_of(st.none(), st.integers(), st.text(max_size=30), st.lists(st.text()))))
+def test_any_public_reply_body_is_a_4xx_or_queued_never_a_500(dev_app: App, message: dict[str, Any]) -> None:
+    answer = dev_app.enqueue(DEV_AUTH, recipient_id=FUZZ_ID, purpose="public_reply", sender="bot", text=None,
+                             message=message, idempotency_key=str(hash(repr(message))))
+
+    assert answer.status_code in (200, 201) or 400 <= answer.status_code < 500, answer.text
+    if answer.status_code in (200, 201):
+        assert set(message) == {"text"} and isinstance(message["text"], str) and message["text"].strip()
