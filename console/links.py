@@ -26,7 +26,9 @@ from console.auth import Principal, authenticator_of, require_role
 from core.errors import DomainError
 from core.postgres import DatabaseUnavailable
 from core.settings import Settings
-from links.model import Link, LinkInvalid, check_page_username, parse_new_link
+from knowledge_matrix.errors import KnowledgeMatrixError
+from knowledge_matrix.publish import live_entry_ids
+from links.model import Link, LinkInvalid, NewLink, check_page_username, parse_new_link
 from links.qr import FORMATS, qr_bytes
 from links.store import LinksStore, RefInUse, StoredReferral, UnknownLink, open_links_store
 
@@ -151,6 +153,31 @@ class UsernameBody(BaseModel):
     username: str = Field(min_length=1, max_length=60)
 
 
+NO_MATRIX_WARNING = ("Todavía no hay una Matriz de Conocimientos publicada: no se pudo comprobar la entrada «{entry}». "
+                     "El enlace la responderá cuando se publique una matriz que la tenga.")
+
+
+async def check_start_entry(settings: Settings, new: NewLink) -> str | None:
+    """A start that answers a matrix entry must name an entry of the live version: refused (422, naming it) when it
+    does not; allowed with a warning (returned) when no matrix is published yet or the live one cannot be read."""
+    entry_id = new.start.entry_id if new.start is not None else None
+    if not entry_id:
+        return None
+    try:
+        live = await run_in_threadpool(live_entry_ids, settings.data_dir)
+    except KnowledgeMatrixError:
+        log.warning("the live knowledge version could not be read to check a link's entry", exc_info=True)
+        return (f"No se pudo leer la Matriz de Conocimientos publicada para comprobar la entrada «{entry_id}»; "
+                "revísela antes de compartir el enlace.")
+    if live is None:
+        return NO_MATRIX_WARNING.format(entry=entry_id)
+    if entry_id not in live.ids:
+        raise LinksRefused("link_invalid", f"La entrada «{entry_id}» no existe en la Matriz de Conocimientos "
+                                           f"publicada (versión {live.version}). Revise el id (columna «id» de la "
+                                           "matriz) o publique una matriz que la tenga.", field="start")
+    return None
+
+
 def _invalid(exc: LinkInvalid) -> LinksRefused:
     return LinksRefused("link_invalid", exc.message_es, field=exc.field)
 
@@ -172,7 +199,8 @@ async def list_links(request: Request, principal: AdminOrService) -> dict[str, A
 async def create_link(request: Request, principal: AdminOrService,
                       body: Annotated[dict[str, Any], Body()]) -> JSONResponse:
     """Create a link: `name`, optional `ref` (made from the name), `page_id` (the only page when one is configured)
-    and optional `start` (`{"intent": …}` or `{"entry_id": …}`)."""
+    and optional `start` (`{"intent": …}` or `{"entry_id": …}`: an entry of the live matrix; with none published the
+    link is created with a `warning`)."""
     pages_configured = _pages(request)
     if "page_id" not in body and len(pages_configured) == 1:
         body = {**body, "page_id": pages_configured[0]}
@@ -182,6 +210,7 @@ async def create_link(request: Request, principal: AdminOrService,
         raise _invalid(exc) from exc
     if new.page_id not in pages_configured:
         raise LinksRefused("link_invalid", f"La página {new.page_id} no está configurada.", field="page_id")
+    warning = await check_start_entry(request.app.state.settings, new)
     try:
         link: Link = await _call(request, "create", new, principal.username, _now(request))
     except RefInUse as exc:
@@ -189,7 +218,10 @@ async def create_link(request: Request, principal: AdminOrService,
                                          "otra.", field="ref") from exc
     log.info("m.me link created", extra={"link_id": link.id, "page_id": link.page_id, "by": principal.username})
     usernames: dict[str, str] = await _call(request, "page_usernames")
-    return JSONResponse({"link": link.to_dict(usernames.get(link.page_id))}, status_code=201)
+    answer: dict[str, Any] = {"link": link.to_dict(usernames.get(link.page_id))}
+    if warning is not None:
+        answer["warning"] = warning
+    return JSONResponse(answer, status_code=201)
 
 
 async def _link(request: Request, link_id: int) -> Link:

@@ -45,7 +45,7 @@ from knowledge_matrix.artifact import MANIFEST, read_manifest, utc_timestamp
 from knowledge_matrix.duplicates import similar_question_pairs
 from knowledge_matrix.embedders import Embedder, shared_embedder
 from knowledge_matrix.errors import ArtifactError, KnowledgeMatrixError, MatrixReadError
-from knowledge_matrix.knowledge_base import KnowledgeBase
+from knowledge_matrix.knowledge_base import ENTRIES_FILE, KnowledgeBase
 from knowledge_matrix.matrix import LIMITS, Matrix, Sheet, SheetLimits, entries_from_sheet, read_sheet
 from knowledge_matrix.report import Issue, Report
 from knowledge_matrix.settings import DEFAULT_SETTINGS, RetrievalSettings, near_duplicate_threshold
@@ -229,6 +229,28 @@ def current_version(data_dir: Path) -> VersionInfo | None:
     """The version the bot answers from, or None when nothing was ever published."""
     pointer = read_pointer(data_dir)
     return None if pointer is None else read_version(data_dir, pointer.version)
+
+
+@dataclass(frozen=True)
+class LiveEntryIds:
+    """The entry ids of the live version (for checks such as an m.me link's start), read without loading its index."""
+
+    version: str
+    ids: frozenset[str]
+
+
+def live_entry_ids(data_dir: Path) -> LiveEntryIds | None:
+    """The live version's entry ids from its `entries.json`; None when nothing was ever published. ArtifactError when
+    the version cannot be read."""
+    pointer = read_pointer(data_dir)
+    if pointer is None:
+        return None
+    path = version_dir(data_dir, pointer.version) / INDEX_DIR / ENTRIES_FILE
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))
+        return LiveEntryIds(pointer.version, frozenset(str(item["id"]) for item in items))
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ArtifactError(f"cannot read the entries of version {pointer.version}: {exc}") from exc
 
 
 def list_versions(data_dir: Path) -> list[VersionInfo]:

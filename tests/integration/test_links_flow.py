@@ -79,6 +79,10 @@ def test_admins_create_links_and_download_their_qr_codes(stack: Stack, admin: Co
     spaced = admin.post("/api/console/links", json={"name": "Otro", "ref": "con espacio"})
     assert spaced.status_code == 422 and "sin espacios" in spaced.json()["error"]["message"]
     assert spaced.json()["error"]["field"] == "ref"
+    missing = admin.post("/api/console/links", json={"name": "Otro", "start": {"entry_id": "no_existe_en_la_matriz"}})
+    assert missing.status_code == 422 and missing.json()["error"]["field"] == "start", missing.text
+    assert "«no_existe_en_la_matriz» no existe en la Matriz" in missing.json()["error"]["message"]
+    assert "warning" not in created.json(), "the demo matrix is live: the entry was checked"
     control = admin.post("/api/console/links", json={"name": "Otro", "start": {"intent": "restart"}})
     assert control.status_code == 422 and control.json()["error"]["field"] == "start"
     page = admin.post("/api/console/links", json={"name": "Otro", "page_id": "999"})

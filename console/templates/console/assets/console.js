@@ -550,6 +550,11 @@
       if (kind.value) body.start = { [kind.value]: valueInput.value.trim() };
       try {
         const answer = await api("POST", "/api/console/links", body);
+        if (answer.warning) {  // created, but its matrix entry could not be checked: say so before the reload
+          toast("Enlace creado. " + answer.warning, true);
+          setTimeout(() => location.reload(), 6000);
+          return;
+        }
         toast("Enlace creado: " + answer.link.url);
         location.reload();
       } catch (error) { toast(error.message, true); }
