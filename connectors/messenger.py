@@ -3,8 +3,9 @@
 Meta's deliveries reach the webhook process (connectors/webhook_server.py), which records them in the ingest journal
 and answers 200. This channel's feeder (`connectors.dispatch.JournalFeeder`) claims the pending events of the journal
 for this Rasa instance (RASA_INSTANCE_ID) and processes them in the background, in order per user. The channel's own
-POST route stays (one-process deployments, tests): it records the same way and wakes the feeder at once.
-Runs inside the Rasa process (Python 3.10).
+POST route stays (one-process deployments, tests): it records the same way and wakes the feeder at once; a delivery's
+`feed` changes (comments on the page's posts) go to the comment journal before the 200, as the webhook process does
+(503 when it cannot be written, so Meta delivers again). Runs inside the Rasa process (Python 3.10).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from comments.journal import CommentJournal, open_comment_journal
 from connectors.action_server import (
     OUTAGE_TEXT,
     end_turn,
@@ -40,6 +42,7 @@ from handoff.model import PauseReason
 from meta.delivery import judge_delivery
 from meta.errors import GraphError, MessengerError
 from meta.events import EventKind, InboundEvent
+from meta.feed import FeedChange
 from meta.graph import GraphClient
 from meta.outgoing import OutgoingMessageError, build_messages, mark_seen_action, typing_action
 from meta.signature import SIGNATURE_HEADER, is_valid_verify_token
@@ -204,6 +207,8 @@ class MessengerInput(InputChannel):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = open_ingest_store(settings.ingest_store_url, role="feeder")  # status writes without fsync
+        # The feed changes this route receives (one-process deployments); the app's processor decides them.
+        self.comments: CommentJournal = open_comment_journal(settings.store_url("comment_journal"))
         self.client = GraphClient(settings.page_tokens, base_url=settings.graph_api_base,
                                   version=settings.graph_api_version, timeout_seconds=settings.graph_timeout_seconds)
         self.outbox = open_outbox(settings.outbox_store_url, self.client, policy_file=settings.outbox_policy_file,
@@ -495,6 +500,16 @@ class MessengerInput(InputChannel):
                 logger.exception("webhook upkeep failed")
             await asyncio.sleep(self.settings.messenger_upkeep_seconds)
 
+    async def _record_changes(self, changes: list[FeedChange]) -> bool:
+        """The delivery's feed changes in the comment journal, durable before the 200 (False: it cannot be
+        written; the events recorded already are a no-op when Meta delivers again)."""
+        try:
+            await self.comments.record_async(changes, datetime.now(timezone.utc))
+        except Exception:  # disk full, database down: Meta delivers again later
+            logger.exception("recording a delivery's feed changes failed", extra={"changes": len(changes)})
+            return False
+        return True
+
     def _wake_feeder(self) -> None:
         # Before the start-up listener ran there is no feeder yet: the events are recorded (pending), and the
         # feeder's first round, right after it starts, claims them.
@@ -544,6 +559,7 @@ class MessengerInput(InputChannel):
             await self.handoff.close()
             await self.referrals.close()
             await self.client.close()
+            await asyncio.get_running_loop().run_in_executor(None, self.comments.close)
 
         @webhook.route("/", methods=["GET"])
         async def health(_request: Request) -> HTTPResponse:
@@ -577,6 +593,8 @@ class MessengerInput(InputChannel):
                 )
             # Windows and live-view notices of events not for Rasa are journaled in this same transaction.
             fresh = await self.store.record_async(list(verdict.events), self.settings.app_id)
+            if verdict.changes and not await self._record_changes(list(verdict.changes)):
+                return response.json({"error": "the comment journal is unavailable; deliver again"}, status=503)
             self._wake_feeder()  # the feeder claims them at once (and this instance's claim keeps them in order)
             journaled = [stored for stored in fresh if stored.window_pending or stored.notice_pending]
             if journaled:  # applied after the answer; the journal makes it survive a crash or an outage
