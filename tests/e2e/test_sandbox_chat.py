@@ -11,7 +11,8 @@ from playwright.sync_api import expect
 from actions.handoff import HANDOFF_TEXTS
 from bot.stack import Stack
 from handoff.model import PauseReason
-from tests.support.stack import Messenger, response_texts
+from tests.support.console_client import ConsoleSession
+from tests.support.stack import PAGE_ID, Messenger, response_texts
 
 
 def one_of(texts: set[str]) -> re.Pattern[str]:
@@ -41,3 +42,33 @@ def test_chat_page_round_trip_with_quick_replies(page: Any, stack: Stack) -> Non
         expect(page.locator(".msg.bot").last).to_have_text(texts[-1], timeout=30_000)
     finally:
         messenger.http.close()
+
+
+def test_a_comment_from_the_chat_page_gets_its_private_reply_in_the_chat(page: Any, stack: Stack) -> None:
+    """"Simular un comentario": the chat's user comments under a post (a signed `feed` webhook, the real path:
+    journal, processor, outbox, the Graph sandbox), a rule for that post matches, and the private reply (addressed
+    to the comment) arrives in this chat, since the sandbox knows the comment is this user's. Would catch a form
+    that sends another author, a post id lost, or a private reply the chat does not show."""
+    run = uuid.uuid4().hex[:8]
+    user, post_id = f"browser-comment-{run}", f"{PAGE_ID}_{uuid.uuid4().int % 10**12}"
+    reply = f"¡Hola! Te enviamos los precios por aquí ({run})"
+    admin = ConsoleSession(stack.app_url, "admin")
+    created = admin.post(f"/api/console/comments/pages/{PAGE_ID}/rules", json={
+        "name": f"Chat {run}", "posts": {"mode": "ids", "post_ids": [post_id]},
+        "comments": {"mode": "keywords", "keywords": ["precio"]},
+        "reply": {"mode": "fixed", "message": {"text": reply}}})
+    assert created.status_code == 201, created.text
+    try:
+        page.goto(f"{stack.app_url}/sandbox/chat?user={user}")
+        page.click("#comment-box summary")
+        page.fill("#comment-post", post_id)
+        page.fill("#comment-text", "¿Precio? 😍")
+        page.click("#comment-form button[type=submit]")
+
+        expect(page.locator(".msg.comment")).to_have_text(f"💬 Comentario en {post_id}: ¿Precio? 😍")
+        expect(page.locator(".msg.bot").last).to_have_text(reply, timeout=30_000)
+        expect(page.locator(".msg.error")).to_have_count(0)
+        expect(page.locator("#comment-post")).to_have_value(post_id)
+    finally:
+        admin.send("DELETE", f"/api/console/comments/rules/{created.json()['rule']['id']}")
+        admin.close()
