@@ -13,13 +13,18 @@ field `feed`; the value's fields in the Graph API webhooks reference for the Pag
 
 Pure and standard library only (the Rasa channel, Python 3.10, imports `meta.events`). As for `messaging` items:
 unknown fields are kept (`raw`), a field we read in the wrong shape makes the change malformed
-(`MalformedChangeError`: `meta.events` skips it and says so), never a crash later.
+(`MalformedChangeError`: `meta.events` skips it and says so), never a crash later. So does text that is not valid
+Unicode (a lone surrogate, JSON's `"\\ud800"`: no database stores it), an id that is not Meta's shape (digits joined by
+`_`: ids go into Graph API paths, `/{comment_id}/comments`) and a `created_time` that is no time. NUL characters are
+removed from every text of the value, `raw` included (PostgreSQL cannot store them and SQLite would: both keep the
+same text).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -28,6 +33,8 @@ from typing import Any
 FEED_FIELD = "feed"
 # Epoch seconds up to the year 9999: beyond that it is not a time (and `datetime` cannot hold it).
 MAX_EPOCH_SECONDS = 253_402_300_799
+# Meta's object ids: digits, or digits joined by `_` (`<page>_<post>`, `<post>_<comment>`); ASCII digits only.
+OBJECT_ID_PATTERN = re.compile(r"[0-9]{1,40}(?:_[0-9]{1,40}){0,3}")
 # A comment or a post is added once and removed once: a redelivery of "comment add 123" is the same change whatever
 # else it carries. Other verbs may happen several times to one target (an edit, a hide after an unhide), and other
 # items (reactions, likes) are many per post: those are told apart by their content.
@@ -109,7 +116,28 @@ class FeedChange:
 
 def _digest(value: Any) -> str:
     canonical = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:24]
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+
+
+def is_object_id(value: Any) -> bool:
+    """A Graph API object id as Meta writes them (`123`, `<post>_<comment>`): safe inside a Graph API path."""
+    return isinstance(value, str) and OBJECT_ID_PATTERN.fullmatch(value) is not None
+
+
+def storable(value: Any) -> Any:
+    """A JSON value with NUL characters removed from its texts (keys too); `MalformedChangeError` for text that is
+    not valid Unicode. Both databases then keep the same text."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise MalformedChangeError("text that is not valid Unicode") from exc
+        return value.replace("\x00", "")
+    if isinstance(value, Mapping):
+        return {storable(key): storable(child) for key, child in value.items()}
+    if isinstance(value, list):
+        return [storable(child) for child in value]
+    return value
 
 
 def _text(value: Mapping[str, Any], key: str, where: str = "") -> str | None:
@@ -131,6 +159,13 @@ def _id(value: Mapping[str, Any], key: str, where: str = "") -> str | None:
     raise MalformedChangeError(f"{where}{key} is not an id")
 
 
+def _object_id(value: Mapping[str, Any], key: str, where: str = "") -> str | None:
+    found = _id(value, key, where)
+    if found is not None and not is_object_id(found):
+        raise MalformedChangeError(f"{where}{key} is not a Graph API object id")
+    return found
+
+
 def _object(value: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
     found = value.get(key)
     if found is None or isinstance(found, Mapping):
@@ -144,7 +179,12 @@ def created_time_of(value: Any) -> datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
+        digits = value.strip()
+        # ASCII digits only ("²" and "٣" are digits to `str.isdigit`, not to Meta), and few: `int` refuses more
+        # than 4,300 of them with a ValueError, and 13 already pass the year 9999.
+        if not (digits.isascii() and len(digits) <= 20):
+            raise MalformedChangeError("created_time is not a time in seconds")
+        value = int(digits)
     if isinstance(value, int) and not isinstance(value, bool):
         if not 0 <= value <= MAX_EPOCH_SECONDS:
             raise MalformedChangeError("created_time is not a time in seconds")
@@ -159,7 +199,10 @@ def created_time_of(value: Any) -> datetime | None:
             raise MalformedChangeError("created_time is not a time") from exc
         if parsed.tzinfo is None:
             raise MalformedChangeError("created_time has no time zone")
-        return parsed.astimezone(timezone.utc)
+        try:
+            return parsed.astimezone(timezone.utc)
+        except OverflowError as exc:  # year 1 with a positive offset, year 9999 with a negative one
+            raise MalformedChangeError("created_time is not a time in UTC") from exc
     raise MalformedChangeError("created_time is not a time")
 
 
@@ -168,6 +211,10 @@ def parse_feed_value(value: Any, page_id: str) -> FeedChange:
     comment has no comment or post id, or a field we read has the wrong shape."""
     if not isinstance(value, Mapping):
         raise MalformedChangeError("value is not an object")
+    try:
+        value = storable(value)
+    except RecursionError as exc:
+        raise MalformedChangeError("value nests too deep") from exc
     item = _text(value, "item")
     verb = _text(value, "verb")
     if not item or not verb:
@@ -179,9 +226,9 @@ def parse_feed_value(value: Any, page_id: str) -> FeedChange:
         item=item,
         verb=verb,
         raw=value,
-        comment_id=_id(value, "comment_id"),
-        post_id=_id(value, "post_id") or (_id(post, "id", "post.") if post else None),
-        parent_id=_id(value, "parent_id"),
+        comment_id=_object_id(value, "comment_id"),
+        post_id=_object_id(value, "post_id") or (_object_id(post, "id", "post.") if post else None),
+        parent_id=_object_id(value, "parent_id"),
         from_id=(_id(sender, "id", "from.") or "") if sender else "",
         from_name=(_text(sender, "name", "from.") or "") if sender else "",
         message=_text(value, "message") or "",

@@ -69,6 +69,12 @@ poison = st.sampled_from(
         -(10**30),
         "\ud800",
         "a\udfffb",
+        "a\x00b",  # NUL: PostgreSQL refuses it in text
+        "²",  # a digit to `str.isdigit`, not to `int`
+        "1" * 5000,  # more digits than `int` reads from a string
+        "0001-01-01T00:00:00+01:00",  # a time `datetime` holds but UTC does not
+        "9999-12-31T23:59:59-0500",
+        "../1",  # not an id, and a path to elsewhere in a URL
         True,
         5,
         7.5,
@@ -136,6 +142,17 @@ def _items(users: st.SearchStrategy[str], mids: st.SearchStrategy[str]) -> st.Se
 ITEMS = _items(users, mids)
 # `feed` changes (comments on the page's posts, visitor posts, reactions): Meta's shapes with random values.
 FEED_VERBS = st.sampled_from(["add", "edited", "remove", "hide", "unhide"])
+# What a `created_time` may hold: epoch seconds, ISO 8601 times with any offset (years 1 to 9999), digits of any
+# script and length, and any JSON value.
+CREATED_TIMES = st.one_of(
+    st.integers(-(2**40), 2**40),
+    st.integers(-(2**40), 2**40).map(str),
+    st.text(st.characters(categories=("Nd", "No")), min_size=1, max_size=6),
+    st.integers(4000, 6000).map(lambda n: "7" * n),
+    st.builds(lambda at, offset: at.isoformat() + offset, st.datetimes(),
+              st.sampled_from(["", "Z", "+0000", "-0500", "+14:00", "-23:59", "+2400", "+00:00:01"])),
+    json_values,
+)
 FEED_VALUES = st.one_of(
     st.builds(
         lambda t, v, s: meta.comment_value(t, verb=v, sender=s), texts, FEED_VERBS, users | st.just(meta.PAGE_ID)

@@ -101,6 +101,20 @@ def test_a_redelivery_is_recorded_once_and_a_change_without_time_gets_the_receiv
     assert stored is not None and stored.created_at == NOW and stored.received_at == NOW
 
 
+def test_a_nul_in_a_comment_is_stored_without_it_on_both_databases(journal: CommentJournal) -> None:
+    """PostgreSQL refuses NUL in text (and jsonb), SQLite keeps it: meta.feed removes it so both keep the same."""
+    value = meta.comment_value("hola\x00 ¿precio?")
+    value["from"]["name"] = "Ma\x00ría"
+    value["x_extra"] = ["\x00"]
+
+    ids = journal.record([change(value)], NOW)
+
+    stored = journal.get(ids[0])
+    assert stored is not None and (stored.message, stored.from_name) == ("hola ¿precio?", "María")
+    assert stored.change.raw["x_extra"] == [""]
+    assert journal.record([change(meta.comment_value("hola ¿precio?"))], later(1)) == [], "the same comment"
+
+
 def test_claims_are_exclusive_until_the_lease_runs_out(journal: CommentJournal) -> None:
     journal.record([comment(1), comment(2), comment(3), change(meta.edited_value())], NOW)
 

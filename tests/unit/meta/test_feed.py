@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 
 from meta.delivery import judge_delivery
 from meta.events import EventKind, WebhookPayloadError, decode_webhook, read_webhook
-from meta.feed import FeedChange, MalformedChangeError, created_time_of, parse_feed_value
+from meta.feed import FeedChange, MalformedChangeError, created_time_of, is_object_id, parse_feed_value
 from meta.signature import sign
 from sandbox import simulate
 from tests.support import meta_payloads as meta
-from tests.support.webhook_fuzz import FEED_VALUES, json_values
+from tests.support.webhook_fuzz import CREATED_TIMES, FEED_VALUES, json_values
 
 T0 = datetime.fromtimestamp(meta.T0_SECONDS, tz=timezone.utc)
 
@@ -141,10 +141,77 @@ def test_created_time_forms(sent: Any, expected: datetime | None) -> None:
     assert created_time_of(sent) == expected
 
 
-@pytest.mark.parametrize("sent", [-1, True, 10**13, "ayer", "2024-06-10T06:13:20", 1.5, [1], {"t": 1}])
+# Digits to `str.isdigit` that `int` refuses or that are not Meta's ("²", 5,000 digits: ValueError), other scripts'
+# digits, and times that `datetime` holds but UTC does not (year 1 ahead of UTC, year 9999 behind it: OverflowError).
+NO_TIMES = [-1, True, 10**13, "ayer", "2024-06-10T06:13:20", 1.5, [1], {"t": 1}, "²", "1²", "٣", "１２", "1" * 5000,
+            "9" * 21, "0001-01-01T00:00:00+01:00", "0001-01-01T00:30:00+0100", "9999-12-31T23:59:59-01:00",
+            "9999-12-31T23:00:00-0500", "2024-06-10T06:13:20+2400"]
+
+
+@pytest.mark.parametrize("sent", NO_TIMES)
 def test_created_time_that_is_no_time_is_malformed(sent: Any) -> None:
     with pytest.raises(MalformedChangeError):
         created_time_of(sent)
+
+
+@pytest.mark.parametrize("sent", NO_TIMES)
+def test_a_signed_delivery_with_no_time_skips_the_change_and_keeps_the_rest(sent: Any) -> None:
+    """Both webhook routes (connectors/webhook_server.py and the Rasa channel's) answer with `judge_delivery`."""
+    raw = json.dumps(meta.webhook(meta.feed_entry(broken(created_time=sent), meta.reply_value()))).encode()
+    alone = json.dumps(meta.webhook(meta.feed_entry(broken(created_time=sent)))).encode()
+
+    verdict = judge_delivery(raw, sign(raw, "s3cret"), "s3cret")
+    refused = judge_delivery(alone, sign(alone, "s3cret"), "s3cret")
+
+    assert verdict.status == 200 and [change.is_reply for change in verdict.changes] == [True]
+    assert [(skipped.list_name, skipped.item_index) for skipped in verdict.skipped] == [("changes", 0)]
+    assert refused.status == 400 and refused.changes == ()
+
+
+@pytest.mark.parametrize("text", ["\ud800", "a\udfffb"])
+@pytest.mark.parametrize("where", ["message", "from.id", "from.name", "x_unknown", "post.status_type"])
+def test_text_that_is_not_valid_unicode_is_malformed_wherever_it_is(text: str, where: str) -> None:
+    """A lone surrogate (JSON's `"\\ud800"`) no database stores; hashing it for the dedup key raised before."""
+    for value in (meta.comment_value(), meta.reaction_value()):
+        target, _, key = where.rpartition(".")
+        holder = value.setdefault(target, {}) if target else value
+        holder[key] = text
+        with pytest.raises(MalformedChangeError, match="not valid Unicode"):
+            parse(value)
+
+
+def test_nul_characters_are_removed_from_every_text_raw_included() -> None:
+    value = meta.comment_value("hola\x00 precio\x00")
+    value["from"]["name"] = "Ma\x00ría"
+    value["x_extra"] = {"k\x00": ["\x00"]}
+
+    change = parse(value)
+
+    assert (change.message, change.from_name) == ("hola precio", "María")
+    assert change.raw["x_extra"] == {"k": [""]}
+    assert "\\u0000" not in json.dumps(change.to_dict())
+    assert FeedChange.from_dict(change.to_dict()) == change
+    assert parse(meta.comment_value("hola precio")).dedup_key == change.dedup_key
+
+
+@pytest.mark.parametrize("field", ["comment_id", "post_id", "parent_id"])
+@pytest.mark.parametrize("sent", ["../1", "123/comments", "1_2?x=1", "1#2", "12 ", "_1", "1__2", "１２", "a1", "1_",
+                                  "1" * 41])
+def test_an_id_that_is_not_metas_shape_is_malformed(field: str, sent: str) -> None:
+    """Ids go into Graph API paths (`/{comment_id}/comments`): only digits joined by `_`."""
+    with pytest.raises(MalformedChangeError, match="object id"):
+        parse(broken(**{field: sent}))
+    post = meta.comment_value()
+    del post["post_id"]
+    post["post"]["id"] = sent
+    with pytest.raises(MalformedChangeError, match="object id"):
+        parse(post)
+
+
+def test_metas_id_shapes_and_numbers_are_ids() -> None:
+    assert [is_object_id(value) for value in ("1", meta.POST_ID, meta.COMMENT_ID, "1_2_3", 12, "", None)] == [
+        True, True, True, True, False, False, False]
+    assert parse(broken(comment_id=880011223344, post_id=104523456789012)).comment_id == "880011223344"
 
 
 # --- malformed ---------------------------------------------------------------------------------------------------
@@ -281,7 +348,29 @@ def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return found
 
 
-@settings(max_examples=400, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+def _parses_or_is_malformed(value: Any) -> FeedChange | None:
+    """The parser's promise: a change, or `MalformedChangeError`; then what it gives can be stored and keyed."""
+    try:
+        change = parse(value)
+    except MalformedChangeError:
+        return None
+    assert isinstance(change.dedup_key, str) and change.dedup_key.startswith("feed:")
+    assert change.created_time is None or change.created_time.tzinfo == timezone.utc
+    assert "\x00" not in change.message + change.from_name + change.from_id
+    assert all(is_object_id(found) for found in (change.comment_id, change.post_id, change.parent_id) if found)
+    json.dumps(change.to_dict(), ensure_ascii=False).encode("utf-8")  # storable: valid Unicode everywhere
+    return change
+
+
+@settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(FEED_VALUES, CREATED_TIMES)
+def test_any_created_time_parses_or_is_malformed(drawn: dict[str, Any], created_time: Any) -> None:
+    change = _parses_or_is_malformed({**drawn, "created_time": created_time})
+    if change is not None and isinstance(created_time, int) and not isinstance(created_time, bool):
+        assert change.created_time == datetime.fromtimestamp(created_time, tz=timezone.utc)
+
+
+@settings(max_examples=200, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(FEED_VALUES, st.data())
 def test_any_value_in_any_field_parses_or_is_malformed(drawn: dict[str, Any], data: st.DataObject) -> None:
     value: Any = copy.deepcopy(drawn)
@@ -294,12 +383,9 @@ def test_any_value_in_any_field_parses_or_is_malformed(drawn: dict[str, Any], da
         target[path[-1]] = replacement
     else:
         value = replacement
-    try:
-        change = parse(value)
-    except MalformedChangeError:
+    change = _parses_or_is_malformed(value)
+    if change is None:
         return
-    assert isinstance(change.dedup_key, str) and change.dedup_key.startswith("feed:")
-    assert change.created_time is None or change.created_time.tzinfo is not None
     try:
         stored = json.dumps(change.to_dict(), ensure_ascii=False, allow_nan=False)
     except ValueError:  # NaN/inf: never in a body the webhook accepted (decode_webhook refuses them first)
