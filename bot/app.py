@@ -54,6 +54,7 @@ class CommentInput(BaseModel):
     parent_id: str | None = Field(default=None, pattern=r"^[0-9]{1,30}_[0-9]{1,30}$")  # a reply to this comment
     days_ago: float = Field(default=0.0, ge=0.0, le=60.0)  # the comment's age (Meta's 7-day private-reply limit)
     page_id: str = SANDBOX_PAGE_ID
+    post_message: str | None = Field(default=None, max_length=8000)  # the post's text (the Graph sandbox answers it)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -88,7 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.comments = CommentProcessor(comment_journal, comment_rules, outbox,
                                               answer=knowledge_answerer(LiveKnowledge(settings.data_dir)),
                                               is_paused=paused_check(app.state.handoff.find),
-                                              time_zone=settings.business_timezone)
+                                              time_zone=settings.business_timezone, graph=client)
         comment_task = asyncio.create_task(app.state.comments.run(settings.comments_poll_seconds))
         # The scale profile: Rasa's event broker feeds the console's live view (user and bot messages, pauses).
         app.state.rasa_events = _rasa_event_feed(settings, app.state.handoff)
@@ -197,6 +198,8 @@ def _add_sandbox_chat(app: FastAPI, settings: Settings) -> None:
         graph = getattr(app.state, "sandbox", None)
         if graph is not None:
             graph.register_comment(comment_id, comment.page_id, comment.user_id, created)
+            if comment.post_message is not None:
+                graph.register_post(post_id, comment.page_id, comment.post_message)
         raw, headers = simulate.signed_request(simulate.feed_body(comment.page_id, [change]), settings.app_secret)
         try:
             async with httpx.AsyncClient(timeout=10) as client:

@@ -107,6 +107,8 @@ class StoredComment:
     handled_at: datetime | None = None
     reply_sent_at: datetime | None = None  # when the private reply was sent (with the PSID)
     answered_at: datetime | None = None  # the person wrote to the page after it: a conversation started
+    attempts: int = 0  # how many times a processor claimed it (each claim is one attempt to decide it)
+    psid_unknown_at: datetime | None = None  # the private reply was sent but Meta named no recipient
 
     @property
     def replied_at(self) -> datetime | None:
@@ -181,6 +183,8 @@ def _stored(row: Any) -> StoredComment:
         handled_at=_optional_time(row["handled_at"]),
         reply_sent_at=_optional_time(row["reply_sent_at"]),
         answered_at=_optional_time(row["answered_at"]),
+        attempts=int(row["attempts"]),
+        psid_unknown_at=_optional_time(row["psid_unknown_at"]),
     )
 
 
@@ -246,8 +250,8 @@ class CommentJournal:
     # --- deciding (the processor) ----------------------------------------------------------------------------
 
     def claim_pending(self, owner: str, now: datetime, lease: timedelta, limit: int = 20) -> list[StoredComment]:
-        """Pending comments, oldest first, that nobody holds, `owner` holds already, or whose lease ran out;
-        claimed for `owner` until `now + lease`."""
+        """Pending comments, oldest first, that nobody holds or whose lease ran out (the holder's own too: a comment
+        that failed waits for its lease); claimed for `owner` until `now + lease`, one more `attempts` each."""
         with self._db.write() as conn:
             rows = conn.execute(self._db.queries["claim_pending"], {
                 "owner": owner, "now": stored_time(now), "lease_until": stored_time(now + lease),
@@ -268,6 +272,11 @@ class CommentJournal:
             "public_outbox_id": public_outbox_id, "now": stored_time(now or _now()),
         })
         return changed > 0
+
+    def hold_back(self, id: int, owner: str, until: datetime) -> bool:
+        """A claimed comment that could not be decided stays claimed until `until` (a backoff): nobody retries it
+        before. False when `owner` no longer holds it."""
+        return self._db.run("hold_back", {"id": int(id), "owner": owner, "until": stored_time(until)}) > 0
 
     # --- after the reply -------------------------------------------------------------------------------------
 
@@ -291,7 +300,7 @@ class CommentJournal:
 
     def psid_of(self, page_id: str, from_id: str) -> str | None:
         """The PSID an earlier private reply to this person (by their feed `from` id) reached, if any: how the
-        processor finds the person's conversation (to leave a paused one alone). Added by the processor's helper."""
+        processor finds the person's conversation (to leave a paused one alone)."""
         if not from_id:
             return None
         rows = self._db.read("psid_of", {"page_id": page_id, "from_id": from_id})
@@ -300,13 +309,22 @@ class CommentJournal:
     def reply_failed(self, id: int, reason_code: str) -> bool:
         """A replied comment whose private reply never reached the person (the outbox gave up on it: blocked,
         failed, dead or cancelled) becomes `skipped` with why, so the console says it and `awaiting_psid` stops
-        returning it. False when it is not waiting for its PSID any more. Added by the processor's helper."""
+        returning it. False when it is not waiting for its PSID any more."""
         changed = self._db.run("reply_failed", {"id": int(id), "reason_code": reason_code})
         return changed > 0
 
-    def awaiting_psid(self, limit: int = 50) -> list[StoredComment]:
-        """Replied comments with a private reply whose PSID is not known yet, oldest first."""
-        return [_stored(row) for row in self._db.read("awaiting_psid", {"limit": int(limit)})]
+    def awaiting_psid(self, limit: int = 50, after_id: int = 0) -> list[StoredComment]:
+        """Replied comments with a private reply whose PSID is not known yet, by id after `after_id` (the processor
+        pages through them, so replies still in flight never starve the ones behind them)."""
+        return [_stored(row) for row in self._db.read("awaiting_psid", {"limit": int(limit),
+                                                                        "after_id": int(after_id)})]
+
+    def set_psid_unknown(self, id: int, at: datetime, sent_at: datetime | None = None) -> bool:
+        """The private reply was sent but Meta's answer named no recipient: the PSID can never be learnt. Final: the
+        comment leaves `awaiting_psid` (it counts as delivered). False when it was not waiting for its PSID."""
+        return self._db.run("set_psid_unknown", {
+            "id": int(id), "at": stored_time(at), "sent_at": None if sent_at is None else stored_time(sent_at),
+        }) > 0
 
     def replied_to_person_since(self, page_id: str, from_id: str, post_id: str | None, since: datetime) -> bool:
         """Whether this person got a reply to a comment on this post since `since` ("one per person per post per
@@ -336,10 +354,17 @@ class CommentJournal:
         })]
 
     def post_message(self, page_id: str, post_id: str) -> str | None:
-        """The post's text as its own feed changes told it (the page's posts arrive as `status`/`photo` adds), for
-        rules that match the post's text; None when no such change was received."""
-        rows = self._db.read("post_message", {"page_id": page_id, "post_id": post_id})
-        return rows[0]["message"] if rows else None
+        """The post's text for rules that match it: as its own feed changes told it (the page's posts arrive as
+        `status`/`photo` adds), else as the Graph API gave it (`save_post_text`; '' for a post without text); None
+        when neither is known."""
+        params = {"page_id": page_id, "post_id": post_id}
+        rows = self._db.read("post_message", params) or self._db.read("fetched_post_text", params)
+        return str(rows[0]["message"]) if rows else None
+
+    def save_post_text(self, page_id: str, post_id: str, message: str, now: datetime) -> None:
+        """The post's text read from the Graph API (`GET /{post_id}?fields=message`), kept so it is read once."""
+        self._db.run("save_post_text", {"page_id": page_id, "post_id": post_id, "message": message,
+                                        "at": stored_time(now)})
 
     def counts(self, page_id: str | None = None, since: datetime | None = None) -> dict[str, Any]:
         """The counters the console shows, over changes received since `since` (all when None):

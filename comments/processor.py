@@ -6,7 +6,11 @@ woken every COMMENTS_POLL_SECONDS). A round claims pending comments under a leas
 comment twice), gathers the facts about each and asks the pure `decide_comment` for a `CommentVerdict`:
 
 - a comment by the page itself → `ignored` (`by_page`; the journal already sets that at ingest);
-- no enabled rule of the page matches → `skipped`, `no_rule`;
+- no enabled rule of the page matches → `skipped`, `no_rule`. A rule for posts by their text needs the post's
+  text, which Meta's comment webhook does not carry: when the journal has none (the post's own feed change never
+  arrived: published before the page was subscribed), it is read once from the Graph API (`GET /{post_id}?fields=
+  message`, page token, pages_read_engagement) and kept; when it cannot be read, the comment is retried and finally
+  `skipped` with `post_text_unavailable` (never a silent `no_rule`);
 - the private reply's window is over (older than the policy's 7 days: the outbox policy refuses it) → `skipped` with
   the outbox's reason code (`outside_window`);
 - the person already got a reply for this post today, the business's calendar day in BUSINESS_TIMEZONE (page
@@ -19,9 +23,20 @@ comment twice), gathers the facts about each and asks the pure `decide_comment` 
   (Purpose.PUBLIC_REPLY, key `public_reply:<page>:<comment>`). The outbox refusing a second private reply to the
   comment (`private_reply_already_sent`) is a `skipped` verdict with that reason.
 
+A comment that cannot be decided (the knowledge lookup raising, a store error, a bug) is held back by its claim for
+a growing delay (`retry_delay`) and tried again; each claim counts as one attempt (journal `attempts`), and after
+MAX_ATTEMPTS it is `skipped` with `processing_failed` (or `post_text_unavailable`), with an error log. A round counts
+only the comments it decided, so the loop sleeps between rounds while nothing can be decided.
+
+The paused check only knows people whose PSID an earlier private reply taught (Meta gives no mapping from a comment's
+`from.id` to the Messenger PSID before a private reply is sent): someone an agent already serves in Messenger who
+comments for the first time can still get the automated private reply.
+
 `reconcile()` follows the private replies: a SENT one gives the journal the person's PSID (the Send API's
 `recipient_id`, kept as `graph_recipient_id`) and its sent time: the conversation that follows knows the comment it
-started from (`CommentJournal.origin_of`); one the outbox gave up on (blocked, failed, dead, cancelled) turns the
+started from (`CommentJournal.origin_of`); a SENT one Meta answered without a recipient is marked so
+(`set_psid_unknown`: delivered, PSID never known) and leaves the queue, which is walked with a cursor so replies still
+in flight never starve the ones behind them; one the outbox gave up on (blocked, failed, dead, cancelled) turns the
 verdict into `skipped` with the outbox's reason, so nothing is silent. Every ANSWER_CHECK_EVERY it also looks at the
 replies of the last ANSWER_WINDOW whose person has not written back: when the outbox's record of the person's own
 messages (`Outbox.conversation_window`) has one after the reply, the comment's `answered_at` is set: a conversation
@@ -45,9 +60,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from comments.journal import BY_PAGE, IGNORED, REPLIED, SKIPPED, CommentJournal, StoredComment
-from comments.rules import PageCommentSettings, ReplyRule, first_match
+from comments.rules import PageCommentSettings, ReplyRule, comment_matches, first_match, matches
 from core.business_hours import DEFAULT_TIMEZONE, start_of_business_day
 from knowledge_matrix.live import LiveKnowledge
+from meta.errors import GraphError, UnknownPageError
+from meta.graph import GraphClient
 from meta.outgoing import split_text
 from outbox.model import TERMINAL, NewMessage, NotFound, OutboxInputError, Purpose, SenderKind, Status
 from outbox.outbox import Outbox
@@ -61,6 +78,8 @@ ALREADY_REPLIED_TODAY = "already_replied_today"
 CONVERSATION_PAUSED = "conversation_paused"
 NO_ANSWER = "no_answer"
 PRIVATE_REPLY_FAILED = "private_reply_failed"  # the outbox gave up without a reason code of its own
+PROCESSING_FAILED = "processing_failed"  # deciding it kept failing (MAX_ATTEMPTS); the log says why
+POST_TEXT_UNAVAILABLE = "post_text_unavailable"  # a rule needs the post's text and the Graph API would not give it
 
 # "One reply per person per post per day": the business's calendar day (BUSINESS_TIMEZONE), from its midnight.
 # A conversation counts as started from a comment when the person writes to the page within this long of the reply.
@@ -70,6 +89,33 @@ ANSWER_BATCH = 200
 CLAIM_LEASE = timedelta(seconds=60)
 CLAIM_BATCH = 20
 RECONCILE_BATCH = 50
+MAX_ATTEMPTS = 5  # claims of one comment before it is skipped (`processing_failed` / `post_text_unavailable`)
+FIRST_RETRY_DELAY = timedelta(seconds=30)  # then ×4 each time: 30 s, 2 min, 8 min, 32 min
+MAX_RETRY_DELAY = timedelta(hours=1)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Pure: how long a comment that failed its `attempts`-th attempt is held back before the next."""
+    return min(FIRST_RETRY_DELAY * 4 ** max(0, min(attempts, 10) - 1), MAX_RETRY_DELAY)
+
+
+class PostTextUnavailable(Exception):
+    """A rule needs the post's text, the journal has none and the Graph API did not give it."""
+
+
+def needs_post_text(rules: list[ReplyRule], comment_text: str, post_id: str | None) -> bool:
+    """Pure: whether the first matching rule could depend on the post's text: an enabled rule for posts by their text
+    whose comment part matches comes before every enabled rule that matches without it."""
+    for rule in sorted(rules, key=lambda r: (r.position, r.id)):
+        if not rule.enabled:
+            continue
+        if rule.posts.mode == "text":
+            if comment_matches(rule.comments, comment_text):
+                return True
+        elif matches(rule, comment_text, post_id, None):
+            return False
+    return False
+
 
 # --- the pure decision --------------------------------------------------------------------------------------------
 
@@ -191,6 +237,7 @@ class CommentProcessor:
         lease: timedelta = CLAIM_LEASE,
         batch: int = CLAIM_BATCH,
         time_zone: str = DEFAULT_TIMEZONE,
+        graph: GraphClient | None = None,
     ) -> None:
         self.journal = journal
         self.rules_store = rules_store
@@ -202,6 +249,8 @@ class CommentProcessor:
         self.lease = lease
         self.batch = batch
         self.time_zone = time_zone  # the business's (BUSINESS_TIMEZONE): "today" for one reply per person per post
+        self.graph = graph  # reads a post's text for rules that need it (None: such posts' texts stay unknown)
+        self._psid_after_id = 0
         self._answers_due_at: datetime | None = None
         self._answers_after_id = 0
         self._wake = asyncio.Event()
@@ -210,15 +259,35 @@ class CommentProcessor:
     # --- one round -------------------------------------------------------------------------------------------
 
     async def run_once(self) -> int:
-        """Claim and decide the pending comments (one batch); how many were decided."""
+        """Claim and decide the pending comments (one batch); how many were decided (a comment that failed is not:
+        it is held back, or after MAX_ATTEMPTS skipped, by `_failed`)."""
         claimed = await self.journal.run(self.journal.claim_pending, self.owner, self.clock(), self.lease, self.batch)
+        decided = 0
         for comment in claimed:
             try:
                 await self.handle(comment)
-            except Exception:  # one comment must not stop the others; its lease ends and it is tried again
-                logger.exception("comment not decided", extra={"feed_change_id": comment.id,
-                                                               "comment_id": comment.comment_id})
-        return len(claimed)
+            except Exception as error:  # one comment must not stop the others
+                decided += await self._failed(comment, error)
+            else:
+                decided += 1
+        return decided
+
+    async def _failed(self, comment: StoredComment, error: Exception) -> int:
+        """A claimed comment that could not be decided: held back for `retry_delay`, or, on its MAX_ATTEMPTS-th
+        attempt, skipped with why (1: it was decided so)."""
+        now = self.clock()
+        reason = POST_TEXT_UNAVAILABLE if isinstance(error, PostTextUnavailable) else PROCESSING_FAILED
+        about = {"feed_change_id": comment.id, "comment_id": comment.comment_id, "page_id": comment.page_id,
+                 "attempts": comment.attempts, "reason_code": reason, "error": type(error).__name__}
+        if comment.attempts < MAX_ATTEMPTS:
+            delay = retry_delay(comment.attempts)
+            await self.journal.run(self.journal.hold_back, comment.id, self.owner, now + delay)
+            logger.warning("comment not decided: tried again later", exc_info=error,
+                           extra={**about, "retry_in_seconds": delay.total_seconds()})
+            return 0
+        finished = await self.journal.run(self.journal.finish, comment.id, self.owner, SKIPPED, reason, now=now)
+        logger.error("comment not decided: given up", exc_info=error, extra=about)
+        return 1 if finished else 0
 
     async def facts_about(self, comment: StoredComment, now: datetime) -> CommentFacts:
         """What `decide_comment` needs; nothing past the first fact that settles it (no rule: nothing else)."""
@@ -226,11 +295,8 @@ class CommentProcessor:
             return CommentFacts(rule=None)
         rules = await asyncio.to_thread(self.rules_store.list_rules, comment.page_id)
         post_text = None
-        if any(rule.enabled and rule.posts.mode == "text" for rule in rules) and comment.post_id:
-            post_text = await self.journal.run(self.journal.post_message, comment.page_id, comment.post_id)
-            if post_text is None and comment.post:
-                found = comment.post.get("message")
-                post_text = found if isinstance(found, str) else None
+        if comment.post_id and needs_post_text(rules, comment.message, comment.post_id):
+            post_text = await self.post_text(comment, comment.post_id, now)
         rule = first_match(rules, comment.message, comment.post_id, post_text)
         if rule is None:
             return CommentFacts(rule=None)
@@ -250,6 +316,26 @@ class CommentProcessor:
         if rule.reply.mode == "knowledge" and not replied_today and not paused:
             answer = await self.answer(comment.message, settings.knowledge_min_score)
         return CommentFacts(rule, decision, replied_today, paused, answer)
+
+    async def post_text(self, comment: StoredComment, post_id: str, now: datetime) -> str:
+        """The post's text: the journal's (its own feed change, or read before), Meta's `post` object when it carries
+        a message, else read once from the Graph API and kept. PostTextUnavailable when it cannot be read."""
+        known = await self.journal.run(self.journal.post_message, comment.page_id, post_id)
+        if known is not None:
+            return known
+        found = comment.post.get("message") if comment.post else None
+        if isinstance(found, str):
+            return found
+        if self.graph is None:
+            raise PostTextUnavailable("no Graph API client to read the post's text")
+        try:
+            post = await self.graph.get_post(comment.page_id, post_id)
+        except (GraphError, UnknownPageError) as error:
+            raise PostTextUnavailable(f"the Graph API did not give the post's text: {error}") from error
+        message = post.get("message")
+        text = message if isinstance(message, str) else ""
+        await self.journal.run(self.journal.save_post_text, comment.page_id, post_id, text, now)
+        return text
 
     async def handle(self, comment: StoredComment) -> CommentVerdict:
         """Decide one claimed comment, enqueue its replies, record the verdict."""
@@ -294,7 +380,9 @@ class CommentProcessor:
         """Replied comments whose PSID is not known: take it from their sent private reply, or record why the
         reply never reached the person. How many comments changed."""
         changed = 0
-        for comment in await self.journal.run(self.journal.awaiting_psid, RECONCILE_BATCH):
+        waiting = await self.journal.run(self.journal.awaiting_psid, RECONCILE_BATCH, self._psid_after_id)
+        self._psid_after_id = waiting[-1].id if len(waiting) == RECONCILE_BATCH else 0
+        for comment in waiting:
             if comment.private_outbox_id is None:
                 continue
             try:
@@ -305,6 +393,11 @@ class CommentProcessor:
                 continue
             if message.status is Status.SENT and message.graph_recipient_id:
                 await self.journal.run(self.journal.set_psid, comment.id, message.graph_recipient_id, message.sent_at)
+                changed += 1
+            elif message.status is Status.SENT:  # Meta named no recipient: the PSID can never be learnt
+                await self.journal.run(self.journal.set_psid_unknown, comment.id, self.clock(), message.sent_at)
+                logger.warning("private reply sent without a recipient id: the person's PSID stays unknown",
+                               extra={"feed_change_id": comment.id, "outbox_id": message.id})
                 changed += 1
             elif message.status in TERMINAL and message.status is not Status.SENT:
                 await self.journal.run(self.journal.reply_failed, comment.id,

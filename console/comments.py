@@ -62,6 +62,8 @@ REASONS_ES: dict[str, str] = {
     "page_paused": "Los envíos de esta página están detenidos",
     "private_reply_failed": "El mensaje privado no se pudo enviar",
     "person_unavailable": "Esta persona no está disponible en Messenger",
+    "processing_failed": "No se pudo procesar el comentario tras varios intentos (el registro de errores dice por qué)",
+    "post_text_unavailable": "No se pudo leer el texto de la publicación en Facebook para aplicar la regla",
 }
 
 

@@ -137,6 +137,11 @@ class GraphClient:
         pages_manage_engagement). Meta answers `{"id": <the new comment's id>}`."""
         return await self._call("POST", page_id, f"/{self.version}/{comment_id}/comments", {"message": text})
 
+    async def get_post(self, page_id: str, post_id: str, fields: Sequence[str] = ("message",)) -> dict[str, Any]:
+        """A post of the page: GET /{post_id}?fields=message with the page token (needs pages_read_engagement).
+        Meta answers `{"id": ..., "message": ...}`; a post without text has no `message`."""
+        return await self._call("GET", page_id, f"/{self.version}/{post_id}", params={"fields": ",".join(fields)})
+
     async def pass_thread_control(
         self, page_id: str, user_id: str, target_app_id: str, metadata: str | None = None
     ) -> dict[str, Any]:

@@ -14,6 +14,8 @@ in development, tests and benchmarks goes through Meta's validation rules
   ("(#10900) Activity already replied to"), none to a comment older than 7 days ("(#10903) This user can't reply to
   this activity").
 - `POST /{version}/{comment_id}/comments`: the page's public reply under a comment, recorded like sends.
+- `GET /{version}/{post_id}?fields=message`: a post's text, for posts the sandbox was told about (`register_post`,
+  `/sandbox/comments` with `post_message`); Meta's "Unsupported get request" error for any other object.
 - `GET /sandbox/sent`, `GET /sandbox/requests`, `DELETE /sandbox/sent`: what was sent.
 - `POST|GET|DELETE /sandbox/failures`: make the next sends fail as Meta would.
 - `POST|GET /sandbox/latency`: answer slower, for benchmarks.
@@ -96,10 +98,11 @@ def token_invalid_error() -> GraphErrorSpec:
     return GraphErrorSpec("Invalid OAuth access token - Cannot parse access token", 190)
 
 
-def unsupported_post_error(object_id: str) -> GraphErrorSpec:
-    """What Meta answers when the token cannot act for the object in the path (another page's token)."""
+def unsupported_post_error(object_id: str, method: str = "post") -> GraphErrorSpec:
+    """What Meta answers when the token cannot act for the object in the path (another page's token, or an object
+    it does not know: "Unsupported get request" for a GET)."""
     return GraphErrorSpec(
-        f"Unsupported post request. Object with ID '{object_id}' does not exist, cannot be loaded due to missing "
+        f"Unsupported {method} request. Object with ID '{object_id}' does not exist, cannot be loaded due to missing "
         "permissions, or does not support this operation. Please read the Graph API documentation at "
         "https://developers.facebook.com/docs/graph-api",
         100,
@@ -384,6 +387,7 @@ class GraphSandbox:
         self._latency_ms = 0
         self._comments: dict[str, SandboxComment] = {}  # comment id -> its page, author and time (simulated ones)
         self._privately_replied: set[str] = set()  # comment ids that got their one private reply
+        self._posts: dict[str, tuple[str, str]] = {}  # post id -> (its page, its text): simulated posts
         self._profiles: dict[str, dict[str, Any]] = {}  # page id -> its Messenger profile's fields
 
     # The Send API.
@@ -432,6 +436,32 @@ class GraphSandbox:
         talks as), and only within 7 days of `created_at`."""
         with self._lock:
             self._comments[comment_id] = SandboxComment(page_id, author_psid, created_at.astimezone(timezone.utc))
+
+    def register_post(self, post_id: str, page_id: str, message: str) -> None:
+        """A post the sandbox simulated: `GET /{post_id}?fields=message` answers its text to the page's token."""
+        with self._lock:
+            self._posts[post_id] = (page_id, message)
+
+    def handle_get_post(self, *, post_id: str, token: str | None, fields: str | None) -> SandboxAnswer:
+        """Answer `GET /{version}/{post_id}?fields=...` as Meta does: `{"id", "message"}` (no `message` for a post
+        without text) to the token of the post's page; "Unsupported get request" (code 100, subcode 33) for a post
+        it does not know or another page's token."""
+        with self._lock:
+            known = self._posts.get(post_id)
+        page_id = known[0] if known is not None else "me"
+        authorized = authorize(self._token_pages, page_id, token)
+        if isinstance(authorized, GraphErrorSpec):  # no token, a bad one, or another page's
+            error = unsupported_post_error(post_id, "get") if authorized.code == 100 else authorized
+            return SandboxAnswer(error.http_status, error.to_body(_new_fbtrace_id()),
+                                 error_headers(error, page_id, None))
+        if known is None:
+            error = unsupported_post_error(post_id, "get")
+            return SandboxAnswer(error.http_status, error.to_body(_new_fbtrace_id()))
+        wanted = {name.strip() for name in (fields or "").split(",") if name.strip()}
+        body: dict[str, Any] = {"id": post_id}
+        if "message" in wanted and known[1]:
+            body["message"] = known[1]
+        return SandboxAnswer(200, body)
 
     def handle_comment_reply(
         self,
@@ -614,7 +644,7 @@ class GraphSandbox:
     def reset(self) -> None:
         self.clear_records()
         with self._lock:
-            self._comments, self._privately_replied = {}, set()
+            self._comments, self._privately_replied, self._posts = {}, set(), {}
         with self._lock:
             self._profiles = {}
         self.clear_failures()
@@ -746,6 +776,14 @@ async def messenger_profile(request: Request, version: str, node: str) -> JSONRe
         body=without_token(body), fields=profile_fields_of(fields), body_error=body_error,
     )
     return _json(answer)
+
+
+@router.get("/{version:graph_version}/{post_id:graph_object}", include_in_schema=False)
+async def get_post(request: Request, version: str, post_id: str) -> JSONResponse:
+    """Meta's `GET /{version}/{post_id}?fields=message`: a post's text (the comment processor's rules by post text)."""
+    token = access_token_of(request.query_params, request.headers.get("authorization"), None)
+    return _json(_sandbox(request).handle_get_post(post_id=post_id, token=token,
+                                                   fields=request.query_params.get("fields")))
 
 
 @router.post("/{version:graph_version}/{comment_id:graph_object}/comments", include_in_schema=False)

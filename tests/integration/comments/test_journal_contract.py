@@ -126,7 +126,8 @@ def test_claims_are_exclusive_until_the_lease_runs_out(journal: CommentJournal) 
     assert [c.comment_id for c in mine] == ["880011223344_1", "880011223344_2"], "oldest first, up to the limit"
     assert [c.comment_id for c in theirs] == ["880011223344_3"], "never an edit, never another's claim"
     assert {c.claimed_by for c in mine} == {"processor-a"} and mine[0].lease_until == later(30)
-    assert [c.comment_id for c in again] == ["880011223344_1", "880011223344_2"], "the holder renews"
+    assert [c.attempts for c in mine + after_lease] == [1, 1, 2, 2, 2], "each claim is one attempt"
+    assert again == [], "even the holder waits for its lease: a comment that failed is held back, not retried at once"
     assert [c.comment_id for c in after_lease] == ["880011223344_1", "880011223344_2", "880011223344_3"]
 
 
@@ -239,6 +240,45 @@ def test_post_message_from_the_posts_own_changes(journal: CommentJournal) -> Non
     assert journal.post_message(meta.OTHER_PAGE_ID, post_id) is None
 
 
+def test_a_post_text_read_from_the_graph_api_is_kept_but_the_posts_own_changes_win(journal: CommentJournal) -> None:
+    post_id = f"{meta.PAGE_ID}_990000000002"
+    journal.save_post_text(meta.PAGE_ID, post_id, "Promo de verano", NOW)
+    journal.save_post_text(meta.PAGE_ID, f"{meta.PAGE_ID}_990000000003", "", NOW)  # a post without text
+    journal.save_post_text(meta.PAGE_ID, post_id, "Promo de verano: 2x1", later(1))  # read again: replaced
+
+    assert journal.post_message(meta.PAGE_ID, post_id) == "Promo de verano: 2x1"
+    assert journal.post_message(meta.PAGE_ID, f"{meta.PAGE_ID}_990000000003") == "", "known to have no text"
+    assert journal.post_message(meta.OTHER_PAGE_ID, post_id) is None
+    edited = meta.visitor_post_value("Promo de invierno", post_id=post_id)
+    edited["verb"] = "edited"
+    journal.record([change(edited)], later(2))
+    assert journal.post_message(meta.PAGE_ID, post_id) == "Promo de invierno"
+
+
+def test_a_held_back_comment_waits_and_a_reply_without_recipient_leaves_the_psid_queue(
+    journal: CommentJournal,
+) -> None:
+    first, second, third = journal.record([comment(1), comment(2), comment(3)], NOW)
+    held = journal.claim_pending("p", NOW, LEASE, limit=1)
+    assert journal.hold_back(first, "p", later(300))
+    assert not journal.hold_back(first, "q", later(900)), "only the holder"
+    assert journal.claim_pending("q", later(299), LEASE, limit=1)[0].id == second
+    assert [c.id for c in journal.claim_pending("q", later(300), LEASE)] == [first, third]
+    assert [c.attempts for c in held] == [1] and journal.get(first).attempts == 2  # type: ignore[union-attr]
+
+    for stored_id in (first, second, third):
+        journal.finish(stored_id, "q", REPLIED, rule_id="r1", private_outbox_id=100 + stored_id, now=later(301))
+    assert [c.id for c in journal.awaiting_psid(limit=2)] == [first, second]
+    assert [c.id for c in journal.awaiting_psid(limit=2, after_id=second)] == [third], "a cursor pages past"
+    assert journal.set_psid_unknown(first, later(302), sent_at=later(301))
+    assert not journal.set_psid_unknown(first, later(303)), "once"
+    assert [c.id for c in journal.awaiting_psid()] == [second, third]
+    unknown = journal.get(first)
+    assert unknown is not None and (unknown.psid, unknown.psid_unknown_at, unknown.reply_sent_at) == (
+        None, later(302), later(301))
+    assert journal.counts(meta.PAGE_ID)["delivered"] == 1, "sent, even if the PSID stays unknown"
+
+
 def test_counts(journal: CommentJournal) -> None:
     journal.record([comment(1), comment(2), comment(3), comment(4), change(meta.page_comment_value()),
                     change(meta.visitor_post_value())], NOW)
@@ -269,7 +309,7 @@ def test_counts(journal: CommentJournal) -> None:
 def test_the_journal_survives_a_reopen_and_refuses_a_newer_schema(url: str, tmp_path: Path) -> None:
     first = open_comment_journal(url)
     (stored_id,) = first.record([comment(1)], NOW)
-    assert first.schema_version == 2
+    assert first.schema_version == 3
     first.close()
     reopened = open_comment_journal(url)
     try:

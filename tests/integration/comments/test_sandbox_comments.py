@@ -62,6 +62,28 @@ def test_a_comment_is_registered_with_its_author_and_age(client: TestClient) -> 
     assert (stranger.status_code, stranger.json()["error"]["code"]) == (400, 190)
 
 
+def test_a_simulated_post_answers_its_text_and_an_unknown_one_metas_error(client: TestClient) -> None:
+    """The comment processor reads a post's text with GET /{post_id}?fields=message (rules by post text)."""
+    post_id, bare_post = f"{SANDBOX_PAGE_ID}_5550001", f"{SANDBOX_PAGE_ID}_5550002"
+    client.post("/sandbox/comments", json={"user_id": "ana-4", "text": "¿precio?", "post_id": post_id,
+                                           "post_message": "Promo 2x1 en pizzas"})
+    client.post("/sandbox/comments", json={"user_id": "ana-4", "text": "hola", "post_id": bare_post,
+                                           "post_message": ""})
+
+    def read(object_id: str, token: str | None = SANDBOX_PAGE_TOKEN) -> Any:
+        params = {"fields": "message", **({"access_token": token} if token else {})}
+        return client.get(f"/v21.0/{object_id}", params=params)
+
+    known, bare, unknown = read(post_id), read(bare_post), read(f"{SANDBOX_PAGE_ID}_5550999")
+    assert (known.status_code, known.json()) == (200, {"id": post_id, "message": "Promo 2x1 en pizzas"})
+    assert (bare.status_code, bare.json()) == (200, {"id": bare_post}), "Meta leaves out an empty message"
+    error = unknown.json()["error"]
+    assert (unknown.status_code, error["code"], error["error_subcode"]) == (400, 100, 33)
+    assert error["message"].startswith("Unsupported get request. Object with ID")
+    assert read(post_id, token=None).json()["error"]["code"] == 104
+    assert read(post_id, token="not-a-token").json()["error"]["code"] == 190
+
+
 def test_an_empty_comment_is_refused_in_spanish(client: TestClient) -> None:
     answer = client.post("/sandbox/comments", json={"user_id": "ana", "text": "   "})
     assert answer.status_code == 422 and answer.json()["detail"] == "El comentario está vacío."
@@ -74,7 +96,7 @@ FIELDS = st.fixed_dictionaries({}, optional={
     "user_id": st.text(max_size=70) | JSON, "text": st.text(max_size=50) | JSON, "from_name": st.text(max_size=120),
     "post_id": st.from_regex(r"[0-9]{1,3}_[0-9]{1,3}", fullmatch=True) | st.text(max_size=10),
     "parent_id": st.text(max_size=10) | st.none(), "days_ago": st.floats(allow_nan=True) | st.integers() | JSON,
-    "page_id": st.text(max_size=20),
+    "page_id": st.text(max_size=20), "post_message": st.text(max_size=30) | JSON,
 })
 
 

@@ -5,11 +5,15 @@ Would catch: a reply to the page's own comment; a comment with no matching rule 
 Meta's 7 days (the outbox policy's window) or a second reply to the same person on the same post within a day;
 a bot reply into a conversation an agent holds; a knowledge rule answering below the threshold; a public reply that
 changes each time the same comment is decided; the PSID of the person not learnt from the private reply's answer;
-a private reply Meta refused staying "replied" silently.
+a private reply Meta refused staying "replied" silently; a comment that cannot be decided spinning the loop or staying
+pending for ever; replies sent without a recipient blocking the PSID queue; a "post text" rule never matching a post
+whose own feed change never arrived.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -22,15 +26,20 @@ from comments.journal import IGNORED, REPLIED, SKIPPED, CommentJournal, StoredCo
 from comments.processor import (
     ALREADY_REPLIED_TODAY,
     CONVERSATION_PAUSED,
+    MAX_ATTEMPTS,
     NO_ANSWER,
     NO_RULE,
+    POST_TEXT_UNAVAILABLE,
+    PROCESSING_FAILED,
     CommentFacts,
     CommentProcessor,
     decide_comment,
     knowledge_answerer,
+    needs_post_text,
     public_reply_for,
+    retry_delay,
 )
-from comments.rules import CommentMatch, PageCommentSettings, ReplyContent, ReplyRule
+from comments.rules import CommentMatch, PageCommentSettings, PostScope, ReplyContent, ReplyRule
 from comments.rules_store import RulesStore, open_rules_store
 from knowledge_matrix.live import Lookup
 from knowledge_matrix.matrix import Entry
@@ -65,6 +74,13 @@ def rule(mode: str = "fixed", public: tuple[str, ...] = PUBLIC, rule_id: int = 7
     return ReplyRule(page_id=PAGE, name="Precios", id=rule_id, position=1,
                      comments=CommentMatch("keywords", ("precio",)),
                      reply=ReplyContent(mode, FIXED if mode == "fixed" else None), public_replies=public)
+
+
+def text_rule(words: tuple[str, ...] = ("promo",), keywords: tuple[str, ...] = ("precio",), rule_id: int = 8,
+              position: int = 2) -> ReplyRule:
+    """A rule for the posts whose text holds one of `words`."""
+    return ReplyRule(page_id=PAGE, name="Promo", id=rule_id, position=position, posts=PostScope("text", (), words),
+                     comments=CommentMatch("keywords", keywords), reply=ReplyContent("fixed", FIXED))
 
 
 def private_reply_now(comment: StoredComment) -> Decision:
@@ -207,19 +223,36 @@ async def test_the_knowledge_answer_only_above_the_threshold(
 
 class MetaTransport:
     """Meta's answers: a private reply names the commenter's PSID (`psid-<comment>`), a public reply the new
-    comment; `refuse` makes private replies fail with that Graph error."""
+    comment; `refuse` makes private replies fail with that Graph error, `down` with a 500 (retried later),
+    `no_recipient` answers them without `recipient_id`; `GET /{post_id}` answers the post's text from `posts`, else
+    Meta's error for an object it cannot load."""
 
     def __init__(self) -> None:
         self.requests: list[GraphRequest] = []
         self.refuse: dict[str, Any] | None = None
+        self.down = False
+        self.no_recipient = False
+        self.posts: dict[str, str] = {}
 
     async def send(self, request: GraphRequest) -> GraphResponse:
         self.requests.append(request)
         body = dict(request.json_body or {})
+        if request.method == "GET":
+            post_id = request.path.rsplit("/", 1)[-1]
+            if post_id not in self.posts:
+                return GraphResponse(400, {"error": {"message": f"Unsupported get request. Object with ID "
+                                                                f"'{post_id}' does not exist", "code": 100,
+                                                     "error_subcode": 33, "type": "GraphMethodException"}})
+            return GraphResponse(200, {"id": post_id, "message": self.posts[post_id]})
         if request.path.endswith("/comments"):
             return GraphResponse(200, {"id": "880011223344_999"})
         if self.refuse is not None:
             return GraphResponse(400, {"error": self.refuse})
+        if self.down:
+            return GraphResponse(500, {"error": {"message": "An unexpected error has occurred.", "code": 2,
+                                                 "type": "OAuthException"}})
+        if self.no_recipient:
+            return GraphResponse(200, {"message_id": "m_1"})
         return GraphResponse(200, {"recipient_id": f"psid-{body['recipient']['comment_id']}", "message_id": "m_1"})
 
     async def close(self) -> None:
@@ -233,18 +266,19 @@ class Parts:
         self.store = InMemoryOutboxStore()
         self.transport = MetaTransport()
         self.now = NOW
-        self.outbox = Outbox(self.store, GraphClient({PAGE: "token"}, transport=self.transport), POLICY,
-                             page_rate=0, clock=lambda: self.now)
+        self.graph = GraphClient({PAGE: "token"}, transport=self.transport)
+        self.outbox = Outbox(self.store, self.graph, POLICY, page_rate=0, clock=lambda: self.now)
         self.paused: set[str] = set()
 
         async def is_paused(page_id: str, psid: str) -> bool:
             return psid in self.paused
 
         self.processor = CommentProcessor(self.journal, self.rules, self.outbox, is_paused=is_paused,
-                                          clock=lambda: self.now, owner="p1")
+                                          clock=lambda: self.now, owner="p1", graph=self.graph)
 
-    def comment(self, number: int, message: str = "¿Precio?", sender: str = meta.COMMENTER_ID) -> int:
-        value = meta.comment_value(message, comment_id=f"880011223344_{number}", sender=sender,
+    def comment(self, number: int, message: str = "¿Precio?", sender: str = meta.COMMENTER_ID,
+                post_id: str = meta.POST_ID) -> int:
+        value = meta.comment_value(message, comment_id=f"880011223344_{number}", sender=sender, post_id=post_id,
                                    created_time=int((self.now - timedelta(minutes=1)).timestamp()))
         [new_id] = self.journal.record([parse_feed_value(value, PAGE)], self.now)
         return new_id
@@ -391,3 +425,176 @@ async def test_one_reply_per_person_per_post_is_per_calendar_day_in_the_business
 
     assert (parts.row(same_day).status, parts.row(same_day).reason_code) == (SKIPPED, ALREADY_REPLIED_TODAY)
     assert parts.row(next_day).status == REPLIED
+
+
+# --- comments that cannot be decided ------------------------------------------------------------------------------
+
+
+class BrokenRules:
+    """A rules store that raises on every read (a broken database, a bug): no comment can be decided."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def list_rules(self, page_id: str) -> list[ReplyRule]:
+        self.calls += 1
+        raise RuntimeError("the rules store is broken")
+
+    def page_settings(self, page_id: str) -> PageCommentSettings:
+        raise RuntimeError("the rules store is broken")
+
+
+async def give_up_after_max_attempts(parts: Parts, processor: CommentProcessor, change_id: int) -> None:
+    """Drive a comment that keeps failing through its attempts: held back in between, decided only at the last."""
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        assert await processor.run_once() == (1 if attempt == MAX_ATTEMPTS else 0), f"attempt {attempt}"
+        if attempt < MAX_ATTEMPTS:
+            assert (parts.row(change_id).status, parts.row(change_id).attempts) == ("pending", attempt)
+            assert await processor.run_once() == 0, "held back: not taken again at once"
+            parts.now += retry_delay(attempt)
+
+
+async def test_a_comment_that_cannot_be_decided_is_held_back_then_skipped_with_why(
+    parts: Parts, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Would catch the processor re-claiming a failing comment at once (a busy loop, a traceback each time) or
+    leaving it pending for ever with no reason."""
+    broken = BrokenRules()
+    processor = CommentProcessor(parts.journal, broken, parts.outbox, clock=lambda: parts.now, owner="p2")
+    change_id = parts.comment(1)
+
+    with caplog.at_level(logging.WARNING, logger="comments.processor"):
+        await give_up_after_max_attempts(parts, processor, change_id)
+
+    row = parts.row(change_id)
+    assert (row.status, row.reason_code, row.attempts, broken.calls) == (SKIPPED, PROCESSING_FAILED, MAX_ATTEMPTS,
+                                                                          MAX_ATTEMPTS)
+    [given_up] = [record for record in caplog.records if record.levelno == logging.ERROR]
+    assert (given_up.feed_change_id, given_up.attempts, given_up.reason_code, given_up.error) == (  # type: ignore[attr-defined]
+        change_id, MAX_ATTEMPTS, PROCESSING_FAILED, "RuntimeError")
+    assert await processor.run_once() == 0
+
+
+async def test_the_loop_sleeps_while_a_comment_cannot_be_decided(parts: Parts) -> None:
+    broken = BrokenRules()
+    processor = CommentProcessor(parts.journal, broken, parts.outbox, clock=lambda: parts.now, owner="p2")
+    parts.comment(1)
+    rounds = 0
+    run_once = processor.run_once
+
+    async def counted() -> int:
+        nonlocal rounds
+        rounds += 1
+        return await run_once()
+
+    processor.run_once = counted  # type: ignore[method-assign]
+    loop = asyncio.create_task(processor.run(poll_seconds=0.05))
+    await asyncio.sleep(0.3)
+    processor.stop()
+    await loop
+
+    assert 1 <= rounds <= 10, f"{rounds} rounds in 0.3 s: the loop must wait between rounds that decide nothing"
+    assert broken.calls == 1, "the failed comment waits for its retry delay"
+
+
+def test_the_retry_delay_grows_and_is_bounded() -> None:
+    delays = [retry_delay(attempt) for attempt in range(1, 12)]
+
+    assert delays[0] == timedelta(seconds=30) and delays == sorted(delays)
+    assert max(delays) == timedelta(hours=1)
+
+
+# --- private replies sent without a recipient id ------------------------------------------------------------------
+
+
+async def test_replies_sent_without_a_recipient_leave_the_psid_queue_and_never_block_later_ones(parts: Parts) -> None:
+    """60 private replies Meta answered without `recipient_id` (more than one reconcile batch): they are marked as
+    delivered with an unknown PSID, and a later reply still teaches its person's PSID."""
+    parts.transport.no_recipient = True
+    stuck = [parts.comment(n, sender=f"61000000000{n:05d}") for n in range(1, 61)]
+    while await parts.processor.run_once():
+        pass
+    while await parts.outbox.run_once():
+        pass
+    parts.transport.no_recipient = False
+    last = parts.comment(61, sender="6100000000099999")
+    await parts.processor.run_once()
+    while await parts.outbox.run_once():
+        pass
+
+    await parts.processor.reconcile()
+    await parts.processor.reconcile()
+
+    assert parts.row(last).psid == "psid-880011223344_61"
+    assert all(parts.row(change_id).psid_unknown_at is not None for change_id in stuck)
+    assert all(parts.row(change_id).status == REPLIED for change_id in stuck)
+    assert parts.journal.awaiting_psid() == []
+    assert parts.journal.counts(PAGE)["delivered"] == 61
+
+
+async def test_replies_still_in_flight_do_not_starve_the_ones_behind_them(parts: Parts) -> None:
+    parts.transport.down = True  # 60 private replies wait for a retry
+    waiting = [parts.comment(n, sender=f"61000000000{n:05d}") for n in range(1, 61)]
+    while await parts.processor.run_once():
+        pass
+    while await parts.outbox.run_once():
+        pass
+    parts.transport.down = False
+    last = parts.comment(61, sender="6100000000099999")
+    await parts.processor.run_once()
+    while await parts.outbox.run_once():
+        pass
+
+    await parts.processor.reconcile()
+    await parts.processor.reconcile()
+
+    assert parts.row(last).psid == "psid-880011223344_61"
+    assert [c.id for c in parts.journal.awaiting_psid(limit=100)] == waiting, "still in flight: still waiting"
+
+
+# --- rules by the post's text ---------------------------------------------------------------------------------------
+
+
+def test_a_post_text_is_needed_only_when_a_text_rule_could_be_the_first_match() -> None:
+    everything = rule()  # keywords "precio", every post, position 1
+    promo = text_rule()  # keywords "precio", posts with "promo", position 2
+    first_promo = text_rule(position=0)
+
+    assert not needs_post_text([everything, promo], "¿Precio?", meta.POST_ID), "an earlier rule matches anyway"
+    assert needs_post_text([everything, first_promo], "¿Precio?", meta.POST_ID)
+    assert not needs_post_text([first_promo], "hola", meta.POST_ID), "its comment part does not match"
+    assert not needs_post_text([replace(first_promo, enabled=False)], "¿Precio?", meta.POST_ID)
+    assert needs_post_text([promo], "precio", meta.POST_ID)
+
+
+async def test_a_post_text_rule_reads_the_posts_text_once_from_the_graph_api(parts: Parts) -> None:
+    """Meta's comment webhook carries no post text: a post published before the subscription is read with
+    GET /{post_id}?fields=message, kept, and the rule matches it."""
+    parts.rules.delete_rule(1)
+    promo = parts.rules.create_rule(text_rule(), "admin", NOW)
+    other_post = f"{PAGE}_990000000777"
+    parts.transport.posts = {meta.POST_ID: "¡PROMO de verano! 2x1 en pizzas", other_post: "Horarios de feriado"}
+    first, second = parts.comment(1), parts.comment(2, sender="6100000000000077")
+    elsewhere = parts.comment(3, sender="6100000000000078", post_id=other_post)
+
+    assert await parts.processor.run_once() == 3
+
+    assert [(parts.row(n).status, parts.row(n).rule_id) for n in (first, second)] == [(REPLIED, str(promo.id))] * 2
+    assert (parts.row(elsewhere).status, parts.row(elsewhere).reason_code) == (SKIPPED, NO_RULE)
+    reads = [request for request in parts.transport.requests if request.method == "GET"]
+    assert [request.path for request in reads] == [f"/v21.0/{meta.POST_ID}", f"/v21.0/{other_post}"]
+    assert all(request.params == {"fields": "message", "access_token": "token"} for request in reads)
+    assert parts.journal.post_message(PAGE, meta.POST_ID) == "¡PROMO de verano! 2x1 en pizzas"
+
+
+async def test_a_post_text_that_cannot_be_read_is_retried_then_skipped_with_its_reason(parts: Parts) -> None:
+    parts.rules.delete_rule(1)
+    parts.rules.create_rule(text_rule(), "admin", NOW)
+    change_id = parts.comment(1)  # the Graph API does not know the post: Meta's (#100) error
+
+    await give_up_after_max_attempts(parts, parts.processor, change_id)
+
+    row = parts.row(change_id)
+    assert (row.status, row.reason_code) == (SKIPPED, POST_TEXT_UNAVAILABLE), "never a silent no_rule"
+    assert len([request for request in parts.transport.requests if request.method == "GET"]) == MAX_ATTEMPTS
+    assert parts.journal.post_message(PAGE, meta.POST_ID) is None

@@ -11,11 +11,12 @@ ON CONFLICT (dedup_key) DO NOTHING
 RETURNING id;
 
 -- name: claim_pending
--- Pending comments nobody holds, this owner's own, or whose lease ran out, oldest first.
-UPDATE feed_changes SET claimed_by = :owner, lease_until = :lease_until
+-- Pending comments nobody holds or whose lease ran out, oldest first; each claim is one more attempt. The holder's
+-- own claim is not taken back before its lease ends: a comment that failed is held back by it (no spinning).
+UPDATE feed_changes SET claimed_by = :owner, lease_until = :lease_until, attempts = attempts + 1
 WHERE id IN (
     SELECT id FROM feed_changes
-    WHERE status = 'pending' AND (claimed_by IS NULL OR claimed_by = :owner OR lease_until <= :now)
+    WHERE status = 'pending' AND (claimed_by IS NULL OR lease_until <= :now)
     ORDER BY id LIMIT :limit
 )
 RETURNING *;
@@ -55,8 +56,10 @@ UPDATE feed_changes SET status = 'skipped', reason_code = :reason_code
 WHERE id = :id AND status = 'replied' AND psid IS NULL;
 
 -- name: awaiting_psid
+-- Replied comments whose private reply's PSID is not known yet (nor known to be unknowable), by id after `after_id`.
 SELECT * FROM feed_changes
-WHERE status = 'replied' AND psid IS NULL AND private_outbox_id IS NOT NULL
+WHERE status = 'replied' AND psid IS NULL AND psid_unknown_at IS NULL AND private_outbox_id IS NOT NULL
+  AND id > :after_id
 ORDER BY id LIMIT :limit;
 
 -- name: replied_to_person_since
@@ -103,7 +106,7 @@ GROUP BY reason_code;
 -- name: count_by_rule
 SELECT rule_id, count(*) AS matched, count(private_outbox_id) AS private_replies,
        count(public_outbox_id) AS public_replies,
-       count(psid) AS delivered,
+       count(CASE WHEN psid IS NOT NULL OR psid_unknown_at IS NOT NULL THEN 1 END) AS delivered,
        count(DISTINCT CASE WHEN answered_at IS NOT NULL THEN psid END) AS started
 FROM feed_changes
 WHERE (:page_id IS NULL OR page_id = :page_id) AND (:since IS NULL OR received_at >= :since)
@@ -115,3 +118,22 @@ GROUP BY rule_id;
 SELECT count(DISTINCT psid) AS n FROM feed_changes
 WHERE (:page_id IS NULL OR page_id = :page_id) AND (:since IS NULL OR received_at >= :since)
   AND rule_id IS NOT NULL AND answered_at IS NOT NULL;
+
+-- name: hold_back
+-- A claimed comment that could not be decided: held by its claim until `until` (then any processor may retry it).
+UPDATE feed_changes SET lease_until = :until
+WHERE id = :id AND status = 'pending' AND claimed_by = :owner;
+
+-- name: set_psid_unknown
+-- The private reply was sent but Meta named no recipient: the PSID cannot be known; it leaves awaiting_psid.
+UPDATE feed_changes SET psid_unknown_at = :at, reply_sent_at = :sent_at
+WHERE id = :id AND status = 'replied' AND psid IS NULL AND psid_unknown_at IS NULL;
+
+-- name: fetched_post_text
+-- A post's text as the Graph API gave it ('' : the post has none).
+SELECT message FROM post_texts WHERE page_id = :page_id AND post_id = :post_id;
+
+-- name: save_post_text
+INSERT INTO post_texts (page_id, post_id, message, fetched_at)
+VALUES (:page_id, :post_id, :message, :at)
+ON CONFLICT (page_id, post_id) DO UPDATE SET message = excluded.message, fetched_at = excluded.fetched_at;
