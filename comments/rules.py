@@ -30,6 +30,7 @@ from meta.limits import (
     BUTTONS_MAX,
     PAYLOAD_MAX_CHARS,
     QUICK_REPLIES_MAX,
+    QUICK_REPLY_CONTENT_TYPES,
     QUICK_REPLY_TITLE_MAX_CHARS,
     TEXT_MAX_CHARS,
 )
@@ -419,7 +420,11 @@ def _check_quick_replies(value: Any) -> None:
     path = "reply.message.quick_replies"
     for index, item in enumerate(_list(value, path, "respuestas rápidas", QUICK_REPLIES_MAX)):
         reply = _object(item, f"{path}[{index}]", "Cada respuesta rápida")
-        if reply.get("content_type", "text") == "text":
+        content_type = reply.get("content_type", "text")
+        if not isinstance(content_type, str) or content_type not in QUICK_REPLY_CONTENT_TYPES:
+            raise RuleInvalid(f"{path}[{index}].content_type", "El tipo de una respuesta rápida es «text», "
+                                                                "«user_phone_number» o «user_email».")
+        if content_type == "text":
             _text(reply.get("title"), f"{path}[{index}].title", "el título de la respuesta rápida",
                   QUICK_REPLY_TITLE_MAX_CHARS)
             _payload(reply.get("payload"), f"{path}[{index}].payload")
@@ -481,6 +486,10 @@ def parse_rule(body: Any, *, page_id: str | None = None) -> ReplyRule:
     """A rule from the API's body (or the console's form). `page_id`, when given (an update), wins over the body's.
     Raises `RuleInvalid` with the first problem; never anything else for any JSON value."""
     rule = _object(body, "cuerpo", "La regla")
+    try:
+        _check_storable(rule, "")
+    except RecursionError as exc:
+        raise RuleInvalid("cuerpo", "La regla está anidada demasiado hondo.") from exc
     _unknown_keys(rule, RULE_KEYS, "")
     enabled = rule.get("enabled", True)
     if not isinstance(enabled, bool):
@@ -494,6 +503,29 @@ def parse_rule(body: Any, *, page_id: str | None = None) -> ReplyRule:
         public_replies=parse_public_replies(rule.get("public_replies")),
         enabled=enabled,
     )
+
+
+def _check_storable(value: Any, path: str) -> None:
+    """Text no database keeps alike: a NUL (PostgreSQL refuses it, SQLite keeps it) or a lone surrogate (JSON's
+    "\\ud800", not UTF-8 for either) is refused where it is, like the page profile does."""
+    if isinstance(value, str):
+        if "\x00" in value or not _is_utf8(value):
+            raise RuleInvalid(path or "cuerpo", "El texto tiene caracteres nulos o no válidos; escríbalo de nuevo.")
+    elif isinstance(value, Mapping):
+        for key, child in value.items():
+            _check_storable(key, path or "cuerpo")
+            _check_storable(child, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            _check_storable(child, f"{path}[{index}]")
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_settings(body: Any, page_id: str) -> PageCommentSettings:

@@ -86,6 +86,7 @@ HTTP_STATUS: Mapping[str, int] = {
     "invalid_outcome": 422,
     "invalid_max_attempts": 422,
     "missing_recipient": 422,
+    "invalid_recipient": 422,
     "unknown_page": 422,
     "unknown_agent": 422,
     "empty_text": 422,

@@ -144,7 +144,7 @@ def _check_message_or_action(body: Mapping[str, Any]) -> GraphErrorSpec | None:
         return _param_error("Must send either message or state", SUBCODE_MUST_SEND_MESSAGE_OR_STATE)
     if has_message and has_action:
         return _param_error("Cannot send both message and state at the same time.")
-    if has_action and body["sender_action"] not in SENDER_ACTIONS:
+    if has_action and not _is_one_of(body["sender_action"], SENDER_ACTIONS):
         return _enum_error("sender_action", SENDER_ACTIONS)
     return None
 
@@ -153,7 +153,7 @@ def _check_messaging_type(body: Mapping[str, Any]) -> GraphErrorSpec | None:
     messaging_type = body.get("messaging_type")
     if messaging_type is None:
         return _required("messaging_type") if body.get("message") is not None else None
-    if messaging_type not in MESSAGING_TYPES:
+    if not _is_one_of(messaging_type, MESSAGING_TYPES):
         return _enum_error("messaging_type", MESSAGING_TYPES)
     is_template = isinstance(body.get("message"), Mapping) and "template" in body["message"]
     if (messaging_type == "UTILITY") != is_template:
@@ -166,7 +166,7 @@ def _check_tag(body: Mapping[str, Any]) -> GraphErrorSpec | None:
     if body.get("messaging_type") == "MESSAGE_TAG":
         if tag is None:
             return _param_error("Tag is required for MESSAGE_TAG messaging type")
-        if tag not in MESSAGE_TAGS:
+        if not _is_one_of(tag, MESSAGE_TAGS):
             return _enum_error("tag", MESSAGE_TAGS)
         return None
     if tag is not None:
@@ -240,7 +240,7 @@ def _check_quick_reply(path: str, item: Any) -> GraphErrorSpec | None:
     content_type = item.get("content_type")
     if content_type is None:
         return _required(f"{path}[content_type]")
-    if content_type not in QUICK_REPLY_CONTENT_TYPES:
+    if not _is_one_of(content_type, QUICK_REPLY_CONTENT_TYPES):
         return _enum_error(f"{path}[content_type]", QUICK_REPLY_CONTENT_TYPES)
     if item.get("image_url") is not None:
         error = _check_url(f"{path}[image_url]", item["image_url"])
@@ -273,7 +273,7 @@ def _check_attachment(attachment: Any) -> GraphErrorSpec | None:
     kind = attachment.get("type")
     if kind is None:
         return _required(f"{path}[type]")
-    if kind not in ATTACHMENT_TYPES:
+    if not _is_one_of(kind, ATTACHMENT_TYPES):
         return _param_error(f"Param {path}[type] is not supported. Please check developer docs for details")
     payload = attachment.get("payload")
     if payload is None:
@@ -308,7 +308,7 @@ def _check_template(path: str, payload: Mapping[str, Any]) -> GraphErrorSpec | N
     template_type = payload.get("template_type")
     if template_type is None:
         return _required(f"{path}[template_type]")
-    if template_type not in TEMPLATE_TYPES:
+    if not _is_one_of(template_type, TEMPLATE_TYPES):
         return _param_error("Invalid template type")
     if template_type == "button":
         return _check_button_template(path, payload)
@@ -413,7 +413,7 @@ def _check_media_element(path: str, element: Any) -> GraphErrorSpec | None:
     media_type = element.get("media_type")
     if media_type is None:
         return _required(f"{path}[media_type]")
-    if media_type not in MEDIA_TEMPLATE_MEDIA_TYPES:
+    if not _is_one_of(media_type, MEDIA_TEMPLATE_MEDIA_TYPES):
         return _enum_error(f"{path}[media_type]", MEDIA_TEMPLATE_MEDIA_TYPES)
     error = _check_media_source(path, element)
     if error:
@@ -446,7 +446,7 @@ def _check_button(path: str, button: Any) -> GraphErrorSpec | None:
     kind = button.get("type")
     if kind is None:
         return _required(f"{path}[type]")
-    if kind not in BUTTON_TYPES:
+    if not _is_one_of(kind, BUTTON_TYPES):
         return _enum_error(f"{path}[type]", BUTTON_TYPES)
     title = button.get("title")
     if title is None:
@@ -490,6 +490,11 @@ def _required(path: str) -> GraphErrorSpec:
 
 def _not_non_empty_string(path: str) -> GraphErrorSpec:
     return _param_error(f"Param {path} must be a non-empty UTF-8 encoded string")
+
+
+def _is_one_of(value: Any, allowed: frozenset[str]) -> bool:
+    """An enum field: one of Meta's strings (a list or an object there is refused like any other wrong value)."""
+    return isinstance(value, str) and value in allowed
 
 
 def _enum_error(path: str, allowed: frozenset[str] | set[str]) -> GraphErrorSpec:

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from meta.feed import is_object_id
 from meta.validate import validate_send_request
 from outbox.model import (
     MessageFilter,
@@ -109,6 +110,10 @@ async def enqueue(payload: EnqueueRequest, request: Request) -> JSONResponse:
     if payload.purpose == "public_reply":
         message = public_reply_message(message)
     recipient_key = "comment_id" if payload.purpose in ("private_reply", "public_reply") else "id"
+    if recipient_key == "comment_id" and not is_object_id(payload.recipient_id):
+        # The comment id goes into a Graph API path (`/{comment_id}/comments`): Meta's shape only.
+        raise OutboxInputError("invalid_recipient", "a comment id is digits joined by '_' (Meta's ids)",
+                               reason_es="El id del comentario tiene solo números unidos por «_», como los de Meta.")
     problem = validate_send_request(
         {"recipient": {recipient_key: payload.recipient_id}, "messaging_type": "UPDATE", "message": message}
     )

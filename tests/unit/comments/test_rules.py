@@ -187,6 +187,17 @@ def test_quick_replies_buttons_and_knowledge_replies_are_accepted() -> None:
     ({"public_replies": [""]}, "public_replies[0]", "Escriba la respuesta pública"),
     ({"enabled": "sí"}, "enabled", "true"),
     ({"color": "rojo"}, "color", "Campo desconocido"),
+    # A list or an object as the type: Meta's check hashed it (TypeError, a 500 from the rules API).
+    ({"reply": {"message": {"text": "a", "quick_replies": [{"content_type": ["x"], "title": "a"}]}}},
+     "reply.message.quick_replies[0].content_type", "«text», «user_phone_number» o «user_email»"),
+    ({"reply": {"message": {"text": "a", "quick_replies": [{"content_type": {"a": 1}, "title": "a"}]}}},
+     "reply.message.quick_replies[0].content_type", "«text»"),
+    # NUL (PostgreSQL refuses it, SQLite keeps it) and lone surrogates (neither stores them): refused where they are.
+    ({"name": "Pre\x00cio"}, "name", "caracteres nulos o no válidos"),
+    ({"name": "Pre\ud800cio"}, "name", "caracteres nulos o no válidos"),
+    ({"comments": {"mode": "keywords", "keywords": ["pre\x00cio"]}}, "comments.keywords[0]", "nulos"),
+    ({"reply": {"message": {"text": "ho\x00la"}}}, "reply.message.text", "nulos"),
+    ({"public_replies": ["ok", "a\udfff"]}, "public_replies[1]", "nulos"),
 ])
 def test_invalid_bodies_say_which_field_and_why_in_spanish(overrides: dict[str, Any], field: str, words: str) -> None:
     with pytest.raises(RuleInvalid) as raised:
@@ -217,18 +228,22 @@ def test_settings_default_to_one_reply_per_person_and_check_the_score() -> None:
 
 # --- properties ------------------------------------------------------------------------------------------
 
+# Any text JSON can carry: NUL and lone surrogates ("\ud800") included.
+ANY_TEXT = st.text(max_size=30) | st.text(st.characters(exclude_categories=()), max_size=5)
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | ANY_TEXT,
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
     max_leaves=20,
 )
+QUICK = st.lists(st.fixed_dictionaries({"content_type": st.just("text") | JSON, "title": ANY_TEXT,
+                                        "payload": ANY_TEXT}), max_size=2)
 RULE_KEYS = ["page_id", "name", "enabled", "posts", "comments", "reply", "public_replies", "id", "x"]
 PART = st.fixed_dictionaries({}, optional={
     "mode": st.sampled_from(["all", "ids", "text", "any", "keywords", "fixed", "knowledge", "otro"]) | JSON,
     "post_ids": st.lists(st.text(max_size=12) | JSON, max_size=3) | JSON,
     "post_words": st.lists(st.text(max_size=12), max_size=3) | JSON,
     "keywords": st.lists(st.text(max_size=12), max_size=3) | JSON,
-    "message": st.fixed_dictionaries({}, optional={"text": st.text(max_size=20) | JSON, "quick_replies": JSON,
+    "message": st.fixed_dictionaries({}, optional={"text": st.text(max_size=20) | JSON, "quick_replies": JSON | QUICK,
                                                    "attachment": JSON}) | JSON,
 })
 

@@ -843,3 +843,43 @@ def test_utility_messages_carry_a_template_and_only_with_utility() -> None:
     assert validate_send_request({**ok, "message": {"text": "hola"}}) is not None
     assert validate_send_request({**ok, "message": {"template": {"name": "x"}}}) is not None
     assert validate_send_request({**ok, "message": {**template, "text": "hola"}}) is not None
+
+
+# An enum field holding a list or an object: Meta's (#100) naming the param, never a TypeError (unhashable) that the
+# outbox API, the rules API (comments.rules) or the Graph sandbox would answer as a 500.
+BASE = {"recipient": {"id": "1"}, "messaging_type": "RESPONSE"}
+UNHASHABLE_ENUMS = [
+    ({**BASE, "sender_action": "X"}, "sender_action"),
+    ({"recipient": {"id": "1"}, "messaging_type": "X", "message": {"text": "a"}}, "messaging_type"),
+    ({"recipient": {"id": "1"}, "messaging_type": "MESSAGE_TAG", "tag": "X", "message": {"text": "a"}}, "tag"),
+    ({**BASE, "message": {"text": "a", "quick_replies": [{"content_type": "X", "title": "a", "payload": "p"}]}},
+     "content_type"),
+    ({**BASE, "message": {"attachment": {"type": "X", "payload": {}}}}, "type"),
+    ({**BASE, "message": {"attachment": {"type": "template", "payload": {"template_type": "X"}}}}, "template_type"),
+    ({**BASE, "message": {"attachment": {"type": "template", "payload": {
+        "template_type": "button", "text": "a", "buttons": [{"type": "X", "title": "a", "payload": "p"}]}}}}, "type"),
+    ({**BASE, "message": {"attachment": {"type": "template", "payload": {
+        "template_type": "media", "elements": [{"media_type": "X", "url": "https://example.com/a.png"}]}}}},
+     "media_type"),
+]
+
+
+def _with(body: Any, wrong: Any) -> Any:
+    """`body` with its "X" replaced by `wrong`."""
+    if body == "X":
+        return copy.deepcopy(wrong)
+    if isinstance(body, dict):
+        return {key: _with(value, wrong) for key, value in body.items()}
+    if isinstance(body, list):
+        return [_with(value, wrong) for value in body]
+    return body
+
+
+@pytest.mark.parametrize(("body", "field"), UNHASHABLE_ENUMS)
+@pytest.mark.parametrize("wrong", [["text"], {"a": 1}, [], {}, 5, None])
+def test_an_enum_field_of_the_wrong_type_is_metas_param_error(body: dict[str, Any], field: str, wrong: Any) -> None:
+    error = validate_send_request(_with(body, wrong))
+
+    assert error is not None and error.code == 100 and error.http_status == 400
+    if wrong is not None:  # a missing value may be reported as another required param first
+        assert field in error.message or field.replace("_", " ") in error.message.lower(), error.message

@@ -170,3 +170,26 @@ def test_any_public_reply_body_is_a_4xx_or_queued_never_a_500(dev_app: App, mess
     assert answer.status_code in (200, 201) or 400 <= answer.status_code < 500, answer.text
     if answer.status_code in (200, 201):
         assert set(message) == {"text"} and isinstance(message["text"], str) and message["text"].strip()
+
+
+@pytest.mark.parametrize("purpose", ["public_reply", "private_reply"])
+@pytest.mark.parametrize("recipient", ["../me/messages", "880011223344_5/comments", "1?fields=x", "1#x", "me", "１２"])
+def test_a_comment_id_that_is_not_metas_shape_is_refused_before_it_reaches_a_graph_path(
+    dev_app: App, purpose: str, recipient: str
+) -> None:
+    answer = dev_app.enqueue(DEV_AUTH, recipient_id=recipient, purpose=purpose, sender="bot", text="Hola")
+
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["reason_code"] == "invalid_recipient" and "id del comentario" in error["reason_es"]
+    assert queued_for(dev_app, recipient) == []
+
+
+@pytest.mark.parametrize("content_type", [["text"], {"type": "text"}, 5, None])
+def test_a_quick_reply_content_type_that_is_no_string_is_a_422(dev_app: App, content_type: Any) -> None:
+    """meta.validate guards the outbox API: a list or an object there is Meta's (#100), not a TypeError (500)."""
+    message = {"text": "¿Algo más?", "quick_replies": [{"content_type": content_type, "title": "Sí", "payload": "SI"}]}
+    answer = dev_app.enqueue(DEV_AUTH, text=None, message=message, sender="bot")
+
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["reason_code"] == "invalid_message" and "content_type" in answer.text
