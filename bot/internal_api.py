@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from console.links import LinksRefused, links_of
@@ -120,22 +120,34 @@ async def resume(payload: ResumeRequest, request: Request) -> Any:
 referrals_router = APIRouter(prefix="/internal", tags=["referrals"], dependencies=[Depends(require_service_token)])
 
 
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL refuses NUL in text (SQLite keeps it): refused alike, a 422
+
+
 class ReferralRequest(BaseModel):
-    event_key: str = Field(min_length=1, max_length=200)  # the ingest journal's dedup key: recorded once
+    event_key: str = Field(min_length=1, max_length=200, pattern=NO_NUL)  # the ingest journal's dedup key
     page_id: str = Field(pattern=r"^[0-9]{1,64}$")
-    user_id: str = Field(min_length=1, max_length=128)
-    ref: str = Field(default="", max_length=MAX_INCOMING_REF)  # an ad may have none
-    source: str = Field(default="", max_length=64)
+    user_id: str = Field(min_length=1, max_length=128, pattern=NO_NUL)
+    ref: str = Field(default="", max_length=MAX_INCOMING_REF, pattern=NO_NUL)  # an ad may have none
+    source: str = Field(default="", max_length=64, pattern=NO_NUL)
     via: Literal["referral", "postback", "message"]
-    ad_id: str | None = Field(default=None, max_length=64)
+    ad_id: str | None = Field(default=None, max_length=64, pattern=NO_NUL)
     at: datetime
+
+    @field_validator("at")
+    @classmethod
+    def _in_utc(cls, at: datetime) -> datetime:
+        """The time in UTC (none given: UTC); one UTC cannot hold (year 9999 behind UTC, year 1 ahead) is a 422."""
+        try:
+            return (at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+        except OverflowError as exc:
+            raise ValueError("not a time in UTC") from exc
 
 
 @referrals_router.post("/referrals")
 async def referral(payload: ReferralRequest, request: Request) -> Any:
     """Record a referral and answer what it starts: `start` is the link's (None: a ref no link has, a link
     switched off or one without a start; the connector then keeps today's behaviour)."""
-    at = payload.at if payload.at.tzinfo is not None else payload.at.replace(tzinfo=timezone.utc)
+    at = payload.at
     store = links_of(request)
     try:
         recorded = await run_in_threadpool(store.record_referral, Referral(

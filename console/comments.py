@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import threading
 from datetime import datetime, timedelta
 from pathlib import Path as FilePath
 from typing import Annotated, Any
@@ -27,7 +26,7 @@ from comments.journal import RECORD_REASONS, CommentJournal, StoredComment, open
 from comments.rules import RuleInvalid, parse_rule, parse_settings
 from comments.rules_store import RuleNotFound, RulesStore, open_rules_store
 from console.auth import Principal, authenticator_of, require_role
-from core.errors import DomainError
+from console.parts import MAX_ID, ConsoleError, state_store
 from core.settings import Settings
 from outbox import wording
 
@@ -37,7 +36,6 @@ log = logging.getLogger(__name__)
 TEMPLATES = Jinja2Templates(directory=str(FilePath(__file__).parent / "templates"))
 
 ADMINS = ("admin",)
-MAX_ID = 2**62  # a database integer; larger ids are refused by validation, not by the database
 RECENT_MAX = 200
 
 STATUSES_ES = {
@@ -82,13 +80,8 @@ def reason_es(code: str | None) -> str | None:
     return f"Sin respuesta (motivo «{code}»)"
 
 
-class CommentsRefused(DomainError):
+class CommentsRefused(ConsoleError):
     """A refusal an admin can act on (`message_es` is shown; bot/errors.py gives the status of `reason_code`)."""
-
-    def __init__(self, reason_code: str, message_es: str) -> None:
-        super().__init__(message_es)
-        self.reason_code = reason_code
-        self.message_es = message_es
 
 
 # --- the app's pieces ----------------------------------------------------------------------------------
@@ -97,34 +90,16 @@ class CommentsRefused(DomainError):
 def now_of(request: Request) -> datetime:
     return authenticator_of(request).clock()
 
-_opening = threading.Lock()
-
-
 def rules_of(request: Request) -> RulesStore:
     """The app's rules store (`app.state.comment_rules`), opened at `settings.store_url("comments")` when the app
     did not open it."""
-    state = request.app.state
-    store: RulesStore | None = getattr(state, "comment_rules", None)
-    if store is None:
-        with _opening:
-            store = getattr(state, "comment_rules", None)
-            if store is None:
-                settings: Settings = state.settings
-                store = state.comment_rules = open_rules_store(settings.store_url("comments"))
-    return store
+    return state_store(request, "comment_rules", lambda settings: open_rules_store(settings.store_url("comments")))
 
 
 def journal_of(request: Request) -> CommentJournal:
     """The app's comment journal (`app.state.comment_journal`), opened the same way."""
-    state = request.app.state
-    journal: CommentJournal | None = getattr(state, "comment_journal", None)
-    if journal is None:
-        with _opening:
-            journal = getattr(state, "comment_journal", None)
-            if journal is None:
-                settings: Settings = state.settings
-                journal = state.comment_journal = open_comment_journal(settings.store_url("comment_journal"))
-    return journal
+    return state_store(request, "comment_journal",
+                       lambda settings: open_comment_journal(settings.store_url("comment_journal")))
 
 
 def known_page(request: Request, page_id: str) -> str:

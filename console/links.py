@@ -17,18 +17,20 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from console.auth import Principal, authenticator_of, require_role
-from core.errors import DomainError
+from console.parts import MAX_ID, ConsoleError
 from core.postgres import DatabaseUnavailable
 from core.settings import Settings
 from knowledge_matrix.errors import KnowledgeMatrixError
 from knowledge_matrix.publish import live_entry_ids
-from links.model import Link, LinkInvalid, NewLink, check_page_username, parse_new_link
+from links.intents import bot_intents
+from links.model import Link, LinkInvalid, NewLink, check_page_username, check_start_intent, parse_new_link
 from links.qr import FORMATS, qr_bytes
 from links.store import LinksStore, RefInUse, StoredReferral, UnknownLink, open_links_store
 
@@ -39,17 +41,8 @@ SOURCES_ES = {"SHORTLINK": "enlace m.me o código QR", "ADS": "anuncio", "CUSTOM
 VIA_ES = {"referral": "abrió la conversación", "postback": "tocó «Empezar»", "message": "escribió desde un anuncio"}
 
 
-class LinksRefused(DomainError):
+class LinksRefused(ConsoleError):
     """A refusal an admin can act on (`message_es` is shown; bot/errors.py gives the status of `reason_code`)."""
-
-    def __init__(self, reason_code: str, message_es: str, **extra: Any) -> None:
-        super().__init__(message_es)
-        self.reason_code = reason_code
-        self.message_es = message_es
-        self.extra = extra
-
-    def details(self) -> dict[str, Any]:
-        return dict(self.extra)
 
 
 def links_of(request: Request) -> LinksStore:
@@ -143,6 +136,7 @@ api = APIRouter(prefix="/api/console/links", tags=["console"])
 AdminPage = Annotated[Principal, Depends(require_role("admin"))]
 Admin = Annotated[Principal, Depends(require_role("admin"))]
 AdminOrService = Annotated[Principal, Depends(require_role("admin", service=True))]
+LinkId = Annotated[int, PathParam(ge=1, le=MAX_ID)]  # 422 beyond, on SQLite and PostgreSQL alike
 
 
 class SwitchBody(BaseModel):
@@ -178,6 +172,23 @@ async def check_start_entry(settings: Settings, new: NewLink) -> str | None:
     return None
 
 
+def check_start_intent_known(new: NewLink) -> str | None:
+    """A start's intent must be one of the bot's (domain.yml, read once): refused (422, naming it) when it is not;
+    allowed with a warning (returned) when the domain cannot be read."""
+    intent = new.start.intent if new.start is not None else None
+    if not intent:
+        return None
+    intents = bot_intents()
+    if intents is None:
+        return (f"No se pudo leer el dominio del bot (domain.yml) para comprobar la intención «{intent}»; revísela "
+                "antes de compartir el enlace.")
+    try:
+        check_start_intent(new.start, intents)
+    except LinkInvalid as exc:
+        raise _invalid(exc) from exc
+    return None
+
+
 def _invalid(exc: LinkInvalid) -> LinksRefused:
     return LinksRefused("link_invalid", exc.message_es, field=exc.field)
 
@@ -210,7 +221,7 @@ async def create_link(request: Request, principal: AdminOrService,
         raise _invalid(exc) from exc
     if new.page_id not in pages_configured:
         raise LinksRefused("link_invalid", f"La página {new.page_id} no está configurada.", field="page_id")
-    warning = await check_start_entry(request.app.state.settings, new)
+    warning = check_start_intent_known(new) or await check_start_entry(request.app.state.settings, new)
     try:
         link: Link = await _call(request, "create", new, principal.username, _now(request))
     except RefInUse as exc:
@@ -232,7 +243,7 @@ async def _link(request: Request, link_id: int) -> Link:
 
 
 @api.patch("/{link_id}")
-async def switch_link(link_id: int, body: SwitchBody, request: Request, principal: Admin) -> dict[str, Any]:
+async def switch_link(link_id: LinkId, body: SwitchBody, request: Request, principal: Admin) -> dict[str, Any]:
     """Switch a link off (`{"enabled": false}`: referrals are still counted, nothing starts) or on again."""
     await _link(request, link_id)
     link: Link = await _call(request, "set_enabled", link_id, body.enabled, principal.username, _now(request))
@@ -241,7 +252,7 @@ async def switch_link(link_id: int, body: SwitchBody, request: Request, principa
 
 
 @api.get("/{link_id}/qr.{fmt}")
-async def link_qr(link_id: int, fmt: str, request: Request, principal: AdminOrService) -> Response:
+async def link_qr(link_id: LinkId, fmt: str, request: Request, principal: AdminOrService) -> Response:
     """The link's QR code as a download: `qr.png` or `qr.svg`."""
     if fmt not in FORMATS:
         raise LinksRefused("link_not_found", "El código QR se descarga como PNG o SVG.")

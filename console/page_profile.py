@@ -15,7 +15,6 @@ client is the app's (`app.state.graph`), else one of its own.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -29,6 +28,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from console.auth import Principal, authenticator_of, require_role
+from console.parts import state_store
 from core.settings import Settings
 from meta.graph import GraphClient
 from meta.messenger_profile import (
@@ -81,9 +81,6 @@ class ProfileBody(BaseModel):
     profile: dict[str, Any]
 
 
-_open_lock = threading.Lock()
-
-
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
@@ -117,15 +114,8 @@ def _settings(request: Request) -> Settings:
 
 
 def store_of(request: Request) -> PageProfileStore:
-    state = request.app.state
-    store: PageProfileStore | None = getattr(state, "page_profile_store", None)
-    if store is None:
-        with _open_lock:
-            store = getattr(state, "page_profile_store", None)
-            if store is None:
-                store = open_page_profile_store(_settings(request).store_url("page_profile"))
-                state.page_profile_store = store
-    return store
+    return state_store(request, "page_profile_store",
+                       lambda settings: open_page_profile_store(settings.store_url("page_profile")))
 
 
 def graph_of(request: Request) -> ProfileGraph:

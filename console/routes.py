@@ -49,8 +49,9 @@ from console.auth import (
 )
 from console.events import EventHub
 from console.knowledge_editor import MAX_UPLOAD_BYTES, KnowledgeEditor, KnowledgeEditorError, MatrixEditor
+from console.parts import ConsoleError
 from console.store import ConsoleStore, open_console_store
-from core.errors import DomainError, status_of
+from core.errors import status_of
 from core.settings import Settings
 from handoff.model import (
     Conversation,
@@ -94,22 +95,6 @@ SECURITY_HEADERS = (
     (b"cache-control", b"no-store"),
 )
 CONSOLE_PREFIXES = ("/console", "/api/console")
-
-
-class ConsoleError(DomainError):
-    """A refusal an agent or editor can act on: `message_es` is shown, `reason_code` is for programs (the app's
-    table in bot/errors.py gives its HTTP status)."""
-
-    reason_code = "console_error"
-
-    def __init__(self, reason_code: str, message_es: str, **extra: Any) -> None:
-        super().__init__(message_es)
-        self.reason_code = reason_code
-        self.message_es = message_es
-        self.extra = extra
-
-    def details(self) -> dict[str, Any]:
-        return dict(self.extra)
 
 
 # --- the app's pieces ------------------------------------------------------------------------------

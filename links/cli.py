@@ -21,7 +21,15 @@ from typing import Any, TextIO
 
 from core.postgres import DatabaseUnavailable
 from core.settings import SettingsError, load_settings
-from links.model import Link, LinkInvalid, check_page_id, check_page_username, parse_new_link
+from links.intents import bot_intents
+from links.model import (
+    Link,
+    LinkInvalid,
+    check_page_id,
+    check_page_username,
+    check_start_intent,
+    parse_new_link,
+)
 from links.qr import png_bytes, svg_bytes
 from links.store import LinksStore, RefInUse, open_links_store
 
@@ -92,6 +100,9 @@ def _create(store: LinksStore, args: argparse.Namespace, pages: list[str], out: 
         raise CliError(f"la página {page} no está configurada (MESSENGER_PAGES)")
     start = {"intent": args.intent} if args.intent else {"entry_id": args.entry} if args.entry else None
     new = parse_new_link({"page_id": page, "name": args.name, "ref": args.ref, "start": start})
+    intents = bot_intents()
+    if intents is not None:
+        check_start_intent(new.start, intents)
     link = store.create(new, args.by, _now())
     print(f"Enlace «{link.name}» creado: {link.url(store.page_usernames().get(link.page_id))}", file=out)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -193,6 +193,16 @@ def parse_start(value: Any) -> Start | None:
         raise LinkInvalid("start", f"El id de la entrada tiene de 1 a {MAX_ENTRY_ID} caracteres, sin espacios "
                                    "(como en la columna «id» de la matriz).")
     return Start(entry_id=entry)
+
+
+def check_start_intent(start: Start | None, intents: Collection[str]) -> None:
+    """A start's intent must be one of the bot's (domain.yml's `intents`): refused naming it, with the ones a link
+    may start."""
+    if start is None or start.intent is None or start.intent in intents:
+        return
+    usable = sorted(set(intents) - RASA_CONTROL_INTENTS - {ENTRY_INTENT})
+    raise LinkInvalid("start", f"La intención «{start.intent}» no existe en el bot. Use una de estas: "
+                               f"{', '.join(usable[:30]) or '(ninguna)'}.")
 
 
 def parse_new_link(body: Mapping[str, Any]) -> NewLink:

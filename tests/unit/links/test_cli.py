@@ -38,6 +38,7 @@ def test_create_list_qr_and_switch_off(tmp_path: Path, capsys: pytest.CaptureFix
 @pytest.mark.parametrize(("argv", "message"), [
     (["create", "Menú", "--ref", "con espacio"], "sin espacios"),
     (["create", "Menú", "--intent", "restart"], "no puede iniciar"),
+    (["create", "Menú", "--intent", "menu_typo"], "«menu_typo» no existe en el bot"),
     (["create", "Menú", "--page", "999"], "no está configurada"),
     (["qr", "nada", "--png", "x.png"], "no hay ningún enlace"),
     (["qr", "menu"], "--png ARCHIVO"),

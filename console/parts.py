@@ -1,0 +1,50 @@
+"""What every console part shares: its refusal (`ConsoleError`) and the app's stores opened on first use.
+
+The parts (console/routes.py, comments.py, links.py, page_profile.py) import this module; it imports none of them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from fastapi import Request
+
+from core.errors import DomainError
+from core.settings import Settings
+
+T = TypeVar("T")
+MAX_ID = 2**62  # a database integer; larger ids are refused by validation, not by the database (SQLite overflows)
+
+_opening = threading.Lock()
+
+
+class ConsoleError(DomainError):
+    """A refusal an agent or editor can act on: `message_es` is shown, `reason_code` is for programs (the app's
+    table in bot/errors.py gives its HTTP status)."""
+
+    reason_code = "console_error"
+
+    def __init__(self, reason_code: str, message_es: str, **extra: Any) -> None:
+        super().__init__(message_es)
+        self.reason_code = reason_code
+        self.message_es = message_es
+        self.extra = extra
+
+    def details(self) -> dict[str, Any]:
+        return dict(self.extra)
+
+
+def state_store(request: Request, attr: str, opener: Callable[[Settings], T]) -> T:
+    """The app's store at `app.state.<attr>`; when the app did not open it, `opener(settings)` opens it once (a
+    lock keeps two first requests from opening it twice)."""
+    state = request.app.state
+    store: T | None = getattr(state, attr, None)
+    if store is None:
+        with _opening:
+            store = getattr(state, attr, None)
+            if store is None:
+                store = opener(state.settings)
+                setattr(state, attr, store)
+    return store
