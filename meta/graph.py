@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from core.settings import DEFAULT_GRAPH_API_VERSION
-from meta.errors import GraphError, TransientGraphError, UnknownPageError, classify_graph_error
+from meta.errors import (
+    GraphError,
+    PermanentGraphError,
+    TransientGraphError,
+    UnknownPageError,
+    classify_graph_error,
+)
+from meta.feed import is_object_id
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +141,10 @@ class GraphClient:
 
     async def reply_to_comment(self, page_id: str, comment_id: str, text: str) -> dict[str, Any]:
         """The page's public reply under a comment: POST /{comment_id}/comments with `message` (the page token needs
-        pages_manage_engagement). Meta answers `{"id": <the new comment's id>}`."""
+        pages_manage_engagement). Meta answers `{"id": <the new comment's id>}`. A comment id that is not Meta's
+        shape (digits joined by `_`) is refused before any call: it goes into the path with the page's token."""
+        if not is_object_id(comment_id):
+            raise PermanentGraphError(f"not a Graph API comment id: {comment_id[:40]!r}")
         return await self._call("POST", page_id, f"/{self.version}/{comment_id}/comments", {"message": text})
 
     async def get_post(self, page_id: str, post_id: str, fields: Sequence[str] = ("message",)) -> dict[str, Any]:
