@@ -150,6 +150,8 @@ class GraphClient:
     async def get_post(self, page_id: str, post_id: str, fields: Sequence[str] = ("message",)) -> dict[str, Any]:
         """A post of the page: GET /{post_id}?fields=message with the page token (needs pages_read_engagement).
         Meta answers `{"id": ..., "message": ...}`; a post without text has no `message`."""
+        if not is_object_id(post_id):
+            raise PermanentGraphError(f"not a Graph API post id: {post_id[:40]!r}")
         return await self._call("GET", page_id, f"/{self.version}/{post_id}", params={"fields": ",".join(fields)})
 
     async def pass_thread_control(

@@ -45,3 +45,15 @@ async def test_a_comment_id_that_is_not_metas_shape_never_reaches_a_path(comment
         await client.reply_to_comment(PAGE, comment_id, "hola")
 
     assert transport.sent == []
+
+
+@pytest.mark.parametrize("post_id", ["../me", "1?fields=access_token", "x"])
+async def test_a_post_id_that_is_not_metas_shape_is_not_read(post_id: str) -> None:
+    transport = RecordingTransport()
+    client = GraphClient({PAGE: "token"}, transport=transport)
+
+    with pytest.raises(PermanentGraphError, match="not a Graph API post id"):
+        await client.get_post(PAGE, post_id)
+    await client.get_post(PAGE, f"{PAGE}_880011223344")
+
+    assert [request.path for request in transport.sent] == [f"/{DEFAULT_GRAPH_API_VERSION}/{PAGE}_880011223344"]
