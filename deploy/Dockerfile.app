@@ -14,6 +14,9 @@ COPY core core
 COPY meta meta
 COPY knowledge_matrix knowledge_matrix
 COPY outbox outbox
+COPY comments comments
+COPY links links
+COPY page_profile page_profile
 COPY handoff handoff
 COPY sandbox sandbox
 COPY console console
@@ -21,7 +24,11 @@ COPY connectors connectors
 COPY actions actions
 COPY bot bot
 COPY data data
+# The bot's domain: the links API checks a link's start intent against it (links/intents.py reads it beside the
+# installed packages, core.settings.ROOT).
+COPY domain.yml ./
 RUN pip install --no-cache-dir '.[app]' \
+    && cp domain.yml "$(cd / && python -c 'from core.settings import ROOT; print(ROOT)')/domain.yml" \
     && useradd --system --home-dir /var/lib/ecuabots --create-home ecuabots
 USER ecuabots
 # Default: the app; compose overrides the command for the other processes.

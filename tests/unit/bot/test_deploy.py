@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
 
 from bot.profile import SCALE_ENDPOINTS, rasa_endpoints_env
@@ -146,13 +147,19 @@ def test_every_process_is_restarted_with_backoff_and_only_loopback_is_published(
 
 
 def test_the_images_are_built_from_the_two_dockerfiles() -> None:
+    """Each image holds every package pyproject installs (`pip install .` finds only what was copied)."""
+    packages = [pattern.rstrip("*") for pattern in
+                tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"][
+                    "find"]["include"]]
+    assert {"comments", "links", "page_profile"} <= set(packages)
     services = compose()["services"]
     dockerfiles = {service["build"]["dockerfile"] for service in services.values() if "build" in service}
     assert dockerfiles == {"deploy/Dockerfile.app", "deploy/Dockerfile.rasa"}
     for dockerfile in dockerfiles:
         text = (ROOT / dockerfile).read_text(encoding="utf-8")
-        for package in ("core", "meta", "outbox", "handoff", "console", "connectors", "bot"):
+        for package in packages:
             assert f"COPY {package} {package}" in text, f"{dockerfile} lacks {package}/"
+    assert "COPY domain.yml" in (DEPLOY / "Dockerfile.app").read_text(encoding="utf-8")  # links/intents.py reads it
     assert "FROM python:3.10" in (DEPLOY / "Dockerfile.rasa").read_text(encoding="utf-8")  # Rasa 3.6's Python
     assert "FROM python:3.11" in (DEPLOY / "Dockerfile.app").read_text(encoding="utf-8")
     assert "endpoints-scale.yml" in (DEPLOY / "Dockerfile.rasa").read_text(encoding="utf-8")
