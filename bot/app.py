@@ -52,7 +52,8 @@ class CommentInput(BaseModel):
     text: str = Field(min_length=1, max_length=8000)
     post_id: str | None = Field(default=None, pattern=r"^[0-9]{1,30}_[0-9]{1,30}$")  # None: a new post
     parent_id: str | None = Field(default=None, pattern=r"^[0-9]{1,30}_[0-9]{1,30}$")  # a reply to this comment
-    days_ago: float = Field(default=0.0, ge=0.0, le=60.0)  # the comment's age (Meta's 7-day private-reply limit)
+    # The comment's age (Meta's 7-day private-reply limit).
+    days_ago: float = Field(default=0.0, ge=0.0, le=60.0, allow_inf_nan=False)
     page_id: str = SANDBOX_PAGE_ID
     post_message: str | None = Field(default=None, max_length=8000)  # the post's text (the Graph sandbox answers it)
 

@@ -11,9 +11,11 @@ the same shape under the console and FastAPI's own elsewhere.
 from __future__ import annotations
 
 import logging
+import math
+from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
@@ -51,10 +53,23 @@ async def _invalid_request(request: Request, exc: Exception) -> Response:
     """The console answers in its own shape and in Spanish; the rest of the app keeps FastAPI's."""
     assert isinstance(exc, RequestValidationError)
     if not _in_console(request):
-        return await request_validation_exception_handler(request, exc)
+        # FastAPI's shape, with what the client sent made JSON-safe: Python's parser accepts NaN, Infinity and
+        # 1e999, which the answer could not carry back (a 500 instead of the 422).
+        return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
     fields = sorted({".".join(str(p) for p in error.get("loc", ())[1:]) or "cuerpo" for error in exc.errors()})
     return answer(request, ConsoleError("invalid_request",
                                         "La solicitud no es válida (revise: " + ", ".join(fields) + ")."))
+
+
+def _json_safe(value: Any) -> Any:
+    """`value` with every non-finite number as its text ("nan", "inf")."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return value
 
 
 def install(app: FastAPI) -> None:
