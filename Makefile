@@ -12,9 +12,13 @@ PIP_FLAGS := --disable-pip-version-check --quiet
 run: install
 	$(VENV)/bin/python -m bot run $(if $(PROFILE),--profile $(PROFILE))
 
+# The main suite runs on PYTEST_WORKERS processes (pytest-xdist; a file's tests stay on one worker, so a module's
+# stack starts once), then the few `serial` tests (they restart a service the others use) on their own.
+PYTEST_WORKERS ?= 2
 test: install
 	$(VENV)/bin/python -m bot train
-	$(VENV)/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile -m "not serial" $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -p no:cacheprovider -m serial $(PYTEST_ARGS) || [ $$? -eq 5 ]
 	$(RASA_VENV)/bin/python -m pytest -p no:cacheprovider tests/channel
 
 # The two environments and the browser are built side by side (`-j3`: pip and apt mostly wait on the disk and
