@@ -66,11 +66,13 @@ STORES = {
     "comments": ("comments_db_url", "comments.sqlite3"),  # private-reply rules ("Respuestas privadas")
     "links": ("links_db_url", "links.sqlite3"),  # m.me links, QR codes, referrals
     "page_profile": ("page_profile_db_url", "page_profile.sqlite3"),  # the page's Messenger profile
+    "contacts": ("contacts_db_url", "contacts.sqlite3"),  # contacts: profiles, tags, fields, notes
 }
 STORE_URL_VARIABLES = {"ingest_db_url": "INGEST_DB_URL", "handoff_db_url": "HANDOFF_DB_URL",
                        "console_db_url": "CONSOLE_DB_URL", "outbox_url": "OUTBOX_URL",
                        "comment_journal_db_url": "COMMENT_JOURNAL_DB_URL", "comments_db_url": "COMMENTS_DB_URL",
-                       "links_db_url": "LINKS_DB_URL", "page_profile_db_url": "PAGE_PROFILE_DB_URL"}
+                       "links_db_url": "LINKS_DB_URL", "page_profile_db_url": "PAGE_PROFILE_DB_URL",
+                       "contacts_db_url": "CONTACTS_DB_URL"}
 
 
 # `bot run` puts "rasa-2" on RASA_PORT+10, "rasa-3" on +20 … (bot/profile.py extra_rasa_ports; RASA_PORT+1 is the
@@ -119,6 +121,7 @@ class Settings:
     comments_db_url: str = field(default="", repr=False)
     links_db_url: str = field(default="", repr=False)
     page_profile_db_url: str = field(default="", repr=False)
+    contacts_db_url: str = field(default="", repr=False)
     outbox_page_rate: float = 40.0  # sends per second per page
     outbox_lease_seconds: float = 30.0  # a claimed message is another worker's after this (at-least-once window)
     outbox_batch_size: int = 32  # messages a standalone worker (`python -m outbox worker`) claims at once

@@ -17,6 +17,7 @@ COPY outbox outbox
 COPY comments comments
 COPY links links
 COPY page_profile page_profile
+COPY contacts contacts
 COPY handoff handoff
 COPY sandbox sandbox
 COPY console console

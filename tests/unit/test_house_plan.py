@@ -27,6 +27,7 @@ FLOORS: dict[str, int] = {
     "comments": 3,
     "links": 3,
     "page_profile": 3,
+    "contacts": 3,
     "handoff": 3,
     "sandbox": 3,
     "console": 4,
