@@ -1,0 +1,105 @@
+-- The contacts' named queries (PostgreSQL, psycopg2). Parameters are %(named)s; times arrive as ISO 8601 UTC text and
+-- are cast by the columns they meet. The same names as contacts/sql/sqlite/queries.sql.
+
+-- name: get_contact
+SELECT * FROM contacts WHERE page_id = %(page_id)s AND psid = %(psid)s;
+
+-- name: upsert_seen
+-- The person wrote then (`at`): a new contact (its profile due now), or the first time kept (the earlier of the two), the
+-- last message the later one, and the campaign the first one known.
+INSERT INTO contacts (page_id, psid, first_seen_at, last_user_message_at, campaign, profile_next_at, search_text,
+                      updated_at)
+VALUES (%(page_id)s, %(psid)s, %(at)s, %(at)s, %(campaign)s, %(at)s, %(search_text)s, %(at)s)
+ON CONFLICT (page_id, psid) DO UPDATE SET
+    first_seen_at = CASE WHEN excluded.first_seen_at < contacts.first_seen_at
+                         THEN excluded.first_seen_at ELSE contacts.first_seen_at END,
+    last_user_message_at = CASE WHEN contacts.last_user_message_at IS NULL
+                                  OR excluded.last_user_message_at > contacts.last_user_message_at
+                                THEN excluded.last_user_message_at ELSE contacts.last_user_message_at END,
+    campaign = COALESCE(contacts.campaign, excluded.campaign),
+    updated_at = excluded.updated_at;
+
+-- name: insert_contact
+-- An imported contact that never wrote: first seen now, no last message, its profile due now.
+INSERT INTO contacts (page_id, psid, first_seen_at, profile_next_at, search_text, updated_at)
+VALUES (%(page_id)s, %(psid)s, %(now)s, %(now)s, %(search_text)s, %(now)s)
+ON CONFLICT (page_id, psid) DO NOTHING;
+
+-- name: set_names
+UPDATE contacts SET first_name = COALESCE(%(first_name)s, first_name), last_name = COALESCE(%(last_name)s, last_name)
+WHERE page_id = %(page_id)s AND psid = %(psid)s;
+
+-- name: record_profile
+UPDATE contacts SET first_name = %(first_name)s, last_name = %(last_name)s, profile_pic = %(profile_pic)s, locale = %(locale)s,
+       profile_status = %(status)s, profile_reason = %(reason)s, profile_fetched_at = %(fetched_at)s,
+       profile_attempts = %(attempts)s, profile_next_at = %(next_at)s, updated_at = %(now)s
+WHERE page_id = %(page_id)s AND psid = %(psid)s;
+
+-- name: refresh_contact
+-- The contact's copies of its tags, fields and notes count, and its search text, after a change.
+UPDATE contacts SET tags_json = %(tags_json)s, fields_json = %(fields_json)s, search_text = %(search_text)s,
+       notes_count = (SELECT COUNT(*) FROM contact_notes n WHERE n.page_id = contacts.page_id
+                                                             AND n.psid = contacts.psid),
+       updated_at = %(now)s
+WHERE page_id = %(page_id)s AND psid = %(psid)s;
+
+-- name: tags_of
+SELECT tag, tag_key FROM contact_tags WHERE page_id = %(page_id)s AND psid = %(psid)s ORDER BY tag_key;
+
+-- name: insert_tag
+INSERT INTO contact_tags (page_id, psid, tag, tag_key, added_at) VALUES (%(page_id)s, %(psid)s, %(tag)s, %(tag_key)s, %(now)s)
+ON CONFLICT (page_id, psid, tag_key) DO NOTHING;
+
+-- name: delete_tag
+DELETE FROM contact_tags WHERE page_id = %(page_id)s AND psid = %(psid)s AND tag_key = %(tag_key)s;
+
+-- name: fields_of
+SELECT key, value FROM contact_fields WHERE page_id = %(page_id)s AND psid = %(psid)s ORDER BY key;
+
+-- name: upsert_field
+INSERT INTO contact_fields (page_id, psid, key, value, updated_at) VALUES (%(page_id)s, %(psid)s, %(key)s, %(value)s, %(now)s)
+ON CONFLICT (page_id, psid, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at;
+
+-- name: delete_field
+DELETE FROM contact_fields WHERE page_id = %(page_id)s AND psid = %(psid)s AND key = %(key)s;
+
+-- name: insert_note
+INSERT INTO contact_notes (page_id, psid, text, author, created_at) VALUES (%(page_id)s, %(psid)s, %(text)s, %(author)s, %(now)s)
+RETURNING id;
+
+-- name: notes_of
+SELECT * FROM contact_notes WHERE page_id = %(page_id)s AND psid = %(psid)s ORDER BY id DESC LIMIT %(limit)s;
+
+-- name: search_contacts
+-- Newest contact first; the cursor is the last id shown (ids never change, so a page never skips or repeats one).
+SELECT * FROM contacts c
+WHERE (%(page_id)s IS NULL OR c.page_id = %(page_id)s)
+  AND (%(pattern)s IS NULL OR c.search_text LIKE %(pattern)s ESCAPE '\')
+  AND (%(tag_key)s IS NULL OR EXISTS (SELECT 1 FROM contact_tags t WHERE t.page_id = c.page_id AND t.psid = c.psid
+                                                                  AND t.tag_key = %(tag_key)s))
+  AND (%(campaign)s IS NULL OR c.campaign = %(campaign)s)
+  AND (%(window_from)s IS NULL OR c.last_user_message_at >= %(window_from)s)
+  AND (%(before_id)s IS NULL OR c.id < %(before_id)s)
+ORDER BY c.id DESC
+LIMIT %(limit)s;
+
+-- name: count_contacts
+SELECT COUNT(*) AS total FROM contacts c
+WHERE (%(page_id)s IS NULL OR c.page_id = %(page_id)s)
+  AND (%(pattern)s IS NULL OR c.search_text LIKE %(pattern)s ESCAPE '\')
+  AND (%(tag_key)s IS NULL OR EXISTS (SELECT 1 FROM contact_tags t WHERE t.page_id = c.page_id AND t.psid = c.psid
+                                                                  AND t.tag_key = %(tag_key)s))
+  AND (%(campaign)s IS NULL OR c.campaign = %(campaign)s)
+  AND (%(window_from)s IS NULL OR c.last_user_message_at >= %(window_from)s);
+
+-- name: profiles_due
+SELECT * FROM contacts WHERE profile_next_at IS NOT NULL AND profile_next_at <= %(now)s
+ORDER BY profile_next_at, id LIMIT %(limit)s;
+
+-- name: all_tags
+SELECT MIN(tag) AS tag, tag_key, COUNT(*) AS contacts FROM contact_tags
+WHERE (%(page_id)s IS NULL OR page_id = %(page_id)s)
+GROUP BY tag_key ORDER BY contacts DESC, tag_key;
+
+-- name: export_chunk
+SELECT * FROM contacts WHERE (%(page_id)s IS NULL OR page_id = %(page_id)s) AND id > %(after_id)s ORDER BY id LIMIT %(limit)s;

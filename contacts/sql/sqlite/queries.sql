@@ -1,0 +1,104 @@
+-- The contacts' named queries (SQLite). Parameters are :named; contacts/sql/postgres/queries.sql has the same names.
+
+-- name: get_contact
+SELECT * FROM contacts WHERE page_id = :page_id AND psid = :psid;
+
+-- name: upsert_seen
+-- The person wrote then (`at`): a new contact (its profile due now), or the first time kept (the earlier of the two), the
+-- last message the later one, and the campaign the first one known.
+INSERT INTO contacts (page_id, psid, first_seen_at, last_user_message_at, campaign, profile_next_at, search_text,
+                      updated_at)
+VALUES (:page_id, :psid, :at, :at, :campaign, :at, :search_text, :at)
+ON CONFLICT (page_id, psid) DO UPDATE SET
+    first_seen_at = CASE WHEN excluded.first_seen_at < contacts.first_seen_at
+                         THEN excluded.first_seen_at ELSE contacts.first_seen_at END,
+    last_user_message_at = CASE WHEN contacts.last_user_message_at IS NULL
+                                  OR excluded.last_user_message_at > contacts.last_user_message_at
+                                THEN excluded.last_user_message_at ELSE contacts.last_user_message_at END,
+    campaign = COALESCE(contacts.campaign, excluded.campaign),
+    updated_at = excluded.updated_at;
+
+-- name: insert_contact
+-- An imported contact that never wrote: first seen now, no last message, its profile due now.
+INSERT INTO contacts (page_id, psid, first_seen_at, profile_next_at, search_text, updated_at)
+VALUES (:page_id, :psid, :now, :now, :search_text, :now)
+ON CONFLICT (page_id, psid) DO NOTHING;
+
+-- name: set_names
+UPDATE contacts SET first_name = COALESCE(:first_name, first_name), last_name = COALESCE(:last_name, last_name)
+WHERE page_id = :page_id AND psid = :psid;
+
+-- name: record_profile
+UPDATE contacts SET first_name = :first_name, last_name = :last_name, profile_pic = :profile_pic, locale = :locale,
+       profile_status = :status, profile_reason = :reason, profile_fetched_at = :fetched_at,
+       profile_attempts = :attempts, profile_next_at = :next_at, updated_at = :now
+WHERE page_id = :page_id AND psid = :psid;
+
+-- name: refresh_contact
+-- The contact's copies of its tags, fields and notes count, and its search text, after a change.
+UPDATE contacts SET tags_json = :tags_json, fields_json = :fields_json, search_text = :search_text,
+       notes_count = (SELECT COUNT(*) FROM contact_notes n WHERE n.page_id = contacts.page_id
+                                                             AND n.psid = contacts.psid),
+       updated_at = :now
+WHERE page_id = :page_id AND psid = :psid;
+
+-- name: tags_of
+SELECT tag, tag_key FROM contact_tags WHERE page_id = :page_id AND psid = :psid ORDER BY tag_key;
+
+-- name: insert_tag
+INSERT INTO contact_tags (page_id, psid, tag, tag_key, added_at) VALUES (:page_id, :psid, :tag, :tag_key, :now)
+ON CONFLICT (page_id, psid, tag_key) DO NOTHING;
+
+-- name: delete_tag
+DELETE FROM contact_tags WHERE page_id = :page_id AND psid = :psid AND tag_key = :tag_key;
+
+-- name: fields_of
+SELECT key, value FROM contact_fields WHERE page_id = :page_id AND psid = :psid ORDER BY key;
+
+-- name: upsert_field
+INSERT INTO contact_fields (page_id, psid, key, value, updated_at) VALUES (:page_id, :psid, :key, :value, :now)
+ON CONFLICT (page_id, psid, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at;
+
+-- name: delete_field
+DELETE FROM contact_fields WHERE page_id = :page_id AND psid = :psid AND key = :key;
+
+-- name: insert_note
+INSERT INTO contact_notes (page_id, psid, text, author, created_at) VALUES (:page_id, :psid, :text, :author, :now)
+RETURNING id;
+
+-- name: notes_of
+SELECT * FROM contact_notes WHERE page_id = :page_id AND psid = :psid ORDER BY id DESC LIMIT :limit;
+
+-- name: search_contacts
+-- Newest contact first; the cursor is the last id shown (ids never change, so a page never skips or repeats one).
+SELECT * FROM contacts c
+WHERE (:page_id IS NULL OR c.page_id = :page_id)
+  AND (:pattern IS NULL OR c.search_text LIKE :pattern ESCAPE '\')
+  AND (:tag_key IS NULL OR EXISTS (SELECT 1 FROM contact_tags t WHERE t.page_id = c.page_id AND t.psid = c.psid
+                                                                  AND t.tag_key = :tag_key))
+  AND (:campaign IS NULL OR c.campaign = :campaign)
+  AND (:window_from IS NULL OR c.last_user_message_at >= :window_from)
+  AND (:before_id IS NULL OR c.id < :before_id)
+ORDER BY c.id DESC
+LIMIT :limit;
+
+-- name: count_contacts
+SELECT COUNT(*) AS total FROM contacts c
+WHERE (:page_id IS NULL OR c.page_id = :page_id)
+  AND (:pattern IS NULL OR c.search_text LIKE :pattern ESCAPE '\')
+  AND (:tag_key IS NULL OR EXISTS (SELECT 1 FROM contact_tags t WHERE t.page_id = c.page_id AND t.psid = c.psid
+                                                                  AND t.tag_key = :tag_key))
+  AND (:campaign IS NULL OR c.campaign = :campaign)
+  AND (:window_from IS NULL OR c.last_user_message_at >= :window_from);
+
+-- name: profiles_due
+SELECT * FROM contacts WHERE profile_next_at IS NOT NULL AND profile_next_at <= :now
+ORDER BY profile_next_at, id LIMIT :limit;
+
+-- name: all_tags
+SELECT MIN(tag) AS tag, tag_key, COUNT(*) AS contacts FROM contact_tags
+WHERE (:page_id IS NULL OR page_id = :page_id)
+GROUP BY tag_key ORDER BY contacts DESC, tag_key;
+
+-- name: export_chunk
+SELECT * FROM contacts WHERE (:page_id IS NULL OR page_id = :page_id) AND id > :after_id ORDER BY id LIMIT :limit;

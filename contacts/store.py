@@ -1,0 +1,366 @@
+"""The contacts store: one row per person and page, their tags, free fields and notes, in a SQLite file or a PostgreSQL
+schema (`open_contacts_store(settings.store_url("contacts"))`, `core.database`).
+
+Numbered migrations and named queries live in `contacts/sql/sqlite/` and `contacts/sql/postgres/`. Synchronous and
+thread-safe; async code calls it through a thread (`run_in_threadpool`, `asyncio.to_thread`). Values are checked by
+`contacts.model` (ContactInvalid, with a Spanish message naming the field) before anything is written.
+
+Each contact row carries copies of its tags, fields and notes count and a folded search text, rewritten in the
+same transaction as the change (`_refresh`), so a list of contacts is one query and a text search one LIKE over one
+column, the same on SQLite and PostgreSQL. The list is ordered newest contact first by an id that never changes: its
+cursor never skips or repeats a contact, whatever is written meanwhile.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from contacts.model import (
+    FETCHED,
+    MAX_FIELDS,
+    MAX_TAGS,
+    PROFILE_STATUSES,
+    Contact,
+    ContactInvalid,
+    ContactNotFound,
+    ContactPage,
+    ContactQuery,
+    Note,
+    check_author,
+    check_campaign,
+    check_fields,
+    check_name,
+    check_note,
+    check_page_id,
+    check_psid,
+    check_tag,
+    check_tags,
+    fold,
+    next_profile_attempt,
+    search_text,
+    tag_key,
+    window_durations,
+)
+from core.database import Database, moment, open_database, stored_time
+from outbox.policy import Policy
+
+SQL_DIR = Path(__file__).parent / "sql"  # sqlite/ and postgres/: numbered migrations and queries.sql
+EXPORT_CHUNK = 500
+MAX_NOTES = 500
+_CURSOR_PREFIX = "c1:"
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def _optional_moment(value: Any) -> datetime | None:
+    return moment(value) if value is not None else None
+
+
+def _contact(row: Any) -> Contact:
+    return Contact(
+        page_id=row["page_id"],
+        psid=row["psid"],
+        first_name=row["first_name"],
+        last_name=row["last_name"],
+        profile_pic=row["profile_pic"],
+        locale=row["locale"],
+        profile_status=row["profile_status"],
+        profile_reason=row["profile_reason"],
+        profile_fetched_at=_optional_moment(row["profile_fetched_at"]),
+        first_seen_at=moment(row["first_seen_at"]),
+        last_user_message_at=_optional_moment(row["last_user_message_at"]),
+        campaign=row["campaign"],
+        tags=tuple(json.loads(row["tags_json"])),
+        fields=MappingProxyType(dict(json.loads(row["fields_json"]))),
+        notes_count=int(row["notes_count"]),
+        profile_attempts=int(row["profile_attempts"]),
+        updated_at=moment(row["updated_at"]),
+    )
+
+
+def _note(row: Any) -> Note:
+    return Note(id=int(row["id"]), page_id=row["page_id"], psid=row["psid"], text=row["text"], author=row["author"],
+                created_at=moment(row["created_at"]))
+
+
+def encode_cursor(contact_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{contact_id}".encode()).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The id a cursor stands for; ContactInvalid("cursor") for anything this store did not hand out."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        if text.startswith(_CURSOR_PREFIX) and text[len(_CURSOR_PREFIX):].isdigit():
+            value = int(text[len(_CURSOR_PREFIX):])
+            if 0 < value < 2**63:
+                return value
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise ContactInvalid("cursor", "El cursor de la página no es válido; vuelva a la primera página.")
+
+
+def like_pattern(text: str) -> str | None:
+    """`%text%` over the folded search text, with LIKE's own characters escaped; None for a blank search."""
+    folded = fold(text)
+    if not folded:
+        return None
+    escaped = folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+class ContactsStore:
+    BACKEND = "contacts"
+
+    def __init__(self, target: Path | str, policy: Policy | None = None) -> None:
+        """A file path, `sqlite:///path`, `:memory:` or `postgresql://…` (schema: the URL's search_path, else
+        "contacts"). `policy`: the outbox's, for the 24-hour window of `window_open_at` (default: the shipped one)."""
+        self.path = target
+        self._policy = policy
+        self._db: Database = open_database(target, self.BACKEND, SQL_DIR)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @property
+    def schema_version(self) -> int:
+        return self._db.schema_version
+
+    # --- reading ---------------------------------------------------------------------------------------------
+
+    def get(self, page_id: str, psid: str) -> Contact | None:
+        rows = self._db.read("get_contact", {"page_id": page_id, "psid": psid})
+        return _contact(rows[0]) if rows else None
+
+    def require(self, page_id: str, psid: str) -> Contact:
+        contact = self.get(page_id, psid)
+        if contact is None:
+            raise ContactNotFound(page_id, psid)
+        return contact
+
+    def search(self, query: ContactQuery) -> ContactPage:
+        """One page of contacts matching every filter, newest first; `next_cursor` None on the last page."""
+        window_from = None
+        if query.window_open_at is not None:
+            window_from = stored_time(query.window_open_at - window_durations(self._policy)[0])
+        params: dict[str, Any] = {
+            "page_id": query.page_id,
+            "pattern": like_pattern(query.text) if query.text is not None else None,
+            "tag_key": tag_key(check_tag(query.tag, "tag")) if query.tag is not None else None,
+            "campaign": query.campaign,
+            "window_from": window_from,
+        }
+        before_id = decode_cursor(query.after) if query.after is not None else None
+        rows = self._db.read("search_contacts", {**params, "before_id": before_id, "limit": query.limit + 1})
+        total = int(self._db.read("count_contacts", params)[0]["total"])
+        shown = rows[:query.limit]
+        next_cursor = encode_cursor(int(shown[-1]["id"])) if len(rows) > query.limit else None
+        return ContactPage([_contact(row) for row in shown], next_cursor, total)
+
+    def notes(self, page_id: str, psid: str, limit: int = MAX_NOTES) -> list[Note]:
+        """The contact's notes, newest first."""
+        return [_note(row) for row in self._db.read("notes_of", {"page_id": page_id, "psid": psid,
+                                                                 "limit": max(1, min(int(limit), MAX_NOTES))})]
+
+    def all_tags(self, page_id: str | None = None) -> list[tuple[str, int]]:
+        """Every tag in use (one spelling per tag) with how many contacts have it, most used first."""
+        return [(row["tag"], int(row["contacts"])) for row in self._db.read("all_tags", {"page_id": page_id})]
+
+    def export_rows(self, page_id: str | None = None) -> Iterator[Contact]:
+        """Every contact, oldest first, read in chunks (no transaction held between them: a long download never
+        blocks the bot's writes)."""
+        after_id = 0
+        while True:
+            rows = self._db.read("export_chunk", {"page_id": page_id, "after_id": after_id, "limit": EXPORT_CHUNK})
+            for row in rows:
+                yield _contact(row)
+            if len(rows) < EXPORT_CHUNK:
+                return
+            after_id = int(rows[-1]["id"])
+
+    def profiles_to_fetch(self, now: datetime, limit: int) -> list[Contact]:
+        """Contacts whose profile is due: never asked, or a failure's backoff has passed."""
+        return [_contact(row) for row in self._db.read("profiles_due", {"now": stored_time(now),
+                                                                        "limit": max(1, int(limit))})]
+
+    # --- writing ---------------------------------------------------------------------------------------------
+
+    def upsert_seen(self, page_id: str, psid: str, at: datetime, campaign: str | None = None) -> bool:
+        """The person wrote at `at`: created (True) or updated (first seen kept, last message the latest, the
+        campaign the first one known)."""
+        check_page_id(page_id)
+        check_psid(psid)
+        campaign = check_campaign(campaign)
+        with self._db.write() as session:
+            existed = session.execute(self._db.queries["get_contact"], {"page_id": page_id, "psid": psid}).fetchone()
+            session.execute(self._db.queries["upsert_seen"], {
+                "page_id": page_id, "psid": psid, "at": stored_time(at), "campaign": campaign,
+                "search_text": fold(psid)})
+        return existed is None
+
+    def add_tags(self, page_id: str, psid: str, tags: Iterable[str], now: datetime) -> Contact:
+        """Add tags (one per tag, case and accents ignored: an existing tag keeps its spelling)."""
+        wanted = check_tags(tags)
+        with self._db.write() as session:
+            self._require_in(session, page_id, psid)
+            self._add_tags_in(session, page_id, psid, wanted, now)
+            self._refresh(session, page_id, psid, now)
+        return self.require(page_id, psid)
+
+    def remove_tag(self, page_id: str, psid: str, tag: str, now: datetime) -> Contact:
+        """Remove a tag (however it is spelled); removing a tag the contact does not have changes nothing."""
+        key = tag_key(check_tag(tag, "tag"))
+        with self._db.write() as session:
+            self._require_in(session, page_id, psid)
+            session.execute(self._db.queries["delete_tag"], {"page_id": page_id, "psid": psid, "tag_key": key})
+            self._refresh(session, page_id, psid, now)
+        return self.require(page_id, psid)
+
+    def set_fields(self, page_id: str, psid: str, fields: Mapping[str, str | None], now: datetime) -> Contact:
+        """Set fields; a None (or blank) value deletes the field."""
+        changes = check_fields(fields)
+        with self._db.write() as session:
+            self._require_in(session, page_id, psid)
+            self._set_fields_in(session, page_id, psid, changes, now)
+            self._refresh(session, page_id, psid, now)
+        return self.require(page_id, psid)
+
+    def add_note(self, page_id: str, psid: str, text: str, author: str, now: datetime) -> Note:
+        note_text, by = check_note(text), check_author(author)
+        with self._db.write() as session:
+            self._require_in(session, page_id, psid)
+            row = session.execute(self._db.queries["insert_note"], {
+                "page_id": page_id, "psid": psid, "text": note_text, "author": by, "now": stored_time(now),
+            }).fetchone()
+            self._refresh(session, page_id, psid, now)
+        return Note(int(row["id"]), page_id, psid, note_text, by, now)
+
+    def record_profile(
+        self,
+        page_id: str,
+        psid: str,
+        first_name: str | None,
+        last_name: str | None,
+        profile_pic: str | None,
+        locale: str | None,
+        status: str,
+        reason: str | None,
+        now: datetime,
+    ) -> Contact:
+        """What a profile fetch gave: the profile (fetched; a field Meta left out keeps what we had), or why not
+        (the names we had stay; asked again later, `contacts.model.next_profile_attempt`)."""
+        if status not in PROFILE_STATUSES:
+            raise ContactInvalid("profile_status", f"Estado de perfil desconocido: {status[:40]!r}.")
+        with self._db.write() as session:
+            current = _contact(self._require_in(session, page_id, psid))
+            if status == FETCHED:
+                attempts = 0
+                values = {"first_name": check_name(first_name, "first_name") or current.first_name,
+                          "last_name": check_name(last_name, "last_name") or current.last_name,
+                          "profile_pic": profile_pic or current.profile_pic, "locale": locale or current.locale,
+                          "reason": None, "fetched_at": stored_time(now)}
+            else:
+                attempts = current.profile_attempts + 1
+                values = {"first_name": current.first_name, "last_name": current.last_name,
+                          "profile_pic": current.profile_pic, "locale": current.locale, "reason": reason,
+                          "fetched_at": _stored_or_none(current.profile_fetched_at)}
+            next_at = next_profile_attempt(status, attempts, now)
+            session.execute(self._db.queries["record_profile"], {
+                **values, "page_id": page_id, "psid": psid, "status": status, "attempts": attempts,
+                "next_at": _stored_or_none(next_at), "now": stored_time(now)})
+            self._refresh(session, page_id, psid, now)
+        return self.require(page_id, psid)
+
+    def import_contact(
+        self,
+        page_id: str,
+        psid: str,
+        first_name: str | None,
+        last_name: str | None,
+        tags: Iterable[str],
+        fields: Mapping[str, str | None],
+        now: datetime,
+    ) -> bool:
+        """A contact from a CSV file: created (True) if new (never wrote: no last message; its profile is asked
+        for), names set where given, tags added, fields set (None deletes)."""
+        check_page_id(page_id)
+        check_psid(psid)
+        first, last = check_name(first_name, "first_name"), check_name(last_name, "last_name")
+        wanted, changes = check_tags(tags), check_fields(fields)
+        with self._db.write() as session:
+            keys = {"page_id": page_id, "psid": psid}
+            existed = session.execute(self._db.queries["get_contact"], keys).fetchone()
+            if existed is None:
+                session.execute(self._db.queries["insert_contact"], {**keys, "now": stored_time(now),
+                                                                     "search_text": fold(psid)})
+            session.execute(self._db.queries["set_names"], {**keys, "first_name": first, "last_name": last})
+            self._add_tags_in(session, page_id, psid, wanted, now)
+            self._set_fields_in(session, page_id, psid, changes, now)
+            self._refresh(session, page_id, psid, now)
+        return existed is None
+
+    # --- inside a write transaction --------------------------------------------------------------------------
+
+    def _require_in(self, session: Any, page_id: str, psid: str) -> Any:
+        row = session.execute(self._db.queries["get_contact"], {"page_id": page_id, "psid": psid}).fetchone()
+        if row is None:
+            raise ContactNotFound(page_id, psid)
+        return row
+
+    def _add_tags_in(self, session: Any, page_id: str, psid: str, tags: tuple[str, ...], now: datetime) -> None:
+        keys = {"page_id": page_id, "psid": psid}
+        present = {row["tag_key"] for row in session.execute(self._db.queries["tags_of"], keys).fetchall()}
+        new = [tag for tag in tags if tag_key(tag) not in present]
+        if len(present) + len(new) > MAX_TAGS:
+            raise ContactInvalid("tags", f"Un contacto tiene como máximo {MAX_TAGS} etiquetas (ya tiene "
+                                         f"{len(present)}).")
+        for tag in new:
+            session.execute(self._db.queries["insert_tag"], {**keys, "tag": tag, "tag_key": tag_key(tag),
+                                                             "now": stored_time(now)})
+
+    def _set_fields_in(self, session: Any, page_id: str, psid: str, changes: Mapping[str, str | None],
+                       now: datetime) -> None:
+        keys = {"page_id": page_id, "psid": psid}
+        present = {row["key"] for row in session.execute(self._db.queries["fields_of"], keys).fetchall()}
+        after = (present | {key for key, value in changes.items() if value is not None}) - {
+            key for key, value in changes.items() if value is None}
+        if len(after) > MAX_FIELDS:
+            raise ContactInvalid("fields", f"Un contacto tiene como máximo {MAX_FIELDS} campos.")
+        for key, value in changes.items():
+            if value is None:
+                session.execute(self._db.queries["delete_field"], {**keys, "key": key})
+            else:
+                session.execute(self._db.queries["upsert_field"], {**keys, "key": key, "value": value,
+                                                                   "now": stored_time(now)})
+
+    def _refresh(self, session: Any, page_id: str, psid: str, now: datetime) -> None:
+        """Rewrite the contact row's copies (tags, fields, notes count) and search text from the tables."""
+        keys = {"page_id": page_id, "psid": psid}
+        row = session.execute(self._db.queries["get_contact"], keys).fetchone()
+        tags = tuple(tag["tag"] for tag in session.execute(self._db.queries["tags_of"], keys).fetchall())
+        fields = {field["key"]: field["value"] for field in
+                  session.execute(self._db.queries["fields_of"], keys).fetchall()}
+        contact = Contact(page_id=page_id, psid=psid, first_seen_at=moment(row["first_seen_at"]),
+                          first_name=row["first_name"], last_name=row["last_name"], tags=tags,
+                          fields=MappingProxyType(fields))
+        session.execute(self._db.queries["refresh_contact"], {
+            **keys, "tags_json": json.dumps(list(tags), ensure_ascii=False), "fields_json": _json(fields),
+            "search_text": search_text(contact), "now": stored_time(now)})
+
+
+def _stored_or_none(value: datetime | None) -> str | None:
+    return stored_time(value) if value is not None else None
+
+
+def open_contacts_store(url: Path | str, policy: Policy | None = None) -> ContactsStore:
+    """The contacts store at `settings.store_url("contacts")`: `sqlite:///path` (or a path) or `postgresql://…`."""
+    return ContactsStore(url, policy)
