@@ -26,8 +26,8 @@ from outbox import wording
 from outbox.policy import ALLOWED, TAG_NOT_NEEDED
 
 ROOT = Path(__file__).resolve().parents[3]
-PACKAGES = ("core", "meta", "knowledge_matrix", "outbox", "comments", "links", "page_profile", "handoff", "sandbox",
-            "console", "connectors", "bot")
+PACKAGES = ("core", "meta", "knowledge_matrix", "outbox", "comments", "links", "page_profile", "contacts", "handoff",
+            "sandbox", "console", "connectors", "bot")
 # Errors raised with their reason code as the first argument.
 RAISED_WITH_A_CODE = ("ConsoleError", "CommentsRefused", "LinksRefused", "OutboxInputError", "ReplyRefused")
 
