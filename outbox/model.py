@@ -250,6 +250,11 @@ class OutboxStore(Protocol):
 
     def last_user_message_at(self, page_id: str, user_id: str) -> datetime | None: ...
 
+    def conversations_since(self, after: datetime | None, limit: int) -> list[tuple[str, str, datetime]]:
+        """(page_id, user_id, last_user_message_at) of the conversations whose user last wrote after `after` (None:
+        all), oldest first, ties by page and user: the contacts' sync reads who wrote."""
+        ...
+
     def page(self, page_id: str) -> PageState: ...
 
     def pause_page(self, page_id: str, reason: str, now: datetime) -> None:

@@ -139,6 +139,11 @@ class Outbox:
         """The user wrote on this page at `at`: the windows count from their own last message."""
         await self._run(self._store.record_user_message, page_id, user_id, at)
 
+    async def conversations_since(self, after: datetime | None, limit: int) -> list[tuple[str, str, datetime]]:
+        """(page_id, user_id, last_user_message_at) of the conversations whose user last wrote after `after` (None:
+        from the start), oldest first: the contacts' sync follows who wrote with it."""
+        return await self._run(self._store.conversations_since, after, limit)
+
     async def cancel_stale_bot_messages(self, page_id: str, user_id: str, now: datetime | None = None) -> list[int]:
         """Bot messages still queued from before a person took over (in retry backoff, scheduled, or held by a
         paused page) must not reach someone now talking to an agent. Fresh replies of the current turn (the

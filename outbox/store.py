@@ -432,6 +432,13 @@ class InMemoryOutboxStore:
         with self._lock:
             return self._last_user_message.get((page_id, user_id))
 
+    def conversations_since(self, after: datetime | None, limit: int) -> list[tuple[str, str, datetime]]:
+        limit = check_limit(limit)
+        with self._lock:
+            rows = [(page_id, user_id, at) for (page_id, user_id), at in self._last_user_message.items()
+                    if after is None or at > utc(after)]
+        return sorted(rows, key=lambda row: (row[2], row[0], row[1]))[:limit]
+
     def _page(self, page_id: str) -> PageState:
         return self._pages.get(page_id, PageState(page_id))
 
@@ -678,6 +685,13 @@ class SQLiteOutboxStore:
     def last_user_message_at(self, page_id: str, user_id: str) -> datetime | None:
         rows = self._read("last_user_message_at", {"page_id": page_id, "user_id": user_id})
         return to_utc(rows[0]["last_user_message_at"]) if rows else None
+
+    def conversations_since(self, after: datetime | None, limit: int) -> list[tuple[str, str, datetime]]:
+        params: dict[str, Any] = {"limit": check_limit(limit)}
+        if after is not None:
+            params["after"] = sqlite_time(after)
+        rows = self._read("conversations_since" if after is not None else "conversations_from_start", params)
+        return [(row["page_id"], row["user_id"], required_utc(row["last_user_message_at"])) for row in rows]
 
     def page(self, page_id: str) -> PageState:
         rows = self._read("get_page", {"page_id": page_id})
@@ -933,6 +947,16 @@ class PostgresOutboxStore:
             cursor.execute(self._queries["last_user_message_at"], {"page_id": page_id, "user_id": user_id})
             row = cursor.fetchone()
         return to_utc(row["last_user_message_at"]) if row else None
+
+    def conversations_since(self, after: datetime | None, limit: int) -> list[tuple[str, str, datetime]]:
+        params: dict[str, Any] = {"limit": check_limit(limit)}
+        if after is not None:
+            params["after"] = utc(after)
+        with self._transaction() as cursor:
+            cursor.execute(self._queries["conversations_since" if after is not None else "conversations_from_start"],
+                           params)
+            rows = cursor.fetchall()
+        return [(row["page_id"], row["user_id"], required_utc(row["last_user_message_at"])) for row in rows]
 
     def page(self, page_id: str) -> PageState:
         with self._transaction() as cursor:

@@ -142,6 +142,19 @@ SET last_user_message_at = GREATEST(conversations.last_user_message_at, excluded
 -- name: last_user_message_at
 SELECT last_user_message_at FROM conversations WHERE page_id = %(page_id)s AND user_id = %(user_id)s;
 
+-- name: conversations_since
+-- The conversations whose user wrote after a time, oldest first (the contacts' sync; ties in a stable order).
+SELECT page_id, user_id, last_user_message_at FROM conversations
+WHERE last_user_message_at > %(after)s
+ORDER BY last_user_message_at, page_id, user_id
+LIMIT %(limit)s;
+
+-- name: conversations_from_start
+SELECT page_id, user_id, last_user_message_at FROM conversations
+WHERE last_user_message_at IS NOT NULL
+ORDER BY last_user_message_at, page_id, user_id
+LIMIT %(limit)s;
+
 -- name: get_page
 SELECT * FROM pages WHERE page_id = %(page_id)s;
 

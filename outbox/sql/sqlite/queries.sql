@@ -96,6 +96,19 @@ END;
 -- name: last_user_message_at
 SELECT last_user_message_at FROM conversations WHERE page_id = :page_id AND user_id = :user_id;
 
+-- name: conversations_since
+-- The conversations whose user wrote after a time, oldest first (the contacts' sync; ties in a stable order).
+SELECT page_id, user_id, last_user_message_at FROM conversations
+WHERE last_user_message_at > :after
+ORDER BY last_user_message_at, page_id, user_id
+LIMIT :limit;
+
+-- name: conversations_from_start
+SELECT page_id, user_id, last_user_message_at FROM conversations
+WHERE last_user_message_at IS NOT NULL
+ORDER BY last_user_message_at, page_id, user_id
+LIMIT :limit;
+
 -- name: get_page
 SELECT * FROM pages WHERE page_id = :page_id;
 

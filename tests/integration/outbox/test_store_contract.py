@@ -842,6 +842,23 @@ def test_last_user_message_at_keeps_the_latest_time_per_page_and_user(store: Out
     assert latest == at(20) and latest.tzinfo == timezone.utc
 
 
+def test_conversations_since_lists_who_wrote_after_a_time_oldest_first(store: OutboxStore) -> None:
+    assert store.conversations_since(None, 10) == []
+    store.record_user_message(PAGE, "u2", at(10))
+    store.record_user_message(PAGE, "u1", at(10))  # the same time: ties by page and user
+    store.record_user_message(OTHER_PAGE, "u1", at(5))
+    store.record_user_message(PAGE, "u3", at(30))
+    enqueue(store, recipient="u9")  # a conversation we only wrote to: nobody wrote
+
+    assert store.conversations_since(None, 10) == [
+        (OTHER_PAGE, "u1", at(5)), (PAGE, "u1", at(10)), (PAGE, "u2", at(10)), (PAGE, "u3", at(30))]
+    assert store.conversations_since(at(5), 2) == [(PAGE, "u1", at(10)), (PAGE, "u2", at(10))]
+    assert store.conversations_since(at(10), 10) == [(PAGE, "u3", at(30))]
+    store.record_user_message(OTHER_PAGE, "u1", at(40))  # wrote again: it moves after the cursor
+    assert store.conversations_since(at(10), 10) == [(PAGE, "u3", at(30)), (OTHER_PAGE, "u1", at(40))]
+    assert store.conversations_since(at(40), 10) == []
+
+
 def test_messages_we_send_do_not_count_as_the_user_writing(store: OutboxStore) -> None:
     message = enqueue(store, recipient="u1")
     claim(store)
