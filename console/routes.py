@@ -30,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from console import comments as comment_pages
+from console import contacts as contact_pages
 from console import links as link_pages
 from console import page_profile as page_profile_pages
 from console import snippets as snippet_rules
@@ -469,6 +470,9 @@ async def _conversation_with_transcript(request: Request, conversation_id: str) 
     conversation = await conversation_or_bot(request, conversation_id)
     transcript = await handoff_of(request).transcript(conversation_id)
     view = conversation_view(conversation, now_of(request), await window_of(request, conversation))
+    view["contact"] = await contact_pages.contact_summary_of(request, conversation.page_id, conversation.user_id)
+    if not view["contact_name"] and view["contact"]:  # the name from Meta's profile, when the page may read it
+        view["contact_name"] = view["contact"]["name"]
     view["transcript"] = transcript_view(transcript)
     view["arrived_by"] = await link_pages.arrival_of(request, conversation.page_id, conversation.user_id)
     view["from_comment"] = await comment_origin_of(request, conversation.page_id, conversation.user_id)
@@ -662,6 +666,7 @@ def install(app: FastAPI, settings: Settings, authenticator: Authenticator | Non
     link_pages.install(app, settings)  # m.me links and QR codes: /console/links, /api/console/links
     page_profile_pages.install(app)  # the page's Messenger profile: /console/page-profile, /api/console/page-profile
     app.include_router(comment_pages.router)  # "Respuestas privadas": /console/comments, /api/console/comments
+    contact_pages.install(app)  # "Contactos": /console/contacts, /api/console/contacts, /api/console/tags
 
     app.add_middleware(ConsoleHeaders)
     return auth

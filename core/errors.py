@@ -119,6 +119,11 @@ HTTP_STATUS: Mapping[str, int] = {
     "page_token_invalid": 502,
     "facebook_unavailable": 503,
     "private_reply_already_sent": 409,  # the outbox store: one private reply per comment
+    # Contacts (contacts/, console/contacts.py).
+    "contacts_error": 500,
+    "contact_invalid": 422,
+    "contact_not_found": 404,
+    "contacts_unavailable": 503,
 }
 
 

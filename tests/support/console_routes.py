@@ -94,6 +94,16 @@ ROLES: dict[tuple[str, str], tuple[frozenset[str], bool]] = {
     ("PUT", "/api/console/page-profile"): (ADMINS, True),
     ("POST", "/api/console/page-profile/apply"): (ADMINS, True),
     ("GET", "/api/console/page-profile/live"): (ADMINS, True),
+    ("GET", "/console/contacts"): (AGENTS, False),
+    ("GET", "/console/contacts/{page_id}/{psid}"): (AGENTS, False),
+    ("GET", "/api/console/contacts"): (AGENTS, True),
+    ("GET", "/api/console/contacts/{page_id}/{psid}"): (AGENTS, True),
+    ("POST", "/api/console/contacts/{page_id}/{psid}/tags"): (AGENTS, True),
+    ("DELETE", "/api/console/contacts/{page_id}/{psid}/tags/{tag}"): (AGENTS, True),
+    ("PATCH", "/api/console/contacts/{page_id}/{psid}/fields"): (AGENTS, True),
+    ("GET", "/api/console/contacts/{page_id}/{psid}/notes"): (AGENTS, True),
+    ("POST", "/api/console/contacts/{page_id}/{psid}/notes"): (AGENTS, True),
+    ("GET", "/api/console/tags"): (AGENTS, True),
 }
 
 # Development only (BOT_ENV=production does not mount them): the Graph API sandbox, its chat, the API docs.
@@ -122,7 +132,7 @@ def app_routes(app: FastAPI) -> set[tuple[str, str]]:
 def concrete(path: str, conversation_id: str = f"{PAGE}:u1") -> str:
     values = {"conversation_id": conversation_id, "name": "console.css", "message_id": "1", "page_id": PAGE,
               "version": "v21.0", "node": "me", "link_id": "1", "fmt": "png",
-              "rule_id": "1"}
+              "rule_id": "1", "psid": "u1", "tag": "vip"}
     return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], path)
 
 

@@ -937,6 +937,126 @@
     renderStatus(data);
   }
 
-  const pages = { inbox: initInbox, conversation: initConversation, snippets: initSnippets, knowledge: initKnowledge, links: initLinks, comments: initComments, "page-profile": initPageProfile };
+  // --- contacts ("Contactos"): the list (export and import for admins) and one contact -------------------
+
+  function initContacts() {
+    const form = document.getElementById("contacts-import");
+    if (!form) return;  // agents: no export or import
+    const result = document.getElementById("contacts-import-result");
+    const summary = document.getElementById("contacts-import-summary");
+    const errors = document.getElementById("contacts-import-errors");
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const input = document.getElementById("contacts-import-file");
+      if (!input.files.length) return;
+      const body = new FormData();
+      body.append("file", input.files[0]);
+      const partial = document.getElementById("contacts-import-partial").checked;
+      let answer = null;
+      try {
+        answer = await api("POST", "/api/console/contacts/import" + (partial ? "?partial=1" : ""), body);
+      } catch (error) {
+        answer = error.body && error.body.error && error.body.error.errors ? error.body.error : null;
+        if (!answer) { toast(error.message, true); return; }
+      }
+      const rows = answer.errors || [];
+      const created = answer.created || 0, updated = answer.updated || 0;
+      summary.className = "alert " + (rows.length ? "error" : "ok");
+      summary.textContent = (created || updated || !rows.length)
+        ? `Contactos nuevos: ${created}. Actualizados: ${updated}.` + (rows.length ? ` Filas con errores: ${rows.length}.` : "")
+        : (answer.message || `El archivo tiene ${rows.length} fila(s) con errores: no se importó nada. Corríjalas o marque «Importar las filas correctas».`);
+      const tbody = errors.querySelector("tbody");
+      tbody.replaceChildren(...rows.map((e) => el("tr", {}, el("td", {}, e.row), el("td", {}, e.field || "—"), el("td", {}, e.message))));
+      errors.hidden = !rows.length;
+      result.hidden = false;
+      if (created || updated) toast("Importación terminada.");
+    });
+  }
+
+  function initContact() {
+    const box = document.getElementById("contact");
+    const base = "/api/console/contacts/" + encodeURIComponent(box.dataset.pageId) + "/" + encodeURIComponent(box.dataset.psid);
+
+    function renderTags(contact) {
+      const list = document.getElementById("contact-tags");
+      list.replaceChildren(...contact.tags.map((tag) => el("li", { class: "tag" }, tag + " ",
+        el("button", { type: "button", class: "link danger remove-tag", dataset: { tag }, title: "Quitar la etiqueta", "aria-label": "Quitar " + tag }, "×"))));
+      document.getElementById("contact-tags-empty").hidden = contact.tags.length > 0;
+    }
+
+    function renderFields(contact) {
+      const rows = Object.keys(contact.fields).sort().map((key) => el("tr", { dataset: { key } },
+        el("td", {}, el("code", {}, key)),
+        el("td", {}, el("input", { class: "field-value", dataset: { key }, value: contact.fields[key], maxlength: "500", "aria-label": "Valor de " + key })),
+        el("td", { class: "nowrap" }, el("button", { type: "button", class: "save-field", dataset: { key } }, "Guardar"), " ",
+          el("button", { type: "button", class: "link danger delete-field", dataset: { key } }, "Borrar"))));
+      document.getElementById("field-rows").replaceChildren(...rows);
+    }
+
+    async function loadKnownTags() {
+      try {
+        const answer = await api("GET", "/api/console/tags?page_id=" + encodeURIComponent(box.dataset.pageId));
+        document.getElementById("known-tags").replaceChildren(...answer.tags.map((t) => el("option", { value: t.tag })));
+      } catch (_) { /* suggestions only */ }
+    }
+
+    async function saveFields(fields, done) {
+      try {
+        const answer = await api("PATCH", base + "/fields", { fields });
+        renderFields(answer.contact);
+        toast(done);
+        return true;
+      } catch (error) { toast(error.message, true); return false; }
+    }
+
+    document.getElementById("tag-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const input = document.getElementById("tag-input");
+      try {
+        const answer = await api("POST", base + "/tags", { tags: [input.value] });
+        renderTags(answer.contact);
+        input.value = "";
+        toast("Etiqueta añadida.");
+      } catch (error) { toast(error.message, true); }
+    });
+    document.getElementById("contact-tags").addEventListener("click", async (event) => {
+      const button = event.target.closest("button.remove-tag");
+      if (!button) return;
+      try {
+        renderTags((await api("DELETE", base + "/tags/" + encodeURIComponent(button.dataset.tag))).contact);
+      } catch (error) { toast(error.message, true); }
+    });
+    document.getElementById("field-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const key = document.getElementById("field-key"), value = document.getElementById("field-value");
+      if (await saveFields({ [key.value.trim()]: value.value }, "Campo guardado.")) { key.value = ""; value.value = ""; }
+    });
+    document.getElementById("field-rows").addEventListener("click", async (event) => {
+      const save = event.target.closest("button.save-field");
+      const remove = event.target.closest("button.delete-field");
+      if (save) {
+        const input = document.querySelector(`input.field-value[data-key="${CSS.escape(save.dataset.key)}"]`);
+        await saveFields({ [save.dataset.key]: input.value }, "Campo guardado.");
+      } else if (remove) {
+        await saveFields({ [remove.dataset.key]: null }, "Campo borrado.");
+      }
+    });
+    document.getElementById("note-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const text = document.getElementById("note-text");
+      try {
+        const answer = await api("POST", base + "/notes", { text: text.value });
+        const note = answer.note;
+        document.getElementById("notes").prepend(el("li", { class: "note" }, el("p", { class: "note-text" }, note.text),
+          el("span", { class: "muted small" }, note.author + " · ", el("time", { datetime: note.created_at }, dateTime(note.created_at)))));
+        document.getElementById("notes-empty").hidden = true;
+        text.value = "";
+        toast("Nota guardada.");
+      } catch (error) { toast(error.message, true); }
+    });
+    loadKnownTags();
+  }
+
+  const pages = { inbox: initInbox, conversation: initConversation, snippets: initSnippets, knowledge: initKnowledge, links: initLinks, comments: initComments, "page-profile": initPageProfile, contacts: initContacts, contact: initContact };
   if (pages[pageName]) pages[pageName]();
 })();
