@@ -192,6 +192,11 @@ class ContactsStore:
         return [_contact(row) for row in self._db.read("profiles_due", {"now": stored_time(now),
                                                                         "limit": max(1, int(limit))})]
 
+    def sync_cursor(self, name: str = "outbox") -> datetime | None:
+        """Where the sync got to (the last conversation time it read), None before its first round."""
+        rows = self._db.read("get_sync_cursor", {"name": name})
+        return moment(rows[0]["cursor_at"]) if rows else None
+
     # --- writing ---------------------------------------------------------------------------------------------
 
     def upsert_seen(self, page_id: str, psid: str, at: datetime, campaign: str | None = None) -> bool:
@@ -307,6 +312,9 @@ class ContactsStore:
             self._set_fields_in(session, page_id, psid, changes, now)
             self._refresh(session, page_id, psid, now)
         return existed is None
+
+    def save_sync_cursor(self, at: datetime, name: str = "outbox") -> None:
+        self._db.run("save_sync_cursor", {"name": name, "cursor_at": stored_time(at)})
 
     # --- inside a write transaction --------------------------------------------------------------------------
 

@@ -137,6 +137,8 @@ class Settings:
     outbox_retired_tags_until: datetime | None = None
     # The app's comment processor (comments/processor.py) looks for new comments this often when idle.
     comments_poll_seconds: float = 1.0
+    # The app's contacts sync (contacts/sync.py) looks for people who wrote, and profiles to fetch, this often.
+    contacts_sync_seconds: float = 2.0
     event_retention_days: float = 30.0  # finished webhook events kept this long (connectors/ingest.py)
     # The Rasa channel (connectors/messenger.py): journaled windows re-applied this often; Rasa turns at once.
     messenger_upkeep_seconds: float = 30.0
@@ -535,6 +537,8 @@ def load_settings(env: Mapping[str, str] | None = None, overrides: Mapping[str, 
         outbox_retired_tags_until=_moment(get, "OUTBOX_RETIRED_TAGS_UNTIL"),
         comments_poll_seconds=_bounded(get, "COMMENTS_POLL_SECONDS", 1.0, 0.01, 3600,
                                        "seconds between the comment processor's looks for new comments"),
+        contacts_sync_seconds=_bounded(get, "CONTACTS_SYNC_SECONDS", 2.0, 0.01, 3600,
+                                       "seconds between the contacts sync's rounds"),
         event_retention_days=_number(get, "MESSENGER_EVENT_RETENTION_DAYS", 30.0),
         messenger_upkeep_seconds=_bounded(get, "MESSENGER_UPKEEP_SECONDS", 30.0, 0.1, 3600,
                                           "seconds between rounds of the webhook upkeep"),

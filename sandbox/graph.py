@@ -16,6 +16,9 @@ in development, tests and benchmarks goes through Meta's validation rules
 - `POST /{version}/{comment_id}/comments`: the page's public reply under a comment, recorded like sends.
 - `GET /{version}/{post_id}?fields=message`: a post's text, for posts the sandbox was told about (`register_post`,
   `/sandbox/comments` with `post_message`); Meta's "Unsupported get request" error for any other object.
+- `GET /{version}/{psid}?fields=first_name,last_name,profile_pic,locale`: Meta's User Profile API, with a name
+  made from the PSID (`sandbox_profile`); PSIDs starting with `noperm` get Meta's "(#100) Insufficient permission to
+  access user profile" (subcode 2018247), `noprofile` Meta's "No profile available for this user" (2018218).
 - `GET /sandbox/sent`, `GET /sandbox/requests`, `DELETE /sandbox/sent`: what was sent.
 - `POST|GET|DELETE /sandbox/failures`: make the next sends fail as Meta would.
 - `POST|GET /sandbox/latency`: answer slower, for benchmarks.
@@ -241,6 +244,46 @@ def recipient_id_of(body: Any) -> str | None:
     return sandbox_psid(values[0]) if values else None
 
 
+# --- the User Profile API ----------------------------------------------------------------------------------------
+
+SANDBOX_FIRST_NAMES = ("María", "José", "Lucía", "Andrés", "Gabriela", "Carlos", "Valeria", "Luis", "Daniela",
+                       "Jorge", "Camila", "Diego")
+SANDBOX_LAST_NAMES = ("Zambrano", "Pérez", "Guamán", "Andrade", "Cevallos", "Mora", "Chiriboga", "Vera", "Salazar",
+                      "Quishpe", "Ordóñez", "Bravo")
+PROFILE_NODE_FIELDS = frozenset({"id", "name", "first_name", "last_name", "profile_pic", "locale", "timezone",
+                                 "gender"})
+NO_PERMISSION_PREFIX = "noperm"  # PSIDs the sandbox refuses as Meta does without the profile permission
+NO_PROFILE_PREFIX = "noprofile"  # PSIDs of a Messenger account made with a phone number: no profile
+
+
+def sandbox_profile(psid: str) -> dict[str, Any]:
+    """The profile the sandbox serves for a PSID: a Spanish name chosen by the PSID's digest (always the same for one
+    PSID), a picture URL that points nowhere real, and Latin American Spanish."""
+    digest = hashlib.sha256(psid.encode("utf-8")).digest()
+    first, last = SANDBOX_FIRST_NAMES[digest[0] % len(SANDBOX_FIRST_NAMES)], \
+        SANDBOX_LAST_NAMES[digest[1] % len(SANDBOX_LAST_NAMES)]
+    return {"id": psid, "name": f"{first} {last}", "first_name": first, "last_name": last,
+            "profile_pic": f"https://sandbox.invalid/profile_pic/{psid}.jpg", "locale": "es_LA", "timezone": -5,
+            "gender": "female" if digest[2] % 2 else "male"}
+
+
+def no_profile_permission_error() -> GraphErrorSpec:
+    """Meta's answer when the app or page may not read this person's profile (no Business Asset User Profile
+    Access, or the person never opted in)."""
+    return GraphErrorSpec("(#100) Insufficient permission to access user profile.", 100, error_subcode=2018247)
+
+
+def no_profile_error() -> GraphErrorSpec:
+    """Meta's answer for a Messenger account made with a phone number (Meta, User Profile API: "Profile
+    Unavailable")."""
+    return GraphErrorSpec("(#100) No profile available for this user.", 100, error_subcode=2018218)
+
+
+def nonexisting_field_error(name: str) -> GraphErrorSpec:
+    return GraphErrorSpec(f"(#100) Tried accessing nonexisting field ({name}) on node type (MessengerPageScopedID)",
+                          100)
+
+
 # --- comments: private replies and public replies ------------------------------------------------------------------
 
 PRIVATE_REPLY_DAYS = 7  # Meta: "within 7 days from when the post or comment was created"
@@ -462,6 +505,33 @@ class GraphSandbox:
         if "message" in wanted and known[1]:
             body["message"] = known[1]
         return SandboxAnswer(200, body)
+
+    def handle_user_profile(self, *, psid: str, token: str | None, fields: str | None) -> SandboxAnswer:
+        """Answer `GET /{version}/{psid}?fields=...` as Meta's User Profile API does: the fields asked for (default
+        first_name, last_name, profile_pic, id) to a page's token; Meta's errors for no token (104), a bad one
+        (190), a field the node does not have, and the `noperm…`/`noprofile…` PSIDs. A numeric id the sandbox knows
+        as a post is a post (`handle_get_post`)."""
+        with self._lock:
+            is_post = psid in self._posts
+        if is_post:
+            return self.handle_get_post(post_id=psid, token=token, fields=fields)
+        authorized = authorize(self._token_pages, "me", token)
+        error = authorized if isinstance(authorized, GraphErrorSpec) else None
+        wanted = [name.strip() for name in (fields or "first_name,last_name,profile_pic").split(",") if name.strip()]
+        if error is None:
+            unknown = next((name for name in wanted if name not in PROFILE_NODE_FIELDS), None)
+            if unknown is not None:
+                error = nonexisting_field_error(unknown[:80])
+            elif psid.startswith(NO_PERMISSION_PREFIX):
+                error = no_profile_permission_error()
+            elif psid.startswith(NO_PROFILE_PREFIX):
+                error = no_profile_error()
+        if error is not None:
+            page_id = authorized if isinstance(authorized, str) else "me"
+            return SandboxAnswer(error.http_status, error.to_body(_new_fbtrace_id()),
+                                 error_headers(error, page_id, None))
+        profile = sandbox_profile(psid)
+        return SandboxAnswer(200, {"id": psid, **{name: profile[name] for name in wanted}})
 
     def handle_comment_reply(
         self,
@@ -700,7 +770,21 @@ class GraphObjectConvertor(Convertor[str]):
         return value
 
 
+class GraphPsidConvertor(Convertor[str]):
+    """A PSID: letters, digits and `-` (Meta's are digits; the sandbox chat's are names like `ana-4`), never `me` and
+    never with `_` (`<digits>_<digits>` is a post id: `get_post`)."""
+
+    regex = r"(?!me$)[A-Za-z0-9-]{1,64}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
 register_url_convertor("graph_version", GraphVersionConvertor())
+register_url_convertor("graph_psid", GraphPsidConvertor())
 register_url_convertor("graph_object", GraphObjectConvertor())
 register_url_convertor("graph_node", GraphNodeConvertor())
 
@@ -776,6 +860,14 @@ async def messenger_profile(request: Request, version: str, node: str) -> JSONRe
         body=without_token(body), fields=profile_fields_of(fields), body_error=body_error,
     )
     return _json(answer)
+
+
+@router.get("/{version:graph_version}/{psid:graph_psid}", include_in_schema=False)
+async def user_profile(request: Request, version: str, psid: str) -> JSONResponse:
+    """Meta's User Profile API: `GET /{version}/{psid}?fields=first_name,last_name,profile_pic,locale`."""
+    token = access_token_of(request.query_params, request.headers.get("authorization"), None)
+    return _json(_sandbox(request).handle_user_profile(psid=psid, token=token,
+                                                       fields=request.query_params.get("fields")))
 
 
 @router.get("/{version:graph_version}/{post_id:graph_object}", include_in_schema=False)

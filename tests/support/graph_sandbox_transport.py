@@ -1,5 +1,6 @@
 """A Graph client transport answered by a `GraphSandbox` in the same process: the real `GraphClient` (its paths,
-its error mapping) against the sandbox's Meta checks, without a server. The Messenger Profile API only, for now."""
+its error mapping) against the sandbox's Meta checks, without a server. The Messenger Profile API and the
+User Profile API (`GET /{version}/{psid}`), for now."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from meta.graph import GraphRequest, GraphResponse
 from sandbox.graph import GraphSandbox, profile_fields_of
 
 PROFILE_PATH = re.compile(r"^/(v[0-9]+\.[0-9]+)/(me|[0-9]+)/messenger_profile$")
+USER_PROFILE_PATH = re.compile(r"^/(v[0-9]+\.[0-9]+)/((?!me$)[A-Za-z0-9-]{1,64})$")
 
 
 class SandboxTransport:
@@ -22,6 +24,11 @@ class SandboxTransport:
     async def send(self, request: GraphRequest) -> GraphResponse:
         if self.fail_with is not None:
             return GraphResponse(*self.fail_with)
+        user = USER_PROFILE_PATH.match(request.path)
+        if user is not None and request.method == "GET":
+            profile = self.sandbox.handle_user_profile(psid=user[2], token=request.params.get("access_token"),
+                                                       fields=request.params.get("fields"))
+            return GraphResponse(profile.status, profile.body, dict(profile.headers))
         match = PROFILE_PATH.match(request.path)
         if match is None:
             raise NotImplementedError(f"the in-process sandbox transport does not answer {request.path}")

@@ -103,3 +103,10 @@ GROUP BY tag_key ORDER BY contacts DESC, tag_key;
 
 -- name: export_chunk
 SELECT * FROM contacts WHERE (%(page_id)s IS NULL OR page_id = %(page_id)s) AND id > %(after_id)s ORDER BY id LIMIT %(limit)s;
+
+-- name: get_sync_cursor
+SELECT cursor_at FROM contacts_sync WHERE name = %(name)s;
+
+-- name: save_sync_cursor
+INSERT INTO contacts_sync (name, cursor_at) VALUES (%(name)s, %(cursor_at)s)
+ON CONFLICT (name) DO UPDATE SET cursor_at = excluded.cursor_at;

@@ -62,3 +62,10 @@ CREATE TABLE contact_notes (
     created_at TEXT NOT NULL
 );
 CREATE INDEX contact_notes_by_contact ON contact_notes (page_id, psid, id);
+
+-- Where the contacts' sync (contacts/sync.py) got to in the outbox's conversations (their last_user_message_at):
+-- a restart goes on from there instead of reading every conversation again.
+CREATE TABLE contacts_sync (
+    name TEXT PRIMARY KEY,
+    cursor_at TEXT NOT NULL
+);

@@ -102,3 +102,10 @@ GROUP BY tag_key ORDER BY contacts DESC, tag_key;
 
 -- name: export_chunk
 SELECT * FROM contacts WHERE (:page_id IS NULL OR page_id = :page_id) AND id > :after_id ORDER BY id LIMIT :limit;
+
+-- name: get_sync_cursor
+SELECT cursor_at FROM contacts_sync WHERE name = :name;
+
+-- name: save_sync_cursor
+INSERT INTO contacts_sync (name, cursor_at) VALUES (:name, :cursor_at)
+ON CONFLICT (name) DO UPDATE SET cursor_at = excluded.cursor_at;

@@ -1,0 +1,190 @@
+"""contacts.model: the checks (only ContactInvalid, with a Spanish message naming the field, for any input), tags
+compared without case or accents, the windows read from the outbox's policy, Meta's profile answers mapped."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from contacts.model import (
+    FETCHED,
+    NO_PERMISSION,
+    PENDING,
+    UNAVAILABLE,
+    Contact,
+    ContactInvalid,
+    ContactQuery,
+    check_fields,
+    check_note,
+    check_tags,
+    fold,
+    next_profile_attempt,
+    profile_from_graph,
+    profile_outcome,
+    search_text,
+    tag_key,
+    window_durations,
+)
+from meta.errors import classify_graph_error
+from outbox.policy_file import load_policy
+
+NOW = datetime(2026, 11, 30, 15, 0, tzinfo=timezone.utc)
+SPANISH_HINTS = ("etiqueta", "campo", "nota", "valor", "límite", "búsqueda", "cursor", "página", "PSID", "texto",
+                 "campaña", "autor", "nombre", "apellido")
+
+ANY_VALUE = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text() | st.binary(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=45), inner, max_size=4),
+    max_leaves=12)
+NASTY_TEXT = st.text() | st.sampled_from(["", " ", "\x00", "a\x00b", "\ud800", "\n", "x" * 41, "x" * 501, "ñ" * 40])
+
+
+def assert_spanish(error: ContactInvalid) -> None:
+    assert error.field and isinstance(error.message_es, str)
+    assert any(hint in error.message_es for hint in SPANISH_HINTS), error.message_es
+
+
+@settings(max_examples=150, deadline=None)
+@given(tags=st.lists(NASTY_TEXT, max_size=60) | ANY_VALUE)
+def test_any_tags_are_accepted_or_refused_with_contact_invalid_naming_tags(tags: Any) -> None:
+    try:
+        checked = check_tags(tags)
+    except ContactInvalid as refused:
+        assert refused.field == "tags"
+        assert_spanish(refused)
+        return
+    assert len(checked) <= 50
+    assert len({tag_key(tag) for tag in checked}) == len(checked)
+    for tag in checked:
+        assert 1 <= len(tag) <= 40 and tag == tag.strip() and "\x00" not in tag
+
+
+@settings(max_examples=150, deadline=None)
+@given(fields=st.dictionaries(NASTY_TEXT, NASTY_TEXT | st.none(), max_size=55) | ANY_VALUE)
+def test_any_fields_are_accepted_or_refused_naming_the_field(fields: Any) -> None:
+    try:
+        checked = check_fields(fields)
+    except ContactInvalid as refused:
+        assert refused.field == "fields" or refused.field.startswith("fields.")
+        assert_spanish(refused)
+        return
+    for key, value in checked.items():
+        assert key.isascii() and 1 <= len(key) <= 40
+        assert value is None or (len(value) <= 500 and "\x00" not in value and value.strip())
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=NASTY_TEXT | ANY_VALUE)
+def test_any_note_is_accepted_or_refused_naming_note(text: Any) -> None:
+    try:
+        note = check_note(text)
+    except ContactInvalid as refused:
+        assert refused.field == "note"
+        assert_spanish(refused)
+        return
+    assert note.strip() and len(note) <= 5000
+
+
+@settings(max_examples=100, deadline=None)
+@given(query=st.fixed_dictionaries({}, optional={
+    "page_id": NASTY_TEXT | ANY_VALUE, "text": NASTY_TEXT, "tag": NASTY_TEXT, "campaign": NASTY_TEXT,
+    "limit": st.integers(-5, 500) | ANY_VALUE, "after": NASTY_TEXT}))
+def test_any_query_is_built_or_refused_with_contact_invalid(query: dict[str, Any]) -> None:
+    try:
+        ContactQuery(**query)
+    except ContactInvalid as refused:
+        assert_spanish(refused)
+
+
+def test_tags_compare_without_case_accents_or_extra_spaces() -> None:
+    assert check_tags(["Cliente VIP", "cliente vip", "  CLIENTE   VÍP ", "Envío"]) == ("Cliente VIP", "Envío")
+    assert tag_key("Envío Gratis") == tag_key("ENVIO  gratis") == "envio gratis"
+    assert fold("Ñandú") == "nandu"
+    with pytest.raises(ContactInvalid, match="50"):
+        check_tags([f"t{n}" for n in range(51)])
+    with pytest.raises(ContactInvalid, match="saltos de línea"):
+        check_tags(["a\nb"])
+    with pytest.raises(ContactInvalid, match="40"):
+        check_tags(["x" * 41])
+
+
+def test_field_keys_and_deletion() -> None:
+    assert check_fields({"ciudad": "Quito", "pedido": None, "nota_2": "  "}) == {
+        "ciudad": "Quito", "pedido": None, "nota_2": None}
+    with pytest.raises(ContactInvalid) as refused:
+        check_fields({"Ciudad": "Quito"})
+    assert refused.value.field == "fields.Ciudad" and "minúsculas" in refused.value.message_es
+    with pytest.raises(ContactInvalid) as too_long:
+        check_fields({"pedido": "x" * 501})
+    assert too_long.value.field == "fields.pedido"
+
+
+def test_windows_come_from_the_policy_not_from_this_module() -> None:
+    assert window_durations() == (timedelta(hours=24), timedelta(days=7))
+    contact = Contact(page_id="1", psid="1234", first_seen_at=NOW, last_user_message_at=NOW)
+    assert contact.standard_window_left(NOW + timedelta(hours=20)) == timedelta(hours=4)
+    assert contact.human_agent_left(NOW + timedelta(hours=20)) == timedelta(days=6, hours=4)
+    assert contact.standard_window_left(NOW + timedelta(hours=25)) is None
+    assert contact.human_agent_left(NOW + timedelta(days=8)) is None
+    assert Contact(page_id="1", psid="1234", first_seen_at=NOW).standard_window_left(NOW) is None
+    # Another policy (OUTBOX_POLICY_FILE) with a 12 h window is obeyed.
+    shipped = load_policy()
+    shorter = replace(shipped, rules=tuple(replace(rule, window_to=timedelta(hours=12)) if rule.name == "RESPONSE"
+                                           else rule for rule in shipped.rules))
+    assert contact.standard_window_left(NOW + timedelta(hours=11), shorter) == timedelta(hours=1)
+    data = contact.to_dict(NOW + timedelta(hours=23))
+    assert (data["standard_window_seconds_left"], data["display_name"]) == (3600, "Sin nombre (PSID …1234)")
+
+
+def meta_error(status: int, code: int, subcode: int | None = None, message: str = "x") -> Any:
+    body: dict[str, Any] = {"message": message, "type": "OAuthException", "code": code}
+    if subcode is not None:
+        body["error_subcode"] = subcode
+    return classify_graph_error(status, {"error": body})
+
+
+@pytest.mark.parametrize(("status", "code", "subcode", "expected", "words"), [
+    (400, 100, 2018247, NO_PERMISSION, "permiso"),
+    (400, 100, 2018218, NO_PERMISSION, "teléfono"),
+    (400, 100, 2018001, NO_PERMISSION, "bloqueó"),
+    (400, 100, 33, NO_PERMISSION, "permiso"),
+    (403, 200, None, NO_PERMISSION, "pages_messaging"),
+    (400, 190, None, UNAVAILABLE, "token"),
+    (500, 2, None, UNAVAILABLE, "Meta no respondió"),
+    (403, 4, None, UNAVAILABLE, "Meta no respondió"),
+    (400, 100, None, UNAVAILABLE, "código 100"),
+])
+def test_meta_answers_map_to_a_profile_state_and_a_spanish_reason(
+        status: int, code: int, subcode: int | None, expected: str, words: str) -> None:
+    outcome = profile_outcome(meta_error(status, code, subcode))
+    assert outcome.status == expected and outcome.reason is not None and words in outcome.reason
+
+
+def test_retry_times() -> None:
+    assert next_profile_attempt(FETCHED, 0, NOW) is None
+    assert next_profile_attempt(PENDING, 0, NOW) == NOW
+    assert next_profile_attempt(NO_PERMISSION, 1, NOW) == NOW + timedelta(days=1)
+    delays = [next_profile_attempt(UNAVAILABLE, n, NOW) - NOW for n in range(1, 30)]  # type: ignore[operator]
+    assert delays[:3] == [timedelta(seconds=30), timedelta(seconds=60), timedelta(seconds=120)]
+    assert delays == sorted(delays) and max(delays) == timedelta(hours=6)
+
+
+def test_a_profile_from_meta_is_kept_only_where_well_formed() -> None:
+    assert profile_from_graph({"first_name": " Ana ", "last_name": "Mora", "profile_pic": "https://x/a.jpg",
+                               "locale": "es_LA", "gender": "female"}) == {
+        "first_name": "Ana", "last_name": "Mora", "profile_pic": "https://x/a.jpg", "locale": "es_LA"}
+    assert profile_from_graph({"first_name": 7, "last_name": "a\x00", "profile_pic": "javascript:alert(1)",
+                               "locale": "<b>"}) == {
+        "first_name": None, "last_name": None, "profile_pic": None, "locale": None}
+
+
+def test_search_text_never_joins_two_values() -> None:
+    contact = Contact(page_id="1", psid="55", first_seen_at=NOW, first_name="José", last_name="Pérez",
+                      tags=("VIP",), fields={"ciudad": "Quito"})
+    lines = search_text(contact).split("\n")
+    assert "jose perez" in lines and "vip" in lines and "quito" in lines and "55" in lines

@@ -1,0 +1,151 @@
+"""The contacts' sync over real SQLite stores (the outbox's and the contacts') and the Graph client against the
+in-process Graph sandbox: people who wrote become contacts with the sandbox's profile; a PSID without permission
+keeps its PSID and says why; Meta down → unavailable, asked again after the backoff; late webhooks are not lost;
+the cursor survives a restart."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from contacts.model import FETCHED, NO_PERMISSION, PENDING, UNAVAILABLE
+from contacts.store import ContactsStore, open_contacts_store
+from contacts.sync import ContactSync
+from core.settings import SANDBOX_PAGE_ID, SANDBOX_PAGE_TOKEN
+from meta.graph import GraphClient
+from outbox.outbox import Outbox, open_outbox
+from sandbox.graph import GraphSandbox, sandbox_profile
+from tests.support.graph_sandbox_transport import SandboxTransport
+
+NOW = datetime(2026, 11, 30, 15, 0, tzinfo=timezone.utc)
+PAGE = SANDBOX_PAGE_ID
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def transport() -> SandboxTransport:
+    return SandboxTransport(GraphSandbox({PAGE: SANDBOX_PAGE_TOKEN}))
+
+
+@pytest.fixture
+def graph(transport: SandboxTransport) -> GraphClient:
+    return GraphClient({PAGE: SANDBOX_PAGE_TOKEN}, transport=transport)
+
+
+@pytest.fixture
+def outbox(tmp_path: Path, graph: GraphClient) -> Iterator[Outbox]:
+    opened = open_outbox(f"sqlite:///{tmp_path / 'outbox.sqlite3'}", graph)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def contacts(tmp_path: Path) -> Iterator[ContactsStore]:
+    opened = open_contacts_store(f"sqlite:///{tmp_path / 'contacts.sqlite3'}")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def sync(contacts: ContactsStore, outbox: Outbox, graph: GraphClient, clock: Clock) -> ContactSync:
+    campaigns = {(PAGE, "ana-1"): "menu_mesas"}
+    return ContactSync(contacts, outbox, graph, clock, lambda page, psid: campaigns.get((page, psid)))
+
+
+async def test_people_who_wrote_become_contacts_with_the_sandbox_profile(
+        sync: ContactSync, outbox: Outbox, contacts: ContactsStore) -> None:
+    await outbox.record_user_message(PAGE, "ana-1", NOW - timedelta(minutes=3))
+    await outbox.record_user_message(PAGE, "1234567890", NOW - timedelta(minutes=1))
+    assert await sync.sync_seen() == 2
+    pending = contacts.get(PAGE, "ana-1")
+    assert pending is not None and (pending.profile_status, pending.campaign) == (PENDING, "menu_mesas")
+
+    assert await sync.fetch_profiles() == 2
+    expected = sandbox_profile("ana-1")
+    ana = contacts.get(PAGE, "ana-1")
+    assert ana is not None
+    assert (ana.profile_status, ana.first_name, ana.last_name, ana.profile_pic, ana.locale) == (
+        FETCHED, expected["first_name"], expected["last_name"], expected["profile_pic"], "es_LA")
+    assert ana.display_name == f"{expected['first_name']} {expected['last_name']}"
+    assert ana.last_user_message_at == NOW - timedelta(minutes=3)
+    assert await sync.run_once() == 0  # nothing new: nothing done
+
+
+async def test_without_permission_the_contact_keeps_its_psid_and_says_why(
+        sync: ContactSync, outbox: Outbox, contacts: ContactsStore) -> None:
+    await outbox.record_user_message(PAGE, "noperm-7", NOW)
+    await outbox.record_user_message(PAGE, "noprofile-8", NOW)
+    await sync.run_once()
+    refused = contacts.get(PAGE, "noperm-7")
+    assert refused is not None
+    assert (refused.profile_status, refused.first_name, refused.display_name) == (
+        NO_PERMISSION, None, "Sin nombre (PSID …rm-7)")
+    assert refused.profile_reason is not None and "permiso" in refused.profile_reason
+    phone = contacts.get(PAGE, "noprofile-8")
+    assert phone is not None and phone.profile_status == NO_PERMISSION
+    assert phone.profile_reason is not None and "teléfono" in phone.profile_reason
+    assert contacts.profiles_to_fetch(NOW + timedelta(hours=23), 10) == []  # asked again a day later, not before
+    assert len(contacts.profiles_to_fetch(NOW + timedelta(days=1), 10)) == 2
+
+
+async def test_meta_down_is_unavailable_and_retried_after_the_backoff(
+        sync: ContactSync, outbox: Outbox, contacts: ContactsStore, transport: SandboxTransport,
+        clock: Clock) -> None:
+    await outbox.record_user_message(PAGE, "luis-2", NOW)
+    transport.fail_with = (500, {"error": {"message": "An unexpected error has occurred. Please retry your request "
+                                                      "later.", "type": "OAuthException", "code": 2,
+                                           "is_transient": True}}, {})
+    await sync.run_once()
+    down = contacts.get(PAGE, "luis-2")
+    assert down is not None and (down.profile_status, down.profile_attempts) == (UNAVAILABLE, 1)
+    transport.fail_with = None
+    clock.now = NOW + timedelta(seconds=29)
+    assert await sync.fetch_profiles() == 0  # still backing off
+    clock.now = NOW + timedelta(seconds=30)
+    assert await sync.fetch_profiles() == 1
+    back = contacts.get(PAGE, "luis-2")
+    assert back is not None and (back.profile_status, back.first_name, back.profile_attempts, back.profile_reason) == (
+        FETCHED, sandbox_profile("luis-2")["first_name"], 0, None)
+
+
+async def test_a_late_webhook_within_the_lookback_and_a_restart_lose_nobody(
+        sync: ContactSync, outbox: Outbox, contacts: ContactsStore, graph: GraphClient, clock: Clock) -> None:
+    await outbox.record_user_message(PAGE, "u-1", NOW)
+    assert await sync.sync_seen() == 1
+    await outbox.record_user_message(PAGE, "u-2", NOW - timedelta(seconds=30))  # delivered late, older time
+    assert await sync.sync_seen() == 1
+    assert contacts.get(PAGE, "u-2") is not None
+    await outbox.record_user_message(PAGE, "u-1", NOW + timedelta(minutes=1))  # wrote again
+    assert await sync.sync_seen() == 1
+    again = contacts.get(PAGE, "u-1")
+    assert again is not None and again.last_user_message_at == NOW + timedelta(minutes=1)
+
+    restarted = ContactSync(contacts, outbox, graph, clock, lookback=timedelta(seconds=10))
+    await outbox.record_user_message(PAGE, "u-3", NOW + timedelta(minutes=2))
+    assert await restarted.sync_seen() == 2  # u-1 (inside its lookback) again, u-3; not everyone from the start
+    assert contacts.sync_cursor() == NOW + timedelta(minutes=2)
+
+
+async def test_many_at_one_instant_are_all_read_whatever_the_batch(
+        contacts: ContactsStore, outbox: Outbox, graph: GraphClient, clock: Clock) -> None:
+    small = ContactSync(contacts, outbox, graph, clock, batch_size=3)
+    for n in range(7):
+        await outbox.record_user_message(PAGE, f"p-{n}", NOW)
+    await outbox.record_user_message(PAGE, "q-1", NOW + timedelta(seconds=1))
+    assert await small.sync_seen() == 8
+    assert {c.psid for c in contacts.export_rows()} == {f"p-{n}" for n in range(7)} | {"q-1"}
