@@ -44,6 +44,8 @@ from contacts.store import ContactsStore, open_contacts_store
 from core.postgres import DatabaseUnavailable
 from core.settings import Settings
 from handoff.reply_window import duration_es
+from outbox.policy import Policy
+from outbox.policy_file import load_policy
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -69,6 +71,13 @@ def contacts_of(request: Request) -> ContactsStore:
     """The app's contact store (`app.state.contacts`), opened at `settings.store_url("contacts")` when the app did
     not open it."""
     return state_store(request, "contacts", lambda settings: open_contacts_store(settings.store_url("contacts")))
+
+
+def policy_of(request: Request) -> Policy:
+    """The outbox policy the app sends by (`OUTBOX_POLICY_FILE`): the windows a contact shows are its RESPONSE and
+    HUMAN_AGENT rules, as the store's "ventana abierta" filter reads them."""
+    return state_store(request, "contacts_policy", lambda settings: load_policy(
+        settings.outbox_policy_file, retired_tags_until=settings.outbox_retired_tags_until))
 
 
 def now_of(request: Request) -> datetime:
@@ -235,9 +244,10 @@ class NoteBody(BaseModel):
     text: str = Field(min_length=1, max_length=20000, examples=["Prefiere que le escriban por la tarde."])
 
 
-def window_view(contact: Contact, now: datetime) -> WindowOut:
-    standard = contact.standard_window_left(now)
-    human = contact.human_agent_left(now)
+def window_view(contact: Contact, now: datetime, policy: Policy | None = None) -> WindowOut:
+    """The windows by `policy` (the app's outbox policy; the shipped one when None)."""
+    standard = contact.standard_window_left(now, policy)
+    human = contact.human_agent_left(now, policy)
     wrote = contact.last_user_message_at is not None
     standard_es = (f"Quedan {duration_es(standard)} de la ventana de 24 h" if standard is not None
                    else "Ventana de 24 h cerrada" if wrote else "Nunca escribió a la página")
@@ -270,7 +280,7 @@ def contact_url(page_id: str, psid: str) -> str:
     return f"/console/contacts/{page_id}/{psid}"
 
 
-def contact_view(contact: Contact, now: datetime) -> ContactOut:
+def contact_view(contact: Contact, now: datetime, policy: Policy | None = None) -> ContactOut:
     conversation_id = f"{contact.page_id}:{contact.psid}"
     return ContactOut(
         page_id=contact.page_id, psid=contact.psid, display_name=contact.display_name,
@@ -282,8 +292,13 @@ def contact_view(contact: Contact, now: datetime) -> ContactOut:
         profile_fetched_at=contact.profile_fetched_at, first_seen_at=contact.first_seen_at,
         last_user_message_at=contact.last_user_message_at, campaign=contact.campaign,
         campaign_es=campaign_es(contact.campaign), tags=list(contact.tags), fields=dict(contact.fields),
-        notes_count=contact.notes_count, window=window_view(contact, now), conversation_id=conversation_id,
+        notes_count=contact.notes_count, window=window_view(contact, now, policy), conversation_id=conversation_id,
         url=contact_url(contact.page_id, contact.psid), conversation_url=f"/console/conversations/{conversation_id}")
+
+
+def viewed(request: Request, contact: Contact, now: datetime | None = None) -> ContactOut:
+    """`contact_view` at `now` (the console's clock when None) by the app's policy."""
+    return contact_view(contact, now or now_of(request), policy_of(request))
 
 
 def note_view(note: Note) -> NoteOut:
@@ -331,7 +346,8 @@ async def contacts_page(request: Request, principal: AgentPage, q: Filter = None
                "window_open": window_open, "page_id": query.page_id or "", "paged": bool(cursor)}
     return TEMPLATES.TemplateResponse(request, "console/contacts.html", {
         "user": principal, "csrf_token": principal.csrf_token, "is_production": settings.is_production,
-        "is_demo": settings.is_demo, "contacts": [contact_view(c, now).model_dump(mode="json") for c in found.contacts],
+        "is_demo": settings.is_demo,
+        "contacts": [viewed(request, c, now).model_dump(mode="json") for c in found.contacts],
         "next_cursor": found.next_cursor, "total": found.total, "all_tags": [tag for tag, _ in tags],
         "pages": sorted(settings.page_tokens), "filters": filters})
 
@@ -341,7 +357,7 @@ async def contact_page(page_id: PageId, psid: Psid, request: Request, principal:
     contact = await contact_or_404(request, page_id, psid)
     notes: list[Note] = await _call(request, "notes", page_id, psid)
     settings: Settings = request.app.state.settings
-    view = contact_view(contact, now_of(request)).model_dump(mode="json")
+    view = viewed(request, contact).model_dump(mode="json")
     return TEMPLATES.TemplateResponse(request, "console/contact.html", {
         "user": principal, "csrf_token": principal.csrf_token, "is_production": settings.is_production,
         "is_demo": settings.is_demo, "contact": view,
@@ -362,13 +378,13 @@ async def list_contacts(
     """Contacts matching the filters (all together), a page at a time."""
     found = await search(request, contact_query(request, page_id, q, tag, campaign, window_open, limit, cursor))
     now = now_of(request)
-    return ContactListOut(contacts=[contact_view(c, now) for c in found.contacts], next_cursor=found.next_cursor,
-                          total=found.total)
+    return ContactListOut(contacts=[viewed(request, c, now) for c in found.contacts],
+                          next_cursor=found.next_cursor, total=found.total)
 
 
 @router.get(API + "/{page_id}/{psid}", response_model=ContactOneOut)
 async def get_contact(page_id: PageId, psid: Psid, request: Request, principal: AgentOrService) -> ContactOneOut:
-    return ContactOneOut(contact=contact_view(await contact_or_404(request, page_id, psid), now_of(request)))
+    return ContactOneOut(contact=viewed(request, await contact_or_404(request, page_id, psid)))
 
 
 @router.post(API + "/{page_id}/{psid}/tags", response_model=ContactOneOut)
@@ -380,7 +396,7 @@ async def add_tags(page_id: PageId, psid: Psid, body: TagsBody, request: Request
     now = now_of(request)
     contact: Contact = await _call(request, "add_tags", page_id, psid, tags, now)
     log.info("contact tagged", extra={"page_id": page_id, "tags": len(tags), "by": principal.username})
-    return ContactOneOut(contact=contact_view(contact, now))
+    return ContactOneOut(contact=viewed(request, contact, now))
 
 
 @router.delete(API + "/{page_id}/{psid}/tags/{tag}", response_model=ContactOneOut)
@@ -391,7 +407,7 @@ async def remove_tag(page_id: PageId, psid: Psid, tag: Annotated[str, Path(max_l
     contact_key(page_id, psid)
     now = now_of(request)
     contact: Contact = await _call(request, "remove_tag", page_id, psid, checked_tag, now)
-    return ContactOneOut(contact=contact_view(contact, now))
+    return ContactOneOut(contact=viewed(request, contact, now))
 
 
 @router.patch(API + "/{page_id}/{psid}/fields", response_model=ContactOneOut)
@@ -404,7 +420,7 @@ async def set_fields(page_id: PageId, psid: Psid, body: FieldsBody, request: Req
     now = now_of(request)
     contact: Contact = await _call(request, "set_fields", page_id, psid, fields, now)
     log.info("contact fields set", extra={"page_id": page_id, "fields": sorted(fields), "by": principal.username})
-    return ContactOneOut(contact=contact_view(contact, now))
+    return ContactOneOut(contact=viewed(request, contact, now))
 
 
 @router.get(API + "/{page_id}/{psid}/notes", response_model=NotesOut)
@@ -424,7 +440,7 @@ async def add_note(page_id: PageId, psid: Psid, body: NoteBody, request: Request
     now = now_of(request)
     note: Note = await _call(request, "add_note", page_id, psid, text, principal.username, now)
     contact = await contact_or_404(request, page_id, psid)
-    answer = NoteCreatedOut(note=note_view(note), contact=contact_view(contact, now))
+    answer = NoteCreatedOut(note=note_view(note), contact=viewed(request, contact, now))
     return JSONResponse(answer.model_dump(mode="json"), status_code=201)
 
 

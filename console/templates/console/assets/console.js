@@ -962,9 +962,7 @@
       const rows = answer.errors || [];
       const created = answer.created || 0, updated = answer.updated || 0;
       summary.className = "alert " + (rows.length ? "error" : "ok");
-      summary.textContent = (created || updated || !rows.length)
-        ? `Contactos nuevos: ${created}. Actualizados: ${updated}.` + (rows.length ? ` Filas con errores: ${rows.length}.` : "")
-        : (answer.message || `El archivo tiene ${rows.length} fila(s) con errores: no se importó nada. Corríjalas o marque «Importar las filas correctas».`);
+      summary.textContent = answer.message || `Contactos nuevos: ${created}. Actualizados: ${updated}.`;
       const tbody = errors.querySelector("tbody");
       tbody.replaceChildren(...rows.map((e) => el("tr", {}, el("td", {}, e.row), el("td", {}, e.field || "—"), el("td", {}, e.message))));
       errors.hidden = !rows.length;
