@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
@@ -23,13 +23,17 @@ from comments.rules_store import open_rules_store
 from console import routes as console
 from console.auth import NotAuthenticated
 from console.rasa_events import RasaEventFeed, paused_check
+from contacts.store import open_contacts_store
+from contacts.sync import ContactSync
 from core.settings import DEMO_APP_SECRET, SANDBOX_PAGE_ID, Settings, load_settings
 from handoff.rasa_api import HttpRasaTrackers
 from handoff.service import Handoff, open_handoff_store
 from knowledge_matrix.live import LiveKnowledge
+from links.store import LinksStore
 from meta.graph import GraphClient
 from outbox import api as outbox_api
 from outbox.outbox import WAKE_FILE_NAME, open_outbox
+from outbox.policy_file import load_policy
 from sandbox import graph as sandbox
 from sandbox import simulate
 
@@ -92,6 +96,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                               is_paused=paused_check(app.state.handoff.find),
                                               time_zone=settings.business_timezone, graph=client)
         comment_task = asyncio.create_task(app.state.comments.run(settings.comments_poll_seconds))
+        # Contacts (contacts/sync.py): everyone who writes becomes a contact (app.state.contacts, the console's too),
+        # with the campaign they came by (the links store's first referral) and their profile from the Graph API.
+        contacts_store = app.state.contacts = open_contacts_store(
+            settings.store_url("contacts"),
+            load_policy(settings.outbox_policy_file, retired_tags_until=settings.outbox_retired_tags_until))
+        app.state.contact_sync = ContactSync(contacts_store, outbox, client, campaign_of=_campaign_of(app))
+        contacts_task = asyncio.create_task(app.state.contact_sync.run(settings.contacts_sync_seconds))
         # The scale profile: Rasa's event broker feeds the console's live view (user and bot messages, pauses).
         app.state.rasa_events = _rasa_event_feed(settings, app.state.handoff)
         if app.state.rasa_events is not None:
@@ -106,11 +117,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await auto_resume
             app.state.comments.stop()
             await comment_task
+            app.state.contact_sync.stop()
+            await contacts_task
             await outbox.stop()
             await rasa.close()
             handoff_store.close()
             comment_journal.close()
             comment_rules.close()
+            contacts_store.close()
             await client.close()
             outbox.close()
 
@@ -141,6 +155,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The chat injects signed webhook events: the demo only, and never signed with a real app secret.
         _add_sandbox_chat(app, settings)
     return app
+
+
+def _campaign_of(app: FastAPI) -> Callable[[str, str], str | None]:
+    """The campaign a person first came by, for their contact: the ref of their first referral in the links store
+    (`console.links` opens it as app.state.links_store), or "ad:<id>" for an ad; None without one."""
+
+    def campaign_of(page_id: str, psid: str) -> str | None:
+        store: LinksStore | None = getattr(app.state, "links_store", None)
+        referrals = store.conversation_referrals(page_id, psid, limit=1) if store is not None else []
+        if not referrals:
+            return None
+        first = referrals[0]
+        return f"ad:{first.ad_id}" if first.ad_id else first.ref
+
+    return campaign_of
 
 
 def _rasa_event_feed(settings: Settings, handoff: Handoff) -> RasaEventFeed | None:
