@@ -1,8 +1,9 @@
 """Every request to the app is measured and, where a route needs credentials, checked before its body is read.
 
 - Body size: `Content-Length` over the route's limit → 413 at once; a body without a length (chunked) is counted
-  as it streams and the request ends in 413 as soon as it passes the limit. Matrix uploads may carry the
-  documented 5 MB (plus the multipart envelope); every other body is JSON or a small form (`BODY_LIMITS`).
+  as it streams and the request ends in 413 as soon as it passes the limit. Matrix uploads and contact imports
+  may carry their documented 5 MB (plus the multipart envelope); every other body is JSON or a small form
+  (`BODY_LIMITS`).
 - Credentials first: a state-changing request to a route that names roles (`require_role`) or wants the service
   token (`require_service_token`) without a valid session or token is answered 401 before one byte of its body
   is read (FastAPI would otherwise parse, and spool, the whole body before running the dependency).
@@ -26,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from console.auth import SAFE_METHODS, SESSION_COOKIE, authenticator_of, bearer_token, same_secret
 from console.knowledge_editor import MAX_UPLOAD_BYTES
+from contacts.csv_io import MAX_IMPORT_BYTES
 
 MULTIPART_ENVELOPE_BYTES = 64 * 1024  # boundaries, part headers and the CSRF field around the file
 DEFAULT_BODY_LIMIT = 256 * 1024
@@ -35,6 +37,7 @@ with JSON's \\uXXXX escapes for emoji is ≈ 120 KB; every other body is far sma
 # Path → the largest body it accepts (an exact path; anything else gets DEFAULT_BODY_LIMIT).
 BODY_LIMITS = {
     "/api/console/knowledge/drafts": MAX_UPLOAD_BYTES + MULTIPART_ENVELOPE_BYTES,
+    "/api/console/contacts/import": MAX_IMPORT_BYTES + MULTIPART_ENVELOPE_BYTES,
 }
 
 

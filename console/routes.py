@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from console import comments as comment_pages
 from console import contacts as contact_pages
+from console import contacts_csv
 from console import links as link_pages
 from console import page_profile as page_profile_pages
 from console import snippets as snippet_rules
@@ -667,6 +668,7 @@ def install(app: FastAPI, settings: Settings, authenticator: Authenticator | Non
     page_profile_pages.install(app)  # the page's Messenger profile: /console/page-profile, /api/console/page-profile
     app.include_router(comment_pages.router)  # "Respuestas privadas": /console/comments, /api/console/comments
     contact_pages.install(app)  # "Contactos": /console/contacts, /api/console/contacts, /api/console/tags
+    contacts_csv.install(app)  # contacts as CSV: /api/console/contacts/export.csv, /api/console/contacts/import
 
     app.add_middleware(ConsoleHeaders)
     return auth

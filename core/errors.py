@@ -124,6 +124,8 @@ HTTP_STATUS: Mapping[str, int] = {
     "contact_invalid": 422,
     "contact_not_found": 404,
     "contacts_unavailable": 503,
+    "contacts_csv_invalid": 422,  # a CSV that cannot be read as a whole (contacts.csv_io.CsvRefused)
+    "contacts_import_invalid": 422,  # a CSV with errors by row: nothing imported (console/contacts_csv.py)
 }
 
 

@@ -104,6 +104,8 @@ ROLES: dict[tuple[str, str], tuple[frozenset[str], bool]] = {
     ("GET", "/api/console/contacts/{page_id}/{psid}/notes"): (AGENTS, True),
     ("POST", "/api/console/contacts/{page_id}/{psid}/notes"): (AGENTS, True),
     ("GET", "/api/console/tags"): (AGENTS, True),
+    ("GET", "/api/console/contacts/export.csv"): (ADMINS, True),
+    ("POST", "/api/console/contacts/import"): (ADMINS, True),
 }
 
 # Development only (BOT_ENV=production does not mount them): the Graph API sandbox, its chat, the API docs.
