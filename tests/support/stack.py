@@ -69,7 +69,12 @@ class Messenger:
         return self.deliver_raw(raw, headers)
 
     def deliver_raw(self, raw: bytes, headers: dict[str, str]) -> httpx.Response:
-        return self.http.post(self.stack.webhook_url, content=raw, headers=headers)
+        try:
+            return self.http.post(self.stack.webhook_url, content=raw, headers=headers)
+        except httpx.RemoteProtocolError:
+            # The keep-alive race: the webhook closes a connection idle for 5 s just as this client reuses it. The
+            # request never reached the app; Meta delivers again too (and a redelivery is handled once).
+            return self.http.post(self.stack.webhook_url, content=raw, headers=headers)
 
     def say(self, user_id: str, text: str) -> httpx.Response:
         return self.deliver(simulate.webhook_body(PAGE_ID, [simulate.text_message(PAGE_ID, user_id, text)]))
