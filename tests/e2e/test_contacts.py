@@ -1,14 +1,17 @@
 """«Contactos» in a real browser (Debian's Chromium) against the real stack: an agent opens the page from the menu,
 finds a contact by name (typed without accents), opens it, sees the time left of the 24-hour window and of
 HUMAN_AGENT, tags it, adds and then changes a field, writes a note; after a reload all of it is still there, and the
-list filtered by the new tag shows the contact. The contact is seeded in the app's contact store, as the contact sync
-records a person who wrote (its profile from Meta)."""
+list filtered by the new tag shows the contact. An admin downloads the CSV export from the page (BOM, the
+formula-looking tag escaped) and imports a file with a bad row: nothing imported and the row's error shown, then the
+valid rows on request. The contacts are seeded in the app's contact store, as the contact sync records a person who
+wrote (its profile from Meta)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -102,3 +105,42 @@ def test_an_agent_finds_tags_and_annotates_a_contact(page: Any, stack: Stack, co
     page.select_option("#contacts-tag", tag)
     page.get_by_role("button", name="Buscar").click()
     expect(page.locator(f'tr[data-psid="{psid}"]')).to_contain_text(tag)
+
+
+def test_an_admin_exports_and_imports_contacts_from_the_page(page: Any, stack: Stack, contacts: ContactsStore,
+                                                            tmp_path: Path) -> None:
+    psid = str(uuid.uuid4().int)[:16]
+    token = uuid.uuid4().hex[:6]
+    now = datetime.now(timezone.utc)
+    contacts.upsert_seen(PAGE_ID, psid, now - timedelta(hours=1))
+    contacts.record_profile(PAGE_ID, psid, "Rosa", f"Quishpe {token}", None, "es_LA", "fetched", None, now)
+    contacts.add_tags(PAGE_ID, psid, ["=SUMA(1;2)"], now)
+
+    login(page, stack, "admin", "admin-demo")
+    page.goto(f"{stack.app_url}/console/contacts")
+    with page.expect_download() as download_info:
+        page.locator("#contacts-export").click()
+    saved = tmp_path / "contactos.csv"
+    download_info.value.save_as(saved)
+    data = saved.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf")  # UTF-8 with BOM, as Excel expects
+    line = next(row for row in data.decode("utf-8-sig").splitlines() if f";{psid};" in row)
+    assert f"Quishpe {token}" in line and "'=SUMA(1;2)" in line  # the formula-looking tag escaped
+
+    # A file with one bad row: nothing imported, the row's error shown in Spanish.
+    bad = tmp_path / "importar.csv"
+    bad.write_bytes(f"psid;nombre;etiquetas\n{psid};Rosa María;Importada {token}\n;Sin PSID;x\n".encode("utf-8-sig"))
+    page.set_input_files("#contacts-import-file", str(bad))
+    page.get_by_role("button", name="Importar contactos").click()
+    expect(page.locator("#contacts-import-summary")).to_contain_text("no se importó ningún contacto")
+    expect(page.locator("#contacts-import-errors tbody tr")).to_have_count(1)
+    expect(page.locator("#contacts-import-errors tbody")).to_contain_text("3")
+    stored = contacts.get(PAGE_ID, psid)
+    assert stored is not None and stored.first_name == "Rosa"
+
+    # Only the valid rows, on request.
+    page.check("#contacts-import-partial")
+    page.get_by_role("button", name="Importar contactos").click()
+    expect(page.locator("#contacts-import-summary")).to_contain_text("1 actualizados")
+    stored = contacts.get(PAGE_ID, psid)
+    assert stored is not None and f"Importada {token}" in stored.tags
