@@ -34,8 +34,8 @@ from contacts.csv_io import (
     import_csv,
     merge_errors,
 )
-from contacts.model import ContactInvalid, check_page_id
-from contacts.store import ContactsStore
+from contacts.model import check_page_id
+from contacts.store import ContactsStore, ImportRowInvalid
 from core.postgres import DatabaseUnavailable
 from core.settings import Settings
 
@@ -133,9 +133,15 @@ async def import_contacts(request: Request, principal: AdminOrService, file: Ann
                            errors=[error.to_dict() for error in errors[:MAX_REPORTED_ERRORS]],
                            errors_total=len(errors), created=0, updated=0)
     try:
-        created, updated, refused = await run_in_threadpool(apply_plan, store, rows, now_of(request))
+        created, updated, refused = await run_in_threadpool(apply_plan, store, rows, now_of(request), partial)
     except DatabaseUnavailable as exc:
         raise ConsoleError("contacts_unavailable", UNAVAILABLE) from exc
+    if refused and not partial:  # the store refused a row the check passed (the contact changed meanwhile)
+        raise ConsoleError("contacts_import_invalid",
+                           f"{refused[0].message} No se importó ningún contacto. Corríjala y vuelva a importar el "
+                           "archivo, o importe solo las filas válidas (partial=1).",
+                           errors=[error.to_dict() for error in refused], errors_total=len(refused), created=0,
+                           updated=0)
     errors = sorted([*errors, *refused], key=lambda error: error.row)
     skipped = len({error.row for error in errors})
     log.info("contacts imported", extra={"by": principal.username, "created": created, "updated": updated,
@@ -167,19 +173,22 @@ def check_with_store(store: ContactsStore, rows: list[ImportRow]) -> tuple[list[
     return kept, errors
 
 
-def apply_plan(store: ContactsStore, rows: list[ImportRow], now: datetime) -> tuple[int, int, list[RowError]]:
-    """Write the rows: (created, updated, rows the store refused — e.g. more than 50 tags with the ones it has)."""
-    created = updated = 0
+def apply_plan(store: ContactsStore, rows: list[ImportRow], now: datetime, partial: bool = False) \
+        -> tuple[int, int, list[RowError]]:
+    """Write the rows in one transaction, all or nothing (`ContactsStore.import_contacts`): (created, updated, rows
+    the store refused — e.g. more than 50 tags with the ones the contact gained since the check). A refused row
+    writes nothing: (0, 0, [its error]); with `partial` the batch is written again without it."""
     refused: list[RowError] = []
-    for row in rows:
+    while True:
         try:
-            if store.import_contact(row.page_id, row.psid, row.first_name, row.last_name, row.tags, row.fields, now):
-                created += 1
-            else:
-                updated += 1
-        except ContactInvalid as exc:
+            created, updated = store.import_contacts(rows, now)
+            return created, updated, refused
+        except ImportRowInvalid as exc:
+            row = rows[exc.index]
             refused.append(RowError(row.row, None, f"Fila {row.row}: {exc.message_es}"))
-    return created, updated, refused
+            if not partial:
+                return 0, 0, refused
+            rows = rows[:exc.index] + rows[exc.index + 1:]
 
 
 def install(app: FastAPI) -> None:

@@ -16,11 +16,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from contacts.model import (
     FETCHED,
@@ -53,6 +54,7 @@ from outbox.policy import Policy
 
 SQL_DIR = Path(__file__).parent / "sql"  # sqlite/ and postgres/: numbered migrations and queries.sql
 EXPORT_CHUNK = 500
+IMPORT_READ_CHUNK = 500  # contacts per read of `import_contacts` (one JSON parameter each)
 MAX_NOTES = 500
 _CURSOR_PREFIX = "c1:"
 
@@ -109,6 +111,26 @@ def decode_cursor(cursor: str) -> int:
     raise ContactInvalid("cursor", "El cursor de la página no es válido; vuelva a la primera página.")
 
 
+_INBOX_CURSOR_PREFIX = "i1:"
+
+
+def encode_inbox_cursor(last_user_message_at: datetime, contact_id: int) -> str:
+    raw = f"{_INBOX_CURSOR_PREFIX}{stored_time(last_user_message_at)}|{contact_id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode("ascii").rstrip("=")
+
+
+def decode_inbox_cursor(cursor: str) -> tuple[str, int]:
+    """(stored last-message time, id) of an inbox cursor; ContactInvalid("cursor") for anything else."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        at, sep, number = text[len(_INBOX_CURSOR_PREFIX):].partition("|")
+        if text.startswith(_INBOX_CURSOR_PREFIX) and sep and number.isdigit() and 0 < int(number) < 2**63:
+            return stored_time(datetime.fromisoformat(at)), int(number)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise ContactInvalid("cursor", "El cursor de la página no es válido; vuelva a la primera página.")
+
+
 def like_pattern(text: str) -> str | None:
     """`%text%` over the folded search text, with LIKE's own characters escaped; None for a blank search."""
     folded = fold(text)
@@ -116,6 +138,81 @@ def like_pattern(text: str) -> str | None:
         return None
     escaped = folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+class ImportedContact(Protocol):
+    """One contact of a batch import (`contacts.csv_io.ImportRow` is one): a None name keeps the stored one."""
+
+    @property
+    def page_id(self) -> str: ...
+    @property
+    def psid(self) -> str: ...
+    @property
+    def first_name(self) -> str | None: ...
+    @property
+    def last_name(self) -> str | None: ...
+    @property
+    def tags(self) -> Iterable[str]: ...
+    @property
+    def fields(self) -> Mapping[str, str | None]: ...
+
+
+class ImportRowInvalid(ContactInvalid):
+    """`import_contacts` refused a row (a bad value, or over the tag or field limits with what the contact has):
+    `index` is its place in the batch. Nothing of the batch was written."""
+
+    def __init__(self, index: int, error: ContactInvalid) -> None:
+        super().__init__(error.field, error.message_es)
+        self.index = index
+
+
+@dataclass
+class _Draft:
+    """A contact as a batch import leaves it (its stored state, then each of its rows in turn)."""
+
+    existed: bool
+    first_seen_at: datetime
+    first_name: str | None
+    last_name: str | None
+    tags: dict[str, str]  # tag_key -> tag
+    fields: dict[str, str]
+    names_given: bool = False
+    new_tags: dict[str, str] = field(default_factory=dict)
+    touched_fields: set[str] = field(default_factory=set)
+
+    def apply(self, first: str | None, last: str | None, tags: tuple[str, ...], changes: Mapping[str, str | None]) \
+            -> None:
+        """One row, as `import_contact` writes it: names where given, tags added, fields set (None deletes)."""
+        new = {key: tag for key, tag in ((tag_key(tag), tag) for tag in tags) if key not in self.tags}
+        check_tag_room(len(self.tags), len(new))
+        check_field_room(fields_after(self.fields.keys(), changes))
+        if first is not None or last is not None:
+            self.names_given = True
+            self.first_name = first if first is not None else self.first_name
+            self.last_name = last if last is not None else self.last_name
+        self.tags.update(new)
+        self.new_tags.update(new)
+        for key, value in changes.items():
+            if value is None:
+                self.fields.pop(key, None)
+            else:
+                self.fields[key] = value
+        self.touched_fields.update(changes)
+
+
+def check_tag_room(present: int, new: int) -> None:
+    if present + new > MAX_TAGS:
+        raise ContactInvalid("tags", f"Un contacto tiene como máximo {MAX_TAGS} etiquetas (ya tiene {present}).")
+
+
+def fields_after(present: Iterable[str], changes: Mapping[str, str | None]) -> set[str]:
+    return (set(present) | {key for key, value in changes.items() if value is not None}) - {
+        key for key, value in changes.items() if value is None}
+
+
+def check_field_room(after: set[str]) -> None:
+    if len(after) > MAX_FIELDS:
+        raise ContactInvalid("fields", f"Un contacto tiene como máximo {MAX_FIELDS} campos.")
 
 
 class ContactsStore:
@@ -164,6 +261,35 @@ class ContactsStore:
         total = int(self._db.read("count_contacts", params)[0]["total"])
         shown = rows[:query.limit]
         next_cursor = encode_cursor(int(shown[-1]["id"])) if len(rows) > query.limit else None
+        return ContactPage([_contact(row) for row in shown], next_cursor, total)
+
+    def inbox(self, query: ContactQuery, only: Collection[str] | None = None,
+              exclude: Collection[str] | None = None) -> ContactPage:
+        """The console's inbox: people who wrote (`last_user_message_at` set) matching `query`, newest last message
+        first. `only` / `exclude`: conversation ids (`<page_id>:<psid>`) the list keeps to or leaves out (the handoff
+        side's state filters). The cursor is (last message, id): a last message only moves later, so a person who
+        writes meanwhile moves above the pages already read and is never shown twice."""
+        window_from = None
+        if query.window_open_at is not None:
+            window_from = stored_time(query.window_open_at - window_durations(self._policy)[0])
+        params: dict[str, Any] = {
+            "page_id": query.page_id,
+            "pattern": like_pattern(query.text) if query.text is not None else None,
+            "tag_key": tag_key(check_tag(query.tag, "tag")) if query.tag is not None else None,
+            "campaign": query.campaign,
+            "window_from": window_from,
+            "only": _json(sorted(only)) if only is not None else None,
+            "exclude": _json(sorted(exclude)) if exclude else None,
+        }
+        before_at, before_id = decode_inbox_cursor(query.after) if query.after is not None else (None, None)
+        rows = self._db.read("inbox_contacts", {**params, "before_at": before_at, "before_id": before_id,
+                                                "limit": query.limit + 1})
+        total = int(self._db.read("count_inbox", params)[0]["total"])
+        shown = rows[:query.limit]
+        next_cursor = None
+        if len(rows) > query.limit:
+            last = shown[-1]
+            next_cursor = encode_inbox_cursor(moment(last["last_user_message_at"]), int(last["id"]))
         return ContactPage([_contact(row) for row in shown], next_cursor, total)
 
     def notes(self, page_id: str, psid: str, limit: int = MAX_NOTES) -> list[Note]:
@@ -313,6 +439,36 @@ class ContactsStore:
             self._refresh(session, page_id, psid, now)
         return existed is None
 
+    def import_contacts(self, rows: Iterable[ImportedContact], now: datetime) -> tuple[int, int]:
+        """Many contacts from a CSV file in ONE transaction, each row as `import_contact` would write it (in order:
+        a contact twice in the batch is created, then updated): (created, updated). All or nothing: a refused row
+        raises `ImportRowInvalid` (its index) and a database error rolls everything back. The stored state is read
+        in chunks of keys and the changes written with `executemany` (a few statements per chunk, not per row)."""
+        checked: list[tuple[tuple[str, str], str | None, str | None, tuple[str, ...], dict[str, str | None]]] = []
+        for index, row in enumerate(rows):
+            try:
+                key = (check_page_id(row.page_id), check_psid(row.psid))
+                checked.append((key, check_name(row.first_name, "first_name"), check_name(row.last_name, "last_name"),
+                                check_tags(row.tags), check_fields(row.fields)))
+            except ContactInvalid as exc:
+                raise ImportRowInvalid(index, exc) from exc
+        if not checked:
+            return 0, 0
+        created = 0
+        with self._db.write() as session:
+            drafts = self._drafts_in(session, list(dict.fromkeys(item[0] for item in checked)))
+            for index, (key, first, last, tags, changes) in enumerate(checked):
+                draft = drafts.get(key)
+                if draft is None:
+                    draft = drafts[key] = _Draft(False, now, None, None, {}, {})
+                    created += 1
+                try:
+                    draft.apply(first, last, tags, changes)
+                except ContactInvalid as exc:
+                    raise ImportRowInvalid(index, exc) from exc
+            self._write_drafts_in(session, drafts, now)
+        return created, len(checked) - created
+
     def save_sync_cursor(self, at: datetime, name: str = "outbox") -> None:
         self._db.run("save_sync_cursor", {"name": name, "cursor_at": stored_time(at)})
 
@@ -328,9 +484,7 @@ class ContactsStore:
         keys = {"page_id": page_id, "psid": psid}
         present = {row["tag_key"] for row in session.execute(self._db.queries["tags_of"], keys).fetchall()}
         new = [tag for tag in tags if tag_key(tag) not in present]
-        if len(present) + len(new) > MAX_TAGS:
-            raise ContactInvalid("tags", f"Un contacto tiene como máximo {MAX_TAGS} etiquetas (ya tiene "
-                                         f"{len(present)}).")
+        check_tag_room(len(present), len(new))
         for tag in new:
             session.execute(self._db.queries["insert_tag"], {**keys, "tag": tag, "tag_key": tag_key(tag),
                                                              "now": stored_time(now)})
@@ -339,16 +493,59 @@ class ContactsStore:
                        now: datetime) -> None:
         keys = {"page_id": page_id, "psid": psid}
         present = {row["key"] for row in session.execute(self._db.queries["fields_of"], keys).fetchall()}
-        after = (present | {key for key, value in changes.items() if value is not None}) - {
-            key for key, value in changes.items() if value is None}
-        if len(after) > MAX_FIELDS:
-            raise ContactInvalid("fields", f"Un contacto tiene como máximo {MAX_FIELDS} campos.")
+        check_field_room(fields_after(present, changes))
         for key, value in changes.items():
             if value is None:
                 session.execute(self._db.queries["delete_field"], {**keys, "key": key})
             else:
                 session.execute(self._db.queries["upsert_field"], {**keys, "key": key, "value": value,
                                                                    "now": stored_time(now)})
+
+    def _drafts_in(self, session: Any, keys: list[tuple[str, str]]) -> dict[tuple[str, str], _Draft]:
+        """The stored state of the contacts among `keys` (absent ones left out), read a chunk of keys at a time."""
+        drafts: dict[tuple[str, str], _Draft] = {}
+        for start in range(0, len(keys), IMPORT_READ_CHUNK):
+            chunk = {"keys": json.dumps(keys[start:start + IMPORT_READ_CHUNK], ensure_ascii=False)}
+            for row in session.execute(self._db.queries["contacts_of_keys"], chunk).fetchall():
+                drafts[(row["page_id"], row["psid"])] = _Draft(True, moment(row["first_seen_at"]), row["first_name"],
+                                                               row["last_name"], {}, {})
+            for row in session.execute(self._db.queries["tags_of_keys"], chunk).fetchall():
+                drafts[(row["page_id"], row["psid"])].tags[row["tag_key"]] = row["tag"]
+            for row in session.execute(self._db.queries["fields_of_keys"], chunk).fetchall():
+                drafts[(row["page_id"], row["psid"])].fields[row["key"]] = row["value"]
+        return drafts
+
+    def _write_drafts_in(self, session: Any, drafts: Mapping[tuple[str, str], _Draft], now: datetime) -> None:
+        """The batch's changes, one `executemany` per statement (contacts in the order first met: their ids, and
+        so the list's order, are those a row-by-row import gives)."""
+        at = stored_time(now)
+        queries = self._db.queries
+        contacts = [{"page_id": page_id, "psid": psid, "now": at, "search_text": fold(psid)}
+                    for (page_id, psid), draft in drafts.items() if not draft.existed]
+        names = [{"page_id": page_id, "psid": psid, "first_name": draft.first_name, "last_name": draft.last_name}
+                 for (page_id, psid), draft in drafts.items() if draft.names_given]
+        tags = [{"page_id": page_id, "psid": psid, "tag": tag, "tag_key": key, "now": at}
+                for (page_id, psid), draft in drafts.items() for key, tag in draft.new_tags.items()]
+        upserts = [{"page_id": page_id, "psid": psid, "key": key, "value": draft.fields[key], "now": at}
+                   for (page_id, psid), draft in drafts.items() for key in sorted(draft.touched_fields)
+                   if key in draft.fields]
+        deletes = [{"page_id": page_id, "psid": psid, "key": key}
+                   for (page_id, psid), draft in drafts.items() for key in sorted(draft.touched_fields)
+                   if key not in draft.fields]
+        refreshes = []
+        for (page_id, psid), draft in drafts.items():
+            ordered_tags = tuple(draft.tags[key] for key in sorted(draft.tags))  # as `tags_of` orders them
+            fields = {key: draft.fields[key] for key in sorted(draft.fields)}
+            contact = Contact(page_id=page_id, psid=psid, first_seen_at=draft.first_seen_at,
+                              first_name=draft.first_name, last_name=draft.last_name, tags=ordered_tags,
+                              fields=MappingProxyType(fields))
+            refreshes.append({"page_id": page_id, "psid": psid,
+                              "tags_json": json.dumps(list(ordered_tags), ensure_ascii=False),
+                              "fields_json": _json(fields), "search_text": search_text(contact), "now": at})
+        for name, params in (("insert_contact", contacts), ("set_names", names), ("insert_tag", tags),
+                             ("upsert_field", upserts), ("delete_field", deletes), ("refresh_contact", refreshes)):
+            if params:
+                session.executemany(queries[name], params)
 
     def _refresh(self, session: Any, page_id: str, psid: str, now: datetime) -> None:
         """Rewrite the contact row's copies (tags, fields, notes count) and search text from the tables."""

@@ -35,6 +35,7 @@ from core.sqlite import Migration, SchemaTooNew, load_migrations, load_queries
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 CONNECT_TIMEOUT_SECONDS = 5  # a server that is down answers at once; one that hangs must not block a store forever
+BATCH_PAGE_SIZE = 500  # statements per round trip of `_Session.executemany`
 SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")  # lower case: no quoting surprises between psql and the URL
 _SEARCH_PATH = re.compile(r"(?:^|\s)-c\s*search_path\s*=\s*(\S+)")
 
@@ -157,6 +158,14 @@ class _Session:
 
     def execute(self, sql: str, params: Mapping[str, Any] | Sequence[Any] | None = None, /) -> Any:
         self.cursor.execute(sql, params)
+        return self.cursor
+
+    def executemany(self, sql: str, params: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]], /) -> Any:
+        """The statement once per parameter set, sent in pages of BATCH_PAGE_SIZE statements (one round trip per
+        page, not per row; `psycopg2.extras.execute_batch`). `rowcount` is the last page's."""
+        from psycopg2.extras import execute_batch
+
+        execute_batch(self.cursor, sql, params, page_size=BATCH_PAGE_SIZE)
         return self.cursor
 
 

@@ -110,3 +110,51 @@ SELECT cursor_at FROM contacts_sync WHERE name = %(name)s;
 -- name: save_sync_cursor
 INSERT INTO contacts_sync (name, cursor_at) VALUES (%(name)s, %(cursor_at)s)
 ON CONFLICT (name) DO UPDATE SET cursor_at = excluded.cursor_at;
+
+-- name: contacts_of_keys
+-- The batch import's reads: the contacts (and below, their tags and fields) of a JSON list of [page_id, psid] pairs,
+-- one statement per chunk of keys instead of one per contact.
+SELECT c.* FROM jsonb_array_elements(%(keys)s::jsonb) k
+JOIN contacts c ON c.page_id = k.value ->> 0 AND c.psid = k.value ->> 1;
+
+-- name: tags_of_keys
+SELECT t.page_id, t.psid, t.tag, t.tag_key FROM jsonb_array_elements(%(keys)s::jsonb) k
+JOIN contact_tags t ON t.page_id = k.value ->> 0 AND t.psid = k.value ->> 1;
+
+-- name: fields_of_keys
+SELECT f.page_id, f.psid, f.key, f.value FROM jsonb_array_elements(%(keys)s::jsonb) k
+JOIN contact_fields f ON f.page_id = k.value ->> 0 AND f.psid = k.value ->> 1;
+
+-- name: inbox_contacts
+-- The console's inbox: people who wrote, newest last message first; the cursor is the last (time, id) shown.
+-- %(only)s / %(exclude)s are JSON lists of conversation ids ("<page_id>:<psid>") from the handoff side's filters.
+SELECT * FROM contacts c
+WHERE c.last_user_message_at IS NOT NULL
+  AND (%(page_id)s IS NULL OR c.page_id = %(page_id)s)
+  AND (%(pattern)s IS NULL OR c.search_text LIKE %(pattern)s ESCAPE '\')
+  AND (%(tag_key)s IS NULL OR EXISTS (SELECT 1 FROM contact_tags t WHERE t.page_id = c.page_id AND t.psid = c.psid
+                                                                  AND t.tag_key = %(tag_key)s))
+  AND (%(campaign)s IS NULL OR c.campaign = %(campaign)s)
+  AND (%(window_from)s IS NULL OR c.last_user_message_at >= %(window_from)s)
+  AND (%(only)s::jsonb IS NULL
+       OR c.page_id || ':' || c.psid IN (SELECT jsonb_array_elements_text(%(only)s::jsonb)))
+  AND (%(exclude)s::jsonb IS NULL
+       OR c.page_id || ':' || c.psid NOT IN (SELECT jsonb_array_elements_text(%(exclude)s::jsonb)))
+  AND (%(before_at)s::timestamptz IS NULL OR c.last_user_message_at < %(before_at)s::timestamptz
+       OR (c.last_user_message_at = %(before_at)s::timestamptz AND c.id < %(before_id)s))
+ORDER BY c.last_user_message_at DESC, c.id DESC
+LIMIT %(limit)s;
+
+-- name: count_inbox
+SELECT COUNT(*) AS total FROM contacts c
+WHERE c.last_user_message_at IS NOT NULL
+  AND (%(page_id)s IS NULL OR c.page_id = %(page_id)s)
+  AND (%(pattern)s IS NULL OR c.search_text LIKE %(pattern)s ESCAPE '\')
+  AND (%(tag_key)s IS NULL OR EXISTS (SELECT 1 FROM contact_tags t WHERE t.page_id = c.page_id AND t.psid = c.psid
+                                                                  AND t.tag_key = %(tag_key)s))
+  AND (%(campaign)s IS NULL OR c.campaign = %(campaign)s)
+  AND (%(window_from)s IS NULL OR c.last_user_message_at >= %(window_from)s)
+  AND (%(only)s::jsonb IS NULL
+       OR c.page_id || ':' || c.psid IN (SELECT jsonb_array_elements_text(%(only)s::jsonb)))
+  AND (%(exclude)s::jsonb IS NULL
+       OR c.page_id || ':' || c.psid NOT IN (SELECT jsonb_array_elements_text(%(exclude)s::jsonb)));

@@ -109,3 +109,47 @@ SELECT cursor_at FROM contacts_sync WHERE name = :name;
 -- name: save_sync_cursor
 INSERT INTO contacts_sync (name, cursor_at) VALUES (:name, :cursor_at)
 ON CONFLICT (name) DO UPDATE SET cursor_at = excluded.cursor_at;
+
+-- name: contacts_of_keys
+-- The batch import's reads: the contacts (and below, their tags and fields) of a JSON list of [page_id, psid] pairs,
+-- one statement per chunk of keys instead of one per contact.
+SELECT c.* FROM json_each(:keys) k
+JOIN contacts c ON c.page_id = json_extract(k.value, '$[0]') AND c.psid = json_extract(k.value, '$[1]');
+
+-- name: tags_of_keys
+SELECT t.page_id, t.psid, t.tag, t.tag_key FROM json_each(:keys) k
+JOIN contact_tags t ON t.page_id = json_extract(k.value, '$[0]') AND t.psid = json_extract(k.value, '$[1]');
+
+-- name: fields_of_keys
+SELECT f.page_id, f.psid, f.key, f.value FROM json_each(:keys) k
+JOIN contact_fields f ON f.page_id = json_extract(k.value, '$[0]') AND f.psid = json_extract(k.value, '$[1]');
+
+-- name: inbox_contacts
+-- The console's inbox: people who wrote, newest last message first; the cursor is the last (time, id) shown.
+-- :only / :exclude are JSON lists of conversation ids ("<page_id>:<psid>") from the handoff side's state filters.
+SELECT * FROM contacts c
+WHERE c.last_user_message_at IS NOT NULL
+  AND (:page_id IS NULL OR c.page_id = :page_id)
+  AND (:pattern IS NULL OR c.search_text LIKE :pattern ESCAPE '\')
+  AND (:tag_key IS NULL OR EXISTS (SELECT 1 FROM contact_tags t WHERE t.page_id = c.page_id AND t.psid = c.psid
+                                                                  AND t.tag_key = :tag_key))
+  AND (:campaign IS NULL OR c.campaign = :campaign)
+  AND (:window_from IS NULL OR c.last_user_message_at >= :window_from)
+  AND (:only IS NULL OR c.page_id || ':' || c.psid IN (SELECT value FROM json_each(:only)))
+  AND (:exclude IS NULL OR c.page_id || ':' || c.psid NOT IN (SELECT value FROM json_each(:exclude)))
+  AND (:before_at IS NULL OR c.last_user_message_at < :before_at
+       OR (c.last_user_message_at = :before_at AND c.id < :before_id))
+ORDER BY c.last_user_message_at DESC, c.id DESC
+LIMIT :limit;
+
+-- name: count_inbox
+SELECT COUNT(*) AS total FROM contacts c
+WHERE c.last_user_message_at IS NOT NULL
+  AND (:page_id IS NULL OR c.page_id = :page_id)
+  AND (:pattern IS NULL OR c.search_text LIKE :pattern ESCAPE '\')
+  AND (:tag_key IS NULL OR EXISTS (SELECT 1 FROM contact_tags t WHERE t.page_id = c.page_id AND t.psid = c.psid
+                                                                  AND t.tag_key = :tag_key))
+  AND (:campaign IS NULL OR c.campaign = :campaign)
+  AND (:window_from IS NULL OR c.last_user_message_at >= :window_from)
+  AND (:only IS NULL OR c.page_id || ':' || c.psid IN (SELECT value FROM json_each(:only)))
+  AND (:exclude IS NULL OR c.page_id || ':' || c.psid NOT IN (SELECT value FROM json_each(:exclude)));

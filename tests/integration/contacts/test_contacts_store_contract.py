@@ -6,14 +6,17 @@ profiles (fetched, refused, retried); the CSV import and export's reads. Postgre
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
+import sqlite3
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import psycopg2
 import pytest
 
 from contacts.model import FETCHED, NO_PERMISSION, PENDING, UNAVAILABLE, ContactInvalid, ContactNotFound, ContactQuery
-from contacts.store import ContactsStore, open_contacts_store
+from contacts.store import ContactsStore, ImportRowInvalid, open_contacts_store
 from tests.support.postgres import STORE_BACKENDS, store_url
 
 NOW = datetime(2026, 11, 30, 15, 0, tzinfo=timezone.utc)
@@ -198,3 +201,88 @@ def test_text_with_nul_or_lone_surrogates_is_refused_before_the_database(store: 
             store.set_fields(PAGE, "1001", {"ciudad": bad}, NOW)
         with pytest.raises(ContactInvalid):
             store.add_tags(PAGE, "1001", [bad], NOW)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportRow:  # what `import_contacts` takes (`contacts.csv_io.ImportRow` is one); a None field value deletes
+    row: int
+    page_id: str
+    psid: str
+    first_name: str | None
+    last_name: str | None
+    tags: tuple[str, ...]
+    fields: Mapping[str, str | None]
+
+
+def batch_rows(page_id: str) -> list[ImportRow]:
+    """Rows that update stored contacts (names kept or set, tags re-spelled, fields set and deleted), create new
+    ones, and name one contact twice (created, then updated)."""
+    return [
+        ImportRow(2, page_id, "1001", "Ana", None, ("vip", "Envío"), {"ciudad": "Loja", "pedido": None}),
+        ImportRow(3, page_id, "2001", None, "Ruiz", ("Quito",), {"pedido": "A-1"}),
+        ImportRow(4, page_id, "1002", None, None, (), {"ciudad": "Cuenca"}),
+        ImportRow(5, page_id, "2002", "Luis", "Mora", ("ENVIO", "nuevo"), {}),
+        ImportRow(6, page_id, "2001", "Rosa", None, ("quito", "Norte"), {"pedido": None, "zona": "norte"}),
+    ]
+
+
+def seed_for_batch(store: ContactsStore, page_id: str) -> None:
+    store.upsert_seen(page_id, "1001", NOW, campaign="menu")
+    store.add_tags(page_id, "1001", ["VIP"], NOW)
+    store.set_fields(page_id, "1001", {"pedido": "B-9"}, NOW)
+    store.upsert_seen(page_id, "1002", NOW)
+    store.record_profile(page_id, "1002", "José", "Pérez", None, "es_LA", FETCHED, None, NOW)
+    store.add_note(page_id, "1002", "Cliente antiguo", "ana", NOW)
+
+
+def test_a_batch_import_gives_what_the_same_rows_one_by_one_give(store: ContactsStore) -> None:
+    seed_for_batch(store, PAGE)
+    seed_for_batch(store, OTHER_PAGE)
+    one_by_one = [store.import_contact(row.page_id, row.psid, row.first_name, row.last_name, row.tags, row.fields,
+                                       later(minutes=1)) for row in batch_rows(PAGE)]
+    assert store.import_contacts(batch_rows(OTHER_PAGE), later(minutes=1)) == (
+        one_by_one.count(True), one_by_one.count(False)) == (2, 3)
+
+    def contacts(page_id: str) -> list[object]:
+        return [dataclasses.replace(contact, page_id="-") for contact in store.export_rows(page_id)]
+
+    assert contacts(OTHER_PAGE) == contacts(PAGE)
+    assert store.all_tags(OTHER_PAGE) == store.all_tags(PAGE)
+    rosa = store.get(OTHER_PAGE, "2001")
+    assert rosa is not None and (rosa.display_name, rosa.tags, dict(rosa.fields), rosa.profile_status) == (
+        "Rosa Ruiz", ("Norte", "Quito"), {"zona": "norte"}, PENDING)
+    assert [c.psid for c in store.search(ContactQuery(page_id=OTHER_PAGE, text="envio"))
+            .contacts] == ["2002", "1001"]
+    assert store.import_contacts([], NOW) == (0, 0)
+
+
+def test_a_batch_import_that_fails_partway_writes_nothing(store: ContactsStore) -> None:
+    seed_for_batch(store, PAGE)
+    before = (list(store.export_rows()), store.all_tags(), store.notes(PAGE, "1002"))
+    # The database refuses the fourth row's field (a trigger standing in for any error the database raises).
+    with store._db.write() as session:
+        if isinstance(session, sqlite3.Connection):
+            session.execute("CREATE TRIGGER refuse_boom BEFORE INSERT ON contact_fields WHEN NEW.value = 'boom' "
+                            "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
+        else:
+            session.execute("CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                            "IF NEW.value = 'boom' THEN RAISE EXCEPTION 'refused by the test'; END IF; "
+                            "RETURN NEW; END $$")
+            session.execute("CREATE TRIGGER refuse_boom BEFORE INSERT ON contact_fields FOR EACH ROW "
+                            "EXECUTE FUNCTION refuse_boom()")
+    rows = batch_rows(PAGE)
+    rows.insert(3, ImportRow(9, PAGE, "2003", "Eva", None, ("x",), {"ciudad": "boom"}))
+    with pytest.raises((sqlite3.DatabaseError, psycopg2.Error), match="refused by the test"):
+        store.import_contacts(rows, later(minutes=1))
+    assert (list(store.export_rows()), store.all_tags(), store.notes(PAGE, "1002")) == before
+
+    # A row the store refuses with what the contact has (over 50 tags) names its place; nothing written either.
+    rows[3] = ImportRow(9, PAGE, "1001", None, None, tuple(f"etiqueta {n}" for n in range(50)), {})
+    with pytest.raises(ImportRowInvalid) as refused:
+        store.import_contacts(rows, later(minutes=1))
+    assert (refused.value.index, refused.value.field) == (3, "tags") and "50" in refused.value.message_es
+    assert (list(store.export_rows()), store.all_tags()) == before[:2]
+    with pytest.raises(ImportRowInvalid) as invalid:  # a bad value: refused before the database
+        store.import_contacts([*rows[:2], ImportRow(4, PAGE, "no válido", None, None, (), {})], NOW)
+    assert (invalid.value.index, invalid.value.field) == (2, "psid")
+    assert store.import_contacts(batch_rows(PAGE), later(minutes=1)) == (2, 3)  # without the bad rows: written

@@ -185,3 +185,23 @@ def test_admins_only(app: FastAPI) -> None:
 
     assert {name: answer.status_code for name, answer in answers.items()} == {
         "admin export": 200, "admin import": 200, "agent export": 403, "agent import": 403, "anonymous import": 401}
+
+
+def test_a_row_the_store_refuses_after_the_check_writes_nothing_unless_partial(store: ContactsStore) -> None:
+    """The contact gained tags between the check and the write: the one transaction writes nothing, or with
+    ?partial=1 everything but that row."""
+    from console.contacts_csv import apply_plan
+    from contacts.csv_io import ImportRow
+
+    store.upsert_seen(PAGE, "7401", NOW - timedelta(hours=1))
+    store.add_tags(PAGE, "7401", [f"t{index}" for index in range(49)], NOW)
+    rows = [ImportRow(2, PAGE, "7402", "Nuevo", None, (), {}),
+            ImportRow(3, PAGE, "7401", "Lleno", None, ("a", "b"), {})]
+
+    created, updated, refused = apply_plan(store, rows, NOW)
+    assert (created, updated, [error.row for error in refused]) == (0, 0, [3])
+    assert "50 etiquetas" in refused[0].message and store.get(PAGE, "7402") is None
+
+    assert apply_plan(store, rows, NOW, partial=True)[:2] == (1, 0)
+    full = store.get(PAGE, "7401")
+    assert store.get(PAGE, "7402") is not None and full is not None and full.first_name is None
