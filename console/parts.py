@@ -13,11 +13,21 @@ from fastapi import Request
 
 from core.errors import DomainError
 from core.settings import Settings
+from handoff.model import PauseReason
 
 T = TypeVar("T")
 MAX_ID = 2**62  # a database integer; larger ids are refused by validation, not by the database (SQLite overflows)
 
 _opening = threading.Lock()
+
+# Why a conversation is paused, as the inbox and the conversation view say it.
+PAUSE_REASONS_ES = {
+    PauseReason.USER_ASKED: "El cliente pidió hablar con una persona",
+    PauseReason.BOT_FAILED: "El bot no entendió varias veces seguidas",
+    PauseReason.LLM_DECLINED: "El asistente no encontró la respuesta en la matriz",
+    PauseReason.AGENT_WROTE_OUTSIDE: "Un agente escribió desde la bandeja de Facebook",
+    PauseReason.AGENT_TOOK_OVER: "Un agente pausó el chatbot",
+}
 
 
 class ConsoleError(DomainError):

@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from console import comments as comment_pages
 from console import contacts as contact_pages
 from console import contacts_csv
+from console import inbox as inbox_pages
 from console import links as link_pages
 from console import page_profile as page_profile_pages
 from console import snippets as snippet_rules
@@ -51,7 +52,7 @@ from console.auth import (
 )
 from console.events import EventHub
 from console.knowledge_editor import MAX_UPLOAD_BYTES, KnowledgeEditor, KnowledgeEditorError, MatrixEditor
-from console.parts import ConsoleError
+from console.parts import PAUSE_REASONS_ES, ConsoleError
 from console.store import ConsoleStore, open_console_store
 from core.errors import status_of
 from core.settings import Settings
@@ -78,13 +79,6 @@ AGENTS = ("admin", "agent")
 EDITORS = ("admin", "editor")
 EVERYONE = ("admin", "agent", "editor")
 
-PAUSE_REASONS_ES = {
-    PauseReason.USER_ASKED: "El cliente pidió hablar con una persona",
-    PauseReason.BOT_FAILED: "El bot no entendió varias veces seguidas",
-    PauseReason.LLM_DECLINED: "El asistente no encontró la respuesta en la matriz",
-    PauseReason.AGENT_WROTE_OUTSIDE: "Un agente escribió desde la bandeja de Facebook",
-    PauseReason.AGENT_TOOK_OVER: "Un agente pausó el chatbot",
-}
 CLOSING_NOTES = ("Consulta resuelta", "Venta concretada", "Cliente no respondió", "Derivado a otra área", "Spam")
 
 SECURITY_HEADERS = (
@@ -264,6 +258,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if service is not None and getattr(app.state, "console_hub", None) is None:
         app.state.console_hub = EventHub(service.subscribe)
         app.state.console_hub.start()
+    inbox_pages.listen_to_contacts(app)  # people who write move up in the open inboxes
     try:
         yield
     finally:
@@ -385,12 +380,13 @@ async def inbox_page(request: Request, principal: Agent) -> HTMLResponse:
     conversations.sort(key=lambda c: c["paused_at"] or "")
     settings: Settings = request.app.state.settings
     return _page(request, "inbox.html", principal, conversations=conversations, page_ids=sorted(settings.page_tokens),
-                 agents=await _agents(request))
+                 agents=await _agents(request), **await inbox_pages.page_context(request, principal))
 
 
 @pages.get("/conversations/{conversation_id}", response_class=HTMLResponse)
 async def conversation_page(conversation_id: str, request: Request, principal: Agent) -> HTMLResponse:
     view = await _conversation_with_transcript(request, conversation_id)
+    await inbox_pages.mark_read(request, view["id"], principal)  # the inbox's unread mark
     snippets = [snippet.to_dict() for snippet in await run_in_threadpool(store_of(request).snippets)]
     return _page(request, "conversation.html", principal, conversation=view, agents=await _agents(request),
                  snippets=snippets, closing_notes=CLOSING_NOTES, reply_key=secrets.token_urlsafe(18))
@@ -505,7 +501,9 @@ async def comment_origin_of(request: Request, page_id: str, user_id: str) -> dic
 
 @api.get("/conversations/{conversation_id}")
 async def get_conversation(conversation_id: str, request: Request, principal: AgentOrService) -> dict[str, Any]:
-    return {"conversation": await _conversation_with_transcript(request, conversation_id)}
+    view = await _conversation_with_transcript(request, conversation_id)
+    await inbox_pages.mark_read(request, view["id"], principal)  # the inbox's unread mark
+    return {"conversation": view}
 
 
 def reply_idempotency_key(request: Request, body: ReplyBody, conversation_id: str, username: str) -> str | None:
@@ -669,6 +667,7 @@ def install(app: FastAPI, settings: Settings, authenticator: Authenticator | Non
     app.include_router(comment_pages.router)  # "Respuestas privadas": /console/comments, /api/console/comments
     contact_pages.install(app)  # "Contactos": /console/contacts, /api/console/contacts, /api/console/tags
     contacts_csv.install(app)  # contacts as CSV: /api/console/contacts/export.csv, /api/console/contacts/import
+    inbox_pages.install(app)  # every conversation: /api/console/inbox (the page is /console/inbox?estado=...)
 
     app.add_middleware(ConsoleHeaders)
     return auth

@@ -1,4 +1,5 @@
-"""The console's store: users, sessions, failed logins and snippets ("Atajos"), in a SQLite file or a PostgreSQL
+"""The console's store: users, sessions, failed logins, snippets ("Atajos") and when each conversation was last
+opened (the inbox's unread marks), in a SQLite file or a PostgreSQL
 schema (`open_console_store(url)`, `core.database`).
 
 Numbered migrations and named queries live in `console/sql/sqlite/` and `console/sql/postgres/`. The store is
@@ -8,7 +9,8 @@ It stores what it is given: hashing, tokens and decisions are `console.auth`'s a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -216,6 +218,19 @@ class ConsoleStore:
 
     def delete_snippet(self, name: str) -> bool:
         return self._run("delete_snippet", {"name": name}) > 0
+
+    # --- conversation reads (the inbox's unread marks) -------------------------------------------
+
+    def mark_read(self, conversation_id: str, username: str, at: datetime) -> None:
+        """An agent opened the conversation at `at`: what the person wrote until then counts as read."""
+        self._run("mark_read", {"id": conversation_id, "at": _time(at), "by": username})
+
+    def reads_of(self, conversation_ids: Collection[str]) -> dict[str, datetime]:
+        """When each of these conversations was last opened (absent: never)."""
+        if not conversation_ids:
+            return {}
+        rows = self._read("reads_of", {"ids": json.dumps(sorted(set(conversation_ids)))})
+        return {row["conversation_id"]: _parse(row["read_at"]) for row in rows}
 
 
 def open_console_store(url: Path | str) -> ConsoleStore:

@@ -59,6 +59,7 @@ class ProfileSource(Protocol):
 
 
 CampaignOf = Callable[[str, str], str | None]  # (page_id, psid) -> campaign, blocking (run in a thread)
+SeenListener = Callable[[str, str, datetime], None]  # (page_id, psid, last_user_message_at), on the event loop
 
 
 def _utc_now() -> datetime:
@@ -81,6 +82,7 @@ class ContactSync:
         batch_size: int = 200,
         profile_batch: int = 20,
         lookback: timedelta = timedelta(minutes=2),
+        on_seen: SeenListener | None = None,
     ) -> None:
         self.store = store
         self.outbox = outbox
@@ -90,6 +92,8 @@ class ContactSync:
         self.batch_size = batch_size
         self.profile_batch = profile_batch
         self.lookback = lookback
+        # Told of each upsert (the console's inbox moves the person's row live); set by whoever shows contacts.
+        self.on_seen = on_seen
         self._cursor: datetime | None = None
         self._cursor_loaded = False
         self._done: dict[tuple[str, str], datetime] = {}  # conversation → the time already synced (the lookback)
@@ -144,6 +148,11 @@ class ContactSync:
         if known is None or known.campaign is None:
             campaign = await asyncio.to_thread(self._campaign, page_id, psid)
         await asyncio.to_thread(self.store.upsert_seen, page_id, psid, at, campaign)
+        if self.on_seen is not None:
+            try:
+                self.on_seen(page_id, psid, at)
+            except Exception:  # a listener's failure is its own: the contact is saved
+                logger.exception("a contact listener failed", extra={"page_id": page_id})
         return 1
 
     def _campaign(self, page_id: str, psid: str) -> str | None:

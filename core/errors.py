@@ -126,6 +126,7 @@ HTTP_STATUS: Mapping[str, int] = {
     "contacts_unavailable": 503,
     "contacts_csv_invalid": 422,  # a CSV that cannot be read as a whole (contacts.csv_io.CsvRefused)
     "contacts_import_invalid": 422,  # a CSV with errors by row: nothing imported (console/contacts_csv.py)
+    "inbox_filter_invalid": 422,  # the inbox's state filter (console/inbox.py)
 }
 
 

@@ -16,6 +16,7 @@ the console calls this service directly.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import weakref
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
@@ -217,6 +218,21 @@ class HandoffStore:
 
     def paused(self) -> list[Conversation]:
         return [_conversation(row) for row in self._db.read("list_paused", {})]
+
+    def states_of(self, conversation_ids: Collection[str]) -> dict[str, Conversation]:
+        """The rows of these conversations (one read); a conversation the bot always handled has none."""
+        if not conversation_ids:
+            return {}
+        rows = self._db.read("states_of", {"ids": json.dumps(sorted(set(conversation_ids)))})
+        return {row["id"]: _conversation(row) for row in rows}
+
+    def ids_in_state(self, state: ConversationState, assigned_to: str | None = None,
+                     unassigned: bool = False) -> set[str]:
+        """The ids of the conversations in `state` (paused: optionally assigned to one agent, or to nobody)."""
+        assignment = "none" if unassigned else "agent" if assigned_to is not None else "any"
+        rows = self._db.read("ids_in_state", {"state": ConversationState(state).value, "assignment": assignment,
+                                              "agent": assigned_to})
+        return {row["id"] for row in rows}
 
     def idle_paused(self, cutoff: datetime) -> list[Conversation]:
         """Paused conversations with no activity since `cutoff`, longest idle first."""
@@ -557,6 +573,15 @@ class Handoff:
     async def get(self, conversation_id: str) -> Conversation:
         split_conversation_id(conversation_id)
         return await self._db(self.store.get, conversation_id)
+
+    async def states_of(self, conversation_ids: Collection[str]) -> dict[str, Conversation]:
+        """The console's inbox: the handoff state of a page of conversations in one read (absent: the bot's)."""
+        return await self._db(self.store.states_of, list(conversation_ids))
+
+    async def conversation_ids(self, state: ConversationState, assigned_to: str | None = None,
+                               unassigned: bool = False) -> set[str]:
+        """The ids in `state` (the inbox's paused / assigned / unassigned / closed filters)."""
+        return await self._db(self.store.ids_in_state, state, assigned_to, unassigned)
 
     async def find(self, page_id: str, user_id: str) -> Conversation | None:
         return await self._db(self.store.find, conversation_id_of(page_id, user_id))

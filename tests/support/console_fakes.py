@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from dataclasses import replace
 from datetime import datetime, timezone
 from functools import partial
@@ -182,6 +182,15 @@ class FakeHandoff:
                         key=lambda c: c.id)
         return sorted(paused, key=lambda c: c.last_activity_at or datetime.min.replace(tzinfo=timezone.utc),
                       reverse=True)
+
+    async def states_of(self, conversation_ids: Collection[str]) -> dict[str, Conversation]:
+        return {cid: self.conversations[cid] for cid in set(conversation_ids) if cid in self.conversations}
+
+    async def conversation_ids(self, state: ConversationState, assigned_to: str | None = None,
+                               unassigned: bool = False) -> set[str]:
+        return {c.id for c in self.conversations.values() if c.state is ConversationState(state)
+                and (not unassigned or c.assigned_to is None)
+                and (assigned_to is None or c.assigned_to == assigned_to)}
 
     async def get(self, conversation_id: str) -> Conversation:
         split_conversation_id(conversation_id)

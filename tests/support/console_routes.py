@@ -58,6 +58,7 @@ ROLES: dict[tuple[str, str], tuple[frozenset[str], bool]] = {
     ("GET", "/api/console/me"): (EVERYONE, False),
     ("GET", "/api/console/agents"): (AGENTS, False),
     ("GET", "/api/console/conversations"): (AGENTS, True),
+    ("GET", "/api/console/inbox"): (AGENTS, True),  # every conversation (console/inbox.py)
     ("GET", "/api/console/conversations/{conversation_id}"): (AGENTS, True),
     ("POST", "/api/console/conversations/{conversation_id}/reply"): (AGENTS, False),
     ("POST", "/api/console/conversations/{conversation_id}/assign"): (AGENTS, False),

@@ -66,3 +66,13 @@ SET text = excluded.text, created_by = excluded.created_by, updated_at = exclude
 
 -- name: delete_snippet
 DELETE FROM snippets WHERE name = %(name)s;
+
+-- name: mark_read
+-- A later look wins; an earlier one (a slow request) changes nothing.
+INSERT INTO conversation_reads (conversation_id, read_at, read_by) VALUES (%(id)s, %(at)s, %(by)s)
+ON CONFLICT (conversation_id) DO UPDATE SET read_at = excluded.read_at, read_by = excluded.read_by
+WHERE excluded.read_at > conversation_reads.read_at;
+
+-- name: reads_of
+SELECT conversation_id, read_at FROM conversation_reads
+WHERE conversation_id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb));

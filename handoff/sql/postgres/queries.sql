@@ -63,3 +63,15 @@ SELECT id FROM messages WHERE conversation_id = %(id)s AND outbox_id = %(outbox_
 -- name: list_messages
 SELECT * FROM (SELECT * FROM messages WHERE conversation_id = %(id)s ORDER BY id DESC LIMIT %(limit)s) AS newest
 ORDER BY id;
+
+-- name: states_of
+-- The console's inbox: the handoff rows of one page of conversations (a JSON list of ids), in one read.
+SELECT * FROM conversations WHERE id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb));
+
+-- name: ids_in_state
+-- The inbox's state filters: "paused" (any, assignment 'any'; to an agent, 'agent'; to nobody, 'none') or "bot" (a
+-- conversation that was paused and closed since: a bot-state row exists only after a pause).
+SELECT id FROM conversations
+WHERE state = %(state)s
+  AND (%(assignment)s = 'any' OR (%(assignment)s = 'none' AND assigned_to IS NULL)
+       OR (%(assignment)s = 'agent' AND assigned_to = %(agent)s));

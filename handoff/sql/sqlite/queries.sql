@@ -57,3 +57,15 @@ SELECT id FROM messages WHERE conversation_id = :id AND outbox_id = :outbox_id L
 
 -- name: list_messages
 SELECT * FROM (SELECT * FROM messages WHERE conversation_id = :id ORDER BY id DESC LIMIT :limit) ORDER BY id;
+
+-- name: states_of
+-- The console's inbox: the handoff rows of one page of conversations (a JSON list of ids), in one read.
+SELECT * FROM conversations WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- name: ids_in_state
+-- The inbox's state filters: "paused" (any, :assignment 'any'; to :agent, 'agent'; to nobody, 'none') or "bot" (a
+-- conversation that was paused and closed since: a bot-state row exists only after a pause).
+SELECT id FROM conversations
+WHERE state = :state
+  AND (:assignment = 'any' OR (:assignment = 'none' AND assigned_to IS NULL)
+       OR (:assignment = 'agent' AND assigned_to = :agent));

@@ -87,7 +87,8 @@
   // Live updates: one EventSource per page. `hello` says whether the page must reload what it shows
   // (a fresh stream, or one that missed more than the server kept); other events are handoff events.
   // "resync" comes from the service when this app's listener fell behind: reload, whatever the conversation.
-  const EVENT_KINDS = ["paused", "resumed", "user_message", "agent_message", "assigned", "bot_message", "resync"];
+  const EVENT_KINDS = ["paused", "resumed", "user_message", "agent_message", "assigned", "bot_message", "resync",
+    "contact_seen"];
   function live(onEvent, onResync) {
     if (!window.EventSource) return;
     const status = document.getElementById("live-status");
@@ -122,7 +123,50 @@
       el("td", {}, assign));
   }
 
+  // Every conversation (`/console/inbox?estado=...`): the first page reloads from /api/console/inbox on any event.
+  function inboxAllRow(c) {
+    const name = el("td", {}, c.unread ? el("span", { class: "unread-dot", title: "Sin leer" }, "●") : null,
+      c.unread ? " " : null, el("a", { href: c.url }, c.contact_name));
+    return el("tr", { dataset: { conversationId: c.id }, class: c.unread ? "unread" : null },
+      name,
+      el("td", {}, el("span", { class: "badge " + c.state }, c.state_es)),
+      el("td", { class: "last-message", dataset: { at: c.last_user_message_at || "" } }, c.last_message_text || ""),
+      el("td", {}, c.window_es),
+      el("td", {}, c.tags.join(", ")),
+      el("td", {}, c.assigned_to || "—"));
+  }
+
+  function initInboxAll() {
+    const rows = document.getElementById("inbox-all-rows");
+    const filters = JSON.parse(document.getElementById("inbox-data").textContent).filters;
+    const params = new URLSearchParams({ state: filters.estado });
+    if (filters.q) params.set("q", filters.q);
+    if (filters.tag) params.set("tag", filters.tag);
+    if (filters.campaign) params.set("campaign", filters.campaign);
+    if (filters.ventana) params.set("window_open", "true");
+    let fresh = new Set();
+    const reload = debounce(async () => {
+      if (filters.paged) return;  // an older page stays as it is; the first page follows the events
+      try {
+        const data = await api("GET", "/api/console/inbox?" + params.toString());
+        rows.replaceChildren(...data.conversations.map((c) => {
+          const row = inboxAllRow(c);
+          if (fresh.has(c.id)) row.classList.add("fresh");
+          return row;
+        }));
+        fresh = new Set();
+        document.getElementById("inbox-all-empty").hidden = data.conversations.length > 0;
+        document.getElementById("inbox-unread").textContent = data.unread;
+        document.getElementById("inbox-total").firstChild.textContent =
+          data.total + (data.total === 1 ? " conversación" : " conversaciones") + "; sin leer en esta página: ";
+      } catch (error) { toast(error.message, true); }
+    }, 300);
+    live((event) => { fresh.add(event.conversation_id); reload(); }, reload);
+    setInterval(reload, 60000);  // windows and waiting times keep counting
+  }
+
   function initInbox() {
+    if (document.getElementById("inbox-all-rows")) { initInboxAll(); return; }
     const rows = document.getElementById("inbox-rows");
     const empty = document.getElementById("inbox-empty");
     const me = document.getElementById("current-user").dataset.username;
@@ -161,6 +205,7 @@
     });
 
     live((event) => {
+      if (event.kind === "contact_seen") return;  // the paused list follows the handoff's own events
       freshId = event.conversation_id;
       // Show the customer's words at once; the reload brings the rest (waiting time, order, assignment).
       const row = rows.querySelector('tr[data-conversation-id="' + CSS.escape(event.conversation_id) + '"]');

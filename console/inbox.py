@@ -1,0 +1,309 @@
+"""The console's inbox of every conversation ("Bandeja de entrada"): not only the paused ones.
+
+A conversation is a contact who wrote (`contacts.store.ContactsStore.inbox`: newest last message first, a cursor
+that never repeats a row) joined with its handoff state (`Handoff.states_of`: one read per page of rows; a
+conversation the bot always handled has no handoff row). The state filters run on the handoff side first
+(`Handoff.conversation_ids`), then restrict the contacts' query: "paused", "mine" and "unassigned" keep to the
+paused ids, "closed" to the conversations paused once and given back to the bot, "bot" leaves the paused ids out.
+Tag, campaign, open window and the search (name, PSID, tag, field value) are the contacts' own filters.
+
+Unread: the person wrote after the last time any agent opened the conversation (its page or its API:
+`mark_read`, `ConsoleStore.conversation_reads`). Live: the contacts' sync tells the console's event hub of each
+person who wrote (`contact_seen`, `contact_listener`), and the handoff's own events (paused, resumed, assigned)
+come through the same hub; the page reloads its first page of rows on either.
+
+The paused-only list of `/console/inbox` stays what it was (the "Pausadas" filter, the default); the other filters
+are `/console/inbox?estado=...` and `GET /api/console/inbox`. The last message's text is not searchable: the
+contacts store keeps when a person last wrote, not what (the outbox records only the time); the row shows the text
+the handoff keeps for paused conversations.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from console import contacts as contact_pages
+from console.auth import Principal, authenticator_of, require_role
+from console.events import EventHub
+from console.parts import PAUSE_REASONS_ES, ConsoleError
+from contacts.model import Contact, ContactPage, ContactQuery
+from core.postgres import DatabaseUnavailable
+from handoff.model import (
+    ConsoleEvent,
+    Conversation,
+    ConversationState,
+    HandoffService,
+    PauseReason,
+    conversation_id_of,
+)
+from handoff.reply_window import duration_es
+
+log = logging.getLogger(__name__)
+
+AGENTS = ("admin", "agent")
+LIST_MAX = 200
+PAGE_SIZE = 50
+CONTACT_SEEN = "contact_seen"  # the event the contacts' sync publishes through the console's hub
+
+
+@dataclass(frozen=True)
+class StateFilter:
+    label_es: str
+    state: ConversationState | None = None  # the handoff side's state, None: no handoff filter
+    assignment: str = "any"  # "any" | "mine" | "none"
+    exclude: bool = False  # True: leave the ids in `state` out ("bot": no paused row)
+
+
+# The inbox's state filters, in the order the page offers them ("paused" is the page's default).
+STATES: dict[str, StateFilter] = {
+    "paused": StateFilter("Pausadas (las atiende una persona)", ConversationState.PAUSED),
+    "mine": StateFilter("Asignadas a mí", ConversationState.PAUSED, "mine"),
+    "unassigned": StateFilter("Pausadas sin asignar", ConversationState.PAUSED, "none"),
+    "all": StateFilter("Todas"),
+    "bot": StateFilter("Las atiende el chatbot", ConversationState.PAUSED, exclude=True),
+    "closed": StateFilter("Cerradas (devueltas al chatbot)", ConversationState.BOT),
+}
+PAGE_DEFAULT = "paused"
+API_DEFAULT = "all"
+
+
+def state_filter(name: str) -> StateFilter:
+    try:
+        return STATES[name]
+    except KeyError:
+        raise ConsoleError("inbox_filter_invalid", "El filtro de estado debe ser uno de: " + ", ".join(STATES) + ".",
+                           field="state") from None
+
+
+def state_es(conversation: Conversation | None) -> str:
+    if conversation is None:
+        return "Atiende el chatbot"
+    if conversation.state is ConversationState.PAUSED:
+        return "Chatbot en pausa"
+    return "Cerrada: atiende el chatbot"
+
+
+def is_unread(last_user_message_at: datetime | None, read_at: datetime | None) -> bool:
+    """The person wrote after the last time an agent opened the conversation (or it was never opened)."""
+    return last_user_message_at is not None and (read_at is None or last_user_message_at > read_at)
+
+
+# --- JSON shapes ---------------------------------------------------------------------------------------
+
+
+class InboxRow(BaseModel):
+    id: str = Field(description="The conversation id, `<page_id>:<psid>`.")
+    page_id: str
+    user_id: str
+    contact_name: str = Field(description="«Nombre Apellido», or «Sin nombre (PSID …1234)».")
+    has_name: bool
+    tags: list[str]
+    campaign: str | None
+    campaign_es: str | None
+    state: str = Field(description="bot | paused (the handoff's state; bot when it never was paused)")
+    state_es: str
+    closed: bool = Field(description="Paused once and given back to the chatbot.")
+    assigned_to: str | None
+    paused_reason_es: str | None
+    waiting_es: str | None = Field(description="How long it has been paused.")
+    last_user_message_at: datetime | None
+    last_message_text: str | None = Field(description="The person's last words, kept only while paused.")
+    window_open: bool
+    window_es: str
+    unread: bool = Field(description="The person wrote after an agent last opened the conversation.")
+    read_at: datetime | None
+    url: str
+    contact_url: str
+
+
+class InboxOut(BaseModel):
+    conversations: list[InboxRow]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; None on the last one.")
+    total: int = Field(description="Conversations matching the filters, over every page.")
+    unread: int = Field(description="Unread conversations on this page.")
+    state: str
+    now: datetime
+
+
+# --- the join --------------------------------------------------------------------------------------------
+
+
+def handoff_of(request: Request) -> HandoffService:
+    service = getattr(request.app.state, "handoff", None)
+    if service is None:
+        raise ConsoleError("handoff_unavailable",
+                           "El servicio de atención por personas no está disponible; intente en un momento.")
+    return service  # type: ignore[no-any-return]
+
+
+async def restriction(request: Request, chosen: StateFilter, username: str) -> tuple[set[str] | None, set[str]]:
+    """(only these ids or None for any, leave these out) from the handoff side."""
+    if chosen.state is None:
+        return None, set()
+    service: Any = handoff_of(request)
+    ids: set[str] = await service.conversation_ids(chosen.state, assigned_to=username if chosen.assignment == "mine"
+                                                   else None, unassigned=chosen.assignment == "none")
+    return (None, ids) if chosen.exclude else (ids, set())
+
+
+def row_view(contact: Contact, conversation: Conversation | None, read_at: datetime | None, now: datetime,
+             request: Request, reasons_es: Mapping[PauseReason, str]) -> InboxRow:
+    conversation_id = conversation_id_of(contact.page_id, contact.psid)
+    window = contact_pages.window_view(contact, now, contact_pages.policy_of(request))
+    paused = conversation if conversation is not None and conversation.state is ConversationState.PAUSED else None
+    reason = paused.paused_reason if paused else None
+    waiting = now - paused.paused_at if paused and paused.paused_at else None
+    return InboxRow(
+        id=conversation_id, page_id=contact.page_id, user_id=contact.psid, contact_name=contact.display_name,
+        has_name=bool(contact.first_name or contact.last_name), tags=list(contact.tags), campaign=contact.campaign,
+        campaign_es=contact_pages.campaign_es(contact.campaign),
+        state=(ConversationState.PAUSED if paused else ConversationState.BOT).value, state_es=state_es(conversation),
+        closed=conversation is not None and paused is None,
+        assigned_to=paused.assigned_to if paused else None,
+        paused_reason_es=reasons_es.get(reason, reason.value) if reason else None,
+        waiting_es=duration_es(waiting) if waiting is not None else None,
+        last_user_message_at=contact.last_user_message_at,
+        last_message_text=paused.last_message_text if paused else None,
+        window_open=window.open, window_es=window.summary_es,
+        unread=is_unread(contact.last_user_message_at, read_at), read_at=read_at,
+        url=f"/console/conversations/{conversation_id}",
+        contact_url=contact_pages.contact_url(contact.page_id, contact.psid))
+
+
+async def list_inbox(request: Request, principal: Principal, state: str, query: ContactQuery) -> InboxOut:
+    chosen = state_filter(state)
+    only, exclude = await restriction(request, chosen, principal.username)
+    now = authenticator_of(request).clock()
+    if only is not None and not only:
+        found = ContactPage([], None, 0)
+    else:
+        found = await contact_store_call(request, "inbox", query, only, exclude)
+    ids = [conversation_id_of(c.page_id, c.psid) for c in found.contacts]
+    service: Any = handoff_of(request)
+    states: dict[str, Conversation] = await service.states_of(ids) if ids else {}
+    reads = await run_in_threadpool(authenticator_of(request).store.reads_of, ids)
+    rows = [row_view(contact, states.get(cid), reads.get(cid), now, request, PAUSE_REASONS_ES)
+            for contact, cid in zip(found.contacts, ids, strict=True)]
+    return InboxOut(conversations=rows, next_cursor=found.next_cursor, total=found.total,
+                    unread=sum(row.unread for row in rows), state=state, now=now)
+
+
+async def contact_store_call(request: Request, method: str, *args: Any) -> ContactPage:
+    return await contact_pages._call(request, method, *args)  # type: ignore[no-any-return]
+
+
+def inbox_query(request: Request, q: str | None, tag: str | None, campaign: str | None, window_open: bool,
+                page_id: str | None, limit: int, cursor: str | None) -> ContactQuery:
+    return contact_pages.contact_query(request, page_id, q, tag, campaign, window_open, limit, cursor)
+
+
+async def mark_read(request: Request, conversation_id: str, principal: Principal) -> None:
+    """An agent opened the conversation (its page or its API): what the person wrote until now is read. The service
+    token reads without marking; a console store that is down only costs the mark."""
+    if principal.is_service:
+        return
+    auth = authenticator_of(request)
+    try:
+        await run_in_threadpool(auth.store.mark_read, conversation_id, principal.username, auth.clock())
+    except DatabaseUnavailable:
+        log.warning("conversation read mark not saved", extra={"conversation_id": conversation_id[:140]})
+
+
+# --- the page's part -------------------------------------------------------------------------------------
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "si", "sí", "on"}
+
+
+async def page_context(request: Request, principal: Principal) -> dict[str, Any]:
+    """What `/console/inbox` adds to the paused list: the filters chosen (`?estado=&q=&tag=&campaign=&ventana=`),
+    and, unless that is the paused list itself, one page of rows."""
+    params = request.query_params
+
+    def text(name: str) -> str | None:
+        value = params.get(name)
+        if value is not None and len(value) > 2200:
+            raise ConsoleError("inbox_filter_invalid", "Un filtro de la bandeja es demasiado largo.", field=name)
+        return value
+
+    state = (text("estado") or PAGE_DEFAULT).strip()
+    state_filter(state)
+    window_open = _flag(text("ventana"))
+    query = inbox_query(request, text("q"), text("tag"), text("campaign"), window_open, None, PAGE_SIZE,
+                        text("cursor") or None)
+    filters = {"estado": state, "q": query.text or "", "tag": query.tag or "", "campaign": query.campaign or "",
+               "ventana": window_open, "paged": query.after is not None}
+    states = [{"value": name, "label": chosen.label_es} for name, chosen in STATES.items()]
+    plain_paused = state == PAGE_DEFAULT and not (query.text or query.tag or query.campaign or window_open
+                                                  or query.after)
+    context: dict[str, Any] = {"inbox_filters": filters, "inbox_states": states, "inbox_all": not plain_paused}
+    if not plain_paused:
+        found = await list_inbox(request, principal, state, query)
+        context["inbox"] = found.model_dump(mode="json")
+    return context
+
+
+# --- live: the contacts' sync through the console's hub --------------------------------------------------
+
+
+def contact_listener(hub_of_app: Callable[[], EventHub | None]) -> Callable[[str, str, datetime], None]:
+    """The contacts' sync's `on_seen`: a `contact_seen` event on the console's hub (when it runs) for each person
+    whose last message moved, so an open inbox brings that row up."""
+
+    def seen(page_id: str, psid: str, at: datetime) -> None:
+        hub = hub_of_app()
+        if hub is not None:
+            hub.publish(ConsoleEvent(CONTACT_SEEN, conversation_id_of(page_id, psid), at,
+                                     {"last_user_message_at": at.isoformat()}))
+
+    return seen
+
+
+def listen_to_contacts(app: FastAPI) -> None:
+    """Hook the app's contacts' sync (if it runs) to the console's hub: called from the console's lifespan."""
+    sync = getattr(app.state, "contact_sync", None)
+    if sync is not None and getattr(sync, "on_seen", None) is None:
+        sync.on_seen = contact_listener(lambda: getattr(app.state, "console_hub", None))
+
+
+# --- routes ----------------------------------------------------------------------------------------------
+
+router = APIRouter(tags=["console"])
+AgentOrService = Annotated[Principal, Depends(require_role(*AGENTS, service=True))]
+Filter = Annotated[str | None, Query(max_length=2200)]
+
+
+@router.get("/api/console/inbox", response_model=InboxOut)
+async def inbox(
+    request: Request, principal: AgentOrService,
+    state: Annotated[str, Query(max_length=40, description="all | bot | paused | mine | unassigned | closed")]
+    = API_DEFAULT,
+    q: Annotated[str | None, Query(max_length=2200, description="Name, PSID, tag or field value (accents and case "
+                                                                "do not matter).")] = None,
+    tag: Filter = None, campaign: Filter = None,
+    window_open: Annotated[bool, Query(description="Only people whose 24-hour window is open now.")] = False,
+    page_id: Filter = None,
+    limit: Annotated[int, Query(ge=1, le=LIST_MAX)] = PAGE_SIZE,
+    cursor: Annotated[str | None, Query(max_length=2200, description="`next_cursor` of the previous page.")] = None,
+) -> InboxOut:
+    """Every conversation (a person who wrote), newest last message first, with its handoff state and whether it is
+    unread; filters all together."""
+    query = inbox_query(request, q, tag, campaign, window_open, page_id, limit, cursor)
+    return await list_inbox(request, principal, state.strip(), query)
+
+
+def install(app: FastAPI) -> None:
+    app.include_router(router)
+
+
+__all__ = ["STATES", "contact_listener", "install", "is_unread", "list_inbox", "listen_to_contacts", "mark_read",
+           "page_context"]

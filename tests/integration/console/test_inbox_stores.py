@@ -1,0 +1,100 @@
+"""The inbox's reads on both databases (SQLite and PostgreSQL): the contacts' `inbox` (newest last message first,
+restricted to or excluding conversation ids, a cursor that never repeats), the handoff store's `states_of` and
+`ids_in_state`, and the console store's conversation reads (a later look wins)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from console.store import ConsoleStore, open_console_store
+from contacts.model import ContactInvalid, ContactQuery
+from contacts.store import ContactsStore, open_contacts_store
+from handoff.model import ConversationState, PauseReason
+from handoff.service import HandoffStore, open_handoff_store
+from tests.support.postgres import STORE_BACKENDS, store_url
+
+PAGE = "100000000000001"
+NOW = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def contacts(backend: str, tmp_path: Path) -> Iterator[ContactsStore]:
+    with store_url(backend, tmp_path, "contacts") as url:
+        store = open_contacts_store(url)
+        yield store
+        store.close()
+
+
+@pytest.fixture
+def handoff(backend: str, tmp_path: Path) -> Iterator[HandoffStore]:
+    with store_url(backend, tmp_path, "handoff") as url:
+        store = open_handoff_store(url)
+        yield store
+        store.close()
+
+
+@pytest.fixture
+def console(backend: str, tmp_path: Path) -> Iterator[ConsoleStore]:
+    with store_url(backend, tmp_path, "console") as url:
+        store = open_console_store(url)
+        yield store
+        store.close()
+
+
+def test_the_inbox_lists_who_wrote_newest_first_and_pages_without_repeats(contacts: ContactsStore) -> None:
+    for number in range(6):  # 1005 wrote last; two at one instant (ids break the tie)
+        contacts.upsert_seen(PAGE, f"100{number}", NOW + timedelta(minutes=min(number, 4)))
+    contacts.import_contact(PAGE, "2000", "Nunca", "Escribió", (), {}, NOW)  # never wrote: not a conversation
+
+    def psids(**kwargs: object) -> list[str]:
+        return [c.psid for c in contacts.inbox(ContactQuery(limit=50), **kwargs).contacts]  # type: ignore[arg-type]
+
+    assert psids() == ["1005", "1004", "1003", "1002", "1001", "1000"]
+    assert psids(only={f"{PAGE}:1001", f"{PAGE}:1004", "otra:9"}) == ["1004", "1001"]
+    assert psids(only=set()) == []
+    assert psids(exclude={f"{PAGE}:1005", f"{PAGE}:1000"}) == ["1004", "1003", "1002", "1001"]
+
+    first = contacts.inbox(ContactQuery(limit=2))
+    assert [c.psid for c in first.contacts] == ["1005", "1004"] and first.total == 6
+    contacts.upsert_seen(PAGE, "1001", NOW + timedelta(hours=1))  # writes again: above the pages already read
+    seen, cursor = [c.psid for c in first.contacts], first.next_cursor
+    while cursor is not None:
+        page = contacts.inbox(ContactQuery(limit=2, after=cursor))
+        seen += [c.psid for c in page.contacts]
+        cursor = page.next_cursor
+    assert seen == ["1005", "1004", "1003", "1002", "1000"]
+    with pytest.raises(ContactInvalid):
+        contacts.inbox(ContactQuery(after="bm8tYS1jdXJzb3I"))
+
+
+def test_handoff_states_of_a_page_of_ids_and_ids_by_state(handoff: HandoffStore) -> None:
+    for psid in ("1", "2", "3"):
+        handoff.pause(PAGE, psid, PauseReason.USER_ASKED, "bot", NOW)
+    handoff.assign(f"{PAGE}:2", "agente", "agente", NOW)
+    handoff.resume(f"{PAGE}:3", "agente", "Consulta resuelta", NOW)
+    states = handoff.states_of([f"{PAGE}:1", f"{PAGE}:3", f"{PAGE}:9"])
+    assert {k: v.state for k, v in states.items()} == {f"{PAGE}:1": ConversationState.PAUSED,
+                                                       f"{PAGE}:3": ConversationState.BOT}
+    assert handoff.states_of([]) == {}
+    assert handoff.ids_in_state(ConversationState.PAUSED) == {f"{PAGE}:1", f"{PAGE}:2"}
+    assert handoff.ids_in_state(ConversationState.PAUSED, assigned_to="agente") == {f"{PAGE}:2"}
+    assert handoff.ids_in_state(ConversationState.PAUSED, unassigned=True) == {f"{PAGE}:1"}
+    assert handoff.ids_in_state(ConversationState.BOT) == {f"{PAGE}:3"}
+
+
+def test_conversation_reads_keep_the_latest_look(console: ConsoleStore) -> None:
+    console.mark_read(f"{PAGE}:1", "agente", NOW)
+    console.mark_read(f"{PAGE}:1", "maria", NOW - timedelta(minutes=1))  # a slow, older request
+    console.mark_read(f"{PAGE}:2", "maria", NOW + timedelta(minutes=1))
+    assert console.reads_of([f"{PAGE}:1", f"{PAGE}:2", f"{PAGE}:3"]) == {
+        f"{PAGE}:1": NOW, f"{PAGE}:2": NOW + timedelta(minutes=1)}
+    assert console.reads_of([]) == {}
