@@ -400,6 +400,18 @@ def profile_outcome(error: GraphError) -> ProfileOutcome:
     return ProfileOutcome(UNAVAILABLE, f"Meta rechazó la consulta del perfil (código {error.code}); se reintentará.")
 
 
+# Refusals that are the app's or the page's, not the person's: every contact of the page gets the same answer.
+_PAGE_WIDE_REFUSALS = frozenset({(100, 2018247)})
+
+
+def is_page_wide_refusal(error: GraphError) -> bool:
+    """Meta refuses every profile of this page (the app lacks the permission), not just this person's: the sync then
+    asks that page once a day instead of once a day per contact."""
+    if isinstance(error, (TokenInvalidError, TransientGraphError)):
+        return False
+    return (error.code, error.subcode) in _PAGE_WIDE_REFUSALS or error.code in _PERMISSION_CODES
+
+
 def next_profile_attempt(status: str, attempts: int, now: datetime) -> datetime | None:
     """When to ask for a profile again after recording `status` with `attempts` failures so far (this one
     included): never after a success, daily after a refusal, 30 s doubling up to 6 h after an outage."""

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from core.errors import DomainError
 
@@ -191,6 +191,18 @@ class MessageFilter:
     before_id: int | None = None  # pagination: newest first, ids below this
 
 
+class ConversationSeen(NamedTuple):
+    """A conversation whose user wrote: `last_user_message_at` is Meta's time of their last message (the windows
+    count from it); `recorded_at` is when the store recorded that time (set by the store, never by the caller): the
+    contacts' sync follows `recorded_at`, so a message handled late (Meta redelivering after an outage, a backlog,
+    the ingest journal replayed) is still read."""
+
+    page_id: str
+    user_id: str
+    last_user_message_at: datetime
+    recorded_at: datetime
+
+
 class OutboxStore(Protocol):
     """One contract for the in-memory fake, SQLite and PostgreSQL (tests/contract runs all three)."""
 
@@ -245,14 +257,16 @@ class OutboxStore(Protocol):
         ...
 
     def record_user_message(self, page_id: str, user_id: str, at: datetime) -> None:
-        """The 24-hour window counts only the user's own messages, per page."""
+        """The 24-hour window counts only the user's own messages, per page. When `at` is newer than what was
+        kept, the store also stamps the conversation's `recorded_at` with its own clock (`conversations_since`)."""
         ...
 
     def last_user_message_at(self, page_id: str, user_id: str) -> datetime | None: ...
 
-    def conversations_since(self, after: datetime | None, limit: int) -> list[tuple[str, str, datetime]]:
-        """(page_id, user_id, last_user_message_at) of the conversations whose user last wrote after `after` (None:
-        all), oldest first, ties by page and user: the contacts' sync reads who wrote."""
+    def conversations_since(self, after: datetime | None, limit: int) -> list[ConversationSeen]:
+        """The conversations whose user's last message was recorded after `after` (None: all), in the order they
+        were recorded, ties by page and user: the contacts' sync reads who wrote. The time is the store's own
+        (`recorded_at`), not Meta's, so a late webhook is not behind the reader's cursor."""
         ...
 
     def page(self, page_id: str) -> PageState: ...

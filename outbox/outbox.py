@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from meta.graph import GraphClient
 from outbox.model import (
     Alert,
+    ConversationSeen,
     InvalidTransition,
     MessageFilter,
     NewMessage,
@@ -139,9 +140,9 @@ class Outbox:
         """The user wrote on this page at `at`: the windows count from their own last message."""
         await self._run(self._store.record_user_message, page_id, user_id, at)
 
-    async def conversations_since(self, after: datetime | None, limit: int) -> list[tuple[str, str, datetime]]:
-        """(page_id, user_id, last_user_message_at) of the conversations whose user last wrote after `after` (None:
-        from the start), oldest first: the contacts' sync follows who wrote with it."""
+    async def conversations_since(self, after: datetime | None, limit: int) -> list[ConversationSeen]:
+        """The conversations whose user's message was recorded after `after` (`ConversationSeen.recorded_at`, the
+        store's time; None: from the start), in recording order: the contacts' sync follows who wrote with it."""
         return await self._run(self._store.conversations_since, after, limit)
 
     async def cancel_stale_bot_messages(self, page_id: str, user_id: str, now: datetime | None = None) -> list[int]:

@@ -47,7 +47,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ from core.postgres import create_schema_of
 from core.sqlite import SchemaTooNew, SQLiteFile, WALUnavailable, load_migrations, load_queries
 from outbox.model import (
     Alert,
+    ConversationSeen,
     InvalidTransition,
     MessageFilter,
     NewMessage,
@@ -181,6 +182,17 @@ def required_utc(value: Any) -> datetime:
     return found
 
 
+def recording_time() -> datetime:
+    """When a store records a user's message (`ConversationSeen.recorded_at`): the store's own clock, on purpose not
+    a `now` passed in, so the contacts' sync reads conversations in the order they were written."""
+    return datetime.now(timezone.utc)
+
+
+def conversation_seen_from_row(row: Any) -> ConversationSeen:
+    return ConversationSeen(row["page_id"], row["user_id"], required_utc(row["last_user_message_at"]),
+                            required_utc(row["user_message_recorded_at"]))
+
+
 def message_from_row(row: Any) -> OutboxMessage:
     """A `messages` row (sqlite3.Row or a dict) as an OutboxMessage."""
     payload = row["message"]
@@ -262,6 +274,8 @@ class InMemoryOutboxStore:
         self._payloads: dict[int, str] = {}
         self._by_key: dict[str, int] = {}
         self._last_user_message: dict[tuple[str, str], datetime] = {}
+        self._user_message_recorded: dict[tuple[str, str], datetime] = {}  # the store's own time (conversations_since)
+        self._latest_recorded: datetime | None = None
         self._pages: dict[str, PageState] = {}
         self._alerts: list[Alert] = []
         self._latest_send_slots: dict[str, datetime] = {}
@@ -427,17 +441,23 @@ class InMemoryOutboxStore:
             known = self._last_user_message.get((page_id, user_id))
             if known is None or at > known:
                 self._last_user_message[(page_id, user_id)] = at
+                recorded = recording_time()
+                if self._latest_recorded is not None and recorded <= self._latest_recorded:
+                    recorded = self._latest_recorded + timedelta(microseconds=1)  # one clock tick, many writes
+                self._latest_recorded = recorded
+                self._user_message_recorded[(page_id, user_id)] = recorded
 
     def last_user_message_at(self, page_id: str, user_id: str) -> datetime | None:
         with self._lock:
             return self._last_user_message.get((page_id, user_id))
 
-    def conversations_since(self, after: datetime | None, limit: int) -> list[tuple[str, str, datetime]]:
+    def conversations_since(self, after: datetime | None, limit: int) -> list[ConversationSeen]:
         limit = check_limit(limit)
         with self._lock:
-            rows = [(page_id, user_id, at) for (page_id, user_id), at in self._last_user_message.items()
-                    if after is None or at > utc(after)]
-        return sorted(rows, key=lambda row: (row[2], row[0], row[1]))[:limit]
+            rows = [ConversationSeen(page_id, user_id, self._last_user_message[(page_id, user_id)], recorded)
+                    for (page_id, user_id), recorded in self._user_message_recorded.items()
+                    if after is None or recorded > utc(after)]
+        return sorted(rows, key=lambda row: (row.recorded_at, row.page_id, row.user_id))[:limit]
 
     def _page(self, page_id: str) -> PageState:
         return self._pages.get(page_id, PageState(page_id))
@@ -677,21 +697,23 @@ class SQLiteOutboxStore:
         return self._transition("retry_message", "retry", message_id, now)
 
     def record_user_message(self, page_id: str, user_id: str, at: datetime) -> None:
-        with self._db.write() as conn:
+        with self._db.write() as conn:  # the time taken inside the write lock: recording order is commit order
             conn.execute(
-                self._queries["record_user_message"], {"page_id": page_id, "user_id": user_id, "at": sqlite_time(at)}
+                self._queries["record_user_message"],
+                {"page_id": page_id, "user_id": user_id, "at": sqlite_time(at), "recorded_at": sqlite_time(
+                    recording_time())},
             )
 
     def last_user_message_at(self, page_id: str, user_id: str) -> datetime | None:
         rows = self._read("last_user_message_at", {"page_id": page_id, "user_id": user_id})
         return to_utc(rows[0]["last_user_message_at"]) if rows else None
 
-    def conversations_since(self, after: datetime | None, limit: int) -> list[tuple[str, str, datetime]]:
+    def conversations_since(self, after: datetime | None, limit: int) -> list[ConversationSeen]:
         params: dict[str, Any] = {"limit": check_limit(limit)}
         if after is not None:
             params["after"] = sqlite_time(after)
         rows = self._read("conversations_since" if after is not None else "conversations_from_start", params)
-        return [(row["page_id"], row["user_id"], required_utc(row["last_user_message_at"])) for row in rows]
+        return [conversation_seen_from_row(row) for row in rows]
 
     def page(self, page_id: str) -> PageState:
         rows = self._read("get_page", {"page_id": page_id})
@@ -948,7 +970,7 @@ class PostgresOutboxStore:
             row = cursor.fetchone()
         return to_utc(row["last_user_message_at"]) if row else None
 
-    def conversations_since(self, after: datetime | None, limit: int) -> list[tuple[str, str, datetime]]:
+    def conversations_since(self, after: datetime | None, limit: int) -> list[ConversationSeen]:
         params: dict[str, Any] = {"limit": check_limit(limit)}
         if after is not None:
             params["after"] = utc(after)
@@ -956,7 +978,7 @@ class PostgresOutboxStore:
             cursor.execute(self._queries["conversations_since" if after is not None else "conversations_from_start"],
                            params)
             rows = cursor.fetchall()
-        return [(row["page_id"], row["user_id"], required_utc(row["last_user_message_at"])) for row in rows]
+        return [conversation_seen_from_row(row) for row in rows]
 
     def page(self, page_id: str) -> PageState:
         with self._transaction() as cursor:

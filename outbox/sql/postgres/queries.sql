@@ -133,26 +133,35 @@ WHERE id = %(id)s AND status IN ('dead', 'failed')
 RETURNING *;
 
 -- name: record_user_message
--- Webhooks arrive late and out of order: keep the latest time (GREATEST ignores NULL).
-INSERT INTO conversations (page_id, user_id, last_user_message_at)
-VALUES (%(page_id)s, %(user_id)s, %(at)s)
+-- Webhooks arrive late and out of order: keep the latest time (GREATEST ignores NULL). When it changes, the
+-- database's own time of the write goes with it (user_message_recorded_at, the contacts' sync's cursor: Meta's time
+-- can be far behind it; one clock for every process writing here).
+INSERT INTO conversations (page_id, user_id, last_user_message_at, user_message_recorded_at)
+VALUES (%(page_id)s, %(user_id)s, %(at)s, clock_timestamp())
 ON CONFLICT (page_id, user_id) DO UPDATE
-SET last_user_message_at = GREATEST(conversations.last_user_message_at, excluded.last_user_message_at);
+SET last_user_message_at = GREATEST(conversations.last_user_message_at, excluded.last_user_message_at),
+    user_message_recorded_at = CASE
+        WHEN conversations.last_user_message_at IS NULL
+          OR excluded.last_user_message_at > conversations.last_user_message_at
+        THEN excluded.user_message_recorded_at
+        ELSE conversations.user_message_recorded_at
+    END;
 
 -- name: last_user_message_at
 SELECT last_user_message_at FROM conversations WHERE page_id = %(page_id)s AND user_id = %(user_id)s;
 
 -- name: conversations_since
--- The conversations whose user wrote after a time, oldest first (the contacts' sync; ties in a stable order).
-SELECT page_id, user_id, last_user_message_at FROM conversations
-WHERE last_user_message_at > %(after)s
-ORDER BY last_user_message_at, page_id, user_id
+-- The conversations whose user's message was recorded after a time, in recording order (the contacts' sync; ties
+-- in a stable order).
+SELECT page_id, user_id, last_user_message_at, user_message_recorded_at FROM conversations
+WHERE user_message_recorded_at > %(after)s
+ORDER BY user_message_recorded_at, page_id, user_id
 LIMIT %(limit)s;
 
 -- name: conversations_from_start
-SELECT page_id, user_id, last_user_message_at FROM conversations
-WHERE last_user_message_at IS NOT NULL
-ORDER BY last_user_message_at, page_id, user_id
+SELECT page_id, user_id, last_user_message_at, user_message_recorded_at FROM conversations
+WHERE user_message_recorded_at IS NOT NULL
+ORDER BY user_message_recorded_at, page_id, user_id
 LIMIT %(limit)s;
 
 -- name: get_page

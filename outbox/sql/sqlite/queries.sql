@@ -82,31 +82,39 @@ SET status = 'pending', attempts = 0, due_at = :now, next_attempt_at = :now
 WHERE id = :id AND status IN ('dead', 'failed');
 
 -- name: record_user_message
--- Webhooks arrive late and out of order: keep the latest time.
-INSERT INTO conversations (page_id, user_id, last_user_message_at)
-VALUES (:page_id, :user_id, :at)
+-- Webhooks arrive late and out of order: keep the latest time. When it changes, the store's own time of the write
+-- goes with it (user_message_recorded_at, the contacts' sync's cursor: Meta's time can be far behind it).
+INSERT INTO conversations (page_id, user_id, last_user_message_at, user_message_recorded_at)
+VALUES (:page_id, :user_id, :at, :recorded_at)
 ON CONFLICT (page_id, user_id) DO UPDATE
 SET last_user_message_at = CASE
     WHEN conversations.last_user_message_at IS NULL
       OR excluded.last_user_message_at > conversations.last_user_message_at
     THEN excluded.last_user_message_at
     ELSE conversations.last_user_message_at
+END,
+user_message_recorded_at = CASE
+    WHEN conversations.last_user_message_at IS NULL
+      OR excluded.last_user_message_at > conversations.last_user_message_at
+    THEN excluded.user_message_recorded_at
+    ELSE conversations.user_message_recorded_at
 END;
 
 -- name: last_user_message_at
 SELECT last_user_message_at FROM conversations WHERE page_id = :page_id AND user_id = :user_id;
 
 -- name: conversations_since
--- The conversations whose user wrote after a time, oldest first (the contacts' sync; ties in a stable order).
-SELECT page_id, user_id, last_user_message_at FROM conversations
-WHERE last_user_message_at > :after
-ORDER BY last_user_message_at, page_id, user_id
+-- The conversations whose user's message was recorded after a time, in recording order (the contacts' sync; ties
+-- in a stable order).
+SELECT page_id, user_id, last_user_message_at, user_message_recorded_at FROM conversations
+WHERE user_message_recorded_at > :after
+ORDER BY user_message_recorded_at, page_id, user_id
 LIMIT :limit;
 
 -- name: conversations_from_start
-SELECT page_id, user_id, last_user_message_at FROM conversations
-WHERE last_user_message_at IS NOT NULL
-ORDER BY last_user_message_at, page_id, user_id
+SELECT page_id, user_id, last_user_message_at, user_message_recorded_at FROM conversations
+WHERE user_message_recorded_at IS NOT NULL
+ORDER BY user_message_recorded_at, page_id, user_id
 LIMIT :limit;
 
 -- name: get_page

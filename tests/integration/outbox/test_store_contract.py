@@ -26,6 +26,7 @@ import pytest
 
 from outbox.model import (
     Alert,
+    ConversationSeen,
     InvalidTransition,
     MessageFilter,
     NewMessage,
@@ -842,21 +843,33 @@ def test_last_user_message_at_keeps_the_latest_time_per_page_and_user(store: Out
     assert latest == at(20) and latest.tzinfo == timezone.utc
 
 
-def test_conversations_since_lists_who_wrote_after_a_time_oldest_first(store: OutboxStore) -> None:
+def seen(rows: list[ConversationSeen]) -> list[tuple[str, str, datetime]]:
+    return [(row.page_id, row.user_id, row.last_user_message_at) for row in rows]
+
+
+def test_conversations_since_lists_who_wrote_in_the_order_they_were_recorded(store: OutboxStore) -> None:
     assert store.conversations_since(None, 10) == []
     store.record_user_message(PAGE, "u2", at(10))
-    store.record_user_message(PAGE, "u1", at(10))  # the same time: ties by page and user
-    store.record_user_message(OTHER_PAGE, "u1", at(5))
-    store.record_user_message(PAGE, "u3", at(30))
+    store.record_user_message(PAGE, "u1", at(10))
+    store.record_user_message(OTHER_PAGE, "u1", at(5))  # Meta's time older, recorded later: read later
     enqueue(store, recipient="u9")  # a conversation we only wrote to: nobody wrote
 
-    assert store.conversations_since(None, 10) == [
-        (OTHER_PAGE, "u1", at(5)), (PAGE, "u1", at(10)), (PAGE, "u2", at(10)), (PAGE, "u3", at(30))]
-    assert store.conversations_since(at(5), 2) == [(PAGE, "u1", at(10)), (PAGE, "u2", at(10))]
-    assert store.conversations_since(at(10), 10) == [(PAGE, "u3", at(30))]
-    store.record_user_message(OTHER_PAGE, "u1", at(40))  # wrote again: it moves after the cursor
-    assert store.conversations_since(at(10), 10) == [(PAGE, "u3", at(30)), (OTHER_PAGE, "u1", at(40))]
-    assert store.conversations_since(at(40), 10) == []
+    first = store.conversations_since(None, 10)
+    assert seen(first) == [(PAGE, "u2", at(10)), (PAGE, "u1", at(10)), (OTHER_PAGE, "u1", at(5))]
+    assert [row.recorded_at for row in first] == sorted(row.recorded_at for row in first)
+    assert all(row.recorded_at.tzinfo == timezone.utc for row in first)
+    assert seen(store.conversations_since(None, 2)) == [(PAGE, "u2", at(10)), (PAGE, "u1", at(10))]
+    assert seen(store.conversations_since(first[0].recorded_at, 10)) == [
+        (PAGE, "u1", at(10)), (OTHER_PAGE, "u1", at(5))]
+    cursor = first[-1].recorded_at
+    assert store.conversations_since(cursor, 10) == []
+
+    store.record_user_message(PAGE, "u3", at(10) - timedelta(hours=1))  # handled an hour late: still after the cursor
+    store.record_user_message(PAGE, "u2", at(40))  # wrote again: it moves after the cursor
+    store.record_user_message(PAGE, "u1", at(1))  # a redelivery older than what is kept: nothing changed, not read
+    assert seen(store.conversations_since(cursor, 10)) == [
+        (PAGE, "u3", at(10) - timedelta(hours=1)), (PAGE, "u2", at(40))]
+    assert store.last_user_message_at(PAGE, "u1") == at(10)
 
 
 def test_messages_we_send_do_not_count_as_the_user_writing(store: OutboxStore) -> None:
@@ -1208,3 +1221,25 @@ def test_a_database_written_by_newer_code_is_refused(durable_url: str) -> None:
 
     with pytest.raises(OutboxError, match="newer"):
         open_store(durable_url)
+
+
+def test_conversations_recorded_before_the_recorded_time_existed_keep_their_place(tmp_path: Path) -> None:
+    """Migration 005 (SQLite): rows written before it are read with Meta's time standing in for the recorded one,
+    so the contacts' sync's saved cursor (Meta's time until then) goes on where it was."""
+    from core.sqlite import load_migrations, sqlite_statements
+
+    path = tmp_path / "outbox.sqlite3"
+    with closing(sqlite3.connect(path)) as conn:
+        for migration in load_migrations(ROOT / "outbox" / "sql" / "sqlite")[:4]:
+            for statement in sqlite_statements(migration.script):
+                conn.execute(statement)
+        conn.execute("INSERT INTO conversations (page_id, user_id, last_user_message_at) VALUES (?, ?, ?)",
+                     (PAGE, "old", at(10).isoformat(timespec="microseconds")))
+        conn.execute("PRAGMA user_version=4")
+        conn.commit()
+    store = SQLiteOutboxStore(path)
+    try:
+        assert store.conversations_since(None, 10) == [ConversationSeen(PAGE, "old", at(10), at(10))]
+        assert store.conversations_since(at(10), 10) == []
+    finally:
+        store.close()

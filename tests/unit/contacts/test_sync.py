@@ -5,15 +5,18 @@ the cursor survives a restart."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import time
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from contacts.model import FETCHED, NO_PERMISSION, PENDING, UNAVAILABLE
 from contacts.store import ContactsStore, open_contacts_store
-from contacts.sync import ContactSync
+from contacts.sync import PAGE_REFUSALS_TO_PAUSE, ContactSync
 from core.settings import SANDBOX_PAGE_ID, SANDBOX_PAGE_TOKEN
 from meta.graph import GraphClient
 from outbox.outbox import Outbox, open_outbox
@@ -64,7 +67,8 @@ def clock() -> Clock:
 @pytest.fixture
 def sync(contacts: ContactsStore, outbox: Outbox, graph: GraphClient, clock: Clock) -> ContactSync:
     campaigns = {(PAGE, "ana-1"): "menu_mesas"}
-    return ContactSync(contacts, outbox, graph, clock, lambda page, psid: campaigns.get((page, psid)))
+    return ContactSync(contacts, outbox, graph, clock, lambda page, psid: campaigns.get((page, psid)),
+                       profile_page_interval=0)
 
 
 async def test_people_who_wrote_become_contacts_with_the_sandbox_profile(
@@ -123,22 +127,50 @@ async def test_meta_down_is_unavailable_and_retried_after_the_backoff(
         FETCHED, sandbox_profile("luis-2")["first_name"], 0, None)
 
 
-async def test_a_late_webhook_within_the_lookback_and_a_restart_lose_nobody(
+async def test_a_message_handled_an_hour_late_still_makes_a_contact_and_a_restart_loses_nobody(
         sync: ContactSync, outbox: Outbox, contacts: ContactsStore, graph: GraphClient, clock: Clock) -> None:
     await outbox.record_user_message(PAGE, "u-1", NOW)
     assert await sync.sync_seen() == 1
-    await outbox.record_user_message(PAGE, "u-2", NOW - timedelta(seconds=30))  # delivered late, older time
+    # Meta's time an hour old, recorded now (an outage, a redelivery, a backlog, the journal replayed): far behind
+    # the lookback, but the sync follows when the outbox recorded it
+    await outbox.record_user_message(PAGE, "u-2", NOW - timedelta(hours=1))
     assert await sync.sync_seen() == 1
-    assert contacts.get(PAGE, "u-2") is not None
+    late = contacts.get(PAGE, "u-2")
+    assert late is not None and late.last_user_message_at == NOW - timedelta(hours=1)
     await outbox.record_user_message(PAGE, "u-1", NOW + timedelta(minutes=1))  # wrote again
     assert await sync.sync_seen() == 1
     again = contacts.get(PAGE, "u-1")
     assert again is not None and again.last_user_message_at == NOW + timedelta(minutes=1)
+    assert contacts.sync_cursor() == (await outbox.conversations_since(None, 10))[-1].recorded_at
 
-    restarted = ContactSync(contacts, outbox, graph, clock, lookback=timedelta(seconds=10))
+    restarted = ContactSync(contacts, outbox, graph, clock, lookback=timedelta(0))
     await outbox.record_user_message(PAGE, "u-3", NOW + timedelta(minutes=2))
-    assert await restarted.sync_seen() == 2  # u-1 (inside its lookback) again, u-3; not everyone from the start
-    assert contacts.sync_cursor() == NOW + timedelta(minutes=2)
+    assert await restarted.sync_seen() == 1  # u-3: not everyone from the start
+
+
+async def test_the_cursor_is_saved_after_each_batch_so_a_failure_midway_does_not_start_over(
+        contacts: ContactsStore, outbox: Outbox, graph: GraphClient, clock: Clock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for n in range(6):
+        await outbox.record_user_message(PAGE, f"p-{n}", NOW)
+    recorded = [row.recorded_at for row in await outbox.conversations_since(None, 10)]
+    upsert_seen = contacts.upsert_seen
+
+    def fails_on_the_fifth(page_id: str, psid: str, at: datetime, campaign: str | None = None) -> bool:
+        if psid == "p-4":
+            raise RuntimeError("the contacts store went away")
+        return upsert_seen(page_id, psid, at, campaign)
+
+    monkeypatch.setattr(contacts, "upsert_seen", fails_on_the_fifth)
+    with pytest.raises(RuntimeError):
+        await ContactSync(contacts, outbox, graph, clock, batch_size=2, lookback=timedelta(0)).sync_seen()
+    cursor = contacts.sync_cursor()
+    assert cursor is not None and recorded[1] <= cursor < recorded[4]  # kept up to the last finished batch
+
+    monkeypatch.setattr(contacts, "upsert_seen", upsert_seen)
+    resumed = ContactSync(contacts, outbox, graph, clock, batch_size=2, lookback=timedelta(0))
+    assert await resumed.sync_seen() <= 3  # not the first batches again
+    assert {c.psid for c in contacts.export_rows()} == {f"p-{n}" for n in range(6)}
 
 
 async def test_many_at_one_instant_are_all_read_whatever_the_batch(
@@ -149,3 +181,64 @@ async def test_many_at_one_instant_are_all_read_whatever_the_batch(
     await outbox.record_user_message(PAGE, "q-1", NOW + timedelta(seconds=1))
     assert await small.sync_seen() == 8
     assert {c.psid for c in contacts.export_rows()} == {f"p-{n}" for n in range(7)} | {"q-1"}
+
+
+class CountingProfiles:
+    """The real Graph client, counted; `hang` makes every call wait forever (Meta not answering)."""
+
+    def __init__(self, graph: GraphClient, hang: bool = False) -> None:
+        self.graph, self.hang, self.calls = graph, hang, 0
+
+    async def get_user_profile(self, page_id: str, psid: str, fields: Sequence[str] = ()) -> dict[str, Any]:
+        self.calls += 1
+        if self.hang:
+            await asyncio.Event().wait()
+        return await self.graph.get_user_profile(page_id, psid, fields)
+
+
+async def test_a_hanging_meta_holds_a_round_only_for_its_time_budget(
+        contacts: ContactsStore, outbox: Outbox, graph: GraphClient, clock: Clock) -> None:
+    for n in range(10):
+        await outbox.record_user_message(PAGE, f"h-{n}", NOW)
+    sync = ContactSync(contacts, outbox, CountingProfiles(graph, hang=True), clock, profile_round_seconds=0.3,
+                       profile_call_seconds=0.1, profile_page_interval=0)
+    await sync.sync_seen()
+    started = time.monotonic()
+    recorded = await asyncio.wait_for(sync.fetch_profiles(), timeout=5)
+    assert time.monotonic() - started < 1.0
+    assert 1 <= recorded < 10  # the rest next round
+    statuses = [(c.profile_status, c.profile_reason) for c in contacts.export_rows() if c.profile_status != PENDING]
+    assert len(statuses) == recorded
+    assert all(status == UNAVAILABLE and reason and "no respondió" in reason for status, reason in statuses)
+
+
+async def test_calls_to_one_page_are_paced(
+        contacts: ContactsStore, outbox: Outbox, graph: GraphClient, clock: Clock) -> None:
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    for n in range(3):
+        await outbox.record_user_message(PAGE, f"r-{n}", NOW)
+    sync = ContactSync(contacts, outbox, graph, clock, profile_page_interval=0.5, sleep=sleep)
+    await sync.sync_seen()
+    assert await sync.fetch_profiles() == 3
+    assert len(waits) == 2 and all(0.4 < wait <= 0.5 for wait in waits)
+
+
+async def test_a_page_meta_refuses_as_a_whole_is_asked_a_few_times_a_day_not_per_contact(
+        contacts: ContactsStore, outbox: Outbox, graph: GraphClient, clock: Clock) -> None:
+    for n in range(10):
+        await outbox.record_user_message(PAGE, f"noperm-{n}", NOW)  # the sandbox refuses these with 2018247
+    counted = CountingProfiles(graph)
+    sync = ContactSync(contacts, outbox, counted, clock, profile_page_interval=0)
+    await sync.sync_seen()
+    assert await sync.fetch_profiles() == 10
+    assert counted.calls == PAGE_REFUSALS_TO_PAUSE * 2  # each refused contact is asked once more without locale
+    refused = list(contacts.export_rows())
+    assert all(c.profile_status == NO_PERMISSION and c.profile_reason and "permiso" in c.profile_reason
+               for c in refused)
+    clock.now = NOW + timedelta(days=1)
+    assert await sync.fetch_profiles() == 10
+    assert counted.calls == 2 * PAGE_REFUSALS_TO_PAUSE * 2  # the next day: probed again, not 10 contacts × 2
