@@ -250,7 +250,8 @@ def _columns(header: list[str], errors: list[RowError]) -> _Columns:
         if name.startswith(FIELD_PREFIX):
             column = raw.strip()
             try:
-                key = check_field_key(column_name(unescape_cell(raw).split(":", 1)[1]))  # "Campo: Ciudad" → ciudad
+                # split the folded name: "campo：ciudad" (a full-width colon) folds to "campo:" as well
+                key = check_field_key(column_name(fold(unescape_cell(raw)).split(":", 1)[1]))  # "Campo: Ciudad"
             except ContactInvalid as exc:
                 errors.append(_error(1, column, f"la columna «{column}»: {_sentence(exc)}"))
                 continue

@@ -270,6 +270,13 @@ def test_headers_are_read_without_case_accents_or_underscores() -> None:
     assert plan.errors == [] and plan.rows[0].fields == {"ciudad": "Loja"} and plan.rows[0].last_name == "Ruiz"
 
 
+@pytest.mark.parametrize("header", ["campo：ciudad", "Campo﹕ Ciudad", "ＣＡＭＰＯ:ｃｉｕｄａｄ"])
+def test_a_field_header_typed_with_full_width_characters_is_the_same_field(header: str) -> None:
+    plan = import_csv(f"psid;{header}\n6123;Loja\n".encode(), PAGE)
+
+    assert plan.errors == [] and plan.rows[0].fields == {"ciudad": "Loja"}
+
+
 def test_rows_without_page_id_take_the_default_and_pages_are_checked() -> None:
     data = f"psid;page_id\n6123;\n6124;{OTHER_PAGE}\n6125;abc\n".encode()
 
@@ -409,7 +416,8 @@ def test_merge_errors_see_the_tags_and_fields_the_contact_already_has() -> None:
 @settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(st.one_of(st.binary(max_size=400),
                  st.lists(st.one_of(st.text(max_size=30), st.sampled_from([";", ",", "\n", '"', "psid", "campo:",
-                                                                            "\x00", "\ufeff", "'="])),
+                                                                            "\x00", "\ufeff", "'=", "campo：", "campo﹕",
+                                                                            "ＣＡＭＰＯ:", "\n1;"])),
                           max_size=40).map(lambda parts: ("psid;" + "".join(parts)).encode("utf-8", "surrogatepass"))))
 def test_any_bytes_are_a_plan_or_a_spanish_refusal(data: bytes) -> None:
     try:
