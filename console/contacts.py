@@ -399,10 +399,24 @@ async def add_tags(page_id: PageId, psid: Psid, body: TagsBody, request: Request
     return ContactOneOut(contact=viewed(request, contact, now))
 
 
+@router.post(API + "/{page_id}/{psid}/tags/remove", response_model=ContactOneOut)
+async def remove_tags(page_id: PageId, psid: Psid, body: TagsBody, request: Request,
+                      principal: AgentOrService) -> ContactOneOut:
+    """Remove tags given in the body (any tag, also «1/2 pollo» or «..», which a path cannot carry; written in any
+    case, with or without accents); removing one it does not have changes nothing. The console uses this form."""
+    tags = checked(check_tags, body.tags)
+    contact_key(page_id, psid)
+    now = now_of(request)
+    contact: Contact = await _call(request, "remove_tags", page_id, psid, tags, now)
+    log.info("contact untagged", extra={"page_id": page_id, "tags": len(tags), "by": principal.username})
+    return ContactOneOut(contact=viewed(request, contact, now))
+
+
 @router.delete(API + "/{page_id}/{psid}/tags/{tag}", response_model=ContactOneOut)
 async def remove_tag(page_id: PageId, psid: Psid, tag: Annotated[str, Path(max_length=200)], request: Request,
                      principal: AgentOrService) -> ContactOneOut:
-    """Remove a tag (written in any case, with or without accents); removing one it does not have changes nothing."""
+    """Remove a tag (written in any case, with or without accents); removing one it does not have changes nothing.
+    A tag holding `/` or made of dots cannot travel in a path: use `POST …/tags/remove`."""
     checked_tag = checked(check_tag, tag, "tag")
     contact_key(page_id, psid)
     now = now_of(request)

@@ -349,10 +349,15 @@ class ContactsStore:
 
     def remove_tag(self, page_id: str, psid: str, tag: str, now: datetime) -> Contact:
         """Remove a tag (however it is spelled); removing a tag the contact does not have changes nothing."""
-        key = tag_key(check_tag(tag, "tag"))
+        return self.remove_tags(page_id, psid, [check_tag(tag, "tag")], now)
+
+    def remove_tags(self, page_id: str, psid: str, tags: Iterable[str], now: datetime) -> Contact:
+        """Remove tags at once (however each is spelled); tags the contact does not have change nothing."""
+        keys = sorted({tag_key(tag) for tag in check_tags(tags)})
         with self._db.write() as session:
             self._require_in(session, page_id, psid)
-            session.execute(self._db.queries["delete_tag"], {"page_id": page_id, "psid": psid, "tag_key": key})
+            for key in keys:
+                session.execute(self._db.queries["delete_tag"], {"page_id": page_id, "psid": psid, "tag_key": key})
             self._refresh(session, page_id, psid, now)
         return self.require(page_id, psid)
 

@@ -101,6 +101,7 @@ ROLES: dict[tuple[str, str], tuple[frozenset[str], bool]] = {
     ("GET", "/api/console/contacts/{page_id}/{psid}"): (AGENTS, True),
     ("POST", "/api/console/contacts/{page_id}/{psid}/tags"): (AGENTS, True),
     ("DELETE", "/api/console/contacts/{page_id}/{psid}/tags/{tag}"): (AGENTS, True),
+    ("POST", "/api/console/contacts/{page_id}/{psid}/tags/remove"): (AGENTS, True),
     ("PATCH", "/api/console/contacts/{page_id}/{psid}/fields"): (AGENTS, True),
     ("GET", "/api/console/contacts/{page_id}/{psid}/notes"): (AGENTS, True),
     ("POST", "/api/console/contacts/{page_id}/{psid}/notes"): (AGENTS, True),

@@ -143,6 +143,21 @@ def test_an_agent_tags_edits_fields_and_writes_notes(agent: ConsoleSession) -> N
     assert listing.status_code == 200 and "Lucía Ortega" in listing.text and "Andrés" not in listing.text
 
 
+def test_tags_a_path_cannot_carry_are_removed_through_the_body(agent: ConsoleSession) -> None:
+    odd = ["1/2 pollo", "Quito/Norte", "..", ".", "a%2Fb"]
+    tagged = agent.post(f"{API}/{PAGE}/1003/tags", json={"tags": [*odd, "se queda"]})
+    assert tagged.status_code == 200, tagged.text
+    assert sorted(tagged.json()["contact"]["tags"]) == sorted([*odd, "se queda"])
+    removed = agent.post(f"{API}/{PAGE}/1003/tags/remove", json={"tags": ["QUITO/norte", "..", "1/2 pollo"]})
+    assert removed.status_code == 200, removed.text
+    assert sorted(removed.json()["contact"]["tags"]) == [".", "a%2Fb", "se queda"]
+    rest = agent.post(f"{API}/{PAGE}/1003/tags/remove", json={"tags": [".", "a%2Fb", "se queda", "nunca tuvo"]})
+    assert rest.status_code == 200 and rest.json()["contact"]["tags"] == []
+    refused = agent.post(f"{API}/{PAGE}/1003/tags/remove", json={"tags": ["a\nb"]})
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "tags"
+    assert agent.post(f"{API}/{PAGE}/999999/tags/remove", json={"tags": ["x"]}).status_code == 404
+
+
 @pytest.mark.parametrize(("method", "path", "body", "field", "words"), [
     ("POST", f"{API}/{PAGE}/1001/tags", {"tags": ["x" * 41]}, "tags", "más de 40"),
     ("POST", f"{API}/{PAGE}/1001/tags", {"tags": ["   "]}, "tags", "vacía"),
@@ -181,6 +196,7 @@ def test_an_editor_is_refused_and_the_service_token_admitted(server: RunningServ
     try:
         for method, path, body in (("GET", API, None), ("GET", f"{API}/{PAGE}/1001", None),
                                    ("POST", f"{API}/{PAGE}/1001/tags", {"tags": ["x"]}),
+                                   ("POST", f"{API}/{PAGE}/1001/tags/remove", {"tags": ["x"]}),
                                    ("PATCH", f"{API}/{PAGE}/1001/fields", {"fields": {"a": "b"}}),
                                    ("POST", f"{API}/{PAGE}/1001/notes", {"text": "x"}),
                                    ("GET", "/api/console/tags", None), ("GET", "/console/contacts", None)):
@@ -217,7 +233,10 @@ BODIES = st.one_of(
     st.tuples(st.just(("PATCH", "fields")), st.fixed_dictionaries({"fields": st.dictionaries(
         TEXT | st.sampled_from(["ciudad", "pedido_1"]), st.none() | TEXT | JSON_VALUE, max_size=4)})),
     st.tuples(st.just(("POST", "notes")), st.fixed_dictionaries({"text": TEXT | JSON_VALUE})),
-    st.tuples(st.sampled_from([("POST", "tags"), ("PATCH", "fields"), ("POST", "notes")]), JSON_VALUE),
+    st.tuples(st.just(("POST", "tags/remove")),
+              st.fixed_dictionaries({"tags": st.lists(TEXT | JSON_VALUE, max_size=4)})),
+    st.tuples(st.sampled_from([("POST", "tags"), ("PATCH", "fields"), ("POST", "notes"), ("POST", "tags/remove")]),
+              JSON_VALUE),
 )
 
 

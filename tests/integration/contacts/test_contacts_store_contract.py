@@ -49,6 +49,16 @@ def test_a_contact_is_created_once_and_keeps_its_first_time_and_first_campaign(s
     assert store.get(PAGE, "9999") is None
 
 
+def test_several_tags_are_removed_at_once_whatever_they_hold(store: ContactsStore) -> None:
+    store.upsert_seen(PAGE, "1001", NOW)
+    store.add_tags(PAGE, "1001", ["1/2 pollo", "..", "Quito/Norte", "se queda"], NOW)
+    contact = store.remove_tags(PAGE, "1001", ["QUITO/norte", "..", "1/2 POLLO", "no la tiene"], later(seconds=1))
+    assert contact.tags == ("se queda",)
+    assert [c.psid for c in store.search(ContactQuery(text="norte")).contacts] == []  # the search copy follows
+    with pytest.raises(ContactNotFound):
+        store.remove_tags(PAGE, "9999", ["x"], NOW)
+
+
 def test_tags_are_one_per_spelling_and_removed_however_spelled(store: ContactsStore) -> None:
     store.upsert_seen(PAGE, "1001", NOW)
     contact = store.add_tags(PAGE, "1001", ["Cliente VIP", "  cliente   víp ", "Quito"], NOW)

@@ -1066,7 +1066,8 @@
       const button = event.target.closest("button.remove-tag");
       if (!button) return;
       try {
-        renderTags((await api("DELETE", base + "/tags/" + encodeURIComponent(button.dataset.tag))).contact);
+        // in the body, not the path: a tag may hold "/" or be ".." (the browser would resolve it as a path)
+        renderTags((await api("POST", base + "/tags/remove", { tags: [button.dataset.tag] })).contact);
       } catch (error) { toast(error.message, true); }
     });
     document.getElementById("field-form").addEventListener("submit", async (event) => {
