@@ -33,7 +33,6 @@ from links.store import LinksStore
 from meta.graph import GraphClient
 from outbox import api as outbox_api
 from outbox.outbox import WAKE_FILE_NAME, open_outbox
-from outbox.policy_file import load_policy
 from sandbox import graph as sandbox
 from sandbox import simulate
 
@@ -98,9 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         comment_task = asyncio.create_task(app.state.comments.run(settings.comments_poll_seconds))
         # Contacts (contacts/sync.py): everyone who writes becomes a contact (app.state.contacts, the console's too),
         # with the campaign they came by (the links store's first referral) and their profile from the Graph API.
-        contacts_store = app.state.contacts = open_contacts_store(
-            settings.store_url("contacts"),
-            load_policy(settings.outbox_policy_file, retired_tags_until=settings.outbox_retired_tags_until))
+        contacts_store = open_contacts_store(settings.store_url("contacts"), outbox.reply_windows())
+        app.state.contacts = contacts_store
         app.state.contact_sync = ContactSync(contacts_store, outbox, client, campaign_of=_campaign_of(app))
         contacts_task = asyncio.create_task(app.state.contact_sync.run(settings.contacts_sync_seconds))
         # The scale profile: Rasa's event broker feeds the console's live view (user and bot messages, pauses).

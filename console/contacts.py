@@ -44,8 +44,7 @@ from contacts.store import ContactsStore, open_contacts_store
 from core.postgres import DatabaseUnavailable
 from core.settings import Settings
 from handoff.reply_window import duration_es
-from outbox.policy import Policy
-from outbox.policy_file import load_policy
+from outbox.policy import ReplyWindows
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -73,11 +72,12 @@ def contacts_of(request: Request) -> ContactsStore:
     return state_store(request, "contacts", lambda settings: open_contacts_store(settings.store_url("contacts")))
 
 
-def policy_of(request: Request) -> Policy:
-    """The outbox policy the app sends by (`OUTBOX_POLICY_FILE`): the windows a contact shows are its RESPONSE and
-    HUMAN_AGENT rules, as the store's "ventana abierta" filter reads them."""
-    return state_store(request, "contacts_policy", lambda settings: load_policy(
-        settings.outbox_policy_file, retired_tags_until=settings.outbox_retired_tags_until))
+def policy_of(request: Request) -> ReplyWindows | None:
+    """The outbox policy the app sends by (`OUTBOX_POLICY_FILE`, through the app's outbox): the windows a contact
+    shows are its RESPONSE and HUMAN_AGENT rules, as the store's "ventana abierta" filter reads them. None (the
+    shipped policy) only where the app runs no outbox (tests of the console alone)."""
+    outbox = getattr(request.app.state, "outbox", None)
+    return outbox.reply_windows() if outbox is not None else None
 
 
 def now_of(request: Request) -> datetime:
@@ -244,7 +244,7 @@ class NoteBody(BaseModel):
     text: str = Field(min_length=1, max_length=20000, examples=["Prefiere que le escriban por la tarde."])
 
 
-def window_view(contact: Contact, now: datetime, policy: Policy | None = None) -> WindowOut:
+def window_view(contact: Contact, now: datetime, policy: ReplyWindows | None = None) -> WindowOut:
     """The windows by `policy` (the app's outbox policy; the shipped one when None)."""
     standard = contact.standard_window_left(now, policy)
     human = contact.human_agent_left(now, policy)
@@ -280,7 +280,7 @@ def contact_url(page_id: str, psid: str) -> str:
     return f"/console/contacts/{page_id}/{psid}"
 
 
-def contact_view(contact: Contact, now: datetime, policy: Policy | None = None) -> ContactOut:
+def contact_view(contact: Contact, now: datetime, policy: ReplyWindows | None = None) -> ContactOut:
     conversation_id = f"{contact.page_id}:{contact.psid}"
     return ContactOut(
         page_id=contact.page_id, psid=contact.psid, display_name=contact.display_name,

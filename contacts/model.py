@@ -20,7 +20,7 @@ from typing import Any
 
 from core.errors import DomainError
 from meta.errors import GraphError, RateLimitedError, TokenInvalidError, TransientGraphError
-from outbox.policy import Policy
+from outbox.policy import Policy, ReplyWindows
 from outbox.policy_file import load_policy
 
 # --- limits (one table: what is checked, and the Spanish wording of each refusal) ----------------------------------
@@ -226,15 +226,12 @@ def _shipped_policy() -> Policy:
     return load_policy()
 
 
-def window_durations(policy: Policy | None = None) -> tuple[timedelta, timedelta]:
+def window_durations(policy: Policy | ReplyWindows | None = None) -> tuple[timedelta, timedelta]:
     """(standard window, HUMAN_AGENT window) measured from the person's last own message: the `window_to` of the
-    policy's RESPONSE and HUMAN_AGENT rules (the shipped outbox/policy.yml unless a policy is given)."""
-    chosen = policy or _shipped_policy()
-    standard = chosen.rule("RESPONSE").window_to
-    human = chosen.rule("HUMAN_AGENT").window_to
-    if standard is None or human is None:
-        raise ValueError("the policy's RESPONSE and HUMAN_AGENT rules must end (window_to)")
-    return standard, human
+    policy's RESPONSE and HUMAN_AGENT rules (the shipped outbox/policy.yml unless a policy or its windows are
+    given: the app passes `Outbox.reply_windows()`)."""
+    windows = policy if isinstance(policy, ReplyWindows) else (policy or _shipped_policy()).reply_windows()
+    return windows.standard, windows.human_agent
 
 
 # --- values ----------------------------------------------------------------------------------------------------
@@ -270,11 +267,11 @@ class Contact:
         name = " ".join(part for part in (self.first_name, self.last_name) if part)
         return name or f"Sin nombre (PSID …{self.psid[-4:]})"
 
-    def standard_window_left(self, now: datetime, policy: Policy | None = None) -> timedelta | None:
+    def standard_window_left(self, now: datetime, policy: Policy | ReplyWindows | None = None) -> timedelta | None:
         """Time left of the 24-hour window (a normal reply, promotional content allowed); None when closed."""
         return self._left(now, window_durations(policy)[0])
 
-    def human_agent_left(self, now: datetime, policy: Policy | None = None) -> timedelta | None:
+    def human_agent_left(self, now: datetime, policy: Policy | ReplyWindows | None = None) -> timedelta | None:
         """Time left for a person to answer (the standard window, then HUMAN_AGENT); None when even that ended."""
         return self._left(now, window_durations(policy)[1])
 

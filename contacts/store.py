@@ -50,7 +50,7 @@ from contacts.model import (
     window_durations,
 )
 from core.database import Database, moment, open_database, stored_time
-from outbox.policy import Policy
+from outbox.policy import Policy, ReplyWindows
 
 SQL_DIR = Path(__file__).parent / "sql"  # sqlite/ and postgres/: numbered migrations and queries.sql
 EXPORT_CHUNK = 500
@@ -218,7 +218,7 @@ def check_field_room(after: set[str]) -> None:
 class ContactsStore:
     BACKEND = "contacts"
 
-    def __init__(self, target: Path | str, policy: Policy | None = None) -> None:
+    def __init__(self, target: Path | str, policy: Policy | ReplyWindows | None = None) -> None:
         """A file path, `sqlite:///path`, `:memory:` or `postgresql://…` (schema: the URL's search_path, else
         "contacts"). `policy`: the outbox's, for the 24-hour window of `window_open_at` (default: the shipped one)."""
         self.path = target
@@ -571,6 +571,6 @@ def _stored_or_none(value: datetime | None) -> str | None:
     return stored_time(value) if value is not None else None
 
 
-def open_contacts_store(url: Path | str, policy: Policy | None = None) -> ContactsStore:
+def open_contacts_store(url: Path | str, policy: Policy | ReplyWindows | None = None) -> ContactsStore:
     """The contacts store at `settings.store_url("contacts")`: `sqlite:///path` (or a path) or `postgresql://…`."""
     return ContactsStore(url, policy)

@@ -30,7 +30,7 @@ from outbox.model import (
     SenderKind,
     Status,
 )
-from outbox.policy import ConversationWindow, Decision, Policy, SendRequest, decide
+from outbox.policy import ConversationWindow, Decision, Policy, ReplyWindows, SendRequest, decide
 from outbox.policy_file import load_policy
 from outbox.store import open_store
 from outbox.worker import OutboxWorker, WakeSocket, read_window, utc_now
@@ -72,6 +72,11 @@ class Outbox:
         self._task: asyncio.Task[None] | None = None
         self._wake_listener: WakeSocket | None = None
         self._wake_others: WakeSocket | None = None
+
+    def reply_windows(self) -> ReplyWindows:
+        """The standard and HUMAN_AGENT windows by the policy this outbox decides by (OUTBOX_POLICY_FILE): what
+        callers show about the windows agrees with what it sends."""
+        return self._policy.reply_windows()
 
     # --- the worker ------------------------------------------------------------------------------------
 

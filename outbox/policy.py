@@ -191,6 +191,23 @@ class Policy:
     def rules_for_tag(self, tag: str) -> tuple[SendingRule, ...]:
         return tuple(rule for rule in self.rules if rule.tag == tag)
 
+    def reply_windows(self) -> ReplyWindows:
+        """How long after a person's last own message the page may answer: the `window_to` of the RESPONSE rule (the
+        standard window) and of the HUMAN_AGENT rule (a person, with the tag)."""
+        standard, human = self.rule("RESPONSE").window_to, self.rule("HUMAN_AGENT").window_to
+        if standard is None or human is None:
+            raise ValueError("the policy's RESPONSE and HUMAN_AGENT rules must end (window_to)")
+        return ReplyWindows(standard, human)
+
+
+@dataclass(frozen=True)
+class ReplyWindows:
+    """The two windows a person's last own message opens (`Policy.reply_windows`): what contacts and agents are shown,
+    read from the policy the outbox sends by, never hard-coded."""
+
+    standard: timedelta
+    human_agent: timedelta
+
 
 @dataclass(frozen=True)
 class ConversationWindow:

@@ -116,11 +116,11 @@ def test_snippets_are_saved_replaced_listed_and_deleted(store: ConsoleStore) -> 
     assert [snippet.name for snippet in store.snippets()] == ["gracias"]
 
 
-def test_users_survive_a_reopen_and_the_schema_is_version_one(url: str, store: ConsoleStore) -> None:
+def test_users_survive_a_reopen_at_the_newest_schema(url: str, store: ConsoleStore) -> None:
     store.add_user("ana", "Ana", "admin", HASH, NOW)
     store.close()
     reopened = open_console_store(url)
-    assert reopened.get_user("ana").role == "admin" and reopened.schema_version == 1
+    assert reopened.get_user("ana").role == "admin" and reopened.schema_version == 2  # 002_conversation_reads
     reopened.close()
 
 

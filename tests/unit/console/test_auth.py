@@ -182,11 +182,11 @@ def test_no_password_or_token_reaches_the_logs(auth: Authenticator, caplog: pyte
 def test_migrations_are_numbered_and_reopening_keeps_the_data(tmp_path: Path, clock: Clock) -> None:
     path = tmp_path / "console.sqlite3"
     store = ConsoleStore(path)
-    assert store.schema_version == 1
+    assert store.schema_version == 2  # 001_initial, 002_conversation_reads
     store.save_snippet("horario", "De 8 a 18", "maria", clock())
     store.close()
     again = ConsoleStore(path)
-    assert again.schema_version == 1
+    assert again.schema_version == 2
     assert [s.name for s in again.snippets()] == ["horario"]
     assert again.delete_snippet("horario") and not again.delete_snippet("horario")
     again.close()
