@@ -320,7 +320,7 @@ class MessengerInput(InputChannel):
                     await self._revert_turn(event)
                     unfinished_revert = False
                 if await self._is_paused(event.user_id):
-                    await self._store_while_paused(event)
+                    await self._store_while_paused(event, stored.id)
                 elif not await self.actions.wait_until_up():  # nothing written to the tracker while it is down
                     down = f"the action server was down for {self.actions.down_for():.0f} s"
                     await self._give_up_on_actions(stored, down)
@@ -337,8 +337,7 @@ class MessengerInput(InputChannel):
                     if not output.replied and await self._stored_while_paused(event):
                         # a pause landed between the check above and the turn: Rasa stored the message without
                         # predicting, the live view hears of it as for any message written while paused
-                        await self.handoff.user_message(event.page_id, event.user_id, event.shown_text(),
-                                                        user_message_time(event))
+                        await self._tell_live_view(event, stored.id)
             except ActionCallsFailed as exc:  # the server died mid-turn (or an action crashed): undo, wait, retry
                 logger.error("an action call failed in a turn: %s", exc, extra={"event_id": stored.id})
                 self.actions.saw_failure()
@@ -449,7 +448,7 @@ class MessengerInput(InputChannel):
         tracker = await agent.tracker_store.retrieve(event.user_id)
         return bool(tracker is not None and tracker.is_paused() and stored_unpredicted(tracker.events, event.mid))
 
-    async def _store_while_paused(self, event: InboundEvent) -> None:
+    async def _store_while_paused(self, event: InboundEvent, event_id: int) -> None:
         """Rasa keeps the message (nothing is predicted, even for `/restart`; a collecting channel catches
         anything a session start might say) and the app shows it to agents."""
         agent = self._app.ctx.agent
@@ -463,7 +462,17 @@ class MessengerInput(InputChannel):
         )
         async with agent.lock_store.lock(event.user_id):
             await agent.log_message(message)
-        await self.handoff.user_message(event.page_id, event.user_id, event.shown_text(), user_message_time(event))
+        await self._tell_live_view(event, event_id)
+
+    async def _tell_live_view(self, event: InboundEvent, event_id: int) -> None:
+        """The app shows agents what the user wrote while paused. If the app does not answer now (down, or slower
+        than the call's timeout under load), the notice is journaled on the event (`notice_pending`) and the upkeep
+        loop delivers it later: never lost, never silent."""
+        if await self.handoff.user_message(event.page_id, event.user_id, event.shown_text(),
+                                           user_message_time(event)):
+            return
+        await self.store.run(self.store.restore_journaled, event_id, False, True)
+        logger.warning("the live-view notice is journaled for the upkeep loop", extra={"event_id": event_id})
 
     async def _notice_recorded(self, event: InboundEvent) -> bool:
         """What a user writes while another app holds the thread (standby) reaches the agents' live view. Journaled

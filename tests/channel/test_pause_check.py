@@ -91,3 +91,46 @@ async def test_a_pause_landing_after_the_check_still_reaches_the_live_view(open_
     await eventually(lambda: [row["status"] for row in server.journal(user)] == ["done", "done"], "the second done")
     assert await server.user_texts_in_tracker(user) == ["hola", "¿me ayudan?"], "Rasa stored it"
     assert told == [(user, "¿me ayudan?")], "the live view hears of it"
+
+
+async def test_a_live_view_notice_the_app_did_not_take_is_journaled_and_delivered_later(open_channel: Any) -> None:
+    """A message written while paused, with the app not answering the notice (down, or slower than the call's
+    timeout): the notice is journaled on the event and the upkeep delivers it once the app answers. Fails on a
+    channel that drops the notice when the call fails (the message would never reach the agents)."""
+    from connectors.handoff import AppHandoffClient
+    from tests.channel.support import ChannelServer, eventually
+
+    user = "psid-notice-later"
+    told: list[tuple[str, str]] = []
+    app_up = False
+
+    class FlakyHandoff(AppHandoffClient):
+        async def user_message(self, page_id: str, user_id: str, text: str, at: Any) -> bool:
+            if app_up:
+                told.append((user_id, text))
+            return app_up
+
+    def prepare(channel: Any) -> None:
+        channel.handoff = FlakyHandoff(channel.settings.app_url, channel.settings.service_token)
+
+    server: ChannelServer = await open_channel(prepare)
+    await server.start()
+    assert await server.say(user, "hola") == 200
+    await eventually(lambda: [row["status"] for row in server.journal(user)] == ["done"], "the first turn done")
+    agent = server.agent
+    async with agent.lock_store.lock(user):  # what the handoff service's pause does to the tracker
+        tracker = await agent.tracker_store.retrieve(user)
+        tracker.update(ConversationPaused())
+        await agent.tracker_store.save(tracker)
+
+    assert await server.say(user, "¿hay alguien?") == 200
+    await eventually(lambda: [row["status"] for row in server.journal(user)] == ["done", "done"], "stored, done")
+    store = server.channel.store
+    journaled = [stored for stored in store.journaled() if stored.event.user_id == user]
+    assert [(stored.event.text, stored.notice_pending) for stored in journaled] == [("¿hay alguien?", True)]
+    assert told == []
+
+    app_up = True
+    await server.channel._apply_windows(store.journaled())
+    assert told == [(user, "¿hay alguien?")], "the upkeep delivered the notice once the app answered"
+    assert [stored for stored in store.journaled() if stored.event.user_id == user] == []

@@ -152,16 +152,27 @@ def test_random_valued_user_messages_are_processed_and_answered(stack: Stack, me
     replies = outbox(stack)
     assert not [row for row in replies if row[2] not in ("sent",)], f"every reply was sent: {replies[:5]}"
     answered = {key for key in keys if any(row[0].startswith(f"reply:{PAGE_ID}:{key}:") for row in replies)}
-    states: dict[str, dict[str, Any]] = {}
-    silent = []
-    for key, event in keys.items():
-        if key in answered:
-            continue
-        state = states.setdefault(event.user_id, handoff_state(stack, event.user_id))
-        conversation = state["conversation"] or {}
-        live = [item["text"] for item in state["messages"] if item.get("author") == "user"]
-        if not (conversation.get("state") == "paused" and event.shown_text() in live):
-            silent.append(f"{event.raw!r} (conversation {conversation.get('state')})")
+
+    def not_shown() -> list[str]:
+        states: dict[str, dict[str, Any]] = {}
+        silent = []
+        for key, event in keys.items():
+            if key in answered:
+                continue
+            state = states.setdefault(event.user_id, handoff_state(stack, event.user_id))
+            conversation = state["conversation"] or {}
+            live = [item["text"] for item in state["messages"] if item.get("author") == "user"]
+            if not (conversation.get("state") == "paused" and event.shown_text() in live):
+                silent.append(f"{event.raw!r} (conversation {conversation.get('state')})")
+        return silent
+
+    # A live-view notice the app did not take at once (busy past the call's timeout) is journaled on its event and
+    # delivered by the Rasa process's upkeep (MESSENGER_UPKEEP_SECONDS): it may land after the turns are done.
+    silent = not_shown()
+    upkeep_deadline = time.monotonic() + 75
+    while silent and time.monotonic() < upkeep_deadline:
+        time.sleep(2)
+        silent = not_shown()
     print(f"answered: {len(answered)}, handed over while paused: {len(keys) - len(answered) - len(silent)}")
     assert not silent, f"{len(silent)} messages got neither a reply nor a visible handoff, e.g. {silent[:3]}"
     sandbox = {user: len(messenger.replies(user)) for user in USERS}
