@@ -55,6 +55,7 @@ from console.knowledge_editor import MAX_UPLOAD_BYTES, KnowledgeEditor, Knowledg
 from console.parts import PAUSE_REASONS_ES, ConsoleError
 from console.store import ConsoleStore, open_console_store
 from core.errors import status_of
+from core.postgres import DatabaseUnavailable
 from core.settings import Settings
 from handoff.model import (
     Conversation,
@@ -235,6 +236,10 @@ class SnippetBody(BaseModel):
     text: str = Field(min_length=1, max_length=5000)
 
 
+class PreviewBody(BaseModel):
+    text: str = Field(min_length=1, max_length=20000)
+
+
 class TryBody(BaseModel):
     question: str = Field(min_length=1, max_length=1000)
     draft_id: str | None = Field(default=None, max_length=100)
@@ -395,7 +400,8 @@ async def conversation_page(conversation_id: str, request: Request, principal: A
 @pages.get("/snippets", response_class=HTMLResponse)
 async def snippets_page(request: Request, principal: Agent) -> HTMLResponse:
     snippets = [snippet.to_dict() for snippet in await run_in_threadpool(store_of(request).snippets)]
-    return _page(request, "snippets.html", principal, snippets=snippets)
+    return _page(request, "snippets.html", principal, snippets=snippets,
+                 sample=snippet_rules.sample_for(principal.display_name).to_dict())
 
 
 @pages.get("/knowledge", response_class=HTMLResponse)
@@ -517,6 +523,39 @@ def reply_idempotency_key(request: Request, body: ReplyBody, conversation_id: st
     return f"console:{username}:{conversation_id}:{key}" if key else None
 
 
+async def recipient_of(request: Request, conversation_id: str, principal: Principal) -> snippet_rules.Recipient:
+    """The values a reply's variables take: the conversation's contact (one read), the agent's display name."""
+    page_id, user_id = split_conversation_id(conversation_id)
+    try:
+        contact = await run_in_threadpool(contact_pages.contacts_of(request).get, page_id, user_id)
+    except DatabaseUnavailable as exc:
+        raise ConsoleError("contacts_unavailable", "No se pudieron leer los datos del contacto para completar las "
+                                                   "variables del mensaje; intente en un momento.") from exc
+    return snippet_rules.Recipient.of(contact, principal.display_name)
+
+
+async def reply_text(request: Request, conversation_id: str, typed: str, principal: Principal) \
+        -> tuple[snippet_rules.Expansion, snippet_rules.Filled]:
+    """A reply as it goes out: known `/name` snippets expanded, then variables filled (the contact is read only
+    when the words hold something variable-shaped)."""
+    saved = {s.name: s.text for s in await run_in_threadpool(store_of(request).snippets)}
+    expansion = snippet_rules.expand(typed.strip(), saved)
+    if not snippet_rules.uses_variables(expansion.text):
+        return expansion, snippet_rules.Filled(expansion.text)
+    recipient = await recipient_of(request, conversation_id, principal)
+    return expansion, snippet_rules.fill(expansion.text, recipient)
+
+
+@api.post("/conversations/{conversation_id}/reply/preview")
+async def reply_preview(conversation_id: str, body: PreviewBody, request: Request, principal: Agent) \
+        -> dict[str, Any]:
+    """The reply as it would go out (snippets expanded, variables filled with this conversation's contact), with
+    `warning_es` when a variable is unknown or empty: the page shows it before sending. Sends nothing."""
+    split_conversation_id(conversation_id)
+    expansion, filled = await reply_text(request, conversation_id, body.text, principal)
+    return {**filled.to_dict(), "snippets_used": list(expansion.used)}
+
+
 @api.post("/conversations/{conversation_id}/reply")
 async def reply(conversation_id: str, body: ReplyBody, request: Request, principal: Agent) -> JSONResponse:
     """Send a person's reply through the outbox: a normal reply within 24 h of the customer's last message, with
@@ -526,9 +565,8 @@ async def reply(conversation_id: str, body: ReplyBody, request: Request, princip
     service = handoff_of(request)
     split_conversation_id(conversation_id)
     idempotency_key = reply_idempotency_key(request, body, conversation_id, principal.username)
-    saved = {s.name: s.text for s in await run_in_threadpool(store_of(request).snippets)}
-    expansion = snippet_rules.expand(body.text.strip(), saved)
-    text = expansion.text.strip()
+    expansion, filled = await reply_text(request, conversation_id, body.text, principal)
+    text = filled.text.strip()
     if not text:
         raise ConsoleError("empty_reply", "El mensaje está vacío.")
     if len(text) > MAX_REPLY:
@@ -540,7 +578,7 @@ async def reply(conversation_id: str, body: ReplyBody, request: Request, princip
                                             "snippets": list(expansion.used), "repeated": repeated})
     # A repeat answers with what the outbox holds (the same words: other words under the same key are a 409).
     return JSONResponse({"queued": True, "repeated": repeated, "text": queued.get("text", text),
-                         "snippets_used": list(expansion.used),
+                         "snippets_used": list(expansion.used), "variables": filled.to_dict(),
                          "outbox": queued}, status_code=200 if repeated else 201)
 
 
@@ -584,12 +622,21 @@ async def list_snippets(request: Request, principal: Agent) -> dict[str, Any]:
     return {"snippets": [s.to_dict() for s in await run_in_threadpool(store_of(request).snippets)]}
 
 
+@api.post("/snippets/preview")
+async def preview_snippet(body: PreviewBody, principal: Agent) -> dict[str, Any]:
+    """A snippet's text with its variables filled for a sample contact (the snippets page's preview)."""
+    sample = snippet_rules.sample_for(principal.display_name)
+    return {**snippet_rules.fill(body.text, sample).to_dict(), "sample": sample.to_dict()}
+
+
 @api.put("/snippets/{name}")
 async def save_snippet(name: str, body: SnippetBody, request: Request, principal: Agent) -> dict[str, Any]:
     try:
         checked_name, text = snippet_rules.check_name(name), snippet_rules.check_text(body.text)
+        snippet_rules.check_variables(text)
     except snippet_rules.SnippetError as exc:
-        raise ConsoleError("invalid_snippet", str(exc)[:1].upper() + str(exc)[1:] + ".") from exc
+        raise ConsoleError("invalid_snippet", str(exc)[:1].upper() + str(exc)[1:] + ".",
+                           **({"unknown_variables": exc.unknown} if exc.unknown else {})) from exc
     store = store_of(request)
     saved = await run_in_threadpool(store.save_snippet, checked_name, text, principal.username, now_of(request))
     return {"snippet": saved.to_dict()}

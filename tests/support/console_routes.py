@@ -61,11 +61,13 @@ ROLES: dict[tuple[str, str], tuple[frozenset[str], bool]] = {
     ("GET", "/api/console/inbox"): (AGENTS, True),  # every conversation (console/inbox.py)
     ("GET", "/api/console/conversations/{conversation_id}"): (AGENTS, True),
     ("POST", "/api/console/conversations/{conversation_id}/reply"): (AGENTS, False),
+    ("POST", "/api/console/conversations/{conversation_id}/reply/preview"): (AGENTS, False),
     ("POST", "/api/console/conversations/{conversation_id}/assign"): (AGENTS, False),
     ("POST", "/api/console/conversations/{conversation_id}/pause"): (AGENTS, False),
     ("POST", "/api/console/conversations/{conversation_id}/close"): (AGENTS, False),
     ("GET", "/api/console/snippets"): (AGENTS, False),
     ("PUT", "/api/console/snippets/{name}"): (AGENTS, False),
+    ("POST", "/api/console/snippets/preview"): (AGENTS, False),
     ("DELETE", "/api/console/snippets/{name}"): (AGENTS, False),
     ("GET", "/api/console/knowledge"): (EDITORS, True),
     ("POST", "/api/console/knowledge/drafts"): (EDITORS, True),
