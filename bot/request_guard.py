@@ -2,7 +2,8 @@
 
 - Body size: `Content-Length` over the route's limit → 413 at once; a body without a length (chunked) is counted
   as it streams and the request ends in 413 as soon as it passes the limit. Matrix uploads and contact imports
-  may carry their documented 5 MB (plus the multipart envelope); every other body is JSON or a small form
+  may carry their documented 5 MB, an agent's file 10 MB, the Graph sandbox's attachment uploads Meta's 25 MB (plus
+  the multipart envelope); every other body is JSON or a small form
   (`BODY_LIMITS`).
 - Credentials first: a state-changing request to a route that names roles (`require_role`) or wants the service
   token (`require_service_token`) without a valid session or token is answered 401 before one byte of its body
@@ -14,6 +15,7 @@ The dependencies still decide (CSRF, roles); this only stops the work that would
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,9 +27,11 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from console.attachments import ATTACHMENT_BODY_LIMIT, ATTACHMENT_PATH
 from console.auth import SAFE_METHODS, SESSION_COOKIE, authenticator_of, bearer_token, same_secret
 from console.knowledge_editor import MAX_UPLOAD_BYTES
 from contacts.csv_io import MAX_IMPORT_BYTES
+from meta.limits import ATTACHMENT_MAX_BYTES
 
 MULTIPART_ENVELOPE_BYTES = 64 * 1024  # boundaries, part headers and the CSRF field around the file
 DEFAULT_BODY_LIMIT = 256 * 1024
@@ -41,8 +45,19 @@ BODY_LIMITS = {
 }
 
 
+# Paths with an id in them → their limit: an agent's file (console/attachments.py, 10 MB) and the Graph sandbox's
+# Attachment Upload API (Meta's 25 MB).
+BODY_LIMIT_PATTERNS = (
+    (ATTACHMENT_PATH, ATTACHMENT_BODY_LIMIT),
+    (re.compile(r"^/v[0-9]+\.[0-9]+/(me|[0-9]+)/message_attachments$"),
+     ATTACHMENT_MAX_BYTES + MULTIPART_ENVELOPE_BYTES),
+)
+
+
 def body_limit_for(path: str) -> int:
-    return BODY_LIMITS.get(path, DEFAULT_BODY_LIMIT)
+    if path in BODY_LIMITS:
+        return BODY_LIMITS[path]
+    return next((limit for pattern, limit in BODY_LIMIT_PATTERNS if pattern.match(path)), DEFAULT_BODY_LIMIT)
 
 
 def too_large_body(limit: int) -> dict[str, object]:

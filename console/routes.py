@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from console import attachments as attachment_sends
 from console import comments as comment_pages
 from console import contacts as contact_pages
 from console import contacts_csv
@@ -219,9 +220,13 @@ IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_.:-]{8,100}$"
 
 
 class ReplyBody(BaseModel):
-    text: str = Field(min_length=1, max_length=20000)
+    text: str = Field(default="", max_length=20000)  # may be empty when an attachment goes
     # The same key twice is one message (a retried POST); the page makes a new one for each reply it sends.
     idempotency_key: str | None = Field(default=None, pattern=IDEMPOTENCY_KEY_PATTERN)
+    # Quick replies on the reply's last message (titles of at most 20 characters, at most 13), and a file Meta
+    # fetches from an https URL, sent after the text (console/attachments.py).
+    quick_replies: attachment_sends.QuickReplies | None = None
+    attachment: attachment_sends.UrlAttachmentIn | None = None
 
 
 class AssignBody(BaseModel):
@@ -565,14 +570,19 @@ async def reply(conversation_id: str, body: ReplyBody, request: Request, princip
     service = handoff_of(request)
     split_conversation_id(conversation_id)
     idempotency_key = reply_idempotency_key(request, body, conversation_id, principal.username)
+    attachment, shown = attachment_sends.url_attachment(body.attachment) if body.attachment else (None, None)
+    if body.quick_replies:  # the transcript shows the choices offered
+        shown = {**(shown or {}), "quick_replies": [reply.title for reply in body.quick_replies]}
     expansion, filled = await reply_text(request, conversation_id, body.text, principal)
     text = filled.text.strip()
-    if not text:
+    if not text and attachment is None:
         raise ConsoleError("empty_reply", "El mensaje está vacío.")
     if len(text) > MAX_REPLY:
         raise ConsoleError("reply_too_long", f"El mensaje tiene {len(text)} caracteres; Messenger admite "
                                                   f"{MAX_REPLY}. Divídalo en dos mensajes.")
-    queued = await service.reply_as_agent(conversation_id, principal.username, text, idempotency_key=idempotency_key)
+    queued = await service.reply_as_agent(conversation_id, principal.username, text, idempotency_key=idempotency_key,
+                                          quick_replies=attachment_sends.quick_replies_of(body.quick_replies),
+                                          attachment=attachment, shown=shown)
     repeated = bool(queued.get("repeated"))
     log.info("console reply queued", extra={"conversation_id": conversation_id, "agent": principal.username,
                                             "snippets": list(expansion.used), "repeated": repeated})
@@ -715,6 +725,7 @@ def install(app: FastAPI, settings: Settings, authenticator: Authenticator | Non
     contact_pages.install(app)  # "Contactos": /console/contacts, /api/console/contacts, /api/console/tags
     contacts_csv.install(app)  # contacts as CSV: /api/console/contacts/export.csv, /api/console/contacts/import
     inbox_pages.install(app)  # every conversation: /api/console/inbox (the page is /console/inbox?estado=...)
+    attachment_sends.install(app)  # files in a reply: /api/console/conversations/{id}/attachment, /attachments/{id}
 
     app.add_middleware(ConsoleHeaders)
     return auth

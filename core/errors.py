@@ -65,6 +65,10 @@ HTTP_STATUS: Mapping[str, int] = {
     "ref_in_use": 409,
     "knowledge_busy": 429,
     "file_too_large": 413,
+    "unsupported_file": 415,  # console/attachments.py: a file type Messenger does not take (read from its bytes)
+    "empty_file": 422,
+    "attachment_invalid": 422,
+    "attachment_not_found": 404,
     # A part of the app that did not answer.
     "rasa_unavailable": 502,
     "handoff_unavailable": 503,

@@ -6,7 +6,7 @@ sender id is the user id (PSIDs are page-scoped).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -157,10 +157,20 @@ class HandoffService(Protocol):
     async def record_user_message(self, page_id: str, user_id: str, text: str, at: datetime) -> None: ...
 
     async def reply_as_agent(
-        self, conversation_id: str, agent: str, text: str, *, idempotency_key: str | None = None
+        self,
+        conversation_id: str,
+        agent: str,
+        text: str,
+        *,
+        idempotency_key: str | None = None,
+        quick_replies: Sequence[Mapping[str, Any]] = (),
+        attachment: Mapping[str, Any] | None = None,
+        shown: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Through the outbox as a HUMAN sender; returns the outbox message or raises with the policy reason.
-        The same `idempotency_key` again returns the first message with `"repeated": True` and sends nothing."""
+        The same `idempotency_key` again returns the first message with `"repeated": True` and sends nothing.
+        `quick_replies` go on the last message, `attachment` (Messenger's `{"type", "payload"}`) after the text;
+        `shown` is what the transcript keeps of them."""
         ...
 
     async def assign(self, conversation_id: str, agent: str | None) -> Conversation: ...

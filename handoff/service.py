@@ -276,10 +276,15 @@ def resume_event() -> dict[str, Any]:
     return {"event": "resume"}
 
 
-def agent_message_event(text: str, agent: str, at: datetime, outbox_id: int | None) -> dict[str, Any]:
-    """What an agent wrote, as Rasa stores a bot message: the transcript tells it apart by `metadata.agent`."""
-    return {"event": "bot", "text": text, "timestamp": at.timestamp(),
-            "metadata": {"agent": agent, "outbox_id": outbox_id}}
+def agent_message_event(text: str, agent: str, at: datetime, outbox_id: int | None,
+                        data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What an agent wrote, as Rasa stores a bot message: the transcript tells it apart by `metadata.agent`. `data`
+    (Rasa's bot `data`: what the console shows of a file sent, the quick replies offered) goes along when given."""
+    event: dict[str, Any] = {"event": "bot", "text": text, "timestamp": at.timestamp(),
+                             "metadata": {"agent": agent, "outbox_id": outbox_id}}
+    if data:
+        event["data"] = dict(data)
+    return event
 
 
 def _event_time(event: Mapping[str, Any]) -> datetime:
@@ -336,17 +341,35 @@ def auto_resume_interval(idle_minutes: float, longest: float = AUTO_RESUME_CHECK
     return max(AUTO_RESUME_SHORTEST_CHECK_SECONDS, min(longest, idle_minutes * 60 / 4))
 
 
-def checked_agent_reply(page_id: str, text: str, page_ids: Collection[str]) -> tuple[str, tuple[dict[str, Any], ...]]:
-    """An agent's reply as Messenger will get it: the text stripped, and the messages the outbox will send. Refused
+# What the transcript says for a file sent without a caption (Messenger's attachment type → Spanish).
+ATTACHMENT_TEXT_ES = {"image": "Imagen enviada", "video": "Video enviado", "audio": "Audio enviado",
+                      "file": "Archivo enviado"}
+
+
+def checked_agent_reply(
+    page_id: str,
+    text: str,
+    page_ids: Collection[str],
+    *,
+    quick_replies: Sequence[Mapping[str, Any]] = (),
+    attachment: Mapping[str, Any] | None = None,
+) -> tuple[str, tuple[dict[str, Any], ...]]:
+    """An agent's reply as Messenger will get it: the text stripped, and the messages the outbox will send (the text,
+    then the `attachment` — Messenger's `{"type", "payload"}` — if any; the quick replies on the last one). Refused
     (`ReplyRefused`) before anything is read or written: empty, for a page not configured, or not sendable."""
     text = text.strip()
-    if not text:
+    if not text and attachment is None:
         raise ReplyRefused("empty_text", "El mensaje está vacío.", "The message is empty.")
     if page_id not in page_ids:
         raise ReplyRefused("unknown_page", f"La página {page_id} no está configurada.",
                            f"page {page_id} is not configured")
+    response: dict[str, Any] = {"text": text or None}
+    if quick_replies:
+        response["quick_replies"] = [dict(reply) for reply in quick_replies]
+    if attachment is not None:
+        response["attachment"] = dict(attachment)
     try:
-        return text, build_messages({"text": text}).messages
+        return text, build_messages(response).messages
     except OutgoingMessageError as exc:
         raise ReplyRefused("invalid_message", "El mensaje no se puede enviar por Messenger.", str(exc)) from exc
 
@@ -489,16 +512,29 @@ class Handoff:
         self._publish("user_message", conversation, now, text=text, message_at=_time(at))
 
     async def reply_as_agent(
-        self, conversation_id: str, agent: str, text: str, *, idempotency_key: str | None = None
+        self,
+        conversation_id: str,
+        agent: str,
+        text: str,
+        *,
+        idempotency_key: str | None = None,
+        quick_replies: Sequence[Mapping[str, Any]] = (),
+        attachment: Mapping[str, Any] | None = None,
+        shown: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Send through the outbox as a HUMAN sender after the outbox's own policy check.
 
-        Refused (empty text, unknown page, outside the 7-day window…) → `ReplyRefused` with the policy's
-        reason code and sentence. A conversation the bot still holds is paused first (AGENT_TOOK_OVER): a person
-        and the bot must never answer together.
+        `quick_replies` go on the last message; `attachment` (Messenger's `{"type", "payload"}`, e.g. an uploaded
+        file's `attachment_id`) follows the text, which may then be empty (a file without a caption); `shown` is what
+        the transcript keeps about it (Rasa's bot `data`). Refused (empty text, unknown page, outside the 7-day
+        window…) → `ReplyRefused` with the policy's reason code and sentence. A conversation the bot still holds is
+        paused first (AGENT_TOOK_OVER): a person and the bot must never answer together.
         """
         page_id, user_id = split_conversation_id(conversation_id)
-        text, messages = checked_agent_reply(page_id, text, self.page_tokens)
+        text, messages = checked_agent_reply(page_id, text, self.page_tokens, quick_replies=quick_replies,
+                                             attachment=attachment)
+        if not text and attachment is not None:
+            text = ATTACHMENT_TEXT_ES.get(str(attachment.get("type")), ATTACHMENT_TEXT_ES["file"])
         now = self.clock()
         first = NewMessage(page_id=page_id, recipient_id=user_id, message=messages[0], sender=SenderKind.HUMAN,
                            purpose=Purpose.REPLY, sender_name=agent)
@@ -538,13 +574,14 @@ class Handoff:
                                                    now, stored[0].id)
             if written or not await self._in_rasa_tracker(user_id, stored[0].id):
                 try:
-                    await self.rasa.append_events(user_id, [agent_message_event(text, agent, now, stored[0].id)])
+                    await self.rasa.append_events(user_id, [agent_message_event(text, agent, now, stored[0].id,
+                                                                                shown)])
                 except Exception:  # the reply is queued; only the transcript misses it (a retry adds it)
                     logger.exception("could not add an agent reply to Rasa's tracker",
                                      extra={"conversation_id": conversation_id})
         if written and conversation is not None:
             self._publish("agent_message", conversation, now, author=f"agent:{agent}", text=text,
-                          outbox_id=stored[0].id)
+                          outbox_id=stored[0].id, **({"shown": dict(shown)} if shown else {}))
         return {**answer, "repeated": True} if repeated else answer
 
     async def _in_rasa_tracker(self, user_id: str, outbox_id: int) -> bool:

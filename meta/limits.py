@@ -54,6 +54,9 @@ SENDER_ACTIONS = frozenset({"typing_on", "typing_off", "mark_seen"})
 RECIPIENT_KEYS = ("id", "user_ref", "post_id", "comment_id", "notification_messages_token")
 
 MEDIA_ATTACHMENT_TYPES = frozenset({"image", "audio", "video", "file"})
+# An uploaded asset (Attachment Upload API or a Send API upload): 25 MB; an image Meta fetches from a URL: 8 MB.
+ATTACHMENT_MAX_BYTES = 25 * 1024 * 1024
+ATTACHMENT_URL_IMAGE_MAX_BYTES = 8 * 1024 * 1024
 ATTACHMENT_TYPES = MEDIA_ATTACHMENT_TYPES | {"template"}
 TEMPLATE_TYPES = frozenset({"button", "generic", "media"})
 BUTTON_TYPES = frozenset({"web_url", "postback", "phone_number"})

@@ -19,6 +19,11 @@ in development, tests and benchmarks goes through Meta's validation rules
 - `GET /{version}/{psid}?fields=first_name,last_name,profile_pic,locale`: Meta's User Profile API, with a name
   made from the PSID (`sandbox_profile`); PSIDs starting with `noperm` get Meta's "(#100) Insufficient permission to
   access user profile" (subcode 2018247), `noprofile` Meta's "No profile available for this user" (2018218).
+- `POST /{version}/me/message_attachments`: Meta's Attachment Upload API (multipart `message` + `filedata`, or a
+  JSON `payload.url`): the type must match the file's bytes (`meta.attachments.upload_problem`: an image that is
+  not one, an empty file or one over 25 MB gets "(#100) Upload attachment failure", subcode 2018047); answers
+  `{"attachment_id": "..."}` and records the upload (the file's name, type, size and SHA-256, never its bytes).
+  A send whose `attachment_id` this page never uploaded (or uploaded as another type) is refused the same way.
 - `GET /sandbox/sent`, `GET /sandbox/requests`, `DELETE /sandbox/sent`: what was sent.
 - `POST|GET|DELETE /sandbox/failures`: make the next sends fail as Meta would.
 - `POST|GET /sandbox/latency`: answer slower, for benchmarks.
@@ -51,8 +56,9 @@ from pydantic import BaseModel, Field
 from starlette.convertors import Convertor, register_url_convertor
 
 from core.settings import SettingsError
+from meta.attachments import upload_problem
 from meta.errors import DEFAULT_SUBCODES, META_ERRORS, SUBCODE_ALIASES, Kind, MetaErrorCode
-from meta.limits import RECIPIENT_KEYS
+from meta.limits import MEDIA_ATTACHMENT_TYPES, RECIPIENT_KEYS
 from meta.messenger_profile import PROFILE_FIELDS, fields_problem, profile_problem, to_graph_error
 from meta.validate import GraphErrorSpec, validate_send_request
 
@@ -112,6 +118,12 @@ def unsupported_post_error(object_id: str, method: str = "post") -> GraphErrorSp
         error_subcode=33,
         type=GRAPH_METHOD_EXCEPTION,
     )
+
+
+def upload_failure_error(detail: str) -> GraphErrorSpec:
+    """Meta's refusal of an attachment it cannot take (a type that does not match the file, a file it does not know:
+    subcode 2018047, "Upload attachment failure"). The detail is the sandbox's, to help whoever reads the test."""
+    return GraphErrorSpec(f"(#100) Upload attachment failure. ({detail})", 100, error_subcode=2018047)
 
 
 def unparsable_body_error() -> GraphErrorSpec:
@@ -242,6 +254,58 @@ def recipient_id_of(body: Any) -> str | None:
         return str(recipient["id"])
     values = recipient_values(body)
     return sandbox_psid(values[0]) if values else None
+
+
+# --- attachments ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """The `filedata` part of an upload as the sandbox received it."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+def attachment_ids_of(body: Any) -> list[tuple[str, str]]:
+    """The (attachment_id, type) pairs a Send API body uses: a media attachment's, a media template element's."""
+    message = body.get("message") if isinstance(body, Mapping) else None
+    attachment = message.get("attachment") if isinstance(message, Mapping) else None
+    if not isinstance(attachment, Mapping) or not isinstance(attachment.get("payload"), Mapping):
+        return []
+    payload = attachment["payload"]
+    if attachment.get("type") in MEDIA_ATTACHMENT_TYPES and payload.get("attachment_id") is not None:
+        return [(str(payload["attachment_id"]), str(attachment["type"]))]
+    elements = payload.get("elements") if payload.get("template_type") == "media" else None
+    return [(str(element["attachment_id"]), str(element.get("media_type")))
+            for element in (elements if isinstance(elements, list) else [])
+            if isinstance(element, Mapping) and element.get("attachment_id") is not None]
+
+
+def upload_request_problem(message: Any, file: UploadedFile | None) -> tuple[str, str | None] | str:
+    """The (type, url) an Attachment Upload API request asks for, or why Meta refuses it."""
+    attachment = message.get("attachment") if isinstance(message, Mapping) else None
+    if not isinstance(attachment, Mapping):
+        return "param message[attachment] is required"
+    kind = attachment.get("type")
+    payload = attachment.get("payload")
+    if kind not in MEDIA_ATTACHMENT_TYPES:
+        return "param message[attachment][type] must be one of image, audio, video, file"
+    if not isinstance(payload, Mapping):
+        return "param message[attachment][payload] must be an object"
+    url = payload.get("url")
+    if file is None and url is None:
+        return "a filedata part or payload.url is required"
+    if file is not None and url is not None:
+        return "only one of filedata and payload.url may be given"
+    if url is not None:
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            return "payload.url must be an http(s) URL"
+        return str(kind), url
+    assert file is not None
+    problem = upload_problem(str(kind), file.data)
+    return problem if problem is not None else (str(kind), None)
 
 
 # --- the User Profile API ----------------------------------------------------------------------------------------
@@ -432,6 +496,7 @@ class GraphSandbox:
         self._privately_replied: set[str] = set()  # comment ids that got their one private reply
         self._posts: dict[str, tuple[str, str]] = {}  # post id -> (its page, its text): simulated posts
         self._profiles: dict[str, dict[str, Any]] = {}  # page id -> its Messenger profile's fields
+        self._attachments: dict[str, tuple[str, str]] = {}  # attachment id -> (its page, its type)
 
     # The Send API.
 
@@ -451,6 +516,8 @@ class GraphSandbox:
         with self._lock:
             retry_after: float | None = None
             error = authorized if isinstance(authorized, GraphErrorSpec) else body_error or validate_send_request(body)
+            if error is None:
+                error = self._unknown_attachment(page_id, body)
             comment_id = comment_id_of(body) if error is None else None
             if comment_id is not None:
                 comment = self._comments.get(comment_id)
@@ -472,6 +539,50 @@ class GraphSandbox:
                 if comment_id is not None:
                     self._privately_replied.add(comment_id)
             self._record(version, page_id, path, body, answer)
+        return answer
+
+    def _unknown_attachment(self, page_id: str, body: Any) -> GraphErrorSpec | None:
+        """An `attachment_id` this page never uploaded (or uploaded as another type): Meta cannot send it."""
+        for attachment_id, kind in attachment_ids_of(body):
+            known = self._attachments.get(attachment_id)
+            if known is None or known[0] != page_id:
+                return upload_failure_error(f"attachment_id {attachment_id[:40]} is not one of this page's uploads")
+            if known[1] != kind:
+                return upload_failure_error(f"attachment_id {attachment_id[:40]} was uploaded as {known[1]}")
+        return None
+
+    def handle_attachment_upload(
+        self,
+        *,
+        version: str,
+        node: str,
+        path: str,
+        token: str | None,
+        body: Any,
+        file: UploadedFile | None,
+        body_error: GraphErrorSpec | None = None,
+    ) -> SandboxAnswer:
+        """Answer `POST /{version}/{node}/message_attachments` as Meta does and record it (without the file's bytes)."""
+        authorized = authorize(self._token_pages, node, token)
+        page_id = authorized if isinstance(authorized, str) else node
+        message = body.get("message") if isinstance(body, Mapping) else None
+        asked = upload_request_problem(message, file)
+        recorded: dict[str, Any] = {"message": copy.deepcopy(message)}
+        if file is not None:
+            recorded["filedata"] = {"filename": file.filename, "content_type": file.content_type,
+                                    "size": len(file.data), "sha256": hashlib.sha256(file.data).hexdigest()}
+        with self._lock:
+            error = authorized if isinstance(authorized, GraphErrorSpec) else body_error
+            if error is None and isinstance(asked, str):
+                error = upload_failure_error(asked)
+            if error is not None:
+                answer = SandboxAnswer(error.http_status, error.to_body(_new_fbtrace_id()))
+            else:
+                assert isinstance(asked, tuple)
+                attachment_id = str(10**15 + secrets.randbelow(9 * 10**15))
+                self._attachments[attachment_id] = (page_id, asked[0])
+                answer = SandboxAnswer(200, {"attachment_id": attachment_id})
+            self._record(version, page_id, path, recorded, answer)
         return answer
 
     def register_comment(self, comment_id: str, page_id: str, author_psid: str, created_at: datetime) -> None:
@@ -715,6 +826,7 @@ class GraphSandbox:
         self.clear_records()
         with self._lock:
             self._comments, self._privately_replied, self._posts = {}, set(), {}
+            self._attachments = {}
         with self._lock:
             self._profiles = {}
         self.clear_failures()
@@ -815,6 +927,28 @@ async def send_api(request: Request, version: str, node: str) -> JSONResponse:
     token = access_token_of(request.query_params, request.headers.get("authorization"), body)
     answer = sandbox.handle_send(
         version=version, node=node, path=request.url.path, token=token, body=body, body_error=body_error
+    )
+    return _json(answer)
+
+
+@router.post("/{version:graph_version}/{node:graph_node}/message_attachments", include_in_schema=False)
+async def attachment_upload(request: Request, version: str, node: str) -> JSONResponse:
+    """Meta's Attachment Upload API: multipart `message` (JSON) + `filedata`, or JSON with `payload.url`."""
+    sandbox = _sandbox(request)
+    content_type = request.headers.get("content-type", "")
+    file: UploadedFile | None = None
+    body_error: GraphErrorSpec | None = None
+    if content_type.split(";", 1)[0].strip().lower() == "multipart/form-data":
+        form = await request.form()
+        body: Any = parse_form_fields((name, value) for name, value in form.multi_items() if isinstance(value, str))
+        part = form.get("filedata")
+        if part is not None and not isinstance(part, str):
+            file = UploadedFile(part.filename or "", part.content_type or "", await part.read())
+    else:
+        body, body_error = parse_body(content_type, await request.body())
+    token = access_token_of(request.query_params, request.headers.get("authorization"), body)
+    answer = sandbox.handle_attachment_upload(
+        version=version, node=node, path=request.url.path, token=token, body=body, file=file, body_error=body_error
     )
     return _json(answer)
 
@@ -973,6 +1107,8 @@ __all__ = [
     "FailureRule",
     "GraphSandbox",
     "SandboxAnswer",
+    "UploadedFile",
+    "attachment_ids_of",
     "authorize",
     "error_headers",
     "graph_error",
@@ -981,4 +1117,5 @@ __all__ = [
     "router",
     "sandbox_psid",
     "take_failure",
+    "upload_failure_error",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable, Collection, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 from functools import partial
@@ -131,13 +131,16 @@ class FakeHandoff:
         self._publish("user_message", conversation, text=text, message_at=at.isoformat(timespec="microseconds"))
 
     async def reply_as_agent(
-        self, conversation_id: str, agent: str, text: str, *, idempotency_key: str | None = None
+        self, conversation_id: str, agent: str, text: str, *, idempotency_key: str | None = None,
+        quick_replies: Sequence[Mapping[str, Any]] = (), attachment: Mapping[str, Any] | None = None,
+        shown: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """As `Handoff.reply_as_agent`: the input, then the outbox policy, then the pause (a conversation the bot
         holds is paused first), then the outbox with the key (the same key again is the first message, other
         words under it are refused)."""
         page_id, user_id = split_conversation_id(conversation_id)
-        text, messages = checked_agent_reply(page_id, text, self.page_ids)
+        text, messages = checked_agent_reply(page_id, text, self.page_ids, quick_replies=quick_replies,
+                                             attachment=attachment)
         now = self.clock()
         first = NewMessage(page_id=page_id, recipient_id=user_id, message=messages[0], sender=SenderKind.HUMAN,
                            purpose=Purpose.REPLY, sender_name=agent)
@@ -164,7 +167,7 @@ class FakeHandoff:
                               "messaging_type": decision.messaging_type, "tag": decision.tag})
         outbox_id = stored[0].id
         self.transcripts.setdefault(conversation_id, []).append(
-            TranscriptItem(now, f"agent:{agent}", text, {"outbox_id": outbox_id}))
+            TranscriptItem(now, f"agent:{agent}", text or "Archivo enviado", {"outbox_id": outbox_id, **(shown or {})}))
         conversation = replace(self.conversations[conversation_id], last_activity_at=now)
         self.conversations[conversation_id] = conversation
         self._publish("agent_message", conversation, author=f"agent:{agent}", text=text, outbox_id=outbox_id)

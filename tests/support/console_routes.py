@@ -61,6 +61,8 @@ ROLES: dict[tuple[str, str], tuple[frozenset[str], bool]] = {
     ("GET", "/api/console/inbox"): (AGENTS, True),  # every conversation (console/inbox.py)
     ("GET", "/api/console/conversations/{conversation_id}"): (AGENTS, True),
     ("POST", "/api/console/conversations/{conversation_id}/reply"): (AGENTS, False),
+    ("POST", "/api/console/conversations/{conversation_id}/attachment"): (AGENTS, False),  # console/attachments.py
+    ("GET", "/api/console/attachments/{file_id}"): (AGENTS, False),  # a file sent from the console
     ("POST", "/api/console/conversations/{conversation_id}/reply/preview"): (AGENTS, False),
     ("POST", "/api/console/conversations/{conversation_id}/assign"): (AGENTS, False),
     ("POST", "/api/console/conversations/{conversation_id}/pause"): (AGENTS, False),
@@ -138,7 +140,7 @@ def app_routes(app: FastAPI) -> set[tuple[str, str]]:
 def concrete(path: str, conversation_id: str = f"{PAGE}:u1") -> str:
     values = {"conversation_id": conversation_id, "name": "console.css", "message_id": "1", "page_id": PAGE,
               "version": "v21.0", "node": "me", "link_id": "1", "fmt": "png",
-              "rule_id": "1", "psid": "u1", "tag": "vip"}
+              "rule_id": "1", "psid": "u1", "tag": "vip", "file_id": "0" * 64}
     return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], path)
 
 

@@ -8,9 +8,10 @@ import re
 from typing import Any
 
 from meta.graph import GraphRequest, GraphResponse
-from sandbox.graph import GraphSandbox, profile_fields_of
+from sandbox.graph import GraphSandbox, UploadedFile, parse_form_fields, profile_fields_of
 
 PROFILE_PATH = re.compile(r"^/(v[0-9]+\.[0-9]+)/(me|[0-9]+)/messenger_profile$")
+UPLOAD_PATH = re.compile(r"^/(v[0-9]+\.[0-9]+)/(me|[0-9]+)/message_attachments$")
 USER_PROFILE_PATH = re.compile(r"^/(v[0-9]+\.[0-9]+)/((?!me$)[A-Za-z0-9-]{1,64})$")
 
 
@@ -29,6 +30,15 @@ class SandboxTransport:
             profile = self.sandbox.handle_user_profile(psid=user[2], token=request.params.get("access_token"),
                                                        fields=request.params.get("fields"))
             return GraphResponse(profile.status, profile.body, dict(profile.headers))
+        upload = UPLOAD_PATH.match(request.path)
+        if upload is not None:  # the Attachment Upload API, multipart as the client sends it
+            part = (request.files or {}).get("filedata")
+            answer = self.sandbox.handle_attachment_upload(
+                version=upload[1], node=upload[2], path=request.path, token=request.params.get("access_token"),
+                body=parse_form_fields((request.form or {}).items()) if request.form is not None
+                else dict(request.json_body or {}),
+                file=UploadedFile(part.filename, part.content_type, part.data) if part is not None else None)
+            return GraphResponse(answer.status, answer.body, dict(answer.headers))
         match = PROFILE_PATH.match(request.path)
         if match is None:
             raise NotImplementedError(f"the in-process sandbox transport does not answer {request.path}")
