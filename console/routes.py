@@ -74,7 +74,8 @@ log = logging.getLogger(__name__)
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 ASSETS = Path(__file__).parent / "templates" / "console" / "assets"
-ASSET_TYPES = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8"}
+ASSET_TYPES = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8",
+               "notice.wav": "audio/wav"}  # notice.wav: console/notice_sound.py
 MAX_REPLY = 2000  # one Messenger text message
 
 AGENTS = ("admin", "agent")

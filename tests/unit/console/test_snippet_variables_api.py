@@ -59,7 +59,8 @@ def test_the_preview_warns_in_spanish_and_sends_nothing(console_env: ConsoleApp)
 
 def test_a_snippet_with_an_unknown_variable_is_refused_by_name(console_env: ConsoleApp) -> None:
     agent = console_env.login("agente")
-    refused = agent.send("PUT", "/api/console/snippets/envio", json={"text": "Su pedido a {ciudad} sale hoy, {Nombre}."})
+    refused = agent.send("PUT", "/api/console/snippets/envio",
+                         json={"text": "Su pedido a {ciudad} sale hoy, {Nombre}."})
     assert refused.status_code == 422
     error = refused.json()["error"]
     assert error["reason_code"] == "invalid_snippet" and error["unknown_variables"] == ["ciudad"]

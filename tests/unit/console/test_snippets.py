@@ -63,12 +63,14 @@ def test_text_without_slashes_is_never_changed(text: str) -> None:
 
 # --- variables ----------------------------------------------------------------------------------------------
 
-ANA = Recipient("Ánge", "Ñúñez Peña", {"ciudad": "Loja", "pedido": "A-7"}, agent="Sofía", page_name="Panadería Doña Rosa")
+ANA = Recipient("Ánge", "Ñúñez Peña", {"ciudad": "Loja", "pedido": "A-7"}, agent="Sofía",
+                page_name="Panadería Doña Rosa")
 
 
 def test_variables_take_the_contacts_the_agents_and_the_pages_values_with_accents() -> None:
     filled = fill("Hola {nombre} {apellido}, soy {agente} de {pagina} ({página}). ¿Sigue en {campo.ciudad}?", ANA)
-    assert filled.text == "Hola Ánge Ñúñez Peña, soy Sofía de Panadería Doña Rosa (Panadería Doña Rosa). ¿Sigue en Loja?"
+    assert filled.text == ("Hola Ánge Ñúñez Peña, soy Sofía de Panadería Doña Rosa (Panadería Doña Rosa). "
+                           "¿Sigue en Loja?")
     assert filled.unknown == () and filled.empty == () and filled.warning_es is None
 
 

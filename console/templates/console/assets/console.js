@@ -89,19 +89,26 @@
   // "resync" comes from the service when this app's listener fell behind: reload, whatever the conversation.
   const EVENT_KINDS = ["paused", "resumed", "user_message", "agent_message", "assigned", "bot_message", "resync",
     "contact_seen"];
+  // One stream per page, whoever listens (the page itself, the pause notice): each `live` call adds a listener.
+  const liveListeners = [];
+  let liveSource = null;
   function live(onEvent, onResync) {
     if (!window.EventSource) return;
+    liveListeners.push({ onEvent, onResync });
+    if (liveSource) return;
     const status = document.getElementById("live-status");
-    const source = new EventSource("/console/events");
+    const source = liveSource = new EventSource("/console/events");
     source.addEventListener("hello", (event) => {
       if (status) { status.hidden = false; status.textContent = "En vivo"; status.classList.add("on"); }
       const hello = JSON.parse(event.data);
-      if (hello.resync) onResync();
+      if (hello.resync) for (const listener of liveListeners) listener.onResync();
     });
     for (const kind of EVENT_KINDS) {
       source.addEventListener(kind, (event) => {
         const data = JSON.parse(event.data);
-        if (data.kind === "resync") onResync(); else onEvent(data);
+        for (const listener of liveListeners) {
+          if (data.kind === "resync") listener.onResync(); else listener.onEvent(data);
+        }
       });
     }
     source.onerror = () => {
@@ -367,6 +374,7 @@
     textArea.addEventListener("blur", () => setTimeout(closeMenu, 150));
 
     let replyKeyText = null;  // the words last sent under the current key (null: the key is unused)
+    let warnedText = null;  // words whose variable warning the agent has seen: sending them again sends them as they are
     document.getElementById("reply-form").addEventListener("submit", async (event) => {
       event.preventDefault();
       const text = textArea.value.trim();
@@ -374,6 +382,16 @@
       sendButton.disabled = true;
       replyError.hidden = true;
       try {
+        // Variables ({nombre}, {campo.ciudad}…): an unknown or empty one is shown before the words go out.
+        if (text.includes("{") && warnedText !== text) {
+          const preview = await api("POST", "/api/console/conversations/" + encodeURIComponent(id) + "/reply/preview", { text });
+          if (preview.warning_es) {
+            warnedText = text;
+            replyError.textContent = preview.warning_es + " Se enviaría: «" + preview.text + "». Pulse Enviar otra vez para enviarlo así.";
+            replyError.hidden = false;
+            return;
+          }
+        }
         // One key per reply: a retried POST (a lost answer, a double click) is the same message, not a second one.
         // The key stays after a failure, so sending again is deduplicated if the first POST did reach the server;
         // edited words are another message and get a new key (the server refuses a used key with other words).
@@ -459,6 +477,21 @@
       document.getElementById("snippets-empty").hidden = list.length > 0;
     }
     async function reload() { render((await api("GET", "/api/console/snippets")).snippets); }
+    // The preview: the text with its variables filled for a sample contact, and what is wrong with them.
+    const previewBox = document.getElementById("snippet-preview");
+    const warningBox = document.getElementById("snippet-warning");
+    const preview = debounce(async () => {
+      const text = document.getElementById("snippet-text").value;
+      if (!text.trim()) { previewBox.textContent = ""; warningBox.hidden = true; return; }
+      try {
+        const answer = await api("POST", "/api/console/snippets/preview", { text });
+        previewBox.textContent = answer.text;
+        previewBox.classList.remove("muted");
+        warningBox.textContent = answer.warning_es || "";
+        warningBox.hidden = !answer.warning_es;
+      } catch (error) { warningBox.textContent = error.message; warningBox.hidden = false; }
+    }, 250);
+    document.getElementById("snippet-text").addEventListener("input", preview);
     document.getElementById("snippet-form").addEventListener("submit", async (event) => {
       event.preventDefault();
       const name = document.getElementById("snippet-name").value.trim().replace(/^\//, "").toLowerCase();
@@ -1101,6 +1134,64 @@
     loadKnownTags();
   }
 
+  // --- notice: a sound and a desktop notification when a conversation is paused for a person (opt-in) ----
+
+  // Stored per browser: each agent chooses on each computer. The sound is console/notice_sound.py's chime.
+  const NOTICE_KEY = "ecuabots.aviso-pausa";
+  function initNotice() {
+    const toggle = document.getElementById("notice-toggle");
+    if (!toggle) return;
+    const me = document.getElementById("current-user").dataset.username;
+    const sound = new Audio("/console/assets/notice.wav");
+    let listening = false;
+    function enabled() { return localStorage.getItem(NOTICE_KEY) === "1"; }
+    function listen() { if (!listening) { listening = true; live(notify, () => {}); } }
+    async function describe(event) {
+      const conversation = (event.data && event.data.conversation) || {};
+      let name = null;
+      let reason = null;
+      try {
+        const contact = await api("GET", "/api/console/contacts/" + encodeURIComponent(conversation.page_id) + "/" +
+                                  encodeURIComponent(conversation.user_id));
+        name = contact.contact.display_name;
+      } catch (_) { name = null; }  // no contact record yet: the PSID says who
+      try {
+        const listed = (await api("GET", "/api/console/conversations")).conversations;
+        const found = listed.find((c) => c.id === event.conversation_id);
+        if (found) { reason = found.paused_reason_es; name = name || found.contact_name; }
+      } catch (_) { reason = null; }
+      return { name: name || ("Cliente (PSID …" + String(conversation.user_id || "").slice(-4) + ")"), reason };
+    }
+    async function notify(event) {
+      if (event.kind !== "paused" || !enabled()) return;
+      if (event.data && event.data.by === me) return;  // paused by this agent: they know
+      const { name, reason } = await describe(event);
+      const body = name + (reason ? ": " + reason : "");
+      const url = "/console/conversations/" + encodeURIComponent(event.conversation_id);
+      try { sound.currentTime = 0; await sound.play(); } catch (_) { /* the browser blocked sound until a click */ }
+      if ("Notification" in window && Notification.permission === "granted") {
+        const notice = new Notification("Una conversación espera a una persona", { body, tag: "pausa-" + event.conversation_id });
+        notice.onclick = () => { window.focus(); location.href = url; notice.close(); };
+      }
+      toast("Una conversación espera a una persona: " + body);
+    }
+    toggle.checked = enabled();
+    toggle.addEventListener("change", async () => {
+      if (!toggle.checked) { localStorage.removeItem(NOTICE_KEY); toast("Ya no se le avisará."); return; }
+      localStorage.setItem(NOTICE_KEY, "1");
+      let permission = "Notification" in window ? Notification.permission : "denied";
+      if (permission === "default") {
+        try { permission = await Notification.requestPermission(); } catch (_) { permission = "denied"; }
+      }
+      try { sound.currentTime = 0; await sound.play(); } catch (_) { /* a sample of the sound; blocked is fine */ }
+      if (permission === "granted") toast("Le avisaremos con un sonido y una notificación de escritorio.");
+      else toast("Le avisaremos con un sonido; este navegador no permite notificaciones de escritorio para la consola.", true);
+      listen();
+    });
+    if (toggle.checked) listen();
+  }
+
   const pages = { inbox: initInbox, conversation: initConversation, snippets: initSnippets, knowledge: initKnowledge, links: initLinks, comments: initComments, "page-profile": initPageProfile, contacts: initContacts, contact: initContact };
   if (pages[pageName]) pages[pageName]();
+  initNotice();
 })();
