@@ -248,10 +248,30 @@
       return author;
     }
 
+    // A file sent (a thumbnail served by the app: the CSP admits images from 'self' only; a link otherwise) and the
+    // quick replies offered, from the transcript's `data` (console/attachments.py).
+    function extrasOf(itemData) {
+      const nodes = [];
+      const file = itemData && itemData.attachment;
+      if (file && file.file_id && file.type === "image") {
+        nodes.push(el("a", { class: "attachment", href: file.url, target: "_blank", rel: "noopener" },
+          el("img", { class: "thumb", src: file.url, alt: file.filename || "imagen" })));
+      } else if (file && file.file_id) {
+        nodes.push(el("a", { class: "attachment file", href: file.url, download: true }, file.filename || "archivo"));
+      } else if (file && file.url) {
+        nodes.push(el("a", { class: "attachment file", href: file.url, target: "_blank", rel: "noopener noreferrer" }, file.url));
+      }
+      if (itemData && Array.isArray(itemData.quick_replies) && itemData.quick_replies.length) {
+        nodes.push(el("span", { class: "quick-replies" }, ...itemData.quick_replies.map((title) => el("span", { class: "chip" }, title))));
+      }
+      return nodes;
+    }
+
     function itemNode(item) {
       return el("li", { class: "msg " + kindOf(item.author), dataset: { author: item.author } },
         el("span", { class: "author" }, item.author_label || labelOf(item.author)),
         el("span", { class: "text" }, item.text),
+        ...extrasOf(item.data),
         el("time", { datetime: item.at }, hhmm(item.at)));
     }
 
@@ -297,6 +317,8 @@
       windowBox.classList.toggle("closed", paused && !replyWindow.can_reply);
       textArea.disabled = !replyWindow.can_reply;
       sendButton.disabled = !replyWindow.can_reply;
+      const attach = document.getElementById("attach-button");
+      if (attach) attach.disabled = !replyWindow.can_reply;
     }
 
     const reload = debounce(async () => {
@@ -396,14 +418,20 @@
         // The key stays after a failure, so sending again is deduplicated if the first POST did reach the server;
         // edited words are another message and get a new key (the server refuses a used key with other words).
         const replyKey = document.getElementById("reply-key");
-        if (replyKeyText !== null && replyKeyText !== text) replyKey.value = newReplyKey();
-        replyKeyText = text;
-        const answer = await api("POST", "/api/console/conversations/" + encodeURIComponent(id) + "/reply",
-                                 { text, idempotency_key: replyKey.value });
+        const quickField = document.getElementById("reply-quick-replies");
+        const quickTitles = quickField ? quickField.value.split(",").map((t) => t.trim()).filter(Boolean) : [];
+        const signature = text + "\u0000" + quickTitles.join("\u0000");  // other choices are another message too
+        if (replyKeyText !== null && replyKeyText !== signature) replyKey.value = newReplyKey();
+        replyKeyText = signature;
+        const body = { text, idempotency_key: replyKey.value };
+        if (quickTitles.length) body.quick_replies = quickTitles.map((title) => ({ title }));
+        const answer = await api("POST", "/api/console/conversations/" + encodeURIComponent(id) + "/reply", body);
         replyKey.value = newReplyKey();
         replyKeyText = null;
         textArea.value = "";
-        append({ author: "agent:" + me, text: answer.text, at: new Date().toISOString() });
+        if (quickField) quickField.value = "";
+        append({ author: "agent:" + me, text: answer.text, at: new Date().toISOString(),
+                 data: quickTitles.length ? { quick_replies: quickTitles } : null });
       } catch (error) {
         replyError.textContent = error.message;
         replyError.hidden = false;
@@ -412,6 +440,36 @@
         textArea.focus();
       }
     });
+
+    // "Adjuntar archivo": the file goes up (the server reads its type from its bytes), the typed text as its caption.
+    const attachButton = document.getElementById("attach-button");
+    const attachInput = document.getElementById("attach-file");
+    if (attachButton && attachInput) {
+      attachButton.addEventListener("click", () => attachInput.click());
+      attachInput.addEventListener("change", async () => {
+        const file = attachInput.files && attachInput.files[0];
+        if (!file) return;
+        replyError.hidden = true;
+        attachButton.disabled = true;
+        try {
+          if (file.size > 10 * 1024 * 1024) throw new Error("El archivo supera 10 MB.");
+          const form = new FormData();
+          form.append("file", file, file.name);
+          form.append("caption", textArea.value.trim());
+          form.append("idempotency_key", newReplyKey());
+          const answer = await api("POST", "/api/console/conversations/" + encodeURIComponent(id) + "/attachment", form);
+          textArea.value = "";
+          append({ author: "agent:" + me, text: answer.text, at: new Date().toISOString(), data: { attachment: answer.attachment } });
+          toast("Archivo enviado.");
+        } catch (error) {
+          replyError.textContent = error.message;
+          replyError.hidden = false;
+        } finally {
+          attachInput.value = "";
+          attachButton.disabled = !(conversation.window || { can_reply: true }).can_reply;
+        }
+      });
+    }
 
     async function assignTo(agent) {
       try {
@@ -453,7 +511,8 @@
       if (event.kind === "user_message" && text !== null) {
         append({ author: "user", text, at: event.at });
       } else if (event.kind === "agent_message" && text !== null) {
-        append({ author: (event.data && event.data.author) || ("agent:" + ((event.data && event.data.agent) || "")), text, at: event.at });
+        append({ author: (event.data && event.data.author) || ("agent:" + ((event.data && event.data.agent) || "")), text, at: event.at,
+                 data: event.data && event.data.shown });
       } else if (event.kind === "bot_message" && text !== null) {
         append({ author: "bot", text, at: event.at });
       } else {
