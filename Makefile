@@ -13,7 +13,8 @@ run: install
 	$(VENV)/bin/python -m bot run $(if $(PROFILE),--profile $(PROFILE))
 
 # The main suite runs on PYTEST_WORKERS processes (pytest-xdist; a file's tests stay on one worker, so a module's
-# stack starts once), then the few `serial` tests (they restart a service the others use) on their own.
+# stack starts once), then the `serial` tests on their own (tests/conftest.py SERIAL: a PostgreSQL restart, and the
+# fault tests whose kill -9 and outage timings assume the cores are theirs).
 PYTEST_WORKERS ?= 2
 test: install
 	$(VENV)/bin/python -m bot train

@@ -26,6 +26,10 @@ collect_ignore = [] if importlib.util.find_spec("rasa") is not None else ["chann
 
 LAYERS = ("unit", "integration", "e2e")
 
+# Run alone, after the parallel part of `make test` (marker `serial`): tests that restart a service the others share
+# (PostgreSQL), and the fault tests whose kill -9 and outage timings assume they have the cores to themselves.
+SERIAL = ("integration/faults/", "integration/test_action_outage.py", "integration/test_webhook_limits.py")
+
 
 def _layer(item: pytest.Item) -> str:
     return Path(str(item.fspath)).relative_to(TESTS).parts[0]
@@ -36,6 +40,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if _layer(item) in LAYERS:
             item.add_marker(getattr(pytest.mark, _layer(item)))
+        if Path(str(item.fspath)).relative_to(TESTS).as_posix().startswith(SERIAL):
+            item.add_marker(pytest.mark.serial)
     items.sort(key=lambda item: LAYERS.index(_layer(item)) if _layer(item) in LAYERS else 0)
 
 

@@ -29,7 +29,6 @@ from typing import Any
 import httpx
 import psycopg2
 import psycopg2.extras
-import pytest
 
 from core.settings import SANDBOX_PAGE_ID
 from outbox.model import NewMessage
@@ -46,9 +45,6 @@ from tests.integration.faults.support import (
     wait_until,
 )
 from tests.integration.outbox.test_store_contract import POSTGRES_DSN, postgres_available, with_search_path
-
-# It restarts the machine's PostgreSQL: run alone (`make test` runs `serial` tests after the parallel part).
-pytestmark = pytest.mark.serial
 
 USERS = [f"faults-pg-{n:02d}" for n in range(20)]
 MESSAGES = 300
