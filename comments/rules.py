@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from core.errors import DomainError
+from core.errors import DomainError, FieldInvalid
 from meta.limits import (
     BUTTON_TEMPLATE_TEXT_MAX_CHARS,
     BUTTON_TITLE_MAX_CHARS,
@@ -63,18 +63,10 @@ class RuleError(DomainError):
     reason_code = "rule_error"
 
 
-class RuleInvalid(RuleError, ValueError):
+class RuleInvalid(RuleError, FieldInvalid):
     """A rule that cannot be saved: `field` names the part (`reply.message.text`), `message_es` says why."""
 
     reason_code = "rule_invalid"
-
-    def __init__(self, field: str, message_es: str) -> None:
-        super().__init__(f"{field}: {message_es}")
-        self.field = field
-        self.message_es = message_es
-
-    def details(self) -> dict[str, Any]:
-        return {"field": self.field}
 
 
 # --- the model -----------------------------------------------------------------------------------

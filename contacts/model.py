@@ -18,7 +18,7 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
-from core.errors import DomainError
+from core.errors import DomainError, FieldInvalid
 from meta.errors import GraphError, RateLimitedError, TokenInvalidError, TransientGraphError
 from outbox.policy import Policy, ReplyWindows
 from outbox.policy_file import load_policy
@@ -63,18 +63,10 @@ class ContactsError(DomainError):
     reason_code = "contacts_error"
 
 
-class ContactInvalid(ContactsError, ValueError):
+class ContactInvalid(ContactsError, FieldInvalid):
     """A value that cannot be saved: `field` names it (`tags`, `fields.ciudad`, `note`), `message_es` says why."""
 
     reason_code = "contact_invalid"
-
-    def __init__(self, field: str, message_es: str) -> None:
-        super().__init__(f"{field}: {message_es}")
-        self.field = field
-        self.message_es = message_es
-
-    def details(self) -> dict[str, Any]:
-        return {"field": self.field}
 
 
 class ContactNotFound(ContactsError, LookupError):

@@ -28,6 +28,20 @@ class DomainError(Exception):
         return {}
 
 
+class FieldInvalid(DomainError, ValueError):
+    """A value someone typed that cannot be saved: `field` names it (`reply.message.text`, `fields.ciudad`), and
+    `message_es` says why, in Spanish, to the person who typed it. Each package's own class (`RuleInvalid`,
+    `ContactInvalid`, `LinkInvalid`) gives its reason code and its place under the package's root error."""
+
+    def __init__(self, field: str, message_es: str) -> None:
+        super().__init__(f"{field}: {message_es}")
+        self.field = field
+        self.message_es = message_es
+
+    def details(self) -> dict[str, Any]:
+        return {"field": self.field}
+
+
 # Reason code -> HTTP status; every reason code a DomainError can carry has a row (tests/unit/bot/test_errors.py).
 HTTP_STATUS: Mapping[str, int] = {
     # Any package's catch-all roots: a bug or an outage, never the caller's fault.

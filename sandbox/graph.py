@@ -846,53 +846,39 @@ def _matches(record: Mapping[str, Any], recipient_id: str | None, page_id: str |
 # --- HTTP ----------------------------------------------------------------------------------
 
 
-class GraphVersionConvertor(Convertor[str]):
+class TextSegment(Convertor[str]):
+    """A path segment kept as its text; a subclass says which text by its `regex`."""
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+class GraphVersionConvertor(TextSegment):
     """Only `v21.0`-like segments reach the Send API route; other paths stay free for the app."""
 
     regex = r"v[0-9]+\.[0-9]+"
 
-    def convert(self, value: str) -> str:
-        return value
 
-    def to_string(self, value: str) -> str:
-        return value
-
-
-class GraphNodeConvertor(Convertor[str]):
+class GraphNodeConvertor(TextSegment):
     """A numeric page id or `me`."""
 
     regex = r"me|[0-9]+"
 
-    def convert(self, value: str) -> str:
-        return value
 
-    def to_string(self, value: str) -> str:
-        return value
-
-
-class GraphObjectConvertor(Convertor[str]):
+class GraphObjectConvertor(TextSegment):
     """A Graph object id: a number, or Meta's compound ids (`<post>_<comment>`)."""
 
     regex = r"[0-9]+(?:_[0-9]+)+|[0-9]+"
 
-    def convert(self, value: str) -> str:
-        return value
 
-    def to_string(self, value: str) -> str:
-        return value
-
-
-class GraphPsidConvertor(Convertor[str]):
+class GraphPsidConvertor(TextSegment):
     """A PSID: letters, digits and `-` (Meta's are digits; the sandbox chat's are names like `ana-4`), never `me` and
     never with `_` (`<digits>_<digits>` is a post id: `get_post`)."""
 
     regex = r"(?!me$)[A-Za-z0-9-]{1,64}"
-
-    def convert(self, value: str) -> str:
-        return value
-
-    def to_string(self, value: str) -> str:
-        return value
 
 
 register_url_convertor("graph_version", GraphVersionConvertor())
