@@ -26,7 +26,7 @@ from comments.rules import (
     RuleError,
     RuleInvalid,
 )
-from core.database import Database, moment, open_database, stored_time
+from core.database import DatabaseStore, moment, stored_time
 
 SQL_DIR = Path(__file__).parent / "sql" / "rules"  # sqlite/ and postgres/: numbered migrations and queries.sql
 
@@ -76,20 +76,11 @@ def _columns(rule: ReplyRule) -> dict[str, Any]:
     }
 
 
-class RulesStore:
+class RulesStore(DatabaseStore):
+    """A file path, `sqlite:///path` or `postgresql://…` (schema: the URL's search_path, else "comments")."""
+
     BACKEND = "comments"
-
-    def __init__(self, target: Path | str) -> None:
-        """A file path, `sqlite:///path` or `postgresql://…` (schema: the URL's search_path, else "comments")."""
-        self.path = target
-        self._db: Database = open_database(target, self.BACKEND, SQL_DIR)
-
-    def close(self) -> None:
-        self._db.close()
-
-    @property
-    def schema_version(self) -> int:
-        return self._db.schema_version
+    SQL_DIR = SQL_DIR
 
     # --- rules -----------------------------------------------------------------------------------
 

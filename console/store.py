@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from core.database import Database, moment, open_database, stored_time
+from core.database import DatabaseStore, moment, stored_time
 
 SQL_DIR = Path(__file__).parent / "sql"  # sqlite/ and postgres/: numbered migrations and queries.sql
 
@@ -85,20 +85,11 @@ def _user(row: Any) -> User:
     )
 
 
-class ConsoleStore:
+class ConsoleStore(DatabaseStore):
+    """A file path, `sqlite:///path` or `postgresql://…` (schema: the URL's search_path, else "console")."""
+
     BACKEND = "console"
-
-    def __init__(self, target: Path | str) -> None:
-        """A file path, `sqlite:///path` or `postgresql://…` (schema: the URL's search_path, else "console")."""
-        self.path = target
-        self._db: Database = open_database(target, self.BACKEND, SQL_DIR)
-
-    def close(self) -> None:
-        self._db.close()
-
-    @property
-    def schema_version(self) -> int:
-        return self._db.schema_version
+    SQL_DIR = SQL_DIR
 
     def _read(self, name: str, params: Mapping[str, Any]) -> list[Any]:
         return self._db.read(name, params)

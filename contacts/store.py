@@ -49,7 +49,7 @@ from contacts.model import (
     tag_key,
     window_durations,
 )
-from core.database import Database, moment, open_database, stored_time
+from core.database import DatabaseStore, moment, stored_time
 from outbox.policy import Policy, ReplyWindows
 
 SQL_DIR = Path(__file__).parent / "sql"  # sqlite/ and postgres/: numbered migrations and queries.sql
@@ -215,22 +215,15 @@ def check_field_room(after: set[str]) -> None:
         raise ContactInvalid("fields", f"Un contacto tiene como máximo {MAX_FIELDS} campos.")
 
 
-class ContactsStore:
+class ContactsStore(DatabaseStore):
     BACKEND = "contacts"
+    SQL_DIR = SQL_DIR
 
     def __init__(self, target: Path | str, policy: Policy | ReplyWindows | None = None) -> None:
         """A file path, `sqlite:///path`, `:memory:` or `postgresql://…` (schema: the URL's search_path, else
         "contacts"). `policy`: the outbox's, for the 24-hour window of `window_open_at` (default: the shipped one)."""
-        self.path = target
         self._policy = policy
-        self._db: Database = open_database(target, self.BACKEND, SQL_DIR)
-
-    def close(self) -> None:
-        self._db.close()
-
-    @property
-    def schema_version(self) -> int:
-        return self._db.schema_version
+        super().__init__(target)
 
     # --- reading ---------------------------------------------------------------------------------------------
 

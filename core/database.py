@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from core.postgres import PostgresDatabase, is_postgres_url
 from core.sqlite import SQLiteFile
@@ -60,6 +60,26 @@ def open_database(target: Path | str, name: str, sql_dir: Path) -> Database:
     if isinstance(target, str) and is_postgres_url(target):
         return PostgresDatabase(target, name, sql_dir / "postgres")
     return SQLiteFile(sqlite_path(target), name, sql_dir / "sqlite")
+
+
+class DatabaseStore:
+    """The common part of a store over its `Database`: opened by URL (`open_database`), closed, asked its schema's
+    version. A store names itself (`BACKEND`: also its PostgreSQL schema when the URL gives none) and its SQL folder
+    (`SQL_DIR`, with `sqlite/` and `postgres/`)."""
+
+    BACKEND: ClassVar[str]
+    SQL_DIR: ClassVar[Path]
+
+    def __init__(self, target: Path | str) -> None:
+        self.path = target
+        self._db: Database = open_database(target, self.BACKEND, self.SQL_DIR)
+
+    @property
+    def schema_version(self) -> int:
+        return self._db.schema_version
+
+    def close(self) -> None:
+        self._db.close()
 
 
 def stored_time(value: datetime) -> str:

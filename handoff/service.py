@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from core.database import Database, Session, moment, open_database, stored_time
+from core.database import DatabaseStore, Session, moment, stored_time
 from core.offload import Offload
 from core.settings import PAGE_INBOX_APP_ID
 from handoff.model import (
@@ -92,25 +92,15 @@ def _conversation(row: Any) -> Conversation:
     )
 
 
-class HandoffStore:
+class HandoffStore(DatabaseStore):
     """The handoff's SQLite file or PostgreSQL schema (`core.database`). Synchronous and thread-safe; `Handoff`
     calls it through a thread. Every write is one transaction that first locks the conversation it changes
     (`lock_conversation`: SQLite's write lock, PostgreSQL's row lock), so writers of one conversation take turns
-    in every process."""
+    in every process. Opened with a file path, `sqlite:///path`, `postgresql://…` (schema: the URL's search_path,
+    else "handoff"), or ":memory:" (the same SQL in memory: unit tests)."""
 
     BACKEND = "handoff"
-
-    def __init__(self, target: Path | str) -> None:
-        """A file path, `sqlite:///path`, `postgresql://…` (schema: the URL's search_path, else "handoff"), or
-        ":memory:" (the same SQL in memory: unit tests)."""
-        self._db: Database = open_database(target, self.BACKEND, SQL_DIR)
-
-    @property
-    def schema_version(self) -> int:
-        return self._db.schema_version
-
-    def close(self) -> None:
-        self._db.close()
+    SQL_DIR = SQL_DIR
 
     def _get(self, conn: Session, conversation_id: str, query: str = "get_conversation") -> Conversation:
         row = conn.execute(self._db.queries[query], {"id": conversation_id}).fetchone()

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from core.database import Database, moment, open_database, stored_time
+from core.database import DatabaseStore, moment, stored_time
 
 SQL_DIR = Path(__file__).parent / "sql"
 
@@ -87,19 +87,11 @@ def _profile(row: Any) -> StoredProfile:
     )
 
 
-class PageProfileStore:
+class PageProfileStore(DatabaseStore):
+    """A file path, `sqlite:///path` or `postgresql://…` (schema: the URL's search_path, else "page_profile")."""
+
     BACKEND = "page_profile"
-
-    def __init__(self, target: Path | str) -> None:
-        """A file path, `sqlite:///path` or `postgresql://…` (schema: the URL's search_path, else "page_profile")."""
-        self._db: Database = open_database(target, self.BACKEND, SQL_DIR)
-
-    def close(self) -> None:
-        self._db.close()
-
-    @property
-    def schema_version(self) -> int:
-        return self._db.schema_version
+    SQL_DIR = SQL_DIR
 
     def get(self, page_id: str) -> StoredProfile | None:
         rows = self._db.read("get_profile", {"page_id": page_id})
