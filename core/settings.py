@@ -67,12 +67,13 @@ STORES = {
     "links": ("links_db_url", "links.sqlite3"),  # m.me links, QR codes, referrals
     "page_profile": ("page_profile_db_url", "page_profile.sqlite3"),  # the page's Messenger profile
     "contacts": ("contacts_db_url", "contacts.sqlite3"),  # contacts: profiles, tags, fields, notes
+    "broadcasts": ("broadcasts_db_url", "broadcasts.sqlite3"),  # broadcasts ("Transmisiones") and their recipients
 }
 STORE_URL_VARIABLES = {"ingest_db_url": "INGEST_DB_URL", "handoff_db_url": "HANDOFF_DB_URL",
                        "console_db_url": "CONSOLE_DB_URL", "outbox_url": "OUTBOX_URL",
                        "comment_journal_db_url": "COMMENT_JOURNAL_DB_URL", "comments_db_url": "COMMENTS_DB_URL",
                        "links_db_url": "LINKS_DB_URL", "page_profile_db_url": "PAGE_PROFILE_DB_URL",
-                       "contacts_db_url": "CONTACTS_DB_URL"}
+                       "contacts_db_url": "CONTACTS_DB_URL", "broadcasts_db_url": "BROADCASTS_DB_URL"}
 
 
 # `bot run` puts "rasa-2" on RASA_PORT+10, "rasa-3" on +20 … (bot/profile.py extra_rasa_ports; RASA_PORT+1 is the
@@ -122,6 +123,7 @@ class Settings:
     links_db_url: str = field(default="", repr=False)
     page_profile_db_url: str = field(default="", repr=False)
     contacts_db_url: str = field(default="", repr=False)
+    broadcasts_db_url: str = field(default="", repr=False)
     outbox_page_rate: float = 40.0  # sends per second per page
     outbox_lease_seconds: float = 30.0  # a claimed message is another worker's after this (at-least-once window)
     outbox_batch_size: int = 32  # messages a standalone worker (`python -m outbox worker`) claims at once
@@ -139,6 +141,11 @@ class Settings:
     comments_poll_seconds: float = 1.0
     # The app's contacts sync (contacts/sync.py) looks for people who wrote, and profiles to fetch, this often.
     contacts_sync_seconds: float = 2.0
+    # Broadcasts (broadcasts/): each page's recipients are spread at this many sends per second (never above
+    # OUTBOX_PAGE_RATE), so replies to people writing now are not held behind a broadcast; the runner looks for
+    # due broadcasts and refreshes their report this often.
+    broadcast_page_rate: float = 10.0
+    broadcasts_poll_seconds: float = 2.0
     event_retention_days: float = 30.0  # finished webhook events kept this long (connectors/ingest.py)
     # The Rasa channel (connectors/messenger.py): journaled windows re-applied this often; Rasa turns at once.
     messenger_upkeep_seconds: float = 30.0
@@ -539,6 +546,10 @@ def load_settings(env: Mapping[str, str] | None = None, overrides: Mapping[str, 
                                        "seconds between the comment processor's looks for new comments"),
         contacts_sync_seconds=_bounded(get, "CONTACTS_SYNC_SECONDS", 2.0, 0.01, 3600,
                                        "seconds between the contacts sync's rounds"),
+        broadcast_page_rate=_bounded(get, "BROADCAST_PAGE_RATE", 10.0, 0.01, 1000,
+                                     "broadcast sends per second per page"),
+        broadcasts_poll_seconds=_bounded(get, "BROADCASTS_POLL_SECONDS", 2.0, 0.01, 3600,
+                                         "seconds between the broadcast runner's rounds"),
         event_retention_days=_number(get, "MESSENGER_EVENT_RETENTION_DAYS", 30.0),
         messenger_upkeep_seconds=_bounded(get, "MESSENGER_UPKEEP_SECONDS", 30.0, 0.1, 3600,
                                           "seconds between rounds of the webhook upkeep"),

@@ -30,10 +30,11 @@ FLOORS: dict[str, int] = {
     "contacts": 3,
     "handoff": 3,
     "sandbox": 3,
-    "console": 4,
-    "connectors": 5,
-    "actions": 5,
-    "bot": 6,
+    "broadcasts": 4,
+    "console": 5,
+    "connectors": 6,
+    "actions": 6,
+    "bot": 7,
 }
 
 
