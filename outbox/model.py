@@ -121,6 +121,8 @@ class OutboxMessage:
     sent_at: datetime | None = None
     claimed_by: str | None = None
     lease_until: datetime | None = None
+    delivered_at: datetime | None = None  # Meta's delivery receipt (its watermark), for SENT messages
+    read_at: datetime | None = None  # Meta's read receipt; a read message was delivered too
 
     def with_changes(self, **changes: Any) -> OutboxMessage:
         return replace(self, **changes)
@@ -195,12 +197,15 @@ class ConversationSeen(NamedTuple):
     """A conversation whose user wrote: `last_user_message_at` is Meta's time of their last message (the windows
     count from it); `recorded_at` is when the store recorded that time (set by the store, never by the caller): the
     contacts' sync follows `recorded_at`, so a message handled late (Meta redelivering after an outage, a backlog,
-    the ingest journal replayed) is still read."""
+    the ingest journal replayed) is still read. `last_text` and `message_count` let the console search by the last
+message and count the unread ones."""
 
     page_id: str
     user_id: str
     last_user_message_at: datetime
     recorded_at: datetime
+    last_text: str | None = None  # the text of their last message (first 500 characters), None: not text
+    message_count: int = 0  # how many messages they wrote on this page (one per `record_user_message`)
 
 
 class OutboxStore(Protocol):
