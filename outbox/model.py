@@ -6,9 +6,10 @@ Standard library only, Python 3.10: the Rasa process (the connector's replies) a
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any, NamedTuple, Protocol
 
@@ -193,6 +194,44 @@ class MessageFilter:
     before_id: int | None = None  # pagination: newest first, ids below this
 
 
+# A batch the outbox takes in one call (`enqueue_many`, `get_many`, `unreachable`): one transaction, one query.
+MAX_BATCH = 1000
+# Receipts (Meta's `message_deliveries` and `message_reads`): `record_receipt`'s kinds.
+RECEIPT_DELIVERY, RECEIPT_READ = "delivery", "read"
+RECEIPT_KINDS = (RECEIPT_DELIVERY, RECEIPT_READ)
+# Meta's watermark and our `sent_at` come from two clocks: a message sent up to this long after the watermark is
+# still covered by it.
+RECEIPT_CLOCK_SLACK = timedelta(seconds=2)
+# `unreachable`'s reason: the person blocked the page or cannot be messaged (Graph error 551 and its kin).
+UNREACHABLE_BLOCKED = "blocked"
+# `last_user_text` keeps this many characters of the person's last message.
+USER_TEXT_LIMIT = 500
+
+
+def user_text_excerpt(text: str | None) -> str | None:
+    """What the store keeps of a person's message: line breaks and tabs become spaces, NUL and other control
+    characters go, the first `USER_TEXT_LIMIT` characters; nothing left: None."""
+    if not text:
+        return None
+    kept = "".join(
+        " " if char in "\n\r\t" else char
+        for char in text
+        if char in "\n\r\t" or unicodedata.category(char) != "Cc"
+    )[:USER_TEXT_LIMIT]
+    return kept if kept.strip() else None
+
+
+def check_batch(items: Sequence[Any], what: str) -> None:
+    if len(items) > MAX_BATCH:
+        raise OutboxInputError("batch_too_large", f"at most {MAX_BATCH} {what} per call", limit=MAX_BATCH)
+
+
+def check_receipt_kind(kind: str) -> str:
+    if kind not in RECEIPT_KINDS:
+        raise OutboxInputError("invalid_receipt", f"a receipt is 'delivery' or 'read', not {kind!r}")
+    return kind
+
+
 class ConversationSeen(NamedTuple):
     """A conversation whose user wrote: `last_user_message_at` is Meta's time of their last message (the windows
     count from it); `recorded_at` is when the store recorded that time (set by the store, never by the caller): the
@@ -218,7 +257,16 @@ class OutboxStore(Protocol):
         `private_reply_already_sent` (Meta allows one per comment)."""
         ...
 
+    def enqueue_many(self, news: Sequence[NewMessage], now: datetime) -> list[tuple[OutboxMessage, bool]]:
+        """`enqueue` for each of up to `MAX_BATCH` messages, in one transaction, results in the same order. A message
+        refused (OutboxInputError, a second private reply) refuses the whole batch: nothing is written."""
+        ...
+
     def get(self, message_id: int) -> OutboxMessage: ...
+
+    def get_many(self, message_ids: Sequence[int]) -> dict[int, OutboxMessage]:
+        """Up to `MAX_BATCH` messages by id, in one query; unknown ids are absent."""
+        ...
 
     def find(self, query: MessageFilter) -> list[OutboxMessage]:
         """Newest first."""
@@ -261,9 +309,29 @@ class OutboxStore(Protocol):
         """A DEAD or FAILED message goes back to PENDING, due now, with its attempts reset."""
         ...
 
-    def record_user_message(self, page_id: str, user_id: str, at: datetime) -> None:
+    def record_user_message(self, page_id: str, user_id: str, at: datetime, text: str | None = None) -> None:
         """The 24-hour window counts only the user's own messages, per page. When `at` is newer than what was
-        kept, the store also stamps the conversation's `recorded_at` with its own clock (`conversations_since`)."""
+        kept, the store also stamps the conversation's `recorded_at` with its own clock (`conversations_since`) and
+        keeps `text` as the last message's (`user_text_excerpt`). Every call counts one message
+        (`ConversationSeen.message_count`), a late one too."""
+        ...
+
+    def record_receipt(
+        self, page_id: str, recipient_id: str, kind: str, watermark: datetime | None, mids: Sequence[str],
+        now: datetime,
+    ) -> int:
+        """Meta's delivery or read receipt for the SENT messages to `recipient_id` on `page_id`; how many changed.
+        delivery: `delivered_at` = watermark (None: `now`) where `graph_message_id` is in `mids` or `sent_at` is
+        at most the watermark + `RECEIPT_CLOCK_SLACK`, and not delivered yet. read: `read_at` = watermark where
+        `sent_at` is at most the watermark + slack and not read yet, and `delivered_at` = watermark if it had none
+        (a read message was delivered). A read without a watermark changes nothing."""
+        ...
+
+    def unreachable(self, page_id: str, recipient_ids: Sequence[str]) -> dict[str, str]:
+        """Of up to `MAX_BATCH` recipients, those the page cannot reach: their latest message that went to Meta
+        (sent, failed or dead, by the time of its last attempt) FAILED with an error meaning the person cannot be
+        messaged (`outbox.store.UNREACHABLE_ERROR_CODES`), and they have not written since.
+        psid → `UNREACHABLE_BLOCKED`."""
         ...
 
     def last_user_message_at(self, page_id: str, user_id: str) -> datetime | None: ...

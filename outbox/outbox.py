@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +29,8 @@ from outbox.model import (
     Purpose,
     SenderKind,
     Status,
+    check_batch,
+    check_receipt_kind,
 )
 from outbox.policy import ConversationWindow, Decision, Policy, ReplyWindows, SendRequest, decide
 from outbox.policy_file import load_policy
@@ -44,6 +46,14 @@ WAKE_FILE_NAME = "outbox.wake"
 
 # A pause leaves a user's pending bot messages alone up to this many (newest first); more is not a conversation.
 STALE_SCAN_LIMIT = 1000
+
+
+# A broadcast's messages (broadcasts/) are SYSTEM messages keyed `broadcast:{id}:{psid}:{attempt}:{part}`.
+BROADCAST_KEY_PREFIX = "broadcast:"
+
+
+def is_broadcast(message: OutboxMessage) -> bool:
+    return message.sender is SenderKind.SYSTEM and message.idempotency_key.startswith(BROADCAST_KEY_PREFIX)
 
 
 class Outbox:
@@ -141,9 +151,31 @@ class Outbox:
             self._wake_others.ping()
         return result
 
-    async def record_user_message(self, page_id: str, user_id: str, at: datetime) -> None:
-        """The user wrote on this page at `at`: the windows count from their own last message."""
-        await self._run(self._store.record_user_message, page_id, user_id, at)
+    async def enqueue_many(self, news: Sequence[NewMessage]) -> list[tuple[OutboxMessage, bool]]:
+        """`enqueue` for a batch (at most `MAX_BATCH`: broadcasts), in one transaction, then one wake. Results in
+        the order of `news`; a message refused refuses the batch (nothing written)."""
+        check_batch(news, "messages")
+        if not news:
+            return []
+        result = await self._run(self._store.enqueue_many, list(news), self.clock())
+        self.kick()
+        if self._wake_others is not None:
+            self._wake_others.ping()
+        return result
+
+    async def record_user_message(self, page_id: str, user_id: str, at: datetime, text: str | None = None) -> None:
+        """The user wrote on this page at `at` (`text`: what they wrote, kept as their last message's): the windows
+        count from their own last message, and each call counts one message. Call it once per event."""
+        await self._run(self._store.record_user_message, page_id, user_id, at, text)
+
+    async def record_receipt(
+        self, page_id: str, recipient_id: str, kind: str, watermark: datetime | None, mids: Sequence[str]
+    ) -> int:
+        """Meta says the person got (`"delivery"`) or read (`"read"`) what the page sent up to `watermark` (and
+        the messages `mids`): the SENT messages get `delivered_at` / `read_at`. How many messages changed."""
+        check_receipt_kind(kind)
+        return await self._run(self._store.record_receipt, page_id, recipient_id, kind, watermark, tuple(mids),
+                               self.clock())
 
     async def conversations_since(self, after: datetime | None, limit: int) -> list[ConversationSeen]:
         """The conversations whose user's message was recorded after `after` (`ConversationSeen.recorded_at`, the
@@ -152,20 +184,21 @@ class Outbox:
 
     async def cancel_stale_bot_messages(self, page_id: str, user_id: str, now: datetime | None = None) -> list[int]:
         """Bot messages still queued from before a person took over (in retry backoff, scheduled, or held by a
-        paused page) must not reach someone now talking to an agent. Fresh replies of the current turn (the
-        handoff notice itself) are left to go. Returns the ids cancelled."""
+        paused page) must not reach someone now talking to an agent, nor a broadcast's (SYSTEM messages keyed
+        `broadcast:…`). Fresh replies of the current turn (the handoff notice itself) are left to go. Returns the ids
+        cancelled."""
         now = now or self.clock()
         query = MessageFilter(recipient_id=user_id, page_id=page_id, statuses=(Status.PENDING,),
                               limit=STALE_SCAN_LIMIT)
         cancelled = []
         for message in await self._run(self._store.find, query):
             stale = message.attempts > 0 or message.purpose is not Purpose.REPLY or message.due_at > now
-            if message.sender is SenderKind.BOT and stale:
+            if (message.sender is SenderKind.BOT and stale) or is_broadcast(message):
                 try:
                     await self._run(self._store.cancel, message.id, now)
                 except InvalidTransition:  # claimed meanwhile: it is being sent or already was
                     continue
-                logger.info("queued bot message cancelled by a pause", extra={"message_id": message.id})
+                logger.info("queued message cancelled by a pause", extra={"message_id": message.id})
                 cancelled.append(message.id)
         return cancelled
 
@@ -205,6 +238,22 @@ class Outbox:
 
     async def get(self, message_id: int) -> OutboxMessage:
         return await self._run(self._store.get, message_id)
+
+    async def states_of(self, ids: Sequence[int]) -> dict[int, OutboxMessage]:
+        """The messages with these ids (at most `MAX_BATCH`), in one query; unknown ids are absent."""
+        check_batch(ids, "ids")
+        if not ids:
+            return {}
+        return await self._run(self._store.get_many, list(ids))
+
+    async def unreachable(self, page_id: str, recipient_ids: Sequence[str]) -> dict[str, str]:
+        """Of these people (at most `MAX_BATCH`), those the page cannot reach: psid → reason code (`"blocked"`: the
+        latest message sent to them failed with Meta's "This person isn't available right now" and they have not
+        written since). One query."""
+        check_batch(recipient_ids, "recipients")
+        if not recipient_ids:
+            return {}
+        return await self._run(self._store.unreachable, page_id, list(recipient_ids))
 
     async def find(self, query: MessageFilter) -> list[OutboxMessage]:
         """Newest first."""

@@ -45,7 +45,7 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -53,7 +53,11 @@ from typing import Any
 
 from core.postgres import create_schema_of
 from core.sqlite import SchemaTooNew, SQLiteFile, WALUnavailable, load_migrations, load_queries
+from meta.errors import META_ERRORS, SUBCODE_ALIASES, Kind, meta_error
 from outbox.model import (
+    RECEIPT_CLOCK_SLACK,
+    RECEIPT_DELIVERY,
+    UNREACHABLE_BLOCKED,
     Alert,
     ConversationSeen,
     InvalidTransition,
@@ -70,6 +74,9 @@ from outbox.model import (
     SenderKind,
     SendSlot,
     Status,
+    check_batch,
+    check_receipt_kind,
+    user_text_excerpt,
     utc,
 )
 from outbox.rate import next_send_slot
@@ -190,7 +197,38 @@ def recording_time() -> datetime:
 
 def conversation_seen_from_row(row: Any) -> ConversationSeen:
     return ConversationSeen(row["page_id"], row["user_id"], required_utc(row["last_user_message_at"]),
-                            required_utc(row["user_message_recorded_at"]))
+                            required_utc(row["user_message_recorded_at"]), row["last_user_text"],
+                            int(row["user_message_count"] or 0))
+
+
+# Graph errors meaning "this person cannot be messaged" (551 "This person isn't available right now", and a subcode
+# that names it: meta/errors.py's catalogue, kind RECIPIENT_UNAVAILABLE): `unreachable` reads them in
+# `last_error_code`.
+UNREACHABLE_ERROR_CODES = tuple(sorted(
+    code
+    for code in {code for code, _ in META_ERRORS} | set(SUBCODE_ALIASES)
+    if (known := meta_error(code)) is not None and known.kind is Kind.RECIPIENT_UNAVAILABLE
+))
+# The messages that went to Meta: the latest of them says whether the person could be reached.
+REACHED_META = (Status.SENT, Status.FAILED, Status.DEAD)
+
+
+def attempted_at(message: OutboxMessage) -> datetime:
+    """When a message that went to Meta was last tried: its send time, else when its last attempt was due."""
+    return message.sent_at or message.next_attempt_at
+
+
+def receipt_params(kind: str, watermark: datetime | None, mids: Sequence[str], now: datetime) -> dict[str, Any]:
+    """What a receipt matches and sets (`OutboxStore.record_receipt`): `covers` None matches by mids only."""
+    check_receipt_kind(kind)
+    now = utc(now)
+    mark = utc(watermark) if watermark is not None else None
+    return {
+        "kind": kind,
+        "mids": [str(mid) for mid in mids if mid],
+        "covers": mark + RECEIPT_CLOCK_SLACK if mark is not None else None,
+        "at": mark if mark is not None else now,
+    }
 
 
 def message_from_row(row: Any) -> OutboxMessage:
@@ -223,6 +261,8 @@ def message_from_row(row: Any) -> OutboxMessage:
         sent_at=to_utc(row["sent_at"]),
         claimed_by=row["claimed_by"],
         lease_until=to_utc(row["lease_until"]),
+        delivered_at=to_utc(row["delivered_at"]),
+        read_at=to_utc(row["read_at"]),
     )
 
 
@@ -275,6 +315,8 @@ class InMemoryOutboxStore:
         self._by_key: dict[str, int] = {}
         self._last_user_message: dict[tuple[str, str], datetime] = {}
         self._user_message_recorded: dict[tuple[str, str], datetime] = {}  # the store's own time (conversations_since)
+        self._user_texts: dict[tuple[str, str], str | None] = {}
+        self._user_message_counts: dict[tuple[str, str], int] = {}
         self._latest_recorded: datetime | None = None
         self._pages: dict[str, PageState] = {}
         self._alerts: list[Alert] = []
@@ -302,24 +344,55 @@ class InMemoryOutboxStore:
     def enqueue(self, new: NewMessage, now: datetime) -> tuple[OutboxMessage, bool]:
         record, message_json = new_message_record(new, now)
         with self._lock:
-            existing = self._by_key.get(record.idempotency_key)
-            if existing is not None:
-                return self._out(self._messages[existing]), False
-            if record.purpose is Purpose.PRIVATE_REPLY and any(
-                message.purpose is Purpose.PRIVATE_REPLY
-                and (message.page_id, message.recipient_id) == (record.page_id, record.recipient_id)
-                and message.status not in NOT_A_PRIVATE_REPLY_YET
-                for message in self._messages.values()
-            ):
-                raise private_reply_already_sent(record)
-            message_id = len(self._messages) + 1
-            self._by_key[record.idempotency_key] = message_id
-            self._payloads[message_id] = message_json
-            return self._put(record.with_changes(id=message_id)), True
+            return self._enqueue(record, message_json)
+
+    def enqueue_many(self, news: Sequence[NewMessage], now: datetime) -> list[tuple[OutboxMessage, bool]]:
+        check_batch(news, "messages")
+        records = [new_message_record(new, now) for new in news]
+        with self._lock:  # all or nothing, as a transaction: undo what this batch added when one is refused
+            added: list[int] = []
+            try:
+                results = []
+                for record, message_json in records:
+                    message, created = self._enqueue(record, message_json)
+                    if created:
+                        added.append(message.id)
+                    results.append((message, created))
+                return results
+            except BaseException:
+                for message_id in added:
+                    del self._by_key[self._messages.pop(message_id).idempotency_key]
+                    del self._payloads[message_id]
+                raise
+
+    def _enqueue(self, record: OutboxMessage, message_json: str) -> tuple[OutboxMessage, bool]:
+        existing = self._by_key.get(record.idempotency_key)
+        if existing is not None:
+            return self._out(self._messages[existing]), False
+        if record.purpose is Purpose.PRIVATE_REPLY and any(
+            message.purpose is Purpose.PRIVATE_REPLY
+            and (message.page_id, message.recipient_id) == (record.page_id, record.recipient_id)
+            and message.status not in NOT_A_PRIVATE_REPLY_YET
+            for message in self._messages.values()
+        ):
+            raise private_reply_already_sent(record)
+        message_id = len(self._messages) + 1
+        self._by_key[record.idempotency_key] = message_id
+        self._payloads[message_id] = message_json
+        return self._put(record.with_changes(id=message_id)), True
 
     def get(self, message_id: int) -> OutboxMessage:
         with self._lock:
             return self._out(self._get(message_id))
+
+    def get_many(self, message_ids: Sequence[int]) -> dict[int, OutboxMessage]:
+        check_batch(message_ids, "ids")
+        with self._lock:
+            return {
+                int(message_id): self._out(self._messages[int(message_id)])
+                for message_id in message_ids
+                if int(message_id) in self._messages
+            }
 
     def find(self, query: MessageFilter) -> list[OutboxMessage]:
         limit = check_limit(query.limit)
@@ -435,12 +508,16 @@ class InMemoryOutboxStore:
                 raise transition_error(message, "retry")
             return self._put(message.with_changes(status=Status.PENDING, attempts=0, due_at=now, next_attempt_at=now))
 
-    def record_user_message(self, page_id: str, user_id: str, at: datetime) -> None:
+    def record_user_message(self, page_id: str, user_id: str, at: datetime, text: str | None = None) -> None:
         at = utc(at)
+        kept_text = user_text_excerpt(text)
         with self._lock:
-            known = self._last_user_message.get((page_id, user_id))
+            conversation = (page_id, user_id)
+            self._user_message_counts[conversation] = self._user_message_counts.get(conversation, 0) + 1
+            known = self._last_user_message.get(conversation)
             if known is None or at > known:
-                self._last_user_message[(page_id, user_id)] = at
+                self._last_user_message[conversation] = at
+                self._user_texts[conversation] = kept_text
                 recorded = recording_time()
                 if self._latest_recorded is not None and recorded <= self._latest_recorded:
                     recorded = self._latest_recorded + timedelta(microseconds=1)  # one clock tick, many writes
@@ -454,10 +531,57 @@ class InMemoryOutboxStore:
     def conversations_since(self, after: datetime | None, limit: int) -> list[ConversationSeen]:
         limit = check_limit(limit)
         with self._lock:
-            rows = [ConversationSeen(page_id, user_id, self._last_user_message[(page_id, user_id)], recorded)
+            rows = [ConversationSeen(page_id, user_id, self._last_user_message[(page_id, user_id)], recorded,
+                                     self._user_texts.get((page_id, user_id)),
+                                     self._user_message_counts.get((page_id, user_id), 0))
                     for (page_id, user_id), recorded in self._user_message_recorded.items()
                     if after is None or recorded > utc(after)]
         return sorted(rows, key=lambda row: (row.recorded_at, row.page_id, row.user_id))[:limit]
+
+    def record_receipt(
+        self, page_id: str, recipient_id: str, kind: str, watermark: datetime | None, mids: Sequence[str],
+        now: datetime,
+    ) -> int:
+        params = receipt_params(kind, watermark, mids, now)
+        covers: datetime | None = params["covers"]
+        mark: datetime = params["at"]
+        if kind != RECEIPT_DELIVERY and covers is None:
+            return 0
+        changed = 0
+        with self._lock:
+            for message in list(self._messages.values()):
+                if (message.page_id, message.recipient_id, message.status) != (page_id, recipient_id, Status.SENT):
+                    continue
+                covered = covers is not None and message.sent_at is not None and message.sent_at <= covers
+                if kind == RECEIPT_DELIVERY:
+                    if message.delivered_at is None and (covered or message.graph_message_id in params["mids"]):
+                        self._put(message.with_changes(delivered_at=mark))
+                        changed += 1
+                elif message.read_at is None and covered:
+                    self._put(message.with_changes(read_at=mark, delivered_at=message.delivered_at or mark))
+                    changed += 1
+        return changed
+
+    def unreachable(self, page_id: str, recipient_ids: Sequence[str]) -> dict[str, str]:
+        check_batch(recipient_ids, "recipients")
+        wanted = set(recipient_ids)
+        with self._lock:
+            latest: dict[str, OutboxMessage] = {}
+            for message in self._messages.values():
+                if message.page_id != page_id or message.recipient_id not in wanted:
+                    continue
+                if message.status not in REACHED_META:
+                    continue
+                known = latest.get(message.recipient_id)
+                if known is None or (attempted_at(message), message.id) > (attempted_at(known), known.id):
+                    latest[message.recipient_id] = message
+            found = {}
+            for recipient_id, message in latest.items():
+                wrote = self._last_user_message.get((page_id, recipient_id))
+                if (message.status is Status.FAILED and message.last_error_code in UNREACHABLE_ERROR_CODES
+                        and (wrote is None or wrote <= attempted_at(message))):
+                    found[recipient_id] = UNREACHABLE_BLOCKED
+        return found
 
     def _page(self, page_id: str) -> PageState:
         return self._pages.get(page_id, PageState(page_id))
@@ -599,27 +723,43 @@ class SQLiteOutboxStore:
     def enqueue(self, new: NewMessage, now: datetime) -> tuple[OutboxMessage, bool]:
         record, message_json = new_message_record(new, now)
         with self._db.write() as conn:
-            try:
-                cursor: sqlite3.Cursor | None = conn.execute(
-                    self._queries["insert_message"], record_params(record, message_json, sqlite_time)
-                )
-            except sqlite3.IntegrityError as exc:
-                # SQLite names the columns, not the index: (page_id, recipient_id) of a pending row can only be
-                # the one-private-reply index (the key's conflict inserts nothing, a new row is never sending).
-                if SQLITE_ONE_PRIVATE_REPLY_COLUMNS not in str(exc):
-                    raise
-                cursor = None
-            if cursor is not None and cursor.rowcount == 1 and cursor.lastrowid is not None:
-                return self._one(conn, cursor.lastrowid), True
-            row = conn.execute(self._queries["get_message_by_key"], {"idempotency_key": record.idempotency_key})
-            stored = row.fetchone()
-            if stored is None:
-                raise private_reply_already_sent(record)
-            return message_from_row(stored), False
+            return self._insert(conn, record, message_json)
+
+    def _insert(self, conn: sqlite3.Connection, record: OutboxMessage, message_json: str) -> tuple[OutboxMessage, bool]:
+        try:
+            cursor: sqlite3.Cursor | None = conn.execute(
+                self._queries["insert_message"], record_params(record, message_json, sqlite_time)
+            )
+        except sqlite3.IntegrityError as exc:
+            # SQLite names the columns, not the index: (page_id, recipient_id) of a pending row can only be
+            # the one-private-reply index (the key's conflict inserts nothing, a new row is never sending).
+            if SQLITE_ONE_PRIVATE_REPLY_COLUMNS not in str(exc):
+                raise
+            cursor = None
+        if cursor is not None and cursor.rowcount == 1 and cursor.lastrowid is not None:
+            return self._one(conn, cursor.lastrowid), True
+        row = conn.execute(self._queries["get_message_by_key"], {"idempotency_key": record.idempotency_key})
+        stored = row.fetchone()
+        if stored is None:
+            raise private_reply_already_sent(record)
+        return message_from_row(stored), False
+
+    def enqueue_many(self, news: Sequence[NewMessage], now: datetime) -> list[tuple[OutboxMessage, bool]]:
+        check_batch(news, "messages")
+        records = [new_message_record(new, now) for new in news]
+        with self._db.write() as conn:  # one BEGIN IMMEDIATE: a refusal rolls the whole batch back
+            return [self._insert(conn, record, message_json) for record, message_json in records]
 
     def get(self, message_id: int) -> OutboxMessage:
         with self._db.connection() as conn:
             return self._one(conn, message_id)
+
+    def get_many(self, message_ids: Sequence[int]) -> dict[int, OutboxMessage]:
+        check_batch(message_ids, "ids")
+        if not message_ids:
+            return {}
+        rows = self._read("get_messages", {"ids": json.dumps([int(message_id) for message_id in message_ids])})
+        return {message.id: message for message in map(message_from_row, rows)}
 
     def find(self, query: MessageFilter) -> list[OutboxMessage]:
         statuses = status_values(query)
@@ -696,13 +836,31 @@ class SQLiteOutboxStore:
     def retry(self, message_id: int, now: datetime) -> OutboxMessage:
         return self._transition("retry_message", "retry", message_id, now)
 
-    def record_user_message(self, page_id: str, user_id: str, at: datetime) -> None:
+    def record_user_message(self, page_id: str, user_id: str, at: datetime, text: str | None = None) -> None:
+        params = {"page_id": page_id, "user_id": user_id, "at": sqlite_time(at), "text": user_text_excerpt(text)}
         with self._db.write() as conn:  # the time taken inside the write lock: recording order is commit order
-            conn.execute(
-                self._queries["record_user_message"],
-                {"page_id": page_id, "user_id": user_id, "at": sqlite_time(at), "recorded_at": sqlite_time(
-                    recording_time())},
-            )
+            conn.execute(self._queries["record_user_message"], {**params, "recorded_at": sqlite_time(recording_time())})
+
+    def record_receipt(
+        self, page_id: str, recipient_id: str, kind: str, watermark: datetime | None, mids: Sequence[str],
+        now: datetime,
+    ) -> int:
+        params = receipt_params(kind, watermark, mids, now)
+        if kind != RECEIPT_DELIVERY and params["covers"] is None:
+            return 0
+        query = "delivery_receipt" if kind == RECEIPT_DELIVERY else "read_receipt"
+        values = {"page_id": page_id, "recipient_id": recipient_id, "mids": json.dumps(params["mids"]),
+                  "covers": sqlite_time(params["covers"]), "at": sqlite_time(params["at"])}
+        with self._db.write() as conn:
+            return int(conn.execute(self._queries[query], values).rowcount)
+
+    def unreachable(self, page_id: str, recipient_ids: Sequence[str]) -> dict[str, str]:
+        check_batch(recipient_ids, "recipients")
+        if not recipient_ids:
+            return {}
+        rows = self._read("unreachable", {"page_id": page_id, "recipient_ids": json.dumps(list(recipient_ids)),
+                                          "codes": json.dumps(UNREACHABLE_ERROR_CODES)})
+        return {row["recipient_id"]: UNREACHABLE_BLOCKED for row in rows}
 
     def last_user_message_at(self, page_id: str, user_id: str) -> datetime | None:
         rows = self._read("last_user_message_at", {"page_id": page_id, "user_id": user_id})
@@ -856,31 +1014,51 @@ class PostgresOutboxStore:
         return message_from_row(row)
 
     def enqueue(self, new: NewMessage, now: datetime) -> tuple[OutboxMessage, bool]:
-        record, message_json = new_message_record(new, now)
+        return self._enqueue_all([new_message_record(new, now)])[0]
+
+    def enqueue_many(self, news: Sequence[NewMessage], now: datetime) -> list[tuple[OutboxMessage, bool]]:
+        check_batch(news, "messages")
+        return self._enqueue_all([new_message_record(new, now) for new in news])
+
+    def _enqueue_all(self, records: list[tuple[OutboxMessage, str]]) -> list[tuple[OutboxMessage, bool]]:
+        """One transaction. A second private reply to a comment rolls it back; if the batch's keys were all written
+        meanwhile by another caller (the same batch, again), those are its messages; else the refusal stands."""
         try:
             with self._transaction() as cursor:
-                cursor.execute(
-                    self._queries["open_lane"], {"page_id": record.page_id, "recipient_id": record.recipient_id}
-                )
-                cursor.execute(self._queries["insert_message"], record_params(record, message_json, postgres_time))
-                row = cursor.fetchone()
-                if row is not None:
-                    return message_from_row(row), True
-                cursor.execute(self._queries["get_message_by_key"], {"idempotency_key": record.idempotency_key})
-                return message_from_row(cursor.fetchone()), False
+                return [self._insert(cursor, record, message_json) for record, message_json in records]
         except self._psycopg2.IntegrityError as exc:  # rolled back; only the one-private-reply index is ours
             if getattr(getattr(exc, "diag", None), "constraint_name", None) != ONE_PRIVATE_REPLY_INDEX:
                 raise
-        with self._transaction() as cursor:  # the same key may have won meanwhile: that is its message
-            cursor.execute(self._queries["get_message_by_key"], {"idempotency_key": record.idempotency_key})
-            stored = cursor.fetchone()
-        if stored is None:
-            raise private_reply_already_sent(record)
-        return message_from_row(stored), False
+        with self._transaction() as cursor:  # the same keys may have won meanwhile: those are their messages
+            found = []
+            for record, _ in records:
+                cursor.execute(self._queries["get_message_by_key"], {"idempotency_key": record.idempotency_key})
+                stored = cursor.fetchone()
+                if stored is None:
+                    raise private_reply_already_sent(record)
+                found.append((message_from_row(stored), False))
+        return found
+
+    def _insert(self, cursor: Any, record: OutboxMessage, message_json: str) -> tuple[OutboxMessage, bool]:
+        cursor.execute(self._queries["open_lane"], {"page_id": record.page_id, "recipient_id": record.recipient_id})
+        cursor.execute(self._queries["insert_message"], record_params(record, message_json, postgres_time))
+        row = cursor.fetchone()
+        if row is not None:
+            return message_from_row(row), True
+        cursor.execute(self._queries["get_message_by_key"], {"idempotency_key": record.idempotency_key})
+        return message_from_row(cursor.fetchone()), False
 
     def get(self, message_id: int) -> OutboxMessage:
         with self._transaction() as cursor:
             return self._one(cursor, message_id)
+
+    def get_many(self, message_ids: Sequence[int]) -> dict[int, OutboxMessage]:
+        check_batch(message_ids, "ids")
+        if not message_ids:
+            return {}
+        with self._transaction() as cursor:
+            cursor.execute(self._queries["get_messages"], {"ids": [int(message_id) for message_id in message_ids]})
+            return {message.id: message for message in map(message_from_row, cursor.fetchall())}
 
     def find(self, query: MessageFilter) -> list[OutboxMessage]:
         with self._transaction() as cursor:
@@ -958,11 +1136,31 @@ class PostgresOutboxStore:
     def retry(self, message_id: int, now: datetime) -> OutboxMessage:
         return self._transition("retry_message", "retry", message_id, now)
 
-    def record_user_message(self, page_id: str, user_id: str, at: datetime) -> None:
+    def record_user_message(self, page_id: str, user_id: str, at: datetime, text: str | None = None) -> None:
+        params = {"page_id": page_id, "user_id": user_id, "at": utc(at), "text": user_text_excerpt(text)}
         with self._transaction() as cursor:
-            cursor.execute(
-                self._queries["record_user_message"], {"page_id": page_id, "user_id": user_id, "at": utc(at)}
-            )
+            cursor.execute(self._queries["record_user_message"], params)
+
+    def record_receipt(
+        self, page_id: str, recipient_id: str, kind: str, watermark: datetime | None, mids: Sequence[str],
+        now: datetime,
+    ) -> int:
+        params = receipt_params(kind, watermark, mids, now)
+        if kind != RECEIPT_DELIVERY and params["covers"] is None:
+            return 0
+        query = "delivery_receipt" if kind == RECEIPT_DELIVERY else "read_receipt"
+        with self._transaction() as cursor:
+            cursor.execute(self._queries[query], {"page_id": page_id, "recipient_id": recipient_id, **params})
+            return int(cursor.rowcount)
+
+    def unreachable(self, page_id: str, recipient_ids: Sequence[str]) -> dict[str, str]:
+        check_batch(recipient_ids, "recipients")
+        if not recipient_ids:
+            return {}
+        with self._transaction() as cursor:
+            cursor.execute(self._queries["unreachable"], {"page_id": page_id, "recipient_ids": list(recipient_ids),
+                                                          "codes": list(UNREACHABLE_ERROR_CODES)})
+            return {row["recipient_id"]: UNREACHABLE_BLOCKED for row in cursor.fetchall()}
 
     def last_user_message_at(self, page_id: str, user_id: str) -> datetime | None:
         with self._transaction() as cursor:

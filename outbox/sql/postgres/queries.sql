@@ -133,11 +133,13 @@ WHERE id = %(id)s AND status IN ('dead', 'failed')
 RETURNING *;
 
 -- name: record_user_message
--- Webhooks arrive late and out of order: keep the latest time (GREATEST ignores NULL). When it changes, the
--- database's own time of the write goes with it (user_message_recorded_at, the contacts' sync's cursor: Meta's time
--- can be far behind it; one clock for every process writing here).
-INSERT INTO conversations (page_id, user_id, last_user_message_at, user_message_recorded_at)
-VALUES (%(page_id)s, %(user_id)s, %(at)s, clock_timestamp())
+-- Webhooks arrive late and out of order: keep the latest time (GREATEST ignores NULL), and the text of that latest
+-- message. When it changes, the database's own time of the write goes with it (user_message_recorded_at, the
+-- contacts' sync's cursor: Meta's time can be far behind it; one clock for every process writing here). Every call
+-- counts one message, a late one too.
+INSERT INTO conversations (page_id, user_id, last_user_message_at, user_message_recorded_at, last_user_text,
+                           user_message_count)
+VALUES (%(page_id)s, %(user_id)s, %(at)s, clock_timestamp(), %(text)s, 1)
 ON CONFLICT (page_id, user_id) DO UPDATE
 SET last_user_message_at = GREATEST(conversations.last_user_message_at, excluded.last_user_message_at),
     user_message_recorded_at = CASE
@@ -145,7 +147,14 @@ SET last_user_message_at = GREATEST(conversations.last_user_message_at, excluded
           OR excluded.last_user_message_at > conversations.last_user_message_at
         THEN excluded.user_message_recorded_at
         ELSE conversations.user_message_recorded_at
-    END;
+    END,
+    last_user_text = CASE
+        WHEN conversations.last_user_message_at IS NULL
+          OR excluded.last_user_message_at > conversations.last_user_message_at
+        THEN excluded.last_user_text
+        ELSE conversations.last_user_text
+    END,
+    user_message_count = conversations.user_message_count + 1;
 
 -- name: last_user_message_at
 SELECT last_user_message_at FROM conversations WHERE page_id = %(page_id)s AND user_id = %(user_id)s;
@@ -153,13 +162,15 @@ SELECT last_user_message_at FROM conversations WHERE page_id = %(page_id)s AND u
 -- name: conversations_since
 -- The conversations whose user's message was recorded after a time, in recording order (the contacts' sync; ties
 -- in a stable order).
-SELECT page_id, user_id, last_user_message_at, user_message_recorded_at FROM conversations
+SELECT page_id, user_id, last_user_message_at, user_message_recorded_at, last_user_text, user_message_count
+FROM conversations
 WHERE user_message_recorded_at > %(after)s
 ORDER BY user_message_recorded_at, page_id, user_id
 LIMIT %(limit)s;
 
 -- name: conversations_from_start
-SELECT page_id, user_id, last_user_message_at, user_message_recorded_at FROM conversations
+SELECT page_id, user_id, last_user_message_at, user_message_recorded_at, last_user_text, user_message_count
+FROM conversations
 WHERE user_message_recorded_at IS NOT NULL
 ORDER BY user_message_recorded_at, page_id, user_id
 LIMIT %(limit)s;
@@ -212,3 +223,38 @@ RETURNING latest_slot;
 
 -- name: record_send_slot
 UPDATE page_send_slots SET latest_slot = %(latest_slot)s WHERE page_id = %(page_id)s;
+
+-- name: get_messages
+SELECT * FROM messages WHERE id = ANY (%(ids)s::bigint[]);
+
+-- name: delivery_receipt
+-- Meta delivered what the page sent up to the watermark (covers is it plus the clock slack; NULL: by mids only),
+-- and the messages `mids`. A read message was delivered already (read_at set implies delivered_at).
+UPDATE messages SET delivered_at = %(at)s
+WHERE page_id = %(page_id)s AND recipient_id = %(recipient_id)s AND status = 'sent' AND read_at IS NULL
+  AND delivered_at IS NULL
+  AND (sent_at <= %(covers)s::timestamptz OR graph_message_id = ANY (%(mids)s::text[]));
+
+-- name: read_receipt
+-- The person read what the page sent up to the watermark; a read message was delivered.
+UPDATE messages SET read_at = %(at)s, delivered_at = COALESCE(delivered_at, %(at)s)
+WHERE page_id = %(page_id)s AND recipient_id = %(recipient_id)s AND status = 'sent' AND read_at IS NULL
+  AND sent_at <= %(covers)s::timestamptz;
+
+-- name: unreachable
+-- Per recipient the latest message that went to Meta, by the time of its last attempt; those that failed with an
+-- error meaning "this person cannot be messaged" (`codes`), unless the person wrote since.
+WITH latest AS (
+    SELECT DISTINCT ON (recipient_id)
+           recipient_id, status, last_error_code, COALESCE(sent_at, next_attempt_at) AS attempted_at
+    FROM messages
+    WHERE page_id = %(page_id)s
+      AND recipient_id = ANY (%(recipient_ids)s::text[])
+      AND status IN ('sent', 'failed', 'dead')
+    ORDER BY recipient_id, COALESCE(sent_at, next_attempt_at) DESC, id DESC
+)
+SELECT latest.recipient_id FROM latest
+LEFT JOIN conversations AS c ON c.page_id = %(page_id)s AND c.user_id = latest.recipient_id
+WHERE latest.status = 'failed'
+  AND latest.last_error_code = ANY (%(codes)s::integer[])
+  AND (c.last_user_message_at IS NULL OR c.last_user_message_at <= latest.attempted_at);

@@ -82,10 +82,12 @@ SET status = 'pending', attempts = 0, due_at = :now, next_attempt_at = :now
 WHERE id = :id AND status IN ('dead', 'failed');
 
 -- name: record_user_message
--- Webhooks arrive late and out of order: keep the latest time. When it changes, the store's own time of the write
--- goes with it (user_message_recorded_at, the contacts' sync's cursor: Meta's time can be far behind it).
-INSERT INTO conversations (page_id, user_id, last_user_message_at, user_message_recorded_at)
-VALUES (:page_id, :user_id, :at, :recorded_at)
+-- Webhooks arrive late and out of order: keep the latest time, and the text of that latest message. When it changes,
+-- the store's own time of the write goes with it (user_message_recorded_at, the contacts' sync's cursor: Meta's time
+-- can be far behind it). Every call counts one message, a late one too.
+INSERT INTO conversations (page_id, user_id, last_user_message_at, user_message_recorded_at, last_user_text,
+                           user_message_count)
+VALUES (:page_id, :user_id, :at, :recorded_at, :text, 1)
 ON CONFLICT (page_id, user_id) DO UPDATE
 SET last_user_message_at = CASE
     WHEN conversations.last_user_message_at IS NULL
@@ -98,7 +100,14 @@ user_message_recorded_at = CASE
       OR excluded.last_user_message_at > conversations.last_user_message_at
     THEN excluded.user_message_recorded_at
     ELSE conversations.user_message_recorded_at
-END;
+END,
+last_user_text = CASE
+    WHEN conversations.last_user_message_at IS NULL
+      OR excluded.last_user_message_at > conversations.last_user_message_at
+    THEN excluded.last_user_text
+    ELSE conversations.last_user_text
+END,
+user_message_count = conversations.user_message_count + 1;
 
 -- name: last_user_message_at
 SELECT last_user_message_at FROM conversations WHERE page_id = :page_id AND user_id = :user_id;
@@ -106,13 +115,15 @@ SELECT last_user_message_at FROM conversations WHERE page_id = :page_id AND user
 -- name: conversations_since
 -- The conversations whose user's message was recorded after a time, in recording order (the contacts' sync; ties
 -- in a stable order).
-SELECT page_id, user_id, last_user_message_at, user_message_recorded_at FROM conversations
+SELECT page_id, user_id, last_user_message_at, user_message_recorded_at, last_user_text, user_message_count
+FROM conversations
 WHERE user_message_recorded_at > :after
 ORDER BY user_message_recorded_at, page_id, user_id
 LIMIT :limit;
 
 -- name: conversations_from_start
-SELECT page_id, user_id, last_user_message_at, user_message_recorded_at FROM conversations
+SELECT page_id, user_id, last_user_message_at, user_message_recorded_at, last_user_text, user_message_count
+FROM conversations
 WHERE user_message_recorded_at IS NOT NULL
 ORDER BY user_message_recorded_at, page_id, user_id
 LIMIT :limit;
@@ -152,3 +163,42 @@ SELECT latest_slot FROM page_send_slots WHERE page_id = :page_id;
 -- name: record_send_slot
 INSERT INTO page_send_slots (page_id, latest_slot) VALUES (:page_id, :latest_slot)
 ON CONFLICT (page_id) DO UPDATE SET latest_slot = excluded.latest_slot;
+
+-- name: get_messages
+-- :ids is a JSON array (at most outbox.model.MAX_BATCH).
+SELECT * FROM messages WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- name: delivery_receipt
+-- Meta delivered what the page sent up to the watermark (:covers is it plus the clock slack; NULL: by mids only),
+-- and the messages :mids (a JSON array). A read message was delivered already (read_at set implies delivered_at).
+UPDATE messages SET delivered_at = :at
+WHERE page_id = :page_id AND recipient_id = :recipient_id AND status = 'sent' AND read_at IS NULL
+  AND delivered_at IS NULL
+  AND (sent_at <= :covers OR graph_message_id IN (SELECT value FROM json_each(:mids)));
+
+-- name: read_receipt
+-- The person read what the page sent up to the watermark; a read message was delivered.
+UPDATE messages SET read_at = :at, delivered_at = COALESCE(delivered_at, :at)
+WHERE page_id = :page_id AND recipient_id = :recipient_id AND status = 'sent' AND read_at IS NULL
+  AND sent_at <= :covers;
+
+-- name: unreachable
+-- Per recipient (:recipient_ids, a JSON array) the latest message that went to Meta, by the time of its last attempt;
+-- those that failed with an error meaning "this person cannot be messaged" (:codes, a JSON array), unless the person
+-- wrote since.
+WITH latest AS (
+    SELECT recipient_id, status, last_error_code, COALESCE(sent_at, next_attempt_at) AS attempted_at,
+           ROW_NUMBER() OVER (
+               PARTITION BY recipient_id ORDER BY COALESCE(sent_at, next_attempt_at) DESC, id DESC
+           ) AS newest
+    FROM messages
+    WHERE page_id = :page_id
+      AND recipient_id IN (SELECT value FROM json_each(:recipient_ids))
+      AND status IN ('sent', 'failed', 'dead')
+)
+SELECT latest.recipient_id FROM latest
+LEFT JOIN conversations AS c ON c.page_id = :page_id AND c.user_id = latest.recipient_id
+WHERE latest.newest = 1
+  AND latest.status = 'failed'
+  AND latest.last_error_code IN (SELECT value FROM json_each(:codes))
+  AND (c.last_user_message_at IS NULL OR c.last_user_message_at <= latest.attempted_at);
