@@ -13,7 +13,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
@@ -248,6 +248,8 @@ class Contact:
     notes_count: int = 0
     profile_attempts: int = 0  # failed profile fetches since the last success
     updated_at: datetime | None = None
+    last_text: str | None = None  # the text of their last message (first 500 characters); None: not text, or never
+    message_count: int = 0  # how many messages they wrote on this page (the outbox's count)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -281,6 +283,7 @@ class Contact:
             "profile_fetched_at": _iso(self.profile_fetched_at), "first_seen_at": _iso(self.first_seen_at),
             "last_user_message_at": _iso(self.last_user_message_at), "campaign": self.campaign,
             "tags": list(self.tags), "fields": dict(self.fields), "notes_count": self.notes_count,
+            "last_text": self.last_text, "message_count": self.message_count,
         }
         if now is not None:
             standard, human = self.standard_window_left(now), self.human_agent_left(now)
@@ -312,9 +315,9 @@ MAX_PAGE_LIMIT = 200
 
 @dataclass(frozen=True)
 class ContactQuery:
-    """A search: all filters together (AND). `text` matches a name, the PSID, a tag or a field value, ignoring case
-    and accents; `window_open_at` (now) keeps only contacts whose 24-hour window is open then; `after` is the
-    `next_cursor` of the previous page."""
+    """A search: all filters together (AND). `text` matches a name, the PSID, a tag, a field value or the person's
+    last message, ignoring case and accents; `window_open_at` (now) keeps only contacts whose 24-hour window is open
+    then; `after` is the `next_cursor` of the previous page."""
 
     page_id: str | None = None
     text: str | None = None
@@ -432,9 +435,128 @@ def profile_from_graph(body: Mapping[str, Any]) -> dict[str, str | None]:
 
 
 def search_text(contact: Contact) -> str:
-    """What a text search looks in, folded: the names, the PSID, the tags and the field values (one line each,
-    so a search never matches across two of them)."""
+    """What a text search looks in, folded: the names, the PSID, the tags, the field values and the last message's
+    text (one line each, so a search never matches across two of them)."""
     parts = [contact.first_name or "", contact.last_name or "",
              " ".join(part for part in (contact.first_name, contact.last_name) if part), contact.psid,
-             *contact.tags, *contact.fields.values()]
+             *contact.tags, *contact.fields.values(), contact.last_text or ""]
     return "\n".join(fold(part) for part in parts if part)
+
+
+# --- audiences (who a broadcast goes to) --------------------------------------------------------------------------
+
+MAX_AUDIENCE_TAGS = 50
+_AUDIENCE_KEYS = frozenset({"page_id", "tags_any", "tags_none", "fields", "campaign", "last_interaction_after",
+                            "last_interaction_before"})
+
+
+def _audience_tags(data: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    value = data.get(name)
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ContactInvalid(name, "Las etiquetas deben ser una lista de textos.")
+    if len(value) > MAX_AUDIENCE_TAGS:
+        raise ContactInvalid(name, f"Una audiencia usa como máximo {MAX_AUDIENCE_TAGS} etiquetas por condición.")
+    seen: dict[str, str] = {}
+    for tag in value:
+        checked = check_tag(tag, name)
+        seen.setdefault(tag_key(checked), checked)
+    return tuple(seen.values())
+
+
+def _audience_fields(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ContactInvalid("fields", "Los campos deben ser un objeto {\"nombre\": \"valor\"}.")
+    if len(value) > MAX_FIELDS:
+        raise ContactInvalid("fields", f"Una audiencia usa como máximo {MAX_FIELDS} campos.")
+    fields: dict[str, str] = {}
+    for key, wanted in value.items():
+        checked_key = check_field_key(key)
+        text = check_field_value(checked_key, wanted)
+        if text is None:
+            raise ContactInvalid(f"fields.{checked_key}", f"Indique el valor que debe tener el campo {checked_key}.")
+        fields[checked_key] = text
+    return fields
+
+
+def _audience_time(value: Any, name: str) -> datetime | None:
+    if value is None:
+        return None
+    what = "La fecha de la última interacción"
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str) and len(value) <= 40:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+        except ValueError as exc:
+            raise ContactInvalid(name, f"{what} debe tener el formato ISO 8601 (2026-11-30T15:00:00+00:00).") from exc
+    else:
+        raise ContactInvalid(name, f"{what} debe ser un texto ISO 8601 (2026-11-30T15:00:00+00:00).")
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise ContactInvalid(name, f"{what} debe indicar la zona horaria (por ejemplo +00:00 o Z).")
+    return parsed.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who a broadcast goes to: the contacts of one page matching every condition (AND), whether they wrote or
+    not (a contact imported by CSV never wrote; the broadcast decides what to do with them). Tags and field values
+    compare ignoring case and accents; the last interaction is `last_user_message_at` (after: >=, before: <)."""
+
+    page_id: str
+    tags_any: tuple[str, ...] = ()  # has at least one (empty: no condition)
+    tags_none: tuple[str, ...] = ()  # has none of them
+    fields: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # key → value
+    campaign: str | None = None
+    last_interaction_after: datetime | None = None  # last_user_message_at >= this
+    last_interaction_before: datetime | None = None  # last_user_message_at < this
+
+    def __post_init__(self) -> None:
+        check_page_id(self.page_id)
+        for name in ("last_interaction_after", "last_interaction_before"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+                raise ContactInvalid(name, "La fecha de la última interacción debe indicar la zona horaria.")
+        if (self.last_interaction_after is not None and self.last_interaction_before is not None
+                and self.last_interaction_after >= self.last_interaction_before):
+            raise ContactInvalid("last_interaction_before", "La última interacción «antes de» debe ser posterior a "
+                                                            "la de «después de».")
+        if not isinstance(self.fields, MappingProxyType):
+            object.__setattr__(self, "fields", MappingProxyType(dict(self.fields)))
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Audience:
+        """An audience from a JSON body; ContactInvalid(field, Spanish message) for anything else."""
+        if not isinstance(data, Mapping):
+            raise ContactInvalid("audience", "La audiencia debe ser un objeto JSON.")
+        unknown = sorted(str(key)[:40] for key in data if key not in _AUDIENCE_KEYS)
+        if unknown:
+            raise ContactInvalid(unknown[0], f"La audiencia no admite «{unknown[0]}»; use page_id, tags_any, "
+                                             "tags_none, fields, campaign, last_interaction_after o "
+                                             "last_interaction_before.")
+        return cls(
+            page_id=check_page_id(data.get("page_id")),
+            tags_any=_audience_tags(data, "tags_any"),
+            tags_none=_audience_tags(data, "tags_none"),
+            fields=MappingProxyType(_audience_fields(data.get("fields"))),
+            campaign=check_campaign(data.get("campaign")),
+            last_interaction_after=_audience_time(data.get("last_interaction_after"), "last_interaction_after"),
+            last_interaction_before=_audience_time(data.get("last_interaction_before"), "last_interaction_before"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"page_id": self.page_id, "tags_any": list(self.tags_any), "tags_none": list(self.tags_none),
+                "fields": dict(self.fields), "campaign": self.campaign,
+                "last_interaction_after": _iso(self.last_interaction_after),
+                "last_interaction_before": _iso(self.last_interaction_before)}
+
+
+@dataclass(frozen=True)
+class AudiencePage:
+    """One page of an audience, by the contacts' internal id (oldest first)."""
+
+    contacts: list[Contact]
+    next_after: int | None  # pass back as `after`; None: the end

@@ -28,6 +28,8 @@ from contacts.model import (
     MAX_FIELDS,
     MAX_TAGS,
     PROFILE_STATUSES,
+    Audience,
+    AudiencePage,
     Contact,
     ContactInvalid,
     ContactNotFound,
@@ -56,6 +58,9 @@ SQL_DIR = Path(__file__).parent / "sql"  # sqlite/ and postgres/: numbered migra
 EXPORT_CHUNK = 500
 IMPORT_READ_CHUNK = 500  # contacts per read of `import_contacts` (one JSON parameter each)
 MAX_NOTES = 500
+MAX_AUDIENCE_PAGE = 1000
+FOLD_CHUNK = 500  # fields folded per statement when the store opens on rows older than value_key
+MAX_LAST_TEXT = 500
 _CURSOR_PREFIX = "c1:"
 
 
@@ -86,6 +91,8 @@ def _contact(row: Any) -> Contact:
         notes_count=int(row["notes_count"]),
         profile_attempts=int(row["profile_attempts"]),
         updated_at=moment(row["updated_at"]),
+        last_text=row["last_text"],
+        message_count=int(row["message_count"]),
     )
 
 
@@ -176,6 +183,7 @@ class _Draft:
     last_name: str | None
     tags: dict[str, str]  # tag_key -> tag
     fields: dict[str, str]
+    last_text: str | None = None
     names_given: bool = False
     new_tags: dict[str, str] = field(default_factory=dict)
     touched_fields: set[str] = field(default_factory=set)
@@ -224,6 +232,20 @@ class ContactsStore(DatabaseStore):
         "contacts"). `policy`: the outbox's, for the 24-hour window of `window_open_at` (default: the shipped one)."""
         self._policy = policy
         super().__init__(target)
+        self._fold_old_fields()
+
+    def _fold_old_fields(self) -> None:
+        """Fill `value_key` of the fields written before it existed (migration 002), a chunk at a time; a no-op
+        read once they all have it."""
+        while True:
+            rows = self._db.read("unfolded_fields", {"limit": FOLD_CHUNK})
+            if not rows:
+                return
+            with self._db.write() as session:
+                for row in rows:
+                    session.execute(self._db.queries["set_value_key"], {
+                        "page_id": row["page_id"], "psid": row["psid"], "key": row["key"],
+                        "value_key": fold(row["value"])})
 
     # --- reading ---------------------------------------------------------------------------------------------
 
@@ -294,6 +316,24 @@ class ContactsStore(DatabaseStore):
         """Every tag in use (one spelling per tag) with how many contacts have it, most used first."""
         return [(row["tag"], int(row["contacts"])) for row in self._db.read("all_tags", {"page_id": page_id})]
 
+    def audience(self, audience: Audience, after: int = 0, limit: int = MAX_AUDIENCE_PAGE) -> AudiencePage:
+        """One page of a broadcast's audience, oldest contact first (by internal id): pass `next_after` back as
+        `after` for the next page (None: the end). A contact added meanwhile gets a higher id: a walk never repeats
+        nor skips one that existed when it started."""
+        if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+            raise ContactInvalid("after", "El cursor de la audiencia no es válido; vuelva a empezar.")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_AUDIENCE_PAGE:
+            raise ContactInvalid("limit", f"El límite debe estar entre 1 y {MAX_AUDIENCE_PAGE}.")
+        rows = self._db.read("audience_contacts", {**_audience_params(audience), "after_id": after,
+                                                   "limit": limit + 1})
+        shown = rows[:limit]
+        next_after = int(shown[-1]["id"]) if len(rows) > limit else None
+        return AudiencePage([_contact(row) for row in shown], next_after)
+
+    def count_audience(self, audience: Audience) -> int:
+        """How many contacts a broadcast's audience holds now."""
+        return int(self._db.read("count_audience", _audience_params(audience))[0]["total"])
+
     def export_rows(self, page_id: str | None = None) -> Iterator[Contact]:
         """Every contact, oldest first, read in chunks (no transaction held between them: a long download never
         blocks the bot's writes)."""
@@ -318,17 +358,26 @@ class ContactsStore(DatabaseStore):
 
     # --- writing ---------------------------------------------------------------------------------------------
 
-    def upsert_seen(self, page_id: str, psid: str, at: datetime, campaign: str | None = None) -> bool:
-        """The person wrote at `at`: created (True) or updated (first seen kept, last message the latest, the
-        campaign the first one known)."""
+    def upsert_seen(self, page_id: str, psid: str, at: datetime, campaign: str | None = None,
+                    last_text: str | None = None, message_count: int = 0) -> bool:
+        """The person wrote at `at`: created (True) or updated (first seen kept, last message the latest and
+        `last_text` its text (None: not a text), the campaign the first one known, `message_count` the outbox's
+        count of their messages (never lowered)). The search text follows the last message's text."""
         check_page_id(page_id)
         check_psid(psid)
         campaign = check_campaign(campaign)
+        text = clean_last_text(last_text)
+        count = message_count if isinstance(message_count, int) and message_count > 0 else 0
+        keys = {"page_id": page_id, "psid": psid}
         with self._db.write() as session:
-            existed = session.execute(self._db.queries["get_contact"], {"page_id": page_id, "psid": psid}).fetchone()
+            existed = session.execute(self._db.queries["get_contact"], keys).fetchone()
             session.execute(self._db.queries["upsert_seen"], {
-                "page_id": page_id, "psid": psid, "at": stored_time(at), "campaign": campaign,
-                "search_text": fold(psid)})
+                **keys, "at": stored_time(at), "campaign": campaign, "search_text": fold(psid),
+                "last_text": text, "message_count": count})
+            before = existed["last_text"] if existed is not None else None
+            after = session.execute(self._db.queries["get_contact"], keys).fetchone()
+            if after["last_text"] != before:
+                self._refresh(session, page_id, psid, moment(after["updated_at"]))
         return existed is None
 
     def add_tags(self, page_id: str, psid: str, tags: Iterable[str], now: datetime) -> Contact:
@@ -497,7 +546,7 @@ class ContactsStore(DatabaseStore):
                 session.execute(self._db.queries["delete_field"], {**keys, "key": key})
             else:
                 session.execute(self._db.queries["upsert_field"], {**keys, "key": key, "value": value,
-                                                                   "now": stored_time(now)})
+                                                                   "value_key": fold(value), "now": stored_time(now)})
 
     def _drafts_in(self, session: Any, keys: list[tuple[str, str]]) -> dict[tuple[str, str], _Draft]:
         """The stored state of the contacts among `keys` (absent ones left out), read a chunk of keys at a time."""
@@ -506,7 +555,7 @@ class ContactsStore(DatabaseStore):
             chunk = {"keys": json.dumps(keys[start:start + IMPORT_READ_CHUNK], ensure_ascii=False)}
             for row in session.execute(self._db.queries["contacts_of_keys"], chunk).fetchall():
                 drafts[(row["page_id"], row["psid"])] = _Draft(True, moment(row["first_seen_at"]), row["first_name"],
-                                                               row["last_name"], {}, {})
+                                                               row["last_name"], {}, {}, row["last_text"])
             for row in session.execute(self._db.queries["tags_of_keys"], chunk).fetchall():
                 drafts[(row["page_id"], row["psid"])].tags[row["tag_key"]] = row["tag"]
             for row in session.execute(self._db.queries["fields_of_keys"], chunk).fetchall():
@@ -524,7 +573,8 @@ class ContactsStore(DatabaseStore):
                  for (page_id, psid), draft in drafts.items() if draft.names_given]
         tags = [{"page_id": page_id, "psid": psid, "tag": tag, "tag_key": key, "now": at}
                 for (page_id, psid), draft in drafts.items() for key, tag in draft.new_tags.items()]
-        upserts = [{"page_id": page_id, "psid": psid, "key": key, "value": draft.fields[key], "now": at}
+        upserts = [{"page_id": page_id, "psid": psid, "key": key, "value": draft.fields[key],
+                    "value_key": fold(draft.fields[key]), "now": at}
                    for (page_id, psid), draft in drafts.items() for key in sorted(draft.touched_fields)
                    if key in draft.fields]
         deletes = [{"page_id": page_id, "psid": psid, "key": key}
@@ -536,7 +586,7 @@ class ContactsStore(DatabaseStore):
             fields = {key: draft.fields[key] for key in sorted(draft.fields)}
             contact = Contact(page_id=page_id, psid=psid, first_seen_at=draft.first_seen_at,
                               first_name=draft.first_name, last_name=draft.last_name, tags=ordered_tags,
-                              fields=MappingProxyType(fields))
+                              fields=MappingProxyType(fields), last_text=draft.last_text)
             refreshes.append({"page_id": page_id, "psid": psid,
                               "tags_json": json.dumps(list(ordered_tags), ensure_ascii=False),
                               "fields_json": _json(fields), "search_text": search_text(contact), "now": at})
@@ -554,10 +604,36 @@ class ContactsStore(DatabaseStore):
                   session.execute(self._db.queries["fields_of"], keys).fetchall()}
         contact = Contact(page_id=page_id, psid=psid, first_seen_at=moment(row["first_seen_at"]),
                           first_name=row["first_name"], last_name=row["last_name"], tags=tags,
-                          fields=MappingProxyType(fields))
+                          fields=MappingProxyType(fields), last_text=row["last_text"])
         session.execute(self._db.queries["refresh_contact"], {
             **keys, "tags_json": json.dumps(list(tags), ensure_ascii=False), "fields_json": _json(fields),
             "search_text": search_text(contact), "now": stored_time(now)})
+
+
+def clean_last_text(text: str | None) -> str | None:
+    """A last message's text as the contact keeps it: the first 500 characters, NUL and other control
+    characters (but line breaks and tabs) removed; None when nothing is left."""
+    if not isinstance(text, str):
+        return None
+    kept = "".join(char for char in text if char in "\n\t" or not (ord(char) < 32 or 127 <= ord(char) < 160))
+    kept = kept.encode("utf-8", "replace").decode("utf-8")[:MAX_LAST_TEXT]
+    return kept if kept.strip() else None
+
+
+def _audience_params(audience: Audience) -> dict[str, Any]:
+    """The named parameters of `audience_contacts` / `count_audience` (NULL: no condition)."""
+    any_keys = sorted({tag_key(tag) for tag in audience.tags_any})
+    none_keys = sorted({tag_key(tag) for tag in audience.tags_none})
+    wanted = sorted((key, fold(value)) for key, value in audience.fields.items())
+    return {
+        "page_id": check_page_id(audience.page_id),
+        "tags_any": _json(any_keys) if any_keys else None,
+        "tags_none": _json(none_keys) if none_keys else None,
+        "fields": _json([list(pair) for pair in wanted]) if wanted else None,
+        "campaign": audience.campaign,
+        "after_at": _stored_or_none(audience.last_interaction_after),
+        "before_at": _stored_or_none(audience.last_interaction_before),
+    }
 
 
 def _stored_or_none(value: datetime | None) -> str | None:

@@ -6,10 +6,10 @@ SELECT * FROM contacts WHERE page_id = %(page_id)s AND psid = %(psid)s;
 
 -- name: upsert_seen
 -- The person wrote then (`at`): a new contact (its profile due now), or the first time kept (the earlier of the two), the
--- last message the later one, and the campaign the first one known.
+-- last message the later one (and its text with it), the campaign the first one known, the message count the larger.
 INSERT INTO contacts (page_id, psid, first_seen_at, last_user_message_at, campaign, profile_next_at, search_text,
-                      updated_at)
-VALUES (%(page_id)s, %(psid)s, %(at)s, %(at)s, %(campaign)s, %(at)s, %(search_text)s, %(at)s)
+                      updated_at, last_text, message_count)
+VALUES (%(page_id)s, %(psid)s, %(at)s, %(at)s, %(campaign)s, %(at)s, %(search_text)s, %(at)s, %(last_text)s, %(message_count)s)
 ON CONFLICT (page_id, psid) DO UPDATE SET
     first_seen_at = CASE WHEN excluded.first_seen_at < contacts.first_seen_at
                          THEN excluded.first_seen_at ELSE contacts.first_seen_at END,
@@ -17,6 +17,10 @@ ON CONFLICT (page_id, psid) DO UPDATE SET
                                   OR excluded.last_user_message_at > contacts.last_user_message_at
                                 THEN excluded.last_user_message_at ELSE contacts.last_user_message_at END,
     campaign = COALESCE(contacts.campaign, excluded.campaign),
+    last_text = CASE WHEN contacts.last_user_message_at IS NULL
+                       OR excluded.last_user_message_at >= contacts.last_user_message_at
+                     THEN excluded.last_text ELSE contacts.last_text END,
+    message_count = GREATEST(contacts.message_count, excluded.message_count),
     updated_at = excluded.updated_at;
 
 -- name: insert_contact
@@ -57,8 +61,11 @@ DELETE FROM contact_tags WHERE page_id = %(page_id)s AND psid = %(psid)s AND tag
 SELECT key, value FROM contact_fields WHERE page_id = %(page_id)s AND psid = %(psid)s ORDER BY key;
 
 -- name: upsert_field
-INSERT INTO contact_fields (page_id, psid, key, value, updated_at) VALUES (%(page_id)s, %(psid)s, %(key)s, %(value)s, %(now)s)
-ON CONFLICT (page_id, psid, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at;
+-- value_key: the value folded (contacts.model.fold), which an audience compares.
+INSERT INTO contact_fields (page_id, psid, key, value, value_key, updated_at)
+VALUES (%(page_id)s, %(psid)s, %(key)s, %(value)s, %(value_key)s, %(now)s)
+ON CONFLICT (page_id, psid, key) DO UPDATE SET value = excluded.value, value_key = excluded.value_key,
+                                               updated_at = excluded.updated_at;
 
 -- name: delete_field
 DELETE FROM contact_fields WHERE page_id = %(page_id)s AND psid = %(psid)s AND key = %(key)s;
@@ -158,3 +165,47 @@ WHERE c.last_user_message_at IS NOT NULL
        OR c.page_id || ':' || c.psid IN (SELECT jsonb_array_elements_text(%(only)s::jsonb)))
   AND (%(exclude)s::jsonb IS NULL
        OR c.page_id || ':' || c.psid NOT IN (SELECT jsonb_array_elements_text(%(exclude)s::jsonb)));
+
+-- name: unfolded_fields
+-- Fields written before value_key existed (migration 002): the store folds them once, on open.
+SELECT page_id, psid, key, value FROM contact_fields WHERE value_key IS NULL LIMIT %(limit)s;
+
+-- name: set_value_key
+UPDATE contact_fields SET value_key = %(value_key)s
+WHERE page_id = %(page_id)s AND psid = %(psid)s AND key = %(key)s;
+
+-- name: audience_contacts
+-- A broadcast's audience (contacts.model.Audience): one page's contacts matching every condition, by id (the
+-- cursor: the last id read). :tags_any / :tags_none are JSON lists of tag keys, :fields a JSON list of
+-- [key, folded value] pairs (all must hold), NULL for no condition. Whether they wrote or not.
+SELECT * FROM contacts c
+WHERE c.page_id = %(page_id)s
+  AND (%(tags_any)s::jsonb IS NULL OR EXISTS (SELECT 1 FROM contact_tags t WHERE t.page_id = c.page_id AND t.psid = c.psid
+                                   AND t.tag_key IN (SELECT jsonb_array_elements_text(%(tags_any)s::jsonb))))
+  AND (%(tags_none)s::jsonb IS NULL OR NOT EXISTS (SELECT 1 FROM contact_tags t WHERE t.page_id = c.page_id AND t.psid = c.psid
+                                        AND t.tag_key IN (SELECT jsonb_array_elements_text(%(tags_none)s::jsonb))))
+  AND (%(fields)s::jsonb IS NULL OR NOT EXISTS (
+        SELECT 1 FROM jsonb_array_elements(%(fields)s::jsonb) w WHERE NOT EXISTS (
+            SELECT 1 FROM contact_fields f WHERE f.page_id = c.page_id AND f.psid = c.psid
+                                             AND f.key = w.value ->> 0 AND f.value_key = w.value ->> 1)))
+  AND (%(campaign)s::text IS NULL OR c.campaign = %(campaign)s)
+  AND (%(after_at)s::timestamptz IS NULL OR c.last_user_message_at >= %(after_at)s::timestamptz)
+  AND (%(before_at)s::timestamptz IS NULL OR c.last_user_message_at < %(before_at)s::timestamptz)
+  AND c.id > %(after_id)s
+ORDER BY c.id
+LIMIT %(limit)s;
+
+-- name: count_audience
+SELECT COUNT(*) AS total FROM contacts c
+WHERE c.page_id = %(page_id)s
+  AND (%(tags_any)s::jsonb IS NULL OR EXISTS (SELECT 1 FROM contact_tags t WHERE t.page_id = c.page_id AND t.psid = c.psid
+                                   AND t.tag_key IN (SELECT jsonb_array_elements_text(%(tags_any)s::jsonb))))
+  AND (%(tags_none)s::jsonb IS NULL OR NOT EXISTS (SELECT 1 FROM contact_tags t WHERE t.page_id = c.page_id AND t.psid = c.psid
+                                        AND t.tag_key IN (SELECT jsonb_array_elements_text(%(tags_none)s::jsonb))))
+  AND (%(fields)s::jsonb IS NULL OR NOT EXISTS (
+        SELECT 1 FROM jsonb_array_elements(%(fields)s::jsonb) w WHERE NOT EXISTS (
+            SELECT 1 FROM contact_fields f WHERE f.page_id = c.page_id AND f.psid = c.psid
+                                             AND f.key = w.value ->> 0 AND f.value_key = w.value ->> 1)))
+  AND (%(campaign)s::text IS NULL OR c.campaign = %(campaign)s)
+  AND (%(after_at)s::timestamptz IS NULL OR c.last_user_message_at >= %(after_at)s::timestamptz)
+  AND (%(before_at)s::timestamptz IS NULL OR c.last_user_message_at < %(before_at)s::timestamptz);

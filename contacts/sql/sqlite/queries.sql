@@ -5,10 +5,10 @@ SELECT * FROM contacts WHERE page_id = :page_id AND psid = :psid;
 
 -- name: upsert_seen
 -- The person wrote then (`at`): a new contact (its profile due now), or the first time kept (the earlier of the two), the
--- last message the later one, and the campaign the first one known.
+-- last message the later one (and its text with it), the campaign the first one known, the message count the larger.
 INSERT INTO contacts (page_id, psid, first_seen_at, last_user_message_at, campaign, profile_next_at, search_text,
-                      updated_at)
-VALUES (:page_id, :psid, :at, :at, :campaign, :at, :search_text, :at)
+                      updated_at, last_text, message_count)
+VALUES (:page_id, :psid, :at, :at, :campaign, :at, :search_text, :at, :last_text, :message_count)
 ON CONFLICT (page_id, psid) DO UPDATE SET
     first_seen_at = CASE WHEN excluded.first_seen_at < contacts.first_seen_at
                          THEN excluded.first_seen_at ELSE contacts.first_seen_at END,
@@ -16,6 +16,10 @@ ON CONFLICT (page_id, psid) DO UPDATE SET
                                   OR excluded.last_user_message_at > contacts.last_user_message_at
                                 THEN excluded.last_user_message_at ELSE contacts.last_user_message_at END,
     campaign = COALESCE(contacts.campaign, excluded.campaign),
+    last_text = CASE WHEN contacts.last_user_message_at IS NULL
+                       OR excluded.last_user_message_at >= contacts.last_user_message_at
+                     THEN excluded.last_text ELSE contacts.last_text END,
+    message_count = MAX(contacts.message_count, excluded.message_count),
     updated_at = excluded.updated_at;
 
 -- name: insert_contact
@@ -56,8 +60,11 @@ DELETE FROM contact_tags WHERE page_id = :page_id AND psid = :psid AND tag_key =
 SELECT key, value FROM contact_fields WHERE page_id = :page_id AND psid = :psid ORDER BY key;
 
 -- name: upsert_field
-INSERT INTO contact_fields (page_id, psid, key, value, updated_at) VALUES (:page_id, :psid, :key, :value, :now)
-ON CONFLICT (page_id, psid, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at;
+-- value_key: the value folded (contacts.model.fold), which an audience compares.
+INSERT INTO contact_fields (page_id, psid, key, value, value_key, updated_at)
+VALUES (:page_id, :psid, :key, :value, :value_key, :now)
+ON CONFLICT (page_id, psid, key) DO UPDATE SET value = excluded.value, value_key = excluded.value_key,
+                                               updated_at = excluded.updated_at;
 
 -- name: delete_field
 DELETE FROM contact_fields WHERE page_id = :page_id AND psid = :psid AND key = :key;
@@ -153,3 +160,47 @@ WHERE c.last_user_message_at IS NOT NULL
   AND (:window_from IS NULL OR c.last_user_message_at >= :window_from)
   AND (:only IS NULL OR c.page_id || ':' || c.psid IN (SELECT value FROM json_each(:only)))
   AND (:exclude IS NULL OR c.page_id || ':' || c.psid NOT IN (SELECT value FROM json_each(:exclude)));
+
+-- name: unfolded_fields
+-- Fields written before value_key existed (migration 002): the store folds them once, on open.
+SELECT page_id, psid, key, value FROM contact_fields WHERE value_key IS NULL LIMIT :limit;
+
+-- name: set_value_key
+UPDATE contact_fields SET value_key = :value_key
+WHERE page_id = :page_id AND psid = :psid AND key = :key;
+
+-- name: audience_contacts
+-- A broadcast's audience (contacts.model.Audience): one page's contacts matching every condition, by id (the
+-- cursor: the last id read). :tags_any / :tags_none are JSON lists of tag keys, :fields a JSON list of
+-- [key, folded value] pairs (all must hold), NULL for no condition. Whether they wrote or not.
+SELECT * FROM contacts c
+WHERE c.page_id = :page_id
+  AND (:tags_any IS NULL OR EXISTS (SELECT 1 FROM contact_tags t WHERE t.page_id = c.page_id AND t.psid = c.psid
+                                   AND t.tag_key IN (SELECT value FROM json_each(:tags_any))))
+  AND (:tags_none IS NULL OR NOT EXISTS (SELECT 1 FROM contact_tags t WHERE t.page_id = c.page_id AND t.psid = c.psid
+                                        AND t.tag_key IN (SELECT value FROM json_each(:tags_none))))
+  AND (:fields IS NULL OR NOT EXISTS (
+        SELECT 1 FROM json_each(:fields) w WHERE NOT EXISTS (
+            SELECT 1 FROM contact_fields f WHERE f.page_id = c.page_id AND f.psid = c.psid
+                                             AND f.key = json_extract(w.value, '$[0]') AND f.value_key = json_extract(w.value, '$[1]'))))
+  AND (:campaign IS NULL OR c.campaign = :campaign)
+  AND (:after_at IS NULL OR c.last_user_message_at >= :after_at)
+  AND (:before_at IS NULL OR c.last_user_message_at < :before_at)
+  AND c.id > :after_id
+ORDER BY c.id
+LIMIT :limit;
+
+-- name: count_audience
+SELECT COUNT(*) AS total FROM contacts c
+WHERE c.page_id = :page_id
+  AND (:tags_any IS NULL OR EXISTS (SELECT 1 FROM contact_tags t WHERE t.page_id = c.page_id AND t.psid = c.psid
+                                   AND t.tag_key IN (SELECT value FROM json_each(:tags_any))))
+  AND (:tags_none IS NULL OR NOT EXISTS (SELECT 1 FROM contact_tags t WHERE t.page_id = c.page_id AND t.psid = c.psid
+                                        AND t.tag_key IN (SELECT value FROM json_each(:tags_none))))
+  AND (:fields IS NULL OR NOT EXISTS (
+        SELECT 1 FROM json_each(:fields) w WHERE NOT EXISTS (
+            SELECT 1 FROM contact_fields f WHERE f.page_id = c.page_id AND f.psid = c.psid
+                                             AND f.key = json_extract(w.value, '$[0]') AND f.value_key = json_extract(w.value, '$[1]'))))
+  AND (:campaign IS NULL OR c.campaign = :campaign)
+  AND (:after_at IS NULL OR c.last_user_message_at >= :after_at)
+  AND (:before_at IS NULL OR c.last_user_message_at < :before_at);
