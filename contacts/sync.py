@@ -4,7 +4,8 @@ profile (name, picture, language) is asked of Meta's User Profile API.
 Each round (every CONTACTS_SYNC_SECONDS, at once while there is work):
 1. who wrote: the outbox's conversations whose user's last message was recorded after the sync's cursor
    (`Outbox.conversations_since`, in the order the outbox recorded them: its own time, not Meta's, so a message
-   handled hours late is still read), each `upsert_seen` with Meta's time of the message and the campaign the app
+   handled hours late is still read), each `upsert_seen` with Meta's time of the message, its text and the person's
+   message count (for the inbox's search and unread counts) and the campaign the app
    knows for them (`campaign_of`: the links store's first referral). Writes commit a moment after their time is
    taken, so every round looks `lookback` behind its cursor again (what it already did is remembered and skipped);
    the cursor is kept in the contacts store after each batch, so a restart goes on where it was.
@@ -140,7 +141,8 @@ class ContactSync:
             for row in rows:  # the cursor follows when the outbox recorded the message, not Meta's time of it
                 if self._done.get((row.page_id, row.user_id)) == row.recorded_at:
                     continue
-                upserted += await self._seen(row.page_id, row.user_id, row.last_user_message_at)
+                upserted += await self._seen(row.page_id, row.user_id, row.last_user_message_at, row.last_text,
+                                             row.message_count)
                 self._done[(row.page_id, row.user_id)] = row.recorded_at
                 if self._cursor is None or row.recorded_at > self._cursor:
                     self._cursor = row.recorded_at
@@ -158,7 +160,8 @@ class ContactSync:
             self._done = {key: at for key, at in self._done.items() if at >= horizon}
         return upserted
 
-    async def _seen(self, page_id: str, psid: str, at: datetime) -> int:
+    async def _seen(self, page_id: str, psid: str, at: datetime, last_text: str | None = None,
+                    message_count: int = 0) -> int:
         try:
             check_page_id(page_id)
             check_psid(psid)
@@ -170,7 +173,7 @@ class ContactSync:
         campaign = None
         if known is None or known.campaign is None:
             campaign = await asyncio.to_thread(self._campaign, page_id, psid)
-        await asyncio.to_thread(self.store.upsert_seen, page_id, psid, at, campaign)
+        await asyncio.to_thread(self.store.upsert_seen, page_id, psid, at, campaign, last_text, message_count)
         if self.on_seen is not None:
             try:
                 self.on_seen(page_id, psid, at)

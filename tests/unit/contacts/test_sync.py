@@ -156,10 +156,10 @@ async def test_the_cursor_is_saved_after_each_batch_so_a_failure_midway_does_not
     recorded = [row.recorded_at for row in await outbox.conversations_since(None, 10)]
     upsert_seen = contacts.upsert_seen
 
-    def fails_on_the_fifth(page_id: str, psid: str, at: datetime, campaign: str | None = None) -> bool:
+    def fails_on_the_fifth(page_id: str, psid: str, at: datetime, *rest: Any) -> bool:
         if psid == "p-4":
             raise RuntimeError("the contacts store went away")
-        return upsert_seen(page_id, psid, at, campaign)
+        return upsert_seen(page_id, psid, at, *rest)
 
     monkeypatch.setattr(contacts, "upsert_seen", fails_on_the_fifth)
     with pytest.raises(RuntimeError):
@@ -242,3 +242,17 @@ async def test_a_page_meta_refuses_as_a_whole_is_asked_a_few_times_a_day_not_per
     clock.now = NOW + timedelta(days=1)
     assert await sync.fetch_profiles() == 10
     assert counted.calls == 2 * PAGE_REFUSALS_TO_PAUSE * 2  # the next day: probed again, not 10 contacts × 2
+
+
+async def test_the_last_message_and_how_many_they_wrote_come_from_the_outbox(
+        sync: ContactSync, outbox: Outbox, contacts: ContactsStore) -> None:
+    await outbox.record_user_message(PAGE, "ana-1", NOW, "hola")
+    await outbox.record_user_message(PAGE, "ana-1", NOW + timedelta(seconds=5), "¿Tienen mesas para el sábado?")
+    await sync.sync_seen()
+    contact = contacts.require(PAGE, "ana-1")
+    assert (contact.last_text, contact.message_count) == ("¿Tienen mesas para el sábado?", 2)
+    await outbox.record_user_message(PAGE, "ana-1", NOW + timedelta(seconds=9))  # a photo: no text
+    await sync.sync_seen()
+    [seen] = await outbox.conversations_since(None, 10)
+    contact = contacts.require(PAGE, "ana-1")
+    assert (contact.last_text, contact.message_count) == (seen.last_text, 3)  # as the outbox tells it
