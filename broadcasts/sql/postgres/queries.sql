@@ -1,0 +1,115 @@
+-- The broadcasts store's named queries (PostgreSQL, psycopg2). Parameters are %(named)s; times arrive as ISO 8601 UTC
+-- text and are cast by the columns they meet. The same names as ../sqlite/queries.sql.
+
+-- name: insert_broadcast
+INSERT INTO broadcasts (page_id, name, content_json, audience_json, promotional, tag, status, created_by, created_at,
+                        updated_at)
+VALUES (%(page_id)s, %(name)s, %(content_json)s, %(audience_json)s, %(promotional)s, %(tag)s, 'draft', %(by)s, %(now)s, %(now)s)
+RETURNING id;
+
+-- name: get_broadcast
+SELECT * FROM broadcasts WHERE id = %(id)s;
+
+-- name: update_draft
+-- Only a draft is edited (no row returned: it is not a draft, or it does not exist).
+UPDATE broadcasts SET page_id = %(page_id)s, name = %(name)s, content_json = %(content_json)s, audience_json = %(audience_json)s,
+                      promotional = %(promotional)s, tag = %(tag)s, updated_at = %(now)s
+WHERE id = %(id)s AND status = 'draft'
+RETURNING id;
+
+-- name: delete_draft
+DELETE FROM broadcasts WHERE id = %(id)s AND status = 'draft' RETURNING id;
+
+-- name: list_broadcasts
+-- Newest first; `before_id` is the last id of the previous page.
+SELECT * FROM broadcasts
+WHERE (%(page_id)s::text IS NULL OR page_id = %(page_id)s) AND (%(before_id)s::bigint IS NULL OR id < %(before_id)s)
+ORDER BY id DESC
+LIMIT %(limit)s;
+
+-- name: schedule
+UPDATE broadcasts SET status = 'scheduled', send_at = %(send_at)s, updated_at = %(now)s
+WHERE id = %(id)s AND status = 'draft'
+RETURNING id;
+
+-- name: start_due
+-- Due scheduled broadcasts become SENDING (the send slots count from started_at).
+UPDATE broadcasts SET status = 'sending', started_at = %(now)s, updated_at = %(now)s
+WHERE status = 'scheduled' AND send_at <= %(now)s
+RETURNING id;
+
+-- name: ids_to_refresh
+-- Sending, and finished or cancelled since `since` (receipts keep coming for a while).
+SELECT id FROM broadcasts
+WHERE status = 'sending' OR (status IN ('done', 'cancelled') AND finished_at >= %(since)s)
+ORDER BY id;
+
+-- name: cancel
+UPDATE broadcasts SET status = 'cancelled', cancelled_by = %(by)s, finished_at = %(now)s, updated_at = %(now)s
+WHERE id = %(id)s AND status IN ('scheduled', 'sending')
+RETURNING id;
+
+-- name: save_plan
+-- The planning cursor after a batch, written only while the broadcast is still sending.
+UPDATE broadcasts SET plan_after = %(plan_after)s, plan_done = %(plan_done)s, queued_count = %(queued_count)s,
+                      updated_at = %(now)s
+WHERE id = %(id)s AND status = 'sending';
+
+-- name: add_queued
+UPDATE broadcasts SET queued_count = queued_count + %(added)s, updated_at = %(now)s WHERE id = %(id)s;
+
+-- name: finish
+-- Every recipient planned and none still in the outbox: done.
+UPDATE broadcasts SET status = 'done', finished_at = %(now)s, updated_at = %(now)s
+WHERE id = %(id)s AND status = 'sending' AND plan_done
+  AND NOT EXISTS (SELECT 1 FROM recipients WHERE broadcast_id = %(id)s AND state = 'queued')
+RETURNING id;
+
+-- name: insert_recipient
+-- A batch planned again after a crash keeps what was decided the first time.
+INSERT INTO recipients (broadcast_id, psid, page_id, name, state, position, reason_code, attempt, updated_at,
+                        refreshed_at)
+VALUES (%(broadcast_id)s, %(psid)s, %(page_id)s, %(name)s, %(state)s, %(position)s, %(reason_code)s, 0, %(now)s, %(now)s)
+ON CONFLICT (broadcast_id, psid) DO NOTHING;
+
+-- name: recipients_of
+SELECT * FROM recipients WHERE broadcast_id = %(broadcast_id)s AND psid IN (SELECT jsonb_array_elements_text(%(psids)s::jsonb));
+
+-- name: set_outbox_ids
+UPDATE recipients SET outbox_ids = %(outbox_ids)s, updated_at = %(now)s
+WHERE broadcast_id = %(broadcast_id)s AND psid = %(psid)s AND attempt = %(attempt)s;
+
+-- name: to_refresh
+-- Recipients whose outcome or receipts may still change, least recently read first.
+SELECT * FROM recipients
+WHERE broadcast_id = %(broadcast_id)s AND (state = 'queued' OR (state = 'sent' AND read_at IS NULL))
+ORDER BY refreshed_at, psid
+LIMIT %(limit)s;
+
+-- name: set_outcome
+UPDATE recipients SET state = %(state)s, reason_code = %(reason_code)s, error_code = %(error_code)s, sent_at = %(sent_at)s,
+                      delivered_at = %(delivered_at)s, read_at = %(read_at)s, updated_at = %(now)s, refreshed_at = %(now)s
+WHERE broadcast_id = %(broadcast_id)s AND psid = %(psid)s AND attempt = %(attempt)s;
+
+-- name: requeue
+-- A retried recipient: the next attempt (a new idempotency key), queued again.
+UPDATE recipients SET state = 'queued', attempt = %(attempt)s, position = %(position)s, reason_code = NULL,
+                      error_code = NULL, outbox_ids = '[]', sent_at = NULL, updated_at = %(now)s, refreshed_at = %(now)s
+WHERE broadcast_id = %(broadcast_id)s AND psid = %(psid)s AND attempt = %(attempt)s - 1;
+
+-- name: count_recipients
+SELECT state, reason_code, error_code, count(*) AS recipients, count(delivered_at) AS delivered,
+       count(read_at) AS seen
+FROM recipients WHERE broadcast_id = %(broadcast_id)s
+GROUP BY state, reason_code, error_code;
+
+-- name: recipients_in_state
+-- Paged by PSID: rows of these states (a JSON list) after `after_psid`.
+SELECT * FROM recipients
+WHERE broadcast_id = %(broadcast_id)s AND state IN (SELECT jsonb_array_elements_text(%(states)s::jsonb)) AND psid > %(after_psid)s
+ORDER BY psid
+LIMIT %(limit)s;
+
+-- name: reopen
+-- A done broadcast whose failed recipients are retried is sending again until they are through.
+UPDATE broadcasts SET status = 'sending', finished_at = NULL, updated_at = %(now)s WHERE id = %(id)s AND status = 'done';

@@ -1,0 +1,114 @@
+-- The broadcasts store's named queries (SQLite). Parameters are :named. The same names as ../postgres/queries.sql.
+
+-- name: insert_broadcast
+INSERT INTO broadcasts (page_id, name, content_json, audience_json, promotional, tag, status, created_by, created_at,
+                        updated_at)
+VALUES (:page_id, :name, :content_json, :audience_json, :promotional, :tag, 'draft', :by, :now, :now)
+RETURNING id;
+
+-- name: get_broadcast
+SELECT * FROM broadcasts WHERE id = :id;
+
+-- name: update_draft
+-- Only a draft is edited (no row returned: it is not a draft, or it does not exist).
+UPDATE broadcasts SET page_id = :page_id, name = :name, content_json = :content_json, audience_json = :audience_json,
+                      promotional = :promotional, tag = :tag, updated_at = :now
+WHERE id = :id AND status = 'draft'
+RETURNING id;
+
+-- name: delete_draft
+DELETE FROM broadcasts WHERE id = :id AND status = 'draft' RETURNING id;
+
+-- name: list_broadcasts
+-- Newest first; :before_id is the last id of the previous page.
+SELECT * FROM broadcasts
+WHERE (:page_id IS NULL OR page_id = :page_id) AND (:before_id IS NULL OR id < :before_id)
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: schedule
+UPDATE broadcasts SET status = 'scheduled', send_at = :send_at, updated_at = :now
+WHERE id = :id AND status = 'draft'
+RETURNING id;
+
+-- name: start_due
+-- Due scheduled broadcasts become SENDING (the send slots count from started_at).
+UPDATE broadcasts SET status = 'sending', started_at = :now, updated_at = :now
+WHERE status = 'scheduled' AND send_at <= :now
+RETURNING id;
+
+-- name: ids_to_refresh
+-- Sending, and finished or cancelled since :since (receipts keep coming for a while).
+SELECT id FROM broadcasts
+WHERE status = 'sending' OR (status IN ('done', 'cancelled') AND finished_at >= :since)
+ORDER BY id;
+
+-- name: cancel
+UPDATE broadcasts SET status = 'cancelled', cancelled_by = :by, finished_at = :now, updated_at = :now
+WHERE id = :id AND status IN ('scheduled', 'sending')
+RETURNING id;
+
+-- name: save_plan
+-- The planning cursor after a batch, written only while the broadcast is still sending.
+UPDATE broadcasts SET plan_after = :plan_after, plan_done = :plan_done, queued_count = :queued_count,
+                      updated_at = :now
+WHERE id = :id AND status = 'sending';
+
+-- name: add_queued
+UPDATE broadcasts SET queued_count = queued_count + :added, updated_at = :now WHERE id = :id;
+
+-- name: finish
+-- Every recipient planned and none still in the outbox: done.
+UPDATE broadcasts SET status = 'done', finished_at = :now, updated_at = :now
+WHERE id = :id AND status = 'sending' AND plan_done = 1
+  AND NOT EXISTS (SELECT 1 FROM recipients WHERE broadcast_id = :id AND state = 'queued')
+RETURNING id;
+
+-- name: insert_recipient
+-- A batch planned again after a crash keeps what was decided the first time.
+INSERT INTO recipients (broadcast_id, psid, page_id, name, state, position, reason_code, attempt, updated_at,
+                        refreshed_at)
+VALUES (:broadcast_id, :psid, :page_id, :name, :state, :position, :reason_code, 0, :now, :now)
+ON CONFLICT (broadcast_id, psid) DO NOTHING;
+
+-- name: recipients_of
+SELECT * FROM recipients WHERE broadcast_id = :broadcast_id AND psid IN (SELECT value FROM json_each(:psids));
+
+-- name: set_outbox_ids
+UPDATE recipients SET outbox_ids = :outbox_ids, updated_at = :now
+WHERE broadcast_id = :broadcast_id AND psid = :psid AND attempt = :attempt;
+
+-- name: to_refresh
+-- Recipients whose outcome or receipts may still change, least recently read first.
+SELECT * FROM recipients
+WHERE broadcast_id = :broadcast_id AND (state = 'queued' OR (state = 'sent' AND read_at IS NULL))
+ORDER BY refreshed_at, psid
+LIMIT :limit;
+
+-- name: set_outcome
+UPDATE recipients SET state = :state, reason_code = :reason_code, error_code = :error_code, sent_at = :sent_at,
+                      delivered_at = :delivered_at, read_at = :read_at, updated_at = :now, refreshed_at = :now
+WHERE broadcast_id = :broadcast_id AND psid = :psid AND attempt = :attempt;
+
+-- name: requeue
+-- A retried recipient: the next attempt (a new idempotency key), queued again.
+UPDATE recipients SET state = 'queued', attempt = :attempt, position = :position, reason_code = NULL,
+                      error_code = NULL, outbox_ids = '[]', sent_at = NULL, updated_at = :now, refreshed_at = :now
+WHERE broadcast_id = :broadcast_id AND psid = :psid AND attempt = :attempt - 1;
+
+-- name: count_recipients
+SELECT state, reason_code, error_code, count(*) AS recipients, count(delivered_at) AS delivered,
+       count(read_at) AS seen
+FROM recipients WHERE broadcast_id = :broadcast_id
+GROUP BY state, reason_code, error_code;
+
+-- name: recipients_in_state
+-- Paged by PSID: rows of these states (a JSON list) after :after_psid.
+SELECT * FROM recipients
+WHERE broadcast_id = :broadcast_id AND state IN (SELECT value FROM json_each(:states)) AND psid > :after_psid
+ORDER BY psid
+LIMIT :limit;
+
+-- name: reopen
+-- A done broadcast whose failed recipients are retried is sending again until they are through.
+UPDATE broadcasts SET status = 'sending', finished_at = NULL, updated_at = :now WHERE id = :id AND status = 'done';
