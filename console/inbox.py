@@ -5,17 +5,21 @@ that never repeats a row) joined with its handoff state (`Handoff.states_of`: on
 conversation the bot always handled has no handoff row). The state filters run on the handoff side first
 (`Handoff.conversation_ids`), then restrict the contacts' query: "paused", "mine" and "unassigned" keep to the
 paused ids, "closed" to the conversations paused once and given back to the bot, "bot" leaves the paused ids out.
-Tag, campaign, open window and the search (name, PSID, tag, field value) are the contacts' own filters.
+Tag, campaign, open window and the search (name, PSID, tag, field value, last message) are the contacts' own
+filters.
 
 Unread: the person wrote after the last time any agent opened the conversation (its page or its API:
-`mark_read`, `ConsoleStore.conversation_reads`). Live: the contacts' sync tells the console's event hub of each
-person who wrote (`contact_seen`, `contact_listener`), and the handoff's own events (paused, resumed, assigned)
-come through the same hub; the page reloads its first page of rows on either.
+`mark_read`, `ConsoleStore.conversation_reads`). Each look keeps the contact's message count then (the outbox's,
+copied by the contacts' sync), so a row shows how many messages came since (`unread_count`); a look saved before the
+counter existed shows 1 when unread. `unread_conversations` counts the unread conversations of the whole filter:
+its total minus the read ones (`ContactsStore.count_inbox_read` with the console's read marks), never a page.
+Live: the contacts' sync tells the console's event hub of each person who wrote (`contact_seen`,
+`contact_listener`), and the handoff's own events (paused, resumed, assigned) come through the same hub; the page
+reloads its first page of rows on either.
 
 The paused-only list of `/console/inbox` stays what it was (the "Pausadas" filter, the default); the other filters
-are `/console/inbox?estado=...` and `GET /api/console/inbox`. The last message's text is not searchable: the
-contacts store keeps when a person last wrote, not what (the outbox records only the time); the row shows the text
-the handoff keeps for paused conversations.
+are `/console/inbox?estado=...` and `GET /api/console/inbox`. The row shows the person's last message (the
+contacts store keeps its text, from the outbox; the handoff's for a paused conversation when the contact has none).
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ from console import contacts as contact_pages
 from console.auth import Principal, authenticator_of, require_role
 from console.events import EventHub
 from console.parts import PAUSE_REASONS_ES, ConsoleError
-from contacts.model import Contact, ContactPage, ContactQuery
+from console.store import ReadMark
+from contacts.model import Contact, ContactInvalid, ContactPage, ContactQuery
 from core.postgres import DatabaseUnavailable
 from handoff.model import (
     ConsoleEvent,
@@ -96,6 +101,19 @@ def is_unread(last_user_message_at: datetime | None, read_at: datetime | None) -
     return last_user_message_at is not None and (read_at is None or last_user_message_at > read_at)
 
 
+def unread_count(last_user_message_at: datetime | None, message_count: int, mark: ReadMark | None) -> int:
+    """How many messages the person wrote since an agent last opened the conversation: 0 when it is read (by time:
+    the counter may lag behind the look), else the messages since (all of them when never opened), at least 1
+    (a look or a contact from before the counter: 1)."""
+    if not is_unread(last_user_message_at, mark.read_at if mark is not None else None):
+        return 0
+    if mark is None:
+        return max(1, message_count)
+    if mark.message_count is None or message_count <= 0:
+        return 1
+    return max(1, message_count - mark.message_count)
+
+
 # --- JSON shapes ---------------------------------------------------------------------------------------
 
 
@@ -115,10 +133,14 @@ class InboxRow(BaseModel):
     paused_reason_es: str | None
     waiting_es: str | None = Field(description="How long it has been paused.")
     last_user_message_at: datetime | None
-    last_message_text: str | None = Field(description="The person's last words, kept only while paused.")
+    last_message_text: str | None = Field(description="The text of the person's last message (None: it was not "
+                                                      "text, or not known yet).")
     window_open: bool
     window_es: str
     unread: bool = Field(description="The person wrote after an agent last opened the conversation.")
+    unread_count: int = Field(description="Messages the person wrote since an agent last opened the conversation "
+                                          "(0: read; 1 at least when unread).")
+    message_count: int = Field(description="Messages the person wrote on this page (since the counter exists).")
     read_at: datetime | None
     url: str
     contact_url: str
@@ -128,7 +150,9 @@ class InboxOut(BaseModel):
     conversations: list[InboxRow]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; None on the last one.")
     total: int = Field(description="Conversations matching the filters, over every page.")
-    unread: int = Field(description="Unread conversations on this page.")
+    unread: int = Field(description="Unread conversations on this page of rows.")
+    unread_conversations: int = Field(description="Conversations matching the filters (over every page) with "
+                                                  "unread messages.")
     state: str
     now: datetime
 
@@ -154,9 +178,10 @@ async def restriction(request: Request, chosen: StateFilter, username: str) -> t
     return (None, ids) if chosen.exclude else (ids, set())
 
 
-def row_view(contact: Contact, conversation: Conversation | None, read_at: datetime | None, now: datetime,
+def row_view(contact: Contact, conversation: Conversation | None, mark: ReadMark | None, now: datetime,
              request: Request, reasons_es: Mapping[PauseReason, str]) -> InboxRow:
     conversation_id = conversation_id_of(contact.page_id, contact.psid)
+    read_at = mark.read_at if mark is not None else None
     window = contact_pages.window_view(contact, now, contact_pages.policy_of(request))
     paused = conversation if conversation is not None and conversation.state is ConversationState.PAUSED else None
     reason = paused.paused_reason if paused else None
@@ -171,9 +196,11 @@ def row_view(contact: Contact, conversation: Conversation | None, read_at: datet
         paused_reason_es=reasons_es.get(reason, reason.value) if reason else None,
         waiting_es=duration_es(waiting) if waiting is not None else None,
         last_user_message_at=contact.last_user_message_at,
-        last_message_text=paused.last_message_text if paused else None,
+        last_message_text=contact.last_text or (paused.last_message_text if paused else None),
         window_open=window.open, window_es=window.summary_es,
-        unread=is_unread(contact.last_user_message_at, read_at), read_at=read_at,
+        unread=is_unread(contact.last_user_message_at, read_at),
+        unread_count=unread_count(contact.last_user_message_at, contact.message_count, mark),
+        message_count=contact.message_count, read_at=read_at,
         url=f"/console/conversations/{conversation_id}",
         contact_url=contact_pages.contact_url(contact.page_id, contact.psid))
 
@@ -183,17 +210,35 @@ async def list_inbox(request: Request, principal: Principal, state: str, query: 
     only, exclude = await restriction(request, chosen, principal.username)
     now = authenticator_of(request).clock()
     if only is not None and not only:
-        found = ContactPage([], None, 0)
+        found, unread_conversations = ContactPage([], None, 0), 0
     else:
         found = await contact_store_call(request, "inbox", query, only, exclude)
+        unread_conversations = found.total - await count_read(request, query, only, exclude)
     ids = [conversation_id_of(c.page_id, c.psid) for c in found.contacts]
     service: Any = handoff_of(request)
     states: dict[str, Conversation] = await service.states_of(ids) if ids else {}
-    reads = await run_in_threadpool(authenticator_of(request).store.reads_of, ids)
-    rows = [row_view(contact, states.get(cid), reads.get(cid), now, request, PAUSE_REASONS_ES)
+    marks = await run_in_threadpool(authenticator_of(request).store.read_marks_of, ids)
+    rows = [row_view(contact, states.get(cid), marks.get(cid), now, request, PAUSE_REASONS_ES)
             for contact, cid in zip(found.contacts, ids, strict=True)]
     return InboxOut(conversations=rows, next_cursor=found.next_cursor, total=found.total,
-                    unread=sum(row.unread for row in rows), state=state, now=now)
+                    unread=sum(row.unread for row in rows), unread_conversations=max(0, unread_conversations),
+                    state=state, now=now)
+
+
+async def count_read(request: Request, query: ContactQuery, only: set[str] | None, exclude: set[str]) -> int:
+    """How many conversations of the filter (every page) were read since the person last wrote: the console's read
+    marks, a chunk at a time, counted by the contacts store."""
+    console_store = authenticator_of(request).store
+
+    def marks() -> list[dict[str, ReadMark]]:
+        return list(console_store.read_marks(query.page_id))
+
+    read = 0
+    for chunk in await run_in_threadpool(marks):
+        reads = {cid: mark.read_at for cid, mark in chunk.items() if only is None or cid in only}
+        if reads:
+            read += await contact_pages._call(request, "count_inbox_read", query, reads, only, exclude)
+    return read
 
 
 async def contact_store_call(request: Request, method: str, *args: Any) -> ContactPage:
@@ -211,10 +256,23 @@ async def mark_read(request: Request, conversation_id: str, principal: Principal
     if principal.is_service:
         return
     auth = authenticator_of(request)
+    at = auth.clock()  # before the count is read: a message that arrives meanwhile stays unread
+    count = await message_count_of(request, conversation_id)
     try:
-        await run_in_threadpool(auth.store.mark_read, conversation_id, principal.username, auth.clock())
+        await run_in_threadpool(auth.store.mark_read, conversation_id, principal.username, at, count)
     except DatabaseUnavailable:
         log.warning("conversation read mark not saved", extra={"conversation_id": conversation_id[:140]})
+
+
+async def message_count_of(request: Request, conversation_id: str) -> int | None:
+    """The contact's message count (None: unknown contact, or the contacts store away: the look is kept without)."""
+    page_id, _, psid = conversation_id.partition(":")
+    try:
+        contact = await run_in_threadpool(contact_pages.contacts_of(request).get, page_id, psid)
+    except (DatabaseUnavailable, ContactInvalid):
+        log.warning("message count unknown at a read mark", extra={"conversation_id": conversation_id[:140]})
+        return None
+    return contact.message_count if contact is not None and contact.message_count > 0 else None
 
 
 # --- the page's part -------------------------------------------------------------------------------------
@@ -287,16 +345,17 @@ async def inbox(
     request: Request, principal: AgentOrService,
     state: Annotated[str, Query(max_length=40, description="all | bot | paused | mine | unassigned | closed")]
     = API_DEFAULT,
-    q: Annotated[str | None, Query(max_length=2200, description="Name, PSID, tag or field value (accents and case "
-                                                                "do not matter).")] = None,
+    q: Annotated[str | None, Query(max_length=2200, description="Name, PSID, tag, field value or the last message's "
+                                                                "text (accents and case do not matter).")] = None,
     tag: Filter = None, campaign: Filter = None,
     window_open: Annotated[bool, Query(description="Only people whose 24-hour window is open now.")] = False,
     page_id: Filter = None,
     limit: Annotated[int, Query(ge=1, le=LIST_MAX)] = PAGE_SIZE,
     cursor: Annotated[str | None, Query(max_length=2200, description="`next_cursor` of the previous page.")] = None,
 ) -> InboxOut:
-    """Every conversation (a person who wrote), newest last message first, with its handoff state and whether it is
-    unread; filters all together."""
+    """Every conversation (a person who wrote), newest last message first, with its handoff state, its last
+    message, and how many messages are unread; `unread_conversations` counts the unread ones of the whole filter.
+    Filters all together."""
     query = inbox_query(request, q, tag, campaign, window_open, page_id, limit, cursor)
     return await list_inbox(request, principal, state.strip(), query)
 
@@ -306,4 +365,4 @@ def install(app: FastAPI) -> None:
 
 
 __all__ = ["STATES", "contact_listener", "install", "is_unread", "list_inbox", "listen_to_contacts", "mark_read",
-           "page_context"]
+           "page_context", "unread_count"]

@@ -10,7 +10,7 @@ It stores what it is given: hashing, tokens and decisions are `console.auth`'s a
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +21,7 @@ from core.database import DatabaseStore, moment, stored_time
 SQL_DIR = Path(__file__).parent / "sql"  # sqlite/ and postgres/: numbered migrations and queries.sql
 
 ROLES = ("admin", "agent", "editor")
+READ_MARKS_CHUNK = 1000
 
 
 class ConsoleStoreError(Exception):
@@ -212,16 +213,48 @@ class ConsoleStore(DatabaseStore):
 
     # --- conversation reads (the inbox's unread marks) -------------------------------------------
 
-    def mark_read(self, conversation_id: str, username: str, at: datetime) -> None:
-        """An agent opened the conversation at `at`: what the person wrote until then counts as read."""
-        self._run("mark_read", {"id": conversation_id, "at": _time(at), "by": username})
+    def mark_read(self, conversation_id: str, username: str, at: datetime, message_count: int | None = None) -> None:
+        """An agent opened the conversation at `at`: what the person wrote until then counts as read (and how many
+        messages they had written then, `message_count`, when known: the inbox counts the ones since)."""
+        count = message_count if isinstance(message_count, int) and message_count >= 0 else None
+        self._run("mark_read", {"id": conversation_id, "at": _time(at), "by": username, "message_count": count})
 
     def reads_of(self, conversation_ids: Collection[str]) -> dict[str, datetime]:
         """When each of these conversations was last opened (absent: never)."""
+        return {key: mark.read_at for key, mark in self.read_marks_of(conversation_ids).items()}
+
+    def read_marks_of(self, conversation_ids: Collection[str]) -> dict[str, ReadMark]:
+        """The last look at each of these conversations (absent: never opened)."""
         if not conversation_ids:
             return {}
-        rows = self._read("reads_of", {"ids": json.dumps(sorted(set(conversation_ids)))})
-        return {row["conversation_id"]: _parse(row["read_at"]) for row in rows}
+        rows = self._read("read_marks_of", {"ids": json.dumps(sorted(set(conversation_ids)))})
+        return {row["conversation_id"]: _read_mark(row) for row in rows}
+
+    def read_marks(self, page_id: str | None = None, chunk: int = READ_MARKS_CHUNK) -> Iterator[dict[str, ReadMark]]:
+        """Every look (of one page's conversations when `page_id`), a chunk at a time, by conversation id: the
+        inbox counts its unread conversations with them."""
+        after, prefix = "", f"{page_id}:" if page_id is not None else ""
+        while True:
+            rows = self._read("read_marks_after", {"after": after, "prefix": prefix, "limit": chunk})
+            if rows:
+                yield {row["conversation_id"]: _read_mark(row) for row in rows}
+            if len(rows) < chunk:
+                return
+            after = rows[-1]["conversation_id"]
+
+
+@dataclass(frozen=True)
+class ReadMark:
+    """An agent's last look at a conversation: when, and how many messages the person had written by then (None:
+    unknown, a look saved before the counter existed or while the contacts store was away)."""
+
+    read_at: datetime
+    message_count: int | None = None
+
+
+def _read_mark(row: Any) -> ReadMark:
+    count = row["message_count"]
+    return ReadMark(_parse(row["read_at"]), int(count) if count is not None else None)
 
 
 def open_console_store(url: Path | str) -> ConsoleStore:

@@ -284,18 +284,7 @@ class ContactsStore(DatabaseStore):
         first. `only` / `exclude`: conversation ids (`<page_id>:<psid>`) the list keeps to or leaves out (the handoff
         side's state filters). The cursor is (last message, id): a last message only moves later, so a person who
         writes meanwhile moves above the pages already read and is never shown twice."""
-        window_from = None
-        if query.window_open_at is not None:
-            window_from = stored_time(query.window_open_at - window_durations(self._policy)[0])
-        params: dict[str, Any] = {
-            "page_id": query.page_id,
-            "pattern": like_pattern(query.text) if query.text is not None else None,
-            "tag_key": tag_key(check_tag(query.tag, "tag")) if query.tag is not None else None,
-            "campaign": query.campaign,
-            "window_from": window_from,
-            "only": _json(sorted(only)) if only is not None else None,
-            "exclude": _json(sorted(exclude)) if exclude else None,
-        }
+        params = self._inbox_params(query, only, exclude)
         before_at, before_id = decode_inbox_cursor(query.after) if query.after is not None else (None, None)
         rows = self._db.read("inbox_contacts", {**params, "before_at": before_at, "before_id": before_id,
                                                 "limit": query.limit + 1})
@@ -306,6 +295,39 @@ class ContactsStore(DatabaseStore):
             last = shown[-1]
             next_cursor = encode_inbox_cursor(moment(last["last_user_message_at"]), int(last["id"]))
         return ContactPage([_contact(row) for row in shown], next_cursor, total)
+
+    def count_inbox_read(self, query: ContactQuery, reads: Mapping[str, datetime],
+                         only: Collection[str] | None = None, exclude: Collection[str] | None = None) -> int:
+        """How many of the inbox's conversations matching `query` (all pages; `only` / `exclude` as in `inbox`)
+        were read: `reads` maps a conversation id to when an agent last opened it, and the person has not written
+        since. The inbox's unread conversations are its total minus these. One statement per chunk of `reads`,
+        each an index lookup per read conversation (never a scan of every contact per look)."""
+        params = self._inbox_params(query, only, exclude)
+        keyed = []
+        for conversation_id, read_at in reads.items():
+            page_id, sep, psid = conversation_id.partition(":")
+            if sep and page_id and psid and (query.page_id is None or page_id == query.page_id):
+                keyed.append([page_id, psid, stored_time(read_at)])
+        total = 0
+        for start in range(0, len(keyed), IMPORT_READ_CHUNK):
+            chunk = _json(keyed[start:start + IMPORT_READ_CHUNK])
+            total += int(self._db.read("count_inbox_read", {**params, "reads": chunk})[0]["total"])
+        return total
+
+    def _inbox_params(self, query: ContactQuery, only: Collection[str] | None,
+                      exclude: Collection[str] | None) -> dict[str, Any]:
+        window_from = None
+        if query.window_open_at is not None:
+            window_from = stored_time(query.window_open_at - window_durations(self._policy)[0])
+        return {
+            "page_id": query.page_id,
+            "pattern": like_pattern(query.text) if query.text is not None else None,
+            "tag_key": tag_key(check_tag(query.tag, "tag")) if query.tag is not None else None,
+            "campaign": query.campaign,
+            "window_from": window_from,
+            "only": _json(sorted(only)) if only is not None else None,
+            "exclude": _json(sorted(exclude)) if exclude else None,
+        }
 
     def notes(self, page_id: str, psid: str, limit: int = MAX_NOTES) -> list[Note]:
         """The contact's notes, newest first."""

@@ -69,10 +69,24 @@ DELETE FROM snippets WHERE name = %(name)s;
 
 -- name: mark_read
 -- A later look wins; an earlier one (a slow request) changes nothing.
-INSERT INTO conversation_reads (conversation_id, read_at, read_by) VALUES (%(id)s, %(at)s, %(by)s)
-ON CONFLICT (conversation_id) DO UPDATE SET read_at = excluded.read_at, read_by = excluded.read_by
+-- message_count: how many messages the person had written then (NULL: unknown).
+INSERT INTO conversation_reads (conversation_id, read_at, read_by, message_count)
+VALUES (%(id)s, %(at)s, %(by)s, %(message_count)s)
+ON CONFLICT (conversation_id) DO UPDATE SET read_at = excluded.read_at, read_by = excluded.read_by,
+                                            message_count = excluded.message_count
 WHERE excluded.read_at > conversation_reads.read_at;
 
 -- name: reads_of
 SELECT conversation_id, read_at FROM conversation_reads
 WHERE conversation_id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb));
+
+-- name: read_marks_of
+SELECT conversation_id, read_at, message_count FROM conversation_reads
+WHERE conversation_id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb));
+
+-- name: read_marks_after
+-- Every look, a chunk at a time by conversation id (the inbox's count of unread conversations); %(prefix)s narrows
+-- to one page ("<page_id>:"), '' for all.
+SELECT conversation_id, read_at, message_count FROM conversation_reads
+WHERE conversation_id COLLATE "C" > %(after)s AND left(conversation_id, length(%(prefix)s)) = %(prefix)s
+ORDER BY conversation_id COLLATE "C" LIMIT %(limit)s;

@@ -67,9 +67,23 @@ DELETE FROM snippets WHERE name = :name;
 
 -- name: mark_read
 -- A later look wins; an earlier one (a slow request) changes nothing.
-INSERT INTO conversation_reads (conversation_id, read_at, read_by) VALUES (:id, :at, :by)
-ON CONFLICT (conversation_id) DO UPDATE SET read_at = excluded.read_at, read_by = excluded.read_by
+-- message_count: how many messages the person had written then (NULL: unknown).
+INSERT INTO conversation_reads (conversation_id, read_at, read_by, message_count)
+VALUES (:id, :at, :by, :message_count)
+ON CONFLICT (conversation_id) DO UPDATE SET read_at = excluded.read_at, read_by = excluded.read_by,
+                                            message_count = excluded.message_count
 WHERE excluded.read_at > conversation_reads.read_at;
 
 -- name: reads_of
 SELECT conversation_id, read_at FROM conversation_reads WHERE conversation_id IN (SELECT value FROM json_each(:ids));
+
+-- name: read_marks_of
+SELECT conversation_id, read_at, message_count FROM conversation_reads
+WHERE conversation_id IN (SELECT value FROM json_each(:ids));
+
+-- name: read_marks_after
+-- Every look, a chunk at a time by conversation id (the inbox's count of unread conversations); :prefix narrows
+-- to one page ("<page_id>:"), '' for all.
+SELECT conversation_id, read_at, message_count FROM conversation_reads
+WHERE conversation_id > :after AND substr(conversation_id, 1, length(:prefix)) = :prefix
+ORDER BY conversation_id LIMIT :limit;

@@ -166,6 +166,24 @@ WHERE c.last_user_message_at IS NOT NULL
   AND (%(exclude)s::jsonb IS NULL
        OR c.page_id || ':' || c.psid NOT IN (SELECT jsonb_array_elements_text(%(exclude)s::jsonb)));
 
+-- name: count_inbox_read
+-- How many of the inbox's matches an agent read after the person's last message: %(reads)s is a JSON list of
+-- [page_id, psid, read_at] (one chunk of the console's read marks); each is an index lookup on (page_id, psid).
+SELECT COUNT(*) AS total FROM jsonb_array_elements(%(reads)s::jsonb) r
+JOIN contacts c ON c.page_id = r.value ->> 0 AND c.psid = r.value ->> 1
+WHERE c.last_user_message_at IS NOT NULL
+  AND (%(page_id)s IS NULL OR c.page_id = %(page_id)s)
+  AND (%(pattern)s IS NULL OR c.search_text LIKE %(pattern)s ESCAPE '\')
+  AND (%(tag_key)s IS NULL OR EXISTS (SELECT 1 FROM contact_tags t WHERE t.page_id = c.page_id AND t.psid = c.psid
+                                                                  AND t.tag_key = %(tag_key)s))
+  AND (%(campaign)s IS NULL OR c.campaign = %(campaign)s)
+  AND (%(window_from)s IS NULL OR c.last_user_message_at >= %(window_from)s)
+  AND (%(only)s::jsonb IS NULL
+       OR c.page_id || ':' || c.psid IN (SELECT jsonb_array_elements_text(%(only)s::jsonb)))
+  AND (%(exclude)s::jsonb IS NULL
+       OR c.page_id || ':' || c.psid NOT IN (SELECT jsonb_array_elements_text(%(exclude)s::jsonb)))
+  AND c.last_user_message_at <= (r.value ->> 2)::timestamptz;
+
 -- name: unfolded_fields
 -- Fields written before value_key existed (migration 002): the store folds them once, on open.
 SELECT page_id, psid, key, value FROM contact_fields WHERE value_key IS NULL LIMIT %(limit)s;

@@ -161,6 +161,22 @@ WHERE c.last_user_message_at IS NOT NULL
   AND (:only IS NULL OR c.page_id || ':' || c.psid IN (SELECT value FROM json_each(:only)))
   AND (:exclude IS NULL OR c.page_id || ':' || c.psid NOT IN (SELECT value FROM json_each(:exclude)));
 
+-- name: count_inbox_read
+-- How many of the inbox's matches an agent read after the person's last message: :reads is a JSON list of
+-- [page_id, psid, read_at] (one chunk of the console's read marks); each is an index lookup on (page_id, psid).
+SELECT COUNT(*) AS total FROM json_each(:reads) r
+JOIN contacts c ON c.page_id = json_extract(r.value, '$[0]') AND c.psid = json_extract(r.value, '$[1]')
+WHERE c.last_user_message_at IS NOT NULL
+  AND (:page_id IS NULL OR c.page_id = :page_id)
+  AND (:pattern IS NULL OR c.search_text LIKE :pattern ESCAPE '\')
+  AND (:tag_key IS NULL OR EXISTS (SELECT 1 FROM contact_tags t WHERE t.page_id = c.page_id AND t.psid = c.psid
+                                                                  AND t.tag_key = :tag_key))
+  AND (:campaign IS NULL OR c.campaign = :campaign)
+  AND (:window_from IS NULL OR c.last_user_message_at >= :window_from)
+  AND (:only IS NULL OR c.page_id || ':' || c.psid IN (SELECT value FROM json_each(:only)))
+  AND (:exclude IS NULL OR c.page_id || ':' || c.psid NOT IN (SELECT value FROM json_each(:exclude)))
+  AND c.last_user_message_at <= json_extract(r.value, '$[2]');
+
 -- name: unfolded_fields
 -- Fields written before value_key existed (migration 002): the store folds them once, on open.
 SELECT page_id, psid, key, value FROM contact_fields WHERE value_key IS NULL LIMIT :limit;
