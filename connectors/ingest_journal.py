@@ -60,7 +60,7 @@ class StoredEvent:
     event: InboundEvent
     status: str
     attempts: int
-    window_pending: bool = False
+    window_pending: bool = False  # the outbox must hear of it: a window opened, a receipt (`new_row`)
     notice_pending: bool = False
 
 
@@ -109,12 +109,16 @@ class NewRow:
 
 
 def new_row(event: InboundEvent, own_app_id: str) -> NewRow:
+    """`window_pending` means "the outbox must hear of this event, and no turn of Rasa will tell it": a user acting
+    (the 24-hour window, their last message) or Meta's delivery or read receipt in our own thread (the sent messages'
+    `delivered_at` / `read_at`). Journaled with the event, applied after the 200 by the Rasa channel's
+    `_record_window`, again after a crash."""
     status = initial_status(event, own_app_id)
-    # Not for Rasa but a user acting: the window is journaled with the event.
+    outbox_must_hear = status != PENDING and (event.opens_window or (event.is_receipt and not event.standby))
     return NewRow(
         event,
         status,
-        status != PENDING and event.opens_window,
+        outbox_must_hear,
         needs_live_view_notice(event, status),
         json.dumps(event.to_dict(), ensure_ascii=False),
     )

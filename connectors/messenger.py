@@ -482,8 +482,15 @@ class MessengerInput(InputChannel):
         )
 
     async def _record_window(self, event: InboundEvent) -> None:
+        """What the outbox must hear of an event (the journal's `window_pending`): a user acting opens the window
+        (and is their last message, counted); a delivery or read receipt marks what the page sent."""
         if event.opens_window:
-            await self.outbox.record_user_message(event.page_id, event.user_id, user_message_time(event))
+            # A reaction or a referral counts, but says nothing: the last message's text stays.
+            text = event.shown_text() if event.kind in (EventKind.MESSAGE, EventKind.POSTBACK) else None
+            await self.outbox.record_user_message(event.page_id, event.user_id, user_message_time(event), text)
+        elif event.is_receipt:
+            await self.outbox.record_receipt(event.page_id, event.user_id, event.kind.value, event.watermark(),
+                                             event.mids)
 
     async def _apply_windows(self, journaled: list[StoredEvent]) -> None:
         """Windows and live-view notices of events not for Rasa, journaled in the ingest transaction: each flag is

@@ -22,6 +22,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
@@ -96,6 +97,19 @@ class InboundEvent:
     referral: Mapping[str, Any] | None = None
     app_id: str | None = None
     standby: bool = False
+    watermark_ms: int | None = None  # a receipt's: everything the page sent up to this time was delivered / read
+    mids: tuple[str, ...] = ()  # a delivery receipt's: the messages delivered (Meta may leave it out)
+
+    @property
+    def is_receipt(self) -> bool:
+        """Meta's delivery or read receipt of what the page sent to this person."""
+        return self.kind in (EventKind.DELIVERY, EventKind.READ) and bool(self.user_id)
+
+    def watermark(self) -> datetime | None:
+        """The receipt's watermark as an aware UTC time (None: none given)."""
+        if self.watermark_ms is None:
+            return None
+        return datetime.fromtimestamp(self.watermark_ms / 1000, tz=timezone.utc)
 
     @property
     def conversation_key(self) -> str:
@@ -258,6 +272,27 @@ def _timestamp_ms(item: Mapping[str, Any]) -> int:
     return value
 
 
+def _watermark_ms(receipt: Mapping[str, Any], where: str) -> int | None:
+    """A receipt's `watermark` (milliseconds): absent gives None, a wrong shape refuses the item."""
+    value = receipt.get("watermark")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TIMESTAMP_MS:
+        raise MalformedItemError(f"{where}watermark is not a time in milliseconds")
+    return value
+
+
+def _mids(delivery: Mapping[str, Any]) -> tuple[str, ...]:
+    """A delivery's `mids`: absent gives (); not a list refuses the item; an entry that is not an id is left out
+    (the watermark still covers it)."""
+    value = delivery.get("mids")
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise MalformedItemError("delivery.mids is not a list")
+    return tuple(mid for mid in value if isinstance(mid, str) and mid)
+
+
 def _attachments(message: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
     value = message.get("attachments")
     if value is None:
@@ -326,10 +361,18 @@ def parse_messaging_item(item: Mapping[str, Any], page_id: str, standby: bool = 
         return InboundEvent(
             EventKind.REFERRAL, user_id=_needs(sender, "sender", EventKind.REFERRAL), referral=referral, **base
         )
-    if _object_field(item, "delivery", "") is not None:
-        return InboundEvent(EventKind.DELIVERY, user_id=sender, **base)
-    if _object_field(item, "read", "") is not None:
-        return InboundEvent(EventKind.READ, user_id=sender, **base)
+    delivery = _object_field(item, "delivery", "")
+    if delivery is not None:
+        return InboundEvent(
+            EventKind.DELIVERY,
+            user_id=sender,
+            watermark_ms=_watermark_ms(delivery, "delivery."),
+            mids=_mids(delivery),
+            **base,
+        )
+    read = _object_field(item, "read", "")
+    if read is not None:
+        return InboundEvent(EventKind.READ, user_id=sender, watermark_ms=_watermark_ms(read, "read."), **base)
     reaction = _object_field(item, "reaction", "")
     if reaction is not None:
         return InboundEvent(

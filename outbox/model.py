@@ -312,8 +312,8 @@ class OutboxStore(Protocol):
     def record_user_message(self, page_id: str, user_id: str, at: datetime, text: str | None = None) -> None:
         """The 24-hour window counts only the user's own messages, per page. When `at` is newer than what was
         kept, the store also stamps the conversation's `recorded_at` with its own clock (`conversations_since`) and
-        keeps `text` as the last message's (`user_text_excerpt`). Every call counts one message
-        (`ConversationSeen.message_count`), a late one too."""
+        keeps `text` as the last message's (`user_text_excerpt`; None, a reaction: the kept text stays). Every call
+        counts one message (`ConversationSeen.message_count`), a late one too."""
         ...
 
     def record_receipt(

@@ -517,7 +517,8 @@ class InMemoryOutboxStore:
             known = self._last_user_message.get(conversation)
             if known is None or at > known:
                 self._last_user_message[conversation] = at
-                self._user_texts[conversation] = kept_text
+                if kept_text is not None:
+                    self._user_texts[conversation] = kept_text
                 recorded = recording_time()
                 if self._latest_recorded is not None and recorded <= self._latest_recorded:
                     recorded = self._latest_recorded + timedelta(microseconds=1)  # one clock tick, many writes

@@ -151,7 +151,7 @@ SET last_user_message_at = GREATEST(conversations.last_user_message_at, excluded
     last_user_text = CASE
         WHEN conversations.last_user_message_at IS NULL
           OR excluded.last_user_message_at > conversations.last_user_message_at
-        THEN excluded.last_user_text
+        THEN COALESCE(excluded.last_user_text, conversations.last_user_text)
         ELSE conversations.last_user_text
     END,
     user_message_count = conversations.user_message_count + 1;

@@ -104,7 +104,7 @@ END,
 last_user_text = CASE
     WHEN conversations.last_user_message_at IS NULL
       OR excluded.last_user_message_at > conversations.last_user_message_at
-    THEN excluded.last_user_text
+    THEN COALESCE(excluded.last_user_text, conversations.last_user_text)
     ELSE conversations.last_user_text
 END,
 user_message_count = conversations.user_message_count + 1;
