@@ -181,6 +181,9 @@ class ContactOut(BaseModel):
     tags: list[str]
     fields: dict[str, str]
     notes_count: int
+    last_text: str | None = Field(default=None, description="The text of the person's last message (None: not text, "
+                                                            "or never wrote).")
+    message_count: int = Field(default=0, description="Messages the person wrote on this page.")
     window: WindowOut
     conversation_id: str
     url: str = Field(description="The contact's page in the console.")
@@ -292,7 +295,8 @@ def contact_view(contact: Contact, now: datetime, policy: ReplyWindows | None = 
         profile_fetched_at=contact.profile_fetched_at, first_seen_at=contact.first_seen_at,
         last_user_message_at=contact.last_user_message_at, campaign=contact.campaign,
         campaign_es=campaign_es(contact.campaign), tags=list(contact.tags), fields=dict(contact.fields),
-        notes_count=contact.notes_count, window=window_view(contact, now, policy), conversation_id=conversation_id,
+        notes_count=contact.notes_count, last_text=contact.last_text, message_count=contact.message_count,
+        window=window_view(contact, now, policy), conversation_id=conversation_id,
         url=contact_url(contact.page_id, contact.psid), conversation_url=f"/console/conversations/{conversation_id}")
 
 
@@ -367,8 +371,8 @@ async def contact_page(page_id: PageId, psid: Psid, request: Request, principal:
 @router.get(API, response_model=ContactListOut)
 async def list_contacts(
     request: Request, principal: AgentOrService,
-    q: Annotated[str | None, Query(max_length=2200, description="Name, PSID, tag or field value (accents and case "
-                                                                "do not matter).")] = None,
+    q: Annotated[str | None, Query(max_length=2200, description="Name, PSID, tag, field value or the last message's "
+                                                                "text (accents and case do not matter).")] = None,
     tag: Filter = None, campaign: Filter = None,
     window_open: Annotated[bool, Query(description="Only people whose 24-hour window is open now.")] = False,
     page_id: Filter = None,

@@ -98,3 +98,39 @@ def test_conversation_reads_keep_the_latest_look(console: ConsoleStore) -> None:
     assert console.reads_of([f"{PAGE}:1", f"{PAGE}:2", f"{PAGE}:3"]) == {
         f"{PAGE}:1": NOW, f"{PAGE}:2": NOW + timedelta(minutes=1)}
     assert console.reads_of([]) == {}
+
+
+def test_a_look_keeps_the_message_count_and_the_latest_look_wins(console: ConsoleStore) -> None:
+    console.mark_read(f"{PAGE}:1", "agente", NOW, message_count=4)
+    console.mark_read(f"{PAGE}:1", "maria", NOW - timedelta(minutes=1), message_count=2)  # older: changes nothing
+    console.mark_read(f"{PAGE}:2", "maria", NOW)  # count unknown (contacts store away, or before the counter)
+    console.mark_read("200000000000002:7", "maria", NOW, message_count=1)
+    marks = console.read_marks_of([f"{PAGE}:1", f"{PAGE}:2", f"{PAGE}:3"])
+    assert {cid: (m.read_at, m.message_count) for cid, m in marks.items()} == {
+        f"{PAGE}:1": (NOW, 4), f"{PAGE}:2": (NOW, None)}
+    console.mark_read(f"{PAGE}:1", "agente", NOW + timedelta(minutes=1), message_count=6)
+    assert console.read_marks_of([f"{PAGE}:1"])[f"{PAGE}:1"].message_count == 6
+    chunks = list(console.read_marks(PAGE, chunk=1))  # one page's looks, a chunk at a time
+    assert [sorted(chunk) for chunk in chunks] == [[f"{PAGE}:1"], [f"{PAGE}:2"]]
+    assert sum(len(chunk) for chunk in console.read_marks()) == 3
+
+
+def test_the_read_conversations_of_a_filter_are_counted_over_every_page(contacts: ContactsStore) -> None:
+    for number in range(6):
+        contacts.upsert_seen(PAGE, f"100{number}", NOW + timedelta(minutes=number), last_text=f"mensaje {number}")
+    contacts.add_tags(PAGE, "1004", ["VIP"], NOW)
+    contacts.add_tags(PAGE, "1005", ["VIP"], NOW)
+    contacts.import_contact(PAGE, "2000", None, None, (), {}, NOW)  # never wrote: not in the inbox
+    reads = {f"{PAGE}:1000": NOW + timedelta(hours=1),  # read after their last message
+             f"{PAGE}:1004": NOW + timedelta(minutes=4),  # read at the very time of it: read
+             f"{PAGE}:1005": NOW,  # read before they wrote again: unread
+             f"{PAGE}:2000": NOW + timedelta(hours=1), "200000000000002:1000": NOW + timedelta(hours=1), "raro": NOW}
+    assert contacts.count_inbox_read(ContactQuery(), reads) == 2
+    assert contacts.count_inbox_read(ContactQuery(page_id=PAGE), reads) == 2
+    assert contacts.count_inbox_read(ContactQuery(tag="vip"), reads) == 1
+    assert contacts.count_inbox_read(ContactQuery(text="MENSAJE 0"), reads) == 1  # the last text is searched
+    assert contacts.count_inbox_read(ContactQuery(), reads, only={f"{PAGE}:1004"}) == 1
+    assert contacts.count_inbox_read(ContactQuery(), reads, exclude={f"{PAGE}:1004"}) == 1
+    assert contacts.count_inbox_read(ContactQuery(), {}) == 0
+    many = {f"{PAGE}:{9000 + n}": NOW for n in range(1200)} | reads  # more than a chunk of looks
+    assert contacts.count_inbox_read(ContactQuery(), many) == 2
