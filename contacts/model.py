@@ -534,7 +534,8 @@ class Audience:
             raise ContactInvalid("audience", "La audiencia debe ser un objeto JSON.")
         unknown = sorted(str(key)[:40] for key in data if key not in _AUDIENCE_KEYS)
         if unknown:
-            raise ContactInvalid(unknown[0], f"La audiencia no admite «{unknown[0]}»; use page_id, tags_any, "
+            field_name = unknown[0] if FIELD_KEY_PATTERN.match(unknown[0]) else "audience"
+            raise ContactInvalid(field_name, f"La audiencia no admite «{unknown[0]}»; use page_id, tags_any, "
                                              "tags_none, fields, campaign, last_interaction_after o "
                                              "last_interaction_before.")
         return cls(

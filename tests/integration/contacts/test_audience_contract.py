@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from contacts.model import Audience, Contact, ContactInvalid, ContactQuery, fold, tag_key
-from contacts.store import ContactsStore, open_contacts_store
+from contacts.store import ContactsStore, _audience_params, open_contacts_store
 from tests.support.postgres import STORE_BACKENDS, store_url
 
 NOW = datetime(2026, 11, 30, 15, 0, tzinfo=timezone.utc)
@@ -187,3 +187,20 @@ def _matches(audience: Audience, psid: str, tags: list[str], fields: dict[str, s
              or (contact.last_user_message_at is not None
                  and contact.last_user_message_at >= audience.last_interaction_after))
     )
+
+
+def test_a_page_of_an_audience_reads_the_page_index_not_the_whole_table(tmp_path: Path) -> None:
+    """At 100,000 contacts a page of 1000 stays fast because it walks (page_id, id) from the cursor and checks each
+    condition by primary key; the plan says so (no wall clock)."""
+    path = tmp_path / "contacts.sqlite3"
+    store = open_contacts_store(str(path))
+    store.close()
+    audience = Audience(PAGE, tags_any=("VIP",), tags_none=("No molestar",), fields={"ciudad": "Quito"},
+                        campaign="menu", last_interaction_after=NOW)
+    with sqlite3.connect(path) as raw:
+        query = store._db.queries["audience_contacts"]
+        plan = " | ".join(row[3] for row in raw.execute(
+            "EXPLAIN QUERY PLAN " + query, {**_audience_params(audience), "after_id": 0, "limit": 1001}))
+    assert "SEARCH c USING INDEX contacts_by_page (page_id=? AND id>?)" in plan, plan
+    assert "SCAN c" not in plan and "TEMP B-TREE" not in plan, plan
+    assert "contact_tags" in plan and "sqlite_autoindex_contact_fields_1 (page_id=? AND psid=? AND key=?)" in plan

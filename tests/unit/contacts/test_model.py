@@ -3,6 +3,7 @@ compared without case or accents, the windows read from the outbox's policy, Met
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -16,6 +17,7 @@ from contacts.model import (
     NO_PERMISSION,
     PENDING,
     UNAVAILABLE,
+    Audience,
     Contact,
     ContactInvalid,
     ContactQuery,
@@ -188,3 +190,84 @@ def test_search_text_never_joins_two_values() -> None:
                       tags=("VIP",), fields={"ciudad": "Quito"})
     lines = search_text(contact).split("\n")
     assert "jose perez" in lines and "vip" in lines and "quito" in lines and "55" in lines
+
+
+# --- audiences (a broadcast's who) --------------------------------------------------------------------------------
+
+AUDIENCE_HINTS = (*SPANISH_HINTS, "audiencia", "fecha", "interacción", "Indique")
+AUDIENCE_PAGE = "100000000000001"
+TIMES = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2035, 1, 1),
+                     timezones=st.sampled_from([timezone.utc, timezone(timedelta(hours=-5))]))
+TAG_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1, max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(tags_any=st.lists(TAG_TEXT, max_size=5), tags_none=st.lists(TAG_TEXT, max_size=5),
+       fields=st.dictionaries(st.from_regex(r"[a-z0-9_]{1,40}", fullmatch=True), TAG_TEXT, max_size=4),
+       campaign=st.none() | st.sampled_from(["menu_mesas", "ad:777"]), after=st.none() | TIMES,
+       span=st.none() | st.timedeltas(min_value=timedelta(seconds=1), max_value=timedelta(days=400)))
+def test_an_audience_round_trips_through_json(tags_any: list[str], tags_none: list[str], fields: dict[str, str],
+                                              campaign: str | None, after: datetime | None,
+                                              span: timedelta | None) -> None:
+    body = {"page_id": AUDIENCE_PAGE, "tags_any": tags_any, "tags_none": tags_none, "fields": fields,
+            "campaign": campaign, "last_interaction_after": after.isoformat() if after else None,
+            "last_interaction_before": (after + span).isoformat() if after and span else None}
+    try:
+        audience = Audience.from_dict(body)
+    except ContactInvalid as refused:  # a blank tag or field value (only spaces) is refused, in Spanish
+        assert refused.field in ("tags_any", "tags_none") or refused.field.startswith("fields.")
+        assert any(hint in refused.message_es for hint in AUDIENCE_HINTS), refused.message_es
+        return
+    again = Audience.from_dict(json.loads(json.dumps(audience.to_dict())))
+    assert again == audience
+    assert audience.last_interaction_after is None or audience.last_interaction_after.tzinfo == timezone.utc
+    assert audience.last_interaction_after == after
+    assert len({tag_key(tag) for tag in audience.tags_any}) == len(audience.tags_any)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=ANY_VALUE | st.dictionaries(
+    st.sampled_from(["page_id", "tags_any", "tags_none", "fields", "campaign", "last_interaction_after",
+                     "last_interaction_before", "otra"]), ANY_VALUE | NASTY_TEXT, max_size=7))
+def test_any_json_is_an_audience_or_a_spanish_refusal_naming_the_field(data: Any) -> None:
+    try:
+        audience = Audience.from_dict(data)
+    except ContactInvalid as refused:
+        assert refused.field
+        assert any(hint in refused.message_es for hint in AUDIENCE_HINTS), refused.message_es
+        return
+    assert Audience.from_dict(audience.to_dict()) == audience
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"tags_any": ["VIP"]}, "page_id"),
+    ({"page_id": AUDIENCE_PAGE, "tags": ["VIP"]}, "tags"),
+    ({"page_id": AUDIENCE_PAGE, "tags_any": "VIP"}, "tags_any"),
+    ({"page_id": AUDIENCE_PAGE, "fields": {"Ciudad": "Quito"}}, "fields.Ciudad"),
+    ({"page_id": AUDIENCE_PAGE, "fields": {"ciudad": " "}}, "fields.ciudad"),
+    ({"page_id": AUDIENCE_PAGE, "last_interaction_after": "2026-11-30T15:00:00"}, "last_interaction_after"),
+    ({"page_id": AUDIENCE_PAGE, "last_interaction_after": "ayer"}, "last_interaction_after"),
+    ({"page_id": AUDIENCE_PAGE, "last_interaction_after": "2026-11-30T15:00:00Z",
+      "last_interaction_before": "2026-11-30T10:00:00-05:00"}, "last_interaction_before"),
+])
+def test_a_bad_audience_names_its_field(body: dict[str, Any], field: str) -> None:
+    with pytest.raises(ContactInvalid) as refused:
+        Audience.from_dict(body)
+    assert refused.value.field == field
+    assert any(hint in refused.value.message_es for hint in AUDIENCE_HINTS), refused.value.message_es
+
+
+def test_an_audience_reads_z_times_and_folds_nothing_it_keeps() -> None:
+    audience = Audience.from_dict({"page_id": AUDIENCE_PAGE, "tags_any": ["Cliente VIP", "cliente víp"],
+                                   "fields": {"ciudad": "Quitó"}, "last_interaction_after": "2026-11-30T15:00:00Z"})
+    assert audience.tags_any == ("Cliente VIP",) and dict(audience.fields) == {"ciudad": "Quitó"}
+    assert audience.last_interaction_after == NOW
+    assert audience.to_dict()["last_interaction_after"] == "2026-11-30T15:00:00+00:00"
+    assert Audience(AUDIENCE_PAGE, fields={"ciudad": "Loja"}).fields["ciudad"] == "Loja"
+
+
+def test_the_last_message_is_searched_and_shown() -> None:
+    contact = Contact(page_id=AUDIENCE_PAGE, psid="1001", first_seen_at=NOW, last_text="¿Tienen MESAS?\nPara 4",
+                      message_count=3)
+    assert "¿tienen mesas? para 4" in search_text(contact).split("\n")
+    assert (contact.to_dict()["last_text"], contact.to_dict()["message_count"]) == ("¿Tienen MESAS?\nPara 4", 3)
