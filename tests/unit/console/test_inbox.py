@@ -124,6 +124,10 @@ def test_contacts_show_their_tags_and_last_message_in_the_api_and_its_schema(
     contact = agent.get(f"/api/console/contacts/{PAGE}/1001").json()["contact"]
     assert (contact["tags"], contact["last_text"], contact["message_count"]) == (["Cliente VIP"], "hola", 2)
     assert agent.get("/api/console/tags").json() == {"tags": [{"tag": "Cliente VIP", "count": 1}]}
+    page = agent.get(f"/console/contacts/{PAGE}/1001")
+    assert page.status_code == 200 and "«hola»" in page.text and 'id="contact-message-count">2<' in page.text
+    listed = agent.get("/console/contacts", params={"q": "HOLA"})
+    assert listed.status_code == 200 and 'class="muted last-message">hola<' in listed.text
     schema = console.app.openapi()
     assert "get" in schema["paths"]["/api/console/tags"]
     for path in ("/api/console/contacts/{page_id}/{psid}/tags", "/api/console/contacts/{page_id}/{psid}/tags/remove"):
