@@ -17,6 +17,8 @@ from pydantic import BaseModel, Field
 
 from bot import errors, internal_api
 from bot.request_guard import Guard, RequestGuard
+from broadcasts.service import Broadcasts
+from broadcasts.store import open_broadcasts_store
 from comments.journal import open_comment_journal
 from comments.processor import CommentProcessor, knowledge_answerer
 from comments.rules_store import open_rules_store
@@ -101,6 +103,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.contacts = contacts_store
         app.state.contact_sync = ContactSync(contacts_store, outbox, client, campaign_of=_campaign_of(app))
         contacts_task = asyncio.create_task(app.state.contact_sync.run(settings.contacts_sync_seconds))
+        # Broadcasts ("Transmisiones", broadcasts/service.py): the console composes them; this runner starts the due
+        # ones, plans their recipients through the outbox's policy (never faster than the outbox's own page rate)
+        # and refreshes their reports.
+        broadcasts_store = open_broadcasts_store(settings.store_url("broadcasts"))
+        app.state.broadcasts = Broadcasts(broadcasts_store, contacts_store, outbox, app.state.handoff,
+                                          page_rate=min(settings.broadcast_page_rate, settings.outbox_page_rate))
+        broadcasts_task = asyncio.create_task(app.state.broadcasts.run(settings.broadcasts_poll_seconds))
         # The scale profile: Rasa's event broker feeds the console's live view (user and bot messages, pauses).
         app.state.rasa_events = _rasa_event_feed(settings, app.state.handoff)
         if app.state.rasa_events is not None:
@@ -117,12 +126,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await comment_task
             app.state.contact_sync.stop()
             await contacts_task
+            broadcasts_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await broadcasts_task
             await outbox.stop()
             await rasa.close()
             handoff_store.close()
             comment_journal.close()
             comment_rules.close()
             contacts_store.close()
+            broadcasts_store.close()
             await client.close()
             outbox.close()
 

@@ -42,6 +42,7 @@ with JSON's \\uXXXX escapes for emoji is ≈ 120 KB; every other body is far sma
 BODY_LIMITS = {
     "/api/console/knowledge/drafts": MAX_UPLOAD_BYTES + MULTIPART_ENVELOPE_BYTES,
     "/api/console/contacts/import": MAX_IMPORT_BYTES + MULTIPART_ENVELOPE_BYTES,
+    "/api/console/broadcasts/images": ATTACHMENT_BODY_LIMIT,  # a broadcast's image, as an agent's file
 }
 
 

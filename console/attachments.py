@@ -232,6 +232,45 @@ def graph_failure(exc: GraphError) -> ConsoleError:
     return ConsoleError("facebook_refused", f"Facebook no aceptó el archivo ({str(exc)[:200]}). No se envió nada.")
 
 
+async def upload_to_page(request: Request, page_id: str, file: UploadFile,
+                         kinds: frozenset[str] | None = None) -> tuple[StoredFile, str]:
+    """A file from the console, checked (size, type read from its bytes, one of `kinds` when given), kept by its
+    SHA-256 and uploaded once to the page with the Attachment Upload API: (the stored file, Meta's attachment id).
+    The agent's reply and a broadcast's image (console/broadcasts.py) both upload through here."""
+    data = await file.read(CONSOLE_ATTACHMENT_MAX_BYTES + 1)
+    if len(data) > CONSOLE_ATTACHMENT_MAX_BYTES:
+        raise ConsoleError("file_too_large", f"El archivo supera {megabytes(CONSOLE_ATTACHMENT_MAX_BYTES)}.",
+                           limit_bytes=CONSOLE_ATTACHMENT_MAX_BYTES)
+    if not data:
+        raise ConsoleError("empty_file", "El archivo está vacío.")
+    sniffed = sniff(data)
+    if sniffed is None:
+        raise ConsoleError("unsupported_file", f"Ese tipo de archivo no se puede enviar. Se admiten: {ACCEPTED_ES}. "
+                                               "El tipo se reconoce por el contenido, no por el nombre.")
+    if kinds is not None and sniffed.kind not in kinds:
+        wanted = " o ".join(KIND_ES.get(kind, kind) for kind in sorted(kinds))
+        raise ConsoleError("unsupported_file", f"Aquí solo se puede subir un archivo de tipo {wanted}; este es "
+                                               f"{KIND_ES.get(sniffed.kind, sniffed.kind)}.")
+    if page_id not in request.app.state.settings.page_tokens:
+        raise ConsoleError("unknown_page", f"La página {page_id} no está configurada.")
+    files = files_of(request)
+    stored = await run_in_threadpool(files.save, data, sniffed, clean_filename(file.filename, sniffed))
+    now = authenticator_of(request).clock()
+    attachment_id = await run_in_threadpool(files.attachment_id, stored.file_id, page_id, now)
+    if attachment_id is None:
+        graph = getattr(request.app.state, "graph", None)
+        if graph is None:
+            raise ConsoleError("facebook_unavailable", "El envío a Facebook no está disponible; intente en un momento.")
+        try:
+            attachment_id = await graph.upload_attachment(page_id, sniffed.kind, stored.filename, sniffed.content_type,
+                                                          data)
+        except GraphError as exc:
+            log.warning("attachment upload refused: %s", exc, extra={"page_id": page_id, "kind": sniffed.kind})
+            raise graph_failure(exc) from exc
+        await run_in_threadpool(files.remember_upload, stored.file_id, page_id, attachment_id, now)
+    return stored, attachment_id
+
+
 # --- routes ------------------------------------------------------------------------------------------------------
 
 router = APIRouter(prefix="/api/console", tags=["console"])
@@ -263,42 +302,16 @@ async def send_attachment(
     if key is not None and not IDEMPOTENCY_KEY.match(key):
         raise ConsoleError("invalid_idempotency_key",
                            "La cabecera Idempotency-Key debe tener de 8 a 100 letras, números, «.», «_», «:» o «-».")
-    data = await file.read(CONSOLE_ATTACHMENT_MAX_BYTES + 1)
-    if len(data) > CONSOLE_ATTACHMENT_MAX_BYTES:
-        raise ConsoleError("file_too_large", f"El archivo supera {megabytes(CONSOLE_ATTACHMENT_MAX_BYTES)}.",
-                           limit_bytes=CONSOLE_ATTACHMENT_MAX_BYTES)
-    if not data:
-        raise ConsoleError("empty_file", "El archivo está vacío.")
-    sniffed = sniff(data)
-    if sniffed is None:
-        raise ConsoleError("unsupported_file", f"Ese tipo de archivo no se puede enviar. Se admiten: {ACCEPTED_ES}. "
-                                               "El tipo se reconoce por el contenido, no por el nombre.")
-    if page_id not in request.app.state.settings.page_tokens:
-        raise ConsoleError("unknown_page", f"La página {page_id} no está configurada.")
-    files = files_of(request)
-    stored = await run_in_threadpool(files.save, data, sniffed, clean_filename(file.filename, sniffed))
-    now = authenticator_of(request).clock()
-    attachment_id = await run_in_threadpool(files.attachment_id, stored.file_id, page_id, now)
-    if attachment_id is None:
-        graph = getattr(request.app.state, "graph", None)
-        if graph is None:
-            raise ConsoleError("facebook_unavailable", "El envío a Facebook no está disponible; intente en un momento.")
-        try:
-            attachment_id = await graph.upload_attachment(page_id, sniffed.kind, stored.filename, sniffed.content_type,
-                                                          data)
-        except GraphError as exc:
-            log.warning("attachment upload refused: %s", exc, extra={"page_id": page_id, "kind": sniffed.kind})
-            raise graph_failure(exc) from exc
-        await run_in_threadpool(files.remember_upload, stored.file_id, page_id, attachment_id, now)
+    stored, attachment_id = await upload_to_page(request, page_id, file)
     queued = await service.reply_as_agent(
         conversation_id, principal.username, caption.strip(),
         idempotency_key=f"console:{principal.username}:{conversation_id}:{key}" if key else None,
-        attachment={"type": sniffed.kind, "payload": {"attachment_id": attachment_id}},
+        attachment={"type": stored.kind, "payload": {"attachment_id": attachment_id}},
         shown=file_view(stored),
     )
     repeated = bool(queued.get("repeated"))
     log.info("console attachment queued", extra={"conversation_id": conversation_id, "agent": principal.username,
-                                                 "kind": sniffed.kind, "size": stored.size, "repeated": repeated})
+                                                 "kind": stored.kind, "size": stored.size, "repeated": repeated})
     return JSONResponse({"queued": True, "repeated": repeated, "text": queued.get("text"),
                          "attachment_id": attachment_id, **file_view(stored), "outbox": queued},
                         status_code=200 if repeated else 201)
@@ -323,5 +336,5 @@ def install(app: FastAPI) -> None:
 
 
 __all__ = ["ATTACHMENT_BODY_LIMIT", "ATTACHMENT_PATH", "AttachmentFiles", "CONSOLE_ATTACHMENT_MAX_BYTES",
-           "QuickReplies", "QuickReplyIn", "UrlAttachmentIn", "clean_filename", "install", "quick_replies_of",
-           "url_attachment"]
+           "QuickReplies", "QuickReplyIn", "UrlAttachmentIn", "clean_filename", "file_view", "install",
+           "quick_replies_of", "upload_to_page", "url_attachment"]

@@ -30,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from console import attachments as attachment_sends
+from console import broadcasts as broadcast_pages
 from console import comments as comment_pages
 from console import contacts as contact_pages
 from console import contacts_csv
@@ -75,7 +76,8 @@ log = logging.getLogger(__name__)
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 ASSETS = Path(__file__).parent / "templates" / "console" / "assets"
 ASSET_TYPES = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8",
-               "notice.wav": "audio/wav"}  # notice.wav: console/notice_sound.py
+               "notice.wav": "audio/wav",  # notice.wav: console/notice_sound.py
+               "broadcasts.js": "text/javascript; charset=utf-8"}  # the «Transmisiones» pages (console/broadcasts.py)
 MAX_REPLY = 2000  # one Messenger text message
 
 AGENTS = ("admin", "agent")
@@ -727,6 +729,7 @@ def install(app: FastAPI, settings: Settings, authenticator: Authenticator | Non
     contacts_csv.install(app)  # contacts as CSV: /api/console/contacts/export.csv, /api/console/contacts/import
     inbox_pages.install(app)  # every conversation: /api/console/inbox (the page is /console/inbox?estado=...)
     attachment_sends.install(app)  # files in a reply: /api/console/conversations/{id}/attachment, /attachments/{id}
+    broadcast_pages.install(app)  # «Transmisiones»: /console/broadcasts, /api/console/broadcasts (admins)
 
     app.add_middleware(ConsoleHeaders)
     return auth

@@ -145,6 +145,15 @@ HTTP_STATUS: Mapping[str, int] = {
     "contacts_csv_invalid": 422,  # a CSV that cannot be read as a whole (contacts.csv_io.CsvRefused)
     "contacts_import_invalid": 422,  # a CSV with errors by row: nothing imported (console/contacts_csv.py)
     "inbox_filter_invalid": 422,  # the inbox's state filter (console/inbox.py)
+    # Broadcasts (broadcasts/, console/broadcasts.py).
+    "broadcasts_error": 500,
+    "broadcast_invalid": 422,
+    "broadcast_not_found": 404,
+    "broadcast_state_error": 409,
+    "broadcast_not_editable": 409,  # only a draft is edited, deleted or sent
+    "broadcast_not_cancellable": 409,  # only a scheduled or sending one is cancelled
+    "broadcast_not_retryable": 409,  # only a sent or sending one has failed recipients to retry
+    "broadcasts_unavailable": 503,
 }
 
 

@@ -112,6 +112,24 @@ ROLES: dict[tuple[str, str], tuple[frozenset[str], bool]] = {
     ("GET", "/api/console/tags"): (AGENTS, True),
     ("GET", "/api/console/contacts/export.csv"): (ADMINS, True),
     ("POST", "/api/console/contacts/import"): (ADMINS, True),
+    # «Transmisiones» (console/broadcasts.py): admins, and the service token over the API.
+    ("GET", "/console/broadcasts"): (ADMINS, False),
+    ("GET", "/console/broadcasts/new"): (ADMINS, False),
+    ("GET", "/console/broadcasts/{broadcast_id}"): (ADMINS, False),
+    ("GET", "/console/broadcasts/{broadcast_id}/edit"): (ADMINS, False),
+    ("GET", "/api/console/broadcasts"): (ADMINS, True),
+    ("POST", "/api/console/broadcasts"): (ADMINS, True),
+    ("POST", "/api/console/broadcasts/dry-run"): (ADMINS, True),
+    ("POST", "/api/console/broadcasts/images"): (ADMINS, True),
+    ("GET", "/api/console/broadcasts/{broadcast_id}"): (ADMINS, True),
+    ("PUT", "/api/console/broadcasts/{broadcast_id}"): (ADMINS, True),
+    ("DELETE", "/api/console/broadcasts/{broadcast_id}"): (ADMINS, True),
+    ("POST", "/api/console/broadcasts/{broadcast_id}/dry-run"): (ADMINS, True),
+    ("POST", "/api/console/broadcasts/{broadcast_id}/send"): (ADMINS, True),
+    ("POST", "/api/console/broadcasts/{broadcast_id}/cancel"): (ADMINS, True),
+    ("GET", "/api/console/broadcasts/{broadcast_id}/report"): (ADMINS, True),
+    ("GET", "/api/console/broadcasts/{broadcast_id}/failed.csv"): (ADMINS, True),
+    ("POST", "/api/console/broadcasts/{broadcast_id}/retry-failed"): (ADMINS, True),
 }
 
 # Development only (BOT_ENV=production does not mount them): the Graph API sandbox, its chat, the API docs.
@@ -140,7 +158,7 @@ def app_routes(app: FastAPI) -> set[tuple[str, str]]:
 def concrete(path: str, conversation_id: str = f"{PAGE}:u1") -> str:
     values = {"conversation_id": conversation_id, "name": "console.css", "message_id": "1", "page_id": PAGE,
               "version": "v21.0", "node": "me", "link_id": "1", "fmt": "png",
-              "rule_id": "1", "psid": "u1", "tag": "vip", "file_id": "0" * 64}
+              "rule_id": "1", "psid": "u1", "tag": "vip", "file_id": "0" * 64, "broadcast_id": "1"}
     return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], path)
 
 

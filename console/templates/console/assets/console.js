@@ -1250,6 +1250,9 @@
     if (toggle.checked) listen();
   }
 
+  // The «Transmisiones» pages (assets/broadcasts.js, loaded after this file) use the same helpers.
+  window.consoleKit = Object.freeze({ api, el, toast, pageData, dateTime });
+
   const pages = { inbox: initInbox, conversation: initConversation, snippets: initSnippets, knowledge: initKnowledge, links: initLinks, comments: initComments, "page-profile": initPageProfile, contacts: initContacts, contact: initContact };
   if (pages[pageName]) pages[pageName]();
   initNotice();
