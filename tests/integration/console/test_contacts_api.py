@@ -250,3 +250,17 @@ def test_no_body_is_a_500(agent: ConsoleSession, case: tuple[tuple[str, str], An
     assert answer.status_code in (200, 201, 422), (body, answer.status_code, answer.text[:300])
     if answer.status_code == 422:
         assert answer.json()["error"]["message"]
+
+
+def test_the_tags_and_the_last_message_are_in_the_apps_openapi_schema(server: RunningServer,
+                                                                      agent: ConsoleSession) -> None:
+    schema = httpx.get(f"{server.base_url}/openapi.json", timeout=10).json()
+    assert "get" in schema["paths"]["/api/console/tags"]
+    assert "post" in schema["paths"]["/api/console/contacts/{page_id}/{psid}/tags"]
+    assert "post" in schema["paths"]["/api/console/contacts/{page_id}/{psid}/tags/remove"]
+    models = schema["components"]["schemas"]
+    assert {"tags", "last_text", "message_count"} <= set(models["ContactOut"]["properties"])
+    assert {"unread_count", "last_message_text"} <= set(models["InboxRow"]["properties"])
+    assert "unread_conversations" in models["InboxOut"]["properties"]
+    inbox = agent.get("/api/console/inbox").json()
+    assert inbox["unread_conversations"] == sum(1 for row in inbox["conversations"] if row["unread"])
