@@ -142,8 +142,9 @@ def open_world(tmp: Path, broadcasts_url: str | None = None, page_rate: float = 
     clock = Clock()
     graph = ScriptedGraph(clock=clock)
     client = GraphClient({PAGE: SANDBOX_PAGE_TOKEN}, transport=graph)
-    outbox = Outbox(open_store(f"sqlite:///{tmp / 'outbox.sqlite3'}"), client, load_policy(retired_tags_until=tags_until),
-                    clock=clock, page_rate=0, batch_size=500)
+    policy = load_policy(retired_tags_until=tags_until)
+    outbox = Outbox(open_store(f"sqlite:///{tmp / 'outbox.sqlite3'}"), client, policy, clock=clock, page_rate=0,
+                    batch_size=500)
     contacts = open_contacts_store(tmp / "contacts.sqlite3")
     handoff_store = open_handoff_store(tmp / "handoff.sqlite3")
     store = open_broadcasts_store(broadcasts_url or tmp / "broadcasts.sqlite3")
