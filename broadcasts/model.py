@@ -154,9 +154,10 @@ def _object(value: Any, field_name: str, what: str) -> Mapping[str, Any]:
 
 
 def _no_extra(body: Mapping[str, Any], allowed: set[str], prefix: str) -> None:
-    extra = sorted(str(key) for key in set(body) - allowed)
+    extra = sorted(str(key)[:40] for key in set(body) - allowed)
     if extra:
-        raise _invalid(f"{prefix}{extra[0]}", f"Campo desconocido «{extra[0][:40]}».")
+        raise _invalid(f"{prefix}{extra[0]}" if extra[0] else prefix.rstrip(".") or "body",
+                       f"Campo desconocido «{extra[0]}».")
 
 
 def _list(value: Any, field_name: str, what: str) -> list[Any]:
@@ -333,7 +334,7 @@ class BroadcastDraft:
         try:
             audience = Audience.from_dict({**audience_body, "page_id": page_id})
         except ContactInvalid as exc:
-            field_name = exc.field if exc.field.startswith("audience") else f"audience.{exc.field}"
+            field_name = exc.field if exc.field.startswith("audience") else f"audience.{exc.field}".rstrip(".")
             raise _invalid(field_name, exc.message_es) from exc
         promotional = body.get("promotional", True)
         if not isinstance(promotional, bool):
