@@ -438,14 +438,14 @@ async def dry_run_saved(broadcast_id: BroadcastId, request: Request, principal: 
 
 
 @router.post(API + "/{broadcast_id}/send", response_model=BroadcastOneOut)
-async def send_broadcast(broadcast_id: BroadcastId, request: Request, principal: AdminOrService,
-                         body: SendBody | None = None) -> BroadcastOneOut:
+async def send_broadcast(broadcast_id: BroadcastId, body: SendBody, request: Request,
+                         principal: AdminOrService) -> BroadcastOneOut:
     """Send a draft now (`{"send_at": null}`) or at a time (`{"send_at": "2025-12-01T09:00:00-05:00"}`). Each
     recipient goes through the outbox and its policy, at the page's rate; 409 when it is no longer a draft."""
-    send_at = body.send_at if body is not None else None  # the service refuses one without a zone, past or too far
-    broadcast: Broadcast = await _call(request, "send", broadcast_id, principal.username, send_at)
+    # The service refuses a time without its zone, one past or one too far ahead (422 naming send_at).
+    broadcast: Broadcast = await _call(request, "send", broadcast_id, principal.username, body.send_at)
     log.info("broadcast sent", extra={"broadcast_id": broadcast_id, "by": principal.username,
-                                      "scheduled": send_at is not None})
+                                      "scheduled": body.send_at is not None})
     return BroadcastOneOut(broadcast=broadcast_view(broadcast))
 
 

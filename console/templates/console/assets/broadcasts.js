@@ -183,11 +183,11 @@
 
   function showDryRun(result) {
     const box = document.getElementById("dry-run-result");
-    const people = (n) => `${n} persona${n === 1 ? "" : "s"}`;
+    const contacts = (n) => `${n} contacto${n === 1 ? "" : "s"}`;
     document.getElementById("dry-run-summary").textContent =
-      `La recibirán ${people(result.will_send)} de ${people(result.audience)} de la audiencia` +
+      `De ${contacts(result.audience)} de la audiencia, la recibirán ${result.will_send}` +
       (result.will_send ? ` (el envío tarda ${result.estimated_es}).` : ".") +
-      ` ${result.outside_window} fuera de la ventana de 24 horas.`;
+      ` Con la ventana de 24 horas cerrada: ${result.outside_window}.`;
     const body = document.querySelector("#dry-run-skipped tbody");
     body.replaceChildren(...Object.entries(result.skipped).map(([code, count]) => el("tr", { dataset: { reason: code } },
       el("td", null, result.reasons_es[code] || code), el("td", { class: "count" }, String(count)),
