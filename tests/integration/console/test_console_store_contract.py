@@ -120,7 +120,7 @@ def test_users_survive_a_reopen_at_the_newest_schema(url: str, store: ConsoleSto
     store.add_user("ana", "Ana", "admin", HASH, NOW)
     store.close()
     reopened = open_console_store(url)
-    assert reopened.get_user("ana").role == "admin" and reopened.schema_version == 2  # 002_conversation_reads
+    assert reopened.get_user("ana").role == "admin" and reopened.schema_version == 3  # 003_read_message_count
     reopened.close()
 
 

@@ -133,7 +133,10 @@
   // Every conversation (`/console/inbox?estado=...`): the first page reloads from /api/console/inbox on any event.
   function inboxAllRow(c) {
     const name = el("td", {}, c.unread ? el("span", { class: "unread-dot", title: "Sin leer" }, "●") : null,
-      c.unread ? " " : null, el("a", { href: c.url }, c.contact_name));
+      c.unread ? " " : null, el("a", { href: c.url }, c.contact_name),
+      c.unread_count ? el("span", { class: "badge unread-count",
+        title: "Mensajes desde la última vez que alguien del equipo abrió la conversación" },
+        " " + c.unread_count + " sin leer") : null);
     return el("tr", { dataset: { conversationId: c.id }, class: c.unread ? "unread" : null },
       name,
       el("td", {}, el("span", { class: "badge " + c.state }, c.state_es)),
@@ -164,6 +167,13 @@
         fresh = new Set();
         document.getElementById("inbox-all-empty").hidden = data.conversations.length > 0;
         document.getElementById("inbox-unread").textContent = data.unread;
+        const unreadConversations = document.getElementById("inbox-unread-conversations");
+        if (unreadConversations) {
+          unreadConversations.dataset.count = data.unread_conversations;
+          unreadConversations.textContent = data.unread_conversations +
+            (data.unread_conversations === 1 ? " conversación" : " conversaciones") +
+            " con mensajes sin leer (con estos filtros, en todas las páginas)";
+        }
         document.getElementById("inbox-total").firstChild.textContent =
           data.total + (data.total === 1 ? " conversación" : " conversaciones") + "; sin leer en esta página: ";
       } catch (error) { toast(error.message, true); }
