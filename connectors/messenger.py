@@ -307,11 +307,16 @@ class MessengerInput(InputChannel):
         # A replay after a crash that may have come between recording a revert and doing it: finish it (a no-op
         # when the tracker's latest message is no longer this one).
         unfinished_revert = reverted > 0
+        # Once per event in this process: a retried turn must not count the person's message twice (a replay after a
+        # crash may, at most once more: the outbox's count is a counter, the window's time is idempotent).
+        window_recorded = False
         for attempt in range(stored.attempts, MAX_PROCESSING_ATTEMPTS):
             output = MessengerOutput(self.client, self.store, self.outbox, event.page_id,
                                      reply_key_prefix(key_prefix, reverted), self.typing)
             try:
-                await self._record_window(event)
+                if not window_recorded:
+                    await self._record_window(event)
+                    window_recorded = True
                 if turn is None:
                     await self.store.run(self.store.finish, stored.id, DONE, None)
                     return

@@ -97,6 +97,8 @@ HTTP_STATUS: Mapping[str, int] = {
     "date_in_past": 422,
     "invalid_status": 422,
     "invalid_idempotency_key": 422,
+    "batch_too_large": 422,  # outbox: more than MAX_BATCH messages or ids in one call
+    "invalid_receipt": 422,  # outbox: a receipt that is neither 'delivery' nor 'read'
     "invalid_snippet": 422,
     "rule_invalid": 422,
     "link_invalid": 422,

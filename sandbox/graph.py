@@ -905,8 +905,10 @@ async def send_api(request: Request, version: str, node: str) -> JSONResponse:
         await asyncio.sleep(sandbox.latency_ms / 1000)
     content_type = request.headers.get("content-type", "")
     if content_type.split(";", 1)[0].strip().lower() == "multipart/form-data":
-        form = await request.form()
-        body: Any = parse_form_fields((name, value) for name, value in form.multi_items() if isinstance(value, str))
+        async with request.form() as form:  # closed: its spooled files are released
+            body: Any = parse_form_fields(
+                (name, value) for name, value in form.multi_items() if isinstance(value, str)
+            )
         body_error = None
     else:
         body, body_error = parse_body(content_type, await request.body())
@@ -925,11 +927,13 @@ async def attachment_upload(request: Request, version: str, node: str) -> JSONRe
     file: UploadedFile | None = None
     body_error: GraphErrorSpec | None = None
     if content_type.split(";", 1)[0].strip().lower() == "multipart/form-data":
-        form = await request.form()
-        body: Any = parse_form_fields((name, value) for name, value in form.multi_items() if isinstance(value, str))
-        part = form.get("filedata")
-        if part is not None and not isinstance(part, str):
-            file = UploadedFile(part.filename or "", part.content_type or "", await part.read())
+        async with request.form() as form:  # closed: its spooled files are released
+            body: Any = parse_form_fields(
+                (name, value) for name, value in form.multi_items() if isinstance(value, str)
+            )
+            part = form.get("filedata")
+            if part is not None and not isinstance(part, str):
+                file = UploadedFile(part.filename or "", part.content_type or "", await part.read())
     else:
         body, body_error = parse_body(content_type, await request.body())
     token = access_token_of(request.query_params, request.headers.get("authorization"), body)

@@ -204,10 +204,6 @@ def test_a_scheduled_broadcast_is_cancelled_and_drafts_are_listed_page_by_page(a
     assert admin.get(f"/console/broadcasts/{drafts[1]}/edit").status_code == 200
 
 
-# The Graph sandbox's upload route (sandbox/graph.py `attachment_upload`) leaves its multipart form open; here the
-# sandbox runs in this process, so its ResourceWarning would fail the test. Ours closes its upload.
-@pytest.mark.filterwarnings("ignore:Exception ignored in. <function SpooledTemporaryFile.__del__"
-                            ":pytest.PytestUnraisableExceptionWarning")
 def test_the_image_is_uploaded_to_the_page_and_only_an_image(admin: ConsoleSession) -> None:
     uploaded = ok(admin.post(f"{API}/images", files={"file": ("promo.png", PNG, "image/png")}), 201)
     assert uploaded["page_id"] == PAGE and uploaded["attachment_id"] and uploaded["filename"] == "promo.png"

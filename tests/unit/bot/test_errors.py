@@ -27,9 +27,10 @@ from outbox.policy import ALLOWED, TAG_NOT_NEEDED
 
 ROOT = Path(__file__).resolve().parents[3]
 PACKAGES = ("core", "meta", "knowledge_matrix", "outbox", "comments", "links", "page_profile", "contacts", "handoff",
-            "sandbox", "console", "connectors", "bot")
+            "sandbox", "broadcasts", "console", "connectors", "bot")
 # Errors raised with their reason code as the first argument.
-RAISED_WITH_A_CODE = ("ConsoleError", "CommentsRefused", "LinksRefused", "OutboxInputError", "ReplyRefused")
+RAISED_WITH_A_CODE = ("BroadcastStateError", "ConsoleError", "CommentsRefused", "LinksRefused", "OutboxInputError",
+                      "ReplyRefused")
 
 
 def modules() -> Iterator[tuple[str, Path]]:

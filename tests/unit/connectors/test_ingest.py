@@ -403,7 +403,7 @@ def test_windows_of_events_not_for_rasa_are_journaled_in_the_same_commit(db_path
 
     assert [(s.event.kind.value, s.window_pending) for s in fresh] == [
         ("reaction", True),
-        ("read", False),
+        ("read", True),  # a receipt: the outbox marks what it sent as read (Outbox.record_receipt)
         ("referral", True),  # standby
         ("message", True),  # standby
         ("message", False),  # for Rasa: its processing records the window and is retried itself
@@ -412,9 +412,9 @@ def test_windows_of_events_not_for_rasa_are_journaled_in_the_same_commit(db_path
     reopened = IngestStore(db_path)
     try:
         journaled = reopened.windows_pending()
-        assert [s.event.kind.value for s in journaled] == ["reaction", "referral", "message"]
+        assert [s.event.kind.value for s in journaled] == ["reaction", "read", "referral", "message"]
         reopened.window_applied(journaled[0].id)
-        assert [s.event.kind.value for s in reopened.windows_pending()] == ["referral", "message"]
+        assert [s.event.kind.value for s in reopened.windows_pending()] == ["read", "referral", "message"]
         assert reopened.counts_by_status() == {RECORDED: 4, PENDING: 2}
     finally:
         reopened.close()
@@ -504,6 +504,7 @@ def test_prune_works_in_chunks(store: IngestStore, db_path: Path, monkeypatch: p
     monkeypatch.setattr(ingest, "_PRUNE_CHUNK", 3)
     fresh = store.record(events_of(*(meta.read(meta.T0 + n) for n in range(8))))
     for stored in fresh:
+        store.window_applied(stored.id)  # the outbox heard of the receipt: nothing pending keeps the row
         _age(db_path, stored.id, 40)
 
     assert store.prune(datetime.now(timezone.utc), retention=30 * DAY).events_deleted == 8
