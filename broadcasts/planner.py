@@ -8,10 +8,9 @@ into their state for the report. Nothing here reads or writes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from broadcasts.model import (
     BLOCKED,
@@ -129,12 +128,3 @@ def outcome_of(messages: Sequence[OutboxMessage | None], broadcast_cancelled: bo
     sent = [message.sent_at for message in parts if message.sent_at is not None]
     return PartsOutcome(RecipientState.SENT, sent_at=max(sent) if sent else None,
                         delivered_at=getattr(last, "delivered_at", None), read_at=getattr(last, "read_at", None))
-
-
-def counted(verdicts: Sequence[Verdict]) -> Mapping[str, Any]:
-    """Skipped verdicts by reason code."""
-    skipped: dict[str, int] = {}
-    for verdict in verdicts:
-        if not verdict.send and verdict.reason_code is not None:
-            skipped[verdict.reason_code] = skipped.get(verdict.reason_code, 0) + 1
-    return skipped

@@ -150,6 +150,7 @@ class Broadcasts:
         self._store_thread = Offload("broadcasts-store")
         self._contacts_thread = Offload("broadcasts-contacts")
         self._wake = asyncio.Event()
+        self._planning = False  # the last round enqueued a batch (more may be left)
 
     async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await self._store_thread.run(fn, *args)
@@ -312,10 +313,13 @@ class Broadcasts:
         for broadcast_id in await self._db(self.store.start_due, now):
             logger.info("broadcast started", extra={"broadcast_id": broadcast_id})
         work = 0
+        self._planning = False
         for broadcast_id in await self._db(self.store.ids_to_refresh, now - timedelta(days=RECEIPTS_DAYS)):
             broadcast = await self.get(broadcast_id)
             if broadcast.status is BroadcastStatus.SENDING:
-                work += await self._plan_batch(broadcast)
+                planned = await self._plan_batch(broadcast)
+                self._planning = self._planning or planned > 0
+                work += planned
             work += await self._refresh(broadcast)
             if broadcast.status is BroadcastStatus.SENDING and \
                     await self._db(self.store.finish_if_complete, broadcast_id, self.clock()):
@@ -323,17 +327,18 @@ class Broadcasts:
         return work
 
     async def run(self, poll_seconds: float) -> None:
-        """The app's task until cancelled: a round, then the next one at once while there is work, else after
-        `poll_seconds` (or when a broadcast is sent now). Errors are logged and the loop goes on."""
+        """The app's task until cancelled: a round, then the next one at once while an audience is still being
+        enqueued, else after `poll_seconds` (or at once when a broadcast is sent now or retried). Errors are logged
+        and the loop goes on."""
         while True:
-            work = 0
+            self._planning = False
             try:
-                work = await self.run_once()
+                await self.run_once()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.exception("broadcast runner round failed")
-            if work:
+            if self._planning:  # more of an audience to enqueue: the next batch now
                 await asyncio.sleep(0)
                 continue
             self._wake.clear()
@@ -405,10 +410,12 @@ class Broadcasts:
                 index += 1
             messages: dict[int, OutboxMessage] = await self.outbox.states_of(ids)
             outcomes = []
+            waiting = []
             for recipient in chunk:
                 found = planner.outcome_of([messages.get(outbox_id) for outbox_id in recipient.outbox_ids],
                                            cancelled)
                 if found is None:
+                    waiting.append(recipient.psid)
                     continue
                 outcome = Outcome(recipient.psid, recipient.attempt, found.state, found.reason_code,
                                   found.error_code, found.sent_at, found.delivered_at, found.read_at)
@@ -417,6 +424,7 @@ class Broadcasts:
                     changed += 1
                 outcomes.append(outcome)
             await self._db(self.store.set_outcomes, broadcast.id, outcomes, self.clock())
+            await self._db(self.store.touch_refreshed, broadcast.id, waiting, self.clock())
         return changed
 
     # --- the report and the failed ones -----------------------------------------------------------------------

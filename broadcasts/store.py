@@ -230,6 +230,12 @@ class BroadcastStore(DatabaseStore):
                  "delivered_at": _stored(o.delivered_at), "read_at": _stored(o.read_at), "now": at}
                 for o in outcomes])
 
+    def touch_refreshed(self, broadcast_id: int, psids: Sequence[str], now: datetime) -> None:
+        """Recipients read with nothing new go to the back of `to_refresh`'s queue."""
+        for start in range(0, len(psids), MAX_KEYS):
+            self._db.run("touch_refreshed", {"broadcast_id": broadcast_id, "now": stored_time(now),
+                                             "psids": _json(list(psids[start:start + MAX_KEYS]))})
+
     def requeue(self, broadcast_id: int, retried: Sequence[tuple[str, int, int]], now: datetime) -> None:
         """(psid, new attempt, position): queued again under the next attempt, and the broadcast's queued count."""
         if not retried:

@@ -113,3 +113,8 @@ LIMIT %(limit)s;
 -- name: reopen
 -- A done broadcast whose failed recipients are retried is sending again until they are through.
 UPDATE broadcasts SET status = 'sending', finished_at = NULL, updated_at = %(now)s WHERE id = %(id)s AND status = 'done';
+
+-- name: touch_refreshed
+-- Recipients read from the outbox with nothing new: to the back of the refresh queue.
+UPDATE recipients SET refreshed_at = %(now)s
+WHERE broadcast_id = %(broadcast_id)s AND psid IN (SELECT jsonb_array_elements_text(%(psids)s::jsonb));

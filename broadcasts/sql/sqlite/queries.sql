@@ -112,3 +112,8 @@ LIMIT :limit;
 -- name: reopen
 -- A done broadcast whose failed recipients are retried is sending again until they are through.
 UPDATE broadcasts SET status = 'sending', finished_at = NULL, updated_at = :now WHERE id = :id AND status = 'done';
+
+-- name: touch_refreshed
+-- Recipients read from the outbox with nothing new: to the back of the refresh queue.
+UPDATE recipients SET refreshed_at = :now
+WHERE broadcast_id = :broadcast_id AND psid IN (SELECT value FROM json_each(:psids));

@@ -291,3 +291,22 @@ async def test_the_runner_loop_starts_a_broadcast_sent_now_and_survives_a_failin
     assert calls["n"] >= 2
     assert any(record.levelno == logging.ERROR and "round failed" in record.getMessage()
                for record in caplog.records)
+
+
+async def test_the_report_catches_up_with_every_recipient_however_many_are_still_waiting(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from broadcasts import service as service_module
+
+    monkeypatch.setattr(service_module, "REFRESH_ROWS", 2)  # a round reads two recipients
+    for psid in ("z5", "z4", "z3", "z2", "z1", "z0"):  # planned (and sent) in this order; read by PSID
+        world.wrote(psid, hours_ago=1, tags=["vip"])
+    world.service.page_rate = 1.0
+    broadcast = await world.service.create(draft(VIP), "admin")
+    await world.service.send(broadcast.id, "admin")
+    await world.service.run_once()
+    world.clock.advance(seconds=2.5)
+    await world.outbox.run_once()  # z5, z4 and z3 are due: sent; the others wait
+    for _ in range(3):
+        await world.service.run_once()
+    report = await world.service.report(broadcast.id)
+    assert (report.sent, report.queued) == (3, 3)

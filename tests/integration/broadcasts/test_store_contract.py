@@ -161,3 +161,11 @@ def test_recipients_in_states_page_by_psid(store: BroadcastStore) -> None:
     store.reopen(broadcast.id, NOW)  # a draft is not reopened
     found = store.get(broadcast.id)
     assert found is not None and found.status is BroadcastStatus.DRAFT
+
+
+def test_recipients_read_with_nothing_new_go_to_the_back_of_the_refresh_queue(store: BroadcastStore) -> None:
+    broadcast = store.create(a_draft(), "ana", NOW)
+    store.add_recipients([recipient(broadcast.id, psid, position=n) for n, psid in enumerate(["a", "b", "c"])], NOW)
+    assert [r.psid for r in store.to_refresh(broadcast.id, 2)] == ["a", "b"]
+    store.touch_refreshed(broadcast.id, ["a", "b"], later(seconds=1))
+    assert [r.psid for r in store.to_refresh(broadcast.id, 2)] == ["c", "a"]
