@@ -320,6 +320,7 @@ class Broadcasts:
                 planned = await self._plan_batch(broadcast)
                 self._planning = self._planning or planned > 0
                 work += planned
+                broadcast = await self.get(broadcast_id)  # a cancel may have landed meanwhile
             work += await self._refresh(broadcast)
             if broadcast.status is BroadcastStatus.SENDING and \
                     await self._db(self.store.finish_if_complete, broadcast_id, self.clock()):
@@ -371,6 +372,9 @@ class Broadcasts:
         start = broadcast.started_at or now
         await self._enqueue(broadcast, [(recipient, planner.send_time(start, recipient.position, self.page_rate))
                                         for recipient in queued])
+        if (await self.get(broadcast.id)).status is BroadcastStatus.CANCELLED:  # cancelled while enqueuing
+            await self._cancel_queued(broadcast.id)
+            return len(rows)
         last_position = max((recipient.position for recipient in queued), default=plan.queued - 1)
         await self._db(self.store.save_plan, broadcast.id,
                        PlanState(page.next_after if page.next_after is not None else plan.after,

@@ -310,3 +310,24 @@ async def test_the_report_catches_up_with_every_recipient_however_many_are_still
         await world.service.run_once()
     report = await world.service.report(broadcast.id)
     assert (report.sent, report.queued) == (3, 3)
+
+
+async def test_a_cancel_landing_while_a_batch_is_enqueued_still_stops_that_batch(world: World) -> None:
+    for index in range(5):
+        world.wrote(f"p{index}", hours_ago=1, tags=["vip"])
+    broadcast = await world.service.create(draft(VIP), "admin")
+    await world.service.send(broadcast.id, "admin")
+    real = world.outbox.enqueue_many
+
+    async def enqueue_then_cancel(news):  # type: ignore[no-untyped-def]
+        stored = await real(news)
+        await world.service.cancel(broadcast.id, "jefa")  # the console, between the enqueue and the ids saved
+        return stored
+
+    world.outbox.enqueue_many = enqueue_then_cancel  # type: ignore[method-assign]
+    await world.service.run_once()
+    world.clock.advance(minutes=1)
+    await world.outbox.run_once()
+    await world.service.run_once()
+    assert world.graph.sent == []
+    assert (await world.service.report(broadcast.id)).skipped == {"broadcast_cancelled": 5}
