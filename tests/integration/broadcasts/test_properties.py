@@ -119,8 +119,8 @@ class Crash(BaseException):
     """The runner's process dying: not an Exception, nothing in it is caught."""
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(count=st.integers(1, 40), batch=st.integers(1, 9), crashes=st.lists(
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(count=st.integers(1, 30), batch=st.integers(1, 9), crashes=st.lists(
     st.tuples(st.sampled_from(CRASH_POINTS), st.integers(1, 6), st.booleans()), min_size=1, max_size=4),
     with_image=st.booleans())
 def test_nobody_gets_a_broadcast_twice_when_the_runner_dies_mid_broadcast(
