@@ -131,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await broadcasts_task
             await outbox.stop()
             await rasa.close()
+            app.state.broadcasts.close()  # its store threads, before the stores they use
             handoff_store.close()
             comment_journal.close()
             comment_rules.close()
