@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path as FilePath
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -168,7 +169,10 @@ class ContactOut(BaseModel):
     has_name: bool
     first_name: str | None
     last_name: str | None
-    profile_pic: str | None = Field(description="The profile picture's URL on Facebook (not loaded by the console).")
+    profile_pic: str | None = Field(description="The profile picture's URL as Meta gave it (it expires).")
+    picture_url: str | None = Field(
+        description="The picture the console shows: `profile_pic` when it is an https address on Meta's picture "
+                    "hosts (the only image hosts the console's Content-Security-Policy admits), else null.")
     locale: str | None
     profile_status: str = Field(description="pending | fetched | no_permission | unavailable")
     profile_status_es: str
@@ -283,12 +287,33 @@ def contact_url(page_id: str, psid: str) -> str:
     return f"/console/contacts/{page_id}/{psid}"
 
 
+# Where Meta serves profile pictures (User Profile API `profile_pic`): the console's CSP admits these for images and
+# nothing else from outside (console/routes.py SECURITY_HEADERS).
+META_PICTURE_HOSTS = ("platform-lookaside.fbsbx.com",)
+META_PICTURE_HOST_SUFFIXES = (".fbcdn.net",)
+
+
+def shown_picture(url: str | None) -> str | None:
+    """The profile picture to show: an https URL on Meta's picture hosts; anything else (the sandbox's placeholder,
+    a URL that is not Meta's) is not loaded — the contact page links it instead."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "https" or parts.port not in (None, 443) or parts.username or parts.password:
+        return None
+    if host in META_PICTURE_HOSTS or host.endswith(META_PICTURE_HOST_SUFFIXES):
+        return url
+    return None
+
+
 def contact_view(contact: Contact, now: datetime, policy: ReplyWindows | None = None) -> ContactOut:
     conversation_id = f"{contact.page_id}:{contact.psid}"
     return ContactOut(
         page_id=contact.page_id, psid=contact.psid, display_name=contact.display_name,
         has_name=bool(contact.first_name or contact.last_name), first_name=contact.first_name,
-        last_name=contact.last_name, profile_pic=contact.profile_pic, locale=contact.locale,
+        last_name=contact.last_name, profile_pic=contact.profile_pic, picture_url=shown_picture(contact.profile_pic),
+        locale=contact.locale,
         profile_status=contact.profile_status,
         profile_status_es=PROFILE_STATUS_ES.get(contact.profile_status, contact.profile_status),
         profile_reason=contact.profile_reason if contact.profile_status != "fetched" else None,

@@ -52,3 +52,33 @@ def test_a_conversation_without_a_contact_record_still_shows(console_env: Consol
     page = agent.get(f"/console/conversations/{PAGE}:9999").text
     assert "Sin nombre" in page and "contact-link" not in page
     console_env.app.state.contacts.close()
+
+
+def test_the_contact_page_shows_a_picture_from_metas_hosts_only(console_env: ConsoleApp) -> None:
+    """Meta's profile picture is shown (its host is the only outside image host the CSP admits); any other URL —
+    the sandbox's placeholder, a host that is not Meta's, plain http — is at most a link, never loaded."""
+    store = seeded_store(console_env)
+    now = console_env.clock.now
+    meta_pic = "https://platform-lookaside.fbsbx.com/platform/profilepic/?psid=4321&width=1024&ext=1&hash=Ab"
+    store.upsert_seen(PAGE, "4321", now)
+    store.record_profile(PAGE, "4321", "Rosa", "Quishpe", meta_pic, "es_LA", "fetched", None, now)
+    store.upsert_seen(PAGE, "4322", now)
+    store.record_profile(PAGE, "4322", "Luis", None, "https://fotos.example.com/luis.jpg", None, "fetched", None, now)
+    store.upsert_seen(PAGE, "4323", now)
+    store.record_profile(PAGE, "4323", "Ana", None, "http://scontent.xx.fbcdn.net/a.jpg", None, "fetched", None, now)
+    agent = console_env.login("agente")
+
+    shown = agent.get(f"/api/console/contacts/{PAGE}/4321").json()["contact"]
+    assert shown["picture_url"] == meta_pic and shown["profile_pic"] == meta_pic
+    response = agent.get(f"/console/contacts/{PAGE}/4321")
+    assert 'id="contact-picture"' in response.text
+    assert 'src="https://platform-lookaside.fbsbx.com/platform/profilepic/?psid=4321&amp;width=1024' in response.text
+    assert "img-src 'self' data: https://platform-lookaside.fbsbx.com" in response.headers["content-security-policy"]
+
+    other = agent.get(f"/api/console/contacts/{PAGE}/4322").json()["contact"]
+    assert other["picture_url"] is None
+    page = agent.get(f"/console/contacts/{PAGE}/4322").text
+    assert 'id="contact-picture"' not in page and 'href="https://fotos.example.com/luis.jpg"' in page
+    plain_http = agent.get(f"/console/contacts/{PAGE}/4323").text
+    assert 'id="contact-picture"' not in plain_http and 'href="http://scontent' not in plain_http
+    store.close()
