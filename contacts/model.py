@@ -52,6 +52,9 @@ PROFILE_STATUSES = frozenset({PENDING, FETCHED, NO_PERMISSION, UNAVAILABLE})
 RETRY_FIRST = timedelta(seconds=30)
 RETRY_MAX = timedelta(hours=6)
 NO_PERMISSION_RETRY = timedelta(days=1)
+# A fetched profile is read again after this long: Meta's `profile_pic` URLs expire (signed, for days), and names
+# change now and then.
+PROFILE_REFRESH = timedelta(days=7)
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _SPACES = re.compile(r"\s+")
@@ -406,9 +409,10 @@ def is_page_wide_refusal(error: GraphError) -> bool:
 
 def next_profile_attempt(status: str, attempts: int, now: datetime) -> datetime | None:
     """When to ask for a profile again after recording `status` with `attempts` failures so far (this one
-    included): never after a success, daily after a refusal, 30 s doubling up to 6 h after an outage."""
+    included): a week after a success (the picture's URL expires), daily after a refusal, 30 s doubling up to 6 h
+    after an outage."""
     if status == FETCHED:
-        return None
+        return now + PROFILE_REFRESH
     if status == PENDING:
         return now
     if status == NO_PERMISSION:

@@ -168,7 +168,7 @@ def test_meta_answers_map_to_a_profile_state_and_a_spanish_reason(
 
 
 def test_retry_times() -> None:
-    assert next_profile_attempt(FETCHED, 0, NOW) is None
+    assert next_profile_attempt(FETCHED, 0, NOW) == NOW + timedelta(days=7)  # Meta's picture URLs expire
     assert next_profile_attempt(PENDING, 0, NOW) == NOW
     assert next_profile_attempt(NO_PERMISSION, 1, NOW) == NOW + timedelta(days=1)
     delays = [next_profile_attempt(UNAVAILABLE, n, NOW) - NOW for n in range(1, 30)]  # type: ignore[operator]
