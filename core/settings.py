@@ -68,12 +68,14 @@ STORES = {
     "page_profile": ("page_profile_db_url", "page_profile.sqlite3"),  # the page's Messenger profile
     "contacts": ("contacts_db_url", "contacts.sqlite3"),  # contacts: profiles, tags, fields, notes
     "broadcasts": ("broadcasts_db_url", "broadcasts.sqlite3"),  # broadcasts ("Transmisiones") and their recipients
+    "csat": ("csat_db_url", "csat.sqlite3"),  # customer satisfaction: the ratings asked after a close and answered
 }
 STORE_URL_VARIABLES = {"ingest_db_url": "INGEST_DB_URL", "handoff_db_url": "HANDOFF_DB_URL",
                        "console_db_url": "CONSOLE_DB_URL", "outbox_url": "OUTBOX_URL",
                        "comment_journal_db_url": "COMMENT_JOURNAL_DB_URL", "comments_db_url": "COMMENTS_DB_URL",
                        "links_db_url": "LINKS_DB_URL", "page_profile_db_url": "PAGE_PROFILE_DB_URL",
-                       "contacts_db_url": "CONTACTS_DB_URL", "broadcasts_db_url": "BROADCASTS_DB_URL"}
+                       "contacts_db_url": "CONTACTS_DB_URL", "broadcasts_db_url": "BROADCASTS_DB_URL",
+                       "csat_db_url": "CSAT_DB_URL"}
 
 
 # `bot run` puts "rasa-2" on RASA_PORT+10, "rasa-3" on +20 … (bot/profile.py extra_rasa_ports; RASA_PORT+1 is the
@@ -124,6 +126,7 @@ class Settings:
     page_profile_db_url: str = field(default="", repr=False)
     contacts_db_url: str = field(default="", repr=False)
     broadcasts_db_url: str = field(default="", repr=False)
+    csat_db_url: str = field(default="", repr=False)
     outbox_page_rate: float = 40.0  # sends per second per page
     outbox_lease_seconds: float = 30.0  # a claimed message is another worker's after this (at-least-once window)
     outbox_batch_size: int = 32  # messages a standalone worker (`python -m outbox worker`) claims at once
@@ -146,6 +149,11 @@ class Settings:
     # due broadcasts and refreshes their report this often.
     broadcast_page_rate: float = 10.0
     broadcasts_poll_seconds: float = 2.0
+    # Customer satisfaction (csat/): how a person is asked for a rating after an agent closes the conversation
+    # (CSAT_MODE: template = Meta's customer feedback template, quick_replies, off) and the privacy policy the
+    # template must link (CSAT_PRIVACY_URL; without it the template cannot be sent: quick replies are used).
+    csat_mode: str = "template"
+    csat_privacy_url: str = ""
     event_retention_days: float = 30.0  # finished webhook events kept this long (connectors/ingest.py)
     # The Rasa channel (connectors/messenger.py): journaled windows re-applied this often; Rasa turns at once.
     messenger_upkeep_seconds: float = 30.0
@@ -550,6 +558,8 @@ def load_settings(env: Mapping[str, str] | None = None, overrides: Mapping[str, 
                                      "broadcast sends per second per page"),
         broadcasts_poll_seconds=_bounded(get, "BROADCASTS_POLL_SECONDS", 2.0, 0.01, 3600,
                                          "seconds between the broadcast runner's rounds"),
+        csat_mode=_csat_mode(get),
+        csat_privacy_url=_csat_privacy_url(get),
         event_retention_days=_number(get, "MESSENGER_EVENT_RETENTION_DAYS", 30.0),
         messenger_upkeep_seconds=_bounded(get, "MESSENGER_UPKEEP_SECONDS", 30.0, 0.1, 3600,
                                           "seconds between rounds of the webhook upkeep"),
@@ -584,6 +594,30 @@ def load_settings(env: Mapping[str, str] | None = None, overrides: Mapping[str, 
     settings.check_production_safe()
     settings.check_real_pages_need_production()
     return settings
+
+
+CSAT_MODES = ("template", "quick_replies", "off")
+
+
+def _csat_mode(get: Callable[..., Any]) -> str:
+    mode = (get("CSAT_MODE") or "").strip().lower() or "template"
+    if mode not in CSAT_MODES:
+        raise SettingsError(f"CSAT_MODE must be one of {', '.join(CSAT_MODES)}, not {mode[:40]!r}")
+    return mode
+
+
+def _csat_privacy_url(get: Callable[..., Any]) -> str:
+    """The page's privacy policy, which Meta's feedback template must link: an https:// (or http://) URL or nothing."""
+    raw = (get("CSAT_PRIVACY_URL") or "").strip()
+    if not raw:
+        return ""
+    try:
+        parts = urlsplit(raw)
+    except ValueError as exc:
+        raise SettingsError("CSAT_PRIVACY_URL is not a valid URL") from exc
+    if parts.scheme not in ("https", "http") or not parts.hostname or any(char.isspace() for char in raw):
+        raise SettingsError("CSAT_PRIVACY_URL must be an https://host/… URL (the page's privacy policy)")
+    return raw
 
 
 def _service_url(get: Callable[..., Any], name: str, default: str, schemes: tuple[str, ...], what: str) -> str:

@@ -20,6 +20,7 @@ COPY page_profile page_profile
 COPY contacts contacts
 COPY handoff handoff
 COPY sandbox sandbox
+COPY csat csat
 COPY broadcasts broadcasts
 COPY console console
 COPY connectors connectors

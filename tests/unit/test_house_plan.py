@@ -30,6 +30,7 @@ FLOORS: dict[str, int] = {
     "contacts": 3,
     "handoff": 3,
     "sandbox": 3,
+    "csat": 3,
     "broadcasts": 4,
     "console": 5,
     "connectors": 6,
