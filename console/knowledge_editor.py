@@ -9,12 +9,14 @@ request meanwhile is refused at once with `EditorBusy` (429, in Spanish) instead
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import shutil
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,7 +27,7 @@ from core.errors import DomainError
 from knowledge_matrix.embedders import Embedder, shared_embedder
 from knowledge_matrix.errors import KnowledgeMatrixError
 from knowledge_matrix.knowledge_base import KnowledgeBase
-from knowledge_matrix.matrix import SheetLimits
+from knowledge_matrix.matrix import Sheet, SheetLimits, read_sheet, split_questions
 from knowledge_matrix.publish import (
     NothingToRollBackError,
     UnknownVersionError,
@@ -36,12 +38,14 @@ from knowledge_matrix.publish import (
     list_versions,
     load_draft,
     load_version,
+    version_dir,
 )
 from knowledge_matrix.publish import publish as publish_matrix
 from knowledge_matrix.publish import rollback as roll_back_matrix
 from knowledge_matrix.report import COLUMN_LABELS, Report
 from knowledge_matrix.retrieval import Verdict
 from knowledge_matrix.settings import DEFAULT_SETTINGS
+from knowledge_matrix.text import fold
 
 MAX_UPLOAD_BYTES = SheetLimits().file_bytes  # the matrix's own limit, for the request guard and the upload route
 
@@ -196,6 +200,20 @@ class KnowledgeEditor(Protocol):
         """Serve the previous published version again (or `version_id`)."""
         ...
 
+    def draft_with_question(self, entry_id: str, question: str, by: str, *,
+                            origin: Mapping[str, Any] | None = None) -> Draft:
+        """A draft: the live matrix with one more way of asking in entry `entry_id` (then the usual report)."""
+        ...
+
+    def draft_with_entry(self, entry_id: str, questions: Sequence[str], answer: str, by: str, *,
+                         origin: Mapping[str, Any] | None = None) -> Draft:
+        """A draft: the live matrix with a new entry (then the usual report)."""
+        ...
+
+    def draft_origin(self, draft_id: str) -> dict[str, Any] | None:
+        """What a draft made by `draft_with_*` came from (`origin`), None for an uploaded one."""
+        ...
+
 
 # --- over the knowledge_matrix package -----------------------------------------------------------------
 
@@ -231,6 +249,81 @@ def _tried(verdict: Verdict) -> TriedAnswer:
 def _version(info: VersionInfo, live_id: str | None) -> Version:
     return Version(info.id, info.published_datetime, info.published_by, info.entry_count, info.filename,
                    live=info.id == live_id)
+
+
+# --- a draft made of the live matrix plus one change («Preguntas sin respuesta») -----------------------
+
+MAX_QUESTION_CHARS = 500  # one way of asking, as the matrix keeps it
+MAX_NEW_QUESTIONS = 50
+ORIGIN_FILE = "origin.json"  # beside draft.json: what a draft made from the live matrix came from
+DRAFT_NAME_SUFFIX = " (Preguntas sin respuesta)"  # the editor's file name, then this: a draft made in the console
+_SEPARATORS = re.compile(r"[\s|]+")  # a new line or "|" would split one question into two in the cell
+
+
+def clean_question(text: str) -> str:
+    """One way of asking as a cell keeps it: one line, no «|» (both separate questions), no control characters."""
+    printable = "".join(char if char.isprintable() else " " for char in text)
+    return _SEPARATORS.sub(" ", printable).strip()[:MAX_QUESTION_CHARS].strip()
+
+
+def sheet_table(sheet: Sheet) -> list[list[str]]:
+    """A read sheet as a table again (header row first) that reads back the same: its columns under the names
+    editors use, the editor's own columns kept."""
+    keys = [*sheet.columns, *(f"extra:{header}" for header in sheet.unknown_headers)]
+    header = [COLUMN_LABELS.get(column, column) for column in sheet.columns] + list(sheet.unknown_headers)
+    return [header] + [[row.cells.get(key, "") for key in keys] for row in sheet.rows]
+
+
+def table_csv(table: Sequence[Sequence[str]]) -> bytes:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(table)
+    return out.getvalue().encode("utf-8")
+
+
+def _entry_rows(sheet: Sheet, entry_id: str) -> list[int]:
+    return [index for index, row in enumerate(sheet.rows) if row.get("id").strip() == entry_id]
+
+
+def with_question(sheet: Sheet, entry_id: str, question: str) -> list[list[str]]:
+    """The sheet's table with `question` added to entry `entry_id`'s ways of asking (KnowledgeEditorError when the
+    entry is not there, the question is empty or the entry already has it)."""
+    cleaned = clean_question(question)
+    if not cleaned:
+        raise KnowledgeEditorError("Escriba la pregunta que quiere agregar.")
+    found = _entry_rows(sheet, entry_id.strip())
+    if not found:
+        raise KnowledgeEditorError(f"La entrada «{entry_id.strip()[:100]}» no existe en la matriz publicada.")
+    row = sheet.rows[found[0]]
+    current = row.get("questions")
+    if fold(cleaned) in {fold(asked) for asked in split_questions(current)}:
+        raise KnowledgeEditorError(f"La entrada «{entry_id.strip()}» ya tiene la pregunta «{cleaned}».")
+    separator = " | " if "|" in current and "\n" not in current else "\n"
+    table = sheet_table(sheet)
+    column = sheet.columns.index("questions")
+    table[found[0] + 1][column] = current.rstrip() + separator + cleaned if current.strip() else cleaned
+    return table
+
+
+def with_entry(sheet: Sheet, entry_id: str, questions: Sequence[str], answer: str) -> list[list[str]]:
+    """The sheet's table with a new entry at the end (KnowledgeEditorError when the id is taken, or there is no
+    question or no answer). The id's form and the rest are the validation report's to judge."""
+    entry_id = entry_id.strip()
+    if not entry_id:
+        raise KnowledgeEditorError("Escriba el id de la nueva entrada (por ejemplo «horario-feriados»).")
+    if _entry_rows(sheet, entry_id):
+        raise KnowledgeEditorError(f"Ya existe una entrada «{entry_id[:100]}»: elija otro id o agregue la pregunta a "
+                                   "esa entrada.")
+    cleaned = split_questions("\n".join(clean_question(question) for question in questions[:MAX_NEW_QUESTIONS]))
+    if not cleaned:
+        raise KnowledgeEditorError("Escriba al menos una pregunta para la nueva entrada.")
+    if not answer.strip():
+        raise KnowledgeEditorError("Escriba la respuesta de la nueva entrada.")
+    table = sheet_table(sheet)
+    new_row = [""] * len(table[0])
+    for column, value in (("id", entry_id), ("questions", "\n".join(cleaned)), ("answer", answer.strip())):
+        new_row[sheet.columns.index(column)] = value
+    table.append(new_row)
+    return table
 
 
 class MatrixEditor:
@@ -401,3 +494,45 @@ class MatrixEditor:
         except UnknownVersionError as exc:
             raise NothingToRollBack(str(exc)[:1].upper() + str(exc)[1:] + ".") from exc
         return _version(info, info.id)
+
+
+    # a draft from the live matrix plus one change
+
+    def _live_sheet(self) -> tuple[Sheet, VersionInfo]:
+        live = current_version(self.data_dir)
+        if live is None:
+            raise KnowledgeEditorError("Todavía no hay una matriz publicada: suba la matriz y publíquela primero.")
+        sources = sorted(version_dir(self.data_dir, live.id).glob("source.*"))
+        try:
+            if not sources:
+                raise KnowledgeMatrixError(f"the version {live.id} kept no source file")
+            return read_sheet(sources[0]), live
+        except KnowledgeMatrixError as exc:
+            raise KnowledgeUnavailable(f"No se pudo leer la versión publicada {live.id}: {exc}") from exc
+
+    def _draft_from(self, table: list[list[str]], live: VersionInfo, by: str,
+                    origin: Mapping[str, Any] | None) -> Draft:
+        stem = Path(live.filename).stem.removesuffix(DRAFT_NAME_SUFFIX) or "matriz"
+        draft = self.upload(f"{stem}{DRAFT_NAME_SUFFIX}.csv", table_csv(table), by)
+        if origin is not None:
+            (self.drafts_dir / draft.id / ORIGIN_FILE).write_text(json.dumps(dict(origin), ensure_ascii=False),
+                                                                  encoding="utf-8")
+        return draft
+
+    def draft_with_question(self, entry_id: str, question: str, by: str, *,
+                            origin: Mapping[str, Any] | None = None) -> Draft:
+        sheet, live = self._live_sheet()
+        return self._draft_from(with_question(sheet, entry_id, question), live, by, origin)
+
+    def draft_with_entry(self, entry_id: str, questions: Sequence[str], answer: str, by: str, *,
+                         origin: Mapping[str, Any] | None = None) -> Draft:
+        sheet, live = self._live_sheet()
+        return self._draft_from(with_entry(sheet, entry_id, questions, answer), live, by, origin)
+
+    def draft_origin(self, draft_id: str) -> dict[str, Any] | None:
+        directory = self._draft_source(draft_id).parent
+        try:
+            found = json.loads((directory / ORIGIN_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # none (an uploaded draft) or unreadable: not from a group
+            return None
+        return found if isinstance(found, dict) else None
