@@ -38,6 +38,7 @@ from console import inbox as inbox_pages
 from console import links as link_pages
 from console import page_profile as page_profile_pages
 from console import snippets as snippet_rules
+from console import unanswered as unanswered_pages
 from console.auth import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -77,7 +78,8 @@ TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 ASSETS = Path(__file__).parent / "templates" / "console" / "assets"
 ASSET_TYPES = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8",
                "notice.wav": "audio/wav",  # notice.wav: console/notice_sound.py
-               "broadcasts.js": "text/javascript; charset=utf-8"}  # the «Transmisiones» pages (console/broadcasts.py)
+               "broadcasts.js": "text/javascript; charset=utf-8",  # the «Transmisiones» pages (console/broadcasts.py)
+               "unanswered.js": "text/javascript; charset=utf-8"}  # «Preguntas sin respuesta» (console/unanswered.py)
 MAX_REPLY = 2000  # one Messenger text message
 
 AGENTS = ("admin", "agent")
@@ -688,7 +690,9 @@ async def try_question(body: TryBody, request: Request, principal: Editor) -> di
 async def publish(body: PublishBody, request: Request, principal: Editor) -> dict[str, Any]:
     version = await run_in_threadpool(knowledge_of(request).publish, body.draft_id, principal.username)
     log.info("knowledge matrix published", extra={"version": version.id, "by": principal.username})
-    return {"version": version.to_dict()}
+    # A draft made from «Preguntas sin respuesta» resolves its group once published.
+    group_id = await unanswered_pages.resolve_published(request, body.draft_id, principal.username)
+    return {"version": version.to_dict(), "resolved_group_id": group_id}
 
 
 @api.post("/knowledge/rollback")
@@ -730,6 +734,7 @@ def install(app: FastAPI, settings: Settings, authenticator: Authenticator | Non
     inbox_pages.install(app)  # every conversation: /api/console/inbox (the page is /console/inbox?estado=...)
     attachment_sends.install(app)  # files in a reply: /api/console/conversations/{id}/attachment, /attachments/{id}
     broadcast_pages.install(app)  # «Transmisiones»: /console/broadcasts, /api/console/broadcasts (admins)
+    unanswered_pages.install(app)  # «Preguntas sin respuesta»: /console/unanswered, /api/console/unanswered (editors)
 
     app.add_middleware(ConsoleHeaders)
     return auth

@@ -130,6 +130,14 @@ ROLES: dict[tuple[str, str], tuple[frozenset[str], bool]] = {
     ("GET", "/api/console/broadcasts/{broadcast_id}/report"): (ADMINS, True),
     ("GET", "/api/console/broadcasts/{broadcast_id}/failed.csv"): (ADMINS, True),
     ("POST", "/api/console/broadcasts/{broadcast_id}/retry-failed"): (ADMINS, True),
+    # «Preguntas sin respuesta» (console/unanswered.py): editors and admins, and the service token over the API.
+    ("GET", "/console/unanswered"): (EDITORS, False),
+    ("GET", "/console/unanswered/{group_id}"): (EDITORS, False),
+    ("GET", "/api/console/unanswered"): (EDITORS, True),
+    ("GET", "/api/console/unanswered/{group_id}"): (EDITORS, True),
+    ("POST", "/api/console/unanswered/{group_id}/add-to-entry"): (EDITORS, True),
+    ("POST", "/api/console/unanswered/{group_id}/new-entry"): (EDITORS, True),
+    ("POST", "/api/console/unanswered/{group_id}/dismiss"): (EDITORS, True),
 }
 
 # Development only (BOT_ENV=production does not mount them): the Graph API sandbox, its chat, the API docs.
@@ -158,7 +166,8 @@ def app_routes(app: FastAPI) -> set[tuple[str, str]]:
 def concrete(path: str, conversation_id: str = f"{PAGE}:u1") -> str:
     values = {"conversation_id": conversation_id, "name": "console.css", "message_id": "1", "page_id": PAGE,
               "version": "v21.0", "node": "me", "link_id": "1", "fmt": "png",
-              "rule_id": "1", "psid": "u1", "tag": "vip", "file_id": "0" * 64, "broadcast_id": "1"}
+              "rule_id": "1", "psid": "u1", "tag": "vip", "file_id": "0" * 64, "broadcast_id": "1",
+              "group_id": "1"}
     return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], path)
 
 
