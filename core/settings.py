@@ -69,13 +69,14 @@ STORES = {
     "contacts": ("contacts_db_url", "contacts.sqlite3"),  # contacts: profiles, tags, fields, notes
     "broadcasts": ("broadcasts_db_url", "broadcasts.sqlite3"),  # broadcasts ("Transmisiones") and their recipients
     "csat": ("csat_db_url", "csat.sqlite3"),  # customer satisfaction: the ratings asked after a close and answered
+    "answers": ("answers_db_url", "answers.sqlite3"),  # the answer journal and the unanswered questions' groups
 }
 STORE_URL_VARIABLES = {"ingest_db_url": "INGEST_DB_URL", "handoff_db_url": "HANDOFF_DB_URL",
                        "console_db_url": "CONSOLE_DB_URL", "outbox_url": "OUTBOX_URL",
                        "comment_journal_db_url": "COMMENT_JOURNAL_DB_URL", "comments_db_url": "COMMENTS_DB_URL",
                        "links_db_url": "LINKS_DB_URL", "page_profile_db_url": "PAGE_PROFILE_DB_URL",
                        "contacts_db_url": "CONTACTS_DB_URL", "broadcasts_db_url": "BROADCASTS_DB_URL",
-                       "csat_db_url": "CSAT_DB_URL"}
+                       "csat_db_url": "CSAT_DB_URL", "answers_db_url": "ANSWERS_DB_URL"}
 
 
 # `bot run` puts "rasa-2" on RASA_PORT+10, "rasa-3" on +20 … (bot/profile.py extra_rasa_ports; RASA_PORT+1 is the
@@ -127,6 +128,7 @@ class Settings:
     contacts_db_url: str = field(default="", repr=False)
     broadcasts_db_url: str = field(default="", repr=False)
     csat_db_url: str = field(default="", repr=False)
+    answers_db_url: str = field(default="", repr=False)
     outbox_page_rate: float = 40.0  # sends per second per page
     outbox_lease_seconds: float = 30.0  # a claimed message is another worker's after this (at-least-once window)
     outbox_batch_size: int = 32  # messages a standalone worker (`python -m outbox worker`) claims at once
@@ -154,6 +156,10 @@ class Settings:
     # template must link (CSAT_PRIVACY_URL; without it the template cannot be sent: quick replies are used).
     csat_mode: str = "template"
     csat_privacy_url: str = ""
+    # The answer journal (answers/): the key of the people's hashes (ANSWERS_SECRET; empty: the service token) and
+    # how often the app groups new unanswered questions (ANSWERS_GROUP_SECONDS).
+    answers_secret: str = field(default="", repr=False)
+    answers_group_seconds: float = 60.0
     event_retention_days: float = 30.0  # finished webhook events kept this long (connectors/ingest.py)
     # The Rasa channel (connectors/messenger.py): journaled windows re-applied this often; Rasa turns at once.
     messenger_upkeep_seconds: float = 30.0
@@ -560,6 +566,9 @@ def load_settings(env: Mapping[str, str] | None = None, overrides: Mapping[str, 
                                          "seconds between the broadcast runner's rounds"),
         csat_mode=_csat_mode(get),
         csat_privacy_url=_csat_privacy_url(get),
+        answers_secret=get("ANSWERS_SECRET", ""),
+        answers_group_seconds=_bounded(get, "ANSWERS_GROUP_SECONDS", 60.0, 1, 86400,
+                                       "seconds between the groupings of unanswered questions"),
         event_retention_days=_number(get, "MESSENGER_EVENT_RETENTION_DAYS", 30.0),
         messenger_upkeep_seconds=_bounded(get, "MESSENGER_UPKEEP_SECONDS", 30.0, 0.1, 3600,
                                           "seconds between rounds of the webhook upkeep"),

@@ -21,6 +21,7 @@ COPY contacts contacts
 COPY handoff handoff
 COPY sandbox sandbox
 COPY csat csat
+COPY answers answers
 COPY broadcasts broadcasts
 COPY console console
 COPY connectors connectors

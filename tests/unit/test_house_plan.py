@@ -31,6 +31,7 @@ FLOORS: dict[str, int] = {
     "handoff": 3,
     "sandbox": 3,
     "csat": 3,
+    "answers": 3,
     "broadcasts": 4,
     "console": 5,
     "connectors": 6,
