@@ -1,0 +1,100 @@
+-- The answer journal's named queries (PostgreSQL, psycopg2). Parameters are %(named)s; times arrive as ISO 8601 UTC
+-- text and are cast by the columns they meet. The same names as ../sqlite/queries.sql.
+-- A miss: no_answer, handoff, or a did_you_mean nobody followed (no tap by the same person within 10 minutes) once
+-- its 10 minutes are over (`settled`: the end of the window minus 10 minutes).
+
+-- name: insert_answer
+INSERT INTO answers (page_id, person_key, question, handling, at, entry_id, score, candidates_json, reason,
+                     matrix_version)
+VALUES (%(page_id)s, %(person_key)s, %(question)s, %(handling)s, %(at)s, %(entry_id)s, %(score)s, %(candidates_json)s, %(reason)s,
+        %(matrix_version)s)
+RETURNING id;
+
+-- name: mark_followed
+-- A tap on a "¿Quisiste decir…?" candidate: the offers the same person got in the 10 minutes before were followed.
+UPDATE answers SET followed = true
+WHERE person_key = %(person_key)s AND page_id = %(page_id)s AND handling = 'did_you_mean' AND NOT followed
+  AND at >= %(window_start)s::timestamptz AND at <= %(at)s;
+
+-- name: unanswered
+SELECT id, page_id, question, at, person_key, handling FROM answers
+WHERE at >= %(since)s::timestamptz AND at < %(until)s::timestamptz AND (%(page_id)s::text IS NULL OR page_id = %(page_id)s) AND question <> ''
+  AND (handling IN ('no_answer', 'handoff') OR (handling = 'did_you_mean' AND NOT followed AND at <= %(settled)s::timestamptz))
+ORDER BY at, id
+LIMIT %(limit)s;
+
+-- name: ungrouped
+SELECT id, page_id, question, at, person_key, handling FROM answers
+WHERE group_id IS NULL AND NOT followed AND handling IN ('no_answer', 'handoff', 'did_you_mean') AND question <> ''
+  AND (handling <> 'did_you_mean' OR at <= %(settled)s::timestamptz)
+ORDER BY at, id
+LIMIT %(limit)s;
+
+-- name: counts_by_handling
+SELECT handling, count(*) AS n FROM answers
+WHERE at >= %(since)s::timestamptz AND at < %(until)s::timestamptz AND (%(page_id)s::text IS NULL OR page_id = %(page_id)s)
+GROUP BY handling;
+
+-- name: entry_use
+SELECT entry_id, count(*) AS n FROM answers
+WHERE at >= %(since)s::timestamptz AND at < %(until)s::timestamptz AND (%(page_id)s::text IS NULL OR page_id = %(page_id)s)
+  AND handling IN ('matrix', 'selected') AND entry_id IS NOT NULL
+GROUP BY entry_id;
+
+-- name: insert_group
+INSERT INTO answer_groups (label, status, embedder, centroid, created_at, updated_at)
+VALUES (%(label)s, 'open', %(embedder)s, %(centroid)s, %(now)s, %(now)s)
+RETURNING id;
+
+-- name: assign_answer
+UPDATE answers SET group_id = %(group_id)s WHERE id = %(id)s AND group_id IS NULL;
+
+-- name: update_centroid
+UPDATE answer_groups SET centroid = %(centroid)s, embedder = %(embedder)s, updated_at = %(now)s WHERE id = %(id)s;
+
+-- name: centroids
+SELECT g.id, g.embedder, g.centroid, count(a.id) AS size
+FROM answer_groups g LEFT JOIN answers a ON a.group_id = g.id
+GROUP BY g.id, g.embedder, g.centroid
+ORDER BY g.id;
+
+-- name: group_wording
+-- A group's wordings, most asked first.
+SELECT question, count(*) AS n, max(at) AS last_at FROM answers WHERE group_id = %(group_id)s
+GROUP BY question
+ORDER BY n DESC, last_at DESC, question
+LIMIT %(limit)s;
+
+-- name: list_groups
+-- Groups ranked by distinct people, then the most recent; counts over the page asked for (all pages: NULL).
+-- `returned`: misses of a resolved group asked after it was resolved.
+SELECT g.id, g.label, g.status, g.resolved_at, g.resolved_by, g.resolved_entry_id, g.resolved_action,
+       count(a.id) AS questions, count(DISTINCT a.person_key) AS people, min(a.at) AS first_at, max(a.at) AS last_at,
+       sum(CASE WHEN g.status = 'resolved' AND a.at > g.resolved_at THEN 1 ELSE 0 END) AS returned
+FROM answer_groups g JOIN answers a ON a.group_id = g.id
+WHERE (%(status)s::text = 'all' OR g.status = %(status)s) AND (%(page_id)s::text IS NULL OR a.page_id = %(page_id)s)
+  AND (%(group_id)s::bigint IS NULL OR g.id = %(group_id)s)
+GROUP BY g.id, g.label, g.status, g.resolved_at, g.resolved_by, g.resolved_entry_id, g.resolved_action
+ORDER BY people DESC, last_at DESC, g.id
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: group_examples
+SELECT question, at, page_id FROM answers
+WHERE group_id = %(group_id)s AND (%(page_id)s::text IS NULL OR page_id = %(page_id)s)
+ORDER BY at DESC, id DESC
+LIMIT %(limit)s;
+
+-- name: group_pages
+SELECT DISTINCT page_id FROM answers WHERE group_id = %(group_id)s ORDER BY page_id;
+
+-- name: group_exists
+SELECT id FROM answer_groups WHERE id = %(group_id)s;
+
+-- name: resolve_group
+UPDATE answer_groups SET status = %(status)s, resolved_at = %(at)s, resolved_by = %(by)s, resolved_entry_id = %(entry_id)s,
+                         resolved_action = %(action)s, updated_at = %(at)s
+WHERE id = %(group_id)s;
+
+-- name: returned_after
+SELECT count(*) AS n FROM answers a JOIN answer_groups g ON g.id = a.group_id
+WHERE g.id = %(group_id)s AND g.status = 'resolved' AND a.at > g.resolved_at;

@@ -1,0 +1,99 @@
+-- The answer journal's named queries (SQLite). Parameters are :named. The same names as ../postgres/queries.sql.
+-- A miss: no_answer, handoff, or a did_you_mean nobody followed (no tap by the same person within 10 minutes) once
+-- its 10 minutes are over (`settled`: the end of the window minus 10 minutes).
+
+-- name: insert_answer
+INSERT INTO answers (page_id, person_key, question, handling, at, entry_id, score, candidates_json, reason,
+                     matrix_version)
+VALUES (:page_id, :person_key, :question, :handling, :at, :entry_id, :score, :candidates_json, :reason,
+        :matrix_version)
+RETURNING id;
+
+-- name: mark_followed
+-- A tap on a "¿Quisiste decir…?" candidate: the offers the same person got in the 10 minutes before were followed.
+UPDATE answers SET followed = 1
+WHERE person_key = :person_key AND page_id = :page_id AND handling = 'did_you_mean' AND followed = 0
+  AND at >= :window_start AND at <= :at;
+
+-- name: unanswered
+SELECT id, page_id, question, at, person_key, handling FROM answers
+WHERE at >= :since AND at < :until AND (:page_id IS NULL OR page_id = :page_id) AND question <> ''
+  AND (handling IN ('no_answer', 'handoff') OR (handling = 'did_you_mean' AND followed = 0 AND at <= :settled))
+ORDER BY at, id
+LIMIT :limit;
+
+-- name: ungrouped
+SELECT id, page_id, question, at, person_key, handling FROM answers
+WHERE group_id IS NULL AND followed = 0 AND handling IN ('no_answer', 'handoff', 'did_you_mean') AND question <> ''
+  AND (handling <> 'did_you_mean' OR at <= :settled)
+ORDER BY at, id
+LIMIT :limit;
+
+-- name: counts_by_handling
+SELECT handling, count(*) AS n FROM answers
+WHERE at >= :since AND at < :until AND (:page_id IS NULL OR page_id = :page_id)
+GROUP BY handling;
+
+-- name: entry_use
+SELECT entry_id, count(*) AS n FROM answers
+WHERE at >= :since AND at < :until AND (:page_id IS NULL OR page_id = :page_id)
+  AND handling IN ('matrix', 'selected') AND entry_id IS NOT NULL
+GROUP BY entry_id;
+
+-- name: insert_group
+INSERT INTO answer_groups (label, status, embedder, centroid, created_at, updated_at)
+VALUES (:label, 'open', :embedder, :centroid, :now, :now)
+RETURNING id;
+
+-- name: assign_answer
+UPDATE answers SET group_id = :group_id WHERE id = :id AND group_id IS NULL;
+
+-- name: update_centroid
+UPDATE answer_groups SET centroid = :centroid, embedder = :embedder, updated_at = :now WHERE id = :id;
+
+-- name: centroids
+SELECT g.id, g.embedder, g.centroid, count(a.id) AS size
+FROM answer_groups g LEFT JOIN answers a ON a.group_id = g.id
+GROUP BY g.id, g.embedder, g.centroid
+ORDER BY g.id;
+
+-- name: group_wording
+-- A group's wordings, most asked first.
+SELECT question, count(*) AS n, max(at) AS last_at FROM answers WHERE group_id = :group_id
+GROUP BY question
+ORDER BY n DESC, last_at DESC, question
+LIMIT :limit;
+
+-- name: list_groups
+-- Groups ranked by distinct people, then the most recent; counts over the page asked for (all pages: NULL).
+-- `returned`: misses of a resolved group asked after it was resolved.
+SELECT g.id, g.label, g.status, g.resolved_at, g.resolved_by, g.resolved_entry_id, g.resolved_action,
+       count(a.id) AS questions, count(DISTINCT a.person_key) AS people, min(a.at) AS first_at, max(a.at) AS last_at,
+       sum(CASE WHEN g.status = 'resolved' AND a.at > g.resolved_at THEN 1 ELSE 0 END) AS returned
+FROM answer_groups g JOIN answers a ON a.group_id = g.id
+WHERE (:status = 'all' OR g.status = :status) AND (:page_id IS NULL OR a.page_id = :page_id)
+  AND (:group_id IS NULL OR g.id = :group_id)
+GROUP BY g.id, g.label, g.status, g.resolved_at, g.resolved_by, g.resolved_entry_id, g.resolved_action
+ORDER BY people DESC, last_at DESC, g.id
+LIMIT :limit OFFSET :offset;
+
+-- name: group_examples
+SELECT question, at, page_id FROM answers
+WHERE group_id = :group_id AND (:page_id IS NULL OR page_id = :page_id)
+ORDER BY at DESC, id DESC
+LIMIT :limit;
+
+-- name: group_pages
+SELECT DISTINCT page_id FROM answers WHERE group_id = :group_id ORDER BY page_id;
+
+-- name: group_exists
+SELECT id FROM answer_groups WHERE id = :group_id;
+
+-- name: resolve_group
+UPDATE answer_groups SET status = :status, resolved_at = :at, resolved_by = :by, resolved_entry_id = :entry_id,
+                         resolved_action = :action, updated_at = :at
+WHERE id = :group_id;
+
+-- name: returned_after
+SELECT count(*) AS n FROM answers a JOIN answer_groups g ON g.id = a.group_id
+WHERE g.id = :group_id AND g.status = 'resolved' AND a.at > g.resolved_at;

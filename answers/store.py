@@ -1,0 +1,239 @@
+"""The answer journal's store: every handled customer question and the groups of unanswered ones, in a SQLite file
+or a PostgreSQL schema (`open_answers_store(settings.store_url("answers"))`, `core.database`).
+
+Numbered migrations and named queries live in `answers/sql/sqlite/` and `answers/sql/postgres/`. Synchronous and
+thread-safe; async code calls it through a thread. A tap on a "¿Quisiste decir…?" candidate marks the offers the
+same person got in the 10 minutes before as followed, in the same transaction, so "unanswered" is one query.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from answers.grouping import wording_key
+from answers.model import (
+    GROUP_FILTERS,
+    MAX_EXAMPLES,
+    RESOLVE_ACTIONS,
+    SELECTION_WINDOW,
+    AnswerInvalid,
+    AnswerRecord,
+    Example,
+    Group,
+    GroupNotFound,
+    Handling,
+    Question,
+)
+from core.database import DatabaseStore, moment, stored_time
+
+SQL_DIR = Path(__file__).parent / "sql"  # sqlite/ and postgres/: numbered migrations and queries.sql
+EXAMPLE_ROWS = 200  # a group's latest questions read to pick its examples
+MAX_UNANSWERED = 100_000
+MAX_GROUPS_PAGE = 500
+
+FloatVector = npt.NDArray[np.float32]
+
+
+def encode_vector(vector: FloatVector) -> str:
+    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+
+
+def decode_vector(text: str) -> FloatVector | None:
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError):
+        return None
+    if not raw or len(raw) % 4:
+        return None
+    return np.frombuffer(raw, dtype="<f4").astype(np.float32)
+
+
+@dataclass(frozen=True)
+class NewGroup:
+    """A group `regroup` found: its label, the journal rows in it and its centre."""
+
+    label: str
+    members: tuple[int, ...]
+    centroid: FloatVector
+
+
+@dataclass(frozen=True)
+class StoredCentroid:
+    group_id: int
+    embedder: str
+    vector: FloatVector | None
+    size: int
+
+
+def _settled(until: datetime) -> str:
+    """A "¿Quisiste decir…?" is a miss only once its 10 minutes are over."""
+    return stored_time(until - SELECTION_WINDOW)
+
+
+def _question(row: Any) -> Question:
+    return Question(id=int(row["id"]), question=row["question"], at=moment(row["at"]), person_key=row["person_key"],
+                    handling=Handling(row["handling"]), page_id=row["page_id"])
+
+
+class AnswersStore(DatabaseStore):
+    """A file path, `sqlite:///path`, `:memory:` or `postgresql://…` (schema: the URL's search_path, else
+    "answers")."""
+
+    BACKEND = "answers"
+    SQL_DIR = SQL_DIR
+
+    def _read(self, name: str, params: Mapping[str, Any]) -> list[Any]:
+        return self._db.read(name, params)
+
+    # --- the journal ------------------------------------------------------------------------------------------
+
+    def record(self, rec: AnswerRecord) -> int:
+        """Journal one handled question; a SELECTED marks the person's offers of the last 10 minutes followed."""
+        at = stored_time(rec.at)
+        with self._db.write() as conn:
+            row = conn.execute(self._db.queries["insert_answer"], {
+                "page_id": rec.page_id, "person_key": rec.person_key, "question": rec.question,
+                "handling": rec.handling.value, "at": at, "entry_id": rec.entry_id,
+                "score": float(rec.score) if rec.score is not None else None,
+                "candidates_json": json.dumps(list(rec.candidates), ensure_ascii=False),
+                "reason": rec.reason, "matrix_version": rec.matrix_version}).fetchone()
+            if rec.handling is Handling.SELECTED:
+                conn.execute(self._db.queries["mark_followed"], {
+                    "page_id": rec.page_id, "person_key": rec.person_key, "at": at,
+                    "window_start": stored_time(rec.at - SELECTION_WINDOW)})
+        return int(row["id"])
+
+    def unanswered(self, page_id: str | None, since: datetime, until: datetime) -> list[Question]:
+        """The misses asked in [since, until), oldest first (a "¿Quisiste decir…?" once its 10 minutes are over)."""
+        return [_question(row) for row in self._read("unanswered", {
+            "page_id": page_id, "since": stored_time(since), "until": stored_time(until), "settled": _settled(until),
+            "limit": MAX_UNANSWERED})]
+
+    def counts_by_handling(self, page_id: str | None, since: datetime, until: datetime) -> dict[str, int]:
+        """Questions in [since, until) by how they were handled; every handling present (0 when none)."""
+        counts = dict.fromkeys((handling.value for handling in Handling), 0)
+        for row in self._read("counts_by_handling", {"page_id": page_id, "since": stored_time(since),
+                                                     "until": stored_time(until)}):
+            counts[row["handling"]] = int(row["n"])
+        return counts
+
+    def entry_use(self, page_id: str | None, since: datetime, until: datetime) -> dict[str, int]:
+        """How often each entry answered (from the matrix or a tapped candidate) in [since, until)."""
+        return {row["entry_id"]: int(row["n"]) for row in self._read("entry_use", {
+            "page_id": page_id, "since": stored_time(since), "until": stored_time(until)})}
+
+    # --- grouping ---------------------------------------------------------------------------------------------
+
+    def ungrouped(self, now: datetime, limit: int = 2000) -> list[Question]:
+        """Misses not in a group yet, oldest first."""
+        return [_question(row) for row in self._read("ungrouped", {"settled": _settled(now), "limit": limit})]
+
+    def centroids(self) -> list[StoredCentroid]:
+        return [StoredCentroid(int(row["id"]), row["embedder"], decode_vector(row["centroid"]), int(row["size"]))
+                for row in self._read("centroids", {})]
+
+    def group_wording(self, group_id: int, limit: int = 50) -> list[str]:
+        """The group's distinct wordings, most asked first."""
+        return [row["question"] for row in self._read("group_wording", {"group_id": group_id, "limit": limit})]
+
+    def save_groups(self, new_groups: Sequence[NewGroup], joined: Mapping[int, Sequence[int]],
+                    centroids: Mapping[int, FloatVector], embedder: str, now: datetime) -> list[int]:
+        """One regroup in one transaction: new groups made, journal rows joined to existing groups, the touched
+        groups' centres updated. The new groups' ids."""
+        stamp = stored_time(now)
+        created: list[int] = []
+        with self._db.write() as conn:
+            for group in new_groups:
+                row = conn.execute(self._db.queries["insert_group"], {
+                    "label": group.label, "embedder": embedder, "centroid": encode_vector(group.centroid),
+                    "now": stamp}).fetchone()
+                group_id = int(row["id"])
+                created.append(group_id)
+                for answer_id in group.members:
+                    conn.execute(self._db.queries["assign_answer"], {"group_id": group_id, "id": answer_id})
+            for group_id, members in joined.items():
+                for answer_id in members:
+                    conn.execute(self._db.queries["assign_answer"], {"group_id": group_id, "id": answer_id})
+            for group_id, vector in centroids.items():
+                conn.execute(self._db.queries["update_centroid"], {
+                    "id": group_id, "centroid": encode_vector(vector), "embedder": embedder, "now": stamp})
+        return created
+
+    # --- groups -----------------------------------------------------------------------------------------------
+
+    def groups(self, status: str = "open", *, page_id: str | None = None, limit: int = 50,
+               offset: int = 0) -> list[Group]:
+        """Groups ranked by distinct people, then the most recent; `status` open, resolved, dismissed or all."""
+        if status not in GROUP_FILTERS:
+            raise AnswerInvalid("status", "El estado debe ser «open», «resolved», «dismissed» o «all».")
+        if not 1 <= limit <= MAX_GROUPS_PAGE:
+            raise AnswerInvalid("limit", f"El límite debe estar entre 1 y {MAX_GROUPS_PAGE}.")
+        if offset < 0:
+            raise AnswerInvalid("offset", "El desplazamiento no puede ser negativo.")
+        rows = self._read("list_groups", {"status": status, "page_id": page_id, "group_id": None, "limit": limit,
+                                          "offset": offset})
+        return [self._group(row, page_id) for row in rows]
+
+    def group(self, group_id: int, *, page_id: str | None = None) -> Group:
+        rows = self._read("list_groups", {"status": "all", "page_id": page_id, "group_id": group_id, "limit": 1,
+                                          "offset": 0})
+        if not rows:
+            raise GroupNotFound(group_id)
+        return self._group(rows[0], page_id)
+
+    def _group(self, row: Any, page_id: str | None) -> Group:
+        group_id = int(row["id"])
+        latest = self._read("group_examples", {"group_id": group_id, "page_id": page_id, "limit": EXAMPLE_ROWS})
+        seen: dict[str, tuple[str, datetime, int]] = {}
+        for example in latest:  # newest first: the first of a wording is its latest
+            key = wording_key(example["question"])
+            question, at, count = seen.get(key, (example["question"], moment(example["at"]), 0))
+            seen[key] = (question, at, count + 1)
+        ranked = sorted(seen.values(), key=lambda item: (-item[2], -item[1].timestamp()))
+        pages = tuple(page["page_id"] for page in self._read("group_pages", {"group_id": group_id}))
+        return Group(
+            id=group_id, label=row["label"], status=row["status"], people=int(row["people"]),
+            questions=int(row["questions"]), first_at=moment(row["first_at"]), last_at=moment(row["last_at"]),
+            examples=tuple(Example(question, at) for question, at, _ in ranked[:MAX_EXAMPLES]),
+            page_ids=pages,
+            resolved_at=moment(row["resolved_at"]) if row["resolved_at"] is not None else None,
+            resolved_by=row["resolved_by"], resolved_entry_id=row["resolved_entry_id"],
+            resolved_action=row["resolved_action"], returned=int(row["returned"] or 0),
+            wording=tuple(question for question, _, _ in ranked),
+        )
+
+    def resolve_group(self, group_id: int, entry_id: str | None, action: str, by: str, at: datetime) -> Group:
+        """Resolved by a published draft (`added_question`, `new_entry`) or set aside (`dismissed`)."""
+        if action not in RESOLVE_ACTIONS:
+            raise AnswerInvalid("action", "La acción debe ser «added_question», «new_entry» o «dismissed».")
+        if action != "dismissed" and not (entry_id or "").strip():
+            raise AnswerInvalid("entry_id", "Falta la entrada de la matriz que responde este grupo.")
+        status = "dismissed" if action == "dismissed" else "resolved"
+        if not self._db.run("resolve_group", {"group_id": group_id, "status": status, "at": stored_time(at),
+                                              "by": by, "entry_id": entry_id, "action": action}):
+            raise GroupNotFound(group_id)
+        return self.group(group_id)
+
+    def dismiss_group(self, group_id: int, by: str, at: datetime) -> Group:
+        return self.resolve_group(group_id, None, "dismissed", by, at)
+
+    def returned_after(self, group_id: int) -> int:
+        """Misses that joined a resolved group after it was resolved (0 while open)."""
+        if not self._read("group_exists", {"group_id": group_id}):
+            raise GroupNotFound(group_id)
+        rows = self._read("returned_after", {"group_id": group_id})
+        return int(rows[0]["n"]) if rows else 0
+
+
+def open_answers_store(url: Path | str) -> AnswersStore:
+    """The answer journal at `settings.store_url("answers")`: `sqlite:///path` (or a path) or `postgresql://…`."""
+    return AnswersStore(url)
