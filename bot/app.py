@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
@@ -28,8 +29,11 @@ from console.rasa_events import RasaEventFeed, paused_check
 from contacts.store import open_contacts_store
 from contacts.sync import ContactSync
 from core.settings import DEMO_APP_SECRET, SANDBOX_PAGE_ID, Settings, load_settings
+from csat.model import question_id_of
+from csat.service import Csat
+from csat.store import open_csat_store
 from handoff.rasa_api import HttpRasaTrackers
-from handoff.service import Handoff, open_handoff_store
+from handoff.service import AUTO_RESUME_BY, Handoff, open_handoff_store
 from knowledge_matrix.live import LiveKnowledge
 from links.store import LinksStore
 from meta.graph import GraphClient
@@ -46,6 +50,16 @@ class ChatInput(BaseModel):
     kind: Literal["text", "quick_reply", "postback"] = "text"
     text: str = Field(default="", max_length=2000)
     payload: str = Field(default="", max_length=1000)
+    page_id: str = SANDBOX_PAGE_ID
+
+
+class FeedbackInput(BaseModel):
+    """The person answers the customer feedback template (the sandbox signs it as Meta's `messaging_feedback`)."""
+
+    user_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    score: int = Field(ge=1, le=5)
+    text: str | None = Field(default=None, max_length=400)
+    question_id: str | None = Field(default=None, max_length=80, pattern=r"^[A-Za-z0-9_]+$")  # None: their newest
     page_id: str = SANDBOX_PAGE_ID
 
 
@@ -110,6 +124,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.broadcasts = Broadcasts(broadcasts_store, contacts_store, outbox, app.state.handoff,
                                           page_rate=min(settings.broadcast_page_rate, settings.outbox_page_rate))
         broadcasts_task = asyncio.create_task(app.state.broadcasts.run(settings.broadcasts_poll_seconds))
+        # Customer satisfaction (csat/): an agent's close asks the person for a rating through the outbox; the
+        # answers arrive from the ingest journal (POST /internal/csat/answer).
+        csat_store = open_csat_store(settings.store_url("csat"))
+        app.state.csat = Csat(csat_store, outbox, mode=settings.csat_mode, privacy_url=settings.csat_privacy_url)
+        csat_task = asyncio.create_task(_ask_after_closes(app.state.handoff, app.state.csat))
         # The scale profile: Rasa's event broker feeds the console's live view (user and bot messages, pauses).
         app.state.rasa_events = _rasa_event_feed(settings, app.state.handoff)
         if app.state.rasa_events is not None:
@@ -126,17 +145,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await comment_task
             app.state.contact_sync.stop()
             await contacts_task
+            csat_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await csat_task
             broadcasts_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await broadcasts_task
             await outbox.stop()
             await rasa.close()
             app.state.broadcasts.close()  # its store threads, before the stores they use
+            app.state.csat.close()
             handoff_store.close()
             comment_journal.close()
             comment_rules.close()
             contacts_store.close()
             broadcasts_store.close()
+            csat_store.close()
             await client.close()
             outbox.close()
 
@@ -152,6 +176,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(outbox_api.router)
     app.include_router(internal_api.router)
     app.include_router(internal_api.referrals_router)  # m.me links, QR codes, ads (connectors/referrals.py)
+    app.include_router(internal_api.csat_router)  # ratings from the ingest journal (connectors/messenger.py)
     console.install(app, settings)  # pages under /console, JSON under /api/console (login required)
     errors.install(app)  # every error of every package, answered from one table
 
@@ -182,6 +207,22 @@ def _campaign_of(app: FastAPI) -> Callable[[str, str], str | None]:
         return f"ad:{first.ad_id}" if first.ad_id else first.ref
 
     return campaign_of
+
+
+async def _ask_after_closes(handoff: Handoff, csat: Csat) -> None:
+    """Every close by a person (a resume, not the idle auto-resume) asks the person to rate it (csat/). Listens to the
+    handoff's live events, in this process: the console and the internal API close conversations here."""
+    async for event in handoff.subscribe():
+        by = event.data.get("by") if event.kind == "resumed" else None
+        conversation = event.data.get("conversation") or {}
+        if not by or by == AUTO_RESUME_BY or not conversation.get("page_id"):
+            continue
+        try:
+            await csat.ask_after_close(event.conversation_id, str(conversation["page_id"]),
+                                       str(conversation["user_id"]), str(by), event.at)
+        except Exception:  # the outbox or the store failed: this close is not asked, the next ones are
+            logging.getLogger(__name__).exception("asking for a rating failed",
+                                                  extra={"conversation_id": event.conversation_id})
 
 
 def _rasa_event_feed(settings: Settings, handoff: Handoff) -> RasaEventFeed | None:
@@ -224,6 +265,26 @@ def _add_sandbox_chat(app: FastAPI, settings: Settings) -> None:
             raise HTTPException(502, f"the Rasa webhook at {webhook_url} did not answer: {type(exc).__name__}") from exc
         content = item.get("message") or item.get("postback") or {}
         return {"webhook_status": answer.status_code, "mid": content.get("mid")}
+
+    @app.post("/sandbox/feedback")
+    async def feedback_send(answer: FeedbackInput) -> dict[str, Any]:
+        """The person submits the customer feedback template: signed as Meta's `messaging_feedback` webhook and
+        delivered to the webhook process (the real path: journal, connector, the app's ratings). Without a question
+        id it answers the person's newest open question."""
+        question_id = answer.question_id
+        if question_id is None:
+            ask = await app.state.csat.latest_open(answer.page_id, answer.user_id)
+            if ask is None:
+                raise HTTPException(404, "Esta persona no tiene una encuesta de satisfacción pendiente.")
+            question_id = question_id_of(ask.id)
+        item = simulate.feedback(answer.page_id, answer.user_id, question_id, answer.score, answer.text)
+        raw, headers = simulate.signed_request(simulate.webhook_body(answer.page_id, [item]), settings.app_secret)
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                delivered = await client.post(webhook_url, content=raw, headers=headers)
+        except httpx.HTTPError as exc:
+            raise HTTPException(502, f"El webhook en {webhook_url} no respondió ({type(exc).__name__}).") from exc
+        return {"webhook_status": delivered.status_code, "question_id": question_id}
 
     @app.post("/sandbox/comments")
     async def comment_send(comment: CommentInput) -> dict[str, Any]:

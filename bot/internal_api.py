@@ -7,6 +7,10 @@
 - `POST /internal/handoff/reply` and `/resume`: what the console does, for other tools (and the tests) that
   hold the service token.
 
+- `POST /internal/csat/answer` (`csat_router`): the connector reports a rating (Meta's `messaging_feedback`, or a
+  satisfaction quick reply tapped), journaled in the ingest journal until the app confirmed it; the app records it
+  in the csat store (once per event key; a rating no open question matches is confirmed too, `recorded: false`).
+
 - `POST /internal/referrals` (`referrals_router`): the connector reports a referral (an m.me link or QR code opened,
   a Get Started postback with a ref, a message from an ad); the app records it in the links store (once per event
   key) and answers the link's start (`{"intent": …}` / `{"entry_id": …}`), which the connector gives Rasa as the
@@ -26,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 
 from console.links import LinksRefused, links_of
 from core.postgres import DatabaseUnavailable
+from csat.service import Csat
 from handoff.model import PauseReason, ReplyRefused
 from handoff.service import Handoff
 from links.model import MAX_INCOMING_REF, Referral
@@ -160,3 +165,34 @@ async def referral(payload: ReferralRequest, request: Request) -> Any:
     return {"recorded": recorded.recorded,
             "link": {"id": link.id, "name": link.name, "enabled": link.enabled} if link is not None else None,
             "start": start.to_dict() if start is not None else None}
+
+
+csat_router = APIRouter(prefix="/internal/csat", tags=["csat"], dependencies=[Depends(require_service_token)])
+
+
+class FeedbackAnswerBody(BaseModel):
+    question_id: str = Field(default="", max_length=200, pattern=NO_NUL)
+    type: str = Field(default="", max_length=40, pattern=NO_NUL)
+    payload: str = Field(default="", max_length=40, pattern=NO_NUL)
+    follow_up: str | None = Field(default=None, max_length=2000, pattern=NO_NUL)
+
+
+class CsatAnswerRequest(BaseModel):
+    page_id: str = Field(min_length=1, max_length=64, pattern=NO_NUL)
+    user_id: str = Field(min_length=1, max_length=128, pattern=NO_NUL)
+    event_key: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
+    timestamp_ms: int = Field(default=0, ge=0, le=2**53)  # Meta's time; 0: none given (the app's own is used)
+    via: Literal["template", "quick_replies"]
+    answers: list[FeedbackAnswerBody] = Field(max_length=20)
+
+
+@csat_router.post("/answer")
+async def csat_answer(payload: CsatAnswerRequest, request: Request) -> Any:
+    csat: Csat = request.app.state.csat
+    now = csat.clock()
+    at = now
+    if payload.timestamp_ms:  # Meta's time, never in our future
+        at = min(datetime.fromtimestamp(payload.timestamp_ms / 1000, tz=timezone.utc), now)
+    ask = await csat.record_answer(payload.page_id, payload.user_id, payload.via,
+                                   [answer.model_dump() for answer in payload.answers], payload.event_key, at)
+    return {"recorded": ask is not None, "ask": ask.to_dict() if ask is not None else None}

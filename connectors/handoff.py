@@ -16,6 +16,7 @@ from typing import Any
 
 from core.settings import PAGE_INBOX_APP_ID
 from handoff.model import PauseReason
+from meta.events import EventKind, InboundEvent
 
 logger = logging.getLogger(__name__)
 
@@ -27,23 +28,39 @@ def outside_author(app_id: str | None) -> str:
     return "page_inbox" if app_id in (None, "", PAGE_INBOX_APP_ID) else f"app:{app_id}"
 
 
+def feedback_body(event: InboundEvent) -> dict[str, Any]:
+    """What the app's `POST /internal/csat/answer` takes of a rating event: Meta's answers (the template), or the
+    quick reply's score; `timestamp_ms` is Meta's time (0: none given, as on `messaging_feedback`: the app uses its
+    own), `event_key` the ingest journal's dedup key (a redelivery or a replay records nothing twice)."""
+    if event.kind is EventKind.FEEDBACK:
+        via = "template"
+        answers = [{"question_id": answer.question_id, "type": answer.type, "payload": answer.payload,
+                    "follow_up": answer.follow_up} for answer in event.feedback]
+    else:
+        via = "quick_replies"
+        answers = [{"question_id": "", "type": "csat", "payload": str(event.csat_score), "follow_up": None}]
+    return {"page_id": event.page_id, "user_id": event.user_id, "event_key": event.dedup_key,
+            "timestamp_ms": event.timestamp_ms, "via": via, "answers": answers}
+
+
 class AppHandoffClient:
     """`POST {BOT_APP_URL}/internal/handoff/…` with aiohttp (one pooled session)."""
 
     def __init__(self, app_url: str, service_token: str, timeout_seconds: float = TIMEOUT_SECONDS) -> None:
         self.base_url = app_url + "/internal/handoff"
+        self.csat_url = app_url + "/internal/csat/answer"
         self._headers = {"Authorization": f"Bearer {service_token}"}
         self.timeout_seconds = timeout_seconds
         self._session: Any = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    async def _post(self, path: str, body: dict[str, Any]) -> bool:
+    async def _post(self, path: str, body: dict[str, Any], url: str | None = None) -> bool:
         import aiohttp
 
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_seconds))
         try:
-            async with self._session.post(self.base_url + path, json=body, headers=self._headers) as response:
+            async with self._session.post(url or self.base_url + path, json=body, headers=self._headers) as response:
                 if response.status == 200:
                     return True
                 text = await response.text()
@@ -62,6 +79,10 @@ class AppHandoffClient:
                     text: str | None = None) -> bool:
         return await self._post("/pause", {"page_id": page_id, "user_id": user_id, "reason": reason.value,
                                            "paused_by": paused_by, "text": text})
+
+    async def feedback(self, event: InboundEvent) -> bool:
+        """A rating (`InboundEvent.is_feedback`) for the app's ratings: `POST /internal/csat/answer`."""
+        return await self._post("/csat/answer", feedback_body(event), url=self.csat_url)
 
     def in_background(self, call: Any) -> None:
         """Fire and forget (the webhook must answer at once); the task is kept until it ends."""

@@ -93,8 +93,10 @@ def initial_status(event: InboundEvent, own_app_id: str) -> str:
 
 
 def needs_live_view_notice(event: InboundEvent, status: str) -> bool:
-    """What a user writes while another app holds the thread (standby) is shown in the agents' live view."""
-    return status != PENDING and event.standby and event.opens_window
+    """What the app must hear of an event no turn of Rasa handles (`notice_pending`): what a user writes while
+    another app holds the thread (standby) is shown in the agents' live view; a rating (Meta's feedback template
+    submitted, a satisfaction quick reply tapped: `InboundEvent.is_feedback`) goes to the app's ratings (csat/)."""
+    return status != PENDING and ((event.standby and event.opens_window) or event.is_feedback)
 
 
 @dataclass(frozen=True)

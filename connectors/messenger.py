@@ -480,8 +480,11 @@ class MessengerInput(InputChannel):
         logger.warning("the live-view notice is journaled for the upkeep loop", extra={"event_id": event_id})
 
     async def _notice_recorded(self, event: InboundEvent) -> bool:
-        """What a user writes while another app holds the thread (standby) reaches the agents' live view. Journaled
-        (`notice_pending`) in the ingest transaction; True once the app confirmed it."""
+        """What a user writes while another app holds the thread (standby) reaches the agents' live view; a rating
+        reaches the app's ratings (csat/). Journaled (`notice_pending`) in the ingest transaction; True once the app
+        confirmed it (a rating the app cannot match to a question it asked is confirmed too: nothing to retry)."""
+        if event.is_feedback:
+            return await self.handoff.feedback(event)
         return await self.handoff.user_message(
             event.page_id, event.user_id, event.shown_text(), user_message_time(event)
         )

@@ -55,6 +55,7 @@ class EventKind(str, Enum):
     READ = "read"
     REACTION = "reaction"
     HANDOVER = "handover"
+    FEEDBACK = "feedback"  # `messaging_feedback`: the person submitted Meta's customer feedback template
     UNKNOWN = "unknown"
 
 
@@ -67,6 +68,44 @@ _RASA_COMMAND = re.compile(r"^\s*/+\s*([^\s{@]*)")
 RASA_CONTROL_INTENTS = frozenset({"restart", "back", "session_start"})
 _HANDOVER_KEYS = ("pass_thread_control", "take_thread_control", "request_thread_control", "app_roles")
 THUMBS_UP_STICKER_IDS = {369239263222822, 369239343222814, 369239383222810}
+
+# The satisfaction question asked with quick replies (csat/): each option's payload is `/csat{"score":N}`, N 1 to 5.
+# The person's tap is for the app's ratings, not for Rasa (`InboundEvent.is_feedback`).
+CSAT_SCORES = range(1, 6)
+_CSAT_PAYLOAD = re.compile(r'^/csat\{"score":\s*([1-5])\}$')
+# Meta's free-form answer holds at most 400 characters; longer text is not Meta's and is cut.
+FEEDBACK_TEXT_MAX_CHARS = 400
+
+
+def csat_payload(score: int) -> str:
+    """The quick reply payload of one rating option."""
+    if score not in CSAT_SCORES:
+        raise ValueError(f"a rating is 1 to 5, not {score!r}")
+    return '/csat{"score":' + str(score) + "}"
+
+
+def csat_score_of(payload: str | None) -> int | None:
+    """The rating a quick reply payload carries (None: not a rating)."""
+    match = _CSAT_PAYLOAD.match(payload or "")
+    return int(match.group(1)) if match else None
+
+
+@dataclass(frozen=True)
+class FeedbackAnswer:
+    """One answered question of Meta's customer feedback template (`feedback_screens[].questions{id: …}`): the
+    question id we set when asking, its type (csat, nps, ces, free_form), the score as Meta sends it (text) and the
+    optional free-form text (`follow_up.payload`)."""
+
+    question_id: str
+    type: str
+    payload: str
+    follow_up: str | None = None
+
+    @property
+    def score(self) -> int | None:
+        """The score as a number (None: not a whole number, e.g. a free_form question)."""
+        text = self.payload.strip()
+        return int(text) if text.isdigit() and len(text) <= 3 else None
 
 _ATTACHMENT_LABELS = {
     "image": "imagen",
@@ -99,6 +138,18 @@ class InboundEvent:
     standby: bool = False
     watermark_ms: int | None = None  # a receipt's: everything the page sent up to this time was delivered / read
     mids: tuple[str, ...] = ()  # a delivery receipt's: the messages delivered (Meta may leave it out)
+    feedback: tuple[FeedbackAnswer, ...] = ()  # a FEEDBACK event's answers (`messaging_feedback`)
+
+    @property
+    def csat_score(self) -> int | None:
+        """A tap on one of the satisfaction quick replies: its rating (None: any other event)."""
+        return csat_score_of(self.payload) if self.kind is EventKind.MESSAGE else None
+
+    @property
+    def is_feedback(self) -> bool:
+        """A rating for the app (Meta's feedback template submitted, or a satisfaction quick reply tapped): journaled
+        for the app (the journal's `notice_pending`), never a turn of Rasa."""
+        return bool(self.user_id) and (self.kind is EventKind.FEEDBACK or self.csat_score is not None)
 
     @property
     def is_receipt(self) -> bool:
@@ -126,8 +177,9 @@ class InboundEvent:
 
     @property
     def is_user_input(self) -> bool:
-        """Whether Rasa should see it: what the user said or clicked, while we own the thread."""
-        return not self.standby and self.kind in (EventKind.MESSAGE, EventKind.POSTBACK)
+        """Whether Rasa should see it: what the user said or clicked, while we own the thread (a rating goes to the
+        app instead)."""
+        return not self.standby and self.kind in (EventKind.MESSAGE, EventKind.POSTBACK) and not self.is_feedback
 
     @property
     def opens_window(self) -> bool:
@@ -272,13 +324,12 @@ def _timestamp_ms(item: Mapping[str, Any]) -> int:
     return value
 
 
-def _watermark_ms(receipt: Mapping[str, Any], where: str) -> int | None:
-    """A receipt's `watermark` (milliseconds): absent gives None, a wrong shape refuses the item."""
+def _watermark_ms(receipt: Mapping[str, Any]) -> int | None:
+    """A receipt's `watermark` (milliseconds): absent or of a wrong shape gives None. The field alone is ignored,
+    not the receipt: a delivery still names its `mids`, and a receipt without a watermark marks nothing else."""
     value = receipt.get("watermark")
-    if value is None:
-        return None
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TIMESTAMP_MS:
-        raise MalformedItemError(f"{where}watermark is not a time in milliseconds")
+        return None
     return value
 
 
@@ -301,6 +352,34 @@ def _attachments(message: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
         raise MalformedItemError("message.attachments is not a list")
     # An attachment that is not an object is left out: the others still stand for the message.
     return tuple(a for a in value if isinstance(a, Mapping))
+
+
+def _feedback_answers(feedback: Mapping[str, Any]) -> tuple[FeedbackAnswer, ...]:
+    """`messaging_feedback.feedback_screens[].questions{id: {type, payload, follow_up{type, payload}}}` (Meta's
+    documented shape). A screen or answer in another shape refuses the item; one without answers gives ()."""
+    screens = feedback.get("feedback_screens")
+    if screens is None:
+        return ()
+    if not isinstance(screens, list):
+        raise MalformedItemError("messaging_feedback.feedback_screens is not a list")
+    answers: list[FeedbackAnswer] = []
+    for screen in screens:
+        if not isinstance(screen, Mapping):
+            raise MalformedItemError("a feedback screen is not an object")
+        questions = _object_field(screen, "questions", "feedback_screens[].")
+        for question_id, answer in (questions or {}).items():
+            where = "feedback_screens[].questions[]."
+            if not isinstance(answer, Mapping):
+                raise MalformedItemError(f"{where[:-1]} is not an object")
+            follow_up = _object_field(answer, "follow_up", where)
+            text = _text_field(follow_up, "payload", where + "follow_up.") if follow_up is not None else None
+            answers.append(FeedbackAnswer(
+                question_id=str(question_id)[:200],
+                type=(_text_field(answer, "type", where) or "")[:40],
+                payload=(_id_field(answer, "payload", where) or "")[:40],
+                follow_up=text[:FEEDBACK_TEXT_MAX_CHARS] if text else None,
+            ))
+    return tuple(answers)
 
 
 def _needs(user_id: str, party: str, kind: EventKind) -> str:
@@ -366,19 +445,27 @@ def parse_messaging_item(item: Mapping[str, Any], page_id: str, standby: bool = 
         return InboundEvent(
             EventKind.DELIVERY,
             user_id=sender,
-            watermark_ms=_watermark_ms(delivery, "delivery."),
+            watermark_ms=_watermark_ms(delivery),
             mids=_mids(delivery),
             **base,
         )
     read = _object_field(item, "read", "")
     if read is not None:
-        return InboundEvent(EventKind.READ, user_id=sender, watermark_ms=_watermark_ms(read, "read."), **base)
+        return InboundEvent(EventKind.READ, user_id=sender, watermark_ms=_watermark_ms(read), **base)
     reaction = _object_field(item, "reaction", "")
     if reaction is not None:
         return InboundEvent(
             EventKind.REACTION,
             user_id=_needs(sender, "sender", EventKind.REACTION),
             mid=_id_field(reaction, "mid", "reaction."),
+            **base,
+        )
+    feedback = _object_field(item, "messaging_feedback", "")
+    if feedback is not None:
+        return InboundEvent(
+            EventKind.FEEDBACK,
+            user_id=_needs(sender, "sender", EventKind.FEEDBACK),
+            feedback=_feedback_answers(feedback),
             **base,
         )
     if any(key in item for key in _HANDOVER_KEYS):

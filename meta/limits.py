@@ -58,7 +58,32 @@ MEDIA_ATTACHMENT_TYPES = frozenset({"image", "audio", "video", "file"})
 ATTACHMENT_MAX_BYTES = 25 * 1024 * 1024
 ATTACHMENT_URL_IMAGE_MAX_BYTES = 8 * 1024 * 1024
 ATTACHMENT_TYPES = MEDIA_ATTACHMENT_TYPES | {"template"}
-TEMPLATE_TYPES = frozenset({"button", "generic", "media"})
+TEMPLATE_TYPES = frozenset({"button", "generic", "media", "customer_feedback"})
 BUTTON_TYPES = frozenset({"web_url", "postback", "phone_number"})
 QUICK_REPLY_CONTENT_TYPES = frozenset({"text", "user_phone_number", "user_email"})
 MEDIA_TEMPLATE_MEDIA_TYPES = frozenset({"image", "video"})
+
+# Customer feedback template (Meta: "Customer Feedback Template", in development): a title, a subtitle and a button in
+# the thread; one screen with one question (csat, nps, ces or free_form), an optional free-form follow-up; a privacy
+# policy link; the form expires after 1 to 7 days. No URLs in the texts. The CUSTOMER_FEEDBACK tag goes with this
+# template only.
+FEEDBACK_TITLE_MAX_CHARS = 65
+FEEDBACK_SUBTITLE_MAX_CHARS = 80
+FEEDBACK_BUTTON_TITLE_MAX_CHARS = 20
+FEEDBACK_QUESTION_ID_MAX_CHARS = 80
+FEEDBACK_QUESTION_TITLE_MIN_CHARS = 5
+FEEDBACK_QUESTION_TITLE_MAX_CHARS = 85
+FEEDBACK_PLACEHOLDER_MAX_CHARS = 65
+FEEDBACK_EXPIRES_DAYS = range(1, 8)
+FEEDBACK_SCREENS_MAX = 1
+FEEDBACK_QUESTIONS_MAX = 1
+FEEDBACK_QUESTION_TYPES = frozenset({"csat", "nps", "ces", "free_form"})
+FEEDBACK_SCORE_OPTIONS = {
+    "csat": frozenset({"one_to_five", "five_stars", "five_emojis"}),
+    "nps": frozenset({"zero_to_ten"}),
+    "ces": frozenset({"one_to_seven"}),
+}
+FEEDBACK_SCORE_LABELS = frozenset({"neg_pos", "hard_easy", "dis_sat", "unlike_like", "poor_great", "none"})
+FEEDBACK_TEMPLATE_KEYS = frozenset({"template_type", "title", "subtitle", "button_title", "feedback_screens",
+                                    "business_privacy", "expires_in_days"})
+FEEDBACK_QUESTION_KEYS = frozenset({"id", "type", "title", "score_label", "score_option", "follow_up"})

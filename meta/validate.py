@@ -28,6 +28,21 @@ from meta.limits import (
     ELEMENT_BUTTONS_MAX,
     ELEMENT_SUBTITLE_MAX_CHARS,
     ELEMENT_TITLE_MAX_CHARS,
+    FEEDBACK_BUTTON_TITLE_MAX_CHARS,
+    FEEDBACK_EXPIRES_DAYS,
+    FEEDBACK_PLACEHOLDER_MAX_CHARS,
+    FEEDBACK_QUESTION_ID_MAX_CHARS,
+    FEEDBACK_QUESTION_KEYS,
+    FEEDBACK_QUESTION_TITLE_MAX_CHARS,
+    FEEDBACK_QUESTION_TITLE_MIN_CHARS,
+    FEEDBACK_QUESTION_TYPES,
+    FEEDBACK_QUESTIONS_MAX,
+    FEEDBACK_SCORE_LABELS,
+    FEEDBACK_SCORE_OPTIONS,
+    FEEDBACK_SCREENS_MAX,
+    FEEDBACK_SUBTITLE_MAX_CHARS,
+    FEEDBACK_TEMPLATE_KEYS,
+    FEEDBACK_TITLE_MAX_CHARS,
     GENERIC_ELEMENTS_MAX,
     MEDIA_ATTACHMENT_TYPES,
     MEDIA_TEMPLATE_ELEMENTS_MAX,
@@ -110,6 +125,7 @@ def validate_send_request(body: Mapping[str, Any]) -> GraphErrorSpec | None:
         or _check_messaging_type(body)
         or _check_tag(body)
         or (_check_message(body["message"]) if body.get("message") is not None else None)
+        or _check_feedback_tag(body)
     )
 
 
@@ -314,7 +330,133 @@ def _check_template(path: str, payload: Mapping[str, Any]) -> GraphErrorSpec | N
         return _check_button_template(path, payload)
     if template_type == "generic":
         return _check_generic_template(path, payload)
+    if template_type == "customer_feedback":
+        return _check_feedback_template(path, payload)
     return _check_media_template(path, payload)
+
+
+# --- the customer feedback template ----------------------------------------------------------
+
+
+def _is_feedback_template(message: Any) -> bool:
+    attachment = message.get("attachment") if isinstance(message, Mapping) else None
+    payload = attachment.get("payload") if isinstance(attachment, Mapping) else None
+    return isinstance(payload, Mapping) and payload.get("template_type") == "customer_feedback"
+
+
+def _check_feedback_tag(body: Mapping[str, Any]) -> GraphErrorSpec | None:
+    """Meta: "the tag can only be used with the customer feedback template. Use in any other form is prohibited and
+    will fail"."""
+    if body.get("tag") == "CUSTOMER_FEEDBACK" and not _is_feedback_template(body.get("message")):
+        return _param_error("The CUSTOMER_FEEDBACK tag can only be used with the customer feedback template")
+    return None
+
+
+def _has_url(text: str) -> bool:
+    lowered = text.lower()
+    return "://" in lowered or "www." in lowered
+
+
+def _check_feedback_text(path: str, value: Any, most: int, *, required: bool, least: int = 0
+                         ) -> GraphErrorSpec | None:
+    """A text of the template: required or not, within its length, and without a URL (Meta: "No URLs")."""
+    if value is None:
+        return _required(path) if required else None
+    if not _is_non_empty_string(value):
+        return _not_non_empty_string(path)
+    if len(value) < least:
+        return _param_error(f"Length of param {path} must be greater than or equal to {least}")
+    if _has_url(value):
+        return _param_error(f"Param {path} cannot contain a URL")
+    return _check_length(path, value, most)
+
+
+def _check_feedback_template(path: str, payload: Mapping[str, Any]) -> GraphErrorSpec | None:
+    error = (
+        _check_keys(path, payload, FEEDBACK_TEMPLATE_KEYS)
+        or _check_feedback_text(f"{path}[title]", payload.get("title"), FEEDBACK_TITLE_MAX_CHARS, required=True)
+        or _check_feedback_text(f"{path}[subtitle]", payload.get("subtitle"), FEEDBACK_SUBTITLE_MAX_CHARS,
+                                required=True)
+        or _check_feedback_text(f"{path}[button_title]", payload.get("button_title"),
+                                FEEDBACK_BUTTON_TITLE_MAX_CHARS, required=True)
+    )
+    if error:
+        return error
+    privacy = payload.get("business_privacy")
+    if privacy is None:
+        return _required(f"{path}[business_privacy]")
+    if not isinstance(privacy, Mapping):
+        return _param_error(f"param {path}[business_privacy] must be an object.")
+    if privacy.get("url") is None:
+        return _required(f"{path}[business_privacy][url]")
+    error = _check_url(f"{path}[business_privacy][url]", privacy.get("url"))
+    if error:
+        return error
+    expires = payload.get("expires_in_days")
+    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int)
+                                or expires not in FEEDBACK_EXPIRES_DAYS):
+        return _param_error(f"Param {path}[expires_in_days] must be an integer between 1 and 7")
+    screens_path = f"{path}[feedback_screens]"
+    screens = payload.get("feedback_screens")
+    if screens is None:
+        return _required(screens_path)
+    error = _check_array(screens_path, screens, FEEDBACK_SCREENS_MAX)
+    if error:
+        return error
+    screen = screens[0]
+    if not isinstance(screen, Mapping):
+        return _param_error(f"param {screens_path}[0] must be an object.")
+    questions_path = f"{screens_path}[0][questions]"
+    questions = screen.get("questions")
+    if questions is None:
+        return _required(questions_path)
+    return _check_array(questions_path, questions, FEEDBACK_QUESTIONS_MAX) or _check_feedback_question(
+        f"{questions_path}[0]", questions[0])
+
+
+def _check_feedback_question(path: str, question: Any) -> GraphErrorSpec | None:
+    if not isinstance(question, Mapping):
+        return _param_error(f"param {path} must be an object.")
+    error = _check_keys(path, question, FEEDBACK_QUESTION_KEYS)
+    if error:
+        return error
+    question_id = question.get("id")
+    if question_id is None:
+        return _required(f"{path}[id]")
+    if not isinstance(question_id, str) or not question_id or not all(
+            char.isascii() and (char.isalnum() or char == "_") for char in question_id):
+        return _param_error(f"Param {path}[id] must be alphanumeric (letters, digits and underscores)")
+    error = _check_length(f"{path}[id]", question_id, FEEDBACK_QUESTION_ID_MAX_CHARS)
+    if error:
+        return error
+    kind = question.get("type")
+    if kind is None:
+        return _required(f"{path}[type]")
+    if not _is_one_of(kind, FEEDBACK_QUESTION_TYPES):
+        return _enum_error(f"{path}[type]", FEEDBACK_QUESTION_TYPES)
+    error = _check_feedback_text(f"{path}[title]", question.get("title"), FEEDBACK_QUESTION_TITLE_MAX_CHARS,
+                                 required=False, least=FEEDBACK_QUESTION_TITLE_MIN_CHARS)
+    if error:
+        return error
+    label = question.get("score_label")
+    if label is not None and not _is_one_of(label, FEEDBACK_SCORE_LABELS):
+        return _enum_error(f"{path}[score_label]", FEEDBACK_SCORE_LABELS)
+    option = question.get("score_option")
+    options = FEEDBACK_SCORE_OPTIONS.get(str(kind), frozenset())
+    if option is not None and not _is_one_of(option, options):
+        return _enum_error(f"{path}[score_option]", options) if options else _param_error(
+            f"Param {path}[score_option] is not supported for a {kind} question")
+    follow_up = question.get("follow_up")
+    if follow_up is None:
+        return None
+    if not isinstance(follow_up, Mapping):
+        return _param_error(f"param {path}[follow_up] must be an object.")
+    if follow_up.get("type") is None:
+        return _required(f"{path}[follow_up][type]")
+    if follow_up.get("type") != "free_form":
+        return _enum_error(f"{path}[follow_up][type]", frozenset({"free_form"}))
+    return _check_feedback_text(f"{path}[follow_up][placeholder]", follow_up.get("placeholder"),
+                                FEEDBACK_PLACEHOLDER_MAX_CHARS, required=False)
 
 
 def _check_button_template(path: str, payload: Mapping[str, Any]) -> GraphErrorSpec | None:

@@ -136,3 +136,18 @@ def signed_request(body: dict[str, Any], app_secret: str) -> tuple[bytes, dict[s
     """The raw bytes and headers of a delivery; sign the bytes you send, as Meta does."""
     raw = json.dumps(body, ensure_ascii=False).encode("utf-8")
     return raw, {"Content-Type": "application/json", SIGNATURE_HEADER: sign(raw, app_secret)}
+
+
+# --- Meta's customer feedback template answered (`messaging_feedback`) ------------------------------------------------
+
+
+def feedback(page_id: str, user_id: str, question_id: str, score: int | str, text: str | None = None,
+             question_type: str = "csat") -> dict[str, Any]:
+    """One `messaging_feedback` item as Meta documents it: the person submitted the template whose question had
+    `question_id`, with `score` (sent as text) and, if they wrote one, the free-form `text`. Meta's example has no
+    `timestamp` on the item (the entry's `time` says when)."""
+    answer: dict[str, Any] = {"type": question_type, "payload": str(score)}
+    if text is not None:
+        answer["follow_up"] = {"type": "free_form", "payload": text}
+    return {"sender": {"id": user_id}, "recipient": {"id": page_id},
+            "messaging_feedback": {"feedback_screens": [{"screen_id": 0, "questions": {question_id: answer}}]}}

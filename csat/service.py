@@ -1,0 +1,136 @@
+"""`Csat`: ask for a rating after an agent closes a conversation, through the outbox; record the answer.
+
+Asking (`ask_after_close`): one ask per close. CSAT_MODE=template sends Meta's customer feedback template (purpose
+follow_up, sender system): the outbox's policy decides how, inside 24 hours a standard message, up to 7 days with the
+CUSTOMER_FEEDBACK tag, after that refused. CSAT_MODE=quick_replies (or template without CSAT_PRIVACY_URL, which the
+template must link) asks with five quick replies, inside the 24-hour window only. `Outbox.preview` decides first; a
+refusal is recorded as `not_sent` with the policy's reason, never silent. CSAT_MODE=off asks nothing.
+
+Answering (`record_answer`): the webhook's `messaging_feedback` (the template: its question id names the ask) or the
+tap of a quick reply (the person's newest open ask) reaches the app from the ingest journal (connectors/); the first
+answer of an ask stays, an event is recorded once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+from core.offload import Offload
+from csat.model import (
+    THANKS_TEXT,
+    AgentSatisfaction,
+    Ask,
+    How,
+    Mode,
+    feedback_template,
+    quick_replies_question,
+    read_answer,
+)
+from csat.store import CsatStore
+from outbox.model import NewMessage, Purpose, SenderKind
+from outbox.outbox import Outbox
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Csat:
+    def __init__(self, store: CsatStore, outbox: Outbox, *, mode: str = "template", privacy_url: str = "",
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        self.store = store
+        self.outbox = outbox
+        self.mode = Mode(mode)
+        self.privacy_url = privacy_url
+        self.clock = clock
+        self._offload = Offload("csat-store")
+
+    async def _db(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self._offload.run(fn, *args)
+
+    def close(self) -> None:
+        self._offload.close()
+
+    @property
+    def how(self) -> How | None:
+        """What this app asks with (None: it does not ask). The template needs the page's privacy policy."""
+        if self.mode is Mode.OFF:
+            return None
+        if self.mode is Mode.TEMPLATE and self.privacy_url:
+            return How.TEMPLATE
+        return How.QUICK_REPLIES
+
+    async def ask_after_close(self, conversation_id: str, page_id: str, user_id: str, agent: str,
+                              closed_at: datetime, now: datetime | None = None) -> Ask | None:
+        """Ask the person to rate the conversation an agent just closed (None: CSAT_MODE=off). A close seen before
+        returns its ask and sends nothing again."""
+        how = self.how
+        if how is None:
+            return None
+        now = now or self.clock()
+        ask, created = await self._db(self.store.create_ask, page_id, user_id, conversation_id, agent, closed_at, now)
+        if not created:
+            return ask
+        message = feedback_template(ask.id, self.privacy_url) if how is How.TEMPLATE else quick_replies_question()
+        new = NewMessage(page_id=page_id, recipient_id=user_id, message=message, sender=SenderKind.SYSTEM,
+                         purpose=Purpose.FOLLOW_UP, idempotency_key=f"csat:{ask.id}")
+        decision = await self.outbox.preview(new, now)
+        if not decision.allowed:
+            await self._db(self.store.mark_not_sent, ask.id, how, decision.reason_code, decision.reason_es)
+            logger.info("satisfaction not asked: the policy refused it",
+                        extra={"conversation_id": conversation_id, "reason": decision.reason_code})
+        else:
+            queued, _new = await self.outbox.enqueue(new)
+            await self._db(self.store.mark_sent, ask.id, how, decision.tag, queued.id)
+        return await self._db(self.store.get, ask.id)
+
+    async def record_answer(self, page_id: str, user_id: str, via: str, answers: Sequence[Mapping[str, Any]],
+                            event_key: str, at: datetime | None = None) -> Ask | None:
+        """The person's answer → the ask it answers (None: no rating in it, no open ask of this person, answered
+        before, or this event recorded already). A quick reply's answer is thanked (the template shows Meta's own
+        confirmation)."""
+        answer = read_answer(answers)
+        if answer.rating is None:
+            return None
+        ask = None
+        if answer.ask_id is not None:
+            ask = await self._db(self.store.get, answer.ask_id)
+            if ask is not None and (ask.page_id, ask.user_id) != (page_id, user_id):
+                ask = None  # another person's question id: not theirs to answer
+        if ask is None:
+            ask = await self._db(self.store.latest_open, page_id, user_id)
+        if ask is None:
+            logger.info("a rating with no open question", extra={"page_id": page_id, "via": via})
+            return None
+        at = at or self.clock()
+        if not await self._db(self.store.record_answer, ask.id, answer.rating, answer.comment, at, event_key):
+            return None
+        if via == How.QUICK_REPLIES.value:
+            await self._thank(ask, at)
+        return await self._db(self.store.get, ask.id)
+
+    async def _thank(self, ask: Ask, at: datetime) -> None:
+        new = NewMessage(page_id=ask.page_id, recipient_id=ask.user_id, message={"text": THANKS_TEXT},
+                         sender=SenderKind.BOT, purpose=Purpose.REPLY, idempotency_key=f"csat:{ask.id}:thanks")
+        try:
+            if (await self.outbox.preview(new, at)).allowed:
+                await self.outbox.enqueue(new)
+        except Exception:  # the rating is stored; only the thanks is missing
+            logger.exception("could not thank for a rating", extra={"ask_id": ask.id})
+
+    async def latest_open(self, page_id: str, user_id: str) -> Ask | None:
+        """The person's newest question still waiting for an answer."""
+        return await self._db(self.store.latest_open, page_id, user_id)
+
+    async def of_conversation(self, conversation_id: str) -> list[Ask]:
+        return await self._db(self.store.of_conversation, conversation_id)
+
+    async def agent_satisfaction(self, since: datetime | None = None) -> list[AgentSatisfaction]:
+        return await self._db(self.store.agent_satisfaction, since)

@@ -1,0 +1,47 @@
+-- The csat store's named queries (SQLite). Parameters are :named. The same names as ../postgres/queries.sql.
+
+-- name: insert_ask
+-- A close seen twice (the same conversation and time) inserts nothing.
+INSERT INTO csat_asks (page_id, user_id, conversation_id, agent, closed_at, asked_at, status)
+VALUES (:page_id, :user_id, :conversation_id, :agent, :closed_at, :now, 'sent')
+ON CONFLICT (conversation_id, closed_at) DO NOTHING
+RETURNING id;
+
+-- name: ask_of_close
+SELECT * FROM csat_asks WHERE conversation_id = :conversation_id AND closed_at = :closed_at;
+
+-- name: get_ask
+SELECT * FROM csat_asks WHERE id = :id;
+
+-- name: mark_sent
+UPDATE csat_asks SET status = 'sent', how = :how, tag = :tag, outbox_id = :outbox_id WHERE id = :id;
+
+-- name: mark_not_sent
+UPDATE csat_asks SET status = 'not_sent', how = :how, reason_code = :reason_code, reason_es = :reason_es
+WHERE id = :id;
+
+-- name: latest_open_ask
+-- The person's newest ask still waiting for an answer (a quick reply names no ask).
+SELECT * FROM csat_asks WHERE page_id = :page_id AND user_id = :user_id AND status = 'sent'
+ORDER BY id DESC LIMIT 1;
+
+-- name: record_answer
+-- The first answer stays: an ask answered already, or an event recorded before, changes nothing.
+UPDATE csat_asks SET status = 'answered', rating = :rating, comment = :comment, answered_at = :at,
+    answer_event_key = :event_key
+WHERE id = :id AND status = 'sent'
+  AND NOT EXISTS (SELECT 1 FROM csat_asks AS seen WHERE seen.answer_event_key = :event_key);
+
+-- name: asks_of_conversation
+SELECT * FROM csat_asks WHERE conversation_id = :conversation_id ORDER BY id DESC LIMIT :limit;
+
+-- name: agent_satisfaction
+-- Per agent, the asks made since :since (NULL: all): how many reached the person, how many were answered, the average.
+SELECT agent,
+       SUM(CASE WHEN status != 'not_sent' THEN 1 ELSE 0 END) AS asked,
+       COUNT(rating) AS answered,
+       AVG(rating) AS average
+FROM csat_asks
+WHERE :since IS NULL OR asked_at >= :since
+GROUP BY agent
+ORDER BY agent;
