@@ -486,22 +486,38 @@ def _audience_fields(value: Any) -> dict[str, str]:
     return fields
 
 
-def _audience_time(value: Any, name: str) -> datetime | None:
-    if value is None:
-        return None
-    what = "La fecha de la última interacción"
+# The years a time given by a person may name: a date outside them is a typo (and the first or last day of
+# datetime's range cannot even be moved to UTC: 0001-01-01T00:00:00+14:00 is before year 1).
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+
+
+def aware_time(value: Any, name: str, what: str) -> datetime:
+    """A time someone typed (ISO 8601 text with its zone, or an aware datetime) as aware UTC, or ContactInvalid(name,
+    Spanish) naming the field: not ISO 8601, no zone, or outside the years 2000–2100 (also the dates that overflow
+    when moved to UTC)."""
+    example = "(2026-11-30T15:00:00+00:00)"
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str) and len(value) <= 40:
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
         except ValueError as exc:
-            raise ContactInvalid(name, f"{what} debe tener el formato ISO 8601 (2026-11-30T15:00:00+00:00).") from exc
+            raise ContactInvalid(name, f"{what} debe tener el formato ISO 8601 {example}.") from exc
     else:
-        raise ContactInvalid(name, f"{what} debe ser un texto ISO 8601 (2026-11-30T15:00:00+00:00).")
+        raise ContactInvalid(name, f"{what} debe ser un texto ISO 8601 {example}.")
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ContactInvalid(name, f"{what} debe indicar la zona horaria (por ejemplo +00:00 o Z).")
-    return parsed.astimezone(timezone.utc)
+    try:
+        utc = parsed.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        utc = None
+    if utc is None or not FIRST_YEAR <= utc.year <= LAST_YEAR:
+        raise ContactInvalid(name, f"{what} debe estar entre los años {FIRST_YEAR} y {LAST_YEAR}.")
+    return utc
+
+
+def _audience_time(value: Any, name: str) -> datetime | None:
+    return aware_time(value, name, "La fecha de la última interacción") if value is not None else None
 
 
 @dataclass(frozen=True)

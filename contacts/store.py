@@ -133,7 +133,7 @@ def decode_inbox_cursor(cursor: str) -> tuple[str, int]:
         at, sep, number = text[len(_INBOX_CURSOR_PREFIX):].partition("|")
         if text.startswith(_INBOX_CURSOR_PREFIX) and sep and number.isdigit() and 0 < int(number) < 2**63:
             return stored_time(datetime.fromisoformat(at)), int(number)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
         pass
     raise ContactInvalid("cursor", "El cursor de la página no es válido; vuelva a la primera página.")
 

@@ -21,6 +21,7 @@ from contacts.model import (
     Contact,
     ContactInvalid,
     ContactQuery,
+    aware_time,
     check_fields,
     check_note,
     check_tags,
@@ -247,6 +248,13 @@ def test_any_json_is_an_audience_or_a_spanish_refusal_naming_the_field(data: Any
     ({"page_id": AUDIENCE_PAGE, "fields": {"ciudad": " "}}, "fields.ciudad"),
     ({"page_id": AUDIENCE_PAGE, "last_interaction_after": "2026-11-30T15:00:00"}, "last_interaction_after"),
     ({"page_id": AUDIENCE_PAGE, "last_interaction_after": "ayer"}, "last_interaction_after"),
+    # out of datetime's range once moved to UTC (an OverflowError, a 500, before) and out of the years 2000–2100
+    ({"page_id": AUDIENCE_PAGE, "last_interaction_after": "0001-01-01T00:00:00+14:00"}, "last_interaction_after"),
+    ({"page_id": AUDIENCE_PAGE, "last_interaction_before": "9999-12-31T23:59:59-14:00"}, "last_interaction_before"),
+    ({"page_id": AUDIENCE_PAGE, "last_interaction_after": "9999-12-31T23:59:59-14:00"}, "last_interaction_after"),
+    ({"page_id": AUDIENCE_PAGE, "last_interaction_before": "0001-01-01T00:00:00Z"}, "last_interaction_before"),
+    ({"page_id": AUDIENCE_PAGE, "last_interaction_after": "1999-12-31T23:59:59+00:00"}, "last_interaction_after"),
+    ({"page_id": AUDIENCE_PAGE, "last_interaction_before": "2101-01-01T00:00:00Z"}, "last_interaction_before"),
     ({"page_id": AUDIENCE_PAGE, "last_interaction_after": "2026-11-30T15:00:00Z",
       "last_interaction_before": "2026-11-30T10:00:00-05:00"}, "last_interaction_before"),
 ])
@@ -255,6 +263,35 @@ def test_a_bad_audience_names_its_field(body: dict[str, Any], field: str) -> Non
         Audience.from_dict(body)
     assert refused.value.field == field
     assert any(hint in refused.value.message_es for hint in AUDIENCE_HINTS), refused.value.message_es
+
+
+OFFSETS = st.integers(min_value=-(24 * 60 - 1), max_value=24 * 60 - 1).map(lambda minutes: timedelta(minutes=minutes))
+
+
+@settings(max_examples=300, deadline=None)
+@given(at=st.datetimes(), offset=OFFSETS, name=st.sampled_from(["last_interaction_after", "last_interaction_before"]))
+def test_any_time_with_any_offset_is_kept_in_utc_or_refused_naming_its_field(at: datetime, offset: timedelta,
+                                                                             name: str) -> None:
+    text = at.replace(tzinfo=timezone(offset)).isoformat()
+    try:
+        audience = Audience.from_dict({"page_id": AUDIENCE_PAGE, name: text})
+    except ContactInvalid as refused:
+        assert refused.field == name
+        assert "entre los años 2000 y 2100" in refused.message_es
+        return
+    kept = getattr(audience, name)
+    assert kept.tzinfo == timezone.utc and 2000 <= kept.year <= 2100
+    assert kept == datetime.fromisoformat(text)
+
+
+def test_the_years_a_time_may_name_are_2000_to_2100_in_utc() -> None:
+    assert aware_time("2000-01-01T00:00:00Z", "send_at", "La fecha") == datetime(2000, 1, 1, tzinfo=timezone.utc)
+    assert aware_time("2100-12-31T18:59:59-05:00", "send_at", "La fecha").year == 2100
+    with pytest.raises(ContactInvalid) as refused:
+        aware_time("2100-12-31T19:00:00-05:00", "send_at", "La fecha")  # 2101 in UTC
+    assert refused.value.field == "send_at"
+    with pytest.raises(ContactInvalid):
+        aware_time(datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14))), "send_at", "La fecha")
 
 
 def test_an_audience_reads_z_times_and_folds_nothing_it_keeps() -> None:
