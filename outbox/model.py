@@ -226,6 +226,13 @@ def check_batch(items: Sequence[Any], what: str) -> None:
         raise OutboxInputError("batch_too_large", f"at most {MAX_BATCH} {what} per call", limit=MAX_BATCH)
 
 
+def check_key_prefix(prefix: str) -> str:
+    """A prefix of idempotency keys to cancel by: never empty (that would be every pending message)."""
+    if not isinstance(prefix, str) or not prefix.strip():
+        raise OutboxInputError("invalid_key_prefix", "a key prefix to cancel by must not be empty")
+    return prefix
+
+
 def check_receipt_kind(kind: str) -> str:
     if kind not in RECEIPT_KINDS:
         raise OutboxInputError("invalid_receipt", f"a receipt is 'delivery' or 'read', not {kind!r}")
@@ -335,6 +342,17 @@ class OutboxStore(Protocol):
         ...
 
     def last_user_message_at(self, page_id: str, user_id: str) -> datetime | None: ...
+
+    def last_user_messages(self, page_id: str, user_ids: Sequence[str]) -> dict[str, datetime]:
+        """`last_user_message_at` of up to `MAX_BATCH` users of one page, in one query; users who never wrote are
+        absent."""
+        ...
+
+    def cancel_pending_by_key_prefix(self, prefix: str, now: datetime) -> int:
+        """Every PENDING message whose idempotency key starts with `prefix` (not empty) → CANCELLED, in one
+        statement (a broadcast's cancel: `broadcast:{id}:`). Claimed, sent or final messages are left alone. How
+        many were cancelled."""
+        ...
 
     def conversations_since(self, after: datetime | None, limit: int) -> list[ConversationSeen]:
         """The conversations whose user's last message was recorded after `after` (None: all), in the order they

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from meta.graph import GraphClient
 from outbox.model import (
+    MAX_BATCH,
     Alert,
     ConversationSeen,
     InvalidTransition,
@@ -30,6 +31,7 @@ from outbox.model import (
     SenderKind,
     Status,
     check_batch,
+    check_key_prefix,
     check_receipt_kind,
 )
 from outbox.policy import ConversationWindow, Decision, Policy, ReplyWindows, SendRequest, decide
@@ -208,6 +210,16 @@ class Outbox:
         self.kick()  # the recipient's next message may now be the head of its queue
         return message
 
+    async def cancel_pending_by_key_prefix(self, prefix: str) -> int:
+        """Every PENDING message whose idempotency key starts with `prefix` → CANCELLED, in one statement (a
+        broadcast's cancel: `broadcast:{id}:`; one person's part of it: `broadcast:{id}:{psid}:`). Messages already
+        claimed, sent or final are left alone; calling it again is harmless. How many were cancelled."""
+        check_key_prefix(prefix)
+        count = await self._run(self._store.cancel_pending_by_key_prefix, prefix, self.clock())
+        if count:
+            self.kick()  # the recipients' next messages may now be the heads of their queues
+        return count
+
     async def retry(self, message_id: int) -> OutboxMessage:
         """A dead or failed message → pending, due now (NotFound, InvalidTransition)."""
         message = await self._run(self._store.retry, message_id, self.clock())
@@ -223,6 +235,19 @@ class Outbox:
     async def conversation_window(self, page_id: str, user_id: str) -> ConversationWindow:
         """What the policy decides on for this user on this page: their last own message, the page's opt-in."""
         return await self._run(read_window, self._store, page_id, user_id)
+
+    async def windows_of(self, page_id: str, user_ids: Sequence[str]) -> dict[str, ConversationWindow]:
+        """`conversation_window` of many users of one page: one query per `MAX_BATCH` users (and one for the page).
+        Every user asked for is in the answer (no message: a window with no last message)."""
+        wanted = list(dict.fromkeys(user_ids))
+        if not wanted:
+            return {}
+        opt_in = (await self.page(page_id)).utility_templates
+        last: dict[str, datetime] = {}
+        for start in range(0, len(wanted), MAX_BATCH):
+            last.update(await self._run(self._store.last_user_messages, page_id, wanted[start:start + MAX_BATCH]))
+        return {user_id: ConversationWindow(last_user_message_at=last.get(user_id), page_utility_opt_in=opt_in)
+                for user_id in wanted}
 
     def decide(self, message: SendRequest, window: ConversationWindow, at: datetime) -> Decision:
         """The policy's answer for `message` sent at `at` within `window` (pure: nothing is read or written)."""

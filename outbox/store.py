@@ -75,6 +75,7 @@ from outbox.model import (
     SendSlot,
     Status,
     check_batch,
+    check_key_prefix,
     check_receipt_kind,
     user_text_excerpt,
     utc,
@@ -229,6 +230,26 @@ def receipt_params(kind: str, watermark: datetime | None, mids: Sequence[str], n
         "covers": mark + RECEIPT_CLOCK_SLACK if mark is not None else None,
         "at": mark if mark is not None else now,
     }
+
+
+def receipt_query(
+    kind: str, watermark: datetime | None, mids: Sequence[str], now: datetime
+) -> tuple[str, dict[str, Any]] | None:
+    """The named query a receipt runs and its parameters (`receipt_params`); None when nothing can match (a read
+    without a watermark). The SQL stores' one prelude of `record_receipt`."""
+    params = receipt_params(kind, watermark, mids, now)
+    if kind != RECEIPT_DELIVERY and params["covers"] is None:
+        return None
+    return ("delivery_receipt" if kind == RECEIPT_DELIVERY else "read_receipt"), params
+
+
+def key_prefix_params(prefix: str, now: datetime) -> dict[str, Any]:
+    """`cancel_pending_by_key_prefix`'s parameters: the prefix, its LIKE pattern (wildcards escaped with `\\`) and
+    the first text after every key with the prefix (an index range on SQLite)."""
+    prefix = check_key_prefix(prefix)
+    utc(now)
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return {"prefix": prefix, "pattern": escaped + "%", "upper": prefix[:-1] + chr(ord(prefix[-1]) + 1)}
 
 
 def message_from_row(row: Any) -> OutboxMessage:
@@ -529,6 +550,21 @@ class InMemoryOutboxStore:
         with self._lock:
             return self._last_user_message.get((page_id, user_id))
 
+    def last_user_messages(self, page_id: str, user_ids: Sequence[str]) -> dict[str, datetime]:
+        check_batch(user_ids, "users")
+        with self._lock:
+            return {user_id: self._last_user_message[(page_id, user_id)] for user_id in user_ids
+                    if (page_id, user_id) in self._last_user_message}
+
+    def cancel_pending_by_key_prefix(self, prefix: str, now: datetime) -> int:
+        prefix = key_prefix_params(prefix, now)["prefix"]
+        with self._lock:
+            found = [message for message in self._messages.values()
+                     if message.status is Status.PENDING and message.idempotency_key.startswith(prefix)]
+            for message in found:
+                self._put(message.with_changes(status=Status.CANCELLED))
+        return len(found)
+
     def conversations_since(self, after: datetime | None, limit: int) -> list[ConversationSeen]:
         limit = check_limit(limit)
         with self._lock:
@@ -543,11 +579,12 @@ class InMemoryOutboxStore:
         self, page_id: str, recipient_id: str, kind: str, watermark: datetime | None, mids: Sequence[str],
         now: datetime,
     ) -> int:
-        params = receipt_params(kind, watermark, mids, now)
+        plan = receipt_query(kind, watermark, mids, now)
+        if plan is None:
+            return 0
+        params = plan[1]
         covers: datetime | None = params["covers"]
         mark: datetime = params["at"]
-        if kind != RECEIPT_DELIVERY and covers is None:
-            return 0
         changed = 0
         with self._lock:
             for message in list(self._messages.values()):
@@ -846,10 +883,10 @@ class SQLiteOutboxStore:
         self, page_id: str, recipient_id: str, kind: str, watermark: datetime | None, mids: Sequence[str],
         now: datetime,
     ) -> int:
-        params = receipt_params(kind, watermark, mids, now)
-        if kind != RECEIPT_DELIVERY and params["covers"] is None:
+        plan = receipt_query(kind, watermark, mids, now)
+        if plan is None:
             return 0
-        query = "delivery_receipt" if kind == RECEIPT_DELIVERY else "read_receipt"
+        query, params = plan
         values = {"page_id": page_id, "recipient_id": recipient_id, "mids": json.dumps(params["mids"]),
                   "covers": sqlite_time(params["covers"]), "at": sqlite_time(params["at"])}
         with self._db.write() as conn:
@@ -866,6 +903,18 @@ class SQLiteOutboxStore:
     def last_user_message_at(self, page_id: str, user_id: str) -> datetime | None:
         rows = self._read("last_user_message_at", {"page_id": page_id, "user_id": user_id})
         return to_utc(rows[0]["last_user_message_at"]) if rows else None
+
+    def last_user_messages(self, page_id: str, user_ids: Sequence[str]) -> dict[str, datetime]:
+        check_batch(user_ids, "users")
+        if not user_ids:
+            return {}
+        rows = self._read("last_user_messages", {"page_id": page_id, "user_ids": json.dumps(list(user_ids))})
+        return {row["user_id"]: required_utc(row["last_user_message_at"]) for row in rows}
+
+    def cancel_pending_by_key_prefix(self, prefix: str, now: datetime) -> int:
+        params = key_prefix_params(prefix, now)
+        with self._db.write() as conn:
+            return int(conn.execute(self._queries["cancel_pending_by_key_prefix"], params).rowcount)
 
     def conversations_since(self, after: datetime | None, limit: int) -> list[ConversationSeen]:
         params: dict[str, Any] = {"limit": check_limit(limit)}
@@ -1146,10 +1195,10 @@ class PostgresOutboxStore:
         self, page_id: str, recipient_id: str, kind: str, watermark: datetime | None, mids: Sequence[str],
         now: datetime,
     ) -> int:
-        params = receipt_params(kind, watermark, mids, now)
-        if kind != RECEIPT_DELIVERY and params["covers"] is None:
+        plan = receipt_query(kind, watermark, mids, now)
+        if plan is None:
             return 0
-        query = "delivery_receipt" if kind == RECEIPT_DELIVERY else "read_receipt"
+        query, params = plan
         with self._transaction() as cursor:
             cursor.execute(self._queries[query], {"page_id": page_id, "recipient_id": recipient_id, **params})
             return int(cursor.rowcount)
@@ -1168,6 +1217,20 @@ class PostgresOutboxStore:
             cursor.execute(self._queries["last_user_message_at"], {"page_id": page_id, "user_id": user_id})
             row = cursor.fetchone()
         return to_utc(row["last_user_message_at"]) if row else None
+
+    def last_user_messages(self, page_id: str, user_ids: Sequence[str]) -> dict[str, datetime]:
+        check_batch(user_ids, "users")
+        if not user_ids:
+            return {}
+        with self._transaction() as cursor:
+            cursor.execute(self._queries["last_user_messages"], {"page_id": page_id, "user_ids": list(user_ids)})
+            return {row["user_id"]: required_utc(row["last_user_message_at"]) for row in cursor.fetchall()}
+
+    def cancel_pending_by_key_prefix(self, prefix: str, now: datetime) -> int:
+        params = key_prefix_params(prefix, now)
+        with self._transaction() as cursor:
+            cursor.execute(self._queries["cancel_pending_by_key_prefix"], params)
+            return int(cursor.rowcount)
 
     def conversations_since(self, after: datetime | None, limit: int) -> list[ConversationSeen]:
         params: dict[str, Any] = {"limit": check_limit(limit)}

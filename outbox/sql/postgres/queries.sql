@@ -258,3 +258,15 @@ LEFT JOIN conversations AS c ON c.page_id = %(page_id)s AND c.user_id = latest.r
 WHERE latest.status = 'failed'
   AND latest.last_error_code = ANY (%(codes)s::integer[])
   AND (c.last_user_message_at IS NULL OR c.last_user_message_at <= latest.attempted_at);
+
+-- name: last_user_messages
+-- last_user_message_at of several users of one page; users who never wrote are absent.
+SELECT user_id, last_user_message_at FROM conversations
+WHERE page_id = %(page_id)s AND user_id = ANY (%(user_ids)s::text[]) AND last_user_message_at IS NOT NULL;
+
+-- name: cancel_pending_by_key_prefix
+-- Every pending message whose key starts with `prefix` → cancelled (a broadcast's cancel), through the partial
+-- index messages_pending_by_key (008); the left() test is the exact prefix whatever the pattern.
+UPDATE messages SET status = 'cancelled'
+WHERE status = 'pending' AND idempotency_key LIKE %(pattern)s ESCAPE '\'
+  AND left(idempotency_key, length(%(prefix)s)) = %(prefix)s;

@@ -202,3 +202,15 @@ WHERE latest.newest = 1
   AND latest.status = 'failed'
   AND latest.last_error_code IN (SELECT value FROM json_each(:codes))
   AND (c.last_user_message_at IS NULL OR c.last_user_message_at <= latest.attempted_at);
+
+-- name: last_user_messages
+-- last_user_message_at of several users of one page (:user_ids, a JSON array); users who never wrote are absent.
+SELECT user_id, last_user_message_at FROM conversations
+WHERE page_id = :page_id AND user_id IN (SELECT value FROM json_each(:user_ids)) AND last_user_message_at IS NOT NULL;
+
+-- name: cancel_pending_by_key_prefix
+-- Every pending message whose key starts with :prefix → cancelled (a broadcast's cancel). The range [:prefix,
+-- :upper) walks the keys' unique index; the substr test is the exact prefix.
+UPDATE messages SET status = 'cancelled'
+WHERE idempotency_key >= :prefix AND idempotency_key < :upper
+  AND substr(idempotency_key, 1, length(:prefix)) = :prefix AND status = 'pending';
