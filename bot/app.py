@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 
+from answers.service import Answers, open_answers
 from bot import errors, internal_api
 from bot.request_guard import Guard, RequestGuard
 from broadcasts.service import Broadcasts
@@ -106,8 +107,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # live version, as the console's "try" answers; a paused conversation is left to its agent.
         comment_journal = app.state.comment_journal = open_comment_journal(settings.store_url("comment_journal"))
         comment_rules = app.state.comment_rules = open_rules_store(settings.store_url("comments"))
+        live_knowledge = LiveKnowledge(settings.data_dir)  # the published matrix (comments, unanswered questions)
         app.state.comments = CommentProcessor(comment_journal, comment_rules, outbox,
-                                              answer=knowledge_answerer(LiveKnowledge(settings.data_dir)),
+                                              answer=knowledge_answerer(live_knowledge),
                                               is_paused=paused_check(app.state.handoff.find),
                                               time_zone=settings.business_timezone, graph=client)
         comment_task = asyncio.create_task(app.state.comments.run(settings.comments_poll_seconds))
@@ -129,6 +131,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         csat_store = open_csat_store(settings.store_url("csat"))
         app.state.csat = Csat(csat_store, outbox, mode=settings.csat_mode, privacy_url=settings.csat_privacy_url)
         csat_task = asyncio.create_task(_ask_after_closes(app.state.handoff, app.state.csat))
+        # «Preguntas sin respuesta» (answers/service.py): the action server journals how each question was handled;
+        # this task groups the new misses every ANSWERS_GROUP_SECONDS with the live matrix's own embedder, and the
+        # console lists the groups and suggests entries from the live matrix.
+        app.state.answers = open_answers(settings, knowledge=live_knowledge)
+        regroup_task = asyncio.create_task(_regroup_answers(app.state.answers, settings.answers_group_seconds))
         # The scale profile: Rasa's event broker feeds the console's live view (user and bot messages, pauses).
         app.state.rasa_events = _rasa_event_feed(settings, app.state.handoff)
         if app.state.rasa_events is not None:
@@ -148,6 +155,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             csat_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await csat_task
+            regroup_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await regroup_task
             broadcasts_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await broadcasts_task
@@ -161,6 +171,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             contacts_store.close()
             broadcasts_store.close()
             csat_store.close()
+            app.state.answers.close()
             await client.close()
             outbox.close()
 
@@ -223,6 +234,18 @@ async def _ask_after_closes(handoff: Handoff, csat: Csat) -> None:
         except Exception:  # the outbox or the store failed: this close is not asked, the next ones are
             logging.getLogger(__name__).exception("asking for a rating failed",
                                                   extra={"conversation_id": event.conversation_id})
+
+
+async def _regroup_answers(answers: Answers, every_seconds: float) -> None:
+    """Group the unanswered questions journaled since the last round (in a thread: it embeds), then wait; a round
+    that fails (the journal's database away, the model not loadable) is logged and the next one tries again."""
+    while True:
+        try:
+            await asyncio.to_thread(answers.regroup, datetime.now(timezone.utc))
+        except Exception as exc:
+            logging.getLogger(__name__).warning("grouping the unanswered questions failed: %s", exc,
+                                                extra={"error": type(exc).__name__})
+        await asyncio.sleep(every_seconds)
 
 
 def _rasa_event_feed(settings: Settings, handoff: Handoff) -> RasaEventFeed | None:
