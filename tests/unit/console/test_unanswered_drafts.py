@@ -28,7 +28,7 @@ from tests.unit.console.conftest import Clock
 
 MATRIX = ("id;preguntas;respuesta;notas internas\n"
           "horario;¿A qué hora abren? | ¿Cuál es el horario?;Abrimos de 9:00 a 19:00.;revisar en enero\n"
-          'envios;"¿Hacen envíos a Galápagos?\n¿Envían a Quito?";Sí: a todo el Ecuador.;\n').encode("utf-8")
+          'envios;"¿Hacen envíos a Galápagos?\n¿Envían a Quito?";Sí: a todo el Ecuador.;\n').encode()
 
 
 def entries(table: list[list[str]]) -> dict[str, tuple[str, ...]]:
