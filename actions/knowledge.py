@@ -12,23 +12,32 @@ restart when an editor publishes) decides what to do with the message:
   declines. Declining, or no key configured, ends in the honest "no tengo esa respuesta" and the
   offer of a person; `actions.handoff` counts those misses and hands off after
   `HANDOFF_MAX_FAILURES` in a row, or at once when the GPT fallback declined.
+
+Each outcome is written to the answer journal (`answers.service.Answers`: answered from the matrix, a candidate
+tapped, "¿Quisiste decir…?", GPT, no answer, handed off), from which the console's «Preguntas sin respuesta» and the
+reports are made. A journal that cannot be written is logged; the answer is sent anyway.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.handoff import answered, handoff_events, no_answer
-from core.settings import load_settings
+from actions.handoff import answered, handoff_events, no_answer, page_of
+from answers.model import Handling
+from answers.service import Answers
+from core.settings import Settings, load_settings
 from knowledge_matrix.errors import KnowledgeMatrixError, LLMSettingsError
 from knowledge_matrix.live import LiveKnowledge, Lookup
 from knowledge_matrix.llm.client import LLMClient, make_llm_client
@@ -105,9 +114,41 @@ class Fallback:
     client: LLMClient | None
 
 
+class AnswerJournal(Protocol):
+    """Where each outcome is written: `answers.service.Answers` in the server, a fake in tests."""
+
+    def record_question(
+        self, *, page_id: str, psid: str, question: str, handling: Handling, at: datetime,
+        entry_id: str | None = None, score: float | None = None, candidates: Sequence[str] = (),
+        reason: str | None = None, matrix_version: str | None = None,
+    ) -> int: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one question was handled, for the answer journal."""
+
+    handling: Handling
+    question: str
+    entry_id: str | None = None
+    score: float | None = None
+    candidates: tuple[str, ...] = ()
+    reason: str | None = None
+    matrix_version: str | None = None
+
+
+# Why a question got no answer, as journaled (the handoff's own reason when it was handed off).
+NO_MATCH = "no_match"  # the matrix had nothing close and the GPT fallback was off or could not answer
+LLM_DECLINED = "llm_declined"  # the GPT fallback was asked and declined
+UNKNOWN_ENTRY = "unknown_entry"  # a tapped reply points to an entry the live version does not have
+EMPTY_QUESTION = "empty_question"  # nothing written (a sticker, a photo)
+JOURNAL_RETRY_SECONDS = 60.0  # a journal that could not be opened is tried again after this long
+
 _defaults_lock = threading.Lock()
 _default_knowledge: LiveKnowledge | None = None
 _default_fallback: Fallback | None = None
+_default_journal: AnswerJournal | None = None
+_journal_failed_at = float("-inf")
 
 
 def default_knowledge() -> LiveKnowledge:
@@ -133,6 +174,20 @@ def default_fallback() -> Fallback:
                 settings = LLMSettings()
             _default_fallback = Fallback(settings, make_llm_client(settings))
         return _default_fallback
+
+
+def default_journal() -> AnswerJournal | None:
+    """The answer journal at ANSWERS_DB_URL (else answers.sqlite3); None, logged, while it cannot be opened."""
+    global _default_journal, _journal_failed_at
+    with _defaults_lock:
+        if _default_journal is None and time.monotonic() - _journal_failed_at >= JOURNAL_RETRY_SECONDS:
+            try:
+                _default_journal = Answers.from_settings(load_settings())
+            except Exception as exc:  # any store error: the bot answers without its journal
+                _journal_failed_at = time.monotonic()
+                logger.error("the answer journal cannot be opened; answers are not journaled for a while",
+                             extra={"error": str(exc)})
+        return _default_journal
 
 
 # --- what is sent ---------------------------------------------------------------------------------------
@@ -295,9 +350,20 @@ class ActionKnowledgeAnswer(Action):
     """Registered by the action server with no arguments (the live matrix and `LLM_*` from the
     environment); tests pass a fake `knowledge` and a `Fallback` with `FakeLLMClient`."""
 
-    def __init__(self, knowledge: KnowledgeSource | None = None, fallback: Fallback | None = None) -> None:
+    def __init__(
+        self,
+        knowledge: KnowledgeSource | None = None,
+        fallback: Fallback | None = None,
+        journal: AnswerJournal | None = None,
+        *,
+        settings: Settings | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self._knowledge = knowledge if knowledge is not None else default_knowledge()
         self._fallback = fallback
+        self._journal = journal
+        self._settings = settings
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
 
     def name(self) -> str:
         return ACTION_NAME
@@ -308,25 +374,38 @@ class ActionKnowledgeAnswer(Action):
         tracker: Tracker,
         domain: DomainDict,
     ) -> list[dict[str, Any]]:
+        text = (tracker.latest_message.get("text") or "").strip()
         entry_id = selected_entry_id(tracker)
         if entry_id is not None:
+            tapped = "" if text.startswith("/") else text  # the payload is not what anyone wrote
             entry = await self._knowledge.entry(entry_id)
             if entry is not None:
                 dispatcher.utter_message(**answer_message(entry))
+                await self._journal_outcome(tracker, Outcome(Handling.SELECTED, tapped, entry_id=entry.id))
                 return answered(tracker)
             logger.warning("a quick reply points to an entry the live version does not have",
                            extra={"entry_id": entry_id, "user_id": tracker.sender_id})
-            return await self._no_answer(dispatcher, tracker, llm_declined=False)
+            return await self._no_answer(dispatcher, tracker, llm_declined=False,
+                                         outcome=Outcome(Handling.NO_ANSWER, tapped, reason=UNKNOWN_ENTRY))
 
-        question = (tracker.latest_message.get("text") or "").strip()
+        question = text
         if not question:
-            return await self._no_answer(dispatcher, tracker, llm_declined=False)
+            return await self._no_answer(dispatcher, tracker, llm_declined=False,
+                                         outcome=Outcome(Handling.NO_ANSWER, "", reason=EMPTY_QUESTION))
         lookup = await self._lookup(question)
+        version = lookup.version if lookup is not None else None
         if lookup is not None and lookup.verdict.kind == "answer" and lookup.verdict.hit is not None:
-            dispatcher.utter_message(**answer_message(lookup.verdict.hit.entry))
+            best = lookup.verdict.hit
+            dispatcher.utter_message(**answer_message(best.entry))
+            await self._journal_outcome(tracker, Outcome(Handling.MATRIX, question, entry_id=best.entry_id,
+                                                         score=best.score, matrix_version=version))
             return answered(tracker)
         if lookup is not None and lookup.verdict.kind == "ambiguous":
-            dispatcher.utter_message(**did_you_mean_message(lookup.verdict.candidates))
+            offered = lookup.verdict.candidates[:MAX_CANDIDATES]
+            dispatcher.utter_message(**did_you_mean_message(offered))
+            await self._journal_outcome(tracker, Outcome(
+                Handling.DID_YOU_MEAN, question, candidates=tuple(hit.entry_id for hit in offered),
+                score=offered[0].score if offered else None, matrix_version=version))
             return []  # neither an answer nor a miss: the user picks, or asks again
 
         fallback = self._fallback or default_fallback()
@@ -339,8 +418,11 @@ class ActionKnowledgeAnswer(Action):
         )
         if result.kind == "answer":
             dispatcher.utter_message(text=result.text)
+            await self._journal_outcome(tracker, Outcome(Handling.GPT, question, matrix_version=version))
             return answered(tracker)
-        return await self._no_answer(dispatcher, tracker, llm_declined=fallback_declined(result.reason))
+        declined = fallback_declined(result.reason)
+        return await self._no_answer(dispatcher, tracker, llm_declined=declined, outcome=Outcome(
+            Handling.NO_ANSWER, question, reason=LLM_DECLINED if declined else NO_MATCH, matrix_version=version))
 
     async def _lookup(self, question: str) -> Lookup | None:
         try:
@@ -350,15 +432,42 @@ class ActionKnowledgeAnswer(Action):
             return None
 
     async def _no_answer(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, *, llm_declined: bool
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, *, llm_declined: bool, outcome: Outcome
     ) -> list[dict[str, Any]]:
         """The honest "not in my information" and the offer of a person, or the handoff itself."""
         decision = no_answer(tracker, llm_declined=llm_declined)
         if decision.hand_off:
             assert decision.reason is not None
-            return await handoff_events(dispatcher, tracker, decision.reason)
+            events = await handoff_events(dispatcher, tracker, decision.reason)
+            await self._journal_outcome(tracker, Outcome(
+                Handling.HANDOFF, outcome.question, reason=decision.reason.value,
+                matrix_version=outcome.matrix_version))
+            return events
         dispatcher.utter_message(
             text=no_answer_text(count_previous_runs(tracker.events or [])),
             quick_replies=[dict(reply) for reply in OFFER_PERSON_QUICK_REPLIES],
         )
+        await self._journal_outcome(tracker, outcome)
         return decision.events
+
+    async def _journal_outcome(self, tracker: Tracker, outcome: Outcome) -> None:
+        """Write the outcome to the answer journal (in a thread); a failure is logged, never raised."""
+        try:
+            journal = self._journal if self._journal is not None else default_journal()
+            if journal is None:
+                return
+            if self._settings is None:
+                self._settings = load_settings()
+            page_id = page_of(tracker, self._settings)
+            if page_id is None:
+                logger.warning("the page of a question is unknown; not journaled",
+                               extra={"user_id": tracker.sender_id, "handling": outcome.handling.value})
+                return
+            await asyncio.to_thread(
+                journal.record_question, page_id=page_id, psid=str(tracker.sender_id), question=outcome.question,
+                handling=outcome.handling, at=self._clock(), entry_id=outcome.entry_id, score=outcome.score,
+                candidates=outcome.candidates, reason=outcome.reason, matrix_version=outcome.matrix_version)
+        except Exception as exc:  # the journal must never cost the customer the answer
+            logger.error("an answer could not be journaled", extra={
+                "error": str(exc), "error_type": type(exc).__name__, "handling": outcome.handling.value,
+                "user_id": tracker.sender_id})

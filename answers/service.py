@@ -24,6 +24,7 @@ from answers.grouping import (
     Centroid,
     assign_groups,
     group_label,
+    prepare,
     threshold_for,
 )
 from answers.model import (
@@ -163,7 +164,7 @@ class Answers:
             return RegroupResult()
         embedder = self.embedder()
         centroids = self._centroids(embedder)
-        vectors = embedder.embed([question.question for question in pending], role="query")
+        vectors = embedder.embed([prepare(question.question) for question in pending], role="query")
         threshold = self.threshold if self.threshold is not None else threshold_for(embedder.name)
         assignment = assign_groups(vectors, centroids, threshold)
         new_groups = [
@@ -190,7 +191,7 @@ class Answers:
                 wording = self.store.group_wording(stored.group_id, limit=50)
                 if not wording:
                     continue
-                embedded = embedder.embed(wording, role="query")
+                embedded = embedder.embed([prepare(text) for text in wording], role="query")
                 mean = embedded.mean(axis=0)
                 vector = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
             centroids.append(Centroid(stored.group_id, vector, stored.size))
