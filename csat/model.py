@@ -29,6 +29,7 @@ class How(str, Enum):
 
 
 class AskStatus(str, Enum):
+    ASKING = "asking"  # recorded, the outbox not yet asked (a crash here leaves it so: never sent twice)
     SENT = "sent"  # queued in the outbox (the outbox sends it, or records why not)
     NOT_SENT = "not_sent"  # the policy refused it (e.g. more than 7 days after the person's last message)
     ANSWERED = "answered"

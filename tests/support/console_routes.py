@@ -43,6 +43,7 @@ SERVICE_TOKEN_ONLY = {
     ("POST", "/internal/handoff/reply"),
     ("POST", "/internal/handoff/resume"),
     ("POST", "/internal/referrals"),
+    ("POST", "/internal/csat/answer"),
 }
 
 # People, by role (and whether the service token is accepted too).

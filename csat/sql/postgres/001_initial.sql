@@ -9,7 +9,7 @@ CREATE TABLE csat_asks (
     agent text NOT NULL,
     closed_at timestamptz NOT NULL,
     asked_at timestamptz NOT NULL,
-    status text NOT NULL CHECK (status IN ('sent', 'not_sent', 'answered')),
+    status text NOT NULL CHECK (status IN ('asking', 'sent', 'not_sent', 'answered')),
     how text CHECK (how IN ('template', 'quick_replies')),
     tag text,
     outbox_id bigint,

@@ -3,7 +3,7 @@
 -- name: insert_ask
 -- A close seen twice (the same conversation and time) inserts nothing.
 INSERT INTO csat_asks (page_id, user_id, conversation_id, agent, closed_at, asked_at, status)
-VALUES (%(page_id)s, %(user_id)s, %(conversation_id)s, %(agent)s, %(closed_at)s, %(now)s, 'sent')
+VALUES (%(page_id)s, %(user_id)s, %(conversation_id)s, %(agent)s, %(closed_at)s, %(now)s, 'asking')
 ON CONFLICT (conversation_id, closed_at) DO NOTHING
 RETURNING id;
 

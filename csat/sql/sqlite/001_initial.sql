@@ -10,7 +10,7 @@ CREATE TABLE csat_asks (
     agent TEXT NOT NULL,                   -- who closed the conversation: the agent rated
     closed_at TEXT NOT NULL,
     asked_at TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('sent', 'not_sent', 'answered')),
+    status TEXT NOT NULL CHECK (status IN ('asking', 'sent', 'not_sent', 'answered')),
     how TEXT CHECK (how IN ('template', 'quick_replies')),
     tag TEXT,                              -- CUSTOMER_FEEDBACK after 24 hours
     outbox_id INTEGER,

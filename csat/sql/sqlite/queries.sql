@@ -3,7 +3,7 @@
 -- name: insert_ask
 -- A close seen twice (the same conversation and time) inserts nothing.
 INSERT INTO csat_asks (page_id, user_id, conversation_id, agent, closed_at, asked_at, status)
-VALUES (:page_id, :user_id, :conversation_id, :agent, :closed_at, :now, 'sent')
+VALUES (:page_id, :user_id, :conversation_id, :agent, :closed_at, :now, 'asking')
 ON CONFLICT (conversation_id, closed_at) DO NOTHING
 RETURNING id;
 

@@ -34,7 +34,7 @@ def test_one_ask_per_close_and_what_became_of_it(store: CsatStore) -> None:
     ask, created = store.create_ask(PAGE, USER, f"{PAGE}:{USER}", "ana", NOW, later(0.1))
     again, created_again = store.create_ask(PAGE, USER, f"{PAGE}:{USER}", "ana", NOW, later(0.2))
     assert created and not created_again and again == ask
-    assert (ask.status, ask.agent, ask.closed_at, ask.asked_at) == (AskStatus.SENT, "ana", NOW, later(0.1))
+    assert (ask.status, ask.agent, ask.closed_at, ask.asked_at) == (AskStatus.ASKING, "ana", NOW, later(0.1))
     store.mark_sent(ask.id, How.TEMPLATE, "CUSTOMER_FEEDBACK", 41)
     sent = store.get(ask.id)
     assert sent is not None and (sent.how, sent.tag, sent.outbox_id) == (How.TEMPLATE, "CUSTOMER_FEEDBACK", 41)
@@ -50,6 +50,9 @@ def test_one_ask_per_close_and_what_became_of_it(store: CsatStore) -> None:
 def test_answers_count_once_and_the_first_stays(store: CsatStore) -> None:
     first, _ = store.create_ask(PAGE, USER, f"{PAGE}:{USER}", "ana", NOW, NOW)
     newest, _ = store.create_ask(PAGE, USER, f"{PAGE}:{USER}", "ana", later(60), later(60))
+    assert store.latest_open(PAGE, USER) is None  # nothing sent yet
+    store.mark_sent(first.id, How.TEMPLATE, None, 1)
+    store.mark_sent(newest.id, How.TEMPLATE, None, 2)
     latest = store.latest_open(PAGE, USER)
     assert latest is not None and latest.id == newest.id
     assert store.record_answer(newest.id, 5, "Excelente", later(61), "key:1")

@@ -1,0 +1,98 @@
+"""Close → ask → answer → shown, in the app as it runs: an agent closes a conversation through the internal API
+(`/internal/handoff/resume`), the app asks the person through the outbox (Meta's template, within the window), the
+answer arrives as the connector posts it from the ingest journal (`/internal/csat/answer`: Meta's `messaging_feedback`
+read by meta.events, the body connectors.handoff builds), and the rating is stored for the conversation and its agent.
+Rasa's tracker API is a fake (this test is about the app); the rest is the real app on SQLite."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from bot.app import create_app
+from connectors.handoff import feedback_body
+from core.settings import DEMO_SERVICE_TOKEN, Settings
+from csat.model import AskStatus, question_id_of
+from meta.events import parse_messaging_item
+from sandbox import simulate
+
+PAGE, USER = "100000000000001", "2000000000000001"
+SERVICE = {"Authorization": f"Bearer {DEMO_SERVICE_TOKEN}"}
+
+
+class FakeRasa:
+    def __init__(self) -> None:
+        self.appended: list[dict[str, Any]] = []
+
+    async def append_events(self, user_id: str, events: list[dict[str, Any]]) -> None:
+        self.appended.extend(events)
+
+    async def tracker(self, user_id: str) -> dict[str, Any]:
+        return {"events": []}
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    settings = Settings(data_dir=tmp_path, page_tokens={PAGE: "token"}, csat_privacy_url="https://tienda.ec/privacidad")
+    app = create_app(settings)
+    with TestClient(app) as running:
+        app.state.handoff.rasa = FakeRasa()
+        yield running
+
+
+def wait_for(check: Any, timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+def test_a_close_asks_and_the_answer_is_stored_for_the_agent(client: TestClient) -> None:
+    app: Any = client.app
+    assert client.portal is not None
+    client.portal.call(app.state.outbox.record_user_message, PAGE, USER, datetime.now(timezone.utc), "ayuda")
+    paused = client.post("/internal/handoff/pause", headers=SERVICE,
+                         json={"page_id": PAGE, "user_id": USER, "reason": "user_asked", "paused_by": "bot"})
+    assert paused.status_code == 200, paused.text
+    conversation_id = paused.json()["conversation"]["id"]
+    closed = client.post("/internal/handoff/resume", headers=SERVICE,
+                         json={"conversation_id": conversation_id, "by": "ana", "closing_note": "Resuelto"})
+    assert closed.status_code == 200, closed.text
+
+    def asked() -> Any:
+        asks = client.portal.call(app.state.csat.of_conversation, conversation_id)  # type: ignore[union-attr]
+        return asks if asks and asks[0].status is not AskStatus.ASKING else None
+
+    [ask] = wait_for(asked)
+    assert (ask.status, ask.agent, ask.tag) == (AskStatus.SENT, "ana", None)
+    message = client.portal.call(app.state.outbox.get, ask.outbox_id)
+    assert message.message["attachment"]["payload"]["feedback_screens"][0]["questions"][0]["id"] == (
+        question_id_of(ask.id))
+
+    event = parse_messaging_item(simulate.feedback(PAGE, USER, question_id_of(ask.id), 4, "Muy amable"), PAGE)
+    answered = client.post("/internal/csat/answer", headers=SERVICE, json=feedback_body(event))
+    assert answered.status_code == 200 and answered.json()["recorded"] is True
+    again = client.post("/internal/csat/answer", headers=SERVICE, json=feedback_body(event))  # Meta redelivers
+    assert again.status_code == 200 and again.json()["recorded"] is False
+    [stored] = client.portal.call(app.state.csat.of_conversation, conversation_id)
+    assert (stored.status, stored.rating, stored.comment) == (AskStatus.ANSWERED, 4, "Muy amable")
+    [agent] = client.portal.call(app.state.csat.agent_satisfaction)
+    assert (agent.agent, agent.average) == ("ana", 4.0)
+
+
+def test_the_answer_endpoint_refuses_bad_bodies_with_4xx(client: TestClient) -> None:
+    assert client.post("/internal/csat/answer", json={}).status_code in (401, 403)
+    bad = client.post("/internal/csat/answer", headers=SERVICE, json={"page_id": PAGE, "via": "carta"})
+    assert bad.status_code == 422
