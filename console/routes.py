@@ -34,6 +34,7 @@ from console import broadcasts as broadcast_pages
 from console import comments as comment_pages
 from console import contacts as contact_pages
 from console import contacts_csv
+from console import csat as csat_pages
 from console import inbox as inbox_pages
 from console import links as link_pages
 from console import page_profile as page_profile_pages
@@ -395,7 +396,8 @@ async def inbox_page(request: Request, principal: Agent) -> HTMLResponse:
     conversations.sort(key=lambda c: c["paused_at"] or "")
     settings: Settings = request.app.state.settings
     return _page(request, "inbox.html", principal, conversations=conversations, page_ids=sorted(settings.page_tokens),
-                 agents=await _agents(request), **await inbox_pages.page_context(request, principal))
+                 agents=await _agents(request), **await inbox_pages.page_context(request, principal),
+                 satisfaction=await csat_pages.agents_block(request, principal, now))
 
 
 @pages.get("/conversations/{conversation_id}", response_class=HTMLResponse)
@@ -489,6 +491,7 @@ async def _conversation_with_transcript(request: Request, conversation_id: str) 
     view["transcript"] = transcript_view(transcript)
     view["arrived_by"] = await link_pages.arrival_of(request, conversation.page_id, conversation.user_id)
     view["from_comment"] = await comment_origin_of(request, conversation.page_id, conversation.user_id)
+    view["satisfaction"] = await csat_pages.satisfaction_of(request, conversation.id)  # the ratings asked (csat/)
     return view
 
 
