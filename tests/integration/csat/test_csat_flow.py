@@ -91,8 +91,44 @@ def test_a_close_asks_and_the_answer_is_stored_for_the_agent(client: TestClient)
     [agent] = client.portal.call(app.state.csat.agent_satisfaction)
     assert (agent.agent, agent.average) == ("ana", 4.0)
 
+    # The console shows it: the conversation's rating to agents, each agent's average to admins.
+    app.state.console_auth.add_user("ines", "admin", "ines-clave-segura-1")
+    login = client.post("/api/console/login", json={"username": "ines", "password": "ines-clave-segura-1"})
+    assert login.status_code == 200, login.text
+    page = client.get(f"/console/conversations/{conversation_id}")
+    assert page.status_code == 200 and "★★★★☆" in page.text and "«Muy amable»" in page.text
+    api = client.get(f"/api/console/conversations/{conversation_id}").json()["conversation"]["satisfaction"]
+    assert [(row["rating"], row["agent"], row["status"]) for row in api] == [(4, "ana", "answered")]
+    inbox = client.get("/console/inbox")
+    assert inbox.status_code == 200 and 'data-agent="ana"><td>ana</td><td>1</td><td>1</td><td>4.0</td>' in inbox.text
+
 
 def test_the_answer_endpoint_refuses_bad_bodies_with_4xx(client: TestClient) -> None:
     assert client.post("/internal/csat/answer", json={}).status_code in (401, 403)
     bad = client.post("/internal/csat/answer", headers=SERVICE, json={"page_id": PAGE, "via": "carta"})
     assert bad.status_code == 422
+
+
+def test_a_close_with_no_window_is_recorded_not_sent_and_shown_with_the_reason(client: TestClient) -> None:
+    app: Any = client.app
+    assert client.portal is not None
+    # The person never wrote (or wrote more than 7 days ago): the policy refuses the survey.
+    paused = client.post("/internal/handoff/pause", headers=SERVICE,
+                         json={"page_id": PAGE, "user_id": USER, "reason": "user_asked", "paused_by": "bot"})
+    conversation_id = paused.json()["conversation"]["id"]
+    client.post("/internal/handoff/resume", headers=SERVICE,
+                json={"conversation_id": conversation_id, "by": "luis", "closing_note": "Sin respuesta"})
+
+    def decided() -> Any:
+        asks = client.portal.call(app.state.csat.of_conversation, conversation_id)  # type: ignore[union-attr]
+        return asks if asks and asks[0].status is not AskStatus.ASKING else None
+
+    [ask] = wait_for(decided)
+    assert ask.status is AskStatus.NOT_SENT and ask.outbox_id is None and ask.reason_code and ask.reason_es
+    app.state.console_auth.add_user("pedro", "agent", "pedro-clave-segura-1")
+    assert client.post("/api/console/login",
+                       json={"username": "pedro", "password": "pedro-clave-segura-1"}).status_code == 200
+    page = client.get(f"/console/conversations/{conversation_id}").text
+    assert "Encuesta no enviada: " + ask.reason_es in page.replace("&#39;", "'").replace("&quot;", '"')
+    inbox = client.get("/console/inbox").text
+    assert "<h2>Satisfacción</h2>" not in inbox  # agents do not see the agents' averages
