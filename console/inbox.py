@@ -9,10 +9,12 @@ Tag, campaign, open window and the search (name, PSID, tag, field value, last me
 filters.
 
 Unread: the person wrote after the last time any agent opened the conversation (its page or its API:
-`mark_read`, `ConsoleStore.conversation_reads`). Each look keeps the contact's message count then (the outbox's,
-copied by the contacts' sync), so a row shows how many messages came since (`unread_count`); a look saved before the
-counter existed shows 1 when unread. `unread_conversations` counts the unread conversations of the whole filter:
-its total minus the read ones (`ContactsStore.count_inbox_read` with the console's read marks), never a page.
+`mark_read`). The latest look lives on the contact's row (`ContactsStore.mark_read`: when, and the contact's message
+count then, the outbox's, copied by the contacts' sync), so a row shows how many messages came since
+(`unread_count`; a look saved before the counter existed shows 1 when unread), and `unread_conversations`, the unread
+conversations of the whole filter (never a page), is one count in the contacts store with the list's own filters
+(`ContactPage.unread`): no read mark is walked. The looks the console store kept before (`ConsoleStore.read_marks`)
+are copied there once, on the first inbox a process lists (`copy_console_reads`).
 Live: the contacts' sync tells the console's event hub of each person who wrote (`contact_seen`,
 `contact_listener`), and the handoff's own events (paused, resumed, assigned) come through the same hub; the page
 reloads its first page of rows on either.
@@ -38,7 +40,6 @@ from console import contacts as contact_pages
 from console.auth import Principal, authenticator_of, require_role
 from console.events import EventHub
 from console.parts import PAUSE_REASONS_ES, ConsoleError
-from console.store import ReadMark
 from contacts.model import Contact, ContactInvalid, ContactPage, ContactQuery
 from core.postgres import DatabaseUnavailable
 from handoff.model import (
@@ -57,6 +58,7 @@ AGENTS = ("admin", "agent")
 LIST_MAX = 200
 PAGE_SIZE = 50
 CONTACT_SEEN = "contact_seen"  # the event the contacts' sync publishes through the console's hub
+CONSOLE_READS = "console_reads"  # the contacts store's note that the console's old read marks were copied
 
 
 @dataclass(frozen=True)
@@ -96,22 +98,17 @@ def state_es(conversation: Conversation | None) -> str:
     return "Cerrada: atiende el chatbot"
 
 
-def is_unread(last_user_message_at: datetime | None, read_at: datetime | None) -> bool:
-    """The person wrote after the last time an agent opened the conversation (or it was never opened)."""
-    return last_user_message_at is not None and (read_at is None or last_user_message_at > read_at)
-
-
-def unread_count(last_user_message_at: datetime | None, message_count: int, mark: ReadMark | None) -> int:
+def unread_count(contact: Contact) -> int:
     """How many messages the person wrote since an agent last opened the conversation: 0 when it is read (by time:
     the counter may lag behind the look), else the messages since (all of them when never opened), at least 1
     (a look or a contact from before the counter: 1)."""
-    if not is_unread(last_user_message_at, mark.read_at if mark is not None else None):
+    if not contact.is_unread:
         return 0
-    if mark is None:
-        return max(1, message_count)
-    if mark.message_count is None or message_count <= 0:
+    if contact.read_at is None:
+        return max(1, contact.message_count)
+    if contact.read_message_count is None or contact.message_count <= 0:
         return 1
-    return max(1, message_count - mark.message_count)
+    return max(1, contact.message_count - contact.read_message_count)
 
 
 # --- JSON shapes ---------------------------------------------------------------------------------------
@@ -178,10 +175,9 @@ async def restriction(request: Request, chosen: StateFilter, username: str) -> t
     return (None, ids) if chosen.exclude else (ids, set())
 
 
-def row_view(contact: Contact, conversation: Conversation | None, mark: ReadMark | None, now: datetime,
-             request: Request, reasons_es: Mapping[PauseReason, str]) -> InboxRow:
+def row_view(contact: Contact, conversation: Conversation | None, now: datetime, request: Request,
+             reasons_es: Mapping[PauseReason, str]) -> InboxRow:
     conversation_id = conversation_id_of(contact.page_id, contact.psid)
-    read_at = mark.read_at if mark is not None else None
     window = contact_pages.window_view(contact, now, contact_pages.policy_of(request))
     paused = conversation if conversation is not None and conversation.state is ConversationState.PAUSED else None
     reason = paused.paused_reason if paused else None
@@ -198,9 +194,8 @@ def row_view(contact: Contact, conversation: Conversation | None, mark: ReadMark
         last_user_message_at=contact.last_user_message_at,
         last_message_text=contact.last_text or (paused.last_message_text if paused else None),
         window_open=window.open, window_es=window.summary_es,
-        unread=is_unread(contact.last_user_message_at, read_at),
-        unread_count=unread_count(contact.last_user_message_at, contact.message_count, mark),
-        message_count=contact.message_count, read_at=read_at,
+        unread=contact.is_unread, unread_count=unread_count(contact),
+        message_count=contact.message_count, read_at=contact.read_at,
         url=f"/console/conversations/{conversation_id}",
         contact_url=contact_pages.contact_url(contact.page_id, contact.psid))
 
@@ -210,35 +205,46 @@ async def list_inbox(request: Request, principal: Principal, state: str, query: 
     only, exclude = await restriction(request, chosen, principal.username)
     now = authenticator_of(request).clock()
     if only is not None and not only:
-        found, unread_conversations = ContactPage([], None, 0), 0
+        found = ContactPage([], None, 0)
     else:
+        await copy_console_reads(request, now)
         found = await contact_store_call(request, "inbox", query, only, exclude)
-        unread_conversations = found.total - await count_read(request, query, only, exclude)
     ids = [conversation_id_of(c.page_id, c.psid) for c in found.contacts]
     service: Any = handoff_of(request)
     states: dict[str, Conversation] = await service.states_of(ids) if ids else {}
-    marks = await run_in_threadpool(authenticator_of(request).store.read_marks_of, ids)
-    rows = [row_view(contact, states.get(cid), marks.get(cid), now, request, PAUSE_REASONS_ES)
+    rows = [row_view(contact, states.get(cid), now, request, PAUSE_REASONS_ES)
             for contact, cid in zip(found.contacts, ids, strict=True)]
     return InboxOut(conversations=rows, next_cursor=found.next_cursor, total=found.total,
-                    unread=sum(row.unread for row in rows), unread_conversations=max(0, unread_conversations),
-                    state=state, now=now)
+                    unread=sum(row.unread for row in rows), unread_conversations=found.unread, state=state, now=now)
 
 
-async def count_read(request: Request, query: ContactQuery, only: set[str] | None, exclude: set[str]) -> int:
-    """How many conversations of the filter (every page) were read since the person last wrote: the console's read
-    marks, a chunk at a time, counted by the contacts store."""
-    console_store = authenticator_of(request).store
+async def copy_console_reads(request: Request, now: datetime) -> None:
+    """Once: the looks the console store kept before they lived on the contacts (`ConsoleStore.read_marks`), copied
+    to the contacts store a chunk at a time (a look older than the contact's own changes nothing), then noted there
+    (`CONSOLE_READS` in its sync cursors) so no process copies them again. A store that is away: tried again on the
+    next list."""
+    if getattr(request.app.state, "inbox_reads_copied", False):
+        return
+    contacts, console_store = contact_pages.contacts_of(request), authenticator_of(request).store
 
-    def marks() -> list[dict[str, ReadMark]]:
-        return list(console_store.read_marks(query.page_id))
+    def copy() -> None:
+        if contacts.sync_cursor(CONSOLE_READS) is not None:
+            return
+        for chunk in console_store.read_marks():
+            marks = []
+            for conversation_id, mark in chunk.items():
+                page_id, sep, psid = conversation_id.partition(":")
+                if sep:
+                    marks.append((page_id, psid, mark.read_at, mark.message_count))
+            contacts.copy_read_marks(marks)
+        contacts.save_sync_cursor(now, CONSOLE_READS)
 
-    read = 0
-    for chunk in await run_in_threadpool(marks):
-        reads = {cid: mark.read_at for cid, mark in chunk.items() if only is None or cid in only}
-        if reads:
-            read += await contact_pages._call(request, "count_inbox_read", query, reads, only, exclude)
-    return read
+    try:
+        await run_in_threadpool(copy)
+    except DatabaseUnavailable:
+        log.warning("console read marks not copied to the contacts yet")
+        return
+    request.app.state.inbox_reads_copied = True
 
 
 async def contact_store_call(request: Request, method: str, *args: Any) -> ContactPage:
@@ -252,14 +258,15 @@ def inbox_query(request: Request, q: str | None, tag: str | None, campaign: str 
 
 async def mark_read(request: Request, conversation_id: str, principal: Principal) -> None:
     """An agent opened the conversation (its page or its API): what the person wrote until now is read. The service
-    token reads without marking; a console store that is down only costs the mark."""
+    token reads without marking; a contacts store that is down only costs the mark (as does a contact the sync has
+    not copied yet)."""
     if principal.is_service:
         return
-    auth = authenticator_of(request)
-    at = auth.clock()  # before the count is read: a message that arrives meanwhile stays unread
+    at = authenticator_of(request).clock()  # before the count is read: a message that arrives meanwhile stays unread
     count = await message_count_of(request, conversation_id)
+    page_id, _, psid = conversation_id.partition(":")
     try:
-        await run_in_threadpool(auth.store.mark_read, conversation_id, principal.username, at, count)
+        await run_in_threadpool(contact_pages.contacts_of(request).mark_read, page_id, psid, at, count)
     except DatabaseUnavailable:
         log.warning("conversation read mark not saved", extra={"conversation_id": conversation_id[:140]})
 
@@ -364,5 +371,5 @@ def install(app: FastAPI) -> None:
     app.include_router(router)
 
 
-__all__ = ["STATES", "contact_listener", "install", "is_unread", "list_inbox", "listen_to_contacts", "mark_read",
-           "page_context", "unread_count"]
+__all__ = ["STATES", "contact_listener", "copy_console_reads", "install", "list_inbox", "listen_to_contacts",
+           "mark_read", "page_context", "unread_count"]

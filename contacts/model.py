@@ -253,6 +253,8 @@ class Contact:
     updated_at: datetime | None = None
     last_text: str | None = None  # the text of their last message (first 500 characters); None: not text, or never
     message_count: int = 0  # how many messages they wrote on this page (the outbox's count)
+    read_at: datetime | None = None  # when an agent last opened the conversation (None: never)
+    read_message_count: int | None = None  # message_count then (None: unknown)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -271,6 +273,12 @@ class Contact:
     def human_agent_left(self, now: datetime, policy: Policy | ReplyWindows | None = None) -> timedelta | None:
         """Time left for a person to answer (the standard window, then HUMAN_AGENT); None when even that ended."""
         return self._left(now, window_durations(policy)[1])
+
+    @property
+    def is_unread(self) -> bool:
+        """The person wrote after an agent last opened the conversation (or nobody ever opened it)."""
+        return self.last_user_message_at is not None and (self.read_at is None
+                                                          or self.last_user_message_at > self.read_at)
 
     def _left(self, now: datetime, span: timedelta) -> timedelta | None:
         if self.last_user_message_at is None:
@@ -352,6 +360,7 @@ class ContactPage:
     contacts: list[Contact]
     next_cursor: str | None
     total: int
+    unread: int = 0  # the inbox's: conversations of `total` with messages no agent has seen (`Contact.is_unread`)
 
 
 # --- profiles ---------------------------------------------------------------------------------------------------

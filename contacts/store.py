@@ -93,6 +93,8 @@ def _contact(row: Any) -> Contact:
         updated_at=moment(row["updated_at"]),
         last_text=row["last_text"],
         message_count=int(row["message_count"]),
+        read_at=_optional_moment(row["read_at"]),
+        read_message_count=int(row["read_message_count"]) if row["read_message_count"] is not None else None,
     )
 
 
@@ -233,6 +235,9 @@ class ContactsStore(DatabaseStore):
         self._policy = policy
         super().__init__(target)
         self._fold_old_fields()
+        queries = self._db.queries
+        for name in ("inbox_page", "inbox_totals"):  # the inbox's filters are written once: `inbox_matches`
+            queries[name] = f"WITH matches AS (\n{queries['inbox_matches']}\n)\n{queries[name]}"
 
     def _fold_old_fields(self) -> None:
         """Fill `value_key` of the fields written before it existed (migration 002), a chunk at a time; a no-op
@@ -283,36 +288,21 @@ class ContactsStore(DatabaseStore):
         """The console's inbox: people who wrote (`last_user_message_at` set) matching `query`, newest last message
         first. `only` / `exclude`: conversation ids (`<page_id>:<psid>`) the list keeps to or leaves out (the handoff
         side's state filters). The cursor is (last message, id): a last message only moves later, so a person who
-        writes meanwhile moves above the pages already read and is never shown twice."""
+        writes meanwhile moves above the pages already read and is never shown twice. `total` and `unread` count
+        every page (unread: `Contact.is_unread`, from the look `mark_read` keeps on the row): one count, whatever
+        the number of conversations ever read."""
         params = self._inbox_params(query, only, exclude)
         before_at, before_id = decode_inbox_cursor(query.after) if query.after is not None else (None, None)
-        rows = self._db.read("inbox_contacts", {**params, "before_at": before_at, "before_id": before_id,
-                                                "limit": query.limit + 1})
-        total = int(self._db.read("count_inbox", params)[0]["total"])
+        rows = self._db.read("inbox_page", {**params, "before_at": before_at, "before_id": before_id,
+                                            "limit": query.limit + 1})
+        totals = self._db.read("inbox_totals", params)[0]
         shown = rows[:query.limit]
         next_cursor = None
         if len(rows) > query.limit:
             last = shown[-1]
             next_cursor = encode_inbox_cursor(moment(last["last_user_message_at"]), int(last["id"]))
-        return ContactPage([_contact(row) for row in shown], next_cursor, total)
-
-    def count_inbox_read(self, query: ContactQuery, reads: Mapping[str, datetime],
-                         only: Collection[str] | None = None, exclude: Collection[str] | None = None) -> int:
-        """How many of the inbox's conversations matching `query` (all pages; `only` / `exclude` as in `inbox`)
-        were read: `reads` maps a conversation id to when an agent last opened it, and the person has not written
-        since. The inbox's unread conversations are its total minus these. One statement per chunk of `reads`,
-        each an index lookup per read conversation (never a scan of every contact per look)."""
-        params = self._inbox_params(query, only, exclude)
-        keyed = []
-        for conversation_id, read_at in reads.items():
-            page_id, sep, psid = conversation_id.partition(":")
-            if sep and page_id and psid and (query.page_id is None or page_id == query.page_id):
-                keyed.append([page_id, psid, stored_time(read_at)])
-        total = 0
-        for start in range(0, len(keyed), IMPORT_READ_CHUNK):
-            chunk = _json(keyed[start:start + IMPORT_READ_CHUNK])
-            total += int(self._db.read("count_inbox_read", {**params, "reads": chunk})[0]["total"])
-        return total
+        return ContactPage([_contact(row) for row in shown], next_cursor, int(totals["total"]),
+                           int(totals["unread"]))
 
     def _inbox_params(self, query: ContactQuery, only: Collection[str] | None,
                       exclude: Collection[str] | None) -> dict[str, Any]:
@@ -537,6 +527,25 @@ class ContactsStore(DatabaseStore):
                     raise ImportRowInvalid(index, exc) from exc
             self._write_drafts_in(session, drafts, now)
         return created, len(checked) - created
+
+    def mark_read(self, page_id: str, psid: str, at: datetime, message_count: int | None = None) -> bool:
+        """An agent opened the conversation at `at`, when the person had written `message_count` messages (None:
+        unknown): kept on the contact unless a later look is already there. False: no such contact (yet), or an
+        older look (nothing changed)."""
+        count = message_count if isinstance(message_count, int) and not isinstance(message_count, bool) \
+            and message_count >= 0 else None
+        return self._db.run("mark_read", {"page_id": page_id, "psid": psid, "at": stored_time(at),
+                                          "message_count": count}) > 0
+
+    def copy_read_marks(self, marks: Iterable[tuple[str, str, datetime, int | None]]) -> None:
+        """Looks saved elsewhere (the console store's, before they lived here): (page_id, psid, read_at, count), in
+        one transaction; as `mark_read`, a look older than the contact's own changes nothing."""
+        params = [{"page_id": page_id, "psid": psid, "at": stored_time(at),
+                   "message_count": count if isinstance(count, int) and count >= 0 else None}
+                  for page_id, psid, at, count in marks]
+        if params:
+            with self._db.write() as session:
+                session.executemany(self._db.queries["mark_read"], params)
 
     def save_sync_cursor(self, at: datetime, name: str = "outbox") -> None:
         self._db.run("save_sync_cursor", {"name": name, "cursor_at": stored_time(at)})

@@ -132,28 +132,12 @@ JOIN contact_tags t ON t.page_id = k.value ->> 0 AND t.psid = k.value ->> 1;
 SELECT f.page_id, f.psid, f.key, f.value FROM jsonb_array_elements(%(keys)s::jsonb) k
 JOIN contact_fields f ON f.page_id = k.value ->> 0 AND f.psid = k.value ->> 1;
 
--- name: inbox_contacts
--- The console's inbox: people who wrote, newest last message first; the cursor is the last (time, id) shown.
--- %(only)s / %(exclude)s are JSON lists of conversation ids ("<page_id>:<psid>") from the handoff side's filters.
+-- name: inbox_matches
+-- The console's inbox filters, written once: the people who wrote matching every one of them. Not run alone:
+-- contacts/store.py puts it before `inbox_page` and `inbox_totals` as `WITH matches AS (...)` (`inbox_query`), so
+-- the page and its counts always filter alike. %(only)s / %(exclude)s are JSON lists of conversation ids
+-- ("<page_id>:<psid>") from the handoff side's state filters.
 SELECT * FROM contacts c
-WHERE c.last_user_message_at IS NOT NULL
-  AND (%(page_id)s IS NULL OR c.page_id = %(page_id)s)
-  AND (%(pattern)s IS NULL OR c.search_text LIKE %(pattern)s ESCAPE '\')
-  AND (%(tag_key)s IS NULL OR EXISTS (SELECT 1 FROM contact_tags t WHERE t.page_id = c.page_id AND t.psid = c.psid
-                                                                  AND t.tag_key = %(tag_key)s))
-  AND (%(campaign)s IS NULL OR c.campaign = %(campaign)s)
-  AND (%(window_from)s IS NULL OR c.last_user_message_at >= %(window_from)s)
-  AND (%(only)s::jsonb IS NULL
-       OR c.page_id || ':' || c.psid IN (SELECT jsonb_array_elements_text(%(only)s::jsonb)))
-  AND (%(exclude)s::jsonb IS NULL
-       OR c.page_id || ':' || c.psid NOT IN (SELECT jsonb_array_elements_text(%(exclude)s::jsonb)))
-  AND (%(before_at)s::timestamptz IS NULL OR c.last_user_message_at < %(before_at)s::timestamptz
-       OR (c.last_user_message_at = %(before_at)s::timestamptz AND c.id < %(before_id)s))
-ORDER BY c.last_user_message_at DESC, c.id DESC
-LIMIT %(limit)s;
-
--- name: count_inbox
-SELECT COUNT(*) AS total FROM contacts c
 WHERE c.last_user_message_at IS NOT NULL
   AND (%(page_id)s IS NULL OR c.page_id = %(page_id)s)
   AND (%(pattern)s IS NULL OR c.search_text LIKE %(pattern)s ESCAPE '\')
@@ -166,23 +150,27 @@ WHERE c.last_user_message_at IS NOT NULL
   AND (%(exclude)s::jsonb IS NULL
        OR c.page_id || ':' || c.psid NOT IN (SELECT jsonb_array_elements_text(%(exclude)s::jsonb)));
 
--- name: count_inbox_read
--- How many of the inbox's matches an agent read after the person's last message: %(reads)s is a JSON list of
--- [page_id, psid, read_at] (one chunk of the console's read marks); each is an index lookup on (page_id, psid).
-SELECT COUNT(*) AS total FROM jsonb_array_elements(%(reads)s::jsonb) r
-JOIN contacts c ON c.page_id = r.value ->> 0 AND c.psid = r.value ->> 1
-WHERE c.last_user_message_at IS NOT NULL
-  AND (%(page_id)s IS NULL OR c.page_id = %(page_id)s)
-  AND (%(pattern)s IS NULL OR c.search_text LIKE %(pattern)s ESCAPE '\')
-  AND (%(tag_key)s IS NULL OR EXISTS (SELECT 1 FROM contact_tags t WHERE t.page_id = c.page_id AND t.psid = c.psid
-                                                                  AND t.tag_key = %(tag_key)s))
-  AND (%(campaign)s IS NULL OR c.campaign = %(campaign)s)
-  AND (%(window_from)s IS NULL OR c.last_user_message_at >= %(window_from)s)
-  AND (%(only)s::jsonb IS NULL
-       OR c.page_id || ':' || c.psid IN (SELECT jsonb_array_elements_text(%(only)s::jsonb)))
-  AND (%(exclude)s::jsonb IS NULL
-       OR c.page_id || ':' || c.psid NOT IN (SELECT jsonb_array_elements_text(%(exclude)s::jsonb)))
-  AND c.last_user_message_at <= (r.value ->> 2)::timestamptz;
+-- name: inbox_page
+-- One page of the matches, newest last message first; the cursor is the last (time, id) shown.
+SELECT * FROM matches c
+WHERE (%(before_at)s::timestamptz IS NULL OR c.last_user_message_at < %(before_at)s::timestamptz
+       OR (c.last_user_message_at = %(before_at)s::timestamptz AND c.id < %(before_id)s))
+ORDER BY c.last_user_message_at DESC, c.id DESC
+LIMIT %(limit)s;
+
+-- name: inbox_totals
+-- How many conversations match, and how many of them are unread: never opened, or the person wrote after an
+-- agent's last look (read_at, migration 003). One count over the contacts: no read mark is walked.
+SELECT COUNT(*) AS total,
+       COALESCE(SUM(CASE WHEN c.read_at IS NULL OR c.last_user_message_at > c.read_at THEN 1 ELSE 0 END), 0) AS unread
+FROM matches c;
+
+-- name: mark_read
+-- An agent opened the conversation at :at: a later look wins (with the message count it saw), an earlier one (a slow
+-- request, or a copied console mark older than the contact's own) changes nothing. No contact: nothing (0 rows).
+UPDATE contacts SET read_at = %(at)s, read_message_count = %(message_count)s
+WHERE page_id = %(page_id)s AND psid = %(psid)s
+  AND (read_at IS NULL OR read_at < %(at)s::timestamptz);
 
 -- name: unfolded_fields
 -- Fields written before value_key existed (migration 002): the store folds them once, on open.

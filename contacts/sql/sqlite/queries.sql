@@ -131,26 +131,12 @@ JOIN contact_tags t ON t.page_id = json_extract(k.value, '$[0]') AND t.psid = js
 SELECT f.page_id, f.psid, f.key, f.value FROM json_each(:keys) k
 JOIN contact_fields f ON f.page_id = json_extract(k.value, '$[0]') AND f.psid = json_extract(k.value, '$[1]');
 
--- name: inbox_contacts
--- The console's inbox: people who wrote, newest last message first; the cursor is the last (time, id) shown.
--- :only / :exclude are JSON lists of conversation ids ("<page_id>:<psid>") from the handoff side's state filters.
+-- name: inbox_matches
+-- The console's inbox filters, written once: the people who wrote matching every one of them. Not run alone:
+-- contacts/store.py puts it before `inbox_page` and `inbox_totals` as `WITH matches AS (...)` (`inbox_query`), so
+-- the page and its counts always filter alike. :only / :exclude are JSON lists of conversation ids
+-- ("<page_id>:<psid>") from the handoff side's state filters.
 SELECT * FROM contacts c
-WHERE c.last_user_message_at IS NOT NULL
-  AND (:page_id IS NULL OR c.page_id = :page_id)
-  AND (:pattern IS NULL OR c.search_text LIKE :pattern ESCAPE '\')
-  AND (:tag_key IS NULL OR EXISTS (SELECT 1 FROM contact_tags t WHERE t.page_id = c.page_id AND t.psid = c.psid
-                                                                  AND t.tag_key = :tag_key))
-  AND (:campaign IS NULL OR c.campaign = :campaign)
-  AND (:window_from IS NULL OR c.last_user_message_at >= :window_from)
-  AND (:only IS NULL OR c.page_id || ':' || c.psid IN (SELECT value FROM json_each(:only)))
-  AND (:exclude IS NULL OR c.page_id || ':' || c.psid NOT IN (SELECT value FROM json_each(:exclude)))
-  AND (:before_at IS NULL OR c.last_user_message_at < :before_at
-       OR (c.last_user_message_at = :before_at AND c.id < :before_id))
-ORDER BY c.last_user_message_at DESC, c.id DESC
-LIMIT :limit;
-
--- name: count_inbox
-SELECT COUNT(*) AS total FROM contacts c
 WHERE c.last_user_message_at IS NOT NULL
   AND (:page_id IS NULL OR c.page_id = :page_id)
   AND (:pattern IS NULL OR c.search_text LIKE :pattern ESCAPE '\')
@@ -161,21 +147,27 @@ WHERE c.last_user_message_at IS NOT NULL
   AND (:only IS NULL OR c.page_id || ':' || c.psid IN (SELECT value FROM json_each(:only)))
   AND (:exclude IS NULL OR c.page_id || ':' || c.psid NOT IN (SELECT value FROM json_each(:exclude)));
 
--- name: count_inbox_read
--- How many of the inbox's matches an agent read after the person's last message: :reads is a JSON list of
--- [page_id, psid, read_at] (one chunk of the console's read marks); each is an index lookup on (page_id, psid).
-SELECT COUNT(*) AS total FROM json_each(:reads) r
-JOIN contacts c ON c.page_id = json_extract(r.value, '$[0]') AND c.psid = json_extract(r.value, '$[1]')
-WHERE c.last_user_message_at IS NOT NULL
-  AND (:page_id IS NULL OR c.page_id = :page_id)
-  AND (:pattern IS NULL OR c.search_text LIKE :pattern ESCAPE '\')
-  AND (:tag_key IS NULL OR EXISTS (SELECT 1 FROM contact_tags t WHERE t.page_id = c.page_id AND t.psid = c.psid
-                                                                  AND t.tag_key = :tag_key))
-  AND (:campaign IS NULL OR c.campaign = :campaign)
-  AND (:window_from IS NULL OR c.last_user_message_at >= :window_from)
-  AND (:only IS NULL OR c.page_id || ':' || c.psid IN (SELECT value FROM json_each(:only)))
-  AND (:exclude IS NULL OR c.page_id || ':' || c.psid NOT IN (SELECT value FROM json_each(:exclude)))
-  AND c.last_user_message_at <= json_extract(r.value, '$[2]');
+-- name: inbox_page
+-- One page of the matches, newest last message first; the cursor is the last (time, id) shown.
+SELECT * FROM matches c
+WHERE (:before_at IS NULL OR c.last_user_message_at < :before_at
+       OR (c.last_user_message_at = :before_at AND c.id < :before_id))
+ORDER BY c.last_user_message_at DESC, c.id DESC
+LIMIT :limit;
+
+-- name: inbox_totals
+-- How many conversations match, and how many of them are unread: never opened, or the person wrote after an
+-- agent's last look (read_at, migration 003). One count over the contacts: no read mark is walked.
+SELECT COUNT(*) AS total,
+       COALESCE(SUM(CASE WHEN c.read_at IS NULL OR c.last_user_message_at > c.read_at THEN 1 ELSE 0 END), 0) AS unread
+FROM matches c;
+
+-- name: mark_read
+-- An agent opened the conversation at :at: a later look wins (with the message count it saw), an earlier one (a slow
+-- request, or a copied console mark older than the contact's own) changes nothing. No contact: nothing (0 rows).
+UPDATE contacts SET read_at = :at, read_message_count = :message_count
+WHERE page_id = :page_id AND psid = :psid
+  AND (read_at IS NULL OR read_at < :at);
 
 -- name: unfolded_fields
 -- Fields written before value_key existed (migration 002): the store folds them once, on open.

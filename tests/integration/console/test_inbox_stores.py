@@ -1,6 +1,7 @@
 """The inbox's reads on both databases (SQLite and PostgreSQL): the contacts' `inbox` (newest last message first,
 restricted to or excluding conversation ids, a cursor that never repeats), the handoff store's `states_of` and
-`ids_in_state`, and the console store's conversation reads (a later look wins)."""
+`ids_in_state`, the looks kept on the contacts (`mark_read`, `copy_read_marks`: a later look wins) and the
+inbox's unread count over every page, and the console store's older conversation reads."""
 
 from __future__ import annotations
 
@@ -115,22 +116,45 @@ def test_a_look_keeps_the_message_count_and_the_latest_look_wins(console: Consol
     assert sum(len(chunk) for chunk in console.read_marks()) == 3
 
 
-def test_the_read_conversations_of_a_filter_are_counted_over_every_page(contacts: ContactsStore) -> None:
+def test_the_unread_conversations_of_a_filter_are_counted_over_every_page(contacts: ContactsStore) -> None:
     for number in range(6):
         contacts.upsert_seen(PAGE, f"100{number}", NOW + timedelta(minutes=number), last_text=f"mensaje {number}")
     contacts.add_tags(PAGE, "1004", ["VIP"], NOW)
     contacts.add_tags(PAGE, "1005", ["VIP"], NOW)
     contacts.import_contact(PAGE, "2000", None, None, (), {}, NOW)  # never wrote: not in the inbox
-    reads = {f"{PAGE}:1000": NOW + timedelta(hours=1),  # read after their last message
-             f"{PAGE}:1004": NOW + timedelta(minutes=4),  # read at the very time of it: read
-             f"{PAGE}:1005": NOW,  # read before they wrote again: unread
-             f"{PAGE}:2000": NOW + timedelta(hours=1), "200000000000002:1000": NOW + timedelta(hours=1), "raro": NOW}
-    assert contacts.count_inbox_read(ContactQuery(), reads) == 2
-    assert contacts.count_inbox_read(ContactQuery(page_id=PAGE), reads) == 2
-    assert contacts.count_inbox_read(ContactQuery(tag="vip"), reads) == 1
-    assert contacts.count_inbox_read(ContactQuery(text="MENSAJE 0"), reads) == 1  # the last text is searched
-    assert contacts.count_inbox_read(ContactQuery(), reads, only={f"{PAGE}:1004"}) == 1
-    assert contacts.count_inbox_read(ContactQuery(), reads, exclude={f"{PAGE}:1004"}) == 1
-    assert contacts.count_inbox_read(ContactQuery(), {}) == 0
-    many = {f"{PAGE}:{9000 + n}": NOW for n in range(1200)} | reads  # more than a chunk of looks
-    assert contacts.count_inbox_read(ContactQuery(), many) == 2
+    assert contacts.mark_read(PAGE, "1000", NOW + timedelta(hours=1), 1)  # read after their last message
+    assert contacts.mark_read(PAGE, "1004", NOW + timedelta(minutes=4), 1)  # at the very time of it: read
+    assert contacts.mark_read(PAGE, "1005", NOW, None)  # before they wrote: unread
+    assert contacts.mark_read(PAGE, "2000", NOW + timedelta(hours=1), None)  # never wrote: still not in the inbox
+    assert not contacts.mark_read("200000000000002", "1000", NOW, 1)  # no such contact: nothing
+    assert not contacts.mark_read(PAGE, "1000", NOW, 0)  # an older look (a slow request): nothing
+
+    def counts(query: ContactQuery, **kwargs: object) -> tuple[int, int]:
+        found = contacts.inbox(query, **kwargs)  # type: ignore[arg-type]
+        return found.total, found.unread
+
+    assert counts(ContactQuery()) == (6, 4)
+    assert counts(ContactQuery(page_id=PAGE, limit=1)) == (6, 4)  # every page, not the rows shown
+    assert counts(ContactQuery(tag="vip")) == (2, 1)
+    assert counts(ContactQuery(text="MENSAJE 0")) == (1, 0)  # the last text is searched
+    assert counts(ContactQuery(), only={f"{PAGE}:1004"}) == (1, 0)
+    assert counts(ContactQuery(), exclude={f"{PAGE}:1004"}) == (5, 4)
+    assert counts(ContactQuery(), only=set()) == (0, 0)
+    assert counts(ContactQuery(page_id="200000000000002")) == (0, 0)
+    rows = {c.psid: c for c in contacts.inbox(ContactQuery()).contacts}
+    assert (rows["1000"].read_at, rows["1000"].read_message_count) == (NOW + timedelta(hours=1), 1)
+    assert [psid for psid, c in rows.items() if c.is_unread] == ["1005", "1003", "1002", "1001"]
+    contacts.upsert_seen(PAGE, "1000", NOW + timedelta(hours=2), message_count=2)  # wrote after the look
+    assert counts(ContactQuery()) == (6, 5)
+
+
+def test_copied_read_marks_never_replace_a_newer_look(contacts: ContactsStore) -> None:
+    contacts.upsert_seen(PAGE, "1000", NOW)
+    contacts.upsert_seen(PAGE, "1001", NOW)
+    contacts.mark_read(PAGE, "1000", NOW + timedelta(minutes=5), 3)
+    contacts.copy_read_marks([(PAGE, "1000", NOW + timedelta(minutes=1), 1), (PAGE, "1001", NOW, 2),
+                              (PAGE, "9999", NOW, 1)])
+    contacts.copy_read_marks([])
+    after = {c.psid: (c.read_at, c.read_message_count) for c in contacts.inbox(ContactQuery()).contacts}
+    assert after == {"1000": (NOW + timedelta(minutes=5), 3), "1001": (NOW, 2)}
+    assert contacts.inbox(ContactQuery()).unread == 0

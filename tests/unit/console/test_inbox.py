@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from console.inbox import unread_count
-from console.store import ReadMark
+from contacts.model import Contact
 from contacts.store import ContactsStore, open_contacts_store
 from core.settings import DEMO_SERVICE_TOKEN, SANDBOX_PAGE_ID, Settings
 from tests.unit.console.conftest import Clock, ConsoleApp, console_app
@@ -46,14 +46,22 @@ def write(console: ConsoleApp, contacts: ContactsStore, psid: str, at: datetime,
 
 def test_unread_count_is_the_messages_since_the_last_look() -> None:
     at = T0
-    assert unread_count(None, 0, None) == 0  # never wrote
-    assert unread_count(at, 3, None) == 3  # never opened: all of them
-    assert unread_count(at, 0, None) == 1  # a contact from before the counter
-    assert unread_count(at, 5, ReadMark(at + timedelta(seconds=1), 2)) == 0  # read after the last one
-    assert unread_count(at, 5, ReadMark(at, 5)) == 0  # read at the very time of it
-    assert unread_count(at, 5, ReadMark(at - timedelta(seconds=1), 2)) == 3
-    assert unread_count(at, 5, ReadMark(at - timedelta(seconds=1), None)) == 1  # a look from before the counter
-    assert unread_count(at, 5, ReadMark(at - timedelta(seconds=1), 5)) == 1  # the counter lagged the look
+
+    def unread(last: datetime | None, count: int, read_at: datetime | None = None,
+               read_count: int | None = None) -> int:
+        contact = Contact(page_id=PAGE, psid="1001", first_seen_at=T0, last_user_message_at=last, message_count=count,
+                          read_at=read_at, read_message_count=read_count)
+        assert contact.is_unread == (unread_count(contact) > 0)
+        return unread_count(contact)
+
+    assert unread(None, 0) == 0  # never wrote
+    assert unread(at, 3) == 3  # never opened: all of them
+    assert unread(at, 0) == 1  # a contact from before the counter
+    assert unread(at, 5, at + timedelta(seconds=1), 2) == 0  # read after the last one
+    assert unread(at, 5, at, 5) == 0  # read at the very time of it
+    assert unread(at, 5, at - timedelta(seconds=1), 2) == 3
+    assert unread(at, 5, at - timedelta(seconds=1), None) == 1  # a look from before the counter
+    assert unread(at, 5, at - timedelta(seconds=1), 5) == 1  # the counter lagged the look
 
 
 def test_rows_count_unread_messages_and_the_filter_counts_unread_conversations(

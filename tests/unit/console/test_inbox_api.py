@@ -11,6 +11,7 @@ twice after they wrote again, an unread mark the service token clears, a bad `st
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -157,6 +158,40 @@ def test_roles_editors_are_refused_and_the_service_token_reads(env: tuple[Consol
     assert console.anonymous().get(API).status_code == 401
     service = console.anonymous().get(API, headers={"Authorization": f"Bearer {DEMO_SERVICE_TOKEN}"})
     assert service.status_code == 200 and service.json()["conversations"] == []
+
+
+@pytest.mark.parametrize("at", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "2026-11-30T15:00:00"])
+def test_a_forged_cursor_with_a_date_out_of_range_is_a_spanish_422(env: tuple[ConsoleApp, ContactsStore],
+                                                                   at: str) -> None:
+    console, _ = env
+    cursor = base64.urlsafe_b64encode(f"i1:{at}|5".encode()).decode("ascii").rstrip("=")
+    for url, params in ((API, {"cursor": cursor}), ("/console/inbox", {"estado": "all", "cursor": cursor})):
+        answer = console.login("agente").get(url, params=params)
+        assert answer.status_code == 422, (url, answer.status_code, answer.text[:300])
+        assert "cursor" in answer.text and "no es válido" in answer.text
+
+
+def test_the_console_stores_old_read_marks_are_copied_to_the_contacts_once(
+        env: tuple[ConsoleApp, ContactsStore], clock: Clock) -> None:
+    """Looks saved in the console store before they lived on the contacts still count after the upgrade; a newer
+    look on the contact is never replaced by an older copied one, and the copy runs once."""
+    console, contacts = env
+    seed(console, contacts, clock)
+    store = console.app.state.console_auth.store
+    store.mark_read(f"{PAGE}:1001", "agente", clock(), 1)  # after 1001's last message: read
+    store.mark_read(f"{PAGE}:1002", "agente", clock() - timedelta(hours=3), 1)  # before 1002's: still unread
+    store.mark_read(f"{PAGE}:1005", "agente", clock() - timedelta(days=9), 1)  # older than the contact's own look
+    store.mark_read("no-es-una-conversacion", "agente", clock(), 1)
+    contacts.mark_read(PAGE, "1005", clock(), 1)
+    agent = console.login("agente")
+    body = agent.get(API).json()
+    assert {r["user_id"]: r["unread"] for r in body["conversations"]} == {
+        "1001": False, "1002": True, "1003": True, "1005": False, "1004": True}
+    assert body["unread_conversations"] == 3
+    assert contacts.require(PAGE, "1005").read_at == clock()
+    store.mark_read(f"{PAGE}:1002", "agente", clock(), 1)  # the console store is no longer read
+    console.app.state.inbox_reads_copied = False  # a new process: the contacts store says it is done
+    assert agent.get(API).json()["unread_conversations"] == 3
 
 
 QUERY_VALUES = st.one_of(st.text(max_size=60), st.sampled_from(["", "all", "bot", "paused", "mine", "closed", "0",
