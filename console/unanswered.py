@@ -218,7 +218,7 @@ def suggestion_view(suggestion: Suggestion) -> SuggestionOut:
 def _offset(cursor: str | None) -> int:
     if not cursor:
         return 0
-    if not cursor.isdigit() or len(cursor) > 9:
+    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 9:
         raise ConsoleError("invalid_request", "El cursor no es válido: use el `next_cursor` de la página anterior.",
                            field="cursor")
     return int(cursor)
