@@ -1,0 +1,97 @@
+"""Ratings in the channel (csat/): Meta's `messaging_feedback` and a satisfaction quick reply are journaled for the app
+(`notice_pending`), posted to the app's `POST /internal/csat/answer` (here a small fake of it) and never given to
+Rasa; an app that does not take it at first gets it again later (the journal keeps it until the app confirmed)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest_asyncio
+from aiohttp import web
+
+from connectors.handoff import AppHandoffClient
+from connectors.messenger import MessengerInput
+from sandbox import simulate
+from tests.channel.conftest import OpenChannel
+from tests.channel.support import PAGE_ID, ChannelServer, eventually
+
+
+class FakeApp:
+    """`POST /internal/csat/answer`: refuses the first `refuse` calls (503), then records every body."""
+
+    def __init__(self) -> None:
+        self.refuse = 0
+        self.answers: list[dict[str, Any]] = []
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def _answer(self, request: web.Request) -> web.Response:
+        assert request.headers.get("Authorization") == "Bearer token"
+        if self.refuse > 0:
+            self.refuse -= 1
+            return web.json_response({"error": "no disponible"}, status=503)
+        self.answers.append(await request.json())
+        return web.json_response({"recorded": True})
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/internal/csat/answer", self._answer)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        await web.SockSite(self._runner, sock).start()
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def fake_app() -> AsyncIterator[FakeApp]:
+    app = FakeApp()
+    await app.start()
+    yield app
+    await app.close()
+
+
+async def channel_to(open_channel: OpenChannel, fake_app: FakeApp) -> ChannelServer:
+    def to_fake_app(channel: MessengerInput) -> None:
+        channel.handoff = AppHandoffClient(fake_app.url, "token")
+
+    channel = await open_channel(to_fake_app)
+    await channel.start()
+    return channel
+
+
+async def test_a_submitted_template_and_a_tapped_rating_reach_the_app_not_rasa(
+    open_channel: OpenChannel, fake_app: FakeApp
+) -> None:
+    channel = await channel_to(open_channel, fake_app)
+    template_user, tap_user = "psid-csat-template", "psid-csat-tap"
+    feedback = simulate.feedback(PAGE_ID, template_user, "csat_7", 5, "Excelente atención")
+    tap = simulate.quick_reply(PAGE_ID, tap_user, "3 · Regular", '/csat{"score":3}')
+    assert await channel.deliver(simulate.webhook_body(PAGE_ID, [feedback, tap])) == 200
+    await eventually(lambda: len(fake_app.answers) >= 2, "both ratings at the app")
+    by_user = {answer["user_id"]: answer for answer in fake_app.answers}
+    assert by_user[template_user]["via"] == "template" and by_user[template_user]["answers"] == [
+        {"question_id": "csat_7", "type": "csat", "payload": "5", "follow_up": "Excelente atención"}]
+    assert by_user[tap_user]["via"] == "quick_replies" and by_user[tap_user]["answers"][0]["payload"] == "3"
+    assert [row["status"] for row in channel.journal(template_user)] == ["recorded"]
+    assert [row["status"] for row in channel.journal(tap_user)] == ["recorded"]
+    assert await channel.user_texts_in_tracker(template_user) == []
+    assert await channel.user_texts_in_tracker(tap_user) == [], "a rating is no turn of Rasa"
+
+
+async def test_a_rating_the_app_did_not_take_is_delivered_later(open_channel: OpenChannel, fake_app: FakeApp) -> None:
+    fake_app.answers.clear()
+    fake_app.refuse = 1
+    channel = await channel_to(open_channel, fake_app)
+    user = "psid-csat-retry"
+    assert await channel.deliver(simulate.webhook_body(PAGE_ID, [simulate.feedback(PAGE_ID, user, "csat_8", 2)])) == 200
+    await eventually(lambda: fake_app.refuse == 0, "the app refused once")
+    await channel.channel._apply_windows(await channel.channel.store.run(channel.channel.store.journaled))
+    await eventually(lambda: [a["user_id"] for a in fake_app.answers] == [user], "delivered after the refusal")
