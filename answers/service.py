@@ -182,7 +182,7 @@ class Answers:
         return result
 
     def _centroids(self, embedder: Embedder) -> list[Centroid]:
-        """The existing groups' centres in this embedder's space; a group grouped with another model (the matrix
+        """The existing groups' mean vectors in this embedder's space; a group grouped with another model (the matrix
         changed its models) is embedded again from its wording."""
         centroids = []
         for stored in self.store.centroids():
@@ -192,8 +192,7 @@ class Answers:
                 if not wording:
                     continue
                 embedded = embedder.embed([prepare(text) for text in wording], role="query")
-                mean = embedded.mean(axis=0)
-                vector = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+                vector = embedded.mean(axis=0).astype(np.float32)
             centroids.append(Centroid(stored.group_id, vector, stored.size))
         return centroids
 
