@@ -182,11 +182,14 @@ def test_no_password_or_token_reaches_the_logs(auth: Authenticator, caplog: pyte
 def test_migrations_are_numbered_and_reopening_keeps_the_data(tmp_path: Path, clock: Clock) -> None:
     path = tmp_path / "console.sqlite3"
     store = ConsoleStore(path)
-    assert store.schema_version == 2  # 001_initial, 002_conversation_reads
+    sql_dir = Path(__file__).resolve().parents[3] / "console" / "sql" / "sqlite"
+    migrations = sorted(migration.name for migration in sql_dir.glob("[0-9]*.sql"))
+    assert migrations[:2] == ["001_initial.sql", "002_conversation_reads.sql"]
+    assert store.schema_version == len(migrations) == int(migrations[-1][:3])  # every migration applied, numbered
     store.save_snippet("horario", "De 8 a 18", "maria", clock())
     store.close()
     again = ConsoleStore(path)
-    assert again.schema_version == 2
+    assert again.schema_version == len(migrations)
     assert [s.name for s in again.snippets()] == ["horario"]
     assert again.delete_snippet("horario") and not again.delete_snippet("horario")
     again.close()
