@@ -6,9 +6,11 @@ Rasa's tracker API is a fake (this test is about the app); the rest is the real 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +19,11 @@ from fastapi.testclient import TestClient
 
 from bot.app import create_app
 from connectors.handoff import feedback_body
-from core.settings import DEMO_SERVICE_TOKEN, Settings
+from core.settings import DEMO_SERVICE_TOKEN, SANDBOX_PAGE_ID, Settings
 from csat.model import AskStatus, question_id_of
+from meta.delivery import judge_delivery
 from meta.events import parse_messaging_item
+from meta.signature import SIGNATURE_HEADER
 from sandbox import simulate
 
 PAGE, USER = "100000000000001", "2000000000000001"
@@ -132,3 +136,59 @@ def test_a_close_with_no_window_is_recorded_not_sent_and_shown_with_the_reason(c
     assert "Encuesta no enviada: " + ask.reason_es in page.replace("&#39;", "'").replace("&quot;", '"')
     inbox = client.get("/console/inbox").text
     assert "<h2>Satisfacción</h2>" not in inbox  # agents do not see the agents' averages
+
+
+class FakeWebhook:
+    """The webhook process's door, for the sandbox's deliveries: keeps each body and its signature header."""
+
+    def __init__(self) -> None:
+        deliveries: list[tuple[bytes, str | None]] = []
+        self.deliveries = deliveries
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *_args: Any) -> None:
+                return None
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                deliveries.append((raw, self.headers.get(SIGNATURE_HEADER)))
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"EVENT_RECEIVED")
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_sandbox_answers_the_survey_as_meta_does(tmp_path: Path) -> None:
+    """`make run`'s path: the sandbox signs the person's answer as Meta's `messaging_feedback` (for their open survey
+    when no question id is given), the webhook's own checks accept it, and the connector's body records it."""
+    webhook = FakeWebhook()
+    settings = Settings(data_dir=tmp_path, webhook_port=webhook.port, csat_privacy_url="https://tienda.ec/privacidad")
+    app = create_app(settings)
+    user = "sandbox-person"
+    try:
+        with TestClient(app) as client:
+            assert client.portal is not None
+            assert client.post("/sandbox/feedback", json={"user_id": user, "score": 5}).status_code == 404
+            now = datetime.now(timezone.utc)
+            client.portal.call(app.state.outbox.record_user_message, SANDBOX_PAGE_ID, user, now, "hola")
+            ask = client.portal.call(app.state.csat.ask_after_close, f"{SANDBOX_PAGE_ID}:{user}", SANDBOX_PAGE_ID,
+                                     user, "ana", now)
+            answered = client.post("/sandbox/feedback", json={"user_id": user, "score": 5, "text": "Gracias"})
+            assert answered.status_code == 200 and answered.json() == {"webhook_status": 200,
+                                                                       "question_id": question_id_of(ask.id)}
+            [(raw, signature)] = webhook.deliveries
+            verdict = judge_delivery(raw, signature, settings.app_secret)
+            assert verdict.accepted, verdict.error
+            [event] = verdict.events
+            recorded = client.post("/internal/csat/answer", headers=SERVICE, json=feedback_body(event))
+            assert recorded.json()["ask"]["rating"] == 5 and recorded.json()["ask"]["comment"] == "Gracias"
+            assert client.post("/sandbox/feedback", json={"user_id": user, "score": 9}).status_code == 422
+    finally:
+        webhook.close()
