@@ -7,8 +7,9 @@ through the real app in-process (FastAPI's test client, the SQLite stores the ap
 
 The store is seeded in one batch (`import_contacts`) plus a "last message" for every contact (`upsert_seen`); the app
 then starts on that data folder. Every other conversation gets a read mark (an agent opened it after the
-person's last message, or, for one in ten, before it), written as the console saves them. Prints one JSON line per query (milliseconds); progress goes to stderr. Nothing is
-asserted: the figures are for the closing notes and the report.
+person's last message, or, for one in ten, before it) in the console store, where looks lived before issue 13's
+review: the inbox copies them to the contacts once, on the untimed first request. Prints one JSON line per query
+(milliseconds); progress goes to stderr. Nothing is asserted: the figures are for the closing notes and the report.
 """
 
 from __future__ import annotations

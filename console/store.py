@@ -1,5 +1,6 @@
-"""The console's store: users, sessions, failed logins, snippets ("Atajos") and when each conversation was last
-opened (the inbox's unread marks), in a SQLite file or a PostgreSQL
+"""The console's store: users, sessions, failed logins, snippets ("Atajos") and the looks at conversations saved
+before they lived on the contacts (`ContactsStore.mark_read`; the inbox copies these once), in a SQLite file or a
+PostgreSQL
 schema (`open_console_store(url)`, `core.database`).
 
 Numbered migrations and named queries live in `console/sql/sqlite/` and `console/sql/postgres/`. The store is
@@ -211,7 +212,8 @@ class ConsoleStore(DatabaseStore):
     def delete_snippet(self, name: str) -> bool:
         return self._run("delete_snippet", {"name": name}) > 0
 
-    # --- conversation reads (the inbox's unread marks) -------------------------------------------
+    # --- conversation reads (before issue 13's review: the inbox now keeps the looks on the contacts, and copies
+    # these once, `console.inbox.copy_console_reads`) -----------------------------------------------------------
 
     def mark_read(self, conversation_id: str, username: str, at: datetime, message_count: int | None = None) -> None:
         """An agent opened the conversation at `at`: what the person wrote until then counts as read (and how many
@@ -232,7 +234,7 @@ class ConsoleStore(DatabaseStore):
 
     def read_marks(self, page_id: str | None = None, chunk: int = READ_MARKS_CHUNK) -> Iterator[dict[str, ReadMark]]:
         """Every look (of one page's conversations when `page_id`), a chunk at a time, by conversation id: the
-        inbox counts its unread conversations with them."""
+        inbox copies them to the contacts store once."""
         after, prefix = "", f"{page_id}:" if page_id is not None else ""
         while True:
             rows = self._read("read_marks_after", {"after": after, "prefix": prefix, "limit": chunk})
