@@ -5,6 +5,7 @@ inbox's unread count over every page, and the console store's older conversation
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -158,3 +159,24 @@ def test_copied_read_marks_never_replace_a_newer_look(contacts: ContactsStore) -
     after = {c.psid: (c.read_at, c.read_message_count) for c in contacts.inbox(ContactQuery()).contacts}
     assert after == {"1000": (NOW + timedelta(minutes=5), 3), "1001": (NOW, 2)}
     assert contacts.inbox(ContactQuery()).unread == 0
+
+
+def test_a_contacts_file_from_before_migration_003_opens_with_every_conversation_unread(tmp_path: Path) -> None:
+    path = tmp_path / "contacts.sqlite3"
+    store = open_contacts_store(str(path))
+    store.upsert_seen(PAGE, "1001", NOW, last_text="hola", message_count=2)
+    store.close()
+    with sqlite3.connect(path) as raw:  # the file as migration 002 left it
+        raw.execute("DROP INDEX contacts_by_last_message_read")
+        raw.execute("ALTER TABLE contacts DROP COLUMN read_at")
+        raw.execute("ALTER TABLE contacts DROP COLUMN read_message_count")
+        raw.execute("PRAGMA user_version = 2")
+    reopened = open_contacts_store(str(path))
+    try:
+        assert reopened.schema_version == 3
+        found = reopened.inbox(ContactQuery())
+        assert (found.total, found.unread, found.contacts[0].last_text) == (1, 1, "hola")
+        assert reopened.mark_read(PAGE, "1001", NOW + timedelta(seconds=1), 2)
+        assert reopened.inbox(ContactQuery()).unread == 0
+    finally:
+        reopened.close()
