@@ -191,8 +191,8 @@ async def csat_answer(payload: CsatAnswerRequest, request: Request) -> Any:
     csat: Csat = request.app.state.csat
     now = csat.clock()
     at = now
-    if payload.timestamp_ms:  # Meta's time, never in our future
-        at = min(datetime.fromtimestamp(payload.timestamp_ms / 1000, tz=timezone.utc), now)
+    if 0 < payload.timestamp_ms / 1000 < now.timestamp():  # Meta's time, never in our future (nor past year 9999)
+        at = datetime.fromtimestamp(payload.timestamp_ms / 1000, tz=timezone.utc)
     ask = await csat.record_answer(payload.page_id, payload.user_id, payload.via,
                                    [answer.model_dump() for answer in payload.answers], payload.event_key, at)
     return {"recorded": ask is not None, "ask": ask.to_dict() if ask is not None else None}

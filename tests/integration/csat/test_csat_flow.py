@@ -111,6 +111,9 @@ def test_the_answer_endpoint_refuses_bad_bodies_with_4xx(client: TestClient) -> 
     assert client.post("/internal/csat/answer", json={}).status_code in (401, 403)
     bad = client.post("/internal/csat/answer", headers=SERVICE, json={"page_id": PAGE, "via": "carta"})
     assert bad.status_code == 422
+    far = {"page_id": PAGE, "user_id": USER, "event_key": "k", "timestamp_ms": 2**53, "via": "quick_replies",
+           "answers": [{"type": "csat", "payload": "5"}]}
+    assert client.post("/internal/csat/answer", headers=SERVICE, json=far).json() == {"recorded": False, "ask": None}
 
 
 def test_a_close_with_no_window_is_recorded_not_sent_and_shown_with_the_reason(client: TestClient) -> None:
