@@ -43,6 +43,11 @@ ATTACHMENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 NEVER_WROTE = "never_wrote"
 CONVERSATION_PAUSED = "conversation_paused"
 BLOCKED = "blocked"
+PARTIALLY_SENT = "partially_sent"  # got some parts of the message; the rest was cancelled
+
+HUMAN_AGENT_TAG = "HUMAN_AGENT"
+# The tags a broadcast may claim (the outbox's policy still decides, at its date, whether one fits).
+BROADCAST_TAGS = MESSAGE_TAGS - {HUMAN_AGENT_TAG}
 
 
 class BroadcastsError(DomainError):
@@ -342,8 +347,11 @@ class BroadcastDraft:
         tag = body.get("tag")
         if tag in ("", None):
             tag = None
-        elif not isinstance(tag, str) or tag not in MESSAGE_TAGS:
-            raise _invalid("tag", f"La etiqueta de mensaje debe ser una de: {', '.join(sorted(MESSAGE_TAGS))}.")
+        elif tag == HUMAN_AGENT_TAG:
+            raise _invalid("tag", "La etiqueta HUMAN_AGENT es solo para respuestas que escribe una persona del "
+                                  "equipo, nunca para transmisiones.")
+        elif not isinstance(tag, str) or tag not in BROADCAST_TAGS:
+            raise _invalid("tag", f"La etiqueta de mensaje debe ser una de: {', '.join(sorted(BROADCAST_TAGS))}.")
         if promotional and tag is not None:
             raise _invalid("tag", "El contenido promocional (ofertas, cupones, descuentos) nunca se puede enviar con "
                                   "una etiqueta de mensaje: Meta lo prohíbe y puede restringir la página.")
@@ -422,12 +430,13 @@ class Report:
     failed: dict[str, int]  # "code 551" etc → count (failed or dead in the outbox)
     retryable: int  # failed ones that may still be sent now (the policy allows)
     reasons_es: dict[str, str] = field(default_factory=dict)  # every reason code above → a Spanish sentence
+    partial: int = 0  # not in "sent" but got part of the message (an image, not the text); counted above too
 
     def to_dict(self) -> dict[str, Any]:
         return {"broadcast": self.broadcast.to_dict(), "total": self.total, "queued": self.queued,
                 "sent": self.sent, "delivered": self.delivered, "read": self.read, "skipped": dict(self.skipped),
                 "blocked": dict(self.blocked), "failed": dict(self.failed), "retryable": self.retryable,
-                "reasons_es": dict(self.reasons_es)}
+                "reasons_es": dict(self.reasons_es), "partial": self.partial}
 
 
 @dataclass(frozen=True)
@@ -447,10 +456,11 @@ class FailedRecipient:
     reason_code: str | None
     reason_es: str
     error_code: int | None
+    partial: bool = False  # got part of the message (an image, not the text)
 
     def to_dict(self) -> dict[str, Any]:
         return {"psid": self.psid, "name": self.name, "state": self.state.value, "reason_code": self.reason_code,
-                "reason_es": self.reason_es, "error_code": self.error_code}
+                "reason_es": self.reason_es, "error_code": self.error_code, "partial": self.partial}
 
 
 @dataclass(frozen=True)
@@ -471,3 +481,18 @@ class Recipient:
     read_at: datetime | None = None
     attempt: int = 0
     updated_at: datetime | None = None
+    sent_parts: Mapping[int, int] = field(default_factory=dict)  # part → outbox id of the parts already SENT
+
+
+@dataclass(frozen=True)
+class PartsOutcome:
+    """What the outbox messages of a recipient's attempt say became of them (`broadcasts.planner.outcome_of`);
+    `sent_parts`: part → outbox id of those SENT (a retry never sends them again)."""
+
+    state: RecipientState
+    reason_code: str | None = None
+    error_code: int | None = None
+    sent_at: datetime | None = None
+    delivered_at: datetime | None = None
+    read_at: datetime | None = None
+    sent_parts: Mapping[int, int] = field(default_factory=dict)

@@ -15,8 +15,10 @@ from broadcasts.model import (
     BLOCKED,
     CONVERSATION_PAUSED,
     NEVER_WROTE,
+    PARTIALLY_SENT,
     Broadcast,
     FailedRecipient,
+    Recipient,
     RecipientState,
     Report,
 )
@@ -47,7 +49,10 @@ REASONS_ES: Mapping[str, str] = {
     "human_agent_bot_sender": "La etiqueta HUMAN_AGENT es solo para mensajes escritos por una persona, no para "
                               "transmisiones.",
     BROADCAST_CANCELLED: "La transmisión se canceló antes de que el mensaje saliera.",
+    PARTIALLY_SENT: "Recibieron solo una parte del mensaje (por ejemplo, la imagen sin el texto): el resto se canceló "
+                    "porque la transmisión se canceló o una persona del equipo tomó la conversación.",
 }
+PARTIAL_ES = "Recibió solo una parte del mensaje; al reintentar solo se envía lo que falta."
 
 # Meta's error codes a send can fail with → what an admin reads.
 ERRORS_ES: Mapping[Kind, str] = {
@@ -104,7 +109,7 @@ def reasons_for(codes: Iterable[str], standard: timedelta) -> dict[str, str]:
 
 def build_report(broadcast: Broadcast, counts: Sequence[RecipientCount], retryable: int,
                  standard: timedelta) -> Report:
-    total = queued = sent = delivered = read = 0
+    total = queued = sent = delivered = read = partial = 0
     skipped: dict[str, int] = {}
     blocked: dict[str, int] = {}
     failed: dict[str, int] = {}
@@ -112,6 +117,7 @@ def build_report(broadcast: Broadcast, counts: Sequence[RecipientCount], retryab
         total += group.recipients
         delivered += group.delivered
         read += group.read
+        partial += group.partial
         reason = group.reason_code or "unknown"
         if group.state is RecipientState.QUEUED:
             queued += group.recipients
@@ -126,7 +132,17 @@ def build_report(broadcast: Broadcast, counts: Sequence[RecipientCount], retryab
             failed[label] = failed.get(label, 0) + group.recipients
     reasons = reasons_for({*skipped, *blocked, *failed}, standard)
     return Report(broadcast=broadcast, total=total, queued=queued, sent=sent, delivered=delivered, read=read,
-                  skipped=skipped, blocked=blocked, failed=failed, retryable=retryable, reasons_es=reasons)
+                  skipped=skipped, blocked=blocked, failed=failed, retryable=retryable, reasons_es=reasons,
+                  partial=partial)
+
+
+def failed_recipient(row: Recipient, standard: timedelta) -> FailedRecipient:
+    """A recipient who did not receive it all, worded for the failed list (and whether they got part of it)."""
+    partial = bool(row.sent_parts) and row.state is not RecipientState.SENT
+    words = reason_es(row.reason_code, standard, row.error_code)
+    if partial and row.reason_code != PARTIALLY_SENT:
+        words = f"{words} {PARTIAL_ES}".strip()
+    return FailedRecipient(row.psid, row.name, row.state, row.reason_code, words, row.error_code, partial)
 
 
 def failed_csv(rows: Sequence[FailedRecipient]) -> bytes:

@@ -21,6 +21,7 @@ import binascii
 import builtins
 import contextlib
 import logging
+import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -28,6 +29,8 @@ from typing import Any, NamedTuple, Protocol
 
 from broadcasts import planner, report
 from broadcasts.model import (
+    BROADCAST_TAGS,
+    CONVERSATION_PAUSED,
     STATUS_ES,
     Broadcast,
     BroadcastDraft,
@@ -37,6 +40,7 @@ from broadcasts.model import (
     BroadcastStatus,
     DryRun,
     FailedRecipient,
+    PartsOutcome,
     Recipient,
     RecipientState,
     Report,
@@ -47,8 +51,9 @@ from contacts.model import Audience, Contact
 from contacts.store import ContactsStore
 from core.offload import Offload
 from handoff.model import Conversation, ConversationState, conversation_id_of
-from outbox.model import InvalidTransition, NewMessage, NotFound, OutboxMessage
+from outbox.model import NewMessage, OutboxMessage, Purpose, SenderKind
 from outbox.outbox import Outbox
+from outbox.policy import ConversationWindow
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +65,10 @@ RECEIPTS_DAYS = 7  # delivered/read keep being read this long after a broadcast 
 EXAMPLES = 5
 MAX_LIST = 200
 MAX_AUTHOR = 200
+LEASE = timedelta(seconds=60)  # a runner (app process) works on a broadcast this long unless it renews
+FINISHED_REFRESH = timedelta(minutes=5)  # a done or cancelled broadcast's receipts are read this often
+RETRYABLE_TTL = timedelta(seconds=30)  # the report's "retryable" count is read again after this
+MIN_YEAR, MAX_YEAR = 2000, 2100  # a "send at" outside these years is a typo
 SEND_AT_SLACK = timedelta(minutes=1)  # a "send at" this far in the past is "now" (a clock a bit behind)
 MAX_SCHEDULE_AHEAD = timedelta(days=365)
 _CURSOR_PREFIX = "b1:"
@@ -151,6 +160,10 @@ class Broadcasts:
         self._contacts_thread = Offload("broadcasts-contacts")
         self._wake = asyncio.Event()
         self._planning = False  # the last round enqueued a batch (more may be left)
+        self.runner_id = f"runner-{uuid.uuid4().hex[:12]}"  # this process's name on the broadcasts' leases
+        self._leases: dict[int, datetime] = {}  # broadcast → until when this runner holds it
+        self._next_visit: dict[int, datetime] = {}  # settled done/cancelled broadcast → when to read receipts next
+        self._retryable_cache: dict[int, tuple[Any, datetime, int]] = {}  # broadcast → (counts, read at, count)
 
     async def _db(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await self._store_thread.run(fn, *args)
@@ -216,10 +229,7 @@ class Broadcasts:
             -> builtins.list[planner.Verdict]:
         """The decision for each person of one batch: two reads (paused, unreachable), then pure."""
         wrote = [person.psid for person in people if person.last_user_message_at is not None]
-        ids = [conversation_id_of(draft.page_id, psid) for psid in wrote]
-        states = await self.handoff.states_of(ids) if ids else {}
-        paused = {conversation.user_id for conversation in states.values()
-                  if conversation.state is ConversationState.PAUSED}
+        paused = await self._paused(draft.page_id, wrote)
         unreachable: dict[str, str] = {}
         for start in range(0, len(wrote), AUDIENCE_PAGE):
             unreachable.update(await self.outbox.unreachable(draft.page_id, wrote[start:start + AUDIENCE_PAGE]))
@@ -249,6 +259,16 @@ class Broadcasts:
                       skipped=tally.skipped, reasons_es=reasons,
                       estimated_seconds=tally.will_send / self.page_rate, examples=tally.examples)
 
+    def usable_tags(self, now: datetime | None = None) -> builtins.list[str]:
+        """The message tags a broadcast can use now: those the outbox's policy lets a non-promotional broadcast
+        send with outside the 24-hour window (retired tags, and tags a broadcast's content never fits, are not)."""
+        now = now or self.clock()
+        window = ConversationWindow(now - self.standard_window - timedelta(hours=1))
+        return [tag for tag in sorted(BROADCAST_TAGS)
+                if self.outbox.decide(NewMessage(page_id="0", recipient_id="0", message={"text": "x"},
+                                                 sender=SenderKind.SYSTEM, purpose=Purpose.FOLLOW_UP, tag=tag,
+                                                 promotional=False), window, now).allowed]
+
     # --- sending ---------------------------------------------------------------------------------------------------
 
     async def send(self, broadcast_id: int, author: str, send_at: datetime | None = None) -> Broadcast:
@@ -256,16 +276,7 @@ class Broadcasts:
         _check_author(author)
         now = self.clock()
         if send_at is not None:
-            if not isinstance(send_at, datetime) or send_at.tzinfo is None:
-                raise BroadcastInvalid("send_at", "La fecha de envío debe indicar la zona horaria (por ejemplo "
-                                                  "2026-12-01T15:00:00-05:00).")
-            send_at = send_at.astimezone(timezone.utc)
-            if send_at < now - SEND_AT_SLACK:
-                raise BroadcastInvalid("send_at", "La fecha de envío ya pasó; elija una fecha futura o «Enviar "
-                                                  "ahora».")
-            if send_at > now + MAX_SCHEDULE_AHEAD:
-                raise BroadcastInvalid("send_at", "Una transmisión se puede programar como máximo con un año de "
-                                                  "anticipación.")
+            send_at = _check_send_at(send_at, now)
         current = await self.get(broadcast_id)
         if not await self._db(self.store.schedule, broadcast_id, max(send_at or now, now), now):
             raise BroadcastStateError("broadcast_not_editable",
@@ -277,8 +288,9 @@ class Broadcasts:
         return await self.get(broadcast_id)
 
     async def cancel(self, broadcast_id: int, author: str) -> Broadcast:
-        """SCHEDULED or SENDING → CANCELLED; the messages still waiting in the outbox are cancelled (those already
-        sent stay sent)."""
+        """SCHEDULED or SENDING → CANCELLED; the messages still waiting in the outbox are cancelled in one statement
+        (those already sent stay sent). The runner cancels again each round while any recipient is still queued, so
+        a cancel interrupted here (a timeout, a restart, a database error) still stops the broadcast."""
         _check_author(author)
         current = await self.get(broadcast_id)
         if not await self._db(self.store.cancel, broadcast_id, author, self.clock()):
@@ -287,28 +299,23 @@ class Broadcasts:
                                       f"«{STATUS_ES[(await self.get(broadcast_id)).status]}».")
         logger.info("broadcast cancelled", extra={"broadcast_id": broadcast_id, "page_id": current.page_id,
                                                   "by": author})
-        await self._cancel_queued(broadcast_id)
-        await self._refresh(await self.get(broadcast_id))
+        self._wake.set()
+        await self._cancel_remaining(broadcast_id)
         return await self.get(broadcast_id)
 
-    async def _cancel_queued(self, broadcast_id: int) -> None:
-        after = ""
-        while True:
-            rows: builtins.list[Recipient] = await self._db(self.store.recipients_in, broadcast_id,
-                                                   (RecipientState.QUEUED,), after, REFRESH_BATCH)
-            for recipient in rows:
-                for outbox_id in recipient.outbox_ids:
-                    with contextlib.suppress(InvalidTransition, NotFound):  # already claimed, sent or gone
-                        await self.outbox.cancel(outbox_id)
-            if len(rows) < REFRESH_BATCH:
-                return
-            after = rows[-1].psid
+    async def _cancel_remaining(self, broadcast_id: int) -> int:
+        """A cancelled broadcast's pending outbox messages → cancelled (one statement), and its queued recipients
+        that never reached the outbox → cancelled. Idempotent. How many messages were cancelled."""
+        cancelled: int = await self.outbox.cancel_pending_by_key_prefix(planner.recipient_key_prefix(broadcast_id))
+        await self._db(self.store.cancel_unenqueued, broadcast_id, self.clock())
+        return cancelled
 
     # --- the runner ------------------------------------------------------------------------------------------------
 
     async def run_once(self) -> int:
-        """One round: start the due broadcasts, plan and enqueue one batch of each sending broadcast, read back
-        what the outbox did. How many recipients were planned or changed (0: nothing to do)."""
+        """One round: start the due broadcasts; for each broadcast this runner holds the lease of, plan one batch,
+        enqueue the queued recipients not in the outbox yet, finish a cancel, read back what the outbox did. How
+        many recipients were planned, enqueued or changed (0: nothing to do)."""
         now = self.clock()
         for broadcast_id in await self._db(self.store.start_due, now):
             logger.info("broadcast started", extra={"broadcast_id": broadcast_id})
@@ -316,16 +323,47 @@ class Broadcasts:
         self._planning = False
         for broadcast_id in await self._db(self.store.ids_to_refresh, now - timedelta(days=RECEIPTS_DAYS)):
             broadcast = await self.get(broadcast_id)
-            if broadcast.status is BroadcastStatus.SENDING:
-                planned = await self._plan_batch(broadcast)
-                self._planning = self._planning or planned > 0
-                work += planned
-                broadcast = await self.get(broadcast_id)  # a cancel may have landed meanwhile
-            work += await self._refresh(broadcast)
-            if broadcast.status is BroadcastStatus.SENDING and \
-                    await self._db(self.store.finish_if_complete, broadcast_id, self.clock()):
-                logger.info("broadcast done", extra={"broadcast_id": broadcast_id})
+            finished = broadcast.status is not BroadcastStatus.SENDING
+            if finished and self._next_visit.get(broadcast_id, now) > now:
+                continue  # done or cancelled and settled: read receipts at a slower pace
+            if not await self._take_lease(broadcast_id, now):
+                continue  # another runner (app process) works on it
+            work += await self._round(broadcast)
         return work
+
+    async def _round(self, broadcast: Broadcast) -> int:
+        work = 0
+        if broadcast.status is BroadcastStatus.SENDING:
+            planned = await self._plan_batch(broadcast)
+            enqueued = await self._enqueue_waiting(broadcast)
+            self._planning = self._planning or planned > 0 or enqueued > 0
+            work += planned + enqueued
+            broadcast = await self.get(broadcast.id)  # a cancel may have landed meanwhile
+        if broadcast.status is BroadcastStatus.CANCELLED and await self._db(self.store.has_queued, broadcast.id):
+            await self._cancel_remaining(broadcast.id)
+        unsettled = broadcast.status is BroadcastStatus.SENDING or \
+            await self._db(self.store.has_queued, broadcast.id)
+        now = self.clock()
+        work += await self._refresh(broadcast, now if unsettled else now - FINISHED_REFRESH)
+        if broadcast.status is BroadcastStatus.SENDING and \
+                await self._db(self.store.finish_if_complete, broadcast.id, self.clock()):
+            logger.info("broadcast done", extra={"broadcast_id": broadcast.id})
+        if unsettled:
+            self._next_visit.pop(broadcast.id, None)
+        else:
+            self._next_visit[broadcast.id] = now + FINISHED_REFRESH
+        return work
+
+    async def _take_lease(self, broadcast_id: int, now: datetime) -> bool:
+        """This runner's lease on the broadcast: renewed when half of it is gone (one write per half lease)."""
+        if self._leases.get(broadcast_id, now) > now + LEASE / 2:
+            return True
+        until = now + LEASE
+        if not await self._db(self.store.take_lease, broadcast_id, self.runner_id, now, until):
+            self._leases.pop(broadcast_id, None)
+            return False
+        self._leases[broadcast_id] = until
+        return True
 
     async def run(self, poll_seconds: float) -> None:
         """The app's task until cancelled: a round, then the next one at once while an audience is still being
@@ -347,7 +385,8 @@ class Broadcasts:
                 await asyncio.wait_for(self._wake.wait(), timeout=poll_seconds)
 
     async def _plan_batch(self, broadcast: Broadcast) -> int:
-        """The next `PLAN_BATCH` contacts of the audience: decided, written, enqueued, then the cursor saved."""
+        """The next `PLAN_BATCH` contacts of the audience: decided and written (skipped, or queued for
+        `_enqueue_waiting`), then the cursor saved. A batch run again keeps its first decisions."""
         plan: PlanState = await self._db(self.store.plan_state, broadcast.id)
         if plan.done:
             return 0
@@ -363,44 +402,72 @@ class Broadcasts:
                                   position=position if verdict.send else 0, reason_code=verdict.reason_code))
             position += verdict.send
         await self._db(self.store.add_recipients, rows, now)
-        # What is stored wins: a batch run again after a crash keeps its first decisions and positions.
-        stored: dict[str, Recipient] = await self._db(self.store.recipients_of, broadcast.id,
-                                                      [row.psid for row in rows])
-        queued = [stored[row.psid] for row in rows
-                  if row.psid in stored and stored[row.psid].state is RecipientState.QUEUED
-                  and stored[row.psid].attempt == 0]
-        start = broadcast.started_at or now
-        await self._enqueue(broadcast, [(recipient, planner.send_time(start, recipient.position, self.page_rate))
-                                        for recipient in queued])
-        if (await self.get(broadcast.id)).status is BroadcastStatus.CANCELLED:  # cancelled while enqueuing
-            await self._cancel_queued(broadcast.id)
-            return len(rows)
-        last_position = max((recipient.position for recipient in queued), default=plan.queued - 1)
         await self._db(self.store.save_plan, broadcast.id,
                        PlanState(page.next_after if page.next_after is not None else plan.after,
-                                 page.next_after is None, max(plan.queued, last_position + 1)), self.clock())
+                                 page.next_after is None, position), plan.after, self.clock())
         return len(rows)
 
-    async def _enqueue(self, broadcast: Broadcast, recipients: Sequence[tuple[Recipient, datetime]]) -> None:
-        """The recipients' messages into the outbox (batches of at most 1000 messages, one transaction each), then
-        their outbox ids onto their rows."""
+    async def _enqueue_waiting(self, broadcast: Broadcast) -> int:
+        """Up to `PLAN_BATCH` queued recipients with no outbox messages yet (just planned, retried, or left by a
+        runner that died) into the outbox. Before: those whose conversation a person took over meanwhile are
+        cancelled instead. After: the same check again (a pause landing while enqueuing), and the broadcast's
+        status (a cancel landing while enqueuing)."""
+        rows: builtins.list[Recipient] = await self._db(self.store.to_enqueue, broadcast.id, PLAN_BATCH)
+        if not rows:
+            return 0
+        paused = await self._paused(broadcast.page_id, [row.psid for row in rows])
+        if paused:
+            await self._db(self.store.set_outcomes, broadcast.id, [
+                Outcome(row.psid, row.attempt, PartsOutcome(RecipientState.CANCELLED, CONVERSATION_PAUSED,
+                                                            sent_parts=row.sent_parts))
+                for row in rows if row.psid in paused], self.clock())
+        waiting = [row for row in rows if row.psid not in paused]
+        await self._enqueue(broadcast, waiting)
+        for psid in await self._paused(broadcast.page_id, [row.psid for row in waiting]):
+            await self.outbox.cancel_pending_by_key_prefix(planner.recipient_key_prefix(broadcast.id, psid))
+        if (await self.get(broadcast.id)).status is BroadcastStatus.CANCELLED:  # cancelled while enqueuing
+            await self._cancel_remaining(broadcast.id)
+        return len(rows)
+
+    async def _paused(self, page_id: str, psids: Sequence[str]) -> set[str]:
+        """Of these people, those whose conversation a person holds now (one read)."""
+        if not psids:
+            return set()
+        states = await self.handoff.states_of([conversation_id_of(page_id, psid) for psid in psids])
+        return {conversation.user_id for conversation in states.values()
+                if conversation.state is ConversationState.PAUSED}
+
+    async def _enqueue(self, broadcast: Broadcast, recipients: Sequence[Recipient]) -> None:
+        """The recipients' messages into the outbox (batches of at most 1000 messages, one transaction each), at
+        the page's broadcast rate from slots reserved for the batch (`BroadcastStore.reserve_slots`, shared by every
+        broadcast of the page), then their outbox ids onto their rows. Parts a recipient already got are not sent
+        again: their SENT message stands for that part."""
         draft = broadcast.draft
         parts = len(draft.content.messages())
         per_batch = max(1, 1000 // parts)
         for start in range(0, len(recipients), per_batch):
             chunk = recipients[start:start + per_batch]
-            news: builtins.list[NewMessage] = []
-            for recipient, not_before in chunk:
-                news.extend(planner.new_messages(draft, broadcast.id, recipient.psid, recipient.attempt, not_before))
-            stored = await self.outbox.enqueue_many(news)
-            ids = [(recipient.psid, recipient.attempt,
-                    [message.id for message, _ in stored[index * parts:(index + 1) * parts]])
-                   for index, (recipient, _) in enumerate(chunk)]
+            first = await self._db(self.store.reserve_slots, broadcast.page_id, len(chunk), self.page_rate,
+                                   self.clock())
+            planned = [planner.new_messages(draft, broadcast.id, recipient.psid, recipient.attempt,
+                                            planner.send_time(first, index, self.page_rate), recipient.sent_parts)
+                       for index, recipient in enumerate(chunk)]
+            stored = await self.outbox.enqueue_many([new for news in planned for _, new in news])
+            ids = []
+            offset = 0
+            for recipient, news in zip(chunk, planned, strict=True):
+                fresh = {part: message.id for (part, _), (message, _) in
+                         zip(news, stored[offset:offset + len(news)], strict=True)}
+                offset += len(news)
+                ids.append((recipient.psid, recipient.attempt,
+                            [fresh[part] if part in fresh else recipient.sent_parts[part] for part in range(parts)]))
             await self._db(self.store.set_outbox_ids, broadcast.id, ids, self.clock())
 
-    async def _refresh(self, broadcast: Broadcast) -> int:
-        """Read back what the outbox did with the recipients still on their way (and receipts of the sent)."""
-        rows: builtins.list[Recipient] = await self._db(self.store.to_refresh, broadcast.id, REFRESH_ROWS)
+    async def _refresh(self, broadcast: Broadcast, before: datetime) -> int:
+        """Read back what the outbox did with the recipients still on their way (and receipts of the sent) last
+        read at or before `before`; only those whose outcome changed are written, the others only go to the back
+        of the queue."""
+        rows: builtins.list[Recipient] = await self._db(self.store.to_refresh, broadcast.id, REFRESH_ROWS, before)
         rows = [row for row in rows if row.outbox_ids]
         changed = 0
         cancelled = broadcast.status is BroadcastStatus.CANCELLED
@@ -414,35 +481,42 @@ class Broadcasts:
                 index += 1
             messages: dict[int, OutboxMessage] = await self.outbox.states_of(ids)
             outcomes = []
-            waiting = []
+            unchanged = []
             for recipient in chunk:
                 found = planner.outcome_of([messages.get(outbox_id) for outbox_id in recipient.outbox_ids],
                                            cancelled)
-                if found is None:
-                    waiting.append(recipient.psid)
+                if found is None or _same(found, recipient):
+                    unchanged.append(recipient.psid)
                     continue
-                outcome = Outcome(recipient.psid, recipient.attempt, found.state, found.reason_code,
-                                  found.error_code, found.sent_at, found.delivered_at, found.read_at)
-                if (outcome.state, outcome.delivered_at, outcome.read_at, outcome.reason_code) != (
-                        recipient.state, recipient.delivered_at, recipient.read_at, recipient.reason_code):
-                    changed += 1
-                outcomes.append(outcome)
+                outcomes.append(Outcome(recipient.psid, recipient.attempt, found))
+            changed += len(outcomes)
             await self._db(self.store.set_outcomes, broadcast.id, outcomes, self.clock())
-            await self._db(self.store.touch_refreshed, broadcast.id, waiting, self.clock())
+            await self._db(self.store.touch_refreshed, broadcast.id, unchanged, self.clock())
         return changed
 
     # --- the report and the failed ones -----------------------------------------------------------------------
 
     async def report(self, broadcast_id: int) -> Report:
+        """The counts per state and reason; `retryable` is read at most every `RETRYABLE_TTL` per broadcast and
+        counts (the report page polls)."""
         broadcast = await self.get(broadcast_id)
         counts = await self._db(self.store.counts, broadcast_id)
         retryable = 0
         if any(group.state in (RecipientState.FAILED, RecipientState.BLOCKED) for group in counts):
-            retryable = len((await self._retryable(broadcast, self.clock()))[0])
+            now = self.clock()
+            key = (broadcast.status, tuple(sorted((group.state.value, group.reason_code or "",
+                                                   group.error_code or 0, group.recipients) for group in counts)))
+            cached = self._retryable_cache.get(broadcast_id)
+            if cached is not None and cached[0] == key and now - cached[1] < RETRYABLE_TTL:
+                retryable = cached[2]
+            else:
+                retryable = len((await self._retryable(broadcast, now))[0])
+                self._retryable_cache[broadcast_id] = (key, now, retryable)
         return report.build_report(broadcast, counts, retryable, self.standard_window)
 
     async def failed(self, broadcast_id: int) -> builtins.list[FailedRecipient]:
-        """Everyone who did not receive it (skipped, blocked, failed, cancelled), by PSID, with why in Spanish."""
+        """Everyone who did not receive it all (skipped, blocked, failed, cancelled), by PSID, with why in Spanish
+        (and whether they got part of it)."""
         await self.get(broadcast_id)
         standard = self.standard_window
         found: builtins.list[FailedRecipient] = []
@@ -450,9 +524,7 @@ class Broadcasts:
         while True:
             rows: builtins.list[Recipient] = await self._db(self.store.recipients_in, broadcast_id,
                                                             report.FAILED_STATES, after, REFRESH_BATCH)
-            found.extend(FailedRecipient(row.psid, row.name, row.state, row.reason_code,
-                                         report.reason_es(row.reason_code, standard, row.error_code), row.error_code)
-                         for row in rows)
+            found.extend(report.failed_recipient(row, standard) for row in rows)
             if len(rows) < REFRESH_BATCH:
                 return found
             after = rows[-1].psid
@@ -462,7 +534,8 @@ class Broadcasts:
 
     async def _retryable(self, broadcast: Broadcast, now: datetime) \
             -> tuple[builtins.list[Recipient], dict[str, int]]:
-        """The failed and blocked recipients the broadcast may send to now, and the others by reason."""
+        """The failed and blocked recipients the broadcast may send to now, and the others by reason (a few
+        queries per 1000 of them: their windows as the outbox's worker reads them, paused, unreachable)."""
         allowed: builtins.list[Recipient] = []
         refused: dict[str, int] = {}
         after = ""
@@ -470,10 +543,8 @@ class Broadcasts:
             rows: builtins.list[Recipient] = await self._db(self.store.recipients_in, broadcast.id,
                                                    (RecipientState.FAILED, RecipientState.BLOCKED), after,
                                                    AUDIENCE_PAGE)
-            people = []
-            for row in rows:  # the outbox's own record of their last message: what its worker decides by
-                window = await self.outbox.conversation_window(broadcast.page_id, row.psid)
-                people.append(_Person(row.psid, row.name, window.last_user_message_at))
+            windows = await self.outbox.windows_of(broadcast.page_id, [row.psid for row in rows])
+            people = [_Person(row.psid, row.name, windows[row.psid].last_user_message_at) for row in rows]
             by_psid = {row.psid: row for row in rows}
             for verdict in await self._verdicts(broadcast.draft, people, now):
                 if verdict.send:
@@ -486,30 +557,59 @@ class Broadcasts:
             after = rows[-1].psid
 
     async def retry_failed(self, broadcast_id: int, author: str) -> RetryResult:
-        """The failed and blocked recipients whose send the policy allows now go out again (their next attempt:
-        a new key); the others are counted by reason."""
+        """The failed and blocked recipients whose send the policy allows now are queued again (their next attempt:
+        new keys; the parts they already got are not sent again) in one transaction with the broadcast back to
+        sending; the runner enqueues them at the page's rate. The others are counted by reason."""
         _check_author(author)
         broadcast = await self.get(broadcast_id)
         if broadcast.status not in (BroadcastStatus.SENDING, BroadcastStatus.DONE):
-            raise BroadcastStateError("broadcast_not_retryable",
-                                      f"Solo se reintentan los fallidos de una transmisión enviada o en envío; esta "
-                                      f"está «{STATUS_ES[broadcast.status]}».")
+            raise self._not_retryable(broadcast)
         now = self.clock()
         allowed, refused = await self._retryable(broadcast, now)
-        plan: PlanState = await self._db(self.store.plan_state, broadcast_id)
-        retried = [(row.psid, row.attempt + 1, plan.queued + index) for index, row in enumerate(allowed)]
-        await self._db(self.store.requeue, broadcast_id, retried, now)
-        stored: dict[str, Recipient] = await self._db(self.store.recipients_of, broadcast_id,
-                                                      [row.psid for row in allowed])
-        again = [stored[psid] for psid, attempt, _ in retried if psid in stored and stored[psid].attempt == attempt]
-        await self._enqueue(broadcast, [(recipient, planner.send_time(now, index, self.page_rate))
-                                        for index, recipient in enumerate(again)])
-        if again and broadcast.status is BroadcastStatus.DONE:
-            await self._db(self.store.reopen, broadcast_id, now)
+        requeued: int = await self._db(self.store.requeue, broadcast_id, [row.psid for row in allowed], now)
+        if allowed and not requeued and (await self.get(broadcast_id)).status is BroadcastStatus.CANCELLED:
+            raise self._not_retryable(await self.get(broadcast_id))
+        self._retryable_cache.pop(broadcast_id, None)
+        self._next_visit.pop(broadcast_id, None)
         logger.info("broadcast failed recipients retried", extra={"broadcast_id": broadcast_id, "by": author,
-                                                                   "requeued": len(again)})
+                                                                   "requeued": requeued})
         self._wake.set()
-        return RetryResult(requeued=len(again), still_refused=refused)
+        return RetryResult(requeued=requeued, still_refused=refused)
+
+    @staticmethod
+    def _not_retryable(broadcast: Broadcast) -> BroadcastStateError:
+        return BroadcastStateError("broadcast_not_retryable",
+                                   f"Solo se reintentan los fallidos de una transmisión enviada o en envío; esta "
+                                   f"está «{STATUS_ES[broadcast.status]}».")
+
+
+def _same(found: PartsOutcome, recipient: Recipient) -> bool:
+    """The outcome read is what the row already says (nothing to write)."""
+    return (found.state, found.reason_code, found.error_code, found.sent_at, found.delivered_at, found.read_at,
+            dict(found.sent_parts)) == (recipient.state, recipient.reason_code, recipient.error_code,
+                                        recipient.sent_at, recipient.delivered_at, recipient.read_at,
+                                        dict(recipient.sent_parts))
+
+
+def _check_send_at(send_at: Any, now: datetime) -> datetime:
+    """A "send at" time: timezone-aware, between now (a minute of slack) and a year ahead, within years
+    `MIN_YEAR`–`MAX_YEAR` (also what a far-off offset cannot overflow)."""
+    if not isinstance(send_at, datetime) or send_at.tzinfo is None:
+        raise BroadcastInvalid("send_at", "La fecha de envío debe indicar la zona horaria (por ejemplo "
+                                          "2026-12-01T15:00:00-05:00).")
+    if not MIN_YEAR <= send_at.year <= MAX_YEAR:
+        raise BroadcastInvalid("send_at", f"La fecha de envío debe estar entre los años {MIN_YEAR} y {MAX_YEAR}.")
+    try:
+        send_at = send_at.astimezone(timezone.utc)
+    except (OverflowError, ValueError) as exc:
+        raise BroadcastInvalid("send_at", f"La fecha de envío debe estar entre los años {MIN_YEAR} y "
+                                          f"{MAX_YEAR}.") from exc
+    if send_at < now - SEND_AT_SLACK:
+        raise BroadcastInvalid("send_at", "La fecha de envío ya pasó; elija una fecha futura o «Enviar ahora».")
+    if send_at > now + MAX_SCHEDULE_AHEAD:
+        raise BroadcastInvalid("send_at", "Una transmisión se puede programar como máximo con un año de "
+                                          "anticipación.")
+    return send_at
 
 
 __all__ = ["Audience", "Broadcasts", "HandoffStates"]

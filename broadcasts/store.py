@@ -14,7 +14,7 @@ import builtins
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +23,11 @@ from broadcasts.model import (
     BroadcastDraft,
     BroadcastStatus,
     Content,
+    PartsOutcome,
     Recipient,
     RecipientState,
 )
+from broadcasts.planner import slots_start
 from contacts.model import Audience
 from core.database import DatabaseStore, moment, stored_time
 
@@ -35,6 +37,10 @@ MAX_KEYS = 1000  # PSIDs per `recipients_of` read
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def _parts(sent_parts: Any) -> str:
+    return _json({str(part): int(outbox_id) for part, outbox_id in dict(sent_parts).items()})
 
 
 def _optional(value: Any) -> datetime | None:
@@ -65,6 +71,7 @@ def _recipient(row: Any) -> Recipient:
         outbox_ids=tuple(int(value) for value in json.loads(row["outbox_ids"])),
         sent_at=_optional(row["sent_at"]), delivered_at=_optional(row["delivered_at"]),
         read_at=_optional(row["read_at"]), attempt=int(row["attempt"]), updated_at=moment(row["updated_at"]),
+        sent_parts={int(part): int(outbox_id) for part, outbox_id in json.loads(row["sent_parts"]).items()},
     )
 
 
@@ -87,6 +94,7 @@ class RecipientCount:
     recipients: int
     delivered: int
     read: int
+    partial: int = 0  # of them, those who got part of the message (and are not "sent")
 
 
 @dataclass(frozen=True)
@@ -95,12 +103,7 @@ class Outcome:
 
     psid: str
     attempt: int
-    state: RecipientState
-    reason_code: str | None = None
-    error_code: int | None = None
-    sent_at: datetime | None = None
-    delivered_at: datetime | None = None
-    read_at: datetime | None = None
+    parts: PartsOutcome
 
 
 class BroadcastStore(DatabaseStore):
@@ -170,10 +173,48 @@ class BroadcastStore(DatabaseStore):
         row = self._db.read("get_broadcast", {"id": broadcast_id})[0]
         return PlanState(int(row["plan_after"]), bool(row["plan_done"]), int(row["queued_count"]))
 
-    def save_plan(self, broadcast_id: int, plan: PlanState, now: datetime) -> None:
-        """The planning cursor after a batch (only while the broadcast is still sending)."""
-        self._db.run("save_plan", {"id": broadcast_id, "plan_after": plan.after, "plan_done": plan.done,
-                                   "queued_count": plan.queued, "now": stored_time(now)})
+    def save_plan(self, broadcast_id: int, plan: PlanState, expected_after: int, now: datetime) -> bool:
+        """The planning cursor after a batch, only while the broadcast is still sending and the cursor is still at
+        `expected_after` (where the batch started): a stale runner never moves it back. False: not saved."""
+        with self._db.write() as session:
+            return session.execute(self._db.queries["save_plan"], {
+                "id": broadcast_id, "plan_after": plan.after, "plan_done": plan.done, "queued_count": plan.queued,
+                "expected_after": expected_after, "now": stored_time(now)}).fetchone() is not None
+
+    def take_lease(self, broadcast_id: int, owner: str, now: datetime, until: datetime) -> bool:
+        """This runner (`owner`) works on the broadcast until `until`, if it holds the lease already or nobody does
+        (or theirs ran out). False: another runner has it."""
+        with self._db.write() as session:
+            return session.execute(self._db.queries["take_lease"], {
+                "id": broadcast_id, "owner": owner, "now": stored_time(now),
+                "until": stored_time(until)}).fetchone() is not None
+
+    def reserve_slots(self, page_id: str, count: int, rate: float, now: datetime) -> datetime:
+        """`count` consecutive broadcast send slots of the page at `rate` per second, shared by every broadcast,
+        retry and process: the first one's time (the page's next free slot, never before `now`); the next
+        reservation starts after the last. Atomic (SQLite's write lock; PostgreSQL's row lock)."""
+        if count <= 0:
+            return now
+        with self._db.write() as session:
+            session.execute(self._db.queries["ensure_page_slot"], {"page_id": page_id, "now": stored_time(now)})
+            row = session.execute(self._db.queries["page_slot"], {"page_id": page_id}).fetchone()
+            start = slots_start(moment(row["next_at"]), now)
+            session.execute(self._db.queries["set_page_slot"], {
+                "page_id": page_id, "next_at": stored_time(start + timedelta(seconds=count / rate))})
+        return start
+
+    def has_queued(self, broadcast_id: int) -> bool:
+        return bool(self._db.read("has_queued", {"broadcast_id": broadcast_id}))
+
+    def to_enqueue(self, broadcast_id: int, limit: int) -> builtins.list[Recipient]:
+        """Queued recipients with no outbox messages yet (planned, retried, or a runner died before their outbox
+        ids were saved), in send order."""
+        return [_recipient(row) for row in self._db.read("to_enqueue", {"broadcast_id": broadcast_id,
+                                                                        "limit": limit})]
+
+    def cancel_unenqueued(self, broadcast_id: int, now: datetime) -> int:
+        """A cancelled broadcast's queued recipients that never reached the outbox → cancelled."""
+        return self._db.run("cancel_unenqueued", {"broadcast_id": broadcast_id, "now": stored_time(now)})
 
     def finish_if_complete(self, broadcast_id: int, now: datetime) -> bool:
         """SENDING → DONE when everyone is planned and nobody is still in the outbox."""
@@ -213,10 +254,12 @@ class BroadcastStore(DatabaseStore):
                 {"broadcast_id": broadcast_id, "psid": psid, "attempt": attempt, "outbox_ids": _json(list(outbox)),
                  "now": at} for psid, attempt, outbox in ids])
 
-    def to_refresh(self, broadcast_id: int, limit: int) -> builtins.list[Recipient]:
-        """Recipients whose outcome or receipts may still change, least recently read first."""
+    def to_refresh(self, broadcast_id: int, limit: int, before: datetime) -> builtins.list[Recipient]:
+        """Recipients whose outcome or receipts may still change and that were last read at or before `before`,
+        least recently read first."""
         return [_recipient(row) for row in self._db.read("to_refresh", {"broadcast_id": broadcast_id,
-                                                                        "limit": limit})]
+                                                                        "limit": limit,
+                                                                        "before": stored_time(before)})]
 
     def set_outcomes(self, broadcast_id: int, outcomes: Sequence[Outcome], now: datetime) -> None:
         """Each recipient's outcome for the attempt it was read for (a retry since is left alone)."""
@@ -225,9 +268,10 @@ class BroadcastStore(DatabaseStore):
         at = stored_time(now)
         with self._db.write() as session:
             session.executemany(self._db.queries["set_outcome"], [
-                {"broadcast_id": broadcast_id, "psid": o.psid, "attempt": o.attempt, "state": o.state.value,
-                 "reason_code": o.reason_code, "error_code": o.error_code, "sent_at": _stored(o.sent_at),
-                 "delivered_at": _stored(o.delivered_at), "read_at": _stored(o.read_at), "now": at}
+                {"broadcast_id": broadcast_id, "psid": o.psid, "attempt": o.attempt, "state": o.parts.state.value,
+                 "reason_code": o.parts.reason_code, "error_code": o.parts.error_code,
+                 "sent_at": _stored(o.parts.sent_at), "delivered_at": _stored(o.parts.delivered_at),
+                 "read_at": _stored(o.parts.read_at), "sent_parts": _parts(o.parts.sent_parts), "now": at}
                 for o in outcomes])
 
     def touch_refreshed(self, broadcast_id: int, psids: Sequence[str], now: datetime) -> None:
@@ -236,21 +280,30 @@ class BroadcastStore(DatabaseStore):
             self._db.run("touch_refreshed", {"broadcast_id": broadcast_id, "now": stored_time(now),
                                              "psids": _json(list(psids[start:start + MAX_KEYS]))})
 
-    def requeue(self, broadcast_id: int, retried: Sequence[tuple[str, int, int]], now: datetime) -> None:
-        """(psid, new attempt, position): queued again under the next attempt, and the broadcast's queued count."""
-        if not retried:
-            return
+    def requeue(self, broadcast_id: int, psids: Sequence[str], now: datetime) -> int:
+        """Failed or blocked recipients queued again under their next attempt (new keys; the runner enqueues them,
+        without the parts they already got), and a done broadcast sending again: one transaction, only while the
+        broadcast is sending or done. How many were queued again."""
         at = stored_time(now)
+        wanted = sorted(set(psids))
         with self._db.write() as session:
-            session.executemany(self._db.queries["requeue"], [
-                {"broadcast_id": broadcast_id, "psid": psid, "attempt": attempt, "position": position, "now": at}
-                for psid, attempt, position in retried])
-            session.execute(self._db.queries["add_queued"], {"id": broadcast_id, "added": len(retried), "now": at})
+            held = session.execute(self._db.queries["hold_for_retry"], {"id": broadcast_id, "now": at}).fetchone()
+            if held is None or not wanted:
+                return 0
+            requeued = 0
+            for start in range(0, len(wanted), MAX_KEYS):
+                requeued += int(session.execute(self._db.queries["requeue"], {
+                    "broadcast_id": broadcast_id, "psids": _json(wanted[start:start + MAX_KEYS]),
+                    "now": at}).rowcount)
+            if requeued and held["status"] == BroadcastStatus.DONE.value:
+                session.execute(self._db.queries["reopen"], {"id": broadcast_id, "now": at})
+        return requeued
 
     def counts(self, broadcast_id: int) -> builtins.list[RecipientCount]:
         return [RecipientCount(RecipientState(row["state"]), row["reason_code"],
                                int(row["error_code"]) if row["error_code"] is not None else None,
-                               int(row["recipients"]), int(row["delivered"]), int(row["seen"]))
+                               int(row["recipients"]), int(row["delivered"]), int(row["seen"]),
+                               int(row["partial"] or 0))
                 for row in self._db.read("count_recipients", {"broadcast_id": broadcast_id})]
 
     def recipients_in(self, broadcast_id: int, states: Iterable[RecipientState], after_psid: str = "",

@@ -50,10 +50,12 @@ WHERE id = %(id)s AND status IN ('scheduled', 'sending')
 RETURNING id;
 
 -- name: save_plan
--- The planning cursor after a batch, written only while the broadcast is still sending.
+-- The planning cursor after a batch, written only while the broadcast is still sending and the cursor is where this
+-- runner read it (a stale runner never moves it back).
 UPDATE broadcasts SET plan_after = %(plan_after)s, plan_done = %(plan_done)s, queued_count = %(queued_count)s,
                       updated_at = %(now)s
-WHERE id = %(id)s AND status = 'sending';
+WHERE id = %(id)s AND status = 'sending' AND plan_after = %(expected_after)s
+RETURNING id;
 
 -- name: add_queued
 UPDATE broadcasts SET queued_count = queued_count + %(added)s, updated_at = %(now)s WHERE id = %(id)s;
@@ -77,29 +79,38 @@ SELECT * FROM recipients WHERE broadcast_id = %(broadcast_id)s AND psid IN (SELE
 
 -- name: set_outbox_ids
 UPDATE recipients SET outbox_ids = %(outbox_ids)s, updated_at = %(now)s
-WHERE broadcast_id = %(broadcast_id)s AND psid = %(psid)s AND attempt = %(attempt)s;
+WHERE broadcast_id = %(broadcast_id)s AND psid = %(psid)s AND attempt = %(attempt)s AND state = 'queued';
 
 -- name: to_refresh
--- Recipients whose outcome or receipts may still change, least recently read first.
+-- Recipients whose outcome or receipts may still change, read last before `before`, least recently read first.
 SELECT * FROM recipients
 WHERE broadcast_id = %(broadcast_id)s AND (state = 'queued' OR (state = 'sent' AND read_at IS NULL))
+  AND refreshed_at <= %(before)s
 ORDER BY refreshed_at, psid
 LIMIT %(limit)s;
 
 -- name: set_outcome
 UPDATE recipients SET state = %(state)s, reason_code = %(reason_code)s, error_code = %(error_code)s, sent_at = %(sent_at)s,
-                      delivered_at = %(delivered_at)s, read_at = %(read_at)s, updated_at = %(now)s, refreshed_at = %(now)s
+                      delivered_at = %(delivered_at)s, read_at = %(read_at)s, sent_parts = %(sent_parts)s,
+                      updated_at = %(now)s, refreshed_at = %(now)s
 WHERE broadcast_id = %(broadcast_id)s AND psid = %(psid)s AND attempt = %(attempt)s;
 
 -- name: requeue
--- A retried recipient: the next attempt (a new idempotency key), queued again.
-UPDATE recipients SET state = 'queued', attempt = %(attempt)s, position = %(position)s, reason_code = NULL,
-                      error_code = NULL, outbox_ids = '[]', sent_at = NULL, updated_at = %(now)s, refreshed_at = %(now)s
-WHERE broadcast_id = %(broadcast_id)s AND psid = %(psid)s AND attempt = %(attempt)s - 1;
+-- Retried recipients (a JSON list of PSIDs): their next attempt (new idempotency keys), queued again with no outbox
+-- ids yet (the runner enqueues them). The parts they already got stay in sent_parts and are not sent again.
+UPDATE recipients SET state = 'queued', attempt = attempt + 1, reason_code = NULL, error_code = NULL,
+                      outbox_ids = '[]', sent_at = NULL, updated_at = %(now)s, refreshed_at = %(now)s
+WHERE broadcast_id = %(broadcast_id)s AND psid IN (SELECT jsonb_array_elements_text(%(psids)s::jsonb)) AND state IN ('failed', 'blocked');
+
+-- name: hold_for_retry
+-- A retry only on a sending or done broadcast; on PostgreSQL the row stays locked until the retry commits (a cancel
+-- waits for it, then cancels what it queued).
+UPDATE broadcasts SET updated_at = %(now)s WHERE id = %(id)s AND status IN ('sending', 'done')
+RETURNING status;
 
 -- name: count_recipients
 SELECT state, reason_code, error_code, count(*) AS recipients, count(delivered_at) AS delivered,
-       count(read_at) AS seen
+       count(read_at) AS seen, sum(CASE WHEN sent_parts <> '{}' AND state <> 'sent' THEN 1 ELSE 0 END) AS partial
 FROM recipients WHERE broadcast_id = %(broadcast_id)s
 GROUP BY state, reason_code, error_code;
 
@@ -118,3 +129,34 @@ UPDATE broadcasts SET status = 'sending', finished_at = NULL, updated_at = %(now
 -- Recipients read from the outbox with nothing new: to the back of the refresh queue.
 UPDATE recipients SET refreshed_at = %(now)s
 WHERE broadcast_id = %(broadcast_id)s AND psid IN (SELECT jsonb_array_elements_text(%(psids)s::jsonb));
+
+-- name: take_lease
+-- This runner works on the broadcast until `until`: it holds the lease already, or nobody does (or it ran out).
+UPDATE broadcasts SET lease_owner = %(owner)s, lease_until = %(until)s
+WHERE id = %(id)s AND (lease_owner = %(owner)s OR lease_until IS NULL OR lease_until < %(now)s)
+RETURNING id;
+
+-- name: to_enqueue
+-- Queued recipients not in the outbox yet (planned, retried, or a runner died before saving their outbox ids).
+SELECT * FROM recipients
+WHERE broadcast_id = %(broadcast_id)s AND state = 'queued' AND outbox_ids = '[]'
+ORDER BY position, psid
+LIMIT %(limit)s;
+
+-- name: has_queued
+SELECT 1 AS queued FROM recipients WHERE broadcast_id = %(broadcast_id)s AND state = 'queued' LIMIT 1;
+
+-- name: cancel_unenqueued
+-- A cancelled broadcast's queued recipients that never reached the outbox.
+UPDATE recipients SET state = 'cancelled', reason_code = 'broadcast_cancelled', updated_at = %(now)s,
+                      refreshed_at = %(now)s
+WHERE broadcast_id = %(broadcast_id)s AND state = 'queued' AND outbox_ids = '[]';
+
+-- name: ensure_page_slot
+INSERT INTO page_slots (page_id, next_at) VALUES (%(page_id)s, %(now)s) ON CONFLICT (page_id) DO NOTHING;
+
+-- name: page_slot
+SELECT next_at FROM page_slots WHERE page_id = %(page_id)s FOR UPDATE;
+
+-- name: set_page_slot
+UPDATE page_slots SET next_at = %(next_at)s WHERE page_id = %(page_id)s;

@@ -49,10 +49,12 @@ WHERE id = :id AND status IN ('scheduled', 'sending')
 RETURNING id;
 
 -- name: save_plan
--- The planning cursor after a batch, written only while the broadcast is still sending.
+-- The planning cursor after a batch, written only while the broadcast is still sending and the cursor is where this
+-- runner read it (a stale runner never moves it back).
 UPDATE broadcasts SET plan_after = :plan_after, plan_done = :plan_done, queued_count = :queued_count,
                       updated_at = :now
-WHERE id = :id AND status = 'sending';
+WHERE id = :id AND status = 'sending' AND plan_after = :expected_after
+RETURNING id;
 
 -- name: add_queued
 UPDATE broadcasts SET queued_count = queued_count + :added, updated_at = :now WHERE id = :id;
@@ -76,29 +78,38 @@ SELECT * FROM recipients WHERE broadcast_id = :broadcast_id AND psid IN (SELECT 
 
 -- name: set_outbox_ids
 UPDATE recipients SET outbox_ids = :outbox_ids, updated_at = :now
-WHERE broadcast_id = :broadcast_id AND psid = :psid AND attempt = :attempt;
+WHERE broadcast_id = :broadcast_id AND psid = :psid AND attempt = :attempt AND state = 'queued';
 
 -- name: to_refresh
--- Recipients whose outcome or receipts may still change, least recently read first.
+-- Recipients whose outcome or receipts may still change, read last before `before`, least recently read first.
 SELECT * FROM recipients
 WHERE broadcast_id = :broadcast_id AND (state = 'queued' OR (state = 'sent' AND read_at IS NULL))
+  AND refreshed_at <= :before
 ORDER BY refreshed_at, psid
 LIMIT :limit;
 
 -- name: set_outcome
 UPDATE recipients SET state = :state, reason_code = :reason_code, error_code = :error_code, sent_at = :sent_at,
-                      delivered_at = :delivered_at, read_at = :read_at, updated_at = :now, refreshed_at = :now
+                      delivered_at = :delivered_at, read_at = :read_at, sent_parts = :sent_parts,
+                      updated_at = :now, refreshed_at = :now
 WHERE broadcast_id = :broadcast_id AND psid = :psid AND attempt = :attempt;
 
 -- name: requeue
--- A retried recipient: the next attempt (a new idempotency key), queued again.
-UPDATE recipients SET state = 'queued', attempt = :attempt, position = :position, reason_code = NULL,
-                      error_code = NULL, outbox_ids = '[]', sent_at = NULL, updated_at = :now, refreshed_at = :now
-WHERE broadcast_id = :broadcast_id AND psid = :psid AND attempt = :attempt - 1;
+-- Retried recipients (a JSON list of PSIDs): their next attempt (new idempotency keys), queued again with no outbox
+-- ids yet (the runner enqueues them). The parts they already got stay in sent_parts and are not sent again.
+UPDATE recipients SET state = 'queued', attempt = attempt + 1, reason_code = NULL, error_code = NULL,
+                      outbox_ids = '[]', sent_at = NULL, updated_at = :now, refreshed_at = :now
+WHERE broadcast_id = :broadcast_id AND psid IN (SELECT value FROM json_each(:psids)) AND state IN ('failed', 'blocked');
+
+-- name: hold_for_retry
+-- A retry only on a sending or done broadcast; on PostgreSQL the row stays locked until the retry commits (a cancel
+-- waits for it, then cancels what it queued).
+UPDATE broadcasts SET updated_at = :now WHERE id = :id AND status IN ('sending', 'done')
+RETURNING status;
 
 -- name: count_recipients
 SELECT state, reason_code, error_code, count(*) AS recipients, count(delivered_at) AS delivered,
-       count(read_at) AS seen
+       count(read_at) AS seen, sum(CASE WHEN sent_parts <> '{}' AND state <> 'sent' THEN 1 ELSE 0 END) AS partial
 FROM recipients WHERE broadcast_id = :broadcast_id
 GROUP BY state, reason_code, error_code;
 
@@ -117,3 +128,34 @@ UPDATE broadcasts SET status = 'sending', finished_at = NULL, updated_at = :now 
 -- Recipients read from the outbox with nothing new: to the back of the refresh queue.
 UPDATE recipients SET refreshed_at = :now
 WHERE broadcast_id = :broadcast_id AND psid IN (SELECT value FROM json_each(:psids));
+
+-- name: take_lease
+-- This runner works on the broadcast until `until`: it holds the lease already, or nobody does (or it ran out).
+UPDATE broadcasts SET lease_owner = :owner, lease_until = :until
+WHERE id = :id AND (lease_owner = :owner OR lease_until IS NULL OR lease_until < :now)
+RETURNING id;
+
+-- name: to_enqueue
+-- Queued recipients not in the outbox yet (planned, retried, or a runner died before saving their outbox ids).
+SELECT * FROM recipients
+WHERE broadcast_id = :broadcast_id AND state = 'queued' AND outbox_ids = '[]'
+ORDER BY position, psid
+LIMIT :limit;
+
+-- name: has_queued
+SELECT 1 AS queued FROM recipients WHERE broadcast_id = :broadcast_id AND state = 'queued' LIMIT 1;
+
+-- name: cancel_unenqueued
+-- A cancelled broadcast's queued recipients that never reached the outbox.
+UPDATE recipients SET state = 'cancelled', reason_code = 'broadcast_cancelled', updated_at = :now,
+                      refreshed_at = :now
+WHERE broadcast_id = :broadcast_id AND state = 'queued' AND outbox_ids = '[]';
+
+-- name: ensure_page_slot
+INSERT INTO page_slots (page_id, next_at) VALUES (:page_id, :now) ON CONFLICT (page_id) DO NOTHING;
+
+-- name: page_slot
+SELECT next_at FROM page_slots WHERE page_id = :page_id;
+
+-- name: set_page_slot
+UPDATE page_slots SET next_at = :next_at WHERE page_id = :page_id;

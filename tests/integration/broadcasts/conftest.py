@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from broadcasts.model import BroadcastDraft
+from broadcasts.model import BroadcastDraft, BroadcastStatus
 from broadcasts.service import Broadcasts
 from broadcasts.store import BroadcastStore, open_broadcasts_store
 from contacts.store import ContactsStore, open_contacts_store
@@ -114,6 +114,10 @@ class World:
     async def messages_to(self, psid: str) -> list[OutboxMessage]:
         return await self.outbox.find(MessageFilter(recipient_id=psid, page_id=PAGE, limit=1000))
 
+    def sending(self) -> bool:
+        """A broadcast still sending (a runner that died holds its lease for a while: the next one waits)."""
+        return any(broadcast.status is BroadcastStatus.SENDING for broadcast in self.store.list(None, 200, None))
+
     async def drain(self, rounds: int = 50, step_seconds: float = 30.0) -> None:
         """Runner and outbox worker rounds, the clock moving on, until neither has anything left to do."""
         for _ in range(rounds):
@@ -122,7 +126,7 @@ class World:
             self.clock.advance(seconds=step_seconds)
             if not work and not sent:
                 counts = await self.outbox.counts()
-                if not counts.get("pending") and not counts.get("sending"):
+                if not counts.get("pending") and not counts.get("sending") and not self.sending():
                     await self.service.run_once()
                     return
         raise AssertionError("the broadcast did not settle")

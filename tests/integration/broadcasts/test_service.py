@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import pytest
 
+from broadcasts import service as service_module
 from broadcasts.model import (
     BroadcastInvalid,
     BroadcastNotFound,
@@ -129,6 +130,9 @@ async def test_sent_now_it_reaches_the_audience_through_the_outbox_and_the_repor
     await world.outbox.record_receipt(PAGE, "ana", "delivery", None, [last_part.graph_message_id or ""])
     await world.outbox.record_receipt(PAGE, "beto", "read", world.clock(), [])
     await world.service.run_once()
+    assert (await world.service.report(broadcast.id)).delivered == 0  # a done broadcast is read at a slower pace
+    world.clock.advance(seconds=service_module.FINISHED_REFRESH.total_seconds())
+    await world.service.run_once()
     receipts = await world.service.report(broadcast.id)
     assert (receipts.sent, receipts.delivered, receipts.read) == (2, 2, 1)
 
@@ -165,6 +169,8 @@ async def test_retrying_the_failed_sends_again_only_to_those_the_policy_allows_n
 
     world.graph.unavailable.clear()
     world.wrote("ana")  # she wrote again: reachable, and her window is open
+    assert (await world.service.report(broadcast.id)).retryable == 0  # the report's count is read every 30 s
+    world.clock.advance(seconds=service_module.RETRYABLE_TTL.total_seconds())
     report = await world.service.report(broadcast.id)
     assert report.retryable == 1
     result = await world.service.retry_failed(broadcast.id, "admin")

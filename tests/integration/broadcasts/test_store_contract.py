@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from broadcasts.model import BroadcastDraft, BroadcastStatus, Recipient, RecipientState
+from broadcasts.model import BroadcastDraft, BroadcastStatus, PartsOutcome, Recipient, RecipientState
 from broadcasts.store import BroadcastStore, Outcome, PlanState, open_broadcasts_store
 from tests.support.postgres import STORE_BACKENDS, store_url
 
@@ -88,10 +88,11 @@ def test_due_broadcasts_start_once_and_cancel_and_finish_move_only_from_where_th
 
     store.add_recipients([recipient(due.id, "u1")], NOW)
     assert store.finish_if_complete(due.id, later(minutes=1)) is False  # not planned to the end yet
-    store.save_plan(due.id, PlanState(after=42, done=True, queued=1), NOW)
+    assert store.save_plan(due.id, PlanState(after=42, done=True, queued=1), 5, NOW) is False  # cursor moved on
+    assert store.save_plan(due.id, PlanState(after=42, done=True, queued=1), 0, NOW) is True
     assert store.plan_state(due.id) == PlanState(42, True, 1)
     assert store.finish_if_complete(due.id, later(minutes=1)) is False  # u1 still queued
-    store.set_outcomes(due.id, [Outcome("u1", 0, RecipientState.SENT, sent_at=later(seconds=5))],
+    store.set_outcomes(due.id, [Outcome("u1", 0, PartsOutcome(RecipientState.SENT, sent_at=later(seconds=5)))],
                        later(minutes=1))
     assert store.finish_if_complete(due.id, later(minutes=2)) is True
     done = store.get(due.id)
@@ -105,12 +106,14 @@ def test_due_broadcasts_start_once_and_cancel_and_finish_move_only_from_where_th
     cancelled = store.get(later_one.id)
     assert cancelled is not None and (cancelled.status, cancelled.cancelled_by) == (BroadcastStatus.CANCELLED,
                                                                                     "jefa")
-    store.save_plan(later_one.id, PlanState(7, False, 3), NOW)  # not sending: the cursor stays
+    assert store.save_plan(later_one.id, PlanState(7, False, 3), 0, NOW) is False  # not sending: the cursor stays
     assert store.plan_state(later_one.id) == PlanState(0, False, 0)
 
 
 def test_recipients_are_written_once_and_outcomes_belong_to_their_attempt(store: BroadcastStore) -> None:
     broadcast = store.create(a_draft(), "ana", NOW)
+    store.schedule(broadcast.id, NOW, NOW)
+    assert store.start_due(NOW) == [broadcast.id]
     store.add_recipients([recipient(broadcast.id, "u1", position=0),
                           recipient(broadcast.id, "u2", RecipientState.SKIPPED, reason="never_wrote")], NOW)
     # The same batch planned again after a crash, decided otherwise: the first decision stays.
@@ -122,25 +125,32 @@ def test_recipients_are_written_once_and_outcomes_belong_to_their_attempt(store:
         "u3": (RecipientState.QUEUED, 1, None)}
     store.set_outbox_ids(broadcast.id, [("u1", 0, [11, 12]), ("u3", 0, [13, 14])], NOW)
     assert store.recipients_of(broadcast.id, ["u1"])["u1"].outbox_ids == (11, 12)
-    assert [r.psid for r in store.to_refresh(broadcast.id, 10)] == ["u1", "u3"]
+    assert [r.psid for r in store.to_refresh(broadcast.id, 10, later(seconds=1))] == ["u1", "u3"]
+    assert store.to_enqueue(broadcast.id, 10) == []  # both in the outbox
 
     store.set_outcomes(broadcast.id, [
-        Outcome("u1", 0, RecipientState.FAILED, "person_unavailable", 551),
-        Outcome("u3", 0, RecipientState.SENT, sent_at=later(seconds=2), delivered_at=later(seconds=3))],
+        Outcome("u1", 0, PartsOutcome(RecipientState.FAILED, "person_unavailable", 551, sent_parts={0: 11})),
+        Outcome("u3", 0, PartsOutcome(RecipientState.SENT, sent_at=later(seconds=2), delivered_at=later(seconds=3),
+                                      sent_parts={0: 13, 1: 14}))],
         later(seconds=4))
-    assert [r.psid for r in store.to_refresh(broadcast.id, 10)] == ["u3"]  # sent, not read yet
-    store.requeue(broadcast.id, [("u1", 1, 2)], later(seconds=5))
+    assert [r.psid for r in store.to_refresh(broadcast.id, 10, later(seconds=4))] == ["u3"]  # sent, not read yet
+    assert store.to_refresh(broadcast.id, 10, later(seconds=3)) == []  # read since
+    assert [(c.state, c.partial) for c in store.counts(broadcast.id) if c.state is RecipientState.FAILED] == [
+        (RecipientState.FAILED, 1)]  # got the image, not the text
+    assert store.requeue(broadcast.id, ["u1", "u2", "u3"], later(seconds=5)) == 1  # only the failed one
     again = store.recipients_of(broadcast.id, ["u1"])["u1"]
-    assert (again.state, again.attempt, again.position, again.outbox_ids, again.error_code) == (
-        RecipientState.QUEUED, 1, 2, (), None)
-    assert store.plan_state(broadcast.id).queued == 1
-    store.set_outcomes(broadcast.id, [Outcome("u1", 0, RecipientState.FAILED, "late", 551)], later(seconds=6))
+    assert (again.state, again.attempt, again.outbox_ids, again.error_code, dict(again.sent_parts)) == (
+        RecipientState.QUEUED, 1, (), None, {0: 11})  # the image it got stays got
+    assert [r.psid for r in store.to_enqueue(broadcast.id, 10)] == ["u1"]
+    store.set_outcomes(broadcast.id, [Outcome("u1", 0, PartsOutcome(RecipientState.FAILED, "late", 551))],
+                       later(seconds=6))
     assert store.recipients_of(broadcast.id, ["u1"])["u1"].state is RecipientState.QUEUED  # an old attempt's read
     store.set_outbox_ids(broadcast.id, [("u1", 0, [99])], NOW)
     assert store.recipients_of(broadcast.id, ["u1"])["u1"].outbox_ids == ()
 
-    store.set_outcomes(broadcast.id, [Outcome("u3", 0, RecipientState.SENT, sent_at=later(seconds=2),
-                                              delivered_at=later(seconds=3), read_at=later(seconds=9))], NOW)
+    store.set_outcomes(broadcast.id, [Outcome("u3", 0, PartsOutcome(
+        RecipientState.SENT, sent_at=later(seconds=2), delivered_at=later(seconds=3), read_at=later(seconds=9),
+        sent_parts={0: 13, 1: 14}))], NOW)
     counts = {(c.state, c.reason_code, c.error_code): (c.recipients, c.delivered, c.read)
               for c in store.counts(broadcast.id)}
     assert counts == {(RecipientState.QUEUED, None, None): (1, 0, 0),
@@ -166,6 +176,44 @@ def test_recipients_in_states_page_by_psid(store: BroadcastStore) -> None:
 def test_recipients_read_with_nothing_new_go_to_the_back_of_the_refresh_queue(store: BroadcastStore) -> None:
     broadcast = store.create(a_draft(), "ana", NOW)
     store.add_recipients([recipient(broadcast.id, psid, position=n) for n, psid in enumerate(["a", "b", "c"])], NOW)
-    assert [r.psid for r in store.to_refresh(broadcast.id, 2)] == ["a", "b"]
+    assert [r.psid for r in store.to_refresh(broadcast.id, 2, NOW)] == ["a", "b"]
     store.touch_refreshed(broadcast.id, ["a", "b"], later(seconds=1))
-    assert [r.psid for r in store.to_refresh(broadcast.id, 2)] == ["c", "a"]
+    assert [r.psid for r in store.to_refresh(broadcast.id, 2, later(seconds=1))] == ["c", "a"]
+    assert [r.psid for r in store.to_refresh(broadcast.id, 2, NOW)] == ["c"]  # a and b were read after NOW
+
+
+def test_a_retry_holds_only_on_a_sending_or_done_broadcast_and_reopens_a_done_one(store: BroadcastStore) -> None:
+    broadcast = store.create(a_draft(), "ana", NOW)
+    store.add_recipients([recipient(broadcast.id, "u1")], NOW)
+    store.set_outcomes(broadcast.id, [Outcome("u1", 0, PartsOutcome(RecipientState.FAILED, error_code=551))], NOW)
+    assert store.requeue(broadcast.id, ["u1"], NOW) == 0  # a draft
+    store.schedule(broadcast.id, NOW, NOW)
+    store.start_due(NOW)
+    store.save_plan(broadcast.id, PlanState(1, True, 1), 0, NOW)
+    assert store.finish_if_complete(broadcast.id, later(seconds=1)) is True
+    assert store.requeue(broadcast.id, ["u1"], later(seconds=2)) == 1
+    reopened = store.get(broadcast.id)
+    assert reopened is not None and (reopened.status, reopened.finished_at) == (BroadcastStatus.SENDING, None)
+    assert store.cancel(broadcast.id, "jefa", later(seconds=3)) is True
+    assert store.cancel_unenqueued(broadcast.id, later(seconds=4)) == 1  # queued, never reached the outbox
+    assert store.recipients_of(broadcast.id, ["u1"])["u1"].reason_code == "broadcast_cancelled"
+    assert store.has_queued(broadcast.id) is False
+    assert store.requeue(broadcast.id, ["u1"], later(seconds=5)) == 0  # cancelled: nothing is retried
+
+
+def test_one_runner_holds_a_broadcast_until_its_lease_runs_out(store: BroadcastStore) -> None:
+    broadcast = store.create(a_draft(), "ana", NOW)
+    assert store.take_lease(broadcast.id, "r1", NOW, later(seconds=60)) is True
+    assert store.take_lease(broadcast.id, "r2", later(seconds=30), later(seconds=90)) is False
+    assert store.take_lease(broadcast.id, "r1", later(seconds=30), later(seconds=90)) is True  # renewed
+    assert store.take_lease(broadcast.id, "r2", later(seconds=89), later(seconds=149)) is False
+    assert store.take_lease(broadcast.id, "r2", later(seconds=91), later(seconds=151)) is True  # r1 died
+
+
+def test_page_slots_are_shared_and_never_start_in_the_past(store: BroadcastStore) -> None:
+    assert store.reserve_slots(PAGE, 20, 10.0, NOW) == NOW
+    assert store.reserve_slots(PAGE, 10, 10.0, NOW) == later(seconds=2)  # behind the first 20
+    assert store.reserve_slots("200000000000002", 5, 10.0, NOW) == NOW  # another page has its own
+    assert store.reserve_slots(PAGE, 10, 10.0, later(minutes=10)) == later(minutes=10)  # after downtime: from now
+    assert store.reserve_slots(PAGE, 1, 10.0, later(minutes=10)) == later(minutes=10, seconds=1)
+    assert store.reserve_slots(PAGE, 0, 10.0, NOW) == NOW  # nothing reserved

@@ -71,7 +71,8 @@ def test_a_draft_round_trips_through_its_dict() -> None:
      "una de las dos"),
     ({"content": {"text": "a\x00"}}, "content.text", "control"),
     ({"promotional": "sí"}, "promotional", "true o false"),
-    ({"tag": "OFERTAS"}, "tag", "HUMAN_AGENT"),
+    ({"tag": "OFERTAS"}, "tag", "ACCOUNT_UPDATE"),
+    ({"tag": "HUMAN_AGENT", "promotional": False}, "tag", "persona del equipo"),  # never for a broadcast
     ({"tag": "ACCOUNT_UPDATE"}, "tag", "promocional"),
     ({"audience": {"page_id": "999"}}, "audience.page_id", "misma página"),
     ({"audience": {"tags_any": "vip"}}, "audience.tags_any", ""),

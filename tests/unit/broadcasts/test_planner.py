@@ -16,7 +16,9 @@ from broadcasts.planner import (
     idempotency_key,
     new_messages,
     outcome_of,
+    recipient_key_prefix,
     send_time,
+    slots_start,
 )
 from meta.limits import MESSAGE_TAGS
 from outbox.model import OutboxMessage, Purpose, SenderKind, Status
@@ -68,13 +70,29 @@ def test_each_part_has_its_own_key_and_the_same_slot() -> None:
     draft = BroadcastDraft.from_dict({"page_id": PAGE, "name": "B", "audience": {"page_id": PAGE}, "content": {
         "text": "Hola", "image": {"attachment_id": "77"}}})
     at = NOW + timedelta(seconds=3)
-    image, text = new_messages(draft, 9, "u1", 2, at)
+    (image_part, image), (text_part, text) = new_messages(draft, 9, "u1", 2, at)
+    assert (image_part, text_part) == (0, 1)
     assert (image.idempotency_key, text.idempotency_key) == ("broadcast:9:u1:2:0", "broadcast:9:u1:2:1")
     assert idempotency_key(9, "u1", 2, 1) == text.idempotency_key
     assert image.not_before == text.not_before == at
     assert (text.sender, text.purpose, text.promotional, text.tag) == (SenderKind.SYSTEM, Purpose.FOLLOW_UP, True,
                                                                        None)
     assert send_time(NOW, 25, 10.0) == NOW + timedelta(seconds=2.5)
+
+
+def test_a_retry_leaves_out_the_parts_already_sent() -> None:
+    draft = BroadcastDraft.from_dict({"page_id": PAGE, "name": "B", "audience": {"page_id": PAGE}, "content": {
+        "text": "Hola", "image": {"attachment_id": "77"}}})
+    [(part, text)] = new_messages(draft, 9, "u1", 1, NOW, sent_parts={0: 41})
+    assert (part, text.idempotency_key, text.message.get("text")) == (1, "broadcast:9:u1:1:1", "Hola")
+    assert new_messages(draft, 9, "u1", 1, NOW, sent_parts={0: 41, 1: 42}) == []
+    assert recipient_key_prefix(9) == "broadcast:9:" and recipient_key_prefix(9, "u1") == "broadcast:9:u1:"
+
+
+def test_slots_start_at_the_page_s_next_free_slot_never_in_the_past() -> None:
+    assert slots_start(None, NOW) == NOW
+    assert slots_start(NOW - timedelta(minutes=10), NOW) == NOW  # a backlog after downtime: from now, spread
+    assert slots_start(NOW + timedelta(seconds=5), NOW) == NOW + timedelta(seconds=5)  # behind another broadcast
 
 
 def message(status: Status, **fields: object) -> OutboxMessage:
@@ -99,7 +117,20 @@ def test_what_a_recipient_s_messages_come_to() -> None:
     assert blocked is not None and (blocked.state, blocked.reason_code) == (RecipientState.BLOCKED,
                                                                             "promotional_outside_window")
     by_pause = outcome_of([message(Status.CANCELLED)], False)
-    by_cancel = outcome_of([sent, message(Status.CANCELLED)], True)
+    by_cancel = outcome_of([message(Status.CANCELLED), message(Status.CANCELLED, id=2)], True)
     assert by_pause is not None and by_pause.reason_code == "conversation_paused"
-    assert by_cancel is not None and (by_cancel.state, by_cancel.reason_code) == (RecipientState.CANCELLED,
-                                                                                  "broadcast_cancelled")
+    assert by_cancel is not None and (by_cancel.state, by_cancel.reason_code, dict(by_cancel.sent_parts)) == (
+        RecipientState.CANCELLED, "broadcast_cancelled", {})
+
+
+def test_the_parts_sent_are_named_and_a_partial_cancel_is_a_partial_send() -> None:
+    image = message(Status.SENT, id=41, sent_at=NOW)
+    failed = outcome_of([image, message(Status.FAILED, id=42, last_error_code=100)], False)
+    assert failed is not None and (failed.state, dict(failed.sent_parts)) == (RecipientState.FAILED, {0: 41})
+    blocked = outcome_of([image, message(Status.BLOCKED, id=42, reason_code="outside_window")], False)
+    assert blocked is not None and dict(blocked.sent_parts) == {0: 41}
+    partial = outcome_of([image, message(Status.CANCELLED, id=42)], True)
+    assert partial is not None and (partial.state, partial.reason_code, dict(partial.sent_parts)) == (
+        RecipientState.CANCELLED, "partially_sent", {0: 41})
+    done = outcome_of([image, message(Status.SENT, id=42, sent_at=NOW)], False)
+    assert done is not None and dict(done.sent_parts) == {0: 41, 1: 42}

@@ -1,0 +1,13 @@
+-- Issue 13 review: one send rate per page for every broadcast (page_slots), one runner per broadcast at a time
+-- (lease_owner, lease_until), and the parts of a message a person already got (sent_parts: never sent again by a
+-- retry). The same as ../sqlite/002_slots_leases_parts.sql.
+
+CREATE TABLE page_slots (
+    page_id text PRIMARY KEY,
+    next_at timestamptz NOT NULL           -- the page's next free broadcast send slot
+);
+
+ALTER TABLE broadcasts ADD COLUMN lease_owner text;        -- the runner working on it (an app process)
+ALTER TABLE broadcasts ADD COLUMN lease_until timestamptz; -- until when; after that another runner may take it
+
+ALTER TABLE recipients ADD COLUMN sent_parts text NOT NULL DEFAULT '{}';  -- JSON {part: outbox id} of parts SENT
