@@ -27,7 +27,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from broadcasts.model import STATUS_ES, Broadcast, BroadcastDraft, BroadcastStatus, DryRun, Report
+from broadcasts.model import BROADCAST_TAGS, STATUS_ES, Broadcast, BroadcastDraft, BroadcastStatus, DryRun, Report
 from broadcasts.report import reasons_for
 from broadcasts.service import Broadcasts
 from console.attachments import upload_to_page
@@ -41,7 +41,6 @@ from knowledge_matrix.errors import KnowledgeMatrixError
 from knowledge_matrix.publish import live_entry_ids
 from links.intents import bot_intents
 from links.model import LinkInvalid, Start, check_start_intent
-from meta.limits import MESSAGE_TAGS
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +55,9 @@ MESSAGE_TAGS_ES = {
     "ACCOUNT_UPDATE": "Actualización de la cuenta (ACCOUNT_UPDATE)",
     "CUSTOMER_FEEDBACK": "Encuesta de satisfacción (CUSTOMER_FEEDBACK)",
 }
-assert set(MESSAGE_TAGS_ES) <= MESSAGE_TAGS  # HUMAN_AGENT is a person's reply, never a broadcast
+assert set(MESSAGE_TAGS_ES) <= BROADCAST_TAGS  # HUMAN_AGENT is a person's reply, never a broadcast
+NO_TAG_ES = ("Meta retiró esa etiqueta de mensaje o no sirve para transmisiones: ya no se puede usar. Elija «Sin "
+             "etiqueta»: la recibirán quienes escribieron a la página en las últimas 24 horas.")
 
 
 def broadcasts_of(request: Request) -> Broadcasts:
@@ -78,6 +79,14 @@ async def _call(request: Request, method: str, *args: Any, **kwargs: Any) -> Any
 
 def now_of(request: Request) -> datetime:
     return authenticator_of(request).clock()
+
+
+def usable_tags(request: Request) -> dict[str, str]:
+    """The message tags the compose page offers: those the outbox's policy lets a broadcast use today (its
+    retirement dates, OUTBOX_RETIRED_TAGS_UNTIL), in the page's words."""
+    service: Broadcasts | None = getattr(request.app.state, "broadcasts", None)
+    usable = service.usable_tags(now_of(request)) if service is not None else []
+    return {tag: words for tag, words in MESSAGE_TAGS_ES.items() if tag in usable}
 
 
 def pages_of(request: Request) -> list[str]:
@@ -225,6 +234,8 @@ class ReportOut(BaseModel):
     failed: dict[str, int] = Field(description="Refused by Meta, by error (`code 551`).")
     retryable: int = Field(description="Failed or blocked ones that may be sent again now.")
     reasons_es: dict[str, str] = Field(description="Every reason code above → why, in Spanish.")
+    partial: int = Field(default=0, description="Not all sent but got part of the message (an image without its "
+                                               "text); also counted above. A retry sends only the missing parts.")
 
 
 class RetryOut(BaseModel):
@@ -270,6 +281,8 @@ def draft_of(request: Request, body: DraftBody) -> BroadcastDraft:
     draft = BroadcastDraft.from_dict(data)
     if draft.page_id not in pages:
         raise ConsoleError("unknown_page", f"La página {draft.page_id[:40]} no está configurada.", field="page_id")
+    if draft.tag is not None and draft.tag not in usable_tags(request):
+        raise ConsoleError("broadcast_invalid", NO_TAG_ES, field="tag")
     content = draft.content
     starts = [(f"content.buttons[{index}].start", button.start) for index, button in enumerate(content.buttons)]
     starts += [(f"content.quick_replies[{index}].start", reply.start)
@@ -340,7 +353,7 @@ async def broadcasts_page(request: Request, principal: AdminPage, cursor: Annota
 async def _composer(request: Request, principal: AdminPage, broadcast: Broadcast | None) -> HTMLResponse:
     return _page(request, "broadcast_compose.html", principal,
                  broadcast=broadcast_view(broadcast).model_dump(mode="json") if broadcast else None,
-                 pages=pages_of(request), all_tags=await _tags(request), message_tags=MESSAGE_TAGS_ES)
+                 pages=pages_of(request), all_tags=await _tags(request), message_tags=usable_tags(request))
 
 
 @router.get("/console/broadcasts/new", response_class=HTMLResponse)

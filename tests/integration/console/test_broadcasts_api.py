@@ -202,6 +202,15 @@ def test_a_scheduled_broadcast_is_cancelled_and_drafts_are_listed_page_by_page(a
     assert removed == {"deleted": drafts[0]}
     assert admin.get(f"{API}/{drafts[0]}").status_code == 404
     assert admin.get(f"/console/broadcasts/{drafts[1]}/edit").status_code == 200
+    listed = admin.get("/console/broadcasts").text
+    assert 'class="local-time"' in listed and "hora de su computador" in listed  # shown in the admin's own time
+
+
+def test_the_composer_offers_only_the_tags_meta_still_takes(admin: ConsoleSession) -> None:
+    page = admin.get("/console/broadcasts/new").text  # by today every update tag is retired
+    assert 'id="no-message-tags"' in page and "Meta no permite etiquetas" in page
+    for tag in ("ACCOUNT_UPDATE", "CUSTOMER_FEEDBACK", "HUMAN_AGENT"):
+        assert f'value="{tag}"' not in page
 
 
 def test_the_image_is_uploaded_to_the_page_and_only_an_image(admin: ConsoleSession) -> None:
@@ -227,6 +236,9 @@ LONG_TITLE = "x" * 21
      "content.quick_replies[0].start", "no existe en el bot"),
     (API, draft(tag="POST_PURCHASE_UPDATE"), "tag", "promocional"),
     (API, draft(tag="OFERTAS"), "tag", "una de"),
+    (API, draft(tag="HUMAN_AGENT", promotional=False), "tag", "persona del equipo"),
+    (API, draft(tag="ACCOUNT_UPDATE", promotional=False), "tag", "Meta retiró"),  # retired 2026-04-27
+    (API + "/dry-run", draft(tag="CUSTOMER_FEEDBACK", promotional=False), "tag", "no sirve para transmisiones"),
     (API, draft(page_id="999"), "page_id", "no está configurada"),
     (API, draft(name="   "), "name", "Escriba"),
     (API, draft(audience={"tags_any": ["a\nb"]}), "audience.tags_any", "saltos de línea"),
@@ -249,6 +261,10 @@ def test_bad_requests_are_4xx_never_5xx(admin: ConsoleSession) -> None:
     assert "zona horaria" in naive.json()["error"]["message"]
     past = admin.post(f"{API}/{broadcast_id}/send", json={"send_at": "2020-01-01T09:00:00+00:00"})
     assert past.status_code == 422 and "ya pasó" in past.json()["error"]["message"]
+    for far in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"):  # overflowed to a 500 once
+        answer = admin.post(f"{API}/{broadcast_id}/send", json={"send_at": far})
+        assert answer.status_code == 422 and answer.json()["error"]["field"] == "send_at", answer.text
+        assert "años" in answer.json()["error"]["message"]
     cursor = admin.get(API, params={"cursor": "no-es-un-cursor"})
     assert cursor.status_code == 422 and cursor.json()["error"]["field"] == "cursor"
     for body in ({"name": "x", "content": "hola"}, [], {"name": 5, "content": {}}, {"content": {"text": "hola"}},

@@ -317,6 +317,8 @@
     fillReasons("report-blocked", report.blocked, report.reasons_es);
     fillReasons("report-failed", report.failed, report.reasons_es);
     document.getElementById("retry-failed").disabled = !report.retryable;
+    document.getElementById("report-partial").textContent = String(report.partial || 0);
+    document.getElementById("report-partial-note").hidden = !report.partial;
     const cancel = document.getElementById("cancel-broadcast");
     if (cancel && !ACTIVE.includes(broadcast.status)) cancel.hidden = true;
     document.getElementById("report-refresh").textContent =
@@ -380,6 +382,17 @@
     });
   }
 
+  function localTimes() {
+    // Times come from the server in UTC; each admin reads them in their own computer's time.
+    for (const time of document.querySelectorAll("time.local-time[datetime]")) {
+      const iso = time.getAttribute("datetime");
+      if (!iso || isNaN(new Date(iso))) continue;
+      time.title = `${iso.slice(0, 16).replace("T", " ")} UTC`;
+      time.textContent = kit.dateTime(iso);
+    }
+  }
+
+  localTimes();
   const pages = { "broadcast-compose": initCompose, "broadcast-report": initReport };
   if (pages[pageName]) pages[pageName]();
 })();
