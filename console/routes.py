@@ -91,7 +91,8 @@ CLOSING_NOTES = ("Consulta resuelta", "Venta concretada", "Cliente no respondió
 
 SECURITY_HEADERS = (
     (b"content-security-policy",
-     b"default-src 'self'; img-src 'self' data: https://platform-lookaside.fbsbx.com https://*.fbcdn.net; style-src 'self'; script-src 'self'; connect-src 'self'; "
+     b"default-src 'self'; img-src 'self' data: https://platform-lookaside.fbsbx.com https://*.fbcdn.net; "
+     b"style-src 'self'; script-src 'self'; connect-src 'self'; "
      b"frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
