@@ -119,8 +119,8 @@ async def measure(folder: Path, sandbox_url: str, settings: Settings, rate: floa
             rounds += 1
             queued = sum(c.recipients for c in store.counts(broadcast.id))
             progress("planned", queued, dry.audience)
-            if store.plan_state(broadcast.id).done:
-                break
+            if store.plan_state(broadcast.id).done and not store.to_enqueue(broadcast.id, 1):
+                break  # everyone planned, and every queued recipient in the outbox
         enqueue_seconds = time.perf_counter() - started
         emit("enqueue", seconds=round(enqueue_seconds, 2), recipients=dry.audience,
              queued=store.plan_state(broadcast.id).queued, runner_rounds=rounds,

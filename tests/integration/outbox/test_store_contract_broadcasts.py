@@ -8,7 +8,7 @@ import pytest
 
 from outbox.model import MAX_BATCH, OutboxInputError, OutboxStore, SenderKind, Status
 from tests.integration.outbox import test_store_contract as contract
-from tests.integration.outbox.test_store_contract import OTHER_PAGE, PAGE, T0, at, claim, enqueue, send
+from tests.integration.outbox.test_store_contract import OTHER_PAGE, PAGE, at, claim, enqueue, send
 
 postgres_run_url = contract.postgres_run_url
 store_url = contract.store_url
@@ -62,4 +62,26 @@ def test_last_user_messages_of_many_users_in_one_call(store: OutboxStore) -> Non
     assert store.last_user_messages(OTHER_PAGE, ["u3"]) == {"u3": at(30)}
     with pytest.raises(OutboxInputError):
         store.last_user_messages(PAGE, [f"u{index}" for index in range(MAX_BATCH + 1)])
-    assert T0 < at(10)
+
+
+async def test_the_facade_reads_many_windows_at_once_and_cancels_by_prefix(store: OutboxStore) -> None:
+    from meta.graph import GraphClient
+    from outbox.outbox import Outbox
+    from outbox.policy_file import load_policy
+
+    store.record_user_message(PAGE, "u1", at(10))
+    keyed(store, "broadcast:3:u1:0:0", "u1")
+    client = GraphClient({})
+    outbox = Outbox(store, client, load_policy(), page_rate=0, clock=lambda: at(20))
+    try:
+        windows = await outbox.windows_of(PAGE, ["u1", "u2", "u1"])
+        assert {user: window.last_user_message_at for user, window in windows.items()} == {"u1": at(10),
+                                                                                            "u2": None}
+        assert windows["u1"] == await outbox.conversation_window(PAGE, "u1")  # what the worker decides on
+        assert await outbox.windows_of(PAGE, []) == {}
+        assert await outbox.cancel_pending_by_key_prefix("broadcast:3:") == 1
+        with pytest.raises(OutboxInputError):
+            await outbox.cancel_pending_by_key_prefix(" ")
+    finally:
+        await outbox.stop()
+        await client.close()
