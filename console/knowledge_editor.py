@@ -72,6 +72,10 @@ class NothingToRollBack(KnowledgeEditorError):
     reason_code = "nothing_to_roll_back"
 
 
+class NothingPublished(KnowledgeEditorError):
+    reason_code = "nothing_published"
+
+
 class KnowledgeUnavailable(KnowledgeEditorError):
     reason_code = "knowledge_unavailable"
 
@@ -185,6 +189,12 @@ class KnowledgeStatus:
 
 class KnowledgeEditor(Protocol):
     def status(self) -> KnowledgeStatus: ...
+
+    def live_source(self) -> tuple[str, bytes]:
+        """The live version's file as it was published (its name, its bytes): what an editor downloads to edit
+        further, so a question added from «Preguntas sin respuesta» is not lost by uploading an older copy.
+        KnowledgeEditorError before a first publication."""
+        ...
 
     def upload(self, filename: str, data: bytes, by: str) -> Draft:
         """Read and validate a CSV/XLSX; keep it as a draft whatever the report says."""
@@ -497,6 +507,15 @@ class MatrixEditor:
 
 
     # a draft from the live matrix plus one change
+
+    def live_source(self) -> tuple[str, bytes]:
+        live = current_version(self.data_dir)
+        if live is None:
+            raise NothingPublished("Todavía no hay una matriz publicada: suba la matriz y publíquela primero.")
+        sources = sorted(version_dir(self.data_dir, live.id).glob("source.*"))
+        if not sources:
+            raise KnowledgeUnavailable(f"La versión publicada {live.id} no guardó su archivo.")
+        return live.filename, sources[0].read_bytes()
 
     def _live_sheet(self) -> tuple[Sheet, VersionInfo]:
         live = current_version(self.data_dir)

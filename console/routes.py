@@ -673,6 +673,19 @@ async def knowledge_status(request: Request, principal: Editor) -> dict[str, Any
     return (await run_in_threadpool(knowledge_of(request).status)).to_dict()
 
 
+@api.get("/knowledge/live/source")
+async def live_source(request: Request, principal: Editor) -> Response:
+    """The live matrix's file as it was published: edit this copy, not an older one (a question added from
+    «Preguntas sin respuesta» lives in the published version)."""
+    filename, data = await run_in_threadpool(knowledge_of(request).live_source)
+    suffix = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    media_type = {"csv": "text/csv; charset=utf-8",
+                  "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}.get(
+        suffix, "application/octet-stream")
+    return Response(data, media_type=media_type,
+                    headers={"content-disposition": f"attachment; filename*=UTF-8''{quote(filename)}"})
+
+
 @api.post("/knowledge/drafts")
 async def upload_draft(request: Request, principal: Editor, file: Annotated[UploadFile, File()]) -> JSONResponse:
     """Upload a matrix (.csv or .xlsx): it is validated and kept as a draft; the live version keeps answering."""

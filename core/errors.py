@@ -76,6 +76,7 @@ HTTP_STATUS: Mapping[str, int] = {
     "invalid_transition": 409,
     "draft_has_errors": 409,
     "nothing_to_roll_back": 409,
+    "nothing_published": 404,  # the knowledge editor: no live matrix to download yet
     "ref_in_use": 409,
     "knowledge_busy": 429,
     "file_too_large": 413,
@@ -98,7 +99,8 @@ HTTP_STATUS: Mapping[str, int] = {
     "invalid_status": 422,
     "invalid_idempotency_key": 422,
     "batch_too_large": 422,  # outbox: more than MAX_BATCH messages or ids in one call
-    "invalid_receipt": 422,  # outbox: a receipt that is neither 'delivery' nor 'read'
+    "invalid_receipt": 422,
+    "invalid_key_prefix": 422,  # outbox: a bulk cancel's idempotency-key prefix that is empty or not a prefix  # outbox: a receipt that is neither 'delivery' nor 'read'
     "invalid_snippet": 422,
     "rule_invalid": 422,
     "link_invalid": 422,

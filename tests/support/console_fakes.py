@@ -23,6 +23,7 @@ from console.knowledge_editor import (
     DraftHasErrors,
     DraftNotFound,
     KnowledgeStatus,
+    NothingPublished,
     NothingToRollBack,
     TriedAnswer,
     TryResult,
@@ -236,6 +237,8 @@ class FakeKnowledgeEditor:
         self.drafts: dict[str, tuple[Draft, Entries | None]] = {}  # None: the draft has errors
         self.versions: list[tuple[Version, Entries]] = []  # oldest first; "0001" is versions[0]
         self.lineage: list[int] = []  # indexes into versions, the live one last: what a rollback undoes
+        self.sources: dict[str, bytes] = {}  # draft id → the uploaded bytes; a version keeps its draft's
+        self.version_sources: list[bytes] = []  # parallel to versions
 
     @property
     def live_index(self) -> int | None:
@@ -262,9 +265,17 @@ class FakeKnowledgeEditor:
         draft = Draft(uuid.uuid4().hex[:12], name, by, self.clock(), report.ok, report.entry_count,
                       report_issues(report), report.render())
         self.drafts[draft.id] = (draft, entries)
+        self.sources[draft.id] = data
         for old in self._drafts_newest_first()[KEEP_DRAFTS:]:
             del self.drafts[old.id]
+            del self.sources[old.id]
         return draft
+
+    def live_source(self) -> tuple[str, bytes]:
+        live = self.live_index
+        if live is None:
+            raise NothingPublished("Todavía no hay una matriz publicada: suba la matriz y publíquela primero.")
+        return self.versions[live][0].filename, self.version_sources[live]
 
     @staticmethod
     def _words(text: str) -> set[str]:
@@ -304,6 +315,7 @@ class FakeKnowledgeEditor:
                                  "La versión publicada sigue respondiendo.")
         version = Version(f"{len(self.versions) + 1:04d}", self.clock(), by, draft.entry_count, draft.filename)
         self.versions.append((version, entries))
+        self.version_sources.append(self.sources[draft_id])
         self.lineage.append(len(self.versions) - 1)
         return replace(version, live=True)
 

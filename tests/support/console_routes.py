@@ -73,6 +73,7 @@ ROLES: dict[tuple[str, str], tuple[frozenset[str], bool]] = {
     ("POST", "/api/console/snippets/preview"): (AGENTS, False),
     ("DELETE", "/api/console/snippets/{name}"): (AGENTS, False),
     ("GET", "/api/console/knowledge"): (EDITORS, True),
+    ("GET", "/api/console/knowledge/live/source"): (EDITORS, True),
     ("POST", "/api/console/knowledge/drafts"): (EDITORS, True),
     ("POST", "/api/console/knowledge/try"): (EDITORS, True),
     ("POST", "/api/console/knowledge/publish"): (EDITORS, True),

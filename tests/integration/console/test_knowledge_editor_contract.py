@@ -25,6 +25,7 @@ from console.knowledge_editor import (
     DraftNotFound,
     KnowledgeEditor,
     MatrixEditor,
+    NothingPublished,
     NothingToRollBack,
 )
 from knowledge_matrix.embedders import Embedder, create_embedder
@@ -269,3 +270,17 @@ def test_an_unknown_version_cannot_be_made_live(editor: KnowledgeEditor, version
     assert refused.value.message_es
     live = editor.status().live
     assert live is not None and live.id == "0001"
+
+
+@pytest.mark.parametrize(("filename", "data"), [("matriz.csv", GOOD), ("matriz.xlsx", xlsx(ROWS))])
+def test_the_live_version_s_file_is_the_one_published(editor: KnowledgeEditor, filename: str, data: bytes) -> None:
+    with pytest.raises(NothingPublished):
+        editor.live_source()
+    first = editor.upload(filename, data, "eva")
+    editor.publish(first.id, "eva")
+    assert editor.live_source() == (filename, data)
+    second = editor.upload("devoluciones.csv", OTHER, "eva")
+    editor.publish(second.id, "eva")
+    assert editor.live_source() == ("devoluciones.csv", OTHER)
+    editor.rollback("eva")
+    assert editor.live_source() == (filename, data), "a rollback makes the older file the live one again"

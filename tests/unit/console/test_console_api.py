@@ -305,6 +305,8 @@ def test_editor_uploads_sees_the_row_fixes_publishes_tries_and_rolls_back(consol
     refused = editor.post("/api/console/knowledge/publish", json={"draft_id": report["id"]})
     assert refused.status_code == 409 and refused.json()["error"]["reason_code"] == "draft_has_errors"
 
+    nothing = editor.get("/api/console/knowledge/live/source")
+    assert nothing.status_code == 404 and nothing.json()["error"]["reason_code"] == "nothing_published"
     fixed = editor.post("/api/console/knowledge/drafts", files={"file": ("matriz.csv", FIXED.encode(), "text/csv")})
     fixed_id = fixed.json()["draft"]["id"]
     assert fixed.json()["draft"]["ok"]
@@ -312,6 +314,10 @@ def test_editor_uploads_sees_the_row_fixes_publishes_tries_and_rolls_back(consol
                                                             "draft_id": fixed_id}).json()
     assert tried["draft"]["entry_id"] == "precios" and tried["live"] is None
     assert editor.post("/api/console/knowledge/publish", json={"draft_id": fixed_id}).json()["version"]["id"] == "0001"
+    download = editor.get("/api/console/knowledge/live/source")  # the published file, to edit further
+    assert download.status_code == 200 and download.content == FIXED.encode()
+    assert download.headers["content-disposition"] == "attachment; filename*=UTF-8''matriz.csv"
+    assert 'id="live-source"' in editor.get("/console/knowledge").text
     tried = editor.post("/api/console/knowledge/try", json={"question": "¿Cuánto cuesta el plan?"}).json()
     assert tried["live"]["text"] == "El plan básico cuesta 30 dólares al mes." and tried["draft"] is None
     nothing_before = editor.post("/api/console/knowledge/rollback", json={})
