@@ -99,8 +99,8 @@ HTTP_STATUS: Mapping[str, int] = {
     "invalid_status": 422,
     "invalid_idempotency_key": 422,
     "batch_too_large": 422,  # outbox: more than MAX_BATCH messages or ids in one call
-    "invalid_receipt": 422,
-    "invalid_key_prefix": 422,  # outbox: a bulk cancel's idempotency-key prefix that is empty or not a prefix  # outbox: a receipt that is neither 'delivery' nor 'read'
+    "invalid_receipt": 422,  # outbox: a receipt that is neither 'delivery' nor 'read'
+    "invalid_key_prefix": 422,  # outbox: a bulk cancel's idempotency-key prefix that is empty or not a prefix
     "invalid_snippet": 422,
     "rule_invalid": 422,
     "link_invalid": 422,
