@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, Generic, Protocol, TypeVar
 
+from connectors.ingest_journal import JOURNAL_BATCH
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -136,7 +138,7 @@ class ClaimingJournal(Protocol):
 
     def pending_ids(self) -> list[int]: ...
 
-    def journaled(self) -> Sequence[Any]: ...
+    def journaled(self, after: int = 0, limit: int = JOURNAL_BATCH) -> Sequence[Any]: ...
 
 
 FAILED_ROUND_PAUSE_SECONDS = 1.0
@@ -158,7 +160,9 @@ class JournalFeeder:
     claim was reading the journal may come back from that claim as still pending: it is not dispatched again
     (`_finished_while_claiming`). Rows whose window or live-view notice the webhook process journaled are handed
     to `apply_journaled` in the round that first sees them, so they are applied within a poll, not at the next
-    upkeep; retrying the ones that failed stays the upkeep loop's job.
+    upkeep; retrying the ones that failed (or were deferred: `attempts`) stays the upkeep loop's job. The feeder
+    reads only journaled rows new to it (ids above the last it read, `JOURNAL_BATCH` at most), and none while its
+    last hand-over is still being applied: a backlog is never read whole, nor applied by several tasks at once.
     """
 
     def __init__(
@@ -194,7 +198,7 @@ class JournalFeeder:
         self._last_renewal: datetime | None = None
         self._last_full_claim: datetime | None = None
         self._elsewhere: set[int] = set()  # pending ids the last claim left to another instance
-        self._journal_seen: set[int] = set()  # journaled rows already handed over
+        self._journal_after = 0  # journaled rows up to this id were read (and the new ones handed over)
         self.full_claim_every = timedelta(seconds=FULL_CLAIM_SECONDS)
         self._task: asyncio.Task | None = None
         self._journal_tasks: set[asyncio.Task] = set()
@@ -265,7 +269,10 @@ class JournalFeeder:
         full = self._last_full_claim is None or now - self._last_full_claim >= self.full_claim_every
         known = frozenset() if full else frozenset(self._inflight | self._elsewhere)
         try:
-            claimed, journaled, unclaimed = await self.store.run(self._claim_and_read_journal, now, known, full)
+            reads_journal = self._apply_journaled is not None and not self._journal_tasks
+            claimed, journaled, unclaimed = await self.store.run(
+                self._claim_and_read_journal, now, known, full, self._journal_after if reads_journal else None
+            )
             finished = self._finished_while_claiming
         finally:
             self._finished_while_claiming = None
@@ -285,25 +292,27 @@ class JournalFeeder:
 
     def _hand_over_journaled(self, journaled: Sequence[Any]) -> None:
         """Each journaled row once, as soon as it appears; a row still journaled after that (the app was down) is
-        the upkeep loop's to retry, at its own pace, not every poll."""
-        if self._apply_journaled is None:
+        the upkeep loop's to retry, at its own pace, not every poll; so is a row an earlier round already tried
+        (`attempts`: a receipt deferred because it came before the outbox recorded the send)."""
+        if self._apply_journaled is None or not journaled:
             return
-        fresh = [row for row in journaled if row.id not in self._journal_seen]
-        self._journal_seen = {row.id for row in journaled}  # forgets the applied ones: bounded
+        self._journal_after = max(self._journal_after, max(row.id for row in journaled))
+        fresh = [row for row in journaled if not row.attempts]
         if fresh:
             task = asyncio.get_running_loop().create_task(self._apply_journaled(fresh))
             self._journal_tasks.add(task)
             task.add_done_callback(self._journal_tasks.discard)
 
     def _claim_and_read_journal(
-        self, now: datetime, known: frozenset[int], full: bool
+        self, now: datetime, known: frozenset[int], full: bool, journal_after: int | None
     ) -> tuple[Sequence[Any], Sequence[Any], set[int] | None]:
         """On the store's thread: one hop for the claim and the journaled rows. A claim is a write (its own fsync,
         and the webhook process's commits wait for the lock): after `pending_ids` (a read), it is made only when a
         pending event is neither in flight here nor left unclaimed by the last claim (another instance holds it), so
         an idle journal (no pending id) is never claimed; a `full` round (every `full_claim_every`) claims anyway,
-        for claims that ran out. Returns the pending ids the claim did not give this instance (None: unknown)."""
-        journaled = self.store.journaled() if self._apply_journaled is not None else ()
+        for claims that ran out. Returns the pending ids the claim did not give this instance (None: unknown). The
+        journaled rows above `journal_after` are read with it (None: not this round)."""
+        journaled = self.store.journaled(journal_after, JOURNAL_BATCH) if journal_after is not None else ()
         ids = self.store.pending_ids()
         if not full and set(ids) <= known:
             return (), journaled, None

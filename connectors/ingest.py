@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from connectors.ingest_journal import (
     DEFAULT_DEDUP_HORIZON,
@@ -29,6 +32,7 @@ from connectors.ingest_journal import (
     DONE,
     FAILED,
     IGNORED,
+    JOURNAL_BATCH,
     PENDING,
     RECORDED,
     ROLE_ALL,
@@ -45,10 +49,15 @@ from connectors.ingest_journal import (
     iso,
     needs_live_view_notice,
     new_row,
+    receipt_may_precede_its_send,
     utc_now_iso,
 )
 from core.sqlite import SQLiteFile, numbered
-from meta.events import InboundEvent
+from meta.events import EventKind, InboundEvent
+from outbox.model import MessageFilter, Status
+
+if TYPE_CHECKING:
+    from outbox.outbox import Outbox
 
 __all__ = [
     "DEFAULT_DEDUP_HORIZON",
@@ -60,6 +69,7 @@ __all__ = [
     "RECORDED",
     "STALE_CLAIM",
     "IngestJournal",
+    "AppliedBatch",
     "IngestStore",
     "JournalApplier",
     "ROLES",
@@ -71,6 +81,7 @@ __all__ = [
     "initial_status",
     "needs_live_view_notice",
     "open_ingest_store",
+    "tell_outbox",
     "utc_now_iso",
 ]
 
@@ -152,6 +163,14 @@ _INSERT_EVENT = (
 # What may be deleted: finished, its window and notice applied, received before the cutoff.
 _PRUNABLE = "status != 'pending' AND window_pending = 0 AND notice_pending = 0 AND received_at < ?"
 _ROW = "id, event_json, status, attempts, window_pending, notice_pending"
+# The first `limit` journaled rows above `after`: each flag's partial index gives its first `limit` ids, so a
+# backlog is never read whole.
+_JOURNALED = (
+    "SELECT " + _ROW + " FROM inbound_events WHERE id IN ("
+    "SELECT id FROM (SELECT id FROM inbound_events WHERE window_pending = 1 AND id > :after ORDER BY id LIMIT :limit)"
+    " UNION SELECT id FROM (SELECT id FROM inbound_events WHERE notice_pending = 1 AND id > :after"
+    " ORDER BY id LIMIT :limit)) ORDER BY id LIMIT :limit"
+)
 _KEEP_SEEN_KEYS = (
     "INSERT OR IGNORE INTO inbound_seen (dedup_key, received_at)"
     " SELECT dedup_key, received_at FROM inbound_events WHERE id IN ({ids}) AND received_at >= ?"
@@ -182,6 +201,72 @@ _TAKE_CLAIM = (
 )
 
 
+# A window or notice that fails with one of these is this row's problem (its data): the row is retried, the batch
+# goes on. Any other failure means the outbox (or the app, for a notice) cannot be reached now: what needs it waits.
+ROW_ERRORS = (ValueError, TypeError, LookupError)
+# The upkeep walks the journal this many pages (`JOURNAL_BATCH` rows each) per round at most, from where it stopped.
+UPKEEP_PAGES = 20
+# A receipt deferred (`IngestJournal.defer_window`) is not taken again by this process before this many seconds.
+DEFERRED_RETRY_SECONDS = 5.0
+EARLY_RECEIPT = "the receipt came before the outbox recorded its message as sent"
+
+
+async def tell_outbox(outbox: Outbox, event: InboundEvent, user_time: datetime, now: datetime,
+                      lease: timedelta) -> bool:
+    """What the outbox must hear of a journaled event (`window_pending`; the Rasa channel's `record_window`): a user
+    acting opens the window at `user_time` (and is their last message, counted); a delivery or read receipt marks
+    what the page sent. False: the receipt marked nothing and may have come before the outbox recorded its message
+    as sent (recent, `receipt_may_precede_its_send`, and a message to that person is being sent right now): worth
+    one more try later (`JournalApplier`). True otherwise."""
+    if event.opens_window:
+        # A reaction or a referral counts, but says nothing: the last message's text stays.
+        text = event.shown_text() if event.kind in (EventKind.MESSAGE, EventKind.POSTBACK) else None
+        await outbox.record_user_message(event.page_id, event.user_id, user_time, text)
+        return True
+    if not event.is_receipt:
+        return True
+    changed = await outbox.record_receipt(event.page_id, event.user_id, event.kind.value, event.watermark(),
+                                          event.mids)
+    if changed or not receipt_may_precede_its_send(event, now, lease):
+        return True
+    sending = await outbox.find(MessageFilter(recipient_id=event.user_id, page_id=event.page_id,
+                                              statuses=(Status.SENDING,), limit=1))
+    return not sending
+
+
+@dataclass
+class AppliedBatch:
+    """What one `JournalApplier.apply` met: the outbox or the app unreachable (the rows needing it were left journaled
+    for a later round, untouched), rows applied, receipts deferred once, receipts dropped after their deferral."""
+
+    outbox_unreachable: bool = False
+    app_unreachable: bool = False
+    applied: int = 0
+    deferred: int = 0
+    dropped: int = 0
+    first_unreachable_id: int | None = None  # the row at which the first of them was found unreachable
+
+    @property
+    def stopped(self) -> bool:
+        return self.outbox_unreachable or self.app_unreachable
+
+    def blocks(self, stored: StoredEvent) -> bool:
+        """Nothing the row needs can be applied now (what it needs was found unreachable): it is left as it is, no
+        take and no restore. A row with one part that can go (a standby message's window while the app is down) is
+        still taken: that part is applied, the other put back."""
+        window_waits = not stored.window_pending or self.outbox_unreachable
+        notice_waits = not stored.notice_pending or self.app_unreachable
+        return window_waits and notice_waits
+
+    def unreachable(self, stored: StoredEvent, outbox: bool) -> None:
+        if outbox:
+            self.outbox_unreachable = True
+        else:
+            self.app_unreachable = True
+        if self.first_unreachable_id is None:
+            self.first_unreachable_id = stored.id
+
+
 class JournalApplier:
     """Applies what the ingest transaction journaled for events not for Rasa, after the webhook's 200: the window
     (`record_window`) and the live-view notice (`notify` → True once the app confirmed it). Each row's flags are
@@ -189,54 +274,122 @@ class JournalApplier:
     reading the same journaled row (each one's feeder reads `journaled()`), one applies it; a failure (or a
     cancellation) sets the flag back (`restore_journaled`) for the next round (the upkeep loop, the next start). A
     notice the app recorded but whose answer was lost is sent again (at least once); a process killed between the
-    take and the apply loses that one window or notice (at most the rows it was applying)."""
+    take and the apply loses that one window or notice (at most the rows it was applying).
+
+    The first failure that means the outbox is unreachable (anything but `ROW_ERRORS`), or an unconfirmed notice (the
+    app down; the handoff client does not tell a refusal apart), ends the batch for the rows that need it: they stay
+    journaled, untouched, for a later round, instead of a take and a restore each (two writes per row of a backlog,
+    on the file the webhook's commits need). `record_window` returning False
+    means "too early" (a receipt that beat the outbox's commit of the send): the row is deferred once
+    (`defer_window`), not taken again here for `retry_after_seconds`, and dropped if it is still too early then."""
 
     def __init__(
         self,
         store: IngestJournal,
-        record_window: Callable[[InboundEvent], Awaitable[None]],
+        record_window: Callable[[InboundEvent], Awaitable[bool | None]],
         notify: Callable[[InboundEvent], Awaitable[bool]],
+        *,
+        retry_after_seconds: float = DEFERRED_RETRY_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.record_window = record_window
         self.notify = notify
+        self.retry_after_seconds = retry_after_seconds
+        self.clock = clock
         self._inflight: set[int] = set()
+        self._not_before: dict[int, float] = {}  # deferred rows: not taken again here before then (bounded: swept)
+        self._after = 0  # the upkeep's place in the journal (`apply_backlog`)
 
-    async def apply(self, journaled: Iterable[StoredEvent]) -> None:
+    async def apply(self, journaled: Iterable[StoredEvent], batch: AppliedBatch | None = None) -> AppliedBatch:
+        """Apply the rows; `batch`: carry on one the caller began (what it found unreachable still holds)."""
+        batch = AppliedBatch() if batch is None else batch
+        now = self.clock()
+        self._not_before = {event_id: at for event_id, at in self._not_before.items() if at > now}
         for stored in journaled:
-            if stored.id in self._inflight:
+            if stored.id in self._inflight or stored.id in self._not_before or batch.blocks(stored):
                 continue
             self._inflight.add(stored.id)
             try:
-                await self._apply_one(stored)
+                await self._apply_one(stored, batch)
             except Exception:  # the journal itself failed (the SQLite file locked, the disk): the flags stay set,
                 # the next round retries this row; the rest of the batch is still applied
                 logger.exception("applying a journaled event failed; retried later", extra={"event_id": stored.id})
             finally:
                 self._inflight.discard(stored.id)
+        return batch
 
-    async def _apply_one(self, stored: StoredEvent) -> None:
+    async def apply_backlog(self, pages: int = UPKEEP_PAGES, limit: int = JOURNAL_BATCH) -> None:
+        """The upkeep's round: the journal read `limit` rows at a time from where the last round stopped, up to
+        `pages` pages, ending at a page where nothing could be applied (the outbox or the app unreachable). At the
+        end of the journal the walk starts again from the beginning (the rows left journaled behind it)."""
+        batch = AppliedBatch()
+        try:
+            for _ in range(pages):
+                rows = await self.store.run(self.store.journaled, self._after, limit)
+                self._after = rows[-1].id if len(rows) >= limit else 0
+                applied_before = batch.applied
+                await self.apply(rows, batch)
+                if self._after == 0 or (batch.stopped and batch.applied == applied_before):
+                    return  # the end of the journal, or a page where nothing could be applied
+        finally:
+            if batch.first_unreachable_id is not None:
+                # The next round starts right after the row that found the outbox or the app unreachable: each
+                # round's first try is a row further on, so a row that is refused for good (taken for an outage)
+                # never keeps the rows behind it from being tried.
+                self._after = batch.first_unreachable_id
+
+    async def _apply_one(self, stored: StoredEvent, batch: AppliedBatch) -> None:
         # Taken atomically: of the instances (and tasks) holding this row, one gets each flag and applies it.
         window, notice = await self.store.run(self.store.take_journaled, stored.id)
         window_failed, notice_failed = window, notice  # until applied (a cancellation puts them back too)
         try:
-            if window:
+            if window and not batch.outbox_unreachable:
                 try:
-                    await self.record_window(stored.event)
+                    recorded = await self.record_window(stored.event)
                     window_failed = False
-                except Exception:  # put back below; logged and retried, never lost
+                    if recorded is False:
+                        await self._defer(stored, batch)
+                    else:
+                        batch.applied += 1
+                except ROW_ERRORS:  # put back below; logged and retried, never lost
                     logger.exception("recording the window failed; retried later", extra={"event_id": stored.id})
-            if notice:
+                except Exception:  # put back below; the rest of the batch waits for the outbox
+                    batch.unreachable(stored, outbox=True)
+                    logger.exception("the outbox did not take the window; retried later",
+                                     extra={"event_id": stored.id})
+            if notice and not batch.app_unreachable:
                 try:
                     notice_failed = not await self.notify(stored.event)
                     if notice_failed:  # the handoff client logged why (the app is down or refused it)
+                        batch.unreachable(stored, outbox=False)
                         logger.warning("the live-view notice was not confirmed; retried later",
                                        extra={"event_id": stored.id})
-                except Exception:  # put back below; logged and retried, never lost
+                    else:
+                        batch.applied += 1
+                except ROW_ERRORS:  # put back below; logged and retried, never lost
+                    logger.exception("the live-view notice failed; retried later", extra={"event_id": stored.id})
+                except Exception:  # put back below; the rest of the batch waits for the app
+                    batch.unreachable(stored, outbox=False)
                     logger.exception("the live-view notice failed; retried later", extra={"event_id": stored.id})
         finally:
             if window_failed or notice_failed:
                 await self._restore(stored.id, window_failed, notice_failed)
+
+    async def _defer(self, stored: StoredEvent, batch: AppliedBatch) -> None:
+        """Once: a later round (not before `retry_after_seconds` here) tries the receipt again; then it is dropped."""
+        try:
+            deferred = await self.store.run(self.store.defer_window, stored.id, EARLY_RECEIPT)
+        except Exception:  # the journal failed: this receipt is not retried (it marks nothing, as before)
+            logger.exception("deferring an early receipt failed: not retried", extra={"event_id": stored.id})
+            return
+        if deferred:
+            batch.deferred += 1
+            self._not_before[stored.id] = self.clock() + self.retry_after_seconds
+        else:
+            batch.dropped += 1
+            logger.info("a receipt marked nothing after its retry; dropped",
+                        extra={"event_id": stored.id, "kind": stored.event.kind.value})
 
     async def _restore(self, event_id: int, window: bool, notice: bool) -> None:
         try:
@@ -343,13 +496,13 @@ class IngestStore(IngestJournal):
             ).fetchall()
         return self._rebuild(rows)
 
-    def journaled(self) -> list[StoredEvent]:
-        """Events whose window or live-view notice was journaled but not yet applied, oldest first."""
+    def journaled(self, after: int = 0, limit: int = JOURNAL_BATCH) -> list[StoredEvent]:
+        """Events whose window or live-view notice was journaled but not yet applied, oldest first: the first `limit`
+        above `after` (each flag's partial index read up to `limit` entries; only those rows are parsed)."""
+        if limit <= 0:
+            return []
         with self._db.connection() as conn:
-            rows = conn.execute(
-                f"SELECT {_ROW} FROM inbound_events WHERE window_pending = 1"
-                f" UNION SELECT {_ROW} FROM inbound_events WHERE notice_pending = 1 ORDER BY id"
-            ).fetchall()
+            rows = conn.execute(_JOURNALED, {"after": after, "limit": limit}).fetchall()
         return self._rebuild(rows)
 
     def window_applied(self, event_id: int) -> None:
@@ -388,6 +541,14 @@ class IngestStore(IngestJournal):
                 " notice_pending = max(notice_pending, ?) WHERE id = ?",
                 (int(window), int(notice), event_id),
             )
+
+    def defer_window(self, event_id: int, error: str, max_deferrals: int = 1) -> bool:
+        with self._db.write(synchronous="FULL") as conn:  # as `restore_journaled`: lost, the receipt would be
+            return bool(conn.execute(
+                "UPDATE inbound_events SET window_pending = 1, attempts = attempts + 1, last_error = ?"
+                " WHERE id = ? AND attempts < ?",
+                (error[:500], event_id, max_deferrals),
+            ).rowcount)
 
     def _mark_unparseable(self, event_id: int, error: str) -> None:
         with self._db.write() as conn:

@@ -31,6 +31,10 @@ PENDING, DONE, FAILED, RECORDED, IGNORED = "pending", "done", "failed", "recorde
 DEFAULT_DEDUP_HORIZON = timedelta(days=7)
 DEFAULT_RETENTION = timedelta(days=30)
 
+# `journaled` reads at most this many rows at once (the feeder's round, a page of the upkeep's walk): a backlog left
+# by an outage (every delivery and read receipt is journaled) is never rebuilt whole on the store's thread.
+JOURNAL_BATCH = 500
+
 # A claim whose lease ran out this long ago is left by an owner that is gone: `prune` deletes it (one that ran out
 # more recently is claimable all the same, and its owner may still renew it if nobody took it over).
 STALE_CLAIM = timedelta(hours=1)
@@ -99,6 +103,25 @@ def needs_live_view_notice(event: InboundEvent, status: str) -> bool:
     return status != PENDING and ((event.standby and event.opens_window) or event.is_feedback)
 
 
+def marks_sent_messages(event: InboundEvent) -> bool:
+    """A receipt that can mark something: it has a watermark, or names delivered messages (a read without a usable
+    watermark marks nothing, and is not journaled for the outbox)."""
+    return event.is_receipt and (event.watermark_ms is not None or bool(event.mids))
+
+
+def receipt_may_precede_its_send(event: InboundEvent, now: datetime, within: timedelta) -> bool:
+    """Pure: a receipt that marked nothing may have come before the outbox recorded the message as sent (Meta's
+    delivery can beat the worker's commit): its time (the watermark, else Meta's timestamp) is recent, `within` (the
+    outbox's lease: a claimed message is completed by then), or unknown. An older one marks nothing for good."""
+    if event.watermark_ms is not None:
+        at_ms = event.watermark_ms
+    elif event.timestamp_ms > 0:
+        at_ms = event.timestamp_ms
+    else:
+        return True
+    return now - datetime.fromtimestamp(at_ms / 1000, tz=timezone.utc) <= within
+
+
 @dataclass(frozen=True)
 class NewRow:
     """What the ingest transaction writes for one event."""
@@ -116,7 +139,7 @@ def new_row(event: InboundEvent, own_app_id: str) -> NewRow:
     `delivered_at` / `read_at`). Journaled with the event, applied after the 200 by the Rasa channel's
     `_record_window`, again after a crash."""
     status = initial_status(event, own_app_id)
-    outbox_must_hear = status != PENDING and (event.opens_window or (event.is_receipt and not event.standby))
+    outbox_must_hear = status != PENDING and (event.opens_window or (marks_sent_messages(event) and not event.standby))
     return NewRow(
         event,
         status,
@@ -217,8 +240,9 @@ class IngestJournal(ABC):
         """Events not for Rasa whose window was journaled but not yet applied, oldest first."""
 
     @abstractmethod
-    def journaled(self) -> list[StoredEvent]:
-        """Events whose window or live-view notice was journaled but not yet applied, oldest first."""
+    def journaled(self, after: int = 0, limit: int = JOURNAL_BATCH) -> list[StoredEvent]:
+        """Events whose window or live-view notice was journaled but not yet applied, oldest first: the first `limit`
+        with an id above `after` (a feeder reads only rows new to it; the upkeep walks a backlog page by page)."""
 
     @abstractmethod
     def window_applied(self, event_id: int) -> None: ...
@@ -240,6 +264,12 @@ class IngestJournal(ABC):
     @abstractmethod
     def restore_journaled(self, event_id: int, window: bool, notice: bool) -> None:
         """Sets the flags named True again (applying what `take_journaled` gave failed): retried at a later round."""
+
+    @abstractmethod
+    def defer_window(self, event_id: int, error: str, max_deferrals: int = 1) -> bool:
+        """One write: the row's `window_pending` is set again for a later round and the deferral counted (`attempts`,
+        `last_error`), unless it was deferred `max_deferrals` times already. True when deferred. For a receipt that
+        came before the outbox recorded its message as sent (`receipt_may_precede_its_send`): retried, but boundedly."""
 
     @abstractmethod
     def claim_pending(self, owner: str, now: datetime, lease: timedelta, limit: int = 200) -> list[StoredEvent]:

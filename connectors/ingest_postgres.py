@@ -25,6 +25,7 @@ from typing import Any
 from connectors.ingest_journal import (
     DEFAULT_DEDUP_HORIZON,
     DEFAULT_RETENTION,
+    JOURNAL_BATCH,
     ROLE_ALL,
     STALE_CLAIM,
     IngestJournal,
@@ -118,8 +119,10 @@ class PostgresIngestStore(IngestJournal):
     def windows_pending(self) -> list[StoredEvent]:
         return self._rebuild(event_rows(self._rows("windows_pending")))
 
-    def journaled(self) -> list[StoredEvent]:
-        return self._rebuild(event_rows(self._rows("journaled")))
+    def journaled(self, after: int = 0, limit: int = JOURNAL_BATCH) -> list[StoredEvent]:
+        if limit <= 0:
+            return []
+        return self._rebuild(event_rows(self._rows("journaled", after=after, limit=limit)))
 
     def window_applied(self, event_id: int) -> None:
         self._write("window_applied", id=event_id)
@@ -138,6 +141,9 @@ class PostgresIngestStore(IngestJournal):
     def restore_journaled(self, event_id: int, window: bool, notice: bool) -> None:
         if window or notice:
             self._write("restore_journaled", id=event_id, window=window, notice=notice)
+
+    def defer_window(self, event_id: int, error: str, max_deferrals: int = 1) -> bool:
+        return bool(self._write("defer_window", id=event_id, error=error[:500], max_deferrals=max_deferrals))
 
     # Claims.
 

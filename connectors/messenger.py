@@ -35,7 +35,15 @@ from connectors.action_server import (
 )
 from connectors.dispatch import ConversationDispatcher, JournalFeeder
 from connectors.handoff import AppHandoffClient, outside_author
-from connectors.ingest import DONE, FAILED, IngestJournal, JournalApplier, StoredEvent, open_ingest_store
+from connectors.ingest import (
+    DONE,
+    FAILED,
+    IngestJournal,
+    JournalApplier,
+    StoredEvent,
+    open_ingest_store,
+    tell_outbox,
+)
 from connectors.referrals import AppReferralClient, referral_report, turn_event
 from core.settings import Settings, load_settings
 from handoff.model import PauseReason
@@ -489,16 +497,12 @@ class MessengerInput(InputChannel):
             event.page_id, event.user_id, event.shown_text(), user_message_time(event)
         )
 
-    async def _record_window(self, event: InboundEvent) -> None:
+    async def _record_window(self, event: InboundEvent) -> bool:
         """What the outbox must hear of an event (the journal's `window_pending`): a user acting opens the window
-        (and is their last message, counted); a delivery or read receipt marks what the page sent."""
-        if event.opens_window:
-            # A reaction or a referral counts, but says nothing: the last message's text stays.
-            text = event.shown_text() if event.kind in (EventKind.MESSAGE, EventKind.POSTBACK) else None
-            await self.outbox.record_user_message(event.page_id, event.user_id, user_message_time(event), text)
-        elif event.is_receipt:
-            await self.outbox.record_receipt(event.page_id, event.user_id, event.kind.value, event.watermark(),
-                                             event.mids)
+        (and is their last message, counted); a delivery or read receipt marks what the page sent (False: it came
+        before the outbox recorded the send; `connectors.ingest.tell_outbox`)."""
+        return await tell_outbox(self.outbox, event, user_message_time(event), datetime.now(timezone.utc),
+                                 timedelta(seconds=self.settings.outbox_lease_seconds))
 
     async def _apply_windows(self, journaled: list[StoredEvent]) -> None:
         """Windows and live-view notices of events not for Rasa, journaled in the ingest transaction: each flag is
@@ -513,7 +517,7 @@ class MessengerInput(InputChannel):
         last_prune = None
         while True:
             try:
-                await self._apply_windows(await self.store.run(self.store.journaled))
+                await self._journal.apply_backlog()  # a page at a time, from where the last round stopped
                 if last_prune is None or loop.time() - last_prune >= PRUNE_INTERVAL_SECONDS:
                     retention = timedelta(days=self.settings.event_retention_days)
                     pruned = await self.store.run(self.store.prune, datetime.now(timezone.utc), retention)

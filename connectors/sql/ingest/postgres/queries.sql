@@ -33,8 +33,15 @@ SELECT id, event_json, status, attempts, window_pending, notice_pending
 FROM inbound_events WHERE window_pending ORDER BY id;
 
 -- name: journaled
+-- The first `limit` journaled rows above `after`: each flag's partial index gives its first `limit` ids, so a
+-- backlog is never read whole.
 SELECT id, event_json, status, attempts, window_pending, notice_pending
-FROM inbound_events WHERE window_pending OR notice_pending ORDER BY id;
+FROM inbound_events
+WHERE id IN ((SELECT id FROM inbound_events WHERE window_pending AND id > %(after)s ORDER BY id LIMIT %(limit)s)
+             UNION
+             (SELECT id FROM inbound_events WHERE notice_pending AND id > %(after)s ORDER BY id LIMIT %(limit)s))
+ORDER BY id
+LIMIT %(limit)s;
 
 -- name: window_applied
 UPDATE inbound_events SET window_pending = false WHERE id = %(id)s;
@@ -55,6 +62,13 @@ RETURNING old.window_pending, old.notice_pending;
 UPDATE inbound_events
 SET window_pending = window_pending OR %(window)s, notice_pending = notice_pending OR %(notice)s
 WHERE id = %(id)s;
+
+-- name: defer_window
+-- A receipt that came before the outbox recorded its message as sent: journaled again, the deferral counted, at most
+-- `max_deferrals` times.
+UPDATE inbound_events
+SET window_pending = true, attempts = attempts + 1, last_error = %(error)s
+WHERE id = %(id)s AND attempts < %(max_deferrals)s;
 
 -- name: mark_unparseable
 UPDATE inbound_events
