@@ -131,6 +131,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         csat_store = open_csat_store(settings.store_url("csat"))
         app.state.csat = Csat(csat_store, outbox, mode=settings.csat_mode, privacy_url=settings.csat_privacy_url)
         csat_task = asyncio.create_task(_ask_after_closes(app.state.handoff, app.state.csat))
+        # ...and, from the handoff's durable log, the closes that listener missed (a restart between a close and its
+        # ask): at start, then every minute.
+        csat_catch_up = asyncio.create_task(_catch_up_closes(app.state.handoff, app.state.csat))
         # «Preguntas sin respuesta» (answers/service.py): the action server journals how each question was handled;
         # this task groups the new misses every ANSWERS_GROUP_SECONDS with the live matrix's own embedder, and the
         # console lists the groups and suggests entries from the live matrix.
@@ -152,9 +155,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await comment_task
             app.state.contact_sync.stop()
             await contacts_task
-            csat_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await csat_task
+            for task in (csat_task, csat_catch_up):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             regroup_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await regroup_task
@@ -234,6 +238,23 @@ async def _ask_after_closes(handoff: Handoff, csat: Csat) -> None:
         except Exception:  # the outbox or the store failed: this close is not asked, the next ones are
             logging.getLogger(__name__).exception("asking for a rating failed",
                                                   extra={"conversation_id": event.conversation_id})
+
+
+# Closes older than this are not asked after a restart: a survey hours after the conversation would surprise.
+CSAT_CATCH_UP = timedelta(hours=1)
+CSAT_CATCH_UP_SECONDS = 60.0
+
+
+async def _catch_up_closes(handoff: Handoff, csat: Csat, every_seconds: float = CSAT_CATCH_UP_SECONDS) -> None:
+    """Ask for the closes of the last hour that have no ask yet (the live listener missed them: a restart between
+    the close and the ask, or the ask failed); an ask already made is left alone (one per close)."""
+    while True:
+        try:
+            now = datetime.now(timezone.utc)
+            await csat.catch_up(await handoff.closes_since(now - CSAT_CATCH_UP), now)
+        except Exception:  # the store or the outbox is down: the next round tries again
+            logging.getLogger(__name__).exception("catching up on closes without a satisfaction ask failed")
+        await asyncio.sleep(every_seconds)
 
 
 async def _regroup_answers(answers: Answers, every_seconds: float) -> None:

@@ -14,15 +14,16 @@ answer of an ask stays, an event is recorded once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from core.offload import Offload
 from csat.model import (
     THANKS_TEXT,
     AgentSatisfaction,
     Ask,
+    AskStatus,
     How,
     Mode,
     feedback_template,
@@ -36,6 +37,21 @@ from outbox.outbox import Outbox
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+class ClosedConversation(Protocol):
+    """A person gave a conversation back to the bot (handoff.model.Close has these fields)."""
+
+    @property
+    def conversation_id(self) -> str: ...
+    @property
+    def page_id(self) -> str: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def by(self) -> str: ...
+    @property
+    def at(self) -> datetime: ...
 
 
 def utc_now() -> datetime:
@@ -76,8 +92,10 @@ class Csat:
             return None
         now = now or self.clock()
         ask, created = await self._db(self.store.create_ask, page_id, user_id, conversation_id, agent, closed_at, now)
-        if not created:
+        if not created and ask.status is not AskStatus.ASKING:
             return ask
+        # New, or left `asking` by a crash before the outbox heard of it: the outbox's key (csat:<id>) makes a
+        # second enqueue of the same ask return the first message, so finishing it never asks twice.
         message = feedback_template(ask.id, self.privacy_url) if how is How.TEMPLATE else quick_replies_question()
         new = NewMessage(page_id=page_id, recipient_id=user_id, message=message, sender=SenderKind.SYSTEM,
                          purpose=Purpose.FOLLOW_UP, idempotency_key=f"csat:{ask.id}")
@@ -90,6 +108,13 @@ class Csat:
             queued, _new = await self.outbox.enqueue(new)
             await self._db(self.store.mark_sent, ask.id, how, decision.tag, queued.id)
         return await self._db(self.store.get, ask.id)
+
+    async def catch_up(self, closes: Iterable[ClosedConversation], now: datetime | None = None) -> None:
+        """Ask for the closes the live listener missed (the app restarted between a close and its ask, or the ask
+        failed): `closes` from the handoff's durable log (`Handoff.closes_since`). A close already asked is left
+        alone."""
+        for close in closes:
+            await self.ask_after_close(close.conversation_id, close.page_id, close.user_id, close.by, close.at, now)
 
     async def record_answer(self, page_id: str, user_id: str, via: str, answers: Sequence[Mapping[str, Any]],
                             event_key: str, at: datetime | None = None) -> Ask | None:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from core.errors import DomainError
 
@@ -127,6 +127,16 @@ class ConsoleEvent:
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "conversation_id": self.conversation_id, "at": _iso(self.at), "data": self.data}
+
+
+class Close(NamedTuple):
+    """A person gave a conversation back to the bot (a resume by an agent, not the idle auto-resume)."""
+
+    conversation_id: str
+    page_id: str
+    user_id: str
+    by: str
+    at: datetime
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from core.database import DatabaseStore, Session, moment, stored_time
 from core.offload import Offload
 from core.settings import PAGE_INBOX_APP_ID
 from handoff.model import (
+    Close,
     ConsoleEvent,
     Conversation,
     ConversationNotFound,
@@ -234,6 +235,11 @@ class HandoffStore(DatabaseStore):
                             row["reason"], row["closing_note"])
             for row in self._db.read("list_log", {"id": conversation_id})
         ]
+
+    def closes_since(self, since: datetime) -> list[Close]:
+        """Conversations a person gave back to the bot since `since` (not the idle auto-resume), oldest first."""
+        return [Close(row["conversation_id"], row["page_id"], row["user_id"], row["actor"], moment(row["at"]))
+                for row in self._db.read("closes_since", {"since": _time(since)})]
 
     def messages(self, conversation_id: str, limit: int = 100) -> list[TranscriptItem]:
         return [
@@ -621,6 +627,11 @@ class Handoff:
     async def messages(self, conversation_id: str, limit: int = 100) -> list[TranscriptItem]:
         """The local copy of what was written while paused (newest `limit`, oldest first)."""
         return await self._db(self.store.messages, conversation_id, limit)
+
+    async def closes_since(self, since: datetime) -> list[Close]:
+        """Resumes by a person since `since`, from the durable log (what the live "resumed" events said, after a
+        restart too)."""
+        return await self._db(self.store.closes_since, since)
 
     async def history(self, conversation_id: str) -> list[HandoffLogEntry]:
         """Pauses, resumes (with their closing notes) and assignments, oldest first."""

@@ -53,6 +53,13 @@ VALUES (%(id)s, %(action)s, %(by)s, %(reason)s, %(closing_note)s, %(now)s);
 -- name: list_log
 SELECT * FROM handoff_log WHERE conversation_id = %(id)s ORDER BY id;
 
+-- name: closes_since
+-- Resumes by a person (not the idle auto-resume) since a time: customer satisfaction catches up on them.
+SELECT l.conversation_id, c.page_id, c.user_id, l.actor, l.at FROM handoff_log l
+JOIN conversations c ON c.id = l.conversation_id
+WHERE l.action = 'resumed' AND l.actor <> 'system' AND l.at >= %(since)s
+ORDER BY l.id;
+
 -- name: insert_message
 INSERT INTO messages (conversation_id, author, text, at, outbox_id)
 VALUES (%(id)s, %(author)s, %(text)s, %(at)s, %(outbox_id)s);

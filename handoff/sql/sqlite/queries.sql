@@ -49,6 +49,13 @@ VALUES (:id, :action, :by, :reason, :closing_note, :now);
 -- name: list_log
 SELECT * FROM handoff_log WHERE conversation_id = :id ORDER BY id;
 
+-- name: closes_since
+-- Resumes by a person (not the idle auto-resume) since a time: customer satisfaction catches up on them.
+SELECT l.conversation_id, c.page_id, c.user_id, l.actor, l.at FROM handoff_log l
+JOIN conversations c ON c.id = l.conversation_id
+WHERE l.action = 'resumed' AND l.actor <> 'system' AND l.at >= :since
+ORDER BY l.id;
+
 -- name: insert_message
 INSERT INTO messages (conversation_id, author, text, at, outbox_id) VALUES (:id, :author, :text, :at, :outbox_id);
 
