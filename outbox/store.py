@@ -45,6 +45,7 @@ import json
 import sqlite3
 import threading
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -724,7 +725,36 @@ def sqlite_time(value: datetime | None) -> str | None:
     return None if value is None else utc(value).isoformat(timespec="microseconds")
 
 
-class SQLiteOutboxStore:
+class SQLOutboxStore(ABC):
+    """What the SQLite and PostgreSQL stores share above their connections: each runs the named queries its own
+    way (`_transition`, `_mark_received`)."""
+
+    @abstractmethod
+    def _transition(self, name: str, action: str, message_id: int, now: datetime) -> OutboxMessage:
+        """Run the named state change on one message; `InvalidTransition` when its status does not allow it."""
+
+    @abstractmethod
+    def _mark_received(self, query: str, params: dict[str, Any]) -> int:
+        """Run a receipt's named query (`receipt_query`) with its parameters; the number of messages marked."""
+
+    def cancel(self, message_id: int, now: datetime) -> OutboxMessage:
+        return self._transition("cancel_message", "cancel", message_id, now)
+
+    def retry(self, message_id: int, now: datetime) -> OutboxMessage:
+        return self._transition("retry_message", "retry", message_id, now)
+
+    def record_receipt(
+        self, page_id: str, recipient_id: str, kind: str, watermark: datetime | None, mids: Sequence[str],
+        now: datetime,
+    ) -> int:
+        plan = receipt_query(kind, watermark, mids, now)
+        if plan is None:
+            return 0
+        query, params = plan
+        return self._mark_received(query, {"page_id": page_id, "recipient_id": recipient_id, **params})
+
+
+class SQLiteOutboxStore(SQLOutboxStore):
     """One `core.sqlite.SQLiteFile` (a connection guarded by a lock). WAL + synchronous=FULL: a commit
     is on disk when it returns, and a store opened after a crash sees every committed write. Every
     write is a `BEGIN IMMEDIATE` transaction, so several stores (threads or processes: the Rasa
@@ -868,27 +898,14 @@ class SQLiteOutboxStore:
                 raise transition_error(message, action)
             return message
 
-    def cancel(self, message_id: int, now: datetime) -> OutboxMessage:
-        return self._transition("cancel_message", "cancel", message_id, now)
-
-    def retry(self, message_id: int, now: datetime) -> OutboxMessage:
-        return self._transition("retry_message", "retry", message_id, now)
-
     def record_user_message(self, page_id: str, user_id: str, at: datetime, text: str | None = None) -> None:
         params = {"page_id": page_id, "user_id": user_id, "at": sqlite_time(at), "text": user_text_excerpt(text)}
         with self._db.write() as conn:  # the time taken inside the write lock: recording order is commit order
             conn.execute(self._queries["record_user_message"], {**params, "recorded_at": sqlite_time(recording_time())})
 
-    def record_receipt(
-        self, page_id: str, recipient_id: str, kind: str, watermark: datetime | None, mids: Sequence[str],
-        now: datetime,
-    ) -> int:
-        plan = receipt_query(kind, watermark, mids, now)
-        if plan is None:
-            return 0
-        query, params = plan
-        values = {"page_id": page_id, "recipient_id": recipient_id, "mids": json.dumps(params["mids"]),
-                  "covers": sqlite_time(params["covers"]), "at": sqlite_time(params["at"])}
+    def _mark_received(self, query: str, params: dict[str, Any]) -> int:
+        values = {**params, "mids": json.dumps(params["mids"]), "covers": sqlite_time(params["covers"]),
+                  "at": sqlite_time(params["at"])}
         with self._db.write() as conn:
             return int(conn.execute(self._queries[query], values).rowcount)
 
@@ -966,7 +983,7 @@ def postgres_time(value: datetime | None) -> datetime | None:
     return None if value is None else utc(value)
 
 
-class PostgresOutboxStore:
+class PostgresOutboxStore(SQLOutboxStore):
     """One psycopg2 connection guarded by a lock; reconnects if the connection was lost.
 
     Why the claim is correct (`lock_claimable_recipients` + `claim_heads` in queries.sql):
@@ -1180,27 +1197,14 @@ class PostgresOutboxStore:
             message = self._one(cursor, message_id)
         raise transition_error(message, action)
 
-    def cancel(self, message_id: int, now: datetime) -> OutboxMessage:
-        return self._transition("cancel_message", "cancel", message_id, now)
-
-    def retry(self, message_id: int, now: datetime) -> OutboxMessage:
-        return self._transition("retry_message", "retry", message_id, now)
-
     def record_user_message(self, page_id: str, user_id: str, at: datetime, text: str | None = None) -> None:
         params = {"page_id": page_id, "user_id": user_id, "at": utc(at), "text": user_text_excerpt(text)}
         with self._transaction() as cursor:
             cursor.execute(self._queries["record_user_message"], params)
 
-    def record_receipt(
-        self, page_id: str, recipient_id: str, kind: str, watermark: datetime | None, mids: Sequence[str],
-        now: datetime,
-    ) -> int:
-        plan = receipt_query(kind, watermark, mids, now)
-        if plan is None:
-            return 0
-        query, params = plan
+    def _mark_received(self, query: str, params: dict[str, Any]) -> int:
         with self._transaction() as cursor:
-            cursor.execute(self._queries[query], {"page_id": page_id, "recipient_id": recipient_id, **params})
+            cursor.execute(self._queries[query], params)
             return int(cursor.rowcount)
 
     def unreachable(self, page_id: str, recipient_ids: Sequence[str]) -> dict[str, str]:
