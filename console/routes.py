@@ -56,6 +56,7 @@ from console.auth import (
 )
 from console.events import EventHub
 from console.knowledge_editor import MAX_UPLOAD_BYTES, KnowledgeEditor, KnowledgeEditorError, MatrixEditor
+from console.page_names import page_name_of
 from console.parts import PAUSE_REASONS_ES, ConsoleError
 from console.store import ConsoleStore, open_console_store
 from core.errors import status_of
@@ -545,7 +546,7 @@ async def recipient_of(request: Request, conversation_id: str, principal: Princi
     except DatabaseUnavailable as exc:
         raise ConsoleError("contacts_unavailable", "No se pudieron leer los datos del contacto para completar las "
                                                    "variables del mensaje; intente en un momento.") from exc
-    return snippet_rules.Recipient.of(contact, principal.display_name)
+    return snippet_rules.Recipient.of(contact, principal.display_name, await page_name_of(request, page_id))
 
 
 async def reply_text(request: Request, conversation_id: str, typed: str, principal: Principal) \

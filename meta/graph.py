@@ -209,6 +209,12 @@ class GraphClient:
             raise PermanentGraphError(f"not a Graph API post id: {post_id[:40]!r}")
         return await self._call("GET", page_id, f"/{self.version}/{post_id}", params={"fields": ",".join(fields)})
 
+    async def get_page(self, page_id: str, fields: Sequence[str] = ("name",)) -> dict[str, Any]:
+        """The page itself: GET /{page_id}?fields=name with its own token (Meta answers `{"id", "name"}`)."""
+        if not PSID_IN_PATH.fullmatch(page_id):
+            raise PermanentGraphError(f"not a page id: {page_id[:40]!r}")
+        return await self._call("GET", page_id, f"/{self.version}/{page_id}", params={"fields": ",".join(fields)})
+
     async def get_user_profile(
         self, page_id: str, psid: str, fields: Sequence[str] = USER_PROFILE_FIELDS
     ) -> dict[str, Any]:

@@ -314,6 +314,14 @@ SANDBOX_FIRST_NAMES = ("María", "José", "Lucía", "Andrés", "Gabriela", "Carl
                        "Jorge", "Camila", "Diego")
 SANDBOX_LAST_NAMES = ("Zambrano", "Pérez", "Guamán", "Andrade", "Cevallos", "Mora", "Chiriboga", "Vera", "Salazar",
                       "Quishpe", "Ordóñez", "Bravo")
+PAGE_NODE_FIELDS = frozenset({"id", "name"})
+
+
+def sandbox_page_name(page_id: str) -> str:
+    """The name the sandbox gives a page (stable, so tests and `make run` see the same one)."""
+    return f"Página de prueba …{page_id[-4:]}"
+
+
 PROFILE_NODE_FIELDS = frozenset({"id", "name", "first_name", "last_name", "profile_pic", "locale", "timezone",
                                  "gender"})
 NO_PERMISSION_PREFIX = "noperm"  # PSIDs the sandbox refuses as Meta does without the profile permission
@@ -617,6 +625,23 @@ class GraphSandbox:
             body["message"] = known[1]
         return SandboxAnswer(200, body)
 
+    def handle_get_page(self, *, page_id: str, token: str | None, fields: str | None) -> SandboxAnswer:
+        """Answer `GET /{version}/{page_id}?fields=name` as Meta does for a page: `{"id", "name"}` to a token of
+        that page (the sandbox's pages are called "Página de prueba …<last 4 digits>"); Meta's errors for no token,
+        a bad one, and a field the sandbox does not serve."""
+        authorized = authorize(self._token_pages, page_id, token)
+        error = authorized if isinstance(authorized, GraphErrorSpec) else None
+        wanted = [name.strip() for name in (fields or "name").split(",") if name.strip()]
+        if error is None:
+            unknown = next((name for name in wanted if name not in PAGE_NODE_FIELDS), None)
+            if unknown is not None:
+                error = nonexisting_field_error(unknown[:80])
+        if error is not None:
+            return SandboxAnswer(error.http_status, error.to_body(_new_fbtrace_id()),
+                                 error_headers(error, page_id, None))
+        page = {"id": page_id, "name": sandbox_page_name(page_id)}
+        return SandboxAnswer(200, {"id": page_id, **{name: page[name] for name in wanted}})
+
     def handle_user_profile(self, *, psid: str, token: str | None, fields: str | None) -> SandboxAnswer:
         """Answer `GET /{version}/{psid}?fields=...` as Meta's User Profile API does: the fields asked for (default
         first_name, last_name, profile_pic, id) to a page's token; Meta's errors for no token (104), a bad one
@@ -626,6 +651,8 @@ class GraphSandbox:
             is_post = psid in self._posts
         if is_post:
             return self.handle_get_post(post_id=psid, token=token, fields=fields)
+        if any(psid in pages for pages in self._token_pages.values()):
+            return self.handle_get_page(page_id=psid, token=token, fields=fields)
         authorized = authorize(self._token_pages, "me", token)
         error = authorized if isinstance(authorized, GraphErrorSpec) else None
         wanted = [name.strip() for name in (fields or "first_name,last_name,profile_pic").split(",") if name.strip()]

@@ -1,6 +1,7 @@
 """A reply with snippet variables through the real stack: the person writes to the page (a signed webhook), the
 contacts' sync reads their profile from the Graph API sandbox, an agent sets a field and answers with a snippet
-holding `{nombre}` and `{campo.ciudad}`: the Send API sandbox receives the words filled in, not the braces."""
+holding `{nombre}`, `{pagina}` (the page's name, asked of the Graph API) and `{campo.ciudad}`: the Send API sandbox
+receives the words filled in, not the braces."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from bot.stack import Stack
 from handoff.model import conversation_id_of
-from sandbox.graph import sandbox_profile
+from sandbox.graph import sandbox_page_name, sandbox_profile
 from tests.support.console_client import ConsoleSession
 from tests.support.stack import PAGE_ID, Messenger
 
@@ -37,11 +38,13 @@ def test_a_reply_with_variables_reaches_the_sandbox_filled(stack: Stack, agent: 
         assert agent.send("PATCH", contact_url + "/fields", json={"fields": {"ciudad": "Cuenca"}}).status_code == 200
         messenger.wait_for(lambda: any(c["id"] == conversation_id for c in agent.conversations()), 30, "the pause")
         assert agent.send("PUT", "/api/console/snippets/saludo-variables",
-                          json={"text": "Hola {nombre}, soy {agente}. ¿Le enviamos a {campo.ciudad}?"}).status_code \
+                          json={"text": "Hola {nombre}, soy {agente} de {pagina}. ¿Le enviamos a {campo.ciudad}?"}
+                          ).status_code \
             == 200
         reply = agent.post(f"/api/console/conversations/{conversation_id}/reply", json={"text": "/saludo-variables"})
         assert reply.status_code == 201, reply.text
-        expected = f"Hola {first_name}, soy {agent.user['display_name']}. ¿Le enviamos a Cuenca?"
+        expected = (f"Hola {first_name}, soy {agent.user['display_name']} de {sandbox_page_name(PAGE_ID)}. "
+                    "¿Le enviamos a Cuenca?")
         assert reply.json()["text"] == expected
         messenger.wait_for(lambda: expected in messenger.texts(user), 30, "the filled reply at the sandbox")
         assert not any("{" in text for text in messenger.texts(user))
