@@ -225,6 +225,16 @@ def check_field_room(after: set[str]) -> None:
         raise ContactInvalid("fields", f"Un contacto tiene como máximo {MAX_FIELDS} campos.")
 
 
+# Queries that read `matches`, and the named filter each finds there: a page and its count filter alike, the
+# filters written once in queries.sql.
+FILTERED_BY = {
+    "inbox_page": "inbox_matches",
+    "inbox_totals": "inbox_matches",
+    "audience_contacts": "audience_matches",
+    "count_audience": "audience_matches",
+}
+
+
 class ContactsStore(DatabaseStore):
     BACKEND = "contacts"
     SQL_DIR = SQL_DIR
@@ -236,8 +246,8 @@ class ContactsStore(DatabaseStore):
         super().__init__(target)
         self._fold_old_fields()
         queries = self._db.queries
-        for name in ("inbox_page", "inbox_totals"):  # the inbox's filters are written once: `inbox_matches`
-            queries[name] = f"WITH matches AS (\n{queries['inbox_matches']}\n)\n{queries[name]}"
+        for name, matches in FILTERED_BY.items():
+            queries[name] = f"WITH matches AS (\n{queries[matches]}\n)\n{queries[name]}"
 
     def _fold_old_fields(self) -> None:
         """Fill `value_key` of the fields written before it existed (migration 002), a chunk at a time; a no-op

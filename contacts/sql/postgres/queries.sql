@@ -134,7 +134,7 @@ JOIN contact_fields f ON f.page_id = k.value ->> 0 AND f.psid = k.value ->> 1;
 
 -- name: inbox_matches
 -- The console's inbox filters, written once: the people who wrote matching every one of them. Not run alone:
--- contacts/store.py puts it before `inbox_page` and `inbox_totals` as `WITH matches AS (...)` (`inbox_query`), so
+-- contacts/store.py puts it before `inbox_page` and `inbox_totals` as `WITH matches AS (...)` (`FILTERED_BY`), so
 -- the page and its counts always filter alike. %(only)s / %(exclude)s are JSON lists of conversation ids
 -- ("<page_id>:<psid>") from the handoff side's state filters.
 SELECT * FROM contacts c
@@ -180,10 +180,12 @@ SELECT page_id, psid, key, value FROM contact_fields WHERE value_key IS NULL LIM
 UPDATE contact_fields SET value_key = %(value_key)s
 WHERE page_id = %(page_id)s AND psid = %(psid)s AND key = %(key)s;
 
--- name: audience_contacts
--- A broadcast's audience (contacts.model.Audience): one page's contacts matching every condition, by id (the
--- cursor: the last id read). :tags_any / :tags_none are JSON lists of tag keys, :fields a JSON list of
--- [key, folded value] pairs (all must hold), NULL for no condition. Whether they wrote or not.
+-- name: audience_matches
+-- A broadcast's audience (contacts.model.Audience), written once: one page's contacts matching every condition.
+-- Not run alone: contacts/store.py puts it before `audience_contacts` and `count_audience` as
+-- `WITH matches AS (...)` (`FILTERED_BY`), so a page and the count always select alike. :tags_any / :tags_none
+-- are JSON lists of tag keys, :fields a JSON list of [key, folded value] pairs (all must hold), NULL for no
+-- condition. Whether they wrote or not.
 SELECT * FROM contacts c
 WHERE c.page_id = %(page_id)s
   AND (%(tags_any)s::jsonb IS NULL OR EXISTS (SELECT 1 FROM contact_tags t WHERE t.page_id = c.page_id AND t.psid = c.psid
@@ -196,22 +198,14 @@ WHERE c.page_id = %(page_id)s
                                              AND f.key = w.value ->> 0 AND f.value_key = w.value ->> 1)))
   AND (%(campaign)s::text IS NULL OR c.campaign = %(campaign)s)
   AND (%(after_at)s::timestamptz IS NULL OR c.last_user_message_at >= %(after_at)s::timestamptz)
-  AND (%(before_at)s::timestamptz IS NULL OR c.last_user_message_at < %(before_at)s::timestamptz)
-  AND c.id > %(after_id)s
+  AND (%(before_at)s::timestamptz IS NULL OR c.last_user_message_at < %(before_at)s::timestamptz);
+
+-- name: audience_contacts
+-- One page of the audience, by id (the cursor: the last id read).
+SELECT * FROM matches c
+WHERE c.id > %(after_id)s
 ORDER BY c.id
 LIMIT %(limit)s;
 
 -- name: count_audience
-SELECT COUNT(*) AS total FROM contacts c
-WHERE c.page_id = %(page_id)s
-  AND (%(tags_any)s::jsonb IS NULL OR EXISTS (SELECT 1 FROM contact_tags t WHERE t.page_id = c.page_id AND t.psid = c.psid
-                                   AND t.tag_key IN (SELECT jsonb_array_elements_text(%(tags_any)s::jsonb))))
-  AND (%(tags_none)s::jsonb IS NULL OR NOT EXISTS (SELECT 1 FROM contact_tags t WHERE t.page_id = c.page_id AND t.psid = c.psid
-                                        AND t.tag_key IN (SELECT jsonb_array_elements_text(%(tags_none)s::jsonb))))
-  AND (%(fields)s::jsonb IS NULL OR NOT EXISTS (
-        SELECT 1 FROM jsonb_array_elements(%(fields)s::jsonb) w WHERE NOT EXISTS (
-            SELECT 1 FROM contact_fields f WHERE f.page_id = c.page_id AND f.psid = c.psid
-                                             AND f.key = w.value ->> 0 AND f.value_key = w.value ->> 1)))
-  AND (%(campaign)s::text IS NULL OR c.campaign = %(campaign)s)
-  AND (%(after_at)s::timestamptz IS NULL OR c.last_user_message_at >= %(after_at)s::timestamptz)
-  AND (%(before_at)s::timestamptz IS NULL OR c.last_user_message_at < %(before_at)s::timestamptz);
+SELECT COUNT(*) AS total FROM matches c;

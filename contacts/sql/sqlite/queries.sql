@@ -133,7 +133,7 @@ JOIN contact_fields f ON f.page_id = json_extract(k.value, '$[0]') AND f.psid = 
 
 -- name: inbox_matches
 -- The console's inbox filters, written once: the people who wrote matching every one of them. Not run alone:
--- contacts/store.py puts it before `inbox_page` and `inbox_totals` as `WITH matches AS (...)` (`inbox_query`), so
+-- contacts/store.py puts it before `inbox_page` and `inbox_totals` as `WITH matches AS (...)` (`FILTERED_BY`), so
 -- the page and its counts always filter alike. :only / :exclude are JSON lists of conversation ids
 -- ("<page_id>:<psid>") from the handoff side's state filters.
 SELECT * FROM contacts c
@@ -177,10 +177,12 @@ SELECT page_id, psid, key, value FROM contact_fields WHERE value_key IS NULL LIM
 UPDATE contact_fields SET value_key = :value_key
 WHERE page_id = :page_id AND psid = :psid AND key = :key;
 
--- name: audience_contacts
--- A broadcast's audience (contacts.model.Audience): one page's contacts matching every condition, by id (the
--- cursor: the last id read). :tags_any / :tags_none are JSON lists of tag keys, :fields a JSON list of
--- [key, folded value] pairs (all must hold), NULL for no condition. Whether they wrote or not.
+-- name: audience_matches
+-- A broadcast's audience (contacts.model.Audience), written once: one page's contacts matching every condition.
+-- Not run alone: contacts/store.py puts it before `audience_contacts` and `count_audience` as
+-- `WITH matches AS (...)` (`FILTERED_BY`), so a page and the count always select alike. :tags_any / :tags_none
+-- are JSON lists of tag keys, :fields a JSON list of [key, folded value] pairs (all must hold), NULL for no
+-- condition. Whether they wrote or not.
 SELECT * FROM contacts c
 WHERE c.page_id = :page_id
   AND (:tags_any IS NULL OR EXISTS (SELECT 1 FROM contact_tags t WHERE t.page_id = c.page_id AND t.psid = c.psid
@@ -193,22 +195,14 @@ WHERE c.page_id = :page_id
                                              AND f.key = json_extract(w.value, '$[0]') AND f.value_key = json_extract(w.value, '$[1]'))))
   AND (:campaign IS NULL OR c.campaign = :campaign)
   AND (:after_at IS NULL OR c.last_user_message_at >= :after_at)
-  AND (:before_at IS NULL OR c.last_user_message_at < :before_at)
-  AND c.id > :after_id
+  AND (:before_at IS NULL OR c.last_user_message_at < :before_at);
+
+-- name: audience_contacts
+-- One page of the audience, by id (the cursor: the last id read).
+SELECT * FROM matches c
+WHERE c.id > :after_id
 ORDER BY c.id
 LIMIT :limit;
 
 -- name: count_audience
-SELECT COUNT(*) AS total FROM contacts c
-WHERE c.page_id = :page_id
-  AND (:tags_any IS NULL OR EXISTS (SELECT 1 FROM contact_tags t WHERE t.page_id = c.page_id AND t.psid = c.psid
-                                   AND t.tag_key IN (SELECT value FROM json_each(:tags_any))))
-  AND (:tags_none IS NULL OR NOT EXISTS (SELECT 1 FROM contact_tags t WHERE t.page_id = c.page_id AND t.psid = c.psid
-                                        AND t.tag_key IN (SELECT value FROM json_each(:tags_none))))
-  AND (:fields IS NULL OR NOT EXISTS (
-        SELECT 1 FROM json_each(:fields) w WHERE NOT EXISTS (
-            SELECT 1 FROM contact_fields f WHERE f.page_id = c.page_id AND f.psid = c.psid
-                                             AND f.key = json_extract(w.value, '$[0]') AND f.value_key = json_extract(w.value, '$[1]'))))
-  AND (:campaign IS NULL OR c.campaign = :campaign)
-  AND (:after_at IS NULL OR c.last_user_message_at >= :after_at)
-  AND (:before_at IS NULL OR c.last_user_message_at < :before_at);
+SELECT COUNT(*) AS total FROM matches c;
