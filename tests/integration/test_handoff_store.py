@@ -6,10 +6,8 @@ with REQUIRE_SERVICES=1)."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import psycopg2
 import pytest
@@ -18,23 +16,14 @@ from core.postgres import PostgresDatabase
 from core.sqlite import SchemaTooNew, SQLiteFile
 from handoff.model import ConversationNotFound, ConversationState, PauseReason, conversation_id_of
 from handoff.service import HandoffStore, open_handoff_store
-from tests.support.postgres import STORE_BACKENDS, store_url
+from tests.support.postgres import store_fixture, url_fixture
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=timezone.utc)
 CID = conversation_id_of("111", "u1")
 
 
-@pytest.fixture(params=STORE_BACKENDS)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with store_url(request.param, tmp_path, "handoff") as opened:
-        yield opened
-
-
-@pytest.fixture
-def store(url: str) -> Iterator[HandoffStore]:
-    opened = open_handoff_store(url)
-    yield opened
-    opened.close()
+url = url_fixture("handoff")
+store = store_fixture(open_handoff_store)
 
 
 def later(minutes: float) -> datetime:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import functools
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 import psycopg2
+import pytest
 
 from core.postgres import with_schema
 from tests.conftest import require_or_skip
@@ -87,3 +89,35 @@ def store_url(backend: str, tmp_path: Path, store: str) -> Iterator[str]:
         return
     with fresh_schemas(store) as schema:
         yield with_schema(POSTGRES_URL, schema)
+
+
+class Closable(Protocol):
+    def close(self) -> None: ...
+
+
+StoreT = TypeVar("StoreT", bound=Closable)
+
+
+def url_fixture(store: str) -> Any:
+    """A contract module's `url = url_fixture("links")`: each test runs once per STORE_BACKENDS with the URL of a
+    store of its own (`store_url`; PostgreSQL missing → skipped, failed with REQUIRE_SERVICES=1)."""
+
+    @pytest.fixture(params=STORE_BACKENDS)
+    def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+        with store_url(request.param, tmp_path, store) as opened:
+            yield opened
+
+    return url
+
+
+def store_fixture(opener: Callable[[str], StoreT]) -> Any:
+    """A contract module's `store = store_fixture(open_links_store)` (any fixture name): the store `opener` opens at
+    the module's `url` (`url_fixture`), closed after the test."""
+
+    @pytest.fixture
+    def store(url: str) -> Iterator[StoreT]:
+        opened = opener(url)
+        yield opened
+        opened.close()
+
+    return store

@@ -4,9 +4,7 @@ embedder. PostgreSQL missing → its half is skipped (failed with REQUIRE_SERVIC
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +13,7 @@ from answers.model import AnswerInvalid, AnswerRecord, GroupNotFound, Handling
 from answers.service import Answers
 from answers.store import AnswersStore, NewGroup, open_answers_store
 from knowledge_matrix.embedders import HashingEmbedder
-from tests.support.postgres import STORE_BACKENDS, store_url
+from tests.support.postgres import store_fixture, url_fixture
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=timezone.utc)
 PAGE, OTHER_PAGE = "100000000000001", "100000000000002"
@@ -26,17 +24,8 @@ def later(minutes: float) -> datetime:
     return NOW + timedelta(minutes=minutes)
 
 
-@pytest.fixture(params=STORE_BACKENDS)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with store_url(request.param, tmp_path, "answers") as opened:
-        yield opened
-
-
-@pytest.fixture
-def store(url: str) -> Iterator[AnswersStore]:
-    opened = open_answers_store(url)
-    yield opened
-    opened.close()
+url = url_fixture("answers")
+store = store_fixture(open_answers_store)
 
 
 @pytest.fixture

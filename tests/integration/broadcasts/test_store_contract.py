@@ -6,15 +6,11 @@ counts group by state, reason and error code. PostgreSQL missing → its half is
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
-
-import pytest
 
 from broadcasts.model import BroadcastDraft, BroadcastStatus, PartsOutcome, Recipient, RecipientState
 from broadcasts.store import BroadcastStore, Outcome, PlanState, open_broadcasts_store
-from tests.support.postgres import STORE_BACKENDS, store_url
+from tests.support.postgres import store_fixture, url_fixture
 
 NOW = datetime(2026, 11, 30, 15, 0, tzinfo=timezone.utc)
 PAGE = "100000000000001"
@@ -24,12 +20,8 @@ def later(**span: float) -> datetime:
     return NOW + timedelta(**span)
 
 
-@pytest.fixture(params=STORE_BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BroadcastStore]:
-    with store_url(request.param, tmp_path, "broadcasts") as url:
-        opened = open_broadcasts_store(url)
-        yield opened
-        opened.close()
+url = url_fixture("broadcasts")
+store = store_fixture(open_broadcasts_store)
 
 
 def a_draft(name: str = "Promo", **audience: object) -> BroadcastDraft:

@@ -7,7 +7,6 @@ PostgreSQL missing → its half is skipped (failed with REQUIRE_SERVICES=1)."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
@@ -28,7 +27,7 @@ from comments.journal import (
 from core.sqlite import SchemaTooNew
 from meta.feed import FeedChange, parse_feed_value
 from tests.support import meta_payloads as meta
-from tests.support.postgres import STORE_BACKENDS, store_url
+from tests.support.postgres import store_fixture, url_fixture
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
 LEASE = timedelta(seconds=30)
@@ -47,17 +46,8 @@ def comment(number: int, message: str = "¿Precio?", sender: str = meta.COMMENTE
     return change(meta.comment_value(message, comment_id=f"880011223344_{number}", sender=sender, post_id=post))
 
 
-@pytest.fixture(params=STORE_BACKENDS)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with store_url(request.param, tmp_path, "comment_journal") as opened:
-        yield opened
-
-
-@pytest.fixture
-def journal(url: str) -> Iterator[CommentJournal]:
-    opened = open_comment_journal(url)
-    yield opened
-    opened.close()
+url = url_fixture("comment_journal")
+journal = store_fixture(open_comment_journal)
 
 
 def test_each_shape_starts_with_its_status_and_reason(journal: CommentJournal) -> None:

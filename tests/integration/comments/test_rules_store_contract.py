@@ -4,7 +4,6 @@ per person per post per day. PostgreSQL missing → its half is skipped (failed 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 
 from comments.rules import PageCommentSettings, RuleInvalid, first_match, parse_rule
 from comments.rules_store import RuleNotFound, RulesStore, open_rules_store
-from tests.support.postgres import STORE_BACKENDS, store_url
+from tests.support.postgres import store_fixture, url_fixture
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
 PAGE = "100000000000001"
@@ -32,12 +31,8 @@ def body(name: str, keywords: list[str] | None = None, page_id: str = PAGE) -> d
     }
 
 
-@pytest.fixture(params=STORE_BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RulesStore]:
-    with store_url(request.param, tmp_path, "comments") as url:
-        opened = open_rules_store(url)
-        yield opened
-        opened.close()
+url = url_fixture("comments")
+store = store_fixture(open_rules_store)
 
 
 def test_rules_are_stored_whole_and_listed_in_order(store: RulesStore) -> None:

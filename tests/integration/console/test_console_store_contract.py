@@ -6,17 +6,15 @@ and `console.snippets` use them; migrations and a newer schema refused. PostgreS
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import psycopg2
 import pytest
 
 from console.store import ConsoleStore, ConsoleStoreError, Snippet, UnknownUser, UserExists, open_console_store
 from core.sqlite import SchemaTooNew
-from tests.support.postgres import STORE_BACKENDS, store_url
+from tests.support.postgres import store_fixture, url_fixture
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
 HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA"
@@ -26,17 +24,8 @@ def later(seconds: float) -> datetime:
     return NOW + timedelta(seconds=seconds)
 
 
-@pytest.fixture(params=STORE_BACKENDS)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with store_url(request.param, tmp_path, "console") as opened:
-        yield opened
-
-
-@pytest.fixture
-def store(url: str) -> Iterator[ConsoleStore]:
-    opened = open_console_store(url)
-    yield opened
-    opened.close()
+url = url_fixture("console")
+store = store_fixture(open_console_store)
 
 
 def test_users_are_added_once_read_and_listed(store: ConsoleStore) -> None:

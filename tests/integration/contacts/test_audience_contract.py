@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 
 from contacts.model import Audience, Contact, ContactInvalid, ContactQuery, fold, tag_key
 from contacts.store import ContactsStore, _audience_params, open_contacts_store
-from tests.support.postgres import STORE_BACKENDS, store_url
+from tests.support.postgres import store_fixture, url_fixture
 
 NOW = datetime(2026, 11, 30, 15, 0, tzinfo=timezone.utc)
 PAGE, OTHER_PAGE = "100000000000001", "100000000000002"
@@ -26,12 +25,8 @@ def later(**span: float) -> datetime:
     return NOW + timedelta(**span)
 
 
-@pytest.fixture(params=STORE_BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ContactsStore]:
-    with store_url(request.param, tmp_path, "contacts") as url:
-        opened = open_contacts_store(url)
-        yield opened
-        opened.close()
+url = url_fixture("contacts")
+store = store_fixture(open_contacts_store)
 
 
 def walk(store: ContactsStore, audience: Audience, limit: int = 1000) -> list[str]:

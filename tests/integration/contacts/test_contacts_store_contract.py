@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import psycopg2
 import pytest
 
 from contacts.model import FETCHED, NO_PERMISSION, PENDING, UNAVAILABLE, ContactInvalid, ContactNotFound, ContactQuery
 from contacts.store import ContactsStore, ImportRowInvalid, open_contacts_store
-from tests.support.postgres import STORE_BACKENDS, store_url
+from tests.support.postgres import store_fixture, url_fixture
 
 NOW = datetime(2026, 11, 30, 15, 0, tzinfo=timezone.utc)
 PAGE, OTHER_PAGE = "100000000000001", "100000000000002"
@@ -27,12 +26,8 @@ def later(**span: float) -> datetime:
     return NOW + timedelta(**span)
 
 
-@pytest.fixture(params=STORE_BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ContactsStore]:
-    with store_url(request.param, tmp_path, "contacts") as url:
-        opened = open_contacts_store(url)
-        yield opened
-        opened.close()
+url = url_fixture("contacts")
+store = store_fixture(open_contacts_store)
 
 
 def test_a_contact_is_created_once_and_keeps_its_first_time_and_first_campaign(store: ContactsStore) -> None:

@@ -4,15 +4,11 @@ conversation's asks, each agent's average. PostgreSQL missing → its half is sk
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
-
-import pytest
 
 from csat.model import AskStatus, How
 from csat.store import CsatStore, open_csat_store
-from tests.support.postgres import STORE_BACKENDS, store_url
+from tests.support.postgres import store_fixture, url_fixture
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
 PAGE, USER, OTHER = "100000000000001", "2000000000000001", "2000000000000002"
@@ -22,12 +18,8 @@ def later(minutes: float) -> datetime:
     return NOW + timedelta(minutes=minutes)
 
 
-@pytest.fixture(params=STORE_BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CsatStore]:
-    with store_url(request.param, tmp_path, "csat") as url:
-        opened = open_csat_store(url)
-        yield opened
-        opened.close()
+url = url_fixture("csat")
+store = store_fixture(open_csat_store)
 
 
 def test_one_ask_per_close_and_what_became_of_it(store: CsatStore) -> None:

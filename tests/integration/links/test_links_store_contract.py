@@ -5,16 +5,14 @@ campaign, page usernames. PostgreSQL missing → its half is skipped (failed wit
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
 from links.model import NewLink, Referral, Start
 from links.store import LinkCounts, LinksStore, RefInUse, UnknownLink, open_links_store
-from tests.support.postgres import STORE_BACKENDS, store_url
+from tests.support.postgres import store_fixture, url_fixture
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
 PAGE, OTHER_PAGE = "100000000000001", "100000000000002"
@@ -30,17 +28,8 @@ def referral(key: str, psid: str, ref: str = "menu_mesas", via: str = "referral"
     return Referral(event_key=key, page_id=page, psid=psid, ref=ref, source=source, via=via, ad_id=ad_id, at=at)
 
 
-@pytest.fixture(params=STORE_BACKENDS)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    with store_url(request.param, tmp_path, "links") as opened:
-        yield opened
-
-
-@pytest.fixture
-def store(url: str) -> Iterator[LinksStore]:
-    opened = open_links_store(url)
-    yield opened
-    opened.close()
+url = url_fixture("links")
+store = store_fixture(open_links_store)
 
 
 def test_a_link_is_kept_with_its_start_and_one_ref_per_page(store: LinksStore) -> None:

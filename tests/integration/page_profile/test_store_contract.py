@@ -8,14 +8,12 @@ profile leaking into another's."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
 from page_profile.store import PageProfileStore, UnknownProfile, open_page_profile_store
-from tests.support.postgres import STORE_BACKENDS, store_url
+from tests.support.postgres import store_fixture, url_fixture
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
 PAGE = "100000000000001"
@@ -29,12 +27,8 @@ def later(seconds: float) -> datetime:
     return NOW + timedelta(seconds=seconds)
 
 
-@pytest.fixture(params=STORE_BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PageProfileStore]:
-    with store_url(request.param, tmp_path, "page_profile") as url:
-        opened = open_page_profile_store(url)
-        yield opened
-        opened.close()
+url = url_fixture("page_profile")
+store = store_fixture(open_page_profile_store)
 
 
 def test_a_saved_profile_reads_back_as_it_was_given(store: PageProfileStore) -> None:
