@@ -31,9 +31,9 @@ from broadcasts.model import BROADCAST_TAGS, STATUS_ES, Broadcast, BroadcastDraf
 from broadcasts.report import reasons_for
 from broadcasts.service import Broadcasts
 from console.attachments import upload_to_page
-from console.auth import Principal, authenticator_of, require_role
+from console.auth import Principal, require_role
 from console.contacts import contacts_of
-from console.parts import MAX_ID, ConsoleError
+from console.parts import MAX_ID, ConsoleError, now_of, pages_of
 from core.postgres import DatabaseUnavailable
 from core.settings import Settings
 from handoff.reply_window import duration_es
@@ -77,21 +77,12 @@ async def _call(request: Request, method: str, *args: Any, **kwargs: Any) -> Any
                                                      "un momento.") from exc
 
 
-def now_of(request: Request) -> datetime:
-    return authenticator_of(request).clock()
-
-
 def usable_tags(request: Request) -> dict[str, str]:
     """The message tags the compose page offers: those the outbox's policy lets a broadcast use today (its
     retirement dates, OUTBOX_RETIRED_TAGS_UNTIL), in the page's words."""
     service: Broadcasts | None = getattr(request.app.state, "broadcasts", None)
     usable = service.usable_tags(now_of(request)) if service is not None else []
     return {tag: words for tag, words in MESSAGE_TAGS_ES.items() if tag in usable}
-
-
-def pages_of(request: Request) -> list[str]:
-    settings: Settings = request.app.state.settings
-    return sorted(settings.page_tokens)
 
 
 # --- JSON shapes (the OpenAPI schema documents them) ---------------------------------------------------------------

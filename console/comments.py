@@ -25,8 +25,8 @@ from starlette.concurrency import run_in_threadpool
 from comments.journal import RECORD_REASONS, CommentJournal, StoredComment, open_comment_journal
 from comments.rules import RuleInvalid, parse_rule, parse_settings
 from comments.rules_store import RuleNotFound, RulesStore, open_rules_store
-from console.auth import Principal, authenticator_of, require_role
-from console.parts import MAX_ID, ConsoleError, state_store
+from console.auth import Principal, require_role
+from console.parts import MAX_ID, ConsoleError, now_of, state_store
 from core.settings import Settings
 from outbox import wording
 
@@ -85,10 +85,6 @@ class CommentsRefused(ConsoleError):
 
 
 # --- the app's pieces ----------------------------------------------------------------------------------
-
-
-def now_of(request: Request) -> datetime:
-    return authenticator_of(request).clock()
 
 def rules_of(request: Request) -> RulesStore:
     """The app's rules store (`app.state.comment_rules`), opened at `settings.store_url("comments")` when the app

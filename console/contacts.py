@@ -25,8 +25,8 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from console.auth import Principal, authenticator_of, require_role
-from console.parts import ConsoleError, state_store
+from console.auth import Principal, require_role
+from console.parts import ConsoleError, now_of, state_store
 from contacts.model import (
     Contact,
     ContactInvalid,
@@ -79,10 +79,6 @@ def policy_of(request: Request) -> ReplyWindows | None:
     shipped policy) only where the app runs no outbox (tests of the console alone)."""
     outbox = getattr(request.app.state, "outbox", None)
     return outbox.reply_windows() if outbox is not None else None
-
-
-def now_of(request: Request) -> datetime:
-    return authenticator_of(request).clock()
 
 
 async def _call(request: Request, method: str, *args: Any, **kwargs: Any) -> Any:

@@ -20,8 +20,8 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from console.auth import Principal, require_role
-from console.contacts import checked, contacts_of, now_of
-from console.parts import ConsoleError
+from console.contacts import checked, contacts_of
+from console.parts import ConsoleError, now_of
 from contacts.csv_io import (
     MAX_IMPORT_BYTES,
     MAX_REPORTED_ERRORS,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,8 +22,8 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from console.auth import Principal, authenticator_of, require_role
-from console.parts import MAX_ID, ConsoleError
+from console.auth import Principal, require_role
+from console.parts import MAX_ID, ConsoleError, now_of, pages_of
 from core.postgres import DatabaseUnavailable
 from core.settings import Settings
 from knowledge_matrix.errors import KnowledgeMatrixError
@@ -61,15 +60,6 @@ async def _call(request: Request, method: str, *args: Any) -> Any:
                                                 "momento.") from exc
 
 
-def _now(request: Request) -> datetime:
-    return authenticator_of(request).clock()
-
-
-def _pages(request: Request) -> list[str]:
-    settings: Settings = request.app.state.settings
-    return sorted(settings.page_tokens)
-
-
 async def links_view(request: Request) -> dict[str, Any]:
     """Every link with its URL and counters, refs no link has, and the configured pages with their usernames."""
     links: list[Link] = await _call(request, "links")
@@ -84,7 +74,7 @@ async def links_view(request: Request) -> dict[str, Any]:
         row["start_es"] = link.start.label_es() if link.start else "Solo registra la campaña"
         rows.append(row)
     return {"links": rows, "unmatched_refs": [ref.to_dict() for ref in unmatched],
-            "pages": [{"page_id": page, "username": usernames.get(page)} for page in _pages(request)]}
+            "pages": [{"page_id": page, "username": usernames.get(page)} for page in pages_of(request)]}
 
 
 async def arrival_of(request: Request, page_id: str, user_id: str) -> dict[str, Any] | None:
@@ -212,7 +202,7 @@ async def create_link(request: Request, principal: AdminOrService,
     """Create a link: `name`, optional `ref` (made from the name), `page_id` (the only page when one is configured)
     and optional `start` (`{"intent": …}` or `{"entry_id": …}`: an entry of the live matrix; with none published the
     link is created with a `warning`)."""
-    pages_configured = _pages(request)
+    pages_configured = pages_of(request)
     if "page_id" not in body and len(pages_configured) == 1:
         body = {**body, "page_id": pages_configured[0]}
     try:
@@ -223,7 +213,7 @@ async def create_link(request: Request, principal: AdminOrService,
         raise LinksRefused("link_invalid", f"La página {new.page_id} no está configurada.", field="page_id")
     warning = check_start_intent_known(new) or await check_start_entry(request.app.state.settings, new)
     try:
-        link: Link = await _call(request, "create", new, principal.username, _now(request))
+        link: Link = await _call(request, "create", new, principal.username, now_of(request))
     except RefInUse as exc:
         raise LinksRefused("ref_in_use", f"Esta página ya tiene un enlace con la referencia «{exc.ref}»; elija "
                                          "otra.", field="ref") from exc
@@ -246,7 +236,7 @@ async def _link(request: Request, link_id: int) -> Link:
 async def switch_link(link_id: LinkId, body: SwitchBody, request: Request, principal: Admin) -> dict[str, Any]:
     """Switch a link off (`{"enabled": false}`: referrals are still counted, nothing starts) or on again."""
     await _link(request, link_id)
-    link: Link = await _call(request, "set_enabled", link_id, body.enabled, principal.username, _now(request))
+    link: Link = await _call(request, "set_enabled", link_id, body.enabled, principal.username, now_of(request))
     usernames: dict[str, str] = await _call(request, "page_usernames")
     return {"link": link.to_dict(usernames.get(link.page_id))}
 
@@ -266,13 +256,13 @@ async def link_qr(link_id: LinkId, fmt: str, request: Request, principal: AdminO
 @api.put("/usernames/{page_id}")
 async def set_page_username(page_id: str, body: UsernameBody, request: Request, principal: Admin) -> dict[str, Any]:
     """The page's username (facebook.com/<username>): its links read `https://m.me/<username>?ref=…`."""
-    if page_id not in _pages(request):
+    if page_id not in pages_of(request):
         raise LinksRefused("link_invalid", f"La página {page_id} no está configurada.", field="page_id")
     try:
         username = check_page_username(body.username)
     except LinkInvalid as exc:
         raise _invalid(exc) from exc
-    await _call(request, "set_page_username", page_id, username, _now(request))
+    await _call(request, "set_page_username", page_id, username, now_of(request))
     return {"page_id": page_id, "username": username}
 
 

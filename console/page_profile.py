@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,8 +26,8 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from console.auth import Principal, authenticator_of, require_role
-from console.parts import state_store
+from console.auth import Principal, require_role
+from console.parts import now_of, pages_of, state_store
 from core.settings import Settings
 from meta.graph import GraphClient
 from meta.messenger_profile import (
@@ -132,15 +131,6 @@ def graph_of(request: Request) -> ProfileGraph:
     return own
 
 
-def _now(request: Request) -> datetime:
-    """The console's clock (the authenticator's: tests move it)."""
-    return authenticator_of(request).clock()
-
-
-def _page_ids(request: Request) -> list[str]:
-    return sorted(_settings(request).page_tokens)
-
-
 def _known_page(request: Request, page_id: str) -> str:
     if page_id not in _settings(request).page_tokens:
         raise UnknownPage(page_id)
@@ -151,7 +141,7 @@ async def profile_view(request: Request, page_id: str) -> dict[str, Any]:
     stored = await run_in_threadpool(store_of(request).get, page_id)
     return {
         "page_id": page_id,
-        "pages": _page_ids(request),
+        "pages": pages_of(request),
         "saved": stored is not None,
         "profile": stored.profile if stored is not None else default_profile().to_dict(),
         "status": stored.to_dict() if stored is not None else None,
@@ -167,7 +157,7 @@ async def profile_view(request: Request, page_id: str) -> dict[str, Any]:
 async def page_profile_page(
     request: Request, principal: AdminPage, page_id: Annotated[str | None, Query(pattern=PAGE_ID_PATTERN)] = None
 ) -> HTMLResponse:
-    ids = _page_ids(request)
+    ids = pages_of(request)
     chosen = _known_page(request, page_id) if page_id else (ids[0] if ids else "")
     view = await profile_view(request, chosen) if chosen else {"pages": [], "page_id": "", "limits": LIMITS}
     settings = _settings(request)
@@ -193,14 +183,14 @@ async def get_page_profile(
 async def save_page_profile(body: ProfileBody, request: Request, principal: Admin) -> dict[str, Any]:
     page_id = _known_page(request, body.page_id)
     profile = parse_profile(body.profile)
-    await run_in_threadpool(store_of(request).save, page_id, profile.to_dict(), principal.username, _now(request))
+    await run_in_threadpool(store_of(request).save, page_id, profile.to_dict(), principal.username, now_of(request))
     return await profile_view(request, page_id)
 
 
 @api.post("/page-profile/apply")
 async def apply_page_profile(body: PageIdBody, request: Request, principal: Admin) -> dict[str, Any]:
     page_id = _known_page(request, body.page_id)
-    await apply_profile(graph_of(request), store_of(request), page_id, principal.username, _now(request))
+    await apply_profile(graph_of(request), store_of(request), page_id, principal.username, now_of(request))
     return await profile_view(request, page_id)
 
 

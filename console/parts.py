@@ -1,4 +1,5 @@
-"""What every console part shares: its refusal (`ConsoleError`) and the app's stores opened on first use.
+"""What every console part shares: its refusal (`ConsoleError`), its clock and pages, and the app's stores opened on
+first use.
 
 The parts (console/routes.py, comments.py, links.py, page_profile.py) import this module; it imports none of them.
 """
@@ -7,10 +8,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from fastapi import Request
 
+from console.auth import authenticator_of
 from core.errors import DomainError
 from core.settings import Settings
 from handoff.model import PauseReason
@@ -44,6 +47,17 @@ class ConsoleError(DomainError):
 
     def details(self) -> dict[str, Any]:
         return dict(self.extra)
+
+
+def now_of(request: Request) -> datetime:
+    """The console's clock (the authenticator's: tests move it)."""
+    return authenticator_of(request).clock()
+
+
+def pages_of(request: Request) -> list[str]:
+    """The pages the app answers for (those with a token), in order."""
+    settings: Settings = request.app.state.settings
+    return sorted(settings.page_tokens)
 
 
 def state_store(request: Request, attr: str, opener: Callable[[Settings], T]) -> T:

@@ -57,7 +57,7 @@ from console.auth import (
 from console.events import EventHub
 from console.knowledge_editor import MAX_UPLOAD_BYTES, KnowledgeEditor, KnowledgeEditorError, MatrixEditor
 from console.page_names import page_name_of
-from console.parts import PAUSE_REASONS_ES, ConsoleError
+from console.parts import PAUSE_REASONS_ES, ConsoleError, now_of
 from console.store import ConsoleStore, open_console_store
 from core.errors import status_of
 from core.postgres import DatabaseUnavailable
@@ -135,10 +135,6 @@ def hub_of(request: Request) -> EventHub:
         hub = request.app.state.console_hub = EventHub(service.subscribe)
     hub.start()
     return hub
-
-
-def now_of(request: Request) -> datetime:
-    return authenticator_of(request).clock()
 
 
 def store_of(request: Request) -> ConsoleStore:

@@ -29,9 +29,9 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from answers.model import AnswerInvalid, AnswersError, Group, GroupNotFound, Suggestion
-from console.auth import Principal, authenticator_of, require_role
+from console.auth import Principal, require_role
 from console.knowledge_editor import KnowledgeEditor, KnowledgeEditorError
-from console.parts import MAX_ID, ConsoleError
+from console.parts import MAX_ID, ConsoleError, now_of, pages_of
 from core.postgres import DatabaseUnavailable
 from core.settings import Settings
 
@@ -82,15 +82,6 @@ async def _call(request: Request, work: Callable[[Answers], T]) -> T:
     except DatabaseUnavailable as exc:
         raise ConsoleError("knowledge_unavailable", "La base de datos de las preguntas sin respuesta no responde; "
                                                     "intente en un momento.") from exc
-
-
-def now_of(request: Request) -> datetime:
-    return authenticator_of(request).clock()
-
-
-def pages_of(request: Request) -> list[str]:
-    settings: Settings = request.app.state.settings
-    return sorted(settings.page_tokens)
 
 
 # --- JSON shapes (the OpenAPI schema documents them) ---------------------------------------------------------------
