@@ -159,7 +159,9 @@ def test_who_may_call_and_bad_requests(env: tuple[ConsoleApp, Answers, MatrixEdi
     token = {"Authorization": f"Bearer {console.app.state.settings.service_token}"}
     assert service.get("/api/console/unanswered", headers=token).status_code == 200
     admin = console.login("admin")
-    assert admin.get(f"/console/unanswered/{group_id}").status_code == 200
+    group_page = admin.get(f"/console/unanswered/{group_id}")
+    assert group_page.status_code == 200 and 'id="report-card"' in group_page.text  # the shared report's card
+    assert "este grupo queda resuelto" in group_page.text
     page = admin.get("/console/unanswered")
     assert page.status_code == 200 and "Preguntas sin respuesta" in page.text and SUNDAY in page.text
 

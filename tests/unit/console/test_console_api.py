@@ -328,6 +328,7 @@ def test_editor_uploads_sees_the_row_fixes_publishes_tries_and_rolls_back(consol
     assert status["live"]["id"] == "0001" and [v["id"] for v in status["versions"]] == ["0002", "0001"]
     page = editor.get("/console/knowledge")
     assert page.status_code == 200 and "Matriz de Conocimientos" in page.text
+    assert 'id="report-card"' in page.text and "este grupo queda resuelto" not in page.text  # the report, no group note
 
 
 def test_uploads_are_limited_in_size(console_env: ConsoleApp) -> None:
