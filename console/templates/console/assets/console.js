@@ -584,6 +584,21 @@
 
   // --- knowledge page ----------------------------------------------------------------------------
 
+  // A draft's validation report in its card (templates/console/validation_report.html): the summary, a row per issue,
+  // and «Publicar» enabled only for a draft without errors. Also a group's page of «Preguntas sin respuesta».
+  function showReport(d, summaryText) {
+    document.getElementById("report-card").hidden = false;
+    const summary = document.getElementById("report-summary");
+    summary.textContent = summaryText;
+    summary.className = "alert " + (d.ok ? "ok" : "error");
+    document.getElementById("report-rows").replaceChildren(...d.issues.map((issue) => el("tr", { class: issue.severity, dataset: { row: issue.row === null ? "" : issue.row } },
+      el("td", {}, issue.row === null ? "—" : "Fila " + issue.row),
+      el("td", {}, issue.column_label || issue.column || "—"),
+      el("td", {}, issue.severity === "error" ? "Error" : "Advertencia"),
+      el("td", {}, issue.message))));
+    document.getElementById("publish-button").disabled = !d.ok;
+  }
+
   function initKnowledge() {
     let draft = null;
     const publishButton = document.getElementById("publish-button");
@@ -597,18 +612,9 @@
 
     function renderReport(d) {
       draft = d;
-      document.getElementById("report-card").hidden = false;
-      const summary = document.getElementById("report-summary");
-      summary.textContent = d.ok
+      showReport(d, d.ok
         ? "«" + d.filename + "» es válida: " + d.entry_count + " entradas listas para publicar" + (d.warning_count ? " (" + d.warning_count + " advertencias)." : ".")
-        : "«" + d.filename + "» tiene " + d.error_count + " error(es): corríjalos y vuelva a subir el archivo. La versión publicada sigue respondiendo.";
-      summary.className = "alert " + (d.ok ? "ok" : "error");
-      document.getElementById("report-rows").replaceChildren(...d.issues.map((issue) => el("tr", { class: issue.severity, dataset: { row: issue.row === null ? "" : issue.row } },
-        el("td", {}, issue.row === null ? "—" : "Fila " + issue.row),
-        el("td", {}, issue.column_label || issue.column || "—"),
-        el("td", {}, issue.severity === "error" ? "Error" : "Advertencia"),
-        el("td", {}, issue.message))));
-      publishButton.disabled = !d.ok;
+        : "«" + d.filename + "» tiene " + d.error_count + " error(es): corríjalos y vuelva a subir el archivo. La versión publicada sigue respondiendo.");
     }
 
     function renderStatus(status) {
@@ -1260,8 +1266,9 @@
     if (toggle.checked) listen();
   }
 
-  // The «Transmisiones» pages (assets/broadcasts.js, loaded after this file) use the same helpers.
-  window.consoleKit = Object.freeze({ api, el, toast, pageData, dateTime });
+  // The «Transmisiones» and «Preguntas sin respuesta» pages (assets/broadcasts.js, unanswered.js, loaded after this
+  // file) use the same helpers.
+  window.consoleKit = Object.freeze({ api, el, toast, pageData, dateTime, showReport });
 
   const pages = { inbox: initInbox, conversation: initConversation, snippets: initSnippets, knowledge: initKnowledge, links: initLinks, comments: initComments, "page-profile": initPageProfile, contacts: initContacts, contact: initContact };
   if (pages[pageName]) pages[pageName]();

@@ -7,7 +7,7 @@
 (function () {
   const kit = window.consoleKit;
   if (!kit) return;
-  const { api, el, toast, pageData } = kit;
+  const { api, toast, pageData, showReport } = kit;
   if (document.body.dataset.page !== "unanswered-group") return;
   const data = pageData();
   const group = data.group;
@@ -17,18 +17,9 @@
 
   function renderReport(d, what) {
     draft = d;
-    document.getElementById("report-card").hidden = false;
-    const summary = document.getElementById("report-summary");
-    summary.textContent = d.ok
+    showReport(d, d.ok
       ? what + " Borrador listo: " + d.entry_count + " entradas" + (d.warning_count ? " (" + d.warning_count + " advertencias: revíselas)." : ".") + " Publíquelo para que el chatbot lo use."
-      : "El borrador tiene " + d.error_count + " error(es): corríjalos y vuelva a prepararlo. La versión publicada sigue respondiendo.";
-    summary.className = "alert " + (d.ok ? "ok" : "error");
-    document.getElementById("report-rows").replaceChildren(...d.issues.map((issue) => el("tr", { class: issue.severity },
-      el("td", {}, issue.row === null ? "—" : "Fila " + issue.row),
-      el("td", {}, issue.column_label || issue.column || "—"),
-      el("td", {}, issue.severity === "error" ? "Error" : "Advertencia"),
-      el("td", {}, issue.message))));
-    publishButton.disabled = !d.ok;
+      : "El borrador tiene " + d.error_count + " error(es): corríjalos y vuelva a prepararlo. La versión publicada sigue respondiendo.");
     publishButton.textContent = "Publicar este borrador";
     document.getElementById("report-card").scrollIntoView({ behavior: "smooth", block: "start" });
   }
