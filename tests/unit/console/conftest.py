@@ -16,7 +16,8 @@ from bot import errors
 from console import routes as console
 from console.auth import Authenticator
 from console.store import ConsoleStore
-from core.settings import Settings
+from contacts.store import ContactsStore, open_contacts_store
+from core.settings import DEMO_SERVICE_TOKEN, Settings
 from tests.support.console_fakes import FakeHandoff, FakeKnowledgeEditor
 
 START = datetime(2026, 3, 2, 15, 0, tzinfo=timezone.utc)
@@ -119,3 +120,14 @@ def console_app(tmp_path: Path, clock: Clock, settings: Settings | None = None) 
 @pytest.fixture
 def console_env(tmp_path: Path, clock: Clock) -> ConsoleApp:
     return console_app(tmp_path, clock)
+
+
+@pytest.fixture
+def inbox_env(tmp_path: Path, clock: Clock) -> Iterator[tuple[ConsoleApp, ContactsStore]]:
+    """The console as the app mounts it with a real contacts store (a SQLite file) beside its own: the inbox's."""
+    settings = Settings(data_dir=tmp_path, service_token=DEMO_SERVICE_TOKEN)
+    console = console_app(tmp_path, clock, settings)
+    contacts = open_contacts_store(settings.store_url("contacts"))
+    console.app.state.contacts = contacts
+    yield console, contacts
+    contacts.close()

@@ -9,31 +9,17 @@ look by the service token that clears the count, a row without the last text, a 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
-
-import pytest
 
 from console.inbox import unread_count
 from contacts.model import Contact
-from contacts.store import ContactsStore, open_contacts_store
-from core.settings import DEMO_SERVICE_TOKEN, SANDBOX_PAGE_ID, Settings
-from tests.unit.console.conftest import Clock, ConsoleApp, console_app
+from contacts.store import ContactsStore
+from core.settings import DEMO_SERVICE_TOKEN, SANDBOX_PAGE_ID
+from tests.unit.console.conftest import Clock, ConsoleApp
 
 PAGE = SANDBOX_PAGE_ID
 API = "/api/console/inbox"
 T0 = datetime(2026, 11, 30, 15, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def env(tmp_path: Path, clock: Clock) -> Iterator[tuple[ConsoleApp, ContactsStore]]:
-    settings = Settings(data_dir=tmp_path, service_token=DEMO_SERVICE_TOKEN)
-    console = console_app(tmp_path, clock, settings)
-    contacts = open_contacts_store(settings.store_url("contacts"))
-    console.app.state.contacts = contacts
-    yield console, contacts
-    contacts.close()
 
 
 def write(console: ConsoleApp, contacts: ContactsStore, psid: str, at: datetime, text: str | None,
@@ -65,8 +51,8 @@ def test_unread_count_is_the_messages_since_the_last_look() -> None:
 
 
 def test_rows_count_unread_messages_and_the_filter_counts_unread_conversations(
-        env: tuple[ConsoleApp, ContactsStore], clock: Clock) -> None:
-    console, contacts = env
+        inbox_env: tuple[ConsoleApp, ContactsStore], clock: Clock) -> None:
+    console, contacts = inbox_env
     now = clock()
     write(console, contacts, "1001", now - timedelta(minutes=9), "¿Tienen mesas para el sábado?", 3)
     write(console, contacts, "1002", now - timedelta(minutes=8), "hola", 1)
@@ -112,8 +98,8 @@ def test_rows_count_unread_messages_and_the_filter_counts_unread_conversations(
 
 
 def test_the_page_shows_the_unread_count_and_the_last_message(
-        env: tuple[ConsoleApp, ContactsStore], clock: Clock) -> None:
-    console, contacts = env
+        inbox_env: tuple[ConsoleApp, ContactsStore], clock: Clock) -> None:
+    console, contacts = inbox_env
     write(console, contacts, "1001", clock() - timedelta(minutes=1), "Quiero reservar <b>mesa</b>", 4)
     page = console.login("agente").get("/console/inbox", params={"estado": "all"})
     assert page.status_code == 200, page.text
@@ -124,8 +110,8 @@ def test_the_page_shows_the_unread_count_and_the_last_message(
 
 
 def test_contacts_show_their_tags_and_last_message_in_the_api_and_its_schema(
-        env: tuple[ConsoleApp, ContactsStore], clock: Clock) -> None:
-    console, contacts = env
+        inbox_env: tuple[ConsoleApp, ContactsStore], clock: Clock) -> None:
+    console, contacts = inbox_env
     write(console, contacts, "1001", clock(), "hola", 2)
     contacts.add_tags(PAGE, "1001", ["Cliente VIP"], clock())
     agent = console.login("agente")

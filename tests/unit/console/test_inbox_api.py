@@ -12,32 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contacts.store import ContactsStore, open_contacts_store
-from core.settings import DEMO_SERVICE_TOKEN, SANDBOX_PAGE_ID, Settings
+from contacts.store import ContactsStore
+from core.settings import DEMO_SERVICE_TOKEN, SANDBOX_PAGE_ID
 from handoff.model import PauseReason
-from tests.unit.console.conftest import Clock, ConsoleApp, console_app
+from tests.unit.console.conftest import Clock, ConsoleApp
 
 PAGE = SANDBOX_PAGE_ID
 API = "/api/console/inbox"
-
-
-@pytest.fixture
-def env(tmp_path: Path, clock: Clock) -> Iterator[tuple[ConsoleApp, ContactsStore]]:
-    settings = Settings(data_dir=tmp_path, service_token=DEMO_SERVICE_TOKEN)
-    console = console_app(tmp_path, clock, settings)
-    contacts = open_contacts_store(settings.store_url("contacts"))
-    console.app.state.contacts = contacts
-    yield console, contacts
-    contacts.close()
 
 
 def seed(console: ConsoleApp, contacts: ContactsStore, clock: Clock) -> None:
@@ -67,8 +55,9 @@ def ids(answer: Any) -> list[str]:
     return [row["user_id"] for row in answer.json()["conversations"]]
 
 
-def test_state_filters_join_the_handoff_with_the_contacts(env: tuple[ConsoleApp, ContactsStore], clock: Clock) -> None:
-    console, contacts = env
+def test_state_filters_join_the_handoff_with_the_contacts(
+        inbox_env: tuple[ConsoleApp, ContactsStore], clock: Clock) -> None:
+    console, contacts = inbox_env
     seed(console, contacts, clock)
     agent = console.login("agente")
     assert ids(agent.get(API)) == ["1001", "1002", "1003", "1005", "1004"]  # newest last message first
@@ -92,8 +81,8 @@ def test_state_filters_join_the_handoff_with_the_contacts(env: tuple[ConsoleApp,
 
 
 def test_pages_never_repeat_a_row_even_when_someone_writes_between_them(
-        env: tuple[ConsoleApp, ContactsStore], clock: Clock) -> None:
-    console, contacts = env
+        inbox_env: tuple[ConsoleApp, ContactsStore], clock: Clock) -> None:
+    console, contacts = inbox_env
     seed(console, contacts, clock)
     agent = console.login("agente")
     first = agent.get(API, params={"limit": 2}).json()
@@ -111,8 +100,8 @@ def test_pages_never_repeat_a_row_even_when_someone_writes_between_them(
 
 
 def test_unread_until_an_agent_opens_it_and_again_when_the_person_writes(
-        env: tuple[ConsoleApp, ContactsStore], clock: Clock) -> None:
-    console, contacts = env
+        inbox_env: tuple[ConsoleApp, ContactsStore], clock: Clock) -> None:
+    console, contacts = inbox_env
     seed(console, contacts, clock)
     agent = console.login("agente")
 
@@ -137,8 +126,8 @@ def test_unread_until_an_agent_opens_it_and_again_when_the_person_writes(
 
 
 def test_the_page_keeps_the_paused_list_by_default_and_filters_on_request(
-        env: tuple[ConsoleApp, ContactsStore], clock: Clock) -> None:
-    console, contacts = env
+        inbox_env: tuple[ConsoleApp, ContactsStore], clock: Clock) -> None:
+    console, contacts = inbox_env
     seed(console, contacts, clock)
     agent = console.login("agente")
     default = agent.get("/console/inbox")
@@ -152,8 +141,8 @@ def test_the_page_keeps_the_paused_list_by_default_and_filters_on_request(
     assert bad.status_code == 422 and "filtro de estado" in bad.text
 
 
-def test_roles_editors_are_refused_and_the_service_token_reads(env: tuple[ConsoleApp, ContactsStore]) -> None:
-    console, _ = env
+def test_roles_editors_are_refused_and_the_service_token_reads(inbox_env: tuple[ConsoleApp, ContactsStore]) -> None:
+    console, _ = inbox_env
     assert console.login("editor").get(API).status_code == 403
     assert console.anonymous().get(API).status_code == 401
     service = console.anonymous().get(API, headers={"Authorization": f"Bearer {DEMO_SERVICE_TOKEN}"})
@@ -161,9 +150,9 @@ def test_roles_editors_are_refused_and_the_service_token_reads(env: tuple[Consol
 
 
 @pytest.mark.parametrize("at", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "2026-11-30T15:00:00"])
-def test_a_forged_cursor_with_a_date_out_of_range_is_a_spanish_422(env: tuple[ConsoleApp, ContactsStore],
+def test_a_forged_cursor_with_a_date_out_of_range_is_a_spanish_422(inbox_env: tuple[ConsoleApp, ContactsStore],
                                                                    at: str) -> None:
-    console, _ = env
+    console, _ = inbox_env
     cursor = base64.urlsafe_b64encode(f"i1:{at}|5".encode()).decode("ascii").rstrip("=")
     for url, params in ((API, {"cursor": cursor}), ("/console/inbox", {"estado": "all", "cursor": cursor})):
         answer = console.login("agente").get(url, params=params)
@@ -172,10 +161,10 @@ def test_a_forged_cursor_with_a_date_out_of_range_is_a_spanish_422(env: tuple[Co
 
 
 def test_the_console_stores_old_read_marks_are_copied_to_the_contacts_once(
-        env: tuple[ConsoleApp, ContactsStore], clock: Clock) -> None:
+        inbox_env: tuple[ConsoleApp, ContactsStore], clock: Clock) -> None:
     """Looks saved in the console store before they lived on the contacts still count after the upgrade; a newer
     look on the contact is never replaced by an older copied one, and the copy runs once."""
-    console, contacts = env
+    console, contacts = inbox_env
     seed(console, contacts, clock)
     store = console.app.state.console_auth.store
     store.mark_read(f"{PAGE}:1001", "agente", clock(), 1)  # after 1001's last message: read
@@ -201,9 +190,9 @@ QUERY_VALUES = st.one_of(st.text(max_size=60), st.sampled_from(["", "all", "bot"
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(params=st.dictionaries(st.sampled_from(["state", "q", "tag", "campaign", "window_open", "page_id", "limit",
                                                "cursor", "estado", "ventana"]), QUERY_VALUES, max_size=5))
-def test_any_query_string_is_answered_never_a_500(env: tuple[ConsoleApp, ContactsStore],
+def test_any_query_string_is_answered_never_a_500(inbox_env: tuple[ConsoleApp, ContactsStore],
                                                    params: dict[str, str]) -> None:
-    console, _ = env
+    console, _ = inbox_env
     agent = console.login("agente")
     clean = {k: v.encode("utf-8", "replace").decode("utf-8") for k, v in params.items()}
     for url in (API, "/console/inbox"):
