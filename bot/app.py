@@ -33,8 +33,9 @@ from core.settings import DEMO_APP_SECRET, SANDBOX_PAGE_ID, Settings, load_setti
 from csat.model import question_id_of
 from csat.service import Csat
 from csat.store import open_csat_store
+from handoff.model import Close
 from handoff.rasa_api import HttpRasaTrackers
-from handoff.service import AUTO_RESUME_BY, Handoff, open_handoff_store
+from handoff.service import AUTO_RESUME_REASON, Handoff, open_handoff_store
 from knowledge_matrix.live import LiveKnowledge
 from links.store import LinksStore
 from meta.graph import GraphClient
@@ -126,8 +127,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.broadcasts = Broadcasts(broadcasts_store, contacts_store, outbox, app.state.handoff,
                                           page_rate=min(settings.broadcast_page_rate, settings.outbox_page_rate))
         broadcasts_task = asyncio.create_task(app.state.broadcasts.run(settings.broadcasts_poll_seconds))
-        # Customer satisfaction (csat/): an agent's close asks the person for a rating through the outbox; the
-        # answers arrive from the ingest journal (POST /internal/csat/answer).
+        # Customer satisfaction (csat/): a close by a person, after someone of the team wrote to the customer, asks
+        # for a rating of the last one who wrote (not twice in 24 hours) through the outbox; the answers arrive
+        # from the ingest journal (POST /internal/csat/answer).
         csat_store = open_csat_store(settings.store_url("csat"))
         app.state.csat = Csat(csat_store, outbox, mode=settings.csat_mode, privacy_url=settings.csat_privacy_url)
         csat_task = asyncio.create_task(_ask_after_closes(app.state.handoff, app.state.csat))
@@ -225,16 +227,18 @@ def _campaign_of(app: FastAPI) -> Callable[[str, str], str | None]:
 
 
 async def _ask_after_closes(handoff: Handoff, csat: Csat) -> None:
-    """Every close by a person (a resume, not the idle auto-resume) asks the person to rate it (csat/). Listens to the
+    """A close by a person (a resume, not the idle auto-resume: known by its reason) may ask the person to rate the
+    agent who last wrote to them (csat/, `Csat.ask_for_close`: the same rule as the catch-up). Listens to the
     handoff's live events, in this process: the console and the internal API close conversations here."""
     async for event in handoff.subscribe():
         by = event.data.get("by") if event.kind == "resumed" else None
         conversation = event.data.get("conversation") or {}
-        if not by or by == AUTO_RESUME_BY or not conversation.get("page_id"):
+        if not by or event.data.get("reason") == AUTO_RESUME_REASON or not conversation.get("page_id"):
             continue
+        close = Close(event.conversation_id, str(conversation["page_id"]), str(conversation["user_id"]), str(by),
+                      event.at)
         try:
-            await csat.ask_after_close(event.conversation_id, str(conversation["page_id"]),
-                                       str(conversation["user_id"]), str(by), event.at)
+            await csat.ask_for_close(close, handoff.agent_of_close)
         except Exception:  # the outbox or the store failed: this close is not asked, the next ones are
             logging.getLogger(__name__).exception("asking for a rating failed",
                                                   extra={"conversation_id": event.conversation_id})
@@ -247,11 +251,12 @@ CSAT_CATCH_UP_SECONDS = 60.0
 
 async def _catch_up_closes(handoff: Handoff, csat: Csat, every_seconds: float = CSAT_CATCH_UP_SECONDS) -> None:
     """Ask for the closes of the last hour that have no ask yet (the live listener missed them: a restart between
-    the close and the ask, or the ask failed); an ask already made is left alone (one per close)."""
+    the close and the ask, or the ask failed), by the live listener's rule; an ask already made is left alone (one
+    per close)."""
     while True:
         try:
             now = datetime.now(timezone.utc)
-            await csat.catch_up(await handoff.closes_since(now - CSAT_CATCH_UP), now)
+            await csat.catch_up(await handoff.closes_since(now - CSAT_CATCH_UP), handoff.agent_of_close, now)
         except Exception:  # the store or the outbox is down: the next round tries again
             logging.getLogger(__name__).exception("catching up on closes without a satisfaction ask failed")
         await asyncio.sleep(every_seconds)
@@ -286,6 +291,16 @@ def _unauthenticated(request: Request, guard: Guard) -> Response:
 def _add_sandbox_chat(app: FastAPI, settings: Settings) -> None:
     webhook_url = settings.webhook_url  # the webhook process, as Meta's deliveries
 
+    async def deliver(body: dict[str, Any]) -> int:
+        """Sign `body` as Meta would and post it to the webhook process (the real path); its HTTP status."""
+        raw, headers = simulate.signed_request(body, settings.app_secret)
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                answer = await client.post(webhook_url, content=raw, headers=headers)
+        except httpx.HTTPError as exc:
+            raise HTTPException(502, f"El webhook en {webhook_url} no respondió ({type(exc).__name__}).") from exc
+        return answer.status_code
+
     @app.get("/sandbox/chat", response_class=HTMLResponse)
     async def chat_page(request: Request) -> HTMLResponse:
         return TEMPLATES.TemplateResponse(request, "chat.html", {"page_id": SANDBOX_PAGE_ID})
@@ -301,14 +316,9 @@ def _add_sandbox_chat(app: FastAPI, settings: Settings) -> None:
             item = simulate.quick_reply(message.page_id, message.user_id, message.text, message.payload)
         else:
             item = simulate.postback(message.page_id, message.user_id, message.text, message.payload)
-        raw, headers = simulate.signed_request(simulate.webhook_body(message.page_id, [item]), settings.app_secret)
-        try:
-            async with httpx.AsyncClient(timeout=10) as client:
-                answer = await client.post(webhook_url, content=raw, headers=headers)
-        except httpx.HTTPError as exc:
-            raise HTTPException(502, f"the Rasa webhook at {webhook_url} did not answer: {type(exc).__name__}") from exc
+        status = await deliver(simulate.webhook_body(message.page_id, [item]))
         content = item.get("message") or item.get("postback") or {}
-        return {"webhook_status": answer.status_code, "mid": content.get("mid")}
+        return {"webhook_status": status, "mid": content.get("mid")}
 
     @app.post("/sandbox/feedback")
     async def feedback_send(answer: FeedbackInput) -> dict[str, Any]:
@@ -322,13 +332,8 @@ def _add_sandbox_chat(app: FastAPI, settings: Settings) -> None:
                 raise HTTPException(404, "Esta persona no tiene una encuesta de satisfacción pendiente.")
             question_id = question_id_of(ask.id)
         item = simulate.feedback(answer.page_id, answer.user_id, question_id, answer.score, answer.text)
-        raw, headers = simulate.signed_request(simulate.webhook_body(answer.page_id, [item]), settings.app_secret)
-        try:
-            async with httpx.AsyncClient(timeout=10) as client:
-                delivered = await client.post(webhook_url, content=raw, headers=headers)
-        except httpx.HTTPError as exc:
-            raise HTTPException(502, f"El webhook en {webhook_url} no respondió ({type(exc).__name__}).") from exc
-        return {"webhook_status": delivered.status_code, "question_id": question_id}
+        status = await deliver(simulate.webhook_body(answer.page_id, [item]))
+        return {"webhook_status": status, "question_id": question_id}
 
     @app.post("/sandbox/comments")
     async def comment_send(comment: CommentInput) -> dict[str, Any]:
@@ -347,10 +352,5 @@ def _add_sandbox_chat(app: FastAPI, settings: Settings) -> None:
             graph.register_comment(comment_id, comment.page_id, comment.user_id, created)
             if comment.post_message is not None:
                 graph.register_post(post_id, comment.page_id, comment.post_message)
-        raw, headers = simulate.signed_request(simulate.feed_body(comment.page_id, [change]), settings.app_secret)
-        try:
-            async with httpx.AsyncClient(timeout=10) as client:
-                answer = await client.post(webhook_url, content=raw, headers=headers)
-        except httpx.HTTPError as exc:
-            raise HTTPException(502, f"El webhook en {webhook_url} no respondió ({type(exc).__name__}).") from exc
-        return {"webhook_status": answer.status_code, "comment_id": comment_id, "post_id": post_id}
+        status = await deliver(simulate.feed_body(comment.page_id, [change]))
+        return {"webhook_status": status, "comment_id": comment_id, "post_id": post_id}

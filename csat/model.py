@@ -129,7 +129,7 @@ class Ask:
     page_id: str
     user_id: str
     conversation_id: str
-    agent: str  # who closed it (the agent rated)
+    agent: str  # the team member who last wrote to the customer before the close: the agent rated
     closed_at: datetime
     asked_at: datetime
     status: AskStatus
@@ -141,10 +141,12 @@ class Ask:
     rating: int | None = None
     comment: str | None = None
     answered_at: datetime | None = None
+    closed_by: str | None = None  # who clicked «close» (None: an ask made before it was kept)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "page_id": self.page_id, "user_id": self.user_id,
-                "conversation_id": self.conversation_id, "agent": self.agent, "closed_at": self.closed_at.isoformat(),
+                "conversation_id": self.conversation_id, "agent": self.agent, "closed_by": self.closed_by,
+                "closed_at": self.closed_at.isoformat(),
                 "asked_at": self.asked_at.isoformat(), "status": self.status.value,
                 "how": self.how.value if self.how else None, "tag": self.tag, "outbox_id": self.outbox_id,
                 "reason_code": self.reason_code, "reason_es": self.reason_es, "rating": self.rating,

@@ -2,7 +2,8 @@
 (`open_csat_store(settings.store_url("csat"))`, `core.database`). Numbered migrations and named queries live in
 `csat/sql/sqlite/` and `csat/sql/postgres/`. Synchronous and thread-safe; the service calls it through a thread.
 
-One ask per close (`(conversation_id, closed_at)` is unique: a close seen twice asks once); one answer per ask (the
+One ask per close (`(conversation_id, closed_at)` is unique: a close seen twice asks once), and none for a person
+asked recently (`create_ask(..., unless_asked_since=…)`, decided under the person's lock); one answer per ask (the
 first stays) and per webhook event (`answer_event_key`: Meta's redeliveries and the channel's replays count once)."""
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ SQL_DIR = Path(__file__).parent / "sql"
 def _ask(row: Any) -> Ask:
     return Ask(
         id=int(row["id"]), page_id=row["page_id"], user_id=row["user_id"], conversation_id=row["conversation_id"],
-        agent=row["agent"], closed_at=moment(row["closed_at"]), asked_at=moment(row["asked_at"]),
+        agent=row["agent"], closed_by=row["closed_by"], closed_at=moment(row["closed_at"]),
+        asked_at=moment(row["asked_at"]),
         status=AskStatus(row["status"]), how=How(row["how"]) if row["how"] else None, tag=row["tag"],
         outbox_id=int(row["outbox_id"]) if row["outbox_id"] is not None else None, reason_code=row["reason_code"],
         reason_es=row["reason_es"], rating=int(row["rating"]) if row["rating"] is not None else None,
@@ -32,11 +34,21 @@ class CsatStore(DatabaseStore):
     SQL_DIR = SQL_DIR
 
     def create_ask(self, page_id: str, user_id: str, conversation_id: str, agent: str, closed_at: datetime,
-                   now: datetime) -> tuple[Ask, bool]:
-        """The ask of this close (True: created now; False: the close was seen before, its ask returned)."""
+                   now: datetime, *, closed_by: str | None = None,
+                   unless_asked_since: datetime | None = None) -> tuple[Ask | None, bool]:
+        """The ask of this close (True: created now; False: the close was seen before, its ask returned). With
+        `unless_asked_since`, a close not seen before whose person has an ask (not refused) made since then gets
+        none: (None, False)."""
         params = {"page_id": page_id, "user_id": user_id, "conversation_id": conversation_id, "agent": agent,
-                  "closed_at": stored_time(closed_at), "now": stored_time(now)}
+                  "closed_by": closed_by, "closed_at": stored_time(closed_at), "now": stored_time(now),
+                  "since": stored_time(unless_asked_since) if unless_asked_since else None}
         with self._db.write() as conn:
+            conn.execute(self._db.queries["lock_person"], params).fetchall()
+            found = conn.execute(self._db.queries["ask_of_close"], params).fetchone()
+            if found is not None:
+                return _ask(found), False
+            if unless_asked_since is not None and conn.execute(self._db.queries["recent_ask"], params).fetchone():
+                return None, False
             row = conn.execute(self._db.queries["insert_ask"], params).fetchone()
             created = row is not None
             found = conn.execute(self._db.queries["ask_of_close"], params).fetchone()

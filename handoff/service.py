@@ -59,6 +59,9 @@ SQL_DIR = Path(__file__).parent / "sql"  # sqlite/ and postgres/: numbered migra
 
 AUTO_RESUME_NOTE = "Reanudado automáticamente por inactividad"
 AUTO_RESUME_BY = "system"
+# The idle auto-resume is known by this reason (in the log and on the live "resumed" event), never by its actor's
+# name alone: customer satisfaction asks about the closes of people only.
+AUTO_RESUME_REASON = "idle"
 AUTO_RESUME_CHECK_SECONDS = 60.0
 AUTO_RESUME_SHORTEST_CHECK_SECONDS = 0.5
 # Who paused when the app learns of a pause only from the connector (the action's notice was lost).
@@ -150,14 +153,14 @@ class HandoffStore(DatabaseStore):
             return self._get(conn, conversation_id), changed
 
     def resume(
-        self, conversation_id: str, by: str, closing_note: str | None, now: datetime
+        self, conversation_id: str, by: str, closing_note: str | None, now: datetime, reason: str | None = None
     ) -> tuple[Conversation, bool]:
         with self._db.write() as conn:
             self._get(conn, conversation_id, "lock_conversation")
             params = {"id": conversation_id, "now": _time(now)}
             changed = bool(conn.execute(self._db.queries["resume"], params).rowcount)
             if changed:
-                self._log(conn, conversation_id, "resumed", by, now, closing_note=closing_note)
+                self._log(conn, conversation_id, "resumed", by, now, reason=reason, closing_note=closing_note)
             return self._get(conn, conversation_id), changed
 
     def assign(self, conversation_id: str, agent: str | None, by: str, now: datetime) -> Conversation:
@@ -240,6 +243,12 @@ class HandoffStore(DatabaseStore):
         """Conversations a person gave back to the bot since `since` (not the idle auto-resume), oldest first."""
         return [Close(row["conversation_id"], row["page_id"], row["user_id"], row["actor"], moment(row["at"]))
                 for row in self._db.read("closes_since", {"since": _time(since)})]
+
+    def agent_of_close(self, conversation_id: str, closed_at: datetime) -> str | None:
+        """The username of the team member who last wrote to the customer between the pause before `closed_at` and
+        `closed_at` (None: nobody did)."""
+        rows = self._db.read("agent_of_close", {"id": conversation_id, "closed_at": _time(closed_at)})
+        return str(rows[0]["author"]).removeprefix("agent:") if rows else None
 
     def messages(self, conversation_id: str, limit: int = 100) -> list[TranscriptItem]:
         return [
@@ -458,17 +467,19 @@ class Handoff:
             self._publish("agent_message", conversation, now, author=f"agent:{paused_by}", text=text)
         return conversation
 
-    async def resume(self, conversation_id: str, by: str, closing_note: str) -> Conversation:
-        """The bot answers again (Rasa's `ConversationResumed`); the closing note stays in the log."""
+    async def resume(self, conversation_id: str, by: str, closing_note: str, *,
+                     reason: str | None = None) -> Conversation:
+        """The bot answers again (Rasa's `ConversationResumed`); the closing note (and `reason`: AUTO_RESUME_REASON
+        for the idle auto-resume) stays in the log."""
         split_conversation_id(conversation_id)
         current = await self._db(self.store.get, conversation_id)
         now = self.clock()
         await self.rasa.append_events(current.user_id, [resume_event()])
         note = closing_note.strip() or None
-        conversation, changed = await self._db(self.store.resume, conversation_id, by, note, now)
+        conversation, changed = await self._db(self.store.resume, conversation_id, by, note, now, reason)
         if changed:
             logger.info("conversation resumed", extra={"conversation_id": conversation_id, "by": by})
-            self._publish("resumed", conversation, now, by=by, closing_note=note)
+            self._publish("resumed", conversation, now, by=by, closing_note=note, reason=reason)
             await self._take_thread(conversation)
         return conversation
 
@@ -481,7 +492,8 @@ class Handoff:
         resumed = []
         for conversation in await self._db(self.store.idle_paused, idle_cutoff(now, minutes)):
             try:
-                resumed.append(await self.resume(conversation.id, AUTO_RESUME_BY, AUTO_RESUME_NOTE))
+                resumed.append(await self.resume(conversation.id, AUTO_RESUME_BY, AUTO_RESUME_NOTE,
+                                                 reason=AUTO_RESUME_REASON))
             except Exception:  # Rasa down: the next round tries again
                 logger.exception("auto-resume failed", extra={"conversation_id": conversation.id})
         return resumed
@@ -632,6 +644,11 @@ class Handoff:
         """Resumes by a person since `since`, from the durable log (what the live "resumed" events said, after a
         restart too)."""
         return await self._db(self.store.closes_since, since)
+
+    async def agent_of_close(self, conversation_id: str, closed_at: datetime) -> str | None:
+        """Who of the team last wrote to the customer since the conversation was paused, up to its close at
+        `closed_at` (the agent a satisfaction survey rates; None: nobody wrote, nothing to rate)."""
+        return await self._db(self.store.agent_of_close, conversation_id, closed_at)
 
     async def history(self, conversation_id: str) -> list[HandoffLogEntry]:
         """Pauses, resumes (with their closing notes) and assignments, oldest first."""

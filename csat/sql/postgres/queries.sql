@@ -1,9 +1,19 @@
 -- The csat store's named queries (PostgreSQL, psycopg2). Parameters are %(named)s. The same names as ../sqlite/queries.sql.
 
+-- name: lock_person
+-- One person's asks are decided one at a time (two closes at once must not both pass recent_ask).
+SELECT pg_advisory_xact_lock(hashtext('csat:' || %(page_id)s || ':' || %(user_id)s));
+
+-- name: recent_ask
+-- An ask that reached this person (or is on its way) since then: a second survey so soon is not made.
+SELECT id FROM csat_asks
+WHERE page_id = %(page_id)s AND user_id = %(user_id)s AND status <> 'not_sent' AND asked_at >= %(since)s
+LIMIT 1;
+
 -- name: insert_ask
 -- A close seen twice (the same conversation and time) inserts nothing.
-INSERT INTO csat_asks (page_id, user_id, conversation_id, agent, closed_at, asked_at, status)
-VALUES (%(page_id)s, %(user_id)s, %(conversation_id)s, %(agent)s, %(closed_at)s, %(now)s, 'asking')
+INSERT INTO csat_asks (page_id, user_id, conversation_id, agent, closed_by, closed_at, asked_at, status)
+VALUES (%(page_id)s, %(user_id)s, %(conversation_id)s, %(agent)s, %(closed_by)s, %(closed_at)s, %(now)s, 'asking')
 ON CONFLICT (conversation_id, closed_at) DO NOTHING
 RETURNING id;
 

@@ -1,9 +1,19 @@
 -- The csat store's named queries (SQLite). Parameters are :named. The same names as ../postgres/queries.sql.
 
+-- name: lock_person
+-- The write transaction already holds SQLite's single write lock (BEGIN IMMEDIATE).
+SELECT 1;
+
+-- name: recent_ask
+-- An ask that reached this person (or is on its way) since then: a second survey so soon is not made.
+SELECT id FROM csat_asks
+WHERE page_id = :page_id AND user_id = :user_id AND status <> 'not_sent' AND asked_at >= :since
+LIMIT 1;
+
 -- name: insert_ask
 -- A close seen twice (the same conversation and time) inserts nothing.
-INSERT INTO csat_asks (page_id, user_id, conversation_id, agent, closed_at, asked_at, status)
-VALUES (:page_id, :user_id, :conversation_id, :agent, :closed_at, :now, 'asking')
+INSERT INTO csat_asks (page_id, user_id, conversation_id, agent, closed_by, closed_at, asked_at, status)
+VALUES (:page_id, :user_id, :conversation_id, :agent, :closed_by, :closed_at, :now, 'asking')
 ON CONFLICT (conversation_id, closed_at) DO NOTHING
 RETURNING id;
 

@@ -54,11 +54,23 @@ VALUES (%(id)s, %(action)s, %(by)s, %(reason)s, %(closing_note)s, %(now)s);
 SELECT * FROM handoff_log WHERE conversation_id = %(id)s ORDER BY id;
 
 -- name: closes_since
--- Resumes by a person (not the idle auto-resume) since a time: customer satisfaction catches up on them.
+-- Resumes by a person since a time: customer satisfaction catches up on them. The idle auto-resume is known by its
+-- reason ('idle'), not by its actor's name.
 SELECT l.conversation_id, c.page_id, c.user_id, l.actor, l.at FROM handoff_log l
 JOIN conversations c ON c.id = l.conversation_id
-WHERE l.action = 'resumed' AND l.actor <> 'system' AND l.at >= %(since)s
+WHERE l.action = 'resumed' AND l.reason IS DISTINCT FROM 'idle' AND l.at >= %(since)s
 ORDER BY l.id;
+
+-- name: agent_of_close
+-- The team member who last wrote to the customer between the conversation's last pause before %(closed_at)s and
+-- then ("agent:<username>"; no row: nobody of the team wrote, customer satisfaction asks nothing).
+SELECT m.author FROM messages m
+WHERE m.conversation_id = %(id)s AND left(m.author, 6) = 'agent:' AND m.at <= %(closed_at)s
+  AND m.at >= COALESCE((SELECT MAX(l.at) FROM handoff_log l
+                        WHERE l.conversation_id = %(id)s AND l.action = 'paused' AND l.at <= %(closed_at)s),
+                       '-infinity'::timestamptz)
+ORDER BY m.at DESC, m.id DESC
+LIMIT 1;
 
 -- name: insert_message
 INSERT INTO messages (conversation_id, author, text, at, outbox_id)

@@ -50,11 +50,22 @@ VALUES (:id, :action, :by, :reason, :closing_note, :now);
 SELECT * FROM handoff_log WHERE conversation_id = :id ORDER BY id;
 
 -- name: closes_since
--- Resumes by a person (not the idle auto-resume) since a time: customer satisfaction catches up on them.
+-- Resumes by a person since a time: customer satisfaction catches up on them. The idle auto-resume is known by its
+-- reason ('idle'), not by its actor's name.
 SELECT l.conversation_id, c.page_id, c.user_id, l.actor, l.at FROM handoff_log l
 JOIN conversations c ON c.id = l.conversation_id
-WHERE l.action = 'resumed' AND l.actor <> 'system' AND l.at >= :since
+WHERE l.action = 'resumed' AND COALESCE(l.reason, '') <> 'idle' AND l.at >= :since
 ORDER BY l.id;
+
+-- name: agent_of_close
+-- The team member who last wrote to the customer between the conversation's last pause before :closed_at and
+-- :closed_at ("agent:<username>"; no row: nobody of the team wrote, customer satisfaction asks nothing).
+SELECT m.author FROM messages m
+WHERE m.conversation_id = :id AND substr(m.author, 1, 6) = 'agent:' AND m.at <= :closed_at
+  AND m.at >= COALESCE((SELECT MAX(l.at) FROM handoff_log l
+                        WHERE l.conversation_id = :id AND l.action = 'paused' AND l.at <= :closed_at), '')
+ORDER BY m.at DESC, m.id DESC
+LIMIT 1;
 
 -- name: insert_message
 INSERT INTO messages (conversation_id, author, text, at, outbox_id) VALUES (:id, :author, :text, :at, :outbox_id);
