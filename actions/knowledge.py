@@ -15,7 +15,9 @@ restart when an editor publishes) decides what to do with the message:
 
 Each outcome is written to the answer journal (`answers.service.Answers`: answered from the matrix, a candidate
 tapped, "¿Quisiste decir…?", GPT, no answer, handed off), from which the console's «Preguntas sin respuesta» and the
-reports are made. A journal that cannot be written is logged; the answer is sent anyway.
+reports are made. The journal never holds an answer up: opening it and each write run in the background
+(`JournalWrites`, in a thread of their own), at most MAX_PENDING_JOURNAL_WRITES at once (more are dropped and
+counted). A journal that cannot be written is logged; the answer is sent anyway.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from rasa_sdk.types import DomainDict
 from actions.handoff import answered, handoff_events, no_answer, page_of
 from answers.model import Handling
 from answers.service import Answers
+from core.offload import Offload
 from core.settings import Settings, load_settings
 from knowledge_matrix.errors import KnowledgeMatrixError, LLMSettingsError
 from knowledge_matrix.live import LiveKnowledge, Lookup
@@ -143,11 +146,16 @@ LLM_DECLINED = "llm_declined"  # the GPT fallback was asked and declined
 UNKNOWN_ENTRY = "unknown_entry"  # a tapped reply points to an entry the live version does not have
 EMPTY_QUESTION = "empty_question"  # nothing written (a sticker, a photo)
 JOURNAL_RETRY_SECONDS = 60.0  # a journal that could not be opened is tried again after this long
+MAX_PENDING_JOURNAL_WRITES = 64  # journal writes waiting at once; more are dropped (a stuck database must not pile up)
+DROPPED_WARNING_EVERY = 100  # after the first drop of a run, one warning per this many drops
 
 _defaults_lock = threading.Lock()
 _default_knowledge: LiveKnowledge | None = None
 _default_fallback: Fallback | None = None
 _default_journal: AnswerJournal | None = None
+# The journal's own lock: opening it may wait for PostgreSQL (CONNECT_TIMEOUT_SECONDS), in the journal's thread, and
+# must not hold up `default_fallback()`, which every answer calls on the event loop.
+_journal_lock = threading.Lock()
 _journal_failed_at = float("-inf")
 
 
@@ -179,7 +187,7 @@ def default_fallback() -> Fallback:
 def default_journal() -> AnswerJournal | None:
     """The answer journal at ANSWERS_DB_URL (else answers.sqlite3); None, logged, while it cannot be opened."""
     global _default_journal, _journal_failed_at
-    with _defaults_lock:
+    with _journal_lock:
         if _default_journal is None and time.monotonic() - _journal_failed_at >= JOURNAL_RETRY_SECONDS:
             try:
                 _default_journal = Answers.from_settings(load_settings())
@@ -188,6 +196,56 @@ def default_journal() -> AnswerJournal | None:
                 logger.error("the answer journal cannot be opened; answers are not journaled for a while",
                              extra={"error": str(exc)})
         return _default_journal
+
+
+class JournalWrites:
+    """Journal writes in the background of the answers: each one a task (opening the journal if needed, then
+    writing, both in a thread), its reference kept until it ends, its failure logged. At most `max_pending` at once:
+    when the journal is slow or stuck, a further write is dropped and counted (`dropped`) with a warning, never
+    queued behind the others."""
+
+    def __init__(self, max_pending: int = MAX_PENDING_JOURNAL_WRITES) -> None:
+        self.max_pending = max_pending
+        self.dropped = 0
+        self._dropped_in_a_row = 0
+        self._pending: set[asyncio.Task[None]] = set()
+        # One thread of its own: a slow journal never takes the threads the matrix lookups run in.
+        self._thread = Offload("answer-journal")
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def submit(self, write: Callable[[AnswerJournal], Any], *, open_journal: Callable[[], AnswerJournal | None],
+               handling: Handling, user_id: str) -> bool:
+        """Start `write(journal)` in the background; False (and counted) when too many are pending."""
+        if len(self._pending) >= self.max_pending:
+            self.dropped += 1
+            self._dropped_in_a_row += 1
+            if self._dropped_in_a_row % DROPPED_WARNING_EVERY == 1:
+                logger.warning("the answer journal is behind; answers are not journaled", extra={
+                    "pending": len(self._pending), "dropped": self.dropped, "handling": handling.value})
+            return False
+        self._dropped_in_a_row = 0
+        task = asyncio.get_running_loop().create_task(self._write(write, open_journal, handling, user_id))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        return True
+
+    async def _write(self, write: Callable[[AnswerJournal], Any], open_journal: Callable[[], AnswerJournal | None],
+                     handling: Handling, user_id: str) -> None:
+        try:
+            journal = await self._thread.run(open_journal)
+            if journal is not None:
+                await self._thread.run(write, journal)
+        except Exception as exc:  # the journal must never cost the customer the answer
+            logger.error("an answer could not be journaled", extra={
+                "error": str(exc), "error_type": type(exc).__name__, "handling": handling.value, "user_id": user_id})
+
+    async def drain(self) -> None:
+        """Wait for the writes started so far (tests; a clean shutdown)."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
 
 
 # --- what is sent ---------------------------------------------------------------------------------------
@@ -362,6 +420,7 @@ class ActionKnowledgeAnswer(Action):
         self._knowledge = knowledge if knowledge is not None else default_knowledge()
         self._fallback = fallback
         self._journal = journal
+        self.journal_writes = JournalWrites()
         self._settings = settings
         self._clock = clock or (lambda: datetime.now(timezone.utc))
 
@@ -381,7 +440,7 @@ class ActionKnowledgeAnswer(Action):
             entry = await self._knowledge.entry(entry_id)
             if entry is not None:
                 dispatcher.utter_message(**answer_message(entry))
-                await self._journal_outcome(tracker, Outcome(Handling.SELECTED, tapped, entry_id=entry.id))
+                self._journal_outcome(tracker, Outcome(Handling.SELECTED, tapped, entry_id=entry.id))
                 return answered(tracker)
             logger.warning("a quick reply points to an entry the live version does not have",
                            extra={"entry_id": entry_id, "user_id": tracker.sender_id})
@@ -397,13 +456,13 @@ class ActionKnowledgeAnswer(Action):
         if lookup is not None and lookup.verdict.kind == "answer" and lookup.verdict.hit is not None:
             best = lookup.verdict.hit
             dispatcher.utter_message(**answer_message(best.entry))
-            await self._journal_outcome(tracker, Outcome(Handling.MATRIX, question, entry_id=best.entry_id,
+            self._journal_outcome(tracker, Outcome(Handling.MATRIX, question, entry_id=best.entry_id,
                                                          score=best.score, matrix_version=version))
             return answered(tracker)
         if lookup is not None and lookup.verdict.kind == "ambiguous":
             offered = lookup.verdict.candidates[:MAX_CANDIDATES]
             dispatcher.utter_message(**did_you_mean_message(offered))
-            await self._journal_outcome(tracker, Outcome(
+            self._journal_outcome(tracker, Outcome(
                 Handling.DID_YOU_MEAN, question, candidates=tuple(hit.entry_id for hit in offered),
                 score=offered[0].score if offered else None, matrix_version=version))
             return []  # neither an answer nor a miss: the user picks, or asks again
@@ -418,7 +477,7 @@ class ActionKnowledgeAnswer(Action):
         )
         if result.kind == "answer":
             dispatcher.utter_message(text=result.text)
-            await self._journal_outcome(tracker, Outcome(Handling.GPT, question, matrix_version=version))
+            self._journal_outcome(tracker, Outcome(Handling.GPT, question, matrix_version=version))
             return answered(tracker)
         declined = fallback_declined(result.reason)
         return await self._no_answer(dispatcher, tracker, llm_declined=declined, outcome=Outcome(
@@ -439,7 +498,7 @@ class ActionKnowledgeAnswer(Action):
         if decision.hand_off:
             assert decision.reason is not None
             events = await handoff_events(dispatcher, tracker, decision.reason)
-            await self._journal_outcome(tracker, Outcome(
+            self._journal_outcome(tracker, Outcome(
                 Handling.HANDOFF, outcome.question, reason=decision.reason.value,
                 matrix_version=outcome.matrix_version))
             return events
@@ -447,15 +506,13 @@ class ActionKnowledgeAnswer(Action):
             text=no_answer_text(count_previous_runs(tracker.events or [])),
             quick_replies=[dict(reply) for reply in OFFER_PERSON_QUICK_REPLIES],
         )
-        await self._journal_outcome(tracker, outcome)
+        self._journal_outcome(tracker, outcome)
         return decision.events
 
-    async def _journal_outcome(self, tracker: Tracker, outcome: Outcome) -> None:
-        """Write the outcome to the answer journal (in a thread); a failure is logged, never raised."""
+    def _journal_outcome(self, tracker: Tracker, outcome: Outcome) -> None:
+        """Start writing the outcome to the answer journal in the background (`JournalWrites`): the answer never
+        waits for it; a failure is logged, never raised."""
         try:
-            journal = self._journal if self._journal is not None else default_journal()
-            if journal is None:
-                return
             if self._settings is None:
                 self._settings = load_settings()
             page_id = page_of(tracker, self._settings)
@@ -463,10 +520,17 @@ class ActionKnowledgeAnswer(Action):
                 logger.warning("the page of a question is unknown; not journaled",
                                extra={"user_id": tracker.sender_id, "handling": outcome.handling.value})
                 return
-            await asyncio.to_thread(
-                journal.record_question, page_id=page_id, psid=str(tracker.sender_id), question=outcome.question,
-                handling=outcome.handling, at=self._clock(), entry_id=outcome.entry_id, score=outcome.score,
-                candidates=outcome.candidates, reason=outcome.reason, matrix_version=outcome.matrix_version)
+            psid, at = str(tracker.sender_id), self._clock()
+
+            def write(journal: AnswerJournal) -> None:
+                journal.record_question(
+                    page_id=page_id, psid=psid, question=outcome.question, handling=outcome.handling, at=at,
+                    entry_id=outcome.entry_id, score=outcome.score, candidates=outcome.candidates,
+                    reason=outcome.reason, matrix_version=outcome.matrix_version)
+
+            given = self._journal
+            self.journal_writes.submit(write, open_journal=(lambda: given) if given is not None else default_journal,
+                                       handling=outcome.handling, user_id=psid)
         except Exception as exc:  # the journal must never cost the customer the answer
             logger.error("an answer could not be journaled", extra={
                 "error": str(exc), "error_type": type(exc).__name__, "handling": outcome.handling.value,

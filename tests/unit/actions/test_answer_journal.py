@@ -4,6 +4,8 @@ the customer the answer."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -11,9 +13,9 @@ import pytest
 from rasa_sdk.events import ConversationPaused, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import handoff
+from actions import handoff, knowledge
 from actions.handoff import FAILURES_SLOT, HandoffTrigger
-from actions.knowledge import ActionKnowledgeAnswer, Fallback, entry_payload
+from actions.knowledge import ActionKnowledgeAnswer, Fallback, JournalWrites, entry_payload
 from answers.model import Handling, person_key
 from answers.service import Answers
 from answers.store import AnswersStore
@@ -51,8 +53,25 @@ def notifier(monkeypatch: pytest.MonkeyPatch) -> RecordingNotifier:
     return recording
 
 
+class Drained:
+    """The action, run and then its background journal writes waited for (the customer's answer never waits)."""
+
+    def __init__(self, action: ActionKnowledgeAnswer) -> None:
+        self.action = action
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Any, domain: Any) -> list[dict[str, Any]]:
+        events = await self.action.run(dispatcher, tracker, domain)
+        await self.action.journal_writes.drain()
+        return events
+
+
 def action(result: Any, journal: Any, fallback: Fallback = NO_KEY, settings: Settings | None = None,
-           at: datetime = AT) -> ActionKnowledgeAnswer:
+           at: datetime = AT) -> Drained:
+    return Drained(undrained(result, journal, fallback, settings, at))
+
+
+def undrained(result: Any, journal: Any, fallback: Fallback = NO_KEY, settings: Settings | None = None,
+              at: datetime = AT) -> ActionKnowledgeAnswer:
     return ActionKnowledgeAnswer(knowledge=FakeKnowledge(result), fallback=fallback, journal=journal,
                                  settings=settings or handoff_settings(), clock=lambda: at)
 
@@ -155,3 +174,80 @@ async def test_the_real_journal_keeps_a_hash_not_the_psid_and_pairs_the_tap_with
         assert answers.entry_use(None, AT - timedelta(hours=1), later) == {"envios": 1}
     finally:
         answers.close()
+
+
+# --- the journal never holds the answer up (review 14, finding 3) ----------------------------------------------
+
+
+class BlockedJournal(MemoryJournal):
+    """A journal stuck (a locked SQLite file, a PostgreSQL that does not answer) until `release`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released = threading.Event()
+
+    def record_question(self, **kwargs: Any) -> int:
+        assert self.released.wait(10), "the test never released the journal"
+        return super().record_question(**kwargs)
+
+
+async def test_the_answer_is_sent_while_the_journal_is_still_writing() -> None:
+    journal = BlockedJournal()
+    act = undrained(found("answer", hit(HOURS, 0.93)), journal)
+    dispatcher = CollectingDispatcher()
+    try:
+        events = await asyncio.wait_for(act.run(dispatcher, asked("a q hora abren?"), DOMAIN), 5)
+        assert [m["text"] for m in dispatcher.messages] == [f"{HOURS.answer}\n\n{HOURS.link}"]
+        assert events == [], "nothing to reset: the answer is complete without the journal"
+        assert journal.records == [] and act.journal_writes.pending == 1, "the write goes on in the background"
+    finally:
+        journal.released.set()
+    await act.journal_writes.drain()
+    assert [(r["handling"], r["question"]) for r in journal.records] == [(Handling.MATRIX, "a q hora abren?")]
+    assert act.journal_writes.pending == 0
+
+
+async def test_opening_the_journal_happens_in_the_background(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default journal connects (PostgreSQL: up to its connect timeout) in the journal's thread."""
+    opened = threading.Event()
+    memory = MemoryJournal()
+
+    def slow_open() -> MemoryJournal:
+        assert opened.wait(10)
+        return memory
+
+    monkeypatch.setattr(knowledge, "default_journal", slow_open)
+    act = undrained(found("no_match"), None)
+    dispatcher = CollectingDispatcher()
+    try:
+        await asyncio.wait_for(act.run(dispatcher, asked("tienen parqueadero?"), DOMAIN), 5)
+        assert dispatcher.messages and memory.records == []
+    finally:
+        opened.set()
+    await act.journal_writes.drain()
+    assert [r["handling"] for r in memory.records] == [Handling.NO_ANSWER]
+
+
+async def test_opening_the_journal_does_not_hold_the_lock_every_answer_takes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(knowledge, "_default_fallback", NO_KEY)
+    with knowledge._journal_lock:  # as while default_journal() waits for PostgreSQL
+        assert await asyncio.wait_for(asyncio.to_thread(knowledge.default_fallback), 5) is NO_KEY
+
+
+async def test_writes_beyond_the_bound_are_dropped_counted_and_warned(caplog: pytest.LogCaptureFixture) -> None:
+    journal = BlockedJournal()
+    act = undrained(found("answer", hit(HOURS, 0.93)), journal)
+    act.journal_writes = JournalWrites(max_pending=2)
+    sent = []
+    try:
+        for question in ("horario?", "a q hora abren?", "abren hoy?"):
+            dispatcher = CollectingDispatcher()
+            await asyncio.wait_for(act.run(dispatcher, asked(question), DOMAIN), 5)
+            sent.append(len(dispatcher.messages))
+        assert sent == [1, 1, 1], "every customer got the answer"
+        assert (act.journal_writes.pending, act.journal_writes.dropped) == (2, 1)
+        assert "the answer journal is behind" in caplog.text
+    finally:
+        journal.released.set()
+    await act.journal_writes.drain()
+    assert [r["question"] for r in journal.records] == ["horario?", "a q hora abren?"]
