@@ -1,5 +1,5 @@
-"""Close → ask → answer → shown, in the app as it runs: an agent closes a conversation through the internal API
-(`/internal/handoff/resume`), the app asks the person through the outbox (Meta's template, within the window), the
+"""Close → ask → answer → shown, in the app as it runs: an agent writes to the person, someone closes the conversation
+through the internal API (`/internal/handoff/resume`), the app asks the person through the outbox (Meta's template, within the window), the
 answer arrives as the connector posts it from the ingest journal (`/internal/csat/answer`: Meta's `messaging_feedback`
 read by meta.events, the body connectors.handoff builds), and the rating is stored for the conversation and its agent.
 Rasa's tracker API is a fake (this test is about the app); the rest is the real app on SQLite."""
@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
@@ -71,8 +71,10 @@ def test_a_close_asks_and_the_answer_is_stored_for_the_agent(client: TestClient)
                          json={"page_id": PAGE, "user_id": USER, "reason": "user_asked", "paused_by": "bot"})
     assert paused.status_code == 200, paused.text
     conversation_id = paused.json()["conversation"]["id"]
+    client.portal.call(app.state.handoff.reply_as_agent, conversation_id, "ana", "Hola, le ayudo con su pedido")
+    # Luis (an admin clearing the list) closes it: ana, who wrote, is the agent rated.
     closed = client.post("/internal/handoff/resume", headers=SERVICE,
-                         json={"conversation_id": conversation_id, "by": "ana", "closing_note": "Resuelto"})
+                         json={"conversation_id": conversation_id, "by": "luis", "closing_note": "Resuelto"})
     assert closed.status_code == 200, closed.text
 
     def asked() -> Any:
@@ -80,7 +82,7 @@ def test_a_close_asks_and_the_answer_is_stored_for_the_agent(client: TestClient)
         return asks if asks and asks[0].status is not AskStatus.ASKING else None
 
     [ask] = wait_for(asked)
-    assert (ask.status, ask.agent, ask.tag) == (AskStatus.SENT, "ana", None)
+    assert (ask.status, ask.agent, ask.closed_by, ask.tag) == (AskStatus.SENT, "ana", "luis", None)
     message = client.portal.call(app.state.outbox.get, ask.outbox_id)
     assert message.message["attachment"]["payload"]["feedback_screens"][0]["questions"][0]["id"] == (
         question_id_of(ask.id))
@@ -119,9 +121,11 @@ def test_the_answer_endpoint_refuses_bad_bodies_with_4xx(client: TestClient) -> 
 def test_a_close_with_no_window_is_recorded_not_sent_and_shown_with_the_reason(client: TestClient) -> None:
     app: Any = client.app
     assert client.portal is not None
-    # The person never wrote (or wrote more than 7 days ago): the policy refuses the survey.
+    # The person never wrote (or wrote more than 7 days ago): the policy refuses the survey. Someone wrote to them
+    # from the Page inbox (the echo pauses the conversation with its text).
     paused = client.post("/internal/handoff/pause", headers=SERVICE,
-                         json={"page_id": PAGE, "user_id": USER, "reason": "user_asked", "paused_by": "bot"})
+                         json={"page_id": PAGE, "user_id": USER, "reason": "agent_took_over",
+                               "paused_by": "page_inbox", "text": "Hola, ¿en qué le ayudo?"})
     conversation_id = paused.json()["conversation"]["id"]
     client.post("/internal/handoff/resume", headers=SERVICE,
                 json={"conversation_id": conversation_id, "by": "luis", "closing_note": "Sin respuesta"})
@@ -139,6 +143,41 @@ def test_a_close_with_no_window_is_recorded_not_sent_and_shown_with_the_reason(c
     assert "Encuesta no enviada: " + ask.reason_es in page.replace("&#39;", "'").replace("&quot;", '"')
     inbox = client.get("/console/inbox").text
     assert "<h2>Satisfacción</h2>" not in inbox  # agents do not see the agents' averages
+
+
+def test_the_live_listener_asks_only_after_someone_of_the_team_wrote(client: TestClient) -> None:
+    """A close where nobody wrote (the bot paused, an admin cleared it) and the idle auto-resume ask nothing; the
+    listener handles the closes in order, so once the last one's survey is out the earlier ones were decided."""
+    app: Any = client.app
+    assert client.portal is not None
+    now = datetime.now(timezone.utc)
+    silent, idle, helped = "2000000000000011", "2000000000000012", "2000000000000013"
+
+    def paused(user: str) -> None:
+        client.portal.call(app.state.outbox.record_user_message, PAGE, user, now, "ayuda")  # type: ignore[union-attr]
+        client.post("/internal/handoff/pause", headers=SERVICE,
+                    json={"page_id": PAGE, "user_id": user, "reason": "user_asked", "paused_by": "bot"})
+
+    paused(silent)
+    paused(idle)
+    client.portal.call(app.state.handoff.reply_as_agent, f"{PAGE}:{idle}", "ana", "Un momento, por favor")
+    client.post("/internal/handoff/resume", headers=SERVICE,
+                json={"conversation_id": f"{PAGE}:{silent}", "by": "luis", "closing_note": "Limpieza"})
+    [resumed] = client.portal.call(app.state.handoff.resume_idle, now + timedelta(days=1))  # nobody came back
+    assert resumed.user_id == idle
+    paused(helped)
+    client.portal.call(app.state.handoff.reply_as_agent, f"{PAGE}:{helped}", "ana", "Ya está listo su pedido")
+    client.post("/internal/handoff/resume", headers=SERVICE,
+                json={"conversation_id": f"{PAGE}:{helped}", "by": "ana", "closing_note": "Listo"})
+
+    def asked() -> Any:
+        asks = client.portal.call(app.state.csat.of_conversation, f"{PAGE}:{helped}")  # type: ignore[union-attr]
+        return asks if asks and asks[0].status is not AskStatus.ASKING else None
+
+    [ask] = wait_for(asked)
+    assert (ask.agent, ask.status) == ("ana", AskStatus.SENT)
+    for user in (silent, idle):
+        assert client.portal.call(app.state.csat.of_conversation, f"{PAGE}:{user}") == []
 
 
 class FakeWebhook:

@@ -71,3 +71,28 @@ def test_each_agents_average_over_a_period(store: CsatStore) -> None:
     assert (by_agent["luis"].asked, by_agent["luis"].answered, by_agent["luis"].average) == (1, 1, 2.0)
     recent = {row.agent: row for row in store.agent_satisfaction(since=later(2))}
     assert recent["ana"].answered == 0 and recent["ana"].average is None and recent["luis"].average == 2.0
+
+
+def test_a_person_asked_recently_gets_no_second_ask_and_the_closer_is_kept(store: CsatStore) -> None:
+    day = timedelta(hours=24)
+    first, created = store.create_ask(PAGE, USER, f"{PAGE}:{USER}", "ana", NOW, NOW, closed_by="luis",
+                                      unless_asked_since=NOW - day)
+    assert created and first is not None and (first.agent, first.closed_by) == ("ana", "luis")
+    soon, created_soon = store.create_ask(PAGE, USER, f"{PAGE}:{USER}", "ana", later(30), later(30),
+                                          unless_asked_since=later(30) - day)
+    assert (soon, created_soon) == (None, False)
+    # The same close seen again returns its ask (the recent ask is its own).
+    assert store.create_ask(PAGE, USER, f"{PAGE}:{USER}", "ana", NOW, later(31),
+                            unless_asked_since=NOW - day) == (first, False)
+    # Another person is not held back; a refused ask does not count as asked.
+    other, _ = store.create_ask(PAGE, OTHER, f"{PAGE}:{OTHER}", "ana", later(30), later(30),
+                                unless_asked_since=later(30) - day)
+    assert other is not None
+    store.mark_not_sent(other.id, How.QUICK_REPLIES, "outside_window", "Fuera de la ventana.")
+    again, created_again = store.create_ask(PAGE, OTHER, f"{PAGE}:{OTHER}", "ana", later(40), later(40),
+                                            unless_asked_since=later(40) - day)
+    assert created_again and again is not None and again.closed_by is None
+    # More than a day after the first ask the person may be asked again.
+    next_day, created_next = store.create_ask(PAGE, USER, f"{PAGE}:{USER}", "ana", NOW + day, NOW + day,
+                                              unless_asked_since=later(1))
+    assert created_next and next_day is not None
