@@ -1,7 +1,8 @@
-"""Close → ask → answer → shown, in the app as it runs: an agent writes to the person, someone closes the conversation
-through the internal API (`/internal/handoff/resume`), the app asks the person through the outbox (Meta's template, within the window), the
-answer arrives as the connector posts it from the ingest journal (`/internal/csat/answer`: Meta's `messaging_feedback`
-read by meta.events, the body connectors.handoff builds), and the rating is stored for the conversation and its agent.
+"""Close → ask → answer → shown, in the app as it runs: an agent writes to the person, someone closes the
+conversation through the internal API (`/internal/handoff/resume`), the app asks the person through the outbox (Meta's
+template, within the window), the answer arrives as the connector posts it from the ingest journal
+(`/internal/csat/answer`: Meta's `messaging_feedback` read by meta.events, the body connectors.handoff builds), and the
+rating is stored for the conversation and the agent who wrote.
 Rasa's tracker API is a fake (this test is about the app); the rest is the real app on SQLite."""
 
 from __future__ import annotations
