@@ -1,8 +1,10 @@
 """What the answer journal keeps: one `AnswerRecord` per customer question and how it was handled, the unanswered
 `Question`s read back, and the `Group`s of unanswered questions an editor resolves.
 
-People are kept only as `person_key`: an HMAC of the page and the PSID, enough to count distinct people and to
-pair a "¿Quisiste decir…?" with the tap that followed it, not enough to say who they are.
+People are kept only as `person_key`: an HMAC of the page and the PSID with ANSWERS_SECRET, enough to count distinct
+people and to pair a "¿Quisiste decir…?" with the tap that followed it. It is a pseudonym, not anonymity: whoever holds
+the secret and the PSIDs (the contacts store) can compute it again. Questions are kept with their e-mail addresses and
+long numbers masked (`answers.privacy`), and only for ANSWERS_RETENTION_DAYS (`AnswersStore.prune`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Literal
+
+from answers.privacy import mask_identifiers
 
 MAX_QUESTION = 500
 MAX_EXAMPLES = 5
@@ -58,12 +62,14 @@ class Handling(str, Enum):
 
 
 def clean_question(text: str) -> str:
-    """The question as kept: control and invisible characters removed, spaces collapsed, at most 500 characters."""
-    return " ".join(_CONTROL.sub(" ", text or "").split())[:MAX_QUESTION]
+    """The question as kept: control and invisible characters removed, spaces collapsed, e-mail addresses and long
+    numbers masked (`answers.privacy`), at most 500 characters."""
+    return mask_identifiers(" ".join(_CONTROL.sub(" ", text or "").split()))[:MAX_QUESTION]
 
 
 def person_key(secret: str, page_id: str, psid: str) -> str:
-    """HMAC-SHA256(secret, page_id + ":" + psid), first 16 hex digits: counts people without keeping who they are."""
+    """HMAC-SHA256(secret, page_id + ":" + psid), first 16 hex digits: counts people without keeping the PSID (a
+    pseudonym: the secret and the PSID give it again)."""
     digest = hmac.new(secret.encode("utf-8"), f"{page_id}:{psid}".encode(), hashlib.sha256).hexdigest()
     return digest[:16]
 

@@ -1,8 +1,9 @@
 """The `Answers` façade: the one thing the action server and the app ask about the answer journal.
 
 - the action server `record`s how each customer question was handled (`record_question` hashes the person);
-- the app runs `regroup(now)` every ANSWERS_GROUP_SECONDS: new unanswered questions are embedded with the live
-  matrix's own embedder and join a similar group (open, resolved or dismissed) or start new ones (`grouping.py`);
+- the app runs `regroup(now)` every ANSWERS_GROUP_SECONDS: the days older than ANSWERS_RETENTION_DAYS are pruned
+  (kept as counts only), then new unanswered questions are embedded with the live matrix's own embedder and join a
+  similar group (open, resolved or dismissed) or start new ones (`grouping.py`);
 - the console lists `groups(...)`, shows one `group(...)` with the live matrix's `suggest_entries(...)`, and marks
   a group `resolve`d when the draft made from it is published (or `dismiss`ed: not a real question).
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -72,6 +73,7 @@ class RegroupResult:
     joined: int = 0
     created: int = 0
     embedder: str = ""
+    pruned: int = 0  # journal rows older than the retention deleted (their counts kept)
 
 
 class Answers:
@@ -79,8 +81,9 @@ class Answers:
 
     `knowledge`: the live matrix (suggestions; its embedder groups the questions). `embedder`: used instead of the
     live matrix's (tests; a process without a matrix falls back to the default models). `secret`: the key of
-    `person_key` (ANSWERS_SECRET, else the service token). `threshold`: the grouping's similarity, else the one
-    measured for the embedder (`grouping.threshold_for`)."""
+    `person_key` (ANSWERS_SECRET; outside production it may be empty: the service token). `threshold`: the grouping's
+    similarity, else the one measured for the embedder (`grouping.threshold_for`). `retention`: how long each question
+    is kept (`regroup` prunes older days; None: kept)."""
 
     def __init__(
         self,
@@ -91,6 +94,7 @@ class Answers:
         secret: str = "",
         threshold: float | None = None,
         embedder_for: Callable[[str], Embedder] = shared_embedder,
+        retention: timedelta | None = None,
     ) -> None:
         self.store = store
         self._knowledge = knowledge
@@ -98,12 +102,14 @@ class Answers:
         self._secret = secret
         self.threshold = threshold
         self._embedder_for = embedder_for
+        self.retention = retention
 
     @classmethod
     def from_settings(cls, settings: Settings, *, knowledge: LiveMatrix | None = None,
                       embedder: Embedder | None = None) -> Answers:
         return cls(open_answers_store(settings.store_url("answers")), knowledge=knowledge, embedder=embedder,
-                   secret=settings.answers_secret or settings.service_token)
+                   secret=settings.answers_secret or settings.service_token,
+                   retention=timedelta(days=settings.answers_retention_days))
 
     def close(self) -> None:
         self.store.close()
@@ -157,11 +163,23 @@ class Answers:
             return live.knowledge.embedder
         return self._embedder_for(DEFAULT_SETTINGS.embedder)
 
+    def prune(self, now: datetime) -> int:
+        """Delete the questions older than the retention (whole UTC days; their counts by handling and entry are
+        kept). How many were deleted."""
+        if self.retention is None:
+            return 0
+        pruned = self.store.prune(now - self.retention)
+        if pruned:
+            logger.info("answers pruned", extra={"pruned": pruned, "retention_days": self.retention.days})
+        return pruned
+
     def regroup(self, now: datetime) -> RegroupResult:
-        """Group the unanswered questions not grouped yet (a "¿Quisiste decir…?" once its 10 minutes are over)."""
+        """Prune what is past the retention, then group the unanswered questions not grouped yet (a "¿Quisiste
+        decir…?" once its 10 minutes are over)."""
+        pruned = self.prune(now)
         pending = self.store.ungrouped(now, limit=MAX_BATCH)
         if not pending:
-            return RegroupResult()
+            return RegroupResult(pruned=pruned)
         embedder = self.embedder()
         centroids = self._centroids(embedder)
         vectors = embedder.embed([prepare(question.question) for question in pending], role="query")
@@ -176,7 +194,7 @@ class Answers:
                   for group_id, members in assignment.joined.items()}
         self.store.save_groups(new_groups, joined, assignment.centroids, embedder.name, now)
         result = RegroupResult(grouped=len(pending), joined=sum(len(m) for m in joined.values()),
-                               created=len(new_groups), embedder=embedder.name)
+                               created=len(new_groups), embedder=embedder.name, pruned=pruned)
         logger.info("answers regrouped", extra={"grouped": result.grouped, "joined": result.joined,
                                                 "created": result.created, "embedder": result.embedder})
         return result

@@ -4,6 +4,10 @@ or a PostgreSQL schema (`open_answers_store(settings.store_url("answers"))`, `co
 Numbered migrations and named queries live in `answers/sql/sqlite/` and `answers/sql/postgres/`. Synchronous and
 thread-safe; async code calls it through a thread. A tap on a "¿Quisiste decir…?" candidate marks the offers the
 same person got in the 10 minutes before as followed, in the same transaction, so "unanswered" is one query.
+
+On PostgreSQL every statement has a short `statement_timeout` (STATEMENT_TIMEOUT_MS, unless the URL's `options` set
+one): the journal is written in the background of a customer's answer and must fail fast, not queue up behind a
+stuck server. `prune` keeps the journal to its retention a UTC day at a time, so each statement stays short.
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ import base64
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import numpy as np
 import numpy.typing as npt
@@ -34,11 +39,15 @@ from answers.model import (
     Question,
 )
 from core.database import DatabaseStore, moment, stored_time
+from core.postgres import is_postgres_url
 
 SQL_DIR = Path(__file__).parent / "sql"  # sqlite/ and postgres/: numbered migrations and queries.sql
 EXAMPLE_ROWS = 200  # a group's latest questions read to pick its examples
 MAX_UNANSWERED = 100_000
 MAX_GROUPS_PAGE = 500
+STATEMENT_TIMEOUT_MS = 5000  # PostgreSQL: a statement of the answers store that takes longer is cancelled
+PRUNE_DAYS_PER_CALL = 31  # days added up and deleted by one `prune` (a long backlog takes several rounds)
+DAY = timedelta(days=1)
 
 FloatVector = npt.NDArray[np.float32]
 
@@ -74,6 +83,33 @@ class StoredCentroid:
     size: int
 
 
+def with_statement_timeout(url: Path | str, milliseconds: int = STATEMENT_TIMEOUT_MS) -> Path | str:
+    """A PostgreSQL URL with `-cstatement_timeout=…` in its libpq `options` (kept as is when it sets one already);
+    anything else unchanged."""
+    if not isinstance(url, str) or not is_postgres_url(url):
+        return url
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    options = next((value for key, value in query if key == "options"), "")
+    if "statement_timeout" in options:
+        return url
+    options = f"{options} -cstatement_timeout={int(milliseconds)}".strip()
+    query = [(key, value) for key, value in query if key != "options"] + [("options", options)]
+    return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
+
+
+def day_start(moment_: datetime) -> datetime:
+    """The UTC midnight that starts this moment's day."""
+    return moment_.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def version_number(version_id: str | None) -> int | None:
+    """A knowledge version's number ("0012" → 12; versions are numbered in order); None for anything else."""
+    if not version_id or not (version_id.isascii() and version_id.isdigit()):
+        return None
+    return int(version_id)
+
+
 def _settled(until: datetime) -> str:
     """A "¿Quisiste decir…?" is a miss only once its 10 minutes are over."""
     return stored_time(until - SELECTION_WINDOW)
@@ -90,6 +126,10 @@ class AnswersStore(DatabaseStore):
 
     BACKEND = "answers"
     SQL_DIR = SQL_DIR
+
+    def __init__(self, target: Path | str) -> None:
+        super().__init__(with_statement_timeout(target))
+        self.path = target  # as given (the timeout is ours, not the operator's)
 
     def _read(self, name: str, params: Mapping[str, Any]) -> list[Any]:
         return self._db.read(name, params)
@@ -130,6 +170,28 @@ class AnswersStore(DatabaseStore):
         """How often each entry answered (from the matrix or a tapped candidate) in [since, until)."""
         return {row["entry_id"]: int(row["n"]) for row in self._read("entry_use", {
             "page_id": page_id, "since": stored_time(since), "until": stored_time(until)})}
+
+    # --- retention --------------------------------------------------------------------------------------------
+
+    def prune(self, before: datetime, max_days: int = PRUNE_DAYS_PER_CALL) -> int:
+        """Delete the journal rows of the UTC days that end at or before `before` (rounded down to a midnight),
+        oldest first, at most `max_days` days; each day's counts by page, handling and entry are kept in
+        `answer_days` first, in the same transaction. How many rows were deleted."""
+        cutoff = day_start(before)
+        deleted = 0
+        for _ in range(max(0, max_days)):
+            rows = self._read("oldest_answer", {})
+            oldest = rows[0]["at"] if rows else None
+            if oldest is None:
+                break
+            day = day_start(moment(oldest))
+            if day + DAY > cutoff:
+                break
+            params = {"day": stored_time(day), "next_day": stored_time(day + DAY)}
+            with self._db.write() as conn:
+                conn.execute(self._db.queries["add_up_day"], params)
+                deleted += int(conn.execute(self._db.queries["prune_day"], params).rowcount)
+        return deleted
 
     # --- grouping ---------------------------------------------------------------------------------------------
 

@@ -156,10 +156,12 @@ class Settings:
     # template must link (CSAT_PRIVACY_URL; without it the template cannot be sent: quick replies are used).
     csat_mode: str = "template"
     csat_privacy_url: str = ""
-    # The answer journal (answers/): the key of the people's hashes (ANSWERS_SECRET; empty: the service token) and
-    # how often the app groups new unanswered questions (ANSWERS_GROUP_SECONDS).
+    # The answer journal (answers/): the key of the people's hashes (ANSWERS_SECRET; required in production; empty
+    # outside it: the service token), how often the app groups new unanswered questions (ANSWERS_GROUP_SECONDS) and
+    # how many days each question is kept (ANSWERS_RETENTION_DAYS; older days are kept as counts only).
     answers_secret: str = field(default="", repr=False)
     answers_group_seconds: float = 60.0
+    answers_retention_days: int = 180
     event_retention_days: float = 30.0  # finished webhook events kept this long (connectors/ingest.py)
     # The Rasa channel (connectors/messenger.py): journaled windows re-applied this often; Rasa turns at once.
     messenger_upkeep_seconds: float = 30.0
@@ -233,6 +235,9 @@ class Settings:
             "BOT_SERVICE_TOKEN": self.service_token,
             "RASA_API_TOKEN": self.rasa_token,
             "ACTION_SERVER_TOKEN": self.action_server_token,
+            # The key of the answer journal's pseudonyms: its own, so the service token (in every process) cannot
+            # turn a person_key back into a PSID.
+            "ANSWERS_SECRET": self.answers_secret,
         }
 
     def other_keys_by_name(self) -> dict[str, str]:
@@ -569,6 +574,8 @@ def load_settings(env: Mapping[str, str] | None = None, overrides: Mapping[str, 
         answers_secret=get("ANSWERS_SECRET", ""),
         answers_group_seconds=_bounded(get, "ANSWERS_GROUP_SECONDS", 60.0, 1, 86400,
                                        "seconds between the groupings of unanswered questions"),
+        answers_retention_days=_whole(get, "ANSWERS_RETENTION_DAYS", 180, 1, 3650,
+                                      "days the answer journal keeps each question"),
         event_retention_days=_number(get, "MESSENGER_EVENT_RETENTION_DAYS", 30.0),
         messenger_upkeep_seconds=_bounded(get, "MESSENGER_UPKEEP_SECONDS", 30.0, 0.1, 3600,
                                           "seconds between rounds of the webhook upkeep"),

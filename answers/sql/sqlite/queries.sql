@@ -30,15 +30,46 @@ ORDER BY at, id
 LIMIT :limit;
 
 -- name: counts_by_handling
-SELECT handling, count(*) AS n FROM answers
-WHERE at >= :since AND at < :until AND (:page_id IS NULL OR page_id = :page_id)
+-- The journal's rows and, for the days pruned already, their sums (answer_days: a day counts when its midnight is in
+-- the window).
+SELECT handling, sum(n) AS n FROM (
+    SELECT handling, count(*) AS n FROM answers
+    WHERE at >= :since AND at < :until AND (:page_id IS NULL OR page_id = :page_id)
+    GROUP BY handling
+    UNION ALL
+    SELECT handling, sum(n) AS n FROM answer_days
+    WHERE day >= :since AND day < :until AND (:page_id IS NULL OR page_id = :page_id)
+    GROUP BY handling
+)
 GROUP BY handling;
 
 -- name: entry_use
-SELECT entry_id, count(*) AS n FROM answers
-WHERE at >= :since AND at < :until AND (:page_id IS NULL OR page_id = :page_id)
-  AND handling IN ('matrix', 'selected') AND entry_id IS NOT NULL
+SELECT entry_id, sum(n) AS n FROM (
+    SELECT entry_id, count(*) AS n FROM answers
+    WHERE at >= :since AND at < :until AND (:page_id IS NULL OR page_id = :page_id)
+      AND handling IN ('matrix', 'selected') AND entry_id IS NOT NULL
+    GROUP BY entry_id
+    UNION ALL
+    SELECT entry_id, sum(n) AS n FROM answer_days
+    WHERE day >= :since AND day < :until AND (:page_id IS NULL OR page_id = :page_id)
+      AND handling IN ('matrix', 'selected') AND entry_id <> ''
+    GROUP BY entry_id
+)
 GROUP BY entry_id;
+
+-- name: oldest_answer
+SELECT min(at) AS at FROM answers;
+
+-- name: add_up_day
+-- Retention: one UTC day's journal rows added to answer_days (before `prune_day` deletes them).
+INSERT INTO answer_days (day, page_id, handling, entry_id, n)
+SELECT :day, page_id, handling, COALESCE(entry_id, ''), count(*) FROM answers
+WHERE at >= :day AND at < :next_day
+GROUP BY page_id, handling, COALESCE(entry_id, '')
+ON CONFLICT (day, page_id, handling, entry_id) DO UPDATE SET n = answer_days.n + excluded.n;
+
+-- name: prune_day
+DELETE FROM answers WHERE at >= :day AND at < :next_day;
 
 -- name: insert_group
 INSERT INTO answer_groups (label, status, embedder, centroid, created_at, updated_at)

@@ -156,3 +156,62 @@ def test_save_groups_is_one_transaction_and_keeps_the_mean_vector(store: Answers
     assert centroid.vector is not None and np.allclose(centroid.vector, mean * 0.5)
     assert store.group_wording(group_id) == ["tienen parqueo"]
     assert store.ungrouped(later(30)) == []
+
+
+# --- retention (review 14, finding 8) -----------------------------------------------------------------------------
+
+
+def test_prune_deletes_whole_days_past_the_retention_and_keeps_their_counts(answers: Answers,
+                                                                             store: AnswersStore) -> None:
+    old = NOW - timedelta(days=200)
+    answers.record_question(page_id=PAGE, psid="1", question="horario?", handling=Handling.MATRIX, at=old,
+                            entry_id="horario", score=0.9)
+    answers.record_question(page_id=PAGE, psid="2", question="horario", handling=Handling.MATRIX,
+                            at=old + timedelta(hours=3), entry_id="horario", score=0.8)
+    answers.record_question(page_id=OTHER_PAGE, psid="3", question="", handling=Handling.SELECTED,
+                            at=old + timedelta(days=1), entry_id="pagos")
+    miss(answers, "4", "mi cel 0991234567, tienen parqueo?", old + timedelta(days=2))
+    edge = NOW - timedelta(days=180)  # the day the retention starts in: kept whole
+    miss(answers, "5", "hay parqueadero?", edge)
+    miss(answers, "6", "tienen parqueo?", later(1))
+    answers.retention = timedelta(days=180)
+    everything = (NOW - timedelta(days=400), DAY_AFTER)
+    before = answers.counts_by_handling(None, *everything), answers.entry_use(None, *everything)
+
+    assert answers.prune(NOW) == 4
+    assert answers.prune(NOW) == 0, "nothing left to prune"
+    assert [q.question for q in answers.unanswered(None, *everything)] == ["hay parqueadero?", "tienen parqueo?"]
+    assert (answers.counts_by_handling(None, *everything), answers.entry_use(None, *everything)) == before, \
+        "the counts by handling and by entry outlive the questions"
+    assert answers.counts_by_handling(PAGE, *everything)["selected"] == 0
+    assert answers.entry_use(OTHER_PAGE, *everything) == {"pagos": 1}
+    first_day = old.replace(hour=0, minute=0, second=0, microsecond=0)
+    assert answers.counts_by_handling(PAGE, first_day, first_day + timedelta(days=1))["matrix"] == 2
+    assert answers.counts_by_handling(None, first_day + timedelta(days=1), DAY_AFTER)["matrix"] == 0
+
+
+def test_prune_works_a_bounded_number_of_days_per_call(store: AnswersStore) -> None:
+    for day in range(5):
+        store.record(AnswerRecord(page_id=PAGE, person_key="k", question="q", handling=Handling.GPT,
+                                  at=NOW - timedelta(days=300 + day)))
+    assert store.prune(NOW - timedelta(days=100), max_days=2) == 2
+    assert store.prune(NOW - timedelta(days=100), max_days=10) == 3
+
+
+def test_regroup_prunes_first_and_groups_only_what_is_kept(answers: Answers) -> None:
+    answers.retention = timedelta(days=30)
+    miss(answers, "1", "tienen parqueadero?", NOW - timedelta(days=40))
+    miss(answers, "2", "hay parqueadero?", NOW - timedelta(hours=1))
+    result = answers.regroup(NOW)
+    assert (result.pruned, result.grouped) == (1, 1)
+    [group] = answers.groups("open")
+    assert (group.questions, group.people) == (1, 1)
+
+
+def test_on_postgresql_each_statement_has_a_short_timeout(url: str, store: AnswersStore) -> None:
+    if not url.startswith("postgresql"):
+        pytest.skip("SQLite has no statement timeout (its writes wait at most busy_timeout)")
+    rows = store._db.read("oldest_answer", {})  # a connection made through the store's URL
+    assert rows == [{"at": None}]
+    with store._db.write() as session:
+        assert session.execute("SHOW statement_timeout").fetchone()["statement_timeout"] == "5s"

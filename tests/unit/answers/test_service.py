@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from answers.model import Handling
+from answers.model import Handling, person_key
 from answers.service import Answers
 from answers.store import AnswersStore
 from core.settings import load_settings
@@ -109,5 +109,16 @@ def test_from_settings_opens_the_store_at_its_url_with_the_secret(tmp_path: Path
         assert answers.person_key(PAGE, "1") != Answers(AnswersStore(":memory:"), secret="otra").person_key(PAGE, "1")
         ask(answers, "1", "hola?")
         assert len(answers.unanswered(None, NOW - timedelta(days=1), NOW + timedelta(days=1))) == 1
+    finally:
+        answers.close()
+
+
+def test_outside_production_the_service_token_keys_the_pseudonyms_and_retention_comes_from_settings(
+        tmp_path: Path) -> None:
+    settings = load_settings({"BOT_DATA_DIR": str(tmp_path), "ANSWERS_RETENTION_DAYS": "30"})
+    answers = Answers.from_settings(settings, embedder=HashingEmbedder(64))
+    try:
+        assert answers.person_key(PAGE, "1") == person_key(settings.service_token, PAGE, "1")
+        assert answers.retention == timedelta(days=30)
     finally:
         answers.close()

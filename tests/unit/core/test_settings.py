@@ -29,8 +29,9 @@ OTHER_PAGE_TOKEN = "fake-page-token-for-tests-0002"
 APP_ID = "1517776481860111"
 ACTION_TOKEN = "action-token-for-tests-Zp41mQw8-00000001"
 LLM_KEY = "sk-llm-key-for-tests-Rt51nQx0-0000000001"
+ANSWERS_KEY = "answers-key-for-tests-Wm62pLs4-00000001"
 SECRET_VALUES = (APP_SECRET, VERIFY_TOKEN, SERVICE_TOKEN, RASA_TOKEN, PAGE_TOKEN, OTHER_PAGE_TOKEN, ACTION_TOKEN,
-                 LLM_KEY)
+                 LLM_KEY, ANSWERS_KEY)
 
 
 def production_env(**overrides: str) -> dict[str, str]:
@@ -44,6 +45,7 @@ def production_env(**overrides: str) -> dict[str, str]:
         "MESSENGER_PAGE_ACCESS_TOKEN": PAGE_TOKEN,
         "RASA_API_TOKEN": RASA_TOKEN,
         "ACTION_SERVER_TOKEN": ACTION_TOKEN,
+        "ANSWERS_SECRET": ANSWERS_KEY,
     }
     env.update(overrides)
     return {key: value for key, value in env.items() if value != "<unset>"}
@@ -509,3 +511,33 @@ def test_production_refuses_an_llm_base_url_without_tls_off_this_machine(url: st
                                  "http://localhost:8080/v1"])
 def test_production_accepts_an_https_or_loopback_llm_base_url(url: str) -> None:
     assert load_settings(production_env(LLM_BASE_URL=url)).llm_base_url == url
+
+
+# --- the answer journal's own secret and retention (review 14, finding 8) ------------------------------------------
+
+
+@pytest.mark.parametrize(("overrides", "named"), [
+    ({"ANSWERS_SECRET": "<unset>"}, "ANSWERS_SECRET is empty"),
+    ({"ANSWERS_SECRET": "corta"}, "ANSWERS_SECRET is shorter than 32 characters"),
+    ({"ANSWERS_SECRET": SERVICE_TOKEN}, "BOT_SERVICE_TOKEN and ANSWERS_SECRET are the same value"),
+])
+def test_production_needs_a_dedicated_answers_secret(overrides: dict[str, str], named: str) -> None:
+    """The service token is in every process: as the pseudonyms' key it would let any of them reverse a person_key."""
+    with pytest.raises(SettingsError) as caught:
+        load_settings(production_env(**overrides))
+    assert named in str(caught.value)
+    assert_no_secret_in(str(caught.value))
+
+
+def test_outside_production_the_answers_secret_may_be_empty_and_retention_defaults_to_180_days() -> None:
+    settings = load_settings({"BOT_ENV": "development"})
+    settings.check_production_safe()
+    assert (settings.answers_secret, settings.answers_retention_days) == ("", 180)
+    assert load_settings(production_env()).answers_secret == ANSWERS_KEY
+
+
+@pytest.mark.parametrize("days", ["0", "-5", "2.5", "dias", "4000"])
+def test_answers_retention_days_is_a_whole_number_of_days(days: str) -> None:
+    with pytest.raises(SettingsError, match="ANSWERS_RETENTION_DAYS"):
+        load_settings({"ANSWERS_RETENTION_DAYS": days})
+    assert load_settings({"ANSWERS_RETENTION_DAYS": "30"}).answers_retention_days == 30
