@@ -45,6 +45,22 @@ async def due_times(world: World, psids: Iterable[str]) -> list[datetime]:
     return sorted(due)
 
 
+async def a_round_that_dies(world: World, part: Any, method: str, why: str) -> None:
+    """One runner round in which `part.method` raises (the process killed, or that part down, at that point); the
+    real method is back afterwards."""
+    real = getattr(part, method)
+
+    def dies(*args: Any) -> Any:
+        raise RuntimeError(why)
+
+    setattr(part, method, dies)
+    try:
+        with pytest.raises(RuntimeError, match=why):
+            await world.service.run_once()
+    finally:
+        setattr(part, method, real)
+
+
 # --- cancelling ----------------------------------------------------------------------------------------------------
 
 
@@ -72,15 +88,7 @@ async def test_a_cancel_cut_short_is_finished_by_the_runner(world: World) -> Non
 async def test_a_cancel_after_a_runner_died_before_saving_outbox_ids_still_stops_everyone(world: World) -> None:
     audience(world, 5)
     broadcast_id = await started(world)
-    real = world.store.set_outbox_ids
-
-    def died(*args: Any) -> None:
-        raise RuntimeError("killed after enqueue_many")
-
-    world.store.set_outbox_ids = died  # type: ignore[method-assign]
-    with pytest.raises(RuntimeError):
-        await world.service.run_once()
-    world.store.set_outbox_ids = real  # type: ignore[method-assign]
+    await a_round_that_dies(world, world.store, "set_outbox_ids", "killed after enqueue_many")
     assert len(await due_times(world, [f"p{index:02d}" for index in range(5)])) == 5  # in the outbox, ids unsaved
 
     await world.service.cancel(broadcast_id, "jefa")
@@ -117,15 +125,7 @@ async def test_a_retry_whose_enqueue_fails_is_enqueued_by_a_later_round(world: W
     world.wrote("p00")
     world.wrote("p01")
     assert (await world.service.retry_failed(broadcast_id, "admin")).requeued == 2
-    real = world.outbox.enqueue_many
-
-    async def down(news: Any) -> Any:
-        raise RuntimeError("outbox store unavailable")
-
-    world.outbox.enqueue_many = down  # type: ignore[method-assign]
-    with pytest.raises(RuntimeError):
-        await world.service.run_once()
-    world.outbox.enqueue_many = real  # type: ignore[method-assign]
+    await a_round_that_dies(world, world.outbox, "enqueue_many", "outbox store unavailable")
 
     await world.drain()
     report = await world.service.report(broadcast_id)
@@ -191,15 +191,7 @@ async def test_a_retry_landing_before_a_cancel_is_not_sent(world: World) -> None
 async def test_a_conversation_paused_before_a_replay_after_a_crash_does_not_get_it(world: World) -> None:
     audience(world, 3)
     await started(world)
-    real = world.outbox.enqueue_many
-
-    async def crash(news: Any) -> Any:
-        raise RuntimeError("killed between writing recipients and enqueueing")
-
-    world.outbox.enqueue_many = crash  # type: ignore[method-assign]
-    with pytest.raises(RuntimeError):
-        await world.service.run_once()
-    world.outbox.enqueue_many = real  # type: ignore[method-assign]
+    await a_round_that_dies(world, world.outbox, "enqueue_many", "killed between writing recipients and enqueueing")
     world.pause("p01")  # an agent takes p01 over; nothing of the broadcast is in the outbox to cancel yet
     await world.outbox.cancel_stale_bot_messages(PAGE, "p01")
     await world.drain()
