@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from connectors.handoff import NoticeRefused
 from connectors.ingest_journal import (
     DEFAULT_DEDUP_HORIZON,
     DEFAULT_RETENTION,
@@ -237,13 +238,15 @@ async def tell_outbox(outbox: Outbox, event: InboundEvent, user_time: datetime, 
 @dataclass
 class AppliedBatch:
     """What one `JournalApplier.apply` met: the outbox or the app unreachable (the rows needing it were left journaled
-    for a later round, untouched), rows applied, receipts deferred once, receipts dropped after their deferral."""
+    for a later round, untouched), rows applied, receipts deferred once, receipts dropped after their deferral,
+    notices the app refused for good (dropped)."""
 
     outbox_unreachable: bool = False
     app_unreachable: bool = False
     applied: int = 0
     deferred: int = 0
     dropped: int = 0
+    refused: int = 0  # notices the app refused for good (`NoticeRefused`): cleared, logged once each
     first_unreachable_id: int | None = None  # the row at which the first of them was found unreachable
 
     @property
@@ -277,11 +280,13 @@ class JournalApplier:
     take and the apply loses that one window or notice (at most the rows it was applying).
 
     The first failure that means the outbox is unreachable (anything but `ROW_ERRORS`), or an unconfirmed notice (the
-    app down; the handoff client does not tell a refusal apart), ends the batch for the rows that need it: they stay
+    app down, or answering "not now"), ends the batch for the rows that need it: they stay
     journaled, untouched, for a later round, instead of a take and a restore each (two writes per row of a backlog,
     on the file the webhook's commits need). `record_window` returning False
     means "too early" (a receipt that beat the outbox's commit of the send): the row is deferred once
-    (`defer_window`), not taken again here for `retry_after_seconds`, and dropped if it is still too early then."""
+    (`defer_window`), not taken again here for `retry_after_seconds`, and dropped if it is still too early then. A
+    notice the app refused for good (`notify` raises `connectors.handoff.NoticeRefused`: a 4xx about its body) is
+    cleared once, logged, and the batch goes on."""
 
     def __init__(
         self,
@@ -367,6 +372,12 @@ class JournalApplier:
                                        extra={"event_id": stored.id})
                     else:
                         batch.applied += 1
+                except NoticeRefused as exc:  # the body itself is refused: sending it again changes nothing
+                    notice_failed = False
+                    batch.refused += 1
+                    logger.error("the app refused a journaled notice for good; dropped",
+                                 extra={"event_id": stored.id, "path": exc.path, "status": exc.status,
+                                        "kind": stored.event.kind.value})
                 except ROW_ERRORS:  # put back below; logged and retried, never lost
                     logger.exception("the live-view notice failed; retried later", extra={"event_id": stored.id})
                 except Exception:  # put back below; the rest of the batch waits for the app

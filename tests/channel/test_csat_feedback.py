@@ -19,20 +19,27 @@ from tests.channel.support import PAGE_ID, ChannelServer, eventually
 
 
 class FakeApp:
-    """`POST /internal/csat/answer`: refuses the first `refuse` calls (503), then records every body."""
+    """`POST /internal/csat/answer`: refuses the first `refuse` calls (503: not now) and the bodies of users in
+    `refuse_for_good` (422: the body), then records every body; `calls` counts what reached it per user."""
 
     def __init__(self) -> None:
         self.refuse = 0
+        self.refuse_for_good: set[str] = set()
+        self.calls: dict[str, int] = {}
         self.answers: list[dict[str, Any]] = []
         self._runner: web.AppRunner | None = None
         self.url = ""
 
     async def _answer(self, request: web.Request) -> web.Response:
         assert request.headers.get("Authorization") == "Bearer token"
+        body = await request.json()
+        self.calls[body["user_id"]] = self.calls.get(body["user_id"], 0) + 1
+        if body["user_id"] in self.refuse_for_good:
+            return web.json_response({"error": "cuerpo inválido"}, status=422)
         if self.refuse > 0:
             self.refuse -= 1
             return web.json_response({"error": "no disponible"}, status=503)
-        self.answers.append(await request.json())
+        self.answers.append(body)
         return web.json_response({"recorded": True})
 
     async def start(self) -> None:
@@ -95,3 +102,20 @@ async def test_a_rating_the_app_did_not_take_is_delivered_later(open_channel: Op
     await eventually(lambda: fake_app.refuse == 0, "the app refused once")
     await channel.channel._apply_windows(await channel.channel.store.run(channel.channel.store.journaled))
     await eventually(lambda: [a["user_id"] for a in fake_app.answers] == [user], "delivered after the refusal")
+
+
+async def test_a_rating_the_app_refuses_for_good_is_dropped_not_retried(open_channel: OpenChannel,
+                                                                       fake_app: FakeApp) -> None:
+    user = "psid-csat-refused"
+    fake_app.refuse_for_good.add(user)
+    channel = await channel_to(open_channel, fake_app)
+    assert await channel.deliver(simulate.webhook_body(PAGE_ID, [simulate.feedback(PAGE_ID, user, "csat_9", 4)])) == 200
+    await eventually(lambda: fake_app.calls.get(user) == 1, "the app refused it")
+    store = channel.channel.store
+
+    def journaled_for(user_id: str) -> list[Any]:
+        return [row for row in store.journaled() if row.event.user_id == user_id]
+
+    for _ in range(2):  # the upkeep's next rounds
+        await channel.channel._apply_windows(await store.run(journaled_for, user))
+    assert journaled_for(user) == [] and fake_app.calls[user] == 1, "refused once, never sent again"

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from connectors.dispatch import JournalFeeder
+from connectors.handoff import NoticeRefused
 from connectors.ingest import EARLY_RECEIPT, IngestStore, JournalApplier, StoredEvent
 from connectors.ingest_journal import JOURNAL_BATCH, new_row, receipt_may_precede_its_send
 from meta.events import InboundEvent, parse_webhook
@@ -99,10 +100,13 @@ class FakeApp:
     def __init__(self) -> None:
         self.calls: list[str] = []
         self.refusing: set[str] = set()
+        self.refusing_for_good: set[str] = set()  # a 4xx about the body (connectors.handoff.NoticeRefused)
         self.down = False
 
     async def notify(self, event: InboundEvent) -> bool:
         self.calls.append(event.user_id)
+        if event.user_id in self.refusing_for_good:
+            raise NoticeRefused("/csat/answer", 422)
         return not self.down and event.user_id not in self.refusing
 
 
@@ -284,6 +288,24 @@ async def test_notices_the_app_always_refuses_never_hold_back_the_rest(store: Co
 
     assert journaled_users(store) == refused
     assert sorted(set(app.calls)) == [f"s{n}" for n in range(6)]
+
+
+async def test_a_notice_the_app_refuses_for_good_is_cleared_once_and_logged(
+        store: CountingStore, caplog: pytest.LogCaptureFixture) -> None:
+    """A 4xx about the body (NUL, too many answers) is not an outage: the notice is dropped at its first refusal,
+    logged once, and the rows after it are applied in the same batch."""
+    store.record(standby_texts(4))
+    outbox, app = FakeOutbox(), FakeApp()
+    app.refusing_for_good = {"s1"}
+    journal = applier(store, outbox, app)
+
+    batch = await journal.apply(store.journaled(0, 100))
+    assert (batch.refused, batch.app_unreachable, batch.applied) == (1, False, 3 + 4)  # 3 notices, 4 windows
+    assert journaled_users(store) == []
+    await journal.apply_backlog(pages=5, limit=2)
+    assert app.calls == ["s0", "s1", "s2", "s3"], "the refused notice is never sent again"
+    dropped = [record for record in caplog.records if "refused a journaled notice for good" in record.getMessage()]
+    assert len(dropped) == 1 and getattr(dropped[0], "event_id", None) is not None
 
 
 # --- a receipt before the outbox recorded the send ---------------------------------------------------------------
