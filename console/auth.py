@@ -62,6 +62,10 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SESSION_LIFETIME = timedelta(hours=12)
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,39}$")
+# The names the app itself acts under in the handoff's log and messages (the idle auto-resume, the bot, the
+# connector, Rasa, the console, the Page inbox): a person may not take one, so a person's actions are never taken
+# for the system's (customer satisfaction asks after a person's close, never after the system's).
+RESERVED_USERNAMES = frozenset({"system", "bot", "connector", "rasa", "console", "page_inbox"})
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024  # argon2 takes anything, but a megabyte "password" is a denial of service
 
@@ -408,6 +412,8 @@ class Authenticator:
 
     def add_user(self, username: str, role: str, password: str, display_name: str | None = None) -> User:
         name = check_username(username)
+        if name in RESERVED_USERNAMES:
+            raise UserInputError(f"el nombre «{name}» lo usa el sistema; elija otro nombre de usuario")
         stored_role = parse_role(role)
         check_password(password)
         try:

@@ -146,6 +146,15 @@ def test_user_input_is_checked(auth: Authenticator) -> None:
         auth.add_user("MARIA", "editor", PASSWORD)
 
 
+@pytest.mark.parametrize("name", ["system", "System", " bot ", "connector", "rasa", "console", "page_inbox"])
+def test_the_names_the_system_acts_under_are_reserved(auth: Authenticator, store: ConsoleStore, name: str) -> None:
+    """A person named «system» would have their closes taken for the idle auto-resume's (review 14 #10)."""
+    with pytest.raises(UserInputError, match="lo usa el sistema"):
+        auth.add_user(name, "admin", PASSWORD)
+    assert name.strip().lower() not in [user.username for user in store.users()]
+    auth.add_user(f"{name.strip().lower()}2", "agent", PASSWORD)  # a name that only starts so is a name
+
+
 def test_demo_users_in_development_only(tmp_path: Path, clock: Clock) -> None:
     for environment, expected in (("development", ["admin", "agente", "editor"]), ("test", []), ("production", [])):
         store = ConsoleStore(tmp_path / f"{environment}.sqlite3")
