@@ -237,7 +237,7 @@ def receipt_query(
     kind: str, watermark: datetime | None, mids: Sequence[str], now: datetime
 ) -> tuple[str, dict[str, Any]] | None:
     """The named query a receipt runs and its parameters (`receipt_params`); None when nothing can match (a read
-    without a watermark). The SQL stores' one prelude of `record_receipt`."""
+    without a watermark). `ReceiptsStore.record_receipt`'s prelude, for every store."""
     params = receipt_params(kind, watermark, mids, now)
     if kind != RECEIPT_DELIVERY and params["covers"] is None:
         return None
@@ -324,7 +324,27 @@ def not_held_error(message: OutboxMessage, worker_id: str) -> InvalidTransition:
 # --- in memory -------------------------------------------------------------------------------
 
 
-class InMemoryOutboxStore:
+class ReceiptsStore(ABC):
+    """`record_receipt` written once for every store: what a receipt matches (`receipt_query`), then the store's own
+    `_mark_received`."""
+
+    @abstractmethod
+    def _mark_received(self, query: str, params: dict[str, Any]) -> int:
+        """Mark what a receipt covers: `query` names the SQL stores' query, `params` (`receipt_params` with page_id
+        and recipient_id) what it matches and sets; the number of messages marked."""
+
+    def record_receipt(
+        self, page_id: str, recipient_id: str, kind: str, watermark: datetime | None, mids: Sequence[str],
+        now: datetime,
+    ) -> int:
+        plan = receipt_query(kind, watermark, mids, now)
+        if plan is None:
+            return 0
+        query, params = plan
+        return self._mark_received(query, {"page_id": page_id, "recipient_id": recipient_id, **params})
+
+
+class InMemoryOutboxStore(ReceiptsStore):
     """The fake: the same semantics as the SQL stores, one lock around plain dicts.
 
     Messages are kept as JSON text too, so a caller mutating what it passed in or got back never
@@ -576,14 +596,8 @@ class InMemoryOutboxStore:
                     if after is None or recorded > utc(after)]
         return sorted(rows, key=lambda row: (row.recorded_at, row.page_id, row.user_id))[:limit]
 
-    def record_receipt(
-        self, page_id: str, recipient_id: str, kind: str, watermark: datetime | None, mids: Sequence[str],
-        now: datetime,
-    ) -> int:
-        plan = receipt_query(kind, watermark, mids, now)
-        if plan is None:
-            return 0
-        params = plan[1]
+    def _mark_received(self, query: str, params: dict[str, Any]) -> int:
+        page_id, recipient_id, kind = params["page_id"], params["recipient_id"], params["kind"]
         covers: datetime | None = params["covers"]
         mark: datetime = params["at"]
         changed = 0
@@ -725,7 +739,7 @@ def sqlite_time(value: datetime | None) -> str | None:
     return None if value is None else utc(value).isoformat(timespec="microseconds")
 
 
-class SQLOutboxStore(ABC):
+class SQLOutboxStore(ReceiptsStore):
     """What the SQLite and PostgreSQL stores share above their connections: each runs the named queries its own
     way (`_transition`, `_mark_received`)."""
 
@@ -733,25 +747,11 @@ class SQLOutboxStore(ABC):
     def _transition(self, name: str, action: str, message_id: int, now: datetime) -> OutboxMessage:
         """Run the named state change on one message; `InvalidTransition` when its status does not allow it."""
 
-    @abstractmethod
-    def _mark_received(self, query: str, params: dict[str, Any]) -> int:
-        """Run a receipt's named query (`receipt_query`) with its parameters; the number of messages marked."""
-
     def cancel(self, message_id: int, now: datetime) -> OutboxMessage:
         return self._transition("cancel_message", "cancel", message_id, now)
 
     def retry(self, message_id: int, now: datetime) -> OutboxMessage:
         return self._transition("retry_message", "retry", message_id, now)
-
-    def record_receipt(
-        self, page_id: str, recipient_id: str, kind: str, watermark: datetime | None, mids: Sequence[str],
-        now: datetime,
-    ) -> int:
-        plan = receipt_query(kind, watermark, mids, now)
-        if plan is None:
-            return 0
-        query, params = plan
-        return self._mark_received(query, {"page_id": page_id, "recipient_id": recipient_id, **params})
 
 
 class SQLiteOutboxStore(SQLOutboxStore):
