@@ -9,25 +9,37 @@ request meanwhile is refused at once with `EditorBusy` (429, in Spanish) instead
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
+import logging
 import re
 import shutil
 import threading
 import uuid
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from copy import copy
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from core.errors import DomainError
 from knowledge_matrix.embedders import Embedder, shared_embedder
 from knowledge_matrix.errors import KnowledgeMatrixError
 from knowledge_matrix.knowledge_base import KnowledgeBase
-from knowledge_matrix.matrix import Sheet, SheetLimits, read_sheet, split_questions
+from knowledge_matrix.matrix import (
+    Sheet,
+    SheetLimits,
+    canonical_column,
+    decode_csv_bytes,
+    read_sheet,
+    sniff_delimiter,
+    split_questions,
+)
 from knowledge_matrix.publish import (
     NothingToRollBackError,
     UnknownVersionError,
@@ -46,6 +58,8 @@ from knowledge_matrix.report import COLUMN_LABELS, Report
 from knowledge_matrix.retrieval import Verdict
 from knowledge_matrix.settings import DEFAULT_SETTINGS
 from knowledge_matrix.text import fold
+
+log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = SheetLimits().file_bytes  # the matrix's own limit, for the request guard and the upload route
 
@@ -84,6 +98,25 @@ class EditorBusy(KnowledgeEditorError):
     reason_code = "knowledge_busy"
 
 
+class StaleDraft(KnowledgeEditorError):
+    """The live matrix changed since the draft was made from it: publishing it would drop what was published since.
+    `can_confirm`: an uploaded file, which the editor may publish anyway (`confirm_stale`); a console draft whose one
+    change no longer applies cannot."""
+
+    reason_code = "stale_draft"
+
+    def __init__(self, message_es: str, *, base_version: str | None, live_version: str | None,
+                 can_confirm: bool) -> None:
+        super().__init__(message_es)
+        self.base_version = base_version
+        self.live_version = live_version
+        self.can_confirm = can_confirm
+
+    def details(self) -> dict[str, Any]:
+        return {"base_version": self.base_version, "live_version": self.live_version,
+                "can_confirm": self.can_confirm}
+
+
 BUSY_MESSAGE = (
     "Ya se está validando o publicando otra matriz. Espere a que termine (puede tardar un minuto) "
     "y vuelva a intentarlo."
@@ -118,6 +151,9 @@ class Draft:
     entry_count: int
     issues: tuple[ReportIssue, ...] = ()
     summary: str = ""  # the whole report as an editor reads it
+    base_version: str | None = None  # the live version when it was uploaded or made (None: nothing was live)
+    published_version: str | None = None  # the version its last publication made
+    made_in_console: bool = False  # made by `draft_with_*` (rebuilt on the live version at publish), not uploaded
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -131,6 +167,9 @@ class Draft:
             "warning_count": sum(1 for issue in self.issues if issue.severity == "warning"),
             "issues": [issue.to_dict() for issue in self.issues],
             "summary": self.summary,
+            "base_version": self.base_version,
+            "published_version": self.published_version,
+            "made_in_console": self.made_in_console,
         }
 
 
@@ -202,8 +241,11 @@ class KnowledgeEditor(Protocol):
 
     def try_question(self, question: str, draft_id: str | None) -> TryResult: ...
 
-    def publish(self, draft_id: str, by: str) -> Version:
-        """Make a draft without errors the live version (DraftHasErrors otherwise)."""
+    def publish(self, draft_id: str, by: str, *, confirm_stale: bool = False) -> Version:
+        """Make a draft without errors the live version (DraftHasErrors otherwise). When the live version changed
+        since the draft was made (`stale_draft`): a draft made by `draft_with_*` is made again on the live version
+        (StaleDraft when its change no longer applies); an uploaded one is refused with StaleDraft unless
+        `confirm_stale`."""
         ...
 
     def rollback(self, by: str, version_id: str | None = None) -> Version:
@@ -221,8 +263,26 @@ class KnowledgeEditor(Protocol):
         ...
 
     def draft_origin(self, draft_id: str) -> dict[str, Any] | None:
-        """What a draft made by `draft_with_*` came from (`origin`), None for an uploaded one."""
+        """What a draft came from: the `origin` given to `draft_with_*` (none for an upload), with `base_version` (the
+        live version its content was built on) and `published_version` (what its last publication made)."""
         ...
+
+
+def is_stale(draft: Draft, live_id: str | None) -> bool:
+    """Publishing `draft` now would drop what was published since it was made. A draft uploaded before anything was
+    published is not a copy of anything; one published already is as current as the version it made."""
+    if live_id is None or draft.base_version is None:
+        return False
+    return live_id not in (draft.base_version, draft.published_version)
+
+
+def stale_upload(draft: Draft, live_id: str | None) -> StaleDraft:
+    return StaleDraft(
+        f"La matriz publicada cambió desde que se subió «{draft.filename}»: se subió cuando respondía la versión "
+        f"{draft.base_version} y ahora responde la {live_id}. Si la publica, se pierde lo publicado después (por "
+        "ejemplo, preguntas agregadas desde «Preguntas sin respuesta»). Lo más seguro es descargar la matriz "
+        "publicada y hacer sus cambios sobre ella; si está seguro, confirme para publicarla de todos modos.",
+        base_version=draft.base_version, live_version=live_id, can_confirm=True)
 
 
 # --- over the knowledge_matrix package -----------------------------------------------------------------
@@ -262,12 +322,20 @@ def _version(info: VersionInfo, live_id: str | None) -> Version:
 
 
 # --- a draft made of the live matrix plus one change («Preguntas sin respuesta») -----------------------
+#
+# The draft is a copy of the live version's own file with that one change made in place: the one cell of the entry's
+# questions, or one row appended after the last one. Everything else the editor keeps in the file stays as it was:
+# other sheets, formatting, formulas, columns the matrix does not read (blank or repeated headers too), the CSV's
+# delimiter and encoding.
 
 MAX_QUESTION_CHARS = 500  # one way of asking, as the matrix keeps it
 MAX_NEW_QUESTIONS = 50
 ORIGIN_FILE = "origin.json"  # beside draft.json: what a draft made from the live matrix came from
-DRAFT_NAME_SUFFIX = " (Preguntas sin respuesta)"  # the editor's file name, then this: a draft made in the console
+CHANGE_FILE = "change.json"  # beside draft.json: its one change, made again on a newer live version at publish
+DRAFT_NAME_SUFFIX = " (Preguntas sin respuesta)"  # what older console drafts added to the file name: taken off
 _SEPARATORS = re.compile(r"[\s|]+")  # a new line or "|" would split one question into two in the cell
+_XLSX_ILLEGAL = re.compile(r"[\000-\010\013\014\016-\037]")  # characters an .xlsx cell cannot hold
+_XLSX_SUFFIXES = (".xlsx", ".xlsm")
 
 
 def clean_question(text: str) -> str:
@@ -276,27 +344,54 @@ def clean_question(text: str) -> str:
     return _SEPARATORS.sub(" ", printable).strip()[:MAX_QUESTION_CHARS].strip()
 
 
-def sheet_table(sheet: Sheet) -> list[list[str]]:
-    """A read sheet as a table again (header row first) that reads back the same: its columns under the names
-    editors use, the editor's own columns kept."""
-    keys = [*sheet.columns, *(f"extra:{header}" for header in sheet.unknown_headers)]
-    header = [COLUMN_LABELS.get(column, column) for column in sheet.columns] + list(sheet.unknown_headers)
-    return [header] + [[row.cells.get(key, "") for key in keys] for row in sheet.rows]
+@dataclass(frozen=True)
+class MatrixChange:
+    """The one change a console draft makes: a way of asking added to an entry (`question`) or a new entry
+    (`entry`). Kept with the draft (change.json) so that it can be made again on a newer live version."""
+
+    kind: Literal["question", "entry"]
+    entry_id: str
+    questions: tuple[str, ...]
+    answer: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "entry_id": self.entry_id, "questions": list(self.questions),
+                "answer": self.answer}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> MatrixChange | None:
+        """None for anything that is not a change this module wrote."""
+        if not isinstance(data, dict) or data.get("kind") not in ("question", "entry"):
+            return None
+        questions = data.get("questions")
+        if not isinstance(questions, list) or not all(isinstance(q, str) for q in questions):
+            return None
+        return cls(data["kind"], str(data.get("entry_id", "")), tuple(questions), str(data.get("answer", "")))
 
 
-def table_csv(table: Sequence[Sequence[str]]) -> bytes:
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\r\n").writerows(table)
-    return out.getvalue().encode("utf-8")
+@dataclass(frozen=True)
+class CellEdit:
+    """Put `value` in column `column` (canonical) of row `row` (numbered as the editor sees the sheet)."""
+
+    row: int
+    column: str
+    value: str
+
+
+@dataclass(frozen=True)
+class NewRow:
+    """A row after the last one with content, with `values` by canonical column (the other cells empty)."""
+
+    values: Mapping[str, str]
 
 
 def _entry_rows(sheet: Sheet, entry_id: str) -> list[int]:
     return [index for index, row in enumerate(sheet.rows) if row.get("id").strip() == entry_id]
 
 
-def with_question(sheet: Sheet, entry_id: str, question: str) -> list[list[str]]:
-    """The sheet's table with `question` added to entry `entry_id`'s ways of asking (KnowledgeEditorError when the
-    entry is not there, the question is empty or the entry already has it)."""
+def with_question(sheet: Sheet, entry_id: str, question: str) -> CellEdit:
+    """The cell edit that adds `question` to entry `entry_id`'s ways of asking, in the cell's own style
+    (KnowledgeEditorError when the entry is not there, the question is empty or the entry already has it)."""
     cleaned = clean_question(question)
     if not cleaned:
         raise KnowledgeEditorError("Escriba la pregunta que quiere agregar.")
@@ -308,15 +403,12 @@ def with_question(sheet: Sheet, entry_id: str, question: str) -> list[list[str]]
     if fold(cleaned) in {fold(asked) for asked in split_questions(current)}:
         raise KnowledgeEditorError(f"La entrada «{entry_id.strip()}» ya tiene la pregunta «{cleaned}».")
     separator = " | " if "|" in current and "\n" not in current else "\n"
-    table = sheet_table(sheet)
-    column = sheet.columns.index("questions")
-    table[found[0] + 1][column] = current.rstrip() + separator + cleaned if current.strip() else cleaned
-    return table
+    return CellEdit(row.number, "questions", current.rstrip() + separator + cleaned if current.strip() else cleaned)
 
 
-def with_entry(sheet: Sheet, entry_id: str, questions: Sequence[str], answer: str) -> list[list[str]]:
-    """The sheet's table with a new entry at the end (KnowledgeEditorError when the id is taken, or there is no
-    question or no answer). The id's form and the rest are the validation report's to judge."""
+def with_entry(sheet: Sheet, entry_id: str, questions: Sequence[str], answer: str) -> NewRow:
+    """The new row of a new entry (KnowledgeEditorError when the id is taken, or there is no question or no answer).
+    The id's form and the rest are the validation report's to judge."""
     entry_id = entry_id.strip()
     if not entry_id:
         raise KnowledgeEditorError("Escriba el id de la nueva entrada (por ejemplo «horario-feriados»).")
@@ -328,12 +420,131 @@ def with_entry(sheet: Sheet, entry_id: str, questions: Sequence[str], answer: st
         raise KnowledgeEditorError("Escriba al menos una pregunta para la nueva entrada.")
     if not answer.strip():
         raise KnowledgeEditorError("Escriba la respuesta de la nueva entrada.")
-    table = sheet_table(sheet)
-    new_row = [""] * len(table[0])
-    for column, value in (("id", entry_id), ("questions", "\n".join(cleaned)), ("answer", answer.strip())):
-        new_row[sheet.columns.index(column)] = value
-    table.append(new_row)
-    return table
+    return NewRow({"id": entry_id, "questions": "\n".join(cleaned), "answer": answer.strip()})
+
+
+def change_edit(sheet: Sheet, change: MatrixChange) -> CellEdit | NewRow:
+    if change.kind == "question":
+        return with_question(sheet, change.entry_id, change.questions[0] if change.questions else "")
+    return with_entry(sheet, change.entry_id, change.questions, change.answer)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def _layout(rows: Sequence[Sequence[Any]]) -> tuple[int, dict[str, int], int]:
+    """(index of the header row, first position of each canonical column, index of the last row with content)."""
+    filled = [index for index, row in enumerate(rows) if any(_text(value) for value in row)]
+    if not filled:
+        raise KnowledgeEditorError("El archivo de la versión publicada no tiene encabezados.")
+    header = filled[0]
+    positions: dict[str, int] = {}
+    for position, value in enumerate(rows[header]):
+        canonical = canonical_column(_text(value))
+        if canonical is not None:
+            positions.setdefault(canonical, position)
+    return header, positions, filled[-1]
+
+
+def _position(positions: Mapping[str, int], column: str) -> int:
+    if column not in positions:
+        raise KnowledgeEditorError(f"El archivo de la versión publicada no tiene la columna «"
+                                   f"{COLUMN_LABELS.get(column, column)}».")
+    return positions[column]
+
+
+def csv_codec(data: bytes) -> str:
+    """The codec a CSV was saved in (as `decode_csv_bytes` reads it), to write it back the same way."""
+    if data.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "cp1252"
+    return "utf-8"
+
+
+def write_csv(rows: Sequence[Sequence[str]], codec: str = "utf-8-sig", delimiter: str = ",",
+              newline: str = "\r\n") -> bytes:
+    """A CSV file; a new one is UTF-8 with a BOM, so Excel on Windows opens its accents right. Text the file's own
+    codec cannot hold (cp1252 and an emoji) makes it UTF-8 with a BOM as well."""
+    out = io.StringIO()
+    csv.writer(out, delimiter=delimiter, lineterminator=newline).writerows(rows)
+    try:
+        return out.getvalue().encode(codec)
+    except UnicodeEncodeError:
+        return out.getvalue().encode("utf-8-sig")
+
+
+def edit_csv(data: bytes, edit: CellEdit | NewRow) -> bytes:
+    """The CSV with one cell changed or one row added; its delimiter, line ends, encoding and BOM kept."""
+    text = decode_csv_bytes(data)
+    delimiter = sniff_delimiter(text)
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    header, positions, last = _layout(rows)
+    if isinstance(edit, CellEdit):
+        row, position = rows[edit.row - 1], _position(positions, edit.column)
+        row.extend([""] * (position + 1 - len(row)))
+        row[position] = edit.value
+    else:
+        new_row = [""] * max(len(rows[header]), *(_position(positions, c) + 1 for c in edit.values))
+        for column, value in edit.values.items():
+            new_row[_position(positions, column)] = value
+        rows.insert(last + 1, new_row)
+    return write_csv(rows, csv_codec(data), delimiter, "\r\n" if "\r\n" in text else "\n")
+
+
+def _set_cell(cell: Any, value: str) -> None:
+    cell.value = _XLSX_ILLEGAL.sub("", value)
+    if isinstance(cell.value, str) and cell.value.startswith("="):
+        cell.data_type = "s"  # text the editor typed, never a formula
+
+
+def edit_xlsx(data: bytes, edit: CellEdit | NewRow, *, keep_vba: bool = False) -> bytes:
+    """The workbook with one cell of its first sheet changed or one row added (styled as the row above); its other
+    sheets, formatting, formulas and columns kept (what openpyxl keeps: not images or charts)."""
+    from openpyxl import load_workbook
+
+    limits = SheetLimits()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # styles and extensions openpyxl does not know
+        book = load_workbook(io.BytesIO(data), keep_vba=keep_vba, keep_links=True)
+    sheet: Any = book.worksheets[0]
+    # Within the sheet's own range: asking openpyxl for more makes the cells (and a range the reader refuses).
+    rows = list(sheet.iter_rows(min_row=1, max_row=min(sheet.max_row, limits.rows + 2 + limits.blank_tail),
+                                max_col=min(sheet.max_column, limits.columns), values_only=True))
+    header, positions, last = _layout(rows)
+    if isinstance(edit, CellEdit):
+        _set_cell(sheet.cell(row=edit.row, column=_position(positions, edit.column) + 1), edit.value)
+    else:
+        number = last + 2  # the sheet's row numbers start at 1
+        for column, value in edit.values.items():
+            position = _position(positions, column) + 1
+            cell = sheet.cell(row=number, column=position)
+            above = sheet.cell(row=number - 1, column=position)
+            if number - 1 > header + 1 and above.has_style:
+                cell._style = copy(above._style)
+            _set_cell(cell, value)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def edit_source(suffix: str, data: bytes, edit: CellEdit | NewRow) -> bytes:
+    """The matrix file (`suffix` says its format) with `edit` made in place."""
+    if suffix.lower() in _XLSX_SUFFIXES:
+        return edit_xlsx(data, edit, keep_vba=suffix.lower() == ".xlsm")
+    return edit_csv(data, edit)
+
+
+def draft_name(live_filename: str, suffix: str) -> str:
+    """A console draft keeps the live file's name (an older draft's « (Preguntas sin respuesta)» taken off)."""
+    path = Path(live_filename)
+    stem = path.stem.removesuffix(DRAFT_NAME_SUFFIX) or "matriz"
+    return stem + (path.suffix if path.suffix.lower() == suffix.lower() else suffix.lower())
 
 
 class MatrixEditor:
@@ -393,6 +604,8 @@ class MatrixEditor:
                 entry_count=data["entry_count"], summary=data["summary"],
                 issues=tuple(ReportIssue(**{k: v for k, v in issue.items() if k != "column_label"})
                              for issue in data["issues"]),
+                base_version=data.get("base_version"), published_version=data.get("published_version"),
+                made_in_console=bool(data.get("made_in_console", False)),
             )
         except (OSError, KeyError, TypeError, ValueError):
             return None
@@ -405,25 +618,46 @@ class MatrixEditor:
         return sorted((d for d in found if d is not None), key=lambda d: d.uploaded_at, reverse=True)
 
     def upload(self, filename: str, data: bytes, by: str) -> Draft:
+        with self._exclusive():
+            live = current_version(self.data_dir)
+            draft = self._new_draft(filename, data, by, live.id if live else None)
+        self._forget_old_drafts()
+        return draft
+
+    def _new_draft(self, filename: str, data: bytes, by: str, base_version: str | None,
+                   change: MatrixChange | None = None, origin: Mapping[str, Any] | None = None) -> Draft:
+        """A draft kept under its own folder with its report (call it holding `_exclusive`)."""
         name, source_name = upload_names(filename)
         draft_id = uuid.uuid4().hex[:12]
         directory = self.drafts_dir / draft_id
-        with self._exclusive():
-            embedder = self.embedder()
-            directory.mkdir(parents=True)
-            try:
-                source = directory / source_name
-                source.write_bytes(data)
-                report, _sheet = check_matrix(source, embedder)
-                draft = Draft(draft_id, name, by, self.clock(), report.ok, report.entry_count, report_issues(report),
-                              report.render())
-                (directory / DRAFT_FILE).write_text(json.dumps(draft.to_dict(), ensure_ascii=False),
-                                                    encoding="utf-8")
-            except BaseException:
-                shutil.rmtree(directory, ignore_errors=True)  # no orphan draft, whatever went wrong
-                raise
-        self._forget_old_drafts()
-        return draft
+        self.embedder()  # before anything is written: a model that cannot load leaves no draft
+        directory.mkdir(parents=True)
+        try:
+            source = directory / source_name
+            source.write_bytes(data)
+            if change is not None:
+                (directory / CHANGE_FILE).write_text(json.dumps(change.to_dict(), ensure_ascii=False),
+                                                     encoding="utf-8")
+            if origin is not None:
+                (directory / ORIGIN_FILE).write_text(json.dumps(dict(origin), ensure_ascii=False),
+                                                     encoding="utf-8")
+            return self._checked(source, Draft(draft_id, name, by, self.clock(), False, 0,
+                                               base_version=base_version, made_in_console=change is not None))
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)  # no orphan draft, whatever went wrong
+            raise
+
+    def _checked(self, source: Path, draft: Draft) -> Draft:
+        """`draft` with the report of its file `source`, written beside it."""
+        report, _sheet = check_matrix(source, self.embedder())
+        checked = replace(draft, ok=report.ok, entry_count=report.entry_count, issues=report_issues(report),
+                          summary=report.render())
+        self._write_draft(checked)
+        return checked
+
+    def _write_draft(self, draft: Draft) -> None:
+        (self.drafts_dir / draft.id / DRAFT_FILE).write_text(json.dumps(draft.to_dict(), ensure_ascii=False),
+                                                             encoding="utf-8")
 
     def _forget_old_drafts(self) -> None:
         for draft in self.drafts()[KEEP_DRAFTS:]:
@@ -478,20 +712,58 @@ class MatrixEditor:
         return KnowledgeStatus(live=_version(live, live_id) if live else None, versions=versions,
                                drafts=tuple(self.drafts()[:5]))
 
-    def publish(self, draft_id: str, by: str) -> Version:
+    def publish(self, draft_id: str, by: str, *, confirm_stale: bool = False) -> Version:
         source = self._draft_source(draft_id)
-        draft = self._read_draft(source.parent)
-        with self._exclusive():
+        with self._exclusive():  # the live version checked and replaced in one go
+            draft = self._read_draft(source.parent)
+            live = current_version(self.data_dir)
+            if draft is not None and live is not None and is_stale(draft, live.id):
+                change = self._change_of(draft.id)
+                if draft.made_in_console and change is not None:
+                    source, draft = self._rebuilt(draft, change)
+                elif not confirm_stale:
+                    raise stale_upload(draft, live.id)
+                else:
+                    log.warning("a stale draft published on confirmation", extra={
+                        "draft_id": draft.id, "base_version": draft.base_version, "live_version": live.id, "by": by})
             # Stored with the editor's file name, not the draft's copy ("source.csv"): the version list and a
             # rollback read it back from the version.
             result = publish_matrix(source, self.data_dir, self.clock(), by=by, embedder=self.embedder(),
                                     filename=draft.filename if draft is not None else None)
-        if result.version is None:
-            raise DraftHasErrors(
-                f"El borrador tiene {result.report.error_count} error(es): corríjalos y vuelva a subir el archivo. "
-                "La versión publicada sigue respondiendo."
-            )
+            if result.version is None:
+                raise DraftHasErrors(
+                    f"El borrador tiene {result.report.error_count} error(es): corríjalos y vuelva a subir el "
+                    "archivo. La versión publicada sigue respondiendo."
+                )
+            if draft is not None:
+                self._write_draft(replace(draft, published_version=result.version.id))
         return _version(result.version, result.version.id)
+
+    def _rebuilt(self, draft: Draft, change: MatrixChange) -> tuple[Path, Draft]:
+        """A console draft made again on the live version: its one change on the live file, a new report."""
+        live, live_source = self._live_file()
+        try:
+            data = self._changed(live, live_source, change)
+        except KnowledgeUnavailable:
+            raise
+        except KnowledgeEditorError as exc:
+            raise StaleDraft(
+                f"La matriz publicada cambió desde que se preparó este borrador (sobre la versión "
+                f"{draft.base_version}; ahora responde la {live.id}) y su cambio ya no se puede aplicar: "
+                f"{exc.message_es} Vuelva a prepararlo desde la matriz publicada.",
+                base_version=draft.base_version, live_version=live.id, can_confirm=False) from exc
+        directory = self.drafts_dir / draft.id
+        name, source_name = upload_names(draft_name(live.filename, live_source.suffix))
+        source = directory / source_name
+        source.write_bytes(data)
+        for old in directory.glob("source.*"):
+            if old != source:
+                old.unlink()
+        with self._lock:
+            self._built.pop(draft.id, None)
+        log.info("a console draft made again on the live version", extra={
+            "draft_id": draft.id, "base_version": draft.base_version, "live_version": live.id})
+        return source, self._checked(source, replace(draft, filename=name, base_version=live.id))
 
     def rollback(self, by: str, version_id: str | None = None) -> Version:
         try:
@@ -517,41 +789,60 @@ class MatrixEditor:
             raise KnowledgeUnavailable(f"La versión publicada {live.id} no guardó su archivo.")
         return live.filename, sources[0].read_bytes()
 
-    def _live_sheet(self) -> tuple[Sheet, VersionInfo]:
+    def _live_file(self) -> tuple[VersionInfo, Path]:
         live = current_version(self.data_dir)
         if live is None:
             raise KnowledgeEditorError("Todavía no hay una matriz publicada: suba la matriz y publíquela primero.")
         sources = sorted(version_dir(self.data_dir, live.id).glob("source.*"))
+        if not sources:
+            raise KnowledgeUnavailable(f"La versión publicada {live.id} no guardó su archivo.")
+        return live, sources[0]
+
+    def _changed(self, live: VersionInfo, source: Path, change: MatrixChange) -> bytes:
+        """The live file with `change` made in place (KnowledgeEditorError when it does not apply)."""
         try:
-            if not sources:
-                raise KnowledgeMatrixError(f"the version {live.id} kept no source file")
-            return read_sheet(sources[0]), live
+            sheet = read_sheet(source)
         except KnowledgeMatrixError as exc:
             raise KnowledgeUnavailable(f"No se pudo leer la versión publicada {live.id}: {exc}") from exc
+        edit = change_edit(sheet, change)
+        try:
+            return edit_source(source.suffix, source.read_bytes(), edit)
+        except KnowledgeEditorError:
+            raise
+        except Exception as exc:  # openpyxl or the file: the live version is still served
+            raise KnowledgeUnavailable(f"No se pudo editar el archivo de la versión publicada {live.id}: "
+                                       f"{type(exc).__name__}.") from exc
 
-    def _draft_from(self, table: list[list[str]], live: VersionInfo, by: str,
-                    origin: Mapping[str, Any] | None) -> Draft:
-        stem = Path(live.filename).stem.removesuffix(DRAFT_NAME_SUFFIX) or "matriz"
-        draft = self.upload(f"{stem}{DRAFT_NAME_SUFFIX}.csv", table_csv(table), by)
-        if origin is not None:
-            (self.drafts_dir / draft.id / ORIGIN_FILE).write_text(json.dumps(dict(origin), ensure_ascii=False),
-                                                                  encoding="utf-8")
+    def _draft_with(self, change: MatrixChange, by: str, origin: Mapping[str, Any] | None) -> Draft:
+        with self._exclusive():
+            live, source = self._live_file()
+            data = self._changed(live, source, change)
+            draft = self._new_draft(draft_name(live.filename, source.suffix), data, by, live.id, change, origin)
+        self._forget_old_drafts()
         return draft
 
     def draft_with_question(self, entry_id: str, question: str, by: str, *,
                             origin: Mapping[str, Any] | None = None) -> Draft:
-        sheet, live = self._live_sheet()
-        return self._draft_from(with_question(sheet, entry_id, question), live, by, origin)
+        return self._draft_with(MatrixChange("question", entry_id.strip(), (question,)), by, origin)
 
     def draft_with_entry(self, entry_id: str, questions: Sequence[str], answer: str, by: str, *,
                          origin: Mapping[str, Any] | None = None) -> Draft:
-        sheet, live = self._live_sheet()
-        return self._draft_from(with_entry(sheet, entry_id, questions, answer), live, by, origin)
+        return self._draft_with(MatrixChange("entry", entry_id.strip(), tuple(questions), answer), by, origin)
+
+    def _change_of(self, draft_id: str) -> MatrixChange | None:
+        try:
+            return MatrixChange.from_dict(json.loads((self.drafts_dir / draft_id / CHANGE_FILE).read_text(
+                encoding="utf-8")))
+        except (OSError, ValueError):  # none (an uploaded draft) or unreadable
+            return None
 
     def draft_origin(self, draft_id: str) -> dict[str, Any] | None:
         directory = self._draft_source(draft_id).parent
         try:
             found = json.loads((directory / ORIGIN_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):  # none (an uploaded draft) or unreadable: not from a group
-            return None
-        return found if isinstance(found, dict) else None
+            found = {}
+        draft = self._read_draft(directory)
+        return {**(found if isinstance(found, dict) else {}),
+                "base_version": draft.base_version if draft else None,
+                "published_version": draft.published_version if draft else None}

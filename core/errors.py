@@ -75,6 +75,7 @@ HTTP_STATUS: Mapping[str, int] = {
     "idempotency_key_reused": 409,
     "invalid_transition": 409,
     "draft_has_errors": 409,
+    "stale_draft": 409,  # the knowledge editor: the live matrix changed since the draft was made (`can_confirm`)
     "nothing_to_roll_back": 409,
     "nothing_published": 404,  # the knowledge editor: no live matrix to download yet
     "ref_in_use": 409,

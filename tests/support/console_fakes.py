@@ -28,7 +28,9 @@ from console.knowledge_editor import (
     TriedAnswer,
     TryResult,
     Version,
+    is_stale,
     report_issues,
+    stale_upload,
     upload_names,
 )
 from core.settings import SANDBOX_PAGE_ID
@@ -262,8 +264,10 @@ class FakeKnowledgeEditor:
             source.write_bytes(data)
             report, sheet = check_matrix(source, None)
         entries = {e.id: (e.questions, e.answer) for e in entries_from_sheet(sheet)} if report.ok and sheet else None
+        live = self.live_index
         draft = Draft(uuid.uuid4().hex[:12], name, by, self.clock(), report.ok, report.entry_count,
-                      report_issues(report), report.render())
+                      report_issues(report), report.render(),
+                      base_version=self.versions[live][0].id if live is not None else None)
         self.drafts[draft.id] = (draft, entries)
         self.sources[draft.id] = data
         for old in self._drafts_newest_first()[KEEP_DRAFTS:]:
@@ -307,8 +311,11 @@ class FakeKnowledgeEditor:
         live = self.live_index
         return TryResult(question, draft, self._answer(self.versions[live][1], question) if live is not None else None)
 
-    def publish(self, draft_id: str, by: str) -> Version:
+    def publish(self, draft_id: str, by: str, *, confirm_stale: bool = False) -> Version:
         draft, entries = self._draft(draft_id)
+        live = self.versions[self.live_index][0].id if self.live_index is not None else None
+        if is_stale(draft, live) and not confirm_stale:  # uploads only: the fake makes no console drafts
+            raise stale_upload(draft, live)
         if entries is None:
             errors = sum(1 for issue in draft.issues if issue.severity == "error")
             raise DraftHasErrors(f"El borrador tiene {errors} error(es): corríjalos y vuelva a subir el archivo. "
@@ -317,6 +324,7 @@ class FakeKnowledgeEditor:
         self.versions.append((version, entries))
         self.version_sources.append(self.sources[draft_id])
         self.lineage.append(len(self.versions) - 1)
+        self.drafts[draft_id] = (replace(draft, published_version=version.id), entries)
         return replace(version, live=True)
 
     def rollback(self, by: str, version_id: str | None = None) -> Version:
