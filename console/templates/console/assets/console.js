@@ -599,6 +599,22 @@
     document.getElementById("publish-button").disabled = !d.ok;
   }
 
+  // «Publicar este borrador»: publishes the draft, then `then(answer)`; a failure of either is said and the button is
+  // offered again.
+  async function publishDraft(draftId, then) {
+    const button = document.getElementById("publish-button");
+    button.disabled = true;
+    button.textContent = "Publicando…";
+    try {
+      await then(await api("POST", "/api/console/knowledge/publish", { draft_id: draftId }));
+      button.textContent = "Publicada";
+    } catch (error) {
+      toast(error.message, true);
+      button.disabled = false;
+      button.textContent = "Publicar este borrador";
+    }
+  }
+
   function initKnowledge() {
     let draft = null;
     const publishButton = document.getElementById("publish-button");
@@ -643,18 +659,10 @@
 
     publishButton.addEventListener("click", async () => {
       if (!draft) return;
-      publishButton.disabled = true;
-      publishButton.textContent = "Publicando…";
-      try {
-        const answer = await api("POST", "/api/console/knowledge/publish", { draft_id: draft.id });
+      await publishDraft(draft.id, async (answer) => {
         toast("Matriz publicada: versión " + answer.version.id + ".");
         renderStatus(await api("GET", "/api/console/knowledge"));
-        publishButton.textContent = "Publicada";
-      } catch (error) {
-        toast(error.message, true);
-        publishButton.disabled = false;
-        publishButton.textContent = "Publicar este borrador";
-      }
+      });
     });
 
     document.getElementById("rollback-button").addEventListener("click", async () => {
@@ -1268,7 +1276,7 @@
 
   // The «Transmisiones» and «Preguntas sin respuesta» pages (assets/broadcasts.js, unanswered.js, loaded after this
   // file) use the same helpers.
-  window.consoleKit = Object.freeze({ api, el, toast, pageData, dateTime, showReport });
+  window.consoleKit = Object.freeze({ api, el, toast, pageData, dateTime, showReport, publishDraft });
 
   const pages = { inbox: initInbox, conversation: initConversation, snippets: initSnippets, knowledge: initKnowledge, links: initLinks, comments: initComments, "page-profile": initPageProfile, contacts: initContacts, contact: initContact };
   if (pages[pageName]) pages[pageName]();

@@ -7,7 +7,7 @@
 (function () {
   const kit = window.consoleKit;
   if (!kit) return;
-  const { api, toast, pageData, showReport } = kit;
+  const { api, toast, pageData, showReport, publishDraft } = kit;
   if (document.body.dataset.page !== "unanswered-group") return;
   const data = pageData();
   const group = data.group;
@@ -69,18 +69,10 @@
 
   publishButton.addEventListener("click", async () => {
     if (!draft) return;
-    publishButton.disabled = true;
-    publishButton.textContent = "Publicando…";
-    try {
-      const answer = await api("POST", "/api/console/knowledge/publish", { draft_id: draft.id });
+    await publishDraft(draft.id, async (answer) => {
       toast("Matriz publicada: versión " + answer.version.id + ". El grupo queda resuelto.");
-      publishButton.textContent = "Publicada";
       setTimeout(() => location.reload(), 800);
-    } catch (error) {
-      toast(error.message, true);
-      publishButton.disabled = false;
-      publishButton.textContent = "Publicar este borrador";
-    }
+    });
   });
 
   const dismiss = document.getElementById("dismiss-button");
