@@ -273,17 +273,42 @@ class AnswersStore(DatabaseStore):
             wording=tuple(question for question, _, _ in ranked),
         )
 
-    def resolve_group(self, group_id: int, entry_id: str | None, action: str, by: str, at: datetime) -> Group:
-        """Resolved by a published draft (`added_question`, `new_entry`) or set aside (`dismissed`)."""
+    def resolve_group(self, group_id: int, entry_id: str | None, action: str, by: str, at: datetime, *,
+                      version_id: str | None = None) -> Group:
+        """Resolved by a published draft (`added_question`, `new_entry`, with the knowledge version it made) or set
+        aside (`dismissed`). Only an open group changes: a resolved or dismissed one is returned as it is."""
+        self.resolve_open_group(group_id, entry_id, action, by, at, version_id=version_id)
+        return self.group(group_id)
+
+    def resolve_open_group(self, group_id: int, entry_id: str | None, action: str, by: str, at: datetime, *,
+                           version_id: str | None = None) -> bool:
+        """`resolve_group`, saying whether it changed the group: False when it was resolved or dismissed already
+        (GroupNotFound when there is no such group)."""
         if action not in RESOLVE_ACTIONS:
             raise AnswerInvalid("action", "La acción debe ser «added_question», «new_entry» o «dismissed».")
         if action != "dismissed" and not (entry_id or "").strip():
             raise AnswerInvalid("entry_id", "Falta la entrada de la matriz que responde este grupo.")
         status = "dismissed" if action == "dismissed" else "resolved"
-        if not self._db.run("resolve_group", {"group_id": group_id, "status": status, "at": stored_time(at),
-                                              "by": by, "entry_id": entry_id, "action": action}):
+        if self._db.run("resolve_group", {"group_id": group_id, "status": status, "at": stored_time(at), "by": by,
+                                          "entry_id": entry_id, "action": action, "version": version_id}):
+            return True
+        if not self._read("group_exists", {"group_id": group_id}):
             raise GroupNotFound(group_id)
-        return self.group(group_id)
+        return False
+
+    def reopen_after(self, live_version: str, at: datetime) -> list[int]:
+        """Reopen the groups resolved by a knowledge version newer than `live_version`: a rollback went past it, or
+        a publication was built on an older one, so their change is not what the bot answers from. Their ids."""
+        live = version_number(live_version)
+        if live is None:
+            return []
+        reopened = []
+        for row in self._read("resolved_versions", {}):
+            resolved_by = version_number(row["resolved_version"])
+            if resolved_by is not None and resolved_by > live and self._db.run("reopen_group", {
+                    "group_id": row["id"], "version": row["resolved_version"], "at": stored_time(at)}):
+                reopened.append(int(row["id"]))
+        return reopened
 
     def dismiss_group(self, group_id: int, by: str, at: datetime) -> Group:
         return self.resolve_group(group_id, None, "dismissed", by, at)

@@ -162,6 +162,9 @@ class DraftOut(BaseModel):
     warning_count: int
     issues: list[IssueOut]
     summary: str
+    base_version: str | None = Field(default=None, description="The live version it was made on.")
+    made_in_console: bool = Field(default=False, description="Made here: at publish, made again on the live version "
+                                                             "if that changed since.")
 
 
 class DraftMadeOut(BaseModel):
@@ -219,12 +222,14 @@ async def ranked_groups(request: Request, status: str, page_id: str | None, limi
         -> tuple[list[Group], str | None]:
     """One page of the groups with `status`, most people first (of one Facebook page with `page_id`)."""
     start = _offset(cursor)
+    await reopen_rolled_back(request)
     found = await _call(request, lambda answers: answers.groups(status, page_id=page_id, limit=limit + 1,
                                                                 offset=start))
     return found[:limit], str(start + limit) if len(found) > limit else None
 
 
 async def group_of(request: Request, group_id: int) -> Group:
+    await reopen_rolled_back(request)
     return await _call(request, lambda answers: answers.group(group_id))
 
 
@@ -243,10 +248,44 @@ async def suggestions_of(request: Request, group_id: int) -> list[Suggestion]:
 # --- after a publish -----------------------------------------------------------------------------------------------
 
 
+def reopen_after(answers: Answers, version_id: str | None, now: datetime, **context: Any) -> list[int]:
+    """Groups resolved by a version newer than `version_id` (the live one, or the one a publication was built on)
+    are open again: the change that resolved them is not in what the bot answers from. Logged, never raised: the
+    caller's own work already happened."""
+    if not version_id:
+        return []
+    try:
+        reopened = answers.store.reopen_after(version_id, now)
+    except (AnswersError, DatabaseUnavailable) as exc:
+        log.warning("unanswered groups could not be reopened after a rollback: %s", exc, extra=context)
+        return []
+    if reopened:
+        log.info("unanswered groups reopened: the version that resolved them is not live",
+                 extra={"group_ids": reopened, "version": version_id, **context})
+    return reopened
+
+
+async def reopen_rolled_back(request: Request) -> None:
+    """Before the groups are read: a rollback (here or with the command line) past the version that resolved a group
+    reopens it."""
+    answers: Answers | None = getattr(request.app.state, "answers", None)
+    editor: KnowledgeEditor | None = getattr(request.app.state, "knowledge_editor", None)
+    if answers is None or editor is None:
+        return
+    try:
+        live = (await run_in_threadpool(editor.status)).live
+    except KnowledgeEditorError:
+        return
+    if live is not None:
+        await run_in_threadpool(reopen_after, answers, live.id, now_of(request))
+
+
 async def resolve_published(request: Request, draft_id: str, by: str) -> int | None:
-    """After the knowledge editor published `draft_id`: the group it was made from (if any) is resolved, with the
-    entry and the kind of change. The publish already happened: a journal that cannot record it now is logged (the
-    group stays open) rather than answered as an error. The group's id, or None."""
+    """After the knowledge editor published `draft_id`: groups resolved by versions newer than the one the draft was
+    built on are reopened (it does not have their change); then the group it was made from (if any, and only while
+    open) is resolved with the entry, the kind of change and the version. The publish already happened: a journal
+    that cannot record it now is logged (the group stays open) rather than answered as an error. The group's id, or
+    None (also for a group resolved or dismissed already)."""
     answers: Answers | None = getattr(request.app.state, "answers", None)
     origin_of = getattr(request.app.state.knowledge_editor, "draft_origin", None)
     if answers is None or origin_of is None:  # no journal, or an editor that makes no such drafts (a fake)
@@ -255,19 +294,30 @@ async def resolve_published(request: Request, draft_id: str, by: str) -> int | N
         origin = await run_in_threadpool(origin_of, draft_id)
     except KnowledgeEditorError:
         return None
-    if not origin or not isinstance(origin.get("group_id"), int):
+    if not origin:
+        return None
+    now = now_of(request)
+    await run_in_threadpool(reopen_after, answers, origin.get("base_version"), now, draft_id=draft_id)
+    if not isinstance(origin.get("group_id"), int):
         return None
     group_id, action = int(origin["group_id"]), origin.get("action")
     if action not in ("added_question", "new_entry"):
         return None
+    version = origin.get("published_version")
     try:
-        await run_in_threadpool(answers.resolve, group_id, str(origin.get("entry_id") or ""), action, by,
-                                now_of(request))
+        resolved = await run_in_threadpool(lambda: answers.store.resolve_open_group(
+            group_id, str(origin.get("entry_id") or ""), action, by, now,
+            version_id=version if isinstance(version, str) else None))
     except (AnswersError, DatabaseUnavailable) as exc:
         log.warning("a published draft's unanswered group could not be marked resolved: %s", exc,
                     extra={"group_id": group_id, "draft_id": draft_id})
         return None
-    log.info("unanswered group resolved", extra={"group_id": group_id, "draft_id": draft_id, "by": by})
+    if not resolved:
+        log.info("a published draft's unanswered group was resolved or dismissed already: left as it is",
+                 extra={"group_id": group_id, "draft_id": draft_id, "by": by})
+        return None
+    log.info("unanswered group resolved", extra={"group_id": group_id, "draft_id": draft_id, "by": by,
+                                                 "version": version})
     return group_id
 
 

@@ -121,9 +121,19 @@ SELECT DISTINCT page_id FROM answers WHERE group_id = :group_id ORDER BY page_id
 SELECT id FROM answer_groups WHERE id = :group_id;
 
 -- name: resolve_group
+-- Only an open group: a second draft of a resolved or dismissed group changes nothing.
 UPDATE answer_groups SET status = :status, resolved_at = :at, resolved_by = :by, resolved_entry_id = :entry_id,
-                         resolved_action = :action, updated_at = :at
-WHERE id = :group_id;
+                         resolved_action = :action, resolved_version = :version, updated_at = :at
+WHERE id = :group_id AND status = 'open';
+
+-- name: resolved_versions
+-- The groups a publication resolved, with the version it made.
+SELECT id, resolved_version FROM answer_groups WHERE status = 'resolved' AND resolved_version IS NOT NULL ORDER BY id;
+
+-- name: reopen_group
+UPDATE answer_groups SET status = 'open', resolved_at = NULL, resolved_by = NULL, resolved_entry_id = NULL,
+                         resolved_action = NULL, resolved_version = NULL, updated_at = :at
+WHERE id = :group_id AND status = 'resolved' AND resolved_version = :version;
 
 -- name: returned_after
 SELECT count(*) AS n FROM answers a JOIN answer_groups g ON g.id = a.group_id

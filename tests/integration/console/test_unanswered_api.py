@@ -18,14 +18,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
-from answers.model import Handling
+from answers.model import AnswerRecord, GroupNotFound, Handling
 from answers.service import Answers
-from answers.store import open_answers_store
+from answers.store import AnswersStore, NewGroup, open_answers_store
 from console.knowledge_editor import MatrixEditor
 from knowledge_matrix.embedders import HashingEmbedder
 from knowledge_matrix.live import LiveKnowledge
+from tests.support.postgres import store_fixture, url_fixture
 from tests.unit.console.conftest import PAGE, START, Clock, ConsoleApp, console_app
 
 EMBEDDER = HashingEmbedder(256)
@@ -190,3 +192,147 @@ def test_without_the_journal_the_page_says_so(tmp_path: Path, clock: Clock) -> N
     page = user.get("/console/unanswered")
     assert page.status_code == 200 and "no están disponibles" in page.text
     assert user.get("/api/console/unanswered").status_code == 503
+
+
+# --- review 14: stale drafts (#1), resolving only an open group and reopening on a rollback (#6) -------------------
+
+
+def two_groups(answers: Answers, clock: Clock) -> tuple[int, int]:
+    start = clock() - timedelta(hours=2)
+    for number, question in enumerate([SUNDAY, *SUNDAY_TOO]):
+        miss(answers, f"p{number}", question, start + timedelta(minutes=number))
+    for number in range(2):
+        miss(answers, f"q{number}", PARKING, start + timedelta(minutes=20 + number))
+    answers.regroup(clock())
+    by_wording = {group.label: group.id for group in answers.groups("open")}
+    sunday = next(gid for label, gid in by_wording.items() if "doming" in label)
+    parking = next(gid for label, gid in by_wording.items() if "parqueadero" in label)
+    return sunday, parking
+
+
+def test_two_editors_drafts_of_one_live_version_both_reach_the_bot(
+    env: tuple[ConsoleApp, Answers, MatrixEditor], clock: Clock
+) -> None:
+    console, answers, editor = env
+    sunday, parking = two_groups(answers, clock)
+    ana, leo = console.login("editor"), console.login("admin")
+    first = ok(ana.post(f"/api/console/unanswered/{sunday}/add-to-entry",
+                        json={"entry_id": "horario", "question": SUNDAY}), 201)["draft"]
+    second = ok(leo.post(f"/api/console/unanswered/{parking}/new-entry", json={
+        "entry_id": "parqueadero", "questions": [PARKING], "answer": "Sí: parqueadero gratuito."}), 201)["draft"]
+    assert (first["base_version"], first["made_in_console"]) == ("0001", True)
+    assert ok(ana.post("/api/console/knowledge/publish", json={"draft_id": first["id"]}))["resolved_group_id"] == sunday
+    published = ok(leo.post("/api/console/knowledge/publish", json={"draft_id": second["id"]}))
+    assert (published["resolved_group_id"], published["version"]["id"]) == (parking, "0003")
+    source = ok_text(leo.get("/api/console/knowledge/live/source"))
+    assert SUNDAY in source and "parqueadero" in source, "the first editor's question is still live"
+    tried = editor.try_question(SUNDAY, None).live
+    assert tried is not None and (tried.outcome, tried.entry_id) == ("answer", "horario")
+    assert answers.group(sunday).status == answers.group(parking).status == "resolved"
+
+
+def ok_text(answer: Any) -> str:
+    assert answer.status_code == 200, answer.text
+    return str(answer.content.decode("utf-8-sig"))
+
+
+def test_an_upload_older_than_the_live_version_is_refused_in_spanish(
+    env: tuple[ConsoleApp, Answers, MatrixEditor], clock: Clock
+) -> None:
+    console, answers, _editor = env
+    sunday, _parking = two_groups(answers, clock)
+    user = console.login("editor")
+    upload = ok(user.post("/api/console/knowledge/drafts",
+                          files={"file": ("matriz.csv", MATRIX.encode("utf-8"), "text/csv")}), 201)["draft"]
+    made = ok(user.post(f"/api/console/unanswered/{sunday}/add-to-entry",
+                        json={"entry_id": "horario", "question": SUNDAY}), 201)["draft"]
+    ok(user.post("/api/console/knowledge/publish", json={"draft_id": made["id"]}))
+    refused = user.post("/api/console/knowledge/publish", json={"draft_id": upload["id"]})
+    assert refused.status_code == 409, refused.text
+    error = refused.json()["error"]
+    assert (error["reason_code"], error["base_version"], error["live_version"], error["can_confirm"]) == (
+        "stale_draft", "0001", "0002", True)
+    assert "La matriz publicada cambió" in error["message"]
+    assert ok(user.get("/api/console/knowledge"))["live"]["id"] == "0002"
+    assert answers.group(sunday).status == "resolved"
+
+
+def test_a_group_resolved_or_dismissed_already_is_left_as_it_is(
+    env: tuple[ConsoleApp, Answers, MatrixEditor], clock: Clock
+) -> None:
+    console, answers, _editor = env
+    sunday, parking = two_groups(answers, clock)
+    user = console.login("editor")
+    to_horario = ok(user.post(f"/api/console/unanswered/{sunday}/add-to-entry",
+                              json={"entry_id": "horario", "question": SUNDAY}), 201)["draft"]
+    to_envios = ok(user.post(f"/api/console/unanswered/{sunday}/add-to-entry",
+                             json={"entry_id": "envios", "question": SUNDAY_TOO[1]}), 201)["draft"]
+    of_parking = ok(user.post(f"/api/console/unanswered/{parking}/add-to-entry",
+                              json={"entry_id": "pagos", "question": PARKING}), 201)["draft"]
+    ok(user.post(f"/api/console/unanswered/{parking}/dismiss"))
+    assert ok(user.post("/api/console/knowledge/publish", json={"draft_id": to_horario["id"]}))[
+        "resolved_group_id"] == sunday
+    resolved = answers.group(sunday)
+    clock.advance(minutes=5)
+    again = ok(user.post("/api/console/knowledge/publish", json={"draft_id": to_envios["id"]}))
+    assert again["resolved_group_id"] is None
+    assert answers.group(sunday) == resolved, "the second draft does not move resolved_at, the entry or the editor"
+    dismissed = ok(user.post("/api/console/knowledge/publish", json={"draft_id": of_parking["id"]}))
+    assert dismissed["resolved_group_id"] is None and answers.group(parking).status == "dismissed"
+
+
+def test_a_rollback_past_the_version_that_resolved_a_group_reopens_it(
+    env: tuple[ConsoleApp, Answers, MatrixEditor], clock: Clock
+) -> None:
+    console, answers, editor = env
+    sunday, parking = two_groups(answers, clock)
+    user = console.login("editor")
+    made = ok(user.post(f"/api/console/unanswered/{sunday}/add-to-entry",
+                        json={"entry_id": "horario", "question": SUNDAY}), 201)["draft"]
+    ok(user.post("/api/console/knowledge/publish", json={"draft_id": made["id"]}))
+    assert ok(user.get(f"/api/console/unanswered/{sunday}"))["group"]["status"] == "resolved"
+    ok(user.post("/api/console/knowledge/rollback", json={}))
+    group = ok(user.get(f"/api/console/unanswered/{sunday}"))["group"]
+    assert (group["status"], group["entry_id"], group["resolution_es"]) == ("open", None, "")
+    assert sunday in [g["id"] for g in ok(user.get("/api/console/unanswered"))["groups"]]
+
+    # Resolved again, rolled back with the command line's function, then a publication built on the older version
+    # before anyone opened the list: the publication reopens it (its base does not have the change).
+    made = ok(user.post(f"/api/console/unanswered/{sunday}/add-to-entry",
+                        json={"entry_id": "horario", "question": SUNDAY}), 201)["draft"]
+    ok(user.post("/api/console/knowledge/publish", json={"draft_id": made["id"]}))
+    editor.rollback("cli")
+    other = ok(user.post(f"/api/console/unanswered/{parking}/new-entry", json={
+        "entry_id": "parqueadero", "questions": [PARKING], "answer": "Sí."}), 201)["draft"]
+    assert other["base_version"] == "0001"
+    assert ok(user.post("/api/console/knowledge/publish", json={"draft_id": other["id"]}))[
+        "resolved_group_id"] == parking
+    assert answers.store.group(sunday).status == "open"
+
+
+url = url_fixture("answers")
+store = store_fixture(open_answers_store)
+
+
+def test_the_store_resolves_only_an_open_group_and_reopens_past_a_rollback(store: AnswersStore) -> None:
+    now = START
+    for number in range(3):
+        store.record(AnswerRecord(page_id=PAGE, person_key=f"k{number}", question=f"pregunta {number}",
+                                  handling=Handling.NO_ANSWER, at=now - timedelta(minutes=number)))
+    first, second, third = store.save_groups(
+        [NewGroup(f"pregunta {n}", (n + 1,), np.ones(4, dtype=np.float32)) for n in range(3)], {}, {}, "e", now)
+    assert store.resolve_open_group(first, "horario", "added_question", "ana", now, version_id="0002")
+    assert store.resolve_open_group(second, "envios", "new_entry", "ana", now, version_id="0010")
+    assert not store.resolve_open_group(first, "envios", "new_entry", "leo", now + timedelta(hours=1),
+                                        version_id="0003")
+    kept = store.group(first)
+    assert (kept.resolved_entry_id, kept.resolved_by, kept.resolved_at) == ("horario", "ana", now)
+    store.dismiss_group(third, "ana", now)
+    assert store.resolve_group(third, "x", "added_question", "leo", now, version_id="0011").status == "dismissed"
+    with pytest.raises(GroupNotFound):
+        store.resolve_open_group(999, "x", "added_question", "leo", now)
+    assert store.reopen_after("0010", now) == []
+    assert store.reopen_after("0009", now) == [second], "0010 > 0009 even as text of another width"
+    assert store.group(second).status == "open" and store.group(second).resolved_entry_id is None
+    assert store.reopen_after("0001", now) == [first]
+    assert store.group(third).status == "dismissed" and store.reopen_after("zzz", now) == []
