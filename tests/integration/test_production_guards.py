@@ -89,6 +89,7 @@ def production_env(data_dir: Path, page_id: str, page_token: str) -> dict[str, s
         "BOT_SERVICE_TOKEN": secrets.token_urlsafe(32),
         "RASA_API_TOKEN": secrets.token_urlsafe(32),
         "ACTION_SERVER_TOKEN": secrets.token_urlsafe(32),
+        "ANSWERS_SECRET": secrets.token_urlsafe(32),
         "GRAPH_API_BASE": f"https://127.0.0.1:{closed_port()}",
         "RASA_URL": f"http://127.0.0.1:{closed_port()}",
     }

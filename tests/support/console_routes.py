@@ -152,6 +152,7 @@ PRODUCTION = {
     "service_token": "service-token-for-tests-Kd83hFq1-0001",
     "rasa_token": "rasa-token-for-tests-Hq83kd9-000000001",
     "action_server_token": "action-token-for-tests-Zp41mQw8-00000001",
+    "answers_secret": "answers-key-for-tests-Vb72nLs5-000000001",
     "page_tokens": {PAGE: "fake-page-token-for-tests-0001"},
     "app_id": "1517776481860111",
     "graph_api_base": "https://graph.facebook.com",

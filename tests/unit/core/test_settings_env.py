@@ -82,7 +82,8 @@ def test_no_module_outside_core_settings_reads_the_environment() -> None:
 
 # Constructors that still take the whole Settings: the Rasa channel assembles its parts (store, Graph client,
 # outbox, handoff client) from them, and the handoff action reads six fields (hours, away message, pages…).
-SETTINGS_TAKERS = {("connectors/messenger.py", "MessengerInput"), ("actions/handoff.py", "HandoffTrigger")}
+SETTINGS_TAKERS = {("connectors/messenger.py", "MessengerInput"), ("actions/handoff.py", "HandoffTrigger"),
+                   ("actions/knowledge.py", "ActionKnowledgeAnswer")}  # actions: registered by the server
 
 
 def takes_settings(arg: ast.arg) -> bool:
