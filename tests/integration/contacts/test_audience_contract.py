@@ -15,7 +15,6 @@ import pytest
 
 from contacts.model import Audience, Contact, ContactInvalid, ContactQuery, fold, tag_key
 from contacts.store import ContactsStore, _audience_params, open_contacts_store
-from tests.support.postgres import store_fixture, url_fixture
 
 NOW = datetime(2026, 11, 30, 15, 0, tzinfo=timezone.utc)
 PAGE, OTHER_PAGE = "100000000000001", "100000000000002"
@@ -23,10 +22,6 @@ PAGE, OTHER_PAGE = "100000000000001", "100000000000002"
 
 def later(**span: float) -> datetime:
     return NOW + timedelta(**span)
-
-
-url = url_fixture("contacts")
-store = store_fixture(open_contacts_store)
 
 
 def walk(store: ContactsStore, audience: Audience, limit: int = 1000) -> list[str]:

@@ -15,8 +15,7 @@ import psycopg2
 import pytest
 
 from contacts.model import FETCHED, NO_PERMISSION, PENDING, UNAVAILABLE, ContactInvalid, ContactNotFound, ContactQuery
-from contacts.store import ContactsStore, ImportRowInvalid, open_contacts_store
-from tests.support.postgres import store_fixture, url_fixture
+from contacts.store import ContactsStore, ImportRowInvalid
 
 NOW = datetime(2026, 11, 30, 15, 0, tzinfo=timezone.utc)
 PAGE, OTHER_PAGE = "100000000000001", "100000000000002"
@@ -24,10 +23,6 @@ PAGE, OTHER_PAGE = "100000000000001", "100000000000002"
 
 def later(**span: float) -> datetime:
     return NOW + timedelta(**span)
-
-
-url = url_fixture("contacts")
-store = store_fixture(open_contacts_store)
 
 
 def test_a_contact_is_created_once_and_keeps_its_first_time_and_first_campaign(store: ContactsStore) -> None:
