@@ -27,6 +27,7 @@ from console.knowledge_editor import (
     MatrixEditor,
     NothingPublished,
     NothingToRollBack,
+    StaleDraft,
 )
 from knowledge_matrix.embedders import Embedder, create_embedder
 from knowledge_matrix.errors import EmbedderUnavailableError
@@ -284,3 +285,23 @@ def test_the_live_version_s_file_is_the_one_published(editor: KnowledgeEditor, f
     assert editor.live_source() == ("devoluciones.csv", OTHER)
     editor.rollback("eva")
     assert editor.live_source() == (filename, data), "a rollback makes the older file the live one again"
+
+
+def test_an_upload_older_than_the_live_version_needs_a_confirmation(editor: KnowledgeEditor) -> None:
+    first = editor.upload("horarios.csv", GOOD, "eva")
+    before_anything = editor.upload("devoluciones.csv", OTHER, "eva")
+    assert first.base_version is None and first.to_dict()["base_version"] is None
+    editor.publish(first.id, "eva")
+    editor.publish(before_anything.id, "eva")  # uploaded before anything was live: a copy of nothing
+    old_copy = editor.upload("horarios.csv", GOOD, "leo")
+    assert old_copy.base_version == "0002"
+    editor.publish(editor.upload("otra.csv", GOOD, "eva").id, "eva")
+    with pytest.raises(StaleDraft) as refused:
+        editor.publish(old_copy.id, "leo")
+    assert (refused.value.reason_code, refused.value.can_confirm) == ("stale_draft", True)
+    assert refused.value.details() == {"base_version": "0002", "live_version": "0003", "can_confirm": True}
+    assert "La matriz publicada cambió desde que se subió «horarios.csv»" in refused.value.message_es
+    live = editor.status().live
+    assert live is not None and live.id == "0003"
+    assert editor.publish(old_copy.id, "leo", confirm_stale=True).id == "0004"
+    assert editor.publish(old_copy.id, "leo").id == "0005", "once published it is as current as its version"

@@ -336,3 +336,13 @@ def test_the_store_resolves_only_an_open_group_and_reopens_past_a_rollback(store
     assert store.group(second).status == "open" and store.group(second).resolved_entry_id is None
     assert store.reopen_after("0001", now) == [first]
     assert store.group(third).status == "dismissed" and store.reopen_after("zzz", now) == []
+
+
+def test_the_group_page_shows_what_the_api_has(env: tuple[ConsoleApp, Answers, MatrixEditor], clock: Clock) -> None:
+    console, answers, _editor = env
+    sunday, _parking = two_groups(answers, clock)
+    page = console.login("editor").get(f"/console/unanswered/{sunday}")
+    assert page.status_code == 200
+    assert "suggestion-answer" not in page.text, "a suggestion has no answer field: no empty line under each"
+    assert 'id="new-entry-answer" rows="4" maxlength="20000"' in page.text  # NewEntryBody.answer's own limit
+    assert "se suman a este grupo descartado" in page.text

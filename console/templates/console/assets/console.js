@@ -599,6 +599,21 @@
     document.getElementById("publish-button").disabled = !d.ok;
   }
 
+  // An upload made before the live version changed is refused (stale_draft, can_confirm): publishing it would drop
+  // what was published since. The editor is asked, in the refusal's words, and only a yes publishes it anyway.
+  async function publishConfirmingStale(draftId) {
+    try {
+      return await api("POST", "/api/console/knowledge/publish", { draft_id: draftId });
+    } catch (error) {
+      const refusal = error.body && error.body.error;
+      if (!(refusal && refusal.reason_code === "stale_draft" && refusal.can_confirm)) throw error;
+      if (!confirm(refusal.message + "\n\n¿Publicar este archivo de todos modos?")) {
+        throw new Error("No se publicó. Descargue la matriz publicada, haga sus cambios sobre ella y súbala de nuevo.");
+      }
+      return await api("POST", "/api/console/knowledge/publish", { draft_id: draftId, confirm_stale: true });
+    }
+  }
+
   // «Publicar este borrador»: publishes the draft, then `then(answer)`; a failure of either is said and the button is
   // offered again.
   async function publishDraft(draftId, then) {
@@ -606,7 +621,7 @@
     button.disabled = true;
     button.textContent = "Publicando…";
     try {
-      await then(await api("POST", "/api/console/knowledge/publish", { draft_id: draftId }));
+      await then(await publishConfirmingStale(draftId));
       button.textContent = "Publicada";
     } catch (error) {
       toast(error.message, true);

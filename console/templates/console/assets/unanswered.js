@@ -78,7 +78,7 @@
   const dismiss = document.getElementById("dismiss-button");
   if (dismiss) {
     dismiss.addEventListener("click", async () => {
-      if (!confirm("¿Descartar este grupo? No volverá a aparecer en la lista.")) return;
+      if (!confirm("¿Descartar este grupo? No volverá a aparecer en la lista, y las preguntas parecidas que lleguen después se sumarán a él sin aparecer tampoco.")) return;
       await making(dismiss, "Descartando…", async () => {
         await api("POST", API + "/dismiss");
         toast("Grupo descartado.");
