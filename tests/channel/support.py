@@ -58,6 +58,17 @@ async def eventually(condition: Callable[[], bool], what: str, timeout: float = 
         await asyncio.sleep(every)
 
 
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    """`app` served on a free local port: its runner (`cleanup()` stops it) and its base URL. The fakes of Meta and of
+    the app run this way."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    await web.SockSite(runner, sock).start()
+    return runner, f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
 class FakeGraph:
     """The Send API (`POST /{version}/{page}/messages`) as Meta answers it: 200 with a message id, every request
     recorded. `hold_sender_actions`, when cleared, holds every sender action (mark_seen, typing) until set: a
@@ -73,13 +84,7 @@ class FakeGraph:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/{version}/{node}/messages", self._messages)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        site = web.SockSite(self._runner, sock)
-        await site.start()
-        self.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self._runner, self.base_url = await serve(app)
 
     async def close(self) -> None:
         self.hold_sender_actions.set()

@@ -4,7 +4,6 @@ Rasa; an app that does not take it at first gets it again later (the journal kee
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,7 +14,7 @@ from connectors.handoff import AppHandoffClient
 from connectors.messenger import MessengerInput
 from sandbox import simulate
 from tests.channel.conftest import OpenChannel
-from tests.channel.support import PAGE_ID, ChannelServer, eventually
+from tests.channel.support import PAGE_ID, ChannelServer, eventually, serve
 
 
 class FakeApp:
@@ -45,12 +44,7 @@ class FakeApp:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/internal/csat/answer", self._answer)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        await web.SockSite(self._runner, sock).start()
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self._runner, self.url = await serve(app)
 
     async def close(self) -> None:
         if self._runner is not None:

@@ -5,7 +5,6 @@ payload, a standalone referral only records), and the user's next message is sti
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,7 +18,7 @@ from connectors.referrals import AppReferralClient
 from core.settings import ROOT
 from sandbox import simulate
 from tests.channel.conftest import OpenChannel
-from tests.channel.support import PAGE_ID, ChannelServer, FakeGraph, eventually
+from tests.channel.support import PAGE_ID, ChannelServer, FakeGraph, eventually, serve
 
 
 def greetings() -> set[str]:
@@ -47,12 +46,7 @@ class FakeApp:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/internal/referrals", self._referrals)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        await web.SockSite(self._runner, sock).start()
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self._runner, self.url = await serve(app)
 
     async def close(self) -> None:
         if self._runner is not None:
