@@ -33,8 +33,9 @@ from core.settings import DEMO_APP_SECRET, SANDBOX_PAGE_ID, Settings, load_setti
 from csat.model import question_id_of
 from csat.service import Csat
 from csat.store import open_csat_store
+from handoff.model import Close
 from handoff.rasa_api import HttpRasaTrackers
-from handoff.service import AUTO_RESUME_BY, Handoff, open_handoff_store
+from handoff.service import AUTO_RESUME_REASON, Handoff, open_handoff_store
 from knowledge_matrix.live import LiveKnowledge
 from links.store import LinksStore
 from meta.graph import GraphClient
@@ -126,8 +127,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.broadcasts = Broadcasts(broadcasts_store, contacts_store, outbox, app.state.handoff,
                                           page_rate=min(settings.broadcast_page_rate, settings.outbox_page_rate))
         broadcasts_task = asyncio.create_task(app.state.broadcasts.run(settings.broadcasts_poll_seconds))
-        # Customer satisfaction (csat/): an agent's close asks the person for a rating through the outbox; the
-        # answers arrive from the ingest journal (POST /internal/csat/answer).
+        # Customer satisfaction (csat/): a close by a person, after someone of the team wrote to the customer, asks
+        # for a rating of the last one who wrote (not twice in 24 hours) through the outbox; the answers arrive
+        # from the ingest journal (POST /internal/csat/answer).
         csat_store = open_csat_store(settings.store_url("csat"))
         app.state.csat = Csat(csat_store, outbox, mode=settings.csat_mode, privacy_url=settings.csat_privacy_url)
         csat_task = asyncio.create_task(_ask_after_closes(app.state.handoff, app.state.csat))
@@ -225,16 +227,18 @@ def _campaign_of(app: FastAPI) -> Callable[[str, str], str | None]:
 
 
 async def _ask_after_closes(handoff: Handoff, csat: Csat) -> None:
-    """Every close by a person (a resume, not the idle auto-resume) asks the person to rate it (csat/). Listens to the
+    """A close by a person (a resume, not the idle auto-resume: known by its reason) may ask the person to rate the
+    agent who last wrote to them (csat/, `Csat.ask_for_close`: the same rule as the catch-up). Listens to the
     handoff's live events, in this process: the console and the internal API close conversations here."""
     async for event in handoff.subscribe():
         by = event.data.get("by") if event.kind == "resumed" else None
         conversation = event.data.get("conversation") or {}
-        if not by or by == AUTO_RESUME_BY or not conversation.get("page_id"):
+        if not by or event.data.get("reason") == AUTO_RESUME_REASON or not conversation.get("page_id"):
             continue
+        close = Close(event.conversation_id, str(conversation["page_id"]), str(conversation["user_id"]), str(by),
+                      event.at)
         try:
-            await csat.ask_after_close(event.conversation_id, str(conversation["page_id"]),
-                                       str(conversation["user_id"]), str(by), event.at)
+            await csat.ask_for_close(close, handoff.agent_of_close)
         except Exception:  # the outbox or the store failed: this close is not asked, the next ones are
             logging.getLogger(__name__).exception("asking for a rating failed",
                                                   extra={"conversation_id": event.conversation_id})
@@ -247,11 +251,12 @@ CSAT_CATCH_UP_SECONDS = 60.0
 
 async def _catch_up_closes(handoff: Handoff, csat: Csat, every_seconds: float = CSAT_CATCH_UP_SECONDS) -> None:
     """Ask for the closes of the last hour that have no ask yet (the live listener missed them: a restart between
-    the close and the ask, or the ask failed); an ask already made is left alone (one per close)."""
+    the close and the ask, or the ask failed), by the live listener's rule; an ask already made is left alone (one
+    per close)."""
     while True:
         try:
             now = datetime.now(timezone.utc)
-            await csat.catch_up(await handoff.closes_since(now - CSAT_CATCH_UP), now)
+            await csat.catch_up(await handoff.closes_since(now - CSAT_CATCH_UP), handoff.agent_of_close, now)
         except Exception:  # the store or the outbox is down: the next round tries again
             logging.getLogger(__name__).exception("catching up on closes without a satisfaction ask failed")
         await asyncio.sleep(every_seconds)
