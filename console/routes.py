@@ -256,6 +256,7 @@ class TryBody(BaseModel):
 
 class PublishBody(BaseModel):
     draft_id: str = Field(min_length=1, max_length=100)
+    confirm_stale: bool = False  # publish an upload older than the live version anyway (stale_draft, can_confirm)
 
 
 class RollbackBody(BaseModel):
@@ -702,7 +703,8 @@ async def try_question(body: TryBody, request: Request, principal: Editor) -> di
 
 @api.post("/knowledge/publish")
 async def publish(body: PublishBody, request: Request, principal: Editor) -> dict[str, Any]:
-    version = await run_in_threadpool(knowledge_of(request).publish, body.draft_id, principal.username)
+    version = await run_in_threadpool(knowledge_of(request).publish, body.draft_id, principal.username,
+                                      confirm_stale=body.confirm_stale)
     log.info("knowledge matrix published", extra={"version": version.id, "by": principal.username})
     # A draft made from «Preguntas sin respuesta» resolves its group once published.
     group_id = await unanswered_pages.resolve_published(request, body.draft_id, principal.username)

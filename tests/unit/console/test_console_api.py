@@ -442,3 +442,25 @@ def test_the_reply_form_carries_a_new_key_on_each_render(console_env: ConsoleApp
         f"/console/conversations/{CONVERSATION}").text) for _ in range(2)]
     assert all(keys), "the reply form has no idempotency key"
     assert keys[0].group(1) != keys[1].group(1)  # type: ignore[union-attr]
+
+
+def test_an_upload_older_than_the_live_version_is_published_only_when_confirmed(console_env: ConsoleApp) -> None:
+    """Two editors upload from the same live version; the second to publish would silently undo the first's
+    change: 409 stale_draft (the console asks), then published when the editor confirms."""
+    editor = console_env.login("editor")
+
+    def upload(text: str) -> str:
+        answer = editor.post("/api/console/knowledge/drafts", files={"file": ("matriz.csv", text.encode(), "text/csv")})
+        assert answer.status_code == 201 and answer.json()["draft"]["ok"]
+        return str(answer.json()["draft"]["id"])
+
+    assert editor.post("/api/console/knowledge/publish", json={"draft_id": upload(FIXED)}).status_code == 200
+    older = upload(FIXED.replace("30 dólares", "35 dólares"))
+    newer = upload(FIXED.replace("de 8 a 18", "de 9 a 19"))
+    assert editor.post("/api/console/knowledge/publish", json={"draft_id": newer}).status_code == 200
+    refused = editor.post("/api/console/knowledge/publish", json={"draft_id": older})
+    assert refused.status_code == 409 and refused.json()["error"]["reason_code"] == "stale_draft"
+    confirmed = editor.post("/api/console/knowledge/publish", json={"draft_id": older, "confirm_stale": True})
+    assert confirmed.status_code == 200 and confirmed.json()["version"]["id"] == "0003"
+    tried = editor.post("/api/console/knowledge/try", json={"question": "¿Cuánto cuesta el plan?"}).json()
+    assert "35 dólares" in tried["live"]["text"]
