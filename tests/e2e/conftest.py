@@ -6,6 +6,9 @@ from typing import Any
 
 import pytest
 
+from bot.stack import Stack
+from contacts.store import ContactsStore, open_contacts_store
+from core.settings import Settings
 from tests.conftest import require_or_skip
 
 CHROMIUM_ARGS = [
@@ -40,3 +43,12 @@ def page(browser: Any) -> Iterator[Any]:
     tab = context.new_page()
     yield tab
     context.close()
+
+
+@pytest.fixture
+def contacts(stack: Stack) -> Iterator[ContactsStore]:
+    """The stack's contacts store, opened beside the app (the browser tests seed and check people through it)."""
+    settings = Settings(data_dir=stack.data_dir, contacts_db_url=stack.env.get("CONTACTS_DB_URL", ""))
+    store = open_contacts_store(settings.store_url("contacts"))
+    yield store
+    store.close()

@@ -9,29 +9,18 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from playwright.sync_api import expect
 
 from bot.stack import Stack
-from contacts.store import ContactsStore, open_contacts_store
-from core.settings import Settings
+from contacts.store import ContactsStore
 from tests.support.stack import PAGE_ID, Messenger
 
 LIVE_TIMEOUT = 30_000
-
-
-@pytest.fixture
-def contacts(stack: Stack) -> Iterator[ContactsStore]:
-    settings = Settings(data_dir=stack.data_dir, contacts_db_url=stack.env.get("CONTACTS_DB_URL", ""))
-    store = open_contacts_store(settings.store_url("contacts"))
-    yield store
-    store.close()
 
 
 def test_an_admin_tags_a_contact_and_sends_it_a_broadcast(page: Any, stack: Stack, contacts: ContactsStore,

@@ -9,17 +9,14 @@ wrote (its profile from Meta)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import pytest
 from playwright.sync_api import expect
 
 from bot.stack import Stack
-from contacts.store import ContactsStore, open_contacts_store
-from core.settings import Settings
+from contacts.store import ContactsStore
 from tests.support.stack import PAGE_ID
 
 
@@ -28,14 +25,6 @@ def login(page: Any, stack: Stack, username: str, password: str) -> None:
     page.fill("#username", username)
     page.fill("#password", password)
     page.click("button[type=submit]")
-
-
-@pytest.fixture
-def contacts(stack: Stack) -> Iterator[ContactsStore]:
-    settings = Settings(data_dir=stack.data_dir, contacts_db_url=stack.env.get("CONTACTS_DB_URL", ""))
-    store = open_contacts_store(settings.store_url("contacts"))
-    yield store
-    store.close()
 
 
 def test_an_agent_finds_tags_and_annotates_a_contact(page: Any, stack: Stack, contacts: ContactsStore) -> None:
