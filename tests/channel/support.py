@@ -69,6 +69,28 @@ async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
+class FakeEndpoint:
+    """One `POST path` of a fake service on a free local port (`url`), answered by the subclass's `answer`."""
+
+    path = ""
+
+    def __init__(self) -> None:
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def answer(self, request: web.Request) -> web.Response:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post(self.path, self.answer)
+        self._runner, self.url = await serve(app)
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
 class FakeGraph:
     """The Send API (`POST /{version}/{page}/messages`) as Meta answers it: 200 with a message id, every request
     recorded. `hold_sender_actions`, when cleared, holds every sender action (mark_seen, typing) until set: a

@@ -14,22 +14,23 @@ from connectors.handoff import AppHandoffClient
 from connectors.messenger import MessengerInput
 from sandbox import simulate
 from tests.channel.conftest import OpenChannel
-from tests.channel.support import PAGE_ID, ChannelServer, eventually, serve
+from tests.channel.support import PAGE_ID, ChannelServer, FakeEndpoint, eventually
 
 
-class FakeApp:
+class FakeApp(FakeEndpoint):
     """`POST /internal/csat/answer`: refuses the first `refuse` calls (503: not now) and the bodies of users in
     `refuse_for_good` (422: the body), then records every body; `calls` counts what reached it per user."""
 
+    path = "/internal/csat/answer"
+
     def __init__(self) -> None:
+        super().__init__()
         self.refuse = 0
         self.refuse_for_good: set[str] = set()
         self.calls: dict[str, int] = {}
         self.answers: list[dict[str, Any]] = []
-        self._runner: web.AppRunner | None = None
-        self.url = ""
 
-    async def _answer(self, request: web.Request) -> web.Response:
+    async def answer(self, request: web.Request) -> web.Response:
         assert request.headers.get("Authorization") == "Bearer token"
         body = await request.json()
         self.calls[body["user_id"]] = self.calls.get(body["user_id"], 0) + 1
@@ -40,15 +41,6 @@ class FakeApp:
             return web.json_response({"error": "no disponible"}, status=503)
         self.answers.append(body)
         return web.json_response({"recorded": True})
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/internal/csat/answer", self._answer)
-        self._runner, self.url = await serve(app)
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -18,7 +18,7 @@ from connectors.referrals import AppReferralClient
 from core.settings import ROOT
 from sandbox import simulate
 from tests.channel.conftest import OpenChannel
-from tests.channel.support import PAGE_ID, ChannelServer, FakeGraph, eventually, serve
+from tests.channel.support import PAGE_ID, ChannelServer, FakeEndpoint, FakeGraph, eventually
 
 
 def greetings() -> set[str]:
@@ -26,31 +26,23 @@ def greetings() -> set[str]:
     return {variant["text"] for variant in domain["responses"]["utter_greet"] if "text" in variant}
 
 
-class FakeApp:
+class FakeApp(FakeEndpoint):
     """`POST /internal/referrals` as the app answers it: a start per known ref; every report kept."""
 
+    path = "/internal/referrals"
+
     def __init__(self, starts: dict[str, dict[str, str] | None]) -> None:
+        super().__init__()
         self.starts = starts
         self.reports: list[dict[str, Any]] = []
-        self._runner: web.AppRunner | None = None
-        self.url = ""
 
-    async def _referrals(self, request: web.Request) -> web.Response:
+    async def answer(self, request: web.Request) -> web.Response:
         assert request.headers.get("Authorization", "").startswith("Bearer ")
         body = await request.json()
         self.reports.append(body)
         known = body["ref"] in self.starts
         return web.json_response({"recorded": True, "link": {"id": 1, "name": "Saludo"} if known else None,
                                   "start": self.starts.get(body["ref"])})
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/internal/referrals", self._referrals)
-        self._runner, self.url = await serve(app)
-
-    async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
