@@ -102,7 +102,9 @@ async def test_another_process_enqueue_wakes_the_worker_through_its_wake_socket(
         await rasa.record_user_message(SANDBOX_PAGE_ID, USER, utc_now())
         message, _ = await rasa.enqueue(NewMessage(SANDBOX_PAGE_ID, USER, {"text": "hola"}, purpose=Purpose.REPLY))
         await wait_for(lambda: len(transport.sent) == 1)
-        assert (await rasa.get(message.id)).status is Status.SENT
+        # The outcome is committed just after the Send API answered: wait for it rather than race it.
+        await wait_for(lambda: rasa._store.get(message.id).status is Status.SENT)  # type: ignore[attr-defined]
+        assert len(transport.sent) == 1
     finally:
         await app.stop()
         await rasa.stop()
