@@ -39,14 +39,13 @@ from starlette.concurrency import run_in_threadpool
 from console import contacts as contact_pages
 from console.auth import Principal, authenticator_of, require_role
 from console.events import EventHub
-from console.parts import PAUSE_REASONS_ES, ConsoleError
+from console.parts import PAUSE_REASONS_ES, ConsoleError, handoff_of
 from contacts.model import Contact, ContactInvalid, ContactPage, ContactQuery
 from core.postgres import DatabaseUnavailable
 from handoff.model import (
     ConsoleEvent,
     Conversation,
     ConversationState,
-    HandoffService,
     PauseReason,
     conversation_id_of,
 )
@@ -155,14 +154,6 @@ class InboxOut(BaseModel):
 
 
 # --- the join --------------------------------------------------------------------------------------------
-
-
-def handoff_of(request: Request) -> HandoffService:
-    service = getattr(request.app.state, "handoff", None)
-    if service is None:
-        raise ConsoleError("handoff_unavailable",
-                           "El servicio de atención por personas no está disponible; intente en un momento.")
-    return service  # type: ignore[no-any-return]
 
 
 async def restriction(request: Request, chosen: StateFilter, username: str) -> tuple[set[str] | None, set[str]]:

@@ -16,7 +16,7 @@ from fastapi import Request
 from console.auth import authenticator_of
 from core.errors import DomainError
 from core.settings import Settings
-from handoff.model import PauseReason
+from handoff.model import HandoffService, PauseReason
 
 T = TypeVar("T")
 MAX_ID = 2**62  # a database integer; larger ids are refused by validation, not by the database (SQLite overflows)
@@ -58,6 +58,15 @@ def pages_of(request: Request) -> list[str]:
     """The pages the app answers for (those with a token), in order."""
     settings: Settings = request.app.state.settings
     return sorted(settings.page_tokens)
+
+
+def handoff_of(request: Request) -> HandoffService:
+    """The app's handoff service (the inbox, the conversations), or 503 while it is not there."""
+    service = getattr(request.app.state, "handoff", None)
+    if service is None:
+        raise ConsoleError("handoff_unavailable",
+                           "El servicio de atención por personas no está disponible; intente en un momento.")
+    return service  # type: ignore[no-any-return]
 
 
 def state_store(request: Request, attr: str, opener: Callable[[Settings], T]) -> T:

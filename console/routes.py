@@ -57,7 +57,7 @@ from console.auth import (
 from console.events import EventHub
 from console.knowledge_editor import MAX_UPLOAD_BYTES, KnowledgeEditor, KnowledgeEditorError, MatrixEditor
 from console.page_names import page_name_of
-from console.parts import PAUSE_REASONS_ES, ConsoleError, now_of
+from console.parts import PAUSE_REASONS_ES, ConsoleError, handoff_of, now_of
 from console.store import ConsoleStore, open_console_store
 from core.errors import status_of
 from core.postgres import DatabaseUnavailable
@@ -66,7 +66,6 @@ from handoff.model import (
     Conversation,
     ConversationNotFound,
     ConversationState,
-    HandoffService,
     PauseReason,
     TranscriptItem,
     split_conversation_id,
@@ -104,14 +103,6 @@ CONSOLE_PREFIXES = ("/console", "/api/console")
 
 
 # --- the app's pieces ------------------------------------------------------------------------------
-
-
-def handoff_of(request: Request) -> HandoffService:
-    service = getattr(request.app.state, "handoff", None)
-    if service is None:
-        raise ConsoleError("handoff_unavailable",
-                           "El servicio de atención por personas no está disponible; intente en un momento.")
-    return service  # type: ignore[no-any-return]
 
 
 def knowledge_of(request: Request) -> KnowledgeEditor:
