@@ -59,7 +59,7 @@ SELECT * FROM handoff_log WHERE conversation_id = %(id)s ORDER BY id;
 SELECT l.conversation_id, c.page_id, c.user_id, l.actor, l.at FROM handoff_log l
 JOIN conversations c ON c.id = l.conversation_id
 WHERE l.action = 'resumed' AND l.reason IS DISTINCT FROM 'idle' AND l.at >= %(since)s
-ORDER BY l.id;
+ORDER BY l.at, l.id;  -- by time: handoff_log_resumed_at serves it
 
 -- name: agent_of_close
 -- The team member who last wrote to the customer between the conversation's last pause before %(closed_at)s and

@@ -673,7 +673,16 @@ def test_a_turn_reverted_after_an_action_server_failure_shows_the_message_once()
 
 def test_the_store_keeps_its_schema_version() -> None:
     store = HandoffStore(":memory:")
-    assert store.schema_version == 1
+    assert store.schema_version == 2  # 001_initial, 002_resumes_by_time
+    store.close()
+
+
+def test_the_catch_up_of_closes_reads_the_resumes_by_time_not_the_whole_log() -> None:
+    """Customer satisfaction reads the last hour's resumes every minute: the index on their time must serve it."""
+    store = HandoffStore(":memory:")
+    with store._db.write() as conn:
+        plan = conn.execute("EXPLAIN QUERY PLAN " + store._db.queries["closes_since"], {"since": "2026"}).fetchall()
+    assert any("handoff_log_resumed_at" in str(tuple(row)) for row in plan), [tuple(row) for row in plan]
     store.close()
 
 
