@@ -19,6 +19,7 @@ journal). A SQLite file commits with `synchronous=FULL`: a change recorded is on
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -30,6 +31,8 @@ from core.offload import Offload
 from core.postgres import is_postgres_url
 from core.sqlite import SQLiteFile
 from meta.feed import FeedChange
+
+logger = logging.getLogger(__name__)
 
 SQL_DIR = Path(__file__).parent / "sql" / "journal"  # sqlite/ and postgres/: numbered migrations and queries.sql
 STORE_NAME = "comment_journal"
@@ -246,6 +249,17 @@ class CommentJournal:
     async def record_async(self, changes: list[FeedChange], now: datetime) -> list[int]:
         """`record` off the event loop: one commit for the delivery, in this journal's thread."""
         return await self.run(self.record, changes, now)
+
+    async def record_delivery(self, changes: list[FeedChange], now: datetime) -> bool:
+        """A webhook delivery's feed changes, durable before its 200: False when the journal cannot be written (disk
+        full, database down), logged; the webhook then answers 503 and Meta delivers again (the changes recorded
+        already are a no-op then). The webhook process and the Rasa channel's own route both call this."""
+        try:
+            await self.record_async(changes, now)
+        except Exception:  # any failure to write: not recorded, so not acknowledged
+            logger.exception("recording a delivery's feed changes failed", extra={"changes": len(changes)})
+            return False
+        return True
 
     # --- deciding (the processor) ----------------------------------------------------------------------------
 

@@ -531,12 +531,7 @@ class MessengerInput(InputChannel):
     async def _record_changes(self, changes: list[FeedChange]) -> bool:
         """The delivery's feed changes in the comment journal, durable before the 200 (False: it cannot be
         written; the events recorded already are a no-op when Meta delivers again)."""
-        try:
-            await self.comments.record_async(changes, datetime.now(timezone.utc))
-        except Exception:  # disk full, database down: Meta delivers again later
-            logger.exception("recording a delivery's feed changes failed", extra={"changes": len(changes)})
-            return False
-        return True
+        return await self.comments.record_delivery(changes, datetime.now(timezone.utc))
 
     def _wake_feeder(self) -> None:
         # Before the start-up listener ran there is no feeder yet: the events are recorded (pending), and the

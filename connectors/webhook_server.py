@@ -231,12 +231,7 @@ class WebhookApp:
             logger.warning("feed changes not recorded: this webhook process has no comment journal",
                            extra={"changes": len(verdict.changes)})
             return True
-        try:
-            await self.comments.record_async(list(verdict.changes), self.clock())
-        except Exception:  # the journal cannot be written (disk full, database down): Meta delivers again later
-            logger.exception("recording a delivery's feed changes failed")
-            return False
-        return True
+        return await self.comments.record_delivery(list(verdict.changes), self.clock())
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from comments.journal import PENDING, open_comment_journal
+from comments.journal import PENDING, CommentJournal, open_comment_journal
 from connectors.messenger import MessengerInput
 from sandbox import simulate
 from tests.channel.conftest import OpenChannel
@@ -38,7 +38,10 @@ async def test_a_comment_reaches_the_comment_journal_once(channel: ChannelServer
 
 
 class BrokenJournal:
-    """A comment journal that cannot be written (a full disk, a database that is down)."""
+    """A comment journal that cannot be written (a full disk, a database that is down); the real journal's handling
+    of that failure (`record_delivery`) on top."""
+
+    record_delivery = CommentJournal.record_delivery
 
     async def record_async(self, changes: list[Any], now: datetime) -> list[int]:
         raise OSError("database or disk is full")
