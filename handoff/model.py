@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, NamedTuple, Protocol
 
@@ -153,6 +153,42 @@ class HandoffLogEntry:
     def to_dict(self) -> dict[str, Any]:
         return {"conversation_id": self.conversation_id, "action": self.action, "by": self.by, "at": _iso(self.at),
                 "reason": self.reason, "closing_note": self.closing_note}
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One handoff episode, from a pause to its resume (the reports' waiting times): why and by whom it was paused,
+    the first reply of a person of the team (the console or the Page inbox), who closed it and to whom it was
+    assigned. `reason` None: Rasa paused and the app learnt of it from the connector; `resumed_at` None: still
+    open; `closed_by` "system": the idle auto-resume."""
+
+    conversation_id: str
+    page_id: str
+    user_id: str
+    paused_at: datetime
+    reason: str | None
+    paused_by: str
+    first_reply_at: datetime | None = None
+    first_reply_by: str | None = None
+    resumed_at: datetime | None = None
+    closed_by: str | None = None
+    assigned_to: str | None = None
+
+    @property
+    def wait_for_reply(self) -> timedelta | None:
+        """From the pause to the first reply of a person (None: nobody replied)."""
+        return self.first_reply_at - self.paused_at if self.first_reply_at is not None else None
+
+    @property
+    def wait_for_close(self) -> timedelta | None:
+        """From the pause to the resume (None: still open)."""
+        return self.resumed_at - self.paused_at if self.resumed_at is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"conversation_id": self.conversation_id, "page_id": self.page_id, "user_id": self.user_id,
+                "paused_at": _iso(self.paused_at), "reason": self.reason, "paused_by": self.paused_by,
+                "first_reply_at": _iso(self.first_reply_at), "first_reply_by": self.first_reply_by,
+                "resumed_at": _iso(self.resumed_at), "closed_by": self.closed_by, "assigned_to": self.assigned_to}
 
 
 def _iso(value: datetime | None) -> str | None:

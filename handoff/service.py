@@ -34,6 +34,7 @@ from handoff.model import (
     Conversation,
     ConversationNotFound,
     ConversationState,
+    Episode,
     HandoffLogEntry,
     PauseReason,
     ReplyRefused,
@@ -96,6 +97,15 @@ def _conversation(row: Any) -> Conversation:
     )
 
 
+def _episode(row: Any) -> Episode:
+    return Episode(
+        conversation_id=row["conversation_id"], page_id=row["page_id"], user_id=row["user_id"],
+        paused_at=moment(row["paused_at"]), reason=row["reason"], paused_by=row["paused_by"],
+        first_reply_at=_parse(row["first_reply_at"]), first_reply_by=row["first_reply_by"],
+        resumed_at=_parse(row["resumed_at"]), closed_by=row["closed_by"], assigned_to=row["assigned_to"],
+    )
+
+
 class HandoffStore(DatabaseStore):
     """The handoff's SQLite file or PostgreSQL schema (`core.database`). Synchronous and thread-safe; `Handoff`
     calls it through a thread. Every write is one transaction that first locks the conversation it changes
@@ -129,6 +139,15 @@ class HandoffStore(DatabaseStore):
                                                       "reason": reason, "closing_note": closing_note,
                                                       "now": _time(now)})
 
+    def _insert_agent_message(self, conn: Session, conversation_id: str, agent: str, text: str, at: datetime,
+                              outbox_id: int | None) -> None:
+        """What a person of the team wrote (the console, or the Page inbox: an echo), in the local copy; the open
+        episode's first reply when it has none yet."""
+        conn.execute(self._db.queries["insert_message"], {"id": conversation_id, "author": f"agent:{agent}",
+                                                          "text": text, "at": _time(at), "outbox_id": outbox_id})
+        conn.execute(self._db.queries["touch"], {"id": conversation_id, "now": _time(at)})
+        conn.execute(self._db.queries["episode_replied"], {"id": conversation_id, "at": _time(at), "by": agent})
+
     def get(self, conversation_id: str) -> Conversation:
         rows = self._db.read("get_conversation", {"id": conversation_id})
         if not rows:
@@ -150,6 +169,7 @@ class HandoffStore(DatabaseStore):
             changed = bool(conn.execute(self._db.queries["pause"], params).rowcount)
             if changed:
                 self._log(conn, conversation_id, "paused", by, now, reason=reason.value)
+                conn.execute(self._db.queries["insert_episode"], params)
             return self._get(conn, conversation_id), changed
 
     def resume(
@@ -161,12 +181,14 @@ class HandoffStore(DatabaseStore):
             changed = bool(conn.execute(self._db.queries["resume"], params).rowcount)
             if changed:
                 self._log(conn, conversation_id, "resumed", by, now, reason=reason, closing_note=closing_note)
+                conn.execute(self._db.queries["episode_closed"], {**params, "by": by})
             return self._get(conn, conversation_id), changed
 
     def assign(self, conversation_id: str, agent: str | None, by: str, now: datetime) -> Conversation:
         with self._db.write() as conn:
             self._get(conn, conversation_id, "lock_conversation")
             conn.execute(self._db.queries["assign"], {"id": conversation_id, "agent": agent, "now": _time(now)})
+            conn.execute(self._db.queries["episode_assigned"], {"id": conversation_id, "agent": agent})
             self._log(conn, conversation_id, "assigned", by, now, reason=agent)
             return self._get(conn, conversation_id)
 
@@ -179,6 +201,8 @@ class HandoffStore(DatabaseStore):
             created = self._insert(conn, page_id, user_id, now, paused_by=PAUSED_BY_RASA)
             if created:
                 self._log(conn, conversation_id, "paused", PAUSED_BY_RASA, now)
+                conn.execute(self._db.queries["insert_episode"], {"id": conversation_id, "reason": None,
+                                                                  "by": PAUSED_BY_RASA, "now": _time(now)})
             conn.execute(self._db.queries["note_user_message"],
                          {"id": conversation_id, "at": _time(at), "text": text, "now": _time(now)})
             conn.execute(self._db.queries["insert_message"],
@@ -190,9 +214,7 @@ class HandoffStore(DatabaseStore):
     ) -> Conversation:
         with self._db.write() as conn:
             self._get(conn, conversation_id, "lock_conversation")
-            conn.execute(self._db.queries["insert_message"], {"id": conversation_id, "author": f"agent:{agent}",
-                                                              "text": text, "at": _time(at), "outbox_id": outbox_id})
-            conn.execute(self._db.queries["touch"], {"id": conversation_id, "now": _time(at)})
+            self._insert_agent_message(conn, conversation_id, agent, text, at, outbox_id)
             return self._get(conn, conversation_id)
 
     def record_agent_reply_once(
@@ -205,9 +227,7 @@ class HandoffStore(DatabaseStore):
             seen = conn.execute(self._db.queries["message_of_outbox"], {"id": conversation_id, "outbox_id": outbox_id})
             if seen.fetchone() is not None:
                 return self._get(conn, conversation_id), False
-            conn.execute(self._db.queries["insert_message"], {"id": conversation_id, "author": f"agent:{agent}",
-                                                              "text": text, "at": _time(at), "outbox_id": outbox_id})
-            conn.execute(self._db.queries["touch"], {"id": conversation_id, "now": _time(at)})
+            self._insert_agent_message(conn, conversation_id, agent, text, at, outbox_id)
             return self._get(conn, conversation_id), True
 
     def paused(self) -> list[Conversation]:
@@ -249,6 +269,11 @@ class HandoffStore(DatabaseStore):
         `closed_at` (None: nobody did)."""
         rows = self._db.read("agent_of_close", {"id": conversation_id, "closed_at": _time(closed_at)})
         return str(rows[0]["author"]).removeprefix("agent:") if rows else None
+
+    def episodes(self, page_id: str | None, since: datetime, until: datetime) -> list[Episode]:
+        """The handoff episodes paused in [since, until) (aware times; `page_id` None: every page), oldest first."""
+        return [_episode(row) for row in self._db.read("episodes", {
+            "page_id": page_id, "since": _time(since), "until": _time(until)})]
 
     def messages(self, conversation_id: str, limit: int = 100) -> list[TranscriptItem]:
         return [
@@ -649,6 +674,10 @@ class Handoff:
         """Who of the team last wrote to the customer since the conversation was paused, up to its close at
         `closed_at` (the agent a satisfaction survey rates; None: nobody wrote, nothing to rate)."""
         return await self._db(self.store.agent_of_close, conversation_id, closed_at)
+
+    async def episodes(self, page_id: str | None, since: datetime, until: datetime) -> list[Episode]:
+        """The handoff episodes paused in [since, until), oldest first (the reports' waiting times per agent)."""
+        return await self._db(self.store.episodes, page_id, since, until)
 
     async def history(self, conversation_id: str) -> list[HandoffLogEntry]:
         """Pauses, resumes (with their closing notes) and assignments, oldest first."""

@@ -48,7 +48,7 @@ def test_a_pause_survives_a_restart_of_the_app(url: str, store: HandoffStore) ->
     assert conversation.paused_at == NOW and conversation.last_user_message_at == later(1)
     assert conversation.paused_at.tzinfo is not None and conversation.paused_at.utcoffset() == timedelta(0)
     assert [m.text for m in reopened.messages(conversation.id)] == ["¿hola?"]
-    assert reopened.schema_version == 2  # 002_resumes_by_time
+    assert reopened.schema_version == 3  # 003_episodes
     reopened.close()
 
 

@@ -94,3 +94,27 @@ SELECT id FROM conversations
 WHERE state = %(state)s
   AND (%(assignment)s = 'any' OR (%(assignment)s = 'none' AND assigned_to IS NULL)
        OR (%(assignment)s = 'agent' AND assigned_to = %(agent)s));
+
+-- name: insert_episode
+-- A pause that really paused: a handoff episode starts (003_episodes.sql).
+INSERT INTO handoff_episodes (conversation_id, page_id, user_id, paused_at, reason, paused_by)
+SELECT id, page_id, user_id, %(now)s::timestamptz, %(reason)s, %(by)s FROM conversations WHERE id = %(id)s;
+
+-- name: episode_replied
+-- A person of the team wrote (the console or the Page inbox): the open episode's first reply, if it has none yet.
+UPDATE handoff_episodes SET first_reply_at = %(at)s, first_reply_by = %(by)s
+WHERE conversation_id = %(id)s AND resumed_at IS NULL AND first_reply_at IS NULL;
+
+-- name: episode_assigned
+UPDATE handoff_episodes SET assigned_to = %(agent)s WHERE conversation_id = %(id)s AND resumed_at IS NULL;
+
+-- name: episode_closed
+UPDATE handoff_episodes SET resumed_at = %(now)s, closed_by = %(by)s
+WHERE conversation_id = %(id)s AND resumed_at IS NULL;
+
+-- name: episodes
+-- The episodes paused in [since, until), of one page or all (NULL), oldest first.
+SELECT * FROM handoff_episodes
+WHERE paused_at >= %(since)s::timestamptz AND paused_at < %(until)s::timestamptz
+  AND (%(page_id)s::text IS NULL OR page_id = %(page_id)s)
+ORDER BY paused_at, id;

@@ -87,3 +87,25 @@ SELECT id FROM conversations
 WHERE state = :state
   AND (:assignment = 'any' OR (:assignment = 'none' AND assigned_to IS NULL)
        OR (:assignment = 'agent' AND assigned_to = :agent));
+
+-- name: insert_episode
+-- A pause that really paused: a handoff episode starts (003_episodes.sql).
+INSERT INTO handoff_episodes (conversation_id, page_id, user_id, paused_at, reason, paused_by)
+SELECT id, page_id, user_id, :now, :reason, :by FROM conversations WHERE id = :id;
+
+-- name: episode_replied
+-- A person of the team wrote (the console or the Page inbox): the open episode's first reply, if it has none yet.
+UPDATE handoff_episodes SET first_reply_at = :at, first_reply_by = :by
+WHERE conversation_id = :id AND resumed_at IS NULL AND first_reply_at IS NULL;
+
+-- name: episode_assigned
+UPDATE handoff_episodes SET assigned_to = :agent WHERE conversation_id = :id AND resumed_at IS NULL;
+
+-- name: episode_closed
+UPDATE handoff_episodes SET resumed_at = :now, closed_by = :by WHERE conversation_id = :id AND resumed_at IS NULL;
+
+-- name: episodes
+-- The episodes paused in [since, until), of one page or all (:page_id NULL), oldest first.
+SELECT * FROM handoff_episodes
+WHERE paused_at >= :since AND paused_at < :until AND (:page_id IS NULL OR page_id = :page_id)
+ORDER BY paused_at, id;

@@ -673,7 +673,7 @@ def test_a_turn_reverted_after_an_action_server_failure_shows_the_message_once()
 
 def test_the_store_keeps_its_schema_version() -> None:
     store = HandoffStore(":memory:")
-    assert store.schema_version == 2  # 001_initial, 002_resumes_by_time
+    assert store.schema_version == 3  # 001_initial, 002_resumes_by_time, 003_episodes
     store.close()
 
 
