@@ -105,6 +105,20 @@ class AnswerRecord:
 
 
 @dataclass(frozen=True)
+class HandlingHour:
+    """How many questions of a page were handled one way in one UTC hour (`hour`: the hour's start, aware UTC)."""
+
+    hour: datetime
+    page_id: str
+    handling: Handling
+    n: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"hour": self.hour.isoformat(), "page_id": self.page_id, "handling": self.handling.value,
+                "n": self.n}
+
+
+@dataclass(frozen=True)
 class Question:
     """An unanswered question read back from the journal."""
 

@@ -3,11 +3,13 @@ or a PostgreSQL schema (`open_answers_store(settings.store_url("answers"))`, `co
 
 Numbered migrations and named queries live in `answers/sql/sqlite/` and `answers/sql/postgres/`. Synchronous and
 thread-safe; async code calls it through a thread. A tap on a "¿Quisiste decir…?" candidate marks the offers the
-same person got in the 10 minutes before as followed, in the same transaction, so "unanswered" is one query.
+same person got in the 10 minutes before as followed, in the same transaction, so "unanswered" is one query; and
+counts it in its UTC hour (`answer_hours`, same transaction), which is all the counts by handling and by entry read.
 
 On PostgreSQL every statement has a short `statement_timeout` (STATEMENT_TIMEOUT_MS, unless the URL's `options` set
 one): the journal is written in the background of a customer's answer and must fail fast, not queue up behind a
-stuck server. `prune` keeps the journal to its retention a UTC day at a time, so each statement stays short.
+stuck server. `prune` keeps the journal to its retention a UTC day at a time, so each statement stays short; the
+hourly counts are never pruned.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from answers.model import (
     Group,
     GroupNotFound,
     Handling,
+    HandlingHour,
     Question,
 )
 from core.database import DatabaseStore, moment, stored_time
@@ -98,6 +101,11 @@ def with_statement_timeout(url: Path | str, milliseconds: int = STATEMENT_TIMEOU
     return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
 
 
+def hour_start(moment_: datetime) -> datetime:
+    """The UTC hour that holds this moment (its start): the bucket of the hourly counts."""
+    return moment_.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+
 def day_start(moment_: datetime) -> datetime:
     """The UTC midnight that starts this moment's day."""
     return moment_.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -137,7 +145,8 @@ class AnswersStore(DatabaseStore):
     # --- the journal ------------------------------------------------------------------------------------------
 
     def record(self, rec: AnswerRecord) -> int:
-        """Journal one handled question; a SELECTED marks the person's offers of the last 10 minutes followed."""
+        """Journal one handled question and count it in its UTC hour (one transaction); a SELECTED marks the
+        person's offers of the last 10 minutes followed."""
         at = stored_time(rec.at)
         with self._db.write() as conn:
             row = conn.execute(self._db.queries["insert_answer"], {
@@ -146,6 +155,9 @@ class AnswersStore(DatabaseStore):
                 "score": float(rec.score) if rec.score is not None else None,
                 "candidates_json": json.dumps(list(rec.candidates), ensure_ascii=False),
                 "reason": rec.reason, "matrix_version": rec.matrix_version}).fetchone()
+            conn.execute(self._db.queries["add_hour"], {
+                "hour": stored_time(hour_start(rec.at)), "page_id": rec.page_id, "handling": rec.handling.value,
+                "entry_id": rec.entry_id or ""})
             if rec.handling is Handling.SELECTED:
                 conn.execute(self._db.queries["mark_followed"], {
                     "page_id": rec.page_id, "person_key": rec.person_key, "at": at,
@@ -159,7 +171,8 @@ class AnswersStore(DatabaseStore):
             "limit": MAX_UNANSWERED})]
 
     def counts_by_handling(self, page_id: str | None, since: datetime, until: datetime) -> dict[str, int]:
-        """Questions in [since, until) by how they were handled; every handling present (0 when none)."""
+        """Questions in [since, until) by how they were handled; every handling present (0 when none). Read from the
+        hourly counts: an hour counts when its start is in the window (bounds on whole hours are exact)."""
         counts = dict.fromkeys((handling.value for handling in Handling), 0)
         for row in self._read("counts_by_handling", {"page_id": page_id, "since": stored_time(since),
                                                      "until": stored_time(until)}):
@@ -167,16 +180,24 @@ class AnswersStore(DatabaseStore):
         return counts
 
     def entry_use(self, page_id: str | None, since: datetime, until: datetime) -> dict[str, int]:
-        """How often each entry answered (from the matrix or a tapped candidate) in [since, until)."""
+        """How often each entry answered (from the matrix or a tapped candidate) in [since, until), from the hourly
+        counts (as `counts_by_handling`)."""
         return {row["entry_id"]: int(row["n"]) for row in self._read("entry_use", {
             "page_id": page_id, "since": stored_time(since), "until": stored_time(until)})}
+
+    def handling_hours(self, page_id: str | None, since: datetime, until: datetime) -> list[HandlingHour]:
+        """The questions per UTC hour, page and handling, for the hours starting in [since, until) (`page_id`
+        None: every page), by hour then page: the reports' series (at most 8,760 hours a year per series)."""
+        return [HandlingHour(moment(row["hour"]), row["page_id"], Handling(row["handling"]), int(row["n"]))
+                for row in self._read("handling_hours", {
+                    "page_id": page_id, "since": stored_time(since), "until": stored_time(until)})]
 
     # --- retention --------------------------------------------------------------------------------------------
 
     def prune(self, before: datetime, max_days: int = PRUNE_DAYS_PER_CALL) -> int:
         """Delete the journal rows of the UTC days that end at or before `before` (rounded down to a midnight),
-        oldest first, at most `max_days` days; each day's counts by page, handling and entry are kept in
-        `answer_days` first, in the same transaction. How many rows were deleted."""
+        oldest first, at most `max_days` days. The counts by handling and by entry stay (`answer_hours` is written
+        with each row and never pruned). How many rows were deleted."""
         cutoff = day_start(before)
         deleted = 0
         for _ in range(max(0, max_days)):
@@ -188,9 +209,7 @@ class AnswersStore(DatabaseStore):
             if day + DAY > cutoff:
                 break
             params = {"day": stored_time(day), "next_day": stored_time(day + DAY)}
-            with self._db.write() as conn:
-                conn.execute(self._db.queries["add_up_day"], params)
-                deleted += int(conn.execute(self._db.queries["prune_day"], params).rowcount)
+            deleted += self._db.run("prune_day", params)
         return deleted
 
     # --- grouping ---------------------------------------------------------------------------------------------

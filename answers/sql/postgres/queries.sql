@@ -30,44 +30,33 @@ WHERE group_id IS NULL AND NOT followed AND handling IN ('no_answer', 'handoff',
 ORDER BY at, id
 LIMIT %(limit)s;
 
+-- name: add_hour
+-- One more question in its UTC hour (answer_hours), in the transaction that journals it.
+INSERT INTO answer_hours (hour, page_id, handling, entry_id, n)
+VALUES (%(hour)s, %(page_id)s, %(handling)s, %(entry_id)s, 1)
+ON CONFLICT (hour, page_id, handling, entry_id) DO UPDATE SET n = answer_hours.n + 1;
+
 -- name: counts_by_handling
--- The journal's rows and, for the days pruned already, their sums (answer_days: a day counts when its midnight is in
--- the window).
-SELECT handling, sum(n) AS n FROM (
-    SELECT handling, count(*) AS n FROM answers
-    WHERE at >= %(since)s::timestamptz AND at < %(until)s::timestamptz AND (%(page_id)s::text IS NULL OR page_id = %(page_id)s)
-    GROUP BY handling
-    UNION ALL
-    SELECT handling, sum(n) AS n FROM answer_days
-    WHERE day >= %(since)s::timestamptz AND day < %(until)s::timestamptz AND (%(page_id)s::text IS NULL OR page_id = %(page_id)s)
-    GROUP BY handling
-) AS both_parts
+-- The hours whose start is in the window (the journal's rows are not read: they are pruned, the hours are not).
+SELECT handling, sum(n) AS n FROM answer_hours
+WHERE hour >= %(since)s::timestamptz AND hour < %(until)s::timestamptz AND (%(page_id)s::text IS NULL OR page_id = %(page_id)s)
 GROUP BY handling;
 
 -- name: entry_use
-SELECT entry_id, sum(n) AS n FROM (
-    SELECT entry_id, count(*) AS n FROM answers
-    WHERE at >= %(since)s::timestamptz AND at < %(until)s::timestamptz AND (%(page_id)s::text IS NULL OR page_id = %(page_id)s)
-      AND handling IN ('matrix', 'selected') AND entry_id IS NOT NULL
-    GROUP BY entry_id
-    UNION ALL
-    SELECT entry_id, sum(n) AS n FROM answer_days
-    WHERE day >= %(since)s::timestamptz AND day < %(until)s::timestamptz AND (%(page_id)s::text IS NULL OR page_id = %(page_id)s)
-      AND handling IN ('matrix', 'selected') AND entry_id <> ''
-    GROUP BY entry_id
-) AS both_parts
+SELECT entry_id, sum(n) AS n FROM answer_hours
+WHERE hour >= %(since)s::timestamptz AND hour < %(until)s::timestamptz AND (%(page_id)s::text IS NULL OR page_id = %(page_id)s)
+  AND handling IN ('matrix', 'selected') AND entry_id <> ''
 GROUP BY entry_id;
+
+-- name: handling_hours
+-- The reports' series: per hour and page, the questions by handling.
+SELECT hour, page_id, handling, sum(n) AS n FROM answer_hours
+WHERE hour >= %(since)s::timestamptz AND hour < %(until)s::timestamptz AND (%(page_id)s::text IS NULL OR page_id = %(page_id)s)
+GROUP BY hour, page_id, handling
+ORDER BY hour, page_id, handling;
 
 -- name: oldest_answer
 SELECT min(at) AS at FROM answers;
-
--- name: add_up_day
--- Retention: one UTC day's journal rows added to answer_days (before `prune_day` deletes them).
-INSERT INTO answer_days (day, page_id, handling, entry_id, n)
-SELECT %(day)s::timestamptz, page_id, handling, COALESCE(entry_id, ''), count(*) FROM answers
-WHERE at >= %(day)s::timestamptz AND at < %(next_day)s::timestamptz
-GROUP BY page_id, handling, COALESCE(entry_id, '')
-ON CONFLICT (day, page_id, handling, entry_id) DO UPDATE SET n = answer_days.n + excluded.n;
 
 -- name: prune_day
 DELETE FROM answers WHERE at >= %(day)s::timestamptz AND at < %(next_day)s::timestamptz;

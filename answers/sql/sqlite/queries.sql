@@ -29,44 +29,33 @@ WHERE group_id IS NULL AND followed = 0 AND handling IN ('no_answer', 'handoff',
 ORDER BY at, id
 LIMIT :limit;
 
+-- name: add_hour
+-- One more question in its UTC hour (answer_hours), in the transaction that journals it.
+INSERT INTO answer_hours (hour, page_id, handling, entry_id, n)
+VALUES (:hour, :page_id, :handling, :entry_id, 1)
+ON CONFLICT (hour, page_id, handling, entry_id) DO UPDATE SET n = answer_hours.n + 1;
+
 -- name: counts_by_handling
--- The journal's rows and, for the days pruned already, their sums (answer_days: a day counts when its midnight is in
--- the window).
-SELECT handling, sum(n) AS n FROM (
-    SELECT handling, count(*) AS n FROM answers
-    WHERE at >= :since AND at < :until AND (:page_id IS NULL OR page_id = :page_id)
-    GROUP BY handling
-    UNION ALL
-    SELECT handling, sum(n) AS n FROM answer_days
-    WHERE day >= :since AND day < :until AND (:page_id IS NULL OR page_id = :page_id)
-    GROUP BY handling
-)
+-- The hours whose start is in the window (the journal's rows are not read: they are pruned, the hours are not).
+SELECT handling, sum(n) AS n FROM answer_hours
+WHERE hour >= :since AND hour < :until AND (:page_id IS NULL OR page_id = :page_id)
 GROUP BY handling;
 
 -- name: entry_use
-SELECT entry_id, sum(n) AS n FROM (
-    SELECT entry_id, count(*) AS n FROM answers
-    WHERE at >= :since AND at < :until AND (:page_id IS NULL OR page_id = :page_id)
-      AND handling IN ('matrix', 'selected') AND entry_id IS NOT NULL
-    GROUP BY entry_id
-    UNION ALL
-    SELECT entry_id, sum(n) AS n FROM answer_days
-    WHERE day >= :since AND day < :until AND (:page_id IS NULL OR page_id = :page_id)
-      AND handling IN ('matrix', 'selected') AND entry_id <> ''
-    GROUP BY entry_id
-)
+SELECT entry_id, sum(n) AS n FROM answer_hours
+WHERE hour >= :since AND hour < :until AND (:page_id IS NULL OR page_id = :page_id)
+  AND handling IN ('matrix', 'selected') AND entry_id <> ''
 GROUP BY entry_id;
+
+-- name: handling_hours
+-- The reports' series: per hour and page, the questions by handling.
+SELECT hour, page_id, handling, sum(n) AS n FROM answer_hours
+WHERE hour >= :since AND hour < :until AND (:page_id IS NULL OR page_id = :page_id)
+GROUP BY hour, page_id, handling
+ORDER BY hour, page_id, handling;
 
 -- name: oldest_answer
 SELECT min(at) AS at FROM answers;
-
--- name: add_up_day
--- Retention: one UTC day's journal rows added to answer_days (before `prune_day` deletes them).
-INSERT INTO answer_days (day, page_id, handling, entry_id, n)
-SELECT :day, page_id, handling, COALESCE(entry_id, ''), count(*) FROM answers
-WHERE at >= :day AND at < :next_day
-GROUP BY page_id, handling, COALESCE(entry_id, '')
-ON CONFLICT (day, page_id, handling, entry_id) DO UPDATE SET n = answer_days.n + excluded.n;
 
 -- name: prune_day
 DELETE FROM answers WHERE at >= :day AND at < :next_day;
