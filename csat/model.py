@@ -166,3 +166,19 @@ class AgentSatisfaction:
     def to_dict(self) -> dict[str, Any]:
         return {"agent": self.agent, "asked": self.asked, "answered": self.answered,
                 "average": round(self.average, 2) if self.average is not None else None}
+
+
+@dataclass(frozen=True)
+class CsatSummary:
+    """The satisfaction of a period (the conversations closed in it): asks that reached the person, answers, the
+    average rating (None: no answer) and how many answers gave each rating (1 to 5, every one present)."""
+
+    asked: int
+    answered: int
+    average: float | None
+    by_rating: dict[int, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"asked": self.asked, "answered": self.answered,
+                "average": round(self.average, 2) if self.average is not None else None,
+                "by_rating": {str(rating): n for rating, n in sorted(self.by_rating.items())}}

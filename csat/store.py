@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from core.database import DatabaseStore, moment, stored_time
-from csat.model import AgentSatisfaction, Ask, AskStatus, How
+from csat.model import AgentSatisfaction, Ask, AskStatus, CsatSummary, How
+from meta.events import CSAT_SCORES
 
 SQL_DIR = Path(__file__).parent / "sql"
 
@@ -80,10 +81,25 @@ class CsatStore(DatabaseStore):
         return [_ask(row) for row in self._db.read("asks_of_conversation",
                                                    {"conversation_id": conversation_id, "limit": limit})]
 
-    def agent_satisfaction(self, since: datetime | None = None) -> list[AgentSatisfaction]:
-        rows = self._db.read("agent_satisfaction", {"since": stored_time(since) if since else None})
+    def agent_satisfaction(self, since: datetime | None = None, until: datetime | None = None,
+                           page_id: str | None = None) -> list[AgentSatisfaction]:
+        """Per agent, the asks made in [since, until) (None: no bound) of one page (None: every page)."""
+        rows = self._db.read("agent_satisfaction", {"since": stored_time(since) if since else None,
+                                                    "until": stored_time(until) if until else None,
+                                                    "page_id": page_id})
         return [AgentSatisfaction(row["agent"], int(row["asked"] or 0), int(row["answered"] or 0),
                                   float(row["average"]) if row["average"] is not None else None) for row in rows]
+
+    def summary(self, page_id: str | None, since: datetime, until: datetime) -> CsatSummary:
+        """The satisfaction of the conversations closed in [since, until) (`page_id` None: every page): asks that
+        reached the person, answers, the average rating and how many of each rating (1 to 5, all present)."""
+        params = {"page_id": page_id, "since": stored_time(since), "until": stored_time(until)}
+        [row] = self._db.read("summary", params)
+        by_rating = dict.fromkeys(CSAT_SCORES, 0)
+        for counted in self._db.read("summary_by_rating", params):
+            by_rating[int(counted["rating"])] = int(counted["n"])
+        return CsatSummary(int(row["asked"] or 0), int(row["answered"] or 0),
+                           float(row["average"]) if row["average"] is not None else None, by_rating)
 
 
 def open_csat_store(url: Path | str) -> CsatStore:

@@ -46,12 +46,31 @@ WHERE id = %(id)s AND status = 'sent'
 SELECT * FROM csat_asks WHERE conversation_id = %(conversation_id)s ORDER BY id DESC LIMIT %(limit)s;
 
 -- name: agent_satisfaction
--- Per agent, the asks made since :since (NULL: all): how many reached the person, how many were answered, the average.
+-- Per agent, the asks made in [since, until) (NULL: no bound) of one page (NULL: every page): how many reached the
+-- person, how many were answered, the average.
 SELECT agent,
        SUM(CASE WHEN status != 'not_sent' THEN 1 ELSE 0 END) AS asked,
        COUNT(rating) AS answered,
        AVG(rating) AS average
 FROM csat_asks
-WHERE %(since)s::timestamptz IS NULL OR asked_at >= %(since)s
+WHERE (%(since)s::timestamptz IS NULL OR asked_at >= %(since)s)
+  AND (%(until)s::timestamptz IS NULL OR asked_at < %(until)s)
+  AND (%(page_id)s::text IS NULL OR page_id = %(page_id)s)
 GROUP BY agent
 ORDER BY agent;
+
+-- name: summary
+-- The reports' satisfaction: the asks of the conversations closed in [since, until) of one page (NULL: every page).
+SELECT SUM(CASE WHEN status != 'not_sent' THEN 1 ELSE 0 END) AS asked,
+       COUNT(rating) AS answered,
+       AVG(rating) AS average
+FROM csat_asks
+WHERE closed_at >= %(since)s::timestamptz AND closed_at < %(until)s::timestamptz
+  AND (%(page_id)s::text IS NULL OR page_id = %(page_id)s);
+
+-- name: summary_by_rating
+SELECT rating, COUNT(*) AS n
+FROM csat_asks
+WHERE closed_at >= %(since)s::timestamptz AND closed_at < %(until)s::timestamptz
+  AND (%(page_id)s::text IS NULL OR page_id = %(page_id)s) AND rating IS NOT NULL
+GROUP BY rating;

@@ -46,12 +46,31 @@ WHERE id = :id AND status = 'sent'
 SELECT * FROM csat_asks WHERE conversation_id = :conversation_id ORDER BY id DESC LIMIT :limit;
 
 -- name: agent_satisfaction
--- Per agent, the asks made since :since (NULL: all): how many reached the person, how many were answered, the average.
+-- Per agent, the asks made in [since, until) (NULL: no bound) of one page (NULL: every page): how many reached the
+-- person, how many were answered, the average.
 SELECT agent,
        SUM(CASE WHEN status != 'not_sent' THEN 1 ELSE 0 END) AS asked,
        COUNT(rating) AS answered,
        AVG(rating) AS average
 FROM csat_asks
-WHERE :since IS NULL OR asked_at >= :since
+WHERE (:since IS NULL OR asked_at >= :since)
+  AND (:until IS NULL OR asked_at < :until)
+  AND (:page_id IS NULL OR page_id = :page_id)
 GROUP BY agent
 ORDER BY agent;
+
+-- name: summary
+-- The reports' satisfaction: the asks of the conversations closed in [since, until) of one page (NULL: every page).
+SELECT SUM(CASE WHEN status != 'not_sent' THEN 1 ELSE 0 END) AS asked,
+       COUNT(rating) AS answered,
+       AVG(rating) AS average
+FROM csat_asks
+WHERE closed_at >= :since AND closed_at < :until
+  AND (:page_id IS NULL OR page_id = :page_id);
+
+-- name: summary_by_rating
+SELECT rating, COUNT(*) AS n
+FROM csat_asks
+WHERE closed_at >= :since AND closed_at < :until
+  AND (:page_id IS NULL OR page_id = :page_id) AND rating IS NOT NULL
+GROUP BY rating;
