@@ -209,3 +209,10 @@ LIMIT %(limit)s;
 
 -- name: count_audience
 SELECT COUNT(*) AS total FROM matches c;
+
+-- name: new_by_campaign
+-- Reports: the contacts first seen in [since, until) of one page (NULL: every page), by campaign (NULL: none).
+SELECT campaign, count(*) AS n FROM contacts
+WHERE first_seen_at >= %(since)s::timestamptz AND first_seen_at < %(until)s::timestamptz
+  AND (%(page_id)s::text IS NULL OR page_id = %(page_id)s)
+GROUP BY campaign;

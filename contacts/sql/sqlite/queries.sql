@@ -206,3 +206,9 @@ LIMIT :limit;
 
 -- name: count_audience
 SELECT COUNT(*) AS total FROM matches c;
+
+-- name: new_by_campaign
+-- Reports: the contacts first seen in [since, until) of one page (NULL: every page), by campaign (NULL: none).
+SELECT campaign, count(*) AS n FROM contacts
+WHERE first_seen_at >= :since AND first_seen_at < :until AND (:page_id IS NULL OR page_id = :page_id)
+GROUP BY campaign;
