@@ -63,7 +63,7 @@ chat:
 
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy core meta knowledge_matrix outbox comments links page_profile contacts handoff sandbox csat answers broadcasts console connectors actions bot
+	$(VENV)/bin/mypy core meta knowledge_matrix outbox comments links page_profile contacts handoff sandbox csat answers broadcasts reports console connectors actions bot
 
 # Every benchmark in one run: bench/REPORT.md and its charts (about 30 minutes; `BENCH_ARGS=--quick` for a short one).
 # The single scripts (bench/webhook.py, outbox.py, knowledge.py, console.py, spreadsheets.py) still run on their own.

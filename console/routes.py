@@ -38,6 +38,7 @@ from console import csat as csat_pages
 from console import inbox as inbox_pages
 from console import links as link_pages
 from console import page_profile as page_profile_pages
+from console import reports as report_pages
 from console import snippets as snippet_rules
 from console import unanswered as unanswered_pages
 from console.auth import (
@@ -80,7 +81,8 @@ ASSETS = Path(__file__).parent / "templates" / "console" / "assets"
 ASSET_TYPES = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8",
                "notice.wav": "audio/wav",  # notice.wav: console/notice_sound.py
                "broadcasts.js": "text/javascript; charset=utf-8",  # the «Transmisiones» pages (console/broadcasts.py)
-               "unanswered.js": "text/javascript; charset=utf-8"}  # «Preguntas sin respuesta» (console/unanswered.py)
+               "unanswered.js": "text/javascript; charset=utf-8",  # «Preguntas sin respuesta» (console/unanswered.py)
+               "reports.js": "text/javascript; charset=utf-8"}  # «Reportes» (console/reports.py)
 MAX_REPLY = 2000  # one Messenger text message
 
 AGENTS = ("admin", "agent")
@@ -742,6 +744,7 @@ def install(app: FastAPI, settings: Settings, authenticator: Authenticator | Non
     attachment_sends.install(app)  # files in a reply: /api/console/conversations/{id}/attachment, /attachments/{id}
     broadcast_pages.install(app)  # «Transmisiones»: /console/broadcasts, /api/console/broadcasts (admins)
     unanswered_pages.install(app)  # «Preguntas sin respuesta»: /console/unanswered, /api/console/unanswered (editors)
+    report_pages.install(app)  # «Reportes»: /console/reports, /api/console/reports (admins; editors the knowledge part)
 
     app.add_middleware(ConsoleHeaders)
     return auth

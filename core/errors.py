@@ -159,6 +159,10 @@ HTTP_STATUS: Mapping[str, int] = {
     "broadcast_not_cancellable": 409,  # only a scheduled or sending one is cancelled
     "broadcast_not_retryable": 409,  # only a sent or sending one has failed recipients to retry
     "broadcasts_unavailable": 503,
+    # Reports (reports/, console/reports.py).
+    "reports_error": 500,
+    "report_invalid": 400,  # `desde`, `hasta` or `pagina` that cannot be reported on (the field named)
+    "reports_unavailable": 503,
 }
 
 

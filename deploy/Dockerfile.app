@@ -23,6 +23,7 @@ COPY sandbox sandbox
 COPY csat csat
 COPY answers answers
 COPY broadcasts broadcasts
+COPY reports reports
 COPY console console
 COPY connectors connectors
 COPY actions actions

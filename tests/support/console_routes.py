@@ -140,6 +140,11 @@ ROLES: dict[tuple[str, str], tuple[frozenset[str], bool]] = {
     ("POST", "/api/console/unanswered/{group_id}/add-to-entry"): (EDITORS, True),
     ("POST", "/api/console/unanswered/{group_id}/new-entry"): (EDITORS, True),
     ("POST", "/api/console/unanswered/{group_id}/dismiss"): (EDITORS, True),
+    # «Reportes» (console/reports.py): admins, editors (the knowledge part), and the service token over the API.
+    ("GET", "/console/reports"): (EDITORS, False),
+    ("GET", "/api/console/reports"): (EDITORS, True),
+    ("GET", "/api/console/reports/{table}.csv"): (EDITORS, True),
+    ("GET", "/api/console/reports/charts/{chart}.svg"): (EDITORS, True),
 }
 
 # Development only (BOT_ENV=production does not mount them): the Graph API sandbox, its chat, the API docs.
@@ -170,7 +175,7 @@ def concrete(path: str, conversation_id: str = f"{PAGE}:u1") -> str:
     values = {"conversation_id": conversation_id, "name": "console.css", "message_id": "1", "page_id": PAGE,
               "version": "v21.0", "node": "me", "link_id": "1", "fmt": "png",
               "rule_id": "1", "psid": "u1", "tag": "vip", "file_id": "0" * 64, "broadcast_id": "1",
-              "group_id": "1"}
+              "group_id": "1", "table": "atencion", "chart": "atencion"}
     return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], path)
 
 

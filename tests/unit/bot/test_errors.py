@@ -27,7 +27,7 @@ from outbox.policy import ALLOWED, TAG_NOT_NEEDED
 
 ROOT = Path(__file__).resolve().parents[3]
 PACKAGES = ("core", "meta", "knowledge_matrix", "outbox", "comments", "links", "page_profile", "contacts", "handoff",
-            "sandbox", "broadcasts", "console", "connectors", "bot")
+            "sandbox", "broadcasts", "reports", "console", "connectors", "bot")
 # Errors raised with their reason code as the first argument.
 RAISED_WITH_A_CODE = ("BroadcastStateError", "ConsoleError", "CommentsRefused", "LinksRefused", "OutboxInputError",
                       "ReplyRefused")

@@ -1,0 +1,438 @@
+"""From what the stores answered (`Sources`) to a `Report`: per local day, the headline share and its trend, waiting
+times per agent, sends by outcome, entries. Pure: the service reads, this module counts and words.
+
+The row shapes are Protocols of attributes (the outbox's `MessageHour`/`SendHour`, the answer journal's
+`HandlingHour`, handoff's `Episode`, csat's `CsatSummary`/`AgentSatisfaction`, comments' `RuleCount`, a broadcast's
+`Report`), so this module depends on none of those packages' internals and tests pass plain objects.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Protocol
+
+from broadcasts.report import reason_es
+from reports.labels import (
+    ANSWERED_WITHOUT_PERSON,
+    HANDLING_ES,
+    HANDLING_ORDER,
+    PURPOSE_ES,
+    SEND_STATUS_ES,
+    SEND_STATUS_ORDER,
+    label,
+)
+from reports.model import Cell, Part, Period, Report, Table, Trend, percentile, share, table
+
+TOP_ENTRIES = 100  # the «most used» table (the CSV has the same rows)
+TOP_GROUPS = 20
+
+
+class MessageHourRow(Protocol):
+    @property
+    def hour(self) -> datetime: ...
+    @property
+    def messages(self) -> int: ...
+    @property
+    def conversations(self) -> int: ...
+    @property
+    def new_people(self) -> int: ...
+
+
+class SendHourRow(Protocol):
+    @property
+    def hour(self) -> datetime: ...
+    @property
+    def purpose(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def reason_code(self) -> str | None: ...
+    @property
+    def error_code(self) -> int | None: ...
+    @property
+    def n(self) -> int: ...
+
+
+class HandlingHourRow(Protocol):
+    @property
+    def hour(self) -> datetime: ...
+    @property
+    def handling(self) -> str: ...
+    @property
+    def n(self) -> int: ...
+
+
+class EpisodeRow(Protocol):
+    @property
+    def paused_at(self) -> datetime: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def first_reply_at(self) -> datetime | None: ...
+    @property
+    def first_reply_by(self) -> str | None: ...
+    @property
+    def resumed_at(self) -> datetime | None: ...
+    @property
+    def closed_by(self) -> str | None: ...
+    @property
+    def assigned_to(self) -> str | None: ...
+
+
+class RuleCountRow(Protocol):
+    @property
+    def rule_id(self) -> int: ...
+    @property
+    def matched(self) -> int: ...
+    @property
+    def replied(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class CsatFigures:
+    asked: int = 0
+    answered: int = 0
+    average: float | None = None
+    by_rating: Mapping[int, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AgentRating:
+    agent: str
+    asked: int
+    answered: int
+    average: float | None
+
+
+@dataclass(frozen=True)
+class BroadcastResult:
+    id: int
+    name: str
+    status_es: str
+    started_at: datetime | None
+    total: int
+    sent: int
+    delivered: int
+    read: int
+    skipped: int
+    blocked: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class OpenGroup:
+    wording: str
+    people: int
+    asked: int
+    last_at: datetime
+    url: str
+
+
+@dataclass(frozen=True)
+class Sources:
+    """What the stores answered for one period (None: that source is not available in this app: its tables say so).
+    `previous_handling`: the period before's questions by handling (the trend)."""
+
+    message_hours: Sequence[MessageHourRow] | None = None
+    send_hours: Sequence[SendHourRow] | None = None
+    handling_hours: Sequence[HandlingHourRow] | None = None
+    previous_handling: Mapping[str, int] | None = None
+    entry_use: Mapping[str, int] | None = None
+    entries: Sequence[tuple[str, str]] | None = None  # the live matrix: (entry id, its first question)
+    open_groups: Sequence[OpenGroup] | None = None
+    episodes: Sequence[EpisodeRow] | None = None
+    csat: CsatFigures | None = None
+    agent_ratings: Sequence[AgentRating] | None = None
+    new_by_campaign: Mapping[str | None, int] | None = None
+    rule_counts: Sequence[RuleCountRow] | None = None
+    rule_names: Mapping[int, str] = field(default_factory=dict)
+    broadcasts: Sequence[BroadcastResult] | None = None
+
+
+UNAVAILABLE_NOTE = "Sin datos: esta parte no está disponible en esta instalación."
+
+
+def _note(source: object | None) -> str:
+    return UNAVAILABLE_NOTE if source is None else ""
+
+
+def agent_name(author: str | None) -> str | None:
+    """`agent:ana` (how the transcript names a person) → `ana`."""
+    if not author:
+        return None
+    return author.split(":", 1)[1] if author.startswith("agent:") else author
+
+
+def code(value: object) -> str:
+    """A code as text: an enum's value (`Status.SENT` → "sent"), a string as it is."""
+    found = getattr(value, "value", value)
+    return "" if found is None else str(found)
+
+
+def _seconds(value: timedelta | None) -> int | None:
+    return None if value is None else max(0, round(value.total_seconds()))
+
+
+def _pct(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _p(values: Sequence[float], q: float) -> int | None:
+    found = percentile(values, q)
+    return None if found is None else round(found)
+
+
+# --- sections ------------------------------------------------------------------------------------------------------
+
+
+def per_day_traffic(period: Period, rows: Sequence[MessageHourRow] | None) -> Table:
+    days: dict[date, list[int]] = {day: [0, 0, 0] for day in period.days()}
+    for row in rows or ():
+        counts = days.get(period.day_of(row.hour))
+        if counts is not None:
+            counts[0] += row.messages
+            counts[1] += row.conversations
+            counts[2] += row.new_people
+    return table("dias", "Mensajes y conversaciones por día",
+                 [("fecha", "Fecha"), ("mensajes", "Mensajes de clientes"), ("conversaciones", "Conversaciones"),
+                  ("contactos_nuevos", "Contactos nuevos")],
+                 ([day.isoformat(), *counts] for day, counts in days.items()),
+                 note=_note(rows) or "Una conversación empieza con el primer mensaje de una persona o con el "
+                                     "primero después de 24 horas sin escribir.")
+
+
+def handling_by_day(period: Period, rows: Sequence[HandlingHourRow] | None) -> tuple[Table, Counter[str]]:
+    days: dict[date, Counter[str]] = {day: Counter() for day in period.days()}
+    for row in rows or ():
+        counts = days.get(period.day_of(row.hour))
+        if counts is not None:
+            counts[code(row.handling)] += row.n
+    totals: Counter[str] = Counter()
+    out = []
+    for day, counts in days.items():
+        totals.update(counts)
+        handled = sum(counts.values())
+        without = sum(counts[kind] for kind in ANSWERED_WITHOUT_PERSON)
+        out.append([day.isoformat(), *(counts[kind] for kind in HANDLING_ORDER), handled,
+                    _pct(share(without, handled))])
+    columns = [("fecha", "Fecha"), *((kind, HANDLING_ES[kind]) for kind in HANDLING_ORDER),
+               ("preguntas", "Preguntas"), ("sin_persona_pct", "% respondidas sin una persona")]
+    return table("atencion_por_dia", "Cómo se atendió cada pregunta, por día", columns, out,
+                 note=_note(rows)), totals
+
+
+def handling_totals(totals: Mapping[str, int], available: bool) -> Table:
+    handled = sum(totals.values())
+    kinds = [*HANDLING_ORDER, *sorted(set(totals) - set(HANDLING_ORDER))]
+    return table("atencion", "Cómo se atendió cada pregunta",
+                 [("tipo", "Código"), ("atencion", "Atención"), ("preguntas", "Preguntas"), ("porcentaje", "%")],
+                 ([kind, label(HANDLING_ES, kind), totals.get(kind, 0), _pct(share(totals.get(kind, 0), handled))]
+                  for kind in kinds),
+                 note="" if available else UNAVAILABLE_NOTE)
+
+
+def headline(totals: Mapping[str, int], previous: Mapping[str, int] | None) -> Trend:
+    def without_person(counts: Mapping[str, int]) -> float | None:
+        return share(sum(counts.get(kind, 0) for kind in ANSWERED_WITHOUT_PERSON), sum(counts.values()))
+
+    return Trend(without_person(totals), without_person(previous) if previous is not None else None)
+
+
+def entry_tables(use: Mapping[str, int] | None, entries: Sequence[tuple[str, str]] | None) -> list[Table]:
+    titles = dict(entries or ())
+    used = sorted((use or {}).items(), key=lambda item: (-item[1], item[0]))[:TOP_ENTRIES]
+    most = table("entradas", "Entradas más usadas",
+                 [("entrada", "Entrada"), ("pregunta", "Pregunta"), ("usos", "Veces que respondió")],
+                 ([entry_id, titles.get(entry_id, ""), count] for entry_id, count in used),
+                 note=_note(use) or f"Las {TOP_ENTRIES} que más respondieron (con la matriz o al elegir una opción).")
+    never = table("entradas_sin_uso", "Entradas publicadas que no respondieron ninguna vez",
+                  [("entrada", "Entrada"), ("pregunta", "Pregunta")],
+                  ([entry_id, question] for entry_id, question in sorted(titles.items())
+                   if not (use or {}).get(entry_id)),
+                  note=UNAVAILABLE_NOTE if entries is None or use is None else "")
+    return [most, never]
+
+
+def unanswered_table(period: Period, groups: Sequence[OpenGroup] | None) -> Table:
+    return table("sin_respuesta", "Preguntas sin respuesta todavía abiertas",
+                 [("pregunta", "Pregunta"), ("personas", "Personas"), ("veces", "Veces"),
+                  ("ultima_vez", "Última vez"), ("enlace", "Enlace")],
+                 ([g.wording, g.people, g.asked, g.last_at.astimezone(period.timezone).isoformat(timespec="minutes"),
+                   g.url] for g in groups or ()),
+                 note=_note(groups) or f"Los {TOP_GROUPS} grupos abiertos que más personas preguntaron y que se "
+                                       "volvieron a preguntar en el período.")
+
+
+def campaign_table(counts: Mapping[str | None, int] | None) -> Table:
+    rows = sorted((counts or {}).items(), key=lambda item: (-item[1], item[0] or ""))
+    return table("campanas", "Contactos nuevos por campaña",
+                 [("campana", "Campaña"), ("contactos_nuevos", "Contactos nuevos")],
+                 ([campaign or "(sin campaña)", n] for campaign, n in rows),
+                 note=_note(counts) or "La campaña es el enlace m.me, el código QR o el anuncio por el que la "
+                                       "persona llegó por primera vez.")
+
+
+def rule_table(counts: Sequence[RuleCountRow] | None, names: Mapping[int, str]) -> Table:
+    rows = sorted(counts or (), key=lambda r: (-r.matched, r.rule_id))
+    return table("reglas_comentarios", "Comentarios por regla de respuesta privada",
+                 [("regla", "Regla"), ("nombre", "Nombre"), ("coincidencias", "Comentarios que coincidieron"),
+                  ("respuestas_privadas", "Respuestas privadas enviadas")],
+                 ([r.rule_id, names.get(r.rule_id, f"Regla {r.rule_id}"), r.matched, r.replied] for r in rows),
+                 note=_note(counts))
+
+
+@dataclass
+class _Agent:
+    episodes: int = 0
+    replied: int = 0
+    closed: int = 0
+    first_reply: list[float] = field(default_factory=list)
+    close: list[float] = field(default_factory=list)
+
+
+def episode_tables(episodes: Sequence[EpisodeRow] | None, ratings: Sequence[AgentRating] | None,
+                   reasons_es: Mapping[str, str]) -> tuple[list[Table], dict[str, Cell]]:
+    """Handoffs by reason, waiting times overall and per agent (the «Tabla de clasificación»), and the summary's
+    figures: still open, closed without any reply."""
+    found = episodes or ()
+    by_reason: Counter[str] = Counter(code(e.reason) for e in found)
+    first_waits = [w for e in found if (w := _seconds(_gap(e.paused_at, e.first_reply_at))) is not None]
+    close_waits = [w for e in found if (w := _seconds(_gap(e.paused_at, e.resumed_at))) is not None]
+    agents: dict[str, _Agent] = defaultdict(_Agent)
+    for episode in found:
+        replier, closer = agent_name(episode.first_reply_by), agent_name(episode.closed_by)
+        owner = replier or agent_name(episode.assigned_to) or closer
+        if owner:
+            agents[owner].episodes += 1
+        if replier and episode.first_reply_at is not None:
+            agents[replier].replied += 1
+            agents[replier].first_reply.append(float(_seconds(episode.first_reply_at - episode.paused_at) or 0))
+        if closer and episode.resumed_at is not None:
+            agents[closer].closed += 1
+            agents[closer].close.append(float(_seconds(episode.resumed_at - episode.paused_at) or 0))
+    rated = {r.agent: r for r in ratings or ()}
+    for name in rated:
+        agents.setdefault(name, _Agent())
+    reasons = table("pausas", "Conversaciones pasadas a una persona, por motivo",
+                    [("motivo", "Código"), ("motivo_es", "Motivo"), ("episodios", "Veces")],
+                    ([code, label(reasons_es, code, "Sin motivo registrado"), n]
+                     for code, n in sorted(by_reason.items(), key=lambda item: (-item[1], item[0]))),
+                    note=_note(episodes))
+    waits = table("espera", "Tiempo de espera de los clientes",
+                  [("medida", "Medida"), ("episodios", "Conversaciones medidas"), ("p50_segundos", "p50 (segundos)"),
+                   ("p90_segundos", "p90 (segundos)")],
+                  [["Hasta la primera respuesta de una persona", len(first_waits), _p(first_waits, 50),
+                    _p(first_waits, 90)],
+                   ["Hasta el cierre", len(close_waits), _p(close_waits, 50), _p(close_waits, 90)]],
+                  note=_note(episodes) or "Desde que el chatbot se pausó. p50: la mitad esperó como mucho esto; "
+                                          "p90: nueve de cada diez.")
+    leaderboard = table(
+        "agentes", "Tabla de clasificación de agentes",
+        [("agente", "Agente"), ("episodios", "Conversaciones"), ("respondidas", "Respondidas primero"),
+         ("cerradas", "Cerradas"), ("primera_respuesta_p50_segundos", "Primera respuesta p50 (s)"),
+         ("primera_respuesta_p90_segundos", "Primera respuesta p90 (s)"), ("cierre_p50_segundos", "Cierre p50 (s)"),
+         ("cierre_p90_segundos", "Cierre p90 (s)"), ("csat_promedio", "Satisfacción (promedio)"),
+         ("csat_respuestas", "Calificaciones")],
+        ([name, a.episodes, a.replied, a.closed, _p(a.first_reply, 50), _p(a.first_reply, 90), _p(a.close, 50),
+          _p(a.close, 90),
+          _average(rated.get(name)), rated[name].answered if name in rated else 0]
+         for name, a in sorted(agents.items(), key=lambda item: (-item[1].episodes, -item[1].closed, item[0]))),
+        note=_note(episodes) or "Cada conversación cuenta para quien respondió primero (si nadie respondió, para "
+                                "quien la tenía asignada o la cerró).")
+    summary: dict[str, Cell] = {
+        "episodes": len(found),
+        "episodes_open": sum(1 for e in found if e.resumed_at is None),
+        "episodes_closed_without_reply": sum(1 for e in found if e.resumed_at is not None and e.first_reply_at is None),
+        "first_reply_p50_seconds": _p(first_waits, 50), "first_reply_p90_seconds": _p(first_waits, 90),
+        "close_p50_seconds": _p(close_waits, 50), "close_p90_seconds": _p(close_waits, 90),
+    }
+    return [reasons, waits, leaderboard], summary
+
+
+def _average(rating: AgentRating | None) -> float | None:
+    return round(rating.average, 2) if rating is not None and rating.average is not None else None
+
+
+def _gap(start: datetime, end: datetime | None) -> timedelta | None:
+    return None if end is None else end - start
+
+
+def send_table(rows: Sequence[SendHourRow] | None, standard: timedelta) -> tuple[Table, dict[str, Cell]]:
+    counts: Counter[tuple[str, str, int, str]] = Counter()
+    for row in rows or ():
+        counts[(code(row.status), code(row.reason_code), row.error_code or 0, code(row.purpose))] += row.n
+    order = {status: i for i, status in enumerate(SEND_STATUS_ORDER)}
+    keys = sorted(counts, key=lambda k: (order.get(k[0], len(order)), -counts[k], k))
+    out = []
+    for status, reason, error, purpose in keys:
+        explained = reason_es(reason or None, standard, error or None) if (reason or error) else ""
+        out.append([status, label(SEND_STATUS_ES, status), reason or None, error or None, explained, purpose,
+                    label(PURPOSE_ES, purpose), counts[(status, reason, error, purpose)]])
+    by_status: Counter[str] = Counter()
+    for (status, *_rest), n in counts.items():
+        by_status[status] += n
+    summary: dict[str, Cell] = {f"sends_{status}": by_status.get(status, 0) for status in SEND_STATUS_ORDER}
+    return table("envios", "Mensajes enviados por resultado",
+                 [("estado", "Estado"), ("estado_es", "Resultado"), ("motivo", "Motivo (código)"),
+                  ("codigo_error", "Código de error de Meta"), ("explicacion", "Explicación"),
+                  ("proposito", "Tipo (código)"), ("proposito_es", "Tipo de mensaje"), ("mensajes", "Mensajes")],
+                 out, note=_note(rows) or "Cada mensaje cuenta una vez, por su resultado final (un mensaje fallido "
+                                          "que se reintentó y salió cuenta como enviado)."), summary
+
+
+def broadcast_table(period: Period, results: Sequence[BroadcastResult] | None) -> Table:
+    return table("transmisiones", "Transmisiones del período",
+                 [("id", "Id"), ("nombre", "Nombre"), ("estado", "Estado"), ("inicio", "Inicio"),
+                  ("destinatarios", "Destinatarios"), ("enviados", "Enviados"), ("entregados", "Entregados"),
+                  ("leidos", "Leídos"), ("omitidos", "Omitidos"), ("bloqueados", "Bloqueados"),
+                  ("fallidos", "Fallidos")],
+                 ([b.id, b.name, b.status_es,
+                   b.started_at.astimezone(period.timezone).isoformat(timespec="minutes") if b.started_at else None,
+                   b.total, b.sent, b.delivered, b.read, b.skipped, b.blocked, b.failed] for b in results or ()),
+                 note=_note(results))
+
+
+def csat_table(figures: CsatFigures | None) -> tuple[Table, dict[str, Cell]]:
+    found = figures or CsatFigures()
+    ratings = sorted(set(found.by_rating) | {1, 2, 3, 4, 5})
+    summary: dict[str, Cell] = {"csat_asked": found.asked, "csat_answered": found.answered,
+                                "csat_average": round(found.average, 2) if found.average is not None else None}
+    return table("satisfaccion", "Satisfacción de los clientes (calificaciones de 1 a 5)",
+                 [("calificacion", "Calificación"), ("respuestas", "Respuestas")],
+                 ([rating, found.by_rating.get(rating, 0)] for rating in ratings),
+                 note=_note(figures) or f"Se pidió calificar {found.asked} conversaciones cerradas; respondieron "
+                                        f"{found.answered}."), summary
+
+
+def assemble(period: Period, part: Part, sources: Sources, *, reasons_es: Mapping[str, str],
+             standard_window: timedelta = timedelta(hours=24)) -> Report:
+    """The report of `period`: `part` "knowledge" (editors) holds only how questions were handled, the entries and
+    the unanswered summary; "all" everything."""
+    by_day, totals = handling_by_day(period, sources.handling_hours)
+    tables: list[Table] = []
+    summary: dict[str, Cell] = {}
+    if part == "all":
+        traffic = per_day_traffic(period, sources.message_hours)
+        tables.append(traffic)
+        summary.update(messages=sum(int(r[1] or 0) for r in traffic.rows),
+                       conversations=sum(int(r[2] or 0) for r in traffic.rows),
+                       new_contacts=sum(int(r[3] or 0) for r in traffic.rows))
+    tables += [by_day, handling_totals(totals, sources.handling_hours is not None),
+               *entry_tables(sources.entry_use, sources.entries), unanswered_table(period, sources.open_groups)]
+    summary["handled"] = sum(totals.values())
+    summary["unanswered"] = sum(totals.get(kind, 0) for kind in ("did_you_mean", "no_answer", "handoff"))
+    if part == "all":
+        tables += [campaign_table(sources.new_by_campaign), rule_table(sources.rule_counts, sources.rule_names)]
+        handoff_tables, handoff_summary = episode_tables(sources.episodes, sources.agent_ratings, reasons_es)
+        sends, send_summary = send_table(sources.send_hours, standard_window)
+        satisfaction, csat_summary = csat_table(sources.csat)
+        tables += [*handoff_tables, sends, broadcast_table(period, sources.broadcasts), satisfaction]
+        summary.update(handoff_summary)
+        summary.update(send_summary)
+        summary.update(csat_summary)
+    return Report(period=period, part=part, headline=headline(totals, sources.previous_handling),
+                  handled=sum(totals.values()), summary=summary, tables={t.name: t for t in tables})
+

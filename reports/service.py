@@ -1,0 +1,187 @@
+"""`Reports`: reads a period's counters from the stores that keep them and hands them to `reports.assemble`.
+
+Every source is optional (an app without the csat store still reports the rest, its tables say so) and reached
+through the small interfaces below; the synchronous stores are called in a thread (`asyncio.to_thread`). Nothing is
+recomputed from raw logs: the outbox's and the answer journal's hour rows, handoff's episodes, the ratings, the
+contacts' first-seen index and the comment journal's rule counts are all kept at write time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol, TypeVar
+
+from core.postgres import DatabaseUnavailable
+from reports.assemble import (
+    TOP_GROUPS,
+    AgentRating,
+    BroadcastResult,
+    CsatFigures,
+    OpenGroup,
+    Sources,
+    assemble,
+)
+from reports.model import Part, Period, Report, ReportsUnavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_BROADCASTS = 200  # read at most this many of the newest broadcasts to find the period's
+BROADCAST_PAGE = 100
+
+
+class OutboxCounters(Protocol):
+    async def message_hours(self, page_id: str | None, since: datetime, until: datetime) -> Sequence[Any]: ...
+    async def send_hours(self, page_id: str | None, since: datetime, until: datetime) -> Sequence[Any]: ...
+
+
+class Episodes(Protocol):
+    async def episodes(self, page_id: str | None, since: datetime, until: datetime) -> Sequence[Any]: ...
+
+
+class AnswerCounters(Protocol):
+    def handling_hours(self, page_id: str | None, since: datetime, until: datetime) -> Sequence[Any]: ...
+    def counts_by_handling(self, page_id: str | None, since: datetime, until: datetime) -> dict[str, int]: ...
+    def entry_use(self, page_id: str | None, since: datetime, until: datetime) -> dict[str, int]: ...
+    def groups(self, status: str = "open", *, page_id: str | None = None, limit: int = 50,
+               offset: int = 0) -> Sequence[Any]: ...
+
+
+class Ratings(Protocol):
+    def summary(self, page_id: str | None, since: datetime, until: datetime) -> Any: ...
+    def agent_satisfaction(self, since: datetime | None = None, until: datetime | None = None,
+                           page_id: str | None = None) -> Sequence[Any]: ...
+
+
+class CampaignCounts(Protocol):
+    def new_by_campaign(self, page_id: str | None, since: datetime, until: datetime) -> dict[str | None, int]: ...
+
+
+class RuleCounts(Protocol):
+    def rule_counts(self, page_id: str | None, since: datetime, until: datetime) -> Sequence[Any]: ...
+
+
+class BroadcastList(Protocol):
+    async def list(self, page_id: str | None = None, limit: int = 50,
+                   after: str | None = None) -> tuple[list[Any], str | None]: ...
+    async def report(self, broadcast_id: int) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Reports:
+    """The reports' façade: `build(period, part)`. `entries` lists the live matrix's entries (id, first question);
+    `rule_names` names comment rules by id; `pause_reasons_es` words handoff's pause reasons (the console's)."""
+
+    outbox: OutboxCounters | None = None
+    handoff: Episodes | None = None
+    answers: AnswerCounters | None = None
+    csat: Ratings | None = None
+    contacts: CampaignCounts | None = None
+    comments: RuleCounts | None = None
+    broadcasts: BroadcastList | None = None
+    entries: Callable[[], Sequence[tuple[str, str]]] | None = None
+    rule_names: Callable[[Sequence[int]], Mapping[int, str]] | None = None
+    pause_reasons_es: Mapping[str, str] | None = None
+    standard_window: timedelta = timedelta(hours=24)
+    group_url: str = "/console/unanswered/{id}"
+
+    async def build(self, period: Period, part: Part) -> Report:
+        """The report of `period` (`part` "all" for admins, "knowledge" for editors). A store that is down is
+        `ReportsUnavailable` (503), not a report with holes."""
+        try:
+            sources = await self._sources(period, part)
+        except DatabaseUnavailable as exc:
+            raise ReportsUnavailable() from exc
+        return assemble(period, part, sources, reasons_es=self.pause_reasons_es or {},
+                        standard_window=self.standard_window)
+
+    async def _sources(self, period: Period, part: Part) -> Sources:
+        since, until = period.utc_bounds()
+        page = period.page_id
+        previous = period.previous()
+        knowledge: list[Any] = await asyncio.gather(
+            self._sync(self.answers, lambda a: a.handling_hours(page, since, until)),
+            self._sync(self.answers, lambda a: a.counts_by_handling(page, *previous.utc_bounds()))
+            if previous is not None else _none(),
+            self._sync(self.answers, lambda a: a.entry_use(page, since, until)),
+            self._sync(self.entries, lambda provide: provide()),
+            self._open_groups(period, since),
+        )
+        found = Sources(handling_hours=knowledge[0], previous_handling=knowledge[1], entry_use=knowledge[2],
+                        entries=knowledge[3], open_groups=knowledge[4])
+        if part != "all":
+            return found
+        everything: list[Any] = await asyncio.gather(
+            self._async(self.outbox, lambda o: o.message_hours(page, since, until)),
+            self._async(self.outbox, lambda o: o.send_hours(page, since, until)),
+            self._async(self.handoff, lambda h: h.episodes(page, since, until)),
+            self._sync(self.csat, lambda c: c.summary(page, since, until)),
+            self._sync(self.csat, lambda c: c.agent_satisfaction(since=since, until=until, page_id=page)),
+            self._sync(self.contacts, lambda c: c.new_by_campaign(page, since, until)),
+            self._sync(self.comments, lambda c: c.rule_counts(page, since, until)),
+            self._broadcasts(page, since, until),
+        )
+        message_hours, send_hours, episodes, csat, agents, campaigns, rules, broadcasts = everything
+        rule_ids = [int(r.rule_id) for r in rules or ()]
+        names = await self._sync(self.rule_names, lambda name: name(rule_ids)) if rule_ids else None
+        return Sources(
+            message_hours=message_hours, send_hours=send_hours, handling_hours=found.handling_hours,
+            previous_handling=found.previous_handling, entry_use=found.entry_use, entries=found.entries,
+            open_groups=found.open_groups, episodes=episodes,
+            csat=CsatFigures(int(csat.asked), int(csat.answered), csat.average, dict(csat.by_rating))
+            if csat is not None else None,
+            agent_ratings=[AgentRating(str(a.agent), int(a.asked), int(a.answered), a.average) for a in agents]
+            if agents is not None else None,
+            new_by_campaign=campaigns, rule_counts=rules, rule_names=dict(names or {}), broadcasts=broadcasts)
+
+    @staticmethod
+    async def _sync(source: Any, call: Callable[[Any], T]) -> T | None:
+        if source is None:
+            return None
+        return await asyncio.to_thread(call, source)
+
+    @staticmethod
+    async def _async(source: Any, call: Callable[[Any], Awaitable[T]]) -> T | None:
+        if source is None:
+            return None
+        return await call(source)
+
+    async def _open_groups(self, period: Period, since: datetime) -> list[OpenGroup] | None:
+        """The open groups of unanswered questions asked again in the period, most people first."""
+        if self.answers is None:
+            return None
+        answers = self.answers
+        groups = await asyncio.to_thread(lambda: answers.groups("open", page_id=period.page_id, limit=TOP_GROUPS * 5))
+        return [OpenGroup(g.label, int(g.people), int(g.questions), g.last_at, self.group_url.format(id=g.id))
+                for g in groups if g.last_at >= since][:TOP_GROUPS]
+
+    async def _broadcasts(self, page: str | None, since: datetime, until: datetime) -> list[BroadcastResult] | None:
+        """The broadcasts that started in the period, with their results (their own report: sent, delivered, ...)."""
+        if self.broadcasts is None:
+            return None
+        found: list[Any] = []
+        cursor: str | None = None
+        read = 0
+        while read < MAX_BROADCASTS:
+            rows, cursor = await self.broadcasts.list(page, limit=BROADCAST_PAGE, after=cursor)
+            read += len(rows)
+            found += [b for b in rows if b.started_at is not None and since <= b.started_at < until]
+            if cursor is None:
+                break
+        results = []
+        for broadcast in sorted(found, key=lambda b: b.started_at):
+            report = await self.broadcasts.report(broadcast.id)
+            results.append(BroadcastResult(
+                id=broadcast.id, name=broadcast.name, status_es=str(report.broadcast.to_dict()["status_es"]),
+                started_at=broadcast.started_at, total=report.total, sent=report.sent, delivered=report.delivered,
+                read=report.read, skipped=sum(report.skipped.values()), blocked=sum(report.blocked.values()),
+                failed=sum(report.failed.values())))
+        return results
+
+
+async def _none() -> None:
+    return None
