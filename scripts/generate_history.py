@@ -340,14 +340,15 @@ class Stack:
     def talk(self, person: Person) -> None:
         """Each of the person's messages, the next one only after this one was handled."""
         for turn in person.turns:
-            before = self.replies_to(person.psid)
-            self.deliver(person.psid, turn)
-            if turn.pauses:
-                self.wait(lambda: self.conversation_state(person.psid) == "paused",
-                          f"the handoff of {person.psid} after «{turn.text}»")
-            else:
-                self.wait(lambda count=before: self.replies_to(person.psid) > count,
-                          f"the bot's reply to {person.psid} after «{turn.text}»")
+            self.deliver_and_wait(person.psid, turn)
+
+    def deliver_and_wait(self, psid: str, turn: Turn) -> None:
+        before = self.replies_to(psid)
+        self.deliver(psid, turn)
+        if turn.pauses:
+            self.wait(lambda: self.conversation_state(psid) == "paused", f"the handoff of {psid} after «{turn.text}»")
+        else:
+            self.wait(lambda: self.replies_to(psid) > before, f"the bot's reply to {psid} after «{turn.text}»")
 
     def replies_to(self, psid: str) -> int:
         return len(self.outbox_messages(recipient_id=psid, page_id=self.page_id))
