@@ -26,6 +26,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
+from comments.model import RuleCount
 from core.database import Database, moment, open_database, sqlite_path, stored_time
 from core.offload import Offload
 from core.postgres import is_postgres_url
@@ -405,6 +406,16 @@ class CommentJournal:
             "started": int(self._db.read("count_started", params)[0]["n"]),
             "by_rule": by_rule,
         }
+
+    def rule_counts(self, page_id: str | None, since: datetime, until: datetime) -> list[RuleCount]:
+        """Per reply rule, by rule id: the comments received in [since, until) (aware times; `page_id` None: every
+        page) it matched, the replies queued, the private replies that reached the person and the conversations
+        started after them (the reports' comment rules)."""
+        return [RuleCount(rule_id=str(row["rule_id"]), matched=int(row["matched"]), replied=int(row["delivered"]),
+                          private=int(row["private_replies"]), public=int(row["public_replies"]),
+                          started=int(row["started"]))
+                for row in self._db.read("rule_counts", {"page_id": page_id, "since": stored_time(since),
+                                                         "until": stored_time(until)})]
 
 
 def open_comment_journal(url: Path | str) -> CommentJournal:

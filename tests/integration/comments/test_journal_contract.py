@@ -299,7 +299,7 @@ def test_counts(journal: CommentJournal) -> None:
 def test_the_journal_survives_a_reopen_and_refuses_a_newer_schema(url: str, tmp_path: Path) -> None:
     first = open_comment_journal(url)
     (stored_id,) = first.record([comment(1)], NOW)
-    assert first.schema_version == 3
+    assert first.schema_version == 4  # 004_rules_by_time
     first.close()
     reopened = open_comment_journal(url)
     try:

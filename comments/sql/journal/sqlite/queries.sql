@@ -137,3 +137,16 @@ SELECT message FROM post_texts WHERE page_id = :page_id AND post_id = :post_id;
 INSERT INTO post_texts (page_id, post_id, message, fetched_at)
 VALUES (:page_id, :post_id, :message, :at)
 ON CONFLICT (page_id, post_id) DO UPDATE SET message = excluded.message, fetched_at = excluded.fetched_at;
+
+-- name: rule_counts
+-- Reports: per rule, the comments received in [since, until) of one page (NULL: every page) it matched, the replies
+-- queued, the private replies that reached the person and the conversations that followed.
+SELECT rule_id, count(*) AS matched, count(private_outbox_id) AS private_replies,
+       count(public_outbox_id) AS public_replies,
+       count(CASE WHEN psid IS NOT NULL OR psid_unknown_at IS NOT NULL THEN 1 END) AS delivered,
+       count(DISTINCT CASE WHEN answered_at IS NOT NULL THEN psid END) AS started
+FROM feed_changes
+WHERE received_at >= :since AND received_at < :until AND (:page_id IS NULL OR page_id = :page_id)
+  AND rule_id IS NOT NULL
+GROUP BY rule_id
+ORDER BY rule_id;
