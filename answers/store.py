@@ -49,7 +49,7 @@ EXAMPLE_ROWS = 200  # a group's latest questions read to pick its examples
 MAX_UNANSWERED = 100_000
 MAX_GROUPS_PAGE = 500
 STATEMENT_TIMEOUT_MS = 5000  # PostgreSQL: a statement of the answers store that takes longer is cancelled
-PRUNE_DAYS_PER_CALL = 31  # days added up and deleted by one `prune` (a long backlog takes several rounds)
+PRUNE_DAYS_PER_CALL = 31  # days deleted by one `prune` (a long backlog takes several rounds)
 DAY = timedelta(days=1)
 
 FloatVector = npt.NDArray[np.float32]
