@@ -156,6 +156,8 @@ class Outcome:
     graph_message_id: str | None = None
     sent_at: datetime | None = None
     graph_recipient_id: str | None = None
+    # When a final outcome was reached (the hour `send_hours` counts it in); None: `sent_at`, else the store's clock.
+    finished_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -254,6 +256,64 @@ message and count the unread ones."""
     message_count: int = 0  # how many messages they wrote on this page (one per `record_user_message`)
 
 
+# --- the reports' counters (issue 14), kept at write time by UTC hour ------------------------------------------
+
+# A person's message this long or longer after their latest one starts a new conversation.
+CONVERSATION_GAP = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class MessageHour:
+    """What people wrote to a page in one UTC hour (`hour`, aware, its start), by Meta's time of each message:
+    `messages`; `conversations` started (the person's first message on the page, or one `CONVERSATION_GAP` or more
+    after their latest; a late message never starts one); `new_people` (their first message on the page)."""
+
+    hour: datetime
+    page_id: str
+    messages: int
+    conversations: int
+    new_people: int
+
+
+@dataclass(frozen=True)
+class SendHour:
+    """How many of a page's messages reached one final outcome in one UTC hour (`hour`, aware, its start): each
+    message counts once, as its final status (sent, blocked, failed, dead, cancelled) with its `reason_code` and
+    Meta's `error_code` (None: none), at the hour it became final. A failed message retried and then sent counts
+    once, as sent."""
+
+    hour: datetime
+    page_id: str
+    purpose: Purpose
+    status: Status
+    reason_code: str | None
+    error_code: int | None
+    n: int
+
+
+def hour_start(at: datetime) -> datetime:
+    """The start of the UTC hour `at` falls in: the counters' bucket."""
+    return utc(at).replace(minute=0, second=0, microsecond=0)
+
+
+def user_message_counts(previous: datetime | None, at: datetime) -> tuple[int, int]:
+    """(conversations, new_people) a person's message at `at` adds, given their latest message on the page before
+    it (None: none). A message older than `previous` (late, out of order) adds neither."""
+    if previous is None:
+        return 1, 1
+    return (1 if utc(at) >= utc(previous) + CONVERSATION_GAP else 0), 0
+
+
+def check_period(since: datetime, until: datetime) -> tuple[datetime, datetime]:
+    """A report's period as aware UTC: `since` inclusive, `until` exclusive, not reversed."""
+    if since.tzinfo is None or until.tzinfo is None:
+        raise OutboxInputError("invalid_period", "a period needs timezone-aware times")
+    since, until = utc(since), utc(until)
+    if until < since:
+        raise OutboxInputError("invalid_period", "a period cannot end before it starts")
+    return since, until
+
+
 class OutboxStore(Protocol):
     """One contract for the in-memory fake, SQLite and PostgreSQL (tests/contract runs all three)."""
 
@@ -287,7 +347,9 @@ class OutboxStore(Protocol):
 
     def complete(self, message_id: int, worker_id: str, outcome: Outcome) -> OutboxMessage:
         """Apply an outcome to a message this worker holds (attempts + 1). A worker whose lease was
-        taken over gets InvalidTransition and must not touch the message."""
+        taken over gets InvalidTransition and must not touch the message. A final outcome is counted in
+        `send_hours` at the hour of `outcome.finished_at` (None: its `sent_at`, else the store's clock), in the same
+        transaction."""
         ...
 
     def reclaim_expired(self, now: datetime) -> int:
@@ -309,18 +371,20 @@ class OutboxStore(Protocol):
         ...
 
     def cancel(self, message_id: int, now: datetime) -> OutboxMessage:
-        """Only a PENDING message can be cancelled."""
+        """Only a PENDING message can be cancelled (counted in `send_hours` at `now`)."""
         ...
 
     def retry(self, message_id: int, now: datetime) -> OutboxMessage:
-        """A DEAD or FAILED message goes back to PENDING, due now, with its attempts reset."""
+        """A DEAD or FAILED message goes back to PENDING, due now, with its attempts reset; its outcome leaves
+        `send_hours` (it counts again when it becomes final again)."""
         ...
 
     def record_user_message(self, page_id: str, user_id: str, at: datetime, text: str | None = None) -> None:
         """The 24-hour window counts only the user's own messages, per page. When `at` is newer than what was
         kept, the store also stamps the conversation's `recorded_at` with its own clock (`conversations_since`) and
         keeps `text` as the last message's (`user_text_excerpt`; None, a reaction: the kept text stays). Every call
-        counts one message (`ConversationSeen.message_count`), a late one too."""
+        counts one message (`ConversationSeen.message_count`), a late one too, and adds to `message_hours` at the hour
+        of `at` in the same transaction (`user_message_counts`)."""
         ...
 
     def record_receipt(
@@ -351,7 +415,17 @@ class OutboxStore(Protocol):
     def cancel_pending_by_key_prefix(self, prefix: str, now: datetime) -> int:
         """Every PENDING message whose idempotency key starts with `prefix` (not empty) → CANCELLED, in one
         statement (a broadcast's cancel: `broadcast:{id}:`). Claimed, sent or final messages are left alone. How
-        many were cancelled."""
+        many were cancelled (each counted in `send_hours` at `now`)."""
+        ...
+
+    def message_hours(self, page_id: str | None, since: datetime, until: datetime) -> list[MessageHour]:
+        """The hours starting in [`since`, `until`) with messages from people, of `page_id` (None: every page, one
+        row per hour and page), in order of hour then page."""
+        ...
+
+    def send_hours(self, page_id: str | None, since: datetime, until: datetime) -> list[SendHour]:
+        """The final outcomes of the hours starting in [`since`, `until`), of `page_id` (None: every page), one row
+        per hour, page, purpose, status, reason and error code, in that order; keys at zero are left out."""
         ...
 
     def conversations_since(self, after: datetime | None, limit: int) -> list[ConversationSeen]:

@@ -23,15 +23,18 @@ from outbox.model import (
     ConversationSeen,
     InvalidTransition,
     MessageFilter,
+    MessageHour,
     NewMessage,
     OutboxMessage,
     OutboxStore,
     PageState,
     Purpose,
     SenderKind,
+    SendHour,
     Status,
     check_batch,
     check_key_prefix,
+    check_period,
     check_receipt_kind,
 )
 from outbox.policy import ConversationWindow, Decision, Policy, ReplyWindows, SendRequest, decide
@@ -293,6 +296,18 @@ class Outbox:
     async def counts(self) -> dict[str, int]:
         """Messages per status."""
         return await self._run(self._store.counts)
+
+    async def message_hours(self, page_id: str | None, since: datetime, until: datetime) -> list[MessageHour]:
+        """The reports' incoming messages, conversations and new people per UTC hour starting in [`since`,
+        `until`) (aware times), of one page or (None) of every page: counters kept as each message was recorded."""
+        check_period(since, until)
+        return await self._run(self._store.message_hours, page_id, since, until)
+
+    async def send_hours(self, page_id: str | None, since: datetime, until: datetime) -> list[SendHour]:
+        """The reports' sends by final outcome (status, reason, Meta's error code, purpose) per UTC hour starting in
+        [`since`, `until`), of one page or (None) of every page: each message once, as what it ended as."""
+        check_period(since, until)
+        return await self._run(self._store.send_hours, page_id, since, until)
 
 
 def open_outbox(

@@ -37,6 +37,12 @@ Choices the Protocol leaves open, the same in every store:
   store only makes read-decide-record atomic: memory, the lock; SQLite, `BEGIN IMMEDIATE`; PostgreSQL,
   the page's row locked by an upsert until COMMIT. A slot not granted records nothing.
 - `release` sets next_attempt_at to `not_before` and leaves due_at and attempts alone.
+
+The reports' counters (issue 14) are kept at write time, in the transaction of the event they count, by UTC hour:
+`record_user_message` adds to `message_hours`; every change of a message into a final status (complete, cancel, the
+cancel by key prefix) sets its `finished_at` and adds 1 to its outcome in `send_hours`, and every change out of one
+(retry) takes that 1 back from the same key and clears `finished_at`. The key is read from the row itself
+(`count_send`), so what a retry takes back is exactly what was added.
 """
 
 from __future__ import annotations
@@ -58,11 +64,13 @@ from meta.errors import META_ERRORS, SUBCODE_ALIASES, Kind, meta_error
 from outbox.model import (
     RECEIPT_CLOCK_SLACK,
     RECEIPT_DELIVERY,
+    TERMINAL,
     UNREACHABLE_BLOCKED,
     Alert,
     ConversationSeen,
     InvalidTransition,
     MessageFilter,
+    MessageHour,
     NewMessage,
     NotFound,
     OutboxError,
@@ -73,11 +81,15 @@ from outbox.model import (
     PageState,
     Purpose,
     SenderKind,
+    SendHour,
     SendSlot,
     Status,
     check_batch,
     check_key_prefix,
+    check_period,
     check_receipt_kind,
+    hour_start,
+    user_message_counts,
     user_text_excerpt,
     utc,
 )
@@ -195,6 +207,40 @@ def recording_time() -> datetime:
     """When a store records a user's message (`ConversationSeen.recorded_at`): the store's own clock, on purpose not
     a `now` passed in, so the contacts' sync reads conversations in the order they were written."""
     return datetime.now(timezone.utc)
+
+
+def finished_time(outcome: Outcome) -> datetime | None:
+    """When a final outcome was reached (None: a retry later, not final): the outcome's own time, else its send time,
+    else the store's clock (a worker's outcome says when it sent, not when it gave up)."""
+    if Status(outcome.status) not in TERMINAL:
+        return None
+    return utc(outcome.finished_at or outcome.sent_at or recording_time())
+
+
+# A send_hours key: hour, page_id, purpose, status, reason_code ('' none), error_code (0 none), as the SQL stores'.
+SendHourKey = tuple[datetime, str, str, str, str, int]
+
+
+def send_hour_key(message: OutboxMessage, finished_at: datetime) -> SendHourKey:
+    return (hour_start(finished_at), message.page_id, message.purpose.value, message.status.value,
+            message.reason_code or "", message.last_error_code or 0)
+
+
+def message_hour_from_row(row: Any) -> MessageHour:
+    return MessageHour(required_utc(row["hour"]), row["page_id"], int(row["messages"]), int(row["conversations"]),
+                       int(row["new_people"]))
+
+
+def send_hour_from_row(row: Any) -> SendHour:
+    return SendHour(required_utc(row["hour"]), row["page_id"], Purpose(row["purpose"]), Status(row["status"]),
+                    row["reason_code"] or None, int(row["error_code"]) or None, int(row["n"]))
+
+
+def period_params(page_id: str | None, since: datetime, until: datetime,
+                  time: Callable[[datetime | None], Any]) -> dict[str, Any]:
+    """`message_hours` / `send_hours`' parameters."""
+    since, until = check_period(since, until)
+    return {"page_id": page_id, "since": time(since), "until": time(until)}
 
 
 def conversation_seen_from_row(row: Any) -> ConversationSeen:
@@ -363,6 +409,9 @@ class InMemoryOutboxStore(ReceiptsStore):
         self._pages: dict[str, PageState] = {}
         self._alerts: list[Alert] = []
         self._latest_send_slots: dict[str, datetime] = {}
+        self._finished_at: dict[int, datetime] = {}  # the messages' finished_at (final ones only)
+        self._message_hours: dict[tuple[datetime, str], tuple[int, int, int]] = {}
+        self._send_hours: dict[SendHourKey, int] = {}
 
     def _out(self, message: OutboxMessage) -> OutboxMessage:
         return message.with_changes(message=json.loads(self._payloads[message.id]))
@@ -382,6 +431,19 @@ class InMemoryOutboxStore(ReceiptsStore):
     def _put(self, message: OutboxMessage) -> OutboxMessage:
         self._messages[message.id] = message
         return self._out(message)
+
+    def _put_counted(self, message: OutboxMessage, finished_at: datetime | None) -> OutboxMessage:
+        """`_put` of a state change, with `send_hours` kept as the SQL stores keep it: what the message was leaves
+        (if final), what it is now counts (if final, at `finished_at`)."""
+        before = self._finished_at.pop(message.id, None)
+        if before is not None:
+            key = send_hour_key(self._messages[message.id], before)
+            self._send_hours[key] = self._send_hours.get(key, 0) - 1
+        if message.status in TERMINAL and finished_at is not None:
+            self._finished_at[message.id] = finished_at
+            key = send_hour_key(message, finished_at)
+            self._send_hours[key] = self._send_hours.get(key, 0) + 1
+        return self._put(message)
 
     def enqueue(self, new: NewMessage, now: datetime) -> tuple[OutboxMessage, bool]:
         record, message_json = new_message_record(new, now)
@@ -481,9 +543,10 @@ class InMemoryOutboxStore(ReceiptsStore):
 
     def complete(self, message_id: int, worker_id: str, outcome: Outcome) -> OutboxMessage:
         check_outcome(outcome)
+        finished_at = finished_time(outcome)
         with self._lock:
             message = self._held(message_id, worker_id)
-            return self._put(
+            return self._put_counted(
                 message.with_changes(
                     status=Status(outcome.status),
                     attempts=message.attempts + 1,
@@ -500,7 +563,8 @@ class InMemoryOutboxStore(ReceiptsStore):
                     sent_at=utc(outcome.sent_at) if outcome.sent_at is not None else None,
                     claimed_by=None,
                     lease_until=None,
-                )
+                ),
+                finished_at,
             )
 
     def reclaim_expired(self, now: datetime) -> int:
@@ -535,12 +599,12 @@ class InMemoryOutboxStore(ReceiptsStore):
             return slot
 
     def cancel(self, message_id: int, now: datetime) -> OutboxMessage:
-        utc(now)
+        now = utc(now)
         with self._lock:
             message = self._get(message_id)
             if message.status is not Status.PENDING:
                 raise transition_error(message, "cancel")
-            return self._put(message.with_changes(status=Status.CANCELLED))
+            return self._put_counted(message.with_changes(status=Status.CANCELLED), now)
 
     def retry(self, message_id: int, now: datetime) -> OutboxMessage:
         now = utc(now)
@@ -548,7 +612,9 @@ class InMemoryOutboxStore(ReceiptsStore):
             message = self._get(message_id)
             if message.status not in RETRYABLE:
                 raise transition_error(message, "retry")
-            return self._put(message.with_changes(status=Status.PENDING, attempts=0, due_at=now, next_attempt_at=now))
+            return self._put_counted(
+                message.with_changes(status=Status.PENDING, attempts=0, due_at=now, next_attempt_at=now), None
+            )
 
     def record_user_message(self, page_id: str, user_id: str, at: datetime, text: str | None = None) -> None:
         at = utc(at)
@@ -557,6 +623,10 @@ class InMemoryOutboxStore(ReceiptsStore):
             conversation = (page_id, user_id)
             self._user_message_counts[conversation] = self._user_message_counts.get(conversation, 0) + 1
             known = self._last_user_message.get(conversation)
+            conversations, new_people = user_message_counts(known, at)
+            hour = (hour_start(at), page_id)
+            counted = self._message_hours.get(hour, (0, 0, 0))
+            self._message_hours[hour] = (counted[0] + 1, counted[1] + conversations, counted[2] + new_people)
             if known is None or at > known:
                 self._last_user_message[conversation] = at
                 if kept_text is not None:
@@ -579,12 +649,28 @@ class InMemoryOutboxStore(ReceiptsStore):
 
     def cancel_pending_by_key_prefix(self, prefix: str, now: datetime) -> int:
         prefix = key_prefix_params(prefix, now)["prefix"]
+        now = utc(now)
         with self._lock:
             found = [message for message in self._messages.values()
                      if message.status is Status.PENDING and message.idempotency_key.startswith(prefix)]
             for message in found:
-                self._put(message.with_changes(status=Status.CANCELLED))
+                self._put_counted(message.with_changes(status=Status.CANCELLED), now)
         return len(found)
+
+    def message_hours(self, page_id: str | None, since: datetime, until: datetime) -> list[MessageHour]:
+        since, until = check_period(since, until)
+        with self._lock:
+            rows = [MessageHour(hour, page, *counted) for (hour, page), counted in self._message_hours.items()
+                    if since <= hour < until and page_id in (None, page)]
+        return sorted(rows, key=lambda row: (row.hour, row.page_id))
+
+    def send_hours(self, page_id: str | None, since: datetime, until: datetime) -> list[SendHour]:
+        since, until = check_period(since, until)
+        with self._lock:
+            keys = sorted((key, n) for key, n in self._send_hours.items()
+                          if n and since <= key[0] < until and page_id in (None, key[1]))
+        return [SendHour(hour, page, Purpose(purpose), Status(status), reason or None, error or None, n)
+                for (hour, page, purpose, status, reason, error), n in keys]
 
     def conversations_since(self, after: datetime | None, limit: int) -> list[ConversationSeen]:
         limit = check_limit(limit)
@@ -702,6 +788,7 @@ def outcome_params(
     message_id: int, worker_id: str, outcome: Outcome, time: Callable[[datetime | None], Any]
 ) -> dict[str, Any]:
     return {
+        "finished_at": time(finished_time(outcome)),
         "id": message_id,
         "worker_id": worker_id,
         "status": Status(outcome.status).value,
@@ -745,7 +832,9 @@ class SQLOutboxStore(ReceiptsStore):
 
     @abstractmethod
     def _transition(self, name: str, action: str, message_id: int, now: datetime) -> OutboxMessage:
-        """Run the named state change on one message; `InvalidTransition` when its status does not allow it."""
+        """Run the named state change on one message; `InvalidTransition` when its status does not allow it (and
+        nothing is written). In the same transaction, `send_hours` loses what the message was (if final) and counts
+        what it is now (if final): `count_send` -1 before the change, +1 after it."""
 
     def cancel(self, message_id: int, now: datetime) -> OutboxMessage:
         return self._transition("cancel_message", "cancel", message_id, now)
@@ -853,7 +942,7 @@ class SQLiteOutboxStore(SQLOutboxStore):
     def complete(self, message_id: int, worker_id: str, outcome: Outcome) -> OutboxMessage:
         check_outcome(outcome)
         params = outcome_params(message_id, worker_id, outcome, sqlite_time)
-        return self._change_held("complete_message", params, message_id, worker_id)
+        return self._change_held("complete_message", params, message_id, worker_id, counted=True)
 
     def reclaim_expired(self, now: datetime) -> int:
         with self._db.write() as conn:
@@ -869,13 +958,17 @@ class SQLiteOutboxStore(SQLOutboxStore):
         params = {"id": message_id, "worker_id": worker_id, "not_before": sqlite_time(not_before)}
         return self._change_held("release_message", params, message_id, worker_id)
 
-    def _change_held(self, name: str, params: Mapping[str, Any], message_id: int, worker_id: str) -> OutboxMessage:
-        """An UPDATE that only changes the message while `worker_id` holds it (SENDING, claimed by it)."""
+    def _change_held(self, name: str, params: Mapping[str, Any], message_id: int, worker_id: str, *,
+                     counted: bool = False) -> OutboxMessage:
+        """An UPDATE that only changes the message while `worker_id` holds it (SENDING, claimed by it). `counted`:
+        the change may make it final, then counted in `send_hours` (a SENDING message was not final: nothing leaves)."""
         with self._db.write() as conn:
             cursor = conn.execute(self._queries[name], params)
             message = self._one(conn, message_id)
             if cursor.rowcount != 1:
                 raise not_held_error(message, worker_id)
+            if counted and message.status in TERMINAL:
+                conn.execute(self._queries["count_send"], {"id": message_id, "delta": 1})
             return message
 
     def reserve_send_slot(
@@ -891,17 +984,24 @@ class SQLiteOutboxStore(SQLOutboxStore):
             return slot
 
     def _transition(self, name: str, action: str, message_id: int, now: datetime) -> OutboxMessage:
-        with self._db.write() as conn:
+        with self._db.write() as conn:  # a refusal raises inside: the -1 is rolled back with the rest
+            conn.execute(self._queries["count_send"], {"id": message_id, "delta": -1})
             cursor = conn.execute(self._queries[name], {"id": message_id, "now": sqlite_time(now)})
             message = self._one(conn, message_id)
             if cursor.rowcount != 1:
                 raise transition_error(message, action)
+            conn.execute(self._queries["count_send"], {"id": message_id, "delta": 1})
             return message
 
     def record_user_message(self, page_id: str, user_id: str, at: datetime, text: str | None = None) -> None:
         params = {"page_id": page_id, "user_id": user_id, "at": sqlite_time(at), "text": user_text_excerpt(text)}
         with self._db.write() as conn:  # the time taken inside the write lock: recording order is commit order
+            row = conn.execute(self._queries["last_user_message_at"], params).fetchone()
+            conversations, new_people = user_message_counts(to_utc(row["last_user_message_at"]) if row else None, at)
             conn.execute(self._queries["record_user_message"], {**params, "recorded_at": sqlite_time(recording_time())})
+            conn.execute(self._queries["count_user_message"], {"hour": sqlite_time(hour_start(at)), "page_id": page_id,
+                                                               "conversations": conversations,
+                                                               "new_people": new_people})
 
     def _mark_received(self, query: str, params: dict[str, Any]) -> int:
         values = {**params, "mids": json.dumps(params["mids"]), "covers": sqlite_time(params["covers"]),
@@ -929,9 +1029,18 @@ class SQLiteOutboxStore(SQLOutboxStore):
         return {row["user_id"]: required_utc(row["last_user_message_at"]) for row in rows}
 
     def cancel_pending_by_key_prefix(self, prefix: str, now: datetime) -> int:
-        params = key_prefix_params(prefix, now)
-        with self._db.write() as conn:
+        params = {**key_prefix_params(prefix, now), "now": sqlite_time(now)}
+        with self._db.write() as conn:  # counted first: BEGIN IMMEDIATE, so the same messages are then cancelled
+            conn.execute(self._queries["count_cancelled_by_key_prefix"], params)
             return int(conn.execute(self._queries["cancel_pending_by_key_prefix"], params).rowcount)
+
+    def message_hours(self, page_id: str | None, since: datetime, until: datetime) -> list[MessageHour]:
+        rows = self._read("message_hours", period_params(page_id, since, until, sqlite_time))
+        return [message_hour_from_row(row) for row in rows]
+
+    def send_hours(self, page_id: str | None, since: datetime, until: datetime) -> list[SendHour]:
+        rows = self._read("send_hours", period_params(page_id, since, until, sqlite_time))
+        return [send_hour_from_row(row) for row in rows]
 
     def conversations_since(self, after: datetime | None, limit: int) -> list[ConversationSeen]:
         params: dict[str, Any] = {"limit": check_limit(limit)}
@@ -1156,7 +1265,7 @@ class PostgresOutboxStore(SQLOutboxStore):
     def complete(self, message_id: int, worker_id: str, outcome: Outcome) -> OutboxMessage:
         check_outcome(outcome)
         params = outcome_params(message_id, worker_id, outcome, postgres_time)
-        return self._change_held("complete_message", params, message_id, worker_id)
+        return self._change_held("complete_message", params, message_id, worker_id, counted=True)
 
     def reclaim_expired(self, now: datetime) -> int:
         with self._transaction() as cursor:
@@ -1167,12 +1276,16 @@ class PostgresOutboxStore(SQLOutboxStore):
         params = {"id": message_id, "worker_id": worker_id, "not_before": utc(not_before)}
         return self._change_held("release_message", params, message_id, worker_id)
 
-    def _change_held(self, name: str, params: Mapping[str, Any], message_id: int, worker_id: str) -> OutboxMessage:
-        """An UPDATE … RETURNING that only changes the message while `worker_id` holds it (SENDING, claimed by it)."""
+    def _change_held(self, name: str, params: Mapping[str, Any], message_id: int, worker_id: str, *,
+                     counted: bool = False) -> OutboxMessage:
+        """An UPDATE … RETURNING that only changes the message while `worker_id` holds it (SENDING, claimed by it).
+        `counted`: the change may make it final, then counted in `send_hours` (a SENDING message was not final)."""
         with self._transaction() as cursor:
             cursor.execute(self._queries[name], params)
             row = cursor.fetchone()
             if row is not None:
+                if counted and row["finished_at"] is not None:
+                    cursor.execute(self._queries["count_send"], {"id": message_id, "delta": 1})
                 return message_from_row(row)
             message = self._one(cursor, message_id)
         raise not_held_error(message, worker_id)
@@ -1189,18 +1302,26 @@ class PostgresOutboxStore(SQLOutboxStore):
             return slot
 
     def _transition(self, name: str, action: str, message_id: int, now: datetime) -> OutboxMessage:
-        with self._transaction() as cursor:
+        with self._transaction() as cursor:  # a refusal raises inside: the -1 is rolled back with the rest
+            cursor.execute(self._queries["lock_message"], {"id": message_id})
+            cursor.execute(self._queries["count_send"], {"id": message_id, "delta": -1})
             cursor.execute(self._queries[name], {"id": message_id, "now": utc(now)})
             row = cursor.fetchone()
-            if row is not None:
-                return message_from_row(row)
-            message = self._one(cursor, message_id)
-        raise transition_error(message, action)
+            if row is None:
+                raise transition_error(self._one(cursor, message_id), action)
+            cursor.execute(self._queries["count_send"], {"id": message_id, "delta": 1})
+            return message_from_row(row)
 
     def record_user_message(self, page_id: str, user_id: str, at: datetime, text: str | None = None) -> None:
         params = {"page_id": page_id, "user_id": user_id, "at": utc(at), "text": user_text_excerpt(text)}
         with self._transaction() as cursor:
+            cursor.execute(self._queries["open_lane"], {"page_id": page_id, "recipient_id": user_id})
+            cursor.execute(self._queries["lock_conversation"], params)
+            conversations, new_people = user_message_counts(to_utc(cursor.fetchone()["last_user_message_at"]), at)
             cursor.execute(self._queries["record_user_message"], params)
+            cursor.execute(self._queries["count_user_message"], {"hour": hour_start(at), "page_id": page_id,
+                                                                 "conversations": conversations,
+                                                                 "new_people": new_people})
 
     def _mark_received(self, query: str, params: dict[str, Any]) -> int:
         with self._transaction() as cursor:
@@ -1231,10 +1352,20 @@ class PostgresOutboxStore(SQLOutboxStore):
             return {row["user_id"]: required_utc(row["last_user_message_at"]) for row in cursor.fetchall()}
 
     def cancel_pending_by_key_prefix(self, prefix: str, now: datetime) -> int:
-        params = key_prefix_params(prefix, now)
-        with self._transaction() as cursor:
+        params = {**key_prefix_params(prefix, now), "now": utc(now)}
+        with self._transaction() as cursor:  # one statement cancels and counts (queries.sql)
             cursor.execute(self._queries["cancel_pending_by_key_prefix"], params)
-            return int(cursor.rowcount)
+            return int(cursor.fetchone()["cancelled"])
+
+    def message_hours(self, page_id: str | None, since: datetime, until: datetime) -> list[MessageHour]:
+        with self._transaction() as cursor:
+            cursor.execute(self._queries["message_hours"], period_params(page_id, since, until, postgres_time))
+            return [message_hour_from_row(row) for row in cursor.fetchall()]
+
+    def send_hours(self, page_id: str | None, since: datetime, until: datetime) -> list[SendHour]:
+        with self._transaction() as cursor:
+            cursor.execute(self._queries["send_hours"], period_params(page_id, since, until, postgres_time))
+            return [send_hour_from_row(row) for row in cursor.fetchall()]
 
     def conversations_since(self, after: datetime | None, limit: int) -> list[ConversationSeen]:
         params: dict[str, Any] = {"limit": check_limit(limit)}

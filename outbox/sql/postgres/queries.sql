@@ -90,9 +90,11 @@ WHERE m.id = heads.id AND m.status = 'pending'
 RETURNING m.*;
 
 -- name: complete_message
--- Only the holder of the claim; next_attempt_at is kept unless the outcome gives one (retry later).
+-- Only the holder of the claim; next_attempt_at is kept unless the outcome gives one (retry later). finished_at: when
+-- a final outcome was reached (NULL for a retry later); the caller then counts it (count_send).
 UPDATE messages
 SET status = %(status)s,
+    finished_at = %(finished_at)s::timestamptz,
     attempts = attempts + 1,
     next_attempt_at = COALESCE(%(next_attempt_at)s::timestamptz, next_attempt_at),
     messaging_type = %(messaging_type)s,
@@ -122,13 +124,19 @@ WHERE id = %(id)s AND status = 'sending' AND claimed_by = %(worker_id)s
 RETURNING *;
 
 -- name: cancel_message
-UPDATE messages SET status = 'cancelled' WHERE id = %(id)s AND status = 'pending'
+UPDATE messages SET status = 'cancelled', finished_at = %(now)s WHERE id = %(id)s AND status = 'pending'
 RETURNING *;
 
+-- name: lock_message
+-- Before a state change that may take a message out of a final status: its outcome is counted out (count_send, -1)
+-- from the row as it is, and nobody changes the row in between.
+SELECT id FROM messages WHERE id = %(id)s FOR NO KEY UPDATE;
+
 -- name: retry_message
--- Due now: the message joins the back of its recipient's queue (outbox/store.py says why).
+-- Due now: the message joins the back of its recipient's queue (outbox/store.py says why). Not final any more: the
+-- caller took its outcome out of send_hours first (count_send, delta -1).
 UPDATE messages
-SET status = 'pending', attempts = 0, due_at = %(now)s, next_attempt_at = %(now)s
+SET status = 'pending', attempts = 0, due_at = %(now)s, next_attempt_at = %(now)s, finished_at = NULL
 WHERE id = %(id)s AND status IN ('dead', 'failed')
 RETURNING *;
 
@@ -155,6 +163,13 @@ SET last_user_message_at = GREATEST(conversations.last_user_message_at, excluded
         ELSE conversations.last_user_text
     END,
     user_message_count = conversations.user_message_count + 1;
+
+-- name: lock_conversation
+-- record_user_message, after open_lane: the person's latest message before this one, their row locked until COMMIT,
+-- so two messages of one person recorded at once are counted one after the other (count_user_message).
+SELECT last_user_message_at FROM conversations
+WHERE page_id = %(page_id)s AND user_id = %(user_id)s
+FOR NO KEY UPDATE;
 
 -- name: last_user_message_at
 SELECT last_user_message_at FROM conversations WHERE page_id = %(page_id)s AND user_id = %(user_id)s;
@@ -266,7 +281,56 @@ WHERE page_id = %(page_id)s AND user_id = ANY (%(user_ids)s::text[]) AND last_us
 
 -- name: cancel_pending_by_key_prefix
 -- Every pending message whose key starts with `prefix` → cancelled (a broadcast's cancel), through the partial
--- index messages_pending_by_key (008); the left() test is the exact prefix whatever the pattern.
-UPDATE messages SET status = 'cancelled'
-WHERE status = 'pending' AND idempotency_key LIKE %(pattern)s ESCAPE '\'
-  AND left(idempotency_key, length(%(prefix)s)) = %(prefix)s;
+-- index messages_pending_by_key (008); the left() test is the exact prefix whatever the pattern. The messages it
+-- cancelled are counted in send_hours by the same statement (in key order: two cancels never wait on each other's
+-- counters crosswise); the one row says how many.
+WITH cancelled AS (
+    UPDATE messages SET status = 'cancelled', finished_at = %(now)s
+    WHERE status = 'pending' AND idempotency_key LIKE %(pattern)s ESCAPE '\'
+      AND left(idempotency_key, length(%(prefix)s)) = %(prefix)s
+    RETURNING page_id, purpose, reason_code, last_error_code
+), counted AS (
+    INSERT INTO send_hours (hour, page_id, purpose, status, reason_code, error_code, n)
+    SELECT date_trunc('hour', %(now)s::timestamptz AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', page_id, purpose,
+           'cancelled', COALESCE(reason_code, ''), COALESCE(last_error_code, 0), COUNT(*)
+    FROM cancelled
+    GROUP BY page_id, purpose, COALESCE(reason_code, ''), COALESCE(last_error_code, 0)
+    ORDER BY page_id, purpose, COALESCE(reason_code, ''), COALESCE(last_error_code, 0)
+    ON CONFLICT (hour, page_id, purpose, status, reason_code, error_code) DO UPDATE SET n = send_hours.n + excluded.n
+)
+SELECT COUNT(*) AS cancelled FROM cancelled;
+
+-- name: count_send
+-- A message's outcome in send_hours (009_report_counters.sql): delta 1 right after it became final, -1 right before
+-- it stops being final (a retry, after lock_message), in the same transaction. Nothing when it is not final
+-- (finished_at NULL). The key comes from the row itself, so the -1 takes back exactly what the +1 added. The hour is
+-- truncated in UTC whatever the session's TimeZone.
+INSERT INTO send_hours (hour, page_id, purpose, status, reason_code, error_code, n)
+SELECT date_trunc('hour', finished_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', page_id, purpose, status,
+       COALESCE(reason_code, ''), COALESCE(last_error_code, 0), %(delta)s
+FROM messages
+WHERE id = %(id)s AND finished_at IS NOT NULL
+ON CONFLICT (hour, page_id, purpose, status, reason_code, error_code) DO UPDATE SET n = send_hours.n + excluded.n;
+
+-- name: count_user_message
+-- With record_user_message, in the same transaction (after lock_conversation): the hour of the person's message
+-- (Meta's time). The store decides conversations and new_people (0 or 1) from the person's latest message before.
+INSERT INTO message_hours (hour, page_id, messages, conversations, new_people)
+VALUES (%(hour)s, %(page_id)s, 1, %(conversations)s, %(new_people)s)
+ON CONFLICT (hour, page_id) DO UPDATE
+SET messages = message_hours.messages + 1,
+    conversations = message_hours.conversations + excluded.conversations,
+    new_people = message_hours.new_people + excluded.new_people;
+
+-- name: message_hours
+-- The hours starting in [since, until), of one page or (page_id NULL) of every page, one row per hour and page.
+SELECT hour, page_id, messages, conversations, new_people FROM message_hours
+WHERE hour >= %(since)s AND hour < %(until)s AND (%(page_id)s::text IS NULL OR page_id = %(page_id)s::text)
+ORDER BY hour, page_id;
+
+-- name: send_hours
+-- As message_hours; a key whose messages were all retried since (n back to 0) is left out.
+SELECT hour, page_id, purpose, status, reason_code, error_code, n FROM send_hours
+WHERE hour >= %(since)s AND hour < %(until)s AND (%(page_id)s::text IS NULL OR page_id = %(page_id)s::text)
+  AND n <> 0
+ORDER BY hour, page_id, purpose, status, reason_code, error_code;

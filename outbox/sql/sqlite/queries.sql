@@ -43,9 +43,11 @@ SET status = 'sending', claimed_by = :worker_id, lease_until = :lease_until
 WHERE id = :id AND status = 'pending';
 
 -- name: complete_message
--- Only the holder of the claim; next_attempt_at is kept unless the outcome gives one (retry later).
+-- Only the holder of the claim; next_attempt_at is kept unless the outcome gives one (retry later). finished_at: when
+-- a final outcome was reached (NULL for a retry later); the caller then counts it (count_send).
 UPDATE messages
 SET status = :status,
+    finished_at = :finished_at,
     attempts = attempts + 1,
     next_attempt_at = COALESCE(:next_attempt_at, next_attempt_at),
     messaging_type = :messaging_type,
@@ -73,12 +75,13 @@ SET status = 'pending', claimed_by = NULL, lease_until = NULL, next_attempt_at =
 WHERE id = :id AND status = 'sending' AND claimed_by = :worker_id;
 
 -- name: cancel_message
-UPDATE messages SET status = 'cancelled' WHERE id = :id AND status = 'pending';
+UPDATE messages SET status = 'cancelled', finished_at = :now WHERE id = :id AND status = 'pending';
 
 -- name: retry_message
--- Due now: the message joins the back of its recipient's queue (outbox/store.py says why).
+-- Due now: the message joins the back of its recipient's queue (outbox/store.py says why). Not final any more: the
+-- caller took its outcome out of send_hours first (count_send, delta -1).
 UPDATE messages
-SET status = 'pending', attempts = 0, due_at = :now, next_attempt_at = :now
+SET status = 'pending', attempts = 0, due_at = :now, next_attempt_at = :now, finished_at = NULL
 WHERE id = :id AND status IN ('dead', 'failed');
 
 -- name: record_user_message
@@ -208,9 +211,55 @@ WHERE latest.newest = 1
 SELECT user_id, last_user_message_at FROM conversations
 WHERE page_id = :page_id AND user_id IN (SELECT value FROM json_each(:user_ids)) AND last_user_message_at IS NOT NULL;
 
+-- name: count_cancelled_by_key_prefix
+-- Before cancel_pending_by_key_prefix, in the same BEGIN IMMEDIATE (nobody writes in between, so these are the
+-- messages it cancels): their outcome, cancelled at :now, counted in send_hours.
+INSERT INTO send_hours (hour, page_id, purpose, status, reason_code, error_code, n)
+SELECT substr(:now, 1, 13) || ':00:00.000000+00:00', page_id, purpose, 'cancelled', COALESCE(reason_code, ''),
+       COALESCE(last_error_code, 0), COUNT(*)
+FROM messages
+WHERE idempotency_key >= :prefix AND idempotency_key < :upper
+  AND substr(idempotency_key, 1, length(:prefix)) = :prefix AND status = 'pending'
+GROUP BY page_id, purpose, COALESCE(reason_code, ''), COALESCE(last_error_code, 0)
+ON CONFLICT (hour, page_id, purpose, status, reason_code, error_code) DO UPDATE SET n = send_hours.n + excluded.n;
+
 -- name: cancel_pending_by_key_prefix
 -- Every pending message whose key starts with :prefix → cancelled (a broadcast's cancel). The range [:prefix,
--- :upper) walks the keys' unique index; the substr test is the exact prefix.
-UPDATE messages SET status = 'cancelled'
+-- :upper) walks the keys' unique index; the substr test is the exact prefix. count_cancelled_by_key_prefix counted
+-- them just before.
+UPDATE messages SET status = 'cancelled', finished_at = :now
 WHERE idempotency_key >= :prefix AND idempotency_key < :upper
   AND substr(idempotency_key, 1, length(:prefix)) = :prefix AND status = 'pending';
+
+-- name: count_send
+-- A message's outcome in send_hours (007_report_counters.sql): :delta 1 right after it became final, -1 right before
+-- it stops being final (a retry), in the same transaction. Nothing when it is not final (finished_at NULL). The key
+-- comes from the row itself, so the -1 takes back exactly what the +1 added.
+INSERT INTO send_hours (hour, page_id, purpose, status, reason_code, error_code, n)
+SELECT substr(finished_at, 1, 13) || ':00:00.000000+00:00', page_id, purpose, status, COALESCE(reason_code, ''),
+       COALESCE(last_error_code, 0), :delta
+FROM messages
+WHERE id = :id AND finished_at IS NOT NULL
+ON CONFLICT (hour, page_id, purpose, status, reason_code, error_code) DO UPDATE SET n = send_hours.n + excluded.n;
+
+-- name: count_user_message
+-- With record_user_message, in the same transaction: the hour of the person's message (Meta's time). The store
+-- decides :conversations and :new_people (0 or 1) from the person's latest message before this one.
+INSERT INTO message_hours (hour, page_id, messages, conversations, new_people)
+VALUES (:hour, :page_id, 1, :conversations, :new_people)
+ON CONFLICT (hour, page_id) DO UPDATE
+SET messages = message_hours.messages + 1,
+    conversations = message_hours.conversations + excluded.conversations,
+    new_people = message_hours.new_people + excluded.new_people;
+
+-- name: message_hours
+-- The hours starting in [:since, :until), of one page or (:page_id NULL) of every page, one row per hour and page.
+SELECT hour, page_id, messages, conversations, new_people FROM message_hours
+WHERE hour >= :since AND hour < :until AND (:page_id IS NULL OR page_id = :page_id)
+ORDER BY hour, page_id;
+
+-- name: send_hours
+-- As message_hours; a key whose messages were all retried since (n back to 0) is left out.
+SELECT hour, page_id, purpose, status, reason_code, error_code, n FROM send_hours
+WHERE hour >= :since AND hour < :until AND (:page_id IS NULL OR page_id = :page_id) AND n <> 0
+ORDER BY hour, page_id, purpose, status, reason_code, error_code;
