@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import socket
@@ -356,6 +357,8 @@ class OutboxWorker:
             logger.exception("could not give an outbox message back", extra={"message_id": message.id})
 
     async def _complete(self, message: OutboxMessage, outcome: Outcome) -> None:
+        if outcome.finished_at is None and outcome.status is not Status.PENDING:  # counted at the worker's clock
+            outcome = dataclasses.replace(outcome, finished_at=outcome.sent_at or self.clock())
         try:
             await self._while_leased(message, self.store.complete, message.id, self.worker_id, outcome)
         except InvalidTransition:  # our lease was taken over (we were too slow): the other worker owns it now
