@@ -8,9 +8,10 @@ Sections (bench/reporting.py SECTIONS): the webhook's answer latency under a bur
 end, our channel against Rasa's REST channel on the same stack, closed loop (bench/endtoend.py); outbox throughput
 (bench/outbox.py); retrieval latency by matrix size (bench/knowledge.py); embedded vs scale profile; 1 vs 2 Rasa
 instances; resident memory of each process at rest and after the burst; a soak at a steady rate sampling every
-process's resident memory. A section that cannot run here (no PostgreSQL, no scale profile yet, a failure) says
-"not run: <why>" in the report and the others go on. Steps and progress go to stderr; the report goes to its file
-and to stdout. Nothing is asserted: these are figures of this machine at this moment (cores and load are noted).
+process's resident memory; reports over a year of a busy page (bench/reports.py). A section that cannot run here
+(no PostgreSQL, no scale profile yet, a failure) says "not run: <why>" in the report and the others go on. Steps
+and progress go to stderr; the report goes to its file and to stdout. Nothing is asserted: these are figures of
+this machine at this moment (cores and load are noted).
 """
 
 from __future__ import annotations
@@ -81,6 +82,10 @@ class Sizes:
     soak_rate: float = 5.0
     soak_users: int = 50
     soak_sample_seconds: float = 10.0
+    reports_days: int = 365
+    reports_per_day: int = 300
+    reports_handoffs: int = 20
+    reports_repeats: int = 20
 
 
 QUICK = Sizes(
@@ -96,6 +101,10 @@ QUICK = Sizes(
     scale_events=40,
     scale_users=8,
     soak_minutes=1.0,
+    reports_days=30,
+    reports_per_day=100,
+    reports_handoffs=5,
+    reports_repeats=5,
 )
 
 
@@ -653,6 +662,32 @@ def run_retrieval(sizes: Sizes, progress: Progress) -> Section:
     return retrieval_section(rows, sizes.retrieval_queries)
 
 
+def run_reports(sizes: Sizes, progress: Progress) -> Section:
+    from bench import reports as reports_bench
+
+    progress.step(f"reports: writing {sizes.reports_days} days of {sizes.reports_per_day} messages a day…")
+    figures = reports_bench.run(sizes.reports_days, sizes.reports_per_day, sizes.reports_handoffs,
+                                sizes.reports_repeats, http=True, say=progress.step)
+    filled, rows = figures[0], figures[1]
+    timed_rows = []
+    for figure in figures[2:]:
+        what = f"GET /api/console/reports, {figure['days']} days" if figure["figure"].startswith("GET") else \
+            f"Reports.build ({figure['part']}), {figure['days']} days"
+        read = figure.get("rows_read") or {}
+        timed_rows.append([what, ms(figure["p50_ms"]), ms(figure["p99_ms"]),
+                           ", ".join(f"{name} {count:,}" for name, count in read.items()) or "-"])
+    return Section(
+        "reports",
+        what=(f"{filled['days']} days of {filled['per_day']} customer messages and {filled['handoffs_per_day']} "
+              f"handoffs a day written through the stores' own APIs ({filled['messages']:,} messages, "
+              f"{filled['answers']:,} handled questions, {filled['sends']:,} sends, {filled['handoffs']:,} handoffs) "
+              f"into a SQLite deployment; each report built {sizes.reports_repeats} times. Counter rows: "
+              f"message_hours {rows['message_hours']:,}, send_hours {rows['send_hours']:,}, answer_hours "
+              f"{rows['answer_hours']:,}, handoff_episodes {rows['handoff_episodes']:,}. See bench/reports.py."),
+        table=Table(["report", "p50 ms", "p99 ms", "rows read"], timed_rows),
+    )
+
+
 def scale_unavailable() -> str | None:
     from tests.support.postgres import postgres_available
     from tests.support.scale import rabbitmq_available, redis_available
@@ -778,6 +813,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "retrieval" in only:
         with timed(progress, "retrieval"):
             sections.append(guarded("retrieval", progress, lambda: run_retrieval(sizes, progress)))
+    if "reports" in only:
+        with timed(progress, "reports"):
+            sections.append(guarded("reports", progress, lambda: run_reports(sizes, progress)))
     with timed(progress, "scale profile sections"):
         sections += guarded_many(
             ["profiles", "rasa_instances"], only, progress, lambda: run_scale(sizes, only, progress)

@@ -29,6 +29,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("rasa_instances", "1 vs 2 Rasa instances"),
     ("memory", "Memory: resident memory per process"),
     ("soak", "Soak: resident memory at a steady rate"),
+    ("reports", "Reports over a year of a busy page"),
 )
 TITLES = dict(SECTIONS)
 

@@ -70,8 +70,10 @@ COUNTER_TABLES = {"outbox.sqlite3": ("message_hours", "send_hours", "messages", 
                   "contacts.sqlite3": ("contacts",)}
 
 
-def emit(figure: str, **values: object) -> None:
-    print(json.dumps({"figure": figure, **values}, ensure_ascii=False, default=str), flush=True)
+def emit(figure: str, **values: object) -> dict[str, Any]:
+    found = {"figure": figure, **values}
+    print(json.dumps(found, ensure_ascii=False, default=str), flush=True)
+    return found
 
 
 def pick(rng: random.Random, mix: Sequence[tuple[Handling, float]]) -> Handling:
@@ -182,7 +184,7 @@ def local_midnight(day: date, zone: ZoneInfo) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(timezone.utc)
 
 
-def fill(folder: Path, days: int, per_day: int, handoffs: int, now: datetime) -> dict[str, int]:
+def fill(folder: Path, days: int, per_day: int, handoffs: int, now: datetime) -> dict[str, Any]:
     """The `days` local days up to today (business timezone)."""
     filler = Filler(folder)
     zone = ZoneInfo(DEFAULT_BUSINESS_TIMEZONE)
@@ -194,9 +196,8 @@ def fill(folder: Path, days: int, per_day: int, handoffs: int, now: datetime) ->
             progress("days written", number + 1, days)
     finally:
         filler.close()
-    emit("fill", days=days, per_day=per_day, handoffs_per_day=handoffs,
-         seconds=round(time.perf_counter() - started, 1), **filler.written)
-    return dict(filler.written)
+    return emit("fill", days=days, per_day=per_day, handoffs_per_day=handoffs,
+                seconds=round(time.perf_counter() - started, 1), **filler.written)
 
 
 def table_rows(folder: Path) -> dict[str, int]:
@@ -226,7 +227,7 @@ def percentiles(samples: Sequence[float]) -> dict[str, float]:
             "max_ms": round(ordered[-1] * 1000, 1)}
 
 
-async def time_build(folder: Path, today: date, spans: Sequence[int], repeats: int) -> None:
+async def time_build(folder: Path, today: date, spans: Sequence[int], repeats: int) -> list[dict[str, Any]]:
     zone = ZoneInfo(DEFAULT_BUSINESS_TIMEZONE)
     outbox = open_outbox(f"sqlite:///{folder / 'outbox.sqlite3'}", GraphClient(Settings().page_tokens))
     answers = open_answers_store(folder / "answers.sqlite3")
@@ -235,6 +236,7 @@ async def time_build(folder: Path, today: date, spans: Sequence[int], repeats: i
     contacts = open_contacts_store(folder / "contacts.sqlite3")
     reports = Reports(outbox=outbox, handoff=EpisodesOf(handoff), answers=answers, csat=csat, contacts=contacts,
                       entries=lambda: [(entry, entry) for entry in ENTRIES])
+    figures = []
     try:
         for days in spans:
             period = Period(today - timedelta(days=days - 1), today, zone, PAGE)
@@ -250,16 +252,17 @@ async def time_build(folder: Path, today: date, spans: Sequence[int], repeats: i
                     started = time.perf_counter()
                     report = await reports.build(period, part)
                     samples.append(time.perf_counter() - started)
-                emit("Reports.build", days=days, part=part, repeats=repeats, **percentiles(samples),
+                figures.append(emit("Reports.build", days=days, part=part, repeats=repeats, **percentiles(samples),
                      rows_read=read if part == "all" else {"answer_hours": read["answer_hours"]},
                      messages=report.summary.get("messages"), handled=report.handled,
-                     episodes=report.summary.get("episodes"))
+                     episodes=report.summary.get("episodes")))
     finally:
         for store in (outbox, answers, handoff, csat, contacts):
             store.close()
+    return figures
 
 
-def time_http(folder: Path, today: date, days: int, repeats: int) -> None:
+def time_http(folder: Path, today: date, days: int, repeats: int) -> dict[str, Any]:
     """The app on the same folder: each request another period (starting a day later each time, `days` long at
     first), so each is built and none is the app's cached one."""
     from bench.outbox import start_sandbox
@@ -279,8 +282,8 @@ def time_http(folder: Path, today: date, days: int, repeats: int) -> None:
                 answer.raise_for_status()
                 if number:  # the first one warms the files
                     samples.append(elapsed)
-            emit("GET /api/console/reports", days=days, repeats=repeats, **percentiles(samples),
-                 bytes=len(answer.content))
+            return emit("GET /api/console/reports", days=days, repeats=repeats, **percentiles(samples),
+                        bytes=len(answer.content))
     finally:
         app.terminate()
         app.wait()
@@ -300,20 +303,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(days: int, per_day: int, handoffs: int, repeats: int, http: bool, keep: Path | None = None,
-        say: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True)) -> None:
+        say: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True)) -> list[dict[str, Any]]:
+    """Fill, count the rows, time; every figure (also printed as a JSON line)."""
     now = datetime.now(timezone.utc)
     today = now.astimezone(ZoneInfo(DEFAULT_BUSINESS_TIMEZONE)).date()
     with tempfile.TemporaryDirectory(prefix="bench-reports-") as tmp:
         folder = keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
         say(f"Filling {days} days of {per_day} messages and {handoffs} handoffs a day into {folder}…")
-        fill(folder, days, per_day, handoffs, now)
-        emit("rows", **table_rows(folder))
+        figures = [fill(folder, days, per_day, handoffs, now), emit("rows", **table_rows(folder))]
         say("Timing Reports.build…")
-        asyncio.run(time_build(folder, today, sorted({days, min(30, days)}, reverse=True), repeats))
+        figures += asyncio.run(time_build(folder, today, sorted({days, min(30, days)}, reverse=True), repeats))
         if http:
             say("Timing /api/console/reports (the app on the same folder)…")
-            time_http(folder, today, days, repeats)
+            figures.append(time_http(folder, today, days, repeats))
+    return figures
 
 
 if __name__ == "__main__":
