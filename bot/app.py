@@ -26,6 +26,7 @@ from comments.processor import CommentProcessor, knowledge_answerer
 from comments.rules_store import open_rules_store
 from console import routes as console
 from console.auth import NotAuthenticated
+from console.parts import PAUSE_REASONS_ES
 from console.rasa_events import RasaEventFeed, paused_check
 from contacts.store import open_contacts_store
 from contacts.sync import ContactSync
@@ -41,6 +42,8 @@ from links.store import LinksStore
 from meta.graph import GraphClient
 from outbox import api as outbox_api
 from outbox.outbox import WAKE_FILE_NAME, open_outbox
+from reports.service import Reports
+from reports.sources import live_entries, rule_names
 from sandbox import graph as sandbox
 from sandbox import simulate
 
@@ -141,6 +144,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # console lists the groups and suggests entries from the live matrix.
         app.state.answers = open_answers(settings, knowledge=live_knowledge)
         regroup_task = asyncio.create_task(_regroup_answers(app.state.answers, settings.answers_group_seconds))
+        # «Reportes» (reports/service.py): a period's counters, as the stores above keep them at write time.
+        app.state.reports = Reports(
+            outbox=outbox, handoff=app.state.handoff, answers=app.state.answers.store, csat=csat_store,
+            contacts=contacts_store, comments=comment_journal, broadcasts=app.state.broadcasts,
+            entries=live_entries(settings.data_dir), rule_names=rule_names(comment_rules),
+            pause_reasons_es={reason.value: words for reason, words in PAUSE_REASONS_ES.items()},
+            standard_window=outbox.reply_windows().standard)
         # The scale profile: Rasa's event broker feeds the console's live view (user and bot messages, pauses).
         app.state.rasa_events = _rasa_event_feed(settings, app.state.handoff)
         if app.state.rasa_events is not None:

@@ -84,11 +84,17 @@ class EpisodeRow(Protocol):
 
 class RuleCountRow(Protocol):
     @property
-    def rule_id(self) -> int: ...
+    def rule_id(self) -> str: ...
     @property
     def matched(self) -> int: ...
     @property
     def replied(self) -> int: ...
+    @property
+    def private(self) -> int: ...
+    @property
+    def public(self) -> int: ...
+    @property
+    def started(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -148,7 +154,7 @@ class Sources:
     agent_ratings: Sequence[AgentRating] | None = None
     new_by_campaign: Mapping[str | None, int] | None = None
     rule_counts: Sequence[RuleCountRow] | None = None
-    rule_names: Mapping[int, str] = field(default_factory=dict)
+    rule_names: Mapping[str, str] = field(default_factory=dict)
     broadcasts: Sequence[BroadcastResult] | None = None
 
 
@@ -275,13 +281,16 @@ def campaign_table(counts: Mapping[str | None, int] | None) -> Table:
                                        "persona llegó por primera vez.")
 
 
-def rule_table(counts: Sequence[RuleCountRow] | None, names: Mapping[int, str]) -> Table:
-    rows = sorted(counts or (), key=lambda r: (-r.matched, r.rule_id))
+def rule_table(counts: Sequence[RuleCountRow] | None, names: Mapping[str, str]) -> Table:
+    rows = sorted(counts or (), key=lambda r: (-r.matched, str(r.rule_id)))
     return table("reglas_comentarios", "Comentarios por regla de respuesta privada",
                  [("regla", "Regla"), ("nombre", "Nombre"), ("coincidencias", "Comentarios que coincidieron"),
-                  ("respuestas_privadas", "Respuestas privadas enviadas")],
-                 ([r.rule_id, names.get(r.rule_id, f"Regla {r.rule_id}"), r.matched, r.replied] for r in rows),
-                 note=_note(counts))
+                  ("respuestas_privadas", "Respuestas privadas"), ("respuestas_publicas", "Respuestas públicas"),
+                  ("recibidas", "Respuestas privadas que llegaron"), ("conversaciones", "Conversaciones iniciadas")],
+                 ([str(r.rule_id), names.get(str(r.rule_id), f"Regla {r.rule_id}"), r.matched, r.private, r.public,
+                   r.replied, r.started] for r in rows),
+                 note=_note(counts) or "Comentarios recibidos en el período; «conversaciones iniciadas»: personas "
+                                       "que luego escribieron a la página.")
 
 
 @dataclass

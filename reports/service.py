@@ -84,7 +84,7 @@ class Reports:
     comments: RuleCounts | None = None
     broadcasts: BroadcastList | None = None
     entries: Callable[[], Sequence[tuple[str, str]]] | None = None
-    rule_names: Callable[[Sequence[int]], Mapping[int, str]] | None = None
+    rule_names: Callable[[Sequence[str]], Mapping[str, str]] | None = None
     pause_reasons_es: Mapping[str, str] | None = None
     standard_window: timedelta = timedelta(hours=24)
     group_url: str = "/console/unanswered/{id}"
@@ -126,7 +126,7 @@ class Reports:
             self._broadcasts(page, since, until),
         )
         message_hours, send_hours, episodes, csat, agents, campaigns, rules, broadcasts = everything
-        rule_ids = [int(r.rule_id) for r in rules or ()]
+        rule_ids = [str(r.rule_id) for r in rules or ()]
         names = await self._sync(self.rule_names, lambda name: name(rule_ids)) if rule_ids else None
         return Sources(
             message_hours=message_hours, send_hours=send_hours, handling_hours=found.handling_hours,

@@ -50,14 +50,16 @@ def live_entries(data_dir: Path) -> Callable[[], Sequence[tuple[str, str]]]:
     return read
 
 
-def rule_names(rules: RulesStore) -> Callable[[Sequence[int]], Mapping[int, str]]:
+def rule_names(rules: RulesStore) -> Callable[[Sequence[str]], Mapping[str, str]]:
     """Names of comment rules by id (a rule deleted since is left out: the report says «Regla N»)."""
 
-    def names(ids: Sequence[int]) -> Mapping[int, str]:
-        found: dict[int, str] = {}
+    def names(ids: Sequence[str]) -> Mapping[str, str]:
+        found: dict[str, str] = {}
         for rule_id in sorted(set(ids)):
+            if not rule_id.isascii() or not rule_id.isdigit() or len(rule_id) > 18:
+                continue
             try:
-                found[rule_id] = rules.get_rule(rule_id).name
+                found[rule_id] = rules.get_rule(int(rule_id)).name
             except RuleNotFound:
                 continue
         return found

@@ -62,9 +62,12 @@ class Episode:
 
 @dataclass(frozen=True)
 class RuleCount:
-    rule_id: int
+    rule_id: str
     matched: int
     replied: int
+    private: int
+    public: int
+    started: int
 
 
 def sources() -> Sources:
@@ -88,8 +91,8 @@ def sources() -> Sources:
         csat=CsatFigures(asked=4, answered=2, average=4.5, by_rating={4: 1, 5: 1}),
         agent_ratings=[AgentRating("ana", 2, 2, 4.5)],
         new_by_campaign={None: 2, "verano": 1},
-        rule_counts=[RuleCount(9, 2, 1)],
-        rule_names={9: "Precio"},
+        rule_counts=[RuleCount("9", 2, 1, 2, 1, 1)],
+        rule_names={"9": "Precio"},
         send_hours=[SendHour(at(1, 15), "reply", "sent", None, None, 7),
                     SendHour(at(2, 15), "follow_up", "blocked", "outside_window", None, 2),
                     SendHour(at(2, 16), "follow_up", "failed", None, 551, 1),
@@ -144,7 +147,9 @@ def test_the_admins_report_with_known_figures() -> None:
     assert rows(report.tables["entradas_sin_uso"]) == [{"entrada": "envios", "pregunta": "¿Hacen envíos?"}]
     assert rows(report.tables["campanas"]) == [{"campana": "(sin campaña)", "contactos_nuevos": 2},
                                                {"campana": "verano", "contactos_nuevos": 1}]
-    assert rows(report.tables["reglas_comentarios"])[0]["nombre"] == "Precio"
+    assert rows(report.tables["reglas_comentarios"]) == [{
+        "regla": "9", "nombre": "Precio", "coincidencias": 2, "respuestas_privadas": 2, "respuestas_publicas": 1,
+        "recibidas": 1, "conversaciones": 1}]
     assert {r["calificacion"]: r["respuestas"] for r in rows(report.tables["satisfaccion"])} == {
         1: 0, 2: 0, 3: 0, 4: 1, 5: 1}
     assert report.summary["csat_average"] == 4.5

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from reports.charts import bar_chart, line_chart, nice_top
 from reports.csv_files import table_csv
-from reports.model import table
+from reports.model import Cell, table
 
 HOSTILE = ['<script>alert(1)</script>', '"><image href="https://evil.example/x.png"/>', "a & b", "'; onload='x",
            "\u202eevil", "=HYPERLINK(\"http://x\")"]
@@ -76,7 +76,8 @@ def test_the_axis_top_is_a_round_number_at_least_the_largest_value() -> None:
 
 
 def test_a_table_as_csv_opens_in_excel_safely() -> None:
-    rows = [["=1+1", 3, 87.5, None], ["+57 99", 0, 0.0, "Ñandú; «comillas»"], ["@SUM(A1)", 1, None, "-2"]]
+    rows: list[list[Cell]] = [["=1+1", 3, 87.5, None], ["+57 99", 0, 0.0, "Ñandú; «comillas»"],
+                              ["@SUM(A1)", 1, None, "-2"]]
     data = table_csv(table("campanas", "Campañas", [("campana", "Campaña"), ("n", "Contactos"), ("pct", "%"),
                                                    ("nota", "Nota")], rows))
     assert data.startswith(codecs.BOM_UTF8)
