@@ -143,6 +143,11 @@ class Answers:
             entry_id=entry_id, score=score, candidates=tuple(candidates), reason=reason,
             matrix_version=matrix_version))
 
+    def latest_handling(self, page_id: str, psid: str, since: datetime) -> Handling | None:
+        """How the bot handled the person's latest question on the page since `since` (None: no question journaled),
+        by their `person_key`: the survey after the bot resolved a conversation asks only after an answer."""
+        return self.store.latest_handling(page_id, self.person_key(page_id, psid), since)
+
     def unanswered(self, page_id: str | None, since: datetime, until: datetime) -> list[Question]:
         return self.store.unanswered(page_id, since, until)
 

@@ -192,6 +192,12 @@ class AnswersStore(DatabaseStore):
                 for row in self._read("handling_hours", {
                     "page_id": page_id, "since": stored_time(since), "until": stored_time(until)})]
 
+    def latest_handling(self, page_id: str, person_key: str, since: datetime) -> Handling | None:
+        """How the person's latest question on the page journaled at or after `since` was handled (None: none)."""
+        rows = self._read("latest_handling", {"page_id": page_id, "person_key": person_key,
+                                              "since": stored_time(since)})
+        return Handling(rows[0]["handling"]) if rows else None
+
     # --- retention --------------------------------------------------------------------------------------------
 
     def prune(self, before: datetime, max_days: int = PRUNE_DAYS_PER_CALL) -> int:

@@ -156,6 +156,9 @@ class Settings:
     # template must link (CSAT_PRIVACY_URL; without it the template cannot be sent: quick replies are used).
     csat_mode: str = "template"
     csat_privacy_url: str = ""
+    # ...and, optionally, after the bot resolved a conversation on its own: the person's last question answered and
+    # nobody of the team involved, this many minutes after their last message (CSAT_AFTER_BOT_MINUTES; 0: never).
+    csat_after_bot_minutes: int = 0
     # The answer journal (answers/): the key of the people's hashes (ANSWERS_SECRET; required in production; empty
     # outside it: the service token), how often the app groups new unanswered questions (ANSWERS_GROUP_SECONDS) and
     # how many days each question is kept (ANSWERS_RETENTION_DAYS; older days are kept as counts only).
@@ -571,6 +574,7 @@ def load_settings(env: Mapping[str, str] | None = None, overrides: Mapping[str, 
                                          "seconds between the broadcast runner's rounds"),
         csat_mode=_csat_mode(get),
         csat_privacy_url=_csat_privacy_url(get),
+        csat_after_bot_minutes=_csat_after_bot_minutes(get),
         answers_secret=get("ANSWERS_SECRET", ""),
         answers_group_seconds=_bounded(get, "ANSWERS_GROUP_SECONDS", 60.0, 1, 86400,
                                        "seconds between the groupings of unanswered questions"),
@@ -620,6 +624,21 @@ def _csat_mode(get: Callable[..., Any]) -> str:
     if mode not in CSAT_MODES:
         raise SettingsError(f"CSAT_MODE must be one of {', '.join(CSAT_MODES)}, not {mode[:40]!r}")
     return mode
+
+
+# CSAT_AFTER_BOT_MINUTES: 0 (off) or this range. Less than 10 minutes asks while the person may still be writing; more
+# than 23 hours would leave the question (asked within the hour after) outside the 24-hour window.
+CSAT_AFTER_BOT_MINUTES_RANGE = (10, 1380)
+
+
+def _csat_after_bot_minutes(get: Callable[..., Any]) -> int:
+    """Minutes after the person's last message at which a conversation the bot resolved asks for a rating; 0: never."""
+    low, high = CSAT_AFTER_BOT_MINUTES_RANGE
+    minutes = _number(get, "CSAT_AFTER_BOT_MINUTES", 0.0)
+    if not (minutes == 0 or low <= minutes <= high) or not minutes.is_integer():
+        raise SettingsError(f"CSAT_AFTER_BOT_MINUTES must be 0 (off) or a whole number from {low} to {high} (minutes "
+                            f"after the person's last message), not {get('CSAT_AFTER_BOT_MINUTES')!r}")
+    return int(minutes)
 
 
 def _csat_privacy_url(get: Callable[..., Any]) -> str:

@@ -434,6 +434,14 @@ class OutboxStore(Protocol):
         (`recorded_at`), not Meta's, so a late webhook is not behind the reader's cursor."""
         ...
 
+    def conversations_recorded_between(self, since: datetime, until: datetime, limit: int,
+                                       after: ConversationSeen | None = None) -> list[ConversationSeen]:
+        """The conversations whose user's last message was recorded in [`since`, `until`), in the order of
+        `conversations_since`, after the row `after` (the last of the previous page; None: from `since`): the
+        satisfaction survey after the bot resolved a conversation reads who last wrote N minutes ago (the index on
+        `recorded_at`, so an hour of a busy page is no scan)."""
+        ...
+
     def page(self, page_id: str) -> PageState: ...
 
     def pause_page(self, page_id: str, reason: str, now: datetime) -> None:

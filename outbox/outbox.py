@@ -187,6 +187,13 @@ class Outbox:
         store's time; None: from the start), in recording order: the contacts' sync follows who wrote with it."""
         return await self._run(self._store.conversations_since, after, limit)
 
+    async def conversations_recorded_between(self, since: datetime, until: datetime, limit: int,
+                                             after: ConversationSeen | None = None) -> list[ConversationSeen]:
+        """The conversations whose user's last message was recorded in [`since`, `until`) (the store's time), in
+        recording order, a page of `limit` after the row `after` (None: the first page): the satisfaction survey
+        after the bot resolved a conversation finds who last wrote N minutes ago."""
+        return await self._run(self._store.conversations_recorded_between, since, until, limit, after)
+
     async def cancel_stale_bot_messages(self, page_id: str, user_id: str, now: datetime | None = None) -> list[int]:
         """Bot messages still queued from before a person took over (in retry backoff, scheduled, or held by a
         paused page) must not reach someone now talking to an agent, nor a broadcast's (SYSTEM messages keyed

@@ -243,6 +243,14 @@ def period_params(page_id: str | None, since: datetime, until: datetime,
     return {"page_id": page_id, "since": time(since), "until": time(until)}
 
 
+def recorded_cursor(since: datetime, after: ConversationSeen | None) -> tuple[datetime, str, str]:
+    """Where a page of `conversations_recorded_between` starts: after the previous page's last row, else at `since`
+    (page and user ids are never empty, so every row recorded at `since` comes after `(since, "", "")`)."""
+    if after is None:
+        return since, "", ""
+    return utc(after.recorded_at), after.page_id, after.user_id
+
+
 def conversation_seen_from_row(row: Any) -> ConversationSeen:
     return ConversationSeen(row["page_id"], row["user_id"], required_utc(row["last_user_message_at"]),
                             required_utc(row["user_message_recorded_at"]), row["last_user_text"],
@@ -682,6 +690,19 @@ class InMemoryOutboxStore(ReceiptsStore):
                     if after is None or recorded > utc(after)]
         return sorted(rows, key=lambda row: (row.recorded_at, row.page_id, row.user_id))[:limit]
 
+    def conversations_recorded_between(self, since: datetime, until: datetime, limit: int,
+                                       after: ConversationSeen | None = None) -> list[ConversationSeen]:
+        limit = check_limit(limit)
+        since, until = utc(since), utc(until)
+        cursor = recorded_cursor(since, after)
+        with self._lock:
+            rows = [ConversationSeen(page_id, user_id, self._last_user_message[(page_id, user_id)], recorded,
+                                     self._user_texts.get((page_id, user_id)),
+                                     self._user_message_counts.get((page_id, user_id), 0))
+                    for (page_id, user_id), recorded in self._user_message_recorded.items()
+                    if since <= recorded < until and (recorded, page_id, user_id) > cursor]
+        return sorted(rows, key=lambda row: (row.recorded_at, row.page_id, row.user_id))[:limit]
+
     def _mark_received(self, query: str, params: dict[str, Any]) -> int:
         page_id, recipient_id, kind = params["page_id"], params["recipient_id"], params["kind"]
         covers: datetime | None = params["covers"]
@@ -1049,6 +1070,14 @@ class SQLiteOutboxStore(SQLOutboxStore):
         rows = self._read("conversations_since" if after is not None else "conversations_from_start", params)
         return [conversation_seen_from_row(row) for row in rows]
 
+    def conversations_recorded_between(self, since: datetime, until: datetime, limit: int,
+                                       after: ConversationSeen | None = None) -> list[ConversationSeen]:
+        after_at, after_page, after_user = recorded_cursor(since, after)
+        rows = self._read("conversations_recorded_between", {
+            "since": sqlite_time(since), "until": sqlite_time(until), "after_at": sqlite_time(after_at),
+            "after_page": after_page, "after_user": after_user, "limit": check_limit(limit)})
+        return [conversation_seen_from_row(row) for row in rows]
+
     def page(self, page_id: str) -> PageState:
         rows = self._read("get_page", {"page_id": page_id})
         return page_from_row(page_id, rows[0] if rows else None)
@@ -1374,6 +1403,16 @@ class PostgresOutboxStore(SQLOutboxStore):
         with self._transaction() as cursor:
             cursor.execute(self._queries["conversations_since" if after is not None else "conversations_from_start"],
                            params)
+            rows = cursor.fetchall()
+        return [conversation_seen_from_row(row) for row in rows]
+
+    def conversations_recorded_between(self, since: datetime, until: datetime, limit: int,
+                                       after: ConversationSeen | None = None) -> list[ConversationSeen]:
+        after_at, after_page, after_user = recorded_cursor(since, after)
+        params = {"since": utc(since), "until": utc(until), "after_at": after_at, "after_page": after_page,
+                  "after_user": after_user, "limit": check_limit(limit)}
+        with self._transaction() as cursor:
+            cursor.execute(self._queries["conversations_recorded_between"], params)
             rows = cursor.fetchall()
         return [conversation_seen_from_row(row) for row in rows]
 

@@ -23,6 +23,14 @@ WHERE at >= %(since)s::timestamptz AND at < %(until)s::timestamptz AND (%(page_i
 ORDER BY at, id
 LIMIT %(limit)s;
 
+-- name: latest_handling
+-- How the bot handled a person's latest question on a page since a time (the survey after the bot resolved a
+-- conversation asks only after an answer). On answers_by_person.
+SELECT handling, at FROM answers
+WHERE person_key = %(person_key)s AND at >= %(since)s::timestamptz AND page_id = %(page_id)s
+ORDER BY at DESC, id DESC
+LIMIT 1;
+
 -- name: ungrouped
 SELECT id, page_id, question, at, person_key, handling FROM answers
 WHERE group_id IS NULL AND NOT followed AND handling IN ('no_answer', 'handoff', 'did_you_mean') AND question <> ''

@@ -22,6 +22,14 @@ WHERE at >= :since AND at < :until AND (:page_id IS NULL OR page_id = :page_id) 
 ORDER BY at, id
 LIMIT :limit;
 
+-- name: latest_handling
+-- How the bot handled a person's latest question on a page since a time (the survey after the bot resolved a
+-- conversation asks only after an answer). On answers_by_person.
+SELECT handling, at FROM answers
+WHERE person_key = :person_key AND at >= :since AND page_id = :page_id
+ORDER BY at DESC, id DESC
+LIMIT 1;
+
 -- name: ungrouped
 SELECT id, page_id, question, at, person_key, handling FROM answers
 WHERE group_id IS NULL AND followed = 0 AND handling IN ('no_answer', 'handoff', 'did_you_mean') AND question <> ''

@@ -183,6 +183,17 @@ WHERE user_message_recorded_at > %(after)s
 ORDER BY user_message_recorded_at, page_id, user_id
 LIMIT %(limit)s;
 
+-- name: conversations_recorded_between
+-- The conversations whose user's message was recorded in [since, until), a page after the row (after_at,
+-- after_page, after_user), in recording order (the survey after the bot resolved a conversation). The range is on
+-- conversations_by_user_message_recorded.
+SELECT page_id, user_id, last_user_message_at, user_message_recorded_at, last_user_text, user_message_count
+FROM conversations
+WHERE user_message_recorded_at >= %(since)s AND user_message_recorded_at < %(until)s
+  AND (user_message_recorded_at, page_id, user_id) > (%(after_at)s, %(after_page)s, %(after_user)s)
+ORDER BY user_message_recorded_at, page_id, user_id
+LIMIT %(limit)s;
+
 -- name: conversations_from_start
 SELECT page_id, user_id, last_user_message_at, user_message_recorded_at, last_user_text, user_message_count
 FROM conversations
