@@ -32,9 +32,10 @@ from contacts.store import open_contacts_store
 from contacts.sync import ContactSync
 from core.settings import DEMO_APP_SECRET, SANDBOX_PAGE_ID, Settings, load_settings
 from csat.model import question_id_of
+from csat.resolved import BotSurveys
 from csat.service import Csat
 from csat.store import open_csat_store
-from handoff.model import Close
+from handoff.model import Close, conversation_id_of
 from handoff.rasa_api import HttpRasaTrackers
 from handoff.service import AUTO_RESUME_REASON, Handoff, open_handoff_store
 from knowledge_matrix.live import LiveKnowledge
@@ -136,14 +137,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         csat_store = open_csat_store(settings.store_url("csat"))
         app.state.csat = Csat(csat_store, outbox, mode=settings.csat_mode, privacy_url=settings.csat_privacy_url)
         csat_task = asyncio.create_task(_ask_after_closes(app.state.handoff, app.state.csat))
-        # ...and, from the handoff's durable log, the closes that listener missed (a restart between a close and its
-        # ask): at start, then every minute.
-        csat_catch_up = asyncio.create_task(_catch_up_closes(app.state.handoff, app.state.csat))
         # «Preguntas sin respuesta» (answers/service.py): the action server journals how each question was handled;
         # this task groups the new misses every ANSWERS_GROUP_SECONDS with the live matrix's own embedder, and the
         # console lists the groups and suggests entries from the live matrix.
         app.state.answers = open_answers(settings, knowledge=live_knowledge)
         regroup_task = asyncio.create_task(_regroup_answers(app.state.answers, settings.answers_group_seconds))
+        # Customer satisfaction, again: from the handoff's durable log, the closes the listener above missed (a restart
+        # between a close and its ask), and with CSAT_AFTER_BOT_MINUTES the conversations the bot resolved on its own
+        # (csat/resolved.py: their latest question answered, per the answer journal): at start, then every minute.
+        bot_surveys = BotSurveys(app.state.csat, app.state.handoff, app.state.answers,
+                                 after_minutes=settings.csat_after_bot_minutes, conversation_id_of=conversation_id_of)
+        csat_catch_up = asyncio.create_task(_catch_up_closes(app.state.handoff, app.state.csat, bot_surveys))
         # «Reportes» (reports/service.py): a period's counters, as the stores above keep them at write time.
         app.state.reports = Reports(
             outbox=outbox, handoff=app.state.handoff, answers=app.state.answers.store, csat=csat_store,
@@ -259,16 +263,23 @@ CSAT_CATCH_UP = timedelta(hours=1)
 CSAT_CATCH_UP_SECONDS = 60.0
 
 
-async def _catch_up_closes(handoff: Handoff, csat: Csat, every_seconds: float = CSAT_CATCH_UP_SECONDS) -> None:
+async def _catch_up_closes(handoff: Handoff, csat: Csat, bot_surveys: BotSurveys | None = None,
+                           every_seconds: float = CSAT_CATCH_UP_SECONDS) -> None:
     """Ask for the closes of the last hour that have no ask yet (the live listener missed them: a restart between
     the close and the ask, or the ask failed), by the live listener's rule; an ask already made is left alone (one
-    per close)."""
+    per close). Then, when CSAT_AFTER_BOT_MINUTES is set, for the conversations the bot resolved on its own
+    (`BotSurveys.catch_up`: one ask per last message of the person)."""
     while True:
+        now = datetime.now(timezone.utc)
         try:
-            now = datetime.now(timezone.utc)
             await csat.catch_up(await handoff.closes_since(now - CSAT_CATCH_UP), handoff.agent_of_close, now)
         except Exception:  # the store or the outbox is down: the next round tries again
             logging.getLogger(__name__).exception("catching up on closes without a satisfaction ask failed")
+        if bot_surveys is not None and bot_surveys.is_on:
+            try:
+                await bot_surveys.catch_up(now)
+            except Exception:  # as above: the next round tries again
+                logging.getLogger(__name__).exception("asking after the conversations the bot resolved failed")
         await asyncio.sleep(every_seconds)
 
 

@@ -21,6 +21,11 @@ class CsatError(Exception):
     """The root of the package's errors."""
 
 
+# The "agent" (and closer) of an ask made after the bot resolved a conversation on its own (csat/resolved.py): no
+# console user can be named so (console.auth.RESERVED_USERNAMES), so the reports show the bot as its own row.
+BOT_AGENT = "bot"
+
+
 class How(str, Enum):
     """How the person was asked."""
 
@@ -123,7 +128,8 @@ def read_answer(answers: Sequence[Mapping[str, Any]]) -> Answer:
 
 @dataclass(frozen=True)
 class Ask:
-    """One request for a rating, made when an agent closed a conversation."""
+    """One request for a rating, made when an agent closed a conversation, or after the bot resolved one on its own
+    (`agent` and `closed_by` `BOT_AGENT`, `closed_at` the person's last message)."""
 
     id: int
     page_id: str

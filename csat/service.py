@@ -8,6 +8,8 @@ follow_up, sender system): the outbox's policy decides how, inside 24 hours a st
 CUSTOMER_FEEDBACK tag, after that refused. CSAT_MODE=quick_replies (or template without CSAT_PRIVACY_URL, which the
 template must link) asks with five quick replies, inside the 24-hour window only. `Outbox.preview` decides first; a
 refusal is recorded as `not_sent` with the policy's reason, never silent. CSAT_MODE=off asks nothing.
+After the bot resolved a conversation on its own (csat/resolved.py decides that), `ask_after_bot` asks the same way,
+about «bot» (`BOT_AGENT`), once per last message of the person.
 
 Answering (`record_answer`): the webhook's `messaging_feedback` (the template: its question id names the ask) or the
 tap of a quick reply (the person's newest open ask) reaches the app from the ingest journal (connectors/); the first
@@ -24,6 +26,7 @@ from typing import Any, Protocol, TypeVar
 
 from core.offload import Offload
 from csat.model import (
+    BOT_AGENT,
     THANKS_TEXT,
     AgentSatisfaction,
     Ask,
@@ -76,7 +79,10 @@ KEY_TAKEN_ES = ("La clave de esta encuesta en la bandeja de salida ya era de un 
 
 def survey_key(ask: Ask) -> str:
     """The outbox key of an ask's survey: its close (conversation and time), not the csat store's row id, so a
-    recreated csat store (ids from 1 again) never finds another person's old survey under its key."""
+    recreated csat store (ids from 1 again) never finds another person's old survey under its key. After the bot
+    resolved a conversation: the conversation and the time of the person's last message, marked as the bot's."""
+    if ask.closed_by == BOT_AGENT:
+        return f"csat:{ask.conversation_id}:bot:{ask.closed_at.isoformat()}"
     return f"csat:{ask.conversation_id}:{ask.closed_at.isoformat()}"
 
 
@@ -168,6 +174,14 @@ class Csat:
             return None
         return await self.ask_after_close(close.conversation_id, close.page_id, close.user_id, agent, close.at, now,
                                           closed_by=close.by)
+
+    async def ask_after_bot(self, conversation_id: str, page_id: str, user_id: str, last_user_message_at: datetime,
+                            now: datetime | None = None) -> Ask | None:
+        """Ask the person to rate the bot, which resolved the conversation on its own (csat/resolved.py decides
+        that): one ask per last message of the person (`closed_at`; the outbox key `csat:{conversation}:bot:{time}`),
+        agent and closer `BOT_AGENT`, by the same path and rules as after a close (none within `RECENT_ASK`)."""
+        return await self.ask_after_close(conversation_id, page_id, user_id, BOT_AGENT, last_user_message_at, now,
+                                          closed_by=BOT_AGENT)
 
     async def record_answer(self, page_id: str, user_id: str, via: str, answers: Sequence[Mapping[str, Any]],
                             event_key: str, at: datetime | None = None) -> Ask | None:
