@@ -8,6 +8,7 @@ ref) is XML-escaped; the drawing holds no script, no link, no external reference
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
@@ -20,11 +21,13 @@ COLORS = ("#1f6feb", "#2da44e", "#bf8700", "#cf222e", "#8250df", "#57606a")
 FONT = 'font-family="sans-serif" font-size="12"'
 TITLE_FONT = 'font-family="sans-serif" font-size="14" font-weight="bold"'
 MAX_LABEL = 48
+NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")  # outside XML 1.0's Char
 
 
 def text(value: object) -> str:
-    """A value as XML character data (and safe inside a double-quoted attribute)."""
-    return escape(str(value), {'"': "&quot;", "'": "&#x27;"})
+    """A value as XML character data (and safe inside a double-quoted attribute). Characters XML cannot hold at all
+    (C0 controls, lone surrogates) are dropped: one of them would make the whole image unreadable."""
+    return escape(NOT_XML.sub("", str(value)), {'"': "&quot;", "'": "&#x27;"})
 
 
 def _short(label: str) -> str:

@@ -58,9 +58,12 @@ def _day(value: str | None, name: str) -> date | None:
     if not DAY.match(text):
         raise ReportInvalid(name, f"«{name}» debe ser una fecha AAAA-MM-DD (por ejemplo 2025-03-31).")
     try:
-        return date.fromisoformat(text)
+        found = date.fromisoformat(text)
     except ValueError as exc:
         raise ReportInvalid(name, f"«{name}» no es una fecha que exista ({text}).") from exc
+    if found < EARLIEST:  # refused here, before any arithmetic on it can leave the calendar (0001-01-05 - 29 days)
+        raise ReportInvalid(name, f"«{name}» no puede ser anterior a {EARLIEST.isoformat()}.")
+    return found
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,7 @@ def test_the_editor_gets_the_knowledge_part_and_the_agent_nothing(sessions: dict
     ({"desde": "2025-03-05", "hasta": "2025-03-01"}, "hasta"),
     ({"desde": "01/03/2025"}, "desde"),
     ({"hasta": "9999-12-31"}, "hasta"),
+    ({"hasta": "0001-01-05"}, "hasta"),
     ({"desde": "2020-01-01", "hasta": "2025-03-01"}, "hasta"),
     ({"pagina": "999"}, "pagina"),
     ({"pagina": "<script>"}, "pagina"),
@@ -155,8 +156,9 @@ def test_the_page_shows_the_headline_charts_and_csv_links(sessions: dict[str, Co
 
 
 QUERY_VALUES = st.one_of(st.text(max_size=24), st.sampled_from(["", "2025-03-01", "2025-02-29", "2024-02-29",
-                                                                "0000-01-01", "9999-12-31", "2025-03-01T00:00",
-                                                                PAGE, "0", "-1", "\x00", "２０２５-03-01"]))
+                                                                "0000-01-01", "0001-01-05", "9999-12-31",
+                                                                "2025-03-01T00:00", PAGE, "0", "-1",
+                                                                "\x00", "２０２５-03-01"]))
 
 
 @settings(max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck))

@@ -65,6 +65,17 @@ def test_any_printable_text_makes_a_safe_svg(labels: list[str], title: str) -> N
     assert_safe_svg(line_chart(title, ["2025-01-01", "2025-01-02"], [(label, [1.0, None]) for label in labels]))
 
 
+@given(labels=st.lists(st.text(max_size=30), max_size=6), title=st.text(max_size=30))
+def test_any_text_even_control_characters_makes_a_well_formed_svg(labels: list[str], title: str) -> None:
+    assert_safe_svg(bar_chart(title, [(label, float(i)) for i, label in enumerate(labels)]))
+    assert_safe_svg(line_chart(title, ["2025-01-01"], [(label, [1.0]) for label in labels]))
+
+
+def test_a_control_character_is_dropped_not_written() -> None:
+    root = assert_safe_svg(bar_chart("Regla\x01 uno", [("camp\x00aña\x1f", 1.0), ("\ud800x\uffff", 2.0)]))
+    assert "Regla uno" in texts(root) and "campaña" in texts(root) and "x" in texts(root)
+
+
 def test_an_empty_chart_says_so_and_a_single_day_is_a_point() -> None:
     assert "Sin datos en el período." in bar_chart("Vacío", [])
     assert "<circle" in line_chart("Un día", ["2025-01-01"], [("x", [3])])

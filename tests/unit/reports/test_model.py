@@ -67,6 +67,9 @@ def test_previous_is_the_same_length_just_before() -> None:
     ("1999-12-31", "2000-01-05", None, "desde"),
     ("2023-01-01", "2025-01-01", None, "hasta"),  # more than MAX_DAYS
     (None, "9999-12-31", None, "hasta"),  # the future (and date.max)
+    (None, "0001-01-05", None, "hasta"),  # 29 days before it are not in the calendar (was an OverflowError)
+    (None, "0001-01-29", None, "hasta"),
+    (None, "1999-12-31", None, "hasta"),
     (None, "2025-04-02", None, "hasta"),
     (None, None, "pagina-1", "pagina"),
     ("２０２５-03-01", None, None, "desde"),  # full-width digits are not a date here
