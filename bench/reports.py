@@ -262,6 +262,19 @@ async def time_build(folder: Path, today: date, spans: Sequence[int], repeats: i
     return figures
 
 
+def settle(pid: int, idle_percent: float = 5.0, timeout: float = 300.0) -> float:
+    """Wait until the app is idle (its first contacts sync reads every conversation of the year in the background,
+    which would be timed with the reports otherwise); the seconds waited."""
+    import psutil
+
+    process = psutil.Process(pid)
+    started = time.monotonic()
+    quiet = 0
+    while quiet < 3 and time.monotonic() - started < timeout:
+        quiet = quiet + 1 if process.cpu_percent(interval=1.0) < idle_percent else 0
+    return time.monotonic() - started
+
+
 def time_http(folder: Path, today: date, days: int, repeats: int) -> dict[str, Any]:
     """The app on the same folder: each request another period (starting a day later each time, `days` long at
     first), so each is built and none is the app's cached one."""
@@ -269,6 +282,7 @@ def time_http(folder: Path, today: date, days: int, repeats: int) -> dict[str, A
 
     app, url = start_sandbox(folder)
     try:
+        settle(app.pid)
         with httpx.Client(base_url=url, timeout=60) as http:
             login = http.post("/api/console/login", json={"username": "admin", "password": "admin-demo"})
             login.raise_for_status()
