@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Protocol
 
-from csat.model import Ask
+from csat.model import Ask, AskStatus
 from csat.service import Csat
 from outbox.model import CONVERSATION_GAP, ConversationSeen
 
@@ -203,6 +203,9 @@ class BotSurveys:
         reason = why_not_due(seen.last_user_message_at, now, self.after, paused_now=candidate.paused_now,
                              last_pause=candidate.last_pause)
         if reason is None:
+            asked = await self.csat.asked_after_bot(candidate.conversation_id, seen.last_user_message_at)
+            if asked is not None and asked.status is not AskStatus.ASKING:
+                return asked  # asked in an earlier round (a crash mid-ask is finished below)
             handling = await asyncio.to_thread(self.answers.latest_handling, seen.page_id, seen.user_id,
                                                conversation_start(seen.last_user_message_at))
             reason = why_not_answered(handling)

@@ -183,6 +183,11 @@ class Csat:
         return await self.ask_after_close(conversation_id, page_id, user_id, BOT_AGENT, last_user_message_at, now,
                                           closed_by=BOT_AGENT)
 
+    async def asked_after_bot(self, conversation_id: str, last_user_message_at: datetime) -> Ask | None:
+        """The ask `ask_after_bot` made for this last message of the person (None: none yet), read only: the
+        minute's rounds see a conversation for an hour and need not lock the store each time."""
+        return await self._db(self.store.ask_of_close, conversation_id, last_user_message_at)
+
     async def record_answer(self, page_id: str, user_id: str, via: str, answers: Sequence[Mapping[str, Any]],
                             event_key: str, at: datetime | None = None) -> Ask | None:
         """The person's answer → the ask it answers (None: no rating in it, no open ask of this person, answered

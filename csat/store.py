@@ -55,6 +55,11 @@ class CsatStore(DatabaseStore):
             found = conn.execute(self._db.queries["ask_of_close"], params).fetchone()
         return _ask(found), created
 
+    def ask_of_close(self, conversation_id: str, closed_at: datetime) -> Ask | None:
+        """The ask made for this close (None: none yet): a read, where `create_ask` would take the write lock."""
+        rows = self._db.read("ask_of_close", {"conversation_id": conversation_id, "closed_at": stored_time(closed_at)})
+        return _ask(rows[0]) if rows else None
+
     def get(self, ask_id: int) -> Ask | None:
         rows = self._db.read("get_ask", {"id": ask_id})
         return _ask(rows[0]) if rows else None
@@ -83,7 +88,8 @@ class CsatStore(DatabaseStore):
 
     def agent_satisfaction(self, since: datetime | None = None, until: datetime | None = None,
                            page_id: str | None = None) -> list[AgentSatisfaction]:
-        """Per agent, the asks made in [since, until) (None: no bound) of one page (None: every page)."""
+        """Per agent, the asks of the conversations closed in [since, until) (None: no bound) of one page (None:
+        every page): by the close time, as `summary`, so the leaderboard and the summary count the same asks."""
         rows = self._db.read("agent_satisfaction", {"since": stored_time(since) if since else None,
                                                     "until": stored_time(until) if until else None,
                                                     "page_id": page_id})
