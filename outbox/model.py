@@ -423,6 +423,11 @@ class OutboxStore(Protocol):
         row per hour and page), in order of hour then page."""
         ...
 
+    def message_hours_since(self) -> datetime | None:
+        """When `message_hours` began counting on an outbox that already held people's messages (the upgrade that
+        added it); None when it has counted from the outbox's start. Days before it have no counts, not zero."""
+        ...
+
     def send_hours(self, page_id: str | None, since: datetime, until: datetime) -> list[SendHour]:
         """The final outcomes of the hours starting in [`since`, `until`), of `page_id` (None: every page), one row
         per hour, page, purpose, status, reason and error code, in that order; keys at zero are left out."""

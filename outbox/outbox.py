@@ -310,6 +310,11 @@ class Outbox:
         check_period(since, until)
         return await self._run(self._store.message_hours, page_id, since, until)
 
+    async def message_hours_since(self) -> datetime | None:
+        """When `message_hours` began counting, on an outbox upgraded with people's messages already in it (None:
+        from the start): the reports say «sin datos» for the days before it rather than 0."""
+        return await self._run(self._store.message_hours_since)
+
     async def send_hours(self, page_id: str | None, since: datetime, until: datetime) -> list[SendHour]:
         """The reports' sends by final outcome (status, reason, Meta's error code, purpose) per UTC hour starting in
         [`since`, `until`), of one page or (None) of every page: each message once, as what it ended as."""

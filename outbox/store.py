@@ -672,6 +672,9 @@ class InMemoryOutboxStore(ReceiptsStore):
                     if since <= hour < until and page_id in (None, page)]
         return sorted(rows, key=lambda row: (row.hour, row.page_id))
 
+    def message_hours_since(self) -> datetime | None:
+        return None  # an outbox in memory counts from its first message
+
     def send_hours(self, page_id: str | None, since: datetime, until: datetime) -> list[SendHour]:
         since, until = check_period(since, until)
         with self._lock:
@@ -1059,6 +1062,10 @@ class SQLiteOutboxStore(SQLOutboxStore):
         rows = self._read("message_hours", period_params(page_id, since, until, sqlite_time))
         return [message_hour_from_row(row) for row in rows]
 
+    def message_hours_since(self) -> datetime | None:
+        rows = self._read("message_hours_since", {})
+        return required_utc(rows[0]["started_at"]) if rows else None
+
     def send_hours(self, page_id: str | None, since: datetime, until: datetime) -> list[SendHour]:
         rows = self._read("send_hours", period_params(page_id, since, until, sqlite_time))
         return [send_hour_from_row(row) for row in rows]
@@ -1390,6 +1397,12 @@ class PostgresOutboxStore(SQLOutboxStore):
         with self._transaction() as cursor:
             cursor.execute(self._queries["message_hours"], period_params(page_id, since, until, postgres_time))
             return [message_hour_from_row(row) for row in cursor.fetchall()]
+
+    def message_hours_since(self) -> datetime | None:
+        with self._transaction() as cursor:
+            cursor.execute(self._queries["message_hours_since"])
+            row = cursor.fetchone()
+            return required_utc(row["started_at"]) if row is not None else None
 
     def send_hours(self, page_id: str | None, since: datetime, until: datetime) -> list[SendHour]:
         with self._transaction() as cursor:

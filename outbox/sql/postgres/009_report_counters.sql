@@ -4,7 +4,7 @@
 -- The person's messages (record_user_message), by the hour of Meta's time of the message: every message; a
 -- conversation when the person had written nothing before on the page or wrote 24 hours or more after their latest
 -- message; a new person when they had written nothing before on the page. Nothing to backfill: the outbox kept only
--- each person's latest message, so these counts start with this migration.
+-- each person's latest message, so these counts start with this migration (report_counters_start says when).
 CREATE TABLE message_hours (
     hour timestamptz NOT NULL,
     page_id text NOT NULL,
@@ -13,6 +13,17 @@ CREATE TABLE message_hours (
     new_people integer NOT NULL DEFAULT 0,
     PRIMARY KEY (hour, page_id)
 );
+
+-- When a counter began on an outbox that already held people's messages (an upgrade): the reports say «sin datos»
+-- for the days before it rather than 0. No row on a new outbox: the counter has counted from the start.
+CREATE TABLE report_counters_start (
+    counter text PRIMARY KEY,
+    started_at timestamptz NOT NULL
+);
+
+INSERT INTO report_counters_start (counter, started_at)
+SELECT 'message_hours', now()
+WHERE EXISTS (SELECT 1 FROM conversations WHERE last_user_message_at IS NOT NULL);
 
 -- Each message's final outcome (sent, blocked, failed, dead, cancelled), by the hour it was reached (finished_at):
 -- +1 when a message becomes final, -1 when it stops being final (a retry), so a message counts once, as what it

@@ -269,6 +269,10 @@ SELECT hour, page_id, messages, conversations, new_people FROM message_hours
 WHERE hour >= :since AND hour < :until AND (:page_id IS NULL OR page_id = :page_id)
 ORDER BY hour, page_id;
 
+-- name: message_hours_since
+-- When message_hours began counting on an outbox that already held people's messages (no row: from the start).
+SELECT started_at FROM report_counters_start WHERE counter = 'message_hours';
+
 -- name: send_hours
 -- As message_hours; a key whose messages were all retried since (n back to 0) is left out.
 SELECT hour, page_id, purpose, status, reason_code, error_code, n FROM send_hours

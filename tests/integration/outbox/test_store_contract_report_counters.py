@@ -156,5 +156,31 @@ def test_the_migration_counts_the_outcomes_already_stored(postgres_run_url: str)
             assert [(found.hour, found.status) for found in store.send_hours(None, T0 - DAY, T0 + DAY)] == [
                 (at(-60), Status.BLOCKED), (T0, Status.SENT), (at(60), Status.CANCELLED), (at(300), Status.SENT)]
             assert store.message_hours(None, *WIDE) == []
+            assert store.message_hours_since() is None  # nobody had written before the counter
         finally:
             store.close()
+
+
+def test_an_outbox_upgraded_with_peoples_messages_says_when_its_counter_began(postgres_run_url: str) -> None:
+    """PostgreSQL migration 009 on an outbox where people had written: the reports say «sin datos» before it."""
+    migrations = load_migrations(ROOT / "outbox" / "sql" / "postgres")
+    with contract.postgres_schema() as url:
+        with closing(psycopg2.connect(url)) as conn, conn, conn.cursor() as cursor:
+            queries = load_queries(ROOT / "outbox" / "sql" / "postgres")
+            cursor.execute(queries["create_migrations_table"])
+            for migration in migrations[:8]:
+                cursor.execute(migration.script)
+                cursor.execute(queries["record_migration"], {"version": migration.version, "name": migration.name})
+            cursor.execute("INSERT INTO conversations (page_id, user_id, last_user_message_at) VALUES (%s, 'u1', %s)",
+                           (PAGE, T0))
+        store = open_store(url)
+        try:
+            started = store.message_hours_since()
+            assert started is not None and started.utcoffset() is not None and started > T0
+        finally:
+            store.close()
+
+
+def test_a_new_outbox_counts_people_from_the_start(store: OutboxStore) -> None:
+    store.record_user_message(PAGE, "u1", T0, "hola")
+    assert store.message_hours_since() is None

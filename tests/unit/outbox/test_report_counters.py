@@ -360,5 +360,31 @@ def test_the_migration_counts_the_outcomes_already_stored(tmp_path: Path) -> Non
         assert [found.status for found in store.send_hours(None, *WIDE)] == [
             Status.BLOCKED, Status.SENT, Status.CANCELLED]
         assert store.message_hours(None, *WIDE) == []  # the outbox kept no history of people's messages
+        assert store.message_hours_since() is None  # nobody had written: nothing is missing before the counter
+    finally:
+        store.close()
+
+
+def test_a_new_outbox_counts_people_from_the_start(store: OutboxStore) -> None:
+    store.record_user_message(PAGE, "u1", T0, "hola")
+    assert store.message_hours_since() is None
+
+
+def test_an_outbox_upgraded_with_peoples_messages_says_when_its_counter_began(tmp_path: Path) -> None:
+    """SQLite migration 007 on an outbox where people had written: the reports must say «sin datos» before it."""
+    path = tmp_path / "outbox.sqlite3"
+    with closing(sqlite3.connect(path)) as conn:
+        for migration in load_migrations(ROOT / "outbox" / "sql" / "sqlite")[:6]:
+            for statement in sqlite_statements(migration.script):
+                conn.execute(statement)
+        conn.execute("PRAGMA user_version=6")
+        conn.execute("INSERT INTO conversations (page_id, user_id, last_user_message_at) VALUES (?, 'u1', ?)",
+                     (PAGE, sqlite_time(T0)))
+        conn.commit()
+    store = SQLiteOutboxStore(path)
+    try:
+        started = store.message_hours_since()
+        assert started is not None and started.utcoffset() == timedelta(0)
+        assert started > T0  # the migration's clock, after the person's message
     finally:
         store.close()
