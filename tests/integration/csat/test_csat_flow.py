@@ -104,6 +104,7 @@ def test_a_close_asks_and_the_answer_is_stored_for_the_agent(client: TestClient)
     assert login.status_code == 200, login.text
     page = client.get(f"/console/conversations/{conversation_id}")
     assert page.status_code == 200 and "★★★★☆" in page.text and "«Muy amable»" in page.text
+    assert "Cerrada por ana el" in page.text and "Resuelta por el chatbot" not in page.text
     api = client.get(f"/api/console/conversations/{conversation_id}").json()["conversation"]["satisfaction"]
     assert [(row["rating"], row["agent"], row["status"]) for row in api] == [(4, "ana", "answered")]
     inbox = client.get("/console/inbox")
