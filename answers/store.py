@@ -3,8 +3,9 @@ or a PostgreSQL schema (`open_answers_store(settings.store_url("answers"))`, `co
 
 Numbered migrations and named queries live in `answers/sql/sqlite/` and `answers/sql/postgres/`. Synchronous and
 thread-safe; async code calls it through a thread. A tap on a "¿Quisiste decir…?" candidate marks the offers the
-same person got in the 10 minutes before as followed, in the same transaction, so "unanswered" is one query; and
-counts it in its UTC hour (`answer_hours`, same transaction), which is all the counts by handling and by entry read.
+same person got in the 10 minutes before as followed, in the same transaction, so "unanswered" is one query, and
+takes those offers back from their hours' counts (a followed offer counts once, as the tap); every question counts
+in its UTC hour (`answer_hours`, same transaction), which is all the counts by handling and by entry read.
 
 On PostgreSQL every statement has a short `statement_timeout` (STATEMENT_TIMEOUT_MS, unless the URL's `options` set
 one): the journal is written in the background of a customer's answer and must fail fast, not queue up behind a
@@ -146,7 +147,8 @@ class AnswersStore(DatabaseStore):
 
     def record(self, rec: AnswerRecord) -> int:
         """Journal one handled question and count it in its UTC hour (one transaction); a SELECTED marks the
-        person's offers of the last 10 minutes followed."""
+        person's offers of the last 10 minutes followed and takes each back from its hour's `did_you_mean` count, so
+        the question counts once, as `selected` (else the reports' share would count it as unanswered and twice)."""
         at = stored_time(rec.at)
         with self._db.write() as conn:
             row = conn.execute(self._db.queries["insert_answer"], {
@@ -159,9 +161,13 @@ class AnswersStore(DatabaseStore):
                 "hour": stored_time(hour_start(rec.at)), "page_id": rec.page_id, "handling": rec.handling.value,
                 "entry_id": rec.entry_id or ""})
             if rec.handling is Handling.SELECTED:
-                conn.execute(self._db.queries["mark_followed"], {
+                followed = conn.execute(self._db.queries["mark_followed"], {
                     "page_id": rec.page_id, "person_key": rec.person_key, "at": at,
-                    "window_start": stored_time(rec.at - SELECTION_WINDOW)})
+                    "window_start": stored_time(rec.at - SELECTION_WINDOW)}).fetchall()
+                for offer in followed:  # one question answered by a tap counts once, as `selected`
+                    conn.execute(self._db.queries["take_back_hour"], {
+                        "hour": stored_time(hour_start(moment(offer["at"]))), "page_id": rec.page_id,
+                        "entry_id": offer["entry_id"] or ""})
         return int(row["id"])
 
     def unanswered(self, page_id: str | None, since: datetime, until: datetime) -> list[Question]:

@@ -5,9 +5,9 @@ closed by an agent, one still open), sends sent, blocked and failed with Meta's 
 and the CSV must equal the figures written; the editor gets the knowledge part only; agents are refused; bad
 periods are 400 naming the field, never a 500; charts are SVG images.
 
-Would catch: a day bucketed in UTC, the share counting «¿Quisiste decir…?» without a choice, an episode's wait
-measured from the wrong moment, a CSV that differs from the JSON, an agent reaching the report, `hasta=9999-12-31`
-answered with a 500."""
+Would catch: a day bucketed in UTC, the share counting «¿Quisiste decir…?» without a choice, a followed «¿Quisiste
+decir…?» counted as unanswered beside its tap, an episode's wait measured from the wrong moment, a CSV that differs
+from the JSON, an agent reaching the report, `hasta=9999-12-31` answered with a 500."""
 
 from __future__ import annotations
 
@@ -60,7 +60,9 @@ def test_the_admins_report_equals_the_history_written(sessions: dict[str, Consol
     assert body["period"]["timezone"] == "America/Guayaquil" and body["part"] == "all"
     days = [(r["fecha"], r["mensajes"], r["conversaciones"], r["contactos_nuevos"]) for r in records(body, "dias")]
     assert days == [("2025-03-01", 3, 2, 2), ("2025-03-02", 0, 0, 0), ("2025-03-03", 1, 1, 0)]
-    # 3 matrix + 1 selected of 7 handled: 57.1 %; no questions the 3 days before
+    # 3 matrix + 1 selected of 7 handled: 57.1 %; the offer the tap followed counts once, as the tap (counted as an
+    # offer too, it was 4 of 8, 50 %); the other person's offer, not followed, is a did_you_mean; no questions the 3
+    # days before
     assert body["headline"] == {"answered_without_person_pct": {"current": 57.1, "previous": None, "points": None},
                                 "handled": 7}
     handling = {r["tipo"]: r["preguntas"] for r in records(body, "atencion")}

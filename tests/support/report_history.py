@@ -16,7 +16,7 @@ from outbox.store import open_store
 
 PAGE = SANDBOX_PAGE_ID
 PERIOD = {"desde": "2025-03-01", "hasta": "2025-03-03"}
-SHARE = "57.1 %"  # 3 matrix + 1 selected of 7 handled
+SHARE = "57.1 %"  # 3 matrix + 1 selected of 7 handled (the offer the selected followed counts once, as the tap)
 
 
 def utc(day: int, hour: int, minute: int = 0) -> datetime:
@@ -47,13 +47,16 @@ def fill(settings: Settings) -> None:
         assert blocked.id in [m.id for m in outbox.claim("w1", utc(2, 15), 30, 100)]
         outbox.complete(blocked.id, "w1", Outcome(Status.BLOCKED, reason_code="outside_window", reason="fuera",
                                                   finished_at=utc(2, 15)))
-        # Questions: day 1 matrix ×3 (horario ×2, precios), day 2 did_you_mean + selected, day 3 no_answer + handoff.
+        # Questions: day 1 matrix ×3 (horario ×2, precios); day 2 a did_you_mean followed a minute later by a tap
+        # (selected: one question, counted once, as selected); day 3 no_answer + handoff, and another person's
+        # did_you_mean nobody followed.
         questions = ((Handling.MATRIX, utc(1, 15), "horario"), (Handling.MATRIX, utc(1, 16), "horario"),
                      (Handling.MATRIX, utc(1, 17), "precios"), (Handling.DID_YOU_MEAN, utc(2, 15), None),
                      (Handling.SELECTED, utc(2, 15, 1), "horario"), (Handling.NO_ANSWER, utc(3, 15), None),
                      (Handling.HANDOFF, utc(3, 16), None))
         for handling, at, entry in questions:
             answers.store.record(AnswerRecord(PAGE, "persona", "¿pregunta?", handling, at, entry_id=entry))
+        answers.store.record(AnswerRecord(PAGE, "otra persona", "¿pregunta?", Handling.DID_YOU_MEAN, utc(3, 17)))
         # Handoffs: u1 asked for a person, ana answered after 2 minutes and closed after 30; u2 still open.
         handoff.pause(PAGE, "u1", PauseReason.USER_ASKED, "bot", utc(1, 15, 10))
         handoff.record_agent_message(f"{PAGE}:u1", "ana", "Hola, le ayudo", utc(1, 15, 12))

@@ -1,5 +1,6 @@
 -- Reports (issue 14): the same table as ../sqlite/004_answer_hours.sql: the handled questions counted per UTC hour,
--- page, handling and entry ('' when none), one more with each journal row; answer_days folded in and dropped.
+-- page, handling and entry ('' when none), one more with each journal row; answer_days folded in and dropped. A
+-- followed "¿Quisiste decir…?" counts once, as its tap (`selected`); answer_days' followed offers cannot be told apart.
 
 CREATE TABLE answer_hours (
     hour timestamptz NOT NULL,
@@ -14,6 +15,7 @@ INSERT INTO answer_hours (hour, page_id, handling, entry_id, n)
 SELECT date_trunc('hour', at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', page_id, handling, COALESCE(entry_id, ''),
        count(*)
 FROM answers
+WHERE NOT (handling = 'did_you_mean' AND followed)
 GROUP BY 1, page_id, handling, COALESCE(entry_id, '');
 
 INSERT INTO answer_hours (hour, page_id, handling, entry_id, n)

@@ -13,9 +13,12 @@ CREATE TABLE answer_hours (
 );
 
 -- The journal's rows so far (times are fixed-width ISO 8601 UTC text: the first 13 characters are the hour) and the
--- days pruned already (a day's sums at its midnight hour).
+-- days pruned already (a day's sums at its midnight hour). A followed "¿Quisiste decir…?" counts once, as the tap
+-- that followed it (`selected`), as `AnswersStore.record` counts it from now on; the days pruned already cannot be
+-- told apart (answer_days kept no `followed`), so their followed offers stay counted as did_you_mean.
 INSERT INTO answer_hours (hour, page_id, handling, entry_id, n)
 SELECT substr(at, 1, 13) || ':00:00.000000+00:00', page_id, handling, COALESCE(entry_id, ''), count(*) FROM answers
+WHERE NOT (handling = 'did_you_mean' AND followed <> 0)
 GROUP BY substr(at, 1, 13), page_id, handling, COALESCE(entry_id, '');
 
 INSERT INTO answer_hours (hour, page_id, handling, entry_id, n)

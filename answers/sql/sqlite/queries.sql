@@ -11,9 +11,11 @@ RETURNING id;
 
 -- name: mark_followed
 -- A tap on a "¿Quisiste decir…?" candidate: the offers the same person got in the 10 minutes before were followed.
+-- Their times come back: each is taken back from its hour's did_you_mean count (take_back_hour).
 UPDATE answers SET followed = 1
 WHERE person_key = :person_key AND page_id = :page_id AND handling = 'did_you_mean' AND followed = 0
-  AND at >= :window_start AND at <= :at;
+  AND at >= :window_start AND at <= :at
+RETURNING at, entry_id;
 
 -- name: unanswered
 SELECT id, page_id, question, at, person_key, handling FROM answers
@@ -43,6 +45,12 @@ INSERT INTO answer_hours (hour, page_id, handling, entry_id, n)
 VALUES (:hour, :page_id, :handling, :entry_id, 1)
 ON CONFLICT (hour, page_id, handling, entry_id) DO UPDATE SET n = answer_hours.n + 1;
 
+-- name: take_back_hour
+-- A followed offer counts once, as the tap that followed it (`selected`): one less in the offer's hour, in the
+-- tap's transaction.
+UPDATE answer_hours SET n = n - 1
+WHERE hour = :hour AND page_id = :page_id AND handling = 'did_you_mean' AND entry_id = :entry_id;
+
 -- name: counts_by_handling
 -- The hours whose start is in the window (the journal's rows are not read: they are pruned, the hours are not).
 SELECT handling, sum(n) AS n FROM answer_hours
@@ -56,10 +64,11 @@ WHERE hour >= :since AND hour < :until AND (:page_id IS NULL OR page_id = :page_
 GROUP BY entry_id;
 
 -- name: handling_hours
--- The reports' series: per hour and page, the questions by handling.
+-- The reports' series: per hour and page, the questions by handling (none left: offers followed, taken back).
 SELECT hour, page_id, handling, sum(n) AS n FROM answer_hours
 WHERE hour >= :since AND hour < :until AND (:page_id IS NULL OR page_id = :page_id)
 GROUP BY hour, page_id, handling
+HAVING sum(n) > 0
 ORDER BY hour, page_id, handling;
 
 -- name: oldest_answer

@@ -82,11 +82,55 @@ def test_the_counts_read_the_hours_not_the_journal(url: str, store: AnswersStore
             assert any("answer_hours" in step for step in plan) and not any(" answers " in step for step in plan)
 
 
+
+def offer(store: AnswersStore, at: datetime, person_key: str = "k") -> None:
+    store.record(AnswerRecord(page_id=PAGE, person_key=person_key, question="horario", handling=Handling.DID_YOU_MEAN,
+                              at=at, candidates=("horario", "pagos")))
+
+
+def tap(store: AnswersStore, at: datetime, person_key: str = "k") -> None:
+    store.record(AnswerRecord(page_id=PAGE, person_key=person_key, question="Horario de atención",
+                              handling=Handling.SELECTED, at=at, entry_id="horario"))
+
+
+def test_a_followed_offer_counts_once_as_the_tap(store: AnswersStore) -> None:
+    offer(store, later(-2))  # in the hour before the tap's: taken back from its own hour
+    tap(store, later(1))
+    everything = (NOW - DAY, NOW + DAY)
+    counts = store.counts_by_handling(None, *everything)
+    assert (counts["selected"], counts["did_you_mean"]) == (1, 0)
+    assert store.handling_hours(None, *everything) == [HandlingHour(NOW, PAGE, Handling.SELECTED, 1)]
+    assert store.entry_use(None, *everything) == {"horario": 1}
+    tap(store, later(2))  # a second tap follows nothing more
+    assert store.counts_by_handling(None, *everything)["did_you_mean"] == 0
+
+
+def test_an_offer_not_followed_stays_did_you_mean(store: AnswersStore) -> None:
+    offer(store, NOW)
+    offer(store, NOW, person_key="other")
+    tap(store, later(1), person_key="other")  # someone else's tap
+    store.record(AnswerRecord(page_id=OTHER_PAGE, person_key="k", question="q", handling=Handling.SELECTED,
+                              at=later(1), entry_id="horario"))  # the same person on another page
+    counts = store.counts_by_handling(PAGE, NOW - DAY, NOW + DAY)
+    assert (counts["selected"], counts["did_you_mean"]) == (1, 1)
+
+
+def test_a_tap_after_the_ten_minutes_takes_nothing_back(store: AnswersStore) -> None:
+    offer(store, NOW)
+    tap(store, later(10.01))
+    counts = store.counts_by_handling(None, NOW - DAY, NOW + DAY)
+    assert (counts["selected"], counts["did_you_mean"]) == (1, 1)
+    assert store.handling_hours(None, NOW - DAY, NOW + DAY) == [
+        HandlingHour(NOW, PAGE, Handling.DID_YOU_MEAN, 1), HandlingHour(NOW, PAGE, Handling.SELECTED, 1)]
+
+
 # --- migration 004 ---------------------------------------------------------------------------------------------
 
-# At schema 3: journal rows (two in one hour, one in the next, one on the other page) and a day the old prune added up.
-ROWS = [(PAGE, "matrix", "horario", 0), (PAGE, "matrix", "horario", 20), (PAGE, "no_answer", None, 70),
-        (OTHER_PAGE, "selected", "pagos", 5)]
+# At schema 3: journal rows (two in one hour, one in the next, one on the other page, an offer followed by a tap and
+# one not) and a day the old prune added up.
+ROWS = [(PAGE, "matrix", "horario", 0, False), (PAGE, "matrix", "horario", 20, False),
+        (PAGE, "no_answer", None, 70, False), (OTHER_PAGE, "did_you_mean", None, 3, True),
+        (OTHER_PAGE, "selected", "pagos", 5, False), (PAGE, "did_you_mean", None, 80, False)]
 PRUNED_DAY = NOW.replace(hour=0) - timedelta(days=200)
 DAYS = [(PRUNED_DAY, PAGE, "matrix", "horario", 7), (PRUNED_DAY, PAGE, "gpt", "", 2)]
 
@@ -116,10 +160,10 @@ def write_schema_3(url: str) -> None:
                                ("answers", migration.version, migration.name))
     with conn:
         cursor = conn.cursor()
-        for page_id, handling, entry_id, minutes in ROWS:
-            cursor.execute(f"INSERT INTO answers (page_id, person_key, question, handling, at, entry_id) VALUES "
-                           f"({mark}, 'k', 'q', {mark}, {mark}, {mark})",
-                           (page_id, handling, stamp(later(minutes)), entry_id))
+        for page_id, handling, entry_id, minutes, followed in ROWS:
+            cursor.execute(f"INSERT INTO answers (page_id, person_key, question, handling, at, entry_id, followed) "
+                           f"VALUES ({mark}, 'k', 'q', {mark}, {mark}, {mark}, {mark})",
+                           (page_id, handling, stamp(later(minutes)), entry_id, followed))
         for day, page_id, handling, entry_id, n in DAYS:
             cursor.execute(f"INSERT INTO answer_days (day, page_id, handling, entry_id, n) VALUES "
                            f"({mark}, {mark}, {mark}, {mark}, {mark})", (stamp(day), page_id, handling, entry_id, n))
@@ -127,7 +171,7 @@ def write_schema_3(url: str) -> None:
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_migration_004_counts_the_journal_and_the_pruned_days_by_hour(backend: str, tmp_path: Path) -> None:
+def test_migration_004_counts_the_journal_and_pruned_days_a_followed_offer_once(backend: str, tmp_path: Path) -> None:
     with store_url(backend, tmp_path, "answers") as old_url:
         write_schema_3(old_url)
         migrated = open_answers_store(old_url)
@@ -139,8 +183,9 @@ def test_migration_004_counts_the_journal_and_the_pruned_days_by_hour(backend: s
                 HandlingHour(PRUNED_DAY, PAGE, Handling.MATRIX, 7),
                 HandlingHour(NOW, PAGE, Handling.MATRIX, 2),
                 HandlingHour(NOW, OTHER_PAGE, Handling.SELECTED, 1),
+                HandlingHour(NOW + HOUR, PAGE, Handling.DID_YOU_MEAN, 1),
                 HandlingHour(NOW + HOUR, PAGE, Handling.NO_ANSWER, 1),
-            ]
+            ], "the followed offer counts once, as its tap"
             assert migrated.entry_use(None, *everything) == {"horario": 9, "pagos": 1}
             record(migrated, Handling.MATRIX, later(30), "horario")
             assert migrated.counts_by_handling(PAGE, NOW, NOW + HOUR)["matrix"] == 3
