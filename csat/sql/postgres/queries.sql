@@ -46,15 +46,16 @@ WHERE id = %(id)s AND status = 'sent'
 SELECT * FROM csat_asks WHERE conversation_id = %(conversation_id)s ORDER BY id DESC LIMIT %(limit)s;
 
 -- name: agent_satisfaction
--- Per agent, the asks made in [since, until) (NULL: no bound) of one page (NULL: every page): how many reached the
--- person, how many were answered, the average.
+-- Per agent, the asks of the conversations closed in [since, until) (NULL: no bound) of one page (NULL: every
+-- page): how many reached the person, how many were answered, the average. By the close time, as `summary`
+-- (the same asks for the same period; a late ask, the catch-up's, counts with its close), on its index (a range
+-- whatever the bounds, not `:since IS NULL OR …`, which SQLite plans as a scan).
 SELECT agent,
        SUM(CASE WHEN status != 'not_sent' THEN 1 ELSE 0 END) AS asked,
        COUNT(rating) AS answered,
        AVG(rating) AS average
 FROM csat_asks
-WHERE (%(since)s::timestamptz IS NULL OR asked_at >= %(since)s)
-  AND (%(until)s::timestamptz IS NULL OR asked_at < %(until)s)
+WHERE closed_at >= COALESCE(%(since)s::timestamptz, '-infinity') AND closed_at < COALESCE(%(until)s::timestamptz, 'infinity')
   AND (%(page_id)s::text IS NULL OR page_id = %(page_id)s)
 GROUP BY agent
 ORDER BY agent;

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from csat.model import CsatSummary, How
 from csat.store import CsatStore, open_csat_store
 from tests.support.postgres import store_fixture, url_fixture
@@ -72,3 +74,26 @@ def test_each_agents_average_over_a_period_and_a_page(store: CsatStore) -> None:
     assert {row.agent: row.answered for row in store.agent_satisfaction(until=later(60))} == {"ana": 2, "luis": 1}
     assert {row.agent: row.answered for row in store.agent_satisfaction()} == {"ana": 2, "luis": 2}, \
         "without bounds: every ask, as before"
+
+
+def test_each_agents_average_reads_the_close_time_as_the_summary(store: CsatStore) -> None:
+    close(store, 0, "ana", 5, asked_after=90)  # a close asked late (the catch-up after a restart)
+    close(store, 30, "luis", 4)
+    for since, until in ((NOW, later(60)), (NOW, later(1)), (later(1), NOW + DAY), (later(60), NOW + DAY)):
+        by_agent = {row.agent: row.answered for row in store.agent_satisfaction(since, until)}
+        assert sum(by_agent.values()) == store.summary(None, since, until).answered, (since, until)
+    assert {row.agent: row.answered for row in store.agent_satisfaction(NOW, later(1))} == {"ana": 1}
+    assert [row.agent for row in store.agent_satisfaction(later(1), NOW + DAY)] == ["luis"], \
+        "asked at minute 90, closed at 0: not in the period"
+    assert [row.agent for row in store.agent_satisfaction(later(1))] == ["luis"], "since alone: the close time too"
+
+
+def test_each_agents_average_reads_the_close_time_index(url: str, store: CsatStore) -> None:
+    if not url.startswith("sqlite:///"):
+        pytest.skip("SQLite's plan (PostgreSQL plans by its statistics)")
+    with store._db.write() as conn:
+        for params in ({"since": "2026", "until": "2027"}, {"since": "2026", "until": None},
+                       {"since": None, "until": "2027"}):
+            plan = [str(tuple(row)) for row in conn.execute(
+                "EXPLAIN QUERY PLAN " + store._db.queries["agent_satisfaction"], {**params, "page_id": None})]
+            assert any("csat_asks_closed_at" in step for step in plan), (params, plan)
