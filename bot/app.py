@@ -25,7 +25,7 @@ from comments.journal import open_comment_journal
 from comments.processor import CommentProcessor, knowledge_answerer
 from comments.rules_store import open_rules_store
 from console import routes as console
-from console.auth import NotAuthenticated
+from console.auth import RESERVED_USERNAMES, NotAuthenticated
 from console.parts import PAUSE_REASONS_ES
 from console.rasa_events import RasaEventFeed, paused_check
 from contacts.store import open_contacts_store
@@ -154,7 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             contacts=contacts_store, comments=comment_journal, broadcasts=app.state.broadcasts,
             entries=live_entries(settings.data_dir), rule_names=rule_names(comment_rules),
             pause_reasons_es={reason.value: words for reason, words in PAUSE_REASONS_ES.items()},
-            standard_window=outbox.reply_windows().standard)
+            standard_window=outbox.reply_windows().standard, reserved_names=RESERVED_USERNAMES)
         # The scale profile: Rasa's event broker feeds the console's live view (user and bot messages, pauses).
         app.state.rasa_events = _rasa_event_feed(settings, app.state.handoff)
         if app.state.rasa_events is not None:

@@ -49,11 +49,16 @@ Desde = Annotated[str | None, Query(description="Primer día (AAAA-MM-DD, hora l
 Hasta = Annotated[str | None, Query(description="Último día, incluido (AAAA-MM-DD). Por omisión, hoy.",
                                     examples=["2025-03-31"])]
 Pagina = Annotated[str | None, Query(description="El id de una página de Facebook configurada; todas por omisión.")]
-TableName = Annotated[str, Path(max_length=40, description="El nombre de una tabla del reporte (`tables` del JSON).")]
-ChartName = Annotated[str, Path(max_length=40, description="mensajes, sin_persona, atencion, pausas o envios.")]
+MAX_NAME = 40
+# Checked by `name_of` (400 `report_invalid`, like every other bad parameter here), not by FastAPI (422).
+TableName = Annotated[str, Path(description=f"El nombre de una tabla del reporte (`tables` del JSON), hasta {MAX_NAME} "
+                                            "caracteres.")]
+ChartName = Annotated[str, Path(description=f"mensajes, sin_persona, atencion, pausas o envios (hasta {MAX_NAME} "
+                                            "caracteres).")]
 
 INVALID: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Período o página no válidos (`report_invalid`, con el campo y el motivo en español)."}}
+    400: {"description": "Período, página o nombre no válidos (`report_invalid`, con el campo y el motivo en "
+                         "español)."}}
 
 
 class ColumnOut(BaseModel):
@@ -101,6 +106,14 @@ class ReportOut(BaseModel):
 
 def part_of(principal: Principal) -> Part:
     return "knowledge" if principal.role == "editor" else "all"
+
+
+def name_of(value: str, field: str) -> str:
+    """A table's or chart's name as asked for: longer than any of them is a bad parameter (400), not a 422."""
+    if len(value) > MAX_NAME:
+        raise ReportInvalid(field, f"«{field}» tiene más de {MAX_NAME} caracteres; use un nombre de `tables` o "
+                                   "`charts` del reporte.")
+    return value
 
 
 def reports_of(request: Request) -> Reports:
@@ -185,6 +198,7 @@ async def get_report(request: Request, principal: ReportReader, desde: Desde = N
 async def report_csv(table: TableName, request: Request, principal: ReportReader, desde: Desde = None,
                      hasta: Hasta = None, pagina: Pagina = None) -> Response:
     """One table of the report as CSV (Excel opens it; cells a spreadsheet would run as formulas are escaped)."""
+    table = name_of(table, "table")
     period = period_of(request, desde, hasta, pagina)
     report = await report_of(request, period, part_of(principal))
     found = report.tables.get(table)
@@ -201,6 +215,7 @@ async def report_csv(table: TableName, request: Request, principal: ReportReader
 async def report_chart(chart: ChartName, request: Request, principal: ReportReader, desde: Desde = None,
                        hasta: Hasta = None, pagina: Pagina = None) -> Response:
     """A chart of the report as an SVG image (for an `<img>`)."""
+    chart = name_of(chart, "chart")
     period = period_of(request, desde, hasta, pagina)
     report = await report_of(request, period, part_of(principal))
     drawing = charts.draw(report, chart)

@@ -8,13 +8,17 @@ The row shapes are Protocols of attributes (the outbox's `MessageHour`/`SendHour
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Protocol
 
 from broadcasts.report import reason_es
+from csat.model import BOT_AGENT
+from handoff.service import AUTO_RESUME_BY
 from reports.labels import (
     ANSWERED_WITHOUT_PERSON,
     HANDLING_ES,
@@ -28,6 +32,10 @@ from reports.model import Cell, Part, Period, Report, Table, Trend, percentile, 
 
 TOP_ENTRIES = 100  # the «most used» table (the CSV has the same rows)
 TOP_GROUPS = 20
+PAGE_INBOX = "page_inbox"  # how a reply from Meta's Page inbox is authored (connectors.handoff, handoff's episodes)
+PAGE_INBOX_ES = "Bandeja de entrada de Meta"
+APP_NAMES = frozenset({AUTO_RESUME_BY, BOT_AGENT})  # the app's own names, even without the console's reserved ones
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,39}$")  # console.auth.USERNAME_PATTERN: what a person can be called
 
 
 class MessageHourRow(Protocol):
@@ -143,6 +151,7 @@ class Sources:
     `previous_handling`: the period before's questions by handling (the trend)."""
 
     message_hours: Sequence[MessageHourRow] | None = None
+    message_hours_since: datetime | None = None  # when the outbox began counting people's messages (None: always)
     send_hours: Sequence[SendHourRow] | None = None
     handling_hours: Sequence[HandlingHourRow] | None = None
     previous_handling: Mapping[str, int] | None = None
@@ -194,7 +203,10 @@ def _p(values: Sequence[float], q: float) -> int | None:
 # --- sections ------------------------------------------------------------------------------------------------------
 
 
-def per_day_traffic(period: Period, rows: Sequence[MessageHourRow] | None) -> Table:
+def per_day_traffic(period: Period, rows: Sequence[MessageHourRow] | None,
+                    counted_since: datetime | None = None) -> Table:
+    """Messages, conversations and new contacts per local day. The days that ended before the outbox began counting
+    (`counted_since`, an upgrade) have no figures (None, «sin datos», a gap in the chart), not zeros."""
     days: dict[date, list[int]] = {day: [0, 0, 0] for day in period.days()}
     for row in rows or ():
         counts = days.get(period.day_of(row.hour))
@@ -202,12 +214,19 @@ def per_day_traffic(period: Period, rows: Sequence[MessageHourRow] | None) -> Ta
             counts[0] += row.messages
             counts[1] += row.conversations
             counts[2] += row.new_people
+    first_counted = period.day_of(counted_since) if counted_since is not None else None
+    uncounted = [day for day in days if first_counted is not None and day < first_counted]
+    note = ("Una conversación empieza con el primer mensaje de una persona o con el primero después de 24 horas sin "
+            "escribir.")
+    if uncounted and counted_since is not None:
+        local = counted_since.astimezone(period.timezone).isoformat(sep=" ", timespec="minutes")
+        note += (f" Los mensajes se cuentan desde {local} (la actualización que agregó los reportes): los días "
+                 "anteriores dicen «sin datos», no cero.")
     return table("dias", "Mensajes y conversaciones por día",
                  [("fecha", "Fecha"), ("mensajes", "Mensajes de clientes"), ("conversaciones", "Conversaciones"),
                   ("contactos_nuevos", "Contactos nuevos")],
-                 ([day.isoformat(), *counts] for day, counts in days.items()),
-                 note=_note(rows) or "Una conversación empieza con el primer mensaje de una persona o con el "
-                                     "primero después de 24 horas sin escribir.")
+                 ([day.isoformat(), *([None] * 3 if day in uncounted else counts)] for day, counts in days.items()),
+                 note=_note(rows) or note)
 
 
 def handling_by_day(period: Period, rows: Sequence[HandlingHourRow] | None) -> tuple[Table, Counter[str]]:
@@ -302,18 +321,40 @@ class _Agent:
     close: list[float] = field(default_factory=list)
 
 
+def team_member(author: str | None, reserved: AbstractSet[str] = frozenset()) -> str | None:
+    """The leaderboard's row of an author: a console username (`agent:ana` → `ana`), the Page inbox's one row
+    (`PAGE_INBOX_ES`), None for the names the app acts under itself (the idle auto-resume's "system", "bot", the
+    console's reserved usernames in `reserved`) and for anything no person can be called (`app:123`, a free text
+    given to the internal resume)."""
+    name = agent_name(author)
+    if not name:
+        return None
+    if name == PAGE_INBOX:
+        return PAGE_INBOX_ES
+    if name in reserved or name in APP_NAMES or not USERNAME.match(name):
+        return None
+    return name
+
+
 def episode_tables(episodes: Sequence[EpisodeRow] | None, ratings: Sequence[AgentRating] | None,
-                   reasons_es: Mapping[str, str]) -> tuple[list[Table], dict[str, Cell]]:
+                   reasons_es: Mapping[str, str], reserved: AbstractSet[str] = frozenset()) \
+        -> tuple[list[Table], dict[str, Cell]]:
     """Handoffs by reason, waiting times overall and per agent (the «Tabla de clasificación»), and the summary's
-    figures: still open, closed without any reply."""
+    figures: still open, closed without any reply, closed by the idle auto-resume, the chatbot's own satisfaction.
+
+    Only people are ranked: the idle auto-resume's closes are a figure of their own and stay out of every close
+    wait (they measure the idle timeout, not the team); the chatbot's ratings are a summary line, not an agent."""
     found = episodes or ()
     by_reason: Counter[str] = Counter(code(e.reason) for e in found)
+    auto_closed = [e for e in found if e.resumed_at is not None and agent_name(e.closed_by) == AUTO_RESUME_BY]
     first_waits = [w for e in found if (w := _seconds(_gap(e.paused_at, e.first_reply_at))) is not None]
-    close_waits = [w for e in found if (w := _seconds(_gap(e.paused_at, e.resumed_at))) is not None]
+    close_waits = [w for e in found if agent_name(e.closed_by) != AUTO_RESUME_BY
+                   and (w := _seconds(_gap(e.paused_at, e.resumed_at))) is not None]
     agents: dict[str, _Agent] = defaultdict(_Agent)
     for episode in found:
-        replier, closer = agent_name(episode.first_reply_by), agent_name(episode.closed_by)
-        owner = replier or agent_name(episode.assigned_to) or closer
+        replier = team_member(episode.first_reply_by, reserved)
+        closer = team_member(episode.closed_by, reserved)
+        owner = replier or team_member(episode.assigned_to, reserved) or closer
         if owner:
             agents[owner].episodes += 1
         if replier and episode.first_reply_at is not None:
@@ -322,7 +363,13 @@ def episode_tables(episodes: Sequence[EpisodeRow] | None, ratings: Sequence[Agen
         if closer and episode.resumed_at is not None:
             agents[closer].closed += 1
             agents[closer].close.append(float(_seconds(episode.resumed_at - episode.paused_at) or 0))
-    rated = {r.agent: r for r in ratings or ()}
+    rated: dict[str, AgentRating] = {}
+    bot_rating: AgentRating | None = None
+    for rating in ratings or ():
+        if rating.agent == BOT_AGENT:
+            bot_rating = rating
+        elif (name := team_member(rating.agent, reserved)) is not None:
+            rated[name] = rating
     for name in rated:
         agents.setdefault(name, _Agent())
     reasons = table("pausas", "Conversaciones pasadas a una persona, por motivo",
@@ -337,7 +384,8 @@ def episode_tables(episodes: Sequence[EpisodeRow] | None, ratings: Sequence[Agen
                     _p(first_waits, 90)],
                    ["Hasta el cierre", len(close_waits), _p(close_waits, 50), _p(close_waits, 90)]],
                   note=_note(episodes) or "Desde que el chatbot se pausó. p50: la mitad esperó como mucho esto; "
-                                          "p90: nueve de cada diez.")
+                                          "p90: nueve de cada diez. «Hasta el cierre» no cuenta las conversaciones "
+                                          "cerradas automáticamente por inactividad.")
     leaderboard = table(
         "agentes", "Tabla de clasificación de agentes",
         [("agente", "Agente"), ("episodios", "Conversaciones"), ("respondidas", "Respondidas primero"),
@@ -350,13 +398,19 @@ def episode_tables(episodes: Sequence[EpisodeRow] | None, ratings: Sequence[Agen
           _average(rated.get(name)), rated[name].answered if name in rated else 0]
          for name, a in sorted(agents.items(), key=lambda item: (-item[1].episodes, -item[1].closed, item[0]))),
         note=_note(episodes) or "Cada conversación cuenta para quien respondió primero (si nadie respondió, para "
-                                "quien la tenía asignada o la cerró).")
+                                "quien la tenía asignada o la cerró). Solo personas del equipo: las respuestas "
+                                f"desde la bandeja de entrada de Meta son una fila, «{PAGE_INBOX_ES}»; los cierres "
+                                "automáticos por inactividad y la satisfacción con el chatbot están en el resumen.")
     summary: dict[str, Cell] = {
         "episodes": len(found),
         "episodes_open": sum(1 for e in found if e.resumed_at is None),
         "episodes_closed_without_reply": sum(1 for e in found if e.resumed_at is not None and e.first_reply_at is None),
         "first_reply_p50_seconds": _p(first_waits, 50), "first_reply_p90_seconds": _p(first_waits, 90),
         "close_p50_seconds": _p(close_waits, 50), "close_p90_seconds": _p(close_waits, 90),
+        "episodes_auto_closed": len(auto_closed),
+        "csat_bot_asked": bot_rating.asked if bot_rating is not None else 0,
+        "csat_bot_answered": bot_rating.answered if bot_rating is not None else 0,
+        "csat_bot_average": _average(bot_rating),
     }
     return [reasons, waits, leaderboard], summary
 
@@ -416,17 +470,57 @@ def csat_table(figures: CsatFigures | None) -> tuple[Table, dict[str, Cell]]:
                                         f"{found.answered}."), summary
 
 
+# The summary's figures in the «resumen» table (and its CSV), in this order; the headline's come first.
+SUMMARY_ES: Mapping[str, str] = {
+    "answered_without_person_pct": "% de preguntas respondidas sin una persona",
+    "answered_without_person_previous_pct": "% del período anterior",
+    "answered_without_person_points": "Diferencia (puntos porcentuales)",
+    "handled": "Preguntas atendidas",
+    "unanswered": "Preguntas sin respuesta (o pasadas a una persona)",
+    "messages": "Mensajes de clientes",
+    "conversations": "Conversaciones",
+    "new_contacts": "Contactos nuevos",
+    "episodes": "Conversaciones pasadas a una persona",
+    "episodes_open": "Todavía abiertas",
+    "episodes_closed_without_reply": "Cerradas sin ninguna respuesta",
+    "episodes_auto_closed": "Cerradas automáticamente por inactividad",
+    "first_reply_p50_seconds": "Primera respuesta p50 (segundos)",
+    "first_reply_p90_seconds": "Primera respuesta p90 (segundos)",
+    "close_p50_seconds": "Hasta el cierre p50 (segundos)",
+    "close_p90_seconds": "Hasta el cierre p90 (segundos)",
+    **{f"sends_{status}": f"Mensajes: {SEND_STATUS_ES[status]}" for status in SEND_STATUS_ORDER},
+    "csat_asked": "Satisfacción: conversaciones a las que se pidió calificar",
+    "csat_answered": "Satisfacción: calificaciones recibidas",
+    "csat_average": "Satisfacción: promedio (1 a 5)",
+    "csat_bot_asked": "Satisfacción con el chatbot: se pidió calificar",
+    "csat_bot_answered": "Satisfacción con el chatbot: calificaciones recibidas",
+    "csat_bot_average": "Satisfacción con el chatbot: promedio (1 a 5)",
+}
+
+
+def summary_table(trend: Trend, summary: Mapping[str, Cell]) -> Table:
+    """The headline and the summary's figures as rows (figure, value): a CSV like every other table."""
+    figures: dict[str, Cell] = {"answered_without_person_pct": _pct(trend.current),
+                                "answered_without_person_previous_pct": _pct(trend.previous),
+                                "answered_without_person_points": _pct(trend.points), **summary}
+    keys = [*(key for key in SUMMARY_ES if key in figures), *sorted(set(figures) - set(SUMMARY_ES))]
+    return table("resumen", "Resumen", [("cifra", "Código"), ("cifra_es", "Cifra"), ("valor", "Valor")],
+                 ([key, SUMMARY_ES.get(key, key), figures[key]] for key in keys),
+                 note="Las cifras del encabezado y del resumen de la página; vacío: sin datos para calcularla.")
+
+
 def assemble(period: Period, part: Part, sources: Sources, *, reasons_es: Mapping[str, str],
-             standard_window: timedelta = timedelta(hours=24)) -> Report:
+             standard_window: timedelta = timedelta(hours=24), reserved: AbstractSet[str] = frozenset()) -> Report:
     """The report of `period`: `part` "knowledge" (editors) holds only how questions were handled, the entries and
-    the unanswered summary; "all" everything."""
+    the unanswered summary; "all" everything. `reserved`: the names no person can have (the console's reserved
+    usernames), never ranked as agents; the last table, «resumen», is the headline and the summary as rows."""
     by_day, totals = handling_by_day(period, sources.handling_hours)
     tables: list[Table] = []
     summary: dict[str, Cell] = {}
     if part == "all":
-        traffic = per_day_traffic(period, sources.message_hours)
+        traffic = per_day_traffic(period, sources.message_hours, sources.message_hours_since)
         tables.append(traffic)
-        summary.update(messages=sum(int(r[1] or 0) for r in traffic.rows),
+        summary.update(messages=sum(int(r[1] or 0) for r in traffic.rows),  # «sin datos» days add nothing
                        conversations=sum(int(r[2] or 0) for r in traffic.rows),
                        new_contacts=sum(int(r[3] or 0) for r in traffic.rows))
     tables += [by_day, handling_totals(totals, sources.handling_hours is not None),
@@ -435,13 +529,16 @@ def assemble(period: Period, part: Part, sources: Sources, *, reasons_es: Mappin
     summary["unanswered"] = sum(totals.get(kind, 0) for kind in ("did_you_mean", "no_answer", "handoff"))
     if part == "all":
         tables += [campaign_table(sources.new_by_campaign), rule_table(sources.rule_counts, sources.rule_names)]
-        handoff_tables, handoff_summary = episode_tables(sources.episodes, sources.agent_ratings, reasons_es)
+        handoff_tables, handoff_summary = episode_tables(sources.episodes, sources.agent_ratings, reasons_es,
+                                                         reserved)
         sends, send_summary = send_table(sources.send_hours, standard_window)
         satisfaction, csat_summary = csat_table(sources.csat)
         tables += [*handoff_tables, sends, broadcast_table(period, sources.broadcasts), satisfaction]
         summary.update(handoff_summary)
         summary.update(send_summary)
         summary.update(csat_summary)
-    return Report(period=period, part=part, headline=headline(totals, sources.previous_handling),
-                  handled=sum(totals.values()), summary=summary, tables={t.name: t for t in tables})
+    trend = headline(totals, sources.previous_handling)
+    tables.append(summary_table(trend, summary))
+    return Report(period=period, part=part, headline=trend, handled=sum(totals.values()), summary=summary,
+                  tables={t.name: t for t in tables})
 

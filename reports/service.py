@@ -36,6 +36,7 @@ BROADCAST_PAGE = 100
 
 class OutboxCounters(Protocol):
     async def message_hours(self, page_id: str | None, since: datetime, until: datetime) -> Sequence[Any]: ...
+    async def message_hours_since(self) -> datetime | None: ...
     async def send_hours(self, page_id: str | None, since: datetime, until: datetime) -> Sequence[Any]: ...
 
 
@@ -74,7 +75,8 @@ class BroadcastList(Protocol):
 @dataclass(frozen=True)
 class Reports:
     """The reports' façade: `build(period, part)`. `entries` lists the live matrix's entries (id, first question);
-    `rule_names` names comment rules by id; `pause_reasons_es` words handoff's pause reasons (the console's)."""
+    `rule_names` names comment rules by id; `pause_reasons_es` words handoff's pause reasons (the console's);
+    `reserved_names` are the usernames no person can have (the console's), never ranked as agents."""
 
     outbox: OutboxCounters | None = None
     handoff: Episodes | None = None
@@ -88,6 +90,7 @@ class Reports:
     pause_reasons_es: Mapping[str, str] | None = None
     standard_window: timedelta = timedelta(hours=24)
     group_url: str = "/console/unanswered/{id}"
+    reserved_names: frozenset[str] = frozenset()
 
     async def build(self, period: Period, part: Part) -> Report:
         """The report of `period` (`part` "all" for admins, "knowledge" for editors). A store that is down is
@@ -97,7 +100,7 @@ class Reports:
         except DatabaseUnavailable as exc:
             raise ReportsUnavailable() from exc
         return assemble(period, part, sources, reasons_es=self.pause_reasons_es or {},
-                        standard_window=self.standard_window)
+                        standard_window=self.standard_window, reserved=self.reserved_names)
 
     async def _sources(self, period: Period, part: Part) -> Sources:
         since, until = period.utc_bounds()
@@ -124,12 +127,14 @@ class Reports:
             self._sync(self.contacts, lambda c: c.new_by_campaign(page, since, until)),
             self._sync(self.comments, lambda c: c.rule_counts(page, since, until)),
             self._broadcasts(page, since, until),
+            self._async(self.outbox, lambda o: o.message_hours_since()),
         )
-        message_hours, send_hours, episodes, csat, agents, campaigns, rules, broadcasts = everything
+        message_hours, send_hours, episodes, csat, agents, campaigns, rules, broadcasts, counted_since = everything
         rule_ids = [str(r.rule_id) for r in rules or ()]
         names = await self._sync(self.rule_names, lambda name: name(rule_ids)) if rule_ids else None
         return Sources(
-            message_hours=message_hours, send_hours=send_hours, handling_hours=found.handling_hours,
+            message_hours=message_hours, message_hours_since=counted_since, send_hours=send_hours,
+            handling_hours=found.handling_hours,
             previous_handling=found.previous_handling, entry_use=found.entry_use, entries=found.entries,
             open_groups=found.open_groups, episodes=episodes,
             csat=CsatFigures(int(csat.asked), int(csat.answered), csat.average, dict(csat.by_rating))

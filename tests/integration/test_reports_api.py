@@ -111,7 +111,8 @@ def test_the_editor_gets_the_knowledge_part_and_the_agent_nothing(sessions: dict
                                                                   server: RunningServer) -> None:
     editor = sessions["editor"].get(API, params=PERIOD).json()
     assert editor["part"] == "knowledge"
-    assert set(editor["tables"]) == {"atencion_por_dia", "atencion", "entradas", "entradas_sin_uso", "sin_respuesta"}
+    assert set(editor["tables"]) == {"atencion_por_dia", "atencion", "entradas", "entradas_sin_uso", "sin_respuesta",
+                                     "resumen"}
     assert editor["headline"]["handled"] == 7
     assert sessions["editor"].get(f"{API}/agentes.csv", params=PERIOD).status_code == 404
     assert sessions["editor"].get(f"{API}/charts/envios.svg", params=PERIOD).status_code == 404
@@ -144,10 +145,27 @@ def test_bad_params_are_400_naming_the_field(sessions: dict[str, ConsoleSession]
     assert page.status_code == 400 and "text/html" in page.headers["content-type"]
 
 
+def test_a_table_or_chart_name_too_long_is_400_like_any_bad_param(sessions: dict[str, ConsoleSession]) -> None:
+    for path, field in ((f"{API}/{'a' * 41}.csv", "table"), (f"{API}/charts/{'a' * 41}.svg", "chart")):
+        answer = sessions["admin"].get(path, params=PERIOD)
+        assert answer.status_code == 400, (path, answer.status_code, answer.text)
+        assert answer.json()["error"]["reason_code"] == "report_invalid" and answer.json()["error"]["field"] == field
+    assert sessions["admin"].get(f"{API}/{'a' * 40}.csv", params=PERIOD).status_code == 404
+
+
+def test_the_headline_and_summary_download_as_the_resumen_csv(sessions: dict[str, ConsoleSession]) -> None:
+    answer = sessions["admin"].get(f"{API}/resumen.csv", params=PERIOD)
+    assert answer.status_code == 200
+    read = {row[0]: row[2] for row in csv.reader(io.StringIO(answer.content.decode("utf-8-sig")), delimiter=";")}
+    assert read["answered_without_person_pct"] == "57,1" and read["handled"] == "7"
+    assert read["episodes_auto_closed"] == "0" and read["sends_failed"] == "1"
+
+
 def test_the_page_shows_the_headline_charts_and_csv_links(sessions: dict[str, ConsoleSession]) -> None:
     page = sessions["admin"].get("/console/reports", params=PERIOD)
     assert page.status_code == 200
     assert 'id="headline-share">57.1 %' in page.text
+    assert "De 7 preguntas atendidas, el 57.1 % se respondió sin que interviniera una persona" in page.text
     assert '/api/console/reports/charts/mensajes.svg?desde=2025-03-01&amp;hasta=2025-03-03' in page.text
     assert '/api/console/reports/dias.csv?desde=2025-03-01&amp;hasta=2025-03-03' in page.text
     assert ">Reportes</a>" in page.text

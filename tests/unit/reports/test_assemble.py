@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from reports.assemble import AgentRating, CsatFigures, OpenGroup, Sources, assemble
+from reports.charts import draw
 from reports.model import Period
 
 GYE = ZoneInfo("America/Guayaquil")
@@ -157,7 +158,8 @@ def test_the_admins_report_with_known_figures() -> None:
 
 def test_the_editors_report_is_the_knowledge_part_only() -> None:
     report = assemble(PERIOD, "knowledge", sources(), reasons_es=REASONS)
-    assert set(report.tables) == {"atencion_por_dia", "atencion", "entradas", "entradas_sin_uso", "sin_respuesta"}
+    assert set(report.tables) == {"atencion_por_dia", "atencion", "entradas", "entradas_sin_uso", "sin_respuesta",
+                                  "resumen"}
     assert "messages" not in report.summary and "sends_sent" not in report.summary
     assert report.headline.current == 50.0
 
@@ -167,3 +169,79 @@ def test_missing_sources_are_said_not_guessed() -> None:
     assert report.headline.current is None and report.headline.points is None
     assert "no está disponible" in report.tables["agentes"].note
     assert [r["mensajes"] for r in rows(report.tables["dias"])] == [0, 0, 0]
+
+
+def test_only_people_are_ranked_the_app_and_the_page_inbox_are_not_agents() -> None:
+    """The idle auto-resume ("system") closes, a free-text closer, the console's reserved names and the chatbot's own
+    ratings never make an agent row; Page-inbox replies are one row; auto-closes are a summary figure outside every
+    close wait; the chatbot's satisfaction is its own summary line."""
+    t0 = at(1, 15)
+    episodes = [
+        Episode(t0, "user_asked", None, None, t0 + timedelta(hours=1), "system"),  # idle, nobody answered
+        Episode(t0, "user_asked", t0 + timedelta(minutes=1), "agent:ana", t0 + timedelta(hours=2), "system"),
+        Episode(t0, "user_asked", t0 + timedelta(minutes=3), "agent:bruno", t0 + timedelta(minutes=20), "bruno"),
+        Episode(t0, "user_asked", t0, "page_inbox", t0 + timedelta(minutes=5), "page_inbox"),
+        Episode(t0, "bot_failed", None, None, t0 + timedelta(minutes=9), "Soporte externo"),  # internal resume's `by`
+        Episode(t0, "bot_failed", None, None, t0 + timedelta(minutes=9), "connector"),
+        Episode(t0, "bot_failed", t0 + timedelta(minutes=2), "app:123", None, None, assigned_to="rasa"),
+    ]
+    ratings = [AgentRating("bot", 10, 4, 3.5), AgentRating("ana", 1, 1, 5.0), AgentRating("system", 2, 1, 1.0)]
+    report = assemble(PERIOD, "all", Sources(episodes=episodes, agent_ratings=ratings), reasons_es=REASONS,
+                      reserved=frozenset({"system", "bot", "connector", "rasa", "console", "page_inbox"}))
+    agents = {r["agente"]: r for r in rows(report.tables["agentes"])}
+    assert set(agents) == {"ana", "bruno", "Bandeja de entrada de Meta"}
+    assert (agents["ana"]["episodios"], agents["ana"]["respondidas"], agents["ana"]["cerradas"]) == (1, 1, 0)
+    assert agents["ana"]["csat_promedio"] == 5.0
+    assert (agents["bruno"]["cerradas"], agents["bruno"]["cierre_p50_segundos"]) == (1, 1200)
+    inbox = agents["Bandeja de entrada de Meta"]
+    assert (inbox["episodios"], inbox["respondidas"], inbox["cerradas"], inbox["primera_respuesta_p50_segundos"]) == (
+        1, 1, 1, 0)
+    summary = report.summary
+    assert summary["episodes_auto_closed"] == 2
+    # close waits without the two idle closes: 20 min, 5 min, 9 min, 9 min
+    assert (summary["close_p50_seconds"], summary["close_p90_seconds"]) == (540, 1200)
+    assert (summary["csat_bot_asked"], summary["csat_bot_answered"], summary["csat_bot_average"]) == (10, 4, 3.5)
+    resumen = {r["cifra"]: (r["cifra_es"], r["valor"]) for r in rows(report.tables["resumen"])}
+    assert resumen["episodes_auto_closed"] == ("Cerradas automáticamente por inactividad", 2)
+    assert resumen["csat_bot_average"] == ("Satisfacción con el chatbot: promedio (1 a 5)", 3.5)
+
+
+def test_without_the_consoles_names_the_app_still_never_ranks_itself() -> None:
+    t0 = at(1, 15)
+    report = assemble(PERIOD, "all", Sources(
+        episodes=[Episode(t0, "user_asked", None, None, t0 + timedelta(hours=1), "system")],
+        agent_ratings=[AgentRating("bot", 1, 1, 4.0)]), reasons_es=REASONS)
+    assert rows(report.tables["agentes"]) == []
+    assert report.summary["episodes_auto_closed"] == 1 and report.summary["csat_bot_average"] == 4.0
+
+
+def test_days_before_the_outbox_began_counting_say_no_data_not_zero() -> None:
+    """An upgraded outbox began counting people's messages on the 2nd at 10:00 local: the 1st is «sin datos»."""
+    started = datetime(2025, 3, 2, 15, 0, tzinfo=timezone.utc)
+    report = assemble(PERIOD, "all", Sources(message_hours=[MessageHour(at(2, 16), 4, 2, 1)],
+                                             message_hours_since=started), reasons_es=REASONS)
+    days = [(r["fecha"], r["mensajes"], r["conversaciones"], r["contactos_nuevos"])
+            for r in rows(report.tables["dias"])]
+    assert days == [("2025-03-01", None, None, None), ("2025-03-02", 4, 2, 1), ("2025-03-03", 0, 0, 0)]
+    assert "2025-03-02 10:00-05:00" in report.tables["dias"].note and "sin datos" in report.tables["dias"].note
+    assert report.summary["messages"] == 4
+    assert "<polyline" in (draw(report, "mensajes") or "")
+    counted_from_the_start = assemble(PERIOD, "all", Sources(message_hours=[], message_hours_since=at(1, 5)),
+                                      reasons_es=REASONS)
+    assert [r["mensajes"] for r in rows(counted_from_the_start.tables["dias"])] == [0, 0, 0]
+    assert "sin datos" not in counted_from_the_start.tables["dias"].note
+
+
+def test_the_headline_and_summary_are_a_table_with_a_csv() -> None:
+    report = assemble(PERIOD, "all", sources(), reasons_es=REASONS)
+    resumen = {r["cifra"]: r["valor"] for r in rows(report.tables["resumen"])}
+    assert (resumen["answered_without_person_pct"], resumen["answered_without_person_previous_pct"],
+            resumen["answered_without_person_points"], resumen["handled"]) == (50.0, 25.0, 25.0, 10)
+    assert resumen["messages"] == 10 and resumen["sends_failed"] == 1 and resumen["csat_average"] == 4.5
+    assert set(resumen) == {"answered_without_person_pct", "answered_without_person_previous_pct",
+                            "answered_without_person_points", *report.summary}
+    assert list(report.tables)[-1] == "resumen"
+    editor = {r["cifra"] for r in rows(assemble(PERIOD, "knowledge", sources(), reasons_es=REASONS)
+                                       .tables["resumen"])}
+    assert editor == {"answered_without_person_pct", "answered_without_person_previous_pct",
+                      "answered_without_person_points", "handled", "unanswered"}
