@@ -514,6 +514,18 @@ class Broadcasts:
                 self._retryable_cache[broadcast_id] = (key, now, retryable)
         return report.build_report(broadcast, counts, retryable, self.standard_window)
 
+    async def started_in(self, page_id: str | None, since: datetime, until: datetime,
+                         limit: int) -> tuple[builtins.list[Report], bool]:
+        """The reports of the broadcasts that started in [`since`, `until`) (aware; `page_id` None: every page), in
+        start order, at most `limit`, and whether there were more: two reads whatever their number (the start-time
+        index, one grouped count). `retryable` is 0: finding who can be retried walks the outbox, the broadcast's own
+        page does that."""
+        found: builtins.list[Broadcast] = await self._db(self.store.started_between, page_id, since, until, limit + 1)
+        shown = found[:limit]
+        counts = await self._db(self.store.counts_of, [b.id for b in shown])
+        return ([report.build_report(b, counts.get(b.id, []), 0, self.standard_window) for b in shown],
+                len(found) > limit)
+
     async def failed(self, broadcast_id: int) -> builtins.list[FailedRecipient]:
         """Everyone who did not receive it all (skipped, blocked, failed, cancelled), by PSID, with why in Spanish
         (and whether they got part of it)."""

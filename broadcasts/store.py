@@ -75,6 +75,12 @@ def _recipient(row: Any) -> Recipient:
     )
 
 
+def _count(row: Any) -> RecipientCount:
+    return RecipientCount(RecipientState(row["state"]), row["reason_code"],
+                          int(row["error_code"]) if row["error_code"] is not None else None,
+                          int(row["recipients"]), int(row["delivered"]), int(row["seen"]), int(row["partial"] or 0))
+
+
 @dataclass(frozen=True)
 class PlanState:
     """Where planning got to: the audience's contacts up to id `after` are planned; `queued` recipients so far."""
@@ -300,11 +306,25 @@ class BroadcastStore(DatabaseStore):
         return requeued
 
     def counts(self, broadcast_id: int) -> builtins.list[RecipientCount]:
-        return [RecipientCount(RecipientState(row["state"]), row["reason_code"],
-                               int(row["error_code"]) if row["error_code"] is not None else None,
-                               int(row["recipients"]), int(row["delivered"]), int(row["seen"]),
-                               int(row["partial"] or 0))
-                for row in self._db.read("count_recipients", {"broadcast_id": broadcast_id})]
+        return [_count(row) for row in self._db.read("count_recipients", {"broadcast_id": broadcast_id})]
+
+    def counts_of(self, broadcast_ids: Sequence[int]) -> dict[int, builtins.list[RecipientCount]]:
+        """`counts` of several broadcasts in one grouped query (the reports); a broadcast without recipients is
+        absent."""
+        found: dict[int, builtins.list[RecipientCount]] = {}
+        if not broadcast_ids:
+            return found
+        for row in self._db.read("count_recipients_of", {"ids": _json(sorted({int(i) for i in broadcast_ids}))}):
+            found.setdefault(int(row["broadcast_id"]), []).append(_count(row))
+        return found
+
+    def started_between(self, page_id: str | None, since: datetime, until: datetime,
+                        limit: int) -> builtins.list[Broadcast]:
+        """The broadcasts that started in [`since`, `until`) (`page_id` None: every page), in start order, at most
+        `limit` (read through the start-time index)."""
+        rows = self._db.read("started_between", {"page_id": page_id, "since": stored_time(since),
+                                                 "until": stored_time(until), "limit": limit})
+        return [_broadcast(row) for row in rows]
 
     def recipients_in(self, broadcast_id: int, states: Iterable[RecipientState], after_psid: str = "",
                       limit: int = 1000) -> builtins.list[Recipient]:

@@ -137,6 +137,14 @@ class BroadcastResult:
 
 
 @dataclass(frozen=True)
+class BroadcastResults:
+    """The period's broadcasts the service read, and whether there were more than it reads (`cut`)."""
+
+    results: Sequence[BroadcastResult]
+    cut: bool = False
+
+
+@dataclass(frozen=True)
 class OpenGroup:
     wording: str
     people: int
@@ -165,6 +173,7 @@ class Sources:
     rule_counts: Sequence[RuleCountRow] | None = None
     rule_names: Mapping[str, str] = field(default_factory=dict)
     broadcasts: Sequence[BroadcastResult] | None = None
+    broadcasts_cut: bool = False  # more broadcasts started in the period than `broadcasts` holds
 
 
 UNAVAILABLE_NOTE = "Sin datos: esta parte no está disponible en esta instalación."
@@ -446,7 +455,7 @@ def send_table(rows: Sequence[SendHourRow] | None, standard: timedelta) -> tuple
                                           "que se reintentó y salió cuenta como enviado)."), summary
 
 
-def broadcast_table(period: Period, results: Sequence[BroadcastResult] | None) -> Table:
+def broadcast_table(period: Period, results: Sequence[BroadcastResult] | None, cut: bool = False) -> Table:
     return table("transmisiones", "Transmisiones del período",
                  [("id", "Id"), ("nombre", "Nombre"), ("estado", "Estado"), ("inicio", "Inicio"),
                   ("destinatarios", "Destinatarios"), ("enviados", "Enviados"), ("entregados", "Entregados"),
@@ -455,7 +464,8 @@ def broadcast_table(period: Period, results: Sequence[BroadcastResult] | None) -
                  ([b.id, b.name, b.status_es,
                    b.started_at.astimezone(period.timezone).isoformat(timespec="minutes") if b.started_at else None,
                    b.total, b.sent, b.delivered, b.read, b.skipped, b.blocked, b.failed] for b in results or ()),
-                 note=_note(results))
+                 note=_note(results) or ("Las que empezaron en el período." + (
+                     f" Solo las primeras {len(results or ())}: hubo más; elija un período más corto." if cut else "")))
 
 
 def csat_table(figures: CsatFigures | None) -> tuple[Table, dict[str, Cell]]:
@@ -533,7 +543,8 @@ def assemble(period: Period, part: Part, sources: Sources, *, reasons_es: Mappin
                                                          reserved)
         sends, send_summary = send_table(sources.send_hours, standard_window)
         satisfaction, csat_summary = csat_table(sources.csat)
-        tables += [*handoff_tables, sends, broadcast_table(period, sources.broadcasts), satisfaction]
+        tables += [*handoff_tables, sends, broadcast_table(period, sources.broadcasts, sources.broadcasts_cut),
+                   satisfaction]
         summary.update(handoff_summary)
         summary.update(send_summary)
         summary.update(csat_summary)

@@ -20,6 +20,7 @@ from reports.assemble import (
     TOP_GROUPS,
     AgentRating,
     BroadcastResult,
+    BroadcastResults,
     CsatFigures,
     OpenGroup,
     Sources,
@@ -30,8 +31,7 @@ from reports.model import Part, Period, Report, ReportsUnavailable
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-MAX_BROADCASTS = 200  # read at most this many of the newest broadcasts to find the period's
-BROADCAST_PAGE = 100
+MAX_BROADCASTS = 500  # of one period (the table says when there were more)
 
 
 class OutboxCounters(Protocol):
@@ -67,9 +67,8 @@ class RuleCounts(Protocol):
 
 
 class BroadcastList(Protocol):
-    async def list(self, page_id: str | None = None, limit: int = 50,
-                   after: str | None = None) -> tuple[list[Any], str | None]: ...
-    async def report(self, broadcast_id: int) -> Any: ...
+    async def started_in(self, page_id: str | None, since: datetime, until: datetime,
+                         limit: int) -> tuple[Sequence[Any], bool]: ...
 
 
 @dataclass(frozen=True)
@@ -141,7 +140,9 @@ class Reports:
             if csat is not None else None,
             agent_ratings=[AgentRating(str(a.agent), int(a.asked), int(a.answered), a.average) for a in agents]
             if agents is not None else None,
-            new_by_campaign=campaigns, rule_counts=rules, rule_names=dict(names or {}), broadcasts=broadcasts)
+            new_by_campaign=campaigns, rule_counts=rules, rule_names=dict(names or {}),
+            broadcasts=broadcasts.results if broadcasts is not None else None,
+            broadcasts_cut=broadcasts.cut if broadcasts is not None else False)
 
     @staticmethod
     async def _sync(source: Any, call: Callable[[Any], T]) -> T | None:
@@ -164,28 +165,20 @@ class Reports:
         return [OpenGroup(g.label, int(g.people), int(g.questions), g.last_at, self.group_url.format(id=g.id))
                 for g in groups if g.last_at >= since][:TOP_GROUPS]
 
-    async def _broadcasts(self, page: str | None, since: datetime, until: datetime) -> list[BroadcastResult] | None:
-        """The broadcasts that started in the period, with their results (their own report: sent, delivered, ...)."""
+    async def _broadcasts(self, page: str | None, since: datetime, until: datetime) -> BroadcastResults | None:
+        """The broadcasts that started in the period, with their results (sent, delivered, ...): two reads."""
         if self.broadcasts is None:
             return None
-        found: list[Any] = []
-        cursor: str | None = None
-        read = 0
-        while read < MAX_BROADCASTS:
-            rows, cursor = await self.broadcasts.list(page, limit=BROADCAST_PAGE, after=cursor)
-            read += len(rows)
-            found += [b for b in rows if b.started_at is not None and since <= b.started_at < until]
-            if cursor is None:
-                break
+        reports, more = await self.broadcasts.started_in(page, since, until, MAX_BROADCASTS)
         results = []
-        for broadcast in sorted(found, key=lambda b: b.started_at):
-            report = await self.broadcasts.report(broadcast.id)
+        for report in reports:
+            broadcast = report.broadcast
             results.append(BroadcastResult(
-                id=broadcast.id, name=broadcast.name, status_es=str(report.broadcast.to_dict()["status_es"]),
+                id=broadcast.id, name=broadcast.name, status_es=str(broadcast.to_dict()["status_es"]),
                 started_at=broadcast.started_at, total=report.total, sent=report.sent, delivered=report.delivered,
                 read=report.read, skipped=sum(report.skipped.values()), blocked=sum(report.blocked.values()),
                 failed=sum(report.failed.values())))
-        return results
+        return BroadcastResults(results, more)
 
 
 async def _none() -> None:

@@ -114,6 +114,22 @@ SELECT state, reason_code, error_code, count(*) AS recipients, count(delivered_a
 FROM recipients WHERE broadcast_id = %(broadcast_id)s
 GROUP BY state, reason_code, error_code;
 
+-- name: count_recipients_of
+-- count_recipients for several broadcasts (a JSON list of ids) in one grouped read (the reports).
+SELECT broadcast_id, state, reason_code, error_code, count(*) AS recipients, count(delivered_at) AS delivered,
+       count(read_at) AS seen, sum(CASE WHEN sent_parts <> '{}' AND state <> 'sent' THEN 1 ELSE 0 END) AS partial
+FROM recipients WHERE broadcast_id IN (SELECT jsonb_array_elements_text(%(ids)s::jsonb)::bigint)
+GROUP BY broadcast_id, state, reason_code, error_code;
+
+-- name: started_between
+-- The broadcasts that started in [since, until), of one page or (page_id NULL) every page, in start order, on
+-- broadcasts_by_start; limit + 1 rows tell the caller there were more.
+SELECT * FROM broadcasts
+WHERE started_at >= %(since)s AND started_at < %(until)s
+  AND (%(page_id)s::text IS NULL OR page_id = %(page_id)s::text)
+ORDER BY started_at, id
+LIMIT %(limit)s;
+
 -- name: recipients_in_state
 -- Paged by PSID: rows of these states (a JSON list) after `after_psid`.
 SELECT * FROM recipients

@@ -113,6 +113,21 @@ SELECT state, reason_code, error_code, count(*) AS recipients, count(delivered_a
 FROM recipients WHERE broadcast_id = :broadcast_id
 GROUP BY state, reason_code, error_code;
 
+-- name: count_recipients_of
+-- count_recipients for several broadcasts (a JSON list of ids) in one grouped read (the reports).
+SELECT broadcast_id, state, reason_code, error_code, count(*) AS recipients, count(delivered_at) AS delivered,
+       count(read_at) AS seen, sum(CASE WHEN sent_parts <> '{}' AND state <> 'sent' THEN 1 ELSE 0 END) AS partial
+FROM recipients WHERE broadcast_id IN (SELECT value FROM json_each(:ids))
+GROUP BY broadcast_id, state, reason_code, error_code;
+
+-- name: started_between
+-- The broadcasts that started in [:since, :until), of one page or (:page_id NULL) every page, in start order, on
+-- broadcasts_by_start; :limit + 1 rows tell the caller there were more.
+SELECT * FROM broadcasts
+WHERE started_at >= :since AND started_at < :until AND (:page_id IS NULL OR page_id = :page_id)
+ORDER BY started_at, id
+LIMIT :limit;
+
 -- name: recipients_in_state
 -- Paged by PSID: rows of these states (a JSON list) after :after_psid.
 SELECT * FROM recipients

@@ -147,6 +147,17 @@ async def test_sent_now_it_reaches_the_audience_through_the_outbox_and_the_repor
     assert rows[0] == ["psid", "nombre", "estado", "motivo", "explicacion", "codigo_error"]
     assert [row[0] for row in rows[1:]] == ["carla", "dora"] and rows[1][5] == "551"
 
+    # The reports read the period's broadcasts by start time, each with the figures of its own report.
+    started = receipts.broadcast.started_at
+    assert started is not None
+    (period,), more = await world.service.started_in(None, started, started + timedelta(seconds=1), 10)
+    assert not more and period.broadcast.id == broadcast.id
+    assert (period.total, period.sent, period.delivered, period.read, period.skipped, period.failed) == (
+        receipts.total, receipts.sent, receipts.delivered, receipts.read, receipts.skipped, receipts.failed)
+    assert await world.service.started_in(None, started + timedelta(seconds=1), started + timedelta(days=1),
+                                          10) == ([], False)
+    assert await world.service.started_in("999", started, started + timedelta(seconds=1), 10) == ([], False)
+
 
 async def test_the_failed_list_escapes_names_a_spreadsheet_would_run(world: World) -> None:
     world.contacts.import_contact(PAGE, "evil", "=HYPERLINK(\"x\")", None, ["vip"], {}, world.clock())

@@ -209,3 +209,32 @@ def test_page_slots_are_shared_and_never_start_in_the_past(store: BroadcastStore
     assert store.reserve_slots(PAGE, 10, 10.0, later(minutes=10)) == later(minutes=10)  # after downtime: from now
     assert store.reserve_slots(PAGE, 1, 10.0, later(minutes=10)) == later(minutes=10, seconds=1)
     assert store.reserve_slots(PAGE, 0, 10.0, NOW) == NOW  # nothing reserved
+
+
+def test_the_reports_read_a_periods_broadcasts_by_start_and_their_counts_in_one_query(store: BroadcastStore) -> None:
+    """started_between: by start time in [since, until), page filter, start order, limit; counts_of: what counts
+    says for each broadcast, in one grouped read."""
+    started = []
+    for index, page in enumerate((PAGE, PAGE, "100000000000002", PAGE)):
+        draft = BroadcastDraft.from_dict({**a_draft(f"B{index}").to_dict(), "page_id": page,
+                                          "audience": {"page_id": page}})
+        created = store.create(draft, "ana", NOW)
+        store.schedule(created.id, later(hours=index), NOW)
+        assert store.start_due(later(hours=index)) == [created.id]
+        started.append(created.id)
+    never_started = store.create(a_draft("Borrador"), "ana", NOW).id
+    assert [b.id for b in store.started_between(None, NOW, later(hours=3), 10)] == started[:3]
+    assert [b.id for b in store.started_between(PAGE, NOW, later(hours=4), 10)] == [started[0], started[1],
+                                                                                    started[3]]
+    assert [b.id for b in store.started_between(None, later(minutes=1), later(hours=9), 2)] == started[1:3]
+    assert store.started_between(None, later(hours=-2), NOW, 10) == []  # until is exclusive, since inclusive
+
+    store.add_recipients([recipient(started[0], "u1"), recipient(started[0], "u2", RecipientState.SKIPPED,
+                                                                 reason="never_wrote"),
+                          recipient(started[0], "u3", RecipientState.SKIPPED, reason="never_wrote")], NOW)
+    store.add_recipients([recipient(started[1], "u1", RecipientState.SKIPPED, reason="blocked")], NOW)
+    both = store.counts_of([started[0], started[1], started[2], never_started])
+    assert set(both) == {started[0], started[1]}  # without recipients: absent
+    for broadcast_id in (started[0], started[1]):
+        assert sorted(both[broadcast_id], key=repr) == sorted(store.counts(broadcast_id), key=repr)
+    assert store.counts_of([]) == {}

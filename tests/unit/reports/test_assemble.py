@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from reports.assemble import AgentRating, CsatFigures, OpenGroup, Sources, assemble
+from reports.assemble import AgentRating, BroadcastResult, CsatFigures, OpenGroup, Sources, assemble
 from reports.charts import draw
 from reports.model import Period
 
@@ -245,3 +245,12 @@ def test_the_headline_and_summary_are_a_table_with_a_csv() -> None:
                                        .tables["resumen"])}
     assert editor == {"answered_without_person_pct", "answered_without_person_previous_pct",
                       "answered_without_person_points", "handled", "unanswered"}
+
+
+def test_a_period_with_more_broadcasts_than_read_says_so() -> None:
+    one = BroadcastResult(1, "Promo", "terminada", at(1, 15), 10, 8, 6, 2, 1, 0, 1)
+    report = assemble(PERIOD, "all", Sources(broadcasts=[one], broadcasts_cut=True), reasons_es=REASONS)
+    assert "Solo las primeras 1: hubo más" in report.tables["transmisiones"].note
+    assert rows(report.tables["transmisiones"])[0]["enviados"] == 8
+    whole = assemble(PERIOD, "all", Sources(broadcasts=[one]), reasons_es=REASONS)
+    assert "hubo más" not in whole.tables["transmisiones"].note
