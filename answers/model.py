@@ -105,6 +105,18 @@ class AnswerRecord:
 
 
 @dataclass(frozen=True)
+class GroupAsked:
+    """An open group of unanswered questions as asked in a period: its questions and distinct people in the period
+    only, and the latest (aware UTC)."""
+
+    id: int
+    label: str
+    questions: int
+    people: int
+    last_at: datetime
+
+
+@dataclass(frozen=True)
 class HandlingHour:
     """How many questions of a page were handled one way in one UTC hour (`hour`: the hour's start, aware UTC)."""
 

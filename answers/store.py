@@ -37,6 +37,7 @@ from answers.model import (
     AnswerRecord,
     Example,
     Group,
+    GroupAsked,
     GroupNotFound,
     Handling,
     HandlingHour,
@@ -197,6 +198,16 @@ class AnswersStore(DatabaseStore):
         return [HandlingHour(moment(row["hour"]), row["page_id"], Handling(row["handling"]), int(row["n"]))
                 for row in self._read("handling_hours", {
                     "page_id": page_id, "since": stored_time(since), "until": stored_time(until)})]
+
+    def open_groups_asked(self, page_id: str | None, since: datetime, until: datetime,
+                          limit: int) -> list[GroupAsked]:
+        """The open groups asked in [since, until) (`page_id` None: every page), counted over the period only, most
+        people first, at most `limit`: one query on the journal's time index (the reports). The journal keeps
+        questions ANSWERS_RETENTION_DAYS, so an older period finds fewer."""
+        return [GroupAsked(int(row["id"]), row["label"], int(row["questions"]), int(row["people"]),
+                           moment(row["last_at"]))
+                for row in self._read("open_groups_asked_between", {
+                    "page_id": page_id, "since": stored_time(since), "until": stored_time(until), "limit": limit})]
 
     def latest_handling(self, page_id: str, person_key: str, since: datetime) -> Handling | None:
         """How the person's latest question on the page journaled at or after `since` was handled (None: none)."""

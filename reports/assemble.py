@@ -296,8 +296,10 @@ def unanswered_table(period: Period, groups: Sequence[OpenGroup] | None) -> Tabl
                   ("ultima_vez", "Última vez"), ("enlace", "Enlace")],
                  ([g.wording, g.people, g.asked, g.last_at.astimezone(period.timezone).isoformat(timespec="minutes"),
                    g.url] for g in groups or ()),
-                 note=_note(groups) or f"Los {TOP_GROUPS} grupos abiertos que más personas preguntaron y que se "
-                                       "volvieron a preguntar en el período.")
+                 note=_note(groups) or f"Los {TOP_GROUPS} grupos abiertos que más personas preguntaron en el período "
+                                       "(personas, veces y última vez cuentan solo el período). Las preguntas se "
+                                       "guardan ANSWERS_RETENTION_DAYS días (180 por omisión): un período más "
+                                       "antiguo muestra menos.")
 
 
 def campaign_table(counts: Mapping[str | None, int] | None) -> Table:

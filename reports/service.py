@@ -48,8 +48,8 @@ class AnswerCounters(Protocol):
     def handling_hours(self, page_id: str | None, since: datetime, until: datetime) -> Sequence[Any]: ...
     def counts_by_handling(self, page_id: str | None, since: datetime, until: datetime) -> dict[str, int]: ...
     def entry_use(self, page_id: str | None, since: datetime, until: datetime) -> dict[str, int]: ...
-    def groups(self, status: str = "open", *, page_id: str | None = None, limit: int = 50,
-               offset: int = 0) -> Sequence[Any]: ...
+    def open_groups_asked(self, page_id: str | None, since: datetime, until: datetime,
+                          limit: int) -> Sequence[Any]: ...
 
 
 class Ratings(Protocol):
@@ -111,7 +111,7 @@ class Reports:
             if previous is not None else _none(),
             self._sync(self.answers, lambda a: a.entry_use(page, since, until)),
             self._sync(self.entries, lambda provide: provide()),
-            self._open_groups(period, since),
+            self._open_groups(page, since, until),
         )
         found = Sources(handling_hours=knowledge[0], previous_handling=knowledge[1], entry_use=knowledge[2],
                         entries=knowledge[3], open_groups=knowledge[4])
@@ -156,14 +156,15 @@ class Reports:
             return None
         return await call(source)
 
-    async def _open_groups(self, period: Period, since: datetime) -> list[OpenGroup] | None:
-        """The open groups of unanswered questions asked again in the period, most people first."""
+    async def _open_groups(self, page: str | None, since: datetime, until: datetime) -> list[OpenGroup] | None:
+        """The open groups of unanswered questions asked in the period, most people first, counted over the period
+        (one query on the journal's time index)."""
         if self.answers is None:
             return None
         answers = self.answers
-        groups = await asyncio.to_thread(lambda: answers.groups("open", page_id=period.page_id, limit=TOP_GROUPS * 5))
+        groups = await asyncio.to_thread(lambda: answers.open_groups_asked(page, since, until, TOP_GROUPS))
         return [OpenGroup(g.label, int(g.people), int(g.questions), g.last_at, self.group_url.format(id=g.id))
-                for g in groups if g.last_at >= since][:TOP_GROUPS]
+                for g in groups]
 
     async def _broadcasts(self, page: str | None, since: datetime, until: datetime) -> BroadcastResults | None:
         """The broadcasts that started in the period, with their results (sent, delivered, ...): two reads."""

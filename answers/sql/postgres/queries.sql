@@ -115,6 +115,17 @@ GROUP BY g.id, g.label, g.status, g.resolved_at, g.resolved_by, g.resolved_entry
 ORDER BY people DESC, last_at DESC, g.id
 LIMIT %(limit)s OFFSET %(offset)s;
 
+-- name: open_groups_asked_between
+-- The reports: open groups by their questions asked in [since, until) only (people, times, the latest), most
+-- people first; the journal's rows of the period through answers_by_time, not every group's whole history.
+SELECT g.id, g.label, count(*) AS questions, count(DISTINCT a.person_key) AS people, max(a.at) AS last_at
+FROM answers a JOIN answer_groups g ON g.id = a.group_id
+WHERE a.at >= %(since)s::timestamptz AND a.at < %(until)s::timestamptz AND a.group_id IS NOT NULL
+  AND (%(page_id)s::text IS NULL OR a.page_id = %(page_id)s) AND g.status = 'open'
+GROUP BY g.id, g.label
+ORDER BY people DESC, last_at DESC, g.id
+LIMIT %(limit)s;
+
 -- name: group_examples
 SELECT question, at, page_id FROM answers
 WHERE group_id = %(group_id)s AND (%(page_id)s::text IS NULL OR page_id = %(page_id)s)

@@ -114,6 +114,17 @@ GROUP BY g.id, g.label, g.status, g.resolved_at, g.resolved_by, g.resolved_entry
 ORDER BY people DESC, last_at DESC, g.id
 LIMIT :limit OFFSET :offset;
 
+-- name: open_groups_asked_between
+-- The reports: open groups by their questions asked in [:since, :until) only (people, times, the latest), most
+-- people first; the journal's rows of the period through answers_by_time, not every group's whole history.
+SELECT g.id, g.label, count(*) AS questions, count(DISTINCT a.person_key) AS people, max(a.at) AS last_at
+FROM answers a JOIN answer_groups g ON g.id = a.group_id
+WHERE a.at >= :since AND a.at < :until AND a.group_id IS NOT NULL AND (:page_id IS NULL OR a.page_id = :page_id)
+  AND g.status = 'open'
+GROUP BY g.id, g.label
+ORDER BY people DESC, last_at DESC, g.id
+LIMIT :limit;
+
 -- name: group_examples
 SELECT question, at, page_id FROM answers
 WHERE group_id = :group_id AND (:page_id IS NULL OR page_id = :page_id)

@@ -158,6 +158,33 @@ def test_save_groups_is_one_transaction_and_keeps_the_mean_vector(store: Answers
     assert store.ungrouped(later(30)) == []
 
 
+def test_the_reports_count_open_groups_over_the_period_only(store: AnswersStore) -> None:
+    """open_groups_asked: people and times in [since, until) only (not the group's whole history), open groups only,
+    one page or all, most people first, at most `limit` (review 21, finding 4)."""
+    def ask(person: str, at: datetime, page: str = PAGE) -> int:
+        return store.record(AnswerRecord(page, person, "tienen parqueo", Handling.NO_ANSWER, at))
+
+    mean = np.array([0.6, 0.0, 0.0, 0.0], dtype=np.float32)
+    march = [ask("k1", NOW), ask("k2", later(10)), ask("k1", later(20)), ask("k3", later(30), OTHER_PAGE)]
+    june = [ask(f"j{n}", NOW + timedelta(days=90)) for n in range(5)]  # asked again later, by more people
+    horario = [ask("k9", later(40))]
+    gone = [ask("k8", later(50))]
+    parking, hours, dismissed = store.save_groups(
+        [NewGroup("tienen parqueo", (*march, *june), mean), NewGroup("horario feriados", tuple(horario), mean),
+         NewGroup("spam", tuple(gone), mean)], {}, {}, "hashing:4", later(60))
+    store.resolve_group(dismissed, None, "dismissed", "editora", later(61))
+    period = (NOW, NOW + timedelta(days=1))
+    found = store.open_groups_asked(None, *period, 20)
+    assert [(g.id, g.label, g.people, g.questions, g.last_at) for g in found] == [
+        (parking, "tienen parqueo", 3, 4, later(30)), (hours, "horario feriados", 1, 1, later(40))]
+    assert [(g.id, g.people, g.questions, g.last_at) for g in store.open_groups_asked(PAGE, *period, 20)] == [
+        (parking, 2, 3, later(20)), (hours, 1, 1, later(40))]
+    assert [g.id for g in store.open_groups_asked(None, *period, 1)] == [parking]
+    assert store.open_groups_asked(None, NOW - timedelta(days=1), NOW, 20) == []  # until is exclusive
+    assert [(g.people, g.questions) for g in store.open_groups_asked(None, NOW + timedelta(days=80),
+                                                                      NOW + timedelta(days=100), 20)] == [(5, 5)]
+
+
 # --- retention (review 14, finding 8) -----------------------------------------------------------------------------
 
 
