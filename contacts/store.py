@@ -369,8 +369,9 @@ class ContactsStore(DatabaseStore):
             after_id = int(rows[-1]["id"])
 
     def new_by_campaign(self, page_id: str | None, since: datetime, until: datetime) -> dict[str | None, int]:
-        """How many contacts were first seen in [since, until) (aware times; `page_id` None: every page), by the
-        campaign they first came by (None: none). Read through an index on the first sight (migration 004)."""
+        """How many contacts who wrote to the page were first seen in [since, until) (aware times; `page_id` None:
+        every page), by the campaign they first came by (None: none); a contact imported from a file who never
+        wrote is not new. Read through a partial index on the first sight (migration 005)."""
         return {row["campaign"]: int(row["n"]) for row in self._db.read("new_by_campaign", {
             "page_id": page_id, "since": stored_time(since), "until": stored_time(until)})}
 

@@ -308,7 +308,10 @@ def campaign_table(counts: Mapping[str | None, int] | None) -> Table:
                  [("campana", "Campaña"), ("contactos_nuevos", "Contactos nuevos")],
                  ([campaign or "(sin campaña)", n] for campaign, n in rows),
                  note=_note(counts) or "La campaña es el enlace m.me, el código QR o el anuncio por el que la "
-                                       "persona llegó por primera vez.")
+                                       "persona llegó por primera vez. Cuenta a quienes escribieron a la página, "
+                                       "por el día en que se registraron (un contacto importado de un archivo cuenta "
+                                       "desde su importación cuando escribe); «Contactos nuevos» por día cuenta el "
+                                       "primer mensaje de cada persona, así que las cifras pueden diferir.")
 
 
 def rule_table(counts: Sequence[RuleCountRow] | None, names: Mapping[str, str]) -> Table:

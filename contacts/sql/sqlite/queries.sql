@@ -208,7 +208,9 @@ LIMIT :limit;
 SELECT COUNT(*) AS total FROM matches c;
 
 -- name: new_by_campaign
--- Reports: the contacts first seen in [since, until) of one page (NULL: every page), by campaign (NULL: none).
+-- Reports: the contacts who wrote, first seen in [since, until) of one page (NULL: every page), by campaign (NULL:
+-- none); imported contacts who never wrote are left out. Through the partial contacts_who_wrote_by_first_seen.
 SELECT campaign, count(*) AS n FROM contacts
 WHERE first_seen_at >= :since AND first_seen_at < :until AND (:page_id IS NULL OR page_id = :page_id)
+  AND last_user_message_at IS NOT NULL
 GROUP BY campaign;

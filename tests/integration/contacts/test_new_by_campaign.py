@@ -48,4 +48,16 @@ def test_the_count_reads_the_first_sight_index_only(url: str, store: ContactsSto
             plan = [str(tuple(row)) for row in conn.execute(
                 "EXPLAIN QUERY PLAN " + store._db.queries["new_by_campaign"],
                 {"page_id": page_id, "since": "2026", "until": "2027"}).fetchall()]
-            assert any("COVERING INDEX contacts_by_first_seen" in step for step in plan), plan
+            # The partial index of the contacts who wrote: a range of it, then only the rows counted are read.
+            assert any("USING INDEX contacts_who_wrote_by_first_seen (first_seen_at>? AND first_seen_at<?)" in step
+                       for step in plan), plan
+
+
+def test_a_contact_imported_from_a_file_is_not_new_until_it_writes(store: ContactsStore) -> None:
+    """Review 21, finding 6: a CSV import (first seen = the import) was counted as «(sin campaña)» new contacts."""
+    for n in range(3):
+        store.import_contact(PAGE, f"300{n}", f"Importado {n}", None, ["vip"], {}, NOW)
+    store.upsert_seen(PAGE, "1001", later(minutes=5), campaign="verano")
+    assert store.new_by_campaign(PAGE, NOW, NOW + DAY) == {"verano": 1}
+    store.upsert_seen(PAGE, "3000", later(hours=2))  # an imported contact writes: they count from their first sight
+    assert store.new_by_campaign(None, NOW, NOW + DAY) == {"verano": 1, None: 1}
