@@ -5,7 +5,10 @@
   (kept as counts only), then new unanswered questions are embedded with the live matrix's own embedder and join a
   similar group (open, resolved or dismissed) or start new ones (`grouping.py`);
 - the console lists `groups(...)`, shows one `group(...)` with the live matrix's `suggest_entries(...)`, and marks
-  a group `resolve`d when the draft made from it is published (or `dismiss`ed: not a real question).
+  a group `resolve`d when the draft made from it is published (or `dismiss`ed: not a real question);
+- learning from use (`answers.proposals`): the console journals an agent's reply with an entry (`agent_answered`),
+  finds the entries an agent may reply with (`entries_matching`), and lists the `proposals(...)` (a tapped «¿Quisiste
+  decir…?» candidate or an agent's reply: a wording for an entry) for editors to accept or reject.
 
 Synchronous (SQLite or PostgreSQL, models): async code calls it through a thread (`asyncio.to_thread`).
 """
@@ -38,6 +41,7 @@ from answers.model import (
     Suggestion,
     person_key,
 )
+from answers.proposals import Proposal, match_entries, shown_proposals, with_entry_question
 from answers.store import AnswersStore, NewGroup, open_answers_store
 from knowledge_matrix.embedders import Embedder, shared_embedder
 from knowledge_matrix.settings import DEFAULT_SETTINGS
@@ -45,6 +49,7 @@ from knowledge_matrix.settings import DEFAULT_SETTINGS
 if TYPE_CHECKING:
     from core.settings import Settings
     from knowledge_matrix.knowledge_base import KnowledgeBase
+    from knowledge_matrix.matrix import Entry
 
 logger = logging.getLogger(__name__)
 
@@ -258,6 +263,42 @@ class Answers:
 
     def returned_after(self, group_id: int) -> int:
         return self.store.returned_after(group_id)
+
+    # --- learning from use ----------------------------------------------------------------------------------
+
+    def live_entries(self) -> tuple[Entry, ...]:
+        """The live matrix's entries; none when nothing is published."""
+        live = self._knowledge.refresh() if self._knowledge is not None else None
+        return live.knowledge.entries if live is not None else ()
+
+    def live_entry(self, entry_id: str) -> Entry | None:
+        return next((entry for entry in self.live_entries() if entry.id == entry_id), None)
+
+    def entries_matching(self, text: str, limit: int = 20) -> list[Entry]:
+        """The live entries an agent may reply with, found by the words of `text` (`proposals.match_entries`)."""
+        return match_entries(self.live_entries(), text, limit)
+
+    def agent_answered(self, *, page_id: str, psid: str, entry_id: str, agent: str, since: datetime,
+                       at: datetime) -> Proposal | None:
+        """An agent replied to the person with a live entry: their latest unanswered question since `since` is
+        proposed as a question of it. None when there is no such question, the entry is not live, or the pair was
+        decided already."""
+        if self.live_entry(entry_id) is None:
+            return None
+        return self.store.agent_answered(page_id, self.person_key(page_id, psid), entry_id, agent, since=since, at=at)
+
+    def proposals(self, status: str = "open", *, limit: int = 100) -> list[Proposal]:
+        """Proposals with `status`, most people first, each with its entry's first question; open ones only when
+        the live matrix has their entry and their wording is not one of its questions yet (nothing live: none)."""
+        found = self.store.proposals(status)
+        entries = self.live_entries()
+        if status == "open":
+            return shown_proposals(found, entries)[:max(0, limit)]
+        return [with_entry_question(proposal, entries) for proposal in found[:max(0, limit)]]
+
+    def proposal(self, proposal_id: int) -> Proposal:
+        """One proposal with its entry's first question (ProposalNotFound)."""
+        return with_entry_question(self.store.proposal(proposal_id), self.live_entries())
 
 
 def open_answers(settings: Settings, *, knowledge: LiveMatrix | None = None) -> Answers:

@@ -5,7 +5,9 @@ Numbered migrations and named queries live in `answers/sql/sqlite/` and `answers
 thread-safe; async code calls it through a thread. A tap on a "¿Quisiste decir…?" candidate marks the offers the
 same person got in the 10 minutes before as followed, in the same transaction, so "unanswered" is one query, and
 takes those offers back from their hours' counts (a followed offer counts once, as the tap); every question counts
-in its UTC hour (`answer_hours`, same transaction), which is all the counts by handling and by entry read.
+in its UTC hour (`answer_hours`, same transaction), which is all the counts by handling and by entry read. The followed
+offers' wording is proposed as a question of the entry tapped, in that transaction too (`answers.proposals`); an
+agent's reply with an entry proposes the person's last unanswered question (`agent_answered`).
 
 On PostgreSQL every statement has a short `statement_timeout` (STATEMENT_TIMEOUT_MS, unless the URL's `options` set
 one): the journal is written in the background of a customer's answer and must fail fast, not queue up behind a
@@ -43,6 +45,13 @@ from answers.model import (
     HandlingHour,
     Question,
 )
+from answers.proposals import (
+    PROPOSAL_STATUSES,
+    Proposal,
+    ProposalNotFound,
+    ProposalSource,
+    tapped_in_offer,
+)
 from core.database import DatabaseStore, moment, stored_time
 from core.postgres import is_postgres_url
 
@@ -52,6 +61,7 @@ MAX_UNANSWERED = 100_000
 MAX_GROUPS_PAGE = 500
 STATEMENT_TIMEOUT_MS = 5000  # PostgreSQL: a statement of the answers store that takes longer is cancelled
 PRUNE_DAYS_PER_CALL = 31  # days deleted by one `prune` (a long backlog takes several rounds)
+MAX_PROPOSALS = 500  # proposals read per list (the console shows the most asked)
 DAY = timedelta(days=1)
 
 FloatVector = npt.NDArray[np.float32]
@@ -125,6 +135,24 @@ def _settled(until: datetime) -> str:
     return stored_time(until - SELECTION_WINDOW)
 
 
+def _candidates(text: str | None) -> tuple[str, ...]:
+    try:
+        found = json.loads(text or "[]")
+    except ValueError:
+        return ()
+    return tuple(str(item) for item in found) if isinstance(found, list) else ()
+
+
+def _proposal(row: Any) -> Proposal:
+    def when(value: Any) -> datetime | None:
+        return moment(value) if value is not None else None
+
+    return Proposal(id=int(row["id"]), wording=row["wording"], entry_id=row["entry_id"], status=row["status"],
+                    people=int(row["people"] or 0), tapped=int(row["tapped"] or 0), agent=int(row["agent"] or 0),
+                    first_at=when(row["first_at"]), last_at=when(row["last_at"]), decided_at=when(row["decided_at"]),
+                    decided_by=row["decided_by"], draft_id=row["draft_id"])
+
+
 def _question(row: Any) -> Question:
     return Question(id=int(row["id"]), question=row["question"], at=moment(row["at"]), person_key=row["person_key"],
                     handling=Handling(row["handling"]), page_id=row["page_id"])
@@ -169,7 +197,80 @@ class AnswersStore(DatabaseStore):
                     conn.execute(self._db.queries["take_back_hour"], {
                         "hour": stored_time(hour_start(moment(offer["at"]))), "page_id": rec.page_id,
                         "entry_id": offer["entry_id"] or ""})
+                    if rec.entry_id and offer["question"] and tapped_in_offer(
+                            rec.entry_id, _candidates(offer["candidates_json"])):
+                        self._propose(conn, offer["question"], rec.entry_id, "tapped", answer_id=int(offer["id"]),
+                                      page_id=rec.page_id, person_key=rec.person_key, at=at)
         return int(row["id"])
+
+    def _propose(self, conn: Any, wording: str, entry_id: str, source: ProposalSource, *, answer_id: int,
+                 page_id: str, person_key: str, at: str, agent: str | None = None) -> int | None:
+        """One use of the pair (wording, entry) in the caller's transaction: the proposal made on its first use, the
+        use counted while it is open. The proposal's id; None when the pair was accepted or rejected already (never
+        proposed again) or the wording folds to nothing."""
+        key = wording_key(wording)
+        if not key:
+            return None
+        row = conn.execute(self._db.queries["upsert_proposal"], {
+            "wording": wording, "wording_key": key, "entry_id": entry_id, "at": at}).fetchone()
+        if row["status"] != "open":
+            return None
+        proposal_id = int(row["id"])
+        conn.execute(self._db.queries["add_proposal_use"], {
+            "proposal_id": proposal_id, "source": source, "answer_id": answer_id, "page_id": page_id,
+            "person_key": person_key, "agent": agent, "at": at})
+        return proposal_id
+
+    # --- learning from use ------------------------------------------------------------------------------------
+
+    def agent_answered(self, page_id: str, person_key: str, entry_id: str, agent: str, *, since: datetime,
+                       at: datetime) -> Proposal | None:
+        """An agent replied with `entry_id` to the person: their latest unanswered question on the page in
+        [since, at] is proposed as a question of that entry (one use per question, however many replies). The
+        proposal, or None (no such question, or the pair was accepted or rejected already)."""
+        if not entry_id.strip():
+            raise AnswerInvalid("entry_id", "Falta la entrada de la matriz con la que se respondió.")
+        with self._db.write() as conn:
+            miss = conn.execute(self._db.queries["latest_miss"], {
+                "page_id": page_id, "person_key": person_key, "since": stored_time(since),
+                "until": stored_time(at)}).fetchone()
+            if miss is None:
+                return None
+            proposal_id = self._propose(conn, miss["question"], entry_id.strip(), "agent", answer_id=int(miss["id"]),
+                                        page_id=page_id, person_key=person_key, at=stored_time(at), agent=agent)
+        return self.proposal(proposal_id) if proposal_id is not None else None
+
+    def proposals(self, status: str = "open", *, limit: int = MAX_PROPOSALS) -> list[Proposal]:
+        """Proposals with `status` (open, accepted, rejected), most people first then the most recent; an open one
+        whose uses are all past the journal's retention is not listed."""
+        if status not in PROPOSAL_STATUSES:
+            raise AnswerInvalid("status", "El estado debe ser «open», «accepted» o «rejected».")
+        if not 1 <= limit <= MAX_PROPOSALS:
+            raise AnswerInvalid("limit", f"El límite debe estar entre 1 y {MAX_PROPOSALS}.")
+        return [_proposal(row) for row in self._read("list_proposals", {
+            "status": status, "proposal_id": None, "limit": limit})]
+
+    def proposal(self, proposal_id: int) -> Proposal:
+        rows = self._read("list_proposals", {"status": "all", "proposal_id": proposal_id, "limit": 1})
+        if not rows:
+            raise ProposalNotFound(proposal_id)
+        return _proposal(rows[0])
+
+    def accept_proposal(self, proposal_id: int, by: str, at: datetime, draft_id: str) -> bool:
+        """Accepted with the draft made from it (an accepted one again: its draft was not published). False when it
+        was rejected (ProposalNotFound when there is none)."""
+        return self._decide("accept_proposal", proposal_id, {"by": by, "at": stored_time(at), "draft_id": draft_id})
+
+    def reject_proposal(self, proposal_id: int, by: str, at: datetime) -> bool:
+        """Rejected: hidden, and the pair never proposed again. False when it was decided already."""
+        return self._decide("reject_proposal", proposal_id, {"by": by, "at": stored_time(at)})
+
+    def _decide(self, query: str, proposal_id: int, params: Mapping[str, Any]) -> bool:
+        if self._db.run(query, {"proposal_id": proposal_id, **params}):
+            return True
+        if not self._read("proposal_exists", {"proposal_id": proposal_id}):
+            raise ProposalNotFound(proposal_id)
+        return False
 
     def unanswered(self, page_id: str | None, since: datetime, until: datetime) -> list[Question]:
         """The misses asked in [since, until), oldest first (a "¿Quisiste decir…?" once its 10 minutes are over)."""
@@ -233,6 +334,9 @@ class AnswersStore(DatabaseStore):
                 break
             params = {"day": stored_time(day), "next_day": stored_time(day + DAY)}
             deleted += self._db.run("prune_day", params)
+        # The proposals' uses are journal data too (person keys); a decided proposal stays, without its uses.
+        self._db.run("prune_proposal_uses", {"before": stored_time(cutoff)})
+        self._db.run("prune_empty_proposals", {})
         return deleted
 
     # --- grouping ---------------------------------------------------------------------------------------------

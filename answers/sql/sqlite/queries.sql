@@ -11,11 +11,12 @@ RETURNING id;
 
 -- name: mark_followed
 -- A tap on a "¿Quisiste decir…?" candidate: the offers the same person got in the 10 minutes before were followed.
--- Their times come back: each is taken back from its hour's did_you_mean count (take_back_hour).
+-- Their times come back: each is taken back from its hour's did_you_mean count (take_back_hour); their wording and
+-- candidates too: the wording is proposed as a question of the entry tapped (upsert_proposal).
 UPDATE answers SET followed = 1
 WHERE person_key = :person_key AND page_id = :page_id AND handling = 'did_you_mean' AND followed = 0
   AND at >= :window_start AND at <= :at
-RETURNING at, entry_id;
+RETURNING id, at, entry_id, question, candidates_json;
 
 -- name: unanswered
 SELECT id, page_id, question, at, person_key, handling FROM answers
@@ -155,3 +156,64 @@ WHERE id = :group_id AND status = 'resolved' AND resolved_version = :version;
 -- name: returned_after
 SELECT count(*) AS n FROM answers a JOIN answer_groups g ON g.id = a.group_id
 WHERE g.id = :group_id AND g.status = 'resolved' AND a.at > g.resolved_at;
+
+-- Learning from use (005_proposals.sql): (wording, entry) pairs proposed to editors.
+
+-- name: upsert_proposal
+-- The pair's proposal, made on its first use; an accepted or rejected pair comes back with its status (the use is
+-- then not added: it is never proposed again).
+INSERT INTO answer_proposals (wording, wording_key, entry_id, status, created_at, updated_at)
+VALUES (:wording, :wording_key, :entry_id, 'open', :at, :at)
+ON CONFLICT (wording_key, entry_id) DO UPDATE SET wording_key = excluded.wording_key
+RETURNING id, status;
+
+-- name: add_proposal_use
+-- One person's use of a pair; the same journal row counts once per source.
+INSERT INTO answer_proposal_uses (proposal_id, source, answer_id, page_id, person_key, agent, at)
+VALUES (:proposal_id, :source, :answer_id, :page_id, :person_key, :agent, :at)
+ON CONFLICT (proposal_id, source, answer_id) DO NOTHING;
+
+-- name: latest_miss
+-- The person's latest unanswered question on a page in [since, until] (what an agent's reply with an entry answers).
+-- On answers_by_person.
+SELECT id, question, at FROM answers
+WHERE person_key = :person_key AND page_id = :page_id AND at >= :since AND at <= :until AND question <> ''
+  AND (handling IN ('no_answer', 'handoff') OR (handling = 'did_you_mean' AND followed = 0))
+ORDER BY at DESC, id DESC
+LIMIT 1;
+
+-- name: list_proposals
+-- Proposals with `status` ('all': any; one by `proposal_id`), most people first. An open proposal whose uses were all
+-- pruned is not listed (its counts cover the days the journal keeps, as the groups' do).
+SELECT p.id, p.wording, p.entry_id, p.status, p.decided_at, p.decided_by, p.draft_id,
+       count(u.proposal_id) AS uses, count(DISTINCT u.person_key) AS people,
+       sum(CASE WHEN u.source = 'tapped' THEN 1 ELSE 0 END) AS tapped,
+       sum(CASE WHEN u.source = 'agent' THEN 1 ELSE 0 END) AS agent,
+       min(u.at) AS first_at, max(u.at) AS last_at
+FROM answer_proposals p LEFT JOIN answer_proposal_uses u ON u.proposal_id = p.id
+WHERE (:status = 'all' OR p.status = :status) AND (:proposal_id IS NULL OR p.id = :proposal_id)
+GROUP BY p.id, p.wording, p.entry_id, p.status, p.decided_at, p.decided_by, p.draft_id
+HAVING p.status <> 'open' OR count(u.proposal_id) > 0 OR :proposal_id IS NOT NULL
+ORDER BY people DESC, last_at DESC, p.id
+LIMIT :limit;
+
+-- name: accept_proposal
+-- Accepted again (its draft was not published): a new draft.
+UPDATE answer_proposals SET status = 'accepted', decided_at = :at, decided_by = :by, draft_id = :draft_id,
+                            updated_at = :at
+WHERE id = :proposal_id AND status IN ('open', 'accepted');
+
+-- name: reject_proposal
+UPDATE answer_proposals SET status = 'rejected', decided_at = :at, decided_by = :by, updated_at = :at
+WHERE id = :proposal_id AND status = 'open';
+
+-- name: proposal_exists
+SELECT id, status FROM answer_proposals WHERE id = :proposal_id;
+
+-- name: prune_proposal_uses
+DELETE FROM answer_proposal_uses WHERE at < :before;
+
+-- name: prune_empty_proposals
+-- An open proposal nobody's use is kept for any more; decided ones stay (a decided pair is never proposed again).
+DELETE FROM answer_proposals
+WHERE status = 'open' AND NOT EXISTS (SELECT 1 FROM answer_proposal_uses WHERE proposal_id = answer_proposals.id);
