@@ -224,6 +224,9 @@ class ReplyBody(BaseModel):
     # fetches from an https URL, sent after the text (console/attachments.py).
     quick_replies: attachment_sends.QuickReplies | None = None
     attachment: attachment_sends.UrlAttachmentIn | None = None
+    # «Responder con una entrada»: the live entry whose answer this is; the customer's unanswered question is then
+    # proposed to editors as a question of it (console/unanswered.py journal_agent_answer).
+    entry_id: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class AssignBody(BaseModel):
@@ -586,10 +589,14 @@ async def reply(conversation_id: str, body: ReplyBody, request: Request, princip
     repeated = bool(queued.get("repeated"))
     log.info("console reply queued", extra={"conversation_id": conversation_id, "agent": principal.username,
                                             "snippets": list(expansion.used), "repeated": repeated})
+    proposal_id = None
+    if body.entry_id and not repeated:  # answered with an entry: the customer's wording is proposed to editors
+        proposal_id = await unanswered_pages.journal_agent_answer(request, conversation_id, body.entry_id,
+                                                                  principal.username)
     # A repeat answers with what the outbox holds (the same words: other words under the same key are a 409).
     return JSONResponse({"queued": True, "repeated": repeated, "text": queued.get("text", text),
                          "snippets_used": list(expansion.used), "variables": filled.to_dict(),
-                         "outbox": queued}, status_code=200 if repeated else 201)
+                         "outbox": queued, "proposal_id": proposal_id}, status_code=200 if repeated else 201)
 
 
 @api.post("/conversations/{conversation_id}/assign")

@@ -6,8 +6,16 @@ makes a draft of the knowledge matrix (the live version plus that change, `Knowl
 this page or the matrix's) marks the group resolved (`resolve_published`); a draft left unpublished leaves it open.
 A group that is not a real question (a greeting, spam) is dismissed.
 
-Pages: `/console/unanswered` (the list, `?status=open|resolved`) and `/console/unanswered/{group_id}`. JSON:
-`/api/console/unanswered...` for editors, admins and the service token (agents are refused). The journal's own
+«Sugerencias» (learning from use, `answers.proposals`): the wordings customers used for an entry (a tapped
+«¿Quisiste decir…?» candidate, or an agent's reply with the entry from the conversation page's «Responder con una
+entrada», journaled here by `journal_agent_answer`) proposed as new questions of it; accepting one makes the same draft
+as «Agregar a una entrada» (`draft_with_question`), rejecting hides it, and neither pair comes back. Never applied
+silently: only a published draft changes what the bot answers. Agents find the entries to reply with through
+`/api/console/entries`.
+
+Pages: `/console/unanswered` (the list, `?status=open|resolved`), `/console/unanswered/{group_id}` and
+`/console/unanswered/proposals`. JSON: `/api/console/unanswered...` for editors, admins and the service token (agents
+are refused); `/api/console/entries` for agents and admins. The journal's own
 refusals (`answers.model.GroupNotFound`, `AnswerInvalid`) are answered here as console refusals; everything else
 goes to the app's one error table.
 
@@ -18,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path as FilePath
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
@@ -29,14 +37,17 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from answers.model import AnswerInvalid, AnswersError, Group, GroupNotFound, Suggestion
+from answers.proposals import Proposal, ProposalNotFound
 from console.auth import Principal, require_role
 from console.knowledge_editor import KnowledgeEditor, KnowledgeEditorError
-from console.parts import MAX_ID, ConsoleError, now_of, pages_of
+from console.parts import MAX_ID, ConsoleError, handoff_of, now_of, pages_of
 from core.postgres import DatabaseUnavailable
 from core.settings import Settings
+from handoff.model import split_conversation_id
 
 if TYPE_CHECKING:
     from answers.service import Answers  # the app's (bot/app.py opens it); only its type is needed here
+    from knowledge_matrix.matrix import Entry
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +58,12 @@ LIST_MAX = 100
 SUGGESTIONS = 3
 
 STATUS_ES = {"open": "Sin resolver", "resolved": "Resuelta", "dismissed": "Descartada"}
+PROPOSAL_STATUS_ES = {"open": "Por revisar", "accepted": "Aceptada", "rejected": "Rechazada"}
+SOURCE_ES = {"tapped": "la eligió en «¿Quisiste decir…?»", "agent": "un agente respondió con la entrada"}
+ENTRIES_MAX = 50
+# «Responder con una entrada»: the customer's question it answers is their latest unanswered one from this long before
+# the conversation was paused (the question that handed it over) until the reply.
+QUESTION_BEFORE_PAUSE = timedelta(days=1)
 ACTION_ES = {"added_question": "se agregó como pregunta de la entrada «{entry}»",
              "new_entry": "se creó la entrada «{entry}»", "dismissed": "se descartó (no es una pregunta)"}
 
@@ -77,6 +94,8 @@ async def _call(request: Request, work: Callable[[Answers], T]) -> T:
     except GroupNotFound as exc:
         raise ConsoleError("not_found", "Ese grupo de preguntas no existe (quizá se unió a otro al reagruparse).",
                            group_id=exc.group_id) from exc
+    except ProposalNotFound as exc:
+        raise ConsoleError("not_found", "Esa sugerencia no existe.", proposal_id=exc.proposal_id) from exc
     except AnswerInvalid as exc:
         raise ConsoleError("invalid_request", exc.message, field=exc.field) from exc
     except DatabaseUnavailable as exc:
@@ -441,6 +460,190 @@ async def dismiss(group_id: GroupId, request: Request, principal: EditorOrServic
     return DismissedOut(group=group_view(group))
 
 
+# --- «Sugerencias»: learning from use ------------------------------------------------------------------------------
+# Mounted before the groups' routes: `/unanswered/proposals` is not a group id.
+
+proposals_router = APIRouter(tags=["console: sugerencias"])
+AgentOnly = Annotated[Principal, Depends(require_role("admin", "agent"))]
+ProposalId = Annotated[int, Path(ge=1, le=MAX_ID)]
+ProposalFilter = Literal["open", "accepted", "rejected"]
+
+
+class ProposalOut(BaseModel):
+    id: int
+    wording: str = Field(description="How customers asked (masked as the journal keeps it).")
+    entry_id: str
+    entry_question: str = Field(description="The entry's first question in the live matrix (how editors know it).")
+    status: str = Field(description="open | accepted | rejected")
+    status_es: str
+    people: int = Field(description="Distinct people who asked this way and got this entry (the list's order).")
+    tapped: int = Field(description="Times a customer tapped the entry in «¿Quisiste decir…?» after asking this way.")
+    agent: int = Field(description="Times an agent answered this question with the entry.")
+    sources: list[str] = Field(description="tapped | agent")
+    sources_es: str
+    first_at: datetime | None
+    last_at: datetime | None
+    decided_at: datetime | None
+    decided_by: str | None
+    draft_id: str | None = Field(description="Accepted: the draft made with the question added.")
+
+
+class ProposalListOut(BaseModel):
+    proposals: list[ProposalOut]
+
+
+class AcceptBody(BaseModel):
+    question: str | None = Field(default=None, min_length=1, max_length=2000,
+                                 description="The wording as it is added (corrected); the proposal's when absent.")
+
+
+class ProposalDraftOut(BaseModel):
+    proposal: ProposalOut
+    draft: DraftOut
+
+
+class ProposalDecidedOut(BaseModel):
+    proposal: ProposalOut
+
+
+class EntryOut(BaseModel):
+    id: str
+    question: str = Field(description="The entry's first question.")
+    questions: list[str]
+    answer: str = Field(description="What the bot answers: the text the reply box gets.")
+
+
+class EntriesOut(BaseModel):
+    entries: list[EntryOut]
+
+
+def sources_es(proposal: Proposal) -> str:
+    return "; ".join(SOURCE_ES[source] for source in proposal.sources)
+
+
+def proposal_view(proposal: Proposal) -> ProposalOut:
+    return ProposalOut(
+        id=proposal.id, wording=proposal.wording, entry_id=proposal.entry_id, entry_question=proposal.entry_question,
+        status=proposal.status, status_es=PROPOSAL_STATUS_ES.get(proposal.status, proposal.status),
+        people=proposal.people, tapped=proposal.tapped, agent=proposal.agent, sources=list(proposal.sources),
+        sources_es=sources_es(proposal), first_at=proposal.first_at, last_at=proposal.last_at,
+        decided_at=proposal.decided_at, decided_by=proposal.decided_by, draft_id=proposal.draft_id)
+
+
+def entry_view(entry: Entry) -> EntryOut:
+    return EntryOut(id=entry.id, question=entry.questions[0] if entry.questions else "",
+                    questions=list(entry.questions), answer=entry.answer)
+
+
+async def journal_agent_answer(request: Request, conversation_id: str, entry_id: str, by: str) -> int | None:
+    """After an agent's reply with an entry went to the outbox: the customer's latest unanswered question (from a day
+    before the conversation was paused until now) is proposed to editors as a question of that entry. The reply went
+    already: anything in the way (no journal, no such question, an entry not live, a database down) is logged, never
+    raised. The proposal's id, or None."""
+    answers: Answers | None = getattr(request.app.state, "answers", None)
+    if answers is None:
+        return None
+    page_id, user_id = split_conversation_id(conversation_id)
+    now = now_of(request)
+    try:
+        conversation = await handoff_of(request).get(conversation_id)
+        since = (conversation.paused_at or now) - QUESTION_BEFORE_PAUSE
+        proposal = await run_in_threadpool(lambda: answers.agent_answered(
+            page_id=page_id, psid=user_id, entry_id=entry_id.strip(), agent=by, since=since, at=now))
+    except Exception as exc:  # the reply is sent: a pairing that cannot be journaled now is only lost
+        log.warning("an agent's reply with an entry could not be journaled: %s", exc,
+                    extra={"conversation_id": conversation_id, "entry_id": entry_id})
+        return None
+    if proposal is None:
+        log.info("an agent replied with an entry; nothing proposed (no unanswered question, an entry not live, or "
+                 "the pair decided already)", extra={"conversation_id": conversation_id, "entry_id": entry_id})
+        return None
+    log.info("an agent's reply with an entry proposed to editors",
+             extra={"proposal_id": proposal.id, "entry_id": proposal.entry_id, "by": by})
+    return proposal.id
+
+
+async def _proposal(request: Request, proposal_id: int) -> Proposal:
+    return await _call(request, lambda answers: answers.proposal(proposal_id))
+
+
+def _decided(proposal: Proposal) -> ConsoleError:
+    state = PROPOSAL_STATUS_ES.get(proposal.status, proposal.status).lower()
+    return ConsoleError("invalid_transition", f"Esta sugerencia ya está {state}.", status=proposal.status)
+
+
+@proposals_router.get(PAGES + "/proposals", response_class=HTMLResponse)
+async def proposals_page(request: Request, principal: EditorPage,
+                         status: Annotated[ProposalFilter, Query()] = "open") -> HTMLResponse:
+    try:
+        found = await _call(request, lambda answers: answers.proposals(status, limit=LIST_MAX))
+        unavailable = None
+    except ConsoleError as exc:
+        if exc.reason_code != "knowledge_unavailable":
+            raise
+        found, unavailable = [], exc.message_es
+    return _page(request, "unanswered_proposals.html", principal, status=status, unavailable=unavailable,
+                 proposals=[proposal_view(p).model_dump(mode="json") for p in found])
+
+
+@proposals_router.get(API + "/proposals", response_model=ProposalListOut)
+async def list_proposals(request: Request, principal: EditorOrService,
+                         status: Annotated[ProposalFilter, Query()] = "open",
+                         limit: Annotated[int, Query(ge=1, le=LIST_MAX)] = 50) -> ProposalListOut:
+    """«Sugerencias»: wordings customers used for an entry (a tapped «¿Quisiste decir…?» candidate, an agent's reply
+    with the entry), most people first. Open ones only while their entry is live and the wording is not one of its
+    questions yet."""
+    found = await _call(request, lambda answers: answers.proposals(status, limit=limit))
+    return ProposalListOut(proposals=[proposal_view(p) for p in found])
+
+
+@proposals_router.post(API + "/proposals/{proposal_id}/accept", response_model=ProposalDraftOut, status_code=201)
+async def accept_proposal(proposal_id: ProposalId, request: Request, principal: EditorOrService,
+                          body: AcceptBody | None = None) -> JSONResponse:
+    """A draft of the matrix: the live version with the wording (or `question`, corrected) added to the proposal's
+    entry, and its validation report; publish it as any draft. The pair is not proposed again. An accepted proposal
+    may be accepted again (another draft: the first was not published); a rejected one may not."""
+    proposal = await _proposal(request, proposal_id)
+    if proposal.status == "rejected":
+        raise _decided(proposal)
+    question = (body.question if body is not None and body.question else proposal.wording).strip()
+    origin = {"proposal_id": proposal_id, "entry_id": proposal.entry_id, "action": "added_question"}
+    draft = await run_in_threadpool(editor_of(request).draft_with_question, proposal.entry_id, question,
+                                    principal.username, origin=origin)
+    now = now_of(request)
+    if not await _call(request, lambda answers: answers.store.accept_proposal(proposal_id, principal.username, now,
+                                                                              draft.id)):
+        raise _decided(await _proposal(request, proposal_id))
+    accepted = await _proposal(request, proposal_id)
+    log.info("proposal accepted", extra={"proposal_id": proposal_id, "draft_id": draft.id,
+                                         "entry_id": proposal.entry_id, "by": principal.username})
+    answer = ProposalDraftOut(proposal=proposal_view(accepted), draft=DraftOut.model_validate(draft.to_dict()))
+    return JSONResponse(answer.model_dump(mode="json"), status_code=201)
+
+
+@proposals_router.post(API + "/proposals/{proposal_id}/reject", response_model=ProposalDecidedOut)
+async def reject_proposal(proposal_id: ProposalId, request: Request,
+                          principal: EditorOrService) -> ProposalDecidedOut:
+    """Not a way of asking for that entry: hidden, and the pair is not proposed again."""
+    now = now_of(request)
+    if not await _call(request, lambda answers: answers.store.reject_proposal(proposal_id, principal.username, now)):
+        raise _decided(await _proposal(request, proposal_id))
+    log.info("proposal rejected", extra={"proposal_id": proposal_id, "by": principal.username})
+    return ProposalDecidedOut(proposal=proposal_view(await _proposal(request, proposal_id)))
+
+
+@proposals_router.get("/api/console/entries", response_model=EntriesOut)
+async def search_entries(request: Request, principal: AgentOnly,
+                         q: Annotated[str, Query(max_length=200)] = "",
+                         limit: Annotated[int, Query(ge=1, le=ENTRIES_MAX)] = 10) -> EntriesOut:
+    """«Responder con una entrada»: the live matrix's entries holding every word of `q` (in the id, the questions or
+    the answer; id and questions first). The page puts the chosen entry's answer in the reply box and sends its id
+    with the reply (`entry_id`), which proposes the customer's unanswered question to editors."""
+    found = await _call(request, lambda answers: answers.entries_matching(q, limit))
+    return EntriesOut(entries=[entry_view(entry) for entry in found])
+
+
 def install(app: FastAPI) -> None:
     """Mount the pages and the API (the journal is the app's, `app.state.answers`)."""
+    app.include_router(proposals_router)
     app.include_router(router)

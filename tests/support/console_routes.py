@@ -140,6 +140,12 @@ ROLES: dict[tuple[str, str], tuple[frozenset[str], bool]] = {
     ("POST", "/api/console/unanswered/{group_id}/add-to-entry"): (EDITORS, True),
     ("POST", "/api/console/unanswered/{group_id}/new-entry"): (EDITORS, True),
     ("POST", "/api/console/unanswered/{group_id}/dismiss"): (EDITORS, True),
+    # «Sugerencias» (learning from use, console/unanswered.py): editors and admins; the agents' entry picker.
+    ("GET", "/console/unanswered/proposals"): (EDITORS, False),
+    ("GET", "/api/console/unanswered/proposals"): (EDITORS, True),
+    ("POST", "/api/console/unanswered/proposals/{proposal_id}/accept"): (EDITORS, True),
+    ("POST", "/api/console/unanswered/proposals/{proposal_id}/reject"): (EDITORS, True),
+    ("GET", "/api/console/entries"): (AGENTS, False),  # «Responder con una entrada»
     # «Reportes» (console/reports.py): admins, editors (the knowledge part), and the service token over the API.
     ("GET", "/console/reports"): (EDITORS, False),
     ("GET", "/api/console/reports"): (EDITORS, True),
@@ -175,7 +181,7 @@ def concrete(path: str, conversation_id: str = f"{PAGE}:u1") -> str:
     values = {"conversation_id": conversation_id, "name": "console.css", "message_id": "1", "page_id": PAGE,
               "version": "v21.0", "node": "me", "link_id": "1", "fmt": "png",
               "rule_id": "1", "psid": "u1", "tag": "vip", "file_id": "0" * 64, "broadcast_id": "1",
-              "group_id": "1", "table": "atencion", "chart": "atencion"}
+              "group_id": "1", "table": "atencion", "chart": "atencion", "proposal_id": "1"}
     return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], path)
 
 

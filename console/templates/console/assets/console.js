@@ -435,10 +435,12 @@
         replyKeyText = signature;
         const body = { text, idempotency_key: replyKey.value };
         if (quickTitles.length) body.quick_replies = quickTitles.map((title) => ({ title }));
+        if (textArea.dataset.entryId) body.entry_id = textArea.dataset.entryId;  // «Responder con una entrada» (unanswered.js)
         const answer = await api("POST", "/api/console/conversations/" + encodeURIComponent(id) + "/reply", body);
         replyKey.value = newReplyKey();
         replyKeyText = null;
         textArea.value = "";
+        delete textArea.dataset.entryId;
         if (quickField) quickField.value = "";
         append({ author: "agent:" + me, text: answer.text, at: new Date().toISOString(),
                  data: quickTitles.length ? { quick_replies: quickTitles } : null });
