@@ -497,6 +497,9 @@ class AcceptBody(BaseModel):
                                  description="The wording as it is added (corrected); the proposal's when absent.")
 
 
+AS_PROPOSED = AcceptBody()  # no body: the wording as proposed
+
+
 class ProposalDraftOut(BaseModel):
     proposal: ProposalOut
     draft: DraftOut
@@ -599,14 +602,14 @@ async def list_proposals(request: Request, principal: EditorOrService,
 
 @proposals_router.post(API + "/proposals/{proposal_id}/accept", response_model=ProposalDraftOut, status_code=201)
 async def accept_proposal(proposal_id: ProposalId, request: Request, principal: EditorOrService,
-                          body: AcceptBody | None = None) -> JSONResponse:
+                          body: AcceptBody = AS_PROPOSED) -> JSONResponse:
     """A draft of the matrix: the live version with the wording (or `question`, corrected) added to the proposal's
     entry, and its validation report; publish it as any draft. The pair is not proposed again. An accepted proposal
     may be accepted again (another draft: the first was not published); a rejected one may not."""
     proposal = await _proposal(request, proposal_id)
     if proposal.status == "rejected":
         raise _decided(proposal)
-    question = (body.question if body is not None and body.question else proposal.wording).strip()
+    question = (body.question or proposal.wording).strip()
     origin = {"proposal_id": proposal_id, "entry_id": proposal.entry_id, "action": "added_question"}
     draft = await run_in_threadpool(editor_of(request).draft_with_question, proposal.entry_id, question,
                                     principal.username, origin=origin)
