@@ -262,6 +262,12 @@ class KnowledgeEditor(Protocol):
         """A draft: the live matrix with a new entry (then the usual report)."""
         ...
 
+    def draft_with_questions(self, additions: Sequence[tuple[str, str]], by: str, *,
+                             origin: Mapping[str, Any] | None = None) -> Draft:
+        """A draft: the live matrix with several ways of asking added, each (entry id, question) (then the usual
+        report); one the entry has already is skipped."""
+        ...
+
     def draft_origin(self, draft_id: str) -> dict[str, Any] | None:
         """What a draft came from: the `origin` given to `draft_with_*` (none for an upload), with `base_version` (the
         live version its content was built on) and `published_version` (what its last publication made)."""
@@ -349,24 +355,31 @@ class MatrixChange:
     """The one change a console draft makes: a way of asking added to an entry (`question`) or a new entry
     (`entry`). Kept with the draft (change.json) so that it can be made again on a newer live version."""
 
-    kind: Literal["question", "entry"]
+    kind: Literal["question", "entry", "questions"]
     entry_id: str
     questions: tuple[str, ...]
     answer: str = ""
+    additions: tuple[tuple[str, str], ...] = ()  # kind "questions": (entry id, question) pairs
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "entry_id": self.entry_id, "questions": list(self.questions),
-                "answer": self.answer}
+                "answer": self.answer, "additions": [list(pair) for pair in self.additions]}
 
     @classmethod
     def from_dict(cls, data: Any) -> MatrixChange | None:
         """None for anything that is not a change this module wrote."""
-        if not isinstance(data, dict) or data.get("kind") not in ("question", "entry"):
+        if not isinstance(data, dict) or data.get("kind") not in ("question", "entry", "questions"):
             return None
         questions = data.get("questions")
         if not isinstance(questions, list) or not all(isinstance(q, str) for q in questions):
             return None
-        return cls(data["kind"], str(data.get("entry_id", "")), tuple(questions), str(data.get("answer", "")))
+        additions = data.get("additions", [])
+        if not isinstance(additions, list) or not all(
+                isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)
+                for pair in additions):
+            return None
+        return cls(data["kind"], str(data.get("entry_id", "")), tuple(questions), str(data.get("answer", "")),
+                   tuple((pair[0], pair[1]) for pair in additions))
 
 
 @dataclass(frozen=True)
@@ -423,9 +436,40 @@ def with_entry(sheet: Sheet, entry_id: str, questions: Sequence[str], answer: st
     return NewRow({"id": entry_id, "questions": "\n".join(cleaned), "answer": answer.strip()})
 
 
-def change_edit(sheet: Sheet, change: MatrixChange) -> CellEdit | NewRow:
+def with_questions(sheet: Sheet, additions: Sequence[tuple[str, str]]) -> list[CellEdit]:
+    """The cell edits that add each (entry id, question): one edit per entry, the questions it has already (or
+    repeated) skipped (KnowledgeEditorError when an entry is not there, or nothing is left to add)."""
+    edits: list[CellEdit] = []
+    by_entry: dict[str, list[str]] = {}
+    for entry_id, question in additions:
+        by_entry.setdefault(entry_id.strip(), []).append(question)
+    for entry_id, questions in by_entry.items():
+        found = _entry_rows(sheet, entry_id)
+        if not found:
+            raise KnowledgeEditorError(f"La entrada «{entry_id[:100]}» no existe en la matriz publicada.")
+        row = sheet.rows[found[0]]
+        current = row.get("questions")
+        asked = {fold(question) for question in split_questions(current)}
+        separator = " | " if "|" in current and "\n" not in current else "\n"
+        value = current.rstrip()
+        for question in questions:
+            cleaned = clean_question(question)
+            if not cleaned or fold(cleaned) in asked:
+                continue
+            asked.add(fold(cleaned))
+            value = value + separator + cleaned if value.strip() else cleaned
+        if value != current.rstrip():
+            edits.append(CellEdit(row.number, "questions", value))
+    if not edits:
+        raise KnowledgeEditorError("No queda ninguna pregunta por agregar: las entradas ya las tienen.")
+    return edits
+
+
+def change_edit(sheet: Sheet, change: MatrixChange) -> CellEdit | NewRow | list[CellEdit]:
     if change.kind == "question":
         return with_question(sheet, change.entry_id, change.questions[0] if change.questions else "")
+    if change.kind == "questions":
+        return with_questions(sheet, change.additions)
     return with_entry(sheet, change.entry_id, change.questions, change.answer)
 
 
@@ -479,16 +523,17 @@ def write_csv(rows: Sequence[Sequence[str]], codec: str = "utf-8-sig", delimiter
         return out.getvalue().encode("utf-8-sig")
 
 
-def edit_csv(data: bytes, edit: CellEdit | NewRow) -> bytes:
-    """The CSV with one cell changed or one row added; its delimiter, line ends, encoding and BOM kept."""
+def edit_csv(data: bytes, edit: CellEdit | NewRow | Sequence[CellEdit]) -> bytes:
+    """The CSV with cells changed or one row added; its delimiter, line ends, encoding and BOM kept."""
     text = decode_csv_bytes(data)
     delimiter = sniff_delimiter(text)
     rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     header, positions, last = _layout(rows)
-    if isinstance(edit, CellEdit):
-        row, position = rows[edit.row - 1], _position(positions, edit.column)
-        row.extend([""] * (position + 1 - len(row)))
-        row[position] = edit.value
+    if not isinstance(edit, NewRow):
+        for cell_edit in [edit] if isinstance(edit, CellEdit) else edit:
+            row, position = rows[cell_edit.row - 1], _position(positions, cell_edit.column)
+            row.extend([""] * (position + 1 - len(row)))
+            row[position] = cell_edit.value
     else:
         new_row = [""] * max(len(rows[header]), *(_position(positions, c) + 1 for c in edit.values))
         for column, value in edit.values.items():
@@ -503,7 +548,7 @@ def _set_cell(cell: Any, value: str) -> None:
         cell.data_type = "s"  # text the editor typed, never a formula
 
 
-def edit_xlsx(data: bytes, edit: CellEdit | NewRow, *, keep_vba: bool = False) -> bytes:
+def edit_xlsx(data: bytes, edit: CellEdit | NewRow | Sequence[CellEdit], *, keep_vba: bool = False) -> bytes:
     """The workbook with one cell of its first sheet changed or one row added (styled as the row above); its other
     sheets, formatting, formulas and columns kept (what openpyxl keeps: not images or charts)."""
     from openpyxl import load_workbook
@@ -517,8 +562,10 @@ def edit_xlsx(data: bytes, edit: CellEdit | NewRow, *, keep_vba: bool = False) -
     rows = list(sheet.iter_rows(min_row=1, max_row=min(sheet.max_row, limits.rows + 2 + limits.blank_tail),
                                 max_col=min(sheet.max_column, limits.columns), values_only=True))
     header, positions, last = _layout(rows)
-    if isinstance(edit, CellEdit):
-        _set_cell(sheet.cell(row=edit.row, column=_position(positions, edit.column) + 1), edit.value)
+    if not isinstance(edit, NewRow):
+        for cell_edit in [edit] if isinstance(edit, CellEdit) else edit:
+            _set_cell(sheet.cell(row=cell_edit.row, column=_position(positions, cell_edit.column) + 1),
+                      cell_edit.value)
     else:
         number = last + 2  # the sheet's row numbers start at 1
         for column, value in edit.values.items():
@@ -533,7 +580,7 @@ def edit_xlsx(data: bytes, edit: CellEdit | NewRow, *, keep_vba: bool = False) -
     return out.getvalue()
 
 
-def edit_source(suffix: str, data: bytes, edit: CellEdit | NewRow) -> bytes:
+def edit_source(suffix: str, data: bytes, edit: CellEdit | NewRow | Sequence[CellEdit]) -> bytes:
     """The matrix file (`suffix` says its format) with `edit` made in place."""
     if suffix.lower() in _XLSX_SUFFIXES:
         return edit_xlsx(data, edit, keep_vba=suffix.lower() == ".xlsm")
@@ -828,6 +875,25 @@ class MatrixEditor:
     def draft_with_entry(self, entry_id: str, questions: Sequence[str], answer: str, by: str, *,
                          origin: Mapping[str, Any] | None = None) -> Draft:
         return self._draft_with(MatrixChange("entry", entry_id.strip(), tuple(questions), answer), by, origin)
+
+    def draft_with_questions(self, additions: Sequence[tuple[str, str]], by: str, *,
+                             origin: Mapping[str, Any] | None = None) -> Draft:
+        pairs = tuple((entry_id.strip(), question) for entry_id, question in additions)
+        return self._draft_with(MatrixChange("questions", "", (), additions=pairs), by, origin)
+
+    def knowledge_for(self, draft_id: str | None = None) -> tuple[str, KnowledgeBase]:
+        """The built index of a draft ("draft:<id>") or of the live version (its id), as the bot would answer with
+        it: what LLM proposals are read from and screened against (KnowledgeEditorError when there is none)."""
+        if draft_id:
+            built = self._draft_knowledge(draft_id)
+            if built is None:
+                raise DraftHasErrors("El borrador tiene errores: corríjalos primero.")
+            return f"draft:{draft_id}", built
+        live = current_version(self.data_dir)
+        built = self._live_knowledge()
+        if live is None or built is None:
+            raise NothingPublished("Todavía no hay una matriz publicada: suba la matriz y publíquela primero.")
+        return live.id, built
 
     def _change_of(self, draft_id: str) -> MatrixChange | None:
         try:

@@ -38,6 +38,7 @@ from console import csat as csat_pages
 from console import inbox as inbox_pages
 from console import links as link_pages
 from console import page_profile as page_profile_pages
+from console import paraphrases as paraphrase_pages
 from console import reports as report_pages
 from console import snippets as snippet_rules
 from console import unanswered as unanswered_pages
@@ -82,6 +83,7 @@ ASSET_TYPES = {"console.css": "text/css; charset=utf-8", "console.js": "text/jav
                "notice.wav": "audio/wav",  # notice.wav: console/notice_sound.py
                "broadcasts.js": "text/javascript; charset=utf-8",  # the «Transmisiones» pages (console/broadcasts.py)
                "unanswered.js": "text/javascript; charset=utf-8",  # «Preguntas sin respuesta» (console/unanswered.py)
+               "paraphrases.js": "text/javascript; charset=utf-8",  # suggested ways of asking (console/paraphrases.py)
                "reports.js": "text/javascript; charset=utf-8"}  # «Reportes» (console/reports.py)
 MAX_REPLY = 2000  # one Messenger text message
 
@@ -751,6 +753,7 @@ def install(app: FastAPI, settings: Settings, authenticator: Authenticator | Non
     attachment_sends.install(app)  # files in a reply: /api/console/conversations/{id}/attachment, /attachments/{id}
     broadcast_pages.install(app)  # «Transmisiones»: /console/broadcasts, /api/console/broadcasts (admins)
     unanswered_pages.install(app)  # «Preguntas sin respuesta»: /console/unanswered, /api/console/unanswered (editors)
+    paraphrase_pages.install(app)  # LLM-proposed ways of asking: /console/knowledge/paraphrases, /api/… (editors)
     report_pages.install(app)  # «Reportes»: /console/reports, /api/console/reports (admins; editors the knowledge part)
 
     app.add_middleware(ConsoleHeaders)

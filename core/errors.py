@@ -80,6 +80,8 @@ HTTP_STATUS: Mapping[str, int] = {
     "nothing_published": 404,  # the knowledge editor: no live matrix to download yet
     "ref_in_use": 409,
     "knowledge_busy": 429,
+    "paraphrases_off": 409,  # knowledge_matrix/paraphrases.py: no LLM key, nothing is ever sent
+    "paraphrase_job_running": 409,  # one paraphrase job at a time
     "file_too_large": 413,
     "unsupported_file": 415,  # console/attachments.py: a file type Messenger does not take (read from its bytes)
     "empty_file": 422,

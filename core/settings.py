@@ -70,13 +70,15 @@ STORES = {
     "broadcasts": ("broadcasts_db_url", "broadcasts.sqlite3"),  # broadcasts ("Transmisiones") and their recipients
     "csat": ("csat_db_url", "csat.sqlite3"),  # customer satisfaction: the ratings asked after a close and answered
     "answers": ("answers_db_url", "answers.sqlite3"),  # the answer journal and the unanswered questions' groups
+    "paraphrases": ("paraphrases_db_url", "paraphrases.sqlite3"),  # LLM-proposed ways of asking, for editors to review
 }
 STORE_URL_VARIABLES = {"ingest_db_url": "INGEST_DB_URL", "handoff_db_url": "HANDOFF_DB_URL",
                        "console_db_url": "CONSOLE_DB_URL", "outbox_url": "OUTBOX_URL",
                        "comment_journal_db_url": "COMMENT_JOURNAL_DB_URL", "comments_db_url": "COMMENTS_DB_URL",
                        "links_db_url": "LINKS_DB_URL", "page_profile_db_url": "PAGE_PROFILE_DB_URL",
                        "contacts_db_url": "CONTACTS_DB_URL", "broadcasts_db_url": "BROADCASTS_DB_URL",
-                       "csat_db_url": "CSAT_DB_URL", "answers_db_url": "ANSWERS_DB_URL"}
+                       "csat_db_url": "CSAT_DB_URL", "answers_db_url": "ANSWERS_DB_URL",
+                       "paraphrases_db_url": "PARAPHRASES_DB_URL"}
 
 
 # `bot run` puts "rasa-2" on RASA_PORT+10, "rasa-3" on +20 … (bot/profile.py extra_rasa_ports; RASA_PORT+1 is the
@@ -129,6 +131,7 @@ class Settings:
     broadcasts_db_url: str = field(default="", repr=False)
     csat_db_url: str = field(default="", repr=False)
     answers_db_url: str = field(default="", repr=False)
+    paraphrases_db_url: str = field(default="", repr=False)
     outbox_page_rate: float = 40.0  # sends per second per page
     outbox_lease_seconds: float = 30.0  # a claimed message is another worker's after this (at-least-once window)
     outbox_batch_size: int = 32  # messages a standalone worker (`python -m outbox worker`) claims at once
@@ -211,6 +214,14 @@ class Settings:
     llm_timeout_seconds: float = DEFAULT_LLM_TIMEOUT_SECONDS
     llm_max_retries: int = 1
     llm_max_tokens: int = 300
+    # Ways of asking proposed by the same model for editors to review (knowledge_matrix/paraphrases.py): only with
+    # the key above, only when an editor asks; each job bounded in entries, tokens, time and parallel requests.
+    paraphrases_per_entry: int = 5
+    paraphrases_entries_per_request: int = 10
+    paraphrases_max_entries: int = 500
+    paraphrases_max_tokens: int = 200_000
+    paraphrases_timeout_seconds: float = 60.0
+    paraphrases_concurrency: int = 2
 
     @property
     def is_production(self) -> bool:
@@ -609,6 +620,17 @@ def load_settings(env: Mapping[str, str] | None = None, overrides: Mapping[str, 
         llm_timeout_seconds=llm_timeout,
         llm_max_retries=_whole(get, "LLM_MAX_RETRIES", 1, 0, 5, "retries of a failed fallback call"),
         llm_max_tokens=_whole(get, "LLM_MAX_TOKENS", 300, 16, 4096, "the longest fallback answer, in tokens"),
+        paraphrases_per_entry=_whole(get, "PARAPHRASES_PER_ENTRY", 5, 1, 10, "ways of asking proposed per entry"),
+        paraphrases_entries_per_request=_whole(get, "PARAPHRASES_ENTRIES_PER_REQUEST", 10, 1, 50,
+                                               "entries sent to the model in one request"),
+        paraphrases_max_entries=_whole(get, "PARAPHRASES_MAX_ENTRIES", 500, 1, 100_000,
+                                       "entries one paraphrase job may cover"),
+        paraphrases_max_tokens=_whole(get, "PARAPHRASES_MAX_TOKENS", 200_000, 1000, 50_000_000,
+                                      "tokens one paraphrase job may spend, prompts and replies"),
+        paraphrases_timeout_seconds=_bounded(get, "PARAPHRASES_TIMEOUT_SECONDS", 60.0, 1, 600,
+                                             "seconds one paraphrase request may take, retries included"),
+        paraphrases_concurrency=_whole(get, "PARAPHRASES_CONCURRENCY", 2, 1, 8,
+                                       "paraphrase requests in flight at once"),
     )
     _check_limits(settings)
     settings.check_production_safe()

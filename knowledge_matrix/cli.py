@@ -22,6 +22,7 @@ from knowledge_matrix.errors import KnowledgeMatrixError
 from knowledge_matrix.evaluate import evaluate, read_queries, report, summarize
 from knowledge_matrix.knowledge_base import KnowledgeBase
 from knowledge_matrix.matrix import Matrix, entries_from_sheet, read_sheet
+from knowledge_matrix.paraphrase_cli import add_command as add_paraphrase_command
 from knowledge_matrix.publish import (
     NothingToRollBackError,
     activate,
@@ -216,6 +217,8 @@ def parser() -> argparse.ArgumentParser:
     versions_.add_argument("--data-dir", help="the bot's data directory (default: $BOT_DATA_DIR or var/)")
     versions_.add_argument("--json", action="store_true")
     versions_.set_defaults(run=_versions)
+
+    add_paraphrase_command(commands)  # `paraphrase`: LLM-proposed ways of asking (knowledge_matrix/paraphrase_cli.py)
     return root
 
 

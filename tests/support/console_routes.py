@@ -146,6 +146,14 @@ ROLES: dict[tuple[str, str], tuple[frozenset[str], bool]] = {
     ("POST", "/api/console/unanswered/proposals/{proposal_id}/accept"): (EDITORS, True),
     ("POST", "/api/console/unanswered/proposals/{proposal_id}/reject"): (EDITORS, True),
     ("GET", "/api/console/entries"): (AGENTS, False),  # «Responder con una entrada»
+    # Suggested ways of asking (console/paraphrases.py): editors and admins, and the service token over the API.
+    ("GET", "/console/knowledge/paraphrases"): (EDITORS, False),
+    ("GET", "/api/console/knowledge/paraphrases"): (EDITORS, True),
+    ("POST", "/api/console/knowledge/paraphrases/jobs"): (EDITORS, True),
+    ("GET", "/api/console/knowledge/paraphrases/jobs/{job_id}"): (EDITORS, True),
+    ("POST", "/api/console/knowledge/paraphrases/{paraphrase_id}/decision"): (EDITORS, True),
+    ("POST", "/api/console/knowledge/paraphrases/entry-decision"): (EDITORS, True),
+    ("POST", "/api/console/knowledge/paraphrases/draft"): (EDITORS, True),
     # «Reportes» (console/reports.py): admins, editors (the knowledge part), and the service token over the API.
     ("GET", "/console/reports"): (EDITORS, False),
     ("GET", "/api/console/reports"): (EDITORS, True),
@@ -181,7 +189,8 @@ def concrete(path: str, conversation_id: str = f"{PAGE}:u1") -> str:
     values = {"conversation_id": conversation_id, "name": "console.css", "message_id": "1", "page_id": PAGE,
               "version": "v21.0", "node": "me", "link_id": "1", "fmt": "png",
               "rule_id": "1", "psid": "u1", "tag": "vip", "file_id": "0" * 64, "broadcast_id": "1",
-              "group_id": "1", "table": "atencion", "chart": "atencion", "proposal_id": "1"}
+              "group_id": "1", "table": "atencion", "chart": "atencion", "job_id": "1",
+              "paraphrase_id": "1", "proposal_id": "1"}
     return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], path)
 
 

@@ -30,7 +30,8 @@ def test_bot_database_url_gives_each_store_its_own_schema() -> None:
         "ingest": "bot_ingest", "handoff": "bot_handoff", "console": "bot_console", "outbox": "bot_outbox",
         "comment_journal": "bot_comment_journal", "comments": "bot_comments", "links": "bot_links",
         "page_profile": "bot_page_profile", "contacts": "bot_contacts",
-        "broadcasts": "bot_broadcasts", "csat": "bot_csat", "answers": "bot_answers"}
+        "broadcasts": "bot_broadcasts", "csat": "bot_csat", "answers": "bot_answers",
+        "paraphrases": "bot_paraphrases"}
     assert all(url.startswith(DATABASE + "?options=") for url in urls.values())
     assert urls["handoff"] == settings.handoff_store_url and urls["outbox"] == settings.outbox_store_url
 
