@@ -26,6 +26,8 @@ from knowledge_matrix.paraphrase_cli import add_command as add_paraphrase_comman
 from knowledge_matrix.publish import (
     NothingToRollBackError,
     activate,
+    build_knowledge_base,
+    built_report,
     full_report,
     list_versions,
     publish,
@@ -49,7 +51,7 @@ def data_dir_from(args: argparse.Namespace) -> Path:
 def _validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     sheet = read_sheet(Path(args.file))
     embedder = None if args.no_embeddings else create_embedder(args.embedder)
-    result = full_report(sheet, embedder)
+    result, _ = built_report(sheet, full_report(sheet, embedder), embedder)
     if args.json:
         out.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
     else:
@@ -60,15 +62,13 @@ def _validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _build(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     sheet = read_sheet(Path(args.file))
     embedder = create_embedder(args.embedder)
-    result = full_report(sheet, embedder)
+    result, built = built_report(sheet, full_report(sheet, embedder), embedder)
     if not result.ok:
         err.write(result.render() + "\n")
         return EXIT_INVALID
     if result.warnings:
         err.write(result.render() + "\n")
-    matrix = Matrix.of(entries_from_sheet(sheet), source_sha256=sheet.source_sha256)
-    settings = DEFAULT_SETTINGS.with_changes(embedder=embedder.name)
-    knowledge_base = KnowledgeBase.build(matrix, embedder, settings)
+    knowledge_base = built or build_knowledge_base(sheet, embedder)
     manifest = knowledge_base.save(Path(args.out), now=datetime.now(UTC))
     out.write(
         f"Índice creado en {args.out}: {manifest.entry_count} entradas, {manifest.row_count} preguntas, "
@@ -179,7 +179,9 @@ def parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check a matrix and print the report in Spanish")
     validate.add_argument("file", help="matrix .csv or .xlsx")
-    validate.add_argument("--no-embeddings", action="store_true", help="skip the near-duplicate check (no model)")
+    validate.add_argument(
+        "--no-embeddings", action="store_true", help="skip the near-duplicate and confusable checks (no model)"
+    )
     validate.add_argument("--embedder", default=DEFAULT_SETTINGS.embedder)
     validate.add_argument("--json", action="store_true")
     validate.set_defaults(run=_validate)

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from knowledge_matrix.artifact import MANIFEST, read_manifest, utc_timestamp
+from knowledge_matrix.confusables import confusable_issues
 from knowledge_matrix.duplicates import similar_question_pairs
 from knowledge_matrix.embedders import Embedder, shared_embedder
 from knowledge_matrix.errors import ArtifactError, KnowledgeMatrixError, MatrixReadError
@@ -304,12 +305,39 @@ def full_report(sheet: Sheet, embedder: Embedder | None, limits: SheetLimits = L
 
 
 def check_matrix(path: Path, embedder: Embedder | None) -> tuple[Report, Sheet | None]:
-    """The report for a file; a file that cannot be read at all is one error in the report."""
+    """The report for a file; a file that cannot be read at all is one error in the report. With an embedder the
+    matrix is also built in memory, for the warnings only a built index can give (`checked_build`)."""
+    report, sheet, _ = checked_build(path, embedder)
+    return report, sheet
+
+
+def checked_build(
+    path: Path, embedder: Embedder | None, settings: RetrievalSettings = DEFAULT_SETTINGS
+) -> tuple[Report, Sheet | None, KnowledgeBase | None]:
+    """The whole report for a file and, when it has no errors and an embedder is at hand, the knowledge base it
+    was checked against (publishing uses it instead of building twice)."""
     try:
         sheet = read_sheet(Path(path))
     except MatrixReadError as exc:
-        return Report((Issue("error", exc.code, str(exc)),)), None
-    return full_report(sheet, embedder), sheet
+        return Report((Issue("error", exc.code, str(exc)),)), None, None
+    report, knowledge_base = built_report(sheet, full_report(sheet, embedder), embedder, settings)
+    return report, sheet, knowledge_base
+
+
+def built_report(
+    sheet: Sheet, report: Report, embedder: Embedder | None, settings: RetrievalSettings = DEFAULT_SETTINGS
+) -> tuple[Report, KnowledgeBase | None]:
+    """`report` plus the entries the bot is likely to confuse (`confusables.py`, warnings), found with the matrix
+    built as the bot will serve it; unchanged (and no knowledge base) with errors, without an embedder, or when
+    nothing can be built (no active entry: publishing says so when it builds)."""
+    if embedder is None or not report.ok:
+        return report, None
+    try:
+        knowledge_base = build_knowledge_base(sheet, embedder, settings)
+    except KnowledgeMatrixError as exc:
+        logger.info("matrix not built for the confusable check", extra={"error": str(exc)})
+        return report, None
+    return report.with_issues(confusable_issues(knowledge_base)), knowledge_base
 
 
 def build_knowledge_base(
@@ -325,10 +353,10 @@ def load_draft(
     """Check and build a matrix in memory, without publishing it (the editor's "try the draft").
     The knowledge base is None when the report has errors."""
     embedder = embedder or shared_embedder(settings.embedder)
-    report, sheet = check_matrix(path, embedder)
+    report, sheet, built = checked_build(path, embedder, settings)
     if not report.ok or sheet is None:
         return report, None
-    return report, build_knowledge_base(sheet, embedder, settings)
+    return report, built or build_knowledge_base(sheet, embedder, settings)
 
 
 # --- publishing -----------------------------------------------------------------------------------------
@@ -349,11 +377,11 @@ def publish(
     name the editor knows the file by (default: the name of `path`)."""
     path = Path(path)
     embedder = embedder or shared_embedder(settings.embedder)
-    report, sheet = check_matrix(path, embedder)
+    report, sheet, built = checked_build(path, embedder, settings)  # the slow part, outside the lock
     if not report.ok or sheet is None:
         logger.info("knowledge matrix refused", extra={"file": path.name, "errors": report.error_count, "by": by})
         return PublishResult(report)
-    knowledge_base = build_knowledge_base(sheet, embedder, settings)  # the slow part, outside the lock
+    knowledge_base = built or build_knowledge_base(sheet, embedder, settings)
     timestamp = utc_timestamp(now)
     root = knowledge_dir(data_dir)
     with _locked(root):

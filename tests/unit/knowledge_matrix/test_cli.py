@@ -37,7 +37,8 @@ def test_validate_with_an_embedder_warns_about_near_duplicates(tmp_path: Path) -
     code, out, _ = run("validate", str(path), "--embedder", "hashing:512", "--json")
     assert code == EXIT_OK
     codes = [issue["code"] for issue in json.loads(out)["issues"]]
-    assert codes == ["near_duplicate_question"]
+    # The two entries are also confusable once built (confusables.py): a warning of its own, after.
+    assert codes[0] == "near_duplicate_question" and set(codes[1:]) <= {"confusable_entries"}
 
 
 def test_build_writes_an_artifact_and_refuses_an_invalid_matrix(tmp_path: Path) -> None:

@@ -1,0 +1,82 @@
+"""The confusable-entries rule on hand-made hits (pure), and the words that tell two entries apart."""
+
+from __future__ import annotations
+
+from knowledge_matrix.confusables import (
+    ConfusablePair,
+    Probe,
+    confusable_pairs,
+    distinctive_terms,
+    document_frequency,
+    entry_words,
+    pair_message,
+    probes_of,
+)
+from knowledge_matrix.matrix import Entry
+from knowledge_matrix.retrieval import Hit
+
+IMPORT = Entry("importar", ("¿Cómo importo mis contactos desde un archivo?",), "Suba un CSV en Contactos.", row=2)
+EXPORT = Entry("exportar", ("¿Cómo exporto mis contactos?",), "Pulse Descargar en Contactos.", row=3)
+HOURS = Entry("horario", ("¿A qué hora abren?", "¿Abren el domingo?"), "De 9 a 18.", row=4)
+
+
+def hit(entry: Entry, fused: float) -> Hit:
+    return Hit(entry=entry, score=0.5, fused=fused, margin=0.0, matched_question=entry.questions[0])
+
+
+def test_a_rival_close_to_the_own_score_makes_a_pair_and_a_far_one_does_not() -> None:
+    probes = [Probe(IMPORT, IMPORT.questions[0]), Probe(HOURS, HOURS.questions[0])]
+    hits = [[hit(IMPORT, 4.0), hit(EXPORT, 3.0)], [hit(HOURS, 4.0), hit(EXPORT, 1.0)]]
+    pairs = confusable_pairs(probes, hits, ratio=0.55)
+    assert [(p.asking.id, p.rival.id, p.closeness) for p in pairs] == [("importar", "exportar", 0.75)]
+    assert confusable_pairs(probes, hits, ratio=0.8) == []
+
+
+def test_a_rival_above_the_own_entry_or_with_the_own_entry_missing_is_confusable() -> None:
+    probes = [Probe(IMPORT, IMPORT.questions[0]), Probe(HOURS, HOURS.questions[0])]
+    hits = [[hit(EXPORT, 4.0), hit(IMPORT, 2.0)], [hit(EXPORT, 0.3)]]
+    pairs = {p.key: p.closeness for p in confusable_pairs(probes, hits, ratio=0.55)}
+    assert pairs == {("exportar", "importar"): 2.0, ("exportar", "horario"): 1.0}
+
+
+def test_each_pair_is_reported_once_with_its_closest_question() -> None:
+    probes = [Probe(IMPORT, IMPORT.questions[0]), Probe(EXPORT, EXPORT.questions[0])]
+    hits = [[hit(IMPORT, 4.0), hit(EXPORT, 2.4)], [hit(EXPORT, 4.0), hit(IMPORT, 3.6)]]
+    (pair,) = confusable_pairs(probes, hits, ratio=0.55)
+    assert (pair.asking.id, pair.question, round(pair.closeness, 2)) == ("exportar", EXPORT.questions[0], 0.9)
+
+
+def test_weak_own_scores_do_not_make_pairs() -> None:
+    probes = [Probe(IMPORT, IMPORT.questions[0])]
+    assert confusable_pairs(probes, [[hit(IMPORT, -0.5), hit(EXPORT, -0.6)]], ratio=0.55) == []
+
+
+def test_probes_keep_every_entry_and_add_more_questions_only_within_the_budget() -> None:
+    assert [p.question for p in probes_of([IMPORT, HOURS], per_entry=3, budget=10)] == [
+        IMPORT.questions[0],
+        HOURS.questions[0],
+        HOURS.questions[1],
+    ]
+    assert [p.question for p in probes_of([IMPORT, HOURS], per_entry=3, budget=2)] == [
+        IMPORT.questions[0],
+        HOURS.questions[0],
+    ]
+
+
+def test_distinctive_terms_are_the_words_the_other_entry_never_uses_as_written() -> None:
+    words = {entry.id: entry_words(entry) for entry in (IMPORT, EXPORT, HOURS)}
+    frequency = document_frequency(words.values())
+    own = distinctive_terms(words["importar"], words["exportar"], frequency, 3)
+    other = distinctive_terms(words["exportar"], words["importar"], frequency, 3)
+    assert "importo" in own and "contactos" not in own
+    assert "exporto" in other and "descargar" in other and "contactos" not in other
+
+
+def test_the_message_names_both_entries_their_rows_and_the_words() -> None:
+    pair = ConfusablePair(IMPORT, EXPORT, IMPORT.questions[0], 0.8)
+    message = pair_message(pair, IMPORT, EXPORT, ["importo", "archivo"], ["exporto", "descargar"])
+    assert message.startswith("la entrada «exportar» se puede confundir con «importar» (fila 2)")
+    assert "«exporto», «descargar»" in message and "«importo», «archivo»" in message
+    assert "casi tan cerca" in message
+    above = pair_message(ConfusablePair(IMPORT, EXPORT, IMPORT.questions[0], 1.2), IMPORT, EXPORT, [], [])
+    assert "el bot responde con «exportar»" in above and "no tiene palabras propias" in above
