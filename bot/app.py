@@ -192,6 +192,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             broadcasts_store.close()
             csat_store.close()
             app.state.answers.close()
+            if getattr(app.state, "paraphrases", None) is not None:  # opened by the console on first use
+                await app.state.paraphrases.close()  # a running paraphrase job is cancelled (it ends interrupted)
             await client.close()
             outbox.close()
 
