@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import Enum
 from typing import Any, Literal
 
@@ -128,6 +128,16 @@ class HandlingHour:
     def to_dict(self) -> dict[str, Any]:
         return {"hour": self.hour.isoformat(), "page_id": self.page_id, "handling": self.handling.value,
                 "n": self.n}
+
+
+@dataclass(frozen=True)
+class HandlingDay:
+    """How many questions were handled one way in one local day (`day`): `handling_hours` summed per day in the
+    database for one UTC offset (the reports over a long period)."""
+
+    day: date
+    handling: Handling
+    n: int
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,15 @@ class HandlingHourRow(Protocol):
     def n(self) -> int: ...
 
 
+class HandlingDayRow(Protocol):
+    @property
+    def day(self) -> date: ...
+    @property
+    def handling(self) -> str: ...
+    @property
+    def n(self) -> int: ...
+
+
 class EpisodeRow(Protocol):
     @property
     def paused_at(self) -> datetime: ...
@@ -162,6 +171,7 @@ class Sources:
     message_hours_since: datetime | None = None  # when the outbox began counting people's messages (None: always)
     send_hours: Sequence[SendHourRow] | None = None
     handling_hours: Sequence[HandlingHourRow] | None = None
+    handling_days: Sequence[HandlingDayRow] | None = None  # the same summed per local day by the store (preferred)
     previous_handling: Mapping[str, int] | None = None
     entry_use: Mapping[str, int] | None = None
     entries: Sequence[tuple[str, str]] | None = None  # the live matrix: (entry id, its first question)
@@ -238,12 +248,21 @@ def per_day_traffic(period: Period, rows: Sequence[MessageHourRow] | None,
                  note=_note(rows) or note)
 
 
-def handling_by_day(period: Period, rows: Sequence[HandlingHourRow] | None) -> tuple[Table, Counter[str]]:
+def handling_by_day(period: Period, rows: Sequence[HandlingHourRow] | None,
+                    day_rows: Sequence[HandlingDayRow] | None = None) -> tuple[Table, Counter[str]]:
+    """Questions per local day by handling: from the store's day sums (`day_rows`) when it gave them, else from the
+    hour rows, each in the local day of its start."""
     days: dict[date, Counter[str]] = {day: Counter() for day in period.days()}
-    for row in rows or ():
-        counts = days.get(period.day_of(row.hour))
-        if counts is not None:
-            counts[code(row.handling)] += row.n
+    if day_rows is not None:
+        for day_row in day_rows:
+            counts = days.get(day_row.day)
+            if counts is not None:
+                counts[code(day_row.handling)] += day_row.n
+    else:
+        for row in rows or ():
+            counts = days.get(period.day_of(row.hour))
+            if counts is not None:
+                counts[code(row.handling)] += row.n
     totals: Counter[str] = Counter()
     out = []
     for day, counts in days.items():
@@ -255,7 +274,7 @@ def handling_by_day(period: Period, rows: Sequence[HandlingHourRow] | None) -> t
     columns = [("fecha", "Fecha"), *((kind, HANDLING_ES[kind]) for kind in HANDLING_ORDER),
                ("preguntas", "Preguntas"), ("sin_persona_pct", "% respondidas sin una persona")]
     return table("atencion_por_dia", "Cómo se atendió cada pregunta, por día", columns, out,
-                 note=_note(rows)), totals
+                 note=_note(rows if day_rows is None else day_rows)), totals
 
 
 def handling_totals(totals: Mapping[str, int], available: bool) -> Table:
@@ -529,7 +548,8 @@ def assemble(period: Period, part: Part, sources: Sources, *, reasons_es: Mappin
     """The report of `period`: `part` "knowledge" (editors) holds only how questions were handled, the entries and
     the unanswered summary; "all" everything. `reserved`: the names no person can have (the console's reserved
     usernames), never ranked as agents; the last table, «resumen», is the headline and the summary as rows."""
-    by_day, totals = handling_by_day(period, sources.handling_hours)
+    by_day, totals = handling_by_day(period, sources.handling_hours, sources.handling_days)
+    handled_available = sources.handling_hours is not None or sources.handling_days is not None
     tables: list[Table] = []
     summary: dict[str, Cell] = {}
     if part == "all":
@@ -538,7 +558,7 @@ def assemble(period: Period, part: Part, sources: Sources, *, reasons_es: Mappin
         summary.update(messages=sum(int(r[1] or 0) for r in traffic.rows),  # «sin datos» days add nothing
                        conversations=sum(int(r[2] or 0) for r in traffic.rows),
                        new_contacts=sum(int(r[3] or 0) for r in traffic.rows))
-    tables += [by_day, handling_totals(totals, sources.handling_hours is not None),
+    tables += [by_day, handling_totals(totals, handled_available),
                *entry_tables(sources.entry_use, sources.entries), unanswered_table(period, sources.open_groups)]
     summary["handled"] = sum(totals.values())
     summary["unanswered"] = sum(totals.get(kind, 0) for kind in ("did_you_mean", "no_answer", "handoff"))

@@ -22,6 +22,7 @@ DEFAULT_DAYS = 30
 FUTURE_DAYS = 1  # `hasta` may be tomorrow (a browser a timezone ahead), not later
 PAGE_ID = re.compile(r"^[0-9]{1,64}$")
 DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+HOUR = timedelta(hours=1)
 
 Part = Literal["all", "knowledge"]
 PARTS: tuple[Part, ...] = ("all", "knowledge")
@@ -131,6 +132,38 @@ class Period:
     def day_of(self, moment: datetime) -> date:
         """The local day a moment (an hour bucket's start) falls in."""
         return moment.astimezone(self.timezone).date()
+
+    def offset_spans(self) -> list[tuple[datetime, datetime, int]]:
+        """[since, until) (`utc_bounds`) cut where the timezone's UTC offset changes, as (since, until, offset in
+        seconds): an hour bucket (its start, a whole UTC hour) falls in the local day of its UTC start plus its
+        span's offset, so a store can count per local day itself. One span in a zone without daylight saving time
+        (Guayaquil), about three over a year in one with it. The offset is looked up at whole hours a day apart
+        and, between two that differ, at every hour (no zone changes its offset and back within a day)."""
+        since, until = self.utc_bounds()
+        first = since.replace(minute=0, second=0, microsecond=0)
+        first += HOUR if first < since else timedelta(0)
+        last = (until - timedelta(microseconds=1)).replace(minute=0, second=0, microsecond=0)
+        current = self._offset(first)
+        spans: list[tuple[datetime, datetime, int]] = []
+        start = since
+        probe = first
+        while probe < last:
+            following = min(probe + timedelta(days=1), last)
+            if self._offset(following) != current:
+                hour = probe + HOUR
+                while hour <= following:
+                    if (offset := self._offset(hour)) != current:
+                        spans.append((start, hour, current))
+                        start, current = hour, offset
+                    hour += HOUR
+            probe = following
+        spans.append((start, until, current))
+        return spans
+
+    def _offset(self, moment: datetime) -> int:
+        """The timezone's UTC offset at `moment`, in seconds (east positive)."""
+        found = moment.astimezone(self.timezone).utcoffset()
+        return 0 if found is None else int(found.total_seconds())
 
     def to_dict(self) -> dict[str, Any]:
         since, until = self.utc_bounds()

@@ -46,6 +46,8 @@ class Episodes(Protocol):
 
 class AnswerCounters(Protocol):
     def handling_hours(self, page_id: str | None, since: datetime, until: datetime) -> Sequence[Any]: ...
+    def handling_days(self, page_id: str | None, since: datetime, until: datetime,
+                      offset_seconds: int) -> Sequence[Any]: ...
     def counts_by_handling(self, page_id: str | None, since: datetime, until: datetime) -> dict[str, int]: ...
     def entry_use(self, page_id: str | None, since: datetime, until: datetime) -> dict[str, int]: ...
     def open_groups_asked(self, page_id: str | None, since: datetime, until: datetime,
@@ -106,14 +108,14 @@ class Reports:
         page = period.page_id
         previous = period.previous()
         knowledge: list[Any] = await asyncio.gather(
-            self._sync(self.answers, lambda a: a.handling_hours(page, since, until)),
+            self._handling_days(period),
             self._sync(self.answers, lambda a: a.counts_by_handling(page, *previous.utc_bounds()))
             if previous is not None else _none(),
             self._sync(self.answers, lambda a: a.entry_use(page, since, until)),
             self._sync(self.entries, lambda provide: provide()),
             self._open_groups(page, since, until),
         )
-        found = Sources(handling_hours=knowledge[0], previous_handling=knowledge[1], entry_use=knowledge[2],
+        found = Sources(handling_days=knowledge[0], previous_handling=knowledge[1], entry_use=knowledge[2],
                         entries=knowledge[3], open_groups=knowledge[4])
         if part != "all":
             return found
@@ -133,7 +135,7 @@ class Reports:
         names = await self._sync(self.rule_names, lambda name: name(rule_ids)) if rule_ids else None
         return Sources(
             message_hours=message_hours, message_hours_since=counted_since, send_hours=send_hours,
-            handling_hours=found.handling_hours,
+            handling_days=found.handling_days,
             previous_handling=found.previous_handling, entry_use=found.entry_use, entries=found.entries,
             open_groups=found.open_groups, episodes=episodes,
             csat=CsatFigures(int(csat.asked), int(csat.answered), csat.average, dict(csat.by_rating))
@@ -155,6 +157,16 @@ class Reports:
         if source is None:
             return None
         return await call(source)
+
+    async def _handling_days(self, period: Period) -> list[Any] | None:
+        """The questions per local day and handling, summed by the answer journal's store: one query per span of
+        one UTC offset (one for Guayaquil, about three for a year of a daylight-saving zone)."""
+        if self.answers is None:
+            return None
+        answers, page = self.answers, period.page_id
+        return await asyncio.to_thread(lambda: [
+            row for since, until, offset in period.offset_spans()
+            for row in answers.handling_days(page, since, until, offset)])
 
     async def _open_groups(self, page: str | None, since: datetime, until: datetime) -> list[OpenGroup] | None:
         """The open groups of unanswered questions asked in the period, most people first, counted over the period

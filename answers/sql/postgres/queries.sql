@@ -73,6 +73,17 @@ GROUP BY hour, page_id, handling
 HAVING sum(n) > 0
 ORDER BY hour, page_id, handling;
 
+-- name: handling_days
+-- As SQLite's: handling_hours summed per UTC date and whether the hour is at or after %(cut)s.
+SELECT (hour AT TIME ZONE 'UTC')::date AS utc_day, extract(hour FROM hour AT TIME ZONE 'UTC') >= %(cut)s::int AS late,
+       handling, sum(n) AS n FROM (
+    SELECT hour, page_id, handling, sum(n) AS n FROM answer_hours
+    WHERE hour >= %(since)s::timestamptz AND hour < %(until)s::timestamptz AND (%(page_id)s::text IS NULL OR page_id = %(page_id)s)
+    GROUP BY hour, page_id, handling
+    HAVING sum(n) > 0
+) AS hours
+GROUP BY 1, 2, handling;
+
 -- name: oldest_answer
 SELECT min(at) AS at FROM answers;
 

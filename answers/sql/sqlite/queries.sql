@@ -72,6 +72,18 @@ GROUP BY hour, page_id, handling
 HAVING sum(n) > 0
 ORDER BY hour, page_id, handling;
 
+-- name: handling_days
+-- The reports over a long period: handling_hours (each hour, page and handling as there, left out when not above 0)
+-- summed per UTC date and whether the hour is at or after :cut (the hour that starts the next local day for one
+-- UTC offset, or the same one): AnswersStore.handling_days names the local day; ~730 rows a year, not ~30,000.
+SELECT substr(hour, 1, 10) AS utc_day, CAST(substr(hour, 12, 2) AS INTEGER) >= :cut AS late, handling, sum(n) AS n FROM (
+    SELECT hour, page_id, handling, sum(n) AS n FROM answer_hours
+    WHERE hour >= :since AND hour < :until AND (:page_id IS NULL OR page_id = :page_id)
+    GROUP BY hour, page_id, handling
+    HAVING sum(n) > 0
+) AS hours
+GROUP BY utc_day, late, handling;
+
 -- name: oldest_answer
 SELECT min(at) AS at FROM answers;
 
