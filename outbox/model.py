@@ -9,7 +9,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from enum import Enum
 from typing import Any, NamedTuple, Protocol
 
@@ -276,6 +276,17 @@ class MessageHour:
 
 
 @dataclass(frozen=True)
+class MessageDay:
+    """`MessageHour`s summed over one local day (`day`) and every page asked for: the hours whose start plus one
+    UTC offset falls on `day` (`OutboxStore.message_days`; the reports over a long period)."""
+
+    day: date
+    messages: int
+    conversations: int
+    new_people: int
+
+
+@dataclass(frozen=True)
 class SendHour:
     """How many of a page's messages reached one final outcome in one UTC hour (`hour`, aware, its start): each
     message counts once, as its final status (sent, blocked, failed, dead, cancelled) with its `reason_code` and
@@ -289,6 +300,28 @@ class SendHour:
     reason_code: str | None
     error_code: int | None
     n: int
+
+
+def check_offset(offset_seconds: int) -> int:
+    """A UTC offset in seconds (east positive) for `message_days`: under a day either way."""
+    if not -86_400 < offset_seconds < 86_400:
+        raise OutboxInputError("invalid_offset", f"a UTC offset is under a day, not {offset_seconds} s")
+    return int(offset_seconds)
+
+
+def local_day_cut(offset_seconds: int) -> int:
+    """The first UTC hour of the day whose start plus `offset_seconds` (one fixed UTC offset) is on another date
+    than the hour's UTC date: the next one for an offset east of UTC, the UTC date itself (not the day before) for
+    one west of it. The stores count `utc_day, hour >= cut` in SQL; `local_day` names the day."""
+    offset = check_offset(offset_seconds)
+    return -(offset // 3600) if offset < 0 else -((offset - 86_400) // 3600)
+
+
+def local_day(utc_day: date, late: bool, offset_seconds: int) -> date:
+    """The local day of the hours of `utc_day` before (`late` False) or from (`late` True) `local_day_cut`."""
+    if offset_seconds < 0:
+        return utc_day if late else utc_day - timedelta(days=1)
+    return utc_day + timedelta(days=1) if late else utc_day
 
 
 def hour_start(at: datetime) -> datetime:
@@ -421,6 +454,14 @@ class OutboxStore(Protocol):
     def message_hours(self, page_id: str | None, since: datetime, until: datetime) -> list[MessageHour]:
         """The hours starting in [`since`, `until`) with messages from people, of `page_id` (None: every page, one
         row per hour and page), in order of hour then page."""
+        ...
+
+    def message_days(self, page_id: str | None, since: datetime, until: datetime,
+                     offset_seconds: int) -> list[MessageDay]:
+        """`message_hours` summed per local day in the store, for the hours starting in [`since`, `until`) that all
+        have one UTC offset (`offset_seconds`, east positive, under a day; a daylight-saving zone's period is cut
+        where its offset changes: `reports.model.Period.offset_spans`): an hour's day is its start plus the offset.
+        By day; every page asked for in one row."""
         ...
 
     def message_hours_since(self) -> datetime | None:

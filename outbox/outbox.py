@@ -22,6 +22,7 @@ from outbox.model import (
     Alert,
     ConversationSeen,
     InvalidTransition,
+    MessageDay,
     MessageFilter,
     MessageHour,
     NewMessage,
@@ -34,6 +35,7 @@ from outbox.model import (
     Status,
     check_batch,
     check_key_prefix,
+    check_offset,
     check_period,
     check_receipt_kind,
 )
@@ -309,6 +311,14 @@ class Outbox:
         `until`) (aware times), of one page or (None) of every page: counters kept as each message was recorded."""
         check_period(since, until)
         return await self._run(self._store.message_hours, page_id, since, until)
+
+    async def message_days(self, page_id: str | None, since: datetime, until: datetime,
+                           offset_seconds: int) -> list[MessageDay]:
+        """`message_hours` summed per local day by the store, for hours of one UTC offset (`offset_seconds`, east
+        positive): the reports over a long period read ~365 rows a year instead of 8,760 hours."""
+        check_period(since, until)
+        check_offset(offset_seconds)
+        return await self._run(self._store.message_days, page_id, since, until, offset_seconds)
 
     async def message_hours_since(self) -> datetime | None:
         """When `message_hours` began counting, on an outbox upgraded with people's messages already in it (None:

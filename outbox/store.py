@@ -54,7 +54,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,7 @@ from outbox.model import (
     Alert,
     ConversationSeen,
     InvalidTransition,
+    MessageDay,
     MessageFilter,
     MessageHour,
     NewMessage,
@@ -86,9 +87,12 @@ from outbox.model import (
     Status,
     check_batch,
     check_key_prefix,
+    check_offset,
     check_period,
     check_receipt_kind,
     hour_start,
+    local_day,
+    local_day_cut,
     user_message_counts,
     user_text_excerpt,
     utc,
@@ -234,6 +238,26 @@ def message_hour_from_row(row: Any) -> MessageHour:
 def send_hour_from_row(row: Any) -> SendHour:
     return SendHour(required_utc(row["hour"]), row["page_id"], Purpose(row["purpose"]), Status(row["status"]),
                     row["reason_code"] or None, int(row["error_code"]) or None, int(row["n"]))
+
+
+def message_days_from_rows(rows: Sequence[Any], offset_seconds: int) -> list[MessageDay]:
+    """The `message_days` query's rows (UTC date, whether the hours are from `local_day_cut` on, sums) as local
+    days, by day."""
+    days: dict[date, tuple[int, int, int]] = {}
+    for row in rows:
+        utc_day = row["utc_day"]
+        day = local_day(date.fromisoformat(utc_day) if isinstance(utc_day, str) else utc_day, bool(row["late"]),
+                        offset_seconds)
+        counted = days.get(day, (0, 0, 0))
+        days[day] = (counted[0] + int(row["messages"]), counted[1] + int(row["conversations"]),
+                     counted[2] + int(row["new_people"]))
+    return [MessageDay(day, *counted) for day, counted in sorted(days.items())]
+
+
+def day_params(page_id: str | None, since: datetime, until: datetime, offset_seconds: int,
+               time: Callable[[datetime | None], Any]) -> dict[str, Any]:
+    """`message_days`' parameters."""
+    return {**period_params(page_id, since, until, time), "cut": local_day_cut(offset_seconds)}
 
 
 def period_params(page_id: str | None, since: datetime, until: datetime,
@@ -672,6 +696,16 @@ class InMemoryOutboxStore(ReceiptsStore):
                     if since <= hour < until and page_id in (None, page)]
         return sorted(rows, key=lambda row: (row.hour, row.page_id))
 
+    def message_days(self, page_id: str | None, since: datetime, until: datetime,
+                     offset_seconds: int) -> list[MessageDay]:
+        offset = timedelta(seconds=check_offset(offset_seconds))
+        days: dict[date, tuple[int, int, int]] = {}
+        for row in self.message_hours(page_id, since, until):
+            day = (row.hour + offset).date()
+            counted = days.get(day, (0, 0, 0))
+            days[day] = (counted[0] + row.messages, counted[1] + row.conversations, counted[2] + row.new_people)
+        return [MessageDay(day, *counted) for day, counted in sorted(days.items())]
+
     def message_hours_since(self) -> datetime | None:
         return None  # an outbox in memory counts from its first message
 
@@ -1062,6 +1096,11 @@ class SQLiteOutboxStore(SQLOutboxStore):
         rows = self._read("message_hours", period_params(page_id, since, until, sqlite_time))
         return [message_hour_from_row(row) for row in rows]
 
+    def message_days(self, page_id: str | None, since: datetime, until: datetime,
+                     offset_seconds: int) -> list[MessageDay]:
+        rows = self._read("message_days", day_params(page_id, since, until, offset_seconds, sqlite_time))
+        return message_days_from_rows(rows, offset_seconds)
+
     def message_hours_since(self) -> datetime | None:
         rows = self._read("message_hours_since", {})
         return required_utc(rows[0]["started_at"]) if rows else None
@@ -1397,6 +1436,13 @@ class PostgresOutboxStore(SQLOutboxStore):
         with self._transaction() as cursor:
             cursor.execute(self._queries["message_hours"], period_params(page_id, since, until, postgres_time))
             return [message_hour_from_row(row) for row in cursor.fetchall()]
+
+    def message_days(self, page_id: str | None, since: datetime, until: datetime,
+                     offset_seconds: int) -> list[MessageDay]:
+        with self._transaction() as cursor:
+            cursor.execute(self._queries["message_days"],
+                           day_params(page_id, since, until, offset_seconds, postgres_time))
+            return message_days_from_rows(cursor.fetchall(), offset_seconds)
 
     def message_hours_since(self) -> datetime | None:
         with self._transaction() as cursor:

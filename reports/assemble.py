@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -41,6 +41,17 @@ USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,39}$")  # console.auth.USERNAME_P
 class MessageHourRow(Protocol):
     @property
     def hour(self) -> datetime: ...
+    @property
+    def messages(self) -> int: ...
+    @property
+    def conversations(self) -> int: ...
+    @property
+    def new_people(self) -> int: ...
+
+
+class MessageDayRow(Protocol):
+    @property
+    def day(self) -> date: ...
     @property
     def messages(self) -> int: ...
     @property
@@ -168,6 +179,7 @@ class Sources:
     `previous_handling`: the period before's questions by handling (the trend)."""
 
     message_hours: Sequence[MessageHourRow] | None = None
+    message_days: Sequence[MessageDayRow] | None = None  # the same summed per local day by the store (preferred)
     message_hours_since: datetime | None = None  # when the outbox began counting people's messages (None: always)
     send_hours: Sequence[SendHourRow] | None = None
     handling_hours: Sequence[HandlingHourRow] | None = None
@@ -223,12 +235,16 @@ def _p(values: Sequence[float], q: float) -> int | None:
 
 
 def per_day_traffic(period: Period, rows: Sequence[MessageHourRow] | None,
-                    counted_since: datetime | None = None) -> Table:
-    """Messages, conversations and new contacts per local day. The days that ended before the outbox began counting
-    (`counted_since`, an upgrade) have no figures (None, «sin datos», a gap in the chart), not zeros."""
+                    counted_since: datetime | None = None, day_rows: Sequence[MessageDayRow] | None = None) -> Table:
+    """Messages, conversations and new contacts per local day: from the store's day sums (`day_rows`) when it gave
+    them, else from the hour rows, each in the local day of its start. The days that ended before the outbox began
+    counting (`counted_since`, an upgrade) have no figures (None, «sin datos», a gap in the chart), not zeros."""
     days: dict[date, list[int]] = {day: [0, 0, 0] for day in period.days()}
-    for row in rows or ():
-        counts = days.get(period.day_of(row.hour))
+    dated: Iterable[tuple[date, MessageHourRow | MessageDayRow]] = (
+        ((row.day, row) for row in day_rows) if day_rows is not None
+        else ((period.day_of(row.hour), row) for row in rows or ()))
+    for day, row in dated:
+        counts = days.get(day)
         if counts is not None:
             counts[0] += row.messages
             counts[1] += row.conversations
@@ -245,7 +261,7 @@ def per_day_traffic(period: Period, rows: Sequence[MessageHourRow] | None,
                  [("fecha", "Fecha"), ("mensajes", "Mensajes de clientes"), ("conversaciones", "Conversaciones"),
                   ("contactos_nuevos", "Contactos nuevos")],
                  ([day.isoformat(), *([None] * 3 if day in uncounted else counts)] for day, counts in days.items()),
-                 note=_note(rows) or note)
+                 note=_note(rows if day_rows is None else day_rows) or note)
 
 
 def handling_by_day(period: Period, rows: Sequence[HandlingHourRow] | None,
@@ -553,7 +569,7 @@ def assemble(period: Period, part: Part, sources: Sources, *, reasons_es: Mappin
     tables: list[Table] = []
     summary: dict[str, Cell] = {}
     if part == "all":
-        traffic = per_day_traffic(period, sources.message_hours, sources.message_hours_since)
+        traffic = per_day_traffic(period, sources.message_hours, sources.message_hours_since, sources.message_days)
         tables.append(traffic)
         summary.update(messages=sum(int(r[1] or 0) for r in traffic.rows),  # «sin datos» days add nothing
                        conversations=sum(int(r[2] or 0) for r in traffic.rows),

@@ -36,6 +36,8 @@ MAX_BROADCASTS = 500  # of one period (the table says when there were more)
 
 class OutboxCounters(Protocol):
     async def message_hours(self, page_id: str | None, since: datetime, until: datetime) -> Sequence[Any]: ...
+    async def message_days(self, page_id: str | None, since: datetime, until: datetime,
+                           offset_seconds: int) -> Sequence[Any]: ...
     async def message_hours_since(self) -> datetime | None: ...
     async def send_hours(self, page_id: str | None, since: datetime, until: datetime) -> Sequence[Any]: ...
 
@@ -104,40 +106,44 @@ class Reports:
                         standard_window=self.standard_window, reserved=self.reserved_names)
 
     async def _sources(self, period: Period, part: Part) -> Sources:
+        """Every read at once (one `asyncio.gather`): each store answers on its own connection in its own thread,
+        so the slowest store, not the sum of them, is what a report waits for (a store's own reads still queue on
+        its connection: the answer journal's four are the longest line)."""
         since, until = period.utc_bounds()
         page = period.page_id
         previous = period.previous()
-        knowledge: list[Any] = await asyncio.gather(
+        reads: list[Awaitable[Any]] = [
             self._handling_days(period),
             self._sync(self.answers, lambda a: a.counts_by_handling(page, *previous.utc_bounds()))
             if previous is not None else _none(),
             self._sync(self.answers, lambda a: a.entry_use(page, since, until)),
             self._sync(self.entries, lambda provide: provide()),
             self._open_groups(page, since, until),
-        )
-        found = Sources(handling_days=knowledge[0], previous_handling=knowledge[1], entry_use=knowledge[2],
-                        entries=knowledge[3], open_groups=knowledge[4])
+        ]
+        if part == "all":
+            reads += [
+                self._message_days(period),
+                self._async(self.outbox, lambda o: o.send_hours(page, since, until)),
+                self._async(self.handoff, lambda h: h.episodes(page, since, until)),
+                self._sync(self.csat, lambda c: c.summary(page, since, until)),
+                self._sync(self.csat, lambda c: c.agent_satisfaction(since=since, until=until, page_id=page)),
+                self._sync(self.contacts, lambda c: c.new_by_campaign(page, since, until)),
+                self._sync(self.comments, lambda c: c.rule_counts(page, since, until)),
+                self._broadcasts(page, since, until),
+                self._async(self.outbox, lambda o: o.message_hours_since()),
+            ]
+        found: list[Any] = await asyncio.gather(*reads)
+        handling_days, previous_handling, entry_use, entries, open_groups = found[:5]
         if part != "all":
-            return found
-        everything: list[Any] = await asyncio.gather(
-            self._async(self.outbox, lambda o: o.message_hours(page, since, until)),
-            self._async(self.outbox, lambda o: o.send_hours(page, since, until)),
-            self._async(self.handoff, lambda h: h.episodes(page, since, until)),
-            self._sync(self.csat, lambda c: c.summary(page, since, until)),
-            self._sync(self.csat, lambda c: c.agent_satisfaction(since=since, until=until, page_id=page)),
-            self._sync(self.contacts, lambda c: c.new_by_campaign(page, since, until)),
-            self._sync(self.comments, lambda c: c.rule_counts(page, since, until)),
-            self._broadcasts(page, since, until),
-            self._async(self.outbox, lambda o: o.message_hours_since()),
-        )
-        message_hours, send_hours, episodes, csat, agents, campaigns, rules, broadcasts, counted_since = everything
+            return Sources(handling_days=handling_days, previous_handling=previous_handling, entry_use=entry_use,
+                           entries=entries, open_groups=open_groups)
+        message_days, send_hours, episodes, csat, agents, campaigns, rules, broadcasts, counted_since = found[5:]
         rule_ids = [str(r.rule_id) for r in rules or ()]
         names = await self._sync(self.rule_names, lambda name: name(rule_ids)) if rule_ids else None
         return Sources(
-            message_hours=message_hours, message_hours_since=counted_since, send_hours=send_hours,
-            handling_days=found.handling_days,
-            previous_handling=found.previous_handling, entry_use=found.entry_use, entries=found.entries,
-            open_groups=found.open_groups, episodes=episodes,
+            message_days=message_days, message_hours_since=counted_since, send_hours=send_hours,
+            handling_days=handling_days, previous_handling=previous_handling, entry_use=entry_use, entries=entries,
+            open_groups=open_groups, episodes=episodes,
             csat=CsatFigures(int(csat.asked), int(csat.answered), csat.average, dict(csat.by_rating))
             if csat is not None else None,
             agent_ratings=[AgentRating(str(a.agent), int(a.asked), int(a.answered), a.average) for a in agents]
@@ -167,6 +173,16 @@ class Reports:
         return await asyncio.to_thread(lambda: [
             row for since, until, offset in period.offset_spans()
             for row in answers.handling_days(page, since, until, offset)])
+
+    async def _message_days(self, period: Period) -> list[Any] | None:
+        """People's messages, conversations and new contacts per local day, summed by the outbox's store: one query
+        per span of one UTC offset, as `_handling_days`."""
+        if self.outbox is None:
+            return None
+        found: list[Any] = []
+        for since, until, offset in period.offset_spans():
+            found += await self.outbox.message_days(period.page_id, since, until, offset)
+        return found
 
     async def _open_groups(self, page: str | None, since: datetime, until: datetime) -> list[OpenGroup] | None:
         """The open groups of unanswered questions asked in the period, most people first, counted over the period

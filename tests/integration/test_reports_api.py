@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.app import create_app
+from console.reports import ReportOut
 from core.settings import DEMO_SERVICE_TOKEN, Settings
 from tests.support.console_client import ConsoleSession
 from tests.support.report_history import PAGE, PERIOD, fill
@@ -80,6 +81,17 @@ def test_the_admins_report_equals_the_history_written(sessions: dict[str, Consol
     assert {r["campana"]: r["contactos_nuevos"] for r in records(body, "campanas")} == {"verano": 1,
                                                                                       "(sin campaña)": 1}
     assert set(body["charts"]) == {"mensajes", "sin_persona", "atencion", "pausas", "envios"}
+
+
+def test_the_json_is_what_the_documented_schema_says(sessions: dict[str, ConsoleSession]) -> None:
+    """The route answers `view`'s dict without validating it against `ReportOut` on every request: it must be
+    exactly what that model reads and writes back (every field there, nothing else, the same values and order)."""
+    for name in ("admin", "editor"):
+        answer = sessions[name].get(API, params=PERIOD)
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert ReportOut.model_validate(body).model_dump(mode="json") == body
+        assert list(body) == list(ReportOut.model_fields)
 
 
 def test_every_table_downloads_as_the_csv_of_its_json(sessions: dict[str, ConsoleSession]) -> None:

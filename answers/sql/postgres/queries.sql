@@ -53,9 +53,21 @@ ON CONFLICT (hour, page_id, handling, entry_id) DO UPDATE SET n = answer_hours.n
 UPDATE answer_hours SET n = n - 1
 WHERE hour = %(hour)s::timestamptz AND page_id = %(page_id)s AND handling = 'did_you_mean' AND entry_id = %(entry_id)s;
 
+-- name: add_handling_hour
+-- With add_hour, in the same transaction: the hour's sum over the entries (answer_hours_by_handling).
+INSERT INTO answer_hours_by_handling (hour, page_id, handling, n)
+VALUES (%(hour)s, %(page_id)s, %(handling)s, 1)
+ON CONFLICT (hour, page_id, handling) DO UPDATE SET n = answer_hours_by_handling.n + 1;
+
+-- name: take_back_handling_hour
+-- With take_back_hour, in the same transaction and only when it changed a row: one less in the hour's sum.
+UPDATE answer_hours_by_handling SET n = n - 1
+WHERE hour = %(hour)s::timestamptz AND page_id = %(page_id)s AND handling = 'did_you_mean';
+
 -- name: counts_by_handling
--- The hours whose start is in the window (the journal's rows are not read: they are pruned, the hours are not).
-SELECT handling, sum(n) AS n FROM answer_hours
+-- The hours whose start is in the window, summed over the entries (answer_hours_by_handling; the journal's rows are
+-- not read: they are pruned, the hours are not).
+SELECT handling, sum(n) AS n FROM answer_hours_by_handling
 WHERE hour >= %(since)s::timestamptz AND hour < %(until)s::timestamptz AND (%(page_id)s::text IS NULL OR page_id = %(page_id)s)
 GROUP BY handling;
 
@@ -74,14 +86,13 @@ HAVING sum(n) > 0
 ORDER BY hour, page_id, handling;
 
 -- name: handling_days
--- As SQLite's: handling_hours summed per UTC date and whether the hour is at or after %(cut)s.
+-- As SQLite's: the hours' sums over the entries above 0, summed per UTC date and whether the hour is at or after
+-- %(cut)s.
 SELECT (hour AT TIME ZONE 'UTC')::date AS utc_day, extract(hour FROM hour AT TIME ZONE 'UTC') >= %(cut)s::int AS late,
-       handling, sum(n) AS n FROM (
-    SELECT hour, page_id, handling, sum(n) AS n FROM answer_hours
-    WHERE hour >= %(since)s::timestamptz AND hour < %(until)s::timestamptz AND (%(page_id)s::text IS NULL OR page_id = %(page_id)s)
-    GROUP BY hour, page_id, handling
-    HAVING sum(n) > 0
-) AS hours
+       handling, sum(n) AS n
+FROM answer_hours_by_handling
+WHERE hour >= %(since)s::timestamptz AND hour < %(until)s::timestamptz AND (%(page_id)s::text IS NULL OR page_id = %(page_id)s)
+  AND n > 0
 GROUP BY 1, 2, handling;
 
 -- name: oldest_answer

@@ -52,9 +52,21 @@ ON CONFLICT (hour, page_id, handling, entry_id) DO UPDATE SET n = answer_hours.n
 UPDATE answer_hours SET n = n - 1
 WHERE hour = :hour AND page_id = :page_id AND handling = 'did_you_mean' AND entry_id = :entry_id;
 
+-- name: add_handling_hour
+-- With add_hour, in the same transaction: the hour's sum over the entries (answer_hours_by_handling).
+INSERT INTO answer_hours_by_handling (hour, page_id, handling, n)
+VALUES (:hour, :page_id, :handling, 1)
+ON CONFLICT (hour, page_id, handling) DO UPDATE SET n = answer_hours_by_handling.n + 1;
+
+-- name: take_back_handling_hour
+-- With take_back_hour, in the same transaction and only when it changed a row: one less in the hour's sum.
+UPDATE answer_hours_by_handling SET n = n - 1
+WHERE hour = :hour AND page_id = :page_id AND handling = 'did_you_mean';
+
 -- name: counts_by_handling
--- The hours whose start is in the window (the journal's rows are not read: they are pruned, the hours are not).
-SELECT handling, sum(n) AS n FROM answer_hours
+-- The hours whose start is in the window, summed over the entries (answer_hours_by_handling; the journal's rows are
+-- not read: they are pruned, the hours are not).
+SELECT handling, sum(n) AS n FROM answer_hours_by_handling
 WHERE hour >= :since AND hour < :until AND (:page_id IS NULL OR page_id = :page_id)
 GROUP BY handling;
 
@@ -73,15 +85,13 @@ HAVING sum(n) > 0
 ORDER BY hour, page_id, handling;
 
 -- name: handling_days
--- The reports over a long period: handling_hours (each hour, page and handling as there, left out when not above 0)
--- summed per UTC date and whether the hour is at or after :cut (the hour that starts the next local day for one
--- UTC offset, or the same one): AnswersStore.handling_days names the local day; ~730 rows a year, not ~30,000.
-SELECT substr(hour, 1, 10) AS utc_day, CAST(substr(hour, 12, 2) AS INTEGER) >= :cut AS late, handling, sum(n) AS n FROM (
-    SELECT hour, page_id, handling, sum(n) AS n FROM answer_hours
-    WHERE hour >= :since AND hour < :until AND (:page_id IS NULL OR page_id = :page_id)
-    GROUP BY hour, page_id, handling
-    HAVING sum(n) > 0
-) AS hours
+-- The reports over a long period: the hours' sums over the entries (answer_hours_by_handling, each hour, page and
+-- handling as handling_hours gives it from answer_hours, left out when not above 0) summed per UTC date and whether
+-- the hour is at or after :cut (the hour that starts the next local day for one UTC offset, or the same one):
+-- AnswersStore.handling_days names the local day; ~730 rows a year, not ~30,000.
+SELECT substr(hour, 1, 10) AS utc_day, CAST(substr(hour, 12, 2) AS INTEGER) >= :cut AS late, handling, sum(n) AS n
+FROM answer_hours_by_handling
+WHERE hour >= :since AND hour < :until AND (:page_id IS NULL OR page_id = :page_id) AND n > 0
 GROUP BY utc_day, late, handling;
 
 -- name: oldest_answer
@@ -129,10 +139,12 @@ LIMIT :limit OFFSET :offset;
 
 -- name: open_groups_asked_between
 -- The reports: open groups by their questions asked in [:since, :until) only (people, times, the latest), most
--- people first; the journal's rows of the period through answers_by_time, not every group's whole history.
+-- people first; each open group's rows of the period through answers_by_group (group, time), not every group's
+-- whole history nor every question of the period (CROSS JOIN: SQLite keeps the groups as the outer loop; through
+-- answers_by_time a year of a busy page read ~80,000 rows, grouped or not).
 SELECT g.id, g.label, count(*) AS questions, count(DISTINCT a.person_key) AS people, max(a.at) AS last_at
-FROM answers a JOIN answer_groups g ON g.id = a.group_id
-WHERE a.at >= :since AND a.at < :until AND a.group_id IS NOT NULL AND (:page_id IS NULL OR a.page_id = :page_id)
+FROM answer_groups g CROSS JOIN answers a ON a.group_id = g.id
+WHERE a.at >= :since AND a.at < :until AND (:page_id IS NULL OR a.page_id = :page_id)
   AND g.status = 'open'
 GROUP BY g.id, g.label
 ORDER BY people DESC, last_at DESC, g.id

@@ -339,6 +339,14 @@ SELECT hour, page_id, messages, conversations, new_people FROM message_hours
 WHERE hour >= %(since)s AND hour < %(until)s AND (%(page_id)s::text IS NULL OR page_id = %(page_id)s::text)
 ORDER BY hour, page_id;
 
+-- name: message_days
+-- As SQLite's: message_hours summed per UTC date and whether the hour is at or after %(cut)s.
+SELECT (hour AT TIME ZONE 'UTC')::date AS utc_day, extract(hour FROM hour AT TIME ZONE 'UTC') >= %(cut)s::int AS late,
+       sum(messages) AS messages, sum(conversations) AS conversations, sum(new_people) AS new_people
+FROM message_hours
+WHERE hour >= %(since)s AND hour < %(until)s AND (%(page_id)s::text IS NULL OR page_id = %(page_id)s::text)
+GROUP BY 1, 2;
+
 -- name: message_hours_since
 -- When message_hours began counting on an outbox that already held people's messages (no row: from the start).
 SELECT started_at FROM report_counters_start WHERE counter = 'message_hours';

@@ -269,6 +269,16 @@ SELECT hour, page_id, messages, conversations, new_people FROM message_hours
 WHERE hour >= :since AND hour < :until AND (:page_id IS NULL OR page_id = :page_id)
 ORDER BY hour, page_id;
 
+-- name: message_days
+-- The reports over a long period: message_hours summed per UTC date and whether the hour is at or after :cut (the
+-- hour that starts the next local day for one UTC offset, or the same one); the store names the local day
+-- (outbox.model.local_day): ~730 rows a year for one page, not 8,760.
+SELECT substr(hour, 1, 10) AS utc_day, CAST(substr(hour, 12, 2) AS INTEGER) >= :cut AS late,
+       sum(messages) AS messages, sum(conversations) AS conversations, sum(new_people) AS new_people
+FROM message_hours
+WHERE hour >= :since AND hour < :until AND (:page_id IS NULL OR page_id = :page_id)
+GROUP BY utc_day, late;
+
 -- name: message_hours_since
 -- When message_hours began counting on an outbox that already held people's messages (no row: from the start).
 SELECT started_at FROM report_counters_start WHERE counter = 'message_hours';

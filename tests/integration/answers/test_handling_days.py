@@ -6,11 +6,13 @@ file and a PostgreSQL schema of the test's own (PostgreSQL missing → skipped, 
 
 Would catch: an hour counted in the UTC day instead of the local one, the first hour of a +05:30 day put in the day
 before, the night of a daylight-saving change counted with the wrong offset, another page's questions counted, an
-hour taken back to 0 by a followed offer (left out by the hours) counted negative."""
+hour taken back to 0 by a followed offer (left out by the hours) counted negative; the hours by handling (what the
+days read) drifting from the hours they sum, a followed offer taken back from one and not the other."""
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,7 +21,8 @@ from answers.model import AnswerRecord, Handling
 from answers.store import AnswersStore, open_answers_store
 from reports.assemble import handling_by_day
 from reports.model import Period
-from tests.support.postgres import store_fixture, url_fixture
+from tests.integration.answers.test_answer_hours import write_schema_3
+from tests.support.postgres import store_fixture, store_url, url_fixture
 
 PAGE, OTHER_PAGE = "100000000000001", "100000000000002"
 START = datetime(2024, 3, 1, tzinfo=timezone.utc)
@@ -83,3 +86,44 @@ def test_an_hour_belongs_to_the_local_day_of_its_start(store: AnswersStore) -> N
 def test_an_offset_of_a_day_or_more_is_refused(store: AnswersStore) -> None:
     with pytest.raises(ValueError):
         store.handling_days(None, START, START + timedelta(days=1), 86_400)
+
+
+SUMS = "SELECT hour, page_id, handling, sum(n) AS n FROM answer_hours GROUP BY hour, page_id, handling"
+KEPT = "SELECT hour, page_id, handling, n FROM answer_hours_by_handling"
+COLUMNS = ("hour", "page_id", "handling", "n")
+
+
+def sums_and_kept(store: AnswersStore) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """answer_hours summed over the entries, and answer_hours_by_handling, each in order."""
+    with store._db.write() as conn:
+        return ([tuple(row[key] for key in COLUMNS) for row in conn.execute(SUMS + " ORDER BY 1, 2, 3").fetchall()],
+                [tuple(row[key] for key in COLUMNS) for row in conn.execute(KEPT + " ORDER BY 1, 2, 3").fetchall()])
+
+
+def test_the_hours_by_handling_are_always_the_hours_summed_over_the_entries(store: AnswersStore) -> None:
+    """What handling_days and counts_by_handling read (answer_hours_by_handling) is kept with answer_hours in one
+    transaction: +1 with each question, -1 with each followed offer taken back (an hour back to 0 included)."""
+    fill(store)
+    store.record(AnswerRecord(page_id=PAGE, person_key="solo", question="horario", handling=Handling.SELECTED,
+                              at=START - timedelta(days=1), entry_id="e2"))  # a tap without an offer: nothing back
+    sums, kept = sums_and_kept(store)
+    assert kept == sums and len(kept) > 800
+    assert any(row[2] == "did_you_mean" and row[3] == 0 for row in kept)  # offers taken back to 0
+    everything = (START - timedelta(days=2), START + timedelta(days=300))
+    assert store.counts_by_handling(None, *everything) == {
+        kind.value: sum(h.n for h in store.handling_hours(None, *everything) if h.handling is kind)
+        for kind in Handling}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_migration_006_sums_the_hours_already_counted(backend: str, tmp_path: Path) -> None:
+    """An answer journal of schema 3 (journal rows, followed offers, a pruned day) migrated to the latest: the hours
+    by handling are the hours (004's) summed over the entries."""
+    with store_url(backend, tmp_path, "answers") as old_url:
+        write_schema_3(old_url)
+        migrated = open_answers_store(old_url)
+        try:
+            sums, kept = sums_and_kept(migrated)
+            assert kept == sums and len(kept) == 6
+        finally:
+            migrated.close()
