@@ -95,7 +95,7 @@ class PeriodOut(BaseModel):
     until_utc: str
 
 
-class ReportOut(BaseModel):
+class PeriodReportOut(BaseModel):
     period: PeriodOut
     part: str = Field(description="all (administradores) | knowledge (editores)")
     headline: HeadlineOut
@@ -183,15 +183,15 @@ async def reports_page(request: Request, principal: ReportPage, desde: Desde = N
         "seconds_es": seconds_es, "chart_titles": {name: chart.title for name, chart in charts.CHARTS.items()}})
 
 
-@router.get(API, response_model=ReportOut, responses=INVALID)
+@router.get(API, response_model=PeriodReportOut, responses=INVALID)
 async def get_report(request: Request, principal: ReportReader, desde: Desde = None, hasta: Hasta = None,
                      pagina: Pagina = None) -> Response:
     """The report of the period: the headline (the share of questions answered without a person, with the period
     before's and the difference in points), summary figures and every table (editors: the knowledge part)."""
     period = period_of(request, desde, hasta, pagina)
-    # `ReportOut` documents the answer; it is `view`'s dict as JSON, not validated again on every request (a year's
-    # report is ~100 KB: the validation cost more than reading the counters). tests/integration/test_reports_api.py
-    # checks the answer against the schema.
+    # `PeriodReportOut` documents the answer; it is `view`'s dict as JSON, not validated again on every request
+    # (a year's report is ~100 KB: the validation cost more than reading the counters).
+    # tests/integration/test_reports_api.py checks the answer against the schema.
     return JSONResponse(view(await report_of(request, period, part_of(principal))))
 
 

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.app import create_app
-from console.reports import ReportOut
+from console.reports import PeriodReportOut
 from core.settings import DEMO_SERVICE_TOKEN, Settings
 from tests.support.console_client import ConsoleSession
 from tests.support.report_history import PAGE, PERIOD, fill
@@ -84,14 +84,14 @@ def test_the_admins_report_equals_the_history_written(sessions: dict[str, Consol
 
 
 def test_the_json_is_what_the_documented_schema_says(sessions: dict[str, ConsoleSession]) -> None:
-    """The route answers `view`'s dict without validating it against `ReportOut` on every request: it must be
+    """The route answers `view`'s dict without validating it against `PeriodReportOut` on every request: it must be
     exactly what that model reads and writes back (every field there, nothing else, the same values and order)."""
     for name in ("admin", "editor"):
         answer = sessions[name].get(API, params=PERIOD)
         assert answer.status_code == 200, answer.text
         body = answer.json()
-        assert ReportOut.model_validate(body).model_dump(mode="json") == body
-        assert list(body) == list(ReportOut.model_fields)
+        assert PeriodReportOut.model_validate(body).model_dump(mode="json") == body
+        assert list(body) == list(PeriodReportOut.model_fields)
 
 
 def test_every_table_downloads_as_the_csv_of_its_json(sessions: dict[str, ConsoleSession]) -> None:
