@@ -52,6 +52,8 @@ def head(method: str, path: str, headers: dict[str, str]) -> bytes:
 
 
 def read_status(sock: socket.socket) -> tuple[int, bytes]:
+    """The answer's status and bytes: the head, then the body its Content-Length announces (a loaded machine may
+    deliver the body in a later packet than the head)."""
     data = b""
     while b"\r\n\r\n" not in data:
         piece = sock.recv(65536)
@@ -59,6 +61,15 @@ def read_status(sock: socket.socket) -> tuple[int, bytes]:
             break
         data += piece
     status = int(data.split(b" ", 2)[1])
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")[1:]
+                   if line.lower().startswith(b"content-length:")), 0)
+    while len(body) < length:
+        piece = sock.recv(65536)
+        if not piece:
+            break
+        body += piece
+        data += piece
     return status, data
 
 
