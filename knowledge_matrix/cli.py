@@ -27,7 +27,7 @@ from knowledge_matrix.publish import (
     NothingToRollBackError,
     activate,
     build_knowledge_base,
-    built_report,
+    checked_report,
     full_report,
     list_versions,
     publish,
@@ -51,7 +51,7 @@ def data_dir_from(args: argparse.Namespace) -> Path:
 def _validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     sheet = read_sheet(Path(args.file))
     embedder = None if args.no_embeddings else create_embedder(args.embedder)
-    result, _ = built_report(sheet, full_report(sheet, embedder), embedder)
+    result, _ = checked_report(sheet, embedder)
     if args.json:
         out.write(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
     else:
@@ -62,7 +62,7 @@ def _validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _build(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     sheet = read_sheet(Path(args.file))
     embedder = create_embedder(args.embedder)
-    result, built = built_report(sheet, full_report(sheet, embedder), embedder)
+    result, built = checked_report(sheet, embedder)
     if not result.ok:
         err.write(result.render() + "\n")
         return EXIT_INVALID

@@ -7,9 +7,10 @@ other answer. The report warns about the closest pairs (at most `MAX_CONFUSABLE_
 side, the words of its questions and answer that the other entry never uses («importar» vs «exportar»).
 
 Bounded work: at most `QUESTIONS_PER_ENTRY` questions per entry (past `PROBE_BUDGET` questions only the first of
-each), each asking for its `NEIGHBOURS` nearest entries; never all pairs. The cost is one query embedding per question
-searched: measured on the shared 2-core box, 3.7 s for 100 entries and about 75 ms per entry at 1,000-10,000
-(10,000 entries: about 12 minutes, some 50-60 % on top of embedding the rows at build).
+each), each asking for its `NEIGHBOURS` nearest entries; never all pairs. Embedding the questions was almost all of
+the cost (one query embedding per question searched, some 50-60 % on top of the build at 10,000 entries), and the
+near-duplicate check had already embedded every one of them the same way: the check runs both with one
+`QueryVectorMemo` (`publish.checked_report`), so each question is embedded once and the confusable check only scores.
 
 Calibrated on the dev and held-out sets (tests/data/knowledge/{dev,heldout_*}): an entry's questions only (its
 answer's first sentence was tried as well and added noise: a generic first sentence ranks unrelated entries above
@@ -25,6 +26,9 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
+from knowledge_matrix.embedders import Embedder, EmbedderPart, FloatMatrix, TextRole, embedder_parts
 from knowledge_matrix.knowledge_base import KnowledgeBase
 from knowledge_matrix.matrix import Entry
 from knowledge_matrix.report import Issue
@@ -41,6 +45,50 @@ DISTINCTIVE_TERMS = 3
 QUESTION_WEIGHT = 2.0  # a word of the questions says more about what customers ask than one of the answer
 
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+
+class QueryVectorMemo:
+    """An embedder that remembers the vectors of the texts it embeds as queries, while one matrix is checked.
+
+    The near-duplicate check embeds every question of the matrix as a query; the confusable check searches the same
+    questions with `KnowledgeBase.search_many`, which embeds them again through the knowledge base's embedder. With
+    this memo as the embedder of both (and of the build), each question is embedded once. `release()` forgets the
+    vectors and leaves a plain pass-through: the knowledge base built with it keeps it as its embedder, and must not
+    keep a growing memo of every message it is later asked."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self._embedder = embedder
+        self._vectors: dict[str, FloatMatrix] | None = {}
+
+    @property
+    def name(self) -> str:
+        return self._embedder.name
+
+    @property
+    def dimension(self) -> int:
+        return self._embedder.dimension
+
+    @property
+    def parts(self) -> tuple[EmbedderPart, ...]:
+        return embedder_parts(self._embedder)
+
+    @property
+    def remembered(self) -> int:
+        return 0 if self._vectors is None else len(self._vectors)
+
+    def embed(self, texts: Sequence[str], *, role: TextRole = "query") -> FloatMatrix:
+        vectors = self._vectors
+        if role != "query" or vectors is None:
+            return self._embedder.embed(texts, role=role)
+        missing = list(dict.fromkeys(text for text in texts if text not in vectors))
+        if missing:
+            vectors.update(zip(missing, self._embedder.embed(missing, role=role), strict=True))
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.stack([vectors[text] for text in texts]).astype(np.float32, copy=False)
+
+    def release(self) -> None:
+        self._vectors = None
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from knowledge_matrix.artifact import MANIFEST, read_manifest, utc_timestamp
-from knowledge_matrix.confusables import confusable_issues
+from knowledge_matrix.confusables import QueryVectorMemo, confusable_issues
 from knowledge_matrix.duplicates import similar_question_pairs
 from knowledge_matrix.embedders import Embedder, shared_embedder
 from knowledge_matrix.errors import ArtifactError, KnowledgeMatrixError, MatrixReadError
@@ -320,8 +320,21 @@ def checked_build(
         sheet = read_sheet(Path(path))
     except MatrixReadError as exc:
         return Report((Issue("error", exc.code, str(exc)),)), None, None
-    report, knowledge_base = built_report(sheet, full_report(sheet, embedder), embedder, settings)
+    report, knowledge_base = checked_report(sheet, embedder, settings)
     return report, sheet, knowledge_base
+
+
+def checked_report(
+    sheet: Sheet, embedder: Embedder | None, settings: RetrievalSettings = DEFAULT_SETTINGS
+) -> tuple[Report, KnowledgeBase | None]:
+    """`full_report` then `built_report` with one `QueryVectorMemo` around the embedder: the confusable check
+    searches the questions the near-duplicate check has just embedded, and reuses their vectors."""
+    memo = None if embedder is None else QueryVectorMemo(embedder)
+    try:
+        return built_report(sheet, full_report(sheet, memo), memo, settings)
+    finally:
+        if memo is not None:
+            memo.release()
 
 
 def built_report(

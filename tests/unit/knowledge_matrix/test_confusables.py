@@ -1,10 +1,17 @@
-"""The confusable-entries rule on hand-made hits (pure), and the words that tell two entries apart."""
+"""The confusable-entries rule on hand-made hits (pure), the words that tell two entries apart, and the memo that
+lets the check reuse the near-duplicate check's question vectors (hashing fake)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
 
 from knowledge_matrix.confusables import (
     ConfusablePair,
     Probe,
+    QueryVectorMemo,
     confusable_pairs,
     distinctive_terms,
     document_frequency,
@@ -12,7 +19,9 @@ from knowledge_matrix.confusables import (
     pair_message,
     probes_of,
 )
-from knowledge_matrix.matrix import Entry
+from knowledge_matrix.embedders import FloatMatrix, HashingEmbedder, TextRole
+from knowledge_matrix.matrix import Entry, read_sheet
+from knowledge_matrix.publish import built_report, checked_report, full_report
 from knowledge_matrix.retrieval import Hit
 
 IMPORT = Entry("importar", ("¿Cómo importo mis contactos desde un archivo?",), "Suba un CSV en Contactos.", row=2)
@@ -80,3 +89,62 @@ def test_the_message_names_both_entries_their_rows_and_the_words() -> None:
     assert "casi tan cerca" in message
     above = pair_message(ConfusablePair(IMPORT, EXPORT, IMPORT.questions[0], 1.2), IMPORT, EXPORT, [], [])
     assert "el bot responde con «exportar»" in above and "no tiene palabras propias" in above
+
+
+class CountingEmbedder:
+    """The hashing fake, keeping every text it is asked to embed, by role."""
+
+    def __init__(self) -> None:
+        self.real = HashingEmbedder(64)
+        self.asked: dict[str, list[str]] = {"query": [], "passage": []}
+
+    @property
+    def name(self) -> str:
+        return self.real.name
+
+    @property
+    def dimension(self) -> int:
+        return self.real.dimension
+
+    def embed(self, texts: Sequence[str], *, role: TextRole = "query") -> FloatMatrix:
+        self.asked[role].extend(texts)
+        return self.real.embed(texts, role=role)
+
+
+def test_the_memo_embeds_each_query_once_and_passes_passages_and_released_calls_through() -> None:
+    counting = CountingEmbedder()
+    memo = QueryVectorMemo(counting)
+    first = memo.embed(["¿Abren el domingo?", "¿A qué hora abren?"])
+    again = memo.embed(["¿A qué hora abren?", "¿Abren el domingo?", "¿A qué hora abren?"])
+    assert np.array_equal(again, first[[1, 0, 1]])
+    assert np.array_equal(first, HashingEmbedder(64).embed(["¿Abren el domingo?", "¿A qué hora abren?"]))
+    assert counting.asked["query"] == ["¿Abren el domingo?", "¿A qué hora abren?"]
+    memo.embed(["De 9 a 18."], role="passage")
+    memo.embed(["De 9 a 18."], role="passage")
+    assert counting.asked["passage"] == ["De 9 a 18."] * 2 and memo.remembered == 2
+    assert memo.embed([]).shape == (0, 64)
+    memo.release()
+    memo.embed(["¿Abren el domingo?"])
+    assert memo.remembered == 0 and counting.asked["query"][-1] == "¿Abren el domingo?"
+    assert (memo.name, memo.dimension) == (counting.name, counting.dimension)
+
+
+def test_a_checked_matrix_embeds_each_question_once_and_reports_as_without_the_memo(tmp_path: Path) -> None:
+    path = tmp_path / "matriz.csv"
+    path.write_text(
+        "id,preguntas,respuesta\n"
+        "importar,¿Cómo importo mis contactos?|¿Puedo subir mis contactos?,Suba un CSV en Contactos.\n"
+        "exportar,¿Cómo exporto mis contactos?,Pulse Descargar en Contactos.\n"
+        "horario,¿A qué hora abren?|¿Abren el domingo?,De 9 a 18.\n",
+        encoding="utf-8",
+    )
+    sheet = read_sheet(path)
+    counting = CountingEmbedder()
+    report, knowledge_base = checked_report(sheet, counting)
+    assert knowledge_base is not None
+    questions = [question for entry in knowledge_base.entries for question in entry.questions]
+    assert sorted(counting.asked["query"]) == sorted(questions)  # the near-duplicate check's, reused
+    plain = HashingEmbedder(64)
+    expected, _ = built_report(sheet, full_report(sheet, plain), plain)
+    assert report == expected
+    assert any(issue.code == "confusable_entries" for issue in report.issues)
