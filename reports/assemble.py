@@ -394,24 +394,48 @@ def episode_tables(episodes: Sequence[EpisodeRow] | None, ratings: Sequence[Agen
     Only people are ranked: the idle auto-resume's closes are a figure of their own and stay out of every close
     wait (they measure the idle timeout, not the team); the chatbot's ratings are a summary line, not an agent."""
     found = episodes or ()
-    by_reason: Counter[str] = Counter(code(e.reason) for e in found)
-    auto_closed = [e for e in found if e.resumed_at is not None and agent_name(e.closed_by) == AUTO_RESUME_BY]
-    first_waits = [w for e in found if (w := _seconds(_gap(e.paused_at, e.first_reply_at))) is not None]
-    close_waits = [w for e in found if agent_name(e.closed_by) != AUTO_RESUME_BY
-                   and (w := _seconds(_gap(e.paused_at, e.resumed_at))) is not None]
+    by_reason: Counter[str] = Counter()
+    first_waits: list[int] = []
+    close_waits: list[int] = []
+    auto_closed = still_open = closed_without_reply = 0
     agents: dict[str, _Agent] = defaultdict(_Agent)
-    for episode in found:
-        replier = team_member(episode.first_reply_by, reserved)
-        closer = team_member(episode.closed_by, reserved)
-        owner = replier or team_member(episode.assigned_to, reserved) or closer
+    members: dict[str | None, str | None] = {}  # an author's row (a year has thousands of episodes, a few authors)
+    automatic: dict[str | None, bool] = {}  # whether a closer is the idle auto-resume
+
+    def member(author: str | None) -> str | None:
+        if author not in members:
+            members[author] = team_member(author, reserved)
+        return members[author]
+
+    for episode in found:  # one pass: a year of a busy page is ~7,000 episodes
+        by_reason[code(episode.reason)] += 1
+        first_reply_at, resumed_at = episode.first_reply_at, episode.resumed_at
+        first_wait = _seconds(first_reply_at - episode.paused_at) if first_reply_at is not None else None
+        if first_wait is not None:
+            first_waits.append(first_wait)
+        if episode.closed_by not in automatic:
+            automatic[episode.closed_by] = agent_name(episode.closed_by) == AUTO_RESUME_BY
+        close_wait = None
+        if resumed_at is None:
+            still_open += 1
+        else:
+            close_wait = _seconds(resumed_at - episode.paused_at)
+            closed_without_reply += first_reply_at is None
+            if automatic[episode.closed_by]:
+                auto_closed += 1
+            elif close_wait is not None:
+                close_waits.append(close_wait)
+        replier = member(episode.first_reply_by)
+        closer = member(episode.closed_by)
+        owner = replier or member(episode.assigned_to) or closer
         if owner:
             agents[owner].episodes += 1
-        if replier and episode.first_reply_at is not None:
+        if replier and first_reply_at is not None:
             agents[replier].replied += 1
-            agents[replier].first_reply.append(float(_seconds(episode.first_reply_at - episode.paused_at) or 0))
-        if closer and episode.resumed_at is not None:
+            agents[replier].first_reply.append(float(first_wait or 0))
+        if closer and resumed_at is not None:
             agents[closer].closed += 1
-            agents[closer].close.append(float(_seconds(episode.resumed_at - episode.paused_at) or 0))
+            agents[closer].close.append(float(close_wait or 0))
     rated: dict[str, AgentRating] = {}
     bot_rating: AgentRating | None = None
     for rating in ratings or ():
@@ -452,11 +476,11 @@ def episode_tables(episodes: Sequence[EpisodeRow] | None, ratings: Sequence[Agen
                                 "automáticos por inactividad y la satisfacción con el chatbot están en el resumen.")
     summary: dict[str, Cell] = {
         "episodes": len(found),
-        "episodes_open": sum(1 for e in found if e.resumed_at is None),
-        "episodes_closed_without_reply": sum(1 for e in found if e.resumed_at is not None and e.first_reply_at is None),
+        "episodes_open": still_open,
+        "episodes_closed_without_reply": closed_without_reply,
         "first_reply_p50_seconds": _p(first_waits, 50), "first_reply_p90_seconds": _p(first_waits, 90),
         "close_p50_seconds": _p(close_waits, 50), "close_p90_seconds": _p(close_waits, 90),
-        "episodes_auto_closed": len(auto_closed),
+        "episodes_auto_closed": auto_closed,
         "csat_bot_asked": bot_rating.asked if bot_rating is not None else 0,
         "csat_bot_answered": bot_rating.answered if bot_rating is not None else 0,
         "csat_bot_average": _average(bot_rating),
@@ -466,10 +490,6 @@ def episode_tables(episodes: Sequence[EpisodeRow] | None, ratings: Sequence[Agen
 
 def _average(rating: AgentRating | None) -> float | None:
     return round(rating.average, 2) if rating is not None and rating.average is not None else None
-
-
-def _gap(start: datetime, end: datetime | None) -> timedelta | None:
-    return None if end is None else end - start
 
 
 def send_table(rows: Sequence[SendHourRow] | None, standard: timedelta) -> tuple[Table, dict[str, Cell]]:
