@@ -7,10 +7,12 @@ other answer. The report warns about the closest pairs (at most `MAX_CONFUSABLE_
 side, the words of its questions and answer that the other entry never uses («importar» vs «exportar»).
 
 Bounded work: at most `QUESTIONS_PER_ENTRY` questions per entry (past `PROBE_BUDGET` questions only the first of
-each), each asking for its `NEIGHBOURS` nearest entries; never all pairs. Embedding the questions was almost all of
-the cost (one query embedding per question searched, some 50-60 % on top of the build at 10,000 entries), and the
-near-duplicate check had already embedded every one of them the same way: the check runs both with one
-`QueryVectorMemo` (`publish.checked_report`), so each question is embedded once and the confusable check only scores.
+each), each asking for its `NEIGHBOURS` nearest entries; never all pairs. Embedding the questions again was most of
+the cost, and the near-duplicate check had already embedded every one of them the same way: the check runs both
+with one `QueryVectorMemo` (`publish.checked_report`), so each question is embedded once and this check only scores.
+Measured on synthetic matrices (loaded 2-core box): 100 entries 0.3 s (was 2-8 s), 1,000 entries about 60 s (was
+110-180 s), 10,000 about 11 minutes (was about 20), that is about half the build's time: what is left is
+`KnowledgeBase` scoring one question at a time (~60 ms each), which only a batched search there can cut.
 
 Calibrated on the dev and held-out sets (tests/data/knowledge/{dev,heldout_*}): an entry's questions only (its
 answer's first sentence was tried as well and added noise: a generic first sentence ranks unrelated entries above
