@@ -27,7 +27,7 @@ from typing import Any
 
 from knowledge_matrix.errors import ArtifactError, RebuildRequiredError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: lexical channel with its stemmer, model agreement, answer margin (issue 15)
 MANIFEST = "manifest.json"
 
 

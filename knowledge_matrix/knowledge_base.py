@@ -8,6 +8,7 @@ loading are the I/O around the pure scoring in `retrieval.py`.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -34,14 +35,19 @@ from knowledge_matrix.retrieval import (
     Hit,
     Verdict,
     background_stats,
+    best_per_entry,
     decide,
     fused_scores,
     margins,
+    model_agreement,
+    promote,
     rank_entries,
+    reciprocal_rank_fusion,
     standardized_query,
 )
 from knowledge_matrix.settings import DEFAULT_SETTINGS, RetrievalSettings
-from knowledge_matrix.text import expand_shorthand
+from knowledge_matrix.spelling import Vocabulary
+from knowledge_matrix.text import canonical_key, expand_shorthand
 
 FloatMatrix = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -53,11 +59,29 @@ ANCHORS_FILE = "anchors.npy"
 FAISS_FILE = "index.faiss"
 VECTORS_FILE = "vectors.npy"
 LEXICAL_FILE = "lexical.npz"
+LEXICAL_BACKGROUND_ROWS = 256
 
 
-def row_texts(entries: Sequence[Entry], fields: str) -> tuple[list[str], list[int], list[int]]:
+_SENTENCE = re.compile(r"(?<=[.!?…])\s+|\n+")
+MIN_SENTENCE_WORDS = 3
+
+
+def answer_sentences(answer: str) -> list[str]:
+    """The sentences of an answer with at least `MIN_SENTENCE_WORDS` words, in order, without repeats."""
+    sentences: list[str] = []
+    for part in _SENTENCE.split(answer):
+        sentence = " ".join(part.split())
+        if len(sentence.split()) >= MIN_SENTENCE_WORDS and sentence not in sentences:
+            sentences.append(sentence)
+    return sentences
+
+
+def row_texts(
+    entries: Sequence[Entry], fields: str, answer_sentence_rows: bool = False
+) -> tuple[list[str], list[int], list[int]]:
     """One row per way of asking; with `question+answer` the answer is embedded along with it, with
-    `question|question+answer` each way of asking gets both rows. Returns the texts, the entry of
+    `question|question+answer` each way of asking gets both rows; `answer_sentence_rows` adds a row per
+    sentence of the answer (its position is the entry's first question). Returns the texts, the entry of
     each row and the position of its question in the entry."""
     if fields not in ("question", "question+answer", "question|question+answer"):
         raise ValueError(f"unknown passage fields {fields!r}")
@@ -74,7 +98,18 @@ def row_texts(entries: Sequence[Entry], fields: str) -> tuple[list[str], list[in
                 texts.append(f"{question}\n{entry.answer}")
                 owners.append(entry_index)
                 positions.append(position)
+        if answer_sentence_rows:
+            for sentence in answer_sentences(entry.answer):
+                texts.append(sentence)
+                owners.append(entry_index)
+                positions.append(0)
     return texts, owners, positions
+
+
+def lexical_documents(texts: Sequence[str]) -> list[str]:
+    """The lexical channel's document of each row when it reads questions only: the row's text up to the answer
+    (an answer-sentence row keeps its sentence)."""
+    return [text.split("\n", 1)[0] for text in texts]
 
 
 def background_sample(row_count: int, limit: int) -> IntArray:
@@ -120,13 +155,30 @@ class KnowledgeBase:
         self._calibration: Calibration = settings.calibration_for(embedder.name)
         self._matrix_sha256 = matrix_sha256
         self._source_sha256 = source_sha256
-        _, owners, positions = row_texts(self._entries, settings.passage_fields)
+        _, owners, positions = row_texts(self._entries, settings.passage_fields, settings.answer_sentence_rows)
         if owners != self._row_entries.tolist():
             raise ArtifactError("the rows of the index do not match the entries and settings")
         self._row_question_position = positions
         self._rows_by_entry: list[list[int]] = [[] for _ in self._entries]
         for row, owner in enumerate(owners):
             self._rows_by_entry[owner].append(row)
+        # The lexical score's spread is estimated on fewer rows than the models' (its cost is per row).
+        self._lexical_background = self._background[background_sample(len(self._background), LEXICAL_BACKGROUND_ROWS)]
+        # A message that is one of the matrix's own questions (case, accents, punctuation aside) reaches its entry.
+        self._question_owner: dict[str, int] = {}
+        for entry_index, entry in enumerate(self._entries):
+            for question in entry.questions:
+                self._question_owner.setdefault(canonical_key(question), entry_index)
+        self._vocabulary = (
+            Vocabulary.of(text for entry in self._entries for text in (*entry.questions, entry.answer))
+            if settings.spelling_correction
+            else None
+        )
+        self._row_hubness: FloatMatrix | None = None
+        self._anchor_hubness: FloatMatrix | None = None
+        if settings.hubness_weight > 0:
+            self._row_hubness = self._hubness(self._index.vectors(list(range(self._index.size))), self._row_entries)
+            self._anchor_hubness = self._hubness(self._anchors, None)
 
     # --- building and files -----------------------------------------------------------------------
 
@@ -143,14 +195,17 @@ class KnowledgeBase:
         entries = matrix.enabled_entries
         if not entries:
             raise KnowledgeMatrixError("la matriz no tiene entradas activas")
-        texts, owners, _ = row_texts(entries, settings.passage_fields)
+        texts, owners, _ = row_texts(entries, settings.passage_fields, settings.answer_sentence_rows)
         vectors = embedder.embed(texts, role="passage")
         index: VectorIndex
         if in_memory_index:
             index = NumpyIndex(vectors)
         else:
             index = FaissIndex.build(vectors, exact_max_rows=settings.exact_max_rows)
-        lexical = LexicalIndex.build(texts) if settings.lexical_weight > 0 else None
+        lexical = None
+        if settings.lexical_weight > 0:
+            documents = texts if settings.lexical_text == "row" else lexical_documents(texts)
+            lexical = LexicalIndex.build(documents, stemmer=settings.lexical_stemmer)
         anchors = None
         if settings.off_topic_anchors:
             anchor_vectors = embedder.embed(ANCHORS, role="passage")
@@ -277,8 +332,10 @@ class KnowledgeBase:
         if not queries:
             return []
         prepared = [expand_shorthand(q) if self._settings.expand_shorthand else q for q in queries]
+        if self._vocabulary is not None:
+            prepared = [self._vocabulary.correct(q) for q in prepared]
         vectors = self._embedder.embed(prepared, role="query")
-        return [self._hits(query, vector, k) for query, vector in zip(queries, vectors, strict=True)]
+        return [self._hits(query, vector, k) for query, vector in zip(prepared, vectors, strict=True)]
 
     def decide(self, hits: Sequence[Hit]) -> Verdict:
         return decide(hits, self._settings.thresholds)
@@ -297,46 +354,97 @@ class KnowledgeBase:
         ]
         return np.stack(columns, axis=1).astype(np.float32) if columns else np.zeros((len(vectors), 0), np.float32)
 
+    def _hubness(self, vectors: FloatMatrix, owners: IntArray | None, neighbours: int = 10) -> FloatMatrix:
+        """(rows × models) mean cosine of each vector to its `neighbours` nearest background rows of other
+        entries: how much of a hub it is (CSLS), in each model's own cosine scale."""
+        out = np.zeros((len(vectors), len(self._parts)), dtype=np.float32)
+        if len(vectors) == 0 or len(self._background) == 0:
+            return out
+        background_owners = self._row_entries[self._background]
+        for start in range(0, len(vectors), 4096):
+            block = vectors[start : start + 4096]
+            for column, part in enumerate(self._parts):
+                sims = (block[:, part.start : part.stop] @ self._background_vectors[:, part.start : part.stop].T) / (
+                    np.float32(part.weight)
+                )
+                if owners is not None:
+                    sims[owners[start : start + len(block), None] == background_owners[None, :]] = -1.0
+                count = min(neighbours, sims.shape[1])
+                top = -np.sort(-sims, axis=1)[:, :count]
+                out[start : start + len(block), column] = top.mean(axis=1)
+        return out
+
     def _hits(self, query: str, vector: FloatMatrix, k: int) -> list[Hit]:
         weights = [part.weight for part in self._parts]
-        stats = background_stats(self._part_cosines(self._background_vectors, vector))
+        hub_weight = np.float32(self._settings.hubness_weight)
+        background_cosines = self._part_cosines(self._background_vectors, vector)
+        if self._row_hubness is not None:
+            background_cosines = background_cosines - hub_weight * self._row_hubness[self._background]
+        stats = background_stats(background_cosines)
         # FAISS ranks rows by the fused score itself (up to a constant), so its candidates are the best.
         scaled, _ = standardized_query(vector, [(p.start, p.stop, p.weight) for p in self._parts], stats)
         wanted = max(self._settings.candidate_rows, 4 * (k + 1))
         _, found = self._index.search(scaled.reshape(1, -1), min(wanted, self._index.size))
         candidate_rows = {int(row) for row in found[0] if row >= 0}
-        lexical_all = None
-        if self._lexical is not None:
-            lexical_all = self._lexical.scores(query)
-            top_lexical = np.argsort(-lexical_all)[: self._settings.candidate_rows]
-            candidate_rows.update(int(row) for row in top_lexical)
+        exact = self._question_owner.get(canonical_key(query))
+        candidate_entries = {int(self._row_entries[row]) for row in candidate_rows}
+        if exact is not None:
+            candidate_entries.add(exact)
         # Every row of every candidate entry, scored exactly.
-        owners = sorted({int(self._row_entries[row]) for row in candidate_rows})
+        owners = sorted(candidate_entries)
         rows = [row for owner in owners for row in self._rows_by_entry[owner]]
         cosines = self._part_cosines(self._index.vectors(rows), vector)
-        fused = fused_scores(cosines, stats, weights)
-        if lexical_all is not None:
-            lexical_background = lexical_all[self._background]
-            lexical_std = max(float(lexical_background.std()), 1e-4)
-            lexical_z = (lexical_all[rows] - float(lexical_background.mean())) / lexical_std
-            weight = self._settings.lexical_weight
-            fused = ((fused * sum(weights) + weight * lexical_z) / (sum(weights) + weight)).astype(np.float32)
-        ranked = rank_entries(rows, [int(self._row_entries[r]) for r in rows], fused, cosines)
+        adjusted = cosines if self._row_hubness is None else cosines - hub_weight * self._row_hubness[rows]
+        fused = fused_scores(adjusted, stats, weights)
+        row_owners = [int(self._row_entries[r]) for r in rows]
+        ranked_dense = rank_entries(rows, row_owners, fused, cosines)
+        if self._lexical is None:
+            ranked = ranked_dense
+        else:
+            # The lexical channel re-ranks the models' candidates: scored on them and on the background only,
+            # so its cost does not grow with the matrix.
+            lexical_rows = self._lexical.scores_of(query, np.asarray(rows, dtype=np.int64))
+            if self._settings.lexical_fusion == "zscore":
+                lexical_background = self._lexical.scores_of(query, self._lexical_background)
+                lexical_std = max(float(lexical_background.std()), 1e-4)
+                lexical_z = (lexical_rows - float(lexical_background.mean())) / lexical_std
+                weight = self._settings.lexical_weight
+                fused = ((fused * sum(weights) + weight * lexical_z) / (sum(weights) + weight)).astype(np.float32)
+                ranked = rank_entries(rows, row_owners, fused, cosines)
+            else:
+                ranked = reciprocal_rank_fusion(
+                    ranked_dense,
+                    best_per_entry(row_owners, lexical_rows),
+                    self._settings.lexical_weight,
+                    self._settings.rrf_k,
+                )
+        if exact is not None:
+            ranked = promote(ranked, exact)
+        if self._settings.model_agreement:
+            ranked = model_agreement(ranked, row_owners, adjusted, stats)
         leads = margins(ranked)
         off_topic = None
         if len(self._anchors):
-            off_topic = float(fused_scores(self._part_cosines(self._anchors, vector), stats, weights).max())
+            anchor_cosines = self._part_cosines(self._anchors, vector)
+            if self._anchor_hubness is not None:
+                anchor_cosines = anchor_cosines - hub_weight * self._anchor_hubness
+            off_topic = float(fused_scores(anchor_cosines, stats, weights).max())
         return [
             Hit(
                 entry=self._entries[item.entry_index],
                 score=self._calibration.confidence(
-                    item.fused, lead, item.cosines, None if off_topic is None else item.fused - off_topic
+                    item.fused,
+                    lead,
+                    item.cosines,
+                    None if off_topic is None else item.fused - off_topic,
+                    item.agreement if self._settings.model_agreement else None,
                 ),
                 fused=item.fused,
                 margin=lead,
                 matched_question=self._entries[item.entry_index].questions[self._row_question_position[item.row]],
                 cosines=item.cosines,
                 off_topic_gap=None if off_topic is None else item.fused - off_topic,
+                agreement=item.agreement if self._settings.model_agreement else None,
             )
             for item, lead in zip(ranked[:k], leads[:k], strict=True)
         ]

@@ -13,18 +13,22 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from knowledge_matrix.text import char_ngrams, content_terms
+from knowledge_matrix.text import char_ngrams, content_terms, snowball_terms
 
 HASH_BITS = 20
 BUCKETS = 1 << HASH_BITS
 
 FloatArray = npt.NDArray[np.float32]
 Featurizer = Callable[[str], list[str]]
+Stemmer = Literal["prefix", "snowball"]
+WORD_FEATURES: dict[str, Featurizer] = {"prefix": content_terms, "snowball": snowball_terms}
 
 
 def _bucket(feature: str) -> int:
@@ -99,6 +103,38 @@ class HashedTfidf:
         summed = np.bincount(self.postings_doc[positions], weights=contributions, minlength=self.doc_count)
         return np.clip(summed, 0.0, 1.0).astype(np.float32)
 
+    def scores_of(self, features: list[str], docs: npt.NDArray[np.int64]) -> FloatArray:
+        """`scores(features)[docs]`, reading only those documents' features: what a query costs whatever the
+        number of documents (a common character n-gram's postings at 100 000 rows are long)."""
+        query_buckets, query_weights = _weighted(features, self.idf)
+        if len(query_buckets) == 0 or len(docs) == 0:
+            return np.zeros(len(docs), dtype=np.float32)
+        doc_indptr, doc_buckets, doc_weights = self._by_doc
+        starts, ends = doc_indptr[docs], doc_indptr[docs + 1]
+        lengths = ends - starts
+        if int(lengths.sum()) == 0:
+            return np.zeros(len(docs), dtype=np.float32)
+        total = int(lengths.sum())
+        positions = np.arange(total, dtype=np.int64) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+        order = np.argsort(query_buckets)
+        sorted_buckets, sorted_weights = query_buckets[order], query_weights[order]
+        buckets = doc_buckets[positions]
+        found = np.minimum(np.searchsorted(sorted_buckets, buckets), len(sorted_buckets) - 1)
+        matched = sorted_buckets[found] == buckets
+        contributions = np.where(matched, sorted_weights[found] * doc_weights[positions], 0.0)
+        owners = np.repeat(np.arange(len(docs)), lengths)
+        summed = np.bincount(owners, weights=contributions, minlength=len(docs))
+        return np.clip(summed, 0.0, 1.0).astype(np.float32)
+
+    @cached_property
+    def _by_doc(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], FloatArray]:
+        """The postings again, grouped by document: offsets per document, buckets, weights."""
+        buckets = np.repeat(np.arange(BUCKETS, dtype=np.int32), self.indptr[1:] - self.indptr[:-1])
+        order = np.argsort(self.postings_doc, kind="stable")
+        indptr = np.zeros(self.doc_count + 1, dtype=np.int64)
+        np.cumsum(np.bincount(self.postings_doc, minlength=self.doc_count), out=indptr[1:])
+        return indptr, buckets[order], self.postings_weight[order]
+
     def to_arrays(self, prefix: str) -> dict[str, npt.NDArray[np.generic]]:
         counts = self.indptr[1:] - self.indptr[:-1]
         used = np.flatnonzero(counts)
@@ -132,18 +168,20 @@ class HashedTfidf:
 
 @dataclass(frozen=True)
 class LexicalIndex:
-    """Words and character n-grams, each a cosine, mixed by `char_weight`."""
+    """Words (stemmed by `stemmer`) and character n-grams, each a cosine, mixed by `char_weight`."""
 
     words: HashedTfidf
     chars: HashedTfidf
     char_weight: float = 0.5
+    stemmer: Stemmer = "prefix"
 
     @classmethod
-    def build(cls, documents: Sequence[str], char_weight: float = 0.5) -> LexicalIndex:
+    def build(cls, documents: Sequence[str], char_weight: float = 0.5, stemmer: Stemmer = "prefix") -> LexicalIndex:
         return cls(
-            words=HashedTfidf.build(documents, content_terms),
+            words=HashedTfidf.build(documents, WORD_FEATURES[stemmer]),
             chars=HashedTfidf.build(documents, char_ngrams),
             char_weight=char_weight,
+            stemmer=stemmer,
         )
 
     @property
@@ -151,14 +189,22 @@ class LexicalIndex:
         return self.words.doc_count
 
     def scores(self, query: str) -> FloatArray:
-        word_scores = self.words.scores(content_terms(query))
+        word_scores = self.words.scores(WORD_FEATURES[self.stemmer](query))
         char_scores = self.chars.scores(char_ngrams(query))
+        mixed = (1.0 - self.char_weight) * word_scores + self.char_weight * char_scores
+        return mixed.astype(np.float32)
+
+    def scores_of(self, query: str, docs: npt.NDArray[np.int64]) -> FloatArray:
+        """`scores(query)[docs]` at the cost of those documents only."""
+        word_scores = self.words.scores_of(WORD_FEATURES[self.stemmer](query), docs)
+        char_scores = self.chars.scores_of(char_ngrams(query), docs)
         mixed = (1.0 - self.char_weight) * word_scores + self.char_weight * char_scores
         return mixed.astype(np.float32)
 
     def save(self, path: Path) -> None:
         arrays = {**self.words.to_arrays("words"), **self.chars.to_arrays("chars")}
         arrays["char_weight"] = np.array([self.char_weight], dtype=np.float64)
+        arrays["stemmer"] = np.array([self.stemmer])
         with path.open("wb") as handle:
             np.savez(handle, **arrays)  # type: ignore[arg-type]
 
@@ -166,8 +212,12 @@ class LexicalIndex:
     def load(cls, path: Path) -> LexicalIndex:
         with np.load(path) as data:
             arrays = {name: data[name] for name in data.files}
+        stemmer = str(arrays["stemmer"][0]) if "stemmer" in arrays else "prefix"
+        if stemmer not in WORD_FEATURES:
+            raise ValueError(f"unknown stemmer {stemmer!r}")
         return cls(
             words=HashedTfidf.from_arrays(arrays, "words"),
             chars=HashedTfidf.from_arrays(arrays, "chars"),
             char_weight=float(arrays["char_weight"][0]),
+            stemmer=stemmer,  # type: ignore[arg-type]
         )

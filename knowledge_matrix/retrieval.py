@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -35,11 +35,14 @@ _MIN_STD = 1e-4
 
 @dataclass(frozen=True)
 class Calibration:
-    """p(correct) = sigmoid(intercept + z·fused + margin·margin + Σ cosine_m·cos_m + off_topic·gap).
+    """p(correct) = sigmoid(intercept + z·fused + margin·margin + Σ cosine_m·cos_m + off_topic·gap
+    + agreement·share).
 
     `cosine` has one coefficient per model of the embedder; an empty tuple ignores cosines
     (the generic calibration for models nobody measured). `gap` is the entry's fused score
     minus the best off-topic anchor's (see `off_topic.py`); without anchors the term is left out.
+    `share` is the share of the models that rank this entry first on their own (`Hit.agreement`):
+    two models that agree are right more often than their averaged score says.
     """
 
     intercept: float
@@ -47,15 +50,23 @@ class Calibration:
     margin: float
     cosine: tuple[float, ...] = ()
     off_topic: float = 0.0
+    agreement: float = 0.0
 
     def confidence(
-        self, fused: float, margin: float, cosines: Sequence[float], off_topic_gap: float | None = None
+        self,
+        fused: float,
+        margin: float,
+        cosines: Sequence[float],
+        off_topic_gap: float | None = None,
+        agreement: float | None = None,
     ) -> float:
         logit = self.intercept + self.z * fused + self.margin * margin
         if self.cosine and len(self.cosine) == len(cosines):
             logit += sum(c * x for c, x in zip(self.cosine, cosines, strict=True))
         if off_topic_gap is not None:
             logit += self.off_topic * off_topic_gap
+        if agreement is not None:
+            logit += self.agreement * agreement
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, logit))))
 
     def to_dict(self) -> dict[str, Any]:
@@ -65,6 +76,7 @@ class Calibration:
             "margin": self.margin,
             "cosine": list(self.cosine),
             "off_topic": self.off_topic,
+            "agreement": self.agreement,
         }
 
     @classmethod
@@ -75,25 +87,39 @@ class Calibration:
             margin=float(data["margin"]),
             cosine=tuple(float(c) for c in data.get("cosine", ())),
             off_topic=float(data.get("off_topic", 0.0)),
+            agreement=float(data.get("agreement", 0.0)),
         )
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Calibrated-score cut-offs: answer at or above `answer`, suggest at or above `suggest`."""
+    """Calibrated-score cut-offs: answer at or above `answer`, suggest at or above `suggest`.
+
+    `margin` is the lead (in fused score, `Hit.margin`) the best entry needs over the next one to be
+    answered: closer than that, two entries fit the message about as well (import vs export) and the bot
+    asks "¿Quisiste decir…?" instead of guessing. 0 turns the check off.
+    """
 
     answer: float
     suggest: float
     max_candidates: int = 3
+    margin: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.suggest <= self.answer <= 1.0:
             raise ValueError("thresholds must satisfy 0 <= suggest <= answer <= 1")
         if self.max_candidates < 1:
             raise ValueError("max_candidates must be at least 1")
+        if self.margin < 0.0:
+            raise ValueError("margin must not be negative")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"answer": self.answer, "suggest": self.suggest, "max_candidates": self.max_candidates}
+        return {
+            "answer": self.answer,
+            "suggest": self.suggest,
+            "max_candidates": self.max_candidates,
+            "margin": self.margin,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Thresholds:
@@ -101,6 +127,7 @@ class Thresholds:
             answer=float(data["answer"]),
             suggest=float(data["suggest"]),
             max_candidates=int(data.get("max_candidates", 3)),
+            margin=float(data.get("margin", 0.0)),
         )
 
 
@@ -115,6 +142,7 @@ class Hit:
     matched_question: str
     cosines: tuple[float, ...] = field(default=())
     off_topic_gap: float | None = None
+    agreement: float | None = None  # share of the models that rank this entry first on their own
 
     @property
     def entry_id(self) -> str:
@@ -140,13 +168,18 @@ class Verdict:
 
 
 def decide(hits: Sequence[Hit], thresholds: Thresholds) -> Verdict:
-    """Answer when the best hit clears `answer`; offer up to `max_candidates` hits that clear
-    `suggest`; otherwise no match (the caller falls back, e.g. to the GPT answer)."""
+    """Answer when the best hit clears `answer` and leads the next one by `margin`; otherwise offer up
+    to `max_candidates` hits that clear `suggest` (a best hit that clears `answer` but is too close to
+    the next is offered with it, even below `suggest`); otherwise no match (the caller falls back, e.g.
+    to the GPT answer)."""
     if not hits:
         return Verdict("no_match")
     best = hits[0]
     if best.score >= thresholds.answer:
-        return Verdict("answer", (best,))
+        if len(hits) < 2 or best.margin >= thresholds.margin:
+            return Verdict("answer", (best,))
+        close = tuple(hit for hit in hits[1 : thresholds.max_candidates] if best.fused - hit.fused < thresholds.margin)
+        return Verdict("ambiguous", (best, *close))
     candidates = tuple(hit for hit in hits[: thresholds.max_candidates] if hit.score >= thresholds.suggest)
     if candidates:
         return Verdict("ambiguous", candidates)
@@ -207,6 +240,7 @@ class RankedEntry:
     row: int
     fused: float
     cosines: tuple[float, ...]
+    agreement: float = 0.0
 
 
 def rank_entries(
@@ -234,11 +268,55 @@ def rank_entries(
     return ranked
 
 
+def model_agreement(
+    ranked: Sequence[RankedEntry], row_entries: Sequence[int], row_cosines: FloatArray, stats: PartStats
+) -> list[RankedEntry]:
+    """`ranked` with each entry's `agreement`: the share of the models whose own best row belongs to it."""
+    if len(row_entries) == 0 or row_cosines.shape[1] == 0:
+        return list(ranked)
+    z = (row_cosines - stats.mean) / stats.std
+    winners = [int(row_entries[int(np.argmax(z[:, column]))]) for column in range(z.shape[1])]
+    return [replace(r, agreement=winners.count(r.entry_index) / len(winners)) for r in ranked]
+
+
+def promote(ranked: Sequence[RankedEntry], entry_index: int) -> list[RankedEntry]:
+    """`ranked` with `entry_index` first, the others in their order (the entry whose question the message is)."""
+    first = [r for r in ranked if r.entry_index == entry_index]
+    return first + [r for r in ranked if r.entry_index != entry_index]
+
+
 def margins(ranked: Sequence[RankedEntry]) -> list[float]:
-    """Each entry's fused score minus the best score of any other entry (the top one's is ≥ 0)."""
+    """Each entry's fused score minus the best score of any other entry (the top one's is ≥ 0 when the
+    ranking is by fused score; after rank fusion it may be negative)."""
     if not ranked:
         return []
     if len(ranked) == 1:
         return [ranked[0].fused]  # nothing competes: the score itself is the lead
-    top, second = ranked[0].fused, ranked[1].fused
-    return [top - second] + [r.fused - top for r in ranked[1:]]
+    scores = [r.fused for r in ranked]
+    first = max(range(len(scores)), key=lambda i: (scores[i], -i))
+    second = max(scores[i] for i in range(len(scores)) if i != first)
+    return [score - (second if i == first else scores[first]) for i, score in enumerate(scores)]
+
+
+def best_per_entry(row_entries: Sequence[int], row_scores: FloatArray) -> dict[int, float]:
+    """An entry's best row score."""
+    best: dict[int, float] = {}
+    for entry_index, score in zip(row_entries, row_scores.tolist(), strict=True):
+        if score > best.get(entry_index, -math.inf):
+            best[entry_index] = score
+    return best
+
+
+def reciprocal_rank_fusion(
+    dense: Sequence[RankedEntry], lexical: Mapping[int, float], lexical_weight: float, k: int
+) -> list[RankedEntry]:
+    """`dense` reordered by 1/(k + dense rank) + lexical_weight/(k + lexical rank): ranks, not scores, so
+    neither channel's scale matters. An entry without a lexical match (score 0) gets no lexical share."""
+    lexical_order = sorted((i for i, score in lexical.items() if score > 0), key=lambda i: (-lexical[i], i))
+    lexical_rank = {entry_index: rank for rank, entry_index in enumerate(lexical_order, start=1)}
+    fused: dict[int, float] = {}
+    for rank, item in enumerate(dense, start=1):
+        fused[item.entry_index] = 1.0 / (k + rank)
+        if item.entry_index in lexical_rank:
+            fused[item.entry_index] += lexical_weight / (k + lexical_rank[item.entry_index])
+    return sorted(dense, key=lambda r: (-fused[r.entry_index], -r.fused, r.entry_index))

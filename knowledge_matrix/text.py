@@ -8,7 +8,11 @@ character n-grams (in `lexical.py`) absorb what is left of the typos.
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
+from functools import lru_cache
+
+import snowballstemmer
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 _REPEATS = re.compile(r"(.)\1{2,}")
@@ -91,6 +95,24 @@ def stem(token: str) -> str:
 def content_terms(text: str) -> list[str]:
     """Stemmed tokens without Spanish stopwords: what a question is about."""
     return [stem(token) for token in raw_tokens(text) if token not in SPANISH_STOPWORDS]
+
+
+_STEMMERS = threading.local()
+
+
+@lru_cache(maxsize=65536)
+def snowball_stem(token: str) -> str:
+    """Spanish Snowball stem of a folded token (`exportacion`, `exportar` → `export`); one stemmer per thread,
+    as a Snowball stemmer keeps state while it works."""
+    stemmer = getattr(_STEMMERS, "spanish", None)
+    if stemmer is None:
+        stemmer = _STEMMERS.spanish = snowballstemmer.stemmer("spanish")
+    return token if token.isdigit() else str(stemmer.stemWord(token))
+
+
+def snowball_terms(text: str) -> list[str]:
+    """`content_terms` with Snowball stems instead of the six-letter prefix."""
+    return [snowball_stem(token) for token in raw_tokens(text) if token not in SPANISH_STOPWORDS]
 
 
 def char_ngrams(text: str, sizes: tuple[int, ...] = (3, 4)) -> list[str]:

@@ -51,6 +51,36 @@ def test_rows_are_one_per_question_with_the_answer_attached() -> None:
         row_texts(ENTRIES, "answer")
 
 
+def test_answer_sentences_are_extra_rows_of_their_entry() -> None:
+    entry = Entry(
+        "envio", ("¿Hacen envíos?",), "Sí, a todo el país. El envío tarda dos días hábiles.\nEs gratis desde 60 USD."
+    )
+    texts, owners, positions = row_texts([entry], "question+answer", answer_sentence_rows=True)
+    # "Sí, a todo el país." has four words and is kept; each sentence points back to the first question
+    assert texts[1:] == ["Sí, a todo el país.", "El envío tarda dos días hábiles.", "Es gratis desde 60 USD."]
+    assert (owners, positions) == ([0, 0, 0, 0], [0, 0, 0, 0])
+
+
+def test_every_ranking_option_builds_saves_and_loads_alike(tmp_path: Path) -> None:
+    settings = SETTINGS.with_changes(
+        lexical_weight=0.5,
+        lexical_fusion="rrf",
+        lexical_stemmer="snowball",
+        answer_sentence_rows=True,
+        spelling_correction=True,
+        hubness_weight=0.5,
+        model_agreement=True,
+        thresholds=Thresholds(answer=0.6, suggest=0.2, margin=0.1),
+    )
+    built = KnowledgeBase.build(Matrix.of(ENTRIES), HashingEmbedder(64), settings, in_memory_index=True)
+    hits = built.search("metodos de pago con tarjta", 3)  # a typo the matrix's own words correct
+    assert hits[0].entry_id == "pagos" and hits[0].agreement is not None
+    built.save(tmp_path / "kb", now=NOW)
+    loaded = KnowledgeBase.load(tmp_path / "kb")
+    assert loaded.settings == settings
+    assert loaded.search("metodos de pago con tarjta", 3) == hits
+
+
 def test_background_is_every_row_or_an_even_sample() -> None:
     assert background_sample(5, 10).tolist() == [0, 1, 2, 3, 4]
     sample = background_sample(1000, 10)
@@ -87,7 +117,7 @@ def test_save_and_load_serve_identical_hits(knowledge_base: KnowledgeBase, tmp_p
     assert manifest.matrix_sha256 == Matrix.of(ENTRIES).sha256
     assert manifest.created_at == "2026-11-25T12:00:00+00:00"
     on_disk = json.loads((tmp_path / "kb" / MANIFEST).read_text("utf-8"))
-    assert on_disk["settings"]["thresholds"] == {"answer": 0.6, "suggest": 0.2, "max_candidates": 3}
+    assert on_disk["settings"]["thresholds"] == {"answer": 0.6, "suggest": 0.2, "max_candidates": 3, "margin": 0.0}
     loaded = KnowledgeBase.load(tmp_path / "kb")  # the embedder comes from the manifest
     assert loaded.entries == knowledge_base.entries
     assert loaded.search("cuánto cuesta", 3) == knowledge_base.search("cuánto cuesta", 3)
@@ -132,6 +162,19 @@ def test_another_format_version_requires_a_rebuild(knowledge_base: KnowledgeBase
         KnowledgeBase.load(tmp_path / "kb")
 
 
+def test_an_index_built_before_the_lexical_channel_must_be_rebuilt(
+    knowledge_base: KnowledgeBase, tmp_path: Path
+) -> None:
+    """Format 1 artifacts were scored without the lexical channel and model agreement the calibration now weighs."""
+    knowledge_base.save(tmp_path / "kb", now=NOW)
+    path = tmp_path / "kb" / MANIFEST
+    data = json.loads(path.read_text("utf-8"))
+    data["format_version"] = 1
+    path.write_text(json.dumps(data), "utf-8")
+    with pytest.raises(RebuildRequiredError, match="rebuild the index"):
+        KnowledgeBase.load(tmp_path / "kb")
+
+
 def test_missing_or_broken_artifacts_are_artifact_errors(knowledge_base: KnowledgeBase, tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="not a built index"):
         KnowledgeBase.load(tmp_path)
@@ -173,3 +216,17 @@ def test_faiss_and_numpy_indexes_rank_alike() -> None:
         second = with_faiss.search(query, 3)
         assert [h.entry_id for h in first] == [h.entry_id for h in second]
         assert np.allclose([h.score for h in first], [h.score for h in second], atol=1e-5)
+
+
+def test_a_message_that_is_one_of_the_questions_ranks_its_entry_first() -> None:
+    entries = (
+        Entry("etiqueta", ("¿Qué son los mensajes de etiqueta?",), "Permiten escribir fuera de las 24 horas."),
+        Entry(
+            "promociones",
+            ("¿Puedo enviar promociones con mensajes de etiqueta?",),
+            "No: los mensajes de etiqueta no sirven para promociones; los mensajes de etiqueta son para avisos.",
+        ),
+    )
+    settings = SETTINGS.with_changes(lexical_weight=5.0)  # a lexical channel strong enough to prefer the other
+    built = KnowledgeBase.build(Matrix.of(entries), HashingEmbedder(64), settings, in_memory_index=True)
+    assert built.search("que son los MENSAJES de etiqueta", 2)[0].entry_id == "etiqueta"

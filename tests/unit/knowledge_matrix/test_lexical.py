@@ -38,3 +38,21 @@ def test_save_and_load_keep_the_scores(tmp_path: Path) -> None:
     loaded = LexicalIndex.load(tmp_path / "lexical.npz")
     assert loaded.char_weight == 0.3
     assert np.allclose(loaded.scores("pagina facebook"), index.scores("pagina facebook"))
+
+
+def test_snowball_stems_join_a_noun_and_its_verb_and_survive_saving(tmp_path: Path) -> None:
+    docs = ["¿Cómo exporto mis clientes?", "¿Cómo importo mis clientes?", "¿Cuál es el horario?"]
+    index = LexicalIndex.build(docs, stemmer="snowball")
+    assert int(np.argmax(index.scores("exportación de clientes"))) == 0
+    index.save(tmp_path / "lexical.npz")
+    loaded = LexicalIndex.load(tmp_path / "lexical.npz")
+    assert loaded.stemmer == "snowball"
+    assert np.allclose(loaded.scores("exportacion clientes"), index.scores("exportacion clientes"))
+
+
+def test_scoring_some_documents_equals_scoring_all_then_picking() -> None:
+    index = LexicalIndex.build(DOCS + ["", "pago con tarjeta o transferencia"], stemmer="snowball")
+    docs = np.array([4, 0, 2, 3], dtype=np.int64)
+    for query in ("horario de atencion", "como conceto facebok", "tarjeta", "", "zzzz"):
+        assert np.allclose(index.scores_of(query, docs), index.scores(query)[docs], atol=1e-6)
+    assert index.scores_of("horario", np.zeros(0, dtype=np.int64)).shape == (0,)

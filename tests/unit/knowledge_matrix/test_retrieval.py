@@ -14,7 +14,9 @@ from knowledge_matrix.retrieval import (
     decide,
     fused_scores,
     margins,
+    model_agreement,
     rank_entries,
+    reciprocal_rank_fusion,
     standardized_query,
 )
 
@@ -48,6 +50,30 @@ def test_below_suggest_or_nothing_is_no_match() -> None:
 def test_thresholds_are_boundaries_inclusive() -> None:
     assert decide([hit("a", 0.6)], THRESHOLDS).kind == "answer"
     assert decide([hit("a", 0.2)], THRESHOLDS).kind == "ambiguous"
+
+
+def close(entry_id: str, score: float, fused: float, margin: float) -> Hit:
+    return Hit(entry=Entry(entry_id, ("¿?",), "r"), score=score, fused=fused, margin=margin, matched_question="¿?")
+
+
+def test_two_entries_closer_than_the_margin_are_asked_about_not_guessed() -> None:
+    thresholds = Thresholds(answer=0.6, suggest=0.2, max_candidates=3, margin=0.3)
+    hits = [close("importar", 0.9, 2.0, 0.1), close("exportar", 0.1, 1.9, -0.1), close("otro", 0.05, 1.0, -1.0)]
+    verdict = decide(hits, thresholds)
+    # the second is offered although its own score is under `suggest`: it is as close as the first
+    assert verdict.kind == "ambiguous" and [h.entry_id for h in verdict.candidates] == ["importar", "exportar"]
+    clear = [close("importar", 0.9, 2.0, 0.5), close("exportar", 0.1, 1.5, -0.5)]
+    assert decide(clear, thresholds).kind == "answer"
+    assert decide(hits[:1], thresholds).kind == "answer"  # nothing to be confused with
+    assert decide(hits, THRESHOLDS).kind == "answer"  # margin 0: the check is off
+
+
+def test_thresholds_keep_their_margin_and_older_manifests_have_none() -> None:
+    thresholds = Thresholds(answer=0.7, suggest=0.2, margin=0.15)
+    assert Thresholds.from_dict(thresholds.to_dict()) == thresholds
+    assert Thresholds.from_dict({"answer": 0.6, "suggest": 0.2}).margin == 0.0
+    with pytest.raises(ValueError):
+        Thresholds(answer=0.6, suggest=0.2, margin=-0.1)
 
 
 @pytest.mark.parametrize(("answer", "suggest", "count"), [(0.5, 0.6, 3), (1.5, 0.1, 3), (0.5, -0.1, 3), (0.5, 0.1, 0)])
@@ -115,6 +141,37 @@ def test_rank_entries_keeps_each_entrys_best_row_and_margins() -> None:
     assert ranked[0].cosines == pytest.approx((0.9,))
     assert margins(ranked) == pytest.approx([0.5, -0.5, -1.0])
     assert margins([]) == []
+
+
+def test_margins_are_each_entrys_lead_over_the_best_other_in_any_order() -> None:
+    ranked = rank_entries([0, 1, 2], [0, 1, 2], np.array([2.0, 1.5, 1.0], dtype=np.float32), np.zeros((3, 1)))
+    assert margins([ranked[1], ranked[0], ranked[2]]) == pytest.approx([-0.5, 0.5, -1.0])
+
+
+def test_rank_fusion_lets_a_lexical_match_overtake_a_close_dense_one() -> None:
+    dense = rank_entries([0, 1, 2], [0, 1, 2], np.array([2.0, 1.9, 1.0], dtype=np.float32), np.zeros((3, 1)))
+    fused = reciprocal_rank_fusion(dense, {1: 0.8, 2: 0.5, 0: 0.0}, lexical_weight=1.0, k=10)
+    assert [r.entry_index for r in fused] == [1, 2, 0]
+    # agreeing channels keep the order; a tie of ranks goes to the better dense score
+    assert [r.entry_index for r in reciprocal_rank_fusion(dense, {0: 0.9, 1: 0.5}, 1.0, 10)] == [0, 1, 2]
+    assert [r.entry_index for r in reciprocal_rank_fusion(dense, {1: 0.9, 0: 0.5}, 1.0, 10)] == [0, 1, 2]
+    # a weak lexical channel only breaks ties; no lexical match leaves the dense order
+    assert [r.entry_index for r in reciprocal_rank_fusion(dense, {1: 0.8}, 0.01, 10)] == [0, 1, 2]
+    assert [r.entry_index for r in reciprocal_rank_fusion(dense, {}, 1.0, 10)] == [0, 1, 2]
+
+
+def test_agreement_is_the_share_of_models_whose_own_best_row_is_the_entry() -> None:
+    cosines = np.array([[0.9, 0.2], [0.5, 0.8], [0.1, 0.1]], dtype=np.float32)
+    owners = [0, 1, 2]
+    ranked = rank_entries([0, 1, 2], owners, np.array([1.0, 0.9, 0.0], dtype=np.float32), cosines)
+    stats = background_stats(cosines)
+    shares = {r.entry_index: r.agreement for r in model_agreement(ranked, owners, cosines, stats)}
+    assert shares == {0: 0.5, 1: 0.5, 2: 0.0}
+    calibration = Calibration(intercept=0.0, z=0.0, margin=0.0, agreement=2.0)
+    assert calibration.confidence(0.0, 0.0, [], None, 1.0) > calibration.confidence(0.0, 0.0, [], None, 0.0)
+    assert calibration.confidence(0.0, 0.0, [], None, None) == 0.5
+    assert Calibration.from_dict(calibration.to_dict()) == calibration
+    assert Calibration.from_dict({"intercept": 0, "z": 1, "margin": 0}).agreement == 0.0
 
 
 @given(st.floats(min_value=0.05, max_value=0.95), st.integers(min_value=0, max_value=2**31))

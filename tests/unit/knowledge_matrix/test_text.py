@@ -3,7 +3,16 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from knowledge_matrix.text import canonical_key, char_ngrams, content_terms, expand_shorthand, fold, raw_tokens, stem
+from knowledge_matrix.text import (
+    canonical_key,
+    char_ngrams,
+    content_terms,
+    expand_shorthand,
+    fold,
+    raw_tokens,
+    snowball_terms,
+    stem,
+)
 
 
 def test_fold_strips_accents_and_case() -> None:
@@ -22,6 +31,11 @@ def test_stem_joins_plural_and_conjugated_forms() -> None:
 
 def test_content_terms_drop_stopwords() -> None:
     assert content_terms("¿Cómo puedo pagar la factura?") == ["pagar", "factur"]
+
+
+def test_snowball_terms_fold_and_stem_like_a_spanish_reader() -> None:
+    assert snowball_terms("¿Puedo EXPORTAR la exportación de mis clienteees?") == ["export", "export", "client"]
+    assert snowball_terms("facturas factura facturación") == ["factur"] * 3
 
 
 def test_char_ngrams_are_marked_at_word_boundaries() -> None:
