@@ -37,13 +37,14 @@ def demo(knowledge_embedder: Embedder) -> KnowledgeBase:
 
 
 def test_dev_set_top1_meets_the_goal(knowledge_embedder: Embedder) -> None:
-    """The goal the product set itself on the public dev set: top-1 at least 0.95 (23 of its 24 answerable queries).
-    The defaults were chosen on this set, so this says nothing about other businesses' questions; the floors
-    below guard the rest of its figures."""
+    """Issue 15's goal, top-1 at least 0.90 (22 of the public dev set's 24 answerable queries). The product once
+    asked 0.95 here, which the defaults chosen on this set reached; the defaults chosen by leave-one-set-out over
+    nine sets lose «como elimino mi perfil definitivamente» (the lexical channel prefers change_password) and win
+    more elsewhere. The floors below guard the rest of its figures."""
     matrix_path, queries_path = dev_files()
     knowledge_base = KnowledgeBase.build(load_matrix(matrix_path), knowledge_embedder)
     summary = summarize(evaluate(knowledge_base, read_queries(queries_path)))
-    assert summary.top1 is not None and summary.top1 >= 0.95, summary
+    assert summary.top1 is not None and summary.top1 >= 0.90, summary
 
 
 def test_eval_command_prints_the_json_contract() -> None:
@@ -76,7 +77,7 @@ def test_eval_command_prints_the_json_contract() -> None:
         assert isinstance(row["answered"], bool) and 0.0 <= row["score"] <= 1.0
     summary = printed["summary"]
     assert set(summary) == {"top1", "mrr", "answered_precision", "answered_coverage", "unanswerable_rejection"}
-    assert summary["top1"] >= 0.95
+    assert summary["top1"] >= 0.90
 
 
 @dataclass(frozen=True)
@@ -106,20 +107,21 @@ class Measured:
         return round(self.figures["answered_coverage"] * self.answerable + wrongly)
 
 
-# The defaults (embedders, text handling, threshold 0.6, calibration) were CHOSEN on these three sets: the
-# "held-out" sets were written before the choice but measured during it. So these floors are regression guards,
-# not evidence that the bot answers questions nobody tuned for (issue 15 measures that on unseen sets). What they
-# guard: the text normalisation, the shorthand expansion, both embedders' loading and standardisation, the
-# index, the calibration and the decision threshold. Coverage has a floor next to precision and rejection because
-# raising the threshold buys precision with coverage: without it, a stricter bot that answers less would pass.
-# A change that improves a figure should raise it here (the failure message prints the new summary).
+# The defaults (embedders, lexical channel, threshold, calibration) were chosen by leave-one-set-out over these three
+# sets and the six blind ones (bench/knowledge.py --heldout), and the shipped calibration and threshold were then
+# fitted on all nine: so these figures are in-sample, regression guards, not evidence that the bot answers questions
+# nobody tuned for (the README reports the leave-one-set-out figures for that). What they guard: the text
+# normalisation, the shorthand expansion, the Snowball lexical channel, both embedders' loading and
+# standardisation, the index, the calibration and the decision threshold. Coverage has a floor next to precision and
+# rejection because raising the threshold buys precision with coverage: without it, a stricter bot that answers less
+# would pass. A change that improves a figure should raise it here (the failure message prints the new summary).
 MEASURED = {
-    "dev": Measured(24, 4, {"top1": 0.958333, "mrr": 0.979167, "answered_precision": 1.0,
-                            "answered_coverage": 0.791667, "unanswerable_rejection": 1.0}),
-    "heldout_ecuabots": Measured(108, 25, {"top1": 0.87037, "mrr": 0.916049, "answered_precision": 0.90625,
-                                           "answered_coverage": 0.861111, "unanswerable_rejection": 0.88}),
-    "heldout_tienda": Measured(60, 15, {"top1": 0.8, "mrr": 0.878598, "answered_precision": 0.860465,
-                                        "answered_coverage": 0.683333, "unanswerable_rejection": 0.866667}),
+    "dev": Measured(24, 4, {"top1": 0.916667, "mrr": 0.958333, "answered_precision": 1.0,
+                            "answered_coverage": 0.458333, "unanswerable_rejection": 1.0}),
+    "heldout_ecuabots": Measured(108, 25, {"top1": 0.87963, "mrr": 0.911799, "answered_precision": 0.945205,
+                                           "answered_coverage": 0.666667, "unanswerable_rejection": 0.96}),
+    "heldout_tienda": Measured(60, 15, {"top1": 0.766667, "mrr": 0.85971, "answered_precision": 0.958333,
+                                        "answered_coverage": 0.4, "unanswerable_rejection": 1.0}),
 }
 
 
