@@ -421,7 +421,7 @@ class KnowledgeBase:
         if exact is not None:
             ranked = promote(ranked, exact)
         if self._settings.model_agreement:
-            ranked = model_agreement(ranked, row_owners, adjusted, stats)
+            ranked = [*model_agreement(ranked[:k], row_owners, adjusted, stats), *ranked[k:]]
         leads = margins(ranked)
         off_topic = None
         if len(self._anchors):
