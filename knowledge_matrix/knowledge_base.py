@@ -119,6 +119,16 @@ def background_sample(row_count: int, limit: int) -> IntArray:
     return np.unique(np.linspace(0, row_count - 1, num=limit).round().astype(np.int64))
 
 
+
+# A message that is word for word one of the matrix's questions (a customer who copied it, a quick reply or an ice
+# breaker whose title is the question) is answered by its entry, whatever the calibration says of the wording.
+EXACT_MATCH_SCORE = 0.99
+
+
+def exact_match_score(is_exact: bool, score: float) -> float:
+    return max(score, EXACT_MATCH_SCORE) if is_exact else score
+
+
 class KnowledgeBase:
     """Entries plus the index over their rows; `search` and `decide` are what the bot calls."""
 
@@ -165,10 +175,13 @@ class KnowledgeBase:
         # The lexical score's spread is estimated on fewer rows than the models' (its cost is per row).
         self._lexical_background = self._background[background_sample(len(self._background), LEXICAL_BACKGROUND_ROWS)]
         # A message that is one of the matrix's own questions (case, accents, punctuation aside) reaches its entry.
-        self._question_owner: dict[str, int] = {}
+        # A question only one entry holds (two entries with the same question are the validation report's
+        # duplicates: neither is "the" answer).
+        holders: dict[str, set[int]] = {}
         for entry_index, entry in enumerate(self._entries):
             for question in entry.questions:
-                self._question_owner.setdefault(canonical_key(question), entry_index)
+                holders.setdefault(canonical_key(question), set()).add(entry_index)
+        self._question_owner: dict[str, int] = {key: min(found) for key, found in holders.items() if len(found) == 1}
         self._vocabulary = (
             Vocabulary.of(text for entry in self._entries for text in (*entry.questions, entry.answer))
             if settings.spelling_correction
@@ -432,13 +445,13 @@ class KnowledgeBase:
         return [
             Hit(
                 entry=self._entries[item.entry_index],
-                score=self._calibration.confidence(
+                score=exact_match_score(item.entry_index == exact, self._calibration.confidence(
                     item.fused,
                     lead,
                     item.cosines,
                     None if off_topic is None else item.fused - off_topic,
                     item.agreement if self._settings.model_agreement else None,
-                ),
+                )),
                 fused=item.fused,
                 margin=lead,
                 matched_question=self._entries[item.entry_index].questions[self._row_question_position[item.row]],

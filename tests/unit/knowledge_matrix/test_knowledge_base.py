@@ -230,3 +230,21 @@ def test_a_message_that_is_one_of_the_questions_ranks_its_entry_first() -> None:
     settings = SETTINGS.with_changes(lexical_weight=5.0)  # a lexical channel strong enough to prefer the other
     built = KnowledgeBase.build(Matrix.of(entries), HashingEmbedder(64), settings, in_memory_index=True)
     assert built.search("que son los MENSAJES de etiqueta", 2)[0].entry_id == "etiqueta"
+
+
+def test_a_message_that_is_one_of_the_questions_is_answered_directly_whatever_the_threshold() -> None:
+    entries = (
+        Entry("etiqueta", ("¿Qué son los mensajes de etiqueta?",), "Permiten escribir fuera de las 24 horas."),
+        Entry("promociones", ("¿Puedo enviar promociones?",), "Sí, dentro de las 24 horas."),
+        Entry("duplicada_a", ("¿Tienen envíos?",), "Sí, a todo el país."),
+        Entry("duplicada_b", ("¿Tienen envíos?",), "Solo en Quito."),
+    )
+    settings = SETTINGS.with_changes(thresholds=Thresholds(answer=0.98, suggest=0.2))
+    built = KnowledgeBase.build(Matrix.of(entries), HashingEmbedder(64), settings, in_memory_index=True)
+    exact = built.search("que son los MENSAJES de etiqueta?", 2)
+    assert exact[0].entry_id == "etiqueta" and exact[0].score >= 0.98
+    assert built.decide(exact).kind == "answer"
+    # Not word for word: the calibrated score stands (below this threshold with a hashing embedder).
+    assert built.search("mensajes de etiqueta que son", 1)[0].score < 0.98
+    # A question two entries share is nobody's exact match.
+    assert all(hit.score < 0.98 for hit in built.search("¿Tienen envíos?", 2))
