@@ -104,6 +104,7 @@ HTTP_STATUS: Mapping[str, int] = {
     "batch_too_large": 422,  # outbox: more than MAX_BATCH messages or ids in one call
     "invalid_receipt": 422,  # outbox: a receipt that is neither 'delivery' nor 'read'
     "invalid_period": 422,  # outbox: a report period with naive times or that ends before it starts
+    "invalid_offset": 422,  # outbox: a UTC offset of a day or more for message_days
     "invalid_key_prefix": 422,  # outbox: a bulk cancel's idempotency-key prefix that is empty or not a prefix
     "invalid_snippet": 422,
     "rule_invalid": 422,

@@ -37,6 +37,16 @@ def test_an_admin_tags_a_contact_and_sends_it_a_broadcast(page: Any, stack: Stac
             messenger.wait_for(lambda person=person: bool(messenger.texts(person)), what=f"the bot's reply to {person}")
             messenger.wait_for(lambda person=person: contacts.get(PAGE_ID, person) is not None, 30,
                                f"the contact of {person}")
+        # The bot's whole turn is over (its reply and any sender action after it) before Meta's 551 is armed, or a
+        # late typing indicator takes the failure and the person is unreachable before the broadcast (seen in CI).
+        for person in (reached, unavailable):
+            seen: list[int] = []
+
+            def settled(person: str = person, seen: list[int] = seen) -> bool:
+                seen.append(len(messenger.sent(person)))
+                return len(seen) >= 8 and len(set(seen[-8:])) == 1
+
+            messenger.wait_for(settled, 30, f"the end of the bot's turn with {person}")
         contacts.add_tags(PAGE_ID, unavailable, [tag], datetime.now(timezone.utc))
         failure = {"code": 551, "error_subcode": 1545041, "recipient_id": unavailable, "count": 3,
                    "message": "This person isn't available right now."}
