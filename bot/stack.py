@@ -12,6 +12,7 @@ Ports and tokens: the app and Rasa listen on 127.0.0.1; the action server on `AC
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import secrets
 import signal
@@ -35,6 +36,8 @@ from bot.profile import (
 )
 from core.hosts import client_host
 from core.settings import ROOT, load_settings
+
+logger = logging.getLogger(__name__)
 
 RASA_BIN = ROOT / ".venv-rasa" / "bin" / "rasa"
 RASA_PYTHON = ROOT / ".venv-rasa" / "bin" / "python"
@@ -241,7 +244,8 @@ class Stack:
         """With nothing published yet, publish the demo matrix, so `make run` answers out of the box; never in
         production, where the editors' own matrix is the only one the bot may answer from. It runs while the
         other processes start (the action server picks the version up when it lands); see `wait_knowledge`."""
-        if load_settings(self.env).is_production:
+        if load_settings(self.env).is_production:  # only the editors' matrix: rebuilt if an upgrade outdated its index
+            self._spawn("knowledge", [sys.executable, "-m", "knowledge_matrix", "upgrade"])
             return
         self._spawn(
             "knowledge",
@@ -253,12 +257,18 @@ class Stack:
         process = self.processes.pop("knowledge", None)
         if process is None:
             return
+        production = load_settings(self.env).is_production
         try:
-            returncode = process.wait(timeout=timeout)
+            # In production the editors' own matrix may be rebuilt (`knowledge_matrix upgrade`): as long as it takes.
+            returncode = process.wait(timeout=None if production else timeout)
         except subprocess.TimeoutExpired as exc:
             os.killpg(process.pid, signal.SIGKILL)
             raise StackError(f"publishing the demo matrix took over {timeout:.0f} s; see {self.log_dir}") from exc
-        if returncode != 0:
+        if returncode != 0 and production:
+            # The other processes keep running on the version that was live; the log says what to fix.
+            logger.error("rebuilding the live knowledge matrix after the upgrade failed (%s); see %s", returncode,
+                         self.log_dir / "knowledge.log")
+        elif returncode != 0:
             raise StackError(f"publishing the demo matrix failed ({returncode}); see {self.log_dir / 'knowledge.log'}")
 
     def start(self, say: Callable[[str], None] = lambda _line: None) -> None:

@@ -30,8 +30,10 @@ from knowledge_matrix.publish import (
     checked_report,
     full_report,
     list_versions,
+    outdated_live_source,
     publish,
     read_pointer,
+    republish_if_outdated,
     rollback,
 )
 from knowledge_matrix.settings import DEFAULT_SETTINGS
@@ -110,7 +112,7 @@ def _publish(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         pointer = read_pointer(data_dir)
         if pointer is not None:
             out.write(f"Ya hay una versión publicada ({pointer.version}); no se publica {args.file}.\n")
-            return EXIT_OK
+            return _republish_if_outdated(data_dir, args, out, err)
     result = publish(Path(args.file), data_dir, datetime.now(UTC), by=args.by, embedder=shared_embedder(args.embedder))
     if not result.published or result.version is None:
         err.write(result.report.render() + "\n")
@@ -123,6 +125,20 @@ def _publish(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         f"Publicada la versión {version.id}: {version.entry_count} entradas, {version.row_count} preguntas, "
         f"modelo {version.model_name}{previous}. El bot responde con ella desde el próximo mensaje.\n"
     )
+    return EXIT_OK
+
+
+def _republish_if_outdated(data_dir: Path, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """An index built by an older version of this code is rebuilt from the live version's own source."""
+    if outdated_live_source(data_dir) is None:
+        return EXIT_OK
+    out.write("La versión publicada usa un índice de una versión anterior: se vuelve a publicar su archivo…\n")
+    result = republish_if_outdated(data_dir, datetime.now(UTC), embedder=shared_embedder(args.embedder))
+    if result is None or not result.published or result.version is None:
+        if result is not None:
+            err.write(result.report.render() + "\n")
+        return EXIT_INVALID
+    out.write(f"Publicada la versión {result.version.id} con el archivo de la {result.previous_version}.\n")
     return EXIT_OK
 
 
@@ -205,9 +221,17 @@ def parser() -> argparse.ArgumentParser:
     publish_.add_argument("--embedder", default=DEFAULT_SETTINGS.embedder)
     publish_.add_argument("--by", default="cli", help="who publishes (kept with the version)")
     publish_.add_argument(
-        "--if-nothing-published", action="store_true", help="do nothing when a version is already live"
+        "--if-nothing-published", action="store_true",
+        help="do nothing when a version is already live (but republish its own file if its index is outdated)"
     )
     publish_.set_defaults(run=_publish)
+
+    upgrade = commands.add_parser(
+        "upgrade", help="republish the live version's own file when its index is of an older format (after an upgrade)"
+    )
+    upgrade.add_argument("--data-dir", help="the bot's data directory (default: $BOT_DATA_DIR or var/)")
+    upgrade.add_argument("--embedder", default=DEFAULT_SETTINGS.embedder)
+    upgrade.set_defaults(run=lambda args, out, err: _republish_if_outdated(data_dir_from(args), args, out, err))
 
     rollback_ = commands.add_parser("rollback", help="serve the version that was live before the current one")
     rollback_.add_argument("--to", help="serve this version instead (e.g. 0003)")

@@ -41,7 +41,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from knowledge_matrix.artifact import MANIFEST, read_manifest, utc_timestamp
+from knowledge_matrix.artifact import FORMAT_VERSION, MANIFEST, read_manifest, utc_timestamp
 from knowledge_matrix.confusables import QueryVectorMemo, confusable_issues
 from knowledge_matrix.duplicates import similar_question_pairs
 from knowledge_matrix.embedders import Embedder, shared_embedder
@@ -435,6 +435,40 @@ def publish(
                "entries": info.entry_count, "file": path.name},
     )
     return PublishResult(report, info, previous.version if previous else None)
+
+
+def outdated_live_source(data_dir: Path) -> Path | None:
+    """The live version's own source file when its index is of an older format than this code reads (an upgrade
+    changed how matrices are indexed); None when nothing is live or the live index is current."""
+    pointer = read_pointer(data_dir)
+    if pointer is None:
+        return None
+    directory = version_dir(data_dir, pointer.version)
+    try:
+        manifest = read_manifest(directory / INDEX_DIR)
+    except ArtifactError:
+        return None  # broken rather than old: the live loader logs it; a rebuild would hide it
+    if manifest.format_version == FORMAT_VERSION:
+        return None
+    sources = sorted(directory.glob(f"{SOURCE_STEM}.*"))
+    return sources[0] if sources else None
+
+
+def republish_if_outdated(
+    data_dir: Path, now: datetime, *, by: str = "upgrade", embedder: Embedder | None = None,
+    settings: RetrievalSettings = DEFAULT_SETTINGS,
+) -> PublishResult | None:
+    """After an upgrade that changed the index format, the live version cannot be loaded (the bot would offer a
+    person for every question): publish its own source file again, as the next version with the same file name, so
+    the editors' matrix answers again without anyone re-uploading it. None when there was nothing to do."""
+    source = outdated_live_source(data_dir)
+    if source is None:
+        return None
+    live = current_version(data_dir)
+    logger.warning("the live knowledge index is of an older format: publishing its source again",
+                   extra={"version": live.id if live else None})
+    return publish(source, data_dir, now, by=by, filename=live.filename if live else None, embedder=embedder,
+                   settings=settings)
 
 
 def rollback(data_dir: Path, now: datetime, *, by: str = "cli") -> VersionInfo:

@@ -436,3 +436,27 @@ def test_publish_rollback_and_versions_on_the_command_line(
     assert code == EXIT_INVALID and "no hay una versión anterior" in err
     code, out, _ = run("rollback", "--to", "0002", "--data-dir", str(data_dir))
     assert code == EXIT_OK and current_version(data_dir).id == "0002"  # type: ignore[union-attr]
+
+
+def test_a_live_index_of_an_older_format_is_published_again_from_its_own_file(
+    data_dir: Path, write: Callable[[str, str], Path]
+) -> None:
+    """After an upgrade that changed the index format the live version cannot be loaded (every question would go to
+    a person): `republish_if_outdated` (run by `knowledge_matrix upgrade` and `publish --if-nothing-published` at
+    start) publishes the live version's own source again, once; a current index is left alone."""
+    first = publish_hours(data_dir, write, "De 8 a 18.")
+    assert publishing.republish_if_outdated(data_dir, NOW, embedder=EMBEDDER) is None  # current: nothing to do
+    manifest_path = version_dir(data_dir, first) / INDEX_DIR / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["format_version"] = 1
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(ArtifactError, match="rebuild the index"):
+        publishing.load_version(data_dir, first, lambda _name: EMBEDDER)
+
+    again = publishing.republish_if_outdated(data_dir, NOW + timedelta(minutes=1), embedder=EMBEDDER)
+    assert again is not None and again.version is not None and again.previous_version == first
+    assert (again.version.filename, again.version.published_by) == ("m0.csv", "upgrade")
+    assert read_pointer(data_dir).version == again.version.id  # type: ignore[union-attr]
+    loaded = publishing.load_version(data_dir, again.version.id, lambda _name: EMBEDDER)
+    assert loaded.search(QUESTION, 1)[0].entry_id == "horario"
+    assert publishing.republish_if_outdated(data_dir, NOW + timedelta(minutes=2), embedder=EMBEDDER) is None
