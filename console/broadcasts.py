@@ -38,7 +38,7 @@ from core.postgres import DatabaseUnavailable
 from core.settings import Settings
 from handoff.reply_window import duration_es
 from knowledge_matrix.errors import KnowledgeMatrixError
-from knowledge_matrix.publish import live_entry_ids
+from knowledge_matrix.publish import live_entries
 from links.intents import bot_intents
 from links.model import LinkInvalid, Start, check_start_intent
 
@@ -296,7 +296,7 @@ def check_start(request: Request, field: str, start: Start) -> None:
                 raise ConsoleError("broadcast_invalid", exc.message_es, field=field) from exc
         return
     try:
-        live = live_entry_ids(request.app.state.settings.data_dir)
+        live = live_entries(request.app.state.settings.data_dir)
     except KnowledgeMatrixError:
         log.warning("the live knowledge version could not be read to check a broadcast's entry", exc_info=True)
         return

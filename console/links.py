@@ -27,7 +27,7 @@ from console.parts import MAX_ID, ConsoleError, now_of, pages_of
 from core.postgres import DatabaseUnavailable
 from core.settings import Settings
 from knowledge_matrix.errors import KnowledgeMatrixError
-from knowledge_matrix.publish import live_entry_ids
+from knowledge_matrix.publish import live_entries
 from links.intents import bot_intents
 from links.model import Link, LinkInvalid, NewLink, check_page_username, check_start_intent, parse_new_link
 from links.qr import FORMATS, qr_bytes
@@ -148,7 +148,7 @@ async def check_start_entry(settings: Settings, new: NewLink) -> str | None:
     if not entry_id:
         return None
     try:
-        live = await run_in_threadpool(live_entry_ids, settings.data_dir)
+        live = await run_in_threadpool(live_entries, settings.data_dir)
     except KnowledgeMatrixError:
         log.warning("the live knowledge version could not be read to check a link's entry", exc_info=True)
         return (f"No se pudo leer la Matriz de Conocimientos publicada para comprobar la entrada «{entry_id}»; "

@@ -233,25 +233,35 @@ def current_version(data_dir: Path) -> VersionInfo | None:
 
 
 @dataclass(frozen=True)
-class LiveEntryIds:
-    """The entry ids of the live version (for checks such as an m.me link's start), read without loading its index."""
+class LiveEntries:
+    """A version's entries as (id, first question), read from its `entries.json` without loading its index or model
+    (an m.me link's or a broadcast's start checked against the live matrix; the reports' entries)."""
 
     version: str
-    ids: frozenset[str]
+    entries: tuple[tuple[str, str], ...]
+
+    @property
+    def ids(self) -> frozenset[str]:
+        return frozenset(entry_id for entry_id, _question in self.entries)
 
 
-def live_entry_ids(data_dir: Path) -> LiveEntryIds | None:
-    """The live version's entry ids from its `entries.json`; None when nothing was ever published. ArtifactError when
-    the version cannot be read."""
-    pointer = read_pointer(data_dir)
-    if pointer is None:
-        return None
-    path = version_dir(data_dir, pointer.version) / INDEX_DIR / ENTRIES_FILE
+def version_entries(data_dir: Path, version_id: str) -> LiveEntries:
+    """The entries of version `version_id` (the one reader of a version's `entries.json`). ArtifactError when they
+    cannot be read; UnknownVersionError for a name that is not a version's."""
+    path = version_dir(data_dir, version_id) / INDEX_DIR / ENTRIES_FILE
     try:
         items = json.loads(path.read_text(encoding="utf-8"))
-        return LiveEntryIds(pointer.version, frozenset(str(item["id"]) for item in items))
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ArtifactError(f"cannot read the entries of version {pointer.version}: {exc}") from exc
+        entries = tuple((str(item["id"]), str((item.get("questions") or [""])[0])) for item in items)
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise ArtifactError(f"cannot read the entries of version {version_id}: {exc}") from exc
+    return LiveEntries(version_id, entries)
+
+
+def live_entries(data_dir: Path) -> LiveEntries | None:
+    """The live version's entries; None when nothing was ever published. ArtifactError when the pointer or the
+    version cannot be read."""
+    pointer = read_pointer(data_dir)
+    return None if pointer is None else version_entries(data_dir, pointer.version)
 
 
 def list_versions(data_dir: Path) -> list[VersionInfo]:

@@ -1,9 +1,8 @@
-"""Small readers the app hands to `Reports`: the live matrix's entries (id and first question, from the published
-version's `entries.json`, without loading its index or model) and comment rules' names."""
+"""Small readers the app hands to `Reports`: the live matrix's entries (id and first question, read by
+`knowledge_matrix.publish.version_entries` without loading the index or model) and comment rules' names."""
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -11,18 +10,17 @@ from pathlib import Path
 
 from comments.rules_store import RuleNotFound, RulesStore
 from knowledge_matrix.errors import KnowledgeMatrixError
-from knowledge_matrix.knowledge_base import ENTRIES_FILE
-from knowledge_matrix.publish import INDEX_DIR, read_pointer, version_dir
+from knowledge_matrix.publish import read_pointer, version_entries
 
 log = logging.getLogger(__name__)
 
 
 def live_entries(data_dir: Path) -> Callable[[], Sequence[tuple[str, str]]]:
-    """A reader of the live version's entries as (id, first question), read again only when the live version
-    changes; [] while nothing is published. A version that cannot be read is logged and reads as None (the report
-    says the entries are not available) rather than failing the whole report."""
+    """A reader of the live version's entries as (id, first question) (`knowledge_matrix.publish.version_entries`),
+    read again only when the live version changes; [] while nothing is published. A pointer or a version that cannot
+    be read is logged and reads as [] rather than failing the whole report."""
     lock = threading.Lock()
-    cached: dict[str, list[tuple[str, str]]] = {}
+    cached: dict[str, Sequence[tuple[str, str]]] = {}
 
     def read() -> Sequence[tuple[str, str]]:
         try:
@@ -35,13 +33,14 @@ def live_entries(data_dir: Path) -> Callable[[], Sequence[tuple[str, str]]]:
         with lock:
             if pointer.version in cached:
                 return cached[pointer.version]
-            path = version_dir(data_dir, pointer.version) / INDEX_DIR / ENTRIES_FILE
             try:
-                items = json.loads(path.read_text(encoding="utf-8"))
-                entries = [(str(item["id"]), str((item.get("questions") or [""])[0])) for item in items]
-            except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
-                log.warning("reports: the entries of the live version cannot be read: %s", exc,
-                            extra={"version": pointer.version})
+                entries = version_entries(data_dir, pointer.version).entries
+            except KnowledgeMatrixError as exc:
+                log.warning(
+                    "reports: the entries of the live version cannot be read: %s",
+                    exc,
+                    extra={"version": pointer.version},
+                )
                 return []
             cached.clear()
             cached[pointer.version] = entries

@@ -1,5 +1,5 @@
 """An m.me link whose start answers a matrix entry is checked against the live matrix when it is created
-(console/links.py `check_start_entry`, the live version's ids read by `knowledge_matrix.publish.live_entry_ids`).
+(console/links.py `check_start_entry`, the live version's ids read by `knowledge_matrix.publish.live_entries`).
 
 Would catch: a link to an entry the live matrix does not have created silently (the QR code would answer nothing), a
 refusal that does not name the entry, or links refused while no matrix is published yet (a new business sets up its
@@ -15,7 +15,7 @@ import pytest
 from console.links import LinksRefused, check_start_entry
 from core.settings import Settings
 from knowledge_matrix.knowledge_base import ENTRIES_FILE
-from knowledge_matrix.publish import INDEX_DIR, Pointer, live_entry_ids, version_dir, write_pointer
+from knowledge_matrix.publish import INDEX_DIR, Pointer, live_entries, version_dir, write_pointer
 from links.model import NewLink, parse_new_link
 
 PAGE = "100000000000001"
@@ -51,7 +51,7 @@ async def test_without_a_published_matrix_the_link_is_allowed_with_a_warning(tmp
     warning = await check_start_entry(settings, link({"entry_id": "menu"}))
 
     assert warning is not None and "Todavía no hay una Matriz" in warning and "«menu»" in warning
-    assert live_entry_ids(tmp_path) is None
+    assert live_entries(tmp_path) is None
 
 
 async def test_intents_and_links_without_a_start_are_not_checked(tmp_path: Path) -> None:
