@@ -1,9 +1,9 @@
 """From what the stores answered (`Sources`) to a `Report`: per local day, the headline share and its trend, waiting
 times per agent, sends by outcome, entries. Pure: the service reads, this module counts and words.
 
-The row shapes are Protocols of attributes (the outbox's `MessageHour`/`SendHour`, the answer journal's
-`HandlingHour`, handoff's `Episode`, csat's `CsatSummary`/`AgentSatisfaction`, comments' `RuleCount`, a broadcast's
-`Report`), so this module depends on none of those packages' internals and tests pass plain objects.
+The rows are the stores' own (the outbox's `MessageHour`/`MessageDay`/`SendHour`, the answer journal's
+`HandlingHour`/`HandlingDay`, handoff's `Episode`, comments' `RuleCount`: all on lower floors); csat's figures and a
+broadcast's `Report` arrive as the small dataclasses below, which the service fills from them.
 """
 
 from __future__ import annotations
@@ -14,11 +14,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Protocol
 
+from answers.model import HandlingDay, HandlingHour
 from broadcasts.report import reason_es
+from comments.model import RuleCount
 from csat.model import BOT_AGENT
+from handoff.model import Episode
 from handoff.service import AUTO_RESUME_BY
+from outbox.model import MessageDay, MessageHour, SendHour
 from reports.labels import (
     ANSWERED_WITHOUT_PERSON,
     HANDLING_ES,
@@ -36,93 +39,6 @@ PAGE_INBOX = "page_inbox"  # how a reply from Meta's Page inbox is authored (con
 PAGE_INBOX_ES = "Bandeja de entrada de Meta"
 APP_NAMES = frozenset({AUTO_RESUME_BY, BOT_AGENT})  # the app's own names, even without the console's reserved ones
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,39}$")  # console.auth.USERNAME_PATTERN: what a person can be called
-
-
-class MessageHourRow(Protocol):
-    @property
-    def hour(self) -> datetime: ...
-    @property
-    def messages(self) -> int: ...
-    @property
-    def conversations(self) -> int: ...
-    @property
-    def new_people(self) -> int: ...
-
-
-class MessageDayRow(Protocol):
-    @property
-    def day(self) -> date: ...
-    @property
-    def messages(self) -> int: ...
-    @property
-    def conversations(self) -> int: ...
-    @property
-    def new_people(self) -> int: ...
-
-
-class SendHourRow(Protocol):
-    @property
-    def hour(self) -> datetime: ...
-    @property
-    def purpose(self) -> str: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def reason_code(self) -> str | None: ...
-    @property
-    def error_code(self) -> int | None: ...
-    @property
-    def n(self) -> int: ...
-
-
-class HandlingHourRow(Protocol):
-    @property
-    def hour(self) -> datetime: ...
-    @property
-    def handling(self) -> str: ...
-    @property
-    def n(self) -> int: ...
-
-
-class HandlingDayRow(Protocol):
-    @property
-    def day(self) -> date: ...
-    @property
-    def handling(self) -> str: ...
-    @property
-    def n(self) -> int: ...
-
-
-class EpisodeRow(Protocol):
-    @property
-    def paused_at(self) -> datetime: ...
-    @property
-    def reason(self) -> str | None: ...
-    @property
-    def first_reply_at(self) -> datetime | None: ...
-    @property
-    def first_reply_by(self) -> str | None: ...
-    @property
-    def resumed_at(self) -> datetime | None: ...
-    @property
-    def closed_by(self) -> str | None: ...
-    @property
-    def assigned_to(self) -> str | None: ...
-
-
-class RuleCountRow(Protocol):
-    @property
-    def rule_id(self) -> str: ...
-    @property
-    def matched(self) -> int: ...
-    @property
-    def replied(self) -> int: ...
-    @property
-    def private(self) -> int: ...
-    @property
-    def public(self) -> int: ...
-    @property
-    def started(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -178,21 +94,21 @@ class Sources:
     """What the stores answered for one period (None: that source is not available in this app: its tables say so).
     `previous_handling`: the period before's questions by handling (the trend)."""
 
-    message_hours: Sequence[MessageHourRow] | None = None
-    message_days: Sequence[MessageDayRow] | None = None  # the same summed per local day by the store (preferred)
+    message_hours: Sequence[MessageHour] | None = None
+    message_days: Sequence[MessageDay] | None = None  # the same summed per local day by the store (preferred)
     message_hours_since: datetime | None = None  # when the outbox began counting people's messages (None: always)
-    send_hours: Sequence[SendHourRow] | None = None
-    handling_hours: Sequence[HandlingHourRow] | None = None
-    handling_days: Sequence[HandlingDayRow] | None = None  # the same summed per local day by the store (preferred)
+    send_hours: Sequence[SendHour] | None = None
+    handling_hours: Sequence[HandlingHour] | None = None
+    handling_days: Sequence[HandlingDay] | None = None  # the same summed per local day by the store (preferred)
     previous_handling: Mapping[str, int] | None = None
     entry_use: Mapping[str, int] | None = None
     entries: Sequence[tuple[str, str]] | None = None  # the live matrix: (entry id, its first question)
     open_groups: Sequence[OpenGroup] | None = None
-    episodes: Sequence[EpisodeRow] | None = None
+    episodes: Sequence[Episode] | None = None
     csat: CsatFigures | None = None
     agent_ratings: Sequence[AgentRating] | None = None
     new_by_campaign: Mapping[str | None, int] | None = None
-    rule_counts: Sequence[RuleCountRow] | None = None
+    rule_counts: Sequence[RuleCount] | None = None
     rule_names: Mapping[str, str] = field(default_factory=dict)
     broadcasts: Sequence[BroadcastResult] | None = None
     broadcasts_cut: bool = False  # more broadcasts started in the period than `broadcasts` holds
@@ -234,13 +150,13 @@ def _p(values: Sequence[float], q: float) -> int | None:
 # --- sections ------------------------------------------------------------------------------------------------------
 
 
-def per_day_traffic(period: Period, rows: Sequence[MessageHourRow] | None,
-                    counted_since: datetime | None = None, day_rows: Sequence[MessageDayRow] | None = None) -> Table:
+def per_day_traffic(period: Period, rows: Sequence[MessageHour] | None,
+                    counted_since: datetime | None = None, day_rows: Sequence[MessageDay] | None = None) -> Table:
     """Messages, conversations and new contacts per local day: from the store's day sums (`day_rows`) when it gave
     them, else from the hour rows, each in the local day of its start. The days that ended before the outbox began
     counting (`counted_since`, an upgrade) have no figures (None, «sin datos», a gap in the chart), not zeros."""
     days: dict[date, list[int]] = {day: [0, 0, 0] for day in period.days()}
-    dated: Iterable[tuple[date, MessageHourRow | MessageDayRow]] = (
+    dated: Iterable[tuple[date, MessageHour | MessageDay]] = (
         ((row.day, row) for row in day_rows) if day_rows is not None
         else ((period.day_of(row.hour), row) for row in rows or ()))
     for day, row in dated:
@@ -264,8 +180,8 @@ def per_day_traffic(period: Period, rows: Sequence[MessageHourRow] | None,
                  note=_note(rows if day_rows is None else day_rows) or note)
 
 
-def handling_by_day(period: Period, rows: Sequence[HandlingHourRow] | None,
-                    day_rows: Sequence[HandlingDayRow] | None = None) -> tuple[Table, Counter[str]]:
+def handling_by_day(period: Period, rows: Sequence[HandlingHour] | None,
+                    day_rows: Sequence[HandlingDay] | None = None) -> tuple[Table, Counter[str]]:
     """Questions per local day by handling: from the store's day sums (`day_rows`) when it gave them, else from the
     hour rows, each in the local day of its start."""
     days: dict[date, Counter[str]] = {day: Counter() for day in period.days()}
@@ -349,7 +265,7 @@ def campaign_table(counts: Mapping[str | None, int] | None) -> Table:
                                        "primer mensaje de cada persona, así que las cifras pueden diferir.")
 
 
-def rule_table(counts: Sequence[RuleCountRow] | None, names: Mapping[str, str]) -> Table:
+def rule_table(counts: Sequence[RuleCount] | None, names: Mapping[str, str]) -> Table:
     rows = sorted(counts or (), key=lambda r: (-r.matched, str(r.rule_id)))
     return table("reglas_comentarios", "Comentarios por regla de respuesta privada",
                  [("regla", "Regla"), ("nombre", "Nombre"), ("coincidencias", "Comentarios que coincidieron"),
@@ -385,7 +301,7 @@ def team_member(author: str | None, reserved: AbstractSet[str] = frozenset()) ->
     return name
 
 
-def episode_tables(episodes: Sequence[EpisodeRow] | None, ratings: Sequence[AgentRating] | None,
+def episode_tables(episodes: Sequence[Episode] | None, ratings: Sequence[AgentRating] | None,
                    reasons_es: Mapping[str, str], reserved: AbstractSet[str] = frozenset()) \
         -> tuple[list[Table], dict[str, Cell]]:
     """Handoffs by reason, waiting times overall and per agent (the «Tabla de clasificación»), and the summary's
@@ -492,7 +408,7 @@ def _average(rating: AgentRating | None) -> float | None:
     return round(rating.average, 2) if rating is not None and rating.average is not None else None
 
 
-def send_table(rows: Sequence[SendHourRow] | None, standard: timedelta) -> tuple[Table, dict[str, Cell]]:
+def send_table(rows: Sequence[SendHour] | None, standard: timedelta) -> tuple[Table, dict[str, Cell]]:
     counts: Counter[tuple[str, str, int, str]] = Counter()
     for row in rows or ():
         counts[(code(row.status), code(row.reason_code), row.error_code or 0, code(row.purpose))] += row.n

@@ -8,16 +8,20 @@ episode attributed to the wrong agent, a send's reason shown as a bare code, an 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+from answers.model import Handling, HandlingHour
+from comments.model import RuleCount
+from handoff.model import Episode
+from outbox.model import MessageHour, Purpose, SendHour, Status
 from reports.assemble import AgentRating, BroadcastResult, CsatFigures, OpenGroup, Sources, assemble
 from reports.charts import draw
 from reports.model import Period
 
 GYE = ZoneInfo("America/Guayaquil")
 PERIOD = Period(date(2025, 3, 1), date(2025, 3, 3), GYE)
+PAGE = "100000000000001"
 REASONS = {"user_asked": "El cliente pidió hablar con una persona"}
 
 
@@ -25,79 +29,53 @@ def at(day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2025, 3, day, hour, minute, tzinfo=timezone.utc)
 
 
-@dataclass(frozen=True)
-class MessageHour:
-    hour: datetime
-    messages: int
-    conversations: int
-    new_people: int
+def message_hour(hour: datetime, messages: int, conversations: int, new_people: int) -> MessageHour:
+    return MessageHour(hour, PAGE, messages, conversations, new_people)
 
 
-@dataclass(frozen=True)
-class HandlingHour:
-    hour: datetime
-    handling: str
-    n: int
+def handling_hour(hour: datetime, handling: str, n: int) -> HandlingHour:
+    return HandlingHour(hour, PAGE, Handling(handling), n)
 
 
-@dataclass(frozen=True)
-class SendHour:
-    hour: datetime
-    purpose: str
-    status: str
-    reason_code: str | None
-    error_code: int | None
-    n: int
+def send_hour(hour: datetime, purpose: str, status: str, reason_code: str | None, error_code: int | None,
+              n: int) -> SendHour:
+    return SendHour(hour, PAGE, Purpose(purpose), Status(status), reason_code, error_code, n)
 
 
-@dataclass(frozen=True)
-class Episode:
-    paused_at: datetime
-    reason: str | None
-    first_reply_at: datetime | None = None
-    first_reply_by: str | None = None
-    resumed_at: datetime | None = None
-    closed_by: str | None = None
-    assigned_to: str | None = None
-
-
-@dataclass(frozen=True)
-class RuleCount:
-    rule_id: str
-    matched: int
-    replied: int
-    private: int
-    public: int
-    started: int
+def episode(paused_at: datetime, reason: str | None, first_reply_at: datetime | None = None,
+            first_reply_by: str | None = None, resumed_at: datetime | None = None, closed_by: str | None = None,
+            assigned_to: str | None = None) -> Episode:
+    return Episode(f"{PAGE}:1", PAGE, "1", paused_at, reason, "bot", first_reply_at, first_reply_by, resumed_at,
+                   closed_by, assigned_to)
 
 
 def sources() -> Sources:
     t0 = at(1, 15)
     return Sources(
-        message_hours=[MessageHour(at(1, 15), 5, 2, 2), MessageHour(at(2, 3), 4, 1, 1),  # 03:00 UTC: still the 1st
-                       MessageHour(at(3, 14), 1, 1, 0)],
-        handling_hours=[HandlingHour(at(1, 15), "matrix", 3), HandlingHour(at(1, 16), "selected", 1),
-                        HandlingHour(at(2, 15), "gpt", 1), HandlingHour(at(2, 15), "did_you_mean", 2),
-                        HandlingHour(at(3, 15), "no_answer", 1), HandlingHour(at(3, 15), "handoff", 2)],
+        message_hours=[message_hour(at(1, 15), 5, 2, 2), message_hour(at(2, 3), 4, 1, 1),  # 03:00 UTC: still the 1st
+                       message_hour(at(3, 14), 1, 1, 0)],
+        handling_hours=[handling_hour(at(1, 15), "matrix", 3), handling_hour(at(1, 16), "selected", 1),
+                        handling_hour(at(2, 15), "gpt", 1), handling_hour(at(2, 15), "did_you_mean", 2),
+                        handling_hour(at(3, 15), "no_answer", 1), handling_hour(at(3, 15), "handoff", 2)],
         previous_handling={"matrix": 1, "no_answer": 3},
         entry_use={"horario": 3, "precios": 1},
         entries=[("horario", "¿A qué hora abren?"), ("precios", "¿Cuánto cuesta?"), ("envios", "¿Hacen envíos?")],
         open_groups=[OpenGroup("¿Atienden feriados?", 3, 4, at(2, 20), "/console/unanswered/7")],
         episodes=[
-            Episode(t0, "user_asked", t0 + timedelta(minutes=2), "agent:ana", t0 + timedelta(minutes=30), "ana"),
-            Episode(t0, "user_asked", t0 + timedelta(minutes=10), "agent:ana", t0 + timedelta(minutes=50), "luis"),
-            Episode(t0, "bot_failed", None, None, t0 + timedelta(hours=2), "luis", assigned_to="luis"),
-            Episode(t0, None, None, None, None, None),
+            episode(t0, "user_asked", t0 + timedelta(minutes=2), "agent:ana", t0 + timedelta(minutes=30), "ana"),
+            episode(t0, "user_asked", t0 + timedelta(minutes=10), "agent:ana", t0 + timedelta(minutes=50), "luis"),
+            episode(t0, "bot_failed", None, None, t0 + timedelta(hours=2), "luis", assigned_to="luis"),
+            episode(t0, None, None, None, None, None),
         ],
         csat=CsatFigures(asked=4, answered=2, average=4.5, by_rating={4: 1, 5: 1}),
         agent_ratings=[AgentRating("ana", 2, 2, 4.5)],
         new_by_campaign={None: 2, "verano": 1},
         rule_counts=[RuleCount("9", 2, 1, 2, 1, 1)],
         rule_names={"9": "Precio"},
-        send_hours=[SendHour(at(1, 15), "reply", "sent", None, None, 7),
-                    SendHour(at(2, 15), "follow_up", "blocked", "outside_window", None, 2),
-                    SendHour(at(2, 16), "follow_up", "failed", None, 551, 1),
-                    SendHour(at(3, 15), "reply", "sent", None, None, 1)],
+        send_hours=[send_hour(at(1, 15), "reply", "sent", None, None, 7),
+                    send_hour(at(2, 15), "follow_up", "blocked", "outside_window", None, 2),
+                    send_hour(at(2, 16), "follow_up", "failed", None, 551, 1),
+                    send_hour(at(3, 15), "reply", "sent", None, None, 1)],
         broadcasts=[],
     )
 
@@ -177,13 +155,13 @@ def test_only_people_are_ranked_the_app_and_the_page_inbox_are_not_agents() -> N
     close wait; the chatbot's satisfaction is its own summary line."""
     t0 = at(1, 15)
     episodes = [
-        Episode(t0, "user_asked", None, None, t0 + timedelta(hours=1), "system"),  # idle, nobody answered
-        Episode(t0, "user_asked", t0 + timedelta(minutes=1), "agent:ana", t0 + timedelta(hours=2), "system"),
-        Episode(t0, "user_asked", t0 + timedelta(minutes=3), "agent:bruno", t0 + timedelta(minutes=20), "bruno"),
-        Episode(t0, "user_asked", t0, "page_inbox", t0 + timedelta(minutes=5), "page_inbox"),
-        Episode(t0, "bot_failed", None, None, t0 + timedelta(minutes=9), "Soporte externo"),  # internal resume's `by`
-        Episode(t0, "bot_failed", None, None, t0 + timedelta(minutes=9), "connector"),
-        Episode(t0, "bot_failed", t0 + timedelta(minutes=2), "app:123", None, None, assigned_to="rasa"),
+        episode(t0, "user_asked", None, None, t0 + timedelta(hours=1), "system"),  # idle, nobody answered
+        episode(t0, "user_asked", t0 + timedelta(minutes=1), "agent:ana", t0 + timedelta(hours=2), "system"),
+        episode(t0, "user_asked", t0 + timedelta(minutes=3), "agent:bruno", t0 + timedelta(minutes=20), "bruno"),
+        episode(t0, "user_asked", t0, "page_inbox", t0 + timedelta(minutes=5), "page_inbox"),
+        episode(t0, "bot_failed", None, None, t0 + timedelta(minutes=9), "Soporte externo"),  # internal resume's `by`
+        episode(t0, "bot_failed", None, None, t0 + timedelta(minutes=9), "connector"),
+        episode(t0, "bot_failed", t0 + timedelta(minutes=2), "app:123", None, None, assigned_to="rasa"),
     ]
     ratings = [AgentRating("bot", 10, 4, 3.5), AgentRating("ana", 1, 1, 5.0), AgentRating("system", 2, 1, 1.0)]
     report = assemble(PERIOD, "all", Sources(episodes=episodes, agent_ratings=ratings), reasons_es=REASONS,
@@ -209,7 +187,7 @@ def test_only_people_are_ranked_the_app_and_the_page_inbox_are_not_agents() -> N
 def test_without_the_consoles_names_the_app_still_never_ranks_itself() -> None:
     t0 = at(1, 15)
     report = assemble(PERIOD, "all", Sources(
-        episodes=[Episode(t0, "user_asked", None, None, t0 + timedelta(hours=1), "system")],
+        episodes=[episode(t0, "user_asked", None, None, t0 + timedelta(hours=1), "system")],
         agent_ratings=[AgentRating("bot", 1, 1, 4.0)]), reasons_es=REASONS)
     assert rows(report.tables["agentes"]) == []
     assert report.summary["episodes_auto_closed"] == 1 and report.summary["csat_bot_average"] == 4.0
@@ -218,7 +196,7 @@ def test_without_the_consoles_names_the_app_still_never_ranks_itself() -> None:
 def test_days_before_the_outbox_began_counting_say_no_data_not_zero() -> None:
     """An upgraded outbox began counting people's messages on the 2nd at 10:00 local: the 1st is «sin datos»."""
     started = datetime(2025, 3, 2, 15, 0, tzinfo=timezone.utc)
-    report = assemble(PERIOD, "all", Sources(message_hours=[MessageHour(at(2, 16), 4, 2, 1)],
+    report = assemble(PERIOD, "all", Sources(message_hours=[message_hour(at(2, 16), 4, 2, 1)],
                                              message_hours_since=started), reasons_es=REASONS)
     days = [(r["fecha"], r["mensajes"], r["conversaciones"], r["contactos_nuevos"])
             for r in rows(report.tables["dias"])]
