@@ -222,17 +222,24 @@ def stack_rss(stack: Stack) -> dict[str, float]:
 def webhook_section(result: dict[str, Any], events: int, users: int, concurrency: int) -> Section:
     latencies = list(result["webhook_latencies_ms"])
     s = latency_summary(latencies)
+    saturated = list(result["saturated_latencies_ms"])
+    o = latency_summary(saturated)
+    rate = result["saturated_rate"]
     return Section(
         "webhook",
         what=(
             f"{events} signed events from {users} users posted at once ({concurrency} connections) to the webhook "
             "process; each POST's answer time (the event is durable in the journal before the 200). The burst "
-            "itself saturates Rasa. Issue 11's targets: p50 ≤ 5 ms, p99 ≤ 20 ms."
+            f"itself saturates Rasa. Then, while Rasa works through that backlog, {len(saturated)} more at "
+            f"{rate:g}/s (open loop: each leaves on time whatever the answers, as Meta delivers); a closed loop "
+            "of 50 measures the server's throughput (Little's law), the open loop the latency a delivery meets. "
+            "Issue 11's targets, for the open loop: p50 ≤ 5 ms, p99 ≤ 20 ms."
         ),
         table=Table(
-            ["p50 ms", "p90 ms", "p99 ms", "max ms", "mean ms", "all accepted in", "all processed in", "msg/s"],
+            ["", "p50 ms", "p90 ms", "p99 ms", "max ms", "mean ms", "all accepted in", "all processed in", "msg/s"],
             [
                 [
+                    f"burst, {concurrency} in flight",
                     ms(s["p50"]),
                     ms(s["p90"]),
                     ms(s["p99"]),
@@ -241,16 +248,27 @@ def webhook_section(result: dict[str, Any], events: int, users: int, concurrency
                     f"{result['accept_all_s']:.2f} s",
                     f"{result['end_to_end_s']:.2f} s",
                     f"{result['messages_per_s']:.1f}",
-                ]
+                ],
+                [
+                    f"open loop {rate:g}/s, Rasa saturated ({result['backlog_after_saturated_phase']} waiting after)",
+                    ms(o["p50"]),
+                    ms(o["p90"]),
+                    ms(o["p99"]),
+                    ms(o["max"]),
+                    ms(o["mean"]),
+                    f"{result['saturated_s']:.2f} s",
+                    "–",
+                    "–",
+                ],
             ],
         ),
         chart=Chart(
             "cdf",
             "webhook.png",
-            "Webhook answer latency under a burst",
+            "Webhook answer latency under a burst, then open loop while Rasa is saturated",
             "ms",
             "fraction of POSTs",
-            {"webhook POST": latencies},
+            {"burst (closed loop)": latencies, f"open loop {rate:g}/s, Rasa saturated": saturated},
         ),
     )
 

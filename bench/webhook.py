@@ -91,10 +91,11 @@ def describe(values: list[float]) -> str:
 
 
 async def run_ours(stack, messages: list[tuple[str, str]], concurrency: int,
-                   backlog_rate: float = 200.0, backlog_events: int = 1000) -> dict[str, Any]:
+                   backlog_rate: float = 200.0, backlog_events: int = 1000, drain: bool = True) -> dict[str, Any]:
     """The burst (closed loop, `concurrency` in flight) to the webhook process, then, while Rasa works through the
     burst's backlog (saturated), `backlog_events` more at `backlog_rate`/s (open loop, as Meta sends: each delivery
-    leaves on time whatever the answers); then waits until the journal has processed every event."""
+    leaves on time whatever the answers); then waits until the journal has processed every event (`drain`; without
+    it the backlog is left to the stack's stop, and the end-to-end figures are left out)."""
     db = stack.data_dir / "messenger.sqlite3"
 
     def done_count() -> int:
@@ -113,7 +114,7 @@ async def run_ours(stack, messages: list[tuple[str, str]], concurrency: int,
     saturated = await post_all(stack.webhook_url, extra, max(concurrency, 200), rate=backlog_rate) if extra else []
     saturated_s = time.perf_counter() - saturated_started
     pending_after = len(messages) + len(extra) - (done_count() - before)
-    while done_count() - before < len(messages) + len(extra):
+    while drain and done_count() - before < len(messages) + len(extra):
         await asyncio.sleep(0.05)
     total = time.perf_counter() - started
     return {
@@ -183,6 +184,8 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="open-loop deliveries/s while Rasa is saturated")
     parser.add_argument("--saturated-events", type=int, default=1000, help="deliveries of the open-loop phase")
     parser.add_argument("--webhook-only", action="store_true", help="skip the end-to-end side-by-side rounds")
+    parser.add_argument("--no-drain", action="store_true",
+                        help="with --webhook-only: stop once the open-loop phase is answered, not when Rasa is done")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment of the stack's processes (e.g. WEBHOOK_WORKERS=2); repeatable")
     parser.add_argument("--rasa-nice", type=int, default=0,
@@ -198,7 +201,7 @@ async def main() -> None:
                     os.setpriority(os.PRIO_PGRP, stack.processes[name].pid, args.rasa_nice)
             await endtoend.side_by_side(stack, 20, 5)  # warm up both paths
             ours = await run_ours(stack, plan(args.events, args.users, f"burst-{time.time_ns()}"), args.concurrency,
-                                  args.rate, args.saturated_events)
+                                  args.rate, args.saturated_events, drain=not (args.no_drain and args.webhook_only))
             rounds = 0 if args.webhook_only else args.rounds
             runs = [await endtoend.side_by_side(stack, args.e2e_events, args.users) for _ in range(rounds)]
         finally:

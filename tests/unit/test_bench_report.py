@@ -37,6 +37,10 @@ def synthetic_sections() -> list[Section]:
         "accept_all_s": 0.8,
         "end_to_end_s": 31.0,
         "messages_per_s": 6.5,
+        "saturated_latencies_ms": [0.5 + i / 20 for i in range(1000)],
+        "saturated_rate": 200.0,
+        "saturated_s": 5.02,
+        "backlog_after_saturated_phase": 1400,
     }
     soak = report.SoakResult(
         minutes=1.0,
@@ -111,7 +115,9 @@ def test_every_section_has_its_heading_table_and_an_openable_chart(tmp_path: Pat
 def test_the_tables_carry_the_figures(tmp_path: Path) -> None:
     text = write_report(tmp_path, MACHINE, synthetic_sections(), "x").read_text(encoding="utf-8")
     # webhook: 1.0 … 20.9 ms → p50 11.0 (nearest rank), max 20.9
-    assert "| 11.0 | 18.9 | 20.7 | 20.9 |" in text
+    assert "| burst, 20 in flight | 11.0 | 18.9 | 20.7 | 20.9 |" in text
+    # the open loop while Rasa is saturated: 0.50 … 50.45 ms → p50 25.5 (nearest rank), p99 50.0
+    assert "| open loop 200/s, Rasa saturated (1400 waiting after) | 25.5 | 45.5 | 50.0 | 50.5 |" in text
     # end to end: REST 0.3 msg/s over 10 s, ours 3 over 11 s → time per message ratio 1.100
     assert "ours / REST: **1.100** (+10.0%" in text
     assert "| sqlite | 2 | 650.0 | 0.40 | 2.10 |" in text
