@@ -42,14 +42,16 @@ class ReportInvalid(ReportsError, FieldInvalid):
 
 
 class ReportsUnavailable(ReportsError):
-    """A store the report reads did not answer (a database that is down): try again in a moment."""
+    """A store the report reads did not answer (a database that is down, a SQLite file another connection holds
+    locked): try again in a moment (`retry_after`: sent as Retry-After)."""
 
     reason_code = "reports_unavailable"
 
-    def __init__(self, message_es: str = "Los datos de los reportes no están disponibles; intente en un momento.") \
-            -> None:
+    def __init__(self, message_es: str = "Los datos de los reportes no están disponibles; intente en un momento.",
+                 retry_after: timedelta | None = None) -> None:
         super().__init__(message_es)
         self.message_es = message_es
+        self.retry_after = retry_after
 
 
 def _day(value: str | None, name: str) -> date | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +19,7 @@ from typing import Any, Protocol, TypeVar
 from answers.model import HandlingDay, HandlingHour
 from comments.model import RuleCount
 from core.postgres import DatabaseUnavailable
+from core.sqlite import is_busy
 from handoff.model import Episode
 from outbox.model import MessageDay, MessageHour, SendHour
 from reports.assemble import (
@@ -36,6 +38,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_BROADCASTS = 500  # of one period (the table says when there were more)
+BUSY_RETRY_AFTER = timedelta(seconds=5)  # a SQLite file locked by another connection (a long write): soon free again
+BUSY_ES = ("Los datos de los reportes están ocupados por otra operación en este momento; intente de nuevo en unos "
+           "segundos.")
 
 
 class OutboxCounters(Protocol):
@@ -100,12 +105,18 @@ class Reports:
     reserved_names: frozenset[str] = frozenset()
 
     async def build(self, period: Period, part: Part) -> Report:
-        """The report of `period` (`part` "all" for admins, "knowledge" for editors). A store that is down is
-        `ReportsUnavailable` (503), not a report with holes."""
+        """The report of `period` (`part` "all" for admins, "knowledge" for editors). A store that is down, or a SQLite
+        file another connection holds locked past the busy timeout, is `ReportsUnavailable` (503, the latter with
+        Retry-After), not a report with holes nor a 500."""
         try:
             sources = await self._sources(period, part)
         except DatabaseUnavailable as exc:
             raise ReportsUnavailable() from exc
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            log.warning("reports: a SQLite store stayed locked by another connection past its busy timeout")
+            raise ReportsUnavailable(BUSY_ES, retry_after=BUSY_RETRY_AFTER) from exc
         return assemble(period, part, sources, reasons_es=self.pause_reasons_es or {},
                         standard_window=self.standard_window, reserved=self.reserved_names)
 
