@@ -77,12 +77,14 @@ def answer_sentences(answer: str) -> list[str]:
 
 
 def row_texts(
-    entries: Sequence[Entry], fields: str, answer_sentence_rows: bool = False
+    entries: Sequence[Entry], fields: str, answer_sentence_rows: bool = False, keyword_rows: bool = False
 ) -> tuple[list[str], list[int], list[int]]:
     """One row per way of asking; with `question+answer` the answer is embedded along with it, with
     `question|question+answer` each way of asking gets both rows; `answer_sentence_rows` adds a row per
-    sentence of the answer (its position is the entry's first question). Returns the texts, the entry of
-    each row and the position of its question in the entry."""
+    sentence of the answer (its position is the entry's first question); `keyword_rows` adds, for an entry with
+    «palabras clave», a row of them joined by commas, shaped like its question rows (with the answer when they
+    have it; its position is the entry's first question, so a hit shows a real question). Returns the texts, the
+    entry of each row and the position of its question in the entry."""
     if fields not in ("question", "question+answer", "question|question+answer"):
         raise ValueError(f"unknown passage fields {fields!r}")
     texts: list[str] = []
@@ -103,7 +105,32 @@ def row_texts(
                 texts.append(sentence)
                 owners.append(entry_index)
                 positions.append(0)
+        if keyword_rows and entry.keywords:
+            keywords = ", ".join(entry.keywords)
+            if fields in ("question", "question|question+answer"):
+                texts.append(keywords)
+                owners.append(entry_index)
+                positions.append(0)
+            if fields in ("question+answer", "question|question+answer"):
+                texts.append(f"{keywords}\n{entry.answer}")
+                owners.append(entry_index)
+                positions.append(0)
     return texts, owners, positions
+
+
+def settings_row_texts(entries: Sequence[Entry], settings: RetrievalSettings) -> tuple[list[str], list[int], list[int]]:
+    """`row_texts` as `settings` asks for them."""
+    return row_texts(
+        entries, settings.passage_fields, settings.answer_sentence_rows, settings.keywords in ("row", "both")
+    )
+
+
+def with_keywords(documents: Sequence[str], entries: Sequence[Entry], owners: Sequence[int]) -> list[str]:
+    """Each row's lexical document followed by its entry's «palabras clave» (the `lexical` keywords mode)."""
+    return [
+        f"{document}\n{', '.join(entries[owner].keywords)}" if entries[owner].keywords else document
+        for document, owner in zip(documents, owners, strict=True)
+    ]
 
 
 def lexical_documents(texts: Sequence[str]) -> list[str]:
@@ -165,7 +192,7 @@ class KnowledgeBase:
         self._calibration: Calibration = settings.calibration_for(embedder.name)
         self._matrix_sha256 = matrix_sha256
         self._source_sha256 = source_sha256
-        _, owners, positions = row_texts(self._entries, settings.passage_fields, settings.answer_sentence_rows)
+        _, owners, positions = settings_row_texts(self._entries, settings)
         if owners != self._row_entries.tolist():
             raise ArtifactError("the rows of the index do not match the entries and settings")
         self._row_question_position = positions
@@ -183,7 +210,7 @@ class KnowledgeBase:
                 holders.setdefault(canonical_key(question), set()).add(entry_index)
         self._question_owner: dict[str, int] = {key: min(found) for key, found in holders.items() if len(found) == 1}
         self._vocabulary = (
-            Vocabulary.of(text for entry in self._entries for text in (*entry.questions, entry.answer))
+            Vocabulary.of(text for entry in self._entries for text in (*entry.questions, entry.answer, *entry.keywords))
             if settings.spelling_correction
             else None
         )
@@ -208,7 +235,7 @@ class KnowledgeBase:
         entries = matrix.enabled_entries
         if not entries:
             raise KnowledgeMatrixError("la matriz no tiene entradas activas")
-        texts, owners, _ = row_texts(entries, settings.passage_fields, settings.answer_sentence_rows)
+        texts, owners, _ = settings_row_texts(entries, settings)
         vectors = embedder.embed(texts, role="passage")
         index: VectorIndex
         if in_memory_index:
@@ -218,6 +245,8 @@ class KnowledgeBase:
         lexical = None
         if settings.lexical_weight > 0:
             documents = texts if settings.lexical_text == "row" else lexical_documents(texts)
+            if settings.keywords in ("lexical", "both"):
+                documents = with_keywords(documents, entries, owners)
             lexical = LexicalIndex.build(documents, stemmer=settings.lexical_stemmer)
         anchors = None
         if settings.off_topic_anchors:

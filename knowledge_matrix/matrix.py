@@ -41,6 +41,7 @@ OPTIONAL_COLUMNS: tuple[str, ...] = (
     "enabled",
     "language",
     "tags",
+    "keywords",
 )
 KNOWN_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
@@ -80,6 +81,20 @@ COLUMN_ALIASES: dict[str, str] = {
     **{alias: "enabled" for alias in ("enabled", "activo", "activa", "habilitado", "habilitada", "publicar")},
     **{alias: "language" for alias in ("language", "lang", "idioma", "lengua")},
     **{alias: "tags" for alias in ("tags", "tag", "etiquetas", "etiqueta")},
+    **{
+        alias: "keywords"
+        for alias in (
+            "keywords",
+            "keyword",
+            "palabras_clave",
+            "palabra_clave",
+            "sinonimos",
+            "sinonimo",
+            "terminos",
+            "terminos_de_busqueda",
+            "busquedas",
+        )
+    },
 }
 
 _ITEM_SEPARATOR = re.compile(r"\s*(?:\r\n|\r|\n|\|)\s*")
@@ -208,6 +223,8 @@ class Entry:
     language: str = "es"
     tags: tuple[str, ...] = ()
     row: int = 0
+    # «Palabras clave»: synonyms and words customers use for this entry that its questions do not have.
+    keywords: tuple[str, ...] = ()
     extra: tuple[tuple[str, str], ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
@@ -225,6 +242,7 @@ class Entry:
             "tags": list(self.tags),
             "row": self.row,
             "extra": dict(self.extra),
+            "keywords": list(self.keywords),
         }
 
     @classmethod
@@ -243,6 +261,7 @@ class Entry:
             tags=tuple(str(t) for t in data.get("tags", ())),
             row=int(data.get("row", 0)),
             extra=tuple(sorted((str(k), str(v)) for k, v in dict(data.get("extra", {})).items())),
+            keywords=tuple(str(k) for k in data.get("keywords", ())),
         )
 
 
@@ -265,8 +284,13 @@ class Matrix:
 
 
 def content_sha256(entries: Sequence[Entry]) -> str:
-    """Hash of what the bot would serve: the same content saved from Excel or Sheets hashes the same."""
-    canonical = [{k: v for k, v in entry.to_dict().items() if k != "row"} for entry in entries]
+    """Hash of what the bot would serve: the same content saved from Excel or Sheets hashes the same.
+
+    An entry without keywords hashes as it did before the column existed."""
+    canonical = [
+        {k: v for k, v in entry.to_dict().items() if k != "row" and not (k == "keywords" and not v)}
+        for entry in entries
+    ]
     payload = json.dumps(canonical, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
@@ -336,6 +360,12 @@ def parse_tags(cell: str) -> tuple[str, ...]:
     return tuple(tag for tag in (part.strip() for part in _TAG_SEPARATOR.split(cell)) if tag)
 
 
+def parse_keywords(cell: str) -> tuple[str, ...]:
+    """`parqueo, parking; estacionamiento`: separated like tags (`,` `;` `|` or one per line), blanks and exact
+    repeats dropped, in order."""
+    return tuple(dict.fromkeys(" ".join(part.split()) for part in parse_tags(cell)))
+
+
 def entry_from_row(row: SheetRow, unknown: Mapping[str, str] | None = None) -> Entry:
     """The entry a row describes; call after validation (an unreadable `enabled` counts as enabled)."""
     enabled = parse_enabled(row.get("enabled"))
@@ -351,6 +381,7 @@ def entry_from_row(row: SheetRow, unknown: Mapping[str, str] | None = None) -> E
         enabled=True if enabled is None else enabled,
         language=(row.get("language").strip().lower() or "es"),
         tags=parse_tags(row.get("tags")),
+        keywords=parse_keywords(row.get("keywords")),
         row=row.number,
         extra=tuple(sorted((unknown or {}).items())),
     )

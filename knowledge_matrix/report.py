@@ -24,6 +24,7 @@ COLUMN_LABELS: dict[str, str] = {
     "enabled": "activo",
     "language": "idioma",
     "tags": "etiquetas",
+    "keywords": "palabras clave",
 }
 
 

@@ -21,6 +21,7 @@ from knowledge_matrix.matrix import (
     SheetRow,
     parse_buttons,
     parse_enabled,
+    parse_keywords,
     parse_quick_replies,
     split_questions,
 )
@@ -42,6 +43,11 @@ class MessengerLimits:
 
 
 MESSENGER = MessengerLimits()
+
+# «Palabras clave» of one row: a handful of synonyms is what helps; a cell that is a paragraph is a mistake.
+MAX_KEYWORDS = 30
+MAX_KEYWORD_CHARS = 80
+MAX_REPEATED_KEYWORD_WARNINGS = 200
 
 
 def _error(code: str, message: str, row: int | None = None, column: str | None = None) -> Issue:
@@ -72,6 +78,7 @@ class RowCells:
     image: str
     enabled: str  # as written: the message quotes it
     repeats: tuple[tuple[str, str], ...]  # (a question, the earlier question of this entry it repeats)
+    keywords: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, row: SheetRow) -> RowCells:
@@ -94,10 +101,11 @@ class RowCells:
             image=row.get("image").strip(),
             enabled=row.get("enabled"),
             repeats=tuple(repeats),
+            keywords=parse_keywords(row.get("keywords")),
         )
 
 
-RowScope = Literal["row", "quick_reply", "button", "repeat"]
+RowScope = Literal["row", "quick_reply", "button", "repeat", "keyword"]
 
 # What a check of each scope runs on: the row once, or each of its quick replies, buttons, repeated questions.
 ITEMS_OF: dict[RowScope, Callable[[RowCells], Sequence[Any]]] = {
@@ -105,6 +113,7 @@ ITEMS_OF: dict[RowScope, Callable[[RowCells], Sequence[Any]]] = {
     "quick_reply": lambda row: row.quick_replies,
     "button": lambda row: row.buttons,
     "repeat": lambda row: row.repeats,
+    "keyword": lambda row: row.keywords,
 }
 
 
@@ -189,6 +198,14 @@ ROW_CHECKS: tuple[Check, ...] = (
     Check("repeat", "warning", "repeated_question_in_entry", "questions",
           lambda repeat, _: True,  # `RowCells.repeats` holds only the repeats
           lambda repeat, _: f"«{repeat[0]}» repite «{repeat[1]}» en la misma entrada."),
+    Check("row", "error", "too_many_keywords", "keywords",
+          lambda row, _: len(row.keywords) > MAX_KEYWORDS,
+          lambda row, _: f"hay {len(row.keywords)} palabras clave; el máximo es {MAX_KEYWORDS} por fila "
+                         "(entre 3 y 8 suele bastar). Sepárelas con comas y deje las más útiles."),
+    Check("keyword", "error", "keyword_too_long", "keywords",
+          lambda keyword, _: len(keyword) > MAX_KEYWORD_CHARS,
+          lambda keyword, _: f"la palabra clave «{keyword[:40]}…» tiene {len(keyword)} caracteres; el máximo es "
+                             f"{MAX_KEYWORD_CHARS}. Use palabras o frases cortas separadas por comas."),
 )
 # fmt: on
 ROW_CHECK_GROUPS: tuple[tuple[RowScope, tuple[Check, ...]], ...] = tuple(
@@ -268,6 +285,7 @@ def validate_sheet(sheet: Sheet, limits: MessengerLimits = MESSENGER) -> Report:
         if not any(issue.severity == "error" for issue in row_issues):
             entry_count += 1
     issues.extend(_check_links_to_entries(sheet, set(seen.ids)))
+    issues.extend(repeated_keyword_issues(sheet))
     if entry_count == 0 and not missing:
         issues.append(_error("no_entries", "la matriz no tiene ninguna entrada completa (id, preguntas y respuesta)."))
     return Report(tuple(issues), entry_count=entry_count)
@@ -313,6 +331,51 @@ def _check_against_earlier_rows(row: SheetRow, seen: SeenSoFar) -> list[Issue]:
             )
         elif key and owner is None:
             seen.questions[key] = (entry_id.casefold(), row.number, entry_id)
+    return issues
+
+
+def _rows_text(rows: Sequence[int]) -> str:
+    """[4, 9] → «4 y 9»; [4, 9, 12] → «4, 9 y 12»."""
+    numbers = [str(row) for row in rows]
+    return numbers[0] if len(numbers) == 1 else f"{', '.join(numbers[:-1])} y {numbers[-1]}"
+
+
+def repeated_keyword_issues(sheet: Sheet, max_warnings: int = MAX_REPEATED_KEYWORD_WARNINGS) -> list[Issue]:
+    """A warning for each keyword (canonical key: case, accents, punctuation aside) in two or more entries:
+    it points to all of them, so it cannot tell the bot which one to answer."""
+    rows_of: dict[str, list[int]] = {}
+    ids_of: dict[str, set[str]] = {}
+    written: dict[str, str] = {}
+    for row in sheet.rows:
+        entry_id = row.get("id").strip().casefold()
+        for keyword in parse_keywords(row.get("keywords")):
+            key = canonical_key(keyword)
+            if not key:
+                continue
+            written.setdefault(key, keyword)
+            if row.number not in rows_of.setdefault(key, []):
+                rows_of[key].append(row.number)
+            ids_of.setdefault(key, set()).add(entry_id)
+    repeated = [key for key, rows in rows_of.items() if len(rows) > 1 and len(ids_of[key]) > 1]
+    issues = [
+        _warning(
+            "repeated_keyword",
+            f"la palabra clave «{written[key]}» está en las filas {_rows_text(rows_of[key])}: "
+            "el bot no sabrá por ella cuál responder. Déjela en una sola fila.",
+            rows_of[key][1],
+            "keywords",
+        )
+        for key in repeated[:max_warnings]
+    ]
+    if len(repeated) > max_warnings:
+        issues.append(
+            _warning(
+                "repeated_keyword",
+                f"hay {len(repeated) - max_warnings} palabras clave repetidas más; "
+                "corrija las anteriores y vuelva a subir el archivo para verlas.",
+                column="keywords",
+            )
+        )
     return issues
 
 

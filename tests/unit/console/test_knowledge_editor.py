@@ -99,3 +99,18 @@ def test_only_the_latest_drafts_are_kept(editor: MatrixEditor, clock: Clock) -> 
         clock.advance(seconds=1)
         ids.append(editor.upload("m.csv", matrix("Sí."), "editor").id)
     assert [d.id for d in editor.drafts()] == list(reversed(ids))[:20]
+
+
+def test_a_matrix_with_a_keywords_column(editor: MatrixEditor) -> None:
+    data = (
+        "id,preguntas,respuesta,Palabras clave\n"
+        'parqueadero,¿Tienen parqueadero?,"Sí, en el subsuelo.","simert, zona azul, garaje"\n'
+        'horario,¿A qué hora abren?,Abrimos de 9:00 a 19:00.,"hora de apertura, Garaje"\n'
+    ).encode()
+    draft = editor.upload("matriz.csv", data, "editor")
+    assert draft.ok and draft.entry_count == 2
+    assert [(i.code, i.row, i.column_label) for i in draft.issues] == [("repeated_keyword", 3, "palabras clave")]
+    assert "«simert» está" not in draft.summary and "«garaje» está en las filas 2 y 3" in draft.summary
+    tried = editor.try_question("hay zona azul por ahí?", draft.id)
+    assert tried.draft is not None  # found by its keywords alone, offered by a real question of the entry
+    assert tried.draft.entry_id == "parqueadero" or tried.draft.suggestions[:1] == ("¿Tienen parqueadero?",)
