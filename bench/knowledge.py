@@ -11,8 +11,11 @@
 Quality sets: tests/data/knowledge/dev_*.csv (a copy of the public dev set in ../shared/eval),
 tests/data/knowledge/heldout_*.csv (written from the seed's help pages and for a shop, one question per entry,
 informal queries with typos, unanswerable ones) and the six blind sets in tests/data/knowledge/blind/ (written from a
-one-page brief by people who never saw the code). `--heldout` caches embeddings per model and text in
-$TMPDIR/knowledge-bench-embeddings (delete it after changing a model). Nothing in the test suite asserts a duration.
+one-page brief by people who never saw the code). `--heldout` merges the «palabras clave» of
+tests/data/knowledge/keywords/<set>.csv (written blind, from the matrices only) into every set: a configuration with
+`keywords` "off" ignores them (`--candidates --only keywords` compares the modes). `--heldout` caches embeddings
+per model and text in $TMPDIR/knowledge-bench-embeddings (delete it after changing a model). Nothing in the test
+suite asserts a duration.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ from knowledge_matrix.evaluate import (  # noqa: E402
     summarize,
 )
 from knowledge_matrix.knowledge_base import KnowledgeBase  # noqa: E402
-from knowledge_matrix.matrix import Entry, Matrix, entries_from_sheet, read_sheet  # noqa: E402
+from knowledge_matrix.matrix import Entry, Matrix, entries_from_sheet, parse_keywords, read_sheet  # noqa: E402
 from knowledge_matrix.retrieval import Calibration, Hit, Thresholds, decide  # noqa: E402
 from knowledge_matrix.settings import DEFAULT_SETTINGS, RetrievalSettings  # noqa: E402
 
@@ -75,6 +78,33 @@ ALL_SETS: dict[str, tuple[Path, Path]] = {
         if folder.is_dir()
     },
 }
+
+
+KEYWORDS = DATA / "keywords"
+
+
+def read_keywords(path: Path) -> dict[str, tuple[str, ...]]:
+    """A side file `id,keywords` written by editors who saw only the matrix: the keywords of each entry id."""
+    sheet = read_sheet(path)
+    return {row.get("id").strip(): parse_keywords(row.get("keywords")) for row in sheet.rows if row.get("id").strip()}
+
+
+def with_keywords(
+    sets: dict[str, tuple[Matrix, list[LabeledQuery]]], directory: Path = KEYWORDS
+) -> dict[str, tuple[Matrix, list[LabeledQuery]]]:
+    """The sets with `keywords/<set>.csv` merged in: entries with the same id get its keywords (a set without a
+    side file is kept as it is)."""
+    merged = {}
+    for name, (matrix, queries) in sets.items():
+        path = directory / f"{name}.csv"
+        if path.is_file():
+            keywords = read_keywords(path)
+            matrix = Matrix.of(
+                [replace(entry, keywords=keywords.get(entry.id, entry.keywords)) for entry in matrix.entries],
+                matrix.source_sha256,
+            )
+        merged[name] = (matrix, queries)
+    return merged
 
 
 def available_sets(sets: dict[str, tuple[Path, Path]] = SETS) -> dict[str, tuple[Matrix, list[LabeledQuery]]]:
@@ -706,12 +736,15 @@ BEFORE_SETTINGS = RetrievalSettings(
     lexical_weight=0.0,
     lexical_stemmer="prefix",
     model_agreement=False,
+    keywords="off",
     thresholds=BEFORE_THRESHOLDS,
 )
 
 
 def held_out(candidates: bool, only: str = "") -> None:
-    sets = available_sets(ALL_SETS)
+    # With the editors' «palabras clave» merged: a configuration whose `keywords` is "off" ignores them.
+    sets = with_keywords(available_sets(ALL_SETS))
+    print(f"keywords merged: {sum(bool(e.keywords) for m, _ in sets.values() for e in m.entries)} entries")
     print(
         f"{len(sets)} sets: "
         + ", ".join(f"{n} ({len(m.entries)} entries, {len(q)} queries)" for n, (m, q) in sets.items())
@@ -730,6 +763,10 @@ def held_out(candidates: bool, only: str = "") -> None:
             outcome = leave_one_set_out(variant.label, runs, models)
             print_held_out([outcome])
             outcomes.append(outcome)
+            if variant.label.startswith("defaults"):
+                # Also with the calibration and thresholds the bot ships (fitted on these sets, without keywords).
+                shipped = DEFAULT_SETTINGS.calibration_for(DEFAULT_SETTINGS.embedder)
+                outcomes.append(as_shipped(f"{variant.label}, as shipped", runs, shipped, DEFAULT_SETTINGS.thresholds))
     options = {label: rank_sets(settings, sets, f"after: {label}") for label, settings in after_options().items()}
     outcomes.append(nested_leave_one_set_out("after (choices by LOSO)", options, models))
     chosen = best_option(options, list(sets))
@@ -748,12 +785,15 @@ def held_out(candidates: bool, only: str = "") -> None:
 
 def after_options() -> dict[str, RetrievalSettings]:
     """What the "after" column chooses among, fold by fold: the kept candidates (Snowball lexical channel by
-    z-score, model agreement in the calibration) with each lexical weight. (Weighting e5 twice, chosen by every fold
-    when offered, is measured among the candidates but not adopted: see settings.py.)"""
+    z-score, model agreement in the calibration) with each lexical weight, with the editors' keywords ignored or
+    used as the defaults do (`keywords` "both"). (Weighting e5 twice, chosen by every fold when offered, is measured
+    among the candidates but not adopted: see settings.py.)"""
     kept = BEFORE_SETTINGS.with_changes(lexical_fusion="zscore", lexical_stemmer="snowball", model_agreement=True)
     options = {}
-    for weight in (0.0, 0.15, 0.25, 0.4):
-        options[f"lexical {weight}"] = kept.with_changes(lexical_weight=weight)
+    for keywords in ("off", "both"):
+        for weight in (0.0, 0.15, 0.25, 0.4):
+            label = f"lexical {weight}" + ("" if keywords == "off" else f", keywords {keywords}")
+            options[label] = kept.with_changes(lexical_weight=weight, keywords=keywords)
     return options
 
 
@@ -859,6 +899,11 @@ def candidate_variants() -> list[Variant]:
                 lexical_weight=0.25, lexical_fusion="zscore", lexical_stemmer="snowball", model_agreement=True
             ),
         ),
+        # The «palabras clave» column (keywords/<set>.csv merged): today's defaults with each keywords mode.
+        Variant("defaults, keywords ignored", DEFAULT_SETTINGS.with_changes(keywords="off")),
+        Variant("defaults + keywords lexical", DEFAULT_SETTINGS.with_changes(keywords="lexical")),
+        Variant("defaults + keywords row", DEFAULT_SETTINGS.with_changes(keywords="row")),
+        Variant("defaults + keywords both", DEFAULT_SETTINGS.with_changes(keywords="both")),
     ]
 
 
