@@ -9,10 +9,11 @@ side, the words of its questions and answer that the other entry never uses («i
 Bounded work: at most `QUESTIONS_PER_ENTRY` questions per entry (past `PROBE_BUDGET` questions only the first of
 each), each asking for its `NEIGHBOURS` nearest entries; never all pairs. Embedding the questions again was most of
 the cost, and the near-duplicate check had already embedded every one of them the same way: the check runs both
-with one `QueryVectorMemo` (`publish.checked_report`), so each question is embedded once and this check only scores.
-Measured on synthetic matrices (loaded 2-core box): 100 entries 0.3 s (was 2-8 s), 1,000 entries about 60 s (was
-110-180 s), 10,000 about 11 minutes (was about 20), that is about half the build's time: what is left is
-`KnowledgeBase` scoring one question at a time (~60 ms each), which only a batched search there can cut.
+with one `QueryVectorMemo` (`publish.checked_report`), so each question is embedded once and this check only scores,
+with `search_many`'s batched scoring (the index search and the lexical channel for 256 questions at a time; the same
+hits as one `search` each, bit for bit on the nine labelled sets). Measured with `bench/confusables.py` (synthetic
+matrices, one question per entry, loaded 2-core box): 100 entries 0.3 s, 1,000 entries 2.2 s (was 18-42 s),
+10,000 entries 39 s (was 8-11 minutes, about half the build); 10,000 entries of three questions (HNSW index) 94 s.
 
 Calibrated on the dev and held-out sets (tests/data/knowledge/{dev,heldout_*}): an entry's questions only (its
 answer's first sentence was tried as well and added noise: a generic first sentence ranks unrelated entries above
@@ -25,7 +26,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -166,8 +167,10 @@ def find_confusable_pairs(
     ratio: float = CONFUSABLE_RATIO,
     per_entry: int = QUESTIONS_PER_ENTRY,
     budget: int = PROBE_BUDGET,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[ConfusablePair]:
-    """Search each entry's questions (bounded, see `probes_of`) against the built index, in batches."""
+    """Search each entry's questions (bounded, see `probes_of`) against the built index, in batches; `progress`
+    hears (questions searched, questions in all) after each batch."""
     entries = knowledge_base.entries
     if len(entries) < 2:
         return []
@@ -176,6 +179,8 @@ def find_confusable_pairs(
     hits: list[list[Hit]] = []
     for start in range(0, len(probes), SEARCH_BATCH):
         hits.extend(knowledge_base.search_many([p.question for p in probes[start : start + SEARCH_BATCH]], k))
+        if progress is not None:
+            progress(len(hits), len(probes))
     return confusable_pairs(probes, hits, ratio)
 
 
@@ -265,10 +270,11 @@ def confusable_issues(
     max_warnings: int = MAX_CONFUSABLE_WARNINGS,
     ratio: float = CONFUSABLE_RATIO,
     budget: int = PROBE_BUDGET,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[Issue]:
     """Warnings (never errors) about the closest confusable pairs of a built matrix, then one line saying how many
     more there are."""
-    pairs = find_confusable_pairs(knowledge_base, ratio=ratio, budget=budget)
+    pairs = find_confusable_pairs(knowledge_base, ratio=ratio, budget=budget, progress=progress)
     if not pairs:
         return []
     entries = knowledge_base.entries

@@ -33,6 +33,7 @@ from knowledge_matrix.off_topic import ANCHORS, anchors_to_keep
 from knowledge_matrix.retrieval import (
     Calibration,
     Hit,
+    PartStats,
     Verdict,
     background_stats,
     best_per_entry,
@@ -60,6 +61,7 @@ FAISS_FILE = "index.faiss"
 VECTORS_FILE = "vectors.npy"
 LEXICAL_FILE = "lexical.npz"
 LEXICAL_BACKGROUND_ROWS = 256
+SEARCH_CHUNK = 256  # messages scored together by `search_many`
 
 
 _SENTENCE = re.compile(r"(?<=[.!?…])\s+|\n+")
@@ -144,7 +146,6 @@ def background_sample(row_count: int, limit: int) -> IntArray:
     if row_count <= limit:
         return np.arange(row_count, dtype=np.int64)
     return np.unique(np.linspace(0, row_count - 1, num=limit).round().astype(np.int64))
-
 
 
 # A message that is word for word one of the matrix's questions (a customer who copied it, a quick reply or an ice
@@ -367,17 +368,29 @@ class KnowledgeBase:
 
     def search(self, query: str, k: int = 5) -> list[Hit]:
         """The `k` best entries for a message, best first, each with its calibrated score."""
-        return self.search_many([query], k)[0]
+        (prepared,) = self._prepared([query])
+        return self._hits(prepared, self._embedder.embed([prepared], role="query")[0], k)
 
     def search_many(self, queries: Sequence[str], k: int = 5) -> list[list[Hit]]:
-        """`search` for several messages with one embedding call (evaluation, benchmarks)."""
+        """`search` for several messages (evaluation, the confusable-entries check, benchmarks): one embedding
+        call, then `SEARCH_CHUNK` messages at a time with the index search and the lexical channel batched
+        (`_hits_many`): each gets the hits `search` gives it alone, an order of magnitude faster."""
         if not queries:
             return []
+        prepared = self._prepared(queries)
+        vectors = np.asarray(self._embedder.embed(prepared, role="query"), dtype=np.float32)
+        hits: list[list[Hit]] = []
+        for start in range(0, len(prepared), SEARCH_CHUNK):
+            hits.extend(
+                self._hits_many(prepared[start : start + SEARCH_CHUNK], vectors[start : start + SEARCH_CHUNK], k)
+            )
+        return hits
+
+    def _prepared(self, queries: Sequence[str]) -> list[str]:
         prepared = [expand_shorthand(q) if self._settings.expand_shorthand else q for q in queries]
         if self._vocabulary is not None:
             prepared = [self._vocabulary.correct(q) for q in prepared]
-        vectors = self._embedder.embed(prepared, role="query")
-        return [self._hits(query, vector, k) for query, vector in zip(prepared, vectors, strict=True)]
+        return prepared
 
     def decide(self, hits: Sequence[Hit]) -> Verdict:
         return decide(hits, self._settings.thresholds)
@@ -416,50 +429,106 @@ class KnowledgeBase:
                 out[start : start + len(block), column] = top.mean(axis=1)
         return out
 
-    def _hits(self, query: str, vector: FloatMatrix, k: int) -> list[Hit]:
-        weights = [part.weight for part in self._parts]
-        hub_weight = np.float32(self._settings.hubness_weight)
-        background_cosines = self._part_cosines(self._background_vectors, vector)
-        if self._row_hubness is not None:
-            background_cosines = background_cosines - hub_weight * self._row_hubness[self._background]
-        stats = background_stats(background_cosines)
-        # FAISS ranks rows by the fused score itself (up to a constant), so its candidates are the best.
-        scaled, _ = standardized_query(vector, [(p.start, p.stop, p.weight) for p in self._parts], stats)
-        wanted = max(self._settings.candidate_rows, 4 * (k + 1))
-        _, found = self._index.search(scaled.reshape(1, -1), min(wanted, self._index.size))
-        candidate_rows = {int(row) for row in found[0] if row >= 0}
+    def _candidate_rows(self, query: str, found: IntArray) -> tuple[list[int], int | None]:
+        """Every row of every entry among the index's `found` rows and of the entry whose question the message is
+        word for word (its index, or None)."""
         exact = self._question_owner.get(canonical_key(query))
-        candidate_entries = {int(self._row_entries[row]) for row in candidate_rows}
+        candidate_entries = {int(self._row_entries[row]) for row in found.tolist() if row >= 0}
         if exact is not None:
             candidate_entries.add(exact)
         # Every row of every candidate entry, scored exactly.
-        owners = sorted(candidate_entries)
-        rows = [row for owner in owners for row in self._rows_by_entry[owner]]
-        cosines = self._part_cosines(self._index.vectors(rows), vector)
-        adjusted = cosines if self._row_hubness is None else cosines - hub_weight * self._row_hubness[rows]
-        fused = fused_scores(adjusted, stats, weights)
-        row_owners = [int(self._row_entries[r]) for r in rows]
-        ranked_dense = rank_entries(rows, row_owners, fused, cosines)
-        if self._lexical is None:
-            ranked = ranked_dense
-        else:
+        return [row for owner in sorted(candidate_entries) for row in self._rows_by_entry[owner]], exact
+
+    def _wanted_rows(self, k: int) -> int:
+        return min(max(self._settings.candidate_rows, 4 * (k + 1)), self._index.size)
+
+    def _query_stats(self, vector: FloatMatrix) -> PartStats:
+        """Each model's mean and spread of the message's cosines to the background rows: a matrix-vector product
+        per model (0.2 ms) even in a batch, where one matrix product would change the last bits of every score."""
+        background_cosines = self._part_cosines(self._background_vectors, vector)
+        if self._row_hubness is not None:
+            hub_weight = np.float32(self._settings.hubness_weight)
+            background_cosines = background_cosines - hub_weight * self._row_hubness[self._background]
+        return background_stats(background_cosines)
+
+    def _scaled_query(self, vector: FloatMatrix, stats: PartStats) -> FloatMatrix:
+        """FAISS ranks rows by the fused score itself (up to a constant), so its candidates are the best."""
+        return standardized_query(vector, [(p.start, p.stop, p.weight) for p in self._parts], stats)[0]
+
+    def _hits(self, query: str, vector: FloatMatrix, k: int) -> list[Hit]:
+        """One message scored on its own (the bot's path)."""
+        stats = self._query_stats(vector)
+        _, found = self._index.search(self._scaled_query(vector, stats).reshape(1, -1), self._wanted_rows(k))
+        rows, exact = self._candidate_rows(query, found[0])
+        lexical_rows = lexical_background = None
+        if self._lexical is not None:
             # The lexical channel re-ranks the models' candidates: scored on them and on the background only,
             # so its cost does not grow with the matrix.
             lexical_rows = self._lexical.scores_of(query, np.asarray(rows, dtype=np.int64))
             if self._settings.lexical_fusion == "zscore":
                 lexical_background = self._lexical.scores_of(query, self._lexical_background)
-                lexical_std = max(float(lexical_background.std()), 1e-4)
-                lexical_z = (lexical_rows - float(lexical_background.mean())) / lexical_std
-                weight = self._settings.lexical_weight
-                fused = ((fused * sum(weights) + weight * lexical_z) / (sum(weights) + weight)).astype(np.float32)
-                ranked = rank_entries(rows, row_owners, fused, cosines)
-            else:
-                ranked = reciprocal_rank_fusion(
-                    ranked_dense,
-                    best_per_entry(row_owners, lexical_rows),
-                    self._settings.lexical_weight,
-                    self._settings.rrf_k,
-                )
+        return self._ranked_hits(k, vector, stats, rows, exact, lexical_rows, lexical_background)
+
+    def _hits_many(self, queries: Sequence[str], vectors: FloatMatrix, k: int) -> list[list[Hit]]:
+        """`_hits` for each message, with the index search and the lexical channel batched (one index call,
+        the lexical scores of every message's rows in a few array operations): the same numbers as `_hits`."""
+        stats = [self._query_stats(vector) for vector in vectors]
+        scaled = np.stack([self._scaled_query(vector, s) for vector, s in zip(vectors, stats, strict=True)])
+        _, found = self._index.search(scaled, self._wanted_rows(k))
+        candidates = [self._candidate_rows(query, rows) for query, rows in zip(queries, found, strict=True)]
+        lexical: list[tuple[FloatMatrix | None, FloatMatrix | None]] = [(None, None)] * len(queries)
+        if self._lexical is not None:
+            zscore = self._settings.lexical_fusion == "zscore"
+            docs = [
+                np.concatenate([np.asarray(rows, dtype=np.int64), self._lexical_background])
+                if zscore
+                else np.asarray(rows, dtype=np.int64)
+                for rows, _ in candidates
+            ]
+            scores = self._lexical.scores_of_many(queries, docs)
+            lexical = [
+                (score[: len(rows)], score[len(rows) :] if zscore else None)
+                for score, (rows, _) in zip(scores, candidates, strict=True)
+            ]
+        return [
+            self._ranked_hits(k, vectors[number], stats[number], rows, exact, *lexical[number])
+            for number, (rows, exact) in enumerate(candidates)
+        ]
+
+    def _ranked_hits(
+        self,
+        k: int,
+        vector: FloatMatrix,
+        stats: PartStats,
+        rows: list[int],
+        exact: int | None,
+        lexical_rows: FloatMatrix | None,
+        lexical_background: FloatMatrix | None,
+    ) -> list[Hit]:
+        """The best `k` entries of a message from its candidate rows, given the lexical channel's scores of those
+        rows and of the lexical background (None without the channel; no background with rank fusion)."""
+        weights = [part.weight for part in self._parts]
+        hub_weight = np.float32(self._settings.hubness_weight)
+        cosines = self._part_cosines(self._index.vectors(rows), vector)
+        adjusted = cosines if self._row_hubness is None else cosines - hub_weight * self._row_hubness[rows]
+        fused = fused_scores(adjusted, stats, weights)
+        row_owners = [int(self._row_entries[r]) for r in rows]
+        ranked_dense = rank_entries(rows, row_owners, fused, cosines)
+        if lexical_rows is None:
+            ranked = ranked_dense
+        elif lexical_background is not None:
+            lexical_std = max(float(lexical_background.std()), 1e-4)
+            lexical_z = (lexical_rows - float(lexical_background.mean())) / lexical_std
+            weight = self._settings.lexical_weight
+            fused = ((fused * sum(weights) + weight * lexical_z) / (sum(weights) + weight)).astype(np.float32)
+            ranked = rank_entries(rows, row_owners, fused, cosines)
+        else:
+            ranked = reciprocal_rank_fusion(
+                ranked_dense,
+                best_per_entry(row_owners, lexical_rows),
+                self._settings.lexical_weight,
+                self._settings.rrf_k,
+            )
         if exact is not None:
             ranked = promote(ranked, exact)
         if self._settings.model_agreement:
@@ -474,13 +543,16 @@ class KnowledgeBase:
         return [
             Hit(
                 entry=self._entries[item.entry_index],
-                score=exact_match_score(item.entry_index == exact, self._calibration.confidence(
-                    item.fused,
-                    lead,
-                    item.cosines,
-                    None if off_topic is None else item.fused - off_topic,
-                    item.agreement if self._settings.model_agreement else None,
-                )),
+                score=exact_match_score(
+                    item.entry_index == exact,
+                    self._calibration.confidence(
+                        item.fused,
+                        lead,
+                        item.cosines,
+                        None if off_topic is None else item.fused - off_topic,
+                        item.agreement if self._settings.model_agreement else None,
+                    ),
+                ),
                 fused=item.fused,
                 margin=lead,
                 matched_question=self._entries[item.entry_index].questions[self._row_question_position[item.row]],

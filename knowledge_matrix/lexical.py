@@ -126,6 +126,35 @@ class HashedTfidf:
         summed = np.bincount(owners, weights=contributions, minlength=len(docs))
         return np.clip(summed, 0.0, 1.0).astype(np.float32)
 
+    def scores_of_many(self, features: Sequence[list[str]], docs: Sequence[npt.NDArray[np.int64]]) -> list[FloatArray]:
+        """`scores_of(features[i], docs[i])` for every i, with the same numbers: every document's features are
+        gathered at once, each query's weights looked up in a table by bucket, one sum per document."""
+        doc_indptr, doc_buckets, doc_weights = self._by_doc
+        counts = [len(query_docs) for query_docs in docs]
+        all_docs = np.concatenate(docs).astype(np.int64) if docs else np.zeros(0, dtype=np.int64)
+        starts, ends = doc_indptr[all_docs], doc_indptr[all_docs + 1]
+        lengths = ends - starts
+        total = int(lengths.sum())
+        positions = np.arange(total, dtype=np.int64) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+        # Where each query's documents' features begin and end among `positions`.
+        pairs_before = np.concatenate([[0], np.cumsum(np.asarray(counts, dtype=np.int64))]).astype(np.int64)
+        bounds = np.concatenate([[0], np.cumsum(lengths)])[pairs_before].tolist()
+        contributions = np.zeros(total, dtype=np.float32)
+        table = np.zeros(BUCKETS, dtype=np.float32)
+        for number, query_features in enumerate(features):
+            low, high = bounds[number], bounds[number + 1]
+            buckets, weights = _weighted(query_features, self.idf)
+            if high == low or len(buckets) == 0:
+                continue
+            table[buckets] = weights
+            chosen = positions[low:high]
+            contributions[low:high] = table[doc_buckets[chosen]] * doc_weights[chosen]
+            table[buckets] = 0.0
+        owners = np.repeat(np.arange(len(all_docs)), lengths)
+        summed = np.bincount(owners, weights=contributions, minlength=len(all_docs)).astype(np.float64)
+        scores = np.clip(summed, 0.0, 1.0).astype(np.float32)
+        return np.split(scores, np.cumsum(counts)[:-1]) if counts else []
+
     @cached_property
     def _by_doc(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], FloatArray]:
         """The postings again, grouped by document: offsets per document, buckets, weights."""
@@ -200,6 +229,15 @@ class LexicalIndex:
         char_scores = self.chars.scores_of(char_ngrams(query), docs)
         mixed = (1.0 - self.char_weight) * word_scores + self.char_weight * char_scores
         return mixed.astype(np.float32)
+
+    def scores_of_many(self, queries: Sequence[str], docs: Sequence[npt.NDArray[np.int64]]) -> list[FloatArray]:
+        """`scores_of(queries[i], docs[i])` for every i, batched (`HashedTfidf.scores_of_many`), same numbers."""
+        word_scores = self.words.scores_of_many([WORD_FEATURES[self.stemmer](query) for query in queries], docs)
+        char_scores = self.chars.scores_of_many([char_ngrams(query) for query in queries], docs)
+        return [
+            ((1.0 - self.char_weight) * words + self.char_weight * chars).astype(np.float32)
+            for words, chars in zip(word_scores, char_scores, strict=True)
+        ]
 
     def save(self, path: Path) -> None:
         arrays = {**self.words.to_arrays("words"), **self.chars.to_arrays("chars")}
