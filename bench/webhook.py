@@ -10,7 +10,8 @@ Starts the real stack on free ports (same model), then:
    (bench/endtoend.py: closed loop per user; ours until the sandbox got the replies, outbox on).
 
 Usage: .venv/bin/python bench/webhook.py [--events 500] [--users 50] [--concurrency 50] [--e2e-events 300]
-       [--rate 200] [--saturated-events 1000] [--webhook-only] [--env NAME=VALUE …]
+       [--rate 200] [--saturated-events 1000] [--webhook-only [--no-drain]] [--env NAME=VALUE …]
+(`--env RASA_NICENESS=10`: every process but the webhook nicer, as `bot run` does with that setting)
 """
 
 from __future__ import annotations
@@ -187,18 +188,13 @@ async def main() -> None:
     parser.add_argument("--no-drain", action="store_true",
                         help="with --webhook-only: stop once the open-loop phase is answered, not when Rasa is done")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                        help="extra environment of the stack's processes (e.g. WEBHOOK_WORKERS=2); repeatable")
-    parser.add_argument("--rasa-nice", type=int, default=0,
-                        help="run Rasa's processes at this niceness (an experiment: the webhook first, Rasa the rest)")
+                        help="extra environment of the stack's processes (e.g. RASA_NICENESS=10); repeatable")
     args = parser.parse_args()
     extra_env = dict(item.split("=", 1) for item in args.env)
     with tempfile.TemporaryDirectory() as tmp:
         # Rasa's REST channel is not in the served credentials.yml (it has no authentication): this file adds it.
         stack = start_stack(Path(tmp), extra_env or None, credentials="bench/credentials-rest.yml")
         try:
-            if args.rasa_nice:
-                for name in stack.rasa_names:
-                    os.setpriority(os.PRIO_PGRP, stack.processes[name].pid, args.rasa_nice)
             await endtoend.side_by_side(stack, 20, 5)  # warm up both paths
             ours = await run_ours(stack, plan(args.events, args.users, f"burst-{time.time_ns()}"), args.concurrency,
                                   args.rate, args.saturated_events, drain=not (args.no_drain and args.webhook_only))
@@ -206,7 +202,8 @@ async def main() -> None:
             runs = [await endtoend.side_by_side(stack, args.e2e_events, args.users) for _ in range(rounds)]
         finally:
             stack.stop()
-    print(f"events={args.events} users={args.users} concurrency={args.concurrency} rasa nice={args.rasa_nice} "
+    print(f"events={args.events} users={args.users} concurrency={args.concurrency} "
+          f"RASA_NICENESS={stack.niceness} "
           f"load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print_webhook(ours, args.events, args.concurrency)

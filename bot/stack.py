@@ -50,6 +50,11 @@ TRAINING_INPUTS = ("config.yml", "domain.yml", "data")
 DEMO_MATRIX = ROOT / "data" / "knowledge_matrix.csv"
 
 
+# The processes that keep the default priority when RASA_NICENESS is set: the webhook answers Meta within
+# milliseconds while Rasa's CPU-bound turns (and everything that follows them) take the rest of the cores.
+UNNICED = ("webhook",)
+
+
 class StackError(RuntimeError):
     """A process of the stack did not start; the message says which and where its log is."""
 
@@ -87,6 +92,30 @@ def ensure_model(models_dir: Path = ROOT / "models", log=print) -> Path:
     return model
 
 
+def renice(pid: int, niceness: int) -> None:
+    """Lower a freshly started child's priority by `niceness`, with every thread and process of its group (the
+    stack starts each child in a session of its own, so its group is the child and what it starts). Threads the
+    child starts later inherit it. Relative to this process's own niceness (capped at 19, the lowest priority);
+    raising a niceness needs no privilege.
+
+    With the kernel's autogroup scheduling (`/proc/sys/kernel/sched_autogroup_enabled`, on in most desktop and VM
+    kernels) a process's niceness only ranks it within its session's group, and every session (each child here has
+    its own) weighs the same against the others: the session's group gets the niceness too (`/proc/<pid>/autogroup`),
+    or Rasa would still take its even share from the webhook."""
+    target = min(19, os.getpriority(os.PRIO_PROCESS, 0) + niceness)
+    try:
+        os.setpriority(os.PRIO_PGRP, pid, target)
+    except ProcessLookupError:  # it exited at once: the supervisor says so and restarts it
+        return
+    autogroup = Path(f"/proc/{pid}/autogroup")
+    try:
+        autogroup.write_text(str(target))
+    except FileNotFoundError:  # no autogroup in this kernel (or the child is gone): the niceness above is enough
+        pass
+    except OSError as exc:  # e.g. a read-only /proc: the process niceness still applies within the group
+        logger.warning("could not lower the scheduling group's priority of pid %d: %s", pid, exc)
+
+
 @dataclass
 class Ports:
     rasa: int = 5005
@@ -107,6 +136,7 @@ class Stack:
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     endpoints: str = EMBEDDED_ENDPOINTS  # endpoints-scale.yml in the scale profile
     outbox_workers: int = 0  # standalone `python -m outbox worker` processes ("outbox-1", …)
+    niceness: int = 0  # RASA_NICENESS: every process but the webhook's (`UNNICED`) runs this much nicer
 
     @property
     def rasa_names(self) -> list[str]:
@@ -150,9 +180,12 @@ class Stack:
         # the "rasa" of another host's `bot run` on the same database (two owners of one name would share claims).
         env = {**self.env, "RASA_INSTANCE_ID": rasa_instance_id(name)} if name in self.rasa_names else self.env
         with open(self.log_dir / f"{name}.log", "ab") as log:  # the child keeps its own copy
-            self.processes[name] = subprocess.Popen(
+            process = subprocess.Popen(
                 command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
+        self.processes[name] = process
+        if self.niceness and name not in UNNICED:
+            renice(process.pid, self.niceness)
 
     def _wait_healthy(self, name: str, url: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -361,7 +394,8 @@ def build_stack(
         ports.rasa, settings.rasa_instances)
     ports = replace(ports, rasa_extra=tuple(extra))
     return Stack(ports=ports, data_dir=data_dir, model=model, env=env, log_dir=log_dir, credentials=credentials,
-                 endpoints=endpoints_file(settings), outbox_workers=settings.outbox_workers)
+                 endpoints=endpoints_file(settings), outbox_workers=settings.outbox_workers,
+                 niceness=settings.rasa_niceness)
 
 
 # --- supervision ---------------------------------------------------------------------------------------------

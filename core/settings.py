@@ -177,6 +177,10 @@ class Settings:
     messenger_feeder_poll_seconds: float = 0.02
     messenger_claim_lease_seconds: float = 30.0
     rasa_instance_id: str = ""  # RASA_INSTANCE_ID: the journal claims' owner; empty: "<hostname>:<pid>"
+    # RASA_NICENESS: `bot run` starts every process but the webhook (Rasa, the action server, the app with its
+    # outbox worker, standalone outbox workers) this much nicer, so the webhook's 200s win the cores from Rasa's
+    # turns (bot/stack.py; deploy/systemd's Nice=). 0: all at the same priority.
+    rasa_niceness: int = 0
     # The webhook process (connectors/webhook_server.py): Meta's deliveries; a non-loopback host needs a real secret.
     webhook_host: str = "127.0.0.1"
     webhook_port: int = 5006
@@ -601,6 +605,7 @@ def load_settings(env: Mapping[str, str] | None = None, overrides: Mapping[str, 
         messenger_claim_lease_seconds=_bounded(get, "MESSENGER_CLAIM_LEASE_SECONDS", 30.0, 1, 3600,
                                                "seconds a Rasa instance holds a conversation between renewals"),
         rasa_instance_id=(get("RASA_INSTANCE_ID") or "").strip(),
+        rasa_niceness=_whole(get, "RASA_NICENESS", 0, 0, 19, "niceness of every process but the webhook"),
         webhook_host=(get("WEBHOOK_HOST") or "").strip() or "127.0.0.1",
         webhook_port=_whole(get, "WEBHOOK_PORT", 5006, 1, 65535, "a TCP port"),
         **_profile(get),
