@@ -606,8 +606,26 @@ def fit_calibration(runs: Sequence[SetRun], models: int, depth: int = 3) -> Cali
             for hit in hits[:depth]:
                 rows.append(hit_features(hit))
                 labels.append(hit.entry_id == labeled.expected_id)
-    weights = fit_logistic(np.asarray(rows, dtype=np.float64), np.asarray(labels, dtype=np.float64))
+    weights = fit_standardized(np.asarray(rows, dtype=np.float64), np.asarray(labels, dtype=np.float64))
     return calibration_from(weights, models)
+
+
+# The penalty of the regression, on standardized features. Fitted on raw features, the same penalty held the cosine
+# coefficients near zero (a cosine moves by hundredths where the fused z-score moves by units), so the calibration
+# leaned on z alone: held out, standardizing answered 5-7 points more of the answerable questions rightly at the
+# same precision (0.522 -> 0.576-0.592 at precision 0.945).
+CALIBRATION_L2 = 0.1
+
+
+def fit_standardized(features: np.ndarray, labels: np.ndarray, l2: float = CALIBRATION_L2) -> np.ndarray:
+    """`fit_logistic` on features scaled to mean 0 and spread 1, with the weights mapped back to the raw features
+    (the form `Calibration` applies): [intercept, weights…]."""
+    mean = features.mean(axis=0)
+    spread = features.std(axis=0)
+    spread[spread < 1e-9] = 1.0
+    scaled = fit_logistic((features - mean) / spread, labels, l2=l2)
+    weights = scaled[1:] / spread
+    return np.concatenate([[scaled[0] - float((scaled[1:] * mean / spread).sum())], weights])
 
 
 def decide_run(run: SetRun, calibration: Calibration, thresholds: Thresholds) -> list[QueryResult]:
@@ -619,7 +637,7 @@ def decide_run(run: SetRun, calibration: Calibration, thresholds: Thresholds) ->
                 hit,
                 score=calibration.confidence(hit.fused, hit.margin, hit.cosines, hit.off_topic_gap, hit.agreement),
             )
-            for hit in hits[:2]
+            for hit in hits[: thresholds.max_candidates]
         ]
         verdict = decide(scored, thresholds)
         ranked = [hit.entry_id for hit in hits]
@@ -634,16 +652,18 @@ def decide_run(run: SetRun, calibration: Calibration, thresholds: Thresholds) ->
                 verdict.kind == "answer",
                 verdict.kind,
                 rank,
+                offered=bool(labeled.expected_id) and labeled.expected_id in {h.entry_id for h in verdict.candidates},
             )
         )
     return results
 
 
 # The goal (issue 15): precision of the answered >= 0.95 and off-topic rejection >= 0.90, with as much coverage as
-# those allow. The thresholds are the loosest that meet both on the sets they are fitted on.
-TARGET_PRECISION = 0.95
+# those allow. The thresholds are the loosest that meet both on the sets they are fitted on, with a precision of
+# 0.955 there: thresholds fitted at exactly 0.95 landed at 0.945 on the set left out.
+TARGET_PRECISION = 0.955
 TARGET_REJECTION = 0.90
-ANSWER_GRID = tuple(round(0.30 + 0.025 * step, 3) for step in range(27))  # 0.30 … 0.95
+ANSWER_GRID = tuple(round(0.30 + 0.0025 * step, 4) for step in range(277))  # 0.30 … 0.99
 MARGIN_GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 
 
@@ -720,6 +740,13 @@ def print_held_out(outcomes: Sequence[HeldOut]) -> None:
         print(f"| {name} | {' | '.join(cells)} |")
 
 
+def offered_share(results: Sequence[QueryResult]) -> float | None:
+    """Answerable queries not answered whose expected entry is among the «¿Quisiste decir…?» candidates offered /
+    answerable queries: what one tap resolves, beside what was answered right directly."""
+    answerable = [r for r in results if r.expected_id]
+    return sum(r.offered for r in answerable) / len(answerable) if answerable else None
+
+
 def correct_coverage(results: Sequence[QueryResult]) -> float | None:
     """Answerable queries answered with the expected entry / answerable queries (the goal's 75 %)."""
     answerable = [r for r in results if r.expected_id]
@@ -767,34 +794,45 @@ def held_out(candidates: bool, only: str = "") -> None:
                 # Also with the calibration and thresholds the bot ships (fitted on these sets, without keywords).
                 shipped = DEFAULT_SETTINGS.calibration_for(DEFAULT_SETTINGS.embedder)
                 outcomes.append(as_shipped(f"{variant.label}, as shipped", runs, shipped, DEFAULT_SETTINGS.thresholds))
-    options = {label: rank_sets(settings, sets, f"after: {label}") for label, settings in after_options().items()}
-    outcomes.append(nested_leave_one_set_out("after (choices by LOSO)", options, models))
-    chosen = best_option(options, list(sets))
-    same = after_options()[chosen] == DEFAULT_SETTINGS.with_changes(thresholds=BEFORE_THRESHOLDS)
+    # The ranking option, the calibration and the thresholds are chosen on the other sets as their editors wrote them
+    # (no «palabras clave»), and the set left out is scored twice: as written, and with its keywords (`keywords`
+    # "both", the default). One calibration serves matrices with and without the column.
+    written = {
+        label: rank_sets(settings.with_changes(keywords="off"), sets, f"after: {label}")
+        for label, settings in after_options().items()
+    }
+    keyworded = {
+        label: rank_sets(settings.with_changes(keywords="both"), sets, f"after: {label}, keywords")
+        for label, settings in after_options().items()
+    }
+    outcomes.append(nested_leave_one_set_out("after, as written (LOSO)", written, models))
+    outcomes.append(nested_leave_one_set_out("after, with keywords (LOSO)", written, models, scored=keyworded))
+    chosen = best_option(written, list(sets))
+    same = after_options()[chosen].with_changes(keywords="both") == DEFAULT_SETTINGS.with_changes(
+        thresholds=BEFORE_THRESHOLDS
+    )
     print(f"chosen on all sets: {chosen} ({'the defaults' if same else 'NOT the defaults'})")
-    calibration = fit_calibration(list(options[chosen].values()), models)
-    thresholds = choose_thresholds(list(options[chosen].values()), calibration, MARGIN_GRID)
+    calibration = fit_calibration(list(written[chosen].values()), models)
+    thresholds = choose_thresholds(list(written[chosen].values()), calibration, MARGIN_GRID)
     print(f"calibration fitted on all sets: {calibration}\nthresholds chosen on all sets: {thresholds}")
     print_held_out(outcomes)
     for outcome in outcomes:
         pooled = [r for rows in outcome.results.values() for r in rows]
-        print(f"{outcome.label}: answered right / answerable {fmt(correct_coverage(pooled))}")
+        print(
+            f"{outcome.label}: answered right / answerable {fmt(correct_coverage(pooled))}; "
+            f"the right entry offered in «¿Quisiste decir…?» {fmt(offered_share(pooled))}"
+        )
         for name, choice in outcome.choices.items():
             print(f"    {name}: {choice}")
 
 
 def after_options() -> dict[str, RetrievalSettings]:
-    """What the "after" column chooses among, fold by fold: the kept candidates (Snowball lexical channel by
-    z-score, model agreement in the calibration) with each lexical weight, with the editors' keywords ignored or
-    used as the defaults do (`keywords` "both"). (Weighting e5 twice, chosen by every fold when offered, is measured
-    among the candidates but not adopted: see settings.py.)"""
+    """What the "after" columns choose among, fold by fold: the kept candidates (Snowball lexical channel by
+    z-score, model agreement in the calibration) with each lexical weight (`held_out` sets `keywords`). (Weighting
+    e5 twice, chosen by every fold when offered, is measured among the candidates but not adopted: see
+    settings.py.)"""
     kept = BEFORE_SETTINGS.with_changes(lexical_fusion="zscore", lexical_stemmer="snowball", model_agreement=True)
-    options = {}
-    for keywords in ("off", "both"):
-        for weight in (0.0, 0.15, 0.25, 0.4):
-            label = f"lexical {weight}" + ("" if keywords == "off" else f", keywords {keywords}")
-            options[label] = kept.with_changes(lexical_weight=weight, keywords=keywords)
-    return options
+    return {f"lexical {weight}": kept.with_changes(lexical_weight=weight) for weight in (0.0, 0.15, 0.25, 0.4)}
 
 
 def ranking_key(runs: Sequence[SetRun]) -> tuple[float, float]:
@@ -813,9 +851,16 @@ def best_option(options: dict[str, dict[str, SetRun]], names: Sequence[str]) -> 
     return max(options, key=lambda label: ranking_key([options[label][name] for name in names]))
 
 
-def nested_leave_one_set_out(label: str, options: dict[str, dict[str, SetRun]], models: int) -> HeldOut:
+def nested_leave_one_set_out(
+    label: str,
+    options: dict[str, dict[str, SetRun]],
+    models: int,
+    scored: dict[str, dict[str, SetRun]] | None = None,
+) -> HeldOut:
     """Leave one set out, where the ranking option too is chosen on the other sets, then the calibration and
-    thresholds on them with that option."""
+    thresholds on them with that option; the set left out is scored from `scored` (same options; default `options`:
+    e.g. the sets with their keywords, while the choices are made on the sets without)."""
+    scored = options if scored is None else scored
     names = list(next(iter(options.values())))
     results, choices = {}, {}
     for held in names:
@@ -824,7 +869,7 @@ def nested_leave_one_set_out(label: str, options: dict[str, dict[str, SetRun]], 
         train = [options[chosen][name] for name in train_names]
         calibration = fit_calibration(train, models)
         thresholds = choose_thresholds(train, calibration, MARGIN_GRID)
-        results[held] = decide_run(options[chosen][held], calibration, thresholds)
+        results[held] = decide_run(scored[chosen][held], calibration, thresholds)
         choices[held] = f"{chosen}; answer {thresholds.answer:.3f}, margin {thresholds.margin:.2f}"
     return HeldOut(label, results, choices)
 

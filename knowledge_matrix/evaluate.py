@@ -47,6 +47,7 @@ class QueryResult:
     answered: bool
     verdict: str
     rank: int  # 1-based rank of the expected entry, 0 when absent or unanswerable
+    offered: bool = False  # the expected entry is among the «¿Quisiste decir…?» candidates (verdict `ambiguous`)
 
     def to_dict(self) -> dict[str, Any]:
         return {
