@@ -194,6 +194,8 @@ _PENDING_OF = (
     " (PARTITION BY conversation_key ORDER BY id) AS turn FROM inbound_events"
     " WHERE status = 'pending' AND conversation_key IN ({keys}) ORDER BY turn, id LIMIT ?) ORDER BY id"
 )
+# A conversation tried from a snapshot read is claimed only if it still has a pending event (its partial index).
+_STILL_PENDING = "SELECT 1 FROM inbound_events WHERE conversation_key = ? AND status = 'pending' LIMIT 1"
 # Taken only if nobody else holds it under a live lease (re-checked on the row the upsert meets).
 _TAKE_CLAIM = (
     "INSERT INTO ingest_claims (conversation_key, owner, lease_until) VALUES (?, ?, ?)"
@@ -572,24 +574,35 @@ class IngestStore(IngestJournal):
     def claim_pending(
         self, owner: str, now: datetime, lease: timedelta, limit: int = 200
     ) -> list[StoredEvent]:
-        """One transaction: up to `limit` conversations that are unclaimed, claimed by `owner` or whose claim ran
-        out, longest waiting first, are (re)claimed for `owner` until `now + lease`; their pending events, round
-        robin up to `limit` events, are returned in id order, including those `owner` already has in flight (the
-        caller skips its own)."""
+        """Up to `limit` conversations that are unclaimed, claimed by `owner` or whose claim ran out, longest
+        waiting first, are (re)claimed for `owner` until `now + lease`; their pending events, round robin up to
+        `limit` events, are returned in id order, including those `owner` already has in flight (the caller skips
+        its own).
+
+        Only the claims hold the write lock: which conversations to try and their pending events are reads (WAL
+        snapshots: they never wait nor make a writer wait). Under a backlog each read scans the pending events
+        (~5 ms each at 1,500, more when Rasa is short of CPU), and the webhook's commits queued behind them when
+        they were inside the transaction. In it, each claim is taken only while nobody else holds it under a live
+        lease (`_TAKE_CLAIM`) and the conversation still has a pending event, as the read saw it; events that are
+        the owner's once it holds the claim are read after the commit (nobody else may take them)."""
         if limit <= 0:
             return []
         at, until = iso(now), iso(now + lease)
-        with self._db.connection() as conn:  # a read first (WAL: it never waits): an idle poll takes no write lock,
-            # so the webhook's commits never queue behind it
-            if conn.execute(_CLAIMABLE, (owner, at, 1)).fetchone() is None:
-                return []
-        with self._db.write() as conn:  # BEGIN IMMEDIATE: one claimer at a time on this file
+        with self._db.connection() as conn:  # an idle poll takes no write lock
             keys = distinct(row[0] for row in conn.execute(_CLAIMABLE, (owner, at, limit)))
-            held = [key for key in keys if conn.execute(_TAKE_CLAIM, (key, owner, until, at)).rowcount]
-            if not held:
-                return []
-            marks = ",".join("?" * len(held))
-            rows = conn.execute(_PENDING_OF.format(keys=marks), (*held, limit)).fetchall()
+        if not keys:
+            return []
+        with self._db.write() as conn:  # BEGIN IMMEDIATE: one claimer at a time on this file
+            held = [
+                key
+                for key in keys
+                if conn.execute(_STILL_PENDING, (key,)).fetchone() is not None
+                and conn.execute(_TAKE_CLAIM, (key, owner, until, at)).rowcount
+            ]
+        if not held:
+            return []
+        with self._db.connection() as conn:
+            rows = conn.execute(_PENDING_OF.format(keys=",".join("?" * len(held))), (*held, limit)).fetchall()
         return self._rebuild(rows)
 
     def renew_claims(self, owner: str, conversation_keys: list[str], now: datetime, lease: timedelta) -> list[str]:
