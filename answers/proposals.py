@@ -114,8 +114,8 @@ def _with_question(proposal: Proposal, entry: Entry) -> Proposal:
 
 def match_entries(entries: Sequence[Entry], text: str, limit: int = 20) -> list[Entry]:
     """The live matrix's entries for the agent's «Responder con una entrada» search: every word of `text` (folded as
-    `wording_key` folds) in the entry's id, questions or answer; entries whose id or a question holds them first, then
-    matrix order. Empty text: the first entries. Disabled entries are not offered."""
+    `wording_key` folds) in the entry's id, questions, «palabras clave» or answer; entries whose id, a question or a
+    keyword holds them first, then matrix order. Empty text: the first entries. Disabled entries are not offered."""
     limit = max(1, min(limit, MAX_ENTRY_MATCHES))
     words = wording_key(text).split()
     asked: list[tuple[int, int, Entry]] = []
@@ -125,7 +125,9 @@ def match_entries(entries: Sequence[Entry], text: str, limit: int = 20) -> list[
         if not words:
             asked.append((0, position, entry))
             continue
-        titles = wording_key(" ".join((entry.id.replace("-", " ").replace("_", " "), *entry.questions)))
+        titles = wording_key(
+            " ".join((entry.id.replace("-", " ").replace("_", " "), *entry.questions, *entry.keywords))
+        )
         everything = f"{titles} {wording_key(entry.answer)}"
         if all(word in everything for word in words):
             asked.append((0 if all(word in titles for word in words) else 1, position, entry))

@@ -89,7 +89,7 @@ def read_keywords(path: Path) -> dict[str, tuple[str, ...]]:
     return {row.get("id").strip(): parse_keywords(row.get("keywords")) for row in sheet.rows if row.get("id").strip()}
 
 
-def with_keywords(
+def merge_keyword_sets(
     sets: dict[str, tuple[Matrix, list[LabeledQuery]]], directory: Path = KEYWORDS
 ) -> dict[str, tuple[Matrix, list[LabeledQuery]]]:
     """The sets with `keywords/<set>.csv` merged in: entries with the same id get its keywords (a set without a
@@ -770,7 +770,7 @@ BEFORE_SETTINGS = RetrievalSettings(
 
 def held_out(candidates: bool, only: str = "") -> None:
     # With the editors' «palabras clave» merged: a configuration whose `keywords` is "off" ignores them.
-    sets = with_keywords(available_sets(ALL_SETS))
+    sets = merge_keyword_sets(available_sets(ALL_SETS))
     print(f"keywords merged: {sum(bool(e.keywords) for m, _ in sets.values() for e in m.entries)} entries")
     print(
         f"{len(sets)} sets: "

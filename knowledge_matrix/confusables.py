@@ -195,19 +195,38 @@ class EntryWords:
     forms: dict[str, str]
 
 
+def _content_words(text: str) -> list[tuple[str, str]]:
+    """(stem, word as written) of each word of `text` that says something (no stopwords, no short words)."""
+    found = []
+    for word in _WORD.findall(text.lower()):
+        folded = fold(word)
+        if len(folded) >= 3 and folded not in SPANISH_STOPWORDS:
+            found.append((stem(folded), word))
+    return found
+
+
 def entry_words(entry: Entry) -> EntryWords:
+    """The questions' words (double), the answer's and the «palabras clave»' (the search reads all three)."""
     weights: dict[str, float] = defaultdict(float)
     forms: dict[str, Counter[str]] = defaultdict(Counter)
     texts = [(question, QUESTION_WEIGHT) for question in entry.questions] + [(entry.answer, 1.0)]
+    texts += [(keyword, 1.0) for keyword in entry.keywords]
     for text, weight in texts:
-        for word in _WORD.findall(text.lower()):
-            folded = fold(word)
-            if len(folded) < 3 or folded in SPANISH_STOPWORDS:
-                continue
-            root = stem(folded)
+        for root, word in _content_words(text):
             weights[root] += weight
             forms[root][word] += 1
     return EntryWords(dict(weights), {root: counts.most_common(1)[0][0] for root, counts in forms.items()})
+
+
+def shared_keywords(entry: Entry, other: EntryWords, limit: int = DISTINCTIVE_TERMS) -> list[str]:
+    """`entry`'s «palabras clave» whose every word `other` uses too: a keyword that draws the other entry's
+    questions to `entry` (and that the editor may remove)."""
+    shared = []
+    for keyword in entry.keywords:
+        roots = [root for root, _ in _content_words(keyword)]
+        if roots and all(root in other.weights for root in roots):
+            shared.append(keyword)
+    return shared[:limit]
 
 
 def document_frequency(words: Iterable[EntryWords]) -> Counter[str]:
@@ -241,13 +260,27 @@ def _quoted(words: Sequence[str]) -> str:
 def _advice(entry: Entry, words: Sequence[str]) -> str:
     if words:
         return f"en las de «{entry.id}», palabras como {_quoted(words)}"
-    return f"«{entry.id}» no tiene palabras propias: agregue formas de preguntar con las que usan sus clientes"
+    return f"«{entry.id}» no tiene palabras propias: agregue formas de preguntar o palabras clave que usen sus clientes"
+
+
+def _removal(entry: Entry, other: Entry, keywords: Sequence[str]) -> str:
+    if not keywords:
+        return ""
+    which = "la palabra clave" if len(keywords) == 1 else "las palabras clave"
+    return f"; o quite de «{entry.id}» {which} {_quoted(keywords)}, que también dice «{other.id}»"
 
 
 def pair_message(
-    pair: ConfusablePair, first: Entry, second: Entry, first_words: list[str], second_words: list[str]
+    pair: ConfusablePair,
+    first: Entry,
+    second: Entry,
+    first_words: list[str],
+    second_words: list[str],
+    first_shared: Sequence[str] = (),
+    second_shared: Sequence[str] = (),
 ) -> str:
-    """What the editor reads about a pair (`first` is the one on the earlier row)."""
+    """What the editor reads about a pair (`first` is the one on the earlier row); `first_shared` are the keywords
+    of `first` made of the words of `second` (`shared_keywords`), and the other way round."""
     verdict = (
         f"el bot responde con «{pair.rival.id}»"
         if pair.closeness >= 1.0
@@ -256,10 +289,12 @@ def pair_message(
     return (
         f"la entrada «{second.id}» se puede confundir con «{first.id}» (fila {first.row}): con «{pair.question}» "
         f"(de «{pair.asking.id}») {verdict}, y una pregunta dicha con otras palabras puede recibir la respuesta "
-        f"equivocada. Para distinguirlas, use en las preguntas de «{second.id}» "
+        f"equivocada. Para distinguirlas, use en las preguntas o palabras clave de «{second.id}» "
         + (f"palabras como {_quoted(second_words)}" if second_words else "palabras propias del tema")
         + "; "
         + _advice(first, first_words)
+        + _removal(second, first, second_shared)
+        + _removal(first, second, first_shared)
         + "."
     )
 
@@ -289,7 +324,15 @@ def confusable_issues(
             Issue(
                 "warning",
                 "confusable_entries",
-                pair_message(pair, first, second, first_words, second_words),
+                pair_message(
+                    pair,
+                    first,
+                    second,
+                    first_words,
+                    second_words,
+                    shared_keywords(first, words[second.id]),
+                    shared_keywords(second, words[first.id]),
+                ),
                 second.row or None,
                 "questions",
             )

@@ -211,7 +211,11 @@ class KnowledgeBase:
                 holders.setdefault(canonical_key(question), set()).add(entry_index)
         self._question_owner: dict[str, int] = {key: min(found) for key, found in holders.items() if len(found) == 1}
         self._vocabulary = (
-            Vocabulary.of(text for entry in self._entries for text in (*entry.questions, entry.answer, *entry.keywords))
+            Vocabulary.of(
+                text
+                for entry in self._entries
+                for text in (*entry.questions, entry.answer, *(entry.keywords if settings.keywords != "off" else ()))
+            )
             if settings.spelling_correction
             else None
         )
@@ -277,7 +281,9 @@ class KnowledgeBase:
             entry_count=len(self._entries),
             row_count=self._index.size,
             index_kind=self._index.kind,
-            settings=self._settings.to_dict(),
+            # The calibration as resolved for this embedder, so the version answers the same after an upgrade that
+            # changes `CALIBRATIONS` (its thresholds are in the manifest too).
+            settings=self._settings.with_changes(calibration=self._calibration).to_dict(),
         )
 
     def save(self, directory: Path, *, now: datetime) -> Manifest:
@@ -308,8 +314,8 @@ class KnowledgeBase:
             check_compatible(manifest, manifest.model_name, manifest.dimension)
             embedder = create_embedder(manifest.model_name)
         check_compatible(manifest, embedder.name, embedder.dimension)
-        settings = RetrievalSettings.from_dict(manifest.settings)
         try:
+            settings = RetrievalSettings.from_dict(manifest.settings)
             entries = [Entry.from_dict(item) for item in json.loads((directory / ENTRIES_FILE).read_text("utf-8"))]
             row_entries = np.load(directory / ROWS_FILE)
             background = np.load(directory / BACKGROUND_FILE)
@@ -322,7 +328,7 @@ class KnowledgeBase:
                 raise ArtifactError(f"unknown index kind {manifest.index_kind!r}")
             lexical = LexicalIndex.load(directory / LEXICAL_FILE) if settings.lexical_weight > 0 else None
             anchors = np.load(directory / ANCHORS_FILE)
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ArtifactError(f"artifact {directory} is incomplete or corrupt: {exc}") from exc
         if len(entries) != manifest.entry_count:
             raise ArtifactError(f"manifest says {manifest.entry_count} entries, {ENTRIES_FILE} has {len(entries)}")

@@ -90,9 +90,7 @@ COLUMN_ALIASES: dict[str, str] = {
             "palabra_clave",
             "sinonimos",
             "sinonimo",
-            "terminos",
             "terminos_de_busqueda",
-            "busquedas",
         )
     },
 }
@@ -136,12 +134,16 @@ def _megabytes(value: int) -> str:
     return f"{value / (1024 * 1024):.1f}".replace(".", ",").replace(",0", "")
 
 
-def canonical_column(header: str) -> str | None:
-    """`Pregunta(s)` → `questions`, `Categoría` → `category`; None for a column we do not know."""
+def column_key(header: str) -> str:
+    """A header as `COLUMN_ALIASES` knows it: `Pregunta(s)` → `preguntas`, `Palabras clave` → `palabras_clave`."""
     key = fold(header.replace("\ufeff", "")).strip()
     key = key.replace("(s)", "s").replace("(es)", "es")
-    key = re.sub(r"[^a-z0-9]+", "_", key).strip("_")
-    return COLUMN_ALIASES.get(key)
+    return re.sub(r"[^a-z0-9]+", "_", key).strip("_")
+
+
+def canonical_column(header: str) -> str | None:
+    """`Pregunta(s)` → `questions`, `Categoría` → `category`; None for a column we do not know."""
+    return COLUMN_ALIASES.get(column_key(header))
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,8 @@ class Sheet:
     unknown_headers: tuple[str, ...]
     rows: tuple[SheetRow, ...]
     source_sha256: str = ""
-    duplicate_headers: tuple[str, ...] = ()
+    # A header for a column an earlier header already gave: (the earlier header, this one).
+    duplicate_headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -261,8 +264,17 @@ class Entry:
             tags=tuple(str(t) for t in data.get("tags", ())),
             row=int(data.get("row", 0)),
             extra=tuple(sorted((str(k), str(v)) for k, v in dict(data.get("extra", {})).items())),
-            keywords=tuple(str(k) for k in data.get("keywords", ())),
+            keywords=_keywords_of(data.get("keywords")),
         )
+
+
+def _keywords_of(value: Any) -> tuple[str, ...]:
+    """An entry's stored keywords: a list of strings; absent or null (an entry from before the column) is none."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ValueError(f"keywords must be a list, not {type(value).__name__}")
+    return tuple(str(k) for k in value)
 
 
 @dataclass(frozen=True)
@@ -457,7 +469,6 @@ def bounded_table(rows: Iterable[Sequence[Any]], limits: SheetLimits = LIMITS) -
     return table
 
 
-
 def sheet_from_table(table: Sequence[Sequence[Any]], source_sha256: str = "") -> Sheet:
     """A header row and data rows (row 1 is the header, as the editor sees it) → `Sheet`.
 
@@ -473,7 +484,8 @@ def sheet_from_table(table: Sequence[Sequence[Any]], source_sha256: str = "") ->
     keys: list[str | None] = []
     columns: list[str] = []
     unknown: list[str] = []
-    duplicates: list[str] = []
+    duplicates: list[tuple[str, str]] = []
+    kept: dict[str, str] = {}
     for header in headers:
         canonical = canonical_column(header)
         if canonical is None:
@@ -482,11 +494,12 @@ def sheet_from_table(table: Sequence[Sequence[Any]], source_sha256: str = "") ->
                 keys.append(f"extra:{header}")
             else:
                 keys.append(None)
-        elif canonical in columns:
-            duplicates.append(header)
+        elif canonical in kept:
+            duplicates.append((kept[canonical], header))
             keys.append(None)
         else:
             columns.append(canonical)
+            kept[canonical] = header
             keys.append(canonical)
     sheet_rows = []
     for offset, values in enumerate(rows[1:], start=2 + header_offset):

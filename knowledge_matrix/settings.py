@@ -44,6 +44,20 @@ CALIBRATIONS: dict[str, Calibration] = {
         agreement=1.4511,
     ),
 }
+# The calibration every artifact of the default embedder was built with before the «palabras clave» column (commit
+# 5daffc5 and earlier), fitted on raw features for the threshold 0.875 those manifests keep. Their manifests say
+# neither `keywords` nor `calibration` (only an explicit one was written then), so without this they would be scored
+# with today's coefficients and their own 0.875, a pair nobody measured: on heldout_ecuabots 10 of 133 verdicts
+# changed and scores moved by up to 0.21. Such a version answers as before until it is published again; a new
+# manifest always carries the calibration it was built with.
+CALIBRATION_BEFORE_KEYWORDS = Calibration(
+    intercept=-4.4917,
+    z=0.4417,
+    margin=1.1036,
+    cosine=(1.5031, 0.4642),
+    off_topic=0.4233,
+    agreement=1.5670,
+)
 # Cosine between two questions of different entries above which they will fight each other. For the default
 # ensemble: distinct questions sharing a template ("¿Cómo … mis contactos?") reach 0.85 on the demo and held-out
 # matrices (0.88 on the six blind sets), true rewordings of one question 0.9 and more.
@@ -86,7 +100,8 @@ class RetrievalSettings:
     # (`lexical`), embedded as one more row of the entry (`row`), or both. `both` won every ranking figure held out
     # on the nine sets with keywords written blind (bench/knowledge.py --heldout --candidates --only keywords: pooled
     # top-1 0.856 -> 0.905, answered right 0.51 -> 0.63 with the shipped calibration and threshold). A matrix without
-    # keywords is indexed exactly as with `off`. An old manifest (no `keywords`) reads as `off`.
+    # keywords is indexed exactly as with `off`. An old manifest (no `keywords`) reads as `off`, with the calibration
+    # it was built with (`CALIBRATION_BEFORE_KEYWORDS`).
     keywords: KeywordMode = "both"
     # Unknown words of a message one edit away from a word of the matrix are replaced by it (`spelling.py`).
     spelling_correction: bool = False
@@ -136,9 +151,13 @@ class RetrievalSettings:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RetrievalSettings:
-        calibration = data.get("calibration")
+        embedder = str(data.get("embedder", DEFAULT_EMBEDDER))
+        stored = data.get("calibration")
+        calibration = None if stored is None else Calibration.from_dict(stored)
+        if calibration is None and "keywords" not in data and embedder == DEFAULT_EMBEDDER:
+            calibration = CALIBRATION_BEFORE_KEYWORDS  # a manifest from before the keywords column
         return cls(
-            embedder=str(data.get("embedder", DEFAULT_EMBEDDER)),
+            embedder=embedder,
             passage_fields=data.get("passage_fields", "question+answer"),
             lexical_weight=float(data.get("lexical_weight", 0.0)),
             lexical_fusion=data.get("lexical_fusion", "zscore"),
@@ -153,7 +172,7 @@ class RetrievalSettings:
             expand_shorthand=bool(data.get("expand_shorthand", True)),
             off_topic_anchors=bool(data.get("off_topic_anchors", True)),
             thresholds=Thresholds.from_dict(data["thresholds"]) if "thresholds" in data else DEFAULT_THRESHOLDS,
-            calibration=None if calibration is None else Calibration.from_dict(calibration),
+            calibration=calibration,
             exact_max_rows=int(data.get("exact_max_rows", EXACT_MAX_ROWS)),
             background_rows=int(data.get("background_rows", 1024)),
             candidate_rows=int(data.get("candidate_rows", 64)),

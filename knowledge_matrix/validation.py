@@ -19,6 +19,8 @@ from knowledge_matrix.matrix import (
     QuickReply,
     Sheet,
     SheetRow,
+    canonical_column,
+    column_key,
     parse_buttons,
     parse_enabled,
     parse_keywords,
@@ -113,7 +115,9 @@ ITEMS_OF: dict[RowScope, Callable[[RowCells], Sequence[Any]]] = {
     "quick_reply": lambda row: row.quick_replies,
     "button": lambda row: row.buttons,
     "repeat": lambda row: row.repeats,
-    "keyword": lambda row: row.keywords,
+    # Only the keywords a row may have: `too_many_keywords` already speaks of the rest (one cell of a thousand long
+    # keywords would otherwise give a thousand errors).
+    "keyword": lambda row: row.keywords[:MAX_KEYWORDS],
 }
 
 
@@ -230,12 +234,22 @@ def _missing_columns(sheet: Sheet) -> list[str]:
 
 @dataclass(frozen=True)
 class HeaderCheck:
-    """One rule for the header row: an issue `code` on row 1 for each of `headers(sheet)`, saying `message(header)`."""
+    """One rule for the header row: an issue `code` on row 1 for each of `headers(sheet)` (a header, or for
+    `duplicate_column` the earlier header and the repeated one), saying `message(item)`."""
 
     severity: Severity
     code: str
-    headers: Callable[[Sheet], Sequence[str]]
-    message: Callable[[str], str]
+    headers: Callable[[Sheet], Sequence[Any]]
+    message: Callable[[Any], str]
+
+
+def _duplicate_column(headers: tuple[str, str]) -> str:
+    """The same header twice, or two names of one column (`Palabras clave` and `Sinónimos`)."""
+    earlier, repeated = headers
+    if column_key(earlier) == column_key(repeated):
+        return f"la columna «{repeated}» está repetida; deje solo una."
+    column = canonical_column(repeated) or ""
+    return f"las columnas «{earlier}» y «{repeated}» son ambas «{COLUMN_LABELS.get(column, column)}»; deje solo una."
 
 
 HEADER_CHECKS: tuple[HeaderCheck, ...] = (
@@ -258,7 +272,7 @@ HEADER_CHECKS: tuple[HeaderCheck, ...] = (
         "error",
         "duplicate_column",
         lambda sheet: sheet.duplicate_headers,
-        lambda header: f"la columna «{header}» está repetida; deje solo una.",
+        _duplicate_column,
     ),
 )
 

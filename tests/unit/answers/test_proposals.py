@@ -69,3 +69,10 @@ def test_the_entry_search_finds_every_word_in_id_questions_or_answer() -> None:
     assert [e.id for e in ranked] == ["pagos-tarjeta"]
     both = (Entry("a", ("¿Precio?",), "Con tarjeta hay recargo."), Entry("b", ("¿Aceptan tarjeta?",), "Sí."))
     assert [e.id for e in match_entries(both, "tarjeta")] == ["b", "a"]
+
+
+def test_the_entry_search_finds_an_entry_by_its_keywords_among_the_first() -> None:
+    whatsapp = Entry("whatsapp", ("¿Funciona con WhatsApp?",), "Sí, con la API oficial.", keywords=("wasap", "wsp"))
+    other = Entry("precios", ("¿Cuánto cuesta?",), "Desde 20 USD; el wasap va aparte.")
+    assert [e.id for e in match_entries((other, whatsapp), "Wasap")] == ["whatsapp", "precios"]
+    assert match_entries((whatsapp,), "wsp whatsapp") == [whatsapp]

@@ -18,6 +18,7 @@ from knowledge_matrix.confusables import (
     entry_words,
     pair_message,
     probes_of,
+    shared_keywords,
 )
 from knowledge_matrix.embedders import FloatMatrix, HashingEmbedder, TextRole
 from knowledge_matrix.matrix import Entry, read_sheet
@@ -89,6 +90,31 @@ def test_the_message_names_both_entries_their_rows_and_the_words() -> None:
     assert "casi tan cerca" in message
     above = pair_message(ConfusablePair(IMPORT, EXPORT, IMPORT.questions[0], 1.2), IMPORT, EXPORT, [], [])
     assert "el bot responde con «exportar»" in above and "no tiene palabras propias" in above
+
+
+def test_keywords_are_words_of_the_entry_and_one_made_of_the_others_words_may_be_removed() -> None:
+    """An entry set apart only by its «palabras clave» has words of its own, and a keyword that repeats what the
+    other entry says is named as the thing to remove."""
+    export = Entry(
+        "exportar",
+        ("¿Cómo exporto mis contactos?",),
+        "Pulse Descargar en Contactos.",
+        keywords=("respaldo", "importar contactos"),
+        row=3,
+    )
+    words = {entry.id: entry_words(entry) for entry in (IMPORT, export)}
+    frequency = document_frequency(words.values())
+    assert "respaldo" in distinctive_terms(words["exportar"], words["importar"], frequency, 2, limit=10)
+    assert shared_keywords(export, words["importar"]) == ["importar contactos"]
+    assert shared_keywords(IMPORT, words["exportar"]) == []
+    pair = ConfusablePair(IMPORT, export, IMPORT.questions[0], 1.2)
+    message = pair_message(pair, IMPORT, export, ["archivo"], ["respaldo"], [], ["importar contactos"])
+    assert "use en las preguntas o palabras clave de «exportar» palabras como «respaldo»" in message
+    assert message.endswith(
+        "; o quite de «exportar» la palabra clave «importar contactos», que también dice «importar»."
+    )
+    bare = pair_message(pair, IMPORT, export, [], [])
+    assert "agregue formas de preguntar o palabras clave" in bare and "quite" not in bare
 
 
 class CountingEmbedder:

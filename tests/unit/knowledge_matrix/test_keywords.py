@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from knowledge_matrix.embedders import HashingEmbedder
+from knowledge_matrix.embedders import FloatMatrix, HashingEmbedder, TextRole
 from knowledge_matrix.knowledge_base import (
     EXACT_MATCH_SCORE,
     KnowledgeBase,
@@ -52,14 +53,42 @@ def _sheet(csv_text: str):  # type: ignore[no-untyped-def]
         "keyword",
         "Sinónimos",
         "SINONIMO",
-        "Términos",
         "términos de búsqueda",
-        "Búsquedas",
         "palabras-clave",
     ],
 )
 def test_every_alias_of_the_header_is_the_keywords_column(header: str) -> None:
     assert canonical_column(header) == "keywords"
+
+
+def test_terms_and_searches_columns_are_kept_as_they_were_not_read_as_keywords() -> None:
+    """«Términos» (conditions) and «Búsquedas» (a count) were other columns before the keywords column, kept
+    unchanged: a matrix that published with them still does, with their cells untouched."""
+    sheet = _sheet(
+        "id,preguntas,respuesta,Términos,Búsquedas\n"
+        f"horario,¿A qué hora abren?,A las 9.,{'Al usar el servicio acepta las condiciones generales ' * 3},125\n"
+    )
+    assert canonical_column("Términos") is None and canonical_column("Búsquedas") is None
+    assert sheet.unknown_headers == ("Términos", "Búsquedas") and not sheet.duplicate_headers
+    report = validate_sheet(sheet)
+    assert report.ok and report.entry_count == 1
+    assert [issue.code for issue in report.warnings] == ["unknown_column", "unknown_column"]
+    (entry,) = entries_from_sheet(sheet)
+    assert entry.keywords == () and dict(entry.extra)["extra:Búsquedas"] == "125"
+
+
+def test_two_names_of_the_keywords_column_are_named_both_and_a_repeated_header_once() -> None:
+    report = validate_sheet(
+        _sheet('id,preguntas,respuesta,Palabras clave,Sinónimos\nhorario,¿Abren?,Sí.,"hora, apertura",abren\n')
+    )
+    (error,) = report.errors
+    assert error.code == "duplicate_column" and error.row == 1
+    assert error.message == "las columnas «Palabras clave» y «Sinónimos» son ambas «palabras clave»; deje solo una."
+    repeated = validate_sheet(_sheet("id,preguntas,respuesta,Respuestas,Respuesta\na,¿A?,A.,B.,C.\n"))
+    assert [issue.message for issue in repeated.errors] == [
+        "las columnas «respuesta» y «Respuestas» son ambas «respuesta»; deje solo una.",
+        "la columna «Respuesta» está repetida; deje solo una.",
+    ]
 
 
 def test_keywords_are_split_like_tags_trimmed_and_not_repeated() -> None:
@@ -99,6 +128,14 @@ def test_a_keyword_too_long_is_an_error_and_a_short_list_is_not() -> None:
     )
     assert [(issue.code, issue.row) for issue in report.errors] == [("keyword_too_long", 2)]
     assert f"tiene {MAX_KEYWORD_CHARS + 1} caracteres; el máximo es {MAX_KEYWORD_CHARS}" in report.errors[0].message
+
+
+def test_a_cell_of_many_long_keywords_gives_one_count_error_and_no_more_length_errors_than_the_limit() -> None:
+    many = ", ".join(f"{number:04d}" + "x" * MAX_KEYWORD_CHARS for number in range(1000))
+    report = validate_sheet(_sheet(f'id,preguntas,respuesta,keywords\nhorario,¿A qué hora abren?,A las 9.,"{many}"\n'))
+    codes = [issue.code for issue in report.errors]
+    assert codes.count("too_many_keywords") == 1
+    assert codes.count("keyword_too_long") == MAX_KEYWORDS
 
 
 def test_the_same_keyword_in_two_entries_is_a_warning_with_both_rows() -> None:
@@ -211,6 +248,9 @@ def test_the_bot_uses_keywords_by_default_and_a_matrix_without_them_is_indexed_a
 def test_old_entries_and_manifests_without_keywords_read_the_same() -> None:
     old = {"id": "horario", "questions": ["¿Abren?"], "answer": "Sí.", "row": 2}
     assert Entry.from_dict(old).keywords == ()
+    assert Entry.from_dict({**old, "keywords": None}).keywords == ()
+    with pytest.raises(ValueError, match="keywords must be a list"):
+        Entry.from_dict({**old, "keywords": "zona azul"})  # not ("z", "o", "n", "a", …)
     assert Entry.from_dict(PARKING.to_dict()) == PARKING
     settings = DEFAULT_SETTINGS.to_dict()
     del settings["keywords"]
@@ -227,3 +267,32 @@ def test_a_matrix_without_keywords_hashes_as_before_the_column() -> None:
     assert Matrix.of(plain).sha256 == hashlib.sha256(payload.encode("utf-8")).hexdigest()
     changed = [Entry(e.id, e.questions, e.answer, keywords=()) if e.id == "parqueadero" else e for e in ENTRIES]
     assert Matrix.of(changed).sha256 != Matrix.of(ENTRIES).sha256  # keywords are content
+
+
+class RecordingEmbedder:
+    """The hashing fake, keeping the messages it is asked to embed (after shorthand and spelling correction)."""
+
+    def __init__(self) -> None:
+        self.real = HashingEmbedder(256)
+        self.queries: list[str] = []
+
+    @property
+    def name(self) -> str:
+        return self.real.name
+
+    @property
+    def dimension(self) -> int:
+        return self.real.dimension
+
+    def embed(self, texts: Sequence[str], *, role: TextRole = "query") -> FloatMatrix:
+        if role == "query":
+            self.queries.extend(texts)
+        return self.real.embed(texts, role=role)
+
+
+@pytest.mark.parametrize(("mode", "corrected"), [("off", "pago en simerr"), ("both", "pago en simert")])
+def test_spelling_correction_knows_the_keywords_only_when_they_are_used(mode: str, corrected: str) -> None:
+    embedder = RecordingEmbedder()
+    settings = SETTINGS.with_changes(keywords=mode, spelling_correction=True)
+    KnowledgeBase.build(Matrix.of(ENTRIES), embedder, settings, in_memory_index=True).search("pago en simerr", 3)
+    assert embedder.queries == [corrected]

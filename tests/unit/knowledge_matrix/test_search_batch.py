@@ -5,6 +5,7 @@ their real queries, their own questions word for word, and random word salads, w
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from knowledge_matrix.embedders import EnsembleEmbedder, HashingEmbedder, SeededRandomEmbedder
-from knowledge_matrix.knowledge_base import SEARCH_CHUNK, KnowledgeBase
+from knowledge_matrix.knowledge_base import SEARCH_CHUNK, KnowledgeBase, settings_row_texts
 from knowledge_matrix.lexical import LexicalIndex
-from knowledge_matrix.matrix import Matrix, entries_from_sheet, read_sheet
+from knowledge_matrix.matrix import Matrix, entries_from_sheet, parse_keywords, read_sheet
 from knowledge_matrix.retrieval import Hit
 from knowledge_matrix.settings import DEFAULT_SETTINGS, RetrievalSettings
 
@@ -25,7 +26,11 @@ MATRICES = {
     "heldout_tienda": (DATA / "heldout_tienda_matrix.csv", DATA / "heldout_tienda_queries.csv"),
     "heldout_ecuabots": (DATA / "heldout_ecuabots_matrix.csv", DATA / "heldout_ecuabots_queries.csv"),
     "farmacia_quito": (DATA / "blind/farmacia_quito/matrix.csv", DATA / "blind/farmacia_quito/queries.csv"),
+    # With its «palabras clave» (written blind, keywords/heldout_tienda.csv): keyword rows and keyword-augmented
+    # lexical documents in the batched path.
+    "heldout_tienda+keywords": (DATA / "heldout_tienda_matrix.csv", DATA / "heldout_tienda_queries.csv"),
 }
+KEYWORDS = {"heldout_tienda+keywords": DATA / "keywords" / "heldout_tienda.csv"}
 
 OPTIONS: dict[str, RetrievalSettings] = {
     "defaults": DEFAULT_SETTINGS,
@@ -34,6 +39,7 @@ OPTIONS: dict[str, RetrievalSettings] = {
         lexical_weight=0.0, off_topic_anchors=False, model_agreement=False
     ),
     "hnsw index": DEFAULT_SETTINGS.with_changes(exact_max_rows=10),
+    "keywords lexical only, question text": DEFAULT_SETTINGS.with_changes(keywords="lexical", lexical_text="question"),
 }
 TOLERANCE = 1e-5
 
@@ -43,7 +49,14 @@ def ensemble() -> EnsembleEmbedder:
 
 
 def matrix_of(name: str) -> Matrix:
-    return Matrix.of(entries_from_sheet(read_sheet(MATRICES[name][0])))
+    entries = entries_from_sheet(read_sheet(MATRICES[name][0]))
+    if name in KEYWORDS:
+        keywords = {
+            row.get("id").strip(): parse_keywords(row.get("keywords")) for row in read_sheet(KEYWORDS[name]).rows
+        }
+        entries = [replace(entry, keywords=keywords.get(entry.id, ())) for entry in entries]
+        assert sum(1 for entry in entries if entry.keywords) > len(entries) // 2
+    return Matrix.of(entries)
 
 
 def queries_of(name: str) -> list[str]:
@@ -86,6 +99,8 @@ def test_batched_hits_equal_one_search_each_on_the_real_matrices(name: str, opti
     if option == "hnsw index":
         assert base.index_kind == "hnsw"
     questions = [question for entry in base.entries for question in entry.questions]
+    if name in KEYWORDS and base.settings.keywords in ("row", "both"):
+        assert len(settings_row_texts(base.entries, base.settings)[0]) > len(questions), "keyword rows are searched"
     queries = queries_of(name) + questions
     assert_batched_equals_alone(base, queries, k=6)
     # Word for word one of the questions: its entry first, answered directly, in the batch as alone.
