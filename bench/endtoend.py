@@ -19,6 +19,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import os
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -50,6 +54,7 @@ class ChannelRun:
     messages: int
     replies_by_position: dict[int, int] = field(default_factory=dict)  # REST: most common reply count per position
     unmatched: int = 0  # ours: messages whose replies could not be tied to them afterwards
+    cpu: dict[str, float] = field(default_factory=dict)  # process -> CPU seconds in the run (CpuMeter)
 
     @property
     def messages_per_s(self) -> float:
@@ -207,12 +212,89 @@ async def ours_closed_loop(
     return ChannelRun(latencies, elapsed, len(messages), unmatched=len(posted) - len(latencies))
 
 
-async def side_by_side(stack: Any, events: int, users: int, on_message: Any = None) -> tuple[ChannelRun, ChannelRun]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children so far (Linux /proc), 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu_seconds(pid: int, tid: int) -> float:
+    """User + system CPU time of one thread of a process so far (Linux /proc), 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(value) for value in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds each process of the stack (and this bench, the client and Meta's stand-in) spent in one phase."""
+
+    def __init__(self, stack: Any) -> None:
+        self.pids = {name: process.pid for name, process in stack.processes.items()} | {"bench client": os.getpid()}
+        self.rasa = stack.processes["rasa"].pid
+        self.started = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.rasa_loop_started = thread_cpu_seconds(self.rasa, self.rasa)
+
+    def spent(self) -> dict[str, float]:
+        spent = {name: cpu_seconds(pid) - self.started[name] for name, pid in self.pids.items()}
+        # Rasa's event loop (its main thread) apart: every turn's Python work is there, one at a time.
+        spent["rasa's loop"] = thread_cpu_seconds(self.rasa, self.rasa) - self.rasa_loop_started
+        return spent
+
+
+def print_cpu(phase: str, spent: dict[str, float], messages: int) -> None:
+    parts = ", ".join(f"{name} {seconds * 1000 / messages:.1f}" for name, seconds in spent.items())
+    total = sum(seconds for name, seconds in spent.items() if name != "rasa's loop")
+    print(f"CPU ms per message, {phase}: {parts}; total {total * 1000 / messages:.1f}")
+
+
+class RasaProfile:
+    """py-spy on the Rasa process for one phase (`--profile DIR`): DIR/<phase>.txt, collapsed stacks ("a;b;c N"),
+    which `bench/profile_diff.py` compares phase against phase. Nothing when py-spy is not installed."""
+
+    def __init__(self, stack: Any, directory: Path | None, phase: str) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        if directory is None or not Path(spy).exists():
+            if directory is not None:
+                print("py-spy not found (pip install py-spy): no profile", file=sys.stderr)
+            return
+        directory.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [spy, "record", "--pid", str(stack.processes["rasa"].pid), "--format", "raw", "--rate", "200",
+             "--nonblocking", "--output", str(directory / f"{phase}.txt")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        time.sleep(1.0)  # attached before the first message
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGINT)
+            self.process.wait(timeout=60)
+
+
+async def side_by_side(
+    stack: Any, events: int, users: int, on_message: Any = None, profile: Path | None = None
+) -> tuple[ChannelRun, ChannelRun]:
     """REST first (it also tells how many replies each position gets), then ours, on the same plan's shape."""
-    rest = await rest_closed_loop(stack, plan(events, users, f"e2e-rest-{time.time_ns()}"), on_message)
-    ours = await ours_closed_loop(
-        stack, plan(events, users, f"e2e-ours-{time.time_ns()}"), rest.replies_by_position, on_message
-    )
+    spy, meter = RasaProfile(stack, profile, "rest"), CpuMeter(stack)
+    try:
+        rest = await rest_closed_loop(stack, plan(events, users, f"e2e-rest-{time.time_ns()}"), on_message)
+    finally:
+        spy.stop()
+    rest.cpu = meter.spent()
+    spy, meter = RasaProfile(stack, profile, "ours"), CpuMeter(stack)
+    try:
+        ours = await ours_closed_loop(
+            stack, plan(events, users, f"e2e-ours-{time.time_ns()}"), rest.replies_by_position, on_message
+        )
+    finally:
+        spy.stop()
+    ours.cpu = meter.spent()
     return rest, ours
 
 
@@ -220,12 +302,14 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=500)
     parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="py-spy the Rasa process in each phase: DIR/rest.txt and DIR/ours.txt (collapsed stacks)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         stack = start_stack(Path(tmp), credentials="bench/credentials-rest.yml")
         try:
             await side_by_side(stack, 20, 5)  # warm up both paths
-            rest, ours = await side_by_side(stack, args.events, args.users)
+            rest, ours = await side_by_side(stack, args.events, args.users, profile=args.profile)
         finally:
             stack.stop()
     for name, run in (("rasa REST", rest), ("ours", ours)):
@@ -235,6 +319,8 @@ async def main() -> None:
             f"p99 {s['p99']:.0f} ms, max {s['max']:.0f} ms"
         )
     print(f"time per message, ours / REST: {rest.messages_per_s / ours.messages_per_s:.3f}")
+    for name, run in (("rasa REST", rest), ("ours", ours)):
+        print_cpu(name, run.cpu, run.messages)
 
 
 if __name__ == "__main__":

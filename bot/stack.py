@@ -44,6 +44,7 @@ RASA_PYTHON = ROOT / ".venv-rasa" / "bin" / "python"
 SERVED_CREDENTIALS = "credentials.yml"  # our Messenger channel only; never Rasa's unauthenticated REST channel
 # What each start-up step usually takes on a laptop (said before the step, so a wait is never a mystery).
 USUAL_START_SECONDS = {"app": 5, "actions": 5, "webhook": 2, "rasa": 40, "outbox": 2, "knowledge": 30}
+APP_GRACEFUL_SHUTDOWN_SECONDS = 5  # open console pages hold uvicorn's graceful stop; deploy/ says the same
 LABELS = {"app": "the app", "actions": "the action server", "webhook": "the webhook", "rasa": "Rasa",
           "knowledge": "the demo matrix"}
 TRAINING_INPUTS = ("config.yml", "domain.yml", "data")
@@ -213,6 +214,8 @@ class Stack:
         commands = {
             "app": [python, "-m", "uvicorn", "bot.app:create_app", "--factory", "--host", "127.0.0.1",
                     "--port", str(self.ports.app), "--log-level", "warning",
+                    # A console page's event stream never ends by itself: a stop waits this long for it, not for ever.
+                    "--timeout-graceful-shutdown", str(APP_GRACEFUL_SHUTDOWN_SECONDS),
                     # The client's address for the login limits: X-Forwarded-For, only from these proxies.
                     "--proxy-headers", "--forwarded-allow-ips",
                     self.env.get("BOT_FORWARDED_ALLOW_IPS") or "127.0.0.1"],  # so does console/auth.py login_client
@@ -256,8 +259,14 @@ class Stack:
 
     def start_rasa(self) -> None:
         """Every Rasa instance at once (each loads the model on its own), then each waited for."""
+        self.spawn_rasa()
+        self.wait_rasa()
+
+    def spawn_rasa(self) -> None:
         for name in self.rasa_names:
             self.spawn(name)
+
+    def wait_rasa(self) -> None:
         for name in self.rasa_names:
             self._wait_healthy(name, self.health_url(name), 240)
 
@@ -306,20 +315,28 @@ class Stack:
 
     def start(self, say: Callable[[str], None] = lambda _line: None) -> None:
         """Each step says what it starts and how long it usually takes, then how long it took."""
-        steps: list[tuple[str, Callable[[], None]]] = [
-            ("app", self.start_app), ("actions", self.start_actions), ("webhook", self.start_webhook),
-            ("rasa", self.start_rasa),
+        # Every process is spawned at once (Rasa's model load is the long step; nothing of a process's start needs
+        # another: Rasa's turns wait for the action server as after any outage), then each is waited for in turn.
+        waits: list[tuple[str, Callable[[], None]]] = [
+            ("app", lambda: self._wait_healthy("app", self.health_url("app"), 60)),
+            ("actions", lambda: self._wait_healthy("actions", self.health_url("actions"), 60)),
+            ("webhook", lambda: self._wait_healthy("webhook", self.health_url("webhook"), 60)),
+            ("rasa", self.wait_rasa),
         ]
-        if self.outbox_workers:
-            steps.append(("outbox", self.start_outbox_workers))
         self.start_knowledge()
         if "knowledge" in self.processes:
             say(f"Publishing the demo matrix in the background (about {USUAL_START_SECONDS['knowledge']} s)…")
-        for name, step in steps:
+        started = time.monotonic()
+        for name, _wait in waits:
             say(f"Starting {self.step_label(name)} (about {USUAL_START_SECONDS[name]} s)…")
-            started = time.monotonic()
-            step()
+            self.spawn_rasa() if name == "rasa" else self.spawn(name)
+        for name, wait in waits:
+            wait()
             say(f"  {self.step_label(name)} ready in {time.monotonic() - started:.0f} s.")
+        if self.outbox_workers:
+            say(f"Starting {self.step_label('outbox')} (about {USUAL_START_SECONDS['outbox']} s)…")
+            self.start_outbox_workers()
+            say(f"  {self.step_label('outbox')} ready in {time.monotonic() - started:.0f} s.")
         if "knowledge" in self.processes:
             say("Waiting for the demo matrix…")
         self.wait_knowledge()

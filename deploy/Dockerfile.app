@@ -38,4 +38,4 @@ RUN pip install --no-cache-dir '.[app]' \
 USER ecuabots
 # Default: the app; compose overrides the command for the other processes.
 CMD ["python", "-m", "uvicorn", "bot.app:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", \
-     "--log-level", "warning", "--proxy-headers"]
+     "--log-level", "warning", "--timeout-graceful-shutdown", "5", "--proxy-headers"]

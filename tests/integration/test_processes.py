@@ -35,7 +35,8 @@ RASA_SECRET = "test-rasa-secret-" + uuid.uuid4().hex
 
 class BotRun:
     def __init__(self, data_dir: Path) -> None:
-        self.ports = {"RASA_PORT": free_port(), "ACTION_PORT": free_port(), "APP_PORT": free_port()}
+        self.ports = {"RASA_PORT": free_port(), "ACTION_PORT": free_port(), "APP_PORT": free_port(),
+                      "WEBHOOK_PORT": free_port()}
         env = {**os.environ, "PYTHONPATH": str(ROOT), "BOT_DATA_DIR": str(data_dir),
                "ACTION_SERVER_TOKEN": ACTION_TOKEN, "RASA_API_TOKEN": RASA_SECRET,
                "RASA_URL": f"http://127.0.0.1:{self.ports['RASA_PORT']}",
@@ -135,7 +136,8 @@ def texts_to(run: BotRun, user: str) -> list[str]:
 
 
 def test_each_start_up_step_is_said_with_its_usual_duration(bot_run: BotRun) -> None:
-    for step in ("Starting the app (about", "Starting the action server (about", "Starting Rasa (about"):
+    steps = ("Starting the app (about", "Starting the action server (about", "Starting Rasa (about")
+    for step in steps:
         assert any(step in line for line in bot_run.lines), f"`bot run` says {step!r}…: {bot_run.lines[:12]}"
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -136,6 +138,15 @@ class EventListener:
 
     def stop(self) -> None:
         self._stop.set()
-        if self._response is not None:
-            self._response.close()
+        response = self._response
+        if response is not None:
+            # The reader thread holds the connection while it waits for the next frame (a keepalive may be seconds
+            # away): closing the response from here would wait for it. Shutting the socket ends that read at once.
+            stream = response.extensions.get("network_stream")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+            else:
+                response.close()
         self._thread.join(5)

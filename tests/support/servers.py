@@ -51,7 +51,9 @@ def start_asgi(app: Any, *, host: str = "127.0.0.1", startup_timeout: float = 15
     """Start `app` in a daemon thread; stop it with `stop_asgi`. Extra keywords go to `uvicorn.Config`."""
     sock = free_socket(host)
     port = sock.getsockname()[1]
-    options: dict[str, Any] = {"log_level": "warning", "lifespan": "auto", "ws": "none", "access_log": False}
+    # An open stream (a console page's events) holds a graceful shutdown for ever: cut after 2 s, as `bot run` does.
+    options: dict[str, Any] = {"log_level": "warning", "lifespan": "auto", "ws": "none", "access_log": False,
+                               "timeout_graceful_shutdown": 2}
     options.update(config)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **options))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"asgi-{port}", daemon=True)
