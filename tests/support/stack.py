@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +16,7 @@ import yaml
 
 from bot.stack import RASA_BIN, SERVED_CREDENTIALS, Ports, Stack, build_stack, ensure_model
 from core.settings import DEMO_APP_SECRET, ROOT, SANDBOX_PAGE_ID
+from knowledge_matrix.publish import KNOWLEDGE_DIR
 from sandbox import simulate
 
 PAGE_ID = SANDBOX_PAGE_ID
@@ -28,6 +32,33 @@ def rasa_available() -> bool:
     return RASA_BIN.exists()
 
 
+# This test process's first stack publishes the demo matrix (`bot run` does, with nothing published): embedding it
+# with the real models costs the CPU Rasa's model load needs at the same time. Later stacks start with a copy of
+# that first publication (exactly what `knowledge_matrix publish` left, before any test changed it), and the
+# publish job finds it already published.
+_demo_knowledge: Path | None = None
+
+
+def _seed_demo_knowledge(data_dir: Path, env: dict[str, str]) -> None:
+    target = data_dir / KNOWLEDGE_DIR
+    if _demo_knowledge is not None and env.get("BOT_ENV") != "production" and not target.exists():
+        shutil.copytree(_demo_knowledge, target)
+
+
+def _keep_demo_knowledge(data_dir: Path, env: dict[str, str]) -> None:
+    """After a first start: keep its publication of the demo matrix, if that is all there is."""
+    global _demo_knowledge
+    source = data_dir / KNOWLEDGE_DIR
+    if _demo_knowledge is not None or env.get("BOT_ENV") == "production" or not (source / "CURRENT").exists():
+        return
+    history = (source / "history.jsonl").read_text(encoding="utf-8").splitlines()
+    if len(history) != 1 or json.loads(history[0]).get("by") != "demo":
+        return
+    kept = Path(tempfile.mkdtemp(prefix="demo-knowledge-")) / KNOWLEDGE_DIR
+    shutil.copytree(source, kept, ignore=shutil.ignore_patterns(".lock"))
+    _demo_knowledge = kept
+
+
 def start_stack(
     data_dir: Path,
     extra_env: dict[str, str] | None = None,
@@ -41,12 +72,14 @@ def start_stack(
     ports = Ports(free_port(), free_port(), free_port(), webhook=free_port(),
                   rasa_extra=tuple(free_port() for _ in range(rasa_instances - 1)))
     env = {**(extra_env or {}), "BOT_PROFILE": profile, "RASA_INSTANCES": str(rasa_instances)}
+    _seed_demo_knowledge(data_dir, env)
     stack = build_stack(ports, data_dir, model, env, credentials)
     try:
         stack.start()
     except BaseException:
         stack.stop()
         raise
+    _keep_demo_knowledge(data_dir, env)
     return stack
 
 
