@@ -37,6 +37,7 @@ concurrent requests and threads. It never stores or logs an access token.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import copy
 import hashlib
 import json
@@ -800,9 +801,11 @@ class GraphSandbox:
     def requests(
         self, *, recipient_id: str | None = None, page_id: str | None = None, after_seq: int | None = None
     ) -> list[dict[str, Any]]:
-        """Every recorded request, accepted or rejected, oldest first."""
+        """Every recorded request, accepted or rejected, oldest first. `after_seq` skips to it by bisection (records
+        are appended in `seq` order): a follower asking for what is new costs what is new, not the whole history."""
         with self._lock:
-            records = list(self._records)
+            start = 0 if after_seq is None else bisect.bisect_right(self._records, after_seq, key=_seq_of)
+            records = self._records[start:]
         return [copy.deepcopy(record) for record in records if _matches(record, recipient_id, page_id, after_seq)]
 
     def sent(
@@ -858,6 +861,10 @@ class GraphSandbox:
             self._profiles = {}
         self.clear_failures()
         self.set_latency_ms(0)
+
+
+def _seq_of(record: Mapping[str, Any]) -> int:
+    return int(record["seq"])
 
 
 def _matches(record: Mapping[str, Any], recipient_id: str | None, page_id: str | None, after_seq: int | None) -> bool:
