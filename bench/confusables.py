@@ -29,11 +29,10 @@ sys.path.insert(0, str(ROOT))
 from bench.knowledge import progress, synthetic_entries, synthetic_vectors  # noqa: E402
 from knowledge_matrix.confusables import QueryVectorMemo, confusable_issues, probes_of  # noqa: E402
 from knowledge_matrix.embedders import (  # noqa: E402
+    DelegatingEmbedder,
     Embedder,
-    EmbedderPart,
     TextRole,
     create_embedder,
-    embedder_parts,
     normalize_rows,
 )
 from knowledge_matrix.knowledge_base import KnowledgeBase, row_texts  # noqa: E402
@@ -43,32 +42,20 @@ from knowledge_matrix.settings import DEFAULT_SETTINGS  # noqa: E402
 REWORDINGS = ("¿Me ayudan con esto? {}", "Quisiera saber: {}")
 
 
-class StoredEmbedder:
+class StoredEmbedder(DelegatingEmbedder):
     """Stored vectors: the rows of the matrix as passages, each question's vector as a query."""
 
     def __init__(self, real: Embedder, rows: np.ndarray, queries: dict[str, np.ndarray]) -> None:
-        self._real = real
+        super().__init__(real)
         self._rows = rows
         self._queries = queries
-
-    @property
-    def name(self) -> str:
-        return self._real.name
-
-    @property
-    def dimension(self) -> int:
-        return self._real.dimension
-
-    @property
-    def parts(self) -> tuple[EmbedderPart, ...]:
-        return embedder_parts(self._real)
 
     def embed(self, texts: Sequence[str], *, role: TextRole = "query") -> np.ndarray:
         if role == "passage" and len(texts) == len(self._rows):
             return self._rows
         if role == "query" and all(text in self._queries for text in texts):
             return np.stack([self._queries[text] for text in texts]) if texts else self._rows[:0]
-        return self._real.embed(texts, role=role)
+        return self.inner.embed(texts, role=role)
 
 
 def entries_of(size: int, questions: int) -> list[Entry]:

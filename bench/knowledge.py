@@ -41,8 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from knowledge_matrix.embedders import (  # noqa: E402
+    DelegatingEmbedder,
     Embedder,
-    EmbedderPart,
     EnsembleEmbedder,
     TextRole,
     create_embedder,
@@ -318,30 +318,18 @@ def synthetic_entries(count: int, seed: int = 7) -> list[Entry]:
     return entries
 
 
-class PrecomputedEmbedder:
+class PrecomputedEmbedder(DelegatingEmbedder):
     """Serves stored vectors for the synthetic rows (embedding 100 000 texts would take an hour here)
     and the real model for queries, so query latency is the real embed + search."""
 
     def __init__(self, real: Embedder, rows: np.ndarray) -> None:
-        self._real = real
+        super().__init__(real)
         self._rows = rows
-
-    @property
-    def name(self) -> str:
-        return self._real.name
-
-    @property
-    def dimension(self) -> int:
-        return self._real.dimension
-
-    @property
-    def parts(self) -> tuple[EmbedderPart, ...]:
-        return embedder_parts(self._real)
 
     def embed(self, texts: Sequence[str], *, role: TextRole = "query") -> np.ndarray:
         if role == "passage" and len(texts) == len(self._rows):
             return self._rows
-        return self._real.embed(texts, role=role)
+        return self.inner.embed(texts, role=role)
 
 
 def synthetic_vectors(real: Embedder, count: int, seed: int = 11) -> np.ndarray:
@@ -492,30 +480,18 @@ def publish_like(real: Embedder) -> None:
 CACHE_DIR = Path(tempfile.gettempdir()) / "knowledge-bench-embeddings"
 
 
-class CachedEmbedder:
+class CachedEmbedder(DelegatingEmbedder):
     """The real embedder behind a disk cache of its vectors by model, role and text: the leave-one-set-out runs
     re-embed only the texts no earlier run has seen (a model change needs the cache deleted)."""
 
     def __init__(self, real: Embedder, directory: Path = CACHE_DIR) -> None:
-        self._real = real
+        super().__init__(real)
         directory.mkdir(parents=True, exist_ok=True)
         self._path = directory / (hashlib.sha256(real.name.encode("utf-8")).hexdigest()[:16] + ".npz")
         self._vectors: dict[str, np.ndarray] = {}
         if self._path.is_file():
             with np.load(self._path) as data:
                 self._vectors = dict(zip(data["keys"].tolist(), data["vectors"], strict=True))
-
-    @property
-    def name(self) -> str:
-        return self._real.name
-
-    @property
-    def dimension(self) -> int:
-        return self._real.dimension
-
-    @property
-    def parts(self) -> tuple[EmbedderPart, ...]:
-        return embedder_parts(self._real)
 
     def embed(self, texts: Sequence[str], *, role: TextRole = "query") -> np.ndarray:
         keys = [hashlib.sha256(f"{role}\0{text}".encode()).hexdigest() for text in texts]
@@ -524,7 +500,7 @@ class CachedEmbedder:
             if key in self._vectors:
                 del missing[key]
         if missing:
-            vectors = self._real.embed(list(missing.values()), role=role)
+            vectors = self.inner.embed(list(missing.values()), role=role)
             self._vectors.update(zip(missing, vectors, strict=True))
             partial = self._path.with_suffix(".partial.npz")
             np.savez(partial, keys=np.array(list(self._vectors)), vectors=np.stack(list(self._vectors.values())))

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from knowledge_matrix.embedders import Embedder, EmbedderPart, FloatMatrix, TextRole, embedder_parts
+from knowledge_matrix.embedders import DelegatingEmbedder, Embedder, FloatMatrix, TextRole
 from knowledge_matrix.knowledge_base import KnowledgeBase
 from knowledge_matrix.matrix import Entry
 from knowledge_matrix.report import Issue
@@ -50,7 +50,7 @@ QUESTION_WEIGHT = 2.0  # a word of the questions says more about what customers 
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 
 
-class QueryVectorMemo:
+class QueryVectorMemo(DelegatingEmbedder):
     """An embedder that remembers the vectors of the texts it embeds as queries, while one matrix is checked.
 
     The near-duplicate check embeds every question of the matrix as a query; the confusable check searches the same
@@ -60,20 +60,8 @@ class QueryVectorMemo:
     keep a growing memo of every message it is later asked."""
 
     def __init__(self, embedder: Embedder) -> None:
-        self._embedder = embedder
+        super().__init__(embedder)
         self._vectors: dict[str, FloatMatrix] | None = {}
-
-    @property
-    def name(self) -> str:
-        return self._embedder.name
-
-    @property
-    def dimension(self) -> int:
-        return self._embedder.dimension
-
-    @property
-    def parts(self) -> tuple[EmbedderPart, ...]:
-        return embedder_parts(self._embedder)
 
     @property
     def remembered(self) -> int:
@@ -82,10 +70,10 @@ class QueryVectorMemo:
     def embed(self, texts: Sequence[str], *, role: TextRole = "query") -> FloatMatrix:
         vectors = self._vectors
         if role != "query" or vectors is None:
-            return self._embedder.embed(texts, role=role)
+            return self.inner.embed(texts, role=role)
         missing = list(dict.fromkeys(text for text in texts if text not in vectors))
         if missing:
-            vectors.update(zip(missing, self._embedder.embed(missing, role=role), strict=True))
+            vectors.update(zip(missing, self.inner.embed(missing, role=role), strict=True))
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return np.stack([vectors[text] for text in texts]).astype(np.float32, copy=False)

@@ -322,6 +322,29 @@ class EnsembleEmbedder:
         return np.ascontiguousarray(np.hstack(blocks), dtype=np.float32)
 
 
+class DelegatingEmbedder:
+    """An embedder in front of another one: the same name, dimension and parts (a manifest cannot tell them apart);
+    `embed` passes through unless a subclass does something first (remember, cache, serve stored vectors)."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def dimension(self) -> int:
+        return self.inner.dimension
+
+    @property
+    def parts(self) -> tuple[EmbedderPart, ...]:
+        return embedder_parts(self.inner)
+
+    def embed(self, texts: Sequence[str], *, role: TextRole = "query") -> FloatMatrix:
+        return self.inner.embed(texts, role=role)
+
+
 def embedder_parts(embedder: Embedder) -> tuple[EmbedderPart, ...]:
     """The blocks of an ensemble, or the whole vector as one part for a single model."""
     parts = getattr(embedder, "parts", None)

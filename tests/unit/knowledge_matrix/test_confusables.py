@@ -20,7 +20,7 @@ from knowledge_matrix.confusables import (
     probes_of,
     shared_keywords,
 )
-from knowledge_matrix.embedders import FloatMatrix, HashingEmbedder, TextRole
+from knowledge_matrix.embedders import DelegatingEmbedder, FloatMatrix, HashingEmbedder, TextRole
 from knowledge_matrix.matrix import Entry, read_sheet
 from knowledge_matrix.publish import built_report, checked_report, full_report
 from knowledge_matrix.retrieval import Hit
@@ -117,24 +117,16 @@ def test_keywords_are_words_of_the_entry_and_one_made_of_the_others_words_may_be
     assert "agregue formas de preguntar o palabras clave" in bare and "quite" not in bare
 
 
-class CountingEmbedder:
+class CountingEmbedder(DelegatingEmbedder):
     """The hashing fake, keeping every text it is asked to embed, by role."""
 
     def __init__(self) -> None:
-        self.real = HashingEmbedder(64)
+        super().__init__(HashingEmbedder(64))
         self.asked: dict[str, list[str]] = {"query": [], "passage": []}
-
-    @property
-    def name(self) -> str:
-        return self.real.name
-
-    @property
-    def dimension(self) -> int:
-        return self.real.dimension
 
     def embed(self, texts: Sequence[str], *, role: TextRole = "query") -> FloatMatrix:
         self.asked[role].extend(texts)
-        return self.real.embed(texts, role=role)
+        return self.inner.embed(texts, role=role)
 
 
 def test_the_memo_embeds_each_query_once_and_passes_passages_and_released_calls_through() -> None:

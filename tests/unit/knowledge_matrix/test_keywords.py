@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from knowledge_matrix.embedders import FloatMatrix, HashingEmbedder, TextRole
+from knowledge_matrix.embedders import DelegatingEmbedder, FloatMatrix, HashingEmbedder, TextRole
 from knowledge_matrix.knowledge_base import (
     EXACT_MATCH_SCORE,
     KnowledgeBase,
@@ -269,25 +269,17 @@ def test_a_matrix_without_keywords_hashes_as_before_the_column() -> None:
     assert Matrix.of(changed).sha256 != Matrix.of(ENTRIES).sha256  # keywords are content
 
 
-class RecordingEmbedder:
+class RecordingEmbedder(DelegatingEmbedder):
     """The hashing fake, keeping the messages it is asked to embed (after shorthand and spelling correction)."""
 
     def __init__(self) -> None:
-        self.real = HashingEmbedder(256)
+        super().__init__(HashingEmbedder(256))
         self.queries: list[str] = []
-
-    @property
-    def name(self) -> str:
-        return self.real.name
-
-    @property
-    def dimension(self) -> int:
-        return self.real.dimension
 
     def embed(self, texts: Sequence[str], *, role: TextRole = "query") -> FloatMatrix:
         if role == "query":
             self.queries.extend(texts)
-        return self.real.embed(texts, role=role)
+        return self.inner.embed(texts, role=role)
 
 
 @pytest.mark.parametrize(("mode", "corrected"), [("off", "pago en simerr"), ("both", "pago en simert")])
