@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from console.knowledge_editor import MatrixEditor
-from knowledge_matrix.embedders import HashingEmbedder
+from knowledge_matrix.embedders import DelegatingEmbedder, HashingEmbedder
 from tests.support.servers import RunningServer, start_asgi, stop_asgi
 from tests.unit.console.conftest import USERS, Clock, console_app
 
@@ -23,22 +23,14 @@ MATRIX = (
 ).encode()
 
 
-class GatedEmbedder:
+class GatedEmbedder(DelegatingEmbedder):
     """The package's hashing embedder, held at a gate the test opens: a validation that takes as long as the test
     wants, without a model."""
 
     def __init__(self) -> None:
-        self.inner = HashingEmbedder(64)
+        super().__init__(HashingEmbedder(64))
         self.entered = threading.Event()
         self.gate = threading.Event()
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def dimension(self) -> int:
-        return self.inner.dimension
 
     def embed(self, texts: Sequence[str], *, role: Any = "query") -> Any:
         self.entered.set()
