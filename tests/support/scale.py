@@ -264,6 +264,21 @@ class StackWatcher:
             connection.close()
 
 
+def journal_state(names: ScaleNames, user_id: str) -> str:
+    """A user's events (id, status, attempts, last error) and every conversation claim, as text."""
+    connection = psycopg2.connect(with_schema(POSTGRES_URL, f"{names.stores_prefix}ingest"))
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT id, status, attempts, last_error FROM inbound_events WHERE user_id = %s "
+                           "ORDER BY id", (user_id,))
+            events = cursor.fetchall()
+            cursor.execute("SELECT conversation_key, owner, lease_until, now() FROM ingest_claims")
+            claims = cursor.fetchall()
+    finally:
+        connection.close()
+    return f"journal events {events}; claims {claims}"
+
+
 def journal_rows(names: ScaleNames, user_id: str) -> list[tuple[int, str]]:
     """(id, status) of a user's events in the PostgreSQL journal."""
     connection = psycopg2.connect(with_schema(POSTGRES_URL, f"{names.stores_prefix}ingest"))

@@ -25,6 +25,7 @@ from tests.support.scale import (
     ScaleNames,
     StackWatcher,
     journal_rows,
+    journal_state,
     require_scale_services,
     scale_names,
     tracker_events,
@@ -115,8 +116,11 @@ def test_one_users_messages_alternate_between_the_instances_in_order(
             with stopped(scale_stack, other):
                 assert messenger.say(user, text).status_code == 200
                 sent.append(text)
-                messenger.wait_for(lambda: len(kinds_of_replies(messenger.texts(user))) == len(sent), 90,
-                                   f"the reply to message {number + 1}")
+                try:
+                    messenger.wait_for(lambda: len(kinds_of_replies(messenger.texts(user))) == len(sent), 90,
+                                       f"the reply to message {number + 1}")
+                except AssertionError as exc:  # what the journal and its claims say, for whoever reads the failure
+                    raise AssertionError(f"{exc}; {journal_state(names, user)}") from exc
                 # The reply can be out (the outbox worker sent it) before the instance wrote the event's verdict:
                 # freezing it in that gap would leave the event pending under its claim, and the other instance
                 # would run the turn again once the lease ran out (a message stored twice in Rasa's tracker).
