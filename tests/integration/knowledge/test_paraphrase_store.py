@@ -38,6 +38,17 @@ def test_a_job_moves_and_ends(store: ParaphraseStore) -> None:
     assert [j.id for j in store.latest_jobs()] == [job.id] and store.job(job.id + 1) is None
 
 
+def test_progress_written_out_of_order_never_goes_back(store: ParaphraseStore) -> None:
+    """Two batches finish side by side and the second's progress lands first (the editors' loop once showed a done
+    job at 2 of 3 entries): what was counted stays counted."""
+    job = store.start_job("0001", "ana", 3, T0)
+    store.record_progress(job.id, done_entries=3, proposed=5, filtered=1, tokens=900, now=T0 + timedelta(seconds=2))
+    store.record_progress(job.id, done_entries=2, proposed=4, filtered=0, tokens=600, now=T0 + timedelta(seconds=3))
+    moved = store.job(job.id)
+    assert moved is not None and (moved.done_entries, moved.proposed, moved.filtered, moved.tokens) == (3, 5, 1, 900)
+    assert moved.updated_at == T0 + timedelta(seconds=3), "the job still shows it moved"
+
+
 def test_a_stale_running_job_is_ended_as_interrupted(store: ParaphraseStore) -> None:
     old = store.start_job("0001", "ana", 5, T0)
     fresh = store.start_job("0001", "ana", 5, T0 + timedelta(minutes=10))

@@ -15,8 +15,10 @@ SELECT * FROM paraphrase_jobs WHERE id = %(id)s;
 SELECT * FROM paraphrase_jobs ORDER BY id DESC LIMIT %(limit)s;
 
 -- name: progress
+-- Batches run side by side and their progress writes may land out of order: the counts only go up.
 UPDATE paraphrase_jobs
-SET done_entries = %(done_entries)s, proposed = %(proposed)s, filtered = %(filtered)s, tokens = %(tokens)s, updated_at = %(now)s
+SET done_entries = GREATEST(done_entries, %(done_entries)s), proposed = GREATEST(proposed, %(proposed)s),
+    filtered = GREATEST(filtered, %(filtered)s), tokens = GREATEST(tokens, %(tokens)s), updated_at = %(now)s
 WHERE id = %(id)s AND status = 'running';
 
 -- name: finish_job

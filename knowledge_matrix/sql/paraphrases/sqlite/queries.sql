@@ -15,8 +15,10 @@ SELECT * FROM paraphrase_jobs WHERE id = :id;
 SELECT * FROM paraphrase_jobs ORDER BY id DESC LIMIT :limit;
 
 -- name: progress
+-- Batches run side by side and their progress writes may land out of order: the counts only go up.
 UPDATE paraphrase_jobs
-SET done_entries = :done_entries, proposed = :proposed, filtered = :filtered, tokens = :tokens, updated_at = :now
+SET done_entries = max(done_entries, :done_entries), proposed = max(proposed, :proposed),
+    filtered = max(filtered, :filtered), tokens = max(tokens, :tokens), updated_at = :now
 WHERE id = :id AND status = 'running';
 
 -- name: finish_job
