@@ -245,17 +245,21 @@ class Stack:
         except httpx.HTTPError:
             return False
 
+    def wait_healthy(self, name: str) -> None:
+        """The app, the action server or the webhook, until its health check answers (a minute at most)."""
+        self._wait_healthy(name, self.health_url(name), 60)
+
     def start_app(self) -> None:
         self.spawn("app")
-        self._wait_healthy("app", self.health_url("app"), 60)
+        self.wait_healthy("app")
 
     def start_actions(self) -> None:
         self.spawn("actions")
-        self._wait_healthy("actions", self.health_url("actions"), 60)
+        self.wait_healthy("actions")
 
     def start_webhook(self) -> None:
         self.spawn("webhook")
-        self._wait_healthy("webhook", self.health_url("webhook"), 60)
+        self.wait_healthy("webhook")
 
     def start_rasa(self) -> None:
         """Every Rasa instance at once (each loads the model on its own), then each waited for."""
@@ -317,21 +321,16 @@ class Stack:
         """Each step says what it starts and how long it usually takes, then how long it took."""
         # Every process is spawned at once (Rasa's model load is the long step; nothing of a process's start needs
         # another: Rasa's turns wait for the action server as after any outage), then each is waited for in turn.
-        waits: list[tuple[str, Callable[[], None]]] = [
-            ("app", lambda: self._wait_healthy("app", self.health_url("app"), 60)),
-            ("actions", lambda: self._wait_healthy("actions", self.health_url("actions"), 60)),
-            ("webhook", lambda: self._wait_healthy("webhook", self.health_url("webhook"), 60)),
-            ("rasa", self.wait_rasa),
-        ]
+        names = ("app", "actions", "webhook", "rasa")
         self.start_knowledge()
         if "knowledge" in self.processes:
             say(f"Publishing the demo matrix in the background (about {USUAL_START_SECONDS['knowledge']} s)…")
         started = time.monotonic()
-        for name, _wait in waits:
+        for name in names:
             say(f"Starting {self.step_label(name)} (about {USUAL_START_SECONDS[name]} s)…")
             self.spawn_rasa() if name == "rasa" else self.spawn(name)
-        for name, wait in waits:
-            wait()
+        for name in names:
+            self.wait_rasa() if name == "rasa" else self.wait_healthy(name)
             say(f"  {self.step_label(name)} ready in {time.monotonic() - started:.0f} s.")
         if self.outbox_workers:
             say(f"Starting {self.step_label('outbox')} (about {USUAL_START_SECONDS['outbox']} s)…")
