@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -213,21 +214,21 @@ async def ours_closed_loop(
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its children so far (Linux /proc), 0 when it is gone."""
+    """User + system CPU time of a process and its waited-for children so far (psutil), 0 when it is gone."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
         return 0.0
-    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def thread_cpu_seconds(pid: int, tid: int) -> float:
-    """User + system CPU time of one thread of a process so far (Linux /proc), 0 when it is gone."""
+    """User + system CPU time of one thread of a process so far (psutil), 0 when it is gone."""
     try:
-        fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+        threads = psutil.Process(pid).threads()
+    except psutil.Error:
         return 0.0
-    return sum(int(value) for value in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+    return next((thread.user_time + thread.system_time for thread in threads if thread.id == tid), 0.0)
 
 
 class CpuMeter:
