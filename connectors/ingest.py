@@ -194,13 +194,24 @@ _PENDING_OF = (
     " (PARTITION BY conversation_key ORDER BY id) AS turn FROM inbound_events"
     " WHERE status = 'pending' AND conversation_key IN ({keys}) ORDER BY turn, id LIMIT ?) ORDER BY id"
 )
-# A conversation tried from a snapshot read is claimed only if it still has a pending event (its partial index).
-_STILL_PENDING = "SELECT 1 FROM inbound_events WHERE conversation_key = ? AND status = 'pending' LIMIT 1"
-# Taken only if nobody else holds it under a live lease (re-checked on the row the upsert meets).
-_TAKE_CLAIM = (
-    "INSERT INTO ingest_claims (conversation_key, owner, lease_until) VALUES (?, ?, ?)"
+# The conversations tried from a snapshot read (`:keys`, a JSON array), in one statement: each is claimed only if
+# it still has a pending event (its partial index) and nobody else holds it under a live lease (re-checked on the
+# row the upsert meets).
+_TAKE_CLAIMS = (
+    "INSERT INTO ingest_claims (conversation_key, owner, lease_until)"
+    " SELECT k.value, :owner, :until FROM json_each(:keys) AS k WHERE EXISTS (SELECT 1 FROM inbound_events e"
+    " WHERE e.conversation_key = k.value AND e.status = 'pending')"
     " ON CONFLICT (conversation_key) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until"
-    " WHERE ingest_claims.owner = excluded.owner OR ingest_claims.lease_until <= ?"
+    " WHERE ingest_claims.owner = excluded.owner OR ingest_claims.lease_until <= :at"
+)
+_RENEW_CLAIMS = (
+    "UPDATE ingest_claims SET lease_until = :until WHERE owner = :owner"
+    " AND conversation_key IN (SELECT value FROM json_each(:keys))"
+)
+# Which of `:keys` the owner holds until `:until` (what the statement above just wrote).
+_HELD = (
+    "SELECT conversation_key FROM ingest_claims WHERE owner = :owner AND lease_until = :until"
+    " AND conversation_key IN (SELECT value FROM json_each(:keys))"
 )
 
 
@@ -519,8 +530,7 @@ class IngestStore(IngestJournal):
         return self._rebuild(rows)
 
     def window_applied(self, event_id: int) -> None:
-        with self._db.write() as conn:
-            conn.execute("UPDATE inbound_events SET window_pending = 0 WHERE id = ?", (event_id,))
+        self._db.write_statement("UPDATE inbound_events SET window_pending = 0 WHERE id = ?", (event_id,))
 
     def journal_state(self, event_id: int) -> tuple[bool, bool]:
         """(window_pending, notice_pending) as committed now: a snapshot read earlier may be stale."""
@@ -532,8 +542,7 @@ class IngestStore(IngestJournal):
 
     def notice_applied(self, event_id: int) -> None:
         """The app confirmed the live-view notice: it is never sent again."""
-        with self._db.write() as conn:
-            conn.execute("UPDATE inbound_events SET notice_pending = 0 WHERE id = ?", (event_id,))
+        self._db.write_statement("UPDATE inbound_events SET notice_pending = 0 WHERE id = ?", (event_id,))
 
     def take_journaled(self, event_id: int) -> tuple[bool, bool]:
         with self._db.write() as conn:  # BEGIN IMMEDIATE: one taker at a time on this file
@@ -564,12 +573,11 @@ class IngestStore(IngestJournal):
             ).rowcount)
 
     def _mark_unparseable(self, event_id: int, error: str) -> None:
-        with self._db.write() as conn:
-            conn.execute(
-                "UPDATE inbound_events SET status = ?, window_pending = 0, notice_pending = 0, last_error = ?,"
-                " finished_at = ? WHERE id = ?",
-                (FAILED, error, utc_now_iso(), event_id),
-            )
+        self._db.write_statement(
+            "UPDATE inbound_events SET status = ?, window_pending = 0, notice_pending = 0, last_error = ?,"
+            " finished_at = ? WHERE id = ?",
+            (FAILED, error, utc_now_iso(), event_id),
+        )
 
     def claim_pending(
         self, owner: str, now: datetime, lease: timedelta, limit: int = 200
@@ -582,9 +590,12 @@ class IngestStore(IngestJournal):
         Only the claims hold the write lock: which conversations to try and their pending events are reads (WAL
         snapshots: they never wait nor make a writer wait). Under a backlog each read scans the pending events
         (~5 ms each at 1,500, more when Rasa is short of CPU), and the webhook's commits queued behind them when
-        they were inside the transaction. In it, each claim is taken only while nobody else holds it under a live
-        lease (`_TAKE_CLAIM`) and the conversation still has a pending event, as the read saw it; events that are
-        the owner's once it holds the claim are read after the commit (nobody else may take them)."""
+        they were inside the transaction. The claims are one statement (`_TAKE_CLAIMS`, `write_statement`): each is
+        taken only while nobody else holds it under a live lease and the conversation still has a pending event, as
+        the read saw it. (Taken one by one in a transaction, two statements a conversation, the lock stayed held
+        while this thread waited for the GIL between them: up to 170 ms with Rasa predicting, the webhook's commits
+        waiting behind.) Which ones it got, and the events that are the owner's once it holds the claims, are read
+        after the commit (nobody else may take them)."""
         if limit <= 0:
             return []
         at, until = iso(now), iso(now + lease)
@@ -592,13 +603,10 @@ class IngestStore(IngestJournal):
             keys = distinct(row[0] for row in conn.execute(_CLAIMABLE, (owner, at, limit)))
         if not keys:
             return []
-        with self._db.write() as conn:  # BEGIN IMMEDIATE: one claimer at a time on this file
-            held = [
-                key
-                for key in keys
-                if conn.execute(_STILL_PENDING, (key,)).fetchone() is not None
-                and conn.execute(_TAKE_CLAIM, (key, owner, until, at)).rowcount
-            ]
+        claim = {"owner": owner, "until": until, "at": at, "keys": json.dumps(keys)}
+        if not self._db.write_statement(_TAKE_CLAIMS, claim):
+            return []
+        held = self._held(keys, claim)
         if not held:
             return []
         with self._db.connection() as conn:
@@ -611,23 +619,23 @@ class IngestStore(IngestJournal):
         keys = distinct(conversation_keys)
         if not keys:
             return []
-        until = iso(now + lease)
-        with self._db.write() as conn:
-            return [
-                key
-                for key in keys
-                if conn.execute(
-                    "UPDATE ingest_claims SET lease_until = ? WHERE conversation_key = ? AND owner = ?",
-                    (until, key, owner),
-                ).rowcount
-            ]
+        renewal = {"owner": owner, "until": iso(now + lease), "keys": json.dumps(keys)}
+        if not self._db.write_statement(_RENEW_CLAIMS, renewal):  # one statement: see `claim_pending`
+            return []
+        return self._held(keys, renewal)
+
+    def _held(self, keys: list[str], claim: dict[str, str]) -> list[str]:
+        """Which of `keys` the owner holds until `claim["until"]`, in their order: read right after the statement
+        that wrote them (nobody else takes a claim under a live lease)."""
+        with self._db.connection() as conn:
+            held = {row[0] for row in conn.execute(_HELD, claim)}
+        return [key for key in keys if key in held]
 
     def release_claim(self, owner: str, conversation_key: str) -> None:
         """`owner` drained its queue for the conversation: the claim goes, if `owner` still holds it."""
-        with self._db.write() as conn:
-            conn.execute(
-                "DELETE FROM ingest_claims WHERE conversation_key = ? AND owner = ?", (conversation_key, owner)
-            )
+        self._db.write_statement(
+            "DELETE FROM ingest_claims WHERE conversation_key = ? AND owner = ?", (conversation_key, owner)
+        )
 
     def claims(self) -> dict[str, tuple[str, datetime]]:
         """conversation_key → (owner, lease_until) of every claim (tests, diagnostics)."""
@@ -670,12 +678,11 @@ class IngestStore(IngestJournal):
     def finish(self, event_id: int, status: str, error: str | None = None, *, counted: bool = False) -> None:
         """The event's verdict. The attempt that ends it is counted here, unless it was `counted` already (a give-up
         right after `note_attempt_failed` or `note_turn_reverted`, or attempts that ran out before a restart)."""
-        with self._db.write() as conn:
-            conn.execute(
-                "UPDATE inbound_events SET status = ?, last_error = ?, finished_at = ?, attempts = attempts + ?"
-                " WHERE id = ?",
-                (status, error, utc_now_iso(), 0 if counted else 1, event_id),
-            )
+        self._db.write_statement(  # one statement: the lock is never held while this thread waits for the GIL
+            "UPDATE inbound_events SET status = ?, last_error = ?, finished_at = ?, attempts = attempts + ?"
+            " WHERE id = ?",
+            (status, error, utc_now_iso(), 0 if counted else 1, event_id),
+        )
 
     def note_attempt_failed(self, event_id: int, error: str) -> int:
         with self._db.write(synchronous="FULL") as conn:
@@ -716,21 +723,20 @@ class IngestStore(IngestJournal):
         error_code: int | None = None,
         error_message: str | None = None,
     ) -> None:
-        with self._db.write() as conn:
-            conn.execute(
-                "INSERT INTO send_log (page_id, user_id, request_json, status, message_id, error_code, error_message,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    page_id,
-                    user_id,
-                    json.dumps(request, ensure_ascii=False),
-                    status,
-                    message_id,
-                    error_code,
-                    error_message,
-                    utc_now_iso(),
-                ),
-            )
+        self._db.write_statement(
+            "INSERT INTO send_log (page_id, user_id, request_json, status, message_id, error_code, error_message,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                page_id,
+                user_id,
+                json.dumps(request, ensure_ascii=False),
+                status,
+                message_id,
+                error_code,
+                error_message,
+                utc_now_iso(),
+            ),
+        )
 
     def counts_by_status(self) -> dict[str, int]:
         with self._db.connection() as conn:

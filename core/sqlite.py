@@ -217,6 +217,18 @@ class SQLiteFile:
                 if switch:
                     self._conn.execute(f"PRAGMA synchronous={_synchronous(self.synchronous or 'FULL')}")
 
+    def write_statement(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> int:
+        """One statement as its own transaction (autocommit), for a write that needs no other: its row count.
+
+        SQLite takes the write lock and lets go of it inside one call, which runs without Python's GIL. In `write()`
+        the lock is held from BEGIN to COMMIT, across every statement between: a thread that must wait for the GIL
+        there (a process whose event loop keeps it busy, as Rasa's does while it predicts) holds every other
+        connection's commit behind it, for tens of milliseconds. Waits for another connection's lock with SQLite's
+        busy handler (up to `busy_timeout_ms`). No RETURNING: SQLite commits such a statement only when Python
+        resets it, after taking the GIL back."""
+        with self._lock:
+            return int(self._conn.execute(sql, params).rowcount)
+
     def _begin(self) -> None:
         if not self.short_waits:
             self._conn.execute("BEGIN IMMEDIATE")
