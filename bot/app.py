@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from answers.service import Answers, open_answers
 from bot import errors, internal_api
 from bot.request_guard import Guard, RequestGuard
-from broadcasts.service import Broadcasts
+from broadcasts.service import Broadcasts, broadcast_rate
 from broadcasts.store import open_broadcasts_store
 from comments.journal import open_comment_journal
 from comments.processor import CommentProcessor, knowledge_answerer
@@ -129,7 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # and refreshes their reports.
         broadcasts_store = open_broadcasts_store(settings.store_url("broadcasts"))
         app.state.broadcasts = Broadcasts(broadcasts_store, contacts_store, outbox, app.state.handoff,
-                                          page_rate=min(settings.broadcast_page_rate, settings.outbox_page_rate))
+                                          page_rate=broadcast_rate(settings.broadcast_page_rate, outbox.page_rate))
         broadcasts_task = asyncio.create_task(app.state.broadcasts.run(settings.broadcasts_poll_seconds))
         # Customer satisfaction (csat/): a close by a person, after someone of the team wrote to the customer, asks
         # for a rating of the last one who wrote (not twice in 24 hours) through the outbox; the answers arrive

@@ -143,6 +143,12 @@ class _Tally:
             self.first_reason.setdefault(code, verdict.decision.reason_es)
 
 
+def broadcast_rate(broadcast_page_rate: float, outbox_page_rate: float) -> float:
+    """Pure: the rate broadcasts are planned at: BROADCAST_PAGE_RATE, never faster than the outbox's own page rate
+    (which sends them), and that alone when the outbox's limit is off (0)."""
+    return min(broadcast_page_rate, outbox_page_rate) if outbox_page_rate > 0 else broadcast_page_rate
+
+
 class Broadcasts:
     """The broadcasts of every page: what the console's pages and API call, and the runner the app starts."""
 

@@ -132,7 +132,9 @@ class Settings:
     csat_db_url: str = field(default="", repr=False)
     answers_db_url: str = field(default="", repr=False)
     paraphrases_db_url: str = field(default="", repr=False)
-    outbox_page_rate: float = 40.0  # sends per second per page
+    # Sends per second per page (OUTBOX_PAGE_RATE; 0: no limit); None: the sending policy's (outbox/policy.yml
+    # send_rates.outbox_per_second, a share of Meta's Send API limit).
+    outbox_page_rate: float | None = None
     outbox_lease_seconds: float = 30.0  # a claimed message is another worker's after this (at-least-once window)
     outbox_batch_size: int = 32  # messages a standalone worker (`python -m outbox worker`) claims at once
     # An outbox worker with nothing to do looks for new messages this often (another process's enqueue: Rasa's
@@ -458,6 +460,17 @@ def _number(get: Callable[..., Any], name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, not {raw!r}") from exc
 
 
+def _page_rate(get: Callable[..., Any]) -> float | None:
+    """OUTBOX_PAGE_RATE: unset is None (the sending policy's rate), 0 turns the limit off, else sends per second."""
+    if get("OUTBOX_PAGE_RATE") in (None, ""):
+        return None
+    rate = _number(get, "OUTBOX_PAGE_RATE", 0.0)
+    if not 0 <= rate < float("inf"):
+        raise SettingsError(f"OUTBOX_PAGE_RATE must be 0 (no limit) or a positive number of sends per second, "
+                            f"not {get('OUTBOX_PAGE_RATE')!r}")
+    return rate
+
+
 def _action_timeout(get: Callable[..., Any], llm_budget: float) -> float:
     """ACTION_TIMEOUT_SECONDS, by default the GPT fallback's budget (LLM_TIMEOUT_SECONDS) plus a margin; never at
     or under that budget, or every call that reaches the fallback would be cut before its honest answer."""
@@ -571,7 +584,7 @@ def load_settings(env: Mapping[str, str] | None = None, overrides: Mapping[str, 
         rasa_token=get("RASA_API_TOKEN", DEMO_RASA_TOKEN),
         graph_timeout_seconds=timeout,
         **_store_urls(get),
-        outbox_page_rate=_number(get, "OUTBOX_PAGE_RATE", 40.0),
+        outbox_page_rate=_page_rate(get),
         outbox_lease_seconds=_number(get, "OUTBOX_LEASE_SECONDS", 30.0),
         outbox_batch_size=_whole(get, "OUTBOX_BATCH_SIZE", 32, 1, 1000, "messages a worker claims at once"),
         outbox_poll_seconds=_bounded(get, "OUTBOX_POLL_SECONDS", 0.03, 0.005, 60,

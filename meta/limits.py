@@ -9,6 +9,8 @@ Imported inside the Rasa process (Python 3.10): standard library only.
 
 from __future__ import annotations
 
+from typing import Any
+
 # Text messages.
 TEXT_MAX_CHARS = 2000
 
@@ -62,6 +64,29 @@ TEMPLATE_TYPES = frozenset({"button", "generic", "media", "customer_feedback"})
 BUTTON_TYPES = frozenset({"web_url", "postback", "phone_number"})
 QUICK_REPLY_CONTENT_TYPES = frozenset({"text", "user_phone_number", "user_email"})
 MEDIA_TEMPLATE_MEDIA_TYPES = frozenset({"image", "video"})
+# Meta limits Send API calls per page more tightly for messages with audio or video (outbox/policy.yml send_rates).
+AUDIO_VIDEO_TYPES = frozenset({"audio", "video"})
+
+
+def carries_audio_or_video(message: Any) -> bool:
+    """Pure: a Send API `message` with an audio or video attachment, or a media template showing a video (Meta's
+    slower rate applies). Anything else, malformed shapes included, is not."""
+    if not isinstance(message, dict):
+        return False
+    attachments = message.get("attachments")
+    found = [*(attachments if isinstance(attachments, list) else []), message.get("attachment")]
+    for attachment in found:
+        if not isinstance(attachment, dict):
+            continue
+        if attachment.get("type") in AUDIO_VIDEO_TYPES:
+            return True
+        payload = attachment.get("payload")
+        elements = payload.get("elements") if isinstance(payload, dict) else None
+        if attachment.get("type") == "template" and isinstance(elements, list) and any(
+            isinstance(element, dict) and element.get("media_type") in AUDIO_VIDEO_TYPES for element in elements
+        ):
+            return True
+    return False
 
 # Customer feedback template (Meta: "Customer Feedback Template", in development): a title, a subtitle and a button in
 # the thread; one screen with one question (csat, nps, ces or free_form), an optional free-form follow-up; a privacy

@@ -76,7 +76,7 @@ class Outbox:
         lease_seconds: float = 30.0,
         batch_size: int = 32,
         poll_seconds: float = 1.0,
-        page_rate: float = 40.0,
+        page_rate: float | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._store = store
@@ -89,6 +89,12 @@ class Outbox:
         self._task: asyncio.Task[None] | None = None
         self._wake_listener: WakeSocket | None = None
         self._wake_others: WakeSocket | None = None
+
+    @property
+    def page_rate(self) -> float:
+        """Sends per second per page this outbox's worker keeps to (OUTBOX_PAGE_RATE, else the policy's
+        `send_rates.outbox_per_second`); 0: no limit."""
+        return self._worker.page_rate
 
     def reply_windows(self) -> ReplyWindows:
         """The standard and HUMAN_AGENT windows by the policy this outbox decides by (OUTBOX_POLICY_FILE): what
@@ -338,7 +344,7 @@ def open_outbox(
     *,
     policy_file: str | Path | None = None,
     retired_tags_until: datetime | None = None,
-    page_rate: float = 40.0,
+    page_rate: float | None = None,
     lease_seconds: float = 30.0,
     batch_size: int = 32,
     worker_id: str | None = None,
@@ -346,8 +352,8 @@ def open_outbox(
 ) -> Outbox:
     """The one wiring, from the settings' values: the store at `store_url` (sqlite:///…, postgresql://…,
     memory://), the policy file (None: the shipped outbox/policy.yml) and the retired tags' date, the Graph client
-    it sends with (the caller's: shared, and closed by the caller), the page rate, the worker's claim and how often an
-    idle worker looks for new messages (OUTBOX_POLL_SECONDS).
+    it sends with (the caller's: shared, and closed by the caller), the page rate (None: the policy's `send_rates`),
+    the worker's claim and how often an idle worker looks for new messages (OUTBOX_POLL_SECONDS).
     `close()` closes the store."""
     policy = load_policy(policy_file, retired_tags_until=retired_tags_until)  # first: a broken file opens nothing
     store = open_store(store_url)

@@ -169,10 +169,31 @@ class SendingRule:
 
 
 @dataclass(frozen=True)
+class SendRates:
+    """Per page, per second (policy.yml `send_rates`): Meta's Send API limits (`calls_per_second`; messages with
+    audio or video: `audio_video_per_second`) and the outbox's share of them when OUTBOX_PAGE_RATE is not set
+    (`outbox_per_second`: the sender actions the channel sends outside the outbox count against the same limit)."""
+
+    calls_per_second: float
+    audio_video_per_second: float
+    outbox_per_second: float
+
+    def __post_init__(self) -> None:
+        for name in ("calls_per_second", "audio_video_per_second", "outbox_per_second"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+                raise ValueError(f"{name} must be a positive number, not {value!r}")
+        if self.outbox_per_second > self.calls_per_second:
+            raise ValueError(f"outbox_per_second ({self.outbox_per_second:g}) must not exceed Meta's "
+                             f"calls_per_second ({self.calls_per_second:g})")
+
+
+@dataclass(frozen=True)
 class Policy:
     version: str
     rules: tuple[SendingRule, ...]
     source: str = "<memory>"
+    send_rates: SendRates | None = None  # None (a policy built in code): no rate of its own
 
     def __post_init__(self) -> None:
         if not self.rules:

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from outbox.model import OutboxError, Purpose, SenderKind
-from outbox.policy import DEFAULT_CONTENT, ContentKind, Policy, SendingRule, aware_utc
+from outbox.policy import DEFAULT_CONTENT, ContentKind, Policy, SendingRule, SendRates, aware_utc
 
 DEFAULT_POLICY_FILE = Path(__file__).with_name("policy.yml")
 
@@ -78,7 +78,7 @@ def parse_policy(data: Any, source: str = "<memory>", retired_tags_until: dateti
     """Build a `Policy` from the YAML's data, with an error that names the file, the rule and the field."""
     if not isinstance(data, Mapping):
         raise PolicyFileError(f"{source}: the policy must be a mapping with `version` and `rules`")
-    unknown = set(data) - {"version", "rules"}
+    unknown = set(data) - {"version", "rules", "send_rates"}
     if unknown:
         raise PolicyFileError(f"{source}: unknown top-level keys: {', '.join(sorted(map(str, unknown)))}")
     version = data.get("version")
@@ -99,10 +99,37 @@ def parse_policy(data: Any, source: str = "<memory>", retired_tags_until: dateti
         except (ValueError, TypeError) as exc:
             raise PolicyFileError(f"{source}: {label}: {exc}") from exc
         rules.append(rule)
+    raw_rates = data.get("send_rates")
     try:
-        return Policy(version=str(version), rules=tuple(rules), source=source)
+        send_rates = _parse_send_rates(raw_rates) if raw_rates is not None else shipped_send_rates()
+    except (ValueError, TypeError) as exc:
+        raise PolicyFileError(f"{source}: send_rates: {exc}") from exc
+    try:
+        return Policy(version=str(version), rules=tuple(rules), source=source, send_rates=send_rates)
     except ValueError as exc:
         raise PolicyFileError(f"{source}: {exc}") from exc
+
+
+_SEND_RATE_FIELDS = ("calls_per_second", "audio_video_per_second", "outbox_per_second")
+
+
+def _parse_send_rates(raw: Any) -> SendRates:
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"must be a mapping with {', '.join(_SEND_RATE_FIELDS)}")
+    unknown = set(raw) - set(_SEND_RATE_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown fields: {', '.join(sorted(map(str, unknown)))}")
+    missing = [name for name in _SEND_RATE_FIELDS if name not in raw]
+    if missing:
+        raise ValueError(f"missing fields: {', '.join(missing)}")
+    return SendRates(**{name: raw[name] for name in _SEND_RATE_FIELDS})
+
+
+def shipped_send_rates() -> SendRates:
+    """The shipped policy.yml's `send_rates`: what a deployment's own policy file without that section (written
+    before it existed) sends by."""
+    data = yaml.safe_load(DEFAULT_POLICY_FILE.read_text(encoding="utf-8"))
+    return _parse_send_rates(data["send_rates"])
 
 
 def _parse_rule(raw: Any) -> SendingRule:

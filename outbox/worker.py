@@ -23,6 +23,7 @@ from typing import Any
 from core.offload import Offload
 from meta.errors import GraphError
 from meta.graph import GraphClient
+from meta.limits import carries_audio_or_video
 from outbox.model import InvalidTransition, OutboxMessage, OutboxStore, Outcome, Purpose, Status
 from outbox.policy import ConversationWindow, Policy, decide
 from outbox.rate import is_rate_limited, send_interval
@@ -56,6 +57,30 @@ def send_api_body(message: OutboxMessage, messaging_type: str, tag: str | None) 
         body["tag"] = tag
     body["message"] = dict(message.message)
     return body
+
+
+def page_rate_of(policy: Policy, page_rate: float | None) -> float:
+    """The page rate a worker sends by: `page_rate` (OUTBOX_PAGE_RATE; 0: no limit) when given, else the policy's
+    `send_rates.outbox_per_second` (a policy built in code without send rates: no limit)."""
+    if page_rate is not None:
+        if page_rate < 0:
+            raise ValueError(f"page_rate must be 0 (no limit) or positive, not {page_rate!r}")
+        return page_rate
+    return policy.send_rates.outbox_per_second if policy.send_rates is not None else 0.0
+
+
+AUDIO_VIDEO_LANE = "#audio_video"
+
+
+def send_lane(message: OutboxMessage, policy: Policy, page_rate: float) -> tuple[str, float]:
+    """Pure: the slots a message waits for, as (lane, sends per second). A message with audio or video waits for
+    its page's audio and video slots (`<page_id>#audio_video`) at Meta's slower rate (`send_rates`), even with the
+    page rate off; everything else for the page's slots at `page_rate` (0: none)."""
+    rates = policy.send_rates
+    if rates is not None and carries_audio_or_video(message.message):
+        slower = rates.audio_video_per_second
+        return message.page_id + AUDIO_VIDEO_LANE, min(page_rate, slower) if is_rate_limited(page_rate) else slower
+    return message.page_id, page_rate
 
 
 def public_reply_text(message: OutboxMessage) -> str:
@@ -141,7 +166,7 @@ class OutboxWorker:
         lease_seconds: float = 30.0,
         batch_size: int = 32,
         poll_seconds: float = 1.0,
-        page_rate: float = 40.0,
+        page_rate: float | None = None,
         clock: Callable[[], datetime] = utc_now,
         rng: random.Random | None = None,
     ) -> None:
@@ -154,7 +179,8 @@ class OutboxWorker:
         self.poll_seconds = poll_seconds
         self.clock = clock
         self.rng = rng or random.Random()
-        self.page_rate = page_rate  # sends per second per page, shared through the store; 0: no limit
+        # Sends per second per page, shared through the store; 0: no limit; None: the policy's (send_rates).
+        self.page_rate = page_rate_of(policy, page_rate)
         self._wake = asyncio.Event()
         self._stopping = False
         self._offload = Offload("outbox-store")
@@ -251,8 +277,9 @@ class OutboxWorker:
         now = self.clock()
         window = await self._while_leased(message, read_window, self.store, message.page_id, message.recipient_id)
         decision = decide(message, window, now, self.policy)
-        if decision.allowed and is_rate_limited(self.page_rate):
-            send_at = await self._wait_for_send_slot(message)
+        lane, rate = send_lane(message, self.policy, self.page_rate)
+        if decision.allowed and is_rate_limited(rate):
+            send_at = await self._wait_for_send_slot(message, lane, rate)
             if send_at is None:
                 return
             # Decided again for the moment it leaves: a window may have closed while it waited.
@@ -312,18 +339,19 @@ class OutboxWorker:
             ),
         )
 
-    async def _wait_for_send_slot(self, message: OutboxMessage) -> datetime | None:
-        """Reserve the page's next send slot in the store (shared by every worker) and sleep until it; None when
+    async def _wait_for_send_slot(self, message: OutboxMessage, lane: str, rate: float) -> datetime | None:
+        """Reserve the lane's next send slot in the store (shared by every worker; `send_lane`: the page's, or its
+        audio and video's) and sleep until it; None when
         the message was given back instead. Only a slot within the first half of the lease is taken, and a worker
         that wakes past that half (stalled) gives the message back rather than send: the other half is for sending
         and recording, so the lease does not run out before the outcome is recorded."""
         lease_until = message.lease_until or self.clock() + timedelta(seconds=self.lease_seconds)
         not_after = lease_until - timedelta(seconds=self.lease_seconds / 2)
-        interval = send_interval(self.page_rate)
+        interval = send_interval(rate)
         retries = STALE_SLOT_RETRIES
         while True:
             slot = await self._while_leased(
-                message, self.store.reserve_send_slot, message.page_id, self.clock(), self.page_rate, not_after
+                message, self.store.reserve_send_slot, lane, self.clock(), rate, not_after
             )
             if not slot.granted:  # the page's slots are taken past our lease: whoever is free then sends it
                 await self._release(message, slot.send_at)

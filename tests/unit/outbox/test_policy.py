@@ -86,7 +86,7 @@ def decide_after(
 
 
 def test_the_shipped_policy_has_one_rule_per_way_of_sending_in_order(policy: Policy) -> None:
-    assert policy.version == "2026-11-30"
+    assert policy.version == "2026-12-01"
     assert policy.source == str(DEFAULT_POLICY_FILE)
     assert [rule.name for rule in policy.rules] == [
         "RESPONSE",
@@ -574,7 +574,7 @@ def test_the_loader_never_reads_the_environment_itself(tmp_path: Path, monkeypat
     monkeypatch.setenv("OUTBOX_POLICY_FILE", str(custom))
     monkeypatch.setenv("OUTBOX_RETIRED_TAGS_UNTIL", "2027-01-01")
     loaded = load_policy()
-    assert (loaded.version, loaded.source) == ("2026-11-30", str(DEFAULT_POLICY_FILE))
+    assert (loaded.version, loaded.source) == ("2026-12-01", str(DEFAULT_POLICY_FILE))
     assert policy_from({}).rule("ACCOUNT_UPDATE").valid_until == loaded.rule("ACCOUNT_UPDATE").valid_until
 
 

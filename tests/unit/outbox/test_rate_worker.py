@@ -17,7 +17,7 @@ from meta.graph import GraphClient
 from outbox.model import NewMessage, OutboxMessage, Purpose, SendSlot, Status
 from outbox.policy_file import load_policy
 from outbox.store import InMemoryOutboxStore
-from outbox.worker import OutboxWorker
+from outbox.worker import AUDIO_VIDEO_LANE, OutboxWorker
 from tests.unit.outbox.test_worker_store_outage import RecordingTransport
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
@@ -139,3 +139,41 @@ async def test_a_worker_stalled_again_past_half_its_lease_gives_the_message_back
     assert transport.sent == [], "not sent 21 s into its 30 s lease"
     assert (back.status, back.claimed_by, back.attempts) == (Status.PENDING, None, 0), "given back, not an attempt"
     assert back.next_attempt_at == T0 + timedelta(seconds=21), "due again at once, for whichever worker is free"
+
+
+def video_reply(store: InMemoryOutboxStore) -> OutboxMessage:
+    store.record_user_message(SANDBOX_PAGE_ID, USER, T0)
+    video = {"attachment": {"type": "video", "payload": {"url": "https://example.com/demo.mp4"}}}
+    message, _ = store.enqueue(NewMessage(SANDBOX_PAGE_ID, USER, video, purpose=Purpose.REPLY), T0)
+    return message
+
+
+@pytest.mark.parametrize("rate", [0, 100])
+async def test_a_video_takes_a_slot_of_the_pages_audio_and_video_lane_at_metas_slower_rate(rate: float) -> None:
+    """Meta allows a page 10 Send API calls a second with audio or video (policy.yml send_rates), whatever the page
+    rate, which is off (0) or faster here: the video's slot is its lane's, 1/10 s apart, and the page's own slots
+    stay free for text."""
+    store, transport = InMemoryOutboxStore(), RecordingTransport()
+    message = video_reply(store)
+    audio_video = load_policy().send_rates.audio_video_per_second  # type: ignore[union-attr]
+
+    assert await worker_for(store, transport, rate).run_once() == 1
+
+    assert store.get(message.id).status is Status.SENT and len(transport.sent) == 1
+    lane = SANDBOX_PAGE_ID + AUDIO_VIDEO_LANE
+    assert store.reserve_send_slot(lane, T0, audio_video).send_at == T0 + timedelta(seconds=1 / audio_video)
+    assert store.reserve_send_slot(SANDBOX_PAGE_ID, T0, 5).send_at == T0, "no text slot was taken"
+
+
+async def test_without_a_page_rate_the_worker_keeps_to_the_policys_share() -> None:
+    store, transport = InMemoryOutboxStore(), RecordingTransport()
+    client = GraphClient(Settings().page_tokens, transport=transport)
+    policy = load_policy()
+    worker = OutboxWorker(store, client, policy, worker_id="w1", lease_seconds=30, clock=lambda: T0)
+    assert policy.send_rates is not None and worker.page_rate == policy.send_rates.outbox_per_second
+    reply(store)
+
+    assert await worker.run_once() == 1
+
+    interval = timedelta(microseconds=round(1_000_000 / worker.page_rate))
+    assert store.reserve_send_slot(SANDBOX_PAGE_ID, T0, worker.page_rate).send_at == T0 + interval
