@@ -430,7 +430,9 @@ _WEBHOOK_AUTOCHECKPOINT = 10_000
 
 class IngestStore(IngestJournal):
     """One SQLite file (`core.sqlite.SQLiteFile`); callers run it off the event loop (`run`). Writers queue on
-    SQLite's lock (`BEGIN IMMEDIATE`, retried in short steps: `short_waits`), so ids grow in commit order.
+    SQLite's lock, retried in short steps (`short_waits`): a delivery's transaction (`BEGIN IMMEDIATE`), so ids grow
+    in commit order; the feeder's frequent writes are one statement each (`write_statement`: the lock is never held
+    while its thread waits for Python's GIL).
 
     Two processes write the file at once: the webhook process (its deliveries) and Rasa's side (claims, verdicts,
     releases). What each commit costs depends on `role`:

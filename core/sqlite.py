@@ -13,11 +13,13 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 _MIGRATION_FILE = re.compile(r"^(\d{3})_(\w+)\.sql$")
 _QUERY_NAME = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
@@ -223,24 +225,31 @@ class SQLiteFile:
         SQLite takes the write lock and lets go of it inside one call, which runs without Python's GIL. In `write()`
         the lock is held from BEGIN to COMMIT, across every statement between: a thread that must wait for the GIL
         there (a process whose event loop keeps it busy, as Rasa's does while it predicts) holds every other
-        connection's commit behind it, for tens of milliseconds. Waits for another connection's lock with SQLite's
-        busy handler (up to `busy_timeout_ms`). No RETURNING: SQLite commits such a statement only when Python
-        resets it, after taking the GIL back."""
+        connection's commit behind it, for tens of milliseconds. Waits for another connection's lock as `write()`
+        does (in short steps with `short_waits`, else SQLite's busy handler; up to `busy_timeout_ms`): a statement
+        that met the lock did nothing and is run again. No RETURNING: SQLite commits such a statement only when
+        Python resets it, after taking the GIL back."""
         with self._lock:
-            return int(self._conn.execute(sql, params).rowcount)
+            if not self.short_waits:
+                return int(self._conn.execute(sql, params).rowcount)
+            return int(self._in_short_steps(lambda: self._conn.execute(sql, params)).rowcount)
 
     def _begin(self) -> None:
         if not self.short_waits:
             self._conn.execute("BEGIN IMMEDIATE")
             return
+        self._in_short_steps(lambda: self._conn.execute("BEGIN IMMEDIATE"))
+
+    def _in_short_steps(self, attempt: Callable[[], T]) -> T:
+        """`attempt` (a statement that takes the write lock), tried again every 0.2–1 ms while another connection
+        holds the lock, up to `busy_timeout_ms` (`short_waits`). The caller holds `self._lock`."""
         deadline = time.monotonic() + self.busy_timeout_ms / 1000
         pause = _FIRST_PAUSE
         self._conn.execute("PRAGMA busy_timeout=0")  # BUSY at once: the retries below are the waiting
         try:
             while True:
                 try:
-                    self._conn.execute("BEGIN IMMEDIATE")
-                    return
+                    return attempt()
                 except sqlite3.OperationalError as exc:
                     if not is_busy(exc) or time.monotonic() >= deadline:
                         raise

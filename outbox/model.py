@@ -398,7 +398,8 @@ class OutboxStore(Protocol):
     def reserve_send_slot(
         self, page_id: str, now: datetime, rate: float, not_after: datetime | None = None
     ) -> SendSlot:
-        """The page's next send slot at `rate` sends per second (`outbox.rate.next_send_slot` decides from
+        """The next send slot of a lane (`page_id`: a page, or a page's audio and video lane, `<page_id>#audio_video`)
+        at `rate` sends per second (`outbox.rate.next_send_slot` decides from
         the latest slot granted), recorded if it starts by `not_after`. Atomic: workers in any number of
         processes on one store never get slots closer than the rate allows."""
         ...

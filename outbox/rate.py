@@ -5,6 +5,9 @@ memory: N workers would send N times the rate. The store keeps, per page, the ti
 slot it granted; before each send a worker asks it for the next one (`OutboxStore.reserve_send_slot`,
 atomic: a row lock on PostgreSQL, `BEGIN IMMEDIATE` on SQLite) and waits until that time.
 
+Messages with audio or video have their own lane per page (`outbox.worker.send_lane`: Meta allows them 10 a
+second, outbox/policy.yml `send_rates`); everything said here of a page holds for each of its lanes.
+
 The decision is this module's pure function. Slots of one page are at least `send_interval(rate)`
 apart: no burst, so any window of W seconds holds at most ceil(W × rate) sends of a page (at most
 `OUTBOX_PAGE_RATE` in any second when the rate is a whole number). A page that sent nothing lately

@@ -33,7 +33,8 @@ Choices the Protocol leaves open, the same in every store:
 - `pause_page` on a page already paused changes nothing and raises no second alert (several
   workers hit the same invalid token); `resume_page` then a new pause raises a new one.
 - `counts` lists every status, zero included.
-- `reserve_send_slot` keeps one row per page (the latest slot granted); `outbox/rate.py` decides, the
+- `reserve_send_slot` keeps one row per lane (a page, or a page's audio and video: `outbox.worker.send_lane`;
+  the latest slot granted); `outbox/rate.py` decides, the
   store only makes read-decide-record atomic: memory, the lock; SQLite, `BEGIN IMMEDIATE`; PostgreSQL,
   the page's row locked by an upsert until COMMIT. A slot not granted records nothing.
 - `release` sets next_attempt_at to `not_before` and leaves due_at and attempts alone.

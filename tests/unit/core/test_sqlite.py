@@ -216,6 +216,44 @@ def test_short_waits_give_up_after_the_busy_timeout(tmp_path: Path) -> None:
     db.close()
 
 
+@pytest.mark.parametrize("short_waits", [True, False])
+def test_write_statement_is_its_own_transaction_and_waits_for_the_lock(tmp_path: Path, short_waits: bool) -> None:
+    """One statement, no BEGIN (the lock lives inside one SQLite call); it meets another connection's lock, waits
+    (in short steps with `short_waits`, else SQLite's busy handler) and runs once the lock is let go."""
+    path = tmp_path / "one.sqlite3"
+    db = SQLiteFile(path, "test", numbered(SCRIPTS), busy_timeout_ms=10_000, short_waits=short_waits)
+    statements: list[str] = []
+    db._conn.set_trace_callback(statements.append)
+    other = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO items (name) VALUES ('theirs')")
+    releaser = threading.Timer(0.05, lambda: other.execute("COMMIT"))
+    releaser.start()
+    assert db.write_statement("INSERT INTO items (name) VALUES (?)", ("ours",)) == 1
+    releaser.join()
+    assert not any(s.strip().upper().startswith("BEGIN") for s in statements), statements
+    assert db.write_statement("UPDATE items SET note = 'x' WHERE name = :name", {"name": "nobody"}) == 0
+    with db.connection() as conn:
+        assert [row[0] for row in conn.execute("SELECT name FROM items ORDER BY id")] == ["theirs", "ours"]
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
+    other.close()
+    db.close()
+
+
+def test_write_statement_in_short_steps_gives_up_after_the_busy_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "one.sqlite3"
+    db = SQLiteFile(path, "test", numbered(SCRIPTS), busy_timeout_ms=20, short_waits=True)
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        db.write_statement("INSERT INTO items (name) VALUES ('never')")
+    other.execute("COMMIT")
+    with db.connection() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 0
+    other.close()
+    db.close()
+
+
 def test_one_transaction_may_commit_with_another_synchronous(tmp_path: Path) -> None:
     db = SQLiteFile(tmp_path / "s.sqlite3", "test", numbered(SCRIPTS), synchronous="NORMAL", wal_autocheckpoint=0)
     seen = []
