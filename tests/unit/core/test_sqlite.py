@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -201,13 +202,24 @@ def test_short_waits_take_the_lock_once_the_other_connection_lets_go(tmp_path: P
     db.close()
 
 
-def test_short_waits_give_up_after_the_busy_timeout(tmp_path: Path) -> None:
+def insert_in_a_transaction(db: SQLiteFile) -> None:
+    with db.write() as conn:
+        conn.execute("INSERT INTO items (name) VALUES ('never')")
+
+
+def insert_as_one_statement(db: SQLiteFile) -> None:
+    db.write_statement("INSERT INTO items (name) VALUES ('never')")
+
+
+@pytest.mark.parametrize("insert", [insert_in_a_transaction, insert_as_one_statement])
+def test_short_waits_give_up_after_the_busy_timeout(tmp_path: Path, insert: Callable[[SQLiteFile], None]) -> None:
+    """`write()` and `write_statement` alike: the lock never came, the write is refused and nothing is left open."""
     path = tmp_path / "spin.sqlite3"
     db = SQLiteFile(path, "test", numbered(SCRIPTS), busy_timeout_ms=20, short_waits=True)
     other = sqlite3.connect(path, timeout=0, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
-    with pytest.raises(sqlite3.OperationalError, match="locked"), db.write() as conn:
-        conn.execute("INSERT INTO items (name) VALUES ('never')")
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        insert(db)
     other.execute("COMMIT")
     with db.connection() as conn:
         assert conn.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 0
@@ -236,20 +248,6 @@ def test_write_statement_is_its_own_transaction_and_waits_for_the_lock(tmp_path:
     with db.connection() as conn:
         assert [row[0] for row in conn.execute("SELECT name FROM items ORDER BY id")] == ["theirs", "ours"]
         assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 10_000
-    other.close()
-    db.close()
-
-
-def test_write_statement_in_short_steps_gives_up_after_the_busy_timeout(tmp_path: Path) -> None:
-    path = tmp_path / "one.sqlite3"
-    db = SQLiteFile(path, "test", numbered(SCRIPTS), busy_timeout_ms=20, short_waits=True)
-    other = sqlite3.connect(path, timeout=0, isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
-    with pytest.raises(sqlite3.OperationalError, match="locked"):
-        db.write_statement("INSERT INTO items (name) VALUES ('never')")
-    other.execute("COMMIT")
-    with db.connection() as conn:
-        assert conn.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 0
     other.close()
     db.close()
 
