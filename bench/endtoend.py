@@ -100,13 +100,20 @@ async def rest_closed_loop(stack: Any, messages: list[tuple[str, str]], on_messa
 
 
 class SentWatcher:
-    """Follows the sandbox's record of sends (`GET /sandbox/sent?after=<seq>`, one request per tick for every
-    user) and counts the message replies (not sender actions) each recipient got."""
+    """Follows the sandbox's record of sends and counts the message replies (not sender actions) each recipient got.
 
-    def __init__(self, client: httpx.AsyncClient, app_url: str, every: float = 0.02) -> None:
-        self.client = client
+    A long poll on its own connection (`GET /sandbox/sent?after=<seq>&wait=<s>`): the sandbox answers as soon as
+    something new is recorded, and the watcher asks again `linger` seconds later, so a busy run costs at most one
+    request per `linger` whatever its message rate, and a quiet one almost nothing. (It used to ask every 20 ms
+    through the conversations' pool of 50 connections: its requests then cost the machine more CPU than a third
+    of what Rasa's REST channel spends per message, CPU that ours was charged for and REST was not.) The latencies
+    come from the sandbox's own `received_at`, never from when the watcher saw a send."""
+
+    def __init__(self, app_url: str, linger: float = 0.05, wait: float = 5.0) -> None:
+        self.client = httpx.AsyncClient(timeout=wait + 30.0, limits=httpx.Limits(max_connections=1))
         self.app_url = app_url
-        self.every = every
+        self.linger = linger
+        self.wait = wait
         self.after = 0
         self.replies: collections.Counter[str] = collections.Counter()
         self.arrivals: dict[str, datetime] = {}  # Graph message id -> when the sandbox received it
@@ -122,9 +129,15 @@ class SentWatcher:
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        await self.client.aclose()
 
-    async def poll_once(self) -> None:
-        records = (await self.client.get(self.app_url + "/sandbox/sent", params={"after": self.after})).json()
+    async def poll_once(self, wait: float = 0.0) -> None:
+        params: dict[str, Any] = {"after": self.after}
+        if wait:
+            params["wait"] = wait
+        answer = await self.client.get(self.app_url + "/sandbox/sent", params=params)
+        answer.raise_for_status()
+        records = answer.json()
         if not records:
             return
         for record in records:
@@ -138,8 +151,8 @@ class SentWatcher:
 
     async def _follow(self) -> None:
         while True:
-            await self.poll_once()
-            await asyncio.sleep(self.every)
+            await self.poll_once(self.wait)
+            await asyncio.sleep(self.linger)
 
     async def wait_for(self, user: str, count: int, timeout: float) -> None:
         async with self.changed:
@@ -177,7 +190,7 @@ async def ours_closed_loop(
     posted: dict[str, float] = {}  # mid -> wall clock of the POST's start
     limits = httpx.Limits(max_connections=len(by_user) + 2)
     async with httpx.AsyncClient(timeout=REPLY_TIMEOUT_SECONDS, limits=limits) as client:
-        watcher = SentWatcher(client, stack.app_url)
+        watcher = SentWatcher(stack.app_url)
         await watcher.start()
 
         async def conversation(user: str, texts: list[str]) -> None:
@@ -213,13 +226,14 @@ async def ours_closed_loop(
     return ChannelRun(latencies, elapsed, len(messages), unmatched=len(posted) - len(latencies))
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its waited-for children so far (psutil), 0 when it is gone."""
+def cpu_seconds(pid: int, children: bool = True) -> float:
+    """User + system CPU time of a process and (`children`) its waited-for children so far (psutil), 0 when it is
+    gone."""
     try:
         times = psutil.Process(pid).cpu_times()
     except psutil.Error:
         return 0.0
-    return times.user + times.system + times.children_user + times.children_system
+    return times.user + times.system + ((times.children_user + times.children_system) if children else 0.0)
 
 
 def thread_cpu_seconds(pid: int, tid: int) -> float:
@@ -237,11 +251,16 @@ class CpuMeter:
     def __init__(self, stack: Any) -> None:
         self.pids = {name: process.pid for name, process in stack.processes.items()} | {"bench client": os.getpid()}
         self.rasa = stack.processes["rasa"].pid
-        self.started = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.started = {name: self._cpu(name, pid) for name, pid in self.pids.items()}
         self.rasa_loop_started = thread_cpu_seconds(self.rasa, self.rasa)
 
+    @staticmethod
+    def _cpu(name: str, pid: int) -> float:
+        # The bench's own children are the profilers (`--profile`), not the client's work.
+        return cpu_seconds(pid, children=name != "bench client")
+
     def spent(self) -> dict[str, float]:
-        spent = {name: cpu_seconds(pid) - self.started[name] for name, pid in self.pids.items()}
+        spent = {name: self._cpu(name, pid) - self.started[name] for name, pid in self.pids.items()}
         # Rasa's event loop (its main thread) apart: every turn's Python work is there, one at a time.
         spent["rasa's loop"] = thread_cpu_seconds(self.rasa, self.rasa) - self.rasa_loop_started
         return spent
@@ -255,7 +274,9 @@ def print_cpu(phase: str, spent: dict[str, float], messages: int) -> None:
 
 class RasaProfile:
     """py-spy on the Rasa process for one phase (`--profile DIR`): DIR/<phase>.txt, collapsed stacks ("a;b;c N"),
-    which `bench/profile_diff.py` compares phase against phase. Nothing when py-spy is not installed."""
+    which `bench/profile_diff.py` compares phase against phase; the app and this bench (every thread, half the
+    rate) in DIR/<phase>-app.txt and DIR/<phase>-client.txt. Nothing when py-spy is not installed. The profilers
+    take CPU too: the msg/s of a profiled run are lower than a plain run's."""
 
     def __init__(self, stack: Any, directory: Path | None, phase: str) -> None:
         self.process: subprocess.Popen[bytes] | None = None
@@ -270,12 +291,20 @@ class RasaProfile:
              "--nonblocking", "--output", str(directory / f"{phase}.txt")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
+        self.others = [subprocess.Popen(
+            [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "100", "--threads",
+             "--nonblocking", "--output", str(directory / f"{phase}-{name}.txt")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        ) for name, pid in (("app", stack.processes["app"].pid), ("client", os.getpid()))]
         time.sleep(1.0)  # attached before the first message
 
     def stop(self) -> None:
         if self.process is not None:
             self.process.send_signal(signal.SIGINT)
             self.process.wait(timeout=60)
+            for other in self.others:
+                other.send_signal(signal.SIGINT)
+                other.wait(timeout=60)
 
 
 async def side_by_side(
@@ -305,9 +334,12 @@ async def main() -> None:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--profile", type=Path, default=None,
                         help="py-spy the Rasa process in each phase: DIR/rest.txt and DIR/ours.txt (collapsed stacks)")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment of the stack's processes (both channels run on it); repeatable")
     args = parser.parse_args()
+    extra_env = dict(item.split("=", 1) for item in args.env)
     with tempfile.TemporaryDirectory() as tmp:
-        stack = start_stack(Path(tmp), credentials="bench/credentials-rest.yml")
+        stack = start_stack(Path(tmp), extra_env or None, credentials="bench/credentials-rest.yml")
         try:
             await side_by_side(stack, 20, 5)  # warm up both paths
             rest, ours = await side_by_side(stack, args.events, args.users, profile=args.profile)

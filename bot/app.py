@@ -206,6 +206,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Inside the console's security headers (added later, so outside): body limits, credentials before bodies.
     app.add_middleware(RequestGuard, fastapi_app=app, service_token_dependency=outbox_api.require_service_token,
                        unauthenticated=_unauthenticated)
+    if settings.serves_graph_sandbox:
+        # The Graph API sandbox answers the app's own sends: never in production, never beside Meta's Graph API.
+        # Its routes come first: every reply and sender action is one of its requests, and FastAPI tries the
+        # routes in order (its paths begin with a `v21.0`-like segment or /sandbox/, which no other route has).
+        app.state.sandbox = sandbox.GraphSandbox(settings.page_tokens, production=settings.is_production)
+        app.include_router(sandbox.router)
     app.include_router(outbox_api.router)
     app.include_router(internal_api.router)
     app.include_router(internal_api.referrals_router)  # m.me links, QR codes, ads (connectors/referrals.py)
@@ -217,10 +223,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def health() -> dict[str, Any]:
         return {"status": "ok", "sandbox": settings.serves_graph_sandbox}
 
-    if settings.serves_graph_sandbox:
-        # The Graph API sandbox answers the app's own sends: never in production, never beside Meta's Graph API.
-        app.state.sandbox = sandbox.GraphSandbox(settings.page_tokens, production=settings.is_production)
-        app.include_router(sandbox.router)
     if settings.is_demo and settings.app_secret == DEMO_APP_SECRET:
         # The chat injects signed webhook events: the demo only, and never signed with a real app secret.
         _add_sandbox_chat(app, settings)

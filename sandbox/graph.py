@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.convertors import Convertor, register_url_convertor
@@ -506,6 +506,8 @@ class GraphSandbox:
         self._posts: dict[str, tuple[str, str]] = {}  # post id -> (its page, its text): simulated posts
         self._profiles: dict[str, dict[str, Any]] = {}  # page id -> its Messenger profile's fields
         self._attachments: dict[str, tuple[str, str]] = {}  # attachment id -> (its page, its type)
+        # `wait_for_records` callers: each (its loop, its event), set from whichever thread records a request.
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
 
     # The Send API.
 
@@ -795,6 +797,9 @@ class GraphSandbox:
         }
         self._next_seq += 1
         self._records.append(record)
+        waiters, self._waiters = self._waiters, []
+        for loop, event in waiters:
+            loop.call_soon_threadsafe(event.set)
 
     # What was sent.
 
@@ -817,6 +822,27 @@ class GraphSandbox:
             for record in self.requests(recipient_id=recipient_id, page_id=page_id, after_seq=after_seq)
             if record["accepted"]
         ]
+
+    async def wait_for_records(self, after_seq: int, timeout: float) -> bool:
+        """Wait until a request with `seq` above `after_seq` is recorded, at most `timeout` seconds (a long poll: a
+        follower asks again at once, and a quiet sandbox answers nothing until something happens). True when there
+        is one."""
+        event = asyncio.Event()
+        waiter = (asyncio.get_running_loop(), event)
+        with self._lock:
+            if self._records and self._records[-1]["seq"] > after_seq:
+                return True
+            self._waiters.append(waiter)
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            with self._lock:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+        with self._lock:
+            return bool(self._records) and self._records[-1]["seq"] > after_seq
 
     def clear_records(self) -> int:
         """Forget every recorded request; `seq` keeps counting up."""
@@ -1070,12 +1096,23 @@ class LatencyIn(BaseModel):
     ms: int = Field(ge=0, le=MAX_LATENCY_MS)
 
 
+MAX_WAIT_SECONDS = 30.0
+
+
 @router.get("/sandbox/sent")
 async def list_sent(
-    request: Request, recipient_id: str | None = None, page_id: str | None = None, after: int | None = None
+    request: Request,
+    recipient_id: str | None = None,
+    page_id: str | None = None,
+    after: int | None = None,
+    wait: float | None = Query(None, ge=0, le=MAX_WAIT_SECONDS, allow_inf_nan=False),
 ) -> list[dict[str, Any]]:
-    """Accepted Send API requests, oldest first, each with its full request body."""
-    return _sandbox(request).sent(recipient_id=recipient_id, page_id=page_id, after_seq=after)
+    """Accepted Send API requests, oldest first, each with its full request body. With `after` and `wait` (seconds),
+    a long poll: the answer waits until a request after `after` is recorded (accepted or not), at most `wait`."""
+    sandbox = _sandbox(request)
+    if wait and after is not None:
+        await sandbox.wait_for_records(after, wait)
+    return sandbox.sent(recipient_id=recipient_id, page_id=page_id, after_seq=after)
 
 
 @router.get("/sandbox/requests")
