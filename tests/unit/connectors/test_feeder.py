@@ -355,3 +355,42 @@ async def test_an_idle_feeder_polls_less_often_and_is_back_to_its_poll_with_work
     await busy.dispatcher.wait_idle()
     await busy.stop()
 
+
+
+async def test_a_feeder_with_a_backlog_claims_less_often_and_is_back_to_its_poll_when_it_shrinks(
+        store: IngestStore) -> None:
+    from connectors.dispatch import BACKLOG_POLL_SECONDS, BACKLOG_TURNS_PER_SLOT
+
+    recorder = Recorder(store, "rasa", [])
+    recorder.gate.clear()
+    feeder = JournalFeeder(store, "rasa", recorder, key_of, poll_seconds=0.02, max_concurrency=2)
+    backlog = BACKLOG_TURNS_PER_SLOT * 2
+    await store.record_async([message(f"u{number}", "hola") for number in range(backlog - 1)])
+    assert await feeder.round() == backlog - 1
+    assert feeder.next_wait(0.02, dispatched=backlog - 1) == 0.02, "one turn short of a backlog: the poll stays"
+
+    await store.record_async([message("u-last", "hola")])
+    assert await feeder.round() == 1
+    assert feeder.dispatcher.pending_count == backlog
+    assert feeder.next_wait(0.02, dispatched=1) == BACKLOG_POLL_SECONDS, "a backlog: claims wait"
+    assert feeder.next_wait(0.1, dispatched=0) == BACKLOG_POLL_SECONDS
+
+    recorder.gate.set()
+    await until(lambda: feeder.dispatcher.pending_count < backlog)
+    assert feeder.next_wait(BACKLOG_POLL_SECONDS, dispatched=0) == 0.02, "the backlog shrank: back to the poll"
+    await feeder.dispatcher.wait_idle()
+    await feeder.stop()
+
+
+async def test_a_slow_poll_setting_is_never_shortened_by_a_backlog(store: IngestStore) -> None:
+    from connectors.dispatch import BACKLOG_POLL_SECONDS
+
+    recorder = Recorder(store, "rasa", [])
+    recorder.gate.clear()
+    feeder = JournalFeeder(store, "rasa", recorder, key_of, poll_seconds=0.5, max_concurrency=1)
+    await store.record_async([message(f"u{number}", "hola") for number in range(3)])
+    assert await feeder.round() == 3
+    assert feeder.next_wait(0.5, dispatched=3) == 0.5 > BACKLOG_POLL_SECONDS
+    recorder.gate.set()
+    await feeder.dispatcher.wait_idle()
+    await feeder.stop()
