@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import copy
 import hashlib
 import json
@@ -799,7 +800,8 @@ class GraphSandbox:
         self._records.append(record)
         waiters, self._waiters = self._waiters, []
         for loop, event in waiters:
-            loop.call_soon_threadsafe(event.set)
+            with contextlib.suppress(RuntimeError):  # its loop closed meanwhile: nobody waits there any more
+                loop.call_soon_threadsafe(event.set)
 
     # What was sent.
 

@@ -127,3 +127,12 @@ def test_a_bad_wait_is_a_422(client: TestClient, wait: str) -> None:
     answer = client.get("/sandbox/sent", params={"after": 0, "wait": wait})
 
     assert answer.status_code == 422, answer.text
+
+
+def test_a_waiter_whose_loop_closed_never_breaks_a_send(state: sandbox.GraphSandbox) -> None:
+    loop = asyncio.new_event_loop()
+    loop.close()
+    state._waiters.append((loop, asyncio.Event()))
+
+    assert send(state, "uno") == 200
+    assert state._waiters == [] and len(state.sent()) == 1
