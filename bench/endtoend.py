@@ -125,10 +125,14 @@ class SentWatcher:
         self.after = max((record["seq"] for record in records), default=0)
         self._task = asyncio.create_task(self._follow())
 
-    async def stop(self) -> None:
+    async def stop_following(self) -> None:
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def stop(self) -> None:
+        await self.stop_following()
         await self.client.aclose()
 
     async def poll_once(self, wait: float = 0.0) -> None:
@@ -218,6 +222,7 @@ async def ours_closed_loop(
             await asyncio.gather(*(conversation(user, texts) for user, texts in by_user.items()))
             elapsed = time.perf_counter() - started
             await asyncio.sleep(0.3)  # the last replies' records
+            await watcher.stop_following()  # its long poll holds the one connection: ended before the last look
             await watcher.poll_once()
         finally:
             await watcher.stop()
@@ -337,6 +342,8 @@ async def main() -> None:
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment of the stack's processes (both channels run on it); repeatable")
     args = parser.parse_args()
+    if bad := [item for item in args.env if "=" not in item]:
+        parser.error(f"--env wants NAME=VALUE, not {bad[0]!r}")
     extra_env = dict(item.split("=", 1) for item in args.env)
     with tempfile.TemporaryDirectory() as tmp:
         stack = start_stack(Path(tmp), extra_env or None, credentials="bench/credentials-rest.yml")

@@ -209,7 +209,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.serves_graph_sandbox:
         # The Graph API sandbox answers the app's own sends: never in production, never beside Meta's Graph API.
         # Its routes come first: every reply and sender action is one of its requests, and FastAPI tries the
-        # routes in order (its paths begin with a `v21.0`-like segment or /sandbox/, which no other route has).
+        # routes in order (its paths, a `v21.0`-like first segment or /sandbox/sent, requests, failures, latency and
+        # reset, are no other route's; the demo chat's /sandbox/chat… and /sandbox/comments are other paths).
         app.state.sandbox = sandbox.GraphSandbox(settings.page_tokens, production=settings.is_production)
         app.include_router(sandbox.router)
     app.include_router(outbox_api.router)

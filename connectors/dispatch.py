@@ -147,10 +147,11 @@ FULL_CLAIM_SECONDS = 1.0  # a claim is made at least this often, whatever the jo
 # An idle feeder (nothing dispatched, nothing in flight) looks at the journal less often: its poll doubles from
 # `poll_seconds` up to this, and is back to `poll_seconds` as soon as there is work (a wake is always at once).
 IDLE_POLL_MAX_SECONDS = 0.1
-# A feeder whose dispatcher already holds BACKLOG_TURNS_PER_SLOT turns for each of its slots (Rasa has work for a
-# while) claims only every BACKLOG_POLL_SECONDS: claiming sooner would not start anything sooner, and each round is a
-# journal read on a thread of Rasa's process, whose CPU is what its turns run on (at 20 ms, 2-3 rounds per message
-# under a campaign).
+# A feeder whose dispatcher already holds BACKLOG_TURNS_PER_SLOT turns for each of its slots, running and waiting
+# (with 2: every slot busy and as many turns waiting; Rasa has work for a while), claims only every
+# BACKLOG_POLL_SECONDS: claiming sooner would not start anything sooner, and each round is a journal read on a thread
+# of Rasa's process, whose CPU is what its turns run on (at 20 ms, 2-3 rounds per message under a campaign). A wake
+# (Rasa's own webhook route recorded something) still claims at once.
 BACKLOG_TURNS_PER_SLOT = 2
 BACKLOG_POLL_SECONDS = 0.1
 

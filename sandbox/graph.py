@@ -24,7 +24,8 @@ in development, tests and benchmarks goes through Meta's validation rules
   not one, an empty file or one over 25 MB gets "(#100) Upload attachment failure", subcode 2018047); answers
   `{"attachment_id": "..."}` and records the upload (the file's name, type, size and SHA-256, never its bytes).
   A send whose `attachment_id` this page never uploaded (or uploaded as another type) is refused the same way.
-- `GET /sandbox/sent`, `GET /sandbox/requests`, `DELETE /sandbox/sent`: what was sent.
+- `GET /sandbox/sent`, `GET /sandbox/requests`, `DELETE /sandbox/sent`: what was sent (`GET /sandbox/sent?after=<seq>
+  &wait=<s>`: a long poll, answered once a matching send after `seq` is recorded).
 - `POST|GET|DELETE /sandbox/failures`: make the next sends fail as Meta would.
 - `POST|GET /sandbox/latency`: answer slower, for benchmarks.
 - `POST /sandbox/reset`: all of the above back to empty.
@@ -825,6 +826,11 @@ class GraphSandbox:
             if record["accepted"]
         ]
 
+    def last_seq(self) -> int:
+        """The `seq` of the latest recorded request (0: none since the last clear)."""
+        with self._lock:
+            return self._records[-1]["seq"] if self._records else 0
+
     async def wait_for_records(self, after_seq: int, timeout: float) -> bool:
         """Wait until a request with `seq` above `after_seq` is recorded, at most `timeout` seconds (a long poll: a
         follower asks again at once, and a quiet sandbox answers nothing until something happens). True when there
@@ -1110,11 +1116,19 @@ async def list_sent(
     wait: float | None = Query(None, ge=0, le=MAX_WAIT_SECONDS, allow_inf_nan=False),
 ) -> list[dict[str, Any]]:
     """Accepted Send API requests, oldest first, each with its full request body. With `after` and `wait` (seconds),
-    a long poll: the answer waits until a request after `after` is recorded (accepted or not), at most `wait`."""
+    a long poll: the answer waits until an accepted request after `after` that matches the filters is recorded, at
+    most `wait` (then it is empty). Other requests recorded meanwhile (rejected ones, other recipients) do not end
+    the wait: the caller could not move `after` past them, and would ask again at once."""
     sandbox = _sandbox(request)
-    if wait and after is not None:
-        await sandbox.wait_for_records(after, wait)
-    return sandbox.sent(recipient_id=recipient_id, page_id=page_id, after_seq=after)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + (wait or 0.0)
+    while True:
+        latest = sandbox.last_seq()  # read first: a send recorded after it is either listed below or ends the wait
+        records = sandbox.sent(recipient_id=recipient_id, page_id=page_id, after_seq=after)
+        remaining = deadline - loop.time()
+        if records or after is None or remaining <= 0:
+            return records
+        await sandbox.wait_for_records(max(after, latest), remaining)
 
 
 @router.get("/sandbox/requests")

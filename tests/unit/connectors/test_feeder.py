@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from connectors.dispatch import JournalFeeder
+from connectors.dispatch import BACKLOG_POLL_SECONDS, BACKLOG_TURNS_PER_SLOT, JournalFeeder
 from connectors.ingest import DONE, IngestStore, StoredEvent
 from meta.events import InboundEvent, parse_messaging_item
 from sandbox import simulate
@@ -356,11 +356,8 @@ async def test_an_idle_feeder_polls_less_often_and_is_back_to_its_poll_with_work
     await busy.stop()
 
 
-
 async def test_a_feeder_with_a_backlog_claims_less_often_and_is_back_to_its_poll_when_it_shrinks(
         store: IngestStore) -> None:
-    from connectors.dispatch import BACKLOG_POLL_SECONDS, BACKLOG_TURNS_PER_SLOT
-
     recorder = Recorder(store, "rasa", [])
     recorder.gate.clear()
     feeder = JournalFeeder(store, "rasa", recorder, key_of, poll_seconds=0.02, max_concurrency=2)
@@ -383,8 +380,6 @@ async def test_a_feeder_with_a_backlog_claims_less_often_and_is_back_to_its_poll
 
 
 async def test_a_slow_poll_setting_is_never_shortened_by_a_backlog(store: IngestStore) -> None:
-    from connectors.dispatch import BACKLOG_POLL_SECONDS
-
     recorder = Recorder(store, "rasa", [])
     recorder.gate.clear()
     feeder = JournalFeeder(store, "rasa", recorder, key_of, poll_seconds=0.5, max_concurrency=1)

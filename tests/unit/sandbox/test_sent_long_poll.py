@@ -45,11 +45,18 @@ def client(state: sandbox.GraphSandbox) -> Iterator[TestClient]:
         yield http
 
 
+class NoWaiters(list):
+    """`GraphSandbox._waiters` for a call that must not wait: registering a waiter fails the test."""
+
+    def append(self, item: Any) -> None:
+        raise AssertionError("a waiter was registered")
+
+
 def test_a_record_already_past_after_answers_at_once(state: sandbox.GraphSandbox) -> None:
     assert send(state, "uno") == 200
+    state._waiters = NoWaiters()
 
     assert asyncio.run(state.wait_for_records(0, 30.0)) is True
-    assert state._waiters == []
 
 
 def test_a_send_from_another_thread_wakes_the_waiter(state: sandbox.GraphSandbox) -> None:
@@ -113,13 +120,55 @@ def test_the_route_answers_empty_when_the_wait_runs_out(client: TestClient, stat
     assert answer.status_code == 200 and answer.json() == []
 
 
-def test_without_after_the_route_does_not_wait(client: TestClient, state: sandbox.GraphSandbox) -> None:
-    # Nothing recorded and a 30 s wait: without `after` there is nothing to wait past, so the answer is at once
-    # (were it to wait, the test would still pass only after 30 s; the list must be the whole record).
+def test_without_after_the_route_does_not_wait(client: TestClient, state: sandbox.GraphSandbox,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[tuple[int, float]] = []
+
+    async def wait_for_records(after_seq: int, timeout: float) -> bool:
+        waits.append((after_seq, timeout))
+        return False
+
+    monkeypatch.setattr(state, "wait_for_records", wait_for_records)
     assert send(state, "uno") == 200
     answer = client.get("/sandbox/sent", params={"wait": 30})
 
     assert answer.status_code == 200 and [record["body"]["message"]["text"] for record in answer.json()] == ["uno"]
+    assert waits == [], "nothing to wait past without `after`"
+
+
+def test_a_rejected_request_or_another_recipients_send_does_not_end_the_wait(client: TestClient,
+                                                                             state: sandbox.GraphSandbox) -> None:
+    assert send(state, "uno") == 200
+    seq = client.get("/sandbox/sent").json()[-1]["seq"]
+    other = {"recipient": {"id": "7000000000000001"}, "messaging_type": "RESPONSE", "message": {"text": "otro"}}
+    rejected = {"recipient": {"id": USER}, "message": {"text": "sin token"}}
+
+    def noise_then_the_awaited_send() -> None:
+        state.handle_send(version="v21.0", node=SANDBOX_PAGE_ID, path="/x", token=None, body=rejected)
+        state.handle_send(version="v21.0", node=SANDBOX_PAGE_ID, path="/x", token=SANDBOX_PAGE_TOKEN, body=other)
+        threading.Timer(0.1, lambda: send(state, "dos")).start()
+
+    timer = later(0.05, noise_then_the_awaited_send)
+    try:
+        answer = client.get("/sandbox/sent", params={"after": seq, "wait": 30, "recipient_id": USER})
+    finally:
+        timer.join()
+
+    assert answer.status_code == 200, answer.text
+    assert [record["body"]["message"]["text"] for record in answer.json()] == ["dos"]
+
+
+def test_a_cancelled_wait_leaves_no_waiter(state: sandbox.GraphSandbox) -> None:
+    async def scenario() -> None:
+        task = asyncio.create_task(state.wait_for_records(0, 30.0))
+        while not state._waiters:
+            await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
+    assert state._waiters == []
 
 
 @pytest.mark.parametrize("wait", ["-1", "30.5", "nan", "inf", "-inf", "ya", "", "1e400"])
