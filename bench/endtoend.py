@@ -285,6 +285,7 @@ class RasaProfile:
 
     def __init__(self, stack: Any, directory: Path | None, phase: str) -> None:
         self.process: subprocess.Popen[bytes] | None = None
+        self.others: list[subprocess.Popen[bytes]] = []
         spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         if directory is None or not Path(spy).exists():
             if directory is not None:

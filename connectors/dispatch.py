@@ -245,7 +245,7 @@ class JournalFeeder:
     def next_wait(self, previous: float, dispatched: int) -> float:
         """The poll after a round: `poll_seconds` while there is work (dispatched now or in flight), else doubling
         up to IDLE_POLL_MAX_SECONDS (a quiet instance costs less; a wake from the channel's route is at once); with
-        a backlog (BACKLOG_TURNS_PER_SLOT turns queued per slot), BACKLOG_POLL_SECONDS."""
+        a backlog (BACKLOG_TURNS_PER_SLOT turns per slot, running and waiting), BACKLOG_POLL_SECONDS."""
         slowest = max(IDLE_POLL_MAX_SECONDS, self.poll_seconds)
         if self.dispatcher.pending_count >= BACKLOG_TURNS_PER_SLOT * self.dispatcher.max_concurrency:
             return max(self.poll_seconds, BACKLOG_POLL_SECONDS)

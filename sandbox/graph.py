@@ -829,7 +829,10 @@ class GraphSandbox:
     def last_seq(self) -> int:
         """The `seq` of the latest recorded request (0: none since the last clear)."""
         with self._lock:
-            return self._records[-1]["seq"] if self._records else 0
+            return self._latest_seq()
+
+    def _latest_seq(self) -> int:  # under `_lock`
+        return self._records[-1]["seq"] if self._records else 0
 
     async def wait_for_records(self, after_seq: int, timeout: float) -> bool:
         """Wait until a request with `seq` above `after_seq` is recorded, at most `timeout` seconds (a long poll: a
@@ -838,19 +841,17 @@ class GraphSandbox:
         event = asyncio.Event()
         waiter = (asyncio.get_running_loop(), event)
         with self._lock:
-            if self._records and self._records[-1]["seq"] > after_seq:
+            if self._latest_seq() > after_seq:
                 return True
             self._waiters.append(waiter)
         try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except asyncio.TimeoutError:
-            pass
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout)
         finally:
             with self._lock:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
-        with self._lock:
-            return bool(self._records) and self._records[-1]["seq"] > after_seq
+        return self.last_seq() > after_seq
 
     def clear_records(self) -> int:
         """Forget every recorded request; `seq` keeps counting up."""
