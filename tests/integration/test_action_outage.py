@@ -332,6 +332,9 @@ def test_a_hung_action_server_is_bounded_by_the_action_timeout(messenger: Messen
     assert event["status"] == "failed", event
     assert f"did not answer within {ACTION_TIMEOUT_SECONDS:g} s" in event["last_error"], event
     assert hung.calls >= 3, f"each of the three attempts called it and was cut by the timeout: {hung.calls}"
+    # The event is finished after the reply is queued; the outbox's worker sends it a moment later.
+    messenger.wait_for(lambda: OUTAGE_TEXT in messenger.texts(user), 30, "the honest reply sent by the outbox")
+    time.sleep(1.0)  # a second copy would show up by now
     assert messenger.texts(user) == [OUTAGE_TEXT], "the honest reply, once"
     assert counted_user_turns(outage_stack, user) == [], "every failed turn was reverted"
 
