@@ -283,7 +283,7 @@ class RasaProfile:
     rate) in DIR/<phase>-app.txt and DIR/<phase>-client.txt. Nothing when py-spy is not installed. The profilers
     take CPU too: the msg/s of a profiled run are lower than a plain run's."""
 
-    def __init__(self, stack: Any, directory: Path | None, phase: str) -> None:
+    def __init__(self, stack: Any, directory: Path | None, phase: str, gil: bool = False) -> None:
         self.process: subprocess.Popen[bytes] | None = None
         self.others: list[subprocess.Popen[bytes]] = []
         spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -294,7 +294,7 @@ class RasaProfile:
         directory.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [spy, "record", "--pid", str(stack.processes["rasa"].pid), "--format", "raw", "--rate", "200",
-             "--nonblocking", "--output", str(directory / f"{phase}.txt")],
+             "--nonblocking", *(["--gil"] if gil else []), "--output", str(directory / f"{phase}.txt")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         self.others = [subprocess.Popen(
@@ -314,16 +314,16 @@ class RasaProfile:
 
 
 async def side_by_side(
-    stack: Any, events: int, users: int, on_message: Any = None, profile: Path | None = None
+    stack: Any, events: int, users: int, on_message: Any = None, profile: Path | None = None, gil: bool = False
 ) -> tuple[ChannelRun, ChannelRun]:
     """REST first (it also tells how many replies each position gets), then ours, on the same plan's shape."""
-    spy, meter = RasaProfile(stack, profile, "rest"), CpuMeter(stack)
+    spy, meter = RasaProfile(stack, profile, "rest", gil), CpuMeter(stack)
     try:
         rest = await rest_closed_loop(stack, plan(events, users, f"e2e-rest-{time.time_ns()}"), on_message)
     finally:
         spy.stop()
     rest.cpu = meter.spent()
-    spy, meter = RasaProfile(stack, profile, "ours"), CpuMeter(stack)
+    spy, meter = RasaProfile(stack, profile, "ours", gil), CpuMeter(stack)
     try:
         ours = await ours_closed_loop(
             stack, plan(events, users, f"e2e-ours-{time.time_ns()}"), rest.replies_by_position, on_message
@@ -340,6 +340,8 @@ async def main() -> None:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--profile", type=Path, default=None,
                         help="py-spy the Rasa process in each phase: DIR/rest.txt and DIR/ours.txt (collapsed stacks)")
+    parser.add_argument("--gil", action="store_true",
+                        help="with --profile: sample Rasa only while a thread holds the GIL (its CPU, not its waits)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment of the stack's processes (both channels run on it); repeatable")
     args = parser.parse_args()
@@ -350,7 +352,7 @@ async def main() -> None:
         stack = start_stack(Path(tmp), extra_env or None, credentials="bench/credentials-rest.yml")
         try:
             await side_by_side(stack, 20, 5)  # warm up both paths
-            rest, ours = await side_by_side(stack, args.events, args.users, profile=args.profile)
+            rest, ours = await side_by_side(stack, args.events, args.users, profile=args.profile, gil=args.gil)
         finally:
             stack.stop()
     for name, run in (("rasa REST", rest), ("ours", ours)):

@@ -95,6 +95,12 @@ class ConversationDispatcher(Generic[T]):
     def pending_count(self) -> int:
         return sum(len(queue) for queue in self._queues.values())
 
+    @property
+    def waiting_for_slot(self) -> int:
+        """Conversations with work that none of the `max_concurrency` slots is running: the instance is saturated
+        (a burst) while this is above 0."""
+        return len(self._tasks) - len(self._started)
+
     async def wait_idle(self) -> None:
         await self._idle.wait()
 

@@ -341,9 +341,10 @@ class MessengerInput(InputChannel):
                     return
                 else:
                     # mark_seen and typing_on go out while Rasa works on the turn (not before it): the first reply
-                    # waits for them, so Meta still gets them first.
-                    output.before_first_reply = asyncio.get_running_loop().create_task(
-                        output.send_sender_actions(event.user_id))
+                    # waits for them, so Meta still gets them first. Not in a burst (`_sends_sender_actions`).
+                    if self._sends_sender_actions():
+                        output.before_first_reply = asyncio.get_running_loop().create_task(
+                            output.send_sender_actions(event.user_id))
                     try:
                         await self._run_turn(event, output)
                     finally:
@@ -372,6 +373,17 @@ class MessengerInput(InputChannel):
                 continue
             await self.store.run(self.store.finish, stored.id, DONE, None)
             return
+
+    def _sends_sender_actions(self) -> bool:
+        """Whether this turn begins with mark_seen and typing_on (MESSENGER_SENDER_ACTIONS). `unless_busy`: not while
+        other conversations wait for a processing slot. In a burst the typing indicator is what gives way: each pair
+        costs Rasa's loop about 2 ms and the page two Send API calls (they count against its rate, outbox/policy.yml
+        `send_rates`), and the answers themselves then come sooner."""
+        mode = self.settings.messenger_sender_actions
+        if mode != "unless_busy":
+            return mode == "always"
+        dispatcher = self._dispatcher
+        return dispatcher is None or dispatcher.waiting_for_slot == 0
 
     async def _referral_turn(self, event: InboundEvent) -> InboundEvent | None:
         """The event Rasa gets: unchanged without a referral, else what the app answered for it (the app down: as

@@ -174,6 +174,8 @@ class Settings:
     # The Rasa channel (connectors/messenger.py): journaled windows re-applied this often; Rasa turns at once.
     messenger_upkeep_seconds: float = 30.0
     messenger_processing_concurrency: int = 8
+    # MESSENGER_SENDER_ACTIONS: when a turn begins with mark_seen and typing_on (SENDER_ACTION_MODES).
+    messenger_sender_actions: str = "unless_busy"
     # The feeder (connectors/messenger.py) claims journaled events this often when nothing woke it, and holds a
     # conversation's claim this long between renewals (another Rasa instance takes it over once it expired).
     messenger_feeder_poll_seconds: float = 0.02
@@ -613,6 +615,7 @@ def load_settings(env: Mapping[str, str] | None = None, overrides: Mapping[str, 
                                           "seconds between rounds of the webhook upkeep"),
         messenger_processing_concurrency=_whole(get, "MESSENGER_PROCESSING_CONCURRENCY", 8, 1, 256,
                                                 "conversations Rasa works on at once"),
+        messenger_sender_actions=_sender_actions(get),
         messenger_feeder_poll_seconds=_bounded(get, "MESSENGER_FEEDER_POLL_SECONDS", 0.02, 0.001, 60,
                                                "seconds between the feeder's looks at the journal"),
         messenger_claim_lease_seconds=_bounded(get, "MESSENGER_CLAIM_LEASE_SECONDS", 30.0, 1, 3600,
@@ -654,6 +657,21 @@ def load_settings(env: Mapping[str, str] | None = None, overrides: Mapping[str, 
     settings.check_production_safe()
     settings.check_real_pages_need_production()
     return settings
+
+
+# The sender actions (mark_seen, typing_on) that begin a turn: "always"; "unless_busy", not while other conversations
+# wait for a processing slot (a burst: each costs Rasa's time and two Send API calls against the page's rate, and the
+# answers come sooner without them); "never".
+SENDER_ACTION_MODES = ("always", "unless_busy", "never")
+
+
+def _sender_actions(get: Callable[..., Any]) -> str:
+    mode = (get("MESSENGER_SENDER_ACTIONS") or "").strip().lower() or "unless_busy"
+    if mode not in SENDER_ACTION_MODES:
+        raise SettingsError(
+            f"MESSENGER_SENDER_ACTIONS must be one of {', '.join(SENDER_ACTION_MODES)}, not {mode[:40]!r}"
+        )
+    return mode
 
 
 CSAT_MODES = ("template", "quick_replies", "off")

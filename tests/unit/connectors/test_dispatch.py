@@ -275,3 +275,35 @@ def test_every_item_is_handled_exactly_once_in_per_key_order(
     asyncio.run(scenario())
 
     assert dict(handled) == dict(submitted)
+
+
+async def test_waiting_for_slot_counts_conversations_no_slot_runs() -> None:
+    """Two slots, three conversations (one with two messages): one conversation waits for a slot, and a second
+    message of a running conversation is not counted (it waits for its own conversation, not for a slot). Zero again
+    once the waiting one runs."""
+    gates = {key: asyncio.Event() for key in ("a", "b", "c")}
+    started: list[str] = []
+
+    async def handler(item: str) -> None:
+        started.append(item)
+        await gates[item[0]].wait()
+
+    dispatcher: ConversationDispatcher[str] = ConversationDispatcher(handler, max_concurrency=2)
+    assert dispatcher.waiting_for_slot == 0
+    for key, item in (("a", "a1"), ("a", "a2"), ("b", "b1"), ("c", "c1")):
+        dispatcher.submit(key, item)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert started == ["a1", "b1"]
+    assert dispatcher.waiting_for_slot == 1, "c waits; a2 waits behind a1, not for a slot"
+
+    gates["b"].set()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert started == ["a1", "b1", "c1"]
+    assert dispatcher.waiting_for_slot == 0, "a and c run: no conversation waits"
+
+    for gate in gates.values():
+        gate.set()
+    await asyncio.wait_for(dispatcher.wait_idle(), TIMEOUT)
+    assert started == ["a1", "b1", "c1", "a2"] and dispatcher.waiting_for_slot == 0

@@ -114,6 +114,23 @@ def test_non_numeric_timeout_is_a_clear_error() -> None:
         load_settings({"GRAPH_API_TIMEOUT_SECONDS": "ten"})
 
 
+@pytest.mark.parametrize(("value", "mode"), [
+    (None, "unless_busy"), ("", "unless_busy"), ("always", "always"), (" Never ", "never"),
+    ("UNLESS_BUSY", "unless_busy"),
+])
+def test_sender_actions_mode(value: str | None, mode: str) -> None:
+    env = {} if value is None else {"MESSENGER_SENDER_ACTIONS": value}
+    assert load_settings(env).messenger_sender_actions == mode
+
+
+@pytest.mark.parametrize("value", ["sometimes", "off", "true", "1", "x" * 200])
+def test_an_unknown_sender_actions_mode_is_refused_naming_the_choices(value: str) -> None:
+    refusal = "MESSENGER_SENDER_ACTIONS must be one of always, unless_busy, never"
+    with pytest.raises(SettingsError, match=refusal) as err:
+        load_settings({"MESSENGER_SENDER_ACTIONS": value})
+    assert "x" * 41 not in str(err.value), "a long value is cut in the message"
+
+
 # --- pages and tokens ---------------------------------------------------------------------------
 
 
