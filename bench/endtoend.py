@@ -11,7 +11,7 @@ latencies compare:
   id has its arrival time. While running, the next message waits for as many replies as the REST run got at the
   same position of the same plan (same model, same history), so the pacing needs no store.
 
-Usage (a stack of its own): .venv/bin/python bench/endtoend.py [--events 500] [--users 50]
+Usage (a stack of its own): .venv/bin/python bench/endtoend.py [--events 500] [--users 50] [--rounds N]
 """
 
 from __future__ import annotations
@@ -334,6 +334,60 @@ async def side_by_side(
     return rest, ours
 
 
+async def alternating_rounds(stack: Any, events: int, users: int, rounds: int) -> list[tuple[ChannelRun, ChannelRun]]:
+    """`rounds` pairs on one stack, the order alternating (REST then ours, then ours then REST, …) so a drift of the
+    machine over the run (another process, a warming cache, a growing store) weighs on both channels alike. Ours
+    paces itself on the last REST round's reply counts (the same model answers the same plan the same way)."""
+    runs: list[tuple[ChannelRun, ChannelRun]] = []
+    replies: dict[int, int] = {}
+    for number in range(rounds):
+        if number % 2 == 0 or not replies:
+            rest, ours = await side_by_side(stack, events, users)
+        else:
+            ours = await measured_ours(stack, events, users, replies)
+            rest = await measured_rest(stack, events, users)
+        replies = rest.replies_by_position
+        runs.append((rest, ours))
+        print(f"round {number + 1}/{rounds} ({'REST first' if number % 2 == 0 else 'ours first'}): "
+              f"REST {rest.messages_per_s:.2f} msg/s, ours {ours.messages_per_s:.2f} msg/s, "
+              f"ours / REST {time_ratio(rest, ours):.3f}", flush=True)
+    return runs
+
+
+async def measured_rest(stack: Any, events: int, users: int) -> ChannelRun:
+    meter = CpuMeter(stack)
+    rest = await rest_closed_loop(stack, plan(events, users, f"e2e-rest-{time.time_ns()}"))
+    rest.cpu = meter.spent()
+    return rest
+
+
+async def measured_ours(stack: Any, events: int, users: int, replies_by_position: dict[int, int]) -> ChannelRun:
+    meter = CpuMeter(stack)
+    ours = await ours_closed_loop(stack, plan(events, users, f"e2e-ours-{time.time_ns()}"), replies_by_position)
+    ours.cpu = meter.spent()
+    return ours
+
+
+def time_ratio(rest: ChannelRun, ours: ChannelRun) -> float:
+    """Time per message, ours over REST (above 1: ours is slower)."""
+    return rest.messages_per_s / ours.messages_per_s
+
+
+def print_rounds(runs: list[tuple[ChannelRun, ChannelRun]]) -> None:
+    ratios = sorted(time_ratio(rest, ours) for rest, ours in runs)
+    middle = len(ratios) // 2
+    median = ratios[middle] if len(ratios) % 2 else (ratios[middle - 1] + ratios[middle]) / 2
+    pooled = sum(ours.elapsed_s / ours.messages for _, ours in runs) / sum(
+        rest.elapsed_s / rest.messages for rest, _ in runs)
+    print(f"time per message, ours / REST over {len(runs)} rounds: median {median:.3f}, pooled {pooled:.3f} "
+          f"({(pooled - 1) * 100:+.1f}%), range {ratios[0]:.3f}–{ratios[-1]:.3f}")
+    for name, channel in (("rasa REST", [rest for rest, _ in runs]), ("ours", [ours for _, ours in runs])):
+        spent: collections.Counter[str] = collections.Counter()
+        for run in channel:
+            spent.update(run.cpu)
+        print_cpu(f"{name}, all rounds", dict(spent), sum(run.messages for run in channel))
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=500)
@@ -344,7 +398,14 @@ async def main() -> None:
                         help="with --profile: sample Rasa only while a thread holds the GIL (its CPU, not its waits)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment of the stack's processes (both channels run on it); repeatable")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="pairs of runs, in alternating order, with per-round ratios, their median and the "
+                             "pooled ratio (the machine's noise shows in their range); not with --profile")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds wants a whole number of at least 1, not {args.rounds}")
+    if args.rounds > 1 and args.profile is not None:
+        parser.error("--profile profiles one round: use it without --rounds")
     if bad := [item for item in args.env if "=" not in item]:
         parser.error(f"--env wants NAME=VALUE, not {bad[0]!r}")
     extra_env = dict(item.split("=", 1) for item in args.env)
@@ -352,16 +413,23 @@ async def main() -> None:
         stack = start_stack(Path(tmp), extra_env or None, credentials="bench/credentials-rest.yml")
         try:
             await side_by_side(stack, 20, 5)  # warm up both paths
-            rest, ours = await side_by_side(stack, args.events, args.users, profile=args.profile, gil=args.gil)
+            if args.rounds > 1:
+                runs = await alternating_rounds(stack, args.events, args.users, args.rounds)
+            else:
+                runs = [await side_by_side(stack, args.events, args.users, profile=args.profile, gil=args.gil)]
         finally:
             stack.stop()
+    if len(runs) > 1:
+        print_rounds(runs)
+        return
+    rest, ours = runs[0]
     for name, run in (("rasa REST", rest), ("ours", ours)):
         s = run.summary()
         print(
             f"{name:9s}: {s['msg_per_s']:.1f} msg/s, p50 {s['p50']:.0f} ms, p90 {s['p90']:.0f} ms, "
             f"p99 {s['p99']:.0f} ms, max {s['max']:.0f} ms"
         )
-    print(f"time per message, ours / REST: {rest.messages_per_s / ours.messages_per_s:.3f}")
+    print(f"time per message, ours / REST: {time_ratio(rest, ours):.3f}")
     for name, run in (("rasa REST", rest), ("ours", ours)):
         print_cpu(name, run.cpu, run.messages)
 

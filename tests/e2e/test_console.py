@@ -95,8 +95,9 @@ def test_an_agent_answers_a_customer_live_and_gives_the_conversation_back(page: 
         expect(page.locator("#pause-bot")).to_be_visible()
         texts_before = len(messenger.texts(user))
         assert messenger.say(user, "eres un bot?").status_code == 200
-        messenger.wait_for(lambda: len(messenger.texts(user)) > texts_before, 60, "the bot's answer after the close")
-        assert "asistente virtual" in " ".join(messenger.texts(user)[texts_before:]).lower()
+        # The close's satisfaction survey (csat/) may reach the customer before or after this answer.
+        messenger.wait_for(lambda: "asistente virtual" in " ".join(messenger.texts(user)[texts_before:]).lower(),
+                           60, "the bot's answer after the close")
 
         # "Pausar el Chatbot" on the same conversation hands it back to a person.
         page.click("#pause-bot")

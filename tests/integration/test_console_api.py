@@ -138,8 +138,9 @@ def test_an_agent_takes_over_replies_and_gives_the_conversation_back(
     assert all(c["id"] != conversation_id for c in agent.conversations())
     texts_before = len(messenger.texts(user))
     assert messenger.say(user, "eres un bot?").status_code == 200
-    messenger.wait_for(lambda: len(messenger.texts(user)) > texts_before, 60, "the bot's answer after the close")
-    assert "asistente virtual" in " ".join(messenger.texts(user)[texts_before:]).lower()
+    # The close's satisfaction survey (csat/) may reach the customer before or after this answer.
+    messenger.wait_for(lambda: "asistente virtual" in " ".join(messenger.texts(user)[texts_before:]).lower(),
+                       60, "the bot's answer after the close")
 
 
 def test_pausar_el_chatbot_from_the_console(messenger: Messenger, agent: ConsoleSession) -> None:
