@@ -574,7 +574,14 @@ def hit_features(hit: Hit) -> list[float]:
     ]
 
 
-def fit_calibration(runs: Sequence[SetRun], models: int, depth: int = 3) -> Calibration:
+# The calibration is fitted on each query's best hit only: that is the one the bot decides on. Fitted on the top 3,
+# the second and third hits (nearly all wrong) taught it to tell ranks apart more than to judge the best hit. Held out
+# over the nine sets, thresholds at a training precision of 0.96: answered right 51.9 % -> 55.8 % as written and
+# 63.7 % -> 67.0 % with keywords, precision 0.954 -> 0.952 and 0.964 -> 0.966.
+CALIBRATION_DEPTH = 1
+
+
+def fit_calibration(runs: Sequence[SetRun], models: int, depth: int = CALIBRATION_DEPTH) -> Calibration:
     """Logistic regression on the top `depth` hits of every query of `runs`: p(this entry is the expected one)."""
     rows, labels = [], []
     for run in runs:
@@ -636,8 +643,9 @@ def decide_run(run: SetRun, calibration: Calibration, thresholds: Thresholds) ->
 
 # The goal (issue 15): precision of the answered >= 0.95 and off-topic rejection >= 0.90, with as much coverage as
 # those allow. The thresholds are the loosest that meet both on the sets they are fitted on, with a precision of
-# 0.955 there: thresholds fitted at exactly 0.95 landed at 0.945 on the set left out.
-TARGET_PRECISION = 0.955
+# 0.96 there: the lowest training target (steps of 0.005) whose thresholds kept 0.95 on the sets left out, as written
+# and with keywords (at 0.955, with the calibration fitted on the best hit: 0.943 as written).
+TARGET_PRECISION = 0.96
 TARGET_REJECTION = 0.90
 ANSWER_GRID = tuple(round(0.30 + 0.0025 * step, 4) for step in range(277))  # 0.30 … 0.99
 MARGIN_GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
