@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -334,36 +335,67 @@ async def side_by_side(
     return rest, ours
 
 
-async def alternating_rounds(stack: Any, events: int, users: int, rounds: int) -> list[tuple[ChannelRun, ChannelRun]]:
+async def alternating_rounds(
+    stack: Any, events: int, users: int, rounds: int, on_message: Any = None, on_round: Any = None
+) -> list[tuple[ChannelRun, ChannelRun]]:
     """`rounds` pairs on one stack, the order alternating (REST then ours, then ours then REST, …) so a drift of the
     machine over the run (another process, a warming cache, a growing store) weighs on both channels alike. Ours
-    paces itself on the last REST round's reply counts (the same model answers the same plan the same way)."""
+    paces itself on the last REST round's reply counts (the same model answers the same plan the same way).
+    `on_round(number, rest, ours)` after each pair."""
     runs: list[tuple[ChannelRun, ChannelRun]] = []
     replies: dict[int, int] = {}
     for number in range(rounds):
         if number % 2 == 0 or not replies:
-            rest, ours = await side_by_side(stack, events, users)
+            rest, ours = await side_by_side(stack, events, users, on_message)
         else:
-            ours = await measured_ours(stack, events, users, replies)
-            rest = await measured_rest(stack, events, users)
+            ours = await measured_ours(stack, events, users, replies, on_message)
+            rest = await measured_rest(stack, events, users, on_message)
         replies = rest.replies_by_position
         runs.append((rest, ours))
-        print(f"round {number + 1}/{rounds} ({'REST first' if number % 2 == 0 else 'ours first'}): "
-              f"REST {rest.messages_per_s:.2f} msg/s, ours {ours.messages_per_s:.2f} msg/s, "
-              f"ours / REST {time_ratio(rest, ours):.3f}", flush=True)
+        if on_round:
+            on_round(number + 1, rest, ours)
     return runs
 
 
-async def measured_rest(stack: Any, events: int, users: int) -> ChannelRun:
+def print_round(number: int, rest: ChannelRun, ours: ChannelRun) -> None:
+    print(f"round {number} ({'REST first' if number % 2 else 'ours first'}): REST {rest.messages_per_s:.2f} msg/s, "
+          f"ours {ours.messages_per_s:.2f} msg/s, ours / REST {time_ratio(rest, ours):.3f}", flush=True)
+
+
+def pooled(runs: Sequence[ChannelRun]) -> ChannelRun:
+    """Several runs of one channel as one: every latency, the time and messages summed (msg/s over all of them)."""
+    cpu: collections.Counter[str] = collections.Counter()
+    for run in runs:
+        cpu.update(run.cpu)
+    return ChannelRun(
+        [latency for run in runs for latency in run.latencies_ms],
+        sum(run.elapsed_s for run in runs),
+        sum(run.messages for run in runs),
+        unmatched=sum(run.unmatched for run in runs),
+        cpu=dict(cpu),
+    )
+
+
+def round_ratios(runs: Sequence[tuple[ChannelRun, ChannelRun]]) -> tuple[list[float], float]:
+    """Each round's time per message ours / REST, in order, and the pooled ratio (all rounds' time per message)."""
+    rest, ours = pooled([pair[0] for pair in runs]), pooled([pair[1] for pair in runs])
+    return [time_ratio(*pair) for pair in runs], time_ratio(rest, ours)
+
+
+async def measured_rest(stack: Any, events: int, users: int, on_message: Any = None) -> ChannelRun:
     meter = CpuMeter(stack)
-    rest = await rest_closed_loop(stack, plan(events, users, f"e2e-rest-{time.time_ns()}"))
+    rest = await rest_closed_loop(stack, plan(events, users, f"e2e-rest-{time.time_ns()}"), on_message)
     rest.cpu = meter.spent()
     return rest
 
 
-async def measured_ours(stack: Any, events: int, users: int, replies_by_position: dict[int, int]) -> ChannelRun:
+async def measured_ours(
+    stack: Any, events: int, users: int, replies_by_position: dict[int, int], on_message: Any = None
+) -> ChannelRun:
     meter = CpuMeter(stack)
-    ours = await ours_closed_loop(stack, plan(events, users, f"e2e-ours-{time.time_ns()}"), replies_by_position)
+    ours = await ours_closed_loop(
+        stack, plan(events, users, f"e2e-ours-{time.time_ns()}"), replies_by_position, on_message
+    )
     ours.cpu = meter.spent()
     return ours
 
@@ -374,18 +406,14 @@ def time_ratio(rest: ChannelRun, ours: ChannelRun) -> float:
 
 
 def print_rounds(runs: list[tuple[ChannelRun, ChannelRun]]) -> None:
-    ratios = sorted(time_ratio(rest, ours) for rest, ours in runs)
-    middle = len(ratios) // 2
-    median = ratios[middle] if len(ratios) % 2 else (ratios[middle - 1] + ratios[middle]) / 2
-    pooled = sum(ours.elapsed_s / ours.messages for _, ours in runs) / sum(
-        rest.elapsed_s / rest.messages for rest, _ in runs)
-    print(f"time per message, ours / REST over {len(runs)} rounds: median {median:.3f}, pooled {pooled:.3f} "
-          f"({(pooled - 1) * 100:+.1f}%), range {ratios[0]:.3f}–{ratios[-1]:.3f}")
-    for name, channel in (("rasa REST", [rest for rest, _ in runs]), ("ours", [ours for _, ours in runs])):
-        spent: collections.Counter[str] = collections.Counter()
-        for run in channel:
-            spent.update(run.cpu)
-        print_cpu(f"{name}, all rounds", dict(spent), sum(run.messages for run in channel))
+    ratios, pooled_ratio = round_ratios(runs)
+    ordered = sorted(ratios)
+    middle = len(ordered) // 2
+    median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    print(f"time per message, ours / REST over {len(runs)} rounds: median {median:.3f}, pooled {pooled_ratio:.3f} "
+          f"({(pooled_ratio - 1) * 100:+.1f}%), range {ordered[0]:.3f}–{ordered[-1]:.3f}")
+    for name, channel in (("rasa REST", pooled([rest for rest, _ in runs])), ("ours", pooled([o for _, o in runs]))):
+        print_cpu(f"{name}, all rounds", channel.cpu, channel.messages)
 
 
 async def main() -> None:
@@ -414,7 +442,7 @@ async def main() -> None:
         try:
             await side_by_side(stack, 20, 5)  # warm up both paths
             if args.rounds > 1:
-                runs = await alternating_rounds(stack, args.events, args.users, args.rounds)
+                runs = await alternating_rounds(stack, args.events, args.users, args.rounds, on_round=print_round)
             else:
                 runs = [await side_by_side(stack, args.events, args.users, profile=args.profile, gil=args.gil)]
         finally:

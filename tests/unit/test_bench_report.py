@@ -52,7 +52,7 @@ def synthetic_sections() -> list[Section]:
     )
     return [
         report.webhook_section(burst, 200, 20, 20),
-        report.end_to_end_section(run([80.0, 90.0, 120.0], 10.0), run([95.0, 100.0, 140.0], 11.0), 20),
+        report.end_to_end_section([(run([80.0, 90.0, 120.0], 10.0), run([95.0, 100.0, 140.0], 11.0))], 20),
         report.outbox_section(
             [("sqlite", 1, 400.0), ("sqlite", 2, 650.0), ("postgresql", 1, 300.0)], {"sqlite": (0.4, 2.1)}, 200, 20
         ),
@@ -128,6 +128,20 @@ def test_the_tables_carry_the_figures(tmp_path: Path) -> None:
     assert "| rasa | 900 | 900 | 900 | +0.00 |" in text
     assert "scale, 1 Rasa: 0.83× the msg/s of embedded" in text
     assert "scale, 1 Rasa, resident memory after the run: 1035 MiB in all (app 95, rasa 880, outbox-1 60)" in text
+
+
+def test_end_to_end_rounds_are_pooled_and_each_ratio_is_listed(tmp_path: Path) -> None:
+    """Two rounds of 3 messages: REST 10 s and 10 s, ours 11 s and 13 s → rounds 1.100 and 1.300, pooled 24/20."""
+    section = report.end_to_end_section(
+        [(run([80.0, 90.0, 120.0], 10.0), run([95.0, 100.0, 140.0], 11.0)),
+         (run([70.0, 85.0, 100.0], 10.0), run([90.0, 110.0, 150.0], 13.0))],
+        20,
+    )
+    text = write_report(tmp_path, MACHINE, [section], "x").read_text(encoding="utf-8")
+    assert "ours / REST: **1.200** (+20.0%" in text
+    assert "each round's ratio: 1.100, 1.300" in text
+    # the table pools the rounds: ours 6 messages over 24 s, its slowest latency the second round's
+    assert re.search(r"^\| our channel \| 0\.25 \|.*\| 150 \| 6 \|$", text, flags=re.MULTILINE), text
 
 
 def test_a_section_left_out_is_listed_as_not_run() -> None:
