@@ -22,6 +22,7 @@ import collections
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -407,11 +408,8 @@ def time_ratio(rest: ChannelRun, ours: ChannelRun) -> float:
 
 def print_rounds(runs: list[tuple[ChannelRun, ChannelRun]]) -> None:
     ratios, pooled_ratio = round_ratios(runs)
-    ordered = sorted(ratios)
-    middle = len(ordered) // 2
-    median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-    print(f"time per message, ours / REST over {len(runs)} rounds: median {median:.3f}, pooled {pooled_ratio:.3f} "
-          f"({(pooled_ratio - 1) * 100:+.1f}%), range {ordered[0]:.3f}–{ordered[-1]:.3f}")
+    print(f"time per message, ours / REST over {len(runs)} rounds: median {statistics.median(ratios):.3f}, pooled "
+          f"{pooled_ratio:.3f} ({(pooled_ratio - 1) * 100:+.1f}%), range {min(ratios):.3f}–{max(ratios):.3f}")
     for name, channel in (("rasa REST", pooled([rest for rest, _ in runs])), ("ours", pooled([o for _, o in runs]))):
         print_cpu(f"{name}, all rounds", channel.cpu, channel.messages)
 
