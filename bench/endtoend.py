@@ -402,8 +402,8 @@ async def measured_ours(
 
 
 def time_ratio(rest: ChannelRun, ours: ChannelRun) -> float:
-    """Time per message, ours over REST (above 1: ours is slower)."""
-    return rest.messages_per_s / ours.messages_per_s
+    """Time per message, ours over REST (above 1: ours is slower); NaN when ours answered nothing."""
+    return rest.messages_per_s / ours.messages_per_s if ours.messages_per_s else float("nan")
 
 
 def print_rounds(runs: list[tuple[ChannelRun, ChannelRun]]) -> None:
