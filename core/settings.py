@@ -665,23 +665,23 @@ def load_settings(env: Mapping[str, str] | None = None, overrides: Mapping[str, 
 SENDER_ACTION_MODES = ("always", "unless_busy", "never")
 
 
-def _sender_actions(get: Callable[..., Any]) -> str:
-    mode = (get("MESSENGER_SENDER_ACTIONS") or "").strip().lower() or "unless_busy"
-    if mode not in SENDER_ACTION_MODES:
-        raise SettingsError(
-            f"MESSENGER_SENDER_ACTIONS must be one of {', '.join(SENDER_ACTION_MODES)}, not {mode[:40]!r}"
-        )
+def _one_of(get: Callable[..., Any], name: str, choices: tuple[str, ...], default: str) -> str:
+    """A setting that names one of `choices` (case and spaces aside; empty: `default`)."""
+    mode = (get(name) or "").strip().lower() or default
+    if mode not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, not {mode[:40]!r}")
     return mode
+
+
+def _sender_actions(get: Callable[..., Any]) -> str:
+    return _one_of(get, "MESSENGER_SENDER_ACTIONS", SENDER_ACTION_MODES, "unless_busy")
 
 
 CSAT_MODES = ("template", "quick_replies", "off")
 
 
 def _csat_mode(get: Callable[..., Any]) -> str:
-    mode = (get("CSAT_MODE") or "").strip().lower() or "template"
-    if mode not in CSAT_MODES:
-        raise SettingsError(f"CSAT_MODE must be one of {', '.join(CSAT_MODES)}, not {mode[:40]!r}")
-    return mode
+    return _one_of(get, "CSAT_MODE", CSAT_MODES, "template")
 
 
 # CSAT_AFTER_BOT_MINUTES: 0 (off) or this range. Less than 10 minutes asks while the person may still be writing; more
