@@ -319,20 +319,16 @@ async def side_by_side(
     stack: Any, events: int, users: int, on_message: Any = None, profile: Path | None = None, gil: bool = False
 ) -> tuple[ChannelRun, ChannelRun]:
     """REST first (it also tells how many replies each position gets), then ours, on the same plan's shape."""
-    spy, meter = RasaProfile(stack, profile, "rest", gil), CpuMeter(stack)
+    spy = RasaProfile(stack, profile, "rest", gil)
     try:
-        rest = await rest_closed_loop(stack, plan(events, users, f"e2e-rest-{time.time_ns()}"), on_message)
+        rest = await measured_rest(stack, events, users, on_message)
     finally:
         spy.stop()
-    rest.cpu = meter.spent()
-    spy, meter = RasaProfile(stack, profile, "ours", gil), CpuMeter(stack)
+    spy = RasaProfile(stack, profile, "ours", gil)
     try:
-        ours = await ours_closed_loop(
-            stack, plan(events, users, f"e2e-ours-{time.time_ns()}"), rest.replies_by_position, on_message
-        )
+        ours = await measured_ours(stack, events, users, rest.replies_by_position, on_message)
     finally:
         spy.stop()
-    ours.cpu = meter.spent()
     return rest, ours
 
 
@@ -384,6 +380,7 @@ def round_ratios(runs: Sequence[tuple[ChannelRun, ChannelRun]]) -> tuple[list[fl
 
 
 async def measured_rest(stack: Any, events: int, users: int, on_message: Any = None) -> ChannelRun:
+    """One closed-loop run through Rasa's REST channel, with the CPU each process spent in it."""
     meter = CpuMeter(stack)
     rest = await rest_closed_loop(stack, plan(events, users, f"e2e-rest-{time.time_ns()}"), on_message)
     rest.cpu = meter.spent()
@@ -393,6 +390,7 @@ async def measured_rest(stack: Any, events: int, users: int, on_message: Any = N
 async def measured_ours(
     stack: Any, events: int, users: int, replies_by_position: dict[int, int], on_message: Any = None
 ) -> ChannelRun:
+    """One closed-loop run through our channel, paced on REST's reply counts, with the CPU each process spent."""
     meter = CpuMeter(stack)
     ours = await ours_closed_loop(
         stack, plan(events, users, f"e2e-ours-{time.time_ns()}"), replies_by_position, on_message
