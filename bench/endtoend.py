@@ -303,7 +303,8 @@ class RasaProfile:
             [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "100", "--threads",
              "--nonblocking", "--output", str(directory / f"{phase}-{name}.txt")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        ) for name, pid in (("app", stack.processes["app"].pid), ("client", os.getpid()))]
+        ) for name, pid in (("app", stack.processes["app"].pid), ("client", os.getpid()),
+                            *((("feeder", stack.processes["feeder"].pid),) if "feeder" in stack.processes else ()))]
         time.sleep(1.0)  # attached before the first message
 
     def stop(self) -> None:

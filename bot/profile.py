@@ -36,6 +36,19 @@ def rasa_names(instances: int) -> list[str]:
     return ["rasa"] + [f"rasa-{number}" for number in range(2, instances + 1)]
 
 
+def feeder_names(settings: Settings) -> list[str]:
+    """One feeder process per Rasa instance with MESSENGER_FEEDER=process ("feeder" beside "rasa", "feeder-2" beside
+    "rasa-2" …); none when Rasa's own process feeds itself."""
+    if settings.messenger_feeder != "process":
+        return []
+    return [name.replace("rasa", "feeder", 1) for name in rasa_names(settings.rasa_instances)]
+
+
+def feeder_of(feeder: str) -> str:
+    """The Rasa instance a feeder process drives: "feeder-2" → "rasa-2"."""
+    return feeder.replace("feeder", "rasa", 1)
+
+
 def outbox_worker_names(workers: int) -> list[str]:
     return [f"outbox-{number}" for number in range(1, workers + 1)]
 
@@ -47,7 +60,7 @@ def extra_rasa_ports(first: int, instances: int) -> tuple[int, ...]:
 
 def process_names(settings: Settings) -> list[str]:
     """Every long-running process of the profile, in start order."""
-    return ["app", "actions", "webhook", *rasa_names(settings.rasa_instances),
+    return ["app", "actions", "webhook", *rasa_names(settings.rasa_instances), *feeder_names(settings),
             *outbox_worker_names(settings.outbox_workers)]
 
 

@@ -29,6 +29,7 @@ from bot.profile import (
     EMBEDDED_ENDPOINTS,
     endpoints_file,
     extra_rasa_ports,
+    feeder_of,
     outbox_worker_names,
     rasa_endpoints_env,
     rasa_instance_id,
@@ -43,7 +44,7 @@ RASA_BIN = ROOT / ".venv-rasa" / "bin" / "rasa"
 RASA_PYTHON = ROOT / ".venv-rasa" / "bin" / "python"
 SERVED_CREDENTIALS = "credentials.yml"  # our Messenger channel only; never Rasa's unauthenticated REST channel
 # What each start-up step usually takes on a laptop (said before the step, so a wait is never a mystery).
-USUAL_START_SECONDS = {"app": 5, "actions": 5, "webhook": 2, "rasa": 40, "outbox": 2, "knowledge": 30}
+USUAL_START_SECONDS = {"app": 5, "actions": 5, "webhook": 2, "rasa": 40, "feeder": 2, "outbox": 2, "knowledge": 30}
 APP_GRACEFUL_SHUTDOWN_SECONDS = 5  # open console pages hold uvicorn's graceful stop; deploy/ says the same
 LABELS = {"app": "the app", "actions": "the action server", "webhook": "the webhook", "rasa": "Rasa",
           "knowledge": "the demo matrix"}
@@ -138,6 +139,7 @@ class Stack:
     endpoints: str = EMBEDDED_ENDPOINTS  # endpoints-scale.yml in the scale profile
     outbox_workers: int = 0  # standalone `python -m outbox worker` processes ("outbox-1", …)
     niceness: int = 0  # RASA_NICENESS: every process but the webhook's (`UNNICED`) runs this much nicer
+    feeders: bool = False  # MESSENGER_FEEDER=process: a feeder process beside each Rasa instance ("feeder", …)
 
     @property
     def rasa_names(self) -> list[str]:
@@ -148,9 +150,13 @@ class Stack:
         return outbox_worker_names(self.outbox_workers)
 
     @property
+    def feeder_names(self) -> list[str]:
+        return [name.replace("rasa", "feeder", 1) for name in self.rasa_names] if self.feeders else []
+
+    @property
     def process_names(self) -> list[str]:
         """The long-running processes, in start order."""
-        return ["app", "actions", "webhook", *self.rasa_names, *self.outbox_worker_names]
+        return ["app", "actions", "webhook", *self.rasa_names, *self.feeder_names, *self.outbox_worker_names]
 
     def rasa_port(self, name: str) -> int:
         return ([self.ports.rasa, *self.ports.rasa_extra])[self.rasa_names.index(name)]
@@ -176,10 +182,19 @@ class Stack:
         """The URL to give Meta: the webhook process, not Rasa (which is fed from the journal)."""
         return self.webhook_base_url + "/webhooks/messenger/webhook"
 
+    def env_for(self, name: str) -> dict[str, str]:
+        """A process's environment. Each Rasa process (or, with MESSENGER_FEEDER=process, each feeder) owns its
+        journal claims as "<host>:<name>": the same after a restart, and distinct from the "rasa" of another host's
+        `bot run` on the same database (two owners of one name would share claims). A feeder drives its own Rasa."""
+        if name in self.rasa_names:
+            return {**self.env, "RASA_INSTANCE_ID": rasa_instance_id(name)}
+        if name in self.feeder_names:
+            return {**self.env, "RASA_INSTANCE_ID": rasa_instance_id(name),
+                    "RASA_URL": f"http://127.0.0.1:{self.rasa_port(feeder_of(name))}"}
+        return self.env
+
     def _spawn(self, name: str, command: list[str]) -> None:
-        # Each Rasa process owns its journal claims as "<host>:<name>": the same after a restart, and distinct from
-        # the "rasa" of another host's `bot run` on the same database (two owners of one name would share claims).
-        env = {**self.env, "RASA_INSTANCE_ID": rasa_instance_id(name)} if name in self.rasa_names else self.env
+        env = self.env_for(name)
         with open(self.log_dir / f"{name}.log", "ab") as log:  # the child keeps its own copy
             process = subprocess.Popen(
                 command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -207,6 +222,8 @@ class Stack:
         python = sys.executable
         if name in self.outbox_worker_names:
             return [python, "-m", "outbox", "worker", "--id", name]
+        if name in self.feeder_names:
+            return [str(RASA_PYTHON), "-m", "connectors.feeder"]
         if name in self.rasa_names:
             return [str(RASA_PYTHON), "-m", "bot.rasa_launcher", "--model", str(self.model),
                     "--port", str(self.rasa_port(name)), "--credentials", self.credentials, "--endpoints",
@@ -237,7 +254,7 @@ class Stack:
         self._spawn(name, self.command(name))
 
     def is_healthy(self, name: str) -> bool:
-        if name in self.outbox_worker_names:  # no port: alive is healthy
+        if name in self.outbox_worker_names or name in self.feeder_names:  # no port: alive is healthy
             process = self.processes.get(name)
             return process is not None and process.poll() is None
         try:
@@ -274,13 +291,21 @@ class Stack:
         for name in self.rasa_names:
             self._wait_healthy(name, self.health_url(name), 240)
 
+    def start_feeders(self, settle_seconds: float = 1.5) -> None:
+        """Feeder processes (MESSENGER_FEEDER=process) have no port: started once their Rasa answers, and alive a
+        moment later."""
+        self._start_portless(self.feeder_names, settle_seconds)
+
     def start_outbox_workers(self, settle_seconds: float = 1.5) -> None:
         """Standalone workers have no port: started, and alive a moment later (a bad setting exits at once)."""
-        for name in self.outbox_worker_names:
+        self._start_portless(self.outbox_worker_names, settle_seconds)
+
+    def _start_portless(self, names: list[str], settle_seconds: float) -> None:
+        for name in names:
             self.spawn(name)
         deadline = time.monotonic() + settle_seconds
         while time.monotonic() < deadline:
-            for name in self.outbox_worker_names:
+            for name in names:
                 process = self.processes[name]
                 if process.poll() is not None:
                     raise StackError(f"{name} exited with {process.returncode}; see {self.log_dir / (name + '.log')}")
@@ -332,6 +357,10 @@ class Stack:
         for name in names:
             self.wait_rasa() if name == "rasa" else self.wait_healthy(name)
             say(f"  {self.step_label(name)} ready in {time.monotonic() - started:.0f} s.")
+        if self.feeders:
+            say(f"Starting {self.step_label('feeder')} (about {USUAL_START_SECONDS['feeder']} s)…")
+            self.start_feeders()
+            say(f"  {self.step_label('feeder')} ready in {time.monotonic() - started:.0f} s.")
         if self.outbox_workers:
             say(f"Starting {self.step_label('outbox')} (about {USUAL_START_SECONDS['outbox']} s)…")
             self.start_outbox_workers()
@@ -356,10 +385,14 @@ class Stack:
             return f"{len(self.rasa_names)} Rasa instances"
         if name == "outbox":
             return f"{self.outbox_workers} outbox worker{'s' if self.outbox_workers > 1 else ''}"
+        if name == "feeder":
+            count = len(self.feeder_names)
+            return f"{count} feeder process{'es' if count > 1 else ''}"
         return label(name)
 
     def stop(self) -> None:
-        for name in ("knowledge", "webhook", *self.outbox_worker_names, *reversed(self.rasa_names), "actions", "app"):
+        for name in ("knowledge", "webhook", *self.feeder_names, *self.outbox_worker_names, *reversed(self.rasa_names),
+                     "actions", "app"):
             self.stop_process(name)
 
 
@@ -371,6 +404,8 @@ def label(name: str) -> str:
         return f"Rasa ({name})"
     if name.startswith("outbox-"):
         return f"outbox worker {name}"
+    if name.startswith("feeder"):
+        return f"the feeder of {label(feeder_of(name))}"
     return name
 
 
@@ -411,7 +446,7 @@ def build_stack(
     ports = replace(ports, rasa_extra=tuple(extra))
     return Stack(ports=ports, data_dir=data_dir, model=model, env=env, log_dir=log_dir, credentials=credentials,
                  endpoints=endpoints_file(settings), outbox_workers=settings.outbox_workers,
-                 niceness=settings.rasa_niceness)
+                 niceness=settings.rasa_niceness, feeders=settings.messenger_feeder == "process")
 
 
 # --- supervision ---------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import os
 import socket
@@ -20,21 +21,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
-from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, OutputChannel, UserMessage
-from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
-from rasa.shared.core.events import ActionExecuted, ConversationPaused, SessionStarted, UserUttered
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.shared.core.events import ActionExecuted, ConversationPaused, UserUttered
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from comments.journal import CommentJournal, open_comment_journal
-from connectors.action_server import (
-    OUTAGE_TEXT,
-    end_turn,
-    observe,
-    start_turn,
-    watch_action_server,
-)
+from connectors.action_server import OUTAGE_TEXT, watch_action_server
 from connectors.dispatch import ConversationDispatcher, JournalFeeder
 from connectors.handoff import AppHandoffClient, outside_author
 from connectors.ingest import (
@@ -47,6 +41,7 @@ from connectors.ingest import (
     tell_outbox,
 )
 from connectors.referrals import AppReferralClient, referral_report, turn_event
+from connectors.turns import LocalTurns, RemoteTurns, TurnMessage, TurnsUnavailable, authorized, serve_turn
 from core.settings import Settings, load_settings
 from handoff.model import PauseReason
 from meta.delivery import judge_delivery
@@ -214,8 +209,12 @@ class MessengerInput(InputChannel):
         # Secrets come from the environment (one settings object), not from credentials.yml.
         return cls(load_settings())
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, turns: RemoteTurns | None = None) -> None:
         self.settings = settings
+        # Where turns run: Rasa's agent here (the route `turns/<op>` serves it to a feeder process too), or a Rasa
+        # server over HTTP when this object is the feeder process's (connectors/feeder.py).
+        self.local = LocalTurns(settings.action_timeout_seconds, paused_in, stored_unpredicted, ever_paused)
+        self.turns: LocalTurns | RemoteTurns = turns if turns is not None else self.local
         self.store = open_ingest_store(settings.ingest_store_url, role="feeder")  # status writes without fsync
         # The feed changes this route receives (one-process deployments); the app's processor decides them.
         self.comments: CommentJournal = open_comment_journal(settings.store_url("comment_journal"))
@@ -233,22 +232,12 @@ class MessengerInput(InputChannel):
         self.typing = True
         self.owner = instance_id(settings.rasa_instance_id)
         self._feeder: JournalFeeder | None = None
-        self._on_new_message: Callable[[UserMessage], Awaitable[Any]] | None = None
-        self._app: Any = None
         # A dead action server: messages wait for it (bounded), then get an honest reply (connectors/action_server.py).
         self.actions = watch_action_server(settings.action_server_url, settings.action_outage_seconds)
 
     def get_output_channel(self) -> OutputChannel:
         """For Rasa's HTTP API (`trigger_intent`, reminders): the page is looked up per recipient."""
         return MessengerOutput(self.client, self.store, self.outbox, None, typing=False)
-
-    async def _agent_ready(self) -> None:
-        for _ in range(600):
-            agent = getattr(self._app.ctx, "agent", None) if self._app is not None else None
-            if agent is not None and agent.is_ready():
-                return
-            await asyncio.sleep(0.5)
-        raise MessengerError("Rasa's agent did not become ready within 300 s")
 
     @property
     def _dispatcher(self) -> ConversationDispatcher[StoredEvent] | None:
@@ -260,32 +249,15 @@ class MessengerInput(InputChannel):
     async def _pause_for_person(self, event: InboundEvent) -> None:
         """A person wrote from the Page inbox or another app: pause before any later message is handled."""
         author = outside_author(event.app_id)
-        await self._ensure_conversation(event.user_id)
+        await self.turns.ensure_conversation(event.user_id)
         paused = await self.handoff.pause(
             event.page_id, event.user_id, PauseReason.AGENT_WROTE_OUTSIDE, author, text=event.shown_text()
         )
         if not paused:
             raise MessengerError("the app did not record the pause (it is down or refused the call)")
 
-    async def _ensure_conversation(self, user_id: str) -> None:
-        """Rasa's HTTP API starts a session for a conversation it has never seen, with no output channel: the
-        session start's messages then fail the append (500). When a person writes first, the conversation starts
-        here, without the bot's greeting (a person is talking); the pause is then appended to it."""
-        await self._agent_ready()
-        agent = self._app.ctx.agent
-        async with agent.lock_store.lock(user_id):
-            tracker = await agent.tracker_store.retrieve(user_id)
-            if tracker is not None and tracker.events:
-                return
-            tracker = await agent.processor.get_tracker(user_id)
-            for started in (ActionExecuted(ACTION_SESSION_START_NAME), SessionStarted(),
-                            ActionExecuted(ACTION_LISTEN_NAME)):
-                tracker.update(started)
-            await agent.tracker_store.save(tracker)
-
     async def _process_once(self, stored: StoredEvent) -> None:
         event = stored.event
-        assert self._on_new_message is not None
         if stored.attempts >= MAX_PROCESSING_ATTEMPTS:  # a crash between the last attempt and its verdict
             await self.store.run(
                 self.store.finish, stored.id, FAILED, "attempts exhausted before a restart", counted=True
@@ -320,7 +292,8 @@ class MessengerInput(InputChannel):
         # Once per event in this process: a retried turn must not count the person's message twice (a replay after a
         # crash may, at most once more: the outbox's count is a counter, the window's time is idempotent).
         window_recorded = False
-        for attempt in range(stored.attempts, MAX_PROCESSING_ATTEMPTS):
+        attempt = stored.attempts
+        while attempt < MAX_PROCESSING_ATTEMPTS:
             output = MessengerOutput(self.client, self.store, self.outbox, event.page_id,
                                      reply_key_prefix(key_prefix, reverted), self.typing)
             try:
@@ -330,11 +303,16 @@ class MessengerInput(InputChannel):
                 if turn is None:
                     await self.store.run(self.store.finish, stored.id, DONE, None)
                     return
-                await self._agent_ready()
+                await self.turns.ready()
                 if unfinished_revert:
-                    await self._revert_turn(event)
+                    await self.turns.revert(event.user_id, event.mid)
                     unfinished_revert = False
-                if await self._is_paused(event.user_id):
+                sender_actions = self._sends_sender_actions()
+                # In a burst (no sender actions) with the action server known up, the pause is checked by the turn
+                # itself: one call to Rasa instead of two (each a request on its loop with MESSENGER_FEEDER=process).
+                # Otherwise first, so that a paused conversation gets no typing indicator and no outage reply.
+                checked_by_turn = not sender_actions and self.actions.seems_up()
+                if not checked_by_turn and await self._is_paused(event.user_id):
                     await self._store_while_paused(event, stored.id)
                 elif not await self.actions.wait_until_up():  # nothing written to the tracker while it is down
                     down = f"the action server was down for {self.actions.down_for():.0f} s"
@@ -343,37 +321,55 @@ class MessengerInput(InputChannel):
                 else:
                     # mark_seen and typing_on go out while Rasa works on the turn (not before it): the first reply
                     # waits for them, so Meta still gets them first. Not in a burst (`_sends_sender_actions`).
-                    if self._sends_sender_actions():
+                    if sender_actions:
                         output.before_first_reply = asyncio.get_running_loop().create_task(
                             output.send_sender_actions(event.user_id))
                     try:
-                        await self._run_turn(event, output)
+                        stored_paused = await self._run_turn(event, output, unless_paused=checked_by_turn)
                     finally:
                         await output._ready_to_reply()  # a turn without replies (or a failed one) still ends it
-                    if not output.replied and await self._stored_while_paused(event):
-                        # a pause landed between the check above and the turn: Rasa stored the message without
-                        # predicting, the live view hears of it as for any message written while paused
+                    if stored_paused or (
+                        not output.replied and await self.turns.stored_while_paused(event.user_id, event.mid)
+                    ):
+                        # paused (found by the turn, or a pause that landed between the check above and the turn):
+                        # Rasa stored the message without predicting, the live view hears of it as for any message
+                        # written while paused
                         await self._tell_live_view(event, stored.id)
             except ActionCallsFailed as exc:  # the server died mid-turn (or an action crashed): undo, wait, retry
                 logger.error("an action call failed in a turn: %s", exc, extra={"event_id": stored.id})
                 self.actions.saw_failure()
                 # Recorded before the revert: the next turn's replies (and a replay after a crash) use new keys.
                 attempts, reverted = await self.store.run(self.store.note_turn_reverted, stored.id, str(exc)[:500])
-                await self._revert_turn(event)
+                await self.turns.revert(event.user_id, event.mid)
                 if attempts >= MAX_PROCESSING_ATTEMPTS:
                     await self._give_up_on_actions(stored, str(exc), counted=True)
                     return
+                attempt += 1
                 continue
             except Exception as exc:  # recorded with the event, retried, then given up visibly
+                if isinstance(exc, TurnsUnavailable) and await self._rasa_is_back(exc, stored.id):
+                    continue  # Rasa was restarting (the feeder process's calls): the same attempt again
                 logger.exception("processing a Messenger event failed", extra={"event_id": stored.id})
                 attempts = await self.store.run(self.store.note_attempt_failed, stored.id, repr(exc)[:500])
                 if attempts >= MAX_PROCESSING_ATTEMPTS:
                     await self.store.run(self.store.finish, stored.id, FAILED, repr(exc)[:500], counted=True)
                     return
                 await asyncio.sleep(0.5 * 2**attempt)
+                attempt += 1
                 continue
             await self.store.run(self.store.finish, stored.id, DONE, None)
             return
+
+    async def _rasa_is_back(self, exc: TurnsUnavailable, event_id: int) -> bool:
+        """Rasa did not answer a turn call (killed, restarting, loading its model): wait for it (`Turns.ready`, up
+        to READY_TIMEOUT_SECONDS) rather than spend the event's attempts in the seconds a restart takes. False: it
+        stayed away; the event then counts a failed attempt, as any other failure."""
+        logger.warning("Rasa did not answer; waiting for it: %s", exc, extra={"event_id": event_id})
+        try:
+            await self.turns.ready()
+        except TurnsUnavailable:
+            return False
+        return True
 
     def _sends_sender_actions(self) -> bool:
         """Whether this turn begins with mark_seen and typing_on (MESSENGER_SENDER_ACTIONS). `unless_busy`: not while
@@ -394,43 +390,13 @@ class MessengerInput(InputChannel):
             return None if event.kind is EventKind.REFERRAL else event
         return turn_event(event, await self.referrals.report(report))
 
-    async def _run_turn(self, event: InboundEvent, output: MessengerOutput) -> None:
-        """Rasa's turn, with its failed action calls (which Rasa swallows) raised as `ActionCallsFailed`."""
-        assert self._on_new_message is not None
-        observe(self._app.ctx.agent.processor, self.settings.action_timeout_seconds)
-        turn = start_turn()
-        try:
-            await self._on_new_message(
-                UserMessage(
-                    event.user_text(),
-                    output,
-                    event.user_id,
-                    input_channel=self.name(),
-                    message_id=event.mid,
-                    metadata=event.metadata(),
-                )
-            )
-        finally:
-            failures = end_turn(turn)
-        if failures:
-            raise ActionCallsFailed("; ".join(failures))
-
-    async def _revert_turn(self, event: InboundEvent) -> None:
-        """Rasa's `UserUtteranceReverted`: the failed turn stays in the tracker's history but no longer counts, so
-        the retry is the user's message once for the dialogue (the raw event list keeps both)."""
-        from rasa.shared.core.events import UserUtteranceReverted
-
-        agent = self._app.ctx.agent
-        try:
-            async with agent.lock_store.lock(event.user_id):
-                tracker = await agent.tracker_store.retrieve(event.user_id)
-                latest = tracker.latest_message if tracker is not None else None
-                if latest is None or (event.mid and latest.message_id != event.mid):
-                    return
-                tracker.update(UserUtteranceReverted())
-                await agent.tracker_store.save(tracker)
-        except Exception:  # the retry still runs; the dialogue may then see the message twice
-            logger.exception("reverting a failed turn failed", extra={"user_id": event.user_id})
+    async def _run_turn(self, event: InboundEvent, output: MessengerOutput, unless_paused: bool = False) -> bool:
+        """Rasa's turn, with its failed action calls (which Rasa swallows) raised as `ActionCallsFailed`. With
+        `unless_paused`, a paused conversation's message is only stored (True), as `_store_while_paused` does."""
+        outcome = await self.turns.run(turn_message(event), output, unless_paused=unless_paused)
+        if outcome.failures:
+            raise ActionCallsFailed("; ".join(outcome.failures))
+        return outcome.paused
 
     async def _give_up_on_actions(self, stored: StoredEvent, reason: str, counted: bool = False) -> None:
         """Never silence: the customer is told (once per outage) and the event is `failed` with the reason."""
@@ -457,38 +423,12 @@ class MessengerInput(InputChannel):
         )
 
     async def _is_paused(self, user_id: str) -> bool:
-        """A person holds the conversation (Rasa's ConversationPaused): the bot sends nothing at all. Only a
-        `pause` event ever makes a tracker paused, so a conversation that never had one is not, and its tracker is
-        not loaded a second time for the turn (Rasa loads it anyway): one indexed query instead."""
-        agent = self._app.ctx.agent
-        if not ever_paused(agent.tracker_store, user_id):
-            return False
-        tracker = await agent.tracker_store.retrieve(user_id)
-        return bool(tracker is not None and tracker.is_paused())
-
-    async def _stored_while_paused(self, event: InboundEvent) -> bool:
-        """After a turn that sent nothing: whether Rasa only stored the message because the conversation was paused
-        by then (no action ran after it; `stored_unpredicted`)."""
-        agent = self._app.ctx.agent
-        if not ever_paused(agent.tracker_store, event.user_id):
-            return False
-        tracker = await agent.tracker_store.retrieve(event.user_id)
-        return bool(tracker is not None and tracker.is_paused() and stored_unpredicted(tracker.events, event.mid))
+        """A person holds the conversation (Rasa's ConversationPaused): the bot sends nothing at all."""
+        return await self.turns.is_paused(user_id)
 
     async def _store_while_paused(self, event: InboundEvent, event_id: int) -> None:
-        """Rasa keeps the message (nothing is predicted, even for `/restart`; a collecting channel catches
-        anything a session start might say) and the app shows it to agents."""
-        agent = self._app.ctx.agent
-        message = UserMessage(
-            event.user_text(),
-            CollectingOutputChannel(),
-            event.user_id,
-            input_channel=self.name(),
-            message_id=event.mid,
-            metadata=event.metadata(),
-        )
-        async with agent.lock_store.lock(event.user_id):
-            await agent.log_message(message)
+        """Rasa keeps the message without predicting, and the app shows it to agents."""
+        await self.turns.store_while_paused(turn_message(event))
         await self._tell_live_view(event, event_id)
 
     async def _tell_live_view(self, event: InboundEvent, event_id: int) -> None:
@@ -553,32 +493,61 @@ class MessengerInput(InputChannel):
         if self._feeder is not None:
             self._feeder.wake()
 
+    @property
+    def feeds_here(self) -> bool:
+        """Whether this Rasa process claims the journal and runs its turns (MESSENGER_FEEDER=rasa), or leaves that to
+        the feeder process (`process`) and only serves it turns (the `turns` routes)."""
+        return self.settings.messenger_feeder == "rasa"
+
+    async def start_feeding(self) -> None:
+        """The feeder claims what the webhook process recorded (and, at start, what a restart left pending), and
+        the upkeep loop re-applies journaled windows and notices: in Rasa's process, or in the feeder process."""
+        self._feeder = JournalFeeder(
+            self.store, self.owner, self._process, lambda stored: stored.event.conversation_key,
+            apply_journaled=self._apply_windows,
+            max_concurrency=self.settings.messenger_processing_concurrency,
+            poll_seconds=self.settings.messenger_feeder_poll_seconds,
+            lease_seconds=self.settings.messenger_claim_lease_seconds,
+        )
+        # Rasa's replies are sent by the app's worker (or the standalone ones, OUTBOX_WORKERS), off Rasa's event
+        # loop: it finds them within OUTBOX_POLL_SECONDS. OUTBOX_IN_RASA=1 runs a worker here too.
+        self._start_outbox()
+        self._upkeep_task = asyncio.get_running_loop().create_task(self._upkeep())
+        dispatched = await self._feeder.round()  # the recovery: what a restart left pending, claimed now
+        if dispatched:
+            logger.info("resuming %d Messenger events recorded before this start", dispatched)
+        self._feeder.start()
+
+    def _start_outbox(self) -> None:
+        if self.settings.rasa_runs_outbox:
+            self.outbox.start()
+        elif self.settings.runs_outbox_in_process:  # the app's worker: woken after each enqueue, not polled
+            self.outbox.wake_others(self.settings.data_dir / WAKE_FILE_NAME)
+
+    async def stop_feeding(self) -> None:
+        if self._upkeep_task is not None:
+            self._upkeep_task.cancel()
+        if self._feeder is not None:
+            await self._feeder.stop()
+        await self.outbox.stop()
+        await self.handoff.close()
+        await self.referrals.close()
+        await self.client.close()
+        if isinstance(self.turns, RemoteTurns):
+            await self.turns.close()
+        await asyncio.get_running_loop().run_in_executor(None, self.comments.close)
+
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        self._on_new_message = on_new_message
+        self.local.bind_handler(on_new_message)
         webhook = Blueprint("messenger_webhook", __name__)
 
         @webhook.listener("after_server_start")
         async def start(app: Any, _loop: Any) -> None:
-            self._app = app
-            # The feeder claims what the webhook process recorded (and, at start, what a restart left pending).
-            self._feeder = JournalFeeder(
-                self.store, self.owner, self._process, lambda stored: stored.event.conversation_key,
-                apply_journaled=self._apply_windows,
-                max_concurrency=self.settings.messenger_processing_concurrency,
-                poll_seconds=self.settings.messenger_feeder_poll_seconds,
-                lease_seconds=self.settings.messenger_claim_lease_seconds,
-            )
-            # Rasa's replies are sent by the app's worker (or the standalone ones, OUTBOX_WORKERS), off Rasa's event
-            # loop: it finds them within OUTBOX_POLL_SECONDS. OUTBOX_IN_RASA=1 runs a worker here too.
-            if self.settings.rasa_runs_outbox:
-                self.outbox.start()
-            elif self.settings.runs_outbox_in_process:  # the app's worker: woken after each enqueue, not polled
-                self.outbox.wake_others(self.settings.data_dir / WAKE_FILE_NAME)
-            self._upkeep_task = asyncio.get_running_loop().create_task(self._upkeep())
-            dispatched = await self._feeder.round()  # the recovery: what a restart left pending, claimed now
-            if dispatched:
-                logger.info("resuming %d Messenger events recorded before this start", dispatched)
-            self._feeder.start()
+            self.local.bind(app)
+            if self.feeds_here:
+                await self.start_feeding()
+            else:  # the feeder process runs the journal; what Rasa's HTTP API sends still wakes the app's worker
+                self._start_outbox()
 
         @webhook.listener("before_server_start")
         async def cap_request_size(app: Any, _loop: Any) -> None:
@@ -588,15 +557,27 @@ class MessengerInput(InputChannel):
 
         @webhook.listener("before_server_stop")
         async def stop(_app: Any, _loop: Any) -> None:
-            if self._upkeep_task is not None:
-                self._upkeep_task.cancel()
-            if self._feeder is not None:
-                await self._feeder.stop()
-            await self.outbox.stop()
-            await self.handoff.close()
-            await self.referrals.close()
-            await self.client.close()
-            await asyncio.get_running_loop().run_in_executor(None, self.comments.close)
+            await self.stop_feeding()
+
+        @webhook.route("/turns", methods=["GET"])
+        async def turns_ready(request: Request) -> HTTPResponse:
+            """The feeder process's readiness check: 200 once the agent can run turns (the service token)."""
+            if not authorized(request.headers.get("Authorization"), self.settings.service_token):
+                return response.json({"error": "a valid service token is required"}, status=401)
+            ready = self.local.is_ready()
+            return response.json({"ready": ready}, status=200 if ready else 503)
+
+        @webhook.route("/turns/<op>", methods=["POST"])
+        async def turn(request: Request, op: str) -> HTTPResponse:
+            """One turn operation for the feeder process (connectors/turns.py `serve_turn`; the service token)."""
+            if not authorized(request.headers.get("Authorization"), self.settings.service_token):
+                return response.json({"error": "a valid service token is required"}, status=401)
+            try:
+                body = json.loads(request.body or b"null")
+            except ValueError:
+                return response.json({"error": "the body is not JSON"}, status=400)
+            status, answer = await serve_turn(self.local, op, body)
+            return response.json(answer, status=status)
 
         @webhook.route("/", methods=["GET"])
         async def health(_request: Request) -> HTTPResponse:
@@ -641,6 +622,21 @@ class MessengerInput(InputChannel):
             return response.text("EVENT_RECEIVED")
 
         return webhook
+
+
+def turn_message(event: InboundEvent) -> TurnMessage:
+    """What Rasa gets of an event."""
+    return TurnMessage(user_id=event.user_id, text=event.user_text(), mid=event.mid, metadata=event.metadata())
+
+
+async def paused_in(agent: Any, user_id: str) -> bool:
+    """A person holds the conversation (Rasa's ConversationPaused). Only a `pause` event ever makes a tracker paused,
+    so a conversation that never had one is not, and its tracker is not loaded a second time for the turn (Rasa loads
+    it anyway): one indexed query instead."""
+    if not ever_paused(agent.tracker_store, user_id):
+        return False
+    tracker = await agent.tracker_store.retrieve(user_id)
+    return bool(tracker is not None and tracker.is_paused())
 
 
 def stored_unpredicted(events: Any, mid: str | None) -> bool:

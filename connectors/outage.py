@@ -88,6 +88,10 @@ class ActionServerWatch:
             polls += 1
             await self._sleep(decision.wait_seconds)
 
+    def seems_up(self) -> bool:
+        """Whether the last health check passed recently enough that `wait_until_up` would answer True at once."""
+        return self._up_at is not None and self._clock() - self._up_at < UP_CACHE_SECONDS
+
     def saw_failure(self) -> None:
         """A call failed in a turn: the next message checks the health again instead of trusting the cache."""
         self._up_at = None

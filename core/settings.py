@@ -176,6 +176,10 @@ class Settings:
     messenger_processing_concurrency: int = 8
     # MESSENGER_SENDER_ACTIONS: when a turn begins with mark_seen and typing_on (SENDER_ACTION_MODES).
     messenger_sender_actions: str = "unless_busy"
+    # MESSENGER_FEEDER: who claims the journal and drives the turns (FEEDER_MODES): Rasa's process itself (`rasa`),
+    # or a feeder process beside each Rasa instance that calls it over HTTP (`process`, connectors/feeder.py), so
+    # Rasa's process only runs turns.
+    messenger_feeder: str = "rasa"
     # The feeder (connectors/messenger.py) claims journaled events this often when nothing woke it, and holds a
     # conversation's claim this long between renewals (another Rasa instance takes it over once it expired).
     messenger_feeder_poll_seconds: float = 0.02
@@ -616,6 +620,7 @@ def load_settings(env: Mapping[str, str] | None = None, overrides: Mapping[str, 
         messenger_processing_concurrency=_whole(get, "MESSENGER_PROCESSING_CONCURRENCY", 8, 1, 256,
                                                 "conversations Rasa works on at once"),
         messenger_sender_actions=_sender_actions(get),
+        messenger_feeder=_one_of(get, "MESSENGER_FEEDER", FEEDER_MODES, "rasa"),
         messenger_feeder_poll_seconds=_bounded(get, "MESSENGER_FEEDER_POLL_SECONDS", 0.02, 0.001, 60,
                                                "seconds between the feeder's looks at the journal"),
         messenger_claim_lease_seconds=_bounded(get, "MESSENGER_CLAIM_LEASE_SECONDS", 30.0, 1, 3600,
@@ -663,6 +668,7 @@ def load_settings(env: Mapping[str, str] | None = None, overrides: Mapping[str, 
 # wait for a processing slot (a burst: each costs Rasa's time and two Send API calls against the page's rate, and the
 # answers come sooner without them); "never".
 SENDER_ACTION_MODES = ("always", "unless_busy", "never")
+FEEDER_MODES = ("rasa", "process")
 
 
 def _one_of(get: Callable[..., Any], name: str, choices: tuple[str, ...], default: str) -> str:

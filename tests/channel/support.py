@@ -270,6 +270,7 @@ class ChannelServer:
         self.port = free_port()
         self.server: Any = None
         self.http: aiohttp.ClientSession | None = None
+        self.closers: list[Callable[[], Any]] = []  # coroutine functions run first at `close` (a test's feeder)
 
     @property
     def webhook_url(self) -> str:
@@ -287,6 +288,8 @@ class ChannelServer:
         return asyncio.get_running_loop().create_task(self.server.after_start())
 
     async def close(self) -> None:
+        for closer in self.closers:
+            await closer()
         if self.http is not None:
             await self.http.close()
         if self.server is not None:

@@ -24,6 +24,27 @@ def test_the_embedded_profile_runs_one_rasa_and_no_standalone_worker() -> None:
     assert process_names(load_settings({})) == ["app", "actions", "webhook", "rasa"]
 
 
+def test_a_feeder_process_runs_beside_each_rasa_instance_when_asked(tmp_path: Path) -> None:
+    """MESSENGER_FEEDER=process: "feeder" beside "rasa", "feeder-2" beside "rasa-2", each with its own journal claims
+    (RASA_INSTANCE_ID) and its own Rasa (RASA_URL); `rasa` mode starts none."""
+    env = {**SCALE, "RASA_INSTANCES": "2", "OUTBOX_WORKERS": "1"}
+    assert process_names(load_settings({**env, "MESSENGER_FEEDER": "rasa"})) == [
+        "app", "actions", "webhook", "rasa", "rasa-2", "outbox-1"]
+    fed = {**env, "MESSENGER_FEEDER": "process"}
+    assert process_names(load_settings(fed)) == [
+        "app", "actions", "webhook", "rasa", "rasa-2", "feeder", "feeder-2", "outbox-1"]
+    stack = build_stack(Ports(rasa=7000), tmp_path, tmp_path / "model.tar.gz", fed)
+    assert stack.process_names == process_names(load_settings(fed))
+    command = stack.command("feeder-2")
+    assert command[0].endswith(".venv-rasa/bin/python") and command[1:] == ["-m", "connectors.feeder"]
+    first, second = stack.env_for("feeder"), stack.env_for("feeder-2")
+    assert (first["RASA_URL"], second["RASA_URL"]) == ("http://127.0.0.1:7000", "http://127.0.0.1:7010")
+    assert first["RASA_INSTANCE_ID"].endswith(":feeder") and second["RASA_INSTANCE_ID"].endswith(":feeder-2")
+    assert stack.env_for("rasa-2")["RASA_INSTANCE_ID"].endswith(":rasa-2")
+    assert stack.env_for("app")["RASA_URL"] == "http://127.0.0.1:7000"
+    assert label("feeder-2") == "the feeder of Rasa (rasa-2)" and label("feeder") == "the feeder of Rasa"
+
+
 def test_the_scale_profile_runs_its_rasa_instances_and_outbox_workers() -> None:
     settings = load_settings({**SCALE, "RASA_INSTANCES": "3", "OUTBOX_WORKERS": "2"})
     assert process_names(settings) == ["app", "actions", "webhook", "rasa", "rasa-2", "rasa-3", "outbox-1",

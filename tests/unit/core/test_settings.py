@@ -131,6 +131,17 @@ def test_an_unknown_sender_actions_mode_is_refused_naming_the_choices(value: str
     assert "x" * 41 not in str(err.value), "a long value is cut in the message"
 
 
+@pytest.mark.parametrize(("value", "mode"), [("rasa", "rasa"), ("process", "process"), (" Process ", "process")])
+def test_feeder_mode(value: str, mode: str) -> None:
+    assert load_settings({"MESSENGER_FEEDER": value}).messenger_feeder == mode
+
+
+@pytest.mark.parametrize("value", ["thread", "both", "1", "x" * 200])
+def test_an_unknown_feeder_mode_is_refused_naming_the_choices(value: str) -> None:
+    with pytest.raises(SettingsError, match="MESSENGER_FEEDER must be one of rasa, process"):
+        load_settings({"MESSENGER_FEEDER": value})
+
+
 # --- pages and tokens ---------------------------------------------------------------------------
 
 

@@ -1,0 +1,140 @@
+"""`MESSENGER_FEEDER=process`: the journal claimed and the turns driven by a feeder beside Rasa (connectors/feeder.py),
+over Rasa's `turns` routes (connectors/turns.py), with the same results as the channel feeding itself.
+
+Real: Rasa's agent behind the channel's Sanic server (the Rasa side, which then only serves turns), a second
+`MessengerInput` with `RemoteTurns` as the feeder process builds it (on the test's loop, talking HTTP to that
+server), the journal, the outbox and its worker; fake: the Graph API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+import aiohttp
+from rasa.shared.core.events import ConversationPaused
+
+from connectors.messenger import MessengerInput
+from connectors.turns import RemoteTurns
+from tests.channel.conftest import OpenChannel
+from tests.channel.support import ChannelServer, FakeGraph, eventually, with_short_outbox_busy_timeout
+
+
+async def open_fed(open_channel: OpenChannel, **changes: Any) -> tuple[ChannelServer, MessengerInput]:
+    """Rasa's side (`process` mode: serves turns, claims nothing) and a started feeder calling it over HTTP."""
+    def prepare(channel: MessengerInput) -> None:
+        channel.settings = dataclasses.replace(channel.settings, messenger_feeder="process", **changes)
+
+    server = await open_channel(prepare)
+    await server.start()
+    settings = server.channel.settings
+    turns = RemoteTurns(f"http://127.0.0.1:{server.port}", settings.service_token, settings.action_timeout_seconds)
+    feeder = MessengerInput(settings, turns=turns)
+    with_short_outbox_busy_timeout(feeder)
+    await turns.ready()  # as the feeder process starts: Rasa answered once, later calls are not preceded by a check
+    await feeder.start_feeding()
+
+    async def close_feeder() -> None:
+        await feeder.stop_feeding()
+        feeder.store.close()
+        feeder.outbox.close()
+
+    server.closers.append(close_feeder)
+    return server, feeder
+
+
+def statuses(server: ChannelServer, user: str) -> list[str]:
+    return [row["status"] for row in server.journal(user)]
+
+
+async def test_turns_run_on_rasa_and_replies_leave_from_the_feeder(open_channel: OpenChannel,
+                                                                     fake_graph: FakeGraph) -> None:
+    """Each user's messages answered in order; Rasa's side claimed nothing (its own feeder never started). Fails
+    when the Rasa side still feeds itself (two claimers), or when the feeder's replies are lost or reordered."""
+    server, feeder = await open_fed(open_channel)
+    assert server.channel._feeder is None, "Rasa's process does not claim the journal in process mode"
+    users = ["psid-fed-1", "psid-fed-2"]
+    for user in users:
+        assert await server.say(user, "hola") == 200
+    for user in users:
+        await eventually(lambda u=user: statuses(server, u) == ["done"], f"{user}'s first turn done")
+        assert await server.say(user, "muchas gracias") == 200
+    for user in users:
+        await eventually(lambda u=user: statuses(server, u) == ["done", "done"], f"{user}'s second turn done")
+        assert await server.user_texts_in_tracker(user) == ["hola", "muchas gracias"]
+        await eventually(lambda u=user: len(fake_graph.texts(u)) >= 3, f"{user}'s replies sent")
+    assert feeder._feeder is not None and feeder._feeder.rounds > 0
+
+
+async def test_a_paused_conversation_is_stored_by_the_turn_itself(open_channel: OpenChannel,
+                                                                    fake_graph: FakeGraph) -> None:
+    """Without sender actions the pause is checked by Rasa in the same call as the turn (`unless_paused`): the
+    message is stored, nothing is predicted or sent. Fails when the turn runs on a paused conversation."""
+    server, _feeder = await open_fed(open_channel, messenger_sender_actions="never")
+    user = "psid-fed-paused"
+    assert await server.say(user, "hola") == 200
+    await eventually(lambda: statuses(server, user) == ["done"], "the first turn done")
+    await eventually(lambda: len(fake_graph.texts(user)) >= 1, "the greeting sent")
+    sent_before = list(fake_graph.texts(user))
+    agent = server.agent
+    async with agent.lock_store.lock(user):  # what the handoff service's pause does to the tracker
+        tracker = await agent.tracker_store.retrieve(user)
+        tracker.update(ConversationPaused())
+        await agent.tracker_store.save(tracker)
+
+    assert await server.say(user, "¿hay alguien?") == 200
+    await eventually(lambda: statuses(server, user) == ["done", "done"], "stored, done")
+    assert await server.user_texts_in_tracker(user) == ["hola", "¿hay alguien?"], "Rasa stored it"
+    assert fake_graph.texts(user) == sent_before, "nothing sent while paused"
+
+
+async def test_the_feeder_waits_for_rasa_without_spending_attempts(open_channel: OpenChannel) -> None:
+    """Rasa not ready (restarting, loading its model: the routes answer 503): the event waits, then is answered with
+    no failed attempt recorded. Fails when a restart's seconds use up the event's three attempts."""
+    server, _feeder = await open_fed(open_channel)
+    local = server.channel.local
+    real_is_ready = local.is_ready
+    local.is_ready = lambda: False  # type: ignore[method-assign]
+    user = "psid-fed-restart"
+    try:
+        assert await server.say(user, "hola") == 200
+        await asyncio.sleep(2.5)  # several of the feeder's looks at Rasa (every 0.5 s)
+        assert statuses(server, user) == ["pending"], "waiting for Rasa, not failed"
+    finally:
+        local.is_ready = real_is_ready  # type: ignore[method-assign]
+    await eventually(lambda: statuses(server, user) == ["done"], "answered once Rasa is back")
+    # one attempt: the one that answered it (`finish` counts it); the waits for Rasa counted none
+    assert [(row["attempts"], row["last_error"]) for row in server.journal(user)] == [(1, None)]
+
+
+async def test_the_turns_routes_refuse_what_they_cannot_take(open_channel: OpenChannel) -> None:
+    """The service token is required (401); a body that is not a turn is a 400 saying what is wrong; an unknown
+    operation a 404. Never a 500."""
+    server, _feeder = await open_fed(open_channel)
+    base = f"http://127.0.0.1:{server.port}/webhooks/messenger/turns"
+    token = {"Authorization": f"Bearer {server.channel.settings.service_token}"}
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{base}/run", json={"user_id": "x", "text": "hola"}) as answer:
+            assert answer.status == 401
+        async with http.post(f"{base}/run", json={"user_id": "x", "text": "hola"},
+                             headers={"Authorization": "Bearer wrong"}) as answer:
+            assert answer.status == 401
+        async with http.get(base) as answer:
+            assert answer.status == 401
+        bodies = [b"", b"not json", b"[]", b'{"text": "hola"}', b'{"user_id": 5, "text": "hola"}',
+                  b'{"user_id": "u", "text": 3}', b'{"user_id": "u", "text": "hola", "metadata": []}',
+                  b'{"user_id": "u", "text": "hola", "mid": 7}',
+                  b'{"user_id": "u", "text": "hola", "unless_paused": "yes"}']
+        for body in bodies:
+            async with http.post(f"{base}/run", data=body, headers=token) as answer:
+                assert answer.status == 400, body
+                assert "error" in await answer.json()
+        async with http.post(f"{base}/paused", data=b'{"user_id": ""}', headers=token) as answer:
+            assert answer.status == 400
+        async with http.post(f"{base}/explode", json={"user_id": "u"}, headers=token) as answer:
+            assert answer.status == 404
+        async with http.get(base, headers=token) as answer:
+            assert answer.status == 200 and (await answer.json()) == {"ready": True}
+        async with http.post(f"{base}/paused", json={"user_id": "psid-nobody"}, headers=token) as answer:
+            assert answer.status == 200 and (await answer.json()) == {"paused": False}
