@@ -192,8 +192,12 @@ class JournalFeeder:
         lease_seconds: float = 30.0,
         batch: int = 200,
         clock: Callable[[], datetime] = utc_now,
+        standing_by: Callable[[], bool] | None = None,
     ) -> None:
         self.store = store
+        # While it answers True (the Rasa this feeder drives is away), rounds claim and renew nothing: another
+        # instance's feeder takes the conversations over once their leases run out.
+        self._standing_by = standing_by
         self.owner = owner
         self._handler = handler
         self._key_of = key_of
@@ -280,6 +284,8 @@ class JournalFeeder:
         """Release drained conversations, renew held ones when due, claim and dispatch. Returns events dispatched."""
         self.rounds += 1
         await self._release_drained()
+        if self._standing_by is not None and self._standing_by():
+            return 0
         await self._renew_if_due()
         self._finished_while_claiming = set()
         now = self.clock()
@@ -338,6 +344,11 @@ class JournalFeeder:
         if len(claimed) < self.batch:
             unclaimed = set(ids) - {stored.id for stored in claimed}
         return claimed, journaled, unclaimed
+
+    async def holds(self, key: str) -> bool:
+        """Whether this instance still holds the conversation's claim (renewed now if so): after standing by, a turn
+        is run again only by the instance that still holds it."""
+        return key in await self.store.run(self.store.renew_claims, self.owner, [key], self.clock(), self.lease)
 
     async def _release_drained(self) -> None:
         if not self._drained:

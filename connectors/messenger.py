@@ -41,7 +41,15 @@ from connectors.ingest import (
     tell_outbox,
 )
 from connectors.referrals import AppReferralClient, referral_report, turn_event
-from connectors.turns import LocalTurns, RemoteTurns, TurnMessage, TurnsUnavailable, authorized, serve_turn
+from connectors.turns import (
+    LocalTurns,
+    RemoteTurns,
+    TurnMessage,
+    TurnOutcome,
+    TurnsUnavailable,
+    authorized,
+    serve_turn,
+)
 from core.settings import Settings, load_settings
 from handoff.model import PauseReason
 from meta.delivery import judge_delivery
@@ -232,6 +240,7 @@ class MessengerInput(InputChannel):
         self.typing = True
         self.owner = instance_id(settings.rasa_instance_id)
         self._feeder: JournalFeeder | None = None
+        self._waiting_for_rasa = 0  # turns whose call found Rasa away: claim nothing until it answers again
         # A dead action server: messages wait for it (bounded), then get an honest reply (connectors/action_server.py).
         self.actions = watch_action_server(settings.action_server_url, settings.action_outage_seconds)
 
@@ -293,6 +302,9 @@ class MessengerInput(InputChannel):
         # crash may, at most once more: the outbox's count is a counter, the window's time is idempotent).
         window_recorded = False
         attempt = stored.attempts
+        # A turn Rasa ran for the feeder process whose replies could not all be queued (the outbox refused a write):
+        # the retry queues them again under the same keys instead of running the turn a second time (Rasa saved it).
+        answered: TurnOutcome | None = None
         while attempt < MAX_PROCESSING_ATTEMPTS:
             output = MessengerOutput(self.client, self.store, self.outbox, event.page_id,
                                      reply_key_prefix(key_prefix, reverted), self.typing)
@@ -301,6 +313,10 @@ class MessengerInput(InputChannel):
                     await self._record_window(event)
                     window_recorded = True
                 if turn is None:
+                    await self.store.run(self.store.finish, stored.id, DONE, None)
+                    return
+                if answered is not None:
+                    await self._queue_replies(answered, event, output)
                     await self.store.run(self.store.finish, stored.id, DONE, None)
                     return
                 await self.turns.ready()
@@ -325,10 +341,11 @@ class MessengerInput(InputChannel):
                         output.before_first_reply = asyncio.get_running_loop().create_task(
                             output.send_sender_actions(event.user_id))
                     try:
-                        stored_paused = await self._run_turn(event, output, unless_paused=checked_by_turn)
+                        answered = await self._run_turn(event, output, unless_paused=checked_by_turn)
+                        await self._queue_replies(answered, event, output)
                     finally:
                         await output._ready_to_reply()  # a turn without replies (or a failed one) still ends it
-                    if stored_paused or (
+                    if answered.paused or (
                         not output.replied and await self.turns.stored_while_paused(event.user_id, event.mid)
                     ):
                         # paused (found by the turn, or a pause that landed between the check above and the turn):
@@ -347,8 +364,12 @@ class MessengerInput(InputChannel):
                 attempt += 1
                 continue
             except Exception as exc:  # recorded with the event, retried, then given up visibly
-                if isinstance(exc, TurnsUnavailable) and await self._rasa_is_back(exc, stored.id):
-                    continue  # Rasa was restarting (the feeder process's calls): the same attempt again
+                if isinstance(exc, TurnsUnavailable):
+                    back = await self._rasa_is_back(exc, stored)
+                    if back is None:
+                        return  # another instance took the conversation over meanwhile: the event is its now
+                    if back:
+                        continue  # Rasa was restarting (the feeder process's calls): the same attempt again
                 logger.exception("processing a Messenger event failed", extra={"event_id": stored.id})
                 attempts = await self.store.run(self.store.note_attempt_failed, stored.id, repr(exc)[:500])
                 if attempts >= MAX_PROCESSING_ATTEMPTS:
@@ -360,15 +381,25 @@ class MessengerInput(InputChannel):
             await self.store.run(self.store.finish, stored.id, DONE, None)
             return
 
-    async def _rasa_is_back(self, exc: TurnsUnavailable, event_id: int) -> bool:
+    async def _rasa_is_back(self, exc: TurnsUnavailable, stored: StoredEvent) -> bool | None:
         """Rasa did not answer a turn call (killed, restarting, loading its model): wait for it (`Turns.ready`, up
-        to READY_TIMEOUT_SECONDS) rather than spend the event's attempts in the seconds a restart takes. False: it
-        stayed away; the event then counts a failed attempt, as any other failure."""
-        logger.warning("Rasa did not answer; waiting for it: %s", exc, extra={"event_id": event_id})
+        to READY_TIMEOUT_SECONDS) rather than spend the event's attempts in the seconds a restart takes, claiming
+        and renewing nothing meanwhile, so that another instance's feeder takes the conversations over once their
+        leases run out. True: back, and the conversation still this instance's: run the turn again. None: another
+        instance holds it now (it runs the event; this one lets go). False: Rasa stayed away; the event then counts
+        a failed attempt, as any other failure."""
+        logger.warning("Rasa did not answer; waiting for it: %s", exc, extra={"event_id": stored.id})
+        self._waiting_for_rasa += 1
         try:
             await self.turns.ready()
         except TurnsUnavailable:
             return False
+        finally:
+            self._waiting_for_rasa -= 1
+        if self._feeder is not None and not await self._feeder.holds(stored.event.conversation_key):
+            logger.warning("another instance took the conversation over while Rasa was away",
+                           extra={"event_id": stored.id})
+            return None
         return True
 
     def _sends_sender_actions(self) -> bool:
@@ -390,13 +421,24 @@ class MessengerInput(InputChannel):
             return None if event.kind is EventKind.REFERRAL else event
         return turn_event(event, await self.referrals.report(report))
 
-    async def _run_turn(self, event: InboundEvent, output: MessengerOutput, unless_paused: bool = False) -> bool:
+    async def _run_turn(self, event: InboundEvent, output: MessengerOutput,
+                        unless_paused: bool = False) -> TurnOutcome:
         """Rasa's turn, with its failed action calls (which Rasa swallows) raised as `ActionCallsFailed`. With
-        `unless_paused`, a paused conversation's message is only stored (True), as `_store_while_paused` does."""
+        `unless_paused`, a paused conversation's message is only stored (`paused`), as `_store_while_paused` does."""
         outcome = await self.turns.run(turn_message(event), output, unless_paused=unless_paused)
         if outcome.failures:
+            # What the turn said before the failed call goes out, as from a turn run in this process (the session
+            # start's automation notice: the retried turn, in the same session, does not say it again).
+            await self._queue_replies(outcome, event, output)
             raise ActionCallsFailed("; ".join(outcome.failures))
-        return outcome.paused
+        return outcome
+
+    @staticmethod
+    async def _queue_replies(outcome: TurnOutcome, event: InboundEvent, output: MessengerOutput) -> None:
+        """The responses of a turn Rasa ran for the feeder process, queued in order (keys by position: what an
+        earlier attempt queued is not queued again). A turn run in this process queued its own as it went."""
+        for reply in outcome.messages:
+            await output.send_response(event.user_id, dict(reply))
 
     async def _give_up_on_actions(self, stored: StoredEvent, reason: str, counted: bool = False) -> None:
         """Never silence: the customer is told (once per outage) and the event is `failed` with the reason."""
@@ -508,6 +550,7 @@ class MessengerInput(InputChannel):
             max_concurrency=self.settings.messenger_processing_concurrency,
             poll_seconds=self.settings.messenger_feeder_poll_seconds,
             lease_seconds=self.settings.messenger_claim_lease_seconds,
+            standing_by=lambda: self._waiting_for_rasa > 0,
         )
         # Rasa's replies are sent by the app's worker (or the standalone ones, OUTBOX_WORKERS), off Rasa's event
         # loop: it finds them within OUTBOX_POLL_SECONDS. OUTBOX_IN_RASA=1 runs a worker here too.

@@ -79,10 +79,12 @@ class TurnMessage:
 @dataclass(frozen=True)
 class TurnOutcome:
     """How a turn ended: its failed action calls (Rasa swallows them), or `paused`: the conversation was paused, so
-    the message was only stored (a turn asked to run `unless_paused`)."""
+    the message was only stored (a turn asked to run `unless_paused`); `messages`: the responses of a turn run on
+    another process, for the caller to queue (a turn run here sent its own through the output as it went)."""
 
     failures: tuple[str, ...] = ()
     paused: bool = False
+    messages: tuple[Mapping[str, Any], ...] = ()
 
 
 class Turns(Protocol):
@@ -302,16 +304,15 @@ class RemoteTurns:
             logger.exception("reverting a failed turn failed", extra={"user_id": user_id})
 
     async def run(self, message: TurnMessage, output: OutputChannel, unless_paused: bool = False) -> TurnOutcome:
-        """The turn on Rasa, then its responses through `output` in their order (the outbox's keys by position)."""
+        """The turn on Rasa; its responses come back in the outcome (`messages`), in their order, for the caller to
+        queue (`output` is not used: a failure to queue them must not run the turn again)."""
         body = {**message.to_json(), "unless_paused": unless_paused}
         answer = await self._call("run", body, timeout=self.turn_timeout_seconds)
         messages, failures = answer.get("messages"), answer.get("failures")
         if not isinstance(messages, list) or not isinstance(failures, list):
             raise TurnRefused("Rasa's turn answer has no messages or failures list")
-        for response in messages:
-            if isinstance(response, dict):
-                await output.send_response(message.user_id, response)
-        return TurnOutcome(failures=tuple(str(failure) for failure in failures), paused=bool(answer.get("paused")))
+        return TurnOutcome(failures=tuple(str(failure) for failure in failures), paused=bool(answer.get("paused")),
+                           messages=tuple(response for response in messages if isinstance(response, dict)))
 
 
 def authorized(header: str | None, service_token: str) -> bool:

@@ -179,7 +179,7 @@ class Settings:
     # MESSENGER_FEEDER: who claims the journal and drives the turns (FEEDER_MODES): Rasa's process itself (`rasa`),
     # or a feeder process beside each Rasa instance that calls it over HTTP (`process`, connectors/feeder.py), so
     # Rasa's process only runs turns.
-    messenger_feeder: str = "rasa"
+    messenger_feeder: str = "process"
     # The feeder (connectors/messenger.py) claims journaled events this often when nothing woke it, and holds a
     # conversation's claim this long between renewals (another Rasa instance takes it over once it expired).
     messenger_feeder_poll_seconds: float = 0.02
@@ -620,7 +620,7 @@ def load_settings(env: Mapping[str, str] | None = None, overrides: Mapping[str, 
         messenger_processing_concurrency=_whole(get, "MESSENGER_PROCESSING_CONCURRENCY", 8, 1, 256,
                                                 "conversations Rasa works on at once"),
         messenger_sender_actions=_sender_actions(get),
-        messenger_feeder=_one_of(get, "MESSENGER_FEEDER", FEEDER_MODES, "rasa"),
+        messenger_feeder=_one_of(get, "MESSENGER_FEEDER", FEEDER_MODES, "process"),
         messenger_feeder_poll_seconds=_bounded(get, "MESSENGER_FEEDER_POLL_SECONDS", 0.02, 0.001, 60,
                                                "seconds between the feeder's looks at the journal"),
         messenger_claim_lease_seconds=_bounded(get, "MESSENGER_CLAIM_LEASE_SECONDS", 30.0, 1, 3600,

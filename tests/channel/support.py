@@ -245,6 +245,7 @@ def channel_settings(data_dir: Path, graph_url: str, action_server_url: str, act
         action_outage_seconds=10.0,
         action_timeout_seconds=20.0,
         outbox_in_rasa=True,  # no app here: the channel's own worker sends
+        messenger_feeder="rasa",  # the channel feeds itself here (test_feeder_process.py: a feeder beside it)
     )
 
 
@@ -341,6 +342,16 @@ class ChannelServer:
 
         tracker = await self.agent.tracker_store.retrieve(user)
         return [event.text for event in tracker.events if isinstance(event, UserUttered)] if tracker else []
+
+
+async def pause_in_tracker(agent: Any, user: str) -> None:
+    """What the handoff service's pause does to the tracker: `ConversationPaused` appended under Rasa's lock."""
+    from rasa.shared.core.events import ConversationPaused
+
+    async with agent.lock_store.lock(user):
+        tracker = await agent.tracker_store.retrieve(user)
+        tracker.update(ConversationPaused())
+        await agent.tracker_store.save(tracker)
 
 
 def event_json(row: dict[str, Any]) -> dict[str, Any]:

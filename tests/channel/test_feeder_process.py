@@ -13,12 +13,17 @@ import dataclasses
 from typing import Any
 
 import aiohttp
-from rasa.shared.core.events import ConversationPaused
 
 from connectors.messenger import MessengerInput
 from connectors.turns import RemoteTurns
 from tests.channel.conftest import OpenChannel
-from tests.channel.support import ChannelServer, FakeGraph, eventually, with_short_outbox_busy_timeout
+from tests.channel.support import (
+    ChannelServer,
+    FakeGraph,
+    eventually,
+    pause_in_tracker,
+    with_short_outbox_busy_timeout,
+)
 
 
 async def open_fed(open_channel: OpenChannel, **changes: Any) -> tuple[ChannelServer, MessengerInput]:
@@ -77,11 +82,7 @@ async def test_a_paused_conversation_is_stored_by_the_turn_itself(open_channel: 
     await eventually(lambda: statuses(server, user) == ["done"], "the first turn done")
     await eventually(lambda: len(fake_graph.texts(user)) >= 1, "the greeting sent")
     sent_before = list(fake_graph.texts(user))
-    agent = server.agent
-    async with agent.lock_store.lock(user):  # what the handoff service's pause does to the tracker
-        tracker = await agent.tracker_store.retrieve(user)
-        tracker.update(ConversationPaused())
-        await agent.tracker_store.save(tracker)
+    await pause_in_tracker(server.agent, user)
 
     assert await server.say(user, "¿hay alguien?") == 200
     await eventually(lambda: statuses(server, user) == ["done", "done"], "stored, done")
@@ -138,3 +139,63 @@ async def test_the_turns_routes_refuse_what_they_cannot_take(open_channel: OpenC
             assert answer.status == 200 and (await answer.json()) == {"ready": True}
         async with http.post(f"{base}/paused", json={"user_id": "psid-nobody"}, headers=token) as answer:
             assert answer.status == 200 and (await answer.json()) == {"paused": False}
+
+
+async def test_remote_turns_tell_rasa_away_from_rasa_refusing() -> None:
+    """What the feeder makes of each answer: no answer, or 503, is Rasa away (`TurnsUnavailable`: wait, then the same
+    attempt); any other error, or an answer that is not a turn, is a refusal (`TurnRefused`: a counted attempt). A
+    200 turn returns its responses in order (for the channel to queue), with the failures and the pause it reports,
+    and sends nothing itself."""
+    import pytest
+    from aiohttp import web
+
+    from connectors.turns import TurnMessage, TurnRefused, TurnsUnavailable
+    from tests.channel.support import serve
+
+    answers: list[tuple[int, str]] = []
+    seen: list[dict[str, Any]] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        seen.append({"op": request.match_info["op"], "auth": request.headers.get("Authorization"),
+                     "body": await request.json()})
+        status, text = answers.pop(0)
+        return web.Response(status=status, text=text, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/webhooks/messenger/turns/{op}", handle)
+    runner, base = await serve(app)
+
+    class Output:
+        def __init__(self) -> None:
+            self.sent: list[tuple[str, dict[str, Any]]] = []
+
+        async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
+            self.sent.append((recipient_id, message))
+
+    turns = RemoteTurns(base, "s" * 32, action_timeout_seconds=1.0)
+    message = TurnMessage(user_id="u1", text="hola", mid="m1", metadata={"page_id": "p"})
+    try:
+        answers[:] = [(200, '{"messages": [{"text": "a"}, {"text": "b", "quick_replies": []}], "failures": ['
+                            '"action_x: the action server answered 500"], "paused": false}')]
+        output = Output()
+        outcome = await turns.run(message, output, unless_paused=True)  # type: ignore[arg-type]
+        assert outcome.messages == ({"text": "a"}, {"text": "b", "quick_replies": []}) and output.sent == []
+        assert outcome.failures == ("action_x: the action server answered 500",) and not outcome.paused
+        assert seen[-1] == {"op": "run", "auth": "Bearer " + "s" * 32,
+                            "body": {**message.to_json(), "unless_paused": True}}
+        answers[:] = [(200, '{"messages": [], "failures": [], "paused": true}')]
+        assert (await turns.run(message, Output(), unless_paused=True)).paused  # type: ignore[arg-type]
+        for status, text, error in [(503, '{"error": "loading"}', TurnsUnavailable),
+                                    (500, "<html>boom</html>", TurnRefused), (400, '{"error": "x"}', TurnRefused),
+                                    (200, "not json", TurnRefused), (200, "[]", TurnRefused),
+                                    (200, '{"messages": "a", "failures": []}', TurnRefused)]:
+            answers[:] = [(status, text)]
+            with pytest.raises(error):
+                await turns.run(message, Output())  # type: ignore[arg-type]
+        answers[:] = [(200, '{"paused": true}')]
+        assert await turns.is_paused("u1")
+    finally:
+        await runner.cleanup()
+    with pytest.raises(TurnsUnavailable):  # nothing listens any more
+        await turns.is_paused("u1")
+    await turns.close()

@@ -58,7 +58,7 @@ async def test_a_pause_landing_after_the_check_still_reaches_the_live_view(open_
     (handoff user_message) as it does for any message written while paused. Fails on a channel that does not check
     again after a turn without replies: nothing reaches the live view."""
     from connectors.handoff import AppHandoffClient
-    from tests.channel.support import ChannelServer, eventually
+    from tests.channel.support import ChannelServer, eventually, pause_in_tracker
 
     user = "psid-pause-race"
     told: list[tuple[str, str]] = []
@@ -81,10 +81,7 @@ async def test_a_pause_landing_after_the_check_still_reaches_the_live_view(open_
 
     async def pause_lands_after_the_check(user_id: str) -> bool:
         paused = await real_is_paused(user_id)
-        async with agent.lock_store.lock(user_id):  # what the handoff service's pause does to the tracker
-            tracker = await agent.tracker_store.retrieve(user_id)
-            tracker.update(ConversationPaused())
-            await agent.tracker_store.save(tracker)
+        await pause_in_tracker(agent, user_id)
         return paused
 
     server.channel._is_paused = pause_lands_after_the_check
@@ -99,7 +96,7 @@ async def test_a_live_view_notice_the_app_did_not_take_is_journaled_and_delivere
     timeout): the notice is journaled on the event and the upkeep delivers it once the app answers. Fails on a
     channel that drops the notice when the call fails (the message would never reach the agents)."""
     from connectors.handoff import AppHandoffClient
-    from tests.channel.support import ChannelServer, eventually
+    from tests.channel.support import ChannelServer, eventually, pause_in_tracker
 
     user = "psid-notice-later"
     told: list[tuple[str, str]] = []
@@ -118,11 +115,7 @@ async def test_a_live_view_notice_the_app_did_not_take_is_journaled_and_delivere
     await server.start()
     assert await server.say(user, "hola") == 200
     await eventually(lambda: [row["status"] for row in server.journal(user)] == ["done"], "the first turn done")
-    agent = server.agent
-    async with agent.lock_store.lock(user):  # what the handoff service's pause does to the tracker
-        tracker = await agent.tracker_store.retrieve(user)
-        tracker.update(ConversationPaused())
-        await agent.tracker_store.save(tracker)
+    await pause_in_tracker(server.agent, user)
 
     assert await server.say(user, "¿hay alguien?") == 200
     await eventually(lambda: [row["status"] for row in server.journal(user)] == ["done", "done"], "stored, done")

@@ -8,7 +8,12 @@ is queued under a key derived from the event, `reply:<page>:<dedup key>:<n>` (co
 `MessengerOutput._idempotency_key`, `reply_key_prefix`): the replayed turn's n-th reply has the same key as the first
 run's, and the outbox keeps one message per key, so what the first run queued is not queued, nor sent, again.
 
-One stack for the module (its own), with the GPT fallback pointed at a local OpenAI-compatible fake
+With `MESSENGER_FEEDER=process` (the default) the turn's replies reach the outbox only with Rasa's answer: a kill
+mid-turn leaves nothing queued, the feeder waits for the restarted Rasa and runs the turn again, and each reply is
+queued once (the second test). The first test pins `MESSENGER_FEEDER=rasa`, where the channel queues replies from
+inside the turn, so a kill can come between two of them.
+
+One stack per mode (its own), with the GPT fallback pointed at a local OpenAI-compatible fake
 (`tests/support/fake_openai.py`) that hangs: the turn queues the disclosure (reply 1), then waits on the model for
 the answer (reply 2), and Rasa is killed right there. Rasa is restarted the way `bot run` does it, by the stack's
 `Supervisor` (bot/stack.py), not by the test.
@@ -58,16 +63,18 @@ class ReplayStack(StackFiles):
     openai: RunningFakeOpenAI
     supervisor: Supervisor
     said: list[str]
+    feeder: str  # MESSENGER_FEEDER
 
 
-@pytest.fixture(scope="module")
-def replay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReplayStack]:
+@pytest.fixture(scope="module", params=["rasa", "process"])
+def replay(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReplayStack]:
     require_or_skip(rasa_available(), "the Rasa environment (.venv-rasa; run `make install`)")
     with serve_fake_openai() as openai:
         env = {
             "LLM_API_KEY": FAKE_API_KEY,
             "LLM_BASE_URL": openai.base_url,
             "LLM_TIMEOUT_SECONDS": str(LLM_BUDGET_SECONDS),
+            "MESSENGER_FEEDER": request.param,
         }
         stack = start_stack(Path(tmp_path_factory.mktemp("replay-stack")), extra_env=env)
         said: list[str] = []
@@ -76,7 +83,7 @@ def replay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReplayStack]:
         watcher = threading.Thread(target=supervisor.run, args=(stopping.is_set, 0.2), daemon=True)
         watcher.start()
         try:
-            yield ReplayStack(stack, openai, supervisor, said)
+            yield ReplayStack(stack, openai, supervisor, said, request.param)
         finally:
             stopping.set()
             watcher.join(timeout=10)
@@ -141,6 +148,8 @@ def test_kill_9_of_rasa_mid_turn_each_reply_reaches_the_customer_exactly_once(re
     disclosure again, as with random keys). A worker that re-sent
     a message already `sent`, or the app's worker and Rasa's both sending the pending one, shows up as a repeat in
     `texts_sent` too."""
+    if replay.feeder != "rasa":
+        pytest.skip("replies queued from inside a turn: MESSENGER_FEEDER=rasa (process mode: the next test)")
     stack, fake = replay.stack, replay.openai.fake
     sent_first, pending_first = new_user("sent"), new_user("pending")
     users = (sent_first, pending_first)
@@ -230,3 +239,67 @@ def test_kill_9_of_rasa_mid_turn_each_reply_reaches_the_customer_exactly_once(re
         assert said_by_bot[(user, AUTOMATION_DISCLOSURE)] == 1 and said_by_bot[(user, SUPPORT_ANSWER)] == 1, (
             f"{user}: the conversation Rasa saved holds the replayed turn once (nothing of the killed turn was saved)"
         )
+
+
+def test_kill_9_of_rasa_mid_turn_with_the_feeder_process_replays_each_reply_once(replay: ReplayStack) -> None:
+    """`MESSENGER_FEEDER=process`: two new customers ask a question the model must answer, and the model hangs, so
+    both turns wait inside Rasa while the feeder waits for their answers, with nothing queued (the replies come with
+    the answer). Rasa is killed (kill -9); the feeder's calls fail, it waits for the supervisor's restart without
+    spending the events' attempts, and runs both turns again. The verdict: each event `done` at its first counted
+    attempt, the disclosure and the answer each queued once under the event's keys and sent once, in order.
+
+    What breaks it: a feeder that counts Rasa's absence as failed attempts (the events end `failed` within seconds,
+    long before the restart), or one that queues a turn's replies under new keys on the rerun."""
+    if replay.feeder != "process":
+        pytest.skip("the feeder process's behaviour: MESSENGER_FEEDER=process")
+    stack, fake = replay.stack, replay.openai.fake
+    users = (new_user("fed-a"), new_user("fed-b"))
+    asked_before = len(fake.chat_requests)
+    messenger = Messenger(stack)
+    fake.set_behaviour("hang")
+    try:
+        for user in users:
+            assert messenger.say(user, UNANSWERABLE).status_code == 200
+
+        def both_turns_waiting() -> bool:
+            events = [event_of(replay, user) for user in users]
+            return (len(fake.chat_requests) - asked_before >= 2
+                    and all(event is not None and event["status"] == "pending" for event in events))
+
+        wait_until(both_turns_waiting, 60, "both turns waiting on the model", 0.05)
+        for user in users:
+            event = event_of(replay, user)
+            assert event is not None and replies_of(replay, event) == [], "nothing queued before Rasa answers"
+        rasa = stack.processes["rasa"]
+        kill_9(rasa)
+        fake.queue_reply(SUPPORT_ANSWER)
+        fake.queue_reply(SUPPORT_ANSWER)
+    finally:
+        fake.set_behaviour("grounded")
+        messenger.http.close()
+    wait_until(lambda: stack.processes["rasa"] is not rasa and stack.is_healthy("rasa"), 300,
+               "the supervisor restarting Rasa", 0.5)
+
+    def settled() -> bool:
+        current = [event_of(replay, user) for user in users]
+        return all(
+            event is not None and event["status"] in ("done", "failed")
+            and bool(replies_of(replay, event))
+            and all(row["status"] not in ("pending", "sending") for row in replies_of(replay, event))
+            for event in current
+        )
+
+    wait_until(settled, 240, "both turns run again and their replies settled", 0.5)
+    assert replay.supervisor.restarts["rasa"] == 1 and replay.supervisor.restarts.get("feeder", 0) == 0
+    for user in users:
+        event = event_of(replay, user)
+        assert event is not None
+        assert (event["status"], event["attempts"], event["last_error"], event["reverted_turns"]) == (
+            "done", 1, None, 0
+        ), f"{user}: Rasa's absence spent no attempt ({dict(event)})"
+        assert texts_sent(replay, user) == [AUTOMATION_DISCLOSURE, SUPPORT_ANSWER]
+        replies = replies_of(replay, event)
+        assert [(row["idempotency_key"], text(row), row["status"]) for row in replies] == [
+            (reply_key(event, 1), AUTOMATION_DISCLOSURE, "sent"),
+            (reply_key(event, 2), SUPPORT_ANSWER, "sent"),
+        ]

@@ -65,14 +65,29 @@ def new_user() -> str:
     return f"scale-{uuid.uuid4().hex[:10]}"
 
 
+def instance(stack: Stack, rasa: str) -> list[str]:
+    """One instance's processes: the Rasa and, with MESSENGER_FEEDER=process (the default), the feeder beside it."""
+    feeder = rasa.replace("rasa", "feeder", 1)
+    return [rasa, *([feeder] if feeder in stack.processes else [])]
+
+
+def claim_owner(stack: Stack, rasa: str) -> str:
+    """Who claims for that instance in the journal: its feeder, or Rasa itself (MESSENGER_FEEDER=rasa)."""
+    return instance(stack, rasa)[-1]
+
+
 @contextmanager
 def stopped(stack: Stack, name: str) -> Iterator[None]:
-    """Freeze one Rasa instance (SIGSTOP), so the other one must take what arrives; thaw it after."""
-    os.killpg(stack.processes[name].pid, signal.SIGSTOP)
+    """Freeze one instance (SIGSTOP: its Rasa and its feeder), so the other one must take what arrives; thaw it
+    after."""
+    names = instance(stack, name)
+    for process in names:
+        os.killpg(stack.processes[process].pid, signal.SIGSTOP)
     try:
         yield
     finally:
-        os.killpg(stack.processes[name].pid, signal.SIGCONT)
+        for process in names:
+            os.killpg(stack.processes[process].pid, signal.SIGCONT)
 
 
 def kinds_of_replies(texts: list[str]) -> list[str]:
@@ -127,7 +142,8 @@ def test_one_users_messages_alternate_between_the_instances_in_order(
                 messenger.wait_for(lambda: [s for _i, s in journal_rows(names, user)] == ["done"] * len(sent), 90,
                                    f"message {number + 1} done in the journal")
     assert kinds_of_replies(messenger.texts(user)) == ["greet", "thanks"] * 10
-    assert watcher.owners[f"{SANDBOX_PAGE_ID}:{user}"] == {"rasa", "rasa-2"}, "the journal's claims' owners"
+    assert watcher.owners[f"{SANDBOX_PAGE_ID}:{user}"] == {claim_owner(scale_stack, name)
+                                                         for name in ("rasa", "rasa-2")}, "the journal's claims' owners"
     check_tracker(names, user, sent)
     rows = journal_rows(names, user)
     assert [status for _id, status in rows] == ["done"] * 20  # the journal on PostgreSQL, each event once
@@ -159,7 +175,8 @@ def test_a_pause_from_the_app_waits_for_the_turn_another_instance_runs(
             with stopped(scale_stack, "rasa"):  # rasa-2 claims the conversation and starts its turns
                 for text in sent:
                     assert messenger.say(user, text).status_code == 200
-                messenger.wait_for(lambda: "rasa-2" in watcher.owners.get(conversation_id, set()), 60,
+                second = claim_owner(scale_stack, "rasa-2")
+                messenger.wait_for(lambda: second in watcher.owners.get(conversation_id, set()), 60,
                                    "rasa-2's claim")
                 messenger.wait_for(lambda: f"{names.key_prefix}:lock:{user}" in watcher.lock_keys, 60,
                                    "a turn under Rasa's lock")

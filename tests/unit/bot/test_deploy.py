@@ -55,6 +55,8 @@ def unit(name: str) -> dict[str, list[str]]:
 def unit_of(process: str) -> str:
     if process.startswith("rasa"):
         return "rasa@.service"
+    if process.startswith("feeder"):
+        return "feeder@.service"
     if process.startswith("outbox-"):
         return "outbox-worker@.service"
     return f"ecuabots-{process}.service"
@@ -85,13 +87,15 @@ def settings_variables() -> set[str]:
 
 
 def test_every_process_of_the_scale_stack_has_a_unit_and_a_compose_service(stack: Stack) -> None:
-    assert stack.process_names == ["app", "actions", "webhook", "rasa", "rasa-2", "outbox-1", "outbox-2"]
+    assert stack.process_names == ["app", "actions", "webhook", "rasa", "rasa-2", "feeder", "feeder-2", "outbox-1",
+                                   "outbox-2"]
     services = compose()["services"]
     for process in stack.process_names:
         assert (SYSTEMD / unit_of(process)).exists(), f"no systemd unit for {process}"
         assert process in services, f"no compose service for {process}"
     wanted = " ".join(unit("ecuabots.target")["Wants"])
     assert len(re.findall(r"rasa@\d+\.service", wanted)) == len(stack.rasa_names)
+    assert len(re.findall(r"feeder@\d+\.service", wanted)) == len(stack.feeder_names)
     assert len(re.findall(r"outbox-worker@\d+\.service", wanted)) == len(stack.outbox_worker_names)
     for name in ("app", "actions", "webhook"):
         assert f"ecuabots-{name}.service" in wanted

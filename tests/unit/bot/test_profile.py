@@ -20,8 +20,8 @@ from core.settings import ROOT, load_settings
 SCALE = {"BOT_PROFILE": "scale"}
 
 
-def test_the_embedded_profile_runs_one_rasa_and_no_standalone_worker() -> None:
-    assert process_names(load_settings({})) == ["app", "actions", "webhook", "rasa"]
+def test_the_embedded_profile_runs_one_rasa_its_feeder_and_no_standalone_worker() -> None:
+    assert process_names(load_settings({})) == ["app", "actions", "webhook", "rasa", "feeder"]
 
 
 def test_a_feeder_process_runs_beside_each_rasa_instance_when_asked(tmp_path: Path) -> None:
@@ -47,8 +47,8 @@ def test_a_feeder_process_runs_beside_each_rasa_instance_when_asked(tmp_path: Pa
 
 def test_the_scale_profile_runs_its_rasa_instances_and_outbox_workers() -> None:
     settings = load_settings({**SCALE, "RASA_INSTANCES": "3", "OUTBOX_WORKERS": "2"})
-    assert process_names(settings) == ["app", "actions", "webhook", "rasa", "rasa-2", "rasa-3", "outbox-1",
-                                       "outbox-2"]
+    assert process_names(settings) == ["app", "actions", "webhook", "rasa", "rasa-2", "rasa-3", "feeder", "feeder-2",
+                                       "feeder-3", "outbox-1", "outbox-2"]
 
 
 def test_the_endpoints_variables_are_the_parts_of_each_url() -> None:
@@ -86,7 +86,8 @@ def test_the_scale_endpoints_file_has_no_quoted_variables() -> None:
 def test_each_rasa_instance_has_its_port_the_scale_endpoints_and_each_worker_its_name(tmp_path: Path) -> None:
     stack = build_stack(Ports(rasa=7000), tmp_path, tmp_path / "model.tar.gz", {**SCALE, "RASA_INSTANCES": "3"})
     assert stack.ports.rasa_extra == (7010, 7020)  # RASA_PORT+1 is the webhook's default
-    assert stack.process_names == ["app", "actions", "webhook", "rasa", "rasa-2", "rasa-3", "outbox-1", "outbox-2"]
+    assert stack.process_names == ["app", "actions", "webhook", "rasa", "rasa-2", "rasa-3", "feeder", "feeder-2",
+                                   "feeder-3", "outbox-1", "outbox-2"]
     command = stack.command("rasa-3")
     assert command[command.index("--port") + 1] == "7020"
     assert command[command.index("--endpoints") + 1] == "endpoints-scale.yml"
