@@ -26,6 +26,7 @@ import json
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,49 @@ def reply_key(event: Any, n: int) -> str:
     return f"{event_reply_prefix(event['page_id'], event['dedup_key'])}{n}"
 
 
+@contextmanager
+def asked_while_the_model_hangs(replay: ReplayStack, users: tuple[str, ...]) -> Iterator[None]:
+    """Each user asks the question only the model can answer, with the model hanging; after the block it answers
+    again (from its queue, then grounded)."""
+    messenger = Messenger(replay.stack)
+    replay.openai.fake.set_behaviour("hang")
+    try:
+        for user in users:
+            assert messenger.say(user, UNANSWERABLE).status_code == 200
+        yield
+    finally:
+        replay.openai.fake.set_behaviour("grounded")
+        messenger.http.close()
+
+
+def kill_rasa(replay: ReplayStack) -> Any:
+    """kill -9 of Rasa mid-turn (it stays in the stack's processes: the supervisor sees it exit, as under `bot run`),
+    with the answers of the replayed turns queued (the killed turns' calls still hang, until their budget ends)."""
+    rasa = replay.stack.processes["rasa"]
+    kill_9(rasa)
+    replay.openai.fake.queue_reply(SUPPORT_ANSWER)
+    replay.openai.fake.queue_reply(SUPPORT_ANSWER)
+    return rasa
+
+
+def wait_for_the_replay(replay: ReplayStack, users: tuple[str, ...], killed: Any) -> None:
+    """The supervisor's restart of Rasa, then both events finished with their replies settled."""
+    stack = replay.stack
+    wait_until(lambda: stack.processes["rasa"] is not killed and stack.is_healthy("rasa"), 300,
+               "the supervisor restarting Rasa", 0.5)
+
+    def settled() -> bool:
+        current = [event_of(replay, user) for user in users]
+        return all(
+            event is not None and event["status"] in ("done", "failed")
+            and bool(replies_of(replay, event))
+            and all(row["status"] not in ("pending", "sending") for row in replies_of(replay, event))
+            for event in current
+        )
+
+    wait_until(settled, 240, "both replayed turns finished and their replies settled", 0.5)
+
+
 def test_kill_9_of_rasa_mid_turn_each_reply_reaches_the_customer_exactly_once(replay: ReplayStack) -> None:
     """Two new customers ask a question the model must answer, and the model hangs. Each turn has queued its first
     reply, the automation disclosure (key `…:1`): the first customer's is already sent, the second's is still
@@ -157,12 +201,7 @@ def test_kill_9_of_rasa_mid_turn_each_reply_reaches_the_customer_exactly_once(re
     with httpx.Client(timeout=30) as http:
         rate_limit = {"code": 4, "count": 5, "retry_after_seconds": RETRY_AFTER_SECONDS, "recipient_id": pending_first}
         assert http.post(stack.app_url + "/sandbox/failures", json=rate_limit).status_code == 200
-    messenger = Messenger(stack)
-    fake.set_behaviour("hang")
-    try:
-        for user in users:
-            assert messenger.say(user, UNANSWERABLE).status_code == 200
-
+    with asked_while_the_model_hangs(replay, users):
         def first_reply_queued_and_turns_waiting() -> bool:
             events = [event_of(replay, user) for user in users]
             if any(event is None or event["status"] != "pending" for event in events):
@@ -176,14 +215,7 @@ def test_kill_9_of_rasa_mid_turn_each_reply_reaches_the_customer_exactly_once(re
             )
 
         wait_until(first_reply_queued_and_turns_waiting, 60, "the disclosures queued and both turns waiting", 0.05)
-        rasa = stack.processes["rasa"]
-        kill_9(rasa)  # it stays in the stack's processes: the supervisor sees it exit, as under `bot run`
-        # For the replayed turns (the killed turns' calls still hang, until their budget ends: no retry after it).
-        fake.queue_reply(SUPPORT_ANSWER)
-        fake.queue_reply(SUPPORT_ANSWER)
-    finally:
-        fake.set_behaviour("grounded")
-        messenger.http.close()
+        rasa = kill_rasa(replay)
     for user in users:
         event = event_of(replay, user)
         assert event is not None and event["status"] == "pending", f"{user}: killed mid-turn, the event unfinished"
@@ -192,19 +224,7 @@ def test_kill_9_of_rasa_mid_turn_each_reply_reaches_the_customer_exactly_once(re
         )
     with httpx.Client(timeout=30) as http:  # Graph recovers
         http.delete(stack.app_url + "/sandbox/failures").raise_for_status()
-
-    wait_until(lambda: stack.processes["rasa"] is not rasa and stack.is_healthy("rasa"), 300,
-               "the supervisor restarting Rasa", 0.5)
-
-    def settled() -> bool:
-        current = [event_of(replay, user) for user in users]
-        return all(
-            event is not None and event["status"] in ("done", "failed")
-            and all(row["status"] not in ("pending", "sending") for row in replies_of(replay, event))
-            for event in current
-        )
-
-    wait_until(settled, 240, "both replayed turns finished and their replies settled", 0.5)
+    wait_for_the_replay(replay, users, rasa)
 
     assert any("Rasa exited with -9" in line for line in replay.said), replay.said
     assert replay.supervisor.restarts["rasa"] == 1, "Rasa was restarted once, by the supervisor"
@@ -252,15 +272,10 @@ def test_kill_9_of_rasa_mid_turn_with_the_feeder_process_replays_each_reply_once
     long before the restart), or one that queues a turn's replies under new keys on the rerun."""
     if replay.feeder != "process":
         pytest.skip("the feeder process's behaviour: MESSENGER_FEEDER=process")
-    stack, fake = replay.stack, replay.openai.fake
+    fake = replay.openai.fake
     users = (new_user("fed-a"), new_user("fed-b"))
     asked_before = len(fake.chat_requests)
-    messenger = Messenger(stack)
-    fake.set_behaviour("hang")
-    try:
-        for user in users:
-            assert messenger.say(user, UNANSWERABLE).status_code == 200
-
+    with asked_while_the_model_hangs(replay, users):
         def both_turns_waiting() -> bool:
             events = [event_of(replay, user) for user in users]
             return (len(fake.chat_requests) - asked_before >= 2
@@ -270,26 +285,8 @@ def test_kill_9_of_rasa_mid_turn_with_the_feeder_process_replays_each_reply_once
         for user in users:
             event = event_of(replay, user)
             assert event is not None and replies_of(replay, event) == [], "nothing queued before Rasa answers"
-        rasa = stack.processes["rasa"]
-        kill_9(rasa)
-        fake.queue_reply(SUPPORT_ANSWER)
-        fake.queue_reply(SUPPORT_ANSWER)
-    finally:
-        fake.set_behaviour("grounded")
-        messenger.http.close()
-    wait_until(lambda: stack.processes["rasa"] is not rasa and stack.is_healthy("rasa"), 300,
-               "the supervisor restarting Rasa", 0.5)
-
-    def settled() -> bool:
-        current = [event_of(replay, user) for user in users]
-        return all(
-            event is not None and event["status"] in ("done", "failed")
-            and bool(replies_of(replay, event))
-            and all(row["status"] not in ("pending", "sending") for row in replies_of(replay, event))
-            for event in current
-        )
-
-    wait_until(settled, 240, "both turns run again and their replies settled", 0.5)
+        rasa = kill_rasa(replay)
+    wait_for_the_replay(replay, users, rasa)
     assert replay.supervisor.restarts["rasa"] == 1 and replay.supervisor.restarts.get("feeder", 0) == 0
     for user in users:
         event = event_of(replay, user)
