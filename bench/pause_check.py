@@ -1,4 +1,4 @@
-"""The Rasa channel's pause check (`connectors.messenger.ever_paused`), timed alone on a tracker store of 200
+"""The Rasa channel's pause check (`connectors.turns.ever_paused`), timed alone on a tracker store of 200
 conversations (10 turns each, one in ten paused) in a temporary SQLite file, as the embedded profile keeps it
 (`connectors.tracker_store.LocalSQLTrackerStore`). It runs on Rasa's event loop once per turn.
 
@@ -21,8 +21,8 @@ from rasa.shared.core.domain import Domain  # noqa: E402
 from rasa.shared.core.events import ActionExecuted, BotUttered, ConversationPaused, UserUttered  # noqa: E402
 from rasa.shared.core.trackers import DialogueStateTracker  # noqa: E402
 
-from connectors.messenger import ever_paused  # noqa: E402
 from connectors.tracker_store import LocalSQLTrackerStore  # noqa: E402
+from connectors.turns import ever_paused  # noqa: E402
 
 CONVERSATIONS = 200
 

@@ -36,12 +36,9 @@ def rasa_names(instances: int) -> list[str]:
     return ["rasa"] + [f"rasa-{number}" for number in range(2, instances + 1)]
 
 
-def feeder_names(settings: Settings) -> list[str]:
-    """One feeder process per Rasa instance with MESSENGER_FEEDER=process ("feeder" beside "rasa", "feeder-2" beside
-    "rasa-2" …); none when Rasa's own process feeds itself."""
-    if settings.messenger_feeder != "process":
-        return []
-    return [name.replace("rasa", "feeder", 1) for name in rasa_names(settings.rasa_instances)]
+def feeder_names(rasa: list[str]) -> list[str]:
+    """The feeder process beside each Rasa instance: "feeder" beside "rasa", "feeder-2" beside "rasa-2" …"""
+    return [name.replace("rasa", "feeder", 1) for name in rasa]
 
 
 def feeder_of(feeder: str) -> str:
@@ -60,8 +57,10 @@ def extra_rasa_ports(first: int, instances: int) -> tuple[int, ...]:
 
 def process_names(settings: Settings) -> list[str]:
     """Every long-running process of the profile, in start order."""
-    return ["app", "actions", "webhook", *rasa_names(settings.rasa_instances), *feeder_names(settings),
-            *outbox_worker_names(settings.outbox_workers)]
+    rasa = rasa_names(settings.rasa_instances)
+    # With MESSENGER_FEEDER=rasa, Rasa's own process feeds itself: no feeder.
+    feeders = feeder_names(rasa) if settings.messenger_feeder == "process" else []
+    return ["app", "actions", "webhook", *rasa, *feeders, *outbox_worker_names(settings.outbox_workers)]
 
 
 def rasa_instance_id(name: str, host: str | None = None) -> str:

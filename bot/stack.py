@@ -29,6 +29,7 @@ from bot.profile import (
     EMBEDDED_ENDPOINTS,
     endpoints_file,
     extra_rasa_ports,
+    feeder_names,
     feeder_of,
     outbox_worker_names,
     rasa_endpoints_env,
@@ -151,7 +152,7 @@ class Stack:
 
     @property
     def feeder_names(self) -> list[str]:
-        return [name.replace("rasa", "feeder", 1) for name in self.rasa_names] if self.feeders else []
+        return feeder_names(self.rasa_names) if self.feeders else []
 
     @property
     def process_names(self) -> list[str]:

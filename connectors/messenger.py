@@ -11,7 +11,6 @@ POST route stays (one-process deployments, tests): it records the same way and w
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import os
@@ -20,9 +19,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import sqlalchemy as sa
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
-from rasa.shared.core.events import ActionExecuted, ConversationPaused, UserUttered
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -221,7 +218,7 @@ class MessengerInput(InputChannel):
         self.settings = settings
         # Where turns run: Rasa's agent here (the route `turns/<op>` serves it to a feeder process too), or a Rasa
         # server over HTTP when this object is the feeder process's (connectors/feeder.py).
-        self.local = LocalTurns(settings.action_timeout_seconds, paused_in, stored_unpredicted, ever_paused)
+        self.local = LocalTurns(settings.action_timeout_seconds)
         self.turns: LocalTurns | RemoteTurns = turns if turns is not None else self.local
         self.store = open_ingest_store(settings.ingest_store_url, role="feeder")  # status writes without fsync
         # The feed changes this route receives (one-process deployments); the app's processor decides them.
@@ -670,59 +667,3 @@ class MessengerInput(InputChannel):
 def turn_message(event: InboundEvent) -> TurnMessage:
     """What Rasa gets of an event."""
     return TurnMessage(user_id=event.user_id, text=event.user_text(), mid=event.mid, metadata=event.metadata())
-
-
-async def paused_in(agent: Any, user_id: str) -> bool:
-    """A person holds the conversation (Rasa's ConversationPaused). Only a `pause` event ever makes a tracker paused,
-    so a conversation that never had one is not, and its tracker is not loaded a second time for the turn (Rasa loads
-    it anyway): one indexed query instead."""
-    if not ever_paused(agent.tracker_store, user_id):
-        return False
-    tracker = await agent.tracker_store.retrieve(user_id)
-    return bool(tracker is not None and tracker.is_paused())
-
-
-def stored_unpredicted(events: Any, mid: str | None) -> bool:
-    """Pure: the tracker's latest user message is `mid` (any, when None) and no action ran after it: Rasa stored it
-    without predicting (the conversation was paused)."""
-    for event in reversed(list(events)):
-        if isinstance(event, ActionExecuted):
-            return False
-        if isinstance(event, UserUttered):
-            return mid is None or event.message_id == mid
-    return False
-
-
-@functools.lru_cache(maxsize=8)
-def pause_query(events: Any) -> Any:
-    """`ever_paused`'s statement for a tracker store's event table (Rasa's `SQLEvent` class)."""
-    return (
-        sa.select(events.id)
-        .where(events.sender_id == sa.bindparam("sender_id"), events.type_name == ConversationPaused.type_name)
-        .limit(1)
-    )
-
-
-def ever_paused(tracker_store: Any, sender_id: str) -> bool:
-    """Whether Rasa's SQL tracker store holds a `pause` event (ConversationPaused) for the sender, in any session;
-    True when it cannot tell (another kind of tracker store, or the query failed): the caller then loads the
-    tracker."""
-    store = tracker_store
-    while hasattr(store, "_tracker_store"):  # Rasa's AwaitableTrackerStore / FailSafeTrackerStore wrappers
-        store = store._tracker_store
-    events = getattr(store, "SQLEvent", None)
-    engine = getattr(store, "engine", None)
-    if events is None or engine is None:
-        return True
-    try:
-        # A Core query on the store's own engine (kept connection on SQLite, connectors/tracker_store.py; Rasa's pool
-        # on PostgreSQL): a fifth of an ORM session's cost, on Rasa's loop in every turn. Built once per table, the
-        # sender a bound parameter: building it anew cost more than running it.
-        with engine.connect() as connection:
-            found = connection.execute(pause_query(events), {"sender_id": sender_id}).first()
-    except Exception:  # the full retrieve says it (and fails the same way if the store is down)
-        logger.exception("checking for a pause event failed", extra={"sender_id": sender_id})
-        return True
-    return found is not None
-
-

@@ -4,7 +4,7 @@ over HTTP (`RemoteTurns`) from the feeder process (`MESSENGER_FEEDER=process`, c
 The channel (connectors/messenger.py) decides everything around a turn (the journal's claims and verdicts, the
 window, the pause, the outbox's keys); a `Turns` only touches Rasa's conversation: is it paused, run the turn, keep a
 message without predicting, undo a failed turn, start a conversation a person opened. Over HTTP each of those is one
-`POST /webhooks/messenger/turns/<op>` on Rasa's port (the service token; `turn_route` below serves them), so Rasa's
+`POST /webhooks/messenger/turns/<op>` on Rasa's port (the service token; `serve_turn` below serves them), so Rasa's
 process only runs turns and the durable work (SQLite writes, thread hops, the outbox) runs beside it: in one
 process every thread's Python shares Rasa's GIL with its predictions. Runs inside Rasa's environment (Python 3.10).
 """
@@ -12,6 +12,7 @@ process every thread's Python shares Rasa's GIL with its predictions. Runs insid
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import json
 import logging
@@ -19,9 +20,16 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import sqlalchemy as sa
 from rasa.core.channels.channel import CollectingOutputChannel, OutputChannel, UserMessage
 from rasa.shared.core.constants import ACTION_LISTEN_NAME, ACTION_SESSION_START_NAME
-from rasa.shared.core.events import ActionExecuted, SessionStarted, UserUtteranceReverted
+from rasa.shared.core.events import (
+    ActionExecuted,
+    ConversationPaused,
+    SessionStarted,
+    UserUtteranceReverted,
+    UserUttered,
+)
 
 from connectors.action_server import end_turn, observe, start_turn
 from meta.errors import MessengerError
@@ -112,20 +120,13 @@ class RawCollector(CollectingOutputChannel):
 class LocalTurns:
     """Turns on this process's agent (Rasa's app, bound when the server started)."""
 
-    def __init__(self, action_timeout_seconds: float, is_paused: Callable[[Any, str], Awaitable[bool]],
-                 stored_unpredicted: Callable[[Any, str | None], bool],
-                 ever_paused: Callable[[Any, str], bool]) -> None:
+    def __init__(self, action_timeout_seconds: float) -> None:
         self.action_timeout_seconds = action_timeout_seconds
-        self._paused_in = is_paused
-        self._stored_unpredicted = stored_unpredicted
-        self._ever_paused = ever_paused
         self._app: Any = None
         self._on_new_message: Callable[[UserMessage], Awaitable[Any]] | None = None
 
-    def bind(self, app: Any, on_new_message: Callable[[UserMessage], Awaitable[Any]] | None = None) -> None:
+    def bind(self, app: Any) -> None:
         self._app = app
-        if on_new_message is not None:
-            self._on_new_message = on_new_message
 
     def bind_handler(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
         self._on_new_message = on_new_message
@@ -161,17 +162,24 @@ class LocalTurns:
                 tracker.update(started)
             await agent.tracker_store.save(tracker)
 
+    async def _paused_tracker(self, user_id: str) -> Any:
+        """The conversation's tracker if a person holds it (Rasa's ConversationPaused), else None. Only a `pause`
+        event ever makes a tracker paused, so a conversation that never had one is not, and its tracker is not loaded
+        a second time for the turn (Rasa loads it anyway): one indexed query instead."""
+        store = self.agent.tracker_store
+        if not ever_paused(store, user_id):
+            return None
+        tracker = await store.retrieve(user_id)
+        return tracker if tracker is not None and tracker.is_paused() else None
+
     async def is_paused(self, user_id: str) -> bool:
-        return await self._paused_in(self.agent, user_id)
+        return await self._paused_tracker(user_id) is not None
 
     async def stored_while_paused(self, user_id: str, mid: str | None) -> bool:
         """After a turn that sent nothing: whether Rasa only stored the message because the conversation was paused
         by then (no action ran after it)."""
-        agent = self.agent
-        if not self._ever_paused(agent.tracker_store, user_id):
-            return False
-        tracker = await agent.tracker_store.retrieve(user_id)
-        return bool(tracker is not None and tracker.is_paused() and self._stored_unpredicted(tracker.events, mid))
+        tracker = await self._paused_tracker(user_id)
+        return tracker is not None and stored_unpredicted(tracker.events, mid)
 
     async def store_while_paused(self, message: TurnMessage) -> None:
         """Rasa keeps the message (nothing is predicted, even for `/restart`; a collecting channel catches anything
@@ -313,6 +321,50 @@ class RemoteTurns:
             raise TurnRefused("Rasa's turn answer has no messages or failures list")
         return TurnOutcome(failures=tuple(str(failure) for failure in failures), paused=bool(answer.get("paused")),
                            messages=tuple(response for response in messages if isinstance(response, dict)))
+
+
+def stored_unpredicted(events: Any, mid: str | None) -> bool:
+    """Pure: the tracker's latest user message is `mid` (any, when None) and no action ran after it: Rasa stored it
+    without predicting (the conversation was paused)."""
+    for event in reversed(list(events)):
+        if isinstance(event, ActionExecuted):
+            return False
+        if isinstance(event, UserUttered):
+            return mid is None or event.message_id == mid
+    return False
+
+
+@functools.lru_cache(maxsize=8)
+def pause_query(events: Any) -> Any:
+    """`ever_paused`'s statement for a tracker store's event table (Rasa's `SQLEvent` class)."""
+    return (
+        sa.select(events.id)
+        .where(events.sender_id == sa.bindparam("sender_id"), events.type_name == ConversationPaused.type_name)
+        .limit(1)
+    )
+
+
+def ever_paused(tracker_store: Any, sender_id: str) -> bool:
+    """Whether Rasa's SQL tracker store holds a `pause` event (ConversationPaused) for the sender, in any session;
+    True when it cannot tell (another kind of tracker store, or the query failed): the caller then loads the
+    tracker."""
+    store = tracker_store
+    while hasattr(store, "_tracker_store"):  # Rasa's AwaitableTrackerStore / FailSafeTrackerStore wrappers
+        store = store._tracker_store
+    events = getattr(store, "SQLEvent", None)
+    engine = getattr(store, "engine", None)
+    if events is None or engine is None:
+        return True
+    try:
+        # A Core query on the store's own engine (kept connection on SQLite, connectors/tracker_store.py; Rasa's pool
+        # on PostgreSQL): a fifth of an ORM session's cost, on Rasa's loop in every turn. Built once per table, the
+        # sender a bound parameter: building it anew cost more than running it.
+        with engine.connect() as connection:
+            found = connection.execute(pause_query(events), {"sender_id": sender_id}).first()
+    except Exception:  # the full retrieve says it (and fails the same way if the store is down)
+        logger.exception("checking for a pause event failed", extra={"sender_id": sender_id})
+        return True
+    return found is not None
 
 
 def authorized(header: str | None, service_token: str) -> bool:

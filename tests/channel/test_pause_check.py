@@ -1,4 +1,4 @@
-"""`ever_paused`: the Rasa channel's cheap pause check (connectors/messenger.py) against Rasa's own SQL tracker store:
+"""`ever_paused`: the Rasa channel's cheap pause check (connectors/turns.py) against Rasa's own SQL tracker store:
 a conversation that never had a `pause` event is not paused (its tracker is not loaded twice per turn); one that
 had is loaded and asked, and a resumed one is then not paused."""
 
@@ -13,7 +13,7 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ConversationPaused, ConversationResumed, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from connectors.messenger import ever_paused
+from connectors.turns import ever_paused
 
 
 async def test_only_a_conversation_with_a_pause_event_is_loaded(tmp_path: Path) -> None:
@@ -41,7 +41,7 @@ def test_a_message_stored_without_a_prediction_is_told_apart() -> None:
     """`stored_unpredicted`: the latest user message with no action after it (Rasa held a paused conversation)."""
     from rasa.shared.core.events import ActionExecuted, BotUttered
 
-    from connectors.messenger import stored_unpredicted
+    from connectors.turns import stored_unpredicted
 
     answered = [UserUttered("hola", message_id="m1"), ActionExecuted("utter_greet"), BotUttered("¡Hola!"),
                 ActionExecuted("action_listen")]

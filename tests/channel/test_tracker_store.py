@@ -16,8 +16,8 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.utils.endpoints import EndpointConfig
 from sqlalchemy.pool import SingletonThreadPool
 
-from connectors.messenger import ever_paused
 from connectors.tracker_store import LocalSQLTrackerStore, prepare_connection
+from connectors.turns import ever_paused
 from core.settings import ROOT
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from bot.profile import feeder_names
 from bot.stack import Stack
 from core.settings import SANDBOX_PAGE_ID
 from tests.conftest import require_or_skip
@@ -67,7 +68,7 @@ def new_user() -> str:
 
 def instance(stack: Stack, rasa: str) -> list[str]:
     """One instance's processes: the Rasa and, with MESSENGER_FEEDER=process (the default), the feeder beside it."""
-    feeder = rasa.replace("rasa", "feeder", 1)
+    (feeder,) = feeder_names([rasa])
     return [rasa, *([feeder] if feeder in stack.processes else [])]
 
 
