@@ -33,7 +33,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,22 +75,32 @@ def conversations(messages: list[tuple[str, str]]) -> dict[str, list[str]]:
     return by_user
 
 
+def client_session(connections: int, timeout: float) -> aiohttp.ClientSession:
+    """The bench's HTTP client, the same for both channels: aiohttp, one kept connection per user. (httpx, used
+    before, walks its whole pool on every request: with 50 users that was most of the client's CPU, which on two
+    cores is taken from the channel being measured, more from ours, whose client also follows the sandbox.)"""
+    return aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=timeout),
+        connector=aiohttp.TCPConnector(limit=connections),
+    )
+
+
 async def rest_closed_loop(stack: Any, messages: list[tuple[str, str]], on_message: Any = None) -> ChannelRun:
     by_user = conversations(messages)
     latencies: list[float] = []
     counts: dict[int, collections.Counter[int]] = collections.defaultdict(collections.Counter)
-    limits = httpx.Limits(max_connections=len(by_user) + 1)
-    async with httpx.AsyncClient(timeout=REPLY_TIMEOUT_SECONDS, limits=limits) as client:
+    async with client_session(len(by_user) + 1, REPLY_TIMEOUT_SECONDS) as client:
 
         async def conversation(user: str, texts: list[str]) -> None:
             for position, text in enumerate(texts):
                 started = time.perf_counter()
-                answer = await client.post(
+                async with client.post(
                     stack.rasa_url + "/webhooks/rest/webhook", json={"sender": user, "message": text}
-                )
+                ) as answer:
+                    answer.raise_for_status()
+                    replies = await answer.json()
                 latencies.append((time.perf_counter() - started) * 1000)
-                answer.raise_for_status()
-                counts[position][len(answer.json())] += 1
+                counts[position][len(replies)] += 1
                 if on_message:
                     on_message()
 
@@ -112,7 +122,7 @@ class SentWatcher:
     come from the sandbox's own `received_at`, never from when the watcher saw a send."""
 
     def __init__(self, app_url: str, linger: float = 0.05, wait: float = 5.0) -> None:
-        self.client = httpx.AsyncClient(timeout=wait + 30.0, limits=httpx.Limits(max_connections=1))
+        self.client: aiohttp.ClientSession | None = None
         self.app_url = app_url
         self.linger = linger
         self.wait = wait
@@ -123,7 +133,8 @@ class SentWatcher:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        records = (await self.client.get(self.app_url + "/sandbox/sent")).json()
+        self.client = client_session(1, self.wait + 30.0)
+        records = await self._sent({})
         self.after = max((record["seq"] for record in records), default=0)
         self._task = asyncio.create_task(self._follow())
 
@@ -135,15 +146,22 @@ class SentWatcher:
 
     async def stop(self) -> None:
         await self.stop_following()
-        await self.client.aclose()
+        if self.client is not None:
+            await self.client.close()
+            self.client = None
+
+    async def _sent(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        assert self.client is not None, "start() first"
+        async with self.client.get(self.app_url + "/sandbox/sent", params=params) as answer:
+            answer.raise_for_status()
+            records: list[dict[str, Any]] = await answer.json()
+        return records
 
     async def poll_once(self, wait: float = 0.0) -> None:
         params: dict[str, Any] = {"after": self.after}
         if wait:
             params["wait"] = wait
-        answer = await self.client.get(self.app_url + "/sandbox/sent", params=params)
-        answer.raise_for_status()
-        records = answer.json()
+        records = await self._sent(params)
         if not records:
             return
         for record in records:
@@ -194,8 +212,7 @@ async def ours_closed_loop(
 ) -> ChannelRun:
     by_user = conversations(messages)
     posted: dict[str, float] = {}  # mid -> wall clock of the POST's start
-    limits = httpx.Limits(max_connections=len(by_user) + 2)
-    async with httpx.AsyncClient(timeout=REPLY_TIMEOUT_SECONDS, limits=limits) as client:
+    async with client_session(len(by_user) + 1, REPLY_TIMEOUT_SECONDS) as client:
         watcher = SentWatcher(stack.app_url)
         await watcher.start()
 
@@ -206,8 +223,8 @@ async def ours_closed_loop(
                 body = simulate.webhook_body(SANDBOX_PAGE_ID, [simulate.text_message(SANDBOX_PAGE_ID, user, text, mid)])
                 raw, headers = simulate.signed_request(body, DEMO_APP_SECRET)
                 posted[mid] = time.time()
-                answer = await client.post(stack.webhook_url, content=raw, headers=headers)
-                answer.raise_for_status()
+                async with client.post(stack.webhook_url, data=raw, headers=headers) as answer:
+                    answer.raise_for_status()
                 expected += replies_by_position.get(position, 1)
                 try:
                     await watcher.wait_for(user, expected, REPLY_TIMEOUT_SECONDS)
@@ -301,7 +318,7 @@ class RasaProfile:
         )
         self.others = [subprocess.Popen(
             [spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "100", "--threads",
-             "--nonblocking", "--output", str(directory / f"{phase}-{name}.txt")],
+             "--nonblocking", *(["--gil"] if gil else []), "--output", str(directory / f"{phase}-{name}.txt")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         ) for name, pid in (("app", stack.processes["app"].pid), ("client", os.getpid()),
                             *((("feeder", stack.processes["feeder"].pid),) if "feeder" in stack.processes else ()))]
@@ -420,7 +437,7 @@ async def main() -> None:
     parser.add_argument("--profile", type=Path, default=None,
                         help="py-spy the Rasa process in each phase: DIR/rest.txt and DIR/ours.txt (collapsed stacks)")
     parser.add_argument("--gil", action="store_true",
-                        help="with --profile: sample Rasa only while a thread holds the GIL (its CPU, not its waits)")
+                        help="with --profile: sample each process only while it holds the GIL (its CPU)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment of the stack's processes (both channels run on it); repeatable")
     parser.add_argument("--rounds", type=int, default=1,

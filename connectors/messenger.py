@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -56,7 +56,7 @@ from meta.feed import FeedChange
 from meta.graph import GraphClient
 from meta.outgoing import OutgoingMessageError, build_messages, mark_seen_action, typing_action
 from meta.signature import SIGNATURE_HEADER, is_valid_verify_token
-from outbox.model import NewMessage, Purpose, SenderKind
+from outbox.model import MAX_BATCH, NewMessage, Purpose, SenderKind
 from outbox.outbox import WAKE_FILE_NAME, Outbox, open_outbox
 
 logger = logging.getLogger(__name__)
@@ -155,29 +155,38 @@ class MessengerOutput(OutputChannel):
         return f"{self.key_prefix}:{self._sequence}" if self.key_prefix else None
 
     async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
+        await self.send_responses(recipient_id, [message])
+
+    async def send_responses(self, recipient_id: str, messages: Sequence[dict[str, Any]]) -> None:
+        """Several responses of one turn, queued in order in one outbox write (all or none: a refused write queues
+        nothing, and the turn's retry queues them again under the same positional keys)."""
         page_id = await self._page_for(recipient_id)
-        try:
-            outgoing = build_messages(message)
-        except OutgoingMessageError as exc:
-            # A response that cannot become a Messenger message is a content bug: say so loudly.
-            logger.error("bot response cannot be sent to Messenger: %s", exc, extra={"recipient_id": recipient_id})
-            await self.store.run(
-                self.store.log_send, page_id, recipient_id, dict(message), "failed", None, None, str(exc)
-            )
+        news: list[NewMessage] = []
+        for message in messages:
+            try:
+                outgoing = build_messages(message)
+            except OutgoingMessageError as exc:
+                # A response that cannot become a Messenger message is a content bug: say so loudly.
+                logger.error("bot response cannot be sent to Messenger: %s", exc,
+                             extra={"recipient_id": recipient_id})
+                await self.store.run(
+                    self.store.log_send, page_id, recipient_id, dict(message), "failed", None, None, str(exc)
+                )
+                continue
+            for warning in outgoing.warnings:
+                logger.warning("reply adjusted to Messenger limits: %s", warning,
+                               extra={"recipient_id": recipient_id})
+            news.extend(NewMessage(page_id=page_id, recipient_id=recipient_id, message=item, sender=SenderKind.BOT,
+                                   purpose=Purpose.REPLY, idempotency_key=self._idempotency_key())
+                        for item in outgoing.messages)
+        if not news:
             return
-        for warning in outgoing.warnings:
-            logger.warning("reply adjusted to Messenger limits: %s", warning, extra={"recipient_id": recipient_id})
         await self._ready_to_reply()
-        for item in outgoing.messages:
-            new = NewMessage(
-                page_id=page_id,
-                recipient_id=recipient_id,
-                message=item,
-                sender=SenderKind.BOT,
-                purpose=Purpose.REPLY,
-                idempotency_key=self._idempotency_key(),
-            )
-            await self.outbox.enqueue(new)
+        if len(news) == 1:
+            await self.outbox.enqueue(news[0])
+            return
+        for start in range(0, len(news), MAX_BATCH):
+            await self.outbox.enqueue_many(news[start:start + MAX_BATCH])
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
         await self.send_response(recipient_id, {"text": text})
@@ -434,8 +443,8 @@ class MessengerInput(InputChannel):
     async def _queue_replies(outcome: TurnOutcome, event: InboundEvent, output: MessengerOutput) -> None:
         """The responses of a turn Rasa ran for the feeder process, queued in order (keys by position: what an
         earlier attempt queued is not queued again). A turn run in this process queued its own as it went."""
-        for reply in outcome.messages:
-            await output.send_response(event.user_id, dict(reply))
+        if outcome.messages:
+            await output.send_responses(event.user_id, [dict(reply) for reply in outcome.messages])
 
     async def _give_up_on_actions(self, stored: StoredEvent, reason: str, counted: bool = False) -> None:
         """Never silence: the customer is told (once per outage) and the event is `failed` with the reason."""

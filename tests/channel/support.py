@@ -311,6 +311,15 @@ class ChannelServer:
     async def say(self, user: str, text: str) -> int:
         return await self.deliver(simulate.webhook_body(PAGE_ID, [simulate.text_message(PAGE_ID, user, text)]))
 
+    def send_log(self, user: str) -> list[dict[str, Any]]:
+        """The user's rows of the channel's send log (what could not be queued or sent directly), oldest first."""
+        with closing(sqlite3.connect(str(self.channel.settings.ingest_db_path), timeout=10)) as conn:
+            conn.row_factory = sqlite3.Row
+            rows = conn.execute(
+                "SELECT status, request_json, error_message FROM send_log WHERE user_id = ? ORDER BY id", (user,)
+            ).fetchall()
+        return [dict(row) for row in rows]
+
     def journal(self, user: str) -> list[dict[str, Any]]:
         """The user's rows of the ingest journal (`messenger.sqlite3`), oldest first."""
         with closing(sqlite3.connect(str(self.channel.settings.ingest_db_path), timeout=10)) as conn:

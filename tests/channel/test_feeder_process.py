@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from datetime import datetime, timezone
 from typing import Any
 
 import aiohttp
@@ -18,6 +19,7 @@ from connectors.messenger import MessengerInput
 from connectors.turns import RemoteTurns
 from tests.channel.conftest import OpenChannel
 from tests.channel.support import (
+    PAGE_ID,
     ChannelServer,
     FakeGraph,
     eventually,
@@ -47,6 +49,11 @@ async def open_fed(open_channel: OpenChannel, **changes: Any) -> tuple[ChannelSe
 
     server.closers.append(close_feeder)
     return server, feeder
+
+
+def all_sent(rows: list[tuple[str, str]]) -> bool:
+    """Something was queued and all of it reached Meta."""
+    return bool(rows) and all(status == "sent" for _key, status in rows)
 
 
 def statuses(server: ChannelServer, user: str) -> list[str]:
@@ -80,8 +87,9 @@ async def test_a_paused_conversation_is_stored_by_the_turn_itself(open_channel: 
     user = "psid-fed-paused"
     assert await server.say(user, "hola") == 200
     await eventually(lambda: statuses(server, user) == ["done"], "the first turn done")
-    await eventually(lambda: len(fake_graph.texts(user)) >= 1, "the greeting sent")
+    await eventually(lambda: all_sent(server.outbox_rows(user)), "the greeting sent")
     sent_before = list(fake_graph.texts(user))
+    assert len(sent_before) == len(server.outbox_rows(user)), "every reply of the greeting reached Meta"
     await pause_in_tracker(server.agent, user)
 
     assert await server.say(user, "¿hay alguien?") == 200
@@ -199,3 +207,33 @@ async def test_remote_turns_tell_rasa_away_from_rasa_refusing() -> None:
     with pytest.raises(TurnsUnavailable):  # nothing listens any more
         await turns.is_paused("u1")
     await turns.close()
+
+
+async def test_a_turns_replies_are_queued_in_order_in_one_write(open_channel: OpenChannel,
+                                                                fake_graph: FakeGraph) -> None:
+    """The feeder queues a turn's replies together (`MessengerOutput.send_responses`): in order, under positional
+    keys, a reply Messenger cannot take logged as failed without holding back the others, and the same replies
+    queued again (a retried turn) add nothing. Fails when a bad reply drops the turn's other replies, when the
+    order or the keys change, or when a retry queues a reply twice."""
+    from connectors.messenger import MessengerOutput
+
+    server = await open_channel()
+    channel = server.channel
+    user = "psid-batched"
+    replies = [{"text": "uno"}, {"text": 42}, {"text": "dos"}, {"text": "tres"}]
+    await channel.outbox.record_user_message(PAGE_ID, user, datetime.now(timezone.utc), "hola")  # the window
+
+    def output() -> MessengerOutput:
+        return MessengerOutput(channel.client, channel.store, channel.outbox, PAGE_ID, key_prefix="reply:t:1",
+                               typing=False)
+
+    await output().send_responses(user, replies)
+    await output().send_responses(user, replies)  # the turn's retry: same keys
+
+    assert server.outbox_keys(user) == ["reply:t:1:1", "reply:t:1:2", "reply:t:1:3"]
+    await server.start()  # the channel's outbox worker sends
+    await eventually(lambda: len(fake_graph.texts(user)) == 3, "the three good replies sent")
+    assert fake_graph.texts(user) == ["uno", "dos", "tres"]
+    failed = server.send_log(user)
+    assert [row["status"] for row in failed] == ["failed", "failed"], "the bad reply logged, once per try"
+    assert "text" in failed[0]["error_message"] and '"text": 42' in failed[0]["request_json"]
