@@ -47,7 +47,6 @@ from knowledge_matrix.embedders import (  # noqa: E402
     EnsembleEmbedder,
     TextRole,
     create_embedder,
-    embedder_parts,
     normalize_rows,
 )
 from knowledge_matrix.evaluate import (  # noqa: E402
@@ -212,7 +211,7 @@ def features_and_labels(
         rows, labels, owners = [], [], []
         for position, hits in enumerate(knowledge_base.search_many([q.query for q in queries], k=depth)):
             for hit in hits:
-                rows.append(hit_features(hit))
+                rows.append([value for _, value in hit_features(hit)])
                 labels.append(hit.entry_id == queries[position].expected_id)
                 owners.append(position)
         out[name] = (np.asarray(rows, dtype=np.float64), np.asarray(labels, dtype=np.float64), np.asarray(owners))
@@ -236,14 +235,23 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = 1.0, iter
     return weights
 
 
-def calibration_from(weights: np.ndarray, models: int) -> Calibration:
+def calibration_from(weights: np.ndarray, names: Sequence[str]) -> Calibration:
+    """[intercept, weights…] fitted on the features `names` (`hit_features`' names) as a `Calibration`."""
+    by_name = dict(zip(names, (float(w) for w in weights[1:]), strict=True))
+
+    def per_model(prefix: str) -> tuple[float, ...]:
+        return tuple(value for name, value in by_name.items() if name.startswith(prefix + "["))
+
     return Calibration(
         intercept=float(weights[0]),
-        z=float(weights[1]),
-        margin=float(weights[2]),
-        cosine=tuple(float(w) for w in weights[3 : 3 + models]),
-        off_topic=float(weights[3 + models]) if len(weights) > 3 + models else 0.0,
-        agreement=float(weights[4 + models]) if len(weights) > 4 + models else 0.0,
+        z=by_name["z"],
+        margin=by_name["margin"],
+        cosine=per_model("cosine"),
+        off_topic=by_name.get("off_topic", 0.0),
+        agreement=by_name.get("agreement", 0.0),
+        words=by_name.get("words", 0.0),
+        rival_agreement=by_name.get("rival_agreement", 0.0),
+        cosine_lead=per_model("cosine_lead"),
     )
 
 
@@ -271,15 +279,17 @@ def calibrate() -> None:
     settings = DEFAULT_SETTINGS.with_changes(calibration=Calibration(0.0, 1.0, 0.0))
     data = features_and_labels(settings, sets)
     names = list(data)
-    models = len(embedder_parts(embedder_for(settings.embedder)))
+    probe = KnowledgeBase.build(sets[names[0]][0], embedder_for(settings.embedder), settings)
+    feature_names = [name for name, _ in hit_features(probe.search("hola", k=1)[0])]
     print("leave-one-set-out: fit on the others, operating points on the one left out")
     for held in names:
         train = [n for n in names if n != held]
         weights = fit_logistic(np.vstack([data[n][0] for n in train]), np.concatenate([data[n][1] for n in train]))
-        print(f"held out {held}: {calibration_from(weights, models)}")
-        operating_points(settings.with_changes(calibration=calibration_from(weights, models)), {held: sets[held]})
+        print(f"held out {held}: {calibration_from(weights, feature_names)}")
+        operating_points(settings.with_changes(calibration=calibration_from(weights, feature_names)),
+                         {held: sets[held]})
     weights = fit_logistic(np.vstack([data[n][0] for n in names]), np.concatenate([data[n][1] for n in names]))
-    final = calibration_from(weights, models)
+    final = calibration_from(weights, feature_names)
     print(f"\nfit on all sets ({DEFAULT_SETTINGS.embedder}):\n  {final}")
     operating_points(settings.with_changes(calibration=final), sets)
 
@@ -564,15 +574,18 @@ def rank_sets(
     return runs
 
 
-def hit_features(hit: Hit) -> list[float]:
-    """What the calibration weighs, in `Calibration.confidence`'s order."""
-    return [
-        hit.fused,
-        hit.margin,
-        *hit.cosines,
-        *([] if hit.off_topic_gap is None else [hit.off_topic_gap]),
-        *([] if hit.agreement is None else [hit.agreement]),
-    ]
+def hit_features(hit: Hit, rival: bool = True) -> list[tuple[str, float]]:
+    """What the calibration weighs, named as `Calibration`'s fields (per model: `cosine[i]`, `cosine_lead[i]`);
+    `rival`: with the rival terms (`Hit.rival`: the message's length, the best other entry's agreement and cosines)."""
+    named = [("z", hit.fused), ("margin", hit.margin), *((f"cosine[{i}]", c) for i, c in enumerate(hit.cosines))]
+    if hit.off_topic_gap is not None:
+        named.append(("off_topic", hit.off_topic_gap))
+    if hit.agreement is not None:
+        named.append(("agreement", hit.agreement))
+    if rival and hit.rival is not None:
+        named += [("words", hit.rival.log_words), ("rival_agreement", hit.rival.agreement),
+                  *((f"cosine_lead[{i}]", lead) for i, lead in enumerate(hit.rival.cosine_lead))]
+    return named
 
 
 # The calibration is fitted on each query's best hit only: that is the one the bot decides on. Fitted on the top 3,
@@ -582,16 +595,20 @@ def hit_features(hit: Hit) -> list[float]:
 CALIBRATION_DEPTH = 1
 
 
-def fit_calibration(runs: Sequence[SetRun], models: int, depth: int = CALIBRATION_DEPTH) -> Calibration:
-    """Logistic regression on the top `depth` hits of every query of `runs`: p(this entry is the expected one)."""
+def fit_calibration(runs: Sequence[SetRun], depth: int = CALIBRATION_DEPTH, rival: bool = True) -> Calibration:
+    """Logistic regression on the top `depth` hits of every query of `runs`: p(this entry is the expected one);
+    `rival`: with the rival terms (`hit_features`)."""
     rows, labels = [], []
+    names: list[str] = []
     for run in runs:
         for labeled, hits in zip(run.queries, run.hits, strict=True):
             for hit in hits[:depth]:
-                rows.append(hit_features(hit))
+                named = hit_features(hit, rival)
+                names = names or [name for name, _ in named]
+                rows.append([value for _, value in named])
                 labels.append(hit.entry_id == labeled.expected_id)
     weights = fit_standardized(np.asarray(rows, dtype=np.float64), np.asarray(labels, dtype=np.float64))
-    return calibration_from(weights, models)
+    return calibration_from(weights, names)
 
 
 # The penalty of the regression, on standardized features. Fitted on raw features, the same penalty held the cosine
@@ -619,7 +636,8 @@ def decide_run(run: SetRun, calibration: Calibration, thresholds: Thresholds) ->
         scored = [
             replace(
                 hit,
-                score=calibration.confidence(hit.fused, hit.margin, hit.cosines, hit.off_topic_gap, hit.agreement),
+                score=calibration.confidence(hit.fused, hit.margin, hit.cosines, hit.off_topic_gap, hit.agreement,
+                                             hit.rival),
             )
             for hit in hits[: thresholds.max_candidates]
         ]
@@ -692,12 +710,12 @@ class HeldOut:
 
 
 def leave_one_set_out(
-    label: str, runs: dict[str, SetRun], models: int, margins: Sequence[float] = MARGIN_GRID
+    label: str, runs: dict[str, SetRun], margins: Sequence[float] = MARGIN_GRID, rival: bool = True
 ) -> HeldOut:
     results, choices = {}, {}
     for held in runs:
         train = [run for name, run in runs.items() if name != held]
-        calibration = fit_calibration(train, models)
+        calibration = fit_calibration(train, rival=rival)
         thresholds = choose_thresholds(train, calibration, margins)
         results[held] = decide_run(runs[held], calibration, thresholds)
         choices[held] = f"answer {thresholds.answer:.3f}, margin {thresholds.margin:.2f}"
@@ -761,18 +779,17 @@ def held_out(candidates: bool, only: str = "") -> None:
         f"{len(sets)} sets: "
         + ", ".join(f"{n} ({len(m.entries)} entries, {len(q)} queries)" for n, (m, q) in sets.items())
     )
-    models = len(embedder_parts(embedder_for(DEFAULT_SETTINGS.embedder)))
     before_runs = rank_sets(BEFORE_SETTINGS, sets, "before: ranking")
     outcomes = [
         as_shipped("before, as shipped", before_runs, BEFORE_CALIBRATION, BEFORE_THRESHOLDS),
-        leave_one_set_out("before, refit by LOSO", before_runs, models, margins=(0.0,)),
+        leave_one_set_out("before, refit by LOSO", before_runs, margins=(0.0,), rival=False),
     ]
     if candidates:
         for variant in candidate_variants():
             if only and not any(part in variant.label for part in only.split(",")):
                 continue
             runs = rank_sets(variant.settings, sets, variant.label)
-            outcome = leave_one_set_out(variant.label, runs, models)
+            outcome = leave_one_set_out(variant.label, runs)
             print_held_out([outcome])
             outcomes.append(outcome)
             if variant.label.startswith("defaults"):
@@ -790,14 +807,18 @@ def held_out(candidates: bool, only: str = "") -> None:
         label: rank_sets(settings.with_changes(keywords="both"), sets, f"after: {label}, keywords")
         for label, settings in after_options().items()
     }
-    outcomes.append(nested_leave_one_set_out("after, as written (LOSO)", written, models))
-    outcomes.append(nested_leave_one_set_out("after, with keywords (LOSO)", written, models, scored=keyworded))
+    # The calibration with and without its rival terms (the best other entry, the message's length), same rankings.
+    outcomes.append(nested_leave_one_set_out("no rival terms, as written (LOSO)", written, rival=False))
+    outcomes.append(nested_leave_one_set_out("no rival terms, with keywords (LOSO)", written, scored=keyworded,
+                                             rival=False))
+    outcomes.append(nested_leave_one_set_out("after, as written (LOSO)", written))
+    outcomes.append(nested_leave_one_set_out("after, with keywords (LOSO)", written, scored=keyworded))
     chosen = best_option(written, list(sets))
     same = after_options()[chosen].with_changes(keywords="both") == DEFAULT_SETTINGS.with_changes(
         thresholds=BEFORE_THRESHOLDS
     )
     print(f"chosen on all sets: {chosen} ({'the defaults' if same else 'NOT the defaults'})")
-    calibration = fit_calibration(list(written[chosen].values()), models)
+    calibration = fit_calibration(list(written[chosen].values()))
     thresholds = choose_thresholds(list(written[chosen].values()), calibration, MARGIN_GRID)
     print(f"calibration fitted on all sets: {calibration}\nthresholds chosen on all sets: {thresholds}")
     print_held_out(outcomes)
@@ -839,8 +860,8 @@ def best_option(options: dict[str, dict[str, SetRun]], names: Sequence[str]) -> 
 def nested_leave_one_set_out(
     label: str,
     options: dict[str, dict[str, SetRun]],
-    models: int,
     scored: dict[str, dict[str, SetRun]] | None = None,
+    rival: bool = True,
 ) -> HeldOut:
     """Leave one set out, where the ranking option too is chosen on the other sets, then the calibration and
     thresholds on them with that option; the set left out is scored from `scored` (same options; default `options`:
@@ -852,7 +873,7 @@ def nested_leave_one_set_out(
         train_names = [name for name in names if name != held]
         chosen = best_option(options, train_names)
         train = [options[chosen][name] for name in train_names]
-        calibration = fit_calibration(train, models)
+        calibration = fit_calibration(train, rival=rival)
         thresholds = choose_thresholds(train, calibration, MARGIN_GRID)
         results[held] = decide_run(scored[chosen][held], calibration, thresholds)
         choices[held] = f"{chosen}; answer {thresholds.answer:.3f}, margin {thresholds.margin:.2f}"

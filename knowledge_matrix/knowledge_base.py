@@ -40,10 +40,12 @@ from knowledge_matrix.retrieval import (
     decide,
     fused_scores,
     margins,
+    message_words,
     model_agreement,
     promote,
     rank_entries,
     reciprocal_rank_fusion,
+    rivals,
     standardized_query,
 )
 from knowledge_matrix.settings import DEFAULT_SETTINGS, RetrievalSettings
@@ -473,7 +475,8 @@ class KnowledgeBase:
             lexical_rows = self._lexical.scores_of(query, np.asarray(rows, dtype=np.int64))
             if self._settings.lexical_fusion == "zscore":
                 lexical_background = self._lexical.scores_of(query, self._lexical_background)
-        return self._ranked_hits(k, vector, stats, rows, exact, lexical_rows, lexical_background)
+        return self._ranked_hits(k, vector, stats, rows, exact, lexical_rows, lexical_background,
+                                 words=message_words(query))
 
     def _hits_many(self, queries: Sequence[str], vectors: FloatMatrix, k: int) -> list[list[Hit]]:
         """`_hits` for each message, with the index search and the lexical channel batched (one index call,
@@ -497,7 +500,8 @@ class KnowledgeBase:
                 for score, (rows, _) in zip(scores, candidates, strict=True)
             ]
         return [
-            self._ranked_hits(k, vectors[number], stats[number], rows, exact, *lexical[number])
+            self._ranked_hits(k, vectors[number], stats[number], rows, exact, *lexical[number],
+                              words=message_words(queries[number]))
             for number, (rows, exact) in enumerate(candidates)
         ]
 
@@ -510,9 +514,11 @@ class KnowledgeBase:
         exact: int | None,
         lexical_rows: FloatMatrix | None,
         lexical_background: FloatMatrix | None,
+        words: int = 0,
     ) -> list[Hit]:
-        """The best `k` entries of a message from its candidate rows, given the lexical channel's scores of those
-        rows and of the lexical background (None without the channel; no background with rank fusion)."""
+        """The best `k` entries of a message of `words` words from its candidate rows, given the lexical channel's
+        scores of those rows and of the lexical background (None without the channel; no background with rank
+        fusion)."""
         weights = [part.weight for part in self._parts]
         hub_weight = np.float32(self._settings.hubness_weight)
         cosines = self._part_cosines(self._index.vectors(rows), vector)
@@ -538,8 +544,11 @@ class KnowledgeBase:
         if exact is not None:
             ranked = promote(ranked, exact)
         if self._settings.model_agreement:
-            ranked = [*model_agreement(ranked[:k], row_owners, adjusted, stats), *ranked[k:]]
+            # at least the best two: the best one's rival is the second (`rivals`), whatever `k`
+            shown = max(k, 2)
+            ranked = [*model_agreement(ranked[:shown], row_owners, adjusted, stats), *ranked[shown:]]
         leads = margins(ranked)
+        opponents = rivals(ranked, words)
         off_topic = None
         if len(self._anchors):
             anchor_cosines = self._part_cosines(self._anchors, vector)
@@ -557,6 +566,7 @@ class KnowledgeBase:
                         item.cosines,
                         None if off_topic is None else item.fused - off_topic,
                         item.agreement if self._settings.model_agreement else None,
+                        rival,
                     ),
                 ),
                 fused=item.fused,
@@ -565,6 +575,7 @@ class KnowledgeBase:
                 cosines=item.cosines,
                 off_topic_gap=None if off_topic is None else item.fused - off_topic,
                 agreement=item.agreement if self._settings.model_agreement else None,
+                rival=rival,
             )
-            for item, lead in zip(ranked[:k], leads[:k], strict=True)
+            for item, lead, rival in zip(ranked[:k], leads[:k], opponents[:k], strict=True)
         ]

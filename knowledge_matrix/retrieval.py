@@ -11,13 +11,15 @@ How an entry is scored (measured in bench/knowledge.py; see README_SECTION.md):
 3. The fused score of a row is the weighted mean of its z-scores; an entry takes its best row.
 4. The calibrated score is a logistic function of the entry's fused z, its margin over the best
    other entry, its raw cosines and its lead over the best off-topic anchor (`off_topic.py`;
-   together they say whether the message is on topic at all): an estimate of the probability
-   that this entry is the right answer, fitted on labeled sets.
+   together they say whether the message is on topic at all), how many models rank it first, and
+   what it is up against: the best other entry's cosines and agreement, and how long the message
+   is. An estimate of the probability that this entry is the right answer, fitted on labeled sets.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -31,6 +33,7 @@ FloatArray = npt.NDArray[np.float32]
 VerdictKind = Literal["answer", "ambiguous", "no_match"]
 
 _MIN_STD = 1e-4
+WORD = re.compile(r"\w+")
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,11 @@ class Calibration:
     minus the best off-topic anchor's (see `off_topic.py`); without anchors the term is left out.
     `share` is the share of the models that rank this entry first on their own (`Hit.agreement`):
     two models that agree are right more often than their averaged score says.
+
+    The rival terms weigh what the entry is up against (`Hit.rival`): `words` · log(1 + the message's
+    words) (a short message scores high on many entries), `rival_agreement` · the best other entry's
+    share, and `cosine_lead` · (this entry's cosine − the best other entry's) per model. A calibration
+    without them (zeros, an empty tuple: every one fitted before they existed) scores as it did.
     """
 
     intercept: float
@@ -51,6 +59,9 @@ class Calibration:
     cosine: tuple[float, ...] = ()
     off_topic: float = 0.0
     agreement: float = 0.0
+    words: float = 0.0
+    rival_agreement: float = 0.0
+    cosine_lead: tuple[float, ...] = ()
 
     def confidence(
         self,
@@ -59,6 +70,7 @@ class Calibration:
         cosines: Sequence[float],
         off_topic_gap: float | None = None,
         agreement: float | None = None,
+        rival: Rival | None = None,
     ) -> float:
         logit = self.intercept + self.z * fused + self.margin * margin
         if self.cosine and len(self.cosine) == len(cosines):
@@ -67,6 +79,10 @@ class Calibration:
             logit += self.off_topic * off_topic_gap
         if agreement is not None:
             logit += self.agreement * agreement
+        if rival is not None:
+            logit += self.words * rival.log_words + self.rival_agreement * rival.agreement
+            if self.cosine_lead and len(self.cosine_lead) == len(rival.cosine_lead):
+                logit += sum(c * x for c, x in zip(self.cosine_lead, rival.cosine_lead, strict=True))
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, logit))))
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,10 +93,14 @@ class Calibration:
             "cosine": list(self.cosine),
             "off_topic": self.off_topic,
             "agreement": self.agreement,
+            "words": self.words,
+            "rival_agreement": self.rival_agreement,
+            "cosine_lead": list(self.cosine_lead),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Calibration:
+        """What `to_dict` wrote; a manifest written before a term existed reads it as 0 (scored as then)."""
         return cls(
             intercept=float(data["intercept"]),
             z=float(data["z"]),
@@ -88,6 +108,9 @@ class Calibration:
             cosine=tuple(float(c) for c in data.get("cosine", ())),
             off_topic=float(data.get("off_topic", 0.0)),
             agreement=float(data.get("agreement", 0.0)),
+            words=float(data.get("words", 0.0)),
+            rival_agreement=float(data.get("rival_agreement", 0.0)),
+            cosine_lead=tuple(float(c) for c in data.get("cosine_lead", ())),
         )
 
 
@@ -132,6 +155,17 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
+class Rival:
+    """What an entry is up against for one message: the message's length (log(1 + words)), and the best other
+    entry's agreement share and cosines, as this entry's cosine minus that entry's per model (zeros when no other
+    entry competes)."""
+
+    log_words: float
+    agreement: float
+    cosine_lead: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class Hit:
     """An entry ranked for a message; `score` is the calibrated probability of being right."""
 
@@ -143,6 +177,7 @@ class Hit:
     cosines: tuple[float, ...] = field(default=())
     off_topic_gap: float | None = None
     agreement: float | None = None  # share of the models that rank this entry first on their own
+    rival: Rival | None = None
 
     @property
     def entry_id(self) -> str:
@@ -296,6 +331,28 @@ def margins(ranked: Sequence[RankedEntry]) -> list[float]:
     first = max(range(len(scores)), key=lambda i: (scores[i], -i))
     second = max(scores[i] for i in range(len(scores)) if i != first)
     return [score - (second if i == first else scores[first]) for i, score in enumerate(scores)]
+
+
+def rivals(ranked: Sequence[RankedEntry], words: int) -> list[Rival]:
+    """Each entry's `Rival`: the best other entry is the one `margins` measures the lead against (the second best
+    for the best, the best for the others)."""
+    log_words = math.log1p(max(0, words))
+    if len(ranked) < 2:
+        return [Rival(log_words, 0.0, tuple(0.0 for _ in r.cosines)) for r in ranked]
+    scores = [r.fused for r in ranked]
+    first = max(range(len(scores)), key=lambda i: (scores[i], -i))
+    second = max((i for i in range(len(scores)) if i != first), key=lambda i: (scores[i], -i))
+    out = []
+    for i, entry in enumerate(ranked):
+        other = ranked[second if i == first else first]
+        lead = tuple(mine - theirs for mine, theirs in zip(entry.cosines, other.cosines, strict=True))
+        out.append(Rival(log_words, other.agreement, lead))
+    return out
+
+
+def message_words(text: str) -> int:
+    """The words of a message, as the calibration counts them (runs of letters or digits)."""
+    return len(WORD.findall(text))
 
 
 def best_per_entry(row_entries: Sequence[int], row_scores: FloatArray) -> dict[int, float]:

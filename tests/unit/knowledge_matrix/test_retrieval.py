@@ -9,14 +9,18 @@ from knowledge_matrix.matrix import Entry
 from knowledge_matrix.retrieval import (
     Calibration,
     Hit,
+    RankedEntry,
+    Rival,
     Thresholds,
     background_stats,
     decide,
     fused_scores,
     margins,
+    message_words,
     model_agreement,
     rank_entries,
     reciprocal_rank_fusion,
+    rivals,
     standardized_query,
 )
 
@@ -194,3 +198,48 @@ def test_the_standardized_query_ranks_rows_by_the_fused_score(share: float, seed
     scaled, offset = standardized_query(query, blocks, stats)
     fused = fused_scores(cosines(rows), stats, [w for _, _, w in blocks])
     assert np.allclose(rows @ scaled - offset, fused, atol=1e-3)
+
+
+def test_each_entrys_rival_is_the_best_other_entry() -> None:
+    """The best entry is up against the second, every other entry against the best (as `margins` measures);
+    the lead is per model, the rival's agreement is its own. Fails when an entry is compared with itself or with
+    the wrong one."""
+    ranked = [RankedEntry(0, 0, 1.0, (0.80, 0.40), 0.5), RankedEntry(1, 1, 2.0, (0.90, 0.70), 1.0),
+              RankedEntry(2, 2, 0.5, (0.70, 0.10), 0.0)]
+    found = rivals(ranked, words=3)
+    assert [r.agreement for r in found] == [1.0, 0.5, 1.0]
+    assert found[0].cosine_lead == pytest.approx((-0.10, -0.30))
+    assert found[1].cosine_lead == pytest.approx((0.10, 0.30))  # the best, against the second
+    assert found[2].cosine_lead == pytest.approx((-0.20, -0.60))
+    assert [r.log_words for r in found] == pytest.approx([np.log1p(3)] * 3)
+    # alone: nothing to be up against
+    (lone,) = rivals(ranked[:1], words=0)
+    assert lone == Rival(0.0, 0.0, (0.0, 0.0))
+    assert rivals([], words=2) == []
+
+
+def test_words_are_runs_of_letters_or_digits() -> None:
+    assert message_words("¿Cuánto cuesta el plan básico?") == 5
+    assert message_words("hola!!") == 1
+    assert message_words("  ¿?  ") == 0
+    assert message_words("wifi 5g x2") == 3
+
+
+def test_the_rival_terms_weigh_in_and_older_calibrations_ignore_them() -> None:
+    """A short message, a rival the models also like and a small cosine lead lower the score; a calibration
+    written before the terms existed (a manifest without them) scores exactly as it did. Fails when the terms
+    are ignored, or leak into an old calibration."""
+    calibration = Calibration(intercept=0.0, z=1.0, margin=1.0, words=0.5, rival_agreement=-1.0,
+                              cosine_lead=(4.0, 2.0))
+    strong = Rival(np.log1p(8), 0.0, (0.10, 0.20))
+    weak = Rival(np.log1p(1), 1.0, (0.01, 0.02))
+    assert calibration.confidence(1.0, 0.2, [], None, None, strong) > calibration.confidence(
+        1.0, 0.2, [], None, None, weak)
+    # per-model leads of another number of models are ignored, not a failure
+    odd = Rival(0.0, 0.0, (1.0,))
+    assert calibration.confidence(1.0, 0.2, [], None, None, odd) == calibration.confidence(
+        1.0, 0.2, [], None, None, Rival(0.0, 0.0, ()))
+    assert Calibration.from_dict(calibration.to_dict()) == calibration
+    old = Calibration.from_dict({"intercept": -1.0, "z": 1.0, "margin": 0.5, "cosine": [2.0], "agreement": 1.0})
+    assert (old.words, old.rival_agreement, old.cosine_lead) == (0.0, 0.0, ())
+    assert old.confidence(1.0, 0.3, [0.8], None, 1.0, weak) == old.confidence(1.0, 0.3, [0.8], None, 1.0)
