@@ -252,6 +252,7 @@ def calibration_from(weights: np.ndarray, names: Sequence[str]) -> Calibration:
         words=by_name.get("words", 0.0),
         rival_agreement=by_name.get("rival_agreement", 0.0),
         cosine_lead=per_model("cosine_lead"),
+        unknown_words=by_name.get("unknown_words", 0.0),
     )
 
 
@@ -584,7 +585,8 @@ def hit_features(hit: Hit, rival: bool = True) -> list[tuple[str, float]]:
         named.append(("agreement", hit.agreement))
     if rival and hit.rival is not None:
         named += [("words", hit.rival.log_words), ("rival_agreement", hit.rival.agreement),
-                  *((f"cosine_lead[{i}]", lead) for i, lead in enumerate(hit.rival.cosine_lead))]
+                  *((f"cosine_lead[{i}]", lead) for i, lead in enumerate(hit.rival.cosine_lead)),
+                  ("unknown_words", hit.rival.unknown_words)]
     return named
 
 

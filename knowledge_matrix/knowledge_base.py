@@ -476,7 +476,11 @@ class KnowledgeBase:
             if self._settings.lexical_fusion == "zscore":
                 lexical_background = self._lexical.scores_of(query, self._lexical_background)
         return self._ranked_hits(k, vector, stats, rows, exact, lexical_rows, lexical_background,
-                                 words=message_words(query))
+                                 words=message_words(query), unknown=self._unknown_share(query))
+
+    def _unknown_share(self, query: str) -> float:
+        """The share of the message's words no row of the matrix has (0 without a lexical index)."""
+        return 0.0 if self._lexical is None else self._lexical.unknown_share(query)
 
     def _hits_many(self, queries: Sequence[str], vectors: FloatMatrix, k: int) -> list[list[Hit]]:
         """`_hits` for each message, with the index search and the lexical channel batched (one index call,
@@ -501,7 +505,7 @@ class KnowledgeBase:
             ]
         return [
             self._ranked_hits(k, vectors[number], stats[number], rows, exact, *lexical[number],
-                              words=message_words(queries[number]))
+                              words=message_words(queries[number]), unknown=self._unknown_share(queries[number]))
             for number, (rows, exact) in enumerate(candidates)
         ]
 
@@ -515,10 +519,11 @@ class KnowledgeBase:
         lexical_rows: FloatMatrix | None,
         lexical_background: FloatMatrix | None,
         words: int = 0,
+        unknown: float = 0.0,
     ) -> list[Hit]:
-        """The best `k` entries of a message of `words` words from its candidate rows, given the lexical channel's
-        scores of those rows and of the lexical background (None without the channel; no background with rank
-        fusion)."""
+        """The best `k` entries of a message of `words` words (a share `unknown` of them never used by the matrix)
+        from its candidate rows, given the lexical channel's scores of those rows and of the lexical background
+        (None without the channel; no background with rank fusion)."""
         weights = [part.weight for part in self._parts]
         hub_weight = np.float32(self._settings.hubness_weight)
         cosines = self._part_cosines(self._index.vectors(rows), vector)
@@ -548,7 +553,7 @@ class KnowledgeBase:
             shown = max(k, 2)
             ranked = [*model_agreement(ranked[:shown], row_owners, adjusted, stats), *ranked[shown:]]
         leads = margins(ranked)
-        opponents = rivals(ranked, words)
+        opponents = rivals(ranked, words, unknown)
         off_topic = None
         if len(self._anchors):
             anchor_cosines = self._part_cosines(self._anchors, vector)

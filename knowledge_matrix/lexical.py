@@ -103,6 +103,14 @@ class HashedTfidf:
         summed = np.bincount(self.postings_doc[positions], weights=contributions, minlength=self.doc_count)
         return np.clip(summed, 0.0, 1.0).astype(np.float32)
 
+    def unknown_share(self, features: list[str]) -> float:
+        """The share of `features` that no document has (their idf is the largest there is); 0 without any."""
+        if not features:
+            return 0.0
+        never_seen = float(self.idf.max())
+        buckets = np.fromiter((_bucket(feature) for feature in features), dtype=np.int64, count=len(features))
+        return float(np.mean(self.idf[buckets] >= never_seen))
+
     def scores_of(self, features: list[str], docs: npt.NDArray[np.int64]) -> FloatArray:
         """`scores(features)[docs]`, reading only those documents' features: what a query costs whatever the
         number of documents (a common character n-gram's postings at 100 000 rows are long)."""
@@ -229,6 +237,12 @@ class LexicalIndex:
         char_scores = self.chars.scores_of(char_ngrams(query), docs)
         mixed = (1.0 - self.char_weight) * word_scores + self.char_weight * char_scores
         return mixed.astype(np.float32)
+
+    def unknown_share(self, query: str) -> float:
+        """The share of the message's words (stems, stopwords aside) that no row of the matrix has: a message about
+        something the matrix never mentions ("¿cuánto cuesta la leche Vita?" to a software company) scores high on
+        an entry that shares its template. 0 for a message without such words."""
+        return self.words.unknown_share(WORD_FEATURES[self.stemmer](query))
 
     def scores_of_many(self, queries: Sequence[str], docs: Sequence[npt.NDArray[np.int64]]) -> list[FloatArray]:
         """`scores_of(queries[i], docs[i])` for every i, batched (`HashedTfidf.scores_of_many`), same numbers."""

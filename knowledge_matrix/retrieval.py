@@ -49,7 +49,8 @@ class Calibration:
 
     The rival terms weigh what the entry is up against (`Hit.rival`): `words` · log(1 + the message's
     words) (a short message scores high on many entries), `rival_agreement` · the best other entry's
-    share, and `cosine_lead` · (this entry's cosine − the best other entry's) per model. A calibration
+    share, `cosine_lead` · (this entry's cosine − the best other entry's) per model, and
+    `unknown_words` · the share of the message's words the matrix never uses. A calibration
     without them (zeros, an empty tuple: every one fitted before they existed) scores as it did.
     """
 
@@ -62,6 +63,7 @@ class Calibration:
     words: float = 0.0
     rival_agreement: float = 0.0
     cosine_lead: tuple[float, ...] = ()
+    unknown_words: float = 0.0
 
     def confidence(
         self,
@@ -81,6 +83,7 @@ class Calibration:
             logit += self.agreement * agreement
         if rival is not None:
             logit += self.words * rival.log_words + self.rival_agreement * rival.agreement
+            logit += self.unknown_words * rival.unknown_words
             if self.cosine_lead and len(self.cosine_lead) == len(rival.cosine_lead):
                 logit += sum(c * x for c, x in zip(self.cosine_lead, rival.cosine_lead, strict=True))
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, logit))))
@@ -96,6 +99,7 @@ class Calibration:
             "words": self.words,
             "rival_agreement": self.rival_agreement,
             "cosine_lead": list(self.cosine_lead),
+            "unknown_words": self.unknown_words,
         }
 
     @classmethod
@@ -111,6 +115,7 @@ class Calibration:
             words=float(data.get("words", 0.0)),
             rival_agreement=float(data.get("rival_agreement", 0.0)),
             cosine_lead=tuple(float(c) for c in data.get("cosine_lead", ())),
+            unknown_words=float(data.get("unknown_words", 0.0)),
         )
 
 
@@ -156,13 +161,15 @@ class Thresholds:
 
 @dataclass(frozen=True)
 class Rival:
-    """What an entry is up against for one message: the message's length (log(1 + words)), and the best other
+    """What an entry is up against for one message: the message's length (log(1 + words)), the best other
     entry's agreement share and cosines, as this entry's cosine minus that entry's per model (zeros when no other
-    entry competes)."""
+    entry competes), and the share of the message's words the matrix never uses (`LexicalIndex.unknown_share`;
+    0 without a lexical index)."""
 
     log_words: float
     agreement: float
     cosine_lead: tuple[float, ...]
+    unknown_words: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -333,12 +340,12 @@ def margins(ranked: Sequence[RankedEntry]) -> list[float]:
     return [score - (second if i == first else scores[first]) for i, score in enumerate(scores)]
 
 
-def rivals(ranked: Sequence[RankedEntry], words: int) -> list[Rival]:
+def rivals(ranked: Sequence[RankedEntry], words: int, unknown_words: float = 0.0) -> list[Rival]:
     """Each entry's `Rival`: the best other entry is the one `margins` measures the lead against (the second best
     for the best, the best for the others)."""
     log_words = math.log1p(max(0, words))
     if len(ranked) < 2:
-        return [Rival(log_words, 0.0, tuple(0.0 for _ in r.cosines)) for r in ranked]
+        return [Rival(log_words, 0.0, tuple(0.0 for _ in r.cosines), unknown_words) for r in ranked]
     scores = [r.fused for r in ranked]
     first = max(range(len(scores)), key=lambda i: (scores[i], -i))
     second = max((i for i in range(len(scores)) if i != first), key=lambda i: (scores[i], -i))
@@ -346,7 +353,7 @@ def rivals(ranked: Sequence[RankedEntry], words: int) -> list[Rival]:
     for i, entry in enumerate(ranked):
         other = ranked[second if i == first else first]
         lead = tuple(mine - theirs for mine, theirs in zip(entry.cosines, other.cosines, strict=True))
-        out.append(Rival(log_words, other.agreement, lead))
+        out.append(Rival(log_words, other.agreement, lead, unknown_words))
     return out
 
 

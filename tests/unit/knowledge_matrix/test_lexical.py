@@ -56,3 +56,17 @@ def test_scoring_some_documents_equals_scoring_all_then_picking() -> None:
     for query in ("horario de atencion", "como conceto facebok", "tarjeta", "", "zzzz"):
         assert np.allclose(index.scores_of(query, docs), index.scores(query)[docs], atol=1e-6)
     assert index.scores_of("horario", np.zeros(0, dtype=np.int64)).shape == (0,)
+
+
+def test_the_unknown_share_counts_the_words_no_row_uses(tmp_path: Path) -> None:
+    """Words (stems, stopwords aside) no document has, over the message's words: 0 when the matrix uses all of
+    them, whatever their form (Snowball stems: «horarios», «atención» are known), 1 when it uses none, and the same
+    after saving. Fails when known words count as unknown, or stopwords count at all."""
+    index = LexicalIndex.build(DOCS, stemmer="snowball")
+    assert index.unknown_share("¿Cuáles son los horarios de atención?") == 0.0
+    assert index.unknown_share("¿cuánto cuesta la leche Vita?") == 1.0  # cuesta, leche, vita: none in DOCS
+    assert index.unknown_share("horario de la farmacia") == 0.5  # horario known, farmacia not
+    assert index.unknown_share("¿y de la?") == 0.0  # stopwords only: nothing to judge
+    assert index.unknown_share("") == 0.0
+    index.save(tmp_path / "lexical.npz")
+    assert LexicalIndex.load(tmp_path / "lexical.npz").unknown_share("horario de la farmacia") == 0.5

@@ -206,7 +206,8 @@ def test_each_entrys_rival_is_the_best_other_entry() -> None:
     the wrong one."""
     ranked = [RankedEntry(0, 0, 1.0, (0.80, 0.40), 0.5), RankedEntry(1, 1, 2.0, (0.90, 0.70), 1.0),
               RankedEntry(2, 2, 0.5, (0.70, 0.10), 0.0)]
-    found = rivals(ranked, words=3)
+    found = rivals(ranked, words=3, unknown_words=0.5)
+    assert {r.unknown_words for r in found} == {0.5}
     assert [r.agreement for r in found] == [1.0, 0.5, 1.0]
     assert found[0].cosine_lead == pytest.approx((-0.10, -0.30))
     assert found[1].cosine_lead == pytest.approx((0.10, 0.30))  # the best, against the second
@@ -214,7 +215,7 @@ def test_each_entrys_rival_is_the_best_other_entry() -> None:
     assert [r.log_words for r in found] == pytest.approx([np.log1p(3)] * 3)
     # alone: nothing to be up against
     (lone,) = rivals(ranked[:1], words=0)
-    assert lone == Rival(0.0, 0.0, (0.0, 0.0))
+    assert lone == Rival(0.0, 0.0, (0.0, 0.0), 0.0)
     assert rivals([], words=2) == []
 
 
@@ -239,7 +240,12 @@ def test_the_rival_terms_weigh_in_and_older_calibrations_ignore_them() -> None:
     odd = Rival(0.0, 0.0, (1.0,))
     assert calibration.confidence(1.0, 0.2, [], None, None, odd) == calibration.confidence(
         1.0, 0.2, [], None, None, Rival(0.0, 0.0, ()))
+    # words the matrix never uses lower the score when their coefficient says so
+    wary = Calibration(intercept=0.0, z=1.0, margin=1.0, unknown_words=-3.0)
+    assert wary.confidence(1.0, 0.2, [], None, None, Rival(1.0, 0.0, (), 1.0)) < wary.confidence(
+        1.0, 0.2, [], None, None, Rival(1.0, 0.0, (), 0.0))
+    assert Calibration.from_dict(wary.to_dict()) == wary
     assert Calibration.from_dict(calibration.to_dict()) == calibration
     old = Calibration.from_dict({"intercept": -1.0, "z": 1.0, "margin": 0.5, "cosine": [2.0], "agreement": 1.0})
-    assert (old.words, old.rival_agreement, old.cosine_lead) == (0.0, 0.0, ())
+    assert (old.words, old.rival_agreement, old.cosine_lead, old.unknown_words) == (0.0, 0.0, (), 0.0)
     assert old.confidence(1.0, 0.3, [0.8], None, 1.0, weak) == old.confidence(1.0, 0.3, [0.8], None, 1.0)
