@@ -669,7 +669,7 @@ def decide_run(run: SetRun, calibration: Calibration, thresholds: Thresholds) ->
 TARGET_PRECISION = 0.96
 TARGET_REJECTION = 0.90
 ANSWER_GRID = tuple(round(0.30 + 0.0025 * step, 4) for step in range(277))  # 0.30 … 0.99
-MARGIN_GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
+MARGIN_GRID = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0)
 
 
 def choose_thresholds(runs: Sequence[SetRun], calibration: Calibration, margins: Sequence[float]) -> Thresholds:
