@@ -103,11 +103,16 @@ class HashedTfidf:
         summed = np.bincount(self.postings_doc[positions], weights=contributions, minlength=self.doc_count)
         return np.clip(summed, 0.0, 1.0).astype(np.float32)
 
+    @cached_property
+    def _never_seen_idf(self) -> float:
+        """The idf of a feature no document has (the largest): read once, not over a million buckets per message."""
+        return float(self.idf.max())
+
     def unknown_share(self, features: list[str]) -> float:
         """The share of `features` that no document has (their idf is the largest there is); 0 without any."""
         if not features:
             return 0.0
-        never_seen = float(self.idf.max())
+        never_seen = self._never_seen_idf
         buckets = np.fromiter((_bucket(feature) for feature in features), dtype=np.int64, count=len(features))
         return float(np.mean(self.idf[buckets] >= never_seen))
 
