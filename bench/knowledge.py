@@ -202,20 +202,24 @@ def compare() -> None:
 
 def features_and_labels(
     settings: RetrievalSettings, sets: dict[str, tuple[Matrix, list[LabeledQuery]]], depth: int = 3
-) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per set: features (fused, margin, cosines…) of the top `depth` hits, labels, query index."""
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], list[str]]:
+    """Per set: features (fused, margin, cosines…) of the top `depth` hits, labels, query index; and the features'
+    names (`hit_features`)."""
     embedder = embedder_for(settings.embedder)
     out = {}
+    names: list[str] = []
     for name, (matrix, queries) in sets.items():
         knowledge_base = KnowledgeBase.build(matrix, embedder, settings)
         rows, labels, owners = [], [], []
         for position, hits in enumerate(knowledge_base.search_many([q.query for q in queries], k=depth)):
             for hit in hits:
-                rows.append([value for _, value in hit_features(hit)])
+                named = hit_features(hit)
+                names = names or [feature for feature, _ in named]
+                rows.append([value for _, value in named])
                 labels.append(hit.entry_id == queries[position].expected_id)
                 owners.append(position)
         out[name] = (np.asarray(rows, dtype=np.float64), np.asarray(labels, dtype=np.float64), np.asarray(owners))
-    return out
+    return out, names
 
 
 def fit_logistic(features: np.ndarray, labels: np.ndarray, l2: float = 1.0, iterations: int = 50) -> np.ndarray:
@@ -278,10 +282,8 @@ def operating_points(settings: RetrievalSettings, sets: dict[str, tuple[Matrix, 
 def calibrate() -> None:
     sets = available_sets()
     settings = DEFAULT_SETTINGS.with_changes(calibration=Calibration(0.0, 1.0, 0.0))
-    data = features_and_labels(settings, sets)
+    data, feature_names = features_and_labels(settings, sets)
     names = list(data)
-    probe = KnowledgeBase.build(sets[names[0]][0], embedder_for(settings.embedder), settings)
-    feature_names = [name for name, _ in hit_features(probe.search("hola", k=1)[0])]
     print("leave-one-set-out: fit on the others, operating points on the one left out")
     for held in names:
         train = [n for n in names if n != held]

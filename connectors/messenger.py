@@ -160,6 +160,8 @@ class MessengerOutput(OutputChannel):
     async def send_responses(self, recipient_id: str, messages: Sequence[dict[str, Any]]) -> None:
         """Several responses of one turn, queued in order in one outbox write (all or none: a refused write queues
         nothing, and the turn's retry queues them again under the same positional keys)."""
+        if not messages:
+            return
         page_id = await self._page_for(recipient_id)
         news: list[NewMessage] = []
         for message in messages:
@@ -182,9 +184,6 @@ class MessengerOutput(OutputChannel):
         if not news:
             return
         await self._ready_to_reply()
-        if len(news) == 1:
-            await self.outbox.enqueue(news[0])
-            return
         for start in range(0, len(news), MAX_BATCH):
             await self.outbox.enqueue_many(news[start:start + MAX_BATCH])
 
@@ -443,8 +442,7 @@ class MessengerInput(InputChannel):
     async def _queue_replies(outcome: TurnOutcome, event: InboundEvent, output: MessengerOutput) -> None:
         """The responses of a turn Rasa ran for the feeder process, queued in order (keys by position: what an
         earlier attempt queued is not queued again). A turn run in this process queued its own as it went."""
-        if outcome.messages:
-            await output.send_responses(event.user_id, [dict(reply) for reply in outcome.messages])
+        await output.send_responses(event.user_id, [dict(reply) for reply in outcome.messages])
 
     async def _give_up_on_actions(self, stored: StoredEvent, reason: str, counted: bool = False) -> None:
         """Never silence: the customer is told (once per outage) and the event is `failed` with the reason."""

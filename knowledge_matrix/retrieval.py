@@ -334,10 +334,17 @@ def margins(ranked: Sequence[RankedEntry]) -> list[float]:
         return []
     if len(ranked) == 1:
         return [ranked[0].fused]  # nothing competes: the score itself is the lead
+    first, second = best_two(ranked)
+    return [r.fused - ranked[second if i == first else first].fused for i, r in enumerate(ranked)]
+
+
+def best_two(ranked: Sequence[RankedEntry]) -> tuple[int, int]:
+    """The positions of the two best fused scores (at least two entries; a tie goes to the earlier one): each entry
+    is measured against the best other one, the second for the best, the best for the others."""
     scores = [r.fused for r in ranked]
     first = max(range(len(scores)), key=lambda i: (scores[i], -i))
-    second = max(scores[i] for i in range(len(scores)) if i != first)
-    return [score - (second if i == first else scores[first]) for i, score in enumerate(scores)]
+    second = max((i for i in range(len(scores)) if i != first), key=lambda i: (scores[i], -i))
+    return first, second
 
 
 def rivals(ranked: Sequence[RankedEntry], words: int, unknown_words: float = 0.0) -> list[Rival]:
@@ -346,9 +353,7 @@ def rivals(ranked: Sequence[RankedEntry], words: int, unknown_words: float = 0.0
     log_words = math.log1p(max(0, words))
     if len(ranked) < 2:
         return [Rival(log_words, 0.0, tuple(0.0 for _ in r.cosines), unknown_words) for r in ranked]
-    scores = [r.fused for r in ranked]
-    first = max(range(len(scores)), key=lambda i: (scores[i], -i))
-    second = max((i for i in range(len(scores)) if i != first), key=lambda i: (scores[i], -i))
+    first, second = best_two(ranked)
     out = []
     for i, entry in enumerate(ranked):
         other = ranked[second if i == first else first]
