@@ -373,8 +373,13 @@ class MessengerInput(InputChannel):
                     back = await self._rasa_is_back(exc, stored)
                     if back is None:
                         return  # another instance took the conversation over meanwhile: the event is its now
-                    if back:
-                        continue  # Rasa was restarting (the feeder process's calls): the same attempt again
+                    if back:  # Rasa was restarting, or hung (the feeder process's calls): the same attempt again
+                        if event.mid:
+                            # The call may have reached Rasa, and its turn run (or be running) with the answer lost:
+                            # undone first (under Rasa's lock, so after that turn), the dialogue sees the message once.
+                            # A no-op when Rasa's latest message is another one.
+                            await self.turns.revert(event.user_id, event.mid)
+                        continue
                 logger.exception("processing a Messenger event failed", extra={"event_id": stored.id})
                 attempts = await self.store.run(self.store.note_attempt_failed, stored.id, repr(exc)[:500])
                 if attempts >= MAX_PROCESSING_ATTEMPTS:

@@ -41,6 +41,14 @@ READY_TIMEOUT_SECONDS = 300.0
 READY_POLL_SECONDS = 0.5
 # A turn's HTTP call waits for the turn: its action calls (each up to ACTION_TIMEOUT_SECONDS, up to three), then this.
 TURN_MARGIN_SECONDS = 30.0
+# A turn call still open after HEARTBEAT_SECONDS: Rasa is asked whether its event loop still answers (`GET` on the
+# turns route, answered between two turns even when Rasa is saturated). No answer at all within
+# HEARTBEAT_TIMEOUT_SECONDS (the process stopped, its loop blocked: hung, not slow) ends every open call with
+# `TurnsUnavailable`, so the feeder stands by and another instance takes the conversations over when their leases
+# run out, instead of renewing them until the turn's own timeout (minutes). A slow turn whose Rasa answers the
+# check is waited for.
+HEARTBEAT_SECONDS = 5.0
+HEARTBEAT_TIMEOUT_SECONDS = 10.0
 TURN_OPS = ("ensure", "paused", "stored_paused", "store_paused", "revert", "run")
 
 
@@ -228,13 +236,20 @@ class RemoteTurns:
     """Turns on a Rasa server over HTTP (its `turns` routes, the service token), from the feeder process. Rasa down or
     restarting: each call waits for it (`ready`, up to READY_TIMEOUT_SECONDS), then raises `TurnsUnavailable`."""
 
-    def __init__(self, rasa_url: str, service_token: str, action_timeout_seconds: float) -> None:
+    def __init__(self, rasa_url: str, service_token: str, action_timeout_seconds: float, *,
+                 heartbeat_seconds: float = HEARTBEAT_SECONDS,
+                 heartbeat_timeout_seconds: float = HEARTBEAT_TIMEOUT_SECONDS) -> None:
         self.base_url = rasa_url.rstrip("/") + "/webhooks/messenger/turns"
         self._headers = {"Authorization": f"Bearer {service_token}"}
         # A turn makes at most three action calls of ACTION_TIMEOUT_SECONDS each, then Rasa answers.
         self.turn_timeout_seconds = 3 * action_timeout_seconds + TURN_MARGIN_SECONDS
+        self.heartbeat_seconds = heartbeat_seconds
+        self.heartbeat_timeout_seconds = heartbeat_timeout_seconds
         self._session: Any = None
         self._ready = False  # Rasa answered since the last failed call: `ready` asks it nothing
+        self._answered_at = 0.0  # the loop's time of Rasa's latest answer (to a call or a heartbeat)
+        self._heartbeat: asyncio.Future[bool] | None = None  # the check under way, shared by the open calls
+        self.heartbeats = 0  # checks made (diagnostics, tests)
 
     def _client(self) -> Any:
         import aiohttp
@@ -260,13 +275,57 @@ class RemoteTurns:
                                               timeout=aiohttp.ClientTimeout(total=5)) as response:
                     if response.status == 200:
                         self._ready = True
+                        self._answered_at = asyncio.get_running_loop().time()
                         return
             except (aiohttp.ClientError, asyncio.TimeoutError):
                 pass
             await asyncio.sleep(READY_POLL_SECONDS)
         raise TurnsUnavailable(f"Rasa at {self.base_url} was not ready within {READY_TIMEOUT_SECONDS:.0f} s")
 
+    async def _alive(self) -> bool:
+        """Whether Rasa answered anything (a call, or the check this makes) within the last `heartbeat_seconds`; one
+        check at a time, whichever calls are waiting. Any HTTP answer counts, a 503 too: a loop that answers is not
+        hung."""
+        loop = asyncio.get_running_loop()
+        if loop.time() - self._answered_at < self.heartbeat_seconds:
+            return True
+        if self._heartbeat is None:
+            self._heartbeat = asyncio.ensure_future(self._check_heartbeat())
+            self._heartbeat.add_done_callback(lambda _done: setattr(self, "_heartbeat", None))
+        return await asyncio.shield(self._heartbeat)
+
+    async def _check_heartbeat(self) -> bool:
+        import aiohttp
+
+        self.heartbeats += 1
+        try:
+            async with self._client().get(self.base_url, headers=self._headers,
+                                          timeout=aiohttp.ClientTimeout(total=self.heartbeat_timeout_seconds)):
+                self._answered_at = asyncio.get_running_loop().time()
+                return True
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            return False
+
     async def _call(self, op: str, body: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+        """One turns route; while it is open, Rasa's heartbeat (`_alive`) every `heartbeat_seconds`: a Rasa that
+        stops answering ends the call with `TurnsUnavailable` instead of at `timeout`."""
+        request = asyncio.ensure_future(self._post(op, body, timeout))
+        try:
+            while True:
+                done, _pending = await asyncio.wait({request}, timeout=self.heartbeat_seconds)
+                if done:
+                    return request.result()
+                if not await self._alive():
+                    self._ready = False
+                    raise TurnsUnavailable(
+                        f"Rasa stopped answering during {op}: no answer to its heartbeat within "
+                        f"{self.heartbeat_timeout_seconds:g} s (the process stopped or its event loop blocked)")
+        finally:
+            if not request.done():
+                request.cancel()
+                await asyncio.gather(request, return_exceptions=True)
+
+    async def _post(self, op: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
         import aiohttp
 
         try:
@@ -290,6 +349,7 @@ class RemoteTurns:
         if not isinstance(data, dict):
             raise TurnRefused(f"Rasa answered {op} with {type(data).__name__}, not an object")
         self._ready = True
+        self._answered_at = asyncio.get_running_loop().time()
         return data
 
     async def ensure_conversation(self, user_id: str) -> None:

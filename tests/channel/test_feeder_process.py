@@ -237,3 +237,43 @@ async def test_a_turns_replies_are_queued_in_order_in_one_write(open_channel: Op
     failed = server.send_log(user)
     assert [row["status"] for row in failed] == ["failed", "failed"], "the bad reply logged, once per try"
     assert "text" in failed[0]["error_message"] and '"text": 42' in failed[0]["request_json"]
+
+
+async def test_a_turn_whose_answer_was_lost_runs_again_and_rasa_counts_the_message_once(
+        open_channel: OpenChannel, fake_graph: FakeGraph) -> None:
+    """Rasa ran the turn but its answer never reached the feeder (Rasa hung past the heartbeat, or restarted after
+    saving): the feeder waits for Rasa, undoes that turn (Rasa's `UserUtteranceReverted`) and runs it again, so the
+    replies go out once and the dialogue sees the message once. Fails when the rerun skips the revert (the message
+    counted twice) or when the lost turn's replies are sent as well."""
+    from rasa.shared.core.events import UserUttered
+
+    from connectors.turns import TurnsUnavailable
+
+    server, feeder = await open_fed(open_channel)
+    turns = feeder.turns
+    assert isinstance(turns, RemoteTurns)
+    real_run = turns.run
+    lost: list[str] = []
+
+    async def run_then_lose_the_answer(message: Any, output: Any, unless_paused: bool = False) -> Any:
+        outcome = await real_run(message, output, unless_paused)
+        if not lost:
+            lost.append(message.text)
+            turns._ready = False  # as after a call Rasa did not answer: the feeder asks it before the next call
+            raise TurnsUnavailable("Rasa did not answer run: the connection was reset")
+        return outcome
+
+    turns.run = run_then_lose_the_answer  # type: ignore[method-assign]
+    user = "psid-fed-lost"
+    assert await server.say(user, "hola") == 200
+    await eventually(lambda: statuses(server, user) == ["done"], "answered after the lost answer")
+    assert lost == ["hola"]
+    assert [(row["attempts"], row["last_error"]) for row in server.journal(user)] == [(1, None)]
+    await eventually(lambda: len(fake_graph.texts(user)) >= 1, "the replies sent")
+    tracker = await server.agent.tracker_store.retrieve(user)
+    assert [event.text for event in tracker.events if isinstance(event, UserUttered)] == ["hola", "hola"]
+    applied = [event.text for event in tracker.applied_events() if isinstance(event, UserUttered)]
+    assert applied == ["hola"], "the dialogue sees the message once"
+    await asyncio.sleep(0.5)  # anything sent twice would be out by now
+    replies = fake_graph.texts(user)
+    assert len(replies) == len(set(replies)), f"replies sent twice: {replies}"
