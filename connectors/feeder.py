@@ -42,6 +42,7 @@ async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:
         await stop.wait()
     finally:
         await channel.stop_feeding()
+        logger.info("stopped; Rasa's heartbeat was checked %d times", turns.heartbeats)
 
 
 def main(argv: list[str] | None = None) -> int:
