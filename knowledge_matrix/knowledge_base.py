@@ -530,18 +530,20 @@ class KnowledgeBase:
         adjusted = cosines if self._row_hubness is None else cosines - hub_weight * self._row_hubness[rows]
         fused = fused_scores(adjusted, stats, weights)
         row_owners = [int(self._row_entries[r]) for r in rows]
-        ranked_dense = rank_entries(rows, row_owners, fused, cosines)
+        # The hits are the first `k` entries; the best two (margins, rivals) are among the first three once the
+        # exact entry is promoted, so only those and the exact entry are built (rank fusion ranks them all).
+        shortlist = max(k, 2) + 1
         if lexical_rows is None:
-            ranked = ranked_dense
+            ranked = rank_entries(rows, row_owners, fused, cosines, limit=shortlist, keep=exact)
         elif lexical_background is not None:
             lexical_std = max(float(lexical_background.std()), 1e-4)
             lexical_z = (lexical_rows - float(lexical_background.mean())) / lexical_std
             weight = self._settings.lexical_weight
             fused = ((fused * sum(weights) + weight * lexical_z) / (sum(weights) + weight)).astype(np.float32)
-            ranked = rank_entries(rows, row_owners, fused, cosines)
+            ranked = rank_entries(rows, row_owners, fused, cosines, limit=shortlist, keep=exact)
         else:
             ranked = reciprocal_rank_fusion(
-                ranked_dense,
+                rank_entries(rows, row_owners, fused, cosines),
                 best_per_entry(row_owners, lexical_rows),
                 self._settings.lexical_weight,
                 self._settings.rrf_k,

@@ -290,24 +290,36 @@ def rank_entries(
     row_entries: Sequence[int],
     row_fused: FloatArray,
     row_cosines: FloatArray,
+    limit: int | None = None,
+    keep: int | None = None,
 ) -> list[RankedEntry]:
-    """Best row per entry, entries sorted by fused score (ties: lower entry index first)."""
-    best: dict[int, int] = {}
-    for position, entry_index in enumerate(row_entries):
-        current = best.get(entry_index)
-        if current is None or row_fused[position] > row_fused[current]:
-            best[entry_index] = position
-    ranked = [
+    """Best row per entry (a tie: the earlier row), entries sorted by fused score (ties: lower entry index first).
+    `limit`: only the best `limit` entries, and `keep` too if it is a candidate (the entry a message copies word
+    for word, promoted later): a message's hits need the first few, not every candidate entry."""
+    if len(row_entries) == 0:
+        return []
+    owners = np.asarray(row_entries, dtype=np.int64)
+    fused = np.asarray(row_fused)
+    positions = np.arange(len(owners))
+    # Grouped by entry, best row first (equal scores: the earlier row), then the first row of each group.
+    order = np.lexsort((positions, -fused, owners))
+    grouped = owners[order]
+    first = order[np.concatenate(([True], grouped[1:] != grouped[:-1]))]
+    # Entries by fused score, then entry index.
+    best = first[np.lexsort((owners[first], -fused[first]))]
+    chosen = best.tolist() if limit is None else best[:limit].tolist()
+    if keep is not None and limit is not None and len(best) > limit:
+        kept = [position for position in best[limit:].tolist() if int(owners[position]) == keep]
+        chosen.extend(kept)
+    return [
         RankedEntry(
-            entry_index=entry_index,
+            entry_index=int(owners[position]),
             row=int(rows[position]),
-            fused=float(row_fused[position]),
+            fused=float(fused[position]),
             cosines=tuple(float(c) for c in row_cosines[position]),
         )
-        for entry_index, position in best.items()
+        for position in chosen
     ]
-    ranked.sort(key=lambda r: (-r.fused, r.entry_index))
-    return ranked
 
 
 def model_agreement(
