@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from connectors.turns import RemoteTurns, TurnMessage, TurnsUnavailable
-from tests.channel.support import free_port
+from tests.channel.support import eventually, free_port
 
 SERVER = r"""
 import asyncio, json, sys
@@ -88,14 +88,6 @@ def stuck_rasa(tmp_path: Path) -> Iterator[FakeRasa]:
     rasa.stop()
 
 
-async def until(condition, what: str, seconds: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(seconds / 0.05)):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"never: {what}")
-
-
 def turns_for(rasa: FakeRasa) -> RemoteTurns:
     return RemoteTurns(rasa.url, "token", ACTION_TIMEOUT_SECONDS, heartbeat_seconds=0.3,
                        heartbeat_timeout_seconds=1.0)
@@ -119,7 +111,7 @@ async def test_a_hung_rasa_ends_the_turn_call_long_before_its_timeout(stuck_rasa
     try:
         await turns.ready()
         call = asyncio.ensure_future(turns.run(TurnMessage("psid-hb-2", "hola"), output=None))
-        await until(lambda: "run hola" in stuck_rasa.seen(), "the turn reached Rasa")
+        await eventually(lambda: "run hola" in stuck_rasa.seen(), "the turn reached Rasa", timeout=20)
         os.kill(stuck_rasa.process.pid, signal.SIGSTOP)  # hung: connections are accepted, nothing answers
         # The turn's own timeout is 330 s: only the heartbeat can end the call within this test's minute.
         with pytest.raises(TurnsUnavailable, match="heartbeat"):
