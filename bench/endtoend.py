@@ -12,6 +12,7 @@ latencies compare:
   same position of the same plan (same model, same history), so the pacing needs no store.
 
 Usage (a stack of its own): .venv/bin/python bench/endtoend.py [--events 500] [--users 50] [--rounds N]
+       [--profile DIR [--gil]] [--fsyncs DIR]
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import argparse
 import asyncio
 import collections
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -333,20 +335,84 @@ class RasaProfile:
                 other.wait(timeout=60)
 
 
+FSYNC_LINE = re.compile(r"\b(fsync|fdatasync)\(\d+<([^>]*)>")
+
+
+def fsync_counts(trace: Path) -> collections.Counter[str]:
+    """`strace -f -y` output -> calls per "<call> <file name>" (`fdatasync outbox.sqlite3-wal`); other lines
+    (unfinished calls resumed, signals, exits) are not counted twice or at all."""
+    counts: collections.Counter[str] = collections.Counter()
+    for line in trace.read_text(encoding="utf-8", errors="replace").splitlines():
+        if "resumed>" in line:
+            continue
+        if match := FSYNC_LINE.search(line):
+            counts[f"{match.group(1)} {Path(match.group(2)).name}"] += 1
+    return counts
+
+
+class SyncTrace:
+    """strace on every process of the stack for one phase (`--fsyncs DIR`): DIR/<phase>-<process>.strace, each
+    fsync and fdatasync with the file it flushed, so a phase's durable writes per message show per process and file
+    (`print_fsyncs`). Nothing when strace is not installed. strace slows what it traces: a traced run's msg/s are not
+    a plain run's."""
+
+    def __init__(self, stack: Any, directory: Path | None, phase: str) -> None:
+        self.tracers: list[subprocess.Popen[bytes]] = []
+        self.files: dict[str, Path] = {}
+        strace = shutil.which("strace")
+        if directory is None or strace is None:
+            if directory is not None:
+                print("strace not found (apt-get install strace): no fsync counts", file=sys.stderr)
+            return
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, process in stack.processes.items():
+            pids = [process.pid, *(child.pid for child in psutil.Process(process.pid).children(recursive=True))]
+            self.files[name] = directory / f"{phase}-{name}.strace"
+            self.tracers.append(subprocess.Popen(
+                [strace, "-f", "-y", "-e", "trace=fsync,fdatasync", "-o", str(self.files[name]),
+                 *(argument for pid in pids for argument in ("-p", str(pid)))],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            ))
+        time.sleep(1.0)  # attached before the first message
+
+    def stop(self) -> dict[str, collections.Counter[str]]:
+        """Detach; the calls per process and file."""
+        for tracer in self.tracers:
+            tracer.send_signal(signal.SIGINT)
+        for tracer in self.tracers:
+            tracer.wait(timeout=60)
+        return {name: fsync_counts(path) for name, path in self.files.items() if path.exists()}
+
+
+def print_fsyncs(phase: str, counts: dict[str, collections.Counter[str]], messages: int) -> None:
+    total = sum(sum(per_file.values()) for per_file in counts.values())
+    print(f"fsyncs per message, {phase}: {total / messages:.2f}")
+    for name, per_file in counts.items():
+        if per_file:
+            parts = ", ".join(f"{key} {calls / messages:.2f}" for key, calls in per_file.most_common())
+            print(f"  {name}: {parts}")
+
+
 async def side_by_side(
-    stack: Any, events: int, users: int, on_message: Any = None, profile: Path | None = None, gil: bool = False
+    stack: Any, events: int, users: int, on_message: Any = None, profile: Path | None = None, gil: bool = False,
+    fsyncs: Path | None = None,
 ) -> tuple[ChannelRun, ChannelRun]:
     """REST first (it also tells how many replies each position gets), then ours, on the same plan's shape."""
-    spy = RasaProfile(stack, profile, "rest", gil)
+    spy, trace = RasaProfile(stack, profile, "rest", gil), SyncTrace(stack, fsyncs, "rest")
     try:
         rest = await measured_rest(stack, events, users, on_message)
     finally:
         spy.stop()
-    spy = RasaProfile(stack, profile, "ours", gil)
+        rest_fsyncs = trace.stop()
+    spy, trace = RasaProfile(stack, profile, "ours", gil), SyncTrace(stack, fsyncs, "ours")
     try:
         ours = await measured_ours(stack, events, users, rest.replies_by_position, on_message)
     finally:
         spy.stop()
+        ours_fsyncs = trace.stop()
+    if fsyncs is not None:
+        print_fsyncs("rasa REST", rest_fsyncs, rest.messages)
+        print_fsyncs("ours", ours_fsyncs, ours.messages)
     return rest, ours
 
 
@@ -438,6 +504,9 @@ async def main() -> None:
                         help="py-spy the Rasa process in each phase: DIR/rest.txt and DIR/ours.txt (collapsed stacks)")
     parser.add_argument("--gil", action="store_true",
                         help="with --profile: sample each process only while it holds the GIL (its CPU)")
+    parser.add_argument("--fsyncs", type=Path, default=None, metavar="DIR",
+                        help="strace every process in each phase (DIR/<phase>-<process>.strace) and print the fsyncs "
+                             "per message of each process and file")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment of the stack's processes (both channels run on it); repeatable")
     parser.add_argument("--rounds", type=int, default=1,
@@ -446,8 +515,8 @@ async def main() -> None:
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error(f"--rounds wants a whole number of at least 1, not {args.rounds}")
-    if args.rounds > 1 and args.profile is not None:
-        parser.error("--profile profiles one round: use it without --rounds")
+    if args.rounds > 1 and (args.profile is not None or args.fsyncs is not None):
+        parser.error("--profile and --fsyncs trace one round: use them without --rounds")
     if bad := [item for item in args.env if "=" not in item]:
         parser.error(f"--env wants NAME=VALUE, not {bad[0]!r}")
     extra_env = dict(item.split("=", 1) for item in args.env)
@@ -458,7 +527,8 @@ async def main() -> None:
             if args.rounds > 1:
                 runs = await alternating_rounds(stack, args.events, args.users, args.rounds, on_round=print_round)
             else:
-                runs = [await side_by_side(stack, args.events, args.users, profile=args.profile, gil=args.gil)]
+                runs = [await side_by_side(stack, args.events, args.users, profile=args.profile, gil=args.gil,
+                                            fsyncs=args.fsyncs)]
         finally:
             stack.stop()
     if len(runs) > 1:

@@ -1,6 +1,6 @@
 """bench/profile_diff.py reads py-spy's collapsed stacks: a function counts once per stack it is on (recursion does not
 double it), lines that differ only by line number are one function, and by default only Rasa's event loop thread counts.
-bench/endtoend.py reads a process's CPU time from /proc."""
+bench/endtoend.py reads a process's CPU time from /proc, and counts fsyncs per file from strace's output."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from bench.endtoend import cpu_seconds, thread_cpu_seconds
+from bench.endtoend import cpu_seconds, fsync_counts, thread_cpu_seconds
 from bench.profile_diff import frame_key, inclusive_samples
 
 LOOP = "<module> (bot/rasa_launcher.py:51);serve (sanic/server/runners.py:155)"
@@ -47,3 +47,18 @@ def test_cpu_time_grows_with_work_and_a_gone_process_reads_zero() -> None:
     assert cpu_seconds(os.getpid()) >= before + 0.1
     assert thread_cpu_seconds(os.getpid(), os.getpid()) >= loop_before + 0.1
     assert cpu_seconds(2**22 + 12345) == 0.0
+
+
+def test_fsyncs_are_counted_per_call_and_file_once_each_even_when_interrupted(tmp_path: Path) -> None:
+    trace = tmp_path / "ours-app.strace"
+    trace.write_text(
+        "25697 fdatasync(19</tmp/a/outbox.sqlite3-wal>) = 0\n"
+        "25697 fdatasync(19</tmp/a/outbox.sqlite3-wal> <unfinished ...>\n"
+        "25700 fsync(32</tmp/a/contacts.sqlite3>) = 0\n"
+        "25697 <... fdatasync resumed>)          = 0\n"
+        "25701 +++ exited with 0 +++\n"
+        "25702 fdatasync(7</tmp/b/outbox.sqlite3-wal>) = -1 EIO (Input/output error)\n",
+        encoding="utf-8",
+    )
+    counts = fsync_counts(trace)
+    assert counts == {"fdatasync outbox.sqlite3-wal": 3, "fsync contacts.sqlite3": 1}, counts
