@@ -12,7 +12,7 @@ latencies compare:
   same position of the same plan (same model, same history), so the pacing needs no store.
 
 Usage (a stack of its own): .venv/bin/python bench/endtoend.py [--events 500] [--users 50] [--rounds N]
-       [--profile DIR [--gil]] [--fsyncs DIR]
+       [--profile DIR [--gil]] [--fsyncs DIR] [--env NAME=VALUE …] [--rest-unplaced]
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import os
 import re
 import shutil
@@ -393,20 +394,49 @@ def print_fsyncs(phase: str, counts: dict[str, collections.Counter[str]], messag
             print(f"  {name}: {parts}")
 
 
+class PhasePlacement:
+    """`--rest-unplaced`: Rasa's REST channel measured as its users run it, every process free to run on every CPU,
+    and ours as RASA_CPUS places it (bot/stack.py `cpu_placement`), switched before each phase on the same stack.
+    Every thread of every process (and of what it started) is moved: threads inherit their creator's CPUs."""
+
+    def __init__(self, stack: Any) -> None:
+        if stack.cpus is None:
+            raise SystemExit("--rest-unplaced compares against ours placed by RASA_CPUS: add --env RASA_CPUS=auto")
+        self.stack = stack
+        self.every = stack.cpus.rasa | stack.cpus.others
+
+    def _move(self, cpus_of: Any) -> None:
+        for name, process in self.stack.processes.items():
+            try:
+                tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+                for member in tree:
+                    for thread in member.threads():
+                        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                            os.sched_setaffinity(thread.id, cpus_of(name))
+            except psutil.NoSuchProcess:
+                continue
+
+    def rest(self) -> None:
+        self._move(lambda _name: self.every)
+
+    def ours(self) -> None:
+        self._move(lambda name: self.stack.cpus.of(name, self.stack.rasa_names))
+
+
 async def side_by_side(
     stack: Any, events: int, users: int, on_message: Any = None, profile: Path | None = None, gil: bool = False,
-    fsyncs: Path | None = None,
+    fsyncs: Path | None = None, placement: PhasePlacement | None = None,
 ) -> tuple[ChannelRun, ChannelRun]:
     """REST first (it also tells how many replies each position gets), then ours, on the same plan's shape."""
     spy, trace = RasaProfile(stack, profile, "rest", gil), SyncTrace(stack, fsyncs, "rest")
     try:
-        rest = await measured_rest(stack, events, users, on_message)
+        rest = await measured_rest(stack, events, users, on_message, placement)
     finally:
         spy.stop()
         rest_fsyncs = trace.stop()
     spy, trace = RasaProfile(stack, profile, "ours", gil), SyncTrace(stack, fsyncs, "ours")
     try:
-        ours = await measured_ours(stack, events, users, rest.replies_by_position, on_message)
+        ours = await measured_ours(stack, events, users, rest.replies_by_position, on_message, placement)
     finally:
         spy.stop()
         ours_fsyncs = trace.stop()
@@ -417,7 +447,8 @@ async def side_by_side(
 
 
 async def alternating_rounds(
-    stack: Any, events: int, users: int, rounds: int, on_message: Any = None, on_round: Any = None
+    stack: Any, events: int, users: int, rounds: int, on_message: Any = None, on_round: Any = None,
+    placement: PhasePlacement | None = None,
 ) -> list[tuple[ChannelRun, ChannelRun]]:
     """`rounds` pairs on one stack, the order alternating (REST then ours, then ours then REST, …) so a drift of the
     machine over the run (another process, a warming cache, a growing store) weighs on both channels alike. Ours
@@ -427,10 +458,10 @@ async def alternating_rounds(
     replies: dict[int, int] = {}
     for number in range(rounds):
         if number % 2 == 0 or not replies:
-            rest, ours = await side_by_side(stack, events, users, on_message)
+            rest, ours = await side_by_side(stack, events, users, on_message, placement=placement)
         else:
-            ours = await measured_ours(stack, events, users, replies, on_message)
-            rest = await measured_rest(stack, events, users, on_message)
+            ours = await measured_ours(stack, events, users, replies, on_message, placement)
+            rest = await measured_rest(stack, events, users, on_message, placement)
         replies = rest.replies_by_position
         runs.append((rest, ours))
         if on_round:
@@ -463,8 +494,12 @@ def round_ratios(runs: Sequence[tuple[ChannelRun, ChannelRun]]) -> tuple[list[fl
     return [time_ratio(*pair) for pair in runs], time_ratio(rest, ours)
 
 
-async def measured_rest(stack: Any, events: int, users: int, on_message: Any = None) -> ChannelRun:
+async def measured_rest(
+    stack: Any, events: int, users: int, on_message: Any = None, placement: PhasePlacement | None = None
+) -> ChannelRun:
     """One closed-loop run through Rasa's REST channel, with the CPU each process spent in it."""
+    if placement is not None:
+        placement.rest()
     meter = CpuMeter(stack)
     rest = await rest_closed_loop(stack, plan(events, users, f"e2e-rest-{time.time_ns()}"), on_message)
     rest.cpu = meter.spent()
@@ -472,9 +507,12 @@ async def measured_rest(stack: Any, events: int, users: int, on_message: Any = N
 
 
 async def measured_ours(
-    stack: Any, events: int, users: int, replies_by_position: dict[int, int], on_message: Any = None
+    stack: Any, events: int, users: int, replies_by_position: dict[int, int], on_message: Any = None,
+    placement: PhasePlacement | None = None,
 ) -> ChannelRun:
     """One closed-loop run through our channel, paced on REST's reply counts, with the CPU each process spent."""
+    if placement is not None:
+        placement.ours()
     meter = CpuMeter(stack)
     ours = await ours_closed_loop(
         stack, plan(events, users, f"e2e-ours-{time.time_ns()}"), replies_by_position, on_message
@@ -507,6 +545,9 @@ async def main() -> None:
     parser.add_argument("--fsyncs", type=Path, default=None, metavar="DIR",
                         help="strace every process in each phase (DIR/<phase>-<process>.strace) and print the fsyncs "
                              "per message of each process and file")
+    parser.add_argument("--rest-unplaced", action="store_true",
+                        help="with --env RASA_CPUS=…: REST's phases with every process on every CPU (as REST runs "
+                             "without the setting), ours' as RASA_CPUS places them")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment of the stack's processes (both channels run on it); repeatable")
     parser.add_argument("--rounds", type=int, default=1,
@@ -523,12 +564,14 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         stack = start_stack(Path(tmp), extra_env or None, credentials="bench/credentials-rest.yml")
         try:
-            await side_by_side(stack, 20, 5)  # warm up both paths
+            placement = PhasePlacement(stack) if args.rest_unplaced else None
+            await side_by_side(stack, 20, 5, placement=placement)  # warm up both paths
             if args.rounds > 1:
-                runs = await alternating_rounds(stack, args.events, args.users, args.rounds, on_round=print_round)
+                runs = await alternating_rounds(stack, args.events, args.users, args.rounds, on_round=print_round,
+                                                placement=placement)
             else:
                 runs = [await side_by_side(stack, args.events, args.users, profile=args.profile, gil=args.gil,
-                                            fsyncs=args.fsyncs)]
+                                            fsyncs=args.fsyncs, placement=placement)]
         finally:
             stack.stop()
     if len(runs) > 1:

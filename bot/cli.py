@@ -11,7 +11,7 @@ import uuid
 import httpx
 
 from bot.profile import extra_rasa_ports, unreachable_services
-from bot.stack import Ports, StackError, Supervisor, build_stack, ensure_model
+from bot.stack import Ports, StackError, Supervisor, available_cpus, build_stack, cpu_placement, ensure_model
 from console.users_cli import add_parser as add_users_parser
 from console.users_cli import console_logins_hint
 from core.exposure import startup_settings
@@ -37,6 +37,11 @@ def run(args: argparse.Namespace) -> int:
     ports = Ports(rasa=settings.rasa_port, actions=settings.action_port, app=settings.app_port,
                   webhook=settings.webhook_port,
                   rasa_extra=extra_rasa_ports(settings.rasa_port, settings.rasa_instances))
+    try:  # RASA_CPUS against this machine's CPUs, before a minute of training
+        cpu_placement(settings.rasa_cpus, available_cpus(), settings.rasa_instances)
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         model = ensure_model()
     except StackError as exc:

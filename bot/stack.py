@@ -37,7 +37,7 @@ from bot.profile import (
     rasa_names,
 )
 from core.hosts import client_host
-from core.settings import ROOT, load_settings
+from core.settings import ROOT, format_cpu_list, load_settings, parse_cpu_list
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,56 @@ UNNICED = ("webhook",)
 
 class StackError(RuntimeError):
     """A process of the stack did not start; the message says which and where its log is."""
+
+
+@dataclass(frozen=True)
+class CpuPlacement:
+    """Which CPUs Rasa's processes run on and which the others do (RASA_CPUS), never the same ones."""
+
+    rasa: frozenset[int]
+    others: frozenset[int]
+
+    def of(self, name: str, rasa_names: list[str]) -> frozenset[int]:
+        return self.rasa if name in rasa_names else self.others
+
+    def describe(self) -> str:
+        return (f"Rasa on CPU {format_cpu_list(self.rasa)}, the other processes on CPU "
+                f"{format_cpu_list(self.others)} (RASA_CPUS)")
+
+
+def cpu_placement(spec: str, available: frozenset[int], rasa_instances: int) -> CpuPlacement | None:
+    """RASA_CPUS against the CPUs this process may use (`os.sched_getaffinity`: a container's or a cgroup's share).
+
+    Rasa's event loop runs every turn's Python work one at a time on one CPU; placed by the kernel beside the other
+    processes (the app, the webhook, the feeder, the action server), it is preempted by their work and each turn
+    takes longer (issue 11: a load of a third of a CPU elsewhere slowed Rasa's REST channel by 16 %, and not at all
+    once Rasa had a CPU of its own). "auto": Rasa gets half of the CPUs (at least one per instance), the others the
+    rest; with a single CPU there is nothing to separate (None). A list: Rasa gets those, the others the rest."""
+    if spec == "off":
+        return None
+    cpus = frozenset(available)
+    if spec == "auto":
+        if len(cpus) < 2:
+            return None
+        share = min(len(cpus) - 1, max(rasa_instances, len(cpus) // 2))
+        ordered = sorted(cpus)
+        return CpuPlacement(frozenset(ordered[:share]), frozenset(ordered[share:]))
+    wanted = parse_cpu_list(spec)
+    if not wanted <= cpus:
+        raise StackError(f"RASA_CPUS={spec} names CPU {format_cpu_list(wanted - cpus)}, which this machine does not "
+                         f"give the bot (it may use CPU {format_cpu_list(cpus)})")
+    if not cpus - wanted:
+        raise StackError(f"RASA_CPUS={spec} leaves no CPU for the other processes (this machine gives the bot CPU "
+                         f"{format_cpu_list(cpus)}): name fewer, or set RASA_CPUS=off")
+    return CpuPlacement(wanted, cpus - wanted)
+
+
+def available_cpus() -> frozenset[int]:
+    """The CPUs this process may run on (all of them where the system cannot say)."""
+    try:
+        return frozenset(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return frozenset(range(os.cpu_count() or 1))
 
 
 def training_fingerprint(root: Path = ROOT) -> str:
@@ -93,6 +143,12 @@ def ensure_model(models_dir: Path = ROOT / "models", log=print) -> Path:
     if result.returncode != 0 or not model.exists():
         raise StackError("rasa train failed:\n" + result.stdout[-4000:])
     return model
+
+
+def _pinned_to(cpus: frozenset[int]) -> Callable[[], None]:
+    def pin() -> None:  # between fork and exec: a single system call, nothing that could wait on a lock
+        os.sched_setaffinity(0, cpus)
+    return pin
 
 
 def renice(pid: int, niceness: int) -> None:
@@ -141,6 +197,7 @@ class Stack:
     outbox_workers: int = 0  # standalone `python -m outbox worker` processes ("outbox-1", …)
     niceness: int = 0  # RASA_NICENESS: every process but the webhook's (`UNNICED`) runs this much nicer
     feeders: bool = False  # MESSENGER_FEEDER=process: a feeder process beside each Rasa instance ("feeder", …)
+    cpus: CpuPlacement | None = None  # RASA_CPUS: Rasa's processes on CPUs of their own (`cpu_placement`)
 
     @property
     def rasa_names(self) -> list[str]:
@@ -198,7 +255,9 @@ class Stack:
         env = self.env_for(name)
         with open(self.log_dir / f"{name}.log", "ab") as log:  # the child keeps its own copy
             process = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                # Set in the child before it runs anything, so every thread it starts inherits it.
+                preexec_fn=_pinned_to(self.cpus.of(name, self.rasa_names)) if self.cpus else None,
             )
         self.processes[name] = process
         if self.niceness and name not in UNNICED:
@@ -348,6 +407,8 @@ class Stack:
         # Every process is spawned at once (Rasa's model load is the long step; nothing of a process's start needs
         # another: Rasa's turns wait for the action server as after any outage), then each is waited for in turn.
         names = ("app", "actions", "webhook", "rasa")
+        if self.cpus is not None:
+            say(self.cpus.describe() + ".")
         self.start_knowledge()
         if "knowledge" in self.processes:
             say(f"Publishing the demo matrix in the background (about {USUAL_START_SECONDS['knowledge']} s)…")
@@ -447,7 +508,8 @@ def build_stack(
     ports = replace(ports, rasa_extra=tuple(extra))
     return Stack(ports=ports, data_dir=data_dir, model=model, env=env, log_dir=log_dir, credentials=credentials,
                  endpoints=endpoints_file(settings), outbox_workers=settings.outbox_workers,
-                 niceness=settings.rasa_niceness, feeders=settings.messenger_feeder == "process")
+                 niceness=settings.rasa_niceness, feeders=settings.messenger_feeder == "process",
+                 cpus=cpu_placement(settings.rasa_cpus, available_cpus(), settings.rasa_instances))
 
 
 # --- supervision ---------------------------------------------------------------------------------------------

@@ -189,6 +189,10 @@ class Settings:
     # outbox worker, standalone outbox workers) this much nicer, so the webhook's 200s win the cores from Rasa's
     # turns (bot/stack.py; deploy/systemd's Nice=). 0: all at the same priority.
     rasa_niceness: int = 0
+    # RASA_CPUS: the CPUs `bot run` gives Rasa's processes, the other processes running on the rest (bot/stack.py
+    # `cpu_placement`): "off" (the kernel places every process), "auto" (half the CPUs, at least one per Rasa
+    # instance, the others the rest) or a list ("0", "0-1", "0,2"). Stored as "off", "auto" or the sorted list.
+    rasa_cpus: str = "off"
     # The webhook process (connectors/webhook_server.py): Meta's deliveries; a non-loopback host needs a real secret.
     webhook_host: str = "127.0.0.1"
     webhook_port: int = 5006
@@ -627,6 +631,7 @@ def load_settings(env: Mapping[str, str] | None = None, overrides: Mapping[str, 
                                                "seconds a Rasa instance holds a conversation between renewals"),
         rasa_instance_id=(get("RASA_INSTANCE_ID") or "").strip(),
         rasa_niceness=_whole(get, "RASA_NICENESS", 0, 0, 19, "niceness of every process but the webhook"),
+        rasa_cpus=_cpu_spec(get),
         webhook_host=(get("WEBHOOK_HOST") or "").strip() or "127.0.0.1",
         webhook_port=_whole(get, "WEBHOOK_PORT", 5006, 1, 65535, "a TCP port"),
         **_profile(get),
@@ -677,6 +682,46 @@ def _one_of(get: Callable[..., Any], name: str, choices: tuple[str, ...], defaul
     if mode not in choices:
         raise SettingsError(f"{name} must be one of {', '.join(choices)}, not {mode[:40]!r}")
     return mode
+
+
+MAX_CPU_ID = 4095  # Linux's own limit (CONFIG_NR_CPUS)
+
+
+def parse_cpu_list(text: str) -> frozenset[int]:
+    """A CPU list as Linux writes it ("0", "0-3", "0,2,4-5") -> the CPU numbers; ValueError when it is not one."""
+    cpus: set[int] = set()
+    for part in text.replace(" ", "").split(","):
+        match = re.fullmatch(r"(\d{1,4})(?:-(\d{1,4}))?", part)
+        if match is None:
+            raise ValueError(f"{part[:20]!r} is not a CPU number or range")
+        low, high = int(match.group(1)), int(match.group(2) or match.group(1))
+        if high < low or high > MAX_CPU_ID:
+            raise ValueError(f"{part!r} is not a range of CPU numbers from 0 to {MAX_CPU_ID}")
+        cpus.update(range(low, high + 1))
+    return frozenset(cpus)
+
+
+def format_cpu_list(cpus: frozenset[int] | set[int]) -> str:
+    """The CPU numbers as a list with ranges, the way Linux writes it: {0, 1, 2, 5} -> "0-2,5"."""
+    parts: list[str] = []
+    for cpu in sorted(cpus):
+        if parts and cpu == int(parts[-1].rsplit("-", 1)[-1]) + 1:
+            parts[-1] = f"{parts[-1].split('-')[0]}-{cpu}"
+        else:
+            parts.append(str(cpu))
+    return ",".join(parts)
+
+
+def _cpu_spec(get: Callable[..., Any]) -> str:
+    """RASA_CPUS: "off" (unset), "auto", or a CPU list, kept normalized ("2,0-1" -> "0-2")."""
+    raw = (get("RASA_CPUS") or "").strip().lower()
+    if raw in ("", "off", "auto"):
+        return raw or "off"
+    try:
+        return format_cpu_list(parse_cpu_list(raw))
+    except ValueError as exc:
+        raise SettingsError(f"RASA_CPUS must be off, auto or a list of CPUs such as 0 or 0-1 or 0,2 ({exc}), "
+                            f"not {raw[:40]!r}") from None
 
 
 def _sender_actions(get: Callable[..., Any]) -> str:

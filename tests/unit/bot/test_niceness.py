@@ -4,20 +4,13 @@ webhook's 200s win the cores from Rasa's turns (issue 11). Real children, their 
 from __future__ import annotations
 
 import os
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from bot.stack import UNNICED, Ports, Stack, build_stack
 from core.settings import SettingsError, load_settings
-
-# A child that starts a thread, says so on stdout (the log) and waits: its threads' niceness is what we read.
-CHILD = (
-    "import threading, time; threading.Thread(target=time.sleep, args=(60,)).start(); print('up', flush=True); "
-    "time.sleep(60)"
-)
+from tests.support.children import started
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc (Linux)")
 
@@ -37,16 +30,6 @@ def autogroup_niceness(pid: int) -> int | None:
     path = Path(f"/proc/{pid}/autogroup")
     return int(path.read_text().split()[-1]) if path.exists() else None
 
-
-def started(stack: Stack, name: str) -> int:
-    stack._spawn(name, [sys.executable, "-c", CHILD])
-    pid = stack.processes[name].pid
-    deadline = time.monotonic() + 30
-    while "up" not in (stack.log_dir / f"{name}.log").read_text():
-        assert stack.processes[name].poll() is None, f"{name} exited"
-        assert time.monotonic() < deadline, f"{name} did not start"
-        time.sleep(0.05)
-    return pid
 
 
 @pytest.fixture
