@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.reporting import latency_summary  # noqa: E402
 from bench.workload import plan  # noqa: E402
+from bot.stack import available_cpus, cpu_placement  # noqa: E402
 from core.settings import DEMO_APP_SECRET, SANDBOX_PAGE_ID, load_settings  # noqa: E402
 from outbox.model import MessageFilter, OutboxMessage  # noqa: E402
 from outbox.store import open_store  # noqa: E402
@@ -358,7 +359,7 @@ class SyncTrace:
     a plain run's."""
 
     def __init__(self, stack: Any, directory: Path | None, phase: str) -> None:
-        self.tracers: list[subprocess.Popen[bytes]] = []
+        self.tracers: dict[str, subprocess.Popen[bytes]] = {}
         self.files: dict[str, Path] = {}
         strace = shutil.which("strace")
         if directory is None or strace is None:
@@ -367,22 +368,32 @@ class SyncTrace:
             return
         directory.mkdir(parents=True, exist_ok=True)
         for name, process in stack.processes.items():
-            pids = [process.pid, *(child.pid for child in psutil.Process(process.pid).children(recursive=True))]
+            try:
+                pids = [process.pid, *(child.pid for child in psutil.Process(process.pid).children(recursive=True))]
+            except psutil.NoSuchProcess:
+                print(f"fsyncs: {name} is not running, not traced", file=sys.stderr)
+                continue
             self.files[name] = directory / f"{phase}-{name}.strace"
-            self.tracers.append(subprocess.Popen(
-                [strace, "-f", "-y", "-e", "trace=fsync,fdatasync", "-o", str(self.files[name]),
-                 *(argument for pid in pids for argument in ("-p", str(pid)))],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            ))
+            with open(directory / f"{phase}-{name}.err", "wb") as errors:
+                self.tracers[name] = subprocess.Popen(
+                    [strace, "-f", "-y", "-e", "trace=fsync,fdatasync", "-o", str(self.files[name]),
+                     *(argument for pid in pids for argument in ("-p", str(pid)))],
+                    stdout=subprocess.DEVNULL, stderr=errors,
+                )
         time.sleep(1.0)  # attached before the first message
+        for name, tracer in list(self.tracers.items()):
+            if tracer.poll() is not None:  # e.g. not allowed to attach (ptrace_scope, a container without the right)
+                print(f"fsyncs: strace could not follow {name} (see {directory / f'{phase}-{name}.err'}): "
+                      "its counts are missing, not zero", file=sys.stderr)
+                del self.tracers[name]
 
     def stop(self) -> dict[str, collections.Counter[str]]:
-        """Detach; the calls per process and file."""
-        for tracer in self.tracers:
+        """Detach; the calls per process and file, for the processes strace followed."""
+        for tracer in self.tracers.values():
             tracer.send_signal(signal.SIGINT)
-        for tracer in self.tracers:
+        for tracer in self.tracers.values():
             tracer.wait(timeout=60)
-        return {name: fsync_counts(path) for name, path in self.files.items() if path.exists()}
+        return {name: fsync_counts(self.files[name]) for name in self.tracers if self.files[name].exists()}
 
 
 def print_fsyncs(phase: str, counts: dict[str, collections.Counter[str]], messages: int) -> None:
@@ -397,30 +408,38 @@ def print_fsyncs(phase: str, counts: dict[str, collections.Counter[str]], messag
 class PhasePlacement:
     """`--rest-unplaced`: Rasa's REST channel measured as its users run it, every process free to run on every CPU,
     and ours as RASA_CPUS places it (bot/stack.py `cpu_placement`), switched before each phase on the same stack.
-    Every thread of every process (and of what it started) is moved: threads inherit their creator's CPUs."""
+    The stack itself starts unplaced (RASA_CPUS=off), so Rasa sizes its thread pools (TensorFlow's, from the CPUs it
+    may use at start) as REST's users get them; ours then runs those pools on Rasa's placed CPUs, which can only
+    cost ours. Every thread of every process (and of what it started) is moved: threads inherit their creator's."""
 
-    def __init__(self, stack: Any) -> None:
-        if stack.cpus is None:
-            raise SystemExit("--rest-unplaced compares against ours placed by RASA_CPUS: add --env RASA_CPUS=auto")
-        self.stack = stack
-        self.every = stack.cpus.rasa | stack.cpus.others
+    def __init__(self, spec: str) -> None:
+        placement = cpu_placement(spec, available_cpus(), 1)
+        if placement is None:
+            raise SystemExit(f"--rest-unplaced compares with ours placed by RASA_CPUS, and RASA_CPUS={spec} places "
+                             "nothing here (add --env RASA_CPUS=auto; a single CPU has nothing to place)")
+        self.placement = placement
+        self.stack: Any = None
 
-    def _move(self, cpus_of: Any) -> None:
+    def _move(self, cpus_of: Callable[[str], frozenset[int]]) -> None:
         for name, process in self.stack.processes.items():
             try:
                 tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
-                for member in tree:
-                    for thread in member.threads():
-                        with contextlib.suppress(OSError):  # a thread that ended meanwhile
-                            os.sched_setaffinity(thread.id, cpus_of(name))
             except psutil.NoSuchProcess:
                 continue
+            for member in tree:
+                try:
+                    threads = member.threads()
+                except psutil.NoSuchProcess:  # ended meanwhile (a zombie child, say): the others are still moved
+                    continue
+                for thread in threads:
+                    with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                        os.sched_setaffinity(thread.id, cpus_of(name))
 
     def rest(self) -> None:
-        self._move(lambda _name: self.every)
+        self._move(lambda _name: self.placement.rasa | self.placement.others)
 
     def ours(self) -> None:
-        self._move(lambda name: self.stack.cpus.of(name, self.stack.rasa_names))
+        self._move(lambda name: self.placement.of(name, self.stack.rasa_names))
 
 
 async def side_by_side(
@@ -561,10 +580,14 @@ async def main() -> None:
     if bad := [item for item in args.env if "=" not in item]:
         parser.error(f"--env wants NAME=VALUE, not {bad[0]!r}")
     extra_env = dict(item.split("=", 1) for item in args.env)
+    placement = PhasePlacement(extra_env.get("RASA_CPUS", "off")) if args.rest_unplaced else None
+    if placement is not None:
+        extra_env["RASA_CPUS"] = "off"  # the stack starts unplaced; ours' phases are placed by PhasePlacement
     with tempfile.TemporaryDirectory() as tmp:
         stack = start_stack(Path(tmp), extra_env or None, credentials="bench/credentials-rest.yml")
         try:
-            placement = PhasePlacement(stack) if args.rest_unplaced else None
+            if placement is not None:
+                placement.stack = stack
             await side_by_side(stack, 20, 5, placement=placement)  # warm up both paths
             if args.rounds > 1:
                 runs = await alternating_rounds(stack, args.events, args.users, args.rounds, on_round=print_round,

@@ -11,6 +11,7 @@ Ports and tokens: the app and Rasa listen on 127.0.0.1; the action server on `AC
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -69,8 +70,8 @@ class CpuPlacement:
     rasa: frozenset[int]
     others: frozenset[int]
 
-    def of(self, name: str, rasa_names: list[str]) -> frozenset[int]:
-        return self.rasa if name in rasa_names else self.others
+    def of(self, name: str, rasa_processes: list[str]) -> frozenset[int]:
+        return self.rasa if name in rasa_processes else self.others
 
     def describe(self) -> str:
         return (f"Rasa on CPU {format_cpu_list(self.rasa)}, the other processes on CPU "
@@ -84,9 +85,16 @@ def cpu_placement(spec: str, available: frozenset[int], rasa_instances: int) -> 
     processes (the app, the webhook, the feeder, the action server), it is preempted by their work and each turn
     takes longer (issue 11: a load of a third of a CPU elsewhere slowed Rasa's REST channel by 16 %, and not at all
     once Rasa had a CPU of its own). "auto": Rasa gets half of the CPUs (at least one per instance), the others the
-    rest; with a single CPU there is nothing to separate (None). A list: Rasa gets those, the others the rest."""
+    rest; with a single CPU there is nothing to separate (None). "auto" gives Rasa half of the CPUs rounded down,
+    raised to one per instance as long as one CPU stays for the others (several instances may then share one). A
+    list: Rasa gets those, the others the rest. Lowest-numbered CPUs first: where the numbering puts hyperthread
+    siblings half a machine apart, Rasa's CPUs and the others' share physical cores (a list can choose otherwise).
+    Only a CPU set (taskset, a container's cpuset) narrows `available`; a CPU quota does not."""
     if spec == "off":
         return None
+    if not hasattr(os, "sched_setaffinity"):
+        raise StackError(f"RASA_CPUS={spec} places processes on CPUs, which only Linux lets a program do: "
+                         "set RASA_CPUS=off on this system")
     cpus = frozenset(available)
     if spec == "auto":
         if len(cpus) < 2:
@@ -146,8 +154,12 @@ def ensure_model(models_dir: Path = ROOT / "models", log=print) -> Path:
 
 
 def _pinned_to(cpus: frozenset[int]) -> Callable[[], None]:
-    def pin() -> None:  # between fork and exec: a single system call, nothing that could wait on a lock
-        os.sched_setaffinity(0, cpus)
+    """Run in the child between fork and exec (`preexec_fn`, which CPython allows with its caveats in a program
+    that starts no threads of its own, as `bot run`). A CPU that went away since the check leaves the child where
+    it is: `_spawn` then says so instead of failing the start or the restart."""
+    def pin() -> None:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(0, cpus)
     return pin
 
 
@@ -260,8 +272,21 @@ class Stack:
                 preexec_fn=_pinned_to(self.cpus.of(name, self.rasa_names)) if self.cpus else None,
             )
         self.processes[name] = process
+        if self.cpus is not None:
+            self._check_placed(name, process.pid)
         if self.niceness and name not in UNNICED:
             renice(process.pid, self.niceness)
+
+    def _check_placed(self, name: str, pid: int) -> None:
+        assert self.cpus is not None
+        wanted = self.cpus.of(name, self.rasa_names)
+        try:
+            placed = frozenset(os.sched_getaffinity(pid))
+        except OSError:  # it exited at once: the supervisor says so and restarts it
+            return
+        if placed != wanted:
+            logger.warning("%s runs on CPU %s, not on CPU %s as RASA_CPUS asked (the CPUs this machine gives the bot "
+                           "changed since it started?)", label(name), format_cpu_list(placed), format_cpu_list(wanted))
 
     def _wait_healthy(self, name: str, url: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout

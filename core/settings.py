@@ -190,8 +190,9 @@ class Settings:
     # turns (bot/stack.py; deploy/systemd's Nice=). 0: all at the same priority.
     rasa_niceness: int = 0
     # RASA_CPUS: the CPUs `bot run` gives Rasa's processes, the other processes running on the rest (bot/stack.py
-    # `cpu_placement`): "off" (the kernel places every process), "auto" (half the CPUs, at least one per Rasa
-    # instance, the others the rest) or a list ("0", "0-1", "0,2"). Stored as "off", "auto" or the sorted list.
+    # `cpu_placement`): "off" (the kernel places every process), "auto" (half the CPUs rounded down, raised to one
+    # per Rasa instance while one stays for the others) or a list ("0", "0-1", "0,2"). Stored as "off", "auto" or
+    # the list written the way Linux writes it.
     rasa_cpus: str = "off"
     # The webhook process (connectors/webhook_server.py): Meta's deliveries; a non-loopback host needs a real secret.
     webhook_host: str = "127.0.0.1"
@@ -684,14 +685,14 @@ def _one_of(get: Callable[..., Any], name: str, choices: tuple[str, ...], defaul
     return mode
 
 
-MAX_CPU_ID = 4095  # Linux's own limit (CONFIG_NR_CPUS)
+MAX_CPU_ID = 8191  # above any machine's CPU numbers (Linux kernels are built for at most 8,192 CPUs)
 
 
 def parse_cpu_list(text: str) -> frozenset[int]:
     """A CPU list as Linux writes it ("0", "0-3", "0,2,4-5") -> the CPU numbers; ValueError when it is not one."""
     cpus: set[int] = set()
     for part in text.replace(" ", "").split(","):
-        match = re.fullmatch(r"(\d{1,4})(?:-(\d{1,4}))?", part)
+        match = re.fullmatch(r"([0-9]{1,4})(?:-([0-9]{1,4}))?", part)
         if match is None:
             raise ValueError(f"{part[:20]!r} is not a CPU number or range")
         low, high = int(match.group(1)), int(match.group(2) or match.group(1))
@@ -714,9 +715,9 @@ def format_cpu_list(cpus: frozenset[int] | set[int]) -> str:
 
 def _cpu_spec(get: Callable[..., Any]) -> str:
     """RASA_CPUS: "off" (unset), "auto", or a CPU list, kept normalized ("2,0-1" -> "0-2")."""
-    raw = (get("RASA_CPUS") or "").strip().lower()
-    if raw in ("", "off", "auto"):
-        return raw or "off"
+    raw = (get("RASA_CPUS") or "").strip()
+    if raw.lower() in ("", "off", "auto"):
+        return raw.lower() or "off"
     try:
         return format_cpu_list(parse_cpu_list(raw))
     except ValueError as exc:

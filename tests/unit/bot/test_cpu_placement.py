@@ -7,14 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.stack import CpuPlacement, Ports, StackError, available_cpus, build_stack, cpu_placement
-from core.settings import SettingsError, format_cpu_list, load_settings, parse_cpu_list
+from core.settings import MAX_CPU_ID, SettingsError, format_cpu_list, load_settings, parse_cpu_list
 from tests.support.children import started
 
-
-def cpus(text: str) -> frozenset[int]:
-    return parse_cpu_list(text)
+cpus = parse_cpu_list
 
 
 @pytest.mark.parametrize(("available", "instances", "rasa", "others"), [
@@ -58,6 +58,21 @@ def test_the_setting_is_off_auto_or_a_cpu_list_kept_normalized() -> None:
             load_settings({"RASA_CPUS": bad})
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.frozensets(st.integers(min_value=0, max_value=MAX_CPU_ID), min_size=1, max_size=64))
+def test_any_set_of_cpus_written_as_a_list_reads_back_the_same(cpu_set: frozenset[int]) -> None:
+    written = format_cpu_list(cpu_set)
+    assert parse_cpu_list(written) == cpu_set
+    assert load_settings({"RASA_CPUS": written}).rasa_cpus == written
+
+
+def test_the_error_shows_what_was_typed_and_digits_are_ascii_only() -> None:
+    with pytest.raises(SettingsError, match="not 'Todos'"):
+        load_settings({"RASA_CPUS": "Todos"})
+    with pytest.raises(SettingsError):
+        load_settings({"RASA_CPUS": "\u0661"})  # an Arabic-Indic one is not CPU 1
+
+
 def thread_cpus(pid: int) -> list[frozenset[int]]:
     """The CPUs each thread of a process may run on (`Cpus_allowed_list` of /proc/<pid>/task/<tid>/status)."""
     allowed = []
@@ -66,7 +81,6 @@ def thread_cpus(pid: int) -> list[frozenset[int]]:
             if line.startswith("Cpus_allowed_list:"):
                 allowed.append(parse_cpu_list(line.split(":", 1)[1].strip()))
     return allowed
-
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir() or len(available_cpus()) < 2,
@@ -92,6 +106,32 @@ def test_without_rasa_cpus_the_children_keep_every_cpu(tmp_path: Path) -> None:
         assert stack.cpus is None
         if Path("/proc/self/task").is_dir():
             assert set(thread_cpus(started(stack, "rasa"))) == {available_cpus()}
+    finally:
+        for name in list(stack.processes):
+            stack.stop_process(name, kill=True)
+
+
+def test_off_linux_a_placement_is_refused_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr("os.sched_setaffinity")
+    assert cpu_placement("off", cpus("0-1"), 1) is None
+    with pytest.raises(StackError, match="only Linux lets a program do: set RASA_CPUS=off"):
+        cpu_placement("auto", cpus("0-1"), 1)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir() or len(available_cpus()) < 2,
+                    reason="reads /proc (Linux), needs two CPUs")
+def test_a_cpu_gone_since_the_check_starts_the_process_anyway_and_says_where_it_runs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    stack = build_stack(Ports(), tmp_path, Path("models"), {"RASA_CPUS": "auto"})
+    gone = max(available_cpus()) + 1  # not a CPU this process may use: the child cannot be placed on it
+    stack.cpus = CpuPlacement(frozenset({gone}), available_cpus())
+    try:
+        with caplog.at_level("WARNING", logger="bot.stack"):
+            pid = started(stack, "rasa")
+        assert set(thread_cpus(pid)) == {available_cpus()}, "started where it could run"
+        assert f"Rasa runs on CPU {format_cpu_list(available_cpus())}, not on CPU {gone} as RASA_CPUS asked" in (
+            caplog.text)
     finally:
         for name in list(stack.processes):
             stack.stop_process(name, kill=True)

@@ -31,7 +31,6 @@ def autogroup_niceness(pid: int) -> int | None:
     return int(path.read_text().split()[-1]) if path.exists() else None
 
 
-
 @pytest.fixture
 def stack(tmp_path: Path):
     built = build_stack(Ports(), tmp_path, Path("models"), {"RASA_NICENESS": "7"})
