@@ -264,6 +264,15 @@ def cpu_seconds(pid: int, children: bool = True) -> float:
     return times.user + times.system + ((times.children_user + times.children_system) if children else 0.0)
 
 
+def process_tree(pid: int) -> list[psutil.Process]:
+    """A process and everything it started, as long as they run (empty when it is gone)."""
+    try:
+        process = psutil.Process(pid)
+        return [process, *process.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
 def thread_cpu_seconds(pid: int, tid: int) -> float:
     """User + system CPU time of one thread of a process so far (psutil), 0 when it is gone."""
     try:
@@ -368,9 +377,8 @@ class SyncTrace:
             return
         directory.mkdir(parents=True, exist_ok=True)
         for name, process in stack.processes.items():
-            try:
-                pids = [process.pid, *(child.pid for child in psutil.Process(process.pid).children(recursive=True))]
-            except psutil.NoSuchProcess:
+            pids = [member.pid for member in process_tree(process.pid)]
+            if not pids:
                 print(f"fsyncs: {name} is not running, not traced", file=sys.stderr)
                 continue
             self.files[name] = directory / f"{phase}-{name}.strace"
@@ -422,14 +430,10 @@ class PhasePlacement:
 
     def _move(self, cpus_of: Callable[[str], frozenset[int]]) -> None:
         for name, process in self.stack.processes.items():
-            try:
-                tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
-            except psutil.NoSuchProcess:
-                continue
-            for member in tree:
+            for member in process_tree(process.pid):
                 try:
                     threads = member.threads()
-                except psutil.NoSuchProcess:  # ended meanwhile (a zombie child, say): the others are still moved
+                except psutil.Error:  # ended meanwhile (a zombie child, say): the others are still moved
                     continue
                 for thread in threads:
                     with contextlib.suppress(OSError):  # a thread that ended meanwhile

@@ -202,13 +202,8 @@ def machine_facts(sizes: Sizes, command: str) -> Machine:
 
 def tree_rss_mib(pid: int) -> float:
     """Resident memory of a process and all its children (0 when it is gone)."""
-    try:
-        process = psutil.Process(pid)
-        family = [process, *process.children(recursive=True)]
-    except psutil.Error:
-        return 0.0
     total = 0
-    for member in family:
+    for member in endtoend.process_tree(pid):
         with contextlib.suppress(psutil.Error):
             total += member.memory_info().rss
     return total / MIB

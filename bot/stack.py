@@ -84,18 +84,18 @@ def cpu_placement(spec: str, available: frozenset[int], rasa_instances: int) -> 
     Rasa's event loop runs every turn's Python work one at a time on one CPU; placed by the kernel beside the other
     processes (the app, the webhook, the feeder, the action server), it is preempted by their work and each turn
     takes longer (issue 11: a load of a third of a CPU elsewhere slowed Rasa's REST channel by 16 %, and not at all
-    once Rasa had a CPU of its own). "auto": Rasa gets half of the CPUs (at least one per instance), the others the
-    rest; with a single CPU there is nothing to separate (None). "auto" gives Rasa half of the CPUs rounded down,
-    raised to one per instance as long as one CPU stays for the others (several instances may then share one). A
-    list: Rasa gets those, the others the rest. Lowest-numbered CPUs first: where the numbering puts hyperthread
-    siblings half a machine apart, Rasa's CPUs and the others' share physical cores (a list can choose otherwise).
+    once Rasa had a CPU of its own). "auto" gives Rasa half of the CPUs rounded down, raised to one per instance as
+    long as one CPU stays for the others (several instances may then share one), and the others the rest; with a
+    single CPU there is nothing to separate (None). A list: Rasa gets those, the others the rest. Lowest-numbered
+    CPUs first: where the numbering puts hyperthread siblings half a machine apart, Rasa's CPUs and the others'
+    share physical cores (a list can choose otherwise).
     Only a CPU set (taskset, a container's cpuset) narrows `available`; a CPU quota does not."""
     if spec == "off":
         return None
     if not hasattr(os, "sched_setaffinity"):
         raise StackError(f"RASA_CPUS={spec} places processes on CPUs, which only Linux lets a program do: "
                          "set RASA_CPUS=off on this system")
-    cpus = frozenset(available)
+    cpus = available
     if spec == "auto":
         if len(cpus) < 2:
             return None
@@ -265,21 +265,20 @@ class Stack:
 
     def _spawn(self, name: str, command: list[str]) -> None:
         env = self.env_for(name)
+        cpus = self.cpus.of(name, self.rasa_names) if self.cpus is not None else None
         with open(self.log_dir / f"{name}.log", "ab") as log:  # the child keeps its own copy
             process = subprocess.Popen(
                 command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                 # Set in the child before it runs anything, so every thread it starts inherits it.
-                preexec_fn=_pinned_to(self.cpus.of(name, self.rasa_names)) if self.cpus else None,
+                preexec_fn=_pinned_to(cpus) if cpus is not None else None,
             )
         self.processes[name] = process
-        if self.cpus is not None:
-            self._check_placed(name, process.pid)
+        if cpus is not None:
+            self._check_placed(name, process.pid, cpus)
         if self.niceness and name not in UNNICED:
             renice(process.pid, self.niceness)
 
-    def _check_placed(self, name: str, pid: int) -> None:
-        assert self.cpus is not None
-        wanted = self.cpus.of(name, self.rasa_names)
+    def _check_placed(self, name: str, pid: int, wanted: frozenset[int]) -> None:
         try:
             placed = frozenset(os.sched_getaffinity(pid))
         except OSError:  # it exited at once: the supervisor says so and restarts it
