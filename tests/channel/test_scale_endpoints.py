@@ -52,6 +52,8 @@ async def test_the_scale_endpoints_give_rasa_its_postgres_tracker_redis_lock_and
     from rasa.shared.core.domain import Domain
     from rasa.shared.core.events import UserUttered
 
+    from connectors.lock_store import AtomicRedisLockStore
+
     endpoints = read_endpoints_from_path(ROOT / SCALE_ENDPOINTS)
     broker = await EventBroker.create(endpoints.event_broker)
     assert type(broker).__name__ == "PikaEventBroker"
@@ -59,7 +61,7 @@ async def test_the_scale_endpoints_give_rasa_its_postgres_tracker_redis_lock_and
     inner = getattr(tracker_store, "_tracker_store", tracker_store)
     assert isinstance(inner, SQLTrackerStore)
     lock_store = LockStore.create(endpoints.lock_store)
-    assert isinstance(lock_store, RedisLockStore)
+    assert isinstance(lock_store, AtomicRedisLockStore) and isinstance(lock_store, RedisLockStore)
 
     connection = await aio_pika.connect(RABBITMQ_URL, timeout=10)
     try:
@@ -87,3 +89,43 @@ async def test_the_scale_endpoints_give_rasa_its_postgres_tracker_redis_lock_and
     finally:
         await connection.close()
         await broker.close()
+
+
+def test_tickets_taken_at_once_by_several_clients_are_all_kept_and_served_in_turn(names: ScaleNames) -> None:
+    """Four clients (as four Rasa instances) issue and finish tickets on one conversation at the same time: every
+    ticket is kept with a number of its own (Rasa's read-then-write store loses some, and a lost ticket stalls the
+    conversation for the ticket lifetime), and once all are finished the lock is gone."""
+    import threading
+
+    from connectors.lock_store import AtomicRedisLockStore
+
+    stores = [AtomicRedisLockStore(host="127.0.0.1", key_prefix=names.key_prefix) for _ in range(4)]
+    issued: list[list[int]] = [[] for _ in stores]
+    start = threading.Barrier(len(stores))
+
+    def take(index: int) -> None:
+        start.wait()
+        for _ in range(50):
+            issued[index].append(stores[index].issue_ticket("conv", lock_lifetime=600))
+
+    threads = [threading.Thread(target=take, args=(index,)) for index in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    numbers = [number for mine in issued for number in mine]
+    assert sorted(numbers) == list(range(len(numbers))), "two clients got the same ticket number"
+    lock = stores[0].get_lock("conv")
+    assert lock is not None and sorted(ticket.number for ticket in lock.tickets) == sorted(numbers)
+
+    def finish(index: int) -> None:
+        start.wait()
+        for number in issued[index]:
+            stores[index].cleanup("conv", number)
+
+    threads = [threading.Thread(target=finish, args=(index,)) for index in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert stores[0].get_lock("conv") is None, "a finished ticket came back: the lock was left behind"
