@@ -31,16 +31,19 @@ class AtomicRedisLockStore(RedisLockStore):
             kwargs = {"host": endpoint_config.url or "localhost", **endpoint_config.kwargs, **kwargs}
         super().__init__(**kwargs)
 
-    def _atomically(self, conversation_id: str, change: Callable[[TicketLock | None], tuple[bool, T]]) -> T:
+    def _atomically(
+        self, conversation_id: str, change: Callable[[TicketLock | None], tuple[bool, T]], create: bool = False
+    ) -> T:
         """Run `change` on the stored lock inside a transaction watching its key; `change` returns whether the lock
-        is kept (False: deleted) and the result. Retried from the read when another process wrote the key."""
+        is kept (False: deleted) and the result. With `create`, a missing lock starts as a new one (and is written).
+        Retried from the read when another process wrote the key."""
         key = self.key_prefix + conversation_id
         outcome: list[T] = []
 
         def step(pipe: Any) -> None:
             outcome.clear()
             raw = pipe.get(key)
-            lock = TicketLock.from_dict(json.loads(raw)) if raw else None
+            lock = TicketLock.from_dict(json.loads(raw)) if raw else (TicketLock(conversation_id) if create else None)
             keep, result = change(lock)
             pipe.multi()
             if lock is not None and keep:
@@ -53,20 +56,12 @@ class AtomicRedisLockStore(RedisLockStore):
         return outcome[0]
 
     def issue_ticket(self, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME) -> int:
+        def issue(lock: TicketLock | None) -> tuple[bool, int]:
+            assert lock is not None  # created when missing
+            return True, lock.issue_ticket(lock_lifetime)
+
         try:
-            key = self.key_prefix + conversation_id
-            numbers: list[int] = []
-
-            def step(pipe: Any) -> None:
-                numbers.clear()
-                raw = pipe.get(key)
-                lock = TicketLock.from_dict(json.loads(raw)) if raw else TicketLock(conversation_id)
-                numbers.append(lock.issue_ticket(lock_lifetime))
-                pipe.multi()
-                pipe.set(key, lock.dumps())
-
-            self.red.transaction(step, key)
-            return numbers[0]
+            return self._atomically(conversation_id, issue, create=True)
         except Exception as exc:  # as Rasa's own: the message handling sees a LockError
             raise LockError(f"Error while acquiring lock. Error:\n{exc}") from exc
 
