@@ -678,20 +678,36 @@ def choose_thresholds(runs: Sequence[SetRun], calibration: Calibration, margins:
     """The answer threshold and margin with the most coverage that keep precision and rejection at the targets on
     `runs` pooled; when none does, the most precise (then the most coverage)."""
     tops = [r for run in runs for r in decide_run(run, calibration, Thresholds(answer=0.0, suggest=0.0))]
-    score = np.array([r.score for r in tops])
-    right = np.array([bool(r.expected_id) and r.top_id == r.expected_id for r in tops])
-    answerable = np.array([bool(r.expected_id) for r in tops])
     lead = np.array([hits[0].margin if hits else 0.0 for run in runs for hits in run.hits])
+    return best_thresholds(
+        np.array([r.score for r in tops]),
+        np.array([bool(r.expected_id) and r.top_id == r.expected_id for r in tops]),
+        np.array([bool(r.expected_id) for r in tops]),
+        lead,
+        margins,
+    )
+
+
+def best_thresholds(
+    score: np.ndarray,
+    right: np.ndarray,
+    answerable: np.ndarray,
+    lead: np.ndarray,
+    margins: Sequence[float],
+    target_precision: float = TARGET_PRECISION,
+) -> Thresholds:
+    """`choose_thresholds` on each query's best hit given as arrays: its calibrated score, whether it is the expected
+    entry, whether the query is answerable, and its lead over the next entry."""
     best: tuple[tuple[float, ...], Thresholds] | None = None
+    unanswerable = ~answerable
     for margin in margins:
         for answer in ANSWER_GRID:
             answered = (score >= answer) & (lead >= margin)
             count = int(answered.sum())
             precision = float((answered & right).sum()) / count if count else 0.0
             coverage = float((answered & answerable).sum()) / max(1, int(answerable.sum()))
-            unanswerable = ~answerable
             rejection = 1.0 - float((answered & unanswerable).sum()) / max(1, int(unanswerable.sum()))
-            feasible = precision >= TARGET_PRECISION and rejection >= TARGET_REJECTION
+            feasible = precision >= target_precision and rejection >= TARGET_REJECTION
             key = (1.0, coverage, -margin, answer) if feasible else (0.0, precision, coverage, -margin)
             if best is None or key > best[0]:
                 best = (key, replace(DEFAULT_SETTINGS.thresholds, answer=answer, margin=margin))
