@@ -566,15 +566,21 @@ def rank_sets(
     settings: RetrievalSettings, sets: dict[str, tuple[Matrix, list[LabeledQuery]]], label: str
 ) -> dict[str, SetRun]:
     embedder = cached_embedder(settings.embedder)
-    neutral = settings.with_changes(calibration=NEUTRAL_CALIBRATION)
     runs = {}
     progress(label, 0, len(sets))
-    for done, (name, (matrix, queries)) in enumerate(sets.items(), start=1):
-        knowledge_base = KnowledgeBase.build(matrix, embedder, neutral, in_memory_index=True)
-        depth = min(MRR_DEPTH, len(knowledge_base.entries))
-        runs[name] = SetRun(queries, knowledge_base.search_many([q.query for q in queries], k=depth))
+    for done, (name, labelled) in enumerate(sets.items(), start=1):
+        runs[name] = rank_set(settings, labelled, embedder)
         progress(label, done, len(sets))
     return runs
+
+
+def rank_set(settings: RetrievalSettings, labelled: tuple[Matrix, list[LabeledQuery]], embedder: Embedder) -> SetRun:
+    """One set ranked with `embedder` under `settings`, scores not calibrated."""
+    matrix, queries = labelled
+    neutral = settings.with_changes(calibration=NEUTRAL_CALIBRATION)
+    knowledge_base = KnowledgeBase.build(matrix, embedder, neutral, in_memory_index=True)
+    depth = min(MRR_DEPTH, len(knowledge_base.entries))
+    return SetRun(queries, knowledge_base.search_many([q.query for q in queries], k=depth))
 
 
 def hit_features(hit: Hit, rival: bool = True) -> list[tuple[str, float]]:

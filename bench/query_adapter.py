@@ -164,25 +164,17 @@ class Adapters:
         """Set `name` ranked with the adapter trained without `excluded` (the calibration's features unchanged)."""
         tag = "-".join(sorted(excluded))
         adapters = self.without(excluded)
-        spec = f"adapted without {tag}"
-        bench._CACHED[spec] = EnsembleEmbedder(
+        embedder = EnsembleEmbedder(
             [(AdaptedEmbedder(bench.cached_embedder(m), adapters[m], tag), 1.0) for m in MEMBERS]
         )
-        settings = DEFAULT_SETTINGS.with_changes(keywords="both" if keywords else "off", embedder=spec)
-        return rank(settings, source[name])
+        return bench.rank_set(
+            DEFAULT_SETTINGS.with_changes(keywords="both" if keywords else "off"), source[name], embedder
+        )
 
 
 def rank(settings: bench.RetrievalSettings, labelled: tuple[Matrix, list[LabeledQuery]]) -> bench.SetRun:
-    """One set ranked, scores not calibrated (`bench.rank_sets` without its progress line)."""
-    matrix, queries = labelled
-    neutral = settings.with_changes(calibration=bench.NEUTRAL_CALIBRATION)
-    knowledge_base = KnowledgeBase.build(
-        matrix, bench.cached_embedder(settings.embedder), neutral, in_memory_index=True
-    )
-    return bench.SetRun(
-        queries,
-        knowledge_base.search_many([q.query for q in queries], k=min(bench.MRR_DEPTH, len(knowledge_base.entries))),
-    )
+    """One set ranked with the models `settings` names, unadapted."""
+    return bench.rank_set(settings, labelled, bench.cached_embedder(settings.embedder))
 
 
 Features = Callable[[bench.SetRun, bench.SetRun], np.ndarray]

@@ -6,13 +6,10 @@ from __future__ import annotations
 import numpy as np
 
 from bench.query_adapter import SetVectors, fit_adapter
+from knowledge_matrix.embedders import normalize_rows as unit
 
 MODEL = "m"
 DIMENSION = 16
-
-
-def unit(vectors: np.ndarray) -> np.ndarray:
-    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
 
 
 def styled_set(rng: np.random.Generator, style: np.ndarray, entries: int = 6, per_entry: int = 3) -> SetVectors:
