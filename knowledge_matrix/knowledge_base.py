@@ -30,10 +30,13 @@ from knowledge_matrix.index import FaissIndex, NumpyIndex, VectorIndex
 from knowledge_matrix.lexical import LexicalIndex
 from knowledge_matrix.matrix import Entry, Matrix
 from knowledge_matrix.off_topic import ANCHORS, anchors_to_keep
+from knowledge_matrix.query_adapter import QueryAdapter, load_query_adapter
 from knowledge_matrix.retrieval import (
+    UNADAPTED_DEPTH,
     Calibration,
     Hit,
     PartStats,
+    Unadapted,
     Verdict,
     background_stats,
     best_per_entry,
@@ -47,6 +50,7 @@ from knowledge_matrix.retrieval import (
     reciprocal_rank_fusion,
     rivals,
     standardized_query,
+    unadapted_terms,
 )
 from knowledge_matrix.settings import DEFAULT_SETTINGS, RetrievalSettings
 from knowledge_matrix.spelling import Vocabulary
@@ -175,7 +179,9 @@ class KnowledgeBase:
         anchors: FloatMatrix | None = None,
         matrix_sha256: str = "",
         source_sha256: str = "",
+        query_adapter: QueryAdapter | None = None,
     ) -> None:
+        """`query_adapter`: the adapter to use instead of the one `settings` names (a benchmark's held-out one)."""
         if index.size != len(row_entries):
             raise ArtifactError(f"the index has {index.size} rows but {len(row_entries)} row owners")
         if index.dimension != embedder.dimension:
@@ -186,12 +192,17 @@ class KnowledgeBase:
         self._row_entries = np.asarray(row_entries, dtype=np.int64)
         self._background = np.asarray(background, dtype=np.int64)
         self._background_vectors = index.vectors(self._background.tolist())
+        self._parts: tuple[EmbedderPart, ...] = embedder_parts(embedder)
+        if query_adapter is None and settings.query_adapter:
+            query_adapter = load_query_adapter(settings.query_adapter)
+        # An adapter with no matrix for this embedder's models changes nothing: the version says it uses none.
+        self._adapter = query_adapter if query_adapter is not None and query_adapter.applies_to(self._parts) else None
+        settings = settings.with_changes(query_adapter=self._adapter.name if self._adapter is not None else "")
         self._settings = settings
         self._lexical = lexical
         self._anchors = (
             np.zeros((0, embedder.dimension), dtype=np.float32) if anchors is None else np.asarray(anchors, np.float32)
         )
-        self._parts: tuple[EmbedderPart, ...] = embedder_parts(embedder)
         self._calibration: Calibration = settings.calibration_for(embedder.name)
         self._matrix_sha256 = matrix_sha256
         self._source_sha256 = source_sha256
@@ -237,8 +248,10 @@ class KnowledgeBase:
         settings: RetrievalSettings = DEFAULT_SETTINGS,
         *,
         in_memory_index: bool = False,
+        query_adapter: QueryAdapter | None = None,
     ) -> KnowledgeBase:
-        """Embed every enabled entry's rows and index them. `in_memory_index` uses the numpy fake."""
+        """Embed every enabled entry's rows and index them. `in_memory_index` uses the numpy fake; `query_adapter`
+        replaces the one `settings` names (see `__init__`)."""
         entries = matrix.enabled_entries
         if not entries:
             raise KnowledgeMatrixError("la matriz no tiene entradas activas")
@@ -270,6 +283,7 @@ class KnowledgeBase:
             anchors=anchors,
             matrix_sha256=matrix.sha256,
             source_sha256=matrix.source_sha256,
+            query_adapter=query_adapter,
         )
 
     def manifest(self, now: datetime) -> Manifest:
@@ -375,9 +389,14 @@ class KnowledgeBase:
         return self._matrix_sha256
 
     def search(self, query: str, k: int = 5) -> list[Hit]:
-        """The `k` best entries for a message, best first, each with its calibrated score."""
+        """The `k` best entries for a message, best first, each with its calibrated score. With a query adapter the
+        message is ranked twice: unadapted (what the calibration's agreement terms read), then adapted (the hits)."""
         (prepared,) = self._prepared([query])
-        return self._hits(prepared, self._embedder.embed([prepared], role="query")[0], k)
+        vector = self._embedder.embed([prepared], role="query")[0]
+        if self._adapter is None:
+            return self._hits(prepared, vector, k)
+        plain = unadapted_ranking(self._hits(prepared, vector, UNADAPTED_DEPTH))
+        return self._hits(prepared, self._adapter.adapt(vector, self._parts)[0], k, plain)
 
     def search_many(self, queries: Sequence[str], k: int = 5) -> list[list[Hit]]:
         """`search` for several messages (evaluation, the confusable-entries check, benchmarks): one embedding
@@ -389,9 +408,12 @@ class KnowledgeBase:
         vectors = np.asarray(self._embedder.embed(prepared, role="query"), dtype=np.float32)
         hits: list[list[Hit]] = []
         for start in range(0, len(prepared), SEARCH_CHUNK):
-            hits.extend(
-                self._hits_many(prepared[start : start + SEARCH_CHUNK], vectors[start : start + SEARCH_CHUNK], k)
-            )
+            chunk, chunk_vectors = prepared[start : start + SEARCH_CHUNK], vectors[start : start + SEARCH_CHUNK]
+            if self._adapter is None:
+                hits.extend(self._hits_many(chunk, chunk_vectors, k))
+                continue
+            plain = [unadapted_ranking(found) for found in self._hits_many(chunk, chunk_vectors, UNADAPTED_DEPTH)]
+            hits.extend(self._hits_many(chunk, self._adapter.adapt(chunk_vectors, self._parts), k, plain))
         return hits
 
     def _prepared(self, queries: Sequence[str]) -> list[str]:
@@ -463,8 +485,8 @@ class KnowledgeBase:
         """FAISS ranks rows by the fused score itself (up to a constant), so its candidates are the best."""
         return standardized_query(vector, [(p.start, p.stop, p.weight) for p in self._parts], stats)[0]
 
-    def _hits(self, query: str, vector: FloatMatrix, k: int) -> list[Hit]:
-        """One message scored on its own (the bot's path)."""
+    def _hits(self, query: str, vector: FloatMatrix, k: int, plain: UnadaptedRanking | None = None) -> list[Hit]:
+        """One message scored on its own (the bot's path); `plain`: its unadapted ranking when `vector` is adapted."""
         stats = self._query_stats(vector)
         _, found = self._index.search(self._scaled_query(vector, stats).reshape(1, -1), self._wanted_rows(k))
         rows, exact = self._candidate_rows(query, found[0])
@@ -476,13 +498,15 @@ class KnowledgeBase:
             if self._settings.lexical_fusion == "zscore":
                 lexical_background = self._lexical.scores_of(query, self._lexical_background)
         return self._ranked_hits(k, vector, stats, rows, exact, lexical_rows, lexical_background,
-                                 words=message_words(query), unknown=self._unknown_share(query))
+                                 words=message_words(query), unknown=self._unknown_share(query), plain=plain)
 
     def _unknown_share(self, query: str) -> float:
         """The share of the message's words no row of the matrix has (0 without a lexical index)."""
         return 0.0 if self._lexical is None else self._lexical.unknown_share(query)
 
-    def _hits_many(self, queries: Sequence[str], vectors: FloatMatrix, k: int) -> list[list[Hit]]:
+    def _hits_many(
+        self, queries: Sequence[str], vectors: FloatMatrix, k: int, plain: Sequence[UnadaptedRanking] | None = None
+    ) -> list[list[Hit]]:
         """`_hits` for each message, with the index search and the lexical channel batched (one index call,
         the lexical scores of every message's rows in a few array operations): the same numbers as `_hits`."""
         stats = [self._query_stats(vector) for vector in vectors]
@@ -505,7 +529,8 @@ class KnowledgeBase:
             ]
         return [
             self._ranked_hits(k, vectors[number], stats[number], rows, exact, *lexical[number],
-                              words=message_words(queries[number]), unknown=self._unknown_share(queries[number]))
+                              words=message_words(queries[number]), unknown=self._unknown_share(queries[number]),
+                              plain=None if plain is None else plain[number])
             for number, (rows, exact) in enumerate(candidates)
         ]
 
@@ -520,10 +545,12 @@ class KnowledgeBase:
         lexical_background: FloatMatrix | None,
         words: int = 0,
         unknown: float = 0.0,
+        plain: UnadaptedRanking | None = None,
     ) -> list[Hit]:
         """The best `k` entries of a message of `words` words (a share `unknown` of them never used by the matrix)
         from its candidate rows, given the lexical channel's scores of those rows and of the lexical background
-        (None without the channel; no background with rank fusion)."""
+        (None without the channel; no background with rank fusion), and its unadapted ranking when the vector is
+        adapted (`plain`)."""
         weights = [part.weight for part in self._parts]
         hub_weight = np.float32(self._settings.hubness_weight)
         cosines = self._part_cosines(self._index.vectors(rows), vector)
@@ -562,6 +589,10 @@ class KnowledgeBase:
             if self._anchor_hubness is not None:
                 anchor_cosines = anchor_cosines - hub_weight * self._anchor_hubness
             off_topic = float(fused_scores(anchor_cosines, stats, weights).max())
+        agreements: list[Unadapted | None] = [
+            None if plain is None else unadapted_terms(self._entries[item.entry_index].id, *plain)
+            for item in ranked[:k]
+        ]
         return [
             Hit(
                 entry=self._entries[item.entry_index],
@@ -574,6 +605,7 @@ class KnowledgeBase:
                         None if off_topic is None else item.fused - off_topic,
                         item.agreement if self._settings.model_agreement else None,
                         rival,
+                        unadapted,
                     ),
                 ),
                 fused=item.fused,
@@ -583,6 +615,14 @@ class KnowledgeBase:
                 off_topic_gap=None if off_topic is None else item.fused - off_topic,
                 agreement=item.agreement if self._settings.model_agreement else None,
                 rival=rival,
+                unadapted=unadapted,
             )
-            for item, lead, rival in zip(ranked[:k], leads[:k], opponents[:k], strict=True)
+            for item, lead, rival, unadapted in zip(ranked[:k], leads[:k], opponents[:k], agreements, strict=True)
         ]
+
+
+UnadaptedRanking = tuple[list[str], float]  # the entries' ids, best first, and the best entry's fused score
+
+
+def unadapted_ranking(hits: Sequence[Hit]) -> UnadaptedRanking:
+    return [hit.entry_id for hit in hits], hits[0].fused if hits else 0.0

@@ -52,6 +52,11 @@ class Calibration:
     share, `cosine_lead` · (this entry's cosine − the best other entry's) per model, and
     `unknown_words` · the share of the message's words the matrix never uses. A calibration
     without them (zeros, an empty tuple: every one fitted before they existed) scores as it did.
+
+    With a query adapter (`query_adapter.py`), the agreement terms weigh what the message's own, unadapted
+    ranking says of the entry (`Hit.unadapted`): `same_top` · 1 when it ranks the entry first too,
+    `reciprocal_rank` · 1/its rank there (0 beyond the first `UNADAPTED_DEPTH`), `unadapted_fused` · that
+    ranking's best fused score. Zeros (every calibration fitted without an adapter) leave them out.
     """
 
     intercept: float
@@ -64,6 +69,9 @@ class Calibration:
     rival_agreement: float = 0.0
     cosine_lead: tuple[float, ...] = ()
     unknown_words: float = 0.0
+    same_top: float = 0.0
+    reciprocal_rank: float = 0.0
+    unadapted_fused: float = 0.0
 
     def confidence(
         self,
@@ -73,6 +81,7 @@ class Calibration:
         off_topic_gap: float | None = None,
         agreement: float | None = None,
         rival: Rival | None = None,
+        unadapted: Unadapted | None = None,
     ) -> float:
         logit = self.intercept + self.z * fused + self.margin * margin
         if self.cosine and len(self.cosine) == len(cosines):
@@ -86,6 +95,9 @@ class Calibration:
             logit += self.unknown_words * rival.unknown_words
             if self.cosine_lead and len(self.cosine_lead) == len(rival.cosine_lead):
                 logit += sum(c * x for c, x in zip(self.cosine_lead, rival.cosine_lead, strict=True))
+        if unadapted is not None:
+            logit += self.same_top * unadapted.same_top + self.reciprocal_rank * unadapted.reciprocal_rank
+            logit += self.unadapted_fused * unadapted.best_fused
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, logit))))
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,6 +112,9 @@ class Calibration:
             "rival_agreement": self.rival_agreement,
             "cosine_lead": list(self.cosine_lead),
             "unknown_words": self.unknown_words,
+            "same_top": self.same_top,
+            "reciprocal_rank": self.reciprocal_rank,
+            "unadapted_fused": self.unadapted_fused,
         }
 
     @classmethod
@@ -116,6 +131,9 @@ class Calibration:
             rival_agreement=float(data.get("rival_agreement", 0.0)),
             cosine_lead=tuple(float(c) for c in data.get("cosine_lead", ())),
             unknown_words=float(data.get("unknown_words", 0.0)),
+            same_top=float(data.get("same_top", 0.0)),
+            reciprocal_rank=float(data.get("reciprocal_rank", 0.0)),
+            unadapted_fused=float(data.get("unadapted_fused", 0.0)),
         )
 
 
@@ -172,6 +190,31 @@ class Rival:
     unknown_words: float = 0.0
 
 
+# How deep the unadapted ranking is read for `Unadapted.reciprocal_rank`.
+UNADAPTED_DEPTH = 10
+
+
+@dataclass(frozen=True)
+class Unadapted:
+    """What the message's unadapted ranking says of an entry ranked with a query adapter: whether it ranks the entry
+    first too, 1/the entry's rank there (0 beyond `UNADAPTED_DEPTH`), and its best entry's fused score."""
+
+    same_top: float
+    reciprocal_rank: float
+    best_fused: float
+
+
+def unadapted_terms(entry_id: str, plain_order: Sequence[str], plain_best_fused: float) -> Unadapted:
+    """`Unadapted` of an entry given the unadapted ranking's entry ids, best first."""
+    order = list(plain_order[:UNADAPTED_DEPTH])
+    rank = order.index(entry_id) + 1 if entry_id in order else 0
+    return Unadapted(
+        same_top=float(bool(order) and order[0] == entry_id),
+        reciprocal_rank=1.0 / rank if rank else 0.0,
+        best_fused=plain_best_fused,
+    )
+
+
 @dataclass(frozen=True)
 class Hit:
     """An entry ranked for a message; `score` is the calibrated probability of being right."""
@@ -185,6 +228,7 @@ class Hit:
     off_topic_gap: float | None = None
     agreement: float | None = None  # share of the models that rank this entry first on their own
     rival: Rival | None = None
+    unadapted: Unadapted | None = None  # with a query adapter: what the unadapted ranking says of the entry
 
     @property
     def entry_id(self) -> str:

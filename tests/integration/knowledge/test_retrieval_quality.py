@@ -16,7 +16,7 @@ from knowledge_matrix.embedders import Embedder
 from knowledge_matrix.evaluate import evaluate, read_queries, summarize
 from knowledge_matrix.knowledge_base import KnowledgeBase
 from knowledge_matrix.matrix import Matrix, entries_from_sheet, read_sheet
-from knowledge_matrix.settings import DEFAULT_SETTINGS
+from knowledge_matrix.settings import DEFAULT_SETTINGS, UNADAPTED_THRESHOLDS
 
 from .conftest import DEMO_MATRIX, DEV_SET, HELD_OUT, ROOT
 
@@ -115,7 +115,19 @@ class Measured:
 # standardisation, the index, the calibration and the decision threshold. Coverage has a floor next to precision and
 # rejection because raising the threshold buys precision with coverage: without it, a stricter bot that answers less
 # would pass. A change that improves a figure should raise it here (the failure message prints the new summary).
+# The query adapter shipped in the defaults was trained on these very questions, so with it the figures are far above
+# what an unseen matrix gets (top-1 0.93-0.98 here, 0.871 pooled held out): they guard that the shipped adapter loads,
+# applies to both models and is read by its calibration. `UNADAPTED` guards the ranking under it, as before the adapter.
 MEASURED = {
+    "dev": Measured(24, 4, {"top1": 0.958333, "mrr": 0.979167, "answered_precision": 1.0,
+                            "answered_coverage": 0.875, "unanswerable_rejection": 1.0}),
+    "heldout_ecuabots": Measured(108, 25, {"top1": 0.981481, "mrr": 0.990741, "answered_precision": 1.0,
+                                           "answered_coverage": 0.925926, "unanswerable_rejection": 1.0}),
+    "heldout_tienda": Measured(60, 15, {"top1": 0.933333, "mrr": 0.963889, "answered_precision": 1.0,
+                                        "answered_coverage": 0.833333, "unanswerable_rejection": 1.0}),
+}
+UNADAPTED_SETTINGS = DEFAULT_SETTINGS.with_changes(query_adapter="", thresholds=UNADAPTED_THRESHOLDS)
+UNADAPTED = {
     "dev": Measured(24, 4, {"top1": 0.916667, "mrr": 0.958333, "answered_precision": 1.0,
                             "answered_coverage": 0.666667, "unanswerable_rejection": 1.0}),
     "heldout_ecuabots": Measured(108, 25, {"top1": 0.87963, "mrr": 0.911799, "answered_precision": 0.961039,
@@ -129,15 +141,17 @@ def set_files(name: str) -> tuple[Path, Path]:
     return dev_files() if name == "dev" else (HELD_OUT / f"{name}_matrix.csv", HELD_OUT / f"{name}_queries.csv")
 
 
-@pytest.mark.parametrize("name", sorted(MEASURED))
+@pytest.mark.parametrize(("name", "adapted"), [(name, kind) for name in sorted(MEASURED) for kind in (True, False)])
 def test_each_set_stays_within_one_query_of_what_the_defaults_measured(
-    knowledge_embedder: Embedder, name: str
+    knowledge_embedder: Embedder, name: str, adapted: bool
 ) -> None:
     matrix_path, queries_path = set_files(name)
     queries = read_queries(queries_path)
-    measured = MEASURED[name]
+    measured = (MEASURED if adapted else UNADAPTED)[name]
     assert sum(q.answerable for q in queries) == measured.answerable, "the set changed: measure again"
-    knowledge_base = KnowledgeBase.build(load_matrix(matrix_path), knowledge_embedder)
+    settings = DEFAULT_SETTINGS if adapted else UNADAPTED_SETTINGS
+    knowledge_base = KnowledgeBase.build(load_matrix(matrix_path), knowledge_embedder, settings)
+    assert knowledge_base.settings.query_adapter == settings.query_adapter
     summary = summarize(evaluate(knowledge_base, queries)).to_dict()
     below = {
         metric: (summary[metric], round(measured.floor(metric), 4))

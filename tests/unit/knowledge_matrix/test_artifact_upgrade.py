@@ -117,7 +117,7 @@ def test_a_new_manifest_carries_its_calibration_and_answers_the_same_after_the_t
     monkeypatch.delitem(CALIBRATIONS, embedder.name)  # an upgrade: the table no longer says that
     assert settings.calibration_for(embedder.name) == GENERIC_CALIBRATION
     loaded = KnowledgeBase.load(tmp_path / "kb", embedder)
-    assert loaded.settings == settings.with_changes(calibration=fitted)
+    assert loaded.settings == settings.with_changes(calibration=fitted, query_adapter="")  # no adapter for these models
     assert [loaded.search(q, 3) for q in QUERIES] == [built.search(q, 3) for q in QUERIES]
     assert verdicts(loaded) == verdicts(built)
 
