@@ -379,7 +379,9 @@ PROBE_QUERIES = [
 ]
 
 
-def retrieval_latency(real: Embedder, size: int, queries: int) -> dict:
+def retrieval_latency(
+    real: Embedder, size: int, queries: int, settings: RetrievalSettings = DEFAULT_SETTINGS
+) -> dict:
     """One matrix of `size` synthetic entries (stored vectors, the real model for queries): query latency
     (embed + search, every query's ms in `latencies_ms`), index build, save and load."""
     vectors = synthetic_vectors(real, size)
@@ -387,7 +389,7 @@ def retrieval_latency(real: Embedder, size: int, queries: int) -> dict:
     gc.collect()
     tracemalloc.start()
     started = time.perf_counter()
-    knowledge_base = KnowledgeBase.build(Matrix.of(synthetic_entries(size)), fake)
+    knowledge_base = KnowledgeBase.build(Matrix.of(synthetic_entries(size)), fake, settings)
     build_seconds = time.perf_counter() - started
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -416,7 +418,7 @@ def retrieval_latency(real: Embedder, size: int, queries: int) -> dict:
     }
 
 
-def speed(sizes: Sequence[int], queries: int) -> None:
+def speed(sizes: Sequence[int], queries: int, settings: RetrievalSettings = DEFAULT_SETTINGS) -> None:
     started = time.perf_counter()
     real = create_embedder(DEFAULT_SETTINGS.embedder)
     real.embed(["calentar el modelo"], role="query")
@@ -432,7 +434,7 @@ def speed(sizes: Sequence[int], queries: int) -> None:
         f"(a real build of N entries spends about N/{per_second:.0f} s embedding)"
     )
     for size in sizes:
-        figures = retrieval_latency(real, size, queries)
+        figures = retrieval_latency(real, size, queries, settings)
         print(
             f"{size:>7} entries ({figures['index']:4s}): query p50 {figures['p50_ms']:6.1f} ms, "
             f"p99 {figures['p99_ms']:6.1f} ms | index build {figures['build_s']:6.2f} s "
@@ -1025,6 +1027,9 @@ def main() -> None:
     )
     parser.add_argument("--sizes", default="100,10000,100000")
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument(
+        "--no-adapter", action="store_true", help="speed mode: the defaults without the query adapter (to compare)"
+    )
     args = parser.parse_args()
     if args.compare:
         compare()
@@ -1033,7 +1038,8 @@ def main() -> None:
     elif args.heldout:
         held_out(args.candidates, args.only)
     else:
-        speed([int(s) for s in args.sizes.split(",")], args.queries)
+        settings = UNADAPTED_DEFAULTS if args.no_adapter else DEFAULT_SETTINGS
+        speed([int(s) for s in args.sizes.split(",")], args.queries, settings)
 
 
 if __name__ == "__main__":
