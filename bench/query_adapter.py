@@ -122,8 +122,9 @@ def fit_adapter(sets: Sequence[SetVectors], model: str, l2: float = L2, epochs: 
 class Adapters:
     """Adapters trained without some sets, each trained once."""
 
-    def __init__(self, vectors: dict[str, SetVectors]) -> None:
+    def __init__(self, vectors: dict[str, SetVectors], l2: float = L2) -> None:
         self._vectors = vectors
+        self._l2 = l2
         self._trained: dict[frozenset[str], dict[str, np.ndarray]] = {}
         self._runs: dict[tuple[str, frozenset[str], bool], bench.SetRun] = {}
 
@@ -131,14 +132,14 @@ class Adapters:
         """Kept on disk beside the embeddings (by the sets left out and the training settings): a second run with
         other precision targets trains nothing."""
         if excluded not in self._trained:
-            key = f"adapter {sorted(excluded)} {L2} {EPOCHS} {SCALE} {sorted(self._vectors)}"
+            key = f"adapter {sorted(excluded)} {self._l2} {EPOCHS} {SCALE} {sorted(self._vectors)}"
             path = bench.CACHE_DIR / f"adapter-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
             if path.is_file():
                 with np.load(path) as stored:
                     self._trained[excluded] = {m: stored[f"m{i}"] for i, m in enumerate(MEMBERS)}
             else:
                 train = [v for name, v in self._vectors.items() if name not in excluded]
-                self._trained[excluded] = {m: fit_adapter(train, m) for m in MEMBERS}
+                self._trained[excluded] = {m: fit_adapter(train, m, self._l2) for m in MEMBERS}
                 np.savez(path, **{f"m{i}": self._trained[excluded][m] for i, m in enumerate(MEMBERS)})
         return self._trained[excluded]
 
@@ -246,6 +247,7 @@ def main() -> None:
     parser.add_argument(
         "--confusables", action="store_true", help="how well the confusable-entries warnings predict the mistakes"
     )
+    parser.add_argument("--l2", type=float, default=L2, help=f"the adapter's L2 penalty (shipped: {L2})")
     args = parser.parse_args()
     targets = [float(t) for t in args.targets.split(",")]
     sets = bench.merge_keyword_sets(bench.available_sets(bench.ALL_SETS))
@@ -254,7 +256,7 @@ def main() -> None:
     for done, name in enumerate(names, start=1):
         vectors[name] = set_vectors(*sets[name])
         bench.progress("embedding the sets", done, len(names))
-    adapters = Adapters(vectors)
+    adapters = Adapters(vectors, args.l2)
     if args.ship:
         ship(args.ship, adapters, sets, targets[0])
         return

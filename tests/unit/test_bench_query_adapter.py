@@ -49,3 +49,24 @@ def test_a_heavy_penalty_keeps_the_adapter_near_zero() -> None:
     light = fit_adapter(training, MODEL, l2=1e-4, epochs=100)
     heavy = fit_adapter(training, MODEL, l2=10.0, epochs=100)
     assert np.abs(heavy).max() < np.abs(light).max()
+
+
+def test_the_unadapted_terms_are_calibration_features_and_map_back_to_their_fields() -> None:
+    """What the calibration is fitted on (`hit_features`) names the agreement terms as `Calibration`'s fields, so a
+    fitted weight lands on the term the bot applies it to."""
+    from bench.knowledge import calibration_from, hit_features
+    from knowledge_matrix.matrix import Entry
+    from knowledge_matrix.retrieval import Hit, Unadapted
+
+    entry = Entry("a", ("¿Pregunta?",), "Respuesta.")
+    plain = Hit(entry, 0.5, fused=2.0, margin=0.5, matched_question="¿Pregunta?", cosines=(0.8,))
+    adapted = Hit(entry, 0.5, fused=2.0, margin=0.5, matched_question="¿Pregunta?", cosines=(0.8,),
+                  unadapted=Unadapted(1.0, 0.5, 1.7))
+    assert [name for name, _ in hit_features(plain)] == ["z", "margin", "cosine[0]"]
+    named = hit_features(adapted)
+    assert named[-3:] == [("same_top", 1.0), ("reciprocal_rank", 0.5), ("unadapted_fused", 1.7)]
+    names = [name for name, _ in named]
+    weights = np.arange(len(names) + 1, dtype=np.float64)  # intercept 0, then 1, 2, … per feature
+    calibration = calibration_from(weights, names)
+    assert (calibration.same_top, calibration.reciprocal_rank, calibration.unadapted_fused) == (4.0, 5.0, 6.0)
+    assert (calibration.z, calibration.margin, calibration.cosine) == (1.0, 2.0, (3.0,))
