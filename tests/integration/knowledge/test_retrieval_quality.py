@@ -16,7 +16,7 @@ from knowledge_matrix.embedders import Embedder
 from knowledge_matrix.evaluate import evaluate, read_queries, summarize
 from knowledge_matrix.knowledge_base import KnowledgeBase
 from knowledge_matrix.matrix import Matrix, entries_from_sheet, read_sheet
-from knowledge_matrix.settings import DEFAULT_SETTINGS, UNADAPTED_THRESHOLDS
+from knowledge_matrix.settings import DEFAULT_SETTINGS
 
 from .conftest import DEMO_MATRIX, DEV_SET, HELD_OUT, ROOT
 
@@ -126,7 +126,7 @@ MEASURED = {
     "heldout_tienda": Measured(60, 15, {"top1": 0.933333, "mrr": 0.963889, "answered_precision": 1.0,
                                         "answered_coverage": 0.833333, "unanswerable_rejection": 1.0}),
 }
-UNADAPTED_SETTINGS = DEFAULT_SETTINGS.with_changes(query_adapter="", thresholds=UNADAPTED_THRESHOLDS)
+UNADAPTED_SETTINGS = DEFAULT_SETTINGS.with_query_adapter("")  # with the thresholds chosen without the adapter
 UNADAPTED = {
     "dev": Measured(24, 4, {"top1": 0.916667, "mrr": 0.958333, "answered_precision": 1.0,
                             "answered_coverage": 0.666667, "unanswerable_rejection": 1.0}),
