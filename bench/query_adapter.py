@@ -68,7 +68,8 @@ class SetVectors:
 
 
 def set_vectors(matrix: Matrix, queries: Sequence[LabeledQuery]) -> SetVectors:
-    settings = DEFAULT_SETTINGS.with_changes(keywords="off", query_adapter="")  # the message as the bot prepares it
+    # the message as the bot prepares it, without equivalent words: the shipped adapter was trained so
+    settings = DEFAULT_SETTINGS.with_changes(keywords="off", query_adapter="", synonyms="")
     entries = list(matrix.entries)
     texts, owners, _ = settings_row_texts(entries, settings)
     knowledge_base = KnowledgeBase.build(
@@ -125,9 +126,13 @@ def fit_adapter(sets: Sequence[SetVectors], model: str, l2: float = L2, epochs: 
 class Adapters:
     """Adapters trained without some sets, each trained once."""
 
-    def __init__(self, vectors: dict[str, SetVectors], l2: float = L2) -> None:
+    def __init__(
+        self, vectors: dict[str, SetVectors], l2: float = L2, settings: bench.RetrievalSettings = DEFAULT_SETTINGS
+    ) -> None:
+        """`settings`: what the sets are ranked with (the adapter aside)."""
         self._vectors = vectors
         self._l2 = l2
+        self._settings = settings
         self._trained: dict[frozenset[str], dict[str, np.ndarray]] = {}
         self._runs: dict[tuple[str, frozenset[str], bool], bench.SetRun] = {}
 
@@ -159,7 +164,7 @@ class Adapters:
         key = (name, excluded, keywords)
         if key not in self._runs:
             self._runs[key] = bench.rank_set(
-                DEFAULT_SETTINGS.with_changes(keywords="both" if keywords else "off"),
+                self._settings.with_changes(keywords="both" if keywords else "off"),
                 source[name],
                 bench.cached_embedder(DEFAULT_SETTINGS.embedder),
                 query_adapter=self.adapter(excluded),
@@ -251,7 +256,12 @@ def main() -> None:
         "--confusables", action="store_true", help="how well the confusable-entries warnings predict the mistakes"
     )
     parser.add_argument("--l2", type=float, default=L2, help=f"the adapter's L2 penalty (shipped: {L2})")
+    parser.add_argument(
+        "--synonyms", default=DEFAULT_SETTINGS.synonyms, metavar="LEXICON",
+        help=f"the equivalent-words lexicon the sets are ranked with, '' for none ({DEFAULT_SETTINGS.synonyms!r})",
+    )
     args = parser.parse_args()
+    settings = DEFAULT_SETTINGS.with_changes(synonyms=args.synonyms)
     targets = [float(t) for t in args.targets.split(",")]
     sets = bench.merge_keyword_sets(bench.available_sets(bench.ALL_SETS))
     names = list(sets)
@@ -259,7 +269,7 @@ def main() -> None:
     for done, name in enumerate(names, start=1):
         vectors[name] = set_vectors(*sets[name])
         bench.progress("embedding the sets", done, len(names))
-    adapters = Adapters(vectors, args.l2)
+    adapters = Adapters(vectors, args.l2, settings)
     if args.ship:
         ship(args.ship, adapters, sets, targets[0])
         return
@@ -268,7 +278,7 @@ def main() -> None:
         return
     plain = {
         keywords: {
-            name: rank(DEFAULT_SETTINGS.with_changes(keywords="both" if keywords else "off"), sets[name])
+            name: rank(settings.with_changes(keywords="both" if keywords else "off"), sets[name])
             for name in names
         }
         for keywords in (False, True)

@@ -55,7 +55,6 @@ from knowledge_matrix.publish import (
 from knowledge_matrix.publish import publish as publish_matrix
 from knowledge_matrix.publish import rollback as roll_back_matrix
 from knowledge_matrix.report import COLUMN_LABELS, Report
-from knowledge_matrix.retrieval import Verdict
 from knowledge_matrix.settings import DEFAULT_SETTINGS
 from knowledge_matrix.text import fold
 
@@ -196,10 +195,14 @@ class TriedAnswer:
     entry_id: str | None = None
     confidence: float | None = None
     suggestions: tuple[str, ...] = ()
+    # The message's words this version read as the matrix's own (equivalent words, `knowledge_matrix/synonyms.py`):
+    # (the customer's words, the matrix's).
+    equivalents: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"outcome": self.outcome, "text": self.text, "entry_id": self.entry_id,
-                "confidence": self.confidence, "suggestions": list(self.suggestions)}
+                "confidence": self.confidence, "suggestions": list(self.suggestions),
+                "equivalents": [{"said": said, "read_as": read_as} for said, read_as in self.equivalents]}
 
 
 @dataclass(frozen=True)
@@ -312,14 +315,16 @@ def report_issues(report: Report) -> tuple[ReportIssue, ...]:
     return tuple(ReportIssue(i.severity, i.code, i.message, i.row, i.column) for i in report.issues)
 
 
-def _tried(verdict: Verdict) -> TriedAnswer:
+def _tried(knowledge: KnowledgeBase, question: str) -> TriedAnswer:
+    verdict = knowledge.answer(question)
+    equivalents = tuple((r.old, r.new) for r in knowledge.equivalent_words(question))
     hit = verdict.hit
     if verdict.kind == "answer" and hit is not None:
-        return TriedAnswer("answer", hit.entry.answer, hit.entry.id, round(hit.score, 3))
+        return TriedAnswer("answer", hit.entry.answer, hit.entry.id, round(hit.score, 3), equivalents=equivalents)
     if verdict.kind == "ambiguous":
         return TriedAnswer("suggest", suggestions=tuple(h.entry.questions[0] if h.entry.questions else h.entry.id
-                                                        for h in verdict.candidates))
-    return TriedAnswer("none", confidence=round(hit.score, 3) if hit is not None else None)
+                                                        for h in verdict.candidates), equivalents=equivalents)
+    return TriedAnswer("none", confidence=round(hit.score, 3) if hit is not None else None, equivalents=equivalents)
 
 
 def _version(info: VersionInfo, live_id: str | None) -> Version:
@@ -745,10 +750,10 @@ class MatrixEditor:
         draft_answer = None
         if draft_id:
             knowledge = self._draft_knowledge(draft_id)
-            draft_answer = _tried(knowledge.answer(question)) if knowledge is not None else TriedAnswer(
+            draft_answer = _tried(knowledge, question) if knowledge is not None else TriedAnswer(
                 "none", text="El borrador tiene errores: corríjalos para probarlo.")
         live = self._live_knowledge()
-        return TryResult(question, draft_answer, _tried(live.answer(question)) if live is not None else None)
+        return TryResult(question, draft_answer, _tried(live, question) if live is not None else None)
 
     # versions
 

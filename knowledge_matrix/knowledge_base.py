@@ -54,6 +54,7 @@ from knowledge_matrix.retrieval import (
 )
 from knowledge_matrix.settings import DEFAULT_SETTINGS, RetrievalSettings
 from knowledge_matrix.spelling import Vocabulary
+from knowledge_matrix.synonyms import Replacement, rewriter_for
 from knowledge_matrix.text import canonical_key, expand_shorthand
 
 FloatMatrix = npt.NDArray[np.float32]
@@ -223,15 +224,13 @@ class KnowledgeBase:
             for question in entry.questions:
                 holders.setdefault(canonical_key(question), set()).add(entry_index)
         self._question_owner: dict[str, int] = {key: min(found) for key, found in holders.items() if len(found) == 1}
-        self._vocabulary = (
-            Vocabulary.of(
-                text
-                for entry in self._entries
-                for text in (*entry.questions, entry.answer, *(entry.keywords if settings.keywords != "off" else ()))
-            )
-            if settings.spelling_correction
-            else None
-        )
+        matrix_texts = [
+            text
+            for entry in self._entries
+            for text in (*entry.questions, entry.answer, *(entry.keywords if settings.keywords != "off" else ()))
+        ]
+        self._vocabulary = Vocabulary.of(matrix_texts) if settings.spelling_correction else None
+        self._synonyms = rewriter_for(settings.synonyms, matrix_texts)
         self._row_hubness: FloatMatrix | None = None
         self._anchor_hubness: FloatMatrix | None = None
         if settings.hubness_weight > 0:
@@ -416,8 +415,17 @@ class KnowledgeBase:
             hits.extend(self._hits_many(chunk, self._adapter.adapt(chunk_vectors, self._parts), k, plain))
         return hits
 
+    def equivalent_words(self, query: str) -> list[Replacement]:
+        """The message's words this matrix reads as its own equivalents (`synonyms.py`; none without a lexicon), as
+        `search` sees the message (chat shorthand expanded)."""
+        if self._synonyms is None:
+            return []
+        return self._synonyms.replacements(expand_shorthand(query) if self._settings.expand_shorthand else query)
+
     def _prepared(self, queries: Sequence[str]) -> list[str]:
         prepared = [expand_shorthand(q) if self._settings.expand_shorthand else q for q in queries]
+        if self._synonyms is not None:
+            prepared = [self._synonyms.rewrite(q) for q in prepared]
         if self._vocabulary is not None:
             prepared = [self._vocabulary.correct(q) for q in prepared]
         return prepared

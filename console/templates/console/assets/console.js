@@ -638,9 +638,20 @@
 
     function answerText(answer, none) {
       if (!answer) return none;
+      return outcomeText(answer) + equivalentsText(answer.equivalents || []);
+    }
+
+    function outcomeText(answer) {
       if (answer.outcome === "answer") return answer.text + (answer.entry_id ? "\n\n(entrada «" + answer.entry_id + "»)" : "");
       if (answer.outcome === "suggest") return "No responde directamente; sugiere: " + answer.suggestions.join(", ");
       return answer.text || "No encuentra respuesta: el bot ofrecería hablar con una persona.";
+    }
+
+    // The customer's words the bot read as the matrix's own (equivalent words): an editor who disagrees writes the
+    // customer's word in the entry's «palabras clave», and the bot keeps it as it is.
+    function equivalentsText(equivalents) {
+      if (!equivalents.length) return "";
+      return "\n\nLeyó " + equivalents.map((e) => "«" + e.said + "» como «" + e.read_as + "»").join(", ") + ".";
     }
 
     function renderReport(d) {
