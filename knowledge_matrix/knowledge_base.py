@@ -54,7 +54,7 @@ from knowledge_matrix.retrieval import (
 )
 from knowledge_matrix.settings import DEFAULT_SETTINGS, RetrievalSettings
 from knowledge_matrix.spelling import Vocabulary
-from knowledge_matrix.synonyms import Replacement, rewriter_for
+from knowledge_matrix.synonyms import Replacement, SynonymRewriter, rewriter_for
 from knowledge_matrix.text import canonical_key, expand_shorthand
 
 FloatMatrix = npt.NDArray[np.float32]
@@ -67,6 +67,7 @@ ANCHORS_FILE = "anchors.npy"
 FAISS_FILE = "index.faiss"
 VECTORS_FILE = "vectors.npy"
 LEXICAL_FILE = "lexical.npz"
+SYNONYMS_FILE = "synonyms.json"  # what the equivalent words do for these entries (`synonyms.py`)
 LEXICAL_BACKGROUND_ROWS = 256
 SEARCH_CHUNK = 256  # messages scored together by `search_many`
 
@@ -181,8 +182,11 @@ class KnowledgeBase:
         matrix_sha256: str = "",
         source_sha256: str = "",
         query_adapter: QueryAdapter | None = None,
+        synonyms: SynonymRewriter | None = None,
     ) -> None:
-        """`query_adapter`: the adapter to use instead of the one `settings` names (a benchmark's held-out one)."""
+        """`query_adapter`: the adapter to use instead of the one `settings` names (a benchmark's held-out one).
+        `synonyms`: what the lexicon `settings` names does for these entries, as stored with a version; worked out
+        from the lexicon when None."""
         if index.size != len(row_entries):
             raise ArtifactError(f"the index has {index.size} rows but {len(row_entries)} row owners")
         if index.dimension != embedder.dimension:
@@ -230,7 +234,9 @@ class KnowledgeBase:
             for text in (*entry.questions, entry.answer, *(entry.keywords if settings.keywords != "off" else ()))
         ]
         self._vocabulary = Vocabulary.of(matrix_texts) if settings.spelling_correction else None
-        self._synonyms = rewriter_for(settings.synonyms, matrix_texts)
+        self._synonyms = synonyms if synonyms is not None or not settings.synonyms else rewriter_for(
+            settings.synonyms, matrix_texts
+        )
         self._row_hubness: FloatMatrix | None = None
         self._anchor_hubness: FloatMatrix | None = None
         if settings.hubness_weight > 0:
@@ -314,6 +320,9 @@ class KnowledgeBase:
         }
         if self._lexical is not None:
             files[LEXICAL_FILE] = self._lexical.save
+        if self._synonyms is not None:
+            synonyms_json = json.dumps(self._synonyms.to_dict(), ensure_ascii=False)
+            files[SYNONYMS_FILE] = lambda path: path.write_text(synonyms_json + "\n", encoding="utf-8")
         write_artifact(directory, manifest, files)
         return manifest
 
@@ -343,6 +352,11 @@ class KnowledgeBase:
                 raise ArtifactError(f"unknown index kind {manifest.index_kind!r}")
             lexical = LexicalIndex.load(directory / LEXICAL_FILE) if settings.lexical_weight > 0 else None
             anchors = np.load(directory / ANCHORS_FILE)
+            synonyms = (
+                SynonymRewriter.from_dict(json.loads((directory / SYNONYMS_FILE).read_text("utf-8")))
+                if settings.synonyms
+                else None
+            )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ArtifactError(f"artifact {directory} is incomplete or corrupt: {exc}") from exc
         if len(entries) != manifest.entry_count:
@@ -358,6 +372,7 @@ class KnowledgeBase:
             anchors=anchors,
             matrix_sha256=manifest.matrix_sha256,
             source_sha256=manifest.source_sha256,
+            synonyms=synonyms,
         )
 
     # --- answering --------------------------------------------------------------------------------

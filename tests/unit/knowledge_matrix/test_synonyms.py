@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from knowledge_matrix import synonyms as synonyms_module
 from knowledge_matrix.embedders import HashingEmbedder
 from knowledge_matrix.errors import ArtifactError
 from knowledge_matrix.knowledge_base import KnowledgeBase
@@ -31,7 +32,7 @@ LEXICON = parse_lexicon(
 
 
 def rewriter(*texts: str) -> SynonymRewriter:
-    return SynonymRewriter(LEXICON, texts)
+    return SynonymRewriter.of(LEXICON, texts)
 
 
 def test_a_word_the_matrix_does_not_use_becomes_the_one_it_does():
@@ -140,7 +141,8 @@ KB_SETTINGS = DEFAULT_SETTINGS.with_changes(
 
 def test_the_knowledge_base_searches_the_message_as_the_matrix_words_it(tmp_path: Path):
     matrix = Matrix.of(ENTRIES)
-    plain = KnowledgeBase.build(matrix, HashingEmbedder(64), KB_SETTINGS.with_changes(synonyms=""), in_memory_index=True)
+    without = KB_SETTINGS.with_changes(synonyms="")
+    plain = KnowledgeBase.build(matrix, HashingEmbedder(64), without, in_memory_index=True)
     knowledge = KnowledgeBase.build(matrix, HashingEmbedder(64), KB_SETTINGS, in_memory_index=True)
     message = "olvide mi clave"
     assert [(r.old, r.new) for r in knowledge.equivalent_words(message)] == [("clave", "contraseña")]
@@ -175,3 +177,25 @@ def test_a_version_naming_a_lexicon_this_release_does_not_ship_is_refused():
     with pytest.raises(ArtifactError, match="not shipped"):
         KnowledgeBase.build(Matrix.of(ENTRIES), HashingEmbedder(64), KB_SETTINGS.with_changes(synonyms="es-otro"),
                             in_memory_index=True)
+
+
+def test_a_version_keeps_the_table_it_was_built_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Loading reads the stored table, not the lexicon: a later release's lexicon does not change an old version's
+    answers, and a damaged table is a clear artifact error."""
+    knowledge = KnowledgeBase.build(Matrix.of(ENTRIES), HashingEmbedder(64), KB_SETTINGS, in_memory_index=True)
+    knowledge.save(tmp_path / "version", now=NOW)
+    monkeypatch.setattr(synonyms_module, "LEXICON_DIR", tmp_path / "no-lexicons-here")
+    synonyms_module.load_lexicon.cache_clear()
+    try:
+        loaded = KnowledgeBase.load(tmp_path / "version", HashingEmbedder(64))
+        assert [(r.old, r.new) for r in loaded.equivalent_words("quiero anular")] == [("anular", "cancelar")]
+        stored = tmp_path / "version" / "synonyms.json"
+        for damaged in ('{"lexicon": "x", "terms": [[["clav"], 3]]}', '{"terms": []}', "[1, 2]", "{"):
+            stored.write_text(damaged, encoding="utf-8")
+            with pytest.raises(ArtifactError):
+                KnowledgeBase.load(tmp_path / "version", HashingEmbedder(64))
+        stored.unlink()
+        with pytest.raises(ArtifactError):
+            KnowledgeBase.load(tmp_path / "version", HashingEmbedder(64))
+    finally:
+        synonyms_module.load_lexicon.cache_clear()
