@@ -822,6 +822,7 @@ BEFORE_SETTINGS = RetrievalSettings(
     model_agreement=False,
     keywords="off",
     query_adapter="",
+    synonyms="",
     thresholds=BEFORE_THRESHOLDS,
 )
 
@@ -894,7 +895,8 @@ def after_options() -> dict[str, RetrievalSettings]:
     z-score, model agreement in the calibration) with each lexical weight (`held_out` sets `keywords`). (Weighting
     e5 twice, chosen by every fold when offered, is measured among the candidates but not adopted: see
     settings.py.)"""
-    kept = BEFORE_SETTINGS.with_changes(lexical_fusion="zscore", lexical_stemmer="snowball", model_agreement=True)
+    kept = BEFORE_SETTINGS.with_changes(lexical_fusion="zscore", lexical_stemmer="snowball", model_agreement=True,
+                                        synonyms=UNADAPTED_DEFAULTS.synonyms)
     return {f"lexical {weight}": kept.with_changes(lexical_weight=weight) for weight in (0.0, 0.15, 0.25, 0.4)}
 
 
@@ -1030,7 +1032,13 @@ def main() -> None:
     parser.add_argument(
         "--no-adapter", action="store_true", help="speed mode: the defaults without the query adapter (to compare)"
     )
+    parser.add_argument(
+        "--synonyms", default=DEFAULT_SETTINGS.synonyms, metavar="LEXICON",
+        help=f"the equivalent-words lexicon of the defaults measured, '' for none ({DEFAULT_SETTINGS.synonyms!r})",
+    )
     args = parser.parse_args()
+    global UNADAPTED_DEFAULTS
+    UNADAPTED_DEFAULTS = UNADAPTED_DEFAULTS.with_changes(synonyms=args.synonyms)
     if args.compare:
         compare()
     elif args.calibrate:
@@ -1038,7 +1046,7 @@ def main() -> None:
     elif args.heldout:
         held_out(args.candidates, args.only)
     else:
-        settings = UNADAPTED_DEFAULTS if args.no_adapter else DEFAULT_SETTINGS
+        settings = UNADAPTED_DEFAULTS if args.no_adapter else DEFAULT_SETTINGS.with_changes(synonyms=args.synonyms)
         speed([int(s) for s in args.sizes.split(",")], args.queries, settings)
 
 

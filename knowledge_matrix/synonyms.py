@@ -11,10 +11,14 @@ Ecuadorian and Latin American Spanish, never from the labelled sets the bot is m
 - is replaced, before the message is embedded and scored, by that member as the matrix writes it (the most
   frequent when several are).
 
-A word the matrix uses is never touched, so an editor's own vocabulary always wins, and a matrix that uses none of
-a group's members sees the message unchanged. Terms match by Snowball stems (`anulé`, `anulo`, `anular`), phrases
-word by word, the longest first. What the lexicon does for a matrix is worked out when a version is built and stored
-with it (`synonyms.json`).
+A term the matrix uses is never touched, so an editor's own vocabulary always wins, and a matrix that uses none of
+a group's members sees the message unchanged. Matching is deliberately narrow, because a wrong replacement makes the
+bot answer another question: a word matches a term by its accent-folded form, singular or plural (`envíos` =
+`envío`); a verb (a term ending in -ar, -er, -ir) also by its Snowball stem when the stem has four letters or more
+(`anulé`, `anulo` = `anular`), so `casa` is not `case`, `doce` is not `doc` and `bajo` is not `bajar`. A stopword
+alone (`tardes`, `buenas`) is never a term, in the message or in the matrix. Phrases match word by word, the longest
+first. What the lexicon does for a matrix is worked out when a version is built and stored with it
+(`synonyms.json`).
 
 Lexicon format: UTF-8, one group per line, terms separated by ` | `, `#` comments. A term belongs to one group.
 """
@@ -22,7 +26,9 @@ Lexicon format: UTF-8, one group per line, terms separated by ` | `, `#` comment
 from __future__ import annotations
 
 import functools
+import itertools
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,31 +40,58 @@ from knowledge_matrix.text import SPANISH_STOPWORDS, fold, snowball_stem
 
 LEXICON_DIR = Path(__file__).resolve().parent / "lexicon"
 MAX_TERM_WORDS = 3
+MIN_VERB_STEM = 4  # a verb matches by its stem only from this length (`anul`, not `baj` or `dan`)
 _NAME = re.compile(r"[a-z0-9][a-z0-9.-]{0,63}")
 _WORD = re.compile(r"\w+", re.UNICODE)
 _REPEATS = re.compile(r"(.)\1{2,}")
+_VERB_ENDINGS = ("ar", "er", "ir", "arse", "erse", "irse")
 
-Stems = tuple[str, ...]
+Key = str  # a term's words as matched: "=envio =gratis", "~anul"
 
 
-def _stems(text: str) -> Stems:
-    return tuple(span.stem for span in _spans(text))
+def _folded(word: str) -> str:
+    return _REPEATS.sub(r"\1", fold(word))
+
+
+def _singular(folded: str) -> str:
+    """`envios` → `envio`, `luces` → `luz`, `canales` → `canal`: the form a noun is matched by."""
+    if folded.endswith("ces") and len(folded) > 5:
+        return folded[:-3] + "z"
+    if folded.endswith("es") and len(folded) > 4 and folded[-3] in "rlndzj":
+        return folded[:-2]
+    if folded.endswith("s") and len(folded) > 3:
+        return folded[:-1]
+    return folded
+
+
+def _word_keys(word: str) -> tuple[str, str]:
+    """What a word of a message or of the matrix can match: its singular form, and its stem (for verbs)."""
+    folded = _folded(word)
+    return "=" + _singular(folded), "~" + snowball_stem(folded)
+
+
+def _term_word_keys(word: str) -> tuple[str, ...]:
+    """What a word of a lexicon term is matched by: its singular form; a verb's stem too when long enough."""
+    folded = _folded(word)
+    keys = ["=" + _singular(folded)]
+    if len(folded) >= 5 and folded.endswith(_VERB_ENDINGS):
+        stem = snowball_stem(folded)
+        if len(stem) >= MIN_VERB_STEM:
+            keys.append("~" + stem)
+    return tuple(keys)
 
 
 @dataclass(frozen=True)
 class Lexicon:
-    """Groups of interchangeable terms, each term as its stems."""
+    """Groups of interchangeable terms: each term (its words as written) and every key it is matched by."""
 
     name: str
-    groups: tuple[tuple[Stems, ...], ...]
+    groups: tuple[tuple[str, ...], ...]
+    keys: Mapping[Key, str]  # key → the term it matches
 
     @functools.cached_property
-    def group_of(self) -> dict[Stems, int]:
+    def group_of(self) -> dict[str, int]:
         return {term: number for number, group in enumerate(self.groups) for term in group}
-
-    @functools.cached_property
-    def longest(self) -> int:
-        return max((len(term) for term in self.group_of), default=0)
 
 
 class LexiconError(ArtifactError):
@@ -67,38 +100,39 @@ class LexiconError(ArtifactError):
 
 def parse_lexicon(name: str, text: str) -> Lexicon:
     """The groups of a lexicon file; a clear error naming the line for a malformed one (a term of more than
-    `MAX_TERM_WORDS` words, of stopwords only, a group of one term, a term already in another group). Two terms
-    with the same stems are the same term: once in a group, an error across groups."""
-    groups: list[tuple[Stems, ...]] = []
-    seen: dict[Stems, int] = {}
+    `MAX_TERM_WORDS` words, of stopwords only, a group of one term, a term matched like a term of another group).
+    Two terms of one group matched alike are one term."""
+    groups: list[tuple[str, ...]] = []
+    keys: dict[Key, str] = {}
+    line_of: dict[str, int] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        terms: list[Stems] = []
+        terms: list[str] = []
         for raw in line.split("|"):
-            words = _WORD.findall(raw)
+            words = _WORD.findall(unicodedata.normalize("NFC", raw))
+            where = f"lexicon {name}, line {number}"
             if not words:
-                raise LexiconError(f"lexicon {name}, line {number}: an empty term")
+                raise LexiconError(f"{where}: an empty term")
             if len(words) > MAX_TERM_WORDS:
-                raise LexiconError(
-                    f"lexicon {name}, line {number}: «{raw.strip()}» has more than {MAX_TERM_WORDS} words"
-                )
-            if all(fold(word) in SPANISH_STOPWORDS for word in words):
-                raise LexiconError(f"lexicon {name}, line {number}: «{raw.strip()}» is only stopwords")
-            stems = _stems(raw)
-            if stems in seen:
-                raise LexiconError(
-                    f"lexicon {name}, line {number}: «{raw.strip()}» is already a term (line {seen[stems]})"
-                )
-            if stems not in terms:  # «reservar | reserva»: one term once stemmed
-                terms.append(stems)
+                raise LexiconError(f"{where}: «{raw.strip()}» has more than {MAX_TERM_WORDS} words")
+            if all(_folded(word) in SPANISH_STOPWORDS for word in words):
+                raise LexiconError(f"{where}: «{raw.strip()}» is only stopwords")
+            term = " ".join(_folded(word) for word in words)
+            term_keys = [" ".join(combo) for combo in itertools.product(*(_term_word_keys(w) for w in words))]
+            clash = next((keys[key] for key in term_keys if key in keys and keys[key] not in terms), None)
+            if clash is not None:
+                raise LexiconError(f"{where}: «{raw.strip()}» is matched like «{clash}» (line {line_of[clash]})")
+            if any(key in keys for key in term_keys):  # «reservas | reserva»: one term
+                continue
+            terms.append(term)
+            line_of[term] = number
+            keys.update((key, term) for key in term_keys)
         if len(terms) < 2:
             raise LexiconError(f"lexicon {name}, line {number}: a group needs two terms or more")
-        for stems in terms:
-            seen[stems] = number
         groups.append(tuple(terms))
-    return Lexicon(name, tuple(groups))
+    return Lexicon(name, tuple(groups), keys)
 
 
 @functools.lru_cache(maxsize=8)
@@ -117,21 +151,6 @@ def load_lexicon(name: str) -> Lexicon:
 
 
 @dataclass(frozen=True)
-class _Span:
-    start: int  # character offsets in the message
-    end: int
-    stem: str
-
-
-def _spans(text: str) -> list[_Span]:
-    return [_Span(m.start(), m.end(), _stem(m.group(0))) for m in _WORD.finditer(text)]
-
-
-def _stem(word: str) -> str:
-    return snowball_stem(_REPEATS.sub(r"\1", fold(word)))
-
-
-@dataclass(frozen=True)
 class Replacement:
     """The message's `old` words (characters `start` to `end`) replaced by `new`, as the matrix writes it."""
 
@@ -141,57 +160,125 @@ class Replacement:
     new: str
 
 
+@dataclass(frozen=True)
+class _Word:
+    start: int
+    end: int
+    text: str
+    keys: tuple[str, str]
+    stopword: bool
+
+
+def _words(text: str) -> list[_Word]:
+    return [
+        _Word(match.start(), match.end(), match.group(0), _word_keys(match.group(0)),
+              _folded(match.group(0)) in SPANISH_STOPWORDS)
+        for match in _WORD.finditer(text)
+    ]
+
+
+@dataclass(frozen=True)
+class _Terms:
+    """Keys to match, with what makes a miss cheap: the keys a term's first word can have, the longest term."""
+
+    keys: Mapping[Key, Any]
+    starts: frozenset[str]
+    longest: int
+
+    @classmethod
+    def of(cls, keys: Mapping[Key, Any]) -> _Terms:
+        return cls(keys, frozenset(key.split(" ", 1)[0] for key in keys),
+                   max((key.count(" ") + 1 for key in keys), default=0))
+
+
+def _longest_match(words: Sequence[_Word], first: int, terms: _Terms) -> tuple[int, Key]:
+    """The longest term starting at word `first`: (its length in words, its key); (0, "") for none. The singular
+    form is tried before the stem; a stopword alone is never a term."""
+    head = words[first].keys
+    if head[0] not in terms.starts and head[1] not in terms.starts:
+        return 0, ""
+    keys = terms.keys
+    for size in range(min(terms.longest, len(words) - first), 0, -1):
+        span = words[first : first + size]
+        if size == 1 and span[0].stopword:
+            continue
+        for combo in itertools.product(*(word.keys for word in span)):
+            key = " ".join(combo)
+            if key in keys:
+                return size, key
+    return 0, ""
+
+
+def _usual_form(forms: Counter[str]) -> str:
+    """How the matrix usually writes a term: its most frequent form, case aside; a form only capitalised at its first
+    letter (a sentence's first word: «Envían a todo el país») in lower case, any other kept (`WhatsApp`, `IVA`)."""
+    by_lower: Counter[str] = Counter()
+    for form, count in forms.items():
+        by_lower[form.lower()] += count
+    lower = by_lower.most_common(1)[0][0]
+    written = max((form for form in forms if form.lower() == lower), key=lambda form: forms[form])
+    return lower if written[:1].isupper() and written[1:] == lower[1:] else written
+
+
 class SynonymRewriter:
-    """What a lexicon does for one matrix: for every term of the lexicon, the matrix's own word that replaces it in a
+    """What a lexicon does for one matrix: for every key of the lexicon, the matrix's own words that replace it in a
     message, or None (the matrix uses the term itself, or none of its group). Made at build time (`of`) and stored
     with the version (`to_dict`), so a version answers with the table it was built with, whatever the lexicon of a
     later release says, and loading it stems nothing."""
 
-    def __init__(self, name: str, table: Mapping[Stems, str | None]) -> None:
+    def __init__(self, name: str, table: Mapping[Key, str | None]) -> None:
         self._name = name
         self._table = dict(table)
-        self._longest = max((len(term) for term in self._table), default=0)
+        self._terms = _Terms.of(self._table)
         self._replaces = any(new is not None for new in self._table.values())
 
     @classmethod
     def of(cls, lexicon: Lexicon, texts: Iterable[str]) -> SynonymRewriter:
-        """The table of `lexicon` for a matrix's texts. Words are counted first and each distinct word stemmed once
-        (Snowball costs about 0.2 ms a word); only the texts holding a word a phrase starts with are read word by
-        word."""
-        group_of = lexicon.group_of
-        folded = [text.casefold() for text in texts]
+        """The table of `lexicon` for a matrix's texts (questions, answers, keywords); each distinct word is folded
+        and stemmed once (Snowball costs about 0.2 ms a word). A word inside a phrase also counts as used alone."""
+        normalized = [unicodedata.normalize("NFC", text) for text in texts]
         counts: Counter[str] = Counter()
-        for text in folded:
+        for text in normalized:
             counts.update(_WORD.findall(text))
-        stem_of = {word: _stem(word) for word in counts}
-        uses: Counter[Stems] = Counter()
-        written: dict[Stems, Counter[str]] = {}
+        cache = {word: (_word_keys(word), _folded(word) in SPANISH_STOPWORDS) for word in counts}
+        uses: Counter[str] = Counter()
+        written: dict[str, Counter[str]] = {}
+        # One word: counted once per distinct word (a stopword is never a term).
+        single = {key: term for key, term in lexicon.keys.items() if " " not in key}
         for word, count in counts.items():
-            single: Stems = (stem_of[word],)
-            if single in group_of:
-                uses[single] += count
-                written.setdefault(single, Counter())[word] += count
-        phrase_starts = {term[0] for term in group_of if len(term) > 1}
-        starters = {word for word, stem in stem_of.items() if stem in phrase_starts}
-        for text in folded:
-            if starters.isdisjoint(_WORD.findall(text)):
+            (exact, stem), stopword = cache[word]
+            term = None if stopword else single.get(exact) or single.get(stem)
+            if term is not None:
+                uses[term] += count
+                written.setdefault(term, Counter())[word] += count
+        # Phrases: only the texts holding a word a phrase can start with are read word by word.
+        phrases = _Terms.of({key: term for key, term in lexicon.keys.items() if " " in key})
+        starters = {word for word, ((exact, stem), _) in cache.items() if {exact, stem} & phrases.starts}
+        for text in normalized:
+            tokens = _WORD.findall(text)
+            if starters.isdisjoint(tokens):
                 continue
-            spans = [(m.start(), m.end(), stem_of[m.group(0)]) for m in _WORD.finditer(text)]
-            for first, (start, _, stem) in enumerate(spans):
-                if stem not in phrase_starts:
+            for first, token in enumerate(tokens):
+                if token not in starters:
                     continue
-                for size in range(2, min(lexicon.longest, len(spans) - first) + 1):
-                    stems = tuple(span[2] for span in spans[first : first + size])
-                    if stems in group_of:
-                        uses[stems] += 1
-                        written.setdefault(stems, Counter())[text[start : spans[first + size - 1][1]]] += 1
-        table: dict[Stems, str | None] = {}
-        for group in lexicon.groups:
+                for size in range(min(phrases.longest, len(tokens) - first), 1, -1):
+                    span = tokens[first : first + size]
+                    combos = (" ".join(combo) for combo in itertools.product(*(cache[word][0] for word in span)))
+                    key = next((key for key in combos if key in phrases.keys), None)
+                    if key is not None:
+                        term = lexicon.keys[key]
+                        uses[term] += 1
+                        written.setdefault(term, Counter())[" ".join(span)] += 1
+                        break
+        replacement: dict[int, str] = {}
+        for number, group in enumerate(lexicon.groups):
             used = [term for term in group if uses[term]]
-            # The member the matrix uses most (ties: the lexicon's order), as the matrix writes it most often.
-            best = written[max(used, key=lambda term: uses[term])].most_common(1)[0][0] if used else None
-            for term in group:
-                table[term] = None if uses[term] else best
+            if used:  # the member the matrix uses most (ties: the lexicon's order), as it writes it most often
+                replacement[number] = _usual_form(written[max(used, key=lambda term: uses[term])])
+        group_of = lexicon.group_of
+        table = {
+            key: None if uses[term] else replacement.get(group_of[term]) for key, term in lexicon.keys.items()
+        }
         return cls(lexicon.name, table)
 
     @property
@@ -199,26 +286,22 @@ class SynonymRewriter:
         return self._name
 
     def to_dict(self) -> dict[str, Any]:
-        return {"lexicon": self._name, "terms": [[list(term), new] for term, new in self._table.items()]}
+        return {"lexicon": self._name, "terms": self._table}
 
     @classmethod
     def from_dict(cls, data: Any) -> SynonymRewriter:
         """The stored table; `ArtifactError` for anything else."""
-        try:
-            name = data["lexicon"]
-            table: dict[Stems, str | None] = {}
-            for term, new in data["terms"]:
-                if not isinstance(new, str | None) or not term or not all(isinstance(w, str) for w in term):
-                    raise TypeError(f"bad term {term!r} -> {new!r}")
-                table[tuple(term)] = new
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ArtifactError(f"the stored equivalent words are unreadable: {exc}") from exc
-        if not isinstance(name, str):
+        if not isinstance(data, dict) or not isinstance(data.get("lexicon"), str):
             raise ArtifactError("the stored equivalent words name no lexicon")
-        return cls(name, table)
+        terms = data.get("terms")
+        if not isinstance(terms, dict) or not all(
+            isinstance(key, str) and key and (new is None or isinstance(new, str)) for key, new in terms.items()
+        ):
+            raise ArtifactError("the stored equivalent words are unreadable")
+        return cls(data["lexicon"], terms)
 
     def replacements(self, text: str) -> list[Replacement]:
-        """Each term of `text` rewritten, in order."""
+        """Each term of `text` rewritten, in order (offsets into `text` as given)."""
         return [Replacement(start, end, text[start:end], new) for start, end, new in self._edits(text)]
 
     def rewrite(self, text: str) -> str:
@@ -239,21 +322,15 @@ class SynonymRewriter:
         """The longest term at each position (a term the matrix uses is kept and its words skipped)."""
         if not self._replaces:
             return []
-        spans = _spans(text)
+        words = _words(text)
         edits: list[tuple[int, int, str]] = []
         index = 0
-        while index < len(spans):
-            matched = 0
-            for size in range(min(self._longest, len(spans) - index), 0, -1):
-                stems = tuple(span.stem for span in spans[index : index + size])
-                if stems not in self._table:
-                    continue
-                matched = size
-                new = self._table[stems]
-                if new is not None:
-                    edits.append((spans[index].start, spans[index + size - 1].end, new))
-                break
-            index += matched or 1
+        while index < len(words):
+            size, key = _longest_match(words, index, self._terms)
+            new = self._table[key] if size else None
+            if new is not None:
+                edits.append((words[index].start, words[index + size - 1].end, new))
+            index += size or 1
         return edits
 
 

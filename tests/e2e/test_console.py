@@ -162,7 +162,8 @@ def test_an_editor_fixes_a_matrix_publishes_it_and_the_bot_answers_from_it(
     # A customer's word the matrix does not use, read as the one it does (equivalent words): the editor sees it.
     page.fill("#try-question", "mandan a galapagos?")
     page.click("#try-form button")
-    expect(page.locator("#try-draft")).to_contain_text("Leyó «mandan» como «envíos».", timeout=120_000)
+    expect(page.locator("#try-draft")).to_contain_text("Leyó «mandan» como «envían».", timeout=120_000)
+    expect(page.locator("#try-draft")).to_contain_text("escriba «mandan» en las palabras clave")
     expect(page.locator("#try-draft")).to_contain_text("Servientrega")
     page.click("#publish-button")
     expect(page.locator("#publish-button")).to_have_text("Publicada", timeout=300_000)

@@ -116,12 +116,12 @@ class Measured:
 # rejection because raising the threshold buys precision with coverage: without it, a stricter bot that answers less
 # would pass. A change that improves a figure should raise it here (the failure message prints the new summary).
 # The query adapter shipped in the defaults was trained on these very questions, so with it the figures are far above
-# what an unseen matrix gets (top-1 0.95-1.0 here, 0.881 pooled held out): they guard that the shipped adapter loads,
+# what an unseen matrix gets (top-1 0.95-0.98 here, 0.879 pooled held out): they guard that the shipped adapter loads,
 # applies to both models and is read by its calibration. `UNADAPTED` guards the ranking under it, as before the adapter.
 # Both are measured with the equivalent words of the defaults (`synonyms.py`) on.
 MEASURED = {
-    "dev": Measured(24, 4, {"top1": 1.0, "mrr": 1.0, "answered_precision": 1.0,
-                            "answered_coverage": 0.916667, "unanswerable_rejection": 1.0}),
+    "dev": Measured(24, 4, {"top1": 0.958333, "mrr": 0.979167, "answered_precision": 1.0,
+                            "answered_coverage": 0.875, "unanswerable_rejection": 1.0}),
     "heldout_ecuabots": Measured(108, 25, {"top1": 0.981481, "mrr": 0.990741, "answered_precision": 1.0,
                                            "answered_coverage": 0.925926, "unanswerable_rejection": 1.0}),
     "heldout_tienda": Measured(60, 15, {"top1": 0.95, "mrr": 0.975, "answered_precision": 1.0,
@@ -129,8 +129,8 @@ MEASURED = {
 }
 UNADAPTED_SETTINGS = DEFAULT_SETTINGS.with_query_adapter("")  # with the thresholds chosen without the adapter
 UNADAPTED = {
-    "dev": Measured(24, 4, {"top1": 0.916667, "mrr": 0.958333, "answered_precision": 1.0,
-                            "answered_coverage": 0.75, "unanswerable_rejection": 1.0}),
+    "dev": Measured(24, 4, {"top1": 0.875, "mrr": 0.9375, "answered_precision": 1.0,
+                            "answered_coverage": 0.708333, "unanswerable_rejection": 1.0}),
     "heldout_ecuabots": Measured(108, 25, {"top1": 0.888889, "mrr": 0.920286, "answered_precision": 0.962963,
                                            "answered_coverage": 0.740741, "unanswerable_rejection": 0.96}),
     "heldout_tienda": Measured(60, 15, {"top1": 0.816667, "mrr": 0.896528, "answered_precision": 0.967742,

@@ -58,7 +58,28 @@ def test_a_word_the_matrix_uses_is_never_touched():
     matrix = rewriter("¿Cómo descargo mi factura?", "Tu recibo llega por correo.")
     # «recibo» is used by the matrix (in an answer): kept even though «factura» is used more
     assert matrix.rewrite("donde veo mi recibo") == "donde veo mi recibo"
-    assert matrix.rewrite("donde bajo mi comprobante") == "donde descargo mi factura"
+    assert matrix.rewrite("donde puedo bajar mi comprobante") == "donde puedo descargo mi factura"
+
+
+def test_common_words_that_share_a_stem_with_a_term_are_left_alone():
+    """A wrong replacement answers another question: nouns match by their form (singular or plural), verbs by a stem
+    of four letters or more, and a stopword alone never matches."""
+    shipped = SynonymRewriter.of(load_lexicon("es-equivalencias"), [
+        "¿Cuánto demora la entrega?", "¿Tienen forros para celular?", "¿Qué hago si hay una avería?",
+        "¿Cómo descargo la app?", "¿Atiende un médico?", "¿Aceptan débito automático?", "¿Dónde veo mi factura?",
+    ])
+    for message in ("Buenas tardes, cuándo recibo mi pedido?", "hacen entregas a casa?", "en caso de daño",
+                    "me dan garantía?", "la velocidad está muy baja", "precio bajo", "abren a las doce?",
+                    "entrega a domicilio"):
+        assert shipped.rewrite(message) == message
+    assert shipped.rewrite("Mis comprobantes") == "Mis factura"  # a plural, and the matrix's lower case
+
+
+def test_the_matrix_usual_form_is_inserted_in_lower_case_unless_it_is_always_capitalised():
+    matrix = rewriter("Factura electrónica al instante.", "Le enviamos la factura por correo.", "Factura anual")
+    assert matrix.rewrite("el comprobante?") == "el factura?"
+    names = SynonymRewriter.of(parse_lexicon("t", "whatsapp | wasap"), ["Escríbanos por WhatsApp", "WhatsApp: 099"])
+    assert names.rewrite("tienen wasap?") == "tienen WhatsApp?"
 
 
 def test_the_member_the_matrix_uses_most_wins():
@@ -76,9 +97,10 @@ def test_a_matrix_using_no_member_leaves_the_message_as_it_is():
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ("contraseña | clave\nclave | pin", "already a term (line 1)"),
+        ("contraseña | clave\nclave | pin", "matched like «clave» (line 1)"),
         ("contraseña | contraseñas", "two terms or more"),  # the same term once stemmed
-        ("reserva | cita\nreservar | turno", "already a term (line 1)"),
+        ("reservas | cita\nreserva | turno", "matched like «reservas» (line 1)"),
+        ("anular | cancelar\nanularse | borrar", "matched like «anular» (line 1)"),  # verbs by their stem
         ("contraseña", "two terms or more"),
         ("contraseña | | clave", "an empty term"),
         ("dar de baja al plan | cancelar", "more than 3 words"),
@@ -199,3 +221,16 @@ def test_a_version_keeps_the_table_it_was_built_with(tmp_path: Path, monkeypatch
             KnowledgeBase.load(tmp_path / "version", HashingEmbedder(64))
     finally:
         synonyms_module.load_lexicon.cache_clear()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_any_message_is_rewritten_without_error_and_only_where_it_says(message: str):
+    matrix = SynonymRewriter.of(load_lexicon("es-equivalencias"), ["¿Cómo cambio mi contraseña?", "Factura y envío"])
+    replaced = matrix.replacements(message)
+    expected, position = [], 0
+    for r in replaced:
+        assert message[r.start : r.end] == r.old and r.start >= position
+        expected += [message[position : r.start], r.new]
+        position = r.end
+    assert matrix.rewrite(message) == "".join(expected) + message[position:]

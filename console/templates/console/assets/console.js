@@ -651,7 +651,9 @@
     // customer's word in the entry's «palabras clave», and the bot keeps it as it is.
     function equivalentsText(equivalents) {
       if (!equivalents.length) return "";
-      return "\n\nLeyó " + equivalents.map((e) => "«" + e.said + "» como «" + e.read_as + "»").join(", ") + ".";
+      return "\n\nLeyó " + equivalents.map((e) => "«" + e.said + "» como «" + e.read_as + "»").join(", ") +
+        ". Si no significan lo mismo en su negocio, escriba «" + equivalents[0].said +
+        "» en las palabras clave de la entrada que le corresponde: el bot lo leerá tal como lo escribe el cliente.";
     }
 
     function renderReport(d) {
