@@ -229,12 +229,7 @@ class KnowledgeBase:
             for question in entry.questions:
                 holders.setdefault(canonical_key(question), set()).add(entry_index)
         self._question_owner: dict[str, int] = {key: min(found) for key, found in holders.items() if len(found) == 1}
-        matrix_texts = [
-            text
-            for entry in self._entries
-            for text in (*entry.questions, entry.answer, *(entry.keywords if settings.keywords != "off" else ()))
-        ]
-        self._vocabulary = Vocabulary.of(matrix_texts) if settings.spelling_correction else None
+        self._vocabulary = Vocabulary.of(self._matrix_texts()) if settings.spelling_correction else None
         if not settings.synonyms:
             self._synonyms = None
         elif synonyms is not None:
@@ -243,12 +238,21 @@ class KnowledgeBase:
                                     f"{settings.synonyms!r}")
             self._synonyms = synonyms
         else:
-            self._synonyms = rewriter_for(settings.synonyms, matrix_texts)
+            self._synonyms = rewriter_for(settings.synonyms, self._matrix_texts())
         self._row_hubness: FloatMatrix | None = None
         self._anchor_hubness: FloatMatrix | None = None
         if settings.hubness_weight > 0:
             self._row_hubness = self._hubness(self._index.vectors(list(range(self._index.size))), self._row_entries)
             self._anchor_hubness = self._hubness(self._anchors, None)
+
+    def _matrix_texts(self) -> list[str]:
+        """Every text of the matrix a word can come from: questions, answers and (when read) keywords."""
+        keywords = self._settings.keywords != "off"
+        return [
+            text
+            for entry in self._entries
+            for text in (*entry.questions, entry.answer, *(entry.keywords if keywords else ()))
+        ]
 
     # --- building and files -----------------------------------------------------------------------
 

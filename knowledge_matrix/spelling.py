@@ -18,11 +18,10 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from knowledge_matrix.text import CHAT_SHORTHAND, SPANISH_STOPWORDS, fold
+from knowledge_matrix.text import CHAT_SHORTHAND, SPANISH_STOPWORDS, fold_word
 
 MIN_LENGTH = 5
 _WORD = re.compile(r"\w+", re.UNICODE)
-_REPEATS = re.compile(r"(.)\1{2,}")
 
 
 def _deletes(word: str) -> set[str]:
@@ -30,7 +29,7 @@ def _deletes(word: str) -> set[str]:
 
 
 def _folded_words(text: str) -> list[str]:
-    return [_REPEATS.sub(r"\1", fold(match.group(0))) for match in _WORD.finditer(text)]
+    return [fold_word(match.group(0)) for match in _WORD.finditer(text)]
 
 
 def _within_one_edit(a: str, b: str) -> bool:
@@ -86,7 +85,7 @@ class Vocabulary:
         """`text` with each unknown word that is one edit from a matrix word replaced by it."""
 
         def replace(match: re.Match[str]) -> str:
-            folded = _REPEATS.sub(r"\1", fold(match.group(0)))
+            folded = fold_word(match.group(0))
             return self.correction(folded) or match.group(0)
 
         return _WORD.sub(replace, text)

@@ -36,21 +36,16 @@ from pathlib import Path
 from typing import Any
 
 from knowledge_matrix.errors import ArtifactError
-from knowledge_matrix.text import SPANISH_STOPWORDS, fold, snowball_stem
+from knowledge_matrix.text import SPANISH_STOPWORDS, fold_word, snowball_stem
 
 LEXICON_DIR = Path(__file__).resolve().parent / "lexicon"
 MAX_TERM_WORDS = 3
 MIN_VERB_STEM = 4  # a verb matches by its stem only from this length (`anul`, not `baj` or `dan`)
 _NAME = re.compile(r"[a-z0-9][a-z0-9.-]{0,63}")
 _WORD = re.compile(r"\w+", re.UNICODE)
-_REPEATS = re.compile(r"(.)\1{2,}")
 _VERB_ENDINGS = ("ar", "er", "ir", "arse", "erse", "irse")
 
 Key = str  # a term's words as matched: "=envio =gratis", "~anul"
-
-
-def _folded(word: str) -> str:
-    return _REPEATS.sub(r"\1", fold(word))
 
 
 def _singular(folded: str) -> str:
@@ -66,13 +61,13 @@ def _singular(folded: str) -> str:
 
 def _word_keys(word: str) -> tuple[str, str]:
     """What a word of a message or of the matrix can match: its singular form, and its stem (for verbs)."""
-    folded = _folded(word)
+    folded = fold_word(word)
     return "=" + _singular(folded), "~" + snowball_stem(folded)
 
 
 def _term_word_keys(word: str) -> tuple[str, ...]:
     """What a word of a lexicon term is matched by: its singular form; a verb's stem too when long enough."""
-    folded = _folded(word)
+    folded = fold_word(word)
     keys = ["=" + _singular(folded)]
     if len(folded) >= 5 and folded.endswith(_VERB_ENDINGS):
         stem = snowball_stem(folded)
@@ -117,9 +112,9 @@ def parse_lexicon(name: str, text: str) -> Lexicon:
                 raise LexiconError(f"{where}: an empty term")
             if len(words) > MAX_TERM_WORDS:
                 raise LexiconError(f"{where}: «{raw.strip()}» has more than {MAX_TERM_WORDS} words")
-            if all(_folded(word) in SPANISH_STOPWORDS for word in words):
+            if all(fold_word(word) in SPANISH_STOPWORDS for word in words):
                 raise LexiconError(f"{where}: «{raw.strip()}» is only stopwords")
-            term = " ".join(_folded(word) for word in words)
+            term = " ".join(fold_word(word) for word in words)
             term_keys = [" ".join(combo) for combo in itertools.product(*(_term_word_keys(w) for w in words))]
             clash = next((keys[key] for key in term_keys if key in keys and keys[key] not in terms), None)
             if clash is not None:
@@ -160,21 +155,11 @@ class Replacement:
     new: str
 
 
-@dataclass(frozen=True)
-class _Word:
-    start: int
-    end: int
-    text: str
-    keys: tuple[str, str]
-    stopword: bool
+WordInfo = tuple[tuple[str, str], bool]  # a word's keys (`_word_keys`), and whether it is a stopword
 
 
-def _words(text: str) -> list[_Word]:
-    return [
-        _Word(match.start(), match.end(), match.group(0), _word_keys(match.group(0)),
-              _folded(match.group(0)) in SPANISH_STOPWORDS)
-        for match in _WORD.finditer(text)
-    ]
+def _word_info(word: str) -> WordInfo:
+    return _word_keys(word), fold_word(word) in SPANISH_STOPWORDS
 
 
 @dataclass(frozen=True)
@@ -191,18 +176,18 @@ class _Terms:
                    max((key.count(" ") + 1 for key in keys), default=0))
 
 
-def _longest_match(words: Sequence[_Word], first: int, terms: _Terms) -> tuple[int, Key]:
+def _longest_match(words: Sequence[WordInfo], first: int, terms: _Terms) -> tuple[int, Key]:
     """The longest term starting at word `first`: (its length in words, its key); (0, "") for none. The singular
     form is tried before the stem; a stopword alone is never a term."""
-    head = words[first].keys
+    head = words[first][0]
     if head[0] not in terms.starts and head[1] not in terms.starts:
         return 0, ""
     keys = terms.keys
     for size in range(min(terms.longest, len(words) - first), 0, -1):
         span = words[first : first + size]
-        if size == 1 and span[0].stopword:
+        if size == 1 and span[0][1]:
             continue
-        for combo in itertools.product(*(word.keys for word in span)):
+        for combo in itertools.product(*(word_keys for word_keys, _ in span)):
             key = " ".join(combo)
             if key in keys:
                 return size, key
@@ -240,7 +225,7 @@ class SynonymRewriter:
         counts: Counter[str] = Counter()
         for text in normalized:
             counts.update(_WORD.findall(text))
-        cache = {word: (_word_keys(word), _folded(word) in SPANISH_STOPWORDS) for word in counts}
+        cache = {word: _word_info(word) for word in counts}
         uses: Counter[str] = Counter()
         written: dict[str, Counter[str]] = {}
         # One word: counted once per distinct word (a stopword is never a term).
@@ -258,18 +243,13 @@ class SynonymRewriter:
             tokens = _WORD.findall(text)
             if starters.isdisjoint(tokens):
                 continue
+            infos = [cache[token] for token in tokens]
             for first, token in enumerate(tokens):
-                if token not in starters:
-                    continue
-                for size in range(min(phrases.longest, len(tokens) - first), 1, -1):
-                    span = tokens[first : first + size]
-                    combos = (" ".join(combo) for combo in itertools.product(*(cache[word][0] for word in span)))
-                    key = next((key for key in combos if key in phrases.keys), None)
-                    if key is not None:
-                        term = lexicon.keys[key]
-                        uses[term] += 1
-                        written.setdefault(term, Counter())[" ".join(span)] += 1
-                        break
+                size, key = _longest_match(infos, first, phrases) if token in starters else (0, "")
+                if size:
+                    term = lexicon.keys[key]
+                    uses[term] += 1
+                    written.setdefault(term, Counter())[" ".join(tokens[first : first + size])] += 1
         replacement: dict[int, str] = {}
         for number, group in enumerate(lexicon.groups):
             used = [term for term in group if uses[term]]
@@ -322,14 +302,15 @@ class SynonymRewriter:
         """The longest term at each position (a term the matrix uses is kept and its words skipped)."""
         if not self._replaces:
             return []
-        words = _words(text)
+        matches = list(_WORD.finditer(text))
+        words = [_word_info(match.group(0)) for match in matches]
         edits: list[tuple[int, int, str]] = []
         index = 0
         while index < len(words):
             size, key = _longest_match(words, index, self._terms)
             new = self._table[key] if size else None
             if new is not None:
-                edits.append((words[index].start, words[index + size - 1].end, new))
+                edits.append((matches[index].start(), matches[index + size - 1].end(), new))
             index += size or 1
         return edits
 

@@ -66,6 +66,11 @@ def fold(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
+def fold_word(word: str) -> str:
+    """One word folded (`fold`) with letter runs collapsed: `Holaaa` → `hola`, `Contraseña` → `contrasena`."""
+    return _REPEATS.sub(r"\1", fold(word))
+
+
 def raw_tokens(text: str) -> list[str]:
     """Folded word tokens with chat shorthand expanded and letter runs (`holaaa`) collapsed."""
     tokens: list[str] = []
